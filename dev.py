@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Set up and run Siyu on a fresh machine with only Python 3.11+ and git.
+
+    python3 dev.py demo [--port 8000]   # the demo: Siyu + WeCom emulator + a simulated world
+    python3 dev.py test [pytest args]   # the whole test suite
+
+Each command creates `.venv` on first use and installs what it needs; later runs
+reinstall only when pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".siyu-installed"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def run(*cmd: str | Path, **kw) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Siyu needs Python 3.11 or newer")
+    if not PY.exists():
+        print("creating .venv ...", flush=True)
+        run(sys.executable, "-m", "venv", VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("installing Siyu and its test tools into .venv ...", flush=True)
+    try:  # uv installs the stack in seconds; plain pip is the fallback
+        run(PY, "-m", "pip", "install", "-q", "uv")
+        run(BIN / "uv", "pip", "install", "-q", "--python", PY, "-e", f"{ROOT}[test]")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        run(PY, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]")
+    STAMP.write_text(wanted)
+
+
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's Chromium; `playwright install` cannot download here."""
+    if CHROMIUM.exists() or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("installing Debian's chromium and CJK fonts for the browser tests ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
+    run("apt-get", "install", "-y", "-q", "--no-install-recommends",
+        "chromium", "fonts-liberation", "fonts-wqy-microhei", env=env, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "serve"}:
+        sys.exit(__doc__)
+    command, rest = sys.argv[1], sys.argv[2:]
+    ensure_venv()
+    if command == "test":
+        ensure_chromium()
+        os.execv(PY, [str(PY), "-m", "pytest", *rest])
+    os.execv(BIN / "siyu", [str(BIN / "siyu"), command, *rest])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Callback XML: the encrypted envelope and the decrypted event (REFERENCE.md sections 1.4, 2)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+
+class MalformedXML(ValueError):
+    """A body that is not the XML WeCom sends."""
+
+
+def _parse(xml: str | bytes):
+    try:
+        root = fromstring(xml)
+    except (ParseError, DefusedXmlException) as exc:
+        raise MalformedXML(f"not well-formed XML: {exc}") from exc
+    if root.tag != "xml":
+        raise MalformedXML("root element is not <xml>")
+    return root
+
+
+def envelope_encrypt(body: str | bytes) -> str:
+    """The `Encrypt` text of a POSTed callback envelope."""
+    node = _parse(body).find("Encrypt")
+    if node is None or not (node.text or "").strip():
+        raise MalformedXML("envelope has no Encrypt element")
+    return node.text.strip()
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """One decrypted callback. `fields` keeps every element, so nothing WeCom adds is lost."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    digest: str = ""
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.fields.get(name, default)
+
+    @property
+    def event(self) -> str:
+        return self.get("Event")
+
+    @property
+    def change_type(self) -> str:
+        return self.get("ChangeType")
+
+    @property
+    def create_time(self) -> int:
+        try:
+            return int(self.get("CreateTime", "0"))
+        except ValueError:
+            return 0
+
+    @property
+    def kind(self) -> str:
+        """`event/change_type`, e.g. `change_external_contact/add_external_contact`."""
+        return f"{self.event}/{self.change_type}" if self.change_type else self.event or self.get("MsgType")
+
+
+def parse_event(inner_xml: bytes | str) -> CallbackEvent:
+    """Parse the decrypted inner XML. The digest (sha256 of the exact bytes) is the
+    idempotency key: WeCom's retries resend identical XML, two customers never do."""
+    raw = inner_xml.encode() if isinstance(inner_xml, str) else inner_xml
+    root = _parse(raw)
+    fields: dict[str, str] = {}
+    for child in root:
+        if len(child):
+            fields[child.tag] = "|".join((item.text or "").strip() for item in child)
+        else:
+            fields[child.tag] = (child.text or "").strip()
+    if not fields.get("MsgType") and not fields.get("Event"):
+        raise MalformedXML("event has neither MsgType nor Event")
+    return CallbackEvent(fields=fields, digest=hashlib.sha256(raw).hexdigest())
+
+
+def event_xml(fields: dict[str, str | int]) -> str:
+    """Inner event XML in WeCom's style: CDATA for text, bare integers for numbers."""
+    parts = ["<xml>"]
+    for name, value in fields.items():
+        if isinstance(value, int):
+            parts.append(f"<{name}>{value}</{name}>")
+        else:
+            parts.append(f"<{name}><![CDATA[{value}]]></{name}>")
+    parts.append("</xml>")
+    return "".join(parts)
