@@ -30,7 +30,7 @@ def run(*cmd: str | Path, **kw) -> None:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is
         sys.exit("Siyu needs Python 3.11 or newer")
     if not PY.exists():
         print("creating .venv ...", flush=True)
@@ -54,8 +54,18 @@ def ensure_chromium() -> None:
     print("installing Debian's chromium and CJK fonts for the browser tests ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
-    run("apt-get", "install", "-y", "-q", "--no-install-recommends",
-        "chromium", "fonts-liberation", "fonts-wqy-microhei", env=env, stdout=subprocess.DEVNULL)
+    run(
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "chromium",
+        "fonts-liberation",
+        "fonts-wqy-microhei",
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:

@@ -140,5 +140,9 @@ class WeComCrypto:
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
             f"<AgentID><![CDATA[{agent_id}]]></AgentID></xml>"
         )
-        params = {"msg_signature": self.sign(timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+        params = {
+            "msg_signature": self.sign(timestamp, nonce, encrypted),
+            "timestamp": timestamp,
+            "nonce": nonce,
+        }
         return body, params

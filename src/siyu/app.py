@@ -1,0 +1,61 @@
+"""create_app(): the ASGI app with the WeCom callback, the JSON API and the web UI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from siyu import __version__
+from siyu.config import Settings, get_settings
+from siyu.intake.api import router as callback_router
+from siyu.intake.writer import EventWriter
+from siyu.jobs.worker import Worker
+from siyu.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime = app.state.rt
+        if settings.auto_migrate:
+            runtime.db.migrate()
+        app.state.event_writer = EventWriter(runtime.intake.store)
+        worker_task = None
+        if settings.embedded_worker:
+            app.state.worker = Worker(runtime, scheduled=True)
+            worker_task = asyncio.create_task(app.state.worker.run())
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                app.state.worker.stop()
+                await worker_task
+            app.state.event_writer.close()
+            await runtime.clients.aclose()
+
+    app = FastAPI(
+        title="Siyu 私域 SCRM",
+        version=__version__,
+        description="Open API of Siyu, the open-source SCRM for WeCom.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.rt = rt or Runtime.create(settings)
+    app.state.settings = settings
+    app.include_router(callback_router)
+    _include_optional_routers(app)
+    return app
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    from siyu.web.routes import install as install_web
+
+    install_web(app)

@@ -1,0 +1,248 @@
+"""The `siyu` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from siyu.config import get_settings
+
+app = typer.Typer(help="Siyu (私域): the open-source SCRM for WeCom.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Connect and inspect WeCom corps (tenants).", no_args_is_help=True)
+person_app = typer.Typer(help="People who log in to the web UI.", no_args_is_help=True)
+sync_app = typer.Typer(help="Pull data from WeCom.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(person_app, name="person")
+app.add_typer(sync_app, name="sync")
+console = Console()
+
+
+def _runtime():
+    from siyu.runtime import Runtime
+
+    settings = get_settings()
+    rt = Runtime.create(settings)
+    if settings.auto_migrate:
+        rt.db.migrate()
+    return rt
+
+
+def _tenant_id(rt, slug: str) -> int:
+    from siyu.tenancy.models import Tenant
+
+    with rt.db.system_session() as s:
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.slug == slug))
+    if tenant_id is None:
+        console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
+        raise typer.Exit(1)
+    return tenant_id
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port for the web UI, API and WeCom callbacks")] = 8000,
+) -> None:
+    """Run Siyu: web UI, JSON API, the WeCom callback URL and (embedded default) the worker."""
+    import uvicorn
+
+    from siyu.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(concurrency: Annotated[int, typer.Option(help="rows run at once")] = 32) -> None:
+    """Run a worker without the web server (PostgreSQL deployments run any number of these)."""
+    from siyu.jobs.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rt = _runtime()
+
+    async def main() -> None:
+        try:
+            await Worker(rt, concurrency=concurrency, scheduled=True).run()
+        finally:
+            await rt.clients.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (run once per deploy when several processes share PostgreSQL)."""
+    from siyu.db import Database
+
+    settings = get_settings()
+    Database(settings.sqlalchemy_url).migrate()
+    console.print(f"schema is up to date on {settings.sqlalchemy_url.split('@')[-1]}")
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the emulated WeCom API")] = 8081,
+) -> None:
+    """Run the WeCom emulator: WeCom's server API, callbacks and a control API under /_emulator/."""
+    from siyu.emulator.app import main
+
+    main(host=host, port=port)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port of the web UI")] = 8000,
+    emulator_port: Annotated[int, typer.Option(help="port of the WeCom emulator")] = 8081,
+    data_dir: Annotated[str, typer.Option(help="where the demo keeps its SQLite file")] = "data/demo",
+) -> None:
+    """Siyu on SQLite with the WeCom emulator and a simulated world of customers, in one go."""
+    from siyu.demo import run_demo
+
+    run_demo(port=port, emulator_port=emulator_port, data_dir=data_dir)
+
+
+# ---------------------------------------------------------------- tenants
+
+
+@tenant_app.command("add")
+def tenant_add(
+    name: Annotated[str, typer.Option(help="company name shown in Siyu")],
+    corp_id: Annotated[str, typer.Option(help="企业ID, under 我的企业 → 企业信息")],
+    agent_id: Annotated[int, typer.Option(help="the self-built app's AgentId")],
+    agent_secret: Annotated[str, typer.Option(help="the self-built app's Secret")],
+    contact_secret: Annotated[str, typer.Option(help="客户联系 → API → Secret")],
+    token: Annotated[str, typer.Option(help="callback Token (接收事件服务器)")],
+    aes_key: Annotated[str, typer.Option(help="callback EncodingAESKey (43 characters)")],
+    slug: Annotated[str | None, typer.Option(help="short name used in the callback URL")] = None,
+    check: Annotated[bool, typer.Option(help="check the secrets by fetching tokens from WeCom")] = True,
+) -> None:
+    """Connect a WeCom corp: check its credentials and print the callback URL to paste into WeCom."""
+    from siyu.tenancy import service
+
+    rt = _runtime()
+    creds = service.CorpCredentials(corp_id, agent_id, agent_secret, contact_secret, token, aes_key)
+    try:
+        if check:
+            asyncio.run(service.check_credentials(creds, rt.settings.wecom_base_url))
+        elif creds.problems():
+            raise service.ConnectError("; ".join(creds.problems()))
+    except service.ConnectError as exc:
+        console.print(f"[red]WeCom refused the credentials:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    with rt.db.system_session() as s:
+        tenant = service.save_tenant(s, rt.box, name, creds, slug)
+        summary = service.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
+    _print_summary(summary)
+    console.print("Paste the callback URL, Token and EncodingAESKey into WeCom's admin console (客户联系 → API).")
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List connected corps."""
+    from siyu.tenancy.models import Tenant
+
+    rt = _runtime()
+    table = Table("slug", "name", "corp id", "callback URL")
+    with rt.db.system_session() as s:
+        for t in s.scalars(select(Tenant).order_by(Tenant.id)):
+            table.add_row(t.slug, t.name, t.corp_id, rt.settings.callback_url(t.slug))
+    console.print(table)
+
+
+@tenant_app.command("show")
+def tenant_show(slug: str) -> None:
+    """Show one corp's settings, secrets masked."""
+    from siyu.tenancy import service
+    from siyu.tenancy.models import Tenant
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, slug)
+    with rt.db.system_session() as s:
+        _print_summary(service.tenant_summary(s.get(Tenant, tenant_id), rt.box, rt.settings.callback_url(slug)))
+
+
+# ---------------------------------------------------------------- people
+
+
+@person_app.command("add")
+def person_add(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    login: Annotated[str, typer.Option(help="login name (unique)")],
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent")] = "admin",
+    staff_userid: Annotated[str | None, typer.Option(help="their WeCom userid, if staff")] = None,
+    password: Annotated[str | None, typer.Option(help="password (asked for when left out)")] = None,
+) -> None:
+    """Create a login for the web UI."""
+    from siyu.tenancy import service
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    password = password or getpass.getpass("password: ")
+    with rt.db.tenant_session(tenant_id) as s:
+        service.add_person(s, login, name, role, password, staff_userid)
+    console.print(f"{login} can now log in as {role}")
+
+
+# ---------------------------------------------------------------- sync
+
+
+@sync_app.command("staff")
+def sync_staff(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
+    """Mirror WeCom's departments and members."""
+    from siyu.tenancy.tasks import sync_staff as run
+
+    rt = _runtime()
+    counts = _run(rt, run(rt, _tenant_id(rt, tenant)))
+    console.print(f"synced {counts['departments']} departments and {counts['staff']} staff")
+
+
+@sync_app.command("customers")
+def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
+    """Import every existing customer of every staff member; safe to re-run."""
+    from siyu.customers.sync import sync_customers as run
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    columns = (TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("sync", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None)
+
+        counts = _run(rt, run(rt, tenant_id, report))
+    console.print(f"{counts['relations']} customer relations of {counts['staff']} staff; {counts['new']} new")
+
+
+def _run(rt, coro):
+    async def main():
+        try:
+            return await coro
+        finally:
+            await rt.clients.aclose()
+
+    return asyncio.run(main())
+
+
+if __name__ == "__main__":
+    app()

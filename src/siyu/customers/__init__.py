@@ -1,0 +1,1 @@
+"""Customers, follow relations (customer x staff), tags, channels and the timeline."""

@@ -1,0 +1,421 @@
+"""Customer acquisition rules: the only writer of customers, follows, tags and the timeline.
+
+Functions take a tenant-scoped session and plain data that the tasks layer fetched from
+WeCom; they never call WeCom themselves. Side effects (mark_tag, welcome messages,
+alerts) are queued in the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.db import utcnow
+from siyu.notify import outbox
+from siyu.tenancy.models import Department, Staff, Tenant
+
+WELCOME_WINDOW = timedelta(seconds=20)
+
+
+def from_unix(ts: int | str | None) -> datetime:
+    try:
+        value = int(ts or 0)
+    except ValueError:
+        value = 0
+    return datetime.fromtimestamp(value, UTC) if value > 0 else utcnow()
+
+
+def local_time(at: datetime, tz: str = "Asia/Shanghai") -> str:
+    return at.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M")
+
+
+def timeline(session: Session, customer: Customer, kind: str, at: datetime, staff: str = "", **data) -> None:
+    session.add(TimelineEvent(customer_id=customer.id, kind=kind, at=at, staff_userid=staff, data=data))
+
+
+# ---------------------------------------------------------------- tags
+
+
+def upsert_tags(session: Session, groups: list[dict]) -> dict[str, Tag]:
+    """Mirror `get_corp_tag_list` groups; returns tags by WeCom id."""
+    existing = {t.wecom_id: t for t in session.scalars(select(Tag))}
+    for group in groups:
+        for item in group.get("tag", []):
+            tag = existing.get(item["id"])
+            if tag is None:
+                tag = Tag(wecom_id=item["id"], name=item.get("name", ""))
+                session.add(tag)
+                existing[tag.wecom_id] = tag
+            tag.name = item.get("name", tag.name)
+            tag.group_id = group.get("group_id", "")
+            tag.group_name = group.get("group_name", "")
+            tag.deleted = bool(item.get("deleted") or group.get("deleted"))
+    session.flush()
+    return existing
+
+
+def _tag(session: Session, wecom_id: str, name: str = "", group_name: str = "") -> Tag:
+    tag = session.scalar(select(Tag).where(Tag.wecom_id == wecom_id))
+    if tag is None:
+        tag = Tag(wecom_id=wecom_id, name=name or wecom_id, group_name=group_name)
+        session.add(tag)
+        session.flush()
+    elif name and tag.name != name:
+        tag.name = name
+    return tag
+
+
+def tags_not_in(session: Session, live_ids: set[str]) -> list[str]:
+    return [
+        t.wecom_id
+        for t in session.scalars(select(Tag).where(Tag.deleted.is_(False)))
+        if t.wecom_id not in live_ids
+    ]
+
+
+def mark_tags_deleted(session: Session, wecom_ids: list[str]) -> list[Channel]:
+    """A tag deleted in WeCom's console: keep history, stop using it, tell the channels."""
+    tags = list(session.scalars(select(Tag).where(Tag.wecom_id.in_(wecom_ids))))
+    for tag in tags:
+        tag.deleted = True
+    names = {t.wecom_id: t.name for t in tags}
+    affected = []
+    for channel in session.scalars(select(Channel)):
+        gone = [names.get(i, i) for i in channel.tag_ids if i in wecom_ids]
+        if gone:
+            channel.tag_ids = [i for i in channel.tag_ids if i not in wecom_ids]
+            channel.notice = f"标签 {'、'.join(gone)} 已在企业微信中删除，本渠道不再打该标签"
+            affected.append(channel)
+    return affected
+
+
+def _set_follow_tags(session: Session, customer: Customer, follow: Follow, tags: list[dict], at) -> None:
+    """Make the follow's tags equal WeCom's list, recording what changed on the timeline."""
+    wanted = {}
+    for item in tags:
+        if item.get("type", 1) == 2 or not item.get("tag_id"):
+            continue  # personal tags have no id and are not the enterprise's
+        wanted[item["tag_id"]] = _tag(
+            session, item["tag_id"], item.get("tag_name", ""), item.get("group_name", "")
+        )
+    _apply_tag_set(session, customer, follow, wanted, at)
+
+
+def _apply_tag_set(session: Session, customer: Customer, follow: Follow, wanted: dict[str, Tag], at) -> None:
+    current = {
+        tag.wecom_id: (link, tag)
+        for link, tag in session.execute(
+            select(FollowTag, Tag)
+            .join(Tag, Tag.id == FollowTag.tag_id)
+            .where(FollowTag.follow_id == follow.id)
+        )
+    }
+    added = [tag for wid, tag in wanted.items() if wid not in current]
+    removed = [(link, tag) for wid, (link, tag) in current.items() if wid not in wanted]
+    for tag in added:
+        session.add(FollowTag(follow_id=follow.id, tag_id=tag.id))
+    for link, _tag_row in removed:
+        session.delete(link)
+    if added:
+        timeline(session, customer, "tagged", at, follow.staff_userid, tags=[t.name for t in added])
+    if removed:
+        timeline(session, customer, "untagged", at, follow.staff_userid, tags=[t.name for _, t in removed])
+
+
+# ---------------------------------------------------------------- customers and follows
+
+
+def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Customer, bool]:
+    customer = session.scalar(select(Customer).where(Customer.external_userid == contact["external_userid"]))
+    created = customer is None
+    if created:
+        customer = Customer(external_userid=contact["external_userid"], first_added_at=at)
+        session.add(customer)
+    customer.name = contact.get("name", customer.name or "")
+    customer.type = int(contact.get("type", customer.type or 1))
+    customer.gender = int(contact.get("gender", customer.gender or 0))
+    customer.avatar = contact.get("avatar", customer.avatar or "")
+    customer.unionid = contact.get("unionid", customer.unionid or "")
+    customer.corp_name = contact.get("corp_name", customer.corp_name or "")
+    customer.position = contact.get("position", customer.position or "")
+    session.flush()
+    return customer, created
+
+
+def _remark_mobiles(info: dict) -> list[str]:
+    # Older answers carry numbers, newer ones strings (REFERENCE.md section 13.10).
+    return [str(m) for m in info.get("remark_mobiles", []) or []]
+
+
+def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime, status: str | None = None):
+    """Create or refresh a follow from a `follow_user` / `follow_info` entry."""
+    userid = info["userid"]
+    follow = session.scalar(
+        select(Follow).where(Follow.customer_id == customer.id, Follow.staff_userid == userid)
+    )
+    created = follow is None
+    changes = {}
+    if created:
+        follow = Follow(
+            customer_id=customer.id, staff_userid=userid, added_at=from_unix(info.get("createtime"))
+        )
+        session.add(follow)
+    else:
+        for field in ("remark", "description"):
+            if field in info and (info[field] or "") != getattr(follow, field):
+                changes[field] = info[field] or ""
+    follow.remark = info.get("remark", follow.remark or "") or ""
+    follow.description = info.get("description", follow.description or "") or ""
+    follow.remark_mobiles = _remark_mobiles(info) or follow.remark_mobiles or []
+    follow.remark_corp_name = info.get(
+        "remark_corp_name", info.get("remark_company", follow.remark_corp_name or "")
+    )
+    follow.add_way = int(info.get("add_way", follow.add_way or 0))
+    follow.oper_userid = info.get("oper_userid", follow.oper_userid or "")
+    if info.get("state"):
+        follow.state = info["state"]
+    if status:
+        follow.status = status
+    elif follow.status not in ("active", "half"):
+        follow.status, follow.ended_at = "active", None  # added again
+    session.flush()
+    if changes:
+        timeline(session, customer, "remark", at, userid, **changes)
+    return follow, created
+
+
+def attribute_channel(session: Session, customer: Customer, follow: Follow, state: str, at: datetime):
+    if not state or follow.channel_id:
+        return None
+    channel = session.scalar(select(Channel).where(Channel.state == state))
+    if channel is None:
+        return None
+    follow.channel_id = channel.id
+    timeline(
+        session, customer, "channel", at, follow.staff_userid, channel=channel.name, channel_id=channel.id
+    )
+    return channel
+
+
+def welcome_payload(tenant: Tenant, channel: Channel | None, customer: Customer) -> dict | None:
+    text = (channel.welcome_text if channel else "") or tenant.welcome_text
+    attachments = []
+    if channel and channel.welcome_image_url:
+        attachments.append({"msgtype": "image", "image": {"pic_url": channel.welcome_image_url}})
+    if channel and channel.welcome_link.get("url"):
+        link = {k: v for k, v in channel.welcome_link.items() if v}
+        link.setdefault("title", link["url"])
+        attachments.append({"msgtype": "link", "link": link})
+    if not text and not attachments:
+        return None
+    payload: dict = {}
+    if text:
+        payload["text"] = {
+            "content": text.replace("{name}", customer.name or "").replace("{客户名}", customer.name or "")
+        }
+    if attachments:
+        payload["attachments"] = attachments
+    return payload
+
+
+def record_added(
+    session: Session, tenant: Tenant, fields: dict, contact: dict | None, half: bool = False
+) -> Customer:
+    """add_external_contact / add_half_external_contact, after fetching the contact.
+
+    `contact` is externalcontact/get's answer, or None when WeCom could not be asked in
+    time: the welcome message still goes out (without the name) and the event is retried."""
+    userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
+    at = from_unix(fields.get("CreateTime"))
+    state = fields.get("State", "")
+    data = (contact or {}).get("external_contact") or {"external_userid": ext_id}
+    customer, _ = upsert_customer(session, data, at)
+    follow_users = (contact or {}).get("follow_user") or [{"userid": userid, "state": state}]
+    follow = None
+    for info in follow_users:
+        if info.get("userid") == userid:
+            follow, is_new = upsert_follow(
+                session,
+                customer,
+                {**info, "state": info.get("state") or state},
+                at,
+                status="half" if half else "active",
+            )
+            if is_new:
+                timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half)
+            if contact is not None:
+                _set_follow_tags(session, customer, follow, info.get("tags", []), at)
+        elif contact is not None:
+            other, _ = upsert_follow(session, customer, info, at)
+            _set_follow_tags(session, customer, other, info.get("tags", []), at)
+    if follow is None:  # WeCom's answer did not list this member yet: trust the event
+        follow, is_new = upsert_follow(
+            session, customer, {"userid": userid, "state": state}, at, status="half" if half else "active"
+        )
+        if is_new:
+            timeline(session, customer, "added", at, userid, half=half)
+    channel = attribute_channel(session, customer, follow, state, at)
+    if channel and channel.tag_ids:
+        live = {t.wecom_id: t for t in session.scalars(select(Tag).where(Tag.wecom_id.in_(channel.tag_ids)))}
+        tags = {
+            wid: live.get(wid) or _tag(session, wid)
+            for wid in channel.tag_ids
+            if not getattr(live.get(wid), "deleted", False)
+        }
+        current = {
+            t.wecom_id: t
+            for t in session.scalars(
+                select(Tag)
+                .join(FollowTag, FollowTag.tag_id == Tag.id)
+                .where(FollowTag.follow_id == follow.id)
+            )
+        }
+        _apply_tag_set(session, customer, follow, {**current, **tags}, at)
+        outbox.enqueue(
+            session,
+            "mark_tag",
+            f"mark_tag:{follow.id}:channel:{channel.id}",
+            {"userid": userid, "external_userid": ext_id, "add_tag": list(tags)},
+        )
+    code = fields.get("WelcomeCode", "")
+    if code:
+        tenant_row = session.get(Tenant, tenant.id)
+        payload = welcome_payload(tenant_row, channel, customer)
+        if payload:
+            outbox.enqueue(
+                session,
+                "welcome",
+                f"welcome:{code}",
+                {
+                    "welcome_code": code,
+                    "userid": userid,
+                    "external_userid": ext_id,
+                    "customer_id": customer.id,
+                    **payload,
+                },
+                priority=outbox.URGENT,
+                deadline_at=at + WELCOME_WINDOW,
+            )
+    return customer
+
+
+def record_edited(session: Session, fields: dict, contact: dict) -> Customer:
+    at = from_unix(fields.get("CreateTime"))
+    customer, _ = upsert_customer(session, contact["external_contact"], at)
+    for info in contact.get("follow_user", []):
+        follow, _ = upsert_follow(session, customer, info, at)
+        _set_follow_tags(session, customer, follow, info.get("tags", []), at)
+    return customer
+
+
+def _follow(session: Session, ext_id: str, userid: str) -> tuple[Customer | None, Follow | None]:
+    row = session.execute(
+        select(Customer, Follow)
+        .join(Follow, Follow.customer_id == Customer.id)
+        .where(Customer.external_userid == ext_id, Follow.staff_userid == userid)
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def leader_of(session: Session, userid: str) -> str | None:
+    """The agent's first direct leader in WeCom, else the leader of their main department."""
+    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    if staff is None:
+        return None
+    for leader in staff.direct_leaders or []:
+        if leader and leader != userid:
+            return leader
+    dept_id = staff.main_department or (staff.departments[0] if staff.departments else None)
+    if dept_id is not None:
+        dept = session.scalar(select(Department).where(Department.wecom_id == dept_id))
+        for leader in (dept.leaders if dept else []) or []:
+            if leader and leader != userid:
+                return leader
+    return None
+
+
+def record_follow_ended(session: Session, fields: dict, status: str) -> Customer | None:
+    """del_follow_user (customer removed the member: lost), del_external_contact (member
+    removed the customer: deleted, or transferred when Source=DELETE_BY_TRANSFER)."""
+    userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
+    at = from_unix(fields.get("CreateTime"))
+    customer, follow = _follow(session, ext_id, userid)
+    if follow is None:
+        return None
+    if follow.status == status:
+        return customer
+    follow.status, follow.ended_at = status, at
+    kind = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}[status]
+    timeline(session, customer, kind, at, userid)
+    if status == "lost":
+        staff = session.scalar(select(Staff).where(Staff.userid == userid))
+        staff_name = staff.name if staff else userid
+        who = customer.name or ext_id
+        label = f"{who}（备注：{follow.remark}）" if follow.remark else who
+        outbox.enqueue(
+            session,
+            "app_message",
+            f"lost:{follow.id}:{int(at.timestamp())}:agent",
+            {
+                "touser": userid,
+                "msgtype": "text",
+                "text": {
+                    "content": f"客户流失提醒：{label} 已将你从联系人中删除（{local_time(at)}）。"
+                },
+            },
+        )
+        leader = leader_of(session, userid)
+        if leader:
+            outbox.enqueue(
+                session,
+                "app_message",
+                f"lost:{follow.id}:{int(at.timestamp())}:leader",
+                {
+                    "touser": leader,
+                    "msgtype": "text",
+                    "text": {"content": f"客户流失提醒：{label} 删除了你的成员 {staff_name}。"},
+                },
+            )
+    return customer
+
+
+def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
+    userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
+    customer = session.scalar(select(Customer).where(Customer.external_userid == ext_id))
+    if customer is None:
+        return None
+    reason = {"customer_refused": "客户拒绝", "customer_limit_exceed": "接替成员客户数已达上限"}.get(
+        fields.get("FailReason", ""), fields.get("FailReason", "")
+    )
+    timeline(session, customer, "transfer_failed", from_unix(fields.get("CreateTime")), userid, reason=reason)
+    return customer
+
+
+def record_welcome_result(session: Session, customer_id: int, userid: str, ok: bool, error: str = "") -> None:
+    customer = session.get(Customer, customer_id)
+    if customer is not None:
+        timeline(
+            session,
+            customer,
+            "welcome_sent" if ok else "welcome_failed",
+            utcnow(),
+            userid,
+            **({"error": error} if error else {}),
+        )
+
+
+def import_customer(session: Session, contact: dict, follow_info: dict) -> bool:
+    """One `batch/get_by_user` row (sync). Returns True when something changed."""
+    at = from_unix(follow_info.get("createtime"))
+    customer, created = upsert_customer(session, contact, at)
+    follow, new_follow = upsert_follow(session, customer, follow_info, at)
+    if new_follow:
+        timeline(session, customer, "added", at, follow.staff_userid, add_way=follow.add_way, imported=True)
+        attribute_channel(session, customer, follow, follow.state, at)
+    tags = [{"tag_id": t} for t in follow_info.get("tag_id", []) or []]
+    _set_follow_tags(session, customer, follow, tags, at)
+    return created or new_follow

@@ -1,0 +1,75 @@
+"""What the worker does for customer events: ask WeCom, then let the service write."""
+
+from __future__ import annotations
+
+import asyncio
+
+from siyu.customers import service
+from siyu.intake.service import mark_done
+from siyu.tenancy.models import Tenant
+from siyu.wecom.errors import WeComFailure
+
+# The welcome message must reach WeCom within 20 s of the event; if fetching the contact
+# takes longer than this (WeCom slow or rate-limiting), the welcome goes out without it.
+CONTACT_FETCH_BUDGET_S = 6.0
+
+
+async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    wecom = rt.clients.get(tenant_id)
+    half = fields.get("ChangeType") == "add_half_external_contact"
+    try:
+        contact = await asyncio.wait_for(
+            wecom.contact.external_contact_get(fields["ExternalUserID"]), CONTACT_FETCH_BUDGET_S
+        )
+    except (WeComFailure, TimeoutError):
+        if not fields.get("WelcomeCode"):
+            raise
+        # Queue the welcome now, without the name; the event stays pending and is retried.
+        with rt.db.tenant_session(tenant_id) as s:
+            service.record_added(s, s.get(Tenant, tenant_id), fields, None, half=half)
+        rt.outbox_waiting.set()
+        raise
+    with rt.db.tenant_session(tenant_id) as s:
+        service.record_added(s, s.get(Tenant, tenant_id), fields, contact, half=half)
+        mark_done(s, event_id)
+    rt.outbox_waiting.set()
+
+
+async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    contact = await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
+    with rt.db.tenant_session(tenant_id) as s:
+        service.record_edited(s, fields, contact)
+        mark_done(s, event_id)
+
+
+async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    status = "transferred" if fields.get("Source") == "DELETE_BY_TRANSFER" else "deleted"
+    with rt.db.tenant_session(tenant_id) as s:
+        service.record_follow_ended(s, fields, status)
+        mark_done(s, event_id)
+
+
+async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        service.record_follow_ended(s, fields, "lost")
+        mark_done(s, event_id)
+    rt.outbox_waiting.set()
+
+
+async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        service.record_transfer_failed(s, fields)
+        mark_done(s, event_id)
+
+
+async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    """change_external_tag: re-read the tag list from WeCom; what is gone was deleted."""
+    groups = (await rt.clients.get(tenant_id).contact.get_corp_tag_list()).get("tag_group", [])
+    live = {t["id"] for g in groups for t in g.get("tag", [])} | {g.get("group_id") for g in groups}
+    with rt.db.tenant_session(tenant_id) as s:
+        service.upsert_tags(s, groups)
+        gone = [fields["Id"]] if fields.get("Id") and fields["Id"] not in live else []
+        if fields.get("ChangeType") == "delete" or gone:
+            known = service.tags_not_in(s, live)
+            service.mark_tags_deleted(s, known)
+        mark_done(s, event_id)

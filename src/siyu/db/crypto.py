@@ -1,0 +1,29 @@
+"""Secrets at rest: tenants' WeCom secrets are stored encrypted (Fernet) with the settings key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SecretBox:
+    def __init__(self, key: str):
+        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
+
+    def seal(self, plain: str) -> str:
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("secret cannot be decrypted: SIYU_SECRET_KEY changed?") from exc
+
+
+def masked(secret: str) -> str:
+    """What the UI shows of a secret: enough to recognise it, never enough to use it."""
+    if len(secret) <= 8:
+        return "••••"
+    return f"{secret[:3]}••••{secret[-3:]}"

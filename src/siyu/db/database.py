@@ -1,0 +1,83 @@
+"""One Database object per process: the engine and its two kinds of sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.db import scoping
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, **kw) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kw)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def tenant_session(self, tenant_id: int) -> Iterator[Session]:
+        """A session that sees one tenant's rows; commits on success, rolls back on error."""
+        with self._sessions() as session:
+            session.info[scoping.TENANT] = tenant_id
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def system_session(self) -> Iterator[Session]:
+        """A session that sees every tenant: for intake, the worker and the CLI."""
+        with self._sessions() as session:
+            session.info[scoping.SYSTEM] = True
+            with session.begin():
+                yield session
+
+    def _alembic(self, conn):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to repeat)."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic(conn), "head")
+
+    def new_migration(self, message: str) -> None:
+        """For developers: write a migration from the difference between models and schema."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            command.revision(self._alembic(conn), message=message, autogenerate=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,195 @@
+"""Things that happen in WeCom outside the API and therefore DO produce callbacks
+(REFERENCE.md sections 2 and 13.4): a customer scans a contact way, a customer deletes a
+member, a member deletes or edits a customer in the client, an admin edits tags in the
+console, a transfer fails. Each function changes the state and emits the event; the control
+API (control.py) is a thin HTTP layer over these.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+
+from .api_tags import apply_marks, create_tags, delete_tags, edit_tag
+from .delivery import Delivery, header
+from .errors import WeComError
+from .state import Corp, Customer, Follow, WelcomeCode, rand_id
+
+CONTACT = "change_external_contact"
+
+
+def _bad(detail: str, status: int = 400) -> HTTPException:
+    return HTTPException(status, detail)
+
+
+def _contact_event(corp: Corp, at: int, change: str, userid: str, external_userid: str) -> dict:
+    return {
+        **header(corp, at, CONTACT),
+        "ChangeType": change,
+        "UserID": userid,
+        "ExternalUserID": external_userid,
+    }
+
+
+def way_members(corp: Corp, config_id: str) -> list[str]:
+    way = corp.ways[config_id]
+    members = [u for u in way.user if u in corp.staff and corp.staff[u].status != 5]
+    for dept in way.party:
+        members += [s.userid for s in corp.staff_in(dept, recursive=True) if s.userid not in members]
+    return members
+
+
+def scan(
+    emu, corp: Corp, config_id: str, customer: dict, userid: str | None = None, at: int | None = None
+) -> tuple[dict, Delivery]:
+    """A customer scans a contact way and adds one of its members."""
+    way = corp.ways.get(config_id)
+    if way is None:
+        raise _bad(f"unknown config_id {config_id}", 404)
+    members = way_members(corp, config_id)
+    if not members:
+        raise _bad("the contact way has no active member")
+    if userid is None:
+        userid = members[way.next_index % len(members)]  # round-robin like a multi-member way
+        way.next_index += 1
+    elif userid not in members:
+        raise _bad(f"{userid} is not a member of this contact way")
+    at = int(at if at is not None else emu.state.now())
+    ext_id = customer.get("external_userid") or rand_id("wm", 30)
+    person = corp.customers.get(ext_id)
+    if person is None:
+        if not customer.get("name"):
+            raise _bad("customer.name is required")
+        person = Customer(
+            external_userid=ext_id,
+            name=customer["name"],
+            type=int(customer.get("type") or 1),
+            gender=int(customer.get("gender") or 0),
+            unionid=customer.get("unionid") or "",
+            avatar=customer.get("avatar") or "",
+            corp_name=customer.get("corp_name") or "",
+            corp_full_name=customer.get("corp_full_name") or customer.get("corp_name") or "",
+            position=customer.get("position") or "",
+        )
+        corp.customers[ext_id] = person
+    if (userid, ext_id) in corp.follows:
+        raise _bad(f"{ext_id} is already a customer of {userid}", 409)
+    corp.follows[(userid, ext_id)] = Follow(
+        userid, ext_id, at, state=way.state, add_way=1, oper_userid=ext_id
+    )
+    code = None
+    if (userid, ext_id) not in corp.chatted_pairs:  # no WelcomeCode once the pair has chatted
+        code = WelcomeCode(rand_id(n=43), userid, ext_id, emu.state.now())
+        corp.welcome_codes[code.code] = code
+    # The brief's simplification: a way that needs verification yields the half-add event.
+    change = "add_external_contact" if way.skip_verify else "add_half_external_contact"
+    fields = _contact_event(corp, at, change, userid, ext_id)
+    if way.state:
+        fields["State"] = way.state
+    if code:
+        fields["WelcomeCode"] = code.code
+    delivery = emu.deliverer.emit(corp, fields)
+    result = {
+        "external_userid": ext_id,
+        "userid": userid,
+        "welcome_code": code.code if code else None,
+        "delivery_id": delivery.id,
+        "event": change,
+    }
+    return result, delivery
+
+
+def _follow(corp: Corp, userid: str, external_userid: str) -> Follow:
+    follow = corp.follows.get((userid, external_userid))
+    if follow is None:
+        raise _bad(f"{external_userid} is not a customer of {userid}", 404)
+    return follow
+
+
+def customer_removes_staff(emu, corp: Corp, external_userid: str, userid: str) -> Delivery:
+    _follow(corp, userid, external_userid)
+    del corp.follows[(userid, external_userid)]
+    return emu.deliverer.emit(
+        corp, _contact_event(corp, emu.state.now(), "del_follow_user", userid, external_userid)
+    )
+
+
+def staff_removes_customer(
+    emu, corp: Corp, userid: str, external_userid: str, by_transfer: bool = False
+) -> Delivery:
+    _follow(corp, userid, external_userid)
+    del corp.follows[(userid, external_userid)]
+    fields = _contact_event(corp, emu.state.now(), "del_external_contact", userid, external_userid)
+    if by_transfer:  # Source appears only for transfer deletions (REFERENCE 13.6)
+        fields["Source"] = "DELETE_BY_TRANSFER"
+    return emu.deliverer.emit(corp, fields)
+
+
+def staff_edits(emu, corp: Corp, body: dict) -> Delivery:
+    follow = _follow(corp, body.get("userid", ""), body.get("external_userid", ""))
+    if body.get("remark") is not None:
+        follow.remark = str(body["remark"])
+    if body.get("description") is not None:
+        follow.description = str(body["description"])
+    try:
+        apply_marks(corp, follow, body.get("add_tags"), body.get("remove_tags"))
+    except WeComError as exc:
+        raise _bad(f"unknown tag id ({exc.errcode})") from exc
+    fields = _contact_event(
+        corp, emu.state.now(), "edit_external_contact", follow.userid, follow.external_userid
+    )
+    return emu.deliverer.emit(corp, fields)
+
+
+def transfer_fail(emu, corp: Corp, userid: str, external_userid: str, reason: str) -> Delivery:
+    if reason not in ("customer_refused", "customer_limit_exceed"):
+        raise _bad("reason must be customer_refused or customer_limit_exceed")
+    fields = {
+        **header(corp, emu.state.now(), CONTACT),
+        "ChangeType": "transfer_fail",
+        "FailReason": reason,
+        "UserID": userid,
+        "ExternalUserID": external_userid,
+    }
+    return emu.deliverer.emit(corp, fields)
+
+
+def _tag_event(emu, corp: Corp, id_: str, tag_type: str | None, change: str) -> Delivery:
+    fields = {**header(corp, emu.state.now(), "change_external_tag"), "Id": id_}
+    if tag_type:  # shuffle carries no TagType
+        fields["TagType"] = tag_type
+    fields["ChangeType"] = change
+    return emu.deliverer.emit(corp, fields)
+
+
+def console_tags(emu, corp: Corp, body: dict) -> tuple[dict, list[Delivery]]:
+    """An admin edits tags in the WeCom admin console; emits change_external_tag."""
+    action = body.get("action")
+    now = int(emu.state.now())
+    try:
+        if action == "create":
+            group, new, created = create_tags(
+                corp,
+                now,
+                body.get("tag") or body.get("tags"),
+                body.get("group_id"),
+                body.get("group_name"),
+                body.get("order") or 0,
+            )
+            if created:  # a new group: one event for the group (its tags come with it)
+                sent = [_tag_event(emu, corp, group.group_id, "tag_group", "create")]
+            else:
+                sent = [_tag_event(emu, corp, t.id, "tag", "create") for t in new]
+            return {"group_id": group.group_id, "tag_ids": [t.id for t in new]}, sent
+        if action == "update":
+            kind = edit_tag(corp, str(body.get("id") or ""), body.get("name"), body.get("order"))
+            return {"id": body["id"]}, [_tag_event(emu, corp, body["id"], kind, "update")]
+        if action == "delete":
+            named = delete_tags(corp, body.get("tag_id"), body.get("group_id"))
+            return {"deleted": [i for i, _ in named]}, [
+                _tag_event(emu, corp, i, k, "delete") for i, k in named
+            ]
+        if action == "shuffle":
+            return {}, [_tag_event(emu, corp, str(body.get("group_id") or ""), None, "shuffle")]
+    except WeComError as exc:
+        raise _bad(f"{exc.errcode} {exc.text}") from exc
+    raise _bad("action must be create, update, delete or shuffle")

@@ -1,0 +1,73 @@
+"""App messages (应用消息, REFERENCE.md section 9): message/send, recorded for tests to read."""
+
+from __future__ import annotations
+
+from .cgi import Ctx, api
+from .errors import WeComError
+from .state import rand_id
+
+REQUIRED = {
+    "text": ("content",),
+    "textcard": ("title", "description", "url"),
+    "markdown": ("content",),
+    "news": ("articles",),
+}
+OTHER_TYPES = ("image", "voice", "video", "file", "mpnews", "miniprogram_notice", "template_card")
+
+
+@api("message/send", methods=("POST",))
+async def send(ctx: Ctx) -> dict:
+    corp = ctx.need_corp()
+    body = ctx.json
+    try:
+        agentid = int(body.get("agentid"))
+    except (TypeError, ValueError) as exc:
+        raise WeComError(40056) from exc
+    if agentid != corp.agent_id:
+        raise WeComError(40056)
+    msgtype = body.get("msgtype")
+    content = body.get(msgtype) if isinstance(msgtype, str) else None
+    if msgtype not in REQUIRED and msgtype not in OTHER_TYPES or not isinstance(content, dict):
+        raise WeComError(40008)
+    for name in REQUIRED.get(msgtype, ()):
+        if not content.get(name):
+            raise WeComError(40035, f"missing {msgtype}.{name}")
+    if msgtype == "news" and not 1 <= len(content["articles"]) <= 8:
+        raise WeComError(40035, "news needs 1 to 8 articles")
+
+    active = {s.userid for s in corp.active_staff()}
+    touser = [u for u in str(body.get("touser") or "").split("|") if u]
+    toparty = [p for p in str(body.get("toparty") or "").split("|") if p]
+    if "@all" in touser:
+        valid, invalid_users = sorted(active), []
+    else:
+        valid = [u for u in touser if u in active]
+        invalid_users = [u for u in touser if u not in active]
+    invalid_parties = []
+    for party in toparty:
+        if party.isdigit() and int(party) in corp.departments:
+            valid += [s.userid for s in corp.staff_in(int(party), recursive=True) if s.userid not in valid]
+        else:
+            invalid_parties.append(party)
+    out: dict = {}
+    if invalid_users:
+        out["invaliduser"] = "|".join(u.lower() for u in invalid_users)
+    if invalid_parties:
+        out["invalidparty"] = "|".join(invalid_parties)
+    if body.get("totag"):
+        out["invalidtag"] = str(body["totag"])  # the emulator keeps no member tags
+    if not valid:
+        raise WeComError(81013)
+    msgid = rand_id(n=32)
+    corp.app_messages.append(
+        {
+            "received_at": ctx.state.now(),
+            "corp_id": corp.corp_id,
+            "agentid": agentid,
+            "msgid": msgid,
+            "msgtype": msgtype,
+            "recipients": valid,
+            "payload": body,
+        }
+    )
+    return {**out, "msgid": msgid}

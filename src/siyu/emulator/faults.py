@@ -1,0 +1,79 @@
+"""Injected faults and frequency limits (REFERENCE.md section 17).
+
+A fault makes the next `times` matching calls answer `errcode` (and/or answer only after
+`delay_s`), so a client's retry and back-off paths can be tested on purpose. The limiter
+counts calls per (corp, API) in a sliding minute and answers 45009 past the limit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from .state import Corp, EmulatorState
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Fault:
+    id: int
+    errcode: int | None  # None or 0: only slow the answer down
+    times: int
+    corp_id: str | None = None
+    path: str = "*"  # "*" or a full path such as /cgi-bin/externalcontact/mark_tag
+    delay_s: float = 0.0
+
+    def matches(self, corp_id: str | None, path: str) -> bool:
+        if self.times <= 0:
+            return False
+        if self.corp_id and self.corp_id != corp_id:
+            return False
+        return self.path in ("*", path, path.removeprefix("/cgi-bin/"))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.items: list[Fault] = []
+
+    def add(
+        self,
+        errcode: int | None,
+        times: int = 1,
+        corp_id: str | None = None,
+        path: str = "*",
+        delay_s: float = 0.0,
+    ) -> Fault:
+        fault = Fault(next(_ids), errcode, times, corp_id, path or "*", delay_s)
+        self.items.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    def take(self, corp_id: str | None, path: str) -> Fault | None:
+        """The first matching fault, with one use consumed."""
+        for fault in self.items:
+            if fault.matches(corp_id, path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.items.remove(fault)
+                return fault
+        return None
+
+
+def over_limit(state: EmulatorState, corp: Corp, api: str) -> bool:
+    """Count this call; True when it exceeds the corp's per-minute limit for `api`."""
+    limit = corp.rate_limits.get(api, corp.rate_limits.get("*", state.config.rate_limit_per_minute))
+    now = state.now()
+    window = state.rate_windows.setdefault((corp.corp_id, api), deque())
+    while window and window[0] <= now - 60:
+        window.popleft()
+    if len(window) >= limit:
+        return True  # refused calls do not extend the block: it lifts when the minute rolls
+    window.append(now)
+    return False

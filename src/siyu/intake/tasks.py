@@ -1,0 +1,58 @@
+"""Processing stored callback events: what the worker runs for each claimed row."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+
+from siyu.customers import tasks as customer_tasks
+from siyu.db import utcnow
+from siyu.intake.models import CallbackEvent
+from siyu.intake.service import mark_done
+from siyu.jobs.claim import backoff
+from siyu.wecom.events import parse_event
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+
+HANDLERS = {
+    "change_external_contact/add_external_contact": customer_tasks.on_added,
+    "change_external_contact/add_half_external_contact": customer_tasks.on_added,
+    "change_external_contact/edit_external_contact": customer_tasks.on_edited,
+    "change_external_contact/del_external_contact": customer_tasks.on_deleted_by_staff,
+    "change_external_contact/del_follow_user": customer_tasks.on_lost,
+    "change_external_contact/transfer_fail": customer_tasks.on_transfer_failed,
+}
+
+
+async def process(rt, event_id: int) -> None:
+    with rt.db.system_session() as s:
+        row = s.get(CallbackEvent, event_id)
+        if row is None or row.status != "pending":
+            return
+        tenant_id, xml, attempts, kind = row.tenant_id, row.xml, row.attempts, row.kind
+    fields = parse_event(xml).fields
+    handler = HANDLERS.get(kind)
+    if handler is None and kind.startswith("change_external_tag/"):
+        handler = customer_tasks.on_tag_changed
+    try:
+        if handler is None:  # stored for the record; nothing to do yet
+            with rt.db.tenant_session(tenant_id) as s:
+                mark_done(s, event_id)
+        else:
+            await handler(rt, tenant_id, event_id, fields)
+    except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
+        log.warning("callback event %s (%s) failed: %s", event_id, kind, exc)
+        failed = attempts >= MAX_ATTEMPTS
+        with rt.db.system_session() as s:
+            s.execute(
+                update(CallbackEvent)
+                .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
+                .values(
+                    status="failed" if failed else "pending",
+                    due_at=utcnow() + backoff(attempts),
+                    claimed_until=None,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                )
+            )

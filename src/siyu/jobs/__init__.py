@@ -1,0 +1,1 @@
+"""The worker: claims due rows (callback events, outbox messages), runs them, retries with backoff."""

@@ -1,0 +1,49 @@
+"""Claiming due rows so that several workers never run the same row at once.
+
+A claim is a lease (`claimed_until`): a worker that dies mid-row leaves it to be claimed
+again once the lease runs out, so a crash loses nothing. On PostgreSQL rows are picked
+with FOR UPDATE SKIP LOCKED; SQLite has one writer at a time anyway.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from siyu.db import Database, utcnow
+
+LEASE = timedelta(seconds=60)
+
+
+def claim(db: Database, model, limit: int, order_by=()) -> list[int]:
+    now = utcnow()
+    with db.system_session() as s:
+        q = (
+            select(model.id)
+            .where(
+                model.status == "pending",
+                model.due_at <= now,
+                or_(model.claimed_until.is_(None), model.claimed_until < now),
+            )
+            .order_by(*order_by, model.due_at)
+            .limit(limit)
+        )
+        if db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        ids = list(s.scalars(q))
+        if ids:
+            s.execute(
+                update(model)
+                .where(model.id.in_(ids))
+                .values(claimed_until=now + LEASE, attempts=model.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+    return ids
+
+
+def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:
+    """Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at an hour."""
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))

@@ -1,0 +1,89 @@
+"""The worker loop: claims callback events and outbox messages and runs them.
+
+Runs inside `siyu serve` in the embedded default, or as any number of `siyu worker`
+processes against PostgreSQL. Stored work wakes it at once in the same process; other
+processes find it at the next poll (`poll_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from siyu.intake import tasks as intake_tasks
+from siyu.intake.models import CallbackEvent
+from siyu.jobs.claim import claim
+from siyu.notify import tasks as notify_tasks
+from siyu.notify.models import OutboxMessage
+from siyu.tenancy.tasks import sync_due_staff
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, rt, concurrency: int = 32, poll_s: float = 0.5, scheduled: bool = False):
+        self.rt = rt
+        self.concurrency = concurrency
+        self.poll_s = poll_s
+        self.scheduled = scheduled  # also run periodic jobs (staff sync)
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loops = [
+            self._loop(self.rt.events_waiting, self._claim_events, intake_tasks.process),
+            self._loop(self.rt.outbox_waiting, self._claim_outbox, notify_tasks.send),
+        ]
+        if self.scheduled:
+            loops.append(self._periodic())
+        await asyncio.gather(*loops)
+
+    async def _periodic(self, every_s: float = 300) -> None:
+        while not self._stop.is_set():
+            try:
+                await sync_due_staff(self.rt)
+            except Exception:  # noqa: BLE001 - WeCom being down must not stop the worker
+                log.exception("scheduled staff sync failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
+
+    def _claim_events(self) -> list[int]:
+        return claim(self.rt.db, CallbackEvent, self.concurrency)
+
+    def _claim_outbox(self) -> list[int]:
+        return claim(self.rt.db, OutboxMessage, self.concurrency, order_by=(OutboxMessage.priority,))
+
+    async def _loop(self, waiting: asyncio.Event, claim_ids, run_one) -> None:
+        running: set[asyncio.Task] = set()
+        while not self._stop.is_set():
+            waiting.clear()
+            ids = []
+            if len(running) < self.concurrency:
+                try:
+                    ids = claim_ids()
+                except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
+                    log.exception("claiming work failed")
+            for row_id in ids:
+                task = asyncio.create_task(self._guard(run_one, row_id))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _t: waiting.set())  # room for more work
+            if ids and len(ids) == self.concurrency:
+                await asyncio.sleep(0)
+                continue
+            waiter = asyncio.create_task(waiting.wait())
+            stopper = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+        if running:
+            await asyncio.wait(running, timeout=10)
+
+    async def _guard(self, run_one, row_id: int) -> None:
+        try:
+            await run_one(self.rt, row_id)
+        except Exception:  # noqa: BLE001
+            log.exception("job %s failed unexpectedly", row_id)

@@ -1,0 +1,1 @@
+"""Outbound side effects: the outbox and its senders (WeCom calls, app messages)."""

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.db.base import Base, BigId, TenantOwned, utcnow
+
+
+class OutboxMessage(TenantOwned, Base):
+    """A side effect written in the same transaction as the change that causes it.
+
+    Workers claim due rows by priority (0 first: welcome messages, which WeCom accepts only
+    within 20 s), send, and record the result. `dedupe_key` makes a re-processed event
+    enqueue nothing twice."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key"),
+        Index("ix_outbox_due", "status", "priority", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(default=5)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed | dead
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.db.base import Base, BigId, TenantOwned, utcnow
+
+
+class Tenant(Base):
+    """One WeCom corp. Secrets are sealed with siyu.db.crypto.SecretBox."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    corp_id: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int]
+    agent_secret_sealed: Mapped[str] = mapped_column(String(500))
+    contact_secret_sealed: Mapped[str] = mapped_column(String(500))
+    callback_token_sealed: Mapped[str] = mapped_column(String(500))
+    encoding_aes_key_sealed: Mapped[str] = mapped_column(String(500))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    welcome_text: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    verified_at: Mapped[datetime | None]
+    staff_synced_at: Mapped[datetime | None]
+
+
+class Department(TenantOwned, Base):
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("tenant_id", "wecom_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wecom_id: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    parent_wecom_id: Mapped[int] = mapped_column(default=0)
+    leaders: Mapped[list] = mapped_column(default=list)
+
+
+class Staff(TenantOwned, Base):
+    """A WeCom member of the corp."""
+
+    __tablename__ = "staff"
+    __table_args__ = (UniqueConstraint("tenant_id", "userid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    departments: Mapped[list] = mapped_column(default=list)
+    main_department: Mapped[int | None]
+    direct_leaders: Mapped[list] = mapped_column(default=list)
+    mobile: Mapped[str] = mapped_column(String(32), default="")
+    position: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(TenantOwned, Base):
+    """Someone who logs in to Siyu's web UI: an admin, supervisor or agent.
+
+    `login` is unique across tenants, so the login form needs no corp selector."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(120), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))  # admin | supervisor | agent
+    staff_userid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "staff_userid"),)
+
+
+class WebSession(TenantOwned, Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_tenant_person", "tenant_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

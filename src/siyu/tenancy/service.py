@@ -1,0 +1,220 @@
+"""Tenants, staff, departments and people: the only writer of these tables."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.db import utcnow
+from siyu.db.crypto import SecretBox, masked
+from siyu.tenancy.models import Department, Person, Staff, Tenant
+from siyu.wecom.client import WeComClient
+from siyu.wecom.errors import WeComFailure
+
+ROLES = ("admin", "supervisor", "agent")
+_hasher = PasswordHasher()
+
+
+class ConnectError(ValueError):
+    """WeCom refused the credentials; the message says which and what to do."""
+
+
+@dataclass
+class CorpCredentials:
+    corp_id: str
+    agent_id: int
+    agent_secret: str
+    contact_secret: str
+    token: str
+    encoding_aes_key: str
+
+    def problems(self) -> list[str]:
+        found = []
+        if not re.fullmatch(r"[A-Za-z0-9]{8,64}", self.corp_id or ""):
+            found.append(
+                "企业ID (corp id) looks wrong: it is shown under 我的企业 → 企业信息, e.g. ww1234567890abcdef"
+            )
+        if not self.agent_secret:
+            found.append("the self-built app's Secret is missing")
+        if not self.contact_secret:
+            found.append("the 客户联系 Secret is missing")
+        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", self.token or ""):
+            found.append("Token must be 1-32 letters or digits")
+        if not re.fullmatch(r"[A-Za-z0-9]{43}", self.encoding_aes_key or ""):
+            found.append("EncodingAESKey must be exactly 43 letters or digits")
+        return found
+
+
+async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
+    """Fetch a token with each secret; raise ConnectError naming what WeCom refused."""
+    problems = creds.problems()
+    if problems:
+        raise ConnectError("; ".join(problems))
+    for label, secret in (
+        ("应用 Secret (app secret)", creds.agent_secret),
+        ("客户联系 Secret", creds.contact_secret),
+    ):
+        async with WeComClient(creds.corp_id, secret, base_url=base_url) as client:
+            try:
+                await client.get_token()
+            except WeComFailure as exc:
+                raise ConnectError(f"{label}: {exc.describe()}") from exc
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:40] or "corp"
+
+
+def save_tenant(
+    session: Session, box: SecretBox, name: str, creds: CorpCredentials, slug: str | None = None
+) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.corp_id == creds.corp_id))
+    if tenant is None:
+        slug = slug or slugify(name) or creds.corp_id.lower()
+        if session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
+            slug = f"{slug}-{secrets.token_hex(2)}"
+        tenant = Tenant(slug=slug, corp_id=creds.corp_id)
+        session.add(tenant)
+    tenant.name = name
+    tenant.agent_id = creds.agent_id
+    tenant.agent_secret_sealed = box.seal(creds.agent_secret)
+    tenant.contact_secret_sealed = box.seal(creds.contact_secret)
+    tenant.callback_token_sealed = box.seal(creds.token)
+    tenant.encoding_aes_key_sealed = box.seal(creds.encoding_aes_key)
+    tenant.verified_at = utcnow()
+    session.flush()
+    return tenant
+
+
+def tenant_summary(tenant: Tenant, box: SecretBox, callback_url: str) -> dict:
+    """What the setup page and `siyu tenant show` display: secrets masked, never in full."""
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "corp_id": tenant.corp_id,
+        "agent_id": tenant.agent_id,
+        "agent_secret": masked(box.open(tenant.agent_secret_sealed)),
+        "contact_secret": masked(box.open(tenant.contact_secret_sealed)),
+        "token": masked(box.open(tenant.callback_token_sealed)),
+        "encoding_aes_key": masked(box.open(tenant.encoding_aes_key_sealed)),
+        "callback_url": callback_url,
+    }
+
+
+# ---------------------------------------------------------------- staff sync
+
+
+def save_directory(session: Session, departments: list[dict], users: list[dict]) -> dict:
+    """Mirror WeCom's departments and members; members no longer listed become inactive."""
+    now = utcnow()
+    depts = {d.wecom_id: d for d in session.scalars(select(Department))}
+    for item in departments:
+        dept = depts.get(item["id"])
+        if dept is None:
+            dept = Department(wecom_id=item["id"], name=item.get("name", ""))
+            session.add(dept)
+            depts[dept.wecom_id] = dept
+        dept.name = item.get("name", dept.name)
+        dept.parent_wecom_id = item.get("parentid", 0)
+        dept.leaders = item.get("department_leader", []) or []
+    staff = {s.userid: s for s in session.scalars(select(Staff))}
+    seen = set()
+    for item in users:
+        seen.add(item["userid"])
+        member = staff.get(item["userid"])
+        if member is None:
+            member = Staff(userid=item["userid"], name=item.get("name", item["userid"]))
+            session.add(member)
+        member.name = item.get("name", member.name)
+        member.departments = item.get("department", []) or []
+        member.main_department = item.get("main_department") or (
+            member.departments[0] if member.departments else None
+        )
+        member.direct_leaders = item.get("direct_leader", []) or []
+        member.mobile = item.get("mobile", member.mobile or "") or ""
+        member.position = item.get("position", member.position or "") or ""
+        member.active = item.get("status", 1) in (1, 4)
+        member.synced_at = now
+    for userid, member in staff.items():
+        if userid not in seen:
+            member.active = False
+    session.flush()
+    return {"departments": len(departments), "staff": len(seen)}
+
+
+async def fetch_directory(client: WeComClient) -> tuple[list[dict], list[dict]]:
+    departments = (await client.department_list()).get("department", [])
+    users: dict[str, dict] = {}
+    for dept in departments:
+        for user in (await client.user_list(dept["id"])).get("userlist", []):
+            users.setdefault(user["userid"], user)
+    return departments, list(users.values())
+
+
+# ---------------------------------------------------------------- people and passwords
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(person: Person | None, password: str) -> bool:
+    if person is None or not person.password_hash:
+        _hasher.hash(password)  # same cost whether or not the login exists
+        return False
+    try:
+        return _hasher.verify(person.password_hash, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def add_person(
+    session: Session,
+    login: str,
+    display_name: str,
+    role: str,
+    password: str | None = None,
+    staff_userid: str | None = None,
+) -> Person:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    person = Person(
+        login=login,
+        display_name=display_name,
+        role=role,
+        staff_userid=staff_userid,
+        password_hash=hash_password(password) if password else None,
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
+def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
+    """The person who signs in as this WeCom member through OAuth; made on first sign-in.
+
+    Department leaders and members' direct leaders are supervisors, other members agents;
+    admins are named by hand."""
+    person = session.scalar(select(Person).where(Person.staff_userid == userid))
+    if person is not None:
+        return person
+    staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
+    if staff is None:
+        return None
+    leads = any(userid in (d.leaders or []) for d in session.scalars(select(Department))) or any(
+        userid in (s.direct_leaders or []) for s in session.scalars(select(Staff))
+    )
+    return add_person(
+        session,
+        f"{tenant.slug}/{userid}",
+        staff.name,
+        "supervisor" if leads else "agent",
+        staff_userid=userid,
+    )

@@ -1,0 +1,29 @@
+"""Staff sync: mirror WeCom's departments and members (`siyu sync staff`, and on a schedule)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from siyu.db import utcnow
+from siyu.tenancy import service
+from siyu.tenancy.models import Tenant
+
+
+async def sync_staff(rt, tenant_id: int) -> dict:
+    departments, users = await service.fetch_directory(rt.clients.get(tenant_id).app)
+    with rt.db.tenant_session(tenant_id) as s:
+        counts = service.save_directory(s, departments, users)
+        s.get(Tenant, tenant_id).staff_synced_at = utcnow()
+    return counts
+
+
+async def sync_due_staff(rt) -> None:
+    """Scheduled: every tenant whose directory is older than the interval (0 turns it off)."""
+    if rt.settings.staff_sync_interval_s <= 0:
+        return
+    now = utcnow()
+    with rt.db.system_session() as s:
+        tenants = [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
+    for tenant_id, synced_at in tenants:
+        if synced_at is None or (now - synced_at).total_seconds() > rt.settings.staff_sync_interval_s:
+            await sync_staff(rt, tenant_id)

@@ -1,0 +1,57 @@
+"""Fixtures: a real database (a SQLite file, or a fresh PostgreSQL database when
+SIYU_TEST_DATABASE_URL names a server), the app under real HTTP, the WeCom emulator."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from siyu.config import Settings
+from siyu.db import Database
+
+PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """One migrated database per test run; tests isolate themselves by tenant."""
+    if not PG_URL:
+        path = tmp_path_factory.mktemp("db") / "siyu-test.db"
+        yield f"sqlite:///{path}"
+        return
+    server = make_url(PG_URL)
+    name = f"siyu_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db(database_url) -> Database:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key="test-secret-key",
+        public_url="http://127.0.0.1:8000",
+        auto_migrate=False,
+        staff_sync_interval_s=0,
+    )

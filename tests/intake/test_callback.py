@@ -1,0 +1,131 @@
+"""The callback endpoint over real HTTP with real crypto: what WeCom sees."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from siyu.app import create_app
+from siyu.db.crypto import SecretBox
+from siyu.intake.models import CallbackEvent
+from siyu.tenancy.service import CorpCredentials, save_tenant
+from siyu.wecom.crypto import WeComCrypto, new_encoding_aes_key
+from siyu.wecom.events import event_xml
+from tests.support.servers import serve
+
+
+@pytest.fixture
+def corp(db, settings):
+    creds = CorpCredentials(
+        corp_id="ww" + secrets.token_hex(8),
+        agent_id=1000002,
+        agent_secret="app-secret",
+        contact_secret="contact-secret",
+        token="tok" + secrets.token_hex(4),
+        encoding_aes_key=new_encoding_aes_key(),
+    )
+    with db.system_session() as s:
+        tenant = save_tenant(
+            s, SecretBox(settings.secret_key), "测试企业", creds, slug=f"t-{uuid.uuid4().hex[:8]}"
+        )
+        slug, tenant_id = tenant.slug, tenant.id
+    return slug, tenant_id, WeComCrypto(creds.token, creds.encoding_aes_key, creds.corp_id)
+
+
+@pytest.fixture
+def siyu(settings, db):
+    settings.embedded_worker = False  # these tests look at what intake stores, not what follows
+    from siyu.runtime import Runtime
+
+    with serve(create_app(settings, Runtime.create(settings, db))) as url:
+        yield url
+
+
+def add_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
+    return event_xml(
+        {
+            "ToUserName": corp_id,
+            "FromUserName": "sys",
+            "CreateTime": at,
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "add_external_contact",
+            "UserID": "zhangsan",
+            "ExternalUserID": ext,
+            "State": "c1",
+            "WelcomeCode": "W" + ext,
+        }
+    )
+
+
+def stored(db, tenant_id: int) -> int:
+    with db.tenant_session(tenant_id) as s:
+        return s.scalar(select(func.count()).select_from(CallbackEvent))
+
+
+def test_url_verification_answers_the_decrypted_echostr(siyu, corp):
+    slug, _, crypto = corp
+    echostr = crypto.encrypt("1616140317555161061")
+    params = {
+        "msg_signature": crypto.sign("1409659589", "263014780", echostr),
+        "timestamp": "1409659589",
+        "nonce": "263014780",
+        "echostr": echostr,
+    }
+    r = httpx.get(f"{siyu}/wecom/callback/{slug}", params=params)
+    assert r.status_code == 200 and r.text == "1616140317555161061"
+    params["nonce"] = "263014781"
+    assert httpx.get(f"{siyu}/wecom/callback/{slug}", params=params).status_code == 403
+
+
+def test_retry_is_stored_once_and_same_second_scans_both_count(siyu, corp, db):
+    slug, tenant_id, crypto = corp
+    for xml in [
+        add_event(crypto.receive_id, "wmA"),
+        add_event(crypto.receive_id, "wmA"),
+        add_event(crypto.receive_id, "wmB"),
+    ]:
+        body, params = crypto.encrypt_callback(xml)  # WeCom re-encrypts a retry: new IV input, same XML
+        r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body)
+        assert r.status_code == 200
+    assert stored(db, tenant_id) == 2
+
+
+@pytest.mark.parametrize("spoil", ["signature", "ciphertext", "outer_xml", "inner_xml", "other_corp"])
+def test_bad_callbacks_are_refused_and_nothing_is_stored(siyu, corp, db, spoil):
+    slug, tenant_id, crypto = corp
+    xml = add_event(crypto.receive_id, "wmBad")
+    if spoil == "inner_xml":
+        xml = "<xml><ToUserName>broken"
+    sender = (
+        WeComCrypto(crypto.token, crypto_key(crypto), "wwSomeoneElse") if spoil == "other_corp" else crypto
+    )
+    body, params = sender.encrypt_callback(xml)
+    if spoil == "signature":
+        params["msg_signature"] = "0" * 40
+    elif spoil == "ciphertext":
+        encrypted = body.split("CDATA[")[2].split("]]")[0]
+        spoilt = "A" * 8 + encrypted[8:]
+        body = body.replace(encrypted, spoilt)
+        params["msg_signature"] = crypto.sign(params["timestamp"], params["nonce"], spoilt)
+    elif spoil == "outer_xml":
+        body = body[:-10]
+    r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body)
+    assert r.status_code in (400, 403)
+    assert stored(db, tenant_id) == 0
+
+
+def test_unknown_tenant_is_404(siyu, corp):
+    _, _, crypto = corp
+    body, params = crypto.encrypt_callback(add_event(crypto.receive_id, "wmX"))
+    assert httpx.post(f"{siyu}/wecom/callback/nobody", params=params, content=body).status_code == 404
+
+
+def crypto_key(crypto: WeComCrypto) -> str:
+    import base64
+
+    return base64.b64encode(crypto.key).decode()[:43]
