@@ -54,4 +54,14 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url="http://127.0.0.1:8000",
         auto_migrate=False,
         staff_sync_interval_s=0,
+        wecom_rate_limit_pause_s=1.0,
     )
+
+
+@pytest.fixture
+def stack(settings, db):
+    """Siyu + the WeCom emulator on real ports, one fresh corp/tenant per test."""
+    from tests.support.stack import stack as make_stack
+
+    with make_stack(settings, db) as running:
+        yield running

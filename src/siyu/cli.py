@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 from typing import Annotated
@@ -74,10 +75,8 @@ def worker(concurrency: Annotated[int, typer.Option(help="rows run at once")] = 
         finally:
             await rt.clients.aclose()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
@@ -145,7 +144,9 @@ def tenant_add(
         tenant = service.save_tenant(s, rt.box, name, creds, slug)
         summary = service.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
     _print_summary(summary)
-    console.print("Paste the callback URL, Token and EncodingAESKey into WeCom's admin console (客户联系 → API).")
+    console.print(
+        "Paste the callback URL, Token and EncodingAESKey into WeCom's admin console (客户联系 → API)."
+    )
 
 
 def _print_summary(summary: dict) -> None:
@@ -177,7 +178,9 @@ def tenant_show(slug: str) -> None:
     rt = _runtime()
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
-        _print_summary(service.tenant_summary(s.get(Tenant, tenant_id), rt.box, rt.settings.callback_url(slug)))
+        _print_summary(
+            service.tenant_summary(s.get(Tenant, tenant_id), rt.box, rt.settings.callback_url(slug))
+        )
 
 
 # ---------------------------------------------------------------- people

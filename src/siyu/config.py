@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     wecom_base_url: str = "https://qyapi.weixin.qq.com"
     wecom_oauth_url: str = "https://open.weixin.qq.com"
     wecom_login_url: str = "https://login.work.weixin.qq.com"
+    wecom_rate_limit_pause_s: float = Field(
+        default=1.0, description="first rest of an endpoint after WeCom's 45009; doubles while it lasts"
+    )
     embedded_worker: bool = Field(default=True, description="run the worker inside `siyu serve`")
     auto_migrate: bool = Field(default=True, description="apply migrations on start (embedded default)")
     staff_sync_interval_s: int = 6 * 3600

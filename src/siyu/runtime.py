@@ -32,7 +32,7 @@ class Runtime:
             db=db,
             box=box,
             intake=CallbackIntake(db, box),
-            clients=TenantClients(db, box, settings.wecom_base_url),
+            clients=TenantClients(db, box, settings.wecom_base_url, settings.wecom_rate_limit_pause_s),
         )
 
     def wake(self) -> None:

@@ -231,7 +231,11 @@ def test_ip_from_errmsg():
 
 def test_oauth_authorize_url():
     url = oauth_authorize_url(
-        "https://open.weixin.qq.com", "ww1a2b3c4d5e6f7a8b", "https://scrm.example.com/auth/wecom/cb", "k3J9q", 1000002
+        "https://open.weixin.qq.com",
+        "ww1a2b3c4d5e6f7a8b",
+        "https://scrm.example.com/auth/wecom/cb",
+        "k3J9q",
+        1000002,
     )
     assert url == (
         "https://open.weixin.qq.com/connect/oauth2/authorize?appid=ww1a2b3c4d5e6f7a8b"
@@ -239,7 +243,12 @@ def test_oauth_authorize_url():
         "&scope=snsapi_base&state=k3J9q&agentid=1000002#wechat_redirect"
     )
     emu = oauth_authorize_url(
-        "http://127.0.0.1:9/connect/oauth2/authorize/", "ww1", "http://a/cb?x=1 2", "s", "7", "snsapi_privateinfo"
+        "http://127.0.0.1:9/connect/oauth2/authorize/",
+        "ww1",
+        "http://a/cb?x=1 2",
+        "s",
+        "7",
+        "snsapi_privateinfo",
     )
     parts = urlsplit(emu)
     assert parts.path == "/connect/oauth2/authorize" and parts.fragment == "wechat_redirect"
@@ -247,13 +256,17 @@ def test_oauth_authorize_url():
     assert q["redirect_uri"] == ["http://a/cb?x=1 2"] and q["scope"] == ["snsapi_privateinfo"]
     assert "%20" in parts.query and "+" not in parts.query
     with pytest.raises(ValueError):
-        oauth_authorize_url("https://open.weixin.qq.com", "ww1", "https://a/cb", "s", None, "snsapi_privateinfo")
+        oauth_authorize_url(
+            "https://open.weixin.qq.com", "ww1", "https://a/cb", "s", None, "snsapi_privateinfo"
+        )
     with pytest.raises(ValueError):
         oauth_authorize_url("https://open.weixin.qq.com", "ww1", "https://a/cb", "not-ok!", 1)
 
 
 def test_web_login_url():
-    url = web_login_url("https://login.work.weixin.qq.com", "ww1", 1000002, "https://scrm.example.com/cb", "abc")
+    url = web_login_url(
+        "https://login.work.weixin.qq.com", "ww1", 1000002, "https://scrm.example.com/cb", "abc"
+    )
     assert url == (
         "https://login.work.weixin.qq.com/wwlogin/sso/login?login_type=CorpApp&appid=ww1&agentid=1000002"
         "&redirect_uri=https%3A%2F%2Fscrm.example.com%2Fcb&state=abc"
@@ -303,7 +316,28 @@ def test_limiter_keys_are_independent_and_pauses_fail_fast():
         with pytest.raises(WeComRateLimited) as info:
             await limiter.acquire("mark_tag", max_wait=1.0)
         assert info.value.local and info.value.errcode == 45009
+        assert "gave up waiting" in info.value.describe()
         assert time.monotonic() - started < 0.5
+
+    run(scenario())
+
+
+def test_limiter_frequency_pauses_grow_only_when_45009_follows_a_finished_pause():
+    async def scenario():
+        clock = [100.0]
+        limiter = RateLimiter(clock=lambda: clock[0], max_pause=5.0)
+        assert limiter.on_frequency_limited("k", 1.0) == 1.0
+        clock[0] += 0.5  # another call that was under way also saw 45009: same pause
+        assert limiter.on_frequency_limited("k", 1.0) == 0.5
+        clock[0] += 1.0
+        assert limiter.on_frequency_limited("k", 1.0) == 2.0
+        clock[0] += 3.0
+        assert limiter.on_frequency_limited("k", 1.0) == 4.0
+        clock[0] += 5.0
+        assert limiter.on_frequency_limited("k", 1.0) == 5.0  # capped
+        limiter.on_success("k")
+        clock[0] += 6.0
+        assert limiter.on_frequency_limited("k", 1.0) == 1.0
 
     run(scenario())
 
@@ -344,7 +378,10 @@ def test_token_is_fetched_once_for_many_concurrent_calls(base_url):
     cache = TokenCache()
 
     async def scenario():
-        async with make_client(base_url, token_cache=cache) as c1, make_client(base_url, token_cache=cache) as c2:
+        async with (
+            make_client(base_url, token_cache=cache) as c1,
+            make_client(base_url, token_cache=cache) as c2,
+        ):
             results = await asyncio.gather(
                 *[c1.get_follow_user_list() for _ in range(8)], *[c2.get_follow_user_list() for _ in range(4)]
             )
@@ -547,7 +584,9 @@ def test_welcome_code_used_after_a_retry_is_a_typed_error(base_url):
     async def scenario():
         async with make_client(base_url) as c:
             with pytest.raises(WeComWelcomeCodeUsed) as info:
-                await c.send_welcome_msg("CODE9", attachments=[{"msgtype": "image", "image": {"pic_url": "u"}}])
+                await c.send_welcome_msg(
+                    "CODE9", attachments=[{"msgtype": "image", "image": {"pic_url": "u"}}]
+                )
             assert "already used" in info.value.describe()
             with pytest.raises(ValueError):
                 await c.send_welcome_msg("CODE9")
@@ -644,7 +683,9 @@ def test_iter_customers_by_user_chunks_userids_and_follows_cursors(base_url):
         page = rows[start : start + b["limit"]]
         nxt = str(start + b["limit"]) if start + b["limit"] < len(rows) else ""
         return {
-            "external_contact_list": [{"external_contact": {"external_userid": x}, "follow_info": {}} for x in page],
+            "external_contact_list": [
+                {"external_contact": {"external_userid": x}, "follow_info": {}} for x in page
+            ],
             "next_cursor": nxt,
         }
 
@@ -672,7 +713,11 @@ def test_iter_customers_by_user_chunks_userids_and_follows_cursors(base_url):
 def test_auth_getuserinfo_accepts_both_spellings(base_url):
     answers = deque([{"UserId": "zhangsan", "DeviceId": "d1"}, {"userid": "lisi", "user_ticket": "T"}])
     peer.handlers["/cgi-bin/auth/getuserinfo"] = lambda q, b, r: answers.popleft()
-    peer.handlers["/cgi-bin/auth/getuserdetail"] = lambda q, b, r: {"userid": "lisi", "mobile": "138", "got": b}
+    peer.handlers["/cgi-bin/auth/getuserdetail"] = lambda q, b, r: {
+        "userid": "lisi",
+        "mobile": "138",
+        "got": b,
+    }
     peer.script["/cgi-bin/auth/getuserinfo"].append(40029)
 
     async def scenario():
@@ -720,7 +765,10 @@ def test_media_upload_sends_a_media_part(base_url):
 
 
 def test_bodies_of_tag_way_and_message_calls(base_url):
-    peer.handlers["/cgi-bin/externalcontact/add_contact_way"] = lambda q, b, r: {"config_id": "cfg1", "qr_code": "q"}
+    peer.handlers["/cgi-bin/externalcontact/add_contact_way"] = lambda q, b, r: {
+        "config_id": "cfg1",
+        "qr_code": "q",
+    }
 
     async def scenario():
         async with make_client(base_url) as c:
@@ -732,7 +780,9 @@ def test_bodies_of_tag_way_and_message_calls(base_url):
             await c.add_corp_tag(group_name="等级", tags=["VIP", {"name": "普通", "order": 2}])
             await c.get_corp_tag_list(group_ids=["g1"])
             await c.remark("u", "wm1", remark="王总", remark_mobiles=["138"])
-            await c.send_textcard(["a", "b"], "1000002", "标题", "<div>desc</div>", "https://x/y", btntxt="看")
+            await c.send_textcard(
+                ["a", "b"], "1000002", "标题", "<div>desc</div>", "https://x/y", btntxt="看"
+            )
 
     run(scenario())
 
@@ -746,7 +796,11 @@ def test_bodies_of_tag_way_and_message_calls(base_url):
         "state": "ch1",
         "skip_verify": True,
     }
-    assert body("externalcontact/update_contact_way") == {"config_id": "cfg1", "remark": "新", "user": ["lisi"]}
+    assert body("externalcontact/update_contact_way") == {
+        "config_id": "cfg1",
+        "remark": "新",
+        "user": ["lisi"],
+    }
     assert body("externalcontact/add_corp_tag") == {
         "tag": [{"name": "VIP"}, {"name": "普通", "order": 2}],
         "group_name": "等级",
@@ -794,3 +848,243 @@ def test_logs_name_paths_but_never_tokens_or_secrets(base_url, caplog):
     assert "/cgi-bin/user/get errcode=0" in text
     assert "/cgi-bin/gettoken" in text
     assert SECRET not in text and "TOKEN0001" not in text
+
+
+# ===================================================== against the emulator
+
+
+@pytest.fixture(scope="module")
+def emu():
+    emulator = pytest.importorskip("siyu.emulator")
+    with serve(emulator.create_emulator_app(retry_delay_s=0.05)) as url:
+        yield url
+
+
+def new_corp(emu: str, staff: int = 3, **patch) -> dict:
+    import httpx
+
+    body = {
+        "name": "测试企业",
+        "departments": [{"id": 1, "name": "总部", "parentid": 0}],
+        "staff": [{"userid": f"s{i:03d}", "name": f"员工{i}", "department": [1]} for i in range(staff)],
+    }
+    with httpx.Client(base_url=emu) as http:
+        corp = http.post("/_emulator/corps", json=body).raise_for_status().json()
+        if patch:
+            http.patch(f"/_emulator/corps/{corp['corp_id']}", json=patch).raise_for_status()
+    return corp
+
+
+def control(emu: str, method: str, path: str, **kw):
+    import httpx
+
+    with httpx.Client(base_url=emu) as http:
+        return http.request(method, path, **kw).raise_for_status().json()
+
+
+def emu_calls(emu: str, corp: dict, path: str | None = None) -> list[dict]:
+    calls = control(emu, "GET", f"/_emulator/corps/{corp['corp_id']}/calls")
+    return [c for c in calls if path is None or c["path"] == path]
+
+
+def emu_client(emu: str, corp: dict, secret_name: str = "contact_secret", **kw) -> WeComClient:
+    kw.setdefault("token_cache", TokenCache())
+    kw.setdefault("limiter", RateLimiter())
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("backoff_max", 0.05)
+    kw.setdefault("freq_pause", 0.3)
+    return WeComClient(corp["corp_id"], corp[secret_name], base_url=emu, **kw)
+
+
+def test_emulator_one_gettoken_for_many_calls_and_refresh_after_expiry(emu):
+    corp = new_corp(emu)
+
+    async def scenario():
+        async with emu_client(emu, corp, "agent_secret") as c:
+            await asyncio.gather(
+                *[c.department_list() for _ in range(5)], *[c.user_simplelist(1) for _ in range(5)]
+            )
+            users = (await c.user_list(1))["userlist"]
+            assert sorted(u["userid"] for u in users) == ["s000", "s001", "s002"]
+            assert (await c.user_get("s001"))["name"] == "员工1"
+            before = await c.get_token()
+            control(emu, "POST", f"/_emulator/corps/{corp['corp_id']}/expire_tokens")
+            assert (await c.department_list())["department"][0]["name"] == "总部"
+            assert await c.get_token() != before
+
+    run(scenario())
+    calls = emu_calls(emu, corp)
+    assert [c["errcode"] for c in calls if c["path"] == "/cgi-bin/gettoken"] == [0, 0]
+    # (the emulator logs a call under its corp only once the token resolved, so the 42001 is not listed)
+    assert [c["errcode"] for c in calls if c["path"] == "/cgi-bin/department/list"] == [0] * 6
+
+
+def test_emulator_injected_busy_and_frequency_limit_are_retried(emu):
+    corp = new_corp(emu)
+    cid = corp["corp_id"]
+    control(emu, "POST", "/_emulator/faults", json={"corp_id": cid, "path": "/cgi-bin/department/list",
+                                                      "errcode": -1, "times": 2})  # fmt: skip
+    control(emu, "POST", "/_emulator/faults", json={"corp_id": cid, "path": "/cgi-bin/externalcontact/list",
+                                                      "errcode": 45009, "times": 1})  # fmt: skip
+
+    async def scenario():
+        async with emu_client(emu, corp, "agent_secret") as app, emu_client(emu, corp) as contact:
+            started = time.monotonic()
+            await app.department_list()
+            assert (await contact.external_contact_list("s000"))["external_userid"] == []
+            return time.monotonic() - started
+
+    assert run(scenario()) >= 0.3
+    assert [c["errcode"] for c in emu_calls(emu, corp, "/cgi-bin/department/list")] == [-1, -1, 0]
+    assert [c["errcode"] for c in emu_calls(emu, corp, "/cgi-bin/externalcontact/list")] == [45009, 0]
+
+
+def test_emulator_errors_name_the_problem(emu):
+    corp = new_corp(emu)
+
+    async def scenario():
+        async with emu_client(emu, {**corp, "contact_secret": "wrong"}) as c:
+            with pytest.raises(WeComInvalidSecret) as info:
+                await c.get_follow_user_list()
+            assert "secret is wrong" in info.value.describe()
+        async with emu_client(emu, {**corp, "corp_id": "wwdoesnotexist"}) as c:
+            with pytest.raises(WeComInvalidCorpId) as info:
+                await c.get_follow_user_list()
+            assert "corp id is wrong" in info.value.describe()
+        control(emu, "PATCH", f"/_emulator/corps/{corp['corp_id']}", json={"trusted_ips": ["203.0.113.9"]})
+        async with emu_client(emu, corp) as c:
+            with pytest.raises(WeComIPNotAllowed) as info:
+                await c.get_follow_user_list()
+            assert info.value.ip == "127.0.0.1"
+            assert "127.0.0.1" in info.value.describe() and "企业可信IP" in info.value.describe()
+        control(emu, "PATCH", f"/_emulator/corps/{corp['corp_id']}", json={"trusted_ips": []})
+        async with emu_client(emu, corp) as c:
+            with pytest.raises(WeComInvalidExternalUserId):
+                await c.external_contact_get("wmnobody")
+
+    run(scenario())
+
+
+def test_emulator_customers_pages_welcome_and_tags(emu):
+    corp = new_corp(emu, staff=101)
+    cid = corp["corp_id"]
+
+    async def scenario():
+        async with emu_client(emu, corp) as c:
+            way = await c.add_contact_way(2, 2, user=["s000", "s001", "s100"], state="ch1", remark="门店")
+            assert way["qr_code"]
+            await c.update_contact_way(way["config_id"], remark="新门店")
+            assert (await c.get_contact_way(way["config_id"]))["contact_way"]["remark"] == "新门店"
+            scans = []
+            for i, userid in enumerate(["s000"] * 5 + ["s001"] * 2 + ["s100"]):
+                scans.append(
+                    control(
+                        emu,
+                        "POST",
+                        f"/_emulator/corps/{cid}/scan",
+                        json={
+                            "config_id": way["config_id"],
+                            "userid": userid,
+                            "customer": {"name": f"客户{i}"},
+                        },
+                    )  # fmt: skip
+                )
+            first = scans[0]
+            # welcome: urgent, single use
+            await c.send_welcome_msg(first["welcome_code"], text="欢迎！")
+            with pytest.raises(WeComWelcomeCodeUsed):
+                await c.send_welcome_msg(first["welcome_code"], text="again")
+            # one page, then all of them across two userid chunks
+            page = await c.batch_get_by_user(["s000", "s001"], limit=2)
+            assert len(page["external_contact_list"]) == 2 and page["next_cursor"]
+            everyone = [f"s{i:03d}" for i in range(101)]
+            items = [item async for item in c.iter_customers_by_user(everyone, limit=3)]
+            assert sorted(i["follow_info"]["userid"] for i in items) == ["s000"] * 5 + ["s001"] * 2 + ["s100"]
+            assert {i["follow_info"]["state"] for i in items} == {"ch1"}
+            detail = await c.external_contact_get(first["external_userid"])
+            assert detail["external_contact"]["name"] == "客户0"
+            assert [f["userid"] for f in detail["follow_user"]] == ["s000"]
+            assert (await c.external_contact_list("s001"))["external_userid"]
+            assert "s100" in (await c.get_follow_user_list())["follow_user"]
+            # tags
+            group = (await c.add_corp_tag(group_name="等级", tags=["VIP", "普通"]))["tag_group"]
+            vip = group["tag"][0]["id"]
+            await c.mark_tag("s000", first["external_userid"], add_tag=[vip])
+            await c.remark("s000", first["external_userid"], remark="王总")
+            detail = await c.external_contact_get(first["external_userid"])
+            assert detail["follow_user"][0]["tags"][0]["tag_id"] == vip
+            assert detail["follow_user"][0]["remark"] == "王总"
+            listed = await c.get_corp_tag_list(group_ids=[group["group_id"]])
+            assert [t["name"] for t in listed["tag_group"][0]["tag"]] == ["VIP", "普通"]
+            await c.del_contact_way(way["config_id"])
+
+    run(scenario())
+    batch = emu_calls(emu, corp, "/cgi-bin/externalcontact/batch/get_by_user")
+    assert len(batch) == 1 + 3 + 1  # the single page, then 7 rows / 3 for s000-s099, 1 row for s100
+    sent = control(emu, "GET", f"/_emulator/corps/{cid}/welcome_messages")
+    assert [m["payload"]["text"]["content"] for m in sent] == ["欢迎！"]
+
+
+def test_emulator_media_and_welcome_with_uploaded_image(emu):
+    corp = new_corp(emu)
+    cid = corp["corp_id"]
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+
+    async def scenario():
+        async with emu_client(emu, corp) as c:
+            media = await c.media_upload("image", "welcome.png", png, "image/png")
+            assert media["type"] == "image" and isinstance(media["created_at"], str)
+            url = (await c.media_uploadimg("banner.png", png))["url"]
+            way = await c.add_contact_way(1, 2, user=["s000"])
+            scan = control(emu, "POST", f"/_emulator/corps/{cid}/scan",
+                           json={"config_id": way["config_id"], "customer": {"name": "客户"}})  # fmt: skip
+            await c.send_welcome_msg(
+                scan["welcome_code"],
+                attachments=[
+                    {"msgtype": "image", "image": {"pic_url": url}},
+                    {"msgtype": "image", "image": {"media_id": media["media_id"]}},
+                ],
+            )
+
+    run(scenario())
+    sent = control(emu, "GET", f"/_emulator/corps/{cid}/welcome_messages")
+    assert len(sent[0]["payload"]["attachments"]) == 2
+
+
+def test_emulator_oauth_login_and_app_message(emu):
+    import httpx
+
+    corp = new_corp(emu)
+    cid = corp["corp_id"]
+
+    def code_from(url: str) -> str:
+        with httpx.Client(cookies={"emu_user": f"{cid}/s001"}) as http:
+            answer = http.get(url)
+        assert answer.status_code in (302, 303, 307), answer.text
+        location = urlsplit(answer.headers["location"])
+        query = parse_qs(location.query)
+        assert query["state"] == ["st8"]
+        return query["code"][0]
+
+    inside = oauth_authorize_url(
+        emu, cid, "http://127.0.0.1:9/cb", "st8", corp["agent_id"], "snsapi_privateinfo"
+    )
+    desktop = web_login_url(emu, cid, corp["agent_id"], "http://127.0.0.1:9/cb", "st8")
+
+    async def scenario():
+        async with emu_client(emu, corp, "agent_secret") as c:
+            info = await c.auth_getuserinfo(code_from(inside))
+            assert info["userid"] == "s001" and info["user_ticket"]
+            detail = await c.auth_getuserdetail(info["user_ticket"])
+            assert detail["userid"] == "s001"
+            assert (await c.auth_getuserinfo(code_from(desktop)))["userid"] == "s001"
+            with pytest.raises(WeComError) as used:
+                await c.auth_getuserinfo("nonsense")
+            assert used.value.errcode == 40029 and "already used" in used.value.describe()
+            sent = await c.send_text(["s000", "s001"], corp["agent_id"], "新客户待跟进")
+            assert sent["errcode"] == 0
+            await c.send_textcard("s000", corp["agent_id"], "标题", "描述", "http://127.0.0.1:9/x")
+
+    run(scenario())
+    messages = control(emu, "GET", f"/_emulator/corps/{cid}/app_messages")
+    assert [m["msgtype"] for m in messages] == ["text", "textcard"]

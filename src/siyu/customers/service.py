@@ -363,9 +363,7 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
             {
                 "touser": userid,
                 "msgtype": "text",
-                "text": {
-                    "content": f"客户流失提醒：{label} 已将你从联系人中删除（{local_time(at)}）。"
-                },
+                "text": {"content": f"客户流失提醒：{label} 已将你从联系人中删除（{local_time(at)}）。"},
             },
         )
         leader = leader_of(session, userid)

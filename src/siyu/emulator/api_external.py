@@ -101,6 +101,8 @@ async def list_(ctx: Ctx) -> dict:
     userid = ctx.query.get("userid", "")
     if userid not in corp.staff:
         raise WeComError(60111)
+    # A member without customers gets an empty list here; real WeCom may answer 84061
+    # instead (undocumented), so clients should accept both.
     return {"external_userid": [f.external_userid for f in corp.follows_of_user(userid)]}
 
 
@@ -134,11 +136,7 @@ async def batch_get_by_user(ctx: Ctx) -> dict:
         raise WeComError(40031)
     if len(userids) > 100:
         raise WeComError(40032)
-    try:
-        limit = int(body.get("limit") or 50)
-    except (TypeError, ValueError) as exc:
-        raise WeComError(40035) from exc
-    limit = max(1, min(limit, 100))  # larger values are clamped, not refused
+    limit = max(1, min(ctx.int_field("limit", 50), 100))  # larger values are clamped, not refused
     rows = [f for uid in userids for f in corp.follows_of_user(uid)]
     start = decode_cursor(body.get("cursor"))
     page = rows[start : start + limit]

@@ -59,11 +59,11 @@ def _way(ctx: Ctx) -> ContactWay:
 async def add_contact_way(ctx: Ctx) -> dict:
     corp = ctx.need_corp()
     body = ctx.json
-    if body.get("type") in (None, ""):
+    way_type, scene = ctx.int_field("type"), ctx.int_field("scene")
+    if way_type is None:
         raise WeComError(41037)
-    if body.get("scene") in (None, ""):
+    if scene is None:
         raise WeComError(40035, "missing scene")
-    way_type, scene = int(body["type"]), int(body["scene"])
     if way_type not in (1, 2) or scene not in (1, 2):
         raise WeComError(40035, "invalid type or scene")
     _validate(corp, way_type, body)
@@ -73,15 +73,15 @@ async def add_contact_way(ctx: Ctx) -> dict:
         type=way_type,
         scene=scene,
         create_time=int(ctx.state.now()),
-        style=int(body.get("style") or 0),
+        style=ctx.int_field("style", 0),
         remark=str(body.get("remark") or ""),
         skip_verify=bool(body.get("skip_verify", True)),
         state=str(body.get("state") or ""),
         user=list(body.get("user") or []),
         party=[int(p) for p in body.get("party") or []],
         is_temp=bool(body.get("is_temp", False)),
-        expires_in=int(body.get("expires_in") or 0),
-        chat_expires_in=int(body.get("chat_expires_in") or 0),
+        expires_in=ctx.int_field("expires_in", 0),
+        chat_expires_in=ctx.int_field("chat_expires_in", 0),
         unionid=str(body.get("unionid") or ""),
     )
     if scene == 2:
@@ -103,9 +103,9 @@ async def list_contact_way(ctx: Ctx) -> dict:
     corp = ctx.need_corp()
     body = ctx.json
     now = int(ctx.state.now())
-    end = int(body.get("end_time") or now)
-    start = int(body.get("start_time") or end - 90 * 86400)
-    limit = max(1, min(int(body.get("limit") or 100), 1000))
+    end = ctx.int_field("end_time", now)
+    start = ctx.int_field("start_time", end - 90 * 86400)
+    limit = max(1, min(ctx.int_field("limit", 100), 1000))
     rows = [w for w in corp.ways.values() if start <= w.create_time <= end]
     offset = decode_cursor(body.get("cursor"))
     page = rows[offset : offset + limit]

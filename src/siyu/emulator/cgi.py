@@ -76,6 +76,16 @@ class Ctx:
                 self._json = value
         return self._json
 
+    def int_field(self, name: str, default: int | None = None) -> int | None:
+        """An integer from the JSON body; a non-number is WeCom's 40035, not a server error."""
+        value = self.json.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise WeComError(40035, f"invalid {name}") from exc
+
     @property
     def base_url(self) -> str:
         return self.emu.public_url(self.request)

@@ -59,6 +59,7 @@ Faults
 
 Files
   GET /_emulator/qr/{config_id}.png               the contact way's QR code (PNG)
+  GET /_emulator/ways/{config_id}                 what the QR encodes: {corp_id, contact_way}
   GET /_emulator/img/{corp_id}/{key}              an image from media/uploadimg
 """
 
@@ -380,6 +381,14 @@ def build_router(emu) -> APIRouter:
                 buf = io.BytesIO()
                 segno.make(content, error="m").save(buf, kind="png", scale=6, border=2)
                 return Response(buf.getvalue(), media_type="image/png")
+        raise HTTPException(404, "unknown config_id")
+
+    @r.get("/ways/{config_id}")
+    async def way_by_qr(config_id: str):
+        # What the QR code encodes: lets a demo "scan" resolve the way and its corp.
+        for corp in state.corps.values():
+            if config_id in corp.ways:
+                return {"corp_id": corp.corp_id, "contact_way": corp.ways[config_id].as_api()}
         raise HTTPException(404, "unknown config_id")
 
     @r.get("/img/{corp_id}/{key}")

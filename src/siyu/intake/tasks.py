@@ -43,7 +43,7 @@ async def process(rt, event_id: int) -> None:
         else:
             await handler(rt, tenant_id, event_id, fields)
     except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
-        log.warning("callback event %s (%s) failed: %s", event_id, kind, exc)
+        log.warning("callback event %s (%s) failed: %r", event_id, kind, exc)
         failed = attempts >= MAX_ATTEMPTS
         with rt.db.system_session() as s:
             s.execute(
@@ -53,6 +53,8 @@ async def process(rt, event_id: int) -> None:
                     status="failed" if failed else "pending",
                     due_at=utcnow() + backoff(attempts),
                     claimed_until=None,
-                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    last_error=(
+                        exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
+                    )[:2000],
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from siyu.db import Database
@@ -20,14 +21,22 @@ class TenantWeCom:
 
 
 class TenantClients:
-    def __init__(self, db: Database, box: SecretBox, base_url: str):
+    """Clients are kept per tenant and per event loop: an httpx connection pool belongs to
+    the loop that opened it (the server's loop, or a CLI command's own)."""
+
+    def __init__(self, db: Database, box: SecretBox, base_url: str, rate_limit_pause_s: float = 1.0):
         self.db = db
         self.box = box
         self.base_url = base_url
-        self._by_tenant: dict[int, TenantWeCom] = {}
+        self.rate_limit_pause_s = rate_limit_pause_s
+        self._by_key: dict[tuple[int, int], TenantWeCom] = {}
+
+    @staticmethod
+    def _key(tenant_id: int) -> tuple[int, int]:
+        return tenant_id, id(asyncio.get_running_loop())
 
     def for_tenant(self, tenant: Tenant) -> TenantWeCom:
-        found = self._by_tenant.get(tenant.id)
+        found = self._by_key.get(self._key(tenant.id))
         if found is None:
             found = TenantWeCom(
                 tenant.id,
@@ -40,11 +49,16 @@ class TenantClients:
                     tenant.corp_id, self.box.open(tenant.contact_secret_sealed), base_url=self.base_url
                 ),
             )
-            self._by_tenant[tenant.id] = found
+            self._by_key[self._key(tenant.id)] = found
         return found
 
+    def _client(self, corp_id: str, sealed_secret: str) -> WeComClient:
+        return WeComClient(
+            corp_id, self.box.open(sealed_secret), base_url=self.base_url, freq_pause=self.rate_limit_pause_s
+        )
+
     def get(self, tenant_id: int) -> TenantWeCom:
-        found = self._by_tenant.get(tenant_id)
+        found = self._by_key.get(self._key(tenant_id))
         if found is not None:
             return found
         with self.db.system_session() as s:
@@ -54,10 +68,14 @@ class TenantClients:
             return self.for_tenant(tenant)
 
     def forget(self, tenant_id: int) -> None:
-        self._by_tenant.pop(tenant_id, None)
+        """After a tenant's credentials change."""
+        for key in [k for k in self._by_key if k[0] == tenant_id]:
+            self._by_key.pop(key)
 
     async def aclose(self) -> None:
-        for item in self._by_tenant.values():
+        """Close the clients of the running loop."""
+        loop_id = id(asyncio.get_running_loop())
+        for key in [k for k in self._by_key if k[1] == loop_id]:
+            item = self._by_key.pop(key)
             await item.app.aclose()
             await item.contact.aclose()
-        self._by_tenant.clear()

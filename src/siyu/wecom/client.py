@@ -9,11 +9,17 @@ Behaviour:
   all clients of the process (injectable), refreshed shortly before `expires_in`, fetched
   single-flight. On 40014/42001/41001 the token is dropped, refetched and the call
   retried once.
-- On -1 (busy) and 45033 (concurrency) the call is retried after an exponential backoff
-  with jitter; on 45009 (frequency) the endpoint is paused (`freq_pause`, doubling while
-  45009 repeats) and the call retried after the pause. At most `max_retries` retries, and
-  never past the call's `max_wait`: when the next wait would exceed it the WeCom error is
-  raised at once. Every other non-zero errcode raises the typed `WeComError` at once.
+- On -1 (busy) and 45033 (concurrency; also halves the endpoint's in-flight cap) the call
+  is retried after an exponential backoff with jitter (`backoff_base` 0.5 s doubling, at
+  most `backoff_max` 8 s, the upper half jittered). On 45009 (frequency) the endpoint is
+  paused and the call retried after the pause: `freq_pause` (1 s) first, doubling while
+  45009 persists, up to the limiter's `max_pause` (60 s: a minute-level block lifts within
+  a minute), back to 1 s after a success; short first pauses are cheap probes, long ones
+  would outlast callers' budgets. At most `max_retries` (3) such retries, and never past
+  the call's `max_wait` (90 s, urgent 15 s): when the next wait would exceed it the WeCom
+  error is raised at once. Every other non-zero errcode raises the typed error at once.
+  These retries apply to POSTs too (45009/45033 mean WeCom did not act; -1 almost always,
+  see `send_welcome_msg` for the rare case where it did).
 - Calls are paced per endpoint by a `RateLimiter` (default 10,000/min and 150,000/h per
   corp and API, at most 10 in flight per API). `priority="urgent"` calls are admitted
   before queued normal calls of the same endpoint; endpoints never wait for each other.
@@ -115,7 +121,7 @@ class WeComClient:
         network_retries: int = 2,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
-        freq_pause: float = 60.0,
+        freq_pause: float = 1.0,
         max_wait: float = 90.0,
         urgent_max_wait: float = 15.0,
     ):

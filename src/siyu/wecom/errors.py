@@ -150,6 +150,15 @@ class WeComRateLimited(WeComError):
         """True when the client gave up before asking WeCom (its own pacing or a pause)."""
         return self.errmsg.startswith("siyu:")
 
+    def describe(self) -> str:
+        if self.local:
+            reason = self.errmsg.removeprefix("siyu:").strip()
+            return (
+                "调用排队超时 / Siyu held this WeCom call back to stay under WeCom's frequency limits "
+                f"and gave up waiting ({reason}); try again later."
+            )
+        return super().describe()
+
 
 class WeComInvalidCredentials(WeComError):
     """The corp id or secret in the settings is wrong (40013, 40001)."""

@@ -5,7 +5,9 @@ Each key (base_url, corp_id, API path) has a gate that admits a call when
   roughly 10 concurrent calls per API; the cap halves on 45033 and creeps back on success),
 - every rate window has room (default 10,000 per minute and 150,000 per hour per corp and
   API, WeCom's published defaults), counted in 60 slots per window, rounding against us,
-- the key is not paused after a 45009.
+- the key is not paused after a 45009 (the pause doubles while 45009 persists, up to
+  `max_pause`, 60 s by default: WeCom's minute-level block lifts within a minute, and a
+  probe a minute during a longer block costs little).
 
 Waiting calls are admitted in priority order ("urgent" before "normal", then first come
 first served). Keys are independent: a paused or saturated endpoint never delays another.
@@ -73,9 +75,9 @@ class _Window:
 
 
 class _Gate:
-    def __init__(self, limiter: RateLimiter, loop: asyncio.AbstractEventLoop):
+    # No reference to the loop itself: gates are values of a WeakKeyDictionary keyed by it.
+    def __init__(self, limiter: RateLimiter):
         self.limiter = limiter
-        self.loop = loop
         self.cap = limiter.max_in_flight
         self.in_flight = 0
         self.windows = [_Window(seconds, limit) for seconds, limit in limiter.windows]
@@ -114,7 +116,7 @@ class _Gate:
         if self.timer is not None:
             self.timer.cancel()
         self.timer_at = at
-        self.timer = self.loop.call_later(at - now + _EPSILON, self._on_timer)
+        self.timer = asyncio.get_running_loop().call_later(at - now + _EPSILON, self._on_timer)
 
     def _on_timer(self) -> None:
         self.timer = None
@@ -138,7 +140,7 @@ class RateLimiter:
         max_in_flight: int = 10,
         *,
         windows: Sequence[tuple[float, int]] | None = None,
-        max_pause: float = 3600.0,
+        max_pause: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         if windows is None:
@@ -161,7 +163,7 @@ class RateLimiter:
             gates = self._gates[loop] = {}
         gate = gates.get(key)
         if gate is None:
-            gate = gates[key] = _Gate(self, loop)
+            gate = gates[key] = _Gate(self)
         return gate
 
     @contextlib.asynccontextmanager
@@ -192,7 +194,7 @@ class RateLimiter:
                 f"longer than this call may wait ({max_wait:.1f}s)",
                 path,
             )
-        fut: asyncio.Future[None] = gate.loop.create_future()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(gate.waiters, (rank, next(self._seq), fut))
         gate.admit()
         try:
@@ -220,9 +222,15 @@ class RateLimiter:
         gate.paused_until = max(gate.paused_until, self.clock() + seconds)
 
     def on_frequency_limited(self, key: Hashable, base_pause: float) -> float:
-        """After a 45009: pause `key` (doubling on each consecutive 45009, up to
-        `max_pause`); returns the pause in seconds."""
+        """After a 45009: pause `key`; returns how long the pause still lasts.
+
+        A 45009 during a pause (a call that was already under way) does not lengthen it; one
+        after the pause ended doubles the next pause (up to `max_pause`) until a call succeeds.
+        """
         gate = self._gate(key)
+        now = self.clock()
+        if gate.paused_until > now:
+            return gate.paused_until - now
         seconds = min(self.max_pause, base_pause * (2**gate.pause_streak))
         gate.pause_streak += 1
         self.pause(key, seconds)

@@ -1,0 +1,173 @@
+"""A scripted world that drives an emulator through its control API only (over HTTP), so it
+can drive an emulator in another process: customers with realistic Chinese names scan the
+corp's contact ways, some later delete the member, members edit remarks and tags, now and
+then a member deletes a customer.
+
+Deterministic for a seed: every choice (action, name, gender, external_userid, which way,
+which tags) comes from one `random.Random(seed)`, so the same seed against the same setup
+gives the same story.
+
+    world = World("http://127.0.0.1:8081", corp_id, seed=7)
+    await world.run(steps=50, rate=20)      # or duration_s=60
+    world.log                               # what happened, step by step
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+import time
+
+import httpx
+
+# Common surnames, roughly by frequency, and characters common in given names.
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
+    "苏魏吕丁沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严武戴孔汤"
+)
+GIVEN = (
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚华建国文辉玉红梅鑫鹏宇晨欣怡涵浩然思雨佳琪雪丹志俊嘉婷颖慧博昊轩"
+)
+REMARK_SUFFIXES = ["", "-意向强", "-老客户", "-待回访", "-已报价", "-门店", "-转介绍"]
+DESCRIPTIONS = ["", "关注价格", "想要样品", "下周再联系", "预算有限", "对比竞品中", "决策人"]
+
+DEFAULT_WEIGHTS = {"scan": 0.6, "edit": 0.25, "customer_leaves": 0.1, "staff_deletes": 0.05}
+
+
+class World:
+    def __init__(
+        self,
+        base_url: str,
+        corp_id: str,
+        seed: int = 0,
+        config_ids: list[str] | None = None,
+        weights: dict[str, float] | None = None,
+        wait: bool = False,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base = base_url.rstrip("/") + "/_emulator"
+        self.corp_id = corp_id
+        self.rng = random.Random(seed)
+        self.config_ids = list(config_ids) if config_ids else None
+        self.weights = weights or dict(DEFAULT_WEIGHTS)
+        self.wait = wait  # wait for each callback's first attempt (slower, orderly)
+        self._client = client
+        self.relations: list[tuple[str, str]] = []  # (userid, external_userid) alive now
+        self.names: dict[str, str] = {}
+        self.log: list[dict] = []
+
+    # --- helpers ------------------------------------------------------------------------
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _post(self, path: str, body: dict) -> dict:
+        resp = await self._http().post(f"{self.base}/corps/{self.corp_id}{path}", json=body)
+        resp.raise_for_status()
+        return resp.json()
+
+    async def _get(self, path: str):
+        resp = await self._http().get(f"{self.base}/corps/{self.corp_id}{path}")
+        resp.raise_for_status()
+        return resp.json()
+
+    def name(self) -> str:
+        surname = self.rng.choice(SURNAMES)
+        roll = self.rng.random()
+        if roll < 0.15:  # how many people appear in a salesperson's list
+            return surname + self.rng.choice(["女士", "先生", "总", "姐", "哥"])
+        return surname + "".join(self.rng.choice(GIVEN) for _ in range(self.rng.choice([1, 2, 2])))
+
+    def external_userid(self) -> str:
+        alphabet = string.ascii_letters + string.digits
+        return "wm" + "".join(self.rng.choice(alphabet) for _ in range(30))
+
+    # --- actions ------------------------------------------------------------------------
+    async def scan(self) -> dict:
+        if self.config_ids is None:
+            self.config_ids = [w["config_id"] for w in await self._get("/contact_ways")]
+        if not self.config_ids:
+            raise RuntimeError("the corp has no contact way for customers to scan")
+        config_id = self.rng.choice(self.config_ids)
+        name, ext = self.name(), self.external_userid()
+        customer = {"name": name, "external_userid": ext, "gender": self.rng.choice([0, 1, 2, 2])}
+        result = await self._post("/scan", {"config_id": config_id, "customer": customer, "wait": self.wait})
+        self.relations.append((result["userid"], ext))
+        self.names[ext] = name
+        return {
+            "action": "scan",
+            "config_index": self.config_ids.index(config_id),
+            "name": name,
+            "userid": result["userid"],
+            "external_userid": ext,
+        }
+
+    def _pick_relation(self) -> tuple[str, str]:
+        return self.relations[self.rng.randrange(len(self.relations))]
+
+    async def edit(self) -> dict:
+        userid, ext = self._pick_relation()
+        groups = await self._get("/tags")
+        tag_ids = [t["id"] for g in groups for t in g["tag"]]
+        add = self.rng.sample(tag_ids, k=min(len(tag_ids), self.rng.choice([0, 1, 2])))
+        remark = self.names[ext] + self.rng.choice(REMARK_SUFFIXES)
+        body = {
+            "userid": userid,
+            "external_userid": ext,
+            "remark": remark,
+            "description": self.rng.choice(DESCRIPTIONS),
+            "add_tags": add,
+            "wait": self.wait,
+        }
+        await self._post("/remark", body)
+        return {
+            "action": "edit",
+            "userid": userid,
+            "external_userid": ext,
+            "remark": remark,
+            "tags": [tag_ids.index(t) for t in add],
+        }
+
+    async def customer_leaves(self) -> dict:
+        userid, ext = self._pick_relation()
+        await self._post(f"/customers/{ext}/remove_staff", {"userid": userid, "wait": self.wait})
+        self.relations.remove((userid, ext))
+        return {"action": "customer_leaves", "userid": userid, "external_userid": ext}
+
+    async def staff_deletes(self) -> dict:
+        userid, ext = self._pick_relation()
+        await self._post(f"/staff/{userid}/remove_customer", {"external_userid": ext, "wait": self.wait})
+        self.relations.remove((userid, ext))
+        return {"action": "staff_deletes", "userid": userid, "external_userid": ext}
+
+    async def step(self) -> dict:
+        """One thing happens in the world; returns (and logs) what."""
+        kinds = list(self.weights)
+        kind = self.rng.choices(kinds, weights=[self.weights[k] for k in kinds])[0]
+        if kind != "scan" and not self.relations:
+            kind = "scan"
+        entry = await getattr(self, kind)()
+        self.log.append(entry)
+        return entry
+
+    async def run(
+        self, steps: int | None = None, duration_s: float | None = None, rate: float = 5.0
+    ) -> list[dict]:
+        """Take `steps` steps, or keep going for `duration_s`, at about `rate` steps per second."""
+        if steps is None and duration_s is None:
+            raise ValueError("give steps or duration_s")
+        deadline = time.monotonic() + duration_s if duration_s is not None else None
+        done = 0
+        while (steps is None or done < steps) and (deadline is None or time.monotonic() < deadline):
+            await self.step()
+            done += 1
+            if rate > 0:
+                await asyncio.sleep(1 / rate)
+        return self.log[-done:] if done else []

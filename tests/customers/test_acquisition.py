@@ -1,0 +1,212 @@
+"""Customer acquisition end to end: Siyu and the WeCom emulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import func, select
+
+from siyu.customers.channels import ChannelSpec, create_channel
+from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.tenancy.tasks import sync_staff
+from tests.support.stack import wait_for
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make_channel(stack, name="官网海报", staff=("zhangsan",), **kw) -> Channel:
+    spec = ChannelSpec(
+        name=name, staff_userids=list(staff), welcome_text="{name}您好，我是您的专属顾问", **kw
+    )
+    channel_id = run(create_channel(stack.rt, stack.tenant_id, spec))
+    with stack.session() as s:
+        return s.get(Channel, channel_id)
+
+
+def corp_tag(stack, name="官网") -> str:
+    groups = stack.control(
+        "POST",
+        stack.corp_path("/console/tags"),
+        json={"action": "create", "group_name": "来源", "tag": [{"name": name}]},
+    )
+    del groups
+    tags = stack.control("GET", stack.corp_path("/tags"))
+    return next(t["id"] for g in tags for t in g["tag"] if t["name"] == name)
+
+
+def customer(stack, external_userid: str):
+    with stack.session() as s:
+        return s.scalar(select(Customer).where(Customer.external_userid == external_userid))
+
+
+def follow_of(stack, external_userid: str, userid: str = "zhangsan") -> Follow | None:
+    with stack.session() as s:
+        return s.scalar(
+            select(Follow)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(Customer.external_userid == external_userid, Follow.staff_userid == userid)
+        )
+
+
+def counts(stack) -> dict:
+    with stack.session() as s:
+        return {
+            "customers": s.scalar(select(func.count()).select_from(Customer)),
+            "timeline": s.scalar(select(func.count()).select_from(TimelineEvent)),
+            "welcomes": len(stack.welcome_messages()),
+        }
+
+
+def test_a_scan_creates_the_customer_with_channel_tags_and_welcome(stack):
+    tag_id = corp_tag(stack)
+    channel = make_channel(stack, tag_ids=[tag_id])
+    assert channel.config_id and channel.qr_code
+    scan = stack.scan(channel.config_id, "王女士")
+    ext = scan["external_userid"]
+
+    welcome = wait_for(lambda: stack.welcome_messages())
+    assert welcome[0]["payload"]["text"]["content"] == "王女士您好，我是您的专属顾问"
+    assert welcome[0]["welcome_code"] == scan["welcome_code"]
+    follow = wait_for(lambda: follow_of(stack, ext))
+    assert follow.channel_id == channel.id and follow.status == "active"
+    assert customer(stack, ext).name == "王女士"
+    with stack.session() as s:
+        tags = s.scalars(
+            select(Tag.wecom_id)
+            .join(FollowTag, FollowTag.tag_id == Tag.id)
+            .where(FollowTag.follow_id == follow.id)
+        ).all()
+        kinds = s.scalars(
+            select(TimelineEvent.kind).where(TimelineEvent.customer_id == follow.customer_id)
+        ).all()
+    assert tags == [tag_id]
+
+    # mark_tag reached WeCom too: the emulator's record of the relation carries the tag
+    def tagged_in_wecom():
+        rel = [
+            c
+            for c in stack.control("GET", stack.corp_path("/customers"))
+            if c["external_contact"]["external_userid"] == ext
+        ]
+        return rel and tag_id in rel[0]["follow_info"].get("tag_id", [])
+
+    wait_for(tagged_in_wecom)
+    wait_for(lambda: "welcome_sent" in [e.kind for e in _timeline(stack, follow.customer_id)])
+    assert {"added", "channel", "tagged"} <= set(kinds)
+
+
+def _timeline(stack, customer_id):
+    with stack.session() as s:
+        return s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)).all()
+
+
+def test_a_retried_delivery_changes_nothing_and_same_second_scans_both_count(stack):
+    channel = make_channel(stack)
+    at = int(time.time())
+    first = stack.scan(channel.config_id, "客户甲", at=at)
+    second = stack.scan(channel.config_id, "客户乙", at=at)
+    wait_for(lambda: len(stack.welcome_messages()) == 2)
+    wait_for(
+        lambda: follow_of(stack, first["external_userid"]) and follow_of(stack, second["external_userid"])
+    )
+    time.sleep(0.3)
+    before = counts(stack)
+    stack.control("POST", f"/redeliver/{first['delivery_id']}")
+    wait_for(lambda: stack.control("GET", f"/deliveries/{first['delivery_id']}")["status"] == "delivered")
+    time.sleep(0.5)
+    assert counts(stack) == before == {**before, "customers": 2, "welcomes": 2}
+
+
+def test_a_customer_who_deletes_the_staff_member_is_lost_and_alerts_go_out(stack):
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "赵先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control(
+        "POST", stack.corp_path(f"/customers/{ext}/remove_staff"), json={"userid": "zhangsan", "wait": True}
+    )
+    follow = wait_for(lambda: (f := follow_of(stack, ext)) and f.status == "lost" and f)
+    assert follow.ended_at is not None
+    messages = wait_for(lambda: (m := stack.app_messages()) and len(m) >= 2 and m)
+    recipients = {r for m in messages for r in m["recipients"]}
+    assert {"zhangsan", "lisi"} <= recipients  # the agent and their direct leader
+    assert any("赵先生" in m["payload"]["text"]["content"] for m in messages)
+
+
+def test_token_expiry_and_rate_limits_are_survived(stack):
+    channel = make_channel(stack)
+    stack.control("POST", stack.corp_path("/expire_tokens"))
+    stack.control(
+        "POST",
+        "/faults",
+        json={"corp_id": stack.corp_id, "path": "/cgi-bin/externalcontact/get", "errcode": 45009, "times": 2},
+    )
+    stack.control(
+        "POST",
+        "/faults",
+        json={
+            "corp_id": stack.corp_id,
+            "path": "/cgi-bin/externalcontact/mark_tag",
+            "errcode": -1,
+            "times": 2,
+        },
+    )
+    ext = stack.scan(channel.config_id, "钱女士")["external_userid"]
+    wait_for(lambda: stack.welcome_messages(), timeout=20)
+    wait_for(lambda: (c := customer(stack, ext)) and c.name == "钱女士", timeout=20)
+
+
+def test_welcome_goes_out_in_time_while_wecom_rate_limits(stack):
+    channel = make_channel(stack)
+    stack.control(
+        "POST",
+        "/faults",
+        json={
+            "corp_id": stack.corp_id,
+            "path": "/cgi-bin/externalcontact/send_welcome_msg",
+            "errcode": 45009,
+            "times": 3,
+        },
+    )
+    stack.control(
+        "POST",
+        "/faults",
+        json={
+            "corp_id": stack.corp_id,
+            "path": "/cgi-bin/externalcontact/get",
+            "errcode": 45009,
+            "times": 1000,
+        },
+    )
+    scan = stack.scan(channel.config_id, "孙先生")
+    welcome = wait_for(lambda: stack.welcome_messages(), timeout=20)[0]
+    assert welcome["welcome_code"] == scan["welcome_code"]
+    # the contact could not be fetched, so the welcome went out without the name, in time
+    assert welcome["payload"]["text"]["content"] == "您好，我是您的专属顾问"
+
+
+def test_remark_edits_and_console_tag_deletion_are_reflected(stack):
+    tag_id = corp_tag(stack, "展会")
+    channel = make_channel(stack, tag_ids=[tag_id])
+    ext = stack.scan(channel.config_id, "周女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control(
+        "POST",
+        stack.corp_path("/remark"),
+        json={"userid": "zhangsan", "external_userid": ext, "remark": "周女士-大客户", "wait": True},
+    )
+    wait_for(lambda: follow_of(stack, ext).remark == "周女士-大客户")
+    stack.control(
+        "POST", stack.corp_path("/console/tags"), json={"action": "delete", "tag_id": [tag_id], "wait": True}
+    )
+
+    def channel_notice():
+        with stack.session() as s:
+            return s.get(Channel, channel.id).notice
+
+    assert "展会" in wait_for(channel_notice)
+    with stack.session() as s:
+        assert s.scalar(select(Tag).where(Tag.wecom_id == tag_id)).deleted

@@ -1,0 +1,365 @@
+"""The /cgi-bin API over real HTTP: tokens, errors, contacts, external contacts, tags, media,
+app messages, faults and frequency limits."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .conftest import call, token
+
+ERRMSG = re.compile(
+    r"^(?P<text>.+), hint: \[\d{20,}\], from ip: 127\.0\.0\.1, "
+    r"more info at https://open\.work\.weixin\.qq\.com/devtool/query\?e=(?P<code>-?\d+)$"
+)
+
+
+def test_gettoken_errors_and_errmsg_format(http, make_corp):
+    corp = make_corp(callback=False)
+    bad_corp = http.get("/cgi-bin/gettoken", params={"corpid": "wwnope", "corpsecret": "x"}).json()
+    assert bad_corp["errcode"] == 40013
+    m = ERRMSG.match(bad_corp["errmsg"])
+    assert m and m["code"] == "40013" and m["text"] == "invalid corpid"
+    bad_secret = http.get("/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": "x"}).json()
+    assert bad_secret["errcode"] == 40001
+
+    ok = http.get("/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["agent_secret"]})
+    data = ok.json()
+    assert data["errcode"] == 0 and data["errmsg"] == "ok" and data["expires_in"] == 7200
+    # The same secret gets the same token while it is valid; another secret gets another.
+    assert token(http, corp, "agent_secret") == data["access_token"]
+    assert token(http, corp, "contact_secret") != data["access_token"]
+
+    assert http.get("/cgi-bin/user/get", params={"userid": "lisi"}).json()["errcode"] == 41001
+    invalid = http.get("/cgi-bin/user/get", params={"userid": "lisi", "access_token": "nope"}).json()
+    assert invalid["errcode"] == 40014 and ERRMSG.match(invalid["errmsg"])
+
+
+def test_token_expiry_by_control_and_by_clock(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    assert call(http, "GET", "user/get", tok, userid="lisi")["name"] == "李四"
+    assert http.post(f"/_emulator/corps/{corp['corp_id']}/expire_tokens").json()["expired"] >= 1
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 42001
+
+    http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"token_ttl": 60})
+    tok = token(http, corp)
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 0
+    http.post("/_emulator/clock", json={"advance_s": 61})
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 42001
+    assert token(http, corp) != tok  # an expired token is replaced
+
+
+def test_trusted_ips(http, make_corp):
+    corp = make_corp(callback=False)
+    http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"trusted_ips": ["10.9.9.9"]})
+    data = http.get(
+        "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["contact_secret"]}
+    )
+    assert data.json()["errcode"] == 60020
+    assert "not allow to access from your ip" in data.json()["errmsg"]
+    http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"trusted_ips": ["127.0.0.1"]})
+    assert token(http, corp)
+
+
+def test_contacts(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    depts = call(http, "GET", "department/list", tok)["department"]
+    assert [d["id"] for d in depts] == [1, 2, 3]
+    assert [d["id"] for d in call(http, "GET", "department/list", tok, id=2)["department"]] == [2]
+    user = call(http, "GET", "user/get", tok, userid="zhangsan")
+    assert user["department"] == [2] and user["gender"] == "1" and user["status"] == 1
+    assert call(http, "GET", "user/get", tok, userid="ghost")["errcode"] == 60111
+    assert [u["userid"] for u in call(http, "GET", "user/list", tok, department_id=2)["userlist"]] == [
+        "zhangsan",
+        "lisi",
+    ]
+    every = call(http, "GET", "user/simplelist", tok, department_id=1, fetch_child=1)["userlist"]
+    assert {u["userid"] for u in every} == {"zhangsan", "lisi", "wangwu"}
+    assert call(http, "GET", "user/list", tok, department_id=99)["errcode"] == 60003
+    # A member who leaves disappears from the lists and from user/get.
+    http.delete(f"/_emulator/corps/{corp['corp_id']}/staff/lisi")
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 60111
+    assert "lisi" not in call(http, "GET", "externalcontact/get_follow_user_list", tok)["follow_user"]
+
+
+def _way(http, tok, **extra) -> str:
+    body = {"type": 2, "scene": 2, "user": ["zhangsan", "lisi"], **extra}
+    data = call(http, "POST", "externalcontact/add_contact_way", tok, body)
+    assert data["errcode"] == 0, data
+    return data["config_id"]
+
+
+def test_contact_way_crud_and_qr(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    assert call(http, "POST", "externalcontact/add_contact_way", tok, {"scene": 2})["errcode"] == 41037
+    too_long = call(
+        http,
+        "POST",
+        "externalcontact/add_contact_way",
+        tok,
+        {"type": 1, "scene": 2, "user": ["lisi"], "state": "x" * 31},
+    )
+    assert too_long["errcode"] == 40035
+    added = call(
+        http,
+        "POST",
+        "externalcontact/add_contact_way",
+        tok,
+        {"type": 1, "scene": 2, "user": ["lisi"], "state": "channel-7", "skip_verify": True},
+    )
+    config_id = added["config_id"]
+    assert added["qr_code"].endswith(f"/_emulator/qr/{config_id}.png")
+    png = http.get(added["qr_code"])
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    way = call(http, "POST", "externalcontact/get_contact_way", tok, {"config_id": config_id})["contact_way"]
+    assert way["state"] == "channel-7" and way["user"] == ["lisi"] and way["type"] == 1
+    assert (
+        call(
+            http,
+            "POST",
+            "externalcontact/update_contact_way",
+            tok,
+            {"config_id": config_id, "remark": "门店A"},
+        )["errcode"]
+        == 0
+    )
+    listed = call(http, "POST", "externalcontact/list_contact_way", tok, {})["contact_way"]
+    assert {"config_id": config_id} in listed
+    assert (
+        call(http, "POST", "externalcontact/del_contact_way", tok, {"config_id": config_id})["errcode"] == 0
+    )
+    gone = call(http, "POST", "externalcontact/get_contact_way", tok, {"config_id": config_id})
+    assert gone["errcode"] != 0
+
+
+def test_batch_get_by_user_pagination_and_clamp(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    config_id = _way(http, tok, user=["zhangsan"], state="s1")
+    for i in range(5):
+        http.post(
+            f"/_emulator/corps/{corp['corp_id']}/scan",
+            json={"config_id": config_id, "customer": {"name": f"客户{i}"}},
+        ).raise_for_status()
+    seen, cursor, pages = [], "", 0
+    while True:
+        page = call(
+            http,
+            "POST",
+            "externalcontact/batch/get_by_user",
+            tok,
+            {"userid_list": ["zhangsan"], "cursor": cursor, "limit": 2},
+        )
+        assert page["errcode"] == 0
+        seen += [row["external_contact"]["name"] for row in page["external_contact_list"]]
+        assert all(row["follow_info"]["state"] == "s1" for row in page["external_contact_list"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == 3 and seen == [f"客户{i}" for i in range(5)]
+    big = call(
+        http, "POST", "externalcontact/batch/get_by_user", tok, {"userid_list": ["zhangsan"], "limit": 500}
+    )
+    assert len(big["external_contact_list"]) == 5 and big["next_cursor"] == ""
+    too_many = call(http, "POST", "externalcontact/batch/get_by_user", tok, {"userid_list": ["u"] * 101})
+    assert too_many["errcode"] == 40032
+
+
+def test_externalcontact_get_pages_follow_users_over_500(http, make_corp):
+    staff = [{"userid": f"u{i:03d}", "name": f"员工{i}", "department": [1]} for i in range(501)]
+    corp = make_corp(callback=False, staff=staff, departments=[{"id": 1, "name": "总部", "parentid": 0}])
+    tok = token(http, corp)
+    config_id = _way(http, tok, user=[], party=[1])
+    for s in staff:
+        http.post(
+            f"/_emulator/corps/{corp['corp_id']}/scan",
+            json={
+                "config_id": config_id,
+                "userid": s["userid"],
+                "customer": {"name": "大客户", "external_userid": "wmBIG"},
+            },
+        ).raise_for_status()
+    first = call(http, "GET", "externalcontact/get", tok, external_userid="wmBIG")
+    assert len(first["follow_user"]) == 500 and first["next_cursor"]
+    second = call(
+        http, "GET", "externalcontact/get", tok, external_userid="wmBIG", cursor=first["next_cursor"]
+    )
+    assert len(second["follow_user"]) == 1 and second["next_cursor"] == ""
+    assert call(http, "GET", "externalcontact/get", tok, external_userid="wmNOPE")["errcode"] == 40096
+
+
+def test_remark_and_tags_via_api_emit_no_callbacks(http, make_corp, receiver):
+    corp = make_corp()
+    tok = token(http, corp)
+    config_id = _way(http, tok, user=["zhangsan"])
+    scan = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "赵六"}, "wait": True},
+    ).json()
+    ext = scan["external_userid"]
+    added = call(
+        http,
+        "POST",
+        "externalcontact/add_corp_tag",
+        tok,
+        {"group_name": "意向", "tag": [{"name": "高"}, {"name": "低"}]},
+    )
+    group = added["tag_group"]
+    high = group["tag"][0]["id"]
+    assert group["group_name"] == "意向" and high.startswith("et")
+    dup = call(
+        http,
+        "POST",
+        "externalcontact/add_corp_tag",
+        tok,
+        {"group_id": group["group_id"], "tag": [{"name": "高"}]},
+    )
+    assert dup["errcode"] == 40071
+    assert (
+        call(
+            http,
+            "POST",
+            "externalcontact/mark_tag",
+            tok,
+            {"userid": "zhangsan", "external_userid": ext, "add_tag": [high]},
+        )["errcode"]
+        == 0
+    )
+    not_customer = call(
+        http,
+        "POST",
+        "externalcontact/mark_tag",
+        tok,
+        {"userid": "lisi", "external_userid": ext, "add_tag": [high]},
+    )
+    assert not_customer["errcode"] == 84061
+    assert (
+        call(
+            http,
+            "POST",
+            "externalcontact/remark",
+            tok,
+            {"userid": "zhangsan", "external_userid": ext, "remark": "赵总", "remark_company": "赵氏"},
+        )["errcode"]
+        == 0
+    )
+    got = call(http, "GET", "externalcontact/get", tok, external_userid=ext)
+    follow = got["follow_user"][0]
+    assert follow["remark"] == "赵总" and follow["remark_corp_name"] == "赵氏"
+    assert follow["tags"] == [{"group_name": "意向", "tag_name": "高", "tag_id": high, "type": 1}]
+    tags = call(http, "POST", "externalcontact/get_corp_tag_list", tok, {"tag_id": [high]})["tag_group"]
+    assert [t["name"] for t in tags[0]["tag"]] == ["高"]
+    assert (
+        call(http, "POST", "externalcontact/edit_corp_tag", tok, {"id": high, "name": "很高"})["errcode"] == 0
+    )
+    assert (
+        call(http, "POST", "externalcontact/del_corp_tag", tok, {"group_id": [group["group_id"]]})["errcode"]
+        == 0
+    )
+    assert call(http, "POST", "externalcontact/get_corp_tag_list", tok, {})["tag_group"] == []
+    time.sleep(0.2)
+    kinds = [d["kind"] for d in http.get(f"/_emulator/corps/{corp['corp_id']}/deliveries").json()]
+    assert kinds == ["change_external_contact/add_external_contact"]  # nothing from the API calls
+
+
+def test_media_upload(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    up = http.post(
+        "/cgi-bin/media/upload",
+        params={"access_token": tok, "type": "image"},
+        files={"media": ("a.png", png, "image/png")},
+    ).json()
+    assert up["errcode"] == 0 and up["type"] == "image" and isinstance(up["created_at"], str)
+    fetched = http.get("/cgi-bin/media/get", params={"access_token": tok, "media_id": up["media_id"]})
+    assert fetched.content == png and "a.png" in fetched.headers["content-disposition"]
+    wrong_part = http.post(
+        "/cgi-bin/media/upload",
+        params={"access_token": tok, "type": "image"},
+        files={"file": ("a.png", png, "image/png")},
+    ).json()
+    assert wrong_part["errcode"] == 44001
+    bad_type = http.post(
+        "/cgi-bin/media/upload",
+        params={"access_token": tok, "type": "gif"},
+        files={"media": ("a.png", png, "image/png")},
+    ).json()
+    assert bad_type["errcode"] == 40005
+    img = http.post(
+        "/cgi-bin/media/uploadimg", params={"access_token": tok}, files={"media": ("b.png", png, "image/png")}
+    ).json()
+    assert img["errcode"] == 0 and http.get(img["url"]).content == png
+
+
+def test_message_send(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp, "agent_secret")
+    sent = call(
+        http,
+        "POST",
+        "message/send",
+        tok,
+        {
+            "touser": "zhangsan|Ghost",
+            "msgtype": "text",
+            "agentid": corp["agent_id"],
+            "text": {"content": "客户等待回复"},
+        },
+    )
+    assert sent["errcode"] == 0 and sent["invaliduser"] == "ghost" and sent["msgid"]
+    card = call(
+        http,
+        "POST",
+        "message/send",
+        tok,
+        {
+            "touser": "lisi",
+            "msgtype": "textcard",
+            "agentid": corp["agent_id"],
+            "textcard": {"title": "t", "description": "d", "url": "http://x"},
+        },
+    )
+    assert card["errcode"] == 0 and "invaliduser" not in card
+    none = call(
+        http,
+        "POST",
+        "message/send",
+        tok,
+        {"touser": "ghost", "msgtype": "text", "agentid": corp["agent_id"], "text": {"content": "x"}},
+    )
+    assert none["errcode"] == 81013
+    msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+    assert [m["msgtype"] for m in msgs] == ["text", "textcard"] and msgs[0]["recipients"] == ["zhangsan"]
+
+
+def test_faults_and_rate_limits(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    http.post(
+        "/_emulator/faults", json={"path": "/cgi-bin/user/get", "errcode": -1, "times": 2}
+    ).raise_for_status()
+    assert [call(http, "GET", "user/get", tok, userid="lisi")["errcode"] for _ in range(3)] == [-1, -1, 0]
+    http.post("/_emulator/faults", json={"corp_id": corp["corp_id"], "path": "*", "errcode": 45009})
+    limited = call(http, "GET", "department/list", tok)
+    assert limited["errcode"] == 45009 and limited["errmsg"].startswith("api freq out of limit, hint: [")
+    http.post("/_emulator/faults", json={"path": "/cgi-bin/user/get", "delay_s": 0.3})
+    started = time.monotonic()
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 0
+    assert time.monotonic() - started >= 0.3
+
+    http.post("/_emulator/clock", json={"advance_s": 61})  # forget the calls above
+    http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"rate_limits": {"user/get": 2}})
+    codes = [call(http, "GET", "user/get", tok, userid="lisi")["errcode"] for _ in range(3)]
+    assert codes == [0, 0, 45009]
+    assert call(http, "GET", "department/list", tok)["errcode"] == 0  # per API
+    http.post("/_emulator/clock", json={"advance_s": 61})
+    assert call(http, "GET", "user/get", tok, userid="lisi")["errcode"] == 0
+    calls = http.get(f"/_emulator/corps/{corp['corp_id']}/calls").json()
+    assert {"path": "/cgi-bin/user/get", "errcode": 45009} in [
+        {"path": c["path"], "errcode": c["errcode"]} for c in calls
+    ]

@@ -1,0 +1,128 @@
+"""Siyu and the WeCom emulator, both on real ports, wired together as in production:
+a corp in the emulator, the same corp connected as a tenant in Siyu, callbacks flowing."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from siyu.app import create_app
+from siyu.config import Settings
+from siyu.db import Database
+from siyu.emulator.app import create_emulator_app
+from siyu.runtime import Runtime
+from siyu.tenancy.service import CorpCredentials, save_tenant
+from tests.support.servers import free_port, serve
+
+DEPARTMENTS = [
+    {"id": 1, "name": "总部", "parentid": 0, "department_leader": ["boss"]},
+    {"id": 2, "name": "销售一部", "parentid": 1, "department_leader": ["lisi"]},
+]
+STAFF = [
+    {"userid": "boss", "name": "王总", "department": [1], "mobile": "13800000000"},
+    {"userid": "lisi", "name": "李四", "department": [2], "direct_leader": ["boss"], "mobile": "13800000001"},
+    {
+        "userid": "zhangsan",
+        "name": "张三",
+        "department": [2],
+        "direct_leader": ["lisi"],
+        "mobile": "13800000002",
+    },
+    {"userid": "wangwu", "name": "王五", "department": [2], "mobile": "13800000003"},
+]
+
+
+@dataclass
+class Stack:
+    siyu: str
+    emulator: str
+    emu: httpx.Client
+    corp: dict
+    tenant_id: int
+    slug: str
+    rt: Runtime
+
+    @property
+    def corp_id(self) -> str:
+        return self.corp["corp_id"]
+
+    def control(self, method: str, path: str, **kw) -> dict | list:
+        r = self.emu.request(method, f"/_emulator{path}", **kw)
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    def corp_path(self, path: str) -> str:
+        return f"/corps/{self.corp_id}{path}"
+
+    def scan(self, config_id: str, name: str, **kw) -> dict:
+        return self.control(
+            "POST",
+            self.corp_path("/scan"),
+            json={"config_id": config_id, "customer": {"name": name}, "wait": True, **kw},
+        )
+
+    def welcome_messages(self) -> list[dict]:
+        return self.control("GET", self.corp_path("/welcome_messages"))
+
+    def app_messages(self) -> list[dict]:
+        return self.control("GET", self.corp_path("/app_messages"))
+
+    def session(self):
+        return self.rt.db.tenant_session(self.tenant_id)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
+    """Poll until `predicate()` is truthy; return its value or fail with what it last gave."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def stack(settings: Settings, db: Database, **emulator_overrides) -> Iterator[Stack]:
+    emulator_port, siyu_port = free_port(), free_port()
+    emu_url = f"http://127.0.0.1:{emulator_port}"
+    emu_app = create_emulator_app(public_url=emu_url, **{"retry_delay_s": 0.05, **emulator_overrides})
+    with serve(emu_app, port=emulator_port), httpx.Client(base_url=emu_url, timeout=30) as emu:
+        r = emu.post(
+            "/_emulator/corps", json={"name": "示例科技", "departments": DEPARTMENTS, "staff": STAFF}
+        )
+        assert r.status_code == 201, r.text
+        corp = r.json()
+        settings = settings.model_copy(
+            update={
+                "public_url": f"http://127.0.0.1:{siyu_port}",
+                "wecom_base_url": emu_url,
+                "wecom_oauth_url": emu_url,
+                "wecom_login_url": emu_url,
+                "embedded_worker": True,
+            }
+        )
+        rt = Runtime.create(settings, db)
+        creds = CorpCredentials(
+            corp["corp_id"],
+            int(corp["agent_id"]),
+            corp["agent_secret"],
+            corp["contact_secret"],
+            corp["token"],
+            corp["encoding_aes_key"],
+        )
+        with db.system_session() as s:
+            tenant = save_tenant(s, rt.box, "示例科技", creds, slug="t" + secrets.token_hex(4))
+            tenant_id, slug = tenant.id, tenant.slug
+        with serve(create_app(settings, rt), port=siyu_port) as siyu_url:
+            r = emu.patch(
+                f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}
+            )
+            assert r.status_code == 200, r.text
+            yield Stack(siyu_url, emu_url, emu, corp, tenant_id, slug, rt)
