@@ -26,6 +26,11 @@ app.add_typer(sync_app, name="sync")
 console = Console()
 
 
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per WeCom call is too much
+
+
 def _runtime():
     from siyu.runtime import Runtime
 
@@ -57,7 +62,7 @@ def serve(
 
     from siyu.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging()
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
@@ -66,7 +71,7 @@ def worker(concurrency: Annotated[int, typer.Option(help="rows run at once")] = 
     """Run a worker without the web server (PostgreSQL deployments run any number of these)."""
     from siyu.jobs.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _logging()
     rt = _runtime()
 
     async def main() -> None:
@@ -93,11 +98,12 @@ def migrate() -> None:
 def emulator(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port of the emulated WeCom API")] = 8081,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the WeCom emulator: WeCom's server API, callbacks and a control API under /_emulator/."""
     from siyu.emulator.app import main
 
-    main(host=host, port=port)
+    main(host=host, port=port, log_level=log_level)
 
 
 @app.command()

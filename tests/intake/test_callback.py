@@ -129,3 +129,18 @@ def crypto_key(crypto: WeComCrypto) -> str:
     import base64
 
     return base64.b64encode(crypto.key).decode()[:43]
+
+
+def test_callbacks_encrypted_by_wechatpy_are_accepted(siyu, corp, db):
+    """An independent implementation (wechatpy) encrypts; Siyu verifies, decrypts, stores."""
+    from wechatpy.enterprise.crypto import WeChatCrypto
+
+    slug, tenant_id, crypto = corp
+    theirs = WeChatCrypto(crypto.token, crypto_key(crypto), crypto.receive_id)
+    xml = add_event(crypto.receive_id, "wmFromWechatpy")
+    envelope = theirs.encrypt_message(xml, "1372623149", "1409659813")
+    sig = envelope.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
+    params = {"msg_signature": sig, "timestamp": "1409659813", "nonce": "1372623149"}
+    r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=envelope)
+    assert r.status_code == 200
+    assert stored(db, tenant_id) == 1

@@ -68,11 +68,11 @@ def create_emulator_app(config: EmulatorConfig | None = None, **overrides) -> Fa
     return app
 
 
-def main(host: str = "127.0.0.1", port: int = 8081, **overrides) -> None:
+def main(host: str = "127.0.0.1", port: int = 8081, log_level: str = "info", **overrides) -> None:
     """Run the emulator under uvicorn (`siyu emulator --port`)."""
     import uvicorn
 
-    uvicorn.run(create_emulator_app(**overrides), host=host, port=port, log_level="info")
+    uvicorn.run(create_emulator_app(**overrides), host=host, port=port, log_level=log_level)
 
 
 if __name__ == "__main__":  # python -m siyu.emulator.app

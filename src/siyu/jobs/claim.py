@@ -18,29 +18,30 @@ LEASE = timedelta(seconds=60)
 
 
 def claim(db: Database, model, limit: int, order_by=()) -> list[int]:
+    """Lease up to `limit` due rows in one UPDATE ... RETURNING statement, so that the pick
+    and the lease are atomic on SQLite as well (it has no SKIP LOCKED)."""
     now = utcnow()
-    with db.system_session() as s:
-        q = (
-            select(model.id)
-            .where(
-                model.status == "pending",
-                model.due_at <= now,
-                or_(model.claimed_until.is_(None), model.claimed_until < now),
-            )
-            .order_by(*order_by, model.due_at)
-            .limit(limit)
+    due = (
+        select(model.id)
+        .where(
+            model.status == "pending",
+            model.due_at <= now,
+            or_(model.claimed_until.is_(None), model.claimed_until < now),
         )
-        if db.is_postgres:
-            q = q.with_for_update(skip_locked=True)
-        ids = list(s.scalars(q))
-        if ids:
-            s.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(claimed_until=now + LEASE, attempts=model.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-    return ids
+        .order_by(*order_by, model.due_at)
+        .limit(limit)
+    )
+    if db.is_postgres:
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(model)
+        .where(model.id.in_(due))
+        .values(claimed_until=now + LEASE, attempts=model.attempts + 1)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    with db.system_session() as s:
+        return list(s.scalars(stmt))
 
 
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:

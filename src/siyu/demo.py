@@ -1,0 +1,262 @@
+"""`siyu demo`: Siyu on SQLite, the WeCom emulator and a simulated world, in one process tree.
+
+The demo is throwaway: its data directory is wiped on each start, because the emulator
+keeps its state in memory and a new emulator is a new corp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from siyu.config import Settings
+
+console = Console()
+
+DEPARTMENTS = [
+    {"id": 1, "name": "示例科技", "parentid": 0, "department_leader": ["wangzong"]},
+    {"id": 2, "name": "销售部", "parentid": 1, "department_leader": ["lisi"]},
+    {"id": 3, "name": "客服部", "parentid": 1, "department_leader": ["zhaoliu"]},
+]
+STAFF = [
+    {"userid": "wangzong", "name": "王总", "department": [1], "position": "总经理", "mobile": "13800000000"},
+    {
+        "userid": "lisi",
+        "name": "李四",
+        "department": [2],
+        "direct_leader": ["wangzong"],
+        "position": "销售主管",
+    },
+    {
+        "userid": "zhangsan",
+        "name": "张三",
+        "department": [2],
+        "direct_leader": ["lisi"],
+        "position": "销售顾问",
+    },
+    {
+        "userid": "xiaomei",
+        "name": "小美",
+        "department": [2],
+        "direct_leader": ["lisi"],
+        "position": "销售顾问",
+    },
+    {
+        "userid": "zhaoliu",
+        "name": "赵六",
+        "department": [3],
+        "direct_leader": ["wangzong"],
+        "position": "客服主管",
+    },
+    {
+        "userid": "sunqi",
+        "name": "孙七",
+        "department": [3],
+        "direct_leader": ["zhaoliu"],
+        "position": "客服专员",
+    },
+]
+CHANNELS = [
+    {
+        "name": "官网首页",
+        "staff": ["zhangsan"],
+        "tag": "官网",
+        "welcome": "{name}您好！我是示例科技的张三，有任何问题随时问我。",
+    },
+    {
+        "name": "展会易拉宝",
+        "staff": ["zhangsan", "xiaomei"],
+        "tag": "展会",
+        "welcome": "{name}您好，感谢在展会上添加我们！这是产品手册，请查收。",
+        "link": {"title": "示例科技产品手册", "url": "https://example.com/brochure", "desc": "2026 年版"},
+    },
+    {
+        "name": "门店海报",
+        "staff": ["xiaomei"],
+        "tag": "门店",
+        "welcome": "{name}您好，欢迎光临！到店出示本消息享会员价。",
+    },
+    {
+        "name": "售后服务卡",
+        "departments": [3],
+        "tag": "售后",
+        "welcome": "{name}您好，我是您的售后顾问，产品问题请直接留言。",
+    },
+]
+LOGINS = [
+    ("admin", "管理员", "admin", None),
+    ("lisi", "李四", "supervisor", "lisi"),
+    ("zhangsan", "张三", "agent", "zhangsan"),
+]
+PASSWORD = "siyu-demo"
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not start within {timeout:.0f}s")
+
+
+def _spawn(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env=env, start_new_session=True)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
+    """The demo corp in the emulator and in Siyu: staff, logins, tags, channels."""
+    from siyu.customers import service as customers
+    from siyu.customers.channels import ChannelSpec, create_channel
+    from siyu.runtime import Runtime
+    from siyu.tenancy import service as tenancy
+    from siyu.tenancy.tasks import sync_staff
+
+    async with httpx.AsyncClient(base_url=emulator_url, timeout=30) as emu:
+        corp = (
+            await emu.post(
+                "/_emulator/corps", json={"name": "示例科技", "departments": DEPARTMENTS, "staff": STAFF}
+            )
+        ).json()
+        rt = Runtime.create(settings)
+        rt.db.migrate()
+        creds = tenancy.CorpCredentials(
+            corp["corp_id"],
+            int(corp["agent_id"]),
+            corp["agent_secret"],
+            corp["contact_secret"],
+            corp["token"],
+            corp["encoding_aes_key"],
+        )
+        await tenancy.check_credentials(creds, settings.wecom_base_url)
+        with rt.db.system_session() as s:
+            tenant = tenancy.save_tenant(s, rt.box, "示例科技", creds, slug="demo")
+            tenant_id, slug = tenant.id, tenant.slug
+        with rt.db.tenant_session(tenant_id) as s:
+            for login, name, role, userid in LOGINS:
+                tenancy.add_person(s, login, name, role, PASSWORD, userid)
+        await sync_staff(rt, tenant_id)
+        contact = rt.clients.get(tenant_id).contact
+        group = (await contact.add_corp_tag(group_name="来源渠道", tags=[c["tag"] for c in CHANNELS]))[
+            "tag_group"
+        ]
+        tag_ids = {t["name"]: t["id"] for t in group["tag"]}
+        with rt.db.tenant_session(tenant_id) as s:
+            customers.upsert_tags(s, [group])
+        config_ids = []
+        for c in CHANNELS:
+            spec = ChannelSpec(
+                name=c["name"],
+                staff_userids=c.get("staff", []),
+                department_ids=c.get("departments", []),
+                tag_ids=[tag_ids[c["tag"]]],
+                welcome_text=c["welcome"],
+                welcome_link=c.get("link", {}),
+            )
+            channel_id = await create_channel(rt, tenant_id, spec)
+            with rt.db.tenant_session(tenant_id) as s:
+                from siyu.customers.models import Channel
+
+                config_ids.append(s.get(Channel, channel_id).config_id)
+        await emu.patch(
+            f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}
+        )
+        await rt.clients.aclose()
+        rt.db.dispose()
+        return corp["corp_id"], config_ids
+
+
+async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:
+    from siyu.emulator.world import World
+
+    world = World(emulator_url, corp_id, seed=2026, config_ids=config_ids)
+    try:
+        for _ in range(8):  # a first wave, so the UI has customers within seconds
+            await world.step()
+            await asyncio.sleep(0.3)
+        weights = {"scan": 0.7, "edit": 0.2, "customer_leaves": 0.07, "staff_deletes": 0.03}
+        world.weights = weights
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                await world.step()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 3.0)
+    finally:
+        await world.close()
+
+
+def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = "data/demo") -> None:
+    data = Path(data_dir)
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    siyu_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SIYU_DATA_DIR": str(data),
+        "SIYU_DATABASE_URL": "",
+        "SIYU_PUBLIC_URL": siyu_url,
+        "SIYU_WECOM_BASE_URL": emulator_url,
+        "SIYU_WECOM_OAUTH_URL": emulator_url,
+        "SIYU_WECOM_LOGIN_URL": emulator_url,
+    }
+    settings = Settings(
+        data_dir=data,
+        database_url="",
+        public_url=siyu_url,
+        wecom_base_url=emulator_url,
+        wecom_oauth_url=emulator_url,
+        wecom_login_url=emulator_url,
+    )
+    procs: list[subprocess.Popen] = []
+    try:
+        console.print("starting the WeCom emulator ...")
+        procs.append(_spawn(["emulator", "--port", str(emulator_port), "--log-level", "warning"], env))
+        _wait_healthy(f"{emulator_url}/_emulator/health", procs[-1], "the emulator")
+        corp_id, config_ids = asyncio.run(_seed(settings, emulator_url))
+        console.print("starting Siyu ...")
+        procs.append(_spawn(["serve", "--port", str(port)], env))
+        _wait_healthy(f"{siyu_url}/healthz", procs[-1], "Siyu")
+        console.print(f"\n[bold green]Siyu demo is running:[/bold green] {siyu_url}")
+        console.print(
+            f"  log in as [bold]admin[/bold] / [bold]{PASSWORD}[/bold]  (also lisi = supervisor, "
+            f"zhangsan = agent, same password)"
+        )
+        console.print(f"  WeCom emulator: {emulator_url}/_emulator/corps/{corp_id}")
+        console.print("  customers arrive through 4 channels every few seconds; Ctrl-C stops everything\n")
+        stop = asyncio.Event()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await _world(emulator_url, corp_id, config_ids, stop)
+
+        asyncio.run(main())
+    finally:
+        _stop(procs)
+        console.print("demo stopped")

@@ -1,0 +1,76 @@
+"""Claiming due rows: two workers never get the same row; a crashed worker's rows come back."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from siyu.db import utcnow
+from siyu.db.crypto import SecretBox
+from siyu.jobs.claim import claim
+from siyu.notify import outbox
+from siyu.notify.models import OutboxMessage
+from siyu.tenancy.service import CorpCredentials, save_tenant
+from siyu.wecom.crypto import new_encoding_aes_key
+
+
+def tenant(db) -> int:
+    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
+    with db.system_session() as s:
+        return save_tenant(s, SecretBox("k"), "t", creds, slug="j" + secrets.token_hex(4)).id
+
+
+def pending(db, tenant_id: int, n: int) -> set[int]:
+    with db.tenant_session(tenant_id) as s:
+        rows = [outbox.enqueue(s, "app_message", f"k{i}", {"i": i}) for i in range(n)]
+        s.flush()
+        return {r.id for r in rows}
+
+
+def test_concurrent_claims_are_disjoint(db):
+    tid = tenant(db)
+    ids = pending(db, tid, 120)
+    claimed: list[list[int]] = [[], [], []]
+
+    def worker(slot: int) -> None:
+        while True:
+            got = [i for i in claim(db, OutboxMessage, 7) if i in ids]
+            if not got:
+                return
+            claimed[slot].extend(got)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for part in claimed for i in part]
+    assert len(everything) == len(set(everything)) == 120  # each row exactly once
+    assert set(everything) == ids
+
+
+def test_a_crashed_workers_lease_runs_out_and_the_row_is_claimed_again(db):
+    tid = tenant(db)
+    (row_id,) = pending(db, tid, 1)
+    assert row_id in claim(db, OutboxMessage, 1000)
+    assert row_id not in claim(db, OutboxMessage, 1000)  # leased: nobody else takes it
+    with db.system_session() as s:  # the worker died; time passes beyond the lease
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    assert row_id in claim(db, OutboxMessage, 1000)
+    with db.tenant_session(tid) as s:
+        assert s.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == row_id)) == 2
+
+
+def test_the_same_side_effect_is_queued_once(db):
+    tid = tenant(db)
+    with db.tenant_session(tid) as s:
+        first = outbox.enqueue(s, "welcome", "welcome:CODE", {})
+        again = outbox.enqueue(s, "welcome", "welcome:CODE", {})
+    assert first is not None and again is None
