@@ -1,0 +1,78 @@
+"""What happens to a customer after the add: half-adds, removals, transfers, a full sync."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from siyu.customers.models import Customer, Follow, TimelineEvent
+from siyu.customers.sync import sync_customers
+from tests.customers.test_acquisition import follow_of, make_channel, run
+from tests.support.stack import wait_for
+
+
+def kinds(stack, external_userid: str) -> list[str]:
+    with stack.session() as s:
+        return s.scalars(
+            select(TimelineEvent.kind)
+            .join(Customer, Customer.id == TimelineEvent.customer_id)
+            .where(Customer.external_userid == external_userid)
+            .order_by(TimelineEvent.id)
+        ).all()
+
+
+def test_unverified_add_is_a_half_follow_and_still_welcomed(stack):
+    channel = make_channel(stack, skip_verify=False)
+    ext = stack.scan(channel.config_id, "吴女士")["external_userid"]
+    assert wait_for(lambda: follow_of(stack, ext)).status == "half"
+    wait_for(lambda: stack.welcome_messages())
+
+
+def test_staff_removal_and_transfer_removal_are_told_apart(stack):
+    channel = make_channel(stack, staff=("zhangsan", "wangwu"))
+    first = stack.scan(channel.config_id, "郑先生", userid="zhangsan")["external_userid"]
+    second = stack.scan(channel.config_id, "冯女士", userid="wangwu")["external_userid"]
+    wait_for(lambda: follow_of(stack, first) and follow_of(stack, second, "wangwu"))
+    stack.control(
+        "POST",
+        stack.corp_path("/staff/zhangsan/remove_customer"),
+        json={"external_userid": first, "wait": True},
+    )
+    stack.control(
+        "POST",
+        stack.corp_path("/staff/wangwu/remove_customer"),
+        json={"external_userid": second, "by_transfer": True, "wait": True},
+    )
+    assert wait_for(lambda: (f := follow_of(stack, first)) and f.status == "deleted" and f)
+    assert wait_for(lambda: (f := follow_of(stack, second, "wangwu")) and f.status == "transferred" and f)
+    assert "removed" in kinds(stack, first) and "transferred" in kinds(stack, second)
+    assert stack.app_messages() == []  # a staff member's own removal alerts nobody
+
+
+def test_a_failed_transfer_lands_on_the_timeline(stack):
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "陈先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control(
+        "POST",
+        stack.corp_path("/transfer_fail"),
+        json={"userid": "lisi", "external_userid": ext, "reason": "customer_refused", "wait": True},
+    )
+    wait_for(lambda: "transfer_failed" in kinds(stack, ext))
+
+
+def test_sync_imports_existing_customers_and_rerunning_changes_nothing(stack):
+    channel = make_channel(stack)
+    stack.control("PATCH", f"/corps/{stack.corp_id}", json={"callback_url": ""})  # before Siyu was connected
+    for name in ("甲", "乙", "丙", "丁", "戊"):
+        stack.scan(channel.config_id, f"老客户{name}")
+    seen = []
+    first = run(sync_customers(stack.rt, stack.tenant_id, lambda done, total: seen.append(done)))
+    assert first == {"staff": 4, "relations": 5, "new": 5}
+    assert seen[-1] == 5
+    with stack.session() as s:
+        assert s.scalar(select(func.count()).select_from(Follow).where(Follow.channel_id == channel.id)) == 5
+        timeline_before = s.scalar(select(func.count()).select_from(TimelineEvent))
+    again = run(sync_customers(stack.rt, stack.tenant_id))
+    assert again == {"staff": 4, "relations": 5, "new": 0}
+    with stack.session() as s:
+        assert s.scalar(select(func.count()).select_from(TimelineEvent)) == timeline_before
