@@ -85,12 +85,21 @@ def worker(concurrency: Annotated[int, typer.Option(help="rows run at once")] = 
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    new: Annotated[
+        str | None, typer.Option(help="developers: write a new migration with this message")
+    ] = None,
+) -> None:
     """Apply database migrations (run once per deploy when several processes share PostgreSQL)."""
+    import siyu.models  # noqa: F401 - every table, for autogenerate
     from siyu.db import Database
 
     settings = get_settings()
-    Database(settings.sqlalchemy_url).migrate()
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    if new:
+        db.new_migration(new)
+        return
     console.print(f"schema is up to date on {settings.sqlalchemy_url.split('@')[-1]}")
 
 
