@@ -95,14 +95,7 @@ def mark_tags_deleted(session: Session, wecom_ids: list[str]) -> list[Channel]:
 
 def _set_follow_tags(session: Session, customer: Customer, follow: Follow, tags: list[dict], at) -> None:
     """Make the follow's tags equal WeCom's list, recording what changed on the timeline."""
-    wanted = {}
-    for item in tags:
-        if item.get("type", 1) == 2 or not item.get("tag_id"):
-            continue  # personal tags have no id and are not the enterprise's
-        wanted[item["tag_id"]] = _tag(
-            session, item["tag_id"], item.get("tag_name", ""), item.get("group_name", "")
-        )
-    _apply_tag_set(session, customer, follow, wanted, at)
+    _apply_tag_set(session, customer, follow, _wecom_tags(session, tags), at)
 
 
 def _apply_tag_set(session: Session, customer: Customer, follow: Follow, wanted: dict[str, Tag], at) -> None:
@@ -189,9 +182,10 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
 
 
 def attribute_channel(session: Session, customer: Customer, follow: Follow, state: str, at: datetime):
-    if not state or follow.channel_id:
-        return None
-    channel = session.scalar(select(Channel).where(Channel.state == state))
+    """The channel this follow came through: attributed from `state` the first time."""
+    if follow.channel_id:
+        return session.get(Channel, follow.channel_id)
+    channel = session.scalar(select(Channel).where(Channel.state == state)) if state else None
     if channel is None:
         return None
     follow.channel_id = channel.id
@@ -199,6 +193,27 @@ def attribute_channel(session: Session, customer: Customer, follow: Follow, stat
         session, customer, "channel", at, follow.staff_userid, channel=channel.name, channel_id=channel.id
     )
     return channel
+
+
+def _channel_tags(session: Session, channel: Channel | None) -> dict[str, Tag]:
+    """The tags a channel applies, less those deleted in WeCom since."""
+    if channel is None or not channel.tag_ids:
+        return {}
+    live = {t.wecom_id: t for t in session.scalars(select(Tag).where(Tag.wecom_id.in_(channel.tag_ids)))}
+    return {
+        wid: live.get(wid) or _tag(session, wid)
+        for wid in channel.tag_ids
+        if not getattr(live.get(wid), "deleted", False)
+    }
+
+
+def _wecom_tags(session: Session, tags: list[dict]) -> dict[str, Tag]:
+    """Enterprise tags from a `follow_user` entry (personal tags have no id and stay out)."""
+    return {
+        item["tag_id"]: _tag(session, item["tag_id"], item.get("tag_name", ""), item.get("group_name", ""))
+        for item in tags
+        if item.get("tag_id") and item.get("type", 1) != 2
+    }
 
 
 def welcome_payload(tenant: Tenant, channel: Channel | None, customer: Customer) -> dict | None:
@@ -228,44 +243,38 @@ def record_added(
     """add_external_contact / add_half_external_contact, after fetching the contact.
 
     `contact` is externalcontact/get's answer, or None when WeCom could not be asked in
-    time: the welcome message still goes out (without the name) and the event is retried."""
+    time: the welcome message still goes out (without the name) and the event is retried,
+    which runs this again; every step here is safe to repeat."""
     userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
     at = from_unix(fields.get("CreateTime"))
     state = fields.get("State", "")
-    data = (contact or {}).get("external_contact") or {"external_userid": ext_id}
-    customer, _ = upsert_customer(session, data, at)
-    follow_users = (contact or {}).get("follow_user") or [{"userid": userid, "state": state}]
-    follow = None
-    for info in follow_users:
-        if info.get("userid") == userid:
-            follow, is_new = upsert_follow(
-                session,
-                customer,
-                {**info, "state": info.get("state") or state},
-                at,
-                status="half" if half else "active",
-            )
-            if is_new:
-                timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half)
-            if contact is not None:
-                _set_follow_tags(session, customer, follow, info.get("tags", []), at)
-        elif contact is not None:
+    customer, _ = upsert_customer(
+        session, (contact or {}).get("external_contact") or {"external_userid": ext_id}, at
+    )
+    follow_users = (contact or {}).get("follow_user") or []
+    for info in follow_users:  # the other staff who have this customer: refresh them too
+        if info.get("userid") != userid:
             other, _ = upsert_follow(session, customer, info, at)
             _set_follow_tags(session, customer, other, info.get("tags", []), at)
-    if follow is None:  # WeCom's answer did not list this member yet: trust the event
-        follow, is_new = upsert_follow(
-            session, customer, {"userid": userid, "state": state}, at, status="half" if half else "active"
-        )
-        if is_new:
-            timeline(session, customer, "added", at, userid, half=half)
+    # WeCom's answer may not list this member yet; then the event alone says who added whom.
+    info = next((i for i in follow_users if i.get("userid") == userid), {"userid": userid})
+    follow, is_new = upsert_follow(
+        session,
+        customer,
+        {**info, "state": info.get("state") or state},
+        at,
+        status="half" if half else "active",
+    )
+    if is_new:
+        timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half)
     channel = attribute_channel(session, customer, follow, state, at)
-    if channel and channel.tag_ids:
-        live = {t.wecom_id: t for t in session.scalars(select(Tag).where(Tag.wecom_id.in_(channel.tag_ids)))}
-        tags = {
-            wid: live.get(wid) or _tag(session, wid)
-            for wid in channel.tag_ids
-            if not getattr(live.get(wid), "deleted", False)
-        }
+    channel_tags = _channel_tags(session, channel)
+    if contact is not None:
+        # WeCom's tags plus the channel's, which mark_tag may not have reached WeCom with yet
+        _apply_tag_set(
+            session, customer, follow, {**_wecom_tags(session, info.get("tags", [])), **channel_tags}, at
+        )
+    elif channel_tags:
         current = {
             t.wecom_id: t
             for t in session.scalars(
@@ -274,32 +283,31 @@ def record_added(
                 .where(FollowTag.follow_id == follow.id)
             )
         }
-        _apply_tag_set(session, customer, follow, {**current, **tags}, at)
+        _apply_tag_set(session, customer, follow, {**current, **channel_tags}, at)
+    if channel_tags:
         outbox.enqueue(
             session,
             "mark_tag",
             f"mark_tag:{follow.id}:channel:{channel.id}",
-            {"userid": userid, "external_userid": ext_id, "add_tag": list(tags)},
+            {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)},
         )
     code = fields.get("WelcomeCode", "")
-    if code:
-        tenant_row = session.get(Tenant, tenant.id)
-        payload = welcome_payload(tenant_row, channel, customer)
-        if payload:
-            outbox.enqueue(
-                session,
-                "welcome",
-                f"welcome:{code}",
-                {
-                    "welcome_code": code,
-                    "userid": userid,
-                    "external_userid": ext_id,
-                    "customer_id": customer.id,
-                    **payload,
-                },
-                priority=outbox.URGENT,
-                deadline_at=at + WELCOME_WINDOW,
-            )
+    payload = welcome_payload(session.get(Tenant, tenant.id), channel, customer) if code else None
+    if payload:
+        outbox.enqueue(
+            session,
+            "welcome",
+            f"welcome:{code}",
+            {
+                "welcome_code": code,
+                "userid": userid,
+                "external_userid": ext_id,
+                "customer_id": customer.id,
+                **payload,
+            },
+            priority=outbox.URGENT,
+            deadline_at=at + WELCOME_WINDOW,
+        )
     return customer
 
 
