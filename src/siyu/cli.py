@@ -159,13 +159,14 @@ def tenant_add(
         tenant = service.save_tenant(s, rt.box, name, creds, slug)
         summary = service.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
     _print_summary(summary)
-    console.print(
-        "Paste the callback URL, Token and EncodingAESKey into WeCom's admin console (客户联系 → API)."
-    )
+    console.print(f"callback URL: {summary['callback_url']}", soft_wrap=True)
+    console.print("Paste it, the Token and the EncodingAESKey into WeCom's admin console (客户联系 → API).")
 
 
 def _print_summary(summary: dict) -> None:
     table = Table(show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in summary.items():
         table.add_row(key, str(value))
     console.print(table)

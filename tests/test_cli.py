@@ -1,0 +1,97 @@
+"""The `siyu` command against the WeCom emulator: connect a corp, sync, inspect."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from siyu.cli import app
+from siyu.config import get_settings
+from siyu.emulator.app import create_emulator_app
+from tests.support.servers import serve
+from tests.support.stack import DEPARTMENTS, STAFF
+
+
+@pytest.fixture
+def siyu(tmp_path, database_url, monkeypatch):
+    with serve(create_emulator_app()) as url:
+        monkeypatch.setenv("SIYU_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("SIYU_DATABASE_URL", database_url)
+        monkeypatch.setenv("SIYU_WECOM_BASE_URL", url)
+        monkeypatch.setenv("SIYU_PUBLIC_URL", "https://scrm.example.com")
+        corp = httpx.post(
+            f"{url}/_emulator/corps", json={"name": "乙公司", "departments": DEPARTMENTS, "staff": STAFF}
+        ).json()
+        runner = CliRunner()
+
+        def invoke(*args: str):
+            get_settings.cache_clear()
+            result = runner.invoke(app, list(args), catch_exceptions=False)
+            return result.exit_code, result.output
+
+        yield invoke, corp
+    get_settings.cache_clear()
+
+
+def add_args(corp, **change) -> list[str]:
+    values = {
+        "name": "乙公司",
+        "corp-id": corp["corp_id"],
+        "agent-id": str(corp["agent_id"]),
+        "agent-secret": corp["agent_secret"],
+        "contact-secret": corp["contact_secret"],
+        "token": corp["token"],
+        "aes-key": corp["encoding_aes_key"],
+        "slug": corp["corp_id"].lower(),
+    }
+    values.update(change)
+    return ["tenant", "add", *[x for k, v in values.items() for x in (f"--{k}", v)]]
+
+
+def test_connect_sync_and_inspect(siyu):
+    invoke, corp = siyu
+    code, out = invoke(*add_args(corp, **{"contact-secret": "wrong"}))
+    assert code == 1 and "客户联系 Secret" in out
+    code, out = invoke(*add_args(corp))
+    assert code == 0, out
+    slug = corp["corp_id"].lower()
+    assert f"https://scrm.example.com/wecom/callback/{slug}" in out
+    assert corp["agent_secret"] not in out
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and corp["corp_id"] in out and corp["contact_secret"] not in out
+    code, out = invoke("sync", "staff", "--tenant", slug)
+    assert code == 0 and "2 departments and 4 staff" in out
+    code, out = invoke("sync", "customers", "--tenant", slug)
+    assert code == 0 and "0 customer relations" in out
+    code, out = invoke(
+        "person",
+        "add",
+        "--tenant",
+        slug,
+        "--login",
+        f"admin-{slug}",
+        "--name",
+        "管理员",
+        "--password",
+        "pw-123456",
+    )
+    assert code == 0
+    code, out = invoke("tenant", "show", "nobody")
+    assert code == 1 and "no tenant" in out
+
+
+def test_every_command_explains_itself():
+    runner = CliRunner()
+    for args in (
+        ["--help"],
+        ["demo", "--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+        ["emulator", "--help"],
+        ["migrate", "--help"],
+        ["tenant", "add", "--help"],
+        ["sync", "customers", "--help"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and len(result.output) > 100, args
