@@ -8,7 +8,7 @@ from siyu.customers import service as customers
 from siyu.db import utcnow
 from siyu.jobs.claim import backoff
 from siyu.notify.models import OutboxMessage
-from siyu.wecom.errors import WeComError, WeComFailure, WeComWelcomeCodeError
+from siyu.wecom.errors import WeComError, WeComWelcomeCodeError
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
@@ -62,11 +62,14 @@ async def send(rt, message_id: int) -> None:
         deadline = message.deadline_at
     error, permanent = "", False
     try:
-        await SENDERS[kind](rt, tenant_id, payload)
+        sender = SENDERS.get(kind)
+        if sender is None:
+            raise Permanent(f"no sender for outbox kind {kind!r}")
+        await sender(rt, tenant_id, payload)
     except Permanent as exc:
         error, permanent = str(exc), True
-    except (WeComFailure, OSError) as exc:
-        error = exc.describe() if isinstance(exc, WeComError) else str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
+        error = exc.describe() if isinstance(exc, WeComError) else f"{type(exc).__name__}: {exc}"
     now = utcnow()
     with rt.db.tenant_session(tenant_id) as s:
         message = s.get(OutboxMessage, message_id)
