@@ -1,11 +1,80 @@
-"""Mounts the JSON API and the web UI on the app."""
+"""Mounts the JSON API and the web UI on the app, and turns errors into answers people can read."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from siyu.customers.api import router as customers_api
+from siyu.customers.channels import ChannelError
+from siyu.tenancy.api import router as tenancy_api
+from siyu.web import auth, pages
+from siyu.web.templating import HERE, render, wecom_message
+from siyu.wecom.errors import WeComFailure
+
+PAGE_TITLES = {
+    403: "没有权限 / Forbidden",
+    404: "找不到 / Not found",
+    422: "无法处理 / Invalid request",
+    502: "企业微信暂时不可用 / WeCom unavailable",
+}
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith(("/api/", "/wecom/", "/static/")) or path == "/healthz")
 
 
 def install(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(auth.router)
+    app.include_router(customers_api)
+    app.include_router(tenancy_api)
+    app.include_router(pages.router)
+
+    @app.exception_handler(auth.LoginRequired)
+    async def _login_required(request: Request, exc: auth.LoginRequired):
+        return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
+
+    @app.exception_handler(auth.CsrfRefused)
+    async def _csrf(request: Request, exc: auth.CsrfRefused):
+        message = "CSRF token missing or wrong: reload the page and try again"
+        if exc.api:
+            return JSONResponse({"detail": message}, 403)
+        return _error_page(request, 403, "页面已过期，请刷新后重试。/ " + message)
+
+    @app.exception_handler(WeComFailure)
+    async def _wecom(request: Request, exc: WeComFailure):
+        if _wants_page(request):
+            return _error_page(request, 502, wecom_message(exc))
+        return JSONResponse({"detail": wecom_message(exc)}, 502)
+
+    @app.exception_handler(ChannelError)
+    async def _channel(request: Request, exc: ChannelError):
+        if _wants_page(request):
+            return _error_page(request, 422, str(exc))
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404 and request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "not found"}, 404)
+        if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
+            return _error_page(request, exc.status_code, str(exc.detail or ""))
+        return await http_exception_handler(request, exc)
+
+
+def _error_page(request: Request, status: int, message: str):
+    title = PAGE_TITLES.get(status, f"出错了 / Error {status}")
+    if status == 404:
+        message = "这个页面不存在，或你没有权限查看。/ This page does not exist or is not yours."
+    return render(request, "error.html", {"title": title, "message": message, "status": status}, status)

@@ -1,0 +1,292 @@
+"""JSON API: customers, channels and tags under /api/v1 (thin: queries read, services write).
+
+Auth is the web session cookie; unsafe methods also need the `X-CSRF-Token` header (its
+value is in `GET /api/v1/me`). A customer or channel that is missing, belongs to another
+tenant, or is outside the caller's role scope answers 404 `{"detail": "not found"}`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from siyu.customers import channels as channel_service
+from siyu.customers import queries
+from siyu.customers.channels import ChannelError, ChannelSpec
+from siyu.customers.models import Channel
+from siyu.customers.schemas import (
+    ChannelCreate,
+    ChannelOut,
+    ChannelPatch,
+    ChannelStats,
+    CustomerPage,
+    CustomerProfile,
+    FollowStatus,
+    TagOut,
+    TimelineEventOut,
+)
+from siyu.web.auth import ApiViewer, Viewer, require_admin
+
+router = APIRouter(prefix="/api/v1", tags=["customers"])
+NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"application/json": {}}}}
+
+
+def not_found() -> HTTPException:
+    return HTTPException(404, "not found")
+
+
+# ---------------------------------------------------------------- customers
+
+
+@router.get("/customers", response_model=CustomerPage, summary="List customers")
+def list_customers(
+    request: Request,
+    viewer: ApiViewer,
+    q: Annotated[str, Query(max_length=100, description="name, remark or phone number")] = "",
+    tag: Annotated[int | None, Query(description="tag id (from /api/v1/tags)")] = None,
+    channel: Annotated[int | None, Query(description="channel id")] = None,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    added_from: Annotated[date | None, Query(description="follow added on or after (YYYY-MM-DD)")] = None,
+    added_to: Annotated[date | None, Query(description="follow added on or before (YYYY-MM-DD)")] = None,
+    status: Annotated[FollowStatus | None, Query(description="follow status")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+):
+    if added_from and added_to and added_from > added_to:
+        raise HTTPException(422, "added_from must not be after added_to")
+    f = queries.CustomerFilter(q, tag, channel, staff or None, added_from, added_to, status)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        result = queries.list_customers(s, viewer, f, page, per_page)
+    return {
+        "items": result.items,
+        "total": result.total,
+        "page": result.page,
+        "per_page": result.per_page,
+        "pages": result.pages,
+    }
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerProfile, responses=NOT_FOUND)
+def get_customer(request: Request, viewer: ApiViewer, customer_id: int):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.profile(s, viewer, customer_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+@router.get("/customers/{customer_id}/timeline", response_model=list[TimelineEventOut], responses=NOT_FOUND)
+def get_timeline(
+    request: Request, viewer: ApiViewer, customer_id: int, limit: Annotated[int, Query(ge=1, le=500)] = 200
+):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.timeline(s, viewer, customer_id, limit)
+    if found is None:
+        raise not_found()
+    return found
+
+
+@router.get("/tags", response_model=list[TagOut], tags=["tags"])
+def list_tags(request: Request, viewer: ApiViewer, include_deleted: bool = False):
+    from siyu.customers.models import Tag
+
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        stmt = select(Tag).order_by(Tag.group_name, Tag.name)
+        if not include_deleted:
+            stmt = stmt.where(Tag.deleted.is_(False))
+        return [queries.tag_dict(t) for t in s.scalars(stmt)]
+
+
+# ---------------------------------------------------------------- channels (shared with the pages)
+
+
+def channel_dict(channel: Channel, totals: dict | None) -> dict:
+    return {
+        "id": channel.id,
+        "name": channel.name,
+        "state": channel.state,
+        "enabled": channel.enabled,
+        "staff_userids": list(channel.staff_userids or []),
+        "department_ids": list(channel.department_ids or []),
+        "skip_verify": channel.skip_verify,
+        "tag_ids": list(channel.tag_ids or []),
+        "welcome_text": channel.welcome_text,
+        "welcome_link": dict(channel.welcome_link or {}),
+        "welcome_image_url": channel.welcome_image_url,
+        "notice": channel.notice,
+        "created_at": channel.created_at,
+        "qr_url": f"/api/v1/channels/{channel.id}/qr.png",
+        "totals": totals or {"adds": 0, "losses": 0, "active": 0, "net": 0},
+    }
+
+
+def load_channel(rt, viewer: Viewer, channel_id: int) -> dict | None:
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        channel = s.get(Channel, channel_id)
+        if channel is None:
+            return None
+        return channel_dict(channel, channel_service.totals(s).get(channel.id))
+
+
+def spec_problems(rt, viewer: Viewer, spec: ChannelSpec) -> list[str]:
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        return queries.channel_ref_problems(s, spec.staff_userids, spec.department_ids, spec.tag_ids)
+
+
+async def fetch_qr(rt, viewer: Viewer, channel_id: int) -> tuple[bytes, str, str]:
+    """The channel's QR image, fetched server-side from WeCom's URL: (bytes, type, name)."""
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        channel = s.get(Channel, channel_id)
+        if channel is None or not channel.qr_code:
+            raise LookupError(channel_id)
+        url, name = channel.qr_code, channel.name
+    try:
+        async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
+            resp = await client.get(url)
+            resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise QrUnavailable(f"二维码图片暂时取不到 / could not fetch the QR image: {exc}") from exc
+    content = resp.content
+    ctype = "image/png" if content.startswith(b"\x89PNG") else resp.headers.get("content-type", "image/png")
+    return content, ctype, name
+
+
+class QrUnavailable(RuntimeError):
+    pass
+
+
+def qr_response(content: bytes, ctype: str, name: str, download: bool) -> Response:
+    headers = {"Cache-Control": "private, max-age=300"}
+    if download:
+        filename = f"渠道-{name}.png"
+        safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in filename)
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        )
+    return Response(content, media_type=ctype, headers=headers)
+
+
+def merged_spec(current: dict, patch: dict) -> ChannelSpec:
+    merged = {**current, **{k: v for k, v in patch.items()}}
+    return ChannelSpec(
+        name=merged["name"],
+        staff_userids=list(merged["staff_userids"] or []),
+        department_ids=[int(d) for d in merged["department_ids"] or []],
+        skip_verify=bool(merged["skip_verify"]),
+        tag_ids=list(merged["tag_ids"] or []),
+        welcome_text=merged["welcome_text"] or "",
+        welcome_link=dict(merged["welcome_link"] or {}),
+        welcome_image_url=merged["welcome_image_url"] or "",
+    )
+
+
+@router.get("/channels", response_model=list[ChannelOut], tags=["channels"])
+def list_channels(request: Request, viewer: ApiViewer, include_disabled: bool = True):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        totals = channel_service.totals(s)
+        stmt = select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc(), Channel.id.desc())
+        if not include_disabled:
+            stmt = stmt.where(Channel.enabled.is_(True))
+        return [channel_dict(c, totals.get(c.id)) for c in s.scalars(stmt)]
+
+
+@router.post("/channels", response_model=ChannelOut, status_code=201, tags=["channels"])
+async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreate):
+    """Creates the "contact me" code in WeCom, then the channel. Admins only."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    data = body.model_dump()
+    spec = merged_spec(
+        {"name": body.name, "skip_verify": True, "welcome_link": {}, "welcome_image_url": ""}, data
+    )
+    problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec)
+    return await run_in_threadpool(load_channel, rt, viewer, channel_id)
+
+
+@router.get("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
+def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
+    found = load_channel(request.app.state.rt, viewer, channel_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+@router.patch("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
+async def patch_channel(request: Request, viewer: ApiViewer, channel_id: int, body: ChannelPatch):
+    """Updates the code in WeCom, then the channel. Admins only."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
+    if current is None:
+        raise not_found()
+    if not current["enabled"]:
+        raise HTTPException(409, "渠道已停用，不能修改 / the channel is disabled")
+    spec = merged_spec(current, body.model_dump(exclude_unset=True))
+    problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    try:
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
+    except LookupError:
+        raise not_found() from None
+    return await run_in_threadpool(load_channel, rt, viewer, channel_id)
+
+
+@router.post(
+    "/channels/{channel_id}/disable", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"]
+)
+async def disable_channel(request: Request, viewer: ApiViewer, channel_id: int):
+    """Deletes the code in WeCom (scans stop working); the channel and its history stay. Admins only."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    try:
+        await channel_service.disable_channel(rt, viewer.tenant_id, channel_id)
+    except LookupError:
+        raise not_found() from None
+    return await run_in_threadpool(load_channel, rt, viewer, channel_id)
+
+
+@router.get(
+    "/channels/{channel_id}/stats", response_model=ChannelStats, responses=NOT_FOUND, tags=["channels"]
+)
+def channel_stats(
+    request: Request, viewer: ApiViewer, channel_id: int, days: Annotated[int, Query(ge=1, le=366)] = 30
+):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if s.get(Channel, channel_id) is None:
+            raise not_found()
+        return {
+            "channel_id": channel_id,
+            "totals": channel_service.totals(s).get(channel_id) or {},
+            "days": channel_service.daily_stats(s, channel_id, days),
+        }
+
+
+@router.get(
+    "/channels/{channel_id}/qr.png",
+    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}}},
+    response_class=Response,
+    tags=["channels"],
+)
+async def channel_qr(request: Request, viewer: ApiViewer, channel_id: int, download: bool = False):
+    """The channel's QR code as an image; `?download=1` for a poster file (渠道-<name>.png)."""
+    try:
+        content, ctype, name = await fetch_qr(request.app.state.rt, viewer, channel_id)
+    except LookupError:
+        raise not_found() from None
+    except QrUnavailable as exc:
+        raise HTTPException(502, str(exc)) from exc
+    return qr_response(content, ctype, name, download)
+
+
+__all__ = ["router", "ChannelError"]

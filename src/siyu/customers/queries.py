@@ -1,0 +1,377 @@
+"""The read side of customers: every list and get starts from one readable statement.
+
+`readable(viewer, filters)` is built on top of the tenant session's scoping (a tenant
+session never sees another tenant's rows) and adds the role scoping: an admin reads every
+customer of the tenant; anyone else reads a customer only through a follow relation held
+by a staff member in `viewer.visible_staff`. A customer the viewer may not read is not
+found, exactly like a missing one. Follows, tags and timeline entries shown on a profile
+are limited the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.tenancy.models import Department, Staff
+
+FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
+MAX_PER_PAGE = 100
+
+
+class Reader(Protocol):
+    """What the read side needs to know about who is reading (siyu.web.auth.Viewer)."""
+
+    tenant_id: int
+    visible_staff: frozenset[str] | set[str] | None
+    timezone: str
+
+
+@dataclass
+class CustomerFilter:
+    q: str = ""  # name, remark, or a phone number in remark_mobiles
+    tag_id: int | None = None  # Tag.id
+    channel_id: int | None = None
+    staff_userid: str | None = None
+    added_from: date | None = None  # follow added on or after (tenant's time zone)
+    added_to: date | None = None  # follow added on or before
+    status: str | None = None  # follow status
+
+    def follow_level(self) -> bool:
+        return any(
+            (self.tag_id, self.channel_id, self.staff_userid, self.added_from, self.added_to, self.status)
+        )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def visible_follow(viewer: Reader) -> ColumnElement[bool]:
+    """The follows the viewer may read (all of them for an admin)."""
+    if viewer.visible_staff is None:
+        return true()
+    return Follow.staff_userid.in_(sorted(viewer.visible_staff))
+
+
+def _day_start(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time.min, ZoneInfo(tz or "Asia/Shanghai"))
+
+
+def _follow_conditions(viewer: Reader, f: CustomerFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [Follow.customer_id == Customer.id, visible_follow(viewer)]
+    if f.staff_userid:
+        conds.append(Follow.staff_userid == f.staff_userid)
+    if f.channel_id is not None:
+        conds.append(Follow.channel_id == f.channel_id)
+    if f.status:
+        conds.append(Follow.status == f.status)
+    if f.added_from:
+        conds.append(Follow.added_at >= _day_start(f.added_from, viewer.timezone))
+    if f.added_to:
+        conds.append(Follow.added_at < _day_start(f.added_to + timedelta(days=1), viewer.timezone))
+    if f.tag_id is not None:
+        conds.append(
+            exists().where(FollowTag.follow_id == Follow.id, FollowTag.tag_id == f.tag_id).correlate(Follow)
+        )
+    return conds
+
+
+def readable(viewer: Reader, f: CustomerFilter | None = None) -> Select:
+    """SELECT Customer ... that the viewer may read and that match the filters."""
+    f = f or CustomerFilter()
+    stmt = select(Customer)
+    if viewer.visible_staff is not None or f.follow_level():
+        stmt = stmt.where(exists().where(and_(*_follow_conditions(viewer, f))))
+    q = (f.q or "").strip()
+    if q:
+        pattern = _like(q)
+        by_follow = exists().where(
+            and_(
+                *_follow_conditions(viewer, f),
+                or_(
+                    Follow.remark.ilike(pattern, escape="\\"),
+                    cast(Follow.remark_mobiles, String).like(pattern, escape="\\"),
+                ),
+            )
+        )
+        stmt = stmt.where(or_(Customer.name.ilike(pattern, escape="\\"), by_follow))
+    return stmt
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def staff_names(session: Session) -> dict[str, str]:
+    return dict(session.execute(select(Staff.userid, Staff.name)).all())
+
+
+def channel_names(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Channel.id, Channel.name)).all())
+
+
+def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> dict[int, list[dict]]:
+    if not customer_ids:
+        return {}
+    names = staff_names(session)
+    chans = channel_names(session)
+    follows = list(
+        session.scalars(
+            select(Follow)
+            .where(Follow.customer_id.in_(customer_ids), visible_follow(viewer))
+            .order_by(Follow.added_at, Follow.id)
+        )
+    )
+    tags: dict[int, list[dict]] = {}
+    if follows:
+        rows = session.execute(
+            select(FollowTag.follow_id, Tag)
+            .join(Tag, Tag.id == FollowTag.tag_id)
+            .where(FollowTag.follow_id.in_([fl.id for fl in follows]))
+            .order_by(Tag.group_name, Tag.name)
+        )
+        for follow_id, tag in rows:
+            tags.setdefault(follow_id, []).append(tag_dict(tag))
+    out: dict[int, list[dict]] = {}
+    for fl in follows:
+        out.setdefault(fl.customer_id, []).append(
+            {
+                "id": fl.id,
+                "staff_userid": fl.staff_userid,
+                "staff_name": names.get(fl.staff_userid, fl.staff_userid),
+                "status": fl.status,
+                "remark": fl.remark,
+                "description": fl.description,
+                "remark_mobiles": list(fl.remark_mobiles or []),
+                "remark_corp_name": fl.remark_corp_name,
+                "add_way": fl.add_way,
+                "added_at": fl.added_at,
+                "ended_at": fl.ended_at,
+                "channel": (
+                    {"id": fl.channel_id, "name": chans.get(fl.channel_id, "")} if fl.channel_id else None
+                ),
+                "tags": tags.get(fl.id, []),
+            }
+        )
+    return out
+
+
+def tag_dict(tag: Tag) -> dict:
+    return {
+        "id": tag.id,
+        "wecom_id": tag.wecom_id,
+        "name": tag.name,
+        "group_name": tag.group_name,
+        "deleted": tag.deleted,
+    }
+
+
+def _union_tags(follows: list[dict]) -> list[dict]:
+    seen: dict[int, dict] = {}
+    for fl in follows:
+        for t in fl["tags"]:
+            seen.setdefault(t["id"], t)
+    return list(seen.values())
+
+
+def customer_dict(c: Customer) -> dict:
+    return {
+        "id": c.id,
+        "external_userid": c.external_userid,
+        "name": c.name,
+        "type": c.type,
+        "gender": c.gender,
+        "avatar": c.avatar,
+        "corp_name": c.corp_name,
+        "position": c.position,
+        "first_added_at": c.first_added_at,
+    }
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def list_customers(
+    session: Session, viewer: Reader, f: CustomerFilter | None = None, page: int = 1, per_page: int = 20
+) -> Page:
+    page = max(1, page)
+    per_page = min(max(1, per_page), MAX_PER_PAGE)
+    stmt = readable(viewer, f)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = list(
+        session.scalars(
+            stmt.order_by(Customer.first_added_at.desc(), Customer.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    follows = _follows_of(session, viewer, [c.id for c in rows])
+    items = []
+    for c in rows:
+        fls = follows.get(c.id, [])
+        items.append({**customer_dict(c), "follows": fls, "tags": _union_tags(fls)})
+    return Page(items, total, page, per_page)
+
+
+def get_customer(session: Session, viewer: Reader, customer_id: int) -> Customer | None:
+    return session.scalar(readable(viewer).where(Customer.id == customer_id))
+
+
+def profile(session: Session, viewer: Reader, customer_id: int) -> dict | None:
+    customer = get_customer(session, viewer, customer_id)
+    if customer is None:
+        return None
+    fls = _follows_of(session, viewer, [customer.id]).get(customer.id, [])
+    channels = {fl["channel"]["id"]: fl["channel"] for fl in fls if fl["channel"]}
+    return {
+        **customer_dict(customer),
+        "follows": fls,
+        "tags": _union_tags(fls),
+        "channels": list(channels.values()),
+    }
+
+
+EVENT_TEXT = {
+    "added": "添加了客户",
+    "channel": "通过渠道「{channel}」添加",
+    "tagged": "打上标签：{tags}",
+    "untagged": "移除标签：{tags}",
+    "remark": "修改了备注：{remark}",
+    "lost": "客户删除了成员（流失）",
+    "removed": "成员删除了客户",
+    "transferred": "客户已转接给其他成员",
+    "transfer_failed": "转接失败：{reason}",
+    "welcome_sent": "已发送欢迎语",
+    "welcome_failed": "欢迎语发送失败：{error}",
+}
+
+
+def describe_event(kind: str, data: dict) -> str:
+    values = {k: ("、".join(map(str, v)) if isinstance(v, list) else v) for k, v in (data or {}).items()}
+    if kind == "remark" and "remark" not in values:
+        values["remark"] = values.get("description", "")
+    template = EVENT_TEXT.get(kind, kind)
+    try:
+        return template.format_map(_Blank(values))
+    except (ValueError, IndexError):
+        return template
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def timeline(session: Session, viewer: Reader, customer_id: int, limit: int = 200) -> list[dict] | None:
+    """Newest first; None when the viewer may not read the customer."""
+    if get_customer(session, viewer, customer_id) is None:
+        return None
+    stmt = select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)
+    if viewer.visible_staff is not None:
+        stmt = stmt.where(
+            or_(
+                TimelineEvent.staff_userid == "", TimelineEvent.staff_userid.in_(sorted(viewer.visible_staff))
+            )
+        )
+    names = staff_names(session)
+    return [
+        {
+            "id": e.id,
+            "at": e.at,
+            "kind": e.kind,
+            "staff_userid": e.staff_userid,
+            "staff_name": names.get(e.staff_userid, e.staff_userid),
+            "data": dict(e.data or {}),
+            "text": describe_event(e.kind, e.data or {}),
+        }
+        for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
+    ]
+
+
+def today_counts(session: Session, viewer: Reader, today: date | None = None) -> dict:
+    """The dashboard's figures for today (tenant's time zone), within the viewer's scope."""
+    tz = ZoneInfo(viewer.timezone or "Asia/Shanghai")
+    today = today or datetime.now(tz).date()
+    start = _day_start(today, viewer.timezone)
+    seen = visible_follow(viewer)
+    adds = session.scalar(select(func.count()).select_from(Follow).where(seen, Follow.added_at >= start))
+    losses = session.scalar(
+        select(func.count())
+        .select_from(Follow)
+        .where(seen, Follow.status == "lost", Follow.ended_at >= start)
+    )
+    active = session.scalar(
+        select(func.count(func.distinct(Follow.customer_id))).where(
+            seen, Follow.status.in_(("active", "half"))
+        )
+    )
+    return {
+        "day": today.isoformat(),
+        "adds": adds or 0,
+        "losses": losses or 0,
+        "active_customers": active or 0,
+    }
+
+
+# ---------------------------------------------------------------- channels and tags
+
+
+def live_tags(session: Session) -> list[Tag]:
+    return list(session.scalars(select(Tag).where(Tag.deleted.is_(False)).order_by(Tag.group_name, Tag.name)))
+
+
+def active_staff(session: Session) -> list[Staff]:
+    return list(session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.name)))
+
+
+def departments(session: Session) -> list[Department]:
+    return list(session.scalars(select(Department).order_by(Department.parent_wecom_id, Department.wecom_id)))
+
+
+def channel_ref_problems(
+    session: Session, staff_userids: list[str], department_ids: list[int], tag_ids: list[str]
+) -> list[str]:
+    """Staff, departments and tags a channel names that this tenant does not have."""
+    problems = []
+    if staff_userids:
+        known = set(
+            session.scalars(
+                select(Staff.userid).where(Staff.userid.in_(staff_userids), Staff.active.is_(True))
+            )
+        )
+        missing = [u for u in staff_userids if u not in known]
+        if missing:
+            problems.append(f"成员不存在或已停用 / unknown or inactive staff: {', '.join(missing)}")
+    if department_ids:
+        known_d = set(
+            session.scalars(select(Department.wecom_id).where(Department.wecom_id.in_(department_ids)))
+        )
+        missing_d = [str(d) for d in department_ids if d not in known_d]
+        if missing_d:
+            problems.append(f"部门不存在 / unknown departments: {', '.join(missing_d)}")
+    if tag_ids:
+        known_t = set(
+            session.scalars(select(Tag.wecom_id).where(Tag.wecom_id.in_(tag_ids), Tag.deleted.is_(False)))
+        )
+        missing_t = [t for t in tag_ids if t not in known_t]
+        if missing_t:
+            problems.append(f"标签不存在或已删除 / unknown or deleted tags: {', '.join(missing_t)}")
+    return problems

@@ -1,0 +1,170 @@
+"""Request and response shapes of the customers / channels / tags API (/api/v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+HttpUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
+]
+FollowStatus = Literal["active", "half", "lost", "deleted", "transferred"]
+
+
+class TagOut(BaseModel):
+    id: int
+    wecom_id: str
+    name: str
+    group_name: str = ""
+    deleted: bool = False
+
+
+class ChannelRef(BaseModel):
+    id: int
+    name: str
+
+
+class FollowOut(BaseModel):
+    """A customer as one staff member has them (WeCom keeps remarks and tags per member)."""
+
+    id: int
+    staff_userid: str
+    staff_name: str
+    status: FollowStatus
+    remark: str = ""
+    description: str = ""
+    remark_mobiles: list[str] = []
+    remark_corp_name: str = ""
+    add_way: int = 0
+    added_at: datetime
+    ended_at: datetime | None = None
+    channel: ChannelRef | None = None
+    tags: list[TagOut] = []
+
+
+class CustomerOut(BaseModel):
+    id: int
+    external_userid: str
+    name: str
+    type: int = Field(description="1 WeChat user, 2 WeCom user")
+    gender: int = Field(description="0 unknown, 1 male, 2 female")
+    avatar: str = ""
+    corp_name: str = ""
+    position: str = ""
+    first_added_at: datetime
+    follows: list[FollowOut] = Field(description="the follow relations the caller may see")
+    tags: list[TagOut] = []
+
+
+class CustomerProfile(CustomerOut):
+    channels: list[ChannelRef] = []
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class TimelineEventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: str = Field(
+        description="added, channel, tagged, untagged, remark, lost, removed, transferred, "
+        "transfer_failed, welcome_sent, welcome_failed"
+    )
+    staff_userid: str = ""
+    staff_name: str = ""
+    data: dict = {}
+    text: str = Field(description="a one-line Chinese description")
+
+
+class WelcomeLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    title: str = Field(default="", max_length=128)
+    desc: str = Field(default="", max_length=512)
+    picurl: HttpUrl | None = None
+
+
+class ChannelFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff_userids: list[str] = Field(default=[], description="WeCom userids who receive the customers")
+    department_ids: list[int] = Field(default=[], description="WeCom department ids")
+    skip_verify: bool = Field(default=True, description="add without the staff member confirming")
+    tag_ids: list[str] = Field(default=[], description="WeCom tag ids (`wecom_id` of /api/v1/tags)")
+    welcome_text: str = Field(default="", max_length=2000, description="`{name}` becomes the customer's name")
+    welcome_link: WelcomeLink | None = None
+    welcome_image_url: HttpUrl | None = Field(
+        default=None, description="an image URL from WeCom's media/uploadimg"
+    )
+
+
+class ChannelCreate(ChannelFields):
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("name must not be blank")
+        return v.strip()
+
+
+class ChannelPatch(BaseModel):
+    """Only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    staff_userids: list[str] | None = None
+    department_ids: list[int] | None = None
+    skip_verify: bool | None = None
+    tag_ids: list[str] | None = None
+    welcome_text: str | None = Field(default=None, max_length=2000)
+    welcome_link: WelcomeLink | None = None
+    welcome_image_url: HttpUrl | None = None
+
+
+class ChannelTotals(BaseModel):
+    adds: int = 0
+    losses: int = 0
+    active: int = 0
+    net: int = 0
+
+
+class ChannelOut(BaseModel):
+    id: int
+    name: str
+    state: str
+    enabled: bool
+    staff_userids: list[str]
+    department_ids: list[int]
+    skip_verify: bool
+    tag_ids: list[str]
+    welcome_text: str
+    welcome_link: dict
+    welcome_image_url: str
+    notice: str = Field(description="a warning to show, e.g. a tag deleted in WeCom")
+    created_at: datetime
+    qr_url: str = Field(description="this API's proxy of the QR code image")
+    totals: ChannelTotals
+
+
+class StatsDay(BaseModel):
+    day: str
+    adds: int
+    losses: int
+    net: int
+
+
+class ChannelStats(BaseModel):
+    channel_id: int
+    totals: ChannelTotals
+    days: list[StatsDay]

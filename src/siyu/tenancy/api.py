@@ -1,0 +1,46 @@
+"""JSON API: who am I, and the corp's staff (/api/v1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from siyu.tenancy.models import Staff
+from siyu.tenancy.schemas import MeOut, StaffOut
+from siyu.web.auth import ApiViewer
+
+router = APIRouter(prefix="/api/v1", tags=["tenancy"])
+
+
+@router.get("/me", response_model=MeOut)
+def me(viewer: ApiViewer):
+    return {
+        "person_id": viewer.person_id,
+        "display_name": viewer.display_name,
+        "role": viewer.role,
+        "staff_userid": viewer.staff_userid,
+        "tenant": {"id": viewer.tenant_id, "slug": viewer.tenant_slug, "name": viewer.tenant_name},
+        "visible_staff": None if viewer.visible_staff is None else sorted(viewer.visible_staff),
+        "csrf_token": viewer.csrf_token,
+    }
+
+
+@router.get("/staff", response_model=list[StaffOut])
+def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = False):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        stmt = select(Staff).order_by(Staff.name, Staff.userid)
+        if not include_inactive:
+            stmt = stmt.where(Staff.active.is_(True))
+        return [
+            {
+                "userid": m.userid,
+                "name": m.name,
+                "departments": list(m.departments or []),
+                "main_department": m.main_department,
+                "direct_leaders": list(m.direct_leaders or []),
+                "position": m.position,
+                "active": m.active,
+                "synced_at": m.synced_at,
+            }
+            for m in s.scalars(stmt)
+        ]

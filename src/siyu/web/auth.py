@@ -1,0 +1,416 @@
+"""Who is asking: sessions, CSRF, the Viewer, password login and WeCom OAuth for staff.
+
+A browser signs in with a password (`POST /login`) or through WeCom OAuth
+(`GET /auth/wecom/{slug}` → WeCom → `/auth/wecom/{slug}/callback`). Either way it gets
+the cookie `siyu_session`, a random token; the database keeps only sha256(token) in
+WebSession, with an expiry and the session's CSRF token.
+
+Every authenticated request goes through `_authenticate`, the one place that also checks
+CSRF: a request with an unsafe method must carry the session's csrf_token, as the form
+field `csrf_token` or the header `X-CSRF-Token`. Pages use `PageViewer` (no session →
+redirect to /login?next=...), the API uses `ApiViewer` (no session → 401 JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote, unquote, urlsplit
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from siyu.db import utcnow
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Department, Person, Staff, Tenant, WebSession
+from siyu.web.templating import render, wecom_message
+from siyu.wecom.client import oauth_authorize_url, web_login_url
+from siyu.wecom.errors import WeComFailure
+
+SESSION_COOKIE = "siyu_session"
+LOGIN_CSRF_COOKIE = "siyu_login_csrf"
+OAUTH_COOKIE = "siyu_oauth"
+OAUTH_TTL_S = 600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person, and which staff members' customers they may see.
+
+    visible_staff is None for an admin (the whole tenant), {own userid} for an agent, and
+    for a supervisor: everyone in the departments they lead (with sub-departments), everyone
+    whose direct leader they are, and themselves."""
+
+    person_id: int
+    tenant_id: int
+    role: str
+    staff_userid: str | None
+    display_name: str
+    visible_staff: frozenset[str] | None
+    csrf_token: str = ""
+    tenant_slug: str = ""
+    tenant_name: str = ""
+    timezone: str = "Asia/Shanghai"
+    session_id: int = field(default=0, compare=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def role_name(self) -> str:
+        return ROLE_NAMES.get(self.role, self.role)
+
+
+class LoginRequired(Exception):
+    """Raised by PageViewer; the handler in routes.py redirects to the login page."""
+
+    def __init__(self, next_url: str):
+        self.next_url = next_url
+
+
+class CsrfRefused(Exception):
+    def __init__(self, api: bool):
+        self.api = api
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """Only same-site relative paths: "/customers/1" yes; "//evil", "https://evil", "\\\\x" no."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in value):
+        return default
+    return value
+
+
+# ---------------------------------------------------------------- who may see whom
+
+
+def visible_staff_for(session: Session, role: str, userid: str | None) -> frozenset[str] | None:
+    if role == "admin":
+        return None
+    if not userid:
+        return frozenset()
+    if role != "supervisor":
+        return frozenset({userid})
+    departments = list(session.scalars(select(Department)))
+    children: dict[int, list[int]] = {}
+    for d in departments:
+        children.setdefault(d.parent_wecom_id, []).append(d.wecom_id)
+    led = [d.wecom_id for d in departments if userid in (d.leaders or [])]
+    team_depts: set[int] = set()
+    while led:
+        dept = led.pop()
+        if dept not in team_depts:
+            team_depts.add(dept)
+            led.extend(children.get(dept, []))
+    visible = {userid}
+    for s in session.scalars(select(Staff)):
+        if userid in (s.direct_leaders or []) or team_depts.intersection(s.departments or []):
+            visible.add(s.userid)
+    return frozenset(visible)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def start_session(session: Session, rt, person: Person) -> tuple[str, WebSession]:
+    """Create a WebSession for `person` (in a tenant session); returns the cookie token."""
+    now = utcnow()
+    session.execute(delete(WebSession).where(WebSession.person_id == person.id, WebSession.expires_at < now))
+    token = secrets.token_urlsafe(32)
+    row = WebSession(
+        token_hash=token_hash(token),
+        person_id=person.id,
+        csrf_token=secrets.token_urlsafe(24),
+        expires_at=now + timedelta(days=rt.settings.session_days),
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def set_session_cookie(response: Response, rt, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=rt.settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/",
+    )
+
+
+def load_viewer(rt, token: str) -> Viewer | None:
+    if not token:
+        return None
+    with rt.db.system_session() as s:
+        row = s.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
+        if row is None:
+            return None
+        if row.expires_at <= utcnow():
+            s.delete(row)
+            return None
+        tenant_id, person_id, csrf, session_id = row.tenant_id, row.person_id, row.csrf_token, row.id
+    with rt.db.tenant_session(tenant_id) as s:
+        person = s.get(Person, person_id)
+        tenant = s.get(Tenant, tenant_id)
+        if person is None or tenant is None:
+            return None
+        return Viewer(
+            person_id=person.id,
+            tenant_id=tenant_id,
+            role=person.role,
+            staff_userid=person.staff_userid,
+            display_name=person.display_name,
+            visible_staff=visible_staff_for(s, person.role, person.staff_userid),
+            csrf_token=csrf,
+            tenant_slug=tenant.slug,
+            tenant_name=tenant.name,
+            timezone=tenant.timezone or "Asia/Shanghai",
+            session_id=session_id,
+        )
+
+
+async def current_viewer(request: Request) -> Viewer | None:
+    if not hasattr(request.state, "viewer"):
+        token = request.cookies.get(SESSION_COOKIE, "")
+        request.state.viewer = await run_in_threadpool(load_viewer, request.app.state.rt, token)
+    return request.state.viewer
+
+
+async def _sent_csrf(request: Request) -> str:
+    sent = request.headers.get("x-csrf-token", "")
+    if sent:
+        return sent
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # Starlette caches it for the handler
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def _authenticate(request: Request, api: bool) -> Viewer:
+    viewer = await current_viewer(request)
+    if viewer is None:
+        if api:
+            raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Cookie"})
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    if request.method not in SAFE_METHODS:
+        sent = await _sent_csrf(request)
+        if not sent or not hmac.compare_digest(sent, viewer.csrf_token):
+            raise CsrfRefused(api)
+    return viewer
+
+
+async def page_viewer(request: Request) -> Viewer:
+    return await _authenticate(request, api=False)
+
+
+async def api_viewer(request: Request) -> Viewer:
+    return await _authenticate(request, api=True)
+
+
+PageViewer = Annotated[Viewer, Depends(page_viewer)]
+ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+
+
+def require_admin(viewer: Viewer) -> None:
+    if not viewer.is_admin:
+        raise HTTPException(403, "只有管理员可以这样做 / admins only")
+
+
+# ---------------------------------------------------------------- routes
+
+router = APIRouter(include_in_schema=False)
+
+
+def _login_page(request: Request, next_url: str, error: str = "", login: str = "", status: int = 200):
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        {"next": next_url, "error": error, "login": login, "login_csrf": token},
+        status_code=status,
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/"):
+    if await current_viewer(request) is not None:
+        return RedirectResponse(safe_next(next), 303)
+    return _login_page(request, safe_next(next))
+
+
+def _password_login(rt, login: str, password: str) -> str | None:
+    with rt.db.system_session() as s:
+        person = s.scalar(select(Person).where(Person.login == login))
+        ok = tenancy.check_password(person, password)
+        if not ok:
+            return None
+        tenant_id, person_id = person.tenant_id, person.id
+    with rt.db.tenant_session(tenant_id) as s:
+        token, _ = start_session(s, rt, s.get(Person, person_id))
+    return token
+
+
+@router.post("/login")
+async def login_submit(request: Request):
+    form = await request.form()
+    login = str(form.get("login", "")).strip()
+    password = str(form.get("password", ""))
+    next_url = safe_next(str(form.get("next", "/")))
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    sent = str(form.get("csrf_token", ""))
+    if not cookie or not hmac.compare_digest(cookie, sent):
+        return _login_page(
+            request, next_url, "页面已过期，请重新提交 / the form expired, please retry", login, 403
+        )
+    if not login or not password:
+        return _login_page(request, next_url, "请输入账号和密码 / enter login and password", login, 422)
+    token = await run_in_threadpool(_password_login, request.app.state.rt, login, password)
+    if token is None:
+        return _login_page(request, next_url, "账号或密码错误 / wrong login or password", login, 401)
+    response = RedirectResponse(next_url, 303)
+    set_session_cookie(response, request.app.state.rt, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, viewer: PageViewer):
+    rt = request.app.state.rt
+
+    def drop() -> None:
+        with rt.db.tenant_session(viewer.tenant_id) as s:
+            s.execute(delete(WebSession).where(WebSession.id == viewer.session_id))
+
+    await run_in_threadpool(drop)
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _refusal(request: Request, title: str, message: str, status: int, retry: str | None = None):
+    return render(
+        request, "refused.html", {"title": title, "message": message, "retry": retry}, status_code=status
+    )
+
+
+def _tenant_by_slug(rt, slug: str) -> tuple[int, str, int] | None:
+    with rt.db.system_session() as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
+        return (tenant.id, tenant.corp_id, tenant.agent_id) if tenant else None
+
+
+@router.get("/auth/wecom/{slug}")
+async def wecom_start(request: Request, slug: str, next: str = "/", desktop: bool = False):
+    """Start WeCom sign-in: in WeCom's own browser (OAuth2) or, with ?desktop=1, by QR scan."""
+    rt = request.app.state.rt
+    found = await run_in_threadpool(_tenant_by_slug, rt, slug)
+    if found is None:
+        return _refusal(request, "找不到企业", "这个登录链接指向的企业不存在。/ Unknown company.", 404)
+    _tenant_id, corp_id, agent_id = found
+    state = secrets.token_hex(16)
+    redirect_uri = f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}/callback"
+    if desktop:
+        url = web_login_url(rt.settings.wecom_login_url, corp_id, agent_id, redirect_uri, state)
+    else:
+        url = oauth_authorize_url(
+            rt.settings.wecom_oauth_url, corp_id, redirect_uri, state, agent_id, scope="snsapi_base"
+        )
+    response = RedirectResponse(url, 302)
+    value = f"{slug}|{state}|{quote(safe_next(next), safe='')}"
+    response.set_cookie(
+        OAUTH_COOKIE,
+        value,
+        max_age=OAUTH_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/auth/wecom",
+    )
+    return response
+
+
+def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:
+    """A session for the WeCom member `userid`, or (None, why not)."""
+    with rt.db.tenant_session(tenant_id) as s:
+        tenant = s.get(Tenant, tenant_id)
+        staff = s.scalar(select(Staff).where(Staff.userid == userid))
+        if staff is not None and not staff.active:
+            return None, "inactive"
+        person = tenancy.person_for_staff(s, tenant, userid)
+        if person is None:
+            return None, "unknown"
+        token, _ = start_session(s, rt, person)
+        return token, ""
+
+
+@router.get("/auth/wecom/{slug}/callback")
+async def wecom_callback(request: Request, slug: str, code: str = "", state: str = ""):
+    rt = request.app.state.rt
+    retry = f"/auth/wecom/{quote(slug)}"
+    cookie_slug, cookie_state, cookie_next = (request.cookies.get(OAUTH_COOKIE, "").split("|") + ["", ""])[:3]
+    if not state or cookie_slug != slug or not hmac.compare_digest(cookie_state, state):
+        return _refusal(
+            request,
+            "登录已过期",
+            "登录请求已过期或不是从本浏览器发起的，请重新打开链接。"
+            " / The sign-in expired; open the link again.",
+            400,
+            retry,
+        )
+    next_url = safe_next(unquote(cookie_next))
+    retry = f"{retry}?next={quote(next_url, safe='')}"
+    if not code:
+        return _refusal(request, "已取消登录", "你取消了企业微信登录。/ Sign-in was cancelled.", 400, retry)
+    found = await run_in_threadpool(_tenant_by_slug, rt, slug)
+    if found is None:
+        return _refusal(request, "找不到企业", "这个登录链接指向的企业不存在。/ Unknown company.", 404)
+    tenant_id = found[0]
+    try:
+        who = await rt.clients.get(tenant_id).app.auth_getuserinfo(code)
+    except WeComFailure as exc:
+        return _refusal(request, "企业微信登录失败", wecom_message(exc), 502, retry)
+    userid = who.get("userid") or ""
+    if not userid:
+        return _refusal(
+            request,
+            "不是企业成员",
+            "只有本企业的成员可以登录私域。/ Only members of this company can sign in.",
+            403,
+        )
+    token, why = await run_in_threadpool(_staff_sign_in, rt, tenant_id, userid)
+    if token is None:
+        message = {
+            "inactive": f"成员 {userid} 已停用或已离职，不能登录。/ Member {userid} is inactive.",
+            "unknown": (
+                f"私域还不认识成员 {userid}：请管理员在「成员」页点「立即同步」后再试。"
+                f" / Siyu does not know member {userid} yet: ask an admin to sync staff."
+            ),
+        }[why]
+        return _refusal(request, "无法登录", message, 403, retry)
+    response = RedirectResponse(next_url, 303)
+    set_session_cookie(response, rt, token)
+    response.delete_cookie(OAUTH_COOKIE, path="/auth/wecom")
+    return response

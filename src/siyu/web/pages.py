@@ -1,0 +1,490 @@
+"""The web UI's pages: dashboard, customers, channels, staff, setup (server-rendered, Chinese first)."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from siyu.customers import channels as channel_service
+from siyu.customers import queries
+from siyu.customers.api import (
+    QrUnavailable,
+    channel_dict,
+    fetch_qr,
+    load_channel,
+    qr_response,
+    spec_problems,
+)
+from siyu.customers.channels import ChannelError, ChannelSpec
+from siyu.customers.models import Channel
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Person, Staff, Tenant
+from siyu.tenancy.tasks import sync_staff
+from siyu.web.auth import PageViewer, Viewer, require_admin
+from siyu.web.templating import STATUS_NAMES, render, wecom_message
+from siyu.wecom.errors import WeComFailure
+
+router = APIRouter(include_in_schema=False)
+
+DONE = {
+    "created": "渠道已创建，二维码可以使用了。",
+    "saved": "已保存。",
+    "disabled": "渠道已停用：扫码不再添加，历史数据保留。",
+    "synced": "成员已同步。",
+    "connected": "企业微信已连接，凭据检查通过。",
+}
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(404, "not found")
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, viewer: PageViewer):
+    rt = request.app.state.rt
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        counts = queries.today_counts(s, viewer)
+        recent = queries.list_customers(s, viewer, None, 1, 8).items
+        tenant = s.get(Tenant, viewer.tenant_id)
+        staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
+        channel_count = s.scalar(select(func.count()).select_from(Channel).where(Channel.enabled.is_(True)))
+        synced = tenant.staff_synced_at
+    return render(
+        request,
+        "home.html",
+        {
+            "counts": counts,
+            "recent": recent,
+            "staff_count": staff_count,
+            "channel_count": channel_count,
+            "staff_synced_at": synced,
+        },
+    )
+
+
+# ---------------------------------------------------------------- customers
+
+
+@router.get("/customers", response_class=HTMLResponse)
+def customer_list(request: Request, viewer: PageViewer):
+    p = request.query_params
+    status = p.get("status") if p.get("status") in queries.FOLLOW_STATUSES else None
+    f = queries.CustomerFilter(
+        q=(p.get("q") or "")[:100],
+        tag_id=_int(p.get("tag")),
+        channel_id=_int(p.get("channel")),
+        staff_userid=p.get("staff") or None,
+        added_from=_date(p.get("from")),
+        added_to=_date(p.get("to")),
+        status=status,
+    )
+    page_no = max(1, _int(p.get("page")) or 1)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        result = queries.list_customers(s, viewer, f, page_no, 20)
+        tags = queries.live_tags(s)
+        chans = list(s.scalars(select(Channel).order_by(Channel.name)))
+        staff = [
+            m
+            for m in queries.active_staff(s)
+            if viewer.visible_staff is None or m.userid in viewer.visible_staff
+        ]
+    kept = {k: v for k, v in p.items() if k != "page" and v}
+
+    def page_url(n: int) -> str:
+        return "/customers?" + urlencode({**kept, "page": n})
+
+    return render(
+        request,
+        "customers.html",
+        {
+            "result": result,
+            "f": f,
+            "params": p,
+            "tags": tags,
+            "channels": chans,
+            "staff": staff,
+            "statuses": STATUS_NAMES,
+            "page_url": page_url,
+            "filtered": bool(kept),
+            "advanced": any(k in kept for k in ("tag", "channel", "staff", "status", "from", "to")),
+        },
+    )
+
+
+@router.get("/customers/{customer_id}", response_class=HTMLResponse)
+def customer_page(request: Request, viewer: PageViewer, customer_id: int):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.profile(s, viewer, customer_id)
+        events = queries.timeline(s, viewer, customer_id) if found else None
+    if found is None:
+        raise _not_found()
+    return render(request, "customer.html", {"c": found, "events": events})
+
+
+# ---------------------------------------------------------------- channels
+
+
+def _channel_choices(rt, viewer: Viewer) -> dict:
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        return {
+            "all_staff": [(m.userid, m.name) for m in queries.active_staff(s)],
+            "all_departments": [(d.wecom_id, d.name) for d in queries.departments(s)],
+            "all_tags": [(t.wecom_id, t.name, t.group_name) for t in queries.live_tags(s)],
+        }
+
+
+@router.get("/channels", response_class=HTMLResponse)
+def channel_list(request: Request, viewer: PageViewer):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        totals = channel_service.totals(s)
+        rows = [
+            channel_dict(c, totals.get(c.id))
+            for c in s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc()))
+        ]
+    return render(
+        request, "channels.html", {"channels": rows, "done": DONE.get(request.query_params.get("done"))}
+    )
+
+
+def _blank_channel() -> dict:
+    return {
+        "id": None,
+        "name": "",
+        "staff_userids": [],
+        "department_ids": [],
+        "skip_verify": True,
+        "tag_ids": [],
+        "welcome_text": "",
+        "welcome_link": {},
+        "welcome_image_url": "",
+    }
+
+
+def _channel_form(request: Request, viewer: Viewer, values: dict, error: str = "", status: int = 200):
+    ctx = {"ch": values, "error": error, **_channel_choices(request.app.state.rt, viewer)}
+    return render(request, "channel_form.html", ctx, status_code=status)
+
+
+async def _read_channel_form(request: Request, viewer: Viewer, current: dict) -> tuple[dict, ChannelSpec]:
+    """The form's values (to show again on error) and the spec; uploads a new image to WeCom."""
+    form = await request.form()
+    link = {
+        "url": str(form.get("link_url", "")).strip(),
+        "title": str(form.get("link_title", "")).strip(),
+        "desc": str(form.get("link_desc", "")).strip(),
+    }
+    values = {
+        **current,
+        "name": str(form.get("name", "")).strip(),
+        "staff_userids": [str(v) for v in form.getlist("staff_userids") if v],
+        "department_ids": [
+            d for d in (_int(str(v)) for v in form.getlist("department_ids")) if d is not None
+        ],
+        "skip_verify": form.get("skip_verify") == "1",
+        "tag_ids": [str(v) for v in form.getlist("tag_ids") if v],
+        "welcome_text": str(form.get("welcome_text", "")),
+        "welcome_link": {k: v for k, v in link.items() if v},
+    }
+    if form.get("remove_image") == "1":
+        values["welcome_image_url"] = ""
+    spec = ChannelSpec(
+        name=values["name"],
+        staff_userids=values["staff_userids"],
+        department_ids=values["department_ids"],
+        skip_verify=values["skip_verify"],
+        tag_ids=values["tag_ids"],
+        welcome_text=values["welcome_text"],
+        welcome_link=values["welcome_link"],
+        welcome_image_url=values.get("welcome_image_url") or "",
+    )
+    if link["url"] and not link["title"]:
+        spec.welcome_link["title"] = link["url"]
+    spec.check()
+    problems = await run_in_threadpool(spec_problems, request.app.state.rt, viewer, spec)
+    if problems:
+        raise ChannelError("；".join(problems))
+    image = form.get("welcome_image")
+    if isinstance(image, UploadFile) and image.filename:
+        content = await image.read(MAX_IMAGE_BYTES + 1)
+        if content:
+            if len(content) > MAX_IMAGE_BYTES:
+                raise ChannelError("图片不能超过 2 MB / the image must be at most 2 MB")
+            if not (content.startswith(b"\x89PNG") or content.startswith(b"\xff\xd8")):
+                raise ChannelError("图片需为 PNG 或 JPG / the image must be a PNG or JPEG")
+            ctype = "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"
+            answer = await request.app.state.rt.clients.get(viewer.tenant_id).contact.media_uploadimg(
+                image.filename, content, ctype
+            )
+            spec.welcome_image_url = values["welcome_image_url"] = answer.get("url", "")
+    return values, spec
+
+
+@router.get("/channels/new", response_class=HTMLResponse)
+def channel_new(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    return _channel_form(request, viewer, _blank_channel())
+
+
+@router.post("/channels/new")
+async def channel_create(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    values = _blank_channel()
+    try:
+        values, spec = await _read_channel_form(request, viewer, values)
+        channel_id = await channel_service.create_channel(request.app.state.rt, viewer.tenant_id, spec)
+    except ChannelError as exc:
+        return _channel_form(request, viewer, values, str(exc), 422)
+    except WeComFailure as exc:
+        return _channel_form(request, viewer, values, f"企业微信拒绝了请求：{wecom_message(exc)}", 502)
+    return RedirectResponse(f"/channels/{channel_id}?done=created", 303)
+
+
+@router.get("/channels/{channel_id}", response_class=HTMLResponse)
+def channel_page(request: Request, viewer: PageViewer, channel_id: int):
+    rt = request.app.state.rt
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        channel = s.get(Channel, channel_id)
+        if channel is None:
+            raise _not_found()
+        ch = channel_dict(channel, channel_service.totals(s).get(channel.id))
+        days = list(reversed(channel_service.daily_stats(s, channel_id, 30)))
+        names = queries.staff_names(s)
+        tags = {t.wecom_id: t.name for t in queries.live_tags(s)}
+        depts = {d.wecom_id: d.name for d in queries.departments(s)}
+    return render(
+        request,
+        "channel.html",
+        {
+            "ch": ch,
+            "days": days,
+            "staff_names": [names.get(u, u) for u in ch["staff_userids"]],
+            "dept_names": [depts.get(d, str(d)) for d in ch["department_ids"]],
+            "tag_names": [tags.get(t, t) for t in ch["tag_ids"]],
+            "done": DONE.get(request.query_params.get("done")),
+        },
+    )
+
+
+@router.get("/channels/{channel_id}/edit", response_class=HTMLResponse)
+def channel_edit(request: Request, viewer: PageViewer, channel_id: int):
+    require_admin(viewer)
+    current = load_channel(request.app.state.rt, viewer, channel_id)
+    if current is None:
+        raise _not_found()
+    if not current["enabled"]:
+        return RedirectResponse(f"/channels/{channel_id}", 303)
+    return _channel_form(request, viewer, current)
+
+
+@router.post("/channels/{channel_id}/edit")
+async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
+    require_admin(viewer)
+    rt = request.app.state.rt
+    current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
+    if current is None:
+        raise _not_found()
+    values = current
+    try:
+        if not current["enabled"]:
+            raise ChannelError("渠道已停用，不能修改 / the channel is disabled")
+        values, spec = await _read_channel_form(request, viewer, current)
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
+    except ChannelError as exc:
+        return _channel_form(request, viewer, values, str(exc), 422)
+    except WeComFailure as exc:
+        return _channel_form(request, viewer, values, f"企业微信拒绝了请求：{wecom_message(exc)}", 502)
+    return RedirectResponse(f"/channels/{channel_id}?done=saved", 303)
+
+
+@router.post("/channels/{channel_id}/disable")
+async def channel_disable(request: Request, viewer: PageViewer, channel_id: int):
+    require_admin(viewer)
+    try:
+        await channel_service.disable_channel(request.app.state.rt, viewer.tenant_id, channel_id)
+    except LookupError:
+        raise _not_found() from None
+    return RedirectResponse(f"/channels/{channel_id}?done=disabled", 303)
+
+
+@router.get("/channels/{channel_id}/qr.png")
+async def channel_qr(request: Request, viewer: PageViewer, channel_id: int, download: bool = False):
+    try:
+        content, ctype, name = await fetch_qr(request.app.state.rt, viewer, channel_id)
+    except LookupError:
+        raise _not_found() from None
+    except QrUnavailable as exc:
+        raise HTTPException(502, str(exc)) from exc
+    return qr_response(content, ctype, name, download)
+
+
+# ---------------------------------------------------------------- staff
+
+
+def _staff_page(request: Request, viewer: Viewer, error: str = "", status: int = 200):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        depts = {d.wecom_id: d.name for d in queries.departments(s)}
+        people = {p.staff_userid: p.role for p in s.scalars(select(Person)) if p.staff_userid}
+        members = list(s.scalars(select(Staff).order_by(Staff.active.desc(), Staff.name)))
+        synced = s.get(Tenant, viewer.tenant_id).staff_synced_at
+        rows = [
+            {
+                "userid": m.userid,
+                "name": m.name,
+                "position": m.position,
+                "departments": [depts.get(d, str(d)) for d in m.departments or []],
+                "active": m.active,
+                "role": people.get(m.userid),
+            }
+            for m in members
+        ]
+    return render(
+        request,
+        "staff.html",
+        {
+            "members": rows,
+            "synced_at": synced,
+            "error": error,
+            "done": DONE.get(request.query_params.get("done")),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/staff", response_class=HTMLResponse)
+def staff_page(request: Request, viewer: PageViewer):
+    return _staff_page(request, viewer)
+
+
+@router.post("/staff/sync")
+async def staff_sync(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    try:
+        await sync_staff(request.app.state.rt, viewer.tenant_id)
+    except WeComFailure as exc:
+        return await run_in_threadpool(_staff_page, request, viewer, f"同步失败：{wecom_message(exc)}", 502)
+    return RedirectResponse("/staff?done=synced", 303)
+
+
+# ---------------------------------------------------------------- setup
+
+
+def _setup_page(
+    request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status: int = 200
+):
+    rt = request.app.state.rt
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        tenant = s.get(Tenant, viewer.tenant_id)
+        summary = tenancy.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
+        summary.update(verified_at=tenant.verified_at, staff_synced_at=tenant.staff_synced_at)
+        staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
+        channel_count = s.scalar(select(func.count()).select_from(Channel))
+    base = rt.settings.public_url.rstrip("/")
+    return render(
+        request,
+        "setup.html",
+        {
+            "t": summary,
+            "form": form or {},
+            "error": error,
+            "done": DONE.get(request.query_params.get("done")),
+            "public_url": base,
+            "trusted_domain": base.split("://", 1)[-1].split("/", 1)[0],
+            "oauth_link": f"{base}/auth/wecom/{summary['slug']}",
+            "staff_count": staff_count,
+            "channel_count": channel_count,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_page(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    return _setup_page(request, viewer)
+
+
+def _current_secrets(rt, tenant_id: int) -> dict:
+    with rt.db.tenant_session(tenant_id) as s:
+        t = s.get(Tenant, tenant_id)
+        return {
+            "name": t.name,
+            "slug": t.slug,
+            "corp_id": t.corp_id,
+            "agent_secret": rt.box.open(t.agent_secret_sealed),
+            "contact_secret": rt.box.open(t.contact_secret_sealed),
+            "token": rt.box.open(t.callback_token_sealed),
+            "encoding_aes_key": rt.box.open(t.encoding_aes_key_sealed),
+        }
+
+
+@router.post("/setup")
+async def setup_submit(request: Request, viewer: PageViewer):
+    """Connect (or re-connect) the corp: a blank secret field keeps the stored secret."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    form = await request.form()
+    shown = {k: str(form.get(k, "")).strip() for k in ("name", "corp_id", "agent_id")}
+    current = await run_in_threadpool(_current_secrets, rt, viewer.tenant_id)
+
+    def field(name: str) -> str:
+        return str(form.get(name, "")).strip() or current[name]
+
+    def refuse(message: str, status: int = 422):
+        return _setup_page(request, viewer, message, shown, status)
+
+    agent_id = _int(shown["agent_id"])
+    if agent_id is None or agent_id <= 0:
+        return await run_in_threadpool(
+            refuse, "AgentId 应为数字，见 应用管理 → 自建应用 / AgentId must be a number"
+        )
+    corp_id = shown["corp_id"] or current["corp_id"]
+    if corp_id != current["corp_id"]:
+        return await run_in_threadpool(
+            refuse,
+            "企业ID 不能修改：接入另一个企业请用 `siyu tenant add` 新建"
+            " / the corp id of a tenant cannot change",
+        )
+    creds = tenancy.CorpCredentials(
+        corp_id=corp_id,
+        agent_id=agent_id,
+        agent_secret=field("agent_secret"),
+        contact_secret=field("contact_secret"),
+        token=field("token"),
+        encoding_aes_key=field("encoding_aes_key"),
+    )
+    try:
+        await tenancy.check_credentials(creds, rt.settings.wecom_base_url)
+    except tenancy.ConnectError as exc:
+        return await run_in_threadpool(refuse, str(exc))
+
+    def save() -> None:
+        with rt.db.system_session() as s:
+            tenancy.save_tenant(s, rt.box, shown["name"] or current["name"], creds, current["slug"])
+
+    await run_in_threadpool(save)
+    rt.clients.forget(viewer.tenant_id)
+    return RedirectResponse("/setup?done=connected", 303)

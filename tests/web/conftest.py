@@ -1,0 +1,300 @@
+"""Fixtures for the web UI and the JSON API: a real WeCom emulator, Siyu under uvicorn on a
+known port (its public_url must be right for OAuth redirects), and two seeded tenants.
+
+Tenant A ("甲") has a team: 王五 leads 销售部 (and so its sub-department 销售一组, where
+张三 works) and is 李四's direct leader; 赵六 is outside his team. Tenant B ("乙") exists to
+prove that A never sees it. Both are corps in the emulator, so channels, QR codes, staff
+sync and OAuth run against it for real. Everything is seeded once per test run through
+the services (save_tenant, save_directory, add_person, record_added, create_channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from siyu.app import create_app
+from siyu.config import Settings
+from siyu.customers import channels as channel_service
+from siyu.customers import service as customers
+from siyu.emulator import create_emulator_app
+from siyu.runtime import Runtime
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Tenant
+from tests.support.servers import free_port, serve
+
+PASSWORD = "pass-word-123"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    # Not built on the plugin's own (it needs the session-wide Playwright; see test_browser.py).
+    return {
+        "viewport": {"width": 390, "height": 844},
+        "is_mobile": True,
+        "has_touch": True,
+        "locale": "zh-CN",
+    }
+
+
+@pytest.fixture(scope="package")
+def emu_url():
+    with serve(create_emulator_app(retry_delay_s=0.05, callback_timeout_s=2.0)) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+def web_settings(tmp_path_factory, database_url, emu_url) -> Settings:
+    port = free_port()
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("web"),
+        database_url=database_url,
+        secret_key="test-secret-key",
+        public_url=f"http://127.0.0.1:{port}",
+        auto_migrate=False,
+        embedded_worker=False,
+        staff_sync_interval_s=0,
+        wecom_base_url=emu_url,
+        wecom_oauth_url=emu_url,
+        wecom_login_url=emu_url,
+    )
+
+
+@pytest.fixture(scope="package")
+def siyu(web_settings, db):
+    """Siyu's base URL (its public_url)."""
+    port = int(web_settings.public_url.rsplit(":", 1)[1])
+    app = create_app(web_settings, Runtime.create(web_settings, db))
+    with serve(app, port=port) as url:
+        yield url
+
+
+# ---------------------------------------------------------------- the seeded world
+
+DEPARTMENTS = [
+    {"id": 1, "name": "总部", "parentid": 0},
+    {"id": 2, "name": "销售部", "parentid": 1, "department_leader": ["wangwu"]},
+    {"id": 3, "name": "销售一组", "parentid": 2},
+    {"id": 4, "name": "客服部", "parentid": 1},
+]
+STAFF = [
+    {"userid": "wangwu", "name": "王五", "department": [2]},
+    {"userid": "zhangsan", "name": "张三", "department": [3]},
+    {"userid": "lisi", "name": "李四", "department": [4], "direct_leader": ["wangwu"]},
+    {"userid": "zhaoliu", "name": "赵六", "department": [4]},
+    {"userid": "qianqi", "name": "钱七", "department": [4]},  # in WeCom, not yet synced to Siyu
+    {"userid": "sunba", "name": "孙八", "department": [4]},  # synced, then left
+]
+TAG_GROUPS = [
+    {
+        "group_id": "grp1",
+        "group_name": "客户等级",
+        "tag": [{"id": "tagVIP", "name": "VIP"}, {"id": "tagNEW", "name": "新客"}],
+    }
+]
+
+
+@dataclass
+class Tenant_:
+    id: int
+    slug: str
+    corp: dict
+    logins: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, int] = field(default_factory=dict)
+    channels: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    a: Tenant_
+    b: Tenant_
+    emu_url: str
+
+
+def _contact(ext: str, name: str, userid: str, at: int, remark="", mobiles=(), tags=(), state=""):
+    return {
+        "external_contact": {"external_userid": ext, "name": name, "type": 1, "gender": 2, "avatar": ""},
+        "follow_user": [
+            {
+                "userid": userid,
+                "remark": remark,
+                "description": "",
+                "createtime": at,
+                "remark_mobiles": list(mobiles),
+                "add_way": 1,
+                "oper_userid": ext,
+                "state": state,
+                "tags": [
+                    {"group_name": "客户等级", "tag_name": t, "tag_id": f"tag{t}", "type": 1} for t in tags
+                ],
+            }
+        ],
+    }
+
+
+def _add(s, tenant, ext, name, userid, at, **kw) -> int:
+    fields = {"UserID": userid, "ExternalUserID": ext, "CreateTime": at, "State": kw.get("state", "")}
+    return customers.record_added(s, tenant, fields, _contact(ext, name, userid, at, **kw)).id
+
+
+def _make_tenant(db, rt, emu: httpx.Client, label: str, staff=STAFF) -> Tenant_:
+    corp = emu.post(
+        "/_emulator/corps", json={"name": f"{label}公司", "departments": DEPARTMENTS, "staff": staff}
+    )
+    assert corp.status_code == 201, corp.text
+    corp = corp.json()
+    creds = tenancy.CorpCredentials(
+        corp["corp_id"],
+        corp["agent_id"],
+        corp["agent_secret"],
+        corp["contact_secret"],
+        corp["token"],
+        corp["encoding_aes_key"],
+    )
+    with db.system_session() as s:
+        t = tenancy.save_tenant(s, rt.box, f"{label}公司", creds, slug=f"{label}-{uuid.uuid4().hex[:8]}")
+        tenant_id, slug = t.id, t.slug
+    return Tenant_(tenant_id, slug, corp)
+
+
+def _in_thread(coro_fn) -> None:
+    """asyncio.run in a thread of its own: Playwright's sync API keeps a loop in this one."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coro_fn())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _seed(db, rt, emu: httpx.Client, emu_url: str) -> World:
+    sfx = uuid.uuid4().hex[:6]
+    a = _make_tenant(db, rt, emu, "jia")
+    b = _make_tenant(db, rt, emu, "yi")
+    synced = [s for s in STAFF if s["userid"] != "qianqi"]
+    for t in (a, b):
+        with db.tenant_session(t.id) as s:
+            tenancy.save_directory(s, DEPARTMENTS, synced)
+            tags = customers.upsert_tags(s, TAG_GROUPS)
+            t.tags = {tag.name: tag.id for tag in tags.values()}
+    with db.tenant_session(a.id) as s:  # 孙八 left the company
+        tenancy.save_directory(s, DEPARTMENTS, [x for x in synced if x["userid"] != "sunba"])
+
+    async def make_channels():
+        try:
+            for t, name in ((a, "门店海报"), (b, "乙方海报")):
+                spec = channel_service.ChannelSpec(
+                    name=name, staff_userids=["zhangsan", "lisi"], tag_ids=["tagNEW"]
+                )
+                t.channels[name] = await channel_service.create_channel(rt, t.id, spec)
+        finally:
+            await rt.clients.aclose()
+
+    _in_thread(make_channels)
+    now = int(time.time())
+    day = 86400
+    with db.tenant_session(a.id) as s:
+        tenant = s.get(Tenant, a.id)
+        from siyu.customers.models import Channel
+
+        state = s.get(Channel, a.channels["门店海报"]).state
+        a.customers["王女士"] = _add(
+            s, tenant, "wmA1" + sfx, "王女士", "zhangsan", now - 3600, remark="王姐-报价",
+            mobiles=["13800001111"], tags=["VIP"], state=state,
+        )  # fmt: skip
+        a.customers["陈先生"] = _add(s, tenant, "wmA2" + sfx, "陈先生", "lisi", now - 3 * day, state=state)
+        a.customers["刘总"] = _add(
+            s, tenant, "wmA3" + sfx, "刘总", "zhaoliu", now - 10 * day, remark="大客户"
+        )
+        a.customers["孙小姐"] = _add(
+            s, tenant, "wmA4" + sfx, "孙小姐", "zhangsan", now - 2 * day, state=state
+        )
+        customers.record_follow_ended(
+            s, {"UserID": "zhangsan", "ExternalUserID": "wmA4" + sfx, "CreateTime": now - 60}, "lost"
+        )
+        for role, (login, name, userid) in {
+            "admin": (f"admin-{sfx}", "甲管理员", None),
+            "supervisor": (f"wangwu-{sfx}", "王五", "wangwu"),
+            "agent": (f"zhangsan-{sfx}", "张三", "zhangsan"),
+        }.items():
+            tenancy.add_person(s, login, name, role, PASSWORD, userid)
+            a.logins[role] = login
+    with db.tenant_session(b.id) as s:
+        tenant = s.get(Tenant, b.id)
+        b.customers["乙方客户"] = _add(
+            s, tenant, "wmB1" + sfx, "乙方客户", "zhangsan", now - 7200, remark="乙备注"
+        )
+        tenancy.add_person(s, f"admin-b-{sfx}", "乙管理员", "admin", PASSWORD)
+        b.logins["admin"] = f"admin-b-{sfx}"
+    return World(a, b, emu_url)
+
+
+@pytest.fixture(scope="package")
+def world(db, web_settings, emu_url, siyu) -> World:
+    rt = Runtime.create(web_settings, db)
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        return _seed(db, rt, emu, emu_url)
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def login(base_url: str, login_name: str, password: str = PASSWORD) -> httpx.Client:
+    """A client signed in through the login form; `.csrf` holds the session's CSRF token."""
+    client = httpx.Client(base_url=base_url, timeout=10)
+    page = client.get("/login")
+    token = _CSRF_FIELD.search(page.text).group(1)
+    r = client.post(
+        "/login", data={"login": login_name, "password": password, "csrf_token": token, "next": "/"}
+    )
+    assert r.status_code == 303, r.text
+    client.csrf = client.get("/api/v1/me").json()["csrf_token"]
+    return client
+
+
+@pytest.fixture
+def as_role(siyu, world):
+    clients: list[httpx.Client] = []
+
+    def make(role: str, tenant: str = "a") -> httpx.Client:
+        t = world.a if tenant == "a" else world.b
+        client = login(siyu, t.logins[role])
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()

@@ -1,0 +1,151 @@
+"""Password login, sessions, logout and CSRF, over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import select, update
+
+from siyu.db import utcnow
+from siyu.tenancy.models import WebSession
+from siyu.web.auth import safe_next
+from tests.web.conftest import PASSWORD, login
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _login_form(client: httpx.Client) -> str:
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert "siyu_login_csrf" in client.cookies
+    return CSRF.search(page.text).group(1)
+
+
+def test_login_sets_an_httponly_session_cookie_and_stores_only_its_hash(siyu, world, db):
+    with httpx.Client(base_url=siyu) as client:
+        token = _login_form(client)
+        r = client.post(
+            "/login",
+            data={
+                "login": world.a.logins["agent"],
+                "password": PASSWORD,
+                "csrf_token": token,
+                "next": "/customers",
+            },
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/customers"
+        cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("siyu_session="))
+        assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+        raw = client.cookies["siyu_session"]
+        with db.tenant_session(world.a.id) as s:
+            hashes = set(s.scalars(select(WebSession.token_hash)))
+        assert hashlib.sha256(raw.encode()).hexdigest() in hashes
+        assert raw not in hashes
+        me = client.get("/api/v1/me").json()
+        assert me["role"] == "agent" and me["staff_userid"] == "zhangsan"
+        assert me["visible_staff"] == ["zhangsan"]
+        assert me["tenant"]["slug"] == world.a.slug
+
+
+def test_wrong_password_and_unknown_login_are_refused_alike(siyu, world):
+    with httpx.Client(base_url=siyu) as client:
+        token = _login_form(client)
+        for name in (world.a.logins["agent"], "nobody-here"):
+            r = client.post("/login", data={"login": name, "password": "wrong", "csrf_token": token})
+            assert r.status_code == 401
+            assert "账号或密码错误" in r.text
+            assert "siyu_session" not in client.cookies
+
+
+def test_login_form_without_its_csrf_cookie_is_refused(siyu, world):
+    with httpx.Client(base_url=siyu) as client:
+        r = client.post(
+            "/login", data={"login": world.a.logins["agent"], "password": PASSWORD, "csrf_token": "forged"}
+        )
+        assert r.status_code == 403
+        assert "siyu_session" not in client.cookies
+
+
+def test_login_never_redirects_off_site(siyu, world):
+    with httpx.Client(base_url=siyu) as client:
+        token = _login_form(client)
+        r = client.post(
+            "/login",
+            data={
+                "login": world.a.logins["agent"],
+                "password": PASSWORD,
+                "csrf_token": token,
+                "next": "//evil.example/x",
+            },
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_safe_next_allows_only_same_site_paths():
+    assert safe_next("/customers/12?x=1") == "/customers/12?x=1"
+    for bad in ("//evil.com", "https://evil.com/", "/\\evil.com", "javascript:alert(1)", "", None, "/a\nb"):
+        assert safe_next(bad) == "/"
+
+
+def test_pages_redirect_to_login_and_the_api_answers_401(siyu):
+    with httpx.Client(base_url=siyu) as client:
+        r = client.get("/customers?q=王")
+        assert r.status_code == 303
+        location = urlsplit(r.headers["location"])
+        assert location.path == "/login"
+        assert parse_qs(location.query)["next"] == ["/customers?q=%E7%8E%8B"]
+        r = client.get("/api/v1/customers")
+        assert r.status_code == 401 and r.json() == {"detail": "not signed in"}
+
+
+def test_unsafe_requests_need_the_session_csrf_token(as_role):
+    admin = as_role("admin")
+    body = {"name": "无令牌", "staff_userids": ["zhangsan"]}
+    assert admin.post("/api/v1/channels", json=body).status_code == 403
+    r = admin.post("/api/v1/channels", json=body, headers={"X-CSRF-Token": "wrong"})
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    # A form post without the hidden field is refused too (the page says why).
+    r = admin.post("/staff/sync", data={})
+    assert r.status_code == 403 and "页面已过期" in r.text
+    r = admin.post("/logout", data={"csrf_token": "nope"})
+    assert r.status_code == 403
+    assert admin.get("/api/v1/me").status_code == 200  # still signed in
+
+
+def test_logout_deletes_the_session(as_role, db, world):
+    agent = as_role("agent")
+    raw = agent.cookies["siyu_session"]
+    r = agent.post("/logout", data={"csrf_token": agent.csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    with db.tenant_session(world.a.id) as s:
+        assert (
+            s.scalar(
+                select(WebSession).where(WebSession.token_hash == hashlib.sha256(raw.encode()).hexdigest())
+            )
+            is None
+        )
+    with httpx.Client(base_url=agent.base_url, cookies={"siyu_session": raw}) as replay:
+        assert replay.get("/api/v1/me").status_code == 401
+
+
+def test_an_expired_session_is_not_accepted(siyu, world, db):
+    client = login(siyu, world.a.logins["supervisor"])
+    raw = client.cookies["siyu_session"]
+    with db.tenant_session(world.a.id) as s:
+        s.execute(
+            update(WebSession)
+            .where(WebSession.token_hash == hashlib.sha256(raw.encode()).hexdigest())
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert client.get("/api/v1/me").status_code == 401
+    client.close()
+
+
+def test_roles_see_their_team(as_role):
+    assert as_role("admin").get("/api/v1/me").json()["visible_staff"] is None
+    # 王五 leads 销售部 (and its sub-department, 张三's) and is 李四's direct leader.
+    assert as_role("supervisor").get("/api/v1/me").json()["visible_staff"] == ["lisi", "wangwu", "zhangsan"]

@@ -1,0 +1,103 @@
+"""In a real browser (Debian's Chromium, phone viewport): sign in and find a customer; open a
+link pushed to an agent in WeCom and land signed in on that customer."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.web.conftest import CHROMIUM, PASSWORD
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium "
+    "fonts-liberation fonts-wqy-microhei",
+)
+
+
+# pytest-playwright keeps Playwright (and the event loop its sync API runs in this thread)
+# for the whole session, which breaks later tests that call asyncio.run(). Here it lives for
+# this module only; `page`, `context` and the launch/context args fixtures are the plugin's.
+@pytest.fixture(scope="module")
+def playwright():
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name or "chromium")
+
+
+@pytest.fixture(scope="module")
+def launch_browser(browser_type_launch_args, browser_type):
+    def launch(**kwargs):
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser):
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
+def _fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"page is {width}px wide on a 390px phone"
+
+
+def test_sign_in_and_find_a_customer(page, siyu, world):
+    page.goto(f"{siyu}/customers")
+    expect(page).to_have_url(f"{siyu}/login?next=%2Fcustomers")
+    page.get_by_label("账号").fill(world.a.logins["agent"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{siyu}/customers")
+    expect(page.get_by_role("heading", name="客户")).to_be_visible()
+    _fits_the_phone(page)
+    page.get_by_label("搜索").fill("13800001111")
+    page.get_by_role("button", name="搜索").click()
+    items = page.locator("#customers li")
+    expect(items).to_have_count(1)
+    items.first.click()
+    expect(page.get_by_role("heading", name="王女士")).to_be_visible()
+    expect(page.get_by_text("王姐-报价")).to_be_visible()
+    expect(page.get_by_text("通过渠道「门店海报」添加")).to_be_visible()
+    _fits_the_phone(page)
+    # Sign out through the header's form (it carries the CSRF token).
+    page.get_by_role("button", name="退出").click()
+    expect(page).to_have_url(f"{siyu}/login")
+
+
+def test_a_pushed_link_opens_signed_in_through_wecom_oauth(page, siyu, world):
+    cid = world.a.customers["王女士"]
+    link = f"{siyu}/auth/wecom/{world.a.slug}?next=/customers/{cid}"
+    # The emulator's way to say "this browser is signed in to WeCom as 张三", then the link.
+    corp_id = world.a.corp["corp_id"]
+    page.goto(f"{world.emu_url}/_emulator/oauth/as/{corp_id}/zhangsan?next={quote(link, safe='')}")
+    expect(page).to_have_url(f"{siyu}/customers/{cid}#wechat_redirect")
+    expect(page.get_by_role("heading", name="王女士")).to_be_visible()
+    expect(page.locator(".me .who")).to_contain_text("张三")
+    _fits_the_phone(page)
+
+
+def test_channel_page_shows_the_qr_code(page, siyu, world):
+    page.goto(f"{siyu}/login?next=/channels/{world.a.channels['门店海报']}")
+    page.get_by_label("账号").fill(world.a.logins["admin"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    qr = page.get_by_role("img", name="门店海报 的二维码")
+    expect(qr).to_be_visible()
+    # The browser loads the QR through Siyu's proxy: a real image, not a broken one.
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
+    expect(page.locator("#stats tbody tr")).to_have_count(30)
+    _fits_the_phone(page)
+    for path in ("/setup", "/channels/new", "/staff", "/"):
+        page.goto(f"{siyu}{path}")
+        _fits_the_phone(page)

@@ -1,0 +1,249 @@
+"""Channels through the API and the pages, against the WeCom emulator: create, edit,
+disable, stats, QR proxy and download, WeCom errors shown instead of a 500."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+import httpx
+from sqlalchemy import select
+
+from siyu.customers import service as customers
+from siyu.customers.models import Channel
+
+
+def _ways(world, tenant) -> dict:
+    r = httpx.get(f"{world.emu_url}/_emulator/corps/{tenant.corp['corp_id']}/contact_ways")
+    return {w["config_id"]: w for w in r.json()}
+
+
+def test_create_edit_disable_through_the_api(as_role, world, db):
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    body = {
+        "name": "API 渠道",
+        "staff_userids": ["zhangsan", "lisi"],
+        "tag_ids": ["tagVIP"],
+        "welcome_text": "你好 {name}",
+        "welcome_link": {"url": "https://example.com/a", "title": "产品手册"},
+    }
+    r = admin.post("/api/v1/channels", json=body, headers=csrf)
+    assert r.status_code == 201, r.text
+    ch = r.json()
+    assert ch["enabled"] and ch["state"].startswith("ch_") and ch["tag_ids"] == ["tagVIP"]
+    assert ch["qr_url"] == f"/api/v1/channels/{ch['id']}/qr.png"
+    with db.tenant_session(world.a.id) as s:
+        config_id = s.get(Channel, ch["id"]).config_id
+    way = _ways(world, world.a)[config_id]
+    assert way["state"] == ch["state"] and sorted(way["user"]) == ["lisi", "zhangsan"]
+
+    r = admin.patch(
+        f"/api/v1/channels/{ch['id']}", json={"name": "API 渠道改名", "skip_verify": False}, headers=csrf
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "API 渠道改名" and r.json()["skip_verify"] is False
+    assert r.json()["staff_userids"] == ["zhangsan", "lisi"]  # untouched fields stay
+    assert _ways(world, world.a)[config_id]["skip_verify"] is False
+
+    # A multi-member code cannot become a single-member one: WeCom's rule, shown as 422.
+    r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan"]}, headers=csrf)
+    assert r.status_code == 422 and "单人码" in r.json()["detail"]
+
+    r = admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    assert config_id not in _ways(world, world.a)
+    r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"name": "x"}, headers=csrf)
+    assert r.status_code == 409
+
+
+def test_bad_channel_payloads_answer_422_with_clear_messages(as_role):
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+
+    def post(body):
+        return admin.post("/api/v1/channels", json=body, headers=csrf)
+
+    r = post({"staff_userids": ["zhangsan"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"]
+    r = post({"name": "   ", "staff_userids": ["zhangsan"]})
+    assert r.status_code == 422
+    r = post({"name": "无人", "staff_userids": []})
+    assert r.status_code == 422 and "请选择至少一位成员" in r.json()["detail"]
+    r = post({"name": "陌生人", "staff_userids": ["ghost"]})
+    assert r.status_code == 422 and "ghost" in r.json()["detail"]
+    r = post({"name": "离职", "staff_userids": ["sunba"]})
+    assert r.status_code == 422 and "sunba" in r.json()["detail"]
+    r = post({"name": "坏标签", "staff_userids": ["zhangsan"], "tag_ids": ["nope"]})
+    assert r.status_code == 422 and "nope" in r.json()["detail"]
+    r = post({"name": "坏链接", "staff_userids": ["zhangsan"], "welcome_link": {"url": "ftp://x"}})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "url"
+    r = post({"name": "多字段", "staff_userids": ["zhangsan"], "colour": "red"})
+    assert r.status_code == 422
+    assert admin.post("/api/v1/channels", content=b"not json", headers=csrf).status_code == 422
+
+
+def test_only_admins_change_channels(as_role, world):
+    agent = as_role("agent")
+    r = agent.post(
+        "/api/v1/channels",
+        json={"name": "x", "staff_userids": ["zhangsan"]},
+        headers={"X-CSRF-Token": agent.csrf},
+    )
+    assert r.status_code == 403
+    channel = world.a.channels["门店海报"]
+    assert (
+        agent.post(f"/api/v1/channels/{channel}/disable", headers={"X-CSRF-Token": agent.csrf}).status_code
+        == 403
+    )
+    assert agent.get("/channels/new").status_code == 403
+    assert agent.get(f"/api/v1/channels/{channel}").status_code == 200  # reading is fine
+
+
+def test_stats_totals_and_per_day(as_role, world):
+    admin = as_role("admin")
+    channel = world.a.channels["门店海报"]
+    stats = admin.get(f"/api/v1/channels/{channel}/stats", params={"days": 14}).json()
+    assert stats["totals"] == {"adds": 3, "losses": 1, "active": 2, "net": 2}
+    assert len(stats["days"]) == 14
+    assert sum(d["adds"] for d in stats["days"]) == 3
+    assert sum(d["losses"] for d in stats["days"]) == 1
+    listed = {c["id"]: c for c in admin.get("/api/v1/channels").json()}
+    assert listed[channel]["totals"]["adds"] == 3
+    page = admin.get(f"/channels/{channel}")
+    assert page.status_code == 200 and 'id="stats"' in page.text
+    rows = re.findall(r"<tr[^>]*><td>(\d{4}-\d\d-\d\d)</td><td>(\d+)</td><td>(\d+)</td>", page.text)
+    assert len(rows) == 30 and sum(int(a) for _, a, _ in rows) == 3
+    listing = admin.get("/channels")
+    assert "门店海报" in listing.text and "乙方海报" not in listing.text
+
+
+def test_qr_is_proxied_as_png_and_downloads_for_posters(as_role, world, db):
+    admin = as_role("admin")
+    channel = world.a.channels["门店海报"]
+    for path in (f"/api/v1/channels/{channel}/qr.png", f"/channels/{channel}/qr.png"):
+        r = admin.get(path)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.content.startswith(b"\x89PNG")
+        assert "content-disposition" not in r.headers
+    r = admin.get(f"/channels/{channel}/qr.png", params={"download": 1})
+    disposition = r.headers["content-disposition"]
+    assert disposition.startswith("attachment;")
+    encoded = re.search(r"filename\*=UTF-8''(\S+)", disposition).group(1)
+    assert unquote(encoded) == "渠道-门店海报.png"
+    # The image is the emulator's real QR code: it decodes to the contact way.
+    with db.tenant_session(world.a.id) as s:
+        config_id = s.get(Channel, channel).config_id
+    assert r.content == httpx.get(f"{world.emu_url}/_emulator/qr/{config_id}.png").content
+
+
+def test_notice_is_shown_when_a_channel_tag_was_deleted_in_wecom(as_role, world, db):
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    ch = admin.post(
+        "/api/v1/channels",
+        json={"name": "标签渠道", "staff_userids": ["lisi"], "tag_ids": ["tagVIP"]},
+        headers=csrf,
+    ).json()
+    with db.tenant_session(world.a.id) as s:
+        customers.mark_tags_deleted(s, ["tagVIP"])
+    try:
+        page = admin.get(f"/channels/{ch['id']}")
+        assert "标签 VIP 已在企业微信中删除" in page.text
+        assert admin.get(f"/api/v1/channels/{ch['id']}").json()["notice"].startswith("标签 VIP")
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            customers.upsert_tags(
+                s, [{"group_id": "grp1", "group_name": "客户等级", "tag": [{"id": "tagVIP", "name": "VIP"}]}]
+            )
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def test_the_form_creates_a_channel_with_an_uploaded_welcome_image(as_role, world, db):
+    admin = as_role("admin")
+    form = admin.get("/channels/new")
+    assert form.status_code == 200 and "张三" in form.text and "VIP" in form.text
+    r = admin.post(
+        "/channels/new",
+        data={
+            "csrf_token": admin.csrf,
+            "name": "表单渠道",
+            "staff_userids": ["zhangsan"],
+            "skip_verify": "1",
+            "tag_ids": ["tagNEW"],
+            "welcome_text": "欢迎 {name}",
+            "link_url": "https://example.com/p",
+            "link_title": "",
+        },
+        files={"welcome_image": ("hello.png", PNG, "image/png")},
+    )
+    assert r.status_code == 303, r.text
+    channel_id = int(re.search(r"/channels/(\d+)", r.headers["location"]).group(1))
+    with db.tenant_session(world.a.id) as s:
+        ch = s.get(Channel, channel_id)
+        assert ch.welcome_image_url.startswith(world.emu_url + "/_emulator/img/")
+        assert ch.welcome_link == {"url": "https://example.com/p", "title": "https://example.com/p"}
+        assert ch.staff_userids == ["zhangsan"] and ch.tag_ids == ["tagNEW"] and ch.skip_verify
+    assert httpx.get(ch.welcome_image_url).content == PNG
+    page = admin.get(r.headers["location"])
+    assert "渠道已创建" in page.text and ch.welcome_image_url in page.text
+
+    # Edit through the form; an invalid form shows the message and keeps what was typed.
+    r = admin.post(
+        f"/channels/{channel_id}/edit",
+        data={"csrf_token": admin.csrf, "name": "", "staff_userids": ["zhangsan"]},
+    )
+    assert r.status_code == 422 and "渠道名称不能为空" in r.text
+    r = admin.post(
+        f"/channels/{channel_id}/edit",
+        data={
+            "csrf_token": admin.csrf,
+            "name": "表单渠道2",
+            "staff_userids": ["zhangsan"],
+            "remove_image": "1",
+        },
+    )
+    assert r.status_code == 303
+    with db.tenant_session(world.a.id) as s:
+        ch = s.get(Channel, channel_id)
+        assert ch.name == "表单渠道2" and ch.welcome_image_url == "" and not ch.skip_verify
+
+    r = admin.post(f"/channels/{channel_id}/disable", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303
+    assert "已停用" in admin.get(f"/channels/{channel_id}").text
+
+
+def test_wecom_errors_are_shown_not_a_500(as_role, world, db):
+    admin = as_role("admin")
+    fault = {
+        "corp_id": world.a.corp["corp_id"],
+        "path": "/cgi-bin/externalcontact/add_contact_way",
+        "errcode": 41054,
+    }
+    assert httpx.post(f"{world.emu_url}/_emulator/faults", json=fault).status_code == 201
+    try:
+        r = admin.post(
+            "/channels/new", data={"csrf_token": admin.csrf, "name": "会失败", "staff_userids": ["zhangsan"]}
+        )
+        assert r.status_code == 502
+        assert "企业微信拒绝了请求" in r.text and "41054" in r.text
+        assert 'value="会失败"' in r.text  # the form keeps what was typed
+    finally:
+        httpx.delete(f"{world.emu_url}/_emulator/faults")
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(Channel).where(Channel.name == "会失败")) is None
+    httpx.post(f"{world.emu_url}/_emulator/faults", json=fault)
+    try:
+        r = admin.post(
+            "/api/v1/channels",
+            json={"name": "会失败", "staff_userids": ["zhangsan"]},
+            headers={"X-CSRF-Token": admin.csrf},
+        )
+        assert r.status_code == 502 and "41054" in r.json()["detail"]
+    finally:
+        httpx.delete(f"{world.emu_url}/_emulator/faults")

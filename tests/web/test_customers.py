@@ -1,0 +1,176 @@
+"""The read side: role scoping, tenant isolation, search and filters, profile and timeline."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+
+def names(resp) -> set[str]:
+    assert resp.status_code == 200, resp.text
+    return {c["name"] for c in resp.json()["items"]}
+
+
+# ---------------------------------------------------------------- role scoping
+
+
+def test_an_agent_sees_only_their_own_customers(as_role, world):
+    agent = as_role("agent")
+    assert names(agent.get("/api/v1/customers")) == {"王女士", "孙小姐"}
+    for other in ("陈先生", "刘总"):
+        r = agent.get(f"/api/v1/customers/{world.a.customers[other]}")
+        assert r.status_code == 404 and r.json() == {"detail": "not found"}
+        assert agent.get(f"/api/v1/customers/{world.a.customers[other]}/timeline").status_code == 404
+        assert agent.get(f"/customers/{world.a.customers[other]}").status_code == 404
+    page = agent.get("/customers")
+    assert "王女士" in page.text and "孙小姐" in page.text
+    assert "陈先生" not in page.text and "刘总" not in page.text
+
+
+def test_a_supervisor_sees_their_team(as_role, world):
+    sup = as_role("supervisor")
+    # 张三 (sub-department of the one 王五 leads) and 李四 (direct report), not 赵六.
+    assert names(sup.get("/api/v1/customers")) == {"王女士", "孙小姐", "陈先生"}
+    assert sup.get(f"/api/v1/customers/{world.a.customers['刘总']}").status_code == 404
+    assert sup.get(f"/api/v1/customers/{world.a.customers['陈先生']}").status_code == 200
+    # Filtering by someone outside the team finds nothing rather than leaking.
+    assert names(sup.get("/api/v1/customers", params={"staff": "zhaoliu"})) == set()
+
+
+def test_an_admin_sees_the_whole_tenant(as_role):
+    assert names(as_role("admin").get("/api/v1/customers")) == {"王女士", "孙小姐", "陈先生", "刘总"}
+
+
+# ---------------------------------------------------------------- tenant isolation
+
+
+def test_one_tenant_never_sees_another_tenants_customers(as_role, world):
+    admin_a, admin_b = as_role("admin"), as_role("admin", "b")
+    foreign = world.b.customers["乙方客户"]
+    missing = 987654321
+    for path in (f"/api/v1/customers/{foreign}", f"/api/v1/customers/{foreign}/timeline"):
+        r = admin_a.get(path)
+        assert r.status_code == 404 and r.json() == {"detail": "not found"}
+    assert admin_a.get(f"/api/v1/customers/{missing}").json() == {"detail": "not found"}
+    assert "乙方客户" not in names(admin_a.get("/api/v1/customers", params={"per_page": 100}))
+    assert names(admin_a.get("/api/v1/customers", params={"q": "乙"})) == set()
+    assert names(admin_a.get("/api/v1/customers", params={"q": "乙备注"})) == set()
+    # The UI: the foreign profile answers exactly like a missing one; lists leave it out.
+    ui_foreign, ui_missing = admin_a.get(f"/customers/{foreign}"), admin_a.get(f"/customers/{missing}")
+    assert ui_foreign.status_code == ui_missing.status_code == 404
+    assert "乙方客户" not in ui_foreign.text
+    assert "乙方客户" not in admin_a.get("/customers").text
+    assert "乙方客户" not in admin_a.get("/").text
+    # Channels and tags too.
+    b_channel = world.b.channels["乙方海报"]
+    assert admin_a.get(f"/api/v1/channels/{b_channel}").json() == {"detail": "not found"}
+    assert admin_a.get(f"/api/v1/channels/{b_channel}/stats").status_code == 404
+    assert admin_a.get(f"/api/v1/channels/{b_channel}/qr.png").status_code == 404
+    assert admin_a.get(f"/channels/{b_channel}").status_code == 404
+    assert "乙方海报" not in {c["name"] for c in admin_a.get("/api/v1/channels").json()}
+    assert b_channel not in {c["id"] for c in admin_a.get("/api/v1/channels").json()}
+    # And the other way round: B sees its own customer and nothing of A's.
+    assert names(admin_b.get("/api/v1/customers")) == {"乙方客户"}
+    assert admin_b.get(f"/api/v1/customers/{world.a.customers['王女士']}").status_code == 404
+
+
+# ---------------------------------------------------------------- search and filters
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"q": "王女"}, {"王女士"}),  # name
+        ({"q": "报价"}, {"王女士"}),  # remark
+        ({"q": "13800001111"}, {"王女士"}),  # remark_mobiles
+        ({"q": "0000111"}, {"王女士"}),  # part of a phone number
+        ({"q": "大客户"}, {"刘总"}),
+        ({"q": "%"}, set()),  # LIKE wildcards are literal
+        ({"staff": "lisi"}, {"陈先生"}),
+        ({"status": "lost"}, {"孙小姐"}),
+        ({"status": "active"}, {"王女士", "陈先生", "刘总"}),
+        ({"q": "王", "status": "lost"}, set()),
+    ],
+)
+def test_search_and_filters(as_role, params, expected):
+    assert names(as_role("admin").get("/api/v1/customers", params=params)) == expected
+
+
+def test_filter_by_tag_channel_and_added_dates(as_role, world):
+    admin = as_role("admin")
+    assert names(admin.get("/api/v1/customers", params={"tag": world.a.tags["VIP"]})) == {"王女士"}
+    # The channel applies its tag 新客 to everyone it brings.
+    assert names(admin.get("/api/v1/customers", params={"tag": world.a.tags["新客"]})) == {
+        "王女士",
+        "陈先生",
+        "孙小姐",
+    }
+    channel = world.a.channels["门店海报"]
+    assert names(admin.get("/api/v1/customers", params={"channel": channel})) == {
+        "王女士",
+        "陈先生",
+        "孙小姐",
+    }
+    today = date.today()
+    recent = {"added_from": (today - timedelta(days=5)).isoformat(), "added_to": today.isoformat()}
+    assert "刘总" not in names(admin.get("/api/v1/customers", params=recent))
+    old = {"added_to": (today - timedelta(days=8)).isoformat()}
+    assert names(admin.get("/api/v1/customers", params=old)) == {"刘总"}
+    # The same filters on the page.
+    page = admin.get("/customers", params={"channel": channel, "status": "lost"})
+    assert "孙小姐" in page.text and "王女士" not in page.text
+
+
+def test_pagination(as_role):
+    admin = as_role("admin")
+    first = admin.get("/api/v1/customers", params={"per_page": 3}).json()
+    assert first["total"] == 4 and first["pages"] == 2 and len(first["items"]) == 3
+    second = admin.get("/api/v1/customers", params={"per_page": 3, "page": 2}).json()
+    assert len(second["items"]) == 1
+    assert {c["id"] for c in first["items"]}.isdisjoint({c["id"] for c in second["items"]})
+    # Newest first.
+    assert [c["name"] for c in first["items"]] == ["王女士", "孙小姐", "陈先生"]
+
+
+def test_bad_query_parameters_answer_422(as_role):
+    admin = as_role("admin")
+    for params in ({"status": "gone"}, {"per_page": 1000}, {"page": 0}, {"added_from": "yesterday"}):
+        r = admin.get("/api/v1/customers", params=params)
+        assert r.status_code == 422, params
+    r = admin.get("/api/v1/customers", params={"added_from": "2025-02-02", "added_to": "2025-01-01"})
+    assert r.status_code == 422 and "added_from" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- profile and timeline
+
+
+def test_profile_and_timeline(as_role, world):
+    admin = as_role("admin")
+    cid = world.a.customers["王女士"]
+    p = admin.get(f"/api/v1/customers/{cid}").json()
+    assert p["name"] == "王女士"
+    (follow,) = p["follows"]
+    assert follow["staff_name"] == "张三" and follow["remark"] == "王姐-报价"
+    assert follow["remark_mobiles"] == ["13800001111"]
+    assert follow["channel"]["name"] == "门店海报"
+    assert {t["name"] for t in p["tags"]} == {"VIP", "新客"}
+    events = admin.get(f"/api/v1/customers/{cid}/timeline").json()
+    kinds = [e["kind"] for e in events]
+    assert {"added", "channel", "tagged"} <= set(kinds)
+    ats = [e["at"] for e in events]
+    assert ats == sorted(ats, reverse=True)
+    lost = admin.get(f"/api/v1/customers/{world.a.customers['孙小姐']}/timeline").json()
+    assert lost[0]["kind"] == "lost" and "流失" in lost[0]["text"]
+    page = admin.get(f"/customers/{cid}")
+    assert page.status_code == 200
+    for text in ("王女士", "王姐-报价", "13800001111", "门店海报", "VIP", "张三", "通过渠道「门店海报」添加"):
+        assert text in page.text
+
+
+def test_dashboard_counts_today_within_scope(as_role):
+    agent = as_role("agent").get("/")
+    assert agent.status_code == 200
+    # 王女士 was added an hour ago (today unless the run straddles midnight); 孙小姐 lost a minute ago.
+    assert 'data-stat="losses">1<' in agent.text
+    assert "王女士" in agent.text and "陈先生" not in agent.text

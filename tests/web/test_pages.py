@@ -1,0 +1,158 @@
+"""Staff, setup and WeCom OAuth sign-in pages over real HTTP (the emulator plays WeCom)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import select
+
+from siyu.tenancy.models import Person, Staff, Tenant
+
+
+def test_staff_page_and_sync_now(as_role, world, db):
+    admin = as_role("admin")
+    page = admin.get("/staff")
+    assert page.status_code == 200 and "立即同步" in page.text and "钱七" not in page.text
+    r = admin.post("/staff/sync", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/staff?done=synced"
+    page = admin.get("/staff?done=synced")
+    assert "成员已同步" in page.text and "钱七" in page.text
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(Staff).where(Staff.userid == "qianqi")).active
+        assert s.get(Tenant, world.a.id).staff_synced_at is not None
+        # Put the world back: 钱七 unknown to Siyu, 孙八 gone (other tests rely on it).
+        s.delete(s.scalar(select(Staff).where(Staff.userid == "qianqi")))
+        s.scalar(select(Staff).where(Staff.userid == "sunba")).active = False
+    agent = as_role("agent")
+    assert "立即同步" not in agent.get("/staff").text
+    assert agent.post("/staff/sync", data={"csrf_token": agent.csrf}).status_code == 403
+
+
+def test_setup_shows_masked_secrets_and_the_callback_url(as_role, world, web_settings):
+    admin = as_role("admin")
+    page = admin.get("/setup")
+    assert page.status_code == 200
+    assert web_settings.callback_url(world.a.slug) in page.text
+    for secret in ("agent_secret", "contact_secret", "token", "encoding_aes_key"):
+        assert world.a.corp[secret] not in page.text
+    assert world.a.corp["agent_secret"][:3] + "••••" in page.text
+    assert as_role("supervisor").get("/setup").status_code == 403
+
+
+def test_setup_checks_credentials_with_wecom_and_shows_why_not(as_role, world):
+    admin = as_role("admin")
+    r = admin.post(
+        "/setup",
+        data={
+            "csrf_token": admin.csrf,
+            "corp_id": world.a.corp["corp_id"],
+            "agent_id": str(world.a.corp["agent_id"]),
+            "agent_secret": "definitely-not-the-secret",
+        },
+    )
+    assert r.status_code == 422
+    assert "应用 Secret" in r.text and "Secret 不正确" in r.text
+    r = admin.post(
+        "/setup",
+        data={
+            "csrf_token": admin.csrf,
+            "corp_id": world.a.corp["corp_id"],
+            "agent_id": "1",
+            "token": "bad token!",
+        },
+    )
+    assert r.status_code == 422 and "Token must be" in r.text
+    r = admin.post("/setup", data={"csrf_token": admin.csrf, "corp_id": "wwsomethingelse", "agent_id": "1"})
+    assert r.status_code == 422 and "企业ID 不能修改" in r.text
+    # Blank secrets keep the stored ones; WeCom accepts them.
+    r = admin.post(
+        "/setup",
+        data={
+            "csrf_token": admin.csrf,
+            "name": "甲公司",
+            "corp_id": world.a.corp["corp_id"],
+            "agent_id": str(world.a.corp["agent_id"]),
+        },
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/setup?done=connected"
+
+
+# ---------------------------------------------------------------- WeCom OAuth
+
+
+def test_oauth_start_redirects_to_wecom(siyu, world, web_settings):
+    with httpx.Client(base_url=siyu) as client:
+        r = client.get(f"/auth/wecom/{world.a.slug}", params={"next": "/customers/5"})
+        assert r.status_code == 302
+        url = urlsplit(r.headers["location"])
+        assert f"{url.scheme}://{url.netloc}" == world.emu_url and url.path == "/connect/oauth2/authorize"
+        assert url.fragment == "wechat_redirect"
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        assert q["appid"] == world.a.corp["corp_id"] and q["scope"] == "snsapi_base"
+        assert q["agentid"] == str(world.a.corp["agent_id"])
+        assert q["redirect_uri"] == f"{web_settings.public_url}/auth/wecom/{world.a.slug}/callback"
+        assert q["state"] and q["state"] in client.cookies["siyu_oauth"]
+        r = client.get(f"/auth/wecom/{world.a.slug}", params={"desktop": 1})
+        url = urlsplit(r.headers["location"])
+        assert url.path == "/wwlogin/sso/login" and "login_type=CorpApp" in url.query
+        assert client.get("/auth/wecom/no-such-corp").status_code == 404
+
+
+def _wecom_sign_in(siyu, world, userid: str, next_path: str) -> httpx.Response:
+    """Be signed in to (emulated) WeCom as `userid`, open the pushed link, follow redirects."""
+    client = httpx.Client(follow_redirects=True, timeout=10)
+    link = f"{siyu}/auth/wecom/{world.a.slug}?next={next_path}"
+    corp_id = world.a.corp["corp_id"]
+    r = client.get(f"{world.emu_url}/_emulator/oauth/as/{corp_id}/{userid}", params={"next": link})
+    r.client = client
+    return r
+
+
+def test_a_pushed_link_signs_the_agent_in_and_opens_the_customer(siyu, world, db):
+    cid = world.a.customers["王女士"]
+    r = _wecom_sign_in(siyu, world, "zhangsan", f"/customers/{cid}")
+    try:
+        assert r.status_code == 200, r.text
+        assert str(r.url.copy_with(fragment=None)) == f"{siyu}/customers/{cid}"
+        assert "王女士" in r.text and "张三" in r.text
+        me = r.client.get(f"{siyu}/api/v1/me").json()
+        assert me["staff_userid"] == "zhangsan" and me["role"] == "agent"
+    finally:
+        r.client.close()
+
+
+def test_oauth_makes_a_supervisor_for_a_leader_on_first_sign_in(siyu, world, db):
+    r = _wecom_sign_in(siyu, world, "lisi", "/")
+    try:
+        assert r.status_code == 200 and str(r.url.copy_with(fragment=None)) == f"{siyu}/"
+        me = r.client.get(f"{siyu}/api/v1/me").json()
+        assert me["role"] == "agent" and me["staff_userid"] == "lisi"
+    finally:
+        r.client.close()
+    with db.tenant_session(world.a.id) as s:
+        person = s.scalar(select(Person).where(Person.staff_userid == "lisi"))
+        assert person.login == f"{world.a.slug}/lisi" and person.password_hash is None
+
+
+def test_oauth_refuses_unknown_and_inactive_members_clearly(siyu, world):
+    for userid, status, text in (("qianqi", 403, "立即同步"), ("sunba", 403, "已停用")):
+        r = _wecom_sign_in(siyu, world, userid, "/")
+        try:
+            assert r.status_code == status and text in r.text, r.text
+            assert "siyu_session" not in r.client.cookies
+        finally:
+            r.client.close()
+
+
+def test_oauth_callback_checks_state_and_codes(siyu, world):
+    with httpx.Client(base_url=siyu) as client:
+        r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"code": "x", "state": "forged"})
+        assert r.status_code == 400 and "登录已过期" in r.text
+        start = client.get(f"/auth/wecom/{world.a.slug}")
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+        r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"state": state})
+        assert r.status_code == 400 and "取消" in r.text
+        r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"code": "made-up", "state": state})
+        assert r.status_code == 502 and "40029" in r.text
+        assert "siyu_session" not in client.cookies
