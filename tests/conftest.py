@@ -55,6 +55,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         auto_migrate=False,
         staff_sync_interval_s=0,
         wecom_rate_limit_pause_s=1.0,
+        worker_process=False,  # tests run the worker inline; the benchmark and demo use the child
     )
 
 

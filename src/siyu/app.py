@@ -10,8 +10,9 @@ from fastapi import FastAPI
 
 from siyu import __version__
 from siyu.config import Settings, get_settings
-from siyu.intake.api import router as callback_router
+from siyu.intake.api import routes as callback_routes
 from siyu.intake.writer import EventWriter
+from siyu.jobs import child as worker_child
 from siyu.jobs.worker import Worker
 from siyu.runtime import Runtime
 
@@ -27,8 +28,10 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
         if settings.auto_migrate:
             runtime.db.migrate()
         app.state.event_writer = EventWriter(runtime.intake.store)
-        worker_task = None
-        if settings.embedded_worker:
+        worker_task = child = None
+        if settings.embedded_worker and settings.worker_process:
+            child, runtime.wake_fd = worker_child.spawn(settings)
+        elif settings.embedded_worker:
             app.state.worker = Worker(runtime, scheduled=True)
             worker_task = asyncio.create_task(app.state.worker.run())
         try:
@@ -37,6 +40,9 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
+            if child is not None:
+                worker_child.stop(child, runtime.wake_fd)
+                runtime.wake_fd = None
             app.state.event_writer.close()
             await runtime.clients.aclose()
 
@@ -50,7 +56,7 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
     )
     app.state.rt = rt or Runtime.create(settings)
     app.state.settings = settings
-    app.include_router(callback_router)
+    app.router.routes.extend(callback_routes)
     _include_optional_routers(app)
     return app
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import logging
+import os
+import signal
 from typing import Annotated
 
 import typer
@@ -56,6 +57,7 @@ def _tenant_id(rt, slug: str) -> int:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port for the web UI, API and WeCom callbacks")] = 8000,
+    access_log: Annotated[bool, typer.Option(help="log every request (costly at callback rates)")] = False,
 ) -> None:
     """Run Siyu: web UI, JSON API, the WeCom callback URL and (embedded default) the worker."""
     import uvicorn
@@ -63,25 +65,37 @@ def serve(
     from siyu.app import create_app
 
     _logging()
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command()
-def worker(concurrency: Annotated[int, typer.Option(help="rows run at once")] = 32) -> None:
+def worker(
+    concurrency: Annotated[int, typer.Option(help="rows run at once")] = 32,
+    wake_fd: Annotated[int | None, typer.Option(hidden=True, help="pipe from `siyu serve`")] = None,
+    nice: Annotated[int, typer.Option(help="lower this process's CPU priority by this much")] = 0,
+) -> None:
     """Run a worker without the web server (PostgreSQL deployments run any number of these)."""
+    from siyu.jobs.child import watch_wake_pipe
     from siyu.jobs.worker import Worker
 
     _logging()
+    if nice:
+        os.nice(nice)
     rt = _runtime()
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        running = Worker(rt, concurrency=concurrency, scheduled=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, running.stop)
+        if wake_fd is not None:
+            watch_wake_pipe(loop, wake_fd, rt, running)
         try:
-            await Worker(rt, concurrency=concurrency, scheduled=True).run()
+            await running.run()
         finally:
             await rt.clients.aclose()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())
 
 
 @app.command()

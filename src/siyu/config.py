@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         default=1.0, description="first rest of an endpoint after WeCom's 45009; doubles while it lasts"
     )
     embedded_worker: bool = Field(default=True, description="run the worker inside `siyu serve`")
+    worker_process: bool = Field(
+        default=True, description="run that worker as a child process, so callbacks are answered first"
+    )
     auto_migrate: bool = Field(default=True, description="apply migrations on start (embedded default)")
     staff_sync_interval_s: int = 6 * 3600
     session_days: int = 14

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from dataclasses import dataclass, field
 
 from siyu.config import Settings
@@ -19,9 +21,10 @@ class Runtime:
     box: SecretBox
     intake: CallbackIntake
     clients: TenantClients
-    # Set when new work is stored, so the worker starts at once instead of at its next poll.
-    events_waiting: asyncio.Event = field(default_factory=asyncio.Event)
-    outbox_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    # Worker loops in this process wait on these; `wake()` sets them all when work is stored.
+    _wakes: list[asyncio.Event] = field(default_factory=list)
+    # The write end of a pipe to a worker child process (siyu.jobs.child), if there is one.
+    wake_fd: int | None = None
 
     @classmethod
     def create(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -35,6 +38,20 @@ class Runtime:
             clients=TenantClients(db, box, settings.wecom_base_url, settings.wecom_rate_limit_pause_s),
         )
 
+    def new_wake(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._wakes.append(event)
+        return event
+
+    def forget_wake(self, event: asyncio.Event) -> None:
+        if event in self._wakes:
+            self._wakes.remove(event)
+
     def wake(self) -> None:
-        self.events_waiting.set()
-        self.outbox_waiting.set()
+        """New work was stored: start on it now rather than at the next poll."""
+        for event in self._wakes:
+            event.set()
+        if self.wake_fd is not None:
+            # a full pipe means the child has wake-ups waiting anyway; a broken one, it is gone
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(self.wake_fd, b"\0")

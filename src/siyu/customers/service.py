@@ -1,24 +1,24 @@
 """Customer acquisition rules: the only writer of customers, follows, tags and the timeline.
 
 Functions take a tenant-scoped session and plain data that the tasks layer fetched from
-WeCom; they never call WeCom themselves. Side effects (mark_tag, welcome messages,
-alerts) are queued in the outbox in the same transaction.
+WeCom; they never call WeCom themselves. Side effects (mark_tag, alerts) are queued in
+the outbox in the same transaction. Welcome messages are queued by the callback intake
+itself (see siyu.customers.welcome).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.customers import welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
 from siyu.notify import outbox
 from siyu.tenancy.models import Department, Staff, Tenant
-
-WELCOME_WINDOW = timedelta(seconds=20)
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -216,42 +216,17 @@ def _wecom_tags(session: Session, tags: list[dict]) -> dict[str, Tag]:
     }
 
 
-def welcome_payload(tenant: Tenant, channel: Channel | None, customer: Customer) -> dict | None:
-    text = (channel.welcome_text if channel else "") or tenant.welcome_text
-    attachments = []
-    if channel and channel.welcome_image_url:
-        attachments.append({"msgtype": "image", "image": {"pic_url": channel.welcome_image_url}})
-    if channel and channel.welcome_link.get("url"):
-        link = {k: v for k, v in channel.welcome_link.items() if v}
-        link.setdefault("title", link["url"])
-        attachments.append({"msgtype": "link", "link": link})
-    if not text and not attachments:
-        return None
-    payload: dict = {}
-    if text:
-        payload["text"] = {
-            "content": text.replace("{name}", customer.name or "").replace("{客户名}", customer.name or "")
-        }
-    if attachments:
-        payload["attachments"] = attachments
-    return payload
-
-
 def record_added(
-    session: Session, tenant: Tenant, fields: dict, contact: dict | None, half: bool = False
+    session: Session, tenant: Tenant, fields: dict, contact: dict, half: bool = False
 ) -> Customer:
-    """add_external_contact / add_half_external_contact, after fetching the contact.
+    """add_external_contact / add_half_external_contact, with externalcontact/get's answer.
 
-    `contact` is externalcontact/get's answer, or None when WeCom could not be asked in
-    time: the welcome message still goes out (without the name) and the event is retried,
-    which runs this again; every step here is safe to repeat."""
+    A retried event runs this again: every step here is safe to repeat."""
     userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
     at = from_unix(fields.get("CreateTime"))
     state = fields.get("State", "")
-    customer, _ = upsert_customer(
-        session, (contact or {}).get("external_contact") or {"external_userid": ext_id}, at
-    )
-    follow_users = (contact or {}).get("follow_user") or []
+    customer, _ = upsert_customer(session, contact.get("external_contact") or {"external_userid": ext_id}, at)
+    follow_users = contact.get("follow_user") or []
     for info in follow_users:  # the other staff who have this customer: refresh them too
         if info.get("userid") != userid:
             other, _ = upsert_follow(session, customer, info, at)
@@ -269,21 +244,9 @@ def record_added(
         timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half)
     channel = attribute_channel(session, customer, follow, state, at)
     channel_tags = _channel_tags(session, channel)
-    if contact is not None:
-        # WeCom's tags plus the channel's, which mark_tag may not have reached WeCom with yet
-        _apply_tag_set(
-            session, customer, follow, {**_wecom_tags(session, info.get("tags", [])), **channel_tags}, at
-        )
-    elif channel_tags:
-        current = {
-            t.wecom_id: t
-            for t in session.scalars(
-                select(Tag)
-                .join(FollowTag, FollowTag.tag_id == Tag.id)
-                .where(FollowTag.follow_id == follow.id)
-            )
-        }
-        _apply_tag_set(session, customer, follow, {**current, **channel_tags}, at)
+    # WeCom's tags plus the channel's, which mark_tag may not have reached WeCom with yet
+    wanted = {**_wecom_tags(session, info.get("tags", [])), **channel_tags}
+    _apply_tag_set(session, customer, follow, wanted, at)
     if channel_tags:
         outbox.enqueue(
             session,
@@ -292,22 +255,8 @@ def record_added(
             {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)},
         )
     code = fields.get("WelcomeCode", "")
-    payload = welcome_payload(session.get(Tenant, tenant.id), channel, customer) if code else None
-    if payload:
-        outbox.enqueue(
-            session,
-            "welcome",
-            f"welcome:{code}",
-            {
-                "welcome_code": code,
-                "userid": userid,
-                "external_userid": ext_id,
-                "customer_id": customer.id,
-                **payload,
-            },
-            priority=outbox.URGENT,
-            deadline_at=at + WELCOME_WINDOW,
-        )
+    if code and is_new:
+        welcome.record_outcome_for_new_customer(session, customer, code)
     return customer
 
 
@@ -399,19 +348,6 @@ def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
     )
     timeline(session, customer, "transfer_failed", from_unix(fields.get("CreateTime")), userid, reason=reason)
     return customer
-
-
-def record_welcome_result(session: Session, customer_id: int, userid: str, ok: bool, error: str = "") -> None:
-    customer = session.get(Customer, customer_id)
-    if customer is not None:
-        timeline(
-            session,
-            customer,
-            "welcome_sent" if ok else "welcome_failed",
-            utcnow(),
-            userid,
-            **({"error": error} if error else {}),
-        )
 
 
 def import_customer(session: Session, contact: dict, follow_info: dict) -> bool:

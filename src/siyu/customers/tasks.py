@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from siyu.customers import service
+from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
 from siyu.intake.service import mark_done
+from siyu.notify import outbox
 from siyu.tenancy.models import Tenant
-from siyu.wecom.errors import WeComFailure
-
-# The welcome message must reach WeCom within 20 s of the event; if fetching the contact
-# takes longer than this (WeCom slow or rate-limiting), the welcome goes out without it.
-CONTACT_FETCH_BUDGET_S = 6.0
 
 
 async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    wecom = rt.clients.get(tenant_id)
+    contact = await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
     half = fields.get("ChangeType") == "add_half_external_contact"
-    try:
-        contact = await asyncio.wait_for(
-            wecom.contact.external_contact_get(fields["ExternalUserID"]), CONTACT_FETCH_BUDGET_S
-        )
-    except (WeComFailure, TimeoutError):
-        if not fields.get("WelcomeCode"):
-            raise
-        # Queue the welcome now, without the name; the event stays pending and is retried.
-        with rt.db.tenant_session(tenant_id) as s:
-            service.record_added(s, s.get(Tenant, tenant_id), fields, None, half=half)
-        rt.outbox_waiting.set()
-        raise
     with rt.db.tenant_session(tenant_id) as s:
         service.record_added(s, s.get(Tenant, tenant_id), fields, contact, half=half)
         mark_done(s, event_id)
-    rt.outbox_waiting.set()
+    rt.wake()
 
 
 async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -53,7 +36,7 @@ async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     with rt.db.tenant_session(tenant_id) as s:
         service.record_follow_ended(s, fields, "lost")
         mark_done(s, event_id)
-    rt.outbox_waiting.set()
+    rt.wake()
 
 
 async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -70,6 +53,13 @@ async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> Non
         service.upsert_tags(s, groups)
         gone = [fields["Id"]] if fields.get("Id") and fields["Id"] not in live else []
         if fields.get("ChangeType") == "delete" or gone:
-            known = service.tags_not_in(s, live)
-            service.mark_tags_deleted(s, known)
+            service.mark_tags_deleted(s, service.tags_not_in(s, live))
         mark_done(s, event_id)
+
+
+@outbox.sender("mark_tag")
+async def send_mark_tag(rt, tenant_id: int, message) -> None:
+    p = message.payload
+    await rt.clients.get(tenant_id).contact.mark_tag(
+        p["userid"], p["external_userid"], add_tag=p.get("add_tag", []), remove_tag=p.get("remove_tag", [])
+    )

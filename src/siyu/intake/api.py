@@ -1,18 +1,24 @@
-"""`/wecom/callback/{tenant}`: WeCom's URL check (GET) and event delivery (POST)."""
+"""`/wecom/callback/{tenant}`: WeCom's URL check (GET) and event delivery (POST).
+
+Plain Starlette routes rather than FastAPI ones: this is the hottest path in Siyu and it
+speaks WeCom's protocol, not our API, so it needs neither validation models nor a place
+in the OpenAPI docs.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from siyu.intake.service import UnknownTenant
 from siyu.wecom.crypto import CallbackCryptoError, InvalidSignature
 from siyu.wecom.events import MalformedXML
 
-router = APIRouter(tags=["wecom"])
 log = logging.getLogger(__name__)
+OK = PlainTextResponse("")
 
 
 def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
@@ -25,39 +31,31 @@ def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
     return PlainTextResponse(f"bad request: {exc}", status_code=400)
 
 
-@router.get("/wecom/callback/{slug}", response_class=PlainTextResponse)
-def verify_url(
-    slug: str,
-    request: Request,
-    msg_signature: str = Query(...),
-    timestamp: str = Query(...),
-    nonce: str = Query(...),
-    echostr: str = Query(...),
-):
-    """WeCom's URL check: answer the decrypted echostr, nothing else."""
-    try:
-        return PlainTextResponse(
-            request.app.state.rt.intake.verify_url(slug, msg_signature, timestamp, nonce, echostr)
-        )
-    except (UnknownTenant, CallbackCryptoError, UnicodeDecodeError) as exc:
-        return _refuse(exc, slug)
+def _query(request: Request, *names: str) -> list[str]:
+    values = [request.query_params.get(name) for name in names]
+    missing = [n for n, v in zip(names, values, strict=True) if not v]
+    if missing:
+        raise MalformedXML(f"missing query parameter(s): {', '.join(missing)}")
+    return values
 
 
-@router.post("/wecom/callback/{slug}", response_class=PlainTextResponse)
-async def receive(
-    slug: str,
-    request: Request,
-    msg_signature: str = Query(...),
-    timestamp: str = Query(...),
-    nonce: str = Query(...),
-):
-    """Verify, decrypt, store once, answer at once; processing happens in the worker."""
-    rt = request.app.state.rt
-    body = await request.body()
+async def callback(request: Request) -> PlainTextResponse:
+    slug = request.path_params["slug"]
+    intake = request.app.state.rt.intake
     try:
-        row = rt.intake.open(slug, body, msg_signature, timestamp, nonce)
-    except (UnknownTenant, CallbackCryptoError, MalformedXML) as exc:
+        if request.method == "GET":  # WeCom's URL check: answer the decrypted echostr, nothing else
+            signature, timestamp, nonce, echostr = _query(
+                request, "msg_signature", "timestamp", "nonce", "echostr"
+            )
+            return PlainTextResponse(intake.verify_url(slug, signature, timestamp, nonce, echostr))
+        signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+        row = intake.open(slug, await request.body(), signature, timestamp, nonce)
+    except (UnknownTenant, CallbackCryptoError, MalformedXML, UnicodeDecodeError) as exc:
         return _refuse(exc, slug)
+    # Stored (group commit) before WeCom gets its answer; processing happens in the worker.
     await request.app.state.event_writer.store(row)
-    rt.events_waiting.set()
-    return PlainTextResponse("")
+    request.app.state.rt.wake()
+    return OK
+
+
+routes = [Route("/wecom/callback/{slug}", callback, methods=["GET", "POST"])]

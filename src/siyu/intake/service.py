@@ -14,9 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from siyu.customers.welcome import queued_welcome
 from siyu.db import Database, utcnow
 from siyu.db.crypto import SecretBox
 from siyu.intake.models import CallbackEvent
+from siyu.notify import outbox
 from siyu.tenancy.models import Tenant
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.events import CallbackEvent as ParsedEvent
@@ -93,10 +95,14 @@ class CallbackIntake:
             }
             for tenant_id, inner, event in rows
         ]
+        # Welcome messages are queued with the event itself: WeCom's 20 s window starts now.
+        welcomes = [w for tenant_id, _, event in rows if (w := queued_welcome(tenant_id, event.fields))]
         dialect = sqlite if self.db.engine.dialect.name == "sqlite" else postgresql
         stmt = dialect.insert(CallbackEvent).on_conflict_do_nothing(index_elements=["tenant_id", "digest"])
         with self.db.engine.begin() as conn:
             conn.execute(stmt, values)
+            if welcomes:
+                conn.execute(outbox.insert_statement(conn.dialect.name), welcomes)
 
 
 def mark_done(session: Session, event_id: int) -> None:

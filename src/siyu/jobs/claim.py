@@ -17,7 +17,7 @@ from siyu.db import Database, utcnow
 LEASE = timedelta(seconds=60)
 
 
-def claim(db: Database, model, limit: int, order_by=()) -> list[int]:
+def claim(db: Database, model, limit: int, order_by=(), where=()) -> list[int]:
     """Lease up to `limit` due rows in one UPDATE ... RETURNING statement, so that the pick
     and the lease are atomic on SQLite as well (it has no SKIP LOCKED)."""
     now = utcnow()
@@ -27,6 +27,7 @@ def claim(db: Database, model, limit: int, order_by=()) -> list[int]:
             model.status == "pending",
             model.due_at <= now,
             or_(model.claimed_until.is_(None), model.claimed_until < now),
+            *where,
         )
         .order_by(*order_by, model.due_at)
         .limit(limit)

@@ -1,8 +1,12 @@
 """The worker loop: claims callback events and outbox messages and runs them.
 
-Runs inside `siyu serve` in the embedded default, or as any number of `siyu worker`
-processes against PostgreSQL. Stored work wakes it at once in the same process; other
-processes find it at the next poll (`poll_s`).
+Runs inside `siyu serve` in the embedded default (as a child process, see siyu.jobs.child),
+or as any number of `siyu worker` processes against PostgreSQL. Stored work wakes it at
+once (`Runtime.wake`); work stored by other processes is found at the next poll.
+
+Urgent outbox messages (welcome messages: WeCom accepts them for 20 s only) have a loop of
+their own, and while any is in flight the other loops claim nothing new, so a burst of
+new customers is greeted first and recorded right after.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
+from siyu.notify import outbox
 from siyu.notify import tasks as notify_tasks
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.tasks import sync_due_staff
@@ -28,40 +33,55 @@ class Worker:
         self.poll_s = poll_s
         self.scheduled = scheduled  # also run periodic jobs (staff sync)
         self._stop = asyncio.Event()
+        self._urgent: set[asyncio.Task] = set()
+        self._wakes: list[asyncio.Event] = []
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         loops = [
-            self._loop(self.rt.events_waiting, self._claim_events, intake_tasks.process),
-            self._loop(self.rt.outbox_waiting, self._claim_outbox, notify_tasks.send),
+            self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
+            self._loop(self._claim_events, intake_tasks.process, yields=True),
+            self._loop(self._claim_outbox, notify_tasks.send, yields=True),
         ]
         if self.scheduled:
             loops.append(self._periodic())
-        await asyncio.gather(*loops)
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for event in self._wakes:
+                self.rt.forget_wake(event)
 
-    async def _periodic(self, every_s: float = 300) -> None:
-        while not self._stop.is_set():
-            try:
-                await sync_due_staff(self.rt)
-            except Exception:  # noqa: BLE001 - WeCom being down must not stop the worker
-                log.exception("scheduled staff sync failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), every_s)
+    def _claim_urgent(self) -> list[int]:
+        return claim(
+            self.rt.db,
+            OutboxMessage,
+            self.concurrency,
+            order_by=(OutboxMessage.deadline_at,),
+            where=(OutboxMessage.priority == outbox.URGENT,),
+        )
 
     def _claim_events(self) -> list[int]:
         return claim(self.rt.db, CallbackEvent, self.concurrency)
 
     def _claim_outbox(self) -> list[int]:
-        return claim(self.rt.db, OutboxMessage, self.concurrency, order_by=(OutboxMessage.priority,))
+        return claim(
+            self.rt.db,
+            OutboxMessage,
+            self.concurrency,
+            order_by=(OutboxMessage.priority,),
+            where=(OutboxMessage.priority > outbox.URGENT,),
+        )
 
-    async def _loop(self, waiting: asyncio.Event, claim_ids, run_one) -> None:
-        running: set[asyncio.Task] = set()
+    async def _loop(self, claim_ids, run_one, running: set | None = None, yields: bool = False) -> None:
+        waiting = self.rt.new_wake()
+        self._wakes.append(waiting)
+        running = running if running is not None else set()
         while not self._stop.is_set():
             waiting.clear()
             ids = []
-            if len(running) < self.concurrency:
+            if len(running) < self.concurrency and not (yields and self._urgent):
                 try:
                     ids = claim_ids()
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
@@ -70,7 +90,7 @@ class Worker:
                 task = asyncio.create_task(self._guard(run_one, row_id))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                task.add_done_callback(lambda _t: waiting.set())  # room for more work
+                task.add_done_callback(lambda _t: self.rt.wake())  # room for more, or urgent done
             if ids and len(ids) == self.concurrency:
                 await asyncio.sleep(0)
                 continue
@@ -81,6 +101,15 @@ class Worker:
             stopper.cancel()
         if running:
             await asyncio.wait(running, timeout=10)
+
+    async def _periodic(self, every_s: float = 300) -> None:
+        while not self._stop.is_set():
+            try:
+                await sync_due_staff(self.rt)
+            except Exception:  # noqa: BLE001 - WeCom being down must not stop the worker
+                log.exception("scheduled staff sync failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
 
     async def _guard(self, run_one, row_id: int) -> None:
         try:

@@ -1,10 +1,12 @@
-"""Writing to the outbox: called by services inside their own transaction."""
+"""Writing to the outbox (called by services inside their own transaction) and the
+registry of senders that the worker runs for each kind of message."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from siyu.db import utcnow
@@ -14,9 +16,40 @@ URGENT = 0  # welcome messages: WeCom accepts them only within 20 s of the event
 NORMAL = 5
 LOW = 9
 
+# A sender does the side effect and may return a function that records domain bookkeeping
+# in the same transaction as the message's new status. `on_dead(session, message, error)`
+# records a message given up on, also in that transaction.
+Sender = Callable[..., Awaitable[Callable[[Session], None] | None]]
+SENDERS: dict[str, Sender] = {}
+ON_DEAD: dict[str, Callable[[Session, OutboxMessage, str], None]] = {}
 
-def enqueue(
-    session: Session,
+
+class Permanent(Exception):
+    """A failure that retrying cannot fix: the message is given up on at once."""
+
+
+class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to send
+    """Nothing to send after all (e.g. no welcome message set up)."""
+
+
+def sender(kind: str, on_dead: Callable[[Session, OutboxMessage, str], None] | None = None):
+    def register(fn: Sender) -> Sender:
+        SENDERS[kind] = fn
+        if on_dead is not None:
+            ON_DEAD[kind] = on_dead
+        return fn
+
+    return register
+
+
+def insert_statement(dialect_name: str):
+    """INSERT ... ON CONFLICT (tenant_id, dedupe_key) DO NOTHING for this database."""
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    return dialect.insert(OutboxMessage).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
+
+
+def row(
+    tenant_id: int,
     kind: str,
     dedupe_key: str,
     payload: dict,
@@ -24,19 +57,28 @@ def enqueue(
     priority: int = NORMAL,
     deadline_at: datetime | None = None,
     delay: timedelta | None = None,
-) -> OutboxMessage | None:
-    """Queue one side effect unless one with the same key was queued before."""
-    existing = session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
-    if existing is not None:
-        return None
+) -> dict:
     now = utcnow()
-    message = OutboxMessage(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        payload=payload,
-        priority=priority,
-        due_at=now + delay if delay else now,
-        deadline_at=deadline_at,
+    return {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "priority": priority,
+        "status": "pending",
+        "due_at": now + delay if delay else now,
+        "deadline_at": deadline_at,
+        "attempts": 0,
+        "last_error": "",
+        "created_at": now,
+    }
+
+
+def enqueue(session: Session, kind: str, dedupe_key: str, payload: dict, **options) -> bool:
+    """Queue one side effect unless one with the same key was queued before; True if queued."""
+    tenant_id = session.info["siyu_tenant_id"]
+    conn = session.connection()  # Core, for the rowcount: 0 when the key was there already
+    result = conn.execute(
+        insert_statement(conn.dialect.name), row(tenant_id, kind, dedupe_key, payload, **options)
     )
-    session.add(message)
-    return message
+    return result.rowcount == 1

@@ -336,11 +336,15 @@ class WeComClient:
         """`{"external_userid": [...]}`: the customers of one member."""
         return await self._get("/cgi-bin/externalcontact/list", {"userid": userid})
 
-    async def external_contact_get(self, external_userid: str) -> dict[str, Any]:
-        """`{"external_contact": {...}, "follow_user": [...]}` with every follow_user page merged."""
+    async def external_contact_get(
+        self, external_userid: str, *, priority: str = "normal", max_wait: float | None = None
+    ) -> dict[str, Any]:
+        """`{"external_contact": {...}, "follow_user": [...]}` with every follow_user page merged.
+
+        `priority="urgent"` with a `max_wait` is for a welcome message that needs the name."""
         path = "/cgi-bin/externalcontact/get"
         params: dict[str, Any] = {"external_userid": external_userid}
-        data = await self._get(path, params)
+        data = await self._get(path, params, priority=priority, max_wait=max_wait)
         follow_user = list(data.get("follow_user") or [])
         seen = {""}
         cursor = str(data.get("next_cursor") or "")

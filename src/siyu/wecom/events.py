@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import ParseError
 
@@ -24,9 +25,22 @@ def _parse(xml: str | bytes):
     return root
 
 
+# WeCom's envelope, exactly as it sends it: read with one regular expression instead of an
+# XML parser on the hot path. Anything else goes through defusedxml. The Encrypt text is
+# covered by the signature, and the decrypted event is always parsed with defusedxml.
+_ENVELOPE = re.compile(
+    rb"\A\s*<xml>.*?<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>.*</xml>\s*\Z",
+    re.S,
+)
+
+
 def envelope_encrypt(body: str | bytes) -> str:
     """The `Encrypt` text of a POSTed callback envelope."""
-    node = _parse(body).find("Encrypt")
+    raw = body.encode() if isinstance(body, str) else body
+    match = _ENVELOPE.match(raw)
+    if match:
+        return match.group(1).decode()
+    node = _parse(raw).find("Encrypt")
     if node is None or not (node.text or "").strip():
         raise MalformedXML("envelope has no Encrypt element")
     return node.text.strip()
