@@ -385,8 +385,15 @@ class Bench:
         )
 
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
+        """Siyu's CPU seconds: the server and its worker child (both pinned to Siyu's core)."""
+        total = 0.0
+        for proc in [self.ps, *self.ps.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
 
     # ------------------------------------------------------------ events
 

@@ -161,6 +161,34 @@ async def fetch_directory(client: WeComClient) -> tuple[list[dict], list[dict]]:
 # ---------------------------------------------------------------- people and passwords
 
 
+def visible_staff(session: Session, role: str, userid: str | None) -> frozenset[str] | None:
+    """Whose customers a person sees: None = everyone's (admin); an agent their own; a
+    supervisor their own, their direct reports' and everyone's in the departments they
+    lead, sub-departments included."""
+    if role == "admin":
+        return None
+    if not userid:
+        return frozenset()
+    if role != "supervisor":
+        return frozenset({userid})
+    departments = list(session.scalars(select(Department)))
+    children: dict[int, list[int]] = {}
+    for d in departments:
+        children.setdefault(d.parent_wecom_id, []).append(d.wecom_id)
+    led = [d.wecom_id for d in departments if userid in (d.leaders or [])]
+    team_depts: set[int] = set()
+    while led:
+        dept = led.pop()
+        if dept not in team_depts:
+            team_depts.add(dept)
+            led.extend(children.get(dept, []))
+    visible = {userid}
+    for s in session.scalars(select(Staff)):
+        if userid in (s.direct_leaders or []) or team_depts.intersection(s.departments or []):
+            visible.add(s.userid)
+    return frozenset(visible)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -202,12 +230,12 @@ def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | 
 
     Department leaders and members' direct leaders are supervisors, other members agents;
     admins are named by hand."""
+    staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
+    if staff is None:  # unknown, or has left the corp: no sign-in, whatever existed before
+        return None
     person = session.scalar(select(Person).where(Person.staff_userid == userid))
     if person is not None:
         return person
-    staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
-    if staff is None:
-        return None
     leads = any(userid in (d.leaders or []) for d in session.scalars(select(Department))) or any(
         userid in (s.direct_leaders or []) for s in session.scalars(select(Staff))
     )

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import Department, Person, Staff, Tenant, WebSession
+from siyu.tenancy.models import Person, Staff, Tenant, WebSession
 from siyu.web.templating import render, wecom_message
 from siyu.wecom.client import oauth_authorize_url, web_login_url
 from siyu.wecom.errors import WeComFailure
@@ -100,31 +100,6 @@ def safe_next(value: str | None, default: str = "/") -> str:
 # ---------------------------------------------------------------- who may see whom
 
 
-def visible_staff_for(session: Session, role: str, userid: str | None) -> frozenset[str] | None:
-    if role == "admin":
-        return None
-    if not userid:
-        return frozenset()
-    if role != "supervisor":
-        return frozenset({userid})
-    departments = list(session.scalars(select(Department)))
-    children: dict[int, list[int]] = {}
-    for d in departments:
-        children.setdefault(d.parent_wecom_id, []).append(d.wecom_id)
-    led = [d.wecom_id for d in departments if userid in (d.leaders or [])]
-    team_depts: set[int] = set()
-    while led:
-        dept = led.pop()
-        if dept not in team_depts:
-            team_depts.add(dept)
-            led.extend(children.get(dept, []))
-    visible = {userid}
-    for s in session.scalars(select(Staff)):
-        if userid in (s.direct_leaders or []) or team_depts.intersection(s.departments or []):
-            visible.add(s.userid)
-    return frozenset(visible)
-
-
 # ---------------------------------------------------------------- sessions
 
 
@@ -178,7 +153,7 @@ def load_viewer(rt, token: str) -> Viewer | None:
             role=person.role,
             staff_userid=person.staff_userid,
             display_name=person.display_name,
-            visible_staff=visible_staff_for(s, person.role, person.staff_userid),
+            visible_staff=tenancy.visible_staff(s, person.role, person.staff_userid),
             csrf_token=csrf,
             tenant_slug=tenant.slug,
             tenant_name=tenant.name,
@@ -264,10 +239,12 @@ async def login_form(request: Request, next: str = "/"):
 def _password_login(rt, login: str, password: str) -> str | None:
     with rt.db.system_session() as s:
         person = s.scalar(select(Person).where(Person.login == login))
-        ok = tenancy.check_password(person, password)
-        if not ok:
+        if not tenancy.check_password(person, password):
             return None
-        tenant_id, person_id = person.tenant_id, person.id
+        tenant_id, person_id, userid = person.tenant_id, person.id, person.staff_userid
+    with rt.db.tenant_session(tenant_id) as s:
+        if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
+            return None  # a member who left the corp loses access with it
     with rt.db.tenant_session(tenant_id) as s:
         token, _ = start_session(s, rt, s.get(Person, person_id))
     return token
