@@ -30,6 +30,10 @@ def pending(db, tenant_id: int, n: int) -> set[int]:
         return set(s.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key.like("k%"))))
 
 
+def ids_of(rows) -> list[int]:
+    return [r.id for r in rows]
+
+
 def test_concurrent_claims_are_disjoint(db):
     tid = tenant(db)
     ids = pending(db, tid, 120)
@@ -37,7 +41,7 @@ def test_concurrent_claims_are_disjoint(db):
 
     def worker(slot: int) -> None:
         while True:
-            got = [i for i in claim(db, OutboxMessage, 7) if i in ids]
+            got = [m.id for m in claim(db, OutboxMessage, 7) if m.id in ids]
             if not got:
                 return
             claimed[slot].extend(got)
@@ -55,15 +59,15 @@ def test_concurrent_claims_are_disjoint(db):
 def test_a_crashed_workers_lease_runs_out_and_the_row_is_claimed_again(db):
     tid = tenant(db)
     (row_id,) = pending(db, tid, 1)
-    assert row_id in claim(db, OutboxMessage, 1000)
-    assert row_id not in claim(db, OutboxMessage, 1000)  # leased: nobody else takes it
+    assert row_id in ids_of(claim(db, OutboxMessage, 1000))
+    assert row_id not in ids_of(claim(db, OutboxMessage, 1000))  # leased: nobody else takes it
     with db.system_session() as s:  # the worker died; time passes beyond the lease
         s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id)
             .values(claimed_until=utcnow() - timedelta(seconds=1))
         )
-    assert row_id in claim(db, OutboxMessage, 1000)
+    assert row_id in ids_of(claim(db, OutboxMessage, 1000))
     with db.tenant_session(tid) as s:
         assert s.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == row_id)) == 2
 

@@ -26,12 +26,9 @@ HANDLERS = {
 }
 
 
-async def process(rt, event_id: int) -> None:
-    with rt.db.system_session() as s:
-        row = s.get(CallbackEvent, event_id)
-        if row is None or row.status != "pending":
-            return
-        tenant_id, xml, attempts, kind = row.tenant_id, row.xml, row.attempts, row.kind
+async def process(rt, row: CallbackEvent) -> None:
+    """Run one claimed event (a detached row, as claimed)."""
+    event_id, tenant_id, xml, attempts, kind = row.id, row.tenant_id, row.xml, row.attempts, row.kind
     fields = parse_event(xml).fields
     handler = HANDLERS.get(kind)
     if handler is None and kind.startswith("change_external_tag/"):

@@ -17,9 +17,10 @@ from siyu.db import Database, utcnow
 LEASE = timedelta(seconds=60)
 
 
-def claim(db: Database, model, limit: int, order_by=(), where=()) -> list[int]:
+def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
     """Lease up to `limit` due rows in one UPDATE ... RETURNING statement, so that the pick
-    and the lease are atomic on SQLite as well (it has no SKIP LOCKED)."""
+    and the lease are atomic on SQLite as well (it has no SKIP LOCKED). Returns the rows,
+    detached from the session, as they are after the claim."""
     now = utcnow()
     due = (
         select(model.id)
@@ -38,11 +39,13 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list[int]:
         update(model)
         .where(model.id.in_(due))
         .values(claimed_until=now + LEASE, attempts=model.attempts + 1)
-        .returning(model.id)
+        .returning(model)
         .execution_options(synchronize_session=False)
     )
     with db.system_session() as s:
-        return list(s.scalars(stmt))
+        rows = list(s.scalars(stmt))
+        s.expunge_all()
+    return rows
 
 
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:

@@ -53,7 +53,7 @@ class Worker:
             for event in self._wakes:
                 self.rt.forget_wake(event)
 
-    def _claim_urgent(self) -> list[int]:
+    def _claim_urgent(self) -> list:
         return claim(
             self.rt.db,
             OutboxMessage,
@@ -62,10 +62,10 @@ class Worker:
             where=(OutboxMessage.priority == outbox.URGENT,),
         )
 
-    def _claim_events(self) -> list[int]:
+    def _claim_events(self) -> list:
         return claim(self.rt.db, CallbackEvent, self.concurrency)
 
-    def _claim_outbox(self) -> list[int]:
+    def _claim_outbox(self) -> list:
         return claim(
             self.rt.db,
             OutboxMessage,
@@ -74,24 +74,24 @@ class Worker:
             where=(OutboxMessage.priority > outbox.URGENT,),
         )
 
-    async def _loop(self, claim_ids, run_one, running: set | None = None, yields: bool = False) -> None:
+    async def _loop(self, claim_rows, run_one, running: set | None = None, yields: bool = False) -> None:
         waiting = self.rt.new_wake()
         self._wakes.append(waiting)
         running = running if running is not None else set()
         while not self._stop.is_set():
             waiting.clear()
-            ids = []
+            rows = []
             if len(running) < self.concurrency and not (yields and self._urgent):
                 try:
-                    ids = claim_ids()
+                    rows = claim_rows()
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                     log.exception("claiming work failed")
-            for row_id in ids:
-                task = asyncio.create_task(self._guard(run_one, row_id))
+            for row in rows:
+                task = asyncio.create_task(self._guard(run_one, row))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _t: self.rt.wake())  # room for more, or urgent done
-            if ids and len(ids) == self.concurrency:
+            if rows and len(rows) == self.concurrency:
                 await asyncio.sleep(0)
                 continue
             waiter = asyncio.create_task(waiting.wait())
@@ -111,8 +111,8 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
-    async def _guard(self, run_one, row_id: int) -> None:
+    async def _guard(self, run_one, row) -> None:
         try:
-            await run_one(self.rt, row_id)
+            await run_one(self.rt, row)
         except Exception:  # noqa: BLE001
-            log.exception("job %s failed unexpectedly", row_id)
+            log.exception("job %s %s failed unexpectedly", type(row).__name__, row.id)

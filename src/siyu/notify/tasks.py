@@ -23,12 +23,9 @@ async def _app_message(rt, tenant_id: int, message: OutboxMessage):
     await wecom.app.message_send({**message.payload, "agentid": wecom.agent_id})
 
 
-async def send(rt, message_id: int) -> None:
-    with rt.db.system_session() as s:
-        message = s.get(OutboxMessage, message_id)
-        if message is None or message.status != "pending":
-            return
-        s.expunge(message)
+async def send(rt, message: OutboxMessage) -> None:
+    """Send one claimed message (a detached row, as claimed)."""
+    message_id = message.id
     error, permanent, after, status = "", False, None, "sent"
     try:
         if message.deadline_at is not None and utcnow() >= message.deadline_at:
