@@ -55,7 +55,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         auto_migrate=False,
         staff_sync_interval_s=0,
         wecom_rate_limit_pause_s=1.0,
-        worker_process=False,  # tests run the worker inline; the benchmark and demo use the child
+        worker_process=False,
+        archive_poll_s=0.5,  # tests run the worker inline; the benchmark and demo use the child
     )
 
 

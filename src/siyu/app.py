@@ -15,6 +15,7 @@ from siyu.intake.writer import EventWriter
 from siyu.jobs import child as worker_child
 from siyu.jobs.worker import Worker
 from siyu.runtime import Runtime
+from siyu.sla import service as _sla  # noqa: F401 - follows conversations' waits (dismissals here)
 
 log = logging.getLogger(__name__)
 

@@ -141,6 +141,21 @@ def demo(
     run_demo(port=port, emulator_port=emulator_port, data_dir=data_dir)
 
 
+@app.command("needs-reply")
+def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classified per batch")] = 512) -> None:
+    """Classify customer messages: JSON lines {"text", "context"} on stdin (context = the staff
+    message being answered), one {"label": "needs_reply" | "closing", "score"} line out each."""
+    import sys
+
+    from siyu.insights.needs_reply import run_cli
+
+    try:
+        run_cli(sys.stdin, sys.stdout, batch_size=batch_size)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
 # ---------------------------------------------------------------- tenants
 
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(default=True, description="apply migrations on start (embedded default)")
     staff_sync_interval_s: int = 6 * 3600
+    archive_poll_s: float = Field(default=5.0, description="pull the conversation archive this often")
+    archive_lag_s: float = Field(
+        default=5.0, description="how far the archive may trail real time; waits count as seen that late"
+    )
     session_days: int = 14
 
     @property

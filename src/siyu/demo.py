@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,6 +114,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, what: str, timeout: float = 
     raise SystemExit(f"{what} did not start within {timeout:.0f}s")
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def _spawn(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env=env, start_new_session=True)
 
@@ -182,12 +188,30 @@ async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
                 from siyu.customers.models import Channel
 
                 config_ids.append(s.get(Channel, channel_id).config_id)
+        await _enable_archive(rt, emu, corp, tenant_id)
         await emu.patch(
             f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}
         )
         await rt.clients.aclose()
         rt.db.dispose()
         return corp["corp_id"], config_ids
+
+
+async def _enable_archive(rt, emu: httpx.AsyncClient, corp: dict, tenant_id: int) -> None:
+    """会话存档: a key pair made in Siyu, its public half given to WeCom, the emulator's archive."""
+    from siyu.conversations.service import add_archive_key
+    from siyu.tenancy.models import Tenant
+    from siyu.tenancy.service import save_archive_settings
+    from siyu.wecom.archive import generate_key_pair
+
+    private_pem, public_pem = generate_key_pair()
+    await emu.post(
+        f"/_emulator/corps/{corp['corp_id']}/archive/keys",
+        json={"publickey_ver": 1, "public_key_pem": public_pem},
+    )
+    with rt.db.tenant_session(tenant_id) as s:
+        save_archive_settings(s, rt.box, s.get(Tenant, tenant_id), "http", corp["archive_secret"])
+        add_archive_key(s, rt.box, 1, private_pem, public_pem)
 
 
 async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:
@@ -198,7 +222,7 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
         for _ in range(8):  # a first wave, so the UI has customers within seconds
             await world.step()
             await asyncio.sleep(0.3)
-        weights = {"scan": 0.7, "edit": 0.2, "customer_leaves": 0.07, "staff_deletes": 0.03}
+        weights = {"scan": 0.35, "chat": 0.45, "edit": 0.12, "customer_leaves": 0.05, "staff_deletes": 0.03}
         world.weights = weights
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
@@ -210,6 +234,9 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
 
 
 def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = "data/demo") -> None:
+    for port_, option in ((port, "--port"), (emulator_port, "--emulator-port")):
+        if not _port_free(port_):
+            raise SystemExit(f"port {port_} is in use; choose another with {option}")
     data = Path(data_dir)
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
@@ -247,7 +274,7 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = "data/
             f"zhangsan = agent, same password)"
         )
         console.print(f"  WeCom emulator: {emulator_url}/_emulator/corps/{corp_id}")
-        console.print("  customers arrive through 4 channels every few seconds; Ctrl-C stops everything\n")
+        console.print("  customers arrive through 4 channels and chat (会话存档); Ctrl-C stops everything\n")
         stop = asyncio.Event()
 
         async def main() -> None:

@@ -1,21 +1,34 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
+from siyu.conversations.models import ArchiveCursor, ArchiveKey, Conversation, Message
+from siyu.conversations.search import MessageSearch
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db.base import Base
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
+from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
 from siyu.tenancy.models import Department, Person, Staff, Tenant, WebSession
 
 __all__ = [
+    "ArchiveCursor",
+    "ArchiveKey",
     "Base",
     "CallbackEvent",
     "Channel",
+    "Conversation",
     "Customer",
     "Department",
     "Follow",
     "FollowTag",
+    "Message",
+    "MessageSearch",
     "OutboxMessage",
     "Person",
+    "SlaCalendarDay",
+    "SlaCall",
+    "SlaEscalation",
+    "SlaPolicy",
+    "SlaWait",
     "Staff",
     "Tag",
     "Tenant",

@@ -6,12 +6,26 @@ import asyncio
 import contextlib
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from siyu.config import Settings
-from siyu.db import Database
+from siyu.db import Database, utcnow
 from siyu.db.crypto import SecretBox
 from siyu.intake.service import CallbackIntake
 from siyu.tenancy.clients import TenantClients
+
+
+class Clock:
+    """Siyu's idea of now. Tests move it forward to let minutes pass in a second."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -25,6 +39,10 @@ class Runtime:
     _wakes: list[asyncio.Event] = field(default_factory=list)
     # The write end of a pipe to a worker child process (siyu.jobs.child), if there is one.
     wake_fd: int | None = None
+    clock: Clock = field(default_factory=Clock)
+
+    def now(self) -> datetime:
+        return self.clock.now()
 
     @classmethod
     def create(cls, settings: Settings, db: Database | None = None) -> Runtime:

@@ -75,6 +75,28 @@ class Stack:
     def session(self):
         return self.rt.db.tenant_session(self.tenant_id)
 
+    def enable_archive(self) -> None:
+        """会话存档 on: a key pair generated in Siyu, its public half uploaded to WeCom."""
+        from siyu.conversations.service import add_archive_key
+        from siyu.tenancy.models import Tenant
+        from siyu.tenancy.service import save_archive_settings
+        from siyu.wecom.archive import generate_key_pair
+
+        private_pem, public_pem = generate_key_pair()
+        self.control(
+            "POST", self.corp_path("/archive/keys"), json={"publickey_ver": 1, "public_key_pem": public_pem}
+        )
+        with self.session() as s:
+            save_archive_settings(
+                s, self.rt.box, s.get(Tenant, self.tenant_id), "http", self.corp["archive_secret"]
+            )
+            add_archive_key(s, self.rt.box, 1, private_pem, public_pem)
+
+    def chat(self, sender: str, to: str, text: str, **extra) -> dict:
+        """A message in the archive, as if typed in WeCom (WeCom then sends msgaudit_notify)."""
+        body = {"from": sender, "tolist": [to], "msgtype": "text", "text": {"content": text}, **extra}
+        return self.control("POST", self.corp_path("/archive/messages"), json=body)["messages"][0]
+
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
     """Poll until `predicate()` is truthy; return its value or fail with what it last gave."""

@@ -3,7 +3,7 @@
     from siyu.emulator import create_emulator_app
     app = create_emulator_app(retry_delay_s=0.05, welcome_code_ttl_s=20)
 
-WeCom's server API is served under /cgi-bin/ (cgi.py and the api_*.py modules), the OAuth
+WeCom's server API is served under /cgi-bin/ (cgi.py, the api_*.py modules and archive.py), the OAuth
 browser pages at /connect/oauth2/authorize and /wwlogin/sso/login (oauth.py), and the
 control API under /_emulator/ (control.py documents each route).
 """
@@ -24,9 +24,11 @@ from . import (  # noqa: F401
     api_token,
     api_ways,
     api_welcome,
+    archive,
     cgi,
     control,
     oauth,
+    voice,
 )
 from .delivery import Deliverer
 from .faults import Faults
@@ -58,12 +60,15 @@ def create_emulator_app(config: EmulatorConfig | None = None, **overrides) -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        await archive.close(emu)
         await emu.deliverer.close()
 
     app = FastAPI(title="WeCom emulator (Siyu)", lifespan=lifespan)
     app.state.emulator = emu
     app.include_router(control.build_router(emu))
+    app.include_router(archive.build_router(emu))
     app.include_router(oauth.build_router(emu))
+    app.include_router(voice.build_router(emu))
     app.include_router(cgi.build_router(emu))
     return app
 

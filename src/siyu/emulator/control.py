@@ -7,15 +7,17 @@ or as `?wait=true`): the answer then comes after the callback's first delivery a
 Setup
   GET    /_emulator/health                        {"ok": true}
   POST   /_emulator/corps                         {corp_id?, name, agent_id?, callback_url?,
+           archive_callback_url?,
            departments:[{id,name,parentid,order?,department_leader?}],
            staff:[{userid,name,department:[ids],main_department?,direct_leader?,is_leader_in_dept?,
                    mobile?,email?,position?,gender?,status?}]}
-           -> the corp with corp_id, agent_id, agent_secret, contact_secret, token,
-              encoding_aes_key (201; 409 if corp_id exists)
+           -> the corp with corp_id, agent_id, agent_secret, contact_secret, archive_secret
+              (会话存档), token, encoding_aes_key (201; 409 if corp_id exists)
   GET    /_emulator/corps                         [corp, ...]
   GET    /_emulator/corps/{corp_id}               the corp
   PATCH  /_emulator/corps/{corp_id}               {callback_url?, trusted_ips?, trusted_domains?,
-                                                   token_ttl?, rate_limits?: {"*"|api: per_minute}}
+                                                   token_ttl?, rate_limits?: {"*"|api: per_minute},
+                                                   archive_callback_url?, archive_notify_interval_s?}
   POST   /_emulator/corps/{corp_id}/departments   {id, name, parentid?, order?}
   POST   /_emulator/corps/{corp_id}/staff         a staff object as above
   DELETE /_emulator/corps/{corp_id}/staff/{userid}   member leaves (status 5, gone from lists)
@@ -51,6 +53,14 @@ Reading
   GET /_emulator/corps/{corp_id}/deliveries       callback deliveries, oldest first
   GET /_emulator/deliveries/{delivery_id}         one delivery
   GET /_emulator/corps/{corp_id}/calls            [{path, method, errcode, time, ip}] API calls received
+
+Conversation archive (archive.py documents each route and the emulator-only SDK endpoints)
+  GET  /_emulator/corps/{corp_id}/archive              summary
+  POST /_emulator/corps/{corp_id}/archive/keys         {publickey_ver, public_key_pem?}
+  POST /_emulator/corps/{corp_id}/archive/messages     one REFERENCE 11.3 message or {messages:[...]}
+  GET  /_emulator/corps/{corp_id}/archive/messages     ?after_seq=  the stored messages, plain
+  PUT  /_emulator/corps/{corp_id}/archive/permit       {userids: [...] | null}
+  POST /_emulator/corps/{corp_id}/archive/agree        {userid, external_userid, agree?, at?}
 
 Faults
   POST   /_emulator/faults   {corp_id?, path?: "/cgi-bin/..." | "*", errcode?, times?: 1, delay_s?}
@@ -158,6 +168,7 @@ def build_router(emu) -> APIRouter:
         for s in body.get("staff") or []:
             staff = _staff(s)
             corp.staff[staff.userid] = staff
+        corp.archive_callback_url = body.get("archive_callback_url") or ""
         state.corps[corp.corp_id] = corp
         return corp.public()
 
@@ -184,6 +195,11 @@ def build_router(emu) -> APIRouter:
             corp.rate_limits = {str(k): int(v) for k, v in (body["rate_limits"] or {}).items()}
         if "name" in body:
             corp.name = str(body["name"])
+        if "archive_callback_url" in body:
+            corp.archive_callback_url = body["archive_callback_url"] or ""
+        if "archive_notify_interval_s" in body:
+            value = body["archive_notify_interval_s"]
+            corp.archive_notify_interval_s = None if value is None else float(value)
         return corp.public()
 
     @r.post("/corps/{corp_id}/departments", status_code=201)

@@ -12,6 +12,7 @@ import string
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from siyu.wecom.crypto import new_encoding_aes_key
 
@@ -42,6 +43,9 @@ class EmulatorConfig:
     rate_limit_per_minute: int = 1000
     # Base URL the emulator puts into qr_code / uploadimg URLs; default: the request's.
     public_url: str | None = None
+    # msgaudit_notify goes out at most once per this many seconds per corp (REFERENCE 2.4);
+    # PATCH /_emulator/corps/{id} {archive_notify_interval_s} overrides it per corp.
+    archive_notify_interval_s: float = 15.0
 
 
 class Clock:
@@ -290,10 +294,16 @@ class Corp:
     images: dict[str, Media] = field(default_factory=dict)  # uploadimg, keyed by url key
     oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
     user_tickets: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # Conversation archive (archive.py): the 会话存档 secret, where msgaudit_notify goes
+    # (empty: the corp's callback_url), the notify window, and the archive's own state.
+    archive_secret: str = ""
+    archive_callback_url: str = ""
+    archive_notify_interval_s: float | None = None
+    archive: Any = None  # archive.Archive, made on first use
 
     @property
-    def secrets(self) -> tuple[str, str]:
-        return (self.agent_secret, self.contact_secret)
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.agent_secret, self.contact_secret, self.archive_secret) if s)
 
     def active_staff(self) -> list[Staff]:
         return [s for s in self.staff.values() if s.status != 5]
@@ -326,9 +336,12 @@ class Corp:
             "agent_id": self.agent_id,
             "agent_secret": self.agent_secret,
             "contact_secret": self.contact_secret,
+            "archive_secret": self.archive_secret,
             "token": self.token,
             "encoding_aes_key": self.encoding_aes_key,
             "callback_url": self.callback_url,
+            "archive_callback_url": self.archive_callback_url,
+            "archive_notify_interval_s": self.archive_notify_interval_s,
             "trusted_ips": list(self.trusted_ips),
             "trusted_domains": list(self.trusted_domains),
             "token_ttl": self.token_ttl_s,
@@ -347,6 +360,7 @@ def new_corp(
         agent_id=agent_id or 1000002,
         agent_secret=rand_id(n=43),
         contact_secret=rand_id(n=43),
+        archive_secret=rand_id(n=43),
         token=rand_id(n=16),
         encoding_aes_key=new_encoding_aes_key(),
         callback_url=callback_url,

@@ -1,20 +1,29 @@
 """A scripted world that drives an emulator through its control API only (over HTTP), so it
 can drive an emulator in another process: customers with realistic Chinese names scan the
 corp's contact ways, some later delete the member, members edit remarks and tags, now and
-then a member deletes a customer.
+then a member deletes a customer. With a "chat" weight, customers also talk (conversation
+archive): they ask questions (需要报价, 什么时候发货, ...), say thanks or closing remarks
+(好的谢谢, 收到, 👌, ...) or go quiet, and the member answers fast, slowly or never: the reply
+is due some time later and is posted by the first `step()` that runs past it.
 
 Deterministic for a seed: every choice (action, name, gender, external_userid, which way,
-which tags) comes from one `random.Random(seed)`, so the same seed against the same setup
-gives the same story.
+which tags, what is said, msgids, reply delays) comes from one `random.Random(seed)`, so the
+same seed against the same setup gives the same story. Chat time: with `chat_step_s` set,
+the world keeps its own clock (starting at the emulator's) and moves it that many seconds
+per step, so which replies are due is deterministic too; without it, the emulator's clock
+(GET /_emulator/clock) decides.
 
     world = World("http://127.0.0.1:8081", corp_id, seed=7)
     await world.run(steps=50, rate=20)      # or duration_s=60
     world.log                               # what happened, step by step
+
+    chat = World(url, corp_id, seed=7, weights={"scan": 0.2, "chat": 0.8}, chat_step_s=30)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import string
 import time
@@ -32,6 +41,23 @@ GIVEN = (
 REMARK_SUFFIXES = ["", "-意向强", "-老客户", "-待回访", "-已报价", "-门店", "-转介绍"]
 DESCRIPTIONS = ["", "关注价格", "想要样品", "下周再联系", "预算有限", "对比竞品中", "决策人"]
 
+# Customer questions by topic, and what a member answers to each.
+QUESTIONS = {
+    "price": ("需要报价", "这个多少钱？", "能便宜点吗", "批量买有优惠吗？", "麻烦发个价格表"),
+    "delivery": ("什么时候发货", "几天能到？", "可以发顺丰吗", "今天下单今天能发吗"),
+    "stock": ("有现货吗", "还有货吗？", "这款有大码吗", "白色的还有吗"),
+    "service": ("怎么退换货？", "坏了能保修吗", "发票怎么开", "安装有人上门吗"),
+}
+REPLIES = {
+    "price": ("您好，报价单稍后发您", "已经是最低价了哦", "量大可以再优惠，您大概要多少？"),
+    "delivery": ("今天下单明天发货", "一般3天左右到", "可以的，顺丰到付"),
+    "stock": ("有现货的", "这款在补货，下周到", "白色还有最后几件"),
+    "service": ("7天无理由退换", "一年保修，坏了直接寄回", "下单时填开票信息就行"),
+}
+CLOSINGS = ("好的谢谢", "收到", "👌", "[微笑]", "谢谢", "好的", "好的，我考虑一下")
+# How a member answers a question: (weight, shortest delay s, longest delay s); never: no reply.
+REPLY_SPEEDS = {"fast": (0.5, 5, 90), "slow": (0.3, 180, 1200), "never": (0.2, 0, 0)}
+
 DEFAULT_WEIGHTS = {"scan": 0.6, "edit": 0.25, "customer_leaves": 0.1, "staff_deletes": 0.05}
 
 
@@ -45,6 +71,7 @@ class World:
         weights: dict[str, float] | None = None,
         wait: bool = False,
         client: httpx.AsyncClient | None = None,
+        chat_step_s: float | None = None,
     ) -> None:
         self.base = base_url.rstrip("/") + "/_emulator"
         self.corp_id = corp_id
@@ -56,6 +83,9 @@ class World:
         self.relations: list[tuple[str, str]] = []  # (userid, external_userid) alive now
         self.names: dict[str, str] = {}
         self.log: list[dict] = []
+        self.chat_step_s = chat_step_s
+        self._sim_now: float | None = None  # the world's own clock (with chat_step_s)
+        self.pending_replies: list[dict] = []  # staff replies not yet due, by due time
 
     # --- helpers ------------------------------------------------------------------------
     def _http(self) -> httpx.AsyncClient:
@@ -147,8 +177,100 @@ class World:
         self.relations.remove((userid, ext))
         return {"action": "staff_deletes", "userid": userid, "external_userid": ext}
 
+    # --- chat (conversation archive) ----------------------------------------------------
+    async def _now(self) -> float:
+        if self.chat_step_s is None:
+            resp = await self._http().get(f"{self.base}/clock")
+            resp.raise_for_status()
+            return float(resp.json()["now"])
+        if self._sim_now is None:
+            resp = await self._http().get(f"{self.base}/clock")
+            resp.raise_for_status()
+            self._sim_now = float(resp.json()["now"])
+        return self._sim_now
+
+    def msgid(self) -> str:
+        return base64.b64encode(bytes(self.rng.getrandbits(8) for _ in range(20))).decode()
+
+    async def _say(self, sender: str, receiver: str, text: str, at: float) -> dict:
+        body = {
+            "msgid": self.msgid(),
+            "from": sender,
+            "tolist": [receiver],
+            "msgtime": int(at * 1000),
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        (stored,) = (await self._post("/archive/messages", body))["messages"]
+        return stored
+
+    async def chat(self) -> dict:
+        """A customer asks something, says thanks, or goes quiet."""
+        userid, ext = self._pick_relation()
+        now = await self._now()
+        roll = self.rng.random()
+        entry: dict = {"action": "chat", "userid": userid, "external_userid": ext}
+        if roll < 0.6:
+            topic = self.rng.choice(sorted(QUESTIONS))
+            text = self.rng.choice(QUESTIONS[topic])
+            stored = await self._say(ext, userid, text, now)
+            speeds = list(REPLY_SPEEDS)
+            speed = self.rng.choices(speeds, weights=[REPLY_SPEEDS[s][0] for s in speeds])[0]
+            entry.update(kind="question", topic=topic, text=text, msgid=stored["msgid"], reply=speed)
+            if speed != "never":
+                _, low, high = REPLY_SPEEDS[speed]
+                delay = round(self.rng.uniform(low, high), 1)
+                entry["reply_delay_s"] = delay
+                self.pending_replies.append(
+                    {
+                        "due": now + delay,
+                        "userid": userid,
+                        "external_userid": ext,
+                        "text": self.rng.choice(REPLIES[topic]),
+                        "delay_s": delay,
+                        "to_msgid": stored["msgid"],
+                    }
+                )
+                self.pending_replies.sort(key=lambda r: r["due"])
+        elif roll < 0.85:
+            text = self.rng.choice(CLOSINGS)
+            stored = await self._say(ext, userid, text, now)
+            entry.update(kind="thanks", text=text, msgid=stored["msgid"])
+        else:
+            entry["kind"] = "quiet"  # the customer reads and says nothing
+        return entry
+
+    async def deliver_due_replies(self) -> list[dict]:
+        """Post the staff replies whose time has come (at their due time); log them."""
+        if not self.pending_replies:
+            return []
+        now = await self._now()
+        done = []
+        while self.pending_replies and self.pending_replies[0]["due"] <= now:
+            reply = self.pending_replies.pop(0)
+            userid, ext = reply["userid"], reply["external_userid"]
+            if (userid, ext) not in self.relations:
+                continue  # the relation ended before the member got round to it
+            stored = await self._say(userid, ext, reply["text"], reply["due"])
+            entry = {
+                "action": "staff_reply",
+                "userid": userid,
+                "external_userid": ext,
+                "text": reply["text"],
+                "delay_s": reply["delay_s"],
+                "to_msgid": reply["to_msgid"],
+                "msgid": stored["msgid"],
+            }
+            self.log.append(entry)
+            done.append(entry)
+        return done
+
     async def step(self) -> dict:
-        """One thing happens in the world; returns (and logs) what."""
+        """One thing happens in the world; returns (and logs) what. Staff replies that fell
+        due since the last step are posted (and logged) first."""
+        if self.chat_step_s is not None and self._sim_now is not None:
+            self._sim_now += self.chat_step_s
+        await self.deliver_due_replies()
         kinds = list(self.weights)
         kind = self.rng.choices(kinds, weights=[self.weights[k] for k in kinds])[0]
         if kind != "scan" and not self.relations:

@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import update
 
+from siyu.conversations import tasks as conversation_tasks
 from siyu.customers import tasks as customer_tasks
 from siyu.db import utcnow
 from siyu.intake.models import CallbackEvent
@@ -23,6 +24,7 @@ HANDLERS = {
     "change_external_contact/del_external_contact": customer_tasks.on_deleted_by_staff,
     "change_external_contact/del_follow_user": customer_tasks.on_lost,
     "change_external_contact/transfer_fail": customer_tasks.on_transfer_failed,
+    "msgaudit_notify": conversation_tasks.on_msgaudit_notify,
 }
 
 

@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 
+from siyu.conversations import tasks as conversation_tasks
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
 from siyu.notify import outbox
 from siyu.notify import tasks as notify_tasks
 from siyu.notify.models import OutboxMessage
+from siyu.sla import tasks as sla_tasks  # also registers the SLA's wait listener and senders
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,13 @@ class Worker:
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
             self._loop(self._claim_outbox, notify_tasks.send, yields=True),
+            self._loop(lambda: sla_tasks.claim_due(self.rt, self.concurrency), sla_tasks.fire),
         ]
         if self.scheduled:
             loops.append(self._periodic())
+            loops.append(
+                self._every(self.rt.settings.archive_poll_s, conversation_tasks.pull_all, "archive pull")
+            )
         try:
             await asyncio.gather(*loops)
         finally:
@@ -102,12 +108,15 @@ class Worker:
         if running:
             await asyncio.wait(running, timeout=10)
 
-    async def _periodic(self, every_s: float = 300) -> None:
+    async def _periodic(self) -> None:
+        await self._every(300, sync_due_staff, "scheduled staff sync")
+
+    async def _every(self, every_s: float, job, what: str) -> None:
         while not self._stop.is_set():
             try:
-                await sync_due_staff(self.rt)
+                await job(self.rt)
             except Exception:  # noqa: BLE001 - WeCom being down must not stop the worker
-                log.exception("scheduled staff sync failed")
+                log.exception("%s failed", what)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 

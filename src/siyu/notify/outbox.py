@@ -77,8 +77,6 @@ def row(
 def enqueue(session: Session, kind: str, dedupe_key: str, payload: dict, **options) -> bool:
     """Queue one side effect unless one with the same key was queued before; True if queued."""
     tenant_id = session.info["siyu_tenant_id"]
-    conn = session.connection()  # Core, for the rowcount: 0 when the key was there already
-    result = conn.execute(
-        insert_statement(conn.dialect.name), row(tenant_id, kind, dedupe_key, payload, **options)
-    )
-    return result.rowcount == 1
+    conn = session.connection()
+    stmt = insert_statement(conn.dialect.name).returning(OutboxMessage.id)  # no row back: it was there
+    return conn.execute(stmt, row(tenant_id, kind, dedupe_key, payload, **options)).first() is not None

@@ -24,6 +24,10 @@ class Tenant(Base):
     encoding_aes_key_sealed: Mapped[str] = mapped_column(String(500))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     welcome_text: Mapped[str] = mapped_column(String(2000), default="")
+    # 会话存档: off | sdk (WeCom's finance SDK at archive_sdk_path) | http (the emulator's archive)
+    archive_mode: Mapped[str] = mapped_column(String(8), default="off")
+    archive_secret_sealed: Mapped[str] = mapped_column(String(500), default="")
+    archive_sdk_path: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     verified_at: Mapped[datetime | None]
     staff_synced_at: Mapped[datetime | None]

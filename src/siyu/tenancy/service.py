@@ -93,6 +93,26 @@ def save_tenant(
     return tenant
 
 
+ARCHIVE_MODES = ("off", "sdk", "http")
+
+
+def save_archive_settings(
+    session: Session, box: SecretBox, tenant: Tenant, mode: str, secret: str = "", sdk_path: str = ""
+) -> None:
+    """The conversation archive (会话存档): its own secret, and how messages are fetched and
+    decrypted: WeCom's finance SDK at `sdk_path`, or the emulator's archive over HTTP."""
+    if mode not in ARCHIVE_MODES:
+        raise ValueError(f"archive mode must be one of {', '.join(ARCHIVE_MODES)}")
+    if mode != "off" and not (secret or tenant.archive_secret_sealed):
+        raise ValueError("the 会话存档 Secret is needed to read the archive")
+    if mode == "sdk" and not sdk_path:
+        raise ValueError("the path of libWeWorkFinanceSdk_C.so is needed in sdk mode")
+    tenant.archive_mode = mode
+    if secret:
+        tenant.archive_secret_sealed = box.seal(secret)
+    tenant.archive_sdk_path = sdk_path
+
+
 def tenant_summary(tenant: Tenant, box: SecretBox, callback_url: str) -> dict:
     """What the setup page and `siyu tenant show` display: secrets masked, never in full."""
     return {

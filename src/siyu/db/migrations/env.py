@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from siyu.conversations.search import alembic_include_name
 from siyu.models import Base
 
 config = context.config
@@ -27,6 +28,7 @@ def _migrate(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=alembic_include_name,  # the search index's engine-specific parts
     )
     with context.begin_transaction():
         context.run_migrations()

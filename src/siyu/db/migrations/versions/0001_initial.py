@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:07:54.295556
+Create Date: 2026-11-25 09:12:10.784724
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 import siyu.db.base
+from siyu.conversations.search import search_ddl, search_drop_ddl
 
 
 revision = "0001"
@@ -32,12 +33,47 @@ def upgrade() -> None:
         sa.Column("encoding_aes_key_sealed", sa.String(length=500), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("welcome_text", sa.String(length=2000), nullable=False),
+        sa.Column("archive_mode", sa.String(length=8), nullable=False),
+        sa.Column("archive_secret_sealed", sa.String(length=500), nullable=False),
+        sa.Column("archive_sdk_path", sa.String(length=500), nullable=False),
         sa.Column("created_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("verified_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("staff_synced_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
         sa.UniqueConstraint("corp_id", name=op.f("uq_tenants_corp_id_")),
         sa.UniqueConstraint("slug", name=op.f("uq_tenants_slug_")),
+    )
+    op.create_table(
+        "archive_cursors",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("pulled_until", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("pulled_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_archive_cursors_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_cursors")),
+        sa.UniqueConstraint("tenant_id", "source", name=op.f("uq_archive_cursors_tenant_id_source")),
+    )
+    op.create_table(
+        "archive_keys",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("public_pem", sa.Text(), nullable=False),
+        sa.Column("private_sealed", sa.Text(), nullable=False),
+        sa.Column("created_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_archive_keys_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_archive_keys")),
+        sa.UniqueConstraint("tenant_id", "version", name=op.f("uq_archive_keys_tenant_id_version")),
     )
     op.create_table(
         "callback_events",
@@ -171,6 +207,70 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "staff_userid", name=op.f("uq_people_tenant_id_staff_userid")),
     )
     op.create_table(
+        "sla_calendar_days",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_sla_calendar_days_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_calendar_days")),
+        sa.UniqueConstraint("tenant_id", "day", name=op.f("uq_sla_calendar_days_tenant_id_day")),
+    )
+    op.create_table(
+        "sla_calls",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("callee_userid", sa.String(length=64), nullable=False),
+        sa.Column("escalation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("call_id", sa.String(length=128), nullable=False),
+        sa.Column("waits", sa.Integer(), nullable=False),
+        sa.Column("created_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("placed_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_sla_calls_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_calls")),
+    )
+    with op.batch_alter_table("sla_calls", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sla_calls_tenant_callee_at", ["tenant_id", "callee_userid", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "sla_policies",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("department_wecom_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("steps", sa.JSON(), nullable=False),
+        sa.Column("business_hours_only", sa.Boolean(), nullable=False),
+        sa.Column("shifts", sa.JSON(), nullable=False),
+        sa.Column("public_holidays", sa.Boolean(), nullable=False),
+        sa.Column("escalation_contact", sa.String(length=64), nullable=False),
+        sa.Column("merge_window_s", sa.Double(), nullable=False),
+        sa.Column("call_cooldown_s", sa.Integer(), nullable=False),
+        sa.Column("quiet_hours", sa.JSON(), nullable=False),
+        sa.Column("stale_after_s", sa.Integer(), nullable=False),
+        sa.Column("updated_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_sla_policies_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_policies")),
+        sa.UniqueConstraint(
+            "tenant_id", "department_wecom_id", name=op.f("uq_sla_policies_tenant_id_department_wecom_id")
+        ),
+    )
+    op.create_table(
         "staff",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("userid", sa.String(length=64), nullable=False),
@@ -204,6 +304,45 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
         sa.UniqueConstraint("tenant_id", "wecom_id", name=op.f("uq_tags_tenant_id_wecom_id")),
     )
+    op.create_table(
+        "conversations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("external_userid", sa.String(length=64), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("roomid", sa.String(length=64), nullable=False),
+        sa.Column("last_message_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_inbound_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_outbound_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("awaiting_since", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("awaiting_msgid", sa.String(length=128), nullable=False),
+        sa.Column("message_count", sa.Integer(), nullable=False),
+        sa.Column("created_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_conversations_customer_id_customers"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_conversations_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
+        sa.UniqueConstraint("tenant_id", "key", name=op.f("uq_conversations_tenant_id_key")),
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversations_tenant_awaiting", ["tenant_id", "awaiting_since"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversations_tenant_staff_last",
+            ["tenant_id", "staff_userid", "last_message_at"],
+            unique=False,
+        )
+
     op.create_table(
         "follows",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -313,11 +452,169 @@ def upgrade() -> None:
             "tenant_id", "follow_id", "tag_id", name=op.f("uq_follow_tags_tenant_id_follow_id")
         ),
     )
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("msgid", sa.String(length=128), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("sender", sa.String(length=64), nullable=False),
+        sa.Column("direction", sa.String(length=8), nullable=False),
+        sa.Column("sent_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("msgtype", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("recalled", sa.Boolean(), nullable=False),
+        sa.Column("needs_reply", sa.Boolean(), nullable=True),
+        sa.Column("reply_score", sa.Double(), nullable=True),
+        sa.Column("by_siyu", sa.Boolean(), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_messages_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_messages_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+        sa.UniqueConstraint("tenant_id", "msgid", name=op.f("uq_messages_tenant_id_msgid")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_messages_tenant_conversation_sent", ["tenant_id", "conversation_id", "sent_at"], unique=False
+        )
+
+    op.create_table(
+        "sla_waits",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("msgid", sa.String(length=128), nullable=False),
+        sa.Column("staff_userid", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("policy_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("started_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("close_reason", sa.String(length=16), nullable=False),
+        sa.Column("response_s", sa.Double(), nullable=True),
+        sa.Column("breached_step", sa.Integer(), nullable=False),
+        sa.Column("snoozed_until", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_sla_waits_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_sla_waits_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_waits")),
+        sa.UniqueConstraint(
+            "tenant_id", "conversation_id", "msgid", name=op.f("uq_sla_waits_tenant_id_conversation_id")
+        ),
+    )
+    with op.batch_alter_table("sla_waits", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sla_waits_tenant_conversation_closed",
+            ["tenant_id", "conversation_id", "closed_at"],
+            unique=False,
+        )
+        batch_op.create_index("ix_sla_waits_tenant_started", ["tenant_id", "started_at"], unique=False)
+
+    op.create_table(
+        "message_search",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("tokens", sa.Text(), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_message_search_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_message_search_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_search")),
+        sa.UniqueConstraint("tenant_id", "message_id", name=op.f("uq_message_search_tenant_id_message_id")),
+    )
+    # the engine's own full-text index over message_search (FTS5 on SQLite, GIN on PostgreSQL)
+    for statement in search_ddl(op.get_bind().dialect.name):
+        op.execute(statement)
+    op.create_table(
+        "sla_escalations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("wait_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("target", sa.String(length=16), nullable=False),
+        sa.Column("agent_userid", sa.String(length=64), nullable=False),
+        sa.Column("recipient", sa.String(length=64), nullable=False),
+        sa.Column("due_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("claimed_until", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("fired_at", siyu.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created_at", siyu.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_sla_escalations_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_sla_escalations_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["wait_id"],
+            ["sla_waits.id"],
+            name=op.f("fk_sla_escalations_wait_id_sla_waits"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_escalations")),
+        sa.UniqueConstraint(
+            "tenant_id", "wait_id", "step", name=op.f("uq_sla_escalations_tenant_id_wait_id")
+        ),
+    )
+    with op.batch_alter_table("sla_escalations", schema=None) as batch_op:
+        batch_op.create_index("ix_sla_escalations_due", ["status", "due_at"], unique=False)
+        batch_op.create_index("ix_sla_escalations_tenant_fired", ["tenant_id", "fired_at"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("sla_escalations", schema=None) as batch_op:
+        batch_op.drop_index("ix_sla_escalations_tenant_fired")
+        batch_op.drop_index("ix_sla_escalations_due")
+
+    op.drop_table("sla_escalations")
+    for statement in search_drop_ddl(op.get_bind().dialect.name):
+        op.execute(statement)
+    op.drop_table("message_search")
+    with op.batch_alter_table("sla_waits", schema=None) as batch_op:
+        batch_op.drop_index("ix_sla_waits_tenant_started")
+        batch_op.drop_index("ix_sla_waits_tenant_conversation_closed")
+
+    op.drop_table("sla_waits")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_tenant_conversation_sent")
+
+    op.drop_table("messages")
     op.drop_table("follow_tags")
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.drop_index("ix_web_sessions_tenant_person")
@@ -332,8 +629,19 @@ def downgrade() -> None:
         batch_op.drop_index("ix_follows_tenant_channel_added")
 
     op.drop_table("follows")
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversations_tenant_staff_last")
+        batch_op.drop_index("ix_conversations_tenant_awaiting")
+
+    op.drop_table("conversations")
     op.drop_table("tags")
     op.drop_table("staff")
+    op.drop_table("sla_policies")
+    with op.batch_alter_table("sla_calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_sla_calls_tenant_callee_at")
+
+    op.drop_table("sla_calls")
+    op.drop_table("sla_calendar_days")
     op.drop_table("people")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_due")
@@ -349,5 +657,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_callback_events_due")
 
     op.drop_table("callback_events")
+    op.drop_table("archive_keys")
+    op.drop_table("archive_cursors")
     op.drop_table("tenants")
     # ### end Alembic commands ###

@@ -1,0 +1,115 @@
+"""JSON API: conversations, their messages and message search under /api/v1 (thin: queries
+read, the service writes).
+
+Auth is the web session cookie; `POST` also needs the `X-CSRF-Token` header (its value is in
+`GET /api/v1/me`). A conversation that is missing, belongs to another tenant, or is outside
+the caller's role scope answers 404 `{"detail": "not found"}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from siyu.conversations import queries, service
+from siyu.conversations.schemas import (
+    ConversationKind,
+    ConversationOut,
+    ConversationPage,
+    DismissOut,
+    MessagePage,
+    SearchPage,
+)
+from siyu.web.auth import ApiViewer
+
+router = APIRouter(prefix="/api/v1", tags=["conversations"])
+NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"application/json": {}}}}
+
+
+def not_found() -> HTTPException:
+    return HTTPException(404, "not found")
+
+
+@router.get("/conversations", response_model=ConversationPage, summary="List conversations")
+def list_conversations(
+    request: Request,
+    viewer: ApiViewer,
+    waiting: Annotated[bool, Query(description="only customers waiting for a reply now")] = False,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    customer: Annotated[int | None, Query(description="customer id")] = None,
+    kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+):
+    """Waiting customers first (longest wait first), then the latest conversations."""
+    f = queries.ConversationFilter(waiting, staff or None, customer, kind)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        result = queries.list_conversations(s, viewer, f, page, per_page)
+    return {
+        "items": result.items,
+        "total": result.total,
+        "page": result.page,
+        "per_page": result.per_page,
+        "pages": result.pages,
+    }
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut, responses=NOT_FOUND)
+def get_conversation(request: Request, viewer: ApiViewer, conversation_id: int):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.conversation(s, viewer, conversation_id)
+    if found is None:
+        raise not_found()
+    return found
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagePage, responses=NOT_FOUND)
+def get_messages(
+    request: Request,
+    viewer: ApiViewer,
+    conversation_id: int,
+    before: Annotated[int | None, Query(description="a message id: return older messages")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = queries.MESSAGES_PER_PAGE,
+):
+    """The newest messages (or those older than `before`), oldest first."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.messages(s, viewer, conversation_id, before, limit)
+    if found is None:
+        raise not_found()
+    return {"items": found.items, "has_more": found.has_more, "before": found.before}
+
+
+@router.post("/conversations/{conversation_id}/dismiss", response_model=DismissOut, responses=NOT_FOUND)
+def dismiss(request: Request, viewer: ApiViewer, conversation_id: int):
+    """Mark the waiting customer message 无需回复 (no reply needed): the wait and its
+    escalations stop."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if queries.get_conversation(s, viewer, conversation_id) is None:
+            raise not_found()
+        dismissed = service.dismiss(s, conversation_id)
+        s.flush()
+        found = queries.conversation(s, viewer, conversation_id)
+    return {"dismissed": dismissed, "conversation": found}
+
+
+@router.get("/messages/search", response_model=SearchPage, summary="Search messages")
+def search_messages(
+    request: Request,
+    viewer: ApiViewer,
+    q: Annotated[
+        str, Query(min_length=1, max_length=100, description="words or Chinese text; all must match")
+    ],
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+):
+    """Full-text search over the messages the caller may read, newest first."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.search_messages(s, viewer, q, page, per_page)
+    return {
+        "items": found.items,
+        "q": found.q,
+        "page": found.page,
+        "per_page": found.per_page,
+        "has_more": found.has_more,
+    }

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.db.base import Base, BigId, TenantOwned, utcnow
+
+
+class Conversation(TenantOwned, Base):
+    """A 1:1 chat between a customer and a staff member, or a group chat (roomid)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key"),
+        Index("ix_conversations_tenant_awaiting", "tenant_id", "awaiting_since"),
+        Index("ix_conversations_tenant_staff_last", "tenant_id", "staff_userid", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))  # single:<external_userid>:<userid> | group:<roomid>
+    kind: Mapped[str] = mapped_column(String(8))  # single | group
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id", ondelete="SET NULL"))
+    external_userid: Mapped[str] = mapped_column(String(64), default="")
+    staff_userid: Mapped[str] = mapped_column(String(64), default="")
+    roomid: Mapped[str] = mapped_column(String(64), default="")
+    last_message_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    last_outbound_at: Mapped[datetime | None]
+    # The customer message that is still waiting for a reply, and since when (its msgtime).
+    awaiting_since: Mapped[datetime | None]
+    awaiting_msgid: Mapped[str] = mapped_column(String(128), default="")
+    message_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(TenantOwned, Base):
+    """One archived message, stored once (unique on tenant + msgid)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "msgid"),
+        Index("ix_messages_tenant_conversation_sent", "tenant_id", "conversation_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    msgid: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(default=0)
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    action: Mapped[str] = mapped_column(String(8), default="send")  # send | recall | switch
+    sender: Mapped[str] = mapped_column(String(64), default="")
+    direction: Mapped[str] = mapped_column(String(8), default="in")  # in | out | internal
+    sent_at: Mapped[datetime]
+    msgtype: Mapped[str] = mapped_column(String(32), default="")
+    text: Mapped[str] = mapped_column(Text, default="")  # a readable rendering, for people and search
+    body: Mapped[dict] = mapped_column(default=dict)  # WeCom's decrypted message as it came
+    recalled: Mapped[bool] = mapped_column(default=False)
+    needs_reply: Mapped[bool | None]  # inbound only: False for a closing remark
+    reply_score: Mapped[float | None]
+    by_siyu: Mapped[bool] = mapped_column(default=False)  # sent by Siyu for the staff (welcome ...)
+
+
+class ArchiveCursor(TenantOwned, Base):
+    """How far a tenant's archive has been pulled: the last seq stored, and the newest msgtime
+    among everything pulled (an escalation may fire only once the archive is past its due time)."""
+
+    __tablename__ = "archive_cursors"
+    __table_args__ = (UniqueConstraint("tenant_id", "source"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), default="archive")
+    seq: Mapped[int] = mapped_column(default=0)
+    pulled_until: Mapped[datetime | None]
+    pulled_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class ArchiveKey(TenantOwned, Base):
+    """A key pair for the archive: WeCom encrypts each message's key with the public key of
+    the version set in its console; the private key (sealed at rest) decrypts it."""
+
+    __tablename__ = "archive_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version: Mapped[int]
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,421 @@
+"""The read side of conversations: every list, get and search starts from what the viewer may read.
+
+Built on the tenant session's scoping (another tenant's rows are simply not there) plus
+the role scoping of `siyu.web.auth.Viewer.visible_staff`: an admin (None) reads every
+conversation of the tenant; anyone else reads a 1:1 conversation whose staff member is in
+`visible_staff`, and a group chat in which one of them has written. A conversation the
+viewer may not read is not found, exactly like a missing one.
+
+Who waits how long is computed from `awaiting_since` (the waiting customer message's
+msgtime) and `now`, which callers may pass for a fixed clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from siyu.conversations import search as search_index
+from siyu.conversations.models import Conversation, Message
+from siyu.customers.models import Customer
+from siyu.customers.queries import Reader, staff_names
+
+MAX_PER_PAGE = 100
+MESSAGES_PER_PAGE = 50
+KINDS = ("single", "group")
+KIND_NAMES = {"single": "单聊", "group": "群聊"}
+SENDABLE = "send"
+
+
+@dataclass
+class ConversationFilter:
+    waiting: bool = False  # only conversations owing the customer a reply now
+    staff_userid: str | None = None
+    customer_id: int | None = None
+    kind: str | None = None  # single | group
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def wait_text(seconds: int | float | None) -> str:
+    """3 分 12 秒 / 1 小时 5 分 / 2 天 3 小时; "" when not waiting."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days} 天 {hours} 小时" if hours else f"{days} 天"
+    if hours:
+        return f"{hours} 小时 {minutes} 分" if minutes else f"{hours} 小时"
+    if minutes:
+        return f"{minutes} 分 {s} 秒"
+    return f"{s} 秒"
+
+
+# ---------------------------------------------------------------- what the viewer may read
+
+
+def _involves(staff: list[str]) -> ColumnElement[bool]:
+    """A 1:1 conversation with one of `staff`, or a group chat where one of them wrote."""
+    wrote = exists().where(
+        Message.conversation_id == Conversation.id, Message.sender.in_(staff), Message.direction == "out"
+    )
+    return or_(
+        and_(Conversation.kind == "single", Conversation.staff_userid.in_(staff)),
+        and_(Conversation.kind == "group", wrote.correlate(Conversation)),
+    )
+
+
+def visible_conversation(viewer: Reader) -> ColumnElement[bool]:
+    if viewer.visible_staff is None:
+        return true()
+    return _involves(sorted(viewer.visible_staff))
+
+
+def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
+    """SELECT Conversation ... that the viewer may read and that match the filters."""
+    f = f or ConversationFilter()
+    stmt = select(Conversation).where(visible_conversation(viewer))
+    if f.waiting:
+        stmt = stmt.where(Conversation.awaiting_since.is_not(None))
+    if f.staff_userid:
+        stmt = stmt.where(_involves([f.staff_userid]))
+    if f.customer_id is not None:
+        stmt = stmt.where(Conversation.customer_id == f.customer_id)
+    if f.kind:
+        stmt = stmt.where(Conversation.kind == f.kind)
+    return stmt
+
+
+def get_conversation(session: Session, viewer: Reader, conversation_id: int) -> Conversation | None:
+    return session.scalar(readable(viewer).where(Conversation.id == conversation_id))
+
+
+# ---------------------------------------------------------------- shaping rows
+
+
+def _customers(session: Session, ids: set[int]) -> dict[int, Customer]:
+    if not ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+
+
+def _external_names(session: Session, external_userids: set[str]) -> dict[str, str]:
+    if not external_userids:
+        return {}
+    return dict(
+        session.execute(
+            select(Customer.external_userid, Customer.name).where(
+                Customer.external_userid.in_(external_userids)
+            )
+        ).all()
+    )
+
+
+def _customer_ref(c: Customer | None) -> dict | None:
+    return {"id": c.id, "name": c.name, "avatar": c.avatar} if c else None
+
+
+def conversation_dict(
+    c: Conversation,
+    customer: Customer | None,
+    names: dict[str, str],
+    now: datetime,
+    last_text: str = "",
+    waiting_message: dict | None = None,
+) -> dict:
+    waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
+    if c.kind == "group":
+        title = f"群聊 {c.roomid}"
+    else:
+        title = (customer.name if customer else "") or c.external_userid or "（未知客户）"
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "kind_name": KIND_NAMES.get(c.kind, c.kind),
+        "title": title,
+        "customer": _customer_ref(customer),
+        "external_userid": c.external_userid,
+        "staff_userid": c.staff_userid,
+        "staff_name": names.get(c.staff_userid, c.staff_userid),
+        "roomid": c.roomid,
+        "message_count": c.message_count,
+        "last_message_at": c.last_message_at,
+        "last_inbound_at": c.last_inbound_at,
+        "last_outbound_at": c.last_outbound_at,
+        "last_message": last_text,
+        "awaiting_since": c.awaiting_since,
+        "awaiting_msgid": c.awaiting_msgid,
+        "waiting": c.awaiting_since is not None,
+        "waiting_seconds": int(max(0, waited)) if waited is not None else None,
+        "waiting_text": wait_text(waited),
+        "waiting_message": waiting_message,
+    }
+
+
+def message_labels(m: Message) -> list[str]:
+    labels = []
+    if m.recalled:
+        labels.append("已撤回")
+    if m.by_siyu:
+        labels.append("自动发送")
+    if m.direction == "in" and m.needs_reply is False:
+        labels.append("无需回复")
+    return labels
+
+
+def message_dict(m: Message, sender_name: str, awaiting_msgid: str = "") -> dict:
+    return {
+        "id": m.id,
+        "msgid": m.msgid,
+        "conversation_id": m.conversation_id,
+        "direction": m.direction,
+        "sender": m.sender,
+        "sender_name": sender_name,
+        "sent_at": m.sent_at,
+        "msgtype": m.msgtype,
+        "text": m.text,
+        "recalled": m.recalled,
+        "needs_reply": m.needs_reply,
+        "reply_score": m.reply_score,
+        "by_siyu": m.by_siyu,
+        "labels": message_labels(m),
+        "waiting": bool(awaiting_msgid) and m.msgid == awaiting_msgid,
+    }
+
+
+def _sender_names(session: Session, messages: list[Message], staff: dict[str, str]) -> dict[str, str]:
+    externals = {m.sender for m in messages if m.sender and m.sender not in staff}
+    return {**_external_names(session, externals), **staff}
+
+
+def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]:
+    if not msgids:
+        return {}
+    return {m.msgid: m for m in session.scalars(select(Message).where(Message.msgid.in_(msgids)))}
+
+
+def _last_texts(session: Session, conversation_ids: list[int]) -> dict[int, str]:
+    """The text of each conversation's newest message (one row per conversation)."""
+    if not conversation_ids:
+        return {}
+    ranked = (
+        select(
+            Message.conversation_id,
+            Message.text,
+            Message.recalled,
+            func.row_number()
+            .over(partition_by=Message.conversation_id, order_by=(Message.sent_at.desc(), Message.id.desc()))
+            .label("rn"),
+        )
+        .where(Message.conversation_id.in_(conversation_ids), Message.action == SENDABLE)
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked.c.conversation_id, ranked.c.text, ranked.c.recalled).where(ranked.c.rn == 1)
+    )
+    return {cid: ("[已撤回]" if recalled else text) for cid, text, recalled in rows}
+
+
+def _shape(session: Session, conversations: list[Conversation], now: datetime) -> list[dict]:
+    names = staff_names(session)
+    customers = _customers(session, {c.customer_id for c in conversations if c.customer_id})
+    last = _last_texts(session, [c.id for c in conversations])
+    waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
+    senders = _sender_names(session, list(waiting.values()), names)
+    out = []
+    for c in conversations:
+        w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
+        wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
+        out.append(conversation_dict(c, customers.get(c.customer_id), names, now, last.get(c.id, ""), wd))
+    return out
+
+
+# ---------------------------------------------------------------- lists and gets
+
+
+def list_conversations(
+    session: Session,
+    viewer: Reader,
+    f: ConversationFilter | None = None,
+    page: int = 1,
+    per_page: int = 20,
+    now: datetime | None = None,
+) -> Page:
+    """Waiting longest first, then the most recent conversation first."""
+    page = max(1, page)
+    per_page = min(max(1, per_page), MAX_PER_PAGE)
+    stmt = readable(viewer, f)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    not_waiting = case((Conversation.awaiting_since.is_(None), 1), else_=0)
+    rows = list(
+        session.scalars(
+            stmt.order_by(
+                not_waiting,
+                Conversation.awaiting_since.asc(),
+                Conversation.last_message_at.desc().nulls_last(),
+                Conversation.id.desc(),
+            )
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return Page(_shape(session, rows, _now(now)), total, page, per_page)
+
+
+def conversation(
+    session: Session, viewer: Reader, conversation_id: int, now: datetime | None = None
+) -> dict | None:
+    """One conversation (with its waiting message), or None when the viewer may not read it."""
+    found = get_conversation(session, viewer, conversation_id)
+    if found is None:
+        return None
+    return _shape(session, [found], _now(now))[0]
+
+
+@dataclass
+class MessagePage:
+    items: list[dict]  # chronological
+    has_more: bool  # there are older messages
+    before: int | None  # pass as `before` to get the page of older messages
+
+
+def messages(
+    session: Session,
+    viewer: Reader,
+    conversation_id: int,
+    before: int | None = None,
+    limit: int = MESSAGES_PER_PAGE,
+) -> MessagePage | None:
+    """The newest `limit` messages (older than message `before`), oldest first; None when
+    the viewer may not read the conversation."""
+    found = get_conversation(session, viewer, conversation_id)
+    if found is None:
+        return None
+    limit = min(max(1, limit), MAX_PER_PAGE)
+    stmt = select(Message).where(Message.conversation_id == found.id, Message.action == SENDABLE)
+    if before is not None:
+        anchor = session.execute(
+            select(Message.sent_at, Message.id).where(
+                Message.id == before, Message.conversation_id == found.id
+            )
+        ).first()
+        if anchor is not None:
+            stmt = stmt.where(
+                or_(
+                    Message.sent_at < anchor.sent_at,
+                    and_(Message.sent_at == anchor.sent_at, Message.id < anchor.id),
+                )
+            )
+    rows = list(session.scalars(stmt.order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = list(reversed(rows[:limit]))
+    senders = _sender_names(session, rows, staff_names(session))
+    items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid) for m in rows]
+    return MessagePage(items, has_more, rows[0].id if has_more and rows else None)
+
+
+def customer_conversations(session: Session, viewer: Reader, customer_id: int, limit: int = 20) -> list[dict]:
+    """The viewer's readable conversations with one customer (for the profile page)."""
+    return list_conversations(session, viewer, ConversationFilter(customer_id=customer_id), 1, limit).items
+
+
+def waiting_count(session: Session, viewer: Reader) -> int:
+    stmt = readable(viewer, ConversationFilter(waiting=True))
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass
+class SearchPage:
+    items: list[dict]
+    q: str
+    page: int
+    per_page: int
+    has_more: bool
+
+
+def search_messages(
+    session: Session, viewer: Reader, q: str, page: int = 1, per_page: int = 20
+) -> SearchPage:
+    """Messages matching `q` (see siyu.conversations.search), newest first, with a snippet."""
+    page = max(1, page)
+    per_page = min(max(1, per_page), MAX_PER_PAGE)
+    query = search_index.parse_query(q or "")
+    if query.empty:
+        return SearchPage([], q, page, per_page, False)
+    MS = search_index.MessageSearch
+    stmt = (
+        select(Message, Conversation)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(visible_conversation(viewer), Message.action == SENDABLE)
+    )
+    if query.indexed:
+        stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))
+        if query.singles:
+            stmt = stmt.where(search_index.singles_condition(Message.text, query))
+    else:
+        # One character: no bigram to look up, so LIKE over the newest messages only.
+        recent = (
+            select(Message.id)
+            .where(Message.conversation_id.is_not(None), Message.action == SENDABLE)
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(search_index.LIKE_SCAN)
+        )
+        stmt = stmt.where(Message.id.in_(recent), search_index.singles_condition(Message.text, query))
+    rows = session.execute(
+        stmt.order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(per_page + 1)
+        .offset((page - 1) * per_page)
+    ).all()
+    has_more = len(rows) > per_page
+    rows = rows[:per_page]
+    names = staff_names(session)
+    customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
+    senders = _sender_names(session, [m for m, _ in rows], names)
+    items = []
+    for m, c in rows:
+        text, spans = search_index.snippet(m.text, query)
+        customer = customers.get(c.customer_id) if c.customer_id else None
+        items.append(
+            {
+                "message": message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid),
+                "conversation": {
+                    "id": c.id,
+                    "kind": c.kind,
+                    "title": f"群聊 {c.roomid}"
+                    if c.kind == "group"
+                    else ((customer.name if customer else "") or c.external_userid),
+                    "customer": _customer_ref(customer),
+                    "staff_userid": c.staff_userid,
+                    "staff_name": names.get(c.staff_userid, c.staff_userid),
+                },
+                "snippet": text,
+                "highlights": [list(s) for s in spans],
+                "parts": search_index.snippet_parts(text, spans),
+            }
+        )
+    return SearchPage(items, q, page, per_page, has_more)

@@ -1,0 +1,46 @@
+"""A readable one-line rendering of an archived message, for people, search and the
+needs-reply classifier (REFERENCE.md 11.3 lists the types)."""
+
+from __future__ import annotations
+
+LABELS = {
+    "image": "[图片]",
+    "voice": "[语音]",
+    "video": "[视频]",
+    "emotion": "[表情]",
+    "card": "[名片]",
+    "redpacket": "[红包]",
+    "external_redpacket": "[红包]",
+    "meeting": "[会议]",
+    "calendar": "[日程]",
+    "chatrecord": "[聊天记录]",
+    "mixed": "[图文]",
+    "voip_doc_share": "[文件]",
+    "meeting_voice_call": "[语音通话]",
+    "sphfeed": "[视频号]",
+}
+
+
+def render(message: dict) -> str:
+    kind = message.get("msgtype", "")
+    body = message.get(kind) or {}
+    if kind == "text":
+        return str(body.get("content", ""))
+    if kind == "file":
+        return f"[文件] {body.get('filename', '')}".strip()
+    if kind == "link":
+        return f"[链接] {body.get('title', '')}".strip()
+    if kind == "location":
+        return f"[位置] {body.get('title') or body.get('address', '')}".strip()
+    if kind == "weapp":
+        return f"[小程序] {body.get('title', '')}".strip()
+    if kind == "docmsg":
+        return f"[文档] {(message.get('doc') or {}).get('title', '')}".strip()
+    if kind in ("markdown", "news"):
+        info = message.get("info") or {}
+        return str(info.get("content", "")) if kind == "markdown" else "[图文消息]"
+    if kind == "todo":
+        return f"[待办] {body.get('title', '')}".strip()
+    if kind == "vote":
+        return f"[投票] {message.get('votetitle', '')}".strip()
+    return LABELS.get(kind, f"[{kind}]" if kind else "")

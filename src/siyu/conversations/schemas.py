@@ -1,0 +1,103 @@
+"""Response shapes of the conversations and message search API (/api/v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ConversationKind = Literal["single", "group"]
+Direction = Literal["in", "out", "internal"]
+
+
+class CustomerRef(BaseModel):
+    id: int
+    name: str
+    avatar: str = ""
+
+
+class MessageOut(BaseModel):
+    id: int
+    msgid: str
+    conversation_id: int | None
+    direction: Direction = Field(
+        description="in: from the customer; out: from staff; internal: staff to staff"
+    )
+    sender: str = Field(description="WeCom userid or external_userid")
+    sender_name: str
+    sent_at: datetime
+    msgtype: str
+    text: str = Field(description="a readable rendering ([图片], [文件] name, ...)")
+    recalled: bool = Field(description="the sender recalled it (shown as 已撤回)")
+    needs_reply: bool | None = Field(description="inbound only: False for a closing remark (无需回复)")
+    reply_score: float | None = None
+    by_siyu: bool = Field(description="sent by Siyu on the staff member's behalf (自动发送)")
+    labels: list[str] = Field(description="已撤回, 自动发送, 无需回复, as they apply")
+    waiting: bool = Field(description="this is the customer message still waiting for a reply")
+
+
+class ConversationOut(BaseModel):
+    id: int
+    kind: ConversationKind
+    kind_name: str
+    title: str = Field(description="the customer's name, or 群聊 <roomid>")
+    customer: CustomerRef | None
+    external_userid: str
+    staff_userid: str
+    staff_name: str
+    roomid: str
+    message_count: int
+    last_message_at: datetime | None
+    last_inbound_at: datetime | None
+    last_outbound_at: datetime | None
+    last_message: str = Field(description="the newest message's text")
+    waiting: bool = Field(description="the customer is waiting for a reply")
+    awaiting_since: datetime | None
+    awaiting_msgid: str
+    waiting_seconds: int | None = Field(description="now - awaiting_since, in seconds")
+    waiting_text: str = Field(description="e.g. 3 分 12 秒")
+    waiting_message: MessageOut | None = Field(description="the customer message that waits")
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut] = Field(description="oldest first")
+    has_more: bool = Field(description="there are older messages")
+    before: int | None = Field(description="pass as `before` for the page of older messages")
+
+
+class DismissOut(BaseModel):
+    dismissed: bool = Field(description="False when the conversation was not waiting")
+    conversation: ConversationOut
+
+
+class ConversationRef(BaseModel):
+    id: int
+    kind: ConversationKind
+    title: str
+    customer: CustomerRef | None
+    staff_userid: str
+    staff_name: str
+
+
+class SearchHit(BaseModel):
+    message: MessageOut
+    conversation: ConversationRef
+    snippet: str = Field(description="the text around the first match")
+    highlights: list[tuple[int, int]] = Field(description="[start, end) of each match in the snippet")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit] = Field(description="newest first")
+    q: str
+    page: int
+    per_page: int
+    has_more: bool

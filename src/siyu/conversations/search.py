@@ -1,0 +1,334 @@
+"""Full-text search of messages, for Chinese: overlapping CJK character bigrams plus words.
+
+Chinese is written without spaces, so a word index of the raw text finds nothing and a
+naive LIKE scans every message. Each stored message is tokenized instead into overlapping
+bigrams of its CJK runs and its lower-cased latin/digit words, NFKC-normalised first
+(full width → half width):
+
+    tokenize("能便宜点吗 iPhone15") == ["能便", "便宜", "宜点", "点吗", "iphone15"]
+
+and kept, space-separated, in `message_search.tokens`. A query is tokenized the same way
+and every token must match (AND); a query word also matches as a prefix ("iphone" finds
+"iphone15"). A CJK character standing alone has no bigram: it is checked with LIKE on the
+matched messages, and a query of nothing but such characters (一个字) falls back to a LIKE
+bounded to the tenant's newest `LIKE_SCAN` messages.
+
+The index is engine-specific, created by `search_ddl()` / `ensure_search_index()` (called
+from the migration, not part of the model metadata):
+
+* PostgreSQL: a GIN index on `to_tsvector('simple', tokens)`; queried with
+  `to_tsvector('simple', tokens) @@ to_tsquery('simple', '''能便'' & ''iphone'':*')`.
+* SQLite: an FTS5 external-content table `message_search_fts` over `message_search`,
+  kept in sync by triggers; queried with `MATCH '"能便" AND "iphone"*'`.
+
+Results are scoped by the tenant session (the message_search rows are TenantOwned) and by
+the viewer's visible staff (`siyu.conversations.queries.visible_conversation`), newest
+first, each with a snippet around the first match.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Text,
+    UniqueConstraint,
+    and_,
+    column,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from siyu.db.base import Base, BigId, TenantOwned
+
+FTS_TABLE = "message_search_fts"
+GIN_INDEX = "ix_message_search_tokens_tsv"
+LIKE_SCAN = 5000  # a one-character query looks at most at this many of the newest messages
+MAX_QUERY_TOKENS = 32
+SNIPPET_BEFORE, SNIPPET_AFTER = 16, 48
+
+
+class MessageSearch(TenantOwned, Base):
+    """The search tokens of one stored message (see module docstring)."""
+
+    __tablename__ = "message_search"
+    __table_args__ = (UniqueConstraint("tenant_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
+    tokens: Mapped[str] = mapped_column(Text, default="")
+
+
+# ---------------------------------------------------------------- tokenizing
+
+# CJK ideographs (with extensions and compatibility forms), kana and hangul: scripts
+# written without spaces between words.
+_CJK_CHARS = (
+    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+)
+_CJK = f"[{_CJK_CHARS}]"
+_RUNS = re.compile(f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full width → half width, compatibility ideographs → unified) and lower case."""
+    return unicodedata.normalize("NFKC", text or "").lower()
+
+
+def _runs(text: str) -> Iterable[tuple[str, bool]]:
+    """(run, is_cjk) for each CJK run and each latin/digit (or other script) word."""
+    for m in _RUNS.finditer(normalize(text)):
+        if m.group(1):
+            yield m.group(1), True
+        else:
+            yield m.group(2), False
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run[i : i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
+
+
+def tokenize(text: str) -> list[str]:
+    """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words."""
+    out: list[str] = []
+    for run, cjk in _runs(text):
+        out.extend(_bigrams(run) if cjk else [run])
+    return out
+
+
+def tokens_text(text: str) -> str:
+    return " ".join(tokenize(text))
+
+
+@dataclass
+class Query:
+    """A search query, tokenized: `exact` CJK bigrams, `prefixes` words matched as prefixes,
+    `singles` lone CJK characters (checked with LIKE), `terms` (to find the snippet)."""
+
+    exact: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    singles: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.exact or self.prefixes)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.indexed or self.singles)
+
+
+def parse_query(q: str) -> Query:
+    query = Query()
+    for run, cjk in _runs(q[:200]):
+        query.terms.append(run)
+        if cjk and len(run) == 1:
+            query.singles.append(run)
+        elif cjk:
+            query.exact.extend(_bigrams(run))
+        else:
+            query.prefixes.append(run)
+    query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
+    query.prefixes = list(dict.fromkeys(query.prefixes))[:MAX_QUERY_TOKENS]
+    query.singles = list(dict.fromkeys(query.singles))[:MAX_QUERY_TOKENS]
+    return query
+
+
+def tsquery(query: Query) -> str:
+    """`to_tsquery('simple', ...)` text: every token quoted ('' doubles a quote), AND-ed."""
+
+    def quoted(token: str) -> str:
+        return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    parts = [quoted(t) for t in query.exact] + [quoted(t) + ":*" for t in query.prefixes]
+    return " & ".join(parts)
+
+
+def fts5_query(query: Query) -> str:
+    """FTS5 MATCH text: every token a quoted string ("" doubles a quote), AND-ed."""
+
+    def quoted(token: str) -> str:
+        return '"' + token.replace('"', '""') + '"'
+
+    parts = [quoted(t) for t in query.exact] + [quoted(t) + "*" for t in query.prefixes]
+    return " AND ".join(parts)
+
+
+# ---------------------------------------------------------------- the engine-specific index
+
+
+def search_ddl(dialect_name: str) -> list[str]:
+    """Statements that create the search index for `message_search` (idempotent each)."""
+    if dialect_name == "postgresql":
+        return [
+            f"CREATE INDEX IF NOT EXISTS {GIN_INDEX} ON message_search "
+            "USING gin (to_tsvector('simple'::regconfig, tokens))"
+        ]
+    if dialect_name == "sqlite":
+        return [
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} "
+            "USING fts5(tokens, content='message_search', content_rowid='id')",
+            "CREATE TRIGGER IF NOT EXISTS message_search_ai AFTER INSERT ON message_search BEGIN "
+            f"INSERT INTO {FTS_TABLE}(rowid, tokens) VALUES (new.id, new.tokens); END",
+            "CREATE TRIGGER IF NOT EXISTS message_search_ad AFTER DELETE ON message_search BEGIN "
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, tokens) VALUES ('delete', old.id, old.tokens); END",
+            "CREATE TRIGGER IF NOT EXISTS message_search_au AFTER UPDATE ON message_search BEGIN "
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, tokens) VALUES ('delete', old.id, old.tokens); "
+            f"INSERT INTO {FTS_TABLE}(rowid, tokens) VALUES (new.id, new.tokens); END",
+            # Rows stored before the index existed (cheap when there are none).
+            f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
+        ]
+    raise ValueError(f"message search: unsupported database {dialect_name!r}")
+
+
+def search_drop_ddl(dialect_name: str) -> list[str]:
+    """The reverse of search_ddl(), for a migration's downgrade."""
+    if dialect_name == "postgresql":
+        return [f"DROP INDEX IF EXISTS {GIN_INDEX}"]
+    if dialect_name == "sqlite":
+        return [
+            "DROP TRIGGER IF EXISTS message_search_ai",
+            "DROP TRIGGER IF EXISTS message_search_ad",
+            "DROP TRIGGER IF EXISTS message_search_au",
+            f"DROP TABLE IF EXISTS {FTS_TABLE}",
+        ]
+    raise ValueError(f"message search: unsupported database {dialect_name!r}")
+
+
+def _index_present(connection) -> bool:
+    name = connection.dialect.name
+    if name == "sqlite":
+        found = connection.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'trigger') AND name IN (?, ?, ?, ?)",
+            (FTS_TABLE, "message_search_ai", "message_search_ad", "message_search_au"),
+        ).scalar()
+        return found == 4
+    found = connection.exec_driver_sql("SELECT to_regclass(%(name)s) IS NOT NULL", {"name": GIN_INDEX})
+    return bool(found.scalar())
+
+
+def ensure_search_index(connection) -> bool:
+    """Create what is missing of the search index (the table must exist); True if it did."""
+    if _index_present(connection):
+        return False
+    for statement in search_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+    return True
+
+
+def alembic_include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """For Alembic's `include_name`: the FTS5 table (and its shadow tables) and the GIN
+    index are made by search_ddl(), not by the models, so autogenerate leaves them alone."""
+    if type_ == "table" and name and name.startswith(FTS_TABLE):
+        return False
+    return not (type_ == "index" and name == GIN_INDEX)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def index(session: Session, rows: Sequence[dict]) -> int:
+    """Index newly stored messages: `rows` are the dicts ingest() inserted (msgid, action,
+    conversation_id, text). Only messages of a conversation with some text are indexed.
+    Returns how many."""
+    wanted = {
+        r["msgid"]: tokens_text(r.get("text") or "")
+        for r in rows
+        if r.get("conversation_id") and r.get("action", "send") == "send" and (r.get("text") or "").strip()
+    }
+    wanted = {msgid: tokens for msgid, tokens in wanted.items() if tokens}
+    if not wanted:
+        return 0
+    from siyu.conversations.models import Message
+
+    tenant_id = session.info["siyu_tenant_id"]
+    ids = session.execute(select(Message.msgid, Message.id).where(Message.msgid.in_(list(wanted)))).all()
+    values = [
+        {"tenant_id": tenant_id, "message_id": message_id, "tokens": wanted[msgid]}
+        for msgid, message_id in ids
+    ]
+    if values:
+        session.execute(insert(MessageSearch), values)
+    return len(values)
+
+
+# ---------------------------------------------------------------- reading
+
+_fts = table(FTS_TABLE, column("rowid"))
+
+
+def match(session: Session, query: Query) -> ColumnElement[bool]:
+    """The condition "this message_search row has every indexed token of the query"."""
+    if session.get_bind().dialect.name == "postgresql":
+        vector = func.to_tsvector(literal_column("'simple'::regconfig"), MessageSearch.tokens)
+        return vector.op("@@")(func.to_tsquery(literal_column("'simple'::regconfig"), tsquery(query)))
+    matching = select(_fts.c.rowid).where(
+        text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=fts5_query(query))
+    )
+    return MessageSearch.id.in_(matching)
+
+
+def like_pattern(fragment: str) -> str:
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def singles_condition(text_column, query: Query) -> ColumnElement[bool]:
+    return and_(*(text_column.like(like_pattern(s), escape="\\") for s in query.singles))
+
+
+# ---------------------------------------------------------------- snippets
+
+
+def _folded(text: str) -> str:
+    """Lower case, one character for one (positions stay those of the original)."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
+    """A window of `text` around the first match, and the matched spans in it."""
+    text = " ".join((text or "").split())
+    folded = _folded(text)
+    terms = sorted({t for t in query.terms if t}, key=len, reverse=True)
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        start = folded.find(term)
+        while start >= 0:
+            spans.append((start, start + len(term)))
+            start = folded.find(term, start + len(term))
+    first = min((s for s, _ in spans), default=0)
+    lo = max(0, first - SNIPPET_BEFORE)
+    hi = min(len(text), first + SNIPPET_AFTER)
+    prefix, suffix = ("…" if lo > 0 else ""), ("…" if hi < len(text) else "")
+    shift = len(prefix) - lo
+    shown: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        s, e = max(s, lo), min(e, hi)
+        if s < e and not (shown and s < shown[-1][1] - shift):
+            shown.append((s + shift, e + shift))
+    return prefix + text[lo:hi] + suffix, shown
+
+
+def snippet_parts(value: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
+    """(text, highlighted) pieces, for a template to wrap the highlighted ones in <mark>."""
+    parts: list[tuple[str, bool]] = []
+    at = 0
+    for s, e in spans:
+        if s > at:
+            parts.append((value[at:s], False))
+        parts.append((value[s:e], True))
+        at = e
+    if at < len(value):
+        parts.append((value[at:], False))
+    return parts

@@ -1,0 +1,122 @@
+"""Pulling the conversation archive: continuously from each tenant's last seq, woken by
+`msgaudit_notify` and by a timer otherwise.
+
+Each batch is stored and the cursor moved in one transaction, so a crash mid-pull neither
+skips nor repeats a seq; the cursor row is locked while a batch is stored, so two workers
+never store the same batch twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from siyu.conversations import service
+from siyu.conversations.models import ArchiveCursor, ArchiveKey
+from siyu.intake.service import mark_done
+from siyu.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
+BATCH = 1000
+
+
+def classifier():
+    from siyu.insights.needs_reply import default_classifier
+
+    return default_classifier()
+
+
+def private_keys(rt, tenant_id: int) -> dict[int, str]:
+    with rt.db.tenant_session(tenant_id) as s:
+        return {k.version: rt.box.open(k.private_sealed) for k in s.scalars(select(ArchiveKey))}
+
+
+def source_for(rt, tenant: Tenant):
+    """The tenant's archive source, by configuration; None when archiving is off."""
+    from siyu.wecom import archive
+
+    if tenant.archive_mode == "off" or not tenant.archive_secret_sealed:
+        return None
+    secret = rt.box.open(tenant.archive_secret_sealed)
+    keys = private_keys(rt, tenant.id)
+    if tenant.archive_mode == "sdk":
+        return archive.SdkArchiveSource(tenant.archive_sdk_path, tenant.corp_id, secret, keys)
+    return archive.HttpArchiveSource(rt.settings.wecom_base_url, tenant.corp_id, secret, keys)
+
+
+def _cursor(session) -> ArchiveCursor:
+    q = select(ArchiveCursor).where(ArchiveCursor.source == "archive")
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    cursor = session.scalar(q)
+    if cursor is None:
+        cursor = ArchiveCursor(source="archive", seq=0)
+        session.add(cursor)
+        session.flush()
+    return cursor
+
+
+async def store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool) -> dict:
+    """Store one fetched batch and move the cursor, atomically."""
+    with rt.db.tenant_session(tenant_id) as s:
+        cursor = _cursor(s)
+        fresh = [i for i in items if i.seq > cursor.seq]  # another worker may have stored some
+        counts = service.ingest(s, fresh, classifier().classify) if fresh else {"stored": 0, "duplicates": 0}
+        if fresh:
+            cursor.seq = max(i.seq for i in fresh)
+        newest = max(
+            (service.ms_to_datetime(i.message.get("msgtime")) for i in fresh if i.message.get("msgtime")),
+            default=None,
+        )
+        candidates = [c for c in (cursor.pulled_until, newest) if c is not None]
+        if drained:  # everything the archive held when we asked is stored, up to its lag
+            candidates.append(fetched_at - timedelta(seconds=rt.settings.archive_lag_s))
+        cursor.pulled_until = max(candidates) if candidates else None
+        cursor.pulled_at, cursor.last_error = fetched_at, ""
+        return counts
+
+
+async def pull(rt, tenant_id: int, source=None) -> dict:
+    """Pull until the archive has nothing newer; returns what was stored."""
+    own = source is None
+    if own:
+        with rt.db.system_session() as s:
+            source = source_for(rt, s.get(Tenant, tenant_id))
+        if source is None:
+            return {"stored": 0, "duplicates": 0}
+    total = {"stored": 0, "duplicates": 0}
+    try:
+        while True:
+            with rt.db.tenant_session(tenant_id) as s:
+                after = _cursor(s).seq
+            fetched_at = rt.now()
+            items = await source.fetch(after, BATCH)
+            counts = await store_batch(rt, tenant_id, items, fetched_at, drained=len(items) < BATCH)
+            total = {k: total[k] + counts[k] for k in total}
+            if len(items) < BATCH:
+                return total
+    except Exception as exc:
+        with rt.db.tenant_session(tenant_id) as s:
+            _cursor(s).last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    finally:
+        if own:
+            await source.aclose()
+
+
+async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    await pull(rt, tenant_id)
+    with rt.db.tenant_session(tenant_id) as s:
+        mark_done(s, event_id)
+
+
+async def pull_all(rt) -> None:
+    """The timer: every tenant with archiving on."""
+    with rt.db.system_session() as s:
+        tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off")))
+    for tenant_id in tenants:
+        try:
+            await pull(rt, tenant_id)
+        except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
+            log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)

@@ -1,0 +1,195 @@
+"""The closing-remark grammar: phrase classes a customer's message must consist of, entirely,
+to count as a closing remark, and the cues that veto it. Regex fragments, joined in
+needs_reply.py; the text they see is NFKC-normalised, lower-cased, with runs of one character
+shortened to two and punctuation turned into single spaces (see needs_reply.normalize)."""
+
+from __future__ import annotations
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words around the phrases: particles and laughter ...
+PARTICLE = (
+    r"那就|那我们|那我|那|就|先|也|都|还是|嗯哼|哈哈|哈|呵呵|嘿嘿|嘻嘻|嘿|hh|haha|hiahia|呢|呀|啊|啦|"
+    r"哦|噢|喔|了|吧|哒|滴|嘛|哟|哇|噻|嗷|捏|咯|喽|额|呃|emm|em|的|得|der|捂脸|不好意思|好意思"
+)
+# ... and ways of addressing the staff member (alone, they call for attention: needs a reply).
+ADDRESS = (
+    r"亲爱的|亲亲|亲|美女|帅哥|小姐姐|小哥哥|小哥|姐姐|哥哥|小可爱|宝宝|宝贝|宝|老师|客服|师傅|老板|"
+    r"经理|顾问|管家|医生|教练|[\u4e00-\u9fff]?(?:老师|经理|总|姐|哥|工|先生|女士|顾问|医生|教练|师傅|"
+    r"助理|管家|小姐|同学)"
+)
+FILLER = PARTICLE + "|" + ADDRESS
+
+# Plain acknowledgement: closing after a statement, an answer after a staff question.
+ACK = (
+    r"好的?|好滴|好哒|好嘞|好咧|好勒|好噠|好得|好呀|好啊|好吧|好哦|好嘛|好好|嗯+|恩+|嗯呐|嗯哪|"
+    r"en|enen|哦+|噢+|喔+|oh|欧了|ok了?|okay|okk?|kk|oj8k|ojbk|妥了?|妥妥的?|得嘞|行的?|行吧|行啊|"
+    r"那行|也行|可以的?|可|没问题|没毛病|没事|是的?|对的?|对对|yes|yep|yeah|yup|sure|fine|alright|"
+    r"gotit|noted|get|嗯对|"
+    r"(?:我|我们)?(?:都|已经|也)?(?:知道|明白|了解|清楚|懂|晓得|收到|收悉|get到|看到|记住|记下|记得|领到|收下)"
+    r"(?:了|啦|哈)?|(?:我|我们)?(?:知道|明白|懂|会|学会)(?:了)?(?:怎么|如何)(?:弄|做|操作|办|用|回事|处理|填|改|"
+    r"设置)了?|(?:我|我们)?(?:会|一定)?(?:注意|留意|记住|记得)(?:的|了)|(?:那就)?(?:放心|安心)了|"
+    r"(?:这样|这样子|原来如此|原来是这样)(?:啊|呀|哦|的)?|好吧|那好吧"
+)
+
+THANKS = (
+    r"(?:非常|十分|太|万分|真的|真是|超级|特别|谢谢|感谢)?"
+    r"(?:谢谢|感谢|多谢|谢了|谢啦|谢|蟹蟹|感恩|感激|3q|thx|thanks|thankyou|ty|tks)"
+    r"(?:你们|您们|你|您|亲|大家)?(?:了|啦|哈|哦|呀|啊)?"
+    r"(?:(?:的|对我的)?(?:耐心|热心|细心|及时)?的?(?:解答|帮助|帮忙|回复|提醒|讲解|解释|服务|告知|分享|推荐|"
+    r"照顾|支持|配合|关心|指导|处理|耐心|热心))?|"
+    r"(?:麻烦|打扰|费心|有劳|让你费心|让您费心)(?:你|您|你们)?(?:了|啦)|辛苦(?:你|您|你们)?(?:了|啦)?|不客气"
+)
+
+BYE = (
+    r"再见|拜拜|拜|(?<!\d)(?:88|886)(?!\d)|bye|byebye|回见|下次见|(?:明天|后天|周.|星期.|下周.?|到时候?|晚上|下午|上午|"
+    r"回头|改天|一会|待会|等会)见|晚安|早点休息|(?:那就|那|就|先)?(?:这样|这些)(?:吧|了)?|先聊到这|回聊|"
+    r"(?:改天|有空|下次|回头)(?:再)?聊|告辞|溜了|先下了|先撤了|(?:我)?先(?:去)?忙了?|(?:你|您)(?:先)?忙吧?|"
+    r"不打扰(?:你|您)?了|"
+    r"(?:你也|您也|也祝你|也祝您)(?:是|一样)|(?:祝你|祝您|也祝你|也祝您|你也|您也|同)?(?:同乐|快乐|愉快|顺利|健康|新年快乐|节日快乐|中秋快乐|"
+    r"国庆快乐|春节快乐|元旦快乐|圣诞快乐|周末愉快|生活愉快|工作顺利|工作愉快|身体健康|万事如意|心想事成|"
+    r"恭喜发财|旅途愉快|一切顺利|开心|好运)+"
+)
+
+PRAISE = (
+    r"(?:你们|你|您)?的?(?:服务|态度|效率|速度|回复|客服)?(?:真|太|很|超|非常|特别|挺|也太|好)"
+    r"(?:棒|赞|专业|耐心|贴心|给力|靠谱|厉害|nice|负责|细心|热情|周到|快|及时|高效|好)(?:了|啊|呀|的|哒)?|"
+    r"(?:你们|你|您)?的?(?:服务|态度|效率|速度|回复|客服)?"
+    r"(?:棒|赞|专业|耐心|贴心|给力|靠谱|厉害|nice|负责|细心|热情|周到|及时|高效)(?:了|啊|呀|的|哒)?|"
+    r"(?:给你|给您)?(?:个|五星|5星)?好评|点赞|给你点赞|赞一个|(?<!\d)66(?!\d)|牛|牛逼|nb|yyds|棒棒哒|爱你|么么哒|"
+    r"比心|mua|好人一生平安|好人|下次(?:还|再)?(?:找你|找您|来|光顾|买)|还会再来|满意|很满意|非常满意|"
+    r"不错|还不错|挺不错|完美|perfect|good|great|cool|太好了|太好啦"
+)
+
+# The matter is settled.
+DONE = (
+    r"(?:已经|都|现在)?(?:好|可以|行|解决|搞定|弄好|处理好|修好|装好|办好|ok|没问题|正常|能用|可以用|好用|恢复|"
+    r"能登录|登上|登录上|打开|收到货|到账|到货|到|付好|填好|改好|领|领到)(?:了|啦)(?:可以了)?"
+)
+
+# "Nothing else": closing after a closing check or a statement; an answer after a question.
+# A bare 没有 only counts after a closing check (after a statement it contradicts: 没有啊).
+# Never followed by more text than NOTHING_NEXT allows (没有收到 is a complaint, not 没有 + 收到).
+NOTHING = (
+    r"(?:(?:暂时|目前|现在|应该|也)?(?:没有|没|木有|无)(?:(?:其他|其它|别的|啥|什么|任何)(?:问题|事|事情|疑问|需要|"
+    r"要问的|的)?(?:了|啦|儿)?|(?:了|啦))|(?:暂时|目前)?就(?:这些|这样)(?:了|啦)?|没事儿?了?|没关系)"
+)
+NOTHING_NEXT = r"$|\s|谢|感|哈|亲|呢|哦|吧|啊|呀|辛苦|拜"
+NOTHING_BARE = r"(?:暂时|目前|现在|应该|也)?(?:没有|没|木有|无)"
+
+REFUSAL = (
+    r"(?:那|就)?(?:先|暂时|目前|现在|还是)?"
+    r"(?:不用|不需要|不要|不必|不考虑|不了|算了|不买|不办|不约|不报|不看)(?:了|啦|哈|吧)?"
+)
+
+# Deferral: the customer will think, ask someone, wait, try, come back later.
+_WHEN = (
+    r"(?:先|再|还是|回头|上午|下午|中午|后天|今天|周[一二三四五六日末天]|星期[一二三四五六日天]|"
+    r"下周[一二三四五六日末]?|这周[一二三四五六日末]?|到时候?|过几天|过两天|过段时间|过阵子|晚点|晚些|等下|"
+    r"等会儿?|待会儿?|一会儿?|稍后|明天|今晚|晚上|回去|回家|马上|这就|现在|周末|下周|改天|就|去)"
+)
+_GO_FOR = r"提车|拿|取|看|店里|门店|报到|上课|复诊|签约|办理"
+DEFER = (
+    rf"(?:我|我们)?{_WHEN}*(?:再)?(?:想想|想一想|考虑(?:一下|下|考虑)?|琢磨(?:一下|下)?|"
+    r"[\u4e00-\u9fff]{0,4}?(?:看看|看一下|看下|瞅瞅|试试|试一下|试下)(?:看|吧)?|研究(?:一下|研究|下)?|"
+    r"比较(?:一下|下)?|对比(?:一下|下)?|弄弄|弄一下|操作(?:一下|下)?|处理(?:一下|下)?|整理(?:一下|下)?|"
+    r"准备(?:一下|下)?|找找|找一下|找下|查查|查一下|查下|拍(?:一下|下)?|确认(?:一下|下)?)|"
+    rf"(?:我|我们)?{_WHEN}*(?:跟|和|同|问问|问下|问一下)(?:我)?(?:老公|老婆|爱人|家里人|家人|孩子他爸|孩子他妈|"
+    r"孩子|领导|老板|同事|财务|爸妈|父母|朋友|媳妇|对象|男朋友|女朋友|家里)(?:商量|讨论|说|沟通|商量商量)?"
+    r"(?:一下|下)?|"
+    rf"(?:我|我们)?{_WHEN}*(?:(?:在家)?(?:等等|等一下|等下|等着|等)(?:着)?(?:你|你们|您|师傅|快递|客服|老师|医生|"
+    r"物流|快递员|小哥|他们|师傅|退款|货|结果|审核){0,2}(?:的)?(?:消息|通知|电话|回复|回电|安排|收货|发货|到货|退款|"
+    r"到账|上门|审核|处理|结果|联系我|通知我|来|送|联系){0,2}|稍等(?:一下|下)?"
+    r"(?:我)?(?:去)?(?:拍|找|查|看|拿|发|翻|问)?(?:一下|下)?|不急|不着急|慢慢来)|"
+    rf"(?:我|我们)?{_WHEN}*(?:有(?:问题|需要|事|疑问|什么问题)|需要的话|不行|不懂|之后|以后|回来|"
+    r"(?:收到货?|收货|到货|到了|好了|弄好|装好|有结果|有消息)了?)?(?:的话)?(?:我|我们)?(?:再|还)?(?:找你|找您|"
+    r"找你们|联系你|联系您|联系你们|联系|问你|问您|咨询|跟你说|告诉你|通知你|回复你|回你|答复你)|"
+    r"(?:再|回头|到时|到时候)(?:联系|说|聊)|(?:我)?(?:跟|和)(?:他|她|他们)(?:说|讲)(?:一下|下)?|转告(?:他|她|一下)?|"
+    rf"(?:我|我们)?(?:{_WHEN}+去?|去)(?:付款|支付|下单|拍下|买|填|注册|登录|申请|操作|领|扫码|充值)(?:一下|下)?|"
+    rf"(?:我|我们)?(?:{_WHEN}+(?:过来|过去|来|去|到)(?:{_GO_FOR})?|(?:过来|过去|来|去|到)(?:{_GO_FOR}))|"
+    r"准时(?:到|来|去|参加)|"
+    r"(?:明天|今天|周末|晚上)?(?:我)?(?:都)?在家|(?:那)?(?:下次|改天|以后|回头)(?:吧|再说|再来|再买|再约)?|"
+    r"(?:回头|改天|以后|下次)?再说(?:吧)?"
+)
+
+# Anything here keeps a message from being a closing remark: a question or a request.
+VETO = (
+    r"[?]|吗|(?<![么什怎])么(?!么)|怎(?!么(?:弄|做|操作|办|用|回事|处理|填|改|设置)了)|咋|啥|"
+    r"什么|多少|(?<!过)几|哪|谁|为何|为啥|(?<![道白懂会])如何|是否|能否|可否|能不能|"
+    r"可不可以|行不行|好不好|对不对|是不是|有没有|要不要|会不会|用不用|需不需要|多久|多长|多大|多远|干嘛|"
+    r"帮我|帮忙|给我|发我|发给我|麻烦(?:你|您)?(?:帮|给|发|把|看|查|问|安排|处理|尽快|快|再)|请(?:你|您)?"
+    r"(?:帮|给|发|把|尽快|安排)|尽快|赶紧|快点|催|我要|我想(?:要|买|问|咨询|了解|退|换|改|预约|订|办|知道)|"
+    r"我需要|另外|顺便|对了|但是|不过|可是|没收到|收不到|(?<=[^先那就时是\s])不了|(?<!\d)(?!886(?!\d))\d{3,}"
+)
+
+# Staff messages: what kind of turn the customer is answering.
+CLOSING_CHECK = (
+    r"还(?:有|需要|要)(?:什么|其他|其它|别的|啥|哪些)|(?:其他|其它|别的)(?:问题|需要|疑问|事)|"
+    r"还有.{0,6}(?:帮|需要|问题)"
+)
+COMPREHENSION = (
+    r"(?:明白|清楚|了解|懂|看到|收到|看得到|看得见|听懂|理解|看清楚|学会)(?:了)?(?:吗|么|没|嘛|不)|"
+    r"(?:能|可以)看(?:到|见)(?:吗|么)"
+)
+WAIT = r"稍等|稍候|请稍|马上回复|稍后回复|等我一下|我(?:帮您|给您|这边|去)?(?:查|确认|核实|问|看)(?:一下|下)"
+QUESTION = (
+    r"[?]|吗|么|呢|嘛|是否|要不要|需不需要|还是|哪|几|什么|多少|选|确定|确认一下|同意|接受|考虑.{0,6}吗"
+)
+# The staff asks the customer to do something (send, fill in, try); "好的" then needs no reply.
+ACTION = (
+    r"麻烦|发(?:一下|下|我|给我|过来)|提供|拍(?:一下|照|下|给)|截图|填(?:一下|写)|上传|告诉我|核对|点(?:一下|击)|"
+    r"签(?:一下|个)|带(?:一下|上)|清(?:一下)|重启|刷新|扫码|登录|付一下|留(?:一下|个|下)|先在|您先|试(?:一下|试)|"
+    r"重新|留意|关注|查收|耐心等|等待|注意"
+)
+# A staff question that still wants a decision, even when it also asks the customer to act.
+DECISION = r"确定|确认|是否|要不要|需不需要|还是|哪个|哪一|哪种|选|同意|帮您|给您|为您|帮你|给你|为你"
+
+# [xxx] codes of WeChat's built-in emoji (Chinese and English names, lower-cased). Those that
+# carry a question or displeasure make a message need a reply; the others are dropped. A [xxx]
+# that is neither an emoji, a sticker nor a media code stays in the text as content.
+NEGATIVE_CODES = _words(
+    "疑问 发怒 抓狂 流泪 大哭 难过 委屈 生气 怒 撇嘴 鄙视 "
+    "衰 快哭了 可怜 惊恐 吐 失望 伤心 心碎 凋谢 咒骂 怄火 "
+    "差劲 弱 皱眉 天啊 叹气 苦涩 裂开 白眼 翻白眼 晕 问号 打脸 "
+    "? angry cry sob sad scowl frown scream "
+    "puke dizzy whimper tearingup brokenheart wilt thumbsdown "
+    "concerned sigh hurt broken omg speechless"
+)
+EMOJI_CODES = _words(
+    "微笑 色 发呆 得意 害羞 闭嘴 睡 尴尬 调皮 呲牙 惊讶 "
+    "酷 冷汗 偷笑 愉快 傲慢 饥饿 困 流汗 憨笑 悠闲 奋斗 嘘 "
+    "疯了 骷髅 敲打 再见 擦汗 抠鼻 鼓掌 糗大了 坏笑 左哼哼 "
+    "右哼哼 哈欠 阴险 亲亲 吓 菜刀 西瓜 啤酒 篮球 乒乓 "
+    "咖啡 饭 猪头 玫瑰 嘴唇 爱心 蛋糕 闪电 炸弹 刀 足球 "
+    "瓢虫 便便 月亮 太阳 礼物 拥抱 强 握手 胜利 抱拳 勾引 "
+    "拳头 爱你 no ok 爱情 飞吻 跳跳 发抖 转圈 磕头 "
+    "回头 跳绳 投降 激动 乱舞 献吻 左太极 右太极 嘿哈 捂脸 奸笑 "
+    "机智 耶 吃瓜 加油 汗 emm 社会社会 旺柴 好的 哇 666 让我看看 合十 福 烟花 爆竹 庆祝 發 鸡 赞 好 鼓励 "
+    "smile drool coolguy shy silent sleep awkward tongue "
+    "grin surprise ruthless blush chuckle joyful slight "
+    "smug hungry drowsy panic sweat laugh commando "
+    "determined shocked shhh tormented toasted skull hammer "
+    "wave nosepick clap shame trick yawn shrunken sly "
+    "kiss wrath cleaver watermelon beer basketball pingpong "
+    "coffee rice pig rose lips heart cake lightning bomb "
+    "dagger soccer ladybug poop moon sun gift hug "
+    "thumbsup shake peace fight beckon fist pinky rockon "
+    "nuh-uh inlove blowkiss waddle tremble aaagh twirl "
+    "kotow dramatic jumprope surrender hooray meditate smooch "
+    "taichi facepalm smirk smart yeah! onlooker "
+    "goforit sweats respect doge noprob mybad wow "
+    "boring awesome letmesee worship blessing fireworks "
+    "firecracker rich party chick"
+)
+# Non-text messages rendered as text: a customer sending these expects a reply.
+MEDIA_CODES = _words(
+    "图片 语音 视频 文件 链接 位置 名片 小程序 转账 红包 音频 聊天记录 合并转发 "
+    "image img photo voice audio video file link location card miniprogram transfer"
+)
+# Codes that only stand for a sticker.
+STICKER_CODES = _words("表情 动画表情 emotion emoji sticker 贴图 自定义表情 动图 gif")
+# Emoji characters that carry a question or displeasure.
+NEGATIVE_EMOJI = frozenset("❓❔🤔😡😠🤬😤💢😭😢😞😟😰😨🙄👎😒😫😩😣😖😱😓")

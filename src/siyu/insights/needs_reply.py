@@ -1,0 +1,324 @@
+"""Does an inbound customer message need a reply, or is it a closing remark (好的, 谢谢, 👌)?
+
+    from siyu.insights import default_classifier
+    verdicts = default_classifier().classify([("好的谢谢", "退款已经提交了"), ("好的", "确定要取消吗？")])
+    # [Verdict(label='closing', ...), Verdict(label='needs_reply', ...)]
+
+The shipped implementation (RuleClassifier) is a transparent grammar, no model:
+
+1. normalise: NFKC (full width → half width), lower case, WeChat codes such as [微笑] [OK]
+   [抱拳] and emoji dropped (question/displeasure ones such as [疑问] ❓ 😡 remembered), runs of
+   one character shortened (好好好 → 好好, 嗯嗯嗯嗯 → 嗯嗯), punctuation turned into spaces
+   (a question mark remembered);
+2. a message is a closing remark only if it consists entirely of closing phrases (lexicon.py:
+   acknowledgements, thanks, goodbyes and wishes, praise, "it's solved", "nothing else",
+   refusals of an offer, deferrals such as 我再考虑一下 / 我等你消息) and carries no question or
+   request cue (吗, 怎么, 多少, 帮我, 发我, 但是, 另外, ...). Anything else needs a reply;
+3. the staff message it answers decides the bare acknowledgements: after a question the staff
+   must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
+   👍 / 没有 are answers and need a reply; refusals (不用了), deferrals and goodbyes stay closing.
+   After a closing check (还有其他问题吗？) 是的 needs a reply and 没有了 does not; after a
+   comprehension check (明白了吗？), a "please wait" or a request for the customer to do
+   something (麻烦发一下订单号) an acknowledgement is closing.
+
+Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
+location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ...) needs a
+reply; a sticker ([表情], [emotion], [动画表情]) or emoji alone is an acknowledgement (closing,
+unless it answers a decision question); a question or displeasure emoji ([疑问] ❓ 😡) needs a
+reply; an empty or punctuation-only message is an acknowledgement, except question marks.
+
+score is a probability-like confidence that the message needs a reply (fixed per rule, not
+calibrated on data); label is "needs_reply" when score >= 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, Protocol, TextIO
+
+from siyu.insights import lexicon as lx
+
+Label = Literal["needs_reply", "closing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    label: Label
+    score: float  # confidence that the message needs a reply, 0..1
+
+
+class NeedsReplyClassifier(Protocol):
+    def classify(self, batch: Sequence[tuple[str, str | None]]) -> list[Verdict]:
+        """One verdict per (customer message, preceding staff message or None)."""
+        ...
+
+
+# ------------------------------------------------------------------------------ normalisation
+
+_CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
+_EXPORT_EMOJI = re.compile(r"#e-[a-z]+(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d]"
+)
+_PUNCT = re.compile(r"[^\w\s]|_")
+_REPEAT = re.compile(r"(.)\1{2,}")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    text: str  # what the grammar sees
+    media: bool = False  # an image, voice, file, link, ... rendering
+    negative: bool = False  # a question or displeasure emoji / code
+    question: bool = False  # a question mark
+
+
+def _drop_known_code(m: re.Match[str]) -> str:
+    """Emoji, sticker, media and negative codes go (the last two are flagged); any other [xxx]
+    (a placeholder such as [订单号], a bracketed word) stays as content."""
+    name = m.group(1)
+    if (
+        name in lx.EMOJI_CODES
+        or name in lx.STICKER_CODES
+        or name in lx.MEDIA_CODES
+        or name in lx.NEGATIVE_CODES
+    ):
+        return " "
+    return m.group(0)
+
+
+def normalize(text: str) -> Normalized:
+    t = unicodedata.normalize("NFKC", text).lower() if not text.isascii() else text.lower()
+    media = negative = False
+    if "[" in t or "#e-" in t:
+        t = _EXPORT_EMOJI.sub(" ", t)
+        for name in _CODE.findall(t):
+            if name in lx.MEDIA_CODES:
+                media = True
+            elif name in lx.NEGATIVE_CODES:
+                negative = True
+        t = _CODE.sub(_drop_known_code, t)
+    if not t.isascii():
+        if not lx.NEGATIVE_EMOJI.isdisjoint(t):
+            negative = True
+        t = _EMOJI.sub(" ", t)
+    question = "?" in t
+    t = _PUNCT.sub(" ", t)
+    t = _REPEAT.sub(r"\1\1", t)
+    t = _SPACE.sub(" ", t).strip()
+    if "thank you" in t or "got it" in t:
+        t = t.replace("thank you", "thankyou").replace("got it", "gotit")
+    return Normalized(t, media, negative, question)
+
+
+# ------------------------------------------------------------------------------ grammar
+
+
+class _Grammar:
+    """Can the text be cut, entirely, into phrases of these classes (and spaces)?
+
+    A dynamic programme over positions: from each reachable position, every span that one
+    phrase matches exactly makes its end reachable. Linear in the text length times the
+    longest phrase, where one regex `(?:A|B|...)+` backtracks exponentially on long texts made
+    of ambiguous phrases (好的好的...x)."""
+
+    MAX_PHRASE = 24
+
+    def __init__(self, *classes: str, nothing: bool = False) -> None:
+        self.phrase = re.compile("|".join(f"(?:{c})" for c in classes))
+        self.nothing = re.compile(lx.NOTHING) if nothing else None
+        self.nothing_next = re.compile(lx.NOTHING_NEXT)
+
+    def _ends(self, pattern: re.Pattern[str], s: str, i: int, reach: bytearray, check_next: bool) -> None:
+        if not pattern.match(s, i):  # no phrase starts here
+            return
+        for j in range(i + 1, min(len(s), i + self.MAX_PHRASE) + 1):
+            if (
+                not reach[j]
+                and pattern.fullmatch(s, i, j)
+                and (not check_next or self.nothing_next.match(s, j))
+            ):
+                reach[j] = 1
+
+    def _segment(self, s: str) -> bool:
+        if self.phrase.fullmatch(s) or (self.nothing is not None and self.nothing.fullmatch(s)):
+            return True  # the common case: one phrase (好的, 谢谢, 没有了)
+        n = len(s)
+        reach = bytearray(n + 1)
+        reach[0] = 1
+        for i in range(n):
+            if reach[i]:
+                self._ends(self.phrase, s, i, reach, False)
+                if self.nothing is not None:
+                    self._ends(self.nothing, s, i, reach, True)
+        return bool(reach[n])
+
+    def fullmatch(self, s: str) -> bool:
+        # No phrase spans a space (normalize() joins "thank you"), so segments parse alone.
+        return all(self._segment(seg) for seg in s.split(" ") if seg)
+
+
+# Every closing phrase; the weak subset is what a decision question turns into an answer.
+_ALL = _Grammar(lx.REFUSAL, lx.DEFER, lx.BYE, lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER, nothing=True)
+_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER)
+_WEAK_OR_NOTHING = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER, nothing=True)
+_CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
+_CALL_PARTICLES = "呢呀啊哈 "
+_NOTHING_BARE = re.compile(lx.NOTHING_BARE)
+_AFFIRM = re.compile(r"是的?|对的?|对对|有的?|嗯对")
+_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS)
+_AFTER_AFFIRM = _Grammar(lx.FILLER)
+
+
+def _head_then(head: re.Pattern[str], rest: _Grammar, s: str) -> bool:
+    m = head.match(s)
+    return m is not None and rest.fullmatch(s[m.end() :].strip())
+
+
+_VETO = re.compile(lx.VETO)
+_MAX_CLOSING_LEN = 48
+
+# staff messages
+_SENTENCE = re.compile(r"(?<=[。!.;\n?])")
+_QUESTION = re.compile(
+    r"[?]|吗|(?<![么什怎])么(?!么)|呢\s*$|嘛\s*$|是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|哪种|哪天|"
+    r"哪里|什么时候|什么时间|多少|选哪|考虑哪"
+)
+_CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
+_COMPREHENSION = re.compile(lx.COMPREHENSION)
+_WAIT = re.compile(lx.WAIT)
+_ACTION = re.compile(lx.ACTION)
+_DECISION = re.compile(lx.DECISION)
+
+ContextKind = Literal["none", "statement", "closing_check", "comprehension", "wait", "action", "decision"]
+
+
+@lru_cache(maxsize=8192)
+def context_kind(context: str | None) -> ContextKind:
+    """What the customer is answering: the last question in the staff message decides."""
+    if not context or not context.strip():
+        return "none"
+    c = unicodedata.normalize("NFKC", context).lower()
+    questions = [s for s in _SENTENCE.split(c) if _QUESTION.search(s)]
+    if not questions:
+        return "statement"
+    q = questions[-1]
+    if _CLOSING_CHECK.search(q):
+        return "closing_check"
+    if _COMPREHENSION.search(q):
+        return "comprehension"
+    decision = _DECISION.search(q)
+    if _WAIT.search(q) and not decision:
+        return "wait"
+    if _ACTION.search(q) and not decision:
+        return "action"
+    return "decision"
+
+
+# ------------------------------------------------------------------------------ classifier
+
+NEEDS_MEDIA = Verdict("needs_reply", 0.9)
+NEEDS_QUESTION = Verdict("needs_reply", 0.95)
+NEEDS_NEGATIVE = Verdict("needs_reply", 0.8)
+NEEDS_CONTENT = Verdict("needs_reply", 0.9)  # not made of closing phrases only
+NEEDS_ANSWER = Verdict("needs_reply", 0.7)  # an acknowledgement answering a staff question
+NEEDS_ANSWER_STICKER = Verdict("needs_reply", 0.6)
+CLOSING = Verdict("closing", 0.1)
+CLOSING_WEAK = Verdict("closing", 0.2)  # a bare acknowledgement with no staff message to go by
+CLOSING_STICKER = Verdict("closing", 0.3)
+
+
+def classify_one(text: str, context: str | None = None) -> Verdict:
+    n = normalize(text or "")
+    if n.media:
+        return NEEDS_MEDIA
+    if n.question:
+        return NEEDS_QUESTION
+    if n.negative:
+        return NEEDS_NEGATIVE
+    kind = context_kind(context)
+    s = n.text
+    if not s:  # a sticker, emoji or punctuation only
+        return NEEDS_ANSWER_STICKER if kind == "decision" else CLOSING_STICKER
+    if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
+        return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
+    if kind == "closing_check" and _head_then(_NOTHING_BARE, _AFTER_NOTHING_BARE, s):
+        return CLOSING
+    if not _ALL.fullmatch(s) or (_CALL.fullmatch(s) and s.strip(_CALL_PARTICLES)):
+        return NEEDS_CONTENT
+    if kind == "decision":
+        if _WEAK_OR_NOTHING.fullmatch(s):
+            return NEEDS_ANSWER
+        return CLOSING
+    if kind == "closing_check" and _head_then(_AFFIRM, _AFTER_AFFIRM, s):
+        return NEEDS_ANSWER
+    if kind == "none" and _WEAK.fullmatch(s):
+        return CLOSING_WEAK
+    return CLOSING
+
+
+class RuleClassifier:
+    """The normalisation + closing grammar + context rules described in the module docstring."""
+
+    def classify(self, batch: Sequence[tuple[str, str | None]]) -> list[Verdict]:
+        return [classify_one(text, context) for text, context in batch]
+
+
+_DEFAULT = RuleClassifier()
+
+
+def default_classifier() -> NeedsReplyClassifier:
+    return _DEFAULT
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _parse(line: str, lineno: int) -> tuple[str, str | None]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"line {lineno}: not JSON ({e.msg})") from None
+    if isinstance(obj, str):
+        return obj, None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text", ""), str):
+        raise ValueError(f'line {lineno}: expected {{"text": ..., "context": ...}}')
+    context = obj.get("context")
+    return obj.get("text") or "", context if isinstance(context, str) else None
+
+
+def _write(out: TextIO, batch: list[tuple[str, str | None]], classifier: NeedsReplyClassifier) -> None:
+    for v in classifier.classify(batch):
+        out.write(json.dumps({"label": v.label, "score": round(v.score, 4)}) + "\n")
+    out.flush()
+
+
+def run_cli(
+    stdin: Iterable[str],
+    stdout: TextIO,
+    batch_size: int = 1024,
+    classifier: NeedsReplyClassifier | None = None,
+) -> int:
+    """`siyu needs-reply`: JSON lines {"text", "context"} in, one {"label", "score"} line out per
+    input line (blank lines are skipped). Returns how many messages were classified; raises
+    ValueError naming the line on input that is not such an object."""
+    classifier = classifier or default_classifier()
+    batch: list[tuple[str, str | None]] = []
+    count = 0
+    for lineno, line in enumerate(stdin, 1):
+        if not line.strip():
+            continue
+        batch.append(_parse(line, lineno))
+        if len(batch) >= batch_size:
+            _write(stdout, batch, classifier)
+            count += len(batch)
+            batch = []
+    if batch:
+        _write(stdout, batch, classifier)
+        count += len(batch)
+    return count

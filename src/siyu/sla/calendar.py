@@ -1,0 +1,159 @@
+"""Business time: shifts on workdays in the tenant's time zone, holidays and 调休.
+
+A workday is decided, in order, by the dates the admin set (SlaCalendarDay: holiday or
+workday), then by mainland China's official calendar from the `chinese-calendar` package
+(public holidays and the weekend days worked in exchange, 调休), then by the weekday.
+Shifts are local times, several a day (split shifts, lunch breaks): [["09:00", "12:00"],
+["13:30", "18:00"]]; "24:00" ends a shift at midnight.
+
+    cal = BusinessCalendar.build("Asia/Shanghai", [["09:00", "18:00"]])
+    cal.add(msgtime, 120)   # the moment two business minutes have passed since msgtime
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MAX_DAYS = 800  # a calendar with no business hours for longer than this counts wall time
+
+
+def parse_hhmm(value: str) -> int:
+    """Minutes since midnight for "HH:MM" (00:00 .. 24:00)."""
+    try:
+        hours, minutes = (int(part) for part in str(value).strip().split(":"))
+    except ValueError as exc:
+        raise ValueError(f"not a time of day (HH:MM): {value!r}") from exc
+    total = hours * 60 + minutes
+    if not (0 <= minutes < 60 and 0 <= total <= 24 * 60):
+        raise ValueError(f"not a time of day (HH:MM): {value!r}")
+    return total
+
+
+def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]:
+    """Validated, sorted, non-overlapping shifts in minutes of the day."""
+    parsed = sorted((parse_hhmm(a), parse_hhmm(b)) for a, b in shifts)
+    for start, end in parsed:
+        if end <= start:
+            raise ValueError("a shift must end after it starts (split a night shift at 24:00)")
+    for (_, end), (start, _) in zip(parsed, parsed[1:], strict=False):
+        if start < end:
+            raise ValueError("shifts overlap")
+    return tuple(parsed)
+
+
+def official_workday(day: date) -> bool | None:
+    """Mainland China's official answer (holidays, 调休), or None for years it does not cover."""
+    try:
+        import chinese_calendar
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
+
+
+def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:
+    if minutes >= 24 * 60:
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    tz: ZoneInfo
+    shifts: tuple[tuple[int, int], ...]
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    workdays: frozenset[date] = field(default_factory=frozenset)
+    public_holidays: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        timezone: str,
+        shifts: Iterable[Sequence[str]],
+        holidays: Iterable[date] = (),
+        workdays: Iterable[date] = (),
+        public_holidays: bool = True,
+    ) -> BusinessCalendar:
+        return cls(
+            ZoneInfo(timezone or "Asia/Shanghai"),
+            parse_shifts(shifts),
+            frozenset(holidays),
+            frozenset(workdays),
+            public_holidays,
+        )
+
+    def is_workday(self, day: date) -> bool:
+        if day in self.holidays:
+            return False
+        if day in self.workdays:
+            return True
+        if self.public_holidays:
+            official = official_workday(day)
+            if official is not None:
+                return official
+        return day.weekday() < 5
+
+    def intervals_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Business intervals (UTC) that end after `start`, in order, clipped to start."""
+        day = start.astimezone(self.tz).date() - timedelta(days=1)
+        for _ in range(MAX_DAYS):
+            if self.is_workday(day):
+                for a, b in self.shifts:
+                    begin = _local(day, a, self.tz).astimezone(UTC)
+                    end = _local(day, b, self.tz).astimezone(UTC)
+                    if end > start:
+                        yield max(begin, start), end
+            day += timedelta(days=1)
+
+    def add(self, start: datetime, seconds: float) -> datetime:
+        """The moment `seconds` of business time have passed since `start` (a delay of 0
+        gives the next open moment)."""
+        remaining = max(0.0, float(seconds))
+        for begin, end in self.intervals_from(start):
+            length = (end - begin).total_seconds()
+            if remaining <= length:
+                return begin + timedelta(seconds=remaining)
+            remaining -= length
+        return start + timedelta(seconds=seconds)  # no business hours at all: wall time
+
+    def between(self, start: datetime, end: datetime) -> float:
+        """Business seconds from `start` to `end`."""
+        total = 0.0
+        for begin, stop in self.intervals_from(start):
+            if begin >= end:
+                break
+            total += (min(stop, end) - begin).total_seconds()
+        return total
+
+    def is_open(self, at: datetime) -> bool:
+        return any(begin <= at for begin, _ in _first(self.intervals_from(at)))
+
+
+def _first(it: Iterator) -> list:
+    return [x for _, x in zip(range(1), it, strict=False)]
+
+
+def quiet_until(at: datetime, window: Sequence[str], timezone: str) -> datetime | None:
+    """If `at` falls in the daily quiet window [start, end) (local; may span midnight, e.g.
+    ["21:00", "08:00"]), the moment it ends (UTC); else None."""
+    if not window or len(window) != 2:
+        return None
+    tz = ZoneInfo(timezone or "Asia/Shanghai")
+    start, end = parse_hhmm(window[0]), parse_hhmm(window[1])
+    if start == end:
+        return None
+    local = at.astimezone(tz)
+    minute = local.hour * 60 + local.minute + local.second / 60
+    today = local.date()
+    if start < end:
+        inside = start <= minute < end
+        ends = _local(today, end, tz)
+    else:
+        inside = minute >= start or minute < end
+        ends = _local(today + timedelta(days=1) if minute >= start else today, end, tz)
+    return ends.astimezone(UTC) if inside else None

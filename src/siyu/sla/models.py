@@ -1,0 +1,132 @@
+"""SLA tables: policies, the admin's calendar days, waits, escalation steps and voice calls.
+
+Time-driven work lives here as rows: one `SlaEscalation` per (wait, step) with a due time,
+claimed by workers with a lease and fired exactly once (siyu.sla.tasks). All times are UTC
+and on Siyu's clock (`rt.now()`), never the wall clock of whoever writes the row."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.db.base import Base, BigId, TenantOwned, utcnow
+
+DEFAULT_STEPS = [
+    {"delay_s": 120, "action": "app_message", "target": "agent"},
+    {"delay_s": 300, "action": "app_message", "target": "leader"},
+    {"delay_s": 600, "action": "voice_call", "target": "agent"},
+]
+DEFAULT_SHIFTS = [["09:00", "12:00"], ["13:30", "18:00"]]
+DEFAULT_QUIET_HOURS = ["21:00", "08:00"]
+
+
+class SlaPolicy(TenantOwned, Base):
+    """How long a customer may wait, and who hears about it when. One per tenant
+    (department_wecom_id 0) and optionally one per department (its members and the members
+    of its sub-departments that have none of their own)."""
+
+    __tablename__ = "sla_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "department_wecom_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    department_wecom_id: Mapped[int] = mapped_column(default=0)  # 0: the whole tenant
+    name: Mapped[str] = mapped_column(String(200), default="默认")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    # [{delay_s, action: app_message | voice_call, target: agent | leader | contact}], by delay
+    steps: Mapped[list] = mapped_column(default=lambda: [dict(s) for s in DEFAULT_STEPS])
+    # Delays count business time only (shifts on workdays, in the tenant's time zone).
+    business_hours_only: Mapped[bool] = mapped_column(default=False)
+    shifts: Mapped[list] = mapped_column(default=lambda: [list(s) for s in DEFAULT_SHIFTS])
+    public_holidays: Mapped[bool] = mapped_column(default=True)  # mainland China holidays and 调休
+    escalation_contact: Mapped[str] = mapped_column(String(64), default="")  # userid, last resort
+    merge_window_s: Mapped[float] = mapped_column(default=5.0)  # app messages to one person: one card
+    call_cooldown_s: Mapped[int] = mapped_column(default=900)  # one call covers all of an agent's waits
+    quiet_hours: Mapped[list] = mapped_column(default=lambda: list(DEFAULT_QUIET_HOURS))  # no calls
+    stale_after_s: Mapped[int] = mapped_column(default=6 * 3600)  # older steps are skipped, not sent
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaCalendarDay(TenantOwned, Base):
+    """A date the admin set: a holiday (no business hours) or a workday (e.g. a 调休 make-up
+    day the calendar package does not know, or a company event). Wins over the package."""
+
+    __tablename__ = "sla_calendar_days"
+    __table_args__ = (UniqueConstraint("tenant_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date]
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SlaWait(TenantOwned, Base):
+    """One customer message waiting for a reply, from its msgtime until it was answered,
+    recalled or dismissed: the unit of first-response time."""
+
+    __tablename__ = "sla_waits"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "conversation_id", "msgid"),
+        Index("ix_sla_waits_tenant_started", "tenant_id", "started_at"),
+        Index("ix_sla_waits_tenant_conversation_closed", "tenant_id", "conversation_id", "closed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"))
+    msgid: Mapped[str] = mapped_column(String(128))
+    staff_userid: Mapped[str] = mapped_column(String(64), default="")
+    customer_id: Mapped[int | None] = mapped_column(BigId)
+    policy_id: Mapped[int | None] = mapped_column(BigId)
+    started_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str] = mapped_column(String(16), default="")  # replied | recalled | dismissed
+    response_s: Mapped[float | None]  # closed by a reply: how long it took
+    breached_step: Mapped[int] = mapped_column(default=-1)  # the last step that fired
+    snoozed_until: Mapped[datetime | None]
+
+
+class SlaEscalation(TenantOwned, Base):
+    """One step of one wait: due at `due_at`, fired exactly once (or cancelled/skipped)."""
+
+    __tablename__ = "sla_escalations"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "wait_id", "step"),
+        Index("ix_sla_escalations_due", "status", "due_at"),
+        Index("ix_sla_escalations_tenant_fired", "tenant_id", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wait_id: Mapped[int] = mapped_column(BigId, ForeignKey("sla_waits.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    action: Mapped[str] = mapped_column(String(16))  # app_message | voice_call
+    target: Mapped[str] = mapped_column(String(16))  # agent | leader | contact
+    agent_userid: Mapped[str] = mapped_column(String(64), default="")
+    recipient: Mapped[str] = mapped_column(String(64), default="")  # resolved when it fires
+    due_at: Mapped[datetime]
+    # pending | fired | cancelled (the wait closed first) | skipped (nobody to tell, stale ...)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    fired_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SlaCall(TenantOwned, Base):
+    """A voice call to a staff member: placed once per cooldown, covering all their waits."""
+
+    __tablename__ = "sla_calls"
+    __table_args__ = (Index("ix_sla_calls_tenant_callee_at", "tenant_id", "callee_userid", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    callee_userid: Mapped[str] = mapped_column(String(64))
+    escalation_id: Mapped[int | None] = mapped_column(BigId)
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | placed | skipped | failed
+    provider: Mapped[str] = mapped_column(String(16), default="")
+    call_id: Mapped[str] = mapped_column(String(128), default="")
+    waits: Mapped[int] = mapped_column(default=0)  # how many waits the call was about
+    created_at: Mapped[datetime]  # Siyu's clock: the cooldown counts from here
+    placed_at: Mapped[datetime | None]
+    error: Mapped[str] = mapped_column(Text, default="")

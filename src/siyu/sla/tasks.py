@@ -1,0 +1,449 @@
+"""What the worker runs for SLA: fire due escalation steps, and send their notices.
+
+Firing. `claim_due` leases due steps (status pending, due_at <= now, and the tenant's
+archive pulled past due_at, so that a reply still in flight in the archive cannot be
+missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL. `fire`
+then, in one transaction, flips the row from pending to fired with a conditional UPDATE
+(the first statement, so it also takes SQLite's write lock; a worker whose lease ran out
+and a second worker that claimed the row after it cannot both win), decides, and queues
+the notice in the outbox with a dedupe key per escalation row. A crash before commit
+leaves the row pending for the next claim once the lease runs out; nothing doubles.
+
+Sending (outbox senders, registered on import):
+  sla_notice  a WeCom textcard (message/send). A card waits a few seconds (the policy's
+              merge_window_s) before it goes; steps for the same person that fire
+              meanwhile join it (while no sender has claimed it), so they arrive as one
+              card. Waits answered meanwhile are left out; if none is left it is Skipped.
+  sla_call    a voice call through siyu.sla.voice; one call says how many of the callee's
+              customers wait, and no second call is queued within the policy's cooldown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from datetime import datetime, timedelta
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
+
+from siyu.conversations.models import ArchiveCursor, Conversation, Message
+from siyu.customers.models import Customer
+from siyu.notify import outbox
+from siyu.notify.models import OutboxMessage
+from siyu.notify.outbox import Permanent, Skipped, sender
+from siyu.sla import service
+from siyu.sla.calendar import quiet_until
+from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
+from siyu.sla.voice import VoiceCall, provider_for
+from siyu.tenancy.models import Staff, Tenant
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=30)
+BATCH = 200
+POLL_S = 0.5  # how often the worker should look: steps fire within a second of being due
+
+
+# ------------------------------------------------------------------------------- firing
+
+
+def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
+    """Lease up to `limit` due steps whose tenant's archive is pulled past their due time.
+    Rows come back detached, as they are after the claim."""
+    now = rt.now()
+    e = aliased(SlaEscalation)
+    pulled = (
+        exists()
+        .where(
+            ArchiveCursor.tenant_id == e.tenant_id,
+            ArchiveCursor.source == "archive",
+            ArchiveCursor.pulled_until >= e.due_at,
+        )
+        .correlate(e)
+    )
+    due = (
+        select(e.id)
+        .where(
+            e.status == "pending",
+            e.due_at <= now,
+            or_(e.claimed_until.is_(None), e.claimed_until < now),
+            pulled,
+        )
+        .order_by(e.due_at)
+        .limit(limit)
+    )
+    if rt.db.is_postgres:
+        due = due.with_for_update(skip_locked=True, of=e)
+    stmt = (
+        update(SlaEscalation)
+        .where(SlaEscalation.id.in_(due.scalar_subquery()))
+        .values(claimed_until=now + LEASE, attempts=SlaEscalation.attempts + 1)
+        .returning(SlaEscalation)
+        .execution_options(synchronize_session=False)
+    )
+    with rt.db.system_session() as s:
+        rows = list(s.scalars(stmt))
+        s.expunge_all()
+    return rows
+
+
+def _recipient_lock(session: Session, tenant_id: int, what: str, userid: str) -> None:
+    """Serialise decisions about one person's notices or calls (a transaction-scoped
+    advisory lock on PostgreSQL; SQLite serialises all writers anyway)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"sla-{what}:{tenant_id}:{userid}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
+    """Fire one step exactly once. Returns what happened: fired | covered | cancelled |
+    skipped | deferred | lost (another worker fired it, or it is no longer due)."""
+    now = rt.now()
+    with rt.db.tenant_session(tenant_id) as s:
+        won = s.execute(
+            update(SlaEscalation)
+            .where(
+                SlaEscalation.id == escalation_id,
+                SlaEscalation.status == "pending",
+                SlaEscalation.due_at <= now,
+            )
+            .values(status="fired", fired_at=now, claimed_until=None)
+            .returning(SlaEscalation.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if won is None:
+            return "lost"
+        esc = s.get(SlaEscalation, escalation_id)
+        wait = s.get(SlaWait, esc.wait_id)
+        conversation = s.get(Conversation, esc.conversation_id)
+        if wait is None or wait.closed_at is not None:
+            esc.status, esc.note = "cancelled", wait.close_reason if wait else "gone"
+            return "cancelled"
+        if conversation is None or conversation.awaiting_msgid != wait.msgid:
+            # closed where no SLA listener ran: the conversation is the truth
+            service.close_waits(s, esc.conversation_id, now, "closed")
+            esc.status, esc.note = "cancelled", "no longer awaiting"
+            return "cancelled"
+        policy = service.policy_by_id(s, wait.policy_id)
+        if (now - esc.due_at).total_seconds() > policy.stale_after_s:
+            esc.status, esc.note = "skipped", "stale: due long ago"
+            return "skipped"
+        recipient = service.recipient_for(s, esc.target, esc.agent_userid, policy)
+        if not recipient:
+            esc.status, esc.note = "skipped", f"nobody to reach for target {esc.target}"
+            return "skipped"
+        if esc.action == "voice_call":
+            quiet_end = quiet_until(now, policy.quiet_hours, service.tenant_timezone(s))
+            if quiet_end is not None:
+                esc.status, esc.fired_at, esc.due_at, esc.note = "pending", None, quiet_end, "quiet hours"
+                return "deferred"
+        esc.recipient = recipient
+        wait.breached_step = max(wait.breached_step, esc.step)
+        if esc.action == "voice_call":
+            return _queue_call(s, tenant_id, esc, policy, now)
+        _queue_notice(s, tenant_id, esc, policy)
+        return "fired"
+
+
+def _queue_notice(s: Session, tenant_id: int, esc: SlaEscalation, policy) -> None:
+    """Join a card for the same person that is still waiting to go out (not yet claimed by
+    a sender), or queue a new one that waits merge_window_s for others to join."""
+    _recipient_lock(s, tenant_id, "notice", esc.recipient)
+    open_card = s.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.kind == "sla_notice",
+            OutboxMessage.status == "pending",
+            OutboxMessage.claimed_until.is_(None),
+            OutboxMessage.dedupe_key.like(_like_prefix(f"sla-notice:{esc.recipient}:"), escape="\\"),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    if open_card is not None and policy.merge_window_s:
+        payload = {**open_card.payload, "escalations": [*open_card.payload["escalations"], esc.id]}
+        joined = s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == open_card.id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.claimed_until.is_(None),  # a sender has not taken it meanwhile
+            )
+            .values(payload=payload)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if joined:
+            esc.note = f"merged into outbox {open_card.id}"
+            return
+    outbox.enqueue(
+        s,
+        "sla_notice",
+        f"sla-notice:{esc.recipient}:{esc.id}",
+        {"touser": esc.recipient, "escalations": [esc.id]},
+        delay=timedelta(seconds=policy.merge_window_s) if policy.merge_window_s else None,
+    )
+
+
+def _queue_call(s: Session, tenant_id: int, esc: SlaEscalation, policy, now: datetime) -> str:
+    _recipient_lock(s, tenant_id, "call", esc.recipient)
+    recent = s.scalar(
+        select(SlaCall)
+        .where(
+            SlaCall.callee_userid == esc.recipient,
+            SlaCall.status.in_(("queued", "placed")),
+            SlaCall.created_at > now - timedelta(seconds=policy.call_cooldown_s),
+        )
+        .order_by(SlaCall.created_at.desc())
+        .limit(1)
+    )
+    if recent is not None:
+        esc.note = f"covered by call {recent.id}"
+        return "covered"
+    call = SlaCall(callee_userid=esc.recipient, escalation_id=esc.id, created_at=now, status="queued")
+    s.add(call)
+    s.flush()
+    outbox.enqueue(
+        s,
+        "sla_call",
+        f"sla-call:{esc.id}",
+        {"call": call.id, "callee": esc.recipient, "escalations": [esc.id]},
+    )
+    return "fired"
+
+
+async def fire(rt, row: SlaEscalation) -> None:
+    """Fire one claimed row (for the worker's claim/run loop)."""
+    if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
+        rt.wake()
+
+
+async def fire_due(rt) -> int:
+    """Claim and fire everything due; returns how many steps fired (notices or calls)."""
+    fired = 0
+    while True:
+        rows = claim_due(rt, BATCH)
+        for row in rows:
+            try:
+                if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
+                    fired += 1
+            except Exception:  # noqa: BLE001 - the lease runs out and the row is tried again
+                log.exception("firing SLA step %s failed", row.id)
+        if len(rows) < BATCH:
+            break
+    if fired:
+        rt.wake()
+    return fired
+
+
+# ------------------------------------------------------------------------------ notices
+
+
+def conversation_link(rt, slug: str, conversation_id: int | None) -> str:
+    """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14)."""
+    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations"
+    return f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
+
+
+def waited(seconds: float) -> str:
+    minutes = max(0, int(seconds // 60))
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} 小时 {minutes} 分钟" if minutes else f"{hours} 小时"
+
+
+def _clip(value: str, n: int) -> str:
+    value = " ".join((value or "").split())
+    return value if len(value) <= n else value[: n - 1] + "…"
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _open_entries(s: Session, escalation_ids: list[int]) -> list[dict]:
+    """The still-unanswered waits behind these steps, one per conversation, longest first."""
+    rows = s.execute(
+        select(SlaEscalation, SlaWait, Conversation, Customer.name)
+        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+        .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
+        .outerjoin(Customer, Customer.id == Conversation.customer_id)
+        .where(SlaEscalation.id.in_(escalation_ids))
+    ).all()
+    entries: dict[int, dict] = {}
+    for esc, wait, conversation, name in rows:
+        if wait.closed_at is not None or conversation.awaiting_msgid != wait.msgid:
+            continue
+        entry = entries.get(conversation.id)
+        if entry is None or esc.step > entry["step"]:
+            entries[conversation.id] = {
+                "conversation_id": conversation.id,
+                "msgid": wait.msgid,
+                "started_at": wait.started_at,
+                "customer": name or "客户",
+                "agent": esc.agent_userid,
+                "step": esc.step,
+            }
+    found = sorted(entries.values(), key=lambda e: e["started_at"])
+    if found:
+        texts = dict(
+            s.execute(
+                select(Message.msgid, Message.text).where(Message.msgid.in_([e["msgid"] for e in found]))
+            ).all()
+        )
+        names = dict(
+            s.execute(
+                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in found}))
+            ).all()
+        )
+        for e in found:
+            e["text"] = texts.get(e["msgid"], "")
+            e["agent_name"] = names.get(e["agent"], e["agent"])
+    return found
+
+
+def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -> dict:
+    """The message/send body (without agentid) of one notice card."""
+    now = rt.now()
+    tz = ZoneInfo(timezone)
+    first = entries[0]
+    longest = waited((now - first["started_at"]).total_seconds())
+    own = all(e["agent"] == touser for e in entries)
+    if len(entries) == 1:
+        who = first["customer"] if own else f"{first['agent_name']}的客户 {first['customer']}"
+        title = f"{who} 已等待 {longest} 未回复"
+        local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
+        description = (
+            f'<div class="gray">{local} 发来</div>'
+            f'<div class="normal">{html.escape(first["customer"])}：'
+            f"{html.escape(_clip(first['text'], 60))}</div>"
+            f'<div class="highlight">已等待 {longest}，请尽快回复</div>'
+        )
+        url = conversation_link(rt, slug, first["conversation_id"])
+    else:
+        title = f"{len(entries)} 位客户等待回复，最长 {longest}"
+        lines = []
+        for e in entries[:5]:
+            agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
+            how_long = waited((now - e["started_at"]).total_seconds())
+            lines.append(
+                f'<div class="normal">{html.escape(e["customer"])}{agent}：'
+                f"{html.escape(_clip(e['text'], 24))} · {how_long}</div>"
+            )
+        if len(entries) > 5:
+            lines.append(f'<div class="gray">还有 {len(entries) - 5} 位</div>')
+        lines.append('<div class="highlight">请尽快回复</div>')
+        description = "".join(lines)
+        same = {e["conversation_id"] for e in entries}
+        url = conversation_link(rt, slug, first["conversation_id"] if len(same) == 1 else None)
+    return {
+        "touser": touser,
+        "msgtype": "textcard",
+        "textcard": {
+            "title": _clip(title, 64),
+            "description": description,
+            "url": url,
+            "btntxt": "去回复" if own else "查看",
+        },
+    }
+
+
+def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
+    with rt.db.tenant_session(tenant_id) as s:
+        entries = _open_entries(s, list(message.payload.get("escalations", [])))
+        if not entries:
+            return None
+        tenant = s.get(Tenant, tenant_id)
+        return build_card(
+            rt, tenant.slug, tenant.timezone or "Asia/Shanghai", message.payload["touser"], entries
+        )
+
+
+@sender("sla_notice")
+async def _send_notice(rt, tenant_id: int, message: OutboxMessage):
+    card = _notice(rt, tenant_id, message)
+    if card is None:
+        raise Skipped("every wait was answered meanwhile")
+    wecom = rt.clients.get(tenant_id)
+    await wecom.app.message_send({**card, "agentid": wecom.agent_id})
+
+
+# -------------------------------------------------------------------------------- calls
+
+
+def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
+    now = rt.now()
+    callee = message.payload["callee"]
+    with rt.db.tenant_session(tenant_id) as s:
+        ids = message.payload.get("escalations", [])
+        wait_ids = set(s.scalars(select(SlaEscalation.wait_id).where(SlaEscalation.id.in_(ids))))
+        waits = list(
+            s.scalars(
+                select(SlaWait)
+                .join(Conversation, Conversation.id == SlaWait.conversation_id)
+                .where(
+                    SlaWait.closed_at.is_(None),
+                    Conversation.awaiting_msgid == SlaWait.msgid,
+                    or_(SlaWait.staff_userid == callee, SlaWait.id.in_(wait_ids or {0})),
+                )
+            )
+        )
+        call = s.get(SlaCall, message.payload["call"])
+        if not any(w.id in wait_ids for w in waits):
+            if call is not None:
+                call.status, call.error = "skipped", "answered before the call"
+            return None
+        call.waits = len(waits)
+        mobile = s.scalar(select(Staff.mobile).where(Staff.userid == callee)) or ""
+        longest = max((now - w.started_at).total_seconds() for w in waits)
+    minutes = max(1, int(longest // 60))
+    return {
+        "call": call.id,
+        "callee": callee,
+        "mobile": mobile,
+        "params": [str(len(waits)), str(minutes)],
+        "text": f"您有{len(waits)}位客户已等待{minutes}分钟未回复，请尽快处理",
+    }
+
+
+def _call_failed(session: Session, message: OutboxMessage, error: str) -> None:
+    call = session.get(SlaCall, message.payload.get("call"))
+    if call is not None:
+        call.status, call.error = "failed", error[:2000]
+
+
+def _mark_call(rt, tenant_id: int, call_id: int, status: str, error: str = "") -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        call = s.get(SlaCall, call_id)
+        if call is not None:
+            call.status, call.error = status, error
+
+
+@sender("sla_call", on_dead=_call_failed)
+async def _send_call(rt, tenant_id: int, message: OutboxMessage):
+    plan = _call_plan(rt, tenant_id, message)
+    if plan is None:
+        raise Skipped("every wait was answered before the call")
+    provider = provider_for(rt)
+    if provider is None:
+        _mark_call(rt, tenant_id, plan["call"], "skipped", "voice calls are off (SIYU_VOICE_PROVIDER)")
+        raise Skipped("voice calls are off")
+    mobile = plan["mobile"]
+    if not mobile:  # not in Siyu's profile: ask WeCom (answered for older apps only)
+        mobile = (await rt.clients.get(tenant_id).app.user_get(plan["callee"])).get("mobile", "")
+    if not mobile:
+        raise Permanent(f"no mobile number for {plan['callee']}")
+    context = f"siyu:{tenant_id}:call:{plan['call']}"
+    call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
+    placed_at = rt.now()
+
+    def record(s: Session) -> None:
+        call = s.get(SlaCall, plan["call"])
+        call.status, call.call_id, call.provider, call.placed_at = "placed", call_id, provider.name, placed_at
+
+    return record

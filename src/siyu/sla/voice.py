@@ -1,0 +1,168 @@
+"""Voice calls for the last escalation step (WeCom has no phone API; REFERENCE 12).
+
+`VoiceProvider.call(VoiceCall) -> call id`: one interface, chosen by configuration
+(environment, prefix SIYU_VOICE_):
+
+  SIYU_VOICE_PROVIDER=off        no calls (the step is recorded, nothing rings)
+  SIYU_VOICE_PROVIDER=emulator   POST {SIYU_VOICE_EMULATOR_URL or SIYU_WECOM_BASE_URL}/_emulator/voice/calls
+  SIYU_VOICE_PROVIDER=tencent    Tencent Cloud VMS SendTtsVoice through its official SDK
+                                 (tencentcloud-sdk-python-vms), with
+      SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY   API credentials (CAM)
+      SIYU_VOICE_TENCENT_SDK_APP_ID                VoiceSdkAppid
+      SIYU_VOICE_TENCENT_TEMPLATE_ID               an approved TTS template with two parameters,
+                                                   e.g. "您有{1}位客户已等待{2}分钟未回复，请尽快处理"
+      SIYU_VOICE_TENCENT_REGION (ap-guangzhou), SIYU_VOICE_TENCENT_ENDPOINT (vms.tencentcloudapi.com),
+      SIYU_VOICE_PLAY_TIMES (2)
+
+Errors: `Permanent` for what retrying cannot fix (a bad number, an unapproved template, bad
+credentials); anything else is retried with backoff by the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from siyu.notify.outbox import Permanent
+
+
+class VoiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIYU_VOICE_", env_file=".env", extra="ignore")
+
+    provider: str = Field(default="off", description="off | emulator | tencent")
+    emulator_url: str = Field(default="", description="the emulator's base URL; empty = the WeCom base URL")
+    play_times: int = 2
+    tencent_secret_id: str = ""
+    tencent_secret_key: str = ""
+    tencent_sdk_app_id: str = ""
+    tencent_template_id: str = ""
+    tencent_region: str = "ap-guangzhou"
+    tencent_endpoint: str = "vms.tencentcloudapi.com"
+    tencent_scheme: str = "https"  # http only for a local imitation
+
+
+@dataclass(frozen=True)
+class VoiceCall:
+    phone: str  # mainland mobile number, digits (+86 is added where a provider wants it)
+    params: list[str]  # template parameters: [number of waiting customers, minutes waited]
+    text: str  # what is read out, for providers and records that take free text
+    context: str  # our reference, echoed back by the provider
+
+
+class VoiceProvider(Protocol):
+    name: str
+
+    async def call(self, call: VoiceCall) -> str:
+        """Place the call; return the provider's call id."""
+        ...
+
+
+def mainland(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    if len(digits) != 11 or not digits.startswith("1") or not digits.isdigit():
+        raise Permanent(f"not a mainland mobile number: {phone!r}")
+    return digits
+
+
+class EmulatorVoice:
+    """The emulator's voice gateway (siyu.emulator.voice): records each call."""
+
+    name = "emulator"
+
+    def __init__(self, base_url: str, play_times: int = 2, timeout: float = 10.0):
+        self.url = base_url.rstrip("/") + "/_emulator/voice/calls"
+        self.play_times = play_times
+        self.timeout = timeout
+
+    async def call(self, call: VoiceCall) -> str:
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            r = await client.post(
+                self.url,
+                json={
+                    "called_number": "+86" + mainland(call.phone),
+                    "template_params": call.params,
+                    "text": call.text,
+                    "play_times": self.play_times,
+                    "session_context": call.context,
+                },
+            )
+        if r.status_code == 400:
+            raise Permanent(f"voice gateway refused the call: {r.text[:300]}")
+        r.raise_for_status()
+        return r.json()["call_id"]
+
+
+# Tencent Cloud error codes that retrying cannot fix (VMS error code table).
+TENCENT_PERMANENT = ("AuthFailure", "InvalidParameter", "MissingParameter", "UnsupportedOperation")
+TENCENT_PERMANENT_FAILED = ("FailedOperation.TemplateIncorrectOrUnapproved", "FailedOperation.Forbidden")
+
+
+class TencentVoice:
+    """Tencent Cloud VMS SendTtsVoice (API 2020-09-02) through the official SDK."""
+
+    name = "tencent"
+
+    def __init__(self, settings: VoiceSettings):
+        if not (settings.tencent_secret_id and settings.tencent_secret_key):
+            raise Permanent("SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY are not set")
+        if not (settings.tencent_sdk_app_id and settings.tencent_template_id):
+            raise Permanent("SIYU_VOICE_TENCENT_SDK_APP_ID / _TEMPLATE_ID are not set")
+        self.settings = settings
+
+    def _client(self):
+        from tencentcloud.common import credential
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+        from tencentcloud.vms.v20200902 import vms_client
+
+        s = self.settings
+        http = HttpProfile(protocol=s.tencent_scheme, endpoint=s.tencent_endpoint, reqTimeout=15)
+        profile = ClientProfile(httpProfile=http)
+        profile.disable_region_breaker = True
+        cred = credential.Credential(s.tencent_secret_id, s.tencent_secret_key)
+        return vms_client.VmsClient(cred, s.tencent_region, profile)
+
+    def _send(self, call: VoiceCall) -> str:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+        from tencentcloud.vms.v20200902 import models
+
+        request = models.SendTtsVoiceRequest()
+        request.TemplateId = self.settings.tencent_template_id
+        request.CalledNumber = "+86" + mainland(call.phone)
+        request.VoiceSdkAppid = self.settings.tencent_sdk_app_id
+        request.TemplateParamSet = [str(p) for p in call.params]
+        request.PlayTimes = max(1, min(3, self.settings.play_times))
+        request.SessionContext = call.context[:1000]
+        try:
+            response = self._client().SendTtsVoice(request)
+        except TencentCloudSDKException as exc:
+            code = exc.get_code() or ""
+            if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
+                raise Permanent(f"Tencent VMS {code}: {exc.get_message()}") from exc
+            raise RuntimeError(f"Tencent VMS {code}: {exc.get_message()}") from exc
+        return response.SendStatus.CallId
+
+    async def call(self, call: VoiceCall) -> str:
+        return await asyncio.to_thread(self._send, call)
+
+
+def provider_for(rt, settings: VoiceSettings | None = None) -> VoiceProvider | None:
+    """The configured provider, or None when calls are off."""
+    settings = settings or VoiceSettings()
+    name = settings.provider.strip().lower()
+    if name in ("", "off", "none"):
+        return None
+    if name == "emulator":
+        return EmulatorVoice(settings.emulator_url or rt.settings.wecom_base_url, settings.play_times)
+    if name == "tencent":
+        return TencentVoice(settings)
+    raise Permanent(f"unknown SIYU_VOICE_PROVIDER {settings.provider!r} (off | emulator | tencent)")

@@ -1,0 +1,121 @@
+"""The conversation pages: who is waiting (/conversations), one chat (/conversations/{id}),
+message search (/conversations?q=...). Server-rendered, Chinese first, for a phone and for
+WeCom's own browser, where pushed links ("王女士 已等待 2 分钟") open /conversations/{id}."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from siyu.conversations import queries, service
+from siyu.customers import queries as customer_queries
+from siyu.web.auth import PageViewer
+from siyu.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+DONE = {
+    "dismissed": "已标记为无需回复。",
+    "not_waiting": "这个会话已经不在等待回复了。",
+}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _not_found() -> HTTPException:
+    return HTTPException(404, "not found")
+
+
+@router.get("/conversations", response_class=HTMLResponse)
+def conversation_list(request: Request, viewer: PageViewer):
+    p = request.query_params
+    q = (p.get("q") or "").strip()[:100]
+    kind = p.get("kind") if p.get("kind") in queries.KINDS else None
+    f = queries.ConversationFilter(
+        waiting=p.get("waiting") in ("1", "true", "on"),
+        staff_userid=p.get("staff") or None,
+        customer_id=_int(p.get("customer")),
+        kind=kind,
+    )
+    page_no = max(1, _int(p.get("page")) or 1)
+    result = hits = customer = None
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if q:
+            hits = queries.search_messages(s, viewer, q, page_no, 20)
+        else:
+            result = queries.list_conversations(s, viewer, f, page_no, 20)
+        waiting_total = queries.waiting_count(s, viewer)
+        staff = [
+            m
+            for m in customer_queries.active_staff(s)
+            if viewer.visible_staff is None or m.userid in viewer.visible_staff
+        ]
+        if f.customer_id is not None:
+            found = customer_queries.get_customer(s, viewer, f.customer_id)
+            customer = {"id": found.id, "name": found.name} if found else None
+    kept = {k: v for k, v in p.items() if k != "page" and v}
+
+    def page_url(n: int) -> str:
+        return "/conversations?" + urlencode({**kept, "page": n})
+
+    return render(
+        request,
+        "conversations.html",
+        {
+            "result": result,
+            "hits": hits,
+            "q": q,
+            "f": f,
+            "customer": customer,
+            "staff": staff,
+            "kinds": queries.KIND_NAMES,
+            "waiting_total": waiting_total,
+            "page_url": page_url,
+            "filtered": bool(kept),
+            "page_no": page_no,
+        },
+    )
+
+
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+def conversation_page(request: Request, viewer: PageViewer, conversation_id: int):
+    before = _int(request.query_params.get("before"))
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        found = queries.conversation(s, viewer, conversation_id)
+        page = queries.messages(s, viewer, conversation_id, before) if found else None
+        customer_readable = bool(
+            found
+            and found["customer"]
+            and customer_queries.get_customer(s, viewer, found["customer"]["id"]) is not None
+        )
+    if found is None or page is None:
+        raise _not_found()
+    return render(
+        request,
+        "conversation.html",
+        {
+            "c": found,
+            "page": page,
+            "before": before,
+            "customer_link": customer_readable,
+            "done": DONE.get(request.query_params.get("done") or ""),
+        },
+    )
+
+
+@router.post("/conversations/{conversation_id}/dismiss")
+def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
+    """The 无需回复 button (its form carries the CSRF token, checked by PageViewer)."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if queries.get_conversation(s, viewer, conversation_id) is None:
+            raise _not_found()
+        dismissed = service.dismiss(s, conversation_id)
+    done = "dismissed" if dismissed else "not_waiting"
+    return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)

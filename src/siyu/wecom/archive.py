@@ -1,0 +1,559 @@
+"""Conversation archive (会话内容存档, REFERENCE section 11): where archived messages come from.
+
+An `ArchiveSource` answers `fetch(after_seq, limit)`: the decrypted messages (REFERENCE
+11.3) with seq > after_seq, in seq order. Three sources:
+
+- `SdkArchiveSource`: WeCom's finance SDK (libWeWorkFinanceSdk_C.so) over ctypes.
+- `HttpArchiveSource`: the WeCom emulator, which stands in for the SDK with two
+  emulator-only endpoints (chatdata over HTTP with the 会话存档 secret's token, and a
+  decrypt endpoint in place of the SDK's opaque DecryptData).
+- `JsonLinesArchiveSource`: already-decrypted messages, one JSON object a line (migrations).
+
+The first two share `ChatDataPipeline`: fetch raw chatdata items (REFERENCE 11.2), RSA-
+decrypt each item's `encrypt_random_key` with the tenant's private key for its
+`publickey_ver` (PKCS#1 v1.5), hand that string and `encrypt_chat_msg` to the decryptor.
+Only the two functions differ, so which decryptor a tenant uses is configuration.
+
+Failures raise `ArchiveError` (SDK codes 10000-10011, readable in Chinese and English);
+10001-10003 are retried a few times with backoff before they surface. A message that
+cannot be decrypted fails the whole batch (its `seq` is on the error): a caller that
+advanced its cursor past it would lose that message for good.
+
+This module knows no database and no domain: it speaks WeCom, whoever answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .client import DEFAULT_BASE_URL, WeComClient
+from .errors import WeComError, WeComTransportError
+from .finance_sdk import SDK_ERRORS, ArchiveError, FinanceSdk
+
+__all__ = [
+    "ArchivedMessage",
+    "ArchiveSource",
+    "ArchiveError",
+    "SDK_ERRORS",
+    "MAX_LIMIT",
+    "ChatDataPipeline",
+    "SdkArchiveSource",
+    "HttpArchiveSource",
+    "JsonLinesArchiveSource",
+    "EMULATOR_CHATDATA_PATH",
+    "EMULATOR_DECRYPT_PATH",
+    "rsa_decrypt_random_key",
+    "generate_key_pair",
+    "load_private_keys",
+    "permit_users",
+    "check_single_agree",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+EMULATOR_CHATDATA_PATH = "/cgi-bin/msgaudit/emulator_get_chat_data"
+EMULATOR_DECRYPT_PATH = "/cgi-bin/msgaudit/emulator_decrypt"
+
+
+@dataclass
+class ArchivedMessage:
+    seq: int
+    msgid: str
+    message: dict  # the decrypted JSON of REFERENCE 11.3
+
+
+@runtime_checkable
+class ArchiveSource(Protocol):
+    async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
+        """Messages with seq > after_seq, in seq order, at most `limit` (<= 1000)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- keys
+
+PrivateKeys = Mapping[int | str, "str | bytes | rsa.RSAPrivateKey"]
+
+
+def _load_private_key(pem: str | bytes | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
+    if isinstance(pem, rsa.RSAPrivateKey):
+        return pem
+    data = pem.encode() if isinstance(pem, str) else bytes(pem)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an unencrypted PEM private key (PKCS#1 or PKCS#8): {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the archive private key must be an RSA key")
+    return key
+
+
+def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPrivateKey]:
+    """`{publickey_ver: PEM}` (PKCS#1 or PKCS#8, or key objects) -> loaded keys; ValueError if bad."""
+    out: dict[int, rsa.RSAPrivateKey] = {}
+    for ver, pem in (private_keys or {}).items():
+        try:
+            out[int(ver)] = _load_private_key(pem)
+        except ValueError as exc:
+            raise ValueError(f"private key for publickey_ver {ver}: {exc}") from None
+    return out
+
+
+def rsa_decrypt_random_key(
+    encrypt_random_key_b64: str, private_key_pem: str | bytes | rsa.RSAPrivateKey
+) -> str:
+    """The chatdata item's random key: base64 -> RSA PKCS#1 v1.5 decrypt -> ASCII string."""
+    key = _load_private_key(private_key_pem)
+    try:
+        cipher = base64.b64decode(encrypt_random_key_b64, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise ArchiveError(10008, "encrypt_random_key is not base64", retryable=False) from None
+    mismatch = ArchiveError(
+        10007,
+        "the private key does not decrypt encrypt_random_key: wrong key pair for this publickey_ver",
+        retryable=False,
+    )
+    try:
+        plain = key.decrypt(cipher, padding.PKCS1v15())
+    except ValueError:
+        raise mismatch from None
+    # OpenSSL 3.2+ may answer a wrong key with random bytes (implicit rejection) instead of
+    # an error; the real random key is a short printable ASCII string.
+    if not plain or not all(0x20 < b < 0x7F for b in plain):
+        raise mismatch
+    return plain.decode("ascii")
+
+
+def generate_key_pair(bits: int = 2048) -> tuple[str, str]:
+    """A new archive key pair `(private_pem, public_pem)`, both PKCS#1 PEM ("BEGIN RSA ...")
+    as WeCom's admin console expects; upload the public one, keep the private one."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()
+    )
+    return private_pem, public_pem
+
+
+# ---------------------------------------------------------------------------- pipeline
+
+FetchChatData = Callable[[int, int], "Awaitable[list[dict]] | list[dict]"]
+DecryptData = Callable[[str, str], "Awaitable[dict | str] | dict | str"]
+
+
+def _check_limit(limit: int) -> int:
+    limit = int(limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ArchiveError(10000, f"limit must be 1..{MAX_LIMIT}, got {limit}", retryable=False)
+    return limit
+
+
+def _as_message(plain: dict | str | bytes, seq: int, msgid: str) -> dict:
+    if isinstance(plain, dict):
+        return plain
+    try:
+        message = json.loads(plain)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
+    return message
+
+
+class ChatDataPipeline:
+    """chatdata items -> ArchivedMessages.
+
+    `fetch_chatdata(after_seq, limit)` returns raw chatdata items (REFERENCE 11.2);
+    `decrypt_data(encrypt_key, encrypt_chat_msg)` returns the message (dict or JSON text).
+    Either may be a coroutine function; plain functions are taken to block and run in a
+    worker thread (a batch's decryption in one thread). Both raise `ArchiveError`;
+    retryable ones are retried `retries` times with exponential backoff (`backoff_base`
+    doubling up to `backoff_max`, jittered). `private_keys`: `{publickey_ver: PEM}`.
+    """
+
+    def __init__(
+        self,
+        fetch_chatdata: FetchChatData,
+        decrypt_data: DecryptData,
+        private_keys: PrivateKeys,
+        *,
+        retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        concurrency: int = 8,
+    ) -> None:
+        self._fetch_chatdata = fetch_chatdata
+        self._decrypt_data = decrypt_data
+        self.private_keys = load_private_keys(private_keys)
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.concurrency = max(1, concurrency)
+        self._random = random.Random()
+
+    def _delay(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling / 2 + self._random.uniform(0, ceiling / 2)
+
+    async def _retrying(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except ArchiveError as exc:
+                if not exc.retryable or attempt >= self.retries:
+                    raise
+                attempt += 1
+                delay = self._delay(attempt)
+                log.info("archive call failed (%s); retry %d in %.2fs", exc.code, attempt, delay)
+                await asyncio.sleep(delay)
+
+    def _retrying_sync(self, call: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except ArchiveError as exc:
+                if not exc.retryable or attempt >= self.retries:
+                    raise
+                attempt += 1
+                time.sleep(self._delay(attempt))
+
+    async def _fetch_items(self, after_seq: int, limit: int) -> list[dict]:
+        fn = self._fetch_chatdata
+        if inspect.iscoroutinefunction(fn):
+            items = await self._retrying(lambda: fn(after_seq, limit))
+        else:
+            items = await asyncio.to_thread(self._retrying_sync, lambda: fn(after_seq, limit))
+            if inspect.isawaitable(items):  # a plain function that returned a coroutine
+                items = await items
+        try:
+            items = sorted((dict(i) for i in items or ()), key=lambda i: int(i["seq"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchiveError(10002, f"chatdata item without a numeric seq ({exc})") from None
+        return [i for i in items if int(i["seq"]) > after_seq]
+
+    def random_key(self, item: Mapping[str, Any]) -> str:
+        """The RSA-decrypted random key of one chatdata item (ArchiveError 10007 if no key)."""
+        seq, msgid = int(item["seq"]), str(item.get("msgid") or "")
+        try:
+            ver = int(item.get("publickey_ver") or 0)
+        except (TypeError, ValueError):
+            ver = 0
+        key = self.private_keys.get(ver)
+        if key is None:
+            raise ArchiveError(
+                10007,
+                f"no private key for publickey_ver {ver}: upload that key pair "
+                f"(known versions: {sorted(self.private_keys) or 'none'})",
+                retryable=False,
+                seq=seq,
+                msgid=msgid,
+            )
+        try:
+            return rsa_decrypt_random_key(str(item.get("encrypt_random_key") or ""), key)
+        except ArchiveError as exc:
+            detail = f"publickey_ver {ver}: {exc.detail}"
+            raise ArchiveError(exc.code, detail, retryable=False, seq=seq, msgid=msgid) from None
+
+    def _decrypt_batch_sync(self, items: list[dict]) -> list[ArchivedMessage]:
+        out = []
+        for item in items:
+            seq, msgid = int(item["seq"]), str(item.get("msgid") or "")
+            key = self.random_key(item)
+            try:
+                plain = self._retrying_sync(
+                    lambda k=key, i=item: self._decrypt_data(k, str(i.get("encrypt_chat_msg") or ""))
+                )
+            except ArchiveError as exc:
+                raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
+            message = _as_message(plain, seq, msgid)
+            out.append(ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message))
+        return out
+
+    async def _decrypt_batch_async(self, items: list[dict]) -> list[ArchivedMessage]:
+        keys = await asyncio.to_thread(lambda: [self.random_key(i) for i in items])
+        gate = asyncio.Semaphore(self.concurrency)
+        fn = self._decrypt_data
+
+        async def one(item: dict, key: str) -> ArchivedMessage:
+            seq, msgid = int(item["seq"]), str(item.get("msgid") or "")
+            async with gate:
+                try:
+                    plain = await self._retrying(lambda: fn(key, str(item.get("encrypt_chat_msg") or "")))
+                except ArchiveError as exc:
+                    raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
+            message = _as_message(plain, seq, msgid)
+            return ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message)
+
+        return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
+
+    async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
+        """Messages with seq > after_seq, decrypted, in seq order, at most `limit`."""
+        after_seq, limit = max(0, int(after_seq)), _check_limit(limit)
+        items = (await self._fetch_items(after_seq, limit))[:limit]
+        if not items:
+            return []
+        if inspect.iscoroutinefunction(self._decrypt_data):
+            return await self._decrypt_batch_async(items)
+        return await asyncio.to_thread(self._decrypt_batch_sync, items)
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+class SdkArchiveSource:
+    """WeCom's finance SDK over ctypes (`lib_path` = libWeWorkFinanceSdk_C.so).
+
+    The SDK handle is created and Init'ed once, on the first fetch; blocking SDK calls run
+    in worker threads. `proxy` ("socks5://host:port" or "http://...") and `passwd`
+    ("user:pass") are handed to GetChatData; `timeout` is its timeout in seconds.
+    """
+
+    def __init__(
+        self,
+        lib_path: str | os.PathLike[str],
+        corp_id: str,
+        secret: str,
+        private_keys: PrivateKeys,
+        proxy: str | None = None,
+        timeout: int = 10,
+        *,
+        passwd: str | None = None,
+        retries: int = 3,
+        backoff_base: float = 0.5,
+    ) -> None:
+        if not corp_id or not secret:
+            raise ValueError("corp_id and the 会话存档 secret are required")
+        self.lib_path = os.fspath(lib_path)
+        self.corp_id = corp_id
+        self._secret = secret
+        self.proxy = proxy or None
+        self.passwd = passwd or None
+        self.timeout = int(timeout)
+        self._sdk: FinanceSdk | None = None
+        self._init_lock = threading.Lock()
+        self._closed = False
+        self.pipeline = ChatDataPipeline(
+            self._get_chat_data,
+            self._decrypt,
+            private_keys,
+            retries=retries,
+            backoff_base=backoff_base,
+        )
+
+    def __repr__(self) -> str:
+        return f"SdkArchiveSource(lib_path={self.lib_path!r}, corp_id={self.corp_id!r})"
+
+    def _handle(self) -> FinanceSdk:
+        with self._init_lock:
+            if self._closed:
+                raise ArchiveError(10000, "the archive source is closed", retryable=False)
+            if self._sdk is None:
+                self._sdk = FinanceSdk(self.lib_path, self.corp_id, self._secret)
+            return self._sdk
+
+    def _get_chat_data(self, after_seq: int, limit: int) -> list[dict]:  # blocking
+        return self._handle().get_chat_data(after_seq, limit, self.proxy, self.passwd, self.timeout)
+
+    def _decrypt(self, encrypt_key: str, encrypt_chat_msg: str) -> str:  # blocking
+        return self._handle().decrypt_data(encrypt_key, encrypt_chat_msg)
+
+    async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
+        return await self.pipeline.fetch(after_seq, limit)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._init_lock:
+                self._closed = True
+                if self._sdk is not None:
+                    self._sdk.close()
+                    self._sdk = None
+
+        await asyncio.to_thread(close)
+
+
+def _archive_error(exc: WeComError | WeComTransportError) -> ArchiveError:
+    if isinstance(exc, WeComTransportError):
+        return ArchiveError(10001, str(exc))
+    return ArchiveError(exc.errcode, exc.errmsg or str(exc))
+
+
+class HttpArchiveSource:
+    """The WeCom emulator's stand-in for the SDK (emulator only: real WeCom serves chatdata
+    through the SDK's own protocol, never at these paths).
+
+    chatdata: POST {base_url}/cgi-bin/msgaudit/emulator_get_chat_data {seq, limit, timeout}
+    with the 会话存档 secret's access token (through `WeComClient`: token cache, refresh,
+    retries); the answer is the SDK's GetChatData JSON. Decryption: POST
+    {base_url}/cgi-bin/msgaudit/emulator_decrypt {encrypt_key, encrypt_chat_msg} ->
+    {plaintext}; like the SDK's DecryptData it needs no token.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        private_keys: PrivateKeys,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff_base: float = 0.5,
+        concurrency: int = 8,
+        **client_options: Any,
+    ) -> None:
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = timeout
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self.client = WeComClient(
+            corp_id, secret, base_url=self.base_url, http=self._http, timeout=timeout, **client_options
+        )
+        self.pipeline = ChatDataPipeline(
+            self._get_chat_data,
+            self._decrypt,
+            private_keys,
+            retries=retries,
+            backoff_base=backoff_base,
+            concurrency=concurrency,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpArchiveSource(base_url={self.base_url!r}, corp_id={self.client.corp_id!r})"
+
+    async def _get_chat_data(self, after_seq: int, limit: int) -> list[dict]:
+        body = {"seq": after_seq, "limit": limit, "timeout": int(self.timeout)}
+        try:
+            data = await self.client._post(EMULATOR_CHATDATA_PATH, body)
+        except (WeComError, WeComTransportError) as exc:
+            raise _archive_error(exc) from None
+        return list(data.get("chatdata") or [])
+
+    async def _decrypt(self, encrypt_key: str, encrypt_chat_msg: str) -> str:
+        body = {"encrypt_key": encrypt_key, "encrypt_chat_msg": encrypt_chat_msg}
+        try:
+            resp = await self._http.post(self.base_url + EMULATOR_DECRYPT_PATH, json=body)
+            data = resp.json()
+        except httpx.HTTPError as exc:
+            raise ArchiveError(10001, f"{type(exc).__name__}: {exc}") from None
+        except ValueError:
+            raise ArchiveError(10002, f"HTTP {resp.status_code} without a JSON body") from None
+        errcode = int(data.get("errcode") or 0) if isinstance(data, dict) else 10002
+        if errcode:
+            raise ArchiveError(errcode, str(data.get("errmsg") or "") if isinstance(data, dict) else "")
+        return str(data.get("plaintext") or "")
+
+    async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
+        return await self.pipeline.fetch(after_seq, limit)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self._own_http:
+            await self._http.aclose()
+
+
+class JsonLinesArchiveSource:
+    """Already-decrypted messages, one JSON object a line (for migrations).
+
+    A line is either the message itself (REFERENCE 11.3, with an optional top-level
+    "seq" that is taken off) or `{"seq"?, "msgid"?, "message": {...}}`. Without a seq the
+    line number (1-based) is the seq. Blank lines are skipped. The file is read once, on
+    the first fetch.
+    """
+
+    def __init__(self, path_or_lines: str | os.PathLike[str] | Iterable[str]) -> None:
+        self._source = path_or_lines
+        self._messages: list[ArchivedMessage] | None = None
+
+    def _load(self) -> list[ArchivedMessage]:
+        source = self._source
+        if isinstance(source, str | os.PathLike):
+            lines: Iterable[str] = Path(source).read_text(encoding="utf-8").splitlines()
+        else:
+            lines = source
+        out: list[ArchivedMessage] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"line {number}: not JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"line {number}: not a JSON object")
+            if isinstance(obj.get("message"), dict):
+                message = dict(obj["message"])
+                seq, msgid = obj.get("seq"), obj.get("msgid") or message.get("msgid")
+            else:
+                message = dict(obj)
+                seq, msgid = message.pop("seq", None), message.get("msgid")
+            if not msgid:
+                raise ValueError(f"line {number}: message without msgid")
+            try:
+                seq = number if seq is None else int(seq)
+            except (TypeError, ValueError):
+                raise ValueError(f"line {number}: seq is not a number") from None
+            out.append(ArchivedMessage(seq, str(msgid), message))
+        out.sort(key=lambda m: m.seq)
+        return out
+
+    async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
+        limit = _check_limit(limit)
+        if self._messages is None:
+            self._messages = await asyncio.to_thread(self._load)
+        return [m for m in self._messages if m.seq > after_seq][:limit]
+
+    async def aclose(self) -> None:
+        self._messages = None
+
+
+# ---------------------------------------------------------------------------- HTTP APIs §11.4
+
+
+async def permit_users(client: WeComClient, type: int | None = None) -> list[str]:
+    """msgaudit/get_permit_user_list: userids of members whose chats are archived.
+    `client` must use the 会话存档 secret; `type` 1 办公版, 2 服务版, 3 企业版 (optional)."""
+    body = {"type": int(type)} if type is not None else {}
+    data = await client._post("/cgi-bin/msgaudit/get_permit_user_list", body)
+    return [str(i) for i in data.get("ids") or []]
+
+
+async def check_single_agree(client: WeComClient, pairs: Iterable[tuple[str, str]]) -> list[dict]:
+    """msgaudit/check_single_agree for (userid, external_userid) pairs: WeCom's agreeinfo
+    items `{userid, exteranalopenid (sic), agree_status: Agree|Disagree|Default_Agree,
+    status_change_time}`, each with `external_userid` added (the correctly spelled copy)."""
+    pairs = list(pairs)
+    out: list[dict] = []
+    for i in range(0, len(pairs), 100):
+        info = [{"userid": u, "exteranalopenid": e} for u, e in pairs[i : i + 100]]
+        data = await client._post("/cgi-bin/msgaudit/check_single_agree", {"info": info})
+        for item in data.get("agreeinfo") or []:
+            item = dict(item)
+            item.setdefault("external_userid", item.get("exteranalopenid", ""))
+            out.append(item)
+    return out

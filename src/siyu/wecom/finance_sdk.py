@@ -1,0 +1,190 @@
+"""ctypes binding to WeCom's conversation-archive SDK, libWeWorkFinanceSdk_C.so (REFERENCE 11.1).
+
+The vendor library is a blocking C API; `FinanceSdk` wraps one SDK handle (NewSdk + Init)
+and turns the int return codes into `ArchiveError`. Every call here blocks: async code
+runs them in a thread (`siyu.wecom.archive.SdkArchiveSource` does). ctypes releases the
+GIL during the C call. GetChatData calls on one handle are serialised by a lock (the
+vendor does not document the handle as thread safe); DecryptData needs no handle.
+
+Slices are created with NewSlice and always released with FreeSlice, also on failure;
+their content is copied out (`string_at` with GetSliceLen, so embedded NULs survive)
+before the slice is freed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+from typing import Any
+
+__all__ = ["ArchiveError", "FinanceSdk", "SDK_ERRORS", "RETRYABLE_CODES", "load_library"]
+
+SDK_ERRORS: dict[int, tuple[str, str]] = {
+    10000: ("参数错误", "parameter error: check seq, limit (1..1000), corp id and secret"),
+    10001: ("网络请求错误", "network error reaching WeCom (check the proxy setting)"),
+    10002: ("数据解析失败", "WeCom's answer could not be parsed"),
+    10003: ("系统调用失败", "system call failed"),
+    10004: ("密钥错误导致加密失败", "key error: encryption failed (check the public key uploaded to WeCom)"),
+    10005: ("fileid 错误", "bad sdkfileid"),
+    10006: ("解密失败", "decryption failed: the random key does not fit this message"),
+    10007: (
+        "找不到消息加密版本的私钥，需要重新传入私钥对",
+        "no private key for this publickey_ver: upload that key pair",
+    ),
+    10008: ("解析 encrypt_key 出错", "encrypt_key parse error: the decrypted random key is malformed"),
+    10009: ("IP 非法", "this server's IP is not allowed: add it to the archive's trusted IPs"),
+    10010: ("数据过期", "data expired: archived messages can be fetched for a few days only"),
+    10011: ("证书错误", "certificate error"),
+}
+
+RETRYABLE_CODES = frozenset({-1, 10001, 10002, 10003, 45009, 45033})
+"""SDK codes 10001-10003 (network, parse, system) and WeCom's busy/limit codes."""
+
+
+class ArchiveError(Exception):
+    """A failed archive call: `code` (SDK 10000-10011, or a WeCom errcode), `retryable`,
+    and where known the `seq` / `msgid` of the chatdata item that failed."""
+
+    def __init__(
+        self,
+        code: int,
+        detail: str = "",
+        *,
+        retryable: bool | None = None,
+        seq: int | None = None,
+        msgid: str | None = None,
+    ) -> None:
+        self.code = int(code)
+        self.retryable = self.code in RETRYABLE_CODES if retryable is None else retryable
+        self.detail = detail
+        self.seq = seq
+        self.msgid = msgid
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """Chinese and English: what went wrong and, where it helps, what to do."""
+        zh, en = SDK_ERRORS.get(self.code, ("会话存档调用失败", "conversation archive call failed"))
+        text = f"{self.code} {zh} / {en}"
+        if self.detail:
+            text += f" ({self.detail})"
+        if self.seq is not None:
+            text += f" [seq {self.seq}{', msgid ' + self.msgid if self.msgid else ''}]"
+        return text
+
+
+_libs: dict[str, ctypes.CDLL] = {}
+_libs_lock = threading.Lock()
+
+
+def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
+    """Load the SDK (once per path) and declare the function signatures of WeWorkFinanceSdk_C.h."""
+    path = os.fspath(lib_path)
+    with _libs_lock:
+        lib = _libs.get(path)
+        if lib is not None:
+            return lib
+        lib = ctypes.CDLL(path)
+        vp, cp = ctypes.c_void_p, ctypes.c_char_p
+        signatures: dict[str, tuple[Any, list[Any]]] = {
+            "NewSdk": (vp, []),
+            "Init": (ctypes.c_int, [vp, cp, cp]),
+            "GetChatData": (
+                ctypes.c_int,
+                [vp, ctypes.c_ulonglong, ctypes.c_uint, cp, cp, ctypes.c_int, vp],
+            ),
+            "DecryptData": (ctypes.c_int, [cp, cp, vp]),
+            "DestroySdk": (None, [vp]),
+            "NewSlice": (vp, []),
+            "FreeSlice": (None, [vp]),
+            # char*, read as a pointer: c_char_p would stop at the first NUL.
+            "GetContentFromSlice": (vp, [vp]),
+            "GetSliceLen": (ctypes.c_int, [vp]),
+        }
+        for name, (restype, argtypes) in signatures.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        _libs[path] = lib
+        return lib
+
+
+def _c(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+class FinanceSdk:
+    """One SDK handle for (corp_id, secret), initialised on construction. Blocking."""
+
+    def __init__(self, lib_path: str | os.PathLike[str], corp_id: str, secret: str) -> None:
+        self._lib = load_library(lib_path)
+        self._lock = threading.Lock()
+        handle = self._lib.NewSdk()
+        if not handle:
+            raise ArchiveError(10003, "NewSdk returned NULL")
+        rc = self._lib.Init(handle, _c(corp_id), _c(secret))
+        if rc != 0:
+            self._lib.DestroySdk(handle)
+            raise ArchiveError(rc, "Init failed: check the corp id and the 会话存档 secret")
+        self._handle: int | None = handle
+
+    def _read(self, call) -> bytes | int:
+        """Run `call(slice)`: the slice's content, or the non-zero return code; the slice is
+        freed whatever happens."""
+        lib = self._lib
+        slice_ = lib.NewSlice()
+        if not slice_:
+            raise ArchiveError(10003, "NewSlice returned NULL")
+        try:
+            rc = call(slice_)
+            if rc != 0:
+                return rc
+            ptr, size = lib.GetContentFromSlice(slice_), lib.GetSliceLen(slice_)
+            return ctypes.string_at(ptr, size) if ptr and size > 0 else b""
+        finally:
+            lib.FreeSlice(slice_)
+
+    def get_chat_data(
+        self,
+        seq: int,
+        limit: int = 1000,
+        proxy: str | None = None,
+        passwd: str | None = None,
+        timeout: int = 10,
+    ) -> list[dict]:
+        """The chatdata items (REFERENCE 11.2) with seq > `seq`, at most `limit` (<= 1000)."""
+        with self._lock:
+            if self._handle is None:
+                raise ArchiveError(10000, "the SDK handle was destroyed")
+            handle = self._handle
+            out = self._read(
+                lambda s: self._lib.GetChatData(
+                    handle, int(seq), int(limit), _c(proxy), _c(passwd), int(timeout), s
+                )
+            )
+        if isinstance(out, int):
+            raise ArchiveError(out, "GetChatData")
+        try:
+            data = json.loads(out)
+        except ValueError as exc:
+            raise ArchiveError(10002, f"GetChatData answered no JSON: {out[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise ArchiveError(10002, "GetChatData answered no JSON object")
+        errcode = int(data.get("errcode") or 0)
+        if errcode:
+            raise ArchiveError(errcode, str(data.get("errmsg") or "GetChatData"))
+        return list(data.get("chatdata") or [])
+
+    def decrypt_data(self, encrypt_key: str, encrypt_msg: str) -> str:
+        """DecryptData: the message JSON text for one chatdata item."""
+        out = self._read(lambda s: self._lib.DecryptData(_c(encrypt_key), _c(encrypt_msg), s))
+        if isinstance(out, int):
+            raise ArchiveError(out, "DecryptData")
+        return out.decode("utf-8")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._lib.DestroySdk(self._handle)
+                self._handle = None

@@ -1,0 +1,83 @@
+"""In a real browser (Debian's Chromium, phone viewport): a link pushed to an agent in WeCom
+opens the conversation signed in; the chat fits the phone; 无需回复 stops the wait."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.web.conftest import CHROMIUM, PASSWORD
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium "
+    "fonts-liberation fonts-wqy-microhei",
+)
+
+
+# As in tests/web/test_browser.py: Playwright lives for this module only.
+@pytest.fixture(scope="module")
+def playwright():
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name or "chromium")
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type_launch_args, browser_type):
+    browser = browser_type.launch(**browser_type_launch_args)
+    yield browser
+    browser.close()
+
+
+def _fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"page is {width}px wide on a 390px phone"
+
+
+def test_a_pushed_link_opens_the_conversation_and_dismiss_stops_the_wait(page, siyu, world, new_waiting):
+    cid = new_waiting("zhangsan", "请问这个型号还有货吗？我想今天下单，麻烦尽快回复一下，谢谢！" * 3)
+    link = f"{siyu}/auth/wecom/{world.a.slug}?next=/conversations/{cid}"
+    corp_id = world.a.corp["corp_id"]
+    page.goto(f"{world.emu_url}/_emulator/oauth/as/{corp_id}/zhangsan?next={quote(link, safe='')}")
+    expect(page).to_have_url(f"{siyu}/conversations/{cid}#wechat_redirect")
+    expect(page.locator(".waitbar .wait")).to_contain_text("等待")
+    expect(page.locator("#messages .msg.in .bubble").first).to_contain_text("请问这个型号还有货吗")
+    _fits_the_phone(page)
+    page.get_by_role("button", name="无需回复").click()
+    expect(page.get_by_role("status")).to_contain_text("已标记为无需回复")
+    expect(page.locator(".waitbar")).to_have_count(0)
+    _fits_the_phone(page)
+
+
+def test_waiting_list_and_search_on_a_phone(page, siyu, world, chats):
+    page.goto(f"{siyu}/login?next=/conversations")
+    page.get_by_label("账号").fill(world.a.logins["agent"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{siyu}/conversations")
+    first = page.locator("#conversations li").first
+    expect(first).to_contain_text("孙小姐")
+    expect(first.locator(".wait")).to_contain_text("等待 2 小时")
+    _fits_the_phone(page)
+    page.get_by_label("搜索聊天内容").fill("便宜点")
+    page.get_by_role("button", name="搜索").click()
+    expect(page.locator("#hits li")).to_have_count(1)
+    expect(page.locator("#hits mark")).to_have_text("便宜点")
+    _fits_the_phone(page)
+    page.locator("#hits li a").first.click()
+    expect(page.get_by_role("heading", name="王女士")).to_be_visible()
+    expect(page.locator(".msg.out .bubble").first).to_be_visible()
+    _fits_the_phone(page)
+    page.get_by_role("link", name="查看客户资料 ›").click()
+    expect(page.get_by_role("heading", name="王女士")).to_be_visible()
+    expect(page.locator("#conversations a.more")).to_have_attribute(
+        "href", f"/conversations?customer={world.a.customers['王女士']}"
+    )

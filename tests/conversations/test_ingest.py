@@ -1,0 +1,156 @@
+"""Archived messages become conversations that know who waits for a reply since when."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from siyu.conversations import service
+from siyu.conversations.models import Conversation, Message
+from siyu.db.crypto import SecretBox
+from siyu.insights.needs_reply import default_classifier
+from siyu.notify import outbox
+from siyu.tenancy.models import Staff
+from siyu.tenancy.service import CorpCredentials, save_tenant
+from siyu.wecom.crypto import new_encoding_aes_key
+
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@dataclass
+class Item:
+    seq: int
+    msgid: str
+    message: dict
+
+
+class Chat:
+    """Writes a 1:1 chat between customer `wmCUSTOMER` and staff `zhangsan` as WeCom's archive would."""
+
+    def __init__(self):
+        self.seq = 0
+
+    def msg(self, sender: str, text: str, minute: float, **extra) -> Item:
+        self.seq += 1
+        to = "zhangsan" if sender.startswith("wm") else "wmCUSTOMER"
+        at = int((T0 + timedelta(minutes=minute)).timestamp() * 1000)
+        body = {
+            "msgid": f"m{self.seq}-{secrets.token_hex(3)}",
+            "action": "send",
+            "from": sender,
+            "tolist": [to],
+            "roomid": "",
+            "msgtime": at,
+            "msgtype": "text",
+            "text": {"content": text},
+            **extra,
+        }
+        return Item(self.seq, body["msgid"], body)
+
+    def customer(self, text: str, minute: float) -> Item:
+        return self.msg("wmCUSTOMER", text, minute)
+
+    def staff(self, text: str, minute: float) -> Item:
+        return self.msg("zhangsan", text, minute)
+
+    def recall(self, original: Item, minute: float) -> Item:
+        item = self.msg(original.message["from"], "", minute)
+        item.message.update(
+            {"action": "recall", "msgtype": "revoke", "revoke": {"pre_msgid": original.msgid}}
+        )
+        item.message.pop("text")
+        return item
+
+
+@pytest.fixture
+def tenant_id(db) -> int:
+    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
+    with db.system_session() as s:
+        tid = save_tenant(s, SecretBox("k"), "t", creds, slug="c" + secrets.token_hex(4)).id
+    with db.tenant_session(tid) as s:
+        s.add(Staff(userid="zhangsan", name="张三"))
+    return tid
+
+
+@pytest.fixture
+def ingest(db, tenant_id):
+    classify = default_classifier().classify
+    changes: list[service.WaitChange] = []
+
+    def record(session, change):
+        changes.append((change.opened, change.reason, change.at))
+
+    service.WAIT_LISTENERS.append(record)
+
+    def run(*items):
+        with db.tenant_session(tenant_id) as s:
+            return service.ingest(s, list(items), classify)
+
+    run.changes = changes
+    yield run
+    service.WAIT_LISTENERS.remove(record)
+
+
+def conversation(db, tenant_id) -> Conversation:
+    with db.tenant_session(tenant_id) as s:
+        return s.scalar(select(Conversation))
+
+
+def test_a_question_waits_from_its_msgtime_and_a_reply_closes_it(db, tenant_id, ingest):
+    chat = Chat()
+    question = chat.customer("你好，这款有现货吗？", 0)
+    ingest(question, chat.customer("急用", 1))  # a second message does not restart the clock
+    c = conversation(db, tenant_id)
+    assert c.kind == "single" and c.staff_userid == "zhangsan" and c.external_userid == "wmCUSTOMER"
+    assert c.awaiting_since == T0 and c.awaiting_msgid == question.msgid
+    ingest(chat.staff("有的，今天就能发", 3))
+    assert conversation(db, tenant_id).awaiting_since is None
+    assert ingest.changes == [(True, "customer_message", T0), (False, "replied", T0 + timedelta(minutes=3))]
+
+
+def test_a_closing_remark_after_an_answer_owes_nothing(db, tenant_id, ingest):
+    chat = Chat()
+    ingest(chat.customer("发票怎么开？", 0), chat.staff("发您邮箱了", 1), chat.customer("好的，谢谢", 2))
+    assert conversation(db, tenant_id).awaiting_since is None
+    with db.tenant_session(tenant_id) as s:
+        last = s.scalar(select(Message).order_by(Message.sent_at.desc()))
+    assert last.needs_reply is False
+
+
+def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
+    chat = Chat()
+    with db.tenant_session(tenant_id) as s:  # Siyu sent this welcome for zhangsan
+        outbox.enqueue(
+            s,
+            "welcome",
+            "welcome:W1",
+            {"userid": "zhangsan", "external_userid": "wmCUSTOMER", "sent_text": "您好，我是张三"},
+        )
+        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W1"))
+        row.status, row.sent_at = "sent", T0
+    ingest(chat.customer("在吗？想问下价格", 0.5), chat.staff("您好，我是张三", 0.6))
+    c = conversation(db, tenant_id)
+    assert c.awaiting_since is not None  # still waiting: the welcome was Siyu's, not zhangsan's answer
+
+
+def test_recalling_the_only_waiting_message_closes_the_wait(db, tenant_id, ingest):
+    chat = Chat()
+    question = chat.customer("能便宜点吗", 0)
+    ingest(question)
+    ingest(chat.recall(question, 1))
+    assert conversation(db, tenant_id).awaiting_since is None
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(Message.recalled).where(Message.msgid == question.msgid)) is True
+
+
+def test_each_message_is_stored_once(db, tenant_id, ingest):
+    chat = Chat()
+    items = [chat.customer("你好", 0), chat.staff("您好", 1)]
+    assert ingest(*items) == {"stored": 2, "duplicates": 0}
+    assert ingest(*items, items[0]) == {"stored": 0, "duplicates": 3}
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 2

@@ -1,0 +1,91 @@
+"""Pulling the archive: from the last seq, each message once, nothing lost to a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from siyu.config import Settings
+from siyu.conversations import tasks
+from siyu.conversations.models import ArchiveCursor, Message
+from siyu.runtime import Runtime
+from siyu.wecom.archive import JsonLinesArchiveSource
+from tests.conversations.test_ingest import Chat, tenant_id  # noqa: F401 - fixture
+
+
+class Flaky:
+    """The archive as the network delivers it: the n-th fetch fails (a crash mid-pull)."""
+
+    def __init__(self, source, fail_on: set[int]):
+        self.source, self.fail_on, self.calls = source, fail_on, 0
+
+    async def fetch(self, after_seq, limit=1000):
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise ConnectionError("archive unreachable")
+        return await self.source.fetch(after_seq, limit)
+
+    async def aclose(self):
+        await self.source.aclose()
+
+
+def lines(n: int) -> list[str]:
+    chat = Chat()
+    items = [chat.customer(f"第{i}个问题？", i) if i % 2 else chat.staff(f"回答{i}", i) for i in range(n)]
+    return [json.dumps({"seq": it.seq, "message": it.message}, ensure_ascii=False) for it in items]
+
+
+@pytest.fixture
+def rt(db, settings: Settings) -> Runtime:
+    return Runtime.create(settings, db)
+
+
+def stored(rt, tenant_id) -> tuple[int, int]:  # noqa: F811
+    with rt.db.tenant_session(tenant_id) as s:
+        count = s.scalar(select(func.count()).select_from(Message))
+        distinct = s.scalar(select(func.count(func.distinct(Message.msgid))))
+        return count, distinct
+
+
+def test_pulling_in_batches_from_the_last_seq(rt, tenant_id, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(tasks, "BATCH", 7)
+    counts = asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(30))))
+    assert counts == {"stored": 30, "duplicates": 0}
+    with rt.db.tenant_session(tenant_id) as s:
+        cursor = s.scalar(select(ArchiveCursor))
+    assert cursor.seq == 30 and cursor.pulled_until is not None
+    again = asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(30))))
+    assert again["stored"] == 0
+
+
+def test_a_crash_mid_pull_neither_skips_nor_duplicates(rt, tenant_id, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    data = lines(23)
+    flaky = Flaky(JsonLinesArchiveSource(data), fail_on={3})
+    with pytest.raises(ConnectionError):
+        asyncio.run(tasks.pull(rt, tenant_id, flaky))
+    assert stored(rt, tenant_id) == (10, 10)  # two batches made it, atomically with the cursor
+    with rt.db.tenant_session(tenant_id) as s:
+        assert "archive unreachable" in s.scalar(select(ArchiveCursor.last_error))
+    asyncio.run(tasks.pull(rt, tenant_id, flaky))
+    assert stored(rt, tenant_id) == (23, 23)
+
+
+def test_a_failure_while_storing_rolls_the_batch_back(rt, tenant_id, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    real = tasks.classifier
+
+    class Broken:
+        def classify(self, batch):
+            raise RuntimeError("classifier crashed")
+
+    monkeypatch.setattr(tasks, "classifier", lambda: Broken())
+    with pytest.raises(RuntimeError):
+        asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(12))))
+    assert stored(rt, tenant_id) == (0, 0)
+    monkeypatch.setattr(tasks, "classifier", real)
+    asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(12))))
+    assert stored(rt, tenant_id) == (12, 12)

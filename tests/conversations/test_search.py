@@ -1,0 +1,187 @@
+"""Chinese full-text message search: bigram tokenizing, the engine's index (FTS5 on SQLite,
+GIN/tsvector on PostgreSQL), AND of all tokens, one-character LIKE fallback, snippets,
+role scoping and tenant isolation."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from siyu.conversations import search, service
+from siyu.conversations.models import Message
+from siyu.conversations.search import MessageSearch, Query, parse_query, tokenize
+from tests.conversations.conftest import Archive, classify
+
+# ---------------------------------------------------------------- tokenizing
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("能便宜点吗 iPhone15", ["能便", "便宜", "宜点", "点吗", "iphone15"]),
+        ("好", ["好"]),
+        ("好的，谢谢！", ["好的", "谢谢"]),
+        ("ｉＰｈｏｎｅ１５ Pro", ["iphone15", "pro"]),  # full width → half width
+        ("报价单v2_final.pdf", ["报价", "价单", "v2", "final", "pdf"]),
+        ("[图片]", ["图片"]),
+        ("", []),
+        ("！？…", []),
+    ],
+)
+def test_tokenize(text, tokens):
+    assert tokenize(text) == tokens
+
+
+def test_parse_query():
+    q = parse_query("便宜 iPhone 贵 便宜")
+    assert q.exact == ["便宜"] and q.prefixes == ["iphone"] and q.singles == ["贵"]
+    assert parse_query("贵").indexed is False and parse_query("贵").empty is False
+    assert parse_query("%_ ！").empty
+
+
+def test_query_syntax_quotes_every_token():
+    q = Query(exact=["能便", "it's"], prefixes=['say"x'])
+    assert search.tsquery(q) == "'能便' & 'it''s' & 'say\"x':*"
+    assert search.fts5_query(q) == '"能便" AND "it\'s" AND "say""x"*'
+
+
+def test_snippet_marks_the_matches():
+    long = "您好" * 20 + "这台iPhone15能便宜点吗？" + "谢谢" * 30
+    text, spans = search.snippet(long, parse_query("iphone 便宜"))
+    assert text.startswith("…") and text.endswith("…")
+    assert [text[s:e] for s, e in spans] == ["iPhone", "便宜"]
+    parts = search.snippet_parts(text, spans)
+    assert "".join(p for p, _ in parts) == text and [p for p, hit in parts if hit] == ["iPhone", "便宜"]
+
+
+def test_ddl_is_per_engine_and_idempotent(db):
+    assert any("fts5" in s for s in search.search_ddl("sqlite"))
+    assert any("gin" in s and "to_tsvector" in s for s in search.search_ddl("postgresql"))
+    with pytest.raises(ValueError):
+        search.search_ddl("mysql")
+    with db.engine.begin() as conn:
+        assert search.ensure_search_index(conn) is False  # the fixture made it already
+    assert not search.alembic_include_name("message_search_fts_data", "table", {})
+    assert search.alembic_include_name("message_search", "table", {})
+    assert not search.alembic_include_name(search.GIN_INDEX, "index", {})
+
+
+# ---------------------------------------------------------------- through the API
+
+
+def hits(client, q: str, **params) -> list[str]:
+    r = client.get("/api/v1/messages/search", params={"q": q, **params})
+    assert r.status_code == 200, r.text
+    return [h["message"]["text"] for h in r.json()["items"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("便宜", ["能便宜点吗 iPhone15", "群里的团购价能便宜吗"]),  # 2 characters, newest first
+        ("能便宜点吗", ["能便宜点吗 iPhone15"]),  # every bigram must match
+        ("便宜点", ["能便宜点吗 iPhone15"]),
+        ("iphone", ["能便宜点吗 iPhone15", "您好，iPhone15 现在有优惠活动"]),  # a word matches as a prefix
+        ("IPHONE15 便宜", ["能便宜点吗 iPhone15"]),  # mixed, case-insensitive, AND
+        ("ｉｐｈｏｎｅ１５ 优惠", ["您好，iPhone15 现在有优惠活动"]),  # full width
+        ("iphone 发货", []),
+        ("发货", ["明天上午发货", "请问什么时候发货"]),
+        ("价", ["报价单发我一下", "价格是一百元", "群里的团购价能便宜吗"]),  # one character: LIKE
+        ("便宜 价", ["群里的团购价能便宜吗"]),  # bigram + single character
+        ("贵", []),
+        ("%", []),
+        ("_", []),
+        ("乙方", []),  # tenant B's words
+        ("乙", []),
+        ("机密", []),
+    ],
+)
+def test_search_in_chinese(as_role, chats, q, expected):
+    assert hits(as_role("admin"), q) == expected
+
+
+def test_search_results_carry_a_snippet_and_the_conversation(as_role, chats, world):
+    r = as_role("admin").get("/api/v1/messages/search", params={"q": "便宜点"}).json()
+    (hit,) = r["items"]
+    assert hit["snippet"] == "能便宜点吗 iPhone15" and hit["highlights"] == [[1, 4]]
+    assert hit["conversation"]["id"] == chats.a["王女士"]
+    assert hit["conversation"]["customer"]["id"] == world.a.customers["王女士"]
+    assert hit["conversation"]["staff_name"] == "张三" and hit["message"]["sender_name"] == "王女士"
+    assert "parts" not in hit
+
+
+def test_search_follows_the_role_scope(as_role, chats):
+    agent, sup = as_role("agent"), as_role("supervisor")
+    assert hits(agent, "价") == ["群里的团购价能便宜吗"]  # not 赵六's recalled 价格是一百元
+    assert hits(agent, "发货") == []  # 李四's customer
+    assert hits(sup, "发货") == ["明天上午发货", "请问什么时候发货"]
+    assert hits(sup, "价格") == []
+
+
+def test_search_never_crosses_tenants(as_role, chats):
+    admin_b = as_role("admin", "b")
+    assert hits(admin_b, "便宜") == ["能便宜点吗 iPhone15 乙方机密"]
+    assert hits(admin_b, "乙") == ["能便宜点吗 iPhone15 乙方机密"]
+    assert hits(admin_b, "发货") == [] and hits(admin_b, "价") == []
+
+
+def test_search_pages_and_validates(as_role, chats):
+    admin = as_role("admin")
+    first = admin.get("/api/v1/messages/search", params={"q": "iphone", "per_page": 1}).json()
+    second = admin.get("/api/v1/messages/search", params={"q": "iphone", "per_page": 1, "page": 2}).json()
+    assert first["has_more"] is True and second["has_more"] is False
+    assert [h["message"]["text"] for h in first["items"] + second["items"]] == [
+        "能便宜点吗 iPhone15",
+        "您好，iPhone15 现在有优惠活动",
+    ]
+    assert admin.get("/api/v1/messages/search", params={"q": ""}).status_code == 422
+    assert admin.get("/api/v1/messages/search").status_code == 422
+
+
+def test_the_search_page(as_role, chats):
+    html = as_role("agent").get("/conversations", params={"q": "便宜"}).text
+    assert "能<mark>便宜</mark>点吗 iPhone15" in html
+    assert f'href="/conversations/{chats.a["王女士"]}#m' in html
+    assert "没有找到" in as_role("agent").get("/conversations", params={"q": "发货"}).text
+
+
+# ---------------------------------------------------------------- the index itself
+
+
+def _indexed(s, msgid: str) -> int:
+    return s.scalar(
+        select(func.count())
+        .select_from(MessageSearch)
+        .join(Message, Message.id == MessageSearch.message_id)
+        .where(Message.msgid == msgid)
+    )
+
+
+def test_ingest_indexes_each_stored_message_once(db, world):
+    arc = Archive()
+    msgid = arc.text(f"wm{arc.sfx}", "zhangsan", "请问榴莲多少钱一斤", 10)
+    recall = arc.recall(f"wm{arc.sfx}", "zhangsan", msgid, 5)
+    for _ in range(2):  # a re-pulled batch stores and indexes nothing twice
+        with db.tenant_session(world.a.id) as s:
+            service.ingest(s, arc.items, classify)
+    with db.tenant_session(world.a.id) as s:
+        assert _indexed(s, msgid) == 1 and _indexed(s, recall) == 0
+        found = s.execute(select(MessageSearch.tokens).join(Message).where(Message.msgid == msgid)).scalar()
+        assert found == "请问 问榴 榴莲 莲多 多少 少钱 钱一 一斤"
+
+
+def test_a_deleted_message_leaves_the_index(db, world, as_role):
+    arc = Archive()
+    msgid = arc.text(f"wm{arc.sfx}", "zhangsan", "山竹榴莲礼盒", 10)
+    with db.tenant_session(world.a.id) as s:
+        service.ingest(s, arc.items, classify)
+    admin = as_role("admin")
+    assert hits(admin, "山竹") == ["山竹榴莲礼盒"]
+    with db.tenant_session(world.a.id) as s:
+        s.execute(delete(Message).where(Message.msgid == msgid))
+    assert hits(admin, "山竹") == []
+    with db.tenant_session(world.a.id) as s:
+        assert (
+            s.scalar(select(func.count()).select_from(MessageSearch).where(MessageSearch.message_id == 0))
+            == 0
+        )

@@ -1,0 +1,275 @@
+"""Conversation list, detail and messages through the JSON API and the pages: order by who
+waits longest, role scoping, tenant isolation, labels, and 无需回复 with CSRF."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from siyu.conversations.queries import wait_text
+
+
+def seeded(items: list[dict]) -> list[dict]:
+    """Leave out the conversations other tests add (customers not in the seed: "wm...")."""
+    return [c for c in items if not c["title"].startswith("wm")]
+
+
+def titles(resp) -> list[str]:
+    assert resp.status_code == 200, resp.text
+    return [c["title"] for c in seeded(resp.json()["items"])]
+
+
+# ---------------------------------------------------------------- list
+
+
+def test_waiting_customers_come_first_longest_wait_first(as_role, chats):
+    admin = as_role("admin")
+    r = admin.get("/api/v1/conversations")
+    items = seeded(r.json()["items"])
+    assert [c["title"] for c in items][:3] == ["孙小姐", "王女士", "刘总"]
+    assert all(c["waiting"] for c in items[:3]) and not any(c["waiting"] for c in items[3:])
+    assert len(items) == 5
+    sun, wang = items[0], items[1]
+    assert 7190 <= sun["waiting_seconds"] <= 7300 and sun["waiting_text"].startswith("2 小时")
+    assert wang["waiting_message"]["text"] == "能便宜点吗 iPhone15"
+    assert wang["waiting_message"]["msgid"] == chats.msgids["ask"]
+    assert wang["staff_name"] == "张三" and wang["customer"]["name"] == "王女士"
+    assert wang["last_message"] == "好的"
+    # Not waiting: latest message first.
+    rest = [c["title"] for c in items[3:]]
+    assert rest == [f"群聊 {chats.room}", "陈先生"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"waiting": "true"}, ["孙小姐", "王女士", "刘总"]),
+        ({"staff": "zhangsan"}, ["孙小姐", "王女士", "群聊"]),
+        ({"staff": "lisi"}, ["陈先生"]),
+        ({"kind": "group"}, ["群聊"]),
+        ({"kind": "single", "waiting": "1"}, ["孙小姐", "王女士", "刘总"]),
+    ],
+)
+def test_filters(as_role, chats, params, expected):
+    got = [t.split(" ")[0] for t in titles(as_role("admin").get("/api/v1/conversations", params=params))]
+    assert got == expected
+
+
+def test_filter_by_customer(as_role, chats, world):
+    admin = as_role("admin")
+    got = titles(admin.get("/api/v1/conversations", params={"customer": world.a.customers["陈先生"]}))
+    assert got == ["陈先生"]
+
+
+def test_paginated(as_role, chats):
+    admin = as_role("admin")
+    everything = admin.get("/api/v1/conversations", params={"per_page": 100}).json()
+    first = admin.get("/api/v1/conversations", params={"per_page": 2}).json()
+    assert first["total"] == everything["total"] >= 5
+    assert first["pages"] == (everything["total"] + 1) // 2
+    assert [c["title"] for c in first["items"]] == ["孙小姐", "王女士"]
+    pages = [first] + [
+        admin.get("/api/v1/conversations", params={"per_page": 2, "page": n}).json()
+        for n in range(2, first["pages"] + 1)
+    ]
+    assert [c["id"] for p in pages for c in p["items"]] == [c["id"] for c in everything["items"]]
+
+
+# ---------------------------------------------------------------- role scoping and tenants
+
+
+def test_an_agent_sees_only_their_own_conversations(as_role, chats):
+    agent = as_role("agent")  # 张三
+    assert sorted(t.split(" ")[0] for t in titles(agent.get("/api/v1/conversations"))) == [
+        "孙小姐",
+        "王女士",
+        "群聊",
+    ]
+    for other in ("陈先生", "刘总"):
+        cid = chats.a[other]
+        for path in (f"/api/v1/conversations/{cid}", f"/api/v1/conversations/{cid}/messages"):
+            r = agent.get(path)
+            assert r.status_code == 404 and r.json() == {"detail": "not found"}
+        r = agent.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": agent.csrf})
+        assert r.status_code == 404
+        assert agent.get(f"/conversations/{cid}").status_code == 404
+    # Filtering by someone else's staff id finds nothing rather than leaking.
+    assert titles(agent.get("/api/v1/conversations", params={"staff": "zhaoliu"})) == []
+
+
+def test_a_supervisor_sees_their_team(as_role, chats):
+    sup = as_role("supervisor")  # 王五: 张三 and 李四, not 赵六
+    got = sorted(t.split(" ")[0] for t in titles(sup.get("/api/v1/conversations")))
+    assert got == ["孙小姐", "王女士", "群聊", "陈先生"]
+    assert sup.get(f"/api/v1/conversations/{chats.a['刘总']}").status_code == 404
+
+
+def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):
+    admin_a, admin_b = as_role("admin"), as_role("admin", "b")
+    foreign = chats.b["乙方客户"]
+    for path in (
+        f"/api/v1/conversations/{foreign}",
+        f"/api/v1/conversations/{foreign}/messages",
+        "/api/v1/conversations/987654321",
+    ):
+        r = admin_a.get(path)
+        assert r.status_code == 404 and r.json() == {"detail": "not found"}
+    r = admin_a.post(f"/api/v1/conversations/{foreign}/dismiss", headers={"X-CSRF-Token": admin_a.csrf})
+    assert r.status_code == 404
+    ui_foreign, ui_missing = admin_a.get(f"/conversations/{foreign}"), admin_a.get("/conversations/987654321")
+    assert ui_foreign.status_code == ui_missing.status_code == 404
+    assert "乙方" not in ui_foreign.text
+    assert "乙方客户" not in admin_a.get("/conversations").text
+    assert titles(admin_b.get("/api/v1/conversations")) == ["乙方客户"]
+    assert admin_b.get(f"/api/v1/conversations/{chats.a['王女士']}").status_code == 404
+    # B's conversation is still waiting: A's attempt changed nothing.
+    assert admin_b.get(f"/api/v1/conversations/{foreign}").json()["waiting"] is True
+
+
+def test_signed_out_api_answers_401(siyu, chats):
+    import httpx
+
+    with httpx.Client(base_url=siyu) as anon:
+        assert anon.get("/api/v1/conversations").status_code == 401
+        r = anon.get(f"/conversations/{chats.a['王女士']}", follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/login?next=%2Fconversations%2F{chats.a['王女士']}"
+
+
+# ---------------------------------------------------------------- one conversation
+
+
+def test_messages_are_chronological_with_labels(as_role, chats):
+    admin = as_role("admin")
+    wang = admin.get(f"/api/v1/conversations/{chats.a['王女士']}/messages").json()
+    texts = [m["text"] for m in wang["items"]]
+    assert texts == ["欢迎光临本店", "您好，iPhone15 现在有优惠活动", "能便宜点吗 iPhone15", "好的"]
+    by_text = {m["text"]: m for m in wang["items"]}
+    assert by_text["欢迎光临本店"]["by_siyu"] and by_text["欢迎光临本店"]["labels"] == ["自动发送"]
+    assert by_text["能便宜点吗 iPhone15"]["waiting"] and by_text["能便宜点吗 iPhone15"]["labels"] == []
+    assert by_text["好的"]["needs_reply"] is False and by_text["好的"]["labels"] == ["无需回复"]
+    assert [m["direction"] for m in wang["items"]] == ["out", "out", "in", "in"]
+    assert by_text["好的"]["sender_name"] == "王女士" and by_text["欢迎光临本店"]["sender_name"] == "张三"
+    assert wang["has_more"] is False and wang["before"] is None
+
+    liu = admin.get(f"/api/v1/conversations/{chats.a['刘总']}/messages").json()["items"]
+    recalled = [m for m in liu if m["msgid"] == chats.msgids["price"]][0]
+    assert recalled["recalled"] and recalled["labels"] == ["已撤回"]
+    assert all(m["msgtype"] != "revoke" for m in liu)  # the recall itself is not a bubble
+
+
+def test_messages_page_from_the_newest(as_role, chats):
+    admin = as_role("admin")
+    url = f"/api/v1/conversations/{chats.a['王女士']}/messages"
+    newest = admin.get(url, params={"limit": 3}).json()
+    assert [m["text"] for m in newest["items"]] == [
+        "您好，iPhone15 现在有优惠活动",
+        "能便宜点吗 iPhone15",
+        "好的",
+    ]
+    assert newest["has_more"] is True
+    older = admin.get(url, params={"limit": 3, "before": newest["before"]}).json()
+    assert [m["text"] for m in older["items"]] == ["欢迎光临本店"] and older["has_more"] is False
+
+
+def test_the_conversation_page(as_role, chats, world):
+    agent = as_role("agent")
+    page = agent.get(f"/conversations/{chats.a['王女士']}")
+    assert page.status_code == 200
+    html = page.text
+    assert "王女士" in html and re.search(r"等待 \d+ 分 \d+ 秒", html)
+    assert "能便宜点吗 iPhone15" in html and "自动发送" in html and "无需回复" in html
+    assert f'href="/customers/{world.a.customers["王女士"]}"' in html
+    assert 'class="msg in' in html and 'class="msg out' in html
+    assert f'value="{agent.csrf}"' in html  # the 无需回复 form carries the CSRF token
+    recalled = as_role("admin").get(f"/conversations/{chats.a['刘总']}").text
+    assert "已撤回" in recalled
+
+
+def test_the_list_page_shows_who_waits_how_long(as_role, chats):
+    html = as_role("agent").get("/conversations").text
+    assert re.search(r"王女士 <span class=\"wait\"[^>]*>等待 \d+ 分 \d+ 秒", html)
+    assert "能便宜点吗 iPhone15" in html and "退款什么时候到账" in html
+    assert html.index("孙小姐") < html.index("王女士")
+    assert "陈先生" not in html and "刘总" not in html
+    assert 'href="/conversations"' in html and "会话" in html  # the nav entry
+
+
+def test_the_customer_profile_links_to_conversations(as_role, world, chats):
+    cid = world.a.customers["王女士"]
+    html = as_role("agent").get(f"/customers/{cid}").text
+    assert f'href="/conversations?customer={cid}"' in html
+    filtered = as_role("agent").get("/conversations", params={"customer": cid}).text
+    assert "能便宜点吗 iPhone15" in filtered and "孙小姐" not in filtered
+
+
+# ---------------------------------------------------------------- 无需回复
+
+
+def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
+    agent = as_role("agent")
+    cid = new_waiting("zhangsan")
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
+    refused = agent.post(f"/conversations/{cid}/dismiss", data={"csrf_token": "wrong"})
+    assert refused.status_code == 403
+    assert agent.post(f"/conversations/{cid}/dismiss").status_code == 403
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
+    r = agent.post(f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/conversations/{cid}?done=dismissed"
+    after = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert after["waiting"] is False and after["awaiting_since"] is None
+    assert "已标记为无需回复" in agent.get(r.headers["location"]).text
+    again = agent.post(
+        f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False
+    )
+    assert again.headers["location"].endswith("done=not_waiting")
+
+
+def test_dismiss_through_the_api(as_role, new_waiting):
+    sup = as_role("supervisor")
+    cid = new_waiting("lisi")
+    assert sup.post(f"/api/v1/conversations/{cid}/dismiss").status_code == 403  # no CSRF header
+    r = sup.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": sup.csrf})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["dismissed"] is True and body["conversation"]["waiting"] is False
+    r = sup.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": sup.csrf})
+    assert r.json()["dismissed"] is False
+
+
+def test_an_agent_cannot_dismiss_someone_elses_wait(as_role, new_waiting):
+    agent = as_role("agent")
+    cid = new_waiting("zhaoliu")
+    r = agent.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": agent.csrf})
+    assert r.status_code == 404
+    assert agent.post(f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}).status_code == 404
+    assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
+
+
+def test_openapi_lists_the_routes(as_role):
+    paths = as_role("admin").get("/api/v1/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/conversations",
+        "/api/v1/conversations/{conversation_id}",
+        "/api/v1/conversations/{conversation_id}/messages",
+        "/api/v1/conversations/{conversation_id}/dismiss",
+        "/api/v1/messages/search",
+    ):
+        assert path in paths
+    assert not any(p.startswith("/conversations") for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 秒"),
+        (59, "59 秒"),
+        (192, "3 分 12 秒"),
+        (3600, "1 小时"),
+        (3900, "1 小时 5 分"),
+        (90000, "1 天 1 小时"),
+    ],
+)
+def test_wait_text(seconds, text):
+    assert wait_text(seconds) == text

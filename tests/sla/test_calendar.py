@@ -1,0 +1,118 @@
+"""Business time: split shifts, lunch breaks, weekends, public holidays and 调休 make-up
+workdays (Asia/Shanghai), dates the admin sets, and quiet hours for calls."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from siyu.sla import service
+from siyu.sla.calendar import BusinessCalendar, parse_shifts, quiet_until
+from siyu.sla.models import SlaEscalation
+
+SH = ZoneInfo("Asia/Shanghai")
+SHIFTS = [["09:00", "12:00"], ["13:30", "18:00"]]
+
+
+def bj(*args) -> datetime:
+    return datetime(*args, tzinfo=SH)
+
+
+def cal(**kw) -> BusinessCalendar:
+    return BusinessCalendar.build("Asia/Shanghai", SHIFTS, **kw)
+
+
+def test_split_shifts_skip_the_lunch_break_and_the_night():
+    c = cal()
+    # Tuesday 2025-09-23
+    assert c.add(bj(2025, 9, 23, 10, 0), 120) == bj(2025, 9, 23, 10, 2)
+    assert c.add(bj(2025, 9, 23, 11, 59), 120) == bj(2025, 9, 23, 13, 31)
+    assert c.add(bj(2025, 9, 23, 12, 30), 120) == bj(2025, 9, 23, 13, 32)
+    assert c.add(bj(2025, 9, 23, 17, 59), 120) == bj(2025, 9, 24, 9, 1)
+    assert c.add(bj(2025, 9, 23, 23, 0), 0) == bj(2025, 9, 24, 9, 0)
+    assert c.between(bj(2025, 9, 23, 11, 0), bj(2025, 9, 23, 14, 0)) == 90 * 60
+    assert c.is_open(bj(2025, 9, 23, 10, 0)) and not c.is_open(bj(2025, 9, 23, 12, 30))
+
+
+def test_holidays_wait_and_make_up_workdays_run():
+    c = cal()
+    # Friday evening: Saturday 27th is a rest day, Sunday 28th a 调休 workday (National Day 2025)
+    assert c.add(bj(2025, 9, 26, 17, 59), 120) == bj(2025, 9, 28, 9, 1)
+    assert c.is_workday(date(2025, 9, 28)) and not c.is_workday(date(2025, 9, 27))
+    # National Day: 1-8 October off, back on Thursday the 9th
+    assert c.add(bj(2025, 10, 1, 10, 0), 120) == bj(2025, 10, 9, 9, 2)
+    # Saturday 11 October is the second make-up day
+    assert c.add(bj(2025, 10, 10, 17, 59), 120) == bj(2025, 10, 11, 9, 1)
+
+
+def test_dates_the_admin_sets_win_over_the_package():
+    c = cal(holidays=[date(2025, 9, 29)], workdays=[date(2025, 9, 27)])
+    assert c.add(bj(2025, 9, 26, 17, 59), 120) == bj(2025, 9, 27, 9, 1)
+    assert c.add(bj(2025, 9, 28, 17, 59), 120) == bj(2025, 9, 30, 9, 1)
+    plain = BusinessCalendar.build("Asia/Shanghai", SHIFTS, public_holidays=False)
+    assert plain.add(bj(2025, 10, 1, 10, 0), 120) == bj(2025, 10, 1, 10, 2)
+
+
+def test_bad_shifts_are_refused():
+    with pytest.raises(ValueError):
+        parse_shifts([["18:00", "09:00"]])
+    with pytest.raises(ValueError):
+        parse_shifts([["09:00", "12:00"], ["11:00", "13:00"]])
+    assert parse_shifts([["00:00", "24:00"]]) == ((0, 1440),)
+
+
+def test_quiet_hours_span_midnight():
+    window = ["21:00", "08:00"]
+    assert quiet_until(bj(2025, 9, 23, 23, 0), window, "Asia/Shanghai") == bj(2025, 9, 24, 8, 0)
+    assert quiet_until(bj(2025, 9, 24, 7, 0), window, "Asia/Shanghai") == bj(2025, 9, 24, 8, 0)
+    assert quiet_until(bj(2025, 9, 24, 8, 0), window, "Asia/Shanghai") is None
+    assert quiet_until(bj(2025, 9, 24, 12, 0), ["12:00", "13:00"], "Asia/Shanghai") == bj(2025, 9, 24, 13)
+    assert quiet_until(bj(2025, 9, 24, 12, 0), [], "Asia/Shanghai") is None
+
+
+def business_policy(w, **kw) -> None:
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=SHIFTS, quiet_hours=[], **kw)
+
+
+def due_times(w, ext="wmcustomer1") -> list[datetime]:
+    conversation = w.conversation(ext)
+    with w.session() as s:
+        rows = s.scalars(
+            select(SlaEscalation)
+            .where(SlaEscalation.conversation_id == conversation.id)
+            .order_by(SlaEscalation.step)
+        )
+        return [r.due_at.astimezone(SH) for r in rows]
+
+
+def test_outside_business_hours_and_on_a_holiday_the_clock_waits(local):
+    w = local
+    business_policy(w)
+    w.t0 = bj(2025, 9, 30, 17, 58)  # the eve of National Day
+    w.say("国庆能发货吗？", at=0)
+    assert due_times(w) == [bj(2025, 9, 30, 18, 0), bj(2025, 10, 9, 9, 3), bj(2025, 10, 9, 9, 8)]
+    with w.session() as s:
+        service.set_calendar_day(s, date(2025, 10, 9), "holiday", "公司团建")
+    w.say("你好？", at=0, ext="wmcustomer2")
+    assert due_times(w, "wmcustomer2")[1] == bj(2025, 10, 10, 9, 3)
+
+
+def test_on_a_make_up_workday_the_clock_runs_and_steps_fire(local):
+    w = local
+    business_policy(w)
+    w.t0 = bj(2025, 9, 28, 10, 0).astimezone(ZoneInfo("UTC"))  # Sunday, a 调休 workday
+    w.clock(0)  # Siyu's clock back to that Sunday
+    w.say("周日也上班吗？", at=0)
+    w.pulled(3600)
+    assert due_times(w)[0] == bj(2025, 9, 28, 10, 2)
+    w.clock(119)
+    assert w.fire() == 0
+    w.clock(120)
+    assert w.fire() == 1
+    w.t0 += timedelta(days=-1)  # Saturday 27th: a rest day; the first step waits for Sunday 09:02
+    w.say("周六在吗？", at=0, ext="wmcustomer3")
+    assert due_times(w, "wmcustomer3")[0] == bj(2025, 9, 28, 9, 2)

@@ -1,0 +1,190 @@
+"""Escalations leaving Siyu over real HTTP: textcards through the WeCom emulator's
+message/send, merged per person and dropped once answered, and voice calls through the
+emulator's voice gateway and through Tencent Cloud's SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from siyu.db import utcnow
+from siyu.emulator import voice as voice_gateway
+from siyu.notify.models import OutboxMessage
+from siyu.notify.outbox import Permanent
+from siyu.sla import service
+from siyu.sla.models import SlaCall
+from siyu.sla.voice import TencentVoice, VoiceCall, VoiceSettings
+from siyu.tenancy.tasks import sync_staff
+from tests.sla.conftest import Wait, now_ms
+from tests.support.servers import serve
+from tests.support.stack import wait_for
+
+
+@pytest.fixture
+def gateway():
+    app = FastAPI()
+    app.include_router(voice_gateway.build_router())
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def w(stack, gateway, monkeypatch) -> Wait:
+    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "emulator")
+    monkeypatch.setenv("SIYU_VOICE_EMULATOR_URL", gateway)
+    asyncio.run(sync_staff(stack.rt, stack.tenant_id))
+    w = Wait(stack.rt, stack.tenant_id, now_ms(stack.rt))
+    w.stack, w.gateway = stack, gateway
+    w.customer("wmcustomer1", "王女士")
+    w.customer("wmcustomer2", "赵先生")
+    with w.session() as s:
+        service.save_policy(s, quiet_hours=[], merge_window_s=0.3)
+    return w
+
+
+def cards(w, userid: str) -> list[dict]:
+    return [m["payload"]["textcard"] for m in w.stack.app_messages() if userid in m["recipients"]]
+
+
+def calls(w) -> list[dict]:
+    """This tenant's calls (the database is shared: the stack's worker also sends what
+    other tests left queued)."""
+    import httpx
+
+    calls = httpx.get(f"{w.gateway}/_emulator/voice/calls").json()
+    return [c for c in calls if c["session_context"].startswith(f"siyu:{w.tenant_id}:")]
+
+
+def test_agent_card_then_leader_card_then_a_voice_call(w):
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["title"] == "王女士 已等待 2 分钟 未回复"
+    assert "你好，这个套餐多少钱？" in card["description"] and "已等待 2 分钟" in card["description"]
+    assert card["url"] == f"{w.stack.siyu}/auth/wecom/{w.stack.slug}?next=/conversations/{conversation.id}"
+    assert card["btntxt"] == "去回复"
+
+    w.clock(300)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "lisi"))
+    assert card["title"] == "张三的客户 王女士 已等待 5 分钟 未回复"
+    assert card["btntxt"] == "查看"
+
+    w.clock(600)
+    assert w.fire() == 1
+    [call] = wait_for(lambda: calls(w))
+    assert call["called_number"] == "+8613800000002"  # zhangsan's mobile in his profile
+    assert call["template_params"] == ["1", "10"]
+    assert "1位客户已等待10分钟" in call["text"]
+    placed = wait_for(lambda: (c := _call_row(w)) and c.status == "placed" and c)
+    assert placed.call_id == call["call_id"] and placed.provider == "emulator"
+    assert len(cards(w, "zhangsan")) == 1
+
+
+def test_steps_due_to_one_person_arrive_as_one_card(w):
+    with w.session() as s:
+        service.save_policy(s, merge_window_s=1.0)
+    w.say("在吗？", at=0)
+    w.say("请问能开发票吗？", at=3, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(125)
+    assert w.fire() == 2
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["title"] == "2 位客户等待回复，最长 2 分钟"
+    assert "王女士" in card["description"] and "赵先生" in card["description"]
+    assert card["url"].endswith("?next=/conversations")
+    time.sleep(1.5)
+    assert len(cards(w, "zhangsan")) == 1
+    with w.session() as s:
+        statuses = sorted(s.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "sla_notice")))
+    assert statuses == ["sent"]  # one card: the second step joined the first
+
+
+def test_a_queued_card_is_dropped_when_the_customer_is_answered_meanwhile(w):
+    with w.session() as s:
+        service.save_policy(s, merge_window_s=1.0)
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.reply("在的，您请说", at=121)  # before the card leaves
+    wait_for(lambda: _status(w) == "skipped")
+    assert cards(w, "zhangsan") == []
+
+
+def _call_row(w) -> SlaCall | None:
+    with w.session() as s:
+        return s.scalar(select(SlaCall))
+
+
+def _status(w) -> str:
+    with w.session() as s:
+        return s.scalar(select(OutboxMessage.status).where(OutboxMessage.kind == "sla_notice"))
+
+
+def test_a_welcome_message_is_not_a_reply(w):
+    welcome = "王女士您好，我是您的专属顾问"
+    with w.session() as s:
+        s.add(
+            OutboxMessage(
+                kind="welcome",
+                dedupe_key=f"welcome:{w.t0.timestamp()}",
+                payload={"userid": "zhangsan", "external_userid": "wmcustomer1", "sent_text": welcome},
+                status="sent",
+                sent_at=utcnow(),
+            )
+        )
+    w.say("你好，想了解一下你们的课程", at=0)
+    w.ingest(
+        {
+            "msgid": "welcome-echo-1",
+            "action": "send",
+            "from": "zhangsan",
+            "tolist": ["wmcustomer1"],
+            "roomid": "",
+            "msgtime": int(w.at(1).timestamp() * 1000),
+            "msgtype": "text",
+            "text": {"content": welcome},
+        }
+    )
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    wait_for(lambda: cards(w, "zhangsan"))
+
+
+def test_voice_calls_through_tencent_clouds_sdk(gateway):
+    host = gateway.removeprefix("http://")
+    settings = VoiceSettings(
+        provider="tencent",
+        tencent_secret_id="AKIDexample",
+        tencent_secret_key="secret",
+        tencent_sdk_app_id="1400006666",
+        tencent_template_id="4356",
+        tencent_endpoint=host,
+        tencent_scheme="http",
+    )
+    provider = TencentVoice(settings)
+    call_id = asyncio.run(provider.call(VoiceCall("138 0000 0002", ["2", "10"], "", "siyu:1:call:7")))
+    import httpx
+
+    [call] = httpx.get(f"{gateway}/_emulator/voice/calls").json()
+    assert call["call_id"] == call_id and call["provider"] == "tencent"
+    assert call["called_number"] == "+8613800000002" and call["template_params"] == ["2", "10"]
+    assert call["template_id"] == "4356" and call["session_context"] == "siyu:1:call:7"
+
+    with pytest.raises(Permanent):
+        asyncio.run(provider.call(VoiceCall("12345", ["1", "1"], "", "x")))
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1})
+    with pytest.raises(RuntimeError, match="InternalError"):  # retried by the outbox
+        asyncio.run(provider.call(VoiceCall("13800000002", ["1", "1"], "", "x")))
+    with pytest.raises(Permanent, match="SECRET"):
+        TencentVoice(VoiceSettings(provider="tencent"))

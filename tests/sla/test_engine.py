@@ -1,0 +1,305 @@
+"""The escalation engine on a real database: when steps come due, what stops them, and
+that several workers fire each step exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from siyu.conversations import service as conversations
+from siyu.notify.models import OutboxMessage
+from siyu.sla import service, tasks
+from siyu.sla.models import SlaCall, SlaEscalation
+
+
+def outbox(w, kind: str = "sla_notice") -> list[OutboxMessage]:
+    with w.session() as s:
+        return list(
+            s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id))
+        )
+
+
+def quiet_free(w, **fields) -> None:
+    with w.session() as s:
+        service.save_policy(s, quiet_hours=[], **fields)
+
+
+def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
+    w = local
+    quiet_free(w)
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    assert w.steps() == [(0, "pending", ""), (1, "pending", ""), (2, "pending", "")]
+
+    w.clock(119)
+    assert w.fire() == 0
+    w.clock(120)
+    assert w.fire() == 1
+    assert w.steps()[0] == (0, "fired", "zhangsan")
+    [notice] = outbox(w)
+    assert notice.payload == {"touser": "zhangsan", "escalations": [notice.payload["escalations"][0]]}
+    assert notice.dedupe_key.startswith("sla-notice:zhangsan:")
+
+    w.clock(300)
+    assert w.fire() == 1
+    assert w.steps()[1] == (1, "fired", "lisi")  # zhangsan's direct leader
+
+    w.clock(600)
+    assert w.fire() == 1
+    assert w.steps()[2] == (2, "fired", "zhangsan")
+    [call] = outbox(w, "sla_call")
+    assert call.payload["callee"] == "zhangsan"
+    assert w.fire() == 0  # each step once
+
+
+def test_a_reply_at_minute_three_stops_the_leader_push(local):
+    w = local
+    quiet_free(w)
+    w.say("在吗？我想退货", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.reply("您好，可以的，我帮您处理", at=180)
+    w.clock(1200)
+    assert w.fire() == 0
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", ""), (2, "cancelled", "")]
+    [wait] = w.waits()
+    assert wait.close_reason == "replied" and wait.response_s == 180 and wait.breached_step == 0
+
+
+def test_a_closing_remark_after_an_answer_never_escalates(local):
+    w = local
+    w.say("请问几点关门？", at=0)
+    w.reply("晚上九点关门", at=30)
+    w.say("好的谢谢", at=60)
+    w.pulled(7200)
+    w.clock(7200)
+    assert w.fire() == 0
+    assert [s for s in w.steps() if s[1] != "cancelled"] == []
+    assert len(w.waits()) == 1  # only the question was a wait
+
+
+def test_a_new_customer_message_does_not_restart_the_clock(local):
+    w = local
+    quiet_free(w)
+    w.say("你好", at=0)
+    w.say("请问有货吗？", at=100)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1  # due 2 min after the first message, not the second
+
+
+def test_a_step_waits_until_the_archive_is_pulled_past_its_due_time(local):
+    w = local
+    w.say("能便宜点吗？", at=0)
+    w.clock(200)
+    assert w.fire() == 0  # no cursor yet: nothing is known about replies
+    w.pulled(119)
+    assert w.fire() == 0
+    w.pulled(120)
+    assert w.fire() == 1
+
+
+def test_a_reply_found_late_in_the_archive_still_stops_the_step(local):
+    w = local
+    w.say("能便宜点吗？", at=0)
+    w.pulled(60)
+    w.clock(400)  # the archive lags: minutes pass with nothing pulled past minute 1
+    assert w.fire() == 0
+    w.reply("可以给您九五折", at=90)  # arrives with the next pull
+    w.pulled(400)
+    assert w.fire() == 0
+    assert {s[1] for s in w.steps()} == {"cancelled"}
+
+
+def test_a_recalled_message_stops_its_escalation(local):
+    w = local
+    msgid = w.say("我要投诉", at=0)
+    w.recall(msgid, at=30)
+    w.pulled(3600)
+    w.clock(3600)
+    assert w.fire() == 0
+    assert {s[1] for s in w.steps()} == {"cancelled"}
+    assert w.waits()[0].close_reason == "recalled"
+
+
+def test_recalling_one_of_two_waiting_messages_keeps_the_later_one_waiting(local):
+    w = local
+    first = w.say("发错了", at=0)
+    w.say("请问发货了吗？", at=60)
+    w.recall(first, at=90)
+    w.pulled(3600)
+    w.clock(170)
+    assert w.fire() == 0  # the clock now runs from minute 1
+    w.clock(180)
+    assert w.fire() == 1
+    waits = w.waits()
+    assert [x.close_reason for x in waits] == ["recalled", ""]
+
+
+def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
+    w = local
+    quiet_free(w)
+    w.say("明天能送到吗？", at=0)
+    w.pulled(7200)
+    conversation = w.conversation()
+    with w.session() as s:
+        assert service.snooze(s, conversation.id, until=w.at(1800), now=w.at(10)) == 3
+        due = [
+            e.due_at
+            for e in s.scalars(
+                select(SlaEscalation)
+                .where(SlaEscalation.conversation_id == conversation.id)
+                .order_by(SlaEscalation.step)
+            )
+        ]
+    assert due == [w.at(1800), w.at(1980), w.at(2280)]
+    w.clock(1799)
+    assert w.fire() == 0
+    w.clock(1800)
+    assert w.fire() == 1
+    assert w.steps()[0] == (0, "fired", "zhangsan")
+    assert w.waits()[0].snoozed_until == w.at(1800)
+
+
+def test_no_reply_needed_cancels_the_pending_steps(local):
+    w = local
+    quiet_free(w)
+    w.say("你好，问个问题", at=0)
+    w.pulled(7200)
+    w.clock(150)
+    assert w.fire() == 1
+    with w.session() as s:
+        assert conversations.dismiss(s, w.conversation().id)
+    w.clock(3600)
+    assert w.fire() == 0
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", ""), (2, "cancelled", "")]
+    assert w.waits()[0].close_reason == "dismissed"
+
+
+def test_one_voice_call_covers_all_of_an_agents_waits(local):
+    w = local
+    quiet_free(w, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=600)
+    for i in range(3):
+        w.say(f"问题{i}？", at=i, ext=f"wmc{i}")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 3
+    assert len(outbox(w, "sla_call")) == 1
+    w.say("还有一个问题？", at=100, ext="wmc9")
+    w.clock(500)
+    w.fire()
+    assert len(outbox(w, "sla_call")) == 1  # within the cooldown
+    w.say("再问一下？", at=700, ext="wmc10")
+    w.clock(800)
+    w.fire()
+    assert len(outbox(w, "sla_call")) == 2
+    with w.session() as s:
+        assert s.scalar(select(func.count()).select_from(SlaCall)) == 2
+
+
+def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
+    w = local
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+        tz = service.tenant_timezone(s)
+    assert tz == "Asia/Shanghai"
+    # a message at 23:00 Beijing time (15:00 UTC)
+    w.t0 = w.t0.replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    w.say("急！明天的订单能改地址吗？", at=0)
+    w.pulled(86400)
+    w.clock(120)
+    assert w.fire() == 0
+    with w.session() as s:
+        esc = s.scalar(select(SlaEscalation))
+        assert esc.status == "pending" and esc.note == "quiet hours"
+        assert esc.due_at == w.at(9 * 3600)  # 08:00 Beijing
+    w.clock(9 * 3600)
+    assert w.fire() == 1
+    assert len(outbox(w, "sla_call")) == 1
+
+
+def test_the_leader_falls_back_to_the_department_leader_then_the_escalation_contact(local):
+    w = local
+    quiet_free(w, escalation_contact="wangwu")
+    w.say("有人吗？", at=0, staff="wangwu")  # no direct leader: 销售一部's leader lisi
+    w.say("有人吗？", at=0, ext="wmboss", staff="boss")  # leads 总部 himself: the contact
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps(staff="wangwu")[1] == (1, "fired", "lisi")
+    assert w.steps("wmboss", "boss")[1] == (1, "fired", "wangwu")
+
+
+def test_a_department_policy_applies_to_its_members(local):
+    w = local
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[])
+        service.save_policy(s, 2, steps=[{"delay_s": 30, "action": "app_message", "target": "leader"}])
+    w.say("你好？", at=0)  # zhangsan is in department 2
+    w.say("你好？", at=0, ext="wmboss", staff="boss")  # boss in 1: the tenant policy
+    w.pulled(3600)
+    w.clock(30)
+    assert w.fire() == 1
+    assert w.steps() == [(0, "fired", "lisi")]
+    assert len(w.steps("wmboss", "boss")) == 3
+
+
+def test_two_workers_never_fire_a_step_twice(local):
+    w = local
+    quiet_free(w, merge_window_s=0)
+    agents = ["zhangsan", "wangwu", "lisi"]
+    for i in range(40):
+        w.say(f"第{i}个问题？", at=i % 7, ext=f"wmx{i}", staff=agents[i % 3])
+    w.pulled(7200)
+    w.clock(3600)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        async def loop():
+            while True:
+                rows = tasks.claim_due(w.rt, 7)
+                if not rows:
+                    return
+                for row in rows:
+                    outcome = tasks.fire_one(w.rt, row.tenant_id, row.id)
+                    if row.tenant_id == w.tenant_id:  # the database is shared with other tests
+                        with lock:
+                            results.append(outcome)
+
+        asyncio.run(loop())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("fired") + results.count("covered") == 120
+    assert "lost" not in results  # claims are disjoint
+    with w.session() as s:
+        statuses = set(s.scalars(select(SlaEscalation.status)))
+    assert statuses == {"fired"}
+    assert len(outbox(w)) == 80
+    calls = outbox(w, "sla_call")
+    assert sorted(c.payload["callee"] for c in calls) == sorted(agents)  # one call each
+
+
+def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local):
+    w = local
+    quiet_free(w)
+    for i in range(5):
+        w.say(f"问题{i}？", at=0, ext=f"wmk{i}")
+    w.pulled(3600)
+    w.clock(120)
+    dead = tasks.claim_due(w.rt)  # worker A claims, then dies before firing
+    assert len(dead) == 5
+    assert w.fire() == 0  # leased: worker B leaves them alone
+    w.rt.clock.advance(tasks.LEASE.total_seconds() + 1)
+    assert w.fire() == 5  # the lease ran out: worker B fires them
+    assert [tasks.fire_one(w.rt, r.tenant_id, r.id) for r in dead] == ["lost"] * 5  # A comes back
+    [card] = outbox(w)  # the five steps to zhangsan, merged into one card
+    assert sorted(card.payload["escalations"]) == sorted(r.id for r in dead)

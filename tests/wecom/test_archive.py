@@ -1,0 +1,322 @@
+"""siyu.wecom.archive: the SDK path against a real compiled stand-in of
+libWeWorkFinanceSdk_C.so (tests/support/finance_sdk), key handling, JSON-lines migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ctypes
+import json
+import random
+import string
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from siyu.wecom.archive import (
+    SDK_ERRORS,
+    ArchivedMessage,
+    ArchiveError,
+    ArchiveSource,
+    ChatDataPipeline,
+    JsonLinesArchiveSource,
+    SdkArchiveSource,
+    generate_key_pair,
+    rsa_decrypt_random_key,
+)
+from siyu.wecom.finance_sdk import FinanceSdk
+from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
+
+CORP, SECRET = "ww0123456789abcdef", "archive-secret"
+
+
+@pytest.fixture(scope="module")
+def lib():
+    try:
+        return build_standin()
+    except CompilerMissing as exc:
+        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {1: generate_key_pair(), 2: generate_key_pair()}
+
+
+def random_key(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(32))
+
+
+def rsa_encrypt(public_pem: str, text: str) -> str:
+    key = serialization.load_pem_public_key(public_pem.encode())
+    return base64.b64encode(key.encrypt(text.encode(), padding.PKCS1v15())).decode()
+
+
+def message(seq: int, content: str | None = None) -> dict:
+    return {
+        "msgid": f"msg{seq}",
+        "action": "send",
+        "from": "wmCustomer" if seq % 2 else "zhangsan",
+        "tolist": ["zhangsan"] if seq % 2 else ["wmCustomer"],
+        "roomid": "",
+        "msgtime": 1700000000000 + seq * 1000,
+        "msgtype": "text",
+        "text": {"content": content or f"第{seq}条：需要报价 👌"},
+    }
+
+
+def chatdata_item(seq: int, msg: dict, public_pem: str, ver: int, rng: random.Random) -> dict:
+    k = random_key(rng)
+    return {
+        "seq": seq,
+        "msgid": msg["msgid"],
+        "publickey_ver": ver,
+        "encrypt_random_key": rsa_encrypt(public_pem, k),
+        "encrypt_chat_msg": standin_encrypt(k, json.dumps(msg, ensure_ascii=False)),
+    }
+
+
+@pytest.fixture
+def chatdata(tmp_path, monkeypatch, keys):
+    """Write chatdata items (shuffled, as a JSON-lines file) for the stand-in to serve."""
+    path = tmp_path / "chatdata.jsonl"
+    monkeypatch.setenv("SIYU_FAKE_SDK_CHATDATA", str(path))
+    monkeypatch.delenv("SIYU_FAKE_SDK_FAIL", raising=False)
+
+    def write(items: list[dict]) -> None:
+        items = list(items)
+        random.Random(3).shuffle(items)
+        path.write_text("".join(json.dumps(i) + "\n" for i in items))
+
+    rng = random.Random(1)
+    write([chatdata_item(s, message(s), keys[1][1], 1, rng) for s in range(1, 6)])
+    return write
+
+
+def source(lib, keys, versions=(1,), **kw) -> SdkArchiveSource:
+    kw.setdefault("backoff_base", 0.001)
+    return SdkArchiveSource(lib, CORP, SECRET, {v: keys[v][0] for v in versions}, **kw)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _fetch(src, after_seq=0, limit=1000):
+    try:
+        return await src.fetch(after_seq, limit)
+    finally:
+        await src.aclose()
+
+
+def live_slices(lib) -> int:
+    fn = ctypes.CDLL(str(lib)).SiyuStandinLiveSlices
+    fn.restype = ctypes.c_int
+    return fn()
+
+
+def test_sdk_source_fetches_and_decrypts_in_seq_order(lib, keys, chatdata):
+    src = source(lib, keys)
+    assert isinstance(src, ArchiveSource)
+    got = run(_fetch(src))
+    assert [m.seq for m in got] == [1, 2, 3, 4, 5]
+    assert got[0] == ArchivedMessage(1, "msg1", message(1))
+    assert got[3].message["text"]["content"] == "第4条：需要报价 👌"
+    assert live_slices(lib) == 0  # every NewSlice was freed
+
+
+def test_sdk_source_respects_seq_and_limit(lib, keys, chatdata):
+    async def story():
+        src = source(lib, keys)
+        try:
+            first = await src.fetch(0, 2)
+            rest = await src.fetch(first[-1].seq, 1000)
+            nothing = await src.fetch(5)
+            return first, rest, nothing
+        finally:
+            await src.aclose()
+
+    first, rest, nothing = run(story())
+    assert [m.seq for m in first] == [1, 2]
+    assert [m.seq for m in rest] == [3, 4, 5]
+    assert nothing == []
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys), 0, 1001))
+    assert err.value.code == 10000 and not err.value.retryable
+
+
+def test_the_library_itself_refuses_a_limit_over_1000_and_bad_init(lib, chatdata):
+    sdk = FinanceSdk(lib, CORP, SECRET)
+    try:
+        with pytest.raises(ArchiveError) as err:
+            sdk.get_chat_data(0, 1001)
+        assert err.value.code == 10000
+        assert len(sdk.get_chat_data(0, 1000)) == 5
+        assert [i["seq"] for i in sdk.get_chat_data(3, 1)] == [4]
+    finally:
+        sdk.close()
+    with pytest.raises(ArchiveError) as err:
+        FinanceSdk(lib, CORP, "")
+    assert err.value.code == 10000
+    with pytest.raises(ArchiveError) as err:
+        sdk.get_chat_data(0, 10)  # destroyed handle is never passed to C
+    assert live_slices(lib) == 0
+
+
+@pytest.mark.parametrize("code", sorted(SDK_ERRORS))
+def test_sdk_return_codes_map_to_archive_error(lib, keys, chatdata, monkeypatch, code):
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", f"{code}:1")
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys, retries=0)))
+    exc = err.value
+    assert exc.code == code
+    assert exc.retryable is (code in (10001, 10002, 10003))
+    zh, en = SDK_ERRORS[code]
+    assert zh in str(exc) and en in str(exc)
+    if code == 10007:
+        assert "upload that key pair" in str(exc)
+
+
+def test_retryable_errors_are_retried(lib, keys, chatdata, monkeypatch):
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10001:2")
+    assert [m.seq for m in run(_fetch(source(lib, keys, retries=3)))] == [1, 2, 3, 4, 5]
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10001:3")
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys, retries=2)))
+    assert err.value.code == 10001 and err.value.retryable
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10009:1")  # not retryable: fails at once
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys, retries=3)))
+    assert err.value.code == 10009
+
+
+def test_concurrent_fetches_from_threads(lib, keys, chatdata):
+    async def many():
+        src = source(lib, keys)
+        try:
+            return await asyncio.gather(*(src.fetch(s, 2) for s in range(5)))
+        finally:
+            await src.aclose()
+
+    batches = run(many())
+    assert [[m.seq for m in b] for b in batches] == [[1, 2], [2, 3], [3, 4], [4, 5], [5]]
+    assert live_slices(lib) == 0
+
+
+def test_key_versions(lib, keys, chatdata):
+    rng = random.Random(2)
+    items = [
+        chatdata_item(1, message(1), keys[1][1], 1, rng),
+        chatdata_item(2, message(2), keys[2][1], 2, rng),
+    ]
+    chatdata(items)
+    assert [m.seq for m in run(_fetch(source(lib, keys, versions=(1, 2))))] == [1, 2]
+    # The key pair of version 2 was never given: 10007, naming the version and the message.
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys, versions=(1,))))
+    assert err.value.code == 10007 and not err.value.retryable
+    assert err.value.seq == 2 and err.value.msgid == "msg2"
+    assert "publickey_ver 2" in str(err.value) and "upload that key pair" in str(err.value)
+    # A wrong private key under the right version number is refused, not turned into garbage.
+    wrong = SdkArchiveSource(lib, CORP, SECRET, {1: keys[2][0], 2: keys[2][0]}, backoff_base=0.001)
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(wrong))
+    assert err.value.code == 10007 and err.value.seq == 1
+
+
+def test_decrypt_failure_names_the_message(lib, keys, chatdata):
+    rng = random.Random(4)
+    bad = chatdata_item(1, message(1), keys[1][1], 1, rng)
+    bad["encrypt_chat_msg"] = standin_encrypt("another-key", json.dumps(message(1)))
+    chatdata([bad])
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys)))
+    assert err.value.code == 10006 and err.value.seq == 1
+    assert live_slices(lib) == 0
+
+
+def test_rsa_key_formats(keys):
+    private_pem, public_pem = keys[1]
+    assert private_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert public_pem.startswith("-----BEGIN RSA PUBLIC KEY-----")
+    key = serialization.load_pem_private_key(private_pem.encode(), None)
+    assert key.key_size == 2048
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    cipher = rsa_encrypt(public_pem, "Nq8dRmZ0")
+    assert rsa_decrypt_random_key(cipher, private_pem) == "Nq8dRmZ0"
+    assert rsa_decrypt_random_key(cipher, pkcs8) == "Nq8dRmZ0"
+    with pytest.raises(ArchiveError) as err:
+        rsa_decrypt_random_key(cipher, keys[2][0])
+    assert err.value.code == 10007
+    with pytest.raises(ArchiveError) as err:
+        rsa_decrypt_random_key("not base64!", private_pem)
+    assert err.value.code == 10008
+    with pytest.raises(ValueError):
+        SdkArchiveSource("/nonexistent.so", CORP, SECRET, {1: "not a pem"})
+
+
+def test_pipeline_with_async_functions_retries(keys):
+    rng = random.Random(5)
+    items = [chatdata_item(s, message(s), keys[1][1], 1, rng) for s in (3, 1, 2)]
+    plain = {i["msgid"]: json.dumps(message(int(i["msgid"][3:])), ensure_ascii=False) for i in items}
+    failures = {"fetch": 2, "decrypt": 1}
+
+    async def fetch_chatdata(after_seq, limit):
+        if failures["fetch"]:
+            failures["fetch"] -= 1
+            raise ArchiveError(10002, "flaky")
+        return [i for i in items if i["seq"] > after_seq]
+
+    async def decrypt_data(key, encrypted):
+        if failures["decrypt"]:
+            failures["decrypt"] -= 1
+            raise ArchiveError(10001, "flaky")
+        for text in plain.values():
+            if standin_encrypt(key, text) == encrypted:
+                return text
+        raise ArchiveError(10006)
+
+    pipe = ChatDataPipeline(fetch_chatdata, decrypt_data, {1: keys[1][0]}, backoff_base=0.001)
+    got = run(pipe.fetch(0, 2))
+    assert [(m.seq, m.msgid) for m in got] == [(1, "msg1"), (2, "msg2")]
+    assert got[1].message == message(2)
+    assert failures == {"fetch": 0, "decrypt": 0}
+
+
+def test_json_lines_source(tmp_path):
+    lines = [
+        json.dumps(message(1), ensure_ascii=False),
+        "",
+        json.dumps({**message(7), "seq": 70}, ensure_ascii=False),
+        json.dumps({"seq": 50, "message": message(5)}, ensure_ascii=False),
+        json.dumps(message(4), ensure_ascii=False),
+    ]
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    async def story(src):
+        try:
+            return await src.fetch(0), await src.fetch(5, 2), await src.fetch(70)
+        finally:
+            await src.aclose()
+
+    for src in (
+        JsonLinesArchiveSource(path),
+        JsonLinesArchiveSource(str(path)),
+        JsonLinesArchiveSource(lines),
+    ):
+        everything, page, nothing = run(story(src))
+        assert [(m.seq, m.msgid) for m in everything] == [
+            (1, "msg1"),
+            (5, "msg4"),
+            (50, "msg5"),
+            (70, "msg7"),
+        ]
+        assert "seq" not in everything[-1].message and everything[0].message == message(1)
+        assert [m.seq for m in page] == [50, 70]
+        assert nothing == []
+    with pytest.raises(ValueError, match="line 1"):
+        run(JsonLinesArchiveSource(['{"action": "send"}']).fetch(0))
