@@ -76,3 +76,36 @@ def test_sync_imports_existing_customers_and_rerunning_changes_nothing(stack):
     assert again == {"staff": 4, "relations": 5, "new": 0}
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(TimelineEvent)) == timeline_before
+
+
+def test_events_processed_out_of_order_end_in_the_right_state(db):
+    """The customer left before Siyu got to the add: WeCom answers 84061 for the contact, and
+    the removal may even be processed first. The relation ends lost either way."""
+    import secrets
+
+    from siyu.customers import service
+    from siyu.db.crypto import SecretBox
+    from siyu.tenancy.models import Tenant
+    from siyu.tenancy.service import CorpCredentials, save_tenant
+    from siyu.wecom.crypto import new_encoding_aes_key
+
+    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
+    with db.system_session() as s:
+        tid = save_tenant(s, SecretBox("k"), "t", creds, slug="o" + secrets.token_hex(4)).id
+    added = {
+        "ChangeType": "add_external_contact",
+        "UserID": "zhangsan",
+        "ExternalUserID": "wmGONE",
+        "CreateTime": "1795000000",
+        "State": "",
+    }
+    removed = {**added, "ChangeType": "del_follow_user", "CreateTime": "1795000005"}
+    gone = {"external_contact": {"external_userid": "wmGONE"}, "follow_user": []}
+    with db.tenant_session(tid) as s:
+        service.record_follow_ended(s, removed, "lost")
+    with db.tenant_session(tid) as s:
+        service.record_added(s, s.get(Tenant, tid), added, gone)
+    with db.tenant_session(tid) as s:
+        follow = s.scalar(select(Follow))
+        kinds = s.scalars(select(TimelineEvent.kind)).all()
+    assert follow.status == "lost" and sorted(kinds) == ["added", "lost"]

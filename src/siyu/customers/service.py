@@ -171,10 +171,10 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
     follow.oper_userid = info.get("oper_userid", follow.oper_userid or "")
     if info.get("state"):
         follow.state = info["state"]
-    if status:
-        follow.status = status
-    elif follow.status not in ("active", "half"):
-        follow.status, follow.ended_at = "active", None  # added again
+    if follow.ended_at is not None and follow.ended_at > at:
+        pass  # the relation ended after this add (events can be processed out of order)
+    elif status or follow.status not in ("active", "half"):
+        follow.status, follow.ended_at = status or "active", None  # added (again)
     session.flush()
     if changes:
         timeline(session, customer, "remark", at, userid, **changes)
@@ -301,8 +301,10 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
     at = from_unix(fields.get("CreateTime"))
     customer, follow = _follow(session, ext_id, userid)
-    if follow is None:
-        return None
+    if follow is None:  # the add is not processed yet (or was before Siyu): record both
+        customer, _ = upsert_customer(session, {"external_userid": ext_id}, at)
+        follow, _ = upsert_follow(session, customer, {"userid": userid}, at)
+        timeline(session, customer, "added", at, userid)
     if follow.status == status:
         return customer
     follow.status, follow.ended_at = status, at

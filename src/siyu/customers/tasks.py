@@ -7,10 +7,23 @@ from siyu.customers import welcome as _welcome  # noqa: F401 - registers the wel
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
 from siyu.tenancy.models import Tenant
+from siyu.wecom.errors import WeComError
+
+# WeCom's answers when the relation is gone by the time we ask: the event alone must do.
+GONE = {84061, 40096}
+
+
+async def _contact(rt, tenant_id: int, fields: dict) -> dict:
+    try:
+        return await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
+    except WeComError as exc:
+        if exc.errcode not in GONE:
+            raise
+        return {"external_contact": {"external_userid": fields["ExternalUserID"]}, "follow_user": []}
 
 
 async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    contact = await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
+    contact = await _contact(rt, tenant_id, fields)
     half = fields.get("ChangeType") == "add_half_external_contact"
     with rt.db.tenant_session(tenant_id) as s:
         service.record_added(s, s.get(Tenant, tenant_id), fields, contact, half=half)
@@ -19,7 +32,7 @@ async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
 
 
 async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    contact = await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
+    contact = await _contact(rt, tenant_id, fields)
     with rt.db.tenant_session(tenant_id) as s:
         service.record_edited(s, fields, contact)
         mark_done(s, event_id)
