@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from siyu.conversations import queries, service
 from siyu.conversations.schemas import (
@@ -21,14 +21,10 @@ from siyu.conversations.schemas import (
     MessagePage,
     SearchPage,
 )
+from siyu.web.api_errors import NOT_FOUND, not_found
 from siyu.web.auth import ApiViewer
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"application/json": {}}}}
-
-
-def not_found() -> HTTPException:
-    return HTTPException(404, "not found")
 
 
 @router.get("/conversations", response_model=ConversationPage, summary="List conversations")

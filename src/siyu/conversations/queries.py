@@ -12,7 +12,6 @@ msgtime) and `now`, which callers may pass for a fixed clock.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
 from siyu.customers.queries import Reader, staff_names
+from siyu.db.paging import Page
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -38,18 +38,6 @@ class ConversationFilter:
     staff_userid: str | None = None
     customer_id: int | None = None
     kind: str | None = None  # single | group
-
-
-@dataclass
-class Page:
-    items: list[dict]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
 
 
 def _now(now: datetime | None) -> datetime:

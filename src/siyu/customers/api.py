@@ -32,14 +32,10 @@ from siyu.customers.schemas import (
     TagOut,
     TimelineEventOut,
 )
+from siyu.web.api_errors import NOT_FOUND, not_found
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
-NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"application/json": {}}}}
-
-
-def not_found() -> HTTPException:
-    return HTTPException(404, "not found")
 
 
 # ---------------------------------------------------------------- customers

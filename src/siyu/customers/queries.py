@@ -10,7 +10,6 @@ are limited the same way.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.db.paging import Page
 from siyu.tenancy.models import Department, Staff
 
 FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
@@ -195,18 +195,6 @@ def customer_dict(c: Customer) -> dict:
         "position": c.position,
         "first_added_at": c.first_added_at,
     }
-
-
-@dataclass
-class Page:
-    items: list[dict]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
 
 
 def list_customers(
