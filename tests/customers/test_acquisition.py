@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 
 from sqlalchemy import func, select
@@ -14,7 +15,13 @@ from tests.support.stack import wait_for
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run a coroutine to the end, also from a thread that already runs a loop (Playwright's)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def make_channel(stack, name="官网海报", staff=("zhangsan",), **kw) -> Channel:
