@@ -13,8 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from siyu.conversations.api import router as conversations_api
 from siyu.customers.api import router as customers_api
 from siyu.customers.channels import ChannelError
+from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
-from siyu.web import auth, conversation_pages, pages
+from siyu.web import archive_pages, auth, conversation_pages, pages, sla_pages
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -40,9 +41,12 @@ def install(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(customers_api)
     app.include_router(conversations_api)
+    app.include_router(sla_api)
     app.include_router(tenancy_api)
     app.include_router(pages.router)
     app.include_router(conversation_pages.router)
+    app.include_router(sla_pages.router)
+    app.include_router(archive_pages.router)
 
     @app.exception_handler(auth.LoginRequired)
     async def _login_required(request: Request, exc: auth.LoginRequired):

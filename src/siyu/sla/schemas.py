@@ -1,0 +1,172 @@
+"""Request and response shapes of the SLA API (/api/v1/sla, snooze): Pydantic, with messages
+an admin can act on (Chinese first) when a policy is refused with 422."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from siyu.sla.calendar import parse_hhmm, parse_shifts
+from siyu.sla.service import MAX_STEPS
+
+Action = Literal["app_message", "voice_call"]
+Target = Literal["agent", "leader", "contact"]
+MAX_DELAY_S = 30 * 86400
+MAX_SNOOZE_MIN = 24 * 60
+
+
+class StepIn(BaseModel):
+    delay_s: int = Field(ge=0, le=MAX_DELAY_S, description="seconds after the customer's message")
+    action: Action = Field(description="app_message: a WeCom card; voice_call: a phone call")
+    target: Target = Field("agent", description="agent, their leader, or the escalation contact")
+
+
+class CalendarDayIn(BaseModel):
+    day: date
+    kind: Literal["holiday", "workday"]
+    note: str = Field("", max_length=200)
+
+
+class PolicyIn(BaseModel):
+    """The tenant's policy. Fields left out keep their current value; `calendar_days`, when
+    given, replaces the tenant's extra dates."""
+
+    enabled: bool | None = None
+    steps: list[StepIn] | None = Field(None, max_length=MAX_STEPS)
+    business_hours_only: bool | None = None
+    shifts: list[list[str]] | None = Field(
+        None, max_length=12, description='local shifts, e.g. [["09:00","12:00"],["13:30","18:00"]]'
+    )
+    public_holidays: bool | None = Field(None, description="follow mainland China's holidays and 调休")
+    escalation_contact: str | None = Field(None, max_length=64, description="a staff userid, or empty")
+    quiet_hours: list[str] | None = Field(
+        None, description='no voice calls in this daily window, e.g. ["21:00","08:00"]; [] for none'
+    )
+    calendar_days: list[CalendarDayIn] | None = Field(None, max_length=400)
+
+    model_config = {"extra": "forbid"}
+
+    @field_validator("shifts")
+    @classmethod
+    def _shifts(cls, value: list[list[str]] | None):
+        if value is None:
+            return value
+        for shift in value:
+            if len(shift) != 2:
+                raise ValueError("每个班次是 [开始, 结束] / each shift is [start, end]")
+        try:
+            parse_shifts(value)
+        except ValueError as exc:
+            raise ValueError(f"班次无效 / invalid shifts: {exc}") from None
+        return [[a.strip(), b.strip()] for a, b in value]
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: list[str] | None):
+        if not value:
+            return value
+        if len(value) != 2:
+            raise ValueError("免打扰时段是 [开始, 结束] 或 [] / quiet_hours is [start, end] or []")
+        try:
+            [parse_hhmm(v) for v in value]
+        except ValueError as exc:
+            raise ValueError(f"免打扰时段无效 / invalid quiet hours: {exc}") from None
+        return [v.strip() for v in value]
+
+    @field_validator("steps")
+    @classmethod
+    def _sorted(cls, value: list[StepIn] | None):
+        return sorted(value, key=lambda s: s.delay_s) if value is not None else value
+
+    @field_validator("calendar_days")
+    @classmethod
+    def _unique_days(cls, value: list[CalendarDayIn] | None):
+        if value is not None and len({d.day for d in value}) != len(value):
+            raise ValueError("同一日期只能出现一次 / each date at most once")
+        return value
+
+
+class CalendarDayOut(CalendarDayIn):
+    pass
+
+
+class PolicyOut(BaseModel):
+    is_default: bool = Field(description="no policy saved yet: the built-in default applies")
+    enabled: bool
+    steps: list[StepIn]
+    business_hours_only: bool
+    shifts: list[list[str]]
+    public_holidays: bool
+    escalation_contact: str
+    quiet_hours: list[str]
+    calendar_days: list[CalendarDayOut]
+    updated_at: datetime | None
+
+
+class SnoozeIn(BaseModel):
+    minutes: int = Field(ge=1, le=MAX_SNOOZE_MIN, description="quiet for this many minutes (15, 30, 60 ...)")
+
+
+class SnoozeOut(BaseModel):
+    snoozed: bool = Field(description="False: the conversation is not waiting for a reply")
+    until: datetime | None
+    moved_steps: int = Field(description="pending steps moved later")
+
+
+class FiredStep(BaseModel):
+    step: int
+    action: Action
+    target: Target
+    fired_at: datetime | None
+
+
+class WaitingRow(BaseModel):
+    conversation_id: int
+    customer: str
+    staff_userid: str
+    staff_name: str
+    message: str = Field(description="the customer message that waits")
+    since: datetime
+    waited_s: int
+    waited_text: str
+    fired: list[FiredStep]
+    next_step_at: datetime | None
+    snoozed_until: datetime | None
+
+
+class StepBreaches(BaseModel):
+    step: int
+    action: str
+    count: int
+
+
+class AgentBreaches(BaseModel):
+    staff_userid: str
+    staff_name: str
+    count: int
+
+
+class Summary(BaseModel):
+    count: int
+    mean_s: float | None
+    median_s: float | None
+    p90_s: float | None
+
+
+class WithinStep(BaseModel):
+    step: int
+    delay_s: int
+    answered: int = Field(description="answered within the step's delay (wall time)")
+    share: float | None
+
+
+class BoardOut(BaseModel):
+    now: datetime
+    waiting: list[WaitingRow]
+    breaches_by_step: list[StepBreaches]
+    breaches_by_agent: list[AgentBreaches]
+    breaches_total: int
+    first_response: Summary
+    within_steps: list[WithinStep]

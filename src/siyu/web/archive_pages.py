@@ -1,0 +1,331 @@
+"""The archive setup page (/setup/archive, admins): 会话存档 mode and Secret, key pairs by
+version (generated here, or an uploaded private key), how far the archive is pulled, and,
+asked live from WeCom with the archive secret, which members are archived and which
+customers have not agreed to be archived (their chats cannot be watched)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import hashes, serialization
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from siyu.conversations import service as conversations
+from siyu.conversations.models import ArchiveCursor, ArchiveKey
+from siyu.customers.models import Customer, Follow
+from siyu.customers.queries import staff_names
+from siyu.db.crypto import masked
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Staff, Tenant
+from siyu.web.auth import PageViewer, Viewer, require_admin
+from siyu.web.templating import render, wecom_message
+from siyu.wecom import archive
+from siyu.wecom.client import WeComClient
+from siyu.wecom.errors import WeComFailure
+
+router = APIRouter(include_in_schema=False)
+
+MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
+MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
+MAX_PEM_BYTES = 16 * 1024
+DONE = {
+    "saved": "会话存档设置已保存。",
+    "generated": (
+        "密钥已生成：把下方公钥粘贴到企业微信管理后台「管理工具 → 会话内容存档 → 消息加密公钥」，"
+        "版本号与此一致。"
+    ),
+    "uploaded": "私钥已保存（加密存储）。",
+}
+
+
+def _fingerprint(public_pem: str) -> str:
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError:
+        return ""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return digest.finalize().hex()[:16]
+
+
+@dataclass
+class State:
+    corp_id: str = ""
+    mode: str = "off"
+    secret_masked: str = ""
+    secret: str = field(default="", repr=False)
+    sdk_path: str = ""
+    keys: list[dict] = field(default_factory=list)
+    cursor: dict | None = None
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    customers: dict[str, dict] = field(default_factory=dict)  # external_userid -> {id, name}
+    names: dict[str, str] = field(default_factory=dict)
+    active_staff: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+
+def _load(rt, tenant_id: int) -> State:
+    with rt.db.tenant_session(tenant_id) as s:
+        tenant = s.get(Tenant, tenant_id)
+        secret = rt.box.open(tenant.archive_secret_sealed) if tenant.archive_secret_sealed else ""
+        st = State(
+            corp_id=tenant.corp_id,
+            mode=tenant.archive_mode or "off",
+            secret_masked=masked(secret) if secret else "",
+            secret=secret,
+            sdk_path=tenant.archive_sdk_path or "",
+        )
+        st.keys = [
+            {
+                "version": k.version,
+                "public_pem": k.public_pem,
+                "fingerprint": _fingerprint(k.public_pem) if k.public_pem else "",
+                "created_at": k.created_at,
+            }
+            for k in s.scalars(select(ArchiveKey).order_by(ArchiveKey.version.desc()))
+        ]
+        cursor = s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive"))
+        if cursor is not None:
+            st.cursor = {
+                "seq": cursor.seq,
+                "pulled_until": cursor.pulled_until,
+                "pulled_at": cursor.pulled_at,
+                "last_error": cursor.last_error,
+            }
+        rows = s.execute(
+            select(Follow.staff_userid, Customer.external_userid, Customer.id, Customer.name)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(Follow.status.in_(("active", "half")))
+            .order_by(Follow.id)
+            .limit(MAX_AGREE_PAIRS + 1)
+        ).all()
+        st.truncated = len(rows) > MAX_AGREE_PAIRS
+        for userid, ext, cid, name in rows[:MAX_AGREE_PAIRS]:
+            st.pairs.append((userid, ext))
+            st.customers[ext] = {"id": cid, "name": name}
+        st.names = staff_names(s)
+        st.active_staff = list(
+            s.scalars(select(Staff.userid).where(Staff.active.is_(True)).order_by(Staff.name))
+        )
+    return st
+
+
+def archive_client(rt, corp_id: str, secret: str) -> WeComClient:
+    return WeComClient(corp_id, secret, base_url=rt.settings.wecom_base_url, max_retries=1, network_retries=1)
+
+
+async def _live(rt, st: State) -> dict:
+    """Who is archived and who has not agreed, asked from WeCom now; never raises."""
+    out: dict = {
+        "checked": False,
+        "error": "",
+        "permit": [],
+        "not_permitted": [],
+        "disagree": [],
+        "agreed": 0,
+    }
+    if st.mode == "off" or not st.secret:
+        return out
+    try:
+        async with archive_client(rt, st.corp_id, st.secret) as client:
+            permit = await archive.permit_users(client)
+            permitted = set(permit)
+            pairs = [(u, e) for u, e in st.pairs if u in permitted]
+            answers = await archive.check_single_agree(client, pairs) if pairs else []
+    except WeComFailure as exc:
+        out["error"] = wecom_message(exc)
+        return out
+    out["checked"] = True
+    out["permit"] = [{"userid": u, "name": st.names.get(u, u)} for u in permit]
+    out["not_permitted"] = [
+        {"userid": u, "name": st.names.get(u, u)} for u in st.active_staff if u not in permitted
+    ]
+    for item in answers:
+        if item.get("agree_status") == "Disagree":
+            ext = item.get("external_userid", "")
+            customer = st.customers.get(ext, {})
+            out["disagree"].append(
+                {
+                    "customer_id": customer.get("id"),
+                    "customer": customer.get("name") or ext,
+                    "userid": item.get("userid", ""),
+                    "staff_name": st.names.get(item.get("userid", ""), item.get("userid", "")),
+                }
+            )
+        else:
+            out["agreed"] += 1
+    return out
+
+
+async def _page(
+    request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status: int = 200, **extra
+):
+    rt = request.app.state.rt
+    st = await run_in_threadpool(_load, rt, viewer.tenant_id)
+    live = await _live(rt, st)
+    next_version = max((k["version"] for k in st.keys), default=0) + 1
+    return render(
+        request,
+        "archive.html",
+        {
+            "st": st,
+            "live": live,
+            "modes": MODES,
+            "form": form or {},
+            "error": error,
+            "done": DONE.get(request.query_params.get("done") or ""),
+            "new_version": _int(request.query_params.get("ver")),
+            "next_version": next_version,
+            "truncated": st.truncated,
+            **extra,
+        },
+        status_code=status,
+    )
+
+
+def _int(value) -> int | None:
+    try:
+        return int(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@router.get("/setup/archive", response_class=HTMLResponse)
+async def archive_page(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    return await _page(request, viewer)
+
+
+@router.post("/setup/archive")
+async def archive_save(request: Request, viewer: PageViewer):
+    """Mode, Secret (blank keeps the stored one) and the SDK's path; a new Secret is checked
+    with WeCom (a token is fetched with it) before it is stored."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    form = await request.form()
+    mode = str(form.get("mode", "off"))
+    secret = str(form.get("secret", "")).strip()
+    sdk_path = str(form.get("sdk_path", "")).strip()
+    shown = {"mode": mode, "sdk_path": sdk_path}
+    if mode not in MODES:
+        return await _page(request, viewer, "请选择存档方式 / choose an archive mode", shown, 422)
+    if secret and mode != "off":
+        corp_id = await run_in_threadpool(_corp_id, rt, viewer.tenant_id)
+        try:
+            async with archive_client(rt, corp_id, secret) as client:
+                await client.get_token()
+        except WeComFailure as exc:
+            message = f"会话存档 Secret 未通过企业微信检查：{wecom_message(exc)}"
+            return await _page(request, viewer, message, shown, 422)
+
+    def save() -> str:
+        try:
+            with rt.db.tenant_session(viewer.tenant_id) as s:
+                tenant = s.get(Tenant, viewer.tenant_id)
+                tenancy.save_archive_settings(
+                    s, rt.box, tenant, mode, secret, sdk_path if mode == "sdk" else ""
+                )
+        except ValueError as exc:
+            return {
+                "the 会话存档 Secret is needed to read the archive": (
+                    "请填写会话存档 Secret / the 会话存档 Secret is needed"
+                ),
+                "the path of libWeWorkFinanceSdk_C.so is needed in sdk mode": (
+                    "SDK 方式需要填写 libWeWorkFinanceSdk_C.so 的路径 / the .so path is needed in sdk mode"
+                ),
+            }.get(str(exc), str(exc))
+        return ""
+
+    problem = await run_in_threadpool(save)
+    if problem:
+        return await _page(request, viewer, problem, shown, 422)
+    return RedirectResponse("/setup/archive?done=saved", 303)
+
+
+def _corp_id(rt, tenant_id: int) -> str:
+    with rt.db.tenant_session(tenant_id) as s:
+        return s.get(Tenant, tenant_id).corp_id
+
+
+def _version(form, keys_exist: set[int]) -> tuple[int | None, str]:
+    version = _int(form.get("version"))
+    if version is None or version < 1 or version > 10000:
+        return None, "版本号应为正整数，与企业微信后台的公钥版本一致 / the version is a positive integer"
+    if version in keys_exist:
+        return None, f"版本 {version} 已有密钥：请用新的版本号 / version {version} already has a key"
+    return version, ""
+
+
+def _versions(rt, tenant_id: int) -> set[int]:
+    with rt.db.tenant_session(tenant_id) as s:
+        return set(s.scalars(select(ArchiveKey.version)))
+
+
+def _store_key(rt, tenant_id: int, version: int, private_pem: str, public_pem: str) -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        conversations.add_archive_key(s, rt.box, version, private_pem, public_pem)
+
+
+@router.post("/setup/archive/keys/generate")
+async def key_generate(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    rt = request.app.state.rt
+    form = await request.form()
+    version, problem = _version(form, await run_in_threadpool(_versions, rt, viewer.tenant_id))
+    if problem:
+        return await _page(request, viewer, problem, None, 422)
+    private_pem, public_pem = await run_in_threadpool(archive.generate_key_pair)
+    await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, private_pem, public_pem)
+    return RedirectResponse(f"/setup/archive?done=generated&ver={version}#key-{version}", 303)
+
+
+def public_of(private_pem: str) -> str:
+    """The PKCS#1 public PEM of an RSA private key; ValueError (readable) if it is not one."""
+    try:
+        keys = archive.load_private_keys({0: private_pem})
+    except ValueError:
+        raise ValueError(
+            "不是 RSA 私钥（需要未加密的 PEM：BEGIN RSA PRIVATE KEY 或 BEGIN PRIVATE KEY）"
+            " / not an RSA private key (an unencrypted PEM, PKCS#1 or PKCS#8)"
+        ) from None
+    return (
+        keys[0]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        .decode()
+    )
+
+
+@router.post("/setup/archive/keys/upload")
+async def key_upload(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    rt = request.app.state.rt
+    form = await request.form()
+    version, problem = _version(form, await run_in_threadpool(_versions, rt, viewer.tenant_id))
+    if problem:
+        return await _page(request, viewer, problem, None, 422)
+    pem = str(form.get("private_pem", "") or "")
+    upload = form.get("private_file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read(MAX_PEM_BYTES + 1)
+        if len(data) > MAX_PEM_BYTES:
+            return await _page(
+                request, viewer, "文件太大，不是私钥 / the file is too large for a key", None, 422
+            )
+        pem = data.decode("utf-8", errors="replace")
+    pem = pem.strip()
+    if not pem:
+        return await _page(
+            request, viewer, "请粘贴或选择私钥文件 / paste or choose the private key", None, 422
+        )
+    try:
+        public_pem = public_of(pem)
+    except ValueError as exc:
+        return await _page(request, viewer, str(exc), None, 422)
+    await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem)
+    return RedirectResponse(f"/setup/archive?done=uploaded&ver={version}#key-{version}", 303)

@@ -1,0 +1,250 @@
+"""The SLA pages: the board (/sla: who waits, today's breaches, first-response figures; an
+agent sees their own waits, a supervisor their team's), snoozing a wait, and the tenant's
+policy (/sla/policy, admins: steps, business hours, holidays, extra dates, escalation
+contact). Server-rendered, Chinese first; every form carries the CSRF token."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from siyu.customers import queries as customer_queries
+from siyu.sla import service
+from siyu.sla.api import apply_policy, board_for, policy_out, snooze_for
+from siyu.sla.models import SlaCalendarDay
+from siyu.sla.schemas import MAX_SNOOZE_MIN, PolicyIn
+from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
+from siyu.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+SNOOZE_CHOICES = (15, 30, 60)
+ACTION_NAMES = {"app_message": "应用消息", "voice_call": "语音电话"}
+TARGET_NAMES = {"agent": "负责成员", "leader": "其上级", "contact": "升级联系人"}
+DONE = {
+    "snoozed": "已暂缓提醒。",
+    "not_waiting": "这个会话已经不在等待回复了。",
+    "saved": "策略已保存，对之后开始的等待生效。",
+    "day_added": "日期已保存。",
+    "day_removed": "日期已删除。",
+}
+
+
+def _duration(seconds: float | None) -> str:
+    """mm:ss (or h:mm:ss) for the board's figures."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(round(seconds)))
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes:02d}:{s:02d}"
+
+
+def _delay(seconds: int) -> str:
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600} 小时"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} 分钟"
+    return f"{seconds} 秒"
+
+
+# ---------------------------------------------------------------- the board
+
+
+@router.get("/sla", response_class=HTMLResponse)
+def sla_board(request: Request, viewer: PageViewer):
+    rt = request.app.state.rt
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        board = board_for(s, viewer, rt.now())
+    return render(
+        request,
+        "sla_board.html",
+        {
+            "b": board,
+            "snooze_choices": SNOOZE_CHOICES,
+            "actions": ACTION_NAMES,
+            "targets": TARGET_NAMES,
+            "duration": _duration,
+            "delay": _delay,
+            "done": DONE.get(request.query_params.get("done") or ""),
+        },
+    )
+
+
+@router.post("/conversations/{conversation_id}/snooze")
+async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int):
+    """The 暂缓 buttons (15/30/60 min) on the board; the form carries the CSRF token."""
+    form = await request.form()
+    try:
+        minutes = int(str(form.get("minutes", "")))
+    except ValueError:
+        minutes = 0
+    if not 1 <= minutes <= MAX_SNOOZE_MIN:
+        raise HTTPException(422, "暂缓时长无效 / invalid snooze minutes")
+    back = safe_next(str(form.get("next", "")), "/sla")
+    rt = request.app.state.rt
+
+    def run() -> dict | None:
+        with rt.db.tenant_session(viewer.tenant_id) as s:
+            return snooze_for(s, viewer, conversation_id, minutes, rt.now())
+
+    found = await run_in_threadpool(run)
+    if found is None:
+        raise HTTPException(404, "not found")
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}done={'snoozed' if found['snoozed'] else 'not_waiting'}", 303)
+
+
+# ---------------------------------------------------------------- the policy
+
+
+def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status=200):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        current = policy_out(s)
+        staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
+    shown = form or {
+        **current,
+        "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"]),
+    }
+    steps = list(shown["steps"]) + [{"delay_s": None, "action": "app_message", "target": "agent"}] * 2
+    return render(
+        request,
+        "sla_policy.html",
+        {
+            "p": current,
+            "f": shown,
+            "steps": steps[: service.MAX_STEPS],
+            "staff": staff,
+            "actions": ACTION_NAMES,
+            "targets": TARGET_NAMES,
+            "error": error,
+            "done": DONE.get(request.query_params.get("done") or ""),
+            "today": date.today().isoformat(),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/sla/policy", response_class=HTMLResponse)
+def policy_page(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    return _policy_page(request, viewer)
+
+
+def _problems(exc: ValidationError) -> str:
+    names = {
+        "steps": "提醒步骤",
+        "shifts": "班次",
+        "quiet_hours": "免打扰时段",
+        "escalation_contact": "升级联系人",
+    }
+    out = []
+    for err in exc.errors():
+        where = names.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else ""
+        if len(err["loc"]) > 1 and err["loc"][0] == "steps":
+            where += f" 第 {int(err['loc'][1]) + 1} 步"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        out.append(f"{where}：{msg}" if where else msg)
+    return "；".join(out)
+
+
+def _read_policy_form(form) -> tuple[dict, dict]:
+    """The form as shown again on error, and the PolicyIn fields."""
+    steps, shown_steps = [], []
+    for delay, action, target in zip(
+        form.getlist("step_delay_min"), form.getlist("step_action"), form.getlist("step_target"), strict=False
+    ):
+        delay = str(delay).strip()
+        if not delay:
+            continue
+        try:
+            delay_s = round(float(delay) * 60)
+        except ValueError:
+            delay_s = -1  # refused below with the step's number
+        steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
+        shown_steps.append({"delay_s": delay_s if delay_s >= 0 else None, "action": action, "target": target})
+    shifts_text = str(form.get("shifts", ""))
+    shifts = []
+    for line in shifts_text.replace("，", "\n").replace(",", "\n").splitlines():
+        line = line.strip().replace("～", "-").replace("~", "-").replace("—", "-")
+        if line:
+            start, _, end = line.partition("-")
+            shifts.append([start.strip(), end.strip()])
+    quiet = [str(form.get("quiet_start", "")).strip(), str(form.get("quiet_end", "")).strip()]
+    fields = {
+        "enabled": form.get("enabled") == "1",
+        "steps": steps,
+        "business_hours_only": form.get("business_hours_only") == "1",
+        "shifts": shifts,
+        "public_holidays": form.get("public_holidays") == "1",
+        "escalation_contact": str(form.get("escalation_contact", "")).strip(),
+        "quiet_hours": quiet if any(quiet) else [],
+    }
+    shown = {**fields, "steps": shown_steps, "shifts_text": shifts_text}
+    return shown, fields
+
+
+@router.post("/sla/policy")
+async def policy_submit(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    form = await request.form()
+    shown, fields = _read_policy_form(form)
+    try:
+        body = PolicyIn(**fields)
+    except ValidationError as exc:
+        return await run_in_threadpool(_policy_page, request, viewer, _problems(exc), shown, 422)
+    rt = request.app.state.rt
+
+    def save() -> str:
+        try:
+            with rt.db.tenant_session(viewer.tenant_id) as s:
+                apply_policy(s, body)
+        except service.PolicyError as exc:
+            return str(exc)
+        return ""
+
+    problem = await run_in_threadpool(save)
+    if problem:
+        return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422)
+    return RedirectResponse("/sla/policy?done=saved", 303)
+
+
+@router.post("/sla/policy/days")
+async def policy_day_add(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    form = await request.form()
+    try:
+        day = date.fromisoformat(str(form.get("day", "")))
+    except ValueError:
+        message = "日期格式应为 YYYY-MM-DD / the date is YYYY-MM-DD"
+        return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
+    kind = str(form.get("kind", ""))
+    if kind not in ("holiday", "workday"):
+        message = "请选择放假或上班 / choose holiday or workday"
+        return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
+
+    def save() -> None:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            service.set_calendar_day(s, day, kind, str(form.get("note", "")).strip()[:200])
+
+    await run_in_threadpool(save)
+    return RedirectResponse("/sla/policy?done=day_added#days", 303)
+
+
+@router.post("/sla/policy/days/{day}/remove")
+def policy_day_remove(request: Request, viewer: PageViewer, day: str):
+    require_admin(viewer)
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise HTTPException(404, "not found") from None
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
+            raise HTTPException(404, "not found")
+        service.remove_calendar_day(s, when)
+    return RedirectResponse("/sla/policy?done=day_removed#days", 303)

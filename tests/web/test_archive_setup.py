@@ -1,0 +1,200 @@
+"""The archive setup page (/setup/archive): mode and Secret (checked with WeCom, masked
+after saving, blank keeps it), key pairs (generated here with the public PEM shown and the
+private key sealed at rest, or uploaded and refused unless an RSA private key), and the
+live permit / agreement lists from the emulator, with a readable error when WeCom refuses."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select, text
+
+from siyu.conversations.models import ArchiveKey
+from siyu.customers.models import Customer
+from siyu.db.crypto import SecretBox
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Tenant
+
+
+@pytest.fixture
+def box(web_settings) -> SecretBox:
+    return SecretBox(web_settings.encryption_key())
+
+
+def _pem(key, fmt) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+
+
+def test_archive_page_is_for_admins_and_linked_from_setup(as_role):
+    admin = as_role("admin")
+    page = admin.get("/setup/archive")
+    assert page.status_code == 200 and "会话存档" in page.text and "还没有密钥" in page.text
+    assert 'href="/setup/archive"' in admin.get("/setup").text
+    for role in ("supervisor", "agent"):
+        c = as_role(role)
+        assert c.get("/setup/archive").status_code == 403
+        r = c.post("/setup/archive/keys/generate", data={"csrf_token": c.csrf, "version": "9"})
+        assert r.status_code == 403
+
+
+def test_generate_a_key_pair_shows_the_public_key_and_seals_the_private_one(as_role, world, db, box):
+    admin = as_role("admin", "b")
+    assert admin.post("/setup/archive/keys/generate", data={"version": "1"}).status_code == 403  # CSRF
+    r = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": "1"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/setup/archive?done=generated&ver=1")
+    page = admin.get(r.headers["location"])
+    assert "BEGIN RSA PUBLIC KEY" in page.text and 'id="public-pem-1"' in page.text
+    with db.tenant_session(world.b.id) as s:
+        key = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 1))
+        public_pem, sealed = key.public_pem, key.private_sealed
+        raw = s.execute(
+            text("SELECT private_sealed FROM archive_keys WHERE id = :id"), {"id": key.id}
+        ).scalar()
+    assert public_pem.strip() in page.text
+    assert "PRIVATE KEY" not in raw and "PRIVATE KEY" not in sealed
+    private_pem = box.open(sealed)
+    assert private_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
+    body_line = private_pem.splitlines()[1]
+    assert body_line not in page.text
+    loaded = serialization.load_pem_private_key(private_pem.encode(), None)
+    assert (
+        loaded.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        .decode()
+        == public_pem
+    )
+    # The same version twice: refused, the key kept.
+    again = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": "1"})
+    assert again.status_code == 422 and "版本 1 已有密钥" in again.text
+    bad = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": "abc"})
+    assert bad.status_code == 422 and "版本号" in bad.text
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        "hello, not a key",
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
+        _pem(ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.PKCS8),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        .decode(),
+    ],
+    ids=["text", "broken", "ec", "public"],
+)
+def test_uploading_what_is_not_an_rsa_private_key_is_refused(as_role, pem, world, db):
+    admin = as_role("admin", "b")
+    r = admin.post(
+        "/setup/archive/keys/upload", data={"csrf_token": admin.csrf, "version": "50", "private_pem": pem}
+    )
+    assert r.status_code == 422 and "不是 RSA 私钥" in r.text
+    with db.tenant_session(world.b.id) as s:
+        assert s.scalar(select(ArchiveKey).where(ArchiveKey.version == 50)) is None
+
+
+def test_uploading_an_rsa_private_key_as_a_file(as_role, world, db, box):
+    admin = as_role("admin", "b")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = _pem(key, serialization.PrivateFormat.PKCS8)
+    r = admin.post(
+        "/setup/archive/keys/upload",
+        data={"csrf_token": admin.csrf, "version": "7"},
+        files={"private_file": ("archive.pem", pem.encode(), "application/x-pem-file")},
+    )
+    assert r.status_code == 303, r.text
+    page = admin.get(r.headers["location"])
+    assert "私钥已保存" in page.text and 'id="public-pem-7"' in page.text
+    with db.tenant_session(world.b.id) as s:
+        stored = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 7))
+        assert box.open(stored.private_sealed).strip() == pem.strip()
+        assert "PRIVATE" not in stored.private_sealed
+    assert (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        .decode()
+        .splitlines()[1]
+        in page.text
+    )
+
+
+def test_mode_and_secret_saved_masked_and_permit_and_agreement_lists(as_role, world, db, box, emu_url):
+    admin = as_role("admin")
+    corp = world.a.corp
+    secret = corp["archive_secret"]
+    # Off: nothing is asked of WeCom.
+    assert "开启会话存档并保存 Secret 后" in admin.get("/setup/archive").text
+    # A wrong Secret is refused with WeCom's reason; nothing is stored.
+    r = admin.post(
+        "/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": "wrong-secret"}
+    )
+    assert r.status_code == 422 and "会话存档 Secret 未通过企业微信检查" in r.text
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "http"})
+    assert r.status_code == 422 and "请填写会话存档 Secret" in r.text
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "sdk", "secret": secret})
+    assert r.status_code == 422 and "libWeWorkFinanceSdk_C.so" in r.text
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "bogus"})
+    assert r.status_code == 422
+    with db.tenant_session(world.a.id) as s:
+        assert s.get(Tenant, world.a.id).archive_secret_sealed == ""
+    # The right one: stored sealed, shown masked.
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": secret})
+    assert r.status_code == 303 and r.headers["location"] == "/setup/archive?done=saved"
+    with db.tenant_session(world.a.id) as s:
+        tenant = s.get(Tenant, world.a.id)
+        assert tenant.archive_mode == "http" and secret not in tenant.archive_secret_sealed
+        assert box.open(tenant.archive_secret_sealed) == secret
+        ext = dict(s.execute(select(Customer.name, Customer.external_userid)).all())
+
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        assert (
+            emu.put(
+                f"/_emulator/corps/{corp['corp_id']}/archive/permit", json={"userids": ["zhangsan", "lisi"]}
+            ).status_code
+            == 200
+        )
+        r = emu.post(
+            f"/_emulator/corps/{corp['corp_id']}/archive/agree",
+            json={"userid": "zhangsan", "external_userid": ext["王女士"], "agree": False},
+        )
+        assert r.status_code in (200, 201), r.text
+        emu.post(
+            f"/_emulator/corps/{corp['corp_id']}/archive/agree",
+            json={"userid": "lisi", "external_userid": ext["陈先生"], "agree": True},
+        )
+    page = admin.get("/setup/archive?done=saved")
+    assert page.status_code == 200
+    assert secret not in page.text and secret[:3] + "••••" in page.text
+    assert "会话存档设置已保存" in page.text
+    permit = page.text.split('id="permit-users"', 1)[1].split("</p>", 1)[0]
+    assert "张三" in permit and "李四" in permit and "赵六" not in permit
+    assert "赵六" in page.text.split('id="not-permitted"', 1)[1].split("</p>", 1)[0]
+    disagree = page.text.split('id="disagree"', 1)[1].split("</ul>", 1)[0]
+    assert "王女士" in disagree and "张三" in disagree and "未同意存档" in disagree
+    assert "陈先生" not in disagree and "刘总" not in disagree  # 刘总's 赵六 is not archived at all
+    assert f'href="/customers/{world.a.customers["王女士"]}"' in disagree
+
+    # Blank Secret keeps the stored one.
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": ""})
+    assert r.status_code == 303
+    with db.tenant_session(world.a.id) as s:
+        assert box.open(s.get(Tenant, world.a.id).archive_secret_sealed) == secret
+
+    # WeCom refuses (a Secret that no longer works): a readable message, not a 500.
+    with db.tenant_session(world.a.id) as s:
+        tenancy.save_archive_settings(s, box, s.get(Tenant, world.a.id), "http", "no-longer-valid-secret")
+    page = admin.get("/setup/archive")
+    assert (
+        page.status_code == 200
+        and 'id="live-error"' in page.text
+        and "无法从企业微信读取存档范围" in page.text
+    )
+
+    # Put the world back: archiving off, the emulator archives everyone.
+    with db.tenant_session(world.a.id) as s:
+        tenant = s.get(Tenant, world.a.id)
+        tenant.archive_mode, tenant.archive_secret_sealed = "off", ""
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        emu.put(f"/_emulator/corps/{corp['corp_id']}/archive/permit", json={"userids": None})

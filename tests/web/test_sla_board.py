@@ -1,0 +1,335 @@
+"""The SLA board (/sla, GET /api/v1/sla/board), snoozing a wait with CSRF, and the tenant's
+policy (/sla/policy, GET/PUT /api/v1/sla/policy): role scoping, tenant isolation, validation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from siyu.conversations import service as conversations
+from siyu.conversations.models import Conversation
+from siyu.db.base import utcnow
+from siyu.insights.needs_reply import default_classifier
+from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
+
+
+@dataclass
+class Item:
+    seq: int
+    msgid: str
+    message: dict
+
+
+@dataclass
+class Waits:
+    sfx: str
+    a: dict[str, int] = field(default_factory=dict)  # staff userid -> conversation id
+    b: int = 0
+
+
+def _text(sfx: str, n: int, sender: str, to: str, content: str, ago: float) -> Item:
+    msgid = f"sla{n}-{sfx}"
+    return Item(
+        n,
+        msgid,
+        {
+            "msgid": msgid,
+            "action": "send",
+            "from": sender,
+            "tolist": [to],
+            "roomid": "",
+            "msgtime": int((time.time() - ago) * 1000),
+            "msgtype": "text",
+            "text": {"content": content},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def waits(db, world) -> Waits:
+    """Tenant A: customers of 张三 (5 min), 李四 (200 s) and 赵六 (2 min) wait; 李四 answered
+    another in 60 s; 张三's first step fired. Tenant B: a customer of its 张三 waits."""
+    sfx = uuid.uuid4().hex[:8]
+    out = Waits(sfx)
+    ext = {u: f"wm{u[:2]}{sfx}" for u in ("zhangsan", "lisi", "zhaoliu")}
+    items = [
+        _text(sfx, 1, ext["zhangsan"], "zhangsan", f"能便宜点吗 {sfx}", 300),
+        _text(sfx, 2, ext["lisi"], "lisi", f"请问发货了吗 {sfx}", 200),
+        _text(sfx, 3, ext["zhaoliu"], "zhaoliu", f"报价单发我 {sfx}", 120),
+        _text(sfx, 4, "wmanswered" + sfx, "lisi", "什么时候有货？", 900),
+        _text(sfx, 5, "lisi", "wmanswered" + sfx, "明天就有", 840),
+    ]
+    classify = default_classifier().classify
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(s, items, classify)
+        rows = s.execute(select(Conversation.staff_userid, Conversation.id, Conversation.external_userid))
+        out.a = {u: cid for u, cid, e in rows if e == ext.get(u)}
+        wait = s.scalar(select(SlaWait).where(SlaWait.conversation_id == out.a["zhangsan"]))
+        s.execute(
+            update(SlaEscalation)
+            .where(SlaEscalation.wait_id == wait.id, SlaEscalation.step == 0)
+            .values(status="fired", fired_at=utcnow())
+        )
+        wait.breached_step = 0
+    with db.tenant_session(world.b.id) as s:
+        conversations.ingest(s, [_text(sfx, 6, "wmb" + sfx, "zhangsan", f"乙方等待 {sfx}", 60)], classify)
+        out.b = s.scalar(select(Conversation.id).where(Conversation.external_userid == "wmb" + sfx))
+    return out
+
+
+def mine(board: dict, w: Waits) -> list[dict]:
+    return [row for row in board["waiting"] if w.sfx in row["message"]]
+
+
+def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_times(as_role, waits):
+    r = as_role("admin").get("/api/v1/sla/board")
+    assert r.status_code == 200, r.text
+    board = r.json()
+    rows = mine(board, waits)
+    assert [x["staff_name"] for x in rows] == ["张三", "李四", "赵六"]
+    first = rows[0]
+    assert first["conversation_id"] == waits.a["zhangsan"]
+    assert first["message"] == f"能便宜点吗 {waits.sfx}"
+    assert 295 <= first["waited_s"] <= 400 and first["waited_text"].startswith("5 分")
+    assert [(f["step"], f["action"], f["target"]) for f in first["fired"]] == [(0, "app_message", "agent")]
+    assert first["customer"]  # the external id when the customer is unknown
+    assert rows[1]["fired"] == []
+    assert board["breaches_total"] >= 1
+    assert {"staff_userid": "zhangsan", "staff_name": "张三", "count": 1} in board["breaches_by_agent"]
+    assert board["breaches_by_step"][0]["step"] == 0
+    fr = board["first_response"]
+    assert fr["count"] >= 1 and fr["median_s"] is not None
+    assert board["within_steps"][0]["delay_s"] == 120 and board["within_steps"][0]["share"] > 0
+    assert all(f"乙方等待 {waits.sfx}" != x["message"] for x in board["waiting"])
+
+
+def test_role_scoping_agent_own_supervisor_team_admin_all(as_role, waits):
+    def staff(role: str) -> list[str]:
+        return [x["staff_userid"] for x in mine(as_role(role).get("/api/v1/sla/board").json(), waits)]
+
+    assert staff("admin") == ["zhangsan", "lisi", "zhaoliu"]
+    assert staff("supervisor") == ["zhangsan", "lisi"]  # 赵六 is outside 王五's team
+    assert staff("agent") == ["zhangsan"]
+    agent = as_role("agent").get("/api/v1/sla/board").json()
+    assert all(x["staff_userid"] == "zhangsan" for x in agent["waiting"])
+    assert agent["first_response"]["count"] == 0  # 李四's answer is not 张三's
+    assert [x["staff_userid"] for x in agent["breaches_by_agent"]] == ["zhangsan"]
+
+
+def test_tenant_b_sees_only_its_own(as_role, waits):
+    board = as_role("admin", "b").get("/api/v1/sla/board").json()
+    assert [x["message"] for x in board["waiting"] if waits.sfx in x["message"]] == [f"乙方等待 {waits.sfx}"]
+    assert board["breaches_total"] == 0
+
+
+def test_the_board_page(as_role, waits):
+    page = as_role("supervisor").get("/sla")
+    assert page.status_code == 200
+    assert f"能便宜点吗 {waits.sfx}" in page.text and f"请问发货了吗 {waits.sfx}" in page.text
+    assert f"报价单发我 {waits.sfx}" not in page.text
+    assert f'href="/conversations/{waits.a["zhangsan"]}"' in page.text
+    assert "data-waited=" in page.text and "第 1 步" in page.text
+    assert 'name="minutes" value="30"' in page.text and 'name="csrf_token"' in page.text
+    assert "今日超时" in page.text and "今日首次响应" in page.text
+    agent = as_role("agent").get("/sla")
+    assert agent.status_code == 200 and f"请问发货了吗 {waits.sfx}" not in agent.text
+    assert "只显示你负责的客户" in agent.text
+
+
+def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db, world):
+    agent = as_role("agent")
+    cid = waits.a["zhangsan"]
+    r = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "30"})
+    assert r.status_code == 403
+    r = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "30", "csrf_token": agent.csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/sla?done=snoozed"
+    with db.tenant_session(world.a.id) as s:
+        due = list(
+            s.scalars(
+                select(SlaEscalation.due_at).where(
+                    SlaEscalation.conversation_id == cid, SlaEscalation.status == "pending"
+                )
+            )
+        )
+        snoozed = s.scalar(select(SlaWait.snoozed_until).where(SlaWait.conversation_id == cid))
+    assert due and min(due) >= utcnow() + timedelta(minutes=29)
+    assert snoozed >= utcnow() + timedelta(minutes=29)
+    assert "已暂缓提醒" in agent.get("/sla?done=snoozed").text
+    # Not the agent's customer, another tenant's conversation: not found.
+    other = agent.post(
+        f"/conversations/{waits.a['zhaoliu']}/snooze", data={"minutes": "15", "csrf_token": agent.csrf}
+    )
+    assert other.status_code == 404
+    bad = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "abc", "csrf_token": agent.csrf})
+    assert bad.status_code == 422
+
+
+def test_snooze_api(as_role, waits):
+    sup = as_role("supervisor")
+    cid = waits.a["lisi"]
+    url = f"/api/v1/conversations/{cid}/snooze"
+    assert sup.post(url, json={"minutes": 15}).status_code == 403  # no CSRF header
+    headers = {"X-CSRF-Token": sup.csrf}
+    r = sup.post(url, json={"minutes": 0}, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "minutes"
+    r = sup.post(url, json={"minutes": 15}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["snoozed"] is True and r.json()["moved_steps"] >= 1
+    assert (
+        sup.post(f"/api/v1/conversations/{waits.b}/snooze", json={"minutes": 15}, headers=headers).status_code
+        == 404
+    )
+    assert (
+        sup.post(f"/api/v1/conversations/{waits.a['zhaoliu']}/snooze", json={"minutes": 15}, headers=headers)
+    ).status_code == 404
+
+
+# ---------------------------------------------------------------- policy
+
+
+def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, db):
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(SlaPolicy.id)) is None
+    admin = as_role("admin")
+    r = admin.get("/api/v1/sla/policy")
+    assert r.status_code == 200
+    p = r.json()
+    assert p["is_default"] is True
+    assert [(x["delay_s"], x["action"], x["target"]) for x in p["steps"]] == [
+        (120, "app_message", "agent"),
+        (300, "app_message", "leader"),
+        (600, "voice_call", "agent"),
+    ]
+    page = admin.get("/sla/policy")
+    assert page.status_code == 200 and "当前使用默认策略" in page.text
+    for role in ("supervisor", "agent"):
+        c = as_role(role)
+        assert c.get("/api/v1/sla/policy").status_code == 403
+        assert c.get("/sla/policy").status_code == 403
+        assert c.put("/api/v1/sla/policy", json={}, headers={"X-CSRF-Token": c.csrf}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"steps": [{"delay_s": 60, "action": "sms", "target": "agent"}]}, "action"),
+        ({"steps": [{"delay_s": -1, "action": "app_message", "target": "agent"}]}, "delay_s"),
+        ({"steps": [{"delay_s": 60, "action": "app_message", "target": "boss"}]}, "target"),
+        ({"steps": [{"delay_s": 60, "action": "app_message"}] * 11}, "steps"),
+        ({"shifts": [["09:00", "12:00"], ["11:00", "18:00"]]}, "shifts"),
+        ({"shifts": [["18:00", "09:00"]]}, "shifts"),
+        ({"shifts": [["9am", "12:00"]]}, "shifts"),
+        ({"quiet_hours": ["21:00"]}, "quiet_hours"),
+        ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),
+        ({"business_hours": True}, "business_hours"),
+    ],
+)
+def test_policy_validation_answers_422_naming_the_field(as_role, body, where):
+    admin = as_role("admin")
+    r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422, r.text
+    assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
+
+
+def test_policy_round_trip(as_role, world, db):
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    body = {
+        "steps": [
+            {"delay_s": 600, "action": "voice_call", "target": "leader"},
+            {"delay_s": 60, "action": "app_message", "target": "agent"},
+        ],
+        "business_hours_only": True,
+        "shifts": [["13:30", "18:00"], ["09:00", "12:00"]],
+        "public_holidays": False,
+        "escalation_contact": "wangwu",
+        "quiet_hours": ["22:00", "07:30"],
+        "calendar_days": [{"day": "2030-10-08", "kind": "workday", "note": "补班"}],
+    }
+    assert admin.put("/api/v1/sla/policy", json=body).status_code == 403  # CSRF
+    r = admin.put("/api/v1/sla/policy", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    got = admin.get("/api/v1/sla/policy").json()
+    assert got["is_default"] is False
+    assert [x["delay_s"] for x in got["steps"]] == [60, 600]  # sorted by delay
+    assert got["shifts"] == [["13:30", "18:00"], ["09:00", "12:00"]] or got["shifts"] == [
+        ["09:00", "12:00"],
+        ["13:30", "18:00"],
+    ]
+    assert got["business_hours_only"] and not got["public_holidays"]
+    assert got["escalation_contact"] == "wangwu" and got["quiet_hours"] == ["22:00", "07:30"]
+    assert got["calendar_days"] == [{"day": "2030-10-08", "kind": "workday", "note": "补班"}]
+    r = admin.put("/api/v1/sla/policy", json={"escalation_contact": "sunba"}, headers=headers)
+    assert r.status_code == 422 and "不是在职成员" in r.json()["detail"]  # 孙八 left
+    assert admin.get("/api/v1/sla/policy").json()["escalation_contact"] == "wangwu"
+    # A partial update keeps the rest; calendar_days [] clears the dates.
+    r = admin.put("/api/v1/sla/policy", json={"quiet_hours": [], "calendar_days": []}, headers=headers)
+    got = r.json()
+    assert got["quiet_hours"] == [] and got["calendar_days"] == [] and len(got["steps"]) == 2
+    # Tenant B still has the default.
+    assert as_role("admin", "b").get("/api/v1/sla/policy").json()["is_default"] is True
+    with db.tenant_session(world.b.id) as s:
+        assert s.scalar(select(SlaCalendarDay.id)) is None
+
+
+def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
+    admin = as_role("admin")
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["3", "", "15"],
+        "step_action": ["app_message", "app_message", "voice_call"],
+        "step_target": ["agent", "agent", "contact"],
+        "business_hours_only": "1",
+        "shifts": "09:00-12:00\n13:30-18:00",
+        "public_holidays": "1",
+        "escalation_contact": "lisi",
+        "quiet_start": "21:00",
+        "quiet_end": "08:00",
+    }
+    r = admin.post("/sla/policy", data=form)
+    assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=saved"
+    got = admin.get("/api/v1/sla/policy").json()
+    assert [(x["delay_s"], x["action"], x["target"]) for x in got["steps"]] == [
+        (180, "app_message", "agent"),
+        (900, "voice_call", "contact"),
+    ]
+    assert got["shifts"] == [["09:00", "12:00"], ["13:30", "18:00"]] and got["escalation_contact"] == "lisi"
+    page = admin.get("/sla/policy?done=saved")
+    assert "策略已保存" in page.text and "13:30-18:00" in page.text and "当前使用默认策略" not in page.text
+    # Overlapping shifts: refused, the form shown again with the reason.
+    bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
+    assert bad.status_code == 422 and "班次" in bad.text and "overlap" in bad.text
+    assert "11:00-18:00" in bad.text
+    bad = admin.post("/sla/policy", data={**form, "step_delay_min": ["abc", "", ""]})
+    assert bad.status_code == 422 and "第 1 步" in bad.text
+    assert (
+        admin.post("/sla/policy", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code
+        == 403
+    )
+    # Extra dates.
+    r = admin.post(
+        "/sla/policy/days",
+        data={"csrf_token": admin.csrf, "day": "2031-01-02", "kind": "holiday", "note": "年会"},
+    )
+    assert r.status_code == 303
+    page = admin.get("/sla/policy")
+    assert "2031-01-02" in page.text and "年会" in page.text
+    assert (
+        admin.post(
+            "/sla/policy/days", data={"csrf_token": admin.csrf, "day": "x", "kind": "holiday"}
+        ).status_code
+        == 422
+    )
+    r = admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.note == "年会")) is None
+    assert (
+        admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf}).status_code == 404
+    )
