@@ -46,7 +46,7 @@ class Worker:
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
             self._loop(self._claim_outbox, notify_tasks.send, yields=True),
-            self._loop(lambda: sla_tasks.claim_due(self.rt, self.concurrency), sla_tasks.fire),
+            self._loop(lambda: sla_tasks.claim_due(self.rt, self.concurrency), sla_tasks.fire, woken=False),
         ]
         if self.scheduled:
             loops.append(self._periodic())
@@ -80,10 +80,24 @@ class Worker:
             where=(OutboxMessage.priority > outbox.URGENT,),
         )
 
-    async def _loop(self, claim_rows, run_one, running: set | None = None, yields: bool = False) -> None:
-        waiting = self.rt.new_wake()
-        self._wakes.append(waiting)
+    async def _loop(
+        self, claim_rows, run_one, running: set | None = None, yields: bool = False, woken: bool = True
+    ) -> None:
+        """Claim and run rows. `yields`: claim nothing while urgent work runs. `woken`: start
+        at once when work is stored (else poll only: time-driven work such as SLA steps)."""
+        if woken:
+            waiting = self.rt.new_wake()
+            self._wakes.append(waiting)
+        else:
+            waiting = asyncio.Event()
         running = running if running is not None else set()
+
+        def finished(_task) -> None:
+            if running is self._urgent and not running:
+                self.rt.wake()  # urgent work is done: the loops that yielded may claim again
+            elif len(running) == self.concurrency - 1:
+                waiting.set()  # this loop was full and has room again
+
         while not self._stop.is_set():
             waiting.clear()
             rows = []
@@ -96,7 +110,7 @@ class Worker:
                 task = asyncio.create_task(self._guard(run_one, row))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                task.add_done_callback(lambda _t: self.rt.wake())  # room for more, or urgent done
+                task.add_done_callback(finished)
             if rows and len(rows) == self.concurrency:
                 await asyncio.sleep(0)
                 continue
