@@ -85,7 +85,6 @@ def test_events_processed_out_of_order_end_in_the_right_state(db):
 
     from siyu.customers import service
     from siyu.db.crypto import SecretBox
-    from siyu.tenancy.models import Tenant
     from siyu.tenancy.service import CorpCredentials, save_tenant
     from siyu.wecom.crypto import new_encoding_aes_key
 
@@ -104,7 +103,7 @@ def test_events_processed_out_of_order_end_in_the_right_state(db):
     with db.tenant_session(tid) as s:
         service.record_follow_ended(s, removed, "lost")
     with db.tenant_session(tid) as s:
-        service.record_added(s, s.get(Tenant, tid), added, gone)
+        service.record_added(s, added, gone)
     with db.tenant_session(tid) as s:
         follow = s.scalar(select(Follow))
         kinds = s.scalars(select(TimelineEvent.kind)).all()

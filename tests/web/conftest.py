@@ -158,7 +158,7 @@ def _contact(ext: str, name: str, userid: str, at: int, remark="", mobiles=(), t
 
 def _add(s, tenant, ext, name, userid, at, **kw) -> int:
     fields = {"UserID": userid, "ExternalUserID": ext, "CreateTime": at, "State": kw.get("state", "")}
-    return customers.record_added(s, tenant, fields, _contact(ext, name, userid, at, **kw)).id
+    return customers.record_added(s, fields, _contact(ext, name, userid, at, **kw)).id
 
 
 def _make_tenant(db, rt, emu: httpx.Client, label: str, staff=STAFF) -> Tenant_:

@@ -18,7 +18,7 @@ from siyu.customers import welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
 from siyu.notify import outbox
-from siyu.tenancy.models import Department, Staff, Tenant
+from siyu.tenancy.models import Department, Staff
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -216,9 +216,7 @@ def _wecom_tags(session: Session, tags: list[dict]) -> dict[str, Tag]:
     }
 
 
-def record_added(
-    session: Session, tenant: Tenant, fields: dict, contact: dict, half: bool = False
-) -> Customer:
+def record_added(session: Session, fields: dict, contact: dict, half: bool = False) -> Customer:
     """add_external_contact / add_half_external_contact, with externalcontact/get's answer.
 
     A retried event runs this again: every step here is safe to repeat."""

@@ -6,7 +6,6 @@ from siyu.customers import service
 from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
-from siyu.tenancy.models import Tenant
 from siyu.wecom.errors import WeComError
 
 # WeCom's answers when the relation is gone by the time we ask: the event alone must do.
@@ -26,7 +25,7 @@ async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     contact = await _contact(rt, tenant_id, fields)
     half = fields.get("ChangeType") == "add_half_external_contact"
     with rt.db.tenant_session(tenant_id) as s:
-        service.record_added(s, s.get(Tenant, tenant_id), fields, contact, half=half)
+        service.record_added(s, fields, contact, half=half)
         mark_done(s, event_id)
     rt.wake()
 
