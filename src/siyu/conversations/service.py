@@ -317,14 +317,16 @@ def add_archive_key(
     return key
 
 
-def dismiss(session: Session, conversation_id: int, reason: str = "dismissed") -> bool:
-    """The agent marks a conversation "no reply needed"."""
+def dismiss(
+    session: Session, conversation_id: int, at: datetime | None = None, reason: str = "dismissed"
+) -> bool:
+    """The agent marks a conversation "no reply needed" (at `at`, Siyu's clock)."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None or conversation.awaiting_since is None:
         return False
     msgid = conversation.awaiting_msgid
     conversation.awaiting_since, conversation.awaiting_msgid = None, ""
-    _announce(session, WaitChange(conversation, False, datetime.now(UTC), msgid, reason))
+    _announce(session, WaitChange(conversation, False, at or datetime.now(UTC), msgid, reason))
     return True
 
 
