@@ -41,10 +41,10 @@ def test_concurrent_claims_are_disjoint(db):
 
     def worker(slot: int) -> None:
         while True:
-            got = [m.id for m in claim(db, OutboxMessage, 7) if m.id in ids]
-            if not got:
+            rows = claim(db, OutboxMessage, 7)  # other tests' rows may come along: kept apart
+            if not rows:
                 return
-            claimed[slot].extend(got)
+            claimed[slot].extend(m.id for m in rows if m.id in ids)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
     for t in threads:
@@ -78,3 +78,22 @@ def test_the_same_side_effect_is_queued_once(db):
         first = outbox.enqueue(s, "welcome", "welcome:CODE", {})
         again = outbox.enqueue(s, "welcome", "welcome:CODE", {})
     assert first is True and again is False
+
+
+def test_a_worker_whose_lease_ran_out_does_not_send(db):
+    """Worker A claimed, stalled past its lease; worker B claimed the row again. Only B may
+    go on to the side effect: A's renewal, just before sending, is refused."""
+    from siyu.jobs.claim import renew
+
+    tid = tenant(db)
+    (row_id,) = pending(db, tid, 1)
+    a = next(r for r in claim(db, OutboxMessage, 1000) if r.id == row_id)
+    with db.system_session() as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    b = next(r for r in claim(db, OutboxMessage, 1000) if r.id == row_id)
+    assert renew(db, a) is None
+    assert renew(db, b) is not None

@@ -8,7 +8,7 @@ with FOR UPDATE SKIP LOCKED; SQLite has one writer at a time anyway.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
@@ -46,6 +46,26 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
         rows = list(s.scalars(stmt))
         s.expunge_all()
     return rows
+
+
+# Longer than any one run can take (the WeCom client waits at most 90 s, plus its timeouts).
+RUN_LEASE = timedelta(minutes=5)
+
+
+def renew(db: Database, row) -> datetime | None:
+    """Just before a side effect: extend the lease, if it is still this claim's. None means
+    the lease ran out meanwhile and another worker has the row: do nothing."""
+    until = utcnow() + RUN_LEASE
+    model = type(row)
+    stmt = (
+        update(model)
+        .where(model.id == row.id, model.status == "pending", model.claimed_until == row.claimed_until)
+        .values(claimed_until=until)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    with db.system_session() as s:
+        return until if s.scalar(stmt) is not None else None
 
 
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from siyu.db import utcnow
-from siyu.jobs.claim import backoff
+from siyu.jobs.claim import backoff, renew
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import ON_DEAD, SENDERS, Permanent, Skipped, sender
 from siyu.wecom.errors import WeComError
@@ -26,6 +26,10 @@ async def _app_message(rt, tenant_id: int, message: OutboxMessage):
 async def send(rt, message: OutboxMessage) -> None:
     """Send one claimed message (a detached row, as claimed)."""
     message_id = message.id
+    lease = renew(rt.db, message)
+    if lease is None:
+        log.info("outbox %s %s: lease lost before sending; another worker has it", message.kind, message_id)
+        return
     error, permanent, after, status = "", False, None, "sent"
     try:
         if message.deadline_at is not None and utcnow() >= message.deadline_at:

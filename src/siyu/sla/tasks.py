@@ -154,17 +154,22 @@ def _queue_notice(s: Session, tenant_id: int, esc: SlaEscalation, policy) -> Non
     """Join a card for the same person that is still waiting to go out (not yet claimed by
     a sender), or queue a new one that waits merge_window_s for others to join."""
     _recipient_lock(s, tenant_id, "notice", esc.recipient)
-    open_card = s.scalar(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.kind == "sla_notice",
-            OutboxMessage.status == "pending",
-            OutboxMessage.claimed_until.is_(None),
-            OutboxMessage.dedupe_key.like(_like_prefix(f"sla-notice:{esc.recipient}:"), escape="\\"),
+    prefix = f"sla-notice:{esc.recipient}:"
+    open_card = None
+    if policy.merge_window_s:
+        open_card = s.scalar(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.kind == "sla_notice",
+                OutboxMessage.status == "pending",
+                OutboxMessage.claimed_until.is_(None),
+                # a key range, not LIKE, so the (tenant_id, dedupe_key) index serves it
+                OutboxMessage.dedupe_key >= prefix,
+                OutboxMessage.dedupe_key < prefix[:-1] + chr(ord(":") + 1),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(1)
         )
-        .order_by(OutboxMessage.id)
-        .limit(1)
-    )
     if open_card is not None and policy.merge_window_s:
         payload = {**open_card.payload, "escalations": [*open_card.payload["escalations"], esc.id]}
         joined = s.execute(
@@ -260,10 +265,6 @@ def waited(seconds: float) -> str:
 def _clip(value: str, n: int) -> str:
     value = " ".join((value or "").split())
     return value if len(value) <= n else value[: n - 1] + "…"
-
-
-def _like_prefix(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _open_entries(s: Session, escalation_ids: list[int]) -> list[dict]:
