@@ -16,7 +16,7 @@ import sys
 from siyu.config import Settings
 
 
-def spawn(settings: Settings, nice: int = 10) -> tuple[subprocess.Popen, int]:
+def spawn(settings: Settings, nice: int = 19) -> tuple[subprocess.Popen, int]:
     """Start `siyu worker` with the same settings; returns it and the pipe's write end."""
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
