@@ -75,6 +75,9 @@ def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
         .order_by(e.due_at)
         .limit(limit)
     )
+    with rt.db.system_session() as s:  # a plain read first: polling must not take SQLite's write lock
+        if s.scalar(due.limit(1)) is None:
+            return []
     if rt.db.is_postgres:
         due = due.with_for_update(skip_locked=True, of=e)
     stmt = (
