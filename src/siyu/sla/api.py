@@ -14,7 +14,6 @@ helpers here (`board_for`, `policy_out`, `apply_policy`, `snooze_for`) also serv
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request
@@ -35,18 +34,6 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 
 
 # ---------------------------------------------------------------- the board
-
-
-def _summary(values: list[float]) -> dict:
-    if not values:
-        return {"count": 0, "mean_s": None, "median_s": None, "p90_s": None}
-    ordered = sorted(values)
-    return {
-        "count": len(values),
-        "mean_s": statistics.fmean(values),
-        "median_s": statistics.median(values),
-        "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-    }
 
 
 def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
@@ -138,7 +125,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
             for u, n in sorted(by_agent.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "breaches_total": sum(by_agent.values()),
-        "first_response": _summary(responses),
+        "first_response": service.response_summary(responses),
         "within_steps": within,
     }
 

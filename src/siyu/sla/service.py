@@ -431,21 +431,26 @@ def first_response(session: Session, start: datetime, end: datetime) -> dict:
         )
     ).all()
 
-    def summary(values: list[float]) -> dict:
-        if not values:
-            return {"count": 0, "mean_s": None, "median_s": None, "p90_s": None}
-        ordered = sorted(values)
-        return {
-            "count": len(values),
-            "mean_s": statistics.fmean(values),
-            "median_s": statistics.median(values),
-            "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-        }
-
     per: dict[str, list[float]] = {}
     for userid, value in rows:
         per.setdefault(userid, []).append(value)
-    return {"all": summary([v for _, v in rows]), "by_agent": {u: summary(v) for u, v in per.items()}}
+    return {
+        "all": response_summary([v for _, v in rows]),
+        "by_agent": {u: response_summary(v) for u, v in per.items()},
+    }
+
+
+def response_summary(values: list[float]) -> dict:
+    """Count, mean, median and p90 of response times in seconds."""
+    if not values:
+        return {"count": 0, "mean_s": None, "median_s": None, "p90_s": None}
+    ordered = sorted(values)
+    return {
+        "count": len(values),
+        "mean_s": statistics.fmean(values),
+        "median_s": statistics.median(values),
+        "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+    }
 
 
 def board(session: Session, now: datetime) -> dict:
