@@ -1,0 +1,80 @@
+"""Escalation end to end over the WeCom emulator: a question typed in WeCom, pulled from the
+archive, escalated agent -> leader -> phone call as Siyu's clock moves on."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from siyu.conversations.models import Conversation
+from siyu.sla.service import save_policy
+from siyu.tenancy.tasks import sync_staff
+from tests.customers.test_acquisition import follow_of, make_channel, run
+from tests.support.stack import wait_for
+
+
+def cards_to(stack, userid: str) -> list[dict]:
+    return [m for m in stack.app_messages() if m["msgtype"] == "textcard" and userid in m["recipients"]]
+
+
+def test_an_unanswered_question_escalates_agent_leader_call(stack, monkeypatch):
+    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "emulator")
+    run(sync_staff(stack.rt, stack.tenant_id))
+    with stack.session() as s:  # the default steps; no quiet hours, so the test runs at any hour
+        save_policy(s, quiet_hours=[])
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, "zhangsan", "请问这个型号多少钱？有现货吗")
+
+    def waiting():
+        with stack.session() as s:
+            return s.scalar(select(Conversation).where(Conversation.awaiting_since.is_not(None)))
+
+    conversation = wait_for(waiting, timeout=15)
+
+    stack.rt.clock.advance(60)  # one minute: nothing is due yet
+    assert not cards_to(stack, "zhangsan")
+    stack.rt.clock.advance(65)  # past 2 minutes: the agent is pushed
+    card = wait_for(lambda: cards_to(stack, "zhangsan"), timeout=20)[0]
+    assert "冯女士" in str(card["payload"]) and f"/conversations/{conversation.id}" in str(card["payload"])
+    assert not cards_to(stack, "lisi")
+
+    stack.rt.clock.advance(180)  # past 5 minutes: the agent's leader (direct_leader lisi)
+    wait_for(lambda: cards_to(stack, "lisi"), timeout=20)
+
+    stack.rt.clock.advance(300)  # past 10 minutes: the agent's phone rings
+    calls = wait_for(lambda: stack.control("GET", "/voice/calls"), timeout=20)
+    assert any("13800000002" in str(c) for c in calls)  # zhangsan's mobile
+
+
+def test_a_reply_at_minute_three_stops_the_leader_push(stack):
+    run(sync_staff(stack.rt, stack.tenant_id))
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "褚先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, "zhangsan", "发票什么时候能开？")
+
+    def waiting():
+        with stack.session() as s:
+            return s.scalar(select(Conversation).where(Conversation.awaiting_since.is_not(None)))
+
+    conversation = wait_for(waiting, timeout=15)
+    for seconds in (125, 55):  # both clocks: WeCom's (the reply's msgtime) and Siyu's
+        stack.rt.clock.advance(seconds)
+        stack.control("POST", "/clock", json={"advance_s": seconds})
+    wait_for(lambda: cards_to(stack, "zhangsan"), timeout=20)  # the 2-minute push went out
+    stack.chat("zhangsan", ext, "今天下午就给您开好")  # answered at minute 3
+
+    def answered():
+        with stack.session() as s:
+            return s.get(Conversation, conversation.id).awaiting_since is None
+
+    wait_for(answered, timeout=15)
+    stack.rt.clock.advance(300)  # well past the 5-minute step
+    stack.control("POST", "/clock", json={"advance_s": 300})
+    time.sleep(3)  # a few worker rounds
+    assert cards_to(stack, "lisi") == []
