@@ -6,40 +6,24 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.web.conftest import CHROMIUM, PASSWORD
+
+# Playwright for this module only, as in the web browser tests (see there why).
+from tests.web.test_browser import (  # noqa: F401 - fixtures
+    _fits_the_phone,
+    browser,
+    browser_type,
+    launch_browser,
+    playwright,
+)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="/usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium "
     "fonts-liberation fonts-wqy-microhei",
 )
-
-
-# As in tests/web/test_browser.py: Playwright lives for this module only.
-@pytest.fixture(scope="module")
-def playwright():
-    pw = sync_playwright().start()
-    yield pw
-    pw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser_type(playwright, browser_name):
-    return getattr(playwright, browser_name or "chromium")
-
-
-@pytest.fixture(scope="module")
-def browser(browser_type_launch_args, browser_type):
-    browser = browser_type.launch(**browser_type_launch_args)
-    yield browser
-    browser.close()
-
-
-def _fits_the_phone(page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"page is {width}px wide on a 390px phone"
 
 
 def test_a_pushed_link_opens_the_conversation_and_dismiss_stops_the_wait(page, siyu, world, new_waiting):
