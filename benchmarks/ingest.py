@@ -210,18 +210,18 @@ class Phases:
         self.wrap(service, "_parse", "parse")
         self.wrap(service, "_conversations", "conversations: find + create")
         self.wrap(service, "_siyu_sent", "welcome echoes (outbox lookup)")
-        self.wrap(service, "_last_outbound_text", "classifier context: last staff message")
-        self.wrap(service, "_apply", "conversation updates (incl. SLA listener)")
+        self.wrap(service, "_last_outbound_texts", "classifier context: last staff message")
+        self.wrap(service, "_apply", "conversation state (in memory)")
+        self.wrap(service, "_write_back", "conversation UPDATE")
         self.wrap(service, "_recall", "recalls")
         self.wrap(service, "render", "render")
         self.wrap(service, "ingest", "service.ingest")
         self.wrap(search, "index", "search index")
         from siyu.sla import service as sla
 
-        self.wrap(sla, "open_wait", "SLA open_wait")
-        self.wrap(sla, "policy_for", "SLA policy_for")
-        self.wrap(sla, "_insert", "SLA _insert (wait / escalation row)")
-        self.wrap(sla, "close_waits", "SLA close_waits")
+        self.wrap(sla.PolicyBook, "for_staff", "SLA policies for the batch's staff")
+        self.wrap(sla, "_store_new_waits", "SLA new waits + escalation rows")
+        self.wrap(sla, "_store_closed_waits", "SLA closed waits + cancelled steps")
         from sqlalchemy.orm import Session
 
         def flush_start(session, flush_context, instances):
@@ -296,13 +296,13 @@ class Phases:
             "needs-reply classify",
             "render",
             "search index",
-            "conversation updates (incl. SLA listener)",
-            "SLA listener (waits + escalation rows)",
-            "SLA open_wait",
-            "SLA policy_for",
-            "SLA _insert (wait / escalation row)",
-            "SLA close_waits",
+            "conversation state (in memory)",
             "recalls",
+            "conversation UPDATE",
+            "SLA listener (waits + escalation rows)",
+            "SLA policies for the batch's staff",
+            "SLA new waits + escalation rows",
+            "SLA closed waits + cancelled steps",
             "ORM flush (autoflush + commit)",
         ]
         lines = [

@@ -81,8 +81,8 @@ def ingest(db, tenant_id):
     classify = default_classifier().classify
     changes: list[service.WaitChange] = []
 
-    def record(session, change):
-        changes.append((change.opened, change.reason, change.at))
+    def record(session, batch):
+        changes.extend((change.opened, change.reason, change.at) for change in batch)
 
     service.WAIT_LISTENERS.append(record)
 

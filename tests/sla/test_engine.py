@@ -140,6 +140,41 @@ def test_recalling_one_of_two_waiting_messages_keeps_the_later_one_waiting(local
     assert [x.close_reason for x in waits] == ["recalled", ""]
 
 
+def test_a_conversation_pulled_in_one_batch_ends_as_if_pulled_message_by_message(local):
+    w = local
+    quiet_free(w)
+    question = w._message("wmcustomer1", "zhangsan", "你好，这个套餐多少钱？", 0, None)
+    answer = w._message("zhangsan", "wmcustomer1", "199 元一个月", 180, None)
+    again = w._message("wmcustomer1", "zhangsan", "能开发票吗？", 300, None)
+    w.ingest(again, answer, question)  # one archive batch, in any order
+    waits = w.waits()
+    assert [(x.msgid, x.close_reason, x.response_s) for x in waits] == [
+        (question["msgid"], "replied", 180.0),
+        (again["msgid"], "", None),
+    ]
+    assert w.steps() == [(n, "pending", "") for n in range(3)]  # the answered one never had steps due
+    assert w.conversation().awaiting_msgid == again["msgid"]
+    w.pulled(3600)
+    w.clock(419)
+    assert w.fire() == 0
+    w.clock(420)
+    assert w.fire() == 1  # 2 minutes after the second question
+
+
+def test_a_recall_in_the_same_batch_moves_the_wait_to_the_next_question(local):
+    w = local
+    first = w._message("wmcustomer1", "zhangsan", "发错了", 0, None)
+    second = w._message("wmcustomer1", "zhangsan", "请问发货了吗？", 60, None)
+    recall = {**w._message("wmcustomer1", "zhangsan", "", 90, None), "action": "recall", "msgtype": "revoke"}
+    recall["revoke"] = {"pre_msgid": first["msgid"]}
+    w.ingest(first, second, recall)
+    assert [(x.msgid, x.close_reason) for x in w.waits()] == [
+        (first["msgid"], "recalled"),
+        (second["msgid"], ""),
+    ]
+    assert w.conversation().awaiting_since == w.at(60)
+
+
 def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
     w = local
     quiet_free(w)

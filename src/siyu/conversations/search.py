@@ -41,7 +41,6 @@ from sqlalchemy import (
     and_,
     column,
     func,
-    insert,
     literal_column,
     select,
     table,
@@ -49,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from siyu.db import bulk
 from siyu.db.base import Base, BigId, TenantOwned
 
 FTS_TABLE = "message_search_fts"
@@ -238,28 +238,19 @@ def alembic_include_name(name: str | None, type_: str, parent_names: dict) -> bo
 # ---------------------------------------------------------------- writing
 
 
-def index(session: Session, rows: Sequence[dict]) -> int:
+def index(session: Session, rows: Sequence[dict], ids: dict[str, int]) -> int:
     """Index newly stored messages: `rows` are the dicts ingest() inserted (msgid, action,
-    conversation_id, text). Only messages of a conversation with some text are indexed.
-    Returns how many."""
-    wanted = {
-        r["msgid"]: tokens_text(r.get("text") or "")
-        for r in rows
-        if r.get("conversation_id") and r.get("action", "send") == "send" and (r.get("text") or "").strip()
-    }
-    wanted = {msgid: tokens for msgid, tokens in wanted.items() if tokens}
-    if not wanted:
-        return 0
-    from siyu.conversations.models import Message
-
-    tenant_id = session.info["siyu_tenant_id"]
-    ids = session.execute(select(Message.msgid, Message.id).where(Message.msgid.in_(list(wanted)))).all()
-    values = [
-        {"tenant_id": tenant_id, "message_id": message_id, "tokens": wanted[msgid]}
-        for msgid, message_id in ids
-    ]
-    if values:
-        session.execute(insert(MessageSearch), values)
+    conversation_id, text), `ids` their message ids by msgid (what the INSERT returned).
+    Only messages of a conversation with some text are indexed. Returns how many."""
+    values = []
+    for r in rows:
+        message_id = ids.get(r["msgid"])
+        if message_id is None or not r.get("conversation_id") or r.get("action", "send") != "send":
+            continue
+        tokens = tokens_text(r.get("text") or "")
+        if tokens:
+            values.append({"message_id": message_id, "tokens": tokens})
+    bulk.insert_rows(session, MessageSearch, values)
     return len(values)
 
 

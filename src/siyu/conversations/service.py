@@ -15,18 +15,18 @@ conversations never read them back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, Message
 from siyu.conversations.render import render
 from siyu.customers.models import Customer
+from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 
@@ -39,24 +39,31 @@ SIYU_ECHO_WINDOW = timedelta(minutes=5)
 class WaitChange:
     """A conversation started or stopped owing the customer a reply."""
 
-    conversation: Conversation
+    conversation_id: int
+    kind: str  # single | group
+    staff_userid: str
+    customer_id: int | None
     opened: bool  # True: a wait began at `at`; False: it ended at `at`
     at: datetime
     msgid: str
     reason: str  # customer_message | replied | recalled | dismissed
 
 
-WAIT_LISTENERS: list[Callable[[Session, WaitChange], None]] = []
+# Listeners get every change of one transaction at once, in the order they happened, so
+# they can write their own rows set-wise (one statement per kind of change, not per message).
+WaitListener = Callable[[Session, list[WaitChange]], None]
+WAIT_LISTENERS: list[WaitListener] = []
 
 
-def on_wait(listener: Callable[[Session, WaitChange], None]) -> Callable[[Session, WaitChange], None]:
+def on_wait(listener: WaitListener) -> WaitListener:
     WAIT_LISTENERS.append(listener)
     return listener
 
 
-def _announce(session: Session, change: WaitChange) -> None:
-    for listener in WAIT_LISTENERS:
-        listener(session, change)
+def _announce(session: Session, changes: list[WaitChange]) -> None:
+    if changes:
+        for listener in WAIT_LISTENERS:
+            listener(session, changes)
 
 
 def ms_to_datetime(ms: int | str | None) -> datetime:
@@ -77,6 +84,7 @@ class _Parsed:
     staff_userid: str
     roomid: str
     direction: str
+    text: str
 
 
 def _is_external(user: str, staff: set[str]) -> bool:
@@ -103,35 +111,110 @@ def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
             ext, userid, direction = other, sender, "out"
         if ext:
             key, kind = f"single:{ext}:{userid}", "single"
-    return _Parsed(seq, msgid, message, action, sender, sent_at, key, kind, ext, userid, roomid, direction)
-
-
-def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, Conversation]:
-    keys = {p.key for p in parsed if p.key}
-    found = (
-        {c.key: c for c in session.scalars(select(Conversation).where(Conversation.key.in_(keys)))}
-        if keys
-        else {}
+    text = render(message)
+    return _Parsed(
+        seq, msgid, message, action, sender, sent_at, key, kind, ext, userid, roomid, direction, text
     )
-    missing = [p for p in parsed if p.key and p.key not in found]
+
+
+def _staff_among(session: Session, items: Sequence) -> set[str]:
+    """Which of the users that look like customers (wm/wo/wb...) are in fact staff: the only
+    ones `_is_external` must know about."""
+    users: set[str] = set()
+    for i in items:
+        m = i.message
+        users.add(m.get("from", "") or m.get("user", ""))
+        users.update((m.get("tolist") or [])[:1])
+    lookalikes = [u for u in users if u and u.startswith(EXTERNAL_PREFIXES)]
+    if not lookalikes:
+        return set()
+    return set(session.scalars(select(Staff.userid).where(Staff.userid.in_(lookalikes))))
+
+
+_STATE = (
+    "id",
+    "key",
+    "kind",
+    "staff_userid",
+    "customer_id",
+    "last_message_at",
+    "last_inbound_at",
+    "last_outbound_at",
+    "awaiting_since",
+    "awaiting_msgid",
+    "message_count",
+)
+_CHANGING = _STATE[5:]
+
+
+@dataclass
+class _State:
+    """A conversation's row as ingest changes it (written back in one statement a batch)."""
+
+    id: int
+    key: str
+    kind: str
+    staff_userid: str
+    customer_id: int | None
+    last_message_at: datetime | None
+    last_inbound_at: datetime | None
+    last_outbound_at: datetime | None
+    awaiting_since: datetime | None
+    awaiting_msgid: str
+    message_count: int
+    dirty: bool = False
+
+    def change(self, opened: bool, at: datetime, msgid: str, reason: str) -> WaitChange:
+        return WaitChange(self.id, self.kind, self.staff_userid, self.customer_id, opened, at, msgid, reason)
+
+
+def _state_columns():
+    return [getattr(Conversation, name) for name in _STATE]
+
+
+def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]:
+    """Each conversation of the batch, created when new (one INSERT for all new ones)."""
+    keys = list({p.key for p in parsed if p.key})
+    if not keys:
+        return {}
+    found = {
+        row.key: _State(*row)
+        for row in session.execute(select(*_state_columns()).where(Conversation.key.in_(keys)))
+    }
+    missing: dict[str, _Parsed] = {}
+    for p in parsed:
+        if p.key and p.key not in found and p.key not in missing:
+            missing[p.key] = p
     if missing:
-        externals = {p.external_userid for p in missing if p.external_userid}
-        q = select(Customer.external_userid, Customer.id).where(Customer.external_userid.in_(externals))
-        customers = {ext: cid for ext, cid in session.execute(q)} if externals else {}
-        for p in missing:
-            if p.key in found:
-                continue
-            conversation = Conversation(
-                key=p.key,
-                kind=p.kind,
-                roomid=p.roomid,
-                external_userid=p.external_userid if p.kind == "single" else "",
-                staff_userid=p.staff_userid if p.kind == "single" else "",
-                customer_id=customers.get(p.external_userid) if p.kind == "single" else None,
+        externals = {p.external_userid for p in missing.values() if p.kind == "single"}
+        customers = (
+            dict(
+                session.execute(
+                    select(Customer.external_userid, Customer.id).where(
+                        Customer.external_userid.in_(externals)
+                    )
+                ).all()
             )
-            session.add(conversation)
-            found[p.key] = conversation
-        session.flush()
+            if externals
+            else {}
+        )
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "key": key,
+                "kind": p.kind,
+                "roomid": p.roomid,
+                "external_userid": p.external_userid if p.kind == "single" else "",
+                "staff_userid": p.staff_userid if p.kind == "single" else "",
+                "customer_id": customers.get(p.external_userid) if p.kind == "single" else None,
+                "message_count": 0,
+                "awaiting_msgid": "",
+                "created_at": now,
+            }
+            for key, p in missing.items()
+        ]
+        for row in bulk.insert_rows(session, Conversation, rows, returning=_STATE):
+            found[row.key] = _State(*row)
     return found
 
 
@@ -153,58 +236,76 @@ def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, s
     return {(p["userid"], p["external_userid"], p.get("sent_text", "")) for p in rows}
 
 
-def _last_outbound_text(session: Session, conversation_id: int) -> str | None:
-    return session.scalar(
+def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> dict[int, str | None]:
+    """The last staff message of each conversation, as stored before this batch (one query:
+    each conversation's newest outbound message, found through its (conversation, sent_at)
+    index)."""
+    ids = list(conversation_ids)
+    if not ids:
+        return {}
+    last = (
         select(Message.text)
         .where(
-            Message.conversation_id == conversation_id,
+            Message.conversation_id == Conversation.id,
             Message.direction == "out",
+            Message.action == "send",
             Message.recalled.is_(False),
         )
         .order_by(Message.sent_at.desc())
         .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
     )
+    return dict(session.execute(select(Conversation.id, last).where(Conversation.id.in_(ids))).all())
 
 
 def ingest(session: Session, items: Sequence, classify) -> dict:
     """Store archived messages (objects with seq, msgid, message) and update conversations.
 
     `classify(batch of (text, preceding staff text)) -> verdicts with .label and .score` is
-    the needs-reply classifier. Returns counts."""
+    the needs-reply classifier. Returns counts.
+
+    Set-wise: a batch costs a fixed number of statements (lookups, one INSERT of the
+    messages, one of their search tokens, one UPDATE of the conversations, and what the
+    wait listeners write), whatever its size; only recalls are looked up one by one."""
     # Already stored ones are skipped before any work (a re-pull, a retried batch). Callers
     # hold the tenant's archive cursor while ingesting, so nobody stores these meanwhile.
     ids = {i.msgid for i in items}
     known = set(session.scalars(select(Message.msgid).where(Message.msgid.in_(ids)))) if ids else set()
     fresh = {i.msgid: i for i in items if i.msgid not in known}  # also drops repeats within the batch
-    staff = set(session.scalars(select(Staff.userid)))
+    duplicates = len(items) - len(fresh)
+    if not fresh:
+        return {"stored": 0, "duplicates": duplicates}
+    staff = _staff_among(session, fresh.values())
     parsed = [_parse(i.seq, i.msgid, i.message, staff) for i in fresh.values()]
     parsed.sort(key=lambda p: (p.sent_at, p.item_seq))
     conversations = _conversations(session, parsed)
     echoes = _siyu_sent(session, parsed)
 
     # Context for the classifier: the staff message each customer message answers.
-    last_out: dict[str, str | None] = {}
+    answering = {
+        conversations[p.key].id for p in parsed if p.key and p.direction == "in" and p.action == "send"
+    }
+    last_out = {c.key: None for c in conversations.values()}
+    stored_last = _last_outbound_texts(session, answering)
+    for c in conversations.values():
+        last_out[c.key] = stored_last.get(c.id)
     inbound: list[tuple[_Parsed, str | None]] = []
     for p in parsed:
         if p.key is None or p.action != "send":
             continue
-        if p.key not in last_out:
-            last_out[p.key] = _last_outbound_text(session, conversations[p.key].id)
-        text = render(p.message)
         if p.direction == "out":
-            last_out[p.key] = text
+            last_out[p.key] = p.text
         elif p.direction == "in":
             inbound.append((p, last_out[p.key]))
-    verdicts = classify([(render(p.message), context) for p, context in inbound]) if inbound else []
+    verdicts = classify([(p.text, context) for p, context in inbound]) if inbound else []
     verdict_of = {p.msgid: v for (p, _), v in zip(inbound, verdicts, strict=True)}
 
     rows = []
     for p in parsed:
-        text = render(p.message)
         verdict = verdict_of.get(p.msgid)
         rows.append(
             {
-                "tenant_id": session.info["siyu_tenant_id"],
                 "msgid": p.msgid,
                 "seq": p.item_seq,
                 "conversation_id": conversations[p.key].id if p.key else None,
@@ -213,92 +314,146 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "direction": p.direction,
                 "sent_at": p.sent_at,
                 "msgtype": p.message.get("msgtype", ""),
-                "text": text,
+                "text": p.text,
                 "body": p.message,
                 "recalled": False,
                 "needs_reply": (verdict.label == "needs_reply") if verdict else None,
                 "reply_score": verdict.score if verdict else None,
-                "by_siyu": (p.staff_userid, p.external_userid, text) in echoes,
+                "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes,
             }
         )
-    duplicates = len(items) - len(rows)
-    if not rows:
-        return {"stored": 0, "duplicates": duplicates}
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(Message).on_conflict_do_nothing(index_elements=["tenant_id", "msgid"])
-    session.connection().execute(stmt, rows)
-    search.index(session, rows)  # the search tokens of what was just stored
+    stored = dict(bulk.insert_rows(session, Message, rows, conflict=["msgid"], returning=["msgid", "id"]))
+    search.index(session, rows, stored)  # the search tokens of what was just stored
+
+    recalled = _mark_recalled(session, parsed)
+    changes: list[WaitChange] = []
     for p, row in zip(parsed, rows, strict=True):
         if p.key:
-            _apply(session, conversations[p.key], p, row)
+            _apply(session, conversations, recalled, conversations[p.key], p, row, changes)
         elif p.action == "recall":
-            _recall(session, p)
-    return {"stored": len(rows), "duplicates": duplicates}
+            _recall(session, conversations, recalled, p, changes)
+    _write_back(session, conversations.values())
+    _announce(session, changes)
+    return {"stored": len(stored), "duplicates": duplicates}
 
 
-def _apply(session: Session, conversation: Conversation, p: _Parsed, row: dict) -> None:
-    conversation.message_count += 1
-    if conversation.last_message_at is None or p.sent_at > conversation.last_message_at:
-        conversation.last_message_at = p.sent_at
+def _write_back(session: Session, states: Iterable[_State]) -> None:
+    dirty = [{"id": c.id, **{name: getattr(c, name) for name in _CHANGING}} for c in states if c.dirty]
+    bulk.update_by_id(session, Conversation, dirty, _CHANGING)
+
+
+def _apply(
+    session: Session,
+    states: dict,
+    recalled: dict[str, Row],
+    c: _State,
+    p: _Parsed,
+    row: dict,
+    changes: list[WaitChange],
+) -> None:
+    c.dirty = True
+    c.message_count += 1
+    if c.last_message_at is None or p.sent_at > c.last_message_at:
+        c.last_message_at = p.sent_at
     if p.action == "recall":
-        _recall(session, p, conversation)
+        _recall(session, states, recalled, p, changes, c)
         return
     if p.action != "send":
         return
     if p.direction == "in":
-        conversation.last_inbound_at = max(filter(None, [conversation.last_inbound_at, p.sent_at]))
-        if row["needs_reply"] and conversation.awaiting_since is None and conversation.kind == "single":
-            conversation.awaiting_since, conversation.awaiting_msgid = p.sent_at, p.msgid
-            _announce(session, WaitChange(conversation, True, p.sent_at, p.msgid, "customer_message"))
+        c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
+        if row["needs_reply"] and c.awaiting_since is None and c.kind == "single":
+            c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
+            changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
     elif p.direction == "out":
-        conversation.last_outbound_at = max(filter(None, [conversation.last_outbound_at, p.sent_at]))
-        waiting = conversation.awaiting_since
+        c.last_outbound_at = max(filter(None, [c.last_outbound_at, p.sent_at]))
+        waiting = c.awaiting_since
         if not row["by_siyu"] and waiting is not None and p.sent_at >= waiting:
-            conversation.awaiting_since, conversation.awaiting_msgid = None, ""
-            _announce(session, WaitChange(conversation, False, p.sent_at, p.msgid, "replied"))
+            c.awaiting_since, c.awaiting_msgid = None, ""
+            changes.append(c.change(False, p.sent_at, p.msgid, "replied"))
 
 
-def _recall(session: Session, p: _Parsed, conversation: Conversation | None = None) -> None:
+def _recalled_msgid(p: _Parsed) -> str:
+    return ((p.message.get("revoke") or {}).get("pre_msgid")) or ""
+
+
+def _mark_recalled(session: Session, parsed: list[_Parsed]) -> dict[str, Row]:
+    """Mark the originals of the batch's recalls (one statement); returns them by msgid."""
+    wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
+    if not wanted:
+        return {}
+    found = {
+        row.msgid: row
+        for row in session.execute(
+            select(Message.msgid, Message.id, Message.conversation_id).where(Message.msgid.in_(wanted))
+        )
+    }
+    if found:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_([row.id for row in found.values()]))
+            .values(recalled=True)
+            .execution_options(synchronize_session=False)
+        )
+    return found
+
+
+def _recall(
+    session: Session,
+    states: dict,
+    recalled: dict[str, Row],
+    p: _Parsed,
+    changes: list[WaitChange],
+    c: _State | None = None,
+) -> None:
     """A recall marks the original; if it was the waiting message, the wait moves to the
     next unanswered customer message, or closes."""
-    original_id = ((p.message.get("revoke") or {}).get("pre_msgid")) or ""
-    original = session.scalar(select(Message).where(Message.msgid == original_id))
+    original_id = _recalled_msgid(p)
+    original = recalled.get(original_id)
     if original is None:
         return
-    original.recalled = True
-    conversation = conversation or (
-        session.get(Conversation, original.conversation_id) if original.conversation_id else None
-    )
-    if conversation is None or conversation.awaiting_msgid != original_id:
+    if c is None and original.conversation_id:
+        c = next((s for s in states.values() if s.id == original.conversation_id), None)
+        if c is None:
+            row = session.execute(
+                select(*_state_columns()).where(Conversation.id == original.conversation_id)
+            ).first()
+            if row is not None:
+                c = states[row.key] = _State(*row)
+    if c is None or c.awaiting_msgid != original_id:
         return
-    session.flush()
-    last_reply = session.scalar(
-        select(func.max(Message.sent_at)).where(
-            Message.conversation_id == conversation.id,
-            Message.direction == "out",
-            Message.by_siyu.is_(False),
-            Message.recalled.is_(False),
+    c.dirty = True
+    reply = aliased(Message)
+    last_reply = (
+        select(func.max(reply.sent_at))
+        .where(
+            reply.conversation_id == c.id,
+            reply.direction == "out",
+            reply.by_siyu.is_(False),
+            reply.recalled.is_(False),
+            reply.action == "send",
+        )
+        .scalar_subquery()
+    )
+    following = session.execute(
+        select(Message.sent_at, Message.msgid)
+        .where(
+            Message.conversation_id == c.id,
+            Message.direction == "in",
             Message.action == "send",
+            Message.needs_reply.is_(True),
+            Message.recalled.is_(False),
+            or_(last_reply.is_(None), Message.sent_at > last_reply),
         )
-    )
-    q = select(Message).where(
-        Message.conversation_id == conversation.id,
-        Message.direction == "in",
-        Message.action == "send",
-        Message.needs_reply.is_(True),
-        Message.recalled.is_(False),
-    )
-    if last_reply is not None:
-        q = q.where(Message.sent_at > last_reply)
-    following = session.scalar(q.order_by(Message.sent_at).limit(1))
-    _announce(session, WaitChange(conversation, False, p.sent_at, original_id, "recalled"))
+        .order_by(Message.sent_at)
+        .limit(1)
+    ).first()
+    changes.append(c.change(False, p.sent_at, original_id, "recalled"))
     if following is None:
-        conversation.awaiting_since, conversation.awaiting_msgid = None, ""
+        c.awaiting_since, c.awaiting_msgid = None, ""
     else:
-        conversation.awaiting_since, conversation.awaiting_msgid = following.sent_at, following.msgid
-        _announce(
-            session, WaitChange(conversation, True, following.sent_at, following.msgid, "customer_message")
-        )
+        c.awaiting_since, c.awaiting_msgid = following.sent_at, following.msgid
+        changes.append(c.change(True, following.sent_at, following.msgid, "customer_message"))
 
 
 def add_archive_key(
@@ -321,12 +476,15 @@ def dismiss(
     session: Session, conversation_id: int, at: datetime | None = None, reason: str = "dismissed"
 ) -> bool:
     """The agent marks a conversation "no reply needed" (at `at`, Siyu's clock)."""
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None or conversation.awaiting_since is None:
+    c = session.get(Conversation, conversation_id)
+    if c is None or c.awaiting_since is None:
         return False
-    msgid = conversation.awaiting_msgid
-    conversation.awaiting_since, conversation.awaiting_msgid = None, ""
-    _announce(session, WaitChange(conversation, False, at or datetime.now(UTC), msgid, reason))
+    msgid = c.awaiting_msgid
+    c.awaiting_since, c.awaiting_msgid = None, ""
+    change = WaitChange(
+        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason
+    )
+    _announce(session, [change])
     return True
 
 

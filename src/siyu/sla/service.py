@@ -16,19 +16,18 @@ leader, 10 min voice call to the agent).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
-from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer
 from siyu.customers.service import leader_of
+from siyu.db import bulk
 from siyu.sla.calendar import BusinessCalendar, parse_hhmm, parse_shifts
 from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
@@ -200,36 +199,61 @@ def calendar_for(session: Session, policy: PolicyView) -> BusinessCalendar:
     )
 
 
+class PolicyBook:
+    """The tenant's policies, read once, answering "which policy applies to this staff
+    member" for many staff at a time (ingest asks for a whole batch's waits at once)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.policies = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
+        self._parents: dict[int, int | None] | None = None
+        self._calendars: dict[int | None, BusinessCalendar] = {}
+
+    @property
+    def fallback(self) -> PolicyView:
+        """The tenant's policy, else the built-in default."""
+        return PolicyView.of(self.policies[0]) if 0 in self.policies else PolicyView()
+
+    def for_staff(self, userids: Iterable[str]) -> dict[str, PolicyView]:
+        wanted = {u for u in userids if u}
+        found = dict.fromkeys(wanted, self.fallback)
+        if len(self.policies) <= (0 in self.policies) or not wanted:
+            return found  # no department has its own policy
+        if self._parents is None:
+            self._parents = dict(
+                self.session.execute(select(Department.wecom_id, Department.parent_wecom_id)).all()
+            )
+        rows = self.session.execute(
+            select(Staff.userid, Staff.main_department, Staff.departments).where(Staff.userid.in_(wanted))
+        )
+        for userid, main, departments in rows:
+            dept, seen = main or (departments[0] if departments else None), set()
+            while dept and dept not in seen:
+                if dept in self.policies:
+                    found[userid] = PolicyView.of(self.policies[dept])
+                    break
+                seen.add(dept)
+                dept = self._parents.get(dept)
+        return found
+
+    def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
+        if not policy.business_hours_only:
+            return [started_at + timedelta(seconds=s.delay_s) for s in policy.steps]
+        cal = self._calendars.get(policy.id)
+        if cal is None:
+            cal = self._calendars[policy.id] = calendar_for(self.session, policy)
+        return [cal.add(started_at, s.delay_s) for s in policy.steps]
+
+
 def policy_for(session: Session, staff_userid: str) -> PolicyView:
     """The policy that applies to a staff member's waits."""
-    policies = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
-    if not policies:
-        return PolicyView()
-    staff = session.scalar(select(Staff).where(Staff.userid == staff_userid)) if staff_userid else None
-    dept = None
-    if staff is not None:
-        dept = staff.main_department or (staff.departments[0] if staff.departments else None)
-    if dept is not None and len(policies) > (0 in policies):
-        parents = dict(session.execute(select(Department.wecom_id, Department.parent_wecom_id)).all())
-        seen = set()
-        while dept and dept not in seen:
-            if dept in policies:
-                return PolicyView.of(policies[dept])
-            seen.add(dept)
-            dept = parents.get(dept)
-    return PolicyView.of(policies[0]) if 0 in policies else PolicyView()
+    book = PolicyBook(session)
+    return book.for_staff([staff_userid])[staff_userid] if staff_userid else book.fallback
 
 
 def policy_by_id(session: Session, policy_id: int | None) -> PolicyView:
     policy = session.get(SlaPolicy, policy_id) if policy_id else None
     return PolicyView.of(policy) if policy is not None else PolicyView()
-
-
-def due_times(session: Session, policy: PolicyView, started_at: datetime) -> list[datetime]:
-    if not policy.business_hours_only:
-        return [started_at + timedelta(seconds=s.delay_s) for s in policy.steps]
-    cal = calendar_for(session, policy)
-    return [cal.add(started_at, s.delay_s) for s in policy.steps]
 
 
 def recipient_for(session: Session, target: str, agent_userid: str, policy: PolicyView) -> str | None:
@@ -246,61 +270,6 @@ def recipient_for(session: Session, target: str, agent_userid: str, policy: Poli
 # ------------------------------------------------------------------- waits (listener)
 
 
-def _insert(session: Session, model, values: dict, conflict: list[str]):
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    stmt = (
-        dialect.insert(model)
-        .values(tenant_id=session.info["siyu_tenant_id"], **values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", *conflict])
-        .returning(model.id)
-    )
-    return session.execute(stmt).scalar()
-
-
-def open_wait(session: Session, conversation: Conversation, msgid: str, at: datetime) -> int | None:
-    """Record a wait and schedule its steps; None if it was recorded before."""
-    if conversation.kind != "single" or not conversation.staff_userid:
-        return None
-    policy = policy_for(session, conversation.staff_userid)
-    wait_id = _insert(
-        session,
-        SlaWait,
-        {
-            "conversation_id": conversation.id,
-            "msgid": msgid,
-            "staff_userid": conversation.staff_userid,
-            "customer_id": conversation.customer_id,
-            "policy_id": policy.id,
-            "started_at": at,
-            "breached_step": -1,
-        },
-        ["conversation_id", "msgid"],
-    )
-    if wait_id is None or not policy.enabled:
-        return wait_id
-    for index, (step, due) in enumerate(zip(policy.steps, due_times(session, policy, at), strict=True)):
-        _insert(
-            session,
-            SlaEscalation,
-            {
-                "wait_id": wait_id,
-                "conversation_id": conversation.id,
-                "step": index,
-                "action": step.action,
-                "target": step.target,
-                "agent_userid": conversation.staff_userid,
-                "recipient": "",
-                "due_at": due,
-                "status": "pending",
-                "attempts": 0,
-                "note": "",
-                "created_at": datetime.now(UTC),
-            },
-            ["wait_id", "step"],
-        )
-    return wait_id
-
-
 def close_waits(session: Session, conversation_id: int, at: datetime, reason: str) -> int:
     """Close the conversation's open wait(s) and cancel their pending steps."""
     waits = list(
@@ -313,21 +282,157 @@ def close_waits(session: Session, conversation_id: int, at: datetime, reason: st
         if reason == "replied":
             wait.response_s = max(0.0, (at - wait.started_at).total_seconds())
     if waits:
-        session.execute(
-            update(SlaEscalation)
-            .where(SlaEscalation.wait_id.in_([w.id for w in waits]), SlaEscalation.status == "pending")
-            .values(status="cancelled", note=reason, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        _cancel_pending(session, [w.id for w in waits], reason)
     return len(waits)
 
 
-@conversations.on_wait
-def _on_wait(session: Session, change: conversations.WaitChange) -> None:
-    if change.opened:
-        open_wait(session, change.conversation, change.msgid, change.at)
-    else:
-        close_waits(session, change.conversation.id, change.at, change.reason)
+def _cancel_pending(session: Session, wait_ids: list[int], reason: str) -> None:
+    session.execute(
+        update(SlaEscalation)
+        .where(SlaEscalation.wait_id.in_(wait_ids), SlaEscalation.status == "pending")
+        .values(status="cancelled", note=reason, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass
+class _Wait:
+    conversation_id: int
+    msgid: str
+    staff_userid: str
+    customer_id: int | None
+    policy: PolicyView | None
+    started_at: datetime
+    id: int | None = None  # set for waits stored before this batch
+    closed_at: datetime | None = None
+    close_reason: str = ""
+
+    def close(self, at: datetime, reason: str) -> None:
+        self.closed_at, self.close_reason = at, reason
+
+    @property
+    def response_s(self) -> float | None:
+        if self.close_reason != "replied" or self.closed_at is None:
+            return None
+        return max(0.0, (self.closed_at - self.started_at).total_seconds())
+
+
+def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) -> None:
+    """Follow a transaction's wait changes, in order, with a fixed number of statements:
+    open waits (one row each, plus one escalation row per policy step, due at msgtime +
+    delay), close them (a reply, a recall, "no reply needed") and cancel their pending steps.
+    A wait opened and closed within the same changes is stored closed, without steps."""
+    ids = {c.conversation_id for c in changes}
+    stored = session.execute(
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at).where(
+            SlaWait.conversation_id.in_(ids), SlaWait.closed_at.is_(None)
+        )
+    ).all()
+    open_now: dict[int, list[_Wait]] = {}
+    for wait_id, conversation_id, started_at in stored:
+        open_now.setdefault(conversation_id, []).append(
+            _Wait(conversation_id, "", "", None, None, started_at, id=wait_id)
+        )
+    book = PolicyBook(session)
+    opening = [c for c in changes if c.opened and c.kind == "single" and c.staff_userid]
+    policies = book.for_staff(c.staff_userid for c in opening)
+    new: dict[tuple[int, str], _Wait] = {}
+    closed: list[_Wait] = []
+    for change in changes:
+        if change.opened:
+            if change.kind != "single" or not change.staff_userid:
+                continue
+            if (change.conversation_id, change.msgid) in new:
+                continue
+            wait = _Wait(
+                change.conversation_id,
+                change.msgid,
+                change.staff_userid,
+                change.customer_id,
+                policies[change.staff_userid],
+                change.at,
+            )
+            new[(change.conversation_id, change.msgid)] = wait
+            open_now.setdefault(change.conversation_id, []).append(wait)
+        else:
+            for wait in open_now.pop(change.conversation_id, []):
+                wait.close(change.at, change.reason)
+                if wait.id is not None:
+                    closed.append(wait)
+    _store_new_waits(session, book, list(new.values()))
+    _store_closed_waits(session, closed)
+
+
+def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
+    rows = [
+        {
+            "conversation_id": w.conversation_id,
+            "msgid": w.msgid,
+            "staff_userid": w.staff_userid,
+            "customer_id": w.customer_id,
+            "policy_id": w.policy.id,
+            "started_at": w.started_at,
+            "closed_at": w.closed_at,
+            "close_reason": w.close_reason,
+            "response_s": w.response_s,
+            "breached_step": -1,
+        }
+        for w in waits
+    ]
+    # a wait recorded before (a re-announced change) is left as it is, and gets no new steps
+    inserted = bulk.insert_rows(
+        session,
+        SlaWait,
+        rows,
+        conflict=["conversation_id", "msgid"],
+        returning=["id", "conversation_id", "msgid"],
+    )
+    by_key = {(w.conversation_id, w.msgid): w for w in waits}
+    now = datetime.now(UTC)
+    steps = []
+    for wait_id, conversation_id, msgid in inserted:
+        wait = by_key[(conversation_id, msgid)]
+        if not wait.policy.enabled or wait.closed_at is not None:
+            continue  # answered in the same pull: none of its steps could ever come due
+        dues = book.due_times(wait.policy, wait.started_at)
+        for index, (step, due) in enumerate(zip(wait.policy.steps, dues, strict=True)):
+            steps.append(
+                {
+                    "wait_id": wait_id,
+                    "conversation_id": conversation_id,
+                    "step": index,
+                    "action": step.action,
+                    "target": step.target,
+                    "agent_userid": wait.staff_userid,
+                    "recipient": "",
+                    "due_at": due,
+                    "status": "pending",
+                    "claimed_until": None,
+                    "attempts": 0,
+                    "fired_at": None,
+                    "note": "",
+                    "created_at": now,
+                }
+            )
+    bulk.insert_rows(session, SlaEscalation, steps)
+
+
+def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
+    if not waits:
+        return
+    rows = [
+        {"id": w.id, "closed_at": w.closed_at, "close_reason": w.close_reason, "response_s": w.response_s}
+        for w in waits
+    ]
+    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s"])
+    by_reason: dict[str, list[int]] = {}
+    for w in waits:
+        by_reason.setdefault(w.close_reason, []).append(w.id)
+    for reason, wait_ids in by_reason.items():
+        _cancel_pending(session, wait_ids, reason)
+
+
+conversations.on_wait(record_waits)
 
 
 def snooze(session: Session, conversation_id: int, until: datetime, now: datetime) -> int:
