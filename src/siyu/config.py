@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     )
     session_days: int = 14
 
+    # Voice calls for the last escalation step (siyu.sla.voice), env SIYU_VOICE_*.
+    voice_provider: str = Field(default="off", description="off | emulator | tencent")
+    voice_emulator_url: str = Field(
+        default="", description="the emulator's base URL; empty = the WeCom base URL"
+    )
+    voice_play_times: int = 2
+    voice_tencent_secret_id: str = ""
+    voice_tencent_secret_key: str = ""
+    voice_tencent_sdk_app_id: str = ""
+    voice_tencent_template_id: str = ""
+    voice_tencent_region: str = "ap-guangzhou"
+    voice_tencent_endpoint: str = "vms.tencentcloudapi.com"
+    voice_tencent_scheme: str = "https"  # http only for a local imitation
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -11,13 +11,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from siyu.config import Settings
 from siyu.db import utcnow
 from siyu.emulator import voice as voice_gateway
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent
 from siyu.sla import service, tasks
 from siyu.sla.models import SlaCall
-from siyu.sla.voice import TencentVoice, VoiceCall, VoiceSettings
+from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
 from siyu.tenancy.tasks import sync_staff
 from tests.sla.conftest import Wait, now_ms
 from tests.support.servers import serve
@@ -47,8 +48,8 @@ class LiveWait(Wait):
 
 @pytest.fixture
 def w(stack, gateway, monkeypatch) -> Wait:
-    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "emulator")
-    monkeypatch.setenv("SIYU_VOICE_EMULATOR_URL", gateway)
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway}
+    monkeypatch.setattr(stack.rt, "settings", stack.rt.settings.model_copy(update=voice))
     asyncio.run(sync_staff(stack.rt, stack.tenant_id))
     w = LiveWait(stack.rt, stack.tenant_id, now_ms(stack.rt))
     w.stack, w.gateway = stack, gateway
@@ -176,14 +177,14 @@ def test_a_welcome_message_is_not_a_reply(w):
 
 def test_voice_calls_through_tencent_clouds_sdk(gateway):
     host = gateway.removeprefix("http://")
-    settings = VoiceSettings(
-        provider="tencent",
-        tencent_secret_id="AKIDexample",
-        tencent_secret_key="secret",
-        tencent_sdk_app_id="1400006666",
-        tencent_template_id="4356",
-        tencent_endpoint=host,
-        tencent_scheme="http",
+    settings = Settings(
+        voice_provider="tencent",
+        voice_tencent_secret_id="AKIDexample",
+        voice_tencent_secret_key="secret",
+        voice_tencent_sdk_app_id="1400006666",
+        voice_tencent_template_id="4356",
+        voice_tencent_endpoint=host,
+        voice_tencent_scheme="http",
     )
     provider = TencentVoice(settings)
     call_id = asyncio.run(provider.call(VoiceCall("138 0000 0002", ["2", "10"], "", "siyu:1:call:7")))
@@ -200,4 +201,29 @@ def test_voice_calls_through_tencent_clouds_sdk(gateway):
     with pytest.raises(RuntimeError, match="InternalError"):  # retried by the outbox
         asyncio.run(provider.call(VoiceCall("13800000002", ["1", "1"], "", "x")))
     with pytest.raises(Permanent, match="SECRET"):
-        TencentVoice(VoiceSettings(provider="tencent"))
+        TencentVoice(Settings(voice_provider="tencent"))
+
+
+def test_voice_settings_come_from_siyus_settings_and_the_environment(monkeypatch):
+    """SIYU_VOICE_* are fields of siyu.config.Settings; provider_for reads rt.settings."""
+
+    class Rt:
+        settings = Settings(wecom_base_url="http://wecom.example")
+
+    assert Rt.settings.voice_provider == "off" and provider_for(Rt) is None
+    Rt.settings = Settings(wecom_base_url="http://wecom.example", voice_provider="emulator")
+    provider = provider_for(Rt)
+    assert provider.name == "emulator" and provider.url == "http://wecom.example/_emulator/voice/calls"
+    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "Tencent")
+    monkeypatch.setenv("SIYU_VOICE_TENCENT_SECRET_ID", "AKIDenv")
+    monkeypatch.setenv("SIYU_VOICE_TENCENT_SECRET_KEY", "k")
+    monkeypatch.setenv("SIYU_VOICE_TENCENT_SDK_APP_ID", "1400000001")
+    monkeypatch.setenv("SIYU_VOICE_TENCENT_TEMPLATE_ID", "1")
+    monkeypatch.setenv("SIYU_VOICE_PLAY_TIMES", "3")
+    Rt.settings = Settings()
+    provider = provider_for(Rt)
+    assert provider.name == "tencent" and provider.settings.voice_tencent_secret_id == "AKIDenv"
+    assert Rt.settings.voice_play_times == 3 and Rt.settings.voice_tencent_region == "ap-guangzhou"
+    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "alibaba")
+    with pytest.raises(Permanent, match="unknown SIYU_VOICE_PROVIDER"):
+        provider_for(type("Rt", (), {"settings": Settings()}))

@@ -19,7 +19,9 @@ def cards_to(stack, userid: str) -> list[dict]:
 
 
 def test_an_unanswered_question_escalates_agent_leader_call(stack, monkeypatch):
-    monkeypatch.setenv("SIYU_VOICE_PROVIDER", "emulator")
+    monkeypatch.setattr(
+        stack.rt, "settings", stack.rt.settings.model_copy(update={"voice_provider": "emulator"})
+    )
     run(sync_staff(stack.rt, stack.tenant_id))
     with stack.session() as s:  # the default steps; no quiet hours, so the test runs at any hour
         save_policy(s, quiet_hours=[])

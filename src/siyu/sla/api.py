@@ -7,16 +7,25 @@
   POST /api/v1/conversations/{id}/snooze       {minutes}: no escalation before now + minutes
   GET  /api/v1/sla/policy                      the tenant's policy (admin), or the default
   PUT  /api/v1/sla/policy                      change it (admin); 422 with the reason
+  GET  /api/v1/sla/policies                    the tenant's and every department's policy,
+                                               and which one each department follows (admin)
+  GET  /api/v1/sla/policies/{department}       one department's own policy (0: the tenant's)
+  PUT  /api/v1/sla/policies/{department}       create (201) or change (200) it; a new one
+                                               starts from what the department follows now
+  DELETE /api/v1/sla/policies/{department}     remove it (204): its members follow the parent
+                                               department's policy, else the tenant's; the
+                                               tenant's (0) cannot be removed (409)
 
-Auth is the web session cookie; POST/PUT also need the `X-CSRF-Token` header. The board
-helpers here (`board_for`, `policy_out`, `apply_policy`, `snooze_for`) also serve the pages.
+Auth is the web session cookie; POST/PUT/DELETE also need the `X-CSRF-Token` header. The board
+helpers here (`board_for`, `policy_out`, `apply_policy`, `snooze_for`, `policies_out`,
+`department_policy_out`, `apply_department_policy`) also serve the pages.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,9 +34,19 @@ from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
 from siyu.sla import service
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
-from siyu.sla.schemas import BoardOut, PolicyIn, PolicyOut, SnoozeIn, SnoozeOut
-from siyu.tenancy.models import Staff
-from siyu.web.api_errors import NOT_FOUND, not_found
+from siyu.sla.schemas import (
+    BoardOut,
+    DepartmentPolicyIn,
+    DepartmentPolicyOut,
+    PoliciesOut,
+    PolicyFieldsIn,
+    PolicyIn,
+    PolicyOut,
+    SnoozeIn,
+    SnoozeOut,
+)
+from siyu.tenancy.models import Department, Staff
+from siyu.web.api_errors import NOT_FOUND, ClearNotFound, not_found
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["sla"])
@@ -195,8 +214,9 @@ def policy_out(session: Session) -> dict:
     }
 
 
-def apply_policy(session: Session, body: PolicyIn) -> None:
-    """Save what `body` sets; raises service.PolicyError (a 422) for what the rules refuse."""
+def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
+    """The fields `body` sets, for service.save_policy; the escalation contact must be an
+    active member (service.PolicyError otherwise)."""
     fields = body.model_dump(exclude_none=True, exclude={"calendar_days"})
     if "steps" in fields:
         fields["steps"] = [dict(s) for s in fields["steps"]]
@@ -206,6 +226,12 @@ def apply_policy(session: Session, body: PolicyIn) -> None:
             raise service.PolicyError(
                 f"升级联系人 {contact} 不是在职成员 / the escalation contact is not an active member"
             )
+    return fields
+
+
+def apply_policy(session: Session, body: PolicyIn) -> None:
+    """Save what `body` sets; raises service.PolicyError (a 422) for what the rules refuse."""
+    fields = _policy_fields(session, body)
     service.save_policy(session, 0, **fields)
     if body.calendar_days is not None:
         wanted = {d.day: d for d in body.calendar_days}
@@ -243,3 +269,189 @@ def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         return policy_out(s)
+
+
+# ---------------------------------------------------------------- department policies
+
+
+def department_label(wecom_id: int, name: str | None) -> str:
+    """A department as people read it; one that is no longer synced says so."""
+    if wecom_id == 0:
+        return "全公司"
+    return name or f"部门 {wecom_id}（已不在通讯录中）"
+
+
+def unknown_department(department_wecom_id: int) -> HTTPException:
+    return ClearNotFound(
+        f"没有这个部门：{department_wecom_id}（请先同步通讯录） / "
+        f"no department {department_wecom_id} in the synced directory",
+    )
+
+
+def no_own_policy(department_wecom_id: int, name: str) -> HTTPException:
+    return ClearNotFound(
+        f"部门「{name}」没有自己的策略，沿用上级部门或全公司的策略 / "
+        f"department {department_wecom_id} has no policy of its own",
+    )
+
+
+def _view_fields(view: service.PolicyView) -> dict:
+    return {
+        "enabled": view.enabled,
+        "steps": [{"delay_s": s.delay_s, "action": s.action, "target": s.target} for s in view.steps],
+        "business_hours_only": view.business_hours_only,
+        "shifts": [list(s) for s in view.shifts],
+        "public_holidays": view.public_holidays,
+        "escalation_contact": view.escalation_contact,
+        "quiet_hours": list(view.quiet_hours),
+    }
+
+
+def _department_out(stored: SlaPolicy | None, department_wecom_id: int, name: str | None) -> dict:
+    view = service.PolicyView.of(stored) if stored is not None else service.PolicyView()
+    return {
+        "department_wecom_id": department_wecom_id,
+        "department_name": "" if department_wecom_id == 0 else department_label(department_wecom_id, name),
+        "is_default": stored is None,
+        **_view_fields(view),
+        "updated_at": stored.updated_at if stored is not None else None,
+    }
+
+
+def department_policy_out(session: Session, department_wecom_id: int) -> dict:
+    """A department's own policy (0: the tenant's, or the default) as the API shows it;
+    HTTPException 404 for an unknown department or one without a policy of its own."""
+    stored = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    if department_wecom_id == 0:
+        return _department_out(stored, 0, None)
+    name = session.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
+    if stored is None:
+        if name is None:
+            raise unknown_department(department_wecom_id)
+        raise no_own_policy(department_wecom_id, name)
+    return _department_out(stored, department_wecom_id, name)
+
+
+def policies_out(session: Session) -> dict:
+    """The tenant's policy first, then each department's (by WeCom id), and every synced
+    department with the policy its members follow."""
+    names = dict(session.execute(select(Department.wecom_id, Department.name)).all())
+    stored = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
+    policies = [_department_out(stored.get(0), 0, None)]
+    policies += [_department_out(stored[d], d, names.get(d)) for d in sorted(stored) if d != 0]
+    departments = []
+    for d in service.department_policies(session):
+        source = d.policy_from
+        kind = "own" if d.own else "default" if source is None else "tenant" if source == 0 else "inherited"
+        departments.append(
+            {
+                "wecom_id": d.wecom_id,
+                "name": d.name,
+                "parent_wecom_id": d.parent_wecom_id,
+                "depth": d.depth,
+                "policy": kind,
+                "policy_department_wecom_id": source,
+                "policy_department_name": department_label(source, names.get(source))
+                if source is not None
+                else "",
+            }
+        )
+    return {"policies": policies, "departments": departments}
+
+
+def apply_department_policy(session: Session, department_wecom_id: int, body: PolicyFieldsIn) -> bool:
+    """Create or change a department's own policy (0: the tenant's); True when it was
+    created. service.PolicyError for what the rules refuse; HTTPException 404 for an
+    unknown department."""
+    fields = _policy_fields(session, body)
+    if department_wecom_id == 0:
+        service.save_policy(session, 0, **fields)
+        return False
+    existed = session.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    try:
+        service.save_department_policy(session, department_wecom_id, **fields)
+    except service.UnknownDepartment:
+        raise unknown_department(department_wecom_id) from None
+    return existed is None
+
+
+@router.get(
+    "/sla/policies", response_model=PoliciesOut, summary="SLA policies: the tenant's and departments'"
+)
+def list_policies(request: Request, viewer: ApiViewer):
+    """Admins only. `policies`: the tenant's (department 0; `is_default` while none was
+    saved) and each department's own. `departments`: every synced department in tree order
+    with the policy its members follow: `own`, `inherited` (an ancestor department's),
+    `tenant`, or the built-in `default`."""
+    require_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        return policies_out(s)
+
+
+@router.get(
+    "/sla/policies/{department_wecom_id}",
+    response_model=DepartmentPolicyOut,
+    summary="A department's SLA policy",
+    responses={404: {"description": "no such department, or it has no policy of its own"}},
+)
+def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):
+    """Admins only. The department's own policy; department 0 is the tenant's."""
+    require_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        return department_policy_out(s, department_wecom_id)
+
+
+@router.put(
+    "/sla/policies/{department_wecom_id}",
+    response_model=DepartmentPolicyOut,
+    summary="Create or change a department's SLA policy",
+    responses={
+        201: {"description": "created"},
+        404: {"description": "no such department"},
+        422: {"description": "the policy was refused; `detail` says why"},
+    },
+)
+def put_department_policy(
+    request: Request,
+    response: Response,
+    viewer: ApiViewer,
+    department_wecom_id: int,
+    body: DepartmentPolicyIn,
+):
+    """Admins only. Same fields and rules as PUT /api/v1/sla/policy, without calendar_days
+    (the tenant's dates apply to every department). A new policy starts as a copy of the
+    one the department follows now; fields left out keep that value. Applies to its members
+    (and sub-departments without their own) for waits that begin from now on."""
+    require_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        try:
+            created = apply_department_policy(s, department_wecom_id, body)
+        except service.PolicyError as exc:  # raising rolls the session back
+            raise HTTPException(422, str(exc)) from None
+        if created:
+            response.status_code = 201
+        return department_policy_out(s, department_wecom_id)
+
+
+@router.delete(
+    "/sla/policies/{department_wecom_id}",
+    status_code=204,
+    summary="Remove a department's SLA policy",
+    responses={
+        404: {"description": "no such department, or it has no policy of its own"},
+        409: {"description": "the tenant's policy cannot be removed"},
+    },
+)
+def delete_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):
+    """Admins only. Its members then follow the parent department's policy, else the
+    tenant's. The tenant's policy (department 0) cannot be removed."""
+    require_admin(viewer)
+    if department_wecom_id == 0:
+        raise HTTPException(409, "全公司策略不能删除 / the tenant's policy cannot be deleted")
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if not service.delete_policy(s, department_wecom_id):
+            name = s.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
+            if name is None:
+                raise unknown_department(department_wecom_id)
+            raise no_own_policy(department_wecom_id, name)
+    return Response(status_code=204)

@@ -29,9 +29,9 @@ class CalendarDayIn(BaseModel):
     note: str = Field("", max_length=200)
 
 
-class PolicyIn(BaseModel):
-    """The tenant's policy. Fields left out keep their current value; `calendar_days`, when
-    given, replaces the tenant's extra dates."""
+class PolicyFieldsIn(BaseModel):
+    """A policy's fields (a department's policy has no dates of its own: the tenant's
+    calendar applies). Fields left out keep their current value."""
 
     enabled: bool | None = None
     steps: list[StepIn] | None = Field(None, max_length=MAX_STEPS)
@@ -44,7 +44,6 @@ class PolicyIn(BaseModel):
     quiet_hours: list[str] | None = Field(
         None, description='no voice calls in this daily window, e.g. ["21:00","08:00"]; [] for none'
     )
-    calendar_days: list[CalendarDayIn] | None = Field(None, max_length=400)
 
     model_config = {"extra": "forbid"}
 
@@ -80,6 +79,13 @@ class PolicyIn(BaseModel):
     def _sorted(cls, value: list[StepIn] | None):
         return sorted(value, key=lambda s: s.delay_s) if value is not None else value
 
+
+class PolicyIn(PolicyFieldsIn):
+    """The tenant's policy. Fields left out keep their current value; `calendar_days`, when
+    given, replaces the tenant's extra dates."""
+
+    calendar_days: list[CalendarDayIn] | None = Field(None, max_length=400)
+
     @field_validator("calendar_days")
     @classmethod
     def _unique_days(cls, value: list[CalendarDayIn] | None):
@@ -103,6 +109,44 @@ class PolicyOut(BaseModel):
     quiet_hours: list[str]
     calendar_days: list[CalendarDayOut]
     updated_at: datetime | None
+
+
+class DepartmentPolicyIn(PolicyFieldsIn):
+    """A department's own policy. Created from the policy its members follow until then (an
+    ancestor department's, the tenant's or the default); fields left out keep that value."""
+
+
+class DepartmentPolicyOut(BaseModel):
+    department_wecom_id: int = Field(description="0: the tenant's policy")
+    department_name: str = Field(description="empty for the tenant; the synced department's name")
+    is_default: bool = Field(description="only for the tenant: none saved, the built-in default applies")
+    enabled: bool
+    steps: list[StepIn]
+    business_hours_only: bool
+    shifts: list[list[str]]
+    public_holidays: bool
+    escalation_contact: str
+    quiet_hours: list[str]
+    updated_at: datetime | None
+
+
+class DepartmentApplies(BaseModel):
+    wecom_id: int
+    name: str
+    parent_wecom_id: int
+    depth: int = Field(description="0 for a top department (the list is in tree order)")
+    policy: Literal["own", "inherited", "tenant", "default"] = Field(
+        description="own policy; an ancestor department's; the tenant's; the built-in default"
+    )
+    policy_department_wecom_id: int | None = Field(
+        description="the department whose policy applies; 0 the tenant's; null the built-in default"
+    )
+    policy_department_name: str
+
+
+class PoliciesOut(BaseModel):
+    policies: list[DepartmentPolicyOut] = Field(description="the tenant's first, then each department's")
+    departments: list[DepartmentApplies] = Field(description="every synced department and what applies")
 
 
 class SnoozeIn(BaseModel):

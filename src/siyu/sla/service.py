@@ -267,6 +267,135 @@ def recipient_for(session: Session, target: str, agent_userid: str, policy: Poli
     return contact or None
 
 
+# ------------------------------------------------------- department policies (admin)
+# Editing a department's own policy, removing it, and which policy each department follows.
+
+
+class UnknownDepartment(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class DepartmentPolicy:
+    """A synced department and the policy its members follow (as policy_for resolves it)."""
+
+    wecom_id: int
+    name: str
+    parent_wecom_id: int
+    depth: int  # 0 for a top department, in tree order
+    own: bool  # it has a policy of its own
+    policy_from: int | None  # whose policy applies: a department, 0 (the tenant's), None (built-in)
+
+
+def department_policies(session: Session) -> list[DepartmentPolicy]:
+    """Every synced department, parents before children (siblings by WeCom id), with the
+    policy its members follow: its own, the nearest ancestor's, the tenant's or the default."""
+    stored = set(session.scalars(select(SlaPolicy.department_wecom_id)))
+    departments = session.execute(
+        select(Department.wecom_id, Department.name, Department.parent_wecom_id).order_by(Department.wecom_id)
+    ).all()
+    parents = {d.wecom_id: d.parent_wecom_id for d in departments}
+
+    def source(dept: int) -> int | None:
+        seen = set()
+        while dept and dept not in seen:
+            if dept in stored:
+                return dept
+            seen.add(dept)
+            dept = parents.get(dept)
+        return 0 if 0 in stored else None
+
+    children: dict[int, list] = {}
+    for d in departments:
+        parent = d.parent_wecom_id if d.parent_wecom_id in parents and d.parent_wecom_id != d.wecom_id else 0
+        children.setdefault(parent, []).append(d)
+    out: list[DepartmentPolicy] = []
+    placed: set[int] = set()
+
+    def walk(parent: int, depth: int) -> None:
+        for d in children.get(parent, []):
+            if d.wecom_id in placed:
+                continue
+            placed.add(d.wecom_id)
+            out.append(
+                DepartmentPolicy(
+                    d.wecom_id, d.name, d.parent_wecom_id, depth, d.wecom_id in stored, source(d.wecom_id)
+                )
+            )
+            walk(d.wecom_id, depth + 1)
+
+    walk(0, 0)
+    for d in departments:  # in a parent loop: listed at the top
+        if d.wecom_id not in placed:
+            placed.add(d.wecom_id)
+            out.append(
+                DepartmentPolicy(
+                    d.wecom_id, d.name, d.parent_wecom_id, 0, d.wecom_id in stored, source(d.wecom_id)
+                )
+            )
+            walk(d.wecom_id, 1)
+    return out
+
+
+def save_department_policy(session: Session, department_wecom_id: int, **fields) -> SlaPolicy:
+    """Create or change a department's own policy. A new one starts as a copy of the policy
+    its members follow now (an ancestor's, the tenant's or the default), named after the
+    department, and then takes `fields`. UnknownDepartment when there is no such synced
+    department (a policy left by a department that was removed can still be changed)."""
+    if department_wecom_id <= 0:
+        raise PolicyError("department 0 is the tenant's policy; use save_policy")
+    own = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    if own is None:
+        name = session.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
+        if name is None:
+            raise UnknownDepartment(department_wecom_id)
+        source = next(
+            (d.policy_from for d in department_policies(session) if d.wecom_id == department_wecom_id), None
+        )
+        stored = (
+            session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == source))
+            if source is not None
+            else None
+        )
+        base = PolicyView.of(stored) if stored is not None else PolicyView()
+        fields = {
+            "name": name[:200],
+            "enabled": base.enabled,
+            "steps": [{"delay_s": s.delay_s, "action": s.action, "target": s.target} for s in base.steps],
+            "business_hours_only": base.business_hours_only,
+            "shifts": [list(s) for s in base.shifts],
+            "public_holidays": base.public_holidays,
+            "escalation_contact": base.escalation_contact,
+            "merge_window_s": base.merge_window_s,
+            "call_cooldown_s": base.call_cooldown_s,
+            "quiet_hours": list(base.quiet_hours),
+            "stale_after_s": base.stale_after_s,
+            **fields,
+        }
+    return save_policy(session, department_wecom_id, **fields)
+
+
+def delete_policy(session: Session, department_wecom_id: int) -> bool:
+    """Remove a department's own policy: its members follow the nearest ancestor's policy,
+    else the tenant's, from their next wait on. Open waits that followed it keep their
+    scheduled steps and take the quiet hours, cooldown etc. of the policy that now applies.
+    The tenant's policy (department 0) cannot be removed. False when there was none."""
+    if department_wecom_id == 0:
+        raise PolicyError("the tenant's policy cannot be deleted")
+    policy = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    if policy is None:
+        return False
+    policy_id = policy.id
+    session.delete(policy)
+    session.flush()
+    for wait in session.scalars(
+        select(SlaWait).where(SlaWait.policy_id == policy_id, SlaWait.closed_at.is_(None))
+    ).all():
+        wait.policy_id = policy_for(session, wait.staff_userid).id
+    session.flush()
+    return True
+
+
 # ------------------------------------------------------------------- waits (listener)
 
 

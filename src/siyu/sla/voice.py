@@ -1,7 +1,7 @@
 """Voice calls for the last escalation step (WeCom has no phone API; REFERENCE 12).
 
 `VoiceProvider.call(VoiceCall) -> call id`: one interface, chosen by configuration
-(environment, prefix SIYU_VOICE_):
+(siyu.config.Settings, the `voice_*` fields; environment prefix SIYU_VOICE_):
 
   SIYU_VOICE_PROVIDER=off        no calls (the step is recorded, nothing rings)
   SIYU_VOICE_PROVIDER=emulator   POST {SIYU_VOICE_EMULATOR_URL or SIYU_WECOM_BASE_URL}/_emulator/voice/calls
@@ -25,25 +25,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from siyu.config import Settings
 from siyu.notify.outbox import Permanent
-
-
-class VoiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIYU_VOICE_", env_file=".env", extra="ignore")
-
-    provider: str = Field(default="off", description="off | emulator | tencent")
-    emulator_url: str = Field(default="", description="the emulator's base URL; empty = the WeCom base URL")
-    play_times: int = 2
-    tencent_secret_id: str = ""
-    tencent_secret_key: str = ""
-    tencent_sdk_app_id: str = ""
-    tencent_template_id: str = ""
-    tencent_region: str = "ap-guangzhou"
-    tencent_endpoint: str = "vms.tencentcloudapi.com"
-    tencent_scheme: str = "https"  # http only for a local imitation
 
 
 @dataclass(frozen=True)
@@ -111,10 +95,10 @@ class TencentVoice:
 
     name = "tencent"
 
-    def __init__(self, settings: VoiceSettings):
-        if not (settings.tencent_secret_id and settings.tencent_secret_key):
+    def __init__(self, settings: Settings):
+        if not (settings.voice_tencent_secret_id and settings.voice_tencent_secret_key):
             raise Permanent("SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY are not set")
-        if not (settings.tencent_sdk_app_id and settings.tencent_template_id):
+        if not (settings.voice_tencent_sdk_app_id and settings.voice_tencent_template_id):
             raise Permanent("SIYU_VOICE_TENCENT_SDK_APP_ID / _TEMPLATE_ID are not set")
         self.settings = settings
 
@@ -125,22 +109,22 @@ class TencentVoice:
         from tencentcloud.vms.v20200902 import vms_client
 
         s = self.settings
-        http = HttpProfile(protocol=s.tencent_scheme, endpoint=s.tencent_endpoint, reqTimeout=15)
+        http = HttpProfile(protocol=s.voice_tencent_scheme, endpoint=s.voice_tencent_endpoint, reqTimeout=15)
         profile = ClientProfile(httpProfile=http)
         profile.disable_region_breaker = True
-        cred = credential.Credential(s.tencent_secret_id, s.tencent_secret_key)
-        return vms_client.VmsClient(cred, s.tencent_region, profile)
+        cred = credential.Credential(s.voice_tencent_secret_id, s.voice_tencent_secret_key)
+        return vms_client.VmsClient(cred, s.voice_tencent_region, profile)
 
     def _send(self, call: VoiceCall) -> str:
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
         from tencentcloud.vms.v20200902 import models
 
         request = models.SendTtsVoiceRequest()
-        request.TemplateId = self.settings.tencent_template_id
+        request.TemplateId = self.settings.voice_tencent_template_id
         request.CalledNumber = "+86" + mainland(call.phone)
-        request.VoiceSdkAppid = self.settings.tencent_sdk_app_id
+        request.VoiceSdkAppid = self.settings.voice_tencent_sdk_app_id
         request.TemplateParamSet = [str(p) for p in call.params]
-        request.PlayTimes = max(1, min(3, self.settings.play_times))
+        request.PlayTimes = max(1, min(3, self.settings.voice_play_times))
         request.SessionContext = call.context[:1000]
         try:
             response = self._client().SendTtsVoice(request)
@@ -155,14 +139,16 @@ class TencentVoice:
         return await asyncio.to_thread(self._send, call)
 
 
-def provider_for(rt, settings: VoiceSettings | None = None) -> VoiceProvider | None:
-    """The configured provider, or None when calls are off."""
-    settings = settings or VoiceSettings()
-    name = settings.provider.strip().lower()
+def provider_for(rt, settings: Settings | None = None) -> VoiceProvider | None:
+    """The configured provider (from `rt.settings` unless given), or None when calls are off."""
+    settings = settings or rt.settings
+    name = settings.voice_provider.strip().lower()
     if name in ("", "off", "none"):
         return None
     if name == "emulator":
-        return EmulatorVoice(settings.emulator_url or rt.settings.wecom_base_url, settings.play_times)
+        return EmulatorVoice(
+            settings.voice_emulator_url or settings.wecom_base_url, settings.voice_play_times
+        )
     if name == "tencent":
         return TencentVoice(settings)
-    raise Permanent(f"unknown SIYU_VOICE_PROVIDER {settings.provider!r} (off | emulator | tencent)")
+    raise Permanent(f"unknown SIYU_VOICE_PROVIDER {settings.voice_provider!r} (off | emulator | tencent)")

@@ -10,3 +10,11 @@ NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"appli
 
 def not_found() -> HTTPException:
     return HTTPException(404, "not found")
+
+
+class ClearNotFound(HTTPException):
+    """A 404 whose detail is kept: for what reads the same whether it is missing or another
+    tenant's (a department by its WeCom id: each tenant has its own directory and ids)."""
+
+    def __init__(self, detail: str):
+        super().__init__(404, detail)

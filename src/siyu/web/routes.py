@@ -16,6 +16,7 @@ from siyu.customers.channels import ChannelError
 from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.web import archive_pages, auth, conversation_pages, pages, sla_pages
+from siyu.web.api_errors import ClearNotFound
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -73,7 +74,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        if exc.status_code == 404 and request.url.path.startswith("/api/"):
+        if (
+            exc.status_code == 404
+            and request.url.path.startswith("/api/")
+            and not isinstance(exc, ClearNotFound)
+        ):
             return JSONResponse({"detail": "not found"}, 404)
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
             return _error_page(request, exc.status_code, str(exc.detail or ""))

@@ -1,7 +1,9 @@
 """The SLA pages: the board (/sla: who waits, today's breaches, first-response figures; an
-agent sees their own waits, a supervisor their team's), snoozing a wait, and the tenant's
+agent sees their own waits, a supervisor their team's), snoozing a wait, the tenant's
 policy (/sla/policy, admins: steps, business hours, holidays, extra dates, escalation
-contact). Server-rendered, Chinese first; every form carries the CSRF token."""
+contact) and departments' own policies (the list and which policy each department follows
+on /sla/policy; /sla/policy/departments/{id} to add, edit or remove one, admins).
+Server-rendered, Chinese first; every form carries the CSRF token."""
 
 from __future__ import annotations
 
@@ -15,9 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from siyu.customers import queries as customer_queries
 from siyu.sla import service
-from siyu.sla.api import apply_policy, board_for, policy_out, snooze_for
+from siyu.sla.api import (
+    apply_department_policy,
+    apply_policy,
+    board_for,
+    department_policy_out,
+    policies_out,
+    policy_out,
+    snooze_for,
+)
 from siyu.sla.models import SlaCalendarDay
-from siyu.sla.schemas import MAX_SNOOZE_MIN, PolicyIn
+from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.templating import render
 
@@ -32,6 +42,8 @@ DONE = {
     "saved": "策略已保存，对之后开始的等待生效。",
     "day_added": "日期已保存。",
     "day_removed": "日期已删除。",
+    "department_saved": "部门策略已保存，对其成员之后开始的等待生效。",
+    "department_removed": "部门策略已删除，其成员改用上级部门或全公司的策略。",
 }
 
 
@@ -107,6 +119,9 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
+        listed = policies_out(s)
+    synced = {d["wecom_id"] for d in listed["departments"]}
+    own = {p["department_wecom_id"]: _steps_text(p["steps"]) for p in listed["policies"][1:]}
     shown = form or {
         **current,
         "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"]),
@@ -125,8 +140,21 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
             "error": error,
             "done": DONE.get(request.query_params.get("done") or ""),
             "today": date.today().isoformat(),
+            "depts": listed["departments"],
+            "own": own,
+            "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
+            "addable": [d for d in listed["departments"] if d["policy"] != "own"],
         },
         status_code=status,
+    )
+
+
+def _steps_text(steps: list[dict]) -> str:
+    """A policy's steps in a line: 2 分钟 应用消息→负责成员；10 分钟 语音电话→负责成员."""
+    return "；".join(
+        f"{_delay(s['delay_s'])} {ACTION_NAMES.get(s['action'], s['action'])}→"
+        f"{TARGET_NAMES.get(s['target'], s['target'])}"
+        for s in steps
     )
 
 
@@ -248,3 +276,113 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
             raise HTTPException(404, "not found")
         service.remove_calendar_day(s, when)
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
+
+
+# ---------------------------------------------------------------- department policies
+
+
+def _department_page(
+    request: Request, viewer: Viewer, wecom_id: int, error: str = "", form: dict | None = None, status=200
+):
+    """A department's policy form: its own policy, or (to add one) the policy it follows
+    now, filled in. 404 for a department that is neither synced nor has a policy."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        listed = policies_out(s)
+        staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
+        stored = next((p for p in listed["policies"] if p["department_wecom_id"] == wecom_id), None)
+        synced = next((d for d in listed["departments"] if d["wecom_id"] == wecom_id), None)
+        if wecom_id <= 0 or (stored is None and synced is None):
+            raise HTTPException(404, "没有这个部门 / no such department")
+        follows = ""
+        if stored is None:  # to add one: what applies now
+            source = synced["policy_department_wecom_id"] or 0
+            stored_source = department_policy_out(s, source)
+            follows = (
+                f"「{synced['policy_department_name']}」的策略"
+                if synced["policy"] == "inherited"
+                else "全公司策略"
+                if synced["policy"] == "tenant"
+                else "默认策略"
+            )
+    current = stored or stored_source
+    shown = form or {**current, "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"])}
+    steps = list(shown["steps"]) + [{"delay_s": None, "action": "app_message", "target": "agent"}] * 2
+    dept = {
+        "wecom_id": wecom_id,
+        "name": synced["name"] if synced else stored["department_name"],
+        "own": stored is not None,
+        "follows": follows,
+        "updated_at": stored["updated_at"] if stored else None,
+    }
+    return render(
+        request,
+        "sla_department_policy.html",
+        {
+            "dept": dept,
+            "f": shown,
+            "steps": steps[: service.MAX_STEPS],
+            "staff": staff,
+            "actions": ACTION_NAMES,
+            "targets": TARGET_NAMES,
+            "error": error,
+            "done": DONE.get(request.query_params.get("done") or ""),
+        },
+        status_code=status,
+    )
+
+
+@router.get("/sla/policy/departments")
+def department_pick(request: Request, viewer: PageViewer):
+    """The 添加 form on /sla/policy: to the chosen department's policy form."""
+    require_admin(viewer)
+    try:
+        wecom_id = int(request.query_params.get("department", ""))
+    except ValueError:
+        return RedirectResponse("/sla/policy#departments", 303)
+    return RedirectResponse(f"/sla/policy/departments/{wecom_id}", 303)
+
+
+@router.get("/sla/policy/departments/{wecom_id}", response_class=HTMLResponse)
+def department_policy_page(request: Request, viewer: PageViewer, wecom_id: int):
+    require_admin(viewer)
+    return _department_page(request, viewer, wecom_id)
+
+
+@router.post("/sla/policy/departments/{wecom_id}")
+async def department_policy_submit(request: Request, viewer: PageViewer, wecom_id: int):
+    require_admin(viewer)
+    if wecom_id <= 0:
+        raise HTTPException(404, "没有这个部门 / no such department")
+    form = await request.form()
+    shown, fields = _read_policy_form(form)
+    try:
+        body = DepartmentPolicyIn(**fields)
+    except ValidationError as exc:
+        return await run_in_threadpool(
+            _department_page, request, viewer, wecom_id, _problems(exc), shown, 422
+        )
+    rt = request.app.state.rt
+
+    def save() -> str:
+        try:
+            with rt.db.tenant_session(viewer.tenant_id) as s:
+                apply_department_policy(s, wecom_id, body)
+        except service.PolicyError as exc:
+            return str(exc)
+        return ""
+
+    problem = await run_in_threadpool(save)  # an unknown department: HTTPException 404
+    if problem:
+        return await run_in_threadpool(_department_page, request, viewer, wecom_id, problem, shown, 422)
+    return RedirectResponse("/sla/policy?done=department_saved#departments", 303)
+
+
+@router.post("/sla/policy/departments/{wecom_id}/remove")
+def department_policy_remove(request: Request, viewer: PageViewer, wecom_id: int):
+    require_admin(viewer)
+    if wecom_id <= 0:
+        raise HTTPException(404, "not found")
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if not service.delete_policy(s, wecom_id):
+            raise HTTPException(404, "这个部门没有自己的策略 / no policy of its own")
+    return RedirectResponse("/sla/policy?done=department_removed#departments", 303)

@@ -1,0 +1,239 @@
+"""Departments' own SLA policies over real HTTP: GET/PUT/DELETE /api/v1/sla/policies/{dept}
+and the pages under /sla/policy/departments; admin only, CSRF, tenant isolation, and a
+member of the department getting its steps (service.policy_for).
+
+The seeded directory (tests/web/conftest.py): 总部 (1) > 销售部 (2) > 销售一组 (3, 张三);
+总部 > 客服部 (4, 李四 赵六). Both tenants have the same department ids."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete
+
+from siyu.sla import service
+from siyu.sla.models import SlaPolicy
+
+LEADER_1MIN = [{"delay_s": 60, "action": "app_message", "target": "leader"}]
+
+
+@pytest.fixture(autouse=True)
+def no_department_policies(db, world):
+    """Each test starts and ends without department policies (the tenant's is left alone)."""
+
+    def clear():
+        for t in (world.a, world.b):
+            with db.tenant_session(t.id) as s:
+                s.execute(delete(SlaPolicy).where(SlaPolicy.department_wecom_id != 0))
+
+    clear()
+    yield
+    clear()
+
+
+def steps_of(db, tenant_id: int, userid: str) -> list[tuple]:
+    with db.tenant_session(tenant_id) as s:
+        return [(x.delay_s, x.action, x.target) for x in service.policy_for(s, userid).steps]
+
+
+def tenant_steps(db, tenant_id: int) -> list[tuple]:
+    with db.tenant_session(tenant_id) as s:
+        return [(x.delay_s, x.action, x.target) for x in service.policy_for(s, "").steps]
+
+
+def test_create_update_delete_a_department_policy_and_its_members_follow_it(as_role, world, db):
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    listed = admin.get("/api/v1/sla/policies").json()
+    assert [p["department_wecom_id"] for p in listed["policies"]] == [0]
+    assert [(d["wecom_id"], d["name"], d["depth"]) for d in listed["departments"]] == [
+        (1, "总部", 0),
+        (2, "销售部", 1),
+        (3, "销售一组", 2),
+        (4, "客服部", 1),
+    ]
+    assert {d["policy"] for d in listed["departments"]} <= {"tenant", "default"}
+    before = tenant_steps(db, world.a.id)
+
+    # 销售部 gets its own: 张三 (销售一组, under 销售部) follows it; 李四 (客服部) does not.
+    r = admin.put("/api/v1/sla/policies/2", json={"steps": LEADER_1MIN}, headers=headers)
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert got["department_wecom_id"] == 2 and got["department_name"] == "销售部"
+    assert got["steps"] == LEADER_1MIN and got["is_default"] is False
+    assert steps_of(db, world.a.id, "zhangsan") == [(60, "app_message", "leader")]
+    assert steps_of(db, world.a.id, "lisi") == before
+    assert admin.get("/api/v1/sla/policies/2").json() == got
+    listed = admin.get("/api/v1/sla/policies").json()
+    assert [p["department_wecom_id"] for p in listed["policies"]] == [0, 2]
+    applies = {d["wecom_id"]: d for d in listed["departments"]}
+    assert applies[2]["policy"] == "own"
+    assert (applies[3]["policy"], applies[3]["policy_department_wecom_id"]) == ("inherited", 2)
+    assert applies[3]["policy_department_name"] == "销售部"
+    assert applies[4]["policy"] in ("tenant", "default")
+
+    # An update changes only what it names.
+    r = admin.put(
+        "/api/v1/sla/policies/2", json={"quiet_hours": [], "escalation_contact": "wangwu"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["steps"] == LEADER_1MIN and r.json()["quiet_hours"] == []
+    assert r.json()["escalation_contact"] == "wangwu"
+
+    # 销售一组 gets one too, starting from 销售部's.
+    r = admin.put("/api/v1/sla/policies/3", json={"business_hours_only": True}, headers=headers)
+    assert (
+        r.status_code == 201
+        and r.json()["steps"] == LEADER_1MIN
+        and r.json()["escalation_contact"] == "wangwu"
+    )
+    with db.tenant_session(world.a.id) as s:
+        assert service.policy_for(s, "zhangsan").department_wecom_id == 3
+
+    # Removing: 张三 falls back to 销售部's, then to the tenant's.
+    assert admin.delete("/api/v1/sla/policies/3", headers=headers).status_code == 204
+    with db.tenant_session(world.a.id) as s:
+        assert service.policy_for(s, "zhangsan").department_wecom_id == 2
+    r = admin.delete("/api/v1/sla/policies/3", headers=headers)
+    assert r.status_code == 404 and "没有自己的策略" in r.json()["detail"]
+    r = admin.get("/api/v1/sla/policies/3")
+    assert r.status_code == 404 and "没有自己的策略" in r.json()["detail"]
+    assert admin.delete("/api/v1/sla/policies/2", headers=headers).status_code == 204
+    assert steps_of(db, world.a.id, "zhangsan") == before
+
+    # The tenant's cannot be removed; department 0 is the tenant's.
+    r = admin.delete("/api/v1/sla/policies/0", headers=headers)
+    assert r.status_code == 409 and "cannot be deleted" in r.json()["detail"]
+    assert admin.get("/api/v1/sla/policies/0").json()["department_wecom_id"] == 0
+
+    # Unknown departments.
+    for method in ("get", "put", "delete"):
+        kw = {"json": {"steps": LEADER_1MIN}} if method == "put" else {}
+        r = getattr(admin, method)("/api/v1/sla/policies/99", headers=headers, **kw)
+        assert r.status_code == 404, (method, r.text)
+        assert "没有这个部门" in r.json()["detail"] and "99" in r.json()["detail"]
+    with db.tenant_session(world.a.id) as s:
+        assert s.query(SlaPolicy).filter(SlaPolicy.department_wecom_id != 0).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"steps": [{"delay_s": 60, "action": "sms", "target": "agent"}]}, "action"),
+        ({"steps": [{"delay_s": -1, "action": "app_message", "target": "agent"}]}, "delay_s"),
+        ({"steps": [{"delay_s": 60, "action": "app_message"}] * 11}, "steps"),
+        ({"shifts": [["09:00", "12:00"], ["11:00", "18:00"]]}, "shifts"),
+        ({"quiet_hours": ["21:00"]}, "quiet_hours"),
+        ({"calendar_days": []}, "calendar_days"),  # the tenant's dates apply to every department
+    ],
+)
+def test_department_policy_validation_answers_422_naming_the_field(as_role, world, db, body, where):
+    admin = as_role("admin")
+    r = admin.put("/api/v1/sla/policies/4", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422, r.text
+    assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
+    assert admin.get("/api/v1/sla/policies/4").status_code == 404  # nothing was created
+
+
+def test_the_rules_refusal_is_a_clear_422_and_nothing_is_saved(as_role):
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    r = admin.put("/api/v1/sla/policies/4", json={"escalation_contact": "sunba"}, headers=headers)
+    assert r.status_code == 422 and "不是在职成员" in r.json()["detail"]  # 孙八 left
+    assert admin.get("/api/v1/sla/policies/4").status_code == 404
+
+
+def test_department_policies_are_admin_only_and_need_csrf(as_role):
+    admin = as_role("admin")
+    assert admin.put("/api/v1/sla/policies/4", json={"steps": LEADER_1MIN}).status_code == 403  # CSRF
+    assert (
+        admin.put("/api/v1/sla/policies/4", json={}, headers={"X-CSRF-Token": admin.csrf}).status_code == 201
+    )
+    assert admin.delete("/api/v1/sla/policies/4").status_code == 403  # CSRF
+    for role in ("supervisor", "agent"):
+        c = as_role(role)
+        headers = {"X-CSRF-Token": c.csrf}
+        assert c.get("/api/v1/sla/policies").status_code == 403
+        assert c.get("/api/v1/sla/policies/4").status_code == 403
+        assert (
+            c.put("/api/v1/sla/policies/4", json={"steps": LEADER_1MIN}, headers=headers).status_code == 403
+        )
+        assert c.delete("/api/v1/sla/policies/4", headers=headers).status_code == 403
+        assert c.get("/sla/policy/departments/4").status_code == 403
+        form = {"csrf_token": c.csrf, "step_delay_min": ["1"], "step_action": ["app_message"]}
+        assert c.post("/sla/policy/departments/4", data={**form, "step_target": ["agent"]}).status_code == 403
+        assert c.post("/sla/policy/departments/4/remove", data={"csrf_token": c.csrf}).status_code == 403
+    assert admin.get("/api/v1/sla/policies/4").json()["steps"] != LEADER_1MIN  # untouched
+    assert as_role("admin").get("/api/v1/sla/policies").status_code == 200
+
+
+def test_another_tenant_cannot_see_or_change_a_department_policy(as_role, world, db):
+    a, b = as_role("admin"), as_role("admin", "b")
+    assert (
+        a.put(
+            "/api/v1/sla/policies/2", json={"steps": LEADER_1MIN}, headers={"X-CSRF-Token": a.csrf}
+        ).status_code
+        == 201
+    )
+    # B has a 销售部 with the same WeCom id, but not A's policy.
+    assert [p["department_wecom_id"] for p in b.get("/api/v1/sla/policies").json()["policies"]] == [0]
+    assert b.get("/api/v1/sla/policies/2").status_code == 404
+    assert b.delete("/api/v1/sla/policies/2", headers={"X-CSRF-Token": b.csrf}).status_code == 404
+    assert b.get("/sla/policy").text.count("自有策略") == 0
+    assert b.post("/sla/policy/departments/2/remove", data={"csrf_token": b.csrf}).status_code == 404
+    # B's own 销售部 policy is B's alone.
+    mine = [{"delay_s": 900, "action": "voice_call", "target": "agent"}]
+    r = b.put("/api/v1/sla/policies/2", json={"steps": mine}, headers={"X-CSRF-Token": b.csrf})
+    assert r.status_code == 201
+    assert a.get("/api/v1/sla/policies/2").json()["steps"] == LEADER_1MIN
+    assert steps_of(db, world.a.id, "zhangsan") == [(60, "app_message", "leader")]
+    assert steps_of(db, world.b.id, "zhangsan") == [(900, "voice_call", "agent")]
+
+
+def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
+    admin = as_role("admin")
+    page = admin.get("/sla/policy")
+    assert page.status_code == 200 and 'id="departments"' in page.text and "客服部" in page.text
+    assert 'action="/sla/policy/departments"' in page.text  # the 添加 form lists departments
+    r = admin.get("/sla/policy/departments", params={"department": "4"})
+    assert r.status_code == 303 and r.headers["location"] == "/sla/policy/departments/4"
+    page = admin.get("/sla/policy/departments/4")
+    assert page.status_code == 200 and "客服部" in page.text and "还没有自己的策略" in page.text
+    assert 'action="/sla/policy/departments/4"' in page.text and "添加部门策略" in page.text
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["1", "", "8"],
+        "step_action": ["app_message", "app_message", "voice_call"],
+        "step_target": ["agent", "agent", "leader"],
+        "shifts": "09:00-12:00\n13:30-18:00",
+        "public_holidays": "1",
+        "escalation_contact": "",
+        "quiet_start": "",
+        "quiet_end": "",
+    }
+    bad = admin.post("/sla/policy/departments/4", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
+    assert bad.status_code == 422 and "班次" in bad.text and "11:00-18:00" in bad.text
+    assert admin.get("/api/v1/sla/policies/4").status_code == 404
+    assert (
+        admin.post(
+            "/sla/policy/departments/4", data={k: v for k, v in form.items() if k != "csrf_token"}
+        ).status_code
+        == 403
+    )
+    r = admin.post("/sla/policy/departments/4", data=form)
+    assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_saved#departments"
+    # 李四 (客服部) now gets the department's steps; 张三 (销售一组) does not.
+    assert steps_of(db, world.a.id, "lisi") == [(60, "app_message", "agent"), (480, "voice_call", "leader")]
+    assert steps_of(db, world.a.id, "zhangsan") == tenant_steps(db, world.a.id)
+    page = admin.get("/sla/policy?done=department_saved")
+    assert "部门策略已保存" in page.text and "自有策略" in page.text
+    assert 'href="/sla/policy/departments/4"' in page.text and "1 分钟 应用消息→负责成员" in page.text
+    page = admin.get("/sla/policy/departments/4")
+    assert "保存部门策略" in page.text and "删除部门策略" in page.text and "还没有自己的策略" not in page.text
+    # Unknown departments; removing it.
+    assert admin.get("/sla/policy/departments/99").status_code == 404
+    assert admin.post("/sla/policy/departments/99", data=form).status_code == 404
+    r = admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_removed#departments"
+    assert steps_of(db, world.a.id, "lisi") == tenant_steps(db, world.a.id)
+    assert admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf}).status_code == 404
