@@ -95,3 +95,22 @@ def test_every_command_explains_itself():
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and len(result.output) > 100, args
+
+
+def test_the_archive_callback_pair_from_the_command_line(siyu):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-a"
+    code, out = invoke(*add_args(corp, slug=slug))
+    assert code == 0, out
+    code, out = invoke("tenant", "archive-callback", slug, "--token", "tok", "--aes-key", "short")
+    assert code == 1 and "EncodingAESKey" in out
+    code, out = invoke("tenant", "archive-callback", slug)  # generated
+    assert code == 0, out
+    assert f"https://scrm.example.com/wecom/callback/{slug}/archive" in out
+    token = out.split("Token: ", 1)[1].split()[0]
+    aes_key = out.split("EncodingAESKey: ", 1)[1].split()[0]
+    assert len(token) == 32 and len(aes_key) == 43
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and "archive_callback_url" in out and "/archive" in out  # (the table folds it)
+    assert "archive_token" in out and token not in out and aes_key not in out
+    assert token[:3] + "••••" + token[-3:] in out

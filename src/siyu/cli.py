@@ -186,7 +186,12 @@ def tenant_add(
         raise typer.Exit(1) from exc
     with rt.db.system_session() as s:
         tenant = service.save_tenant(s, rt.box, name, creds, slug)
-        summary = service.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
+        summary = service.tenant_summary(
+            tenant,
+            rt.box,
+            rt.settings.callback_url(tenant.slug),
+            rt.settings.archive_callback_url(tenant.slug),
+        )
     _print_summary(summary)
     console.print(f"callback URL: {summary['callback_url']}", soft_wrap=True)
     console.print("Paste it, the Token and the EncodingAESKey into WeCom's admin console (客户联系 → API).")
@@ -224,8 +229,44 @@ def tenant_show(slug: str) -> None:
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
         _print_summary(
-            service.tenant_summary(s.get(Tenant, tenant_id), rt.box, rt.settings.callback_url(slug))
+            service.tenant_summary(
+                s.get(Tenant, tenant_id),
+                rt.box,
+                rt.settings.callback_url(slug),
+                rt.settings.archive_callback_url(slug),
+            )
         )
+
+
+@tenant_app.command("archive-callback")
+def tenant_archive_callback(
+    slug: str,
+    token: Annotated[str, typer.Option(help="the 会话存档 app's callback Token (blank: generate)")] = "",
+    aes_key: Annotated[
+        str, typer.Option(help="the 会话存档 app's callback EncodingAESKey (blank: generate)")
+    ] = "",
+) -> None:
+    """Set the 会话存档 app's own callback Token and EncodingAESKey (or generate both) and print
+    what to paste into WeCom (管理工具 → 会话内容存档 → 接收事件服务器)."""
+    from siyu.tenancy import service
+    from siyu.tenancy.models import Tenant
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, slug)
+    with rt.db.system_session() as s:
+        try:
+            token, aes_key = service.save_archive_callback(
+                s, rt.box, s.get(Tenant, tenant_id), token, aes_key
+            )
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    console.print(f"archive callback URL: {rt.settings.archive_callback_url(slug)}", soft_wrap=True)
+    console.print(f"Token: {token}", soft_wrap=True)
+    console.print(f"EncodingAESKey: {aes_key}", soft_wrap=True)
+    console.print(
+        "Paste the three into WeCom's 会话内容存档 接收事件服务器 form; restart `siyu serve` to apply."
+    )
 
 
 # ---------------------------------------------------------------- people

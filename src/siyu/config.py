@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     def callback_url(self, tenant_slug: str) -> str:
         return f"{self.public_url.rstrip('/')}/wecom/callback/{tenant_slug}"
 
+    def archive_callback_url(self, tenant_slug: str) -> str:
+        """The 会话存档 app's own callback URL (msgaudit_notify), verified with its own pair."""
+        return f"{self.callback_url(tenant_slug)}/archive"
+
 
 @lru_cache
 def get_settings() -> Settings:

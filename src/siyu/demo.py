@@ -201,7 +201,7 @@ async def _enable_archive(rt, emu: httpx.AsyncClient, corp: dict, tenant_id: int
     """会话存档: a key pair made in Siyu, its public half given to WeCom, the emulator's archive."""
     from siyu.conversations.service import add_archive_key
     from siyu.tenancy.models import Tenant
-    from siyu.tenancy.service import save_archive_settings
+    from siyu.tenancy.service import archive_callback_pair, save_archive_settings
     from siyu.wecom.archive import generate_key_pair
 
     private_pem, public_pem = generate_key_pair()
@@ -210,8 +210,20 @@ async def _enable_archive(rt, emu: httpx.AsyncClient, corp: dict, tenant_id: int
         json={"publickey_ver": 1, "public_key_pem": public_pem},
     )
     with rt.db.tenant_session(tenant_id) as s:
-        save_archive_settings(s, rt.box, s.get(Tenant, tenant_id), "http", corp["archive_secret"])
+        tenant = s.get(Tenant, tenant_id)
+        save_archive_settings(s, rt.box, tenant, "http", corp["archive_secret"])
         add_archive_key(s, rt.box, 1, private_pem, public_pem)
+        token, aes_key = archive_callback_pair(tenant, rt.box)
+        slug = tenant.slug
+    # The archive app's own callback (msgaudit_notify), with the pair Siyu generated.
+    await emu.patch(
+        f"/_emulator/corps/{corp['corp_id']}",
+        json={
+            "archive_callback_url": rt.settings.archive_callback_url(slug),
+            "archive_token": token,
+            "archive_encoding_aes_key": aes_key,
+        },
+    )
 
 
 async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:

@@ -18,6 +18,7 @@ from siyu.wecom.archive import (
     permit_users,
 )
 from siyu.wecom.client import WeComClient
+from siyu.wecom.crypto import InvalidSignature, WeComCrypto, new_encoding_aes_key
 from siyu.wecom.errors import WeComError, WeComNotPermitted
 from siyu.wecom.events import parse_event
 
@@ -164,14 +165,23 @@ def test_faults_on_the_chatdata_endpoint(emulator_url, http, make_corp, key_pair
     assert err.value.code == 10009 and not err.value.retryable
 
 
-def _notifies(receiver, corp) -> list[dict]:
+def archive_crypto(corp) -> WeComCrypto:
+    return WeComCrypto(corp["archive_token"], corp["archive_encoding_aes_key"], corp["corp_id"])
+
+
+def _notifies(receiver, corp, key=None) -> list[dict]:
     with receiver.lock:
-        posts = list(receiver.posts.get(corp["key"], []))
+        posts = list(receiver.posts.get(key or corp["key"], []))
     out = []
     for p in posts:
         encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", p["body"]).group(1)
         q = p["params"]
-        inner = corp["crypto"].decrypt_callback(encrypted, q["msg_signature"], q["timestamp"], q["nonce"])
+        # Signed and encrypted with the 会话存档 app's own pair, not the corp's main one.
+        with pytest.raises(InvalidSignature):
+            corp["crypto"].decrypt_callback(encrypted, q["msg_signature"], q["timestamp"], q["nonce"])
+        inner = archive_crypto(corp).decrypt_callback(
+            encrypted, q["msg_signature"], q["timestamp"], q["nonce"]
+        )
         out.append({"event": parse_event(inner), "body": p["body"]})
     return out
 
@@ -211,6 +221,47 @@ def test_msgaudit_notify_is_delivered_and_throttled(http, make_corp, receiver, k
     assert summary["notified_seq"] == 3 and len(summary["notifies"]) == 2
     kinds = [d["kind"] for d in http.get(f"/_emulator/corps/{cid}/deliveries").json()]
     assert kinds == ["msgaudit_notify", "msgaudit_notify"]
+
+
+def test_the_archive_callback_has_its_own_pair_and_url_check(http, make_corp, receiver, key_pairs):
+    """The 会话存档 app's callback: its own URL, Token and EncodingAESKey (generated, or set
+    like an admin types them), WeCom's echostr check with that pair; no URL, no notify."""
+    corp = make_corp(callback=True)
+    cid = corp["corp_id"]
+    assert corp["archive_token"] and corp["archive_token"] != corp["token"]
+    assert corp["archive_encoding_aes_key"] != corp["encoding_aes_key"]
+    http.patch(f"/_emulator/corps/{cid}", json={"archive_notify_interval_s": 0.2})
+    post(http, corp, text("wmA", "zhangsan", "在吗"))  # no archive callback URL yet
+    time.sleep(0.5)
+    assert receiver.posts.get(corp["key"], []) == []  # nothing went to the main callback URL
+    (skipped,) = http.get(f"/_emulator/corps/{cid}/deliveries").json()
+    assert skipped["kind"] == "msgaudit_notify" and skipped["status"] == "no_callback_url"
+    bad = http.patch(f"/_emulator/corps/{cid}", json={"archive_encoding_aes_key": "short"})
+    assert bad.status_code == 422
+    akey = f"{corp['key']}a"
+    new_token = "ArchiveToken123"
+    new_key = new_encoding_aes_key()
+    patched = http.patch(
+        f"/_emulator/corps/{cid}",
+        json={
+            "archive_callback_url": f"{receiver.url}/cb/{akey}",
+            "archive_token": new_token,
+            "archive_encoding_aes_key": new_key,
+        },
+    ).json()
+    assert (patched["archive_token"], patched["archive_encoding_aes_key"]) == (new_token, new_key)
+    corp.update(archive_token=new_token, archive_encoding_aes_key=new_key)
+    receiver.cryptos[akey] = archive_crypto(corp)
+    check = http.post(f"/_emulator/corps/{cid}/archive/verify_callback").json()
+    assert check["ok"] is True, check
+    receiver.cryptos[akey] = corp["crypto"]  # a receiver that checks with the main pair fails
+    assert http.post(f"/_emulator/corps/{cid}/archive/verify_callback").json()["ok"] is False
+    time.sleep(0.25)
+    post(http, corp, text("wmA", "zhangsan", "在吗？"))
+    receiver.wait_for(akey, 1)
+    (notify,) = _notifies(receiver, corp, akey)
+    assert notify["event"].event == "msgaudit_notify"
+    assert receiver.posts.get(corp["key"], []) == []
 
 
 def test_permit_list_and_agreements(emulator_url, http, make_corp, key_pairs):

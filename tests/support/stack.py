@@ -75,11 +75,14 @@ class Stack:
     def session(self):
         return self.rt.db.tenant_session(self.tenant_id)
 
-    def enable_archive(self) -> None:
-        """会话存档 on: a key pair generated in Siyu, its public half uploaded to WeCom."""
+    def enable_archive(self) -> dict:
+        """会话存档 on, as an admin sets it up: a key pair generated in Siyu, its public half
+        uploaded to WeCom; the archive callback Token / EncodingAESKey Siyu generated pasted,
+        with the archive callback URL, into the 会话存档 app's 接收事件服务器 form (WeCom
+        checks the URL then). Answers {url, token, encoding_aes_key}."""
         from siyu.conversations.service import add_archive_key
         from siyu.tenancy.models import Tenant
-        from siyu.tenancy.service import save_archive_settings
+        from siyu.tenancy.service import archive_callback_pair, save_archive_settings
         from siyu.wecom.archive import generate_key_pair
 
         private_pem, public_pem = generate_key_pair()
@@ -87,10 +90,27 @@ class Stack:
             "POST", self.corp_path("/archive/keys"), json={"publickey_ver": 1, "public_key_pem": public_pem}
         )
         with self.session() as s:
-            save_archive_settings(
-                s, self.rt.box, s.get(Tenant, self.tenant_id), "http", self.corp["archive_secret"]
-            )
+            tenant = s.get(Tenant, self.tenant_id)
+            save_archive_settings(s, self.rt.box, tenant, "http", self.corp["archive_secret"])
             add_archive_key(s, self.rt.box, 1, private_pem, public_pem)
+            token, aes_key = archive_callback_pair(tenant, self.rt.box)
+        pair = {
+            "url": self.rt.settings.archive_callback_url(self.slug),
+            "token": token,
+            "encoding_aes_key": aes_key,
+        }
+        self.control(
+            "PATCH",
+            self.corp_path(""),
+            json={
+                "archive_callback_url": pair["url"],
+                "archive_token": token,
+                "archive_encoding_aes_key": aes_key,
+            },
+        )
+        check = self.control("POST", self.corp_path("/archive/verify_callback"))
+        assert check["ok"], check
+        return pair
 
     def chat(self, sender: str, to: str, text: str, **extra) -> dict:
         """A message in the archive, as if typed in WeCom (WeCom then sends msgaudit_notify)."""

@@ -146,6 +146,7 @@ def test_mode_and_secret_saved_masked_and_permit_and_agreement_lists(as_role, wo
         tenant = s.get(Tenant, world.a.id)
         assert tenant.archive_mode == "http" and secret not in tenant.archive_secret_sealed
         assert box.open(tenant.archive_secret_sealed) == secret
+        assert tenancy.archive_callback_pair(tenant, box)  # turning archiving on made its callback pair
         ext = dict(s.execute(select(Customer.name, Customer.external_userid)).all())
 
     with httpx.Client(base_url=emu_url, timeout=10) as emu:
@@ -196,5 +197,56 @@ def test_mode_and_secret_saved_masked_and_permit_and_agreement_lists(as_role, wo
     with db.tenant_session(world.a.id) as s:
         tenant = s.get(Tenant, world.a.id)
         tenant.archive_mode, tenant.archive_secret_sealed = "off", ""
+        tenant.archive_callback_token_sealed = tenant.archive_encoding_aes_key_sealed = ""
     with httpx.Client(base_url=emu_url, timeout=10) as emu:
         emu.put(f"/_emulator/corps/{corp['corp_id']}/archive/permit", json={"userids": None})
+
+
+def test_archive_callback_url_token_and_key_generated_entered_and_shown(
+    as_role, world, db, box, web_settings
+):
+    """The 会话存档 app's own callback: its URL, a Token shown in full and an EncodingAESKey
+    shown masked (in full once after generating, or on request), sealed at rest; generated
+    by Siyu or entered by the admin; refused unless WeCom would take it."""
+    admin = as_role("admin", "b")
+    page = admin.get("/setup/archive")
+    url = f"{web_settings.public_url}/wecom/callback/{world.b.slug}/archive"
+    assert url in page.text and 'id="archive-callback-unset"' in page.text
+    for role in ("supervisor", "agent"):
+        c = as_role(role)
+        assert c.post("/setup/archive/callback/generate", data={"csrf_token": c.csrf}).status_code == 403
+    assert admin.post("/setup/archive/callback/generate", data={}).status_code == 403  # CSRF
+
+    r = admin.post("/setup/archive/callback/generate", data={"csrf_token": admin.csrf})
+    assert r.status_code == 200 and 'id="callback-generated"' in r.text
+    with db.tenant_session(world.b.id) as s:
+        token, key = tenancy.archive_callback_pair(s.get(Tenant, world.b.id), box)
+        raw = s.execute(text("SELECT * FROM tenants WHERE id = :id"), {"id": world.b.id}).mappings().one()
+    assert len(token) == 32 and len(key) == 43
+    assert token not in str(dict(raw)) and key not in str(dict(raw))
+    assert token in r.text and key in r.text  # shown in full right after generating
+    page = admin.get("/setup/archive")
+    assert token in page.text and key not in page.text and key[:3] + "••••" in page.text
+    shown = admin.post("/setup/archive/callback/reveal", data={"csrf_token": admin.csrf})
+    assert shown.status_code == 200 and key in shown.text
+
+    # Entered by the admin (e.g. 随机获取 in WeCom's console); a wrong one is refused, kept.
+    bad = admin.post(
+        "/setup/archive/callback",
+        data={"csrf_token": admin.csrf, "token": "ok1", "encoding_aes_key": "short"},
+    )
+    assert bad.status_code == 422 and "EncodingAESKey" in bad.text
+    half = admin.post("/setup/archive/callback", data={"csrf_token": admin.csrf, "token": "ok1"})
+    assert half.status_code == 422
+    new_key = "B" * 43
+    r = admin.post(
+        "/setup/archive/callback",
+        data={"csrf_token": admin.csrf, "token": "MyArchiveToken", "encoding_aes_key": new_key},
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/setup/archive?done=callback")
+    page = admin.get(r.headers["location"])
+    assert "MyArchiveToken" in page.text and new_key not in page.text
+    with db.tenant_session(world.b.id) as s:
+        tenant = s.get(Tenant, world.b.id)
+        assert tenancy.archive_callback_pair(tenant, box) == ("MyArchiveToken", new_key)
+        tenant.archive_callback_token_sealed = tenant.archive_encoding_aes_key_sealed = ""  # put back

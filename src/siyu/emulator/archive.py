@@ -28,8 +28,11 @@ The real APIs, with the archive secret's token:
        -> {agreeinfo:[{status_change_time, userid, exteranalopenid, agree_status}]}
        (unknown pairs answer Default_Agree with status_change_time 0; our pick)
 
-msgaudit_notify (REFERENCE 2.4) is POSTed encrypted like every callback, to the corp's
-archive_callback_url (or, when that is empty, its callback_url), at most once per
+msgaudit_notify (REFERENCE 2.4) is POSTed encrypted like every callback, but to the 会话存档
+app's own callback: the corp's archive_callback_url, signed and encrypted with the archive's
+own archive_token / archive_encoding_aes_key (in WeCom the archive is its own app with its own
+接收事件服务器 settings). With no archive_callback_url no notify is delivered (the delivery is
+recorded as no_callback_url), as WeCom sends none when the app has no callback. At most once per
 `archive_notify_interval_s` (15 s; per corp via PATCH) and only when messages were stored
 since the last notify. The first notify goes out at once; messages stored within the
 window are covered by one notify at the window's end.
@@ -54,6 +57,10 @@ Control routes (JSON; errors are FastAPI's {"detail"}):
   POST /_emulator/corps/{corp_id}/archive/agree      {userid, external_userid, agree?: true,
         at? (s)}: the customer agrees or disagrees to be archived; stores the status and an
         agree / disagree message
+  POST /_emulator/corps/{corp_id}/archive/verify_callback   WeCom's echostr check (GET) of
+        archive_callback_url with the archive's pair -> {ok, status_code, expected, got}
+  (The archive callback's URL, Token and EncodingAESKey are set with POST/PATCH
+  /_emulator/corps: archive_callback_url, archive_token, archive_encoding_aes_key.)
 """
 
 from __future__ import annotations
@@ -337,6 +344,11 @@ async def _notify_when_due(emu, corp: Corp) -> None:
     arc.notifies.append(emit_notify(emu, corp).id)
 
 
+def archive_crypto(corp: Corp) -> WeComCrypto:
+    """The 会话存档 app's callback crypto: its own Token and EncodingAESKey."""
+    return WeComCrypto(corp.archive_token, corp.archive_encoding_aes_key, corp.corp_id)
+
+
 def emit_notify(emu, corp: Corp) -> Delivery:
     """Send msgaudit_notify (encrypted, with retries) like every other callback."""
     fields = {
@@ -348,15 +360,14 @@ def emit_notify(emu, corp: Corp) -> Delivery:
         "Event": "msgaudit_notify",
     }
     inner = event_xml(fields)
-    crypto = WeComCrypto(corp.token, corp.encoding_aes_key, corp.corp_id)
-    body, params = crypto.encrypt_callback(inner, ARCHIVE_AGENT_ID)
+    body, params = archive_crypto(corp).encrypt_callback(inner, ARCHIVE_AGENT_ID)
     deliverer = emu.deliverer
     delivery = Delivery(
         id=f"d{next(_delivery._ids)}",  # the same id series as every other callback
         corp_id=corp.corp_id,
         kind="msgaudit_notify",
         inner_xml=inner,
-        url=corp.archive_callback_url or corp.callback_url,
+        url=corp.archive_callback_url,
         body=body,
         params=params,
         created_at=time.time(),
@@ -484,8 +495,17 @@ def build_router(emu) -> APIRouter:
             "notify_interval_s": _interval(emu, corp),
             "notified_seq": arc.notified_seq,
             "notifies": list(arc.notifies),
-            "callback_url": corp.archive_callback_url or corp.callback_url,
+            "callback_url": corp.archive_callback_url,
         }
+
+    @r.post("/verify_callback")
+    async def verify_callback(corp_id: str):
+        corp = corp_of(corp_id)
+        if not corp.archive_callback_url:
+            raise HTTPException(400, "corp has no archive_callback_url")
+        return await _delivery.echostr_check(
+            corp.archive_callback_url, archive_crypto(corp), state.config.callback_timeout_s
+        )
 
     @r.post("/keys", status_code=201)
     async def upload_key(corp_id: str, body: dict = Body(...)):

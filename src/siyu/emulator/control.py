@@ -7,17 +7,21 @@ or as `?wait=true`): the answer then comes after the callback's first delivery a
 Setup
   GET    /_emulator/health                        {"ok": true}
   POST   /_emulator/corps                         {corp_id?, name, agent_id?, callback_url?,
-           archive_callback_url?,
+           archive_callback_url?, archive_token?, archive_encoding_aes_key?,
            departments:[{id,name,parentid,order?,department_leader?}],
            staff:[{userid,name,department:[ids],main_department?,direct_leader?,is_leader_in_dept?,
                    mobile?,email?,position?,gender?,status?}]}
            -> the corp with corp_id, agent_id, agent_secret, contact_secret, archive_secret
-              (会话存档), token, encoding_aes_key (201; 409 if corp_id exists)
+              (会话存档), token, encoding_aes_key, and the 会话存档 app's own callback pair
+              archive_token, archive_encoding_aes_key (generated unless given; 201; 409 if
+              corp_id exists)
   GET    /_emulator/corps                         [corp, ...]
   GET    /_emulator/corps/{corp_id}               the corp
   PATCH  /_emulator/corps/{corp_id}               {callback_url?, trusted_ips?, trusted_domains?,
                                                    token_ttl?, rate_limits?: {"*"|api: per_minute},
-                                                   archive_callback_url?, archive_notify_interval_s?}
+                                                   archive_callback_url?, archive_token?,
+                                                   archive_encoding_aes_key?,
+                                                   archive_notify_interval_s?}
   POST   /_emulator/corps/{corp_id}/departments   {id, name, parentid?, order?}
   POST   /_emulator/corps/{corp_id}/staff         a staff object as above
   DELETE /_emulator/corps/{corp_id}/staff/{userid}   member leaves (status 5, gone from lists)
@@ -61,6 +65,8 @@ Conversation archive (archive.py documents each route and the emulator-only SDK 
   GET  /_emulator/corps/{corp_id}/archive/messages     ?after_seq=  the stored messages, plain
   PUT  /_emulator/corps/{corp_id}/archive/permit       {userids: [...] | null}
   POST /_emulator/corps/{corp_id}/archive/agree        {userid, external_userid, agree?, at?}
+  POST /_emulator/corps/{corp_id}/archive/verify_callback  WeCom's echostr check of
+        archive_callback_url with the archive pair
 
 Faults
   POST   /_emulator/faults   {corp_id?, path?: "/cgi-bin/..." | "*", errcode?, times?: 1, delay_s?}
@@ -77,10 +83,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import secrets
-import time
+import re
 
-import httpx
 import segno
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import Response
@@ -90,7 +94,7 @@ from siyu.wecom.crypto import WeComCrypto
 from . import actions
 from .api_external import follow_info
 from .api_tags import group_as_api
-from .delivery import Delivery
+from .delivery import Delivery, echostr_check
 from .state import Corp, Department, Staff, new_corp
 
 STAFF_FIELDS = (
@@ -131,6 +135,18 @@ def _dept(data: dict) -> Department:
         raise HTTPException(422, f"bad department {data!r}") from exc
 
 
+def _archive_pair(corp: Corp, body: dict) -> None:
+    """The 会话存档 app's callback Token / EncodingAESKey, as an admin types them into its
+    接收事件服务器 form (422 if WeCom's console would refuse them)."""
+    token = body.get("archive_token", corp.archive_token)
+    key = body.get("archive_encoding_aes_key", corp.archive_encoding_aes_key)
+    if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9]{1,32}", token):
+        raise HTTPException(422, "archive_token must be 1-32 letters or digits")
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9]{43}", key):
+        raise HTTPException(422, "archive_encoding_aes_key must be 43 letters or digits")
+    corp.archive_token, corp.archive_encoding_aes_key = token, key
+
+
 def build_router(emu) -> APIRouter:
     r = APIRouter(prefix="/_emulator", tags=["emulator control"])
     state = emu.state
@@ -169,6 +185,7 @@ def build_router(emu) -> APIRouter:
             staff = _staff(s)
             corp.staff[staff.userid] = staff
         corp.archive_callback_url = body.get("archive_callback_url") or ""
+        _archive_pair(corp, body)
         state.corps[corp.corp_id] = corp
         return corp.public()
 
@@ -197,6 +214,7 @@ def build_router(emu) -> APIRouter:
             corp.name = str(body["name"])
         if "archive_callback_url" in body:
             corp.archive_callback_url = body["archive_callback_url"] or ""
+        _archive_pair(corp, body)
         if "archive_notify_interval_s" in body:
             value = body["archive_notify_interval_s"]
             corp.archive_notify_interval_s = None if value is None else float(value)
@@ -239,24 +257,7 @@ def build_router(emu) -> APIRouter:
         if not corp.callback_url:
             raise HTTPException(400, "corp has no callback_url")
         crypto = WeComCrypto(corp.token, corp.encoding_aes_key, corp.corp_id)
-        plain = str(secrets.randbelow(10**19))
-        echostr = crypto.encrypt(plain)
-        ts, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
-        params = {
-            "msg_signature": crypto.sign(ts, nonce, echostr),
-            "timestamp": ts,
-            "nonce": nonce,
-            "echostr": echostr,
-        }
-        try:
-            async with httpx.AsyncClient() as client:
-                resp = await client.get(
-                    corp.callback_url, params=params, timeout=state.config.callback_timeout_s
-                )
-        except httpx.HTTPError as exc:
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        ok = resp.status_code == 200 and resp.text == plain
-        return {"ok": ok, "status_code": resp.status_code, "expected": plain, "got": resp.text[:200]}
+        return await echostr_check(corp.callback_url, crypto, state.config.callback_timeout_s)
 
     @r.post("/clock")
     async def advance_clock(body: dict = Body(...)):

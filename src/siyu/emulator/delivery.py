@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -158,3 +159,24 @@ def header(corp: Corp, create_time: int, event: str) -> dict:
         "MsgType": "event",
         "Event": event,
     }
+
+
+async def echostr_check(url: str, crypto: WeComCrypto, timeout_s: float) -> dict:
+    """WeCom's URL check (REFERENCE 1.3): GET url with an encrypted, signed echostr; the
+    receiver must answer exactly the decrypted plaintext."""
+    plain = str(secrets.randbelow(10**19))
+    echostr = crypto.encrypt(plain)
+    ts, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+    params = {
+        "msg_signature": crypto.sign(ts, nonce, echostr),
+        "timestamp": ts,
+        "nonce": nonce,
+        "echostr": echostr,
+    }
+    try:
+        async with httpx.AsyncClient() as client:
+            resp = await client.get(url, params=params, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    ok = resp.status_code == 200 and resp.text == plain
+    return {"ok": ok, "status_code": resp.status_code, "expected": plain, "got": resp.text[:200]}

@@ -294,10 +294,13 @@ class Corp:
     images: dict[str, Media] = field(default_factory=dict)  # uploadimg, keyed by url key
     oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
     user_tickets: dict[str, tuple[str, float]] = field(default_factory=dict)
-    # Conversation archive (archive.py): the 会话存档 secret, where msgaudit_notify goes
-    # (empty: the corp's callback_url), the notify window, and the archive's own state.
+    # Conversation archive (archive.py): the 会话存档 secret; the archive app's own callback
+    # (URL, Token, EncodingAESKey: msgaudit_notify goes there, signed with that pair; no URL,
+    # no notify), the notify window, and the archive's own state.
     archive_secret: str = ""
     archive_callback_url: str = ""
+    archive_token: str = ""
+    archive_encoding_aes_key: str = ""
     archive_notify_interval_s: float | None = None
     archive: Any = None  # archive.Archive, made on first use
 
@@ -341,6 +344,8 @@ class Corp:
             "encoding_aes_key": self.encoding_aes_key,
             "callback_url": self.callback_url,
             "archive_callback_url": self.archive_callback_url,
+            "archive_token": self.archive_token,
+            "archive_encoding_aes_key": self.archive_encoding_aes_key,
             "archive_notify_interval_s": self.archive_notify_interval_s,
             "trusted_ips": list(self.trusted_ips),
             "trusted_domains": list(self.trusted_domains),
@@ -364,6 +369,8 @@ def new_corp(
         token=rand_id(n=16),
         encoding_aes_key=new_encoding_aes_key(),
         callback_url=callback_url,
+        archive_token=rand_id(n=16),
+        archive_encoding_aes_key=new_encoding_aes_key(),
     )
 
 

@@ -1,5 +1,9 @@
 """`/wecom/callback/{tenant}`: WeCom's URL check (GET) and event delivery (POST).
 
+`/wecom/callback/{tenant}/archive` is the same for the 会话存档 app, which WeCom configures
+separately (its own URL, Token and EncodingAESKey): verified with the archive's pair and
+taking msgaudit_notify only.
+
 Plain Starlette routes rather than FastAPI ones: this is the hottest path in Siyu and it
 speaks WeCom's protocol, not our API, so it needs neither validation models nor a place
 in the OpenAPI docs.
@@ -13,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from siyu.intake.service import UnknownTenant
+from siyu.intake.service import ARCHIVE, MAIN, Channel, ChannelNotConfigured, UnexpectedEvent, UnknownTenant
 from siyu.wecom.crypto import CallbackCryptoError, InvalidSignature
 from siyu.wecom.events import MalformedXML
 
@@ -24,6 +28,9 @@ OK = PlainTextResponse("")
 def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
     if isinstance(exc, UnknownTenant):
         return PlainTextResponse("unknown tenant", status_code=404)
+    if isinstance(exc, ChannelNotConfigured):
+        log.warning("callback for %s refused: %s", slug, exc)
+        return PlainTextResponse("this callback URL is not configured for the tenant", status_code=404)
     if isinstance(exc, InvalidSignature):
         log.warning("callback for %s refused: bad signature", slug)
         return PlainTextResponse("invalid signature", status_code=403)
@@ -40,6 +47,14 @@ def _query(request: Request, *names: str) -> list[str]:
 
 
 async def callback(request: Request) -> PlainTextResponse:
+    return await _callback(request, MAIN)
+
+
+async def archive_callback(request: Request) -> PlainTextResponse:
+    return await _callback(request, ARCHIVE)
+
+
+async def _callback(request: Request, channel: Channel) -> PlainTextResponse:
     slug = request.path_params["slug"]
     intake = request.app.state.rt.intake
     try:
@@ -47,10 +62,17 @@ async def callback(request: Request) -> PlainTextResponse:
             signature, timestamp, nonce, echostr = _query(
                 request, "msg_signature", "timestamp", "nonce", "echostr"
             )
-            return PlainTextResponse(intake.verify_url(slug, signature, timestamp, nonce, echostr))
+            return PlainTextResponse(intake.verify_url(slug, signature, timestamp, nonce, echostr, channel))
         signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
-        row = intake.open(slug, await request.body(), signature, timestamp, nonce)
-    except (UnknownTenant, CallbackCryptoError, MalformedXML, UnicodeDecodeError) as exc:
+        row = intake.open(slug, await request.body(), signature, timestamp, nonce, channel)
+    except (
+        UnknownTenant,
+        ChannelNotConfigured,
+        CallbackCryptoError,
+        MalformedXML,
+        UnexpectedEvent,
+        UnicodeDecodeError,
+    ) as exc:
         return _refuse(exc, slug)
     # Stored (group commit) before WeCom gets its answer; processing happens in the worker.
     await request.app.state.event_writer.store(row)
@@ -58,4 +80,7 @@ async def callback(request: Request) -> PlainTextResponse:
     return OK
 
 
-routes = [Route("/wecom/callback/{slug}", callback, methods=["GET", "POST"])]
+routes = [
+    Route("/wecom/callback/{slug}", callback, methods=["GET", "POST"]),
+    Route("/wecom/callback/{slug}/archive", archive_callback, methods=["GET", "POST"]),
+]

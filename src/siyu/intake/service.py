@@ -8,7 +8,10 @@ digest with INSERT ... ON CONFLICT DO NOTHING, so WeCom's retries change nothing
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +23,7 @@ from siyu.db.crypto import SecretBox
 from siyu.intake.models import CallbackEvent
 from siyu.notify import outbox
 from siyu.tenancy.models import Tenant
-from siyu.wecom.crypto import WeComCrypto
+from siyu.wecom.crypto import CallbackCryptoError, WeComCrypto
 from siyu.wecom.events import CallbackEvent as ParsedEvent
 from siyu.wecom.events import envelope_encrypt, parse_event
 
@@ -29,52 +32,133 @@ class UnknownTenant(LookupError):
     pass
 
 
+class ChannelNotConfigured(LookupError):
+    """The tenant exists but has no key pair for this callback URL (e.g. no archive callback)."""
+
+
+class UnexpectedEvent(ValueError):
+    """A trusted event delivered to a callback URL that does not take that kind of event."""
+
+
+ARCHIVE_KINDS = frozenset({"msgaudit_notify"})
+RELOAD_S = 1.0  # cached keys that fail are reread at most this often per URL
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One of a tenant's callback URLs: which sealed Token/EncodingAESKey verify it."""
+
+    name: str
+    token_column: str
+    key_column: str
+
+
+# The self-built app / 客户联系 callback: /wecom/callback/{slug}
+MAIN = Channel("main", "callback_token_sealed", "encoding_aes_key_sealed")
+# The 会话存档 app's own callback: /wecom/callback/{slug}/archive, msgaudit_notify only
+ARCHIVE = Channel("archive", "archive_callback_token_sealed", "archive_encoding_aes_key_sealed")
+
+
 @dataclass(frozen=True)
 class TenantKeys:
     tenant_id: int
     crypto: WeComCrypto
+    # Event kinds this URL takes: None = any, else only these; `refused` are never taken.
+    accepted: frozenset[str] | None = None
+    refused: frozenset[str] = frozenset()
+
+    def check(self, kind: str, channel: Channel) -> None:
+        if kind in self.refused:
+            raise UnexpectedEvent(f"{kind} belongs at the archive callback URL (…/archive), not here")
+        if self.accepted is not None and kind not in self.accepted:
+            raise UnexpectedEvent(
+                f"the {channel.name} callback URL takes only {', '.join(sorted(self.accepted))}"
+            )
 
 
 class CallbackIntake:
     def __init__(self, db: Database, box: SecretBox):
         self.db = db
         self.box = box
-        self._keys: dict[str, TenantKeys] = {}
+        self._keys: dict[tuple[str, str], TenantKeys] = {}
+        self._reloaded_at: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def keys(self, slug: str) -> TenantKeys:
-        found = self._keys.get(slug)
+    def keys(self, slug: str, channel: Channel = MAIN) -> TenantKeys:
+        found = self._keys.get((slug, channel.name))
         if found:
             return found
         with self.db.system_session() as s:
             tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
             if tenant is None:
                 raise UnknownTenant(slug)
+            token_sealed, key_sealed = (
+                getattr(tenant, channel.token_column),
+                getattr(tenant, channel.key_column),
+            )
+            if not (token_sealed and key_sealed):
+                raise ChannelNotConfigured(f"{slug} has no {channel.name} callback Token/EncodingAESKey")
+            has_archive_pair = bool(
+                tenant.archive_callback_token_sealed and tenant.archive_encoding_aes_key_sealed
+            )
             keys = TenantKeys(
                 tenant.id,
-                WeComCrypto(
-                    self.box.open(tenant.callback_token_sealed),
-                    self.box.open(tenant.encoding_aes_key_sealed),
-                    tenant.corp_id,
-                ),
+                WeComCrypto(self.box.open(token_sealed), self.box.open(key_sealed), tenant.corp_id),
+                # The archive URL takes msgaudit_notify only. The main URL takes it too while
+                # the tenant has no archive pair of its own (tenants from before 0002, whose
+                # 会话存档 app may still post to the main URL with the main pair).
+                accepted=ARCHIVE_KINDS if channel is ARCHIVE else None,
+                refused=ARCHIVE_KINDS if channel is MAIN and has_archive_pair else frozenset(),
             )
         with self._lock:
-            self._keys[slug] = keys
+            self._keys[(slug, channel.name)] = keys
         return keys
 
     def forget(self, slug: str) -> None:
         """Drop cached keys after a tenant's credentials change."""
         with self._lock:
-            self._keys.pop(slug, None)
+            for key in [k for k in self._keys if k[0] == slug]:
+                self._keys.pop(key, None)
 
-    def verify_url(self, slug: str, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
-        return self.keys(slug).crypto.verify_url(msg_signature, timestamp, nonce, echostr)
+    def _verified(self, slug: str, channel: Channel, use: Callable[[WeComCrypto], T]) -> tuple[TenantKeys, T]:
+        """`use(crypto)` with the cached keys; if they fail, once more with keys read afresh:
+        another process (`siyu tenant archive-callback`, another server) may have changed
+        them. At most one reread per URL per second, so bad signatures cannot flood the
+        database."""
+        keys = self.keys(slug, channel)
+        try:
+            return keys, use(keys.crypto)
+        except CallbackCryptoError:
+            now, cache_key = time.monotonic(), (slug, channel.name)
+            with self._lock:
+                if now - self._reloaded_at.get(cache_key, -RELOAD_S) < RELOAD_S:
+                    raise
+                self._reloaded_at[cache_key] = now
+                self._keys.pop(cache_key, None)
+            fresh = self.keys(slug, channel)
+            if (fresh.crypto.token, fresh.crypto.key) == (keys.crypto.token, keys.crypto.key):
+                raise
+            return fresh, use(fresh.crypto)
 
-    def open(self, slug: str, body: bytes, msg_signature: str, timestamp: str, nonce: str):
-        """Verify, decrypt and parse; raises before anything is stored."""
-        keys = self.keys(slug)
-        inner = keys.crypto.decrypt_callback(envelope_encrypt(body), msg_signature, timestamp, nonce)
-        return keys.tenant_id, inner, parse_event(inner)
+    def verify_url(
+        self, slug: str, msg_signature: str, timestamp: str, nonce: str, echostr: str, channel: Channel = MAIN
+    ) -> str:
+        return self._verified(
+            slug, channel, lambda c: c.verify_url(msg_signature, timestamp, nonce, echostr)
+        )[1]
+
+    def open(
+        self, slug: str, body: bytes, msg_signature: str, timestamp: str, nonce: str, channel: Channel = MAIN
+    ):
+        """Verify, decrypt, parse and check the kind; raises before anything is stored."""
+        encrypted = envelope_encrypt(body)
+        keys, inner = self._verified(
+            slug, channel, lambda c: c.decrypt_callback(encrypted, msg_signature, timestamp, nonce)
+        )
+        event = parse_event(inner)
+        keys.check(event.kind, channel)
+        return keys.tenant_id, inner, event
 
     def store(self, rows: list[tuple[int, bytes, ParsedEvent]]) -> None:
         """Store decrypted events; duplicates (same tenant and digest) are ignored."""

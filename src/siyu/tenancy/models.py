@@ -28,6 +28,10 @@ class Tenant(Base):
     archive_mode: Mapped[str] = mapped_column(String(8), default="off")
     archive_secret_sealed: Mapped[str] = mapped_column(String(500), default="")
     archive_sdk_path: Mapped[str] = mapped_column(String(500), default="")
+    # The 会话存档 app's own callback (its msgaudit_notify): Token and EncodingAESKey, both
+    # sealed; empty until archiving is set up (or on tenants from before 0002).
+    archive_callback_token_sealed: Mapped[str] = mapped_column(String(500), default="")
+    archive_encoding_aes_key_sealed: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     verified_at: Mapped[datetime | None]
     staff_synced_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import string
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -15,6 +16,7 @@ from siyu.db import utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy.models import Department, Person, Staff, Tenant
 from siyu.wecom.client import WeComClient
+from siyu.wecom.crypto import new_encoding_aes_key
 from siyu.wecom.errors import WeComFailure
 
 ROLES = ("admin", "supervisor", "agent")
@@ -44,11 +46,18 @@ class CorpCredentials:
             found.append("the self-built app's Secret is missing")
         if not self.contact_secret:
             found.append("the 客户联系 Secret is missing")
-        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", self.token or ""):
-            found.append("Token must be 1-32 letters or digits")
-        if not re.fullmatch(r"[A-Za-z0-9]{43}", self.encoding_aes_key or ""):
-            found.append("EncodingAESKey must be exactly 43 letters or digits")
+        found.extend(callback_pair_problems(self.token, self.encoding_aes_key))
         return found
+
+
+def callback_pair_problems(token: str, encoding_aes_key: str) -> list[str]:
+    """What is wrong with a callback Token / EncodingAESKey pair, as WeCom's console checks."""
+    found = []
+    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", token or ""):
+        found.append("Token must be 1-32 letters or digits")
+    if not re.fullmatch(r"[A-Za-z0-9]{43}", encoding_aes_key or ""):
+        found.append("EncodingAESKey must be exactly 43 letters or digits")
+    return found
 
 
 async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
@@ -111,11 +120,51 @@ def save_archive_settings(
     if secret:
         tenant.archive_secret_sealed = box.seal(secret)
     tenant.archive_sdk_path = sdk_path
+    if mode != "off" and not has_archive_callback(tenant):
+        save_archive_callback(session, box, tenant)
 
 
-def tenant_summary(tenant: Tenant, box: SecretBox, callback_url: str) -> dict:
-    """What the setup page and `siyu tenant show` display: secrets masked, never in full."""
-    return {
+def has_archive_callback(tenant: Tenant) -> bool:
+    """Whether the tenant has the 会话存档 app's own callback Token and EncodingAESKey."""
+    return bool(tenant.archive_callback_token_sealed and tenant.archive_encoding_aes_key_sealed)
+
+
+def new_callback_token() -> str:
+    """A random Token like the one WeCom's console's 随机获取 makes (letters and digits)."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+def save_archive_callback(
+    session: Session, box: SecretBox, tenant: Tenant, token: str = "", encoding_aes_key: str = ""
+) -> tuple[str, str]:
+    """The 会话存档 app's own callback pair (its 接收事件服务器 Token and EncodingAESKey): the
+    admin's, or, when both are blank, a new random pair. Both sealed; returns them in clear.
+    ValueError (readable) if an entered value is not what WeCom accepts."""
+    if not token and not encoding_aes_key:
+        token, encoding_aes_key = new_callback_token(), new_encoding_aes_key()
+    problems = callback_pair_problems(token, encoding_aes_key)
+    if problems:
+        raise ValueError("; ".join(problems))
+    tenant.archive_callback_token_sealed = box.seal(token)
+    tenant.archive_encoding_aes_key_sealed = box.seal(encoding_aes_key)
+    session.flush()
+    return token, encoding_aes_key
+
+
+def archive_callback_pair(tenant: Tenant, box: SecretBox) -> tuple[str, str] | None:
+    """The archive callback's (Token, EncodingAESKey) in clear, or None when not set."""
+    if not has_archive_callback(tenant):
+        return None
+    return box.open(tenant.archive_callback_token_sealed), box.open(tenant.archive_encoding_aes_key_sealed)
+
+
+def tenant_summary(
+    tenant: Tenant, box: SecretBox, callback_url: str, archive_callback_url: str | None = None
+) -> dict:
+    """What the setup page and `siyu tenant show` display: secrets masked, never in full.
+    With `archive_callback_url`, also the 会话存档 app's own callback (when it has one)."""
+    summary = {
         "slug": tenant.slug,
         "name": tenant.name,
         "corp_id": tenant.corp_id,
@@ -126,6 +175,14 @@ def tenant_summary(tenant: Tenant, box: SecretBox, callback_url: str) -> dict:
         "encoding_aes_key": masked(box.open(tenant.encoding_aes_key_sealed)),
         "callback_url": callback_url,
     }
+    if archive_callback_url is not None:
+        pair = archive_callback_pair(tenant, box)
+        summary.update(
+            archive_callback_url=archive_callback_url if pair else "",
+            archive_token=masked(pair[0]) if pair else "",
+            archive_encoding_aes_key=masked(pair[1]) if pair else "",
+        )
+    return summary
 
 
 # ---------------------------------------------------------------- staff sync

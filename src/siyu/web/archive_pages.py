@@ -39,6 +39,7 @@ DONE = {
         "版本号与此一致。"
     ),
     "uploaded": "私钥已保存（加密存储）。",
+    "callback": "会话存档回调的 Token 和 EncodingAESKey 已保存（加密存储）。",
 }
 
 
@@ -67,9 +68,15 @@ class State:
     names: dict[str, str] = field(default_factory=dict)
     active_staff: list[str] = field(default_factory=list)
     truncated: bool = False
+    # The 会话存档 app's own callback (接收事件服务器): URL, Token, EncodingAESKey (masked;
+    # in full only when the admin asks to see it).
+    callback_url: str = ""
+    callback_token: str = ""
+    callback_key_masked: str = ""
+    callback_key: str = field(default="", repr=False)
 
 
-def _load(rt, tenant_id: int) -> State:
+def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
     with rt.db.tenant_session(tenant_id) as s:
         tenant = s.get(Tenant, tenant_id)
         secret = rt.box.open(tenant.archive_secret_sealed) if tenant.archive_secret_sealed else ""
@@ -79,7 +86,12 @@ def _load(rt, tenant_id: int) -> State:
             secret_masked=masked(secret) if secret else "",
             secret=secret,
             sdk_path=tenant.archive_sdk_path or "",
+            callback_url=rt.settings.archive_callback_url(tenant.slug),
         )
+        pair = tenancy.archive_callback_pair(tenant, rt.box)
+        if pair:
+            st.callback_token, st.callback_key_masked = pair[0], masked(pair[1])
+            st.callback_key = pair[1] if reveal_key else ""
         st.keys = [
             {
                 "version": k.version,
@@ -163,10 +175,16 @@ async def _live(rt, st: State) -> dict:
 
 
 async def _page(
-    request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status: int = 200, **extra
+    request: Request,
+    viewer: Viewer,
+    error: str = "",
+    form: dict | None = None,
+    status: int = 200,
+    reveal_key: bool = False,
+    **extra,
 ):
     rt = request.app.state.rt
-    st = await run_in_threadpool(_load, rt, viewer.tenant_id)
+    st = await run_in_threadpool(_load, rt, viewer.tenant_id, reveal_key)
     live = await _live(rt, st)
     next_version = max((k["version"] for k in st.keys), default=0) + 1
     return render(
@@ -244,12 +262,74 @@ async def archive_save(request: Request, viewer: PageViewer):
     problem = await run_in_threadpool(save)
     if problem:
         return await _page(request, viewer, problem, shown, 422)
+    rt.intake.forget(await run_in_threadpool(_slug, rt, viewer.tenant_id))  # a pair may be new
     return RedirectResponse("/setup/archive?done=saved", 303)
 
 
 def _corp_id(rt, tenant_id: int) -> str:
     with rt.db.tenant_session(tenant_id) as s:
         return s.get(Tenant, tenant_id).corp_id
+
+
+def _slug(rt, tenant_id: int) -> str:
+    with rt.db.tenant_session(tenant_id) as s:
+        return s.get(Tenant, tenant_id).slug
+
+
+def _save_callback(rt, tenant_id: int, token: str, aes_key: str) -> str:
+    """Store the archive callback pair (blank both: a new random one); '' or the problem."""
+    with rt.db.tenant_session(tenant_id) as s:
+        tenant = s.get(Tenant, tenant_id)
+        try:
+            tenancy.save_archive_callback(s, rt.box, tenant, token, aes_key)
+        except ValueError as exc:
+            return f"Token / EncodingAESKey 不符合企业微信的要求 / {exc}"
+        slug = tenant.slug
+    rt.intake.forget(slug)  # this server verifies with the new pair from now on
+    return ""
+
+
+@router.post("/setup/archive/callback/generate")
+async def callback_generate(request: Request, viewer: PageViewer):
+    """A new random Token and EncodingAESKey for the 会话存档 app's callback, shown in full
+    once, to paste into WeCom's console with the archive callback URL."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    await run_in_threadpool(_save_callback, rt, viewer.tenant_id, "", "")
+    done = (
+        "已生成新的 Token 和 EncodingAESKey：把下方的 URL、Token 和 EncodingAESKey 填入企业微信管理后台"
+        "「管理工具 → 会话内容存档 → 接收事件服务器」并保存（企业微信会校验 URL）。"
+        "在此之前，企业微信用旧的设置发来的通知会被拒绝（消息仍由定时拉取收到）。"
+    )
+    return await _page(request, viewer, reveal_key=True, generated=done)
+
+
+@router.post("/setup/archive/callback/reveal")
+async def callback_reveal(request: Request, viewer: PageViewer):
+    """The EncodingAESKey in full, for an admin who needs to paste it again."""
+    require_admin(viewer)
+    return await _page(request, viewer, reveal_key=True)
+
+
+@router.post("/setup/archive/callback")
+async def callback_save(request: Request, viewer: PageViewer):
+    """The Token and EncodingAESKey as the admin typed them (e.g. from 随机获取 in WeCom)."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    aes_key = str(form.get("encoding_aes_key", "")).strip()
+    if not token or not aes_key:
+        return await _page(
+            request,
+            viewer,
+            "请同时填写 Token 和 EncodingAESKey / both Token and EncodingAESKey are needed",
+            status=422,
+        )
+    problem = await run_in_threadpool(_save_callback, rt, viewer.tenant_id, token, aes_key)
+    if problem:
+        return await _page(request, viewer, problem, status=422)
+    return RedirectResponse("/setup/archive?done=callback#callback", 303)
 
 
 def _version(form, keys_exist: set[int]) -> tuple[int | None, str]:

@@ -487,4 +487,5 @@ async def setup_submit(request: Request, viewer: PageViewer):
 
     await run_in_threadpool(save)
     rt.clients.forget(viewer.tenant_id)
+    rt.intake.forget(current["slug"])
     return RedirectResponse("/setup?done=connected", 303)
