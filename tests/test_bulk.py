@@ -45,3 +45,6 @@ def test_bulk_writes_stamp_and_stay_within_the_tenant(db):
     assert (found[a_id].tenant_id, found[a_id].message_count, found[a_id].awaiting_since) == (a, 3, at)
     assert found[a_id].last_inbound_at is None
     assert (found[b_id].tenant_id, found[b_id].message_count, found[b_id].awaiting_since) == (b, 0, None)
+    with db.tenant_session(a) as s:  # stored as the ORM stores times: comparisons in SQL work
+        assert s.scalar(select(Conversation.id).where(Conversation.awaiting_since == at)) == a_id
+        assert s.scalar(select(Conversation.id).where(Conversation.awaiting_since > at)) is None

@@ -214,7 +214,8 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
             for key, p in missing.items()
         ]
         for row in bulk.insert_rows(session, Conversation, rows, returning=_STATE):
-            found[row.key] = _State(*row)
+            state = _State(*row)
+            found[state.key] = state
     return found
 
 

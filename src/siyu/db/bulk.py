@@ -1,24 +1,26 @@
 """Set-wise writes of many rows of one tenant, for the hot paths (archive ingest).
 
-They run on the session's connection, skipping the ORM's per-object work; the tenant is
-stamped (inserts) or required in the WHERE clause (updates) here, since the ORM's tenant
-scoping does not see these statements.
+They run on the session's connection as the driver's own statements, skipping the ORM's
+and Core's per-row work (each column's values still go through its type's bind
+processing); the tenant is stamped (inserts) or required in the WHERE clause (updates)
+here, since the ORM's tenant scoping does not see these statements.
 
-On PostgreSQL each call is ONE statement whatever the number of rows: the values travel
-as one array per column and `unnest` turns them back into rows, so the statement text and
-its parameters stay small (a multi-row VALUES would carry a parameter per cell and be
-compiled anew each time; an executemany is a statement per row). SQLite runs in-process,
-where an executemany is already cheap.
+PostgreSQL: each call is ONE statement whatever the number of rows: the values travel as
+one array per column, in binary (%(name)b), and `unnest` turns them back into rows (a
+multi-row VALUES would carry a parameter per cell; an executemany is a statement per row).
+SQLite (in-process): inserts are multi-row VALUES up to its parameter limit, updates an
+executemany of one prepared statement.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import Table, bindparam, insert, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from siyu.db.scoping import TENANT
@@ -44,7 +46,8 @@ def _pg_arrays(table: Table, names: Sequence[str], rows: Sequence[dict]) -> tupl
         if kind in ("JSON", "JSONB"):
             column = [None if v is None else json.dumps(v, ensure_ascii=False) for v in column]
         params[f"c{i}"] = column
-        parts.append(f"CAST(:c{i} AS {kind}[])")
+        # %(..)b: sent in PostgreSQL's binary format; the text format escapes every element
+        parts.append(f"CAST(%(c{i})b AS {kind}[])")
     return f"unnest({', '.join(parts)})", params
 
 
@@ -62,13 +65,30 @@ def _with_defaults(table: Table, rows: list[dict]) -> list[dict]:
     return rows
 
 
+def _processed(table: Table, names: Sequence[str], rows: Sequence[dict], dialect) -> list[list]:
+    """Each column's values as the driver takes them (the column type's bind processing)."""
+    out = []
+    for name in names:
+        column = [r[name] for r in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        out.append([process(v) for v in column] if process else column)
+    return out
+
+
+def _results(table: Table, names: Sequence[str], rows, dialect) -> list[tuple]:
+    processors = [table.c[n].type.dialect_impl(dialect).result_processor(dialect, None) for n in names]
+    if not any(processors):
+        return [tuple(r) for r in rows]
+    return [tuple(p(v) if p else v for p, v in zip(processors, r, strict=True)) for r in rows]
+
+
 def insert_rows(
     session: Session,
     model,
     rows: Sequence[dict],
     conflict: Sequence[str] = (),
     returning: Sequence[str] = (),
-) -> list:
+) -> list[tuple]:
     """INSERT rows of the session's tenant (every row a dict with the same keys). With
     `conflict`, rows whose (tenant_id, *conflict) exist already are skipped. Returns the
     `returning` columns of the inserted rows, in no particular order."""
@@ -78,24 +98,32 @@ def insert_rows(
     tenant_id = session.info[TENANT]
     rows = _with_defaults(table, [{**r, "tenant_id": tenant_id} for r in rows])
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        names = list(rows[0])
-        source, params = _pg_arrays(table, names, rows)
-        sql = f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, names))}) SELECT * FROM {source}"
-        if conflict:
-            sql += f" ON CONFLICT (tenant_id, {', '.join(map(_q, conflict))}) DO NOTHING"
-        if returning:
-            sql += f" RETURNING {', '.join(map(_q, returning))}"
-        result = connection.execute(text(sql), params)
-        return result.all() if returning else []
+    dialect = connection.dialect
+    names = list(rows[0])
+    tail = ""
     if conflict:
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["tenant_id", *conflict])
-    else:
-        stmt = insert(table)
+        tail += f" ON CONFLICT (tenant_id, {', '.join(map(_q, conflict))}) DO NOTHING"
     if returning:
-        return connection.execute(stmt.returning(*(table.c[n] for n in returning)), rows).all()
-    connection.execute(stmt, rows)
-    return []
+        tail += f" RETURNING {', '.join(map(_q, returning))}"
+    head = f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, names))})"
+    if dialect.name == "postgresql":
+        source, params = _pg_arrays(table, names, rows)
+        result = connection.exec_driver_sql(f"{head} SELECT * FROM {source}{tail}", params)
+        return _results(table, returning, result.all(), dialect) if returning else []
+    # SQLite: multi-row VALUES, as many rows a statement as its parameter limit allows
+    columns = _processed(table, names, rows, dialect)
+    flat_rows = list(zip(*columns, strict=True))
+    limit = connection.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, limit // len(names))
+    one = "(" + ", ".join("?" * len(names)) + ")"
+    found = []
+    for start in range(0, len(flat_rows), per):
+        chunk = flat_rows[start : start + per]
+        sql = f"{head} VALUES {', '.join([one] * len(chunk))}{tail}"
+        result = connection.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+        if returning:
+            found.extend(result.all())
+    return _results(table, returning, found, dialect)
 
 
 def update_by_id(session: Session, model, rows: Sequence[dict], columns: Sequence[str]) -> None:
@@ -105,20 +133,19 @@ def update_by_id(session: Session, model, rows: Sequence[dict], columns: Sequenc
     table: Table = model.__table__
     tenant_id = session.info[TENANT]
     connection = session.connection()
+    t = _q(table.name)
     if connection.dialect.name == "postgresql":
         names = ["id", *columns]
         source, params = _pg_arrays(table, names, rows)
-        t = _q(table.name)
         assignments = ", ".join(f"{_q(n)} = given.{_q(n)}" for n in columns)
         sql = (
             f"UPDATE {t} SET {assignments} FROM {source} AS given({', '.join(map(_q, names))}) "
-            f"WHERE {t}.id = given.id AND {t}.tenant_id = :tenant_id"
+            f"WHERE {t}.id = given.id AND {t}.tenant_id = %(tenant_id)s"
         )
-        connection.execute(text(sql), {**params, "tenant_id": tenant_id})
+        connection.exec_driver_sql(sql, {**params, "tenant_id": tenant_id})
         return
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.tenant_id == tenant_id)
-        .values({name: bindparam(f"b_{name}") for name in columns})
-    )
-    connection.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+    # SQLite: an executemany of one prepared statement
+    values = _processed(table, [*columns, "id"], rows, connection.dialect)
+    assignments = ", ".join(f"{_q(n)} = ?" for n in columns)
+    sql = f"UPDATE {t} SET {assignments} WHERE id = ? AND tenant_id = {int(tenant_id)}"
+    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
