@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from siyu.customers.channels import ChannelSpec, create_channel
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.notify.models import OutboxMessage
 from siyu.tenancy.tasks import sync_staff
 from tests.support.stack import wait_for
 
@@ -164,6 +165,30 @@ def test_token_expiry_and_rate_limits_are_survived(stack):
     ext = stack.scan(channel.config_id, "钱女士")["external_userid"]
     wait_for(lambda: stack.welcome_messages(), timeout=20)
     wait_for(lambda: (c := customer(stack, ext)) and c.name == "钱女士", timeout=20)
+
+
+def test_tagging_a_customer_who_is_gone_gives_up_after_a_few_tries(stack):
+    tag_id = corp_tag(stack)
+    channel = make_channel(stack, tag_ids=[tag_id])
+    stack.control(
+        "POST",
+        "/faults",
+        json={
+            "corp_id": stack.corp_id,
+            "path": "/cgi-bin/externalcontact/mark_tag",
+            "errcode": 84061,
+            "times": 50,
+        },
+    )
+    stack.scan(channel.config_id, "孙先生")
+
+    def dead():
+        with stack.session() as s:
+            row = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "mark_tag"))
+            return row if row is not None and row.status == "dead" else None
+
+    row = wait_for(dead, timeout=20)
+    assert row.attempts == 3 and "84061" in row.last_error and "标签未能打上" in row.last_error
 
 
 def test_welcome_goes_out_in_time_while_wecom_rate_limits(stack):

@@ -69,9 +69,25 @@ async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> Non
         mark_done(s, event_id)
 
 
+# A relation WeCom does not know right after the add event may still be on its way; after
+# this many tries it is gone (the customer deleted the staff member), and retrying for an
+# hour would change nothing.
+MARK_TAG_GONE_TRIES = 3
+
+
 @outbox.sender("mark_tag")
 async def send_mark_tag(rt, tenant_id: int, message) -> None:
     p = message.payload
-    await rt.clients.get(tenant_id).contact.mark_tag(
-        p["userid"], p["external_userid"], add_tag=p.get("add_tag", []), remove_tag=p.get("remove_tag", [])
-    )
+    try:
+        await rt.clients.get(tenant_id).contact.mark_tag(
+            p["userid"],
+            p["external_userid"],
+            add_tag=p.get("add_tag", []),
+            remove_tag=p.get("remove_tag", []),
+        )
+    except WeComError as exc:
+        if exc.errcode in GONE and message.attempts >= MARK_TAG_GONE_TRIES:
+            raise outbox.Permanent(
+                f"客户已不是 {p['userid']} 的联系人，标签未能打上 / {exc.describe()}"
+            ) from exc
+        raise
