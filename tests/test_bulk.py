@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, StatementError
 
-from siyu.conversations.models import Conversation
+from siyu.conversations.models import Conversation, Message
 from siyu.db import bulk
 from siyu.db.crypto import SecretBox
 from siyu.tenancy.service import CorpCredentials, save_tenant
@@ -48,3 +50,60 @@ def test_bulk_writes_stamp_and_stay_within_the_tenant(db):
     with db.tenant_session(a) as s:  # stored as the ORM stores times: comparisons in SQL work
         assert s.scalar(select(Conversation.id).where(Conversation.awaiting_since == at)) == a_id
         assert s.scalar(select(Conversation.id).where(Conversation.awaiting_since > at)) is None
+
+
+def test_an_overlong_value_is_refused_not_cut(db):
+    if not db.is_postgres:
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    t = tenant(db)
+    stem = "m" * 128  # msgid is VARCHAR(128): two ids alike in their first 128 characters
+    rows = [
+        {
+            "msgid": stem + end,
+            "sent_at": datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
+            "text": "",
+            "direction": "in",
+        }
+        for end in ("a", "b")
+    ]
+    with pytest.raises(DBAPIError), db.tenant_session(t) as s:
+        bulk.insert_rows(s, Message, rows, conflict=["msgid"], returning=["msgid", "id"])
+
+
+def test_a_naive_time_is_refused_on_both_databases(db):
+    t = tenant(db)
+    row = {"key": "k", "kind": "single", "message_count": 0, "awaiting_msgid": ""}
+    with pytest.raises((ValueError, StatementError)), db.tenant_session(t) as s:
+        bulk.insert_rows(s, Conversation, [{**row, "last_message_at": datetime(2026, 11, 25, 2, 0)}])
+
+
+def test_many_rows_with_conflicts_ints_and_floats_and_nulls(db):
+    t = tenant(db)
+    at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    rows = [
+        {
+            "msgid": f"c{i}",
+            "sent_at": at + timedelta(seconds=i),
+            "body": {"i": i, "s": '中文 "引号"'},
+            "text": "x",
+            "direction": "in",
+            "needs_reply": None if i % 3 else bool(i % 2),
+            "reply_score": None if i % 5 == 0 else (1 if i % 2 else 0.5),
+        }
+        for i in range(7000)  # more than one SQLite statement's worth of parameters
+    ]
+    with db.tenant_session(t) as s:
+        first = bulk.insert_rows(s, Message, rows[:4000], conflict=["msgid"], returning=["msgid", "id"])
+        second = bulk.insert_rows(s, Message, rows, conflict=["msgid"], returning=["msgid", "id"])
+    assert len(first) == 4000 and {m for m, _ in second} == {f"c{i}" for i in range(4000, 7000)}
+    with db.tenant_session(t) as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 7000
+        m = s.scalar(select(Message).where(Message.msgid == "c3"))
+        assert (m.body, m.needs_reply, m.reply_score, m.sent_at) == (
+            {"i": 3, "s": '中文 "引号"'},
+            True,
+            1.0,
+            at + timedelta(seconds=3),
+        )
+        m = s.scalar(select(Message).where(Message.msgid == "c5"))
+        assert (m.needs_reply, m.reply_score) == (None, None)

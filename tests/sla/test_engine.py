@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -173,6 +174,88 @@ def test_a_recall_in_the_same_batch_moves_the_wait_to_the_next_question(local):
         (second["msgid"], ""),
     ]
     assert w.conversation().awaiting_since == w.at(60)
+
+
+def _recall(w, msgid: str, at: float, by: str = "wmcustomer1") -> dict:
+    other = "zhangsan" if by.startswith("wm") else "wmcustomer1"
+    message = {**w._message(by, other, "", at, "r" + msgid), "action": "recall", "msgtype": "revoke"}
+    message["revoke"] = {"pre_msgid": msgid}
+    message.pop("text")
+    return message
+
+
+def test_a_recall_in_a_batch_does_not_see_recalls_that_come_later_in_it(local):
+    w = local
+    first = w.say("请问这个多少钱？", at=0)
+    second = w._message("wmcustomer1", "zhangsan", "什么时候发货？", 10, None)
+    w.ingest(second, _recall(w, first, 20), _recall(w, second["msgid"], 100))
+    assert [(x.msgid, x.started_at, x.closed_at, x.close_reason) for x in w.waits()] == [
+        (first, w.at(0), w.at(20), "recalled"),
+        (second["msgid"], w.at(10), w.at(100), "recalled"),  # waited from 10 s until its own recall
+    ]
+    assert w.conversation().awaiting_since is None
+
+
+def test_a_recall_alone_in_its_batch_moves_the_wait_of_its_conversation(local):
+    w = local
+    first = w.say("请问这个多少钱？", at=0)
+    second = w.say("什么时候发货？", at=10)
+    recall = _recall(w, first, 20)
+    recall["tolist"] = []  # no conversation key of its own
+    w.ingest(recall)
+    assert (w.conversation().awaiting_msgid, w.conversation().awaiting_since) == (second, w.at(10))
+    assert [(x.msgid, x.close_reason) for x in w.waits()] == [(first, "recalled"), (second, "")]
+    assert [s[1] for s in w.steps()] == ["cancelled"] * 3 + ["pending"] * 3
+
+
+def test_a_wait_answered_by_a_reply_that_is_recalled_waits_again_and_escalates(local):
+    w = local
+    quiet_free(w)
+    question = w._message("wmcustomer1", "zhangsan", "请问这个多少钱？", 0, None)
+    answer = w._message("zhangsan", "wmcustomer1", "100元", 10, None)
+    then = w._message("wmcustomer1", "zhangsan", "好的，什么时候发货？", 20, None)
+    w.say("在吗", at=-600)  # an earlier, answered exchange does not matter
+    w.reply("在的", at=-590)
+    w.ingest(question, answer, then)
+    w.ingest(_recall(w, answer["msgid"], 30, by="zhangsan"), _recall(w, then["msgid"], 40))
+    c = w.conversation()
+    assert (c.awaiting_msgid, c.awaiting_since) == (question["msgid"], w.at(0))
+    [reopened] = [x for x in w.waits() if x.msgid == question["msgid"]]
+    assert reopened.closed_at is None and reopened.response_s is None
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1  # 2 minutes after the question, as if the recalled answer never was
+
+
+def test_no_reply_needed_said_while_a_pull_is_stored_is_not_undone(local):
+    w = local
+    w.say("请问这个多少钱？", at=0)
+    conversation_id = w.conversation().id
+    real, started = conversations._siyu_sent, threading.Event()
+
+    def dismiss():
+        with w.session() as other:  # the agent's request, waiting for the pull to commit
+            started.set()
+            conversations.dismiss(other, conversation_id, w.at(5))
+
+    agent = threading.Thread(target=dismiss)
+
+    def meanwhile(session, parsed):
+        if not agent.is_alive() and not started.is_set():
+            agent.start()
+            started.wait(5)
+            time.sleep(0.3)  # the agent's transaction is under way
+        return real(session, parsed)
+
+    conversations._siyu_sent = meanwhile
+    try:
+        w.say("好的谢谢", at=10)  # a closing remark in the pull: it changes no wait
+    finally:
+        conversations._siyu_sent = real
+    agent.join(30)
+    c = w.conversation()
+    assert (c.awaiting_since, c.awaiting_msgid, c.message_count) == (None, "", 2)
+    assert [x.close_reason for x in w.waits()] == ["dismissed"]
 
 
 def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):

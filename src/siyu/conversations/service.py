@@ -172,6 +172,19 @@ def _state_columns():
     return [getattr(Conversation, name) for name in _STATE]
 
 
+def _hold_write_lock(session: Session) -> None:
+    """Ingest decides from the conversations' state as it reads it, so nobody may change
+    that state meanwhile (an agent's "no reply needed" in between would be undone). SQLite:
+    take its single write lock before the first read (a write that changes nothing does);
+    PostgreSQL: the conversation rows are read FOR UPDATE (`_locked`)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("UPDATE conversations SET id = id WHERE 0")
+
+
+def _locked(session: Session, query):
+    return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
+
+
 def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]:
     """Each conversation of the batch, created when new (one INSERT for all new ones)."""
     keys = list({p.key for p in parsed if p.key})
@@ -179,7 +192,9 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
         return {}
     found = {
         row.key: _State(*row)
-        for row in session.execute(select(*_state_columns()).where(Conversation.key.in_(keys)))
+        for row in session.execute(
+            _locked(session, select(*_state_columns()).where(Conversation.key.in_(keys)))
+        )
     }
     missing: dict[str, _Parsed] = {}
     for p in parsed:
@@ -269,6 +284,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     Set-wise: a batch costs a fixed number of statements (lookups, one INSERT of the
     messages, one of their search tokens, one UPDATE of the conversations, and what the
     wait listeners write), whatever its size; only recalls are looked up one by one."""
+    _hold_write_lock(session)
     # Already stored ones are skipped before any work (a re-pull, a retried batch). Callers
     # hold the tenant's archive cursor while ingesting, so nobody stores these meanwhile.
     ids = {i.msgid for i in items}
@@ -326,13 +342,14 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     stored = dict(bulk.insert_rows(session, Message, rows, conflict=["msgid"], returning=["msgid", "id"]))
     search.index(session, rows, stored)  # the search tokens of what was just stored
 
-    recalled = _mark_recalled(session, parsed)
+    recalls = _Recalls.of(session, parsed)
     changes: list[WaitChange] = []
     for p, row in zip(parsed, rows, strict=True):
         if p.key:
-            _apply(session, conversations, recalled, conversations[p.key], p, row, changes)
+            _apply(session, conversations, recalls, conversations[p.key], p, row, changes)
         elif p.action == "recall":
-            _recall(session, conversations, recalled, p, changes)
+            _recall(session, conversations, recalls, p, changes)
+    recalls.store(session)
     _write_back(session, conversations.values())
     _announce(session, changes)
     return {"stored": len(stored), "duplicates": duplicates}
@@ -346,7 +363,7 @@ def _write_back(session: Session, states: Iterable[_State]) -> None:
 def _apply(
     session: Session,
     states: dict,
-    recalled: dict[str, Row],
+    recalls: _Recalls,
     c: _State,
     p: _Parsed,
     row: dict,
@@ -357,7 +374,7 @@ def _apply(
     if c.last_message_at is None or p.sent_at > c.last_message_at:
         c.last_message_at = p.sent_at
     if p.action == "recall":
-        _recall(session, states, recalled, p, changes, c)
+        _recall(session, states, recalls, p, changes, c)
         return
     if p.action != "send":
         return
@@ -378,31 +395,42 @@ def _recalled_msgid(p: _Parsed) -> str:
     return ((p.message.get("revoke") or {}).get("pre_msgid")) or ""
 
 
-def _mark_recalled(session: Session, parsed: list[_Parsed]) -> dict[str, Row]:
-    """Mark the originals of the batch's recalls (one statement); returns them by msgid."""
-    wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
-    if not wanted:
-        return {}
-    found = {
-        row.msgid: row
-        for row in session.execute(
-            select(Message.msgid, Message.id, Message.conversation_id).where(Message.msgid.in_(wanted))
+@dataclass
+class _Recalls:
+    """The originals the batch's recalls name, and those recalled so far as the batch is
+    replayed in order (the stored flag is set for all of them at the end, in one UPDATE: a
+    recall must not see one that comes later in the batch)."""
+
+    originals: dict[str, Row]
+    done: set[str]
+
+    @classmethod
+    def of(cls, session: Session, parsed: list[_Parsed]) -> _Recalls:
+        wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
+        found = (
+            session.execute(
+                select(Message.msgid, Message.id, Message.conversation_id).where(Message.msgid.in_(wanted))
+            ).all()
+            if wanted
+            else []
         )
-    }
-    if found:
-        session.execute(
-            update(Message)
-            .where(Message.id.in_([row.id for row in found.values()]))
-            .values(recalled=True)
-            .execution_options(synchronize_session=False)
-        )
-    return found
+        return cls({row.msgid: row for row in found}, set())
+
+    def store(self, session: Session) -> None:
+        ids = [self.originals[m].id for m in self.done]
+        if ids:
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(ids))
+                .values(recalled=True)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _recall(
     session: Session,
     states: dict,
-    recalled: dict[str, Row],
+    recalls: _Recalls,
     p: _Parsed,
     changes: list[WaitChange],
     c: _State | None = None,
@@ -410,14 +438,15 @@ def _recall(
     """A recall marks the original; if it was the waiting message, the wait moves to the
     next unanswered customer message, or closes."""
     original_id = _recalled_msgid(p)
-    original = recalled.get(original_id)
+    original = recalls.originals.get(original_id)
     if original is None:
         return
+    recalls.done.add(original_id)
     if c is None and original.conversation_id:
         c = next((s for s in states.values() if s.id == original.conversation_id), None)
         if c is None:
             row = session.execute(
-                select(*_state_columns()).where(Conversation.id == original.conversation_id)
+                _locked(session, select(*_state_columns()).where(Conversation.id == original.conversation_id))
             ).first()
             if row is not None:
                 c = states[row.key] = _State(*row)
@@ -432,6 +461,7 @@ def _recall(
             reply.direction == "out",
             reply.by_siyu.is_(False),
             reply.recalled.is_(False),
+            reply.msgid.not_in(recalls.done),
             reply.action == "send",
         )
         .scalar_subquery()
@@ -444,6 +474,7 @@ def _recall(
             Message.action == "send",
             Message.needs_reply.is_(True),
             Message.recalled.is_(False),
+            Message.msgid.not_in(recalls.done),
             or_(last_reply.is_(None), Message.sent_at > last_reply),
         )
         .order_by(Message.sent_at)

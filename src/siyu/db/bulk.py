@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Enum, Float, String, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,28 @@ _PG = postgresql.dialect()
 
 @cache
 def _pg_type(table: Table, name: str) -> str:
-    return table.c[name].type.compile(dialect=_PG)
+    """The column's type for the array cast. Strings lose their length: an explicit cast
+    would cut an overlong value silently, where the column's own assignment refuses it."""
+    kind = table.c[name].type
+    if isinstance(kind, String) and not isinstance(kind, Enum):
+        return "VARCHAR"
+    return kind.compile(dialect=_PG)
+
+
+def _pg_values(table: Table, name: str, rows: Sequence[dict]) -> list:
+    """One column's values as psycopg should dump them: through the column type's own
+    `process_bind_param` (UTCDateTime refuses naive times), JSON as text, floats as floats
+    (psycopg refuses an array of ints and floats mixed)."""
+    kind = table.c[name].type
+    column = [r[name] for r in rows]
+    if isinstance(kind, TypeDecorator):
+        column = [kind.process_bind_param(v, _PG) for v in column]
+        kind = kind.impl_instance
+    if isinstance(kind, JSON):
+        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in column]
+    if isinstance(kind, Float):
+        return [None if v is None else float(v) for v in column]
+    return column
 
 
 def _q(name: str) -> str:
@@ -41,13 +62,9 @@ def _pg_arrays(table: Table, names: Sequence[str], rows: Sequence[dict]) -> tupl
     """`unnest(CAST(:a AS type[]), ...)` over the columns, and its parameters."""
     params, parts = {}, []
     for i, name in enumerate(names):
-        kind = _pg_type(table, name)
-        column = [r[name] for r in rows]
-        if kind in ("JSON", "JSONB"):
-            column = [None if v is None else json.dumps(v, ensure_ascii=False) for v in column]
-        params[f"c{i}"] = column
+        params[f"c{i}"] = _pg_values(table, name, rows)
         # %(..)b: sent in PostgreSQL's binary format; the text format escapes every element
-        parts.append(f"CAST(%(c{i})b AS {kind}[])")
+        parts.append(f"CAST(%(c{i})b AS {_pg_type(table, name)}[])")
     return f"unnest({', '.join(parts)})", params
 
 

@@ -508,7 +508,6 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
         }
         for w in waits
     ]
-    # a wait recorded before (a re-announced change) is left as it is, and gets no new steps
     inserted = bulk.insert_rows(
         session,
         SlaWait,
@@ -517,9 +516,11 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
         returning=["id", "conversation_id", "msgid"],
     )
     by_key = {(w.conversation_id, w.msgid): w for w in waits}
+    done = {(c, m) for _, c, m in inserted}
+    reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
     now = datetime.now(UTC)
     steps = []
-    for wait_id, conversation_id, msgid in inserted:
+    for wait_id, conversation_id, msgid in [*inserted, *reopened]:
         wait = by_key[(conversation_id, msgid)]
         if not wait.policy.enabled or wait.closed_at is not None:
             continue  # answered in the same pull: none of its steps could ever come due
@@ -543,7 +544,38 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
                     "created_at": now,
                 }
             )
-    bulk.insert_rows(session, SlaEscalation, steps)
+    bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
+
+
+def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
+    """Waits recorded and closed before that wait again: the reply that closed one was
+    recalled, and then the question after it. The wait opens again from its message's
+    time; its cancelled steps are pending again (due now if their time has passed)."""
+    if not waits:
+        return []
+    wanted = {(w.conversation_id, w.msgid) for w in waits}
+    found = [
+        row
+        for row in session.execute(
+            select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
+                SlaWait.conversation_id.in_({c for c, _ in wanted}),
+                SlaWait.msgid.in_({m for _, m in wanted}),
+                SlaWait.closed_at.is_not(None),
+            )
+        )
+        if (row.conversation_id, row.msgid) in wanted
+    ]
+    if not found:
+        return []
+    rows = [{"id": r.id, "closed_at": None, "close_reason": "", "response_s": None} for r in found]
+    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s"])
+    session.execute(
+        update(SlaEscalation)
+        .where(SlaEscalation.wait_id.in_([r.id for r in found]), SlaEscalation.status == "cancelled")
+        .values(status="pending", note="reopened", claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return [(r.id, r.conversation_id, r.msgid) for r in found]
 
 
 def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
