@@ -128,7 +128,7 @@ def _staff_among(session: Session, items: Sequence) -> set[str]:
     lookalikes = [u for u in users if u and u.startswith(EXTERNAL_PREFIXES)]
     if not lookalikes:
         return set()
-    return set(session.scalars(select(Staff.userid).where(Staff.userid.in_(lookalikes))))
+    return set(session.scalars(select(Staff.userid).where(bulk.among(session, Staff.userid, lookalikes))))
 
 
 _STATE = (
@@ -193,7 +193,7 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
     found = {
         row.key: _State(*row)
         for row in session.execute(
-            _locked(session, select(*_state_columns()).where(Conversation.key.in_(keys)))
+            _locked(session, select(*_state_columns()).where(bulk.among(session, Conversation.key, keys)))
         )
     }
     missing: dict[str, _Parsed] = {}
@@ -206,7 +206,7 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
             dict(
                 session.execute(
                     select(Customer.external_userid, Customer.id).where(
-                        Customer.external_userid.in_(externals)
+                        bulk.among(session, Customer.external_userid, externals)
                     )
                 ).all()
             )
@@ -272,7 +272,9 @@ def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> d
         .correlate(Conversation)
         .scalar_subquery()
     )
-    return dict(session.execute(select(Conversation.id, last).where(Conversation.id.in_(ids))).all())
+    return dict(
+        session.execute(select(Conversation.id, last).where(bulk.among(session, Conversation.id, ids))).all()
+    )
 
 
 def ingest(session: Session, items: Sequence, classify) -> dict:
@@ -288,7 +290,11 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     # Already stored ones are skipped before any work (a re-pull, a retried batch). Callers
     # hold the tenant's archive cursor while ingesting, so nobody stores these meanwhile.
     ids = {i.msgid for i in items}
-    known = set(session.scalars(select(Message.msgid).where(Message.msgid.in_(ids)))) if ids else set()
+    known = (
+        set(session.scalars(select(Message.msgid).where(bulk.among(session, Message.msgid, ids))))
+        if ids
+        else set()
+    )
     fresh = {i.msgid: i for i in items if i.msgid not in known}  # also drops repeats within the batch
     duplicates = len(items) - len(fresh)
     if not fresh:
@@ -409,7 +415,9 @@ class _Recalls:
         wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
         found = (
             session.execute(
-                select(Message.msgid, Message.id, Message.conversation_id).where(Message.msgid.in_(wanted))
+                select(Message.msgid, Message.id, Message.conversation_id).where(
+                    bulk.among(session, Message.msgid, wanted)
+                )
             ).all()
             if wanted
             else []

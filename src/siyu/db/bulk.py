@@ -19,8 +19,9 @@ import sqlite3
 from collections.abc import Sequence
 from functools import cache
 
-from sqlalchemy import JSON, Enum, Float, String, Table, TypeDecorator
+from sqlalchemy import JSON, Enum, Float, String, Table, TypeDecorator, any_, bindparam
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from siyu.db.scoping import TENANT
@@ -52,6 +53,16 @@ def _pg_values(table: Table, name: str, rows: Sequence[dict]) -> list:
     if isinstance(kind, Float):
         return [None if v is None else float(v) for v in column]
     return column
+
+
+def among(session: Session, column, values):
+    """`column IN values` for a batch's worth of values. On PostgreSQL `= ANY(array)`: one
+    parameter instead of one each, so the statement is compiled and parsed once, not anew
+    for every batch size (which cost more than running it)."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _q(name: str) -> str:

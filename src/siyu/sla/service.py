@@ -224,7 +224,9 @@ class PolicyBook:
                 self.session.execute(select(Department.wecom_id, Department.parent_wecom_id)).all()
             )
         rows = self.session.execute(
-            select(Staff.userid, Staff.main_department, Staff.departments).where(Staff.userid.in_(wanted))
+            select(Staff.userid, Staff.main_department, Staff.departments).where(
+                bulk.among(self.session, Staff.userid, wanted)
+            )
         )
         for userid, main, departments in rows:
             dept, seen = main or (departments[0] if departments else None), set()
@@ -418,7 +420,7 @@ def close_waits(session: Session, conversation_id: int, at: datetime, reason: st
 def _cancel_pending(session: Session, wait_ids: list[int], reason: str) -> None:
     session.execute(
         update(SlaEscalation)
-        .where(SlaEscalation.wait_id.in_(wait_ids), SlaEscalation.status == "pending")
+        .where(bulk.among(session, SlaEscalation.wait_id, wait_ids), SlaEscalation.status == "pending")
         .values(status="cancelled", note=reason, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
@@ -454,7 +456,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
         select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at).where(
-            SlaWait.conversation_id.in_(ids), SlaWait.closed_at.is_(None)
+            bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None)
         )
     ).all()
     open_now: dict[int, list[_Wait]] = {}
