@@ -80,3 +80,13 @@ def enqueue(session: Session, kind: str, dedupe_key: str, payload: dict, **optio
     conn = session.connection()
     stmt = insert_statement(conn.dialect.name).returning(OutboxMessage.id)  # no row back: it was there
     return conn.execute(stmt, row(tenant_id, kind, dedupe_key, payload, **options)).first() is not None
+
+
+def enqueue_many(session: Session, rows: list[dict]) -> dict[str, int]:
+    """Queue many side effects (dicts from `row`) in one INSERT, skipping keys queued
+    before; returns the new messages' ids by dedupe key."""
+    if not rows:
+        return {}
+    conn = session.connection()
+    stmt = insert_statement(conn.dialect.name).returning(OutboxMessage.dedupe_key, OutboxMessage.id)
+    return dict(conn.execute(stmt, rows).all())

@@ -2,12 +2,15 @@
 
 Firing. `claim_due` leases due steps (status pending, due_at <= now, and the tenant's
 archive pulled past due_at, so that a reply still in flight in the archive cannot be
-missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL. `fire`
-then, in one transaction, flips the row from pending to fired with a conditional UPDATE
-(the first statement, so it also takes SQLite's write lock; a worker whose lease ran out
-and a second worker that claimed the row after it cannot both win), decides, and queues
-the notice in the outbox with a dedupe key per escalation row. A crash before commit
-leaves the row pending for the next claim once the lease runs out; nothing doubles.
+missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL.
+`siyu.sla.firing.fire_batch` then, in one transaction per tenant, flips the claimed rows
+from pending to fired with one conditional UPDATE (the first statement, so it also takes
+SQLite's write lock; a worker whose lease ran out and a second worker that claimed the
+rows after it cannot both win a row), decides, and queues the notices in the outbox with
+a dedupe key per escalation row. A crash before commit leaves the rows pending for the
+next claim once the lease runs out; nothing doubles. The worker sleeps until the next
+step is due (`next_due_in`, at most POLL_S, so that new waits and archive progress are
+seen), so a step fires when it is due, not up to a poll later.
 
 Sending (outbox senders, registered on import):
   sla_notice  a WeCom textcard (message/send). A card waits a few seconds (the policy's
@@ -20,23 +23,21 @@ Sending (outbox senders, registered on import):
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, or_, select, text, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
-from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Skipped, sender
-from siyu.sla import service
-from siyu.sla.calendar import quiet_until
+from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
 from siyu.tenancy.models import Staff, Tenant
@@ -93,140 +94,58 @@ def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
     return rows
 
 
-def _recipient_lock(session: Session, tenant_id: int, what: str, userid: str) -> None:
-    """Serialise decisions about one person's notices or calls (a transaction-scoped
-    advisory lock on PostgreSQL; SQLite serialises all writers anyway)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(f"sla-{what}:{tenant_id}:{userid}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
 def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
-    """Fire one step exactly once. Returns what happened: fired | covered | cancelled |
-    skipped | deferred | lost (another worker fired it, or it is no longer due)."""
+    """Fire one step exactly once (a batch of one, see siyu.sla.firing). Returns what
+    happened: fired | covered | cancelled | skipped | deferred | lost (another worker fired
+    it, or it is no longer due)."""
+    return fire_batch(rt, [_Row(escalation_id, tenant_id)])[escalation_id]
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    tenant_id: int
+
+
+def claim_and_fire(rt, limit: int = BATCH) -> tuple[int, int]:
+    """Claim up to `limit` due steps and fire them in one batch per tenant. Returns (claimed,
+    fired): fired counts the steps that reached (or will reach) a person."""
+    rows = claim_due(rt, limit)
+    if not rows:
+        return 0, 0
+    outcomes = fire_batch(rt, rows)
+    return len(rows), sum(1 for o in outcomes.values() if o in FIRED)
+
+
+def next_due_in(rt, cap: float = POLL_S) -> float:
+    """Seconds until the next pending step that may fire (due later than now, with its
+    tenant's archive already pulled past it), at most `cap`: one indexed read, no lock.
+    Steps held back by the archive are seen when the cap runs out (the archive moved on)."""
     now = rt.now()
-    with rt.db.tenant_session(tenant_id) as s:
-        won = s.execute(
-            update(SlaEscalation)
-            .where(
-                SlaEscalation.id == escalation_id,
-                SlaEscalation.status == "pending",
-                SlaEscalation.due_at <= now,
-            )
-            .values(status="fired", fired_at=now, claimed_until=None)
-            .returning(SlaEscalation.id)
-            .execution_options(synchronize_session=False)
-        ).first()
-        if won is None:
-            return "lost"
-        esc = s.get(SlaEscalation, escalation_id)
-        wait = s.get(SlaWait, esc.wait_id)
-        conversation = s.get(Conversation, esc.conversation_id)
-        if wait is None or wait.closed_at is not None:
-            esc.status, esc.note = "cancelled", wait.close_reason if wait else "gone"
-            return "cancelled"
-        if conversation is None or conversation.awaiting_msgid != wait.msgid:
-            # closed where no SLA listener ran: the conversation is the truth
-            service.close_waits(s, esc.conversation_id, now, "closed")
-            esc.status, esc.note = "cancelled", "no longer awaiting"
-            return "cancelled"
-        policy = service.policy_by_id(s, wait.policy_id)
-        if (now - esc.due_at).total_seconds() > policy.stale_after_s:
-            esc.status, esc.note = "skipped", "stale: due long ago"
-            return "skipped"
-        recipient = service.recipient_for(s, esc.target, esc.agent_userid, policy)
-        if not recipient:
-            esc.status, esc.note = "skipped", f"nobody to reach for target {esc.target}"
-            return "skipped"
-        if esc.action == "voice_call":
-            quiet_end = quiet_until(now, policy.quiet_hours, service.tenant_timezone(s))
-            if quiet_end is not None:
-                esc.status, esc.fired_at, esc.due_at, esc.note = "pending", None, quiet_end, "quiet hours"
-                return "deferred"
-        esc.recipient = recipient
-        wait.breached_step = max(wait.breached_step, esc.step)
-        if esc.action == "voice_call":
-            return _queue_call(s, tenant_id, esc, policy, now)
-        _queue_notice(s, tenant_id, esc, policy)
-        return "fired"
-
-
-def _queue_notice(s: Session, tenant_id: int, esc: SlaEscalation, policy) -> None:
-    """Join a card for the same person that is still waiting to go out (not yet claimed by
-    a sender), or queue a new one that waits merge_window_s for others to join."""
-    _recipient_lock(s, tenant_id, "notice", esc.recipient)
-    prefix = f"sla-notice:{esc.recipient}:"
-    open_card = None
-    if policy.merge_window_s:
-        open_card = s.scalar(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.kind == "sla_notice",
-                OutboxMessage.status == "pending",
-                OutboxMessage.claimed_until.is_(None),
-                # a key range, not LIKE, so the (tenant_id, dedupe_key) index serves it
-                OutboxMessage.dedupe_key >= prefix,
-                OutboxMessage.dedupe_key < prefix[:-1] + chr(ord(":") + 1),
-            )
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        )
-    if open_card is not None and policy.merge_window_s:
-        payload = {**open_card.payload, "escalations": [*open_card.payload["escalations"], esc.id]}
-        joined = s.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == open_card.id,
-                OutboxMessage.status == "pending",
-                OutboxMessage.claimed_until.is_(None),  # a sender has not taken it meanwhile
-            )
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if joined:
-            esc.note = f"merged into outbox {open_card.id}"
-            return
-    outbox.enqueue(
-        s,
-        "sla_notice",
-        f"sla-notice:{esc.recipient}:{esc.id}",
-        {"touser": esc.recipient, "escalations": [esc.id]},
-        delay=timedelta(seconds=policy.merge_window_s) if policy.merge_window_s else None,
-    )
-
-
-def _queue_call(s: Session, tenant_id: int, esc: SlaEscalation, policy, now: datetime) -> str:
-    _recipient_lock(s, tenant_id, "call", esc.recipient)
-    recent = s.scalar(
-        select(SlaCall)
+    e = SlaEscalation
+    first = (
+        select(func.min(e.due_at))
         .where(
-            SlaCall.callee_userid == esc.recipient,
-            SlaCall.status.in_(("queued", "placed")),
-            SlaCall.created_at > now - timedelta(seconds=policy.call_cooldown_s),
+            e.tenant_id == ArchiveCursor.tenant_id,
+            e.status == "pending",
+            e.due_at > now,
+            e.due_at <= ArchiveCursor.pulled_until,
         )
-        .order_by(SlaCall.created_at.desc())
-        .limit(1)
+        .correlate(ArchiveCursor)
+        .scalar_subquery()
     )
-    if recent is not None:
-        esc.note = f"covered by call {recent.id}"
-        return "covered"
-    call = SlaCall(callee_userid=esc.recipient, escalation_id=esc.id, created_at=now, status="queued")
-    s.add(call)
-    s.flush()
-    outbox.enqueue(
-        s,
-        "sla_call",
-        f"sla-call:{esc.id}",
-        {"call": call.id, "callee": esc.recipient, "escalations": [esc.id]},
-    )
-    return "fired"
+    with rt.db.system_session() as s:
+        at = s.scalar(
+            select(func.min(first)).where(ArchiveCursor.source == "archive", ArchiveCursor.pulled_until > now)
+        )
+    if at is None:
+        return cap
+    return max(0.0, min(cap, (at - now).total_seconds()))
 
 
 async def fire(rt, row: SlaEscalation) -> None:
-    """Fire one claimed row (for the worker's claim/run loop)."""
-    if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
+    """Fire one claimed row (a batch of one)."""
+    if fire_one(rt, row.tenant_id, row.id) in FIRED:
         rt.wake()
 
 
@@ -234,14 +153,13 @@ async def fire_due(rt) -> int:
     """Claim and fire everything due; returns how many steps fired (notices or calls)."""
     fired = 0
     while True:
-        rows = claim_due(rt, BATCH)
-        for row in rows:
-            try:
-                if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
-                    fired += 1
-            except Exception:  # noqa: BLE001 - the lease runs out and the row is tried again
-                log.exception("firing SLA step %s failed", row.id)
-        if len(rows) < BATCH:
+        try:
+            claimed, n = claim_and_fire(rt, BATCH)
+        except Exception:  # noqa: BLE001 - the lease runs out and the rows are tried again
+            log.exception("firing SLA steps failed")
+            break
+        fired += n
+        if claimed < BATCH:
             break
     if fired:
         rt.wake()
