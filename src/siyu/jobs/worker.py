@@ -46,7 +46,7 @@ class Worker:
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
             self._loop(self._claim_outbox, notify_tasks.send, yields=True),
-            self._loop(lambda: sla_tasks.claim_due(self.rt, self.concurrency), sla_tasks.fire, woken=False),
+            self._sla(),
         ]
         if self.scheduled:
             loops.append(self._periodic())
@@ -121,6 +121,26 @@ class Worker:
             stopper.cancel()
         if running:
             await asyncio.wait(running, timeout=10)
+
+    async def _sla(self) -> None:
+        """Fire SLA steps as they come due: claim and fire a batch (in a thread, so that the
+        other loops' sends go on meanwhile), then sleep until the next step is due, at most
+        sla_tasks.POLL_S (new waits and archive progress are seen then) and at least
+        sla_tasks.GATHER_S (steps coming due close together fire as one batch)."""
+        while not self._stop.is_set():
+            delay = sla_tasks.POLL_S
+            try:
+                claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
+                if fired:
+                    self.rt.wake()  # the notices are in the outbox: send them now
+                if claimed == sla_tasks.BATCH:
+                    await asyncio.sleep(0)
+                    continue
+                delay = await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
+                log.exception("firing SLA steps failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), max(delay, sla_tasks.GATHER_S))
 
     async def _periodic(self) -> None:
         await self._every(300, sync_due_staff, "scheduled staff sync")

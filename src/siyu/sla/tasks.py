@@ -45,7 +45,8 @@ from siyu.tenancy.models import Staff, Tenant
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 BATCH = 200
-POLL_S = 0.5  # how often the worker should look: steps fire within a second of being due
+POLL_S = 0.5  # the worker looks at least this often (new waits, the archive moving on)
+GATHER_S = 0.02  # and at most this often: steps due close together fire as one batch
 
 
 # ------------------------------------------------------------------------------- firing
