@@ -26,6 +26,7 @@ from siyu.sla import tasks as sla_tasks  # also registers the SLA's wait listene
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
+OUTBOX_BATCHES = 4  # claims of outbox messages sent at once (each up to `concurrency` rows)
 
 
 class Worker:
@@ -45,7 +46,7 @@ class Worker:
         loops = [
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
-            self._loop(self._claim_outbox, notify_tasks.send, yields=True),
+            self._loop(self._claim_outbox, notify_tasks.send_batch, yields=True, batches=OUTBOX_BATCHES),
             self._sla(),
         ]
         if self.scheduled:
@@ -81,10 +82,18 @@ class Worker:
         )
 
     async def _loop(
-        self, claim_rows, run_one, running: set | None = None, yields: bool = False, woken: bool = True
+        self,
+        claim_rows,
+        run_one,
+        running: set | None = None,
+        yields: bool = False,
+        woken: bool = True,
+        batches: int = 0,
     ) -> None:
         """Claim and run rows. `yields`: claim nothing while urgent work runs. `woken`: start
-        at once when work is stored (else poll only: time-driven work such as SLA steps)."""
+        at once when work is stored (else poll only). `batches`: run each claim's rows as one
+        task, `run_one(rt, rows)`, with at most this many claims in flight."""
+        limit = batches or self.concurrency
         if woken:
             waiting = self.rt.new_wake()
             self._wakes.append(waiting)
@@ -95,19 +104,19 @@ class Worker:
         def finished(_task) -> None:
             if running is self._urgent and not running:
                 self.rt.wake()  # urgent work is done: the loops that yielded may claim again
-            elif len(running) == self.concurrency - 1:
+            elif len(running) == limit - 1:
                 waiting.set()  # this loop was full and has room again
 
         while not self._stop.is_set():
             waiting.clear()
             rows = []
-            if len(running) < self.concurrency and not (yields and self._urgent):
+            if len(running) < limit and not (yields and self._urgent):
                 try:
                     rows = claim_rows()
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                     log.exception("claiming work failed")
-            for row in rows:
-                task = asyncio.create_task(self._guard(run_one, row))
+            for work in [rows] if batches and rows else rows:
+                task = asyncio.create_task(self._guard(run_one, work))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(finished)
@@ -154,8 +163,9 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
-    async def _guard(self, run_one, row) -> None:
+    async def _guard(self, run_one, work) -> None:
         try:
-            await run_one(self.rt, row)
+            await run_one(self.rt, work)
         except Exception:  # noqa: BLE001
-            log.exception("job %s %s failed unexpectedly", type(row).__name__, row.id)
+            rows = work if isinstance(work, list) else [work]
+            log.exception("job %s %s failed unexpectedly", type(rows[0]).__name__, [r.id for r in rows])

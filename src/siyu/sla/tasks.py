@@ -191,40 +191,56 @@ def _clip(value: str, n: int) -> str:
 
 def _open_entries(s: Session, escalation_ids: list[int]) -> list[dict]:
     """The still-unanswered waits behind these steps, one per conversation, longest first."""
-    rows = s.execute(
-        select(SlaEscalation, SlaWait, Conversation, Customer.name)
-        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-        .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
-        .outerjoin(Customer, Customer.id == Conversation.customer_id)
-        .where(SlaEscalation.id.in_(escalation_ids))
-    ).all()
-    entries: dict[int, dict] = {}
+    return _open_entries_many(s, {0: escalation_ids})[0]
+
+
+def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, list[dict]]:
+    """`_open_entries` of several cards (escalation ids by card) in three reads."""
+    card_of: dict[int, list[int]] = {}
+    for card, ids in cards.items():
+        for esc_id in ids:
+            card_of.setdefault(esc_id, []).append(card)
+    rows = (
+        s.execute(
+            select(SlaEscalation, SlaWait, Conversation, Customer.name)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
+            .outerjoin(Customer, Customer.id == Conversation.customer_id)
+            .where(SlaEscalation.id.in_(list(card_of)))
+        ).all()
+        if card_of
+        else []
+    )
+    per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for esc, wait, conversation, name in rows:
         if wait.closed_at is not None or conversation.awaiting_msgid != wait.msgid:
             continue
-        entry = entries.get(conversation.id)
-        if entry is None or esc.step > entry["step"]:
-            entries[conversation.id] = {
-                "conversation_id": conversation.id,
-                "msgid": wait.msgid,
-                "started_at": wait.started_at,
-                "customer": name or "客户",
-                "agent": esc.agent_userid,
-                "step": esc.step,
-            }
-    found = sorted(entries.values(), key=lambda e: e["started_at"])
-    if found:
+        for card in card_of[esc.id]:
+            entries = per_card[card]
+            entry = entries.get(conversation.id)
+            if entry is None or esc.step > entry["step"]:
+                entries[conversation.id] = {
+                    "conversation_id": conversation.id,
+                    "msgid": wait.msgid,
+                    "started_at": wait.started_at,
+                    "customer": name or "客户",
+                    "agent": esc.agent_userid,
+                    "step": esc.step,
+                }
+    found = {card: sorted(e.values(), key=lambda e: e["started_at"]) for card, e in per_card.items()}
+    every = [e for entries in found.values() for e in entries]
+    if every:
         texts = dict(
             s.execute(
-                select(Message.msgid, Message.text).where(Message.msgid.in_([e["msgid"] for e in found]))
+                select(Message.msgid, Message.text).where(Message.msgid.in_({e["msgid"] for e in every}))
             ).all()
         )
         names = dict(
             s.execute(
-                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in found}))
+                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in every}))
             ).all()
         )
-        for e in found:
+        for e in every:
             e["text"] = texts.get(e["msgid"], "")
             e["agent_name"] = names.get(e["agent"], e["agent"])
     return found
@@ -277,19 +293,28 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
 
 
 def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
+    return _notices(rt, tenant_id, [message])[message.id]
+
+
+def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | None]:
+    """The cards of these sla_notice messages (None: every wait was answered meanwhile)."""
     with rt.db.tenant_session(tenant_id) as s:
-        entries = _open_entries(s, list(message.payload.get("escalations", [])))
-        if not entries:
-            return None
+        entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
         tenant = s.get(Tenant, tenant_id)
-        return build_card(
-            rt, tenant.slug, tenant.timezone or "Asia/Shanghai", message.payload["touser"], entries
-        )
+        tz = tenant.timezone or "Asia/Shanghai"
+        cards = {}
+        for m in messages:
+            found = entries[m.id]
+            cards[m.id] = build_card(rt, tenant.slug, tz, m.payload["touser"], found) if found else None
+        return cards
 
 
-@sender("sla_notice")
-async def _send_notice(rt, tenant_id: int, message: OutboxMessage):
-    card = _notice(rt, tenant_id, message)
+_UNSET = object()
+
+
+@sender("sla_notice", prepare=_notices)
+async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
+    card = _notice(rt, tenant_id, message) if prepared is _UNSET else prepared
     if card is None:
         raise Skipped("every wait was answered meanwhile")
     wecom = rt.clients.get(tenant_id)
