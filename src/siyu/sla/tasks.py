@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 BATCH = 200
 POLL_S = 0.5  # the worker looks at least this often (new waits, the archive moving on)
-GATHER_S = 0.02  # and at most this often: steps due close together fire as one batch
+GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
 
 
 # ------------------------------------------------------------------------------- firing
