@@ -184,3 +184,16 @@ def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
         loop.call_soon_threadsafe(worker.stop)
         thread.join(15)
         loop.close()
+
+
+def test_the_worker_knows_how_long_until_the_next_step_may_fire(local):
+    """(Other tests' steps share the database: ours comes due first, theirs minutes later.)"""
+    w = local
+    policy(w, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    w.say("在吗？", at=0)
+    assert tasks.next_due_in(w.rt, cap=300) > 2  # the archive is not pulled past it yet
+    w.pulled(3600)
+    assert 1 < tasks.next_due_in(w.rt, cap=300) <= 2
+    assert tasks.next_due_in(w.rt, cap=0.5) == 0.5
+    w.clock(3)  # due, not yet fired: claim_due's business, nothing to wait for
+    assert tasks.next_due_in(w.rt, cap=300) > 2
