@@ -97,3 +97,24 @@ def test_a_worker_whose_lease_ran_out_does_not_send(db):
     b = next(r for r in claim(db, OutboxMessage, 1000) if r.id == row_id)
     assert renew(db, a) is None
     assert renew(db, b) is not None
+
+
+def test_a_batch_renewal_keeps_only_the_rows_still_this_claims(db):
+    """A batch of rows claimed together, one of which another worker took over after the
+    lease ran out: renewing the batch keeps the others and leaves that one alone."""
+    from siyu.jobs.claim import renew_many
+
+    tid = tenant(db)
+    ids = pending(db, tid, 3)
+    mine = [r for r in claim(db, OutboxMessage, 1000) if r.id in ids]
+    assert len(mine) == 3
+    taken = mine[0].id
+    with db.system_session() as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == taken)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    assert [r.id for r in claim(db, OutboxMessage, 1000) if r.id in ids] == [taken]
+    assert renew_many(db, mine) == ids - {taken}
+    assert renew_many(db, []) == set()

@@ -73,6 +73,30 @@ def renew(db: Database, row) -> datetime | None:
         return until if s.scalar(stmt) is not None else None
 
 
+def renew_many(db: Database, rows: list) -> set[int]:
+    """`renew` for rows claimed together: one UPDATE per claim time (normally one). Returns
+    the ids whose lease was still this claim's (now extended)."""
+    if not rows:
+        return set()
+    until = utcnow() + RUN_LEASE
+    model = type(rows[0])
+    by_claim: dict[datetime, list[int]] = {}
+    for row in rows:
+        by_claim.setdefault(row.claimed_until, []).append(row.id)
+    renewed: set[int] = set()
+    with db.system_session() as s:
+        for claimed_until, ids in by_claim.items():
+            stmt = (
+                update(model)
+                .where(model.id.in_(ids), model.status == "pending", model.claimed_until == claimed_until)
+                .values(claimed_until=until)
+                .returning(model.id)
+                .execution_options(synchronize_session=False)
+            )
+            renewed.update(s.scalars(stmt))
+    return renewed
+
+
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:
     """Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at an hour."""
     delay = min(cap, base * 2 ** max(0, attempts - 1))

@@ -26,6 +26,7 @@ from siyu.sla import tasks as sla_tasks  # also registers the SLA's wait listene
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
+OUTBOX_BATCHES = 4  # claims of outbox messages sent at once (each up to `concurrency` rows)
 
 
 class Worker:
@@ -45,8 +46,8 @@ class Worker:
         loops = [
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
-            self._loop(self._claim_outbox, notify_tasks.send, yields=True),
-            self._loop(lambda: sla_tasks.claim_due(self.rt, self.concurrency), sla_tasks.fire, woken=False),
+            self._loop(self._claim_outbox, notify_tasks.send_batch, yields=True, batches=OUTBOX_BATCHES),
+            self._sla(),
         ]
         if self.scheduled:
             loops.append(self._periodic())
@@ -81,10 +82,18 @@ class Worker:
         )
 
     async def _loop(
-        self, claim_rows, run_one, running: set | None = None, yields: bool = False, woken: bool = True
+        self,
+        claim_rows,
+        run_one,
+        running: set | None = None,
+        yields: bool = False,
+        woken: bool = True,
+        batches: int = 0,
     ) -> None:
         """Claim and run rows. `yields`: claim nothing while urgent work runs. `woken`: start
-        at once when work is stored (else poll only: time-driven work such as SLA steps)."""
+        at once when work is stored (else poll only). `batches`: run each claim's rows as one
+        task, `run_one(rt, rows)`, with at most this many claims in flight."""
+        limit = batches or self.concurrency
         if woken:
             waiting = self.rt.new_wake()
             self._wakes.append(waiting)
@@ -95,19 +104,19 @@ class Worker:
         def finished(_task) -> None:
             if running is self._urgent and not running:
                 self.rt.wake()  # urgent work is done: the loops that yielded may claim again
-            elif len(running) == self.concurrency - 1:
+            elif len(running) == limit - 1:
                 waiting.set()  # this loop was full and has room again
 
         while not self._stop.is_set():
             waiting.clear()
             rows = []
-            if len(running) < self.concurrency and not (yields and self._urgent):
+            if len(running) < limit and not (yields and self._urgent):
                 try:
                     rows = claim_rows()
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                     log.exception("claiming work failed")
-            for row in rows:
-                task = asyncio.create_task(self._guard(run_one, row))
+            for work in [rows] if batches and rows else rows:
+                task = asyncio.create_task(self._guard(run_one, work))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(finished)
@@ -122,6 +131,26 @@ class Worker:
         if running:
             await asyncio.wait(running, timeout=10)
 
+    async def _sla(self) -> None:
+        """Fire SLA steps as they come due: claim and fire a batch (in a thread, so that the
+        other loops' sends go on meanwhile), then sleep until the next step is due, at most
+        sla_tasks.POLL_S (new waits and archive progress are seen then) and at least
+        sla_tasks.GATHER_S (steps coming due close together fire as one batch)."""
+        while not self._stop.is_set():
+            delay = sla_tasks.POLL_S
+            try:
+                claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
+                if fired:
+                    self.rt.wake()  # the notices are in the outbox: send them now
+                if claimed == sla_tasks.BATCH:
+                    await asyncio.sleep(0)
+                    continue
+                delay = await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
+                log.exception("firing SLA steps failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), max(delay, sla_tasks.GATHER_S))
+
     async def _periodic(self) -> None:
         await self._every(300, sync_due_staff, "scheduled staff sync")
 
@@ -134,8 +163,9 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
-    async def _guard(self, run_one, row) -> None:
+    async def _guard(self, run_one, work) -> None:
         try:
-            await run_one(self.rt, row)
+            await run_one(self.rt, work)
         except Exception:  # noqa: BLE001
-            log.exception("job %s %s failed unexpectedly", type(row).__name__, row.id)
+            rows = work if isinstance(work, list) else [work]
+            log.exception("job %s %s failed unexpectedly", type(rows[0]).__name__, [r.id for r in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -22,6 +23,9 @@ LOW = 9
 Sender = Callable[..., Awaitable[Callable[[Session], None] | None]]
 SENDERS: dict[str, Sender] = {}
 ON_DEAD: dict[str, Callable[[Session, OutboxMessage, str], None]] = {}
+# `prepare(rt, tenant_id, messages)` reads what a batch of one kind's messages needs in one
+# go and returns it by message id; the sender then gets it as `prepared=`.
+PREPARE: dict[str, Callable[..., dict[int, Any]]] = {}
 
 
 class Permanent(Exception):
@@ -32,11 +36,17 @@ class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to sen
     """Nothing to send after all (e.g. no welcome message set up)."""
 
 
-def sender(kind: str, on_dead: Callable[[Session, OutboxMessage, str], None] | None = None):
+def sender(
+    kind: str,
+    on_dead: Callable[[Session, OutboxMessage, str], None] | None = None,
+    prepare: Callable[..., dict[int, Any]] | None = None,
+):
     def register(fn: Sender) -> Sender:
         SENDERS[kind] = fn
         if on_dead is not None:
             ON_DEAD[kind] = on_dead
+        if prepare is not None:
+            PREPARE[kind] = prepare
         return fn
 
     return register
@@ -80,3 +90,13 @@ def enqueue(session: Session, kind: str, dedupe_key: str, payload: dict, **optio
     conn = session.connection()
     stmt = insert_statement(conn.dialect.name).returning(OutboxMessage.id)  # no row back: it was there
     return conn.execute(stmt, row(tenant_id, kind, dedupe_key, payload, **options)).first() is not None
+
+
+def enqueue_many(session: Session, rows: list[dict]) -> dict[str, int]:
+    """Queue many side effects (dicts from `row`) in one INSERT, skipping keys queued
+    before; returns the new messages' ids by dedupe key."""
+    if not rows:
+        return {}
+    conn = session.connection()
+    stmt = insert_statement(conn.dialect.name).returning(OutboxMessage.dedupe_key, OutboxMessage.id)
+    return dict(conn.execute(stmt, rows).all())

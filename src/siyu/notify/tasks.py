@@ -5,12 +5,15 @@ app messages are this module's own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from sqlalchemy import select
+
 from siyu.db import utcnow
-from siyu.jobs.claim import backoff, renew
+from siyu.jobs.claim import backoff, renew_many
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import ON_DEAD, SENDERS, Permanent, Skipped, sender
+from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Permanent, Skipped, sender
 from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
@@ -25,11 +28,41 @@ async def _app_message(rt, tenant_id: int, message: OutboxMessage):
 
 async def send(rt, message: OutboxMessage) -> None:
     """Send one claimed message (a detached row, as claimed)."""
-    message_id = message.id
-    lease = renew(rt.db, message)
-    if lease is None:
-        log.info("outbox %s %s: lease lost before sending; another worker has it", message.kind, message_id)
+    await send_batch(rt, [message])
+
+
+async def send_batch(rt, messages: list[OutboxMessage]) -> None:
+    """Send claimed messages (detached rows, as claimed) together: one lease renewal, each
+    kind's `prepare` once for all of its messages (e.g. the SLA cards' texts in one read),
+    the sends at once (the WeCom client queues them on its connections), and the outcomes
+    recorded in one transaction per tenant."""
+    leased = renew_many(rt.db, messages)
+    for message in messages:
+        if message.id not in leased:
+            log.info("outbox %s %s: lease lost before sending; another has it", message.kind, message.id)
+    messages = [m for m in messages if m.id in leased]
+    if not messages:
         return
+    prepared: dict[int, object] = {}
+    groups: dict[tuple[str, int], list[OutboxMessage]] = {}
+    for message in messages:
+        if message.kind in PREPARE:
+            groups.setdefault((message.kind, message.tenant_id), []).append(message)
+    for (kind, tenant_id), group in groups.items():
+        try:
+            prepared.update(await asyncio.to_thread(PREPARE[kind], rt, tenant_id, group))
+        except Exception:  # noqa: BLE001 - each message's sender prepares its own instead
+            log.exception("preparing %d outbox %s messages failed", len(group), kind)
+    results = await asyncio.gather(*(_send_one(rt, m, prepared) for m in messages))
+    by_tenant: dict[int, list[tuple[OutboxMessage, tuple]]] = {}
+    for message, result in zip(messages, results, strict=True):
+        by_tenant.setdefault(message.tenant_id, []).append((message, result))
+    for tenant_id, done in by_tenant.items():
+        _record(rt, tenant_id, done)
+
+
+async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
+    """(status, error, permanent, after) of one message's send."""
     error, permanent, after, status = "", False, None, "sent"
     try:
         if message.deadline_at is not None and utcnow() >= message.deadline_at:
@@ -37,32 +70,50 @@ async def send(rt, message: OutboxMessage) -> None:
         send_one = SENDERS.get(message.kind)
         if send_one is None:
             raise Permanent(f"no sender for outbox kind {message.kind!r}")
-        after = await send_one(rt, message.tenant_id, message)
+        if message.id in prepared:
+            after = await send_one(rt, message.tenant_id, message, prepared=prepared[message.id])
+        else:
+            after = await send_one(rt, message.tenant_id, message)
     except Skipped as exc:
         status, error = "skipped", ""
-        log.debug("outbox %s %s skipped: %s", message.kind, message_id, exc)
+        log.debug("outbox %s %s skipped: %s", message.kind, message.id, exc)
     except Permanent as exc:
         error, permanent = str(exc), True
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
         error = exc.describe() if isinstance(exc, WeComError) else f"{type(exc).__name__}: {exc}"
+    return status, error, permanent, after
+
+
+def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None:
     now = utcnow()
-    with rt.db.tenant_session(message.tenant_id) as s:
-        row = s.get(OutboxMessage, message_id)
-        row.claimed_until = None
-        if not error:
-            row.status, row.sent_at, row.last_error = status, now, ""
-            if after is not None:
-                after(s)
-            return
-        log.warning("outbox %s %s failed: %s", message.kind, message_id, error)
-        row.last_error = error[:2000]
-        if permanent or message.attempts >= MAX_ATTEMPTS:
-            row.status = "dead"
-            if message.kind in ON_DEAD:
-                ON_DEAD[message.kind](s, message, error)
-        else:
-            # Messages with a deadline (welcomes) retry fast; the rest back off.
-            fast = message.deadline_at is not None
-            row.due_at = now + (
-                backoff(message.attempts, base=0.2, cap=2.0) if fast else backoff(message.attempts)
-            )
+    with rt.db.tenant_session(tenant_id) as s:
+        rows = {
+            r.id: r
+            for r in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([m.id for m, _ in done])))
+        }
+        for message, (status, error, permanent, after) in done:
+            row = rows.get(message.id)
+            if row is None:
+                continue
+            row.claimed_until = None
+            if not error:
+                row.status, row.sent_at, row.last_error = status, now, ""
+                if after is not None:
+                    try:
+                        with s.begin_nested():  # the send happened: record it whatever this does
+                            after(s)
+                    except Exception:  # noqa: BLE001
+                        log.exception("recording outbox %s %s failed", message.kind, message.id)
+                continue
+            log.warning("outbox %s %s failed: %s", message.kind, message.id, error)
+            row.last_error = error[:2000]
+            if permanent or message.attempts >= MAX_ATTEMPTS:
+                row.status = "dead"
+                if message.kind in ON_DEAD:
+                    ON_DEAD[message.kind](s, message, error)
+            else:
+                # Messages with a deadline (welcomes) retry fast; the rest back off.
+                fast = message.deadline_at is not None
+                row.due_at = now + (
+                    backoff(message.attempts, base=0.2, cap=2.0) if fast else backoff(message.attempts)
+                )

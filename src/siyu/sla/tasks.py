@@ -2,12 +2,15 @@
 
 Firing. `claim_due` leases due steps (status pending, due_at <= now, and the tenant's
 archive pulled past due_at, so that a reply still in flight in the archive cannot be
-missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL. `fire`
-then, in one transaction, flips the row from pending to fired with a conditional UPDATE
-(the first statement, so it also takes SQLite's write lock; a worker whose lease ran out
-and a second worker that claimed the row after it cannot both win), decides, and queues
-the notice in the outbox with a dedupe key per escalation row. A crash before commit
-leaves the row pending for the next claim once the lease runs out; nothing doubles.
+missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL.
+`siyu.sla.firing.fire_batch` then, in one transaction per tenant, flips the claimed rows
+from pending to fired with one conditional UPDATE (the first statement, so it also takes
+SQLite's write lock; a worker whose lease ran out and a second worker that claimed the
+rows after it cannot both win a row), decides, and queues the notices in the outbox with
+a dedupe key per escalation row. A crash before commit leaves the rows pending for the
+next claim once the lease runs out; nothing doubles. The worker sleeps until the next
+step is due (`next_due_in`, at most POLL_S, so that new waits and archive progress are
+seen), so a step fires when it is due, not up to a poll later.
 
 Sending (outbox senders, registered on import):
   sla_notice  a WeCom textcard (message/send). A card waits a few seconds (the policy's
@@ -20,23 +23,21 @@ Sending (outbox senders, registered on import):
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, or_, select, text, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
-from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Skipped, sender
-from siyu.sla import service
-from siyu.sla.calendar import quiet_until
+from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
 from siyu.tenancy.models import Staff, Tenant
@@ -44,7 +45,8 @@ from siyu.tenancy.models import Staff, Tenant
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 BATCH = 200
-POLL_S = 0.5  # how often the worker should look: steps fire within a second of being due
+POLL_S = 0.5  # the worker looks at least this often (new waits, the archive moving on)
+GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
 
 
 # ------------------------------------------------------------------------------- firing
@@ -93,140 +95,58 @@ def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
     return rows
 
 
-def _recipient_lock(session: Session, tenant_id: int, what: str, userid: str) -> None:
-    """Serialise decisions about one person's notices or calls (a transaction-scoped
-    advisory lock on PostgreSQL; SQLite serialises all writers anyway)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(f"sla-{what}:{tenant_id}:{userid}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
 def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
-    """Fire one step exactly once. Returns what happened: fired | covered | cancelled |
-    skipped | deferred | lost (another worker fired it, or it is no longer due)."""
+    """Fire one step exactly once (a batch of one, see siyu.sla.firing). Returns what
+    happened: fired | covered | cancelled | skipped | deferred | lost (another worker fired
+    it, or it is no longer due)."""
+    return fire_batch(rt, [_Row(escalation_id, tenant_id)])[escalation_id]
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    tenant_id: int
+
+
+def claim_and_fire(rt, limit: int = BATCH) -> tuple[int, int]:
+    """Claim up to `limit` due steps and fire them in one batch per tenant. Returns (claimed,
+    fired): fired counts the steps that reached (or will reach) a person."""
+    rows = claim_due(rt, limit)
+    if not rows:
+        return 0, 0
+    outcomes = fire_batch(rt, rows)
+    return len(rows), sum(1 for o in outcomes.values() if o in FIRED)
+
+
+def next_due_in(rt, cap: float = POLL_S) -> float:
+    """Seconds until the next pending step that may fire (due later than now, with its
+    tenant's archive already pulled past it), at most `cap`: one indexed read, no lock.
+    Steps held back by the archive are seen when the cap runs out (the archive moved on)."""
     now = rt.now()
-    with rt.db.tenant_session(tenant_id) as s:
-        won = s.execute(
-            update(SlaEscalation)
-            .where(
-                SlaEscalation.id == escalation_id,
-                SlaEscalation.status == "pending",
-                SlaEscalation.due_at <= now,
-            )
-            .values(status="fired", fired_at=now, claimed_until=None)
-            .returning(SlaEscalation.id)
-            .execution_options(synchronize_session=False)
-        ).first()
-        if won is None:
-            return "lost"
-        esc = s.get(SlaEscalation, escalation_id)
-        wait = s.get(SlaWait, esc.wait_id)
-        conversation = s.get(Conversation, esc.conversation_id)
-        if wait is None or wait.closed_at is not None:
-            esc.status, esc.note = "cancelled", wait.close_reason if wait else "gone"
-            return "cancelled"
-        if conversation is None or conversation.awaiting_msgid != wait.msgid:
-            # closed where no SLA listener ran: the conversation is the truth
-            service.close_waits(s, esc.conversation_id, now, "closed")
-            esc.status, esc.note = "cancelled", "no longer awaiting"
-            return "cancelled"
-        policy = service.policy_by_id(s, wait.policy_id)
-        if (now - esc.due_at).total_seconds() > policy.stale_after_s:
-            esc.status, esc.note = "skipped", "stale: due long ago"
-            return "skipped"
-        recipient = service.recipient_for(s, esc.target, esc.agent_userid, policy)
-        if not recipient:
-            esc.status, esc.note = "skipped", f"nobody to reach for target {esc.target}"
-            return "skipped"
-        if esc.action == "voice_call":
-            quiet_end = quiet_until(now, policy.quiet_hours, service.tenant_timezone(s))
-            if quiet_end is not None:
-                esc.status, esc.fired_at, esc.due_at, esc.note = "pending", None, quiet_end, "quiet hours"
-                return "deferred"
-        esc.recipient = recipient
-        wait.breached_step = max(wait.breached_step, esc.step)
-        if esc.action == "voice_call":
-            return _queue_call(s, tenant_id, esc, policy, now)
-        _queue_notice(s, tenant_id, esc, policy)
-        return "fired"
-
-
-def _queue_notice(s: Session, tenant_id: int, esc: SlaEscalation, policy) -> None:
-    """Join a card for the same person that is still waiting to go out (not yet claimed by
-    a sender), or queue a new one that waits merge_window_s for others to join."""
-    _recipient_lock(s, tenant_id, "notice", esc.recipient)
-    prefix = f"sla-notice:{esc.recipient}:"
-    open_card = None
-    if policy.merge_window_s:
-        open_card = s.scalar(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.kind == "sla_notice",
-                OutboxMessage.status == "pending",
-                OutboxMessage.claimed_until.is_(None),
-                # a key range, not LIKE, so the (tenant_id, dedupe_key) index serves it
-                OutboxMessage.dedupe_key >= prefix,
-                OutboxMessage.dedupe_key < prefix[:-1] + chr(ord(":") + 1),
-            )
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        )
-    if open_card is not None and policy.merge_window_s:
-        payload = {**open_card.payload, "escalations": [*open_card.payload["escalations"], esc.id]}
-        joined = s.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == open_card.id,
-                OutboxMessage.status == "pending",
-                OutboxMessage.claimed_until.is_(None),  # a sender has not taken it meanwhile
-            )
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if joined:
-            esc.note = f"merged into outbox {open_card.id}"
-            return
-    outbox.enqueue(
-        s,
-        "sla_notice",
-        f"sla-notice:{esc.recipient}:{esc.id}",
-        {"touser": esc.recipient, "escalations": [esc.id]},
-        delay=timedelta(seconds=policy.merge_window_s) if policy.merge_window_s else None,
-    )
-
-
-def _queue_call(s: Session, tenant_id: int, esc: SlaEscalation, policy, now: datetime) -> str:
-    _recipient_lock(s, tenant_id, "call", esc.recipient)
-    recent = s.scalar(
-        select(SlaCall)
+    e = SlaEscalation
+    first = (
+        select(func.min(e.due_at))
         .where(
-            SlaCall.callee_userid == esc.recipient,
-            SlaCall.status.in_(("queued", "placed")),
-            SlaCall.created_at > now - timedelta(seconds=policy.call_cooldown_s),
+            e.tenant_id == ArchiveCursor.tenant_id,
+            e.status == "pending",
+            e.due_at > now,
+            e.due_at <= ArchiveCursor.pulled_until,
         )
-        .order_by(SlaCall.created_at.desc())
-        .limit(1)
+        .correlate(ArchiveCursor)
+        .scalar_subquery()
     )
-    if recent is not None:
-        esc.note = f"covered by call {recent.id}"
-        return "covered"
-    call = SlaCall(callee_userid=esc.recipient, escalation_id=esc.id, created_at=now, status="queued")
-    s.add(call)
-    s.flush()
-    outbox.enqueue(
-        s,
-        "sla_call",
-        f"sla-call:{esc.id}",
-        {"call": call.id, "callee": esc.recipient, "escalations": [esc.id]},
-    )
-    return "fired"
+    with rt.db.system_session() as s:
+        at = s.scalar(
+            select(func.min(first)).where(ArchiveCursor.source == "archive", ArchiveCursor.pulled_until > now)
+        )
+    if at is None:
+        return cap
+    return max(0.0, min(cap, (at - now).total_seconds()))
 
 
 async def fire(rt, row: SlaEscalation) -> None:
-    """Fire one claimed row (for the worker's claim/run loop)."""
-    if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
+    """Fire one claimed row (a batch of one)."""
+    if fire_one(rt, row.tenant_id, row.id) in FIRED:
         rt.wake()
 
 
@@ -234,14 +154,13 @@ async def fire_due(rt) -> int:
     """Claim and fire everything due; returns how many steps fired (notices or calls)."""
     fired = 0
     while True:
-        rows = claim_due(rt, BATCH)
-        for row in rows:
-            try:
-                if fire_one(rt, row.tenant_id, row.id) in ("fired", "covered"):
-                    fired += 1
-            except Exception:  # noqa: BLE001 - the lease runs out and the row is tried again
-                log.exception("firing SLA step %s failed", row.id)
-        if len(rows) < BATCH:
+        try:
+            claimed, n = claim_and_fire(rt, BATCH)
+        except Exception:  # noqa: BLE001 - the lease runs out and the rows are tried again
+            log.exception("firing SLA steps failed")
+            break
+        fired += n
+        if claimed < BATCH:
             break
     if fired:
         rt.wake()
@@ -272,40 +191,56 @@ def _clip(value: str, n: int) -> str:
 
 def _open_entries(s: Session, escalation_ids: list[int]) -> list[dict]:
     """The still-unanswered waits behind these steps, one per conversation, longest first."""
-    rows = s.execute(
-        select(SlaEscalation, SlaWait, Conversation, Customer.name)
-        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-        .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
-        .outerjoin(Customer, Customer.id == Conversation.customer_id)
-        .where(SlaEscalation.id.in_(escalation_ids))
-    ).all()
-    entries: dict[int, dict] = {}
+    return _open_entries_many(s, {0: escalation_ids})[0]
+
+
+def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, list[dict]]:
+    """`_open_entries` of several cards (escalation ids by card) in three reads."""
+    card_of: dict[int, list[int]] = {}
+    for card, ids in cards.items():
+        for esc_id in ids:
+            card_of.setdefault(esc_id, []).append(card)
+    rows = (
+        s.execute(
+            select(SlaEscalation, SlaWait, Conversation, Customer.name)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
+            .outerjoin(Customer, Customer.id == Conversation.customer_id)
+            .where(SlaEscalation.id.in_(list(card_of)))
+        ).all()
+        if card_of
+        else []
+    )
+    per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for esc, wait, conversation, name in rows:
         if wait.closed_at is not None or conversation.awaiting_msgid != wait.msgid:
             continue
-        entry = entries.get(conversation.id)
-        if entry is None or esc.step > entry["step"]:
-            entries[conversation.id] = {
-                "conversation_id": conversation.id,
-                "msgid": wait.msgid,
-                "started_at": wait.started_at,
-                "customer": name or "客户",
-                "agent": esc.agent_userid,
-                "step": esc.step,
-            }
-    found = sorted(entries.values(), key=lambda e: e["started_at"])
-    if found:
+        for card in card_of[esc.id]:
+            entries = per_card[card]
+            entry = entries.get(conversation.id)
+            if entry is None or esc.step > entry["step"]:
+                entries[conversation.id] = {
+                    "conversation_id": conversation.id,
+                    "msgid": wait.msgid,
+                    "started_at": wait.started_at,
+                    "customer": name or "客户",
+                    "agent": esc.agent_userid,
+                    "step": esc.step,
+                }
+    found = {card: sorted(e.values(), key=lambda e: e["started_at"]) for card, e in per_card.items()}
+    every = [e for entries in found.values() for e in entries]
+    if every:
         texts = dict(
             s.execute(
-                select(Message.msgid, Message.text).where(Message.msgid.in_([e["msgid"] for e in found]))
+                select(Message.msgid, Message.text).where(Message.msgid.in_({e["msgid"] for e in every}))
             ).all()
         )
         names = dict(
             s.execute(
-                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in found}))
+                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in every}))
             ).all()
         )
-        for e in found:
+        for e in every:
             e["text"] = texts.get(e["msgid"], "")
             e["agent_name"] = names.get(e["agent"], e["agent"])
     return found
@@ -358,19 +293,28 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
 
 
 def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
+    return _notices(rt, tenant_id, [message])[message.id]
+
+
+def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | None]:
+    """The cards of these sla_notice messages (None: every wait was answered meanwhile)."""
     with rt.db.tenant_session(tenant_id) as s:
-        entries = _open_entries(s, list(message.payload.get("escalations", [])))
-        if not entries:
-            return None
+        entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
         tenant = s.get(Tenant, tenant_id)
-        return build_card(
-            rt, tenant.slug, tenant.timezone or "Asia/Shanghai", message.payload["touser"], entries
-        )
+        tz = tenant.timezone or "Asia/Shanghai"
+        cards = {}
+        for m in messages:
+            found = entries[m.id]
+            cards[m.id] = build_card(rt, tenant.slug, tz, m.payload["touser"], found) if found else None
+        return cards
 
 
-@sender("sla_notice")
-async def _send_notice(rt, tenant_id: int, message: OutboxMessage):
-    card = _notice(rt, tenant_id, message)
+_UNSET = object()
+
+
+@sender("sla_notice", prepare=_notices)
+async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
+    card = _notice(rt, tenant_id, message) if prepared is _UNSET else prepared
     if card is None:
         raise Skipped("every wait was answered meanwhile")
     wecom = rt.clients.get(tenant_id)

@@ -1,0 +1,199 @@
+"""Firing claimed steps in batches: one card per person inside the merge window, answered
+waits left out, each step fired once however many workers hold the same rows, and a step
+fired when it is due rather than at the next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from siyu.conversations.models import Conversation
+from siyu.jobs.worker import Worker
+from siyu.notify.models import OutboxMessage
+from siyu.sla import service, tasks
+from siyu.sla.firing import fire_batch
+from siyu.sla.models import SlaEscalation
+
+
+def cards(w, kind: str = "sla_notice") -> list[OutboxMessage]:
+    with w.session() as s:
+        return list(
+            s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id))
+        )
+
+
+def policy(w, **fields) -> None:
+    with w.session() as s:
+        service.save_policy(s, quiet_hours=[], **fields)
+
+
+def claimed(w, limit: int = 500) -> list[SlaEscalation]:
+    """This tenant's due steps, claimed (the database is shared: other tests' rows that
+    come along stay claimed and are left alone)."""
+    return [r for r in tasks.claim_due(w.rt, limit) if r.tenant_id == w.tenant_id]
+
+
+def step_ids(w, ext: str, staff: str = "zhangsan") -> list[int]:
+    conversation = w.conversation(ext, staff)
+    with w.session() as s:
+        return list(
+            s.scalars(
+                select(SlaEscalation.id)
+                .where(SlaEscalation.conversation_id == conversation.id)
+                .order_by(SlaEscalation.step)
+            )
+        )
+
+
+def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
+    w = local
+    policy(w, merge_window_s=5)
+    for i in range(3):
+        w.say(f"问题{i}？", at=i, ext=f"wmm{i}")
+    w.say("我也有问题", at=1, ext="wmm9", staff="wangwu")
+    w.pulled(3600)
+    w.clock(125)
+    rows = claimed(w)
+    assert len(rows) == 4
+    outcomes = fire_batch(w.rt, rows)
+    assert sorted(outcomes.values()) == ["fired"] * 4
+    by_person = {c.payload["touser"]: c for c in cards(w)}
+    assert sorted(by_person) == ["wangwu", "zhangsan"] and len(cards(w)) == 2
+    zhangsan, wangwu = by_person["zhangsan"], by_person["wangwu"]
+    assert zhangsan.payload == {
+        "touser": "zhangsan",
+        "escalations": [step_ids(w, f"wmm{i}")[0] for i in range(3)],
+    }
+    assert wangwu.payload["escalations"] == [step_ids(w, "wmm9", "wangwu")[0]]
+    assert zhangsan.due_at - zhangsan.created_at == timedelta(seconds=5)  # waits for others to join
+
+    # a later batch within the window joins the card still waiting to go out
+    w.say("还有一个问题？", at=10, ext="wmm3")
+    w.clock(135)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [card] = [c for c in cards(w) if c.payload["touser"] == "zhangsan"]
+    assert card.payload["escalations"][-1] == step_ids(w, "wmm3")[0]
+    with w.session() as s:
+        notes = {e.note for e in s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired"))}
+    assert f"merged into outbox {card.id}" in notes
+
+
+def test_without_a_merge_window_each_step_is_its_own_card(local):
+    w = local
+    policy(w, merge_window_s=0)
+    for i in range(3):
+        w.say(f"问题{i}？", at=i, ext=f"wmn{i}")
+    w.pulled(3600)
+    w.clock(125)
+    assert sorted(fire_batch(w.rt, claimed(w)).values()) == ["fired"] * 3
+    assert sorted(c.payload["escalations"][0] for c in cards(w)) == sorted(
+        step_ids(w, f"wmn{i}")[0] for i in range(3)
+    )
+    assert all(len(c.payload["escalations"]) == 1 for c in cards(w))
+
+
+def test_a_batch_fires_only_the_waits_still_unanswered(local):
+    w = local
+    policy(w, merge_window_s=5)
+    for i in range(3):
+        w.say(f"请问{i}？", at=0, ext=f"wma{i}")
+    w.pulled(3600)
+    w.clock(125)
+    rows = claimed(w)
+    assert len(rows) == 3
+    # meanwhile: wma1 is answered; wma2's conversation stops waiting where no SLA listener ran
+    w.reply("您好，在的", at=124, ext="wma1")
+    wma2 = w.conversation("wma2")
+    with w.session() as s:
+        s.execute(update(Conversation).where(Conversation.id == wma2.id).values(awaiting_msgid=""))
+    outcomes = fire_batch(w.rt, rows)
+    first = {f"wma{i}": step_ids(w, f"wma{i}")[0] for i in range(3)}
+    assert outcomes == {first["wma0"]: "fired", first["wma1"]: "lost", first["wma2"]: "cancelled"}
+    [card] = cards(w)
+    assert card.payload == {"touser": "zhangsan", "escalations": [first["wma0"]]}
+    assert [s[:2] for s in w.steps("wma1")] == [(0, "cancelled"), (1, "cancelled"), (2, "cancelled")]
+    assert [s[:2] for s in w.steps("wma2")][0] == (0, "cancelled")
+    assert [x.close_reason for x in w.waits("wma2")] == ["closed"]
+    assert [x.breached_step for x in w.waits("wma0")] == [0]
+
+
+def test_batches_racing_over_the_same_rows_fire_each_step_once(local):
+    w = local
+    policy(w, merge_window_s=5)
+    agents = ["zhangsan", "wangwu", "lisi"]
+    for i in range(30):
+        w.say(f"第{i}个问题？", at=i % 5, ext=f"wmr{i}", staff=agents[i % 3])
+    w.pulled(7200)
+    w.clock(3600)  # all three steps of every wait are due
+    rows = claimed(w)
+    assert len(rows) == 90
+    results: list[dict[int, str]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker(part):
+        start.wait()
+        try:
+            results.append(fire_batch(w.rt, part))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    # as after a lease ran out: every worker holds all the rows, in different orders
+    orders = [rows, rows[::-1], rows[1::2] + rows[::2], rows[::2] + rows[1::2]]
+    threads = [threading.Thread(target=worker, args=(o,)) for o in orders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for row in rows:
+        won = [r[row.id] for r in results if r[row.id] != "lost"]
+        assert won in (["fired"], ["covered"]), (row.id, [r[row.id] for r in results])
+    with w.session() as s:
+        assert set(s.scalars(select(SlaEscalation.status))) == {"fired"}
+    notices = [i for c in cards(w) for i in c.payload["escalations"]]
+    calls = [i for c in cards(w, "sla_call") for i in c.payload["escalations"]]
+    assert len(notices) == len(set(notices)) == 60  # each agent and leader step in one card
+    assert sorted(c.payload["callee"] for c in cards(w, "sla_call")) == sorted(agents)  # one call each
+    assert len(calls) == 3
+
+
+def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
+    w = local
+    policy(w, merge_window_s=0, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    w.pulled(3600)
+    worker = Worker(w.rt, concurrency=4)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    thread.start()
+    try:
+        time.sleep(0.3)  # the worker is up and sleeping
+        w.say("在吗？", at=(w.rt.now() - w.t0).total_seconds() - 1.3)  # due in 0.7 s
+        deadline = time.monotonic() + 5
+        while w.fired() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with w.session() as s:
+            esc = s.scalar(select(SlaEscalation).where(SlaEscalation.status == "fired"))
+        assert esc is not None
+        assert timedelta(0) <= esc.fired_at - esc.due_at < timedelta(seconds=0.25)
+    finally:
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(15)
+        loop.close()
+
+
+def test_the_worker_knows_how_long_until_the_next_step_may_fire(local):
+    """(Other tests' steps share the database: ours comes due first, theirs minutes later.)"""
+    w = local
+    policy(w, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    w.say("在吗？", at=0)
+    assert tasks.next_due_in(w.rt, cap=300) > 2  # the archive is not pulled past it yet
+    w.pulled(3600)
+    assert 1 < tasks.next_due_in(w.rt, cap=300) <= 2
+    assert tasks.next_due_in(w.rt, cap=0.5) == 0.5
+    w.clock(3)  # due, not yet fired: claim_due's business, nothing to wait for
+    assert tasks.next_due_in(w.rt, cap=300) > 2
