@@ -80,6 +80,7 @@ AGENTS = 100
 STEP_DELAY_S = 120
 BATCH = 1000
 GOAL_P99_S = 1.0
+COUNT_EVERY_S = 5.0  # how often progress is counted
 
 
 def free_port() -> int:
@@ -371,7 +372,8 @@ class Bench:
                 self.store_waits()
                 log(f"starting {a.workers} `siyu worker` (concurrency {a.concurrency})")
                 self.start_workers()
-                t_go = datetime.now(UTC) + timedelta(seconds=a.lead_s)
+                lead_s = a.lead_s if a.lead_s is not None else 3.0 + a.conversations / 5000
+                t_go = datetime.now(UTC) + timedelta(seconds=lead_s)
                 self.t_go = t_go
                 self.shift(t_go)
                 if datetime.now(UTC) > t_go:
@@ -402,7 +404,7 @@ class Bench:
         last_log = 0.0
         progress = []
         while True:
-            time.sleep(1.0)
+            time.sleep(COUNT_EVERY_S)  # counting all steps is heavy: it must not load the database
             now = datetime.now(UTC)
             c = self.counts()
             steps, outbox = c["steps"], c["outbox"]
@@ -564,7 +566,10 @@ def main() -> None:
     parser.add_argument("--merge-window-s", type=float, default=0.0, help="the policy's card merge window")
     parser.add_argument("--concurrency", type=int, default=32, help="each worker's --concurrency")
     parser.add_argument(
-        "--lead-s", type=float, default=3.0, help="from the end of set-up to the first due step"
+        "--lead-s",
+        type=float,
+        default=None,
+        help="from the end of set-up to the first due step (default: 3 s, plus 1 s per 5,000 waits to shift)",
     )
     parser.add_argument(
         "--drain-s", type=float, default=120.0, help="give up this long after the last due step"

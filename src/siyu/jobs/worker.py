@@ -145,7 +145,12 @@ class Worker:
                 if claimed == sla_tasks.BATCH:
                     await asyncio.sleep(0)
                     continue
-                delay = await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
+                # Steps are flowing: the next is as good as due, asking costs more than it saves
+                delay = (
+                    sla_tasks.GATHER_S
+                    if claimed
+                    else await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
+                )
             except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                 log.exception("firing SLA steps failed")
             with contextlib.suppress(TimeoutError):
