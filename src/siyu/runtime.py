@@ -59,7 +59,16 @@ class Runtime:
     def new_wake(self) -> asyncio.Event:
         event = asyncio.Event()
         self._wakes.append(event)
+        self._loop = asyncio.get_running_loop()
         return event
+
+    def wake_after(self, seconds: float) -> None:
+        """Work stored now comes due in `seconds` (a card waiting for others to join it):
+        wake this process's worker loops then, rather than at their next poll. Callable from
+        any thread; a no-op where no worker loop runs."""
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, seconds, self.wake)
 
     def forget_wake(self, event: asyncio.Event) -> None:
         if event in self._wakes:

@@ -43,6 +43,7 @@ from siyu.sla.calendar import quiet_until
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
+WAKE_MARGIN_S = 0.02  # after a card's merge window: its transaction has committed by then
 
 
 @dataclass
@@ -192,7 +193,8 @@ def _fire_tenant(rt, tenant_id: int, ids: list[int]) -> dict[int, str]:
         wanted |= {("notice", st.recipient) for st in notices if step_policy[st.id].merge_window_s}
         recipient_locks(s, tenant_id, wanted)
         if notices:
-            _queue_notices(s, tenant_id, notices, step_policy)
+            for window in _queue_notices(s, tenant_id, notices, step_policy):
+                rt.wake_after(window + WAKE_MARGIN_S)  # the new card goes out when its window ends
         for st in calls:
             _queue_call(s, st, step_policy[st.id], now)
         _record(s, tenant_id, steps)
@@ -257,7 +259,7 @@ def _key_range(recipient: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + chr(ord(":") + 1)
 
 
-def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> None:
+def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
     """Each person's app-message steps: join a card for them still waiting to go out (not
     yet claimed by a sender) when the step's policy merges, else a new card (one per
     step without merging; one for all of the batch's merging steps to the person)."""
@@ -293,7 +295,7 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
                 continue
             new_cards.append((group, policy_of[group[0].id].merge_window_s))
     if not new_cards:
-        return
+        return set()
     rows = [
         outbox.row(
             tenant_id,
@@ -309,6 +311,7 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         card_id = queued.get(f"sla-notice:{group[0].recipient}:{group[0].id}")
         for st in group[1:]:
             st.note = f"merged into outbox {card_id}"
+    return {window for _, window in new_cards if window}
 
 
 def _join(s: Session, card: tuple, group: list[_Step]) -> bool:
