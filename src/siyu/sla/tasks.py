@@ -144,12 +144,6 @@ def next_due_in(rt, cap: float = POLL_S) -> float:
     return max(0.0, min(cap, (at - now).total_seconds()))
 
 
-async def fire(rt, row: SlaEscalation) -> None:
-    """Fire one claimed row (a batch of one)."""
-    if fire_one(rt, row.tenant_id, row.id) in FIRED:
-        rt.wake()
-
-
 async def fire_due(rt) -> int:
     """Claim and fire everything due; returns how many steps fired (notices or calls)."""
     fired = 0
@@ -189,13 +183,9 @@ def _clip(value: str, n: int) -> str:
     return value if len(value) <= n else value[: n - 1] + "…"
 
 
-def _open_entries(s: Session, escalation_ids: list[int]) -> list[dict]:
-    """The still-unanswered waits behind these steps, one per conversation, longest first."""
-    return _open_entries_many(s, {0: escalation_ids})[0]
-
-
 def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, list[dict]]:
-    """`_open_entries` of several cards (escalation ids by card) in three reads."""
+    """The still-unanswered waits behind each card's steps (escalation ids by card), one
+    per conversation, longest first: three reads for all the cards."""
     card_of: dict[int, list[int]] = {}
     for card, ids in cards.items():
         for esc_id in ids:
