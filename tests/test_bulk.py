@@ -107,3 +107,29 @@ def test_many_rows_with_conflicts_ints_and_floats_and_nulls(db):
         )
         m = s.scalar(select(Message).where(Message.msgid == "c5"))
         assert (m.needs_reply, m.reply_score) == (None, None)
+
+
+def test_times_written_in_bulk_match_the_orm_in_any_zone(db):
+    """Bulk and ORM rows store the same text for the same instant (SQLite compares times as
+    text): a time given in Shanghai time, one on a whole second, and one in 1999."""
+    from zoneinfo import ZoneInfo
+
+    t = tenant(db)
+    times = [
+        datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")),  # 02:00 UTC, no microseconds
+        datetime(2026, 11, 25, 2, 0, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    with db.tenant_session(t) as s:
+        for i, at in enumerate(times):
+            s.add(Message(msgid=f"orm{i}", sent_at=at, text="", direction="in"))
+        rows = [
+            {"msgid": f"bulk{i}", "sent_at": at, "text": "", "direction": "in"} for i, at in enumerate(times)
+        ]
+        bulk.insert_rows(s, Message, rows)
+    with db.tenant_session(t) as s:
+        for at in times:
+            same = s.scalars(select(Message.msgid).where(Message.sent_at == at).order_by(Message.msgid)).all()
+            assert sorted(m.rstrip("0123456789") for m in same) == ["bulk", "orm"]
+        ordered = s.scalars(select(Message.msgid).order_by(Message.sent_at, Message.msgid)).all()
+    assert ordered == ["bulk2", "orm2", "bulk0", "orm0", "bulk1", "orm1"]

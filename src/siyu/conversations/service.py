@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Row, or_, select, update
+from sqlalchemy.orm import Session
 
 from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, Message
@@ -285,7 +285,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
 
     Set-wise: a batch costs a fixed number of statements (lookups, one INSERT of the
     messages, one of their search tokens, one UPDATE of the conversations, and what the
-    wait listeners write), whatever its size; only recalls are looked up one by one."""
+    wait listeners write), whatever its size."""
     _hold_write_lock(session)
     # Already stored ones are skipped before any work (a re-pull, a retried batch). Callers
     # hold the tenant's archive cursor while ingesting, so nobody stores these meanwhile.
@@ -405,10 +405,14 @@ def _recalled_msgid(p: _Parsed) -> str:
 class _Recalls:
     """The originals the batch's recalls name, and those recalled so far as the batch is
     replayed in order (the stored flag is set for all of them at the end, in one UPDATE: a
-    recall must not see one that comes later in the batch)."""
+    recall must not see one that comes later in the batch). For the conversations those
+    originals belong to, the messages that can open or close a wait (customer messages that
+    need a reply, staff replies by hand; not recalled before this batch) are read once, so
+    that moving a wait past a recalled message costs no query of its own."""
 
     originals: dict[str, Row]
     done: set[str]
+    candidates: dict[int, list[Row]]
 
     @classmethod
     def of(cls, session: Session, parsed: list[_Parsed]) -> _Recalls:
@@ -422,7 +426,42 @@ class _Recalls:
             if wanted
             else []
         )
-        return cls({row.msgid: row for row in found}, set())
+        recalls = cls({row.msgid: row for row in found}, set(), {})
+        recalls.load(session, {row.conversation_id for row in found if row.conversation_id})
+        return recalls
+
+    def load(self, session: Session, conversation_ids: set[int]) -> None:
+        ids = conversation_ids - self.candidates.keys()
+        if not ids:
+            return
+        for conversation_id in ids:
+            self.candidates[conversation_id] = []
+        rows = session.execute(
+            select(Message.conversation_id, Message.msgid, Message.sent_at, Message.direction)
+            .where(
+                bulk.among(session, Message.conversation_id, ids),
+                Message.action == "send",
+                Message.recalled.is_(False),
+                or_(
+                    (Message.direction == "in") & Message.needs_reply.is_(True),
+                    (Message.direction == "out") & Message.by_siyu.is_(False),
+                ),
+            )
+            .order_by(Message.sent_at, Message.id)
+        )
+        for row in rows:
+            self.candidates[row.conversation_id].append(row)
+
+    def next_waiting(self, session: Session, conversation_id: int) -> Row | None:
+        """The conversation's first customer message after its last staff reply that still
+        needs one, leaving out what this batch has recalled so far."""
+        self.load(session, {conversation_id})
+        messages = [m for m in self.candidates[conversation_id] if m.msgid not in self.done]
+        last_reply = max((m.sent_at for m in messages if m.direction == "out"), default=None)
+        return next(
+            (m for m in messages if m.direction == "in" and (last_reply is None or m.sent_at > last_reply)),
+            None,
+        )
 
     def store(self, session: Session) -> None:
         ids = [self.originals[m].id for m in self.done]
@@ -461,33 +500,7 @@ def _recall(
     if c is None or c.awaiting_msgid != original_id:
         return
     c.dirty = True
-    reply = aliased(Message)
-    last_reply = (
-        select(func.max(reply.sent_at))
-        .where(
-            reply.conversation_id == c.id,
-            reply.direction == "out",
-            reply.by_siyu.is_(False),
-            reply.recalled.is_(False),
-            reply.msgid.not_in(recalls.done),
-            reply.action == "send",
-        )
-        .scalar_subquery()
-    )
-    following = session.execute(
-        select(Message.sent_at, Message.msgid)
-        .where(
-            Message.conversation_id == c.id,
-            Message.direction == "in",
-            Message.action == "send",
-            Message.needs_reply.is_(True),
-            Message.recalled.is_(False),
-            Message.msgid.not_in(recalls.done),
-            or_(last_reply.is_(None), Message.sent_at > last_reply),
-        )
-        .order_by(Message.sent_at)
-        .limit(1)
-    ).first()
+    following = recalls.next_waiting(session, c.id)
     changes.append(c.change(False, p.sent_at, original_id, "recalled"))
     if following is None:
         c.awaiting_since, c.awaiting_msgid = None, ""

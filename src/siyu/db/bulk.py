@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import JSON, Enum, Float, String, Table, TypeDecorator, any_, bindparam
@@ -24,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from siyu.db.base import UTCDateTime
 from siyu.db.scoping import TENANT
 
 _PG = postgresql.dialect()
@@ -93,12 +95,27 @@ def _with_defaults(table: Table, rows: list[dict]) -> list[dict]:
     return rows
 
 
+def _sqlite_utc(value: datetime | None) -> str | None:
+    """UTCDateTime's bind processing on SQLite, in one C call instead of three Python ones:
+    the same refusal of naive times, the same text (SQLAlchemy's storage format
+    YYYY-MM-DD HH:MM:SS.ffffff, in UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; use siyu.db.utcnow()")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def _processed(table: Table, names: Sequence[str], rows: Sequence[dict], dialect) -> list[list]:
     """Each column's values as the driver takes them (the column type's bind processing)."""
     out = []
     for name in names:
         column = [r[name] for r in rows]
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        kind = table.c[name].type
+        if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
+            process = _sqlite_utc
+        else:
+            process = kind.dialect_impl(dialect).bind_processor(dialect)
         out.append([process(v) for v in column] if process else column)
     return out
 

@@ -36,6 +36,7 @@ from sqlalchemy import bindparam, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation
+from siyu.db import bulk
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
@@ -272,28 +273,15 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         else:
             new_cards.append(([st], 0))
     if merging:
-        o = OutboxMessage
-        ranges = [_key_range(r) for r in merging]
-        open_cards = s.execute(
-            select(o.id, o.dedupe_key, o.payload)
-            .where(
-                o.kind == "sla_notice",
-                o.status == "pending",
-                o.claimed_until.is_(None),
-                or_(*[(o.dedupe_key >= lo) & (o.dedupe_key < hi) for lo, hi in ranges]),
-            )
-            .order_by(o.id)
-        ).all()
-        first_open: dict[str, tuple] = {}
-        for card_id, key, payload in open_cards:
-            recipient = key[len("sla-notice:") :].rsplit(":", 1)[0]
-            if recipient in merging and recipient not in first_open:
-                first_open[recipient] = (card_id, payload)
-        for recipient, group in merging.items():
-            card = first_open.get(recipient)
-            if card is not None and _join(s, card, group):
-                continue
-            new_cards.append((group, policy_of[group[0].id].merge_window_s))
+        joined = []
+        for recipient, (card_id, payload) in _open_cards(s, set(merging)).items():
+            group = merging.pop(recipient)
+            escalations = [*payload["escalations"], *(st.id for st in group)]
+            joined.append({"id": card_id, "payload": {**payload, "escalations": escalations}})
+            for st in group:
+                st.note = f"merged into outbox {card_id}"
+        bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
+        new_cards.extend((group, policy_of[group[0].id].merge_window_s) for group in merging.values())
     if not new_cards:
         return set()
     rows = [
@@ -314,23 +302,30 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
     return {window for _, window in new_cards if window}
 
 
-def _join(s: Session, card: tuple, group: list[_Step]) -> bool:
-    card_id, payload = card
-    payload = {**payload, "escalations": [*payload["escalations"], *(st.id for st in group)]}
-    joined = s.execute(
-        update(OutboxMessage)
+def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict]]:
+    """Each person's first card still waiting to go out, locked until this transaction ends
+    so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender
+    is claiming right now; SQLite: its write lock, held since the gate)."""
+    o = OutboxMessage
+    ranges = [_key_range(r) for r in recipients]
+    query = (
+        select(o.id, o.dedupe_key, o.payload)
         .where(
-            OutboxMessage.id == card_id,
-            OutboxMessage.status == "pending",
-            OutboxMessage.claimed_until.is_(None),  # a sender has not taken it meanwhile
+            o.kind == "sla_notice",
+            o.status == "pending",
+            o.claimed_until.is_(None),
+            or_(*[(o.dedupe_key >= lo) & (o.dedupe_key < hi) for lo, hi in ranges]),
         )
-        .values(payload=payload)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if joined:
-        for st in group:
-            st.note = f"merged into outbox {card_id}"
-    return bool(joined)
+        .order_by(o.id)
+    )
+    if s.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    first: dict[str, tuple[int, dict]] = {}
+    for card_id, key, payload in s.execute(query):
+        recipient = key[len("sla-notice:") :].rsplit(":", 1)[0]
+        if recipient in recipients and recipient not in first:
+            first[recipient] = (card_id, payload)
+    return first
 
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
