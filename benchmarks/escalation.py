@@ -451,35 +451,38 @@ class Bench:
         e, o = SlaEscalation, OutboxMessage
         with self.db.engine.connect() as conn:
             steps = {
-                r[0]: (r[1], r[2], r[3])
+                r[0]: (r[1], r[2], r[3], r[4])
                 for r in conn.execute(
-                    select(e.id, e.conversation_id, e.step, e.due_at).where(
+                    select(e.id, e.conversation_id, e.step, e.due_at, e.fired_at).where(
                         e.tenant_id == self.tenant_id, e.due_at <= self.t_end
                     )
                 )
             }
             cards = conn.execute(
-                select(o.id, o.payload, o.sent_at)
+                select(o.id, o.payload, o.sent_at, o.due_at)
                 .where(o.tenant_id == self.tenant_id, o.kind == "sla_notice", o.status == "sent")
                 .order_by(o.sent_at, o.id)
             ).all()
-        due_at = {sid: due.timestamp() for sid, (_, _, due) in steps.items()}
+        due_at = {sid: due.timestamp() for sid, (_, _, due, _) in steps.items()}
+        fire_delay = [fired.timestamp() - due.timestamp() for _, _, due, fired in steps.values() if fired]
 
         # pair outbox rows with what WeCom received, per recipient, in order
         by_user_sent: dict[str, list] = defaultdict(list)
-        for _, payload, _ in cards:
+        for _, payload, _, card_due in cards:
             payload = json.loads(payload) if isinstance(payload, str) else payload
-            by_user_sent[payload["touser"]].append(payload["escalations"])
+            by_user_sent[payload["touser"]].append((payload["escalations"], card_due.timestamp()))
         by_user_received: dict[str, list] = defaultdict(list)
         for at, touser, _title, url in received:
             by_user_received[touser].append((at, url))
         delivered_at: dict[int, list[float]] = defaultdict(list)
+        send_delay: list[float] = []  # from a card's due time (after its merge window) to WeCom
         extra_cards = 0
         for user, got in by_user_received.items():
             got.sort()
             sent = by_user_sent.get(user, [])
             extra_cards += max(0, len(got) - len(sent))
-            for (at, _), escalations in zip(got, sent, strict=False):
+            for (at, _), (escalations, card_due) in zip(got, sent, strict=False):
+                send_delay.append(at - card_due)
                 for sid in escalations:
                     delivered_at[sid].append(at)
         # single-conversation cards carry the conversation in their link
@@ -513,6 +516,11 @@ class Bench:
             f" emulator {share['emulator']:.0%}, postgres {share['postgres']:.0%};"
             f" {cpu['workers'] / max(1, fired) * 1000:.2f} ms worker CPU per step"
         )
+        print(
+            f"where the time goes: due -> fired p50 {percentile(fire_delay, 50):.3f} s,"
+            f" p99 {percentile(fire_delay, 99):.3f} s; card due (merge window over) -> WeCom"
+            f" p50 {percentile(send_delay, 50):.3f} s, p99 {percentile(send_delay, 99):.3f} s"
+        )
         print(f"escalation rows due by the end: {counts['steps']}; sla_notice outbox: {counts['outbox']}")
         goal_met = self.db.is_postgres and p99 <= GOAL_P99_S and duplicates == 0 and fired == due_total
         print(
@@ -539,6 +547,10 @@ class Bench:
             "run_s": round(elapsed, 1),
             "setup_ingest_per_s": round(a.conversations / self.ingest_s, 1),
             "cpu_share": {k: round(v, 3) for k, v in share.items()},
+            "fire_delay_p50_s": round(percentile(fire_delay, 50), 4),
+            "fire_delay_p99_s": round(percentile(fire_delay, 99), 4),
+            "send_delay_p50_s": round(percentile(send_delay, 50), 4),
+            "send_delay_p99_s": round(percentile(send_delay, 99), 4),
             "worker_cpu_ms_per_step": round(cpu["workers"] / max(1, fired) * 1000, 3),
             "duplicates_detail": {
                 "in_several_cards": in_several_cards,

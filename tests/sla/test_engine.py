@@ -3,16 +3,16 @@ that several workers fire each step exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from siyu.conversations import service as conversations
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service, tasks
+from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 
 
@@ -33,13 +33,13 @@ def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local
     quiet_free(w)
     w.say("你好，这个套餐多少钱？", at=0)
     w.pulled(3600)
-    assert w.steps() == [(0, "pending", ""), (1, "pending", ""), (2, "pending", "")]
+    assert w.steps() == [(0, "pending", "")]  # one pending step at a time
 
     w.clock(119)
     assert w.fire() == 0
     w.clock(120)
     assert w.fire() == 1
-    assert w.steps()[0] == (0, "fired", "zhangsan")
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "pending", "")]
     [notice] = outbox(w)
     assert notice.payload == {"touser": "zhangsan", "escalations": [notice.payload["escalations"][0]]}
     assert notice.dedupe_key.startswith("sla-notice:zhangsan:")
@@ -66,7 +66,7 @@ def test_a_reply_at_minute_three_stops_the_leader_push(local):
     w.reply("您好，可以的，我帮您处理", at=180)
     w.clock(1200)
     assert w.fire() == 0
-    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", ""), (2, "cancelled", "")]
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", "")]
     [wait] = w.waits()
     assert wait.close_reason == "replied" and wait.response_s == 180 and wait.breached_step == 0
 
@@ -153,7 +153,7 @@ def test_a_conversation_pulled_in_one_batch_ends_as_if_pulled_message_by_message
         (question["msgid"], "replied", 180.0),
         (again["msgid"], "", None),
     ]
-    assert w.steps() == [(n, "pending", "") for n in range(3)]  # the answered one never had steps due
+    assert w.steps() == [(0, "pending", "")]  # the answered one never had a step due
     assert w.conversation().awaiting_msgid == again["msgid"]
     w.pulled(3600)
     w.clock(419)
@@ -205,7 +205,7 @@ def test_a_recall_alone_in_its_batch_moves_the_wait_of_its_conversation(local):
     w.ingest(recall)
     assert (w.conversation().awaiting_msgid, w.conversation().awaiting_since) == (second, w.at(10))
     assert [(x.msgid, x.close_reason) for x in w.waits()] == [(first, "recalled"), (second, "")]
-    assert [s[1] for s in w.steps()] == ["cancelled"] * 3 + ["pending"] * 3
+    assert [s[1] for s in w.steps()] == ["cancelled", "pending"]
 
 
 def test_a_wait_answered_by_a_reply_that_is_recalled_waits_again_and_escalates(local):
@@ -265,22 +265,27 @@ def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
     w.pulled(7200)
     conversation = w.conversation()
     with w.session() as s:
-        assert service.snooze(s, conversation.id, until=w.at(1800), now=w.at(10)) == 3
-        due = [
-            e.due_at
-            for e in s.scalars(
-                select(SlaEscalation)
-                .where(SlaEscalation.conversation_id == conversation.id)
-                .order_by(SlaEscalation.step)
-            )
-        ]
-    assert due == [w.at(1800), w.at(1980), w.at(2280)]
+        assert service.snooze(s, conversation.id, until=w.at(1800), now=w.at(10)) == 1
+    assert pending_due(w) == w.at(1800)
     w.clock(1799)
     assert w.fire() == 0
     w.clock(1800)
     assert w.fire() == 1
     assert w.steps()[0] == (0, "fired", "zhangsan")
     assert w.waits()[0].snoozed_until == w.at(1800)
+    assert pending_due(w) == w.at(1980)  # the later steps keep their spacing (2 -> 5 min)
+    w.clock(1980)
+    assert w.fire() == 1
+    assert pending_due(w) == w.at(2280)
+
+
+def pending_due(w):
+    with w.session() as s:
+        return s.scalar(
+            select(SlaEscalation.due_at).where(
+                SlaEscalation.conversation_id == w.conversation().id, SlaEscalation.status == "pending"
+            )
+        )
 
 
 def test_no_reply_needed_cancels_the_pending_steps(local):
@@ -294,7 +299,7 @@ def test_no_reply_needed_cancels_the_pending_steps(local):
         assert conversations.dismiss(s, w.conversation().id)
     w.clock(3600)
     assert w.fire() == 0
-    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", ""), (2, "cancelled", "")]
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", "")]
     assert w.waits()[0].close_reason == "dismissed"
 
 
@@ -363,7 +368,7 @@ def test_a_department_policy_applies_to_its_members(local):
     w.clock(30)
     assert w.fire() == 1
     assert w.steps() == [(0, "fired", "lisi")]
-    assert len(w.steps("wmboss", "boss")) == 3
+    assert w.steps("wmboss", "boss") == [(0, "pending", "")]
 
 
 def test_two_workers_never_fire_a_step_twice(local):
@@ -374,30 +379,27 @@ def test_two_workers_never_fire_a_step_twice(local):
         w.say(f"第{i}个问题？", at=i % 7, ext=f"wmx{i}", staff=agents[i % 3])
     w.pulled(7200)
     w.clock(3600)
-    results: list[str] = []
+    taken: list[tuple[int, str]] = []
     lock = threading.Lock()
 
     def worker():
-        async def loop():
-            while True:
-                rows = tasks.claim_due(w.rt, 7)
-                if not rows:
-                    return
-                for row in rows:
-                    outcome = tasks.fire_one(w.rt, row.tenant_id, row.id)
-                    if row.tenant_id == w.tenant_id:  # the database is shared with other tests
-                        with lock:
-                            results.append(outcome)
-
-        asyncio.run(loop())
+        while True:
+            outcomes = tasks.fire_next(w.rt, 7)
+            if not outcomes:
+                return
+            with lock:
+                taken.extend(outcomes.items())
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    with w.session() as s:  # the database is shared with other tests
+        ours = set(s.scalars(select(SlaEscalation.id)))
+    results = [outcome for i, outcome in taken if i in ours]
     assert results.count("fired") + results.count("covered") == 120
-    assert "lost" not in results  # claims are disjoint
+    assert "lost" not in results  # workers take disjoint steps
     with w.session() as s:
         statuses = set(s.scalars(select(SlaEscalation.status)))
     assert statuses == {"fired"}
@@ -406,18 +408,29 @@ def test_two_workers_never_fire_a_step_twice(local):
     assert sorted(c.payload["callee"] for c in calls) == sorted(agents)  # one call each
 
 
-def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local):
+def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeypatch):
     w = local
     quiet_free(w)
     for i in range(5):
         w.say(f"问题{i}？", at=0, ext=f"wmk{i}")
     w.pulled(3600)
     w.clock(120)
-    dead = tasks.claim_due(w.rt)  # worker A claims, then dies before firing
+    dead = [r for r in tasks.due_steps(w.rt) if r.tenant_id == w.tenant_id]
     assert len(dead) == 5
-    assert w.fire() == 0  # leased: worker B leaves them alone
-    w.rt.clock.advance(tasks.LEASE.total_seconds() + 1)
-    assert w.fire() == 5  # the lease ran out: worker B fires them
+
+    # worker A dies mid-transaction, after queueing the card and before commit
+    class Killed(Exception):
+        pass
+
+    def die(*args):
+        raise Killed
+
+    monkeypatch.setattr(firing, "_record", die)
+    with pytest.raises(Killed):
+        tasks.fire_next(w.rt)
+    monkeypatch.undo()
+    assert outbox(w) == [] and w.fired() == 0  # nothing of A's is left behind
+    assert w.fire() == 5  # worker B fires them at once: no lease to wait out
     assert [tasks.fire_one(w.rt, r.tenant_id, r.id) for r in dead] == ["lost"] * 5  # A comes back
     [card] = outbox(w)  # the five steps to zhangsan, merged into one card
     assert sorted(card.payload["escalations"]) == sorted(r.id for r in dead)

@@ -76,6 +76,17 @@ def waits(db, world) -> Waits:
             .values(status="fired", fired_at=utcnow())
         )
         wait.breached_step = 0
+        s.add(  # as firing leaves it: the next step pending
+            SlaEscalation(
+                wait_id=wait.id,
+                conversation_id=wait.conversation_id,
+                step=1,
+                action="app_message",
+                target="leader",
+                agent_userid="zhangsan",
+                due_at=wait.started_at + timedelta(minutes=5),
+            )
+        )
     with db.tenant_session(world.b.id) as s:
         conversations.ingest(s, [_text(sfx, 6, "wmb" + sfx, "zhangsan", f"乙方等待 {sfx}", 60)], classify)
         out.b = s.scalar(select(Conversation.id).where(Conversation.external_userid == "wmb" + sfx))

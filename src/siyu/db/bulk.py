@@ -171,8 +171,12 @@ def insert_rows(
     return _results(table, returning, found, dialect)
 
 
-def update_by_id(session: Session, model, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    """UPDATE each row (a dict with "id" and `columns`) of the session's tenant."""
+def update_by_id(
+    session: Session, model, rows: Sequence[dict], columns: Sequence[str], greatest: Sequence[str] = ()
+) -> None:
+    """UPDATE each row (a dict with "id" and `columns`) of the session's tenant. A column in
+    `greatest` takes the larger of its stored and its given value (never moves back, however
+    concurrent writers interleave)."""
     if not rows:
         return
     table: Table = model.__table__
@@ -182,7 +186,10 @@ def update_by_id(session: Session, model, rows: Sequence[dict], columns: Sequenc
     if connection.dialect.name == "postgresql":
         names = ["id", *columns]
         source, params = _pg_arrays(table, names, rows)
-        assignments = ", ".join(f"{_q(n)} = given.{_q(n)}" for n in columns)
+        assignments = ", ".join(
+            f"{_q(n)} = GREATEST({t}.{_q(n)}, given.{_q(n)})" if n in greatest else f"{_q(n)} = given.{_q(n)}"
+            for n in columns
+        )
         sql = (
             f"UPDATE {t} SET {assignments} FROM {source} AS given({', '.join(map(_q, names))}) "
             f"WHERE {t}.id = given.id AND {t}.tenant_id = %(tenant_id)s"
@@ -191,6 +198,8 @@ def update_by_id(session: Session, model, rows: Sequence[dict], columns: Sequenc
         return
     # SQLite: an executemany of one prepared statement
     values = _processed(table, [*columns, "id"], rows, connection.dialect)
-    assignments = ", ".join(f"{_q(n)} = ?" for n in columns)
+    assignments = ", ".join(
+        f"{_q(n)} = MAX({_q(n)}, ?)" if n in greatest else f"{_q(n)} = ?" for n in columns
+    )
     sql = f"UPDATE {t} SET {assignments} WHERE id = ? AND tenant_id = {int(tenant_id)}"
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))

@@ -182,8 +182,8 @@ def snooze_for(
     "/conversations/{conversation_id}/snooze", response_model=SnoozeOut, responses=NOT_FOUND, tags=["sla"]
 )
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
-    """Quiet for `minutes`: the wait's pending escalation steps move so that none fires
-    before now + minutes (keeping their spacing)."""
+    """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
+    earlier than now + minutes; the later steps keep their spacing from it."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
         found = snooze_for(s, viewer, conversation_id, body.minutes, rt.now())

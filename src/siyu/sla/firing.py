@@ -1,28 +1,27 @@
-"""Firing claimed escalation steps in batches: one transaction per tenant per batch.
+"""Firing due escalation steps in batches: one transaction per tenant per batch.
 
-`fire_batch(rt, rows)` takes rows as `claim_due` returns them and, per tenant, in ONE
-transaction:
+In ONE transaction per tenant:
 
-1. flips every row still pending and due from pending to fired with one conditional
-   UPDATE ... WHERE id IN (...) AND status = 'pending' AND due_at <= now RETURNING id. This
-   is the exactly-once gate and the first statement, so it also takes SQLite's write lock;
-   on PostgreSQL the rows are locked in id order first (SELECT ... ORDER BY id FOR UPDATE),
-   so two batches over overlapping rows (a worker whose lease ran out and the one that
-   claimed the rows after it) queue behind each other instead of deadlocking, and the
-   second finds the rows fired and wins none of them;
-2. loads the winners with their waits and conversations in one query;
-3. decides per step what `fire_one` always decided: cancelled (the wait closed, or the
-   conversation no longer awaits that message), skipped (stale, or nobody to reach),
-   deferred (a voice call in quiet hours), else fired, with the wait's breached_step
-   raised; policies, recipients and the tenant's time zone are looked up once per batch;
-4. queues the side effects through the outbox with the same dedupe keys as one step at a
-   time: app messages to one person join a card still waiting to go out (policy merge
-   window > 0), else the batch's steps to that person become one new card that waits the
-   merge window; with a merge window of 0 each step is its own card. One voice call per
-   person per cooldown, the rest of the person's call steps are covered by it;
-5. writes the steps' outcomes and the waits' breached steps with two executemany UPDATEs.
+1. the due steps are locked and read with what deciding needs (their waits and
+   conversations), in one statement: on PostgreSQL `FOR UPDATE OF sla_escalations`, with
+   SKIP LOCKED when a worker takes whatever is due (so workers share out the due rows
+   without waiting on each other) and in id order when given rows (`fire_batch`); on
+   SQLite after taking its single write lock. A step is fired by the transaction that
+   locked it while pending, so it fires once: a second transaction either skips it while
+   locked or, once the first has committed, finds it no longer pending ("lost");
+2. decides per step: cancelled (the wait closed, or the conversation no longer awaits that
+   message), skipped (stale, or nobody to reach), deferred (a voice call in quiet hours),
+   else fired, with the wait's breached_step raised; policies, recipients and the tenant's
+   time zone are looked up once per batch;
+3. queues the side effects through the outbox with a dedupe key per escalation row: app
+   messages to one person join a card still waiting to go out (policy merge window > 0),
+   else the batch's steps to that person become one new card that waits the merge window;
+   with a merge window of 0 each step is its own card. One voice call per person per
+   cooldown, the rest of the person's call steps are covered by it;
+4. writes the steps' outcomes and the waits' breached steps, one statement each.
 
-A crash before commit leaves every row pending for the next claim once its lease runs out.
+There is no lease: a worker that dies before commit leaves its steps pending, and the
+next transaction fires them at once.
 """
 
 from __future__ import annotations
@@ -32,10 +31,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, or_, select, text, update
+from sqlalchemy import exists, or_, select, text
 from sqlalchemy.orm import Session
 
-from siyu.conversations.models import Conversation
+from siyu.conversations.models import ArchiveCursor, Conversation
 from siyu.db import bulk
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
@@ -64,6 +63,8 @@ class _Step:
     note: str = ""
     recipient: str = ""
     fired_at: datetime | None = None
+    started_at: datetime | None = None  # the wait's
+    was_due: datetime | None = None
 
 
 def lock_key(tenant_id: int, what: str, userid: str) -> int:
@@ -88,62 +89,83 @@ def recipient_locks(session: Session, tenant_id: int, wanted: set[tuple[str, str
 
 
 def fire_batch(rt, rows) -> dict[int, str]:
-    """Fire claimed rows (anything with .id and .tenant_id), each exactly once. Returns each
-    row's outcome by id: fired | covered | cancelled | skipped | deferred | lost (another
-    worker fired it, or it is no longer due)."""
+    """Fire these rows (anything with .id and .tenant_id) if still pending and due, each
+    exactly once. Returns each row's outcome by id: fired | covered | cancelled | skipped |
+    deferred | lost (another transaction fired it, or it is no longer due)."""
     by_tenant: dict[int, list[int]] = defaultdict(list)
     for row in rows:
         by_tenant[row.tenant_id].append(row.id)
     outcomes: dict[int, str] = {}
     for tenant_id, ids in by_tenant.items():
-        outcomes.update(_fire_tenant(rt, tenant_id, ids))
+        outcomes.update(_fire_tenant(rt, tenant_id, ids=ids))
     return outcomes
 
 
-def _gate(s: Session, ids: list[int], now: datetime) -> list[int]:
-    """The exactly-once gate: pending -> fired for the rows still pending and due."""
-    e = SlaEscalation
-    conditions = (e.id.in_(ids), e.status == "pending", e.due_at <= now)
-    stmt = update(e).values(status="fired", fired_at=now, claimed_until=None).returning(e.id)
-    if s.get_bind().dialect.name == "postgresql":
-        locked = select(e.id).where(*conditions).order_by(e.id).with_for_update()
-        stmt = stmt.where(e.id.in_(locked.scalar_subquery()), *conditions[1:])
+def fire_tenant_due(rt, tenant_id: int, limit: int) -> dict[int, str]:
+    """Fire up to `limit` of the tenant's due steps (oldest first) that no other transaction
+    is firing, and whose due time the tenant's archive has been pulled past (a reply still
+    in flight in the archive must not be missed). Returns outcomes by id."""
+    return _fire_tenant(rt, tenant_id, limit=limit)
+
+
+def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | None):
+    """Lock the due steps and read them with their waits and conversations (see step 1)."""
+    e, w, c = SlaEscalation, SlaWait, Conversation
+    query = (
+        select(
+            e.id,
+            e.wait_id,
+            e.conversation_id,
+            e.step,
+            e.action,
+            e.target,
+            e.agent_userid,
+            e.due_at,
+            w.id,
+            w.closed_at,
+            w.close_reason,
+            w.msgid,
+            w.policy_id,
+            c.id,
+            c.awaiting_msgid,
+            w.started_at,
+        )
+        .outerjoin(w, w.id == e.wait_id)
+        .outerjoin(c, c.id == e.conversation_id)
+        .where(e.status == "pending", e.due_at <= now)
+    )
+    postgres = s.get_bind().dialect.name == "postgresql"
+    if not postgres:
+        s.connection().exec_driver_sql("UPDATE sla_escalations SET id = id WHERE 0")  # the write lock
+    if ids is not None:
+        query = query.where(e.id.in_(ids)).order_by(e.id)
+        if postgres:  # in id order: batches over the same rows queue, never deadlock
+            query = query.with_for_update(of=e)
     else:
-        stmt = stmt.where(*conditions)
-    return list(s.scalars(stmt.execution_options(synchronize_session=False)))
-
-
-def _fire_tenant(rt, tenant_id: int, ids: list[int]) -> dict[int, str]:
-    now = rt.now()
-    outcomes = dict.fromkeys(ids, "lost")
-    with rt.db.tenant_session(tenant_id) as s:
-        won = _gate(s, ids, now)
-        if not won:
-            return outcomes
-        e, w, c = SlaEscalation, SlaWait, Conversation
-        loaded = s.execute(
-            select(
-                e.id,
-                e.wait_id,
-                e.conversation_id,
-                e.step,
-                e.action,
-                e.target,
-                e.agent_userid,
-                e.due_at,
-                w.id,
-                w.closed_at,
-                w.close_reason,
-                w.msgid,
-                w.policy_id,
-                c.id,
-                c.awaiting_msgid,
+        pulled = (
+            exists()
+            .where(
+                ArchiveCursor.tenant_id == e.tenant_id,
+                ArchiveCursor.source == "archive",
+                ArchiveCursor.pulled_until >= e.due_at,
             )
-            .outerjoin(w, w.id == e.wait_id)
-            .outerjoin(c, c.id == e.conversation_id)
-            .where(e.id.in_(won))
-            .order_by(e.due_at, e.id)
-        ).all()
+            .correlate(e)
+        )
+        query = query.where(pulled).order_by(e.due_at).limit(limit)
+        if postgres:
+            query = query.with_for_update(of=e, skip_locked=True)
+    return sorted(s.execute(query).all(), key=lambda r: (r[7], r[0]))
+
+
+def _fire_tenant(
+    rt, tenant_id: int, ids: list[int] | None = None, limit: int | None = None
+) -> dict[int, str]:
+    now = rt.now()
+    outcomes = dict.fromkeys(ids or (), "lost")
+    with rt.db.tenant_session(tenant_id) as s:
+        loaded = _locked_due(s, now, ids, limit)
+        if not loaded:
+            return outcomes
         steps: list[_Step] = []
         policies: dict[int | None, service.PolicyView] = {}
         recipients: dict[tuple, str | None] = {}
@@ -153,7 +175,8 @@ def _fire_tenant(rt, tenant_id: int, ids: list[int]) -> dict[int, str]:
         for r in loaded:
             st = _Step(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], fired_at=now)
             steps.append(st)
-            wait_id, closed_at, close_reason, msgid, policy_id, conversation_id, awaiting = r[8:]
+            wait_id, closed_at, close_reason, msgid, policy_id, conversation_id, awaiting, started_at = r[8:]
+            st.started_at, st.was_due = started_at, st.due_at
             if wait_id is None or closed_at is not None:
                 _set(st, "cancelled", close_reason if wait_id is not None else "gone")
                 continue
@@ -198,7 +221,8 @@ def _fire_tenant(rt, tenant_id: int, ids: list[int]) -> dict[int, str]:
                 rt.wake_after(window + WAKE_MARGIN_S)  # the new card goes out when its window ends
         for st in calls:
             _queue_call(s, st, step_policy[st.id], now)
-        _record(s, tenant_id, steps)
+        _record(s, steps)
+        _schedule_next(s, steps, step_policy, now)
         outcomes.update({st.id: st.outcome for st in steps})
     return outcomes
 
@@ -208,49 +232,58 @@ def _set(st: _Step, status: str, note: str) -> None:
     st.note = note
 
 
-def _record(s: Session, tenant_id: int, steps: list[_Step]) -> None:
-    """The steps' outcomes and the waits' breached steps, one executemany each."""
-    conn = s.connection()
-    t = SlaEscalation.__table__
-    conn.execute(
-        update(t)
-        .where(t.c.tenant_id == tenant_id, t.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            note=bindparam("b_note"),
-            recipient=bindparam("b_recipient"),
-            due_at=bindparam("b_due_at"),
-            fired_at=bindparam("b_fired_at"),
-        ),
+def _record(s: Session, steps: list[_Step]) -> None:
+    """The steps' outcomes, and the waits' breached steps (never lowered)."""
+    bulk.update_by_id(
+        s,
+        SlaEscalation,
         [
             {
-                "b_id": st.id,
-                "b_status": st.status,
-                "b_note": st.note,
-                "b_recipient": st.recipient,
-                "b_due_at": st.due_at,
-                "b_fired_at": st.fired_at,
+                "id": st.id,
+                "status": st.status,
+                "note": st.note,
+                "recipient": st.recipient,
+                "due_at": st.due_at,
+                "fired_at": st.fired_at,
+                "claimed_until": None,
             }
             for st in steps
         ],
+        ["status", "note", "recipient", "due_at", "fired_at", "claimed_until"],
     )
     breached: dict[int, int] = {}
     for st in steps:
         if st.outcome in FIRED:
             breached[st.wait_id] = max(breached.get(st.wait_id, -1), st.step)
-    if breached:
-        wt = SlaWait.__table__
-        conn.execute(
-            update(wt)
-            .where(wt.c.tenant_id == tenant_id, wt.c.id == bindparam("b_id"))
-            .values(
-                breached_step=case(
-                    (wt.c.breached_step < bindparam("b_step"), bindparam("b_step")),
-                    else_=wt.c.breached_step,
+    bulk.update_by_id(
+        s,
+        SlaWait,
+        [{"id": wait_id, "breached_step": step} for wait_id, step in breached.items()],
+        ["breached_step"],
+        greatest=["breached_step"],
+    )
+
+
+def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datetime) -> None:
+    """The next step of each wait whose step fired or was skipped: a wait has one pending
+    step at a time (siyu.sla.service.next_due)."""
+    book: service.PolicyBook | None = None
+    rows = []
+    for st in steps:
+        policy = step_policy.get(st.id)
+        if policy is None or st.status not in ("fired", "skipped"):
+            continue  # cancelled (the wait is over), deferred (still pending), or no policy read
+        if book is None:
+            book = service.PolicyBook(s)
+        due = service.next_due(book, policy, st.started_at, st.step, st.was_due)
+        if due is not None:
+            index = st.step + 1
+            rows.append(
+                service.step_row(
+                    st.wait_id, st.conversation_id, st.agent_userid, index, policy.steps[index], due, now
                 )
-            ),
-            [{"b_id": wait_id, "b_step": step} for wait_id, step in breached.items()],
-        )
+            )
+    bulk.insert_rows(s, SlaEscalation, rows, conflict=["wait_id", "step"])
 
 
 def _key_range(recipient: str) -> tuple[str, str]:

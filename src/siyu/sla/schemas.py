@@ -156,7 +156,9 @@ class SnoozeIn(BaseModel):
 class SnoozeOut(BaseModel):
     snoozed: bool = Field(description="False: the conversation is not waiting for a reply")
     until: datetime | None
-    moved_steps: int = Field(description="pending steps moved later")
+    moved_steps: int = Field(
+        description="pending steps moved later (a wait has one at a time; the later ones keep their spacing)"
+    )
 
 
 class FiredStep(BaseModel):

@@ -1,11 +1,12 @@
 """SLA rules: the only writer of policies, calendar days, waits and escalation steps.
 
 Flow 3 (DESIGN.md). When conversations opens a wait (a customer message that needs a
-reply; the clock starts at its msgtime) the listener below writes the wait and one
-escalation row per policy step, due at msgtime + delay (business time when the policy
-says so), in the same transaction as the message. When the wait closes (a reply by hand,
-a recall, "no reply needed") the pending steps are cancelled in that transaction too.
-Steps are fired by siyu.sla.tasks. Escalation reads conversations; never the other way.
+reply; the clock starts at its msgtime) the listener below writes the wait and an
+escalation row for its first policy step, due at msgtime + delay (business time when the
+policy says so), in the same transaction as the message. A wait has one pending step at a
+time: firing a step writes the next one (siyu.sla.firing), due on the policy's schedule.
+When the wait closes (a reply by hand, a recall, "no reply needed") its pending step is
+cancelled in that transaction too. Escalation reads conversations; never the other way.
 
 Policies: one per tenant (department 0), optionally one per department; a staff member's
 policy is their main department's, else the nearest ancestor department's, else the
@@ -450,9 +451,10 @@ class _Wait:
 
 def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) -> None:
     """Follow a transaction's wait changes, in order, with a fixed number of statements:
-    open waits (one row each, plus one escalation row per policy step, due at msgtime +
-    delay), close them (a reply, a recall, "no reply needed") and cancel their pending steps.
-    A wait opened and closed within the same changes is stored closed, without steps."""
+    open waits (one row each, plus the escalation row of the policy's first step, due at
+    msgtime + delay), close them (a reply, a recall, "no reply needed") and cancel their
+    pending step. A wait opened and closed within the same changes is stored closed, without
+    steps."""
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
         select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at).where(
@@ -522,37 +524,58 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
     now = datetime.now(UTC)
     steps = []
-    for wait_id, conversation_id, msgid in [*inserted, *reopened]:
+    for wait_id, conversation_id, msgid in [*inserted, *reopened]:  # a reopened one may have none yet
         wait = by_key[(conversation_id, msgid)]
-        if not wait.policy.enabled or wait.closed_at is not None:
+        if not wait.policy.enabled or wait.closed_at is not None or not wait.policy.steps:
             continue  # answered in the same pull: none of its steps could ever come due
-        dues = book.due_times(wait.policy, wait.started_at)
-        for index, (step, due) in enumerate(zip(wait.policy.steps, dues, strict=True)):
-            steps.append(
-                {
-                    "wait_id": wait_id,
-                    "conversation_id": conversation_id,
-                    "step": index,
-                    "action": step.action,
-                    "target": step.target,
-                    "agent_userid": wait.staff_userid,
-                    "recipient": "",
-                    "due_at": due,
-                    "status": "pending",
-                    "claimed_until": None,
-                    "attempts": 0,
-                    "fired_at": None,
-                    "note": "",
-                    "created_at": now,
-                }
-            )
+        due = book.due_times(wait.policy, wait.started_at)[0]
+        steps.append(step_row(wait_id, conversation_id, wait.staff_userid, 0, wait.policy.steps[0], due, now))
     bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
+
+
+def step_row(
+    wait_id: int,
+    conversation_id: int,
+    agent_userid: str,
+    index: int,
+    step: Step,
+    due: datetime,
+    now: datetime,
+) -> dict:
+    """A pending escalation row: a wait has one at a time, its next step."""
+    return {
+        "wait_id": wait_id,
+        "conversation_id": conversation_id,
+        "step": index,
+        "action": step.action,
+        "target": step.target,
+        "agent_userid": agent_userid,
+        "recipient": "",
+        "due_at": due,
+        "status": "pending",
+        "claimed_until": None,
+        "attempts": 0,
+        "fired_at": None,
+        "note": "",
+        "created_at": now,
+    }
+
+
+def next_due(book: PolicyBook, policy: PolicyView, started_at: datetime, index: int, was_due: datetime):
+    """When step `index` + 1 of a wait comes due, step `index` having been due at `was_due`:
+    on the policy's schedule from the wait's start, or as long after `was_due` as the
+    schedule spaces the two steps, whichever is later (a snooze moved the wait's steps
+    later, keeping their spacing). None when `index` was the last step."""
+    if index + 1 >= len(policy.steps):
+        return None
+    dues = book.due_times(policy, started_at)
+    return max(dues[index + 1], was_due + (dues[index + 1] - dues[index]))
 
 
 def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
     """Waits recorded and closed before that wait again: the reply that closed one was
     recalled, and then the question after it. The wait opens again from its message's
-    time; its cancelled steps are pending again (due now if their time has passed)."""
+    time; its cancelled step is pending again (due now if its time has passed)."""
     if not waits:
         return []
     wanted = {(w.conversation_id, w.msgid) for w in waits}
@@ -599,8 +622,9 @@ conversations.on_wait(record_waits)
 
 
 def snooze(session: Session, conversation_id: int, until: datetime, now: datetime) -> int:
-    """The agent asks for quiet until `until`: the wait's pending steps move later so that
-    none fires before then, keeping their spacing. Returns how many steps moved."""
+    """The agent asks for quiet until `until`: the wait's pending step moves later so that
+    it fires no earlier; the steps after it keep their spacing from it (see `next_due`).
+    Returns how many steps moved (0 or 1)."""
     wait = session.scalar(
         select(SlaWait).where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
     )

@@ -1,16 +1,13 @@
 """What the worker runs for SLA: fire due escalation steps, and send their notices.
 
-Firing. `claim_due` leases due steps (status pending, due_at <= now, and the tenant's
-archive pulled past due_at, so that a reply still in flight in the archive cannot be
-missed) in one UPDATE ... RETURNING, with FOR UPDATE SKIP LOCKED on PostgreSQL.
-`siyu.sla.firing.fire_batch` then, in one transaction per tenant, flips the claimed rows
-from pending to fired with one conditional UPDATE (the first statement, so it also takes
-SQLite's write lock; a worker whose lease ran out and a second worker that claimed the
-rows after it cannot both win a row), decides, and queues the notices in the outbox with
-a dedupe key per escalation row. A crash before commit leaves the rows pending for the
-next claim once the lease runs out; nothing doubles. The worker sleeps until the next
-step is due (`next_due_in`, at most POLL_S, so that new waits and archive progress are
-seen), so a step fires when it is due, not up to a poll later.
+Firing. `fire_next` finds the tenants with due steps (status pending, due_at <= now, and
+the tenant's archive pulled past due_at, so that a reply still in flight in the archive
+cannot be missed) and fires them through `siyu.sla.firing`: one transaction per tenant
+locks the due steps (SKIP LOCKED on PostgreSQL, so workers share them out), decides, and
+queues the notices in the outbox with a dedupe key per escalation row. A crash before
+commit leaves the steps pending for the next transaction; nothing doubles. The worker
+sleeps until the next step is due (`next_due_in`, at most POLL_S, so that new waits and
+archive progress are seen), so a step fires when it is due, not up to a poll later.
 
 Sending (outbox senders, registered on import):
   sla_notice  a WeCom textcard (message/send). A card waits a few seconds (the policy's
@@ -26,24 +23,23 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Skipped, sender
+from siyu.sla import firing
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
 from siyu.tenancy.models import Staff, Tenant
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=30)
 BATCH = 200
 POLL_S = 0.5  # the worker looks at least this often (new waits, the archive moving on)
 GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
@@ -52,11 +48,12 @@ GATHER_S = 0.1  # and at most this often: steps due close together fire as one b
 # ------------------------------------------------------------------------------- firing
 
 
-def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
-    """Lease up to `limit` due steps whose tenant's archive is pulled past their due time.
-    Rows come back detached, as they are after the claim."""
+def due_steps(rt, limit: int = BATCH) -> list[_Row]:
+    """Up to `limit` due steps (oldest first) whose tenant's archive is pulled past their
+    due time: a plain read, no lock (which tenants have work; the firing transaction locks
+    what it fires)."""
     now = rt.now()
-    e = aliased(SlaEscalation)
+    e = SlaEscalation
     pulled = (
         exists()
         .where(
@@ -67,32 +64,13 @@ def claim_due(rt, limit: int = BATCH) -> list[SlaEscalation]:
         .correlate(e)
     )
     due = (
-        select(e.id)
-        .where(
-            e.status == "pending",
-            e.due_at <= now,
-            or_(e.claimed_until.is_(None), e.claimed_until < now),
-            pulled,
-        )
+        select(e.id, e.tenant_id)
+        .where(e.status == "pending", e.due_at <= now, pulled)
         .order_by(e.due_at)
         .limit(limit)
     )
-    with rt.db.system_session() as s:  # a plain read first: polling must not take SQLite's write lock
-        if s.scalar(due.limit(1)) is None:
-            return []
-    if rt.db.is_postgres:
-        due = due.with_for_update(skip_locked=True, of=e)
-    stmt = (
-        update(SlaEscalation)
-        .where(SlaEscalation.id.in_(due.scalar_subquery()))
-        .values(claimed_until=now + LEASE, attempts=SlaEscalation.attempts + 1)
-        .returning(SlaEscalation)
-        .execution_options(synchronize_session=False)
-    )
     with rt.db.system_session() as s:
-        rows = list(s.scalars(stmt))
-        s.expunge_all()
-    return rows
+        return [_Row(*row) for row in s.execute(due)]
 
 
 def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
@@ -108,14 +86,19 @@ class _Row:
     tenant_id: int
 
 
+def fire_next(rt, limit: int = BATCH) -> dict[int, str]:
+    """Fire up to `limit` due steps of each tenant that has some, one transaction per
+    tenant; workers running this at once fire disjoint steps. Returns outcomes by id."""
+    outcomes: dict[int, str] = {}
+    for tenant_id in dict.fromkeys(row.tenant_id for row in due_steps(rt, limit)):
+        outcomes.update(firing.fire_tenant_due(rt, tenant_id, limit))
+    return outcomes
+
+
 def claim_and_fire(rt, limit: int = BATCH) -> tuple[int, int]:
-    """Claim up to `limit` due steps and fire them in one batch per tenant. Returns (claimed,
-    fired): fired counts the steps that reached (or will reach) a person."""
-    rows = claim_due(rt, limit)
-    if not rows:
-        return 0, 0
-    outcomes = fire_batch(rt, rows)
-    return len(rows), sum(1 for o in outcomes.values() if o in FIRED)
+    """`fire_next`, counted: (steps taken, steps that reached or will reach a person)."""
+    outcomes = fire_next(rt, limit)
+    return len(outcomes), sum(1 for o in outcomes.values() if o in FIRED)
 
 
 def next_due_in(rt, cap: float = POLL_S) -> float:
@@ -154,7 +137,7 @@ async def fire_due(rt) -> int:
             log.exception("firing SLA steps failed")
             break
         fired += n
-        if claimed < BATCH:
+        if not claimed:  # firing a step may have made the wait's next one due already
             break
     if fired:
         rt.wake()
