@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,6 +14,8 @@ from siyu.db import Database, utcnow
 from siyu.db.crypto import SecretBox
 from siyu.intake.service import CallbackIntake
 from siyu.tenancy.clients import TenantClients
+
+WAKE_GRID_S = 0.02
 
 
 class Clock:
@@ -37,6 +40,8 @@ class Runtime:
     clients: TenantClients
     # Worker loops in this process wait on these; `wake()` sets them all when work is stored.
     _wakes: list[asyncio.Event] = field(default_factory=list)
+    _outbox_wakes: list[asyncio.Event] = field(default_factory=list)
+    _wake_slots: set[float] = field(default_factory=set)
     # The write end of a pipe to a worker child process (siyu.jobs.child), if there is one.
     wake_fd: int | None = None
     clock: Clock = field(default_factory=Clock)
@@ -56,23 +61,40 @@ class Runtime:
             clients=TenantClients(db, box, settings.wecom_base_url, settings.wecom_rate_limit_pause_s),
         )
 
-    def new_wake(self) -> asyncio.Event:
+    def new_wake(self, outbox: bool = False) -> asyncio.Event:
+        """An event set when work is stored; `outbox`: also when a queued outbox message
+        comes due (`wake_after`)."""
         event = asyncio.Event()
         self._wakes.append(event)
+        if outbox:
+            self._outbox_wakes.append(event)
         self._loop = asyncio.get_running_loop()
         return event
 
     def wake_after(self, seconds: float) -> None:
-        """Work stored now comes due in `seconds` (a card waiting for others to join it):
-        wake this process's worker loops then, rather than at their next poll. Callable from
-        any thread; a no-op where no worker loop runs."""
+        """An outbox message stored now comes due in `seconds` (a card waiting for others to
+        join it): wake this process's outbox loops then, rather than at their next poll.
+        Callable from any thread; a no-op where no worker loop runs. Wake-ups that fall
+        within the same WAKE_GRID_S share one: a burst of cards is one claim, not many."""
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.call_later, seconds, self.wake)
+            loop.call_soon_threadsafe(self._wake_at, loop.time() + seconds)
+
+    def _wake_at(self, when: float) -> None:
+        slot = math.ceil(when / WAKE_GRID_S) * WAKE_GRID_S
+        if slot not in self._wake_slots:
+            self._wake_slots.add(slot)
+            self._loop.call_at(slot, self._slot_due, slot)
+
+    def _slot_due(self, slot: float) -> None:
+        self._wake_slots.discard(slot)
+        for event in self._outbox_wakes:
+            event.set()
 
     def forget_wake(self, event: asyncio.Event) -> None:
-        if event in self._wakes:
-            self._wakes.remove(event)
+        for events in (self._wakes, self._outbox_wakes):
+            if event in events:
+                events.remove(event)
 
     def wake(self) -> None:
         """New work was stored: start on it now rather than at the next poll."""

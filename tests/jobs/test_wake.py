@@ -1,4 +1,4 @@
-"""Worker loops are woken when stored work comes due later (a card's merge window)."""
+"""Outbox loops are woken when stored work comes due later (a card's merge window)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,29 @@ import threading
 from siyu.runtime import Runtime
 
 
-def test_wake_after_wakes_the_worker_loops_from_another_thread(settings, db):
+def test_wake_after_wakes_the_outbox_loops_from_another_thread(settings, db):
     rt = Runtime.create(settings, db)
 
-    async def scenario() -> bool:
-        woken = rt.new_wake()
+    async def scenario() -> tuple[bool, bool]:
+        outbox, other = rt.new_wake(outbox=True), rt.new_wake()
         threading.Thread(target=rt.wake_after, args=(0.05,)).start()  # as firing does, off the loop
-        await asyncio.wait_for(woken.wait(), timeout=5)
-        return woken.is_set()
+        await asyncio.wait_for(outbox.wait(), timeout=5)
+        return outbox.is_set(), other.is_set()
 
-    assert asyncio.run(scenario())
+    assert asyncio.run(scenario()) == (True, False)  # the other loops have nothing new to claim
 
 
-def test_wake_after_without_a_worker_loop_does_nothing(settings, db):
-    Runtime.create(settings, db).wake_after(0.01)  # no loop in this process: nothing to wake
+def test_wake_ups_close_together_share_one(settings, db):
+    rt = Runtime.create(settings, db)
+
+    async def scenario() -> int:
+        woken = rt.new_wake(outbox=True)
+        sets = []
+        original = woken.set
+        woken.set = lambda: (sets.append(1), original())  # count the wake-ups
+        for _ in range(50):
+            rt.wake_after(0.05)  # fifty cards due at (almost) the same moment
+        await asyncio.sleep(0.3)
+        return len(sets)
+
+    assert asyncio.run(scenario()) in (1, 2)  # one grid slot, or two when they straddle a slot edge

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
@@ -238,18 +239,33 @@ def alembic_include_name(name: str | None, type_: str, parent_names: dict) -> bo
 # ---------------------------------------------------------------- writing
 
 
-def index(session: Session, rows: Sequence[dict], ids: dict[str, int]) -> int:
+_TOKENIZER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-tokenize")
+
+
+def _indexed(row: dict) -> bool:
+    return bool(row.get("conversation_id")) and row.get("action", "send") == "send"
+
+
+def tokens_later(rows: Sequence[dict]) -> Future:
+    """The search tokens of the rows that `index` will index, worked out on another thread:
+    ingest starts this before it inserts the messages, so that tokenizing (pure Python) runs
+    while the database works on that INSERT."""
+    texts = [r.get("text") or "" for r in rows if _indexed(r)]
+    return _TOKENIZER.submit(lambda: [tokens_text(t) for t in texts])
+
+
+def index(session: Session, rows: Sequence[dict], ids: dict[str, int], tokens: Future | None = None) -> int:
     """Index newly stored messages: `rows` are the dicts ingest() inserted (msgid, action,
-    conversation_id, text), `ids` their message ids by msgid (what the INSERT returned).
-    Only messages of a conversation with some text are indexed. Returns how many."""
+    conversation_id, text), `ids` their message ids by msgid (what the INSERT returned),
+    `tokens` what `tokens_later(rows)` gave, if it was called. Only messages of a
+    conversation with some text are indexed. Returns how many."""
+    indexed = [r for r in rows if _indexed(r)]
+    found = tokens.result() if tokens is not None else [tokens_text(r.get("text") or "") for r in indexed]
     values = []
-    for r in rows:
+    for r, text_tokens in zip(indexed, found, strict=True):
         message_id = ids.get(r["msgid"])
-        if message_id is None or not r.get("conversation_id") or r.get("action", "send") != "send":
-            continue
-        tokens = tokens_text(r.get("text") or "")
-        if tokens:
-            values.append({"message_id": message_id, "tokens": tokens})
+        if message_id is not None and text_tokens:
+            values.append({"message_id": message_id, "tokens": text_tokens})
     bulk.insert_rows(session, MessageSearch, values)
     return len(values)
 

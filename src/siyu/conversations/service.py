@@ -345,8 +345,9 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes,
             }
         )
+    tokens = search.tokens_later(rows)  # tokenized while the database inserts the messages
     stored = dict(bulk.insert_rows(session, Message, rows, conflict=["msgid"], returning=["msgid", "id"]))
-    search.index(session, rows, stored)  # the search tokens of what was just stored
+    search.index(session, rows, stored, tokens)  # the search tokens of what was just stored
 
     recalls = _Recalls.of(session, parsed)
     changes: list[WaitChange] = []

@@ -46,7 +46,9 @@ class Worker:
         loops = [
             self._loop(self._claim_urgent, notify_tasks.send, running=self._urgent),
             self._loop(self._claim_events, intake_tasks.process, yields=True),
-            self._loop(self._claim_outbox, notify_tasks.send_batch, yields=True, batches=OUTBOX_BATCHES),
+            self._loop(
+                self._claim_outbox, notify_tasks.send_batch, yields=True, batches=OUTBOX_BATCHES, outbox=True
+            ),
             self._sla(),
         ]
         if self.scheduled:
@@ -89,13 +91,15 @@ class Worker:
         yields: bool = False,
         woken: bool = True,
         batches: int = 0,
+        outbox: bool = False,
     ) -> None:
         """Claim and run rows. `yields`: claim nothing while urgent work runs. `woken`: start
         at once when work is stored (else poll only). `batches`: run each claim's rows as one
-        task, `run_one(rt, rows)`, with at most this many claims in flight."""
+        task, `run_one(rt, rows)`, with at most this many claims in flight. `outbox`: also
+        woken when a queued message comes due (Runtime.wake_after)."""
         limit = batches or self.concurrency
         if woken:
-            waiting = self.rt.new_wake()
+            waiting = self.rt.new_wake(outbox=outbox)
             self._wakes.append(waiting)
         else:
             waiting = asyncio.Event()

@@ -27,6 +27,7 @@ next transaction fires them at once.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ from siyu.sla.calendar import quiet_until
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
-WAKE_MARGIN_S = 0.02  # after a card's merge window: its transaction has committed by then
+WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was queued
 
 
 @dataclass
@@ -216,14 +217,17 @@ def _fire_tenant(
         wanted = {("call", st.recipient) for st in calls}
         wanted |= {("notice", st.recipient) for st in notices if step_policy[st.id].merge_window_s}
         recipient_locks(s, tenant_id, wanted)
-        if notices:
-            for window in _queue_notices(s, tenant_id, notices, step_policy):
-                rt.wake_after(window + WAKE_MARGIN_S)  # the new card goes out when its window ends
+        windows = _queue_notices(s, tenant_id, notices, step_policy) if notices else set()
+        queued = time.monotonic()
         for st in calls:
             _queue_call(s, st, step_policy[st.id], now)
         _record(s, steps)
         _schedule_next(s, steps, step_policy, now)
         outcomes.update({st.id: st.outcome for st in steps})
+    # Committed: each new card goes out when its window ends. A wake-up before the commit
+    # would find nothing to send and leave the card to the senders' next poll.
+    for window in windows:
+        rt.wake_after(max(0.0, window - (time.monotonic() - queued)) + WAKE_MARGIN_S)
     return outcomes
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db.base import Base, BigId, TenantOwned, utcnow
@@ -92,7 +92,13 @@ class SlaEscalation(TenantOwned, Base):
     __tablename__ = "sla_escalations"
     __table_args__ = (
         UniqueConstraint("tenant_id", "wait_id", "step"),
-        Index("ix_sla_escalations_due", "status", "due_at"),
+        # Only pending steps are looked for by due time: fired ones leave this index.
+        Index(
+            "ix_sla_escalations_pending_due",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index("ix_sla_escalations_tenant_fired", "tenant_id", "fired_at"),
     )
 
