@@ -248,8 +248,9 @@ def _indexed(row: dict) -> bool:
 
 def tokens_later(rows: Sequence[dict]) -> Future:
     """The search tokens of the rows that `index` will index, worked out on another thread:
-    ingest starts this before it inserts the messages, so that tokenizing (pure Python) runs
-    while the database works on that INSERT."""
+    ingest starts this before it inserts the messages into PostgreSQL, so that tokenizing
+    (pure Python) runs while the database server works on that INSERT. (SQLite works in
+    this process, on the thread that waits: nothing to gain there.)"""
     texts = [r.get("text") or "" for r in rows if _indexed(r)]
     return _TOKENIZER.submit(lambda: [tokens_text(t) for t in texts])
 

@@ -345,7 +345,9 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes,
             }
         )
-    tokens = search.tokens_later(rows)  # tokenized while the database inserts the messages
+    # PostgreSQL inserts the messages in its own process: tokenize for search meanwhile
+    postgres = session.get_bind().dialect.name == "postgresql"
+    tokens = search.tokens_later(rows) if postgres else None
     stored = dict(bulk.insert_rows(session, Message, rows, conflict=["msgid"], returning=["msgid", "id"]))
     search.index(session, rows, stored, tokens)  # the search tokens of what was just stored
 

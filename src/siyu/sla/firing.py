@@ -36,7 +36,7 @@ from sqlalchemy import exists, or_, select, text
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation
-from siyu.db import bulk
+from siyu.db import bulk, utcnow
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
@@ -224,8 +224,8 @@ def _fire_tenant(
         _record(s, steps)
         _schedule_next(s, steps, step_policy, now)
         outcomes.update({st.id: st.outcome for st in steps})
-    # Committed: each new card goes out when its window ends. A wake-up before the commit
-    # would find nothing to send and leave the card to the senders' next poll.
+    # Committed: each card goes out when its window ends. A wake-up before the commit would
+    # find nothing to send (or the card locked) and leave it to the senders' next poll.
     for window in windows:
         rt.wake_after(max(0.0, window - (time.monotonic() - queued)) + WAKE_MARGIN_S)
     return outcomes
@@ -300,9 +300,13 @@ def _key_range(recipient: str) -> tuple[str, str]:
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
     """Each person's app-message steps: join a card for them still waiting to go out (not
     yet claimed by a sender) when the step's policy merges, else a new card (one per
-    step without merging; one for all of the batch's merging steps to the person)."""
+    step without merging; one for all of the batch's merging steps to the person).
+    Returns in how many seconds from now the cards it wrote come due: the senders are woken
+    then (a joined card may be due already: a sender that came for it while this
+    transaction held it skipped it, and must come back)."""
     merging: dict[str, list[_Step]] = defaultdict(list)
     new_cards: list[tuple[list[_Step], float]] = []
+    wake_in: set[float] = set()
     for st in notices:
         window = policy_of[st.id].merge_window_s
         if window:
@@ -311,8 +315,9 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
             new_cards.append(([st], 0))
     if merging:
         joined = []
-        for recipient, (card_id, payload) in _open_cards(s, set(merging)).items():
+        for recipient, (card_id, payload, due_at) in _open_cards(s, set(merging)).items():
             group = merging.pop(recipient)
+            wake_in.add(max(0.0, (due_at - utcnow()).total_seconds()))
             escalations = [*payload["escalations"], *(st.id for st in group)]
             joined.append({"id": card_id, "payload": {**payload, "escalations": escalations}})
             for st in group:
@@ -320,7 +325,7 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
         new_cards.extend((group, policy_of[group[0].id].merge_window_s) for group in merging.values())
     if not new_cards:
-        return set()
+        return wake_in
     rows = [
         outbox.row(
             tenant_id,
@@ -336,17 +341,17 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         card_id = queued.get(f"sla-notice:{group[0].recipient}:{group[0].id}")
         for st in group[1:]:
             st.note = f"merged into outbox {card_id}"
-    return {window for _, window in new_cards if window}
+    return wake_in | {window for _, window in new_cards if window}
 
 
-def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict]]:
+def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict, datetime]]:
     """Each person's first card still waiting to go out, locked until this transaction ends
     so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender
     is claiming right now; SQLite: its write lock, held since the gate)."""
     o = OutboxMessage
     ranges = [_key_range(r) for r in recipients]
     query = (
-        select(o.id, o.dedupe_key, o.payload)
+        select(o.id, o.dedupe_key, o.payload, o.due_at)
         .where(
             o.kind == "sla_notice",
             o.status == "pending",
@@ -357,11 +362,11 @@ def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict]]
     )
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    first: dict[str, tuple[int, dict]] = {}
-    for card_id, key, payload in s.execute(query):
+    first: dict[str, tuple[int, dict, datetime]] = {}
+    for card_id, key, payload, due_at in s.execute(query):
         recipient = key[len("sla-notice:") :].rsplit(":", 1)[0]
         if recipient in recipients and recipient not in first:
-            first[recipient] = (card_id, payload)
+            first[recipient] = (card_id, payload, due_at)
     return first
 
 
