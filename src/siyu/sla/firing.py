@@ -109,6 +109,20 @@ def fire_tenant_due(rt, tenant_id: int, limit: int) -> dict[int, str]:
     return _fire_tenant(rt, tenant_id, limit=limit)
 
 
+def archive_pulled_past(e):
+    """The step's tenant has pulled its archive past the step's due time: only then may it
+    fire (a reply still in flight in the archive must not be missed)."""
+    return (
+        exists()
+        .where(
+            ArchiveCursor.tenant_id == e.tenant_id,
+            ArchiveCursor.source == "archive",
+            ArchiveCursor.pulled_until >= e.due_at,
+        )
+        .correlate(e)
+    )
+
+
 def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | None):
     """Lock the due steps and read them with their waits and conversations (see step 1)."""
     e, w, c = SlaEscalation, SlaWait, Conversation
@@ -143,16 +157,7 @@ def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | N
         if postgres:  # in id order: batches over the same rows queue, never deadlock
             query = query.with_for_update(of=e)
     else:
-        pulled = (
-            exists()
-            .where(
-                ArchiveCursor.tenant_id == e.tenant_id,
-                ArchiveCursor.source == "archive",
-                ArchiveCursor.pulled_until >= e.due_at,
-            )
-            .correlate(e)
-        )
-        query = query.where(pulled).order_by(e.due_at).limit(limit)
+        query = query.where(archive_pulled_past(e)).order_by(e.due_at).limit(limit)
         if postgres:
             query = query.with_for_update(of=e, skip_locked=True)
     return sorted(s.execute(query).all(), key=lambda r: (r[7], r[0]))

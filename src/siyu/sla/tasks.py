@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
@@ -54,18 +54,9 @@ def due_steps(rt, limit: int = BATCH) -> list[_Row]:
     what it fires)."""
     now = rt.now()
     e = SlaEscalation
-    pulled = (
-        exists()
-        .where(
-            ArchiveCursor.tenant_id == e.tenant_id,
-            ArchiveCursor.source == "archive",
-            ArchiveCursor.pulled_until >= e.due_at,
-        )
-        .correlate(e)
-    )
     due = (
         select(e.id, e.tenant_id)
-        .where(e.status == "pending", e.due_at <= now, pulled)
+        .where(e.status == "pending", e.due_at <= now, firing.archive_pulled_past(e))
         .order_by(e.due_at)
         .limit(limit)
     )
