@@ -18,8 +18,9 @@ from siyu.conversations.models import ArchiveCursor, Conversation
 from siyu.customers.models import Customer
 from siyu.db.crypto import SecretBox
 from siyu.insights.needs_reply import default_classifier
+from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
-from siyu.sla import tasks
+from siyu.sla import service, tasks
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.service import CorpCredentials, save_tenant
@@ -124,6 +125,18 @@ class Wait:
     def conversation(self, ext: str = "wmcustomer1", staff: str = "zhangsan") -> Conversation:
         with self.session() as s:
             return s.scalar(select(Conversation).where(Conversation.key == f"single:{ext}:{staff}"))
+
+    def outbox(self, kind: str = "sla_notice") -> list[OutboxMessage]:
+        """What this tenant's firing queued to send, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id))
+            )
+
+    def policy(self, **fields) -> None:
+        """Save the tenant's policy, without quiet hours (calls may go at any time)."""
+        with self.session() as s:
+            service.save_policy(s, quiet_hours=[], **fields)
 
     def steps(self, ext: str = "wmcustomer1", staff: str = "zhangsan") -> list[tuple]:
         conversation = self.conversation(ext, staff)

@@ -11,26 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from siyu.conversations import service as conversations
-from siyu.notify.models import OutboxMessage
 from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 
 
-def outbox(w, kind: str = "sla_notice") -> list[OutboxMessage]:
-    with w.session() as s:
-        return list(
-            s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id))
-        )
-
-
-def quiet_free(w, **fields) -> None:
-    with w.session() as s:
-        service.save_policy(s, quiet_hours=[], **fields)
-
-
 def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
     w = local
-    quiet_free(w)
+    w.policy()
     w.say("你好，这个套餐多少钱？", at=0)
     w.pulled(3600)
     assert w.steps() == [(0, "pending", "")]  # one pending step at a time
@@ -40,7 +27,7 @@ def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local
     w.clock(120)
     assert w.fire() == 1
     assert w.steps() == [(0, "fired", "zhangsan"), (1, "pending", "")]
-    [notice] = outbox(w)
+    [notice] = w.outbox()
     assert notice.payload == {"touser": "zhangsan", "escalations": [notice.payload["escalations"][0]]}
     assert notice.dedupe_key.startswith("sla-notice:zhangsan:")
 
@@ -51,14 +38,14 @@ def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local
     w.clock(600)
     assert w.fire() == 1
     assert w.steps()[2] == (2, "fired", "zhangsan")
-    [call] = outbox(w, "sla_call")
+    [call] = w.outbox("sla_call")
     assert call.payload["callee"] == "zhangsan"
     assert w.fire() == 0  # each step once
 
 
 def test_a_reply_at_minute_three_stops_the_leader_push(local):
     w = local
-    quiet_free(w)
+    w.policy()
     w.say("在吗？我想退货", at=0)
     w.pulled(3600)
     w.clock(120)
@@ -85,7 +72,7 @@ def test_a_closing_remark_after_an_answer_never_escalates(local):
 
 def test_a_new_customer_message_does_not_restart_the_clock(local):
     w = local
-    quiet_free(w)
+    w.policy()
     w.say("你好", at=0)
     w.say("请问有货吗？", at=100)
     w.pulled(3600)
@@ -143,7 +130,7 @@ def test_recalling_one_of_two_waiting_messages_keeps_the_later_one_waiting(local
 
 def test_a_conversation_pulled_in_one_batch_ends_as_if_pulled_message_by_message(local):
     w = local
-    quiet_free(w)
+    w.policy()
     question = w._message("wmcustomer1", "zhangsan", "你好，这个套餐多少钱？", 0, None)
     answer = w._message("zhangsan", "wmcustomer1", "199 元一个月", 180, None)
     again = w._message("wmcustomer1", "zhangsan", "能开发票吗？", 300, None)
@@ -210,7 +197,7 @@ def test_a_recall_alone_in_its_batch_moves_the_wait_of_its_conversation(local):
 
 def test_a_wait_answered_by_a_reply_that_is_recalled_waits_again_and_escalates(local):
     w = local
-    quiet_free(w)
+    w.policy()
     question = w._message("wmcustomer1", "zhangsan", "请问这个多少钱？", 0, None)
     answer = w._message("zhangsan", "wmcustomer1", "100元", 10, None)
     then = w._message("wmcustomer1", "zhangsan", "好的，什么时候发货？", 20, None)
@@ -260,7 +247,7 @@ def test_no_reply_needed_said_while_a_pull_is_stored_is_not_undone(local):
 
 def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
     w = local
-    quiet_free(w)
+    w.policy()
     w.say("明天能送到吗？", at=0)
     w.pulled(7200)
     conversation = w.conversation()
@@ -290,7 +277,7 @@ def pending_due(w):
 
 def test_no_reply_needed_cancels_the_pending_steps(local):
     w = local
-    quiet_free(w)
+    w.policy()
     w.say("你好，问个问题", at=0)
     w.pulled(7200)
     w.clock(150)
@@ -305,21 +292,21 @@ def test_no_reply_needed_cancels_the_pending_steps(local):
 
 def test_one_voice_call_covers_all_of_an_agents_waits(local):
     w = local
-    quiet_free(w, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=600)
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=600)
     for i in range(3):
         w.say(f"问题{i}？", at=i, ext=f"wmc{i}")
     w.pulled(7200)
     w.clock(70)
     assert w.fire() == 3
-    assert len(outbox(w, "sla_call")) == 1
+    assert len(w.outbox("sla_call")) == 1
     w.say("还有一个问题？", at=100, ext="wmc9")
     w.clock(500)
     w.fire()
-    assert len(outbox(w, "sla_call")) == 1  # within the cooldown
+    assert len(w.outbox("sla_call")) == 1  # within the cooldown
     w.say("再问一下？", at=700, ext="wmc10")
     w.clock(800)
     w.fire()
-    assert len(outbox(w, "sla_call")) == 2
+    assert len(w.outbox("sla_call")) == 2
     with w.session() as s:
         assert s.scalar(select(func.count()).select_from(SlaCall)) == 2
 
@@ -342,12 +329,12 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
         assert esc.due_at == w.at(9 * 3600)  # 08:00 Beijing
     w.clock(9 * 3600)
     assert w.fire() == 1
-    assert len(outbox(w, "sla_call")) == 1
+    assert len(w.outbox("sla_call")) == 1
 
 
 def test_the_leader_falls_back_to_the_department_leader_then_the_escalation_contact(local):
     w = local
-    quiet_free(w, escalation_contact="wangwu")
+    w.policy(escalation_contact="wangwu")
     w.say("有人吗？", at=0, staff="wangwu")  # no direct leader: 销售一部's leader lisi
     w.say("有人吗？", at=0, ext="wmboss", staff="boss")  # leads 总部 himself: the contact
     w.pulled(3600)
@@ -373,7 +360,7 @@ def test_a_department_policy_applies_to_its_members(local):
 
 def test_two_workers_never_fire_a_step_twice(local):
     w = local
-    quiet_free(w, merge_window_s=0)
+    w.policy(merge_window_s=0)
     agents = ["zhangsan", "wangwu", "lisi"]
     for i in range(40):
         w.say(f"第{i}个问题？", at=i % 7, ext=f"wmx{i}", staff=agents[i % 3])
@@ -403,14 +390,14 @@ def test_two_workers_never_fire_a_step_twice(local):
     with w.session() as s:
         statuses = set(s.scalars(select(SlaEscalation.status)))
     assert statuses == {"fired"}
-    assert len(outbox(w)) == 80
-    calls = outbox(w, "sla_call")
+    assert len(w.outbox()) == 80
+    calls = w.outbox("sla_call")
     assert sorted(c.payload["callee"] for c in calls) == sorted(agents)  # one call each
 
 
 def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeypatch):
     w = local
-    quiet_free(w)
+    w.policy()
     for i in range(5):
         w.say(f"问题{i}？", at=0, ext=f"wmk{i}")
     w.pulled(3600)
@@ -429,8 +416,8 @@ def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeyp
     with pytest.raises(Killed):
         tasks.fire_next(w.rt)
     monkeypatch.undo()
-    assert outbox(w) == [] and w.fired() == 0  # nothing of A's is left behind
+    assert w.outbox() == [] and w.fired() == 0  # nothing of A's is left behind
     assert w.fire() == 5  # worker B fires them at once: no lease to wait out
     assert [tasks.fire_one(w.rt, r.tenant_id, r.id) for r in dead] == ["lost"] * 5  # A comes back
-    [card] = outbox(w)  # the five steps to zhangsan, merged into one card
+    [card] = w.outbox()  # the five steps to zhangsan, merged into one card
     assert sorted(card.payload["escalations"]) == sorted(r.id for r in dead)

@@ -13,22 +13,9 @@ from sqlalchemy import select, update
 
 from siyu.conversations.models import Conversation
 from siyu.jobs.worker import Worker
-from siyu.notify.models import OutboxMessage
-from siyu.sla import service, tasks
+from siyu.sla import tasks
 from siyu.sla.firing import fire_batch
 from siyu.sla.models import SlaEscalation
-
-
-def cards(w, kind: str = "sla_notice") -> list[OutboxMessage]:
-    with w.session() as s:
-        return list(
-            s.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id))
-        )
-
-
-def policy(w, **fields) -> None:
-    with w.session() as s:
-        service.save_policy(s, quiet_hours=[], **fields)
 
 
 def claimed(w, limit: int = 500) -> list:
@@ -51,7 +38,7 @@ def step_ids(w, ext: str, staff: str = "zhangsan") -> list[int]:
 
 def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     w = local
-    policy(w, merge_window_s=5)
+    w.policy(merge_window_s=5)
     for i in range(3):
         w.say(f"问题{i}？", at=i, ext=f"wmm{i}")
     w.say("我也有问题", at=1, ext="wmm9", staff="wangwu")
@@ -61,8 +48,8 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     assert len(rows) == 4
     outcomes = fire_batch(w.rt, rows)
     assert sorted(outcomes.values()) == ["fired"] * 4
-    by_person = {c.payload["touser"]: c for c in cards(w)}
-    assert sorted(by_person) == ["wangwu", "zhangsan"] and len(cards(w)) == 2
+    by_person = {c.payload["touser"]: c for c in w.outbox()}
+    assert sorted(by_person) == ["wangwu", "zhangsan"] and len(w.outbox()) == 2
     zhangsan, wangwu = by_person["zhangsan"], by_person["wangwu"]
     assert zhangsan.payload == {
         "touser": "zhangsan",
@@ -75,7 +62,7 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     w.say("还有一个问题？", at=10, ext="wmm3")
     w.clock(135)
     assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
-    [card] = [c for c in cards(w) if c.payload["touser"] == "zhangsan"]
+    [card] = [c for c in w.outbox() if c.payload["touser"] == "zhangsan"]
     assert card.payload["escalations"][-1] == step_ids(w, "wmm3")[0]
     with w.session() as s:
         notes = {e.note for e in s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired"))}
@@ -84,21 +71,21 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
 
 def test_without_a_merge_window_each_step_is_its_own_card(local):
     w = local
-    policy(w, merge_window_s=0)
+    w.policy(merge_window_s=0)
     for i in range(3):
         w.say(f"问题{i}？", at=i, ext=f"wmn{i}")
     w.pulled(3600)
     w.clock(125)
     assert sorted(fire_batch(w.rt, claimed(w)).values()) == ["fired"] * 3
-    assert sorted(c.payload["escalations"][0] for c in cards(w)) == sorted(
+    assert sorted(c.payload["escalations"][0] for c in w.outbox()) == sorted(
         step_ids(w, f"wmn{i}")[0] for i in range(3)
     )
-    assert all(len(c.payload["escalations"]) == 1 for c in cards(w))
+    assert all(len(c.payload["escalations"]) == 1 for c in w.outbox())
 
 
 def test_a_batch_fires_only_the_waits_still_unanswered(local):
     w = local
-    policy(w, merge_window_s=5)
+    w.policy(merge_window_s=5)
     for i in range(3):
         w.say(f"请问{i}？", at=0, ext=f"wma{i}")
     w.pulled(3600)
@@ -113,7 +100,7 @@ def test_a_batch_fires_only_the_waits_still_unanswered(local):
     outcomes = fire_batch(w.rt, rows)
     first = {f"wma{i}": step_ids(w, f"wma{i}")[0] for i in range(3)}
     assert outcomes == {first["wma0"]: "fired", first["wma1"]: "lost", first["wma2"]: "cancelled"}
-    [card] = cards(w)
+    [card] = w.outbox()
     assert card.payload == {"touser": "zhangsan", "escalations": [first["wma0"]]}
     assert [s[:2] for s in w.steps("wma1")] == [(0, "cancelled")]
     assert [s[:2] for s in w.steps("wma2")][0] == (0, "cancelled")
@@ -123,7 +110,7 @@ def test_a_batch_fires_only_the_waits_still_unanswered(local):
 
 def test_batches_racing_over_the_same_rows_fire_each_step_once(local):
     w = local
-    policy(w, merge_window_s=5)
+    w.policy(merge_window_s=5)
     agents = ["zhangsan", "wangwu", "lisi"]
     for i in range(30):
         w.say(f"第{i}个问题？", at=i % 5, ext=f"wmr{i}", staff=agents[i % 3])
@@ -156,16 +143,16 @@ def test_batches_racing_over_the_same_rows_fire_each_step_once(local):
             assert won in (["fired"], ["covered"]), (step, row.id, [r[row.id] for r in results])
     with w.session() as s:
         assert sorted(s.scalars(select(SlaEscalation.status))) == ["fired"] * 90
-    notices = [i for c in cards(w) for i in c.payload["escalations"]]
-    calls = [i for c in cards(w, "sla_call") for i in c.payload["escalations"]]
+    notices = [i for c in w.outbox() for i in c.payload["escalations"]]
+    calls = [i for c in w.outbox("sla_call") for i in c.payload["escalations"]]
     assert len(notices) == len(set(notices)) == 60  # each agent and leader step in one card
-    assert sorted(c.payload["callee"] for c in cards(w, "sla_call")) == sorted(agents)  # one call each
+    assert sorted(c.payload["callee"] for c in w.outbox("sla_call")) == sorted(agents)  # one call each
     assert len(calls) == 3
 
 
 def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
     w = local
-    policy(w, merge_window_s=0, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    w.policy(merge_window_s=0, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
     w.pulled(3600)
     worker = Worker(w.rt, concurrency=4)
     loop = asyncio.new_event_loop()
@@ -190,7 +177,7 @@ def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
 def test_the_worker_knows_how_long_until_the_next_step_may_fire(local):
     """(Other tests' steps share the database: ours comes due first, theirs minutes later.)"""
     w = local
-    policy(w, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    w.policy(steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
     w.say("在吗？", at=0)
     assert tasks.next_due_in(w.rt, cap=300) > 2  # the archive is not pulled past it yet
     w.pulled(3600)
