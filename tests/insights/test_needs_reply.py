@@ -241,3 +241,132 @@ def test_long_runs_of_closing_words_stay_fast():
     start = time.perf_counter()
     assert [v.label for v in clf.classify(batch)] == ["needs_reply"] * 4
     assert time.perf_counter() - start < 0.5
+
+
+# ------------------------------------------------------------------ casual customer styles
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["好的鸭", "收到鸭 谢谢", "好叭", "谢谢您嘞", "好耶", "0k", "hao de", "haode xiexie", "thank u", "搞定"],
+)
+def test_net_spellings_and_particles_are_closing(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize("text", ["谢谢宝子", "好的亲爱哒", "好的 谢谢掌柜的", "谢谢姐妹", "好的 麻烦亲了"])
+def test_e_commerce_forms_of_address_after_a_closing_are_closing(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize("text", ["掌柜的", "小二", "宝子"])
+def test_a_form_of_address_alone_calls_for_attention(text):
+    assert label(text, None) == "needs_reply"
+
+
+def test_repeated_closing_words_are_closing():
+    assert label("不用不用", "您好，请问需要为您开通流量包吗？") == "closing"
+    assert label("没了没了 谢谢", "还有其他需要帮您的吗？") == "closing"
+    assert label("理解理解") == label("找到了找到了") == label("没事没事 理解") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["退款收到了 谢谢", "快递收到了", "宽带修好了", "问题已解决", "收到退款了", "终于好了", "钱到账了 谢谢"],
+)
+def test_saying_the_matter_is_settled_is_closing(text):
+    assert label(text, None) == "closing"
+
+
+@pytest.mark.parametrize(
+    "text", ["东西到了 但是少了", "快递到了 不是我的", "网好了又断了", "我到了", "退款到了吗", "修好了没"]
+)
+def test_settled_words_with_a_complaint_or_question_need_a_reply(text):
+    assert label(text, None) == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["已付款", "寄出了", "已寄出 [抱拳]", "确认收货了", "已经好评了 [玫瑰]"])
+def test_reporting_an_action_the_staff_need_not_check_is_closing(text):
+    assert label(text, None) == "closing"
+
+
+@pytest.mark.parametrize("text", ["已经付款了 还没发货", "寄出了 单号SF1302299817", "好评了 返现呢"])
+def test_reported_actions_with_more_to_say_need_a_reply(text):
+    assert label(text, None) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的 我下午去寄",
+        "收到 下班去拿",
+        "好 我清一下",
+        "我查一下订单号",
+        "好 那我下楼等",
+        "好的 我等短信",
+        "那我再等两天",
+        "好 有消息告诉我哈",
+        "算了 我自己处理吧",
+        "行 我考虑一下 周五前答复你",
+        "等我一下",
+        "行 那我明天再问",
+    ],
+)
+def test_saying_what_one_will_do_next_is_closing(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize("text", ["我问一下", "我在等", "我等了三天了", "明天不在"])
+def test_not_every_first_person_remark_is_a_deferral(text):
+    assert label(text) == "needs_reply"
+
+
+def test_a_change_of_mind_is_closing_unless_it_answers_a_decision_question():
+    assert label("不退了") == "closing"
+    assert label("算了 不退了", "亲亲 确定要申请退货退款吗？") == "closing"
+    assert label("好的 那我先不退了", None) == "closing"
+    assert label("不取消了", "确定要取消吗？") == "needs_reply"
+    assert label("不退了 直接换") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text", ["东西挺好的 谢谢", "好吃 下次还点", "你们服务真的太好了 下次还来买", "质量很好"]
+)
+def test_praising_the_goods_is_closing(text):
+    assert label(text, None) == "closing"
+
+
+@pytest.mark.parametrize("text", ["不好吃", "质量不太好", "大小不合适", "还不错 就是有点小"])
+def test_faint_or_negated_praise_needs_a_reply(text):
+    assert label(text, None) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text", ["谢谢帮忙", "谢谢你的帮忙", "拜托了", "你们也辛苦了", "不用谢", "没啥事了", "没什么问题了"]
+)
+def test_more_thanks_and_nothing_else(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize("text", ["帮忙看下", "你帮忙查一下", "没什么用", "没啥反应", "那我呢", "我的呢"])
+def test_requests_and_complaints_near_those_words_need_a_reply(text):
+    assert label(text) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text, staff",
+    [
+        ("好的", "您好，请问需要帮您取消订单吗？"),
+        ("是的", "亲 是这个订单吗？ 尾号3321"),
+        ("可以", "亲 给您退个差价可以吗？"),
+        ("好的？？", DONE),
+        ("嗯？", DONE),
+        ("收到了 但是坏了", DONE),
+        ("谢谢 那运费谁出", DONE),
+        ("ok 发票呢", DONE),
+        ("能便宜点不", None),
+        ("收费不", None),
+    ],
+)
+def test_casual_messages_that_look_like_closings_but_need_a_reply(text, staff):
+    assert label(text, staff) == "needs_reply"

@@ -9,14 +9,19 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
 1. normalise: NFKC (full width → half width), lower case, WeChat codes such as [微笑] [OK]
    [抱拳] and emoji dropped (question/displeasure ones such as [疑问] ❓ 😡 remembered), runs of
    one character shortened (好好好 → 好好, 嗯嗯嗯嗯 → 嗯嗯), punctuation turned into spaces
-   (a question mark remembered);
+   (a question mark remembered), two-word closings joined (thank you, hao de, xie xie);
 2. a message is a closing remark only if it consists entirely of closing phrases (lexicon.py:
-   acknowledgements, thanks, goodbyes and wishes, praise, "it's solved", "nothing else",
-   refusals of an offer, deferrals such as 我再考虑一下 / 我等你消息) and carries no question or
-   request cue (吗, 怎么, 多少, 帮我, 发我, 但是, 另外, ...). Anything else needs a reply;
+   acknowledgements with their net spellings and particles (好滴 好叭 好的鸭 okk), thanks,
+   goodbyes and wishes, praise of the service or the goods (东西挺好的), "it's solved / it
+   arrived" (网好了, 退款收到了, 问题已解决), "nothing else", refusals of an offer and changes
+   of mind (不用了, 不退了), the customer's finished steps that need no checking (已付款,
+   寄出了, 确认收货了) and deferrals or next steps of their own (我再考虑一下, 我等你消息,
+   我下午去寄, 我清一下, 有消息告诉我)) and carries no question or request cue (吗, 怎么,
+   多少, 帮我, 发我, 但是, 另外, 那我呢, ...). Anything else needs a reply;
 3. the staff message it answers decides the bare acknowledgements: after a question the staff
    must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
-   👍 / 没有 are answers and need a reply; refusals (不用了), deferrals and goodbyes stay closing.
+   👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
+   stay closing.
    After a closing check (还有其他问题吗？) 是的 needs a reply and 没有了 does not; after a
    comprehension check (明白了吗？), a "please wait" or a request for the customer to do
    something (麻烦发一下订单号) an acknowledgement is closing.
@@ -68,6 +73,8 @@ _EMOJI = re.compile(
 _PUNCT = re.compile(r"[^\w\s]|_")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
+# Two-word English and pinyin closings, made one token (no phrase spans a space).
+_JOIN = re.compile(r"\b(?:thank you|thank u|got it|hao de|xie xie)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +118,8 @@ def normalize(text: str) -> Normalized:
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
     t = _SPACE.sub(" ", t).strip()
-    if "thank you" in t or "got it" in t:
-        t = t.replace("thank you", "thankyou").replace("got it", "gotit")
+    if "thank" in t or "got" in t or "hao" in t or "xie" in t:
+        t = _JOIN.sub(lambda m: m.group(0).replace(" ", ""), t)
     return Normalized(t, media, negative, question)
 
 
@@ -164,9 +171,21 @@ class _Grammar:
 
 
 # Every closing phrase; the weak subset is what a decision question turns into an answer.
-_ALL = _Grammar(lx.REFUSAL, lx.DEFER, lx.BYE, lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER, nothing=True)
-_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER)
-_WEAK_OR_NOTHING = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.FILLER, nothing=True)
+_ALL = _Grammar(
+    lx.REFUSAL,
+    lx.REFUSAL_CHANGE,
+    lx.DEFER,
+    lx.BYE,
+    lx.THANKS,
+    lx.DONE,
+    lx.CUSTOMER_DONE,
+    lx.ACK,
+    lx.PRAISE,
+    lx.FILLER,
+    nothing=True,
+)
+_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.FILLER)
+_WEAK_OR_NOTHING = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.FILLER, nothing=True)
 _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
