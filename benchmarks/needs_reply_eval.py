@@ -4,6 +4,8 @@ recall, and throughput on one core.
     .venv/bin/python benchmarks/needs_reply_eval.py                  # dev and held-out splits
     .venv/bin/python benchmarks/needs_reply_eval.py --errors 30      # also list mistakes (dev only)
     .venv/bin/python benchmarks/needs_reply_eval.py --input my.jsonl # any {"text","context","label"} JSONL
+    .venv/bin/python benchmarks/needs_reply_eval.py --input benchmarks/data/needs_reply/probe.jsonl
+        # the probe written in casual customer styles (a development set: tuned on, not held out)
 
 The labelled set lives in benchmarks/data/needs_reply/ (README.md there says how it was made).
 dev.jsonl is what the rules were developed against; heldout.jsonl was never tuned on and is
