@@ -32,7 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, text
+from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation
@@ -295,11 +295,9 @@ def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datet
     bulk.insert_rows(s, SlaEscalation, rows, conflict=["wait_id", "step"])
 
 
-def _key_range(recipient: str) -> tuple[str, str]:
-    """The dedupe keys of a person's notices, as a key range (not LIKE, so the
-    (tenant_id, dedupe_key) index serves it)."""
-    prefix = f"sla-notice:{recipient}:"
-    return prefix, prefix[:-1] + chr(ord(":") + 1)
+def _recipient_of(dedupe_key: str) -> str:
+    """The person a card goes to, from its dedupe key sla-notice:<userid>:<first step id>."""
+    return dedupe_key[len("sla-notice:") :].rsplit(":", 1)[0]
 
 
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
@@ -352,27 +350,34 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
 def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict, datetime]]:
     """Each person's first card still waiting to go out, locked until this transaction ends
     so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender
-    is claiming right now; SQLite: its write lock, held since the gate)."""
+    is claiming right now; SQLite: its write lock, held since the gate).
+
+    The cards waiting to go out are few (each waits a merge window), so they are read by
+    the outbox's status index, unlocked, and only this batch's people's are then locked
+    and read again: one short statement each, the same whatever the number of people."""
     o = OutboxMessage
-    ranges = [_key_range(r) for r in recipients]
+    waiting = s.execute(
+        select(o.id, o.dedupe_key).where(
+            o.status == "pending", o.kind == "sla_notice", o.claimed_until.is_(None)
+        )
+    ).all()
+    first: dict[str, int] = {}
+    for card_id, key in sorted(waiting):
+        recipient = _recipient_of(key)
+        if recipient in recipients and recipient not in first:
+            first[recipient] = card_id
+    if not first:
+        return {}
     query = (
         select(o.id, o.dedupe_key, o.payload, o.due_at)
-        .where(
-            o.kind == "sla_notice",
-            o.status == "pending",
-            o.claimed_until.is_(None),
-            or_(*[(o.dedupe_key >= lo) & (o.dedupe_key < hi) for lo, hi in ranges]),
-        )
+        .where(bulk.among(s, o.id, first.values()), o.status == "pending", o.claimed_until.is_(None))
         .order_by(o.id)
     )
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    first: dict[str, tuple[int, dict, datetime]] = {}
-    for card_id, key, payload, due_at in s.execute(query):
-        recipient = key[len("sla-notice:") :].rsplit(":", 1)[0]
-        if recipient in recipients and recipient not in first:
-            first[recipient] = (card_id, payload, due_at)
-    return first
+    return {
+        _recipient_of(key): (card_id, payload, due_at) for card_id, key, payload, due_at in s.execute(query)
+    }
 
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:

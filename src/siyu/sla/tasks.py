@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
+from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Skipped, sender
 from siyu.sla import firing
@@ -164,44 +165,59 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
     for card, ids in cards.items():
         for esc_id in ids:
             card_of.setdefault(esc_id, []).append(card)
+    e, w, c = SlaEscalation, SlaWait, Conversation
     rows = (
         s.execute(
-            select(SlaEscalation, SlaWait, Conversation, Customer.name)
-            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-            .join(Conversation, Conversation.id == SlaEscalation.conversation_id)
-            .outerjoin(Customer, Customer.id == Conversation.customer_id)
-            .where(SlaEscalation.id.in_(list(card_of)))
+            select(
+                e.id,
+                e.step,
+                e.agent_userid,
+                w.msgid,
+                w.started_at,
+                w.closed_at,
+                c.id,
+                c.awaiting_msgid,
+                Customer.name,
+            )
+            .join(w, w.id == e.wait_id)
+            .join(c, c.id == e.conversation_id)
+            .outerjoin(Customer, Customer.id == c.customer_id)
+            .where(bulk.among(s, e.id, card_of))
         ).all()
         if card_of
         else []
     )
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
-    for esc, wait, conversation, name in rows:
-        if wait.closed_at is not None or conversation.awaiting_msgid != wait.msgid:
+    for esc_id, step, agent, msgid, started_at, closed_at, conversation_id, awaiting, name in rows:
+        if closed_at is not None or awaiting != msgid:
             continue
-        for card in card_of[esc.id]:
+        for card in card_of[esc_id]:
             entries = per_card[card]
-            entry = entries.get(conversation.id)
-            if entry is None or esc.step > entry["step"]:
-                entries[conversation.id] = {
-                    "conversation_id": conversation.id,
-                    "msgid": wait.msgid,
-                    "started_at": wait.started_at,
+            entry = entries.get(conversation_id)
+            if entry is None or step > entry["step"]:
+                entries[conversation_id] = {
+                    "conversation_id": conversation_id,
+                    "msgid": msgid,
+                    "started_at": started_at,
                     "customer": name or "客户",
-                    "agent": esc.agent_userid,
-                    "step": esc.step,
+                    "agent": agent,
+                    "step": step,
                 }
     found = {card: sorted(e.values(), key=lambda e: e["started_at"]) for card, e in per_card.items()}
     every = [e for entries in found.values() for e in entries]
     if every:
         texts = dict(
             s.execute(
-                select(Message.msgid, Message.text).where(Message.msgid.in_({e["msgid"] for e in every}))
+                select(Message.msgid, Message.text).where(
+                    bulk.among(s, Message.msgid, {e["msgid"] for e in every})
+                )
             ).all()
         )
         names = dict(
             s.execute(
-                select(Staff.userid, Staff.name).where(Staff.userid.in_({e["agent"] for e in every}))
+                select(Staff.userid, Staff.name).where(
+                    bulk.among(s, Staff.userid, {e["agent"] for e in every})
+                )
             ).all()
         )
         for e in every:
