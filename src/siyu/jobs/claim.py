@@ -33,13 +33,15 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
         .order_by(*order_by, model.due_at)
         .limit(limit)
     )
-    with db.system_session() as s:
-        # A plain read first: on SQLite an UPDATE takes the one write lock even when it
-        # matches nothing, and idle loops would contend with the callback intake for it.
-        if s.scalar(due.with_only_columns(model.id).limit(1)) is None:
-            return []
     if db.is_postgres:
         due = due.with_for_update(skip_locked=True)
+    else:
+        with db.system_session() as s:
+            # A plain read first: on SQLite an UPDATE takes the one write lock even when it
+            # matches nothing, and idle loops would contend with the callback intake for it.
+            # (PostgreSQL's UPDATE that matches nothing locks nothing: one statement is less.)
+            if s.scalar(due.with_only_columns(model.id).limit(1)) is None:
+                return []
     stmt = (
         update(model)
         .where(model.id.in_(due))

@@ -10,7 +10,7 @@ import logging
 
 from sqlalchemy import select
 
-from siyu.db import utcnow
+from siyu.db import bulk, utcnow
 from siyu.jobs.claim import backoff, renew_many
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Permanent, Skipped, sender
@@ -86,12 +86,27 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
 
 def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None:
     now = utcnow()
+    # The common outcome (sent or skipped, nothing more to record) is one UPDATE for all;
+    # failures and senders' own bookkeeping go through the ORM, row by row.
+    plain = [(m, r) for m, r in done if not r[1] and r[3] is None]
+    rest = [(m, r) for m, r in done if r[1] or r[3] is not None]
     with rt.db.tenant_session(tenant_id) as s:
+        bulk.update_by_id(
+            s,
+            OutboxMessage,
+            [
+                {"id": m.id, "status": status, "sent_at": now, "last_error": "", "claimed_until": None}
+                for m, (status, *_) in plain
+            ],
+            ["status", "sent_at", "last_error", "claimed_until"],
+        )
+        if not rest:
+            return
         rows = {
             r.id: r
-            for r in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([m.id for m, _ in done])))
+            for r in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([m.id for m, _ in rest])))
         }
-        for message, (status, error, permanent, after) in done:
+        for message, (status, error, permanent, after) in rest:
             row = rows.get(message.id)
             if row is None:
                 continue
