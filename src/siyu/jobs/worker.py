@@ -26,7 +26,11 @@ from siyu.sla import tasks as sla_tasks  # also registers the SLA's wait listene
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
-OUTBOX_BATCHES = 4  # claims of outbox messages sent at once (each up to `concurrency` rows)
+OUTBOX_BATCHES = 4  # claims of outbox messages sent at once
+# Rows a claim of outbox messages takes: about what the WeCom client sends to one API at
+# once (siyu.wecom.ratelimit, max_in_flight). A claim goes out as a whole after its rows are
+# prepared together, so a bigger one only makes its first rows wait for its last.
+OUTBOX_CLAIM = 10
 
 
 class Worker:
@@ -38,6 +42,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._urgent: set[asyncio.Task] = set()
         self._wakes: list[asyncio.Event] = []
+        self._outbox_claim = min(concurrency, OUTBOX_CLAIM)
 
     def stop(self) -> None:
         self._stop.set()
@@ -78,7 +83,7 @@ class Worker:
         return claim(
             self.rt.db,
             OutboxMessage,
-            self.concurrency,
+            self._outbox_claim,
             order_by=(OutboxMessage.priority,),
             where=(OutboxMessage.priority > outbox.URGENT,),
         )
@@ -124,7 +129,7 @@ class Worker:
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(finished)
-            if rows and len(rows) == self.concurrency:
+            if rows and len(rows) == (self._outbox_claim if outbox else self.concurrency):
                 await asyncio.sleep(0)
                 continue
             waiter = asyncio.create_task(waiting.wait())
