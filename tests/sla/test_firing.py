@@ -1,4 +1,4 @@
-"""Firing claimed steps in batches: one card per person inside the merge window, answered
+"""Firing claimed steps in batches: one card per person per merge window (the first at once), answered
 waits left out, each step fired once however many workers hold the same rows, and a step
 fired when it is due rather than at the next poll."""
 
@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from siyu.conversations.models import Conversation
 from siyu.jobs.worker import Worker
+from siyu.notify.models import OutboxMessage
 from siyu.sla import tasks
 from siyu.sla.firing import fire_batch
 from siyu.sla.models import SlaEscalation
@@ -56,9 +57,9 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
         "escalations": [step_ids(w, f"wmm{i}")[0] for i in range(3)],
     }
     assert wangwu.payload["escalations"] == [step_ids(w, "wmm9", "wangwu")[0]]
-    assert zhangsan.due_at - zhangsan.created_at == timedelta(seconds=5)  # waits for others to join
+    assert zhangsan.due_at == zhangsan.created_at  # nobody was told lately: it goes at once
 
-    # a later batch within the window joins the card still waiting to go out
+    # a later batch joins the card while it still waits to go out (no sender has it yet)
     w.say("还有一个问题？", at=10, ext="wmm3")
     w.clock(135)
     assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
@@ -67,6 +68,16 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     with w.session() as s:
         notes = {e.note for e in s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired"))}
     assert f"merged into outbox {card.id}" in notes
+
+    # once it has gone, the next step to him waits for the window after it to end
+    with w.session() as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == card.id).values(status="sent"))
+    w.say("再问一下？", at=12, ext="wmm4")
+    w.clock(137)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [later] = [c for c in w.outbox() if c.payload["touser"] == "zhangsan" and c.id != card.id]
+    assert later.payload["escalations"] == [step_ids(w, "wmm4")[0]]
+    assert abs(later.due_at - (card.due_at + timedelta(seconds=5))) < timedelta(seconds=0.1)
 
 
 def test_without_a_merge_window_each_step_is_its_own_card(local):

@@ -15,7 +15,8 @@ In ONE transaction per tenant:
    time zone are looked up once per batch;
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
    messages to one person join a card still waiting to go out (policy merge window > 0),
-   else the batch's steps to that person become one new card that waits the merge window;
+   else the batch's steps to that person become one new card, which goes at once unless
+   the person had a card within the merge window (then it waits for that window to end);
    with a merge window of 0 each step is its own card. One voice call per person per
    cooldown, the rest of the person's call steps are covered by it;
 4. writes the steps' outcomes and the waits' breached steps, one statement each.
@@ -32,7 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import and_, exists, or_, select, text
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import ArchiveCursor, Conversation
@@ -302,8 +303,11 @@ def _recipient_of(dedupe_key: str) -> str:
 
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
     """Each person's app-message steps: join a card for them still waiting to go out (not
-    yet claimed by a sender) when the step's policy merges, else a new card (one per
-    step without merging; one for all of the batch's merging steps to the person).
+    yet claimed by a sender) when the step's policy merges, else a new card (one per step
+    without merging; one for all of the batch's merging steps to the person). A new merging
+    card goes at once unless the person had a card within the merge window: then it waits
+    for the window after that one to end, and what comes due meanwhile joins it. So a lone
+    step is told on time, and a burst of them arrives as one card per window.
     Returns in how many seconds from now the cards it wrote come due: the senders are woken
     then (a joined card may be due already: a sender that came for it while this
     transaction held it skipped it, and must come back)."""
@@ -315,10 +319,12 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         if window:
             merging[st.recipient].append(st)
         else:
-            new_cards.append(([st], 0))
+            new_cards.append(([st], 0.0))
     if merging:
+        longest = max(policy_of[st.id].merge_window_s for group in merging.values() for st in group)
+        open_cards, last_due = _cards_of(s, set(merging), timedelta(seconds=longest))
         joined = []
-        for recipient, (card_id, payload, due_at) in _open_cards(s, set(merging)).items():
+        for recipient, (card_id, payload, due_at) in open_cards.items():
             group = merging.pop(recipient)
             wake_in.add(max(0.0, (due_at - utcnow()).total_seconds()))
             escalations = [*payload["escalations"], *(st.id for st in group)]
@@ -326,7 +332,11 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
             for st in group:
                 st.note = f"merged into outbox {card_id}"
         bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
-        new_cards.extend((group, policy_of[group[0].id].merge_window_s) for group in merging.values())
+        now = utcnow()
+        for recipient, group in merging.items():
+            window = timedelta(seconds=policy_of[group[0].id].merge_window_s)
+            last = last_due.get(recipient)
+            new_cards.append((group, max(0.0, (last + window - now).total_seconds()) if last else 0.0))
     if not new_cards:
         return wake_in
     rows = [
@@ -335,39 +345,51 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
             "sla_notice",
             f"sla-notice:{group[0].recipient}:{group[0].id}",
             {"touser": group[0].recipient, "escalations": [st.id for st in group]},
-            delay=timedelta(seconds=window) if window else None,
+            delay=timedelta(seconds=delay) if delay else None,
         )
-        for group, window in new_cards
+        for group, delay in new_cards
     ]
     queued = outbox.enqueue_many(s, rows)
     for group, _ in new_cards:
         card_id = queued.get(f"sla-notice:{group[0].recipient}:{group[0].id}")
         for st in group[1:]:
             st.note = f"merged into outbox {card_id}"
-    return wake_in | {window for _, window in new_cards if window}
+    return wake_in | {delay for _, delay in new_cards if delay}
 
 
-def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict, datetime]]:
-    """Each person's first card still waiting to go out, locked until this transaction ends
-    so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender
-    is claiming right now; SQLite: its write lock, held since the gate).
+def _cards_of(
+    s: Session, recipients: set[str], window: timedelta
+) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
+    """For these people: each one's first card still waiting to go out, locked until this
+    transaction ends so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping
+    a card a sender is claiming right now; SQLite: its write lock, held since the gate);
+    and when each one's latest card (going out, or sent within `window`) was due.
 
-    The cards waiting to go out are few (each waits a merge window), so they are read by
-    the outbox's status index, unlocked, and only this batch's people's are then locked
-    and read again: one short statement each, the same whatever the number of people."""
+    Those cards are few (a person has at most a window's worth), so they are read by the
+    outbox's status index, unlocked, and only this batch's people's open ones are then
+    locked and read again: one short statement each, whatever the number of people."""
     o = OutboxMessage
-    waiting = s.execute(
-        select(o.id, o.dedupe_key).where(
-            o.status == "pending", o.kind == "sla_notice", o.claimed_until.is_(None)
+    since = utcnow() - window
+    cards = s.execute(
+        select(o.id, o.dedupe_key, o.status, o.claimed_until, o.due_at).where(
+            o.kind == "sla_notice",
+            or_(
+                o.status == "pending",
+                and_(o.status == "sent", o.priority == outbox.NORMAL, o.due_at > since),
+            ),
         )
     ).all()
     first: dict[str, int] = {}
-    for card_id, key in sorted(waiting):
+    last_due: dict[str, datetime] = {}
+    for card_id, key, status, claimed_until, due_at in sorted(cards):
         recipient = _recipient_of(key)
-        if recipient in recipients and recipient not in first:
+        if recipient not in recipients:
+            continue
+        last_due[recipient] = max(due_at, last_due.get(recipient, due_at))
+        if status == "pending" and claimed_until is None and recipient not in first:
             first[recipient] = card_id
     if not first:
-        return {}
+        return {}, last_due
     query = (
         select(o.id, o.dedupe_key, o.payload, o.due_at)
         .where(bulk.among(s, o.id, first.values()), o.status == "pending", o.claimed_until.is_(None))
@@ -375,9 +397,10 @@ def _open_cards(s: Session, recipients: set[str]) -> dict[str, tuple[int, dict, 
     )
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return {
+    found = {
         _recipient_of(key): (card_id, payload, due_at) for card_id, key, payload, due_at in s.execute(query)
     }
+    return found, last_due
 
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:

@@ -10,10 +10,11 @@ sleeps until the next step is due (`next_due_in`, at most POLL_S, so that new wa
 archive progress are seen), so a step fires when it is due, not up to a poll later.
 
 Sending (outbox senders, registered on import):
-  sla_notice  a WeCom textcard (message/send). A card waits a few seconds (the policy's
-              merge_window_s) before it goes; steps for the same person that fire
-              meanwhile join it (while no sender has claimed it), so they arrive as one
-              card. Waits answered meanwhile are left out; if none is left it is Skipped.
+  sla_notice  a WeCom textcard (message/send). A person's first card goes at once; one
+              due within the policy's merge_window_s after their previous card waits for
+              that window to end, and steps for them that fire meanwhile join it (while no
+              sender has claimed it), so a burst arrives as one card per window. Waits
+              answered meanwhile are left out; if none is left it is Skipped.
   sla_call    a voice call through siyu.sla.voice; one call says how many of the callee's
               customers wait, and no second call is queued within the policy's cooldown.
 """
