@@ -178,7 +178,8 @@ def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
         with w.session() as s:
             esc = s.scalar(select(SlaEscalation).where(SlaEscalation.status == "fired"))
         assert esc is not None
-        assert timedelta(0) <= esc.fired_at - esc.due_at < timedelta(seconds=0.25)
+        # close to its due time (a shared CI machine may hold a thread back a little)
+        assert timedelta(0) <= esc.fired_at - esc.due_at < timedelta(seconds=0.4)
     finally:
         loop.call_soon_threadsafe(worker.stop)
         thread.join(15)
