@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
+from itertools import chain
 
 from sqlalchemy import JSON, Enum, Float, String, Table, TypeDecorator, any_, bindparam
 from sqlalchemy.dialects import postgresql
@@ -101,6 +102,8 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     YYYY-MM-DD HH:MM:SS.ffffff, in UTC)."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the usual case: "...ffffff+00:00" without its offset, one call
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is None:
         raise ValueError("naive datetime given; use siyu.db.utcnow()")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -165,7 +168,7 @@ def insert_rows(
     for start in range(0, len(flat_rows), per):
         chunk = flat_rows[start : start + per]
         sql = f"{head} VALUES {', '.join([one] * len(chunk))}{tail}"
-        result = connection.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+        result = connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         if returning:
             found.extend(result.all())
     return _results(table, returning, found, dialect)
