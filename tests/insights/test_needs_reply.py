@@ -285,13 +285,16 @@ def test_settled_words_with_a_complaint_or_question_need_a_reply(text):
     assert label(text, None) == "needs_reply"
 
 
-@pytest.mark.parametrize("text", ["已付款", "寄出了", "已寄出 [抱拳]", "确认收货了", "已经好评了 [玫瑰]"])
-def test_reporting_an_action_the_staff_need_not_check_is_closing(text):
+@pytest.mark.parametrize("text", ["确认收货了", "已经好评了 [玫瑰]", "已收货 谢谢"])
+def test_reporting_the_end_of_a_purchase_is_closing(text):
     assert label(text, None) == "closing"
 
 
-@pytest.mark.parametrize("text", ["已经付款了 还没发货", "寄出了 单号SF1302299817", "好评了 返现呢"])
-def test_reported_actions_with_more_to_say_need_a_reply(text):
+@pytest.mark.parametrize(
+    "text",
+    ["已付款", "付好了", "寄出了", "已寄出 [抱拳]", "已经付款了 还没发货", "好评了 返现呢"],
+)
+def test_a_payment_an_order_or_a_parcel_sent_is_news_the_staff_act_on(text):
     assert label(text, None) == "needs_reply"
 
 

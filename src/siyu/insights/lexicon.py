@@ -84,19 +84,18 @@ _THING = (
 )
 _SETTLED = (
     r"(?:好|可以|行|解决|搞定|弄好|处理好|修好|装好|办好|ok|没问题|正常|恢复正常|能用|可以用|好用|恢复|能登录|登上|"
-    r"登录上|打开|收到货|到账|到货|到|付好|填好|改好|领|领到|收到|拿到|找到|看到|签收|退回|退回来|通|能上网|能打|"
+    r"登录上|打开|收到货|到账|到货|到|填好|改好|领|领到|收到|拿到|找到|看到|签收|退回|退回来|通|能上网|能打|"
     r"打通|能登上|登上去|登进去|能进去|能看)"
 )
 DONE = (
     rf"(?:{_THING}(?:已经|已|都|也|终于)?|已经|都|现在|终于|总算)?{_SETTLED}(?:了|啦)(?:可以了)?|"
     rf"{_THING}?(?:已经|已){_SETTLED}|(?:收到|拿到|找到|领到|看到){_THING}(?:了|啦)"
 )
-# The customer reports doing what needs no checking (已付款, 寄出了, 确认收货了, 好评了); not 发了 /
-# 提交了 / 上传了, which hand the staff something to look at.
+# The customer reports the end of a purchase (确认收货了, 好评了). Not a payment, an order or a
+# parcel sent (已付款, 下单了, 寄出了): those are news the staff act on (ship it, look out for the
+# return), nor 发了 / 提交了 / 上传了, which hand the staff something to look at.
 CUSTOMER_DONE = (
-    r"(?:我|我们)?(?:(?:已经|已|都|也)(?:付款|付了|付过|付好|支付|寄出|寄回|寄了|寄过去|确认收货|收货|好评|评价|"
-    r"下单|下好单|拍下|拍好|拍了|加购|加购物车|加入购物车)(?:了|啦)?|(?:付款|付过|付好|支付|寄出|寄回|寄过去|确认收货|"
-    r"好评|评价|下单|下好单|拍下|拍好|加购|加购物车|加入购物车)(?:了|啦))"
+    r"(?:我|我们)?(?:(?:已经|已|都|也)(?:确认收货|收货|好评|评价)(?:了|啦)?|(?:确认收货|好评|评价)(?:了|啦))"
 )
 
 # "Nothing else": closing after a closing check or a statement; an answer after a question.
