@@ -373,3 +373,13 @@ def test_requests_and_complaints_near_those_words_need_a_reply(text):
 )
 def test_casual_messages_that_look_like_closings_but_need_a_reply(text, staff):
     assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["晚点再说", "到时候再说", "过两天再说吧", "先这样 明天再说哈"])
+def test_putting_it_off_till_later_is_closing(text):
+    assert label(text, "这款下周有活动") == "closing"
+
+
+@pytest.mark.parametrize("text", ["再说一遍", "你再说一下", "再说一下价格", "再说吗"])
+def test_asking_to_say_it_again_needs_a_reply(text):
+    assert label(text, "这款下周有活动") == "needs_reply"
