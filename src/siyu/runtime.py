@@ -88,12 +88,6 @@ class Runtime:
 
     def _slot_due(self, slot: float) -> None:
         self._wake_slots.discard(slot)
-        self.wake_outbox()
-
-    def wake_outbox(self) -> None:
-        """Outbox messages due now were stored by this process: wake its outbox loops only
-        (the others would each ask the database for work that is not theirs). Call it from
-        the worker's event loop."""
         for event in self._outbox_wakes:
             event.set()
 
