@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.crypto import new_encoding_aes_key
+from tests.support.stack import forget_pending
 
 SEQ = itertools.count(1)
 
@@ -195,9 +197,10 @@ def local_tenant(db, settings) -> tuple[Runtime, int]:
 
 
 @pytest.fixture
-def local(db, settings) -> Wait:
+def local(db, settings) -> Iterator[Wait]:
     rt, tenant_id = local_tenant(db, settings)
-    return Wait(rt, tenant_id, now_ms(rt))
+    yield Wait(rt, tenant_id, now_ms(rt))
+    forget_pending(db, tenant_id)
 
 
 def utc(*args) -> datetime:

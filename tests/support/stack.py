@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import update
 
 from siyu.app import create_app
 from siyu.config import Settings
 from siyu.db import Database
 from siyu.emulator.app import create_emulator_app
+from siyu.intake.models import CallbackEvent
+from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from tests.support.servers import free_port, serve
@@ -130,6 +133,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
         time.sleep(interval)
 
 
+def forget_pending(db: Database, tenant_id: int) -> None:
+    """At a test's end: its tenant's work still queued is left undone for good. The database
+    is shared by the whole run, and a later test's worker would otherwise spend its time
+    retrying it against an emulator that is gone (or a tenant it cannot decrypt)."""
+    with db.tenant_session(tenant_id) as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(status="skipped"))
+        s.execute(update(CallbackEvent).where(CallbackEvent.status == "pending").values(status="failed"))
+
+
 @contextlib.contextmanager
 def stack(settings: Settings, db: Database, **emulator_overrides) -> Iterator[Stack]:
     emulator_port, siyu_port = free_port(), free_port()
@@ -167,4 +179,7 @@ def stack(settings: Settings, db: Database, **emulator_overrides) -> Iterator[St
                 f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}
             )
             assert r.status_code == 200, r.text
-            yield Stack(siyu_url, emu_url, emu, corp, tenant_id, slug, rt)
+            try:
+                yield Stack(siyu_url, emu_url, emu, corp, tenant_id, slug, rt)
+            finally:
+                forget_pending(db, tenant_id)
