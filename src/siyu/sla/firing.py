@@ -321,18 +321,18 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
         else:
             new_cards.append(([st], 0.0))
     if merging:
+        now = utcnow()
         longest = max(policy_of[st.id].merge_window_s for group in merging.values() for st in group)
-        open_cards, last_due = _cards_of(s, set(merging), timedelta(seconds=longest))
+        open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest))
         joined = []
         for recipient, (card_id, payload, due_at) in open_cards.items():
             group = merging.pop(recipient)
-            wake_in.add(max(0.0, (due_at - utcnow()).total_seconds()))
+            wake_in.add(max(0.0, (due_at - now).total_seconds()))
             escalations = [*payload["escalations"], *(st.id for st in group)]
             joined.append({"id": card_id, "payload": {**payload, "escalations": escalations}})
             for st in group:
                 st.note = f"merged into outbox {card_id}"
         bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
-        now = utcnow()
         for recipient, group in merging.items():
             window = timedelta(seconds=policy_of[group[0].id].merge_window_s)
             last = last_due.get(recipient)
@@ -358,18 +358,17 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
 
 
 def _cards_of(
-    s: Session, recipients: set[str], window: timedelta
+    s: Session, recipients: set[str], since: datetime
 ) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
     """For these people: each one's first card still waiting to go out, locked until this
     transaction ends so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping
     a card a sender is claiming right now; SQLite: its write lock, held since the gate);
-    and when each one's latest card (going out, or sent within `window`) was due.
+    and when each one's latest card (going out, or sent and due after `since`) was due.
 
     Those cards are few (a person has at most a window's worth), so they are read by the
     outbox's status index, unlocked, and only this batch's people's open ones are then
     locked and read again: one short statement each, whatever the number of people."""
     o = OutboxMessage
-    since = utcnow() - window
     cards = s.execute(
         select(o.id, o.dedupe_key, o.status, o.claimed_until, o.due_at).where(
             o.kind == "sla_notice",
