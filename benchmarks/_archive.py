@@ -319,8 +319,10 @@ def _short(frame: str) -> str:
 
 
 def escalation_emulator_app():
-    """benchmarks._util's emulator (no rate limit) plus a compact list of the app messages
-    received: [[received_at, touser, title, url], ...] from index `after` on."""
+    """benchmarks._util's emulator (no rate limit; WeCom's per-member app message limits
+    kept) plus a compact list of the app messages delivered: [[received_at, touser, title,
+    url], ...] from index `after` on, leaving out those WeCom would have dropped (counted
+    by app_messages_dropped)."""
     from fastapi import HTTPException
 
     from benchmarks._util import bench_emulator_app
@@ -335,10 +337,17 @@ def escalation_emulator_app():
             raise HTTPException(404, f"unknown corp {corp_id}")
         out = []
         for m in corp.app_messages[after:]:
+            if not m["recipients"]:
+                continue
             body = m["payload"]
             card = body.get("textcard") or {}
             out.append([m["received_at"], body.get("touser", ""), card.get("title", ""), card.get("url", "")])
         return out
+
+    @app.get("/_bench/corps/{corp_id}/app_messages_dropped")
+    async def app_messages_dropped(corp_id: str):
+        corp = emu.state.corps.get(corp_id)
+        return {"dropped": sum(len(m["dropped"]) for m in corp.app_messages) if corp else 0}
 
     @app.get("/_bench/corps/{corp_id}/app_messages_count")
     async def app_messages_count(corp_id: str):

@@ -5,11 +5,13 @@ emulator) receive each step's app message (message/send textcard)?
     .venv/bin/python benchmarks/escalation.py [--conversations N] [--workers K] [--database URL]
         [--spread-s S] [--merge-window-s W]
 
-Set-up (not timed): the WeCom emulator (core 1, no rate limit) with a corp of 100 agents in
-teams of 10; the tenant added with `siyu tenant add` and its staff synced with `siyu sync
-staff`; a tenant SLA policy (step 1: app message to the agent 120 s after the customer's
-message; steps 2 and 3 an hour and more later, so only step 1 comes due in the run; merge
-window W, default 0 so that lateness measures the engine, not the deliberate wait for merging);
+Set-up (not timed): the WeCom emulator (core 1, no rate limit, but WeCom's per-member limit
+on app messages: beyond 30 a minute to one member they are dropped, silently) with a corp of
+--agents agents (default 100) in teams of 10, the conversations going to them in turn; the
+tenant added with `siyu tenant add` and its staff synced with `siyu sync staff`; a tenant
+SLA policy (step 1: app message to the agent 120 s after the customer's message; steps 2
+and 3 an hour and more later, so only step 1 comes due in the run; merge window W, default
+0; a person's cards still go at least siyu.sla.firing.CARD_SPACING_S apart, WeCom's pace);
 N known customers; one customer question per conversation stored through the real path
 (`conversations.tasks.store_batch`: message, conversation, SLA wait and escalation rows),
 msgtimes spaced so that the first steps come due evenly over S seconds. The questions are
@@ -26,7 +28,10 @@ machine's wall clock). Cards are attributed to escalation steps through the outb
 recipient). duplicates = steps in more than one sent card + resent cards (the larger of: cards
 WeCom received beyond the outbox rows marked sent; single-conversation cards received twice
 for the same conversation).
-fired = due steps that reached WeCom; due = steps due by the end of the spread.
+fired = due steps that reached WeCom (in a card it delivered); due = steps due by the end of
+the spread. beyond the pace = received - the later of the step's due time and its card's
+due time (a card held for its person's spacing is due when WeCom's pace lets it go): the
+lateness Siyu adds on top of what WeCom's per-member limit imposes.
 
 The last line is JSON.
 """
@@ -76,7 +81,7 @@ from benchmarks._archive import (  # noqa: E402
 from benchmarks._util import percentile, stop_process  # noqa: E402
 
 SLUG = "bench"
-AGENTS = 100
+AGENTS = 100  # default --agents
 STEP_DELAY_S = 120
 BATCH = 1000
 GOAL_P99_S = 1.0
@@ -179,7 +184,7 @@ class Bench:
         self.db_url = db_url
         (self.tmp / "data").mkdir(parents=True, exist_ok=True)
         self.start_emulator()
-        departments, staff = organisation(AGENTS)
+        departments, staff = organisation(self.args.agents)
         self.agents = [s["userid"] for s in staff if s["userid"].startswith("agent")]
         r = self.emu.post(
             "/_emulator/corps", json={"name": "基准科技", "departments": departments, "staff": staff}
@@ -445,6 +450,7 @@ class Bench:
     def analyse(self, due_total: int, elapsed: float, cpu: dict) -> dict:
         a = self.args
         received = self.emu.get(f"/_bench/corps/{self.corp['corp_id']}/app_messages_compact").json()
+        dropped = self.emu.get(f"/_bench/corps/{self.corp['corp_id']}/app_messages_dropped").json()["dropped"]
         from siyu.notify.models import OutboxMessage
         from siyu.sla.models import SlaEscalation
 
@@ -476,6 +482,9 @@ class Bench:
             by_user_received[touser].append((at, url))
         delivered_at: dict[int, list[float]] = defaultdict(list)
         send_delay: list[float] = []  # from a card's due time (after its merge window) to WeCom
+        # from the later of the step's due time and its card's (the card held for the
+        # person's spacing: WeCom delivers no faster) to WeCom
+        beyond_pace: dict[int, float] = {}
         extra_cards = 0
         for user, got in by_user_received.items():
             got.sort()
@@ -485,6 +494,8 @@ class Bench:
                 send_delay.append(at - card_due)
                 for sid in escalations:
                     delivered_at[sid].append(at)
+                    if sid in due_at and sid not in beyond_pace:
+                        beyond_pace[sid] = at - max(due_at[sid], card_due)
         # single-conversation cards carry the conversation in their link
         per_conversation = Counter()
         for _, _, _, url in received:
@@ -521,6 +532,13 @@ class Bench:
             f" p99 {percentile(fire_delay, 99):.3f} s; card due (merge window over) -> WeCom"
             f" p50 {percentile(send_delay, 50):.3f} s, p99 {percentile(send_delay, 99):.3f} s"
         )
+        paced = list(beyond_pace.values())
+        print(
+            f"beyond the pace (from the later of the step's due time and its card's, which waits"
+            f" for the person's card spacing): p50 {percentile(paced, 50):.3f} s,"
+            f" p99 {percentile(paced, 99):.3f} s; {a.agents} agents;"
+            f" app messages WeCom would have dropped: {dropped}"
+        )
         print(f"escalation rows due by the end: {counts['steps']}; sla_notice outbox: {counts['outbox']}")
         goal_met = self.db.is_postgres and p99 <= GOAL_P99_S and duplicates == 0 and fired == due_total
         print(
@@ -541,7 +559,11 @@ class Bench:
             "database": "postgresql" if self.db.is_postgres else "sqlite",
             "spread_s": a.spread_s,
             "merge_window_s": a.merge_window_s,
+            "agents": a.agents,
             "cards_received": len(received),
+            "dropped_by_wecom": dropped,
+            "beyond_pace_p50_s": round(percentile(paced, 50), 4),
+            "beyond_pace_p99_s": round(percentile(paced, 99), 4),
             "fired_early": early,
             "goal_met": bool(goal_met),
             "run_s": round(elapsed, 1),
@@ -576,6 +598,7 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="PostgreSQL server URL (default: SQLite file)")
     parser.add_argument("--spread-s", type=float, default=180.0, help="first steps come due over this long")
     parser.add_argument("--merge-window-s", type=float, default=0.0, help="the policy's card merge window")
+    parser.add_argument("--agents", type=int, default=AGENTS, help="agents the conversations go to, in turn")
     parser.add_argument("--concurrency", type=int, default=32, help="each worker's --concurrency")
     parser.add_argument(
         "--lead-s",

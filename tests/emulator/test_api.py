@@ -337,6 +337,33 @@ def test_message_send(http, make_corp):
     assert [m["msgtype"] for m in msgs] == ["text", "textcard"] and msgs[0]["recipients"] == ["zhangsan"]
 
 
+def test_app_messages_beyond_a_members_limits_are_dropped_silently(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+
+    def send(touser: str) -> dict:
+        body = {
+            "touser": touser,
+            "msgtype": "text",
+            "agentid": corp["agent_id"],
+            "text": {"content": "客户等待"},
+        }
+        return call(http, "POST", "message/send", tok, body)
+
+    answers = [send("zhangsan") for _ in range(31)]
+    assert all(a["errcode"] == 0 and a["msgid"] for a in answers)  # WeCom does not say
+    both = send("zhangsan|lisi")
+    assert both["errcode"] == 0
+    msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+    assert [m["recipients"] for m in msgs[:30]] == [["zhangsan"]] * 30
+    assert msgs[30]["recipients"] == [] and msgs[30]["dropped"] == ["zhangsan"]
+    assert msgs[31]["recipients"] == ["lisi"] and msgs[31]["dropped"] == ["zhangsan"]
+    http.post("/_emulator/clock", json={"advance_s": 61})  # a minute later he gets messages again
+    send("zhangsan")
+    last = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()[-1]
+    assert last["recipients"] == ["zhangsan"] and last["dropped"] == []
+
+
 def test_faults_and_rate_limits(http, make_corp):
     corp = make_corp(callback=False)
     tok = token(http, corp)

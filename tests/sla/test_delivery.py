@@ -16,7 +16,7 @@ from siyu.db import utcnow
 from siyu.emulator import voice as voice_gateway
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent
-from siyu.sla import service, tasks
+from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
 from siyu.tenancy.tasks import sync_staff
@@ -136,6 +136,35 @@ def test_a_lone_step_is_told_at_once_and_the_next_within_the_window_waits_for_it
     assert w.fire() == 1  # 赵先生, ten seconds later: his card waits for the window to end
     time.sleep(1.0)
     assert len(cards(w, "zhangsan")) == 1 and _statuses(w) == ["pending", "sent"]
+
+
+def test_a_short_merge_window_still_keeps_to_the_pace_wecom_delivers_at(w):
+    # the fixture's policy merges within 0.3 s; WeCom drops app messages beyond 30 a minute
+    w.say("在吗？", at=0)
+    w.say("请问能开发票吗？", at=1, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    wait_for(lambda: cards(w, "zhangsan"))
+    w.clock(121)
+    assert w.fire() == 1
+    time.sleep(1.0)
+    assert len(cards(w, "zhangsan")) == 1 and _statuses(w) == ["pending", "sent"]
+    [first, second] = wait_for(lambda: len(c := _sent(w)) == 2 and c, timeout=firing.CARD_SPACING_S + 3)
+    assert (second.due_at - first.due_at).total_seconds() >= firing.CARD_SPACING_S - 0.05
+    assert "赵先生" in wait_for(lambda: len(c := cards(w, "zhangsan")) == 2 and c)[1]["title"]
+    assert not [m for m in w.stack.app_messages() if m["dropped"]]
+
+
+def _sent(w) -> list[OutboxMessage]:
+    with w.session() as s:
+        return list(
+            s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == "sla_notice", OutboxMessage.status == "sent")
+                .order_by(OutboxMessage.due_at)
+            )
+        )
 
 
 def test_a_queued_card_is_dropped_when_the_customer_is_answered_meanwhile(w):

@@ -1,4 +1,4 @@
-"""Firing claimed steps in batches: one card per person per merge window (the first at once), answered
+"""Firing claimed steps in batches: one card per person per spacing (the first at once), answered
 waits left out, each step fired once however many workers hold the same rows, and a step
 fired when it is due rather than at the next poll."""
 
@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from siyu.conversations.models import Conversation
 from siyu.jobs.worker import Worker
 from siyu.notify.models import OutboxMessage
-from siyu.sla import tasks
+from siyu.sla import firing, tasks
 from siyu.sla.firing import fire_batch
 from siyu.sla.models import SlaEscalation
 
@@ -80,18 +80,30 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     assert abs(later.due_at - (card.due_at + timedelta(seconds=5))) < timedelta(seconds=0.1)
 
 
-def test_without_a_merge_window_each_step_is_its_own_card(local):
+def test_without_a_merge_window_a_person_still_gets_no_more_cards_than_wecom_delivers(local):
     w = local
     w.policy(merge_window_s=0)
     for i in range(3):
         w.say(f"问题{i}？", at=i, ext=f"wmn{i}")
+    w.say("我也有问题", at=1, ext="wmn9", staff="wangwu")
     w.pulled(3600)
-    w.clock(125)
+    w.clock(121)
     assert sorted(fire_batch(w.rt, claimed(w)).values()) == ["fired"] * 3
-    assert sorted(c.payload["escalations"][0] for c in w.outbox()) == sorted(
-        step_ids(w, f"wmn{i}")[0] for i in range(3)
-    )
-    assert all(len(c.payload["escalations"]) == 1 for c in w.outbox())
+    [first] = [c for c in w.outbox() if c.payload["touser"] == "zhangsan"]
+    assert first.payload["escalations"] == [step_ids(w, f"wmn{i}")[0] for i in range(2)]
+    assert first.due_at == first.created_at  # nobody was told lately: it goes at once
+    [wangwu] = [c for c in w.outbox() if c.payload["touser"] == "wangwu"]
+    assert wangwu.due_at == wangwu.created_at
+
+    # once it has gone, a step a second later waits: WeCom would drop a burst of cards
+    with w.session() as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == first.id).values(status="sent"))
+    w.clock(122)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [later] = [c for c in w.outbox() if c.payload["touser"] == "zhangsan" and c.id != first.id]
+    assert later.payload["escalations"] == [step_ids(w, "wmn2")[0]]
+    spacing = timedelta(seconds=firing.CARD_SPACING_S)
+    assert abs(later.due_at - (first.due_at + spacing)) < timedelta(seconds=0.1)
 
 
 def test_a_batch_fires_only_the_waits_still_unanswered(local):

@@ -369,6 +369,27 @@ def test_limiter_rate_window_and_cancellation():
     run(scenario())
 
 
+def test_app_messages_are_not_held_to_the_per_corp_rate():
+    """WeCom does not count message/send against the base limit (its limit is per member)."""
+
+    async def scenario():
+        limiter = RateLimiter(windows=[(60.0, 2)])
+        send = ("https://qyapi", "wwcorp", "/cgi-bin/message/send")
+        started = time.monotonic()
+        for _ in range(5):
+            async with limiter.slot(send):
+                pass
+        assert time.monotonic() - started < 0.5
+        other = ("https://qyapi", "wwcorp", "/cgi-bin/user/get")
+        for _ in range(2):
+            async with limiter.slot(other):
+                pass
+        with pytest.raises(WeComRateLimited):
+            await limiter.acquire(other, max_wait=0.05)
+
+    run(scenario())
+
+
 # ------------------------------------------------------ tokens, over HTTP
 
 

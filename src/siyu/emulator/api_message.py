@@ -1,6 +1,9 @@
-"""App messages (应用消息, REFERENCE.md section 9): message/send, recorded for tests to read."""
+"""App messages (应用消息, REFERENCE.md section 9): message/send, recorded for tests to read.
+Beyond WeCom's per-member limits (section 17) a recipient is dropped silently, as WeCom does."""
 
 from __future__ import annotations
+
+from collections import deque
 
 from .cgi import Ctx, api
 from .errors import WeComError
@@ -59,15 +62,35 @@ async def send(ctx: Ctx) -> dict:
     if not valid:
         raise WeComError(81013)
     msgid = rand_id(n=32)
+    now = ctx.state.now()
+    delivered = [u for u in valid if _within_member_limits(ctx.state, corp.corp_id, agentid, u, now)]
     corp.app_messages.append(
         {
-            "received_at": ctx.state.now(),
+            "received_at": now,
             "corp_id": corp.corp_id,
             "agentid": agentid,
             "msgid": msgid,
             "msgtype": msgtype,
-            "recipients": valid,
+            "recipients": delivered,
+            "dropped": [u for u in valid if u not in delivered],
             "payload": body,
         }
     )
     return {**out, "msgid": msgid}
+
+
+def _within_member_limits(state, corp_id: str, agentid: int, userid: str, now: float) -> bool:
+    """Count one app message to this member; False (dropped, and WeCom says nothing) when
+    the member already had the most a window allows."""
+    limits = state.config.app_message_member_limits
+    if not limits:
+        return True
+    times = state.member_messages.setdefault((corp_id, agentid, userid), deque())
+    longest = max(seconds for seconds, _ in limits)
+    while times and times[0] <= now - longest:
+        times.popleft()
+    for seconds, limit in limits:
+        if sum(1 for t in times if t > now - seconds) >= limit:
+            return False
+    times.append(now)
+    return True

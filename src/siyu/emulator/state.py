@@ -46,6 +46,10 @@ class EmulatorConfig:
     # msgaudit_notify goes out at most once per this many seconds per corp (REFERENCE 2.4);
     # PATCH /_emulator/corps/{id} {archive_notify_interval_s} overrides it per corp.
     archive_notify_interval_s: float = 15.0
+    # message/send: WeCom delivers at most 30 app messages a minute and 1,000 an hour from
+    # one app to one member and drops the rest without an error (REFERENCE section 17).
+    # (seconds, limit) windows, sliding; the emulator drops likewise and records whom.
+    app_message_member_limits: tuple[tuple[float, int], ...] = ((60.0, 30), (3600.0, 1000))
 
 
 class Clock:
@@ -385,6 +389,7 @@ class EmulatorState:
         self.token_by_secret: dict[tuple[str, str], str] = {}
         # (corp_id, api) -> deque of call times for the sliding-minute limiter.
         self.rate_windows: dict[tuple[str, str], deque] = {}
+        self.member_messages: dict[tuple[str, int, str], deque] = {}  # app messages a member got
 
     def now(self) -> float:
         return self.clock.now()

@@ -14,11 +14,11 @@ In ONE transaction per tenant:
    else fired, with the wait's breached_step raised; policies, recipients and the tenant's
    time zone are looked up once per batch;
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
-   messages to one person join a card still waiting to go out (policy merge window > 0),
-   else the batch's steps to that person become one new card, which goes at once unless
-   the person had a card within the merge window (then it waits for that window to end);
-   with a merge window of 0 each step is its own card. One voice call per person per
-   cooldown, the rest of the person's call steps are covered by it;
+   messages to one person join a card still waiting to go out, else the batch's steps to
+   that person become one new card, which goes at once unless the person had a card
+   within the spacing (the policy's merge window, at least CARD_SPACING_S): then it waits
+   for the spacing to end. One voice call per person per cooldown, the rest of the
+   person's call steps are covered by it;
 4. writes the steps' outcomes and the waits' breached steps, one statement each.
 
 There is no lease: a worker that dies before commit leaves its steps pending, and the
@@ -45,6 +45,11 @@ from siyu.sla.calendar import quiet_until
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
+# WeCom silently drops app messages to one member beyond 30 a minute and 1,000 an hour
+# (REFERENCE section 17): an escalation card that vanishes is a customer nobody is told
+# about. Cards to one person go at least this far apart (900 an hour), whatever the
+# policy's merge window, leaving room for Siyu's other notices to them.
+CARD_SPACING_S = 4.0
 WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was queued
 
 
@@ -221,7 +226,7 @@ def _fire_tenant(
         notices = [st for st in firing if st.action != "voice_call"]
         calls = [st for st in firing if st.action == "voice_call"]
         wanted = {("call", st.recipient) for st in calls}
-        wanted |= {("notice", st.recipient) for st in notices if step_policy[st.id].merge_window_s}
+        wanted |= {("notice", st.recipient) for st in notices}
         recipient_locks(s, tenant_id, wanted)
         windows = _queue_notices(s, tenant_id, notices, step_policy) if notices else set()
         queued = time.monotonic()
@@ -301,42 +306,43 @@ def _recipient_of(dedupe_key: str) -> str:
     return dedupe_key[len("sla-notice:") :].rsplit(":", 1)[0]
 
 
+def spacing_s(policy) -> float:
+    """How far apart one person's cards go: the policy's merge window, but never closer
+    than WeCom lets app messages to one member through."""
+    return max(policy.merge_window_s, CARD_SPACING_S)
+
+
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
     """Each person's app-message steps: join a card for them still waiting to go out (not
-    yet claimed by a sender) when the step's policy merges, else a new card (one per step
-    without merging; one for all of the batch's merging steps to the person). A new merging
-    card goes at once unless the person had a card within the merge window: then it waits
-    for the window after that one to end, and what comes due meanwhile joins it. So a lone
-    step is told on time, and a burst of them arrives as one card per window.
+    yet claimed by a sender), else one new card for all of the batch's steps to the
+    person. A new card goes at once unless the person had a card within the spacing
+    (`spacing_s`): then it waits for the spacing after that one to end, and what comes due
+    meanwhile joins it. So a lone step is told on time, and a burst of them arrives as one
+    card per spacing, never faster than WeCom delivers.
     Returns in how many seconds from now the cards it wrote come due: the senders are woken
     then (a joined card may be due already: a sender that came for it while this
     transaction held it skipped it, and must come back)."""
     merging: dict[str, list[_Step]] = defaultdict(list)
+    for st in notices:
+        merging[st.recipient].append(st)
     new_cards: list[tuple[list[_Step], float]] = []
     wake_in: set[float] = set()
-    for st in notices:
-        window = policy_of[st.id].merge_window_s
-        if window:
-            merging[st.recipient].append(st)
-        else:
-            new_cards.append(([st], 0.0))
-    if merging:
-        now = utcnow()
-        longest = max(policy_of[st.id].merge_window_s for group in merging.values() for st in group)
-        open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest))
-        joined = []
-        for recipient, (card_id, payload, due_at) in open_cards.items():
-            group = merging.pop(recipient)
-            wake_in.add(max(0.0, (due_at - now).total_seconds()))
-            escalations = [*payload["escalations"], *(st.id for st in group)]
-            joined.append({"id": card_id, "payload": {**payload, "escalations": escalations}})
-            for st in group:
-                st.note = f"merged into outbox {card_id}"
-        bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
-        for recipient, group in merging.items():
-            window = timedelta(seconds=policy_of[group[0].id].merge_window_s)
-            last = last_due.get(recipient)
-            new_cards.append((group, max(0.0, (last + window - now).total_seconds()) if last else 0.0))
+    now = utcnow()
+    longest = max(spacing_s(policy_of[st.id]) for st in notices)
+    open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest))
+    joined = []
+    for recipient, (card_id, payload, due_at) in open_cards.items():
+        group = merging.pop(recipient)
+        wake_in.add(max(0.0, (due_at - now).total_seconds()))
+        escalations = [*payload["escalations"], *(st.id for st in group)]
+        joined.append({"id": card_id, "payload": {**payload, "escalations": escalations}})
+        for st in group:
+            st.note = f"merged into outbox {card_id}"
+    bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
+    for recipient, group in merging.items():
+        spacing = timedelta(seconds=max(spacing_s(policy_of[st.id]) for st in group))
+        last = last_due.get(recipient)
+        new_cards.append((group, max(0.0, (last + spacing - now).total_seconds()) if last else 0.0))
     if not new_cards:
         return wake_in
     rows = [

@@ -9,6 +9,10 @@ Each key (base_url, corp_id, API path) has a gate that admits a call when
   `max_pause`, 60 s by default: WeCom's minute-level block lifts within a minute, and a
   probe a minute during a longer block costs little).
 
+APIs that WeCom does not count against the base limit (message/send: its limit is per
+member, and what exceeds it is dropped silently, so the senders pace themselves, see
+siyu.sla.firing.CARD_SPACING_S) have no rate windows, only the in-flight cap and pauses.
+
 Waiting calls are admitted in priority order ("urgent" before "normal", then first come
 first served). Keys are independent: a paused or saturated endpoint never delays another.
 A call that would wait longer than its `max_wait` fails at once with `WeComRateLimited`
@@ -26,7 +30,7 @@ import itertools
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Sequence
 
 from .errors import WeComRateLimited
 
@@ -35,6 +39,7 @@ __all__ = ["RateLimiter", "PRIORITIES", "default_rate_limiter"]
 PRIORITIES = {"urgent": 0, "normal": 1}
 
 _EPSILON = 0.002
+UNMETERED = frozenset({"/cgi-bin/message/send"})  # paths outside the base limit (REFERENCE 17)
 
 
 class _Window:
@@ -142,6 +147,7 @@ class RateLimiter:
         windows: Sequence[tuple[float, int]] | None = None,
         max_pause: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        unmetered: Collection[str] = UNMETERED,
     ):
         if windows is None:
             windows = [(s, n) for s, n in ((60.0, per_minute), (3600.0, per_hour)) if n is not None]
@@ -151,6 +157,7 @@ class RateLimiter:
         self.max_in_flight = max_in_flight
         self.max_pause = max_pause
         self.clock = clock
+        self.unmetered = frozenset(unmetered)
         self._seq = itertools.count()
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Gate]] = (
             weakref.WeakKeyDictionary()
@@ -164,6 +171,8 @@ class RateLimiter:
         gate = gates.get(key)
         if gate is None:
             gate = gates[key] = _Gate(self)
+            if isinstance(key, tuple) and key and key[-1] in self.unmetered:
+                gate.windows = []  # keys are (base_url, corp_id, path)
         return gate
 
     @contextlib.asynccontextmanager
