@@ -164,10 +164,72 @@ def test_greetings_and_calls_for_attention_need_a_reply(text):
         "帮您换成M码可以吗？",
     ],
 )
-@pytest.mark.parametrize("text", ["嗯", "好的", "可以", "是的", "好的谢谢", "行", "👍", "[OK]"])
+@pytest.mark.parametrize("text", ["嗯", "好的", "可以", "好的谢谢", "行", "👍", "[OK]"])
 def test_a_bare_acknowledgement_answering_a_decision_question_needs_a_reply(staff, text):
     assert label(text, staff) == "needs_reply"
     assert label(text, DONE) == "closing"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    ["订单编号:[订单x]", "亲，是这个吧", "请问是这个电话号码嘛~", "您是不是取消订单了。", DONE, None],
+)
+@pytest.mark.parametrize("text", ["是的", "对", "嗯 对", "是啊", "对的呢", "没错"])
+def test_a_bare_yes_confirms_what_the_staff_put_to_the_customer(staff, text):
+    # in real service chats a customer confirms an order, a product, a number with it and
+    # goes on; they sign off with 好的 / 谢谢, not with 是的
+    assert label(text, staff) == "needs_reply"
+    assert label(text, "这样说明白了吗？") == "closing"  # yes, understood
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "是的呢",
+        "会送到的呢",
+        "这边已经帮您跟站点反馈了呢",
+        "您的商品在给您配送时配送员跟您联系的呢",
+        "好的， 那么您保持手机畅通哈",
+    ],
+)
+@pytest.mark.parametrize("text", ["好的", "好吧", "哦哦", "好的 谢谢"])
+def test_a_softening_ne_or_name_in_a_staff_statement_asks_nothing(staff, text):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    ["请问还有可以为您服务的吗?", "有什么问题我可以帮您处理或解决呢?", "请问您的问题是否完全帮您解决了呢?"],
+)
+@pytest.mark.parametrize("text", ["没有了", "没了再见", "没有 没事", "解决了，谢谢", "没有咯"])
+def test_service_phrasings_of_anything_else_are_closing_checks(staff, text):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的[姓名x]",
+        "好吧 [姓名1]",
+        "添麻烦了",
+        "给你们添麻烦了",
+        "那你费心了",
+        "明白了 谢谢您阿",
+        "没有问题了",
+        "我联系上了，谢谢",
+        "那我再转转",
+        "那我明天查询一下",
+        "美了",
+        "客气啦",
+    ],
+)
+def test_closing_remarks_seen_in_real_service_chats(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize("text", ["[链接x]", "[图片1]", "好的 [订单x]", "那么我的订单呢"])
+def test_masked_links_and_placeholders_still_need_a_reply(text):
+    assert label(text) == "needs_reply"
 
 
 @pytest.mark.parametrize("text", ["不用了谢谢", "暂时不需要", "算了", "我再考虑一下", "先不用了"])

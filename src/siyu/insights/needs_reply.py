@@ -85,15 +85,25 @@ class Normalized:
     question: bool = False  # a question mark
 
 
+# Masked exports number their placeholders ([姓名x], [链接1], [name2]): the kind is what counts.
+_MASK_SUFFIX = re.compile(r"(?<=[^\dx])(?:x|\d{1,2})$")
+
+
+def _code_name(name: str) -> str:
+    return _MASK_SUFFIX.sub("", name)
+
+
 def _drop_known_code(m: re.Match[str]) -> str:
-    """Emoji, sticker, media and negative codes go (the last two are flagged); any other [xxx]
-    (a placeholder such as [订单号], a bracketed word) stays as content."""
-    name = m.group(1)
+    """Emoji, sticker, media and negative codes go (the last two are flagged), and so does a
+    masked name ([姓名x]: someone addressed or signing off); any other [xxx] (a placeholder
+    such as [订单号], a bracketed word) stays as content."""
+    name = _code_name(m.group(1))
     if (
         name in lx.EMOJI_CODES
         or name in lx.STICKER_CODES
         or name in lx.MEDIA_CODES
         or name in lx.NEGATIVE_CODES
+        or name in lx.NAME_CODES
     ):
         return " "
     return m.group(0)
@@ -104,7 +114,7 @@ def normalize(text: str) -> Normalized:
     media = negative = False
     if "[" in t or "#e-" in t:
         t = _EXPORT_EMOJI.sub(" ", t)
-        for name in _CODE.findall(t):
+        for name in map(_code_name, _CODE.findall(t)):
             if name in lx.MEDIA_CODES:
                 media = True
             elif name in lx.NEGATIVE_CODES:
@@ -190,7 +200,10 @@ _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call f
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
 _AFFIRM = re.compile(r"是的?|对的?|对对|有的?|嗯对")
-_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS)
+# A bare yes (是的, 对, 没错) confirms what the staff put to the customer (an order, a product,
+# "是这个吧"), who then goes on: in real service chats it is not how a customer signs off.
+_CONFIRM = re.compile(r"(?:(?:嗯+|恩+|哦+) ?)?(?:是的?|对的?|对对|没错|嗯对|是滴|对滴)")
+_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, r"没事儿?了?|没关系|没问题了?")
 _AFTER_AFFIRM = _Grammar(lx.FILLER)
 
 
@@ -204,9 +217,11 @@ _MAX_CLOSING_LEN = 48
 
 # staff messages
 _SENTENCE = re.compile(r"(?<=[。!.;\n?])")
+# A sentence-final 呢 is a softener in service talk (是的呢, 会送到的呢, 帮您反馈了呢), not a
+# question: only 您看呢 and a question word before it (which the other cues catch) ask.
 _QUESTION = re.compile(
-    r"[?]|吗|(?<![么什怎])么(?!么)|呢\s*$|嘛\s*$|是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|哪种|哪天|"
-    r"哪里|什么时候|什么时间|多少|选哪|考虑哪"
+    r"[?]|吗|(?<![么什怎那这多要])么(?!么)|[您你]看呢|嘛[\s~]*$|是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|"
+    r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
@@ -275,6 +290,8 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
             return NEEDS_ANSWER
         return CLOSING
     if kind == "closing_check" and _head_then(_AFFIRM, _AFTER_AFFIRM, s):
+        return NEEDS_ANSWER
+    if kind != "comprehension" and _head_then(_CONFIRM, _AFTER_AFFIRM, s):
         return NEEDS_ANSWER
     if kind == "none" and _WEAK.fullmatch(s):
         return CLOSING_WEAK
