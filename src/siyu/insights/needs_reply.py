@@ -22,15 +22,20 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
-   After a closing check (还有其他问题吗？) 是的 needs a reply and 没有了 does not; after a
-   comprehension check (明白了吗？), a "please wait" or a request for the customer to do
-   something (麻烦发一下订单号) an acknowledgement is closing.
+   After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
+   does not; after a comprehension check (明白了吗？), a "please wait" or a request for the
+   customer to do something (麻烦发一下订单号) an acknowledgement is closing. A sentence-final
+   呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对, 没错) needs a reply
+   except after a comprehension check: in real service chats it confirms an order, a
+   product or a number the staff put to the customer, who then goes on.
 
 Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
-location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ...) needs a
-reply; a sticker ([表情], [emotion], [动画表情]) or emoji alone is an acknowledgement (closing,
-unless it answers a decision question); a question or displeasure emoji ([疑问] ❓ 😡) needs a
-reply; an empty or punctuation-only message is an acknowledgement, except question marks.
+location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ..., also as
+masked exports number them: [链接x], [图片1]) needs a reply; a masked name ([姓名x]) is someone
+addressed and is dropped; a sticker ([表情], [emotion], [动画表情]) or emoji alone is an
+acknowledgement (closing, unless it answers a decision question); a question or displeasure
+emoji ([疑问] ❓ 😡) needs a reply; an empty or punctuation-only message is an acknowledgement,
+except question marks.
 
 score is a probability-like confidence that the message needs a reply (fixed per rule, not
 calibrated on data); label is "needs_reply" when score >= 0.5.
