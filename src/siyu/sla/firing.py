@@ -14,7 +14,7 @@ In ONE transaction per tenant:
    else fired, with the wait's breached_step raised; policies, recipients and the tenant's
    time zone are looked up once per batch;
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
-   messages to one person join a card still waiting to go out, else the batch's steps to
+   messages to one person join a card of theirs not yet due, else the batch's steps to
    that person become one new card, which goes at once unless the person had a card
    within the spacing (the policy's merge window, at least CARD_SPACING_S): then it waits
    for the spacing to end. One voice call per person per cooldown, the rest of the
@@ -51,6 +51,10 @@ FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
 # policy's merge window, leaving room for Siyu's other notices to them.
 CARD_SPACING_S = 4.0
 WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was queued
+# A card due this soon is left to the senders: steps firing now go to the person's next
+# card. (Joining locks the card, and a sender skips a locked card: with steps firing for
+# a person every fraction of a second, a due card could be locked again and again.)
+JOIN_MARGIN_S = 0.05
 
 
 @dataclass
@@ -313,8 +317,8 @@ def spacing_s(policy) -> float:
 
 
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
-    """Each person's app-message steps: join a card for them still waiting to go out (not
-    yet claimed by a sender), else one new card for all of the batch's steps to the
+    """Each person's app-message steps: join a card for them that is not yet due (nor
+    claimed by a sender), else one new card for all of the batch's steps to the
     person. A new card goes at once unless the person had a card within the spacing
     (`spacing_s`): then it waits for the spacing after that one to end, and what comes due
     meanwhile joins it. So a lone step is told on time, and a burst of them arrives as one
@@ -329,7 +333,7 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
     wake_in: set[float] = set()
     now = utcnow()
     longest = max(spacing_s(policy_of[st.id]) for st in notices)
-    open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest))
+    open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest), now)
     joined = []
     for recipient, (card_id, payload, due_at) in open_cards.items():
         group = merging.pop(recipient)
@@ -364,12 +368,13 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
 
 
 def _cards_of(
-    s: Session, recipients: set[str], since: datetime
+    s: Session, recipients: set[str], since: datetime, now: datetime
 ) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
-    """For these people: each one's first card still waiting to go out, locked until this
-    transaction ends so that no sender takes it meanwhile (PostgreSQL: FOR UPDATE, skipping
-    a card a sender is claiming right now; SQLite: its write lock, held since the gate);
-    and when each one's latest card (going out, or sent and due after `since`) was due.
+    """For these people: each one's first card still waiting to go out and not yet due
+    (JOIN_MARGIN_S), locked until this transaction ends so that no sender takes it meanwhile
+    (PostgreSQL: FOR UPDATE, skipping a card a sender is claiming right now; SQLite: its
+    write lock, held since the gate); and when each one's latest card (going out, or sent
+    and due after `since`) was due.
 
     Those cards are few (a person has at most a window's worth), so they are read by the
     outbox's status index, unlocked, and only this batch's people's open ones are then
@@ -386,12 +391,14 @@ def _cards_of(
     ).all()
     first: dict[str, int] = {}
     last_due: dict[str, datetime] = {}
+    joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
     for card_id, key, status, claimed_until, due_at in sorted(cards):
         recipient = _recipient_of(key)
         if recipient not in recipients:
             continue
         last_due[recipient] = max(due_at, last_due.get(recipient, due_at))
-        if status == "pending" and claimed_until is None and recipient not in first:
+        joinable = status == "pending" and claimed_until is None and due_at > joinable_after
+        if joinable and recipient not in first:
             first[recipient] = card_id
     if not first:
         return {}, last_due
