@@ -81,6 +81,22 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local):
     assert f"merged into outbox {card.id}" in notes
 
 
+def test_when_the_senders_are_behind_steps_join_the_overdue_card(local):
+    w = local
+    w.policy(merge_window_s=5)
+    w.say("问题？", at=0, ext="wmo0")
+    w.say("还有问题？", at=1, ext="wmo1")
+    w.pulled(3600)
+    w.clock(120)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    time.sleep(firing.JOIN_OVERDUE_S + 0.2)  # no sender has taken the card, due a while ago
+    w.clock(121)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    # one card waiting for him, not a pile that would reach WeCom at once
+    [card] = w.outbox()
+    assert card.payload["escalations"] == [step_ids(w, "wmo0")[0], step_ids(w, "wmo1")[0]]
+
+
 def test_without_a_merge_window_a_person_still_gets_no_more_cards_than_wecom_delivers(local):
     w = local
     w.policy(merge_window_s=0)

@@ -51,10 +51,13 @@ FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
 # policy's merge window, leaving room for Siyu's other notices to them.
 CARD_SPACING_S = 4.0
 WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was queued
-# A card due this soon is left to the senders: steps firing now go to the person's next
-# card. (Joining locks the card, and a sender skips a locked card: with steps firing for
-# a person every fraction of a second, a due card could be locked again and again.)
+# A card due this soon, or due this recently, is left to the senders: steps firing now go
+# to the person's next card. (Joining locks the card, and a sender skips a locked card: with
+# steps firing for a person every fraction of a second, a due card could be locked again and
+# again.) A card overdue by longer means the senders are behind: steps join it, so that a
+# person still has one card waiting, not a pile that would go out at once when they catch up.
 JOIN_MARGIN_S = 0.05
+JOIN_OVERDUE_S = 1.0
 
 
 @dataclass
@@ -370,8 +373,8 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
 def _cards_of(
     s: Session, recipients: set[str], since: datetime, now: datetime
 ) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
-    """For these people: each one's first card still waiting to go out and not yet due
-    (JOIN_MARGIN_S), locked until this transaction ends so that no sender takes it meanwhile
+    """For these people: each one's first card still waiting to go out, not due right now
+    (JOIN_MARGIN_S, JOIN_OVERDUE_S), locked until this transaction ends so that no sender takes it meanwhile
     (PostgreSQL: FOR UPDATE, skipping a card a sender is claiming right now; SQLite: its
     write lock, held since the gate); and when each one's latest card (going out, or sent
     and due after `since`) was due.
@@ -392,12 +395,17 @@ def _cards_of(
     first: dict[str, int] = {}
     last_due: dict[str, datetime] = {}
     joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
+    overdue_before = now - timedelta(seconds=JOIN_OVERDUE_S)
     for card_id, key, status, claimed_until, due_at in sorted(cards):
         recipient = _recipient_of(key)
         if recipient not in recipients:
             continue
         last_due[recipient] = max(due_at, last_due.get(recipient, due_at))
-        joinable = status == "pending" and claimed_until is None and due_at > joinable_after
+        joinable = (
+            status == "pending"
+            and claimed_until is None
+            and (due_at > joinable_after or due_at < overdue_before)
+        )
         if joinable and recipient not in first:
             first[recipient] = card_id
     if not first:
