@@ -227,6 +227,33 @@ def test_closing_remarks_seen_in_real_service_chats(text):
     assert label(text) == "closing"
 
 
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "还有一张优惠券可以帮您申请，需要吗？",
+        "店铺还有赠品可以为您申请哦，需要吗？",
+        "这个问题需要为您升级处理解决，可以吗？",
+        "那您希望怎么解决呢？",
+        "您想要什么尺码呢",
+        "您需要几件呢",
+        "您是在哪家门店买的呢",
+    ],
+)
+@pytest.mark.parametrize("text", ["好的", "可以", "嗯"])
+def test_offers_and_questions_ending_in_ne_are_not_closing_checks(staff, text):
+    assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["对对", "对对对", "是的是的", "是的没错", "嗯嗯 对对"])
+def test_a_repeated_yes_confirms_as_much_as_a_single_one(text):
+    assert label(text, "订单编号:[订单x]") == "needs_reply"
+    assert label(text, "还有其他问题吗？") == "needs_reply"
+
+
+def test_a_masked_name_alone_answers_the_staff():
+    assert label("[姓名x]", "请提供一下收货人姓名") == "needs_reply"
+
+
 @pytest.mark.parametrize("text", ["[链接x]", "[图片1]", "好的 [订单x]", "那么我的订单呢"])
 def test_masked_links_and_placeholders_still_need_a_reply(text):
     assert label(text) == "needs_reply"

@@ -88,6 +88,7 @@ class Normalized:
     media: bool = False  # an image, voice, file, link, ... rendering
     negative: bool = False  # a question or displeasure emoji / code
     question: bool = False  # a question mark
+    named: bool = False  # a masked name ([姓名x]), dropped from the text
 
 
 # Masked exports number their placeholders ([姓名x], [链接1], [name2]): the kind is what counts.
@@ -116,7 +117,7 @@ def _drop_known_code(m: re.Match[str]) -> str:
 
 def normalize(text: str) -> Normalized:
     t = unicodedata.normalize("NFKC", text).lower() if not text.isascii() else text.lower()
-    media = negative = False
+    media = negative = named = False
     if "[" in t or "#e-" in t:
         t = _EXPORT_EMOJI.sub(" ", t)
         for name in map(_code_name, _CODE.findall(t)):
@@ -124,6 +125,8 @@ def normalize(text: str) -> Normalized:
                 media = True
             elif name in lx.NEGATIVE_CODES:
                 negative = True
+            elif name in lx.NAME_CODES:
+                named = True
         t = _CODE.sub(_drop_known_code, t)
     if not t.isascii():
         if not lx.NEGATIVE_EMOJI.isdisjoint(t):
@@ -135,7 +138,7 @@ def normalize(text: str) -> Normalized:
     t = _SPACE.sub(" ", t).strip()
     if "thank" in t or "got" in t or "hao" in t or "xie" in t:
         t = _JOIN.sub(lambda m: m.group(0).replace(" ", ""), t)
-    return Normalized(t, media, negative, question)
+    return Normalized(t, media, negative, question, named)
 
 
 # ------------------------------------------------------------------------------ grammar
@@ -204,10 +207,11 @@ _WEAK_OR_NOTHING = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CH
 _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
-_AFFIRM = re.compile(r"是的?|对的?|对对|有的?|嗯对")
+_AFFIRM = re.compile(r"(?:对对|是的?|对的?|有的?|嗯对)(?: ?(?:对对|是的?|对的?|有的?|没错))*")
 # A bare yes (是的, 对, 没错) confirms what the staff put to the customer (an order, a product,
 # "是这个吧"), who then goes on: in real service chats it is not how a customer signs off.
-_CONFIRM = re.compile(r"(?:(?:嗯+|恩+|哦+) ?)?(?:是的?|对的?|对对|没错|嗯对|是滴|对滴)")
+_YES = r"(?:对对|是的|是滴|是|对的|对滴|对|没错|嗯对)"
+_CONFIRM = re.compile(rf"(?:(?:嗯+|恩+|哦+) ?)?{_YES}(?: ?{_YES})*")
 _AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, r"没事儿?了?|没关系|没问题了?")
 _AFTER_AFFIRM = _Grammar(lx.FILLER)
 
@@ -223,10 +227,11 @@ _MAX_CLOSING_LEN = 48
 # staff messages
 _SENTENCE = re.compile(r"(?<=[。!.;\n?])")
 # A sentence-final 呢 is a softener in service talk (是的呢, 会送到的呢, 帮您反馈了呢), not a
-# question: only 您看呢 and a question word before it (which the other cues catch) ask.
+# question: only 您看呢 and a question word before it (您想要什么尺码呢, 需要几件呢) ask.
 _QUESTION = re.compile(
     r"[?]|吗|(?<![么什怎那这多要])么(?!么)|[您你]看呢|嘛[\s~]*$|是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|"
-    r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧"
+    r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
+    r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
@@ -282,6 +287,8 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
         return NEEDS_NEGATIVE
     kind = context_kind(context)
     s = n.text
+    if not s and n.named:  # only a name: an answer (请提供收货人姓名)
+        return NEEDS_CONTENT
     if not s:  # a sticker, emoji or punctuation only
         return NEEDS_ANSWER_STICKER if kind == "decision" else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
