@@ -364,6 +364,16 @@ def test_app_messages_beyond_a_members_limits_are_dropped_silently(http, make_co
     assert last["recipients"] == ["zhangsan"] and last["dropped"] == []
 
 
+def test_app_messages_are_outside_the_per_corp_base_limit(http, make_corp):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"rate_limits": {"*": 2}}).raise_for_status()
+    body = {"msgtype": "text", "agentid": corp["agent_id"], "text": {"content": "客户等待"}}
+    sent = [call(http, "POST", "message/send", tok, {**body, "touser": u}) for u in ("zhangsan", "lisi") * 2]
+    assert [a["errcode"] for a in sent] == [0, 0, 0, 0]
+    assert [call(http, "GET", "user/get", tok, userid="lisi")["errcode"] for _ in range(3)] == [0, 0, 45009]
+
+
 def test_faults_and_rate_limits(http, make_corp):
     corp = make_corp(callback=False)
     tok = token(http, corp)

@@ -20,6 +20,8 @@ from .errors import WeComError, error_body
 from .faults import over_limit
 from .state import Corp, EmulatorState
 
+UNMETERED = frozenset({"message/send"})  # APIs outside the per-corp base limit (REFERENCE 17)
+
 Handler = Callable[["Ctx"], Awaitable[dict | Response]]
 
 
@@ -120,7 +122,8 @@ def build_router(emu) -> APIRouter:
                     await asyncio.sleep(fault.delay_s)
                 if fault.errcode:
                     raise WeComError(fault.errcode)
-            if corp is not None and over_limit(emu.state, corp, name):
+            # message/send is outside the base limit: WeCom limits it per member (api_message)
+            if corp is not None and name not in UNMETERED and over_limit(emu.state, corp, name):
                 raise WeComError(45009)
             raw = b""
             if request.method == "POST" and not request.headers.get("content-type", "").startswith(

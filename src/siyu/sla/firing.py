@@ -14,8 +14,9 @@ In ONE transaction per tenant:
    else fired, with the wait's breached_step raised; policies, recipients and the tenant's
    time zone are looked up once per batch;
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
-   messages to one person join a card of theirs not yet due, else the batch's steps to
-   that person become one new card, which goes at once unless the person had a card
+   messages to one person join a card of theirs not yet due (or overdue by more than
+   JOIN_OVERDUE_S: the senders are behind), else the batch's steps to that person become
+   one new card, which goes at once unless the person had a card
    within the spacing (the policy's merge window, at least CARD_SPACING_S): then it waits
    for the spacing to end. One voice call per person per cooldown, the rest of the
    person's call steps are covered by it;
@@ -58,6 +59,9 @@ WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was qu
 # person still has one card waiting, not a pile that would go out at once when they catch up.
 JOIN_MARGIN_S = 0.05
 JOIN_OVERDUE_S = 1.0
+# A card sent late counts from when it went; cards are read back for that this far behind
+# the spacing (the outbox index is on due_at: reading further costs every firing batch).
+SENT_LATE_S = 10.0
 
 
 @dataclass
@@ -320,12 +324,13 @@ def spacing_s(policy) -> float:
 
 
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
-    """Each person's app-message steps: join a card for them that is not yet due (nor
-    claimed by a sender), else one new card for all of the batch's steps to the
-    person. A new card goes at once unless the person had a card within the spacing
-    (`spacing_s`): then it waits for the spacing after that one to end, and what comes due
+    """Each person's app-message steps: join a card for them that is not due right now
+    (not yet due, or overdue by more than JOIN_OVERDUE_S) nor claimed by a sender, else one
+    new card for all of the batch's steps to the person. A new card goes at once unless the
+    person had a card within the spacing (`spacing_s`, counted from when that card went or
+    goes): then it waits for the spacing after that one to end, and what comes due
     meanwhile joins it. So a lone step is told on time, and a burst of them arrives as one
-    card per spacing, never faster than WeCom delivers.
+    card per spacing.
     Returns in how many seconds from now the cards it wrote come due: the senders are woken
     then (a joined card may be due already: a sender that came for it while this
     transaction held it skipped it, and must come back)."""
@@ -374,21 +379,27 @@ def _cards_of(
     s: Session, recipients: set[str], since: datetime, now: datetime
 ) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
     """For these people: each one's first card still waiting to go out, not due right now
-    (JOIN_MARGIN_S, JOIN_OVERDUE_S), locked until this transaction ends so that no sender takes it meanwhile
-    (PostgreSQL: FOR UPDATE, skipping a card a sender is claiming right now; SQLite: its
-    write lock, held since the gate); and when each one's latest card (going out, or sent
-    and due after `since`) was due.
+    (JOIN_MARGIN_S, JOIN_OVERDUE_S), locked until this transaction ends so that no sender
+    takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender is claiming right
+    now; SQLite: its write lock, held since the gate); and when each one's latest card
+    (going out, or sent and due after `since` less SENT_LATE_S) went or goes: a sent card
+    when it was due or, if later, sent; a card due and still waiting, now (it goes as soon
+    as a sender has it).
 
     Those cards are few (a person has at most a window's worth), so they are read by the
     outbox's status index, unlocked, and only this batch's people's open ones are then
     locked and read again: one short statement each, whatever the number of people."""
     o = OutboxMessage
     cards = s.execute(
-        select(o.id, o.dedupe_key, o.status, o.claimed_until, o.due_at).where(
+        select(o.id, o.dedupe_key, o.status, o.claimed_until, o.due_at, o.sent_at).where(
             o.kind == "sla_notice",
             or_(
                 o.status == "pending",
-                and_(o.status == "sent", o.priority == outbox.NORMAL, o.due_at > since),
+                and_(
+                    o.status == "sent",
+                    o.priority == outbox.NORMAL,
+                    o.due_at > since - timedelta(seconds=SENT_LATE_S),
+                ),
             ),
         )
     ).all()
@@ -396,11 +407,13 @@ def _cards_of(
     last_due: dict[str, datetime] = {}
     joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
     overdue_before = now - timedelta(seconds=JOIN_OVERDUE_S)
-    for card_id, key, status, claimed_until, due_at in sorted(cards):
+    for card_id, key, status, claimed_until, due_at, sent_at in sorted(cards):
         recipient = _recipient_of(key)
         if recipient not in recipients:
             continue
-        last_due[recipient] = max(due_at, last_due.get(recipient, due_at))
+        # cards late to go (the senders behind, a retry) count from when they go
+        went = max(due_at, sent_at or now) if status == "sent" else max(due_at, now)
+        last_due[recipient] = max(went, last_due.get(recipient, went))
         joinable = (
             status == "pending"
             and claimed_until is None
