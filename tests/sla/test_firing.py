@@ -98,6 +98,29 @@ def test_when_the_senders_are_behind_steps_join_the_overdue_card(local):
     assert card.payload["escalations"] == [step_ids(w, "wmo0")[0], step_ids(w, "wmo1")[0]]
 
 
+def test_a_card_that_went_late_counts_from_when_it_went(local):
+    w = local
+    w.policy(merge_window_s=5)
+    w.say("问题？", at=0, ext="wml0")
+    w.say("还有问题？", at=1, ext="wml1")
+    w.pulled(3600)
+    w.clock(120)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [card] = w.outbox()
+    # it was due five seconds ago but the senders were behind: WeCom got it a second ago
+    went = card.due_at - timedelta(seconds=1)
+    with w.session() as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == card.id)
+            .values(status="sent", due_at=card.due_at - timedelta(seconds=5), sent_at=went)
+        )
+    w.clock(121)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [later] = [c for c in w.outbox() if c.id != card.id]
+    assert abs(later.due_at - (went + timedelta(seconds=5))) < timedelta(seconds=0.1)
+
+
 def test_without_a_merge_window_a_person_still_gets_no_more_cards_than_wecom_delivers(local):
     w = local
     w.policy(merge_window_s=0)
