@@ -82,14 +82,19 @@ def test_steps_for_one_person_inside_the_merge_window_become_one_card(local, mon
     assert f"merged into outbox {card.id}" in notes
 
 
-def test_when_the_senders_are_behind_steps_join_the_overdue_card(local):
-    w = local
+def _first_of_two_fired(w, prefix: str) -> None:
+    """Two of zhangsan's customers wait a second apart; the first one's step has fired."""
     w.policy(merge_window_s=5)
-    w.say("问题？", at=0, ext="wmo0")
-    w.say("还有问题？", at=1, ext="wmo1")
+    w.say("问题？", at=0, ext=f"{prefix}0")
+    w.say("还有问题？", at=1, ext=f"{prefix}1")
     w.pulled(3600)
     w.clock(120)
     assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+
+
+def test_when_the_senders_are_behind_steps_join_the_overdue_card(local):
+    w = local
+    _first_of_two_fired(w, "wmo")
     time.sleep(firing.JOIN_OVERDUE_S + 0.2)  # no sender has taken the card, due a while ago
     w.clock(121)
     assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
@@ -100,12 +105,7 @@ def test_when_the_senders_are_behind_steps_join_the_overdue_card(local):
 
 def test_a_card_that_went_late_counts_from_when_it_went(local):
     w = local
-    w.policy(merge_window_s=5)
-    w.say("问题？", at=0, ext="wml0")
-    w.say("还有问题？", at=1, ext="wml1")
-    w.pulled(3600)
-    w.clock(120)
-    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    _first_of_two_fired(w, "wml")
     [card] = w.outbox()
     # it was due five seconds ago but the senders were behind: WeCom got it a second ago
     went = card.due_at - timedelta(seconds=1)
