@@ -16,10 +16,10 @@ In ONE transaction per tenant:
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
    messages to one person join a card of theirs not yet due (or overdue by more than
    JOIN_OVERDUE_S: the senders are behind), else the batch's steps to that person become
-   one new card, which goes at once unless the person had a card
-   within the spacing (the policy's merge window, at least CARD_SPACING_S): then it waits
-   for the spacing to end. One voice call per person per cooldown, the rest of the
-   person's call steps are covered by it;
+   one new card, which goes at once unless the person had a card within the spacing (the
+   policy's merge window, at least CARD_SPACING_S): then it waits for the spacing to end.
+   One voice call per person per cooldown, the rest of the person's call steps are covered
+   by it;
 4. writes the steps' outcomes and the waits' breached steps, one statement each.
 
 There is no lease: a worker that dies before commit leaves its steps pending, and the
