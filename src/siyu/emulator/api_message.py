@@ -7,6 +7,7 @@ from collections import deque
 
 from .cgi import Ctx, api
 from .errors import WeComError
+from .faults import admitted
 from .state import rand_id
 
 REQUIRED = {
@@ -82,15 +83,5 @@ async def send(ctx: Ctx) -> dict:
 def _within_member_limits(state, corp_id: str, agentid: int, userid: str, now: float) -> bool:
     """Count one app message to this member; False (dropped, and WeCom says nothing) when
     the member already had the most a window allows."""
-    limits = state.config.app_message_member_limits
-    if not limits:
-        return True
     times = state.member_messages.setdefault((corp_id, agentid, userid), deque())
-    longest = max(seconds for seconds, _ in limits)
-    while times and times[0] <= now - longest:
-        times.popleft()
-    for seconds, limit in limits:
-        if sum(1 for t in times if t > now - seconds) >= limit:
-            return False
-    times.append(now)
-    return True
+    return admitted(times, now, state.config.app_message_member_limits)

@@ -66,14 +66,25 @@ class Faults:
         return None
 
 
+def admitted(times: deque, now: float, windows) -> bool:
+    """Count one event at `now` in `times` (its earlier ones, oldest first) unless one of the
+    sliding (seconds, limit) windows is full. A refused event is not counted: a block lifts
+    when its window rolls on, however often one knocks."""
+    if not windows:
+        return True
+    longest = max(seconds for seconds, _ in windows)
+    while times and times[0] <= now - longest:
+        times.popleft()
+    for seconds, limit in windows:
+        within = len(times) if seconds == longest else sum(1 for t in times if t > now - seconds)
+        if within >= limit:
+            return False
+    times.append(now)
+    return True
+
+
 def over_limit(state: EmulatorState, corp: Corp, api: str) -> bool:
     """Count this call; True when it exceeds the corp's per-minute limit for `api`."""
     limit = corp.rate_limits.get(api, corp.rate_limits.get("*", state.config.rate_limit_per_minute))
-    now = state.now()
     window = state.rate_windows.setdefault((corp.corp_id, api), deque())
-    while window and window[0] <= now - 60:
-        window.popleft()
-    if len(window) >= limit:
-        return True  # refused calls do not extend the block: it lifts when the minute rolls
-    window.append(now)
-    return False
+    return not admitted(window, state.now(), ((60.0, limit),))
