@@ -284,6 +284,54 @@ def test_context_is_optional_and_the_last_question_counts():
     assert label("好的", "宝宝现在用的是几段的？需要换段吗？") == "needs_reply"
 
 
+def test_a_question_the_staff_went_on_past_is_settled():
+    # Exports join a staff member's several messages with spaces: the customer answers the last.
+    answered = "这个订单吗 您的订单是货到付款，还在对账中，对账完成后发票会发到您的账户"
+    assert label("好的 谢谢", answered) == "closing"
+    assert label("好的", "需要帮您取消吗？ 好的") == "needs_reply"
+    assert label("好的", "麻烦您查看是否有“修改”按钮，没有就是不能改了。") == "closing"
+
+
+@pytest.mark.parametrize("staff", ["您可以给个评价吗", "辛苦您给我的服务打个分哦~"])
+def test_a_request_for_a_review_is_answered_by_an_acknowledgement(staff):
+    assert label("好", staff) == "closing"
+    assert label("好的 谢谢", staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "唉 谢谢",
+        "晕 知道了",
+        "好吧 下次我注意点",
+        "再会",
+        "谢谢 提前祝您节日快乐",
+        "再次谢谢你",
+        "发票能看到了",
+        "其它没有了 谢谢",
+        "没有了宝贝",
+        "那算了，不用修改了",
+        "好，等你们回话",
+        "要是还不行我再联系客服",
+        "好的ヾ ^_^ 谢谢啊",
+        "⊙o⊙哦 谢谢了",
+        "好的o(∩_∩)o",
+    ],
+)
+def test_more_closing_remarks_seen_in_real_service_chats(text):
+    assert label(text) == "closing"
+
+
+def test_nothing_else_and_a_deferral_after_a_closing_check():
+    assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
+    assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"
+
+
+@pytest.mark.parametrize("text", ["唉 还没到", "晕 怎么又坏了", "下次注意点 别再发错了", "^_^ 在吗"])
+def test_a_sigh_or_a_kaomoji_does_not_hide_a_complaint_or_a_call(text):
+    assert label(text) == "needs_reply"
+
+
 def test_verdicts_come_in_order_with_a_score_that_agrees_with_the_label():
     clf: NeedsReplyClassifier = default_classifier()
     batch = [("好的", "确定要取消吗？"), ("谢谢", None), ("什么时候到", "已发货")] * 50

@@ -7,15 +7,16 @@
 The shipped implementation (RuleClassifier) is a transparent grammar, no model:
 
 1. normalise: NFKC (full width → half width), lower case, WeChat codes such as [微笑] [OK]
-   [抱拳] and emoji dropped (question/displeasure ones such as [疑问] ❓ 😡 remembered), runs of
-   one character shortened (好好好 → 好好, 嗯嗯嗯嗯 → 嗯嗯), punctuation turned into spaces
-   (a question mark remembered), two-word closings joined (thank you, hao de, xie xie);
+   [抱拳], emoji and kaomoji (^_^ ⊙o⊙) dropped (question/displeasure ones such as [疑问] ❓ 😡
+   remembered), runs of one character shortened (好好好 → 好好, 嗯嗯嗯嗯 → 嗯嗯), punctuation
+   turned into spaces (a question mark remembered), two-word closings joined (thank you,
+   hao de, xie xie);
 2. a message is a closing remark only if it consists entirely of closing phrases (lexicon.py:
    acknowledgements with their net spellings and particles (好滴 好叭 好的鸭 okk), thanks,
    goodbyes and wishes, praise of the service or the goods (东西挺好的), "it's solved / it
    arrived" (网好了, 退款收到了, 问题已解决), "nothing else", refusals of an offer and changes
-   of mind (不用了, 不退了), the customer's finished steps that need no checking (已付款,
-   寄出了, 确认收货了) and deferrals or next steps of their own (我再考虑一下, 我等你消息,
+   of mind (不用了, 不退了), the customer's finished steps that need no checking (好评了,
+   确认收货了) and deferrals or next steps of their own (我再考虑一下, 我等你消息,
    我下午去寄, 我清一下, 有消息告诉我)) and carries no question or request cue (吗, 怎么,
    多少, 帮我, 发我, 但是, 另外, 那我呢, ...). Anything else needs a reply;
 3. the staff message it answers decides the bare acknowledgements: after a question the staff
@@ -24,10 +25,13 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    stay closing.
    After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
    does not; after a comprehension check (明白了吗？), a "please wait" or a request for the
-   customer to do something (麻烦发一下订单号) an acknowledgement is closing. A sentence-final
-   呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对, 没错) needs a reply
-   except after a comprehension check: in real service chats it confirms an order, a
-   product or a number the staff put to the customer, who then goes on.
+   customer to do something (麻烦发一下订单号, 给个评价吧) an acknowledgement is closing.
+   The last question counts, unless the staff went on past it (这个订单吗 and then the answer:
+   exports join a staff member's messages with spaces); an instruction to check whether
+   something is there (查看是否有修改按钮) asks nothing. A sentence-final 呢 (是的呢,
+   会送到的呢) is a softener, not a question. A bare yes (是的, 对, 没错) needs a reply except
+   after a comprehension check: in real service chats it confirms an order, a product or a
+   number the staff put to the customer, who then goes on.
 
 Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
 location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ..., also as
@@ -73,9 +77,11 @@ class NeedsReplyClassifier(Protocol):
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
 _EXPORT_EMOJI = re.compile(r"#e-[a-z]+(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
 _EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d]"
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d\u30fd\u30fe]"
 )
 _PUNCT = re.compile(r"[^\w\s]|_")
+# Kaomoji (^_^ ⊙o⊙ o(∩_∩)o ヾ(≧▽≦*)o): the letters between their symbols are not words.
+_KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωдд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
 # Two-word English and pinyin closings, made one token (no phrase spans a space).
@@ -133,6 +139,7 @@ def normalize(text: str) -> Normalized:
             negative = True
         t = _EMOJI.sub(" ", t)
     question = "?" in t
+    t = _KAOMOJI.sub(" ", t)
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
     t = _SPACE.sub(" ", t).strip()
@@ -212,7 +219,7 @@ _AFFIRM = re.compile(r"(?:对对|是的?|对的?|有的?|嗯对)(?: ?(?:对对|�
 # "是这个吧"), who then goes on: in real service chats it is not how a customer signs off.
 _YES = r"(?:对对|是的|是滴|是|对的|对滴|对|没错|嗯对)"
 _CONFIRM = re.compile(rf"(?:(?:嗯+|恩+|哦+) ?)?{_YES}(?: ?{_YES})*")
-_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, r"没事儿?了?|没关系|没问题了?")
+_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, lx.DEFER, r"没事儿?了?|没关系|没问题了?")
 _AFTER_AFFIRM = _Grammar(lx.FILLER)
 
 
@@ -225,12 +232,18 @@ _VETO = re.compile(lx.VETO)
 _MAX_CLOSING_LEN = 48
 
 # staff messages
-_SENTENCE = re.compile(r"(?<=[。!.;\n?])")
+# Sentences end at a full stop, a question mark or a break; exports that join a staff member's
+# several messages into one turn join them with spaces, so a space ends one too.
+_SENTENCE = re.compile(r"(?<=[。!.;\n?])|\s+")
+# A question the staff went on past by more than this (这个订单吗 [then the answer]) is settled:
+# the customer answers what came after it.
+_ANSWERED_AFTER = 10
 # A sentence-final 呢 is a softener in service talk (是的呢, 会送到的呢, 帮您反馈了呢), not a
 # question: only 您看呢 and a question word before it (您想要什么尺码呢, 需要几件呢) ask.
+# 是否 asks, except in an instruction to check something (查看是否有“修改”按钮).
 _QUESTION = re.compile(
     rf"[?]|吗|{lx.QUESTION_ME}|"
-    r"[您你]看呢|嘛[\s~]*$|是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|"
+    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
@@ -249,10 +262,15 @@ def context_kind(context: str | None) -> ContextKind:
     if not context or not context.strip():
         return "none"
     c = unicodedata.normalize("NFKC", context).lower()
-    questions = [s for s in _SENTENCE.split(c) if _QUESTION.search(s)]
-    if not questions:
+    after = 0  # characters the staff wrote after the last question
+    for q in reversed(_SENTENCE.split(c)):
+        if q and _QUESTION.search(q):
+            break
+        after += len(q or "")
+        if after > _ANSWERED_AFTER:
+            return "statement"
+    else:
         return "statement"
-    q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
     if _COMPREHENSION.search(q):
@@ -286,18 +304,23 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
         return NEEDS_QUESTION
     if n.negative:
         return NEEDS_NEGATIVE
-    kind = context_kind(context)
     s = n.text
     if not s and n.named:  # only a name: an answer (请提供收货人姓名)
         return NEEDS_CONTENT
     if not s:  # a sticker, emoji or punctuation only
-        return NEEDS_ANSWER_STICKER if kind == "decision" else CLOSING_STICKER
+        return NEEDS_ANSWER_STICKER if context_kind(context) == "decision" else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
         return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
-    if kind == "closing_check" and _head_then(_NOTHING_BARE, _AFTER_NOTHING_BARE, s):
+    # The staff message is read only when the verdict depends on it (most content does not).
+    if (
+        _NOTHING_BARE.match(s)
+        and context_kind(context) == "closing_check"
+        and _head_then(_NOTHING_BARE, _AFTER_NOTHING_BARE, s)
+    ):
         return CLOSING
     if not _ALL.fullmatch(s) or (_CALL.fullmatch(s) and s.strip(_CALL_PARTICLES)):
         return NEEDS_CONTENT
+    kind = context_kind(context)
     if kind == "decision":
         if _WEAK_OR_NOTHING.fullmatch(s):
             return NEEDS_ANSWER
