@@ -322,6 +322,11 @@ def test_more_closing_remarks_seen_in_real_service_chats(text):
     assert label(text) == "closing"
 
 
+@pytest.mark.parametrize("text", ["好的谢谢亲#E-s21", "#e-s05", "收到#E-s57#E-s57"])
+def test_numbered_emoji_placeholders_of_chat_exports_are_emoji(text):
+    assert label(text) == "closing"
+
+
 def test_nothing_else_and_a_deferral_after_a_closing_check():
     assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"

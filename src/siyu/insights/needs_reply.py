@@ -75,7 +75,7 @@ class NeedsReplyClassifier(Protocol):
 # ------------------------------------------------------------------------------ normalisation
 
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
-_EXPORT_EMOJI = re.compile(r"#e-[a-z]+(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
+_EXPORT_EMOJI = re.compile(r"#e-[a-z]+\d*(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d\u30fd\u30fe]"
 )
