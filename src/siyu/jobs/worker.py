@@ -121,7 +121,7 @@ class Worker:
             rows = []
             if len(running) < limit and not (yields and self._urgent):
                 try:
-                    rows = claim_rows()
+                    rows = await asyncio.to_thread(claim_rows)
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                     log.exception("claiming work failed")
             for work in [rows] if batches and rows else rows:

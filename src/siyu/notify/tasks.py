@@ -36,7 +36,7 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
     kind's `prepare` once for all of its messages (e.g. the SLA cards' texts in one read),
     the sends at once (the WeCom client queues them on its connections), and the outcomes
     recorded in one transaction per tenant."""
-    leased = renew_many(rt.db, messages)
+    leased = await asyncio.to_thread(renew_many, rt.db, messages)
     for message in messages:
         if message.id not in leased:
             log.info("outbox %s %s: lease lost before sending; another has it", message.kind, message.id)
@@ -58,7 +58,7 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
     for message, result in zip(messages, results, strict=True):
         by_tenant.setdefault(message.tenant_id, []).append((message, result))
     for tenant_id, done in by_tenant.items():
-        _record(rt, tenant_id, done)
+        await asyncio.to_thread(_record, rt, tenant_id, done)
 
 
 async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
