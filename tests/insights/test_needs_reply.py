@@ -252,6 +252,12 @@ def test_a_repeated_yes_confirms_as_much_as_a_single_one(text):
 
 def test_a_masked_name_alone_answers_the_staff():
     assert label("[姓名x]", "请提供一下收货人姓名") == "needs_reply"
+    assert label("[姓名x]", "收货人写的是哪位？") == "needs_reply"
+    assert label("[姓名1]", None) == "needs_reply"  # calling someone
+
+
+def test_a_masked_name_alone_after_a_statement_signs_off():
+    assert label("[姓名x]", "好的，我们会改进的哦") == "closing"
 
 
 @pytest.mark.parametrize("text", ["[链接x]", "[图片1]", "好的 [订单x]", "那么我的订单呢"])
@@ -316,6 +322,14 @@ def test_a_request_for_a_review_is_answered_by_an_acknowledgement(staff):
         "好的ヾ ^_^ 谢谢啊",
         "⊙o⊙哦 谢谢了",
         "好的o(∩_∩)o",
+        "没了 结束对话",
+        "搞好了 谢谢",
+        "哦 那就好",
+        "好吧 我再等等看",
+        "那我下午来一趟",
+        "好的 我先问问他",
+        "一定给你五星评价",
+        "不用麻烦你们了 谢谢",
     ],
 )
 def test_more_closing_remarks_seen_in_real_service_chats(text):

@@ -36,10 +36,11 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
 Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
 location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ..., also as
 masked exports number them: [链接x], [图片1]) needs a reply; a masked name ([姓名x]) is someone
-addressed and is dropped; a sticker ([表情], [emotion], [动画表情]) or emoji alone is an
-acknowledgement (closing, unless it answers a decision question); a question or displeasure
-emoji ([疑问] ❓ 😡) needs a reply; an empty or punctuation-only message is an acknowledgement,
-except question marks.
+addressed and is dropped (alone, it answers a staff question or request, or calls someone when
+the staff has said nothing, and needs a reply; after a statement it signs off); a sticker
+([表情], [emotion], [动画表情]) or emoji alone is an acknowledgement (closing, unless it answers
+a decision question); a question or displeasure emoji ([疑问] ❓ 😡) needs a reply; an empty
+or punctuation-only message is an acknowledgement, except question marks.
 
 score is a probability-like confidence that the message needs a reply (fixed per rule, not
 calibrated on data); label is "needs_reply" when score >= 0.5.
@@ -283,6 +284,13 @@ def context_kind(context: str | None) -> ContextKind:
     return "decision"
 
 
+def _asks_for_something(context: str | None) -> bool:
+    """Did the staff ask a question or ask the customer to do something (or say nothing)?"""
+    if context_kind(context) in ("none", "decision", "action"):
+        return True
+    return bool(_ACTION.search(unicodedata.normalize("NFKC", context or "").lower()))
+
+
 # ------------------------------------------------------------------------------ classifier
 
 NEEDS_MEDIA = Verdict("needs_reply", 0.9)
@@ -305,8 +313,8 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
     if n.negative:
         return NEEDS_NEGATIVE
     s = n.text
-    if not s and n.named:  # only a name: an answer (请提供收货人姓名)
-        return NEEDS_CONTENT
+    if not s and n.named:  # only a name: an answer (请提供收货人姓名), a call, or a sign-off
+        return NEEDS_CONTENT if _asks_for_something(context) else CLOSING_STICKER
     if not s:  # a sticker, emoji or punctuation only
         return NEEDS_ANSWER_STICKER if context_kind(context) == "decision" else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
