@@ -330,6 +330,13 @@ def test_a_request_for_a_review_is_answered_by_an_acknowledgement(staff):
         "好的 我先问问他",
         "一定给你五星评价",
         "不用麻烦你们了 谢谢",
+        "好的 麻烦你咯",
+        "实在不好意思",
+        "好评那是必须的",
+        "嗯 那我先买两盒",
+        "谢谢你们送的小礼物",
+        "会继续关注的",
+        "我在找找",
     ],
 )
 def test_more_closing_remarks_seen_in_real_service_chats(text):
@@ -346,7 +353,9 @@ def test_nothing_else_and_a_deferral_after_a_closing_check():
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"
 
 
-@pytest.mark.parametrize("text", ["唉 还没到", "晕 怎么又坏了", "下次注意点 别再发错了", "^_^ 在吗"])
+@pytest.mark.parametrize(
+    "text", ["唉 还没到", "晕 怎么又坏了", "下次注意点 别再发错了", "^_^ 在吗", "我在等", "那我买几个"]
+)
 def test_a_sigh_or_a_kaomoji_does_not_hide_a_complaint_or_a_call(text):
     assert label(text) == "needs_reply"
 
