@@ -10,7 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from siyu.sla import service
-from siyu.sla.calendar import BusinessCalendar, parse_shifts, quiet_until
+from siyu.sla.calendar import (
+    BusinessCalendar,
+    official_calendar_gap,
+    official_calendar_through,
+    parse_shifts,
+    quiet_until,
+)
 from siyu.sla.models import SlaEscalation
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -54,6 +60,23 @@ def test_dates_the_admin_sets_win_over_the_package():
     assert c.add(bj(2025, 9, 28, 17, 59), 120) == bj(2025, 9, 30, 9, 1)
     plain = BusinessCalendar.build("Asia/Shanghai", SHIFTS, public_holidays=False)
     assert plain.add(bj(2025, 10, 1, 10, 0), 120) == bj(2025, 10, 1, 10, 2)
+
+
+def test_after_the_last_published_year_weekdays_work_and_the_admin_is_warned_in_time():
+    through = official_calendar_through()
+    assert through is not None and through >= 2026
+    # mid-year nothing is missing soon; within two months of the new year it is
+    assert official_calendar_gap(date(through, 6, 1)) is None
+    assert official_calendar_gap(date(through, 12, 3)) == through + 1
+    assert official_calendar_gap(date(through + 1, 3, 1)) == through + 1
+    # an unpublished year: New Year's Day on a weekday counts as a workday until the admin says
+    cal = BusinessCalendar.build("Asia/Shanghai", [["09:00", "18:00"]])
+    first_weekday = next(
+        date(through + 1, 1, d) for d in range(1, 8) if date(through + 1, 1, d).weekday() < 5
+    )
+    assert cal.is_workday(first_weekday)
+    cal = BusinessCalendar.build("Asia/Shanghai", [["09:00", "18:00"]], holidays=[first_weekday])
+    assert not cal.is_workday(first_weekday)
 
 
 def test_bad_shifts_are_refused():

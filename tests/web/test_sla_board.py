@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -15,6 +15,7 @@ from siyu.conversations import service as conversations
 from siyu.conversations.models import Conversation
 from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
+from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
 
 
@@ -218,6 +219,14 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
     ]
     page = admin.get("/sla/policy")
     assert page.status_code == 200 and "当前使用默认策略" in page.text
+    # how far the official holidays go, and a warning when a year they miss is near
+    through = official_calendar_through()
+    assert p["official_calendar_through"] == through
+    gap = official_calendar_gap(date.today())
+    if gap:
+        assert 'id="calendar-gap"' in page.text and f"{gap} 年的放假日" in page.text
+    else:
+        assert 'id="calendar-through"' in page.text and f"已知到 {through} 年" in page.text
     for role in ("supervisor", "agent"):
         c = as_role(role)
         assert c.get("/api/v1/sla/policy").status_code == 403

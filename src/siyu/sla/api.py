@@ -33,6 +33,7 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
 from siyu.sla import service
+from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
 from siyu.sla.schemas import (
     BoardOut,
@@ -210,6 +211,7 @@ def policy_out(session: Session) -> dict:
         "escalation_contact": view.escalation_contact,
         "quiet_hours": list(view.quiet_hours),
         "calendar_days": [{"day": d.day, "kind": d.kind, "note": d.note} for d in days],
+        "official_calendar_through": official_calendar_through(),
         "updated_at": stored.updated_at if stored is not None else None,
     }
 

@@ -56,6 +56,27 @@ def official_workday(day: date) -> bool | None:
         return None
 
 
+def official_calendar_through() -> int | None:
+    """The last year the official calendar covers (the State Council publishes a year's
+    holidays late in the year before, and chinese-calendar follows in a release), or None.
+    After it, days count as workdays Monday to Friday unless the admin sets them."""
+    try:
+        import chinese_calendar
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    return max(day.year for day in chinese_calendar.holidays)
+
+
+def official_calendar_gap(today: date, ahead_days: int = 60) -> int | None:
+    """The first year within `ahead_days` of `today` that the official calendar does not
+    cover (the admin should add its holidays and 调休 workdays), or None."""
+    through = official_calendar_through()
+    if through is None:
+        return None
+    soon = (today + timedelta(days=ahead_days)).year
+    return through + 1 if soon > through else None
+
+
 def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:
     if minutes >= 24 * 60:
         return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)

@@ -108,6 +108,10 @@ class PolicyOut(BaseModel):
     escalation_contact: str
     quiet_hours: list[str]
     calendar_days: list[CalendarDayOut]
+    official_calendar_through: int | None = Field(
+        description="the last year whose public holidays and 调休 Siyu knows; later years count "
+        "Monday to Friday as workdays unless calendar_days say otherwise"
+    )
     updated_at: datetime | None
 
 

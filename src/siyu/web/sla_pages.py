@@ -26,6 +26,7 @@ from siyu.sla.api import (
     policy_out,
     snooze_for,
 )
+from siyu.sla.calendar import official_calendar_gap
 from siyu.sla.models import SlaCalendarDay
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -140,6 +141,7 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
             "error": error,
             "done": DONE.get(request.query_params.get("done") or ""),
             "today": date.today().isoformat(),
+            "calendar_gap": official_calendar_gap(request.app.state.rt.now().date()),
             "depts": listed["departments"],
             "own": own,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
