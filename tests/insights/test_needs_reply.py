@@ -348,6 +348,21 @@ def test_numbered_emoji_placeholders_of_chat_exports_are_emoji(text):
     assert label(text) == "closing"
 
 
+@pytest.mark.parametrize("text", ["哦 我还以为出问题了", "我以为是两个包裹呢", "好的 我还以为下错单了"])
+def test_a_misunderstanding_cleared_up_is_closing(text):
+    assert label(text, "您的两件商品是分开发货的，都在路上了") == "closing"
+
+
+@pytest.mark.parametrize("text", ["我以为包邮？", "我以为今天能到 怎么还没到", "我还以为能退 但是没收到退款"])
+def test_a_misunderstanding_with_a_question_or_complaint_needs_a_reply(text):
+    assert label(text) == "needs_reply"
+
+
+def test_agreeing_to_a_day_is_closing_unless_it_answers_which_day():
+    assert label("那就明天吧", "今天的快递员已经走了") == "closing"
+    assert label("那就明天吧", "您想哪天送货呢？") == "needs_reply"
+
+
 def test_nothing_else_and_a_deferral_after_a_closing_check():
     assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"
