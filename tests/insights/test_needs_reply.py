@@ -363,6 +363,39 @@ def test_agreeing_to_a_day_is_closing_unless_it_answers_which_day():
     assert label("那就明天吧", "您想哪天送货呢？") == "needs_reply"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "行，就这么办",
+        "好 按你说的办",
+        "好的 听你的",
+        "好 那就定周六上午",
+        "好哒，等你好消息",
+        "收到 我周六带孩子过来",
+        "好的 我让我老公联系你",
+        "知道了 我会按时来复诊的",
+        "嗯嗯 我会提醒孩子的",
+        "好的 我转告他",
+        "好的 麻烦老师了",
+        "好的，我们准时到",
+        "好的 到了给你打电话",
+        "好的 我到了再说",
+        "好的 我问问我爸",
+        "好 我想好了联系你",
+        "谢了哥们",
+    ],
+)
+def test_closing_remarks_of_other_trades(text):
+    # schools, clinics, car dealers, salons: not only shops
+    assert label(text, "孩子这周的作业已经批改完了，整体不错。") == "closing"
+
+
+def test_agreeing_to_a_plan_still_answers_a_question_about_it():
+    assert label("定周六上午", "您想约哪天？") == "needs_reply"
+    assert label("好的 听你的", "要不要帮您换成大一号？") == "needs_reply"
+    assert label("我会按时来的 但是迟到了怎么办") == "needs_reply"
+
+
 def test_nothing_else_and_a_deferral_after_a_closing_check():
     assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"

@@ -158,14 +158,19 @@ class _Grammar:
     A dynamic programme over positions: from each reachable position, every span that one
     phrase matches exactly makes its end reachable. Linear in the text length times the
     longest phrase, where one regex `(?:A|B|...)+` backtracks exponentially on long texts made
-    of ambiguous phrases (好的好的...x)."""
+    of ambiguous phrases (好的好的...x). Customers repeat themselves (好的, 谢谢, 好的谢谢 are
+    most of what they write), so each segment's answer is remembered (SEGMENT_CACHE)."""
 
     MAX_PHRASE = 24
+    SEGMENT_CACHE = 20_000
+    made: list[_Grammar] = []  # noqa: RUF012 - every grammar, for clear_caches()
 
     def __init__(self, *classes: str, nothing: bool = False) -> None:
         self.phrase = re.compile("|".join(f"(?:{c})" for c in classes))
         self.nothing = re.compile(lx.NOTHING) if nothing else None
         self.nothing_next = re.compile(lx.NOTHING_NEXT)
+        self.segment = lru_cache(maxsize=self.SEGMENT_CACHE)(self._segment)
+        _Grammar.made.append(self)
 
     def _ends(self, pattern: re.Pattern[str], s: str, i: int, reach: bytearray, check_next: bool) -> None:
         if not pattern.match(s, i):  # no phrase starts here
@@ -189,11 +194,13 @@ class _Grammar:
                 self._ends(self.phrase, s, i, reach, False)
                 if self.nothing is not None:
                     self._ends(self.nothing, s, i, reach, True)
-        return bool(reach[n])
+                if reach[n]:
+                    return True
+        return False
 
     def fullmatch(self, s: str) -> bool:
         # No phrase spans a space (normalize() joins "thank you"), so segments parse alone.
-        return all(self._segment(seg) for seg in s.split(" ") if seg)
+        return all(self.segment(seg) for seg in s.split(" ") if seg)
 
 
 # Every closing phrase; the weak subset is what a decision question turns into an answer.
@@ -302,6 +309,13 @@ NEEDS_ANSWER_STICKER = Verdict("needs_reply", 0.6)
 CLOSING = Verdict("closing", 0.1)
 CLOSING_WEAK = Verdict("closing", 0.2)  # a bare acknowledgement with no staff message to go by
 CLOSING_STICKER = Verdict("closing", 0.3)
+
+
+def clear_caches() -> None:
+    """Forget remembered staff messages and segments (to measure the classifier cold)."""
+    context_kind.cache_clear()
+    for grammar in _Grammar.made:
+        grammar.segment.cache_clear()
 
 
 def classify_one(text: str, context: str | None = None) -> Verdict:
