@@ -82,7 +82,7 @@ _EMOJI = re.compile(
 )
 _PUNCT = re.compile(r"[^\w\s]|_")
 # Kaomoji (^_^ ⊙o⊙ o(∩_∩)o ヾ(≧▽≦*)o): the letters between their symbols are not words.
-_KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωдд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
+_KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
 # Two-word English and pinyin closings, made one token (no phrase spans a space).
@@ -274,7 +274,7 @@ def context_kind(context: str | None) -> ContextKind:
     for q in reversed(_SENTENCE.split(c)):
         if q and _QUESTION.search(q):
             break
-        after += len(q or "")
+        after += len(q)
         if after > _ANSWERED_AFTER:
             return "statement"
     else:
