@@ -396,6 +396,26 @@ def test_agreeing_to_a_plan_still_answers_a_question_about_it():
     assert label("我会按时来的 但是迟到了怎么办") == "needs_reply"
 
 
+@pytest.mark.parametrize(
+    "text", ["原来这样用的", "先用着吧，谢谢", "就买它啦", "奥奥", "先不问了", "今天试一试再说", "样子很满意"]
+)
+def test_closing_remarks_from_after_sales_chats(text):
+    assert label(text, "壶体放在底座上左右转一圈就能加热了") == "closing"
+
+
+def test_the_opening_question_is_answered_like_a_closing_check():
+    opening = "请问有什么需要帮助您的呢"
+    assert label("没了", opening) == "closing"
+    assert label("谢谢", opening) == "closing"
+    assert label("是的", opening) == "needs_reply"
+    assert label("哈喽！", opening) == "needs_reply"
+    assert label("hi", None) == "needs_reply"
+
+
+def test_agreeing_to_send_a_photo_is_closing():
+    assert label("好的", "辛苦您拍张照片过来给我看看吗") == "closing"
+
+
 def test_nothing_else_and_a_deferral_after_a_closing_check():
     assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"
