@@ -403,6 +403,15 @@ def test_closing_remarks_from_after_sales_chats(text):
     assert label(text, "壶体放在底座上左右转一圈就能加热了") == "closing"
 
 
+def test_saying_the_staff_how_to_worked_is_closing():
+    how_to = "手放在顶部往下推就可以取出来"
+    for text in ("推出来了", "好了 拧开了", "装上了 谢谢"):
+        assert label(text, how_to) == "closing"
+    for text in ("推不出来", "拧坏了", "还是卡住了"):
+        assert label(text, how_to) == "needs_reply"
+    assert label("可以了", "您再试一下，现在可以了吗？") == "closing"
+
+
 def test_the_opening_question_is_answered_like_a_closing_check():
     opening = "请问有什么需要帮助您的呢"
     assert label("没了", opening) == "closing"

@@ -101,7 +101,10 @@ _SETTLED = (
 )
 DONE = (
     rf"(?:{_THING}(?:已经|已|都|也|终于)?|已经|都|现在|终于|总算)?{_SETTLED}(?:了|啦)(?:可以了)?|"
-    rf"{_THING}?(?:已经|已){_SETTLED}|(?:收到|拿到|找到|领到|看到){_THING}(?:了|啦)"
+    rf"{_THING}?(?:已经|已){_SETTLED}|(?:收到|拿到|找到|领到|看到){_THING}(?:了|啦)|"
+    # the staff's how-to worked (推出来了, 拧开了, 装上了): not 坏了 / 掉了, which report a fault
+    r"(?:已经|终于)?(?:推|拉|拧|拔|取|弄|拿|掰|打|装|插|按|放|扣|调|连)"
+    r"(?:出来|下来|进去|上去|下去|回去|开|上|好|通|正)了"
 )
 # The customer reports the end of a purchase (确认收货了, 好评了). Not a payment, an order or a
 # parcel sent (已付款, 下单了, 寄出了): those are news the staff act on (ship it, look out for the
@@ -216,7 +219,7 @@ CLOSING_CHECK = (
 )
 COMPREHENSION = (
     r"(?:明白|清楚|了解|懂|看到|收到|看得到|看得见|听懂|理解|看清楚|学会)(?:了|啦)?(?:吗|么|没|嘛|不|吧)|"
-    r"(?:能|可以)看(?:到|见)(?:吗|么)"
+    r"(?:能|可以)看(?:到|见)(?:吗|么)|(?:好|可以|行|出来|开|上|正常)了(?:吗|么|没|嘛)"
 )
 WAIT = r"稍等|稍候|请稍|马上回复|稍后回复|等我一下|我(?:帮您|给您|这边|去)?(?:查|确认|核实|问|看)(?:一下|下)"
 QUESTION = (
