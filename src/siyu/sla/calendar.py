@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 MAX_DAYS = 800  # a calendar with no business hours for longer than this counts wall time
@@ -56,6 +57,7 @@ def official_workday(day: date) -> bool | None:
         return None
 
 
+@cache  # the package's data does not change while Siyu runs
 def official_calendar_through() -> int | None:
     """The last year the official calendar covers (the State Council publishes a year's
     holidays late in the year before, and chinese-calendar follows in a release), or None.
