@@ -213,10 +213,10 @@ def test_service_phrasings_of_anything_else_are_closing_checks(staff, text):
         "好吧 [姓名1]",
         "添麻烦了",
         "给你们添麻烦了",
-        "那你费心了",
+        "那就让你费心了",
         "明白了 谢谢您阿",
         "没有问题了",
-        "我联系上了，谢谢",
+        "我已经联系上了 谢谢",
         "那我再转转",
         "那我明天查询一下",
         "美了",
@@ -307,20 +307,20 @@ def test_a_request_for_a_review_is_answered_by_an_acknowledgement(staff):
 @pytest.mark.parametrize(
     "text",
     [
-        "唉 谢谢",
-        "晕 知道了",
+        "唉 谢谢你",
+        "晕 知道啦",
         "好吧 下次我注意点",
         "再会",
         "谢谢 提前祝您节日快乐",
         "再次谢谢你",
         "发票能看到了",
-        "其它没有了 谢谢",
+        "其它没有了 谢谢你",
         "没有了宝贝",
-        "那算了，不用修改了",
-        "好，等你们回话",
+        "那算了 不用改了",
+        "行 等你们回话",
         "要是还不行我再联系客服",
-        "好的ヾ ^_^ 谢谢啊",
-        "⊙o⊙哦 谢谢了",
+        "好滴ヾ ^_^ 多谢",
+        "⊙o⊙ 好的 谢啦",
         "好的o(∩_∩)o",
         "没了 结束对话",
         "搞好了 谢谢",
@@ -332,11 +332,11 @@ def test_a_request_for_a_review_is_answered_by_an_acknowledgement(staff):
         "不用麻烦你们了 谢谢",
         "好的 麻烦你咯",
         "实在不好意思",
-        "好评那是必须的",
+        "五星好评那是必须的",
         "嗯 那我先买两盒",
         "谢谢你们送的小礼物",
-        "会继续关注的",
-        "我在找找",
+        "以后会继续关注的",
+        "我在找找看",
     ],
 )
 def test_more_closing_remarks_seen_in_real_service_chats(text):
@@ -359,8 +359,8 @@ def test_a_misunderstanding_with_a_question_or_complaint_needs_a_reply(text):
 
 
 def test_agreeing_to_a_day_is_closing_unless_it_answers_which_day():
-    assert label("那就明天吧", "今天的快递员已经走了") == "closing"
-    assert label("那就明天吧", "您想哪天送货呢？") == "needs_reply"
+    assert label("那就后天吧", "今天的快递员已经走了") == "closing"
+    assert label("那就后天吧", "您想哪天送货呢？") == "needs_reply"
 
 
 @pytest.mark.parametrize(
@@ -397,7 +397,16 @@ def test_agreeing_to_a_plan_still_answers_a_question_about_it():
 
 
 @pytest.mark.parametrize(
-    "text", ["原来这样用的", "先用着吧，谢谢", "就买它啦", "奥奥", "先不问了", "今天试一试再说", "样子很满意"]
+    "text",
+    [
+        "哦 原来是这样用的",
+        "那先用着吧 谢谢啦",
+        "就买它啦",
+        "奥奥",
+        "那先不问了",
+        "明天试一试再说",
+        "样子很满意",
+    ],
 )
 def test_closing_remarks_from_after_sales_chats(text):
     assert label(text, "壶体放在底座上左右转一圈就能加热了") == "closing"
@@ -426,7 +435,7 @@ def test_agreeing_to_send_a_photo_is_closing():
 
 
 def test_nothing_else_and_a_deferral_after_a_closing_check():
-    assert label("没有，如有需要再联系", "您看还有其他可以帮到您的么") == "closing"
+    assert label("没有了，如有需要再联系你", "您看还有其他可以帮到您的么") == "closing"
     assert label("没有，我等你们回话", "您看还有其他可以帮到您的么") == "closing"
 
 
