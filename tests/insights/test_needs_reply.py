@@ -421,6 +421,35 @@ def test_saying_the_staff_how_to_worked_is_closing():
     assert label("可以了", "您再试一下，现在可以了吗？") == "closing"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "真的很感谢",
+        "还是要谢谢你",
+        "好的 麻烦你",
+        "暂不用了",
+        "嗯嗯 没事就好",
+        "行 我联系他吧",
+        "好的 我已经发信息给快递小哥了",
+        "我等着信儿",
+        "谢谢 好妹子",
+        "没了 我就是问一下",
+    ],
+)
+def test_closing_remarks_of_jd_chats(text):
+    assert label(text) == "closing"
+
+
+def test_never_mind_answers_no_question_the_staff_must_act_on():
+    assert label("没事了", "确定要取消吗？") == "closing"
+    assert label("没有", "您有会员卡吗？") == "needs_reply"
+
+
+def test_still_and_or_are_both_haishi():
+    assert label("好", "价格我们还是按原价的哦") == "closing"
+    assert label("好的", "您是要退款还是换货") == "needs_reply"
+
+
 def test_the_opening_question_is_answered_like_a_closing_check():
     opening = "请问有什么需要帮助您的呢"
     assert label("没了", opening) == "closing"

@@ -211,6 +211,7 @@ _ALL = _Grammar(
     lx.REFUSAL,
     lx.REFUSAL_CHANGE,
     lx.DEFER,
+    lx.NEVER_MIND,
     lx.BYE,
     lx.THANKS,
     lx.DONE,
@@ -230,7 +231,7 @@ _AFFIRM = re.compile(r"(?:对对|是的?|对的?|有的?|嗯对)(?: ?(?:对对|�
 # "是这个吧"), who then goes on: in real service chats it is not how a customer signs off.
 _YES = r"(?:对对|是的|是滴|是|对的|对滴|对|没错|嗯对)"
 _CONFIRM = re.compile(rf"(?:(?:嗯+|恩+|哦+) ?)?{_YES}(?: ?{_YES})*")
-_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, lx.DEFER, r"没事儿?了?|没关系|没问题了?")
+_AFTER_NOTHING_BARE = _Grammar(lx.PARTICLE, lx.THANKS, lx.BYE, lx.DEFER, lx.NEVER_MIND, r"没问题了?")
 _AFTER_AFFIRM = _Grammar(lx.FILLER)
 
 
@@ -254,7 +255,8 @@ _ANSWERED_AFTER = 10
 # 是否 asks, except in an instruction to check something (查看是否有“修改”按钮).
 _QUESTION = re.compile(
     rf"[?]|吗|{lx.QUESTION_ME}|"
-    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|还是.{0,12}(?:呢|$)|哪个|哪一|"
+    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|"
+    r"(?:要|想|选|是|用|开|换|退)[^,，。]{0,8}还是.{0,12}(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
