@@ -434,6 +434,9 @@ def test_saying_the_staff_how_to_worked_is_closing():
         "我等着信儿",
         "谢谢 好妹子",
         "没了 我就是问一下",
+        "有什么事跟我再联系就行",
+        "能用就行 将就着用吧",
+        "太神奇了 找到了",
     ],
 )
 def test_closing_remarks_of_jd_chats(text):
@@ -443,6 +446,11 @@ def test_closing_remarks_of_jd_chats(text):
 def test_never_mind_answers_no_question_the_staff_must_act_on():
     assert label("没事了", "确定要取消吗？") == "closing"
     assert label("没有", "您有会员卡吗？") == "needs_reply"
+
+
+def test_what_in_a_question_still_needs_a_reply():
+    assert label("有什么优惠") == "needs_reply"
+    assert label("还有什么颜色") == "needs_reply"
 
 
 def test_still_and_or_are_both_haishi():
