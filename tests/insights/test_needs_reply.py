@@ -448,6 +448,11 @@ def test_never_mind_answers_no_question_the_staff_must_act_on():
     assert label("没有", "您有会员卡吗？") == "needs_reply"
 
 
+def test_a_demand_is_not_an_of_course():
+    assert label("必须今天到") == "needs_reply"
+    assert label("那是必须的") == "closing"
+
+
 def test_what_in_a_question_still_needs_a_reply():
     assert label("有什么优惠") == "needs_reply"
     assert label("还有什么颜色") == "needs_reply"
