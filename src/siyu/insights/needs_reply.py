@@ -139,7 +139,7 @@ def normalize(text: str) -> Normalized:
                 named = True
         t = _CODE.sub(_drop_known_code, t)
     if not t.isascii():
-        if not lx.NEGATIVE_EMOJI.isdisjoint(t):
+        if not lx.NEGATIVE_EMOJI.isdisjoint(t) or not lx.NEGATIVE_KAOMOJI.isdisjoint(t):
             negative = True
         t = _EMOJI.sub(" ", t)
     question = "?" in t
@@ -221,8 +221,10 @@ _ALL = _Grammar(
     lx.FILLER,
     nothing=True,
 )
-_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.FILLER)
-_WEAK_OR_NOTHING = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.FILLER, nothing=True)
+_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER)
+_WEAK_OR_NOTHING = _Grammar(
+    lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER, nothing=True
+)
 _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
@@ -244,29 +246,28 @@ _VETO = re.compile(lx.VETO)
 _MAX_CLOSING_LEN = 48
 
 # staff messages
-# Sentences end at a full stop, a question mark or a break; exports that join a staff member's
-# several messages into one turn join them with spaces, so a space ends one too.
-_SENTENCE = re.compile(r"(?<=[。!.;\n?])|\s+")
-# A question the staff went on past by more than this (这个订单吗 [then the answer]) is settled:
-# the customer answers what came after it.
-_ANSWERED_AFTER = 10
+_SENTENCE = re.compile(r"(?<=[。!.;\n?])")
 # A sentence-final 呢 is a softener in service talk (是的呢, 会送到的呢, 帮您反馈了呢), not a
 # question: only 您看呢 and a question word before it (您想要什么尺码呢, 需要几件呢) ask.
-# 是否 asks, except in an instruction to check something (查看是否有“修改”按钮).
+# 是否 asks, except in an instruction to check something (查看是否有“修改”按钮); 还是 asks
+# between choices (红色还是蓝色), not as "still" (还是建议您取下来, 我们还是原价的哦).
 _QUESTION = re.compile(
     rf"[?]|吗|{lx.QUESTION_ME}|"
     r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|"
-    r"(?:要|想|选|是|用|开|换|退)[^,，。]{0,8}还是.{0,12}(?:呢|$)|哪个|哪一|"
+    r"还是(?!建议|按|要|会|可以|得|需要)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
+_OPENING = re.compile(lx.OPENING)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
 _WAIT = re.compile(lx.WAIT)
 _ACTION = re.compile(lx.ACTION)
 _DECISION = re.compile(lx.DECISION)
 
-ContextKind = Literal["none", "statement", "closing_check", "comprehension", "wait", "action", "decision"]
+ContextKind = Literal[
+    "none", "statement", "closing_check", "opening", "comprehension", "wait", "action", "decision"
+]
 
 
 @lru_cache(maxsize=8192)
@@ -275,17 +276,14 @@ def context_kind(context: str | None) -> ContextKind:
     if not context or not context.strip():
         return "none"
     c = unicodedata.normalize("NFKC", context).lower()
-    after = 0  # characters the staff wrote after the last question
-    for q in reversed(_SENTENCE.split(c)):
-        if q and _QUESTION.search(q):
-            break
-        after += len(q)
-        if after > _ANSWERED_AFTER:
-            return "statement"
-    else:
+    questions = [s for s in _SENTENCE.split(c) if _QUESTION.search(s)]
+    if not questions:
         return "statement"
+    q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
+    if _OPENING.search(q):
+        return "opening"
     if _COMPREHENSION.search(q):
         return "comprehension"
     decision = _DECISION.search(q)
@@ -298,7 +296,7 @@ def context_kind(context: str | None) -> ContextKind:
 
 def _asks_for_something(context: str | None) -> bool:
     """Did the staff ask a question or ask the customer to do something (or say nothing)?"""
-    if context_kind(context) in ("none", "decision", "action"):
+    if context_kind(context) in ("none", "decision", "opening", "action"):
         return True
     return bool(_ACTION.search(unicodedata.normalize("NFKC", context or "").lower()))
 
@@ -335,20 +333,20 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
     if not s and n.named:  # only a name: an answer (请提供收货人姓名), a call, or a sign-off
         return NEEDS_CONTENT if _asks_for_something(context) else CLOSING_STICKER
     if not s:  # a sticker, emoji or punctuation only
-        return NEEDS_ANSWER_STICKER if context_kind(context) == "decision" else CLOSING_STICKER
+        return NEEDS_ANSWER_STICKER if context_kind(context) in ("decision", "opening") else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
         return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
     # The staff message is read only when the verdict depends on it (most content does not).
     if (
         _NOTHING_BARE.match(s)
-        and context_kind(context) == "closing_check"
+        and context_kind(context) in ("closing_check", "opening")
         and _head_then(_NOTHING_BARE, _AFTER_NOTHING_BARE, s)
     ):
         return CLOSING
     if not _ALL.fullmatch(s) or (_CALL.fullmatch(s) and s.strip(_CALL_PARTICLES)):
         return NEEDS_CONTENT
     kind = context_kind(context)
-    if kind == "decision":
+    if kind in ("decision", "opening"):
         if _WEAK_OR_NOTHING.fullmatch(s):
             return NEEDS_ANSWER
         return CLOSING
