@@ -17,24 +17,25 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    arrived" (网好了, 退款收到了, 问题已解决), "nothing else", refusals of an offer and changes
    of mind (不用了, 不退了), the customer's finished steps that need no checking (好评了,
    确认收货了), deferrals or next steps of their own (我再考虑一下, 我等你消息, 我下午去寄,
-   我清一下, 有消息告诉我, 我会提醒孩子的, 按时来复诊), agreeing to the staff's plan (按你说的办,
-   那就明天吧) and a misunderstanding cleared up (我还以为出问题了)) and carries no question,
-   request or greeting cue (吗, 怎么, 多少, 帮我, 发我, 但是, 另外, 那我呢, 哈喽, ...). Anything
+   我清一下, 有消息告诉我, 我会提醒孩子的, 按时来复诊) and relief that a feared mistake did
+   not happen (我还以为出问题了)) and carries no question, request or greeting cue (吗, 怎么,
+   多少, 帮我, 发我, 但是, 另外, 那我呢, 哈喽, ...). Agreeing to what the staff offered (那就后天吧,
+   按你说的办, 我买两个) is not among the phrases: the staff still has something to do. Anything
    else needs a reply;
 3. the staff message it answers decides the bare acknowledgements: after a question the staff
    must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
-   After a closing check (还有其他问题吗？ 还有可以为您服务的吗？, and the opening 有什么可以
-   帮您的) 是的 needs a reply and 没有了 does not; after a comprehension check (明白了吗？), a
+   After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
+   does not (after the opening 有什么可以帮您的 only 没有了 is closing); after a comprehension
+   check (明白了吗？), a
    "please wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧,
    拍张照片) an acknowledgement is closing.
-   The last question counts, unless the staff went on past it (这个订单吗 and then the answer:
-   exports join a staff member's messages with spaces); an instruction to check whether
-   something is there (查看是否有修改按钮) asks nothing. A sentence-final 呢 (是的呢,
-   会送到的呢) is a softener, not a question. A bare yes (是的, 对, 没错) needs a reply except
-   after a comprehension check: in real service chats it confirms an order, a product or a
-   number the staff put to the customer, who then goes on.
+   The last question counts, even with an explanation after it; an instruction to check
+   whether something is there (查看是否有修改按钮) and 还是 meaning "still" ask nothing. A
+   sentence-final 呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对,
+   没错) needs a reply except after a comprehension check: in real service chats it confirms
+   an order, a product or a number the staff put to the customer, who then goes on.
 
 Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
 location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ..., also as
