@@ -28,9 +28,8 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    stay closing.
    After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
    does not (after the opening 有什么可以帮您的 only 没有了 is closing); after a comprehension
-   check (明白了吗？), a
-   "please wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧,
-   拍张照片) an acknowledgement is closing.
+   check (明白了吗？), a "please wait" or a request for the customer to do something
+   (麻烦发一下订单号, 给个评价吧, 拍张照片) an acknowledgement is closing.
    The last question counts, even with an explanation after it; an instruction to check
    whether something is there (查看是否有修改按钮) and 还是 meaning "still" ask nothing. A
    sentence-final 呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对,
