@@ -81,11 +81,11 @@ class _Window:
 
 class _Gate:
     # No reference to the loop itself: gates are values of a WeakKeyDictionary keyed by it.
-    def __init__(self, limiter: RateLimiter):
+    def __init__(self, limiter: RateLimiter, metered: bool = True):
         self.limiter = limiter
         self.cap = limiter.max_in_flight
         self.in_flight = 0
-        self.windows = [_Window(seconds, limit) for seconds, limit in limiter.windows]
+        self.windows = [_Window(seconds, limit) for seconds, limit in limiter.windows] if metered else []
         self.waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self.paused_until = 0.0
         self.pause_streak = 0
@@ -170,9 +170,9 @@ class RateLimiter:
             gates = self._gates[loop] = {}
         gate = gates.get(key)
         if gate is None:
-            gate = gates[key] = _Gate(self)
-            if isinstance(key, tuple) and key and key[-1] in self.unmetered:
-                gate.windows = []  # keys are (base_url, corp_id, path)
+            # keys are (base_url, corp_id, path)
+            metered = not (isinstance(key, tuple) and key and key[-1] in self.unmetered)
+            gate = gates[key] = _Gate(self, metered)
         return gate
 
     @contextlib.asynccontextmanager
