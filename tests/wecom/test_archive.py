@@ -258,6 +258,25 @@ def test_rsa_key_formats(keys):
         SdkArchiveSource("/nonexistent.so", CORP, SECRET, {1: "not a pem"})
 
 
+def test_wrong_key_is_named_even_when_openssl_answers_with_random_bytes(keys):
+    # OpenSSL's implicit rejection turns a wrong key into random bytes, and about 1 answer
+    # in 300 is a few printable characters; every one must still read as the wrong key.
+    private_pem = serialization.load_pem_private_key(keys[2][0].encode(), None)
+    cipher = rsa_encrypt(keys[1][1], "Nq8dRmZ0Nq8dRmZ0")
+    raw = base64.b64decode(cipher)
+    codes = set()
+    for i in range(1500):
+        # Flipping the last bytes gives 1,500 distinct ciphertexts without 1,500 encryptions.
+        variant = raw[:-2] + i.to_bytes(2, "big")
+        try:
+            rsa_decrypt_random_key(base64.b64encode(variant).decode(), private_pem)
+        except ArchiveError as exc:
+            codes.add(exc.code)
+        else:
+            codes.add("accepted")
+    assert codes == {10007}
+
+
 def test_pipeline_with_async_functions_retries(keys):
     rng = random.Random(5)
     items = [chatdata_item(s, message(s), keys[1][1], 1, rng) for s in (3, 1, 2)]

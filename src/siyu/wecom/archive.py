@@ -118,6 +118,9 @@ def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPriv
     return out
 
 
+_MIN_RANDOM_KEY = 8
+
+
 def rsa_decrypt_random_key(
     encrypt_random_key_b64: str, private_key_pem: str | bytes | rsa.RSAPrivateKey
 ) -> str:
@@ -137,8 +140,10 @@ def rsa_decrypt_random_key(
     except ValueError:
         raise mismatch from None
     # OpenSSL 3.2+ may answer a wrong key with random bytes (implicit rejection) instead of
-    # an error; the real random key is a short printable ASCII string.
-    if not plain or not all(0x20 < b < 0x7F for b in plain):
+    # an error. The real random key is a printable ASCII string of a few dozen characters;
+    # about 0.3% of the random answers are 1-7 printable bytes, so a floor of 8 is needed
+    # for a wrong key to be named as such (the chance falls to about 2 in a million).
+    if len(plain) < _MIN_RANDOM_KEY or not all(0x20 < b < 0x7F for b in plain):
         raise mismatch
     return plain.decode("ascii")
 
