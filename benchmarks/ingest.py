@@ -173,7 +173,11 @@ def make_archive(n: int, seed: int = 1) -> tuple[list[ArchivedMessage], list[str
                 sent += 1
             at += rng.uniform(600, 7200)  # the next exchange comes later
     events.sort(key=lambda e: e[0])
-    items = [ArchivedMessage(seq, mid, message) for seq, (_, mid, message) in enumerate(events[:n], start=1)]
+    # As the SDK source hands them over: the dict, and the JSON text it was decrypted from.
+    items = [
+        ArchivedMessage(seq, mid, message, json.dumps(message, ensure_ascii=False))
+        for seq, (_, mid, message) in enumerate(events[:n], start=1)
+    ]
     return items, customers
 
 

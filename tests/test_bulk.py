@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from siyu.conversations.models import Conversation, Message
@@ -107,6 +108,25 @@ def test_many_rows_with_conflicts_ints_and_floats_and_nulls(db):
         )
         m = s.scalar(select(Message).where(Message.msgid == "c5"))
         assert (m.needs_reply, m.reply_score) == (None, None)
+
+
+def test_json_already_serialized_is_stored_as_it_came(db):
+    """The archive hands over each message as the JSON text it decrypted: stored verbatim,
+    it reads back as the same object; a plain string is still a JSON string."""
+    t = tenant(db)
+    at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    raw = '{"msgid": "j1", "text": {"content": "能便宜点吗？"}, "tolist": ["zhangsan"]}'
+    rows = [
+        {"msgid": "j1", "sent_at": at, "text": "", "direction": "in", "body": bulk.JsonText(raw)},
+        {"msgid": "j2", "sent_at": at, "text": "", "direction": "in", "body": "只是一句话"},
+    ]
+    with db.tenant_session(t) as s:
+        bulk.insert_rows(s, Message, rows)
+    with db.tenant_session(t) as s:
+        bodies = dict(s.execute(select(Message.msgid, Message.body)).all())
+        stored = s.execute(text("SELECT CAST(body AS TEXT) FROM messages WHERE msgid = 'j1'")).scalar()
+    assert bodies == {"j1": json.loads(raw), "j2": "只是一句话"}
+    assert stored == raw
 
 
 def test_times_written_in_bulk_match_the_orm_in_any_zone(db):

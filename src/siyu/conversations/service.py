@@ -338,7 +338,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "sent_at": p.sent_at,
                 "msgtype": p.message.get("msgtype", ""),
                 "text": p.text,
-                "body": p.message,
+                "body": bulk.JsonText(raw) if (raw := getattr(fresh[p.msgid], "raw", "")) else p.message,
                 "recalled": False,
                 "needs_reply": (verdict.label == "needs_reply") if verdict else None,
                 "reply_score": verdict.score if verdict else None,

@@ -32,6 +32,11 @@ from siyu.db.scoping import TENANT
 _PG = postgresql.dialect()
 
 
+class JsonText(str):
+    """A JSON column's value already serialized (say, as the source decrypted it): stored
+    as it is, not serialized again."""
+
+
 @cache
 def _pg_type(table: Table, name: str) -> str:
     """The column's type for the array cast. Strings lose their length: an explicit cast
@@ -52,7 +57,7 @@ def _pg_values(table: Table, name: str, rows: Sequence[dict]) -> list:
         column = [kind.process_bind_param(v, _PG) for v in column]
         kind = kind.impl_instance
     if isinstance(kind, JSON):
-        return [None if v is None else json.dumps(v, ensure_ascii=False) for v in column]
+        return [v if v is None or type(v) is JsonText else json.dumps(v, ensure_ascii=False) for v in column]
     if isinstance(kind, Float):
         return [None if v is None else float(v) for v in column]
     return column
@@ -119,7 +124,10 @@ def _processed(table: Table, names: Sequence[str], rows: Sequence[dict], dialect
             process = _sqlite_utc
         else:
             process = kind.dialect_impl(dialect).bind_processor(dialect)
-        out.append([process(v) for v in column] if process else column)
+        if isinstance(kind, JSON) and process:
+            out.append([v if type(v) is JsonText else process(v) for v in column])
+        else:
+            out.append([process(v) for v in column] if process else column)
     return out
 
 

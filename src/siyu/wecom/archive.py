@@ -35,7 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,6 +78,9 @@ class ArchivedMessage:
     seq: int
     msgid: str
     message: dict  # the decrypted JSON of REFERENCE 11.3
+    # The same JSON as the source decrypted it, when it came as text: stored verbatim, so
+    # that ingest does not serialize every message again ("" when the source gave a dict).
+    raw: str = field(default="", compare=False, repr=False)
 
 
 @runtime_checkable
@@ -176,16 +179,19 @@ def _check_limit(limit: int) -> int:
     return limit
 
 
-def _as_message(plain: dict | str | bytes, seq: int, msgid: str) -> dict:
+def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessage:
+    """The decrypted message (a dict, or JSON text kept as `raw`) -> ArchivedMessage."""
     if isinstance(plain, dict):
-        return plain
-    try:
-        message = json.loads(plain)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
-    return message
+        message, raw = plain, ""
+    else:
+        try:
+            raw = plain.decode("utf-8") if isinstance(plain, bytes) else plain
+            message = json.loads(raw)
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+            message = None
+        if not isinstance(message, dict):
+            raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
+    return ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message, raw)
 
 
 class ChatDataPipeline:
@@ -295,8 +301,7 @@ class ChatDataPipeline:
                 )
             except ArchiveError as exc:
                 raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            message = _as_message(plain, seq, msgid)
-            out.append(ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message))
+            out.append(_archived(plain, seq, msgid))
         return out
 
     async def _decrypt_batch_async(self, items: list[dict]) -> list[ArchivedMessage]:
@@ -311,8 +316,7 @@ class ChatDataPipeline:
                     plain = await self._retrying(lambda: fn(key, str(item.get("encrypt_chat_msg") or "")))
                 except ArchiveError as exc:
                     raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            message = _as_message(plain, seq, msgid)
-            return ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message)
+            return _archived(plain, seq, msgid)
 
         return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
 
