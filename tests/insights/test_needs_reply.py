@@ -698,3 +698,71 @@ def test_putting_it_off_till_later_is_closing(text):
 @pytest.mark.parametrize("text", ["再说一遍", "你再说一下", "再说一下价格", "再说吗"])
 def test_asking_to_say_it_again_needs_a_reply(text):
     assert label(text, "这款下周有活动") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["我记错了", "打错字了", "发错了", "搞错了", "地址填错了"])
+def test_a_slip_after_the_staff_acted_on_it_needs_a_reply(text):
+    assert label(text, "好的，已经帮您把预约改到周四上午了") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["等我收到货再联系你", "稍等我找下发给你", "我待会拍给您看", "好把", "o"])
+def test_more_ways_of_saying_one_will_come_back(text):
+    assert label(text, "出水口在底座左边") == "closing"
+
+
+@pytest.mark.parametrize("text", ["等我下班再说吧", "我在联系你们"])
+def test_putting_off_a_decision_the_staff_asked_for_needs_a_reply(text):
+    assert label(text, "师傅已经到楼下了，您方便下来取一下吗") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["哎", "唉……", "额", "那", "啊？", "嗐"])
+def test_a_sigh_or_a_hesitation_alone_needs_a_reply(text):
+    assert label(text, "抱歉，这款暂时不支持预约哦") == "needs_reply"
+
+
+def test_a_sigh_with_a_closing_phrase_is_still_closing():
+    assert label("唉 好吧", "抱歉，这款暂时不支持预约哦") == "closing"
+
+
+def test_nothing_answers_the_opening_line():
+    for text in ("没什么", "没有别的事"):
+        assert label(text, "您好，请问有什么可以帮您？") == "closing"
+    assert label("好的", "您好，请问有什么可以帮您？") == "needs_reply"
+    # Said to an apology for the wait, it lets the customer go on: their question is still open.
+    assert label("没事没事", "抱歉久等了，请问有什么可以帮您？") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "不着急的话可以给您补发一个滤网的呢",
+        "可以再给您寄一个新的",
+        "周六可以帮您约到下午三点",
+        "这边可以为您办理退货",
+        "可以给孩子安排一节试听课",
+        "可以免费上门取件的",
+        "最多可以给您便宜两百",
+    ],
+)
+def test_a_bare_yes_to_an_offer_made_as_a_statement_is_the_go_ahead(offer):
+    assert label("行", offer) == "needs_reply"
+    assert label("那好吧", offer) == "needs_reply"
+    assert label("不用了 谢谢", offer) == "closing"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "已经给您补发了，单号稍后同步",
+        "您可以在订单页申请退款",
+        "抱歉，这个不能给您更换哦",
+        "能给您补发的配件都已经寄出了",
+    ],
+)
+def test_no_offer_no_go_ahead(staff):
+    assert label("好的", staff) == "closing"
+
+
+@pytest.mark.parametrize("staff", ["您看这样行不行", "给您换个新的好不好", "打个九折您看咋样"])
+def test_asking_whether_it_will_do_is_a_question(staff):
+    assert label("行", staff) == "needs_reply"

@@ -26,10 +26,13 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
+   An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
+   好不好, 咋样) count as such questions: 好的 is the go-ahead.
    After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
-   does not (after the opening 有什么可以帮您的 only 没有了 is closing); after a comprehension
-   check (明白了吗？), a "please wait" or a request for the customer to do something
-   (麻烦发一下订单号, 给个评价吧, 拍张照片) an acknowledgement is closing.
+   does not (after the opening 有什么可以帮您的 only "nothing", 没有了 / 没什么, is closing: not 没事,
+   which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
+   wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧, 拍张照片) an
+   acknowledgement is closing.
    The last question counts, even with an explanation after it; an instruction to check
    whether something is there (查看是否有修改按钮) and 还是 meaning "still" ask nothing. A
    sentence-final 呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对,
@@ -43,7 +46,8 @@ addressed and is dropped (alone, it answers a staff question or request, or call
 the staff has said nothing, and needs a reply; after a statement it signs off); a sticker
 ([表情], [emotion], [动画表情]) or emoji alone is an acknowledgement (closing, unless it answers
 a decision question); a question or displeasure emoji ([疑问] ❓ 😡) needs a reply; an empty
-or punctuation-only message is an acknowledgement, except question marks.
+or punctuation-only message is an acknowledgement, except question marks. A sigh or a
+hesitation alone (唉, 额, 那) needs a reply: the customer is dismayed or has more to say.
 
 score is a probability-like confidence that the message needs a reply (fixed per rule, not
 calibrated on data); label is "needs_reply" when score >= 0.5.
@@ -243,6 +247,9 @@ def _head_then(head: re.Pattern[str], rest: _Grammar, s: str) -> bool:
 
 
 _VETO = re.compile(lx.VETO)
+# A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
+# more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
+_HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀| )+")
 _MAX_CLOSING_LEN = 48
 
 # staff messages
@@ -256,6 +263,7 @@ _QUESTION = re.compile(
     r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|"
     r"还是(?!建议|按|要|会|可以|得|需要)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
+    r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
@@ -264,6 +272,7 @@ _COMPREHENSION = re.compile(lx.COMPREHENSION)
 _WAIT = re.compile(lx.WAIT)
 _ACTION = re.compile(lx.ACTION)
 _DECISION = re.compile(lx.DECISION)
+_OFFER = re.compile(lx.OFFER)
 
 ContextKind = Literal[
     "none", "statement", "closing_check", "opening", "comprehension", "wait", "action", "decision"
@@ -278,7 +287,7 @@ def context_kind(context: str | None) -> ContextKind:
     c = unicodedata.normalize("NFKC", context).lower()
     questions = [s for s in _SENTENCE.split(c) if _QUESTION.search(s)]
     if not questions:
-        return "statement"
+        return "decision" if _OFFER.search(c) else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
@@ -309,6 +318,7 @@ NEEDS_NEGATIVE = Verdict("needs_reply", 0.8)
 NEEDS_CONTENT = Verdict("needs_reply", 0.9)  # not made of closing phrases only
 NEEDS_ANSWER = Verdict("needs_reply", 0.7)  # an acknowledgement answering a staff question
 NEEDS_ANSWER_STICKER = Verdict("needs_reply", 0.6)
+NEEDS_HESITATION = Verdict("needs_reply", 0.6)
 CLOSING = Verdict("closing", 0.1)
 CLOSING_WEAK = Verdict("closing", 0.2)  # a bare acknowledgement with no staff message to go by
 CLOSING_STICKER = Verdict("closing", 0.3)
@@ -345,10 +355,15 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
         return CLOSING
     if not _ALL.fullmatch(s) or (_CALL.fullmatch(s) and s.strip(_CALL_PARTICLES)):
         return NEEDS_CONTENT
+    if _HESITATION.fullmatch(s):
+        return NEEDS_HESITATION
     kind = context_kind(context)
+    if kind == "decision" and _WEAK_OR_NOTHING.fullmatch(s):
+        return NEEDS_ANSWER
+    # "Nothing" (没什么, 没别的事) answers the opening line; 没事 answers an apology for the wait.
+    if kind == "opening" and _WEAK.fullmatch(s):
+        return NEEDS_ANSWER
     if kind in ("decision", "opening"):
-        if _WEAK_OR_NOTHING.fullmatch(s):
-            return NEEDS_ANSWER
         return CLOSING
     if kind == "closing_check" and _head_then(_AFFIRM, _AFTER_AFFIRM, s):
         return NEEDS_ANSWER
