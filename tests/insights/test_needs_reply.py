@@ -69,7 +69,7 @@ def test_stickers_and_thumbs_up_alone_after_a_statement_are_closing(text):
     assert label(text) == "closing"
 
 
-@pytest.mark.parametrize("text", ["。", "。。。", "…", "!!", "~"])
+@pytest.mark.parametrize("text", ["。", "!!", "~"])
 def test_punctuation_only_is_closing_but_question_marks_are_not(text):
     assert label(text) == "closing"
     assert label("？") == label("???") == label("?") == "needs_reply"
@@ -766,3 +766,79 @@ def test_no_offer_no_go_ahead(staff):
 @pytest.mark.parametrize("staff", ["您看这样行不行", "给您换个新的好不好", "打个九折您看咋样"])
 def test_asking_whether_it_will_do_is_a_question(staff):
     assert label("行", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["。。。", "……", "..", "…"])
+def test_dots_alone_say_the_customer_is_speechless(text):
+    assert label(text, "这个型号就是这样设计的哦") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["现在能正常工作了", "好像能用了", "貌似好了"])
+def test_saying_the_thing_works_now_is_closing(text):
+    assert label(text, "拔掉电源等一分钟再开机试试") == "closing"
+
+
+@pytest.mark.parametrize("text", ["不工作了", "又打开了", "应该到账了吧", "我现在在工作", "好像又在响"])
+def test_a_fault_back_a_doubt_or_a_job_is_not_it_works_now(text):
+    assert label(text, "已经帮您把自动开机关掉了") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我先看看能不能用", "好 我今晚再试一下看看", "我找找看有没有发票", "我明天再试一次"],
+)
+def test_checking_for_oneself_whether_it_works_is_closing(text):
+    assert label(text, "您按说明书重新安装一下试试") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "看看能不能便宜点",
+        "你看看能不能今天发",
+        "能不能便宜点",
+        "帮我看看有没有货",
+        "我想看看有没有周末的班",
+        "我这单帮看看有没有发出",
+        "师傅再来试一次",
+        "已经试一遍了",
+    ],
+)
+def test_asking_the_staff_to_see_whether_is_a_request(text):
+    assert label(text, "您按说明书重新安装一下试试") == "needs_reply"
+
+
+def test_a_staff_statement_that_cannot_say_when_asks_nothing():
+    staff = "补货时间由仓库安排，我们也没法确定什么时候到，抱歉"
+    assert label("好的 谢谢", staff) == "closing"
+
+
+@pytest.mark.parametrize("text", ["好的?谢谢", "谢谢你?", "嗯嗯?谢谢啦"])
+def test_a_question_mark_beside_thanks_asks_nothing(text):
+    assert label(text) == "closing"
+
+
+@pytest.mark.parametrize(
+    "text", ["好的?", "谢谢，那运费呢?", "打扰一下", "修好了是吧", "到账了是吧亲", "明天发?谢谢", "谢谢??"]
+)
+def test_real_questions_near_thanks_still_need_a_reply(text):
+    assert label(text) == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["我在找订单号 稍等", "那我重新下单吧", "要是还不行我在联系你"])
+def test_more_of_the_customers_own_next_steps(text):
+    assert label(text, "您看下订单页面，没有的话就是没拍上") == "closing"
+
+
+@pytest.mark.parametrize("text", ["我在联系你们", "我到了在找你呢", "重新下单了"])
+def test_what_the_customer_is_doing_now_or_has_done_is_news(text):
+    assert label(text, "好的") == "needs_reply"
+
+
+def test_a_question_after_cannot_say_when_still_asks():
+    assert label("好的", "没法确定什么时候到货，您要不要先退款") == "needs_reply"
+    assert label("可以", "不知道您明天上午方便吗") == "needs_reply"
+
+
+def test_dots_with_a_sticker_are_still_speechless():
+    assert label("。。。[微笑]", "这个不在保修范围内哦") == "needs_reply"

@@ -92,6 +92,9 @@ _PUNCT = re.compile(r"[^\w\s]|_")
 _KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
+# A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢) asks
+# nothing: exports that lost an emoji write one there. (明天到?谢谢 and 谢谢?? still ask.)
+_THANKS_MARK = re.compile(r"(?<=谢)[?](?![?])|(?<=谢[你您了啦])[?](?![?])|(?<=[好的嗯滴哒])[?](?=\s*谢)")
 # Two-word English and pinyin closings, made one token (no phrase spans a space).
 _JOIN = re.compile(r"\b(?:thank you|thank u|got it|hao de|xie xie)\b")
 
@@ -146,7 +149,7 @@ def normalize(text: str) -> Normalized:
         if not lx.NEGATIVE_EMOJI.isdisjoint(t) or not lx.NEGATIVE_KAOMOJI.isdisjoint(t):
             negative = True
         t = _EMOJI.sub(" ", t)
-    question = "?" in t
+    question = "?" in t and "?" in _THANKS_MARK.sub("", t)
     t = _KAOMOJI.sub(" ", t)
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
@@ -250,6 +253,7 @@ _VETO = re.compile(lx.VETO)
 # A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
 # more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
 _HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀| )+")
+_DOTS = re.compile(r"[。.．·*＊]{2,}|[…⋯]")
 _MAX_CLOSING_LEN = 48
 
 # staff messages
@@ -265,6 +269,12 @@ _QUESTION = re.compile(
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
+)
+# "We cannot say when / how much" (不能确定具体什么时间有货) tells; it does not ask. (Only the
+# question word after it goes: 没法确定什么时候到 您要不要先退款 still asks.)
+_UNSURE = re.compile(
+    r"(?:不能|无法|没法|没办法|不好|不太|说不准|不)(?:确定|保证|清楚|预估|估计)(?:具体)?(?:的)?"
+    r"(?:什么时候|什么时间|多久|几天|哪天|多少)"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _OPENING = re.compile(lx.OPENING)
@@ -285,7 +295,7 @@ def context_kind(context: str | None) -> ContextKind:
     if not context or not context.strip():
         return "none"
     c = unicodedata.normalize("NFKC", context).lower()
-    questions = [s for s in _SENTENCE.split(c) if _QUESTION.search(s)]
+    questions = [s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s)]
     if not questions:
         return "decision" if _OFFER.search(c) else "statement"
     q = questions[-1]
@@ -343,6 +353,8 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
     if not s and n.named:  # only a name: an answer (请提供收货人姓名), a call, or a sign-off
         return NEEDS_CONTENT if _asks_for_something(context) else CLOSING_STICKER
     if not s:  # a sticker, emoji or punctuation only
+        if _DOTS.search(text):  # speechless (。。。 …… [捂脸])
+            return NEEDS_HESITATION
         return NEEDS_ANSWER_STICKER if context_kind(context) in ("decision", "opening") else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
         return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
