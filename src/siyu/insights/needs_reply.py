@@ -9,25 +9,27 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
 1. normalise: NFKC (full width → half width), lower case, WeChat codes such as [微笑] [OK]
    [抱拳], emoji and kaomoji (^_^ ⊙o⊙) dropped (question/displeasure ones such as [疑问] ❓ 😡
    remembered), runs of one character shortened (好好好 → 好好, 嗯嗯嗯嗯 → 嗯嗯), punctuation
-   turned into spaces (a question mark remembered), two-word closings joined (thank you,
-   hao de, xie xie);
+   turned into spaces (a question mark remembered, except one beside thanks: 谢谢你?, 好的?谢谢),
+   two-word closings joined (thank you, hao de, xie xie);
 2. a message is a closing remark only if it consists entirely of closing phrases (lexicon.py:
    acknowledgements with their net spellings and particles (好滴 好叭 好的鸭 okk), thanks,
    goodbyes and wishes, praise of the service or the goods (东西挺好的), "it's solved / it
-   arrived" (网好了, 退款收到了, 问题已解决), "nothing else", refusals of an offer and changes
+   arrived" (网好了, 退款收到了, 问题已解决, 好像能用了), "nothing else", refusals of an offer and changes
    of mind (不用了, 不退了), the customer's finished steps that need no checking (好评了,
    确认收货了), deferrals or next steps of their own (我再考虑一下, 我等你消息, 我下午去寄,
-   我清一下, 有消息告诉我, 我会提醒孩子的, 按时来复诊) and relief that a feared mistake did
+   我清一下, 有消息告诉我, 我会提醒孩子的, 按时来复诊, 我明天再试一次, 我先看看能不能用 (with 我:
+   看看能不能便宜点 asks the staff), 我在找订单号) and relief that a feared mistake did
    not happen (我还以为出问题了)) and carries no question, request or greeting cue (吗, 怎么,
-   多少, 帮我, 发我, 但是, 另外, 那我呢, 哈喽, ...). Agreeing to what the staff offered (那就后天吧,
-   按你说的办, 我买两个) is not among the phrases: the staff still has something to do. Anything
-   else needs a reply;
+   多少, 帮我, 发我, 但是, 另外, 那我呢, 哈喽, 修好了是吧, ...). Agreeing to what the staff
+   offered (那就后天吧, 按你说的办, 我买两个) is not among the phrases: the staff still has
+   something to do. Anything else needs a reply;
 3. the staff message it answers decides the bare acknowledgements: after a question the staff
    must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
    An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
-   好不好, 咋样) count as such questions: 好的 is the go-ahead.
+   好不好, 咋样) count as such questions: 好的 is the go-ahead. "We cannot say when" (无法确定什么时候
+   到货) asks nothing.
    After a closing check (还有其他问题吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
    does not (after the opening 有什么可以帮您的 only "nothing", 没有了 / 没什么, is closing: not 没事,
    which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
@@ -47,7 +49,8 @@ the staff has said nothing, and needs a reply; after a statement it signs off); 
 ([表情], [emotion], [动画表情]) or emoji alone is an acknowledgement (closing, unless it answers
 a decision question); a question or displeasure emoji ([疑问] ❓ 😡) needs a reply; an empty
 or punctuation-only message is an acknowledgement, except question marks. A sigh or a
-hesitation alone (唉, 额, 那) needs a reply: the customer is dismayed or has more to say.
+hesitation alone (唉, 额, 那) and dots alone (。。。 ……) need a reply: the customer is dismayed,
+speechless or has more to say.
 
 score is a probability-like confidence that the message needs a reply (fixed per rule, not
 calibrated on data); label is "needs_reply" when score >= 0.5.
