@@ -74,7 +74,8 @@ async def store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool
             candidates.append(fetched_at - timedelta(seconds=rt.settings.archive_lag_s))
         cursor.pulled_until = max(candidates) if candidates else None
         cursor.pulled_at, cursor.last_error = fetched_at, ""
-        return counts
+    rt.db.wrote(counts["stored"])
+    return counts
 
 
 async def pull(rt, tenant_id: int, source=None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +37,35 @@ def make_engine(url: str, **kw) -> Engine:
     )
 
 
+# SQLite's statistics are refreshed after this many rows written in bulk (see `wrote`).
+STATISTICS_EVERY = 20_000
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._written = 0
+        self._written_lock = threading.Lock()
+
+    def wrote(self, rows: int) -> None:
+        """Count rows a bulk writer (the archive ingest) committed. SQLite plans without
+        statistics until something runs ANALYZE, and then takes the tenant condition every
+        scoped query has for a selective one: a key lookup became a scan of the tenant's rows
+        (a batch's recall UPDATE: 6 ms at 60,000 messages, 0.14 ms with statistics). Every
+        STATISTICS_EVERY rows the statistics are refreshed, approximately (analysis_limit:
+        a few ms whatever the size). PostgreSQL's autovacuum keeps its own."""
+        if self.is_postgres:
+            return
+        with self._written_lock:
+            self._written += rows
+            if self._written < STATISTICS_EVERY:
+                return
+            self._written = 0
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=400")
+            conn.exec_driver_sql("ANALYZE")
 
     @property
     def is_postgres(self) -> bool:
