@@ -26,6 +26,10 @@ def make_engine(url: str, **kw) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the WAL every ~40 MB rather than every 4 MB: pages that every batch of
+            # an archive import touches again (index interiors) are copied back once, not per
+            # checkpoint (ingest at 100,000 messages: 9,200-10,100/s -> 10,300-10,900/s).
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         return engine
