@@ -155,27 +155,29 @@ def test_times_written_in_bulk_match_the_orm_in_any_zone(db):
     assert ordered == ["bulk2", "orm2", "bulk0", "orm0", "bulk1", "orm1"]
 
 
-def test_a_bulk_import_leaves_sqlite_with_statistics_so_key_lookups_stay_lookups(db, monkeypatch):
+def test_a_bulk_import_leaves_sqlite_with_statistics_so_key_lookups_stay_lookups(db, tmp_path, monkeypatch):
     """Without statistics SQLite takes the tenant condition of a scoped query for a selective
     one and scans the tenant's rows where the primary key would do; `wrote` refreshes them."""
     if db.is_postgres:
         pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    fresh = database.Database(f"sqlite:///{tmp_path / 'import.db'}")  # one tenant, as after an import
+    fresh.migrate()
     monkeypatch.setattr(database, "STATISTICS_EVERY", 500)
-    monkeypatch.setattr(db, "_written", 0)  # what earlier tests wrote does not count here
-    t = tenant(db)
+    t = tenant(fresh)
     at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     rows = [{"msgid": f"s{i}", "sent_at": at, "text": "", "direction": "in"} for i in range(600)]
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS sqlite_stat1")
-    with db.tenant_session(t) as s:
+    with fresh.tenant_session(t) as s:
         bulk.insert_rows(s, Message, rows)
     recall = f"UPDATE messages SET recalled = 1 WHERE id IN (1, 2) AND tenant_id = {t}"
 
     def plan() -> str:
-        with db.engine.connect() as conn:  # a new connection reads the statistics afresh
+        with fresh.engine.connect() as conn:  # a new connection reads the statistics afresh
             return " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {recall}"))
 
-    db.wrote(300)
-    assert "PRIMARY KEY" not in plan()  # not yet: the tenant's index, every row of it
-    db.wrote(300)
-    assert "PRIMARY KEY" in plan()
+    try:
+        fresh.wrote(300)
+        assert "PRIMARY KEY" not in plan()  # not yet: the tenant's index, every row of it
+        fresh.wrote(300)
+        assert "PRIMARY KEY" in plan()
+    finally:
+        fresh.dispose()
