@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.db import scoping
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kw) -> Engine:
@@ -67,9 +70,12 @@ class Database:
             if self._written < STATISTICS_EVERY:
                 return
             self._written = 0
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA analysis_limit=400")
-            conn.exec_driver_sql("ANALYZE")
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA analysis_limit=400")
+                conn.exec_driver_sql("ANALYZE")
+        except OperationalError as exc:  # best effort: the rows are stored, the next time will do
+            log.warning("refreshing SQLite's statistics failed: %s", exc)
 
     @property
     def is_postgres(self) -> bool:
