@@ -43,7 +43,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .client import DEFAULT_BASE_URL, WeComClient
+from .client import DEFAULT_BASE_URL, WeComClient, new_http
 from .errors import WeComError, WeComTransportError
 from .finance_sdk import SDK_ERRORS, ArchiveError, FinanceSdk
 
@@ -439,7 +439,7 @@ class HttpArchiveSource:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
         self._own_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else new_http(timeout)
         self.client = WeComClient(
             corp_id, secret, base_url=self.base_url, http=self._http, timeout=timeout, **client_options
         )

@@ -66,6 +66,20 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
+
+
+def new_http(timeout: float | httpx.Timeout = 10.0, limits: httpx.Limits = HTTP_LIMITS) -> httpx.AsyncClient:
+    """The HTTP client Siyu talks to WeCom with: httpx's API over aiohttp's connections.
+
+    httpx's own transport (httpcore on anyio) spends about 1.2 ms of CPU on a request to
+    a local server when ten are in flight, which made sending app messages the worker's
+    bottleneck; over aiohttp the same request costs about 0.4 ms (both measured on the
+    CI machine). Errors still arrive as httpx's exceptions."""
+    from httpx_aiohttp import HttpxAiohttpClient
+
+    return HttpxAiohttpClient(timeout=timeout, limits=limits)
+
+
 DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
 DEFAULT_LOGIN_BASE = "https://login.work.weixin.qq.com"
 
@@ -144,10 +158,7 @@ class WeComClient:
         self._tokens = token_cache if token_cache is not None else default_token_cache
         self._limiter = limiter if limiter is not None else default_rate_limiter
         self._own_http = http is None
-        # Few connections, all kept alive: httpcore scans its whole pool for every request,
-        # so a big pool costs more CPU than the queueing it saves (measured: 100 -> 16
-        # connections took processing from 21 to 28 events/s).
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=HTTP_LIMITS)
+        self._http = http if http is not None else new_http(timeout)
         self._random = random.Random()
 
     def __repr__(self) -> str:
@@ -669,7 +680,7 @@ class WeComClients:
         **options: Any,
     ):
         self._own_http = http is None
-        self.http = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=HTTP_LIMITS)
+        self.http = http if http is not None else new_http(timeout)
         self.app = WeComClient(corp_id, agent_secret, http=self.http, timeout=timeout, **options)
         self.contact = WeComClient(corp_id, contact_secret, http=self.http, timeout=timeout, **options)
 
