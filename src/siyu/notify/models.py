@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db.base import Base, BigId, TenantOwned, utcnow
@@ -19,11 +19,22 @@ class OutboxMessage(TenantOwned, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "dedupe_key"),
         Index("ix_outbox_due", "status", "priority", "due_at"),
+        Index("ix_outbox_recipient", "tenant_id", "kind", "recipient", "due_at"),
+        # what workers claim: sent messages leave it (see migration 0004)
+        Index(
+            "ix_outbox_pending",
+            "priority",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     dedupe_key: Mapped[str] = mapped_column(String(200))
+    # The person it goes to (a WeCom userid) where their messages are paced; else empty.
+    recipient: Mapped[str] = mapped_column(String(64), default="", server_default="")
     payload: Mapped[dict] = mapped_column(default=dict)
     priority: Mapped[int] = mapped_column(default=5)
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed | dead

@@ -67,12 +67,14 @@ def row(
     priority: int = NORMAL,
     deadline_at: datetime | None = None,
     delay: timedelta | None = None,
+    recipient: str = "",
 ) -> dict:
     now = utcnow()
     return {
         "tenant_id": tenant_id,
         "kind": kind,
         "dedupe_key": dedupe_key,
+        "recipient": recipient,
         "payload": payload,
         "priority": priority,
         "status": "pending",

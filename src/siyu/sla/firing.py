@@ -62,6 +62,10 @@ JOIN_OVERDUE_S = 1.0
 # A card sent late counts from when it went; cards are read back for that this far behind
 # the spacing (the outbox index is on due_at: reading further costs every firing batch).
 SENT_LATE_S = 10.0
+# Cards still waiting to go are looked for this far back: further back the senders would be
+# behind by more than any backlog they recover from (a card that old still goes; it is only
+# not joined or counted for spacing).
+PENDING_HORIZON_S = 600.0
 
 
 @dataclass
@@ -312,11 +316,6 @@ def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datet
     bulk.insert_rows(s, SlaEscalation, rows, conflict=["wait_id", "step"])
 
 
-def _recipient_of(dedupe_key: str) -> str:
-    """The person a card goes to, from its dedupe key sla-notice:<userid>:<first step id>."""
-    return dedupe_key[len("sla-notice:") :].rsplit(":", 1)[0]
-
-
 def spacing_s(policy) -> float:
     """How far apart one person's cards go: the policy's merge window, but never closer
     than WeCom lets app messages to one member through."""
@@ -364,6 +363,7 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
             f"sla-notice:{group[0].recipient}:{group[0].id}",
             {"touser": group[0].recipient, "escalations": [st.id for st in group]},
             delay=timedelta(seconds=delay) if delay else None,
+            recipient=group[0].recipient,
         )
         for group, delay in new_cards
     ]
@@ -386,13 +386,17 @@ def _cards_of(
     when it was due or, if later, sent; a card due and still waiting, now (it goes as soon
     as a sender has it).
 
-    Those cards are few (a person has at most a window's worth), so they are read by the
-    outbox's status index, unlocked, and only this batch's people's open ones are then
-    locked and read again: one short statement each, whatever the number of people."""
+    Those cards are few (a person has at most a window's worth), so they are read by
+    recipient and due time (PENDING_HORIZON_S), unlocked, and only this batch's people's
+    open ones are then locked and read again: one short statement each, whatever the
+    number of people."""
     o = OutboxMessage
     cards = s.execute(
-        select(o.id, o.dedupe_key, o.status, o.claimed_until, o.due_at, o.sent_at).where(
+        select(o.id, o.recipient, o.status, o.claimed_until, o.due_at, o.sent_at)
+        .where(
             o.kind == "sla_notice",
+            bulk.among(s, o.recipient, recipients),
+            o.due_at > now - timedelta(seconds=PENDING_HORIZON_S),  # a range of the recipient index
             or_(
                 o.status == "pending",
                 and_(
@@ -402,15 +406,13 @@ def _cards_of(
                 ),
             ),
         )
-    ).all()
+        .order_by(o.id)
+    ).tuples()
     first: dict[str, int] = {}
     last_due: dict[str, datetime] = {}
     joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
     overdue_before = now - timedelta(seconds=JOIN_OVERDUE_S)
-    for card_id, key, status, claimed_until, due_at, sent_at in sorted(cards):
-        recipient = _recipient_of(key)
-        if recipient not in recipients:
-            continue
+    for card_id, recipient, status, claimed_until, due_at, sent_at in cards:
         # cards late to go (the senders behind, a retry) count from when they go
         went = max(due_at, sent_at or now) if status == "sent" else max(due_at, now)
         last_due[recipient] = max(went, last_due.get(recipient, went))
@@ -424,14 +426,14 @@ def _cards_of(
     if not first:
         return {}, last_due
     query = (
-        select(o.id, o.dedupe_key, o.payload, o.due_at)
+        select(o.id, o.recipient, o.payload, o.due_at)
         .where(bulk.among(s, o.id, first.values()), o.status == "pending", o.claimed_until.is_(None))
         .order_by(o.id)
     )
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     found = {
-        _recipient_of(key): (card_id, payload, due_at) for card_id, key, payload, due_at in s.execute(query)
+        recipient: (card_id, payload, due_at) for card_id, recipient, payload, due_at in s.execute(query)
     }
     return found, last_due
 
