@@ -400,7 +400,7 @@ class Bench:
             spy = str(Path(sys.executable).with_name("py-spy"))
             for k, w in enumerate(self.workers):
                 out = self.tmp / f"worker{k}.folded"
-                argv = [spy, "record", "-p", str(w.pid), "-r", "200", "-f", "raw", "-o", str(out)]
+                argv = [spy, "record", "-p", str(w.pid), "-r", "200", "--gil", "-f", "raw", "-o", str(out)]
                 spies.append((self.spawn(f"py-spy{k}", argv), out))
         cpu0 = (self.cpu_of(worker_ps), self.cpu_of([emu_ps]), self.postgres_cpu(), time.perf_counter())
         log(f"{a.conversations} steps due from {self.t_go:%H:%M:%S} over {a.spread_s:g}s; waiting")

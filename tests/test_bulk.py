@@ -181,3 +181,30 @@ def test_a_bulk_import_leaves_sqlite_with_statistics_so_key_lookups_stay_lookups
         assert "PRIMARY KEY" in plan()
     finally:
         fresh.dispose()
+
+
+def test_a_worker_vacuums_the_queue_tables_where_postgresql_autovacuum_is_off(db):
+    """Sent messages leave an index entry under "pending" behind; with autovacuum off nothing
+    but Siyu's own `tidy` removes them (and gives the planner statistics)."""
+    from siyu.jobs.worker import QUEUE_TABLES
+    from siyu.notify.models import OutboxMessage
+
+    if not db.is_postgres:
+        assert db.tidy(QUEUE_TABLES) is False  # SQLite: statistics come from `wrote`
+        return
+    t = tenant(db)
+    with db.tenant_session(t) as s:
+        s.add_all(OutboxMessage(kind="app_message", dedupe_key=f"tidy{i}", payload={}) for i in range(50))
+        s.flush()
+        s.execute(text("UPDATE outbox SET status = 'sent' WHERE dedupe_key LIKE 'tidy%'"))
+
+    def vacuums() -> int:
+        with db.engine.connect() as conn:
+            return conn.scalar(text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"))
+
+    with db.engine.connect() as conn:
+        autovacuum = conn.scalar(text("SHOW autovacuum"))
+    before = vacuums()
+    assert db.tidy(QUEUE_TABLES) is (autovacuum == "off")
+    if autovacuum == "off":
+        assert vacuums() == before + 1

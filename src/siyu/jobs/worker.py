@@ -23,14 +23,21 @@ from siyu.notify import outbox
 from siyu.notify import tasks as notify_tasks
 from siyu.notify.models import OutboxMessage
 from siyu.sla import tasks as sla_tasks  # also registers the SLA's wait listener and senders
+from siyu.sla.models import SlaEscalation
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
 OUTBOX_BATCHES = 4  # claims of outbox messages sent at once
-# Rows a claim of outbox messages takes: about what the WeCom client sends to one API at
-# once (siyu.wecom.ratelimit, max_in_flight). A claim goes out as a whole after its rows are
-# prepared together, so a bigger one only makes its first rows wait for its last.
-OUTBOX_CLAIM = 10
+# Rows a claim of outbox messages takes. A claim costs four transactions whatever its size
+# (claim, lease renewal, preparing its texts, recording), and they, not the sends, bound how
+# fast cards go: 100,000 escalation cards to 2,500 agents in 3 minutes reached WeCom with p99
+# 11.2 s in claims of 10 and 0.55 s in claims of 40. The WeCom client still has at most 10
+# calls in flight to one API (siyu.wecom.ratelimit), so a claim goes out in waves.
+OUTBOX_CLAIM = 40
+# The tables claimed from: vacuumed this often where PostgreSQL's autovacuum is off
+# (`Database.tidy`).
+QUEUE_TABLES = (OutboxMessage.__tablename__, SlaEscalation.__tablename__, CallbackEvent.__tablename__)
+TIDY_S = 10.0
 
 
 class Worker:
@@ -58,6 +65,7 @@ class Worker:
         ]
         if self.scheduled:
             loops.append(self._periodic())
+            loops.append(self._every(TIDY_S, self._tidy, "tidying the queue tables"))
             loops.append(
                 self._every(self.rt.settings.archive_poll_s, conversation_tasks.pull_all, "archive pull")
             )
@@ -164,6 +172,9 @@ class Worker:
                 log.exception("firing SLA steps failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(delay, sla_tasks.GATHER_S))
+
+    async def _tidy(self, rt) -> None:
+        await asyncio.to_thread(rt.db.tidy, QUEUE_TABLES)
 
     async def _periodic(self) -> None:
         await self._every(300, sync_due_staff, "scheduled staff sync")
