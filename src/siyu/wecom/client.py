@@ -66,6 +66,10 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
+DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
+DEFAULT_LOGIN_BASE = "https://login.work.weixin.qq.com"
+
+log = logging.getLogger(__name__)
 
 
 def new_http(timeout: float | httpx.Timeout = 10.0, limits: httpx.Limits = HTTP_LIMITS) -> httpx.AsyncClient:
@@ -79,11 +83,6 @@ def new_http(timeout: float | httpx.Timeout = 10.0, limits: httpx.Limits = HTTP_
 
     return HttpxAiohttpClient(timeout=timeout, limits=limits)
 
-
-DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
-DEFAULT_LOGIN_BASE = "https://login.work.weixin.qq.com"
-
-log = logging.getLogger(__name__)
 
 _SECRET_IN_URL = re.compile(r"((?:access_token|corpsecret)=)[^&\s\"']+", re.IGNORECASE)
 

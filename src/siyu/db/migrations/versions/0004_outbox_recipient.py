@@ -9,8 +9,8 @@ is the batch's people's few.
 Claims looked for pending messages in the index of all messages by status: every message
 leaves an entry under "pending" behind when it is sent, and until VACUUM removes them a
 claim's bitmap scan read them all (150,000 entries, 117 ms a claim, at 80,000 cards on a
-server with autovacuum off). The partial index holds pending messages only and is read in
-order, so a claim stops after the rows it takes.
+server with autovacuum off). The partial index holds pending messages only; sent ones stay
+out of it once vacuumed (`Database.tidy` where autovacuum is off).
 
 Revision ID: 0004
 Revises: 0003
