@@ -231,10 +231,9 @@ _ALL = _Grammar(
     lx.FILLER,
     nothing=True,
 )
-_WEAK = _Grammar(lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER)
-_WEAK_OR_NOTHING = _Grammar(
-    lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER, nothing=True
-)
+_WEAK_PHRASES = (lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER)
+_WEAK = _Grammar(*_WEAK_PHRASES)
+_WEAK_OR_NOTHING = _Grammar(*_WEAK_PHRASES, nothing=True)
 _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
