@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
-from siyu.conversations import service
+from siyu.conversations import search, service
 from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer
 from siyu.db.base import utcnow as db_now
@@ -32,6 +32,14 @@ browser_context_args = web.browser_context_args
 
 def classify(batch):
     return default_classifier().classify(batch)
+
+
+def store(db, tenant_id: int, items) -> dict:
+    """Store archived messages as a pull does: ingest them, then index them for search."""
+    with db.tenant_session(tenant_id) as s:
+        counts = service.ingest(s, items, classify)
+    search.index_backlog(db, tenant_id)
+    return counts
 
 
 @dataclass
@@ -143,16 +151,14 @@ def chats(db, world) -> Chats:
     out.msgids["refund"] = arc.text(sun, "zhangsan", "退款什么时候到账", 7200)
     arc.text("zhangsan", "", "大家好，欢迎进群", 900, roomid=out.room)
     arc.text(wang, "", "群里的团购价能便宜吗", 800, roomid=out.room)
-    with db.tenant_session(world.a.id) as s:
-        counts = service.ingest(s, arc.items, classify)
+    counts = store(db, world.a.id, arc.items)
     assert counts["stored"] == len(arc.items)
     out.a = _conversation_ids(db, world.a.id, ext)
 
     ext_b = _externals(db, world.b.id, world.b.customers)
     arc_b = Archive()
     arc_b.text(ext_b["乙方客户"], "zhangsan", "能便宜点吗 iPhone15 乙方机密", 60)
-    with db.tenant_session(world.b.id) as s:
-        service.ingest(s, arc_b.items, classify)
+    store(db, world.b.id, arc_b.items)
     out.b = _conversation_ids(db, world.b.id, ext_b)
     return out
 

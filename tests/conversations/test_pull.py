@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from sqlalchemy import func, select
 
 from siyu.config import Settings
-from siyu.conversations import tasks
+from siyu.conversations import search, service, tasks
 from siyu.conversations.models import ArchiveCursor, Message
+from siyu.conversations.search import MessageSearch, SearchBacklog
 from siyu.runtime import Runtime
 from siyu.wecom.archive import JsonLinesArchiveSource
 from tests.conversations.test_ingest import Chat, tenant_id  # noqa: F401 - fixture
@@ -89,3 +91,56 @@ def test_a_failure_while_storing_rolls_the_batch_back(rt, tenant_id, monkeypatch
     monkeypatch.setattr(tasks, "classifier", real)
     asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(12))))
     assert stored(rt, tenant_id) == (12, 12)
+
+
+def search_rows(rt, tenant_id) -> tuple[int, int, int]:  # noqa: F811
+    """(messages that have search tokens, their search rows, batches still queued)."""
+    with rt.db.tenant_session(tenant_id) as s:
+        return (
+            s.scalar(select(func.count(func.distinct(MessageSearch.message_id)))),
+            s.scalar(select(func.count()).select_from(MessageSearch)),
+            s.scalar(select(func.count()).select_from(SearchBacklog)),
+        )
+
+
+def test_a_pull_returns_once_what_it_stored_is_searchable(rt, tenant_id, monkeypatch):  # noqa: F811
+    """Search is indexed in transactions of its own (on another thread on PostgreSQL), but
+    by the time the pull returns every stored message is found, each indexed once."""
+    monkeypatch.setattr(tasks, "BATCH", 7)
+    asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(30))))
+    assert search_rows(rt, tenant_id) == (30, 30, 0)
+    with rt.db.tenant_session(tenant_id) as s:
+        found = s.scalars(
+            select(MessageSearch.message_id).where(search.match(s, search.parse_query("第29个问题")))
+        )
+        assert len(found.all()) == 1
+
+
+def test_indexers_running_at_once_index_each_message_once(rt, tenant_id):  # noqa: F811
+    """PostgreSQL: ingest queues a batch's search tokens, and several workers may index a
+    tenant's backlog at once: each batch is claimed by one of them, and a batch queued twice
+    adds nothing. (SQLite indexes in the ingest transaction.)"""
+    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(40)]
+    classify = tasks.classifier().classify
+    for start in range(0, 40, 5):
+        with rt.db.tenant_session(tenant_id) as s:
+            service.ingest(s, items[start : start + 5], classify)
+    if not rt.db.is_postgres:
+        assert search_rows(rt, tenant_id) == (40, 40, 0)
+        return
+    with rt.db.tenant_session(tenant_id) as s:
+        first = s.scalars(select(SearchBacklog).order_by(SearchBacklog.id)).first()
+        s.add(SearchBacklog(entries=first.entries))
+    assert search_rows(rt, tenant_id) == (0, 0, 9)
+
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: counts.append(search.index_backlog(rt.db, tenant_id)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(counts) == 40
+    assert search_rows(rt, tenant_id) == (40, 40, 0)

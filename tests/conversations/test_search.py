@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, func, select
 
-from siyu.conversations import search, service
+from siyu.conversations import search
 from siyu.conversations.models import Message
 from siyu.conversations.search import MessageSearch, Query, parse_query, tokenize
-from tests.conversations.conftest import Archive, classify
+from tests.conversations.conftest import Archive, store
 
 # ---------------------------------------------------------------- tokenizing
 
@@ -162,8 +162,7 @@ def test_ingest_indexes_each_stored_message_once(db, world):
     msgid = arc.text(f"wm{arc.sfx}", "zhangsan", "请问榴莲多少钱一斤", 10)
     recall = arc.recall(f"wm{arc.sfx}", "zhangsan", msgid, 5)
     for _ in range(2):  # a re-pulled batch stores and indexes nothing twice
-        with db.tenant_session(world.a.id) as s:
-            service.ingest(s, arc.items, classify)
+        store(db, world.a.id, arc.items)
     with db.tenant_session(world.a.id) as s:
         assert _indexed(s, msgid) == 1 and _indexed(s, recall) == 0
         found = s.execute(select(MessageSearch.tokens).join(Message).where(Message.msgid == msgid)).scalar()
@@ -173,8 +172,7 @@ def test_ingest_indexes_each_stored_message_once(db, world):
 def test_a_deleted_message_leaves_the_index(db, world, as_role):
     arc = Archive()
     msgid = arc.text(f"wm{arc.sfx}", "zhangsan", "山竹榴莲礼盒", 10)
-    with db.tenant_session(world.a.id) as s:
-        service.ingest(s, arc.items, classify)
+    store(db, world.a.id, arc.items)
     admin = as_role("admin")
     assert hits(admin, "山竹") == ["山竹榴莲礼盒"]
     with db.tenant_session(world.a.id) as s:

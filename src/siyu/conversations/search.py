@@ -7,7 +7,10 @@ bigrams of its CJK runs and its lower-cased latin/digit words, NFKC-normalised f
 
     tokenize("能便宜点吗 iPhone15") == ["能便", "便宜", "宜点", "点吗", "iphone15"]
 
-and kept, space-separated, in `message_search.tokens`. A query is tokenized the same way
+and kept, space-separated, in `message_search.tokens`: on SQLite by ingest itself; on
+PostgreSQL ingest queues a batch's tokens and `index_backlog` indexes them in transactions
+of their own, which the archive puller runs on another thread while it stores the next
+batch (see `queue`). A pull returns once what it stored is searchable. A query is tokenized the same way
 and every token must match (AND); a query word also matches as a prefix ("iphone" finds
 "iphone15"). A CJK character standing alone has no bigram: it is checked with LIKE on the
 matched messages, and a query of nothing but such characters (一个字) falls back to a LIKE
@@ -28,15 +31,18 @@ first, each with a snippet around the first match.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
     ForeignKey,
+    Index,
     Text,
     UniqueConstraint,
     and_,
@@ -50,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.db import bulk
-from siyu.db.base import Base, BigId, TenantOwned
+from siyu.db.base import Base, BigId, TenantOwned, utcnow
 
 FTS_TABLE = "message_search_fts"
 GIN_INDEX = "ix_message_search_tokens_tsv"
@@ -68,6 +74,18 @@ class MessageSearch(TenantOwned, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
     tokens: Mapped[str] = mapped_column(Text, default="")
+
+
+class SearchBacklog(TenantOwned, Base):
+    """The search tokens of a stored batch of messages, waiting to be indexed (PostgreSQL,
+    see `queue`): JSON, [[message id, tokens], ...]."""
+
+    __tablename__ = "search_backlog"
+    __table_args__ = (Index("ix_search_backlog_tenant_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entries: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # ---------------------------------------------------------------- tokenizing
@@ -247,7 +265,7 @@ def _indexed(row: dict) -> bool:
 
 
 def tokens_later(rows: Sequence[dict]) -> Future:
-    """The search tokens of the rows that `index` will index, worked out on another thread:
+    """The search tokens of the rows that `queue` will take, worked out on another thread:
     ingest starts this before it inserts the messages into PostgreSQL, so that tokenizing
     (pure Python) runs while the database server works on that INSERT. (SQLite works in
     this process, on the thread that waits: nothing to gain there.)"""
@@ -255,20 +273,67 @@ def tokens_later(rows: Sequence[dict]) -> Future:
     return _TOKENIZER.submit(lambda: [tokens_text(t) for t in texts])
 
 
-def index(session: Session, rows: Sequence[dict], ids: dict[str, int], tokens: Future | None = None) -> int:
-    """Index newly stored messages: `rows` are the dicts ingest() inserted (msgid, action,
-    conversation_id, text), `ids` their message ids by msgid (what the INSERT returned),
-    `tokens` what `tokens_later(rows)` gave, if it was called. Only messages of a
-    conversation with some text are indexed. Returns how many."""
+def queue(session: Session, rows: Sequence[dict], ids: dict[str, int], tokens: Future | None = None) -> int:
+    """The search tokens of newly stored messages: `rows` are the dicts ingest() inserted
+    (msgid, action, conversation_id, text), `ids` their message ids by msgid (what the
+    INSERT returned), `tokens` what `tokens_later(rows)` gave, if it was called. Only
+    messages of a conversation with some text are indexed. Returns how many.
+
+    PostgreSQL: they wait in one backlog row, [[message id, tokens], ...] as JSON, for
+    `index_backlog`, so that the index's own work (a row, two keys and the GIN entries per
+    message) is done by another connection, on another core, while the archive goes on.
+    SQLite (one writer, in this process: nothing could overlap) indexes them at once."""
     indexed = [r for r in rows if _indexed(r)]
     found = tokens.result() if tokens is not None else [tokens_text(r.get("text") or "") for r in indexed]
-    values = []
-    for r, text_tokens in zip(indexed, found, strict=True):
-        message_id = ids.get(r["msgid"])
-        if message_id is not None and text_tokens:
-            values.append({"message_id": message_id, "tokens": text_tokens})
-    bulk.insert_rows(session, MessageSearch, values)
-    return len(values)
+    entries = [
+        (ids[r["msgid"]], text_tokens)
+        for r, text_tokens in zip(indexed, found, strict=True)
+        if text_tokens and r["msgid"] in ids
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        if entries:
+            bulk.insert_rows(session, SearchBacklog, [{"entries": json.dumps(entries, ensure_ascii=False)}])
+    else:
+        bulk.insert_rows(session, MessageSearch, [{"message_id": i, "tokens": t} for i, t in entries])
+    return len(entries)
+
+
+# One queued batch, claimed, indexed and taken off the backlog in one statement (PostgreSQL).
+INDEX_ONE_BATCH = text(
+    """
+    WITH batch AS (
+        DELETE FROM search_backlog WHERE id = (
+            SELECT id FROM search_backlog WHERE tenant_id = :tenant
+            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING tenant_id, entries
+    ), added AS (
+        INSERT INTO message_search (tenant_id, message_id, tokens)
+        SELECT batch.tenant_id, (entry ->> 0)::bigint, entry ->> 1
+        FROM batch, json_array_elements(batch.entries::json) AS entry
+        ON CONFLICT (tenant_id, message_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM added)
+    """
+)
+
+
+def index_backlog(db, tenant_id: int) -> int:
+    """Index a tenant's queued batches (PostgreSQL), one transaction each, until none is
+    left; returns how many messages got tokens. Several workers may run it at once: a batch
+    is claimed (FOR UPDATE SKIP LOCKED) and deleted in the statement that indexes it, and a
+    message's tokens are unique, so a crash leaves the batch queued and nothing is indexed
+    twice. Python does no work per message here, so a thread running it holds up nobody."""
+    if not db.is_postgres:
+        return 0  # SQLite indexes at once (`queue`)
+    indexed = 0
+    while True:
+        with db.tenant_session(tenant_id) as s:
+            claimed, added = s.execute(INDEX_ONE_BATCH, {"tenant": tenant_id}).one()
+        if not claimed:
+            return indexed
+        indexed += added
 
 
 # ---------------------------------------------------------------- reading

@@ -3,22 +3,27 @@
 
 Each batch is stored and the cursor moved in one transaction, so a crash mid-pull neither
 skips nor repeats a seq; the cursor row is locked while a batch is stored, so two workers
-never store the same batch twice."""
+never store the same batch twice. What a pull stores is indexed for search by the time it
+returns (see `_SearchIndexing`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from siyu.conversations import service
+from siyu.conversations import search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+# One thread a process indexes stored messages for search (see _SearchIndexing).
+_INDEXER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-search")
 
 
 def classifier():
@@ -78,6 +83,36 @@ async def store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool
     return counts
 
 
+def _index(db, tenant_id: int) -> None:
+    try:
+        search.index_backlog(db, tenant_id)
+    except Exception:  # noqa: BLE001 - search must never hold up the archive: the batch stays queued
+        log.exception("indexing tenant %s's messages for search failed", tenant_id)
+
+
+class _SearchIndexing:
+    """Indexes for search what a pull stores (PostgreSQL; SQLite's ingest does it itself), on
+    another thread, with its own connection and server process, while the puller stores the
+    next batch."""
+
+    def __init__(self, db, tenant_id: int) -> None:
+        self.db, self.tenant_id = db, tenant_id
+        self.running: Future | None = None
+
+    def stored(self) -> None:
+        if self.db.is_postgres and (self.running is None or self.running.done()):
+            self.running = _INDEXER.submit(_index, self.db, self.tenant_id)  # a running one takes it too
+
+    async def finish(self) -> None:
+        """Once this returns, everything stored is searchable (one more round takes a batch
+        stored after the thread last looked, and any a crash left queued)."""
+        if not self.db.is_postgres:
+            return
+        if self.running is not None:
+            await asyncio.wrap_future(self.running)
+        await asyncio.wrap_future(_INDEXER.submit(_index, self.db, self.tenant_id))
+
+
 async def pull(rt, tenant_id: int, source=None) -> dict:
     """Pull until the archive has nothing newer; returns what was stored."""
     own = source is None
@@ -87,13 +122,15 @@ async def pull(rt, tenant_id: int, source=None) -> dict:
         if source is None:
             return {"stored": 0, "duplicates": 0}
     total = {"stored": 0, "duplicates": 0}
+    indexing = _SearchIndexing(rt.db, tenant_id)
     try:
         while True:
-            with rt.db.tenant_session(tenant_id) as s:
-                after = _cursor(s).seq
+            with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
+                after = s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
             fetched_at = rt.now()
             items = await source.fetch(after, BATCH)
             counts = await store_batch(rt, tenant_id, items, fetched_at, drained=len(items) < BATCH)
+            indexing.stored()
             total = {k: total[k] + counts[k] for k in total}
             if len(items) < BATCH:
                 return total
@@ -102,6 +139,7 @@ async def pull(rt, tenant_id: int, source=None) -> dict:
             _cursor(s).last_error = f"{type(exc).__name__}: {exc}"[:2000]
         raise
     finally:
+        await indexing.finish()
         if own:
             await source.aclose()
 

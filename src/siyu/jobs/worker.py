@@ -16,6 +16,7 @@ import contextlib
 import logging
 
 from siyu.conversations import tasks as conversation_tasks
+from siyu.conversations.search import SearchBacklog
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
@@ -36,7 +37,12 @@ OUTBOX_BATCHES = 4  # claims of outbox messages sent at once
 OUTBOX_CLAIM = 40
 # The tables claimed from: vacuumed this often where PostgreSQL's autovacuum is off
 # (`Database.tidy`).
-QUEUE_TABLES = (OutboxMessage.__tablename__, SlaEscalation.__tablename__, CallbackEvent.__tablename__)
+QUEUE_TABLES = (
+    OutboxMessage.__tablename__,
+    SlaEscalation.__tablename__,
+    CallbackEvent.__tablename__,
+    SearchBacklog.__tablename__,
+)
 TIDY_S = 10.0
 
 
