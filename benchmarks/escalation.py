@@ -7,7 +7,8 @@ emulator) receive each step's app message (message/send textcard)?
 
 Set-up (not timed): the WeCom emulator (core 1, no rate limit, but WeCom's per-member limit
 on app messages: beyond 30 a minute to one member they are dropped, silently) with a corp of
---agents agents (default 100) in teams of 10, the conversations going to them in turn; the
+--agents agents (default: one per 40 waiting conversations, 2,500 for 100,000) in teams of
+10, the conversations going to them in turn; the
 tenant added with `siyu tenant add` and its staff synced with `siyu sync staff`; a tenant
 SLA policy (step 1: app message to the agent 120 s after the customer's message; steps 2
 and 3 an hour and more later, so only step 1 comes due in the run; merge window W, default
@@ -81,7 +82,10 @@ from benchmarks._archive import (  # noqa: E402
 from benchmarks._util import percentile, stop_process  # noqa: E402
 
 SLUG = "bench"
-AGENTS = 100  # default --agents
+# Default --agents: a person has a few dozen customers waiting at once, not a thousand. With
+# 100 agents for 100,000 conversations each agent has 5.5 steps due a second, and WeCom's
+# per-member limit (30 app messages a minute) alone holds most of them back for seconds.
+WAITING_PER_AGENT = 40
 STEP_DELAY_S = 120
 BATCH = 1000
 GOAL_P99_S = 1.0
@@ -598,7 +602,12 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="PostgreSQL server URL (default: SQLite file)")
     parser.add_argument("--spread-s", type=float, default=180.0, help="first steps come due over this long")
     parser.add_argument("--merge-window-s", type=float, default=0.0, help="the policy's card merge window")
-    parser.add_argument("--agents", type=int, default=AGENTS, help="agents the conversations go to, in turn")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=None,
+        help=f"agents the conversations go to, in turn (default: one per {WAITING_PER_AGENT} conversations)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="each worker's --concurrency")
     parser.add_argument(
         "--lead-s",
@@ -612,6 +621,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy the workers; summary on stderr")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, SQLite file)")
     args = parser.parse_args()
+    if args.agents is None:
+        args.agents = max(1, args.conversations // WAITING_PER_AGENT)
     if args.conversations < 1 or args.workers < 1:
         parser.error("--conversations and --workers must be positive")
     if not args.database and args.workers != 1:
