@@ -44,15 +44,8 @@ def make_engine(url: str, **kw) -> Engine:
     )
 
 
-def _autovacuum(conn) -> bool:
-    return conn.exec_driver_sql("SHOW autovacuum").scalar() == "on"
-
-
 # SQLite's statistics are refreshed after this many rows written in bulk (see `wrote`).
 STATISTICS_EVERY = 20_000
-# PostgreSQL without autovacuum: statistics are taken after this many rows written in bulk,
-# then ten times as many, and so on (see `wrote`).
-FIRST_ANALYSIS = 2_000
 
 
 class Database:
@@ -61,39 +54,28 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._written = 0
-        self._analyze_at = FIRST_ANALYSIS  # PostgreSQL's next analysis (see `wrote`)
         self._written_lock = threading.Lock()
 
     def wrote(self, rows: int) -> None:
-        """Count rows a bulk writer (the archive ingest) committed. A planner without
-        statistics takes the tenant condition every scoped query has for a selective one.
-        SQLite plans so until something runs ANALYZE: a key lookup became a scan of the
-        tenant's rows (a batch's recall UPDATE: 6 ms at 60,000 messages, 0.14 ms with
-        statistics); every STATISTICS_EVERY rows its statistics are refreshed, approximately
-        (analysis_limit: a few ms whatever the size). PostgreSQL's autovacuum keeps its own;
-        where it is off (see `tidy`) nothing would, and ingest's updates by id hashed the
-        tenant's rows (closing 212 waits read 24,000 at 100,000 messages). There the database
-        is analyzed after FIRST_ANALYSIS rows, then ten times as many, and so on: statistics
-        from a smaller table still tell the planner what a tenant condition selects."""
+        """Count rows a bulk writer (the archive ingest) committed. SQLite plans without
+        statistics until something runs ANALYZE, and then takes the tenant condition every
+        scoped query has for a selective one: a key lookup became a scan of the tenant's rows
+        (a batch's recall UPDATE: 6 ms at 60,000 messages, 0.14 ms with statistics). Every
+        STATISTICS_EVERY rows the statistics are refreshed, approximately (analysis_limit:
+        a few ms whatever the size). PostgreSQL's autovacuum keeps its own (see `tidy`)."""
+        if self.is_postgres:
+            return
         with self._written_lock:
             self._written += rows
-            if self.is_postgres:
-                if self._written < self._analyze_at:
-                    return
-                self._analyze_at *= 10
-            else:
-                if self._written < STATISTICS_EVERY:
-                    return
-                self._written = 0
+            if self._written < STATISTICS_EVERY:
+                return
+            self._written = 0
         try:
             with self.engine.begin() as conn:
-                if not self.is_postgres:
-                    conn.exec_driver_sql("PRAGMA analysis_limit=400")
-                    conn.exec_driver_sql("ANALYZE")
-                elif not _autovacuum(conn):
-                    conn.exec_driver_sql("ANALYZE")
+                conn.exec_driver_sql("PRAGMA analysis_limit=400")
+                conn.exec_driver_sql("ANALYZE")
         except OperationalError as exc:  # best effort: the rows are stored, the next time will do
-            log.warning("refreshing the database's statistics failed: %s", exc)
+            log.warning("refreshing SQLite's statistics failed: %s", exc)
 
     def tidy(self, tables: tuple[str, ...]) -> bool:
         """Vacuum and analyze these tables, on PostgreSQL when its autovacuum is off (some
@@ -106,7 +88,7 @@ class Database:
             return False
         # VACUUM cannot run in a transaction
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if _autovacuum(conn):
+            if conn.exec_driver_sql("SHOW autovacuum").scalar() == "on":
                 return False
             # SKIP_LOCKED: another worker's VACUUM of the same table is as good as ours
             conn.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(tables)}")
