@@ -159,7 +159,7 @@ def test_a_bulk_import_leaves_sqlite_with_statistics_so_key_lookups_stay_lookups
     """Without statistics SQLite takes the tenant condition of a scoped query for a selective
     one and scans the tenant's rows where the primary key would do; `wrote` refreshes them."""
     if db.is_postgres:
-        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+        pytest.skip("PostgreSQL: see the next test")
     fresh = database.Database(f"sqlite:///{tmp_path / 'import.db'}")  # one tenant, as after an import
     fresh.migrate()
     monkeypatch.setattr(database, "STATISTICS_EVERY", 500)
@@ -208,3 +208,34 @@ def test_a_worker_vacuums_the_queue_tables_where_postgresql_autovacuum_is_off(db
     assert db.tidy(QUEUE_TABLES) is (autovacuum == "off")
     if autovacuum == "off":
         assert vacuums() == before + 1
+
+
+def test_postgresql_without_autovacuum_analyzes_the_tables_nobody_ever_did(db):
+    """Where autovacuum is off nothing else would ever analyze a table, and the planner took
+    every tenant condition for a selective one; once ingest has written its first rows,
+    `wrote` analyzes the tables never analyzed, once. With autovacuum on it does nothing."""
+    if not db.is_postgres:
+        pytest.skip("SQLite: see the test above")
+    probe = f"wrote_probe_{secrets.token_hex(4)}"
+    fresh = database.Database(db.url)  # a process that has written nothing yet
+    with fresh.engine.begin() as conn:
+        autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar() == "on"
+        conn.exec_driver_sql(f"CREATE TABLE {probe} AS SELECT generate_series(1, 10) AS n")
+
+    def rows_known() -> float:  # -1 until the table is first analyzed
+        with fresh.engine.connect() as conn:
+            return conn.exec_driver_sql(f"SELECT reltuples FROM pg_class WHERE relname = '{probe}'").scalar()
+
+    try:
+        fresh.wrote(database.FIRST_ANALYSIS - 1)
+        assert rows_known() == -1
+        fresh.wrote(1)
+        assert rows_known() == (-1 if autovacuum else 10)
+        with fresh.engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO {probe} SELECT generate_series(11, 20)")
+        fresh.wrote(database.FIRST_ANALYSIS * 100)  # once only: stale statistics do
+        assert rows_known() == (-1 if autovacuum else 10)
+    finally:
+        with fresh.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {probe}")
+        fresh.dispose()

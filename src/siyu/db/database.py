@@ -46,6 +46,23 @@ def make_engine(url: str, **kw) -> Engine:
 
 # SQLite's statistics are refreshed after this many rows written in bulk (see `wrote`).
 STATISTICS_EVERY = 20_000
+# PostgreSQL without autovacuum: tables never analyzed are, once this many are written.
+FIRST_ANALYSIS = 2_000
+
+
+def _autovacuum(conn) -> bool:
+    return conn.exec_driver_sql("SHOW autovacuum").scalar() == "on"
+
+
+def _analyze_the_never_analyzed(conn) -> None:
+    if _autovacuum(conn):
+        return
+    never = conn.exec_driver_sql(
+        "SELECT string_agg(quote_ident(relname), ', ') FROM pg_class WHERE relkind = 'r'"
+        " AND relnamespace = current_schema()::regnamespace AND reltuples < 0"
+    ).scalar()
+    if never:
+        conn.exec_driver_sql(f"ANALYZE {never}")
 
 
 class Database:
@@ -54,28 +71,41 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._written = 0
+        self._first_analysis_done = False  # PostgreSQL (see `wrote`)
         self._written_lock = threading.Lock()
 
     def wrote(self, rows: int) -> None:
-        """Count rows a bulk writer (the archive ingest) committed. SQLite plans without
-        statistics until something runs ANALYZE, and then takes the tenant condition every
-        scoped query has for a selective one: a key lookup became a scan of the tenant's rows
-        (a batch's recall UPDATE: 6 ms at 60,000 messages, 0.14 ms with statistics). Every
-        STATISTICS_EVERY rows the statistics are refreshed, approximately (analysis_limit:
-        a few ms whatever the size). PostgreSQL's autovacuum keeps its own (see `tidy`)."""
-        if self.is_postgres:
-            return
+        """Count rows a bulk writer (the archive ingest) committed. A planner without
+        statistics takes the tenant condition every scoped query has for a selective one.
+        SQLite plans so until something runs ANALYZE: a key lookup became a scan of the
+        tenant's rows (a batch's recall UPDATE: 6 ms at 60,000 messages, 0.14 ms with
+        statistics); every STATISTICS_EVERY rows its statistics are refreshed, approximately
+        (analysis_limit: a few ms whatever the size). PostgreSQL's autovacuum keeps its own;
+        where it is off (see `tidy`) nothing ever would, and ingest's updates by id hashed
+        the tenant's rows (closing a batch's 212 waits read all 24,000 at 100,000 messages).
+        There, once FIRST_ANALYSIS rows are written, the tables never analyzed are analyzed,
+        once: statistics taken while they are small still tell the planner what a tenant
+        condition selects as they grow (ingest of 100,000 messages: +8 % in the median of
+        three alternating runs; analyzing everything again at 20,000 rows cost 0.3 s)."""
         with self._written_lock:
             self._written += rows
-            if self._written < STATISTICS_EVERY:
+            if self.is_postgres:
+                if self._first_analysis_done or self._written < FIRST_ANALYSIS:
+                    return
+                self._first_analysis_done = True
+            elif self._written < STATISTICS_EVERY:
                 return
-            self._written = 0
+            else:
+                self._written = 0
         try:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql("PRAGMA analysis_limit=400")
-                conn.exec_driver_sql("ANALYZE")
+                if self.is_postgres:
+                    _analyze_the_never_analyzed(conn)
+                else:
+                    conn.exec_driver_sql("PRAGMA analysis_limit=400")
+                    conn.exec_driver_sql("ANALYZE")
         except OperationalError as exc:  # best effort: the rows are stored, the next time will do
-            log.warning("refreshing SQLite's statistics failed: %s", exc)
+            log.warning("refreshing the database's statistics failed: %s", exc)
 
     def tidy(self, tables: tuple[str, ...]) -> bool:
         """Vacuum and analyze these tables, on PostgreSQL when its autovacuum is off (some
@@ -88,7 +118,7 @@ class Database:
             return False
         # VACUUM cannot run in a transaction
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if conn.exec_driver_sql("SHOW autovacuum").scalar() == "on":
+            if _autovacuum(conn):
                 return False
             # SKIP_LOCKED: another worker's VACUUM of the same table is as good as ours
             conn.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(tables)}")
