@@ -250,3 +250,32 @@ def test_archive_callback_url_token_and_key_generated_entered_and_shown(
         tenant = s.get(Tenant, world.b.id)
         assert tenancy.archive_callback_pair(tenant, box) == ("MyArchiveToken", new_key)
         tenant.archive_callback_token_sealed = tenant.archive_encoding_aes_key_sealed = ""  # put back
+
+
+def test_the_archive_state_shows_batches_waiting_to_be_indexed_for_search(as_role, world, db):
+    """On PostgreSQL search tokens are indexed from a queue by the puller's second
+    connection; a batch queued for long means indexing keeps failing, and the admin sees it."""
+    from datetime import timedelta
+
+    from siyu.conversations.models import ArchiveCursor
+    from siyu.conversations.search import SearchBacklog
+    from siyu.db.base import utcnow
+
+    admin = as_role("admin")
+    with db.tenant_session(world.a.id) as s:
+        created = s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive")) is None
+        if created:
+            s.add(ArchiveCursor(source="archive", seq=0))
+        s.add(SearchBacklog(entries="[]", created_at=utcnow() - timedelta(minutes=10)))
+    forget = text("DELETE FROM search_backlog WHERE tenant_id = :t")
+    try:
+        state = admin.get("/setup/archive").text
+        assert "1 批消息待建索引" in state and "建索引一直失败" in state
+        with db.tenant_session(world.a.id) as s:
+            s.execute(forget, {"t": world.a.id})
+        assert "已是最新" in admin.get("/setup/archive").text
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(forget, {"t": world.a.id})
+            if created:
+                s.execute(text("DELETE FROM archive_cursors WHERE tenant_id = :t"), {"t": world.a.id})

@@ -6,18 +6,21 @@ customers have not agreed to be archived (their chats cannot be watched)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from siyu.conversations import service as conversations
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
+from siyu.conversations.search import SearchBacklog
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import staff_names
+from siyu.db.base import utcnow
 from siyu.db.crypto import masked
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Staff, Tenant
@@ -32,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
 MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
 MAX_PEM_BYTES = 16 * 1024
+SEARCH_STUCK_AFTER = timedelta(minutes=5)  # a pull indexes what it stored before it returns
 DONE = {
     "saved": "会话存档设置已保存。",
     "generated": (
@@ -103,11 +107,17 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
         ]
         cursor = s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive"))
         if cursor is not None:
+            # Stored batches whose search tokens wait for the indexer (PostgreSQL): a batch
+            # queued for long means indexing fails (the worker's log says why).
+            waiting, oldest = s.execute(select(func.count(), func.min(SearchBacklog.created_at))).one()
             st.cursor = {
                 "seq": cursor.seq,
                 "pulled_until": cursor.pulled_until,
                 "pulled_at": cursor.pulled_at,
                 "last_error": cursor.last_error,
+                "search_waiting": waiting,
+                "search_oldest": oldest,
+                "search_stuck": oldest is not None and oldest < utcnow() - SEARCH_STUCK_AFTER,
             }
         rows = s.execute(
             select(Follow.staff_userid, Customer.external_userid, Customer.id, Customer.name)
