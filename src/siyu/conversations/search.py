@@ -10,11 +10,12 @@ bigrams of its CJK runs and its lower-cased latin/digit words, NFKC-normalised f
 and kept, space-separated, in `message_search.tokens`: on SQLite by ingest itself; on
 PostgreSQL ingest queues a batch's tokens and `index_backlog` indexes them in transactions
 of their own, which the archive puller runs on another thread while it stores the next
-batch (see `queue`). A pull returns once what it stored is searchable. A query is tokenized the same way
-and every token must match (AND); a query word also matches as a prefix ("iphone" finds
-"iphone15"). A CJK character standing alone has no bigram: it is checked with LIKE on the
-matched messages, and a query of nothing but such characters (一个字) falls back to a LIKE
-bounded to the tenant's newest `LIKE_SCAN` messages.
+batch (see `queue`). A pull returns once what it stored is searchable.
+
+A query is tokenized the same way and every token must match (AND); a query word also
+matches as a prefix ("iphone" finds "iphone15"). A CJK character standing alone has no
+bigram: it is checked with LIKE on the matched messages, and a query of nothing but such
+characters (一个字) falls back to a LIKE bounded to the tenant's newest `LIKE_SCAN` messages.
 
 The index is engine-specific, created by `search_ddl()` / `ensure_search_index()` (called
 from the migration, not part of the model metadata):
