@@ -154,3 +154,22 @@ def test_each_message_is_stored_once(db, tenant_id, ingest):
     assert ingest(*items, items[0]) == {"stored": 0, "duplicates": 3}
     with db.tenant_session(tenant_id) as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 2
+
+
+def test_a_batch_with_messages_stored_before_moves_the_conversation_by_the_new_ones_only(
+    db, tenant_id, ingest
+):
+    """A re-pull overlapping what is stored: the repeats count as duplicates and change
+    nothing (no wait opened again, no message counted twice); the new ones apply."""
+    chat = Chat()
+    question, answer = chat.customer("有发票吗？", 0), chat.staff("有的，发您邮箱", 1)
+    ingest(question, answer)
+    again = chat.customer("那能开公司抬头吗？", 5)
+    assert ingest(question, answer, again) == {"stored": 1, "duplicates": 2}
+    c = conversation(db, tenant_id)
+    assert c.message_count == 3 and c.awaiting_msgid == again.msgid
+    assert ingest.changes == [
+        (True, "customer_message", T0),
+        (False, "replied", T0 + timedelta(minutes=1)),
+        (True, "customer_message", T0 + timedelta(minutes=5)),
+    ]

@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from siyu.config import Settings
 from siyu.conversations import search, service, tasks
@@ -144,3 +144,30 @@ def test_indexers_running_at_once_index_each_message_once(rt, tenant_id):  # noq
         t.join()
     assert sum(counts) == 40
     assert search_rows(rt, tenant_id) == (40, 40, 0)
+
+
+def test_a_batch_left_queued_is_indexed_by_the_next_pull(rt, tenant_id):  # noqa: F811
+    """A worker that crashed after storing a batch and before indexing it (PostgreSQL) left
+    it queued: the next pull indexes it, even with nothing new in the archive."""
+    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(10)]
+    with rt.db.tenant_session(tenant_id) as s:
+        service.ingest(s, items, tasks.classifier().classify)
+    nothing_new = asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource([])))
+    assert nothing_new == {"stored": 0, "duplicates": 0}
+    assert search_rows(rt, tenant_id) == (10, 10, 0)
+
+
+def test_a_message_gone_before_indexing_does_not_hold_up_the_backlog(rt, tenant_id):  # noqa: F811
+    """A batch that failed would be claimed first again and again; a message deleted
+    before its batch was indexed is left out instead, and the batches after it go on."""
+    if not rt.db.is_postgres:
+        pytest.skip("SQLite indexes in the ingest transaction")
+    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(10)]
+    classify = tasks.classifier().classify
+    for start in (0, 5):
+        with rt.db.tenant_session(tenant_id) as s:
+            service.ingest(s, items[start : start + 5], classify)
+    with rt.db.tenant_session(tenant_id) as s:
+        s.execute(delete(Message).where(Message.msgid == items[0].msgid))
+    assert search.index_backlog(rt.db, tenant_id) == 9
+    assert search_rows(rt, tenant_id) == (9, 9, 0)

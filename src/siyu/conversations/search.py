@@ -300,6 +300,8 @@ def queue(session: Session, rows: Sequence[dict], ids: dict[str, int], tokens: F
 
 
 # One queued batch, claimed, indexed and taken off the backlog in one statement (PostgreSQL).
+# A message deleted meanwhile is left out rather than failing the batch: a batch that
+# failed would be claimed first again and again, and hold up every batch after it.
 INDEX_ONE_BATCH = text(
     """
     WITH batch AS (
@@ -310,8 +312,11 @@ INDEX_ONE_BATCH = text(
         RETURNING tenant_id, entries
     ), added AS (
         INSERT INTO message_search (tenant_id, message_id, tokens)
-        SELECT batch.tenant_id, (entry ->> 0)::bigint, entry ->> 1
-        FROM batch, json_array_elements(batch.entries::json) AS entry
+        SELECT batch.tenant_id, message.id, entry ->> 1
+        FROM batch
+        CROSS JOIN LATERAL json_array_elements(batch.entries::json) AS entry
+        JOIN messages AS message
+            ON message.id = (entry ->> 0)::bigint AND message.tenant_id = batch.tenant_id
         ON CONFLICT (tenant_id, message_id) DO NOTHING
         RETURNING 1
     )

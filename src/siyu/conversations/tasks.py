@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 # One thread a process indexes stored messages for search (see _SearchIndexing).
 _INDEXER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-search")
+# A pull waits at most this long for search at its end: the next tenant's pull, and the
+# escalations waiting for it, must not wait for a search index that is behind.
+SEARCH_WAIT_S = 10.0
 
 
 def classifier():
@@ -105,12 +108,21 @@ class _SearchIndexing:
 
     async def finish(self) -> None:
         """Once this returns, everything stored is searchable (one more round takes a batch
-        stored after the thread last looked, and any a crash left queued)."""
+        stored after the thread last looked, and any a crash left queued), unless indexing
+        takes over SEARCH_WAIT_S: the thread then goes on, and the next pull waits again.
+        (A batch another worker has claimed is that worker's to index.)"""
         if not self.db.is_postgres:
             return
-        if self.running is not None:
-            await asyncio.wrap_future(self.running)
-        await asyncio.wrap_future(_INDEXER.submit(_index, self.db, self.tenant_id))
+
+        async def rounds() -> None:
+            if self.running is not None:
+                await asyncio.wrap_future(self.running)
+            await asyncio.wrap_future(_INDEXER.submit(_index, self.db, self.tenant_id))
+
+        try:
+            await asyncio.wait_for(rounds(), SEARCH_WAIT_S)
+        except TimeoutError:
+            log.warning("search indexing for tenant %s is behind; the pull returns", self.tenant_id)
 
 
 async def pull(rt, tenant_id: int, source=None) -> dict:
@@ -139,9 +151,11 @@ async def pull(rt, tenant_id: int, source=None) -> dict:
             _cursor(s).last_error = f"{type(exc).__name__}: {exc}"[:2000]
         raise
     finally:
-        await indexing.finish()
-        if own:
-            await source.aclose()
+        try:
+            await indexing.finish()
+        finally:
+            if own:
+                await source.aclose()
 
 
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -154,8 +168,11 @@ async def pull_all(rt) -> None:
     """The timer: every tenant with archiving on."""
     with rt.db.system_session() as s:
         tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off")))
+        queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
     for tenant_id in tenants:
         try:
             await pull(rt, tenant_id)
         except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
             log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
+    for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
+        await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))

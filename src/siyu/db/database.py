@@ -104,7 +104,7 @@ class Database:
                 else:
                     conn.exec_driver_sql("PRAGMA analysis_limit=400")
                     conn.exec_driver_sql("ANALYZE")
-        except OperationalError as exc:  # best effort: the rows are stored, the next time will do
+        except OperationalError as exc:  # best effort: the rows are stored, statistics only speed up
             log.warning("refreshing the database's statistics failed: %s", exc)
 
     def tidy(self, tables: tuple[str, ...]) -> bool:

@@ -13,7 +13,6 @@ Create Date: 2026-12-03 14:00:00
 import sqlalchemy as sa
 from alembic import op
 
-from siyu.conversations.search import INDEX_ONE_BATCH
 
 revision = "0005"
 down_revision = "0004"
@@ -21,6 +20,26 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# What siyu.conversations.search.index_backlog ran when this migration was written.
+INDEX_ONE_BATCH = sa.text(
+    """
+    WITH batch AS (
+        DELETE FROM search_backlog WHERE id = (
+            SELECT id FROM search_backlog WHERE tenant_id = :tenant ORDER BY id LIMIT 1
+        )
+        RETURNING tenant_id, entries
+    ), added AS (
+        INSERT INTO message_search (tenant_id, message_id, tokens)
+        SELECT batch.tenant_id, message.id, entry ->> 1
+        FROM batch
+        CROSS JOIN LATERAL json_array_elements(batch.entries::json) AS entry
+        JOIN messages AS message
+            ON message.id = (entry ->> 0)::bigint AND message.tenant_id = batch.tenant_id
+        ON CONFLICT (tenant_id, message_id) DO NOTHING
+    )
+    SELECT count(*) FROM batch
+    """
+)
 
 
 def upgrade() -> None:
