@@ -34,10 +34,14 @@ class Flaky:
         await self.source.aclose()
 
 
-def lines(n: int) -> list[str]:
+def chat_items(n: int) -> list:
+    """A chat of n archived messages, customer questions and staff answers in turn."""
     chat = Chat()
-    items = [chat.customer(f"第{i}个问题？", i) if i % 2 else chat.staff(f"回答{i}", i) for i in range(n)]
-    return [json.dumps({"seq": it.seq, "message": it.message}, ensure_ascii=False) for it in items]
+    return [chat.customer(f"第{i}个问题？", i) if i % 2 else chat.staff(f"回答{i}", i) for i in range(n)]
+
+
+def lines(n: int) -> list[str]:
+    return [json.dumps({"seq": it.seq, "message": it.message}, ensure_ascii=False) for it in chat_items(n)]
 
 
 @pytest.fixture
@@ -120,7 +124,7 @@ def test_indexers_running_at_once_index_each_message_once(rt, tenant_id):  # noq
     """PostgreSQL: ingest queues a batch's search tokens, and several workers may index a
     tenant's backlog at once: each batch is claimed by one of them, and a batch queued twice
     adds nothing. (SQLite indexes in the ingest transaction.)"""
-    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(40)]
+    items = chat_items(40)
     classify = tasks.classifier().classify
     for start in range(0, 40, 5):
         with rt.db.tenant_session(tenant_id) as s:
@@ -149,7 +153,7 @@ def test_indexers_running_at_once_index_each_message_once(rt, tenant_id):  # noq
 def test_a_batch_left_queued_is_indexed_by_the_next_pull(rt, tenant_id):  # noqa: F811
     """A worker that crashed after storing a batch and before indexing it (PostgreSQL) left
     it queued: the next pull indexes it, even with nothing new in the archive."""
-    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(10)]
+    items = chat_items(10)
     with rt.db.tenant_session(tenant_id) as s:
         service.ingest(s, items, tasks.classifier().classify)
     nothing_new = asyncio.run(tasks.pull(rt, tenant_id, JsonLinesArchiveSource([])))
@@ -162,7 +166,7 @@ def test_a_message_gone_before_indexing_does_not_hold_up_the_backlog(rt, tenant_
     before its batch was indexed is left out instead, and the batches after it go on."""
     if not rt.db.is_postgres:
         pytest.skip("SQLite indexes in the ingest transaction")
-    items = [JsonLinesArchiveSource([line])._load()[0] for line in lines(10)]
+    items = chat_items(10)
     classify = tasks.classifier().classify
     for start in (0, 5):
         with rt.db.tenant_session(tenant_id) as s:
