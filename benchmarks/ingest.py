@@ -239,6 +239,7 @@ class Phases:
         self.wrap(service, "_recall", "recalls")
         self.wrap(service, "render", "render")
         self.wrap(service, "ingest", "service.ingest")
+        self.wrap(search, "queue", "search: tokens queued (SQLite: indexed)")
         self.wrap(search, "index_backlog", "search indexing (PostgreSQL: its own thread)")
         from siyu.sla import service as sla
 
@@ -318,6 +319,7 @@ class Phases:
             "classifier context: last staff message",
             "needs-reply classify",
             "render",
+            "search: tokens queued (SQLite: indexed)",
             "search indexing (PostgreSQL: its own thread)",
             "conversation state (in memory)",
             "recalls",
