@@ -110,6 +110,20 @@ def test_many_rows_with_conflicts_ints_and_floats_and_nulls(db):
         assert (m.needs_reply, m.reply_score) == (None, None)
 
 
+def test_lookups_among_a_batch_of_values_find_exactly_those(db):
+    t = tenant(db)
+    at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    rows = [{"msgid": f"wm中{i}", "sent_at": at, "text": "x"} for i in range(600)]
+    with db.tenant_session(t) as s:
+        ids = dict(bulk.insert_rows(s, Message, rows, returning=["msgid", "id"]))
+        wanted = {f"wm中{i}" for i in range(0, 600, 3)} | {"not-stored"}
+        found = set(s.scalars(select(Message.msgid).where(bulk.among(s, Message.msgid, wanted))))
+        assert found == wanted - {"not-stored"}
+        by_id = bulk.among(s, Message.id, [ids["wm中7"], 2**40])  # ids of any size
+        assert list(s.scalars(select(Message.msgid).where(by_id))) == ["wm中7"]
+        assert list(s.scalars(select(Message.msgid).where(bulk.among(s, Message.msgid, [])))) == []
+
+
 def test_json_already_serialized_is_stored_as_it_came(db):
     """The archive hands over each message as the JSON text it decrypted: stored verbatim,
     it reads back as the same object; a plain string is still a JSON string."""

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from siyu.db import scoping
+from siyu.db import bulk, scoping
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -39,9 +39,18 @@ def make_engine(url: str, **kw) -> Engine:
     # psycopg prepares statements server-side after a few runs; PostgreSQL's generic plans
     # for them measured 3-10x slower than custom ones on our skewed indexes.
     connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
-    return create_engine(
+    engine = create_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, **kw
     )
+    if "+psycopg" in url:
+
+        @event.listens_for(engine, "connect")
+        def _binary_lists(conn, _record):
+            from psycopg.types.array import ListBinaryDumper
+
+            conn.adapters.register_dumper(bulk.BinaryList, ListBinaryDumper)
+
+    return engine
 
 
 # SQLite's statistics are refreshed after this many rows written in bulk (see `wrote`).
