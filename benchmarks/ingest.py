@@ -2,7 +2,7 @@
 (message row, conversation state, SLA waits and escalation rows, search tokens, needs-reply
 verdicts), against a plain SQLAlchemy Core executemany of the same rows into the same table.
 
-    .venv/bin/python benchmarks/ingest.py [--messages N] [--database URL] [--profile]
+    .venv/bin/python benchmarks/ingest.py [--messages N] [--database URL] [--rounds R] [--profile]
 
 The archive is made up here: many customers x 100 agents in 1:1 chats (questions, follow-ups,
 images, replies, closing remarks such as 好的谢谢, recalls), some group chats and some internal
@@ -11,14 +11,21 @@ are pulled by the archive puller itself, `siyu.conversations.tasks.pull`, from a
 source: batches of 1000, each stored in one transaction (the cursor row, `service.ingest`
 with the default needs-reply classifier, the SLA wait listener) and then indexed for search
 in transactions of their own (on PostgreSQL on the puller's indexing thread, while the next
-batch is stored). Wall clock over all N messages, until the pull returns, when every message
-is also searchable; the classifier module is loaded before (a worker loads it once, when its
-first batch comes).
+batch is stored). Wall clock until the pull returns, when every message is also searchable;
+the classifier module is loaded before (a worker loads it once, when its first batch comes).
 
-Baseline: the rows `ingest` inserted into `messages` (read back afterwards, `recalled` reset
-to what ingest wrote), re-stamped for a second tenant so that they land in the same table with the
+Baseline: the rows `ingest` inserted into `messages` (read back, `recalled` reset to what
+ingest wrote), re-stamped for a second tenant so that they land in the same table with the
 same indexes, inserted with `connection.execute(insert(Message), rows)` in batches of 1000,
 one transaction each. ratio = ingest_per_s / baseline_per_s.
+
+The two are measured in turn, in R rounds (default 10): each round pulls the next N/R
+archived messages (the archive as it stood then; a pull returns once it has caught up), then
+inserts those rows as the baseline. Both rates are over all rounds. The machines this runs on
+drift in speed by a fifth within a minute: measured one after the other (ingest, then the
+baseline), a slow minute fell on one of the two alone, and the ratio of one run swung from
+0.43 to 0.59. In turn, both see the same minutes and the same table sizes (the ingest's
+tables hold the baseline's rows so far too, which slows it slightly, if anything).
 
 The database is a fresh SQLite file (default) or a fresh PostgreSQL database created on the
 server that --database names and dropped afterwards. Phase timings (inclusive wall time of
@@ -46,6 +53,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -212,6 +220,7 @@ class Phases:
         self.sql_time: dict[str, float] = defaultdict(float)
         self.sql_calls: dict[str, int] = defaultdict(int)
         self._undo: list = []
+        self.active = False  # SQL is counted while an ingest round runs
 
     def wrap(self, owner, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -278,6 +287,8 @@ class Phases:
             conn.info["bench_t"] = time.perf_counter()
 
         def after(conn, cursor, statement, parameters, context, executemany):
+            if not self.active:  # the baseline's
+                return
             label = self.sql_label(statement)
             self.sql_time[label] += time.perf_counter() - conn.info.pop("bench_t", time.perf_counter())
             self.sql_calls[label] += 1
@@ -415,35 +426,41 @@ def measure(args, settings: Settings, db: Database) -> dict:
         phases.install(db.engine)
     profiler = cProfile.Profile() if args.profile else None
 
-    async def ingest_all() -> tuple[int, int]:
-        counts = await conversation_tasks.pull(rt, tenant_id, MemorySource(items))
-        return counts["stored"], counts["duplicates"]
+    stmt = insert(Message)
+    bounds = round_bounds(len(items), args.rounds)
+    log(
+        f"{len(bounds)} rounds, each: ingest its messages through conversations.tasks.pull, in"
+        f" batches of {BATCH}; then the baseline: the same rows for another tenant, Core"
+        f" insert(Message) executemany in batches of {BATCH}"
+    )
+    ingest_s = baseline_s = 0.0
+    stored = duplicates = baseline_n = 0
+    for start, end in bounds:
+        source = MemorySource(items[:end])  # the archive as it stood when the round began
+        phases.active = True
+        if profiler:
+            profiler.enable()
+        t0 = time.perf_counter()
+        counts = asyncio.run(conversation_tasks.pull(rt, tenant_id, source))
+        ingest_s += time.perf_counter() - t0
+        if profiler:
+            profiler.disable()
+        phases.active = False
+        stored, duplicates = stored + counts["stored"], duplicates + counts["duplicates"]
 
-    log(f"ingest: {len(items)} messages through conversations.tasks.pull, in batches of {BATCH}")
-    if profiler:
-        profiler.enable()
-    t0 = time.perf_counter()
-    stored, duplicates = asyncio.run(ingest_all())
-    ingest_s = time.perf_counter() - t0
-    if profiler:
-        profiler.disable()
+        rows = read_back(db, tenant_id, items[start].seq, items[end - 1].seq)
+        baseline_rows = [{**r, "tenant_id": baseline_tenant, "recalled": False} for r in rows]
+        t0 = time.perf_counter()
+        for i in range(0, len(baseline_rows), BATCH):
+            with db.engine.begin() as conn:
+                conn.execute(stmt, baseline_rows[i : i + BATCH])
+        baseline_s += time.perf_counter() - t0
+        baseline_n += len(baseline_rows)
     phases.uninstall()
     ingest_per_s = len(items) / ingest_s
-    log(f"  {len(items)} in {ingest_s:.2f}s: {ingest_per_s:,.0f} messages/s")
-
-    # the baseline: the same rows, for another tenant, plain Core executemany
-    rows = read_back(db, tenant_id)
-    baseline_rows = [{**r, "tenant_id": baseline_tenant, "recalled": False} for r in rows]
-    chunks = [baseline_rows[i : i + BATCH] for i in range(0, len(baseline_rows), BATCH)]
-    stmt = insert(Message)
-    log(f"baseline: {len(baseline_rows)} rows, Core insert(Message) executemany in batches of {BATCH}")
-    t0 = time.perf_counter()
-    for chunk in chunks:
-        with db.engine.begin() as conn:
-            conn.execute(stmt, chunk)
-    baseline_s = time.perf_counter() - t0
-    baseline_per_s = len(baseline_rows) / baseline_s
-    log(f"  {len(baseline_rows)} in {baseline_s:.2f}s: {baseline_per_s:,.0f} rows/s")
+    baseline_per_s = baseline_n / baseline_s
+    log(f"  ingest: {len(items)} in {ingest_s:.2f}s: {ingest_per_s:,.0f} messages/s")
+    log(f"  baseline: {baseline_n} in {baseline_s:.2f}s: {baseline_per_s:,.0f} rows/s")
 
     counts = stored_counts(db, tenant_id)
     ratio = ingest_per_s / baseline_per_s
@@ -479,6 +496,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
         "batch": BATCH,
         "ingest_s": round(ingest_s, 3),
         "baseline_s": round(baseline_s, 3),
+        "rounds": len(bounds),
         "goal": goal["goal"],
         "goal_met": goal["met"],
         "stored": counts,
@@ -487,10 +505,20 @@ def measure(args, settings: Settings, db: Database) -> dict:
     }
 
 
-def read_back(db: Database, tenant_id: int) -> list[dict]:
+def round_bounds(n: int, rounds: int) -> list[tuple[int, int]]:
+    """[start, end) of each round's messages: whole batches, as even as they come."""
+    batches = -(-n // BATCH)
+    rounds = max(1, min(rounds, batches))
+    cuts = [min(n, (batches * k // rounds) * BATCH) for k in range(rounds + 1)]
+    return [(a, b) for a, b in pairwise(cuts) if b > a]
+
+
+def read_back(db: Database, tenant_id: int, first_seq: int, last_seq: int) -> list[dict]:
+    """The messages rows ingest stored for these seqs, in seq order."""
     cols = [c for c in Message.__table__.columns if c.name != "id"]
+    query = select(*cols).where(Message.seq.between(first_seq, last_seq)).order_by(Message.seq)
     with db.tenant_session(tenant_id) as s:
-        return [dict(r._mapping) for r in s.execute(select(*cols).order_by(Message.seq))]
+        return [dict(r._mapping) for r in s.execute(query)]
 
 
 def stored_counts(db: Database, tenant_id: int) -> dict:
@@ -521,6 +549,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the ingest; summary on stderr")
     parser.add_argument(
         "--no-phases", action="store_true", help="no phase timing (no wrappers, no SQL events)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="ingest and baseline measured in turn, this many times (the machine's speed drifts)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (SQLite file)")
     args = parser.parse_args()
