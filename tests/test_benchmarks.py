@@ -1,0 +1,29 @@
+"""The ingest benchmark runs end to end at a small size: every made-up message stored and
+searchable, both rates measured in the rounds asked for (its figures are for the README, not
+for asserting here: these machines are shared and noisy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
+    command = [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--messages", "2500", "--rounds", "2"]
+    if db.is_postgres:
+        command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["database"] == ("postgresql" if db.is_postgres else "sqlite")
+    assert result["rounds"] == 2 and result["messages"] == 2500
+    assert result["ingest_per_s"] > 0 and result["baseline_per_s"] > 0
+    assert abs(result["ratio"] - result["ingest_per_s"] / result["baseline_per_s"]) < 1e-3
+    stored = result["stored"]
+    assert stored["messages"] == 2500 and stored["search_backlog"] == 0
+    assert stored["search_rows"] > 0 and stored["waits"] >= stored["waits_open"] > 0
