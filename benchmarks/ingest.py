@@ -23,8 +23,8 @@ The two are measured in turn, in R rounds (default 10): each round pulls the nex
 archived messages (the archive as it stood then; a pull returns once it has caught up), then
 inserts those rows as the baseline. Both rates are over all rounds. The machines this runs on
 drift in speed by a fifth within a minute: measured one after the other (ingest, then the
-baseline), a slow minute fell on one of the two alone, and the ratio of one run swung from
-0.43 to 0.59. In turn, both see the same minutes and the same table sizes (the ingest's
+baseline), a slow minute fell on one of the two alone, and runs of the same code gave ratios
+from 0.43 to 0.59. In turn, both see the same minutes and the same table sizes (the ingest's
 tables hold the baseline's rows so far too, which slows it slightly, if anything).
 
 The database is a fresh SQLite file (default) or a fresh PostgreSQL database created on the
@@ -434,7 +434,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
         f" insert(Message) executemany in batches of {BATCH}"
     )
     ingest_s = baseline_s = 0.0
-    stored = duplicates = baseline_n = 0
+    duplicates = baseline_n = 0
     for start, end in bounds:
         source = MemorySource(items[:end])  # the archive as it stood when the round began
         phases.active = True
@@ -446,7 +446,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
         if profiler:
             profiler.disable()
         phases.active = False
-        stored, duplicates = stored + counts["stored"], duplicates + counts["duplicates"]
+        duplicates += counts["duplicates"]
 
         rows = read_back(db, tenant_id, items[start].seq, items[end - 1].seq)
         baseline_rows = [{**r, "tenant_id": baseline_tenant, "recalled": False} for r in rows]

@@ -67,7 +67,7 @@ def _pg_values(table: Table, name: str, rows: Sequence[dict]) -> list:
 class BinaryList(list):
     """A list psycopg sends in PostgreSQL's binary array format (`make_engine` registers its
     dumper). psycopg sends a plain list of strings in the text format, escaping each one in
-    Python: looking up 600 keys took 1.45 ms that way, 0.71 ms in binary."""
+    Python: a lookup of 600 keys measured 1.45 ms that way, 0.71 ms in binary."""
 
 
 class _Listed(TypeDecorator):
