@@ -27,3 +27,13 @@ def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
     stored = result["stored"]
     assert stored["messages"] == 2500 and stored["search_backlog"] == 0
     assert stored["search_rows"] > 0 and stored["waits"] >= stored["waits_open"] > 0
+
+
+def test_the_send_cost_benchmark_delivers_every_card_and_reports_both_costs():
+    command = [sys.executable, str(ROOT / "benchmarks" / "send_cost.py"), "--sends", "200", "--rounds", "2"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["sent"] == result["received"] == 2 * (300 + 2 * 200)
+    assert result["client_cpu_ms"] > 0 and result["bare_cpu_ms"] > 0
+    assert abs(result["ratio"] - result["client_cpu_ms"] / result["bare_cpu_ms"]) < 0.01

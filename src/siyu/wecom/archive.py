@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .client import DEFAULT_BASE_URL, WeComClient, new_http
+from .client import DEFAULT_BASE_URL, WeComClient
 from .errors import WeComError, WeComTransportError
 from .finance_sdk import SDK_ERRORS, ArchiveError, FinanceSdk
+from .http import HttpFailure, WeComHttp
 
 __all__ = [
     "ArchivedMessage",
@@ -429,7 +429,7 @@ class HttpArchiveSource:
         secret: str,
         private_keys: PrivateKeys,
         *,
-        http: httpx.AsyncClient | None = None,
+        http: WeComHttp | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         backoff_base: float = 0.5,
@@ -439,7 +439,7 @@ class HttpArchiveSource:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
         self._own_http = http is None
-        self._http = http if http is not None else new_http(timeout)
+        self._http = http if http is not None else WeComHttp(timeout)
         self.client = WeComClient(
             corp_id, secret, base_url=self.base_url, http=self._http, timeout=timeout, **client_options
         )
@@ -466,12 +466,12 @@ class HttpArchiveSource:
     async def _decrypt(self, encrypt_key: str, encrypt_chat_msg: str) -> str:
         body = {"encrypt_key": encrypt_key, "encrypt_chat_msg": encrypt_chat_msg}
         try:
-            resp = await self._http.post(self.base_url + EMULATOR_DECRYPT_PATH, json=body)
+            resp = await self._http.request("POST", self.base_url + EMULATOR_DECRYPT_PATH, json_body=body)
             data = resp.json()
-        except httpx.HTTPError as exc:
-            raise ArchiveError(10001, f"{type(exc).__name__}: {exc}") from None
+        except HttpFailure as exc:
+            raise ArchiveError(10001, str(exc)) from None
         except ValueError:
-            raise ArchiveError(10002, f"HTTP {resp.status_code} without a JSON body") from None
+            raise ArchiveError(10002, f"HTTP {resp.status} without a JSON body") from None
         errcode = int(data.get("errcode") or 0) if isinstance(data, dict) else 10002
         if errcode:
             raise ArchiveError(errcode, str(data.get("errmsg") or "") if isinstance(data, dict) else "")

@@ -27,14 +27,13 @@ Behaviour:
 - Network errors, timeouts and non-JSON answers raise `WeComTransportError`; GETs are
   retried `network_retries` times first, POSTs never (a POST may have taken effect).
 - Each call is logged at DEBUG on "siyu.wecom.client" with method, path, errcode and
-  latency; never the query string, so never a token or secret. A filter on the "httpx"
-  logger masks access_token/corpsecret in httpx's own request log lines.
+  latency; never the query string, so never a token or secret (error texts mask them).
+- Requests go over `siyu.wecom.http.WeComHttp` (aiohttp), one pool per tenant.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -43,14 +42,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from .errors import (
     RETRY_ERRCODES,
     TOKEN_ERRCODES,
     WeComTransportError,
     error_for,
 )
+from .http import HttpFailure, WeComHttp
 from .ratelimit import PRIORITIES, RateLimiter, default_rate_limiter
 from .token import TokenCache, default_token_cache, token_key
 
@@ -65,23 +63,10 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
-HTTP_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30)
 DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
 DEFAULT_LOGIN_BASE = "https://login.work.weixin.qq.com"
 
 log = logging.getLogger(__name__)
-
-
-def new_http(timeout: float | httpx.Timeout = 10.0, limits: httpx.Limits = HTTP_LIMITS) -> httpx.AsyncClient:
-    """The HTTP client Siyu talks to WeCom with: httpx's API over aiohttp's connections.
-
-    httpx's own transport (httpcore on anyio) spends about 1.2 ms of CPU on a request to
-    a local server when ten are in flight, which made sending app messages the worker's
-    bottleneck; over aiohttp the same request costs about 0.4 ms (both measured on the
-    CI machine). Errors still arrive as httpx's exceptions."""
-    from httpx_aiohttp import HttpxAiohttpClient
-
-    return HttpxAiohttpClient(timeout=timeout, limits=limits)
 
 
 _SECRET_IN_URL = re.compile(r"((?:access_token|corpsecret)=)[^&\s\"']+", re.IGNORECASE)
@@ -89,22 +74,6 @@ _SECRET_IN_URL = re.compile(r"((?:access_token|corpsecret)=)[^&\s\"']+", re.IGNO
 
 def _redact(text: str) -> str:
     return _SECRET_IN_URL.sub(r"\1***", text)
-
-
-class _RedactSecrets(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # pragma: no cover - a broken record is not ours to fix
-            return True
-        if _SECRET_IN_URL.search(message):
-            record.msg, record.args = _redact(message), None
-        return True
-
-
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, _RedactSecrets) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(_RedactSecrets())
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -115,7 +84,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 class WeComClient:
     """Async client for one (corp_id, secret).
 
-    `http`: a shared `httpx.AsyncClient` (not closed by `aclose()`); by default the client
+    `http`: a shared `WeComHttp` pool (not closed by `aclose()`); by default the client
     makes its own. `token_cache` / `limiter`: default to the process-wide instances so
     that every client of a corp shares tokens and pacing.
     """
@@ -126,9 +95,9 @@ class WeComClient:
         secret: str,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        http: httpx.AsyncClient | None = None,
-        timeout: float | httpx.Timeout = 10.0,
-        upload_timeout: float | httpx.Timeout = 60.0,
+        http: WeComHttp | None = None,
+        timeout: float = 10.0,
+        upload_timeout: float = 60.0,
         token_cache: TokenCache | None = None,
         limiter: RateLimiter | None = None,
         max_retries: int = 3,
@@ -157,7 +126,7 @@ class WeComClient:
         self._tokens = token_cache if token_cache is not None else default_token_cache
         self._limiter = limiter if limiter is not None else default_rate_limiter
         self._own_http = http is None
-        self._http = http if http is not None else new_http(timeout)
+        self._http = http if http is not None else WeComHttp(timeout)
         self._random = random.Random()
 
     def __repr__(self) -> str:
@@ -209,7 +178,7 @@ class WeComClient:
         with_token: bool = True,
         priority: str = "normal",
         max_wait: float | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """One WeCom API call with token handling, retries and pacing; the answer's JSON."""
         if priority not in PRIORITIES:
@@ -276,13 +245,8 @@ class WeComClient:
         files: Mapping[str, Any] | None,
         priority: str,
         max_wait: float,
-        timeout: float | httpx.Timeout | None,
+        timeout: float | None,
     ) -> dict[str, Any]:
-        content = None
-        headers = None
-        if body is not None:
-            content = json.dumps(body, ensure_ascii=False).encode()
-            headers = {"Content-Type": "application/json; charset=utf-8"}
         async with self._limiter.slot(key, priority, max(0.0, max_wait), path):
             started = time.perf_counter()
             try:
@@ -290,29 +254,24 @@ class WeComClient:
                     method,
                     self.base_url + path,
                     params=query,
-                    content=content,
+                    json_body=body,
                     files=files,
-                    headers=headers,
                     timeout=timeout if timeout is not None else self.timeout,
                 )
-            except httpx.TimeoutException as exc:
-                _log_call(method, path, "timeout", started)
-                raise WeComTransportError(f"timed out ({type(exc).__name__})", path) from None
-            except httpx.HTTPError as exc:
-                _log_call(method, path, "network-error", started)
-                raise WeComTransportError(
-                    f"network error ({type(exc).__name__}: {_redact(str(exc))})", path
-                ) from None
+            except HttpFailure as exc:
+                _log_call(method, path, "timeout" if exc.timed_out else "network-error", started)
+                detail = str(exc) if exc.timed_out else f"network error ({_redact(str(exc))})"
+                raise WeComTransportError(detail, path) from None
         try:
             data = response.json()
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            _log_call(method, path, f"http-{response.status_code}", started)
+            _log_call(method, path, f"http-{response.status}", started)
             raise WeComTransportError(
-                f"HTTP {response.status_code} without a WeCom JSON body",
+                f"HTTP {response.status} without a WeCom JSON body",
                 path,
-                status_code=response.status_code,
+                status_code=response.status,
             )
         _log_call(method, path, _errcode(data), started)
         return data
@@ -674,12 +633,12 @@ class WeComClients:
         agent_secret: str,
         contact_secret: str,
         *,
-        http: httpx.AsyncClient | None = None,
-        timeout: float | httpx.Timeout = 10.0,
+        http: WeComHttp | None = None,
+        timeout: float = 10.0,
         **options: Any,
     ):
         self._own_http = http is None
-        self.http = http if http is not None else new_http(timeout)
+        self.http = http if http is not None else WeComHttp(timeout)
         self.app = WeComClient(corp_id, agent_secret, http=self.http, timeout=timeout, **options)
         self.contact = WeComClient(corp_id, contact_secret, http=self.http, timeout=timeout, **options)
 
