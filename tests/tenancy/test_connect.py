@@ -77,3 +77,33 @@ def test_wecoms_url_check_of_the_callback_url(stack):
     assert result.get("ok") is True, result
     with stack.session() as s:
         assert s.scalar(select(Tenant.slug).where(Tenant.id == stack.tenant_id)) == stack.slug
+
+
+def test_a_tenants_clients_use_the_configured_pause_share_a_pool_and_are_renewed_after_new_credentials(
+    db, emulator
+):
+    from siyu.tenancy.clients import TenantClients
+
+    url, _, corp = emulator
+    box = SecretBox("a-key")
+    with db.system_session() as s:
+        tenant_id = save_tenant(s, box, "甲公司", creds(corp)).id
+    clients = TenantClients(db, box, url, rate_limit_pause_s=0.25)
+
+    async def scenario():
+        first = clients.get(tenant_id)
+        assert clients.get(tenant_id) is first
+        # SIYU_WECOM_RATE_LIMIT_PAUSE_S: the first rest after WeCom's 45009, for both secrets
+        assert first.app.freq_pause == first.contact.freq_pause == 0.25
+        assert first.app._http is first.contact._http  # one connection pool per tenant
+        assert (await first.app.user_simplelist(1))["errcode"] == 0
+        assert (await first.contact.get_follow_user_list())["errcode"] == 0
+
+        clients.forget(tenant_id)  # the admin saved new credentials
+        second = clients.get(tenant_id)
+        assert second is not first
+        assert not first.app._http.is_closed  # a call may still be using it
+        await clients.aclose()
+        assert first.app._http.is_closed and second.app._http.is_closed
+
+    asyncio.run(scenario())

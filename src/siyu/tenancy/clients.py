@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from siyu.db import Database
 from siyu.db.crypto import SecretBox
 from siyu.tenancy.models import Tenant
-from siyu.wecom.client import WeComClient
+from siyu.wecom.client import WeComClient, WeComClients
 
 
 @dataclass
@@ -16,13 +16,22 @@ class TenantWeCom:
     tenant_id: int
     corp_id: str
     agent_id: int
-    app: WeComClient  # app secret: contacts, app messages, OAuth
-    contact: WeComClient  # 客户联系 secret: external contacts, contact ways, tags, welcome
+    pair: WeComClients  # both secrets' clients over one connection pool
+
+    @property
+    def app(self) -> WeComClient:
+        """The app secret: contacts, app messages, OAuth."""
+        return self.pair.app
+
+    @property
+    def contact(self) -> WeComClient:
+        """The 客户联系 secret: external contacts, contact ways, tags, welcome messages."""
+        return self.pair.contact
 
 
 class TenantClients:
-    """Clients are kept per tenant and per event loop: an httpx connection pool belongs to
-    the loop that opened it (the server's loop, or a CLI command's own)."""
+    """Clients are kept per tenant and per event loop: a connection pool belongs to the loop
+    that opened it (the server's loop, or a CLI command's own)."""
 
     def __init__(self, db: Database, box: SecretBox, base_url: str, rate_limit_pause_s: float = 1.0):
         self.db = db
@@ -30,6 +39,7 @@ class TenantClients:
         self.base_url = base_url
         self.rate_limit_pause_s = rate_limit_pause_s
         self._by_key: dict[tuple[int, int], TenantWeCom] = {}
+        self._retired: list[tuple[int, TenantWeCom]] = []  # forgotten, to close on their loop
 
     @staticmethod
     def _key(tenant_id: int) -> tuple[int, int]:
@@ -38,24 +48,16 @@ class TenantClients:
     def for_tenant(self, tenant: Tenant) -> TenantWeCom:
         found = self._by_key.get(self._key(tenant.id))
         if found is None:
-            found = TenantWeCom(
-                tenant.id,
+            pair = WeComClients(
                 tenant.corp_id,
-                tenant.agent_id,
-                WeComClient(
-                    tenant.corp_id, self.box.open(tenant.agent_secret_sealed), base_url=self.base_url
-                ),
-                WeComClient(
-                    tenant.corp_id, self.box.open(tenant.contact_secret_sealed), base_url=self.base_url
-                ),
+                self.box.open(tenant.agent_secret_sealed),
+                self.box.open(tenant.contact_secret_sealed),
+                base_url=self.base_url,
+                freq_pause=self.rate_limit_pause_s,
             )
+            found = TenantWeCom(tenant.id, tenant.corp_id, tenant.agent_id, pair)
             self._by_key[self._key(tenant.id)] = found
         return found
-
-    def _client(self, corp_id: str, sealed_secret: str) -> WeComClient:
-        return WeComClient(
-            corp_id, self.box.open(sealed_secret), base_url=self.base_url, freq_pause=self.rate_limit_pause_s
-        )
 
     def get(self, tenant_id: int) -> TenantWeCom:
         found = self._by_key.get(self._key(tenant_id))
@@ -68,14 +70,16 @@ class TenantClients:
             return self.for_tenant(tenant)
 
     def forget(self, tenant_id: int) -> None:
-        """After a tenant's credentials change."""
+        """After a tenant's credentials change: new clients from the next call on. The old
+        ones may still be in use; they are closed with the rest of their loop's."""
         for key in [k for k in self._by_key if k[0] == tenant_id]:
-            self._by_key.pop(key)
+            self._retired.append((key[1], self._by_key.pop(key)))
 
     async def aclose(self) -> None:
         """Close the clients of the running loop."""
         loop_id = id(asyncio.get_running_loop())
-        for key in [k for k in self._by_key if k[1] == loop_id]:
-            item = self._by_key.pop(key)
-            await item.app.aclose()
-            await item.contact.aclose()
+        closing = [self._by_key.pop(k) for k in [k for k in self._by_key if k[1] == loop_id]]
+        closing += [item for loop, item in self._retired if loop == loop_id]
+        self._retired = [(loop, item) for loop, item in self._retired if loop != loop_id]
+        for item in closing:
+            await item.pair.aclose()
