@@ -15,6 +15,7 @@ conversations never read them back.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,49 @@ def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
     return _Parsed(
         seq, msgid, message, action, sender, sent_at, key, kind, ext, userid, roomid, direction, text
     )
+
+
+def _chat_of(message: dict) -> str | None:
+    """What a message's conversation is made from: its room, or the pair who chat (the pair,
+    unordered, makes a 1:1 conversation's key whichever of them is staff); None if neither."""
+    if roomid := message.get("roomid"):
+        return roomid
+    sender = message.get("from", "") or message.get("user", "")
+    other = (message.get("tolist") or [""])[0]
+    return f"{min(sender, other)}|{max(sender, other)}" if sender and other else None
+
+
+def partition(items: Sequence, parts: int) -> list[list]:
+    """A batch split into `parts` by conversation, for storing the parts at once in
+    transactions of their own (siyu.conversations.tasks.store_batch): every message of a
+    conversation in the same part, a recall in the part of its original when that is in
+    the batch, and messages of no conversation in the first part. Two parts then never
+    touch the same conversation, wait or escalation row. One part only when a recall of no
+    conversation names a message stored before: it looks up and locks the original's
+    conversation, which another part may hold."""
+    out: list[list] = [[] for _ in range(parts)]
+    part_of_msgid: dict[str, int] = {}
+
+    def part_of(message: dict) -> int:
+        chat = _chat_of(message)
+        return zlib.crc32(chat.encode()) % parts if chat else 0
+
+    recalls = []
+    for item in items:
+        if item.message.get("action") == "recall":
+            recalls.append(item)
+        else:
+            part_of_msgid[item.msgid] = index = part_of(item.message)
+            out[index].append(item)
+    for item in recalls:
+        original = ((item.message.get("revoke") or {}).get("pre_msgid")) or ""
+        if original in part_of_msgid:
+            out[part_of_msgid[original]].append(item)
+        elif _chat_of(item.message) is None:
+            return [list(items)]
+        else:
+            out[part_of(item.message)].append(item)
+    return out
 
 
 def _staff_among(session: Session, items: Sequence) -> set[str]:
