@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -136,10 +137,15 @@ def state(db, tenant_id: int) -> dict:
 
 
 @pytest.fixture
-def rt(db, settings: Settings) -> Runtime:
-    if not db.is_postgres:
-        pytest.skip("SQLite has one writer: a batch is always stored in one part there")
+def runtime(db, settings: Settings) -> Runtime:
     return Runtime.create(settings, db)
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    if not runtime.db.is_postgres:
+        pytest.skip("SQLite has one writer: a batch is always stored in one part there")
+    return runtime
 
 
 def test_a_batch_is_split_by_conversation_with_each_recall_beside_its_original():
@@ -218,3 +224,28 @@ def test_a_part_that_fails_leaves_the_cursor_and_the_next_pull_stores_the_rest_o
     reference = new_tenant(rt.db)
     asyncio.run(tasks.pull(rt, reference, JsonLinesArchiveSource(lines(messages)), parts=1))
     assert state(rt.db, tenant_id) == state(rt.db, reference)
+
+
+def test_two_pulls_of_one_tenant_at_once_in_one_process_store_each_message_once(runtime):
+    """A notify's pull may start while the timer's is storing a batch (in parts, on
+    PostgreSQL), and for a new tenant both may find no cursor yet. The second waits for the
+    cursor's lock, which the first holds until the batch is stored: that wait must not hold
+    up the event loop the first one resumes on."""
+    rt = runtime
+    messages = archive(120)
+    tenant_id = new_tenant(rt.db)
+
+    async def both():
+        return await asyncio.gather(
+            *(tasks.pull(rt, tenant_id, JsonLinesArchiveSource(lines(messages))) for _ in range(2))
+        )
+
+    found = {}
+    runner = threading.Thread(target=lambda: found.update(counts=asyncio.run(both())), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the two pulls are stuck waiting for each other"
+    assert sum(c["stored"] for c in found["counts"]) == len(messages)
+    with rt.db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(ArchiveCursor.seq)) == len(messages)
+        assert len(set(s.scalars(select(Message.msgid)))) == len(messages)

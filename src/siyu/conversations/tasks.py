@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from siyu.conversations import search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
+from siyu.db import bulk
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
 
@@ -30,6 +31,9 @@ BATCH = 1000
 # in four. A small batch (the trickle after a notify) is not worth a second transaction.
 PARTS = 2
 PARTS_FROM = 200
+# The parts of a batch beyond its first (which its pull's own thread stores). They never
+# wait for a pull's other parts or its cursor, so a queue here only delays, never blocks.
+_PART_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="siyu-ingest")
 # One thread a process indexes stored messages for search (see _SearchIndexing).
 _INDEXER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-search")
 # A pull waits at most this long for search at its end: the next tenant's pull, and the
@@ -66,10 +70,9 @@ def _cursor(session) -> ArchiveCursor:
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
     cursor = session.scalar(q)
-    if cursor is None:
-        cursor = ArchiveCursor(source="archive", seq=0)
-        session.add(cursor)
-        session.flush()
+    if cursor is None:  # the tenant's first pull; another may be making it at the same time
+        bulk.insert_rows(session, ArchiveCursor, [{"source": "archive", "seq": 0}], conflict=["source"])
+        cursor = session.scalar(q)
     return cursor
 
 
@@ -80,7 +83,17 @@ async def store_batch(
     lock. `parts`: how many parts to store the batch in at once, on PostgreSQL (by default
     PARTS for a large batch, else 1). A part that fails leaves the cursor where it was;
     the parts that committed are skipped as stored when the batch is pulled again, and only
-    what is stored moves a conversation, so nothing is lost or counted twice."""
+    what is stored moves a conversation, so nothing is lost or counted twice.
+
+    It runs on a thread: waiting for the cursor's lock (another pull of the tenant holds it)
+    must not hold up the event loop, which that pull may need to finish, and the worker's
+    other work goes on meanwhile."""
+    counts = await asyncio.to_thread(_store_batch, rt, tenant_id, items, fetched_at, drained, parts)
+    rt.db.wrote(counts["stored"])
+    return counts
+
+
+def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, parts: int | None) -> dict:
     with rt.db.tenant_session(tenant_id) as s:
         cursor = _cursor(s)
         fresh = [i for i in items if i.seq > cursor.seq]  # another worker may have stored some
@@ -90,7 +103,7 @@ async def store_batch(
             parts = PARTS if len(fresh) >= PARTS_FROM else 1
         split = [part for part in service.partition(fresh, parts) if part] if parts > 1 else [fresh]
         if len(split) > 1:
-            counts = await _store_in_parts(rt, tenant_id, split)
+            counts = _store_in_parts(rt, tenant_id, split)
         elif fresh:
             counts = service.ingest(s, fresh, classifier().classify)
         else:
@@ -106,7 +119,6 @@ async def store_batch(
             candidates.append(fetched_at - timedelta(seconds=rt.settings.archive_lag_s))
         cursor.pulled_until = max(candidates) if candidates else None
         cursor.pulled_at, cursor.last_error = fetched_at, ""
-    rt.db.wrote(counts["stored"])
     return counts
 
 
@@ -115,16 +127,16 @@ def _store_part(rt, tenant_id: int, items: list) -> dict:
         return service.ingest(s, items, classifier().classify)
 
 
-async def _store_in_parts(rt, tenant_id: int, parts: list[list]) -> dict:
-    """Each part in its own transaction, on its own thread; all of them finish (or fail)
-    before this returns, so the cursor never moves while a part is still being stored."""
-    done = await asyncio.gather(
-        *(asyncio.to_thread(_store_part, rt, tenant_id, part) for part in parts),
-        return_exceptions=True,
-    )
-    for outcome in done:
-        if isinstance(outcome, BaseException):
-            raise outcome
+def _store_in_parts(rt, tenant_id: int, parts: list[list]) -> dict:
+    """Each part in its own transaction: the first on this thread, the others on
+    _PART_THREADS. All of them finish (or fail) before this returns, so the cursor never
+    moves while a part is still being stored."""
+    others = [_PART_THREADS.submit(_store_part, rt, tenant_id, part) for part in parts[1:]]
+    try:
+        done = [_store_part(rt, tenant_id, parts[0])]
+    finally:
+        wait(others)
+    done += [future.result() for future in others]  # raises the first part's error, if any
     return {k: sum(outcome[k] for outcome in done) for k in ("stored", "duplicates")}
 
 
