@@ -27,8 +27,9 @@ BATCH = 1000
 # PostgreSQL stores a batch of at least PARTS_FROM messages in PARTS parts at once, each on
 # its own connection and thread: while one part's Python works, the server works on the
 # other's statements. Ingest of 100,000 messages on a 2-core machine (benchmarks/ingest.py
-# --parts): ratio to the baseline 0.47 in one part, 0.54-0.55 in two, 0.53 in three, 0.51
-# in four. A small batch (the trickle after a notify) is not worth a second transaction.
+# --parts): ratio to the baseline 0.48 in one part, 0.52-0.54 in two (runs alternating),
+# 0.53 in three, 0.51 in four. A small batch (the trickle after a notify) is not worth a
+# second transaction.
 PARTS = 2
 PARTS_FROM = 200
 # The parts of a batch beyond its first (which its pull's own thread stores). They never
