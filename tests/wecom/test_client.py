@@ -656,6 +656,28 @@ def test_timeouts_and_unreachable_hosts_are_transport_errors(base_url):
     assert len(peer.paths("/cgi-bin/user/list")) == 2
 
 
+def test_the_proxy_in_the_environment_is_used_and_no_proxy_is_honoured(base_url, monkeypatch):
+    # WeCom answers trusted IPs only: many deployments reach it through a fixed egress proxy.
+    from tests.support.servers import free_port
+
+    peer.handlers["/cgi-bin/user/list"] = lambda q, b, r: {"userlist": []}
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody listens there
+
+    async def scenario():
+        async with make_client(base_url, network_retries=0) as c:
+            with pytest.raises(WeComTransportError) as info:
+                await c.user_list(1)
+            assert "network error" in str(info.value)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with make_client(base_url) as c:
+            assert (await c.user_list(1))["userlist"] == []
+
+    run(scenario())
+    assert len(peer.paths("/cgi-bin/user/list")) == 1  # only the call that bypassed the proxy
+
+
 # --------------------------------------------------------- pacing over HTTP
 
 

@@ -63,7 +63,9 @@ class WeComHttp:
             raise RuntimeError("this WeComHttp pool is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE_S)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # trust_env: HTTPS_PROXY / NO_PROXY are honoured, as they were under httpx: WeCom
+            # answers only trusted IPs, and a fixed egress proxy is a common way to have one.
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
         return self._session
 
     async def request(
