@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
@@ -47,6 +49,7 @@ class WeComHttp:
         self._session: aiohttp.ClientSession | None = None
         self.is_closed = False
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._proxies: dict[str, str | None] = {}
 
     def _client_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         # Each phase has the whole budget (a pooled connection and connecting; each read),
@@ -58,14 +61,26 @@ class WeComHttp:
             )
         return found
 
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for this URL's host, unless
+        NO_PROXY covers it, as httpx did: WeCom answers trusted IPs only, and a fixed egress
+        proxy is a common way to have one. Looked up once a host (aiohttp's own trust_env
+        looks again on every request and cost more than the rest of a request together)."""
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        if origin not in self._proxies:
+            parts = urlsplit(origin)
+            found = getproxies()
+            proxy = found.get(parts.scheme) or found.get("all")
+            self._proxies[origin] = None if proxy and proxy_bypass(parts.hostname or "") else proxy
+        return self._proxies[origin]
+
     def _open(self) -> aiohttp.ClientSession:
         if self.is_closed:
             raise RuntimeError("this WeComHttp pool is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=KEEPALIVE_S)
-            # trust_env: HTTPS_PROXY / NO_PROXY are honoured, as they were under httpx: WeCom
-            # answers only trusted IPs, and a fixed egress proxy is a common way to have one.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def request(
@@ -97,6 +112,7 @@ class WeComHttp:
                 data=data,
                 headers=headers,
                 allow_redirects=False,
+                proxy=self._proxy_for(url),
                 timeout=self._client_timeout(self.timeout if timeout is None else timeout),
             ) as response:
                 return HttpReply(response.status, await response.read())
