@@ -33,8 +33,8 @@ tables hold the baseline's rows so far too, which slows it slightly, if anything
 The database is a fresh SQLite file (default) or a fresh PostgreSQL database created on the
 server that --database names and dropped afterwards. Phase timings (inclusive wall time of
 the main steps of `ingest`, and SQL time by statement; summed over the parts' threads where
-a batch is stored in parts, so they may add up to more than the wall time) go to stdout; --profile adds a
-cProfile summary on stderr. The last line is JSON.
+a batch is stored in parts, so they may add up to more than the wall time) go to stdout;
+--profile adds a cProfile summary on stderr. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -504,7 +504,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
         "ingest_s": round(ingest_s, 3),
         "baseline_s": round(baseline_s, 3),
         "rounds": len(bounds),
-        "parts": args.parts or (conversation_tasks.PARTS if dialect == "postgresql" else 1),
+        "parts": conversation_tasks.parts_for(db, BATCH, args.parts),
         "goal": goal["goal"],
         "goal_met": goal["met"],
         "stored": counts,

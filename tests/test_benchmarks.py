@@ -1,6 +1,7 @@
-"""The ingest benchmark runs end to end at a small size: every made-up message stored and
-searchable, both rates measured in the rounds asked for (its figures are for the README, not
-for asserting here: these machines are shared and noisy)."""
+"""The benchmarks run end to end at a small size: ingest stores every made-up message and
+makes it searchable, measuring both rates in the rounds asked for; the send-cost benchmark
+delivers every card and measures both costs. Their figures are for the README, not for
+asserting here: these machines are shared and noisy."""
 
 from __future__ import annotations
 

@@ -98,10 +98,7 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
     with rt.db.tenant_session(tenant_id) as s:
         cursor = _cursor(s)
         fresh = [i for i in items if i.seq > cursor.seq]  # another worker may have stored some
-        if not rt.db.is_postgres:
-            parts = 1  # SQLite has one writer: parts would only wait for each other
-        elif parts is None:
-            parts = PARTS if len(fresh) >= PARTS_FROM else 1
+        parts = parts_for(rt.db, len(fresh), parts)
         split = [part for part in service.partition(fresh, parts) if part] if parts > 1 else [fresh]
         if len(split) > 1:
             counts = _store_in_parts(rt, tenant_id, split)
@@ -121,6 +118,17 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
         cursor.pulled_until = max(candidates) if candidates else None
         cursor.pulled_at, cursor.last_error = fetched_at, ""
     return counts
+
+
+def parts_for(db, messages: int, asked: int | None = None) -> int:
+    """How many parts a batch of `messages` is stored in: `asked` on PostgreSQL, else PARTS
+    for a large batch there; always one on SQLite, which has one writer (parts would only
+    wait for each other)."""
+    if not db.is_postgres:
+        return 1
+    if asked is not None:
+        return asked
+    return PARTS if messages >= PARTS_FROM else 1
 
 
 def _store_part(rt, tenant_id: int, items: list) -> dict:
