@@ -34,7 +34,8 @@ The database is a fresh SQLite file (default) or a fresh PostgreSQL database cre
 server that --database names and dropped afterwards. Phase timings (inclusive wall time of
 the main steps of `ingest`, and SQL time by statement; summed over the parts' threads where
 a batch is stored in parts, so they may add up to more than the wall time) go to stdout;
---profile adds a cProfile summary on stderr. The last line is JSON.
+--profile adds a cProfile summary on stderr (of the puller and of the threads it stores on;
+their times add up to more than the wall time where they overlap). The last line is JSON.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from itertools import pairwise
@@ -212,6 +214,46 @@ def make_archive(n: int, seed: int = 1) -> tuple[list[ArchivedMessage], list[str
 
 
 # ---------------------------------------------------------------- phase timing
+
+
+class ThreadProfiles:
+    """cProfile for the threads that store batches: a profiler sees only the thread that
+    enables it, and the puller stores on threads of its own (`tasks.store_batch`)."""
+
+    ENTRIES = ("_store_batch", "_store_part")  # what such a thread runs first
+
+    def __init__(self) -> None:
+        self.main = cProfile.Profile()
+        self.threads: list[cProfile.Profile] = []
+        self.on = threading.local()
+        self.originals = {name: getattr(conversation_tasks, name) for name in self.ENTRIES}
+
+    def install(self) -> None:
+        for name, original in self.originals.items():
+            setattr(conversation_tasks, name, self._profiled(original))
+
+    def uninstall(self) -> None:
+        for name, original in self.originals.items():
+            setattr(conversation_tasks, name, original)
+
+    def _profiled(self, entry):
+        def run(*args, **kwargs):
+            if getattr(self.on, "profiling", False):  # the first part, on the batch's own thread
+                return entry(*args, **kwargs)
+            profile = cProfile.Profile()
+            self.on.profiling = True
+            profile.enable()
+            try:
+                return entry(*args, **kwargs)
+            finally:
+                profile.disable()
+                self.on.profiling = False
+                self.threads.append(profile)
+
+        return run
+
+    def stats(self, out) -> pstats.Stats:
+        return pstats.Stats(self.main, *self.threads, stream=out)
 
 
 class Phases:
@@ -431,7 +473,9 @@ def measure(args, settings: Settings, db: Database) -> dict:
     phases = Phases()
     if not args.no_phases:
         phases.install(db.engine)
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = ThreadProfiles() if args.profile else None
+    if profiler:
+        profiler.install()
 
     stmt = insert(Message)
     bounds = round_bounds(len(items), args.rounds)
@@ -446,12 +490,12 @@ def measure(args, settings: Settings, db: Database) -> dict:
         source = MemorySource(items[:end])  # the archive as it stood when the round began
         phases.active = True
         if profiler:
-            profiler.enable()
+            profiler.main.enable()
         t0 = time.perf_counter()
         counts = asyncio.run(conversation_tasks.pull(rt, tenant_id, source, parts=args.parts))
         ingest_s += time.perf_counter() - t0
         if profiler:
-            profiler.disable()
+            profiler.main.disable()
         phases.active = False
         duplicates += counts["duplicates"]
 
@@ -464,6 +508,8 @@ def measure(args, settings: Settings, db: Database) -> dict:
         baseline_s += time.perf_counter() - t0
         baseline_n += len(baseline_rows)
     phases.uninstall()
+    if profiler:
+        profiler.uninstall()
     ingest_per_s = len(items) / ingest_s
     baseline_per_s = baseline_n / baseline_s
     log(f"  ingest: {len(items)} in {ingest_s:.2f}s: {ingest_per_s:,.0f} messages/s")
@@ -490,7 +536,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
     sys.stdout.flush()
     if profiler:
         out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
+        stats = profiler.stats(out)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(40)
         print(out.getvalue(), file=sys.stderr)

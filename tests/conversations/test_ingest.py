@@ -173,3 +173,21 @@ def test_a_batch_with_messages_stored_before_moves_the_conversation_by_the_new_o
         (False, "replied", T0 + timedelta(minutes=1)),
         (True, "customer_message", T0 + timedelta(minutes=5)),
     ]
+
+
+def test_staff_whose_userid_looks_like_a_customers_is_still_staff(db, tenant_id, ingest):
+    """A staff userid may start like an external one (wm/wo/wb: "wolf"); a customer whose id
+    differs from such a staff member's only in case is still a customer."""
+    with db.tenant_session(tenant_id) as s:
+        s.add_all([Staff(userid="wolf", name="沃尔夫"), Staff(userid="WMCUSTOMER", name="大写")])
+    chat = Chat()
+    question = chat.msg("wmCUSTOMER", "这款有现货吗？", 0)
+    question.message["tolist"] = ["wolf"]
+    ingest(question)
+    c = conversation(db, tenant_id)
+    assert (c.kind, c.staff_userid, c.external_userid) == ("single", "wolf", "wmCUSTOMER")
+    assert c.awaiting_since == T0
+    reply = chat.msg("wolf", "有的", 1)
+    reply.message["tolist"] = ["wmCUSTOMER"]
+    ingest(reply)
+    assert conversation(db, tenant_id).awaiting_since is None
