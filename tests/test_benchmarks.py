@@ -1,7 +1,8 @@
 """The benchmarks run end to end at a small size: ingest stores every made-up message and
-makes it searchable, measuring both rates in the rounds asked for; the send-cost benchmark
-delivers every card and measures both costs. Their figures are for the README, not for
-asserting here: these machines are shared and noisy."""
+makes it searchable, measuring both rates in the rounds asked for; the archive pull fetches,
+decrypts and stores every message through the finance SDK stand-in, storing what the in-memory
+pull stores; the send-cost benchmark delivers every card and measures both costs. Their
+figures are for the README, not for asserting here: these machines are shared and noisy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.support.finance_sdk import CompilerMissing, build_standin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +33,27 @@ def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
     stored = result["stored"]
     assert stored["messages"] == 2500 and stored["search_backlog"] == 0
     assert stored["search_rows"] > 0 and stored["waits"] >= stored["waits_open"] > 0
+
+
+def test_the_archive_pull_benchmark_stores_through_the_sdk_what_the_store_alone_stores(db):
+    try:
+        build_standin()
+    except CompilerMissing as exc:
+        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+    command = [sys.executable, str(ROOT / "benchmarks" / "archive_pull.py"), "--messages", "2500"]
+    command += ["--rounds", "2", "--latency-ms", "20"]
+    if db.is_postgres:
+        command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["messages"] == result["fetched"] == result["stored"]["messages"] == 2500
+    assert result["same_as_store"] and result["stored"]["search_backlog"] == 0
+    assert result["rounds"] == 2 and result["latency_ms"] == 20
+    assert min(result["pull_per_s"], result["fetch_per_s"], result["store_per_s"]) > 0
+    serial = 1 / (1 / result["fetch_per_s"] + 1 / result["store_per_s"])
+    assert abs(result["serial_per_s"] - serial) < 1
+    assert abs(result["overlap"] - result["pull_per_s"] / serial) < 0.01
 
 
 def test_the_send_cost_benchmark_delivers_every_card_and_reports_both_costs():

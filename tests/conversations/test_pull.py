@@ -97,6 +97,33 @@ def test_a_failure_while_storing_rolls_the_batch_back(rt, tenant_id, monkeypatch
     assert stored(rt, tenant_id) == (12, 12)
 
 
+def test_a_failed_store_keeps_the_batch_fetched_after_it_out(rt, tenant_id, monkeypatch):  # noqa: F811
+    """The next batch is fetched while one is stored; when that store fails, the fetched
+    batch is not stored either (it would skip the failed one's seqs), and the next pull
+    stores both, each message once."""
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    real = tasks.classifier()
+    calls = []
+
+    class BreaksOnSecondBatch:
+        def classify(self, batch):
+            calls.append(len(batch))
+            if len(calls) == 2:
+                raise RuntimeError("classifier crashed")
+            return real.classify(batch)
+
+    source = Flaky(JsonLinesArchiveSource(lines(23)), fail_on=set())
+    monkeypatch.setattr(tasks, "classifier", lambda: BreaksOnSecondBatch())
+    with pytest.raises(RuntimeError):
+        asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert source.calls == 3  # the third batch was fetched while the second was stored
+    assert stored(rt, tenant_id) == (5, 5)
+    with rt.db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(ArchiveCursor.seq)) == 5
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert stored(rt, tenant_id) == (23, 23)
+
+
 def search_rows(rt, tenant_id) -> tuple[int, int, int]:  # noqa: F811
     """(messages that have search tokens, their search rows, batches still queued)."""
     with rt.db.tenant_session(tenant_id) as s:

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from siyu.wecom import archive
 from siyu.wecom.archive import (
     SDK_ERRORS,
     ArchivedMessage,
@@ -224,6 +225,25 @@ def test_key_versions(lib, keys, chatdata):
     with pytest.raises(ArchiveError) as err:
         run(_fetch(wrong))
     assert err.value.code == 10007 and err.value.seq == 1
+
+
+def test_a_large_batch_is_decrypted_on_threads_in_seq_order(lib, keys, chatdata, monkeypatch):
+    """A batch's random keys are decrypted in slices on threads at once: the messages still
+    come in seq order, each with its own content, and of two that cannot be decrypted the
+    first in seq order is the one named."""
+    monkeypatch.setattr(archive, "_RSA_THREAD_COUNT", 4)  # four slices, whatever the machine
+    rng = random.Random(5)
+    items = [chatdata_item(s, message(s, f"第{s}条"), keys[1][1], 1, rng) for s in range(1, 301)]
+    chatdata(items)
+    got = run(_fetch(source(lib, keys)))
+    assert [m.seq for m in got] == list(range(1, 301))
+    assert all(m.message["text"]["content"] == f"第{m.seq}条" for m in got)
+    for seq in (120, 260):  # in the second slice and the fourth
+        items[seq - 1] = chatdata_item(seq, message(seq), keys[2][1], 2, rng)
+    chatdata(items)
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys)))
+    assert err.value.code == 10007 and err.value.seq == 120
 
 
 def test_decrypt_failure_names_the_message(lib, keys, chatdata):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -189,7 +189,12 @@ class _SearchIndexing:
 
 async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dict:
     """Pull until the archive has nothing newer; returns what was stored. `parts`: see
-    `store_batch`."""
+    `store_batch`.
+
+    While a batch is being stored, the next one is fetched and decrypted (RSA, and the
+    SDK's own decryption, run outside Python's GIL: the two overlap). It is fetched from
+    where the batch before it ends, but stored only once that one is, so the cursor moves
+    in order; when a store fails, what was fetched after it is dropped."""
     own = source is None
     if own:
         with rt.db.system_session() as s:
@@ -198,16 +203,29 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
             return {"stored": 0, "duplicates": 0}
     total = {"stored": 0, "duplicates": 0}
     indexing = _SearchIndexing(rt.db, tenant_id)
+
+    async def fetch(after: int) -> tuple[list, datetime]:
+        fetched_at = rt.now()
+        return await source.fetch(after, BATCH), fetched_at
+
     try:
+        with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
+            after = s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
+        items, fetched_at = await fetch(after)
         while True:
-            with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
-                after = s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
-            fetched_at = rt.now()
-            items = await source.fetch(after, BATCH)
-            counts = await store_batch(rt, tenant_id, items, fetched_at, len(items) < BATCH, parts)
+            drained = len(items) < BATCH
+            storing = store_batch(rt, tenant_id, items, fetched_at, drained, parts)
+            if drained:
+                counts = await storing
+            else:
+                stored, fetched = await asyncio.gather(storing, fetch(items[-1].seq), return_exceptions=True)
+                for outcome in (stored, fetched):  # a failed store first: nothing after it counts
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                counts, (items, fetched_at) = stored, fetched
             indexing.stored()
             total = {k: total[k] + counts[k] for k in total}
-            if len(items) < BATCH:
+            if drained:
                 return total
     except Exception as exc:
         with rt.db.tenant_session(tenant_id) as s:

@@ -12,6 +12,8 @@
  *                 (one item per line, each with a "seq"): those with seq > `seq`, in seq
  *                 order, at most `limit`; limit 0 or > 1000 -> 10000; unreadable file ->
  *                 10003; no file named -> an empty list. Needs a successful Init (10000).
+ *                 SIYU_FAKE_SDK_LATENCY_MS: each call first waits that long, as a call
+ *                 over the network to WeCom's servers does (benchmarks).
  *   DecryptData   the stand-in's own scheme (not WeCom's): encrypt_msg is
  *                 base64(plaintext XOR key repeated); empty key -> 10008, bad base64 or a
  *                 result that is not a JSON object (a wrong key) -> 10006.
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "WeWorkFinanceSdk_C.h"
 
@@ -115,6 +118,13 @@ int GetChatData(WeWorkFinanceSdk_t *sdk, unsigned long long seq, unsigned int li
     if (__atomic_load_n(&sdk->fail_left, __ATOMIC_SEQ_CST) > 0 &&
         __atomic_sub_fetch(&sdk->fail_left, 1, __ATOMIC_SEQ_CST) >= 0)
         return sdk->fail_code;
+
+    const char *latency = getenv("SIYU_FAKE_SDK_LATENCY_MS");
+    if (latency && *latency) {
+        long ms = strtol(latency, NULL, 10);
+        struct timespec wait = {ms / 1000, (ms % 1000) * 1000000L};
+        if (ms > 0) nanosleep(&wait, NULL);
+    }
 
     item_t *items = NULL;
     size_t n = 0, cap = 0;
