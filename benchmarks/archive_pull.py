@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import gc
 import json
 import os
 import random
@@ -67,6 +66,7 @@ from benchmarks.ingest import AGENTS, MemorySource, make_archive, round_bounds, 
 from siyu.config import Settings  # noqa: E402
 from siyu.conversations import tasks as conversation_tasks  # noqa: E402
 from siyu.db import Database  # noqa: E402
+from siyu.jobs.worker import settle_collector  # noqa: E402
 from siyu.runtime import Runtime  # noqa: E402
 from siyu.wecom.archive import SdkArchiveSource, generate_key_pair  # noqa: E402
 
@@ -134,8 +134,7 @@ def measure(args, settings: Settings, db: Database, workdir: Path) -> dict:
     log(f"{db.engine.dialect.name}: {len(items)} archived messages encrypted in {made:.1f}s")
 
     conversation_tasks.classifier()
-    gc.collect()
-    gc.freeze()
+    settle_collector()  # as a worker does at start
     spent = {"fetch": 0.0, "store": 0.0, "pull": 0.0}
     fetched = 0
     for start, end in round_bounds(len(items), args.rounds):

@@ -76,12 +76,13 @@ def worker(
 ) -> None:
     """Run a worker without the web server (PostgreSQL deployments run any number of these)."""
     from siyu.jobs.child import watch_wake_pipe
-    from siyu.jobs.worker import Worker
+    from siyu.jobs.worker import Worker, settle_collector
 
     _logging()
     if nice:
         os.nice(nice)
     rt = _runtime()
+    settle_collector()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
