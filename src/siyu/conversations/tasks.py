@@ -110,7 +110,7 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
             cursor.seq = max(i.seq for i in fresh)
         newest = max((int(t) for i in fresh if (t := i.message.get("msgtime"))), default=None)
         candidates = [cursor.pulled_until] if cursor.pulled_until is not None else []
-        if newest is not None:  # one time made, not one a message
+        if newest is not None:  # a time made once, not once a message
             candidates.append(service.ms_to_datetime(newest))
         if drained:  # everything the archive held when we asked is stored, up to its lag
             candidates.append(fetched_at - timedelta(seconds=rt.settings.archive_lag_s))

@@ -46,8 +46,8 @@ QUEUE_TABLES = (
 )
 TIDY_S = 10.0
 # A worker makes many short-lived objects a batch (rows, parsed messages, waits) and few that
-# live: Python's default (a young collection every 700 allocations) spent about 3 % of
-# archive ingest collecting (benchmarks/ingest.py, ratio 0.247 -> 0.252-0.255).
+# live: with Python's default (a young collection every 700 allocations) archive ingest ran
+# 2-3 % slower (benchmarks/ingest.py, runs alternating: ratio 0.241-0.247 -> 0.248-0.255).
 COLLECT_EVERY = (10_000, 50, 100)
 
 
