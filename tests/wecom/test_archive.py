@@ -360,6 +360,48 @@ def test_pipeline_with_async_functions_retries(keys):
     assert failures == {"fetch": 0, "decrypt": 0}
 
 
+def test_the_next_full_batch_is_asked_for_while_one_is_decrypted(keys):
+    """GetChatData is a call over the network: after a full batch the next is asked for at
+    once, and the next fetch takes that answer. A read-ahead that came back short is asked
+    again (what arrived since is not missed, and no caller takes an old answer for "nothing
+    more"), and so is one that failed (its error is not the caller's)."""
+    rng = random.Random(6)
+    archive = [chatdata_item(s, message(s), keys[1][1], 1, rng) for s in range(1, 6)]
+    texts = [json.dumps(message(seq), ensure_ascii=False) for seq in range(1, 7)]
+    asked, failing = [], set()
+
+    async def fetch_chatdata(after_seq, limit):
+        asked.append(after_seq)
+        if after_seq in failing:
+            failing.discard(after_seq)
+            raise ArchiveError(10000, "answered nothing", retryable=False)
+        return [i for i in archive if i["seq"] > after_seq][:limit]
+
+    async def decrypt_data(key, encrypted):
+        for text in texts:
+            if standin_encrypt(key, text) == encrypted:
+                return text
+        raise ArchiveError(10006)
+
+    def seqs(got):
+        return [m.seq for m in got]
+
+    async def story():
+        pipe = ChatDataPipeline(fetch_chatdata, decrypt_data, {1: keys[1][0]})
+        assert seqs(await pipe.fetch(0, 2)) == [1, 2]
+        assert seqs(await pipe.fetch(2, 2)) == [3, 4]  # the read-ahead's answer
+        assert asked == [0, 2, 4]
+        await pipe._ahead[2]  # it answered [5] alone; then message 6 came
+        archive.append(chatdata_item(6, message(6), keys[1][1], 1, rng))
+        failing.add(6)
+        assert seqs(await pipe.fetch(4, 2)) == [5, 6]
+        assert seqs(await pipe.fetch(6, 2)) == []
+        assert asked == [0, 2, 4, 4, 6, 6]
+        pipe.stop_reading_ahead()
+
+    run(story())
+
+
 def test_json_lines_source(tmp_path):
     lines = [
         json.dumps(message(1), ensure_ascii=False),

@@ -232,6 +232,8 @@ class ChatDataPipeline:
         self.backoff_max = backoff_max
         self.concurrency = max(1, concurrency)
         self._random = random.Random()
+        # GetChatData for the batch after the last full one: (after_seq, limit, its task)
+        self._ahead: tuple[int, int, asyncio.Task] | None = None
 
     def _delay(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
@@ -341,14 +343,50 @@ class ChatDataPipeline:
         return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
 
     async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
-        """Messages with seq > after_seq, decrypted, in seq order, at most `limit`."""
+        """Messages with seq > after_seq, decrypted, in seq order, at most `limit`.
+
+        After a full batch, the next batch's chatdata is asked for at once (GetChatData is a
+        call over the network), while this one is decrypted."""
         after_seq, limit = max(0, int(after_seq)), _check_limit(limit)
-        items = (await self._fetch_items(after_seq, limit))[:limit]
+        items = (await self._chatdata(after_seq, limit))[:limit]
         if not items:
             return []
+        if len(items) == limit:
+            self._read_ahead(int(items[-1]["seq"]), limit)
         if inspect.iscoroutinefunction(self._decrypt_data):
             return await self._decrypt_batch_async(items)
         return await asyncio.to_thread(self._decrypt_batch_sync, items)
+
+    def _read_ahead(self, after_seq: int, limit: int) -> None:
+        self.stop_reading_ahead()
+        task = asyncio.ensure_future(self._fetch_items(after_seq, limit))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its error is not ours
+        self._ahead = (after_seq, limit, task)
+
+    async def _chatdata(self, after_seq: int, limit: int) -> list[dict]:
+        """The chatdata items after `after_seq`: what the read-ahead got, when it asked for
+        these and came back full; else asked now. A short answer is never taken: it may be
+        older than the caller's fetch, and a caller counts everything up to the start of a
+        fetch that came back short as pulled (see siyu.conversations.tasks)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            seq, wanted, task = ahead
+            if (seq, wanted) == (after_seq, limit) and task.get_loop() is asyncio.get_running_loop():
+                try:
+                    items = await task
+                except Exception:  # noqa: BLE001 - asked again below, where an error counts
+                    items = []
+                if len(items) >= limit:
+                    return items
+            else:
+                task.cancel()
+        return await self._fetch_items(after_seq, limit)
+
+    def stop_reading_ahead(self) -> None:
+        """Drop the read-ahead, if any (the source is closing, or asked elsewhere)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[2].cancel()
 
 
 # ---------------------------------------------------------------------------- sources
@@ -415,6 +453,8 @@ class SdkArchiveSource:
         return await self.pipeline.fetch(after_seq, limit)
 
     async def aclose(self) -> None:
+        self.pipeline.stop_reading_ahead()
+
         def close() -> None:
             with self._init_lock:
                 self._closed = True
@@ -501,6 +541,7 @@ class HttpArchiveSource:
         return await self.pipeline.fetch(after_seq, limit)
 
     async def aclose(self) -> None:
+        self.pipeline.stop_reading_ahead()
         await self.client.aclose()
         if self._own_http:
             await self._http.aclose()
