@@ -202,6 +202,15 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
     return ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message, raw)
 
 
+def _ours(task: asyncio.Task) -> bool:
+    """Whether the task runs on this thread's event loop: only then may it be awaited or
+    cancelled here (a source used from several threads leaves another's to finish)."""
+    try:
+        return task.get_loop() is asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+
+
 class ChatDataPipeline:
     """chatdata items -> ArchivedMessages.
 
@@ -369,9 +378,9 @@ class ChatDataPipeline:
         older than the caller's fetch, and a caller counts everything up to the start of a
         fetch that came back short as pulled (see siyu.conversations.tasks)."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None:
+        if ahead is not None and _ours(ahead[2]):
             seq, wanted, task = ahead
-            if (seq, wanted) == (after_seq, limit) and task.get_loop() is asyncio.get_running_loop():
+            if (seq, wanted) == (after_seq, limit):
                 try:
                     items = await task
                 except Exception:  # noqa: BLE001 - asked again below, where an error counts
@@ -385,7 +394,7 @@ class ChatDataPipeline:
     def stop_reading_ahead(self) -> None:
         """Drop the read-ahead, if any (the source is closing, or asked elsewhere)."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None:
+        if ahead is not None and _ours(ahead[2]):
             ahead[2].cancel()
 
 
