@@ -217,9 +217,10 @@ class ChatDataPipeline:
     `fetch_chatdata(after_seq, limit)` returns raw chatdata items (REFERENCE 11.2);
     `decrypt_data(encrypt_key, encrypt_chat_msg)` returns the message (dict or JSON text).
     Either may be a coroutine function; plain functions are taken to block and run in a
-    worker thread (a batch's decryption in one thread). Both raise `ArchiveError`;
-    retryable ones are retried `retries` times with exponential backoff (`backoff_base`
-    doubling up to `backoff_max`, jittered). `private_keys`: `{publickey_ver: PEM}`.
+    worker thread (a batch's decryption in one thread; its RSA keys on several, see
+    `random_keys`). Both raise `ArchiveError`; retryable ones are retried `retries` times
+    with exponential backoff (`backoff_base` doubling up to `backoff_max`, jittered).
+    `private_keys`: `{publickey_ver: PEM}`.
     """
 
     def __init__(
