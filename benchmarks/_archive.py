@@ -1,15 +1,19 @@
-"""Shared pieces of the archive benchmarks (ingest.py, escalation.py): a fresh database, a
-corp's organisation, and archived messages shaped like WeCom's (REFERENCE 11.3) with
-Chinese text."""
+"""Shared pieces of the archive benchmarks (ingest.py, archive_pull.py, escalation.py): a
+fresh database, a corp's organisation, and archived messages shaped like WeCom's
+(REFERENCE 11.3) with Chinese text; and the driver of a benchmark run in a work dir."""
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
+import shutil
+import signal
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +122,51 @@ def fresh_database(server_url: str | None, workdir: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def migrated_database(server_url: str | None, workdir: Path) -> Iterator[tuple]:
+    """A fresh database (`fresh_database`), migrated: (the settings a benchmark's Siyu runs
+    with, the Database), disposed of afterwards."""
+    from siyu.config import Settings
+    from siyu.db import Database
+
+    with fresh_database(server_url, workdir) as url:
+        settings = Settings(
+            data_dir=workdir / "data",
+            database_url=url,
+            secret_key=secrets.token_urlsafe(32),
+            auto_migrate=False,
+            staff_sync_interval_s=0,
+        )
+        db = Database(url)
+        try:
+            db.migrate()
+            yield settings, db
+        finally:
+            db.dispose()
+
+
+def run_in_workdir(prefix: str, run: Callable[[Path], dict], keep: bool = False) -> None:
+    """`run(workdir)` in a new temp dir (removed afterwards unless `keep`), SIGTERM taken as
+    Ctrl-C; its result printed as the last line, in JSON."""
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        result = run(workdir)
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)
+    finally:
+        if keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------- the corp

@@ -35,12 +35,8 @@ import base64
 import json
 import os
 import random
-import secrets
-import shutil
-import signal
 import string
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -55,10 +51,11 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from tests.support.finance_sdk import build_standin, standin_encrypt  # noqa: E402
 
 from benchmarks._archive import (  # noqa: E402
-    fresh_database,
     log,
+    migrated_database,
     new_tenant,
     organisation,
+    run_in_workdir,
     store_customers,
     store_organisation,
 )
@@ -179,23 +176,6 @@ def measure(args, settings: Settings, db: Database, workdir: Path) -> dict:
     }
 
 
-def run(args, workdir: Path) -> dict:
-    with fresh_database(args.database, workdir) as url:
-        settings = Settings(
-            data_dir=workdir / "data",
-            database_url=url,
-            secret_key=secrets.token_urlsafe(32),
-            auto_migrate=False,
-            staff_sync_interval_s=0,
-        )
-        db = Database(url)
-        try:
-            db.migrate()
-            return measure(args, settings, db, workdir)
-        finally:
-            db.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000, help="archived messages to pull")
@@ -208,19 +188,11 @@ def main() -> None:
     if args.messages < 1:
         parser.error("--messages must be positive")
 
-    def terminate(signum, frame):
-        raise KeyboardInterrupt
+    def run(workdir: Path) -> dict:
+        with migrated_database(args.database, workdir) as (settings, db):
+            return measure(args, settings, db, workdir)
 
-    signal.signal(signal.SIGTERM, terminate)
-    workdir = Path(tempfile.mkdtemp(prefix="siyu-archive-pull-"))
-    try:
-        result = run(args, workdir)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False))
+    run_in_workdir("siyu-archive-pull-", run)
 
 
 if __name__ == "__main__":

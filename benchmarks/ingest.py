@@ -50,11 +50,8 @@ import os
 import pstats
 import random
 import re
-import secrets
 import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -79,11 +76,12 @@ from benchmarks._archive import (  # noqa: E402
     REPLIES,
     external_userid,
     fill,
-    fresh_database,
     image_message,
     log,
+    migrated_database,
     organisation,
     recall_message,
+    run_in_workdir,
     store_customers,
     store_organisation,
     text_message,
@@ -429,23 +427,6 @@ class Phases:
 # ---------------------------------------------------------------- the run
 
 
-def run(args, workdir: Path) -> dict:
-    with fresh_database(args.database, workdir) as url:
-        settings = Settings(
-            data_dir=workdir / "data",
-            database_url=url,
-            secret_key=secrets.token_urlsafe(32),
-            auto_migrate=False,
-            staff_sync_interval_s=0,
-        )
-        db = Database(url)
-        try:
-            db.migrate()
-            return measure(args, settings, db)
-        finally:
-            db.dispose()
-
-
 def measure(args, settings: Settings, db: Database) -> dict:
     from benchmarks._archive import new_tenant
 
@@ -619,24 +600,14 @@ def main() -> None:
     if args.messages < 1:
         parser.error("--messages must be positive")
 
-    def terminate(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         os.sched_setaffinity(0, {0})  # one core for Siyu; the database server has the other
-    workdir = Path(tempfile.mkdtemp(prefix="siyu-ingest-"))
-    try:
-        result = run(args, workdir)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False))
+
+    def run(workdir: Path) -> dict:
+        with migrated_database(args.database, workdir) as (settings, db):
+            return measure(args, settings, db)
+
+    run_in_workdir("siyu-ingest-", run, keep=args.keep)
 
 
 if __name__ == "__main__":
