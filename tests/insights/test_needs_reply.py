@@ -842,3 +842,87 @@ def test_a_question_after_cannot_say_when_still_asks():
 
 def test_dots_with_a_sticker_are_still_speechless():
     assert label("。。。[微笑]", "这个不在保修范围内哦") == "needs_reply"
+
+
+DOCTOR = "这个情况多喝水、多休息，一般三五天会好转的。"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的谢谢医生",
+        "嗯嗯 谢谢大夫",
+        "好的 谢谢医生解答",
+        "感谢 您的解答很详细",
+        "您的解释很清楚 谢谢",
+        "好的 这下放心多了 谢谢",
+        "您这么说我就放心了",
+        "那太好了",
+        "谢谢医生 您早点休息",
+        "刚刚解决了 谢谢",
+    ],
+)
+def test_thanks_to_the_doctor_relief_and_praise_of_the_answer_are_closing(text):
+    assert label(text, DOCTOR) == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "谢谢 但是还是打不开",
+        "谢谢 开一张发票",
+        "谢谢医生 我胸口还是有点闷",
+        "谢谢 衣服有点小",
+        "谢谢医生 观察了一天 晚上还是发烧",
+        "明天之前能到就放心了",
+        "要是不会留疤就放心了",
+        "你们真了不起",
+        "辛苦了 师傅有空过来一趟",
+    ],
+)
+def test_thanks_or_relief_beside_trouble_a_request_or_a_hope_still_needs_a_reply(text):
+    assert label(text, DOCTOR) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text", ["明天我去复查一下", "那我先观察两天", "有症状我马上去医院", "好的 我近期去售后看看"]
+)
+def test_the_patients_own_next_steps_are_closing(text):
+    assert label(text, DOCTOR) == "closing"
+
+
+def test_saying_it_is_solved_ends_the_matter_even_after_a_question():
+    assert label("已经解决了 谢谢", "请问是哪个页面打不开呢？") == "closing"
+    assert label("好的", "请问是哪个页面打不开呢？") == "needs_reply"
+    # 搞定 / 解决了就行 as "deal" answers the offer
+    assert label("嗯 搞定吧", "确定要取消这个订单吗？") == "needs_reply"
+    assert label("好的 解决了就行", "需要帮您安排师傅上门吗？") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "是否需要手术要由外科医生来决定",
+        "具体还要看复查的结果怎么样",
+        "缺损不大的话，还是有可能自己长好的",
+        "CT还是尽量去拍一下",
+    ],
+)
+def test_saying_who_decides_or_what_it_depends_on_asks_nothing(staff):
+    assert label("好的", staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "您看有没有时间过来一趟",
+        "您是否需要我们上门安装",
+        "您家里有没有老人",
+        "您要不要看看这个套餐怎么样",
+        "是否需要帮您预约专家确定手术方案",
+        "您是想退款还是有其他需求",
+        "明天上午上门，得看您这边时间怎么样",
+    ],
+)
+def test_asking_the_customer_whether_still_asks(staff):
+    assert label("好的", staff) == "needs_reply"

@@ -18,8 +18,9 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    of mind (不用了, 不退了), the customer's finished steps that need no checking (好评了,
    确认收货了), deferrals or next steps of their own (我再考虑一下, 我等你消息, 我下午去寄,
    我清一下, 有消息告诉我, 我会提醒孩子的, 按时来复诊, 我明天再试一次, 我先看看能不能用 (with 我:
-   看看能不能便宜点 asks the staff), 我在找订单号) and relief that a feared mistake did
-   not happen (我还以为出问题了)) and carries no question, request or greeting cue (吗, 怎么,
+   看看能不能便宜点 asks the staff), 我在找订单号, a patient's 明天我去复查 / 我先观察两天 / 有症状
+   我马上去医院) and relief (我还以为出问题了, 这下放心多了, 您这么说我就放心了; not a hope: 明天能到
+   就放心了)) and carries no question, request or greeting cue (吗, 怎么,
    多少, 帮我, 发我, 但是, 另外, 那我呢, 哈喽, 修好了是吧, ...). Agreeing to what the staff
    offered (那就后天吧, 按你说的办, 我买两个) is not among the phrases: the staff still has
    something to do. Anything else needs a reply;
@@ -35,8 +36,10 @@ The shipped implementation (RuleClassifier) is a transparent grammar, no model:
    which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
    wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧, 拍张照片) an
    acknowledgement is closing.
-   The last question counts, even with an explanation after it; an instruction to check
-   whether something is there (查看是否有修改按钮) and 还是 meaning "still" ask nothing. A
+   "It's solved" (已经解决了) is closing even after a question (not 搞定吧 / 解决了就行: "deal").
+   The last question counts, even with an explanation after it; saying who decides (是否手术要由
+   外科医生决定) or what it depends on (要看结果怎么样), an instruction to check whether something
+   is there (查看是否有修改按钮) and 还是 meaning "still" (还是有可能, 还是尽量) ask nothing. A
    sentence-final 呢 (是的呢, 会送到的呢) is a softener, not a question. A bare yes (是的, 对,
    没错) needs a reply except after a comprehension check: in real service chats it confirms
    an order, a product or a number the staff put to the customer, who then goes on.
@@ -252,6 +255,8 @@ def _head_then(head: re.Pattern[str], rest: _Grammar, s: str) -> bool:
 
 
 _VETO = re.compile(lx.VETO)
+# "It's solved" (已经解决了) ends the matter even after a staff question.
+_SOLVED = re.compile(r"(?:解决|搞定)了(?!\s*(?:就|吧))")
 # A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
 # more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
 _HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀| )+")
@@ -267,16 +272,20 @@ _SENTENCE = re.compile(r"(?<=[。!.;\n?])")
 _QUESTION = re.compile(
     rf"[?]|吗|{lx.QUESTION_ME}|"
     r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|要不要|需不需要|"
-    r"还是(?!建议|按|要|会|可以|得|需要)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
+    r"还是(?!建议|按|要|会|可以|得|需要|有(?:可能|希望|机会|一定)|挺|很|蛮|尽量)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
-# "We cannot say when / how much" (不能确定具体什么时间有货) tells; it does not ask. (Only the
-# question word after it goes: 没法确定什么时候到 您要不要先退款 still asks.)
+# "We cannot say when / how much" (不能确定具体什么时间有货) tells; it does not ask, and neither
+# does saying who decides or what it depends on. (Only the question word goes: 没法确定什么时候到
+# 您要不要先退款 still asks.)
 _UNSURE = re.compile(
     r"(?:不能|无法|没法|没办法|不好|不太|说不准|不)(?:确定|保证|清楚|预估|估计)(?:具体)?(?:的)?"
-    r"(?:什么时候|什么时间|多久|几天|哪天|多少)"
+    r"(?:什么时候|什么时间|多久|几天|哪天|多少)|"
+    # "whether ... is for the specialist to decide", "it depends on how ... turns out"
+    r"是否[^,，。？?]{0,12}(?:要由|需要由|得由|由)[^,，。？?]{0,10}(?:确定|决定|判断|评估)|"
+    r"(?<![不要])(?:要|得|需要)看(?![看您你])[^,，。？?]{0,12}(?:怎么样|如何)"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _OPENING = re.compile(lx.OPENING)
@@ -372,7 +381,7 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
     if _HESITATION.fullmatch(s):
         return NEEDS_HESITATION
     kind = context_kind(context)
-    if kind == "decision" and _WEAK_OR_NOTHING.fullmatch(s):
+    if kind == "decision" and _WEAK_OR_NOTHING.fullmatch(s) and not _SOLVED.search(s):
         return NEEDS_ANSWER
     # "Nothing" (没什么, 没别的事) answers the opening line; 没事 answers an apology for the wait.
     if kind == "opening" and _WEAK.fullmatch(s):
