@@ -240,6 +240,16 @@ VETO = (
     r"(?<!\d)(?!886(?!\d))\d{3,}"
 )
 
+# Content the reader is not asked about: agreeing to what the staff offered or choosing (听你的,
+# 那我先买两盒, 就要这个), or telling the staff to do something (你们再仔细看看, 别再发错了): the
+# staff must act.
+NOT_READ = (
+    r"听你的|听您的|按你|按您|就这个|就它|就要|就买|就选|就定|就约|买(?:[一两二三四五六七八九十几]|它|这)|"
+    r"(?:来|要|拿|订|定)(?:[一两二三四五六七八九十几]|个|份|件|这)|"
+    r"(?:你们|您|你)(?:再|先|快|赶紧|给|帮|去|看|查|问|处理|联系|安排|发|寄|退|换|补|核实|确认)|"
+    r"别再|不要再|下次注意"
+)
+
 # Staff messages: what kind of turn the customer is answering.
 # (Not an offer, 还有一张优惠券可以帮您申请，需要吗, nor the opening 请问有什么可以帮您.)
 CLOSING_CHECK = (

@@ -4,7 +4,8 @@
     verdicts = default_classifier().classify([("好的谢谢", "退款已经提交了"), ("好的", "确定要取消吗？")])
     # [Verdict(label='closing', ...), Verdict(label='needs_reply', ...)]
 
-The shipped implementation (RuleClassifier) is a transparent grammar, no model:
+The shipped implementation (RuleClassifier) is a transparent grammar, and a small model (the
+reader, reader.py) for what the grammar cannot judge (step 4):
 
 1. normalise: NFKC (full width → half width), lower case, WeChat codes such as [微笑] [OK]
    [抱拳], emoji and kaomoji (^_^ ⊙o⊙) dropped (question/displeasure ones such as [疑问] ❓ 😡
@@ -55,8 +56,19 @@ or punctuation-only message is an acknowledgement, except question marks. A sigh
 hesitation alone (唉, 额, 那) and dots alone (。。。 ……) need a reply: the customer is dismayed,
 speechless or has more to say.
 
+4. what the grammar sends to "needs a reply" only for its content (not for a question, a
+   veto cue, media or a length over 48) is read by the reader when the staff message asked
+   nothing of the customer (a statement, "please wait", a request to act, a closing or
+   comprehension check: not a decision question, the opening line or no staff message at all),
+   the text is 24 characters or fewer, is not cut into words by spaces, and does not agree to
+   an offer or tell the staff what to do (听你的, 那我先买两盒, 你们再仔细看看, 别再发错了): a
+   remark of the customer's own (孩子叫我了 先不聊了, 师傅手艺真好 装得很整齐, 行吧 只能等了) is
+   closing when the reader's chance that it needs a reply is under its threshold.
+   RuleClassifier(read=False) is the grammar alone.
+
 score is a probability-like confidence that the message needs a reply (fixed per rule, not
-calibrated on data); label is "needs_reply" when score >= 0.5.
+calibrated on data; for a message the reader calls closing, its chance); label is
+"needs_reply" when score >= 0.5.
 """
 
 from __future__ import annotations
@@ -70,6 +82,7 @@ from functools import lru_cache
 from typing import Literal, Protocol, TextIO
 
 from siyu.insights import lexicon as lx
+from siyu.insights.reader import chance, reader
 
 Label = Literal["needs_reply", "closing"]
 
@@ -352,7 +365,60 @@ def clear_caches() -> None:
         grammar.segment.cache_clear()
 
 
-def classify_one(text: str, context: str | None = None) -> Verdict:
+def classify_one(text: str, context: str | None = None, read: bool = True) -> Verdict:
+    verdict = _by_grammar(text, context)
+    if isinstance(verdict, Verdict):
+        return verdict
+    return _read(verdict, context) if read else NEEDS_CONTENT
+
+
+# After a question the staff must act on whatever the customer says (the spec's 好的 to
+# 确定要取消吗？); a customer who speaks first opens a conversation.
+_UNREAD_KINDS = ("decision", "opening", "none")
+_NOT_READ = re.compile(lx.NOT_READ)
+_READ_MAX = 24  # longer messages nearly always carry something for the staff; reading them costs most
+
+
+def reader_would_read(text: str, context: str | None = None) -> bool:
+    """Is this a message the grammar leaves to the reader (content after a staff message that
+    asks nothing of the customer)?"""
+    s = _by_grammar(text, context)
+    return isinstance(s, str) and _readable_text(s) and context_kind(context) not in _UNREAD_KINDS
+
+
+def grammar_leaves_content(text: str, context: str | None = None) -> bool:
+    """Would the grammar call this a reply-needing message only for its content?"""
+    return isinstance(_by_grammar(text, context), str)
+
+
+def _readable_text(s: str) -> bool:
+    return len(s) <= _READ_MAX and not _NOT_READ.search(s) and not _word_segmented(s)
+
+
+def _read(s: str, context: str | None) -> Verdict:
+    if not _readable_text(s):
+        return NEEDS_CONTENT
+    model = reader()
+    z = model.text_logit(s)
+    # Most content needs a reply whatever the staff said: skip reading the staff message then.
+    if z + model.lowest_kind >= model.threshold_logit:
+        return NEEDS_CONTENT
+    kind = context_kind(context)
+    if kind in _UNREAD_KINDS:
+        return NEEDS_CONTENT
+    p = chance(z + model.kind_weight(kind))
+    return Verdict("closing", round(p, 3)) if p < model.threshold else NEEDS_CONTENT
+
+
+def _word_segmented(s: str) -> bool:
+    """Text cut into words by spaces (我 刚 买 还 没到 呢), as some exports and corpora store it:
+    the reader learnt from messages as customers type them, so it does not read these."""
+    words = s.split(" ")
+    return len(words) >= 4 and sum(len(w) <= 2 for w in words) > 0.6 * len(words)
+
+
+def _by_grammar(text: str, context: str | None) -> Verdict | str:
+    """The rules' verdict, or the normalised text where only its content could tell."""
     n = normalize(text or "")
     if n.media:
         return NEEDS_MEDIA
@@ -376,8 +442,10 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
         and _head_then(_NOTHING_BARE, _AFTER_NOTHING_BARE, s)
     ):
         return CLOSING
-    if not _ALL.fullmatch(s) or (_CALL.fullmatch(s) and s.strip(_CALL_PARTICLES)):
+    if _CALL.fullmatch(s) and s.strip(_CALL_PARTICLES):
         return NEEDS_CONTENT
+    if not _ALL.fullmatch(s):
+        return s
     if _HESITATION.fullmatch(s):
         return NEEDS_HESITATION
     kind = context_kind(context)
@@ -398,10 +466,15 @@ def classify_one(text: str, context: str | None = None) -> Verdict:
 
 
 class RuleClassifier:
-    """The normalisation + closing grammar + context rules described in the module docstring."""
+    """The normalisation + closing grammar + context rules described in the module docstring,
+    and the reader for content the grammar cannot judge (read=False: the grammar alone, where a
+    message it cannot judge always needs a reply)."""
+
+    def __init__(self, read: bool = True) -> None:
+        self.read = read
 
     def classify(self, batch: Sequence[tuple[str, str | None]]) -> list[Verdict]:
-        return [classify_one(text, context) for text, context in batch]
+        return [classify_one(text, context, self.read) for text, context in batch]
 
 
 _DEFAULT = RuleClassifier()

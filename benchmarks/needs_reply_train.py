@@ -1,0 +1,112 @@
+"""Train the needs-reply reader (siyu.insights.reader) and choose its threshold.
+
+    .venv/bin/python benchmarks/needs_reply_train.py            # writes src/siyu/insights/reader_weights.json
+    .venv/bin/python benchmarks/needs_reply_train.py --check    # cross-validated figures only
+
+Rows: benchmarks/data/needs_reply/content.jsonl (written for this project; see the README
+there). Every row the closing grammar leaves to its content trains the reader; the reader is
+asked only about those after a staff message that asks nothing of the customer, and the
+threshold is chosen on those, from out-of-fold chances (5 folds, by row order): the highest
+that keeps needs-reply recall on them at --recall or more. Deterministic. The last line is
+JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from siyu.insights import needs_reply as nr  # noqa: E402
+from siyu.insights import reader as rd  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data" / "needs_reply" / "content.jsonl"
+FOLDS = 5
+
+
+def reader_rows(path: Path) -> tuple[list[tuple[str, str, bool]], list[bool]]:
+    """(normalised text, staff message kind, needs a reply) for every row the grammar leaves to
+    its content, and for each whether the reader is asked about it (the threshold is chosen on
+    those; the others, after a question or with no staff message, still teach it words)."""
+    rows, asked = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if nr.grammar_leaves_content(r["text"], r["context"]):
+            text = nr.normalize(r["text"]).text
+            rows.append((text, nr.context_kind(r["context"]), r["label"] == "needs_reply"))
+            asked.append(nr.reader_would_read(r["text"], r["context"]))
+    return rows, asked
+
+
+def out_of_fold(rows: list[tuple[str, str, bool]]) -> list[float]:
+    chances = [0.0] * len(rows)
+    for k in range(FOLDS):
+        train = [r for i, r in enumerate(rows) if i % FOLDS != k]
+        weights, bias = rd.train(train)
+        model = rd.Reader(weights, bias, 0.5)
+        for i, (text, kind, _) in enumerate(rows):
+            if i % FOLDS == k:
+                chances[i] = model.needs_reply_chance(text, kind)
+    return chances
+
+
+def choose_threshold(
+    rows: list[tuple[str, str, bool]], asked: list[bool], chances: list[float], recall: float
+) -> float:
+    needs = sorted(c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if n and a)
+    allowed = int(len(needs) * (1 - recall))  # needs-reply rows that may fall below it
+    return needs[allowed] if needs else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", type=Path, default=DATA)
+    ap.add_argument("--recall", type=float, default=0.97, help="out-of-fold needs-reply recall to keep")
+    ap.add_argument("--check", action="store_true", help="report only; write nothing")
+    ap.add_argument("--output", type=Path, default=rd.WEIGHTS)
+    args = ap.parse_args()
+
+    rows, asked = reader_rows(args.input)
+    chances = out_of_fold(rows)
+    threshold = choose_threshold(rows, asked, chances, args.recall)
+    closing = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and not n]
+    needs = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and n]
+    report = {
+        "rows_trained_on": len(rows),
+        "rows_read": len(closing) + len(needs),
+        "closing": len(closing),
+        "needs_reply": len(needs),
+        "threshold": round(threshold, 4),
+        "oof_needs_reply_recall": round(sum(c >= threshold for c in needs) / max(len(needs), 1), 4),
+        "oof_closing_recall": round(sum(c < threshold for c in closing) / max(len(closing), 1), 4),
+    }
+    if not args.check:
+        weights, bias = rd.train(rows)
+        kept = {f: round(w, 4) for f, w in sorted(weights.items()) if abs(w) >= 0.002}
+        args.output.write_text(
+            json.dumps(
+                {"bias": round(bias, 4), "threshold": round(threshold, 4), "weights": kept},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        report["features"] = len(kept)
+        report["written"] = str(args.output)
+    print(
+        f"{report['rows_read']} rows read ({report['closing']} closing); out of fold at threshold "
+        f"{report['threshold']}: needs-reply recall {report['oof_needs_reply_recall']}, "
+        f"closing recall {report['oof_closing_recall']}"
+    )
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
