@@ -6,7 +6,7 @@
 Rows: benchmarks/data/needs_reply/content.jsonl (written for this project; see the README
 there). Every row the closing grammar leaves to its content trains the reader; the reader is
 asked only about those after a staff message that asks nothing of the customer, and the
-threshold is chosen on those, from out-of-fold chances (5 folds, by row order): the highest
+threshold is chosen on those, from out-of-fold chances (5 folds, row i in fold i % 5): the highest
 that keeps needs-reply recall on them at --recall or more. Deterministic. The last line is
 JSON.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def choose_threshold(
 ) -> float:
     needs = sorted(c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if n and a)
     allowed = int(len(needs) * (1 - recall))  # needs-reply rows that may fall below it
-    return needs[allowed] if needs else 0.0
+    # Rounded down, so that the rounded threshold the weights file keeps still holds the recall.
+    return math.floor(needs[allowed] * 10_000) / 10_000 if needs else 0.0
 
 
 def main() -> None:
@@ -71,6 +73,8 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="report only; write nothing")
     ap.add_argument("--output", type=Path, default=rd.WEIGHTS)
     args = ap.parse_args()
+    if not 0 < args.recall <= 1:
+        ap.error("--recall must be within (0, 1]")
 
     rows, asked = reader_rows(args.input)
     chances = out_of_fold(rows)

@@ -359,21 +359,24 @@ CLOSING_STICKER = Verdict("closing", 0.3)
 
 
 def clear_caches() -> None:
-    """Forget remembered staff messages and segments (to measure the classifier cold)."""
+    """Forget remembered staff messages and segments (to measure the classifier cold). The
+    reader's weights, loaded once, stay."""
     context_kind.cache_clear()
     for grammar in _Grammar.made:
         grammar.segment.cache_clear()
 
 
 def classify_one(text: str, context: str | None = None, read: bool = True) -> Verdict:
-    verdict = _by_grammar(text, context)
-    if isinstance(verdict, Verdict):
-        return verdict
-    return _read(verdict, context) if read else NEEDS_CONTENT
+    judged = _by_grammar(text, context)
+    if isinstance(judged, Verdict):
+        return judged
+    return _read(judged, context) if read else NEEDS_CONTENT
 
 
-# After a question the staff must act on whatever the customer says (the spec's 好的 to
-# 确定要取消吗？); a customer who speaks first opens a conversation.
+# Kinds of staff message after which the reader is not asked: after a decision question or the
+# opening line the staff must act on whatever the customer says (the spec's 好的 to 确定要取消吗？),
+# and a customer who speaks first opens a conversation. (After a closing or comprehension check,
+# "please wait", a request to act or a statement, it is.)
 _UNREAD_KINDS = ("decision", "opening", "none")
 _NOT_READ = re.compile(lx.NOT_READ)
 _READ_MAX = 24  # longer messages nearly always carry something for the staff; reading them costs most
@@ -406,8 +409,8 @@ def _read(s: str, context: str | None) -> Verdict:
     kind = context_kind(context)
     if kind in _UNREAD_KINDS:
         return NEEDS_CONTENT
-    p = chance(z + model.kind_weight(kind))
-    return Verdict("closing", round(p, 3)) if p < model.threshold else NEEDS_CONTENT
+    logit = z + model.kind_weight(kind)
+    return Verdict("closing", round(chance(logit), 3)) if logit < model.threshold_logit else NEEDS_CONTENT
 
 
 def _word_segmented(s: str) -> bool:

@@ -23,20 +23,24 @@ WEIGHTS = Path(__file__).with_name("reader_weights.json")
 MAX_N = 3
 
 
-def features(text: str, kind: str) -> list[str]:
-    """The message's character n-grams (with ^ and $ at its ends) and the staff message's kind."""
+def grams(text: str) -> list[str]:
+    """The message's character 1..MAX_N-grams, with ^ and $ at its ends."""
     padded = f"^{text}$"
-    grams = [padded[i : i + n] for n in range(1, MAX_N + 1) for i in range(len(padded) - n + 1)]
-    grams.append(f"kind={kind}")
-    return grams
+    return [padded[i : i + n] for n in range(1, MAX_N + 1) for i in range(len(padded) - n + 1)]
+
+
+def features(text: str, kind: str) -> list[str]:
+    return [*grams(text), f"kind={kind}"]
 
 
 class Reader:
     def __init__(self, weights: dict[str, float], bias: float, threshold: float) -> None:
+        if not 0 <= threshold <= 0.5:  # above 0.5 a "closing" would carry a needs-reply score
+            raise ValueError(f"reader threshold must be within 0..0.5, not {threshold}")
         self.weights = weights
         self.bias = bias
         self.threshold = threshold  # below this chance of needing a reply, a message is closing
-        self.threshold_logit = math.log(threshold / (1 - threshold)) if 0 < threshold < 1 else -math.inf
+        self.threshold_logit = math.log(threshold / (1 - threshold)) if threshold > 0 else -math.inf
         # The most any staff message kind can pull towards closing: a message whose text alone
         # stays above the threshold by more needs a reply whatever it answers.
         self.lowest_kind = min([w for f, w in weights.items() if f.startswith("kind=")] + [0.0])
@@ -48,9 +52,8 @@ class Reader:
 
     def text_logit(self, text: str) -> float:
         """The bias plus the weights of the message's n-grams (features() without the kind)."""
-        padded = f"^{text}$"
-        grams = [padded[i : i + n] for n in range(1, MAX_N + 1) for i in range(len(padded) - n + 1)]
-        return self.bias + sum(map(self.weights.get, grams, repeat(0.0, len(grams))))
+        gs = grams(text)
+        return self.bias + sum(map(self.weights.get, gs, repeat(0.0, len(gs))))
 
     def kind_weight(self, kind: str) -> float:
         return self.weights.get(f"kind={kind}", 0.0)
