@@ -8,7 +8,7 @@ import json
 import pytest
 
 from siyu.insights import NeedsReplyClassifier, Verdict, default_classifier
-from siyu.insights.needs_reply import run_cli
+from siyu.insights.needs_reply import reader_would_read, run_cli
 
 DONE = "退款已经提交了，1到3个工作日到账。"  # a staff statement that asks nothing
 
@@ -830,7 +830,8 @@ def test_more_of_the_customers_own_next_steps(text):
     assert label(text, "您看下订单页面，没有的话就是没拍上") == "closing"
 
 
-@pytest.mark.parametrize("text", ["我在联系你们", "我到了在找你呢", "重新下单了"])
+# (重新下单了 was here: the reader now takes it, like 那我重新下单吧, as the customer's own step.)
+@pytest.mark.parametrize("text", ["我在联系你们", "我到了在找你呢"])
 def test_what_the_customer_is_doing_now_or_has_done_is_news(text):
     assert label(text, "好的") == "needs_reply"
 
@@ -926,3 +927,85 @@ def test_saying_who_decides_or_what_it_depends_on_asks_nothing(staff):
 )
 def test_asking_the_customer_whether_still_asks(staff):
     assert label("好的", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "请问问题解决了吗？",
+        "请问您的网络是否恢复正常了呢？",
+        "现在可以正常使用了吗？",
+        "退款到账了吗？",
+        "宽带修好了吗",
+    ],
+)
+def test_asked_whether_the_trouble_is_over_yes_closes_and_no_needs_a_reply(staff):
+    for yes in ("是的", "可以了", "嗯嗯 好了 谢谢", "没问题了"):
+        assert label(yes, staff) == "closing", yes
+    for no in ("没有", "没有呢", "还没", "还是不行"):
+        assert label(no, staff) == "needs_reply", no
+
+
+def test_a_question_the_customer_must_decide_is_not_a_check_that_the_trouble_is_over():
+    assert label("可以", "这样可以吗？") == "needs_reply"
+    assert label("嗯", "您想好了吗？") == "needs_reply"
+    assert label("好了", "您准备好了吗？") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "建议你用一下莫沙必利或者吗丁啉。",  # a medicine's name, not a question
+        "效果是一样的，只要不要奶前吃就可以。",
+        "可以给孩子吃点益生菌，或者是妈咪爱",  # a doctor's advice, not an offer
+        "先吃三天药，看看效果如何？平时多喝热水。",
+    ],
+)
+def test_advice_that_only_looks_like_a_question_or_an_offer_is_acknowledged_with_ok(staff):
+    assert label("好的", staff) == "closing"
+
+
+def test_an_offer_to_arrange_something_for_a_child_still_wants_a_yes_answered():
+    assert label("好的", "可以给孩子安排一节试听课") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "感谢@中国联通客服 的帮助",
+        "@李经理 好的 谢谢",
+        "好的@张三\u2005",
+        "谢谢你帮我解答了这么多问题",
+        "谢谢，请关闭对话。",
+    ],
+)
+def test_mentions_thanks_for_the_answers_and_closing_the_chat_are_closing(text):
+    assert label(text, "已为您处理好了") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["@张三 什么时候发货", "帮我解答一下这个问题", "谢谢你帮我解答这么多问题 那退款呢", "我的邮箱abc@qq.com"],
+)
+def test_a_mention_or_thanks_before_a_question_or_new_information_still_needs_a_reply(text):
+    assert label(text, "已为您处理好了") == "needs_reply"
+
+
+def test_yes_to_a_request_to_write_privately_is_closing():
+    assert label("好的~", "亲，您可以将订单号私信给我吗？") == "closing"
+
+
+@pytest.mark.parametrize("text", ["我就是问问大小合不合适", "那你的意思是混合喂养没问题", "这个贵不贵"])
+def test_a_not_a_questions_and_checking_what_the_staff_meant_need_a_reply(text):
+    assert label(text, "亲 这款是标准码") == "needs_reply"
+
+
+def test_a_customer_checking_it_themselves_or_saying_not_at_all_is_no_a_not_a_question():
+    assert label("不烦不烦 谢谢", "打扰您了") == "closing"
+    assert label("好的 我自己看看合不合适", "亲 这款是标准码") == "closing"
+
+
+@pytest.mark.parametrize("text", ["不大吃东西，精神也不太好", "你们推销太频繁了，很烦", "吃了两天还是不舒服"])
+def test_trouble_or_annoyance_in_so_many_words_is_never_left_to_the_reader(text):
+    assert not reader_would_read(text, "多喝水 注意休息")
+    assert label(text, "多喝水 注意休息") == "needs_reply"

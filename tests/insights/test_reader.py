@@ -62,7 +62,7 @@ def test_trouble_news_requests_and_agreement_still_need_a_reply(text):
 
 def test_word_segmented_text_and_long_messages_are_not_read():
     assert classify_one("孩子 叫 我 了 先 不 聊 了", TRY_THIS).label == "needs_reply"
-    long_remark = "孩子叫我了先不聊了" * 3  # past the reader's 24 characters
+    long_remark = "孩子叫我了先不聊了" * 5  # past the reader's 40 characters
     assert classify_one(long_remark, TRY_THIS).label == "needs_reply"
 
 
