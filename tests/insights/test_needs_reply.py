@@ -1009,3 +1009,47 @@ def test_a_customer_checking_it_themselves_or_saying_not_at_all_is_no_a_not_a_qu
 def test_trouble_or_annoyance_in_so_many_words_is_never_left_to_the_reader(text):
     assert not reader_would_read(text, "多喝水 注意休息")
     assert label(text, "多喝水 注意休息") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("staff", "text"),
+    [
+        ("请问宝宝大便是否正常？", "嗯"),  # a doctor asking about a symptom, not whether it is fixed
+        ("宽带是否已经恢复正常了呢？如果还不行，可以给您安排师傅上门哦", "好的"),
+        ("现在能用了吗？不行的话我这边给您申请换新", "嗯"),
+        ("网络是否恢复正常了呢？", "没有 谢谢"),
+        ("退款到账了吗？", "还没有 谢谢"),
+        ("现在能用了吗？", "嗯嗯 恢复了 谢谢师傅 就是路由器太旧了 你们那可以换新的吧"),
+        ("可以给孩子做一次免费的体质测评", "好的"),
+        ("需要我私信您详细的报价单吗？", "好的"),
+    ],
+)
+def test_what_only_looks_like_a_check_that_the_trouble_is_over_or_advice_still_wants_an_answer(staff, text):
+    assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "收到@王老师孩子发烧请假一天",  # a name run on into the request cannot be dropped
+        "谢谢帮我解决了这么多问题 还有个小事",
+        "收到了 谢谢 上次说的那个积分还没加上",
+        "感觉不好用 吸力很小",
+        "好的谢谢 我前两天搬家了 收件地址得改成城东新家那边",
+    ],
+)
+def test_thanks_or_a_name_before_something_outstanding_still_needs_a_reply(text):
+    assert label(text, "已为您处理好了") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的 我回家试试穿着合不合适",
+        "买不买再说吧 谢谢",
+        "辛苦老师了 给我解答了这么多问题",
+        "现在没什么不舒服的了 谢谢医生",
+    ],
+)
+def test_a_not_a_the_customer_settles_alone_and_trouble_that_is_gone_are_closing(text):
+    assert label(text, "已为您处理好了") == "closing"

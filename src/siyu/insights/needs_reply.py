@@ -39,7 +39,8 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧, 拍张照片) an
    acknowledgement is closing.
    After the staff asks whether the trouble is over (问题解决了吗？ 网络是否恢复正常了？ 现在能用了吗？
-   退款到账了吗？) a yes (是的, 嗯, 可以了, 没问题了) is closing and a no (没有, 还没) needs a reply;
+   退款到账了吗？; not when it also offers something: 不行的话给您换新) a yes (是的, 嗯, 可以了,
+   没问题了) is closing and a no (没有, 还没, 没有 谢谢) needs a reply;
    没有了 / 没了 still answer the canned 问题是否完全解决了呢 as "nothing more".
    "It's solved" (已经解决了) is closing even after a question (not 搞定吧 / 解决了就行: "deal").
    The last question counts, even with an explanation after it; saying who decides (是否手术要由
@@ -65,10 +66,12 @@ speechless or has more to say.
 4. what the grammar sends to "needs a reply" only for its content (not for a question, a
    veto cue, media or a length over 48) is read by the reader when the staff message asked
    nothing of the customer (a statement, "please wait", a request to act, a closing or
-   comprehension check: not a decision question, the opening line or no staff message at all),
+   comprehension check: not a decision question, the opening line, "is it fixed now?" or no
+   staff message at all),
    the text is 40 characters or fewer, is not cut into words by spaces, does not agree to
    an offer or tell the staff what to do (听你的, 那我先买两盒, 你们再仔细看看, 别再发错了) and names
-   no trouble or annoyance in so many words (不太好, 不舒服, 很烦, 投诉): a
+   no trouble, annoyance or loose end in so many words (不太好, 不好用, 很烦, 投诉, 积分还没加上,
+   地址改成…, 换个小一号的): a
    remark of the customer's own (孩子叫我了 先不聊了, 师傅手艺真好 装得很整齐, 行吧 只能等了) is
    closing when the reader's chance that it needs a reply is under its threshold.
    RuleClassifier(read=False) is the grammar alone.
@@ -116,7 +119,10 @@ _EMOJI = re.compile(
 _PUNCT = re.compile(r"[^\w\s]|_")
 # @someone (WeCom's group chats, posts to a brand's account) names who is spoken to, as 亲 or
 # 老师 would: 感谢@某某客服 的帮助 thanks. Not the @ of an e-mail address.
-_MENTION = re.compile(r"(?<![a-z0-9])@[^\s@,.!?:;，。！？：；、]{1,24}\s?")
+# Only a name that a space or punctuation ends, or a short one at the end: run on (好的@小陈楼上漏水
+# 还在滴) the name cannot be told from what follows, which stays.
+_NAME = r"(?<![a-z0-9])@[^\s@,.!?:;，。！？：；、]"
+_MENTION = re.compile(rf"{_NAME}{{1,12}}(?:\s|(?=[,.!?:;，。！？：；、]))|{_NAME}{{1,8}}$")
 # Kaomoji (^_^ ⊙o⊙ o(∩_∩)o ヾ(≧▽≦*)o): the letters between their symbols are not words.
 _KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 _REPEAT = re.compile(r"(.)\1{2,}")
@@ -280,6 +286,12 @@ def _head_then(head: re.Pattern[str], rest: _Grammar, s: str) -> bool:
 
 
 _VETO = re.compile(lx.VETO)
+# "A not A" that the customer will find out themselves (我回家试试穿着合不合适, 我问问老公同不同意)
+# or leaves open (买不买再说吧) asks the staff nothing.
+_SELF_AB = re.compile(
+    r"我[\u4e00-\u9fff]{0,4}?(?:看看|看下|看|试试|试|问问|问下|观察)[\u4e00-\u9fff]{0,6}?([\u4e00-\u9fff])不\1|"
+    r"([\u4e00-\u9fff])不\2(?=再说|都行|都可以|无所谓)"
+)
 # "It's solved" (已经解决了) ends the matter even after a staff question.
 _SOLVED = re.compile(r"(?:解决|搞定)了(?!\s*(?:就|吧))")
 # A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
@@ -320,10 +332,13 @@ _RESOLVED_CHECK = re.compile(lx.RESOLVED_CHECK)
 # How or when it will be solved is not whether it is (那您希望怎么解决呢).
 _ASKS_HOW = re.compile(r"怎么|怎样|如何|什么|哪|几|多久|多少|何时|为什么|为啥")
 # "No" to "is it solved?": the trouble is still there. Not 没了 / 没有了 (nothing more, as
-# customers answer the canned 问题是否完全解决了呢), 没事, 没问题, 没关系, nor a no with thanks.
+# customers answer the canned 问题是否完全解决了呢), 没事, 没问题 or 没关系. (A no with thanks, 没有
+# 谢谢, is still a no: the refund or the fault is still outstanding.)
 _UNSOLVED = re.compile(
-    r"(?:暂时|目前|现在|还|也)?(?:没有|没(?!有)|木有)(?!\s*(?:了|啦|咯|喽|问题|事|关系|毛病|没事|谢|感谢|再见|拜))"
+    r"(?:暂时|目前|现在|还|也)?(?:没有|没(?!有)|木有)(?!\s*(?:了|啦|咯|喽|问题|事|关系|毛病|没事))"
 )
+# "If it still doesn't work, we can send someone": the offer is what the customer answers.
+_IF_NOT = re.compile(r"不行的话|还不行|没好的话|需要的话|如果没有")
 _OPENING = re.compile(lx.OPENING)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
 _WAIT = re.compile(lx.WAIT)
@@ -356,7 +371,8 @@ def context_kind(context: str | None) -> ContextKind:
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
-    if _RESOLVED_CHECK.search(q) and not _ASKS_HOW.search(q):
+    resolved = _RESOLVED_CHECK.search(q) and not _ASKS_HOW.search(q)
+    if resolved and not _OFFER.search(c) and not _IF_NOT.search(c):
         return "resolved_check"
     if _OPENING.search(q):
         return "opening"
@@ -408,9 +424,10 @@ def classify_one(text: str, context: str | None = None, read: bool = True) -> Ve
 
 # Kinds of staff message after which the reader is not asked: after a decision question or the
 # opening line the staff must act on whatever the customer says (the spec's 好的 to 确定要取消吗？),
-# and a customer who speaks first opens a conversation. (After a closing or comprehension check,
-# "please wait", a request to act or a statement, it is.)
-_UNREAD_KINDS = ("decision", "opening", "none")
+# and a customer who speaks first opens a conversation; after "is it fixed now?" a yes that goes
+# on (恢复了 就是路由器要换新的) is most often about something else to do. (After a closing or
+# comprehension check, "please wait", a request to act or a statement, it is.)
+_UNREAD_KINDS = ("decision", "opening", "none", "resolved_check")
 _NOT_READ = re.compile(lx.NOT_READ)
 # Longer messages nearly always carry something for the staff, and reading them costs most. (40
 # where it was 24, with rows of that length to learn from: on the development sets, more
@@ -473,7 +490,7 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
         if _DOTS.search(text):  # speechless (。。。 …… [捂脸])
             return NEEDS_HESITATION
         return NEEDS_ANSWER_STICKER if context_kind(context) in ("decision", "opening") else CLOSING_STICKER
-    if len(s) > _MAX_CLOSING_LEN or _VETO.search(s):
+    if len(s) > _MAX_CLOSING_LEN or _VETO.search(_SELF_AB.sub(" ", s) if "不" in s else s):
         return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
     # The staff message is read only when the verdict depends on it (most content does not).
     if _UNSOLVED.match(s) and context_kind(context) == "resolved_check":
