@@ -297,8 +297,8 @@ ACTION = (
 # An offer made as a statement (可以给您补发一个盖子的呢, 可以帮您约周三): "好的" is the go-ahead
 # and needs a reply. Not a refusal (不能给您更换), what is done already (能给您补发的都已经补发了),
 # what the staff will do anyway (给您补发一个盖子) nor what the customer may do (您可以申请退款).
-# For a child only arranging something is an offer (可以给孩子安排一节试听课); 可以给孩子吃点益生菌
-# and 可以给孩子头孢 are a doctor's advice.
+# For a child, what to give or do to the child is a doctor's advice (可以给孩子吃点益生菌, 可以给
+# 宝宝涂点药膏); anything else is an offer (可以给孩子安排一节试听课, 做一次免费的体质测评).
 OFFER = (
     r"(?<![您你不])(?:可以|能够?)(?:再|先|免费|直接|马上)?(?:(?:给|帮|为|带)(?:您|你|亲|你们|您们|"
     r"(?:孩子|宝贝|宝宝)(?!吃|喝|喂|用|涂|擦|抹|贴|泡|洗|穿|盖|多|少|补充|服用|口服|物理))|"

@@ -118,9 +118,9 @@ _EMOJI = re.compile(
 )
 _PUNCT = re.compile(r"[^\w\s]|_")
 # @someone (WeCom's group chats, posts to a brand's account) names who is spoken to, as 亲 or
-# 老师 would: 感谢@某某客服 的帮助 thanks. Not the @ of an e-mail address.
-# Only a name that a space or punctuation ends, or a short one at the end: run on (好的@小陈楼上漏水
-# 还在滴) the name cannot be told from what follows, which stays.
+# 老师 would: 感谢@某某客服 的帮助 thanks. Only a name that a space or punctuation ends, or a
+# short one at the end: run on (好的@小陈楼上漏水还在滴) the name cannot be told from what follows,
+# which stays. Not the @ of an e-mail address.
 _NAME = r"(?<![a-z0-9])@[^\s@,.!?:;，。！？：；、]"
 _MENTION = re.compile(rf"{_NAME}{{1,12}}(?:\s|(?=[,.!?:;，。！？：；、]))|{_NAME}{{1,8}}$")
 # Kaomoji (^_^ ⊙o⊙ o(∩_∩)o ヾ(≧▽≦*)o): the letters between their symbols are not words.
@@ -325,7 +325,7 @@ _UNSURE = re.compile(
     r"是否[^,，。？?]{0,12}(?:要由|需要由|得由|由)[^,，。？?]{0,10}(?:确定|决定|判断|评估)|"
     r"(?<![不要])(?:要|得|需要)看(?![看您你])[^,，。？?]{0,12}(?:怎么样|如何)|"
     # "try it and see how it works" is advice, even with a question mark (用几天看看效果如何？)
-    r"(?:先|再)?(?:试试|试用|用用|吃吃|观察)?看看(?:效果|情况)(?:如何|怎么样)[?]?"
+    r"看看(?:效果|情况)(?:如何|怎么样)[?]?"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _RESOLVED_CHECK = re.compile(lx.RESOLVED_CHECK)
