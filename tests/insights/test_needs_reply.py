@@ -1053,3 +1053,9 @@ def test_thanks_or_a_name_before_something_outstanding_still_needs_a_reply(text)
 )
 def test_a_not_a_the_customer_settles_alone_and_trouble_that_is_gone_are_closing(text):
     assert label(text, "已为您处理好了") == "closing"
+
+
+@pytest.mark.parametrize("text", ["好 不会取消吧", "好的，谢谢 不用再提供了吧", "哦哦 那改过来就行"])
+def test_a_question_asked_with_ba_or_an_instruction_with_jiuxing_is_never_left_to_the_reader(text):
+    assert not reader_would_read(text, "这边已经帮您备注了")
+    assert label(text, "这边已经帮您备注了") == "needs_reply"
