@@ -1059,3 +1059,15 @@ def test_a_not_a_the_customer_settles_alone_and_trouble_that_is_gone_are_closing
 def test_a_question_asked_with_ba_or_an_instruction_with_jiuxing_is_never_left_to_the_reader(text):
     assert not reader_would_read(text, "这边已经帮您备注了")
     assert label(text, "这边已经帮您备注了") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他家的人均消费是多钱呢",
+        "再看看它周边还有什么餐馆",
+        "还有一个就是系统自启App太多了,希望能再瘦身一些,谢谢",
+    ],
+)
+def test_a_typed_short_how_much_what_else_and_one_more_thing_need_a_reply(text):
+    assert label(text, "好的") == "needs_reply"
