@@ -8,7 +8,7 @@ import json
 import pytest
 
 from siyu.insights import NeedsReplyClassifier, Verdict, default_classifier
-from siyu.insights.needs_reply import reader_would_read, run_cli
+from siyu.insights.needs_reply import grammar_leaves_content, normalize, reader_would_read, run_cli
 
 DONE = "退款已经提交了，1到3个工作日到账。"  # a staff statement that asks nothing
 
@@ -830,8 +830,7 @@ def test_more_of_the_customers_own_next_steps(text):
     assert label(text, "您看下订单页面，没有的话就是没拍上") == "closing"
 
 
-# (重新下单了 was here: the reader now takes it, like 那我重新下单吧, as the customer's own step.)
-@pytest.mark.parametrize("text", ["我在联系你们", "我到了在找你呢"])
+@pytest.mark.parametrize("text", ["我在联系你们", "我到了在找你呢", "重新下单了"])
 def test_what_the_customer_is_doing_now_or_has_done_is_news(text):
     assert label(text, "好的") == "needs_reply"
 
@@ -940,9 +939,9 @@ def test_asking_the_customer_whether_still_asks(staff):
     ],
 )
 def test_asked_whether_the_trouble_is_over_yes_closes_and_no_needs_a_reply(staff):
-    for yes in ("是的", "可以了", "嗯嗯 好了 谢谢", "没问题了"):
+    for yes in ("是的", "可以了", "嗯嗯 好了 谢谢", "没问题了", "没错", "没什么问题了"):
         assert label(yes, staff) == "closing", yes
-    for no in ("没有", "没有呢", "还没", "还是不行"):
+    for no in ("没有", "没有呢", "还没", "还是不行", "没有 谢谢"):
         assert label(no, staff) == "needs_reply", no
 
 
@@ -985,10 +984,15 @@ def test_mentions_thanks_for_the_answers_and_closing_the_chat_are_closing(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["@张三 什么时候发货", "帮我解答一下这个问题", "谢谢你帮我解答这么多问题 那退款呢", "我的邮箱abc@qq.com"],
+    ["@张三 什么时候发货", "帮我解答一下这个问题", "谢谢你帮我解答这么多问题 那退款呢"],
 )
 def test_a_mention_or_thanks_before_a_question_or_new_information_still_needs_a_reply(text):
     assert label(text, "已为您处理好了") == "needs_reply"
+
+
+def test_an_e_mail_address_is_not_a_mention():
+    assert "qq" in normalize("我的邮箱abc@qq.com").text
+    assert "qq" in normalize("张三@qq.com").text
 
 
 def test_yes_to_a_request_to_write_privately_is_closing():
@@ -997,7 +1001,21 @@ def test_yes_to_a_request_to_write_privately_is_closing():
 
 @pytest.mark.parametrize("text", ["我就是问问大小合不合适", "那你的意思是混合喂养没问题", "这个贵不贵"])
 def test_a_not_a_questions_and_checking_what_the_staff_meant_need_a_reply(text):
+    assert not grammar_leaves_content(text, "亲 这款是标准码")  # asked, whatever the reader thinks
     assert label(text, "亲 这款是标准码") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "收到 帮我问下包不包邮 谢谢",
+        "好的 我想问下包不包邮 谢谢",
+        "明白了 帮我看看合不合适 谢谢",
+        "问一下包不包邮",
+    ],
+)
+def test_asking_the_staff_to_find_out_whether_is_not_settling_it_alone(text):
+    assert not grammar_leaves_content(text, "已经给您发货了")
 
 
 def test_a_customer_checking_it_themselves_or_saying_not_at_all_is_no_a_not_a_question():
@@ -1022,6 +1040,12 @@ def test_trouble_or_annoyance_in_so_many_words_is_never_left_to_the_reader(text)
         ("现在能用了吗？", "嗯嗯 恢复了 谢谢师傅 就是路由器太旧了 你们那可以换新的吧"),
         ("可以给孩子做一次免费的体质测评", "好的"),
         ("需要我私信您详细的报价单吗？", "好的"),
+        ("需要我重新发一遍吗？", "好的"),
+        ("退款还没到账吗？", "嗯"),  # yes, it still has not arrived
+        ("是否需要给您恢复一下设置？", "好的"),
+        ("宽带修好了吗，需要给您申请补偿吗？", "好的"),
+        ("如果还有疑问可以随时联系我，现在给您办理退款可以吗？", "好的"),
+        ("这是设计稿，您看看效果怎么样？", "可以"),
     ],
 )
 def test_what_only_looks_like_a_check_that_the_trouble_is_over_or_advice_still_wants_an_answer(staff, text):
@@ -1032,6 +1056,11 @@ def test_what_only_looks_like_a_check_that_the_trouble_is_over_or_advice_still_w
     "text",
     [
         "收到@王老师孩子发烧请假一天",  # a name run on into the request cannot be dropped
+        "收到@王老师孩子发烧了",
+        "好的@客服快递丢了",
+        "@小王我的快递还没到 谢谢",
+        "回答我的问题",
+        "先解决我的问题",
         "谢谢帮我解决了这么多问题 还有个小事",
         "收到了 谢谢 上次说的那个积分还没加上",
         "感觉不好用 吸力很小",
@@ -1071,3 +1100,8 @@ def test_a_question_asked_with_ba_or_an_instruction_with_jiuxing_is_never_left_t
 )
 def test_a_typed_short_how_much_what_else_and_one_more_thing_need_a_reply(text):
     assert label(text, "好的") == "needs_reply"
+
+
+def test_what_else_is_a_question_but_not_in_a_promise_to_come_back():
+    assert not grammar_leaves_content("还有什么需要准备的", "好的")
+    assert grammar_leaves_content("我这边还有什么问题再找你", "好的")
