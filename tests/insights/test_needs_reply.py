@@ -1105,3 +1105,28 @@ def test_a_typed_short_how_much_what_else_and_one_more_thing_need_a_reply(text):
 def test_what_else_is_a_question_but_not_in_a_promise_to_come_back():
     assert not grammar_leaves_content("还有什么需要准备的", "好的")
     assert grammar_leaves_content("我这边还有什么问题再找你", "好的")
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "这边帮您核实一下，预计三点之前给您回电您看可以吗?",
+        "这边小妹核实下，预计两小时内和您联系，您看可以么",
+        "有结果两小时内短信通知您~可以吗",
+    ],
+)
+def test_ok_to_the_staffs_plan_to_come_back_later_leaves_nothing_to_answer_now(staff):
+    assert label("好的", staff) == "closing"
+    assert label("不行 我下午没空", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "这边帮您取消订单，之后短信通知您，可以吗？",  # a cancellation put to the customer
+        "我们可以帮您修改，修改后短信通知您，你看可以吗",  # an offer: 可以 is the go-ahead
+        "请您提供一下姓名和联系方式，我们明天给您回电，您看可以吗?",  # the customer has a step
+    ],
+)
+def test_a_plan_to_come_back_that_also_wants_a_decision_or_a_step_is_still_answered(staff):
+    assert label("好的", staff) == "needs_reply"

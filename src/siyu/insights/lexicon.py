@@ -294,6 +294,16 @@ COMPREHENSION = (
     r"(?:能|可以)看(?:到|见)(?:吗|么)"
 )
 WAIT = r"稍等|稍候|请稍|马上回复|稍后回复|等我一下|我(?:帮您|给您|这边|去)?(?:查|确认|核实|问|看)(?:一下|下)"
+# The staff says how they will come back (预计两小时内给您回电, 有结果短信通知您) and asks whether
+# that suits (您看可以吗): a 好的 then leaves the staff nothing to answer now, as after "please
+# wait". Not when the question also puts a choice or a cancellation to the customer (nor, see
+# needs_reply.context_kind, with an offer or a request for the customer to act).
+CALLBACK = (
+    r"(?:回电|回复|联系|通知|答复|告知|回访)(?:您|你)|(?:和|跟|与)(?:您|你)联系|给(?:您|你)(?:回电|回复|答复|打电话)|"
+    r"(?:电话|短信)(?:联系|通知|告知)"
+)
+CONSENT = r"(?:可以|行|好)(?:吗|么|嘛|不)|可以不可以|行不行|好不好"
+CALLBACK_NOT = r"确定|是否|要不要|需不需要|还是|哪个|哪一|哪种|选|同意|取消|退款|退货|换货"
 # The staff asks the customer to do something (send, fill in, try); "好的" then needs no reply.
 ACTION = (
     r"麻烦|发(?:一下|下|我|给我|过来)|提供|拍(?:一下|照|下|给|张|个)|截图|填(?:一下|写)|上传|告诉我|核对|点(?:一下|击)|"

@@ -38,7 +38,9 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    does not (after the opening 有什么可以帮您的 only "nothing", 没有了 / 没什么, is closing: not 没事,
    which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
    wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧, 拍张照片) an
-   acknowledgement is closing.
+   acknowledgement is closing, and so it is after the staff says how they will come back and
+   asks whether that suits (预计两小时内给您回电，您看可以吗？; not when the question also puts
+   an offer, a cancellation or a step of the customer's).
    After the staff asks whether the trouble is over (问题解决了吗？ 网络是否恢复正常了？ 现在能用了吗？
    退款到账了吗？; not when it also offers something: 不行的话给您换新) a yes (是的, 嗯, 可以了,
    没问题了) is closing and a no (没有, 还没, 没有 谢谢) needs a reply;
@@ -363,6 +365,9 @@ _DECISION_AFTER = re.compile(r"需要|要不要|帮您|给您|为您|要我")
 _OPENING = re.compile(lx.OPENING)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
 _WAIT = re.compile(lx.WAIT)
+_CALLBACK = re.compile(lx.CALLBACK)
+_CONSENT = re.compile(lx.CONSENT)
+_CALLBACK_NOT = re.compile(lx.CALLBACK_NOT)
 _ACTION = re.compile(lx.ACTION)
 _DECISION = re.compile(lx.DECISION)
 _OFFER = re.compile(lx.OFFER)
@@ -405,6 +410,14 @@ def context_kind(context: str | None) -> ContextKind:
         return "opening"
     if _COMPREHENSION.search(q):
         return "comprehension"
+    if (
+        _CALLBACK.search(q)
+        and _CONSENT.search(q)
+        and not _CALLBACK_NOT.search(q)
+        and not _OFFER.search(c)  # 可以帮您改，改好短信通知您，可以吗: the go-ahead
+        and not _ACTION.search(c)  # 请您提供一下联系方式，我们回电: the customer has a step
+    ):
+        return "wait"
     decision = _DECISION.search(q)
     if _WAIT.search(q) and not decision:
         return "wait"
