@@ -38,10 +38,11 @@ def reader_rows(path: Path) -> tuple[list[tuple[str, str, bool]], list[bool]]:
         if not line.strip():
             continue
         r = json.loads(line)
-        if nr.grammar_leaves_content(r["text"], r["context"]):
-            text = nr.normalize(r["text"]).text
+        found = nr.reader_input(r["text"], r["context"])
+        if found is not None:
+            text, is_asked = found
             rows.append((text, nr.context_kind(r["context"]), r["label"] == "needs_reply"))
-            asked.append(nr.reader_would_read(r["text"], r["context"]))
+            asked.append(is_asked)
     return rows, asked
 
 
@@ -57,10 +58,9 @@ def out_of_fold(rows: list[tuple[str, str, bool]]) -> list[float]:
     return chances
 
 
-def choose_threshold(
-    rows: list[tuple[str, str, bool]], asked: list[bool], chances: list[float], recall: float
-) -> float:
-    needs = sorted(c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if n and a)
+def choose_threshold(needs: list[float], recall: float) -> float:
+    """From the out-of-fold chances of the reply-needing rows the reader is asked about."""
+    needs = sorted(needs)
     allowed = int(len(needs) * (1 - recall))  # needs-reply rows that may fall below it
     # Rounded down, so that the rounded threshold the weights file keeps still holds the recall.
     return math.floor(needs[allowed] * 10_000) / 10_000 if needs else 0.0
@@ -81,9 +81,9 @@ def main() -> None:
 
     rows, asked = reader_rows(args.input)
     chances = out_of_fold(rows)
-    threshold = choose_threshold(rows, asked, chances, args.recall)
     closing = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and not n]
     needs = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and n]
+    threshold = choose_threshold(needs, args.recall)
     report = {
         "rows_trained_on": len(rows),
         "rows_read": len(closing) + len(needs),

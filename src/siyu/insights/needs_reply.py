@@ -475,16 +475,25 @@ _NOT_READ = re.compile(lx.NOT_READ)
 _READ_MAX = 40
 
 
-def reader_would_read(text: str, context: str | None = None) -> bool:
-    """Is this a message the grammar leaves to the reader (content after a staff message that
-    asks nothing of the customer)?"""
+def reader_input(text: str, context: str | None = None) -> tuple[str, bool] | None:
+    """The text as the reader would see it (normalised) and whether the reader is asked about
+    it (content after a staff message that asks nothing of the customer); None where the
+    grammar decides alone."""
     s = _by_grammar(text, context)
-    return isinstance(s, str) and _readable_text(s) and context_kind(context) not in _UNREAD_KINDS
+    if not isinstance(s, str):
+        return None
+    return s, _readable_text(s) and context_kind(context) not in _UNREAD_KINDS
+
+
+def reader_would_read(text: str, context: str | None = None) -> bool:
+    """Is this a message the grammar leaves to the reader, and the reader is asked about?"""
+    found = reader_input(text, context)
+    return found is not None and found[1]
 
 
 def grammar_leaves_content(text: str, context: str | None = None) -> bool:
     """Would the grammar call this a reply-needing message only for its content?"""
-    return isinstance(_by_grammar(text, context), str)
+    return reader_input(text, context) is not None
 
 
 def _readable_text(s: str) -> bool:
