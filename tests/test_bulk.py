@@ -171,12 +171,13 @@ def test_times_written_in_bulk_match_the_orm_in_any_zone(db):
 
 def test_a_bulk_import_leaves_sqlite_with_statistics_so_key_lookups_stay_lookups(db, tmp_path, monkeypatch):
     """Without statistics SQLite takes the tenant condition of a scoped query for a selective
-    one and scans the tenant's rows where the primary key would do; `wrote` refreshes them."""
+    one and scans the tenant's rows where the primary key would do; `wrote` takes them once
+    the first rows are written (not only after STATISTICS_EVERY of them)."""
     if db.is_postgres:
         pytest.skip("PostgreSQL: see the next test")
     fresh = database.Database(f"sqlite:///{tmp_path / 'import.db'}")  # one tenant, as after an import
     fresh.migrate()
-    monkeypatch.setattr(database, "STATISTICS_EVERY", 500)
+    monkeypatch.setattr(database, "FIRST_ANALYSIS", 500)
     t = tenant(fresh)
     at = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     rows = [{"msgid": f"s{i}", "sent_at": at, "text": "", "direction": "in"} for i in range(600)]
