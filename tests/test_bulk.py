@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, text
@@ -76,6 +76,48 @@ def test_a_naive_time_is_refused_on_both_databases(db):
     row = {"key": "k", "kind": "single", "message_count": 0, "awaiting_msgid": ""}
     with pytest.raises((ValueError, StatementError)), db.tenant_session(t) as s:
         bulk.insert_rows(s, Conversation, [{**row, "last_message_at": datetime(2026, 11, 25, 2, 0)}])
+
+
+def test_times_come_back_aware_in_utc_whichever_way_they_were_written(db):
+    """Read back through the ORM and through bulk's RETURNING: a time written by the ORM,
+    by bulk (in another zone: the same instant, the same stored text as its UTC twin, which
+    bulk remembers), and on SQLite as text by hand, with and without an offset of its own."""
+    t = tenant(db)
+    at = datetime(2026, 11, 25, 2, 0, 0, 250000, tzinfo=UTC)
+    beijing = at.astimezone(timezone(timedelta(hours=8)))
+    row = {"kind": "single", "message_count": 0, "awaiting_msgid": ""}
+    with db.tenant_session(t) as s:
+        s.add(Conversation(key="orm", last_message_at=at, **row))
+        s.flush()
+        returned = bulk.insert_rows(
+            s,
+            Conversation,
+            [{**row, "key": "utc", "last_message_at": at}, {**row, "key": "bj", "last_message_at": beijing}],
+            returning=["key", "last_message_at"],
+        )
+    assert dict(returned) == {"utc": at, "bj": at}
+    if not db.is_postgres:
+        with db.tenant_session(t) as s:
+            s.execute(
+                text("UPDATE conversations SET last_inbound_at = :v WHERE key = :k"),
+                [
+                    {"v": "2026-11-25 10:00:00.250000+08:00", "k": "orm"},
+                    {"v": "2026-11-25 02:00:00.25", "k": "bj"},
+                ],
+            )
+    with db.tenant_session(t) as s:
+        stored = {c.key: c for c in s.scalars(select(Conversation))}
+        texts = dict(s.execute(text("SELECT key, CAST(last_message_at AS TEXT) FROM conversations")).all())
+    assert {k: c.last_message_at for k, c in stored.items()} == {"orm": at, "utc": at, "bj": at}
+    assert all(c.last_message_at.utcoffset() == timedelta(0) for c in stored.values())
+    assert texts["bj"] == texts["utc"]
+    if not db.is_postgres:
+        assert texts["utc"] == texts["orm"] == "2026-11-25 02:00:00.250000"
+        assert stored["orm"].last_inbound_at == stored["bj"].last_inbound_at == at
+    with pytest.raises((ValueError, StatementError)), db.tenant_session(t) as s:  # remembered or not
+        bulk.insert_rows(
+            s, Conversation, [{**row, "key": "naive", "last_message_at": at.replace(tzinfo=None)}]
+        )
 
 
 def test_many_rows_with_conflicts_ints_and_floats_and_nulls(db):

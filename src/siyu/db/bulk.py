@@ -118,17 +118,32 @@ def _with_defaults(table: Table, rows: list[dict]) -> list[dict]:
     return rows
 
 
+# The text of times written lately (see _sqlite_utc); emptied when it grows past the bound.
+_UTC_TEXTS: dict[datetime, str] = {}
+_UTC_TEXTS_BOUND = 50_000
+
+
 def _sqlite_utc(value: datetime | None) -> str | None:
     """UTCDateTime's bind processing on SQLite, in one C call instead of three Python ones:
     the same refusal of naive times, the same text (SQLAlchemy's storage format
-    YYYY-MM-DD HH:MM:SS.ffffff, in UTC)."""
+    YYYY-MM-DD HH:MM:SS.ffffff, in UTC). Remembered: formatting an aware time costs about
+    1 us, and most of what ingest writes are times it has just written (a message's time is
+    its conversation's last and its wait's start: 54 % of a 20,000-message import's)."""
     if value is None:
         return None
+    text = _UTC_TEXTS.get(value)  # equal times are the same instant, whatever their zone
+    if text is not None:
+        return text
     if value.tzinfo is UTC:  # the usual case: "...ffffff+00:00" without its offset, one call
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
+        text = value.isoformat(" ", "microseconds")[:-6]
+    elif value.tzinfo is None:
         raise ValueError("naive datetime given; use siyu.db.utcnow()")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_UTC_TEXTS) >= _UTC_TEXTS_BOUND:
+        _UTC_TEXTS.clear()
+    _UTC_TEXTS[value] = text
+    return text
 
 
 def _processed(table: Table, names: Sequence[str], rows: Sequence[dict], dialect) -> list[list]:
