@@ -1130,3 +1130,39 @@ def test_ok_to_the_staffs_plan_to_come_back_later_leaves_nothing_to_answer_now(s
 )
 def test_a_plan_to_come_back_that_also_wants_a_decision_or_a_step_is_still_answered(staff):
     assert label("好的", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize("staff", ["补偿您三十元的红包，您看可以吧", "这样给您处理您看行吧先生"])
+def test_will_it_do_asked_with_ba_makes_ok_the_go_ahead(staff):
+    assert label("哦行", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("staff", "expected"),
+    [
+        ("我帮您查一下快递到哪里了", "closing"),  # the staff will check: nothing to answer
+        ("我反馈给骑手看他送到哪里了，然后尽快给您回复", "closing"),
+        ("请问您的快递到哪里了", "needs_reply"),  # the staff asks
+        ("您看到哪里了？", "needs_reply"),
+        ("我帮您查一下快递到哪里了，需要帮您催一下吗", "needs_reply"),
+    ],
+)
+def test_the_staff_checking_where_something_has_got_to_is_not_a_question(staff, expected):
+    assert label("好的", staff) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["可以了嘛", "到了嘛", "对对对不是这个 我再给你提供一个", "我跟商家沟通过了"]
+)
+def test_is_it_done_a_correction_or_having_taken_it_up_already_needs_a_reply(text):
+    assert label(text, "稍等 小美看下记录") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["可以结束服务啦", "离开人工会话", "哦我在上传", "好O K O K"])
+def test_ending_the_service_uploading_what_was_asked_for_and_a_spaced_ok_are_closing(text):
+    assert label(text, "麻烦您上传一下照片") == "closing"
+
+
+@pytest.mark.parametrize("text", ["为什么结束服务了", "我在上传但是一直传不上去", "o k吗"])
+def test_ending_uploading_or_ok_with_a_question_or_trouble_still_needs_a_reply(text):
+    assert label(text, "麻烦您上传一下照片") == "needs_reply"

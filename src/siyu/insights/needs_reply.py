@@ -140,7 +140,7 @@ _SPACE = re.compile(r"\s+")
 # nothing: exports that lost an emoji write one there. (明天到?谢谢 and 谢谢?? still ask.)
 _THANKS_MARK = re.compile(r"(?<=谢)[?](?![?])|(?<=谢[你您了啦])[?](?![?])|(?<=[好的嗯滴哒])[?](?=\s*谢)")
 # Two-word English and pinyin closings, made one token (no phrase spans a space).
-_JOIN = re.compile(r"\b(?:thank you|thank u|got it|hao de|xie xie)\b")
+_JOIN = re.compile(r"\b(?:thank you|thank u|got it|hao de|xie xie)\b|(?<![a-z])o k(?![a-z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,7 @@ def normalize(text: str) -> Normalized:
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
     t = _SPACE.sub(" ", t).strip()
-    if "thank" in t or "got" in t or "hao" in t or "xie" in t:
+    if "thank" in t or "got" in t or "hao" in t or "xie" in t or "o k" in t:
         t = _JOIN.sub(lambda m: m.group(0).replace(" ", ""), t)
     return Normalized(t, media, negative, question, named)
 
@@ -331,7 +331,7 @@ _QUESTION = re.compile(
     r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|(?<!只)要不要|需不需要|"
     r"还是(?!建议|按|要|会|可以|得|需要|有(?:可能|希望|机会|一定)|挺|很|蛮|尽量)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
-    r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
+    r"行不行|行不[\s~]*$|好不好|咋样|怎么样|(?:可以|行)吧(?=\s*(?:先生|女士|亲|亲亲)?[\s~]*$)|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
 # "We cannot say when / how much" (不能确定具体什么时间有货) tells; it does not ask, and neither
@@ -345,7 +345,9 @@ _UNSURE = re.compile(
     r"(?<![不要])(?:要|得|需要)看(?![看您你])[^,，。？?]{0,12}(?:怎么样|如何)|"
     # "try it and see how it works" is advice, even with a question mark (用几天看看效果如何？);
     # 您看看效果怎么样？ asks for approval
-    r"(?<![您你])(?:用|吃|试|涂|坚持|观察|治疗|服用)[^。？?]{0,8}看看(?:效果|情况)(?:如何|怎么样)[?]?"
+    r"(?<![您你])(?:用|吃|试|涂|坚持|观察|治疗|服用)[^。？?]{0,8}看看(?:效果|情况)(?:如何|怎么样)[?]?|"
+    # the staff will check where the parcel or the case has got to (帮您查一下快递到哪里了)
+    r"(?:查|(?<![您你])看)(?:一下|下|看|他|她)?[^,，。？?]{0,6}?(?:到|在)哪(?:里|儿)了?(?![吗么呢?])"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _RESOLVED_CHECK = re.compile(lx.RESOLVED_CHECK)
