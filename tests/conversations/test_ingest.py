@@ -191,3 +191,48 @@ def test_staff_whose_userid_looks_like_a_customers_is_still_staff(db, tenant_id,
     reply.message["tolist"] = ["wmCUSTOMER"]
     ingest(reply)
     assert conversation(db, tenant_id).awaiting_since is None
+
+
+def needs_reply_of(db, tenant_id, item: Item) -> bool | None:
+    with db.tenant_session(tenant_id) as s:
+        return s.scalar(select(Message.needs_reply).where(Message.msgid == item.msgid))
+
+
+def test_a_bare_ok_is_read_against_the_staffs_last_message_from_an_earlier_pull(db, tenant_id, ingest):
+    """好的 to 确定要取消吗？ needs a reply, to 已经给您发货了 it does not, whichever pull the staff
+    message came in; the conversation keeps what the staff last wrote."""
+    chat = Chat()
+    ingest(chat.customer("帮我取消订单", 0), chat.staff("确定要取消吗？", 1))
+    assert conversation(db, tenant_id).last_outbound_text == "确定要取消吗？"
+    ok = chat.customer("好的", 2)
+    ingest(ok)
+    assert needs_reply_of(db, tenant_id, ok) is True
+    ingest(chat.staff("已经给您取消了", 3))
+    thanks = chat.customer("好的", 4)
+    ingest(thanks)
+    assert needs_reply_of(db, tenant_id, thanks) is False
+    older = chat.staff("确定要取消吗？", 2.5)  # arrives late: not the last staff message
+    ingest(older)
+    assert conversation(db, tenant_id).last_outbound_text == "已经给您取消了"
+
+
+def test_after_the_staffs_last_message_is_recalled_the_one_before_it_is_the_context(db, tenant_id, ingest):
+    chat = Chat()
+    ingest(chat.customer("帮我取消订单", 0), chat.staff("确定要取消吗？", 1))
+    slip = chat.staff("已经给您取消了", 2)
+    ingest(slip)
+    ingest(chat.recall(slip, 3))
+    assert conversation(db, tenant_id).last_outbound_text is None  # looked up next time
+    ok = chat.customer("好的", 4)
+    ingest(ok)
+    assert needs_reply_of(db, tenant_id, ok) is True  # answers 确定要取消吗？
+
+
+def test_a_conversation_stored_before_it_kept_the_staffs_last_message_looks_it_up(db, tenant_id, ingest):
+    chat = Chat()
+    ingest(chat.customer("帮我取消订单", 0), chat.staff("确定要取消吗？", 1))
+    with db.tenant_session(tenant_id) as s:  # as the migration leaves conversations
+        s.scalar(select(Conversation)).last_outbound_text = None
+    ok = chat.customer("好的", 2)
+    ingest(ok)
+    assert needs_reply_of(db, tenant_id, ok) is True

@@ -28,6 +28,9 @@ class Conversation(TenantOwned, Base):
     last_message_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
     last_outbound_at: Mapped[datetime | None]
+    # What the staff last wrote: what the customer's next message is read against (needs-reply).
+    # None where unknown (that message was recalled, or came before this was kept): looked up.
+    last_outbound_text: Mapped[str | None] = mapped_column(Text)
     # The customer message that is still waiting for a reply, and since when (its msgtime).
     awaiting_since: Mapped[datetime | None]
     awaiting_msgid: Mapped[str] = mapped_column(String(128), default="")

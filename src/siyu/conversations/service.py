@@ -190,6 +190,7 @@ _STATE = (
     "awaiting_since",
     "awaiting_msgid",
     "message_count",
+    "last_outbound_text",
 )
 _CHANGING = _STATE[5:]
 
@@ -209,6 +210,7 @@ class _State:
     awaiting_since: datetime | None
     awaiting_msgid: str
     message_count: int
+    last_outbound_text: str | None
     dirty: bool = False
 
     def change(self, opened: bool, at: datetime, msgid: str, reason: str) -> WaitChange:
@@ -302,7 +304,7 @@ def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, s
 def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> dict[int, str | None]:
     """The last staff message of each conversation, as stored before this batch (one query:
     each conversation's newest outbound message, found through its (conversation, sent_at)
-    index)."""
+    index). For conversations that do not know it (`Conversation.last_outbound_text`)."""
     ids = list(conversation_ids)
     if not ids:
         return {}
@@ -348,10 +350,16 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     answering = {
         conversations[p.key].id for p in parsed if p.key and p.direction == "in" and p.action == "send"
     }
-    last_out = {c.key: None for c in conversations.values()}
-    stored_last = _last_outbound_texts(session, answering)
-    for c in conversations.values():
-        last_out[c.key] = stored_last.get(c.id)
+    unknown = [
+        c.id
+        for c in conversations.values()
+        if c.id in answering and c.last_outbound_text is None and c.last_outbound_at is not None
+    ]
+    stored_last = _last_outbound_texts(session, unknown)
+    last_out = {
+        c.key: c.last_outbound_text if c.last_outbound_text is not None else stored_last.get(c.id)
+        for c in conversations.values()
+    }
     inbound: list[tuple[_Parsed, str | None]] = []
     for p in parsed:
         if p.key is None or p.action != "send":
@@ -440,6 +448,8 @@ def _apply(
             c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
             changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
     elif p.direction == "out":
+        if c.last_outbound_at is None or p.sent_at >= c.last_outbound_at:
+            c.last_outbound_text = p.text
         c.last_outbound_at = max(filter(None, [c.last_outbound_at, p.sent_at]))
         waiting = c.awaiting_since
         if not row["by_siyu"] and waiting is not None and p.sent_at >= waiting:
@@ -469,7 +479,7 @@ class _Recalls:
         wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
         found = (
             session.execute(
-                select(Message.msgid, Message.id, Message.conversation_id).where(
+                select(Message.msgid, Message.id, Message.conversation_id, Message.direction).where(
                     bulk.among(session, Message.msgid, wanted)
                 )
             ).all()
@@ -547,6 +557,8 @@ def _recall(
             ).first()
             if row is not None:
                 c = states[row.key] = _State(*row)
+    if c is not None and original.direction == "out":
+        c.last_outbound_text, c.dirty = None, True  # which staff message is now the last: looked up
     if c is None or c.awaiting_msgid != original_id:
         return
     c.dirty = True
