@@ -1132,22 +1132,40 @@ def test_a_plan_to_come_back_that_also_wants_a_decision_or_a_step_is_still_answe
     assert label("好的", staff) == "needs_reply"
 
 
-@pytest.mark.parametrize("staff", ["补偿您三十元的红包，您看可以吧", "这样给您处理您看行吧先生"])
-def test_will_it_do_asked_with_ba_makes_ok_the_go_ahead(staff):
+@pytest.mark.parametrize("staff", ["补偿您三十元的红包，您看可以吧", "给您赔付一个红包 您看行吧先生"])
+def test_will_it_do_asked_with_ba_about_a_proposal_makes_ok_the_go_ahead(staff):
     assert label("哦行", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "已经给您处理好了，您看可以吧",
+        "那今天就先到这里，可以吧",
+        "检查结果出来后医生会打电话通知您，这样可以吧",
+    ],
+)
+def test_will_it_do_about_what_is_done_a_wrap_up_or_news_to_come_is_thanked_for(staff):
+    assert label("好的谢谢", staff) == "closing"
+
+
+def test_shall_i_without_a_question_mark_still_asks():
+    assert label("可以", "要我帮您看下骑手现在到哪了") == "needs_reply"
 
 
 @pytest.mark.parametrize(
     ("staff", "expected"),
     [
         ("我帮您查一下快递到哪里了", "closing"),  # the staff will check: nothing to answer
-        ("我反馈给骑手看他送到哪里了，然后尽快给您回复", "closing"),
+        ("帮您查一下快递到哪里了，您稍等", "closing"),
         ("请问您的快递到哪里了", "needs_reply"),  # the staff asks
         ("您看到哪里了？", "needs_reply"),
         ("我帮您查一下快递到哪里了，需要帮您催一下吗", "needs_reply"),
+        ("需要我帮您查一下快递到哪里了", "needs_reply"),  # an offer
+        ("帮您查一下维修进度到哪里了，是这台空调吧", "needs_reply"),
     ],
 )
-def test_the_staff_checking_where_something_has_got_to_is_not_a_question(staff, expected):
+def test_the_staff_only_checking_where_something_has_got_to_asks_nothing(staff, expected):
     assert label("好的", staff) == expected
 
 
@@ -1158,11 +1176,19 @@ def test_is_it_done_a_correction_or_having_taken_it_up_already_needs_a_reply(tex
     assert label(text, "稍等 小美看下记录") == "needs_reply"
 
 
-@pytest.mark.parametrize("text", ["可以结束服务啦", "离开人工会话", "哦我在上传", "好O K O K"])
-def test_ending_the_service_uploading_what_was_asked_for_and_a_spaced_ok_are_closing(text):
-    assert label(text, "麻烦您上传一下照片") == "closing"
+@pytest.mark.parametrize("text", ["知道了嘛", "好啦好啦 知道了嘛", "打过了 谢谢"])
+def test_a_sulky_yes_or_having_called_already_with_thanks_is_closing(text):
+    assert label(text, "骑手会联系您，请保持电话畅通") == "closing"
 
 
-@pytest.mark.parametrize("text", ["为什么结束服务了", "我在上传但是一直传不上去", "o k吗"])
-def test_ending_uploading_or_ok_with_a_question_or_trouble_still_needs_a_reply(text):
-    assert label(text, "麻烦您上传一下照片") == "needs_reply"
+@pytest.mark.parametrize("text", ["可以结束服务啦", "离开人工会话", "好O K O K"])
+def test_ending_the_service_and_a_spaced_ok_are_closing(text):
+    assert label(text, "请问还有其他问题吗") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["为什么结束服务了", "先不要结束服务", "不要离开人工会话", "不要关闭会话", "o k吗", "我在上传 好了"],
+)
+def test_not_ending_yet_a_question_or_an_upload_done_still_needs_a_reply(text):
+    assert label(text, "请问还有其他问题吗") == "needs_reply"

@@ -328,10 +328,10 @@ _SENTENCE = re.compile(r"(?<=[。!.;\n?])")
 # of 吗丁啉 (a stomach medicine) and 吗啡 does not ask, nor 要不要 in 只要不要 ("as long as not").
 _QUESTION = re.compile(
     rf"[?]|吗(?![丁叮]啉|啡)|{lx.QUESTION_ME}|"
-    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|(?<!只)要不要|需不需要|"
+    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|(?<!只)要不要|需不需要|(?:^|[,，\s])(?:需要|要)我(?:帮|给|为)(?:您|你)|"
     r"还是(?!建议|按|要|会|可以|得|需要|有(?:可能|希望|机会|一定)|挺|很|蛮|尽量)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
-    r"行不行|行不[\s~]*$|好不好|咋样|怎么样|(?:可以|行)吧(?=\s*(?:先生|女士|亲|亲亲)?[\s~]*$)|"
+    r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
     r"(?:什么|怎么|为什么|为啥|几|谁|啥|咋|哪|如何)[^,，。]{0,12}呢[\s~]*$"
 )
 # "We cannot say when / how much" (不能确定具体什么时间有货) tells; it does not ask, and neither
@@ -346,8 +346,10 @@ _UNSURE = re.compile(
     # "try it and see how it works" is advice, even with a question mark (用几天看看效果如何？);
     # 您看看效果怎么样？ asks for approval
     r"(?<![您你])(?:用|吃|试|涂|坚持|观察|治疗|服用)[^。？?]{0,8}看看(?:效果|情况)(?:如何|怎么样)[?]?|"
-    # the staff will check where the parcel or the case has got to (帮您查一下快递到哪里了)
-    r"(?:查|(?<![您你])看)(?:一下|下|看|他|她)?[^,，。？?]{0,6}?(?:到|在)哪(?:里|儿)了?(?![吗么呢?])"
+    # the staff will check where the parcel has got to, and says nothing else (帮您查一下快递到哪
+    # 里了，稍等): with anything more (您签收了没, 需要我…, 是这台吧) the staff message is read as it is
+    r"^(?:好的|嗯)?[,，]?(?:我|这边)?(?:帮您|给您|马上)?(?:查|看)(?:一下|下)?[^,，。？?]{0,8}?(?:到|在)哪(?:里|儿)了"
+    r"(?:[,，。 ]*(?:请|您)?稍等(?:一下|下)?)?[。.~～!！ ]*$"
 )
 _CLOSING_CHECK = re.compile(lx.CLOSING_CHECK)
 _RESOLVED_CHECK = re.compile(lx.RESOLVED_CHECK)
@@ -395,7 +397,7 @@ def context_kind(context: str | None) -> ContextKind:
     c = unicodedata.normalize("NFKC", context).lower()
     questions = [s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s)]
     if not questions:
-        return "decision" if _OFFER.search(c) else "statement"
+        return "decision" if _OFFER.search(c) or _asks_will_it_do(c) else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
@@ -426,6 +428,18 @@ def context_kind(context: str | None) -> ContextKind:
     if _ACTION.search(q) and not decision:
         return "action"
     return "decision"
+
+
+# "Will it do?" asked with 吧 about what the staff proposes (赔付您三十元的红包，您看可以吧): 好的 is
+# the go-ahead. Not about what is done already (已经给您处理好了，您看可以吧), a wrap-up (那就先这样，
+# 可以吧) or the customer's own step (您明天再打这个电话咨询，可以吧).
+_WILL_IT_DO = re.compile(r"(?:可以|行)吧(?=\s*(?:先生|女士|亲|亲亲)?[\s~。.!！]*$)")
+_PROPOSED = re.compile(r"(?:给|帮|为)(?:您|你)|补偿|赔付|赔偿|补发")
+_ALREADY = re.compile(r"已经|已(?:为|给|帮|退|补|发|处理)")
+
+
+def _asks_will_it_do(c: str) -> bool:
+    return bool(_WILL_IT_DO.search(c) and _PROPOSED.search(c) and not _ALREADY.search(c))
 
 
 def _asks_for_something(context: str | None) -> bool:
