@@ -48,12 +48,11 @@ def _pg_type(table: Table, name: str) -> str:
     return kind.compile(dialect=_PG)
 
 
-def _pg_values(table: Table, name: str, rows: Sequence[dict]) -> list:
+def _pg_values(table: Table, name: str, column: list) -> list:
     """One column's values as psycopg should dump them: through the column type's own
     `process_bind_param` (UTCDateTime refuses naive times), JSON as text, floats as floats
     (psycopg refuses an array of ints and floats mixed)."""
     kind = table.c[name].type
-    column = [r[name] for r in rows]
     if isinstance(kind, TypeDecorator):
         column = [kind.process_bind_param(v, _PG) for v in column]
         kind = kind.impl_instance
@@ -94,28 +93,31 @@ def _q(name: str) -> str:
     return _PG.identifier_preparer.quote(name)
 
 
-def _pg_arrays(table: Table, names: Sequence[str], rows: Sequence[dict]) -> tuple[str, dict]:
+def _pg_arrays(table: Table, names: Sequence[str], columns: Sequence[list]) -> tuple[str, dict]:
     """`unnest(CAST(:a AS type[]), ...)` over the columns, and its parameters."""
     params, parts = {}, []
-    for i, name in enumerate(names):
-        params[f"c{i}"] = _pg_values(table, name, rows)
+    for i, (name, column) in enumerate(zip(names, columns, strict=True)):
+        params[f"c{i}"] = _pg_values(table, name, column)
         # %(..)b: sent in PostgreSQL's binary format; the text format escapes every element
         parts.append(f"CAST(%(c{i})b AS {_pg_type(table, name)}[])")
     return f"unnest({', '.join(parts)})", params
 
 
-def _with_defaults(table: Table, rows: list[dict]) -> list[dict]:
-    """Fill the columns a row leaves out with their Python-side defaults, as the ORM and a
-    Core insert would (the PostgreSQL statement below is text, so nobody else does)."""
-    missing = [
-        c for c in table.columns if c.name not in rows[0] and c.default is not None and not c.primary_key
-    ]
-    if not missing:
-        return rows
-    for row in rows:
-        for c in missing:
-            row[c.name] = c.default.arg(None) if c.default.is_callable else c.default.arg
-    return rows
+def _columns(rows: Sequence[dict], names: Sequence[str]) -> list[list]:
+    """The rows' values column by column (what both drivers' statements are built from)."""
+    return [[r[name] for r in rows] for name in names]
+
+
+def _with_defaults(table: Table, names: list[str], columns: list[list], count: int) -> None:
+    """Add the columns the rows leave out that have Python-side defaults, filled as the ORM
+    and a Core insert would (the statements here are text, so nobody else does)."""
+    for c in table.columns:
+        if c.name not in names and c.default is not None and not c.primary_key:
+            names.append(c.name)
+            if c.default.is_callable:
+                columns.append([c.default.arg(None) for _ in range(count)])
+            else:
+                columns.append([c.default.arg] * count)
 
 
 # The text of times written lately (see _sqlite_utc); emptied when it grows past the bound.
@@ -146,11 +148,10 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     return text
 
 
-def _processed(table: Table, names: Sequence[str], rows: Sequence[dict], dialect) -> list[list]:
+def _processed(table: Table, names: Sequence[str], columns: Sequence[list], dialect) -> list[list]:
     """Each column's values as the driver takes them (the column type's bind processing)."""
     out = []
-    for name in names:
-        column = [r[name] for r in rows]
+    for name, column in zip(names, columns, strict=True):
         kind = table.c[name].type
         if dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
             process = _sqlite_utc
@@ -184,10 +185,12 @@ def insert_rows(
         return []
     table: Table = model.__table__
     tenant_id = session.info[TENANT]
-    rows = _with_defaults(table, [{**r, "tenant_id": tenant_id} for r in rows])
+    names = [name for name in rows[0] if name != "tenant_id"]
+    columns = [*_columns(rows, names), [tenant_id] * len(rows)]
+    names.append("tenant_id")
+    _with_defaults(table, names, columns, len(rows))
     connection = session.connection()
     dialect = connection.dialect
-    names = list(rows[0])
     tail = ""
     if conflict:
         tail += f" ON CONFLICT (tenant_id, {', '.join(map(_q, conflict))}) DO NOTHING"
@@ -195,12 +198,11 @@ def insert_rows(
         tail += f" RETURNING {', '.join(map(_q, returning))}"
     head = f"INSERT INTO {_q(table.name)} ({', '.join(map(_q, names))})"
     if dialect.name == "postgresql":
-        source, params = _pg_arrays(table, names, rows)
+        source, params = _pg_arrays(table, names, columns)
         result = connection.exec_driver_sql(f"{head} SELECT * FROM {source}{tail}", params)
         return _results(table, returning, result.all(), dialect) if returning else []
     # SQLite: multi-row VALUES, as many rows a statement as its parameter limit allows
-    columns = _processed(table, names, rows, dialect)
-    flat_rows = list(zip(*columns, strict=True))
+    flat_rows = list(zip(*_processed(table, names, columns, dialect), strict=True))
     limit = connection.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per = max(1, limit // len(names))
     one = "(" + ", ".join("?" * len(names)) + ")"
@@ -228,7 +230,7 @@ def update_by_id(
     t = _q(table.name)
     if connection.dialect.name == "postgresql":
         names = ["id", *columns]
-        source, params = _pg_arrays(table, names, rows)
+        source, params = _pg_arrays(table, names, _columns(rows, names))
         assignments = ", ".join(
             f"{_q(n)} = GREATEST({t}.{_q(n)}, given.{_q(n)})" if n in greatest else f"{_q(n)} = given.{_q(n)}"
             for n in columns
@@ -240,7 +242,8 @@ def update_by_id(
         connection.exec_driver_sql(sql, {**params, "tenant_id": tenant_id})
         return
     # SQLite: an executemany of one prepared statement
-    values = _processed(table, [*columns, "id"], rows, connection.dialect)
+    names = [*columns, "id"]
+    values = _processed(table, names, _columns(rows, names), connection.dialect)
     assignments = ", ".join(
         f"{_q(n)} = MAX({_q(n)}, ?)" if n in greatest else f"{_q(n)} = ?" for n in columns
     )
