@@ -33,6 +33,7 @@ first, each with a snippet around the first match.
 from __future__ import annotations
 
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -115,7 +116,8 @@ def _runs(text: str) -> Iterable[tuple[str, bool]]:
 
 
 def _bigrams(run: str) -> list[str]:
-    return [run[i : i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
+    # each character joined to the next: in C, about half the time of slicing in a loop
+    return list(map(operator.add, run, run[1:])) if len(run) > 1 else [run]
 
 
 def tokenize(text: str) -> list[str]:
