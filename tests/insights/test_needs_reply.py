@@ -1192,3 +1192,23 @@ def test_ending_the_service_and_a_spaced_ok_are_closing(text):
 )
 def test_not_ending_yet_a_question_or_an_upload_done_still_needs_a_reply(text):
     assert label(text, "请问还有其他问题吗") == "needs_reply"
+
+
+def test_no_problem_now_answers_a_question_about_the_problem_but_no_problem_agrees():
+    assert label("没问题了", "具体是什么问题的呢？") == "closing"
+    assert label("没问题", "确定要取消吗？") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("好的? 麻烦了", "closing"), ("好的?麻烦你发一下", "needs_reply")]
+)
+def test_a_question_mark_before_thanks_for_the_trouble_asks_nothing(text, expected):
+    assert label(text, "不客气哈，为您服务是我的荣幸") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("等待结果", "closing"), ("噢，感觉不牢固", "needs_reply"), ("就这样就行了嘛", "needs_reply")],
+)
+def test_waiting_for_the_result_a_flimsy_feel_and_is_that_all_it_takes(text, expected):
+    assert label(text, "这边帮您核实，正常的呢") == expected

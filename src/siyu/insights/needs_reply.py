@@ -136,9 +136,11 @@ _MENTION = re.compile(
 _KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
-# A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢) asks
-# nothing: exports that lost an emoji write one there. (明天到?谢谢 and 谢谢?? still ask.)
-_THANKS_MARK = re.compile(r"(?<=谢)[?](?![?])|(?<=谢[你您了啦])[?](?![?])|(?<=[好的嗯滴哒])[?](?=\s*谢)")
+# A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢, 好的?
+# 麻烦了) asks nothing: exports that lost an emoji write one there. (明天到?谢谢 and 谢谢?? still ask.)
+_THANKS_MARK = re.compile(
+    r"(?<=谢)[?](?![?])|(?<=谢[你您了啦])[?](?![?])|(?<=[好的嗯滴哒])[?](?=\s*(?:谢|麻烦(?:了|你了|您了)?$))"
+)
 # Two-word English and pinyin closings, made one token (no phrase spans a space).
 _JOIN = re.compile(r"\b(?:thank you|thank u|got it|hao de|xie xie)\b|(?<![a-z])o k(?![a-z])")
 
@@ -312,7 +314,7 @@ def _without_self_ab(s: str) -> str:
 
 
 # "It's solved" (已经解决了) ends the matter even after a staff question.
-_SOLVED = re.compile(r"(?:解决|搞定)了(?!\s*(?:就|吧))")
+_SOLVED = re.compile(r"(?:解决|搞定|没问题)了(?!\s*(?:就|吧))")
 # A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
 # more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
 _HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀| )+")
