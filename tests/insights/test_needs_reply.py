@@ -1212,3 +1212,22 @@ def test_a_question_mark_before_thanks_for_the_trouble_asks_nothing(text, expect
 )
 def test_waiting_for_the_result_a_flimsy_feel_and_is_that_all_it_takes(text, expected):
     assert label(text, "这边帮您核实，正常的呢") == expected
+
+
+@pytest.mark.parametrize(
+    ("staff", "expected"),
+    [
+        ("请您再观察一段时间，看消耗流量是否继续增加。", "closing"),  # an instruction to check
+        ("请您在这里查看一下有没有临近您的售后服务点", "closing"),
+        ("您看一下是否有修改按钮", "closing"),
+        ("您看是否需要退款", "needs_reply"),  # the staff asks
+        ("您看有没有需要的", "needs_reply"),
+    ],
+)
+def test_checking_for_oneself_whether_is_an_instruction_but_you_see_whether_asks(staff, expected):
+    assert label("好的", staff) == expected
+
+
+@pytest.mark.parametrize("text", ["您太客气了", "稳妥", "[抱抱][抱抱]", "[给力]"])
+def test_modesty_a_solid_ok_and_weibo_emoji_are_closing(text):
+    assert label(text, "感谢您对我们的关注和支持") == "closing"

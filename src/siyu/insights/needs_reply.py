@@ -325,12 +325,12 @@ _MAX_CLOSING_LEN = 48
 _SENTENCE = re.compile(r"(?<=[。!.;\n?])")
 # A sentence-final 呢 is a softener in service talk (是的呢, 会送到的呢, 帮您反馈了呢), not a
 # question: only 您看呢 and a question word before it (您想要什么尺码呢, 需要几件呢) ask.
-# 是否 asks, except in an instruction to check something (查看是否有“修改”按钮); 还是 asks
+# 是否 asks, except in an instruction to check something (查看是否有“修改”按钮; 您看是否需要 asks); 还是 asks
 # between choices (红色还是蓝色), not as "still" (还是建议您取下来, 我们还是原价的哦). The 吗
 # of 吗丁啉 (a stomach medicine) and 吗啡 does not ask, nor 要不要 in 只要不要 ("as long as not").
 _QUESTION = re.compile(
     rf"[?]|吗(?![丁叮]啉|啡)|{lx.QUESTION_ME}|"
-    r"[您你]看呢|嘛[\s~]*$|(?<![查看确核检])是否|(?<!只)要不要|需不需要|(?:^|[,，\s])(?:需要|要)我(?:帮|给|为)(?:您|你)|"
+    r"[您你]看呢|嘛[\s~]*$|(?:(?<![查看确核检])|(?<=[您你]看))是否|(?<!只)要不要|需不需要|(?:^|[,，\s])(?:需要|要)我(?:帮|给|为)(?:您|你)|"
     r"还是(?!建议|按|要|会|可以|得|需要|有(?:可能|希望|机会|一定)|挺|很|蛮|尽量)[^,，。]{0,12}?(?<![的哦哈啦])(?:呢|$)|哪个|哪一|"
     r"哪种|哪天|哪里|什么时候|什么时间|多少|选哪|考虑哪|请问|是不是|有没有|能不能|可不可以|[是对]吧|"
     r"行不行|行不[\s~]*$|好不好|咋样|怎么样|"
@@ -348,6 +348,9 @@ _UNSURE = re.compile(
     # "try it and see how it works" is advice, even with a question mark (用几天看看效果如何？);
     # 您看看效果怎么样？ asks for approval
     r"(?<![您你])(?:用|吃|试|涂|坚持|观察|治疗|服用)[^。？?]{0,8}看看(?:效果|情况)(?:如何|怎么样)[?]?|"
+    # an instruction to check for oneself whether something is so (查看一下有没有临近您的售后点,
+    # 观察一段时间，看消耗流量是否继续增加, 您看一下是否有修改按钮); 您看有没有…, 您看是否… ask
+    r"(?:查看|检查|观察|确认|看(?=一下|下)|(?<![您你])看)(?:一下|下)?[^,，。？?]{0,10}?(?:是否|有没有)|"
     # the staff will check where the parcel has got to, and says nothing else (帮您查一下快递到哪
     # 里了，稍等): with anything more (您签收了没, 需要我…, 是这台吧) the staff message is read as it is
     r"^(?:好的|嗯)?[,，]?(?:我|这边)?(?:帮您|给您|马上)?(?:查|看)(?:一下|下)?[^,，。？?]{0,8}?(?:到|在)哪(?:里|儿)了"
