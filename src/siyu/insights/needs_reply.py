@@ -134,6 +134,9 @@ _MENTION = re.compile(
 )
 # Kaomoji (^_^ ⊙o⊙ o(∩_∩)o ヾ(≧▽≦*)o): the letters between their symbols are not words.
 _KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
+# Without these letters a kaomoji is symbols only, which the punctuation pass blanks anyway.
+_KAOMOJI_LETTERS = re.compile("[oωдεヾノ]")
+_NEGATIVE_CHARS = re.compile("[" + "".join(sorted(lx.NEGATIVE_EMOJI | lx.NEGATIVE_KAOMOJI)) + "]")
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
 # A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢, 好的?
@@ -192,13 +195,14 @@ def normalize(text: str) -> Normalized:
                 named = True
         t = _CODE.sub(_drop_known_code, t)
     if not t.isascii():
-        if not lx.NEGATIVE_EMOJI.isdisjoint(t) or not lx.NEGATIVE_KAOMOJI.isdisjoint(t):
+        if _NEGATIVE_CHARS.search(t):
             negative = True
         t = _EMOJI.sub(" ", t)
     if "@" in t and (unmentioned := _MENTION.sub("", t)).strip():
         t = unmentioned
     question = "?" in t and "?" in _THANKS_MARK.sub("", t)
-    t = _KAOMOJI.sub(" ", t)
+    if _KAOMOJI_LETTERS.search(t):
+        t = _KAOMOJI.sub(" ", t)
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
     t = _SPACE.sub(" ", t).strip()
