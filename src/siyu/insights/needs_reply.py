@@ -136,7 +136,9 @@ _MENTION = re.compile(
 _KAOMOJI = re.compile(r"[oヾノ]?(?:[^\w\s]|_)+[oωд▽∀εヾノ]?(?:[^\w\s]|_)+[oヾノ]?")
 # Without these letters a kaomoji is symbols only, which the punctuation pass blanks anyway.
 _KAOMOJI_LETTERS = re.compile("[oωдεヾノ]")
-_NEGATIVE_CHARS = re.compile("[" + "".join(sorted(lx.NEGATIVE_EMOJI | lx.NEGATIVE_KAOMOJI)) + "]")
+_NEGATIVE_CHARS = re.compile(
+    "[" + "".join(map(re.escape, sorted(lx.NEGATIVE_EMOJI | lx.NEGATIVE_KAOMOJI))) + "]"
+)
 _REPEAT = re.compile(r"(.)\1{2,}")
 _SPACE = re.compile(r"\s+")
 # A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢, 好的?
