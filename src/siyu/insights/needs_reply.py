@@ -32,8 +32,9 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
    An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
-   好不好, 咋样) count as such questions: 好的 is the go-ahead. "We cannot say when" (无法确定什么时候
-   到货) asks nothing.
+   好不好, 咋样; 您看可以吧 about what the staff proposes, not about what is done) count as such
+   questions: 好的 is the go-ahead. "We cannot say when" (无法确定什么时候到货) and the staff only
+   checking where something has got to (帮您查一下快递到哪里了) ask nothing.
    After a closing check (还有其他问题吗？ 还有疑问吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
    does not (after the opening 有什么可以帮您的 only "nothing", 没有了 / 没什么, is closing: not 没事,
    which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
@@ -48,12 +49,13 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    "It's solved" (已经解决了) is closing even after a question (not 搞定吧 / 解决了就行: "deal").
    The last question counts, even with an explanation after it; saying who decides (是否手术要由
    外科医生决定) or what it depends on (要看结果怎么样), an instruction to check whether something
-   is there (查看是否有修改按钮) and 还是 meaning "still" (还是有可能, 还是尽量) ask nothing. A
-   sentence-final 呢 (是的呢, 会送到的呢) is a softener, not a question, and neither is a medicine's
-   name (吗丁啉), 只要不要 ("as long as not"), a doctor's advice to a child (可以给孩子吃点益生菌) or
-   "try it and see how it goes" (看看效果如何？). A bare yes (是的, 对,
-   没错) needs a reply except after a comprehension check: in real service chats it confirms
-   an order, a product or a number the staff put to the customer, who then goes on.
+   is there or is so (查看是否有修改按钮, 观察一段时间看流量是否增加; 您看是否需要退款 asks) and
+   还是 meaning "still" (还是有可能, 还是尽量) ask nothing. A sentence-final 呢 (是的呢,
+   会送到的呢) is a softener, not a question, and neither is a medicine's name (吗丁啉), 只要不要
+   ("as long as not"), a doctor's advice to a child (可以给孩子吃点益生菌) or "try it and see how
+   it goes" (看看效果如何？). A bare yes (是的, 对, 没错) needs a reply except after a
+   comprehension check: in real service chats it confirms an order, a product or a number the
+   staff put to the customer, who then goes on.
 
 Non-text messages arrive as text renderings. Defaults: an image, voice, video, file, link,
 location, contact card, mini-program or transfer ([图片] [语音] [视频] [文件] [链接] ..., also as
