@@ -20,7 +20,12 @@ _ALNUM = string.ascii_letters + string.digits
 
 
 def rand_id(prefix: str = "", n: int = 30) -> str:
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(n))
+    # One read of random bytes (not one per character): bytes >= 248 are dropped so that
+    # each of the 62 characters stays equally likely (248 = 4 x 62).
+    chars: list[str] = []
+    while len(chars) < n:
+        chars += [_ALNUM[b % 62] for b in secrets.token_bytes(n + 8) if b < 248]
+    return prefix + "".join(chars[:n])
 
 
 def rand_hex(n: int = 32) -> str:
@@ -314,6 +319,10 @@ class Corp:
 
     def active_staff(self) -> list[Staff]:
         return [s for s in self.staff.values() if s.status != 5]
+
+    def is_active(self, userid: str) -> bool:
+        member = self.staff.get(userid)
+        return member is not None and member.status != 5
 
     def staff_in(self, dept_id: int, recursive: bool = False) -> list[Staff]:
         depts = self.subtree(dept_id) if recursive else {dept_id}
