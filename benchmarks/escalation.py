@@ -12,7 +12,7 @@ on app messages: beyond 30 a minute to one member they are dropped, silently) wi
 tenant added with `siyu tenant add` and its staff synced with `siyu sync staff`; a tenant
 SLA policy (step 1: app message to the agent 120 s after the customer's message; steps 2
 and 3 an hour and more later, so only step 1 comes due in the run; merge window W, default
-0; a person's cards still go at least siyu.sla.firing.CARD_SPACING_S apart, WeCom's pace);
+0; a person's cards still keep to WeCom's pace, siyu.sla.firing.next_card_at);
 N known customers; one customer question per conversation stored through the real path
 (`conversations.tasks.store_batch`: message, conversation, SLA wait and escalation rows),
 msgtimes spaced so that the first steps come due evenly over S seconds. The questions are

@@ -140,7 +140,7 @@ def test_a_lone_step_is_told_at_once_and_the_next_within_the_window_waits_for_it
 
 def _second_card_queued(w) -> None:
     """Two of zhangsan's customers wait a second apart: the first card has gone, the
-    second customer's step has fired within the spacing after it."""
+    second customer's step has fired within the merge window after it."""
     w.say("在吗？", at=0)
     w.say("请问能开发票吗？", at=1, ext="wmcustomer2")
     w.pulled(3600)
@@ -153,14 +153,24 @@ def _second_card_queued(w) -> None:
 
 def test_a_short_merge_window_still_keeps_to_the_pace_wecom_delivers_at(w):
     # the fixture's policy merges within 0.3 s; WeCom drops app messages beyond 30 a minute
-    _second_card_queued(w)
+    burst = firing.CARD_BURST
+    for i in range(burst + 1):
+        w.customer(f"wmburst{i}", f"客户{i}")
+        w.say(f"问题{i}？", at=i, ext=f"wmburst{i}")
+    w.pulled(3600)
+    for i in range(burst):  # a customer a second: each card goes at once, up to the burst
+        w.clock(120 + i)
+        assert w.fire() == 1
+        wait_for(lambda i=i: len(cards(w, "zhangsan")) == i + 1)
+    w.clock(120 + burst)
+    assert w.fire() == 1
     time.sleep(1.0)
-    assert len(cards(w, "zhangsan")) == 1 and _statuses(w) == ["pending", "sent"]
-    wait_for(lambda: len(_sent(w)) == 2, timeout=firing.CARD_SPACING_S + 3)
+    assert len(cards(w, "zhangsan")) == burst and _statuses(w) == ["pending"] + ["sent"] * burst
+    wait_for(lambda: len(_sent(w)) == burst + 1, timeout=firing.CARD_SPACING_S + 3)
     received = [m for m in w.stack.app_messages() if "zhangsan" in m["recipients"]]
-    assert len(received) == 2 and "赵先生" in received[1]["payload"]["textcard"]["title"]
+    assert len(received) == burst + 1 and f"客户{burst}" in received[-1]["payload"]["textcard"]["title"]
     # as WeCom got them, not only as they were queued
-    assert received[1]["received_at"] - received[0]["received_at"] >= firing.CARD_SPACING_S - 0.5
+    assert received[-1]["received_at"] - received[0]["received_at"] >= firing.CARD_SPACING_S - 0.5
 
 
 def _sent(w) -> list[OutboxMessage]:

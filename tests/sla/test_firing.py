@@ -142,7 +142,8 @@ def test_a_card_that_went_late_counts_from_when_it_went(local):
 def test_without_a_merge_window_a_person_still_gets_no_more_cards_than_wecom_delivers(local):
     w = local
     w.policy(merge_window_s=0)
-    for i in range(3):
+    burst = firing.CARD_BURST
+    for i in range(burst + 2):
         w.say(f"问题{i}？", at=i, ext=f"wmn{i}")
     w.say("我也有问题", at=1, ext="wmn9", staff="wangwu")
     w.pulled(3600)
@@ -154,17 +155,54 @@ def test_without_a_merge_window_a_person_still_gets_no_more_cards_than_wecom_del
     [wangwu] = [c for c in w.outbox() if c.payload["touser"] == "wangwu"]
     assert wangwu.due_at == wangwu.created_at
 
-    # once it has gone, a step a second later waits: WeCom would drop a burst of cards
+    # steps a second apart: each goes at once, up to WeCom's burst
+    for i in range(2, burst + 1):
+        with w.session() as s:
+            s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(status="sent"))
+        w.clock(120 + i)
+        assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+        [card] = [c for c in w.outbox() if c.payload["escalations"] == [step_ids(w, f"wmn{i}")[0]]]
+        assert card.due_at == card.created_at
+    # the burst is spent: the next one waits for the bucket to refill a card's worth
     with w.session() as s:
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == first.id).values(status="sent"))
-    w.clock(122)
+        s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(status="sent"))
+    w.clock(120 + burst + 1)
     outcomes, before, after = fire_timed(w, claimed(w))
     assert list(outcomes.values()) == ["fired"]
-    [later] = [c for c in w.outbox() if c.payload["touser"] == "zhangsan" and c.id != first.id]
-    assert later.payload["escalations"] == [step_ids(w, "wmn2")[0]]
-    # marked sent without a sending time: it counts as gone now, and this one waits the spacing
+    [later] = [c for c in w.outbox() if c.payload["escalations"] == [step_ids(w, f"wmn{burst + 1}")[0]]]
+    # marked sent without a sending time: they count as gone now, and this one waits the spacing
     spacing = timedelta(seconds=firing.CARD_SPACING_S)
-    assert first.due_at + spacing <= before + spacing <= later.due_at <= after + spacing
+    assert before + spacing <= later.due_at <= after + spacing
+    cards = [c for c in w.outbox() if c.payload["touser"] == "zhangsan"]
+    assert len(cards) == burst + 1
+
+
+def test_the_pace_is_a_token_bucket_of_cards():
+    t = datetime(2026, 12, 4, 9, 0, 0)
+    s = firing.CARD_SPACING_S
+    burst = firing.CARD_BURST
+    assert firing.next_card_at([], 0) is None
+    # a lone card: the next may go at once (or after the merge window)
+    assert firing.next_card_at([t], 0) == t
+    assert firing.next_card_at([t], 5) == t + timedelta(seconds=5)
+    # a full burst at once: the next waits one spacing
+    assert firing.next_card_at([t] * burst, 0) == t + timedelta(seconds=s)
+    # cards one spacing apart never use the burst up
+    steady = [t + timedelta(seconds=s * k) for k in range(20)]
+    assert firing.next_card_at(steady, 0) == steady[-1]
+    # a card a second: the bucket runs dry after more than a burst, then one per spacing
+    quick = [t + timedelta(seconds=k) for k in range(burst + 1)]
+    allowed = firing.next_card_at(quick, 0)
+    assert allowed == t + timedelta(seconds=s * (burst + 1) - s * (burst - 1))
+    # whatever arrives, no more than WeCom's 30 in any minute go: count what the rule admits
+    sent: list[datetime] = []
+    for k in range(600):  # one step every 0.1 s for a minute
+        now = t + timedelta(seconds=k / 10)
+        at = firing.next_card_at(sent[-30:], 0)
+        if at is None or at <= now:
+            sent.append(now)
+    assert sent[burst - 1] - t < timedelta(seconds=1) and sent[burst] == t + timedelta(seconds=s)
+    assert len(sent) == burst + 60 // s - 1 <= 30  # the burst, then one at 4, 8 ... 56 s
 
 
 def test_a_batch_fires_only_the_waits_still_unanswered(local):

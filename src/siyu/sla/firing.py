@@ -16,8 +16,9 @@ In ONE transaction per tenant:
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
    messages to one person join a card of theirs not yet due (or overdue by more than
    JOIN_OVERDUE_S: the senders are behind), else the batch's steps to that person become
-   one new card, which goes at once unless the person had a card within the spacing (the
-   policy's merge window, at least CARD_SPACING_S): then it waits for the spacing to end.
+   one new card, which goes at once unless the person had a card within the policy's merge
+   window or has had as many cards lately as WeCom's pace allows (`next_card_at`): then it
+   waits for that moment.
    One voice call per person per cooldown, the rest of the person's call steps are covered
    by it;
 4. writes the steps' outcomes and the waits' breached steps, one statement each.
@@ -48,9 +49,13 @@ from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
 # WeCom silently drops app messages to one member beyond 30 a minute and 1,000 an hour
 # (REFERENCE section 17): an escalation card that vanishes is a customer nobody is told
-# about. Cards to one person go at least this far apart (900 an hour), whatever the
-# policy's merge window, leaving room for Siyu's other notices to them.
+# about. A person's cards keep to a token bucket, whatever the policy's merge window: up to
+# CARD_BURST at once, then one per CARD_SPACING_S. That is at most 20 in any minute and 905
+# in any hour, leaving room for Siyu's other notices to them. (A plain 4 s gap between any
+# two cards, as before, held a card back whenever the one before went a little late, and a
+# person with a customer waiting every 4.5 s then fell further behind with every card.)
 CARD_SPACING_S = 4.0
+CARD_BURST = 5
 WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was queued
 # A card due this soon, or due this recently, is left to the senders: steps firing now go
 # to the person's next card. (Joining locks the card, and a sender skips a locked card: with
@@ -60,8 +65,11 @@ WAKE_MARGIN_S = 0.01  # a card's due time is a little after the moment it was qu
 JOIN_MARGIN_S = 0.05
 JOIN_OVERDUE_S = 1.0
 # A card sent late counts from when it went; cards are read back for that this far behind
-# the spacing (the outbox index is on due_at: reading further costs every firing batch).
+# the pace's and the merge window's look-back (the outbox index is on due_at: reading
+# further costs every firing batch).
 SENT_LATE_S = 10.0
+# Cards older than this no longer hold a new one back: the bucket has refilled.
+PACE_LOOKBACK_S = (CARD_BURST + 1) * CARD_SPACING_S
 # Cards still waiting to go are looked for this far back: further back the senders would be
 # behind by more than any backlog they recover from (a card that old still goes; it is only
 # not joined or counted for spacing).
@@ -316,20 +324,31 @@ def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datet
     bulk.insert_rows(s, SlaEscalation, rows, conflict=["wait_id", "step"])
 
 
-def spacing_s(policy) -> float:
-    """How far apart one person's cards go: the policy's merge window, but never closer
-    than WeCom lets app messages to one member through."""
-    return max(policy.merge_window_s, CARD_SPACING_S)
+def next_card_at(went: list[datetime], merge_window_s: float) -> datetime | None:
+    """When a person's next card may go, given when their recent cards went or go (None:
+    at once): the policy's merge window after the last one, and no sooner than WeCom's pace
+    allows, a token bucket of CARD_BURST cards refilled one per CARD_SPACING_S (GCRA: each
+    card moves the bucket's "theoretical arrival time" one spacing on from the later of it
+    and the card's own time)."""
+    if not went:
+        return None
+    went = sorted(went)
+    spacing = timedelta(seconds=CARD_SPACING_S)
+    full_at = went[0]
+    for at in went:
+        full_at = max(full_at, at) + spacing
+    return max(went[-1] + timedelta(seconds=merge_window_s), full_at - (CARD_BURST - 1) * spacing)
 
 
 def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: dict) -> set[float]:
     """Each person's app-message steps: join a card for them that is not due right now
     (not yet due, or overdue by more than JOIN_OVERDUE_S) nor claimed by a sender, else one
     new card for all of the batch's steps to the person. A new card goes at once unless the
-    person had a card within the spacing (`spacing_s`, counted from when that card went or
-    goes): then it waits for the spacing after that one to end, and what comes due
-    meanwhile joins it. So a lone step is told on time, and a burst of them arrives as one
-    card per spacing.
+    person had a card within the merge window or has had all that WeCom's pace allows
+    (`next_card_at`, counted from when their cards went or go): then it waits for that
+    moment, and what comes due meanwhile joins it. So a lone step is told on time, and a
+    burst of them arrives as one card per merge window, and never faster than WeCom
+    delivers.
     Returns in how many seconds from now the cards it wrote come due: the senders are woken
     then (a joined card may be due already: a sender that came for it while this
     transaction held it skipped it, and must come back)."""
@@ -339,8 +358,8 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
     new_cards: list[tuple[list[_Step], float]] = []
     wake_in: set[float] = set()
     now = utcnow()
-    longest = max(spacing_s(policy_of[st.id]) for st in notices)
-    open_cards, last_due = _cards_of(s, set(merging), now - timedelta(seconds=longest), now)
+    longest = max(PACE_LOOKBACK_S, *(policy_of[st.id].merge_window_s for st in notices))
+    open_cards, went = _cards_of(s, set(merging), now - timedelta(seconds=longest), now)
     joined = []
     for recipient, (card_id, payload, due_at) in open_cards.items():
         group = merging.pop(recipient)
@@ -351,9 +370,9 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
             st.note = f"merged into outbox {card_id}"
     bulk.update_by_id(s, OutboxMessage, joined, ["payload"])
     for recipient, group in merging.items():
-        spacing = timedelta(seconds=max(spacing_s(policy_of[st.id]) for st in group))
-        last = last_due.get(recipient)
-        new_cards.append((group, max(0.0, (last + spacing - now).total_seconds()) if last else 0.0))
+        window = max(policy_of[st.id].merge_window_s for st in group)
+        at = next_card_at(went.get(recipient, []), window)
+        new_cards.append((group, max(0.0, (at - now).total_seconds()) if at else 0.0))
     if not new_cards:
         return wake_in
     rows = [
@@ -377,14 +396,14 @@ def _queue_notices(s: Session, tenant_id: int, notices: list[_Step], policy_of: 
 
 def _cards_of(
     s: Session, recipients: set[str], since: datetime, now: datetime
-) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, datetime]]:
+) -> tuple[dict[str, tuple[int, dict, datetime]], dict[str, list[datetime]]]:
     """For these people: each one's first card still waiting to go out, not due right now
     (JOIN_MARGIN_S, JOIN_OVERDUE_S), locked until this transaction ends so that no sender
     takes it meanwhile (PostgreSQL: FOR UPDATE, skipping a card a sender is claiming right
-    now; SQLite: its write lock, held since the gate); and when each one's latest card
-    (going out, or sent and due after `since` less SENT_LATE_S) went or goes: a sent card
-    when it was due or, if later, sent; a card due and still waiting, now (it goes as soon
-    as a sender has it).
+    now; SQLite: its write lock, held since the gate); and when each one's cards (going
+    out, or sent and due after `since` less SENT_LATE_S) went or go: a sent card when it
+    was due or, if later, sent; a card still waiting, when it is due, or now if that has
+    passed (it goes as soon as a sender has it).
 
     Those cards are few (a person has at most a window's worth), so they are read by
     recipient and due time (PENDING_HORIZON_S), unlocked, and only this batch's people's
@@ -409,13 +428,12 @@ def _cards_of(
         .order_by(o.id)
     ).tuples()
     first: dict[str, int] = {}
-    last_due: dict[str, datetime] = {}
+    went: dict[str, list[datetime]] = defaultdict(list)
     joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
     overdue_before = now - timedelta(seconds=JOIN_OVERDUE_S)
     for card_id, recipient, status, claimed_until, due_at, sent_at in cards:
         # cards late to go (the senders behind, a retry) count from when they go
-        went = max(due_at, sent_at or now) if status == "sent" else max(due_at, now)
-        last_due[recipient] = max(went, last_due.get(recipient, went))
+        went[recipient].append(max(due_at, sent_at or now) if status == "sent" else max(due_at, now))
         joinable = (
             status == "pending"
             and claimed_until is None
@@ -424,7 +442,7 @@ def _cards_of(
         if joinable and recipient not in first:
             first[recipient] = card_id
     if not first:
-        return {}, last_due
+        return {}, went
     query = (
         select(o.id, o.recipient, o.payload, o.due_at)
         .where(bulk.among(s, o.id, first.values()), o.status == "pending", o.claimed_until.is_(None))
@@ -435,7 +453,7 @@ def _cards_of(
     found = {
         recipient: (card_id, payload, due_at) for card_id, recipient, payload, due_at in s.execute(query)
     }
-    return found, last_due
+    return found, went
 
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:

@@ -11,12 +11,12 @@ archive progress are seen), so a step fires when it is due, not up to a poll lat
 
 Sending (outbox senders, registered on import):
   sla_notice  a WeCom textcard (message/send). A person's first card goes at once; one
-              due within the spacing after their previous card (the policy's
-              merge_window_s, at least firing.CARD_SPACING_S: WeCom drops app messages
-              beyond 30 a minute to one member) waits for the spacing to end, and steps for
-              them that fire meanwhile join it (while no sender has claimed it), so a
-              burst arrives as one card per spacing. Waits answered meanwhile are left
-              out; if none is left it is Skipped.
+              due within the policy's merge_window_s after their previous card, or beyond
+              WeCom's pace (firing.next_card_at: WeCom drops app messages beyond 30 a
+              minute to one member), waits for that moment, and steps for them that fire
+              meanwhile join it (while no sender has claimed it), so a burst arrives as
+              one card per window. Waits answered meanwhile are left out; if none is left
+              it is Skipped.
   sla_call    a voice call through siyu.sla.voice; one call says how many of the callee's
               customers wait, and no second call is queued within the policy's cooldown.
 """

@@ -11,7 +11,7 @@ Each key (base_url, corp_id, API path) has a gate that admits a call when
 
 APIs that WeCom does not count against the base limit (message/send: its limit is per
 member, and what exceeds it is dropped silently, so the senders pace themselves, see
-siyu.sla.firing.CARD_SPACING_S) have no rate windows, only the in-flight cap and pauses.
+siyu.sla.firing.next_card_at) have no rate windows, only the in-flight cap and pauses.
 
 Waiting calls are admitted in priority order ("urgent" before "normal", then first come
 first served). Keys are independent: a paused or saturated endpoint never delays another.
