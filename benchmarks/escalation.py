@@ -90,6 +90,7 @@ STEP_DELAY_S = 120
 BATCH = 1000
 GOAL_P99_S = 1.0
 COUNT_EVERY_S = 5.0  # how often progress is counted
+SLICE_S = 10.0  # lateness is also printed by slices of due times this long
 
 
 def free_port() -> int:
@@ -537,6 +538,17 @@ class Bench:
             f" p50 {percentile(send_delay, 50):.3f} s, p99 {percentile(send_delay, 99):.3f} s"
         )
         paced = list(beyond_pace.values())
+        # when in the run the late ones were: a tail spread evenly is the steady rate, one in
+        # a few slices a stall (a vacuum, a burst of claims)
+        slices: dict[int, list[float]] = defaultdict(list)
+        t_go = self.t_go.timestamp()
+        for sid, ats in delivered_at.items():
+            if sid in due_at:
+                slices[int((due_at[sid] - t_go) // SLICE_S)].append(min(ats) - due_at[sid])
+        print(
+            f"lateness p99 by {SLICE_S:g} s of due times: "
+            + " ".join(f"{percentile(slices[k], 99):.2f}" for k in sorted(slices))
+        )
         print(
             f"beyond the pace (from the later of the step's due time and its card's, which waits"
             f" for the person's card spacing): p50 {percentile(paced, 50):.3f} s,"

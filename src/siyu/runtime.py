@@ -88,13 +88,19 @@ class Runtime:
 
     def _slot_due(self, slot: float) -> None:
         self._wake_slots.discard(slot)
-        for event in self._outbox_wakes:
-            event.set()
+        self.wake_senders()
 
     def forget_wake(self, event: asyncio.Event) -> None:
         for events in (self._wakes, self._outbox_wakes):
             if event in events:
                 events.remove(event)
+
+    def wake_senders(self) -> None:
+        """Outbox messages were stored in this process's worker loop (on its thread): start
+        sending them now. The other loops are left asleep: each wake-up costs them a claim,
+        and escalation firing stores cards many times a second."""
+        for event in self._outbox_wakes:
+            event.set()
 
     def wake(self) -> None:
         """New work was stored: start on it now rather than at the next poll."""

@@ -178,7 +178,7 @@ class Worker:
             try:
                 claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
                 if fired:
-                    self.rt.wake()  # the notices are in the outbox: send them now
+                    self.rt.wake_senders()  # the notices are in the outbox: send them now
                 if claimed >= sla_tasks.BATCH:  # (several tenants may give more)
                     await asyncio.sleep(0)
                     continue
