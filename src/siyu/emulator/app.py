@@ -65,11 +65,13 @@ def create_emulator_app(config: EmulatorConfig | None = None, **overrides) -> Fa
 
     app = FastAPI(title="WeCom emulator (Siyu)", lifespan=lifespan)
     app.state.emulator = emu
+    # WeCom's API first: it takes nearly every request, and routes are tried in order (no
+    # other router serves a /cgi-bin path)
+    app.include_router(cgi.build_router(emu))
     app.include_router(control.build_router(emu))
     app.include_router(archive.build_router(emu))
     app.include_router(oauth.build_router(emu))
     app.include_router(voice.build_router(emu))
-    app.include_router(cgi.build_router(emu))
     return app
 
 
