@@ -34,7 +34,7 @@ OUTBOX_BATCHES = 4  # claims of outbox messages sent at once
 # (claim, lease renewal, preparing its texts, recording), and they, not the sends, bound how
 # fast cards go: 100,000 escalation cards to 2,500 agents in 3 minutes reached WeCom with p99
 # 11.2 s in claims of 10 and 0.55 s in claims of 40; later, with claims capped at the
-# worker's --concurrency (32 by default), 0.89-1.92 s, and 0.35-0.42 s in claims of 64 (with
+# worker's --concurrency (32 by default), 0.89-1.92 s, and 0.35-0.43 s in claims of 64 (with
 # the emulator's routing made cheaper at the same time). The WeCom client still has at most
 # 10 calls in flight to one API (siyu.wecom.ratelimit), so a claim goes out in waves.
 OUTBOX_CLAIM = 64
