@@ -1,6 +1,6 @@
-"""Firing claimed steps in batches: one card per person per spacing (the first at once), answered
-waits left out, each step fired once however many workers hold the same rows, and a step
-fired when it is due rather than at the next poll."""
+"""Firing claimed steps in batches: a person's cards kept to the merge window and WeCom's
+pace (the first at once), answered waits left out, each step fired once however many
+workers hold the same rows, and a step fired when it is due rather than at the next poll."""
 
 from __future__ import annotations
 

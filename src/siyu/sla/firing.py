@@ -72,7 +72,7 @@ SENT_LATE_S = 10.0
 PACE_LOOKBACK_S = (CARD_BURST + 1) * CARD_SPACING_S
 # Cards still waiting to go are looked for this far back: further back the senders would be
 # behind by more than any backlog they recover from (a card that old still goes; it is only
-# not joined or counted for spacing).
+# not joined or counted for the pace).
 PENDING_HORIZON_S = 600.0
 
 
