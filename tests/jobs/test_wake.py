@@ -34,3 +34,15 @@ def test_wake_ups_close_together_share_one(settings, db):
         return len(sets)
 
     assert asyncio.run(scenario()) in (1, 2)  # one grid slot, or two when they straddle a slot edge
+
+
+def test_steps_fired_wake_the_senders_and_leave_the_other_loops_asleep(settings, db):
+    rt = Runtime.create(settings, db)
+
+    async def scenario() -> tuple[bool, bool]:
+        outbox, other = rt.new_wake(outbox=True), rt.new_wake()
+        rt.wake_senders()  # as the worker does once a batch of steps has queued its cards
+        return outbox.is_set(), other.is_set()
+
+    # the urgent and callback loops would only claim nothing: each wake-up costs them a query
+    assert asyncio.run(scenario()) == (True, False)
