@@ -71,7 +71,6 @@ class Worker:
         self._stop = asyncio.Event()
         self._urgent: set[asyncio.Task] = set()
         self._wakes: list[asyncio.Event] = []
-        self._outbox_claim = OUTBOX_CLAIM
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,7 +112,7 @@ class Worker:
         return claim(
             self.rt.db,
             OutboxMessage,
-            self._outbox_claim,
+            OUTBOX_CLAIM,
             order_by=(OutboxMessage.priority,),
             where=(OutboxMessage.priority > outbox.URGENT,),
         )
@@ -159,7 +158,7 @@ class Worker:
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(finished)
-            if rows and len(rows) == (self._outbox_claim if outbox else self.concurrency):
+            if rows and len(rows) == (OUTBOX_CLAIM if outbox else self.concurrency):
                 await asyncio.sleep(0)
                 continue
             waiter = asyncio.create_task(waiting.wait())
