@@ -46,8 +46,9 @@ async def send(ctx: Ctx) -> dict:
     else:
         # by lookup, not by listing the corp's staff: a send to one member stays cheap in a
         # corp of thousands (the escalation benchmark's emulator sends hundreds a second)
-        valid = [u for u in touser if corp.is_active(u)]
-        invalid_users = [u for u in touser if not corp.is_active(u)]
+        valid, invalid_users = [], []
+        for u in touser:
+            (valid if corp.is_active(u) else invalid_users).append(u)
     invalid_parties = []
     for party in toparty:
         if party.isdigit() and int(party) in corp.departments:
