@@ -511,7 +511,8 @@ class Bench:
         in_several_cards = sum(len(v) - 1 for v in delivered_at.values() if len(v) > 1)
         # extra cards and conversations linked twice see the same resends from two sides
         duplicates = in_several_cards + max(extra_cards, twice_by_link)
-        lateness = [min(ats) - due_at[sid] for sid, ats in delivered_at.items() if sid in due_at]
+        late_by_step = {sid: min(ats) - due_at[sid] for sid, ats in delivered_at.items() if sid in due_at}
+        lateness = list(late_by_step.values())
         fired = len(lateness)
         p50, p99 = percentile(lateness, 50), percentile(lateness, 99)
         worst = max(lateness, default=float("nan"))
@@ -542,9 +543,8 @@ class Bench:
         # a few slices a stall (a vacuum, a burst of claims)
         slices: dict[int, list[float]] = defaultdict(list)
         t_go = self.t_go.timestamp()
-        for sid, ats in delivered_at.items():
-            if sid in due_at:
-                slices[int((due_at[sid] - t_go) // SLICE_S)].append(min(ats) - due_at[sid])
+        for sid, late in late_by_step.items():
+            slices[int((due_at[sid] - t_go) // SLICE_S)].append(late)
         print(
             f"lateness p99 by {SLICE_S:g} s of due times: "
             + " ".join(f"{percentile(slices[k], 99):.2f}" for k in sorted(slices))
