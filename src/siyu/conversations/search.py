@@ -121,10 +121,16 @@ def _bigrams(run: str) -> list[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words."""
+    """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words.
+    (What _runs and _bigrams do, inlined: ingest tokenizes every message it stores.)"""
     out: list[str] = []
-    for run, cjk in _runs(text):
-        out.extend(_bigrams(run) if cjk else [run])
+    for cjk, word in _RUNS.findall(normalize(text)):
+        if not cjk:
+            out.append(word)
+        elif len(cjk) > 1:
+            out += map(operator.add, cjk, cjk[1:])
+        else:
+            out.append(cjk)
     return out
 
 

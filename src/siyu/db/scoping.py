@@ -10,6 +10,8 @@ A session that is neither refuses to run ORM queries.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
@@ -32,9 +34,14 @@ def _scope_queries(state: ORMExecuteState) -> None:
     if tenant_id is None:
         raise TenantScopeError("session is neither tenant-scoped nor a system session")
     if state.is_select or state.is_update or state.is_delete:
-        state.statement = state.statement.options(
-            with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
-        )
+        state.statement = state.statement.options(_tenant_criteria(tenant_id))
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(tenant_id: int):
+    """The option that filters a statement's TenantOwned entities to one tenant. Made once a
+    tenant: building it (its lambda analysed anew) cost about 45 us of every ORM statement."""
+    return with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
 
 
 @event.listens_for(Session, "before_flush")

@@ -617,6 +617,7 @@ _DEFAULT = RuleClassifier()
 
 
 def default_classifier() -> NeedsReplyClassifier:
+    reader()  # its weights loaded now (once), not in the middle of a worker's first batch
     return _DEFAULT
 
 
