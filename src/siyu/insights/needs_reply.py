@@ -357,8 +357,10 @@ _UNSURE = re.compile(
     # 您看看效果怎么样？ asks for approval
     r"(?<![您你])(?:用|吃|试|涂|坚持|观察|治疗|服用)[^。？?]{0,8}看看(?:效果|情况)(?:如何|怎么样)[?]?|"
     # an instruction to check for oneself whether something is so (查看一下有没有临近您的售后点,
-    # 观察一段时间，看消耗流量是否继续增加, 您看一下是否有修改按钮); 您看有没有…, 您看是否… ask
-    r"(?:查看|检查|观察|确认|看(?=一下|下)|(?<![您你])看)(?:一下|下)?[^,，。？?]{0,10}?(?:是否|有没有)|"
+    # 观察一段时间，看消耗流量是否继续增加, 您看一下是否有修改按钮, 请核实下地址是否正确); 您看有没有…,
+    # 您看是否…, 确认一下是否需要退款 ask
+    r"(?:查看|检查|观察|确认|核实|核对|看(?=一下|下)|(?<![您你])看)(?:一下|下)?[^,，。？?]{0,10}?(?:是否|有没有)"
+    r"(?!需要|要|帮|给|为)|"
     # the staff will check where the parcel has got to, and says nothing else (帮您查一下快递到哪
     # 里了，稍等): with anything more (您签收了没, 需要我…, 是这台吧) the staff message is read as it is
     r"^(?:好的|嗯)?[,，]?(?:我|这边)?(?:帮您|给您|马上)?(?:查|看)(?:一下|下)?[^,，。？?]{0,8}?(?:到|在)哪(?:里|儿)了"
@@ -380,6 +382,7 @@ _IF_NOT = re.compile(r"不行的话|还不行|没好的话|需要的话|如果�
 # ... or a decision put after it in the same question (修好了吗，需要给您申请补偿吗？).
 _DECISION_AFTER = re.compile(r"需要|要不要|帮您|给您|为您|要我")
 _OPENING = re.compile(lx.OPENING)
+_WELCOME = re.compile(lx.WELCOME)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
 _WAIT = re.compile(lx.WAIT)
 _CALLBACK = re.compile(lx.CALLBACK)
@@ -410,6 +413,8 @@ def context_kind(context: str | None) -> ContextKind:
     c = unicodedata.normalize("NFKC", context).lower()
     questions = [s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s)]
     if not questions:
+        if _WELCOME.search(c):
+            return "opening"
         return "decision" if _OFFER.search(c) or _asks_will_it_do(c) else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
