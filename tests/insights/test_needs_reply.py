@@ -1222,6 +1222,8 @@ def test_waiting_for_the_result_a_flimsy_feel_and_is_that_all_it_takes(text, exp
         ("您看一下是否有修改按钮", "closing"),
         ("您看是否需要退款", "needs_reply"),  # the staff asks
         ("您看有没有需要的", "needs_reply"),
+        ("重新下单的时候，请核实下地址是否正确哟~~", "closing"),
+        ("您确认一下是否需要退款", "needs_reply"),  # an offer, put as a check
     ],
 )
 def test_checking_for_oneself_whether_is_an_instruction_but_you_see_whether_asks(staff, expected):
@@ -1231,3 +1233,31 @@ def test_checking_for_oneself_whether_is_an_instruction_but_you_see_whether_asks
 @pytest.mark.parametrize("text", ["您太客气了", "稳妥", "[抱抱][抱抱]", "[给力]"])
 def test_modesty_a_solid_ok_and_weibo_emoji_are_closing(text):
     assert label(text, "感谢您对我们的关注和支持") == "closing"
+
+
+@pytest.mark.parametrize("text", ["好的呢，那就办理吧", "那就改吧", "好的 那就办吧"])
+def test_go_ahead_without_i_tells_the_staff_to_act(text):
+    assert label(text, "目前申请更改套餐是没有合约要求的哦") == "needs_reply"
+    assert label("那我就去办理", "目前申请更改套餐是没有合约要求的哦") == "closing"  # the customer's own step
+
+
+@pytest.mark.parametrize("text", ["嗯", "额嗯", "好的"])
+def test_a_bare_acknowledgement_after_a_shops_welcome_line_still_needs_a_reply(text):
+    assert label(text, "欢迎光临华*官方旗舰店 为提升服务质量，您的咨询可能会被记录") == "needs_reply"
+    assert label(text, "您的车已洗好 欢迎下次光临") == "closing"
+
+
+@pytest.mark.parametrize("text", ["老师好", "医生好", "客服好", "美女好"])
+def test_a_name_and_hello_greets(text):
+    assert label(text, None) == "needs_reply"
+    assert label("好的老师", DONE) == "closing"
+
+
+@pytest.mark.parametrize("text", ["那不打扰您啦！五一节快乐……", "不打扰了", "中秋节快乐"])
+def test_not_disturbing_any_more_and_holiday_wishes_close(text):
+    assert label(text, "是的") == "closing"
+
+
+def test_trouble_named_with_wenti_is_not_read_as_a_remark():
+    assert label("第一次买沁园的就遇到这种问题", "您申请了话") == "needs_reply"
+    assert label("用了一个月没遇到问题 挺好", "您申请了话") == "closing"
