@@ -1235,10 +1235,10 @@ def test_modesty_a_solid_ok_and_weibo_emoji_are_closing(text):
     assert label(text, "感谢您对我们的关注和支持") == "closing"
 
 
-@pytest.mark.parametrize("text", ["好的呢，那就办理吧", "那就改吧", "好的 那就办吧"])
+@pytest.mark.parametrize("text", ["行 那就办理吧", "那就改吧", "好的 那就办吧"])
 def test_go_ahead_without_i_tells_the_staff_to_act(text):
-    assert label(text, "目前申请更改套餐是没有合约要求的哦") == "needs_reply"
-    assert label("那我就去办理", "目前申请更改套餐是没有合约要求的哦") == "closing"  # the customer's own step
+    assert label(text, "换成这个套餐以后每月可以省二十元") == "needs_reply"
+    assert label("那我就去办理", "换成这个套餐以后每月可以省二十元") == "closing"  # the customer's own step
 
 
 @pytest.mark.parametrize("text", ["嗯", "额嗯", "好的"])
