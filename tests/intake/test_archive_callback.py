@@ -160,3 +160,14 @@ def test_a_pair_changed_elsewhere_is_picked_up_without_a_restart(siyu, corp, arc
     assert post(url, fresh, notify_xml(main.receive_id, 2)).status_code == 200
     assert post(url, archive, notify_xml(main.receive_id, 3)).status_code == 403
     assert stored(db, tenant_id) == 2
+
+
+@pytest.mark.parametrize("signature", ["é", "中文签名", "\u0000"])
+def test_a_signature_of_any_characters_is_refused_not_a_server_error(siyu, corp, archive, db, signature):  # noqa: F811
+    slug, tenant_id, main = corp
+    for url in (f"{siyu}/wecom/callback/{slug}/archive", f"{siyu}/wecom/callback/{slug}"):
+        params = {**echostr_params(archive, "1616140317555161061"), "msg_signature": signature}
+        assert httpx.get(url, params=params).status_code == 403
+        body, params = archive.encrypt_callback(notify_xml(main.receive_id))
+        assert httpx.post(url, params={**params, "msg_signature": signature}, content=body).status_code == 403
+    assert stored(db, tenant_id) == 0

@@ -108,6 +108,8 @@ def test_unsafe_requests_need_the_session_csrf_token(as_role):
     assert admin.post("/api/v1/channels", json=body).status_code == 403
     r = admin.post("/api/v1/channels", json=body, headers={"X-CSRF-Token": "wrong"})
     assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    r = admin.post("/api/v1/channels", json=body, headers={"X-CSRF-Token": "é".encode("latin-1")})
+    assert r.status_code == 403  # a token of any characters is refused, not a server error
     # A form post without the hidden field is refused too (the page says why).
     r = admin.post("/staff/sync", data={})
     assert r.status_code == 403 and "页面已过期" in r.text

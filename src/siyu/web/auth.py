@@ -42,6 +42,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of a token the client sent (any characters: compare_digest
+    refuses non-ASCII str, which would answer a forged token with a 500)."""
+    return hmac.compare_digest(given.encode(errors="surrogatepass"), expected.encode(errors="surrogatepass"))
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The signed-in person, and which staff members' customers they may see.
@@ -190,7 +196,7 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
         raise LoginRequired(target)
     if request.method not in SAFE_METHODS:
         sent = await _sent_csrf(request)
-        if not sent or not hmac.compare_digest(sent, viewer.csrf_token):
+        if not sent or not _same(sent, viewer.csrf_token):
             raise CsrfRefused(api)
     return viewer
 
@@ -258,7 +264,7 @@ async def login_submit(request: Request):
     next_url = safe_next(str(form.get("next", "/")))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     sent = str(form.get("csrf_token", ""))
-    if not cookie or not hmac.compare_digest(cookie, sent):
+    if not cookie or not _same(cookie, sent):
         return _login_page(
             request, next_url, "页面已过期，请重新提交 / the form expired, please retry", login, 403
         )
@@ -348,7 +354,7 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
     rt = request.app.state.rt
     retry = f"/auth/wecom/{quote(slug)}"
     cookie_slug, cookie_state, cookie_next = (request.cookies.get(OAUTH_COOKIE, "").split("|") + ["", ""])[:3]
-    if not state or cookie_slug != slug or not hmac.compare_digest(cookie_state, state):
+    if not state or cookie_slug != slug or not _same(cookie_state, state):
         return _refusal(
             request,
             "登录已过期",
