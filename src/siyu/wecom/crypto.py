@@ -90,7 +90,8 @@ class WeComCrypto:
     def check_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
         expected = self.sign(timestamp, nonce, encrypted)
         # as bytes: compare_digest refuses non-ASCII str, and anything may come in the query
-        if not hmac.compare_digest(expected.encode(), (msg_signature or "").lower().encode(errors="surrogatepass")):
+        given = (msg_signature or "").lower().encode(errors="surrogatepass")
+        if not hmac.compare_digest(expected.encode(), given):
             raise InvalidSignature("msg_signature does not match")
 
     def encrypt(self, message: str | bytes, random_prefix: bytes | None = None) -> str:
