@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -92,6 +94,7 @@ def test_every_command_explains_itself():
         ["migrate", "--help"],
         ["tenant", "add", "--help"],
         ["sync", "customers", "--help"],
+        ["archive", "import", "--help"],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and len(result.output) > 100, args
@@ -114,3 +117,51 @@ def test_the_archive_callback_pair_from_the_command_line(siyu):
     assert code == 0 and "archive_callback_url" in out and "/archive" in out  # (the table folds it)
     assert "archive_token" in out and token not in out and aes_key not in out
     assert token[:3] + "••••" + token[-3:] in out
+
+
+def test_archive_import_stores_a_file_once_and_refuses_a_bad_one_whole(siyu, tmp_path):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-i"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+
+    def line(n: int, sender: str, to: str, text: str, **change) -> str:
+        message = {
+            "msgid": f"mig{n}",
+            "action": "send",
+            "from": sender,
+            "tolist": [to],
+            "roomid": "",
+            "msgtime": 1764036000000 + n * 60_000,
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        return json.dumps({**message, **change}, ensure_ascii=False)
+
+    chat = tmp_path / "old-archive.jsonl"
+    chat.write_text(
+        "\n".join(
+            [
+                line(1, "wmMigrated", "zhangsan", "这款有现货吗"),
+                line(2, "zhangsan", "wmMigrated", "有的，今天下单明天发"),
+                line(3, "wmMigrated", "zhangsan", "好的谢谢"),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    code, out = invoke("archive", "import", str(chat), "--tenant", slug)
+    assert code == 0 and "3 messages stored; 0 stored before" in out, out
+    code, out = invoke("archive", "import", str(chat), "--tenant", slug)
+    assert code == 0 and "0 messages stored; 3 stored before" in out, out
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        line(4, "wmMigrated", "zhangsan", "还有别的颜色吗")
+        + "\n"
+        + line(5, "zhangsan", "wmMigrated", "有", msgtime=1764036000),
+        encoding="utf-8",
+    )
+    code, out = invoke("archive", "import", str(bad), "--tenant", slug)
+    assert code == 1 and "nothing imported" in out and "line 2" in out and "milliseconds" in out
+    bad.write_text(line(4, "wmMigrated", "zhangsan", "还有别的颜色吗"), encoding="utf-8")
+    code, out = invoke("archive", "import", str(bad), "--tenant", slug)
+    assert code == 0 and "1 messages stored" in out  # the refused file had stored nothing

@@ -7,6 +7,7 @@ import getpass
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,9 +22,11 @@ app = typer.Typer(help="Siyu (私域): the open-source SCRM for WeCom.", no_args
 tenant_app = typer.Typer(help="Connect and inspect WeCom corps (tenants).", no_args_is_help=True)
 person_app = typer.Typer(help="People who log in to the web UI.", no_args_is_help=True)
 sync_app = typer.Typer(help="Pull data from WeCom.", no_args_is_help=True)
+archive_app = typer.Typer(help="The conversation archive (会话存档).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(person_app, name="person")
 app.add_typer(sync_app, name="sync")
+app.add_typer(archive_app, name="archive")
 console = Console()
 
 
@@ -322,6 +325,33 @@ def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> 
 
         counts = _run(rt, run(rt, tenant_id, report))
     console.print(f"{counts['relations']} customer relations of {counts['staff']} staff; {counts['new']} new")
+
+
+@archive_app.command("import")
+def archive_import(
+    path: Annotated[Path, typer.Argument(help="JSON lines, one decrypted archive message a line")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+) -> None:
+    """Import already-decrypted archive messages (a migration); safe to re-run. The file is
+    checked first: a bad line is named and nothing is stored."""
+    from siyu.conversations.tasks import import_file
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    columns = (TextColumn("messages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("import", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            counts = _run(rt, import_file(rt, tenant_id, path, report))
+        except (ValueError, OSError) as exc:
+            progress.stop()
+            typer.echo(f"nothing imported: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    console.print(f"{counts['stored']} messages stored; {counts['duplicates']} stored before")
 
 
 def _run(rt, coro):

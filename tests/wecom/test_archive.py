@@ -436,3 +436,41 @@ def test_json_lines_source(tmp_path):
         assert nothing == []
     with pytest.raises(ValueError, match="line 1"):
         run(JsonLinesArchiveSource(['{"action": "send"}']).fetch(0))
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ({**message(1), "seq": 0}, "seq must be a whole number of 1 or more"),
+        ({**message(1), "seq": -3}, "seq must be"),
+        ({**message(1), "seq": 1.9}, "seq must be"),
+        ({**message(1), "seq": True}, "seq must be"),
+        ({**message(1), "msgtime": 1764036000}, "milliseconds"),  # seconds
+        ({**message(1), "msgtime": "abc"}, "milliseconds"),
+        ({**message(1), "msgtime": 1e20}, "milliseconds"),
+        ({k: v for k, v in message(1).items() if k != "msgtime"}, "milliseconds"),
+        ({"seq": 1, "msgid": "x1", "message": "hello"}, '"message" is not a JSON object'),
+        ({**message(1), "msgid": {"id": 1}}, "msgid"),
+        ({**message(1), "from": 123}, "from must be a string"),
+        ({**message(1), "msgtype": ["text"]}, "msgtype must be a string"),
+        ({**message(1), "tolist": "zhangsan"}, "tolist"),
+        ({**message(1), "action": "delete"}, "action must be one of"),
+        ({**message(1), "from": ""}, "sender"),
+    ],
+)
+def test_a_json_lines_import_refuses_a_bad_line_by_number(line, why):
+    good = json.dumps(message(2), ensure_ascii=False)
+    with pytest.raises(ValueError, match=f"line 2: .*{why}"):
+        run(JsonLinesArchiveSource([good, json.dumps(line, ensure_ascii=False)]).fetch(0))
+
+
+def test_a_json_lines_import_refuses_a_seq_used_twice_and_reads_a_bom(tmp_path):
+    lines = [json.dumps({**message(i), "seq": s}) for i, s in ((1, 1), (2, 2), (3, 2))]
+    with pytest.raises(ValueError, match="line 3: seq 2 is used by line 2 too"):
+        run(JsonLinesArchiveSource(lines).fetch(0))
+    path = tmp_path / "bom.jsonl"
+    path.write_text("\ufeff" + json.dumps(message(1)) + "\n", encoding="utf-8")
+    assert [m.msgid for m in run(JsonLinesArchiveSource(path).fetch(0))] == ["msg1"]
+    path.write_bytes(json.dumps(message(1)).encode()[:-2] + "好".encode("gbk") + b"}\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        run(JsonLinesArchiveSource(path).fetch(0))

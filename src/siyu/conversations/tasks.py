@@ -239,6 +239,29 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
                 await source.aclose()
 
 
+async def import_file(rt, tenant_id: int, path, report=None) -> dict:
+    """`siyu archive import`: already-decrypted messages from a JSON-lines file (a migration
+    from another archive). The file is checked whole first: a bad line refuses it
+    (ValueError naming the line) and nothing is stored. Then it is stored in batches like the
+    archive's own, each in a transaction of its own, and indexed for search. The archive's
+    cursor does not move (the file's seqs are its own), and a message is stored once (by
+    msgid), so importing a file again, or one that overlaps what the archive pulled, stores
+    only what is new. Escalation steps of old messages are skipped as stale when they come
+    due. `report(done, total)` follows the progress."""
+    from siyu.wecom.archive import JsonLinesArchiveSource
+
+    items = await asyncio.to_thread(JsonLinesArchiveSource(path).read)
+    total = {"stored": 0, "duplicates": 0}
+    for start in range(0, len(items), BATCH):
+        counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + BATCH])
+        rt.db.wrote(counts["stored"])
+        total = {k: total[k] + counts[k] for k in total}
+        if report is not None:
+            report(min(start + BATCH, len(items)), len(items))
+    await asyncio.to_thread(_index, rt.db, tenant_id)  # PostgreSQL's queued search tokens
+    return total
+
+
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     await pull(rt, tenant_id)
     with rt.db.tenant_session(tenant_id) as s:

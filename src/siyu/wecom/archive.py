@@ -558,12 +558,16 @@ class HttpArchiveSource:
 
 
 class JsonLinesArchiveSource:
-    """Already-decrypted messages, one JSON object a line (for migrations).
+    """Already-decrypted messages, one JSON object a line (for migrations: `siyu archive
+    import`).
 
     A line is either the message itself (REFERENCE 11.3, with an optional top-level
     "seq" that is taken off) or `{"seq"?, "msgid"?, "message": {...}}`. Without a seq the
     line number (1-based) is the seq. Blank lines are skipped. The file is read once, on
-    the first fetch.
+    the first fetch, and checked whole before anything is handed over: a line that is not
+    such a message (no msgid, a msgtime that is not in milliseconds, a seq below 1 or used
+    twice, ...) refuses the file with `ValueError("line N: ...")`, so an import never stores
+    half a file or a message with made-up fields.
     """
 
     def __init__(self, path_or_lines: str | os.PathLike[str] | Iterable[str]) -> None:
@@ -573,43 +577,90 @@ class JsonLinesArchiveSource:
     def _load(self) -> list[ArchivedMessage]:
         source = self._source
         if isinstance(source, str | os.PathLike):
-            lines: Iterable[str] = Path(source).read_text(encoding="utf-8").splitlines()
+            try:
+                lines: Iterable[str] = Path(source).read_text(encoding="utf-8-sig").splitlines()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         else:
             lines = source
         out: list[ArchivedMessage] = []
+        line_of_seq: dict[int, int] = {}
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"line {number}: not JSON ({exc})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"line {number}: not a JSON object")
-            if isinstance(obj.get("message"), dict):
-                message = dict(obj["message"])
-                seq, msgid = obj.get("seq"), obj.get("msgid") or message.get("msgid")
-            else:
-                message = dict(obj)
-                seq, msgid = message.pop("seq", None), message.get("msgid")
-            if not msgid:
-                raise ValueError(f"line {number}: message without msgid")
-            try:
-                seq = number if seq is None else int(seq)
-            except (TypeError, ValueError):
-                raise ValueError(f"line {number}: seq is not a number") from None
-            out.append(ArchivedMessage(seq, str(msgid), message))
+            message = _imported(number, line)
+            seq = message.seq
+            if seq in line_of_seq:
+                raise ValueError(f"line {number}: seq {seq} is used by line {line_of_seq[seq]} too")
+            line_of_seq[seq] = number
+            out.append(message)
         out.sort(key=lambda m: m.seq)
         return out
+
+    def read(self) -> list[ArchivedMessage]:
+        """Every message of the file, checked, in seq order (read once)."""
+        if self._messages is None:
+            self._messages = self._load()
+        return self._messages
 
     async def fetch(self, after_seq: int, limit: int = MAX_LIMIT) -> list[ArchivedMessage]:
         limit = _check_limit(limit)
         if self._messages is None:
-            self._messages = await asyncio.to_thread(self._load)
+            await asyncio.to_thread(self.read)
         return [m for m in self._messages if m.seq > after_seq][:limit]
 
     async def aclose(self) -> None:
         self._messages = None
+
+
+# A msgtime in milliseconds lies between these (2001 and 2286); one in seconds does not.
+_MS_FROM, _MS_UNTIL = 10**12, 10**13
+_ACTIONS = ("send", "recall", "switch")
+
+
+def _imported(number: int, line: str) -> ArchivedMessage:
+    """One line of a JSON-lines import as an archived message, or ValueError naming the line."""
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"line {number}: {why}")
+
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise refuse(f"not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise refuse("not a JSON object")
+    if "message" in obj:
+        message = obj["message"]
+        if not isinstance(message, dict):
+            raise refuse('"message" is not a JSON object')
+        message, seq, msgid = dict(message), obj.get("seq"), obj.get("msgid") or message.get("msgid")
+    else:
+        message = dict(obj)
+        seq, msgid = message.pop("seq", None), message.get("msgid")
+    if not isinstance(msgid, str) or not msgid.strip():
+        raise refuse("message without a msgid (a non-empty string)")
+    if seq is None:
+        seq = number
+    elif type(seq) is not int or seq < 1:
+        raise refuse(f"seq must be a whole number of 1 or more, not {seq!r}")
+    action = message.get("action", "send")
+    if action not in _ACTIONS:
+        raise refuse(f"action must be one of {', '.join(_ACTIONS)}, not {action!r}")
+    at = message.get("msgtime", message.get("time"))
+    if type(at) is not int or not _MS_FROM <= at < _MS_UNTIL:
+        raise refuse(f"msgtime must be the send time in milliseconds since 1970 (13 digits), not {at!r}")
+    for name in ("from", "user", "roomid", "msgtype"):
+        if name in message and not isinstance(message[name], str):
+            raise refuse(f"{name} must be a string, not {message[name]!r}")
+    if not (message.get("from") or message.get("user")):
+        raise refuse("message without a sender (from)")
+    tolist = message.get("tolist", [])
+    if not isinstance(tolist, list) or not all(isinstance(u, str) for u in tolist):
+        raise refuse("tolist must be a list of userids")
+    if action == "send" and not message.get("msgtype"):
+        raise refuse("a sent message needs its msgtype")
+    return ArchivedMessage(seq, msgid, message)
 
 
 # ---------------------------------------------------------------------------- HTTP APIs §11.4
