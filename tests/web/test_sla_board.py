@@ -247,6 +247,10 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"quiet_hours": ["21:00"]}, "quiet_hours"),
         ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),
         ({"business_hours": True}, "business_hours"),
+        ({"steps": [{"delay_s": True, "action": "app_message"}]}, "delay_s"),  # not a number
+        ({"steps": [{"delay_s": 60, "action": "app_message", "whom": "x"}]}, "whom"),
+        ({"shifts": [["０９:００", "12:00"]]}, "shifts"),  # full-width digits
+        ({"quiet_hours": ["0_9:00", "07:00"]}, "quiet_hours"),
     ],
 )
 def test_policy_validation_answers_422_naming_the_field(as_role, body, where):
@@ -254,6 +258,40 @@ def test_policy_validation_answers_422_naming_the_field(as_role, body, where):
     r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
     assert r.status_code == 422, r.text
     assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
+
+
+CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"steps": CONTACT_STEP, "escalation_contact": ""}, "升级联系人"),  # a step that reaches nobody
+        ({"steps": CONTACT_STEP, "escalation_contact": "   "}, "升级联系人"),
+        ({"business_hours_only": True, "shifts": []}, "班次"),  # a clock that never runs
+        ({"steps": [{"delay_s": 60, "action": "app_message"}] * 2}, "两次"),
+        ({"quiet_hours": ["21:00", "21:00"]}, "免打扰"),
+    ],
+)
+def test_a_policy_that_could_not_work_is_refused_and_nothing_saved(as_role, body, says):
+    admin = as_role("admin")
+    r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and says in r.json()["detail"], r.text
+    assert admin.get("/api/v1/sla/policy").json()["is_default"] is True
+
+
+def test_nan_and_infinity_in_a_body_are_a_clear_422(as_role, waits):
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf, "Content-Type": "application/json"}
+    body = '{"steps": [{"delay_s": NaN, "action": "app_message"}]}'
+    r = admin.put("/api/v1/sla/policy", content=body, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["input"] == "nan"
+    r = admin.post(
+        f"/api/v1/conversations/{waits.a['zhangsan']}/snooze",
+        content='{"minutes": Infinity}',
+        headers=headers,
+    )
+    assert r.status_code == 422
 
 
 def test_policy_round_trip(as_role, world, db):
@@ -353,3 +391,20 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert (
         admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf}).status_code == 404
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/conversations/9223372036854775808",
+        "/api/v1/conversations/9223372036854775808/messages",
+        "/api/v1/conversations?customer=9223372036854775808",
+        "/api/v1/conversations?page=4611686018427387904",
+        "/api/v1/messages/search?q=iphone&page=4611686018427387904",
+        "/api/v1/sla/policies/9223372036854775808",
+        "/conversations/9223372036854775808",
+    ],
+)
+def test_a_number_no_row_can_have_is_refused_not_a_server_error(as_role, path):
+    r = as_role("admin").get(path)
+    assert r.status_code in (404, 422), (r.status_code, r.text[:200])

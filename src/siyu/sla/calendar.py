@@ -12,6 +12,7 @@ Shifts are local times, several a day (split shifts, lunch breaks): [["09:00", "
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,12 +22,15 @@ from zoneinfo import ZoneInfo
 MAX_DAYS = 800  # a calendar with no business hours for longer than this counts wall time
 
 
+_HHMM = re.compile(r"(\d{1,2}):(\d{2})", re.ASCII)
+
+
 def parse_hhmm(value: str) -> int:
     """Minutes since midnight for "HH:MM" (00:00 .. 24:00)."""
-    try:
-        hours, minutes = (int(part) for part in str(value).strip().split(":"))
-    except ValueError as exc:
-        raise ValueError(f"not a time of day (HH:MM): {value!r}") from exc
+    found = _HHMM.fullmatch(str(value).strip())
+    if found is None:  # int() alone took full-width and Arabic-Indic digits, and 0_9
+        raise ValueError(f"not a time of day (HH:MM): {value!r}")
+    hours, minutes = int(found[1]), int(found[2])
     total = hours * 60 + minutes
     if not (0 <= minutes < 60 and 0 <= total <= 24 * 60):
         raise ValueError(f"not a time of day (HH:MM): {value!r}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from siyu.sla.calendar import parse_hhmm, parse_shifts
 from siyu.sla.service import MAX_STEPS
@@ -18,7 +18,9 @@ MAX_SNOOZE_MIN = 24 * 60
 
 
 class StepIn(BaseModel):
-    delay_s: int = Field(ge=0, le=MAX_DELAY_S, description="seconds after the customer's message")
+    model_config = {"extra": "forbid"}
+
+    delay_s: StrictInt = Field(ge=0, le=MAX_DELAY_S, description="seconds after the customer's message")
     action: Action = Field(description="app_message: a WeCom card; voice_call: a phone call")
     target: Target = Field("agent", description="agent, their leader, or the escalation contact")
 

@@ -112,6 +112,8 @@ def validate_steps(steps: Sequence[dict]) -> list[dict]:
         if target not in TARGETS:
             raise PolicyError(f"target must be one of {', '.join(TARGETS)}")
         clean.append({"delay_s": delay, "action": action, "target": target})
+    if len({tuple(step.values()) for step in clean}) < len(clean):
+        raise PolicyError("同一步骤出现了两次 / the same step is given twice")
     return sorted(clean, key=lambda s: s["delay_s"])
 
 
@@ -150,6 +152,13 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
             raise PolicyError(str(exc)) from exc
         if len(fields["quiet_hours"]) != 2:
             raise PolicyError("quiet_hours is [start, end]")
+        start, end = (parse_hhmm(v) for v in fields["quiet_hours"])
+        if start == end:
+            raise PolicyError(
+                "免打扰时段的开始和结束不能相同 / quiet hours must start and end at different times"
+            )
+    if "escalation_contact" in fields:
+        fields["escalation_contact"] = (fields["escalation_contact"] or "").strip()
     for name in ("merge_window_s", "call_cooldown_s", "stale_after_s"):
         if name in fields and fields[name] < 0:
             raise PolicyError(f"{name} must not be negative")
@@ -159,9 +168,23 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
         session.add(policy)
     for name, value in fields.items():
         setattr(policy, name, value)
+    _check_workable(policy)
     policy.updated_at = datetime.now(UTC)
     session.flush()
     return policy
+
+
+def _check_workable(policy: SlaPolicy) -> None:
+    """What the fields allow one by one but not together (with the values a save leaves as
+    they were): a step that could reach nobody, a clock that could never run."""
+    if any(step.get("target") == "contact" for step in policy.steps or []) and not policy.escalation_contact:
+        raise PolicyError(
+            "有步骤发给升级联系人，请先设置升级联系人 / a step goes to the escalation contact: name one first"
+        )
+    if policy.business_hours_only and policy.shifts is not None and not policy.shifts:  # None: the default
+        raise PolicyError(
+            "只按营业时间计时需要至少一个班次 / counting business hours only needs at least one shift"
+        )
 
 
 def set_calendar_day(session: Session, day: date, kind: str, note: str = "") -> SlaCalendarDay:

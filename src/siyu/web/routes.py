@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.conversations.api import router as conversations_api
@@ -72,6 +76,24 @@ def install(app: FastAPI) -> None:
             return _error_page(request, 422, str(exc))
         return JSONResponse({"detail": str(exc)}, 422)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        # as FastAPI's own answer, but NaN / Infinity in the body (json.loads takes them) are
+        # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError):
+        return _out_of_range(request)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError):
+        # PostgreSQL refusing a number too large for its column (SQLSTATE 22003), as SQLite's
+        # driver does with OverflowError: an id or page no row can have. Anything else is ours.
+        if getattr(exc.orig, "sqlstate", None) == "22003":
+            return _out_of_range(request)
+        raise exc
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if (
@@ -83,6 +105,23 @@ def install(app: FastAPI) -> None:
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
             return _error_page(request, exc.status_code, str(exc.detail or ""))
         return await http_exception_handler(request, exc)
+
+
+def _out_of_range(request: Request):
+    message = "a number in the request is out of range"
+    if _wants_page(request):
+        return _error_page(request, 422, message)
+    return JSONResponse({"detail": message}, 422)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _error_page(request: Request, status: int, message: str):
