@@ -149,12 +149,15 @@ def demo(
 def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classified per batch")] = 512) -> None:
     """Classify customer messages: JSON lines {"text", "context"} on stdin (context = the staff
     message being answered), one {"label": "needs_reply" | "closing", "score"} line out each."""
+    import io
     import sys
 
     from siyu.insights.needs_reply import run_cli
 
+    # UTF-8 whatever the locale, and strictly: GBK bytes are refused, not classified as garbage
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
     try:
-        run_cli(sys.stdin, sys.stdout, batch_size=batch_size)
+        run_cli(stdin, sys.stdout, batch_size=batch_size)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

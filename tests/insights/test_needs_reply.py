@@ -542,6 +542,33 @@ def test_cli_names_the_line_it_cannot_read():
         run_cli(io.StringIO('{"text": "好的"}\nnot json\n'), io.StringIO())
 
 
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("{}", "text is missing"),
+        ('{"txt": "在吗"}', "text is missing"),
+        ('{"text": "好的", "context": 5}', "context"),
+    ],
+)
+def test_cli_refuses_a_line_without_its_text_after_answering_the_lines_before(line, why):
+    stdout = io.StringIO()
+    stdin = io.StringIO('\ufeff{"text": "好的谢谢"}\n{"text": "在吗"}\n' + line + '\n{"text": "好的"}\n')
+    with pytest.raises(ValueError, match=f"line 3: .*{why}"):
+        run_cli(stdin, stdout, batch_size=10)
+    assert [json.loads(x)["label"] for x in stdout.getvalue().splitlines()] == ["closing", "needs_reply"]
+
+
+def test_the_command_reads_utf8_and_refuses_other_bytes():
+    from typer.testing import CliRunner
+
+    from siyu.cli import app
+
+    ok = CliRunner().invoke(app, ["needs-reply"], input='{"text": "好的谢谢"}\n'.encode())
+    assert ok.exit_code == 0 and json.loads(ok.output)["label"] == "closing"
+    gbk = CliRunner().invoke(app, ["needs-reply"], input='{"text": "好的"}\n'.encode("gbk"))
+    assert gbk.exit_code == 1 and "line 1: not UTF-8" in gbk.output
+
+
 def test_english_and_mixed_closings():
     for text in ["ok thank you", "Thanks!", "got it", "OK 谢啦", "thx"]:
         assert label(text) == "closing", text

@@ -92,7 +92,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol, TextIO
@@ -631,15 +631,18 @@ def default_classifier() -> NeedsReplyClassifier:
 
 def _parse(line: str, lineno: int) -> tuple[str, str | None]:
     try:
-        obj = json.loads(line)
+        obj = json.loads(line.removeprefix("\ufeff") if lineno == 1 else line)
     except json.JSONDecodeError as e:
         raise ValueError(f"line {lineno}: not JSON ({e.msg})") from None
     if isinstance(obj, str):
         return obj, None
-    if not isinstance(obj, dict) or not isinstance(obj.get("text", ""), str):
-        raise ValueError(f'line {lineno}: expected {{"text": ..., "context": ...}}')
+    expected = f'line {lineno}: expected {{"text": "...", "context": "..." or null}}'
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise ValueError(f"{expected}; the text is missing or not a string")
     context = obj.get("context")
-    return obj.get("text") or "", context if isinstance(context, str) else None
+    if context is not None and not isinstance(context, str):
+        raise ValueError(f"{expected}; the context is not a string")
+    return obj["text"], context
 
 
 def _write(out: TextIO, batch: list[tuple[str, str | None]], classifier: NeedsReplyClassifier) -> None:
@@ -656,19 +659,35 @@ def run_cli(
 ) -> int:
     """`siyu needs-reply`: JSON lines {"text", "context"} in, one {"label", "score"} line out per
     input line (blank lines are skipped). Returns how many messages were classified; raises
-    ValueError naming the line on input that is not such an object."""
+    ValueError naming the line on input that is not such an object (or not UTF-8), once the
+    lines before it are answered: the output always matches the input line for line."""
     classifier = classifier or default_classifier()
     batch: list[tuple[str, str | None]] = []
     count = 0
-    for lineno, line in enumerate(stdin, 1):
-        if not line.strip():
-            continue
-        batch.append(_parse(line, lineno))
-        if len(batch) >= batch_size:
+    try:
+        for lineno, line in _numbered(stdin):
+            if not line.strip():
+                continue
+            batch.append(_parse(line, lineno))
+            if len(batch) >= batch_size:
+                _write(stdout, batch, classifier)
+                count += len(batch)
+                batch = []
+    finally:
+        if batch:
             _write(stdout, batch, classifier)
             count += len(batch)
-            batch = []
-    if batch:
-        _write(stdout, batch, classifier)
-        count += len(batch)
     return count
+
+
+def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    lineno, it = 0, iter(lines)
+    while True:
+        lineno += 1
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"line {lineno}: not UTF-8 text ({exc.reason})") from None
+        yield lineno, line
