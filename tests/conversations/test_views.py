@@ -171,6 +171,12 @@ def test_messages_page_from_the_newest(as_role, chats):
     assert newest["has_more"] is True
     older = admin.get(url, params={"limit": 3, "before": newest["before"]}).json()
     assert [m["text"] for m in older["items"]] == ["欢迎光临本店"] and older["has_more"] is False
+    # a message of another conversation, or none, is not a place to page from
+    other = admin.get(f"/api/v1/conversations/{chats.a['陈先生']}/messages").json()["items"][0]["id"]
+    for before in (other, -1):
+        r = admin.get(url, params={"before": before})
+        assert r.status_code == 422 and "before" in r.json()["detail"]
+    assert admin.get(f"/conversations/{chats.a['王女士']}", params={"before": other}).status_code == 200
 
 
 def test_the_conversation_page(as_role, chats, world):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from siyu.conversations import queries, service
 from siyu.conversations.schemas import (
@@ -69,8 +69,11 @@ def get_messages(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = queries.MESSAGES_PER_PAGE,
 ):
     """The newest messages (or those older than `before`), oldest first."""
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.messages(s, viewer, conversation_id, before, limit)
+    try:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            found = queries.messages(s, viewer, conversation_id, before, limit)
+    except queries.UnknownMessage as exc:
+        raise HTTPException(422, str(exc)) from exc
     if found is None:
         raise not_found()
     return {"items": found.items, "has_more": found.has_more, "before": found.before}

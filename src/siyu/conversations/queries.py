@@ -289,6 +289,10 @@ class MessagePage:
     before: int | None  # pass as `before` to get the page of older messages
 
 
+class UnknownMessage(LookupError):
+    """A page asked for messages before one that is not in the conversation."""
+
+
 def messages(
     session: Session,
     viewer: Reader,
@@ -297,7 +301,8 @@ def messages(
     limit: int = MESSAGES_PER_PAGE,
 ) -> MessagePage | None:
     """The newest `limit` messages (older than message `before`), oldest first; None when
-    the viewer may not read the conversation."""
+    the viewer may not read the conversation; UnknownMessage when `before` is not one of its
+    messages."""
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
@@ -309,13 +314,14 @@ def messages(
                 Message.id == before, Message.conversation_id == found.id
             )
         ).first()
-        if anchor is not None:
-            stmt = stmt.where(
-                or_(
-                    Message.sent_at < anchor.sent_at,
-                    and_(Message.sent_at == anchor.sent_at, Message.id < anchor.id),
-                )
+        if anchor is None:
+            raise UnknownMessage(f"before: no message {before} in this conversation")
+        stmt = stmt.where(
+            or_(
+                Message.sent_at < anchor.sent_at,
+                and_(Message.sent_at == anchor.sent_at, Message.id < anchor.id),
             )
+        )
     rows = list(session.scalars(stmt.order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit + 1)))
     has_more = len(rows) > limit
     rows = list(reversed(rows[:limit]))

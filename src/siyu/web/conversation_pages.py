@@ -89,7 +89,10 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
     before = _int(request.query_params.get("before"))
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.conversation(s, viewer, conversation_id)
-        page = queries.messages(s, viewer, conversation_id, before) if found else None
+        try:
+            page = queries.messages(s, viewer, conversation_id, before) if found else None
+        except queries.UnknownMessage:  # a stale link: the newest messages
+            page = queries.messages(s, viewer, conversation_id)
         customer_readable = bool(
             found
             and found["customer"]
