@@ -266,6 +266,25 @@ def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
     assert pending_due(w) == w.at(2280)
 
 
+def test_a_shorter_snooze_brings_the_step_back_but_not_before_its_schedule(local):
+    w = local
+    w.policy()
+    w.say("明天能送到吗？", at=0)
+    w.pulled(7200)
+    conversation = w.conversation()
+    with w.session() as s:
+        assert service.snooze(s, conversation.id, until=w.at(1800), now=w.at(10)) == 1
+    with w.session() as s:  # changed their mind: 10 minutes, not 30
+        assert service.snooze(s, conversation.id, until=w.at(600), now=w.at(20)) == 1
+    assert pending_due(w) == w.at(600) and w.waits()[0].snoozed_until == w.at(600)
+    with w.session() as s:  # shorter still, before the step's own time: back to its schedule
+        assert service.snooze(s, conversation.id, until=w.at(60), now=w.at(30)) == 1
+    assert pending_due(w) == w.at(120)
+    with w.session() as s:  # longer again: later, as any snooze
+        assert service.snooze(s, conversation.id, until=w.at(900), now=w.at(40)) == 1
+    assert pending_due(w) == w.at(900)
+
+
 def pending_due(w):
     with w.session() as s:
         return s.scalar(

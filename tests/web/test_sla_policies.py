@@ -108,9 +108,10 @@ def test_create_update_delete_a_department_policy_and_its_members_follow_it(as_r
     # Unknown departments.
     for method in ("get", "put", "delete"):
         kw = {"json": {"steps": LEADER_1MIN}} if method == "put" else {}
-        r = getattr(admin, method)("/api/v1/sla/policies/99", headers=headers, **kw)
-        assert r.status_code == 404, (method, r.text)
-        assert "没有这个部门" in r.json()["detail"] and "99" in r.json()["detail"]
+        for unknown in ("99", "-1"):
+            r = getattr(admin, method)(f"/api/v1/sla/policies/{unknown}", headers=headers, **kw)
+            assert r.status_code == 404, (method, r.text)
+            assert "没有这个部门" in r.json()["detail"] and unknown in r.json()["detail"]
     with db.tenant_session(world.a.id) as s:
         assert s.query(SlaPolicy).filter(SlaPolicy.department_wecom_id != 0).count() == 0
 

@@ -368,7 +368,9 @@ def save_department_policy(session: Session, department_wecom_id: int, **fields)
     its members follow now (an ancestor's, the tenant's or the default), named after the
     department, and then takes `fields`. UnknownDepartment when there is no such synced
     department (a policy left by a department that was removed can still be changed)."""
-    if department_wecom_id <= 0:
+    if department_wecom_id < 0:
+        raise UnknownDepartment(department_wecom_id)
+    if department_wecom_id == 0:
         raise PolicyError("department 0 is the tenant's policy; use save_policy")
     own = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
     if own is None:
@@ -660,13 +662,40 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
             .order_by(SlaEscalation.due_at)
         )
     )
+    shorter = wait.snoozed_until is not None and until < wait.snoozed_until
     wait.snoozed_until = until
-    if not pending or pending[0].due_at >= until:
+    if not pending:
         return 0
+    if pending[0].due_at >= until:
+        # a shorter snooze than the one before: the step comes back towards its schedule
+        scheduled = _scheduled_due(session, wait, pending[0]) if shorter else None
+        if scheduled is None or max(until, scheduled) >= pending[0].due_at:
+            return 0
+        pending[0].due_at, pending[0].claimed_until = max(until, scheduled), None
+        return 1
     shift = until - pending[0].due_at
     for row in pending:
         row.due_at, row.claimed_until = row.due_at + shift, None
     return len(pending)
+
+
+def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
+    """When a pending step would be due had it never been snoozed (after the step before it,
+    as it was due); None when the policy no longer has that step."""
+    book = PolicyBook(session)
+    policy = policy_by_id(session, wait.policy_id)
+    if step.step >= len(policy.steps):
+        return None
+    if step.step == 0:
+        return book.due_times(policy, wait.started_at)[0]
+    before = session.scalar(
+        select(SlaEscalation.due_at).where(
+            SlaEscalation.wait_id == wait.id, SlaEscalation.step == step.step - 1
+        )
+    )
+    if before is None:
+        return book.due_times(policy, wait.started_at)[step.step]
+    return next_due(book, policy, wait.started_at, step.step - 1, before)
 
 
 # ------------------------------------------------------------------------ the SLA board
