@@ -121,6 +121,25 @@ def test_a_closing_remark_after_an_answer_owes_nothing(db, tenant_id, ingest):
     assert last.needs_reply is False
 
 
+@pytest.mark.parametrize("kind", ["agree", "disagree"])
+def test_a_customer_agreeing_to_archiving_or_not_waits_for_nothing(db, tenant_id, ingest, kind):
+    chat = Chat()
+    event = chat.msg("wmCUSTOMER", "", 0)
+    event.message.pop("text")
+    event.message.update({"msgtype": kind, kind: {"userid": "zhangsan", f"{kind}_time": 1764036000000}})
+    ingest(event)
+    c = conversation(db, tenant_id)
+    assert c.awaiting_since is None and c.last_inbound_at is None and ingest.changes == []
+    with db.tenant_session(tenant_id) as s:
+        stored = s.scalar(select(Message))
+    assert stored.needs_reply is None and stored.text == (
+        "[客户同意存档聊天内容]" if kind == "agree" else "[客户拒绝存档聊天内容]"
+    )
+    question = chat.customer("还在吗？", 1)  # the customer writing afterwards still waits
+    ingest(question)
+    assert conversation(db, tenant_id).awaiting_msgid == question.msgid
+
+
 def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
     chat = Chat()
     with db.tenant_session(tenant_id) as s:  # Siyu sent this welcome for zhangsan

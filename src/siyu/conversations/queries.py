@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 
 from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, Message
+from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer
 from siyu.customers.queries import Reader, staff_names
 from siyu.db.paging import Page
@@ -190,6 +191,7 @@ def message_dict(m: Message, sender_name: str, awaiting_msgid: str = "") -> dict
         "by_siyu": m.by_siyu,
         "labels": message_labels(m),
         "waiting": bool(awaiting_msgid) and m.msgid == awaiting_msgid,
+        "event": m.msgtype in EVENT_TYPES,
     }
 
 

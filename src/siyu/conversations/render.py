@@ -18,7 +18,12 @@ LABELS = {
     "voip_doc_share": "[文件]",
     "meeting_voice_call": "[语音通话]",
     "sphfeed": "[视频号]",
+    "agree": "[客户同意存档聊天内容]",
+    "disagree": "[客户拒绝存档聊天内容]",
 }
+# What WeCom records in a chat that nobody wrote (the customer agreeing to archiving or not):
+# shown as a line of its own, never a message that needs a reply.
+EVENT_TYPES = frozenset({"agree", "disagree"})
 
 
 def render(message: dict) -> str:

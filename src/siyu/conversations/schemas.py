@@ -35,6 +35,9 @@ class MessageOut(BaseModel):
     by_siyu: bool = Field(description="sent by Siyu on the staff member's behalf (自动发送)")
     labels: list[str] = Field(description="已撤回, 自动发送, 无需回复, as they apply")
     waiting: bool = Field(description="this is the customer message still waiting for a reply")
+    event: bool = Field(
+        False, description="an event WeCom recorded in the chat (the customer agreeing to archiving or not)"
+    )
 
 
 class ConversationOut(BaseModel):

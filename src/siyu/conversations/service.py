@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, Message
-from siyu.conversations.render import render
+from siyu.conversations.render import EVENT_TYPES, render
 from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
@@ -362,7 +362,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     }
     inbound: list[tuple[_Parsed, str | None]] = []
     for p in parsed:
-        if p.key is None or p.action != "send":
+        if p.key is None or p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
             continue
         if p.direction == "out":
             last_out[p.key] = p.text
@@ -440,8 +440,8 @@ def _apply(
     if p.action == "recall":
         _recall(session, states, recalls, p, changes, c)
         return
-    if p.action != "send":
-        return
+    if p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
+        return  # a consent event: nobody wrote it, nobody owes it a reply
     if p.direction == "in":
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
         if row["needs_reply"] and c.awaiting_since is None and c.kind == "single":
