@@ -294,6 +294,33 @@ def pending_due(w):
         )
 
 
+@pytest.mark.parametrize(
+    ("status", "reason"), [("lost", "lost"), ("deleted", "removed"), ("transferred", "transferred")]
+)
+def test_a_wait_closes_when_the_customer_and_the_agent_stop_being_contacts(local, status, reason):
+    from siyu.customers.service import record_follow_ended
+
+    w = local
+    w.policy()
+    w.say("你好，问个问题", at=0)
+    w.pulled(7200)
+    w.clock(150)
+    assert w.fire() == 1
+    with w.session() as s:  # the customer deletes 张三 (or 张三 the customer, or hands them over)
+        fields = {
+            "UserID": "zhangsan",
+            "ExternalUserID": "wmcustomer1",
+            "CreateTime": int(w.at(200).timestamp()),
+        }
+        record_follow_ended(s, fields, status)
+    w.clock(3600)
+    assert w.fire() == 0  # no leader card, no call: nobody can answer there any more
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", "")]
+    at = w.at(200).replace(microsecond=0)  # CreateTime is in whole seconds
+    assert [(x.close_reason, x.closed_at) for x in w.waits()] == [(reason, at)]
+    assert w.conversation().awaiting_since is None
+
+
 def test_no_reply_needed_cancels_the_pending_steps(local):
     w = local
     w.policy()

@@ -603,6 +603,16 @@ def dismiss(
     return True
 
 
+def follow_ended(session: Session, external_userid: str, userid: str, at: datetime, reason: str) -> bool:
+    """The customer and the staff member are no longer contacts (the customer deleted them,
+    they deleted the customer, or the customer was handed over): nobody can answer in their
+    1:1 chat any more, so a wait there closes (`reason`) instead of escalating on."""
+    found = session.scalar(
+        select(Conversation.id).where(Conversation.key == f"single:{external_userid}:{userid}")
+    )
+    return found is not None and dismiss(session, found, at, reason)
+
+
 def link_customers(session: Session) -> int:
     """Conversations that began before their customer was known get linked afterwards."""
     rows = session.execute(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.conversations import service as conversations
 from siyu.customers import welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
@@ -308,6 +309,7 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     follow.status, follow.ended_at = status, at
     kind = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}[status]
     timeline(session, customer, kind, at, userid)
+    conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":
         staff = session.scalar(select(Staff).where(Staff.userid == userid))
         staff_name = staff.name if staff else userid
