@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -17,7 +18,7 @@ from siyu.emulator import voice as voice_gateway
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent
 from siyu.sla import firing, service, tasks
-from siyu.sla.models import SlaCall
+from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
 from siyu.tenancy.tasks import sync_staff
 from tests.sla.conftest import Wait, now_ms
@@ -286,3 +287,49 @@ def test_voice_settings_come_from_siyus_settings_and_the_environment(monkeypatch
     monkeypatch.setenv("SIYU_VOICE_PROVIDER", "alibaba")
     with pytest.raises(Permanent, match="unknown SIYU_VOICE_PROVIDER"):
         provider_for(type("Rt", (), {"settings": Settings()}))
+
+
+def _reached(w) -> dict[int, tuple[str, str]]:
+    with w.session() as s:
+        fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
+        return {e.step: service.deliveries(s, [e])[e.id] for e in fired}
+
+
+def _problems(w) -> list[dict]:
+    with w.session() as s:
+        return service.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+
+
+def test_a_card_wecom_refuses_shows_as_being_retried_with_wecoms_answer(w):
+    w.stack.control(
+        "POST",
+        "/faults",
+        json={"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": -1, "times": 50},
+    )
+    try:
+        w.say("这个怎么退货？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] == "retrying" and r)
+        assert "WeCom is busy" in error  # what WeCom answered, in words
+        [problem] = wait_for(lambda: _problems(w))
+        assert (problem["kind"], problem["recipient"], problem["status"]) == ("card", "zhangsan", "retrying")
+        assert problem["attempts"] >= 1 and problem["next_try_at"] is not None
+    finally:
+        w.stack.control("DELETE", "/faults")
+
+
+def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch):
+    off = w.stack.rt.settings.model_copy(update={"voice_provider": "off"})
+    monkeypatch.setattr(w.stack.rt, "settings", off)
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    w.say("人呢？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] == "skipped" and r)
+    assert "voice calls are off" in error
+    [problem] = _problems(w)
+    assert (problem["kind"], problem["status"]) == ("call", "skipped") and "off" in problem["error"]

@@ -116,8 +116,17 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
     assert board["breaches_by_step"][0]["step"] == 0
     fr = board["first_response"]
     assert fr["count"] >= 1 and fr["median_s"] is not None
-    assert board["within_steps"][0]["delay_s"] == 120 and board["within_steps"][0]["share"] > 0
+    within = board["within_steps"][0]
+    assert within["delay_s"] == 120 and within["share"] > 0
+    # the waits of the day still open past 2 minutes count against it: not "100 % answered"
+    assert within["outlived"] >= 3 and within["share"] <= within["answered"] / (within["answered"] + 3)
+    [lisi] = [x for x in board["first_response_by_agent"] if x["staff_userid"] == "lisi"]
+    assert lisi["staff_name"] == "李四" and lisi["count"] >= 1
+    assert board["delivery_problems"] == [] and board["day"]
     assert all(f"乙方等待 {waits.sfx}" != x["message"] for x in board["waiting"])
+    yesterday = as_role("admin").get("/api/v1/sla/board", params={"day": "2020-01-01"}).json()
+    assert yesterday["day"] == "2020-01-01" and yesterday["breaches_total"] == 0
+    assert yesterday["first_response"]["count"] == 0 and mine(yesterday, waits)  # who waits is now
 
 
 def test_role_scoping_agent_own_supervisor_team_admin_all(as_role, waits):
@@ -147,7 +156,11 @@ def test_the_board_page(as_role, waits):
     assert f'href="/conversations/{waits.a["zhangsan"]}"' in page.text
     assert "data-waited=" in page.text and "第 1 步" in page.text
     assert 'name="minutes" value="30"' in page.text and 'name="csrf_token"' in page.text
-    assert "今日超时" in page.text and "今日首次响应" in page.text
+    assert "今日超时" in page.text and "今日首次响应" in page.text and "今日没送到的提醒" in page.text
+    assert "每 30 秒自动刷新" in page.text
+    other_day = as_role("supervisor").get("/sla", params={"day": "2020-01-01"})
+    assert other_day.status_code == 200 and "01-01 超时" in other_day.text and "回到今天" in other_day.text
+    assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     agent = as_role("agent").get("/sla")
     assert agent.status_code == 200 and f"请问发货了吗 {waits.sfx}" not in agent.text
     assert "只显示你负责的客户" in agent.text

@@ -23,9 +23,11 @@ helpers here (`board_for`, `policy_out`, `apply_policy`, `snooze_for`, `policies
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -56,9 +58,10 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 # ---------------------------------------------------------------- the board
 
 
-def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
+def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None = None) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
-    message and the steps that fired on each wait."""
+    message, the steps that fired on each wait and how far each got; breaches, first
+    responses and deliveries that failed on `day` (the tenant's today by default)."""
     scope = viewer.visible_staff  # None: the whole tenant
     names = staff_names(session)
     waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None)
@@ -67,19 +70,30 @@ def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
     texts: dict[int, str] = {}
     titles: dict[int, str] = {}
     if conv_ids:
-        rows = session.execute(
-            select(SlaEscalation)
-            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-            .where(
-                SlaEscalation.conversation_id.in_(conv_ids),
-                SlaWait.closed_at.is_(None),
-                SlaEscalation.status == "fired",
-            )
-            .order_by(SlaEscalation.step)
-        ).scalars()
+        rows = list(
+            session.execute(
+                select(SlaEscalation)
+                .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+                .where(
+                    SlaEscalation.conversation_id.in_(conv_ids),
+                    SlaWait.closed_at.is_(None),
+                    SlaEscalation.status == "fired",
+                )
+                .order_by(SlaEscalation.step)
+            ).scalars()
+        )
+        reached = service.deliveries(session, rows)
         for e in rows:
+            delivery, error = reached.get(e.id, ("", ""))
             fired.setdefault(e.conversation_id, []).append(
-                {"step": e.step, "action": e.action, "target": e.target, "fired_at": e.fired_at}
+                {
+                    "step": e.step,
+                    "action": e.action,
+                    "target": e.target,
+                    "fired_at": e.fired_at,
+                    "delivery": delivery,
+                    "delivery_error": error,
+                }
             )
         for cid, text, ext in session.execute(
             select(Conversation.id, Message.text, Conversation.external_userid)
@@ -102,7 +116,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
         for w in waiting
     ]
 
-    start, end = service.day_bounds(session, now)
+    start, end = service.day_bounds(session, now, day)
     q = (
         select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
         .where(SlaEscalation.status == "fired", SlaEscalation.fired_at >= start, SlaEscalation.fired_at < end)
@@ -125,17 +139,35 @@ def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
     )
     if scope is not None:
         rq = rq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    responses = [float(v) for v in session.scalars(rq)]
+    rq = rq.add_columns(SlaWait.staff_userid)
+    answered = [(float(v), userid) for v, userid in session.execute(rq)]
+    responses = [v for v, _ in answered]
+    per_agent: dict[str, list[float]] = {}
+    for v, userid in answered:
+        per_agent.setdefault(userid, []).append(v)
+    # Waits of the day still open count against each step they have outlived: a share of the
+    # answered ones alone read 100 % while the breaches piled up.
+    oq = select(SlaWait.started_at).where(
+        SlaWait.started_at >= start, SlaWait.started_at < end, SlaWait.closed_at.is_(None)
+    )
+    if scope is not None:
+        oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
+    open_ages = [(now - started).total_seconds() for started in session.scalars(oq)]
     policy = service.policy_for(session, "")
-    within = [
-        {
-            "step": i,
-            "delay_s": s.delay_s,
-            "answered": sum(1 for v in responses if v <= s.delay_s),
-            "share": (sum(1 for v in responses if v <= s.delay_s) / len(responses)) if responses else None,
-        }
-        for i, s in enumerate(policy.steps)
-    ]
+    within = []
+    for i, step in enumerate(policy.steps):
+        inside = sum(1 for v in responses if v <= step.delay_s)
+        decided = len(responses) + sum(1 for age in open_ages if age > step.delay_s)
+        within.append(
+            {
+                "step": i,
+                "delay_s": step.delay_s,
+                "answered": inside,
+                "outlived": decided - len(responses),
+                "share": inside / decided if decided else None,
+            }
+        )
+    problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,
         "waiting": rows_out,
@@ -146,18 +178,32 @@ def board_for(session: Session, viewer: Viewer, now: datetime) -> dict:
         ],
         "breaches_total": sum(by_agent.values()),
         "first_response": service.response_summary(responses),
+        "first_response_by_agent": [
+            {"staff_userid": u, "staff_name": names.get(u, u), **service.response_summary(v)}
+            for u, v in sorted(per_agent.items(), key=lambda kv: names.get(kv[0], kv[0]))
+        ],
         "within_steps": within,
+        "day": start.astimezone(ZoneInfo(service.tenant_timezone(session))).date(),
+        "delivery_problems": [
+            {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
+        ],
     }
 
 
 @router.get("/sla/board", response_model=BoardOut, summary="The SLA board")
-def get_board(request: Request, viewer: ApiViewer):
-    """Who waits now (longest first, with the steps that fired), today's breaches per step
-    and per agent, first-response mean/median/p90 and the share answered within each step.
-    An agent sees their own waits, a supervisor their team's, an admin everyone's."""
+def get_board(
+    request: Request,
+    viewer: ApiViewer,
+    day: Annotated[date | None, Query(description="a day in the tenant's time zone; default today")] = None,
+):
+    """Who waits now (longest first, with the steps that fired and how far each got), the
+    day's breaches per step and per agent, first-response mean/median/p90 (all and per
+    agent), the share answered within each step, and escalations that did not reach their
+    person (cards WeCom refused, calls not placed). An agent sees their own, a supervisor
+    their team's, an admin everyone's."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        return board_for(s, viewer, rt.now())
+        return board_for(s, viewer, rt.now(), day)
 
 
 # ---------------------------------------------------------------- snooze

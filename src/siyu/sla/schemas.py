@@ -172,6 +172,12 @@ class FiredStep(BaseModel):
     action: Action
     target: Target
     fired_at: datetime | None
+    delivery: str = Field(
+        "",
+        description="card: queued | sent | retrying | given_up | skipped (answered meanwhile); "
+        "call: queued | placed | skipped | failed",
+    )
+    delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")
 
 
 class WaitingRow(BaseModel):
@@ -211,7 +217,24 @@ class WithinStep(BaseModel):
     step: int
     delay_s: int
     answered: int = Field(description="answered within the step's delay (wall time)")
-    share: float | None
+    outlived: int = Field(0, description="waits of the day still open for longer than the delay")
+    share: float | None = Field(description="answered / (answered + outlived)")
+
+
+class AgentResponse(Summary):
+    staff_userid: str
+    staff_name: str
+
+
+class DeliveryProblem(BaseModel):
+    kind: Literal["card", "call"]
+    recipient: str
+    recipient_name: str
+    at: datetime
+    status: str = Field(description="card: retrying | given_up; call: skipped | failed")
+    attempts: int | None
+    next_try_at: datetime | None
+    error: str
 
 
 class BoardOut(BaseModel):
@@ -221,4 +244,9 @@ class BoardOut(BaseModel):
     breaches_by_agent: list[AgentBreaches]
     breaches_total: int
     first_response: Summary
+    first_response_by_agent: list[AgentResponse]
     within_steps: list[WithinStep]
+    day: date = Field(description="the day the breaches, responses and deliveries are of")
+    delivery_problems: list[DeliveryProblem] = Field(
+        description="escalations that did not reach their person that day, newest first"
+    )

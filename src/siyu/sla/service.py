@@ -22,19 +22,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
 from siyu.customers.models import Customer
 from siyu.customers.service import leader_of
 from siyu.db import bulk
+from siyu.notify.models import OutboxMessage
 from siyu.sla.calendar import BusinessCalendar, parse_hhmm, parse_shifts
 from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_SHIFTS,
     DEFAULT_STEPS,
     SlaCalendarDay,
+    SlaCall,
     SlaEscalation,
     SlaPolicy,
     SlaWait,
@@ -795,6 +797,112 @@ def response_summary(values: list[float]) -> dict:
         "median_s": statistics.median(values),
         "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
     }
+
+
+# Why a call was not placed that is no trouble: nobody waited any more.
+_CALL_NOT_NEEDED = "answered before the call"
+
+
+def delivery_problems(
+    session: Session, start: datetime, end: datetime, recipients: Sequence[str] | None = None
+) -> list[dict]:
+    """Escalation cards and calls of [start, end) that have not reached their person: cards
+    WeCom refused so far (being retried, with the error) or gave up on, calls that failed or
+    were skipped (voice calls off, no number). Newest first; `recipients` limits them."""
+    cards = select(OutboxMessage).where(
+        OutboxMessage.kind == "sla_notice",
+        OutboxMessage.created_at >= start,
+        OutboxMessage.created_at < end,
+        or_(
+            OutboxMessage.status.in_(("failed", "dead")),
+            # refused at least once (a claim counts an attempt before the answer comes)
+            (OutboxMessage.status == "pending") & (OutboxMessage.last_error != ""),
+        ),
+    )
+    calls = select(SlaCall).where(
+        SlaCall.created_at >= start,
+        SlaCall.created_at < end,
+        SlaCall.status.in_(("skipped", "failed")),
+        SlaCall.error != _CALL_NOT_NEEDED,
+    )
+    if recipients is not None:
+        cards = cards.where(OutboxMessage.recipient.in_(list(recipients)))
+        calls = calls.where(SlaCall.callee_userid.in_(list(recipients)))
+    out = [
+        {
+            "kind": "card",
+            "recipient": m.recipient or m.payload.get("touser", ""),
+            "at": m.created_at,
+            "status": "retrying" if m.status == "pending" else "given_up",
+            "attempts": m.attempts,
+            "next_try_at": m.due_at if m.status == "pending" else None,
+            "error": m.last_error,
+        }
+        for m in session.scalars(cards)
+    ]
+    out += [
+        {
+            "kind": "call",
+            "recipient": c.callee_userid,
+            "at": c.created_at,
+            "status": c.status,
+            "attempts": None,
+            "next_try_at": None,
+            "error": c.error,
+        }
+        for c in session.scalars(calls)
+    ]
+    return sorted(out, key=lambda d: d["at"], reverse=True)
+
+
+def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tuple[str, str]]:
+    """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
+    failed, the error) by escalation id, from the card or call that carried it (a step merged
+    into another's card, or covered by an earlier call, follows that one)."""
+    card_of: dict[int, int | str] = {}
+    call_of: dict[int, int] = {}
+    for e in fired:
+        if e.note.startswith("merged into outbox "):
+            card_of[e.id] = int(e.note.rsplit(" ", 1)[1])
+        elif e.note.startswith("covered by call "):
+            call_of[e.id] = int(e.note.rsplit(" ", 1)[1])
+        elif e.action == "app_message":
+            card_of[e.id] = f"sla-notice:{e.recipient}:{e.id}"
+    ids = [v for v in card_of.values() if isinstance(v, int)]
+    keys = [v for v in card_of.values() if isinstance(v, str)]
+    cards = {}
+    if card_of:
+        for row in session.execute(
+            select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
+            .add_columns(OutboxMessage.last_error)
+            .where(or_(OutboxMessage.id.in_(ids), OutboxMessage.dedupe_key.in_(keys)))
+        ):
+            state = row.status
+            if state == "pending":
+                state = "retrying" if row.last_error else "queued"
+            elif state in ("dead", "failed"):
+                state = "given_up"
+            cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
+    calls = {}
+    wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
+    if wanted_calls or call_of:
+        for call in session.scalars(
+            select(SlaCall).where(
+                or_(SlaCall.escalation_id.in_(wanted_calls), SlaCall.id.in_(list(call_of.values())))
+            )
+        ):
+            calls[call.id] = (call.status, call.error)
+            if call.escalation_id is not None:
+                calls[("step", call.escalation_id)] = (call.status, call.error)
+    out = {}
+    for e in fired:
+        if e.id in card_of:
+            out[e.id] = cards.get(card_of[e.id], ("queued", ""))
+        elif e.id in call_of:
+            out[e.id] = calls.get(call_of[e.id], ("queued", ""))
+        elif e.action == "voice_call":
+            out[e.id] = calls.get(("step", e.id), ("queued", ""))
+    return out
 
 
 def board(session: Session, now: datetime) -> dict:

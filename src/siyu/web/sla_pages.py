@@ -7,7 +7,8 @@ Server-rendered, Chinese first; every form carries the CSRF token."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -69,16 +70,48 @@ def _delay(seconds: int) -> str:
 # ---------------------------------------------------------------- the board
 
 
+# The board lists this many waiting customers (the longest waits); the rest are counted.
+BOARD_ROWS = 200
+DELIVERED = {
+    "queued": "排队中",
+    "sent": "已送达",
+    "retrying": "重试中",
+    "given_up": "未送达",
+    "skipped": "未发（已回复或未开通）",
+    "placed": "已拨打",
+    "failed": "拨打失败",
+}
+
+
 @router.get("/sla", response_class=HTMLResponse)
 def sla_board(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
+    try:
+        day = date.fromisoformat(request.query_params["day"]) if request.query_params.get("day") else None
+    except ValueError:
+        raise HTTPException(422, "日期无效 / invalid day (YYYY-MM-DD)") from None
+    now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        board = board_for(s, viewer, rt.now())
+        board = board_for(s, viewer, now, day)
+        tz = ZoneInfo(service.tenant_timezone(s))
+    today = now.astimezone(tz).date()
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(tz)
+        return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
+
+    is_today = board["day"] == today
     return render(
         request,
         "sla_board.html",
         {
             "b": board,
+            "shown": BOARD_ROWS,
+            "delivered": DELIVERED,
+            "trouble": ("retrying", "given_up", "failed", "skipped"),
+            "when": when,
+            "is_today": is_today,
+            "day_name": "今日" if is_today else board["day"].strftime("%m-%d "),
             "snooze_choices": SNOOZE_CHOICES,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
