@@ -141,8 +141,24 @@ def test_search_pages_and_validates(as_role, chats):
 def test_the_search_page(as_role, chats):
     html = as_role("agent").get("/conversations", params={"q": "便宜"}).text
     assert "能<mark>便宜</mark>点吗 iPhone15" in html
-    assert f'href="/conversations/{chats.a["王女士"]}#m' in html
+    assert f'href="/conversations/{chats.a["王女士"]}?at=' in html
     assert "没有找到" in as_role("agent").get("/conversations", params={"q": "发货"}).text
+
+
+def test_a_search_result_opens_the_page_its_message_is_on(db, world, as_role):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", f"旧订单号 {arc.sfx}", 10_000)
+    for i in range(80):  # a long chat since: the old message is far from the newest page
+        arc.text("zhangsan" if i % 2 else ext, ext if i % 2 else "zhangsan", f"第{i}句 {arc.sfx}", 9_000 - i)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    [hit] = admin.get("/api/v1/messages/search", params={"q": f"旧订单号 {arc.sfx}"}).json()["items"]
+    page = admin.get(f"/conversations/{hit['conversation']['id']}", params={"at": hit["message"]["id"]}).text
+    assert f'id="m{hit["message"]["id"]}"' in page and f"第4句 {arc.sfx}" in page  # and a few after it
+    assert f"第79句 {arc.sfx}" not in page and "回到最新消息" in page
+    newest = admin.get(f"/conversations/{hit['conversation']['id']}").text
+    assert f"旧订单号 {arc.sfx}" not in newest and f"第79句 {arc.sfx}" in newest
 
 
 # ---------------------------------------------------------------- the index itself

@@ -295,6 +295,40 @@ class UnknownMessage(LookupError):
     """A page asked for messages before one that is not in the conversation."""
 
 
+# A page opened at a message (a search result) shows this many messages after it too.
+AFTER_FOUND = 5
+
+
+def page_at(session: Session, viewer: Reader, conversation_id: int, message_id: int) -> int | None:
+    """The `before` that opens a page of `messages` on message `message_id` (with a few after
+    it); None when that is the newest page. UnknownMessage when it is not in the conversation."""
+    found = get_conversation(session, viewer, conversation_id)
+    if found is None:
+        return None
+    anchor = session.execute(
+        select(Message.sent_at, Message.id).where(
+            Message.id == message_id, Message.conversation_id == found.id
+        )
+    ).first()
+    if anchor is None:
+        raise UnknownMessage(f"at: no message {message_id} in this conversation")
+    after = session.scalars(
+        select(Message.id)
+        .where(
+            Message.conversation_id == found.id,
+            Message.action == SENDABLE,
+            or_(
+                Message.sent_at > anchor.sent_at,
+                and_(Message.sent_at == anchor.sent_at, Message.id > anchor.id),
+            ),
+        )
+        .order_by(Message.sent_at, Message.id)
+        .offset(AFTER_FOUND)
+        .limit(1)
+    ).first()
+    return after
+
+
 def messages(
     session: Session,
     viewer: Reader,

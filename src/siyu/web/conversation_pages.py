@@ -87,9 +87,12 @@ def conversation_list(request: Request, viewer: PageViewer):
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(request: Request, viewer: PageViewer, conversation_id: int):
     before = _int(request.query_params.get("before"))
+    at = _int(request.query_params.get("at"))  # a search result: open the page it is on
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.conversation(s, viewer, conversation_id)
         try:
+            if found and at is not None:
+                before = queries.page_at(s, viewer, conversation_id, at)
             page = queries.messages(s, viewer, conversation_id, before) if found else None
         except queries.UnknownMessage:  # a stale link: the newest messages
             page = queries.messages(s, viewer, conversation_id)
