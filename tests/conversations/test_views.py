@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
+from siyu.conversations import service
+from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
+from tests.conversations.conftest import Archive, classify
 
 
 def seeded(items: list[dict]) -> list[dict]:
@@ -230,6 +234,42 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
         f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False
     )
     assert again.headers["location"].endswith("done=not_waiting")
+
+
+def test_snooze_from_the_conversation_page_and_it_says_until_when(as_role, new_waiting):
+    agent = as_role("agent")
+    cid = new_waiting("zhangsan")
+    page = agent.get(f"/conversations/{cid}").text
+    assert f'action="/conversations/{cid}/snooze"' in page and "提醒已暂缓至" not in page
+    r = agent.post(
+        f"/conversations/{cid}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "30", "next": f"/conversations/{cid}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == f"/conversations/{cid}?done=snoozed"
+    after = agent.get(r.headers["location"]).text
+    assert "已暂缓提醒" in after and "提醒已暂缓至" in after
+
+
+def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, world):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", "你好", 60)
+    arc.text(ext, "zhangsan", "", 30)
+    event = arc.items[-1].message
+    event.pop("text")
+    event.update({"msgtype": "disagree", "disagree": {"userid": "zhangsan", "disagree_time": 1}})
+    with db.tenant_session(world.a.id) as s:
+        service.ingest(s, arc.items, classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    page = as_role("agent").get(f"/conversations/{cid}").text
+    assert "客户已拒绝存档聊天内容" in page and 'class="event"' in page
+    assert as_role("agent").get(f"/api/v1/conversations/{cid}/messages").json()["items"][-1]["event"] is True
+
+
+def test_a_page_address_that_is_not_valid_is_an_error_page(as_role):
+    r = as_role("agent").get("/conversations/abc")
+    assert r.status_code == 422 and "text/html" in r.headers["content-type"] and "无效" in r.text
 
 
 def test_dismiss_through_the_api(as_role, new_waiting):

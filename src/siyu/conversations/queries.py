@@ -281,7 +281,15 @@ def conversation(
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
-    return _shape(session, [found], _now(now))[0]
+    shaped = _shape(session, [found], _now(now))[0]
+    # the customer's last word on archiving, as WeCom recorded it in the chat
+    consent = session.scalar(
+        select(Message.msgtype)
+        .where(Message.conversation_id == found.id, Message.msgtype.in_(EVENT_TYPES))
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    return {**shaped, "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or "")}
 
 
 @dataclass

@@ -681,6 +681,16 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
     return len(pending)
 
 
+def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:
+    """Until when the conversation's open wait is snoozed (None: it is not, or no longer)."""
+    until = session.scalar(
+        select(SlaWait.snoozed_until).where(
+            SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
+        )
+    )
+    return until if until is not None and until > now else None
+
+
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
     """When a pending step would be due had it never been snoozed (after the step before it,
     as it was due); None when the policy no longer has that step."""

@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from siyu.conversations import queries, service
 from siyu.customers import queries as customer_queries
+from siyu.sla import service as sla_service
 from siyu.web.auth import PageViewer
+from siyu.web.sla_pages import SNOOZE_CHOICES
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -19,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 DONE = {
     "dismissed": "已标记为无需回复。",
     "not_waiting": "这个会话已经不在等待回复了。",
+    "snoozed": "已暂缓提醒。",
 }
 
 
@@ -88,7 +91,8 @@ def conversation_list(request: Request, viewer: PageViewer):
 def conversation_page(request: Request, viewer: PageViewer, conversation_id: int):
     before = _int(request.query_params.get("before"))
     at = _int(request.query_params.get("at"))  # a search result: open the page it is on
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+    rt = request.app.state.rt
+    with rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.conversation(s, viewer, conversation_id)
         try:
             if found and at is not None:
@@ -96,6 +100,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             page = queries.messages(s, viewer, conversation_id, before) if found else None
         except queries.UnknownMessage:  # a stale link: the newest messages
             page = queries.messages(s, viewer, conversation_id)
+        snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
         customer_readable = bool(
             found
             and found["customer"]
@@ -111,6 +116,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "page": page,
             "before": before,
             "customer_link": customer_readable,
+            "snoozed_until": snoozed,
+            "snooze_choices": SNOOZE_CHOICES,
             "done": DONE.get(request.query_params.get("done") or ""),
         },
     )

@@ -80,6 +80,8 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError):
         # as FastAPI's own answer, but NaN / Infinity in the body (json.loads takes them) are
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
+        if _wants_page(request):  # /conversations/abc: a page a person can read
+            return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
         return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(OverflowError)
