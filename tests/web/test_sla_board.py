@@ -307,6 +307,20 @@ def test_nan_and_infinity_in_a_body_are_a_clear_422(as_role, waits):
     assert r.status_code == 422
 
 
+def test_times_of_day_are_kept_as_hh_mm(as_role):
+    admin = as_role("admin")
+    body = {"shifts": [["9:00", "12:00"], ["13:30", "18:00"]], "quiet_hours": ["21:00", "8:00"]}
+    r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 200, r.text
+    got = admin.get("/api/v1/sla/policy").json()
+    assert got["shifts"][0] == ["09:00", "12:00"] and got["quiet_hours"] == ["21:00", "08:00"]
+    admin.put(
+        "/api/v1/sla/policy",
+        json={"shifts": [["09:00", "18:00"]], "quiet_hours": []},
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+
+
 def test_policy_round_trip(as_role, world, db):
     admin = as_role("admin")
     headers = {"X-CSRF-Token": admin.csrf}

@@ -17,6 +17,12 @@ MAX_DELAY_S = 30 * 86400
 MAX_SNOOZE_MIN = 24 * 60
 
 
+def _hhmm(value: str) -> str:
+    """A checked time of day as HH:MM (9:00 is stored as 09:00)."""
+    minutes = parse_hhmm(value)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 class StepIn(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -61,7 +67,7 @@ class PolicyFieldsIn(BaseModel):
             parse_shifts(value)
         except ValueError as exc:
             raise ValueError(f"班次无效 / invalid shifts: {exc}") from None
-        return [[a.strip(), b.strip()] for a, b in value]
+        return [[_hhmm(a), _hhmm(b)] for a, b in value]
 
     @field_validator("quiet_hours")
     @classmethod
@@ -74,7 +80,7 @@ class PolicyFieldsIn(BaseModel):
             [parse_hhmm(v) for v in value]
         except ValueError as exc:
             raise ValueError(f"免打扰时段无效 / invalid quiet hours: {exc}") from None
-        return [v.strip() for v in value]
+        return [_hhmm(v) for v in value]
 
     @field_validator("steps")
     @classmethod

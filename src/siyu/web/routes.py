@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,6 +41,10 @@ def install(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():  # browsers ask on every page; there is none, and that is not an error
+        return Response(status_code=204)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(auth.router)

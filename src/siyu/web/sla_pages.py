@@ -150,8 +150,10 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
 
 
 def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status=200):
+    now = request.app.state.rt.now()
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
+        today = now.astimezone(ZoneInfo(service.tenant_timezone(s))).date()
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
     synced = {d["wecom_id"] for d in listed["departments"]}
@@ -173,8 +175,8 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
             "targets": TARGET_NAMES,
             "error": error,
             "done": DONE.get(request.query_params.get("done") or ""),
-            "today": date.today().isoformat(),
-            "calendar_gap": official_calendar_gap(request.app.state.rt.now().date()),
+            "today": today.isoformat(),  # the tenant's, not the server's
+            "calendar_gap": official_calendar_gap(today),
             "depts": listed["departments"],
             "own": own,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
@@ -199,6 +201,17 @@ def policy_page(request: Request, viewer: PageViewer):
     return _policy_page(request, viewer)
 
 
+# Pydantic's own words, for an admin filling in the form (the API keeps Pydantic's).
+_PLAIN = {
+    "greater_than_equal": "请填写 0 或以上的数字 / must be 0 or more",
+    "less_than_equal": "超出允许的上限 / too large",
+    "int_type": "请填写数字 / must be a number",
+    "int_parsing": "请填写数字 / must be a number",
+    "literal_error": "取值无效 / not one of the choices",
+    "too_long": "太多了 / too many",
+}
+
+
 def _problems(exc: ValidationError) -> str:
     names = {
         "steps": "提醒步骤",
@@ -211,7 +224,7 @@ def _problems(exc: ValidationError) -> str:
         where = names.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else ""
         if len(err["loc"]) > 1 and err["loc"][0] == "steps":
             where += f" 第 {int(err['loc'][1]) + 1} 步"
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = _PLAIN.get(err["type"], str(err["msg"]).removeprefix("Value error, "))
         out.append(f"{where}：{msg}" if where else msg)
     return "；".join(out)
 
