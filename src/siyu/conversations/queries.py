@@ -307,19 +307,26 @@ class UnknownMessage(LookupError):
 AFTER_FOUND = 5
 
 
+def _anchor(session: Session, conversation_id: int, message_id: int, name: str):
+    """(sent_at, id) of a message a page is placed by; UnknownMessage when it is not one of
+    the conversation's."""
+    anchor = session.execute(
+        select(Message.sent_at, Message.id).where(
+            Message.id == message_id, Message.conversation_id == conversation_id
+        )
+    ).first()
+    if anchor is None:
+        raise UnknownMessage(f"{name}: no message {message_id} in this conversation")
+    return anchor
+
+
 def page_at(session: Session, viewer: Reader, conversation_id: int, message_id: int) -> int | None:
     """The `before` that opens a page of `messages` on message `message_id` (with a few after
     it); None when that is the newest page. UnknownMessage when it is not in the conversation."""
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
-    anchor = session.execute(
-        select(Message.sent_at, Message.id).where(
-            Message.id == message_id, Message.conversation_id == found.id
-        )
-    ).first()
-    if anchor is None:
-        raise UnknownMessage(f"at: no message {message_id} in this conversation")
+    anchor = _anchor(session, found.id, message_id, "at")
     after = session.scalars(
         select(Message.id)
         .where(
@@ -353,13 +360,7 @@ def messages(
     limit = min(max(1, limit), MAX_PER_PAGE)
     stmt = select(Message).where(Message.conversation_id == found.id, Message.action == SENDABLE)
     if before is not None:
-        anchor = session.execute(
-            select(Message.sent_at, Message.id).where(
-                Message.id == before, Message.conversation_id == found.id
-            )
-        ).first()
-        if anchor is None:
-            raise UnknownMessage(f"before: no message {before} in this conversation")
+        anchor = _anchor(session, found.id, before, "before")
         stmt = stmt.where(
             or_(
                 Message.sent_at < anchor.sent_at,
