@@ -130,6 +130,7 @@ def test_a_customer_agreeing_to_archiving_or_not_waits_for_nothing(db, tenant_id
     ingest(event)
     c = conversation(db, tenant_id)
     assert c.awaiting_since is None and c.last_inbound_at is None and ingest.changes == []
+    assert c.message_count == 0  # an event line, not a message
     with db.tenant_session(tenant_id) as s:
         stored = s.scalar(select(Message))
     assert stored.needs_reply is None and stored.text == (
@@ -161,7 +162,8 @@ def test_recalling_the_only_waiting_message_closes_the_wait(db, tenant_id, inges
     question = chat.customer("能便宜点吗", 0)
     ingest(question)
     ingest(chat.recall(question, 1))
-    assert conversation(db, tenant_id).awaiting_since is None
+    c = conversation(db, tenant_id)
+    assert c.awaiting_since is None and c.message_count == 1  # the recall is no message of its own
     with db.tenant_session(tenant_id) as s:
         assert s.scalar(select(Message.recalled).where(Message.msgid == question.msgid)) is True
 

@@ -434,7 +434,8 @@ def _apply(
     changes: list[WaitChange],
 ) -> None:
     c.dirty = True
-    c.message_count += 1
+    if p.action == "send" and p.message.get("msgtype") not in EVENT_TYPES:
+        c.message_count += 1  # what the chat shows as messages: not recalls, switches or events
     if c.last_message_at is None or p.sent_at > c.last_message_at:
         c.last_message_at = p.sent_at
     if p.action == "recall":
