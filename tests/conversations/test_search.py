@@ -54,6 +54,15 @@ def test_snippet_marks_the_matches():
     assert "".join(p for p, _ in parts) == text and [p for p, hit in parts if hit] == ["iPhone", "便宜"]
 
 
+def test_a_snippet_does_not_cut_a_latin_word_in_half():
+    text = "您好我想问一下那个 Apple iPhone 15 Pro Max 256G 的现货什么时候能到，另外 AirPods 有没有货呢"
+    shown, spans = search.snippet(text, parse_query("现货"))
+    assert shown.startswith("…Pro Max") and shown[spans[0][0] : spans[0][1]] == "现货"
+    shown, _ = search.snippet("现货 " + "hello world " * 8, parse_query("现货"))
+    assert shown.endswith("hello…") and "hel…" not in shown
+    assert search.snippet("abc" * 40, parse_query("zzz"))[0].startswith("abcabc")  # no word boundary: cut
+
+
 def test_ddl_is_per_engine_and_idempotent(db):
     assert any("fts5" in s for s in search.search_ddl("sqlite"))
     assert any("gin" in s and "to_tsvector" in s for s in search.search_ddl("postgresql"))

@@ -383,6 +383,12 @@ def _folded(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+def _in_word(text: str, at: int) -> bool:
+    """Whether a cut at `at` falls inside a latin word or number."""
+    before, after = text[at - 1], text[at]
+    return before.isascii() and before.isalnum() and after.isascii() and after.isalnum()
+
+
 def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     """A window of `text` around the first match, and the matched spans in it."""
     text = " ".join((text or "").split())
@@ -397,6 +403,17 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     first = min((s for s, _ in spans), default=0)
     lo = max(0, first - SNIPPET_BEFORE)
     hi = min(len(text), first + SNIPPET_AFTER)
+    # not in the middle of a latin word or number (…hone 15 Pro): to its start, or its end
+    while 0 < lo < first and (_in_word(text, lo) or text[lo] == " "):
+        lo += 1
+    first_end = min((e for s, e in spans if s == first), default=0)
+    cut = hi
+    while first_end < cut < len(text) and _in_word(text, cut):
+        cut -= 1
+    if cut > first_end:  # a word running to the end of the window stays cut rather than gone
+        hi = cut
+    while hi > first_end and text[hi - 1] == " ":
+        hi -= 1
     prefix, suffix = ("…" if lo > 0 else ""), ("…" if hi < len(text) else "")
     shift = len(prefix) - lo
     shown: list[tuple[int, int]] = []
