@@ -351,12 +351,17 @@ def test_world_chats_deterministically(emulator_url, http, make_corp, key_pairs)
 
     chats = [e for e in story if e["action"] == "chat"]
     kinds = {e["kind"] for e in chats}
-    assert kinds == {"question", "thanks", "quiet"}
-    speeds = {e["reply"] for e in chats if e["kind"] == "question"}
+    assert (
+        {"question", "thanks", "quiet"}
+        <= kinds
+        <= {"question", "photo", "recalled", "thanks", "quiet", "agree", "disagree"}
+    )
+    asking = ("question", "photo", "recalled")
+    speeds = {e["reply"] for e in chats if e["kind"] in asking}
     assert {"fast", "never"} <= speeds
     replies = [e for e in story if e["action"] == "staff_reply"]
     assert replies
-    questions = {e["msgid"]: e for e in chats if e["kind"] == "question"}
+    questions = {e["msgid"]: e for e in chats if e["kind"] in asking}
     for reply in replies:
         asked = questions[reply["to_msgid"]]
         assert asked["reply"] != "never" and reply["delay_s"] == asked["reply_delay_s"]
@@ -364,15 +369,24 @@ def test_world_chats_deterministically(emulator_url, http, make_corp, key_pairs)
 
     got = fetch(emulator_url, a, {1: key_pairs[1][0]})
     by_id = {m.msgid: m.message for m in got}
-    said = [e for e in chats if e["kind"] != "quiet"] + replies
-    assert len(got) == len(said) and set(by_id) == {e["msgid"] for e in said}
+    said = [e["msgid"] for e in chats if e["kind"] != "quiet"] + [e["msgid"] for e in replies]
+    said += [m for e in chats if e["kind"] == "recalled" for m in (e["recalled"], e["recall"])]
+    assert len(got) == len(said) and set(by_id) == set(said)
     all_questions = {q for qs in QUESTIONS.values() for q in qs}
     for e in chats:
-        if e["kind"] == "question":
-            msg = by_id[e["msgid"]]
+        msg = by_id.get(e.get("msgid"), {})
+        if e["kind"] in ("question", "recalled"):
             assert msg["from"] == e["external_userid"] and msg["text"]["content"] in all_questions
+        if e["kind"] == "recalled":
+            assert by_id[e["recalled"]]["text"]["content"] in all_questions
+            assert by_id[e["recall"]]["action"] == "recall"
+            assert by_id[e["recall"]]["revoke"] == {"pre_msgid": e["recalled"]}
+        elif e["kind"] == "photo":
+            assert msg["msgtype"] == "image" and msg["image"]["sdkfileid"]
+        elif e["kind"] in ("agree", "disagree"):
+            assert msg["msgtype"] == e["kind"] and msg[e["kind"]]["userid"] == e["userid"]
         elif e["kind"] == "thanks":
-            assert by_id[e["msgid"]]["text"]["content"] in CLOSINGS
+            assert msg["text"]["content"] in CLOSINGS
     for r in replies:
         msg, asked = by_id[r["msgid"]], by_id[r["to_msgid"]]
         assert msg["from"] == r["userid"] and msg["tolist"] == [r["external_userid"]]

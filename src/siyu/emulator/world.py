@@ -2,9 +2,11 @@
 can drive an emulator in another process: customers with realistic Chinese names scan the
 corp's contact ways, some later delete the member, members edit remarks and tags, now and
 then a member deletes a customer. With a "chat" weight, customers also talk (conversation
-archive): they ask questions (需要报价, 什么时候发货, ...), say thanks or closing remarks
-(好的谢谢, 收到, 👌, ...) or go quiet, and the member answers fast, slowly or never: the reply
-is due some time later and is posted by the first `step()` that runs past it.
+archive): they ask questions (需要报价, 什么时候发货, ...), now and then with a photo or asking,
+taking it back and asking again, say thanks or closing remarks (好的谢谢, 收到, 👌, ...), go
+quiet, or agree or decline to have the chat archived; the member answers a question fast,
+slowly or never: the reply is due some time later and is posted by the first `step()` that
+runs past it.
 
 Deterministic for a seed: every choice (action, name, gender, external_userid, which way,
 which tags, what is said, msgids, reply delays) comes from one `random.Random(seed)`, so the
@@ -192,7 +194,9 @@ class World:
     def msgid(self) -> str:
         return base64.b64encode(bytes(self.rng.getrandbits(8) for _ in range(20))).decode()
 
-    async def _say(self, sender: str, receiver: str, text: str, at: float) -> dict:
+    async def _say(self, sender: str, receiver: str, text: str, at: float, **kind) -> dict:
+        """A message from `sender` to `receiver` at `at`: text, or the type given in `kind`
+        (msgtype and its payload, REFERENCE 11.3; action recall with a revoke)."""
         body = {
             "msgid": self.msgid(),
             "from": sender,
@@ -201,43 +205,83 @@ class World:
             "msgtype": "text",
             "text": {"content": text},
         }
+        if kind:
+            body.pop("text")
+            body.update(kind)
         (stored,) = (await self._post("/archive/messages", body))["messages"]
         return stored
 
+    def _plan_reply(self, entry: dict, userid: str, ext: str, topic: str, msgid: str, now: float) -> None:
+        """How fast the member answers this question (fast, slowly, never), and when."""
+        speeds = list(REPLY_SPEEDS)
+        speed = self.rng.choices(speeds, weights=[REPLY_SPEEDS[s][0] for s in speeds])[0]
+        entry["reply"] = speed
+        if speed == "never":
+            return
+        _, low, high = REPLY_SPEEDS[speed]
+        delay = round(self.rng.uniform(low, high), 1)
+        entry["reply_delay_s"] = delay
+        self.pending_replies.append(
+            {
+                "due": now + delay,
+                "userid": userid,
+                "external_userid": ext,
+                "text": self.rng.choice(REPLIES[topic]),
+                "delay_s": delay,
+                "to_msgid": msgid,
+            }
+        )
+        self.pending_replies.sort(key=lambda r: r["due"])
+
     async def chat(self) -> dict:
-        """A customer asks something, says thanks, or goes quiet."""
+        """A customer asks something (in words, with a photo, or asks, takes it back and asks
+        again), says thanks, goes quiet, or agrees or declines to have the chat archived."""
         userid, ext = self._pick_relation()
         now = await self._now()
         roll = self.rng.random()
         entry: dict = {"action": "chat", "userid": userid, "external_userid": ext}
-        if roll < 0.6:
+        if roll < 0.5:
             topic = self.rng.choice(sorted(QUESTIONS))
             text = self.rng.choice(QUESTIONS[topic])
             stored = await self._say(ext, userid, text, now)
-            speeds = list(REPLY_SPEEDS)
-            speed = self.rng.choices(speeds, weights=[REPLY_SPEEDS[s][0] for s in speeds])[0]
-            entry.update(kind="question", topic=topic, text=text, msgid=stored["msgid"], reply=speed)
-            if speed != "never":
-                _, low, high = REPLY_SPEEDS[speed]
-                delay = round(self.rng.uniform(low, high), 1)
-                entry["reply_delay_s"] = delay
-                self.pending_replies.append(
-                    {
-                        "due": now + delay,
-                        "userid": userid,
-                        "external_userid": ext,
-                        "text": self.rng.choice(REPLIES[topic]),
-                        "delay_s": delay,
-                        "to_msgid": stored["msgid"],
-                    }
-                )
-                self.pending_replies.sort(key=lambda r: r["due"])
+            entry.update(kind="question", topic=topic, text=text, msgid=stored["msgid"])
+            self._plan_reply(entry, userid, ext, topic, stored["msgid"], now)
+        elif roll < 0.56:  # a photo of the goods or the fault: it needs an answer too
+            photo = {"md5sum": self.msgid()[:32], "filesize": 20_000 + self.rng.randrange(200_000)}
+            stored = await self._say(
+                ext, userid, "", now, msgtype="image", image={**photo, "sdkfileid": self.msgid()}
+            )
+            entry.update(kind="photo", topic="service", msgid=stored["msgid"])
+            self._plan_reply(entry, userid, ext, "service", stored["msgid"], now)
+        elif roll < 0.6:  # asked, took it back a few seconds later, asked again
+            topic = self.rng.choice(sorted(QUESTIONS))
+            first, text = self.rng.sample(QUESTIONS[topic], 2)
+            asked = await self._say(ext, userid, first, now)
+            revoke = {"pre_msgid": asked["msgid"]}
+            recall = await self._say(
+                ext, userid, "", now + 5, action="recall", msgtype="revoke", revoke=revoke
+            )
+            stored = await self._say(ext, userid, text, now + 8)
+            entry.update(
+                kind="recalled",
+                topic=topic,
+                text=text,
+                msgid=stored["msgid"],
+                recalled=asked["msgid"],
+                recall=recall["msgid"],
+            )
+            self._plan_reply(entry, userid, ext, topic, stored["msgid"], now + 8)
         elif roll < 0.85:
             text = self.rng.choice(CLOSINGS)
             stored = await self._say(ext, userid, text, now)
             entry.update(kind="thanks", text=text, msgid=stored["msgid"])
-        else:
+        elif roll < 0.97:
             entry["kind"] = "quiet"  # the customer reads and says nothing
+        else:  # WeCom asks the customer whether the chat may be archived; they answer
+            said = self.rng.choice(("agree", "disagree"))
+            answer = {"userid": userid, f"{said}_time": int(now * 1000)}
+            stored = await self._say(ext, userid, "", now, msgtype=said, **{said: answer})
+            entry.update(kind=said, msgid=stored["msgid"])
         return entry
 
     async def deliver_due_replies(self) -> list[dict]:
