@@ -149,13 +149,13 @@ def demo(
 def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classified per batch")] = 512) -> None:
     """Classify customer messages: JSON lines {"text", "context"} on stdin (context = the staff
     message being answered), one {"label": "needs_reply" | "closing", "score"} line out each."""
-    import io
     import sys
 
     from siyu.insights.needs_reply import run_cli
 
-    # UTF-8 whatever the locale, and strictly: GBK bytes are refused, not classified as garbage
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+    # UTF-8 whatever the locale, and strictly, a line at a time (so a refusal names the line):
+    # GBK bytes are refused, not classified as garbage
+    stdin = (raw.decode("utf-8") for raw in sys.stdin.buffer)
     try:
         run_cli(stdin, sys.stdout, batch_size=batch_size)
     except ValueError as exc:

@@ -141,6 +141,37 @@ def test_a_customer_agreeing_to_archiving_or_not_waits_for_nothing(db, tenant_id
     assert conversation(db, tenant_id).awaiting_msgid == question.msgid
 
 
+def test_a_question_older_than_a_stored_reply_opens_no_wait(db, tenant_id, ingest):
+    """A migration or a late re-pull hands over a question after the answer to it is stored."""
+    chat = Chat()
+    question = chat.customer("这款有现货吗？", 0)
+    answer = chat.staff("有的", 2)
+    ingest(answer)
+    ingest(question)
+    assert conversation(db, tenant_id).awaiting_since is None and ingest.changes == []
+    later = chat.customer("那明天能到吗？", 5)  # a new question after the answer still waits
+    ingest(later)
+    assert conversation(db, tenant_id).awaiting_msgid == later.msgid
+
+
+def test_a_consent_event_lands_in_the_chat_of_the_staff_member_it_names(db, tenant_id, ingest):
+    chat = Chat()
+    ingest(chat.customer("你好", 0))
+    event = chat.msg("wmCUSTOMER", "", 1)
+    event.message.pop("text")  # as WeCom may write it: to the customer, naming the staff member
+    event.message.update(
+        {
+            "tolist": ["wmCUSTOMER"],
+            "msgtype": "disagree",
+            "disagree": {"userid": "zhangsan", "disagree_time": 1},
+        }
+    )
+    ingest(event)
+    with db.tenant_session(tenant_id) as s:
+        stored = s.scalar(select(Message).where(Message.msgid == event.msgid))
+        assert stored.conversation_id == conversation(db, tenant_id).id
+
+
 def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
     chat = Chat()
     with db.tenant_session(tenant_id) as s:  # Siyu sent this welcome for zhangsan

@@ -1274,10 +1274,27 @@ def test_a_bare_acknowledgement_after_a_shops_welcome_line_still_needs_a_reply(t
     assert label(text, "您的车已洗好 欢迎下次光临") == "closing"
 
 
-@pytest.mark.parametrize("text", ["老师好", "医生好", "客服好", "美女好"])
+@pytest.mark.parametrize("text", ["老师好", "医生好", "客服好", "美女好", "王总好"])
 def test_a_name_and_hello_greets(text):
     assert label(text, None) == "needs_reply"
     assert label("好的老师", DONE) == "closing"
+
+
+@pytest.mark.parametrize("text", ["做工好", "收到了 做工好", "质量不错 做工好"])
+def test_praise_of_the_goods_ending_in_hao_is_no_greeting(text):
+    assert label(text, "已经给您发货了，请注意查收") == "closing"
+
+
+def test_cli_names_the_line_of_bad_bytes_among_many_and_answers_every_line_before():
+    from typer.testing import CliRunner
+
+    from siyu.cli import app
+
+    good = '{"text": "好的谢谢", "context": "退款已经提交了"}\n'.encode()
+    data = good * 250 + '{"text": "好的"}\n'.encode("gbk") + good * 49
+    r = CliRunner().invoke(app, ["needs-reply"], input=data)
+    assert r.exit_code == 1 and "line 251: not UTF-8" in r.output
+    assert r.output.count('"label"') == 250
 
 
 @pytest.mark.parametrize("text", ["那不打扰您啦！五一节快乐……", "不打扰了", "中秋节快乐"])

@@ -98,6 +98,10 @@ def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
     sent_at = ms_to_datetime(message.get("msgtime") or message.get("time"))
     roomid = message.get("roomid", "") or ""
     tolist = message.get("tolist") or []
+    if message.get("msgtype") in EVENT_TYPES and not roomid:
+        # a consent event names the staff member in its payload (its tolist may not)
+        staff_of = (message.get(message["msgtype"]) or {}).get("userid")
+        tolist = [staff_of] if staff_of else tolist
     key, kind, ext, userid, direction = None, "", "", "", "internal"
     if roomid:
         key, kind = f"group:{roomid}", "group"
@@ -445,7 +449,9 @@ def _apply(
         return  # a consent event: nobody wrote it, nobody owes it a reply
     if p.direction == "in":
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
-        if row["needs_reply"] and c.awaiting_since is None and c.kind == "single":
+        # (older than a staff message stored before it: a migration or a late re-pull; answered)
+        answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
+        if row["needs_reply"] and c.awaiting_since is None and c.kind == "single" and not answered:
             c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
             changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
     elif p.direction == "out":

@@ -228,11 +228,18 @@ _SELF_CHECK = r"(?<!看看)(?<!看下)(?<!试试)(?<!试下)(?<!一下)(?<!查�
 # 么 as a question particle (在么, 好了么), not in 什么 / 怎么 / 那么 / 这么 / 多么 / 要么.
 QUESTION_ME = r"(?<![么什怎那这多要])么(?!么)"
 
+# Whom a customer greets with 好 (老师好, 王总好): not the generic form of address above, which
+# takes 做工 for one (做工好 praises the goods).
+_GREETED = (
+    r"(?:亲爱的|亲亲|亲|美女|帅哥|小姐姐|小哥哥|小哥|姐姐|哥哥|老师|客服|师傅|老板|掌柜的|掌柜|店家|经理|医生|"
+    r"大夫|主任|护士|教练|[\u4e00-\u9fff](?:老师|经理|总|姐|哥|医生|大夫|主任|教练|师傅))"
+)
+
 # Anything here keeps a message from being a closing remark: a question, a request, or a
 # greeting that calls for attention (哈喽 would otherwise parse as two particles; 老师好 as a name
 # and an acknowledgement).
 VETO = (
-    rf"[?]|吗|{QUESTION_ME}|哈喽|哈罗|hello|(?<![a-z])hi(?![a-z])|(?:^|\s)(?:{ADDRESS})好(?=\s|$)|"
+    rf"[?]|吗|{QUESTION_ME}|哈喽|哈罗|hello|(?<![a-z])hi(?![a-z])|(?:^|\s){_GREETED}好(?=\s|$)|"
     r"怎(?!么(?:弄|做|操作|办|用|回事|处理|填|改|设置)了)|咋|(?<!没)啥|"
     r"(?<![没有])什么|多少|(?<!过)几|哪|谁|为何|为啥|(?<![道白懂会])如何|是否|能否|可否|"
     rf"{_SELF_CHECK}(?:能不能|可不可以|行不行|会不会|有没有)|"

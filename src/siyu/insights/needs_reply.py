@@ -664,19 +664,27 @@ def run_cli(
     classifier = classifier or default_classifier()
     batch: list[tuple[str, str | None]] = []
     count = 0
-    try:
-        for lineno, line in _numbered(stdin):
+    lines = _numbered(stdin)
+    while True:
+        try:
+            lineno, line = next(lines)
             if not line.strip():
                 continue
-            batch.append(_parse(line, lineno))
-            if len(batch) >= batch_size:
+            item = _parse(line, lineno)
+        except StopIteration:
+            break
+        except ValueError:  # the lines before the bad one are answered first
+            if batch:
                 _write(stdout, batch, classifier)
-                count += len(batch)
-                batch = []
-    finally:
-        if batch:
+            raise
+        batch.append(item)
+        if len(batch) >= batch_size:
             _write(stdout, batch, classifier)
             count += len(batch)
+            batch = []
+    if batch:
+        _write(stdout, batch, classifier)
+        count += len(batch)
     return count
 
 

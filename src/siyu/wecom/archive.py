@@ -616,6 +616,10 @@ class JsonLinesArchiveSource:
 # A msgtime in milliseconds lies between these (2001 and 2286); one in seconds does not.
 _MS_FROM, _MS_UNTIL = 10**12, 10**13
 _ACTIONS = ("send", "recall", "switch")
+# What the columns they are stored in hold (a longer value would fail its whole batch on
+# PostgreSQL, after the batches before it were stored).
+_MAX_SEQ = 2**31 - 1
+_LONGEST = {"msgid": 128, "from": 64, "user": 64, "roomid": 64, "msgtype": 32}
 
 
 def _imported(number: int, line: str) -> ArchivedMessage:
@@ -640,10 +644,12 @@ def _imported(number: int, line: str) -> ArchivedMessage:
         seq, msgid = message.pop("seq", None), message.get("msgid")
     if not isinstance(msgid, str) or not msgid.strip():
         raise refuse("message without a msgid (a non-empty string)")
+    if len(msgid) > _LONGEST["msgid"]:
+        raise refuse(f"msgid longer than {_LONGEST['msgid']} characters")
     if seq is None:
         seq = number
-    elif type(seq) is not int or seq < 1:
-        raise refuse(f"seq must be a whole number of 1 or more, not {seq!r}")
+    elif type(seq) is not int or not 1 <= seq <= _MAX_SEQ:
+        raise refuse(f"seq must be a whole number from 1 to {_MAX_SEQ}, not {seq!r}")
     action = message.get("action", "send")
     if action not in _ACTIONS:
         raise refuse(f"action must be one of {', '.join(_ACTIONS)}, not {action!r}")
@@ -653,11 +659,13 @@ def _imported(number: int, line: str) -> ArchivedMessage:
     for name in ("from", "user", "roomid", "msgtype"):
         if name in message and not isinstance(message[name], str):
             raise refuse(f"{name} must be a string, not {message[name]!r}")
+        if len(message.get(name) or "") > _LONGEST[name]:
+            raise refuse(f"{name} longer than {_LONGEST[name]} characters")
     if not (message.get("from") or message.get("user")):
         raise refuse("message without a sender (from)")
     tolist = message.get("tolist", [])
-    if not isinstance(tolist, list) or not all(isinstance(u, str) for u in tolist):
-        raise refuse("tolist must be a list of userids")
+    if not isinstance(tolist, list) or not all(isinstance(u, str) and len(u) <= 64 for u in tolist):
+        raise refuse("tolist must be a list of userids (64 characters at most)")
     if action == "send" and not message.get("msgtype"):
         raise refuse("a sent message needs its msgtype")
     return ArchivedMessage(seq, msgid, message)
