@@ -321,6 +321,27 @@ def test_a_wait_closes_when_the_customer_and_the_agent_stop_being_contacts(local
     assert w.conversation().awaiting_since is None
 
 
+def test_a_question_the_archive_brings_after_they_stopped_being_contacts_never_escalates(local):
+    from siyu.customers.service import record_follow_ended
+
+    w = local
+    w.policy()
+    with w.session() as s:  # the customer deletes 张三 at once; the archive lags behind
+        fields = {
+            "UserID": "zhangsan",
+            "ExternalUserID": "wmcustomer1",
+            "CreateTime": int(w.at(5).timestamp()),
+        }
+        record_follow_ended(s, fields, "lost")
+    w.say("在吗", at=0)  # pulled from the archive afterwards: it opens a wait
+    w.pulled(7200)
+    w.clock(3600)
+    assert w.fire() == 0  # no card, no call: the step finds them no longer contacts
+    assert w.steps() == [(0, "cancelled", "")]
+    assert [x.close_reason for x in w.waits()] == ["lost"]
+    assert w.conversation().awaiting_since is None
+
+
 def test_no_reply_needed_cancels_the_pending_steps(local):
     w = local
     w.policy()

@@ -294,6 +294,10 @@ def leader_of(session: Session, userid: str) -> str | None:
     return None
 
 
+# How a follow ended (its status) as the customer's timeline and a closed wait name it.
+FOLLOW_ENDED_AS = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}
+
+
 def record_follow_ended(session: Session, fields: dict, status: str) -> Customer | None:
     """del_follow_user (customer removed the member: lost), del_external_contact (member
     removed the customer: deleted, or transferred when Source=DELETE_BY_TRANSFER)."""
@@ -307,7 +311,7 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     if follow.status == status:
         return customer
     follow.status, follow.ended_at = status, at
-    kind = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}[status]
+    kind = FOLLOW_ENDED_AS[status]
     timeline(session, customer, kind, at, userid)
     conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, text
 from sqlalchemy.orm import Session
 
+from siyu.conversations import service as conversations
 from siyu.conversations.models import ArchiveCursor, Conversation
 from siyu.db import bulk, utcnow
 from siyu.notify import outbox
@@ -173,6 +174,7 @@ def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | N
             c.id,
             c.awaiting_msgid,
             w.started_at,
+            w.customer_id,
         )
         .outerjoin(w, w.id == e.wait_id)
         .outerjoin(c, c.id == e.conversation_id)
@@ -207,10 +209,12 @@ def _fire_tenant(
         timezone: list[str] = []
         closed_conversations: set[int] = set()
         step_policy: dict[int, service.PolicyView] = {}
+        ended = service.ended_follows(s, {r[16] for r in loaded if r[16] is not None})
         for r in loaded:
             st = _Step(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], fired_at=now)
             steps.append(st)
-            wait_id, closed_at, close_reason, msgid, policy_id, conversation_id, awaiting, started_at = r[8:]
+            wait_id, closed_at, close_reason, msgid, policy_id, conversation_id, awaiting = r[8:15]
+            started_at = r[15]
             st.started_at, st.was_due = started_at, st.due_at
             if wait_id is None or closed_at is not None:
                 _set(st, "cancelled", close_reason if wait_id is not None else "gone")
@@ -221,6 +225,15 @@ def _fire_tenant(
                     closed_conversations.add(st.conversation_id)
                     service.close_waits(s, st.conversation_id, now, "closed")
                 _set(st, "cancelled", "no longer awaiting")
+                continue
+            gone = ended.get((r[16], st.agent_userid))
+            if gone is not None:
+                # the archive brought the message after they stopped being contacts: nobody
+                # can answer there, so the wait closes as it would have (customers.follow_ended)
+                if st.conversation_id not in closed_conversations:
+                    closed_conversations.add(st.conversation_id)
+                    conversations.dismiss(s, st.conversation_id, now, gone)
+                _set(st, "cancelled", gone)
                 continue
             if policy_id not in policies:
                 policies[policy_id] = service.policy_by_id(s, policy_id)

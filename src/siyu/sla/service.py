@@ -26,8 +26,8 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
-from siyu.customers.models import Customer
-from siyu.customers.service import leader_of
+from siyu.customers.models import Customer, Follow
+from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import BusinessCalendar, parse_hhmm, parse_shifts
@@ -679,6 +679,18 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
     for row in pending:
         row.due_at, row.claimed_until = row.due_at + shift, None
     return len(pending)
+
+
+def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, str], str]:
+    """(customer id, staff userid) -> close reason, for these customers' ended follows."""
+    if not customer_ids:
+        return {}
+    rows = session.execute(
+        select(Follow.customer_id, Follow.staff_userid, Follow.status).where(
+            bulk.among(session, Follow.customer_id, customer_ids), Follow.status.in_(list(FOLLOW_ENDED_AS))
+        )
+    )
+    return {(c, u): FOLLOW_ENDED_AS[status] for c, u, status in rows}
 
 
 def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:
