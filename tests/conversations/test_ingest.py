@@ -179,13 +179,29 @@ def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
             s,
             "welcome",
             "welcome:W1",
-            {"userid": "zhangsan", "external_userid": "wmCUSTOMER", "sent_text": "您好，我是张三"},
+            {
+                "userid": "zhangsan",
+                "external_userid": "wmCUSTOMER",
+                "sent_text": "您好，我是张三",
+                "sent_kinds": ["link", "miniprogram"],
+            },
         )
         row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W1"))
         row.status, row.sent_at = "sent", T0
-    ingest(chat.customer("在吗？想问下价格", 0.5), chat.staff("您好，我是张三", 0.6))
+    link = chat.staff("", 0.61)  # the welcome's link and mini program, archived as messages of their own
+    link.message.pop("text")
+    link.message.update({"msgtype": "link", "link": {"title": "课程介绍", "link_url": "https://example.com"}})
+    weapp = chat.staff("", 0.62)
+    weapp.message.pop("text")
+    weapp.message.update({"msgtype": "weapp", "weapp": {"title": "小程序"}})
+    ingest(chat.customer("在吗？想问下价格", 0.5), chat.staff("您好，我是张三", 0.6), link, weapp)
     c = conversation(db, tenant_id)
     assert c.awaiting_since is not None  # still waiting: the welcome was Siyu's, not zhangsan's answer
+    photo = chat.staff("", 1)  # a photo zhangsan sends himself is a reply
+    photo.message.pop("text")
+    photo.message.update({"msgtype": "image", "image": {"sdkfileid": "x"}})
+    ingest(photo)
+    assert conversation(db, tenant_id).awaiting_since is None
 
 
 def test_recalling_the_only_waiting_message_closes_the_wait(db, tenant_id, ingest):

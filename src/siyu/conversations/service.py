@@ -287,8 +287,13 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
     return found
 
 
+# A welcome attachment's type as the archive records the message (REFERENCE 11.3).
+ARCHIVED_AS = {"miniprogram": "weapp"}
+
+
 def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, str]]:
-    """(userid, external_userid, text) of what Siyu itself sent around these messages."""
+    """(userid, external_userid, text) of what Siyu itself sent around these messages, and
+    (userid, external_userid, msgtype) of the welcome's attachments."""
     outbound = [p for p in parsed if p.direction == "out" and p.kind == "single"]
     if not outbound:
         return set()
@@ -302,7 +307,12 @@ def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, s
             OutboxMessage.sent_at <= end,
         )
     )
-    return {(p["userid"], p["external_userid"], p.get("sent_text", "")) for p in rows}
+    echoes = set()
+    for p in rows:
+        echoes.add((p["userid"], p["external_userid"], p.get("sent_text", "")))
+        for kind in p.get("sent_kinds", ()):  # the welcome's image, link, mini program
+            echoes.add((p["userid"], p["external_userid"], ARCHIVED_AS.get(kind, kind)))
+    return echoes
 
 
 def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> dict[int, str | None]:
@@ -393,7 +403,11 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "recalled": False,
                 "needs_reply": (verdict.label == "needs_reply") if verdict else None,
                 "reply_score": verdict.score if verdict else None,
-                "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes,
+                "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes
+                or (
+                    p.message.get("msgtype", "text") != "text"
+                    and (p.staff_userid, p.external_userid, p.message.get("msgtype")) in echoes
+                ),
             }
         )
     # PostgreSQL inserts the messages in its own process: tokenize for search meanwhile

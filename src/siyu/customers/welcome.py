@@ -151,7 +151,13 @@ async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
 
     def after(session: Session) -> None:
         # keep what was sent, so that the archive's copy is known as Siyu's and not a reply
-        session.get(OutboxMessage, message.id).payload = {**p, "sent_text": sent_text}
+        # (and its attachments, each archived as a message of its own type)
+        sent_kinds = [a.get("msgtype", "") for a in attachments or []]
+        session.get(OutboxMessage, message.id).payload = {
+            **p,
+            "sent_text": sent_text,
+            "sent_kinds": sent_kinds,
+        }
         _record(session, message, "welcome_sent")
 
     return after
