@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from siyu.conversations import service as conversations
 from siyu.sla import firing, service, tasks
@@ -409,6 +409,40 @@ def test_the_leader_falls_back_to_the_department_leader_then_the_escalation_cont
     w.fire()
     assert w.steps(staff="wangwu")[1] == (1, "fired", "lisi")
     assert w.steps("wmboss", "boss")[1] == (1, "fired", "wangwu")
+
+
+def test_the_leader_is_someone_still_with_the_corp_and_a_department_head_has_one_above(local):
+    from siyu.tenancy.models import Department, Staff
+
+    w = local
+    w.policy()
+    with w.session() as s:  # 李四 leaves; 王五 heads a department of his own under 总部
+        s.execute(update(Staff).where(Staff.userid == "lisi").values(active=False))
+        s.add(Department(wecom_id=3, name="销售二部", parent_wecom_id=1, leaders=["wangwu"]))
+        s.execute(update(Staff).where(Staff.userid == "wangwu").values(departments=[3], main_department=3))
+    w.say("有人吗？", at=0)  # 张三: direct leader 李四 has left, and leads 销售一部: up to 总部's 王总
+    w.say("有人吗？", at=0, ext="wmwang", staff="wangwu")  # heads 销售二部: its parent's leader
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[1] == (1, "fired", "boss")
+    assert w.steps("wmwang", "wangwu")[1] == (1, "fired", "boss")
+
+
+def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
+    from datetime import timedelta
+
+    w = local
+    w.policy()  # no escalation contact
+    w.say("有人吗？", at=0, ext="wmboss", staff="boss")  # 王总 leads 总部: no leader above him
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
+    with w.session() as s:
+        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert (problem["kind"], problem["recipient"], problem["status"]) == ("step", "boss", "nobody")
+    assert "第 2 步" in problem["error"]
 
 
 def test_a_department_policy_applies_to_its_members(local):

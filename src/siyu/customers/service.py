@@ -278,20 +278,26 @@ def _follow(session: Session, ext_id: str, userid: str) -> tuple[Customer | None
 
 
 def leader_of(session: Session, userid: str) -> str | None:
-    """The agent's first direct leader in WeCom, else the leader of their main department."""
+    """The agent's first direct leader in WeCom, else the leader of their main department
+    (the parent department's when the agent leads it themselves, and so on up); only members
+    still with the corp: a card to one who left would reach nobody."""
     staff = session.scalar(select(Staff).where(Staff.userid == userid))
     if staff is None:
         return None
-    for leader in staff.direct_leaders or []:
-        if leader and leader != userid:
-            return leader
+    order = [leader for leader in staff.direct_leaders or [] if leader and leader != userid]
     dept_id = staff.main_department or (staff.departments[0] if staff.departments else None)
-    if dept_id is not None:
+    seen: set[int] = set()
+    while dept_id and dept_id not in seen:
+        seen.add(dept_id)
         dept = session.scalar(select(Department).where(Department.wecom_id == dept_id))
-        for leader in (dept.leaders if dept else []) or []:
-            if leader and leader != userid:
-                return leader
-    return None
+        if dept is None:
+            break
+        order += [leader for leader in dept.leaders or [] if leader and leader != userid]
+        dept_id = dept.parent_wecom_id
+    if not order:
+        return None
+    active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(order), Staff.active.is_(True))))
+    return next((leader for leader in order if leader in active), None)
 
 
 # How a follow ended (its status) as the customer's timeline and a closed wait name it.

@@ -233,11 +233,11 @@ class AgentResponse(Summary):
 
 
 class DeliveryProblem(BaseModel):
-    kind: Literal["card", "call"]
+    kind: Literal["card", "call", "step"] = Field(description="step: a step that found nobody to tell")
     recipient: str
     recipient_name: str
     at: datetime
-    status: str = Field(description="card: retrying | given_up; call: skipped | failed")
+    status: str = Field(description="card: retrying | given_up; call: skipped | failed; step: nobody")
     attempts: int | None
     next_try_at: datetime | None
     error: str

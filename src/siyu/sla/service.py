@@ -821,6 +821,8 @@ def response_summary(values: list[float]) -> dict:
     }
 
 
+# How firing notes a step it could tell nobody about (siyu.sla.firing).
+NOBODY_TO_REACH = "nobody to reach"
 # Why a call was not placed that is no trouble: nobody waited any more.
 _CALL_NOT_NEEDED = "answered before the call"
 
@@ -846,9 +848,18 @@ def delivery_problems(
         SlaCall.status.in_(("skipped", "failed")),
         SlaCall.error != _CALL_NOT_NEEDED,
     )
+    # steps that found nobody to tell (a leader step for an agent with no leader and no
+    # escalation contact in the policy): not sent at all
+    unreached = select(SlaEscalation).where(
+        SlaEscalation.fired_at >= start,
+        SlaEscalation.fired_at < end,
+        SlaEscalation.status == "skipped",
+        SlaEscalation.note.startswith(NOBODY_TO_REACH),
+    )
     if recipients is not None:
         cards = cards.where(OutboxMessage.recipient.in_(list(recipients)))
         calls = calls.where(SlaCall.callee_userid.in_(list(recipients)))
+        unreached = unreached.where(SlaEscalation.agent_userid.in_(list(recipients)))
     out = [
         {
             "kind": "card",
@@ -872,6 +883,18 @@ def delivery_problems(
             "error": c.error,
         }
         for c in session.scalars(calls)
+    ]
+    out += [
+        {
+            "kind": "step",
+            "recipient": e.agent_userid,
+            "at": e.fired_at,
+            "status": "nobody",
+            "attempts": None,
+            "next_try_at": None,
+            "error": f"第 {e.step + 1} 步找不到可通知的人 / {e.note}",
+        }
+        for e in session.scalars(unreached)
     ]
     return sorted(out, key=lambda d: d["at"], reverse=True)
 

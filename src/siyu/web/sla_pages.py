@@ -80,6 +80,7 @@ DELIVERED = {
     "skipped": "未发（已回复或未开通）",
     "placed": "已拨打",
     "failed": "拨打失败",
+    "nobody": "没有可通知的人",
 }
 
 
