@@ -91,7 +91,7 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     assert w.fire() == 1
     [card] = wait_for(lambda: cards(w, "lisi"))
     assert card["title"] == "张三的客户 王女士 已等待 5 分钟 未回复"
-    assert card["btntxt"] == "查看"
+    assert card["btntxt"] == "查看" and "请提醒张三尽快回复" in card["description"]
 
     w.clock(600)
     assert w.fire() == 1
@@ -115,7 +115,7 @@ def test_steps_due_to_one_person_arrive_as_one_card(w):
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert card["title"] == "2 位客户等待回复，最长 2 分钟"
     assert "王女士" in card["description"] and "赵先生" in card["description"]
-    assert card["url"].endswith("?next=/conversations")
+    assert card["url"].endswith("?next=/conversations%3Fwaiting%3D1")  # the waiting ones
     time.sleep(1.5)
     assert len(cards(w, "zhangsan")) == 1
     with w.session() as s:

@@ -308,3 +308,25 @@ def test_the_worker_knows_how_long_until_the_next_step_may_fire(local):
     assert tasks.next_due_in(w.rt, cap=0.5) == 0.5
     w.clock(3)  # due, not yet fired: the firing's business, nothing to wait for
     assert tasks.next_due_in(w.rt, cap=300) > 2
+
+
+def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local):
+    from siyu.sla.tasks import DESCRIPTION_BYTES, build_card
+
+    started = local.rt.now() - timedelta(minutes=3)
+    entries = [
+        {
+            "conversation_id": i,
+            "customer": f"很长名字的客户第{i}位",
+            "agent": "lisi",
+            "agent_name": "李四",
+            "text": "您好，我想问一下这款产品的售后服务政策具体是怎样的，谢谢",
+            "started_at": started,
+        }
+        for i in range(8)
+    ]
+    card = build_card(local.rt, "demo", "Asia/Shanghai", "zhangsan", entries)["textcard"]
+    assert len(card["description"].encode()) <= DESCRIPTION_BYTES
+    assert card["description"].endswith('<div class="highlight">请尽快回复</div>')
+    shown = card["description"].count('class="normal"')
+    assert 1 <= shown < 8 and f"还有 {8 - shown} 位" in card["description"]

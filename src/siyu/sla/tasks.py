@@ -144,7 +144,7 @@ async def fire_due(rt) -> int:
 
 def conversation_link(rt, slug: str, conversation_id: int | None) -> str:
     """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14)."""
-    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations"
+    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations?waiting=1"
     return f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
 
 
@@ -229,6 +229,10 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
     return found
 
 
+# A textcard's description is cut by WeCom past this many bytes (its message/send docs).
+DESCRIPTION_BYTES = 512
+
+
 def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -> dict:
     """The message/send body (without agentid) of one notice card."""
     now = rt.now()
@@ -244,22 +248,29 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
             f'<div class="gray">{local} 发来</div>'
             f'<div class="normal">{html.escape(first["customer"])}：'
             f"{html.escape(_clip(first['text'], 60))}</div>"
-            f'<div class="highlight">已等待 {longest}，请尽快回复</div>'
+            f'<div class="highlight">已等待 {longest}，'
+            + ("请尽快回复" if own else f"请提醒{html.escape(first['agent_name'])}尽快回复")
+            + "</div>"
         )
         url = conversation_link(rt, slug, first["conversation_id"])
     else:
         title = f"{len(entries)} 位客户等待回复，最长 {longest}"
-        lines = []
+        closing = '<div class="highlight">请尽快回复</div>'
+        lines: list[str] = []
         for e in entries[:5]:
             agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
             how_long = waited((now - e["started_at"]).total_seconds())
-            lines.append(
+            line = (
                 f'<div class="normal">{html.escape(e["customer"])}{agent}：'
                 f"{html.escape(_clip(e['text'], 24))} · {how_long}</div>"
             )
-        if len(entries) > 5:
-            lines.append(f'<div class="gray">还有 {len(entries) - 5} 位</div>')
-        lines.append('<div class="highlight">请尽快回复</div>')
+            # WeCom cuts a description past 512 bytes, wherever that falls in the markup
+            if len("".join([*lines, line, closing]).encode()) > DESCRIPTION_BYTES - 40:
+                break
+            lines.append(line)
+        if len(entries) > len(lines):
+            lines.append(f'<div class="gray">还有 {len(entries) - len(lines)} 位</div>')
+        lines.append(closing)
         description = "".join(lines)
         same = {e["conversation_id"] for e in entries}
         url = conversation_link(rt, slug, first["conversation_id"] if len(same) == 1 else None)
