@@ -102,6 +102,35 @@ def test_an_agent_sees_only_their_own_conversations(as_role, chats):
     assert titles(agent.get("/api/v1/conversations", params={"staff": "zhaoliu"})) == []
 
 
+def test_whoever_an_escalation_card_went_to_may_open_its_conversation(as_role, new_waiting, db, world):
+    from datetime import UTC, datetime
+
+    from siyu.sla.models import SlaEscalation, SlaWait
+
+    agent = as_role("agent")  # 张三: 赵六's customers are not his
+    cid = new_waiting("zhaoliu")
+    assert agent.get(f"/conversations/{cid}").status_code == 404
+    with db.tenant_session(world.a.id) as s:  # as firing leaves it: a card to 张三 (the contact)
+        wait_id = s.scalar(select(SlaWait.id).where(SlaWait.conversation_id == cid))
+        s.add(
+            SlaEscalation(
+                wait_id=wait_id,
+                conversation_id=cid,
+                step=1,
+                action="app_message",
+                target="contact",
+                agent_userid="zhaoliu",
+                recipient="zhangsan",
+                status="fired",
+                due_at=datetime.now(UTC),
+            )
+        )
+    assert agent.get(f"/conversations/{cid}").status_code == 200
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["staff_userid"] == "zhaoliu"
+    assert cid not in [c["id"] for c in agent.get("/api/v1/conversations").json()["items"]]  # not his list
+    assert as_role("admin", "b").get(f"/conversations/{cid}").status_code == 404  # nor another tenant's
+
+
 def test_a_supervisor_sees_their_team(as_role, chats):
     sup = as_role("supervisor")  # 王五: 张三 and 李四, not 赵六
     got = sorted(t.split(" ")[0] for t in titles(sup.get("/api/v1/conversations")))

@@ -135,6 +135,30 @@ def test_oauth_makes_a_supervisor_for_a_leader_on_first_sign_in(siyu, world, db)
         assert person.login == f"{world.a.slug}/lisi" and person.password_hash is None
 
 
+def test_an_agent_made_a_leader_is_a_supervisor_from_their_next_sign_in(siyu, world, db):
+    from siyu.tenancy.models import Department
+
+    r = _wecom_sign_in(siyu, world, "zhaoliu", "/")
+    try:
+        assert r.client.get(f"{siyu}/api/v1/me").json()["role"] == "agent"
+    finally:
+        r.client.close()
+    with db.tenant_session(world.a.id) as s:  # 赵六 now leads a department
+        dept = s.scalar(select(Department).where(Department.wecom_id == 4))
+        before, dept.leaders = list(dept.leaders or []), [*(dept.leaders or []), "zhaoliu"]
+    try:
+        r = _wecom_sign_in(siyu, world, "zhaoliu", "/")
+        try:
+            assert r.client.get(f"{siyu}/api/v1/me").json()["role"] == "supervisor"
+        finally:
+            r.client.close()
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.scalar(select(Department).where(Department.wecom_id == 4)).leaders = before
+            person = s.scalar(select(Person).where(Person.staff_userid == "zhaoliu"))
+            person.role = "agent"
+
+
 def test_oauth_refuses_unknown_and_inactive_members_clearly(siyu, world):
     for userid, status, text in (("qianqi", 403, "立即同步"), ("sunba", 403, "已停用")):
         r = _wecom_sign_in(siyu, world, userid, "/")

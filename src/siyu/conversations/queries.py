@@ -98,7 +98,25 @@ def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
 
 
 def get_conversation(session: Session, viewer: Reader, conversation_id: int) -> Conversation | None:
-    return session.scalar(readable(viewer).where(Conversation.id == conversation_id))
+    """The conversation, if the viewer may read it: within their scope, or one an escalation
+    card was sent to them about (an escalation contact, a leader made one after signing in:
+    the card's link must open what it tells of)."""
+    found = session.scalar(readable(viewer).where(Conversation.id == conversation_id))
+    if found is None and _was_told(session, viewer, conversation_id):
+        found = session.scalar(select(Conversation).where(Conversation.id == conversation_id))
+    return found
+
+
+def _was_told(session: Session, viewer: Reader, conversation_id: int) -> bool:
+    from siyu.sla.models import SlaEscalation  # (the SLA domain builds on this one)
+
+    me = getattr(viewer, "staff_userid", None)
+    if not me:
+        return False
+    told = select(SlaEscalation.id).where(
+        SlaEscalation.conversation_id == conversation_id, SlaEscalation.recipient == me
+    )
+    return session.scalar(told.limit(1)) is not None
 
 
 # ---------------------------------------------------------------- shaping rows

@@ -100,6 +100,8 @@ class SlaEscalation(TenantOwned, Base):
             sqlite_where=text("status = 'pending'"),
         ),
         Index("ix_sla_escalations_tenant_fired", "tenant_id", "fired_at"),
+        # who was told about a conversation may open it (conversations.queries.get_conversation)
+        Index("ix_sla_escalations_tenant_conversation", "tenant_id", "conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -305,17 +305,20 @@ def add_person(
 def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
     """The person who signs in as this WeCom member through OAuth; made on first sign-in.
 
-    Department leaders and members' direct leaders are supervisors, other members agents;
-    admins are named by hand."""
+    Department leaders and members' direct leaders are supervisors, other members agents (an
+    agent made a leader later is a supervisor from their next sign-in); admins are named by
+    hand."""
     staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
     if staff is None:  # unknown, or has left the corp: no sign-in, whatever existed before
         return None
     person = session.scalar(select(Person).where(Person.staff_userid == userid))
-    if person is not None:
-        return person
     leads = any(userid in (d.leaders or []) for d in session.scalars(select(Department))) or any(
         userid in (s.direct_leaders or []) for s in session.scalars(select(Staff))
     )
+    if person is not None:
+        if person.role == "agent" and leads:  # made a leader since: sees their team now
+            person.role = "supervisor"
+        return person
     return add_person(
         session,
         f"{tenant.slug}/{userid}",
