@@ -154,17 +154,17 @@ def test_a_question_older_than_a_stored_reply_opens_no_wait(db, tenant_id, inges
     assert conversation(db, tenant_id).awaiting_msgid == later.msgid
 
 
-def test_a_consent_event_lands_in_the_chat_of_the_staff_member_it_names(db, tenant_id, ingest):
+@pytest.mark.parametrize(
+    ("tolist", "userid"),
+    [(["zhangsan"], "wmCUSTOMER"), (["wmCUSTOMER"], "zhangsan")],  # WeCom's example; to the customer
+)
+def test_a_consent_event_lands_in_the_chat_it_belongs_to(db, tenant_id, ingest, tolist, userid):
     chat = Chat()
     ingest(chat.customer("你好", 0))
     event = chat.msg("wmCUSTOMER", "", 1)
-    event.message.pop("text")  # as WeCom may write it: to the customer, naming the staff member
+    event.message.pop("text")
     event.message.update(
-        {
-            "tolist": ["wmCUSTOMER"],
-            "msgtype": "disagree",
-            "disagree": {"userid": "zhangsan", "disagree_time": 1},
-        }
+        {"tolist": tolist, "msgtype": "disagree", "disagree": {"userid": userid, "disagree_time": 1}}
     )
     ingest(event)
     with db.tenant_session(tenant_id) as s:

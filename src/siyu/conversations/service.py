@@ -98,10 +98,11 @@ def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
     sent_at = ms_to_datetime(message.get("msgtime") or message.get("time"))
     roomid = message.get("roomid", "") or ""
     tolist = message.get("tolist") or []
-    if message.get("msgtype") in EVENT_TYPES and not roomid:
-        # a consent event names the staff member in its payload (its tolist may not)
+    if message.get("msgtype") in EVENT_TYPES and not roomid and (not tolist or tolist[0] == sender):
+        # a consent event addressed to the customer themselves: its payload's userid, when that
+        # is someone else, is the staff member of the chat (WeCom's own example sends it to them)
         staff_of = (message.get(message["msgtype"]) or {}).get("userid")
-        tolist = [staff_of] if staff_of else tolist
+        tolist = [staff_of] if staff_of and staff_of != sender else tolist
     key, kind, ext, userid, direction = None, "", "", "", "internal"
     if roomid:
         key, kind = f"group:{roomid}", "group"
