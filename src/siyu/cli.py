@@ -12,11 +12,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import select
-
-from siyu.config import get_settings
 
 app = typer.Typer(help="Siyu (私域): the open-source SCRM for WeCom.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Connect and inspect WeCom corps (tenants).", no_args_is_help=True)
@@ -36,6 +31,7 @@ def _logging() -> None:
 
 
 def _runtime():
+    from siyu.config import get_settings
     from siyu.runtime import Runtime
 
     settings = get_settings()
@@ -46,6 +42,8 @@ def _runtime():
 
 
 def _tenant_id(rt, slug: str) -> int:
+    from sqlalchemy import select
+
     from siyu.tenancy.models import Tenant
 
     with rt.db.system_session() as s:
@@ -110,6 +108,7 @@ def migrate(
 ) -> None:
     """Apply database migrations (run once per deploy when several processes share PostgreSQL)."""
     import siyu.models  # noqa: F401 - every table, for autogenerate
+    from siyu.config import get_settings
     from siyu.db import Database
 
     settings = get_settings()
@@ -205,6 +204,8 @@ def tenant_add(
 
 
 def _print_summary(summary: dict) -> None:
+    from rich.table import Table
+
     table = Table(show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
@@ -216,6 +217,9 @@ def _print_summary(summary: dict) -> None:
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List connected corps."""
+    from rich.table import Table
+    from sqlalchemy import select
+
     from siyu.tenancy.models import Tenant
 
     rt = _runtime()
@@ -319,8 +323,7 @@ def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> 
 
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)
-    columns = (TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with _progress("customers") as progress:
         task = progress.add_task("sync", total=None)
 
         def report(done: int, total: int) -> None:
@@ -341,8 +344,7 @@ def archive_import(
 
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)
-    columns = (TextColumn("messages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with _progress("messages") as progress:
         task = progress.add_task("import", total=None)
 
         def report(done: int, total: int) -> None:
@@ -355,6 +357,12 @@ def archive_import(
             typer.echo(f"nothing imported: {exc}", err=True)
             raise typer.Exit(1) from exc
     console.print(f"{counts['stored']} messages stored; {counts['duplicates']} stored before")
+
+
+def _progress(what: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 def _run(rt, coro):
