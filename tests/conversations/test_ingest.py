@@ -141,6 +141,22 @@ def test_a_customer_agreeing_to_archiving_or_not_waits_for_nothing(db, tenant_id
     assert conversation(db, tenant_id).awaiting_msgid == question.msgid
 
 
+def test_declining_archiving_ends_the_wait_agreeing_does_not(db, tenant_id, ingest):
+    chat = Chat()
+    ingest(chat.customer("这个什么时候发货？", 0))
+    for kind, minute in (("agree", 1), ("disagree", 2)):
+        event = chat.msg("wmCUSTOMER", "", minute)
+        event.message.pop("text")
+        event.message.update({"msgtype": kind, kind: {"userid": "zhangsan", f"{kind}_time": 1}})
+        ingest(event)
+        waiting = conversation(db, tenant_id).awaiting_since
+        assert (waiting is None) == (kind == "disagree")
+    assert [(opened, reason) for opened, reason, _ in ingest.changes] == [
+        (True, "customer_message"),
+        (False, "declined"),
+    ]
+
+
 def test_a_question_older_than_a_stored_reply_opens_no_wait(db, tenant_id, ingest):
     """A migration or a late re-pull hands over a question after the answer to it is stored."""
     chat = Chat()

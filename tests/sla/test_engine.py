@@ -342,6 +342,24 @@ def test_a_question_the_archive_brings_after_they_stopped_being_contacts_never_e
     assert w.conversation().awaiting_since is None
 
 
+def test_a_customer_declining_archiving_closes_the_wait_no_reply_could_be_seen_to_close(local):
+    w = local
+    w.policy()
+    w.say("退款什么时候到账", at=0)
+    w.pulled(7200)
+    w.clock(150)
+    assert w.fire() == 1
+    declined = w._message("wmcustomer1", "zhangsan", "", 200, None)
+    declined.pop("text")
+    declined.update({"msgtype": "disagree", "disagree": {"userid": "wmcustomer1", "disagree_time": 1}})
+    w.ingest(declined)  # WeCom archives nothing more of this chat: a reply would never be seen
+    w.clock(3600)
+    assert w.fire() == 0  # no leader card, no call
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "cancelled", "")]
+    assert [(x.close_reason, x.closed_at) for x in w.waits()] == [("declined", w.at(200))]
+    assert w.conversation().awaiting_since is None
+
+
 def test_no_reply_needed_cancels_the_pending_steps(local):
     w = local
     w.policy()

@@ -47,7 +47,7 @@ class WaitChange:
     opened: bool  # True: a wait began at `at`; False: it ended at `at`
     at: datetime
     msgid: str
-    reason: str  # customer_message | replied | recalled | dismissed
+    reason: str  # customer_message | replied | recalled | dismissed | declined | a follow's end
 
 
 # Listeners get every change of one transaction at once, in the order they happened, so
@@ -460,8 +460,16 @@ def _apply(
     if p.action == "recall":
         _recall(session, states, recalls, p, changes, c)
         return
-    if p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
-        return  # a consent event: nobody wrote it, nobody owes it a reply
+    if p.action != "send":
+        return
+    if p.message.get("msgtype") in EVENT_TYPES:  # a consent event: nobody wrote it, nobody owes it a reply
+        # Declined: WeCom archives nothing more of the chat, so no reply could be seen to close
+        # a wait; it closes here rather than escalate to the last step.
+        declined = p.message["msgtype"] == "disagree"
+        if declined and c.awaiting_since is not None and p.sent_at >= c.awaiting_since:
+            c.awaiting_since, c.awaiting_msgid = None, ""
+            changes.append(c.change(False, p.sent_at, p.msgid, "declined"))
+        return
     if p.direction == "in":
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
         # (older than a staff message stored before it: a migration or a late re-pull; answered)

@@ -80,7 +80,8 @@ class SlaWait(TenantOwned, Base):
     policy_id: Mapped[int | None] = mapped_column(BigId)
     started_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
-    close_reason: Mapped[str] = mapped_column(String(16), default="")  # replied | recalled | dismissed
+    # replied | recalled | dismissed | declined (archiving) | lost / removed / transferred (the follow)
+    close_reason: Mapped[str] = mapped_column(String(16), default="")
     response_s: Mapped[float | None]  # closed by a reply: how long it took
     breached_step: Mapped[int] = mapped_column(default=-1)  # the last step that fired
     snoozed_until: Mapped[datetime | None]
