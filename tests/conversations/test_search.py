@@ -127,6 +127,25 @@ def test_search_follows_the_role_scope(as_role, chats):
     assert hits(sup, "价格") == []
 
 
+def test_search_keeps_to_the_list_filters(as_role, chats, world):
+    admin = as_role("admin")
+
+    def found(**params) -> list[str]:
+        r = admin.get("/api/v1/messages/search", params={"q": "价", **params})
+        return [h["message"]["text"] for h in r.json()["items"]]
+
+    assert found() == ["报价单发我一下", "价格是一百元", "群里的团购价能便宜吗"]
+    assert found(staff="zhaoliu") == ["报价单发我一下", "价格是一百元"]
+    assert found(kind="group") == ["群里的团购价能便宜吗"]
+    assert found(waiting="true") == ["报价单发我一下", "价格是一百元"]  # 刘总's chat waits; the group's not
+    assert found(customer=world.a.customers["王女士"]) == []
+    # the page's filters too, as its form shows them
+    html = admin.get("/conversations", params={"q": "发货", "staff": "zhangsan"}).text
+    assert "没有找到" in html and "明天上午" not in html
+    html = admin.get("/conversations", params={"q": "发货", "staff": "lisi"}).text
+    assert "明天上午<mark>发货</mark>" in html
+
+
 def test_search_never_crosses_tenants(as_role, chats):
     admin_b = as_role("admin", "b")
     assert hits(admin_b, "便宜") == ["能便宜点吗 iPhone15 乙方机密"]

@@ -99,12 +99,18 @@ def search_messages(
     q: Annotated[
         str, Query(min_length=1, max_length=100, description="words or Chinese text; all must match")
     ],
+    waiting: Annotated[bool, Query(description="only in conversations waiting for a reply now")] = False,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    customer: Annotated[int | None, Query(description="customer id")] = None,
+    kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
 ):
-    """Full-text search over the messages the caller may read, newest first."""
+    """Full-text search over the messages the caller may read, newest first; the filters are
+    those of the conversation list."""
+    f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.search_messages(s, viewer, q, page, per_page)
+        found = queries.search_messages(s, viewer, q, page, per_page, f)
     return {
         "items": found.items,
         "q": found.q,

@@ -84,17 +84,23 @@ def visible_conversation(viewer: Reader) -> ColumnElement[bool]:
 
 def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
     """SELECT Conversation ... that the viewer may read and that match the filters."""
-    f = f or ConversationFilter()
-    stmt = select(Conversation).where(visible_conversation(viewer))
+    return select(Conversation).where(visible_conversation(viewer), *_matching(f))
+
+
+def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
+    """The filters' conditions on Conversation."""
+    if f is None:
+        return []
+    conditions = []
     if f.waiting:
-        stmt = stmt.where(Conversation.awaiting_since.is_not(None))
+        conditions.append(Conversation.awaiting_since.is_not(None))
     if f.staff_userid:
-        stmt = stmt.where(_involves([f.staff_userid]))
+        conditions.append(_involves([f.staff_userid]))
     if f.customer_id is not None:
-        stmt = stmt.where(Conversation.customer_id == f.customer_id)
+        conditions.append(Conversation.customer_id == f.customer_id)
     if f.kind:
-        stmt = stmt.where(Conversation.kind == f.kind)
-    return stmt
+        conditions.append(Conversation.kind == f.kind)
+    return conditions
 
 
 def get_conversation(session: Session, viewer: Reader, conversation_id: int) -> Conversation | None:
@@ -416,9 +422,15 @@ class SearchPage:
 
 
 def search_messages(
-    session: Session, viewer: Reader, q: str, page: int = 1, per_page: int = 20
+    session: Session,
+    viewer: Reader,
+    q: str,
+    page: int = 1,
+    per_page: int = 20,
+    f: ConversationFilter | None = None,
 ) -> SearchPage:
-    """Messages matching `q` (see siyu.conversations.search), newest first, with a snippet."""
+    """Messages matching `q` (see siyu.conversations.search), newest first, with a snippet;
+    only in conversations that match the filters `f`, if given."""
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     query = search_index.parse_query(q or "")
@@ -428,7 +440,7 @@ def search_messages(
     stmt = (
         select(Message, Conversation)
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(visible_conversation(viewer), Message.action == SENDABLE)
+        .where(visible_conversation(viewer), *_matching(f), Message.action == SENDABLE)
     )
     if query.indexed:
         stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))

@@ -51,7 +51,7 @@ def conversation_list(request: Request, viewer: PageViewer):
     result = hits = customer = None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if q:
-            hits = queries.search_messages(s, viewer, q, page_no, 20)
+            hits = queries.search_messages(s, viewer, q, page_no, 20, f)
         else:
             result = queries.list_conversations(s, viewer, f, page_no, 20)
         waiting_total = queries.waiting_count(s, viewer)
