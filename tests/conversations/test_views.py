@@ -129,6 +129,22 @@ def test_whoever_an_escalation_card_went_to_may_open_its_conversation(as_role, n
     assert agent.get(f"/api/v1/conversations/{cid}").json()["staff_userid"] == "zhaoliu"
     assert cid not in [c["id"] for c in agent.get("/api/v1/conversations").json()["items"]]  # not his list
     assert as_role("admin", "b").get(f"/conversations/{cid}").status_code == 404  # nor another tenant's
+    # a card of several waits opens the waiting ones its recipient was told of, a colleague's too
+    told = agent.get("/conversations", params={"waiting": 1, "told": 1}).text
+    assert f'href="/conversations/{cid}"' in told and "提醒过我的" in told
+    assert as_role("admin").get("/conversations", params={"told": 1}).status_code == 200  # no cards: none
+    assert "没有符合筛选条件的" in as_role("admin").get("/conversations", params={"told": 1}).text
+
+
+def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
+    admin = as_role("admin")
+    html = admin.get("/conversations", params={"staff": "zhangsan", "kind": "single"}).text
+    assert 'href="/conversations?staff=zhangsan&amp;kind=single&amp;waiting=1"' in html  # the tab keeps them
+    assert 'href="/conversations?staff=zhangsan&amp;kind=single"' in html
+    empty = admin.get("/conversations", params={"staff": "zhaoliu", "kind": "group"}).text
+    assert "没有符合筛选条件的会话" in empty and "开启会话存档" not in empty
+    past = admin.get("/conversations", params={"page": 999}).text
+    assert "回到第一页" in past and "开启会话存档" not in past
 
 
 def test_a_supervisor_sees_their_team(as_role, chats):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -39,6 +39,7 @@ class ConversationFilter:
     staff_userid: str | None = None
     customer_id: int | None = None
     kind: str | None = None  # single | group
+    told: bool = False  # only those an escalation card went to the viewer about (theirs or not)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -84,6 +85,8 @@ def visible_conversation(viewer: Reader) -> ColumnElement[bool]:
 
 def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
     """SELECT Conversation ... that the viewer may read and that match the filters."""
+    if f is not None and f.told:  # readable by the card, as get_conversation() opens them
+        return select(Conversation).where(Conversation.id.in_(_told_about(viewer)), *_matching(f))
     return select(Conversation).where(visible_conversation(viewer), *_matching(f))
 
 
@@ -114,15 +117,18 @@ def get_conversation(session: Session, viewer: Reader, conversation_id: int) -> 
 
 
 def _was_told(session: Session, viewer: Reader, conversation_id: int) -> bool:
+    from siyu.sla.models import SlaEscalation
+
+    told = _told_about(viewer).where(SlaEscalation.conversation_id == conversation_id)
+    return session.scalar(told.limit(1)) is not None
+
+
+def _told_about(viewer: Reader) -> Select:
+    """SELECT the ids of the conversations an escalation card went to the viewer about."""
     from siyu.sla.models import SlaEscalation  # (the SLA domain builds on this one)
 
     me = getattr(viewer, "staff_userid", None)
-    if not me:
-        return False
-    told = select(SlaEscalation.id).where(
-        SlaEscalation.conversation_id == conversation_id, SlaEscalation.recipient == me
-    )
-    return session.scalar(told.limit(1)) is not None
+    return select(SlaEscalation.conversation_id).where(SlaEscalation.recipient == me if me else false())
 
 
 # ---------------------------------------------------------------- shaping rows

@@ -143,8 +143,9 @@ async def fire_due(rt) -> int:
 
 
 def conversation_link(rt, slug: str, conversation_id: int | None) -> str:
-    """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14)."""
-    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations?waiting=1"
+    """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14); without one, the
+    waiting conversations the recipient's cards told of (a colleague's among them)."""
+    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations?waiting=1&told=1"
     return f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
 
 
@@ -255,7 +256,9 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         url = conversation_link(rt, slug, first["conversation_id"])
     else:
         title = f"{len(entries)} 位客户等待回复，最长 {longest}"
-        closing = '<div class="highlight">请尽快回复</div>'
+        mine = sum(e["agent"] == touser for e in entries)
+        ask = "请尽快回复" if own else "请提醒同事尽快回复" if not mine else "请尽快回复，并提醒同事"
+        closing = f'<div class="highlight">{ask}</div>'
         lines: list[str] = []
         for e in entries[:5]:
             agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"

@@ -46,6 +46,7 @@ def conversation_list(request: Request, viewer: PageViewer):
         staff_userid=p.get("staff") or None,
         customer_id=_int(p.get("customer")),
         kind=kind,
+        told=p.get("told") in ("1", "true", "on"),
     )
     page_no = max(1, _int(p.get("page")) or 1)
     result = hits = customer = None
@@ -68,6 +69,15 @@ def conversation_list(request: Request, viewer: PageViewer):
     def page_url(n: int) -> str:
         return "/conversations?" + urlencode({**kept, "page": n})
 
+    def tab_url(waiting: bool) -> str:  # the other filters stay
+        others = {k: v for k, v in kept.items() if k not in ("waiting", "q")}
+        query = urlencode({**others, "waiting": 1} if waiting else others)
+        return "/conversations" + (f"?{query}" if query else "")
+
+    def without(name: str) -> str:
+        query = urlencode({k: v for k, v in kept.items() if k != name})
+        return "/conversations" + (f"?{query}" if query else "")
+
     return render(
         request,
         "conversations.html",
@@ -81,7 +91,10 @@ def conversation_list(request: Request, viewer: PageViewer):
             "kinds": queries.KIND_NAMES,
             "waiting_total": waiting_total,
             "page_url": page_url,
+            "tab_url": tab_url,
+            "without": without,
             "filtered": bool(kept),
+            "filtered_beyond_waiting": any(kept.get(k) for k in ("staff", "kind", "customer", "told")),
             "page_no": page_no,
         },
     )
