@@ -238,3 +238,23 @@ def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
     assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_removed#departments"
     assert steps_of(db, world.a.id, "lisi") == tenant_steps(db, world.a.id)
     assert admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf}).status_code == 404
+
+
+def test_the_tenant_policy_says_when_a_top_department_policy_covers_everyone(as_role):
+    admin = as_role("admin")
+    assert 'id="tenant-overridden"' not in admin.get("/sla/policy").text
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["3"],
+        "step_action": ["app_message"],
+        "step_target": ["agent"],
+        "shifts": "",
+        "escalation_contact": "",
+        "quiet_start": "",
+        "quiet_end": "",
+    }
+    assert admin.post("/sla/policy/departments/1", data=form).status_code == 303
+    page = admin.get("/sla/policy").text
+    notice = page.split('id="tenant-overridden"', 1)[1].split("</p>", 1)[0]
+    assert "「总部」有自己的策略" in notice and "只对不在任何已同步部门的成员生效" in notice

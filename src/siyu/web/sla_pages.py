@@ -41,10 +41,10 @@ TARGET_NAMES = {"agent": "负责成员", "leader": "其上级", "contact": "升�
 DONE = {
     "snoozed": "已暂缓提醒。",
     "not_waiting": "这个会话已经不在等待回复了。",
-    "saved": "策略已保存，对之后开始的等待生效。",
+    "saved": "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。",
     "day_added": "日期已保存。",
     "day_removed": "日期已删除。",
-    "department_saved": "部门策略已保存，对其成员之后开始的等待生效。",
+    "department_saved": "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变。",
     "department_removed": "部门策略已删除，其成员改用上级部门或全公司的策略。",
 }
 
@@ -158,6 +158,7 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
     synced = {d["wecom_id"] for d in listed["departments"]}
+    top = [d for d in listed["departments"] if d["depth"] == 0]
     own = {p["department_wecom_id"]: _steps_text(p["steps"]) for p in listed["policies"][1:]}
     shown = form or {
         **current,
@@ -182,6 +183,9 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
             "own": own,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
             "addable": [d for d in listed["departments"] if d["policy"] != "own"],
+            # top-level departments with their own policy: the tenant's covers none of their members
+            "top_own": [d["name"] for d in top if d["policy"] == "own"],
+            "tenant_unused": bool(top) and all(d["policy"] == "own" for d in top),
         },
         status_code=status,
     )
