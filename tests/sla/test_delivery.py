@@ -331,6 +331,22 @@ def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch
     w.clock(60)
     assert w.fire() == 1
     state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] == "skipped" and r)
-    assert "voice calls are off" in error
+    assert "未开通语音电话" in error
     [problem] = _problems(w)
-    assert (problem["kind"], problem["status"]) == ("call", "skipped") and "off" in problem["error"]
+    assert (problem["kind"], problem["status"]) == ("call", "skipped")
+    assert "SIYU_VOICE_PROVIDER" in problem["error"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 秒"),
+        (30.7, "30 秒"),
+        (60, "1 分钟"),
+        (3599, "59 分钟"),
+        (3600, "1 小时"),
+        (3720, "1 小时 2 分钟"),
+    ],  # noqa: E501
+)
+def test_a_card_says_how_long_in_seconds_under_a_minute(seconds, text):
+    assert tasks.waited(seconds) == text

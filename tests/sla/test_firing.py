@@ -327,6 +327,6 @@ def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local):
     ]
     card = build_card(local.rt, "demo", "Asia/Shanghai", "zhangsan", entries)["textcard"]
     assert len(card["description"].encode()) <= DESCRIPTION_BYTES
-    assert card["description"].endswith('<div class="highlight">请尽快回复</div>')
+    assert card["description"].endswith('<div class="highlight">请提醒同事尽快回复</div>')
     shown = card["description"].count('class="normal"')
     assert 1 <= shown < 8 and f"还有 {8 - shown} 位" in card["description"]

@@ -150,7 +150,9 @@ def conversation_link(rt, slug: str, conversation_id: int | None) -> str:
 
 
 def waited(seconds: float) -> str:
-    minutes = max(0, int(seconds // 60))
+    if seconds < 60:  # a policy's first step may come due within the minute
+        return f"{max(0, int(seconds))} 秒"
+    minutes = int(seconds // 60)
     if minutes < 60:
         return f"{minutes} 分钟"
     hours, minutes = divmod(minutes, 60)
@@ -341,7 +343,7 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         call = s.get(SlaCall, message.payload["call"])
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
-                call.status, call.error = "skipped", "answered before the call"
+                call.status, call.error = "skipped", "拨打前客户都已得到回复"
             return None
         call.waits = len(waits)
         mobile = s.scalar(select(Staff.mobile).where(Staff.userid == callee)) or ""
@@ -376,13 +378,14 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
         raise Skipped("every wait was answered before the call")
     provider = provider_for(rt)
     if provider is None:
-        _mark_call(rt, tenant_id, plan["call"], "skipped", "voice calls are off (SIYU_VOICE_PROVIDER)")
+        reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
+        _mark_call(rt, tenant_id, plan["call"], "skipped", reason)
         raise Skipped("voice calls are off")
     mobile = plan["mobile"]
     if not mobile:  # not in Siyu's profile: ask WeCom (answered for older apps only)
         mobile = (await rt.clients.get(tenant_id).app.user_get(plan["callee"])).get("mobile", "")
     if not mobile:
-        raise Permanent(f"no mobile number for {plan['callee']}")
+        raise Permanent(f"{plan['callee']} 没有手机号：请在成员资料或企业微信里填写")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
     call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
     placed_at = rt.now()

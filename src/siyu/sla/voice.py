@@ -53,7 +53,7 @@ def mainland(phone: str) -> str:
     elif digits.startswith("0086"):
         digits = digits[4:]
     if len(digits) != 11 or not digits.startswith("1") or not digits.isdigit():
-        raise Permanent(f"not a mainland mobile number: {phone!r}")
+        raise Permanent(f"不是中国大陆手机号：{phone!r}")
     return digits
 
 
@@ -80,7 +80,7 @@ class EmulatorVoice:
                 },
             )
         if r.status_code == 400:
-            raise Permanent(f"voice gateway refused the call: {r.text[:300]}")
+            raise Permanent(f"语音网关拒绝了这次呼叫：{r.text[:300]}")
         r.raise_for_status()
         return r.json()["call_id"]
 
@@ -97,9 +97,9 @@ class TencentVoice:
 
     def __init__(self, settings: Settings):
         if not (settings.voice_tencent_secret_id and settings.voice_tencent_secret_key):
-            raise Permanent("SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY are not set")
+            raise Permanent("服务器未设置 SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY")
         if not (settings.voice_tencent_sdk_app_id and settings.voice_tencent_template_id):
-            raise Permanent("SIYU_VOICE_TENCENT_SDK_APP_ID / _TEMPLATE_ID are not set")
+            raise Permanent("服务器未设置 SIYU_VOICE_TENCENT_SDK_APP_ID / _TEMPLATE_ID")
         self.settings = settings
 
     def _client(self):
@@ -131,7 +131,7 @@ class TencentVoice:
         except TencentCloudSDKException as exc:
             code = exc.get_code() or ""
             if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
-                raise Permanent(f"Tencent VMS {code}: {exc.get_message()}") from exc
+                raise Permanent(f"腾讯云语音 {code}：{exc.get_message()}") from exc
             raise RuntimeError(f"Tencent VMS {code}: {exc.get_message()}") from exc
         return response.SendStatus.CallId
 

@@ -77,7 +77,7 @@ DELIVERED = {
     "sent": "已送达",
     "retrying": "重试中",
     "given_up": "未送达",
-    "skipped": "未发（已回复或未开通）",
+    "skipped": "未发",
     "placed": "已拨打",
     "failed": "拨打失败",
     "nobody": "没有可通知的人",
