@@ -161,6 +161,10 @@ def test_the_board_page(as_role, waits):
     other_day = as_role("supervisor").get("/sla", params={"day": "2020-01-01"})
     assert other_day.status_code == 200 and "01-01 超时" in other_day.text and "回到今天" in other_day.text
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
+    for far in ("0001-01-01", "9999-12-31"):  # date arithmetic would overflow: a clear 422
+        page = as_role("supervisor").get("/sla", params={"day": far})
+        assert page.status_code == 422 and "日期无效" in page.text
+        assert as_role("supervisor").get("/api/v1/sla/board", params={"day": far}).status_code == 422
     agent = as_role("agent").get("/sla")
     assert agent.status_code == 200 and f"请问发货了吗 {waits.sfx}" not in agent.text
     assert "只显示你负责的客户" in agent.text
@@ -259,6 +263,7 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"shifts": [["9am", "12:00"]]}, "shifts"),
         ({"quiet_hours": ["21:00"]}, "quiet_hours"),
         ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),
+        ({"calendar_days": [{"day": "9999-12-31", "kind": "holiday"}]}, "day"),
         ({"business_hours": True}, "business_hours"),
         ({"steps": [{"delay_s": True, "action": "app_message"}]}, "delay_s"),  # not a number
         ({"steps": [{"delay_s": 60, "action": "app_message", "whom": "x"}]}, "whom"),
@@ -284,6 +289,7 @@ CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
         ({"business_hours_only": True, "shifts": []}, "班次"),  # a clock that never runs
         ({"steps": [{"delay_s": 60, "action": "app_message"}] * 2}, "两次"),
         ({"quiet_hours": ["21:00", "21:00"]}, "免打扰"),
+        ({"enabled": True, "steps": []}, "至少一个步骤"),  # on, and reminds nobody
     ],
 )
 def test_a_policy_that_could_not_work_is_refused_and_nothing_saved(as_role, body, says):
@@ -391,8 +397,9 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
     assert bad.status_code == 422 and "班次" in bad.text and "overlap" in bad.text
     assert "11:00-18:00" in bad.text
-    bad = admin.post("/sla/policy", data={**form, "step_delay_min": ["abc", "", ""]})
-    assert bad.status_code == 422 and "第 1 步" in bad.text
+    for delay in ("abc", "inf", "1e400", "nan"):  # the form again, naming the step
+        bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
+        assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
     assert (
         admin.post("/sla/policy", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code
         == 403
@@ -411,6 +418,9 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         ).status_code
         == 422
     )
+    far = {"csrf_token": admin.csrf, "day": "0001-01-01", "kind": "holiday"}
+    far = admin.post("/sla/policy/days", data=far)
+    assert far.status_code == 422 and "2000-01-01 至 2099-12-31" in far.text
     r = admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf})
     assert r.status_code == 303
     with db.tenant_session(world.a.id) as s:

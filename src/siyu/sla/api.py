@@ -194,7 +194,14 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
 def get_board(
     request: Request,
     viewer: ApiViewer,
-    day: Annotated[date | None, Query(description="a day in the tenant's time zone; default today")] = None,
+    day: Annotated[
+        date | None,
+        Query(
+            ge=service.FIRST_DAY,
+            le=service.LAST_DAY,
+            description="a day in the tenant's time zone; default today",
+        ),
+    ] = None,
 ):
     """Who waits now (longest first, with the steps that fired and how far each got), the
     day's breaches per step and per agent, first-response mean/median/p90 (all and per

@@ -32,7 +32,7 @@ class StepIn(BaseModel):
 
 
 class CalendarDayIn(BaseModel):
-    day: date
+    day: date = Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))
     kind: Literal["holiday", "workday"]
     note: str = Field("", max_length=200)
 

@@ -52,6 +52,11 @@ class PolicyError(ValueError):
     pass
 
 
+# The dates a calendar day or a board's day may be: beyond them date arithmetic overflows, and
+# no service chat is that old or that far ahead.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
 @dataclass(frozen=True)
 class Step:
     delay_s: int
@@ -187,12 +192,18 @@ def _check_workable(policy: SlaPolicy) -> None:
         raise PolicyError(
             "只按营业时间计时需要至少一个班次 / counting business hours only needs at least one shift"
         )
+    if policy.enabled and policy.steps is not None and not policy.steps:  # None: the default steps
+        raise PolicyError(
+            "启用超时提醒需要至少一个步骤（不想提醒请关闭） / an enabled policy needs a step (or disable it)"
+        )
 
 
 def set_calendar_day(session: Session, day: date, kind: str, note: str = "") -> SlaCalendarDay:
     """Mark a date as a holiday or a (make-up) workday for this tenant."""
     if kind not in ("holiday", "workday"):
         raise PolicyError("kind is holiday or workday")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise PolicyError(f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间 / a day from {FIRST_DAY} to {LAST_DAY}")
     row = session.scalar(select(SlaCalendarDay).where(SlaCalendarDay.day == day))
     if row is None:
         row = SlaCalendarDay(day=day, kind=kind, note=note)

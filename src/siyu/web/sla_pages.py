@@ -89,6 +89,8 @@ def sla_board(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
     try:
         day = date.fromisoformat(request.query_params["day"]) if request.query_params.get("day") else None
+        if day is not None and not service.FIRST_DAY <= day <= service.LAST_DAY:
+            raise ValueError(day)
     except ValueError:
         raise HTTPException(422, "日期无效 / invalid day (YYYY-MM-DD)") from None
     now = rt.now()
@@ -245,7 +247,7 @@ def _read_policy_form(form) -> tuple[dict, dict]:
             continue
         try:
             delay_s = round(float(delay) * 60)
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, NaN, or infinite (inf, 1e400)
             delay_s = -1  # refused below with the step's number
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         shown_steps.append({"delay_s": delay_s if delay_s >= 0 else None, "action": action, "target": target})
@@ -303,6 +305,9 @@ async def policy_day_add(request: Request, viewer: PageViewer):
         day = date.fromisoformat(str(form.get("day", "")))
     except ValueError:
         message = "日期格式应为 YYYY-MM-DD / the date is YYYY-MM-DD"
+        return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
+    if not service.FIRST_DAY <= day <= service.LAST_DAY:
+        message = f"日期应在 {service.FIRST_DAY} 至 {service.LAST_DAY} 之间 / the day is out of range"
         return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
     kind = str(form.get("kind", ""))
     if kind not in ("holiday", "workday"):
