@@ -4,6 +4,8 @@ role scoping and tenant isolation."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import delete, func, select
 
@@ -185,6 +187,12 @@ def test_a_search_result_opens_the_page_its_message_is_on(db, world, as_role):
     page = admin.get(f"/conversations/{hit['conversation']['id']}", params={"at": hit["message"]["id"]}).text
     assert f'id="m{hit["message"]["id"]}"' in page and f"第4句 {arc.sfx}" in page  # and a few after it
     assert f"第79句 {arc.sfx}" not in page and "回到最新消息" in page
+    # and on from there: the next 50 after the hit's page, then the newest page
+    nxt = re.search(r'href="(/conversations/\d+\?before=\d+)" rel="next"', page)
+    assert nxt is not None
+    page = admin.get(nxt.group(1)).text
+    assert re.findall(rf"第(\d+)句 {arc.sfx}", page) == [str(i) for i in range(5, 55)]
+    assert 'rel="next"' not in page and "回到最新消息" in page  # what is after it is the newest page
     newest = admin.get(f"/conversations/{hit['conversation']['id']}").text
     assert f"旧订单号 {arc.sfx}" not in newest and f"第79句 {arc.sfx}" in newest
 

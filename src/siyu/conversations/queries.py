@@ -356,11 +356,25 @@ def page_at(session: Session, viewer: Reader, conversation_id: int, message_id: 
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
-    anchor = _anchor(session, found.id, message_id, "at")
-    after = session.scalars(
+    return _nth_after(session, found.id, _anchor(session, found.id, message_id, "at"), AFTER_FOUND)
+
+
+def page_after(session: Session, viewer: Reader, conversation_id: int, message_id: int) -> int | None:
+    """The `before` of the page of `messages` right after message `message_id` (the newer
+    page of one opened with `before`); None when that is the newest page."""
+    found = get_conversation(session, viewer, conversation_id)
+    if found is None:
+        return None
+    anchor = _anchor(session, found.id, message_id, "before")
+    return _nth_after(session, found.id, anchor, MESSAGES_PER_PAGE)
+
+
+def _nth_after(session: Session, conversation_id: int, anchor: Message, n: int) -> int | None:
+    """The id of the message n places after `anchor` (0: the next one), if there is one."""
+    return session.scalars(
         select(Message.id)
         .where(
-            Message.conversation_id == found.id,
+            Message.conversation_id == conversation_id,
             Message.action == SENDABLE,
             or_(
                 Message.sent_at > anchor.sent_at,
@@ -368,10 +382,9 @@ def page_at(session: Session, viewer: Reader, conversation_id: int, message_id: 
             ),
         )
         .order_by(Message.sent_at, Message.id)
-        .offset(AFTER_FOUND)
+        .offset(n)
         .limit(1)
     ).first()
-    return after
 
 
 def messages(

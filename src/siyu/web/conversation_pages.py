@@ -112,7 +112,11 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
                 before = queries.page_at(s, viewer, conversation_id, at)
             page = queries.messages(s, viewer, conversation_id, before) if found else None
         except queries.UnknownMessage:  # a stale link: the newest messages
-            page = queries.messages(s, viewer, conversation_id)
+            before, page = None, queries.messages(s, viewer, conversation_id)
+        # an older page (a search result's, or paged back to): the way forward again
+        newer = None
+        if before is not None and page and page.items:
+            newer = queries.page_after(s, viewer, conversation_id, page.items[-1]["id"])
         snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
         customer_readable = bool(
             found
@@ -128,6 +132,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "c": found,
             "page": page,
             "before": before,
+            "newer": newer,
             "customer_link": customer_readable,
             "snoozed_until": snoozed,
             "snooze_choices": SNOOZE_CHOICES,
