@@ -350,3 +350,12 @@ def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch
 )
 def test_a_card_says_how_long_in_seconds_under_a_minute(seconds, text):
     assert tasks.waited(seconds) == text
+
+
+def test_a_call_not_placed_because_everyone_was_answered_is_no_delivery_problem(w):
+    with w.session() as s:
+        for error in (service.CALL_NOT_NEEDED, "answered before the call"):  # and as older rows say it
+            s.add(SlaCall(callee_userid="zhangsan", status="skipped", error=error, created_at=utcnow()))
+        refused = "语音网关拒绝了这次呼叫"
+        s.add(SlaCall(callee_userid="zhangsan", status="failed", error=refused, created_at=utcnow()))
+    assert [(p["status"], p["error"]) for p in _problems(w)] == [("failed", "语音网关拒绝了这次呼叫")]

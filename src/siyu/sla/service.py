@@ -834,8 +834,10 @@ def response_summary(values: list[float]) -> dict:
 
 # How firing notes a step it could tell nobody about (siyu.sla.firing).
 NOBODY_TO_REACH = "nobody to reach"
-# Why a call was not placed that is no trouble: nobody waited any more.
-_CALL_NOT_NEEDED = "answered before the call"
+# Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
+# before this was written in Chinese).
+CALL_NOT_NEEDED = "拨打前客户都已得到回复"
+_CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "answered before the call")
 
 
 def delivery_problems(
@@ -857,7 +859,7 @@ def delivery_problems(
         SlaCall.created_at >= start,
         SlaCall.created_at < end,
         SlaCall.status.in_(("skipped", "failed")),
-        SlaCall.error != _CALL_NOT_NEEDED,
+        SlaCall.error.not_in(_CALLS_NOT_NEEDED),
     )
     # steps that found nobody to tell (a leader step for an agent with no leader and no
     # escalation contact in the policy): not sent at all

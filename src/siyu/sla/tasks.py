@@ -37,7 +37,7 @@ from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Skipped, sender
-from siyu.sla import firing
+from siyu.sla import firing, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
@@ -343,7 +343,7 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         call = s.get(SlaCall, message.payload["call"])
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
-                call.status, call.error = "skipped", "拨打前客户都已得到回复"
+                call.status, call.error = "skipped", service.CALL_NOT_NEEDED
             return None
         call.waits = len(waits)
         mobile = s.scalar(select(Staff.mobile).where(Staff.userid == callee)) or ""
