@@ -33,3 +33,27 @@ def test_the_board_shows_waits_longest_first_breaches_and_response_times(local):
     assert breaches["by_step"][0]["count"] == 2 and breaches["by_agent"] == {"zhangsan": 2, "wangwu": 1}
     first = board["first_response_today"]
     assert first["all"]["count"] == 1 and first["all"]["median_s"] == 60
+
+
+def test_answered_within_a_step_is_measured_by_each_waits_own_policy(local):
+    from siyu.sla.api import board_for
+    from siyu.web.auth import Viewer
+
+    w = local
+    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[])  # the tenant's: 2 min, 5 min, 10 min
+        service.save_policy(s, 2, steps=[{"delay_s": 30, "action": "voice_call", "target": "agent"}])
+    w.say("在吗？", at=0)  # zhangsan, department 2: 30 s
+    w.reply("在的", at=70)  # after his department's 30 s, within the tenant's 2 min
+    w.say("你好？", at=0, ext="wmboss", staff="boss")  # boss, the tenant's policy
+    w.reply("您好", at=70, ext="wmboss", staff="boss")
+    w.pulled(3600)
+    w.clock(100)
+    with w.session() as s:
+        viewer = Viewer(0, w.tenant_id, "admin", None, "管理员", None)
+        board = board_for(s, viewer, w.rt.now())
+    first = board["within_steps"][0]
+    assert (first["answered"], first["share"], first["delays_s"]) == (1, 0.5, [30, 120])
+    assert first["delay_s"] == 120  # the tenant's, as the column heads it

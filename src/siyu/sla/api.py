@@ -58,6 +58,48 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 # ---------------------------------------------------------------- the board
 
 
+def _within_steps(
+    session: Session, answered: list[tuple[float, int | None]], open_ages: list[tuple[float, int | None]]
+) -> list[dict]:
+    """Per step, the waits answered within its delay and those still open past it, each wait
+    measured by the steps of the policy it ran under (a department's may differ from the
+    tenant's); `delay_s` is the tenant's delay for the step where it has one."""
+    tenant = service.policy_for(session, "")
+    policies = {p.id: service.PolicyView.of(p) for p in session.scalars(select(SlaPolicy))}
+
+    def steps(policy_id: int | None) -> tuple:
+        return (policies.get(policy_id) or tenant).steps
+
+    used = {p for _, p in answered} | {p for _, p in open_ages}
+    out = []
+    for i in range(max([len(tenant.steps)] + [len(steps(p)) for p in used])):
+        inside = decided = outlived = 0
+        delays = set()
+        for v, policy_id in answered:
+            if i < len(own := steps(policy_id)):
+                delays.add(own[i].delay_s)
+                decided += 1
+                inside += v <= own[i].delay_s
+        for age, policy_id in open_ages:
+            if i < len(own := steps(policy_id)) and age > own[i].delay_s:
+                delays.add(own[i].delay_s)
+                outlived += 1
+        decided += outlived
+        if i < len(tenant.steps):
+            delays.add(tenant.steps[i].delay_s)
+        out.append(
+            {
+                "step": i,
+                "delay_s": tenant.steps[i].delay_s if i < len(tenant.steps) else min(delays),
+                "delays_s": sorted(delays),
+                "answered": inside,
+                "outlived": outlived,
+                "share": inside / decided if decided else None,
+            }
+        )
+    return out
+
+
 def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None = None) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
@@ -124,10 +166,10 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     )
     if scope is not None:
         q = q.where(SlaEscalation.agent_userid.in_(sorted(scope)))
-    by_step: dict[int, dict] = {}
+    by_step: dict[tuple[int, str], dict] = {}  # a department's policy may do another thing at a step
     by_agent: dict[str, int] = {}
     for step, action, agent, n in session.execute(q):
-        entry = by_step.setdefault(step, {"step": step, "action": action, "count": 0})
+        entry = by_step.setdefault((step, action), {"step": step, "action": action, "count": 0})
         entry["count"] += n
         by_agent[agent] = by_agent.get(agent, 0) + n
 
@@ -139,34 +181,21 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     )
     if scope is not None:
         rq = rq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    rq = rq.add_columns(SlaWait.staff_userid)
-    answered = [(float(v), userid) for v, userid in session.execute(rq)]
-    responses = [v for v, _ in answered]
+    rq = rq.add_columns(SlaWait.staff_userid, SlaWait.policy_id)
+    answered = [(float(v), userid, policy_id) for v, userid, policy_id in session.execute(rq)]
+    responses = [v for v, _, _ in answered]
     per_agent: dict[str, list[float]] = {}
-    for v, userid in answered:
+    for v, userid, _ in answered:
         per_agent.setdefault(userid, []).append(v)
     # Waits of the day still open count against each step they have outlived: a share of the
     # answered ones alone read 100 % while the breaches piled up.
-    oq = select(SlaWait.started_at).where(
+    oq = select(SlaWait.started_at, SlaWait.policy_id).where(
         SlaWait.started_at >= start, SlaWait.started_at < end, SlaWait.closed_at.is_(None)
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    open_ages = [(now - started).total_seconds() for started in session.scalars(oq)]
-    policy = service.policy_for(session, "")
-    within = []
-    for i, step in enumerate(policy.steps):
-        inside = sum(1 for v in responses if v <= step.delay_s)
-        decided = len(responses) + sum(1 for age in open_ages if age > step.delay_s)
-        within.append(
-            {
-                "step": i,
-                "delay_s": step.delay_s,
-                "answered": inside,
-                "outlived": decided - len(responses),
-                "share": inside / decided if decided else None,
-            }
-        )
+    open_ages = [((now - started).total_seconds(), policy_id) for started, policy_id in session.execute(oq)]
+    within = _within_steps(session, [(v, p) for v, _, p in answered], open_ages)
     problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,

@@ -221,7 +221,10 @@ class Summary(BaseModel):
 
 class WithinStep(BaseModel):
     step: int
-    delay_s: int
+    delay_s: int = Field(description="the tenant policy's delay for the step (else the shortest)")
+    delays_s: list[int] = Field(
+        default_factory=list, description="every delay the step has in the policies the day's waits ran under"
+    )
     answered: int = Field(description="answered within the step's delay (wall time)")
     outlived: int = Field(0, description="waits of the day still open for longer than the delay")
     share: float | None = Field(description="answered / (answered + outlived)")
