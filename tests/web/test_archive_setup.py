@@ -95,6 +95,29 @@ def test_uploading_what_is_not_an_rsa_private_key_is_refused(as_role, pem, world
         assert s.scalar(select(ArchiveKey).where(ArchiveKey.version == 50)) is None
 
 
+def _rsa(bits: int) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return _pem(key, serialization.PrivateFormat.TraditionalOpenSSL)
+
+
+@pytest.mark.parametrize(
+    ("pem", "says"),
+    [
+        (lambda: _rsa(1024), "2048 位"),  # what WeCom's admin console takes
+        (lambda: _rsa(2048) + _rsa(2048), "一次只能上传一把私钥"),
+    ],
+    ids=["1024-bit", "two keys"],
+)
+def test_an_rsa_key_wecom_would_not_take_is_refused(as_role, pem, says, world, db):
+    admin = as_role("admin", "b")
+    r = admin.post(
+        "/setup/archive/keys/upload", data={"csrf_token": admin.csrf, "version": "51", "private_pem": pem()}
+    )
+    assert r.status_code == 422 and says in r.text
+    with db.tenant_session(world.b.id) as s:
+        assert s.scalar(select(ArchiveKey).where(ArchiveKey.version == 51)) is None
+
+
 def test_uploading_an_rsa_private_key_as_a_file(as_role, world, db, box):
     admin = as_role("admin", "b")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

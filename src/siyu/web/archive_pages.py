@@ -236,7 +236,7 @@ async def archive_save(request: Request, viewer: PageViewer):
     require_admin(viewer)
     rt = request.app.state.rt
     form = await request.form()
-    mode = str(form.get("mode", "off"))
+    mode = str(form.get("mode", ""))  # missing: refused below, not taken as "off"
     secret = str(form.get("secret", "")).strip()
     sdk_path = str(form.get("sdk_path", "")).strip()
     shown = {"mode": mode, "sdk_path": sdk_path}
@@ -383,6 +383,13 @@ def public_of(private_pem: str) -> str:
             "不是 RSA 私钥（需要未加密的 PEM：BEGIN RSA PRIVATE KEY 或 BEGIN PRIVATE KEY）"
             " / not an RSA private key (an unencrypted PEM, PKCS#1 or PKCS#8)"
         ) from None
+    if private_pem.count("-----BEGIN") > 1:  # only the first would be kept
+        raise ValueError("一次只能上传一把私钥 / one private key at a time")
+    if keys[0].key_size != 2048:  # what the admin console takes for 会话存档 (REFERENCE 11)
+        raise ValueError(
+            f"企业微信会话存档要求 2048 位 RSA 密钥，这把是 {keys[0].key_size} 位"
+            f" / WeCom's archive takes a 2048-bit RSA key, not {keys[0].key_size}-bit"
+        )
     return (
         keys[0]
         .public_key()
