@@ -159,7 +159,9 @@ def test_the_board_page(as_role, waits):
     assert "今日超时" in page.text and "今日首次响应" in page.text and "今日没送到的提醒" in page.text
     assert "每 30 秒自动刷新" in page.text
     other_day = as_role("supervisor").get("/sla", params={"day": "2020-01-01"})
-    assert other_day.status_code == 200 and "01-01 超时" in other_day.text and "回到今天" in other_day.text
+    assert other_day.status_code == 200 and "回到今天" in other_day.text
+    assert "2020-01-01 超时" in other_day.text  # another year's day says which year
+    assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     for far in ("0001-01-01", "9999-12-31"):  # date arithmetic would overflow: a clear 422
         page = as_role("supervisor").get("/sla", params={"day": far})

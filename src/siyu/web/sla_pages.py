@@ -104,6 +104,7 @@ def sla_board(request: Request, viewer: PageViewer):
         return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
 
     is_today = board["day"] == today
+    day_format = "%m-%d " if board["day"].year == today.year else "%Y-%m-%d "  # another year's: say which
     return render(
         request,
         "sla_board.html",
@@ -114,7 +115,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "trouble": ("retrying", "given_up", "failed", "skipped"),
             "when": when,
             "is_today": is_today,
-            "day_name": "今日" if is_today else board["day"].strftime("%m-%d "),
+            "day_name": "今日" if is_today else board["day"].strftime(day_format),
             "snooze_choices": SNOOZE_CHOICES,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
