@@ -430,6 +430,8 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert (
         admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf}).status_code == 404
     )
+    again = admin.post("/sla/policy/days/2031-01-02/remove", data={"csrf_token": admin.csrf})
+    assert "2031-01-02 不在特殊日期里" in again.text  # removed twice: says so
 
 
 @pytest.mark.parametrize(

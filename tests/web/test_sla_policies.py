@@ -237,7 +237,8 @@ def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
     r = admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf})
     assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_removed#departments"
     assert steps_of(db, world.a.id, "lisi") == tenant_steps(db, world.a.id)
-    assert admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf}).status_code == 404
+    again = admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf})
+    assert again.status_code == 404 and "这个部门没有自己的策略" in again.text  # removed twice: says so
 
 
 def test_the_tenant_policy_says_when_a_top_department_policy_covers_everyone(as_role):

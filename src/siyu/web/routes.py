@@ -109,12 +109,13 @@ def install(app: FastAPI) -> None:
         ):
             return JSONResponse({"detail": "not found"}, 404)
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
-            return _error_page(request, exc.status_code, str(exc.detail or ""))
+            clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
+            return _error_page(request, exc.status_code, str(exc.detail or ""), clear)
         return await http_exception_handler(request, exc)
 
 
 def _out_of_range(request: Request):
-    message = "a number in the request is out of range"
+    message = "请求里有个数字超出了范围 / a number in the request is out of range"
     if _wants_page(request):
         return _error_page(request, 422, message)
     return JSONResponse({"detail": message}, 422)
@@ -130,8 +131,8 @@ def _finite(value):
     return value
 
 
-def _error_page(request: Request, status: int, message: str):
+def _error_page(request: Request, status: int, message: str, clear: bool = False):
     title = PAGE_TITLES.get(status, f"出错了 / Error {status}")
-    if status == 404:
+    if status == 404 and not clear:
         message = "这个页面不存在，或你没有权限查看。/ This page does not exist or is not yours."
     return render(request, "error.html", {"title": title, "message": message, "status": status}, status)

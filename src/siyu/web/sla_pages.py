@@ -30,6 +30,7 @@ from siyu.sla.api import (
 from siyu.sla.calendar import official_calendar_gap
 from siyu.sla.models import SlaCalendarDay
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
+from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.templating import render
 
@@ -332,7 +333,7 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
         raise HTTPException(404, "not found") from None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
-            raise HTTPException(404, "not found")
+            raise ClearNotFound(f"{when} 不在特殊日期里（可能已删除） / {when} is not a special day")
         service.remove_calendar_day(s, when)
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
 
@@ -443,5 +444,5 @@ def department_policy_remove(request: Request, viewer: PageViewer, wecom_id: int
         raise HTTPException(404, "not found")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if not service.delete_policy(s, wecom_id):
-            raise HTTPException(404, "这个部门没有自己的策略 / no policy of its own")
+            raise ClearNotFound("这个部门没有自己的策略（可能已删除） / no policy of its own")
     return RedirectResponse("/sla/policy?done=department_removed#departments", 303)
