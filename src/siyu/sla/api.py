@@ -70,23 +70,19 @@ def _within_steps(
     def steps(policy_id: int | None) -> tuple:
         return (policies.get(policy_id) or tenant).steps
 
-    used = {p for _, p in answered} | {p for _, p in open_ages}
+    used = [steps(p) for p in {p for _, p in answered} | {p for _, p in open_ages}]
     out = []
-    for i in range(max([len(tenant.steps)] + [len(steps(p)) for p in used])):
+    for i in range(max([len(tenant.steps)] + [len(u) for u in used])):
         inside = decided = outlived = 0
-        delays = set()
         for v, policy_id in answered:
             if i < len(own := steps(policy_id)):
-                delays.add(own[i].delay_s)
                 decided += 1
                 inside += v <= own[i].delay_s
         for age, policy_id in open_ages:
             if i < len(own := steps(policy_id)) and age > own[i].delay_s:
-                delays.add(own[i].delay_s)
                 outlived += 1
         decided += outlived
-        if i < len(tenant.steps):
-            delays.add(tenant.steps[i].delay_s)
+        delays = {u[i].delay_s for u in [tenant.steps, *used] if i < len(u)}
         out.append(
             {
                 "step": i,
