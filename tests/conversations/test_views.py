@@ -132,6 +132,8 @@ def test_whoever_an_escalation_card_went_to_may_open_its_conversation(as_role, n
     # a card of several waits opens the waiting ones its recipient was told of, a colleague's too
     told = agent.get("/conversations", params={"waiting": 1, "told": 1}).text
     assert f'href="/conversations/{cid}"' in told and "提醒过我的" in told
+    found = agent.get("/conversations", params={"q": "在吗", "told": 1}).text  # searching among them
+    assert f'href="/conversations/{cid}?at=' in found
     assert as_role("admin").get("/conversations", params={"told": 1}).status_code == 200  # no cards: none
     assert "没有符合筛选条件的" in as_role("admin").get("/conversations", params={"told": 1}).text
 

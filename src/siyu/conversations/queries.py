@@ -85,9 +85,13 @@ def visible_conversation(viewer: Reader) -> ColumnElement[bool]:
 
 def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
     """SELECT Conversation ... that the viewer may read and that match the filters."""
+    return select(Conversation).where(_readable_condition(viewer, f), *_matching(f))
+
+
+def _readable_condition(viewer: Reader, f: ConversationFilter | None) -> ColumnElement[bool]:
     if f is not None and f.told:  # readable by the card, as get_conversation() opens them
-        return select(Conversation).where(Conversation.id.in_(_told_about(viewer)), *_matching(f))
-    return select(Conversation).where(visible_conversation(viewer), *_matching(f))
+        return Conversation.id.in_(_told_about(viewer))
+    return visible_conversation(viewer)
 
 
 def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
@@ -459,7 +463,7 @@ def search_messages(
     stmt = (
         select(Message, Conversation)
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(visible_conversation(viewer), *_matching(f), Message.action == SENDABLE)
+        .where(_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
     )
     if query.indexed:
         stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))
