@@ -171,8 +171,8 @@ def new_waiting(db, world):
         arc = Archive()
         ext = f"wm{arc.sfx}"
         arc.text(ext, staff, text, 30)
+        store(db, world.a.id, arc.items)  # searchable too, as after a pull
         with db.tenant_session(world.a.id) as s:
-            service.ingest(s, arc.items, classify)
             return s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
 
     return make
