@@ -162,6 +162,16 @@ def test_archive_import_stores_a_file_once_and_refuses_a_bad_one_whole(siyu, tmp
     )
     code, out = invoke("archive", "import", str(bad), "--tenant", slug)
     assert code == 1 and "nothing imported" in out and "line 2" in out and "milliseconds" in out
-    bad.write_text(line(4, "wmMigrated", "zhangsan", "还有别的颜色吗"), encoding="utf-8")
+    for wrong, says in (
+        (line(5, "wmMigrated", "zhangsan", "").replace('{"content": ""}', '"hi"'), "text must be"),
+        (line(5, "wmMigrated", "zhangsan", "", action="recall", msgtype="revoke", revoke="mig1"), "revoke"),
+        (line(4, "wmMigrated", "zhangsan", "again"), "msgid mig4 is used by line 1 too"),
+    ):
+        bad.write_text(line(4, "wmMigrated", "zhangsan", "还有别的颜色吗") + "\n" + wrong, encoding="utf-8")
+        code, out = invoke("archive", "import", str(bad), "--tenant", slug)
+        assert code == 1 and "nothing imported" in out and "line 2" in out and says in out, out
+    # NUL and a lone surrogate, as JSON escapes: PostgreSQL holds neither, so they are cleaned
+    odd = line(4, "wmMigrated", "zhangsan", "还有别的颜色吗").replace("吗", "吗\\u0000\\ud800")
+    bad.write_text(odd, encoding="utf-8")
     code, out = invoke("archive", "import", str(bad), "--tenant", slug)
-    assert code == 0 and "1 messages stored" in out  # the refused file had stored nothing
+    assert code == 0 and "1 messages stored" in out  # the refused files had stored nothing

@@ -320,3 +320,31 @@ def test_a_conversation_stored_before_it_kept_the_staffs_last_message_looks_it_u
     ok = chat.customer("好的", 2)
     ingest(ok)
     assert needs_reply_of(db, tenant_id, ok) is True
+
+
+def test_a_message_postgresql_could_not_hold_is_stored_cleaned_and_the_pull_goes_on(db, tenant_id, ingest):
+    """An archived message with an identifier longer than its column, a NUL or a lone
+    surrogate, or a body that is not a JSON object failed its whole batch on PostgreSQL, and
+    the pull stopped at it for good."""
+    import json
+
+    from siyu.wecom.archive import _archived
+
+    chat = Chat()
+    odd = chat.msg("wm" + "x" * 80, "", 0)
+    odd.message["text"] = {"content": "a\u0000b\ud800"}
+    plain = json.dumps(odd.message)  # as the SDK decrypts it: JSON text, escapes and all
+    text_only = chat.customer("", 1)
+    text_only.message["text"] = "还有货吗"  # a bare string for the text body
+    after = chat.customer("在吗？", 2)
+    stored = ingest(
+        _archived(plain, 1, odd.msgid),
+        _archived(json.dumps(text_only.message), 2, text_only.msgid),
+        _archived(json.dumps(after.message), 3, after.msgid),
+    )
+    assert stored == {"stored": 3, "duplicates": 0}
+    with db.tenant_session(tenant_id) as s:
+        texts = dict(s.execute(select(Message.msgid, Message.text)).all())
+        sender = s.scalar(select(Message.sender).where(Message.msgid == odd.msgid))
+    assert texts == {odd.msgid: "ab?", text_only.msgid: "还有货吗", after.msgid: "在吗？"}
+    assert len(sender) == 64 and sender.startswith("wmxxx")  # cut, and made unique again

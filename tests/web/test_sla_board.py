@@ -291,6 +291,8 @@ CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
         ({"business_hours_only": True, "shifts": []}, "班次"),  # a clock that never runs
         ({"steps": [{"delay_s": 60, "action": "app_message"}] * 2}, "两次"),
         ({"quiet_hours": ["21:00", "21:00"]}, "免打扰"),
+        ({"quiet_hours": ["00:00", "24:00"]}, "免打扰"),  # a call would never be placed
+        ({"quiet_hours": ["24:00", "00:00"]}, "免打扰"),
         ({"enabled": True, "steps": []}, "至少一个步骤"),  # on, and reminds nobody
     ],
 )

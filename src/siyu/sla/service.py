@@ -160,7 +160,7 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
         if len(fields["quiet_hours"]) != 2:
             raise PolicyError("quiet_hours is [start, end]")
         start, end = (parse_hhmm(v) for v in fields["quiet_hours"])
-        if start == end:
+        if start % 1440 == end % 1440:  # 00:00-24:00 too: calls never placed, or never quiet
             raise PolicyError(
                 "免打扰时段的开始和结束不能相同 / quiet hours must start and end at different times"
             )

@@ -27,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import inspect
 import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -199,7 +201,66 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
             message = None
         if not isinstance(message, dict):
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
-    return ArchivedMessage(seq, msgid or str(message.get("msgid") or ""), message, raw)
+    message, raw = storable(message, raw)
+    return ArchivedMessage(seq, _clipped(msgid or str(message.get("msgid") or ""), 128), message, raw)
+
+
+# What PostgreSQL cannot store, in a message's JSON text: NUL, a lone surrogate (escaped, or in
+# the text itself); an escaped pair (an emoji, as ASCII-only JSON writes it) is fine.
+_UNSTORABLE = re.compile(
+    r"\\u0000|\x00|[\ud800-\udfff]"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+# Identifiers and the columns they are stored in (WeCom's own are shorter).
+_ID_COLUMNS = (("msgid", 128), ("from", 64), ("user", 64), ("roomid", 64), ("msgtype", 32))
+# Bodies ingest reads as JSON objects.
+_BODIES = ("revoke", "doc", "info")
+
+
+def storable(message: dict, raw: str = "") -> tuple[dict, str]:
+    """The message as the database can store it, its `raw` JSON kept when it can be. A message
+    PostgreSQL would refuse failed its whole batch, and the pull stopped there for good: text
+    it cannot hold is cleaned (NUL dropped, a lone surrogate replaced), an identifier longer
+    than its column is cut and made unique again, a body that is not a JSON object is read as
+    one (a text's bare string as its content), a value that is not text becomes text."""
+    if _UNSTORABLE.search(raw or json.dumps(message, ensure_ascii=False)):
+        message = _cleaned(message)
+        raw = json.dumps(message, ensure_ascii=False) if raw else ""
+    fixes = {}
+    for name, longest in _ID_COLUMNS:
+        value = message.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            fixes[name] = _clipped(str(value), longest)
+    tolist = message.get("tolist")
+    if tolist is not None and (
+        not isinstance(tolist, list) or not all(isinstance(u, str) and len(u) <= 64 for u in tolist)
+    ):
+        fixes["tolist"] = [_clipped(str(u), 64) for u in (tolist if isinstance(tolist, list) else [tolist])]
+    kind = fixes.get("msgtype", message.get("msgtype"))
+    for name in (kind, *_BODIES):
+        if name and name in message and not isinstance(message[name], dict):
+            value = message[name]
+            fixes[name] = {"content": str(value)} if kind == "text" and name == kind else {}
+    return ({**message, **fixes} if fixes else message), raw
+
+
+def _cleaned(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    if isinstance(value, dict):
+        return {_cleaned(k): _cleaned(v) for k, v in value.items()}
+    return value
+
+
+def _clipped(value: str, longest: int) -> str:
+    """`value` if it fits, else its head and a hash of the whole: unique, and the same each time."""
+    if len(value) <= longest:
+        return value
+    digest = hashlib.sha1(value.encode("utf-8", "replace")).hexdigest()[:8]
+    return f"{value[: longest - 9]}~{digest}"
 
 
 def _ours(task: asyncio.Task) -> bool:
@@ -585,6 +646,7 @@ class JsonLinesArchiveSource:
             lines = source
         out: list[ArchivedMessage] = []
         line_of_seq: dict[int, int] = {}
+        line_of_msgid: dict[str, int] = {}
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -592,7 +654,11 @@ class JsonLinesArchiveSource:
             seq = message.seq
             if seq in line_of_seq:
                 raise ValueError(f"line {number}: seq {seq} is used by line {line_of_seq[seq]} too")
-            line_of_seq[seq] = number
+            if message.msgid in line_of_msgid:  # which copy would be kept depends on the batches
+                raise ValueError(
+                    f"line {number}: msgid {message.msgid} is used by line {line_of_msgid[message.msgid]} too"
+                )
+            line_of_seq[seq], line_of_msgid[message.msgid] = number, number
             out.append(message)
         out.sort(key=lambda m: m.seq)
         return out
@@ -668,6 +734,10 @@ def _imported(number: int, line: str) -> ArchivedMessage:
         raise refuse("tolist must be a list of userids (64 characters at most)")
     if action == "send" and not message.get("msgtype"):
         raise refuse("a sent message needs its msgtype")
+    for name in (message.get("msgtype"), *_BODIES):  # read as JSON objects when stored
+        if name and name in message and not isinstance(message[name], dict):
+            raise refuse(f"{name} must be a JSON object, not {str(message[name])[:40]!r}")
+    message, _ = storable(message)  # NUL and lone surrogates cleaned (PostgreSQL holds neither)
     return ArchivedMessage(seq, msgid, message)
 
 
