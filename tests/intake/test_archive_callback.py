@@ -171,3 +171,15 @@ def test_a_signature_of_any_characters_is_refused_not_a_server_error(siyu, corp,
         body, params = archive.encrypt_callback(notify_xml(main.receive_id))
         assert httpx.post(url, params={**params, "msg_signature": signature}, content=body).status_code == 403
     assert stored(db, tenant_id) == 0
+
+
+def test_a_body_too_large_for_a_callback_is_refused_before_it_is_read_whole(siyu, corp, archive, db):  # noqa: F811
+    slug, tenant_id, _ = corp
+    params = {"msg_signature": "0" * 40, "timestamp": "1409659589", "nonce": "1"}
+    for url in (f"{siyu}/wecom/callback/{slug}/archive", f"{siyu}/wecom/callback/{slug}"):
+        r = httpx.post(url, params=params, content=b"<xml>" + b"x" * (300 * 1024) + b"</xml>")
+        assert r.status_code == 413
+        chunked = httpx.post(url, params=params, content=iter([b"<xml>", b"x" * (300 * 1024)]))  # no length
+        assert chunked.status_code == 413
+    with db.tenant_session(tenant_id) as s:
+        assert list(s.scalars(select(CallbackEvent.kind))) == []

@@ -46,6 +46,25 @@ def _query(request: Request, *names: str) -> list[str]:
     return values
 
 
+# WeCom's callbacks are a few KB of XML. Anyone may post to the URL, and the signature can only
+# be checked once the body is read: a larger one is refused before it is held in memory.
+MAX_BODY = 256 * 1024
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The request's body, or None when it is over MAX_BODY (said or found)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def callback(request: Request) -> PlainTextResponse:
     return await _callback(request, MAIN)
 
@@ -64,7 +83,11 @@ async def _callback(request: Request, channel: Channel) -> PlainTextResponse:
             )
             return PlainTextResponse(intake.verify_url(slug, signature, timestamp, nonce, echostr, channel))
         signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
-        row = intake.open(slug, await request.body(), signature, timestamp, nonce, channel)
+        body = await _capped_body(request)
+        if body is None:
+            log.warning("callback for %s refused: body over %d bytes", slug, MAX_BODY)
+            return PlainTextResponse("callback body too large", status_code=413)
+        row = intake.open(slug, body, signature, timestamp, nonce, channel)
     except (
         UnknownTenant,
         ChannelNotConfigured,
