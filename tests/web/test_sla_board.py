@@ -269,6 +269,8 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"business_hours": True}, "business_hours"),
         ({"steps": [{"delay_s": True, "action": "app_message"}]}, "delay_s"),  # not a number
         ({"steps": [{"delay_s": 60, "action": "app_message", "whom": "x"}]}, "whom"),
+        ({"enabled": "yes"}, "enabled"),  # a switch is true or false, not a word for it
+        ({"public_holidays": 1}, "public_holidays"),
         ({"shifts": [["０９:００", "12:00"]]}, "shifts"),  # full-width digits
         ({"quiet_hours": ["0_9:00", "07:00"]}, "quiet_hours"),
     ],
@@ -315,6 +317,9 @@ def test_nan_and_infinity_in_a_body_are_a_clear_422(as_role, waits):
         headers=headers,
     )
     assert r.status_code == 422
+    for body in ('{"minutes": true}', '{"minutes": "30"}', '{"minutes": 30, "until": "tomorrow"}'):
+        r = admin.post(f"/api/v1/conversations/{waits.a['zhangsan']}/snooze", content=body, headers=headers)
+        assert r.status_code == 422, body  # not 1 minute, nor a string, nor a field it would ignore
 
 
 def test_times_of_day_are_kept_as_hh_mm(as_role):

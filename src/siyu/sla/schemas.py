@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, StrictInt, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator
 
 from siyu.sla.calendar import parse_hhmm, parse_shifts
 from siyu.sla.service import MAX_STEPS
@@ -41,13 +41,14 @@ class PolicyFieldsIn(BaseModel):
     """A policy's fields (a department's policy has no dates of its own: the tenant's
     calendar applies). Fields left out keep their current value."""
 
-    enabled: bool | None = None
+    # Strict: "yes" or 1 for a switch is more likely a mistake than a choice.
+    enabled: StrictBool | None = None
     steps: list[StepIn] | None = Field(None, max_length=MAX_STEPS)
-    business_hours_only: bool | None = None
+    business_hours_only: StrictBool | None = None
     shifts: list[list[str]] | None = Field(
         None, max_length=12, description='local shifts, e.g. [["09:00","12:00"],["13:30","18:00"]]'
     )
-    public_holidays: bool | None = Field(None, description="follow mainland China's holidays and 调休")
+    public_holidays: StrictBool | None = Field(None, description="follow mainland China's holidays and 调休")
     escalation_contact: str | None = Field(None, max_length=64, description="a staff userid, or empty")
     quiet_hours: list[str] | None = Field(
         None, description='no voice calls in this daily window, e.g. ["21:00","08:00"]; [] for none'
@@ -162,7 +163,11 @@ class PoliciesOut(BaseModel):
 
 
 class SnoozeIn(BaseModel):
-    minutes: int = Field(ge=1, le=MAX_SNOOZE_MIN, description="quiet for this many minutes (15, 30, 60 ...)")
+    minutes: StrictInt = Field(
+        ge=1, le=MAX_SNOOZE_MIN, description="quiet for this many minutes (15, 30, 60 ...)"
+    )
+
+    model_config = {"extra": "forbid"}
 
 
 class SnoozeOut(BaseModel):
