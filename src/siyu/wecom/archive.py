@@ -202,7 +202,8 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
         if not isinstance(message, dict):
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
     message, raw = storable(message, raw)
-    return ArchivedMessage(seq, _clipped(msgid or str(message.get("msgid") or ""), 128), message, raw)
+    msgid = _clipped(msgid or str(message.get("msgid") or ""), _LONGEST["msgid"])
+    return ArchivedMessage(seq, msgid, message, raw)
 
 
 # What PostgreSQL cannot store, in a message's JSON text: NUL, a lone surrogate (escaped, or in
@@ -212,8 +213,9 @@ _UNSTORABLE = re.compile(
     r"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
     r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
-# Identifiers and the columns they are stored in (WeCom's own are shorter).
-_ID_COLUMNS = (("msgid", 128), ("from", 64), ("user", 64), ("roomid", 64), ("msgtype", 32))
+# Identifiers and how long the columns they are stored in are (WeCom's own are shorter): a
+# longer value would fail its whole batch on PostgreSQL. The import refuses one, a pull cuts it.
+_LONGEST = {"msgid": 128, "from": 64, "user": 64, "roomid": 64, "msgtype": 32}
 # Bodies ingest reads as JSON objects.
 _BODIES = ("revoke", "doc", "info")
 
@@ -228,21 +230,25 @@ def storable(message: dict, raw: str = "") -> tuple[dict, str]:
         message = _cleaned(message)
         raw = json.dumps(message, ensure_ascii=False) if raw else ""
     fixes = {}
-    for name, longest in _ID_COLUMNS:
+    for name, longest in _LONGEST.items():
         value = message.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
             fixes[name] = _clipped(str(value), longest)
     tolist = message.get("tolist")
-    if tolist is not None and (
-        not isinstance(tolist, list) or not all(isinstance(u, str) and len(u) <= 64 for u in tolist)
-    ):
-        fixes["tolist"] = [_clipped(str(u), 64) for u in (tolist if isinstance(tolist, list) else [tolist])]
+    if tolist is not None and not _userids(tolist):
+        users = tolist if isinstance(tolist, list) else [tolist]
+        fixes["tolist"] = [_clipped(str(u), _LONGEST["from"]) for u in users]
     kind = fixes.get("msgtype", message.get("msgtype"))
     for name in (kind, *_BODIES):
         if name and name in message and not isinstance(message[name], dict):
             value = message[name]
             fixes[name] = {"content": str(value)} if kind == "text" and name == kind else {}
     return ({**message, **fixes} if fixes else message), raw
+
+
+def _userids(tolist) -> bool:
+    """Is `tolist` a list of userids that fit their column?"""
+    return isinstance(tolist, list) and all(isinstance(u, str) and len(u) <= _LONGEST["from"] for u in tolist)
 
 
 def _cleaned(value):
@@ -682,10 +688,8 @@ class JsonLinesArchiveSource:
 # A msgtime in milliseconds lies between these (2001 and 2286); one in seconds does not.
 _MS_FROM, _MS_UNTIL = 10**12, 10**13
 _ACTIONS = ("send", "recall", "switch")
-# What the columns they are stored in hold (a longer value would fail its whole batch on
-# PostgreSQL, after the batches before it were stored).
+# What the seq column holds (see _LONGEST for the identifiers').
 _MAX_SEQ = 2**31 - 1
-_LONGEST = {"msgid": 128, "from": 64, "user": 64, "roomid": 64, "msgtype": 32}
 
 
 def _imported(number: int, line: str) -> ArchivedMessage:
@@ -730,7 +734,7 @@ def _imported(number: int, line: str) -> ArchivedMessage:
     if not (message.get("from") or message.get("user")):
         raise refuse("message without a sender (from)")
     tolist = message.get("tolist", [])
-    if not isinstance(tolist, list) or not all(isinstance(u, str) and len(u) <= 64 for u in tolist):
+    if not _userids(tolist):
         raise refuse("tolist must be a list of userids (64 characters at most)")
     if action == "send" and not message.get("msgtype"):
         raise refuse("a sent message needs its msgtype")
