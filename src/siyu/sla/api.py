@@ -155,19 +155,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     ]
 
     start, end = service.day_bounds(session, now, day)
-    q = (
-        select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
-        .where(SlaEscalation.status == "fired", SlaEscalation.fired_at >= start, SlaEscalation.fired_at < end)
-        .group_by(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid)
-    )
-    if scope is not None:
-        q = q.where(SlaEscalation.agent_userid.in_(sorted(scope)))
-    by_step: dict[tuple[int, str], dict] = {}  # a department's policy may do another thing at a step
-    by_agent: dict[str, int] = {}
-    for step, action, agent, n in session.execute(q):
-        entry = by_step.setdefault((step, action), {"step": step, "action": action, "count": 0})
-        entry["count"] += n
-        by_agent[agent] = by_agent.get(agent, 0) + n
+    breaches = service.breaches(session, start, end, sorted(scope) if scope is not None else None)
 
     rq = select(SlaWait.response_s).where(
         SlaWait.started_at >= start,
@@ -196,12 +184,12 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     return {
         "now": now,
         "waiting": rows_out,
-        "breaches_by_step": [by_step[k] for k in sorted(by_step)],
+        "breaches_by_step": breaches["by_step"],
         "breaches_by_agent": [
             {"staff_userid": u, "staff_name": names.get(u, u), "count": n}
-            for u, n in sorted(by_agent.items(), key=lambda kv: (-kv[1], kv[0]))
+            for u, n in sorted(breaches["by_agent"].items(), key=lambda kv: (-kv[1], kv[0]))
         ],
-        "breaches_total": sum(by_agent.values()),
+        "breaches_total": breaches["total"],
         "first_response": service.response_summary(responses),
         "first_response_by_agent": [
             {"staff_userid": u, "staff_name": names.get(u, u), **service.response_summary(v)}

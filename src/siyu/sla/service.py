@@ -775,9 +775,10 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
     ]
 
 
-def breaches(session: Session, start: datetime, end: datetime) -> dict:
-    """Steps fired in [start, end): totals per step and action, and per agent."""
-    rows = session.execute(
+def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
+    """Steps fired in [start, end) (on the waits of `agents`, if given): totals per step and
+    action (a department's policy may do another thing at a step), and per agent."""
+    q = (
         select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
         .where(
             SlaEscalation.status == "fired",
@@ -785,11 +786,13 @@ def breaches(session: Session, start: datetime, end: datetime) -> dict:
             SlaEscalation.fired_at < end,
         )
         .group_by(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid)
-    ).all()
-    by_step: dict[int, dict] = {}
+    )
+    if agents is not None:
+        q = q.where(SlaEscalation.agent_userid.in_(agents))
+    by_step: dict[tuple[int, str], dict] = {}
     by_agent: dict[str, int] = {}
-    for step, action, agent, n in rows:
-        entry = by_step.setdefault(step, {"step": step, "action": action, "count": 0})
+    for step, action, agent, n in session.execute(q):
+        entry = by_step.setdefault((step, action), {"step": step, "action": action, "count": 0})
         entry["count"] += n
         by_agent[agent] = by_agent.get(agent, 0) + n
     return {
