@@ -14,6 +14,7 @@ from siyu.conversations import search, service, tasks
 from siyu.conversations.models import ArchiveCursor, Message
 from siyu.conversations.search import MessageSearch, SearchBacklog
 from siyu.runtime import Runtime
+from siyu.sla.models import SlaEscalation
 from siyu.wecom.archive import JsonLinesArchiveSource
 from tests.conversations.test_ingest import Chat, tenant_id  # noqa: F401 - fixture
 
@@ -69,11 +70,12 @@ def test_pulling_in_batches_from_the_last_seq(rt, tenant_id, monkeypatch):  # no
 
 def test_a_crash_mid_pull_neither_skips_nor_duplicates(rt, tenant_id, monkeypatch):  # noqa: F811
     monkeypatch.setattr(tasks, "BATCH", 5)
+    monkeypatch.setattr(tasks, "BATCHES_PER_STORE", 2)
     data = lines(23)
     flaky = Flaky(JsonLinesArchiveSource(data), fail_on={3})
     with pytest.raises(ConnectionError):
         asyncio.run(tasks.pull(rt, tenant_id, flaky))
-    assert stored(rt, tenant_id) == (10, 10)  # two batches made it, atomically with the cursor
+    assert stored(rt, tenant_id) == (10, 10)  # the first store (two batches) made it, with the cursor
     with rt.db.tenant_session(tenant_id) as s:
         assert "archive unreachable" in s.scalar(select(ArchiveCursor.last_error))
     asyncio.run(tasks.pull(rt, tenant_id, flaky))
@@ -102,6 +104,7 @@ def test_a_failed_store_keeps_the_batch_fetched_after_it_out(rt, tenant_id, monk
     batch is not stored either (it would skip the failed one's seqs), and the next pull
     stores both, each message once."""
     monkeypatch.setattr(tasks, "BATCH", 5)
+    monkeypatch.setattr(tasks, "BATCHES_PER_STORE", 1)
     real = tasks.classifier()
     calls = []
 
@@ -121,6 +124,45 @@ def test_a_failed_store_keeps_the_batch_fetched_after_it_out(rt, tenant_id, monk
     with rt.db.tenant_session(tenant_id) as s:
         assert s.scalar(select(ArchiveCursor.seq)) == 5
     asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert stored(rt, tenant_id) == (23, 23)
+
+
+@pytest.mark.parametrize(
+    ("per_store", "stores_expected", "steps_expected"), [(3, [7, 4], 0), (1, [2, 3, 2, 3, 1], 2)]
+)
+def test_a_backlog_is_stored_several_batches_at_a_time(
+    rt,
+    tenant_id,
+    monkeypatch,
+    per_store,
+    stores_expected,
+    steps_expected,  # noqa: F811
+):
+    """Batches fetched back to back are stored together: 23 messages in fetches of 5, three
+    fetches a store, are two stores (15 messages, then 8 after the drained fetch), and the
+    cursor ends at the last seq. A question answered within the store that holds it never
+    has its escalation step written; stored a batch at a time, the questions at seq 10 and
+    20 (answered at 11 and 21, in the next batch) had theirs written and then cancelled."""
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    monkeypatch.setattr(tasks, "BATCHES_PER_STORE", per_store)
+    source = Flaky(JsonLinesArchiveSource(lines(23)), fail_on=set())
+    real = tasks.classifier()
+    stores = []
+
+    class Counting:
+        def classify(self, batch):
+            stores.append(len(batch))
+            return real.classify(batch)
+
+    monkeypatch.setattr(tasks, "classifier", lambda: Counting())
+    counts = asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert counts == {"stored": 23, "duplicates": 0}
+    assert source.calls == 5  # the fifth fetch (3 messages) drained the archive
+    assert stores == stores_expected  # the customer's questions (odd messages) of each store
+    with rt.db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(ArchiveCursor.seq)) == 23
+        steps = s.scalars(select(SlaEscalation.status)).all()
+    assert len(steps) == steps_expected and set(steps) <= {"cancelled"}
     assert stored(rt, tenant_id) == (23, 23)
 
 

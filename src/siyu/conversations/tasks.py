@@ -23,7 +23,16 @@ from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
-BATCH = 1000
+BATCH = 1000  # messages a fetch asks for: the most GetChatData returns
+# A backlog is stored this many fetched batches at a time, in one transaction (a store): a
+# conversation in it is read and written once per store instead of once per batch, and a
+# wait opened and answered within the store is written closed, its step never written and
+# then cancelled. benchmarks/ingest.py (100,000 messages pulled 10,000 or 20,000 at a time),
+# ratio to the baseline on SQLite: 0.24-0.25 one batch a store, 0.37 five, 0.33-0.44 ten;
+# PostgreSQL, 40,000 pulled 10,000 at a time: 0.55-0.66 one batch a store, 0.93-0.98 ten.
+# A store of ten batches holds SQLite's write lock for about a second; the trickle after a
+# notify is one short batch, stored at once.
+BATCHES_PER_STORE = 10
 # PostgreSQL stores a batch of at least PARTS_FROM messages in PARTS parts at once, each on
 # its own connection and thread: while one part's Python works, the server works on the
 # other's statements. Ingest of 100,000 messages on a 2-core machine (benchmarks/ingest.py
@@ -191,10 +200,11 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
     """Pull until the archive has nothing newer; returns what was stored. `parts`: see
     `store_batch`.
 
-    While a batch is being stored, the next one is fetched and decrypted (RSA, and the
-    SDK's own decryption, run outside Python's GIL: the two overlap). It is fetched from
-    where the batch before it ends, but stored only once that one is, so the cursor moves
-    in order; when a store fails, what was fetched after it is dropped."""
+    A backlog is fetched up to BATCHES_PER_STORE batches, one after another, and stored
+    together. While they are being stored, the next ones are fetched and decrypted (RSA,
+    and the SDK's own decryption, run outside Python's GIL: the two overlap). They are
+    fetched from where the store before them ends, but stored only once that one is, so the
+    cursor moves in order; when a store fails, what was fetched after it is dropped."""
     own = source is None
     if own:
         with rt.db.system_session() as s:
@@ -204,29 +214,36 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
     total = {"stored": 0, "duplicates": 0}
     indexing = _SearchIndexing(rt.db, tenant_id)
 
-    async def fetch(after: int) -> tuple[list, datetime]:
-        fetched_at = rt.now()
-        return await source.fetch(after, BATCH), fetched_at
+    async def fetch(after: int) -> tuple[list, datetime, bool]:
+        """The next store's messages, when the last of them was fetched, and whether that
+        fetch drained the archive."""
+        items: list = []
+        for _ in range(BATCHES_PER_STORE):
+            fetched_at = rt.now()
+            got = await source.fetch(after, BATCH)
+            items += got
+            if len(got) < BATCH:
+                return items, fetched_at, True
+            after = got[-1].seq
+        return items, fetched_at, False
 
     try:
         with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
             after = s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
-        items, fetched_at = await fetch(after)
-        while True:
-            drained = len(items) < BATCH
+        fetched = await fetch(after)
+        while fetched is not None:
+            items, fetched_at, drained = fetched
             storing = store_batch(rt, tenant_id, items, fetched_at, drained, parts)
             if drained:
-                counts = await storing
+                counts, fetched = await storing, None
             else:
-                stored, fetched = await asyncio.gather(storing, fetch(items[-1].seq), return_exceptions=True)
-                for outcome in (stored, fetched):  # a failed store first: nothing after it counts
+                counts, fetched = await asyncio.gather(storing, fetch(items[-1].seq), return_exceptions=True)
+                for outcome in (counts, fetched):  # a failed store first: nothing after it counts
                     if isinstance(outcome, BaseException):
                         raise outcome
-                counts, (items, fetched_at) = stored, fetched
             indexing.stored()
             total = {k: total[k] + counts[k] for k in total}
-            if drained:
-                return total
+        return total
     except Exception as exc:
         with rt.db.tenant_session(tenant_id) as s:
             _cursor(s).last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -242,8 +259,8 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
 async def import_file(rt, tenant_id: int, path, report=None) -> dict:
     """`siyu archive import`: already-decrypted messages from a JSON-lines file (a migration
     from another archive). The file is checked whole first: a bad line refuses it
-    (ValueError naming the line) and nothing is stored. Then it is stored in batches like the
-    archive's own, each in a transaction of its own, and indexed for search. The archive's
+    (ValueError naming the line) and nothing is stored. Then it is stored like a pulled
+    backlog (BATCHES_PER_STORE batches a transaction), and indexed for search. The archive's
     cursor does not move (the file's seqs are its own), and a message is stored once (by
     msgid), so importing a file again, or one that overlaps what the archive pulled, stores
     only what is new. Escalation steps of old messages are skipped as stale when they come
@@ -252,12 +269,13 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
 
     items = await asyncio.to_thread(JsonLinesArchiveSource(path).read)
     total = {"stored": 0, "duplicates": 0}
-    for start in range(0, len(items), BATCH):
-        counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + BATCH])
+    size = BATCH * BATCHES_PER_STORE
+    for start in range(0, len(items), size):
+        counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + size])
         rt.db.wrote(counts["stored"])
         total = {k: total[k] + counts[k] for k in total}
         if report is not None:
-            report(min(start + BATCH, len(items)), len(items))
+            report(min(start + size, len(items)), len(items))
     await asyncio.to_thread(_index, rt.db, tenant_id)  # PostgreSQL's queued search tokens
     return total
 
