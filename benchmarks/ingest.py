@@ -9,9 +9,10 @@ The archive is made up here: many customers x 100 agents in 1:1 chats (questions
 images, replies, closing remarks such as 好的谢谢, recalls), some group chats and some internal
 staff chats, in Chinese, ordered by msgtime and numbered by seq like WeCom's archive. They
 are pulled by the archive puller itself, `siyu.conversations.tasks.pull`, from an in-memory
-source: batches of 1000, each stored with the cursor row (`service.ingest` with the default
-needs-reply classifier, the SLA wait listener; on PostgreSQL in parts at once, by
-conversation, as `siyu.conversations.tasks.store_batch` decides, or in --parts parts) and
+source: fetches of 1000, stored up to `tasks.BATCHES_PER_STORE` fetches at a time with the
+cursor row (`service.ingest` with the default needs-reply classifier, the SLA wait listener;
+on PostgreSQL in parts at once, by conversation, as `siyu.conversations.tasks.store_batch`
+decides, or in --parts parts) and
 then indexed for search in transactions of their own (on PostgreSQL on the puller's
 indexing thread, while the next batch is stored). Wall clock until the pull returns, when
 every message is also searchable; the classifier module is loaded before (a worker loads it
