@@ -132,11 +132,11 @@ def test_a_failed_store_keeps_the_batch_fetched_after_it_out(rt, tenant_id, monk
 )
 def test_a_backlog_is_stored_several_batches_at_a_time(
     rt,
-    tenant_id,
+    tenant_id,  # noqa: F811
     monkeypatch,
     per_store,
     stores_expected,
-    steps_expected,  # noqa: F811
+    steps_expected,
 ):
     """Batches fetched back to back are stored together: 23 messages in fetches of 5, three
     fetches a store, are two stores (15 messages, then 8 after the drained fetch), and the
