@@ -167,6 +167,8 @@ def test_the_board_page(as_role, waits):
         page = as_role("supervisor").get("/sla", params={"day": far})
         assert page.status_code == 422 and "日期无效" in page.text
         assert as_role("supervisor").get("/api/v1/sla/board", params={"day": far}).status_code == 422
+    for not_a_day in ("2020-01-01T08:00:00", "1577836800"):  # a time, seconds: not read as a day
+        assert as_role("supervisor").get("/api/v1/sla/board", params={"day": not_a_day}).status_code == 422
     agent = as_role("agent").get("/sla")
     assert agent.status_code == 200 and f"请问发货了吗 {waits.sfx}" not in agent.text
     assert "只显示你负责的客户" in agent.text
@@ -266,6 +268,10 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"quiet_hours": ["21:00"]}, "quiet_hours"),
         ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),
         ({"calendar_days": [{"day": "9999-12-31", "kind": "holiday"}]}, "day"),
+        # a time, or seconds since 1970, is not a calendar day (Pydantic would read both as one)
+        ({"calendar_days": [{"day": "2030-10-01T00:00:00", "kind": "holiday"}]}, "day"),
+        ({"calendar_days": [{"day": 1916956800, "kind": "holiday"}]}, "day"),
+        ({"calendar_days": [{"day": "２０３０-10-01", "kind": "holiday"}]}, "day"),
         ({"business_hours": True}, "business_hours"),
         ({"steps": [{"delay_s": True, "action": "app_message"}]}, "delay_s"),  # not a number
         ({"steps": [{"delay_s": 60, "action": "app_message", "whom": "x"}]}, "whom"),

@@ -459,6 +459,7 @@ def test_json_lines_source(tmp_path):
         ({**message(1), "tolist": "zhangsan"}, "tolist"),
         ({**message(1), "action": "delete"}, "action must be one of"),
         ({**message(1), "from": ""}, "sender"),
+        ({"seq": 1, "msgid": "other", "message": message(1)}, "differs from the message's own"),
     ],
 )
 def test_a_json_lines_import_refuses_a_bad_line_by_number(line, why):

@@ -39,6 +39,7 @@ from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
 from siyu.sla.schemas import (
     BoardOut,
+    CalendarDay,
     DepartmentPolicyIn,
     DepartmentPolicyOut,
     PoliciesOut,
@@ -208,7 +209,7 @@ def get_board(
     request: Request,
     viewer: ApiViewer,
     day: Annotated[
-        date | None,
+        CalendarDay | None,
         Query(
             ge=service.FIRST_DAY,
             le=service.LAST_DAY,

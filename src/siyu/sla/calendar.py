@@ -37,6 +37,17 @@ def parse_hhmm(value: str) -> int:
     return total
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def parse_day(value: str) -> date:
+    """A calendar day written YYYY-MM-DD, and nothing else: date.fromisoformat also reads
+    20261001 and 2026-W40-4, and Pydantic a time or a count of seconds, as a day."""
+    if not _DAY.fullmatch(value):
+        raise ValueError(f"not a day (YYYY-MM-DD): {value!r}")
+    return date.fromisoformat(value)
+
+
 def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]:
     """Validated, sorted, non-overlapping shifts in minutes of the day."""
     parsed = sorted((parse_hhmm(a), parse_hhmm(b)) for a, b in shifts)

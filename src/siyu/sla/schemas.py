@@ -4,17 +4,32 @@ an admin can act on (Chinese first) when a policy is refused with 422."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, field_validator
 
-from siyu.sla.calendar import parse_hhmm, parse_shifts
-from siyu.sla.service import MAX_STEPS
+from siyu.sla.calendar import parse_day, parse_hhmm, parse_shifts
+from siyu.sla.service import FIRST_DAY, LAST_DAY, MAX_STEPS
 
 Action = Literal["app_message", "voice_call"]
 Target = Literal["agent", "leader", "contact"]
 MAX_DELAY_S = 30 * 86400
 MAX_SNOOZE_MIN = 24 * 60
+
+
+def _day_only(value):
+    """A calendar day is a date, or text YYYY-MM-DD (see parse_day)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_day(value)
+        except ValueError:
+            pass
+    raise ValueError("日期应写作 YYYY-MM-DD / a day is written YYYY-MM-DD")
+
+
+CalendarDay = Annotated[date, BeforeValidator(_day_only)]
 
 
 def _hhmm(value: str) -> str:
@@ -32,7 +47,7 @@ class StepIn(BaseModel):
 
 
 class CalendarDayIn(BaseModel):
-    day: date = Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))
+    day: CalendarDay = Field(ge=FIRST_DAY, le=LAST_DAY)
     kind: Literal["holiday", "workday"]
     note: str = Field("", max_length=200)
 

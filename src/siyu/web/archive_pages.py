@@ -217,10 +217,9 @@ async def _page(
 
 
 def _int(value) -> int | None:
-    try:
-        return int(str(value).strip()) if value not in (None, "") else None
-    except ValueError:
-        return None
+    """A whole number in ASCII digits (int() alone also reads ٣, ３ and 1_0), else None."""
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 @router.get("/setup/archive", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ Server-rendered, Chinese first; every form carries the CSRF token."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -27,7 +27,7 @@ from siyu.sla.api import (
     policy_out,
     snooze_for,
 )
-from siyu.sla.calendar import official_calendar_gap
+from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
@@ -89,7 +89,7 @@ DELIVERED = {
 def sla_board(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
     try:
-        day = date.fromisoformat(request.query_params["day"]) if request.query_params.get("day") else None
+        day = parse_day(request.query_params["day"]) if request.query_params.get("day") else None
         if day is not None and not service.FIRST_DAY <= day <= service.LAST_DAY:
             raise ValueError(day)
     except ValueError:
@@ -304,7 +304,7 @@ async def policy_day_add(request: Request, viewer: PageViewer):
     require_admin(viewer)
     form = await request.form()
     try:
-        day = date.fromisoformat(str(form.get("day", "")))
+        day = parse_day(str(form.get("day", "")))
     except ValueError:
         message = "日期格式应为 YYYY-MM-DD / the date is YYYY-MM-DD"
         return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
@@ -328,7 +328,7 @@ async def policy_day_add(request: Request, viewer: PageViewer):
 def policy_day_remove(request: Request, viewer: PageViewer, day: str):
     require_admin(viewer)
     try:
-        when = date.fromisoformat(day)
+        when = parse_day(day)
     except ValueError:
         raise HTTPException(404, "not found") from None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:

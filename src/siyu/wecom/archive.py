@@ -709,6 +709,9 @@ def _imported(number: int, line: str) -> ArchivedMessage:
         if not isinstance(message, dict):
             raise refuse('"message" is not a JSON object')
         message, seq, msgid = dict(message), obj.get("seq"), obj.get("msgid") or message.get("msgid")
+        inner = message.get("msgid")
+        if inner is not None and msgid != inner:  # which one is the message's is anyone's guess
+            raise refuse(f"msgid {msgid!r} differs from the message's own {inner!r}")
     else:
         message = dict(obj)
         seq, msgid = message.pop("seq", None), message.get("msgid")
