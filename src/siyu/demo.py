@@ -234,7 +234,14 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
         for _ in range(8):  # a first wave, so the UI has customers within seconds
             await world.step()
             await asyncio.sleep(0.3)
-        weights = {"scan": 0.35, "chat": 0.45, "edit": 0.12, "customer_leaves": 0.05, "staff_deletes": 0.03}
+        weights = {
+            "scan": 0.33,
+            "chat": 0.42,
+            "group": 0.05,
+            "edit": 0.12,
+            "customer_leaves": 0.05,
+            "staff_deletes": 0.03,
+        }
         world.weights = weights
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):

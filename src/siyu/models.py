@@ -1,6 +1,6 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
-from siyu.conversations.models import ArchiveCursor, ArchiveKey, Conversation, Message
+from siyu.conversations.models import ArchiveCursor, ArchiveKey, Conversation, GroupChat, Message
 from siyu.conversations.search import MessageSearch
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db.base import Base
@@ -20,6 +20,7 @@ __all__ = [
     "Department",
     "Follow",
     "FollowTag",
+    "GroupChat",
     "Message",
     "MessageSearch",
     "OutboxMessage",

@@ -3,11 +3,14 @@ WeCom's msgaudit_notify, Siyu pulling, RSA-decrypting and storing them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from siyu.conversations.models import ArchiveCursor, Conversation, Message
+from siyu.conversations import queries
+from siyu.conversations.models import ArchiveCursor, Conversation, GroupChat, Message
 from siyu.intake.models import CallbackEvent
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.events import event_xml
@@ -112,3 +115,77 @@ def test_a_notify_signed_with_the_main_pair_on_the_archive_url_stores_nothing(qu
     assert httpx.post(pair["url"], params=params, content=body).status_code == 403
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(CallbackEvent)) == before
+
+
+@dataclass
+class Agent:
+    """Who reads (siyu.customers.queries.Reader): a staff member who sees only their own."""
+
+    tenant_id: int
+    visible_staff: frozenset[str]
+    timezone: str = "Asia/Shanghai"
+
+
+def test_a_customer_group_is_named_and_shown_to_its_owner_as_wecom_tells_it(stack):
+    """The archive gives a group chat's messages with its roomid only: Siyu asks WeCom
+    (groupchat/get) for the name and owner when the group is created (change_external_chat)
+    and when a pull stores a group it does not know, follows a rename and a dismissal, and
+    shows the group to its owner before the owner has written in it. A group of staff only
+    is not a customer group: WeCom does not know it, and its room id stays its title."""
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "赵先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    made = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "lisi", "name": "VIP客户群", "members": ["zhangsan", ext], "wait": True},
+    )
+    room = made["group_chat"]["chat_id"]
+    stack.chat(ext, "", "群里问一下，团购价多少？", roomid=room)
+    stack.chat("zhangsan", "", "稍等我问问", roomid=room)
+    stack.chat("wangwu", "", "内部群：明天开会", roomid="wrStaffOnly0001")
+
+    def titles():
+        with stack.session() as s:
+            page = queries.list_conversations(s, Agent(stack.tenant_id, frozenset({"lisi"})), None)
+            return {c["roomid"]: c for c in page.items}
+
+    shown = wait_for(lambda: (t := titles()).get(room, {}).get("title") == "VIP客户群" and t, timeout=15)
+    group = shown[room]["group"]
+    assert (group["owner_userid"], group["member_count"], group["customer_count"]) == ("lisi", 3, 1)
+    assert "wrStaffOnly0001" not in shown  # lisi neither owns it nor wrote in it
+
+    def staff_group():
+        with stack.session() as s:
+            return s.scalar(select(GroupChat).where(GroupChat.chat_id == "wrStaffOnly0001"))
+
+    unknown = wait_for(staff_group, timeout=15)
+    assert unknown.status == "unknown" and "40050" not in unknown.problem and "客户群" in unknown.problem
+    with stack.session() as s:
+        everyone = {
+            c["roomid"]: c["title"] for c in queries.list_conversations(s, Everyone(stack.tenant_id)).items
+        }
+    assert everyone["wrStaffOnly0001"] == "群聊 wrStaffOnly0001"
+
+    stack.control(
+        "PATCH", stack.corp_path(f"/group_chats/{room}"), json={"name": "VIP客户群（二期）", "wait": True}
+    )
+    wait_for(lambda: titles()[room]["title"] == "VIP客户群（二期）", timeout=15)
+    stack.control("DELETE", stack.corp_path(f"/group_chats/{room}"), params={"wait": "true"})
+    wait_for(lambda: titles()[room]["group"]["status"] == "dismissed", timeout=15)
+    assert titles()[room]["title"] == "VIP客户群（二期）"  # a dismissed group keeps its last name
+    with stack.session() as s:
+        kinds = {k for (k,) in s.execute(select(CallbackEvent.kind).where(CallbackEvent.status == "done"))}
+    assert {
+        "change_external_chat/create",
+        "change_external_chat/update",
+        "change_external_chat/dismiss",
+    } <= kinds
+
+
+@dataclass
+class Everyone:
+    tenant_id: int
+    visible_staff: None = None
+    timezone: str = "Asia/Shanghai"

@@ -400,3 +400,33 @@ def test_faults_and_rate_limits(http, make_corp):
     assert {"path": "/cgi-bin/user/get", "errcode": 45009} in [
         {"path": c["path"], "errcode": c["errcode"]} for c in calls
     ]
+
+
+def test_customer_groups_answer_groupchat_get_and_their_changes_are_called_back(http, make_corp, receiver):
+    corp = make_corp()
+    tok = token(http, corp)
+    config_id = _way(http, tok, user=["zhangsan"])
+    ext = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "钱七"}, "wait": True},
+    ).json()["external_userid"]
+    groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"
+    assert http.post(groups, json={"owner": "nobody"}).status_code == 400
+    assert http.post(groups, json={"owner": "zhangsan", "members": ["stranger"]}).status_code == 400
+    made = http.post(groups, json={"owner": "zhangsan", "name": "老客户群", "members": [ext], "wait": True})
+    assert made.status_code == 201
+    chat_id = made.json()["group_chat"]["chat_id"]
+    got = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id, "need_name": 1})
+    chat = got["group_chat"]
+    assert (chat["name"], chat["owner"]) == ("老客户群", "zhangsan")
+    assert [(m["userid"], m["type"]) for m in chat["member_list"]] == [("zhangsan", 1), (ext, 2)]
+    assert call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": "wrNope"})["errcode"] == 40050
+    assert call(http, "POST", "externalcontact/groupchat/get", tok, {})["errcode"] == 40035
+    assert http.patch(f"{groups}/{chat_id}", json={"name": "老客户群2", "wait": True}).status_code == 200
+    assert http.delete(f"{groups}/{chat_id}", params={"wait": "true"}).status_code == 200
+    assert call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id})["errcode"] == 40050
+    assert http.patch(f"{groups}/{chat_id}", json={"name": "x"}).status_code == 404
+    deliveries = http.get(f"/_emulator/corps/{corp['corp_id']}/deliveries").json()
+    changes = [d["inner_xml"] for d in deliveries if d["kind"].startswith("change_external_chat/")]
+    assert len(changes) == 3 and all(chat_id in x for x in changes)
+    assert "<UpdateDetail><![CDATA[change_name]]></UpdateDetail>" in changes[1]

@@ -49,3 +49,26 @@ def test_world_is_deterministic_and_produces_events(emulator_url, http, make_cor
     leaves = sum(e["action"] in ("customer_leaves", "staff_deletes") for e in story_a)
     assert len(customers) == scans - leaves
     receiver.wait_for(a["key"], 25 + 1)  # every step (and the tag group) produced a callback
+
+
+def test_world_gathers_customers_in_groups_that_talk(emulator_url, http, make_corp, receiver):
+    corp = _setup(http, make_corp)
+    tok = token(http, corp)
+
+    async def story() -> World:
+        world = World(emulator_url, corp["corp_id"], seed=3, weights={"scan": 0.3, "group": 0.7})
+        try:
+            await world.run(steps=30, rate=0)
+        finally:
+            await world.close()
+        return world
+
+    world = asyncio.run(story())
+    assert world.groups, "no group was created in 30 steps"
+    chat_id, owner, customers = world.groups[0]
+    chat = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id})["group_chat"]
+    assert chat["owner"] == owner and {m["userid"] for m in chat["member_list"]} == {owner, *customers}
+    said = http.get(f"/_emulator/corps/{corp['corp_id']}/archive/messages").json()
+    in_groups = [m for m in said if m["message"].get("roomid")]
+    questions = [e for e in world.log if e["action"] == "group" and e["kind"] == "question"]
+    assert questions and len(in_groups) == len(questions) + sum("answer" in e for e in questions)

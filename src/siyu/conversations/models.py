@@ -38,6 +38,25 @@ class Conversation(TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class GroupChat(TenantOwned, Base):
+    """A customer group's name and owner, as WeCom's groupchat/get tells them: the archive's
+    messages carry only the roomid (its chat_id). status: active, dismissed, or unknown
+    (WeCom does not know it as a customer group: a group of staff only)."""
+
+    __tablename__ = "group_chats"
+    __table_args__ = (UniqueConstraint("tenant_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(256), default="")
+    owner_userid: Mapped[str] = mapped_column(String(64), default="")
+    member_count: Mapped[int] = mapped_column(default=0)  # staff and customers
+    customer_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(12), default="active")
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)  # when WeCom was last asked
+    problem: Mapped[str] = mapped_column(String(300), default="")  # why the last lookup failed
+
+
 class Message(TenantOwned, Base):
     """One archived message, stored once (unique on tenant + msgid)."""
 

@@ -3,8 +3,8 @@
 Built on the tenant session's scoping (another tenant's rows are simply not there) plus
 the role scoping of `siyu.web.auth.Viewer.visible_staff`: an admin (None) reads every
 conversation of the tenant; anyone else reads a 1:1 conversation whose staff member is in
-`visible_staff`, and a group chat in which one of them has written. A conversation the
-viewer may not read is not found, exactly like a missing one.
+`visible_staff`, and a group chat one of them owns (`GroupChat.owner_userid`) or has written
+in. A conversation the viewer may not read is not found, exactly like a missing one.
 
 Who waits how long is computed from `awaiting_since` (the waiting customer message's
 msgtime) and `now`, which callers may pass for a fixed clock.
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from siyu.conversations import search as search_index
-from siyu.conversations.models import Conversation, Message
+from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer
 from siyu.customers.queries import Reader, staff_names
@@ -67,13 +67,18 @@ def wait_text(seconds: int | float | None) -> str:
 
 
 def _involves(staff: list[str]) -> ColumnElement[bool]:
-    """A 1:1 conversation with one of `staff`, or a group chat where one of them wrote."""
+    """A 1:1 conversation with one of `staff`, or a group chat one of them owns or wrote in."""
     wrote = exists().where(
         Message.conversation_id == Conversation.id, Message.sender.in_(staff), Message.direction == "out"
     )
+    owns = exists().where(
+        GroupChat.tenant_id == Conversation.tenant_id,
+        GroupChat.chat_id == Conversation.roomid,
+        GroupChat.owner_userid.in_(staff),
+    )
     return or_(
         and_(Conversation.kind == "single", Conversation.staff_userid.in_(staff)),
-        and_(Conversation.kind == "group", wrote.correlate(Conversation)),
+        and_(Conversation.kind == "group", or_(owns.correlate(Conversation), wrote.correlate(Conversation))),
     )
 
 
@@ -167,10 +172,11 @@ def conversation_dict(
     now: datetime,
     last_text: str = "",
     waiting_message: dict | None = None,
+    group: GroupChat | None = None,
 ) -> dict:
     waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
     if c.kind == "group":
-        title = f"群聊 {c.roomid}"
+        title = group_title(c.roomid, group)
     else:
         title = (customer.name if customer else "") or c.external_userid or "（未知客户）"
     return {
@@ -183,6 +189,7 @@ def conversation_dict(
         "staff_userid": c.staff_userid,
         "staff_name": names.get(c.staff_userid, c.staff_userid),
         "roomid": c.roomid,
+        "group": _group_ref(group, names) if c.kind == "group" else None,
         "message_count": c.message_count,
         "last_message_at": c.last_message_at,
         "last_inbound_at": c.last_inbound_at,
@@ -195,6 +202,31 @@ def conversation_dict(
         "waiting_text": wait_text(waited),
         "waiting_message": waiting_message,
     }
+
+
+def group_title(roomid: str, group: GroupChat | None) -> str:
+    """A group chat's name as WeCom tells it; its room id until then (or if it has none)."""
+    return (group.name if group else "") or f"群聊 {roomid}"
+
+
+def _group_ref(group: GroupChat | None, names: dict[str, str]) -> dict | None:
+    if group is None:
+        return None
+    return {
+        "name": group.name,
+        "owner_userid": group.owner_userid,
+        "owner_name": names.get(group.owner_userid, group.owner_userid),
+        "member_count": group.member_count,
+        "customer_count": group.customer_count,
+        "status": group.status,
+    }
+
+
+def _group_chats(session: Session, roomids: set[str]) -> dict[str, GroupChat]:
+    roomids.discard("")
+    if not roomids:
+        return {}
+    return {g.chat_id: g for g in session.scalars(select(GroupChat).where(GroupChat.chat_id.in_(roomids)))}
 
 
 def message_labels(m: Message) -> list[str]:
@@ -268,11 +300,13 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
     last = _last_texts(session, [c.id for c in conversations])
     waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
     senders = _sender_names(session, list(waiting.values()), names)
+    group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
     out = []
     for c in conversations:
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
         wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
-        out.append(conversation_dict(c, customers.get(c.customer_id), names, now, last.get(c.id, ""), wd))
+        customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
+        out.append(conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group))
     return out
 
 
@@ -487,6 +521,7 @@ def search_messages(
     rows = rows[:per_page]
     names = staff_names(session)
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
+    group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
     senders = _sender_names(session, [m for m, _ in rows], names)
     items = []
     for m, c in rows:
@@ -498,7 +533,7 @@ def search_messages(
                 "conversation": {
                     "id": c.id,
                     "kind": c.kind,
-                    "title": f"群聊 {c.roomid}"
+                    "title": group_title(c.roomid, group_chats.get(c.roomid))
                     if c.kind == "group"
                     else ((customer.name if customer else "") or c.external_userid),
                     "customer": _customer_ref(customer),

@@ -40,16 +40,28 @@ class MessageOut(BaseModel):
     )
 
 
+class GroupRef(BaseModel):
+    name: str
+    owner_userid: str
+    owner_name: str
+    member_count: int = Field(description="staff and customers in the group")
+    customer_count: int
+    status: Literal["active", "dismissed", "unknown"] = Field(
+        description="unknown: WeCom does not know it as a customer group (a group of staff only)"
+    )
+
+
 class ConversationOut(BaseModel):
     id: int
     kind: ConversationKind
     kind_name: str
-    title: str = Field(description="the customer's name, or 群聊 <roomid>")
+    title: str = Field(description="the customer's name; a group chat's name, or 群聊 <roomid> until known")
     customer: CustomerRef | None
     external_userid: str
     staff_userid: str
     staff_name: str
     roomid: str
+    group: GroupRef | None = Field(None, description="a group chat's name and owner, once WeCom told them")
     message_count: int
     last_message_at: datetime | None
     last_inbound_at: datetime | None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from siyu.conversations import search, service
+from siyu.conversations import groups, search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.db import bulk
 from siyu.intake.service import mark_done
@@ -284,6 +284,62 @@ async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) ->
     await pull(rt, tenant_id)
     with rt.db.tenant_session(tenant_id) as s:
         mark_done(s, event_id)
+    await _name_new_groups(rt, tenant_id)
+
+
+# Group chats looked up after a pull, at most: a backlog's groups are named over a few pulls
+# rather than holding up the next tenant's pull.
+GROUP_LOOKUPS_PER_PULL = 20
+
+
+async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises: bool = False) -> int:
+    """Ask WeCom for these group chats' names and owners (groupchat/get), one call each, and
+    store what it says. WeCom busy or unreachable: stop (raise), the next round asks again.
+    A group WeCom does not know is stored as unknown, or raises with `unknown_raises` (a
+    group's info may lag its change_external_chat event by seconds). Returns how many were
+    looked up."""
+    from siyu.wecom.errors import RETRY_ERRCODES, WeComError
+
+    client = rt.clients.get(tenant_id).contact
+    done = 0
+    for chat_id in chat_ids:
+        try:
+            chat = (await client.groupchat_get(chat_id)).get("group_chat") or {}
+        except WeComError as exc:
+            if exc.errcode in RETRY_ERRCODES or unknown_raises:
+                raise
+            with rt.db.tenant_session(tenant_id) as s:
+                groups.record_unknown(s, chat_id, exc.describe(), rt.now())
+        else:
+            with rt.db.tenant_session(tenant_id) as s:
+                groups.record(s, {**chat, "chat_id": chat_id}, rt.now())
+        done += 1
+    return done
+
+
+async def _name_new_groups(rt, tenant_id: int) -> None:
+    """After a pull: name the group chats it stored (see siyu.conversations.groups)."""
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            chat_ids = groups.to_look_up(s, rt.now(), GROUP_LOOKUPS_PER_PULL)
+        if chat_ids:
+            await look_up_groups(rt, tenant_id, chat_ids)
+    except Exception as exc:  # noqa: BLE001 - a name is cosmetic: the archive and escalations go on
+        log.warning("naming group chats of tenant %s failed: %s", tenant_id, exc)
+
+
+async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    """change_external_chat: a customer group was created, changed (renamed, members came or
+    left) or dismissed. A failed lookup raises, so the event is retried with backoff."""
+    chat_id = fields.get("ChatId", "")
+    if chat_id:
+        if fields.get("ChangeType") == "dismiss":
+            with rt.db.tenant_session(tenant_id) as s:
+                groups.record_dismissed(s, chat_id, rt.now())
+        else:
+            await look_up_groups(rt, tenant_id, [chat_id], unknown_raises=True)
+    with rt.db.tenant_session(tenant_id) as s:
+        mark_done(s, event_id)
 
 
 async def pull_all(rt) -> None:
@@ -296,5 +352,6 @@ async def pull_all(rt) -> None:
             await pull(rt, tenant_id)
         except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
             log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
+        await _name_new_groups(rt, tenant_id)
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))

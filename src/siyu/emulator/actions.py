@@ -12,9 +12,10 @@ from fastapi import HTTPException
 from .api_tags import apply_marks, create_tags, delete_tags, edit_tag
 from .delivery import Delivery, header
 from .errors import WeComError
-from .state import Corp, Customer, Follow, WelcomeCode, rand_id
+from .state import Corp, Customer, Follow, GroupChat, GroupMember, WelcomeCode, rand_id
 
 CONTACT = "change_external_contact"
+CHAT = "change_external_chat"
 
 
 def _bad(detail: str, status: int = 400) -> HTTPException:
@@ -193,3 +194,53 @@ def console_tags(emu, corp: Corp, body: dict) -> tuple[dict, list[Delivery]]:
     except WeComError as exc:
         raise _bad(f"{exc.errcode} {exc.text}") from exc
     raise _bad("action must be create, update, delete or shuffle")
+
+
+def _chat_event(emu, corp: Corp, chat_id: str, change: str, **extra) -> Delivery:
+    fields = {**header(corp, emu.state.now(), CHAT), "ChatId": chat_id, "ChangeType": change, **extra}
+    return emu.deliverer.emit(corp, fields)
+
+
+def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery]:
+    """A member creates a customer group in the client (the owner), with members and
+    customers: change_external_chat create. The chat_id is what the archive calls roomid."""
+    owner = body.get("owner", "")
+    if owner not in corp.staff or corp.staff[owner].status == 5:
+        raise _bad(f"unknown owner {owner!r}: the group's owner is a member of the corp")
+    name = body.get("name", "")
+    if not isinstance(name, str):
+        raise _bad("name must be a string")
+    chat_id = body.get("chat_id") or rand_id("wr", 30)
+    if chat_id in corp.group_chats:
+        raise _bad(f"chat_id {chat_id} exists", 409)
+    now = int(emu.state.now())
+    members = [GroupMember(owner, 1, now)]
+    for userid in body.get("members") or []:
+        if userid in corp.staff:
+            members.append(GroupMember(userid, 1, now, invitor=owner))
+        elif userid in corp.customers:
+            members.append(GroupMember(userid, 2, now, invitor=owner))
+        else:
+            raise _bad(f"unknown member {userid!r}: a member's userid or a customer's external_userid")
+    group = GroupChat(chat_id, name, owner, now, str(body.get("notice", "")), members)
+    corp.group_chats[chat_id] = group
+    return group, _chat_event(emu, corp, chat_id, "create")
+
+
+def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery:
+    """The owner renames the group: change_external_chat update, UpdateDetail change_name."""
+    group = corp.group_chats.get(chat_id)
+    if group is None or group.dismissed:
+        raise _bad(f"unknown group chat {chat_id}", 404)
+    if not isinstance(name, str):
+        raise _bad("name must be a string")
+    group.name = name
+    return _chat_event(emu, corp, chat_id, "update", UpdateDetail="change_name")
+
+
+def dismiss_group_chat(emu, corp: Corp, chat_id: str) -> Delivery:
+    group = corp.group_chats.get(chat_id)
+    if group is None or group.dismissed:
+        raise _bad(f"unknown group chat {chat_id}", 404)
+    group.dismissed = True
+    return _chat_event(emu, corp, chat_id, "dismiss")

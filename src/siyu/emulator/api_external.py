@@ -6,7 +6,7 @@ import base64
 
 from .cgi import Ctx, api
 from .errors import WeComError
-from .state import Corp, Follow
+from .state import Corp, Follow, GroupChat
 
 FOLLOW_PAGE = 500  # externalcontact/get returns at most 500 follow_user per page
 
@@ -166,3 +166,21 @@ async def remark(ctx: Ctx) -> dict:
     if "remark_mobiles" in body:
         follow.remark_mobiles = [str(m) for m in body["remark_mobiles"] or []]
     return {}
+
+
+def group_chat(corp: Corp, chat_id) -> GroupChat:
+    """A customer group by chat_id, or 40050 (our choice: the code WeCom's docs give for an
+    unknown chatid) for an unknown, dismissed or staff-only one (those are not 客户群)."""
+    group = corp.group_chats.get(chat_id) if isinstance(chat_id, str) else None
+    if group is None or group.dismissed:
+        raise WeComError(40050)
+    return group
+
+
+@api("externalcontact/groupchat/get", methods=("POST",))
+async def groupchat_get(ctx: Ctx) -> dict:
+    corp = ctx.need_corp()
+    chat_id = ctx.json.get("chat_id")
+    if not chat_id:
+        raise WeComError(40035, "chat_id missing")
+    return {"group_chat": group_chat(corp, chat_id).as_api()}

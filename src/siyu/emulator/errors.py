@@ -29,6 +29,7 @@ MESSAGES: dict[int, str] = {
     40031: "invalid userid list",
     40032: "invalid userid list size",
     40035: "invalid parameter",
+    40050: "chatid not found",
     40056: "invalid agentid",
     40068: "invalid tagid",
     40071: "tag name already exists",

@@ -176,6 +176,51 @@ class Follow:
 
 
 @dataclass
+class GroupMember:
+    userid: str  # a member's userid or a customer's external_userid
+    type: int  # 1 member of the corp, 2 customer
+    join_time: int
+    join_scene: int = 1  # 1 invited directly, 2 by link, 3 by QR code
+    invitor: str = ""
+
+    def as_api(self) -> dict:
+        out = {
+            "userid": self.userid,
+            "type": self.type,
+            "join_time": self.join_time,
+            "join_scene": self.join_scene,
+        }
+        if self.invitor:
+            out["invitor"] = {"userid": self.invitor}
+        return out
+
+
+@dataclass
+class GroupChat:
+    """A customer group (客户群, REFERENCE 5.x groupchat/get); its chat_id is the archive's roomid."""
+
+    chat_id: str
+    name: str
+    owner: str
+    create_time: int
+    notice: str = ""
+    members: list[GroupMember] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)
+    dismissed: bool = False
+
+    def as_api(self) -> dict:
+        return {
+            "chat_id": self.chat_id,
+            "name": self.name,
+            "owner": self.owner,
+            "create_time": self.create_time,
+            "notice": self.notice,
+            "member_list": [m.as_api() for m in self.members],
+            "admin_list": [{"userid": u} for u in self.admins],
+        }
+
+
+@dataclass
 class Tag:
     id: str
     name: str
@@ -294,6 +339,7 @@ class Corp:
     chatted_pairs: set[tuple[str, str]] = field(default_factory=set)
     tag_groups: dict[str, TagGroup] = field(default_factory=dict)
     tags: dict[str, Tag] = field(default_factory=dict)
+    group_chats: dict[str, GroupChat] = field(default_factory=dict)
     ways: dict[str, ContactWay] = field(default_factory=dict)
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     welcome_messages: list[dict] = field(default_factory=list)

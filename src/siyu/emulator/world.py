@@ -6,7 +6,9 @@ archive): they ask questions (需要报价, 什么时候发货, ...), now and th
 taking it back and asking again, say thanks or closing remarks (好的谢谢, 收到, 👌, ...), go
 quiet, or agree or decline to have the chat archived; the member answers a question fast,
 slowly or never: the reply is due some time later and is posted by the first `step()` that
-runs past it.
+runs past it. With a "group" weight, members gather some of their customers in
+customer groups (客户群, named; change_external_chat), where customers ask and the owner
+often answers.
 
 Deterministic for a seed: every choice (action, name, gender, external_userid, which way,
 which tags, what is said, msgids, reply delays) comes from one `random.Random(seed)`, so the
@@ -57,6 +59,10 @@ REPLIES = {
     "service": ("7天无理由退换", "一年保修，坏了直接寄回", "下单时填开票信息就行"),
 }
 CLOSINGS = ("好的谢谢", "收到", "👌", "[微笑]", "谢谢", "好的", "好的，我考虑一下")
+# Customer groups (客户群): what a member calls one, what is said in one, the owner's answers.
+GROUP_NAMES = ("VIP客户群", "新品体验群", "售后服务群", "老客户福利群", "团购群")
+GROUP_QUESTIONS = ("团购价什么时候开始？", "群里有人用过这款吗？", "今天有优惠吗", "这周还有活动吗？")
+GROUP_REPLIES = ("周五晚上8点开始，记得来", "有的，群里下单再减20", "活动链接稍后发群里")
 # How a member answers a question: (weight, shortest delay s, longest delay s); never: no reply.
 REPLY_SPEEDS = {"fast": (0.5, 5, 90), "slow": (0.3, 180, 1200), "never": (0.2, 0, 0)}
 
@@ -88,6 +94,7 @@ class World:
         self.chat_step_s = chat_step_s
         self._sim_now: float | None = None  # the world's own clock (with chat_step_s)
         self.pending_replies: list[dict] = []  # staff replies not yet due, by due time
+        self.groups: list[tuple[str, str, list[str]]] = []  # (chat_id, owner, customers)
 
     # --- helpers ------------------------------------------------------------------------
     def _http(self) -> httpx.AsyncClient:
@@ -283,6 +290,53 @@ class World:
             stored = await self._say(ext, userid, "", now, msgtype=said, **{said: answer})
             entry.update(kind=said, msgid=stored["msgid"])
         return entry
+
+    async def group(self) -> dict:
+        """A member gathers some of their customers in a customer group (客户群), or a
+        customer asks something in one and, now and then, the owner answers at once."""
+        now = await self._now()
+        if not self.groups or self.rng.random() < 0.15:
+            owner, _ = self._pick_relation()
+            customers = [e for u, e in self.relations if u == owner][:8]
+            name = self.rng.choice(GROUP_NAMES)
+            made = await self._post(
+                "/group_chats", {"owner": owner, "name": name, "members": customers, "wait": self.wait}
+            )
+            chat_id = made["group_chat"]["chat_id"]
+            self.groups.append((chat_id, owner, customers))
+            return {
+                "action": "group",
+                "kind": "created",
+                "userid": owner,
+                "name": name,
+                "members": len(customers),
+            }
+        chat_id, owner, customers = self.groups[self.rng.randrange(len(self.groups))]
+        ext = self.rng.choice(customers)
+        text = self.rng.choice(GROUP_QUESTIONS)
+        stored = await self._say_in_group(chat_id, ext, [owner, *customers], text, now)
+        entry = {"action": "group", "kind": "question", "userid": owner, "external_userid": ext, "text": text}
+        entry["msgid"] = stored["msgid"]
+        if self.rng.random() < 0.6:
+            answer = self.rng.choice(GROUP_REPLIES)
+            await self._say_in_group(chat_id, owner, customers, answer, now + self.rng.uniform(5, 60))
+            entry["answer"] = answer
+        return entry
+
+    async def _say_in_group(
+        self, chat_id: str, sender: str, members: list[str], text: str, at: float
+    ) -> dict:
+        body = {
+            "msgid": self.msgid(),
+            "from": sender,
+            "tolist": [m for m in members if m != sender],
+            "roomid": chat_id,
+            "msgtime": int(at * 1000),
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        (stored,) = (await self._post("/archive/messages", body))["messages"]
+        return stored
 
     async def deliver_due_replies(self) -> list[dict]:
         """Post the staff replies whose time has come (at their due time); log them."""

@@ -25,6 +25,9 @@ HANDLERS = {
     "change_external_contact/del_follow_user": customer_tasks.on_lost,
     "change_external_contact/transfer_fail": customer_tasks.on_transfer_failed,
     "msgaudit_notify": conversation_tasks.on_msgaudit_notify,
+    "change_external_chat/create": conversation_tasks.on_group_changed,
+    "change_external_chat/update": conversation_tasks.on_group_changed,
+    "change_external_chat/dismiss": conversation_tasks.on_group_changed,
 }
 
 

@@ -438,6 +438,13 @@ class WeComClient:
     async def del_contact_way(self, config_id: str) -> dict[str, Any]:
         return await self._post("/cgi-bin/externalcontact/del_contact_way", {"config_id": config_id})
 
+    async def groupchat_get(self, chat_id: str) -> dict[str, Any]:
+        """A customer group (客户群): `{"group_chat": {chat_id, name, owner, create_time, notice,
+        member_list, admin_list}}`. Its chat_id is the archive's roomid."""
+        return await self._post(
+            "/cgi-bin/externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}
+        )
+
     # ----------------------------------------------------- welcome message §7
 
     async def send_welcome_msg(

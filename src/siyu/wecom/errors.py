@@ -293,6 +293,10 @@ _DESCRIPTIONS: dict[int, str] = {
         "issued for another app; start the login again."
     ),
     40035: "参数不合法 / an invalid parameter was sent to WeCom.",
+    40050: (
+        "客户群 chat_id 无效 / unknown group chat: WeCom does not know it as a customer group "
+        "(a group of staff only, or one dismissed)."
+    ),
     40096: (
         "外部联系人 external_userid 无效 / invalid external_userid: the customer is unknown to this corp "
         "or is not a customer of that member."
