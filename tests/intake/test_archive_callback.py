@@ -99,6 +99,13 @@ def test_the_archive_url_takes_msgaudit_notify_only(siyu, corp, archive, db):  #
     r = post(f"{siyu}/wecom/callback/{slug}/archive", archive, add_event(main.receive_id, "wmX"))
     assert r.status_code == 400 and "msgaudit_notify" in r.text
     assert stored(db, tenant_id) == 0
+    # signed with the archive's pair, but a message of "type" msgaudit_notify, not the event
+    not_the_event = event_xml(
+        {"ToUserName": main.receive_id, "FromUserName": "sys", "CreateTime": 1, "MsgType": "msgaudit_notify"}
+    )
+    r = post(f"{siyu}/wecom/callback/{slug}/archive", archive, not_the_event)
+    assert r.status_code == 400 and "msgaudit_notify" in r.text
+    assert stored(db, tenant_id) == 0
 
 
 @pytest.mark.parametrize("spoil", ["ciphertext", "outer_xml", "inner_xml", "other_corp"])

@@ -90,10 +90,11 @@ async def store_batch(
     rt, tenant_id: int, items: list, fetched_at, drained: bool, parts: int | None = None
 ) -> dict:
     """Store what was fetched (up to BATCHES_PER_STORE batches: "the batch" below) and then
-    move the cursor, in the transaction that holds its lock. `parts`: how many parts to store the batch in at once, on PostgreSQL (by default
-    PARTS for a large batch, else 1). A part that fails leaves the cursor where it was;
-    the parts that committed are skipped as stored when the batch is pulled again, and only
-    what is stored moves a conversation, so nothing is lost or counted twice.
+    move the cursor, in the transaction that holds its lock. `parts`: how many parts to
+    store the batch in at once, on PostgreSQL (by default PARTS for a large batch, else 1).
+    A part that fails leaves the cursor where it was; the parts that committed are skipped
+    as stored when the batch is pulled again, and only what is stored moves a conversation,
+    so nothing is lost or counted twice.
 
     It runs on a thread: waiting for the cursor's lock (another pull of the tenant holds it)
     must not hold up the event loop, which that pull may need to finish, and the worker's

@@ -73,8 +73,13 @@ class CallbackEvent:
 
     @property
     def kind(self) -> str:
-        """`event/change_type`, e.g. `change_external_contact/add_external_contact`."""
-        return f"{self.event}/{self.change_type}" if self.change_type else self.event or self.get("MsgType")
+        """`event/change_type` for an event, e.g. `change_external_contact/add_external_contact`;
+        `message/<MsgType>` for what a member wrote to the app (so that a message can never be
+        taken for an event: MsgType msgaudit_notify with no Event is not WeCom's notify)."""
+        msgtype = self.get("MsgType")
+        if msgtype and msgtype != "event":
+            return f"message/{msgtype}"
+        return f"{self.event}/{self.change_type}" if self.change_type else self.event or msgtype
 
 
 def parse_event(inner_xml: bytes | str) -> CallbackEvent:
