@@ -189,3 +189,43 @@ class Everyone:
     tenant_id: int
     visible_staff: None = None
     timezone: str = "Asia/Shanghai"
+
+
+def test_a_group_dismissed_before_siyu_looked_it_up_leaves_no_event_retrying(stack):
+    """WeCom forgets a dismissed group at once: the create event's lookup then answers 40050.
+    That is not a lag to wait out once the group is known to be dismissed; an unnamed group
+    is titled by its owner, and a member listed twice is counted once."""
+    stack.enable_archive()
+    made = stack.control(
+        "POST", stack.corp_path("/group_chats"), json={"owner": "lisi", "members": ["zhangsan", "zhangsan"]}
+    )
+    room = made["group_chat"]["chat_id"]
+    stack.chat("zhangsan", "", "大家好", roomid=room)
+
+    def group():
+        with stack.session() as s:
+            return s.scalar(select(GroupChat).where(GroupChat.chat_id == room))
+
+    named = wait_for(group, timeout=15)
+    assert (named.status, named.member_count) == ("active", 2)
+
+    def listed():
+        with stack.session() as s:
+            return queries.list_conversations(s, Everyone(stack.tenant_id)).items
+
+    (shown,) = wait_for(listed, timeout=15)
+    assert shown["title"] == "lisi的群聊"  # no name: whose group it is (lisi has no Siyu profile here)
+
+    later = stack.control("POST", stack.corp_path("/group_chats"), json={"owner": "wangwu", "name": "快闪群"})
+    stack.control("DELETE", stack.corp_path(f"/group_chats/{later['group_chat']['chat_id']}"))
+
+    def settled():
+        with stack.session() as s:
+            rows = s.execute(
+                select(CallbackEvent.kind, CallbackEvent.status).where(
+                    CallbackEvent.kind.like("change_external_chat/%")
+                )
+            ).all()
+        return len(rows) == 3 and all(status == "done" for _, status in rows) and rows
+
+    assert wait_for(settled, timeout=20)

@@ -413,7 +413,19 @@ def test_customer_groups_answer_groupchat_get_and_their_changes_are_called_back(
     groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"
     assert http.post(groups, json={"owner": "nobody"}).status_code == 400
     assert http.post(groups, json={"owner": "zhangsan", "members": ["stranger"]}).status_code == 400
-    made = http.post(groups, json={"owner": "zhangsan", "name": "老客户群", "members": [ext], "wait": True})
+    for bad in (
+        {"owner": ["zhangsan"]},
+        {"owner": "zhangsan", "members": [{"x": 1}]},
+        {"owner": "zhangsan", "members": "lisi"},  # a list, not a string of characters
+        {"owner": "zhangsan", "chat_id": 123},
+        {"owner": "zhangsan", "name": 5},
+    ):
+        r = http.post(groups, json=bad)
+        assert r.status_code == 400 and "must be" in r.text, (bad, r.text)
+    made = http.post(
+        groups,
+        json={"owner": "zhangsan", "name": "老客户群", "members": [ext, "zhangsan", ext], "wait": True},
+    )
     assert made.status_code == 201
     chat_id = made.json()["group_chat"]["chat_id"]
     got = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id, "need_name": 1})

@@ -47,12 +47,12 @@ def _row(session: Session, chat_id: str, now: datetime) -> GroupChat:
 
 def record(session: Session, chat: dict, now: datetime) -> GroupChat:
     """What groupchat/get answered (its `group_chat` object)."""
-    members = chat.get("member_list") or []
+    members = {m.get("userid"): m.get("type") for m in chat.get("member_list") or [] if isinstance(m, dict)}
     row = _row(session, str(chat["chat_id"]), now)
     row.name = str(chat.get("name") or "")[:NAME_LENGTH]
     row.owner_userid = str(chat.get("owner") or "")[:64]
-    row.member_count = len(members)
-    row.customer_count = sum(1 for m in members if m.get("type") == 2)
+    row.member_count = len(members)  # by userid: a member listed twice is one person
+    row.customer_count = sum(1 for kind in members.values() if kind == 2)
     row.status, row.checked_at, row.problem = "active", now, ""
     return row
 
@@ -64,6 +64,10 @@ def record_unknown(session: Session, chat_id: str, problem: str, now: datetime) 
     if row.status != "dismissed":
         row.status = "unknown"
     row.checked_at, row.problem = now, problem[:300]
+
+
+def is_dismissed(session: Session, chat_id: str) -> bool:
+    return session.scalar(select(GroupChat.status).where(GroupChat.chat_id == chat_id)) == "dismissed"
 
 
 def record_dismissed(session: Session, chat_id: str, now: datetime) -> None:

@@ -176,7 +176,7 @@ def conversation_dict(
 ) -> dict:
     waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
     if c.kind == "group":
-        title = group_title(c.roomid, group)
+        title = group_title(c.roomid, group, names)
     else:
         title = (customer.name if customer else "") or c.external_userid or "（未知客户）"
     return {
@@ -204,9 +204,14 @@ def conversation_dict(
     }
 
 
-def group_title(roomid: str, group: GroupChat | None) -> str:
-    """A group chat's name as WeCom tells it; its room id until then (or if it has none)."""
-    return (group.name if group else "") or f"群聊 {roomid}"
+def group_title(roomid: str, group: GroupChat | None, names: dict[str, str]) -> str:
+    """A group chat's name as WeCom tells it; unnamed, whose group it is (WeCom lists it by
+    its members); its room id until WeCom has told anything."""
+    if group is not None and group.name:
+        return group.name
+    if group is not None and group.owner_userid:
+        return f"{names.get(group.owner_userid, group.owner_userid)}的群聊"
+    return f"群聊 {roomid}"
 
 
 def _group_ref(group: GroupChat | None, names: dict[str, str]) -> dict | None:
@@ -533,7 +538,7 @@ def search_messages(
                 "conversation": {
                     "id": c.id,
                     "kind": c.kind,
-                    "title": group_title(c.roomid, group_chats.get(c.roomid))
+                    "title": group_title(c.roomid, group_chats.get(c.roomid), names)
                     if c.kind == "group"
                     else ((customer.name if customer else "") or c.external_userid),
                     "customer": _customer_ref(customer),

@@ -307,9 +307,11 @@ async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises
         try:
             chat = (await client.groupchat_get(chat_id)).get("group_chat") or {}
         except WeComError as exc:
-            if exc.errcode in RETRY_ERRCODES or unknown_raises:
-                raise
             with rt.db.tenant_session(tenant_id) as s:
+                # a create or rename that WeCom no longer knows because the group was dismissed
+                # since (its dismiss came first) is done with, not retried
+                if exc.errcode in RETRY_ERRCODES or (unknown_raises and not groups.is_dismissed(s, chat_id)):
+                    raise
                 groups.record_unknown(s, chat_id, exc.describe(), rt.now())
         else:
             with rt.db.tenant_session(tenant_id) as s:

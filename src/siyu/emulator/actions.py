@@ -204,18 +204,23 @@ def _chat_event(emu, corp: Corp, chat_id: str, change: str, **extra) -> Delivery
 def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery]:
     """A member creates a customer group in the client (the owner), with members and
     customers: change_external_chat create. The chat_id is what the archive calls roomid."""
-    owner = body.get("owner", "")
+    owner, name, chat_id = body.get("owner", ""), body.get("name", ""), body.get("chat_id") or ""
+    listed = body.get("members") or []
+    for field_name, value in (("owner", owner), ("name", name), ("chat_id", chat_id)):
+        if not isinstance(value, str):
+            raise _bad(f"{field_name} must be a string")
+    if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+        raise _bad("members must be a list of userids and external_userids")
     if owner not in corp.staff or corp.staff[owner].status == 5:
         raise _bad(f"unknown owner {owner!r}: the group's owner is a member of the corp")
-    name = body.get("name", "")
-    if not isinstance(name, str):
-        raise _bad("name must be a string")
-    chat_id = body.get("chat_id") or rand_id("wr", 30)
+    chat_id = chat_id or rand_id("wr", 30)
     if chat_id in corp.group_chats:
         raise _bad(f"chat_id {chat_id} exists", 409)
     now = int(emu.state.now())
     members = [GroupMember(owner, 1, now)]
-    for userid in body.get("members") or []:
+    for userid in dict.fromkeys(listed):  # once each, in order; the owner is in already
+        if userid == owner:
+            continue
         if userid in corp.staff:
             members.append(GroupMember(userid, 1, now, invitor=owner))
         elif userid in corp.customers:
