@@ -145,6 +145,14 @@ def test_a_customer_group_is_named_and_shown_to_its_owner_as_wecom_tells_it(stac
     stack.chat(ext, "", "群里问一下，团购价多少？", roomid=room)
     stack.chat("zhangsan", "", "稍等我问问", roomid=room)
     stack.chat("wangwu", "", "内部群：明天开会", roomid="wrStaffOnly0001")
+    staff_only = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "wangwu", "name": "销售内部群", "members": ["zhangsan"], "internal": True},
+    )
+    assert staff_only["delivery"] is None  # WeCom calls back about customer groups only
+    internal_room = staff_only["group_chat"]["chat_id"]
+    stack.chat("zhangsan", "", "报价单已更新", roomid=internal_room)
 
     def titles():
         with stack.session() as s:
@@ -162,11 +170,17 @@ def test_a_customer_group_is_named_and_shown_to_its_owner_as_wecom_tells_it(stac
 
     unknown = wait_for(staff_group, timeout=15)
     assert unknown.status == "unknown" and "40050" not in unknown.problem and "客户群" in unknown.problem
-    with stack.session() as s:
-        everyone = {
-            c["roomid"]: c["title"] for c in queries.list_conversations(s, Everyone(stack.tenant_id)).items
-        }
-    assert everyone["wrStaffOnly0001"] == "群聊 wrStaffOnly0001"
+
+    def everyone():
+        with stack.session() as s:
+            return {c["roomid"]: c for c in queries.list_conversations(s, Everyone(stack.tenant_id)).items}
+
+    assert everyone()["wrStaffOnly0001"]["title"] == "群聊 wrStaffOnly0001"  # WeCom knows nothing of it
+    # a group of staff only, told by the archive's msgaudit/groupchat/get
+    internal = wait_for(lambda: (c := everyone().get(internal_room)) and c["group"] and c, timeout=15)
+    told = internal["group"]
+    assert internal["title"] == "销售内部群"
+    assert (told["status"], told["owner_userid"], told["member_count"]) == ("internal", "wangwu", 2)
 
     stack.control(
         "PATCH", stack.corp_path(f"/group_chats/{room}"), json={"name": "VIP客户群（二期）", "wait": True}

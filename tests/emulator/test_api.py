@@ -442,3 +442,32 @@ def test_customer_groups_answer_groupchat_get_and_their_changes_are_called_back(
     changes = [d["inner_xml"] for d in deliveries if d["kind"].startswith("change_external_chat/")]
     assert len(changes) == 3 and all(chat_id in x for x in changes)
     assert "<UpdateDetail><![CDATA[change_name]]></UpdateDetail>" in changes[1]
+
+
+def test_a_group_of_staff_only_is_told_by_the_archive_api_not_as_a_customer_group(http, make_corp):
+    corp = make_corp()
+    groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"
+    made = http.post(
+        groups, json={"owner": "zhangsan", "name": "内部群", "members": ["lisi"], "internal": True}
+    )
+    assert made.status_code == 201 and made.json()["delivery"] is None  # no callback for staff-only groups
+    room = made.json()["group_chat"]["chat_id"]
+    archive_token, contact_token = token(http, corp, "archive_secret"), token(http, corp)
+    told = call(http, "POST", "msgaudit/groupchat/get", archive_token, {"roomid": room})
+    assert (told["roomname"], told["creator"]) == ("内部群", "zhangsan")
+    assert [m["memid"] for m in told["members"]] == ["zhangsan", "lisi"]
+    assert call(http, "POST", "msgaudit/groupchat/get", contact_token, {"roomid": room})["errcode"] == 48002
+    assert (
+        call(http, "POST", "externalcontact/groupchat/get", contact_token, {"chat_id": room})["errcode"]
+        == 40050
+    )
+    assert (
+        call(http, "POST", "msgaudit/groupchat/get", archive_token, {"roomid": "wrNope"})["errcode"] == 40050
+    )
+    config_id = _way(http, contact_token, user=["zhangsan"])
+    ext = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "孙八"}, "wait": True},
+    ).json()["external_userid"]
+    with_customer = http.post(groups, json={"owner": "zhangsan", "members": [ext], "internal": True})
+    assert with_customer.status_code == 400 and "staff only" in with_customer.text

@@ -57,6 +57,17 @@ def record(session: Session, chat: dict, now: datetime) -> GroupChat:
     return row
 
 
+def record_internal(session: Session, chat_id: str, room: dict, now: datetime) -> GroupChat:
+    """What msgaudit/groupchat/get answered for a group of staff only."""
+    members = {m.get("memid") for m in room.get("members") or [] if isinstance(m, dict)}
+    row = _row(session, chat_id, now)
+    row.name = str(room.get("roomname") or "")[:NAME_LENGTH]
+    row.owner_userid = str(room.get("creator") or "")[:64]
+    row.member_count, row.customer_count = len(members), 0
+    row.status, row.checked_at, row.problem = "internal", now, ""
+    return row
+
+
 def record_unknown(session: Session, chat_id: str, problem: str, now: datetime) -> None:
     """WeCom does not know the room as a customer group (a group of staff only, or one
     dismissed before it was looked up): its room id stays its title."""

@@ -40,8 +40,9 @@ class Conversation(TenantOwned, Base):
 
 class GroupChat(TenantOwned, Base):
     """A customer group's name and owner, as WeCom's groupchat/get tells them: the archive's
-    messages carry only the roomid (its chat_id). status: active, dismissed, or unknown
-    (WeCom does not know it as a customer group: a group of staff only)."""
+    messages carry only the roomid (its chat_id). status: active, dismissed, internal (a
+    group of staff only, told by the archive's msgaudit/groupchat/get), or unknown (WeCom
+    told nothing of it)."""
 
     __tablename__ = "group_chats"
     __table_args__ = (UniqueConstraint("tenant_id", "chat_id"),)

@@ -46,8 +46,8 @@ class GroupRef(BaseModel):
     owner_name: str
     member_count: int = Field(description="staff and customers in the group")
     customer_count: int
-    status: Literal["active", "dismissed", "unknown"] = Field(
-        description="unknown: WeCom does not know it as a customer group (a group of staff only)"
+    status: Literal["active", "dismissed", "internal", "unknown"] = Field(
+        description="internal: a group of staff only; unknown: WeCom told nothing of it"
     )
 
 

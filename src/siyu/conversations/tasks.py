@@ -294,30 +294,72 @@ GROUP_LOOKUPS_PER_PULL = 20
 
 
 async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises: bool = False) -> int:
-    """Ask WeCom for these group chats' names and owners (groupchat/get), one call each, and
-    store what it says. WeCom busy or unreachable: stop (raise), the next round asks again.
-    A group WeCom does not know is stored as unknown, or raises with `unknown_raises` (a
-    group's info may lag its change_external_chat event by seconds). Returns how many were
-    looked up."""
+    """Ask WeCom for these group chats' names and owners, one call each, and store what it
+    says: externalcontact/groupchat/get for a customer group; for a room it does not know
+    there, the archive's msgaudit/groupchat/get (a group of staff only; with the 会话存档
+    secret, when archiving is set up). WeCom busy or unreachable: stop (raise), the next
+    round asks again. A room neither knows is stored as unknown, or raises with
+    `unknown_raises` (a customer group's info may lag its change_external_chat event by
+    seconds). Returns how many were looked up."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     client = rt.clients.get(tenant_id).contact
+    archive = None  # the 会话存档 secret's client, made once a room needs it
     done = 0
-    for chat_id in chat_ids:
-        try:
-            chat = (await client.groupchat_get(chat_id)).get("group_chat") or {}
-        except WeComError as exc:
-            with rt.db.tenant_session(tenant_id) as s:
-                # a create or rename that WeCom no longer knows because the group was dismissed
-                # since (its dismiss came first) is done with, not retried
-                if exc.errcode in RETRY_ERRCODES or (unknown_raises and not groups.is_dismissed(s, chat_id)):
+    try:
+        for chat_id in chat_ids:
+            try:
+                chat = (await client.groupchat_get(chat_id)).get("group_chat") or {}
+            except WeComError as exc:
+                if exc.errcode in RETRY_ERRCODES:
                     raise
-                groups.record_unknown(s, chat_id, exc.describe(), rt.now())
-        else:
-            with rt.db.tenant_session(tenant_id) as s:
-                groups.record(s, {**chat, "chat_id": chat_id}, rt.now())
-        done += 1
+                if not unknown_raises:
+                    archive = archive or _archive_client(rt, tenant_id)
+                    room = await _staff_room(archive, chat_id) if archive else None
+                    if room is not None:
+                        with rt.db.tenant_session(tenant_id) as s:
+                            groups.record_internal(s, chat_id, room, rt.now())
+                        done += 1
+                        continue
+                with rt.db.tenant_session(tenant_id) as s:
+                    # a create or rename that WeCom no longer knows because the group was
+                    # dismissed since (its dismiss came first) is done with, not retried
+                    if unknown_raises and not groups.is_dismissed(s, chat_id):
+                        raise
+                    groups.record_unknown(s, chat_id, exc.describe(), rt.now())
+            else:
+                with rt.db.tenant_session(tenant_id) as s:
+                    groups.record(s, {**chat, "chat_id": chat_id}, rt.now())
+            done += 1
+    finally:
+        if archive is not None:
+            await archive.aclose()
     return done
+
+
+def _archive_client(rt, tenant_id: int):
+    """A client with the tenant's 会话存档 secret, or None when archiving has no secret."""
+    from siyu.wecom.client import WeComClient
+
+    with rt.db.system_session() as s:
+        tenant = s.get(Tenant, tenant_id)
+        if tenant is None or not tenant.archive_secret_sealed:
+            return None
+        secret = rt.box.open(tenant.archive_secret_sealed)
+        return WeComClient(tenant.corp_id, secret, base_url=rt.settings.wecom_base_url)
+
+
+async def _staff_room(archive, roomid: str) -> dict | None:
+    """msgaudit/groupchat/get's answer for a group of staff only; None if it does not know the
+    room either (busy or unreachable raises)."""
+    from siyu.wecom.errors import RETRY_ERRCODES, WeComError
+
+    try:
+        return await archive.msgaudit_groupchat_get(roomid)
+    except WeComError as exc:
+        if exc.errcode in RETRY_ERRCODES:
+            raise
+        return None
 
 
 async def _name_new_groups(rt, tenant_id: int) -> None:

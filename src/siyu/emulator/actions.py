@@ -201,9 +201,10 @@ def _chat_event(emu, corp: Corp, chat_id: str, change: str, **extra) -> Delivery
     return emu.deliverer.emit(corp, fields)
 
 
-def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery]:
+def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery | None]:
     """A member creates a customer group in the client (the owner), with members and
-    customers: change_external_chat create. The chat_id is what the archive calls roomid."""
+    customers: change_external_chat create. The chat_id is what the archive calls roomid.
+    With `internal`, a group of staff only: no callback (WeCom sends none for those)."""
     owner, name, chat_id = body.get("owner", ""), body.get("name", ""), body.get("chat_id") or ""
     listed = body.get("members") or []
     for field_name, value in (("owner", owner), ("name", name), ("chat_id", chat_id)):
@@ -227,12 +228,15 @@ def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery]
             members.append(GroupMember(userid, 2, now, invitor=owner))
         else:
             raise _bad(f"unknown member {userid!r}: a member's userid or a customer's external_userid")
-    group = GroupChat(chat_id, name, owner, now, str(body.get("notice", "")), members)
+    internal = body.get("internal") is True
+    if internal and any(m.type == 2 for m in members):
+        raise _bad("an internal group has staff only: a customer makes it a customer group")
+    group = GroupChat(chat_id, name, owner, now, str(body.get("notice", "")), members, internal=internal)
     corp.group_chats[chat_id] = group
-    return group, _chat_event(emu, corp, chat_id, "create")
+    return group, None if internal else _chat_event(emu, corp, chat_id, "create")
 
 
-def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery:
+def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery | None:
     """The owner renames the group: change_external_chat update, UpdateDetail change_name."""
     group = corp.group_chats.get(chat_id)
     if group is None or group.dismissed:
@@ -240,12 +244,12 @@ def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery:
     if not isinstance(name, str):
         raise _bad("name must be a string")
     group.name = name
-    return _chat_event(emu, corp, chat_id, "update", UpdateDetail="change_name")
+    return None if group.internal else _chat_event(emu, corp, chat_id, "update", UpdateDetail="change_name")
 
 
-def dismiss_group_chat(emu, corp: Corp, chat_id: str) -> Delivery:
+def dismiss_group_chat(emu, corp: Corp, chat_id: str) -> Delivery | None:
     group = corp.group_chats.get(chat_id)
     if group is None or group.dismissed:
         raise _bad(f"unknown group chat {chat_id}", 404)
     group.dismissed = True
-    return _chat_event(emu, corp, chat_id, "dismiss")
+    return None if group.internal else _chat_event(emu, corp, chat_id, "dismiss")

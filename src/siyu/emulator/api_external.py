@@ -172,7 +172,7 @@ def group_chat(corp: Corp, chat_id) -> GroupChat:
     """A customer group by chat_id, or 40050 (our choice: the code WeCom's docs give for an
     unknown chatid) for an unknown, dismissed or staff-only one (those are not 客户群)."""
     group = corp.group_chats.get(chat_id) if isinstance(chat_id, str) else None
-    if group is None or group.dismissed:
+    if group is None or group.dismissed or group.internal:
         raise WeComError(40050)
     return group
 

@@ -443,6 +443,20 @@ async def get_permit_user_list(ctx: Ctx) -> dict:
     return {"ids": list(ids)}
 
 
+@api("msgaudit/groupchat/get", methods=("POST",))
+async def groupchat_get(ctx: Ctx) -> dict:
+    """An internal group (staff only) by roomid; 40050 (our choice) for any other room: a
+    customer group is told by externalcontact/groupchat/get."""
+    corp = _archive_corp(ctx)
+    roomid = ctx.json.get("roomid")
+    if not isinstance(roomid, str) or not roomid:
+        raise WeComError(40035, "roomid missing")
+    group = corp.group_chats.get(roomid)
+    if group is None or group.dismissed or not group.internal:
+        raise WeComError(40050)
+    return group.as_archive_api()
+
+
 @api("msgaudit/check_single_agree", methods=("POST",))
 async def check_single_agree(ctx: Ctx) -> dict:
     corp = _archive_corp(ctx)

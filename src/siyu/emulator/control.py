@@ -45,8 +45,9 @@ Events (each answers its delivery: {id, kind, status, attempt_count, attempts, i
         | {action:"delete", tag_id?:[], group_id?:[]} | {action:"shuffle", group_id?}
   POST /_emulator/corps/{corp_id}/transfer_fail   {userid, external_userid, reason, wait?}
   POST   /_emulator/corps/{corp_id}/group_chats  {owner, name?, members?: [userid | external_userid],
-        chat_id?, notice?, wait?} a member creates a customer group -> change_external_chat create
-        (201, {group_chat, delivery}; its chat_id is the archive's roomid)
+        chat_id?, notice?, internal?, wait?} a member creates a customer group -> change_external_chat
+        create (201, {group_chat, delivery}; its chat_id is the archive's roomid); internal: true,
+        a group of staff only (msgaudit/groupchat/get tells it; no callback, delivery null)
   PATCH  /_emulator/corps/{corp_id}/group_chats/{chat_id}   {name, wait?} renamed -> update
         (UpdateDetail change_name)
   DELETE /_emulator/corps/{corp_id}/group_chats/{chat_id}   dismissed -> dismiss
@@ -323,17 +324,18 @@ def build_router(emu) -> APIRouter:
     @r.post("/corps/{corp_id}/group_chats", status_code=201)
     async def create_group_chat(corp_id: str, request: Request, body: dict = Body(...)):
         group, d = actions.create_group_chat(emu, corp_of(corp_id), body)
-        return {"group_chat": group.as_api(), "delivery": (await settle(request, body, [d]))[0]}
+        delivery = (await settle(request, body, [d]))[0] if d else None
+        return {"group_chat": group.as_api(), "delivery": delivery}
 
     @r.patch("/corps/{corp_id}/group_chats/{chat_id}")
     async def rename_group_chat(corp_id: str, chat_id: str, request: Request, body: dict = Body(...)):
         d = actions.rename_group_chat(emu, corp_of(corp_id), chat_id, body.get("name"))
-        return (await settle(request, body, [d]))[0]
+        return (await settle(request, body, [d]))[0] if d else {}
 
     @r.delete("/corps/{corp_id}/group_chats/{chat_id}")
     async def dismiss_group_chat(corp_id: str, chat_id: str, request: Request):
         d = actions.dismiss_group_chat(emu, corp_of(corp_id), chat_id)
-        return (await settle(request, {}, [d]))[0]
+        return (await settle(request, {}, [d]))[0] if d else {}
 
     @r.post("/redeliver/{delivery_id}")
     async def redeliver(delivery_id: str, request: Request):

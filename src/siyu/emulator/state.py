@@ -197,7 +197,8 @@ class GroupMember:
 
 @dataclass
 class GroupChat:
-    """A customer group (客户群, REFERENCE 5.x groupchat/get); its chat_id is the archive's roomid."""
+    """A customer group (客户群, REFERENCE 5.x groupchat/get), or with `internal` a group of staff
+    only (REFERENCE 11.x msgaudit/groupchat/get); its chat_id is the archive's roomid."""
 
     chat_id: str
     name: str
@@ -207,6 +208,7 @@ class GroupChat:
     members: list[GroupMember] = field(default_factory=list)
     admins: list[str] = field(default_factory=list)
     dismissed: bool = False
+    internal: bool = False  # staff only: not a 客户群; msgaudit/groupchat/get tells it
 
     def as_api(self) -> dict:
         return {
@@ -217,6 +219,16 @@ class GroupChat:
             "notice": self.notice,
             "member_list": [m.as_api() for m in self.members],
             "admin_list": [{"userid": u} for u in self.admins],
+        }
+
+    def as_archive_api(self) -> dict:
+        """msgaudit/groupchat/get's answer for an internal group."""
+        return {
+            "roomname": self.name,
+            "creator": self.owner,
+            "room_create_time": self.create_time,
+            "notice": self.notice,
+            "members": [{"memid": m.userid, "jointime": m.join_time} for m in self.members],
         }
 
 

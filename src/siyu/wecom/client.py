@@ -445,6 +445,11 @@ class WeComClient:
             "/cgi-bin/externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}
         )
 
+    async def msgaudit_groupchat_get(self, roomid: str) -> dict[str, Any]:
+        """An internal group (staff only), with the 会话存档 secret's token: `{roomname,
+        creator, room_create_time, notice, members: [{memid, jointime}]}`."""
+        return await self._post("/cgi-bin/msgaudit/groupchat/get", {"roomid": roomid})
+
     # ----------------------------------------------------- welcome message §7
 
     async def send_welcome_msg(
