@@ -191,7 +191,7 @@ def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | N
         query = query.where(archive_pulled_past(e)).order_by(e.due_at).limit(limit)
         if postgres:
             query = query.with_for_update(of=e, skip_locked=True)
-    return sorted(s.execute(query).all(), key=lambda r: (r[7], r[0]))
+    return sorted(s.execute(query).all(), key=lambda r: (r.due_at, r[0]))  # due, then step id
 
 
 def _fire_tenant(
@@ -209,12 +209,13 @@ def _fire_tenant(
         timezone: list[str] = []
         closed_conversations: set[int] = set()
         step_policy: dict[int, service.PolicyView] = {}
-        ended = service.ended_follows(s, {r[16] for r in loaded if r[16] is not None})
+        ended = service.ended_follows(s, {r.customer_id for r in loaded if r.customer_id is not None})
         for r in loaded:
-            st = _Step(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], fired_at=now)
+            # the columns _locked_due selects, in its order: the step's, its wait's, its conversation's
+            (*step_columns, wait_id, closed_at, close_reason, msgid, policy_id) = r[:13]
+            (conversation_id, awaiting, started_at, customer_id) = r[13:]
+            st = _Step(*step_columns, fired_at=now)
             steps.append(st)
-            wait_id, closed_at, close_reason, msgid, policy_id, conversation_id, awaiting = r[8:15]
-            started_at = r[15]
             st.started_at, st.was_due = started_at, st.due_at
             if wait_id is None or closed_at is not None:
                 _set(st, "cancelled", close_reason if wait_id is not None else "gone")
@@ -226,7 +227,7 @@ def _fire_tenant(
                     service.close_waits(s, st.conversation_id, now, "closed")
                 _set(st, "cancelled", "no longer awaiting")
                 continue
-            gone = ended.get((r[16], st.agent_userid))
+            gone = ended.get((customer_id, st.agent_userid))
             if gone is not None:
                 # the archive brought the message after they stopped being contacts: nobody
                 # can answer there, so the wait closes as it would have (customers.follow_ended)

@@ -877,42 +877,48 @@ def delivery_problems(
         calls = calls.where(SlaCall.callee_userid.in_(list(recipients)))
         unreached = unreached.where(SlaEscalation.agent_userid.in_(list(recipients)))
     out = [
-        {
-            "kind": "card",
-            "recipient": m.recipient or m.payload.get("touser", ""),
-            "at": m.created_at,
-            "status": "retrying" if m.status == "pending" else "given_up",
-            "attempts": m.attempts,
-            "next_try_at": m.due_at if m.status == "pending" else None,
-            "error": m.last_error,
-        }
+        _problem(
+            "card",
+            m.recipient or m.payload.get("touser", ""),
+            m.created_at,
+            "retrying" if m.status == "pending" else "given_up",
+            m.last_error,
+            attempts=m.attempts,
+            next_try_at=m.due_at if m.status == "pending" else None,
+        )
         for m in session.scalars(cards)
     ]
     out += [
-        {
-            "kind": "call",
-            "recipient": c.callee_userid,
-            "at": c.created_at,
-            "status": c.status,
-            "attempts": None,
-            "next_try_at": None,
-            "error": c.error,
-        }
-        for c in session.scalars(calls)
+        _problem("call", c.callee_userid, c.created_at, c.status, c.error) for c in session.scalars(calls)
     ]
     out += [
-        {
-            "kind": "step",
-            "recipient": e.agent_userid,
-            "at": e.fired_at,
-            "status": "nobody",
-            "attempts": None,
-            "next_try_at": None,
-            "error": f"第 {e.step + 1} 步找不到可通知的人 / {e.note}",
-        }
+        _problem(
+            "step", e.agent_userid, e.fired_at, "nobody", f"第 {e.step + 1} 步找不到可通知的人 / {e.note}"
+        )
         for e in session.scalars(unreached)
     ]
     return sorted(out, key=lambda d: d["at"], reverse=True)
+
+
+def _problem(
+    kind: str,
+    recipient: str,
+    at: datetime,
+    status: str,
+    error: str,
+    attempts: int | None = None,
+    next_try_at: datetime | None = None,
+) -> dict:
+    """One row of delivery_problems (the SLA board's "did not reach them")."""
+    return {
+        "kind": kind,
+        "recipient": recipient,
+        "at": at,
+        "status": status,
+        "attempts": attempts,
+        "next_try_at": next_try_at,
+        "error": error,
+    }
 
 
 def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tuple[str, str]]:
