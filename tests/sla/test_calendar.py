@@ -151,3 +151,34 @@ def test_on_a_make_up_workday_the_clock_runs_and_steps_fire(local):
     w.t0 += timedelta(days=-1)  # Saturday 27th: a rest day; the first step waits for Sunday 09:02
     w.say("周六在吗？", at=0, ext="wmcustomer3")
     assert due_times(w, "wmcustomer3")[0] == bj(2025, 9, 28, 9, 2)
+
+
+def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):
+    """A question at Friday 17:59 comes due 2 business minutes later, on Monday at 09:01:
+    its card says it waited 2 minutes of business time (and 63 hours in all), not 63 hours
+    alone; the call at its third step says 10 minutes."""
+    from siyu.sla.tasks import _call_plan, _notice
+
+    w = local
+    business_policy(w)
+    w.customer("wmcustomer1", "王女士")
+    w.t0 = bj(2025, 9, 19, 17, 59).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+
+    def fire_at(when: datetime) -> None:
+        seconds = (when - w.t0).total_seconds()
+        w.pulled(seconds)
+        w.clock(seconds)
+        assert w.fire() == 1
+
+    fire_at(bj(2025, 9, 22, 9, 1))  # Monday: 1 minute on Friday, 1 on Monday
+    card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
+    assert card["title"] == "王女士 已等待 2 分钟（工作时间） 未回复"
+    assert "已等待 2 分钟（工作时间；实际 63 小时 2 分钟）" in card["description"]
+    assert "09-19 17:59 发来" in card["description"]
+    fire_at(bj(2025, 9, 22, 9, 4))  # the leader's card, 5 business minutes
+    fire_at(bj(2025, 9, 22, 9, 9))  # the call, 10
+    (call,) = w.outbox("sla_call")
+    plan = _call_plan(w.rt, w.tenant_id, call)
+    assert plan["params"] == ["1", "10"] and "已等待10分钟" in plan["text"]

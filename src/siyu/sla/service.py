@@ -275,13 +275,23 @@ class PolicyBook:
                 dept = self._parents.get(dept)
         return found
 
-    def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
-        if not policy.business_hours_only:
-            return [started_at + timedelta(seconds=s.delay_s) for s in policy.steps]
+    def _calendar(self, policy: PolicyView) -> BusinessCalendar:
         cal = self._calendars.get(policy.id)
         if cal is None:
             cal = self._calendars[policy.id] = calendar_for(self.session, policy)
+        return cal
+
+    def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
+        if not policy.business_hours_only:
+            return [started_at + timedelta(seconds=s.delay_s) for s in policy.steps]
+        cal = self._calendar(policy)
         return [cal.add(started_at, s.delay_s) for s in policy.steps]
+
+    def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float:
+        """How long a wait has run by the policy's clock: business time when it counts that."""
+        if not policy.business_hours_only:
+            return (now - started_at).total_seconds()
+        return self._calendar(policy).between(started_at, now)
 
 
 def policy_for(session: Session, staff_userid: str) -> PolicyView:

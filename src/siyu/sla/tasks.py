@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -181,6 +182,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
                 w.msgid,
                 w.started_at,
                 w.closed_at,
+                w.policy_id,
                 c.id,
                 c.awaiting_msgid,
                 Customer.name,
@@ -194,7 +196,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
         else []
     )
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
-    for esc_id, step, agent, msgid, started_at, closed_at, conversation_id, awaiting, name in rows:
+    for esc_id, step, agent, msgid, started_at, closed_at, policy_id, conversation_id, awaiting, name in rows:
         if closed_at is not None or awaiting != msgid:
             continue
         for card in card_of[esc_id]:
@@ -208,6 +210,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
                     "customer": name or "客户",
                     "agent": agent,
                     "step": step,
+                    "policy_id": policy_id,
                 }
     found = {card: sorted(e.values(), key=lambda e: e["started_at"]) for card, e in per_card.items()}
     every = [e for entries in found.values() for e in entries]
@@ -236,16 +239,41 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
 DESCRIPTION_BYTES = 512
 
 
+def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
+    """`business_s` on the entries whose policy counts business hours only: how long they
+    have waited by that clock (a card on Monday 09:01 for a question of Friday 17:59 tells
+    2 minutes of it, and the 63 hours besides)."""
+    book = service.PolicyBook(s)
+    policies: dict[int | None, service.PolicyView] = {}
+    for e in entries:
+        pid = e["policy_id"]
+        if pid not in policies:
+            policies[pid] = service.policy_by_id(s, pid)
+        if policies[pid].business_hours_only:
+            e["business_s"] = book.waited_s(policies[pid], e["started_at"], now)
+
+
+def _how_long(e: dict, now: datetime, short: bool = False) -> str:
+    """How long the entry has waited: by the business clock where its policy counts that."""
+    wall = waited((now - e["started_at"]).total_seconds())
+    if e.get("business_s") is None:
+        return wall
+    business = waited(e["business_s"])
+    if short or business == wall:
+        return f"{business}（工作时间）"
+    return f"{business}（工作时间；实际 {wall}）"
+
+
 def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -> dict:
     """The message/send body (without agentid) of one notice card."""
     now = rt.now()
     tz = ZoneInfo(timezone)
     first = entries[0]
-    longest = waited((now - first["started_at"]).total_seconds())
+    longest = _how_long(first, now)
     own = all(e["agent"] == touser for e in entries)
     if len(entries) == 1:
         who = first["customer"] if own else f"{first['agent_name']}的客户 {first['customer']}"
-        title = f"{who} 已等待 {longest} 未回复"
+        title = f"{who} 已等待 {_how_long(first, now, short=True)} 未回复"
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
         description = (
             f'<div class="gray">{local} 发来</div>'
@@ -257,14 +285,14 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         )
         url = conversation_link(rt, slug, first["conversation_id"])
     else:
-        title = f"{len(entries)} 位客户等待回复，最长 {longest}"
+        title = f"{len(entries)} 位客户等待回复，最长 {_how_long(first, now, short=True)}"
         mine = sum(e["agent"] == touser for e in entries)
         ask = "请尽快回复" if own else "请提醒同事尽快回复" if not mine else "请尽快回复，并提醒同事"
         closing = f'<div class="highlight">{ask}</div>'
         lines: list[str] = []
         for e in entries[:5]:
             agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
-            how_long = waited((now - e["started_at"]).total_seconds())
+            how_long = _how_long(e, now, short=True)
             line = (
                 f'<div class="normal">{html.escape(e["customer"])}{agent}：'
                 f"{html.escape(_clip(e['text'], 24))} · {how_long}</div>"
@@ -297,8 +325,10 @@ def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
 
 def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | None]:
     """The cards of these sla_notice messages (None: every wait was answered meanwhile)."""
+    now = rt.now()
     with rt.db.tenant_session(tenant_id) as s:
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
+        _business_time(s, [e for found in entries.values() for e in found], now)
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
         cards = {}
@@ -347,7 +377,13 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
             return None
         call.waits = len(waits)
         mobile = s.scalar(select(Staff.mobile).where(Staff.userid == callee)) or ""
-        longest = max((now - w.started_at).total_seconds() for w in waits)
+        # by each wait's policy clock: business time where it counts that (a call on Monday
+        # for Friday evening's question tells the minutes of business time, not 63 hours)
+        book, policies = service.PolicyBook(s), {}
+        for w in waits:
+            if w.policy_id not in policies:
+                policies[w.policy_id] = service.policy_by_id(s, w.policy_id)
+        longest = max(book.waited_s(policies[w.policy_id], w.started_at, now) for w in waits)
     minutes = max(1, int(longest // 60))
     return {
         "call": call.id,
