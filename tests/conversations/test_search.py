@@ -28,6 +28,9 @@ from tests.conversations.conftest import Archive, store
         ("[图片]", ["图片"]),
         ("", []),
         ("！？…", []),
+        ("收到👌", ["收到", "emoji1f44c"]),  # an emoji is a token of its own
+        ("好的👍🏻🙏", ["好的", "emoji1f44d", "emoji1f64f"]),  # the skin tone is left out
+        ("❤️", ["emoji2764"]),  # so is the variation selector
     ],
 )
 def test_tokenize(text, tokens):
@@ -195,6 +198,18 @@ def test_a_search_result_opens_the_page_its_message_is_on(db, world, as_role):
     assert 'rel="next"' not in page and "回到最新消息" in page  # what is after it is the newest page
     newest = admin.get(f"/conversations/{hit['conversation']['id']}").text
     assert f"旧订单号 {arc.sfx}" not in newest and f"第79句 {arc.sfx}" in newest
+
+
+def test_emoji_are_found(db, world, as_role):
+    arc = Archive()
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"收到👌 单号 {arc.sfx}", 20)
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"谢谢🙏 {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    [hit] = admin.get("/api/v1/messages/search", params={"q": f"👌 {arc.sfx}"}).json()["items"]
+    assert hit["message"]["text"] == f"收到👌 单号 {arc.sfx}"
+    assert [hit["snippet"][a:b] for a, b in hit["highlights"]] == ["👌", arc.sfx]
+    assert admin.get("/api/v1/messages/search", params={"q": f"👍 {arc.sfx}"}).json()["items"] == []
 
 
 # ---------------------------------------------------------------- the index itself

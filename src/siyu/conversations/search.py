@@ -6,6 +6,7 @@ bigrams of its CJK runs and its lower-cased latin/digit words, NFKC-normalised f
 (full width → half width):
 
     tokenize("能便宜点吗 iPhone15") == ["能便", "便宜", "宜点", "点吗", "iphone15"]
+    tokenize("收到👌") == ["收到", "emoji1f44c"]
 
 and kept, space-separated, in `message_search.tokens`: on SQLite by ingest itself; on
 PostgreSQL ingest queues a batch's tokens and `index_backlog` indexes them in transactions
@@ -98,7 +99,17 @@ _CJK_CHARS = (
     "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 )
 _CJK = f"[{_CJK_CHARS}]"
-_RUNS = re.compile(f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)")
+# Emoji and pictographs (👌 🙏 ❤ ☺ ⭐ ✅): each is a token of its own, written as a latin word
+# (emoji1f44c) because neither FTS5's tokenizer nor PostgreSQL's 'simple' keeps symbols. Skin
+# tones, variation selectors and joiners are left out: 👍🏻 is found as 👍.
+_EMOJI_CHARS = (
+    "\u2190-\u21ff\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
+)
+_RUNS = re.compile(f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)|([{_EMOJI_CHARS}])")
+
+
+def _emoji_token(char: str) -> str:
+    return f"emoji{ord(char):x}"
 
 
 def normalize(text: str) -> str:
@@ -106,13 +117,16 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").lower()
 
 
-def _runs(text: str) -> Iterable[tuple[str, bool]]:
-    """(run, is_cjk) for each CJK run and each latin/digit (or other script) word."""
+def _runs(text: str) -> Iterable[tuple[str, str]]:
+    """(run, kind) for each CJK run ("cjk"), latin/digit (or other script) word ("word")
+    and emoji ("emoji", one each)."""
     for m in _RUNS.finditer(normalize(text)):
         if m.group(1):
-            yield m.group(1), True
+            yield m.group(1), "cjk"
+        elif m.group(2):
+            yield m.group(2), "word"
         else:
-            yield m.group(2), False
+            yield m.group(3), "emoji"
 
 
 def _bigrams(run: str) -> list[str]:
@@ -124,13 +138,15 @@ def tokenize(text: str) -> list[str]:
     """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words.
     (What _runs and _bigrams do, inlined: ingest tokenizes every message it stores.)"""
     out: list[str] = []
-    for cjk, word in _RUNS.findall(normalize(text)):
-        if not cjk:
+    for cjk, word, emoji in _RUNS.findall(normalize(text)):
+        if word:
             out.append(word)
         elif len(cjk) > 1:
             out += map(operator.add, cjk, cjk[1:])
-        else:
+        elif cjk:
             out.append(cjk)
+        else:
+            out.append(_emoji_token(emoji))
     return out
 
 
@@ -159,11 +175,13 @@ class Query:
 
 def parse_query(q: str) -> Query:
     query = Query()
-    for run, cjk in _runs(q[:200]):
+    for run, kind in _runs(q[:200]):
         query.terms.append(run)
-        if cjk and len(run) == 1:
+        if kind == "emoji":
+            query.exact.append(_emoji_token(run))
+        elif kind == "cjk" and len(run) == 1:
             query.singles.append(run)
-        elif cjk:
+        elif kind == "cjk":
             query.exact.extend(_bigrams(run))
         else:
             query.prefixes.append(run)
