@@ -282,10 +282,11 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
 
 
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    await pull(rt, tenant_id)
+    stored = (await pull(rt, tenant_id))["stored"]
     with rt.db.tenant_session(tenant_id) as s:
         mark_done(s, event_id)
-    await _name_new_groups(rt, tenant_id)
+    if stored:
+        await _name_new_groups(rt, tenant_id)
 
 
 # Group chats looked up after a pull, at most: a backlog's groups are named over a few pulls
@@ -363,7 +364,8 @@ async def _staff_room(archive, roomid: str) -> dict | None:
 
 
 async def _name_new_groups(rt, tenant_id: int) -> None:
-    """After a pull: name the group chats it stored (see siyu.conversations.groups)."""
+    """After a pull that stored messages: name the group chats not named yet, and ask again
+    about rooms unknown for long (see siyu.conversations.groups)."""
     try:
         with rt.db.tenant_session(tenant_id) as s:
             chat_ids = groups.to_look_up(s, rt.now(), GROUP_LOOKUPS_PER_PULL)
@@ -394,9 +396,11 @@ async def pull_all(rt) -> None:
         queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
     for tenant_id in tenants:
         try:
-            await pull(rt, tenant_id)
+            stored = (await pull(rt, tenant_id))["stored"]
         except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
             log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
-        await _name_new_groups(rt, tenant_id)
+            continue
+        if stored:  # only a pull that stored something can have brought a new group
+            await _name_new_groups(rt, tenant_id)
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))
