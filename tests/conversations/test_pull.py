@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -164,6 +166,48 @@ def test_a_backlog_is_stored_several_batches_at_a_time(
         steps = s.scalars(select(SlaEscalation.status)).all()
     assert len(steps) == steps_expected and set(steps) <= {"cancelled"}
     assert stored(rt, tenant_id) == (23, 23)
+
+
+def test_two_pulls_of_a_tenant_at_once_never_move_the_cursor_back(rt, tenant_id, monkeypatch):  # noqa: F811
+    """A notify's pull and the timer's, in one process: while one stores seqs 1..10, the
+    other, holding only 1..4 and an older fetch time, waits for it and then finds them
+    stored. The cursor stays at 10, and how far the archive is pulled stays the first's."""
+    items = chat_items(10)
+    real = tasks.classifier()
+    first_storing, second_started = threading.Event(), threading.Event()
+
+    class HeldUp:
+        def classify(self, batch):
+            if threading.current_thread().name == "first":
+                first_storing.set()
+                second_started.wait(10)
+                time.sleep(0.5)  # the second pull reaches its cursor meanwhile
+            return real.classify(batch)
+
+    monkeypatch.setattr(tasks, "classifier", lambda: HeldUp())
+    tasks._store_batch(
+        rt, tenant_id, [], datetime.now(UTC) - timedelta(hours=1), False, None
+    )  # the cursor row
+    now = datetime.now(UTC)
+
+    def second() -> None:
+        second_started.set()
+        tasks._store_batch(rt, tenant_id, items[:4], now - timedelta(minutes=5), True, None)
+
+    first = threading.Thread(
+        name="first", target=tasks._store_batch, args=(rt, tenant_id, items, now, True, None)
+    )
+    first.start()
+    assert first_storing.wait(10)
+    other = threading.Thread(name="second", target=second)
+    other.start()
+    first.join(30)
+    other.join(30)
+    with rt.db.tenant_session(tenant_id) as s:
+        cursor = s.scalar(select(ArchiveCursor))
+    lag = timedelta(seconds=rt.settings.archive_lag_s)
+    assert cursor.seq == 10 and cursor.pulled_until == now - lag
+    assert stored(rt, tenant_id) == (10, 10)
 
 
 def search_rows(rt, tenant_id) -> tuple[int, int, int]:  # noqa: F811

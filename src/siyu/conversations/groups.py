@@ -2,10 +2,11 @@
 
 The archive gives a group chat's messages with its roomid only. WeCom's groupchat/get tells
 a customer group's (客户群) name, owner and members by that id (its chat_id); a group of staff
-only is not a customer group, and WeCom does not know it there. Each group is looked up once
-when a pull first stores it, again when WeCom says it changed (change_external_chat), and an
-unknown one again after RECHECK_AFTER (a group made moments before its first message may not
-be known yet).
+only is not a customer group, and the archive's own msgaudit/groupchat/get tells its name
+and creator instead (with the 会话存档 secret). Each group is looked up after
+the pull that first stores it, again when WeCom says it changed (change_external_chat), and
+an unknown one again at the first pull that stores messages at least RECHECK_AFTER later (a
+group made moments before its first message may not be known yet).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation, GroupChat
 from siyu.db import bulk
+from siyu.wecom.archive import storable_text
 
 RECHECK_AFTER = timedelta(hours=6)
 NAME_LENGTH = 256
@@ -49,20 +51,27 @@ def record(session: Session, chat: dict, now: datetime) -> GroupChat:
     """What groupchat/get answered (its `group_chat` object)."""
     members = {m.get("userid"): m.get("type") for m in chat.get("member_list") or [] if isinstance(m, dict)}
     row = _row(session, str(chat["chat_id"]), now)
-    row.name = str(chat.get("name") or "")[:NAME_LENGTH]
-    row.owner_userid = str(chat.get("owner") or "")[:64]
+    row.name = _text(chat.get("name"), NAME_LENGTH)
+    row.owner_userid = _text(chat.get("owner"), 64)
     row.member_count = len(members)  # by userid: a member listed twice is one person
     row.customer_count = sum(1 for kind in members.values() if kind == 2)
-    row.status, row.checked_at, row.problem = "active", now, ""
+    if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
+        row.status = "active"
+    row.checked_at, row.problem = now, ""
     return row
+
+
+def _text(value, longest: int) -> str:
+    """A name or id as WeCom gave it, as the database can hold it (PostgreSQL refuses NUL)."""
+    return storable_text(str(value or ""))[:longest]
 
 
 def record_internal(session: Session, chat_id: str, room: dict, now: datetime) -> GroupChat:
     """What msgaudit/groupchat/get answered for a group of staff only."""
     members = {m.get("memid") for m in room.get("members") or [] if isinstance(m, dict)}
     row = _row(session, chat_id, now)
-    row.name = str(room.get("roomname") or "")[:NAME_LENGTH]
-    row.owner_userid = str(room.get("creator") or "")[:64]
+    row.name = _text(room.get("roomname"), NAME_LENGTH)
+    row.owner_userid = _text(room.get("creator"), 64)
     row.member_count, row.customer_count = len(members), 0
     row.status, row.checked_at, row.problem = "internal", now, ""
     return row
@@ -74,7 +83,7 @@ def record_unknown(session: Session, chat_id: str, problem: str, now: datetime) 
     row = _row(session, chat_id, now)
     if row.status != "dismissed":
         row.status = "unknown"
-    row.checked_at, row.problem = now, problem[:300]
+    row.checked_at, row.problem = now, _text(problem, 300)
 
 
 def is_dismissed(session: Session, chat_id: str) -> bool:

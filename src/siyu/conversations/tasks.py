@@ -1,8 +1,9 @@
 """Pulling the conversation archive: continuously from each tenant's last seq, woken by
 `msgaudit_notify` and by a timer otherwise.
 
-The cursor row is locked while a batch is stored, so two workers never store the same
-batch twice, and it moves only once the whole batch is stored, so a crash mid-pull neither
+The cursor row is locked while a batch is stored (FOR UPDATE on PostgreSQL, the write lock
+before it is read on SQLite), so two pulls never store the same batch twice nor move the
+cursor back, and it moves only once the whole batch is stored, so a crash mid-pull neither
 skips nor repeats a seq. On PostgreSQL a large batch is stored in parts at once, by
 conversation, each in a transaction of its own (`store_batch`). What a pull stores is
 indexed for search by the time it returns (see `_SearchIndexing`)."""
@@ -76,9 +77,15 @@ def source_for(rt, tenant: Tenant):
 
 
 def _cursor(session) -> ArchiveCursor:
+    """The tenant's archive cursor, locked for the rest of the transaction: FOR UPDATE on
+    PostgreSQL; on SQLite its one write lock, taken before the read (a write that changes
+    nothing takes it), so that a second pull of the tenant reads the cursor only once the
+    first has committed, never moving it back."""
     q = select(ArchiveCursor).where(ArchiveCursor.source == "archive")
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
+    else:
+        session.connection().exec_driver_sql("UPDATE archive_cursors SET id = id WHERE 0")
     cursor = session.scalar(q)
     if cursor is None:  # the tenant's first pull; another may be making it at the same time
         bulk.insert_rows(session, ArchiveCursor, [{"source": "archive", "seq": 0}], conflict=["source"])
@@ -305,7 +312,7 @@ async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     client = rt.clients.get(tenant_id).contact
-    archive = None  # the 会话存档 secret's client, made once a room needs it
+    archive, asked_for_archive = None, False  # the 会话存档 secret's client, once a room needs it
     done = 0
     try:
         for chat_id in chat_ids:
@@ -315,7 +322,8 @@ async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises
                 if exc.errcode in RETRY_ERRCODES:
                     raise
                 if not unknown_raises:
-                    archive = archive or _archive_client(rt, tenant_id)
+                    if not asked_for_archive:
+                        archive, asked_for_archive = _archive_client(rt, tenant_id), True
                     room = await _staff_room(archive, chat_id) if archive else None
                     if room is not None:
                         with rt.db.tenant_session(tenant_id) as s:

@@ -251,9 +251,14 @@ def _userids(tolist) -> bool:
     return isinstance(tolist, list) and all(isinstance(u, str) and len(u) <= _LONGEST["from"] for u in tolist)
 
 
+def storable_text(value: str) -> str:
+    """Text PostgreSQL can hold: NUL dropped, a lone surrogate replaced."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _cleaned(value):
     if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        return storable_text(value)
     if isinstance(value, list):
         return [_cleaned(v) for v in value]
     if isinstance(value, dict):
