@@ -150,6 +150,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
             "message": texts.get(w["conversation_id"], ""),
             "waited_s": int(w["waited_s"]),
             "waited_text": conversation_queries.wait_text(w["waited_s"]),
+            "waited_business_s": None if w["waited_business_s"] is None else int(w["waited_business_s"]),
             "fired": fired.get(w["conversation_id"], []),
         }
         for w in waiting

@@ -215,6 +215,9 @@ class WaitingRow(BaseModel):
     since: datetime
     waited_s: int
     waited_text: str
+    waited_business_s: int | None = Field(
+        None, description="under a policy that counts business hours only: the wait by that clock"
+    )
     fired: list[FiredStep]
     next_step_at: datetime | None
     snoozed_until: datetime | None

@@ -770,19 +770,29 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
     )
     if staff_userids is not None:
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
-    return [
-        {
-            "conversation_id": w.conversation_id,
-            "customer": name or "",
-            "staff_userid": w.staff_userid,
-            "since": w.started_at,
-            "waited_s": max(0.0, (now - w.started_at).total_seconds()),
-            "breached_step": w.breached_step,
-            "next_step_at": due,
-            "snoozed_until": w.snoozed_until,
-        }
-        for w, name, due in session.execute(q)
-    ]
+    book, policies = PolicyBook(session), {}
+    out = []
+    for w, name, due in session.execute(q):
+        if w.policy_id not in policies:
+            policies[w.policy_id] = policy_by_id(session, w.policy_id)
+        policy = policies[w.policy_id]
+        out.append(
+            {
+                "conversation_id": w.conversation_id,
+                "customer": name or "",
+                "staff_userid": w.staff_userid,
+                "since": w.started_at,
+                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
+                # by the policy's own clock, where it counts business hours only
+                "waited_business_s": book.waited_s(policy, w.started_at, now)
+                if policy.business_hours_only
+                else None,
+                "breached_step": w.breached_step,
+                "next_step_at": due,
+                "snoozed_until": w.snoozed_until,
+            }
+        )
+    return out
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
