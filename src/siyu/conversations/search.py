@@ -6,7 +6,6 @@ bigrams of its CJK runs and its lower-cased latin/digit words, NFKC-normalised f
 (full width → half width):
 
     tokenize("能便宜点吗 iPhone15") == ["能便", "便宜", "宜点", "点吗", "iphone15"]
-    tokenize("收到👌") == ["收到", "emoji1f44c"]
 
 and kept, space-separated, in `message_search.tokens`: on SQLite by ingest itself; on
 PostgreSQL ingest queues a batch's tokens and `index_backlog` indexes them in transactions
@@ -15,8 +14,9 @@ batch (see `queue`). A pull returns once what it stored is searchable.
 
 A query is tokenized the same way and every token must match (AND); a query word also
 matches as a prefix ("iphone" finds "iphone15"). A CJK character standing alone has no
-bigram: it is checked with LIKE on the matched messages, and a query of nothing but such
-characters (一个字) falls back to a LIKE bounded to the tenant's newest `LIKE_SCAN` messages.
+bigram, and an emoji no token: each is checked with LIKE on the matched messages, and a query
+of nothing but such characters (一个字, 👌) falls back to a LIKE bounded to the tenant's newest
+`LIKE_SCAN` messages.
 
 The index is engine-specific, created by `search_ddl()` / `ensure_search_index()` (called
 from the migration, not part of the model metadata):
@@ -99,17 +99,17 @@ _CJK_CHARS = (
     "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 )
 _CJK = f"[{_CJK_CHARS}]"
-# Emoji and pictographs (👌 🙏 ❤ ☺ ⭐ ✅): each is a token of its own, written as a latin word
-# (emoji1f44c) because neither FTS5's tokenizer nor PostgreSQL's 'simple' keeps symbols. Skin
-# tones, variation selectors and joiners are left out: 👍🏻 is found as 👍.
+_RUNS = re.compile(f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)")
+# Emoji and pictographs (👌 🙏 ❤ ☺ ⭐ ✅ ▶ ©), a flag (🇨🇳) as one: not indexed (neither FTS5's
+# tokenizer nor PostgreSQL's 'simple' keeps symbols), but a query's are checked with LIKE, as
+# a lone CJK character is. Skin tones, variation selectors and joiners are left out.
 _EMOJI_CHARS = (
-    "\u2190-\u21ff\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
+    "\u00a9\u00ae\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2934\u2935\u2b00-\u2bff\u3030\u303d"
+    "\U0001f000-\U0001f1e5\U0001f200-\U0001f3fa\U0001f400-\U0001faff"
 )
-_RUNS = re.compile(f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)|([{_EMOJI_CHARS}])")
-
-
-def _emoji_token(char: str) -> str:
-    return f"emoji{ord(char):x}"
+_QUERY_RUNS = re.compile(
+    f"({_CJK}+)|((?:(?!{_CJK})[^\\W_])+)|([\U0001f1e6-\U0001f1ff]{{2}}|[{_EMOJI_CHARS}])"
+)
 
 
 def normalize(text: str) -> str:
@@ -118,9 +118,9 @@ def normalize(text: str) -> str:
 
 
 def _runs(text: str) -> Iterable[tuple[str, str]]:
-    """(run, kind) for each CJK run ("cjk"), latin/digit (or other script) word ("word")
-    and emoji ("emoji", one each)."""
-    for m in _RUNS.finditer(normalize(text)):
+    """(run, kind) for each CJK run ("cjk"), latin/digit (or other script) word ("word") and
+    emoji ("emoji", one each; a flag's two letters as one)."""
+    for m in _QUERY_RUNS.finditer(normalize(text)):
         if m.group(1):
             yield m.group(1), "cjk"
         elif m.group(2):
@@ -138,15 +138,13 @@ def tokenize(text: str) -> list[str]:
     """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words.
     (What _runs and _bigrams do, inlined: ingest tokenizes every message it stores.)"""
     out: list[str] = []
-    for cjk, word, emoji in _RUNS.findall(normalize(text)):
-        if word:
+    for cjk, word in _RUNS.findall(normalize(text)):
+        if not cjk:
             out.append(word)
         elif len(cjk) > 1:
             out += map(operator.add, cjk, cjk[1:])
-        elif cjk:
-            out.append(cjk)
         else:
-            out.append(_emoji_token(emoji))
+            out.append(cjk)
     return out
 
 
@@ -157,7 +155,7 @@ def tokens_text(text: str) -> str:
 @dataclass
 class Query:
     """A search query, tokenized: `exact` CJK bigrams, `prefixes` words matched as prefixes,
-    `singles` lone CJK characters (checked with LIKE), `terms` (to find the snippet)."""
+    `singles` lone CJK characters and emoji (checked with LIKE), `terms` (to find the snippet)."""
 
     exact: list[str] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
@@ -177,9 +175,7 @@ def parse_query(q: str) -> Query:
     query = Query()
     for run, kind in _runs(q[:200]):
         query.terms.append(run)
-        if kind == "emoji":
-            query.exact.append(_emoji_token(run))
-        elif kind == "cjk" and len(run) == 1:
+        if kind == "emoji" or (kind == "cjk" and len(run) == 1):
             query.singles.append(run)
         elif kind == "cjk":
             query.exact.extend(_bigrams(run))
