@@ -186,3 +186,45 @@ def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):
     (call,) = w.outbox("sla_call")
     plan = _call_plan(w.rt, w.tenant_id, call)
     assert plan["params"] == ["1", "10"] and "已等待10分钟" in plan["text"]
+
+
+def test_a_card_for_waits_under_different_clocks_puts_the_longest_first(local):
+    """王女士's question to 赵六 (whose department counts business hours) at Friday 17:59 and
+    李先生's to 张三 (wall clock) at Monday 08:30 both reach their leader 李四 at 09:04: 李先生
+    has waited 34 minutes, 王女士 5 minutes of business time. He is first, and the longest."""
+    from siyu.sla.tasks import _notice
+    from siyu.tenancy.models import Department, Staff
+
+    w = local
+    with w.session() as s:
+        s.add(Department(wecom_id=3, name="销售二部", parent_wecom_id=1, leaders=["lisi"]))
+        s.add(
+            Staff(userid="zhaoliu", name="赵六", departments=[3], main_department=3, direct_leaders=["lisi"])
+        )
+    w.policy(steps=[{"delay_s": 2040, "action": "app_message", "target": "leader"}])
+    with w.session() as s:
+        service.save_department_policy(
+            s,
+            3,
+            business_hours_only=True,
+            shifts=SHIFTS,
+            steps=[{"delay_s": 300, "action": "app_message", "target": "leader"}],
+        )
+    w.customer("wmcustomer1", "王女士")
+    w.customer("wmcustomer2", "李先生")
+    w.t0 = bj(2025, 9, 19, 17, 59).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+
+    def monday(hour: int, minute: int) -> float:
+        return (bj(2025, 9, 22, hour, minute) - bj(2025, 9, 19, 17, 59)).total_seconds()
+
+    w.say("周一能发货吗？", at=0, staff="zhaoliu")
+    w.say("在吗？报价呢", at=monday(8, 30), ext="wmcustomer2")
+    w.pulled(monday(9, 4))
+    w.clock(monday(9, 4))
+    assert w.fire() == 2
+    (merged,) = [m for m in w.outbox() if m.payload["touser"] == "lisi"]
+    card = _notice(w.rt, w.tenant_id, merged)["textcard"]
+    assert card["title"] == "2 位客户等待回复，最长 34 分钟"
+    assert card["description"].index("李先生") < card["description"].index("王女士")
+    assert "5 分钟（工作时间）" in card["description"]

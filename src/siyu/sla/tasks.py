@@ -167,7 +167,8 @@ def _clip(value: str, n: int) -> str:
 
 def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, list[dict]]:
     """The still-unanswered waits behind each card's steps (escalation ids by card), one
-    per conversation, longest first: three reads for all the cards."""
+    per conversation, earliest first (`_notices` orders them by each policy's clock): three
+    reads for all the cards."""
     card_of: dict[int, list[int]] = {}
     for card, ids in cards.items():
         for esc_id in ids:
@@ -253,6 +254,11 @@ def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
             e["business_s"] = book.waited_s(policies[pid], e["started_at"], now)
 
 
+def _waited_s(e: dict, now: datetime) -> float:
+    business = e.get("business_s")
+    return business if business is not None else (now - e["started_at"]).total_seconds()
+
+
 def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     """How long the entry has waited: by the business clock where its policy counts that."""
     wall = waited((now - e["started_at"]).total_seconds())
@@ -265,7 +271,7 @@ def _how_long(e: dict, now: datetime, short: bool = False) -> str:
 
 
 def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -> dict:
-    """The message/send body (without agentid) of one notice card."""
+    """The message/send body (without agentid) of one notice card; `entries` longest first."""
     now = rt.now()
     tz = ZoneInfo(timezone)
     first = entries[0]
@@ -329,6 +335,8 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
     with rt.db.tenant_session(tenant_id) as s:
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
         _business_time(s, [e for found in entries.values() for e in found], now)
+        for found in entries.values():  # longest first, each by its own policy's clock
+            found.sort(key=lambda e: -_waited_s(e, now))
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
         cards = {}
