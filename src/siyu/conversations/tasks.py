@@ -28,9 +28,10 @@ BATCH = 1000  # messages a fetch asks for: the most GetChatData returns
 # A backlog is stored this many fetched batches at a time, in one transaction (a store): a
 # conversation in it is read and written once per store instead of once per batch, and a
 # wait opened and answered within the store is written closed, its step never written and
-# then cancelled. benchmarks/ingest.py (100,000 messages pulled 10,000 or 20,000 at a time),
-# ratio to the baseline on SQLite: 0.24-0.25 one batch a store, 0.37 five, 0.33-0.44 ten;
-# PostgreSQL, 40,000 pulled 10,000 at a time: 0.55-0.66 one batch a store, 0.93-0.98 ten.
+# then cancelled. benchmarks/ingest.py at its default (100,000 messages pulled 10,000 at a
+# time), ratio to the baseline on SQLite: 0.24-0.27 one batch a store, 0.39-0.43 ten (five:
+# 0.37 with 20,000 a round); PostgreSQL, 40,000 pulled 10,000 at a time: 0.55-0.66 against
+# 0.93-0.98.
 # A store of ten batches holds SQLite's write lock for about a second; the trickle after a
 # notify is one short batch, stored at once.
 BATCHES_PER_STORE = 10
