@@ -236,6 +236,10 @@ def calendar_for(session: Session, policy: PolicyView) -> BusinessCalendar:
     )
 
 
+# How far back a wait's business time is worked out for the board, the cards and the calls.
+BUSINESS_TIME_DAYS = 14
+
+
 class PolicyBook:
     """The tenant's policies, read once, answering "which policy applies to this staff
     member" for many staff at a time (ingest asks for a whole batch's waits at once)."""
@@ -287,10 +291,12 @@ class PolicyBook:
         cal = self._calendar(policy)
         return [cal.add(started_at, s.delay_s) for s in policy.steps]
 
-    def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float:
-        """How long a wait has run by the policy's clock: business time when it counts that."""
-        if not policy.business_hours_only:
-            return (now - started_at).total_seconds()
+    def waited_business_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float | None:
+        """The wait in business time, under a policy that counts it, for a wait of the last
+        BUSINESS_TIME_DAYS (the calendar is walked day by day: a wait forgotten for months
+        would cost a walk of months, and its wall time says enough)."""
+        if not policy.business_hours_only or now - started_at > timedelta(days=BUSINESS_TIME_DAYS):
+            return None
         return self._calendar(policy).between(started_at, now)
 
 
@@ -784,9 +790,7 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
                 "since": w.started_at,
                 "waited_s": max(0.0, (now - w.started_at).total_seconds()),
                 # by the policy's own clock, where it counts business hours only
-                "waited_business_s": book.waited_s(policy, w.started_at, now)
-                if policy.business_hours_only
-                else None,
+                "waited_business_s": book.waited_business_s(policy, w.started_at, now),
                 "breached_step": w.breached_step,
                 "next_step_at": due,
                 "snoozed_until": w.snoozed_until,

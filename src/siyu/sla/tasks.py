@@ -250,8 +250,12 @@ def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
         pid = e["policy_id"]
         if pid not in policies:
             policies[pid] = service.policy_by_id(s, pid)
-        if policies[pid].business_hours_only:
-            e["business_s"] = book.waited_s(policies[pid], e["started_at"], now)
+        e["business_s"] = book.waited_business_s(policies[pid], e["started_at"], now)
+
+
+def _policy_clock_s(book: service.PolicyBook, policy: service.PolicyView, started_at, now: datetime) -> float:
+    business = book.waited_business_s(policy, started_at, now)
+    return business if business is not None else (now - started_at).total_seconds()
 
 
 def _waited_s(e: dict, now: datetime) -> float:
@@ -391,7 +395,7 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         for w in waits:
             if w.policy_id not in policies:
                 policies[w.policy_id] = service.policy_by_id(s, w.policy_id)
-        longest = max(book.waited_s(policies[w.policy_id], w.started_at, now) for w in waits)
+        longest = max(_policy_clock_s(book, policies[w.policy_id], w.started_at, now) for w in waits)
     minutes = max(1, int(longest // 60))
     return {
         "call": call.id,
