@@ -172,11 +172,17 @@ def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):
         w.clock(seconds)
         assert w.fire() == 1
 
-    fire_at(bj(2025, 9, 22, 9, 1))  # Monday: 1 minute on Friday, 1 on Monday
+    first_monday = bj(2025, 9, 22, 9, 1)
+    fire_at(first_monday)  # Monday: 1 minute on Friday, 1 on Monday
     with w.session() as s:
         (waiting,) = service.waiting_now(s, w.rt.now())
     # the board's row
     assert (int(waiting["waited_business_s"]), int(waiting["waited_s"])) == (120, 63 * 3600 + 120)
+    w.clock((first_monday - w.t0).total_seconds() + 15 * 86400)  # forgotten for two weeks more
+    with w.session() as s:
+        (waiting,) = service.waiting_now(s, w.rt.now())
+    assert waiting["waited_business_s"] is None  # its wall time says enough; no calendar walk
+    w.clock((first_monday - w.t0).total_seconds())
     card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
     assert card["title"] == "王女士 已等待 2 分钟（工作时间） 未回复"
     assert "已等待 2 分钟（工作时间；实际 63 小时 2 分钟）" in card["description"]
