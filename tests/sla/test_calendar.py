@@ -234,3 +234,27 @@ def test_a_card_for_waits_under_different_clocks_puts_the_longest_first(local):
     assert card["title"] == "2 位客户等待回复，最长 34 分钟"
     assert card["description"].index("李先生") < card["description"].index("王女士")
     assert "5 分钟（工作时间）" in card["description"]
+
+
+def test_a_call_held_back_by_quiet_hours_waits_for_the_policy_to_be_open_again(local):
+    """Shifts until 23:30 and quiet hours from 21:00 to 08:00: a call due Friday at 21:05 is
+    held back. Quiet hours end Saturday 08:00, but the policy's week is Monday to Friday: the
+    call goes on Monday when the shift opens, not on Saturday morning."""
+    w = local
+    business_policy(w)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            shifts=[["09:00", "23:30"]],
+            quiet_hours=["21:00", "08:00"],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        )
+    w.t0 = bj(2025, 9, 19, 21, 4).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("还在吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 0
+    with w.session() as s:
+        held = s.scalar(select(SlaEscalation))
+    assert held.note == "quiet hours" and held.due_at.astimezone(SH) == bj(2025, 9, 22, 9, 0)

@@ -266,7 +266,7 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"shifts": [["18:00", "09:00"]]}, "shifts"),
         ({"shifts": [["9am", "12:00"]]}, "shifts"),
         ({"quiet_hours": ["21:00"]}, "quiet_hours"),
-        ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),
+        ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),  # no such day (said so)
         ({"calendar_days": [{"day": "9999-12-31", "kind": "holiday"}]}, "day"),
         # a time, or seconds since 1970, is not a calendar day (Pydantic would read both as one)
         ({"calendar_days": [{"day": "2030-10-01T00:00:00", "kind": "holiday"}]}, "day"),
@@ -302,6 +302,7 @@ CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
         ({"quiet_hours": ["00:00", "24:00"]}, "免打扰"),  # a call would never be placed
         ({"quiet_hours": ["24:00", "00:00"]}, "免打扰"),
         ({"enabled": True, "steps": []}, "至少一个步骤"),  # on, and reminds nobody
+        ({"steps": []}, "至少一个步骤"),  # the first save of the policy: on by default
     ],
 )
 def test_a_policy_that_could_not_work_is_refused_and_nothing_saved(as_role, body, says):
@@ -433,6 +434,10 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         ).status_code
         == 422
     )
+    no_such = admin.post(
+        "/sla/policy/days", data={"csrf_token": admin.csrf, "day": "2031-02-30", "kind": "holiday"}
+    )
+    assert no_such.status_code == 422 and "没有 2031-02-30 这一天" in no_such.text  # not "write YYYY-MM-DD"
     far = {"csrf_token": admin.csrf, "day": "0001-01-01", "kind": "holiday"}
     far = admin.post("/sla/policy/days", data=far)
     assert far.status_code == 422 and "2000-01-01 至 2099-12-31" in far.text

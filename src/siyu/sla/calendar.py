@@ -44,8 +44,11 @@ def parse_day(value: str) -> date:
     """A calendar day written YYYY-MM-DD, and nothing else: date.fromisoformat also reads
     20261001 and 2026-W40-4, and Pydantic a time or a count of seconds, as a day."""
     if not _DAY.fullmatch(value):
-        raise ValueError(f"not a day (YYYY-MM-DD): {value!r}")
-    return date.fromisoformat(value)
+        raise ValueError("日期应写作 YYYY-MM-DD / a day is written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"没有 {value} 这一天 / there is no such day as {value}") from None
 
 
 def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]:

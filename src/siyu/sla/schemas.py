@@ -22,10 +22,7 @@ def _day_only(value):
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, str):
-        try:
-            return parse_day(value)
-        except ValueError:
-            pass
+        return parse_day(value)  # its ValueError says what is wrong
     raise ValueError("日期应写作 YYYY-MM-DD / a day is written YYYY-MM-DD")
 
 

@@ -192,7 +192,8 @@ def _check_workable(policy: SlaPolicy) -> None:
         raise PolicyError(
             "只按营业时间计时需要至少一个班次 / counting business hours only needs at least one shift"
         )
-    if policy.enabled and policy.steps is not None and not policy.steps:  # None: the default steps
+    enabled = policy.enabled is not False  # None on a policy's first save: on, the column default
+    if enabled and policy.steps is not None and not policy.steps:  # None: the default steps
         raise PolicyError(
             "启用超时提醒需要至少一个步骤（不想提醒请关闭） / an enabled policy needs a step (or disable it)"
         )

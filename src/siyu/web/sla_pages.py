@@ -305,9 +305,8 @@ async def policy_day_add(request: Request, viewer: PageViewer):
     form = await request.form()
     try:
         day = parse_day(str(form.get("day", "")))
-    except ValueError:
-        message = "日期格式应为 YYYY-MM-DD / the date is YYYY-MM-DD"
-        return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
+    except ValueError as exc:
+        return await run_in_threadpool(_policy_page, request, viewer, str(exc), None, 422)
     if not service.FIRST_DAY <= day <= service.LAST_DAY:
         message = f"日期应在 {service.FIRST_DAY} 至 {service.LAST_DAY} 之间 / the day is out of range"
         return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
