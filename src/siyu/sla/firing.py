@@ -44,7 +44,7 @@ from siyu.db import bulk, utcnow
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
-from siyu.sla.calendar import BusinessCalendar, quiet_until
+from siyu.sla.calendar import quiet_until
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
@@ -207,7 +207,7 @@ def _fire_tenant(
         policies: dict[int | None, service.PolicyView] = {}
         recipients: dict[tuple, str | None] = {}
         timezone: list[str] = []
-        calendars: dict[int | None, BusinessCalendar] = {}
+        book: service.PolicyBook | None = None  # read once a call needs a business calendar
         closed_conversations: set[int] = set()
         step_policy: dict[int, service.PolicyView] = {}
         ended = service.ended_follows(s, {r.customer_id for r in loaded if r.customer_id is not None})
@@ -256,9 +256,8 @@ def _fire_tenant(
                 quiet_end = quiet_until(now, policy.quiet_hours, timezone[0])
                 if quiet_end is not None:
                     if policy.business_hours_only:  # not on Saturday morning when the clock runs Mon-Fri
-                        if policy.id not in calendars:
-                            calendars[policy.id] = service.calendar_for(s, policy)
-                        quiet_end = calendars[policy.id].add(quiet_end, 0)
+                        book = book or service.PolicyBook(s)
+                        quiet_end = book.calendar(policy).add(quiet_end, 0)
                     st.outcome, st.status, st.note = "deferred", "pending", "quiet hours"
                     st.fired_at, st.due_at = None, quiet_end
                     continue

@@ -250,6 +250,7 @@ class PolicyBook:
         self.policies = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
         self._parents: dict[int, int | None] | None = None
         self._calendars: dict[int | None, BusinessCalendar] = {}
+        self._by_id: dict[int | None, PolicyView] = {}
 
     @property
     def fallback(self) -> PolicyView:
@@ -280,7 +281,16 @@ class PolicyBook:
                 dept = self._parents.get(dept)
         return found
 
-    def _calendar(self, policy: PolicyView) -> BusinessCalendar:
+    def by_id(self, policy_id: int | None) -> PolicyView:
+        """The policy a wait ran under (its policy_id), as policy_by_id gives it, from the
+        rows read once: the built-in default for none or one deleted since."""
+        view = self._by_id.get(policy_id)
+        if view is None:
+            row = next((p for p in self.policies.values() if p.id == policy_id), None) if policy_id else None
+            view = self._by_id[policy_id] = PolicyView.of(row) if row is not None else PolicyView()
+        return view
+
+    def calendar(self, policy: PolicyView) -> BusinessCalendar:
         cal = self._calendars.get(policy.id)
         if cal is None:
             cal = self._calendars[policy.id] = calendar_for(self.session, policy)
@@ -289,7 +299,7 @@ class PolicyBook:
     def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
         if not policy.business_hours_only:
             return [started_at + timedelta(seconds=s.delay_s) for s in policy.steps]
-        cal = self._calendar(policy)
+        cal = self.calendar(policy)
         return [cal.add(started_at, s.delay_s) for s in policy.steps]
 
     def waited_business_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float | None:
@@ -298,7 +308,13 @@ class PolicyBook:
         would cost a walk of months, and its wall time says enough)."""
         if not policy.business_hours_only or now - started_at > timedelta(days=BUSINESS_TIME_DAYS):
             return None
-        return self._calendar(policy).between(started_at, now)
+        return self.calendar(policy).between(started_at, now)
+
+    def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float:
+        """How long a wait has run by its policy's clock: business time where that is worked
+        out (waited_business_s), else wall time."""
+        business = self.waited_business_s(policy, started_at, now)
+        return business if business is not None else (now - started_at).total_seconds()
 
 
 def policy_for(session: Session, staff_userid: str) -> PolicyView:
@@ -777,12 +793,10 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
     )
     if staff_userids is not None:
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
-    book, policies = PolicyBook(session), {}
+    book = PolicyBook(session)
     out = []
     for w, name, due in session.execute(q):
-        if w.policy_id not in policies:
-            policies[w.policy_id] = policy_by_id(session, w.policy_id)
-        policy = policies[w.policy_id]
+        policy = book.by_id(w.policy_id)
         out.append(
             {
                 "conversation_id": w.conversation_id,

@@ -245,17 +245,8 @@ def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
     have waited by that clock (a card on Monday 09:01 for a question of Friday 17:59 tells
     2 minutes of it, and the 63 hours besides)."""
     book = service.PolicyBook(s)
-    policies: dict[int | None, service.PolicyView] = {}
     for e in entries:
-        pid = e["policy_id"]
-        if pid not in policies:
-            policies[pid] = service.policy_by_id(s, pid)
-        e["business_s"] = book.waited_business_s(policies[pid], e["started_at"], now)
-
-
-def _policy_clock_s(book: service.PolicyBook, policy: service.PolicyView, started_at, now: datetime) -> float:
-    business = book.waited_business_s(policy, started_at, now)
-    return business if business is not None else (now - started_at).total_seconds()
+        e["business_s"] = book.waited_business_s(book.by_id(e["policy_id"]), e["started_at"], now)
 
 
 def _waited_s(e: dict, now: datetime) -> float:
@@ -391,11 +382,8 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         mobile = s.scalar(select(Staff.mobile).where(Staff.userid == callee)) or ""
         # by each wait's policy clock: business time where it counts that (a call on Monday
         # for Friday evening's question tells the minutes of business time, not 63 hours)
-        book, policies = service.PolicyBook(s), {}
-        for w in waits:
-            if w.policy_id not in policies:
-                policies[w.policy_id] = service.policy_by_id(s, w.policy_id)
-        longest = max(_policy_clock_s(book, policies[w.policy_id], w.started_at, now) for w in waits)
+        book = service.PolicyBook(s)
+        longest = max(book.waited_s(book.by_id(w.policy_id), w.started_at, now) for w in waits)
     minutes = max(1, int(longest // 60))
     return {
         "call": call.id,
