@@ -196,9 +196,19 @@ def console_tags(emu, corp: Corp, body: dict) -> tuple[dict, list[Delivery]]:
     raise _bad("action must be create, update, delete or shuffle")
 
 
-def _chat_event(emu, corp: Corp, chat_id: str, change: str, **extra) -> Delivery:
-    fields = {**header(corp, emu.state.now(), CHAT), "ChatId": chat_id, "ChangeType": change, **extra}
+def _chat_event(emu, corp: Corp, group: GroupChat, change: str, **extra) -> Delivery | None:
+    """change_external_chat for a customer group; none for a group of staff only."""
+    if group.internal:
+        return None
+    fields = {**header(corp, emu.state.now(), CHAT), "ChatId": group.chat_id, "ChangeType": change, **extra}
     return emu.deliverer.emit(corp, fields)
+
+
+def _live_group(corp: Corp, chat_id: str) -> GroupChat:
+    group = corp.group_chats.get(chat_id)
+    if group is None or group.dismissed:
+        raise _bad(f"unknown group chat {chat_id}", 404)
+    return group
 
 
 def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery | None]:
@@ -233,23 +243,19 @@ def create_group_chat(emu, corp: Corp, body: dict) -> tuple[GroupChat, Delivery 
         raise _bad("an internal group has staff only: a customer makes it a customer group")
     group = GroupChat(chat_id, name, owner, now, str(body.get("notice", "")), members, internal=internal)
     corp.group_chats[chat_id] = group
-    return group, None if internal else _chat_event(emu, corp, chat_id, "create")
+    return group, _chat_event(emu, corp, group, "create")
 
 
 def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery | None:
     """The owner renames the group: change_external_chat update, UpdateDetail change_name."""
-    group = corp.group_chats.get(chat_id)
-    if group is None or group.dismissed:
-        raise _bad(f"unknown group chat {chat_id}", 404)
+    group = _live_group(corp, chat_id)
     if not isinstance(name, str):
         raise _bad("name must be a string")
     group.name = name
-    return None if group.internal else _chat_event(emu, corp, chat_id, "update", UpdateDetail="change_name")
+    return _chat_event(emu, corp, group, "update", UpdateDetail="change_name")
 
 
 def dismiss_group_chat(emu, corp: Corp, chat_id: str) -> Delivery | None:
-    group = corp.group_chats.get(chat_id)
-    if group is None or group.dismissed:
-        raise _bad(f"unknown group chat {chat_id}", 404)
+    group = _live_group(corp, chat_id)
     group.dismissed = True
-    return None if group.internal else _chat_event(emu, corp, chat_id, "dismiss")
+    return _chat_event(emu, corp, group, "dismiss")
