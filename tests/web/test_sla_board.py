@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -17,6 +18,9 @@ from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
+FIXTURE_SPAN_S = 330
 
 
 @dataclass
@@ -55,6 +59,12 @@ def _text(sfx: str, n: int, sender: str, to: str, content: str, ago: float) -> I
 def waits(db, world) -> Waits:
     """Tenant A: customers of 张三 (5 min), 李四 (200 s) and 赵六 (2 min) wait; 李四 answered
     another in 60 s; 张三's first step fired. Tenant B: a customer of its 张三 waits."""
+    # Everything below happens in the last 5 minutes and the board counts the tenant's day:
+    # run just after midnight in Asia/Shanghai, the fixture would straddle two days.
+    local = datetime.now(SHANGHAI)
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if since_midnight < timedelta(seconds=FIXTURE_SPAN_S):
+        time.sleep(FIXTURE_SPAN_S - since_midnight.total_seconds())
     sfx = uuid.uuid4().hex[:8]
     out = Waits(sfx)
     ext = {u: f"wm{u[:2]}{sfx}" for u in ("zhangsan", "lisi", "zhaoliu")}
@@ -62,8 +72,8 @@ def waits(db, world) -> Waits:
         _text(sfx, 1, ext["zhangsan"], "zhangsan", f"能便宜点吗 {sfx}", 300),
         _text(sfx, 2, ext["lisi"], "lisi", f"请问发货了吗 {sfx}", 200),
         _text(sfx, 3, ext["zhaoliu"], "zhaoliu", f"报价单发我 {sfx}", 120),
-        _text(sfx, 4, "wmanswered" + sfx, "lisi", "什么时候有货？", 900),
-        _text(sfx, 5, "lisi", "wmanswered" + sfx, "明天就有", 840),
+        _text(sfx, 4, "wmanswered" + sfx, "lisi", "什么时候有货？", 280),
+        _text(sfx, 5, "lisi", "wmanswered" + sfx, "明天就有", 220),
     ]
     classify = default_classifier().classify
     with db.tenant_session(world.a.id) as s:
