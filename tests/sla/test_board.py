@@ -56,4 +56,49 @@ def test_answered_within_a_step_is_measured_by_each_waits_own_policy(local):
         board = board_for(s, viewer, w.rt.now())
     first = board["within_steps"][0]
     assert (first["answered"], first["share"], first["delays_s"]) == (1, 0.5, [30, 120])
+    assert first["answered_late"] == 1  # zhangsan's, after his department's 30 s
     assert first["delay_s"] == 120  # the tenant's, as the column heads it
+
+
+def _within_first_step(w, day=None) -> dict:
+    from siyu.sla.api import board_for
+    from siyu.web.auth import Viewer
+
+    with w.session() as s:
+        viewer = Viewer(0, w.tenant_id, "admin", None, "管理员", None)
+        return board_for(s, viewer, w.rt.now(), day)["within_steps"][0]
+
+
+def test_a_wait_begun_before_any_policy_was_saved_is_measured_by_the_built_in_default(local):
+    w = local
+    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
+    w.clock(0)
+    w.say("在吗？", at=0)  # no policy yet: the built-in 2 minutes
+    w.reply("在的", at=150)
+    w.pulled(3600)
+    with w.session() as s:  # later, the admin allows 5 minutes
+        service.save_policy(
+            s, 0, quiet_hours=[], steps=[{"delay_s": 300, "action": "app_message", "target": "agent"}]
+        )
+    w.clock(200)
+    first = _within_first_step(w)
+    assert (first["answered"], first["answered_late"], first["share"]) == (0, 1, 0.0)
+    assert first["delay_s"] == 300 and first["delays_s"] == [120, 300]
+
+
+def test_under_a_business_hours_policy_a_wait_is_answered_within_a_step_by_business_time(local):
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    w = local
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    w.t0 = datetime(2025, 9, 12, 17, 59, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+    monday_0901 = (2 * 24 + 15) * 3600 + 2 * 60  # a minute of Friday and one of Monday: 2 minutes
+    w.reply("可以的", at=monday_0901)
+    w.pulled(monday_0901 + 60)
+    w.clock(monday_0901 + 60)
+    first = _within_first_step(w, date(2025, 9, 12))
+    assert (first["answered"], first["answered_late"], first["share"]) == (1, 0, 1.0)

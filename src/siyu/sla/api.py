@@ -60,36 +60,49 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 
 
 def _within_steps(
-    session: Session, answered: list[tuple[float, int | None]], open_ages: list[tuple[float, int | None]]
+    session: Session,
+    answered: list[tuple[datetime, float, int | None]],
+    still_open: list[tuple[datetime, int | None]],
+    now: datetime,
 ) -> list[dict]:
-    """Per step, the waits answered within its delay and those still open past it, each wait
-    measured by the steps of the policy it ran under (a department's may differ from the
-    tenant's); `delay_s` is the tenant's delay for the step where it has one."""
-    tenant = service.policy_for(session, "")
-    policies = {p.id: service.PolicyView.of(p) for p in session.scalars(select(SlaPolicy))}
-
-    def steps(policy_id: int | None) -> tuple:
-        return (policies.get(policy_id) or tenant).steps
-
-    used = [steps(p) for p in {p for _, p in answered} | {p for _, p in open_ages}]
+    """Per step, the day's waits answered within its delay, those answered later, and those
+    still open past it. Each wait is measured by the policy it ran under (a department's may
+    differ from the tenant's; none is the built-in default) and by that policy's clock
+    (business time where it counts only that); `delay_s` is the tenant's delay for the step
+    where it has one."""
+    book = service.PolicyBook(session)
+    tenant = book.fallback
+    # (steps, how long it took or has run so far, answered)
+    measured = []
+    for started, response_s, policy_id in answered:
+        policy = book.by_id(policy_id)
+        took = book.waited_s(policy, started, started + timedelta(seconds=response_s))
+        measured.append((policy.steps, took, True))
+    for started, policy_id in still_open:
+        policy = book.by_id(policy_id)
+        measured.append((policy.steps, book.waited_s(policy, started, now), False))
     out = []
-    for i in range(max([len(tenant.steps)] + [len(u) for u in used])):
-        inside = decided = outlived = 0
-        for v, policy_id in answered:
-            if i < len(own := steps(policy_id)):
-                decided += 1
-                inside += v <= own[i].delay_s
-        for age, policy_id in open_ages:
-            if i < len(own := steps(policy_id)) and age > own[i].delay_s:
+    for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
+        inside = late = outlived = 0
+        delays = {tenant.steps[i].delay_s} if i < len(tenant.steps) else set()
+        for steps, took, done in measured:
+            if i >= len(steps):
+                continue
+            delays.add(steps[i].delay_s)
+            if done and took <= steps[i].delay_s:
+                inside += 1
+            elif done:
+                late += 1
+            elif took > steps[i].delay_s:
                 outlived += 1
-        decided += outlived
-        delays = {u[i].delay_s for u in [tenant.steps, *used] if i < len(u)}
+        decided = inside + late + outlived
         out.append(
             {
                 "step": i,
                 "delay_s": tenant.steps[i].delay_s if i < len(tenant.steps) else min(delays),
                 "delays_s": sorted(delays),
                 "answered": inside,
+                "answered_late": late,
                 "outlived": outlived,
                 "share": inside / decided if decided else None,
             }
@@ -167,12 +180,12 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     )
     if scope is not None:
         rq = rq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    rq = rq.add_columns(SlaWait.staff_userid, SlaWait.policy_id)
-    answered = [(float(v), userid, policy_id) for v, userid, policy_id in session.execute(rq)]
-    responses = [v for v, _, _ in answered]
+    rq = rq.add_columns(SlaWait.staff_userid, SlaWait.policy_id, SlaWait.started_at)
+    answered = list(session.execute(rq))
+    responses = [float(v) for v, _, _, _ in answered]
     per_agent: dict[str, list[float]] = {}
-    for v, userid, _ in answered:
-        per_agent.setdefault(userid, []).append(v)
+    for v, userid, _, _ in answered:
+        per_agent.setdefault(userid, []).append(float(v))
     # Waits of the day still open count against each step they have outlived: a share of the
     # answered ones alone read 100 % while the breaches piled up.
     oq = select(SlaWait.started_at, SlaWait.policy_id).where(
@@ -180,8 +193,8 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    open_ages = [((now - started).total_seconds(), policy_id) for started, policy_id in session.execute(oq)]
-    within = _within_steps(session, [(v, p) for v, _, p in answered], open_ages)
+    still_open = [(started, policy_id) for started, policy_id in session.execute(oq)]
+    within = _within_steps(session, [(s, float(v), p) for v, _, p, s in answered], still_open, now)
     problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,

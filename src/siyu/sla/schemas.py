@@ -245,9 +245,13 @@ class WithinStep(BaseModel):
     delays_s: list[int] = Field(
         default_factory=list, description="every delay the step has in the policies the day's waits ran under"
     )
-    answered: int = Field(description="answered within the step's delay (wall time)")
+    answered: int = Field(
+        description="the day's waits answered within the step's delay, measured by the clock of the policy"
+        " each ran under (business time where it counts only that)"
+    )
+    answered_late: int = Field(0, description="the day's waits answered, but after the step's delay")
     outlived: int = Field(0, description="waits of the day still open for longer than the delay")
-    share: float | None = Field(description="answered / (answered + outlived)")
+    share: float | None = Field(description="answered / (answered + answered_late + outlived)")
 
 
 class AgentResponse(Summary):
