@@ -233,7 +233,7 @@ def test_a_card_for_waits_under_different_clocks_puts_the_longest_first(local):
     card = _notice(w.rt, w.tenant_id, merged)["textcard"]
     assert card["title"] == "2 位客户等待回复，最长 34 分钟"
     assert card["description"].index("李先生") < card["description"].index("王女士")
-    assert "5 分钟（工作时间）" in card["description"]
+    assert "5 分钟（工作时间；实际 63 小时 5 分钟）" in card["description"]
 
 
 def test_a_call_held_back_by_quiet_hours_waits_for_the_policy_to_be_open_again(local):

@@ -3,6 +3,7 @@ policy (/sla/policy, GET/PUT /api/v1/sla/policy): role scoping, tenant isolation
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -165,6 +166,8 @@ def test_the_board_page(as_role, waits):
     assert f"报价单发我 {waits.sfx}" not in page.text
     assert f'href="/conversations/{waits.a["zhangsan"]}"' in page.text
     assert "data-waited=" in page.text and "第 1 步" in page.text
+    # durations in words: "05:00" beside the page's clock times read as a time of day
+    assert re.search(r'data-waited="\d+">5 分 \d+ 秒</span>', page.text)
     assert 'name="minutes" value="30"' in page.text and 'name="csrf_token"' in page.text
     assert "今日超时" in page.text and "今日首次响应" in page.text and "今日没送到的提醒" in page.text
     assert "每 30 秒自动刷新" in page.text
@@ -298,6 +301,13 @@ def test_policy_validation_answers_422_naming_the_field(as_role, body, where):
     assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
 
 
+@pytest.mark.parametrize(("quiet", "missing"), [(["22:00", ""], "结束"), ([" ", "08:00"], "开始")])
+def test_quiet_hours_with_one_side_filled_say_which_is_missing(as_role, quiet, missing):
+    admin = as_role("admin")
+    r = admin.put("/api/v1/sla/policy", json={"quiet_hours": quiet}, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and f"免打扰时段缺少{missing}时间" in r.text, r.text
+
+
 CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
 
 
@@ -423,7 +433,9 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
     assert bad.status_code == 422 and "班次" in bad.text and "overlap" in bad.text
     assert "11:00-18:00" in bad.text
-    for delay in ("abc", "inf", "1e400", "nan"):  # the form again, naming the step
+    bad = admin.post("/sla/policy", data={**form, "quiet_end": ""})
+    assert bad.status_code == 422 and "免打扰时段缺少结束时间" in bad.text
+    for delay in ("abc", "inf", "1e400", "nan", "1e3", "-2", "0x10"):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
     assert (

@@ -89,6 +89,12 @@ class PolicyFieldsIn(BaseModel):
             return value
         if len(value) != 2:
             raise ValueError("免打扰时段是 [开始, 结束] 或 [] / quiet_hours is [start, end] or []")
+        if sum(not str(v).strip() for v in value) == 1:
+            missing = "开始" if not str(value[0]).strip() else "结束"
+            raise ValueError(
+                f"免打扰时段缺少{missing}时间：两个都填（如 22:00 到 08:00），或都留空表示不设免打扰"
+                " / quiet hours need both a start and an end, or neither"
+            )
         try:
             [parse_hhmm(v) for v in value]
         except ValueError as exc:

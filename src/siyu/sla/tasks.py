@@ -293,7 +293,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         lines: list[str] = []
         for e in entries[:5]:
             agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
-            how_long = _how_long(e, now, short=True)
+            how_long = _how_long(e, now)  # under a business-hours policy, the wall time beside it
             line = (
                 f'<div class="normal">{html.escape(e["customer"])}{agent}：'
                 f"{html.escape(_clip(e['text'], 24))} · {how_long}</div>"

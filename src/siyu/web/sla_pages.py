@@ -7,6 +7,7 @@ Server-rendered, Chinese first; every form carries the CSRF token."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.sla import service
 from siyu.sla.api import (
@@ -51,13 +53,9 @@ DONE = {
 
 
 def _duration(seconds: float | None) -> str:
-    """mm:ss (or h:mm:ss) for the board's figures."""
-    if seconds is None:
-        return "—"
-    s = max(0, int(round(seconds)))
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes:02d}:{s:02d}"
+    """The board's durations in words (3 分 12 秒, 1 小时 5 分): "23:20" beside the clock
+    times on the same page read as a time of day."""
+    return "—" if seconds is None else wait_text(round(seconds))
 
 
 def _delay(seconds: int) -> str:
@@ -238,6 +236,9 @@ def _problems(exc: ValidationError) -> str:
     return "；".join(out)
 
 
+_MINUTES = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
+
+
 def _read_policy_form(form) -> tuple[dict, dict]:
     """The form as shown again on error, and the PolicyIn fields."""
     steps, shown_steps = [], []
@@ -247,10 +248,8 @@ def _read_policy_form(form) -> tuple[dict, dict]:
         delay = str(delay).strip()
         if not delay:
             continue
-        try:
-            delay_s = round(float(delay) * 60)
-        except (ValueError, OverflowError):  # not a number, NaN, or infinite (inf, 1e400)
-            delay_s = -1  # refused below with the step's number
+        # minutes as people write them (2, 0.5); not 1e3, inf or NaN, which float() would take
+        delay_s = round(float(delay) * 60) if _MINUTES.fullmatch(delay) else -1  # -1: refused below
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         shown_steps.append({"delay_s": delay_s if delay_s >= 0 else None, "action": action, "target": target})
     shifts_text = str(form.get("shifts", ""))
