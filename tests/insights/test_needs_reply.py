@@ -1305,3 +1305,37 @@ def test_not_disturbing_any_more_and_holiday_wishes_close(text):
 def test_trouble_named_with_wenti_is_not_read_as_a_remark():
     assert label("第一次买沁园的就遇到这种问题", "您申请了话") == "needs_reply"
     assert label("用了一个月没遇到问题 挺好", "您申请了话") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text", ["麻烦备注一下周末送，谢谢~", "单号发您了 麻烦提醒快递员打电话 谢谢", "麻烦亲尽快安排"]
+)
+def test_thanks_after_a_request_made_with_mafan_still_needs_a_reply(text):
+    assert label(text, "好的，已经为您查到订单了。") == "needs_reply"
+
+
+@pytest.mark.parametrize("text", ["麻烦你们了 谢谢", "今天麻烦你好久了", "麻烦你们白跑一趟", "麻烦大家了"])
+def test_thanking_for_the_trouble_is_closing(text):
+    assert label(text, "已经为您处理好了") == "closing"
+
+
+def test_a_bare_deal_with_it_is_for_the_staff_and_i_will_deal_with_it_is_not():
+    assert label("处理下", "您的订单已经在配送中了") == "needs_reply"
+    assert label("处理", "您耐心等待一下") == "needs_reply"
+    assert label("好的 我处理一下", "您可以重启一下路由器") == "closing"
+
+
+@pytest.mark.parametrize("text", ["不用我再打电话了吧", "那我不用再寄了吧"])
+def test_asking_to_be_told_nothing_more_is_needed_asks(text):
+    assert label(text, "已经为您登记了") == "needs_reply"
+
+
+@pytest.mark.parametrize("context", ["那我帮您登记吧", "我这边给您申请一下吧~", "那我带您操作吧"])
+def test_yes_to_the_staff_proposing_to_act_is_the_go_ahead(context):
+    assert label("好", context) == "needs_reply"
+    assert label("可以", context) == "needs_reply"
+
+
+def test_thanks_to_a_professor_and_nothing_more_are_closing():
+    assert label("谢谢李教授", "可以停药了，一周后复查") == "closing"
+    assert label("再没有了 谢谢", "还有其他问题吗？") == "closing"

@@ -415,7 +415,7 @@ def context_kind(context: str | None) -> ContextKind:
     if not questions:
         if _WELCOME.search(c):
             return "opening"
-        return "decision" if _OFFER.search(c) or _asks_will_it_do(c) else "statement"
+        return "decision" if _OFFER.search(c) or _asks_will_it_do(c) or _PROPOSES.search(c) else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
@@ -454,6 +454,14 @@ def context_kind(context: str | None) -> ContextKind:
 _WILL_IT_DO = re.compile(r"(?:可以|行)吧(?=\s*(?:先生|女士|亲|亲亲)?[\s~。.!！]*$)")
 _PROPOSED = re.compile(r"(?:给|帮|为)(?:您|你)|补偿|赔付|赔偿|补发")
 _ALREADY = re.compile(r"已经|已(?:为|给|帮|退|补|发|处理)")
+
+
+# The staff proposing to act, with 吧 at the end (那我带您提交吧, 我帮您申请吧): 好 is the go-ahead,
+# and the staff reports back once it is done.
+_PROPOSES = re.compile(
+    r"(?:我|我们|这边|小妹|妹子)(?:这边|先|再|现在|马上|就)?(?:带|帮|给|为)(?:您|你|亲)[^,，。!！?？~]{1,12}吧"
+    r"(?=[\s~。.!！]*$)"
+)
 
 
 def _asks_will_it_do(c: str) -> bool:
