@@ -41,7 +41,13 @@ def test_parse_query():
     emoji = parse_query("好的👍🏻🙏 🇨🇳 ▶️ emo")  # skin tone, variation selector left out; a flag is one
     assert emoji.exact == ["好的"] and emoji.singles == ["👍", "🙏", "🇨🇳", "▶"] and emoji.prefixes == ["emo"]
     assert parse_query("贵").indexed is False and parse_query("贵").empty is False
-    assert parse_query("%_ ！").empty
+    assert parse_query("  ").empty
+    # punctuation only: looked for as written (LIKE), in either width
+    assert parse_query("%_ ！").singles == ["%_ ！"] and parse_query("%_ ！").terms == [
+        "%_ ！",
+        "%_ !",
+        "％＿ ！",
+    ]
 
 
 def test_query_syntax_quotes_every_token():
@@ -217,6 +223,19 @@ def test_emoji_are_found(db, world, as_role):
         h["message"]["text"] for h in admin.get("/api/v1/messages/search", params={"q": "🙏"}).json()["items"]
     ]
     assert f"谢谢🙏 {arc.sfx}" in found
+
+
+def test_punctuation_alone_is_found_as_typed_in_either_width(db, world, as_role):
+    arc = Archive()
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"到底发没发?!? {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    for q in ("？！？", "?!?"):  # typed in full width, stored in half width
+        items = admin.get("/api/v1/messages/search", params={"q": q}).json()["items"]
+        [hit] = [h for h in items if arc.sfx in h["message"]["text"]]
+        assert [hit["snippet"][a:b] for a, b in hit["highlights"]] == ["?!?"]
+    page = admin.get("/conversations", params={"q": "？！？"}).text
+    assert "到底发没发" in page
 
 
 # ---------------------------------------------------------------- the index itself

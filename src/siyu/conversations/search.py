@@ -16,7 +16,8 @@ A query is tokenized the same way and every token must match (AND); a query word
 matches as a prefix ("iphone" finds "iphone15"). A CJK character standing alone has no
 bigram, and an emoji no token: each is checked with LIKE on the matched messages, and a query
 of nothing but such characters (一个字, 👌) falls back to a LIKE bounded to the tenant's newest
-`LIKE_SCAN` messages.
+`LIKE_SCAN` messages. So does a query of punctuation alone (？, ……), taken as written and in
+either width (？ finds ? too).
 
 The index is engine-specific, created by `search_ddl()` / `ensure_search_index()` (called
 from the migration, not part of the model metadata):
@@ -52,6 +53,7 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -184,7 +186,22 @@ def parse_query(q: str) -> Query:
     query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
     query.prefixes = list(dict.fromkeys(query.prefixes))[:MAX_QUERY_TOKENS]
     query.singles = list(dict.fromkeys(query.singles))[:MAX_QUERY_TOKENS]
+    if query.empty and (literal := " ".join(q[:200].split())):
+        # punctuation or symbols only (？, ……, ~_~): looked for as written, in either width
+        query.singles = [literal]
+        query.terms = list(widths(literal))
     return query
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def widths(fragment: str) -> dict[str, None]:
+    """The fragment as given, NFKC-normalised (？ -> ?) and in full width (? -> ？): how customers
+    may have typed the same punctuation. Ordered, without repeats."""
+    half = unicodedata.normalize("NFKC", fragment)
+    return dict.fromkeys([fragment, half, _full_width(half)])
 
 
 def tsquery(query: Query) -> str:
@@ -386,7 +403,9 @@ def like_pattern(fragment: str) -> str:
 
 
 def singles_condition(text_column, query: Query) -> ColumnElement[bool]:
-    return and_(*(text_column.like(like_pattern(s), escape="\\") for s in query.singles))
+    return and_(
+        *(or_(*(text_column.like(like_pattern(f), escape="\\") for f in widths(s))) for s in query.singles)
+    )
 
 
 # ---------------------------------------------------------------- snippets
