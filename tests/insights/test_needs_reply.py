@@ -1339,3 +1339,31 @@ def test_yes_to_the_staff_proposing_to_act_is_the_go_ahead(context):
 def test_thanks_to_a_professor_and_nothing_more_are_closing():
     assert label("谢谢李教授", "可以停药了，一周后复查") == "closing"
     assert label("再没有了 谢谢", "还有其他问题吗？") == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#E-抱拳", "closing"),  # some chat exports write an emoji by name
+        ("谢谢#E-微笑#E-微笑", "closing"),
+        ("没有了#E-好", "closing"),
+        ("#E-流泪", "needs_reply"),  # as [流泪] would be
+        ("怎么还没发货#E-微笑", "needs_reply"),
+    ],
+)
+def test_emoji_written_by_name_in_exports_read_as_their_codes(text, expected):
+    assert label(text, "已经为您登记好了") == expected
+
+
+@pytest.mark.parametrize("text", ["服务态度不错", "客服的解答很详细到位", "谢谢解惑"])
+def test_praise_of_the_service_and_thanks_for_the_answer_close(text):
+    assert label(text, "好的，您放心") == "closing"
+
+
+@pytest.mark.parametrize("text", ["服务态度太差了", "解答得不清楚"])
+def test_complaints_about_the_service_still_need_a_reply(text):
+    assert label(text, "好的，您放心") == "needs_reply"
+
+
+def test_yes_to_give_me_a_moment_is_closing():
+    assert label("可以", "麻烦您给小妹一点时间可以吗？") == "closing"

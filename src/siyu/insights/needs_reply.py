@@ -119,6 +119,10 @@ class NeedsReplyClassifier(Protocol):
 
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
 _EXPORT_EMOJI = re.compile(r"#e-[a-z]+\d*(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
+# ... and the same exports' emoji by name (#E-抱拳, #E-好): read as the [抱拳] code would be, the
+# longest known name first; an unknown one is taken for a one-character name.
+_EMOJI_NAMES = sorted((n for n in lx.EMOJI_CODES | lx.NEGATIVE_CODES if not n.isascii()), key=len)[::-1]
+_EXPORT_NAMED = re.compile("#e-(" + "|".join(map(re.escape, _EMOJI_NAMES)) + "|[\u4e00-\u9fff])")
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2190-\u21ff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d\u30fd\u30fe]"
 )
@@ -189,7 +193,7 @@ def normalize(text: str) -> Normalized:
     t = unicodedata.normalize("NFKC", text).lower() if not text.isascii() else text.lower()
     media = negative = named = False
     if "[" in t or "#e-" in t:
-        t = _EXPORT_EMOJI.sub(" ", t)
+        t = _EXPORT_EMOJI.sub(" ", _EXPORT_NAMED.sub(r" [\1] ", t))
         for name in map(_code_name, _CODE.findall(t)):
             if name in lx.MEDIA_CODES:
                 media = True
