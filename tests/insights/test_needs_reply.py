@@ -1367,3 +1367,25 @@ def test_complaints_about_the_service_still_need_a_reply(text):
 
 def test_yes_to_give_me_a_moment_is_closing():
     assert label("可以", "麻烦您给小妹一点时间可以吗？") == "closing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "五心了",  # a rating in hearts
+        "麻烦小妹你了",
+        "言重了",
+        "不麻烦",
+        "你们的售后服务真是没得说",
+        "那我再重新买",
+        "实在不行我再想办法吧",
+        "那我先下单，随后有问题再找你",
+    ],
+)
+def test_more_closings_of_shop_service_chats(text):
+    assert label(text, "感谢您的耐心等待") == "closing"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("真的很着急", "needs_reply"), ("不着急 慢慢来", "closing")])
+def test_saying_one_is_in_a_hurry_urges_the_staff(text, expected):
+    assert label(text, "会尽快为您处理的") == expected
