@@ -1314,7 +1314,18 @@ def test_thanks_after_a_request_made_with_mafan_still_needs_a_reply(text):
     assert label(text, "好的，已经为您查到订单了。") == "needs_reply"
 
 
-@pytest.mark.parametrize("text", ["麻烦你们了 谢谢", "今天麻烦你好久了", "麻烦你们白跑一趟", "麻烦大家了"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "麻烦你们了 谢谢",
+        "今天麻烦你好久了",
+        "麻烦你们白跑一趟",
+        "麻烦大家了",
+        "麻烦您费心了，谢谢",
+        "麻烦到您了 谢谢",
+        "麻烦您百忙之中回复，谢谢",
+    ],
+)
 def test_thanking_for_the_trouble_is_closing(text):
     assert label(text, "已经为您处理好了") == "closing"
 
@@ -1322,10 +1333,12 @@ def test_thanking_for_the_trouble_is_closing(text):
 def test_a_bare_deal_with_it_is_for_the_staff_and_i_will_deal_with_it_is_not():
     assert label("处理下", "您的订单已经在配送中了") == "needs_reply"
     assert label("处理", "您耐心等待一下") == "needs_reply"
+    assert label("处理下 谢谢", "您的订单已经在配送中了") == "needs_reply"
+    assert label("亲 核实一下哈", "您的订单已经在配送中了") == "needs_reply"
     assert label("好的 我处理一下", "您可以重启一下路由器") == "closing"
 
 
-@pytest.mark.parametrize("text", ["不用我再打电话了吧", "那我不用再寄了吧"])
+@pytest.mark.parametrize("text", ["不用我再联系快递了吧", "那我不用再寄了吧"])
 def test_asking_to_be_told_nothing_more_is_needed_asks(text):
     assert label(text, "已经为您登记了") == "needs_reply"
 
@@ -1336,9 +1349,29 @@ def test_yes_to_the_staff_proposing_to_act_is_the_go_ahead(context):
     assert label("可以", context) == "needs_reply"
 
 
+@pytest.mark.parametrize(
+    "context",
+    [
+        "那我先给您结束本次会话吧",
+        "那我再给您回个电话吧",
+        "我们这边为您服务到这里吧",
+        "那我先给您把工单关了吧",
+        "我给您发个链接您自己看吧",
+    ],
+)
+def test_ok_to_the_staff_ending_the_chat_or_calling_back_is_closing(context):
+    assert label("好的", context) == "closing"
+
+
+@pytest.mark.parametrize("text", ["那就换律师", "好的 问律师", "好 我约专家"])
+def test_a_title_after_a_verb_is_no_form_of_address(text):
+    assert label(text, "这个问题需要专业人士判断") == "needs_reply"
+
+
 def test_thanks_to_a_professor_and_nothing_more_are_closing():
     assert label("谢谢李教授", "可以停药了，一周后复查") == "closing"
-    assert label("再没有了 谢谢", "还有其他问题吗？") == "closing"
+    assert label("再没有 谢谢", "还有其他问题吗？") == "closing"
+    assert label("真没有了", "您再找找看呢") == "needs_reply"  # no answer to a closing check
 
 
 @pytest.mark.parametrize(

@@ -102,3 +102,20 @@ def test_under_a_business_hours_policy_a_wait_is_answered_within_a_step_by_busin
     w.clock(monday_0901 + 60)
     first = _within_first_step(w, date(2025, 9, 12))
     assert (first["answered"], first["answered_late"], first["share"]) == (1, 0, 1.0)
+
+
+def test_a_wait_whose_department_policy_was_deleted_is_measured_by_the_tenants(local):
+    w = local
+    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[], steps=[{"delay_s": 600, "action": "app_message"}])
+        service.save_policy(s, 2, steps=[{"delay_s": 400, "action": "app_message", "target": "agent"}])
+    w.say("在吗？", at=0)  # zhangsan, department 2: 400 s
+    w.reply("在的", at=300)
+    w.pulled(3600)
+    with w.session() as s:
+        assert service.delete_policy(s, 2)
+    w.clock(400)
+    first = _within_first_step(w)  # its 400 s are gone: the tenant's 600 s, not the built-in 2 minutes
+    assert (first["answered"], first["answered_late"], first["delays_s"]) == (1, 0, [600])

@@ -36,6 +36,7 @@ class Waits:
     sfx: str
     a: dict[str, int] = field(default_factory=dict)  # staff userid -> conversation id
     b: int = 0
+    day: str = ""  # the tenant's day the fixture happened on (the board's "today" then)
 
 
 def _text(sfx: str, n: int, sender: str, to: str, content: str, ago: float) -> Item:
@@ -67,7 +68,7 @@ def waits(db, world) -> Waits:
     if since_midnight < timedelta(seconds=FIXTURE_SPAN_S):
         time.sleep(FIXTURE_SPAN_S - since_midnight.total_seconds())
     sfx = uuid.uuid4().hex[:8]
-    out = Waits(sfx)
+    out = Waits(sfx, day=datetime.now(SHANGHAI).date().isoformat())
     ext = {u: f"wm{u[:2]}{sfx}" for u in ("zhangsan", "lisi", "zhaoliu")}
     items = [
         _text(sfx, 1, ext["zhangsan"], "zhangsan", f"能便宜点吗 {sfx}", 300),
@@ -110,7 +111,7 @@ def mine(board: dict, w: Waits) -> list[dict]:
 
 
 def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_times(as_role, waits):
-    r = as_role("admin").get("/api/v1/sla/board")
+    r = as_role("admin").get("/api/v1/sla/board", params={"day": waits.day})
     assert r.status_code == 200, r.text
     board = r.json()
     rows = mine(board, waits)
@@ -147,14 +148,14 @@ def test_role_scoping_agent_own_supervisor_team_admin_all(as_role, waits):
     assert staff("admin") == ["zhangsan", "lisi", "zhaoliu"]
     assert staff("supervisor") == ["zhangsan", "lisi"]  # 赵六 is outside 王五's team
     assert staff("agent") == ["zhangsan"]
-    agent = as_role("agent").get("/api/v1/sla/board").json()
+    agent = as_role("agent").get("/api/v1/sla/board", params={"day": waits.day}).json()
     assert all(x["staff_userid"] == "zhangsan" for x in agent["waiting"])
     assert agent["first_response"]["count"] == 0  # 李四's answer is not 张三's
     assert [x["staff_userid"] for x in agent["breaches_by_agent"]] == ["zhangsan"]
 
 
 def test_tenant_b_sees_only_its_own(as_role, waits):
-    board = as_role("admin", "b").get("/api/v1/sla/board").json()
+    board = as_role("admin", "b").get("/api/v1/sla/board", params={"day": waits.day}).json()
     assert [x["message"] for x in board["waiting"] if waits.sfx in x["message"]] == [f"乙方等待 {waits.sfx}"]
     assert board["breaches_total"] == 0
 
@@ -301,6 +302,12 @@ def test_policy_validation_answers_422_naming_the_field(as_role, body, where):
     assert any(where in [str(x) for x in e["loc"]] for e in r.json()["detail"]), r.json()
 
 
+def test_quiet_hours_left_empty_on_both_sides_are_none():
+    from siyu.sla.schemas import PolicyIn
+
+    assert PolicyIn(quiet_hours=["", " "]).quiet_hours == []
+
+
 @pytest.mark.parametrize(("quiet", "missing"), [(["22:00", ""], "结束"), ([" ", "08:00"], "开始")])
 def test_quiet_hours_with_one_side_filled_say_which_is_missing(as_role, quiet, missing):
     admin = as_role("admin")
@@ -435,7 +442,12 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert "11:00-18:00" in bad.text
     bad = admin.post("/sla/policy", data={**form, "quiet_end": ""})
     assert bad.status_code == 422 and "免打扰时段缺少结束时间" in bad.text
-    for delay in ("abc", "inf", "1e400", "nan", "1e3", "-2", "0x10"):  # the form again, naming the step
+    # minutes as an input method types them: full width, or without the 0 before the point
+    r = admin.post("/sla/policy", data={**form, "step_delay_min": ["２", ".5", "15"]})
+    assert r.status_code == 303
+    got = admin.get("/api/v1/sla/policy").json()
+    assert [x["delay_s"] for x in got["steps"]] == [30, 120, 900]
+    for delay in ("abc", "inf", "1e400", "nan", "1e3", "-2", "0x10", "."):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
     assert (

@@ -186,7 +186,10 @@ def parse_query(q: str) -> Query:
     query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
     query.prefixes = list(dict.fromkeys(query.prefixes))[:MAX_QUERY_TOKENS]
     query.singles = list(dict.fromkeys(query.singles))[:MAX_QUERY_TOKENS]
-    if query.empty and (literal := " ".join(q[:200].split())):
+    # control and format characters (NUL, zero-width joiners) are no punctuation anyone looks for:
+    # PostgreSQL refuses a NUL in a parameter, and SQLite's LIKE stops at one (matching everything)
+    printable = "".join(c for c in q[:200] if c.isspace() or unicodedata.category(c)[0] != "C")
+    if query.empty and (literal := " ".join(printable.split())):
         # punctuation or symbols only (？, ……, ~_~): looked for as written, in either width
         query.singles = [literal]
         query.terms = list(widths(literal))

@@ -461,9 +461,12 @@ _ALREADY = re.compile(r"已经|已(?:为|给|帮|退|补|发|处理)")
 
 
 # The staff proposing to act, with 吧 at the end (那我带您提交吧, 我帮您申请吧): 好 is the go-ahead,
-# and the staff reports back once it is done.
+# and the staff reports back once it is done. A wrap-up or a call back is no such proposal.
 _PROPOSES = re.compile(
-    r"(?:我|我们|这边|小妹|妹子)(?:这边|先|再|现在|马上|就)?(?:带|帮|给|为)(?:您|你|亲)[^,，。!！?？~]{1,12}吧"
+    r"(?:我|我们|这边|小妹|妹子)(?:这边|先|再|现在|马上|就)?(?:带|帮|给|为)(?:您|你|亲)"
+    # not ending the chat, calling back or leaving it to the customer (那我先给您结束本次会话吧,
+    # 那我再给您回个电话吧, 我给您发个链接您自己看吧)
+    r"(?![^,，。!！?？~]*(?:结束|关闭|关掉|关了|服务到|回电|电话|说过|讲过|您自己|你自己))[^,，。!！?？~]{1,12}吧"
     r"(?=[\s~。.!！]*$)"
 )
 

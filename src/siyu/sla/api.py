@@ -67,20 +67,33 @@ def _within_steps(
 ) -> list[dict]:
     """Per step, the day's waits answered within its delay, those answered later, and those
     still open past it. Each wait is measured by the policy it ran under (a department's may
-    differ from the tenant's; none is the built-in default) and by that policy's clock
+    differ from the tenant's; none is the built-in default; a deleted one, the tenant's) and
+    by that policy's clock
     (business time where it counts only that); `delay_s` is the tenant's delay for the step
     where it has one."""
     book = service.PolicyBook(session)
     tenant = book.fallback
+    known = {p.id for p in book.policies.values()}
+
+    def policy_of(policy_id: int | None) -> service.PolicyView:
+        # a department's policy deleted since: its steps are gone, the tenant's stand in
+        return book.by_id(policy_id) if policy_id is None or policy_id in known else tenant
+
+    def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
+        wall = (end - started).total_seconds()
+        # business time is never longer than wall time: within every step already, or no calendar
+        if not policy.business_hours_only or wall <= min((s.delay_s for s in policy.steps), default=0):
+            return wall
+        return book.waited_s(policy, started, end)
+
     # (steps, how long it took or has run so far, answered)
     measured = []
     for started, response_s, policy_id in answered:
-        policy = book.by_id(policy_id)
-        took = book.waited_s(policy, started, started + timedelta(seconds=response_s))
-        measured.append((policy.steps, took, True))
+        policy = policy_of(policy_id)
+        measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
     for started, policy_id in still_open:
-        policy = book.by_id(policy_id)
-        measured.append((policy.steps, book.waited_s(policy, started, now), False))
+        policy = policy_of(policy_id)
+        measured.append((policy.steps, took(policy, started, now), False))
     out = []
     for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
         inside = late = outlived = 0

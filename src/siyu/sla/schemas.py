@@ -85,8 +85,8 @@ class PolicyFieldsIn(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet(cls, value: list[str] | None):
-        if not value:
-            return value
+        if not value or all(isinstance(v, str) and not v.strip() for v in value):
+            return [] if value is not None else None  # both left empty: no quiet hours
         if len(value) != 2:
             raise ValueError("免打扰时段是 [开始, 结束] 或 [] / quiet_hours is [start, end] or []")
         if sum(not str(v).strip() for v in value) == 1:

@@ -8,6 +8,7 @@ Server-rendered, Chinese first; every form carries the CSRF token."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -236,7 +237,7 @@ def _problems(exc: ValidationError) -> str:
     return "；".join(out)
 
 
-_MINUTES = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
+_MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,7}(\.[0-9]{0,3})?")
 
 
 def _read_policy_form(form) -> tuple[dict, dict]:
@@ -248,7 +249,8 @@ def _read_policy_form(form) -> tuple[dict, dict]:
         delay = str(delay).strip()
         if not delay:
             continue
-        # minutes as people write them (2, 0.5); not 1e3, inf or NaN, which float() would take
+        # minutes as people write them (2, 0.5, .5, ２); not 1e3, inf or NaN, which float() would take
+        delay = unicodedata.normalize("NFKC", delay).replace("。", ".")
         delay_s = round(float(delay) * 60) if _MINUTES.fullmatch(delay) else -1  # -1: refused below
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         shown_steps.append({"delay_s": delay_s if delay_s >= 0 else None, "action": action, "target": target})
