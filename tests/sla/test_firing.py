@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from siyu.conversations.models import Conversation
@@ -310,10 +311,11 @@ def test_the_worker_knows_how_long_until_the_next_step_may_fire(local):
     assert tasks.next_due_in(w.rt, cap=300) > 2
 
 
-def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local):
+@pytest.mark.parametrize("business_s", [None, 125.0])  # under a business-hours policy, both clocks
+def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local, business_s):
     from siyu.sla.tasks import DESCRIPTION_BYTES, build_card
 
-    started = local.rt.now() - timedelta(minutes=3)
+    started = local.rt.now() - timedelta(hours=63, minutes=3)
     entries = [
         {
             "conversation_id": i,
@@ -322,6 +324,7 @@ def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local):
             "agent_name": "李四",
             "text": "您好，我想问一下这款产品的售后服务政策具体是怎样的，谢谢",
             "started_at": started,
+            "business_s": business_s,
         }
         for i in range(8)
     ]
@@ -330,3 +333,5 @@ def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local):
     assert card["description"].endswith('<div class="highlight">请提醒同事尽快回复</div>')
     shown = card["description"].count('class="normal"')
     assert 1 <= shown < 8 and f"还有 {8 - shown} 位" in card["description"]
+    if business_s:
+        assert "2 分钟（工作时间；实际 63 小时 3 分钟）" in card["description"]
