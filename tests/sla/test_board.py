@@ -119,3 +119,30 @@ def test_a_wait_whose_department_policy_was_deleted_is_measured_by_the_tenants(l
     w.clock(400)
     first = _within_first_step(w)  # its 400 s are gone: the tenant's 600 s, not the built-in 2 minutes
     assert (first["answered"], first["answered_late"], first["delays_s"]) == (1, 0, [600])
+
+
+def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):
+    from siyu.conversations import service as conversations
+
+    w = local
+    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[])  # 2 min, 5 min, 10 min
+    w.say("在吗？", at=0)
+    w.say("发货了吗？", at=0, ext="wmother")
+    w.pulled(3600)
+    with w.session() as s:  # one dismissed after 2 minutes, one within them
+        conversations.dismiss(s, w.conversation("wmcustomer1").id, w.at(150))
+        conversations.dismiss(s, w.conversation("wmother").id, w.at(60))
+    w.clock(400)
+    first = _within_first_step(w)
+    assert (first["answered"], first["answered_late"], first["outlived"], first["share"]) == (0, 0, 1, 0.0)
+    with w.session() as s:
+        from siyu.sla.api import board_for
+        from siyu.web.auth import Viewer
+
+        second = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())[
+            "within_steps"
+        ][1]
+    assert second["outlived"] == 0 and second["share"] is None  # dismissed before 5 minutes

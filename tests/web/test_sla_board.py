@@ -175,6 +175,11 @@ def test_the_board_page(as_role, waits):
     other_day = as_role("supervisor").get("/sla", params={"day": "2020-01-01"})
     assert other_day.status_code == 200 and "回到今天" in other_day.text
     assert "2020-01-01 超时" in other_day.text  # another year's day says which year
+    # a past day had none; "not yet" is for today
+    assert "2020-01-01 没有超时" in other_day.text and "没有回复过等待中的客户" in other_day.text
+    assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
+    # today: waits of the day past 2 minutes unanswered count against step 1 at once
+    assert 'id="within-steps"' in page.text and "超过仍未回复" in page.text
     assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     for far in ("0001-01-01", "9999-12-31"):  # date arithmetic would overflow: a clear 422
@@ -438,7 +443,7 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert "策略已保存" in page.text and "13:30-18:00" in page.text and "当前使用默认策略" not in page.text
     # Overlapping shifts: refused, the form shown again with the reason.
     bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
-    assert bad.status_code == 422 and "班次" in bad.text and "overlap" in bad.text
+    assert bad.status_code == 422 and "班次时间重叠" in bad.text and "overlap" in bad.text
     assert "11:00-18:00" in bad.text
     bad = admin.post("/sla/policy", data={**form, "quiet_end": ""})
     assert bad.status_code == 422 and "免打扰时段缺少结束时间" in bad.text
@@ -450,6 +455,39 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     for delay in ("abc", "inf", "1e400", "nan", "1e3", "-2", "0x10", "."):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
+        assert "请填写分钟数" in bad.text and f'value="{delay}"' in bad.text  # kept as typed, not emptied
+    too_long = admin.post("/sla/policy", data={**form, "step_delay_min": ["50000", "", ""]})
+    assert too_long.status_code == 422 and "最多 43200 分钟（30 天）" in too_long.text
+    # an input method's full-width colon and digits, and 分钟 after the number
+    r = admin.post(
+        "/sla/policy",
+        data={
+            **form,
+            "step_delay_min": ["2分钟", "", ""],
+            "shifts": "９：００-18：00",
+            "quiet_start": "21：00",
+        },
+    )
+    assert r.status_code == 303, r.text
+    got = admin.get("/api/v1/sla/policy").json()
+    assert got["steps"][0]["delay_s"] == 120 and got["shifts"] == [["09:00", "18:00"]]
+    assert got["quiet_hours"] == ["21:00", "08:00"]
+    # a delay in seconds that is no whole number of minutes shows so that saving it again keeps it
+    admin.put(
+        "/api/v1/sla/policy",
+        json={
+            "steps": [{"delay_s": 100, "action": "app_message"}, {"delay_s": 250, "action": "app_message"}]
+        },
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+    page = admin.get("/sla/policy").text
+    shown = re.findall(r'name="step_delay_min" inputmode="decimal" value="([^"]*)"', page)
+    assert shown[:2] == ["1.6667", "4.1667"]
+    r = admin.post(
+        "/sla/policy", data={**form, "step_delay_min": shown[:2], "step_action": ["app_message"] * 2}
+    )
+    assert r.status_code == 303, r.text
+    assert [x["delay_s"] for x in admin.get("/api/v1/sla/policy").json()["steps"]] == [100, 250]
     assert (
         admin.post("/sla/policy", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code
         == 403

@@ -28,7 +28,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
@@ -62,15 +62,15 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 def _within_steps(
     session: Session,
     answered: list[tuple[datetime, float, int | None]],
-    still_open: list[tuple[datetime, int | None]],
+    unanswered: list[tuple[datetime, datetime | None, int | None]],
     now: datetime,
 ) -> list[dict]:
     """Per step, the day's waits answered within its delay, those answered later, and those
-    still open past it. Each wait is measured by the policy it ran under (a department's may
-    differ from the tenant's; none is the built-in default; a deleted one, the tenant's) and
-    by that policy's clock
-    (business time where it counts only that); `delay_s` is the tenant's delay for the step
-    where it has one."""
+    that ran past it unanswered (still open, or marked "no reply needed" only after it).
+    Each wait is measured by the policy it ran under (a department's may differ from the
+    tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
+    stands now, and by its clock (business time where it counts only that); `delay_s` is the
+    tenant's delay for the step where it has one."""
     book = service.PolicyBook(session)
     tenant = book.fallback
     known = {p.id for p in book.policies.values()}
@@ -91,9 +91,9 @@ def _within_steps(
     for started, response_s, policy_id in answered:
         policy = policy_of(policy_id)
         measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
-    for started, policy_id in still_open:
+    for started, closed, policy_id in unanswered:
         policy = policy_of(policy_id)
-        measured.append((policy.steps, took(policy, started, now), False))
+        measured.append((policy.steps, took(policy, started, closed or now), False))
     out = []
     for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
         inside = late = outlived = 0
@@ -199,15 +199,18 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     per_agent: dict[str, list[float]] = {}
     for v, userid, _, _ in answered:
         per_agent.setdefault(userid, []).append(float(v))
-    # Waits of the day still open count against each step they have outlived: a share of the
-    # answered ones alone read 100 % while the breaches piled up.
-    oq = select(SlaWait.started_at, SlaWait.policy_id).where(
-        SlaWait.started_at >= start, SlaWait.started_at < end, SlaWait.closed_at.is_(None)
+    # Waits of the day left unanswered count against each step they outlived: still open, or
+    # marked "no reply needed" only after it (a share of the answered ones alone read 100 %
+    # while the breaches piled up, and dismissing a late wait took it out of the figures).
+    oq = select(SlaWait.started_at, SlaWait.closed_at, SlaWait.policy_id).where(
+        SlaWait.started_at >= start,
+        SlaWait.started_at < end,
+        or_(SlaWait.closed_at.is_(None), SlaWait.close_reason == "dismissed"),
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    still_open = [(started, policy_id) for started, policy_id in session.execute(oq)]
-    within = _within_steps(session, [(s, float(v), p) for v, _, p, s in answered], still_open, now)
+    unanswered = [tuple(row) for row in session.execute(oq)]
+    within = _within_steps(session, [(s, float(v), p) for v, _, p, s in answered], unanswered, now)
     problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,

@@ -29,11 +29,11 @@ def parse_hhmm(value: str) -> int:
     """Minutes since midnight for "HH:MM" (00:00 .. 24:00)."""
     found = _HHMM.fullmatch(str(value).strip())
     if found is None:  # int() alone took full-width and Arabic-Indic digits, and 0_9
-        raise ValueError(f"not a time of day (HH:MM): {value!r}")
+        raise ValueError(f"时间应写作 HH:MM，如 09:00 / not a time of day (HH:MM): {value!r}")
     hours, minutes = int(found[1]), int(found[2])
     total = hours * 60 + minutes
     if not (0 <= minutes < 60 and 0 <= total <= 24 * 60):
-        raise ValueError(f"not a time of day (HH:MM): {value!r}")
+        raise ValueError(f"时间应在 00:00 到 24:00 之间 / not a time of day (HH:MM): {value!r}")
     return total
 
 
@@ -56,10 +56,13 @@ def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]
     parsed = sorted((parse_hhmm(a), parse_hhmm(b)) for a, b in shifts)
     for start, end in parsed:
         if end <= start:
-            raise ValueError("a shift must end after it starts (split a night shift at 24:00)")
+            raise ValueError(
+                "班次的结束应晚于开始（跨夜的班次请在 24:00 分成两段）"
+                " / a shift must end after it starts (split a night shift at 24:00)"
+            )
     for (_, end), (start, _) in zip(parsed, parsed[1:], strict=False):
         if start < end:
-            raise ValueError("shifts overlap")
+            raise ValueError("班次时间重叠 / shifts overlap")
     return tuple(parsed)
 
 

@@ -256,7 +256,11 @@ class WithinStep(BaseModel):
         " each ran under (business time where it counts only that)"
     )
     answered_late: int = Field(0, description="the day's waits answered, but after the step's delay")
-    outlived: int = Field(0, description="waits of the day still open for longer than the delay")
+    outlived: int = Field(
+        0,
+        description="waits of the day that ran past the delay unanswered: still open, or marked"
+        " no reply needed only after it",
+    )
     share: float | None = Field(description="answered / (answered + answered_late + outlived)")
 
 

@@ -233,11 +233,24 @@ def _problems(exc: ValidationError) -> str:
         if len(err["loc"]) > 1 and err["loc"][0] == "steps":
             where += f" 第 {int(err['loc'][1]) + 1} 步"
         msg = _PLAIN.get(err["type"], str(err["msg"]).removeprefix("Value error, "))
+        if err["loc"] and err["loc"][-1] == "delay_s":  # the form asks for minutes
+            if err["type"] == "less_than_equal":
+                most = err["ctx"]["le"] / 60
+                msg = f"最多 {most:g} 分钟（{most / 1440:g} 天）/ at most {most:g} minutes"
+            elif err["type"] == "greater_than_equal":
+                msg = "请填写分钟数，如 2 或 0.5 / minutes as a number, such as 2 or 0.5"
         out.append(f"{where}：{msg}" if where else msg)
     return "；".join(out)
 
 
-_MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,7}(\.[0-9]{0,3})?")
+_MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,7}(\.[0-9]{0,6})?")
+_MINUTE_UNIT = re.compile(r"\s*(?:分钟|分|min|mins|minutes?)$")
+
+
+def _form_text(value) -> str:
+    """What an admin typed, as the policy reads it: an input method's full-width digits and
+    colons (９：００) in ASCII."""
+    return unicodedata.normalize("NFKC", str(value or "")).strip()
 
 
 def _read_policy_form(form) -> tuple[dict, dict]:
@@ -246,22 +259,25 @@ def _read_policy_form(form) -> tuple[dict, dict]:
     for delay, action, target in zip(
         form.getlist("step_delay_min"), form.getlist("step_action"), form.getlist("step_target"), strict=False
     ):
-        delay = str(delay).strip()
-        if not delay:
+        typed = str(delay).strip()
+        if not typed:
             continue
-        # minutes as people write them (2, 0.5, .5, ２); not 1e3, inf or NaN, which float() would take
-        delay = unicodedata.normalize("NFKC", delay).replace("。", ".")
+        # minutes as people write them (2, 0.5, .5, ２, 2分钟); not 1e3, inf or NaN, which float() takes
+        delay = _MINUTE_UNIT.sub("", _form_text(typed).replace("。", "."))
         delay_s = round(float(delay) * 60) if _MINUTES.fullmatch(delay) else -1  # -1: refused below
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
-        shown_steps.append({"delay_s": delay_s if delay_s >= 0 else None, "action": action, "target": target})
-    shifts_text = str(form.get("shifts", ""))
+        # shown again as typed, so that a refused step is not emptied
+        shown_steps.append(
+            {"delay_s": delay_s if delay_s >= 0 else None, "typed": typed, "action": action, "target": target}
+        )
+    shifts_text = _form_text(form.get("shifts", ""))
     shifts = []
     for line in shifts_text.replace("，", "\n").replace(",", "\n").splitlines():
         line = line.strip().replace("～", "-").replace("~", "-").replace("—", "-")
         if line:
             start, _, end = line.partition("-")
             shifts.append([start.strip(), end.strip()])
-    quiet = [str(form.get("quiet_start", "")).strip(), str(form.get("quiet_end", "")).strip()]
+    quiet = [_form_text(form.get("quiet_start", "")), _form_text(form.get("quiet_end", ""))]
     fields = {
         "enabled": form.get("enabled") == "1",
         "steps": steps,
