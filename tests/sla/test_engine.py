@@ -460,7 +460,8 @@ def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
     with w.session() as s:
         [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert (problem["kind"], problem["recipient"], problem["status"]) == ("step", "boss", "nobody")
-    assert "第 2 步" in problem["error"]
+    assert problem["target"] == "leader"
+    assert "第 2 步没有可通知的人：该成员没有直属上级" in problem["error"]
 
 
 def test_a_department_policy_applies_to_its_members(local):

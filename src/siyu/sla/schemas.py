@@ -271,7 +271,8 @@ class AgentResponse(Summary):
 
 class DeliveryProblem(BaseModel):
     kind: Literal["card", "call", "step"] = Field(description="step: a step that found nobody to tell")
-    recipient: str
+    recipient: str = Field(description="whom it was sent to; for a step, the agent whose customer waited")
+    target: str = Field("", description="for a step: whom it was for (leader, contact)")
     recipient_name: str
     at: datetime
     status: str = Field(description="card: retrying | given_up; call: skipped | failed; step: nobody")

@@ -931,12 +931,18 @@ def delivery_problems(
         _problem("call", c.callee_userid, c.created_at, c.status, c.error) for c in session.scalars(calls)
     ]
     out += [
-        _problem(
-            "step", e.agent_userid, e.fired_at, "nobody", f"第 {e.step + 1} 步找不到可通知的人 / {e.note}"
-        )
+        _problem("step", e.agent_userid, e.fired_at, "nobody", _nobody_reason(e), target=e.target)
         for e in session.scalars(unreached)
     ]
     return sorted(out, key=lambda d: d["at"], reverse=True)
+
+
+def _nobody_reason(e: SlaEscalation) -> str:
+    if e.target == "leader":
+        why = "该成员没有直属上级，主部门也没有负责人，策略里也没有设升级联系人"
+    else:
+        why = "策略里没有设升级联系人"
+    return f"第 {e.step + 1} 步没有可通知的人：{why} / nobody to tell ({e.target})"
 
 
 def _problem(
@@ -947,11 +953,15 @@ def _problem(
     error: str,
     attempts: int | None = None,
     next_try_at: datetime | None = None,
+    target: str = "",
 ) -> dict:
-    """One row of delivery_problems (the SLA board's "did not reach them")."""
+    """One row of delivery_problems (the SLA board's "did not reach them"). For a step that
+    found nobody to tell (kind "step"), `recipient` is the agent whose customer waited and
+    `target` whom the step was for."""
     return {
         "kind": kind,
         "recipient": recipient,
+        "target": target,
         "at": at,
         "status": status,
         "attempts": attempts,
