@@ -383,8 +383,9 @@ def test_world_chats_deterministically(emulator_url, http, make_corp, key_pairs)
             assert by_id[e["recall"]]["revoke"] == {"pre_msgid": e["recalled"]}
         elif e["kind"] == "photo":
             assert msg["msgtype"] == "image" and msg["image"]["sdkfileid"]
-        elif e["kind"] in ("agree", "disagree"):
-            assert msg["msgtype"] == e["kind"] and msg[e["kind"]]["userid"] == e["userid"]
+        elif e["kind"] in ("agree", "disagree"):  # answered through the consent route: recorded too
+            assert msg["msgtype"] == e["kind"] and msg[e["kind"]]["userid"] == e["external_userid"]
+            assert msg["from"] == e["external_userid"] and msg["tolist"] == [e["userid"]]
         elif e["kind"] == "thanks":
             assert msg["text"]["content"] in CLOSINGS
     for r in replies:

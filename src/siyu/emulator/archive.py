@@ -55,7 +55,7 @@ Control routes (JSON; errors are FastAPI's {"detail"}):
   PUT  /_emulator/corps/{corp_id}/archive/permit     {userids:[...] | null}; null (the default)
         = every active member is archived
   POST /_emulator/corps/{corp_id}/archive/agree      {userid, external_userid, agree?: true,
-        at? (s)}: the customer agrees or disagrees to be archived; stores the status and an
+        at? (s), msgid?}: the customer agrees or disagrees to be archived; stores the status and an
         agree / disagree message
   POST /_emulator/corps/{corp_id}/archive/verify_callback   WeCom's echostr check (GET) of
         archive_callback_url with the archive's pair -> {ok, status_code, expected, got}
@@ -594,6 +594,7 @@ def build_router(emu) -> APIRouter:
             emu,
             corp,
             {
+                "msgid": body.get("msgid"),  # given by the demo world, for a run that repeats
                 "from": ext,
                 "tolist": [userid],
                 "msgtime": at * 1000,

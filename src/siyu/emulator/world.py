@@ -286,8 +286,18 @@ class World:
             entry["kind"] = "quiet"  # the customer reads and says nothing
         else:  # WeCom asks the customer whether the chat may be archived; they answer
             said = self.rng.choice(("agree", "disagree"))
-            answer = {"userid": userid, f"{said}_time": int(now * 1000)}
-            stored = await self._say(ext, userid, "", now, msgtype=said, **{said: answer})
+            # through the consent route: it records the answer (check_single_agree tells it, and
+            # Siyu's archive page) and archives the consent message
+            stored = await self._post(
+                "/archive/agree",
+                {
+                    "msgid": self.msgid(),
+                    "userid": userid,
+                    "external_userid": ext,
+                    "agree": said == "agree",
+                    "at": int(now),
+                },
+            )
             entry.update(kind=said, msgid=stored["msgid"])
         return entry
 
