@@ -412,6 +412,8 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
         esc = s.scalar(select(SlaEscalation))
         assert esc.status == "pending" and esc.note == "quiet hours"
         assert esc.due_at == w.at(9 * 3600)  # 08:00 Beijing
+        [row] = service.waiting_now(s, w.rt.now())  # the board says why the next step is hours away
+        assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
     w.clock(9 * 3600)
     assert w.fire() == 1
     assert len(w.outbox("sla_call")) == 1

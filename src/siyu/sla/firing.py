@@ -258,7 +258,7 @@ def _fire_tenant(
                     if policy.business_hours_only:  # not on Saturday morning when the clock runs Mon-Fri
                         book = book or service.PolicyBook(s)
                         quiet_end = book.calendar(policy).add(quiet_end, 0)
-                    st.outcome, st.status, st.note = "deferred", "pending", "quiet hours"
+                    st.outcome, st.status, st.note = "deferred", "pending", service.QUIET_HOURS
                     st.fired_at, st.due_at = None, quiet_end
                     continue
             st.recipient = recipient

@@ -223,6 +223,9 @@ class WaitingRow(BaseModel):
     )
     fired: list[FiredStep]
     next_step_at: datetime | None
+    next_step_after_quiet_hours: bool = Field(
+        False, description="the next step is a call held back until the policy's quiet hours end"
+    )
     snoozed_until: datetime | None
 
 

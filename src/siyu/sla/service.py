@@ -785,8 +785,19 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
         .where(SlaEscalation.wait_id == SlaWait.id, SlaEscalation.status == "pending")
         .scalar_subquery()
     )
+    # a call held back by the policy's quiet hours (firing notes it so): the board says why
+    # the next step is hours away
+    held = (
+        select(SlaEscalation.id)
+        .where(
+            SlaEscalation.wait_id == SlaWait.id,
+            SlaEscalation.status == "pending",
+            SlaEscalation.note == QUIET_HOURS,
+        )
+        .exists()
+    )
     q = (
-        select(SlaWait, Customer.name, next_due)
+        select(SlaWait, Customer.name, next_due, held)
         .outerjoin(Customer, Customer.id == SlaWait.customer_id)
         .where(SlaWait.closed_at.is_(None))
         .order_by(SlaWait.started_at)
@@ -795,7 +806,7 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
     book = PolicyBook(session)
     out = []
-    for w, name, due in session.execute(q):
+    for w, name, due, quiet in session.execute(q):
         policy = book.by_id(w.policy_id)
         out.append(
             {
@@ -808,6 +819,7 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
                 "waited_business_s": book.waited_business_s(policy, w.started_at, now),
                 "breached_step": w.breached_step,
                 "next_step_at": due,
+                "next_step_after_quiet_hours": bool(quiet),
                 "snoozed_until": w.snoozed_until,
             }
         )
@@ -874,8 +886,9 @@ def response_summary(values: list[float]) -> dict:
     }
 
 
-# How firing notes a step it could tell nobody about (siyu.sla.firing).
+# How firing notes a step it could tell nobody about, and a call it holds back (siyu.sla.firing).
 NOBODY_TO_REACH = "nobody to reach"
+QUIET_HOURS = "quiet hours"
 # Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
 # before this was written in Chinese).
 CALL_NOT_NEEDED = "拨打前客户都已得到回复"
