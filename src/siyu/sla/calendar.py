@@ -38,17 +38,29 @@ def parse_hhmm(value: str) -> int:
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# The dates a calendar day or a board's day may be: beyond them date arithmetic overflows, and
+# no service chat is that old or that far ahead.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def check_day(day: date) -> date:
+    """The day, if it is one Siyu works with (FIRST_DAY .. LAST_DAY)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间 / a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def parse_day(value: str) -> date:
-    """A calendar day written YYYY-MM-DD, and nothing else: date.fromisoformat also reads
-    20261001 and 2026-W40-4, and Pydantic a time or a count of seconds, as a day."""
+    """A calendar day written YYYY-MM-DD, and nothing else (date.fromisoformat also reads
+    20261001 and 2026-W40-4, and Pydantic a time or a count of seconds, as a day), within
+    FIRST_DAY .. LAST_DAY."""
     if not _DAY.fullmatch(value):
         raise ValueError("日期应写作 YYYY-MM-DD / a day is written YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"没有 {value} 这一天 / there is no such day as {value}") from None
+    return check_day(day)
 
 
 def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]:

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, field_validator
 
-from siyu.sla.calendar import parse_day, parse_hhmm, parse_shifts
-from siyu.sla.service import FIRST_DAY, LAST_DAY, MAX_STEPS
+from siyu.sla.calendar import check_day, parse_day, parse_hhmm, parse_shifts
+from siyu.sla.service import MAX_STEPS
 
 Action = Literal["app_message", "voice_call"]
 Target = Literal["agent", "leader", "contact"]
@@ -18,9 +18,9 @@ MAX_SNOOZE_MIN = 24 * 60
 
 
 def _day_only(value):
-    """A calendar day is a date, or text YYYY-MM-DD (see parse_day)."""
+    """A calendar day is a date, or text YYYY-MM-DD (see parse_day), from FIRST_DAY to LAST_DAY."""
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value
+        return check_day(value)
     if isinstance(value, str):
         return parse_day(value)  # its ValueError says what is wrong
     raise ValueError("日期应写作 YYYY-MM-DD / a day is written YYYY-MM-DD")
@@ -44,7 +44,7 @@ class StepIn(BaseModel):
 
 
 class CalendarDayIn(BaseModel):
-    day: CalendarDay = Field(ge=FIRST_DAY, le=LAST_DAY)
+    day: CalendarDay
     kind: Literal["holiday", "workday"]
     note: str = Field("", max_length=200)
 

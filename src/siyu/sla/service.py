@@ -30,7 +30,7 @@ from siyu.customers.models import Customer, Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk
 from siyu.notify.models import UNSENT, OutboxMessage
-from siyu.sla.calendar import BusinessCalendar, parse_hhmm, parse_shifts
+from siyu.sla.calendar import BusinessCalendar, check_day, parse_hhmm, parse_shifts
 from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_SHIFTS,
@@ -50,11 +50,6 @@ MAX_STEPS = 10
 
 class PolicyError(ValueError):
     pass
-
-
-# The dates a calendar day or a board's day may be: beyond them date arithmetic overflows, and
-# no service chat is that old or that far ahead.
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -203,8 +198,10 @@ def set_calendar_day(session: Session, day: date, kind: str, note: str = "") -> 
     """Mark a date as a holiday or a (make-up) workday for this tenant."""
     if kind not in ("holiday", "workday"):
         raise PolicyError("kind is holiday or workday")
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise PolicyError(f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间 / a day from {FIRST_DAY} to {LAST_DAY}")
+    try:
+        check_day(day)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
     row = session.scalar(select(SlaCalendarDay).where(SlaCalendarDay.day == day))
     if row is None:
         row = SlaCalendarDay(day=day, kind=kind, note=note)
