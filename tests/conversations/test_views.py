@@ -253,6 +253,19 @@ def test_the_list_page_shows_who_waits_how_long(as_role, chats):
     assert 'href="/conversations"' in html and "会话" in html  # the nav entry
 
 
+def test_a_page_past_the_last_says_so_without_a_pager(as_role, db, world):
+    from tests.conversations.conftest import store
+
+    arc = Archive()  # more than a page of conversations (tenant B's, that A's lists stay as they are)
+    for i in range(21):
+        arc.text(f"wmpage{i}{arc.sfx}", "zhangsan", "好的谢谢", 60 + i)  # none waits
+    store(db, world.b.id, arc.items)
+    admin = as_role("admin", "b")
+    assert 'class="pager"' in admin.get("/conversations").text
+    past = admin.get("/conversations", params={"page": 999}).text
+    assert "这一页之后没有会话了" in past and 'class="pager"' not in past  # no "999 / 2" pager
+
+
 def test_the_customer_profile_links_to_conversations(as_role, world, chats):
     cid = world.a.customers["王女士"]
     html = as_role("agent").get(f"/customers/{cid}").text
