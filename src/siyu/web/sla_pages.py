@@ -160,7 +160,7 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
         listed = policies_out(s)
     synced = {d["wecom_id"] for d in listed["departments"]}
     top = [d for d in listed["departments"] if d["depth"] == 0]
-    own = {p["department_wecom_id"]: _steps_text(p["steps"]) for p in listed["policies"][1:]}
+    own = {p["department_wecom_id"]: _policy_text(p) for p in listed["policies"][1:]}
     shown = form or {
         **current,
         "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"]),
@@ -190,6 +190,18 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
         },
         status_code=status,
     )
+
+
+def _policy_text(p: dict) -> str:
+    """A department policy in a line: its steps, and what else differs from a plain clock."""
+    parts = [_steps_text(p["steps"]) if p.get("enabled", True) else "已关闭提醒"]
+    if p.get("business_hours_only"):
+        parts.append("只计算工作时间（" + "、".join(f"{a}-{b}" for a, b in p.get("shifts", [])) + "）")
+    if p.get("quiet_hours"):
+        parts.append(f"免打扰 {p['quiet_hours'][0]}-{p['quiet_hours'][1]}")
+    if p.get("escalation_contact"):
+        parts.append(f"升级联系人 {p['escalation_contact']}")
+    return " · ".join(parts)
 
 
 def _steps_text(steps: list[dict]) -> str:
