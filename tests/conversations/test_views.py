@@ -143,8 +143,12 @@ def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
     html = admin.get("/conversations", params={"staff": "zhangsan", "kind": "single"}).text
     assert 'href="/conversations?staff=zhangsan&amp;kind=single&amp;waiting=1"' in html  # the tab keeps them
     assert 'href="/conversations?staff=zhangsan&amp;kind=single"' in html
+    assert "成员：张三" in html and "类型：" in html  # the filters show as chips, the box folded
     empty = admin.get("/conversations", params={"staff": "zhaoliu", "kind": "group"}).text
     assert "没有符合筛选条件的会话" in empty and "开启会话存档" not in empty
+    # a search from the 等待回复 tab looks among the waiting ones only, and says so
+    searched = admin.get("/conversations", params={"q": "便宜", "waiting": 1}).text
+    assert "只搜等待回复的会话" in searched and 'href="/conversations?q=%E4%BE%BF%E5%AE%9C"' in searched
     past = admin.get("/conversations", params={"page": 999}).text
     assert "回到第一页" in past and "开启会话存档" not in past
 
