@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import time
 
 from sqlalchemy import func, select
@@ -142,6 +143,9 @@ def test_a_customer_who_deletes_the_staff_member_is_lost_and_alerts_go_out(stack
     recipients = {r for m in messages for r in m["recipients"]}
     assert {"zhangsan", "lisi"} <= recipients  # the agent and their direct leader
     assert any("赵先生" in m["payload"]["text"]["content"] for m in messages)
+    [to_leader] = [m["payload"]["text"]["content"] for m in messages if m["recipients"] == ["lisi"]]
+    # whom and when, as the agent's own alert says
+    assert re.fullmatch(r"客户流失提醒：赵先生 已将你团队的 张三 从联系人中删除（.+\d\d:\d\d）。", to_leader)
 
 
 def test_token_expiry_and_rate_limits_are_survived(stack):

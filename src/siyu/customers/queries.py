@@ -243,7 +243,7 @@ EVENT_TEXT = {
     "tagged": "打上标签：{tags}",
     "untagged": "移除标签：{tags}",
     "remark": "修改了备注：{remark}",
-    "lost": "客户删除了成员（流失）",
+    "lost": "被客户删除（流失）",
     "removed": "成员删除了客户",
     "transferred": "客户已转接给其他成员",
     "transfer_failed": "转接失败：{reason}",

@@ -344,7 +344,10 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
                 {
                     "touser": leader,
                     "msgtype": "text",
-                    "text": {"content": f"客户流失提醒：{label} 删除了你的成员 {staff_name}。"},
+                    "text": {
+                        "content": f"客户流失提醒：{label} 已将你团队的 {staff_name} 从联系人中删除"
+                        f"（{local_time(at)}）。"
+                    },
                 },
             )
     return customer
