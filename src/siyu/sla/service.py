@@ -572,6 +572,8 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "staff_userid": w.staff_userid,
             "customer_id": w.customer_id,
             "policy_id": w.policy.id,
+            "step_delays": ",".join(str(s.delay_s) for s in w.policy.steps),
+            "business_clock": w.policy.business_hours_only,
             "started_at": w.started_at,
             "closed_at": w.closed_at,
             "close_reason": w.close_reason,
