@@ -294,6 +294,11 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
     after = agent.get(f"/api/v1/conversations/{cid}").json()
     assert after["waiting"] is False and after["awaiting_since"] is None
     assert "已标记为无需回复" in agent.get(r.headers["location"]).text
+    # the chat keeps saying so, and when, after the notice is gone
+    items = agent.get(f"/api/v1/conversations/{cid}/messages").json()["items"]
+    [marked] = [m for m in items if "已标记无需回复" in m["labels"]]
+    assert marked["direction"] == "in" and marked["dismissed_at"]
+    assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d", agent.get(f"/conversations/{cid}").text)
     again = agent.post(
         f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False
     )

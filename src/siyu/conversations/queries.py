@@ -458,7 +458,29 @@ def messages(
     rows = list(reversed(rows[:limit]))
     senders = _sender_names(session, rows, staff_names(session))
     items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid) for m in rows]
+    dismissed = _dismissed(session, found.id, [m.msgid for m in rows if m.direction == "in"])
+    for item in items:
+        if (at := dismissed.get(item["msgid"])) is not None:  # the chat shows when, not only the board
+            item["labels"].append("已标记无需回复")
+            item["dismissed_at"] = at
     return MessagePage(items, has_more, rows[0].id if has_more and rows else None)
+
+
+def _dismissed(session: Session, conversation_id: int, msgids: list[str]) -> dict[str, datetime]:
+    """When the waits these customer messages opened were marked "no reply needed"."""
+    from siyu.sla.models import SlaWait  # (the SLA domain builds on this one)
+
+    if not msgids:
+        return {}
+    return dict(
+        session.execute(
+            select(SlaWait.msgid, SlaWait.closed_at).where(
+                SlaWait.conversation_id == conversation_id,
+                SlaWait.close_reason == "dismissed",
+                SlaWait.msgid.in_(msgids),
+            )
+        ).all()
+    )
 
 
 def customer_conversations(session: Session, viewer: Reader, customer_id: int, limit: int = 20) -> list[dict]:

@@ -33,7 +33,10 @@ class MessageOut(BaseModel):
     needs_reply: bool | None = Field(description="inbound only: False for a closing remark (无需回复)")
     reply_score: float | None = None
     by_siyu: bool = Field(description="sent by Siyu on the staff member's behalf (自动发送)")
-    labels: list[str] = Field(description="已撤回, 自动发送, 无需回复, as they apply")
+    labels: list[str] = Field(description="已撤回, 自动发送, 无需回复, 已标记无需回复, as they apply")
+    dismissed_at: datetime | None = Field(
+        None, description="when staff marked the wait this message opened as needing no reply"
+    )
     waiting: bool = Field(description="this is the customer message still waiting for a reply")
     event: bool = Field(
         False, description="an event WeCom recorded in the chat (the customer agreeing to archiving or not)"
