@@ -7,10 +7,21 @@ from datetime import timedelta
 from siyu.sla import service
 
 
-def test_the_board_shows_waits_longest_first_breaches_and_response_times(local):
-    w = local
+def _noon_tomorrow(w) -> None:
     w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
     w.clock(0)
+
+
+def _tenant_600_s_department_400_s(w) -> None:
+    """The tenant's policy: one step at 600 s; 张三's department 2: one at 400 s."""
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[], steps=[{"delay_s": 600, "action": "app_message"}])
+        service.save_policy(s, 2, steps=[{"delay_s": 400, "action": "app_message", "target": "agent"}])
+
+
+def test_the_board_shows_waits_longest_first_breaches_and_response_times(local):
+    w = local
+    _noon_tomorrow(w)
     with w.session() as s:
         service.save_policy(s, quiet_hours=[])
     w.customer("wmb1", "王女士")
@@ -40,8 +51,7 @@ def test_answered_within_a_step_is_measured_by_each_waits_own_policy(local):
     from siyu.web.auth import Viewer
 
     w = local
-    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
-    w.clock(0)
+    _noon_tomorrow(w)
     with w.session() as s:
         service.save_policy(s, 0, quiet_hours=[])  # the tenant's: 2 min, 5 min, 10 min
         service.save_policy(s, 2, steps=[{"delay_s": 30, "action": "voice_call", "target": "agent"}])
@@ -71,8 +81,7 @@ def _within_first_step(w, day=None) -> dict:
 
 def test_a_wait_begun_before_any_policy_was_saved_is_measured_by_the_built_in_default(local):
     w = local
-    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
-    w.clock(0)
+    _noon_tomorrow(w)
     w.say("在吗？", at=0)  # no policy yet: the built-in 2 minutes
     w.reply("在的", at=150)
     w.pulled(3600)
@@ -106,11 +115,8 @@ def test_under_a_business_hours_policy_a_wait_is_answered_within_a_step_by_busin
 
 def test_a_wait_is_measured_by_the_steps_it_began_under_whatever_the_admin_changes_later(local):
     w = local
-    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
-    w.clock(0)
-    with w.session() as s:
-        service.save_policy(s, 0, quiet_hours=[], steps=[{"delay_s": 600, "action": "app_message"}])
-        service.save_policy(s, 2, steps=[{"delay_s": 400, "action": "app_message", "target": "agent"}])
+    _noon_tomorrow(w)
+    _tenant_600_s_department_400_s(w)
     w.say("在吗？", at=0)  # zhangsan, department 2: 400 s
     w.reply("在的", at=300)
     w.say("你好？", at=0, ext="wmboss", staff="boss")  # the tenant's 600 s
@@ -131,8 +137,7 @@ def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):
     from siyu.conversations import service as conversations
 
     w = local
-    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
-    w.clock(0)
+    _noon_tomorrow(w)
     with w.session() as s:
         service.save_policy(s, 0, quiet_hours=[])  # 2 min, 5 min, 10 min
     w.say("在吗？", at=0)
@@ -160,11 +165,8 @@ def test_a_wait_from_before_its_steps_were_kept_goes_by_its_policy_as_it_stands(
     from siyu.sla.models import SlaWait
 
     w = local
-    w.t0 = w.t0.replace(hour=4, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 12:00 Beijing
-    w.clock(0)
-    with w.session() as s:
-        service.save_policy(s, 0, quiet_hours=[], steps=[{"delay_s": 600, "action": "app_message"}])
-        service.save_policy(s, 2, steps=[{"delay_s": 400, "action": "app_message", "target": "agent"}])
+    _noon_tomorrow(w)
+    _tenant_600_s_department_400_s(w)
     w.say("在吗？", at=0)
     w.reply("在的", at=500)
     w.pulled(3600)
