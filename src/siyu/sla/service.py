@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
@@ -826,12 +826,16 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
-    """Steps fired in [start, end) (on the waits of `agents`, if given): totals per step and
-    action (a department's policy may do another thing at a step), and per agent."""
+    """Steps that came due unanswered in [start, end) (on the waits of `agents`, if given):
+    fired, or found nobody to tell (the customer waited past it all the same); totals per
+    step and action (a department's policy may do another thing at a step), and per agent."""
     q = (
         select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
         .where(
-            SlaEscalation.status == "fired",
+            or_(
+                SlaEscalation.status == "fired",
+                and_(SlaEscalation.status == "skipped", SlaEscalation.note.startswith(NOBODY_TO_REACH)),
+            ),
             SlaEscalation.fired_at >= start,
             SlaEscalation.fired_at < end,
         )
