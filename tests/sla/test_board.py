@@ -113,24 +113,18 @@ def test_under_a_business_hours_policy_a_wait_is_answered_within_a_step_by_busin
     assert (first["answered"], first["answered_late"], first["share"]) == (1, 0, 1.0)
 
 
-def test_a_wait_is_measured_by_the_steps_it_began_under_whatever_the_admin_changes_later(local):
+def test_a_wait_whose_department_policy_was_deleted_is_measured_by_the_tenants(local):
     w = local
     _noon_tomorrow(w)
     _tenant_600_s_department_400_s(w)
     w.say("在吗？", at=0)  # zhangsan, department 2: 400 s
     w.reply("在的", at=300)
-    w.say("你好？", at=0, ext="wmboss", staff="boss")  # the tenant's 600 s
-    w.reply("您好", at=500, ext="wmboss", staff="boss")
     w.pulled(3600)
-    w.clock(700)
-    before = _within_first_step(w)
-    assert (before["answered"], before["answered_late"], before["delays_s"]) == (2, 0, [400, 600])
-    with w.session() as s:  # later the same day: the department's policy goes, the tenant's tightens
+    with w.session() as s:
         assert service.delete_policy(s, 2)
-        service.save_policy(s, 0, steps=[{"delay_s": 60, "action": "app_message"}])
-    after = _within_first_step(w)
-    assert (after["answered"], after["answered_late"], after["share"]) == (2, 0, 1.0)
-    assert after["delay_s"] == 60 and after["delays_s"] == [60, 400, 600]  # the column heads today's
+    w.clock(400)
+    first = _within_first_step(w)  # its 400 s are gone: the tenant's 600 s, not the built-in 2 minutes
+    assert (first["answered"], first["answered_late"], first["delays_s"]) == (1, 0, [600])
 
 
 def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):
@@ -157,22 +151,3 @@ def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):
             "within_steps"
         ][1]
     assert second["outlived"] == 0 and second["share"] is None  # dismissed before 5 minutes
-
-
-def test_a_wait_from_before_its_steps_were_kept_goes_by_its_policy_as_it_stands(local):
-    from sqlalchemy import update
-
-    from siyu.sla.models import SlaWait
-
-    w = local
-    _noon_tomorrow(w)
-    _tenant_600_s_department_400_s(w)
-    w.say("在吗？", at=0)
-    w.reply("在的", at=500)
-    w.pulled(3600)
-    with w.session() as s:  # as migration 0009 leaves the waits before it
-        s.execute(update(SlaWait).values(step_delays=None, business_clock=None))
-        assert service.delete_policy(s, 2)
-    w.clock(700)
-    first = _within_first_step(w)  # its department's 400 s are gone: the tenant's 600 s stand in
-    assert (first["answered"], first["answered_late"], first["delays_s"]) == (1, 0, [600])

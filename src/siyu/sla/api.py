@@ -59,59 +59,61 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 # ---------------------------------------------------------------- the board
 
 
-def _within_steps(session: Session, waits: list[tuple], now: datetime) -> list[dict]:
+def _within_steps(
+    session: Session,
+    answered: list[tuple[datetime, float, int | None]],
+    unanswered: list[tuple[datetime, datetime | None, int | None]],
+    now: datetime,
+) -> list[dict]:
     """Per step, the day's waits answered within its delay, those answered later, and those
     that ran past it unanswered (still open, or marked "no reply needed" only after it).
-    `waits`: (started_at, closed_at, answered, policy_id, step_delays, business_clock) rows.
-
-    Each wait is measured by the step delays and the clock it began under (kept with it: an
-    admin's later edit does not rewrite a day's figures), by business time where that clock
-    counts only that (on the policy's calendar). A wait from before those were kept goes by
-    its policy as it stands now (none: the built-in default; deleted since: the tenant's).
-    `delay_s` is the tenant's delay for the step where it has one."""
+    Each wait is measured by the policy it ran under (a department's may differ from the
+    tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
+    stands now, and by its clock (business time where it counts only that); `delay_s` is the
+    tenant's delay for the step where it has one."""
     book = service.PolicyBook(session)
     tenant = book.fallback
     known = {p.id for p in book.policies.values()}
 
     def policy_of(policy_id: int | None) -> service.PolicyView:
+        # a department's policy deleted since: its steps are gone, the tenant's stand in
         return book.by_id(policy_id) if policy_id is None or policy_id in known else tenant
 
-    measured = []  # (step delays, how long it took or has run so far, answered)
-    for started, closed, answered, policy_id, step_delays, business_clock in waits:
-        policy = policy_of(policy_id)
-        if step_delays is not None:
-            delays = [int(d) for d in step_delays.split(",") if d]
-            business = bool(business_clock)
-        else:
-            delays, business = [st.delay_s for st in policy.steps], policy.business_hours_only
-        end = closed or now
-        took = (end - started).total_seconds()
+    def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
+        wall = (end - started).total_seconds()
         # business time is never longer than wall time: within every step already, or no calendar
-        # walk (nor one of months: see service.BUSINESS_TIME_DAYS)
-        recent = end - started <= timedelta(days=service.BUSINESS_TIME_DAYS)
-        if business and recent and took > min(delays, default=0):
-            took = book.calendar(policy).between(started, end)
-        measured.append((delays, took, answered))
+        if not policy.business_hours_only or wall <= min((s.delay_s for s in policy.steps), default=0):
+            return wall
+        return book.waited_s(policy, started, end)
+
+    # (steps, how long it took or has run so far, answered)
+    measured = []
+    for started, response_s, policy_id in answered:
+        policy = policy_of(policy_id)
+        measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
+    for started, closed, policy_id in unanswered:
+        policy = policy_of(policy_id)
+        measured.append((policy.steps, took(policy, started, closed or now), False))
     out = []
-    for i in range(max([len(tenant.steps)] + [len(delays) for delays, _, _ in measured])):
+    for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
         inside = late = outlived = 0
-        seen = {tenant.steps[i].delay_s} if i < len(tenant.steps) else set()
-        for delays, took, answered in measured:
-            if i >= len(delays):
+        delays = {tenant.steps[i].delay_s} if i < len(tenant.steps) else set()
+        for steps, took, done in measured:
+            if i >= len(steps):
                 continue
-            seen.add(delays[i])
-            if answered and took <= delays[i]:
+            delays.add(steps[i].delay_s)
+            if done and took <= steps[i].delay_s:
                 inside += 1
-            elif answered:
+            elif done:
                 late += 1
-            elif took > delays[i]:
+            elif took > steps[i].delay_s:
                 outlived += 1
         decided = inside + late + outlived
         out.append(
             {
                 "step": i,
-                "delay_s": tenant.steps[i].delay_s if i < len(tenant.steps) else min(seen),
-                "delays_s": sorted(seen),
+                "delay_s": tenant.steps[i].delay_s if i < len(tenant.steps) else min(delays),
+                "delays_s": sorted(delays),
                 "answered": inside,
                 "answered_late": late,
                 "outlived": outlived,
@@ -191,28 +193,24 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     )
     if scope is not None:
         rq = rq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    clock = (SlaWait.policy_id, SlaWait.step_delays, SlaWait.business_clock)
-    rq = rq.add_columns(SlaWait.staff_userid, SlaWait.started_at, *clock)
+    rq = rq.add_columns(SlaWait.staff_userid, SlaWait.policy_id, SlaWait.started_at)
     answered = list(session.execute(rq))
-    responses = [float(row[0]) for row in answered]
+    responses = [float(v) for v, _, _, _ in answered]
     per_agent: dict[str, list[float]] = {}
-    for v, userid, *_ in answered:
+    for v, userid, _, _ in answered:
         per_agent.setdefault(userid, []).append(float(v))
     # Waits of the day left unanswered count against each step they outlived: still open, or
     # marked "no reply needed" only after it (a share of the answered ones alone read 100 %
     # while the breaches piled up, and dismissing a late wait took it out of the figures).
-    oq = select(SlaWait.started_at, SlaWait.closed_at, *clock).where(
+    oq = select(SlaWait.started_at, SlaWait.closed_at, SlaWait.policy_id).where(
         SlaWait.started_at >= start,
         SlaWait.started_at < end,
         or_(SlaWait.closed_at.is_(None), SlaWait.close_reason == "dismissed"),
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
-    waits = [
-        (started, started + timedelta(seconds=float(v)), True, *kept) for v, _, started, *kept in answered
-    ]
-    waits += [(started, closed, False, *kept) for started, closed, *kept in session.execute(oq)]
-    within = _within_steps(session, waits, now)
+    unanswered = [tuple(row) for row in session.execute(oq)]
+    within = _within_steps(session, [(s, float(v), p) for v, _, p, s in answered], unanswered, now)
     problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,

@@ -85,10 +85,6 @@ class SlaWait(TenantOwned, Base):
     response_s: Mapped[float | None]  # closed by a reply: how long it took
     breached_step: Mapped[int] = mapped_column(default=-1)  # the last step that fired
     snoozed_until: Mapped[datetime | None]
-    # The policy's step delays (seconds, "120,300,600") and clock when the wait began, what the
-    # board measures it by; None for waits from before they were kept (migration 0009).
-    step_delays: Mapped[str | None] = mapped_column(String(128))
-    business_clock: Mapped[bool | None]
 
 
 class SlaEscalation(TenantOwned, Base):

@@ -255,8 +255,8 @@ class WithinStep(BaseModel):
         default_factory=list, description="every delay the step has in the policies the day's waits ran under"
     )
     answered: int = Field(
-        description="the day's waits answered within the step's delay, each measured by the delays and"
-        " the clock it began under (business time where that counts only business hours)"
+        description="the day's waits answered within the step's delay, each measured by the policy it ran"
+        " under as that policy stands now (business time where it counts only business hours)"
     )
     answered_late: int = Field(0, description="the day's waits answered, but after the step's delay")
     outlived: int = Field(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
@@ -572,8 +572,6 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "staff_userid": w.staff_userid,
             "customer_id": w.customer_id,
             "policy_id": w.policy.id,
-            "step_delays": ",".join(str(s.delay_s) for s in w.policy.steps),
-            "business_clock": w.policy.business_hours_only,
             "started_at": w.started_at,
             "closed_at": w.closed_at,
             "close_reason": w.close_reason,
@@ -826,16 +824,12 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
-    """Steps that came due unanswered in [start, end) (on the waits of `agents`, if given):
-    fired, or found nobody to tell (the customer waited past it all the same); totals per
-    step and action (a department's policy may do another thing at a step), and per agent."""
+    """Steps fired in [start, end) (on the waits of `agents`, if given): totals per step and
+    action (a department's policy may do another thing at a step), and per agent."""
     q = (
         select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
         .where(
-            or_(
-                SlaEscalation.status == "fired",
-                and_(SlaEscalation.status == "skipped", SlaEscalation.note.startswith(NOBODY_TO_REACH)),
-            ),
+            SlaEscalation.status == "fired",
             SlaEscalation.fired_at >= start,
             SlaEscalation.fired_at < end,
         )
