@@ -281,9 +281,18 @@ def test_permit_list_and_agreements(emulator_url, http, make_corp, key_pairs):
     for userid, ext, ok in (("zhangsan", "wmAgree", True), ("lisi", "wmNo", False)):
         resp = http.post(
             f"/_emulator/corps/{cid}/archive/agree",
-            json={"userid": userid, "external_userid": ext, "agree": ok, "at": 1700000000},
+            json={
+                "userid": userid,
+                "external_userid": ext,
+                "agree": ok,
+                "at": 1700000000,
+                "msgid": f"c-{ext}",
+            },
         )
         assert resp.status_code == 200, resp.text
+    # the same msgid again: refused before anything is recorded (lisi's answer stays 不同意)
+    again = {"userid": "lisi", "external_userid": "wmNo", "agree": True, "msgid": "c-wmNo"}
+    assert http.post(f"/_emulator/corps/{cid}/archive/agree", json=again).status_code == 409
     everyone, permitted, agree = asyncio.run(api_calls())
     assert sorted(everyone) == ["lisi", "wangwu", "zhangsan"]
     assert permitted == ["zhangsan"]

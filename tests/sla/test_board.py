@@ -38,7 +38,7 @@ def test_the_board_shows_waits_longest_first_breaches_and_response_times(local):
     assert [x["customer"] for x in waiting] == ["王女士", ""]
     assert [x["staff_userid"] for x in waiting] == ["zhangsan", "wangwu"]
     assert abs(waiting[0]["waited_s"] - 320) < 5 and waiting[0]["breached_step"] == 1
-    assert waiting[0]["next_step_at"] == w.at(600)
+    assert waiting[0]["next_step_at"] == w.at(600) and waiting[0]["next_step_after_quiet_hours"] is False
     breaches = board["breaches_today"]
     assert breaches["total"] == 3  # zhangsan's two steps, wangwu's first
     assert breaches["by_step"][0]["count"] == 2 and breaches["by_agent"] == {"zhangsan": 2, "wangwu": 1}

@@ -453,7 +453,17 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert r.status_code == 303
     got = admin.get("/api/v1/sla/policy").json()
     assert [x["delay_s"] for x in got["steps"]] == [30, 120, 900]
-    for delay in ("abc", "inf", "1e400", "nan", "1e3", "-2", "0x10", "."):  # the form again, naming the step
+    for delay in (
+        "abc",
+        "inf",
+        "1e400",
+        "nan",
+        "1e3",
+        "-2",
+        "0x10",
+        ".",
+        "0.001",
+    ):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
         assert "请填写分钟数" in bad.text and f'value="{delay}"' in bad.text  # kept as typed, not emptied
@@ -477,18 +487,25 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     admin.put(
         "/api/v1/sla/policy",
         json={
-            "steps": [{"delay_s": 100, "action": "app_message"}, {"delay_s": 250, "action": "app_message"}]
+            "steps": [
+                {"delay_s": delay_s, "action": "app_message"} for delay_s in (1, 100, 250, 600010, 2591999)
+            ]
         },
         headers={"X-CSRF-Token": admin.csrf},
     )
     page = admin.get("/sla/policy").text
     shown = re.findall(r'name="step_delay_min" inputmode="decimal" value="([^"]*)"', page)
-    assert shown[:2] == ["1.6667", "4.1667"]
-    r = admin.post(
-        "/sla/policy", data={**form, "step_delay_min": shown[:2], "step_action": ["app_message"] * 2}
-    )
+    assert shown[:5] == ["0.0167", "1.6667", "4.1667", "10000.1667", "43199.9833"]
+    again = {
+        **form,
+        "step_delay_min": shown[:5],
+        "step_action": ["app_message"] * 5,
+        "step_target": ["agent"] * 5,
+    }
+    r = admin.post("/sla/policy", data=again)
     assert r.status_code == 303, r.text
-    assert [x["delay_s"] for x in admin.get("/api/v1/sla/policy").json()["steps"]] == [100, 250]
+    steps = admin.get("/api/v1/sla/policy").json()["steps"]
+    assert [x["delay_s"] for x in steps] == [1, 100, 250, 600010, 2591999]
     assert (
         admin.post("/sla/policy", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code
         == 403

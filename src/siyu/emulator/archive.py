@@ -55,8 +55,8 @@ Control routes (JSON; errors are FastAPI's {"detail"}):
   PUT  /_emulator/corps/{corp_id}/archive/permit     {userids:[...] | null}; null (the default)
         = every active member is archived
   POST /_emulator/corps/{corp_id}/archive/agree      {userid, external_userid, agree?: true,
-        at? (s), msgid?}: the customer agrees or disagrees to be archived; stores the status and an
-        agree / disagree message
+        at? (s), msgtime? (ms), msgid?}: the customer agrees or disagrees to be archived;
+        stores the status and an agree / disagree message
   POST /_emulator/corps/{corp_id}/archive/verify_callback   WeCom's echostr check (GET) of
         archive_callback_url with the archive's pair -> {ok, status_code, expected, got}
   (The archive callback's URL, Token and EncodingAESKey are set with POST/PATCH
@@ -587,21 +587,23 @@ def build_router(emu) -> APIRouter:
             raise HTTPException(422, "userid and external_userid are required")
         agreed = body.get("agree", True) is not False
         at = _int(body.get("at") or state.now(), "at")
+        # the message's time in ms, where the caller keeps time finer than seconds (the demo world)
+        msgtime = _int(body.get("msgtime") or at * 1000, "msgtime")
         status = "Agree" if agreed else "Disagree"
-        arc.agreements[(userid, ext)] = (status, at)
         kind = "agree" if agreed else "disagree"
-        message = build_message(
+        message = build_message(  # first: a msgid given twice is refused before anything is recorded
             emu,
             corp,
             {
                 "msgid": body.get("msgid"),  # given by the demo world, for a run that repeats
                 "from": ext,
                 "tolist": [userid],
-                "msgtime": at * 1000,
+                "msgtime": msgtime,
                 "msgtype": kind,
-                kind: {"userid": ext, f"{kind}_time": at * 1000},
+                kind: {"userid": ext, f"{kind}_time": msgtime},
             },
         )
+        arc.agreements[(userid, ext)] = (status, at)
         (stored,) = append(emu, corp, [message])
         return {"agree_status": status, "status_change_time": at, **stored}
 

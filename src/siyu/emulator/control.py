@@ -72,7 +72,8 @@ Conversation archive (archive.py documents each route and the emulator-only SDK 
   POST /_emulator/corps/{corp_id}/archive/messages     one REFERENCE 11.3 message or {messages:[...]}
   GET  /_emulator/corps/{corp_id}/archive/messages     ?after_seq=  the stored messages, plain
   PUT  /_emulator/corps/{corp_id}/archive/permit       {userids: [...] | null}
-  POST /_emulator/corps/{corp_id}/archive/agree        {userid, external_userid, agree?, at?, msgid?}
+  POST /_emulator/corps/{corp_id}/archive/agree        {userid, external_userid, agree?, at?,
+        msgtime?, msgid?}
   POST /_emulator/corps/{corp_id}/archive/verify_callback  WeCom's echostr check of
         archive_callback_url with the archive pair
 

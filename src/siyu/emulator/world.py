@@ -296,6 +296,7 @@ class World:
                     "external_userid": ext,
                     "agree": said == "agree",
                     "at": int(now),
+                    "msgtime": int(now * 1000),
                 },
             )
             entry.update(kind=said, msgid=stored["msgid"])

@@ -59,6 +59,12 @@ def _duration(seconds: float | None) -> str:
     return "—" if seconds is None else wait_text(round(seconds))
 
 
+def _minutes(seconds: int) -> str:
+    """A delay in minutes for the policy form, exactly enough that saving it unchanged keeps
+    its seconds (four decimals: 100 s is 1.6667, 600,010 s is 10000.1667)."""
+    return f"{seconds / 60:.4f}".rstrip("0").rstrip(".")
+
+
 def _delay(seconds: int) -> str:
     if seconds % 3600 == 0 and seconds:
         return f"{seconds // 3600} 小时"
@@ -172,6 +178,7 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
         {
             "p": current,
             "f": shown,
+            "minutes": _minutes,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
             "actions": ACTION_NAMES,
@@ -274,7 +281,11 @@ def _read_policy_form(form) -> tuple[dict, dict]:
             continue
         # minutes as people write them (2, 0.5, .5, ２, 2分钟); not 1e3, inf or NaN, which float() takes
         delay = _MINUTE_UNIT.sub("", _form_text(typed).replace("。", "."))
-        delay_s = round(float(delay) * 60) if _MINUTES.fullmatch(delay) else -1  # -1: refused below
+        delay_s = -1  # refused below, naming the step
+        if _MINUTES.fullmatch(delay):
+            minutes = float(delay)
+            if round(minutes * 60) > 0 or minutes == 0:  # 0.001 minutes is not "at once"
+                delay_s = round(minutes * 60)
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         # shown again as typed, so that a refused step is not emptied
         shown_steps.append(
@@ -403,6 +414,7 @@ def _department_page(
         {
             "dept": dept,
             "f": shown,
+            "minutes": _minutes,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
             "actions": ACTION_NAMES,
