@@ -294,11 +294,13 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
     after = agent.get(f"/api/v1/conversations/{cid}").json()
     assert after["waiting"] is False and after["awaiting_since"] is None
     assert "已标记为无需回复" in agent.get(r.headers["location"]).text
-    # the chat keeps saying so, and when, after the notice is gone
+    # the chat keeps saying so, when, and who marked it, after the notice is gone
     items = agent.get(f"/api/v1/conversations/{cid}/messages").json()["items"]
     [marked] = [m for m in items if "已标记无需回复" in m["labels"]]
-    assert marked["direction"] == "in" and marked["dismissed_at"]
-    assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d", agent.get(f"/conversations/{cid}").text)
+    me = agent.get("/api/v1/me").json()["display_name"]
+    assert marked["direction"] == "in" and marked["dismissed_at"] and marked["dismissed_by"] == me
+    page = agent.get(f"/conversations/{cid}").text
+    assert re.search(rf"已标记无需回复 \d\d-\d\d \d\d:\d\d · {re.escape(me)}", page)
     again = agent.post(
         f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False
     )
@@ -351,6 +353,24 @@ def test_dismiss_through_the_api(as_role, new_waiting):
     assert body["dismissed"] is True and body["conversation"]["waiting"] is False
     r = sup.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": sup.csrf})
     assert r.json()["dismissed"] is False
+    [marked] = [
+        m for m in sup.get(f"/api/v1/conversations/{cid}/messages").json()["items"] if m["dismissed_at"]
+    ]
+    assert marked["dismissed_by"] == "王五"  # the second, refused, mark changed nothing
+
+
+def test_the_agent_reads_who_marked_their_customer_no_reply_needed(as_role, new_waiting):
+    cid = new_waiting("zhangsan")
+    sup = as_role("supervisor")  # 王五 leads 张三's department
+    assert sup.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": sup.csrf}).json()[
+        "dismissed"
+    ]
+    agent = as_role("agent")
+    [marked] = [
+        m for m in agent.get(f"/api/v1/conversations/{cid}/messages").json()["items"] if m["dismissed_at"]
+    ]
+    assert marked["dismissed_by"] == "王五"
+    assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d · 王五", agent.get(f"/conversations/{cid}").text)
 
 
 def test_an_agent_cannot_dismiss_someone_elses_wait(as_role, new_waiting):

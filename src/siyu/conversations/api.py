@@ -86,7 +86,7 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise not_found()
-        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now())
+        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now(), by=viewer.display_name)
         s.flush()
         found = queries.conversation(s, viewer, conversation_id)
     return {"dismissed": dismissed, "conversation": found}

@@ -460,27 +460,28 @@ def messages(
     items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid) for m in rows]
     dismissed = _dismissed(session, found.id, [m.msgid for m in rows if m.direction == "in"])
     for item in items:
-        if (at := dismissed.get(item["msgid"])) is not None:  # the chat shows when, not only the board
+        if (found_dismissal := dismissed.get(item["msgid"])) is not None:  # the chat says when, and who
             item["labels"].append("已标记无需回复")
-            item["dismissed_at"] = at
+            item["dismissed_at"], item["dismissed_by"] = found_dismissal
     return MessagePage(items, has_more, rows[0].id if has_more and rows else None)
 
 
-def _dismissed(session: Session, conversation_id: int, msgids: list[str]) -> dict[str, datetime]:
-    """When the waits these customer messages opened were marked "no reply needed"."""
+def _dismissed(session: Session, conversation_id: int, msgids: list[str]) -> dict[str, tuple[datetime, str]]:
+    """When, and by whom, the waits these customer messages opened were marked "no reply needed"."""
     from siyu.sla.models import SlaWait  # (the SLA domain builds on this one)
 
     if not msgids:
         return {}
-    return dict(
-        session.execute(
-            select(SlaWait.msgid, SlaWait.closed_at).where(
+    return {
+        msgid: (at, by)
+        for msgid, at, by in session.execute(
+            select(SlaWait.msgid, SlaWait.closed_at, SlaWait.closed_by).where(
                 SlaWait.conversation_id == conversation_id,
                 SlaWait.close_reason == "dismissed",
                 SlaWait.msgid.in_(msgids),
             )
-        ).all()
-    )
+        )
+    }
 
 
 def customer_conversations(session: Session, viewer: Reader, customer_id: int, limit: int = 20) -> list[dict]:

@@ -37,6 +37,9 @@ class MessageOut(BaseModel):
     dismissed_at: datetime | None = Field(
         None, description="when staff marked the wait this message opened as needing no reply"
     )
+    dismissed_by: str | None = Field(
+        None, description='who marked it, by the name they were signed in as then ("" if not known)'
+    )
     waiting: bool = Field(description="this is the customer message still waiting for a reply")
     event: bool = Field(
         False, description="an event WeCom recorded in the chat (the customer agreeing to archiving or not)"

@@ -48,6 +48,7 @@ class WaitChange:
     at: datetime
     msgid: str
     reason: str  # customer_message | replied | recalled | dismissed | declined | a follow's end
+    by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
 
 
 # Listeners get every change of one transaction at once, in the order they happened, so
@@ -618,16 +619,21 @@ def add_archive_key(
 
 
 def dismiss(
-    session: Session, conversation_id: int, at: datetime | None = None, reason: str = "dismissed"
+    session: Session,
+    conversation_id: int,
+    at: datetime | None = None,
+    reason: str = "dismissed",
+    by: str = "",
 ) -> bool:
-    """The agent marks a conversation "no reply needed" (at `at`, Siyu's clock)."""
+    """Someone (`by`, the name they were signed in as) marks a conversation "no reply
+    needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself."""
     c = session.get(Conversation, conversation_id)
     if c is None or c.awaiting_since is None:
         return False
     msgid = c.awaiting_msgid
     c.awaiting_since, c.awaiting_msgid = None, ""
     change = WaitChange(
-        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason
+        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason, by
     )
     _announce(session, [change])
     return True

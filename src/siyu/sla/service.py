@@ -506,9 +506,10 @@ class _Wait:
     id: int | None = None  # set for waits stored before this batch
     closed_at: datetime | None = None
     close_reason: str = ""
+    closed_by: str = ""
 
-    def close(self, at: datetime, reason: str) -> None:
-        self.closed_at, self.close_reason = at, reason
+    def close(self, at: datetime, reason: str, by: str = "") -> None:
+        self.closed_at, self.close_reason, self.closed_by = at, reason, by
 
     @property
     def response_s(self) -> float | None:
@@ -557,7 +558,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
             for wait in open_now.pop(change.conversation_id, []):
-                wait.close(change.at, change.reason)
+                wait.close(change.at, change.reason, change.by)
                 if wait.id is not None:
                     closed.append(wait)
     _store_new_waits(session, book, list(new.values()))
@@ -660,8 +661,11 @@ def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
     ]
     if not found:
         return []
-    rows = [{"id": r.id, "closed_at": None, "close_reason": "", "response_s": None} for r in found]
-    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s"])
+    rows = [
+        {"id": r.id, "closed_at": None, "close_reason": "", "response_s": None, "closed_by": ""}
+        for r in found
+    ]
+    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s", "closed_by"])
     session.execute(
         update(SlaEscalation)
         .where(SlaEscalation.wait_id.in_([r.id for r in found]), SlaEscalation.status == "cancelled")
@@ -675,10 +679,18 @@ def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
     if not waits:
         return
     rows = [
-        {"id": w.id, "closed_at": w.closed_at, "close_reason": w.close_reason, "response_s": w.response_s}
+        {
+            "id": w.id,
+            "closed_at": w.closed_at,
+            "close_reason": w.close_reason,
+            "response_s": w.response_s,
+            "closed_by": w.closed_by,
+        }
         for w in waits
     ]
-    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s"])
+    # (only someone's "no reply needed" names a person: ingest's replies leave the column be)
+    by = ["closed_by"] if any(w.closed_by for w in waits) else []
+    bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s", *by])
     by_reason: dict[str, list[int]] = {}
     for w in waits:
         by_reason.setdefault(w.close_reason, []).append(w.id)

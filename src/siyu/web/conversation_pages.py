@@ -147,6 +147,6 @@ def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: 
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise _not_found()
-        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now())
+        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now(), by=viewer.display_name)
     done = "dismissed" if dismissed else "not_waiting"
     return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
