@@ -2,7 +2,8 @@
 makes it searchable, measuring both rates in the rounds asked for; the archive pull fetches,
 decrypts and stores every message through the finance SDK stand-in, storing what the in-memory
 pull stores; the send-cost benchmark delivers every card and measures both costs. Their
-figures are for the README, not for asserting here: these machines are shared and noisy."""
+figures are for the README and benchmarks/RESULTS.md, not for asserting here: these
+machines are shared and noisy."""
 
 from __future__ import annotations
 
