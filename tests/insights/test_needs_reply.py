@@ -157,7 +157,6 @@ def test_greetings_and_calls_for_attention_need_a_reply(text):
         "确定要取消吗？",
         "需要帮您申请退款吗？",
         "要不要帮您预约周六？",
-        "黑色和白色您要哪个？",
         "您看周六可以吗？",
         "是否同意按这个方案处理？",
         "请问是这个订单吗？",
@@ -168,6 +167,63 @@ def test_greetings_and_calls_for_attention_need_a_reply(text):
 def test_a_bare_acknowledgement_answering_a_decision_question_needs_a_reply(staff, text):
     assert label(text, staff) == "needs_reply"
     assert label(text, DONE) == "closing"
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "黑色和白色您要哪个？",
+        "您注重手机的什么功能呢  拍照还是玩游戏呢",
+        "您的订单号是多少呢？",
+        "您是在哪个门店买的？",
+    ],
+)
+def test_a_question_only_for_information_is_answered_bare_and_left_with_thanks(staff):
+    # 好的 / 可以 / 没有 may be the answer the staff waits for; with thanks the customer leaves
+    # the question unanswered, and nothing waits on the staff
+    for answer in ("好的", "可以", "嗯", "没有", "👍"):
+        assert label(answer, staff) == "needs_reply", answer
+    for leaving in ("好的谢谢", "好吧谢谢", "谢谢", "嗯嗯 谢谢亲", "不用了谢谢"):
+        assert label(leaving, staff) == "closing", leaving
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "需要帮您换成黑色还是白色？",
+        "给您换新还是退款呢？",
+        "您看哪天给您安排上门？",
+        "要哪个颜色，给您备注吗？",
+    ],
+)
+def test_a_question_that_puts_what_the_staff_would_do_is_answered_even_with_thanks(staff):
+    assert label("好的谢谢", staff) == "needs_reply"
+
+
+def test_a_request_that_says_why_the_staff_asks_is_still_a_request():
+    # the purpose (方便小妹帮您查询) offers nothing to decide on: the customer will send the number
+    staff = "您好，可以方便提供一下订单号吗，方便小妹帮您查询一下哦"
+    for text in ("好的", "麻烦了", "嗯嗯 稍等"):
+        assert label(text, staff) == "closing", text
+    assert label("好的", "方便提供一下订单号吗？需要帮您加急处理吗") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff", ["您对产品的参数和配置有什么需求呢？我可以为您解答的哦~", "请问您有什么疑问吗？"]
+)
+def test_nothing_answers_what_questions_the_customer_has(staff):
+    for text in ("没有了，谢谢", "没问题啦，谢谢", "没有"):
+        assert label(text, staff) == "closing", text
+    assert label("有的", staff) == "needs_reply"
+    assert label("有，发票怎么开", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "text", ["嗯嗯，好的，我已经和快递员联系", "我跟商家沟通一下", "我已经给快递员打电话了"]
+)
+def test_taking_it_up_with_the_courier_oneself_is_closing(text):
+    assert label(text, "拒收后商品退回预计需要2-3天的呢") == "closing"
+    assert label(text + " 他说不给退", "拒收后商品退回预计需要2-3天的呢") == "needs_reply"
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,10 @@ DEFER = (
     # taking it up with the courier or the seller oneself (我联系他吧, 已经发信息给配送小哥了)
     rf"(?:我|我们)(?:已经)?(?:{_WHEN})*(?:联系|找|问问|问|发信息给|发消息给|打电话给)(?:一下|下)?{_OTHERS}"
     r"(?:打电话|发信息|发消息)?(?:吧|了|一下|下)?|"
+    # ... or said the other way round (我已经和快递员联系了, 我跟商家沟通一下; not 我跟商家沟通过了
+    # while the staff looks into it, news for their check)
+    rf"(?:我|我们)(?:已经|也)?(?:{_WHEN})*(?:和|跟|同|给){_OTHERS}(?:联系|沟通|说|打电话|发信息|发消息)"
+    r"(?:了|吧|一下|下)?|"
     # only asking (没了，我就是问一下)
     r"(?:我)?(?:就是|只是|随便)(?:问一下|问问|问下|咨询一下|看看)(?:而已)?|"
     # checking for oneself whether it works (我先看看能不能用): with 我 and nothing but time words
@@ -304,7 +308,10 @@ CLOSING_CHECK = (
     r"还(?:有|需要|要)(?:什么|其他|其它|别的|啥|哪些)|(?:其他|其它|别的)(?:问题|需要|疑问|事)|"
     r"还有(?:疑问|疑惑|不明白|不清楚)[^,，。]{0,6}(?:吗|么|没|呢)|"
     r"还有.{0,6}(?:帮|需要|问题)|有什么(?:问题|需要)(?:我|小妹|这边)(?:还)?(?:可以|能)(?:帮|为)(?:您|你)|"
-    r"还有(?:可以|能)?为(?:您|你)服务"
+    r"还有(?:可以|能)?为(?:您|你)服务|"
+    # what questions or needs the customer has, asked without 还 (您对配置有什么需求呢): "nothing"
+    # answers it, as it answers 还有其他问题吗
+    r"(?<!还)有(?:什么|啥)(?:问题|疑问|需求|疑惑|不懂|不明白|不清楚)(?:的地方)?(?=\s*(?:吗|么|呢|嘛|[?]|$))"
 )
 # The staff asks whether the trouble is over (问题解决了吗, 网络是否恢复正常了呢, 现在能用了吗): a
 # yes (是的, 嗯, 可以了) closes the matter, a no (没有, 还没) is the trouble still there.

@@ -291,6 +291,8 @@ _ALL = _Grammar(
 _WEAK_PHRASES = (lx.THANKS, lx.DONE, lx.ACK, lx.PRAISE, lx.REFUSAL_CHANGE, lx.NEVER_MIND, lx.FILLER)
 _WEAK = _Grammar(*_WEAK_PHRASES)
 _WEAK_OR_NOTHING = _Grammar(*_WEAK_PHRASES, nothing=True)
+# What answers a question for information (好的, 可以, 没有) rather than leaving it (好吧谢谢).
+_BARE_OR_NOTHING = _Grammar(lx.ACK, lx.REFUSAL_CHANGE, lx.FILLER, nothing=True)
 _CALL = _Grammar(lx.ADDRESS, r"呢|呀|啊|哈")  # 亲 / 王老师 alone call for attention
 _CALL_PARTICLES = "呢呀啊哈 "
 _NOTHING_BARE = re.compile(lx.NOTHING_BARE)
@@ -385,6 +387,12 @@ _UNSOLVED = re.compile(
 _IF_NOT = re.compile(r"不行的话|还不行|没好的话|需要的话|如果没有")
 # ... or a decision put after it in the same question (修好了吗，需要给您申请补偿吗？).
 _DECISION_AFTER = re.compile(r"需要|要不要|帮您|给您|为您|要我")
+# Why the staff asks (方便小妹帮您查询一下): the purpose of a request, not an offer to decide on
+# (可以方便提供一下订单号吗，方便小妹帮您查询一下哦 asks for the number; 好的 is closing).
+_PURPOSE = re.compile(
+    r"(?:方便|以便|便于|好)(?:小妹|妹子|小二|我|我们|这边|客服|后台)?(?:帮|给|为)(?:您|你|亲)(?:查|核|处理|跟进|登记|确认|办理|申请)"
+    r"[^,，。!！?？]*"
+)
 _OPENING = re.compile(lx.OPENING)
 _WELCOME = re.compile(lx.WELCOME)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
@@ -406,6 +414,7 @@ ContextKind = Literal[
     "wait",
     "action",
     "decision",
+    "info",
 ]
 
 
@@ -444,12 +453,26 @@ def context_kind(context: str | None) -> ContextKind:
         and not _ACTION.search(c)  # 请您提供一下联系方式，我们回电: the customer has a step
     ):
         return "wait"
-    decision = _DECISION.search(q)
+    asked = _PURPOSE.sub(" ", q)
+    decision = _DECISION.search(asked)
     if _WAIT.search(q) and not decision:
         return "wait"
     if _ACTION.search(q) and not decision:
         return "action"
+    if _WH.search(asked) and not _ACTS.search(asked) and not _YES_NO.search(asked) and not _OFFER.search(c):
+        return "info"
     return "decision"
+
+
+# A question only for information or a preference (您注重手机的什么功能呢 拍照还是玩游戏呢, 您的订单号
+# 是多少呢): a bare 好的 or 没有 still answers it, but thanks with it (好吧谢谢) leaves without
+# answering, and nothing waits on the staff. Not a question that puts something the staff would
+# do (需要帮您取消吗, 给您换新还是退款呢) or asks yes or no (是这个订单吗).
+_WH = re.compile(r"什么|哪|还是|几|多少|怎么|怎样|如何|为什么|为啥|啥")
+_ACTS = re.compile(
+    r"需要|要我|确定|确认|是否|要不要|同意|帮|给|为(?:您|你)|换|退|补|赔|取消|申请|安排|预约|下单|购买|办理"
+)
+_YES_NO = re.compile(rf"吗|{lx.QUESTION_ME}|是不是|有没有|能不能|可不可以|行不行|好不好|[是对行好]吧")
 
 
 # "Will it do?" asked with 吧 about what the staff proposes (赔付您三十元的红包，您看可以吧): 好的 is
@@ -477,7 +500,7 @@ def _asks_will_it_do(c: str) -> bool:
 
 def _asks_for_something(context: str | None) -> bool:
     """Did the staff ask a question or ask the customer to do something (or say nothing)?"""
-    if context_kind(context) in ("none", "decision", "opening", "action"):
+    if context_kind(context) in ("none", "decision", "info", "opening", "action"):
         return True
     return bool(_ACTION.search(unicodedata.normalize("NFKC", context or "").lower()))
 
@@ -516,7 +539,7 @@ def classify_one(text: str, context: str | None = None, read: bool = True) -> Ve
 # and a customer who speaks first opens a conversation; after "is it fixed now?" a yes that goes
 # on (恢复了 就是路由器要换新的) is most often about something else to do. (After a closing or
 # comprehension check, "please wait", a request to act or a statement, it is.)
-_UNREAD_KINDS = ("decision", "opening", "none", "resolved_check")
+_UNREAD_KINDS = ("decision", "info", "opening", "none", "resolved_check")
 _NOT_READ = re.compile(lx.NOT_READ)
 # Past 40 characters a message nearly always carries something for the staff, and the reader has
 # few such rows to learn from; up to 40 it caught more closings of the development sets at the
@@ -586,7 +609,8 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
     if not s:  # a sticker, emoji or punctuation only
         if _DOTS.search(text):  # speechless (。。。 …… [捂脸])
             return NEEDS_HESITATION
-        return NEEDS_ANSWER_STICKER if context_kind(context) in ("decision", "opening") else CLOSING_STICKER
+        answers = context_kind(context) in ("decision", "info", "opening")
+        return NEEDS_ANSWER_STICKER if answers else CLOSING_STICKER
     if len(s) > _MAX_CLOSING_LEN or _VETO.search(_without_self_ab(s) if "不" in s else s):
         return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
     # The staff message is read only when the verdict depends on it (most content does not).
@@ -610,7 +634,9 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
     # "Nothing" (没什么, 没别的事) answers the opening line; 没事 answers an apology for the wait.
     if kind == "opening" and _WEAK.fullmatch(s):
         return NEEDS_ANSWER
-    if kind in ("decision", "opening"):
+    if kind == "info" and _BARE_OR_NOTHING.fullmatch(s) and not _SOLVED.search(s):
+        return NEEDS_ANSWER
+    if kind in ("decision", "info", "opening"):
         return CLOSING
     if kind == "closing_check" and _head_then(_AFFIRM, _AFTER_AFFIRM, s):
         return NEEDS_ANSWER
