@@ -28,14 +28,19 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    Agreeing to what the staff offered (那就后天吧, 按你说的办, 我买两个) is not among the phrases:
    the staff still has something to do. Anything else needs a reply;
 3. the staff message it answers decides the bare acknowledgements: after a question the staff
-   must act on (确定要取消吗？ 要不要帮您预约？ 选哪个？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
+   must act on (确定要取消吗？ 要不要帮您预约？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
+   A question only for information or a preference (您注重什么功能呢 拍照还是玩游戏呢, 您的订单号是
+   多少呢; nothing the staff would do, no yes-or-no) is answered by a bare 好的 / 可以 / 没有, and
+   left unanswered with thanks (好吧谢谢): closing. Why the staff asks (方便小妹帮您查询一下) is no
+   offer to decide on: 可以提供一下订单号吗，方便小妹帮您查询 asks the customer to act.
    An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
    好不好, 咋样; 您看可以吧 about what the staff proposes, not about what is done) count as such
    questions: 好的 is the go-ahead. "We cannot say when" (无法确定什么时候到货) and the staff only
    checking where something has got to (帮您查一下快递到哪里了) ask nothing.
-   After a closing check (还有其他问题吗？ 还有疑问吗？ 还有可以为您服务的吗？) 是的 needs a reply and 没有了
+   After a closing check (还有其他问题吗？ 还有疑问吗？ 还有可以为您服务的吗？ 您对配置有什么需求呢？) 是的
+   needs a reply and 没有了
    does not (after the opening 有什么可以帮您的 only "nothing", 没有了 / 没什么, is closing: not 没事,
    which answers an apology for the wait); after a comprehension check (明白了吗？), a "please
    wait" or a request for the customer to do something (麻烦发一下订单号, 给个评价吧, 拍张照片) an
