@@ -1478,3 +1478,24 @@ def test_more_closings_of_shop_service_chats(text):
 @pytest.mark.parametrize(("text", "expected"), [("真的很着急", "needs_reply"), ("不着急 慢慢来", "closing")])
 def test_saying_one_is_in_a_hurry_urges_the_staff(text, expected):
     assert label(text, "会尽快为您处理的") == expected
+
+
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "亲亲，我帮您核实一下请您稍等一下，可以吗",  # leave to check: the staff comes back anyway
+        "这边帮您核实一下采销，[数字]小时内给您短信回复可以吗",  # how they will come back
+        "这边可以帮您操作您先稍等一下哦",  # the staff is on it already
+        "优惠劵确定过期了，我们才可以帮您补差价的呢",  # "only then can we": no offer
+    ],
+)
+def test_an_ok_to_the_staff_checking_or_saying_when_they_can_act_is_closing(staff):
+    for text in ("好的", "好吧", "谢谢"):
+        assert label(text, staff) == "closing", text
+
+
+@pytest.mark.parametrize(
+    "staff", ["我帮您确认一下，您是要取消吗", "稍等，给您换新可以吗", "我帮您查一下，需要帮您催一下吗"]
+)
+def test_a_decision_put_beside_checking_still_wants_an_answer(staff):
+    assert label("好的", staff) == "needs_reply"

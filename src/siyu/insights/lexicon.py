@@ -340,7 +340,8 @@ WAIT = (
 # wait". Not when the question also puts a choice or a cancellation to the customer (nor, see
 # needs_reply.context_kind, with an offer or a request for the customer to act).
 CALLBACK = (
-    r"(?:回电|回复|联系|通知|答复|告知|回访)(?:您|你)|(?:和|跟|与)(?:您|你)联系|给(?:您|你)(?:回电|回复|答复|打电话)|"
+    r"(?:回电|回复|联系|通知|答复|告知|回访)(?:您|你)|(?:和|跟|与)(?:您|你)联系|"
+    r"给(?:您|你)(?:短信|电话)?(?:回电|回复|答复|打电话|通知|告知)|"
     r"(?:电话|短信)(?:联系|通知|告知)"
 )
 CONSENT = r"(?:可以|行|好)(?:吗|么|嘛|不)|可以不可以|行不行|好不好"
@@ -357,7 +358,8 @@ ACTION = (
 # For a child, what to give or do to the child is a doctor's advice (可以给孩子吃点益生菌, 可以给
 # 宝宝涂点药膏); anything else is an offer (可以给孩子安排一节试听课, 做一次免费的体质测评).
 OFFER = (
-    r"(?<![您你不])(?:可以|能够?)(?:再|先|免费|直接|马上)?(?:(?:给|帮|为|带)(?:您|你|亲|你们|您们|"
+    # (not "only then can we": 过期了我们才可以帮您补差价)
+    r"(?<![您你不才])(?:可以|能够?)(?:再|先|免费|直接|马上)?(?:(?:给|帮|为|带)(?:您|你|亲|你们|您们|"
     r"(?:孩子|宝贝|宝宝)(?!吃|喝|喂|用|涂|擦|抹|贴|泡|洗|穿|盖|多|少|补充|服用|口服|物理))|"
     r"(?:补发|重发|补寄|上门))(?![^,，。!！]*已经)"
 )

@@ -433,7 +433,9 @@ def context_kind(context: str | None) -> ContextKind:
     if not questions:
         if _WELCOME.search(c):
             return "opening"
-        return "decision" if _OFFER.search(c) or _asks_will_it_do(c) or _PROPOSES.search(c) else "statement"
+        # (an offer with "please wait" after it, 可以帮您操作 您先稍等一下: the staff is on it)
+        offers = (_OFFER.search(c) and not _WAIT.search(c)) or _asks_will_it_do(c) or _PROPOSES.search(c)
+        return "decision" if offers else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
         return "closing_check"
@@ -460,6 +462,10 @@ def context_kind(context: str | None) -> ContextKind:
         return "wait"
     asked = _PURPOSE.sub(" ", q)
     decision = _DECISION.search(asked)
+    # Asking leave to check or for a moment (我帮您核实一下 请您稍等一下，可以吗) puts nothing to
+    # decide on; a question beside it still counts (我帮您确认一下，您是要取消吗).
+    if decision and _CONSENT.search(asked) and not _DECISION.search(_WAIT.sub(" ", asked)):
+        decision = None
     if _WAIT.search(q) and not decision:
         return "wait"
     if _ACTION.search(q) and not decision:
