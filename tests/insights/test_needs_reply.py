@@ -1499,3 +1499,20 @@ def test_an_ok_to_the_staff_checking_or_saying_when_they_can_act_is_closing(staf
 )
 def test_a_decision_put_beside_checking_still_wants_an_answer(staff):
     assert label("好的", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("嗯，评价了，[数字]星", "还辛苦您给小妹打个评价呢~"),  # a masked number of stars is a rating
+        ("好的那我就直接拒收", "中途我们是无法拦截的，还请您见谅"),  # the customer's own step
+        ("好的谢谢我先关了", "这边您耐心等待商家审核就可以了呢"),  # signing off
+    ],
+)
+def test_a_rating_refusing_the_parcel_oneself_or_signing_off_is_closing(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize("text", ["直接办理吧", "直接拒收吗", "[数字]", "评价了，[数字]星 但是东西坏了"])
+def test_telling_the_staff_to_go_ahead_or_a_bare_masked_number_needs_a_reply(text):
+    assert label(text, "您的订单号是多少呢？") == "needs_reply"

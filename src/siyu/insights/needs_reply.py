@@ -123,6 +123,8 @@ class NeedsReplyClassifier(Protocol):
 # ------------------------------------------------------------------------------ normalisation
 
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
+# A masked number in a rating (评价了，[数字]星): the stars, whatever their number.
+_MASKED_STARS = re.compile(r"\[数字x?\]\s*(?=星|颗星|心)")
 _EXPORT_EMOJI = re.compile(r"#e-[a-z]+\d*(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
 # ... and the same exports' emoji by name (#E-抱拳, #E-好): read as the [抱拳] code would be, the
 # longest known name first; an unknown one is taken for a one-character name.
@@ -198,6 +200,7 @@ def normalize(text: str) -> Normalized:
     t = unicodedata.normalize("NFKC", text).lower() if not text.isascii() else text.lower()
     media = negative = named = False
     if "[" in t or "#e-" in t:
+        t = _MASKED_STARS.sub("5", t)
         t = _EXPORT_EMOJI.sub(" ", _EXPORT_NAMED.sub(r" [\1] ", t))
         for name in map(_code_name, _CODE.findall(t)):
             if name in lx.MEDIA_CODES:
