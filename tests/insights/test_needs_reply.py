@@ -1516,3 +1516,34 @@ def test_a_rating_refusing_the_parcel_oneself_or_signing_off_is_closing(text, st
 @pytest.mark.parametrize("text", ["直接办理吧", "直接拒收吗", "[数字]", "评价了，[数字]星 但是东西坏了"])
 def test_telling_the_staff_to_go_ahead_or_a_bare_masked_number_needs_a_reply(text):
     assert label(text, "您的订单号是多少呢？") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("好的", "可以给我商品的网站吗"),  # the customer is to give the staff something
+        ("我只想问清楚。", "别忘了对妹纸的服务做出评价哦"),  # only asking
+        ("给你评[数字]星", "还辛苦您给小妹打个评价呢"),
+        ("已经给您打了五星", "还辛苦您给小妹打个评价呢"),
+        ("好的麻烦你", "还请您稍等，正在为您查询~"),  # 麻烦你 with nothing after it thanks
+        ("这个好", "[数字]日内多次降价可以多次申请"),  # approving what the staff said
+        ("不修改了", "地址这边可以修改的呢"),
+        ("好的", "已经帮您升级专员，两小时内回电您，您看可以吗"),  # done already: how they come back
+    ],
+)
+def test_more_closings_from_real_chats(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("好。可以", "帮您升级专员，[数字]小时回电您可以吗"),  # the go-ahead to escalate
+        ("好的", "小妹帮您申请价保，完成后短信告知您您看可以吗"),
+        ("麻烦你帮我查下", "还请您稍等，正在为您查询~"),
+        ("这个好用吗", "[数字]日内多次降价可以多次申请"),
+        ("给我评价一下", "还辛苦您给小妹打个评价呢"),
+    ],
+)
+def test_their_look_alikes_need_a_reply(text, staff):
+    assert label(text, staff) == "needs_reply"

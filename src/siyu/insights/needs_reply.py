@@ -401,6 +401,11 @@ _PURPOSE = re.compile(
     r"(?:方便|以便|便于|好)(?:小妹|妹子|小二|我|我们|这边|客服|后台)?(?:帮|给|为)(?:您|你|亲)(?:查|核|处理|跟进|登记|确认|办理|申请)"
     r"[^,，。!！?？]*"
 )
+# What the staff would do for the customer, on their say-so (帮您升级专员, 为您申请退款): asked with
+# a call back, 好的 is still the go-ahead. Checking or passing word on (帮您核实, 为您反馈) is not.
+_WILL_ACT = re.compile(
+    r"(?<!已经)(?<!已)(?:帮|给|为)(?:您|你)(?:升级|申请|提交|转接|转到|退|换|补|取消|办理|安排|催|加急|改|修改|登记)"
+)
 _OPENING = re.compile(lx.OPENING)
 _WELCOME = re.compile(lx.WELCOME)
 _COMPREHENSION = re.compile(lx.COMPREHENSION)
@@ -461,6 +466,7 @@ def context_kind(context: str | None) -> ContextKind:
         and not _CALLBACK_NOT.search(q)
         and not _OFFER.search(c)  # 可以帮您改，改好短信通知您，可以吗: the go-ahead
         and not _ACTION.search(c)  # 请您提供一下联系方式，我们回电: the customer has a step
+        and not _WILL_ACT.search(q)  # 帮您升级专员，两小时回电您可以吗: the go-ahead to escalate
     ):
         return "wait"
     asked = _PURPOSE.sub(" ", q)
