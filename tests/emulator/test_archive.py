@@ -311,6 +311,17 @@ def test_permit_list_and_agreements(emulator_url, http, make_corp, key_pairs):
     assert got[0].message["agree"] == {"userid": "wmAgree", "agree_time": 1700000000000}
     assert got[2].message["tolist"] == ["zhangsan"]
 
+    # A customer who said no: nothing more of that 1:1 chat is archived, either way, until
+    # they agree again (other members' chats with them are not concerned).
+    http.put(f"/_emulator/corps/{cid}/archive/permit", json={"userids": ["zhangsan", "lisi"]})
+    declined = post(http, corp, text("wmNo", "lisi", "还在吗"), text("wmNo", "zhangsan", "在吗"))
+    assert [s["archived"] for s in declined] == [False, True]
+    reply = {"from": "lisi", "tolist": ["wmNo"], "msgtype": "text", "text": {"content": "在的"}}
+    assert post(http, corp, reply)[0]["archived"] is False
+    back = {"userid": "lisi", "external_userid": "wmNo", "agree": True, "msgid": "c-wmNo-2"}
+    assert http.post(f"/_emulator/corps/{cid}/archive/agree", json=back).status_code == 200
+    assert post(http, corp, text("wmNo", "lisi", "现在可以了"))[0]["archived"] is True
+
     # Faults work on the msgaudit APIs like on any /cgi-bin path.
     http.post(
         "/_emulator/faults",

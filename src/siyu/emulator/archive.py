@@ -49,7 +49,8 @@ Control routes (JSON; errors are FastAPI's {"detail"}):
         shortcut for text; recall: {action:"recall", msgtype:"revoke", revoke:{pre_msgid}}
         (from/tolist/roomid default to the recalled message's); switch: {action:"switch",
         user, time?}. -> {messages:[{seq, msgid, archived}]}; a message none of whose
-        participants is on an explicit permit list is not archived (seq null).
+        participants is on an explicit permit list is not archived (seq null), nor a 1:1
+        message of a member and a customer who disagreed (until they agree again).
   GET  /_emulator/corps/{corp_id}/archive/messages?after_seq=0   [{seq, msgid, publickey_ver,
         message}] in plain text
   PUT  /_emulator/corps/{corp_id}/archive/permit     {userids:[...] | null}; null (the default)
@@ -269,10 +270,26 @@ def build_message(emu, corp: Corp, data: dict) -> dict:
 
 
 def _archived(corp: Corp, arc: Archive, message: dict) -> bool:
+    if _declined(arc, message):
+        return False
     if arc.permit is None:
         return True
     people = {message.get("from"), message.get("user"), *(message.get("tolist") or [])}
     return bool(people & set(arc.permit))
+
+
+def _declined(arc: Archive, message: dict) -> bool:
+    """A 1:1 message of a member and a customer who said no to archiving (Disagree, until
+    they agree again): WeCom archives nothing of that chat but the answer itself."""
+    if message.get("roomid") or message.get("msgtype") in ("agree", "disagree"):
+        return False
+    people = [message.get("from"), *(message.get("tolist") or [])]
+    return any(
+        arc.agreements.get((member, customer), ("",))[0] == "Disagree"
+        for member in people
+        for customer in people
+        if member != customer
+    )
 
 
 def _seal_entry(arc: Archive, entry: Entry) -> None:
