@@ -467,8 +467,9 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
         assert "请填写分钟数" in bad.text and f'value="{delay}"' in bad.text  # kept as typed, not emptied
-    too_long = admin.post("/sla/policy", data={**form, "step_delay_min": ["50000", "", ""]})
-    assert too_long.status_code == 422 and "最多 43200 分钟（30 天）" in too_long.text
+    for delay in ("50000", "99999999", "9" * 40, "123456789012345.5"):  # any number over the limit says so
+        too_long = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
+        assert too_long.status_code == 422 and "最多 43200 分钟（30 天）" in too_long.text, delay
     # an input method's full-width colon and digits, and 分钟 after the number
     r = admin.post(
         "/sla/policy",

@@ -260,7 +260,8 @@ def _problems(exc: ValidationError) -> str:
     return "；".join(out)
 
 
-_MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,7}(\.[0-9]{0,6})?")
+_MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,12}(\.[0-9]{0,6})?")
+_TOO_MANY_MINUTES = 10**13  # (more digits than that: refused as over the limit, not as "not a number")
 _MINUTE_UNIT = re.compile(r"\s*(?:分钟|分|min|mins|minutes?)$")
 
 
@@ -286,6 +287,8 @@ def _read_policy_form(form) -> tuple[dict, dict]:
             minutes = float(delay)
             if round(minutes * 60) > 0 or minutes == 0:  # 0.001 minutes is not "at once"
                 delay_s = round(minutes * 60)
+        elif delay.isascii() and delay.replace(".", "", 1).isdigit():
+            delay_s = _TOO_MANY_MINUTES * 60
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         # shown again as typed, so that a refused step is not emptied
         shown_steps.append(
