@@ -1547,3 +1547,42 @@ def test_more_closings_from_real_chats(text, staff):
 )
 def test_their_look_alikes_need_a_reply(text, staff):
     assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("没啦", "您好，请问还有其他可以帮您的吗??"),  # a doubled question mark is one question
+        ("别的没什么了", "请问还有其他我可以为您效劳的么?"),
+        ("满分", "请问还有什么可以帮到您的?"),
+        ("给力[数字]分", "请问还有什么可以帮到您的吗"),
+        ("已经评价完了", "请问还有什么可以帮到您的?"),
+        ("那不聊了，拜拜", "嗯嗯"),
+        ("我关闭窗口了，早安", "不客气的"),
+        ("只能这样了", "您也多多谅解"),  # resigned acceptance
+        ("oki", "取件师傅上门会查看商品外观"),
+        ("我从新下吧", "这个订单已经取消了"),  # (从新: a common slip for 重新)
+        ("呵呵 谢谢", "感谢您的理解哦"),
+    ],
+)
+def test_closings_from_the_fifth_hundred_of_csds(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("呵呵", "感谢您的理解哦"),  # alone, a sneer
+        ("是的", "E卡电子密码没收到吗?"),  # asked the other way round: yes, not received
+        ("对的", "亲爱的是这个订单没收到吗"),
+        ("不聊了 你们就是骗子", "嗯嗯"),
+        ("我问一下", "不客气的"),
+    ],
+)
+def test_their_reply_needing_look_alikes(text, staff):
+    assert label(text, staff) == "needs_reply"
+
+
+def test_a_yes_to_is_it_received_or_solved_is_closing_asked_straight():
+    assert label("是的", "E卡电子密码收到了吗?") == "closing"
+    assert label("是的", "问题解决了吗？") == "closing"

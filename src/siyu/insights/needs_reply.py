@@ -124,7 +124,7 @@ class NeedsReplyClassifier(Protocol):
 
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
 # A masked number in a rating (评价了，[数字]星): the stars, whatever their number.
-_MASKED_STARS = re.compile(r"\[数字x?\]\s*(?=星|颗星|心)")
+_MASKED_STARS = re.compile(r"\[数字x?\]\s*(?=星|颗星|心|分(?!钟))")
 _EXPORT_EMOJI = re.compile(r"#e-[a-z]+\d*(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
 # ... and the same exports' emoji by name (#E-抱拳, #E-好): read as the [抱拳] code would be, the
 # longest known name first; an unknown one is taken for a one-character name.
@@ -339,7 +339,8 @@ def _without_self_ab(s: str) -> str:
 _SOLVED = re.compile(r"(?:解决|搞定|没问题)了(?!\s*(?:就|吧))")
 # A sigh, a hesitation or a lone 那 ("then ...") said alone: the customer is dismayed or has
 # more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
-_HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀| )+")
+# (呵呵 alone is read as a sneer in service chats; beside thanks it laughs: 呵呵 谢谢)
+_HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀|呵呵| )+")
 _DOTS = re.compile(r"[。.．·*＊]{2,}|[…⋯]")
 _MAX_CLOSING_LEN = 48
 
@@ -391,6 +392,10 @@ _UNSOLVED = re.compile(
     r"(?:暂时|目前|现在|还|也)?(?:没有|没(?!有)|木有)"
     r"(?!\s*(?:了|啦|咯|喽|错|(?:什么|啥|任何|别的|其他|其它)?(?:问题|事)|关系|毛病|没事))"
 )
+# "Not yet ...?" (E卡电子密码没收到吗?, 还没到账吗): asked the other way round, a yes is the trouble.
+_NEGATED = re.compile(
+    r"(?:没|没有|未|还没|还没有|不)(?:能)?(?:收到|到|解决|恢复|好|到账|修好|能用|用了|正常)"
+)
 # "If it still doesn't work, we can send someone": the offer is what the customer answers.
 _IF_NOT = re.compile(r"不行的话|还不行|没好的话|需要的话|如果没有")
 # ... or a decision put after it in the same question (修好了吗，需要给您申请补偿吗？).
@@ -437,7 +442,10 @@ def context_kind(context: str | None) -> ContextKind:
     if not context or not context.strip():
         return "none"
     c = unicodedata.normalize("NFKC", context).lower()
-    questions = [s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s)]
+    # (a question mark alone is the end of the question before it: 可以帮您的吗??)
+    questions = [
+        s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s) and s.strip("?!.;。 \n")
+    ]
     if not questions:
         if _WELCOME.search(c):
             return "opening"
@@ -450,6 +458,7 @@ def context_kind(context: str | None) -> ContextKind:
     resolved = _RESOLVED_CHECK.search(q)
     if (
         resolved
+        and not _NEGATED.search(q)  # 没收到吗: a yes says the trouble is there
         and not _ASKS_HOW.search(q)
         and not _OFFER.search(c)
         and not _IF_NOT.search(c)
@@ -458,7 +467,7 @@ def context_kind(context: str | None) -> ContextKind:
         return "resolved_check"
     if _OPENING.search(q):
         return "opening"
-    if _COMPREHENSION.search(q):
+    if _COMPREHENSION.search(q) and not _NEGATED.search(q):
         return "comprehension"
     if (
         _CALLBACK.search(q)
