@@ -1586,3 +1586,32 @@ def test_their_reply_needing_look_alikes(text, staff):
 def test_a_yes_to_is_it_received_or_solved_is_closing_asked_straight():
     assert label("是的", "E卡电子密码收到了吗?") == "closing"
     assert label("是的", "问题解决了吗？") == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("辛苦客服妹妹了", "好的呢"),
+        ("您稍等", "麻烦您提供下税号哦"),  # the customer goes to get it
+        ("都怪我", "给您带来不便，还请您见谅~"),  # blaming oneself
+        ("是我自己没看清楚", "给您带来不便，还请您见谅~"),
+        ("就这两个问题", "请问还有其他还可以帮到您的吗?"),
+        ("不用查了", "稍等哈妹子帮您看下哦"),
+        ("帮大忙了", "请问还有其他还可以帮到您的吗?"),
+    ],
+)
+def test_closings_from_the_fourth_hundred_of_csds_test(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("妹妹", "好的呢"),  # calling for attention
+        ("都怪你们", "给您带来不便，还请您见谅~"),
+        ("是我的问题吗", "给您带来不便，还请您见谅~"),
+        ("您稍等 我还有个问题", "麻烦您提供下税号哦"),
+    ],
+)
+def test_and_their_look_alikes(text, staff):
+    assert label(text, staff) == "needs_reply"
