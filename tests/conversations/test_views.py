@@ -152,6 +152,20 @@ def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
     past = admin.get("/conversations", params={"page": 999}).text
     assert "回到第一页" in past and "开启会话存档" not in past
 
+    # the header counts the waiting customers the filters show, not the whole team's
+    def header_count(params) -> int:
+        html = admin.get("/conversations", params=params).text
+        found = re.search(r"(\d+) 位客户等待回复", html)
+        return int(found.group(1)) if found else 0
+
+    for staff in ("zhaoliu", "zhangsan"):
+        api = admin.get("/api/v1/conversations", params={"waiting": 1, "staff": staff}).json()["total"]
+        assert header_count({"staff": staff}) == header_count({"staff": staff, "waiting": 1}) == api > 0
+    everyone = admin.get("/api/v1/conversations", params={"waiting": 1}).json()["total"]
+    assert header_count({}) == everyone > header_count({"staff": "zhaoliu"})
+    nothing = admin.get("/conversations", params={"q": "没有这句话", "staff": "zhaoliu"}).text
+    assert "在所选条件内没有找到包含“没有这句话”的消息" in nothing
+
 
 def test_a_supervisor_sees_their_team(as_role, chats):
     sup = as_role("supervisor")  # 王五: 张三 and 李四, not 赵六

@@ -12,7 +12,7 @@ msgtime) and `now`, which callers may pass for a fixed clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select, true
@@ -489,8 +489,9 @@ def customer_conversations(session: Session, viewer: Reader, customer_id: int, l
     return list_conversations(session, viewer, ConversationFilter(customer_id=customer_id), 1, limit).items
 
 
-def waiting_count(session: Session, viewer: Reader) -> int:
-    stmt = readable(viewer, ConversationFilter(waiting=True))
+def waiting_count(session: Session, viewer: Reader, within: ConversationFilter | None = None) -> int:
+    """How many of the viewer's conversations wait for a reply (of those `within` selects)."""
+    stmt = readable(viewer, replace(within or ConversationFilter(), waiting=True))
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 

@@ -55,7 +55,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             hits = queries.search_messages(s, viewer, q, page_no, 20, f)
         else:
             result = queries.list_conversations(s, viewer, f, page_no, 20)
-        waiting_total = queries.waiting_count(s, viewer)
+        waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         staff = [
             m
             for m in customer_queries.active_staff(s)
