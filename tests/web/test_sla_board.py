@@ -182,6 +182,13 @@ def test_the_board_page(as_role, waits):
     assert 'id="within-steps"' in page.text and "超过仍未回复" in page.text
     assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
+    # a day that has not come yet is refused, not shown as a day nobody waited
+    tomorrow = (datetime.now(SHANGHAI).date() + timedelta(days=1)).isoformat()
+    later = as_role("supervisor").get("/sla", params={"day": tomorrow})
+    assert later.status_code == 422 and f"还没到 {tomorrow} 这一天" in later.text
+    api_later = as_role("supervisor").get("/api/v1/sla/board", params={"day": "2099-01-01"})
+    assert api_later.status_code == 422 and "还没到 2099-01-01 这一天" in api_later.text
+    assert f'max="{datetime.now(SHANGHAI).date().isoformat()}"' in page.text  # the date picker stops at today
     for far in ("0001-01-01", "9999-12-31"):  # date arithmetic would overflow: a clear 422
         page = as_role("supervisor").get("/sla", params={"day": far})
         assert page.status_code == 422 and "日期无效" in page.text

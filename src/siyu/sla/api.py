@@ -123,11 +123,18 @@ def _within_steps(
     return out
 
 
+class FutureDay(ValueError):
+    """The board was asked for a day that has not come yet (in the tenant's time zone)."""
+
+
 def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None = None) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
     responses and deliveries that failed on `day` (the tenant's today by default)."""
     scope = viewer.visible_staff  # None: the whole tenant
+    if day is not None and day > now.astimezone(ZoneInfo(service.tenant_timezone(session))).date():
+        # (its figures would all read 0, as if nobody had waited that day)
+        raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)
     waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None)
     conv_ids = [w["conversation_id"] for w in waiting]
@@ -250,7 +257,10 @@ def get_board(
     their team's, an admin everyone's."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        return board_for(s, viewer, rt.now(), day)
+        try:
+            return board_for(s, viewer, rt.now(), day)
+        except FutureDay as exc:
+            raise HTTPException(422, str(exc)) from None
 
 
 # ---------------------------------------------------------------- snooze

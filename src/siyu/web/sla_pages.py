@@ -22,6 +22,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.sla import service
 from siyu.sla.api import (
+    FutureDay,
     apply_department_policy,
     apply_policy,
     board_for,
@@ -99,7 +100,10 @@ def sla_board(request: Request, viewer: PageViewer):
         raise HTTPException(422, f"日期无效：{exc}") from None
     now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        board = board_for(s, viewer, now, day)
+        try:
+            board = board_for(s, viewer, now, day)
+        except FutureDay as exc:
+            raise HTTPException(422, f"日期无效：{exc}") from None
         tz = ZoneInfo(service.tenant_timezone(s))
     today = now.astimezone(tz).date()
 
@@ -120,6 +124,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "when": when,
             "is_today": is_today,
             "day_name": "今日" if is_today else board["day"].strftime(day_format),
+            "today_iso": today.isoformat(),
             "snooze_choices": SNOOZE_CHOICES,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
