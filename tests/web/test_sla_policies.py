@@ -78,6 +78,11 @@ def test_create_update_delete_a_department_policy_and_its_members_follow_it(as_r
     assert r.status_code == 200, r.text
     assert r.json()["steps"] == LEADER_1MIN and r.json()["quiet_hours"] == []
     assert r.json()["escalation_contact"] == "wangwu"
+    # the policy page's department list names the contact as the form's choices do
+    page = admin.get("/sla/policy").text
+    assert "升级联系人 王五" in page and "升级联系人 wangwu" not in page
+    # ... and its form has five step rows, blank ones included
+    assert page.count('name="step_delay_min"') == 5
 
     # 销售一组 gets one too, starting from 销售部's.
     r = admin.put("/api/v1/sla/policies/3", json={"business_hours_only": True}, headers=headers)

@@ -171,12 +171,15 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
         listed = policies_out(s)
     synced = {d["wecom_id"] for d in listed["departments"]}
     top = [d for d in listed["departments"] if d["depth"] == 0]
-    own = {p["department_wecom_id"]: _policy_text(p) for p in listed["policies"][1:]}
+    own = {p["department_wecom_id"]: _policy_text(p, dict(staff)) for p in listed["policies"][1:]}
     shown = form or {
         **current,
         "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"]),
     }
-    steps = list(shown["steps"]) + [{"delay_s": None, "action": "app_message", "target": "agent"}] * 2
+    # at least five rows, two of them blank (a policy whose steps were all cleared had come back
+    # with two rows only)
+    blank = {"delay_s": None, "action": "app_message", "target": "agent"}
+    steps = list(shown["steps"]) + [blank] * max(2, 5 - len(shown["steps"]))
     return render(
         request,
         "sla_policy.html",
@@ -204,15 +207,16 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
     )
 
 
-def _policy_text(p: dict) -> str:
-    """A department policy in a line: its steps, and what else differs from a plain clock."""
+def _policy_text(p: dict, names: dict[str, str]) -> str:
+    """A department policy in a line: its steps, and what else differs from a plain clock
+    (people by name, as the form's choices show them)."""
     parts = [_steps_text(p["steps"]) if p.get("enabled", True) else "已关闭提醒"]
     if p.get("business_hours_only"):
         parts.append("只计算工作时间（" + "、".join(f"{a}-{b}" for a, b in p.get("shifts", [])) + "）")
     if p.get("quiet_hours"):
         parts.append(f"免打扰 {p['quiet_hours'][0]}-{p['quiet_hours'][1]}")
     if p.get("escalation_contact"):
-        parts.append(f"升级联系人 {p['escalation_contact']}")
+        parts.append(f"升级联系人 {names.get(p['escalation_contact'], p['escalation_contact'])}")
     return " · ".join(parts)
 
 
@@ -408,7 +412,10 @@ def _department_page(
             )
     current = stored or stored_source
     shown = form or {**current, "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"])}
-    steps = list(shown["steps"]) + [{"delay_s": None, "action": "app_message", "target": "agent"}] * 2
+    # at least five rows, two of them blank (a policy whose steps were all cleared had come back
+    # with two rows only)
+    blank = {"delay_s": None, "action": "app_message", "target": "agent"}
+    steps = list(shown["steps"]) + [blank] * max(2, 5 - len(shown["steps"]))
     dept = {
         "wecom_id": wecom_id,
         "name": synced["name"] if synced else stored["department_name"],
