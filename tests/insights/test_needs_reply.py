@@ -1615,3 +1615,31 @@ def test_closings_from_the_fourth_hundred_of_csds_test(text, staff):
 )
 def test_and_their_look_alikes(text, staff):
     assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("已经评价过了，[数字]星", "还辛苦您给小妹打个评价呢~"),
+        ("回家拍照", "好的"),  # the customer's own step
+        ("谢谢小妹儿", "小妹给您联系站点哈"),
+        ("这么晚辛苦了~", "[数字]小时内，亲爱的"),
+        ("嗯嗯", "您这边有联系到吗?"),  # got through to them: a yes settles it
+        ("我看一下购买日期", "什么时候开始使用的呢"),  # looking it up
+    ],
+)
+def test_closings_from_the_seventh_hundred_of_csds(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("没有", "您这边有联系到吗?"),  # not got through: still the trouble
+        ("可以的", "您的订单联系方式可以联系到您吗?"),  # confirms the number the staff will use
+        ("你看一下订单", "好的"),  # tells the staff to look
+        ("我看一下怎么退", "好的"),
+    ],
+)
+def test_the_seventh_hundreds_look_alikes_need_a_reply(text, staff):
+    assert label(text, staff) == "needs_reply"
