@@ -217,7 +217,7 @@ def test_messages_are_chronological_with_labels(as_role, chats):
     by_text = {m["text"]: m for m in wang["items"]}
     assert by_text["欢迎光临本店"]["by_siyu"] and by_text["欢迎光临本店"]["labels"] == ["自动发送"]
     assert by_text["能便宜点吗 iPhone15"]["waiting"] and by_text["能便宜点吗 iPhone15"]["labels"] == []
-    assert by_text["好的"]["needs_reply"] is False and by_text["好的"]["labels"] == ["无需回复"]
+    assert by_text["好的"]["needs_reply"] is False and by_text["好的"]["labels"] == ["结束语"]
     assert [m["direction"] for m in wang["items"]] == ["out", "out", "in", "in"]
     assert by_text["好的"]["sender_name"] == "王女士" and by_text["欢迎光临本店"]["sender_name"] == "张三"
     assert wang["has_more"] is False and wang["before"] is None
@@ -254,7 +254,7 @@ def test_the_conversation_page(as_role, chats, world):
     assert page.status_code == 200
     html = page.text
     assert "王女士" in html and re.search(r"等待 \d+ 分 \d+ 秒", html)
-    assert "能便宜点吗 iPhone15" in html and "自动发送" in html and "无需回复" in html
+    assert "能便宜点吗 iPhone15" in html and "自动发送" in html and "结束语" in html
     assert f'href="/customers/{world.a.customers["王女士"]}"' in html
     assert 'class="msg in' in html and 'class="msg out' in html
     assert f'value="{agent.csrf}"' in html  # the 无需回复 form carries the CSRF token

@@ -241,7 +241,7 @@ def message_labels(m: Message) -> list[str]:
     if m.by_siyu:
         labels.append("自动发送")
     if m.direction == "in" and m.needs_reply is False:
-        labels.append("无需回复")
+        labels.append("结束语")  # Siyu read it as a closing remark (the button 标记无需回复 is the agent's)
     return labels
 
 

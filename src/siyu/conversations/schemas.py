@@ -30,10 +30,12 @@ class MessageOut(BaseModel):
     msgtype: str
     text: str = Field(description="a readable rendering ([图片], [文件] name, ...)")
     recalled: bool = Field(description="the sender recalled it (shown as 已撤回)")
-    needs_reply: bool | None = Field(description="inbound only: False for a closing remark (无需回复)")
+    needs_reply: bool | None = Field(description="inbound only: False for a closing remark (结束语)")
     reply_score: float | None = None
     by_siyu: bool = Field(description="sent by Siyu on the staff member's behalf (自动发送)")
-    labels: list[str] = Field(description="已撤回, 自动发送, 无需回复, 已标记无需回复, as they apply")
+    labels: list[str] = Field(
+        description="已撤回, 自动发送, 结束语 (read as a closing remark), 已标记无需回复 (by staff)"
+    )
     dismissed_at: datetime | None = Field(
         None, description="when staff marked the wait this message opened as needing no reply"
     )

@@ -185,7 +185,7 @@ def _check_workable(policy: SlaPolicy) -> None:
         )
     if policy.business_hours_only and policy.shifts is not None and not policy.shifts:  # None: the default
         raise PolicyError(
-            "只按营业时间计时需要至少一个班次 / counting business hours only needs at least one shift"
+            "只计算工作时间需要至少一个班次 / counting business hours only needs at least one shift"
         )
     enabled = policy.enabled is not False  # None on a policy's first save: on, the column default
     if enabled and policy.steps is not None and not policy.steps:  # None: the default steps
