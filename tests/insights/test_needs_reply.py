@@ -1643,3 +1643,17 @@ def test_closings_from_the_seventh_hundred_of_csds(text, staff):
 )
 def test_the_seventh_hundreds_look_alikes_need_a_reply(text, staff):
     assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize("staff", ["您安装好硒鼓了吗", "您收到短信了吗", "之前有在别的平台买过吗"])
+def test_thanks_after_a_yes_or_no_question_only_for_information_is_closing(staff):
+    # nothing the staff would do and nothing put to confirm: thanks leaves it, a bare yes answers
+    assert label("谢谢", staff) == "closing"
+    assert label("好的", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    "staff", ["请问是这个订单吗？", "就是电子发票修改为增票是吧", "[订单编号]对么", "是否记错了呢"]
+)
+def test_thanks_after_a_question_that_puts_something_to_confirm_still_answers_it(staff):
+    assert label("好的谢谢", staff) == "needs_reply"

@@ -32,9 +32,10 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
    A question only for information or a preference (您注重什么功能呢 拍照还是玩游戏呢, 您的订单号是
-   多少呢; nothing the staff would do, no yes-or-no) is answered by a bare 好的 / 可以 / 没有, and
-   left unanswered with thanks (好吧谢谢): closing. Why the staff asks (方便小妹帮您查询一下) is no
-   offer to decide on: 可以提供一下订单号吗，方便小妹帮您查询 asks the customer to act.
+   多少呢, 您安装好硒鼓了吗; nothing the staff would do, nothing put to confirm as 是这个订单吗 does)
+   is answered by a bare 好的 / 可以 / 没有, and left unanswered with thanks (好吧谢谢): closing.
+   Why the staff asks (方便小妹帮您查询一下) is no offer to decide on: 可以提供一下订单号吗，方便小妹
+   帮您查询 asks the customer to act.
    An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
    好不好, 咋样; 您看可以吧 about what the staff proposes, not about what is done) count as such
    questions: 好的 is the go-ahead. "We cannot say when" (无法确定什么时候到货) and the staff only
@@ -488,7 +489,12 @@ def context_kind(context: str | None) -> ContextKind:
         return "wait"
     if _ACTION.search(q) and not decision:
         return "action"
-    if _WH.search(asked) and not _ACTS.search(asked) and not _YES_NO.search(asked) and not _OFFER.search(c):
+    if (
+        (_WH.search(asked) or (_YES_NO.search(asked) and not _CONFIRMS.search(asked)))
+        and not _ACTS.search(asked)
+        and not _CONSENT.search(asked)
+        and not _OFFER.search(c)
+    ):
         return "info"
     return "decision"
 
@@ -499,9 +505,12 @@ def context_kind(context: str | None) -> ContextKind:
 # do (需要帮您取消吗, 给您换新还是退款呢) or asks yes or no (是这个订单吗).
 _WH = re.compile(r"什么|哪|还是|几|多少|怎么|怎样|如何|为什么|为啥|啥")
 _ACTS = re.compile(
-    r"需要|要我|确定|确认|是否|要不要|同意|帮|给|为(?:您|你)|换|退|补|赔|取消|申请|安排|预约|下单|购买|办理"
+    r"需要|要我|确定|要不要|同意|帮|给|为(?:您|你)|换|退|补|赔|取消|申请|安排|预约|下单|购买|办理"
 )
 _YES_NO = re.compile(rf"吗|{lx.QUESTION_ME}|是不是|有没有|能不能|可不可以|行不行|好不好|[是对行好]吧")
+# ... and a yes-or-no question that puts something to confirm (是这个订单吗, 电子发票改增票是吧, 对么):
+# its answer is what the staff goes on from.
+_CONFIRMS = re.compile(r"是[^,，。?？]{0,12}(?:吗|么|嘛|吧)|对(?:吗|么|嘛|吧|不对)|是不是|是否|确认")
 
 
 # "Will it do?" asked with 吧 about what the staff proposes (赔付您三十元的红包，您看可以吧): 好的 is
