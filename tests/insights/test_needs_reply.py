@@ -1657,3 +1657,24 @@ def test_thanks_after_a_yes_or_no_question_only_for_information_is_closing(staff
 )
 def test_thanks_after_a_question_that_puts_something_to_confirm_still_answers_it(staff):
     assert label("好的谢谢", staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("现在就这些吧", "请问还有其他还可以帮到您的吗?"),
+        ("早点睡~", "很高兴遇到您这么善解人意的客户"),
+        ("我先睡觉啦", "谢谢您"),
+        ("你也要注意休息喔", "请问还有其他还可以帮到您的吗?"),
+        ("不用了谢谢吆", "如果您不方便签收可以为您操作整单退款"),
+        ("京东客服是最好的", "感谢您对京东的支持"),
+        ("我还是相信京东的", "我理解您的心情"),
+    ],
+)
+def test_closings_from_the_eighth_hundred_of_csds(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize("text", ["我睡了 你们快点发货", "我不相信京东了", "京东客服是最差的"])
+def test_the_eighth_hundreds_look_alikes_need_a_reply(text):
+    assert label(text, "请问还有其他还可以帮到您的吗?") == "needs_reply"
