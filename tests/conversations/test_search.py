@@ -29,6 +29,10 @@ from tests.conversations.conftest import Archive, store
         ("", []),
         ("！？…", []),
         ("收到👌", ["收到"]),  # emoji are not indexed: a query's are checked with LIKE
+        # a number also by its tails of three digits or more (a query word matches as a prefix)
+        ("单号 123456", ["单号", "123456", "23456", "3456", "456"]),
+        ("123 1234", ["123", "1234", "234"]),
+        ("v2024", ["v2024"]),
     ],
 )
 def test_tokenize(text, tokens):
@@ -280,3 +284,14 @@ def test_a_deleted_message_leaves_the_index(db, world, as_role):
             s.scalar(select(func.count()).select_from(MessageSearch).where(MessageSearch.message_id == 0))
             == 0
         )
+
+
+def test_the_last_digits_of_an_order_number_find_it(as_role, new_waiting):
+    new_waiting("zhangsan", "订单号 58231204317 查一下")
+    admin = as_role("admin")
+    for q in ("58231204317", "5823", "1204317", "4317", "317", "查一下 317"):
+        assert hits(admin, q) == ["订单号 58231204317 查一下"], q
+    assert hits(admin, "9317") == [] and hits(admin, "4318") == []
+    found = admin.get("/api/v1/messages/search", params={"q": "4317"}).json()["items"][0]
+    assert re.search(r"<mark>4317</mark>", admin.get("/conversations", params={"q": "4317"}).text)
+    assert found["message"]["text"] == "订单号 58231204317 查一下"

@@ -114,6 +114,9 @@ _QUERY_RUNS = re.compile(
 )
 
 
+MAX_NUMBER = 40  # digits: longer runs are not numbers anyone types back to look for
+
+
 def normalize(text: str) -> str:
     """NFKC (full width → half width, compatibility ideographs → unified) and lower case."""
     return unicodedata.normalize("NFKC", text or "").lower()
@@ -137,12 +140,17 @@ def _bigrams(run: str) -> list[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words.
-    (What _runs and _bigrams do, inlined: ingest tokenizes every message it stores.)"""
+    """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words; a number
+    also by its tails of three digits or more, so that the last digits of an order or tracking
+    number find it (a word matches as a prefix: 20261204123 is found by 2026 and, through its
+    tail 1204123, by 1204 and by 123). (What _runs and _bigrams do, inlined: ingest tokenizes
+    every message it stores.)"""
     out: list[str] = []
     for cjk, word in _RUNS.findall(normalize(text)):
         if not cjk:
             out.append(word)
+            if 3 < len(word) <= MAX_NUMBER and word.isdigit():
+                out += [word[i:] for i in range(1, len(word) - 2)]
         elif len(cjk) > 1:
             out += map(operator.add, cjk, cjk[1:])
         else:
