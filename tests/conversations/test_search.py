@@ -32,6 +32,7 @@ from tests.conversations.conftest import Archive, store
         # a number also by its tails of three digits or more (a query word matches as a prefix)
         ("单号 123456", ["单号", "123456", "23456", "3456", "456"]),
         ("123 1234", ["123", "1234", "234"]),
+        ("13800001234", ["13800001234", "00001234", "0001234", "001234", "01234", "1234", "234"]),
         ("v2024", ["v2024"]),
     ],
 )

@@ -115,6 +115,9 @@ _QUERY_RUNS = re.compile(
 
 
 MAX_NUMBER = 40  # digits: longer runs are not numbers anyone types back to look for
+# A number's tails are indexed up to its last eight digits (people look up 尾号 4317 or the end of
+# an order number): each tail is a token more to store, and ingest paid about 5 % for all of them.
+TAIL_DIGITS = 8
 
 
 def normalize(text: str) -> str:
@@ -141,7 +144,7 @@ def _bigrams(run: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words; a number
-    also by its tails of three digits or more, so that the last digits of an order or tracking
+    also by its tails of three to eight digits, so that the last digits of an order or tracking
     number find it (a word matches as a prefix: 20261204123 is found by 2026 and, through its
     tail 1204123, by 1204 and by 123). (What _runs and _bigrams do, inlined: ingest tokenizes
     every message it stores.)"""
@@ -150,7 +153,7 @@ def tokenize(text: str) -> list[str]:
         if not cjk:
             out.append(word)
             if 3 < len(word) <= MAX_NUMBER and word.isdigit():
-                out += [word[i:] for i in range(1, len(word) - 2)]
+                out += [word[i:] for i in range(max(1, len(word) - TAIL_DIGITS), len(word) - 2)]
         elif len(cjk) > 1:
             out += map(operator.add, cjk, cjk[1:])
         else:
