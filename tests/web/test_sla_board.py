@@ -533,9 +533,21 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         == 422
     )
     no_such = admin.post(
-        "/sla/policy/days", data={"csrf_token": admin.csrf, "day": "2031-02-30", "kind": "holiday"}
+        "/sla/policy/days",
+        data={"csrf_token": admin.csrf, "day": "2031-02-30", "kind": "workday", "note": "公司年会备注"},
     )
     assert no_such.status_code == 422 and "没有 2031-02-30 这一天" in no_such.text  # not "write YYYY-MM-DD"
+    # said beside the special-date form, which keeps what was typed
+    assert 'id="day-error"' in no_such.text and 'id="policy-error"' not in no_such.text
+    assert no_such.text.index('id="days"') < no_such.text.index('id="day-error"')
+    assert 'value="2031-02-30"' in no_such.text and 'value="公司年会备注"' in no_such.text
+    assert '<option value="workday" selected>' in no_such.text
+    no_kind = admin.post("/sla/policy/days", data={"csrf_token": admin.csrf, "day": "2031-02-01"})
+    assert (
+        no_kind.status_code == 422
+        and "请选择放假或上班" in no_kind.text
+        and 'value="2031-02-01"' in no_kind.text
+    )
     far = {"csrf_token": admin.csrf, "day": "0001-01-01", "kind": "holiday"}
     far = admin.post("/sla/policy/days", data=far)
     assert far.status_code == 422 and "2000-01-01 至 2099-12-31" in far.text

@@ -162,7 +162,17 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
 # ---------------------------------------------------------------- the policy
 
 
-def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict | None = None, status=200):
+def _policy_page(
+    request: Request,
+    viewer: Viewer,
+    error: str = "",
+    form: dict | None = None,
+    status=200,
+    day_error: str = "",
+    day_form: dict | None = None,
+):
+    """The policy page; `error` and `form` for the policy form refused, `day_error` and
+    `day_form` (day, kind, note as typed) for the special-date form, shown beside it."""
     now = request.app.state.rt.now()
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
@@ -194,6 +204,8 @@ def _policy_page(request: Request, viewer: Viewer, error: str = "", form: dict |
             "error": error,
             "done": DONE.get(request.query_params.get("done") or ""),
             "today": today.isoformat(),  # the tenant's, not the server's
+            "day_error": day_error,
+            "day_form": day_form or {"day": today.isoformat(), "kind": "holiday", "note": ""},
             "calendar_gap": official_calendar_gap(today),
             "depts": listed["departments"],
             "own": own,
@@ -353,14 +365,20 @@ async def policy_submit(request: Request, viewer: PageViewer):
 async def policy_day_add(request: Request, viewer: PageViewer):
     require_admin(viewer)
     form = await request.form()
+    typed = {k: str(form.get(k, "")) for k in ("day", "kind", "note")}
+
+    def refused(message: str):
+        # beside the special-date form, with what was typed (it had gone to the page's top, the
+        # note lost and the date back to today)
+        return run_in_threadpool(_policy_page, request, viewer, "", None, 422, message, typed)
+
     try:
-        day = parse_day(str(form.get("day", "")))
+        day = parse_day(_form_text(typed["day"]))
     except ValueError as exc:
-        return await run_in_threadpool(_policy_page, request, viewer, str(exc), None, 422)
-    kind = str(form.get("kind", ""))
+        return await refused(str(exc))
+    kind = typed["kind"]
     if kind not in ("holiday", "workday"):
-        message = "请选择放假或上班 / choose holiday or workday"
-        return await run_in_threadpool(_policy_page, request, viewer, message, None, 422)
+        return await refused("请选择放假或上班 / choose holiday or workday")
 
     def save() -> None:
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
