@@ -406,6 +406,9 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
     w.t0 = w.t0.replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
     w.say("急！明天的订单能改地址吗？", at=0)
     w.pulled(86400)
+    with w.session() as s:  # before the call comes due, the board already gives 08:00, and why
+        [row] = service.waiting_now(s, w.rt.now())
+        assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
     w.clock(120)
     assert w.fire() == 0
     with w.session() as s:

@@ -30,7 +30,7 @@ from siyu.customers.models import Customer, Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk
 from siyu.notify.models import UNSENT, OutboxMessage
-from siyu.sla.calendar import BusinessCalendar, check_day, parse_hhmm, parse_shifts
+from siyu.sla.calendar import BusinessCalendar, check_day, parse_hhmm, parse_shifts, quiet_until
 from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_SHIFTS,
@@ -789,34 +789,38 @@ def day_bounds(session: Session, now: datetime, day: date | None = None) -> tupl
 
 def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | None = None) -> list[dict]:
     """Who is waiting right now, longest first: for the supervisor's board."""
-    next_due = (
-        select(func.min(SlaEscalation.due_at))
-        .where(SlaEscalation.wait_id == SlaWait.id, SlaEscalation.status == "pending")
-        .scalar_subquery()
-    )
-    # a call held back by the policy's quiet hours (firing notes it so): the board says why
-    # the next step is hours away
-    held = (
-        select(SlaEscalation.id)
-        .where(
-            SlaEscalation.wait_id == SlaWait.id,
-            SlaEscalation.status == "pending",
-            SlaEscalation.note == QUIET_HOURS,
-        )
-        .exists()
-    )
     q = (
-        select(SlaWait, Customer.name, next_due, held)
+        select(SlaWait, Customer.name)
         .outerjoin(Customer, Customer.id == SlaWait.customer_id)
         .where(SlaWait.closed_at.is_(None))
         .order_by(SlaWait.started_at)
     )
     if staff_userids is not None:
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
+    rows = session.execute(q).all()
+    # each wait's next step (a wait has one pending at a time)
+    pending = {
+        wait_id: (due, action, note)
+        for wait_id, due, action, note in session.execute(
+            select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.note)
+            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w, _ in rows]))
+            .where(SlaEscalation.status == "pending")
+        )
+    }
     book = PolicyBook(session)
+    timezone = tenant_timezone(session)
     out = []
-    for w, name, due, quiet in session.execute(q):
+    for w, name in rows:
         policy = book.by_id(w.policy_id)
+        due, action, note = pending.get(w.id, (None, None, None))
+        # a call held back by the policy's quiet hours (firing notes it so), or one that will be
+        # when it comes due: the board gives the time it will be placed, and says why
+        quiet = note == QUIET_HOURS
+        if not quiet and action == "voice_call" and due is not None:
+            ends = quiet_until(due, policy.quiet_hours, timezone)
+            if ends is not None:  # (firing also waits for the business clock, as here)
+                due = book.calendar(policy).add(ends, 0) if policy.business_hours_only else ends
+                quiet = True
         out.append(
             {
                 "conversation_id": w.conversation_id,
@@ -828,7 +832,7 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
                 "waited_business_s": book.waited_business_s(policy, w.started_at, now),
                 "breached_step": w.breached_step,
                 "next_step_at": due,
-                "next_step_after_quiet_hours": bool(quiet),
+                "next_step_after_quiet_hours": quiet,
                 "snoozed_until": w.snoozed_until,
             }
         )
