@@ -101,3 +101,18 @@ def test_channel_page_shows_the_qr_code(page, siyu, world):
     for path in ("/setup", "/channels/new", "/staff", "/"):
         page.goto(f"{siyu}{path}")
         _fits_the_phone(page)
+
+
+def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
+    page.goto(f"{siyu}/login?next=/sla/policy")
+    page.get_by_label("账号").fill(world.a.logins["admin"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", name="提醒策略")).to_be_visible()
+    _fits_the_phone(page)
+    # a step's fields stack: 应用消息 / 负责成员 / 语音电话 were cut to 应用消 / 负责成 / 语音电
+    widths = page.eval_on_selector_all(
+        'select[name="step_action"], select[name="step_target"]',
+        "els => els.map(e => e.getBoundingClientRect().width)",
+    )
+    assert widths and min(widths) >= 150, widths
