@@ -180,6 +180,7 @@ def test_the_board_page(as_role, waits):
     assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
     # today: waits of the day past 2 minutes unanswered count against step 1 at once
     assert 'id="within-steps"' in page.text and "超过仍未回复" in page.text
+    assert "按各等待现在适用的提醒策略计算" in page.text  # which policy the share is measured by
     assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     # a day that has not come yet is refused, not shown as a day nobody waited
