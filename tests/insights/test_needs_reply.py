@@ -1678,3 +1678,32 @@ def test_closings_from_the_eighth_hundred_of_csds(text, staff):
 @pytest.mark.parametrize("text", ["我睡了 你们快点发货", "我不相信京东了", "京东客服是最差的"])
 def test_the_eighth_hundreds_look_alikes_need_a_reply(text):
     assert label(text, "请问还有其他还可以帮到您的吗?") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("谢谢", "很高兴能为您服务"),  # the pleasure of serving is no offer to take up
+        ("谢谢!", "这些都是我们的分内之事，我也很荣幸能帮您"),
+        ("谢谢解答我没有问题了谢谢", "您还有什么问题想要咨询吗?"),
+        ("实在抱歉不好意思!", "亲爱的这边小妹为您再次留言一下哈"),  # the customer apologises
+        ("这回懂了", "您直接点击再次购买就好了"),
+        ("客气客气", "亲爱的感谢您的理解的呢"),
+        ("我自己改了", "亲爱哒，请问还有其他需要咨询的吗?"),
+    ],
+)
+def test_closings_from_the_ninth_hundred_of_csds(text, staff):
+    assert label(text, staff) == "closing"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("好的", "可以为您补发一个"),  # an offer: the go-ahead
+        ("谢谢", "可以帮您申请退款"),
+        ("抱歉 我还有个问题", "好的"),
+        ("我没有收到", "好的"),
+    ],
+)
+def test_the_ninth_hundreds_look_alikes_need_a_reply(text, staff):
+    assert label(text, staff) == "needs_reply"
