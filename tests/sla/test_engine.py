@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from siyu.conversations import service as conversations
 from siyu.sla import firing, service, tasks
-from siyu.sla.models import SlaCall, SlaEscalation
+from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 
 def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
@@ -547,3 +547,17 @@ def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeyp
     assert [tasks.fire_one(w.rt, r.tenant_id, r.id) for r in dead] == ["lost"] * 5  # A comes back
     [card] = w.outbox()  # the five steps to zhangsan, merged into one card
     assert sorted(card.payload["escalations"]) == sorted(r.id for r in dead)
+
+
+def test_a_wait_begun_before_any_policy_takes_the_first_one_saved(local):
+    w = local
+    w.say("有人在吗？", at=0)  # no policy yet: the built-in default times it
+    with w.session() as s:
+        [wait] = s.scalars(select(SlaWait)).all()
+        assert wait.policy_id is None
+    w.policy(business_hours_only=True, shifts=[["09:00", "18:00"]])
+    with w.session() as s:
+        [wait] = s.scalars(select(SlaWait)).all()
+        assert wait.policy_id == service.policy_for(s, "zhangsan").id
+        [row] = service.waiting_now(s, w.rt.now())
+        assert row["waited_business_s"] is not None  # measured by the clock the admin chose

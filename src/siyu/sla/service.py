@@ -173,7 +173,23 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
     _check_workable(policy)
     policy.updated_at = datetime.now(UTC)
     session.flush()
+    _adopt_policy(session)
     return policy
+
+
+def _adopt_policy(session: Session) -> None:
+    """Open waits begun before the tenant had any policy (none recorded: the built-in default)
+    take the one that now applies to their staff member, as a deleted policy's waits do: the
+    board measured them by a clock no one had chosen (wall time beside business time)."""
+    orphans = list(
+        session.scalars(select(SlaWait).where(SlaWait.policy_id.is_(None), SlaWait.closed_at.is_(None)))
+    )
+    if orphans:
+        book = PolicyBook(session)
+        applies = book.for_staff(w.staff_userid for w in orphans)
+        for wait in orphans:
+            wait.policy_id = applies.get(wait.staff_userid, book.fallback).id
+        session.flush()
 
 
 def _check_workable(policy: SlaPolicy) -> None:
