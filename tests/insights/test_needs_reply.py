@@ -172,7 +172,7 @@ def test_a_bare_acknowledgement_answering_a_decision_question_needs_a_reply(staf
 @pytest.mark.parametrize(
     "staff",
     [
-        "黑色和白色您要哪个？",
+        "黑色和白色哪个更好看？",
         "您注重手机的什么功能呢  拍照还是玩游戏呢",
         "您的订单号是多少呢？",
         "您是在哪个门店买的？",
@@ -219,11 +219,27 @@ def test_nothing_answers_what_questions_the_customer_has(staff):
 
 
 @pytest.mark.parametrize(
-    "text", ["嗯嗯，好的，我已经和快递员联系", "我跟商家沟通一下", "我已经给快递员打电话了"]
+    "text", ["嗯嗯，好的，我跟快递员联系一下", "我跟商家沟通一下", "那我给快递员打电话吧"]
 )
 def test_taking_it_up_with_the_courier_oneself_is_closing(text):
     assert label(text, "拒收后商品退回预计需要2-3天的呢") == "closing"
     assert label(text + " 他说不给退", "拒收后商品退回预计需要2-3天的呢") == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("text", "staff"),
+    [
+        ("我已经跟商家说了", "建议您联系商家处理哦"),  # done already: pushes back
+        ("我跟快递说了", "建议您联系快递员"),
+        ("我只想问清楚", "这个是系统规定的"),
+        ("我的问题呢", "已经帮您反馈了"),
+        ("没看清楚", "请按图片中的步骤操作。"),
+        ("怪我咯", "这个是您自己选的地址呢"),
+        ("[数字]分", "您的积分是多少呢"),
+    ],
+)
+def test_pushing_back_or_asking_again_needs_a_reply(text, staff):
+    assert label(text, staff) == "needs_reply"
 
 
 @pytest.mark.parametrize(
@@ -1522,7 +1538,7 @@ def test_telling_the_staff_to_go_ahead_or_a_bare_masked_number_needs_a_reply(tex
     ("text", "staff"),
     [
         ("好的", "可以给我商品的网站吗"),  # the customer is to give the staff something
-        ("我只想问清楚。", "别忘了对妹纸的服务做出评价哦"),  # only asking
+        ("我只是想了解一下", "别忘了对妹纸的服务做出评价哦"),  # only asking
         ("给你评[数字]星", "还辛苦您给小妹打个评价呢"),
         ("已经给您打了五星", "还辛苦您给小妹打个评价呢"),
         ("好的麻烦你", "还请您稍等，正在为您查询~"),  # 麻烦你 with nothing after it thanks
@@ -1555,7 +1571,7 @@ def test_their_look_alikes_need_a_reply(text, staff):
         ("没啦", "您好，请问还有其他可以帮您的吗??"),  # a doubled question mark is one question
         ("别的没什么了", "请问还有其他我可以为您效劳的么?"),
         ("满分", "请问还有什么可以帮到您的?"),
-        ("给力[数字]分", "请问还有什么可以帮到您的吗"),
+        ("给力[数字]星", "请问还有什么可以帮到您的吗"),
         ("已经评价完了", "请问还有什么可以帮到您的?"),
         ("那不聊了，拜拜", "嗯嗯"),
         ("我关闭窗口了，早安", "不客气的"),
@@ -1645,11 +1661,20 @@ def test_the_seventh_hundreds_look_alikes_need_a_reply(text, staff):
     assert label(text, staff) == "needs_reply"
 
 
-@pytest.mark.parametrize("staff", ["您安装好硒鼓了吗", "您收到短信了吗", "之前有在别的平台买过吗"])
-def test_thanks_after_a_yes_or_no_question_only_for_information_is_closing(staff):
-    # nothing the staff would do and nothing put to confirm: thanks leaves it, a bare yes answers
-    assert label("谢谢", staff) == "closing"
-    assert label("好的", staff) == "needs_reply"
+@pytest.mark.parametrize(
+    "staff",
+    [
+        "您安装好硒鼓了吗",
+        "您要开发票吗？",
+        "您接受延迟发货吗？",
+        "明天上门您在家吗？",
+        "这个方案您觉得怎么样？",
+        "打个九折您看咋样",
+    ],
+)
+def test_thanks_after_a_yes_or_no_or_will_it_do_question_answers_it(staff):
+    # yes-or-no questions are not read as information only: 好的谢谢 may be the yes
+    assert label("好的谢谢", staff) == "needs_reply"
 
 
 @pytest.mark.parametrize(

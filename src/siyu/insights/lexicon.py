@@ -148,9 +148,10 @@ NOTHING_BARE = r"(?:暂时|目前|现在|应该|也|再)?(?:没有|没|木有|�
 # "Never mind": closing even after a staff question (没事了 is no answer the staff must act on).
 NEVER_MIND = (
     r"(?:没|木)事儿?(?:了|啦)?|没关系(?:的|啦)?|"
-    # the customer blames themselves (都怪我, 是我没看好): nothing for the staff to put right
-    r"(?:都|也|这)?怪我(?:自己)?(?:了|啦)?|(?:是|都是)?我(?:自己)?的(?:错|问题)(?:了|啦)?|"
-    r"(?:是|都是)?(?:我|怪我)?(?:自己)?没(?:看好|看清楚|看清|注意)(?:了|啦)?"
+    # the customer blames themselves (都怪我, 是我自己没看清楚): nothing for the staff to put right
+    # (not 怪我咯, 我的问题呢, 没看清楚 alone: a sneer, a question, a request to see it again)
+    r"(?:都|也|这|只能)怪我(?:自己)?(?:了|啦)?|(?:是|都是)我(?:自己)?的(?:错|问题)(?:了|啦)?|我(?:自己)?的错|"
+    r"(?:是|都是)?(?:我|怪我)(?:自己)?没(?:看好|看清楚|看清|注意)(?:了|啦)?"
 )
 
 REFUSAL = (
@@ -203,12 +204,11 @@ DEFER = (
     # taking it up with the courier or the seller oneself (我联系他吧, 已经发信息给配送小哥了)
     rf"(?:我|我们)(?:已经)?(?:{_WHEN})*(?:联系|找|问问|问|发信息给|发消息给|打电话给)(?:一下|下)?{_OTHERS}"
     r"(?:打电话|发信息|发消息)?(?:吧|了|一下|下)?|"
-    # ... or said the other way round (我已经和快递员联系了, 我跟商家沟通一下; not 我跟商家沟通过了
-    # while the staff looks into it, news for their check)
-    rf"(?:我|我们)(?:已经|也)?(?:{_WHEN})*(?:和|跟|同|给){_OTHERS}(?:联系|沟通|说|打电话|发信息|发消息)"
-    r"(?:了|吧|一下|下)?|"
+    # ... or said the other way round, as a plan (我跟商家沟通一下; not 我已经跟商家说了 after "contact
+    # the seller", which pushes back, nor 我跟商家沟通过了 while the staff looks into it)
+    rf"(?:我|我们)(?:{_WHEN})*(?:和|跟|同|给){_OTHERS}(?:联系|沟通|打电话|发信息|发消息)(?:一下|下|吧)|"
     # only asking (没了，我就是问一下)
-    r"(?:我)?(?:就是|只是|随便|只)(?:想)?(?:问一下|问问|问下|咨询一下|看看|问清楚|了解一下|了解下)(?:而已)?|"
+    r"(?:我)?(?:就是|只是|随便)(?:想)?(?:问一下|问问|问下|咨询一下|看看|了解一下|了解下)(?:而已)?|"
     # checking for oneself whether it works (我先看看能不能用): with 我 and nothing but time words
     # before it, as 看看能不能便宜点 and 我想看看有没有优惠 ask the staff
     rf"(?:我|我们){_WHEN}*(?:看看|看一下|看下|试试|试一下|试下|查查|查一下|找找看|找一下)"
@@ -334,7 +334,7 @@ CLOSING_CHECK = (
     r"还有(?:可以|能)?为(?:您|你)服务|"
     # what questions or needs the customer has, asked without 还 (您对配置有什么需求呢): "nothing"
     # answers it, as it answers 还有其他问题吗
-    r"(?<!还)有(?:什么|啥)(?:问题|疑问|需求|疑惑|不懂|不明白|不清楚)(?:的地方)?(?=\s*(?:吗|么|呢|嘛|[?]|$))"
+    r"(?<!还)有(?:什么|啥)(?:疑问|需求|疑惑|不懂|不明白|不清楚)(?:的地方)?(?=\s*(?:吗|么|呢|嘛|[?]|$))"
 )
 # The staff asks whether the trouble is over (问题解决了吗, 网络是否恢复正常了呢, 现在能用了吗): a
 # yes (是的, 嗯, 可以了) closes the matter, a no (没有, 还没) is the trouble still there.

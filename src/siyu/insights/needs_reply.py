@@ -31,9 +31,10 @@ reader, reader.py) for what the grammar cannot judge (step 4):
    must act on (确定要取消吗？ 要不要帮您预约？ 您有会员卡吗？) 嗯 / 好的 / 可以 / 好的谢谢 /
    👍 / 没有 / 不取消了 are answers and need a reply; refusals (不用了), deferrals and goodbyes
    stay closing.
-   A question only for information or a preference (您注重什么功能呢 拍照还是玩游戏呢, 您的订单号是
-   多少呢, 您安装好硒鼓了吗; nothing the staff would do, nothing put to confirm as 是这个订单吗 does)
-   is answered by a bare 好的 / 可以 / 没有, and left unanswered with thanks (好吧谢谢): closing.
+   A what-question only for information or a preference (您注重什么功能呢 拍照还是玩游戏呢, 您的订单
+   号是多少呢; nothing the staff would do or the customer would take, no "will it do?", no yes or
+   no) is answered by a bare 好的 / 可以 / 没有 / a sticker, and left unanswered with thanks (好吧谢谢):
+   closing.
    Why the staff asks (方便小妹帮您查询一下) is no offer to decide on: 可以提供一下订单号吗，方便小妹
    帮您查询 asks the customer to act.
    An offer made as a statement (可以给您补发一个的呢, 可以帮您约周三) and "will it do?" (您看行不行,
@@ -125,7 +126,7 @@ class NeedsReplyClassifier(Protocol):
 
 _CODE = re.compile(r"\[([^\[\]\s]{1,12})\]")
 # A masked number in a rating (评价了，[数字]星): the stars, whatever their number.
-_MASKED_STARS = re.compile(r"\[数字x?\]\s*(?=星|颗星|心|分(?!钟))")
+_MASKED_STARS = re.compile(r"\[数字x?\]\s*(?=星|颗星|心)")
 _EXPORT_EMOJI = re.compile(r"#e-[a-z]+\d*(?:\[[^\[\]]{1,8}\])?")  # emoji placeholders of some chat exports
 # ... and the same exports' emoji by name (#E-抱拳, #E-好): read as the [抱拳] code would be, the
 # longest known name first; an unknown one is taken for a one-character name.
@@ -395,7 +396,7 @@ _UNSOLVED = re.compile(
 )
 # "Not yet ...?" (E卡电子密码没收到吗?, 还没到账吗): asked the other way round, a yes is the trouble.
 _NEGATED = re.compile(
-    r"(?:没|没有|未|还没|还没有|不)(?:能)?(?:收到|到|解决|恢复|好|到账|修好|能用|用了|正常)"
+    r"(?<!有)(?<!是)(?:没|没有|未|还没|还没有|不)(?:能)?(?:收到|到|解决|恢复|好|到账|修好|能用|用了|正常)"
 )
 # "If it still doesn't work, we can send someone": the offer is what the customer answers.
 _IF_NOT = re.compile(r"不行的话|还不行|没好的话|需要的话|如果没有")
@@ -451,7 +452,8 @@ def context_kind(context: str | None) -> ContextKind:
         if _WELCOME.search(c):
             return "opening"
         # (an offer with "please wait" after it, 可以帮您操作 您先稍等一下: the staff is on it)
-        offers = (_OFFER.search(c) and not _WAIT.search(c)) or _asks_will_it_do(c) or _PROPOSES.search(c)
+        offer = _OFFER.search(c)
+        offers = (offer and not _WAIT.search(c, offer.end())) or _asks_will_it_do(c) or _PROPOSES.search(c)
         return "decision" if offers else "statement"
     q = questions[-1]
     if _CLOSING_CHECK.search(q):
@@ -490,8 +492,9 @@ def context_kind(context: str | None) -> ContextKind:
     if _ACTION.search(q) and not decision:
         return "action"
     if (
-        (_WH.search(asked) or (_YES_NO.search(asked) and not _CONFIRMS.search(asked)))
+        _WH.search(asked)
         and not _ACTS.search(asked)
+        and not _YES_NO.search(asked)
         and not _CONSENT.search(asked)
         and not _OFFER.search(c)
     ):
@@ -502,15 +505,14 @@ def context_kind(context: str | None) -> ContextKind:
 # A question only for information or a preference (您注重手机的什么功能呢 拍照还是玩游戏呢, 您的订单号
 # 是多少呢): a bare 好的 or 没有 still answers it, but thanks with it (好吧谢谢) leaves without
 # answering, and nothing waits on the staff. Not a question that puts something the staff would
-# do (需要帮您取消吗, 给您换新还是退款呢) or asks yes or no (是这个订单吗).
-_WH = re.compile(r"什么|哪|还是|几|多少|怎么|怎样|如何|为什么|为啥|啥")
+# do or the customer would take (需要帮您取消吗, 给您换新还是退款呢, 您要红色还是蓝色, 您能接受吗),
+# asks "will it do?" (您看怎么样, 咋样, 如何) or asks yes or no (是这个订单吗, 您在家吗): 好的谢谢
+# answers those.
+_WH = re.compile(r"什么|哪|还是|几|多少|怎么(?!样)|为什么|为啥|啥")
 _ACTS = re.compile(
-    r"需要|要我|确定|要不要|同意|帮|给|为(?:您|你)|换|退|补|赔|取消|申请|安排|预约|下单|购买|办理"
+    r"需要|要|确定|确认|是否|同意|接受|愿意|方便|帮|给|为(?:您|你)|换|退|补|赔|取消|申请|安排|预约|下单|购买|办理"
 )
 _YES_NO = re.compile(rf"吗|{lx.QUESTION_ME}|是不是|有没有|能不能|可不可以|行不行|好不好|[是对行好]吧")
-# ... and a yes-or-no question that puts something to confirm (是这个订单吗, 电子发票改增票是吧, 对么):
-# its answer is what the staff goes on from.
-_CONFIRMS = re.compile(r"是[^,，。?？]{0,12}(?:吗|么|嘛|吧)|对(?:吗|么|嘛|吧|不对)|是不是|是否|确认")
 
 
 # "Will it do?" asked with 吧 about what the staff proposes (赔付您三十元的红包，您看可以吧): 好的 is
