@@ -11,6 +11,7 @@ from sqlalchemy import select
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
+from siyu.sla.models import SlaWait
 from tests.conversations.conftest import Archive, classify
 
 
@@ -146,6 +147,7 @@ def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
     assert "成员：张三" in html and "类型：" in html  # the filters show as chips, the box folded
     empty = admin.get("/conversations", params={"staff": "zhaoliu", "kind": "group"}).text
     assert "没有符合筛选条件的会话" in empty and "开启会话存档" not in empty
+    assert "所选条件内没有客户在等待" in empty  # not "nobody waits" while others do
     # a search from the 等待回复 tab looks among the waiting ones only, and says so
     searched = admin.get("/conversations", params={"q": "便宜", "waiting": 1}).text
     assert "只搜等待回复的会话" in searched and 'href="/conversations?q=%E4%BE%BF%E5%AE%9C"' in searched
@@ -371,6 +373,20 @@ def test_dismiss_through_the_api(as_role, new_waiting):
         m for m in sup.get(f"/api/v1/conversations/{cid}/messages").json()["items"] if m["dismissed_at"]
     ]
     assert marked["dismissed_by"] == "王五"  # the second, refused, mark changed nothing
+
+
+def test_a_long_name_marks_no_reply_needed_as_well(db, world, new_waiting):
+    cid = new_waiting("zhangsan")
+    name = "名" * 200  # as long as a person's display name may be (PostgreSQL refused past 128)
+    with db.tenant_session(world.a.id) as s:
+        assert service.dismiss(s, cid, by=name)
+    with db.tenant_session(world.a.id) as s:
+        wait = s.scalar(
+            select(SlaWait)
+            .join(Conversation, Conversation.id == SlaWait.conversation_id)
+            .where(Conversation.id == cid)
+        )
+        assert wait.closed_by == name
 
 
 def test_the_agent_reads_who_marked_their_customer_no_reply_needed(as_role, new_waiting):

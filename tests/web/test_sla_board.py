@@ -471,6 +471,7 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         "0x10",
         ".",
         "0.001",
+        "1.1234567",  # more decimals than a second needs: not taken for a number over the limit
     ):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text

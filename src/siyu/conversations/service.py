@@ -633,7 +633,7 @@ def dismiss(
     msgid = c.awaiting_msgid
     c.awaiting_since, c.awaiting_msgid = None, ""
     change = WaitChange(
-        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason, by
+        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason, by[:200]
     )
     _announce(session, [change])
     return True

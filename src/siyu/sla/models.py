@@ -83,7 +83,7 @@ class SlaWait(TenantOwned, Base):
     # replied | recalled | dismissed | declined (archiving) | lost / removed / transferred (the follow)
     close_reason: Mapped[str] = mapped_column(String(16), default="")
     # who marked it "no reply needed", by the name they were signed in as ("" for Siyu itself)
-    closed_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    closed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     response_s: Mapped[float | None]  # closed by a reply: how long it took
     breached_step: Mapped[int] = mapped_column(default=-1)  # the last step that fired
     snoozed_until: Mapped[datetime | None]

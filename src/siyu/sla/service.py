@@ -833,7 +833,8 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
         # when it comes due: the board gives the time it will be placed, and says why
         quiet = note == QUIET_HOURS
         if not quiet and action == "voice_call" and due is not None:
-            ends = quiet_until(due, policy.quiet_hours, timezone)
+            # (a call overdue but not yet fired is held by the moment firing gets to it)
+            ends = quiet_until(max(due, now), policy.quiet_hours, timezone)
             if ends is not None:  # (firing also waits for the business clock, as here)
                 due = book.calendar(policy).add(ends, 0) if policy.business_hours_only else ends
                 quiet = True

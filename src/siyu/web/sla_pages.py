@@ -283,6 +283,7 @@ def _problems(exc: ValidationError) -> str:
 
 _MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,12}(\.[0-9]{0,6})?")
 _TOO_MANY_MINUTES = 10**13  # (more digits than that: refused as over the limit, not as "not a number")
+_TOO_MANY_DIGITS = re.compile(r"[0-9]{13,}(\.[0-9]*)?")
 _MINUTE_UNIT = re.compile(r"\s*(?:分钟|分|min|mins|minutes?)$")
 
 
@@ -308,7 +309,7 @@ def _read_policy_form(form) -> tuple[dict, dict]:
             minutes = float(delay)
             if round(minutes * 60) > 0 or minutes == 0:  # 0.001 minutes is not "at once"
                 delay_s = round(minutes * 60)
-        elif delay.isascii() and delay.replace(".", "", 1).isdigit():
+        elif _TOO_MANY_DIGITS.fullmatch(delay):
             delay_s = _TOO_MANY_MINUTES * 60
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         # shown again as typed, so that a refused step is not emptied

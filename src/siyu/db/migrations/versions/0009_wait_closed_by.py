@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column(
-        "sla_waits", sa.Column("closed_by", sa.String(length=128), nullable=False, server_default="")
+        "sla_waits", sa.Column("closed_by", sa.String(length=200), nullable=False, server_default="")
     )
 
 
