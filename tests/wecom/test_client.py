@@ -546,7 +546,8 @@ def test_frequency_limit_pauses_the_endpoint_but_urgent_welcome_goes_through(bas
     peer.script[tag].append(45009)
 
     async def scenario():
-        async with make_client(base_url, freq_pause=0.6) as c:
+        # (a pause long enough that a busy machine cannot blur "went through" and "waited")
+        async with make_client(base_url, freq_pause=1.5) as c:
             await c.get_token()
             started = time.monotonic()
             marking = asyncio.create_task(c.mark_tag("u", "wm1", add_tag=["et1"]))
@@ -558,8 +559,8 @@ def test_frequency_limit_pauses_the_endpoint_but_urgent_welcome_goes_through(bas
             return welcome_done, time.monotonic() - started
 
     welcome_done, all_done = run(scenario())
-    assert welcome_done < 0.4
-    assert all_done >= 0.6
+    assert welcome_done < 1.0  # well before the pause ends
+    assert all_done >= 1.5
     assert len(peer.paths(tag)) == 3
     assert json.loads(peer.paths(welcome)[0]["raw"]) == {"welcome_code": "CODE1", "text": {"content": "你好"}}
 
