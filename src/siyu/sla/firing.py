@@ -44,7 +44,6 @@ from siyu.db import bulk, utcnow
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
-from siyu.sla.calendar import quiet_until
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
@@ -208,6 +207,12 @@ def _fire_tenant(
         recipients: dict[tuple, str | None] = {}
         timezone: list[str] = []
         book: service.PolicyBook | None = None  # read once a call needs a business calendar
+
+        def calendar_of(policy: service.PolicyView):
+            nonlocal book
+            book = book or service.PolicyBook(s)
+            return book.calendar(policy)
+
         closed_conversations: set[int] = set()
         step_policy: dict[int, service.PolicyView] = {}
         ended = service.ended_follows(s, {r.customer_id for r in loaded if r.customer_id is not None})
@@ -253,11 +258,8 @@ def _fire_tenant(
             if st.action == "voice_call":
                 if not timezone:
                     timezone.append(service.tenant_timezone(s))
-                quiet_end = quiet_until(now, policy.quiet_hours, timezone[0])
+                quiet_end = service.call_held_until(policy, now, timezone[0], calendar_of)
                 if quiet_end is not None:
-                    if policy.business_hours_only:  # not on Saturday morning when the clock runs Mon-Fri
-                        book = book or service.PolicyBook(s)
-                        quiet_end = book.calendar(policy).add(quiet_end, 0)
                     st.outcome, st.status, st.note = "deferred", "pending", service.QUIET_HOURS
                     st.fired_at, st.due_at = None, quiet_end
                     continue

@@ -17,7 +17,7 @@ leader, 10 min voice call to the agent).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -173,21 +173,20 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
     _check_workable(policy)
     policy.updated_at = datetime.now(UTC)
     session.flush()
-    _adopt_policy(session)
+    # Open waits begun before the tenant had any policy (none recorded: the built-in default)
+    # take it: the board measured them by a clock no one had chosen.
+    _reassign_open_waits(session, SlaWait.policy_id.is_(None))
     return policy
 
 
-def _adopt_policy(session: Session) -> None:
-    """Open waits begun before the tenant had any policy (none recorded: the built-in default)
-    take the one that now applies to their staff member, as a deleted policy's waits do: the
-    board measured them by a clock no one had chosen (wall time beside business time)."""
-    orphans = list(
-        session.scalars(select(SlaWait).where(SlaWait.policy_id.is_(None), SlaWait.closed_at.is_(None)))
-    )
-    if orphans:
+def _reassign_open_waits(session: Session, which) -> None:
+    """Open waits (`which` selects among them) take the policy that now applies to their
+    staff member."""
+    waits = list(session.scalars(select(SlaWait).where(which, SlaWait.closed_at.is_(None))))
+    if waits:
         book = PolicyBook(session)
-        applies = book.for_staff(w.staff_userid for w in orphans)
-        for wait in orphans:
+        applies = book.for_staff(w.staff_userid for w in waits)
+        for wait in waits:
             wait.policy_id = applies.get(wait.staff_userid, book.fallback).id
         session.flush()
 
@@ -475,11 +474,7 @@ def delete_policy(session: Session, department_wecom_id: int) -> bool:
     policy_id = policy.id
     session.delete(policy)
     session.flush()
-    for wait in session.scalars(
-        select(SlaWait).where(SlaWait.policy_id == policy_id, SlaWait.closed_at.is_(None))
-    ).all():
-        wait.policy_id = policy_for(session, wait.staff_userid).id
-    session.flush()
+    _reassign_open_waits(session, SlaWait.policy_id == policy_id)
     return True
 
 
@@ -834,10 +829,9 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
         quiet = note == QUIET_HOURS
         if not quiet and action == "voice_call" and due is not None:
             # (a call overdue but not yet fired is held by the moment firing gets to it)
-            ends = quiet_until(max(due, now), policy.quiet_hours, timezone)
-            if ends is not None:  # (firing also waits for the business clock, as here)
-                due = book.calendar(policy).add(ends, 0) if policy.business_hours_only else ends
-                quiet = True
+            ends = call_held_until(policy, max(due, now), timezone, book.calendar)
+            if ends is not None:
+                due, quiet = ends, True
         out.append(
             {
                 "conversation_id": w.conversation_id,
@@ -854,6 +848,19 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
             }
         )
     return out
+
+
+def call_held_until(
+    policy: PolicyView, at: datetime, timezone: str, calendar_of: Callable[[PolicyView], BusinessCalendar]
+) -> datetime | None:
+    """When a call that would go at `at` may be placed, if the policy's quiet hours hold it
+    back (under business hours, once the business clock runs again: not on a Saturday morning
+    when the clock runs Monday to Friday); None when it may go at `at`. Firing holds calls by
+    it, and the board shows when a held call will go."""
+    ends = quiet_until(at, policy.quiet_hours, timezone)
+    if ends is not None and policy.business_hours_only:
+        ends = calendar_of(policy).add(ends, 0)
+    return ends
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
