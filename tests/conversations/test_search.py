@@ -43,6 +43,7 @@ def test_tokenize(text, tokens):
 def test_parse_query():
     q = parse_query("便宜 iPhone 贵 便宜")
     assert q.exact == ["便宜"] and q.prefixes == ["iphone"] and q.singles == ["贵"]
+    assert parse_query("C++ 课程").exact == ["c", "课程"] and parse_query("C++").prefixes == []
     emoji = parse_query("好的👍🏻🙏 🇨🇳 ▶️ emo")  # skin tone, variation selector left out; a flag is one
     assert emoji.exact == ["好的"] and emoji.singles == ["👍", "🙏", "🇨🇳", "▶"] and emoji.prefixes == ["emo"]
     assert parse_query("贵").indexed is False and parse_query("贵").empty is False
@@ -228,6 +229,23 @@ def test_emoji_are_found(db, world, as_role):
         h["message"]["text"] for h in admin.get("/api/v1/messages/search", params={"q": "🙏"}).json()["items"]
     ]
     assert f"谢谢🙏 {arc.sfx}" in found
+
+
+def test_a_one_letter_word_is_matched_whole(db, world, as_role):
+    arc = Archive()
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"C++ 课程还有名额吗 {arc.sfx}", 30)
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"cool 课程什么时候开 {arc.sfx}", 20)
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"Chrome 打不开 {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+
+    def found(q: str) -> list[str]:
+        items = admin.get("/api/v1/messages/search", params={"q": f"{q} {arc.sfx}"}).json()["items"]
+        return [h["message"]["text"] for h in items]
+
+    # as a prefix, "c" had found every word that starts with it
+    assert found("C++") == [f"C++ 课程还有名额吗 {arc.sfx}"]
+    assert found("co") == [f"cool 课程什么时候开 {arc.sfx}"]  # two letters and more: still a prefix
 
 
 def test_punctuation_alone_is_found_as_typed_in_either_width(db, world, as_role):

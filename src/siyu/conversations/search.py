@@ -192,6 +192,8 @@ def parse_query(q: str) -> Query:
             query.singles.append(run)
         elif kind == "cjk":
             query.exact.extend(_bigrams(run))
+        elif len(run) == 1:  # C++, C 盘: as a prefix one letter would match every word it starts
+            query.exact.append(run)
         else:
             query.prefixes.append(run)
     query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
