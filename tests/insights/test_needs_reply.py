@@ -8,7 +8,13 @@ import json
 import pytest
 
 from siyu.insights import NeedsReplyClassifier, Verdict, default_classifier
-from siyu.insights.needs_reply import grammar_leaves_content, normalize, reader_would_read, run_cli
+from siyu.insights.needs_reply import (
+    context_kind,
+    grammar_leaves_content,
+    normalize,
+    reader_would_read,
+    run_cli,
+)
 
 DONE = "退款已经提交了，1到3个工作日到账。"  # a staff statement that asks nothing
 
@@ -564,6 +570,18 @@ def test_after_the_opening_line_only_nothing_needs_no_reply():
     for text in ("打扰了", "是这样的", "老师好", "嗯嗯", "是的", "哈喽！"):
         assert label(text, opening) == "needs_reply"
     assert label("hi", None) == "needs_reply"
+
+
+def test_jd_greeting_without_else_is_the_opening_line_not_a_closing_check():
+    greeting = "您好，有什么问题我可以帮您处理或解决呢?"
+    assert context_kind(greeting) == "opening"
+    assert context_kind("请问还有什么问题我可以帮您处理或解决呢?") == "closing_check"
+    assert context_kind("有什么问题我还可以帮您解决呢?") == "closing_check"
+    # the customer who has just come in starts on their matter: it is not read as a closing
+    for text in ("手机号不用了", "退款", "嗯嗯", "好的"):
+        assert label(text, greeting) == "needs_reply"
+    for text in ("没有了", "解决了，谢谢"):
+        assert label(text, greeting) == "closing"
 
 
 def test_agreeing_to_send_a_photo_is_closing():

@@ -330,7 +330,7 @@ NOT_READ = (
 CLOSING_CHECK = (
     r"还(?:有|需要|要)(?:什么|其他|其它|别的|啥|哪些)|(?:其他|其它|别的)(?:问题|需要|疑问|事)|"
     r"还有(?:疑问|疑惑|不明白|不清楚)[^,，。]{0,6}(?:吗|么|没|呢)|"
-    r"还有.{0,6}(?:帮|需要|问题)|有什么(?:问题|需要)(?:我|小妹|这边)(?:还)?(?:可以|能)(?:帮|为)(?:您|你)|"
+    r"还有.{0,6}(?:帮|需要|问题)|有什么(?:问题|需要)(?:我|小妹|这边)还(?:可以|能)(?:帮|为)(?:您|你)|"
     r"还有(?:可以|能)?为(?:您|你)服务|"
     # what questions or needs the customer has, asked without 还 (您对配置有什么需求呢): "nothing"
     # answers it, as it answers 还有其他问题吗
@@ -348,9 +348,13 @@ RESOLVED_CHECK = (
     # the staff can reach the customer: 订单上的电话可以联系到您吗 wants the number confirmed)
     r"(?<!没)(?<!可以)(?<!能)(?:有)?联系(?:到|上)(?!您|你)(?:了)?(?:[^,，。您你]{0,6})(?:吗|么|没)"
 )
-# The opening line (有什么可以帮您): "nothing" answers it like a closing check; anything else
+# The opening line (有什么可以帮您, and without 还 JD's 有什么问题我可以帮您处理或解决呢, which greets
+# a customer who has just come in): "nothing" answers it like a closing check; anything else
 # the customer says then opens the conversation.
-OPENING = r"有什么(?:可以|能|需要)(?:帮|帮助|为)(?:到)?(?:您|你)"
+OPENING = (
+    r"有什么(?:可以|能|需要)(?:帮|帮助|为)(?:到)?(?:您|你)|"
+    r"有什么问题(?:我|小妹|这边)(?:可以|能)(?:帮|为)(?:您|你)"
+)
 # A shop's welcome line (欢迎光临…旗舰店, 很高兴为您服务) opens the chat too, asking or not.
 WELCOME = r"^(?:(?:您好|你好|亲)[,，!！~\s]*)?欢迎(?:光临|来到|咨询)"
 COMPREHENSION = (

@@ -672,7 +672,7 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
     if kind == "decision" and _WEAK_OR_NOTHING.fullmatch(s) and not _SOLVED.search(s):
         return NEEDS_ANSWER
     # "Nothing" (没什么, 没别的事) answers the opening line; 没事 answers an apology for the wait.
-    if kind == "opening" and _WEAK.fullmatch(s):
+    if kind == "opening" and _WEAK.fullmatch(s) and not _SOLVED.search(s):
         return NEEDS_ANSWER
     if kind == "info" and _BARE_OR_NOTHING.fullmatch(s) and not _SOLVED.search(s):
         return NEEDS_ANSWER
