@@ -299,6 +299,7 @@ def test_service_phrasings_of_anything_else_are_closing_checks(staff, text):
         "那我明天查询一下",
         "美了",
         "客气啦",
+        "成",  # northern OK
     ],
 )
 def test_closing_remarks_seen_in_real_service_chats(text):
