@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +21,7 @@ from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.web import archive_pages, auth, conversation_pages, pages, sla_pages
 from siyu.web.api_errors import ClearNotFound
+from siyu.web.input_guard import refuse_nul
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -38,6 +39,8 @@ def _wants_page(request: Request) -> bool:
 
 
 def install(app: FastAPI) -> None:
+    app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
@@ -86,7 +89,7 @@ def install(app: FastAPI) -> None:
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
         if _wants_page(request):  # /conversations/abc: a page a person can read
             return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+        return JSONResponse({"detail": _echoable(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError):
@@ -121,13 +124,22 @@ def _out_of_range(request: Request):
     return JSONResponse({"detail": message}, 422)
 
 
-def _finite(value):
+# How much of a refused value the answer repeats (a 5 MB field had come back whole).
+ECHO_CHARS = 200
+
+
+def _echoable(value):
+    """The validation errors as JSON can carry them: NaN / Infinity as text, a lone
+    surrogate replaced (the encoder refused it: a 500 in place of the 422), long text cut."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8")
+        return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [_echoable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_echoable(k): _echoable(v) for k, v in value.items()}
     return value
 
 
