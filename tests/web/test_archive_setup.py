@@ -303,3 +303,46 @@ def test_the_archive_state_shows_batches_waiting_to_be_indexed_for_search(as_rol
             s.execute(forget, {"t": world.a.id})
             if created:
                 s.execute(text("DELETE FROM archive_cursors WHERE tenant_id = :t"), {"t": world.a.id})
+
+
+def test_the_stored_secret_is_checked_when_archiving_is_switched_on(as_role, world, db, box):
+    admin = as_role("admin", "b")
+    with db.tenant_session(world.b.id) as s:  # stored unchecked before this rule (mode off)
+        tenant = s.get(Tenant, world.b.id)
+        tenant.archive_mode, tenant.archive_secret_sealed = "off", box.seal("never-checked")
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "http"})
+    assert r.status_code == 422 and "已保存的会话存档 Secret 未通过企业微信检查" in r.text
+    # a new one is checked even while archiving stays off
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "off", "secret": "also-wrong"})
+    assert r.status_code == 422 and "会话存档 Secret 未通过企业微信检查" in r.text
+    with db.tenant_session(world.b.id) as s:
+        tenant = s.get(Tenant, world.b.id)
+        assert tenant.archive_mode == "off" and box.open(tenant.archive_secret_sealed) == "never-checked"
+        tenant.archive_secret_sealed = ""
+
+
+def test_an_overlong_secret_or_sdk_path_is_refused_clearly(as_role, world, db):
+    admin = as_role("admin", "b")
+    r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "off", "secret": "s" * 600})
+    assert r.status_code == 422 and "Secret 太长" in r.text
+    r = admin.post(
+        "/setup/archive", data={"csrf_token": admin.csrf, "mode": "sdk", "sdk_path": "/opt/" + "p" * 600}
+    )
+    assert r.status_code == 422 and "SDK 路径最多 400 个字符" in r.text
+    with db.tenant_session(world.b.id) as s:
+        assert s.get(Tenant, world.b.id).archive_sdk_path == ""
+
+
+def test_only_the_key_itself_is_kept_of_what_was_pasted(as_role, world, db, box):
+    admin = as_role("admin", "b")
+    key = _pem(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), serialization.PrivateFormat.PKCS8
+    )
+    r = admin.post(
+        "/setup/archive/keys/upload",
+        data={"csrf_token": admin.csrf, "version": "61", "private_pem": "my key:\n" + key + "\n-- ops"},
+    )
+    assert r.status_code == 303, r.text
+    with db.tenant_session(world.b.id) as s:
+        stored = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 61))
+        assert box.open(stored.private_sealed) == key.strip() + "\n"

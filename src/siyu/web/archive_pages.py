@@ -5,6 +5,7 @@ customers have not agreed to be archived (their chats cannot be watched)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -35,6 +36,10 @@ router = APIRouter(include_in_schema=False)
 MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
 MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
 MAX_PEM_BYTES = 16 * 1024
+# WeCom's secrets are 43 characters; the columns hold 500 (a sealed secret is about twice as long)
+MAX_SECRET_CHARS = 128
+MAX_SDK_PATH_CHARS = 400
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 SEARCH_STUCK_AFTER = timedelta(minutes=5)  # a pull indexes what it stored before it returns
 DONE = {
     "saved": "会话存档设置已保存。",
@@ -230,24 +235,37 @@ async def archive_page(request: Request, viewer: PageViewer):
 
 @router.post("/setup/archive")
 async def archive_save(request: Request, viewer: PageViewer):
-    """Mode, Secret (blank keeps the stored one) and the SDK's path; a new Secret is checked
-    with WeCom (a token is fetched with it) before it is stored."""
+    """Mode, Secret (blank keeps the stored one) and the SDK's path. The Secret archiving will
+    use is checked with WeCom (a token is fetched with it) before anything is stored: a new
+    one whatever the mode, the stored one when archiving is on."""
     require_admin(viewer)
     rt = request.app.state.rt
     form = await request.form()
     mode = str(form.get("mode", ""))  # missing: refused below, not taken as "off"
     secret = str(form.get("secret", "")).strip()
     sdk_path = str(form.get("sdk_path", "")).strip()
-    shown = {"mode": mode, "sdk_path": sdk_path}
+    shown = {"mode": mode, "sdk_path": sdk_path[:MAX_SDK_PATH_CHARS]}
     if mode not in MODES:
         return await _page(request, viewer, "请选择存档方式 / choose an archive mode", shown, 422)
-    if secret and mode != "off":
-        corp_id = await run_in_threadpool(_corp_id, rt, viewer.tenant_id)
+    if len(secret) > MAX_SECRET_CHARS:
+        message = (
+            f"Secret 太长（企业微信的 Secret 是 43 位）/ the Secret is over {MAX_SECRET_CHARS} characters"
+        )
+        return await _page(request, viewer, message, shown, 422)
+    if len(sdk_path) > MAX_SDK_PATH_CHARS:
+        message = (
+            f"SDK 路径最多 {MAX_SDK_PATH_CHARS} 个字符 / the path is over {MAX_SDK_PATH_CHARS} characters"
+        )
+        return await _page(request, viewer, message, shown, 422)
+    corp_id, stored = await run_in_threadpool(_corp_and_secret, rt, viewer.tenant_id)
+    checked = secret or (stored if mode != "off" else "")
+    if checked:
         try:
-            async with archive_client(rt, corp_id, secret) as client:
+            async with archive_client(rt, corp_id, checked) as client:
                 await client.get_token()
         except WeComFailure as exc:
-            message = f"会话存档 Secret 未通过企业微信检查：{wecom_message(exc)}"
+            which = "" if secret else "已保存的"
+            message = f"{which}会话存档 Secret 未通过企业微信检查：{wecom_message(exc)}"
             return await _page(request, viewer, message, shown, 422)
 
     def save() -> str:
@@ -275,9 +293,12 @@ async def archive_save(request: Request, viewer: PageViewer):
     return RedirectResponse("/setup/archive?done=saved", 303)
 
 
-def _corp_id(rt, tenant_id: int) -> str:
+def _corp_and_secret(rt, tenant_id: int) -> tuple[str, str]:
+    """The corp id, and the archive Secret stored ('' if none)."""
     with rt.db.tenant_session(tenant_id) as s:
-        return s.get(Tenant, tenant_id).corp_id
+        tenant = s.get(Tenant, tenant_id)
+        sealed = tenant.archive_secret_sealed
+        return tenant.corp_id, rt.box.open(sealed) if sealed else ""
 
 
 def _slug(rt, tenant_id: int) -> str:
@@ -423,5 +444,7 @@ async def key_upload(request: Request, viewer: PageViewer):
         public_pem = public_of(pem)
     except ValueError as exc:
         return await _page(request, viewer, str(exc), None, 422)
+    if block := _PEM_BLOCK.search(pem):  # the key alone, without what was pasted around it
+        pem = block.group(0)
     await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem)
     return RedirectResponse(f"/setup/archive?done=uploaded&ver={version}#key-{version}", 303)
