@@ -639,6 +639,9 @@ def test_cli_names_the_line_it_cannot_read():
         ("{}", "text is missing"),
         ('{"txt": "在吗"}', "text is missing"),
         ('{"text": "好的", "context": 5}', "context"),
+        ("[" * 200_000, "nested too deeply"),  # had ended in a RecursionError, nothing answered
+        ("\u3000", "not JSON"),  # str.strip's blank, not JSON's: had been skipped unanswered
+        ("\x1c", "not JSON"),
     ],
 )
 def test_cli_refuses_a_line_without_its_text_after_answering_the_lines_before(line, why):

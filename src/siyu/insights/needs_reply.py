@@ -715,6 +715,8 @@ def _parse(line: str, lineno: int) -> tuple[str, str | None]:
         obj = json.loads(line.removeprefix("\ufeff") if lineno == 1 else line)
     except json.JSONDecodeError as e:
         raise ValueError(f"line {lineno}: not JSON ({e.msg})") from None
+    except RecursionError:  # [[[[... thousands deep: the parser gives up, as it should
+        raise ValueError(f"line {lineno}: not JSON (nested too deeply)") from None
     if isinstance(obj, str):
         return obj, None
     expected = f'line {lineno}: expected {{"text": "...", "context": "..." or null}}'
@@ -749,7 +751,7 @@ def run_cli(
     while True:
         try:
             lineno, line = next(lines)
-            if not line.strip():
+            if not line.strip(_BLANK):
                 continue
             item = _parse(line, lineno)
         except StopIteration:
@@ -767,6 +769,11 @@ def run_cli(
         _write(stdout, batch, classifier)
         count += len(batch)
     return count
+
+
+# What a blank line holds: JSON's whitespace. (str.strip also takes U+3000, U+001C ... for
+# blank: such a line is not JSON, and is refused by number rather than skipped unanswered.)
+_BLANK = " \t\r\n"
 
 
 def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
