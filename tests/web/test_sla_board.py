@@ -307,6 +307,8 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"public_holidays": 1}, "public_holidays"),
         ({"shifts": [["０９:００", "12:00"]]}, "shifts"),  # full-width digits
         ({"quiet_hours": ["0_9:00", "07:00"]}, "quiet_hours"),
+        ({"quiet_hours": ["", "", ""]}, "quiet_hours"),  # three blanks: not "both left empty"
+        ({"calendar_days": [{"day": "2030-10-01", "kind": "holiday", "notes": "国庆"}]}, "notes"),
     ],
 )
 def test_policy_validation_answers_422_naming_the_field(as_role, body, where):

@@ -48,6 +48,8 @@ class CalendarDayIn(BaseModel):
     kind: Literal["holiday", "workday"]
     note: str = Field("", max_length=200)
 
+    model_config = {"extra": "forbid"}  # "notes" had been dropped without a word
+
 
 class PolicyFieldsIn(BaseModel):
     """A policy's fields (a department's policy has no dates of its own: the tenant's
@@ -85,7 +87,7 @@ class PolicyFieldsIn(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet(cls, value: list[str] | None):
-        if not value or all(isinstance(v, str) and not v.strip() for v in value):
+        if not value or (len(value) == 2 and all(isinstance(v, str) and not v.strip() for v in value)):
             return [] if value is not None else None  # both left empty: no quiet hours
         if len(value) != 2:
             raise ValueError("免打扰时段是 [开始, 结束] 或 [] / quiet_hours is [start, end] or []")
