@@ -43,6 +43,15 @@ def test_split_shifts_skip_the_lunch_break_and_the_night():
     assert c.is_open(bj(2025, 9, 23, 10, 0)) and not c.is_open(bj(2025, 9, 23, 12, 30))
 
 
+def test_a_longer_delay_never_comes_due_sooner_however_little_the_shifts_hold():
+    c = BusinessCalendar.build("Asia/Shanghai", [["09:00", "09:01"]])  # a minute a workday
+    start = bj(2025, 9, 23, 10, 0)
+    dues = [c.add(start, s) for s in (30_000, 34_000, 36_000, 60_000)]
+    assert dues == sorted(dues) and dues[0] > start + timedelta(days=365)
+    # past what the calendar walks (MAX_DAYS), the rest counts in wall time after its last shift
+    assert dues[3] - dues[2] == timedelta(seconds=24_000)
+
+
 def test_holidays_wait_and_make_up_workdays_run():
     c = cal()
     # Friday evening: Saturday 27th is a rest day, Sunday 28th a 调休 workday (National Day 2025)

@@ -170,12 +170,18 @@ class BusinessCalendar:
         """The moment `seconds` of business time have passed since `start` (a delay of 0
         gives the next open moment)."""
         remaining = max(0.0, float(seconds))
+        last_end = None
         for begin, end in self.intervals_from(start):
             length = (end - begin).total_seconds()
             if remaining <= length:
                 return begin + timedelta(seconds=remaining)
             remaining -= length
-        return start + timedelta(seconds=seconds)  # no business hours at all: wall time
+            last_end = end
+        if last_end is None:
+            return start + timedelta(seconds=seconds)  # no business hours at all: wall time
+        # More than MAX_DAYS of business time (a one-minute shift): the rest in wall time after
+        # the last of it, so a longer delay never comes due sooner than a shorter one
+        return last_end + timedelta(seconds=remaining)
 
     def between(self, start: datetime, end: datetime) -> float:
         """Business seconds from `start` to `end`."""
