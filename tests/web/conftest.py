@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from siyu.app import create_app
 from siyu.config import Settings
@@ -298,3 +299,41 @@ def as_role(siyu, world):
     yield make
     for c in clients:
         c.close()
+
+
+# ---------------------------------------------------------------- browser tests
+
+
+# pytest-playwright keeps Playwright (and the event loop its sync API runs in this thread)
+# for the whole session, which breaks later tests that call asyncio.run(). Here it lives for
+# each module only; `page`, `context` and the launch/context args fixtures are the plugin's.
+@pytest.fixture(scope="module")
+def playwright():
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name or "chromium")
+
+
+@pytest.fixture(scope="module")
+def launch_browser(browser_type_launch_args, browser_type):
+    def launch(**kwargs):
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser):
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
+def fits_the_phone(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"page is {width}px wide on a 390px phone"

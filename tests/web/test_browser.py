@@ -6,50 +6,15 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.web.conftest import CHROMIUM, PASSWORD
+from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="/usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium "
     "fonts-liberation fonts-wqy-microhei",
 )
-
-
-# pytest-playwright keeps Playwright (and the event loop its sync API runs in this thread)
-# for the whole session, which breaks later tests that call asyncio.run(). Here it lives for
-# this module only; `page`, `context` and the launch/context args fixtures are the plugin's.
-@pytest.fixture(scope="module")
-def playwright():
-    pw = sync_playwright().start()
-    yield pw
-    pw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser_type(playwright, browser_name):
-    return getattr(playwright, browser_name or "chromium")
-
-
-@pytest.fixture(scope="module")
-def launch_browser(browser_type_launch_args, browser_type):
-    def launch(**kwargs):
-        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
-
-    return launch
-
-
-@pytest.fixture(scope="module")
-def browser(launch_browser):
-    browser = launch_browser()
-    yield browser
-    browser.close()
-
-
-def _fits_the_phone(page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"page is {width}px wide on a 390px phone"
 
 
 def test_sign_in_and_find_a_customer(page, siyu, world):
@@ -60,7 +25,7 @@ def test_sign_in_and_find_a_customer(page, siyu, world):
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(f"{siyu}/customers")
     expect(page.get_by_role("heading", name="客户")).to_be_visible()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     page.get_by_label("搜索").fill("13800001111")
     page.get_by_role("button", name="搜索").click()
     items = page.locator("#customers li")
@@ -69,7 +34,7 @@ def test_sign_in_and_find_a_customer(page, siyu, world):
     expect(page.get_by_role("heading", name="王女士")).to_be_visible()
     expect(page.get_by_text("王姐-报价")).to_be_visible()
     expect(page.get_by_text("通过渠道「门店海报」添加")).to_be_visible()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     # Sign out through the header's form (it carries the CSRF token).
     page.get_by_role("button", name="退出").click()
     expect(page).to_have_url(f"{siyu}/login")
@@ -84,7 +49,7 @@ def test_a_pushed_link_opens_signed_in_through_wecom_oauth(page, siyu, world):
     expect(page).to_have_url(f"{siyu}/customers/{cid}#wechat_redirect")
     expect(page.get_by_role("heading", name="王女士")).to_be_visible()
     expect(page.locator(".me .who")).to_contain_text("张三")
-    _fits_the_phone(page)
+    fits_the_phone(page)
 
 
 def test_channel_page_shows_the_qr_code(page, siyu, world):
@@ -97,10 +62,10 @@ def test_channel_page_shows_the_qr_code(page, siyu, world):
     # The browser loads the QR through Siyu's proxy: a real image, not a broken one.
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
     expect(page.locator("#stats tbody tr")).to_have_count(30)
-    _fits_the_phone(page)
+    fits_the_phone(page)
     for path in ("/setup", "/channels/new", "/staff", "/"):
         page.goto(f"{siyu}{path}")
-        _fits_the_phone(page)
+        fits_the_phone(page)
 
 
 def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
@@ -109,7 +74,7 @@ def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("heading", name="提醒策略")).to_be_visible()
-    _fits_the_phone(page)
+    fits_the_phone(page)
     # a step's fields stack: 应用消息 / 负责成员 / 语音电话 were cut to 应用消 / 负责成 / 语音电
     widths = page.eval_on_selector_all(
         'select[name="step_action"], select[name="step_target"]',

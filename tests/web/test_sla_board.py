@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
 from siyu.conversations import service as conversations
@@ -19,6 +20,7 @@ from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
+from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
 FIXTURE_SPAN_S = 330
@@ -180,7 +182,7 @@ def test_the_board_page(as_role, waits):
     assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
     # today: waits of the day past 2 minutes unanswered count against step 1 at once
     assert 'id="within-steps"' in page.text and "超过仍未回复" in page.text
-    assert "按各等待现在适用的提醒策略计算" in page.text  # which policy the share is measured by
+    assert "按每个等待所用的提醒策略" in page.text  # which policy the share is measured by
     assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     # a day that has not come yet is refused, not shown as a day nobody waited
@@ -581,3 +583,24 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
 def test_a_number_no_row_can_have_is_refused_not_a_server_error(as_role, path):
     r = as_role("admin").get(path)
     assert r.status_code in (404, 422), (r.status_code, r.text[:200])
+
+
+# Last in the module: Playwright's sync API holds this thread's event loop until the module ends.
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
+def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
+    page.goto(f"{siyu}/login?next=/sla")
+    page.get_by_label("账号").fill(world.a.logins["supervisor"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    row = page.locator("#within-steps tbody tr").first
+    share = row.locator("td").nth(1)
+    expect(share).to_have_text(re.compile(r"^\d+%$"))
+    # waits under several policies list each one's limit: that had kept the first column
+    # 350 px wide, and the figures off screen
+    limits = "按各自策略：30 秒、1 分钟、2 分钟、5 分钟内"
+    row.locator("td").first.evaluate(
+        f"td => {{ (td.querySelector('small') || td).textContent += '{limits}' }}"
+    )
+    box = share.bounding_box()
+    assert box and box["x"] + box["width"] <= 390, box
+    fits_the_phone(page)
