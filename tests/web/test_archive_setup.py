@@ -68,9 +68,14 @@ def test_generate_a_key_pair_shows_the_public_key_and_seals_the_private_one(as_r
     # The same version twice: refused, the key kept.
     again = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": "1"})
     assert again.status_code == 422 and "版本 1 已有密钥" in again.text
-    for written in ("abc", "٣", "３", "1_0", "+3"):  # WeCom's admin page shows 1, 2, 3...
+    for written in ("abc", "٣", "1_0", "+3"):  # WeCom's admin page shows 1, 2, 3...
         bad = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": written})
         assert bad.status_code == 422 and "版本号" in bad.text, written
+        # beside the keys' forms, the version as typed
+        assert 'id="keys-error"' in bad.text and f'value="{written}"' in bad.text
+    # a full-width 2, as a Chinese IME types it, is 2
+    r = admin.post("/setup/archive/keys/generate", data={"csrf_token": admin.csrf, "version": "２"})
+    assert r.status_code == 303 and "ver=2" in r.headers["location"]
 
 
 @pytest.mark.parametrize(
@@ -242,7 +247,10 @@ def test_archive_callback_url_token_and_key_generated_entered_and_shown(
     assert admin.post("/setup/archive/callback/generate", data={}).status_code == 403  # CSRF
 
     r = admin.post("/setup/archive/callback/generate", data={"csrf_token": admin.csrf})
-    assert r.status_code == 200 and 'id="callback-generated"' in r.text
+    # a redirect, so that reloading the page does not make yet another pair
+    assert r.status_code == 303 and r.headers["location"] == "/setup/archive?done=callback_generated#callback"
+    r = admin.get(r.headers["location"])
+    assert 'id="callback-generated"' in r.text and "no-store" in r.headers["cache-control"]
     with db.tenant_session(world.b.id) as s:
         token, key = tenancy.archive_callback_pair(s.get(Tenant, world.b.id), box)
         raw = s.execute(text("SELECT * FROM tenants WHERE id = :id"), {"id": world.b.id}).mappings().one()
@@ -260,8 +268,17 @@ def test_archive_callback_url_token_and_key_generated_entered_and_shown(
         data={"csrf_token": admin.csrf, "token": "ok1", "encoding_aes_key": "short"},
     )
     assert bad.status_code == 422 and "EncodingAESKey" in bad.text
+    # the error beside that form, and what was typed still in it (a 43-character key to re-paste)
+    assert 'id="callback-error"' in bad.text and 'id="archive-error"' not in bad.text
+    assert 'name="token" autocomplete="off" maxlength="32" value="ok1"' in bad.text
+    assert 'maxlength="43" value="short"' in bad.text
     half = admin.post("/setup/archive/callback", data={"csrf_token": admin.csrf, "token": "ok1"})
-    assert half.status_code == 422
+    assert half.status_code == 422 and 'value="ok1"' in half.text
+    # making a new pair while one is in use asks first: the old one stops working at once
+    assert (
+        "data-confirm="
+        in admin.get("/setup/archive").text.split('action="/setup/archive/callback/generate"')[1][:200]
+    )
     new_key = "B" * 43
     r = admin.post(
         "/setup/archive/callback",
@@ -346,3 +363,23 @@ def test_only_the_key_itself_is_kept_of_what_was_pasted(as_role, world, db, box)
     with db.tenant_session(world.b.id) as s:
         stored = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 61))
         assert box.open(stored.private_sealed) == key.strip() + "\n"
+
+
+def test_a_refused_upload_keeps_the_version_and_the_pasted_key(as_role):
+    admin = as_role("admin", "b")
+    pem = _rsa(1024)
+    r = admin.post(
+        "/setup/archive/keys/upload", data={"csrf_token": admin.csrf, "version": "71", "private_pem": pem}
+    )
+    assert r.status_code == 422 and "2048 位" in r.text and 'id="keys-error"' in r.text
+    assert 'value="71"' in r.text and pem.strip().splitlines()[1] in r.text
+    assert "no-store" in r.headers["cache-control"]  # a private key in the page: never cached
+
+
+def test_a_wrong_archive_secret_points_to_the_archive_page_of_the_console(as_role):
+    admin = as_role("admin")
+    r = admin.post(
+        "/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": "wrong-secret"}
+    )
+    assert r.status_code == 422 and "「管理工具 → 会话内容存档」重新复制" in r.text
+    assert "应用管理 → the app → Secret" not in r.text

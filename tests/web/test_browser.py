@@ -75,6 +75,9 @@ def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
     page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("heading", name="提醒策略")).to_be_visible()
     fits_the_phone(page)
+    # the admin's last menu item had been cut at the screen's edge, with nothing hinting at it
+    box = page.get_by_role("navigation", name="主菜单").get_by_role("link", name="设置").bounding_box()
+    assert box and box["x"] + box["width"] <= 390, box
     # a step's fields stack: 应用消息 / 负责成员 / 语音电话 were cut to 应用消 / 负责成 / 语音电
     widths = page.eval_on_selector_all(
         'select[name="step_action"], select[name="step_target"]',

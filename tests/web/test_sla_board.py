@@ -126,7 +126,9 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
     assert first["customer"]  # the external id when the customer is unknown
     assert rows[1]["fired"] == []
     assert board["breaches_total"] >= 1
-    assert {"staff_userid": "zhangsan", "staff_name": "张三", "count": 1} in board["breaches_by_agent"]
+    # (other modules' waits of today may have fired for 张三 too: the module's own is above)
+    [zhang] = [x for x in board["breaches_by_agent"] if x["staff_userid"] == "zhangsan"]
+    assert zhang["staff_name"] == "张三" and zhang["count"] >= 1
     assert board["breaches_by_step"][0]["step"] == 0
     fr = board["first_response"]
     assert fr["count"] >= 1 and fr["median_s"] is not None
@@ -604,3 +606,10 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
     box = share.bounding_box()
     assert box and box["x"] + box["width"] <= 390, box
     fits_the_phone(page)
+    # a "snoozed" banner is shown once: the page reloads itself every 30 s, and had kept it
+    page.goto(f"{siyu}/sla?day={waits.day}&done=snoozed")
+    expect(page.get_by_text("已暂缓提醒。")).to_be_visible()
+    expect(page).to_have_url(f"{siyu}/sla?day={waits.day}")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert page.get_by_text("已暂缓提醒。").count() == 0

@@ -6,6 +6,7 @@ customers have not agreed to be archived (their chats cannot be watched)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,7 +30,7 @@ from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render, wecom_message
 from siyu.wecom import archive
 from siyu.wecom.client import WeComClient
-from siyu.wecom.errors import WeComFailure
+from siyu.wecom.errors import WeComFailure, WeComInvalidSecret
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +51,11 @@ DONE = {
     "uploaded": "私钥已保存（加密存储）。",
     "callback": "会话存档回调的 Token 和 EncodingAESKey 已保存（加密存储）。",
 }
+GENERATED = (
+    "已生成新的 Token 和 EncodingAESKey：把下方的 URL、Token 和 EncodingAESKey 填入企业微信管理后台"
+    "「管理工具 → 会话内容存档 → 接收事件服务器」并保存（企业微信会校验 URL）。"
+    "在此之前，企业微信用旧的设置发来的通知会被拒绝（消息仍由定时拉取收到）。"
+)
 
 
 def _fingerprint(public_pem: str) -> str:
@@ -196,13 +202,18 @@ async def _page(
     form: dict | None = None,
     status: int = 200,
     reveal_key: bool = False,
+    error_at: str = "",
     **extra,
 ):
+    """The page; `error` beside the form it is about (`error_at`: "callback", "keys"; else at
+    the top), and `form` the values typed there, kept."""
     rt = request.app.state.rt
+    done = request.query_params.get("done") or ""
+    reveal_key = reveal_key or done == "callback_generated"  # the pair just made, to copy
     st = await run_in_threadpool(_load, rt, viewer.tenant_id, reveal_key)
     live = await _live(rt, st)
     next_version = max((k["version"] for k in st.keys), default=0) + 1
-    return render(
+    response = render(
         request,
         "archive.html",
         {
@@ -211,7 +222,9 @@ async def _page(
             "modes": MODES,
             "form": form or {},
             "error": error,
-            "done": DONE.get(request.query_params.get("done") or ""),
+            "error_at": error_at,
+            "done": DONE.get(done),
+            "generated": GENERATED if done == "callback_generated" else "",
             "new_version": _int(request.query_params.get("ver")),
             "next_version": next_version,
             "truncated": st.truncated,
@@ -219,11 +232,15 @@ async def _page(
         },
         status_code=status,
     )
+    # a key pair shown in full, a private key typed back into its form: not for any cache
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _int(value) -> int | None:
-    """A whole number in ASCII digits (int() alone also reads ٣, ３ and 1_0), else None."""
-    text = str(value).strip() if value is not None else ""
+    """A whole number in digits, full width (a Chinese IME's １) as well, else None (int()
+    alone also reads ٣ and 1_0)."""
+    text = unicodedata.normalize("NFKC", str(value)).strip() if value is not None else ""
     return int(text) if text.isascii() and text.isdigit() else None
 
 
@@ -265,7 +282,7 @@ async def archive_save(request: Request, viewer: PageViewer):
                 await client.get_token()
         except WeComFailure as exc:
             which = "" if secret else "已保存的"
-            message = f"{which}会话存档 Secret 未通过企业微信检查：{wecom_message(exc)}"
+            message = f"{which}会话存档 Secret 未通过企业微信检查：{_archive_secret_problem(exc)}"
             return await _page(request, viewer, message, shown, 422)
 
     def save() -> str:
@@ -291,6 +308,16 @@ async def archive_save(request: Request, viewer: PageViewer):
         return await _page(request, viewer, problem, shown, 422)
     rt.intake.forget(await run_in_threadpool(_slug, rt, viewer.tenant_id))  # a pair may be new
     return RedirectResponse("/setup/archive?done=saved", 303)
+
+
+def _archive_secret_problem(exc: WeComFailure) -> str:
+    if isinstance(exc, WeComInvalidSecret):  # WeCom's own hint names the app's and 客户联系's pages
+        return (
+            "Secret 不正确：请在企业微信管理后台「管理工具 → 会话内容存档」重新复制"
+            "（不是应用或客户联系的 Secret）"
+            f" / the Secret is wrong: copy the archive's own Secret again (errcode {exc.errcode})"
+        )
+    return wecom_message(exc)
 
 
 def _corp_and_secret(rt, tenant_id: int) -> tuple[str, str]:
@@ -326,12 +353,8 @@ async def callback_generate(request: Request, viewer: PageViewer):
     require_admin(viewer)
     rt = request.app.state.rt
     await run_in_threadpool(_save_callback, rt, viewer.tenant_id, "", "")
-    done = (
-        "已生成新的 Token 和 EncodingAESKey：把下方的 URL、Token 和 EncodingAESKey 填入企业微信管理后台"
-        "「管理工具 → 会话内容存档 → 接收事件服务器」并保存（企业微信会校验 URL）。"
-        "在此之前，企业微信用旧的设置发来的通知会被拒绝（消息仍由定时拉取收到）。"
-    )
-    return await _page(request, viewer, reveal_key=True, generated=done)
+    # (a redirect: reloading the page the POST answered would make yet another pair)
+    return RedirectResponse("/setup/archive?done=callback_generated#callback", 303)
 
 
 @router.post("/setup/archive/callback/reveal")
@@ -349,16 +372,13 @@ async def callback_save(request: Request, viewer: PageViewer):
     form = await request.form()
     token = str(form.get("token", "")).strip()
     aes_key = str(form.get("encoding_aes_key", "")).strip()
+    typed = {"token": token[:64], "encoding_aes_key": aes_key[:64]}
     if not token or not aes_key:
-        return await _page(
-            request,
-            viewer,
-            "请同时填写 Token 和 EncodingAESKey / both Token and EncodingAESKey are needed",
-            status=422,
-        )
-    problem = await run_in_threadpool(_save_callback, rt, viewer.tenant_id, token, aes_key)
+        problem = "请同时填写 Token 和 EncodingAESKey / both Token and EncodingAESKey are needed"
+    else:
+        problem = await run_in_threadpool(_save_callback, rt, viewer.tenant_id, token, aes_key)
     if problem:
-        return await _page(request, viewer, problem, status=422)
+        return await _page(request, viewer, problem, typed, 422, error_at="callback")
     return RedirectResponse("/setup/archive?done=callback#callback", 303)
 
 
@@ -388,7 +408,8 @@ async def key_generate(request: Request, viewer: PageViewer):
     form = await request.form()
     version, problem = _version(form, await run_in_threadpool(_versions, rt, viewer.tenant_id))
     if problem:
-        return await _page(request, viewer, problem, None, 422)
+        typed = {"generate_version": str(form.get("version", ""))[:20]}
+        return await _page(request, viewer, problem, typed, 422, error_at="keys")
     private_pem, public_pem = await run_in_threadpool(archive.generate_key_pair)
     await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, private_pem, public_pem)
     return RedirectResponse(f"/setup/archive?done=generated&ver={version}#key-{version}", 303)
@@ -423,27 +444,30 @@ async def key_upload(request: Request, viewer: PageViewer):
     require_admin(viewer)
     rt = request.app.state.rt
     form = await request.form()
+    pasted = str(form.get("private_pem", "") or "")
+    # what was typed, kept in the form when it is refused (a file must be chosen again)
+    typed = {"upload_version": str(form.get("version", ""))[:20], "private_pem": pasted[:MAX_PEM_BYTES]}
+
+    async def refused(problem: str):
+        return await _page(request, viewer, problem, typed, 422, error_at="keys")
+
     version, problem = _version(form, await run_in_threadpool(_versions, rt, viewer.tenant_id))
     if problem:
-        return await _page(request, viewer, problem, None, 422)
-    pem = str(form.get("private_pem", "") or "")
+        return await refused(problem)
+    pem = pasted
     upload = form.get("private_file")
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read(MAX_PEM_BYTES + 1)
         if len(data) > MAX_PEM_BYTES:
-            return await _page(
-                request, viewer, "文件太大，不是私钥 / the file is too large for a key", None, 422
-            )
+            return await refused("文件太大，不是私钥 / the file is too large for a key")
         pem = data.decode("utf-8", errors="replace")
     pem = pem.strip()
     if not pem:
-        return await _page(
-            request, viewer, "请粘贴或选择私钥文件 / paste or choose the private key", None, 422
-        )
+        return await refused("请粘贴或选择私钥文件 / paste or choose the private key")
     try:
         public_pem = public_of(pem)
     except ValueError as exc:
-        return await _page(request, viewer, str(exc), None, 422)
+        return await refused(str(exc))
     if block := _PEM_BLOCK.search(pem):  # the key alone, without what was pasted around it
         pem = block.group(0)
     await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem)

@@ -19,3 +19,11 @@ document.addEventListener("change", function (event) {
     el.form.submit();
   }
 });
+// "Saved" banners come from ?done= in the address: once shown, drop it, so that reloading the
+// page (the SLA board reloads itself every 30 s) does not show the banner again.
+(function () {
+  if (!/[?&]done=/.test(location.search) || !window.history || !history.replaceState) return;
+  var url = new URL(location.href);
+  url.searchParams.delete("done");
+  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+})();
