@@ -465,6 +465,8 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     # minutes as an input method types them: full width, or without the 0 before the point
     r = admin.post("/sla/policy", data={**form, "step_delay_min": ["２", ".5", "15"]})
     assert r.status_code == 303
+    # typed out of order: they run in order of their minutes, and the page says it sorted them
+    assert "步骤已按分钟数从少到多排列" in admin.get(r.headers["location"]).text
     got = admin.get("/api/v1/sla/policy").json()
     assert [x["delay_s"] for x in got["steps"]] == [30, 120, 900]
     for delay in (
@@ -476,12 +478,14 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         "-2",
         "0x10",
         ".",
-        "0.001",
         "1.1234567",  # more decimals than a second needs: not taken for a number over the limit
     ):  # the form again, naming the step
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
         assert "请填写分钟数" in bad.text and f'value="{delay}"' in bad.text  # kept as typed, not emptied
+    # a number, but under a second: said so, not "not a number"
+    bad = admin.post("/sla/policy", data={**form, "step_delay_min": ["0.001", "", ""]})
+    assert bad.status_code == 422 and "第 1 步：不足 1 秒" in bad.text and 'value="0.001"' in bad.text
     for delay in ("50000", "99999999", "9" * 40, "123456789012345.5"):  # any number over the limit says so
         too_long = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert too_long.status_code == 422 and "最多 43200 分钟（30 天）" in too_long.text, delay

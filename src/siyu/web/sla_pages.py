@@ -52,6 +52,11 @@ DONE = {
     "department_saved": "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变。",
     "department_removed": "部门策略已删除，其成员改用上级部门或全公司的策略。",
 }
+# Said after "saved" when the steps were typed out of order (they run in order of their delays).
+REORDERED = "步骤已按分钟数从少到多排列。"
+# A delay above 0 that rounds to no whole second (0.001 minutes): refused with this, not as
+# "not a number".
+_UNDER_A_SECOND = -2
 
 
 def _duration(seconds: float | None) -> str:
@@ -130,7 +135,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "targets": TARGET_NAMES,
             "duration": _duration,
             "delay": _delay,
-            "done": DONE.get(request.query_params.get("done") or ""),
+            "done": _done(request),
         },
     )
 
@@ -202,7 +207,7 @@ def _policy_page(
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
-            "done": DONE.get(request.query_params.get("done") or ""),
+            "done": _done(request),
             "today": today.isoformat(),  # the tenant's, not the server's
             "day_error": day_error,
             "day_form": day_form or {"day": today.isoformat(), "kind": "holiday", "note": ""},
@@ -275,6 +280,8 @@ def _problems(exc: ValidationError) -> str:
             if err["type"] == "less_than_equal":
                 most = err["ctx"]["le"] / 60
                 msg = f"最多 {most:g} 分钟（{most / 1440:g} 天）/ at most {most:g} minutes"
+            elif err["type"] == "greater_than_equal" and err.get("input") == _UNDER_A_SECOND:
+                msg = "不足 1 秒：填 0 表示立即，或至少 0.02 分钟 / under a second: 0 for at once, or 0.02+"
             elif err["type"] == "greater_than_equal":
                 msg = "请填写分钟数，如 2 或 0.5 / minutes as a number, such as 2 or 0.5"
         out.append(f"{where}：{msg}" if where else msg)
@@ -307,8 +314,8 @@ def _read_policy_form(form) -> tuple[dict, dict]:
         delay_s = -1  # refused below, naming the step
         if _MINUTES.fullmatch(delay):
             minutes = float(delay)
-            if round(minutes * 60) > 0 or minutes == 0:  # 0.001 minutes is not "at once"
-                delay_s = round(minutes * 60)
+            seconds = round(minutes * 60)
+            delay_s = seconds if seconds > 0 or minutes == 0 else _UNDER_A_SECOND  # 0.001 is not "at once"
         elif _TOO_MANY_DIGITS.fullmatch(delay):
             delay_s = _TOO_MANY_MINUTES * 60
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
@@ -359,7 +366,21 @@ async def policy_submit(request: Request, viewer: PageViewer):
     problem = await run_in_threadpool(save)
     if problem:
         return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422)
-    return RedirectResponse("/sla/policy?done=saved", 303)
+    return RedirectResponse(f"/sla/policy?done=saved{_reordered(fields)}", 303)
+
+
+def _done(request: Request) -> str | None:
+    """The "saved" banner the address asks for (?done=), with REORDERED where it says so."""
+    text = DONE.get(request.query_params.get("done") or "")
+    if text and request.query_params.get("sorted") == "1":
+        text = f"{text}{REORDERED}"
+    return text
+
+
+def _reordered(fields: dict) -> str:
+    """ "&sorted=1" when the steps were typed out of the order they run in."""
+    delays = [step["delay_s"] for step in fields.get("steps") or []]
+    return "&sorted=1" if delays != sorted(delays) else ""
 
 
 @router.post("/sla/policy/days")
@@ -454,7 +475,7 @@ def _department_page(
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
-            "done": DONE.get(request.query_params.get("done") or ""),
+            "done": _done(request),
         },
         status_code=status,
     )
@@ -503,7 +524,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
     problem = await run_in_threadpool(save)  # an unknown department: HTTPException 404
     if problem:
         return await run_in_threadpool(_department_page, request, viewer, wecom_id, problem, shown, 422)
-    return RedirectResponse("/sla/policy?done=department_saved#departments", 303)
+    return RedirectResponse(f"/sla/policy?done=department_saved{_reordered(fields)}#departments", 303)
 
 
 @router.post("/sla/policy/departments/{wecom_id}/remove")
