@@ -8,16 +8,16 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import CHROMIUM, PASSWORD
-
-# Playwright for this module only, as in the web browser tests (see there why).
-from tests.web.test_browser import (  # noqa: F401 - fixtures
-    _fits_the_phone,
+# Playwright for this module only, as in the web browser tests (see tests/web/conftest.py why).
+from tests.web.conftest import (  # noqa: F401 - fixtures
+    CHROMIUM,
+    PASSWORD,
     browser,
     browser_type,
     launch_browser,
     playwright,
 )
+from tests.web.conftest import fits_the_phone as _fits_the_phone
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),

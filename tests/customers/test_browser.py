@@ -9,8 +9,15 @@ from playwright.sync_api import expect
 from siyu.tenancy.service import add_person
 from tests.customers.test_acquisition import corp_tag, follow_of, make_channel
 from tests.support.stack import wait_for
-from tests.web.conftest import CHROMIUM, browser_context_args, browser_type_launch_args  # noqa: F401 - fixtures
-from tests.web.test_browser import browser, browser_type, launch_browser, playwright  # noqa: F401 - fixtures
+from tests.web.conftest import (  # noqa: F401 - fixtures
+    CHROMIUM,
+    browser,
+    browser_context_args,
+    browser_type,
+    browser_type_launch_args,
+    launch_browser,
+    playwright,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing")
 

@@ -578,6 +578,12 @@ def test_jd_greeting_without_else_is_the_opening_line_not_a_closing_check():
     assert context_kind(greeting) == "opening"
     assert context_kind("请问还有什么问题我可以帮您处理或解决呢?") == "closing_check"
     assert context_kind("有什么问题我还可以帮您解决呢?") == "closing_check"
+    for check in (
+        "有什么需要我可以帮您的吗？",
+        "有什么需要小妹能为您效劳的吗？",
+        "有什么需要这边可以帮您的吗？",
+    ):
+        assert context_kind(check) == "closing_check" and label("没有了", check) == "closing"
     # the customer who has just come in starts on their matter: it is not read as a closing
     for text in ("手机号不用了", "退款", "嗯嗯", "好的"):
         assert label(text, greeting) == "needs_reply"

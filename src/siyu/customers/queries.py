@@ -334,6 +334,12 @@ def departments(session: Session) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.parent_wecom_id, Department.wecom_id)))
 
 
+def _listed(names: list[str], shown: int = 10) -> str:
+    """The first names, and how many more (an answer that names 10,000 ids helps nobody)."""
+    head = ", ".join(n[:64] for n in names[:shown])
+    return head if len(names) <= shown else f"{head} 等 {len(names)} 个 / and {len(names) - shown} more"
+
+
 def channel_ref_problems(
     session: Session, staff_userids: list[str], department_ids: list[int], tag_ids: list[str]
 ) -> list[str]:
@@ -347,19 +353,19 @@ def channel_ref_problems(
         )
         missing = [u for u in staff_userids if u not in known]
         if missing:
-            problems.append(f"成员不存在或已停用 / unknown or inactive staff: {', '.join(missing)}")
+            problems.append(f"成员不存在或已停用 / unknown or inactive staff: {_listed(missing)}")
     if department_ids:
         known_d = set(
             session.scalars(select(Department.wecom_id).where(Department.wecom_id.in_(department_ids)))
         )
         missing_d = [str(d) for d in department_ids if d not in known_d]
         if missing_d:
-            problems.append(f"部门不存在 / unknown departments: {', '.join(missing_d)}")
+            problems.append(f"部门不存在 / unknown departments: {_listed(missing_d)}")
     if tag_ids:
         known_t = set(
             session.scalars(select(Tag.wecom_id).where(Tag.wecom_id.in_(tag_ids), Tag.deleted.is_(False)))
         )
         missing_t = [t for t in tag_ids if t not in known_t]
         if missing_t:
-            problems.append(f"标签不存在或已删除 / unknown or deleted tags: {', '.join(missing_t)}")
+            problems.append(f"标签不存在或已删除 / unknown or deleted tags: {_listed(missing_t)}")
     return problems

@@ -95,10 +95,16 @@ class WelcomeLink(BaseModel):
 class ChannelFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    staff_userids: list[str] = Field(default=[], description="WeCom userids who receive the customers")
-    department_ids: list[int] = Field(default=[], description="WeCom department ids")
+    # (at most 100 of each: a contact-me code for more is no channel anyone runs, and the
+    # lists went into queries and error messages whole)
+    staff_userids: list[str] = Field(
+        default=[], max_length=100, description="WeCom userids who receive the customers"
+    )
+    department_ids: list[int] = Field(default=[], max_length=100, description="WeCom department ids")
     skip_verify: bool = Field(default=True, description="add without the staff member confirming")
-    tag_ids: list[str] = Field(default=[], description="WeCom tag ids (`wecom_id` of /api/v1/tags)")
+    tag_ids: list[str] = Field(
+        default=[], max_length=100, description="WeCom tag ids (`wecom_id` of /api/v1/tags)"
+    )
     welcome_text: str = Field(default="", max_length=2000, description="`{name}` becomes the customer's name")
     welcome_link: WelcomeLink | None = None
     welcome_image_url: HttpUrl | None = Field(
@@ -123,10 +129,10 @@ class ChannelPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    staff_userids: list[str] | None = None
-    department_ids: list[int] | None = None
+    staff_userids: list[str] | None = Field(default=None, max_length=100)
+    department_ids: list[int] | None = Field(default=None, max_length=100)
     skip_verify: bool | None = None
-    tag_ids: list[str] | None = None
+    tag_ids: list[str] | None = Field(default=None, max_length=100)
     welcome_text: str | None = Field(default=None, max_length=2000)
     welcome_link: WelcomeLink | None = None
     welcome_image_url: HttpUrl | None = None

@@ -6,7 +6,6 @@ customers have not agreed to be archived (their chats cannot be watched)."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -209,7 +208,6 @@ async def _page(
     the top), and `form` the values typed there, kept."""
     rt = request.app.state.rt
     done = request.query_params.get("done") or ""
-    reveal_key = reveal_key or done == "callback_generated"  # the pair just made, to copy
     st = await run_in_threadpool(_load, rt, viewer.tenant_id, reveal_key)
     live = await _live(rt, st)
     next_version = max((k["version"] for k in st.keys), default=0) + 1
@@ -224,7 +222,6 @@ async def _page(
             "error": error,
             "error_at": error_at,
             "done": DONE.get(done),
-            "generated": GENERATED if done == "callback_generated" else "",
             "new_version": _int(request.query_params.get("ver")),
             "next_version": next_version,
             "truncated": st.truncated,
@@ -237,10 +234,13 @@ async def _page(
     return response
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
 def _int(value) -> int | None:
     """A whole number in digits, full width (a Chinese IME's １) as well, else None (int()
-    alone also reads ٣ and 1_0)."""
-    text = unicodedata.normalize("NFKC", str(value)).strip() if value is not None else ""
+    alone also reads ٣ and 1_0, NFKC ² and ⑦)."""
+    text = str(value).translate(_FULL_WIDTH_DIGITS).strip() if value is not None else ""
     return int(text) if text.isascii() and text.isdigit() else None
 
 
@@ -353,8 +353,9 @@ async def callback_generate(request: Request, viewer: PageViewer):
     require_admin(viewer)
     rt = request.app.state.rt
     await run_in_threadpool(_save_callback, rt, viewer.tenant_id, "", "")
-    # (a redirect: reloading the page the POST answered would make yet another pair)
-    return RedirectResponse("/setup/archive?done=callback_generated#callback", 303)
+    # Shown in full in the answer to this POST only (a link or a reload of the page shows it
+    # masked; the browser asks before sending the POST again, and the button asks first).
+    return await _page(request, viewer, reveal_key=True, generated=GENERATED)
 
 
 @router.post("/setup/archive/callback/reveal")

@@ -21,7 +21,7 @@ from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.web import archive_pages, auth, conversation_pages, pages, sla_pages
 from siyu.web.api_errors import ClearNotFound
-from siyu.web.input_guard import refuse_nul
+from siyu.web.input_guard import BodyLimit, refuse_nul
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -29,6 +29,7 @@ PAGE_TITLES = {
     403: "没有权限 / Forbidden",
     404: "找不到 / Not found",
     422: "无法处理 / Invalid request",
+    413: "内容太大 / Too large",
     502: "企业微信暂时不可用 / WeCom unavailable",
 }
 
@@ -39,6 +40,7 @@ def _wants_page(request: Request) -> bool:
 
 
 def install(app: FastAPI) -> None:
+    app.add_middleware(BodyLimit)
     app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
 
     @app.get("/healthz", include_in_schema=False)
@@ -126,20 +128,24 @@ def _out_of_range(request: Request):
 
 # How much of a refused value the answer repeats (a 5 MB field had come back whole).
 ECHO_CHARS = 200
+ECHO_ITEMS = 20
 
 
 def _echoable(value):
     """The validation errors as JSON can carry them: NaN / Infinity as text, a lone
-    surrogate replaced (the encoder refused it: a 500 in place of the 422), long text cut."""
+    surrogate replaced (the encoder refused it: a 500 in place of the 422), long text and
+    long lists and objects cut."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
         text = value.encode("utf-8", "replace").decode("utf-8")
         return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
     if isinstance(value, list):
-        return [_echoable(v) for v in value]
+        return [_echoable(v) for v in value[:ECHO_ITEMS]] + (["…"] if len(value) > ECHO_ITEMS else [])
     if isinstance(value, dict):
-        return {_echoable(k): _echoable(v) for k, v in value.items()}
+        items = list(value.items())
+        cut = {_echoable(k): _echoable(v) for k, v in items[:ECHO_ITEMS]}
+        return cut | ({"…": f"{len(items) - ECHO_ITEMS} more"} if len(items) > ECHO_ITEMS else {})
     return value
 
 
