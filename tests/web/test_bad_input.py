@@ -5,6 +5,10 @@ and a refused value comes back in the answer only as JSON can carry it."""
 from __future__ import annotations
 
 import json
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.testclient import TestClient
 
 from siyu.sla import service
 from siyu.web import input_guard
@@ -161,3 +165,22 @@ def test_a_long_list_is_not_echoed_whole(as_role):
         headers={"X-CSRF-Token": admin.csrf},
     )
     assert r.status_code == 422 and len(r.content) < 5_000
+
+
+def test_the_guard_leaves_the_body_readable_however_a_route_reads_it():
+    app = FastAPI(dependencies=[Depends(input_guard.refuse_nul)])
+
+    # FastAPI parses a route's Form() fields before the guard runs (Annotated and Form are
+    # imported at module level: with postponed annotations FastAPI looks them up there)
+    @app.post("/fields")
+    def fields(name: Annotated[str, Form()]):
+        return {"name": name}
+
+    @app.post("/raw")
+    async def raw(request: Request):  # the guard reads it first; the route reads it again
+        return {"bytes": len(await request.body()), "form": dict(await request.form())}
+
+    client = TestClient(app)
+    assert client.post("/fields", data={"name": "王"}).json() == {"name": "王"}
+    assert client.post("/fields", data={"name": "a\x00"}).status_code == 422
+    assert client.post("/raw", data={"a": "b"}).json() == {"bytes": 3, "form": {"a": "b"}}

@@ -5,6 +5,7 @@ And bodies too large for any form or API call, refused before they are held in m
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from fastapi import HTTPException, Request
@@ -43,6 +44,10 @@ async def refuse_nul(request: Request) -> None:
             return
         _check_texts(_texts(document))
     elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # the bytes kept first, so a route may still read them raw or as a form; a form parsed
+        # already (a route's Form() fields) left no bytes, and Starlette keeps that form
+        with contextlib.suppress(RuntimeError):
+            await request.body()
         form = await request.form()
         _check_texts(
             text
