@@ -175,3 +175,71 @@ def test_archive_import_stores_a_file_once_and_refuses_a_bad_one_whole(siyu, tmp
     bad.write_text(odd, encoding="utf-8")
     code, out = invoke("archive", "import", str(bad), "--tenant", slug)
     assert code == 0 and "1 messages stored" in out  # the refused files had stored nothing
+
+
+def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path):
+    from cryptography.fernet import Fernet
+
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-m"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+
+    def refused(*args: str) -> str:
+        code, out = invoke(*args)
+        assert code == 1 and "Traceback" not in out and len(out.strip().splitlines()) <= 2, (args, out)
+        return out
+
+    person = ["person", "add", "--tenant", slug, "--name", "王五", "--password", "pw-123456"]
+    assert invoke(*person, "--login", f"ops-{slug}")[0] == 0
+    assert "is taken" in refused(*person, "--login", f"ops-{slug}")  # had been an IntegrityError
+    assert "--role must be" in refused(*person, "--login", f"x-{slug}", "--role", "superuser")
+    assert "must not be blank" in refused(*person, "--login", " ")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "")  # Enter at the password prompt
+    no_password = ["person", "add", "--tenant", slug, "--login", f"np-{slug}", "--name", "x"]
+    assert "a password is needed" in refused(*no_password)  # it had made a login nobody could use
+    assert "callback URL" in refused(*add_args(corp, slug="bad slug/../x"))
+    # WeCom unreachable
+    monkeypatch.setenv("SIYU_WECOM_BASE_URL", "http://127.0.0.1:9")
+    assert refused("sync", "staff", "--tenant", slug).startswith("WeCom:")
+    # another secret key: nothing is written with it
+    monkeypatch.setenv("SIYU_SECRET_KEY", Fernet.generate_key().decode())
+    assert "does not open" in refused("tenant", "archive-callback", slug)
+    monkeypatch.delenv("SIYU_SECRET_KEY")
+    assert invoke("tenant", "show", slug)[0] == 0
+    # the database
+    monkeypatch.setenv("SIYU_DATABASE_URL", "garbage")
+    assert "SIYU_DATABASE_URL" in refused("tenant", "list")
+    monkeypatch.setenv("SIYU_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    monkeypatch.setenv("SIYU_AUTO_MIGRATE", "false")
+    assert "siyu migrate" in refused("tenant", "list")  # a worker had looped on errors
+    # a port no machine has
+    assert invoke("serve", "--port", "70000")[0] == 2
+
+
+def test_the_demo_empties_only_its_own_folder(tmp_path):
+    from siyu.demo import run_demo
+    from tests.support.servers import free_port
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "customers.csv").write_text("keep me")
+    with pytest.raises(SystemExit, match="not a demo's folder"):
+        run_demo(port=free_port(), emulator_port=free_port(), data_dir=str(precious))
+    assert (precious / "customers.csv").read_text() == "keep me"
+
+
+def test_archive_import_names_a_line_no_archive_could_hold(siyu, tmp_path):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-n"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+    odd = tmp_path / "odd.jsonl"
+    for content, says in (
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # had been a RecursionError
+        (
+            json.dumps({"msgid": "x", "text": {"content": "字" * 1_000_001}}),
+            "no archived message is that long",
+        ),
+    ):
+        odd.write_text(content, encoding="utf-8")
+        code, out = invoke("archive", "import", str(odd), "--tenant", slug)
+        assert code == 1 and "nothing imported" in out and "line 1" in out and says in out, out[:300]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +25,8 @@ app.add_typer(person_app, name="person")
 app.add_typer(sync_app, name="sync")
 app.add_typer(archive_app, name="archive")
 console = Console()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _logging() -> None:
@@ -38,26 +42,84 @@ def _runtime():
     rt = Runtime.create(settings)
     if settings.auto_migrate:
         rt.db.migrate()
+    else:
+        from sqlalchemy import inspect
+
+        if not inspect(rt.db.engine).has_table("tenants"):  # a worker would loop on errors
+            _fail("the database has no Siyu tables yet: run `siyu migrate` (SIYU_AUTO_MIGRATE is off)")
     return rt
 
 
 def _tenant_id(rt, slug: str) -> int:
+    """The tenant's id; exits with a one-line reason when there is no such tenant, or when
+    SIYU_SECRET_KEY does not open its secrets (anything sealed with another key would leave
+    the tenant half unreadable)."""
     from sqlalchemy import select
 
     from siyu.tenancy.models import Tenant
 
     with rt.db.system_session() as s:
-        tenant_id = s.scalar(select(Tenant.id).where(Tenant.slug == slug))
+        tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
+        sealed = tenant.agent_secret_sealed if tenant is not None else ""
+        tenant_id = tenant.id if tenant is not None else None
     if tenant_id is None:
         console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
         raise typer.Exit(1)
+    if sealed:
+        try:
+            rt.box.open(sealed)
+        except ValueError:
+            _fail(
+                f"SIYU_SECRET_KEY does not open tenant {slug!r}'s secrets: use the key they were sealed with"
+            )
     return tenant_id
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
+
+
+def clear_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A command's known failures as one line and exit status 1, not a traceback: a database
+    URL that does not work, a database never migrated, WeCom unreachable or refusing, and
+    Siyu's own ValueErrors (their messages are written for people)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+        from siyu.web.templating import wecom_message
+        from siyu.wecom.errors import WeComFailure
+
+        try:
+            return command(*args, **kwargs)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            _fail(f"SIYU_DATABASE_URL is not a database URL Siyu can use: {exc}")
+        except ModuleNotFoundError as exc:
+            _fail(f"no driver for SIYU_DATABASE_URL's database: {exc}")
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            hint = "; run `siyu migrate`" if _missing_table(reason) else "; check SIYU_DATABASE_URL"
+            _fail(f"the database refused: {reason}{hint}")
+        except WeComFailure as exc:
+            _fail(f"WeCom: {wecom_message(exc)}")
+        except ValueError as exc:
+            _fail(str(exc))
+
+    return run
+
+
+def _missing_table(reason: str) -> bool:
+    return "no such table" in reason or ("relation" in reason and "does not exist" in reason)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port for the web UI, API and WeCom callbacks")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="port for the web UI, API and WeCom callbacks")
+    ] = 8000,
     access_log: Annotated[bool, typer.Option(help="log every request (costly at callback rates)")] = False,
 ) -> None:
     """Run Siyu: web UI, JSON API, the WeCom callback URL and (embedded default) the worker."""
@@ -70,6 +132,7 @@ def serve(
 
 
 @app.command()
+@clear_errors
 def worker(
     concurrency: Annotated[int, typer.Option(help="rows run at once")] = 32,
     wake_fd: Annotated[int | None, typer.Option(hidden=True, help="pipe from `siyu serve`")] = None,
@@ -101,6 +164,7 @@ def worker(
 
 
 @app.command()
+@clear_errors
 def migrate(
     new: Annotated[
         str | None, typer.Option(help="developers: write a new migration with this message")
@@ -123,7 +187,7 @@ def migrate(
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port of the emulated WeCom API")] = 8081,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port of the emulated WeCom API")] = 8081,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the WeCom emulator: WeCom's server API, callbacks and a control API under /_emulator/."""
@@ -134,9 +198,15 @@ def emulator(
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="port of the web UI")] = 8000,
-    emulator_port: Annotated[int, typer.Option(help="port of the WeCom emulator")] = 8081,
-    data_dir: Annotated[str, typer.Option(help="where the demo keeps its SQLite file")] = "data/demo",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port of the web UI")] = 8000,
+    emulator_port: Annotated[int, typer.Option(min=1, max=65535, help="port of the WeCom emulator")] = 8081,
+    data_dir: Annotated[
+        str,
+        typer.Option(
+            help="where the demo keeps its SQLite file; emptied at each start, so a new or empty"
+            " folder, or an earlier demo's"
+        ),
+    ] = "data/demo",
 ) -> None:
     """Siyu on SQLite with the WeCom emulator and a simulated world of customers, in one go."""
     from siyu.demo import run_demo
@@ -166,6 +236,7 @@ def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classifie
 
 
 @tenant_app.command("add")
+@clear_errors
 def tenant_add(
     name: Annotated[str, typer.Option(help="company name shown in Siyu")],
     corp_id: Annotated[str, typer.Option(help="企业ID, under 我的企业 → 企业信息")],
@@ -178,8 +249,12 @@ def tenant_add(
     check: Annotated[bool, typer.Option(help="check the secrets by fetching tokens from WeCom")] = True,
 ) -> None:
     """Connect a WeCom corp: check its credentials and print the callback URL to paste into WeCom."""
+    import re
+
     from siyu.tenancy import service
 
+    if slug is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", slug):
+        _fail(f"--slug goes into the callback URL: 1-40 lower-case letters, digits and -, not {slug!r}")
     rt = _runtime()
     creds = service.CorpCredentials(corp_id, agent_id, agent_secret, contact_secret, token, aes_key)
     try:
@@ -215,6 +290,7 @@ def _print_summary(summary: dict) -> None:
 
 
 @tenant_app.command("list")
+@clear_errors
 def tenant_list() -> None:
     """List connected corps."""
     from rich.table import Table
@@ -231,6 +307,7 @@ def tenant_list() -> None:
 
 
 @tenant_app.command("show")
+@clear_errors
 def tenant_show(slug: str) -> None:
     """Show one corp's settings, secrets masked."""
     from siyu.tenancy import service
@@ -250,6 +327,7 @@ def tenant_show(slug: str) -> None:
 
 
 @tenant_app.command("archive-callback")
+@clear_errors
 def tenant_archive_callback(
     slug: str,
     token: Annotated[str, typer.Option(help="the 会话存档 app's callback Token (blank: generate)")] = "",
@@ -284,6 +362,7 @@ def tenant_archive_callback(
 
 
 @person_app.command("add")
+@clear_errors
 def person_add(
     tenant: Annotated[str, typer.Option(help="tenant slug")],
     login: Annotated[str, typer.Option(help="login name (unique)")],
@@ -293,13 +372,26 @@ def person_add(
     password: Annotated[str | None, typer.Option(help="password (asked for when left out)")] = None,
 ) -> None:
     """Create a login for the web UI."""
-    from siyu.tenancy import service
+    from sqlalchemy import select
 
+    from siyu.tenancy import service
+    from siyu.tenancy.models import Person
+
+    login, name = login.strip(), name.strip()
+    if not login or not name:
+        _fail("--login and --name must not be blank")
+    if role not in ("admin", "supervisor", "agent"):
+        _fail(f"--role must be admin, supervisor or agent, not {role!r}")
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)
+    with rt.db.system_session() as s:
+        if s.scalar(select(Person.id).where(Person.login == login)) is not None:
+            _fail(f"login {login!r} is taken (logins are unique across all tenants): choose another")
     password = password or getpass.getpass("password: ")
+    if not password and not staff_userid:  # staff may sign in through WeCom instead
+        _fail("a password is needed for a login that is not a staff member's (--staff-userid)")
     with rt.db.tenant_session(tenant_id) as s:
-        service.add_person(s, login, name, role, password, staff_userid)
+        service.add_person(s, login, name, role, password or None, staff_userid)
     console.print(f"{login} can now log in as {role}")
 
 
@@ -307,6 +399,7 @@ def person_add(
 
 
 @sync_app.command("staff")
+@clear_errors
 def sync_staff(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
     """Mirror WeCom's departments and members."""
     from siyu.tenancy.tasks import sync_staff as run
@@ -317,6 +410,7 @@ def sync_staff(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
 
 
 @sync_app.command("customers")
+@clear_errors
 def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
     """Import every existing customer of every staff member; safe to re-run."""
     from siyu.customers.sync import sync_customers as run
@@ -334,6 +428,7 @@ def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> 
 
 
 @archive_app.command("import")
+@clear_errors
 def archive_import(
     path: Annotated[Path, typer.Argument(help="JSON lines, one decrypted archive message a line")],
     tenant: Annotated[str, typer.Option(help="tenant slug")],

@@ -252,13 +252,38 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
         await world.close()
 
 
-def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = "data/demo") -> None:
+# Left in the demo's folder: only a folder that has it (or an empty one) is emptied at start.
+DEMO_MARK = ".siyu-demo"
+
+
+DEFAULT_DATA_DIR = "data/demo"
+
+
+def _is_demo_dir(data: Path) -> bool:
+    """Empty, marked by an earlier demo, or the default folder as demos made it before the mark
+    (its SQLite files and key only)."""
+    if not data.is_dir():
+        return False
+    names = [p.name for p in data.iterdir()]
+    if not names or DEMO_MARK in names:
+        return True
+    legacy = all(n == "secret.key" or n.startswith("siyu.db") for n in names)
+    return legacy and data.resolve() == Path(DEFAULT_DATA_DIR).resolve()
+
+
+def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAULT_DATA_DIR) -> None:
     for port_, option in ((port, "--port"), (emulator_port, "--emulator-port")):
         if not _port_free(port_):
             raise SystemExit(f"port {port_} is in use; choose another with {option}")
     data = Path(data_dir)
+    if data.exists() and not _is_demo_dir(data):
+        raise SystemExit(
+            f"{data} is not empty and is not a demo's folder: the demo starts afresh by emptying its"
+            " folder, so choose a new or empty one with --data-dir"
+        )
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
+    (data / DEMO_MARK).write_text("made by `siyu demo`, which empties this folder each time it starts\n")
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     siyu_url = f"http://127.0.0.1:{port}"
     env = {

@@ -197,7 +197,7 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
         try:
             raw = plain.decode("utf-8") if isinstance(plain, bytes) else plain
             message = json.loads(raw)
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError both
             message = None
         if not isinstance(message, dict):
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
@@ -697,16 +697,25 @@ _ACTIONS = ("send", "recall", "switch")
 _MAX_SEQ = 2**31 - 1
 
 
+# A text message is at most a few thousand characters, and media come as ids: a line of an
+# import longer than this is no archived message (one of 50 MB had taken 4.8 GB to store).
+MAX_IMPORT_LINE_CHARS = 1_000_000
+
+
 def _imported(number: int, line: str) -> ArchivedMessage:
     """One line of a JSON-lines import as an archived message, or ValueError naming the line."""
 
     def refuse(why: str) -> ValueError:
         return ValueError(f"line {number}: {why}")
 
+    if len(line) > MAX_IMPORT_LINE_CHARS:
+        raise refuse(f"over {MAX_IMPORT_LINE_CHARS:,} characters: no archived message is that long")
     try:
         obj = json.loads(line)
     except ValueError as exc:
         raise refuse(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise refuse("not JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise refuse("not a JSON object")
     if "message" in obj:
