@@ -37,6 +37,7 @@ STAFF = [
         "department": [2],
         "direct_leader": ["wangzong"],
         "position": "销售主管",
+        "mobile": "13800000001",
     },
     {
         "userid": "zhangsan",
@@ -44,6 +45,7 @@ STAFF = [
         "department": [2],
         "direct_leader": ["lisi"],
         "position": "销售顾问",
+        "mobile": "13800000002",
     },
     {
         "userid": "xiaomei",
@@ -51,6 +53,7 @@ STAFF = [
         "department": [2],
         "direct_leader": ["lisi"],
         "position": "销售顾问",
+        "mobile": "13800000003",
     },
     {
         "userid": "zhaoliu",
@@ -58,6 +61,7 @@ STAFF = [
         "department": [3],
         "direct_leader": ["wangzong"],
         "position": "客服主管",
+        "mobile": "13800000004",
     },
     {
         "userid": "sunqi",
@@ -65,6 +69,7 @@ STAFF = [
         "department": [3],
         "direct_leader": ["zhaoliu"],
         "position": "客服专员",
+        "mobile": "13800000005",
     },
 ]
 CHANNELS = [
@@ -294,6 +299,12 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
         "SIYU_WECOM_BASE_URL": emulator_url,
         "SIYU_WECOM_OAUTH_URL": emulator_url,
         "SIYU_WECOM_LOGIN_URL": emulator_url,
+        # the last step's call rings the emulator's voice gateway (each staff member has a number)
+        "SIYU_VOICE_PROVIDER": os.environ.get("SIYU_VOICE_PROVIDER", "emulator"),
+        # the emulator archives at once: pulled every second and trusted a second after, steps
+        # fire within a second or two of their time (WeCom's own archive trails by seconds)
+        "SIYU_ARCHIVE_POLL_S": os.environ.get("SIYU_ARCHIVE_POLL_S", "1"),
+        "SIYU_ARCHIVE_LAG_S": os.environ.get("SIYU_ARCHIVE_LAG_S", "1"),
     }
     settings = Settings(
         data_dir=data,

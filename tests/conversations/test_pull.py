@@ -288,3 +288,18 @@ def test_a_message_gone_before_indexing_does_not_hold_up_the_backlog(rt, tenant_
         s.execute(delete(Message).where(Message.msgid == items[0].msgid))
     assert search.index_backlog(rt.db, tenant_id) == 9
     assert search_rows(rt, tenant_id) == (9, 9, 0)
+
+
+def test_a_message_stamped_ahead_of_the_clock_does_not_move_the_archive_past_now(rt, tenant_id):  # noqa: F811
+    """Steps fire only once the archive is pulled past their due time: a message dated a
+    minute ahead (a sender's clock) had moved that point a minute into the future, and cards
+    went out for questions whose replies were still on their way."""
+    chat = Chat()
+    now = datetime.now(UTC)
+    ahead = chat.customer("群里的时间比服务器快", 0)
+    ahead.message["msgtime"] = int((now + timedelta(seconds=60)).timestamp() * 1000)
+    tasks._store_batch(rt, tenant_id, [ahead], now, False, None)
+    with rt.db.tenant_session(tenant_id) as s:
+        cursor = s.scalar(select(ArchiveCursor))
+    assert cursor.seq == ahead.seq
+    assert cursor.pulled_until == now - timedelta(seconds=rt.settings.archive_lag_s)

@@ -128,10 +128,13 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
             cursor.seq = max(i.seq for i in fresh)
         newest = max((int(t) for i in fresh if (t := i.message.get("msgtime"))), default=None)
         candidates = [cursor.pulled_until] if cursor.pulled_until is not None else []
+        lagged = fetched_at - timedelta(seconds=rt.settings.archive_lag_s)
         if newest is not None:  # a time made once, not once a message
-            candidates.append(service.ms_to_datetime(newest))
+            # never past what the archive could hold when we asked: a message stamped ahead of
+            # the clock (a sender's clock) had let steps fire before replies could be pulled
+            candidates.append(min(service.ms_to_datetime(newest), lagged))
         if drained:  # everything the archive held when we asked is stored, up to its lag
-            candidates.append(fetched_at - timedelta(seconds=rt.settings.archive_lag_s))
+            candidates.append(lagged)
         cursor.pulled_until = max(candidates) if candidates else None
         cursor.pulled_at, cursor.last_error = fetched_at, ""
     return counts
