@@ -388,6 +388,11 @@ def test_one_voice_call_covers_all_of_an_agents_waits(local):
     w.clock(500)
     w.fire()
     assert len(w.outbox("sla_call")) == 1  # within the cooldown
+    with w.session() as s:  # that call placed at 80 s: the step of 560 s rang nobody about wmc9
+        s.execute(update(SlaCall).values(status="placed", placed_at=w.at(80)))
+        fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
+        reached = sorted((e.fired_at, service.deliveries(s, [e])[e.id][0]) for e in fired)
+        assert [state for _, state in reached] == ["placed", "placed", "placed", "covered"]
     w.say("再问一下？", at=700, ext="wmc10")
     w.clock(800)
     w.fire()

@@ -1022,8 +1022,10 @@ def _problem(
 
 def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tuple[str, str]]:
     """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
-    failed, the error) by escalation id, from the card or call that carried it (a step merged
-    into another's card, or covered by an earlier call, follows that one)."""
+    failed | covered, the error) by escalation id, from the card or call that carried it (a
+    step merged into another's card, or covered by a call still queued when it fired, follows
+    that one; one that fired after the covering call was placed, within the cooldown, is
+    "covered": that call did not speak of its customer)."""
     card_of: dict[int, int | str] = {}
     call_of: dict[int, int] = {}
     for e in fired:
@@ -1049,6 +1051,7 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
                 state = "given_up"
             cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
     calls = {}
+    placed_at: dict[int, datetime | None] = {}
     wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
     if wanted_calls or call_of:
         for call in session.scalars(
@@ -1057,6 +1060,7 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
             )
         ):
             calls[call.id] = (call.status, call.error)
+            placed_at[call.id] = call.placed_at
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
     out = {}
@@ -1064,7 +1068,12 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
         if e.id in card_of:
             out[e.id] = cards.get(card_of[e.id], ("queued", ""))
         elif e.id in call_of:
-            out[e.id] = calls.get(call_of[e.id], ("queued", ""))
+            status, error = calls.get(call_of[e.id], ("queued", ""))
+            rang = placed_at.get(call_of[e.id])
+            # a call placed before this step fired (within the cooldown) did not speak of its
+            # customer, and nobody rang again; one still queued then counted it when placed
+            later = rang is not None and e.fired_at is not None and e.fired_at > rang
+            out[e.id] = ("covered", "") if status == "placed" and later else (status, error)
         elif e.action == "voice_call":
             out[e.id] = calls.get(("step", e.id), ("queued", ""))
     return out

@@ -91,6 +91,7 @@ DELIVERED = {
     "given_up": "未送达",
     "skipped": "未发",
     "placed": "已拨打",
+    "covered": "刚打过电话，未再拨打",
     "failed": "拨打失败",
     "nobody": "没有可通知的人",
 }
