@@ -380,7 +380,7 @@ def person_add(
     login, name = login.strip(), name.strip()
     if not login or not name:
         _fail("--login and --name must not be blank")
-    if role not in ("admin", "supervisor", "agent"):
+    if role not in service.ROLES:
         _fail(f"--role must be admin, supervisor or agent, not {role!r}")
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)

@@ -334,6 +334,14 @@ def browser(launch_browser):
     browser.close()
 
 
+def sign_in(page, base_url: str, login: str, next_path: str) -> None:
+    """Through the login form, landing on `next_path`."""
+    page.goto(f"{base_url}/login?next={next_path}")
+    page.get_by_label("账号").fill(login)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+
+
 def fits_the_phone(page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"page is {width}px wide on a 390px phone"

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone
+from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone, sign_in
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -53,10 +53,7 @@ def test_a_pushed_link_opens_signed_in_through_wecom_oauth(page, siyu, world):
 
 
 def test_channel_page_shows_the_qr_code(page, siyu, world):
-    page.goto(f"{siyu}/login?next=/channels/{world.a.channels['门店海报']}")
-    page.get_by_label("账号").fill(world.a.logins["admin"])
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    sign_in(page, siyu, world.a.logins["admin"], f"/channels/{world.a.channels['门店海报']}")
     qr = page.get_by_role("img", name="门店海报 的二维码")
     expect(qr).to_be_visible()
     # The browser loads the QR through Siyu's proxy: a real image, not a broken one.
@@ -69,10 +66,7 @@ def test_channel_page_shows_the_qr_code(page, siyu, world):
 
 
 def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
-    page.goto(f"{siyu}/login?next=/sla/policy")
-    page.get_by_label("账号").fill(world.a.logins["admin"])
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    sign_in(page, siyu, world.a.logins["admin"], "/sla/policy")
     expect(page.get_by_role("heading", name="提醒策略")).to_be_visible()
     fits_the_phone(page)
     # the admin's last menu item had been cut at the screen's edge, with nothing hinting at it

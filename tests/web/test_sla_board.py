@@ -20,7 +20,7 @@ from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
-from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone
+from tests.web.conftest import CHROMIUM, fits_the_phone, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
 FIXTURE_SPAN_S = 330
@@ -594,10 +594,7 @@ def test_a_number_no_row_can_have_is_refused_not_a_server_error(as_role, path):
 # Last in the module: Playwright's sync API holds this thread's event loop until the module ends.
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
 def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
-    page.goto(f"{siyu}/login?next=/sla")
-    page.get_by_label("账号").fill(world.a.logins["supervisor"])
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    sign_in(page, siyu, world.a.logins["supervisor"], "/sla")
     row = page.locator("#within-steps tbody tr").first
     share = row.locator("td").nth(1)
     expect(share).to_have_text(re.compile(r"^\d+%$"))
