@@ -104,6 +104,41 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     assert len(cards(w, "zhangsan")) == 1
 
 
+def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w):
+    w.say("在吗", at=0)
+    w.say("订单号 58231204317", at=5)
+    recalled = w.say("发错了", at=8)
+    w.recall(recalled, at=9)
+    w.say("我的订单什么时候发货？", at=20)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["title"] == "王女士 已等待 2 分钟 未回复"  # counted from 在吗
+    assert "起发来 3 条" in card["description"]
+    assert "王女士：在吗 / 订单号 58231204317 / 我的订单什么时候发货？</div>" in card["description"]
+
+
+@pytest.mark.parametrize(
+    ("texts", "limit", "line"),
+    [
+        (["在吗", "报价发我"], 24, "在吗 / 报价发我"),
+        (["在吗", "你好", "有没有 256G 的黑色，今天能发吗"], 24, "… / 有没有 256G 的黑色，今天能发吗"),
+        (["在吗", "你好", "报价单发我"], 14, "… / 你好 / 报价单发我"),
+        (["在吗", "你好", "报价单发我"], 13, "… / 报价单发我"),
+        (["在吗", "这款手机有没有 256G 的黑色，今天能发吗"], 24, "这款手机有没有 256G 的黑色，今天能发吗"),
+        (["在吗", "这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
+        (["这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
+        (["a", "b  c", " "], 60, "a / b c"),
+        ([], 60, ""),
+    ],
+)
+def test_a_card_line_keeps_the_newest_message_whole_where_it_fits(texts, limit, line):
+    from siyu.conversations.queries import quote_asks
+
+    assert quote_asks(texts, limit) == line and len(line) <= limit
+
+
 def test_steps_due_to_one_person_arrive_as_one_card(w):
     with w.session() as s:
         service.save_policy(s, merge_window_s=1.0)

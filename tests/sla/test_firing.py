@@ -322,7 +322,7 @@ def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local, busines
             "customer": f"很长名字的客户第{i}位",
             "agent": "lisi",
             "agent_name": "李四",
-            "text": "您好，我想问一下这款产品的售后服务政策具体是怎样的，谢谢",
+            "asks": ["您好", "我想问一下这款产品的售后服务政策具体是怎样的，谢谢"],
             "started_at": started,
             "business_s": business_s,
         }

@@ -75,7 +75,8 @@ def waits(db, world) -> Waits:
     items = [
         _text(sfx, 1, ext["zhangsan"], "zhangsan", f"能便宜点吗 {sfx}", 300),
         _text(sfx, 2, ext["lisi"], "lisi", f"请问发货了吗 {sfx}", 200),
-        _text(sfx, 3, ext["zhaoliu"], "zhaoliu", f"报价单发我 {sfx}", 120),
+        _text(sfx, 7, ext["zhaoliu"], "zhaoliu", "在吗", 120),
+        _text(sfx, 3, ext["zhaoliu"], "zhaoliu", f"报价单发我 {sfx}", 110),
         _text(sfx, 4, "wmanswered" + sfx, "lisi", "什么时候有货？", 280),
         _text(sfx, 5, "lisi", "wmanswered" + sfx, "明天就有", 220),
     ]
@@ -125,6 +126,7 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
     assert [(f["step"], f["action"], f["target"]) for f in first["fired"]] == [(0, "app_message", "agent")]
     assert first["customer"]  # the external id when the customer is unknown
     assert rows[1]["fired"] == []
+    assert rows[2]["message"] == f"在吗 / 报价单发我 {waits.sfx}"  # what is asked, not the 在吗 alone
     assert board["breaches_total"] >= 1
     # (other modules' waits of today may have fired for 张三 too: the module's own is above)
     [zhang] = [x for x in board["breaches_by_agent"] if x["staff_userid"] == "zhangsan"]

@@ -277,6 +277,64 @@ def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]
     return {m.msgid: m for m in session.scalars(select(Message).where(Message.msgid.in_(msgids)))}
 
 
+def waiting_asks(session: Session, waits: dict[int, datetime], last: int = 5) -> dict[int, list[str]]:
+    """What each waiting customer has written since the wait began (`waits`: conversation id
+    to when its clock started): the messages that need a reply, not recalled, oldest first,
+    at most the `last` newest. The clock starts at the first (often 在吗 or 你好); what is
+    asked usually comes after it."""
+    if not waits:
+        return {}
+    m = Message
+    ranked = (
+        select(
+            m.conversation_id,
+            m.sent_at,
+            m.text,
+            func.row_number()
+            .over(partition_by=m.conversation_id, order_by=(m.sent_at.desc(), m.id.desc()))
+            .label("rn"),
+        )
+        .where(
+            m.conversation_id.in_(list(waits)),
+            m.sent_at >= min(waits.values()),
+            m.action == SENDABLE,
+            m.direction == "in",
+            m.recalled.is_(False),
+            m.needs_reply.is_(True),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.text)
+        .where(ranked.c.rn <= last)
+        .order_by(ranked.c.conversation_id, ranked.c.sent_at)
+    )
+    out: dict[int, list[str]] = {}
+    for cid, sent_at, text in rows:
+        if sent_at >= waits[cid] and text.strip():
+            out.setdefault(cid, []).append(text)
+    return out
+
+
+def quote_asks(texts: list[str], limit: int) -> str:
+    """The waiting messages on one line of at most `limit` characters, the newest kept whole
+    where it fits: 在吗 / 订单到哪了？, or … / 订单到哪了？ when the older ones do not fit, or the
+    newest alone, cut, when even it is too long."""
+    parts = [" ".join(t.split()) for t in texts if t.strip()]
+    if not parts:
+        return ""
+    newest = parts[-1]
+    if len(newest) > limit - (4 if len(parts) > 1 else 0):  # no room for the older ones
+        return newest if len(newest) <= limit else newest[: limit - 1] + "…"
+    kept = [newest]
+    for part in reversed(parts[:-1]):
+        rest = len(parts) - len(kept) - 1  # older ones still left out after this one
+        if len(" / ".join([part, *kept])) + (4 if rest else 0) > limit:
+            break
+        kept.insert(0, part)
+    return ("… / " if len(kept) < len(parts) else "") + " / ".join(kept)
+
+
 def _last_texts(session: Session, conversation_ids: list[int]) -> dict[int, str]:
     """The text of each conversation's newest message (one row per conversation)."""
     if not conversation_ids:

@@ -167,14 +167,18 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
                     "delivery_error": error,
                 }
             )
-        for cid, text, ext in session.execute(
-            select(Conversation.id, Message.text, Conversation.external_userid)
+        began: dict[int, datetime] = {}
+        for cid, text, ext, started_at in session.execute(
+            select(Conversation.id, Message.text, Conversation.external_userid, SlaWait.started_at)
             .join(SlaWait, SlaWait.conversation_id == Conversation.id)
             .outerjoin(Message, Message.msgid == SlaWait.msgid)
             .where(Conversation.id.in_(conv_ids), SlaWait.closed_at.is_(None))
         ):
             texts[cid] = text or texts.get(cid, "")
             titles[cid] = ext
+            began[cid] = started_at
+        for cid, asks in conversation_queries.waiting_asks(session, began).items():
+            texts[cid] = conversation_queries.quote_asks(asks, 80)
     rows_out = [
         {
             **w,

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
 from siyu.db import bulk
@@ -230,8 +231,9 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
                 )
             ).all()
         )
+        asks = conversation_queries.waiting_asks(s, {e["conversation_id"]: e["started_at"] for e in every})
         for e in every:
-            e["text"] = texts.get(e["msgid"], "")
+            e["asks"] = asks.get(e["conversation_id"]) or [texts.get(e["msgid"], "")]
             e["agent_name"] = names.get(e["agent"], e["agent"])
     return found
 
@@ -276,10 +278,11 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         who = first["customer"] if own else f"{first['agent_name']}的客户 {first['customer']}"
         title = f"{who} 已等待 {_how_long(first, now, short=True)} 未回复"
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
+        several = f" 起发来 {len(first['asks'])} 条" if len(first["asks"]) > 1 else " 发来"
         description = (
-            f'<div class="gray">{local} 发来</div>'
+            f'<div class="gray">{local}{several}</div>'
             f'<div class="normal">{html.escape(first["customer"])}：'
-            f"{html.escape(_clip(first['text'], 60))}</div>"
+            f"{html.escape(conversation_queries.quote_asks(first['asks'], 60))}</div>"
             f'<div class="highlight">已等待 {longest}，'
             + ("请尽快回复" if own else f"请提醒{html.escape(first['agent_name'])}尽快回复")
             + "</div>"
@@ -296,7 +299,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
             how_long = _how_long(e, now)  # under a business-hours policy, the wall time beside it
             line = (
                 f'<div class="normal">{html.escape(e["customer"])}{agent}：'
-                f"{html.escape(_clip(e['text'], 24))} · {how_long}</div>"
+                f"{html.escape(conversation_queries.quote_asks(e['asks'], 24))} · {how_long}</div>"
             )
             # WeCom cuts a description past 512 bytes, wherever that falls in the markup
             if len("".join([*lines, line, closing]).encode()) > DESCRIPTION_BYTES - 40:
