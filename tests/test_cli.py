@@ -243,3 +243,53 @@ def test_archive_import_names_a_line_no_archive_could_hold(siyu, tmp_path):
         odd.write_text(content, encoding="utf-8")
         code, out = invoke("archive", "import", str(odd), "--tenant", slug)
         assert code == 1 and "nothing imported" in out and "line 1" in out and says in out, out[:300]
+
+
+def test_tenant_add_says_when_it_updates_a_connected_corp_and_keeps_slugs_apart(siyu):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-u"
+    code, out = invoke(*add_args(corp, slug=slug))
+    assert code == 0 and "already connected" not in out
+    code, out = invoke(*add_args(corp, slug=slug + "x", name="乙公司（新）"))
+    assert code == 0 and f"already connected as {slug}" in out and f"slug stays {slug}" in out
+    assert f"/wecom/callback/{slug}" in out and "乙公司（新）" in out
+    other = add_args(corp, slug=slug, **{"corp-id": corp["corp_id"] + "z"})
+    code, out = invoke(*other, "--no-check")  # a second corp asking for a slug in use
+    assert code == 1 and "already another corp's" in out
+    code, out = invoke("tenant", "list")
+    assert corp["corp_id"] + "z" not in out
+
+
+def test_a_public_url_wecom_cannot_reach_is_pointed_out(siyu, monkeypatch):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-p"
+    code, out = invoke(*add_args(corp, slug=slug))
+    assert code == 0 and "SIYU_PUBLIC_URL" not in out  # https://scrm.example.com
+    monkeypatch.delenv("SIYU_PUBLIC_URL")
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and "SIYU_PUBLIC_URL" not in out  # WeCom is the emulator here: it can call back
+    monkeypatch.setenv("SIYU_WECOM_BASE_URL", "https://qyapi.weixin.qq.com")
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and "SIYU_PUBLIC_URL is http://127.0.0.1:8000, which WeCom's servers cannot reach" in out
+
+
+@pytest.mark.parametrize(
+    ("public_url", "reachable"),
+    [
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("http://192.168.1.20", False),
+        ("http://10.0.0.5:8000", False),
+        ("http://scrm", False),
+        ("http://[::1]:8000", False),
+        ("https://scrm.example.com", True),
+        ("http://203.0.113.9:8000", False),  # documentation range
+        ("http://119.29.29.29:8000", True),
+    ],
+)
+def test_which_public_urls_wecom_cannot_reach(public_url, reachable):
+    from siyu.config import Settings
+
+    settings = Settings(public_url=public_url, wecom_base_url="https://qyapi.weixin.qq.com")
+    assert (settings.public_url_warning() == "") is reachable
+    assert Settings(public_url=public_url, wecom_base_url="http://127.0.0.1:8081").public_url_warning() == ""

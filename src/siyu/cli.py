@@ -25,6 +25,7 @@ app.add_typer(person_app, name="person")
 app.add_typer(sync_app, name="sync")
 app.add_typer(archive_app, name="archive")
 console = Console()
+err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -251,7 +252,10 @@ def tenant_add(
     """Connect a WeCom corp: check its credentials and print the callback URL to paste into WeCom."""
     import re
 
+    from sqlalchemy import select
+
     from siyu.tenancy import service
+    from siyu.tenancy.models import Tenant
 
     if slug is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", slug):
         _fail(f"--slug goes into the callback URL: 1-40 lower-case letters, digits and -, not {slug!r}")
@@ -266,6 +270,9 @@ def tenant_add(
         console.print(f"[red]WeCom refused the credentials:[/red] {exc}")
         raise typer.Exit(1) from exc
     with rt.db.system_session() as s:
+        before = s.scalar(select(Tenant.slug).where(Tenant.corp_id == creds.corp_id))
+        if before is None and slug and s.scalar(select(Tenant.corp_id).where(Tenant.slug == slug)):
+            _fail(f"--slug {slug} is already another corp's (see `siyu tenant list`): choose another")
         tenant = service.save_tenant(s, rt.box, name, creds, slug)
         summary = service.tenant_summary(
             tenant,
@@ -273,9 +280,18 @@ def tenant_add(
             rt.settings.callback_url(tenant.slug),
             rt.settings.archive_callback_url(tenant.slug),
         )
+    if before is not None:
+        kept = f" (its slug stays {before}: WeCom calls that URL)" if slug and slug != before else ""
+        console.print(f"[yellow]This corp was already connected as {before}: its settings are updated{kept}.")
     _print_summary(summary)
     console.print(f"callback URL: {summary['callback_url']}", soft_wrap=True)
     console.print("Paste it, the Token and the EncodingAESKey into WeCom's admin console (客户联系 → API).")
+    _warn_public_url(rt)
+
+
+def _warn_public_url(rt) -> None:
+    if warning := rt.settings.public_url_warning():
+        err_console.print(f"[yellow]{warning}", soft_wrap=True)
 
 
 def _print_summary(summary: dict) -> None:
@@ -324,6 +340,7 @@ def tenant_show(slug: str) -> None:
                 rt.settings.archive_callback_url(slug),
             )
         )
+    _warn_public_url(rt)
 
 
 @tenant_app.command("archive-callback")

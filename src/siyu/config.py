@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +75,31 @@ class Settings(BaseSettings):
     def archive_callback_url(self, tenant_slug: str) -> str:
         """The 会话存档 app's own callback URL (msgaudit_notify), verified with its own pair."""
         return f"{self.callback_url(tenant_slug)}/archive"
+
+    def public_url_warning(self) -> str:
+        """Why WeCom could not call back at `public_url`, when it plainly cannot: the address is
+        this machine's or a private network's while WeCom is not (the emulator beside Siyu
+        can). "" otherwise."""
+        if _local(self.wecom_base_url) or not _local(self.public_url):
+            return ""
+        return (
+            f"SIYU_PUBLIC_URL 是 {self.public_url}，企业微信的服务器访问不到这个地址，回调会失败："
+            "请设为本服务对外的地址（如 https://scrm.example.com） / "
+            f"SIYU_PUBLIC_URL is {self.public_url}, which WeCom's servers cannot reach: "
+            "set it to this server's public address"
+        )
+
+
+def _local(url: str) -> bool:
+    """Whether the URL's host is this machine, a private network's or no host at all."""
+    host = (urlsplit(url).hostname or "").lower()
+    if not host or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host  # a bare machine name
+    return not ip.is_global
 
 
 @lru_cache

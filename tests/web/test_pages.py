@@ -37,7 +37,17 @@ def test_setup_shows_masked_secrets_and_the_callback_url(as_role, world, web_set
     for secret in ("agent_secret", "contact_secret", "token", "encoding_aes_key"):
         assert world.a.corp[secret] not in page.text
     assert world.a.corp["agent_secret"][:3] + "••••" in page.text
+    assert "public-url-warning" not in page.text  # WeCom is the emulator here: it can call back
     assert as_role("supervisor").get("/setup").status_code == 403
+
+
+def test_setup_says_when_wecom_could_not_reach_the_callback_url(as_role, web_settings, monkeypatch):
+    # (only the pages are read here: nothing calls WeCom meanwhile)
+    monkeypatch.setattr(web_settings, "wecom_base_url", "https://qyapi.weixin.qq.com")
+    admin = as_role("admin")
+    page = admin.get("/setup")  # (the archive page says the same beside its own URL)
+    assert page.status_code == 200 and 'id="public-url-warning"' in page.text
+    assert f"SIYU_PUBLIC_URL 是 {web_settings.public_url}，企业微信的服务器访问不到这个地址" in page.text
 
 
 def test_setup_checks_credentials_with_wecom_and_shows_why_not(as_role, world):

@@ -225,6 +225,7 @@ async def _page(
             "new_version": _int(request.query_params.get("ver")),
             "next_version": next_version,
             "truncated": st.truncated,
+            "url_warning": rt.settings.public_url_warning(),
             **extra,
         },
         status_code=status,

@@ -414,6 +414,7 @@ def _setup_page(
             "public_url": base,
             "trusted_domain": base.split("://", 1)[-1].split("/", 1)[0],
             "oauth_link": f"{base}/auth/wecom/{summary['slug']}",
+            "url_warning": rt.settings.public_url_warning(),
             "staff_count": staff_count,
             "channel_count": channel_count,
         },
