@@ -202,6 +202,20 @@ class World:
         return base64.b64encode(bytes(self.rng.getrandbits(8) for _ in range(20))).decode()
 
     async def _say(self, sender: str, receiver: str, text: str, at: float, **kind) -> dict:
+        """Post a message from `sender` to `receiver` at `at` (see `_message`)."""
+        (stored,) = (
+            await self._post("/archive/messages", self._message(sender, receiver, text, at, **kind))
+        )["messages"]
+        return stored
+
+    def _later(self, body: dict) -> None:
+        """A message dated ahead of now (the question asked again after a recall, a group
+        owner's answer): posted when the clock reaches it, as WeCom's archive would only then
+        hold it. Posted now, it had reached Siyu before the messages sent in between."""
+        self.pending_replies.append({"due": body["msgtime"] / 1000, "body": body})
+        self.pending_replies.sort(key=lambda r: r["due"])
+
+    def _message(self, sender: str, receiver: str, text: str, at: float, **kind) -> dict:
         """A message from `sender` to `receiver` at `at`: text, or the type given in `kind`
         (msgtype and its payload, REFERENCE 11.3; action recall with a revoke)."""
         body = {
@@ -215,8 +229,7 @@ class World:
         if kind:
             body.pop("text")
             body.update(kind)
-        (stored,) = (await self._post("/archive/messages", body))["messages"]
-        return stored
+        return body
 
     def _plan_reply(self, entry: dict, userid: str, ext: str, topic: str, msgid: str, now: float) -> None:
         """How fast the member answers this question (fast, slowly, never), and when."""
@@ -265,10 +278,10 @@ class World:
             first, text = self.rng.sample(QUESTIONS[topic], 2)
             asked = await self._say(ext, userid, first, now)
             revoke = {"pre_msgid": asked["msgid"]}
-            recall = await self._say(
-                ext, userid, "", now + 5, action="recall", msgtype="revoke", revoke=revoke
-            )
-            stored = await self._say(ext, userid, text, now + 8)
+            recall = self._message(ext, userid, "", now + 5, action="recall", msgtype="revoke", revoke=revoke)
+            stored = self._message(ext, userid, text, now + 8)
+            self._later(recall)
+            self._later(stored)
             entry.update(
                 kind="recalled",
                 topic=topic,
@@ -330,14 +343,19 @@ class World:
         entry["msgid"] = stored["msgid"]
         if self.rng.random() < 0.6:
             answer = self.rng.choice(GROUP_REPLIES)
-            await self._say_in_group(chat_id, owner, customers, answer, now + self.rng.uniform(5, 60))
+            self._later(self._group_message(chat_id, owner, customers, answer, now + self.rng.uniform(5, 60)))
             entry["answer"] = answer
         return entry
 
     async def _say_in_group(
         self, chat_id: str, sender: str, members: list[str], text: str, at: float
     ) -> dict:
-        body = {
+        body = self._group_message(chat_id, sender, members, text, at)
+        (stored,) = (await self._post("/archive/messages", body))["messages"]
+        return stored
+
+    def _group_message(self, chat_id: str, sender: str, members: list[str], text: str, at: float) -> dict:
+        return {
             "msgid": self.msgid(),
             "from": sender,
             "tolist": [m for m in members if m != sender],
@@ -346,8 +364,6 @@ class World:
             "msgtype": "text",
             "text": {"content": text},
         }
-        (stored,) = (await self._post("/archive/messages", body))["messages"]
-        return stored
 
     async def deliver_due_replies(self) -> list[dict]:
         """Post the staff replies whose time has come (at their due time); log them."""
@@ -357,6 +373,9 @@ class World:
         done = []
         while self.pending_replies and self.pending_replies[0]["due"] <= now:
             reply = self.pending_replies.pop(0)
+            if "body" in reply:  # a message of the world's own, dated ahead when it was made
+                await self._post("/archive/messages", reply["body"])
+                continue
             userid, ext = reply["userid"], reply["external_userid"]
             if (userid, ext) not in self.relations:
                 continue  # the relation ended before the member got round to it
