@@ -30,7 +30,8 @@ def _is_json(kind: str) -> bool:
 async def refuse_nul(request: Request) -> None:
     """A route dependency: 422 for a NUL in the path, the query or a text field of the body
     (JSON, urlencoded or multipart; an uploaded file may hold any bytes), or a lone surrogate
-    in a JSON body. The body is read as the route reads it (Starlette keeps it)."""
+    in a JSON body. The body is read as the route reads it (Starlette keeps it and the JSON
+    document parsed from it)."""
     query = request.scope.get("query_string", b"")
     if "\x00" in request.scope.get("path", "") or b"%00" in query or b"\x00" in query:
         raise HTTPException(422, NUL_REFUSED)
@@ -38,8 +39,8 @@ async def refuse_nul(request: Request) -> None:
         return
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if _is_json(kind):
-        try:
-            document = json.loads(await request.body())
+        try:  # (Starlette keeps the document: FastAPI's own reading of the body parsed it once)
+            document = await request.json()
         except (ValueError, RecursionError):  # the route answers that it is not JSON
             return
         _check_texts(_texts(document))
