@@ -64,7 +64,7 @@ def _tenant_id(rt, slug: str) -> int:
         sealed = tenant.agent_secret_sealed if tenant is not None else ""
         tenant_id = tenant.id if tenant is not None else None
     if tenant_id is None:
-        console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
+        err_console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
         raise typer.Exit(1)
     if sealed:
         try:
@@ -267,7 +267,7 @@ def tenant_add(
         elif creds.problems():
             raise service.ConnectError("; ".join(creds.problems()))
     except service.ConnectError as exc:
-        console.print(f"[red]WeCom refused the credentials:[/red] {exc}")
+        err_console.print(f"[red]WeCom refused the credentials:[/red] {exc}")
         raise typer.Exit(1) from exc
     with rt.db.system_session() as s:
         before = s.scalar(select(Tenant.slug).where(Tenant.corp_id == creds.corp_id))
@@ -365,7 +365,7 @@ def tenant_archive_callback(
                 s, rt.box, s.get(Tenant, tenant_id), token, aes_key
             )
         except ValueError as exc:
-            console.print(f"[red]{exc}[/red]")
+            err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     console.print(f"archive callback URL: {rt.settings.archive_callback_url(slug)}", soft_wrap=True)
     console.print(f"Token: {token}", soft_wrap=True)
