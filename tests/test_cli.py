@@ -22,6 +22,7 @@ def siyu(tmp_path, database_url, monkeypatch):
         monkeypatch.setenv("SIYU_DATABASE_URL", database_url)
         monkeypatch.setenv("SIYU_WECOM_BASE_URL", url)
         monkeypatch.setenv("SIYU_PUBLIC_URL", "https://scrm.example.com")
+        monkeypatch.setenv("SIYU_SECRET_KEY", "test-secret-key")  # the key of the shared database's tenants
         corp = httpx.post(
             f"{url}/_emulator/corps", json={"name": "乙公司", "departments": DEPARTMENTS, "staff": STAFF}
         ).json()
@@ -204,7 +205,7 @@ def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path
     # another secret key: nothing is written with it
     monkeypatch.setenv("SIYU_SECRET_KEY", Fernet.generate_key().decode())
     assert "does not open" in refused("tenant", "archive-callback", slug)
-    monkeypatch.delenv("SIYU_SECRET_KEY")
+    monkeypatch.setenv("SIYU_SECRET_KEY", "test-secret-key")
     assert invoke("tenant", "show", slug)[0] == 0
     # the database
     monkeypatch.setenv("SIYU_DATABASE_URL", "garbage")
@@ -293,3 +294,40 @@ def test_which_public_urls_wecom_cannot_reach(public_url, reachable):
     settings = Settings(public_url=public_url, wecom_base_url="https://qyapi.weixin.qq.com")
     assert (settings.public_url_warning() == "") is reachable
     assert Settings(public_url=public_url, wecom_base_url="http://127.0.0.1:8081").public_url_warning() == ""
+
+
+def test_commands_refuse_a_schema_behind_the_code_and_migrate_says_what_it_did(siyu, monkeypatch, tmp_path):
+    from alembic import command
+
+    from siyu.db import Database
+
+    invoke, _ = siyu
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    behind = Database(url)
+    with behind.engine.begin() as conn:
+        command.upgrade(behind._alembic(conn), "0008")  # as the last release left it
+    behind.dispose()
+    monkeypatch.setenv("SIYU_DATABASE_URL", url)
+    monkeypatch.setenv("SIYU_AUTO_MIGRATE", "false")
+    for args in (("tenant", "list"), ("worker",), ("serve", "--port", "8399")):
+        code, out = invoke(*args)  # (a server and a worker had run on, failing on every page and row)
+        assert code == 1 and "the database schema is at 0008, this Siyu needs 0009: run `siyu migrate`" in out
+    code, out = invoke("migrate")
+    assert code == 0 and "schema migrated from 0008 to 0009" in out
+    code, out = invoke("migrate")
+    assert code == 0 and "schema is up to date" in out and "(0009)" in out
+    assert invoke("tenant", "list")[0] == 0
+
+
+def test_a_key_that_does_not_open_the_tenants_secrets_stops_every_command(siyu, monkeypatch, tmp_path):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-k"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+    # run from another folder without SIYU_SECRET_KEY: a new key file would be made there
+    monkeypatch.delenv("SIYU_SECRET_KEY")
+    monkeypatch.setenv("SIYU_DATA_DIR", str(tmp_path / "elsewhere"))
+    for args in (("tenant", "list"), ("worker",), ("serve", "--port", "8399")):
+        code, out = invoke(*args)  # a server had started and answered WeCom's URL check with a 500
+        assert code == 1 and "SIYU_SECRET_KEY does not open the secrets of" in out
+        assert f"it is unset, and a new key made in {tmp_path / 'elsewhere' / 'secret.key'} is not" in out
+        assert not (tmp_path / "elsewhere" / "secret.key").exists()  # not left to be taken for theirs

@@ -29,9 +29,10 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
         if settings.auto_migrate:
             runtime.db.migrate()
         app.state.event_writer = EventWriter(runtime.intake.store)
-        worker_task = child = None
+        worker_task = keeper = None
         if settings.embedded_worker and settings.worker_process:
-            child, runtime.wake_fd = worker_child.spawn(settings)
+            app.state.worker_child = worker_child.Keeper(settings, runtime)
+            keeper = asyncio.create_task(app.state.worker_child.keep())
         elif settings.embedded_worker:
             app.state.worker = Worker(runtime, scheduled=True)
             worker_task = asyncio.create_task(app.state.worker.run())
@@ -41,9 +42,11 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
-            if child is not None:
-                worker_child.stop(child, runtime.wake_fd)
-                runtime.wake_fd = None
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+                app.state.worker_child.stop()
             app.state.event_writer.close()
             await runtime.clients.aclose()
 

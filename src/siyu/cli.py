@@ -36,43 +36,54 @@ def _logging() -> None:
 
 
 def _runtime():
+    """The runtime, once the database and the secret key are fit to run on: a server or a
+    worker started without them had run on, failing every row it took up."""
     from siyu.config import get_settings
     from siyu.runtime import Runtime
+    from siyu.tenancy.service import sealed_elsewhere
 
     settings = get_settings()
+    key_file = settings.data_dir / "secret.key"
+    key_is_new = not settings.secret_key and not key_file.exists()
     rt = Runtime.create(settings)
     if settings.auto_migrate:
         rt.db.migrate()
     else:
-        from sqlalchemy import inspect
-
-        if not inspect(rt.db.engine).has_table("tenants"):  # a worker would loop on errors
+        current, head = rt.db.schema_revisions()
+        if current is None:
             _fail("the database has no Siyu tables yet: run `siyu migrate` (SIYU_AUTO_MIGRATE is off)")
+        if current != head:
+            _fail(f"the database schema is at {current}, this Siyu needs {head}: run `siyu migrate`")
+    with rt.db.system_session() as s:
+        others = sealed_elsewhere(s, rt.box)
+    if others:
+        where = "use the key they were sealed with"
+        if not settings.secret_key:
+            key = (
+                f"a new key made in {key_file.resolve()}"
+                if key_is_new
+                else f"the key in {key_file.resolve()}"
+            )
+            where = f"it is unset, and {key} is not theirs: run from the folder that holds theirs, or set it"
+        if key_is_new:  # made by this run: not left behind to be taken for theirs
+            key_file.unlink(missing_ok=True)
+        named = ", ".join(others[:5]) + (", …" if len(others) > 5 else "")
+        _fail(f"SIYU_SECRET_KEY does not open the secrets of {len(others)} tenant(s) ({named}): {where}")
     return rt
 
 
 def _tenant_id(rt, slug: str) -> int:
-    """The tenant's id; exits with a one-line reason when there is no such tenant, or when
-    SIYU_SECRET_KEY does not open its secrets (anything sealed with another key would leave
-    the tenant half unreadable)."""
+    """The tenant's id; exits with a one-line reason when there is no such tenant (`_runtime`
+    has checked that the key opens its secrets)."""
     from sqlalchemy import select
 
     from siyu.tenancy.models import Tenant
 
     with rt.db.system_session() as s:
-        tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
-        sealed = tenant.agent_secret_sealed if tenant is not None else ""
-        tenant_id = tenant.id if tenant is not None else None
+        tenant_id = s.scalar(select(Tenant.id).where(Tenant.slug == slug))
     if tenant_id is None:
         err_console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
         raise typer.Exit(1)
-    if sealed:
-        try:
-            rt.box.open(sealed)
-        except ValueError:
-            _fail(
-                f"SIYU_SECRET_KEY does not open tenant {slug!r}'s secrets: use the key they were sealed with"
-            )
     return tenant_id
 
 
@@ -116,6 +127,7 @@ def _missing_table(reason: str) -> bool:
 
 
 @app.command()
+@clear_errors
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[
@@ -129,7 +141,10 @@ def serve(
     from siyu.app import create_app
 
     _logging()
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=access_log)
+    rt = _runtime()  # the database and the key checked (and migrated) before anything starts
+    if warning := rt.settings.public_url_warning():
+        logging.getLogger("siyu").warning(warning)
+    uvicorn.run(create_app(rt.settings, rt), host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command()
@@ -178,11 +193,15 @@ def migrate(
 
     settings = get_settings()
     db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    before, after = db.migrate()
     if new:
         db.new_migration(new)
         return
-    console.print(f"schema is up to date on {settings.sqlalchemy_url.split('@')[-1]}")
+    where = settings.sqlalchemy_url.split("@")[-1]
+    if before == after:
+        console.print(f"schema is up to date on {where} ({after})")
+    else:
+        console.print(f"schema migrated from {before or 'nothing'} to {after} on {where}")
 
 
 @app.command()

@@ -107,3 +107,27 @@ def test_a_tenants_clients_use_the_configured_pause_share_a_pool_and_are_renewed
         assert first.app._http.is_closed and second.app._http.is_closed
 
     asyncio.run(scenario())
+
+
+def test_credentials_saved_by_another_process_reach_a_running_worker(emulator, settings, db, monkeypatch):
+    """A worker keeps its WeCom clients; `siyu tenant add` (another process) fixing the
+    AgentId had not reached it until it was restarted: it went on sending with the old one."""
+    from siyu.runtime import Runtime
+    from siyu.tenancy.clients import TenantClients
+
+    url, _, corp = emulator
+    worker = Runtime.create(settings.model_copy(update={"wecom_base_url": url}), db)
+    with db.system_session() as s:
+        tenant_id = save_tenant(s, worker.box, "甲公司", creds(corp, agent_id=1000099)).id
+
+    async def scenario() -> list[int]:  # one loop, as a worker's: its clients are per loop
+        seen = [worker.clients.get(tenant_id).agent_id]
+        with db.system_session() as s:  # as `siyu tenant add` does, in its own process
+            save_tenant(s, worker.box, "甲公司", creds(corp))
+        seen.append(worker.clients.get(tenant_id).agent_id)  # within the recheck interval
+        monkeypatch.setattr(TenantClients, "RECHECK_S", 0.0)
+        seen.append(worker.clients.get(tenant_id).agent_id)
+        await worker.clients.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [1000099, 1000099, int(corp["agent_id"])]

@@ -161,12 +161,25 @@ class Database:
         cfg.attributes["connection"] = conn
         return cfg
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to repeat)."""
+    def migrate(self) -> tuple[str | None, str]:
+        """Bring the schema to the newest migration (safe to repeat); the revisions before
+        and after."""
         from alembic import command
 
+        before = self.schema_revisions()[0]
         with self.engine.begin() as conn:
             command.upgrade(self._alembic(conn), "head")
+        return before, self.schema_revisions()[1]
+
+    def schema_revisions(self) -> tuple[str | None, str]:
+        """The schema's migration revision (None: never migrated) and the newest this code has."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            head = ScriptDirectory.from_config(self._alembic(conn)).get_current_head()
+        return current, head
 
     def new_migration(self, message: str) -> None:
         """For developers: write a migration from the difference between models and schema."""

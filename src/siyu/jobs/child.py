@@ -9,11 +9,16 @@ closes and the child stops.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import subprocess
 import sys
+import time
 
 from siyu.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def spawn(settings: Settings, nice: int = 19) -> tuple[subprocess.Popen, int]:
@@ -43,6 +48,64 @@ def stop(proc: subprocess.Popen, write_fd: int) -> None:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class Keeper:
+    """Keeps the embedded worker running: started with the server, and started again when it
+    stops on its own (an error it could not get past, a crash, the OOM killer), after a pause
+    that doubles while it keeps stopping. Without it the server had gone on answering WeCom
+    and storing work that nothing took up."""
+
+    CHECK_S = 1.0
+    FIRST_PAUSE_S = 1.0
+    MAX_PAUSE_S = 60.0
+
+    def __init__(self, settings: Settings, runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.proc: subprocess.Popen | None = None
+        self.pause_s = self.FIRST_PAUSE_S
+        self.started_at = 0.0
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.proc, self.runtime.wake_fd = spawn(self.settings)
+        self.started_at = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.CHECK_S)
+            if self.alive:
+                if time.monotonic() - self.started_at > self.MAX_PAUSE_S:
+                    self.pause_s = self.FIRST_PAUSE_S  # it ran a while: the next stop is news
+                continue
+            code = self.proc.returncode if self.proc is not None else None
+            # closed only after the pause: a thread that read the number just before may still
+            # write its wake-up, which must not land in whatever reuses the number
+            old_fd, self.runtime.wake_fd = self.runtime.wake_fd, None
+            log.error(
+                "the embedded worker stopped (exit status %s); starting it again in %.0f s",
+                code,
+                self.pause_s,
+            )
+            await asyncio.sleep(self.pause_s)
+            if old_fd is not None:
+                os.close(old_fd)
+            self.pause_s = min(self.pause_s * 2, self.MAX_PAUSE_S)
+            self.restarts += 1
+            self._start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.runtime.wake_fd is not None:
+            stop(self.proc, self.runtime.wake_fd)
+        elif self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+        self.runtime.wake_fd = None
 
 
 def watch_wake_pipe(loop, fd: int, rt, worker) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
 
 from siyu.db import Database
 from siyu.db.crypto import SecretBox
@@ -31,7 +35,11 @@ class TenantWeCom:
 
 class TenantClients:
     """Clients are kept per tenant and per event loop: a connection pool belongs to the loop
-    that opened it (the server's loop, or a CLI command's own)."""
+    that opened it (the server's loop, or a CLI command's own). Credentials saved by another
+    process (`siyu tenant add`, /setup served by another process than this worker) reach
+    this one within RECHECK_S: each save stamps the tenant's `verified_at`."""
+
+    RECHECK_S = 10.0
 
     def __init__(self, db: Database, box: SecretBox, base_url: str, rate_limit_pause_s: float = 1.0):
         self.db = db
@@ -40,6 +48,8 @@ class TenantClients:
         self.rate_limit_pause_s = rate_limit_pause_s
         self._by_key: dict[tuple[int, int], TenantWeCom] = {}
         self._retired: list[tuple[int, TenantWeCom]] = []  # forgotten, to close on their loop
+        self._made_from: dict[int, datetime | None] = {}  # tenant id: the verified_at its clients saw
+        self._checked = time.monotonic()
 
     @staticmethod
     def _key(tenant_id: int) -> tuple[int, int]:
@@ -57,9 +67,11 @@ class TenantClients:
             )
             found = TenantWeCom(tenant.id, tenant.corp_id, tenant.agent_id, pair)
             self._by_key[self._key(tenant.id)] = found
+            self._made_from[tenant.id] = tenant.verified_at
         return found
 
     def get(self, tenant_id: int) -> TenantWeCom:
+        self._recheck()
         found = self._by_key.get(self._key(tenant_id))
         if found is not None:
             return found
@@ -74,6 +86,23 @@ class TenantClients:
         ones may still be in use; they are closed with the rest of their loop's."""
         for key in [k for k in self._by_key if k[0] == tenant_id]:
             self._retired.append((key[1], self._by_key.pop(key)))
+        self._made_from.pop(tenant_id, None)
+
+    def _recheck(self) -> None:
+        """Forget the clients whose tenant's credentials were saved since they were made: one
+        small read every RECHECK_S at most."""
+        if time.monotonic() - self._checked < self.RECHECK_S or not self._made_from:
+            return
+        self._checked = time.monotonic()
+        with self.db.system_session() as s:
+            now = dict(
+                s.execute(
+                    select(Tenant.id, Tenant.verified_at).where(Tenant.id.in_(list(self._made_from)))
+                ).all()
+            )
+        for tenant_id, made_from in list(self._made_from.items()):
+            if tenant_id not in now or now[tenant_id] != made_from:
+                self.forget(tenant_id)
 
     async def aclose(self) -> None:
         """Close the clients of the running loop."""

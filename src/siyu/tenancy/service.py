@@ -76,6 +76,18 @@ async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
                 raise ConnectError(f"{label}: {exc.describe()}") from exc
 
 
+def sealed_elsewhere(session: Session, box: SecretBox) -> list[str]:
+    """The slugs of tenants whose secrets this key does not open (sealed with another
+    SIYU_SECRET_KEY, or another data folder's generated key)."""
+    out = []
+    for slug, sealed in session.execute(select(Tenant.slug, Tenant.agent_secret_sealed).order_by(Tenant.id)):
+        try:
+            box.open(sealed)
+        except ValueError:
+            out.append(slug)
+    return out
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:40] or "corp"

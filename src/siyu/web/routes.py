@@ -11,7 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.conversations.api import router as conversations_api
@@ -44,7 +44,20 @@ def install(app: FastAPI) -> None:
     app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
+    def healthz(request: Request):
+        """200 when the database answers and the embedded worker (if any) runs; else 503
+        saying what is wrong, for a load balancer or a supervisor to act on."""
+        problems = []
+        try:
+            with request.app.state.rt.db.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            problems.append(f"database: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}")
+        keeper = getattr(request.app.state, "worker_child", None)
+        if keeper is not None and not keeper.alive:
+            problems.append("the embedded worker is not running (it is being started again)")
+        if problems:
+            return JSONResponse({"ok": False, "problems": problems}, status_code=503)
         return {"ok": True}
 
     @app.get("/favicon.ico", include_in_schema=False)
