@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from siyu.config import Settings
 from siyu.db import Database
+from tests.support import TEST_SECRET_KEY
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
 
@@ -50,7 +51,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
-        secret_key="test-secret-key",
+        secret_key=TEST_SECRET_KEY,
         public_url="http://127.0.0.1:8000",
         auto_migrate=False,
         staff_sync_interval_s=0,

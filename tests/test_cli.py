@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from siyu.cli import app
 from siyu.config import get_settings
 from siyu.emulator.app import create_emulator_app
+from tests.support import TEST_SECRET_KEY
 from tests.support.servers import serve
 from tests.support.stack import DEPARTMENTS, STAFF
 
@@ -22,7 +23,7 @@ def siyu(tmp_path, database_url, monkeypatch):
         monkeypatch.setenv("SIYU_DATABASE_URL", database_url)
         monkeypatch.setenv("SIYU_WECOM_BASE_URL", url)
         monkeypatch.setenv("SIYU_PUBLIC_URL", "https://scrm.example.com")
-        monkeypatch.setenv("SIYU_SECRET_KEY", "test-secret-key")  # the key of the shared database's tenants
+        monkeypatch.setenv("SIYU_SECRET_KEY", TEST_SECRET_KEY)  # the key of the shared database's tenants
         corp = httpx.post(
             f"{url}/_emulator/corps", json={"name": "乙公司", "departments": DEPARTMENTS, "staff": STAFF}
         ).json()
@@ -118,6 +119,14 @@ def test_the_archive_callback_pair_from_the_command_line(siyu):
     assert code == 0 and "archive_callback_url" in out and "/archive" in out  # (the table folds it)
     assert "archive_token" in out and token not in out and aes_key not in out
     assert token[:3] + "••••" + token[-3:] in out
+    # a pair WeCom may be using is not replaced unasked, nor half of it
+    code, out = invoke("tenant", "archive-callback", slug)
+    assert code == 1 and "has an archive callback pair already" in out and "--replace" in out
+    code, out = invoke("tenant", "archive-callback", slug, "--token", "abc")
+    assert code == 1 and "give both the Token and the EncodingAESKey, or neither" in out
+    assert token[:3] + "••••" + token[-3:] in invoke("tenant", "show", slug)[1]  # kept
+    code, out = invoke("tenant", "archive-callback", slug, "--replace")
+    assert code == 0 and token not in out and "Token: " in out
 
 
 def test_archive_import_stores_a_file_once_and_refuses_a_bad_one_whole(siyu, tmp_path):
@@ -205,7 +214,7 @@ def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path
     # another secret key: nothing is written with it
     monkeypatch.setenv("SIYU_SECRET_KEY", Fernet.generate_key().decode())
     assert "does not open" in refused("tenant", "archive-callback", slug)
-    monkeypatch.setenv("SIYU_SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("SIYU_SECRET_KEY", TEST_SECRET_KEY)
     assert invoke("tenant", "show", slug)[0] == 0
     # the database
     monkeypatch.setenv("SIYU_DATABASE_URL", "garbage")

@@ -370,6 +370,9 @@ def tenant_archive_callback(
     aes_key: Annotated[
         str, typer.Option(help="the 会话存档 app's callback EncodingAESKey (blank: generate)")
     ] = "",
+    replace: Annotated[
+        bool, typer.Option(help="generate a new pair although the tenant has one (WeCom then needs it too)")
+    ] = False,
 ) -> None:
     """Set the 会话存档 app's own callback Token and EncodingAESKey (or generate both) and print
     what to paste into WeCom (管理工具 → 会话内容存档 → 接收事件服务器)."""
@@ -379,6 +382,11 @@ def tenant_archive_callback(
     rt = _runtime()
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
+        if not (token or aes_key or replace) and service.has_archive_callback(s.get(Tenant, tenant_id)):
+            _fail(
+                f"{slug} has an archive callback pair already (`siyu tenant show {slug}`), which WeCom may"
+                " be using: --replace makes a new one, to be pasted into WeCom at once"
+            )
         try:
             token, aes_key = service.save_archive_callback(
                 s, rt.box, s.get(Tenant, tenant_id), token, aes_key

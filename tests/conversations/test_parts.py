@@ -24,6 +24,7 @@ from siyu.tenancy.models import Staff
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.archive import ArchivedMessage, JsonLinesArchiveSource
 from siyu.wecom.crypto import new_encoding_aes_key
+from tests.support import TEST_SECRET_KEY
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 STAFF = ("zhangsan", "lisi", "wangwu")
@@ -98,7 +99,7 @@ def lines(messages: list[dict]) -> list[str]:
 def new_tenant(db) -> int:
     creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
     with db.system_session() as s:
-        tenant_id = save_tenant(s, SecretBox("k"), "t", creds, slug="p" + secrets.token_hex(4)).id
+        tenant_id = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="p" + secrets.token_hex(4)).id
     with db.tenant_session(tenant_id) as s:
         s.add_all([Staff(userid=u, name=u) for u in STAFF])
     return tenant_id

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from siyu.customers.models import Customer, Follow, TimelineEvent
 from siyu.customers.sync import sync_customers
 from tests.customers.test_acquisition import follow_of, make_channel, run
+from tests.support import TEST_SECRET_KEY
 from tests.support.stack import wait_for
 
 
@@ -90,7 +91,7 @@ def test_events_processed_out_of_order_end_in_the_right_state(db):
 
     creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
     with db.system_session() as s:
-        tid = save_tenant(s, SecretBox("k"), "t", creds, slug="o" + secrets.token_hex(4)).id
+        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="o" + secrets.token_hex(4)).id
     added = {
         "ChangeType": "add_external_contact",
         "UserID": "zhangsan",

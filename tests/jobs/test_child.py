@@ -27,7 +27,7 @@ def test_the_embedded_worker_is_started_again_when_it_stops(settings, db, monkey
         wait_for(lambda: keeper.alive and keeper.proc is not first)
         assert keeper.restarts == 1 and httpx.get(f"{url}/healthz").json() == {"ok": True}
         second = keeper.proc
-    assert second.poll() is not None  # stopped with the server
+    wait_for(lambda: second.poll() is not None, timeout=20)  # stopped with the server
 
 
 def test_healthz_says_when_the_database_does_not_answer(settings, tmp_path):

@@ -26,6 +26,7 @@ from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.crypto import new_encoding_aes_key
+from tests.support import TEST_SECRET_KEY
 from tests.support.stack import forget_pending
 
 SEQ = itertools.count(1)
@@ -172,7 +173,9 @@ def local_tenant(db, settings) -> tuple[Runtime, int]:
     rt = Runtime.create(settings, db)
     creds = CorpCredentials("ww" + secrets.token_hex(8), 1000002, "a", "c", "t", new_encoding_aes_key())
     with db.system_session() as s:
-        tenant_id = save_tenant(s, SecretBox("k"), "示例", creds, slug="s" + secrets.token_hex(4)).id
+        tenant_id = save_tenant(
+            s, SecretBox(TEST_SECRET_KEY), "示例", creds, slug="s" + secrets.token_hex(4)
+        ).id
     with db.tenant_session(tenant_id) as s:
         s.add(Department(wecom_id=1, name="总部", parent_wecom_id=0, leaders=["boss"]))
         s.add(Department(wecom_id=2, name="销售一部", parent_wecom_id=1, leaders=["lisi"]))

@@ -13,6 +13,7 @@ from siyu.db.crypto import SecretBox
 from siyu.emulator.app import create_emulator_app
 from siyu.tenancy.models import Tenant
 from siyu.tenancy.service import ConnectError, CorpCredentials, check_credentials, save_tenant, tenant_summary
+from tests.support import TEST_SECRET_KEY
 from tests.support.servers import serve
 
 
@@ -59,7 +60,7 @@ def test_each_refusal_names_what_is_wrong(emulator):
 
 def test_secrets_are_sealed_at_rest_and_shown_masked(db, emulator):
     _, _, corp = emulator
-    box = SecretBox("a-key")
+    box = SecretBox(TEST_SECRET_KEY)
     with db.system_session() as s:
         tenant = save_tenant(s, box, "甲公司", creds(corp))
         summary = tenant_summary(tenant, box, "https://scrm.example.com/wecom/callback/x")
@@ -85,7 +86,7 @@ def test_a_tenants_clients_use_the_configured_pause_share_a_pool_and_are_renewed
     from siyu.tenancy.clients import TenantClients
 
     url, _, corp = emulator
-    box = SecretBox("a-key")
+    box = SecretBox(TEST_SECRET_KEY)
     with db.system_session() as s:
         tenant_id = save_tenant(s, box, "甲公司", creds(corp)).id
     clients = TenantClients(db, box, url, rate_limit_pause_s=0.25)

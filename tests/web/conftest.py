@@ -30,6 +30,7 @@ from siyu.emulator import create_emulator_app
 from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Tenant
+from tests.support import TEST_SECRET_KEY
 from tests.support.servers import free_port, serve
 
 PASSWORD = "pass-word-123"
@@ -73,7 +74,7 @@ def web_settings(tmp_path_factory, database_url, emu_url) -> Settings:
     return Settings(
         data_dir=tmp_path_factory.mktemp("web"),
         database_url=database_url,
-        secret_key="test-secret-key",
+        secret_key=TEST_SECRET_KEY,
         public_url=f"http://127.0.0.1:{port}",
         auto_migrate=False,
         embedded_worker=False,

@@ -6,6 +6,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -128,6 +129,11 @@ def save_archive_settings(
         raise ValueError("the 会话存档 Secret is needed to read the archive")
     if mode == "sdk" and not sdk_path:
         raise ValueError("the path of libWeWorkFinanceSdk_C.so is needed in sdk mode")
+    if mode == "sdk" and not Path(sdk_path).is_file():  # else every pull would fail to load it
+        raise ValueError(
+            f"本服务器上没有 {sdk_path} 这个文件 / there is no file {sdk_path} on this server: the path"
+            " of libWeWorkFinanceSdk_C.so (WeCom's finance SDK for Linux, from 会话内容存档's docs)"
+        )
     tenant.archive_mode = mode
     if secret:
         tenant.archive_secret_sealed = box.seal(secret)
@@ -155,6 +161,8 @@ def save_archive_callback(
     ValueError (readable) if an entered value is not what WeCom accepts."""
     if not token and not encoding_aes_key:
         token, encoding_aes_key = new_callback_token(), new_encoding_aes_key()
+    elif not (token and encoding_aes_key):
+        raise ValueError("give both the Token and the EncodingAESKey, or neither for a new pair")
     problems = callback_pair_problems(token, encoding_aes_key)
     if problems:
         raise ValueError("; ".join(problems))
