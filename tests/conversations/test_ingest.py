@@ -221,6 +221,48 @@ def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
     assert conversation(db, tenant_id).awaiting_since is None
 
 
+def test_a_link_the_staff_sends_after_the_welcomes_own_is_a_reply(db, tenant_id, ingest):
+    """Each of the welcome's attachments stands for one archived message: a link zhangsan
+    sends himself within minutes of it had been taken for the welcome's, and the customer
+    went on waiting; the customer's own links are not Siyu's either."""
+    chat = Chat()
+    with db.tenant_session(tenant_id) as s:
+        outbox.enqueue(
+            s,
+            "welcome",
+            "welcome:W2",
+            {
+                "userid": "zhangsan",
+                "external_userid": "wmCUSTOMER",
+                "sent_text": "欢迎！资料见链接",
+                "sent_kinds": ["link"],
+            },
+        )
+        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W2"))
+        row.status, row.sent_at = "sent", T0
+
+    def link(message, title: str):
+        message.message.pop("text")
+        message.message.update(
+            {"msgtype": "link", "link": {"title": title, "link_url": "https://example.com"}}
+        )
+        return message
+
+    welcome_link = link(chat.staff("", 0.11), "展会资料")
+    theirs = link(chat.customer("", 0.2), "双十一活动页")
+    ingest(
+        chat.staff("欢迎！资料见链接", 0.1), welcome_link, theirs, chat.customer("有详细的产品资料吗？", 0.3)
+    )
+    assert conversation(db, tenant_id).awaiting_since is not None
+    ingest(link(chat.staff("", 0.7), "产品手册"))  # a later batch: zhangsan's own answer
+    assert conversation(db, tenant_id).awaiting_since is None
+    with db.tenant_session(tenant_id) as s:
+        by_siyu = dict(
+            s.execute(select(Message.text, Message.by_siyu).where(Message.msgtype == "link")).all()
+        )
+    assert [t for t, mine in by_siyu.items() if mine] == [next(t for t in by_siyu if "展会资料" in t)]
+
+
 def test_recalling_the_only_waiting_message_closes_the_wait(db, tenant_id, ingest):
     chat = Chat()
     question = chat.customer("能便宜点吗", 0)

@@ -16,6 +16,7 @@ conversations never read them back.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -293,12 +294,15 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
 ARCHIVED_AS = {"miniprogram": "weapp"}
 
 
-def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, str]]:
-    """(userid, external_userid, text) of what Siyu itself sent around these messages, and
-    (userid, external_userid, msgtype) of the welcome's attachments."""
+def _siyu_sent(session: Session, parsed: list[_Parsed]) -> Counter[tuple[str, str, str]]:
+    """What Siyu itself sent around these messages and the archive has not yet shown: counts of
+    (userid, external_userid, text) for a welcome's words and (userid, external_userid,
+    msgtype) for its attachments. Each stands for one archived message: a second link the
+    staff member sends is their own (it had been taken for the welcome's, and the wait went
+    on), and so is any message of the customer's."""
     outbound = [p for p in parsed if p.direction == "out" and p.kind == "single"]
     if not outbound:
-        return set()
+        return Counter()
     start = min(p.sent_at for p in outbound) - SIYU_ECHO_WINDOW
     end = max(p.sent_at for p in outbound) + SIYU_ECHO_WINDOW
     rows = session.scalars(
@@ -309,12 +313,34 @@ def _siyu_sent(session: Session, parsed: list[_Parsed]) -> set[tuple[str, str, s
             OutboxMessage.sent_at <= end,
         )
     )
-    echoes = set()
+    echoes: Counter[tuple[str, str, str]] = Counter()
     for p in rows:
-        echoes.add((p["userid"], p["external_userid"], p.get("sent_text", "")))
+        echoes[(p["userid"], p["external_userid"], p.get("sent_text", ""))] += 1
         for kind in p.get("sent_kinds", ()):  # the welcome's image, link, mini program
-            echoes.add((p["userid"], p["external_userid"], ARCHIVED_AS.get(kind, kind)))
-    return echoes
+            echoes[(p["userid"], p["external_userid"], ARCHIVED_AS.get(kind, kind))] += 1
+    if echoes:  # those an earlier batch already matched
+        shown = session.execute(
+            select(Conversation.staff_userid, Conversation.external_userid, Message.msgtype, Message.text)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Message.by_siyu.is_(True), Message.sent_at >= start - SIYU_ECHO_WINDOW, Message.sent_at <= end
+            )
+        )
+        for userid, external_userid, msgtype, text in shown:
+            echoes[(userid, external_userid, text if msgtype in ("", "text") else msgtype)] -= 1
+    return +echoes
+
+
+def _by_siyu(p: _Parsed, echoes: Counter[tuple[str, str, str]]) -> bool:
+    """Whether this message is the archive's copy of one Siyu sent (taking it off `echoes`)."""
+    if p.direction != "out" or p.kind != "single" or p.action != "send":
+        return False
+    msgtype = p.message.get("msgtype", "text")
+    key = (p.staff_userid, p.external_userid, p.text if msgtype == "text" else msgtype)
+    if echoes[key] <= 0:
+        return False
+    echoes[key] -= 1
+    return True
 
 
 def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> dict[int, str | None]:
@@ -405,11 +431,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
                 "recalled": False,
                 "needs_reply": (verdict.label == "needs_reply") if verdict else None,
                 "reply_score": verdict.score if verdict else None,
-                "by_siyu": (p.staff_userid, p.external_userid, p.text) in echoes
-                or (
-                    p.message.get("msgtype", "text") != "text"
-                    and (p.staff_userid, p.external_userid, p.message.get("msgtype")) in echoes
-                ),
+                "by_siyu": _by_siyu(p, echoes),
             }
         )
     # PostgreSQL inserts the messages in its own process: tokenize for search meanwhile
