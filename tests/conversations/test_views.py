@@ -271,6 +271,8 @@ def test_the_list_page_shows_who_waits_how_long(as_role, chats):
     assert html.index("孙小姐") < html.index("王女士")
     assert "陈先生" not in html and "刘总" not in html
     assert 'href="/conversations"' in html and "会话" in html  # the nav entry
+    assert 'data-refresh="30"' in html  # who waits stays current (siyu.js reloads it)
+    assert "data-refresh" not in as_role("agent").get("/conversations", params={"q": "能便宜点吗"}).text
 
 
 def test_a_page_past_the_last_says_so_without_a_pager(as_role, db, world):

@@ -27,3 +27,39 @@ document.addEventListener("change", function (event) {
   url.searchParams.delete("done");
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
 })();
+// Pages that show who waits (the SLA board, the conversation list): reloaded every
+// data-refresh seconds while in sight, unless the user is in the middle of a form.
+(function () {
+  var el = document.querySelector("[data-refresh]");
+  if (!el) return;
+  setInterval(function () {
+    var busy = document.activeElement && document.activeElement.closest("form");
+    if (document.visibilityState === "visible" && !busy) location.reload();
+  }, parseInt(el.getAttribute("data-refresh"), 10) * 1000);
+})();
+// A chat: asked every 15 s whether it changed (data-live-url answers message_count and
+// awaiting_msgid). Then it is reloaded if the user is at the newest messages and not writing;
+// else a notice offers the reload, so nobody loses their place or what they typed.
+(function () {
+  var el = document.querySelector("[data-live-url]");
+  if (!el || !window.fetch) return;
+  var version = el.getAttribute("data-live-version");
+  setInterval(function () {
+    if (document.visibilityState !== "visible") return;
+    fetch(el.getAttribute("data-live-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (c) {
+        if (!c || c.message_count + "|" + (c.awaiting_msgid || "") === version) return;
+        var busy = document.activeElement && document.activeElement.closest("form");
+        var atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 150;
+        var reading = /^#m\d+$/.test(location.hash) || /[?&]before=/.test(location.search);
+        if (!busy && atEnd && !reading) {
+          location.reload();
+        } else {
+          var notice = document.getElementById("live-notice");
+          if (notice) notice.hidden = false;
+        }
+      })
+      .catch(function () {});
+  }, 15000);
+})();
