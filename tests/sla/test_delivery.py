@@ -98,7 +98,7 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     [call] = wait_for(lambda: calls(w))
     assert call["called_number"] == "+8613800000002"  # zhangsan's mobile in his profile
     assert call["template_params"] == ["1", "10"]
-    assert "1位客户已等待10分钟" in call["text"]
+    assert "您有1位客户在等待回复，最长已等10分钟" in call["text"]
     placed = wait_for(lambda: (c := _call_row(w)) and c.status == "placed" and c)
     assert placed.call_id == call["call_id"] and placed.provider == "emulator"
     assert len(cards(w, "zhangsan")) == 1
@@ -137,6 +137,18 @@ def test_a_card_line_keeps_the_newest_message_whole_where_it_fits(texts, limit, 
     from siyu.conversations.queries import quote_asks
 
     assert quote_asks(texts, limit) == line and len(line) <= limit
+
+
+def test_a_call_about_several_waits_tells_the_longest_not_that_all_waited_so_long(w):
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.say("能开发票吗？", at=400, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(600)
+    while w.fire():
+        pass
+    [call] = wait_for(lambda: calls(w))
+    assert call["template_params"] == ["2", "10"]
+    assert "您有2位客户在等待回复，最长已等10分钟" in call["text"]  # had been "2位客户已等待10分钟"
 
 
 def test_steps_due_to_one_person_arrive_as_one_card(w):

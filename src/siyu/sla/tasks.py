@@ -393,7 +393,8 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         "callee": callee,
         "mobile": mobile,
         "params": [str(len(waits)), str(minutes)],
-        "text": f"您有{len(waits)}位客户已等待{minutes}分钟未回复，请尽快处理",
+        # "longest", not "all of them": with several waits, the others are younger
+        "text": f"您有{len(waits)}位客户在等待回复，最长已等{minutes}分钟，请尽快处理",
     }
 
 

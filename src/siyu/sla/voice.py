@@ -10,7 +10,7 @@
       SIYU_VOICE_TENCENT_SECRET_ID / _SECRET_KEY   API credentials (CAM)
       SIYU_VOICE_TENCENT_SDK_APP_ID                VoiceSdkAppid
       SIYU_VOICE_TENCENT_TEMPLATE_ID               an approved TTS template with two parameters,
-                                                   e.g. "您有{1}位客户已等待{2}分钟未回复，请尽快处理"
+                                                   e.g. "您有{1}位客户在等待回复，最长已等{2}分钟，请尽快处理"
       SIYU_VOICE_TENCENT_REGION (ap-guangzhou), SIYU_VOICE_TENCENT_ENDPOINT (vms.tencentcloudapi.com),
       SIYU_VOICE_PLAY_TIMES (2)
 
