@@ -292,6 +292,9 @@ def test_the_customer_profile_links_to_conversations(as_role, world, chats):
     cid = world.a.customers["王女士"]
     html = as_role("agent").get(f"/customers/{cid}").text
     assert f'href="/conversations?customer={cid}"' in html
+    # the chats themselves, with who waits how long (it had shown only a link)
+    assert f'href="/conversations/{chats.a["王女士"]}"' in html
+    assert re.search(r'<span class="badge st-lost">等待 \d+ 分', html)
     filtered = as_role("agent").get("/conversations", params={"customer": cid}).text
     assert "能便宜点吗 iPhone15" in filtered and "孙小姐" not in filtered
 
@@ -440,3 +443,14 @@ def test_openapi_lists_the_routes(as_role):
 )
 def test_wait_text(seconds, text):
     assert wait_text(seconds) == text
+
+
+def test_every_page_tells_the_agent_how_many_customers_wait(as_role, chats):
+    agent = as_role("agent")
+    listed = re.search(r"(\d+) 位客户等待回复</small>", agent.get("/conversations").text)
+    assert listed and int(listed[1]) >= 2
+    for path in ("/", "/customers", "/sla"):
+        html = agent.get(path).text
+        badge = re.search(r'id="nav-waiting" title="(\d+) 位客户在等你回复">(\d+)<', html)
+        assert badge and badge[1] == badge[2] == listed[1], path
+    assert f"{listed[1]} 位客户在等待回复，去看看" in agent.get("/").text

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from siyu.conversations import queries as conversation_queries
 from siyu.customers import channels as channel_service
 from siyu.customers import queries
 from siyu.customers.api import (
@@ -140,9 +141,21 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.profile(s, viewer, customer_id)
         events = queries.timeline(s, viewer, customer_id) if found else None
+        # the chats the viewer may open, waiting ones first (the five at the top of the list)
+        chats = (
+            conversation_queries.list_conversations(
+                s, viewer, conversation_queries.ConversationFilter(customer_id=customer_id), 1, 5
+            )
+            if found
+            else None
+        )
     if found is None:
         raise _not_found()
-    return render(request, "customer.html", {"c": found, "events": events})
+    return render(
+        request,
+        "customer.html",
+        {"c": found, "events": events, "conversations": chats.items, "more_conversations": chats.total > 5},
+    )
 
 
 # ---------------------------------------------------------------- channels

@@ -48,7 +48,24 @@ def render(request: Request, name: str, context: dict | None = None, status_code
     ctx.update(context or {})
     viewer = ctx["viewer"]
     ctx.setdefault("tz", viewer.timezone if viewer else "Asia/Shanghai")
+    if viewer is not None and "nav_waiting" not in ctx:
+        ctx["nav_waiting"] = _waiting_for(request, viewer)
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def _waiting_for(request: Request, viewer) -> int | None:
+    """How many of the viewer's customers wait for a reply now: the menu shows it on every
+    page, so an agent sees it wherever they are (None when the database does not answer:
+    an error page must still render)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from siyu.conversations.queries import waiting_count
+
+    try:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            return waiting_count(s, viewer)
+    except SQLAlchemyError:
+        return None
 
 
 def wecom_message(exc) -> str:
