@@ -136,6 +136,13 @@ def test_search_results_carry_a_snippet_and_the_conversation(as_role, chats, wor
     assert "parts" not in hit
 
 
+def test_a_query_too_long_for_the_page_says_what_was_searched(as_role, chats):
+    admin = as_role("admin")
+    html = admin.get("/conversations", params={"q": "能便宜点吗" + "啊" * 120}).text
+    assert 'id="query-cut"' in html and "只用了前 100 个字" in html  # it had been cut silently
+    assert 'id="query-cut"' not in admin.get("/conversations", params={"q": "能便宜点吗"}).text
+
+
 def test_search_follows_the_role_scope(as_role, chats):
     agent, sup = as_role("agent"), as_role("supervisor")
     assert hits(agent, "价") == ["群里的团购价能便宜吗"]  # not 赵六's recalled 价格是一百元

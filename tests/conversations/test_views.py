@@ -12,7 +12,7 @@ from siyu.conversations import service
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
 from siyu.sla.models import SlaWait
-from tests.conversations.conftest import Archive, classify
+from tests.conversations.conftest import Archive, classify, store
 
 
 def seeded(items: list[dict]) -> list[dict]:
@@ -454,3 +454,12 @@ def test_every_page_tells_the_agent_how_many_customers_wait(as_role, chats):
         badge = re.search(r'id="nav-waiting" title="(\d+) 位客户在等你回复">(\d+)<', html)
         assert badge and badge[1] == badge[2] == listed[1], path
     assert f"{listed[1]} 位客户在等待回复，去看看" in agent.get("/").text
+
+
+def test_a_group_member_siyu_does_not_know_is_named_by_the_end_of_their_id(as_role, chats, db, world):
+    arc = Archive()
+    stranger = f"wmSTRANGER{arc.sfx}00000000000X{arc.sfx[:4]}"
+    arc.text(stranger, "", "请问群里还有名额吗", 5, roomid=chats.room)
+    store(db, world.a.id, arc.items)
+    html = as_role("admin").get(f"/conversations/{chats.a['群聊']}").text
+    assert f"未知联系人…{stranger[-4:]}" in html and stranger not in html  # not its 32 characters

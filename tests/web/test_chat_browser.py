@@ -59,3 +59,15 @@ def test_a_chat_read_higher_up_offers_the_reload_instead(page, siyu, world, db):
     expect(page.locator("#live-notice")).to_be_visible()
     assert page.evaluate("window.scrollY") == 0  # not moved
     expect(page.get_by_text("还在吗？")).to_have_count(0)
+
+
+def test_a_room_known_only_by_its_long_id_fits_the_phone(page, siyu, world, db):
+    arc = Archive()
+    room = f"wrUNKNOWNROOM{arc.sfx}{'x' * 30}"
+    arc.text(STAFF, "", "大家好", 5, roomid=room)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
+    sign_in(page, siyu, world.a.logins["admin"], f"/conversations/{cid}")
+    expect(page.get_by_role("heading", name=f"群聊 {room}")).to_be_visible()
+    fits_the_phone(page)  # the title had made the page 507 px wide

@@ -39,7 +39,8 @@ def _not_found() -> HTTPException:
 @router.get("/conversations", response_class=HTMLResponse)
 def conversation_list(request: Request, viewer: PageViewer):
     p = request.query_params
-    q = (p.get("q") or "").strip()[:100]
+    typed = (p.get("q") or "").strip()
+    q = typed[:100]
     kind = p.get("kind") if p.get("kind") in queries.KINDS else None
     f = queries.ConversationFilter(
         waiting=p.get("waiting") in ("1", "true", "on"),
@@ -85,6 +86,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             "result": result,
             "hits": hits,
             "q": q,
+            "q_cut": len(typed) > len(q),
             "f": f,
             "customer": customer,
             "staff": staff,
