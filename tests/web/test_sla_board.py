@@ -181,6 +181,9 @@ def test_the_board_page(as_role, waits):
     other_day = as_role("supervisor").get("/sla", params={"day": "2020-01-01"})
     assert other_day.status_code == 200 and "回到今天" in other_day.text
     assert "2020-01-01 超时" in other_day.text  # another year's day says which year
+    # who waits is now's, whatever the day: the heading says so (it had read as that day's)
+    assert "此刻正在等待" in other_day.text and "不是 2020-01-01 的" in other_day.text
+    assert "此刻正在等待" not in page.text
     # a past day had none; "not yet" is for today
     assert "2020-01-01 没有超时" in other_day.text and "没有回复过等待中的客户" in other_day.text
     assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
