@@ -283,6 +283,15 @@ def test_a_public_url_wecom_cannot_reach_is_pointed_out(siyu, monkeypatch):
     assert code == 0 and "SIYU_PUBLIC_URL is http://127.0.0.1:8000, which WeCom's servers cannot reach" in out
 
 
+def test_a_public_url_without_its_scheme_is_refused_in_one_line(siyu, monkeypatch):
+    invoke, _ = siyu
+    monkeypatch.setenv("SIYU_PUBLIC_URL", "scrm.example.com")
+    code, out = invoke("tenant", "list")  # every URL printed would have been unusable
+    assert code == 1 and out.strip() == (
+        "SIYU_PUBLIC_URL must be an address like https://scrm.example.com, not 'scrm.example.com'"
+    )
+
+
 @pytest.mark.parametrize(
     ("public_url", "reachable"),
     [
@@ -340,3 +349,18 @@ def test_a_key_that_does_not_open_the_tenants_secrets_stops_every_command(siyu, 
         assert code == 1 and "SIYU_SECRET_KEY does not open the secrets of" in out
         assert f"it is unset, and a new key made in {tmp_path / 'elsewhere' / 'secret.key'} is not" in out
         assert not (tmp_path / "elsewhere" / "secret.key").exists()  # not left to be taken for theirs
+
+
+def test_tenant_add_takes_the_secrets_from_the_environment(siyu, monkeypatch):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-e"
+    monkeypatch.setenv("SIYU_AGENT_SECRET", corp["agent_secret"])
+    monkeypatch.setenv("SIYU_CONTACT_SECRET", corp["contact_secret"])
+    monkeypatch.setenv("SIYU_CALLBACK_TOKEN", corp["token"])
+    monkeypatch.setenv("SIYU_CALLBACK_AES_KEY", corp["encoding_aes_key"])
+    args = add_args(corp, slug=slug)
+    for option in ("--agent-secret", "--contact-secret", "--token", "--aes-key"):  # not on the command line
+        i = args.index(option)
+        del args[i : i + 2]
+    code, out = invoke(*args)
+    assert code == 0 and f"/wecom/callback/{slug}" in out and corp["agent_secret"] not in out

@@ -99,6 +99,7 @@ def clear_errors(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pydantic import ValidationError
         from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
         from siyu.web.templating import wecom_message
@@ -116,6 +117,8 @@ def clear_errors(command: Callable[P, R]) -> Callable[P, R]:
             _fail(f"the database refused: {reason}{hint}")
         except WeComFailure as exc:
             _fail(f"WeCom: {wecom_message(exc)}")
+        except ValidationError as exc:  # a setting from the environment: its own words, one line
+            _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
         except ValueError as exc:
             _fail(str(exc))
 
@@ -261,10 +264,44 @@ def tenant_add(
     name: Annotated[str, typer.Option(help="company name shown in Siyu")],
     corp_id: Annotated[str, typer.Option(help="企业ID, under 我的企业 → 企业信息")],
     agent_id: Annotated[int, typer.Option(help="the self-built app's AgentId")],
-    agent_secret: Annotated[str, typer.Option(help="the self-built app's Secret")],
-    contact_secret: Annotated[str, typer.Option(help="客户联系 → API → Secret")],
-    token: Annotated[str, typer.Option(help="callback Token (接收事件服务器)")],
-    aes_key: Annotated[str, typer.Option(help="callback EncodingAESKey (43 characters)")],
+    # secrets: from the option, else the environment, else asked for unseen (an option stays
+    # in the shell's history and shows in `ps`)
+    agent_secret: Annotated[
+        str,
+        typer.Option(
+            help="the self-built app's Secret",
+            envvar="SIYU_AGENT_SECRET",
+            prompt="应用 Secret",
+            hide_input=True,
+        ),
+    ],
+    contact_secret: Annotated[
+        str,
+        typer.Option(
+            help="客户联系 → API → Secret",
+            envvar="SIYU_CONTACT_SECRET",
+            prompt="客户联系 Secret",
+            hide_input=True,
+        ),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            help="callback Token (接收事件服务器)",
+            envvar="SIYU_CALLBACK_TOKEN",
+            prompt="Token",
+            hide_input=True,
+        ),
+    ],
+    aes_key: Annotated[
+        str,
+        typer.Option(
+            help="callback EncodingAESKey (43 characters)",
+            envvar="SIYU_CALLBACK_AES_KEY",
+            prompt="EncodingAESKey",
+            hide_input=True,
+        ),
+    ],
     slug: Annotated[str | None, typer.Option(help="short name used in the callback URL")] = None,
     check: Annotated[bool, typer.Option(help="check the secrets by fetching tokens from WeCom")] = True,
 ) -> None:
@@ -335,6 +372,7 @@ def tenant_list() -> None:
 
     rt = _runtime()
     table = Table("slug", "name", "corp id", "callback URL")
+    table.columns[3].overflow = "fold"  # whole, over several lines, rather than cut with …
     with rt.db.system_session() as s:
         for t in s.scalars(select(Tenant).order_by(Tenant.id)):
             table.add_row(t.slug, t.name, t.corp_id, rt.settings.callback_url(t.slug))

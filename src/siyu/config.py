@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     voice_tencent_region: str = "ap-guangzhou"
     voice_tencent_endpoint: str = "vms.tencentcloudapi.com"
     voice_tencent_scheme: str = "https"  # http only for a local imitation
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_has_a_scheme(cls, value: str) -> str:
+        # without one, every callback and OAuth URL Siyu prints would be unusable
+        if not value.startswith(("https://", "http://")) or not urlsplit(value).hostname:
+            raise ValueError(
+                f"SIYU_PUBLIC_URL must be an address like https://scrm.example.com, not {value!r}"
+            )
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

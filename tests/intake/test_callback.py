@@ -119,10 +119,22 @@ def test_bad_callbacks_are_refused_and_nothing_is_stored(siyu, corp, db, spoil):
     assert stored(db, tenant_id) == 0
 
 
-def test_unknown_tenant_is_404(siyu, corp):
-    _, _, crypto = corp
+def test_unknown_tenant_is_404_and_the_log_says_what_to_check(siyu, corp, caplog, monkeypatch):
+    import logging
+
+    from siyu.intake import api as intake_api
+
+    monkeypatch.setattr(intake_api, "_last_unknown_logged", 0.0)
+    slug, _, crypto = corp
     body, params = crypto.encrypt_callback(add_event(crypto.receive_id, "wmX"))
-    assert httpx.post(f"{siyu}/wecom/callback/nobody", params=params, content=body).status_code == 404
+    with caplog.at_level(logging.WARNING, logger="siyu.intake.api"):
+        assert httpx.post(f"{siyu}/wecom/callback/nobody", params=params, content=body).status_code == 404
+        # a wrong slug in the URL pasted into WeCom had left nothing in the log
+        assert "unknown tenant 'nobody'" in caplog.text and "siyu tenant list" in caplog.text
+        params["msg_signature"] = "0" * 40
+        assert httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body).status_code == 403
+        assert "bad signature (the Token or EncodingAESKey in WeCom's" in caplog.text
+        assert f"siyu tenant show {slug}" in caplog.text
 
 
 def crypto_key(crypto: WeComCrypto) -> str:

@@ -12,6 +12,7 @@ in the OpenAPI docs.
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -25,14 +26,31 @@ log = logging.getLogger(__name__)
 OK = PlainTextResponse("")
 
 
+_last_unknown_logged = 0.0
+
+
 def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
+    global _last_unknown_logged
     if isinstance(exc, UnknownTenant):
+        # said at most once a minute: anyone may call this URL with any slug
+        if time.monotonic() - _last_unknown_logged > 60:
+            _last_unknown_logged = time.monotonic()
+            log.warning(
+                "callback for unknown tenant %r refused (404): the callback URL in WeCom must end with a"
+                " slug `siyu tenant list` shows",
+                slug[:64],
+            )
         return PlainTextResponse("unknown tenant", status_code=404)
     if isinstance(exc, ChannelNotConfigured):
         log.warning("callback for %s refused: %s", slug, exc)
         return PlainTextResponse("this callback URL is not configured for the tenant", status_code=404)
     if isinstance(exc, InvalidSignature):
-        log.warning("callback for %s refused: bad signature", slug)
+        log.warning(
+            "callback for %s refused: bad signature (the Token or EncodingAESKey in WeCom's 接收事件服务器"
+            " form is not the one Siyu has, see `siyu tenant show %s`; or the request is not WeCom's)",
+            slug,
+            slug,
+        )
         return PlainTextResponse("invalid signature", status_code=403)
     log.warning("callback for %s refused: %s", slug, exc)
     return PlainTextResponse(f"bad request: {exc}", status_code=400)
