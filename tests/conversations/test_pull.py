@@ -79,7 +79,9 @@ def test_a_crash_mid_pull_neither_skips_nor_duplicates(rt, tenant_id, monkeypatc
         asyncio.run(tasks.pull(rt, tenant_id, flaky))
     assert stored(rt, tenant_id) == (10, 10)  # the first store (two batches) made it, with the cursor
     with rt.db.tenant_session(tenant_id) as s:
-        assert "archive unreachable" in s.scalar(select(ArchiveCursor.last_error))
+        error = s.scalar(select(ArchiveCursor.last_error))
+    assert "archive unreachable" in error
+    assert error.startswith(f"{rt.now():%Y-%m-%d} ") and " UTC · ConnectionError: " in error  # says when
     asyncio.run(tasks.pull(rt, tenant_id, flaky))
     assert stored(rt, tenant_id) == (23, 23)
 

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
+from siyu.customers.models import Customer, Follow
+from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
 from tests.conversations.conftest import Archive, classify, store
 
@@ -463,3 +465,37 @@ def test_a_group_member_siyu_does_not_know_is_named_by_the_end_of_their_id(as_ro
     store(db, world.a.id, arc.items)
     html = as_role("admin").get(f"/conversations/{chats.a['群聊']}").text
     assert f"未知联系人…{stranger[-4:]}" in html and stranger not in html  # not its 32 characters
+
+
+def test_a_chat_whose_customer_deleted_the_agent_says_so(as_role, db, world):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    with db.tenant_session(world.a.id) as s:
+        customer = Customer(external_userid=ext, name="林女士")
+        s.add(customer)
+        s.flush()
+        s.add(Follow(customer_id=customer.id, staff_userid="zhangsan", status="lost", ended_at=utcnow()))
+    arc.text(ext, "zhangsan", "在吗", 30)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    admin = as_role("admin")
+    html = admin.get(f"/conversations/{cid}").text  # its wait had just disappeared, unexplained
+    assert 'id="contact-ended"' in html and "删除了张三" in html and "不会再有超时提醒" in html
+    assert admin.get(f"/api/v1/conversations/{cid}").json()["contact_ended"]["status"] == "lost"
+    assert 'id="contact-ended"' not in admin.get(f"/conversations/{chats_of(db, world)}").text
+
+
+def chats_of(db, world) -> int:
+    """A conversation of a customer still in contact."""
+    with db.tenant_session(world.a.id) as s:
+        return s.scalar(
+            select(Conversation.id)
+            .join(
+                Follow,
+                (Follow.customer_id == Conversation.customer_id)
+                & (Follow.staff_userid == Conversation.staff_userid),
+            )
+            .where(Follow.status == "active")
+            .limit(1)
+        )

@@ -22,7 +22,7 @@ from sqlalchemy.sql import Select
 from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
-from siyu.customers.models import Customer
+from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, staff_names
 from siyu.db.paging import Page
 
@@ -423,7 +423,22 @@ def conversation(
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(1)
     )
-    return {**shaped, "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or "")}
+    # the pair no longer contacts (the customer deleted the staff member, or the other way round,
+    # or was handed over): its wait closed without a reply, and nothing more will escalate
+    ended = None
+    if found.kind == "single" and found.customer_id:
+        row = session.execute(
+            select(Follow.status, Follow.ended_at).where(
+                Follow.customer_id == found.customer_id, Follow.staff_userid == found.staff_userid
+            )
+        ).first()
+        if row is not None and row.status in ("lost", "deleted", "transferred"):
+            ended = {"status": row.status, "at": row.ended_at}
+    return {
+        **shaped,
+        "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or ""),
+        "contact_ended": ended,
+    }
 
 
 @dataclass

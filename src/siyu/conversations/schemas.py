@@ -59,6 +59,14 @@ class GroupRef(BaseModel):
     )
 
 
+class ContactEnded(BaseModel):
+    status: Literal["lost", "deleted", "transferred"] = Field(
+        description="lost: the customer deleted the staff member; deleted: the staff member deleted the"
+        " customer; transferred: handed over to another member"
+    )
+    at: datetime | None
+
+
 class ConversationOut(BaseModel):
     id: int
     kind: ConversationKind
@@ -81,6 +89,9 @@ class ConversationOut(BaseModel):
     waiting_seconds: int | None = Field(description="now - awaiting_since, in seconds")
     waiting_text: str = Field(description="e.g. 3 分 12 秒")
     waiting_message: MessageOut | None = Field(description="the customer message that waits")
+    contact_ended: ContactEnded | None = Field(
+        None, description="one conversation only: the customer and the staff member are no longer contacts"
+    )
 
 
 class ConversationPage(BaseModel):

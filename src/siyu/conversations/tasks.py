@@ -258,7 +258,8 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
         return total
     except Exception as exc:
         with rt.db.tenant_session(tenant_id) as s:
-            _cursor(s).last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            # when, too: the last pull that worked is shown beside it, and may be hours ago
+            _cursor(s).last_error = f"{rt.now():%Y-%m-%d %H:%M:%S} UTC · {type(exc).__name__}: {exc}"[:2000]
         raise
     finally:
         try:
