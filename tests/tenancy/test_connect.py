@@ -53,6 +53,9 @@ def test_each_refusal_names_what_is_wrong(emulator):
     assert "secret" in refusal(url, creds(corp, agent_secret="wrong-secret")).lower()
     assert "corp" in refusal(url, creds(corp, corp_id="ww0000000000000000")).lower()
     assert "EncodingAESKey" in refusal(url, creds(corp, encoding_aes_key="short"))
+    # the 会话存档 secret gets a token too, but no customer call would ever work with it
+    wrong_kind = refusal(url, creds(corp, contact_secret=corp["archive_secret"]))
+    assert wrong_kind.startswith("客户联系 Secret:") and "may not call this API" in wrong_kind
     http.patch(f"/_emulator/corps/{corp['corp_id']}", json={"trusted_ips": ["10.1.2.3"]})
     message = refusal(url, creds(corp))
     assert "127.0.0.1" in message and "IP" in message

@@ -116,6 +116,8 @@ def build_router(emu) -> APIRouter:
             corp = _resolve_corp(emu.state, route, request)
             if corp is not None and corp.trusted_ips and ip not in corp.trusted_ips:
                 raise WeComError(60020)
+            if corp is not None and name.startswith("externalcontact/"):
+                _may_call_contact_apis(emu.state, corp, request)
             fault = emu.faults.take(corp.corp_id if corp else None, request.url.path)
             if fault is not None:
                 if fault.delay_s:
@@ -155,6 +157,14 @@ def _log_call(emu, corp: Corp | None, request: Request, ip: str, errcode: int) -
                 "ip": ip,
             }
         )
+
+
+def _may_call_contact_apis(state: EmulatorState, corp: Corp, request: Request) -> None:
+    """客户联系 APIs take the 客户联系 secret's token, or the self-built app's when it is among
+    「可调用应用」 (REFERENCE 3.1): the 会话存档 secret's is refused (48002)."""
+    record = state.tokens.get(request.query_params.get("access_token", ""))
+    if record is not None and record.secret == corp.archive_secret and corp.archive_secret:
+        raise WeComError(48002, "api forbidden: 客户联系 APIs take the 客户联系 secret's access_token")
 
 
 def _resolve_corp(state: EmulatorState, route: Route, request: Request) -> Corp | None:

@@ -73,6 +73,10 @@ async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
         async with WeComClient(creds.corp_id, secret, base_url=base_url) as client:
             try:
                 await client.get_token()
+                if secret is creds.contact_secret:
+                    # a token alone proves little: the archive's secret gives one too, and then
+                    # every customer call would be refused
+                    await client.get_follow_user_list()
             except WeComFailure as exc:
                 raise ConnectError(f"{label}: {exc.describe()}") from exc
 
