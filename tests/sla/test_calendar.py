@@ -200,7 +200,7 @@ def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):
     fire_at(bj(2025, 9, 22, 9, 9))  # the call, 10
     (call,) = w.outbox("sla_call")
     plan = _call_plan(w.rt, w.tenant_id, call)
-    assert plan["params"] == ["1", "10"] and "已等待10分钟" in plan["text"]
+    assert plan["params"] == ["1", "10"] and "最长已等10分钟" in plan["text"]
 
 
 def test_a_card_for_waits_under_different_clocks_puts_the_longest_first(local):
