@@ -314,6 +314,14 @@ def test_a_deleted_message_leaves_the_index(db, world, as_role):
         )
 
 
+def test_a_number_written_in_groups_is_found_typed_whole(as_role, new_waiting):
+    new_waiting("zhangsan", "我电话 139-8765-4321，价格 ¥2,399.00 对吗")
+    admin = as_role("admin")
+    for q in ("13987654321", "139 8765 4321", "139-8765-4321", "87654321", "2399", "4321"):
+        assert hits(admin, q) == ["我电话 139-8765-4321，价格 ¥2,399.00 对吗"], q
+    assert hits(admin, "13987654322") == []
+
+
 def test_the_last_digits_of_an_order_number_find_it(as_role, new_waiting):
     new_waiting("zhangsan", "订单号 58231204317 查一下")
     admin = as_role("admin")

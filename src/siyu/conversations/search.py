@@ -120,6 +120,13 @@ MAX_NUMBER = 40  # digits: longer runs are not numbers anyone types back to look
 TAIL_DIGITS = 8
 
 
+# A number written in groups (138-1234-5678, 138 1234 5678, ¥1,299.00): indexed whole as well,
+# so that the number typed without its separators finds it (13812345678, 1299).
+_SEPARATED_DIGIT = re.compile(r"\d[-, ]\d")  # a cheap look first: most messages have none
+# Spaces only in a phone number's three groups: "买 2 送 1", "123 1234" are separate numbers.
+_GROUPED = re.compile(r"(?<![\d.])\d{1,4}(?:[-,]\d{2,4})+|(?<![\d.])\d{3,4}(?: \d{3,4}){2}(?![\d])")
+
+
 def normalize(text: str) -> str:
     """NFKC (full width → half width, compatibility ideographs → unified) and lower case."""
     return unicodedata.normalize("NFKC", text or "").lower()
@@ -146,10 +153,11 @@ def tokenize(text: str) -> list[str]:
     """Index tokens of a text: CJK bigrams (a lone CJK character as itself) and words; a number
     also by its tails of three to eight digits, so that the last digits of an order or tracking
     number find it (a word matches as a prefix: 20261204123 is found by 2026 and, through its
-    tail 1204123, by 1204 and by 123). (What _runs and _bigrams do, inlined: ingest tokenizes
-    every message it stores.)"""
+    tail 1204123, by 1204 and by 123); a number written in groups also whole, with its tails.
+    (What _runs and _bigrams do, inlined: ingest tokenizes every message it stores.)"""
     out: list[str] = []
-    for cjk, word in _RUNS.findall(normalize(text)):
+    text = normalize(text)
+    for cjk, word in _RUNS.findall(text):
         if not cjk:
             out.append(word)
             if 3 < len(word) <= MAX_NUMBER and word.isdigit():
@@ -158,6 +166,14 @@ def tokenize(text: str) -> list[str]:
             out += map(operator.add, cjk, cjk[1:])
         else:
             out.append(cjk)
+    for grouped in _GROUPED.findall(text) if _SEPARATED_DIGIT.search(text) else ():
+        word = grouped.replace("-", "").replace(",", "").replace(" ", "")
+        have = set(out)  # its last group's tails are there already
+        out += [
+            t
+            for t in (word, *(word[i:] for i in range(max(1, len(word) - TAIL_DIGITS), len(word) - 2)))
+            if t not in have
+        ]
     return out
 
 
