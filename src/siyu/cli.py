@@ -166,6 +166,8 @@ def worker(
         os.nice(nice)
     rt = _runtime()
     settle_collector()
+    where = rt.settings.sqlalchemy_url.split("@")[-1]
+    logging.getLogger("siyu").info("worker started: %d rows at once, database %s", concurrency, where)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -169,6 +169,30 @@ def test_a_pair_changed_elsewhere_is_picked_up_without_a_restart(siyu, corp, arc
     assert stored(db, tenant_id) == 2
 
 
+def test_a_replaced_pair_stops_working_though_nobody_used_the_new_one(  # noqa: F811
+    siyu,  # noqa: F811
+    corp,  # noqa: F811
+    archive,
+    db,
+    settings,
+    monkeypatch,
+):
+    """The cached pair is read again after KEYS_TTL_S (a minute): the old one had kept working
+    until the server restarted, as long as WeCom still signed with it."""
+    from siyu.intake import service as intake_service
+
+    slug, tenant_id, main = corp
+    url = f"{siyu}/wecom/callback/{slug}/archive"
+    assert post(url, archive, notify_xml(main.receive_id, 1)).status_code == 200  # cached now
+    with db.system_session() as s:
+        save_archive_callback(
+            s, SecretBox(settings.secret_key), s.get(Tenant, tenant_id), "NewToken8", new_encoding_aes_key()
+        )
+    assert post(url, archive, notify_xml(main.receive_id, 2)).status_code == 200  # within the minute
+    monkeypatch.setattr(intake_service, "KEYS_TTL_S", 0.0)
+    assert post(url, archive, notify_xml(main.receive_id, 3)).status_code == 403
+
+
 @pytest.mark.parametrize("signature", ["é", "中文签名", "\u0000"])
 def test_a_signature_of_any_characters_is_refused_not_a_server_error(siyu, corp, archive, db, signature):  # noqa: F811
     slug, tenant_id, main = corp

@@ -42,6 +42,7 @@ class UnexpectedEvent(ValueError):
 
 ARCHIVE_KINDS = frozenset({"msgaudit_notify"})
 RELOAD_S = 1.0  # cached keys that fail are reread at most this often per URL
+KEYS_TTL_S = 60.0  # cached keys are reread this often anyway (another process may have replaced them)
 T = TypeVar("T")
 
 
@@ -83,11 +84,14 @@ class CallbackIntake:
         self.box = box
         self._keys: dict[tuple[str, str], TenantKeys] = {}
         self._reloaded_at: dict[tuple[str, str], float] = {}
+        self._loaded_at: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def keys(self, slug: str, channel: Channel = MAIN) -> TenantKeys:
         found = self._keys.get((slug, channel.name))
-        if found:
+        # kept a minute at most: a pair replaced by another process (`siyu tenant archive-callback
+        # --replace`) stops being accepted here soon, not at this server's next restart
+        if found and time.monotonic() - self._loaded_at.get((slug, channel.name), 0.0) < KEYS_TTL_S:
             return found
         with self.db.system_session() as s:
             tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
@@ -113,6 +117,7 @@ class CallbackIntake:
             )
         with self._lock:
             self._keys[(slug, channel.name)] = keys
+            self._loaded_at[(slug, channel.name)] = time.monotonic()
         return keys
 
     def forget(self, slug: str) -> None:
