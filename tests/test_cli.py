@@ -314,6 +314,19 @@ def test_which_public_urls_wecom_cannot_reach(public_url, reachable):
     assert Settings(public_url=public_url, wecom_base_url="http://127.0.0.1:8081").public_url_warning() == ""
 
 
+def never_start(monkeypatch) -> None:
+    """A server or worker that got past its checks fails the test rather than running on."""
+
+    def started(*args, **kwargs):
+        raise AssertionError("started though it should have refused")
+
+    async def worked(*args, **kwargs):
+        started()
+
+    monkeypatch.setattr("uvicorn.run", started)
+    monkeypatch.setattr("siyu.jobs.worker.Worker.run", worked)
+
+
 def test_commands_refuse_a_schema_behind_the_code_and_migrate_says_what_it_did(siyu, monkeypatch, tmp_path):
     from alembic import command
 
@@ -327,6 +340,7 @@ def test_commands_refuse_a_schema_behind_the_code_and_migrate_says_what_it_did(s
     behind.dispose()
     monkeypatch.setenv("SIYU_DATABASE_URL", url)
     monkeypatch.setenv("SIYU_AUTO_MIGRATE", "false")
+    never_start(monkeypatch)
     for args in (("tenant", "list"), ("worker",), ("serve", "--port", "8399")):
         code, out = invoke(*args)  # (a server and a worker had run on, failing on every page and row)
         assert code == 1 and "the database schema is at 0008, this Siyu needs 0009: run `siyu migrate`" in out
@@ -335,6 +349,14 @@ def test_commands_refuse_a_schema_behind_the_code_and_migrate_says_what_it_did(s
     code, out = invoke("migrate")
     assert code == 0 and "schema is up to date" in out and "(0009)" in out
     assert invoke("tenant", "list")[0] == 0
+    # migrated by a newer Siyu (this one rolled back): "run `siyu migrate`" would not help
+    ahead = Database(url)
+    with ahead.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0042'")
+    ahead.dispose()
+    for args in (("tenant", "list"), ("migrate",)):
+        code, out = invoke(*args)
+        assert code == 1 and "at 0042, which this Siyu does not know" in out and len(out.splitlines()) == 1
 
 
 def test_a_key_that_does_not_open_the_tenants_secrets_stops_every_command(siyu, monkeypatch, tmp_path):
@@ -344,6 +366,7 @@ def test_a_key_that_does_not_open_the_tenants_secrets_stops_every_command(siyu, 
     # run from another folder without SIYU_SECRET_KEY: a new key file would be made there
     monkeypatch.delenv("SIYU_SECRET_KEY")
     monkeypatch.setenv("SIYU_DATA_DIR", str(tmp_path / "elsewhere"))
+    never_start(monkeypatch)
     for args in (("tenant", "list"), ("worker",), ("serve", "--port", "8399")):
         code, out = invoke(*args)  # a server had started and answered WeCom's URL check with a 500
         assert code == 1 and "SIYU_SECRET_KEY does not open the secrets of" in out
@@ -364,3 +387,24 @@ def test_tenant_add_takes_the_secrets_from_the_environment(siyu, monkeypatch):
         del args[i : i + 2]
     code, out = invoke(*args)
     assert code == 0 and f"/wecom/callback/{slug}" in out and corp["agent_secret"] not in out
+
+
+def test_a_key_that_opens_some_tenants_only_warns_and_tenant_add_can_repair(siyu, monkeypatch, tmp_path):
+    """(On a database of its own: the shared one's tenants are all sealed with the test key.)"""
+    invoke, corp = siyu
+    monkeypatch.setenv("SIYU_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    never_start(monkeypatch)
+    monkeypatch.setenv("SIYU_SECRET_KEY", "key-one")
+    assert invoke(*add_args(corp, slug="one"))[0] == 0
+    monkeypatch.setenv("SIYU_SECRET_KEY", "key-two")  # the first key lost: connect a corp again
+    code, out = invoke(*add_args(corp, slug="two", **{"corp-id": corp["corp_id"] + "b"}), "--no-check")
+    assert code == 0 and "does not open the secrets of 1 tenant(s) (one)" in out
+    code, out = invoke("tenant", "list")  # one tenant unreadable: said, but the others are served
+    assert code == 0 and "does not open the secrets of 1 tenant(s) (one)" in out and "two" in out
+    code, out = invoke(*add_args(corp, slug="one"))  # connected again: sealed with this key
+    assert code == 0
+    code, out = invoke("tenant", "list")
+    assert code == 0 and "does not open" not in out
+    monkeypatch.setenv("SIYU_SECRET_KEY", "key-three")  # opens none: plainly the wrong key
+    code, out = invoke("serve", "--port", "8399")
+    assert code == 1 and "does not open the secrets of 2 tenant(s)" in out

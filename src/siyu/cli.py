@@ -35,27 +35,29 @@ def _logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per WeCom call is too much
 
 
-def _runtime():
+def _runtime(repairing: bool = False):
     """The runtime, once the database and the secret key are fit to run on: a server or a
-    worker started without them had run on, failing every row it took up."""
+    worker started without them would take up rows only to fail on each. A key that opens
+    none of the tenants' secrets is refused; one that opens some is only warned about (the
+    others can be connected again with `tenant add`, which `repairing` lets through)."""
     from siyu.config import get_settings
     from siyu.runtime import Runtime
     from siyu.tenancy.service import sealed_elsewhere
 
     settings = get_settings()
-    key_file = settings.data_dir / "secret.key"
+    key_file = settings.key_file
     key_is_new = not settings.secret_key and not key_file.exists()
     rt = Runtime.create(settings)
     if settings.auto_migrate:
         rt.db.migrate()
     else:
-        current, head = rt.db.schema_revisions()
+        current, head = rt.db.schema_revisions()  # (SchemaAhead is a ValueError: said in one line)
         if current is None:
             _fail("the database has no Siyu tables yet: run `siyu migrate` (SIYU_AUTO_MIGRATE is off)")
         if current != head:
             _fail(f"the database schema is at {current}, this Siyu needs {head}: run `siyu migrate`")
     with rt.db.system_session() as s:
-        others = sealed_elsewhere(s, rt.box)
+        others, sealed = sealed_elsewhere(s, rt.box)
     if others:
         where = "use the key they were sealed with"
         if not settings.secret_key:
@@ -65,10 +67,16 @@ def _runtime():
                 else f"the key in {key_file.resolve()}"
             )
             where = f"it is unset, and {key} is not theirs: run from the folder that holds theirs, or set it"
-        if key_is_new:  # made by this run: not left behind to be taken for theirs
-            key_file.unlink(missing_ok=True)
         named = ", ".join(others[:5]) + (", …" if len(others) > 5 else "")
-        _fail(f"SIYU_SECRET_KEY does not open the secrets of {len(others)} tenant(s) ({named}): {where}")
+        problem = f"SIYU_SECRET_KEY does not open the secrets of {len(others)} tenant(s) ({named})"
+        if len(others) == sealed and not repairing:
+            if key_is_new:  # made by this run: not left behind to be taken for theirs
+                key_file.unlink(missing_ok=True)
+            _fail(f"{problem}: {where}")
+        err_console.print(
+            f"[yellow]{problem}: they cannot be served until connected again (`siyu tenant add`)",
+            soft_wrap=True,
+        )
     return rt
 
 
@@ -317,7 +325,7 @@ def tenant_add(
 
     if slug is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", slug):
         _fail(f"--slug goes into the callback URL: 1-40 lower-case letters, digits and -, not {slug!r}")
-    rt = _runtime()
+    rt = _runtime(repairing=True)  # connecting a corp again seals its secrets with this key
     creds = service.CorpCredentials(corp_id, agent_id, agent_secret, contact_secret, token, aes_key)
     try:
         if check:

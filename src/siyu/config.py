@@ -68,11 +68,16 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'siyu.db').resolve()}"
 
+    @property
+    def key_file(self) -> Path:
+        """Where the generated key lives when SIYU_SECRET_KEY is unset."""
+        return self.data_dir / "secret.key"
+
     def encryption_key(self) -> str:
         """The key that encrypts tenants' secrets. Generated once for the embedded default."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret.key"
+        path = self.key_file
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(32))

@@ -119,6 +119,16 @@ def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w)
     assert "王女士：在吗 / 订单号 58231204317 / 我的订单什么时候发货？</div>" in card["description"]
 
 
+def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
+    for i in range(7):
+        w.say(f"第{i}个问题？", at=i)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert "起发来 7 条" in card["description"] and "第6个问题？</div>" in card["description"]
+
+
 @pytest.mark.parametrize(
     ("texts", "limit", "line"),
     [

@@ -280,26 +280,29 @@ def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]
     return {m.msgid: m for m in session.scalars(select(Message).where(Message.msgid.in_(msgids)))}
 
 
-def waiting_asks(session: Session, waits: dict[int, datetime], last: int = 5) -> dict[int, list[str]]:
+def waiting_asks(
+    session: Session, waits: dict[int, datetime], last: int = 5
+) -> dict[int, tuple[list[str], int]]:
     """What each waiting customer has written since the wait began (`waits`: conversation id
     to when its clock started): the messages that need a reply, not recalled, oldest first,
-    at most the `last` newest. The clock starts at the first (often 在吗 or 你好); what is
-    asked usually comes after it."""
+    at most the `last` newest, and how many there are in all. The clock starts at the first
+    (often 在吗 or 你好); what is asked usually comes after it."""
     if not waits:
         return {}
     m = Message
+    newest_first = (m.sent_at.desc(), m.id.desc())
     ranked = (
         select(
             m.conversation_id,
             m.sent_at,
             m.text,
-            func.row_number()
-            .over(partition_by=m.conversation_id, order_by=(m.sent_at.desc(), m.id.desc()))
-            .label("rn"),
+            func.row_number().over(partition_by=m.conversation_id, order_by=newest_first).label("rn"),
+            func.count().over(partition_by=m.conversation_id).label("total"),
         )
+        .join(Conversation, Conversation.id == m.conversation_id)
         .where(
             m.conversation_id.in_(list(waits)),
-            m.sent_at >= min(waits.values()),
+            m.sent_at >= Conversation.awaiting_since,  # each bounded by its own wait
             m.action == SENDABLE,
             m.direction == "in",
             m.recalled.is_(False),
@@ -308,14 +311,15 @@ def waiting_asks(session: Session, waits: dict[int, datetime], last: int = 5) ->
         .subquery()
     )
     rows = session.execute(
-        select(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.text)
+        select(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.text, ranked.c.total)
         .where(ranked.c.rn <= last)
         .order_by(ranked.c.conversation_id, ranked.c.sent_at)
     )
-    out: dict[int, list[str]] = {}
-    for cid, sent_at, text in rows:
+    out: dict[int, tuple[list[str], int]] = {}
+    for cid, sent_at, text, total in rows:
         if sent_at >= waits[cid] and text.strip():
-            out.setdefault(cid, []).append(text)
+            texts, _ = out.get(cid, ([], 0))
+            out[cid] = ([*texts, text], total)
     return out
 
 

@@ -124,7 +124,9 @@ TAIL_DIGITS = 8
 # so that the number typed without its separators finds it (13812345678, 1299).
 _SEPARATED_DIGIT = re.compile(r"\d[-, ]\d")  # a cheap look first: most messages have none
 # Spaces only in a phone number's three groups: "买 2 送 1", "123 1234" are separate numbers.
-_GROUPED = re.compile(r"(?<![\d.])\d{1,4}(?:[-,]\d{2,4})+|(?<![\d.])\d{3,4}(?: \d{3,4}){2}(?![\d])")
+_GROUPED = re.compile(
+    r"(?<![\w.])\d{1,4}(?:[-,]\d{2,4})+(?![\d]|[-,]\d)|(?<![\w.])\d{3,4}(?: \d{3,4}){2}(?![\d]| \d)"
+)
 
 
 def normalize(text: str) -> str:
@@ -161,20 +163,25 @@ def tokenize(text: str) -> list[str]:
         if not cjk:
             out.append(word)
             if 3 < len(word) <= MAX_NUMBER and word.isdigit():
-                out += [word[i:] for i in range(max(1, len(word) - TAIL_DIGITS), len(word) - 2)]
+                out += _tails(word)
         elif len(cjk) > 1:
             out += map(operator.add, cjk, cjk[1:])
         else:
             out.append(cjk)
-    for grouped in _GROUPED.findall(text) if _SEPARATED_DIGIT.search(text) else ():
-        word = grouped.replace("-", "").replace(",", "").replace(" ", "")
-        have = set(out)  # its last group's tails are there already
-        out += [
-            t
-            for t in (word, *(word[i:] for i in range(max(1, len(word) - TAIL_DIGITS), len(word) - 2)))
-            if t not in have
-        ]
+    if _SEPARATED_DIGIT.search(text):
+        have = set(out)  # a last group's tails are there already
+        for grouped in _GROUPED.findall(text):
+            word = grouped.replace("-", "").replace(",", "").replace(" ", "")
+            for token in (word, *_tails(word)):
+                if token not in have:
+                    have.add(token)
+                    out.append(token)
     return out
+
+
+def _tails(number: str) -> list[str]:
+    """A number's last three to eight digits (not the number itself)."""
+    return [number[i:] for i in range(max(1, len(number) - TAIL_DIGITS), len(number) - 2)]
 
 
 def tokens_text(text: str) -> str:

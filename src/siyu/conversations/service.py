@@ -294,7 +294,9 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
 ARCHIVED_AS = {"miniprogram": "weapp"}
 
 
-def _siyu_sent(session: Session, parsed: list[_Parsed]) -> Counter[tuple[str, str, str]]:
+def _siyu_sent(
+    session: Session, parsed: list[_Parsed], conversations: dict[str, _State]
+) -> Counter[tuple[str, str, str]]:
     """What Siyu itself sent around these messages and the archive has not yet shown: counts of
     (userid, external_userid, text) for a welcome's words and (userid, external_userid,
     msgtype) for its attachments. Each stands for one archived message: a second link the
@@ -318,12 +320,17 @@ def _siyu_sent(session: Session, parsed: list[_Parsed]) -> Counter[tuple[str, st
         echoes[(p["userid"], p["external_userid"], p.get("sent_text", ""))] += 1
         for kind in p.get("sent_kinds", ()):  # the welcome's image, link, mini program
             echoes[(p["userid"], p["external_userid"], ARCHIVED_AS.get(kind, kind))] += 1
-    if echoes:  # those an earlier batch already matched
+    keys = {f"single:{e}:{u}" for u, e, _ in echoes}  # the conversations' keys (_parse)
+    ids = [c.id for key, c in conversations.items() if key in keys]
+    if ids:  # those an earlier batch already matched (through the conversations' own index)
         shown = session.execute(
             select(Conversation.staff_userid, Conversation.external_userid, Message.msgtype, Message.text)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
-                Message.by_siyu.is_(True), Message.sent_at >= start - SIYU_ECHO_WINDOW, Message.sent_at <= end
+                bulk.among(session, Message.conversation_id, ids),
+                Message.by_siyu.is_(True),
+                Message.sent_at >= start - SIYU_ECHO_WINDOW,
+                Message.sent_at <= end + SIYU_ECHO_WINDOW,
             )
         )
         for userid, external_userid, msgtype, text in shown:
@@ -386,7 +393,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     parsed = [_parse(i.seq, i.msgid, i.message, staff) for i in fresh.values()]
     parsed.sort(key=lambda p: (p.sent_at, p.item_seq))
     conversations = _conversations(session, parsed)
-    echoes = _siyu_sent(session, parsed)
+    echoes = _siyu_sent(session, parsed, conversations)
 
     # Context for the classifier: the staff message each customer message answers.
     answering = {

@@ -74,6 +74,10 @@ def _analyze_the_never_analyzed(conn) -> None:
         conn.exec_driver_sql(f"ANALYZE {never}")
 
 
+class SchemaAhead(ValueError):
+    """The database was migrated by a newer Siyu than this one."""
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -172,14 +176,20 @@ class Database:
         return before, self.schema_revisions()[1]
 
     def schema_revisions(self) -> tuple[str | None, str]:
-        """The schema's migration revision (None: never migrated) and the newest this code has."""
+        """The schema's migration revision (None: never migrated) and the newest this code has;
+        SchemaAhead when the schema is at a revision this code does not know."""
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
         with self.engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
-            head = ScriptDirectory.from_config(self._alembic(conn)).get_current_head()
-        return current, head
+            scripts = ScriptDirectory.from_config(self._alembic(conn))
+        if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
+            raise SchemaAhead(
+                f"the database schema is at {current}, which this Siyu does not know (it was migrated by a"
+                " newer one): run that Siyu or a newer one"
+            )
+        return current, scripts.get_current_head()
 
     def new_migration(self, message: str) -> None:
         """For developers: write a migration from the difference between models and schema."""

@@ -33,6 +33,9 @@ def spawn(settings: Settings, nice: int = 19) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-m", "siyu.cli", "worker", "--wake-fd", str(read_fd), "--nice", str(nice)],
         pass_fds=(read_fd,),
         env=env,
+        # Ctrl-C and `systemctl stop` go to the server, which stops the child by closing the
+        # pipe: caught by the child as well, they had looked like a crash to be restarted
+        start_new_session=True,
     )
     os.close(read_fd)
     return proc, write_fd

@@ -233,7 +233,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
         )
         asks = conversation_queries.waiting_asks(s, {e["conversation_id"]: e["started_at"] for e in every})
         for e in every:
-            e["asks"] = asks.get(e["conversation_id"]) or [texts.get(e["msgid"], "")]
+            e["asks"], e["asked"] = asks.get(e["conversation_id"]) or ([texts.get(e["msgid"], "")], 1)
             e["agent_name"] = names.get(e["agent"], e["agent"])
     return found
 
@@ -278,7 +278,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         who = first["customer"] if own else f"{first['agent_name']}的客户 {first['customer']}"
         title = f"{who} 已等待 {_how_long(first, now, short=True)} 未回复"
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
-        several = f" 起发来 {len(first['asks'])} 条" if len(first["asks"]) > 1 else " 发来"
+        several = f" 起发来 {first['asked']} 条" if first.get("asked", 1) > 1 else " 发来"
         description = (
             f'<div class="gray">{local}{several}</div>'
             f'<div class="normal">{html.escape(first["customer"])}：'

@@ -81,16 +81,20 @@ async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
                 raise ConnectError(f"{label}: {exc.describe()}") from exc
 
 
-def sealed_elsewhere(session: Session, box: SecretBox) -> list[str]:
+def sealed_elsewhere(session: Session, box: SecretBox) -> tuple[list[str], int]:
     """The slugs of tenants whose secrets this key does not open (sealed with another
-    SIYU_SECRET_KEY, or another data folder's generated key)."""
-    out = []
+    SIYU_SECRET_KEY, or another data folder's generated key), and how many tenants have
+    secrets at all."""
+    out, sealed_count = [], 0
     for slug, sealed in session.execute(select(Tenant.slug, Tenant.agent_secret_sealed).order_by(Tenant.id)):
+        if not sealed:
+            continue
+        sealed_count += 1
         try:
             box.open(sealed)
         except ValueError:
             out.append(slug)
-    return out
+    return out, sealed_count
 
 
 def slugify(name: str) -> str:
@@ -123,7 +127,13 @@ ARCHIVE_MODES = ("off", "sdk", "http")
 
 
 def save_archive_settings(
-    session: Session, box: SecretBox, tenant: Tenant, mode: str, secret: str = "", sdk_path: str = ""
+    session: Session,
+    box: SecretBox,
+    tenant: Tenant,
+    mode: str,
+    secret: str = "",
+    sdk_path: str = "",
+    check_file: bool = True,
 ) -> None:
     """The conversation archive (会话存档): its own secret, and how messages are fetched and
     decrypted: WeCom's finance SDK at `sdk_path`, or the emulator's archive over HTTP."""
@@ -133,7 +143,8 @@ def save_archive_settings(
         raise ValueError("the 会话存档 Secret is needed to read the archive")
     if mode == "sdk" and not sdk_path:
         raise ValueError("the path of libWeWorkFinanceSdk_C.so is needed in sdk mode")
-    if mode == "sdk" and not Path(sdk_path).is_file():  # else every pull would fail to load it
+    # (where workers run on other machines, the library is theirs to have: `check_file` off)
+    if mode == "sdk" and check_file and not Path(sdk_path).is_file():  # else every pull fails to load it
         raise ValueError(
             f"本服务器上没有 {sdk_path} 这个文件 / there is no file {sdk_path} on this server: the path"
             " of libWeWorkFinanceSdk_C.so (WeCom's finance SDK for Linux, from 会话内容存档's docs)"

@@ -291,7 +291,13 @@ async def archive_save(request: Request, viewer: PageViewer):
             with rt.db.tenant_session(viewer.tenant_id) as s:
                 tenant = s.get(Tenant, viewer.tenant_id)
                 tenancy.save_archive_settings(
-                    s, rt.box, tenant, mode, secret, sdk_path if mode == "sdk" else ""
+                    s,
+                    rt.box,
+                    tenant,
+                    mode,
+                    secret,
+                    sdk_path if mode == "sdk" else "",
+                    check_file=rt.settings.embedded_worker,  # the worker pulls on this machine
                 )
         except ValueError as exc:
             return {

@@ -14,7 +14,7 @@ from siyu.customers import queries as customer_queries
 from siyu.sla import service as sla_service
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
-from siyu.web.templating import render
+from siyu.web.templating import note_waiting, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,6 +57,7 @@ def conversation_list(request: Request, viewer: PageViewer):
         else:
             result = queries.list_conversations(s, viewer, f, page_no, 20)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
+        unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
         staff = [
             m
             for m in customer_queries.active_staff(s)
@@ -65,6 +66,8 @@ def conversation_list(request: Request, viewer: PageViewer):
         if f.customer_id is not None:
             found = customer_queries.get_customer(s, viewer, f.customer_id)
             customer = {"id": found.id, "name": found.name} if found else None
+    if unfiltered:  # the menu's count, fresh: the same as the header's
+        note_waiting(viewer, waiting_total)
     kept = {k: v for k, v in p.items() if k != "page" and v}
 
     def page_url(n: int) -> str:

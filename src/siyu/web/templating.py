@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -53,19 +55,46 @@ def render(request: Request, name: str, context: dict | None = None, status_code
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
 
+_WAITING_TTL_S = 15.0
+_waiting_seen: dict[tuple, tuple[float, int]] = {}
+
+
 def _waiting_for(request: Request, viewer) -> int | None:
     """How many of the viewer's customers wait for a reply now: the menu shows it on every
-    page, so an agent sees it wherever they are (None when the database does not answer:
-    an error page must still render)."""
+    page. Counted at most every 15 s per person, and never on the event loop (pages rendered
+    there, error pages among them, show the last count or none: the loop answers WeCom's
+    callbacks, which a slow database must not hold up)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from siyu.conversations.queries import waiting_count
 
+    key = _waiting_key(viewer)
+    seen = _waiting_seen.get(key)
+    if seen is not None and time.monotonic() - seen[0] < _WAITING_TTL_S:
+        return seen[1]
+    try:
+        asyncio.get_running_loop()
+        return seen[1] if seen else None
+    except RuntimeError:  # a worker thread: sync routes run there
+        pass
     try:
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-            return waiting_count(s, viewer)
+            count = waiting_count(s, viewer)
     except SQLAlchemyError:
         return None
+    note_waiting(viewer, count)
+    return count
+
+
+def _waiting_key(viewer) -> tuple:
+    return viewer.tenant_id, viewer.person_id, viewer.role, viewer.visible_staff
+
+
+def note_waiting(viewer, count: int) -> None:
+    """A count just made elsewhere (the conversation list counts it anyway): the menu shows it."""
+    if len(_waiting_seen) > 10_000:  # people come and go: keep it from growing without end
+        _waiting_seen.clear()
+    _waiting_seen[_waiting_key(viewer)] = (time.monotonic(), count)
 
 
 def wecom_message(exc) -> str:
