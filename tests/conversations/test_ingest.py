@@ -263,6 +263,37 @@ def test_a_link_the_staff_sends_after_the_welcomes_own_is_a_reply(db, tenant_id,
     assert [t for t, mine in by_siyu.items() if mine] == [next(t for t in by_siyu if "展会资料" in t)]
 
 
+def test_a_link_of_another_title_is_the_staffs_though_the_welcomes_own_never_came(db, tenant_id, ingest):
+    """The welcome's link is known by its title: where the archive has no copy of it, the
+    agent's own link had been taken for it (by type alone) and the wait went on."""
+    chat = Chat()
+    with db.tenant_session(tenant_id) as s:
+        outbox.enqueue(
+            s,
+            "welcome",
+            "welcome:W3",
+            {
+                "userid": "zhangsan",
+                "external_userid": "wmCUSTOMER",
+                "sent_text": "欢迎！",
+                "sent_kinds": ["link"],
+                "sent_attachments": [
+                    {"msgtype": "link", "link": {"title": "展会资料", "url": "https://e.x"}}
+                ],
+            },
+        )
+        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W3"))
+        row.status, row.sent_at = "sent", T0
+    ingest(chat.customer("有详细的产品资料吗？", 0.3))
+    answer = chat.staff("", 0.5)
+    answer.message.pop("text")
+    answer.message.update({"msgtype": "link", "link": {"title": "产品手册", "link_url": "https://e.x/m"}})
+    ingest(answer)
+    assert conversation(db, tenant_id).awaiting_since is None
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(Message.by_siyu).where(Message.msgid == answer.msgid)) is False
+
+
 def test_recalling_the_only_waiting_message_closes_the_wait(db, tenant_id, ingest):
     chat = Chat()
     question = chat.customer("能便宜点吗", 0)

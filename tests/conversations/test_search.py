@@ -322,6 +322,10 @@ def test_a_number_written_in_groups_is_found_typed_whole(as_role, new_waiting):
     assert hits(admin, "13987654322") == []
     # only whole groups make a number: no 13812345678 out of 138-1234-56789, no SF1234-5678
     assert "13812345678" not in tokenize("138-1234-56789") and "12345678" not in tokenize("sf1234-5678")
+    # written straight after Chinese, as people write: 手机138-1234-5678, 座机0571-88886666
+    assert "13812345678" in tokenize("手机138-1234-5678谢谢") and "057188886666" in tokenize(
+        "座机0571-88886666"
+    )
 
 
 def test_the_last_digits_of_an_order_number_find_it(as_role, new_waiting):

@@ -502,3 +502,17 @@ def chats_of(db, world) -> int:
             .where(Follow.status == "active")
             .limit(1)
         )
+
+
+def test_the_list_and_the_chat_quote_what_was_asked_after_the_greeting(as_role, db, world):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", "在吗", 40)
+    arc.text(ext, "zhangsan", f"报价单发我一下 {arc.sfx}", 30)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    agent = as_role("agent")
+    line = f"“在吗 / 报价单发我一下 {arc.sfx}”"  # as the card says; it had been “在吗” alone
+    assert line in agent.get(f"/conversations/{cid}").text
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting_quote"] == line.strip("“”")

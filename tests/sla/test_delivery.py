@@ -127,6 +127,7 @@ def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
     assert w.fire() == 1
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert "起发来 7 条" in card["description"] and "第6个问题？</div>" in card["description"]
+    assert "王女士：… / " in card["description"]  # the two not quoted are said to be there
 
 
 @pytest.mark.parametrize(
@@ -140,13 +141,15 @@ def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
         (["在吗", "这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
         (["这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
         (["a", "b  c", " "], 60, "a / b c"),
+        ((["在吗", "报价发我"], 7), 24, "… / 在吗 / 报价发我"),  # of seven, the last two given
         ([], 60, ""),
     ],
 )
 def test_a_card_line_keeps_the_newest_message_whole_where_it_fits(texts, limit, line):
     from siyu.conversations.queries import quote_asks
 
-    assert quote_asks(texts, limit) == line and len(line) <= limit
+    texts, total = texts if isinstance(texts, tuple) else (texts, None)
+    assert quote_asks(texts, limit, total) == line and len(line) <= limit
 
 
 def test_a_call_about_several_waits_tells_the_longest_not_that_all_waited_so_long(w):

@@ -38,6 +38,12 @@ def test_an_open_chat_starts_at_the_newest_message_and_follows_the_archive(page,
     page.clock.fast_forward(16_000)
     expect(page.get_by_text("有的，今天下单明天到")).to_be_visible()
     expect(page.locator(".waitbar")).to_have_count(0)
+    expect(page.locator("#messages > li:last-child")).to_be_in_viewport()  # not where it was before
+    again = Archive()
+    again.text(ext, STAFF, "那我下单了", 0.5)  # and the next change is followed too
+    store(db, world.a.id, again.items)
+    page.clock.fast_forward(16_000)
+    expect(page.get_by_text("那我下单了")).to_be_in_viewport()
 
 
 def test_a_chat_read_higher_up_offers_the_reload_instead(page, siyu, world, db):
@@ -56,7 +62,7 @@ def test_a_chat_read_higher_up_offers_the_reload_instead(page, siyu, world, db):
     more.text(ext, STAFF, "还在吗？", 1)
     store(db, world.a.id, more.items)
     page.clock.fast_forward(16_000)
-    expect(page.locator("#live-notice")).to_be_visible()
+    expect(page.locator("#live-notice")).to_be_in_viewport()  # in sight where the agent reads
     assert page.evaluate("window.scrollY") == 0  # not moved
     expect(page.get_by_text("还在吗？")).to_have_count(0)
 
@@ -71,3 +77,13 @@ def test_a_room_known_only_by_its_long_id_fits_the_phone(page, siyu, world, db):
     sign_in(page, siyu, world.a.logins["admin"], f"/conversations/{cid}")
     expect(page.get_by_role("heading", name=f"群聊 {room}")).to_be_visible()
     fits_the_phone(page)  # the title had made the page 507 px wide
+
+
+def test_the_list_keeps_a_search_typed_and_not_yet_sent(page, siyu, world):
+    sign_in(page, siyu, world.a.logins["admin"], "/conversations")
+    page.clock.install()
+    page.goto(f"{siyu}/conversations")
+    page.get_by_role("searchbox").fill("发货")
+    page.locator("h1").click()  # the phone's keyboard closed: the box loses the focus
+    page.clock.fast_forward(31_000)
+    expect(page.get_by_role("searchbox")).to_have_value("发货")  # the reload had emptied it

@@ -323,23 +323,25 @@ def waiting_asks(
     return out
 
 
-def quote_asks(texts: list[str], limit: int) -> str:
+def quote_asks(texts: list[str], limit: int, total: int | None = None) -> str:
     """The waiting messages on one line of at most `limit` characters, the newest kept whole
-    where it fits: 在吗 / 订单到哪了？, or … / 订单到哪了？ when the older ones do not fit, or the
-    newest alone, cut, when even it is too long."""
+    where it fits: 在吗 / 订单到哪了？, or … / 订单到哪了？ when older ones are left out (those that
+    do not fit, and the `total` - len(texts) not even given), or the newest alone, cut, when
+    even it is too long."""
     parts = [" ".join(t.split()) for t in texts if t.strip()]
     if not parts:
         return ""
+    given_all = (total or len(parts)) <= len(parts)
     newest = parts[-1]
-    if len(newest) > limit - (4 if len(parts) > 1 else 0):  # no room for the older ones
+    if len(newest) > limit - (4 if len(parts) > 1 or not given_all else 0):  # no room for a mark
         return newest if len(newest) <= limit else newest[: limit - 1] + "…"
     kept = [newest]
     for part in reversed(parts[:-1]):
-        rest = len(parts) - len(kept) - 1  # older ones still left out after this one
+        rest = len(parts) - len(kept) - 1 or not given_all  # older ones still left out after it
         if len(" / ".join([part, *kept])) + (4 if rest else 0) > limit:
             break
         kept.insert(0, part)
-    return ("… / " if len(kept) < len(parts) else "") + " / ".join(kept)
+    return ("… / " if len(kept) < len(parts) or not given_all else "") + " / ".join(kept)
 
 
 def _last_texts(session: Session, conversation_ids: list[int]) -> dict[int, str]:
@@ -369,6 +371,7 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
     customers = _customers(session, {c.customer_id for c in conversations if c.customer_id})
     last = _last_texts(session, [c.id for c in conversations])
     waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
+    asks = waiting_asks(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
     senders = _sender_names(session, list(waiting.values()), names)
     group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
     out = []
@@ -376,7 +379,10 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
         wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
         customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
-        out.append(conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group))
+        shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group)
+        texts, total = asks.get(c.id, ([], 0))
+        shaped["waiting_quote"] = quote_asks(texts, 80, total) if texts else ""
+        out.append(shaped)
     return out
 
 

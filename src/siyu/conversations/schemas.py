@@ -89,6 +89,9 @@ class ConversationOut(BaseModel):
     waiting_seconds: int | None = Field(description="now - awaiting_since, in seconds")
     waiting_text: str = Field(description="e.g. 3 分 12 秒")
     waiting_message: MessageOut | None = Field(description="the customer message that waits")
+    waiting_quote: str = Field(
+        "", description="what the customer wrote since the wait began, newest kept whole: 在吗 / 报价发我"
+    )
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"
     )

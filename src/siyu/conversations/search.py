@@ -124,8 +124,9 @@ TAIL_DIGITS = 8
 # so that the number typed without its separators finds it (13812345678, 1299).
 _SEPARATED_DIGIT = re.compile(r"\d[-, ]\d")  # a cheap look first: most messages have none
 # Spaces only in a phone number's three groups: "买 2 送 1", "123 1234" are separate numbers.
-_GROUPED = re.compile(
-    r"(?<![\w.])\d{1,4}(?:[-,]\d{2,4})+(?![\d]|[-,]\d)|(?<![\w.])\d{3,4}(?: \d{3,4}){2}(?![\d]| \d)"
+_GROUPED = re.compile(  # (after Chinese too: 手机138-1234-5678; not inside a latin word or a decimal)
+    r"(?<![0-9A-Za-z.])\d{1,4}(?:[-,]\d{2,8})+(?![\d]|[-,]\d)"
+    r"|(?<![0-9A-Za-z.])\d{3,4}(?: \d{3,4}){2}(?![\d]| \d)"
 )
 
 

@@ -318,8 +318,9 @@ def _siyu_sent(
     echoes: Counter[tuple[str, str, str]] = Counter()
     for p in rows:
         echoes[(p["userid"], p["external_userid"], p.get("sent_text", ""))] += 1
-        for kind in p.get("sent_kinds", ()):  # the welcome's image, link, mini program
-            echoes[(p["userid"], p["external_userid"], ARCHIVED_AS.get(kind, kind))] += 1
+        # the welcome's image, link, mini program (welcomes sent before titles were kept: by type)
+        for attachment in p.get("sent_attachments") or [{"msgtype": k} for k in p.get("sent_kinds", ())]:
+            echoes[(p["userid"], p["external_userid"], _echo_of(attachment))] += 1
     keys = {f"single:{e}:{u}" for u, e, _ in echoes}  # the conversations' keys (_parse)
     ids = [c.id for key, c in conversations.items() if key in keys]
     if ids:  # those an earlier batch already matched (through the conversations' own index)
@@ -334,8 +335,20 @@ def _siyu_sent(
             )
         )
         for userid, external_userid, msgtype, text in shown:
-            echoes[(userid, external_userid, text if msgtype in ("", "text") else msgtype)] -= 1
+            by_text = (userid, external_userid, text)
+            echoes[
+                by_text if echoes[by_text] > 0 or msgtype in ("", "text") else (*by_text[:2], msgtype)
+            ] -= 1
     return +echoes
+
+
+def _echo_of(attachment: dict) -> str:
+    """What the archive's copy of a welcome attachment is known by: a link or a mini program by
+    its rendering ([链接] 展会资料), an image by its type."""
+    sent_as = attachment.get("msgtype", "")
+    kind = ARCHIVED_AS.get(sent_as, sent_as)
+    title = (attachment.get(sent_as) or {}).get("title")
+    return render({"msgtype": kind, kind: {"title": title}}) if kind in ("link", "weapp") and title else kind
 
 
 def _by_siyu(p: _Parsed, echoes: Counter[tuple[str, str, str]]) -> bool:
@@ -343,11 +356,14 @@ def _by_siyu(p: _Parsed, echoes: Counter[tuple[str, str, str]]) -> bool:
     if p.direction != "out" or p.kind != "single" or p.action != "send":
         return False
     msgtype = p.message.get("msgtype", "text")
-    key = (p.staff_userid, p.external_userid, p.text if msgtype == "text" else msgtype)
-    if echoes[key] <= 0:
-        return False
-    echoes[key] -= 1
-    return True
+    keys = [(p.staff_userid, p.external_userid, p.text)]
+    if msgtype != "text":  # an attachment known by its type only
+        keys.append((p.staff_userid, p.external_userid, msgtype))
+    for key in keys:
+        if echoes[key] > 0:
+            echoes[key] -= 1
+            return True
+    return False
 
 
 def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> dict[int, str | None]:

@@ -157,6 +157,8 @@ async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
             **p,
             "sent_text": sent_text,
             "sent_kinds": sent_kinds,
+            # a link's or mini program's title tells its copy from one the staff member sends
+            "sent_attachments": attachments or [],
         }
         _record(session, message, "welcome_sent")
 

@@ -177,8 +177,8 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
             texts[cid] = text or texts.get(cid, "")
             titles[cid] = ext
             began[cid] = started_at
-        for cid, (asks, _) in conversation_queries.waiting_asks(session, began).items():
-            texts[cid] = conversation_queries.quote_asks(asks, 80)
+        for cid, (asks, total) in conversation_queries.waiting_asks(session, began).items():
+            texts[cid] = conversation_queries.quote_asks(asks, 60, total)
     rows_out = [
         {
             **w,

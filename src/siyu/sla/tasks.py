@@ -282,7 +282,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         description = (
             f'<div class="gray">{local}{several}</div>'
             f'<div class="normal">{html.escape(first["customer"])}：'
-            f"{html.escape(conversation_queries.quote_asks(first['asks'], 60))}</div>"
+            f"{html.escape(conversation_queries.quote_asks(first['asks'], 60, first.get('asked')))}</div>"
             f'<div class="highlight">已等待 {longest}，'
             + ("请尽快回复" if own else f"请提醒{html.escape(first['agent_name'])}尽快回复")
             + "</div>"
@@ -297,9 +297,10 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         for e in entries[:5]:
             agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
             how_long = _how_long(e, now)  # under a business-hours policy, the wall time beside it
+            asked = conversation_queries.quote_asks(e["asks"], 24, e.get("asked"))
             line = (
                 f'<div class="normal">{html.escape(e["customer"])}{agent}：'
-                f"{html.escape(conversation_queries.quote_asks(e['asks'], 24))} · {how_long}</div>"
+                f"{html.escape(asked)} · {how_long}</div>"
             )
             # WeCom cuts a description past 512 bytes, wherever that falls in the markup
             if len("".join([*lines, line, closing]).encode()) > DESCRIPTION_BYTES - 40:

@@ -29,12 +29,30 @@ document.addEventListener("change", function (event) {
 })();
 // Pages that show who waits (the SLA board, the conversation list): reloaded every
 // data-refresh seconds while in sight, unless the user is in the middle of a form.
+// A form being filled in: its focus, or anything typed or chosen not yet sent (a search
+// typed and left when the phone's keyboard closed).
+function siyuBusy() {
+  if (document.activeElement && document.activeElement.closest("form")) return true;
+  var fields = document.querySelectorAll("form input, form textarea, form select");
+  for (var i = 0; i < fields.length; i++) {
+    var f = fields[i];
+    if (f.tagName === "SELECT") {
+      for (var j = 0; j < f.options.length; j++) {
+        if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+      }
+    } else if (f.type === "checkbox" || f.type === "radio") {
+      if (f.checked !== f.defaultChecked) return true;
+    } else if (f.type !== "hidden" && f.value !== f.defaultValue) {
+      return true;
+    }
+  }
+  return false;
+}
 (function () {
   var el = document.querySelector("[data-refresh]");
   if (!el) return;
   setInterval(function () {
-    var busy = document.activeElement && document.activeElement.closest("form");
-    if (document.visibilityState === "visible" && !busy) location.reload();
+    if (document.visibilityState === "visible" && !siyuBusy()) location.reload();
   }, parseInt(el.getAttribute("data-refresh"), 10) * 1000);
 })();
 // A chat: asked every 15 s whether it changed (data-live-url answers message_count and
@@ -43,6 +61,9 @@ document.addEventListener("change", function (event) {
 (function () {
   var el = document.querySelector("[data-live-url]");
   if (!el || !window.fetch) return;
+  // a reload lands on the newest message (the page's own scroll), not where the last one was:
+  // restored there, the new message sat below the screen and the next change went unseen
+  if ("scrollRestoration" in history) history.scrollRestoration = "manual";
   var version = el.getAttribute("data-live-version");
   setInterval(function () {
     if (document.visibilityState !== "visible") return;
@@ -50,7 +71,7 @@ document.addEventListener("change", function (event) {
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (c) {
         if (!c || c.message_count + "|" + (c.awaiting_msgid || "") === version) return;
-        var busy = document.activeElement && document.activeElement.closest("form");
+        var busy = siyuBusy();
         var atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 150;
         var reading = /^#m\d+$/.test(location.hash) || /[?&]before=/.test(location.search);
         if (!busy && atEnd && !reading) {
