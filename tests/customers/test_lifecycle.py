@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from siyu.customers.models import Customer, Follow, TimelineEvent
 from siyu.customers.sync import sync_customers
+from siyu.notify.models import OutboxMessage
 from tests.customers.test_acquisition import follow_of, make_channel, run
 from tests.support import TEST_SECRET_KEY
 from tests.support.stack import wait_for
@@ -109,3 +110,7 @@ def test_events_processed_out_of_order_end_in_the_right_state(db):
         follow = s.scalar(select(Follow))
         kinds = s.scalars(select(TimelineEvent.kind)).all()
     assert follow.status == "lost" and sorted(kinds) == ["added", "lost"]
+    with db.tenant_session(tid) as s:  # the alert names the customer not yet looked up by its id's end
+        sent = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "app_message"))
+        [alert] = [m.payload["text"]["content"] for m in sent]
+    assert alert.startswith("客户流失提醒：一位客户（…GONE） 已将你从联系人中删除")

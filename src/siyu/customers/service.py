@@ -323,7 +323,8 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     if status == "lost":
         staff = session.scalar(select(Staff).where(Staff.userid == userid))
         staff_name = staff.name if staff else userid
-        who = customer.name or ext_id
+        # a customer not yet looked up (the add still queued): not by a 32-character id
+        who = customer.name or f"一位客户（…{ext_id[-4:]}）"
         label = f"{who}（备注：{follow.remark}）" if follow.remark else who
         outbox.enqueue(
             session,
