@@ -320,6 +320,8 @@ def test_a_number_written_in_groups_is_found_typed_whole(as_role, new_waiting):
     for q in ("13987654321", "139 8765 4321", "139-8765-4321", "87654321", "2399", "4321"):
         assert hits(admin, q) == ["我电话 139-8765-4321，价格 ¥2,399.00 对吗"], q
     assert hits(admin, "13987654322") == []
+    page = admin.get("/conversations", params={"q": "13987654321"}).text
+    assert "<mark>139-8765-4321</mark>" in page  # highlighted as written
     # only whole groups make a number: no 13812345678 out of 138-1234-56789, no SF1234-5678
     assert "13812345678" not in tokenize("138-1234-56789") and "12345678" not in tokenize("sf1234-5678")
     # written straight after Chinese, as people write: 手机138-1234-5678, 座机0571-88886666

@@ -469,6 +469,9 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     terms = sorted({t for t in query.terms if t}, key=len, reverse=True)
     spans: list[tuple[int, int]] = []
     for term in terms:
+        if len(term) >= 3 and term.isdigit():  # found through its groups too: 138-1234-5678
+            spans += [(m.start(), m.end()) for m in re.finditer("[-, ]?".join(term), folded)]
+            continue
         start = folded.find(term)
         while start >= 0:
             spans.append((start, start + len(term)))
