@@ -268,49 +268,25 @@ def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classifie
 # ---------------------------------------------------------------- tenants
 
 
+def _secret(help_: str, envvar: str, prompt: str):
+    """A secret's option: from the command line, else the environment, else asked for unseen
+    (an option stays in the shell's history and shows in `ps`)."""
+    return typer.Option(help=help_, envvar=envvar, prompt=prompt, hide_input=True)
+
+
 @tenant_app.command("add")
 @clear_errors
 def tenant_add(
     name: Annotated[str, typer.Option(help="company name shown in Siyu")],
     corp_id: Annotated[str, typer.Option(help="企业ID, under 我的企业 → 企业信息")],
     agent_id: Annotated[int, typer.Option(help="the self-built app's AgentId")],
-    # secrets: from the option, else the environment, else asked for unseen (an option stays
-    # in the shell's history and shows in `ps`)
-    agent_secret: Annotated[
-        str,
-        typer.Option(
-            help="the self-built app's Secret",
-            envvar="SIYU_AGENT_SECRET",
-            prompt="应用 Secret",
-            hide_input=True,
-        ),
-    ],
+    agent_secret: Annotated[str, _secret("the self-built app's Secret", "SIYU_AGENT_SECRET", "应用 Secret")],
     contact_secret: Annotated[
-        str,
-        typer.Option(
-            help="客户联系 → API → Secret",
-            envvar="SIYU_CONTACT_SECRET",
-            prompt="客户联系 Secret",
-            hide_input=True,
-        ),
+        str, _secret("客户联系 → API → Secret", "SIYU_CONTACT_SECRET", "客户联系 Secret")
     ],
-    token: Annotated[
-        str,
-        typer.Option(
-            help="callback Token (接收事件服务器)",
-            envvar="SIYU_CALLBACK_TOKEN",
-            prompt="Token",
-            hide_input=True,
-        ),
-    ],
+    token: Annotated[str, _secret("callback Token (接收事件服务器)", "SIYU_CALLBACK_TOKEN", "Token")],
     aes_key: Annotated[
-        str,
-        typer.Option(
-            help="callback EncodingAESKey (43 characters)",
-            envvar="SIYU_CALLBACK_AES_KEY",
-            prompt="EncodingAESKey",
-            hide_input=True,
-        ),
+        str, _secret("callback EncodingAESKey (43 characters)", "SIYU_CALLBACK_AES_KEY", "EncodingAESKey")
     ],
     slug: Annotated[str | None, typer.Option(help="short name used in the callback URL")] = None,
     check: Annotated[bool, typer.Option(help="check the secrets by fetching tokens from WeCom")] = True,

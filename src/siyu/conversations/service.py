@@ -335,11 +335,8 @@ def _siyu_sent(
             )
         )
         for userid, external_userid, msgtype, text in shown:
-            by_text = (userid, external_userid, text)
-            echoes[
-                by_text if echoes[by_text] > 0 or msgtype in ("", "text") else (*by_text[:2], msgtype)
-            ] -= 1
-    return +echoes
+            _take_echo(echoes, userid, external_userid, msgtype, text)
+    return echoes
 
 
 def _echo_of(attachment: dict) -> str:
@@ -355,10 +352,17 @@ def _by_siyu(p: _Parsed, echoes: Counter[tuple[str, str, str]]) -> bool:
     """Whether this message is the archive's copy of one Siyu sent (taking it off `echoes`)."""
     if p.direction != "out" or p.kind != "single" or p.action != "send":
         return False
-    msgtype = p.message.get("msgtype", "text")
-    keys = [(p.staff_userid, p.external_userid, p.text)]
-    if msgtype != "text":  # an attachment known by its type only
-        keys.append((p.staff_userid, p.external_userid, msgtype))
+    return _take_echo(echoes, p.staff_userid, p.external_userid, p.message.get("msgtype", "text"), p.text)
+
+
+def _take_echo(
+    echoes: Counter[tuple[str, str, str]], userid: str, external_userid: str, msgtype: str, text: str
+) -> bool:
+    """Take one of Siyu's sends off `echoes` for this archived staff message, if it is one: by its
+    text, or (an attachment known by its type only) by its type."""
+    keys = [(userid, external_userid, text)]
+    if msgtype not in ("", "text"):
+        keys.append((userid, external_userid, msgtype))
     for key in keys:
         if echoes[key] > 0:
             echoes[key] -= 1

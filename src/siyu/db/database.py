@@ -170,10 +170,10 @@ class Database:
         and after."""
         from alembic import command
 
-        before = self.schema_revisions()[0]
+        before, head = self.schema_revisions()
         with self.engine.begin() as conn:
             command.upgrade(self._alembic(conn), "head")
-        return before, self.schema_revisions()[1]
+        return before, head
 
     def schema_revisions(self) -> tuple[str | None, str]:
         """The schema's migration revision (None: never migrated) and the newest this code has;
