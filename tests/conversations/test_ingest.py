@@ -189,22 +189,19 @@ def test_a_consent_event_lands_in_the_chat_it_belongs_to(db, tenant_id, ingest, 
         assert stored.conversation_id == conversation(db, tenant_id).id
 
 
+def welcome_sent(db, tenant_id: int, key: str, sent: dict) -> None:
+    """Siyu sent a welcome for zhangsan to wmCUSTOMER at T0, with `sent` (what it said and attached)."""
+    with db.tenant_session(tenant_id) as s:
+        outbox.enqueue(s, "welcome", key, {"userid": "zhangsan", "external_userid": "wmCUSTOMER", **sent})
+        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == key))
+        row.status, row.sent_at = "sent", T0
+
+
 def test_the_welcome_siyu_sent_is_not_a_reply(db, tenant_id, ingest):
     chat = Chat()
-    with db.tenant_session(tenant_id) as s:  # Siyu sent this welcome for zhangsan
-        outbox.enqueue(
-            s,
-            "welcome",
-            "welcome:W1",
-            {
-                "userid": "zhangsan",
-                "external_userid": "wmCUSTOMER",
-                "sent_text": "您好，我是张三",
-                "sent_kinds": ["link", "miniprogram"],
-            },
-        )
-        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W1"))
-        row.status, row.sent_at = "sent", T0
+    welcome_sent(
+        db, tenant_id, "welcome:W1", {"sent_text": "您好，我是张三", "sent_kinds": ["link", "miniprogram"]}
+    )
     link = chat.staff("", 0.61)  # the welcome's link and mini program, archived as messages of their own
     link.message.pop("text")
     link.message.update({"msgtype": "link", "link": {"title": "课程介绍", "link_url": "https://example.com"}})
@@ -226,20 +223,7 @@ def test_a_link_the_staff_sends_after_the_welcomes_own_is_a_reply(db, tenant_id,
     sends himself within minutes of it had been taken for the welcome's, and the customer
     went on waiting; the customer's own links are not Siyu's either."""
     chat = Chat()
-    with db.tenant_session(tenant_id) as s:
-        outbox.enqueue(
-            s,
-            "welcome",
-            "welcome:W2",
-            {
-                "userid": "zhangsan",
-                "external_userid": "wmCUSTOMER",
-                "sent_text": "欢迎！资料见链接",
-                "sent_kinds": ["link"],
-            },
-        )
-        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W2"))
-        row.status, row.sent_at = "sent", T0
+    welcome_sent(db, tenant_id, "welcome:W2", {"sent_text": "欢迎！资料见链接", "sent_kinds": ["link"]})
 
     def link(message, title: str):
         message.message.pop("text")
@@ -267,23 +251,16 @@ def test_a_link_of_another_title_is_the_staffs_though_the_welcomes_own_never_cam
     """The welcome's link is known by its title: where the archive has no copy of it, the
     agent's own link had been taken for it (by type alone) and the wait went on."""
     chat = Chat()
-    with db.tenant_session(tenant_id) as s:
-        outbox.enqueue(
-            s,
-            "welcome",
-            "welcome:W3",
-            {
-                "userid": "zhangsan",
-                "external_userid": "wmCUSTOMER",
-                "sent_text": "欢迎！",
-                "sent_kinds": ["link"],
-                "sent_attachments": [
-                    {"msgtype": "link", "link": {"title": "展会资料", "url": "https://e.x"}}
-                ],
-            },
-        )
-        row = s.scalar(select(outbox.OutboxMessage).where(outbox.OutboxMessage.dedupe_key == "welcome:W3"))
-        row.status, row.sent_at = "sent", T0
+    welcome_sent(
+        db,
+        tenant_id,
+        "welcome:W3",
+        {
+            "sent_text": "欢迎！",
+            "sent_kinds": ["link"],
+            "sent_attachments": [{"msgtype": "link", "link": {"title": "展会资料", "url": "https://e.x"}}],
+        },
+    )
     ingest(chat.customer("有详细的产品资料吗？", 0.3))
     answer = chat.staff("", 0.5)
     answer.message.pop("text")

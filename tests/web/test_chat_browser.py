@@ -17,14 +17,26 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium
 STAFF = "wangwu"
 
 
-def test_an_open_chat_starts_at_the_newest_message_and_follows_the_archive(page, siyu, world, db):
+def long_chat(db, world) -> tuple[str, int]:
+    """A customer of 王五's who asked 30 questions (more than a phone screen): their id and the chat's."""
     arc = Archive()
     ext = f"wm{arc.sfx}"
-    for i in range(30):  # more than a phone screen
+    for i in range(30):
         arc.text(ext, STAFF, f"第 {i} 个问题：这款还有货吗？", 600 - i)
     store(db, world.a.id, arc.items)
     with db.tenant_session(world.a.id) as s:
-        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+        return ext, s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+
+
+def archived(db, world, sender: str, to: str, text: str) -> None:
+    """One more message, as the next pull of the archive brings it."""
+    arc = Archive()
+    arc.text(sender, to, text, 0.5)
+    store(db, world.a.id, arc.items)
+
+
+def test_an_open_chat_starts_at_the_newest_message_and_follows_the_archive(page, siyu, world, db):
+    ext, cid = long_chat(db, world)
     sign_in(page, siyu, world.a.logins["admin"], "/")
     page.clock.install()
     page.goto(f"{siyu}/conversations/{cid}#wechat_redirect")  # where a pushed card's link lands
@@ -32,35 +44,23 @@ def test_an_open_chat_starts_at_the_newest_message_and_follows_the_archive(page,
     expect(page.locator("#messages > li:last-child")).to_be_in_viewport()
     fits_the_phone(page)
 
-    answer = Archive()
-    answer.text(STAFF, ext, "有的，今天下单明天到", 1)  # answered on his phone
-    store(db, world.a.id, answer.items)
+    archived(db, world, STAFF, ext, "有的，今天下单明天到")  # answered on his phone
     page.clock.fast_forward(16_000)
     expect(page.get_by_text("有的，今天下单明天到")).to_be_visible()
     expect(page.locator(".waitbar")).to_have_count(0)
     expect(page.locator("#messages > li:last-child")).to_be_in_viewport()  # not where it was before
-    again = Archive()
-    again.text(ext, STAFF, "那我下单了", 0.5)  # and the next change is followed too
-    store(db, world.a.id, again.items)
+    archived(db, world, ext, STAFF, "那我下单了")  # and the next change is followed too
     page.clock.fast_forward(16_000)
     expect(page.get_by_text("那我下单了")).to_be_in_viewport()
 
 
 def test_a_chat_read_higher_up_offers_the_reload_instead(page, siyu, world, db):
-    arc = Archive()
-    ext = f"wm{arc.sfx}"
-    for i in range(30):
-        arc.text(ext, STAFF, f"第 {i} 个问题：这款还有货吗？", 600 - i)
-    store(db, world.a.id, arc.items)
-    with db.tenant_session(world.a.id) as s:
-        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    ext, cid = long_chat(db, world)
     sign_in(page, siyu, world.a.logins["admin"], "/")
     page.clock.install()
     page.goto(f"{siyu}/conversations/{cid}")
     page.evaluate("window.scrollTo(0, 0)")  # reading the first questions
-    more = Archive()
-    more.text(ext, STAFF, "还在吗？", 1)
-    store(db, world.a.id, more.items)
+    archived(db, world, ext, STAFF, "还在吗？")
     page.clock.fast_forward(16_000)
     expect(page.locator("#live-notice")).to_be_in_viewport()  # in sight where the agent reads
     assert page.evaluate("window.scrollY") == 0  # not moved
