@@ -323,6 +323,32 @@ def test_the_archive_state_shows_batches_waiting_to_be_indexed_for_search(as_rol
                 s.execute(text("DELETE FROM archive_cursors WHERE tenant_id = :t"), {"t": world.a.id})
 
 
+def test_the_last_pull_error_says_when_in_the_tenants_time(as_role, world, db):
+    """The worker stamps the error in UTC; the page shows it in the corp's time, like the
+    last pull that worked beside it."""
+    from siyu.conversations.models import ArchiveCursor
+
+    admin = as_role("admin")
+    with db.tenant_session(world.a.id) as s:
+        cursor = s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive"))
+        created = cursor is None
+        if created:
+            cursor = ArchiveCursor(source="archive", seq=0)
+            s.add(cursor)
+        kept = cursor.last_error
+        cursor.last_error = "2026-12-05 02:30:07 UTC · ConnectionError: archive unreachable"
+    try:
+        error = admin.get("/setup/archive").text
+        assert "2026-12-05 10:30:07 · ConnectionError: archive unreachable" in error  # Asia/Shanghai
+        assert "UTC" not in error.split('id="archive-error"')[1].split("</dd>")[0]
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            if created:
+                s.execute(text("DELETE FROM archive_cursors WHERE tenant_id = :t"), {"t": world.a.id})
+            else:
+                s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive")).last_error = kept
+
+
 def test_the_stored_secret_is_checked_when_archiving_is_switched_on(as_role, world, db, box):
     admin = as_role("admin", "b")
     with db.tenant_session(world.b.id) as s:  # stored unchecked before this rule (mode off)

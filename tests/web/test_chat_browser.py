@@ -4,6 +4,8 @@ archive brings in meanwhile without a reload by hand."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -87,3 +89,21 @@ def test_the_list_keeps_a_search_typed_and_not_yet_sent(page, siyu, world):
     page.locator("h1").click()  # the phone's keyboard closed: the box loses the focus
     page.clock.fast_forward(31_000)
     expect(page.get_by_role("searchbox")).to_have_value("发货")  # the reload had emptied it
+
+
+def test_wait_counters_keep_ticking_on_the_chat_the_list_and_the_board(page, siyu, world, db):
+    ext, cid = long_chat(db, world)  # waiting since its first question, 10 minutes ago
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.clock.install()
+    for path, counter, prefix in (
+        (f"/conversations/{cid}", ".waitbar [data-waited]", "等待 "),
+        (f"/conversations?staff={STAFF}", f"a[href='/conversations/{cid}'] [data-waited]", "等待 "),
+        ("/sla", f"li[data-conversation='{cid}'] [data-waited]", ""),
+    ):
+        page.goto(f"{siyu}{path}")
+        shown = page.locator(counter)
+        before = shown.inner_text()
+        page.clock.fast_forward(20_000)  # short of the list's and the board's own reload
+        after = shown.inner_text()
+        assert after != before, path
+        assert re.fullmatch(rf"{prefix}1\d 分 \d+ 秒", after), after  # in the words the server writes

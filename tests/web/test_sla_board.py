@@ -188,7 +188,7 @@ def test_the_board_page(as_role, waits):
     assert "2020-01-01 没有超时" in other_day.text and "没有回复过等待中的客户" in other_day.text
     assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
     # today: waits of the day past 2 minutes unanswered count against step 1 at once
-    assert 'id="within-steps"' in page.text and "超过仍未回复" in page.text
+    assert 'id="within-steps"' in page.text and "仍未回复：过了时限还没有回复" in page.text
     assert "按每个等待所用的提醒策略" in page.text  # which policy the share is measured by
     assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
@@ -611,6 +611,14 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
     )
     box = share.bounding_box()
     assert box and box["x"] + box["width"] <= 390, box
+    last = page.locator("#within-steps th").last.bounding_box()
+    assert last and last["x"] + last["width"] <= 390, last  # every column in sight
+    # headers at most two lines (they had wrapped a character or two a line)
+    lines = page.locator("#within-steps th").evaluate_all(
+        "ths => ths.map(th => { const r = document.createRange(); r.selectNodeContents(th);"
+        " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })"
+    )
+    assert max(lines) <= 2, lines
     fits_the_phone(page)
     # a "snoozed" banner is shown once: the page reloads itself every 30 s, and had kept it
     page.goto(f"{siyu}/sla?day={waits.day}&done=snoozed")

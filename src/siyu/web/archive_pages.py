@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import APIRouter, Request
@@ -33,6 +33,8 @@ from siyu.wecom.errors import WeComFailure, WeComInvalidSecret
 
 router = APIRouter(include_in_schema=False)
 
+# the worker stamps the error in UTC (conversations.tasks.pull); the page shows the tenant's time
+_STAMPED = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC · (.*)", re.S)
 MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
 MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
 MAX_PEM_BYTES = 16 * 1024
@@ -124,7 +126,7 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
                 "seq": cursor.seq,
                 "pulled_until": cursor.pulled_until,
                 "pulled_at": cursor.pulled_at,
-                "last_error": cursor.last_error,
+                **_error_parts(cursor.last_error),
                 "search_waiting": waiting,
                 "search_oldest": oldest,
                 "search_stuck": oldest is not None and oldest < utcnow() - SEARCH_STUCK_AFTER,
@@ -243,6 +245,14 @@ def _int(value) -> int | None:
     alone also reads ٣ and 1_0, NFKC ² and ⑦)."""
     text = str(value).translate(_FULL_WIDTH_DIGITS).strip() if value is not None else ""
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _error_parts(last_error: str) -> dict:
+    stamped = _STAMPED.fullmatch(last_error)
+    if stamped is None:
+        return {"error_at": None, "error": last_error}
+    at = datetime.strptime(stamped[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return {"error_at": at, "error": stamped[2]}
 
 
 @router.get("/setup/archive", response_class=HTMLResponse)

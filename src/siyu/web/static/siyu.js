@@ -84,3 +84,25 @@ function siyuBusy() {
       .catch(function () {});
   }, 15000);
 })();
+// Wait counters (data-waited: seconds when the page was made) keep ticking, in the words the
+// server writes them (siyu.conversations.queries.wait_text); the page works without this.
+(function () {
+  var els = document.querySelectorAll("[data-waited]");
+  if (!els.length) return;
+  var start = Date.now();
+  function text(s) {
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), x = s % 60;
+    if (d) return d + " 天" + (h ? " " + h + " 小时" : "");
+    if (h) return h + " 小时" + (m ? " " + m + " 分" : "");
+    if (m) return m + " 分 " + x + " 秒";
+    return x + " 秒";
+  }
+  setInterval(function () {
+    var passed = Math.floor((Date.now() - start) / 1000);
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      el.textContent = (el.getAttribute("data-waited-prefix") || "") +
+        text(parseInt(el.getAttribute("data-waited"), 10) + passed);
+    }
+  }, 1000);
+})();
