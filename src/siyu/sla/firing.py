@@ -203,15 +203,9 @@ def _fire_tenant(
         if not loaded:
             return outcomes
         steps: list[_Step] = []
-        policies: dict[int | None, service.PolicyView] = {}
         recipients: dict[tuple, str | None] = {}
         timezone: list[str] = []
-        book: service.PolicyBook | None = None  # read once a call needs a business calendar
-
-        def calendar_of(policy: service.PolicyView):
-            nonlocal book
-            book = book or service.PolicyBook(s)
-            return book.calendar(policy)
+        book = service.PolicyBook(s)  # the policies the steps ran under, read once a batch
 
         closed_conversations: set[int] = set()
         step_policy: dict[int, service.PolicyView] = {}
@@ -242,9 +236,7 @@ def _fire_tenant(
                     conversations.dismiss(s, st.conversation_id, now, gone)
                 _set(st, "cancelled", gone)
                 continue
-            if policy_id not in policies:
-                policies[policy_id] = service.policy_by_id(s, policy_id)
-            policy = step_policy[st.id] = policies[policy_id]
+            policy = step_policy[st.id] = book.by_id(policy_id)
             if (now - st.due_at).total_seconds() > policy.stale_after_s:
                 _set(st, "skipped", "stale: due long ago")
                 continue
@@ -258,7 +250,7 @@ def _fire_tenant(
             if st.action == "voice_call":
                 if not timezone:
                     timezone.append(service.tenant_timezone(s))
-                quiet_end = service.call_held_until(policy, now, timezone[0], calendar_of)
+                quiet_end = service.call_held_until(policy, now, timezone[0], book.calendar)
                 if quiet_end is not None:
                     st.outcome, st.status, st.note = "deferred", "pending", service.QUIET_HOURS
                     st.fired_at, st.due_at = None, quiet_end
@@ -276,7 +268,7 @@ def _fire_tenant(
         for st in calls:
             _queue_call(s, st, step_policy[st.id], now)
         _record(s, steps)
-        _schedule_next(s, steps, step_policy, now)
+        _schedule_next(book, steps, step_policy, now)
         outcomes.update({st.id: st.outcome for st in steps})
     # Committed: each card goes out when its window ends. A wake-up before the commit would
     # find nothing to send (or the card locked) and leave it to the senders' next poll.
@@ -322,17 +314,14 @@ def _record(s: Session, steps: list[_Step]) -> None:
     )
 
 
-def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datetime) -> None:
+def _schedule_next(book: service.PolicyBook, steps: list[_Step], step_policy: dict, now: datetime) -> None:
     """The next step of each wait whose step fired or was skipped: a wait has one pending
     step at a time (siyu.sla.service.next_due)."""
-    book: service.PolicyBook | None = None
     rows = []
     for st in steps:
         policy = step_policy.get(st.id)
         if policy is None or st.status not in ("fired", "skipped"):
             continue  # cancelled (the wait is over), deferred (still pending), or no policy read
-        if book is None:
-            book = service.PolicyBook(s)
         due = service.next_due(book, policy, st.started_at, st.step, st.was_due)
         if due is not None:
             index = st.step + 1
@@ -341,7 +330,7 @@ def _schedule_next(s: Session, steps: list[_Step], step_policy: dict, now: datet
                     st.wait_id, st.conversation_id, st.agent_userid, index, policy.steps[index], due, now
                 )
             )
-    bulk.insert_rows(s, SlaEscalation, rows, conflict=["wait_id", "step"])
+    bulk.insert_rows(book.session, SlaEscalation, rows, conflict=["wait_id", "step"])
 
 
 def next_card_at(went: list[datetime], merge_window_s: float) -> datetime | None:

@@ -294,8 +294,8 @@ class PolicyBook:
         return found
 
     def by_id(self, policy_id: int | None) -> PolicyView:
-        """The policy a wait ran under (its policy_id), as policy_by_id gives it, from the
-        rows read once: the built-in default for none or one deleted since."""
+        """The policy a wait ran under (its policy_id), from the rows read once: the built-in
+        default for none or one deleted since."""
         view = self._by_id.get(policy_id)
         if view is None:
             row = next((p for p in self.policies.values() if p.id == policy_id), None) if policy_id else None
@@ -323,21 +323,20 @@ class PolicyBook:
         return self.calendar(policy).between(started_at, now)
 
     def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float:
-        """How long a wait has run by its policy's clock: business time where that is worked
-        out (waited_business_s), else wall time."""
-        business = self.waited_business_s(policy, started_at, now)
-        return business if business is not None else (now - started_at).total_seconds()
+        """How long a wait has run by its policy's clock."""
+        return by_its_clock(self.waited_business_s(policy, started_at, now), started_at, now)
+
+
+def by_its_clock(business_s: float | None, started_at: datetime, now: datetime) -> float:
+    """A wait's length by its policy's clock: business time where that was worked out
+    (PolicyBook.waited_business_s), else wall time."""
+    return business_s if business_s is not None else (now - started_at).total_seconds()
 
 
 def policy_for(session: Session, staff_userid: str) -> PolicyView:
     """The policy that applies to a staff member's waits."""
     book = PolicyBook(session)
     return book.for_staff([staff_userid])[staff_userid] if staff_userid else book.fallback
-
-
-def policy_by_id(session: Session, policy_id: int | None) -> PolicyView:
-    policy = session.get(SlaPolicy, policy_id) if policy_id else None
-    return PolicyView.of(policy) if policy is not None else PolicyView()
 
 
 def recipient_for(session: Session, target: str, agent_userid: str, policy: PolicyView) -> str | None:
@@ -771,7 +770,7 @@ def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> date
     """When a pending step would be due had it never been snoozed (after the step before it,
     as it was due); None when the policy no longer has that step."""
     book = PolicyBook(session)
-    policy = policy_by_id(session, wait.policy_id)
+    policy = book.by_id(wait.policy_id)
     if step.step >= len(policy.steps):
         return None
     if step.step == 0:

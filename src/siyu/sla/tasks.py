@@ -251,11 +251,6 @@ def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
         e["business_s"] = book.waited_business_s(book.by_id(e["policy_id"]), e["started_at"], now)
 
 
-def _waited_s(e: dict, now: datetime) -> float:
-    business = e.get("business_s")
-    return business if business is not None else (now - e["started_at"]).total_seconds()
-
-
 def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     """How long the entry has waited: by the business clock where its policy counts that."""
     wall = waited((now - e["started_at"]).total_seconds())
@@ -335,7 +330,7 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
         _business_time(s, [e for found in entries.values() for e in found], now)
         for found in entries.values():  # longest first, each by its own policy's clock
-            found.sort(key=lambda e: -_waited_s(e, now))
+            found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
         cards = {}
