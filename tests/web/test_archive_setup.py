@@ -304,12 +304,13 @@ def test_the_archive_state_shows_batches_waiting_to_be_indexed_for_search(as_rol
     from siyu.db.base import utcnow
 
     admin = as_role("admin")
+    forget = text("DELETE FROM search_backlog WHERE tenant_id = :t")
     with db.tenant_session(world.a.id) as s:
         created = s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive")) is None
         if created:
             s.add(ArchiveCursor(source="archive", seq=0))
+        s.execute(forget, {"t": world.a.id})  # batches other tests stored without an indexer running
         s.add(SearchBacklog(entries="[]", created_at=utcnow() - timedelta(minutes=10)))
-    forget = text("DELETE FROM search_backlog WHERE tenant_id = :t")
     try:
         state = admin.get("/setup/archive").text
         assert "1 批消息待建索引" in state and "建索引一直失败" in state
