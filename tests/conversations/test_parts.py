@@ -182,6 +182,27 @@ def test_a_batch_is_split_by_conversation_with_each_recall_beside_its_original()
     assert service.partition([*items, stray], 2) == [[*items, stray]]
 
 
+def test_a_consent_event_sent_to_the_customer_goes_in_the_part_of_their_chat():
+    """WeCom's own example sends "declined archiving" to the customer themselves, the staff
+    member in its payload: it belongs to the 1:1 chat, so it must be stored with it (in
+    another part, committed first, the chat's question went on escalating)."""
+    import zlib
+
+    ext = next(
+        f"wmC{i}"
+        for i in range(100)
+        if zlib.crc32(f"wmC{i}|zhangsan".encode()) % 2 != zlib.crc32(f"wmC{i}|wmC{i}".encode()) % 2
+    )
+    question = message(1, ext, "zhangsan", "什么时候发货？", 0)
+    declined = {**message(2, ext, ext, "", 1), "msgtype": "disagree", "disagree": {"userid": "zhangsan"}}
+    del declined["text"]
+    items = [ArchivedMessage(1, question["msgid"], question), ArchivedMessage(2, declined["msgid"], declined)]
+    staff: set[str] = set()
+    assert service._parse(1, "", question, staff).key == service._parse(2, "", declined, staff).key
+    where = {i.msgid: n for n, part in enumerate(service.partition(items, 2)) for i in part}
+    assert where[question["msgid"]] == where[declined["msgid"]]
+
+
 def test_a_batch_stored_in_parts_leaves_what_one_transaction_leaves(rt):
     messages = archive(120)
     early, later = messages[:500], messages  # two pulls: some recalls name an earlier batch's message

@@ -17,7 +17,7 @@ from siyu.sla.calendar import (
     parse_shifts,
     quiet_until,
 )
-from siyu.sla.models import SlaEscalation
+from siyu.sla.models import SlaEscalation, SlaWait
 
 SH = ZoneInfo("Asia/Shanghai")
 SHIFTS = [["09:00", "12:00"], ["13:30", "18:00"]]
@@ -160,6 +160,32 @@ def test_on_a_make_up_workday_the_clock_runs_and_steps_fire(local):
     w.t0 += timedelta(days=-1)  # Saturday 27th: a rest day; the first step waits for Sunday 09:02
     w.say("周六在吗？", at=0, ext="wmcustomer3")
     assert due_times(w, "wmcustomer3")[0] == bj(2025, 9, 28, 9, 2)
+
+
+def test_a_date_made_a_workday_or_taken_back_moves_the_steps_of_waits_already_running(local):
+    w = local
+    business_policy(w)
+    w.t0 = bj(2025, 12, 6, 10, 0).astimezone(ZoneInfo("UTC"))  # a Saturday
+    w.clock(0)
+    w.say("周六有人吗？", at=0)
+    assert due_times(w)[0] == bj(2025, 12, 8, 9, 2)  # Monday
+    with w.session() as s:  # the admin makes the Saturday a workday after the customer wrote
+        service.set_calendar_day(s, date(2025, 12, 6), "workday", "调休")
+        assert service.follow_the_calendar(s) == 1
+    assert due_times(w)[0] == bj(2025, 12, 6, 10, 2)
+    with w.session() as s:  # and takes it back
+        service.remove_calendar_day(s, date(2025, 12, 6))
+        assert service.follow_the_calendar(s) == 1
+    assert due_times(w)[0] == bj(2025, 12, 8, 9, 2)
+    w.pulled(3600)
+    w.clock(300)
+    assert w.fire() == 0  # no card on the day off telling 0 business seconds waited
+    with w.session() as s:  # a snooze still holds the step back
+        wait_id = s.scalar(select(SlaEscalation.wait_id).where(SlaEscalation.status == "pending"))
+        s.get(SlaWait, wait_id).snoozed_until = bj(2025, 12, 8, 10, 0)
+        service.set_calendar_day(s, date(2025, 12, 6), "workday", "调休")
+        service.follow_the_calendar(s)
+    assert due_times(w)[0] == bj(2025, 12, 8, 10, 0)
 
 
 def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):

@@ -214,6 +214,83 @@ def test_a_wait_answered_by_a_reply_that_is_recalled_waits_again_and_escalates(l
     assert w.fire() == 1  # 2 minutes after the question, as if the recalled answer never was
 
 
+def test_a_reply_recalled_alone_leaves_the_question_waiting_from_its_own_time(local):
+    w = local
+    w.policy()
+    question = w.say("请问这个多少钱？", at=0)
+    answer = w._message("zhangsan", "wmcustomer1", "100元", 10, None)
+    w.ingest(answer)
+    assert w.conversation().awaiting_msgid == ""
+    w.ingest(_recall(w, answer["msgid"], 30, by="zhangsan"))  # the customer has no answer now
+    c = w.conversation()
+    assert (c.awaiting_msgid, c.awaiting_since) == (question, w.at(0))
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1  # the agent is pushed 2 minutes after the question
+
+
+def test_a_question_marked_no_reply_needed_never_comes_back(local):
+    w = local
+    w.policy()
+    w.say("请问这个多少钱？", at=0)
+    w.pulled(7200)
+    w.clock(150)
+    assert w.fire() == 1
+    with w.session() as s:  # the agent: no reply needed
+        assert conversations.dismiss(s, w.conversation().id, w.at(200), by="张三")
+    later = w.say("那什么时候发货？", at=300)
+    assert w.conversation().awaiting_msgid == later
+    w.recall(later, at=320)  # the customer takes the new question back
+    assert w.conversation().awaiting_since is None  # the first stays settled
+    # nor when the agent's reply after it is recalled
+    reply = w.reply("明天发", at=400)
+    w.ingest(_recall(w, reply, 410, by="zhangsan"))
+    assert w.conversation().awaiting_since is None
+    w.clock(3600)
+    assert w.fire() == 0  # no leader card, no call about a question marked 无需回复
+    assert [(x.close_reason, x.closed_by) for x in w.waits()] == [("dismissed", "张三"), ("recalled", "")]
+
+
+def test_a_question_from_before_no_reply_needed_pulled_late_does_not_wait(local):
+    w = local
+    w.say("请问这个多少钱？", at=0)
+    with w.session() as s:
+        assert conversations.dismiss(s, w.conversation().id, w.at(60), by="张三")
+    w.say("还有优惠吗？", at=50)  # sent before the agent's click, pulled after it
+    assert w.conversation().awaiting_since is None
+    w.say("那我下单了，今天能发吗？", at=90)  # after it: a new wait
+    assert w.conversation().awaiting_since == w.at(90)
+
+
+def test_a_recall_moves_the_wait_by_the_replies_before_it_not_after_it(local):
+    """Stored in one batch as when pulled message by message: the recall at 15 s moves the wait
+    to the question of 10 s, which the reply at 20 s then answers (first response 10 s)."""
+    w = local
+    first = w.say("请问这个多少钱？", at=0)
+    second = w.say("什么时候发货？", at=10)
+    answer = w._message("zhangsan", "wmcustomer1", "明天发货", 20, None)
+    w.ingest(_recall(w, first, 15), answer)
+    assert [(x.msgid, x.close_reason, x.response_s) for x in w.waits()] == [
+        (first, "recalled", None),
+        (second, "replied", 10.0),
+    ]
+
+
+def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):
+    w = local
+    w.policy()
+    w.say("请问这个多少钱？", at=0)
+    w.pulled(7200)
+    with w.session() as s:  # the admin switches escalation off
+        service.save_policy(s, enabled=False)
+    w.clock(120)
+    assert w.fire() == 1  # "已排好的下一步不变": the step already scheduled still goes
+    w.clock(3600)
+    assert w.fire() == 0  # "之后各步按新策略": no leader card, no call
+    assert w.outbox("sla_call") == []
+    assert [st[1] for st in w.steps()] == ["fired"]
+
+
 def test_no_reply_needed_said_while_a_pull_is_stored_is_not_undone(local):
     w = local
     w.say("请问这个多少钱？", at=0)
@@ -472,6 +549,25 @@ def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
     assert (problem["kind"], problem["recipient"], problem["status"]) == ("step", "boss", "nobody")
     assert problem["target"] == "leader"
     assert "第 2 步没有可通知的人：该成员没有直属上级" in problem["error"]
+
+
+def test_an_escalation_contact_who_left_is_reached_no_more_and_the_step_says_why(local):
+    from datetime import timedelta
+
+    from siyu.tenancy.models import Staff
+
+    w = local
+    w.policy(escalation_contact="wangwu")
+    with w.session() as s:  # 王五 leaves the corp after he was named
+        s.execute(update(Staff).where(Staff.userid == "wangwu").values(active=False))
+    w.say("有人吗？", at=0, ext="wmboss", staff="boss")  # 王总 leads 总部: the contact was his fallback
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")  # no card retried against WeCom
+    with w.session() as s:
+        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert problem["status"] == "nobody" and "策略的升级联系人 wangwu 已不在职" in problem["error"]
 
 
 def test_a_department_policy_applies_to_its_members(local):

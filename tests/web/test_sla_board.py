@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from siyu.conversations import service as conversations
 from siyu.conversations.models import Conversation
@@ -543,6 +543,25 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert r.status_code == 303
     page = admin.get("/sla/policy")
     assert "2031-01-02" in page.text and "年会" in page.text
+    # the same date again as the other kind: said, not only "saved"
+    flip = {"csrf_token": admin.csrf, "day": "2031-01-02", "kind": "workday", "note": "年会"}
+    r = admin.post("/sla/policy/days", data=flip)
+    assert r.status_code == 303 and "done=day_now_workday" in r.headers["location"]
+    assert "已改为上班（原是放假）" in admin.get(r.headers["location"]).text
+    flip["kind"] = "holiday"
+    assert "done=day_now_holiday" in admin.post("/sla/policy/days", data=flip).headers["location"]
+    # a holiday of several days in one go
+    spring = {"csrf_token": admin.csrf, "day": "2031-01-22", "until": "2031-01-28", "kind": "holiday"}
+    r = admin.post("/sla/policy/days", data={**spring, "note": "春节"})
+    assert r.status_code == 303 and "done=days_added" in r.headers["location"]
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(func.count()).where(SlaCalendarDay.note == "春节")) == 7
+        s.execute(delete(SlaCalendarDay).where(SlaCalendarDay.note == "春节"))
+    backwards = admin.post("/sla/policy/days", data={**spring, "until": "2031-01-21"})
+    assert backwards.status_code == 422 and "应不早于开始日期" in backwards.text
+    assert 'value="2031-01-21"' in backwards.text  # what was typed stays
+    too_long = admin.post("/sla/policy/days", data={**spring, "until": "2031-03-28"})
+    assert too_long.status_code == 422 and "一次最多添加 31 天" in too_long.text
     assert (
         admin.post(
             "/sla/policy/days", data={"csrf_token": admin.csrf, "day": "x", "kind": "holiday"}

@@ -268,3 +268,12 @@ def test_the_tenant_policy_says_when_a_top_department_policy_covers_everyone(as_
     page = admin.get("/sla/policy").text
     notice = page.split('id="tenant-overridden"', 1)[1].split("</p>", 1)[0]
     assert "「总部」有自己的策略" in notice and "只对不在任何已同步部门的成员生效" in notice
+
+
+def test_a_contact_who_left_is_named_on_the_policy_pages(as_role, world, db):
+    with db.tenant_session(world.a.id) as s:  # named while a member, gone since
+        service.save_policy(s, 2, steps=LEADER_1MIN, escalation_contact="gone-member")
+    admin = as_role("admin")
+    page = admin.get("/sla/policy/departments/2").text
+    assert 'id="contact-gone"' in page and "原升级联系人 gone-member 已不是在职成员" in page
+    assert "升级联系人 gone-member（已不在职）" in admin.get("/sla/policy").text  # the departments' list

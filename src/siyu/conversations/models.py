@@ -34,6 +34,9 @@ class Conversation(TenantOwned, Base):
     # The customer message that is still waiting for a reply, and since when (its msgtime).
     awaiting_since: Mapped[datetime | None]
     awaiting_msgid: Mapped[str] = mapped_column(String(128), default="")
+    # What the customer said until then needs no reply: a wait closed without one (marked "no
+    # reply needed", archiving declined, the follow ended). A recall never brings it back.
+    settled_until: Mapped[datetime | None]
     message_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -94,17 +94,24 @@ def _is_external(user: str, staff: set[str]) -> bool:
     return user not in staff and user.startswith(EXTERNAL_PREFIXES)
 
 
-def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
-    action = message.get("action", "send")
+def _sender_and_to(message: dict) -> tuple[str, list[str]]:
+    """Who sent a message and to whom, as its conversation sees them."""
     sender = message.get("from", "") or message.get("user", "")
-    sent_at = ms_to_datetime(message.get("msgtime") or message.get("time"))
-    roomid = message.get("roomid", "") or ""
     tolist = message.get("tolist") or []
+    roomid = message.get("roomid", "") or ""
     if message.get("msgtype") in EVENT_TYPES and not roomid and (not tolist or tolist[0] == sender):
         # a consent event addressed to the customer themselves: its payload's userid, when that
         # is someone else, is the staff member of the chat (WeCom's own example sends it to them)
         staff_of = (message.get(message["msgtype"]) or {}).get("userid")
         tolist = [staff_of] if staff_of and staff_of != sender else tolist
+    return sender, tolist
+
+
+def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
+    action = message.get("action", "send")
+    sender, tolist = _sender_and_to(message)
+    sent_at = ms_to_datetime(message.get("msgtime") or message.get("time"))
+    roomid = message.get("roomid", "") or ""
     key, kind, ext, userid, direction = None, "", "", "", "internal"
     if roomid:
         key, kind = f"group:{roomid}", "group"
@@ -130,8 +137,8 @@ def _chat_of(message: dict) -> str | None:
     unordered, makes a 1:1 conversation's key whichever of them is staff); None if neither."""
     if roomid := message.get("roomid"):
         return roomid
-    sender = message.get("from", "") or message.get("user", "")
-    other = (message.get("tolist") or [""])[0]
+    sender, tolist = _sender_and_to(message)
+    other = (tolist or [""])[0]
     return f"{min(sender, other)}|{max(sender, other)}" if sender and other else None
 
 
@@ -198,6 +205,7 @@ _STATE = (
     "awaiting_msgid",
     "message_count",
     "last_outbound_text",
+    "settled_until",
 )
 _CHANGING = _STATE[5:]
 
@@ -218,7 +226,11 @@ class _State:
     awaiting_msgid: str
     message_count: int
     last_outbound_text: str | None
+    settled_until: datetime | None
     dirty: bool = False
+
+    def settle(self, until: datetime) -> None:
+        self.settled_until = max(filter(None, [self.settled_until, until]))
 
     def change(self, opened: bool, at: datetime, msgid: str, reason: str) -> WaitChange:
         return WaitChange(self.id, self.kind, self.staff_userid, self.customer_id, opened, at, msgid, reason)
@@ -516,6 +528,8 @@ def _apply(
         # Declined: WeCom archives nothing more of the chat, so no reply could be seen to close
         # a wait; it closes here rather than escalate to the last step.
         declined = p.message["msgtype"] == "disagree"
+        if declined:
+            c.settle(p.sent_at)
         if declined and c.awaiting_since is not None and p.sent_at >= c.awaiting_since:
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "declined"))
@@ -524,6 +538,7 @@ def _apply(
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
         # (older than a staff message stored before it: a migration or a late re-pull; answered)
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
+        answered = answered or (c.settled_until is not None and p.sent_at <= c.settled_until)
         if row["needs_reply"] and c.awaiting_since is None and c.kind == "single" and not answered:
             c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
             changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
@@ -592,14 +607,17 @@ class _Recalls:
         for row in rows:
             self.candidates[row.conversation_id].append(row)
 
-    def next_waiting(self, session: Session, conversation_id: int) -> Row | None:
-        """The conversation's first customer message after its last staff reply that still
-        needs one, leaving out what this batch has recalled so far."""
-        self.load(session, {conversation_id})
-        messages = [m for m in self.candidates[conversation_id] if m.msgid not in self.done]
-        last_reply = max((m.sent_at for m in messages if m.direction == "out"), default=None)
+    def next_waiting(self, session: Session, c: _State, at: datetime) -> Row | None:
+        """The conversation's first customer message still owed a reply at `at` (a recall's
+        time): after its last staff reply by then and after what a closed wait settled,
+        leaving out what this batch has recalled so far. Messages after `at` are the batch's
+        own later ones, replayed after the recall as when pulled one by one."""
+        self.load(session, {c.id})
+        messages = [m for m in self.candidates[c.id] if m.msgid not in self.done and m.sent_at <= at]
+        replies = [m.sent_at for m in messages if m.direction == "out"]
+        floor = max(filter(None, [*replies, c.settled_until]), default=None)
         return next(
-            (m for m in messages if m.direction == "in" and (last_reply is None or m.sent_at > last_reply)),
+            (m for m in messages if m.direction == "in" and (floor is None or m.sent_at > floor)),
             None,
         )
 
@@ -622,8 +640,9 @@ def _recall(
     changes: list[WaitChange],
     c: _State | None = None,
 ) -> None:
-    """A recall marks the original; if it was the waiting message, the wait moves to the
-    next unanswered customer message, or closes."""
+    """A recall marks the original. The waiting message recalled: the wait moves to the next
+    unanswered customer message, or closes. A staff reply recalled while nobody waits: what it
+    had answered waits again, from its own time."""
     original_id = _recalled_msgid(p)
     original = recalls.originals.get(original_id)
     if original is None:
@@ -639,10 +658,16 @@ def _recall(
                 c = states[row.key] = _State(*row)
     if c is not None and original.direction == "out":
         c.last_outbound_text, c.dirty = None, True  # which staff message is now the last: looked up
+        if c.kind == "single" and c.awaiting_since is None:
+            unanswered = recalls.next_waiting(session, c, p.sent_at)
+            if unanswered is not None:
+                c.awaiting_since, c.awaiting_msgid = unanswered.sent_at, unanswered.msgid
+                changes.append(c.change(True, unanswered.sent_at, unanswered.msgid, "customer_message"))
+        return
     if c is None or c.awaiting_msgid != original_id:
         return
     c.dirty = True
-    following = recalls.next_waiting(session, c.id)
+    following = recalls.next_waiting(session, c, p.sent_at)
     changes.append(c.change(False, p.sent_at, original_id, "recalled"))
     if following is None:
         c.awaiting_since, c.awaiting_msgid = None, ""
@@ -679,11 +704,10 @@ def dismiss(
     c = session.get(Conversation, conversation_id)
     if c is None or c.awaiting_since is None:
         return False
-    msgid = c.awaiting_msgid
+    msgid, at = c.awaiting_msgid, at or datetime.now(UTC)
     c.awaiting_since, c.awaiting_msgid = None, ""
-    change = WaitChange(
-        c.id, c.kind, c.staff_userid, c.customer_id, False, at or datetime.now(UTC), msgid, reason, by[:200]
-    )
+    c.settled_until = max(filter(None, [c.settled_until, at]))
+    change = WaitChange(c.id, c.kind, c.staff_userid, c.customer_id, False, at, msgid, reason, by[:200])
     _announce(session, [change])
     return True
 

@@ -349,6 +349,7 @@ def apply_policy(session: Session, body: PolicyIn) -> None:
                 service.remove_calendar_day(session, day)
         for d in wanted.values():
             service.set_calendar_day(session, d.day, d.kind, d.note)
+        service.follow_the_calendar(session)
     session.flush()
 
 

@@ -16,6 +16,7 @@ leader, 10 min voice call to the agent).
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -233,6 +234,40 @@ def remove_calendar_day(session: Session, day: date) -> bool:
     return row is not None
 
 
+def follow_the_calendar(session: Session) -> int:
+    """After the special dates changed: the pending step of each open wait whose policy counts
+    business time only, due when the calendar now says (a Saturday made a workday brings
+    Monday's steps to today; one taken back keeps them from firing on a day off, their card
+    saying the customer had waited 0 business seconds). A snooze still holds a step back.
+    Returns how many steps moved."""
+    session.flush()
+    book = PolicyBook(session)
+    rows = session.execute(
+        select(
+            SlaEscalation.id,
+            SlaEscalation.step,
+            SlaEscalation.due_at,
+            SlaWait.policy_id,
+            SlaWait.started_at,
+            SlaWait.snoozed_until,
+        )
+        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+        .where(SlaEscalation.status == "pending", SlaWait.closed_at.is_(None))
+    ).all()
+    moved = []
+    for r in rows:
+        policy = book.by_id(r.policy_id)
+        if not policy.business_hours_only or r.step >= len(policy.steps):
+            continue
+        due = book.due_times(policy, r.started_at)[r.step]
+        if r.snoozed_until is not None:
+            due = max(due, r.snoozed_until)
+        if due != r.due_at:
+            moved.append({"id": r.id, "due_at": due})
+    bulk.update_by_id(session, SlaEscalation, moved, ["due_at"])
+    return len(moved)
+
+
 def tenant_timezone(session: Session) -> str:
     tenant = session.get(Tenant, session.info["siyu_tenant_id"])
     return (tenant.timezone if tenant else "") or "Asia/Shanghai"
@@ -339,12 +374,18 @@ def policy_for(session: Session, staff_userid: str) -> PolicyView:
     return book.for_staff([staff_userid])[staff_userid] if staff_userid else book.fallback
 
 
+def _still_with_the_corp(session: Session, userid: str) -> bool:
+    return session.scalar(select(Staff.id).where(Staff.userid == userid, Staff.active.is_(True))) is not None
+
+
 def recipient_for(session: Session, target: str, agent_userid: str, policy: PolicyView) -> str | None:
     """Who a step reaches: the agent; their leader (first direct leader, else their main
     department's leader, else the policy's escalation contact); or the contact."""
     if target == "agent":
         return agent_userid or None
     contact = policy.escalation_contact if policy.escalation_contact != agent_userid else ""
+    if contact and not _still_with_the_corp(session, contact):
+        contact = ""  # a card to one who left reaches nobody: the step says so (the policy page warns)
     if target == "leader":
         return leader_of(session, agent_userid) or contact or None
     return contact or None
@@ -644,8 +685,9 @@ def next_due(book: PolicyBook, policy: PolicyView, started_at: datetime, index: 
     """When step `index` + 1 of a wait comes due, step `index` having been due at `was_due`:
     on the policy's schedule from the wait's start, or as long after `was_due` as the
     schedule spaces the two steps, whichever is later (a snooze moved the wait's steps
-    later, keeping their spacing). None when `index` was the last step."""
-    if index + 1 >= len(policy.steps):
+    later, keeping their spacing). None when `index` was the last step, or when the policy
+    has since been switched off (the steps after the one scheduled follow the policy as saved)."""
+    if index + 1 >= len(policy.steps) or not policy.enabled:
         return None
     dues = book.due_times(policy, started_at)
     return max(dues[index + 1], was_due + (dues[index + 1] - dues[index]))
@@ -986,11 +1028,25 @@ def delivery_problems(
     return sorted(out, key=lambda d: d["at"], reverse=True)
 
 
+def nobody_note(session: Session, target: str, policy: PolicyView) -> str:
+    """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
+    note = f"{NOBODY_TO_REACH} for target {target}"
+    contact = policy.escalation_contact
+    if contact and not _still_with_the_corp(session, contact):
+        note += f"; escalation contact {contact} left"
+    return note[:500]
+
+
+_CONTACT_LEFT = re.compile(r"; escalation contact (.+) left$")
+
+
 def _nobody_reason(e: SlaEscalation) -> str:
+    left = _CONTACT_LEFT.search(e.note or "")
+    gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
     if e.target == "leader":
-        why = "该成员没有直属上级，主部门也没有负责人，策略里也没有设升级联系人"
+        why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
     else:
-        why = "策略里没有设升级联系人"
+        why = gone or "策略里没有设升级联系人"
     return f"第 {e.step + 1} 步没有可通知的人：{why} / nobody to tell ({e.target})"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -47,8 +47,11 @@ DONE = {
     "snoozed": "已暂缓提醒。",
     "not_waiting": "这个会话已经不在等待回复了。",
     "saved": "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。",
-    "day_added": "日期已保存。",
-    "day_removed": "日期已删除。",
+    "day_added": "日期已保存。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
+    "days_added": "这些日期已保存。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
+    "day_now_workday": "已改为上班（原是放假）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
+    "day_now_holiday": "已改为放假（原是上班）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
+    "day_removed": "日期已删除。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "department_saved": "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变。",
     "department_removed": "部门策略已删除，其成员改用上级部门或全公司的策略。",
 }
@@ -84,6 +87,7 @@ def _delay(seconds: int) -> str:
 
 # The board lists this many waiting customers (the longest waits); the rest are counted.
 BOARD_ROWS = 200
+MAX_DAYS_AT_ONCE = 31  # a holiday, with the weekends around it, in one go
 DELIVERED = {
     "queued": "排队中",
     "sent": "已送达",
@@ -186,6 +190,7 @@ def _policy_page(
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
     synced = {d["wecom_id"] for d in listed["departments"]}
+    contact_gone = _contact_gone(current, staff)
     top = [d for d in listed["departments"] if d["depth"] == 0]
     own = {p["department_wecom_id"]: _policy_text(p, dict(staff)) for p in listed["policies"][1:]}
     shown = form or {
@@ -205,13 +210,14 @@ def _policy_page(
             "minutes": _minutes,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
+            "contact_gone": contact_gone,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
             "done": _done(request),
             "today": today.isoformat(),  # the tenant's, not the server's
             "day_error": day_error,
-            "day_form": day_form or {"day": today.isoformat(), "kind": "holiday", "note": ""},
+            "day_form": day_form or {"day": today.isoformat(), "until": "", "kind": "holiday", "note": ""},
             "calendar_gap": official_calendar_gap(today),
             "depts": listed["departments"],
             "own": own,
@@ -225,6 +231,14 @@ def _policy_page(
     )
 
 
+def _contact_gone(policy: dict, staff: list[tuple[str, str]]) -> str:
+    """The policy's escalation contact when they are no longer an active member (they left the
+    corp or the app's visible range): reached no more, which the form says, before the admin
+    wonders why it shows 无 and refuses a contact step."""
+    contact = policy.get("escalation_contact") or ""
+    return contact if contact and contact not in {userid for userid, _ in staff} else ""
+
+
 def _policy_text(p: dict, names: dict[str, str]) -> str:
     """A department policy in a line: its steps, and what else differs from a plain clock
     (people by name, as the form's choices show them)."""
@@ -234,7 +248,8 @@ def _policy_text(p: dict, names: dict[str, str]) -> str:
     if p.get("quiet_hours"):
         parts.append(f"免打扰 {p['quiet_hours'][0]}-{p['quiet_hours'][1]}")
     if p.get("escalation_contact"):
-        parts.append(f"升级联系人 {names.get(p['escalation_contact'], p['escalation_contact'])}")
+        contact = p["escalation_contact"]
+        parts.append(f"升级联系人 {names.get(contact, f'{contact}（已不在职）')}")
     return " · ".join(parts)
 
 
@@ -388,7 +403,7 @@ def _reordered(fields: dict) -> str:
 async def policy_day_add(request: Request, viewer: PageViewer):
     require_admin(viewer)
     form = await request.form()
-    typed = {k: str(form.get(k, "")) for k in ("day", "kind", "note")}
+    typed = {k: str(form.get(k, "")) for k in ("day", "until", "kind", "note")}
 
     def refused(message: str):
         # beside the special-date form, with what was typed (it had gone to the page's top, the
@@ -397,18 +412,31 @@ async def policy_day_add(request: Request, viewer: PageViewer):
 
     try:
         day = parse_day(_form_text(typed["day"]))
+        until = parse_day(_form_text(typed["until"])) if _form_text(typed["until"]) else day
     except ValueError as exc:
         return await refused(str(exc))
+    if until < day:
+        return await refused("“到”的日期应不早于开始日期 / the last day comes before the first")
+    if (until - day).days >= MAX_DAYS_AT_ONCE:
+        return await refused(f"一次最多添加 {MAX_DAYS_AT_ONCE} 天 / at most {MAX_DAYS_AT_ONCE} days at once")
     kind = typed["kind"]
     if kind not in ("holiday", "workday"):
         return await refused("请选择放假或上班 / choose holiday or workday")
+    days = [day + timedelta(days=n) for n in range((until - day).days + 1)]
 
-    def save() -> None:
+    def save() -> str:
+        note = str(form.get("note", "")).strip()[:200]
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-            service.set_calendar_day(s, day, kind, str(form.get("note", "")).strip()[:200])
+            were = set(s.scalars(select(SlaCalendarDay.kind).where(SlaCalendarDay.day.in_(days))))
+            for d in days:
+                service.set_calendar_day(s, d, kind, note)
+            service.follow_the_calendar(s)
+        if were - {kind}:  # a date that was the other kind: say it changed, not only "saved"
+            return f"day_now_{kind}"
+        return "day_added" if len(days) == 1 else "days_added"
 
-    await run_in_threadpool(save)
-    return RedirectResponse("/sla/policy?done=day_added#days", 303)
+    done = await run_in_threadpool(save)
+    return RedirectResponse(f"/sla/policy?done={done}#days", 303)
 
 
 @router.post("/sla/policy/days/{day}/remove")
@@ -422,6 +450,7 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
         if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
             raise ClearNotFound(f"{when} 不在特殊日期里（可能已删除） / {when} is not a special day")
         service.remove_calendar_day(s, when)
+        service.follow_the_calendar(s)
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
 
 
@@ -453,6 +482,7 @@ def _department_page(
             )
     current = stored or stored_source
     shown = form or {**current, "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"])}
+    contact_gone = _contact_gone(current, staff)
     # at least five rows, two of them blank (a policy whose steps were all cleared had come back
     # with two rows only)
     blank = {"delay_s": None, "action": "app_message", "target": "agent"}
@@ -473,6 +503,7 @@ def _department_page(
             "minutes": _minutes,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
+            "contact_gone": contact_gone,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
