@@ -465,8 +465,24 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
     assert bad.status_code == 422 and "班次时间重叠" in bad.text and "overlap" in bad.text
     assert "11:00-18:00" in bad.text
+    assert "班次：班次" not in bad.text and "班次无效" not in bad.text  # the field named once
+    # split shifts as people type them on one line
+    for typed in (
+        "09:00-12:00 13:30-18:00",
+        "09:00-12:00；13:30-18:00",
+        "09:00-12:00、13:30-18:00",
+        "09:00至12:00，13:30到18:00",
+        "09:00–12:00, 13:30 ~ 18:00",
+        "0900-1200 1330-1800",
+    ):
+        r = admin.post("/sla/policy", data={**form, "shifts": typed})
+        assert r.status_code == 303, (typed, r.text[-300:])
+        assert admin.get("/api/v1/sla/policy").json()["shifts"] == [["09:00", "12:00"], ["13:30", "18:00"]]
+    bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00 下午两点到六点"})
+    assert bad.status_code == 422 and "下午两点到六点" in bad.text and "HH:MM" in bad.text
     bad = admin.post("/sla/policy", data={**form, "quiet_end": ""})
     assert bad.status_code == 422 and "免打扰时段缺少结束时间" in bad.text
+    assert "免打扰时段：免打扰时段" not in bad.text
     # minutes as an input method types them: full width, or without the 0 before the point
     r = admin.post("/sla/policy", data={**form, "step_delay_min": ["２", ".5", "15"]})
     assert r.status_code == 303
@@ -480,7 +496,6 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         "1e400",
         "nan",
         "1e3",
-        "-2",
         "0x10",
         ".",
         "1.1234567",  # more decimals than a second needs: not taken for a number over the limit
@@ -488,6 +503,8 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         bad = admin.post("/sla/policy", data={**form, "step_delay_min": [delay, "", ""]})
         assert bad.status_code == 422 and "第 1 步" in bad.text and 'id="policy-error"' in bad.text
         assert "请填写分钟数" in bad.text and f'value="{delay}"' in bad.text  # kept as typed, not emptied
+    bad = admin.post("/sla/policy", data={**form, "step_delay_min": ["-3", "", ""]})
+    assert bad.status_code == 422 and "第 1 步：不能为负数" in bad.text and 'value="-3"' in bad.text
     # a number, but under a second: said so, not "not a number"
     bad = admin.post("/sla/policy", data={**form, "step_delay_min": ["0.001", "", ""]})
     assert bad.status_code == 422 and "第 1 步：不足 1 秒" in bad.text and 'value="0.001"' in bad.text

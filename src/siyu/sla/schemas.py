@@ -199,7 +199,7 @@ class SnoozeOut(BaseModel):
 
 
 class FiredStep(BaseModel):
-    step: int
+    step: int = Field(description="0-based: step 0 is the page's 第 1 步")
     action: Action
     target: Target
     fired_at: datetime | None
@@ -233,7 +233,7 @@ class WaitingRow(BaseModel):
 
 
 class StepBreaches(BaseModel):
-    step: int
+    step: int = Field(description="0-based: step 0 is the page's 第 1 步")
     action: str
     count: int
 
@@ -252,7 +252,7 @@ class Summary(BaseModel):
 
 
 class WithinStep(BaseModel):
-    step: int
+    step: int = Field(description="0-based: step 0 is the page's 第 1 步")
     delay_s: int = Field(description="the tenant policy's delay for the step (else the shortest)")
     delays_s: list[int] = Field(
         default_factory=list, description="every delay the step has in the policies the day's waits ran under"

@@ -60,6 +60,7 @@ REORDERED = "步骤已按分钟数从少到多排列。"
 # A delay above 0 that rounds to no whole second (0.001 minutes): refused with this, not as
 # "not a number".
 _UNDER_A_SECOND = -2
+_NEGATIVE = -3  # a delay typed with a minus: said so, not "not a number"
 
 
 def _duration(seconds: float | None) -> str:
@@ -292,18 +293,23 @@ def _problems(exc: ValidationError) -> str:
         if len(err["loc"]) > 1 and err["loc"][0] == "steps":
             where += f" 第 {int(err['loc'][1]) + 1} 步"
         msg = _PLAIN.get(err["type"], str(err["msg"]).removeprefix("Value error, "))
+        # the validator names the field too (班次：班次无效 / invalid shifts: ...): once is enough
+        msg = _NAMED_AGAIN.sub("", msg)
         if err["loc"] and err["loc"][-1] == "delay_s":  # the form asks for minutes
             if err["type"] == "less_than_equal":
                 most = err["ctx"]["le"] / 60
                 msg = f"最多 {most:g} 分钟（{most / 1440:g} 天）/ at most {most:g} minutes"
             elif err["type"] == "greater_than_equal" and err.get("input") == _UNDER_A_SECOND:
                 msg = "不足 1 秒：填 0 表示立即，或至少 0.02 分钟 / under a second: 0 for at once, or 0.02+"
+            elif err["type"] == "greater_than_equal" and err.get("input") == _NEGATIVE:
+                msg = "不能为负数 / cannot be negative"
             elif err["type"] == "greater_than_equal":
                 msg = "请填写分钟数，如 2 或 0.5 / minutes as a number, such as 2 or 0.5"
-        out.append(f"{where}：{msg}" if where else msg)
+        out.append(f"{where}：{msg}" if where and not msg.startswith(where) else msg)
     return "；".join(out)
 
 
+_NAMED_AGAIN = re.compile(r"^(?:班次无效 / invalid shifts|免打扰时段无效 / invalid quiet hours): ")
 _MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,12}(\.[0-9]{0,6})?")
 _TOO_MANY_MINUTES = 10**13  # (more digits than that: refused as over the limit, not as "not a number")
 _TOO_MANY_DIGITS = re.compile(r"[0-9]{13,}(\.[0-9]*)?")
@@ -314,6 +320,30 @@ def _form_text(value) -> str:
     """What an admin typed, as the policy reads it: an input method's full-width digits and
     colons (９：００) in ASCII."""
     return unicodedata.normalize("NFKC", str(value or "")).strip()
+
+
+# A shift as people type it: 09:00-12:00, 9:00～12:00, 09:00 至 12:00, 0900-1200; shifts apart by
+# lines, spaces, commas, 、 or ；
+_A_SHIFT = re.compile(r"(\d{1,2}:\d{2}|\d{4})\s*(?:-|~|—|–|至|到)\s*(\d{1,2}:\d{2}|\d{4})")
+_BETWEEN_SHIFTS = re.compile(r"[\s,;、]*")
+
+
+def _hh_mm(typed: str) -> str:
+    return typed if ":" in typed else f"{typed[:2]}:{typed[2:]}"
+
+
+def _read_shifts(text: str) -> list[list[str]]:
+    """The shifts typed in the form. What is not a shift is kept as one, for the policy's own
+    check to refuse it by name."""
+    shifts, at = [], 0
+    for found in _A_SHIFT.finditer(text):
+        if not _BETWEEN_SHIFTS.fullmatch(text[at : found.start()]):
+            shifts.append([text[at : found.start()].strip(" ,;、"), ""])
+        shifts.append([_hh_mm(found[1]), _hh_mm(found[2])])
+        at = found.end()
+    if not _BETWEEN_SHIFTS.fullmatch(text[at:]):
+        shifts.append([text[at:].strip(" ,;、"), ""])
+    return shifts
 
 
 def _read_policy_form(form) -> tuple[dict, dict]:
@@ -334,18 +364,15 @@ def _read_policy_form(form) -> tuple[dict, dict]:
             delay_s = seconds if seconds > 0 or minutes == 0 else _UNDER_A_SECOND  # 0.001 is not "at once"
         elif _TOO_MANY_DIGITS.fullmatch(delay):
             delay_s = _TOO_MANY_MINUTES * 60
+        elif delay.startswith("-") and _MINUTES.fullmatch(delay[1:].strip()):
+            delay_s = _NEGATIVE
         steps.append({"delay_s": delay_s, "action": str(action), "target": str(target)})
         # shown again as typed, so that a refused step is not emptied
         shown_steps.append(
             {"delay_s": delay_s if delay_s >= 0 else None, "typed": typed, "action": action, "target": target}
         )
     shifts_text = _form_text(form.get("shifts", ""))
-    shifts = []
-    for line in shifts_text.replace("，", "\n").replace(",", "\n").splitlines():
-        line = line.strip().replace("～", "-").replace("~", "-").replace("—", "-")
-        if line:
-            start, _, end = line.partition("-")
-            shifts.append([start.strip(), end.strip()])
+    shifts = _read_shifts(shifts_text)
     quiet = [_form_text(form.get("quiet_start", "")), _form_text(form.get("quiet_end", ""))]
     fields = {
         "enabled": form.get("enabled") == "1",
