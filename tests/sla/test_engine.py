@@ -276,6 +276,31 @@ def test_a_recall_moves_the_wait_by_the_replies_before_it_not_after_it(local):
     ]
 
 
+def test_an_older_question_pulled_late_starts_the_clock_earlier_without_firing_a_step_twice(local):
+    w = local
+    w.policy()
+    first = w._message("wmcustomer1", "zhangsan", "请问有货吗？", 0, None)
+    w.say("什么时候发货？", at=100)  # pulled first (a re-pull, an import, clocks apart)
+    w.pulled(7200)
+    w.clock(225)
+    assert w.fire() == 1  # the agent is pushed 2 minutes after the question seen so far
+    w.ingest(first)
+    c = w.conversation()
+    assert (c.awaiting_msgid, c.awaiting_since) == (first["msgid"], w.at(0))
+    [wait] = w.waits()
+    assert (wait.msgid, wait.started_at, wait.closed_at) == (first["msgid"], w.at(0), None)  # the same wait
+    with w.session() as s:
+        due = s.scalar(select(SlaEscalation.due_at).where(SlaEscalation.status == "pending"))
+    assert due == w.at(300)  # the leader 5 minutes after the first question, not after the second
+    w.clock(300)
+    assert w.fire() == 1 and [st[:2] for st in w.steps()] == [(0, "fired"), (1, "fired"), (2, "pending")]
+    # in one batch too
+    third = w._message("wmcustomer2", "zhangsan", "在吗？", 1000, None)
+    earlier = w._message("wmcustomer2", "zhangsan", "这款有优惠吗？", 990, None)
+    w.ingest(third, earlier)
+    assert [(x.msgid, x.started_at) for x in w.waits("wmcustomer2")] == [(earlier["msgid"], w.at(990))]
+
+
 def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):
     w = local
     w.policy()

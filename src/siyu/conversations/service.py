@@ -48,9 +48,14 @@ class WaitChange:
     opened: bool  # True: a wait began at `at`; False: it ended at `at`
     at: datetime
     msgid: str
-    reason: str  # customer_message | replied | recalled | dismissed | declined | a follow's end
+    # customer_message | EARLIER | replied | recalled | dismissed | declined | a follow's end
+    reason: str
     by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
 
+
+# An opened change while a wait runs: an older message, pulled after the one the wait began
+# with (a re-pull, an import, clocks apart), and no reply between them; the wait began with it.
+EARLIER = "earlier_message"
 
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
@@ -539,9 +544,13 @@ def _apply(
         # (older than a staff message stored before it: a migration or a late re-pull; answered)
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
         answered = answered or (c.settled_until is not None and p.sent_at <= c.settled_until)
-        if row["needs_reply"] and c.awaiting_since is None and c.kind == "single" and not answered:
-            c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
-            changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
+        if row["needs_reply"] and c.kind == "single" and not answered:
+            if c.awaiting_since is None:
+                c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
+                changes.append(c.change(True, p.sent_at, p.msgid, "customer_message"))
+            elif p.sent_at < c.awaiting_since:  # (not answered: no reply after it, so none between)
+                c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
+                changes.append(c.change(True, p.sent_at, p.msgid, EARLIER))
     elif p.direction == "out":
         if c.last_outbound_at is None or p.sent_at >= c.last_outbound_at:
             c.last_outbound_text = p.text

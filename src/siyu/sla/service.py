@@ -238,11 +238,17 @@ def follow_the_calendar(session: Session) -> int:
     """After the special dates changed: the pending step of each open wait whose policy counts
     business time only, due when the calendar now says (a Saturday made a workday brings
     Monday's steps to today; one taken back keeps them from firing on a day off, their card
-    saying the customer had waited 0 business seconds). A snooze still holds a step back.
-    Returns how many steps moved."""
+    saying the customer had waited 0 business seconds). Returns how many steps moved."""
     session.flush()
-    book = PolicyBook(session)
-    rows = session.execute(
+    return _reschedule_pending(session, PolicyBook(session), None, business_time_only=True)
+
+
+def _reschedule_pending(
+    session: Session, book: PolicyBook, wait_ids: list[int] | None, business_time_only: bool = False
+) -> int:
+    """The pending step of open waits (these, or all), due by its policy's schedule from the
+    wait's start as the calendar now stands; a snooze still holds it back."""
+    query = (
         select(
             SlaEscalation.id,
             SlaEscalation.step,
@@ -253,11 +259,13 @@ def follow_the_calendar(session: Session) -> int:
         )
         .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
         .where(SlaEscalation.status == "pending", SlaWait.closed_at.is_(None))
-    ).all()
+    )
+    if wait_ids is not None:
+        query = query.where(bulk.among(session, SlaWait.id, wait_ids))
     moved = []
-    for r in rows:
+    for r in session.execute(query).all():
         policy = book.by_id(r.policy_id)
-        if not policy.business_hours_only or r.step >= len(policy.steps):
+        if (business_time_only and not policy.business_hours_only) or r.step >= len(policy.steps):
             continue
         due = book.due_times(policy, r.started_at)[r.step]
         if r.snoozed_until is not None:
@@ -591,7 +599,19 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     policies = book.for_staff(c.staff_userid for c in opening)
     new: dict[tuple[int, str], _Wait] = {}
     closed: list[_Wait] = []
+    moved: dict[int, _Wait] = {}
     for change in changes:
+        if change.opened and change.reason == conversations.EARLIER:
+            # the wait began with an older message pulled after it: the same wait (its fired
+            # steps stand), started earlier
+            for wait in open_now.get(change.conversation_id, []):
+                if wait.id is None:
+                    new.pop((wait.conversation_id, wait.msgid), None)
+                    new[(wait.conversation_id, change.msgid)] = wait
+                else:
+                    moved[wait.id] = wait
+                wait.msgid, wait.started_at = change.msgid, change.at
+            continue
         if change.opened:
             if change.kind != "single" or not change.staff_userid:
                 continue
@@ -613,7 +633,16 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 if wait.id is not None:
                     closed.append(wait)
     _store_new_waits(session, book, list(new.values()))
+    _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
+
+
+def _store_moved_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
+    if not waits:
+        return
+    rows = [{"id": w.id, "msgid": w.msgid, "started_at": w.started_at} for w in waits]
+    bulk.update_by_id(session, SlaWait, rows, ["msgid", "started_at"])
+    _reschedule_pending(session, book, [w.id for w in waits])
 
 
 def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
