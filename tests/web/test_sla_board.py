@@ -461,6 +461,29 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert got["shifts"] == [["09:00", "12:00"], ["13:30", "18:00"]] and got["escalation_contact"] == "lisi"
     page = admin.get("/sla/policy?done=saved")
     assert "策略已保存" in page.text and "13:30-18:00" in page.text and "当前使用默认策略" not in page.text
+    # the pause between two calls to one member: shown and changed in minutes, as in the API
+    assert got["call_cooldown_s"] == 900 and got["merge_window_s"] == 5.0
+    assert 'name="call_cooldown_min" inputmode="decimal" size="6" value="15"' in page.text
+    r = admin.post("/sla/policy", data={**form, "call_cooldown_min": "30"})
+    assert r.status_code == 303 and admin.get("/api/v1/sla/policy").json()["call_cooldown_s"] == 1800
+    for typed in ("0", "abc", "5000"):
+        bad = admin.post("/sla/policy", data={**form, "call_cooldown_min": typed})
+        assert bad.status_code == 422 and "两次电话至少间隔：请填写 1 到 1440 之间的分钟数" in bad.text
+        assert f'name="call_cooldown_min" inputmode="decimal" size="6" value="{typed}"' in bad.text
+    assert admin.get("/api/v1/sla/policy").json()["call_cooldown_s"] == 1800  # nothing lost
+    r = admin.put(
+        "/api/v1/sla/policy",
+        json={"call_cooldown_s": 600, "merge_window_s": 10},
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+    assert r.status_code == 200 and (r.json()["call_cooldown_s"], r.json()["merge_window_s"]) == (600, 10)
+    assert (
+        admin.put(
+            "/api/v1/sla/policy", json={"call_cooldown_s": 5}, headers={"X-CSRF-Token": admin.csrf}
+        ).status_code
+        == 422
+    )
+    admin.post("/sla/policy", data={**form, "call_cooldown_min": "15"})
     # Overlapping shifts: refused, the form shown again with the reason.
     bad = admin.post("/sla/policy", data={**form, "shifts": "09:00-12:00\n11:00-18:00"})
     assert bad.status_code == 422 and "班次时间重叠" in bad.text and "overlap" in bad.text

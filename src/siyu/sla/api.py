@@ -317,6 +317,8 @@ def policy_out(session: Session) -> dict:
         "public_holidays": view.public_holidays,
         "escalation_contact": view.escalation_contact,
         "quiet_hours": list(view.quiet_hours),
+        "call_cooldown_s": view.call_cooldown_s,
+        "merge_window_s": view.merge_window_s,
         "calendar_days": [{"day": d.day, "kind": d.kind, "note": d.note} for d in days],
         "official_calendar_through": official_calendar_through(),
         "updated_at": stored.updated_at if stored is not None else None,
@@ -414,6 +416,8 @@ def _view_fields(view: service.PolicyView) -> dict:
         "public_holidays": view.public_holidays,
         "escalation_contact": view.escalation_contact,
         "quiet_hours": list(view.quiet_hours),
+        "call_cooldown_s": view.call_cooldown_s,
+        "merge_window_s": view.merge_window_s,
     }
 
 

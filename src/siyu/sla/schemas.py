@@ -15,6 +15,7 @@ Action = Literal["app_message", "voice_call"]
 Target = Literal["agent", "leader", "contact"]
 MAX_DELAY_S = 30 * 86400
 MAX_SNOOZE_MIN = 24 * 60
+MAX_CALL_COOLDOWN_S = 86400  # a day at most: longer, an agent's new waits would go unphoned for days
 
 
 def _day_only(value):
@@ -66,6 +67,15 @@ class PolicyFieldsIn(BaseModel):
     escalation_contact: str | None = Field(None, max_length=64, description="a staff userid, or empty")
     quiet_hours: list[str] | None = Field(
         None, description='no voice calls in this daily window, e.g. ["21:00","08:00"]; [] for none'
+    )
+    call_cooldown_s: StrictInt | None = Field(
+        None,
+        ge=60,
+        le=MAX_CALL_COOLDOWN_S,
+        description="after a call, none to the same member for this long: one call covers all their waits",
+    )
+    merge_window_s: float | None = Field(
+        None, ge=0, le=600, description="cards due to one person within this many seconds go as one"
     )
 
     model_config = {"extra": "forbid"}
@@ -136,6 +146,8 @@ class PolicyOut(BaseModel):
     public_holidays: bool
     escalation_contact: str
     quiet_hours: list[str]
+    call_cooldown_s: int
+    merge_window_s: float
     calendar_days: list[CalendarDayOut]
     official_calendar_through: int | None = Field(
         description="the last year whose public holidays and 调休 Siyu knows; later years count "
@@ -160,6 +172,8 @@ class DepartmentPolicyOut(BaseModel):
     public_holidays: bool
     escalation_contact: str
     quiet_hours: list[str]
+    call_cooldown_s: int
+    merge_window_s: float
     updated_at: datetime | None
 
 

@@ -286,6 +286,7 @@ def _problems(exc: ValidationError) -> str:
         "shifts": "班次",
         "quiet_hours": "免打扰时段",
         "escalation_contact": "升级联系人",
+        "call_cooldown_s": "两次电话至少间隔",
     }
     out = []
     for err in exc.errors():
@@ -305,6 +306,8 @@ def _problems(exc: ValidationError) -> str:
                 msg = "不能为负数 / cannot be negative"
             elif err["type"] == "greater_than_equal":
                 msg = "请填写分钟数，如 2 或 0.5 / minutes as a number, such as 2 or 0.5"
+        if err["loc"] and err["loc"][0] == "call_cooldown_s":  # the form asks for minutes
+            msg = "请填写 1 到 1440 之间的分钟数 / minutes from 1 to 1440"
         out.append(f"{where}：{msg}" if where and not msg.startswith(where) else msg)
     return "；".join(out)
 
@@ -374,6 +377,7 @@ def _read_policy_form(form) -> tuple[dict, dict]:
     shifts_text = _form_text(form.get("shifts", ""))
     shifts = _read_shifts(shifts_text)
     quiet = [_form_text(form.get("quiet_start", "")), _form_text(form.get("quiet_end", ""))]
+    cooldown = _form_text(form.get("call_cooldown_min", ""))
     fields = {
         "enabled": form.get("enabled") == "1",
         "steps": steps,
@@ -383,7 +387,10 @@ def _read_policy_form(form) -> tuple[dict, dict]:
         "escalation_contact": str(form.get("escalation_contact", "")).strip(),
         "quiet_hours": quiet if any(quiet) else [],
     }
-    shown = {**fields, "steps": shown_steps, "shifts_text": shifts_text}
+    if cooldown:  # (left empty: kept as it is)
+        minutes = _MINUTE_UNIT.sub("", cooldown)
+        fields["call_cooldown_s"] = round(float(minutes) * 60) if _MINUTES.fullmatch(minutes) else -1
+    shown = {**fields, "steps": shown_steps, "shifts_text": shifts_text, "call_cooldown_typed": cooldown}
     return shown, fields
 
 
