@@ -293,3 +293,23 @@ def test_a_call_held_back_by_quiet_hours_waits_for_the_policy_to_be_open_again(l
     with w.session() as s:
         held = s.scalar(select(SlaEscalation))
     assert held.note == "quiet hours" and held.due_at.astimezone(SH) == bj(2025, 9, 22, 9, 0)
+
+
+def test_a_calendar_edit_keeps_the_spacing_a_snooze_gave_the_next_step(local):
+    from tests.sla.test_engine import pending_due
+
+    w = local
+    business_policy(w)
+    w.t0 = bj(2025, 9, 23, 10, 0).astimezone(ZoneInfo("UTC"))  # a Tuesday
+    w.clock(0)
+    w.say("明天能送到吗？", at=0)
+    w.pulled(7200)
+    with w.session() as s:  # the agent snoozes it for half an hour
+        assert service.snooze(s, w.conversation().id, until=w.at(1800), now=w.at(10)) == 1
+    w.clock(1800)
+    assert w.fire() == 1  # 10:30 the agent's card
+    assert pending_due(w) == w.at(1980)  # the leader's 3 minutes later: the spacing kept
+    with w.session() as s:  # the admin adds a holiday next year: nothing to do with today
+        service.set_calendar_day(s, date(2026, 12, 24), "holiday", "公司年会")
+        service.follow_the_calendar(s)
+    assert pending_due(w) == w.at(1980)  # not back to 10:30, to go with the agent's card

@@ -381,6 +381,55 @@ def test_a_card_wecom_refuses_shows_as_being_retried_with_wecoms_answer(w):
         w.stack.control("DELETE", "/faults")
 
 
+def test_a_card_wecom_says_reached_nobody_is_given_up_at_once_with_why(w):
+    """81013: every recipient invalid (left the app's visible range): twelve retries over
+    hours could not change it."""
+    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": 81013, "times": 50}
+    w.stack.control("POST", "/faults", json=fault)
+    try:
+        w.say("这个怎么退货？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] == "given_up" and r)
+        assert "消息接收人全部无效" in error
+        [problem] = _problems(w)
+        assert (problem["recipient"], problem["status"], problem["attempts"]) == ("zhangsan", "given_up", 1)
+    finally:
+        w.stack.control("DELETE", "/faults")
+
+
+def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
+    """The step fires at 21:59 (quiet hours from 22:00); the call's first try fails, and its
+    retry, due at 22:05, is held till 08:00 instead of ringing."""
+    import httpx
+
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, steps=steps, quiet_hours=["22:00", "08:00"])
+    start = w.rt.now().replace(hour=13, minute=58, second=0, microsecond=0)  # 21:58 in Beijing
+    w.t0 = start + timedelta(days=1)
+    w.clock(0)
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 1})
+    w.say("急！能改地址吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)  # 21:59: the call step fires
+    assert w.fire() == 1
+    w.clock(7 * 60)  # 22:05
+
+    def held() -> OutboxMessage | None:
+        with w.session() as s:  # (the stack's tenant is shared: other tests' calls went long ago)
+            return s.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.kind == "sla_call", OutboxMessage.due_at > utcnow() + timedelta(hours=1)
+                )
+            )
+
+    assert wait_for(held).due_at == w.at(10 * 3600 + 2 * 60)  # 08:00 next morning
+    time.sleep(1.5)  # the worker has had its chance to ring
+    assert calls(w) == [] and held().status == "pending"
+
+
 def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch):
     off = w.stack.rt.settings.model_copy(update={"voice_provider": "off"})
     monkeypatch.setattr(w.stack.rt, "settings", off)

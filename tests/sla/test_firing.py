@@ -5,6 +5,7 @@ workers hold the same rows, and a step fired when it is due rather than at the n
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from siyu.conversations.models import Conversation
 from siyu.db import utcnow
 from siyu.jobs.worker import Worker
 from siyu.notify.models import OutboxMessage
-from siyu.sla import firing, tasks
+from siyu.sla import firing, service, tasks
 from siyu.sla.firing import fire_batch
 from siyu.sla.models import SlaEscalation
 
@@ -270,7 +271,7 @@ def test_batches_racing_over_the_same_rows_fire_each_step_once(local):
     calls = [i for c in w.outbox("sla_call") for i in c.payload["escalations"]]
     assert len(notices) == len(set(notices)) == 60  # each agent and leader step in one card
     assert sorted(c.payload["callee"] for c in w.outbox("sla_call")) == sorted(agents)  # one call each
-    assert len(calls) == 3
+    assert len(calls) == len(set(calls)) == 30  # each call step in its agent's one call, covered or not
 
 
 def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
@@ -335,3 +336,79 @@ def test_a_card_of_many_waits_stays_within_what_wecom_shows_whole(local, busines
     assert 1 <= shown < 8 and f"还有 {8 - shown} 位" in card["description"]
     if business_s:
         assert "2 分钟（工作时间；实际 63 小时 3 分钟）" in card["description"]
+
+
+def test_a_wait_a_queued_call_covers_is_still_called_about_when_the_calls_own_is_answered(local):
+    from siyu.sla.tasks import _call_plan
+
+    w = local
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    w.say("问题A？", at=0, ext="wmA")
+    w.say("问题B？", at=1, ext="wmB")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 2  # A's step queues the call; B's is covered by it
+    [call] = w.outbox("sla_call")
+    assert len(call.payload["escalations"]) == 2  # the call speaks of both
+    w.reply("您好", at=71, ext="wmA")  # A answered before the call rings; B still waits
+    plan = _call_plan(w.rt, w.tenant_id, call)
+    assert plan is not None and plan["params"][0] == "1"  # it rings, about B
+
+
+def test_a_call_placed_late_counts_its_cooldown_from_when_it_rang(local):
+    from siyu.sla.models import SlaCall
+
+    w = local
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    with w.session() as s:  # queued at 70 s, through only at 840 s (the provider was down)
+        s.add(SlaCall(callee_userid="zhangsan", status="placed", created_at=w.at(70), placed_at=w.at(840)))
+    w.say("问题B？", at=920, ext="wmB")
+    w.pulled(7200)
+    w.clock(980)
+    assert w.fire() == 1
+    assert w.outbox("sla_call") == []  # not rung again 140 s later
+    assert w.steps("wmB")[0][1:] == ("fired", "zhangsan")
+
+
+def test_a_new_step_does_not_join_a_card_backing_off_after_failures(local):
+    w = local
+    w.policy(merge_window_s=5, steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    w.say("问题一？", at=0, ext="wmr0")
+    w.pulled(7200)
+    w.clock(120)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [first] = w.outbox()
+    with w.session() as s:  # WeCom refused it again and again: its next try in 10 minutes
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == first.id)
+            .values(attempts=10, last_error="WeCom is busy", due_at=utcnow() + timedelta(seconds=600))
+        )
+    w.say("问题二？", at=600, ext="wmr1")
+    w.clock(720)
+    assert list(fire_batch(w.rt, claimed(w)).values()) == ["fired"]
+    [card] = [c for c in w.outbox() if c.id != first.id]  # a card of its own, not a ride on that one
+    assert card.due_at <= utcnow() + timedelta(seconds=10)
+
+
+def test_a_queued_card_leaves_out_a_wait_snoozed_after_its_step_fired(local):
+    from siyu.sla.tasks import _notice
+
+    w = local
+    w.policy(merge_window_s=60, steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    w.say("在吗？", at=0)
+    w.say("请问能开发票吗？", at=10, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(130)
+    assert w.fire() == 1  # 赵先生's step: its card waits for the window after 王女士's
+    queued = [c for c in w.outbox() if c.status == "pending"]
+
+    def told() -> str:
+        return json.dumps([_notice(w.rt, w.tenant_id, card) for card in queued], ensure_ascii=False)
+
+    assert "请问能开发票吗" in told()
+    with w.session() as s:  # the agent snoozes him meanwhile
+        service.snooze(s, w.conversation("wmcustomer2").id, until=w.at(1930), now=w.at(135))
+    assert "请问能开发票吗" not in told() and "在吗" in told()  # the other customer still told of

@@ -36,6 +36,14 @@ class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to sen
     """Nothing to send after all (e.g. no welcome message set up)."""
 
 
+class Deferred(Exception):  # noqa: N818 - not an error: not yet
+    """Not to be sent before `until` (a call held back by quiet hours): pending again till then."""
+
+    def __init__(self, until):
+        super().__init__(f"deferred until {until}")
+        self.until = until
+
+
 def sender(
     kind: str,
     on_dead: Callable[[Session, OutboxMessage, str], None] | None = None,

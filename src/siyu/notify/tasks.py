@@ -13,7 +13,7 @@ from sqlalchemy import select
 from siyu.db import bulk, utcnow
 from siyu.jobs.claim import backoff, renew_many
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Permanent, Skipped, sender
+from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Deferred, Permanent, Skipped, sender
 from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,32 @@ MAX_ATTEMPTS = 12
 @sender("app_message")
 async def _app_message(rt, tenant_id: int, message: OutboxMessage):
     wecom = rt.clients.get(tenant_id)
-    await wecom.app.message_send({**message.payload, "agentid": wecom.agent_id})
+    await send_app_message(wecom, {**message.payload, "agentid": wecom.agent_id})
+
+
+async def send_app_message(wecom, payload: dict) -> dict:
+    """`message/send`, given up on at once where WeCom says it reached nobody: every recipient
+    invalid (81013), or the one recipient listed as invalid or without a license in an answer
+    of errcode 0. Retrying cannot change either; the row then says who was not reached."""
+    try:
+        answer = await wecom.app.message_send(payload)
+    except WeComError as exc:
+        if exc.errcode == 81013:
+            raise Permanent(exc.describe()) from None
+        raise
+    wanted = {u.lower() for u in str(payload.get("touser", "")).split("|") if u}
+    missed = {
+        field: [u for u in str(answer.get(field, "")).split("|") if u.lower() in wanted]
+        for field in ("invaliduser", "unlicenseduser")
+    }
+    missed = {field: users for field, users in missed.items() if users}
+    if wanted and wanted <= {u.lower() for users in missed.values() for u in users}:
+        why = "；".join(f"{field}: {'|'.join(users)}" for field, users in missed.items())
+        raise Permanent(
+            f"企业微信未送达：接收人无效或未获接口许可 / WeCom did not deliver ({why}): check the member "
+            "is in the app's visible range (可见范围) and has an account license"
+        )
+    return answer
 
 
 async def send(rt, message: OutboxMessage) -> None:
@@ -77,6 +102,8 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
     except Skipped as exc:
         status, error = "skipped", ""
         log.debug("outbox %s %s skipped: %s", message.kind, message.id, exc)
+    except Deferred as exc:
+        status, after = "deferred", exc.until
     except Permanent as exc:
         error, permanent = str(exc), True
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
@@ -111,6 +138,9 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
             if row is None:
                 continue
             row.claimed_until = None
+            if status == "deferred":  # pending again, due then (the claim does not count as a try)
+                row.due_at, row.attempts = after, max(0, row.attempts - 1)
+                continue
             if not error:
                 row.status, row.sent_at, row.last_error = status, now, ""
                 if after is not None:

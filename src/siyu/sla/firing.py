@@ -412,7 +412,8 @@ def _cards_of(
     now; SQLite: its write lock, held since the gate); and when each one's cards (going
     out, or sent and due after `since` less SENT_LATE_S) went or go: a sent card when it
     was due or, if later, sent; a card still waiting, when it is due, or now if that has
-    passed (it goes as soon as a sender has it).
+    passed (it goes as soon as a sender has it); a card being retried after failures neither
+    takes new steps nor counts.
 
     Those cards are few (a person has at most a window's worth), so they are read by
     recipient and due time (PENDING_HORIZON_S), unlocked, and only this batch's people's
@@ -420,7 +421,7 @@ def _cards_of(
     number of people."""
     o = OutboxMessage
     cards = s.execute(
-        select(o.id, o.recipient, o.status, o.claimed_until, o.due_at, o.sent_at)
+        select(o.id, o.recipient, o.status, o.claimed_until, o.due_at, o.sent_at, o.attempts)
         .where(
             o.kind == "sla_notice",
             bulk.among(s, o.recipient, recipients),
@@ -440,12 +441,20 @@ def _cards_of(
     went: dict[str, list[datetime]] = defaultdict(list)
     joinable_after = now + timedelta(seconds=JOIN_MARGIN_S)
     overdue_before = now - timedelta(seconds=JOIN_OVERDUE_S)
-    for card_id, recipient, status, claimed_until, due_at, sent_at in cards:
-        # cards late to go (the senders behind, a retry) count from when they go
-        went[recipient].append(max(due_at, sent_at or now) if status == "sent" else max(due_at, now))
+    for card_id, recipient, status, claimed_until, due_at, sent_at, attempts in cards:
+        # cards late to go (the senders behind) count from when they go; one backing off after
+        # failures not at all (it goes when its retry says, and reached nobody so far: counted,
+        # a new step would queue behind its backoff)
+        backing_off = status == "pending" and attempts > 0 and claimed_until is None
+        if status == "sent":
+            went[recipient].append(max(due_at, sent_at or now))
+        elif not backing_off:
+            went[recipient].append(max(due_at, now))
         joinable = (
             status == "pending"
             and claimed_until is None
+            # not one backing off after failures: the step would wait that out, or die with it
+            and not backing_off
             and (due_at > joinable_after or due_at < overdue_before)
         )
         if joinable and recipient not in first:
@@ -467,18 +476,31 @@ def _cards_of(
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
     """One call per person per cooldown: a call queued or placed within it covers the step."""
-    recent = s.scalar(
-        select(SlaCall.id)
+    since = now - timedelta(seconds=policy.call_cooldown_s)
+    recent = s.execute(
+        select(SlaCall.id, SlaCall.status, SlaCall.escalation_id)
         .where(
             SlaCall.callee_userid == st.recipient,
             SlaCall.status.in_(("queued", "placed")),
-            SlaCall.created_at > now - timedelta(seconds=policy.call_cooldown_s),
+            # from when it rang: a call placed late (retried) is as recent as its ring
+            or_(SlaCall.created_at > since, SlaCall.placed_at > since),
         )
         .order_by(SlaCall.created_at.desc())
         .limit(1)
-    )
+    ).first()
     if recent is not None:
-        st.outcome, st.note = "covered", f"covered by call {recent}"
+        st.outcome, st.note = "covered", f"covered by call {recent.id}"
+        if recent.status == "queued":
+            # the call still to ring speaks of this wait too, even once its own is answered
+            query = select(OutboxMessage).where(
+                OutboxMessage.dedupe_key == f"sla-call:{recent.escalation_id}",
+                OutboxMessage.status == "pending",
+            )
+            if s.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update()  # two workers covering steps of one call: both kept
+            queued = s.scalar(query)
+            if queued is not None:
+                queued.payload = {**queued.payload, "escalations": [*queued.payload["escalations"], st.id]}
         return
     call = SlaCall(callee_userid=st.recipient, escalation_id=st.id, created_at=now, status="queued")
     s.add(call)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import service as conversations
 from siyu.customers.models import Customer, Follow
@@ -247,7 +247,9 @@ def _reschedule_pending(
     session: Session, book: PolicyBook, wait_ids: list[int] | None, business_time_only: bool = False
 ) -> int:
     """The pending step of open waits (these, or all), due by its policy's schedule from the
-    wait's start as the calendar now stands; a snooze still holds it back."""
+    wait's start as the calendar now stands; in a snoozed wait no sooner than the snooze's end
+    nor than its spacing after the step before it (`next_due`)."""
+    before = aliased(SlaEscalation)
     query = (
         select(
             SlaEscalation.id,
@@ -256,8 +258,12 @@ def _reschedule_pending(
             SlaWait.policy_id,
             SlaWait.started_at,
             SlaWait.snoozed_until,
+            before.due_at.label("was_due"),
         )
         .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+        .outerjoin(
+            before, and_(before.wait_id == SlaEscalation.wait_id, before.step == SlaEscalation.step - 1)
+        )
         .where(SlaEscalation.status == "pending", SlaWait.closed_at.is_(None))
     )
     if wait_ids is not None:
@@ -269,7 +275,10 @@ def _reschedule_pending(
             continue
         due = book.due_times(policy, r.started_at)[r.step]
         if r.snoozed_until is not None:
-            due = max(due, r.snoozed_until)
+            # a snooze moved the steps later keeping their spacing: so does this one stay after
+            # the step before it (the snooze's end alone had it fire with that step)
+            spaced = next_due(book, policy, r.started_at, r.step - 1, r.was_due) if r.was_due else None
+            due = max(due, spaced or due, r.snoozed_until)
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
     bulk.update_by_id(session, SlaEscalation, moved, ["due_at"])

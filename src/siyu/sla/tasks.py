@@ -38,7 +38,8 @@ from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import Permanent, Skipped, sender
+from siyu.notify.outbox import Deferred, Permanent, Skipped, sender
+from siyu.notify.tasks import send_app_message
 from siyu.sla import firing, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
@@ -166,10 +167,10 @@ def _clip(value: str, n: int) -> str:
     return value if len(value) <= n else value[: n - 1] + "…"
 
 
-def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, list[dict]]:
+def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -> dict[int, list[dict]]:
     """The still-unanswered waits behind each card's steps (escalation ids by card), one
-    per conversation, earliest first (`_notices` orders them by each policy's clock): three
-    reads for all the cards."""
+    per conversation, earliest first (`_notices` orders them by each policy's clock), left
+    out those the agent snoozed since the step fired: three reads for all the cards."""
     card_of: dict[int, list[int]] = {}
     for card, ids in cards.items():
         for esc_id in ids:
@@ -184,6 +185,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
                 w.msgid,
                 w.started_at,
                 w.closed_at,
+                w.snoozed_until,
                 w.policy_id,
                 c.id,
                 c.awaiting_msgid,
@@ -198,8 +200,10 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]]) -> dict[int, lis
         else []
     )
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
-    for esc_id, step, agent, msgid, started_at, closed_at, policy_id, conversation_id, awaiting, name in rows:
-        if closed_at is not None or awaiting != msgid:
+    for row in rows:
+        esc_id, step, agent, msgid, started_at, closed_at, snoozed, policy_id = row[:8]
+        conversation_id, awaiting, name = row[8:]
+        if closed_at is not None or awaiting != msgid or (snoozed is not None and snoozed > now):
             continue
         for card in card_of[esc_id]:
             entries = per_card[card]
@@ -327,7 +331,7 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
     """The cards of these sla_notice messages (None: every wait was answered meanwhile)."""
     now = rt.now()
     with rt.db.tenant_session(tenant_id) as s:
-        entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages})
+        entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages}, now)
         _business_time(s, [e for found in entries.values() for e in found], now)
         for found in entries.values():  # longest first, each by its own policy's clock
             found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
@@ -349,7 +353,7 @@ async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNS
     if card is None:
         raise Skipped("every wait was answered meanwhile")
     wecom = rt.clients.get(tenant_id)
-    await wecom.app.message_send({**card, "agentid": wecom.agent_id})
+    await send_app_message(wecom, {**card, "agentid": wecom.agent_id})
 
 
 # -------------------------------------------------------------------------------- calls
@@ -407,8 +411,26 @@ def _mark_call(rt, tenant_id: int, call_id: int, status: str, error: str = "") -
             call.status, call.error = status, error
 
 
+def _quiet_until(rt, tenant_id: int, message: OutboxMessage) -> datetime | None:
+    """When a call that would ring in its policy's quiet hours may ring (firing holds a step
+    back by them, but a failed call comes back by the outbox's own backoff, and a queued one
+    may go minutes after its step)."""
+    with rt.db.tenant_session(tenant_id) as s:
+        policy_id = s.scalar(
+            select(SlaWait.policy_id)
+            .join(SlaEscalation, SlaEscalation.wait_id == SlaWait.id)
+            .where(SlaEscalation.id.in_(message.payload.get("escalations", []) or [0]))
+            .limit(1)
+        )
+        book = service.PolicyBook(s)
+        timezone = service.tenant_timezone(s)
+        return service.call_held_until(book.by_id(policy_id), rt.now(), timezone, book.calendar)
+
+
 @sender("sla_call", on_dead=_call_failed)
 async def _send_call(rt, tenant_id: int, message: OutboxMessage):
+    if (until := _quiet_until(rt, tenant_id, message)) is not None:
+        raise Deferred(until)
     plan = _call_plan(rt, tenant_id, message)
     if plan is None:
         raise Skipped("every wait was answered before the call")
