@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from siyu.conversations import service
 from siyu.conversations.models import Conversation, Message
+from siyu.conversations.render import render
 from siyu.db.crypto import SecretBox
 from siyu.insights.needs_reply import default_classifier
 from siyu.notify import outbox
@@ -399,3 +400,25 @@ def test_a_message_postgresql_could_not_hold_is_stored_cleaned_and_the_pull_goes
         sender = s.scalar(select(Message.sender).where(Message.msgid == odd.msgid))
     assert texts == {odd.msgid: "ab?", text_only.msgid: "还有货吗", after.msgid: "在吗？"}
     assert len(sender) == 64 and sender.startswith("wmxxx")  # cut, and made unique again
+
+
+def test_a_mixed_message_reads_as_its_text_and_pictures(db, tenant_id, ingest):
+    """A customer's 图文 (a question with a screenshot in one message; each item's content a
+    JSON string, REFERENCE 11.3) is shown, searched and judged by what it says."""
+    import json
+
+    chat = Chat()
+    item = chat.customer("", 0)
+    item.message.pop("text")
+    parts = [
+        {"type": "text", "content": json.dumps({"content": "这个订单怎么还没发货？"}, ensure_ascii=False)},
+        {"type": "image", "content": json.dumps({"md5sum": "abc", "filesize": 1, "sdkfileid": "x"})},
+        {"type": "text", "content": "not json"},
+    ]
+    item.message.update({"msgtype": "mixed", "mixed": {"item": parts}})
+    ingest(item)
+    with db.tenant_session(tenant_id) as s:
+        message = s.scalar(select(Message).where(Message.msgid == item.msgid))
+    assert message.text == "这个订单怎么还没发货？ [图片]"
+    assert message.needs_reply is True
+    assert render({"msgtype": "mixed", "mixed": {"item": []}}) == "[图文]"  # nothing readable in it

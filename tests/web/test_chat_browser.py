@@ -107,3 +107,21 @@ def test_wait_counters_keep_ticking_on_the_chat_the_list_and_the_board(page, siy
         after = shown.inner_text()
         assert after != before, path
         assert re.fullmatch(rf"{prefix}1\d 分 \d+ 秒", after), after  # in the words the server writes
+
+
+def test_an_open_chat_shows_a_recall_without_a_reload_by_hand(page, siyu, world, db):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    question = arc.text(ext, STAFF, "我的手机号是13800001234", 120)
+    arc.text(STAFF, ext, "收到，稍后联系您", 90)  # answered: the recall closes no wait
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.clock.install()
+    page.goto(f"{siyu}/conversations/{cid}")
+    later = Archive()
+    later.recall(ext, STAFF, question, 30)
+    store(db, world.a.id, later.items)
+    page.clock.fast_forward(16_000)
+    expect(page.locator("#messages").get_by_text("已撤回")).to_be_visible()

@@ -174,3 +174,32 @@ def test_dashboard_counts_today_within_scope(as_role):
     # 王女士 was added an hour ago (today unless the run straddles midnight); 孙小姐 lost a minute ago.
     assert 'data-stat="losses">1<' in agent.text
     assert "王女士" in agent.text and "陈先生" not in agent.text
+
+
+def test_a_chat_that_began_before_its_customer_was_known_is_theirs_once_they_are(as_role, db, world):
+    """The archive often brings a new customer's first 你好 before the add_external_contact
+    event has made the customer (WeCom retrying the event, a sync still running)."""
+    import time
+
+    from sqlalchemy import select
+
+    from siyu.conversations.models import Conversation
+    from siyu.customers import service as customers
+    from tests.conversations.conftest import Archive, store
+    from tests.web.conftest import _contact
+
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", "你好，想问下价格", 60)
+    store(db, world.a.id, arc.items)  # the pull came first
+    agent = as_role("agent")
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["title"] != "周女士"
+    now = int(time.time())
+    with db.tenant_session(world.a.id) as s:  # then the add event's customer
+        fields = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": now - 120, "State": ""}
+        customer_id = customers.record_added(s, fields, _contact(ext, "周女士", "zhangsan", now - 120)).id
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["title"] == "周女士"  # not the raw wm… id
+    listed = agent.get("/api/v1/conversations", params={"customer": customer_id}).json()["items"]
+    assert [x["id"] for x in listed] == [cid]  # and on their profile

@@ -257,6 +257,28 @@ def test_decrypt_failure_names_the_message(lib, keys, chatdata):
     assert live_slices(lib) == 0
 
 
+def test_a_message_cut_inside_a_character_is_kept_not_a_stuck_pull(lib, keys, chatdata):
+    """DecryptData hands back bytes; one message whose text was cut inside a character had
+    raised UnicodeDecodeError, naming no seq, at every pull from then on."""
+    rng = random.Random(5)
+    cut = message(2, "PLACEHOLDER")
+    k = random_key(rng)
+    plain = json.dumps(cut, ensure_ascii=False).encode().replace(b"PLACEHOLDER", b"\xe4\xbd\xa0\xe5\xa5")
+    item = {
+        "seq": 2,
+        "msgid": cut["msgid"],
+        "publickey_ver": 1,
+        "encrypt_random_key": rsa_encrypt(keys[1][1], k),
+        "encrypt_chat_msg": base64.b64encode(
+            bytes(b ^ k.encode()[i % 32] for i, b in enumerate(plain))
+        ).decode(),
+    }
+    chatdata([chatdata_item(1, message(1), keys[1][1], 1, rng), item])
+    got = run(_fetch(source(lib, keys)))
+    assert [m.seq for m in got] == [1, 2]
+    assert got[1].message["text"]["content"] == "你\ufffd"  # what could be read, and a mark for the rest
+
+
 def test_rsa_key_formats(keys):
     private_pem, public_pem = keys[1]
     assert private_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")

@@ -16,6 +16,7 @@ class Conversation(TenantOwned, Base):
         UniqueConstraint("tenant_id", "key"),
         Index("ix_conversations_tenant_awaiting", "tenant_id", "awaiting_since"),
         Index("ix_conversations_tenant_staff_last", "tenant_id", "staff_userid", "last_message_at"),
+        Index("ix_conversations_tenant_external", "tenant_id", "external_userid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

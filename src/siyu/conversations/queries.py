@@ -201,7 +201,14 @@ def conversation_dict(
         "waiting_seconds": int(max(0, waited)) if waited is not None else None,
         "waiting_text": wait_text(waited),
         "waiting_message": waiting_message,
+        # what an open chat compares to know it changed: a recall or a consent event adds no
+        # message and may close no wait, but each moves the last message's time
+        "version": f"{c.message_count}|{c.awaiting_msgid}|{_ms(c.last_message_at)}",
     }
+
+
+def _ms(at: datetime | None) -> int:
+    return int(at.timestamp() * 1000) if at is not None else 0
 
 
 def group_title(roomid: str, group: GroupChat | None, names: dict[str, str]) -> str:

@@ -3,6 +3,8 @@ needs-reply classifier (REFERENCE.md 11.3 lists the types)."""
 
 from __future__ import annotations
 
+import json
+
 LABELS = {
     "image": "[图片]",
     "voice": "[语音]",
@@ -29,6 +31,8 @@ EVENT_TYPES = frozenset({"agree", "disagree"})
 def render(message: dict) -> str:
     kind = message.get("msgtype", "")
     body = message.get(kind) or {}
+    if kind == "mixed":
+        return _mixed(body) or LABELS["mixed"]
     if kind == "text":
         return str(body.get("content", ""))
     if kind == "file":
@@ -49,3 +53,22 @@ def render(message: dict) -> str:
     if kind == "vote":
         return f"[投票] {message.get('votetitle', '')}".strip()
     return LABELS.get(kind, f"[{kind}]" if kind else "")
+
+
+def _mixed(body: dict) -> str:
+    """A 图文 message (text and pictures in one, as a customer sends a question with a
+    screenshot): its parts in order, each as a message of its type reads; an item's content
+    is a JSON string (REFERENCE 11.3)."""
+    parts = []
+    for item in body.get("item") or []:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", ""))
+        try:
+            content = json.loads(item.get("content") or "{}")
+        except (TypeError, ValueError):
+            content = {}
+        if kind == "mixed" or not isinstance(content, dict):
+            continue  # (WeCom nests none; a part that is not an object says nothing)
+        parts.append(render({"msgtype": kind, kind: content}))
+    return " ".join(p for p in parts if p)

@@ -95,6 +95,10 @@ class ConversationOut(BaseModel):
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"
     )
+    version: str = Field(
+        description="changes whenever the chat does (a message, a recall, a consent event, a wait opened "
+        "or closed): poll it to know when to reload"
+    )
 
 
 class ConversationPage(BaseModel):

@@ -731,15 +731,17 @@ def follow_ended(session: Session, external_userid: str, userid: str, at: dateti
     return found is not None and dismiss(session, found, at, reason)
 
 
-def link_customers(session: Session) -> int:
-    """Conversations that began before their customer was known get linked afterwards."""
-    rows = session.execute(
-        select(Conversation.id, Customer.id)
-        .join(Customer, Customer.external_userid == Conversation.external_userid)
-        .where(Conversation.customer_id.is_(None), Conversation.kind == "single")
-    ).all()
-    for conversation_id, customer_id in rows:
-        session.execute(
-            update(Conversation).where(Conversation.id == conversation_id).values(customer_id=customer_id)
+def link_customer(session: Session, external_userid: str, customer_id: int) -> int:
+    """A customer just become known: the 1:1 chats the archive brought before (their first
+    你好 is often pulled before the add event is handled) are theirs, named and listed on their
+    profile. Returns how many."""
+    return session.execute(
+        update(Conversation)
+        .where(
+            Conversation.external_userid == external_userid,
+            Conversation.kind == "single",
+            Conversation.customer_id.is_(None),
         )
-    return len(rows)
+        .values(customer_id=customer_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount

@@ -137,6 +137,8 @@ def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Cust
     customer.corp_name = contact.get("corp_name", customer.corp_name or "")
     customer.position = contact.get("position", customer.position or "")
     session.flush()
+    if created:  # their chat may have come first (the archive pulled before the add event)
+        conversations.link_customer(session, customer.external_userid, customer.id)
     return customer, created
 
 

@@ -181,7 +181,9 @@ class FinanceSdk:
         out = self._read(lambda s: self._lib.DecryptData(_c(encrypt_key), _c(encrypt_msg), s))
         if isinstance(out, int):
             raise ArchiveError(out, "DecryptData")
-        return out.decode("utf-8")
+        # bytes that are no UTF-8 (a client's bad text) become U+FFFD: the message is kept, as
+        # the import keeps one, rather than fail every pull with no seq named
+        return out.decode("utf-8", errors="replace")
 
     def close(self) -> None:
         with self._lock:

@@ -55,9 +55,10 @@ function siyuBusy() {
     if (document.visibilityState === "visible" && !siyuBusy()) location.reload();
   }, parseInt(el.getAttribute("data-refresh"), 10) * 1000);
 })();
-// A chat: asked every 15 s whether it changed (data-live-url answers message_count and
-// awaiting_msgid). Then it is reloaded if the user is at the newest messages and not writing;
-// else a notice offers the reload, so nobody loses their place or what they typed.
+// A chat: asked every 15 s whether it changed (data-live-url answers its version: messages,
+// the wait, the last message's time, which a recall or a consent event moves too). Then it is
+// reloaded if the user is at the newest messages and not writing; else a notice offers the
+// reload, so nobody loses their place or what they typed.
 (function () {
   var el = document.querySelector("[data-live-url]");
   if (!el || !window.fetch) return;
@@ -70,7 +71,7 @@ function siyuBusy() {
     fetch(el.getAttribute("data-live-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (c) {
-        if (!c || c.message_count + "|" + (c.awaiting_msgid || "") === version) return;
+        if (!c || c.version === version) return;
         var busy = siyuBusy();
         var atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 150;
         var reading = /^#m\d+$/.test(location.hash) || /[?&]before=/.test(location.search);
