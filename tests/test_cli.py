@@ -129,6 +129,14 @@ def test_the_archive_callback_pair_from_the_command_line(siyu):
     assert code == 0 and token not in out and "Token: " in out
 
 
+def test_archive_skip_takes_only_the_seq_the_pull_is_stuck_at(siyu):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-k"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+    code, out = invoke("archive", "skip", "--tenant", slug, "--seq", "5")
+    assert code == 1 and "nothing skipped: the archive is not stuck at seq 5" in out
+
+
 def test_archive_import_stores_a_file_once_and_refuses_a_bad_one_whole(siyu, tmp_path):
     invoke, corp = siyu
     slug = corp["corp_id"].lower() + "-i"

@@ -522,6 +522,26 @@ def archive_import(
     console.print(f"{counts['stored']} messages stored; {counts['duplicates']} stored before")
 
 
+@archive_app.command("skip")
+@clear_errors
+def archive_skip(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    seq: Annotated[int, typer.Option(help="the seq the pull is stuck at, as its error names it")],
+) -> None:
+    """Give up one archived message the pull cannot get past (it cannot be decrypted, e.g.
+    its key pair is lost), so that the messages after it are pulled before WeCom drops them.
+    Only the seq the last error names is taken; that message is not stored."""
+    from siyu.conversations.tasks import NotStuckThere, skip_stuck
+
+    rt = _runtime()
+    try:
+        stuck = skip_stuck(rt, _tenant_id(rt, tenant), seq)
+    except NotStuckThere as exc:
+        typer.echo(f"nothing skipped: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    console.print(f"seq {seq} skipped; the next pull goes on after it. It had failed with: {stuck}")
+
+
 def _progress(what: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

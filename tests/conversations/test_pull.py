@@ -305,3 +305,76 @@ def test_a_message_stamped_ahead_of_the_clock_does_not_move_the_archive_past_now
         cursor = s.scalar(select(ArchiveCursor))
     assert cursor.seq == ahead.seq
     assert cursor.pulled_until == now - timedelta(seconds=rt.settings.archive_lag_s)
+
+
+class OneBadMessage:
+    """The archive through the SDK's steps (ChatDataPipeline): seq 3 cannot be decrypted
+    (DecryptData answers 10006 every time), the others can."""
+
+    def __init__(self, n: int = 5):
+        import base64
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        from siyu.wecom.archive import ChatDataPipeline, generate_key_pair
+
+        private, public = generate_key_pair()
+        pub = serialization.load_pem_public_key(public.encode())
+        self.items = []
+        for seq in range(1, n + 1):
+            msg = {
+                "msgid": f"bad{seq}", "action": "send", "from": "wmCUSTOMER", "tolist": ["zhangsan"],
+                "roomid": "", "msgtime": 1764036000000 + seq * 1000, "msgtype": "text",
+                "text": {"content": f"第{seq}个问题？"},
+            }  # fmt: skip
+            key = base64.b64encode(pub.encrypt(b"randomkey0123456789", padding.PKCS1v15())).decode()
+            body = "BROKEN" if seq == 3 else json.dumps(msg, ensure_ascii=False)
+            self.items.append(
+                {"seq": seq, "msgid": f"bad{seq}", "publickey_ver": 1, "encrypt_random_key": key,
+                 "encrypt_chat_msg": body}
+            )  # fmt: skip
+        self.pipeline = ChatDataPipeline(self._chatdata, self._decrypt, {1: private}, backoff_base=0.001)
+
+    async def _chatdata(self, after_seq, limit):
+        return [i for i in self.items if i["seq"] > after_seq][:limit]
+
+    async def _decrypt(self, key, encrypted):
+        from siyu.wecom.archive import ArchiveError
+
+        if encrypted == "BROKEN":
+            raise ArchiveError(10006, "DecryptData")
+        return encrypted
+
+    async def fetch(self, after_seq, limit=1000):
+        return await self.pipeline.fetch(after_seq, limit)
+
+    async def aclose(self):
+        self.pipeline.stop_reading_ahead()
+
+
+def test_a_message_that_cannot_be_decrypted_holds_back_only_itself_and_what_follows(rt, tenant_id):  # noqa: F811
+    from siyu.wecom.archive import ArchiveError
+
+    source = OneBadMessage()
+    for _ in range(2):  # the timer pulls again
+        with pytest.raises(ArchiveError):
+            asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        stored = sorted(s.scalars(select(Message.msgid)))
+        cursor = s.scalar(select(ArchiveCursor))
+    assert stored == ["bad1", "bad2"]  # those before it, once (they had waited with it)
+    assert cursor.seq == 2 and "10006" in cursor.last_error and "seq 3" in cursor.last_error
+    # pulled as far as what was stored, not to the moment of the pull: nothing after the bad
+    # message is known, so no step may fire for want of a reply behind it
+    assert cursor.pulled_until == service.ms_to_datetime(1764036000000 + 2 * 1000)
+    # the admin gives that one message up (siyu archive skip): the pull goes on after it
+    with pytest.raises(tasks.NotStuckThere):
+        tasks.skip_stuck(rt, tenant_id, 4)  # only the seq the error names
+    assert "seq 3" in tasks.skip_stuck(rt, tenant_id, 3)
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2", "bad4", "bad5"]
+        assert s.scalar(select(ArchiveCursor)).last_error == ""
+    with pytest.raises(tasks.NotStuckThere):
+        tasks.skip_stuck(rt, tenant_id, 3)  # not stuck any more

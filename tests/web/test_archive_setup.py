@@ -342,6 +342,12 @@ def test_the_last_pull_error_says_when_in_the_tenants_time(as_role, world, db):
         error = admin.get("/setup/archive").text
         assert "2026-12-05 10:30:07 · ConnectionError: archive unreachable" in error  # Asia/Shanghai
         assert "UTC" not in error.split('id="archive-error"')[1].split("</dd>")[0]
+        assert 'id="archive-skip"' not in error
+        with db.tenant_session(world.a.id) as s:  # a message that cannot be decrypted
+            stuck = "2026-12-05 02:30:07 UTC · ArchiveError: 10006 解密失败 [seq 41, msgid m41]"
+            s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive")).last_error = stuck
+        page = admin.get("/setup/archive").text
+        assert f"siyu archive skip --tenant {world.a.slug} --seq 41" in page
     finally:
         with db.tenant_session(world.a.id) as s:
             if created:

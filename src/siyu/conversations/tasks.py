@@ -22,6 +22,7 @@ from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.db import bulk
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
+from siyu.wecom.finance_sdk import ArchiveError
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # messages a fetch asks for: the most GetChatData returns
@@ -75,6 +76,29 @@ def source_for(rt, tenant: Tenant):
     if tenant.archive_mode == "sdk":
         return archive.SdkArchiveSource(tenant.archive_sdk_path, tenant.corp_id, secret, keys)
     return archive.HttpArchiveSource(rt.settings.wecom_base_url, tenant.corp_id, secret, keys)
+
+
+class NotStuckThere(ValueError):
+    pass
+
+
+def skip_stuck(rt, tenant_id: int, seq: int) -> str:
+    """Move the cursor past the message the pull is stuck at (`seq`, named by its last error:
+    one the archive cannot decrypt, as a lost old private key leaves): the admin's choice to
+    lose that one message rather than everything after it, which WeCom keeps a few days only.
+    Refused for any other seq. Returns the error that stopped the pull."""
+    with rt.db.tenant_session(tenant_id) as s:
+        cursor = _cursor(s)
+        stuck = cursor.last_error
+        named = f"[seq {seq}," in stuck or f"[seq {seq}]" in stuck
+        if not named or cursor.seq >= seq:
+            raise NotStuckThere(
+                f"the archive is not stuck at seq {seq} "
+                f"(cursor at {cursor.seq}; last error: {stuck or 'none'})"
+            )
+        log.warning("tenant %s: archive seq %s skipped by hand (%s)", tenant_id, seq, stuck)
+        cursor.seq, cursor.last_error = seq, f"{rt.now():%Y-%m-%d %H:%M:%S} UTC · skipped seq {seq} by hand"
+        return stuck
 
 
 def _cursor(session) -> ArchiveCursor:
@@ -226,13 +250,20 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
     total = {"stored": 0, "duplicates": 0}
     indexing = _SearchIndexing(rt.db, tenant_id)
 
-    async def fetch(after: int) -> tuple[list, datetime, bool]:
+    async def fetch(after: int) -> tuple[list, datetime, bool | ArchiveError]:
         """The next store's messages, when the last of them was fetched, and whether that
-        fetch drained the archive."""
+        fetch drained the archive; or, when a message cannot be read, those before it and
+        the error, raised once they are stored (the archive is not drained: nothing after
+        the bad message is known, so no step may fire for want of a reply behind it)."""
         items: list = []
         for _ in range(BATCHES_PER_STORE):
             fetched_at = rt.now()
-            got = await source.fetch(after, BATCH)
+            try:
+                got = await source.fetch(after, BATCH)
+            except ArchiveError as exc:
+                if not (items or exc.before):
+                    raise
+                return items + exc.before, fetched_at, exc
             items += got
             if len(got) < BATCH:
                 return items, fetched_at, True
@@ -245,6 +276,10 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
         fetched = await fetch(after)
         while fetched is not None:
             items, fetched_at, drained = fetched
+            if isinstance(drained, ArchiveError):  # stored up to the message that fails, then said
+                await store_batch(rt, tenant_id, items, fetched_at, False, parts)
+                indexing.stored()
+                raise drained
             storing = store_batch(rt, tenant_id, items, fetched_at, drained, parts)
             if drained:
                 counts, fetched = await storing, None

@@ -35,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 
 # the worker stamps the error in UTC (conversations.tasks.pull); the page shows the tenant's time
 _STAMPED = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC · (.*)", re.S)
+_NAMED_SEQ = re.compile(r"\[seq (\d+)[,\]]")
 MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
 MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
 MAX_PEM_BYTES = 16 * 1024
@@ -77,6 +78,7 @@ class State:
     secret_masked: str = ""
     secret: str = field(default="", repr=False)
     sdk_path: str = ""
+    slug: str = ""
     keys: list[dict] = field(default_factory=list)
     cursor: dict | None = None
     pairs: list[tuple[str, str]] = field(default_factory=list)
@@ -103,6 +105,7 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
             secret=secret,
             sdk_path=tenant.archive_sdk_path or "",
             callback_url=rt.settings.archive_callback_url(tenant.slug),
+            slug=tenant.slug,
         )
         pair = tenancy.archive_callback_pair(tenant, rt.box)
         if pair:
@@ -248,11 +251,13 @@ def _int(value) -> int | None:
 
 
 def _error_parts(last_error: str) -> dict:
+    """The last pull error, when it happened, and the seq of the message it names (one the
+    archive cannot decrypt holds the pull there until it is skipped: the page says how)."""
     stamped = _STAMPED.fullmatch(last_error)
-    if stamped is None:
-        return {"error_at": None, "error": last_error}
-    at = datetime.strptime(stamped[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    return {"error_at": at, "error": stamped[2]}
+    at = datetime.strptime(stamped[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) if stamped else None
+    error = stamped[2] if stamped else last_error
+    seq = _NAMED_SEQ.search(error)
+    return {"error_at": at, "error": error, "stuck_seq": int(seq[1]) if seq else None}
 
 
 @router.get("/setup/archive", response_class=HTMLResponse)

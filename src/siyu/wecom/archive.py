@@ -435,6 +435,16 @@ class ChatDataPipeline:
             return []
         if len(items) == limit:
             self._read_ahead(int(items[-1]["seq"]), limit)
+        try:
+            return await self._decrypt_batch(items)
+        except ArchiveError as exc:
+            before = [i for i in items if exc.seq is not None and int(i["seq"]) < exc.seq]
+            if before and not exc.retryable:  # (a message that cannot be read: its seq is named)
+                self.stop_reading_ahead()
+                exc.before = await self._decrypt_batch(before)
+            raise
+
+    async def _decrypt_batch(self, items: list[dict]) -> list[ArchivedMessage]:
         if inspect.iscoroutinefunction(self._decrypt_data):
             return await self._decrypt_batch_async(items)
         return await asyncio.to_thread(self._decrypt_batch_sync, items)

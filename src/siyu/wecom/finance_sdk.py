@@ -61,6 +61,9 @@ class ArchiveError(Exception):
         self.detail = detail
         self.seq = seq
         self.msgid = msgid
+        # the messages of the same batch before the one that failed, decrypted: stored before
+        # the error is raised on, so that one bad message holds back only itself and what follows
+        self.before: list = []
         super().__init__(self.describe())
 
     def describe(self) -> str:
