@@ -311,7 +311,7 @@ class OneBadMessage:
     """The archive through the SDK's steps (ChatDataPipeline): seq 3 cannot be decrypted
     (DecryptData answers 10006 every time), the others can."""
 
-    def __init__(self, n: int = 5):
+    def __init__(self, n: int = 5, bad: tuple[int, ...] = (3,)):
         import base64
 
         from cryptography.hazmat.primitives import serialization
@@ -329,11 +329,12 @@ class OneBadMessage:
                 "text": {"content": f"第{seq}个问题？"},
             }  # fmt: skip
             key = base64.b64encode(pub.encrypt(b"randomkey0123456789", padding.PKCS1v15())).decode()
-            body = "BROKEN" if seq == 3 else json.dumps(msg, ensure_ascii=False)
+            body = f"BROKEN{seq}" if seq in bad else json.dumps(msg, ensure_ascii=False)
             self.items.append(
                 {"seq": seq, "msgid": f"bad{seq}", "publickey_ver": 1, "encrypt_random_key": key,
                  "encrypt_chat_msg": body}
             )  # fmt: skip
+        self.bad = bad
         self.pipeline = ChatDataPipeline(self._chatdata, self._decrypt, {1: private}, backoff_base=0.001)
 
     async def _chatdata(self, after_seq, limit):
@@ -342,7 +343,9 @@ class OneBadMessage:
     async def _decrypt(self, key, encrypted):
         from siyu.wecom.archive import ArchiveError
 
-        if encrypted == "BROKEN":
+        if encrypted.startswith("BROKEN"):
+            # the first bad one fails last in time: the messages are decrypted at once
+            await asyncio.sleep(0.05 if encrypted == f"BROKEN{min(self.bad)}" else 0)
             raise ArchiveError(10006, "DecryptData")
         return encrypted
 
@@ -378,3 +381,13 @@ def test_a_message_that_cannot_be_decrypted_holds_back_only_itself_and_what_foll
         assert s.scalar(select(ArchiveCursor)).last_error == ""
     with pytest.raises(tasks.NotStuckThere):
         tasks.skip_stuck(rt, tenant_id, 3)  # not stuck any more
+
+
+def test_with_two_bad_messages_the_pull_stops_at_the_first(rt, tenant_id):  # noqa: F811
+    from siyu.wecom.archive import ArchiveError
+
+    with pytest.raises(ArchiveError) as stuck:
+        asyncio.run(tasks.pull(rt, tenant_id, OneBadMessage(6, bad=(3, 5))))
+    assert stuck.value.seq == 3  # though seq 5 failed first
+    with rt.db.tenant_session(tenant_id) as s:
+        assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2"]

@@ -438,11 +438,19 @@ class ChatDataPipeline:
         try:
             return await self._decrypt_batch(items)
         except ArchiveError as exc:
-            before = [i for i in items if exc.seq is not None and int(i["seq"]) < exc.seq]
-            if before and not exc.retryable:  # (a message that cannot be read: its seq is named)
-                self.stop_reading_ahead()
-                exc.before = await self._decrypt_batch(before)
-            raise
+            failed = exc
+        # a message that cannot be read (its seq named): those before it go with the error
+        while True:
+            before = [i for i in items if failed.seq is not None and int(i["seq"]) < failed.seq]
+            if not before or failed.retryable:
+                raise failed
+            self.stop_reading_ahead()
+            try:
+                failed.before = await self._decrypt_batch(before)
+            except ArchiveError as earlier:  # (decrypted at once, a later one may fail first)
+                failed, items = earlier, before
+                continue
+            raise failed
 
     async def _decrypt_batch(self, items: list[dict]) -> list[ArchivedMessage]:
         if inspect.iscoroutinefunction(self._decrypt_data):
