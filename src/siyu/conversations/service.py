@@ -234,9 +234,6 @@ class _State:
     settled_until: datetime | None
     dirty: bool = False
 
-    def settle(self, until: datetime) -> None:
-        self.settled_until = max(filter(None, [self.settled_until, until]))
-
     def change(self, opened: bool, at: datetime, msgid: str, reason: str) -> WaitChange:
         return WaitChange(self.id, self.kind, self.staff_userid, self.customer_id, opened, at, msgid, reason)
 
@@ -534,7 +531,7 @@ def _apply(
         # a wait; it closes here rather than escalate to the last step.
         declined = p.message["msgtype"] == "disagree"
         if declined:
-            c.settle(p.sent_at)
+            c.settled_until = max(filter(None, [c.settled_until, p.sent_at]))
         if declined and c.awaiting_since is not None and p.sent_at >= c.awaiting_since:
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "declined"))

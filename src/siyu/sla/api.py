@@ -49,7 +49,7 @@ from siyu.sla.schemas import (
     SnoozeIn,
     SnoozeOut,
 )
-from siyu.tenancy.models import Department, Staff
+from siyu.tenancy.models import Department
 from siyu.web.api_errors import NOT_FOUND, ClearNotFound, not_found
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
@@ -333,7 +333,7 @@ def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
         fields["steps"] = [dict(s) for s in fields["steps"]]
     if fields.get("escalation_contact", "").strip():
         contact = fields["escalation_contact"] = fields["escalation_contact"].strip()
-        if session.scalar(select(Staff.id).where(Staff.userid == contact, Staff.active.is_(True))) is None:
+        if not service.still_with_the_corp(session, contact):
             raise service.PolicyError(
                 f"升级联系人 {contact} 不是在职成员 / the escalation contact is not an active member"
             )

@@ -391,7 +391,7 @@ def policy_for(session: Session, staff_userid: str) -> PolicyView:
     return book.for_staff([staff_userid])[staff_userid] if staff_userid else book.fallback
 
 
-def _still_with_the_corp(session: Session, userid: str) -> bool:
+def still_with_the_corp(session: Session, userid: str) -> bool:
     return session.scalar(select(Staff.id).where(Staff.userid == userid, Staff.active.is_(True))) is not None
 
 
@@ -401,7 +401,7 @@ def recipient_for(session: Session, target: str, agent_userid: str, policy: Poli
     if target == "agent":
         return agent_userid or None
     contact = policy.escalation_contact if policy.escalation_contact != agent_userid else ""
-    if contact and not _still_with_the_corp(session, contact):
+    if contact and not still_with_the_corp(session, contact):
         contact = ""  # a card to one who left reaches nobody: the step says so (the policy page warns)
     if target == "leader":
         return leader_of(session, agent_userid) or contact or None
@@ -1070,7 +1070,7 @@ def nobody_note(session: Session, target: str, policy: PolicyView) -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
     contact = policy.escalation_contact
-    if contact and not _still_with_the_corp(session, contact):
+    if contact and not still_with_the_corp(session, contact):
         note += f"; escalation contact {contact} left"
     return note[:500]
 
