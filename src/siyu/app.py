@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from siyu import __version__
 from siyu.config import Settings, get_settings
@@ -50,12 +51,16 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
             app.state.event_writer.close()
             await runtime.clients.aclose()
 
-    app = FastAPI(
+    # Swagger UI's script and styles are served by Siyu itself: a server (or a browser inside
+    # WeCom) without a way out to a CDN still gets a working docs page.
+    app = FastAPIOffline(
         title="Siyu 私域 SCRM",
         version=__version__,
         description="Open API of Siyu, the open-source SCRM for WeCom.",
         lifespan=lifespan,
         docs_url="/api/docs",
+        redoc_url=None,
+        static_url="/api/docs/static",
         openapi_url="/api/v1/openapi.json",
     )
     app.state.rt = rt or Runtime.create(settings)

@@ -78,3 +78,22 @@ def test_the_policy_form_on_a_phone_shows_whole_choices(page, siyu, world):
         "els => els.map(e => e.getBoundingClientRect().width)",
     )
     assert widths and min(widths) >= 150, widths
+
+
+def test_the_api_docs_page_works_without_a_way_out(page, siyu):
+    """Swagger UI comes from Siyu itself: with every request off the machine refused, the docs
+    page still lists the API's operations (it had loaded its script from jsDelivr)."""
+    gone_out = []
+
+    def only_siyu(route):
+        if route.request.url.startswith(siyu):
+            route.continue_()
+        else:
+            gone_out.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_siyu)
+    page.goto(f"{siyu}/api/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/me").first).to_be_visible()
+    expect(page.get_by_role("heading", name="Siyu 私域 SCRM")).to_be_visible()
+    assert gone_out == []
