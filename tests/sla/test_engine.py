@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from siyu.conversations import service as conversations
+from siyu.conversations.models import EarlyRecall, Message
 from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
@@ -227,6 +228,36 @@ def test_a_reply_recalled_alone_leaves_the_question_waiting_from_its_own_time(lo
     w.pulled(3600)
     w.clock(120)
     assert w.fire() == 1  # the agent is pushed 2 minutes after the question
+
+
+def test_a_recall_stored_a_batch_before_its_original_leaves_nothing_waiting(local):
+    """An import listing a recall ahead of the message it takes back (or two files imported
+    newest first): the question is stored recalled and never escalates."""
+    w = local
+    w.policy()
+    question = w._message("wmcustomer1", "zhangsan", "我要投诉", 0, None)
+    w.ingest(_recall(w, question["msgid"], 30))  # e.g. two import files, the later one first
+    w.ingest(question)
+    assert w.conversation().awaiting_since is None
+    w.pulled(3600)
+    w.clock(3600)
+    assert w.fire() == 0
+    with w.session() as s:
+        assert s.scalar(select(Message.recalled).where(Message.msgid == question["msgid"])) is True
+        assert s.scalar(select(func.count()).select_from(EarlyRecall)) == 0  # nothing left to match
+
+
+def test_a_reply_recalled_before_it_is_stored_answers_nothing(local):
+    w = local
+    w.policy()
+    question = w.say("请问这个多少钱？", at=0)
+    answer = w._message("zhangsan", "wmcustomer1", "100元", 10, None)
+    w.ingest(_recall(w, answer["msgid"], 30, by="zhangsan"))
+    w.ingest(answer)
+    assert (w.conversation().awaiting_msgid, w.conversation().awaiting_since) == (question, w.at(0))
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1  # the agent is pushed: the customer never kept an answer
 
 
 def test_a_question_marked_no_reply_needed_never_comes_back(local):

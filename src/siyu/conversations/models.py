@@ -117,3 +117,17 @@ class ArchiveKey(TenantOwned, Base):
     public_pem: Mapped[str] = mapped_column(Text)
     private_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EarlyRecall(TenantOwned, Base):
+    """A recall stored before the message it takes back (an import file listing them out of
+    order, or two files imported newest first): the message is stored recalled when it comes,
+    and never waits for a reply nor answers one."""
+
+    __tablename__ = "early_recalls"
+    __table_args__ = (UniqueConstraint("tenant_id", "msgid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    msgid: Mapped[str] = mapped_column(String(128))  # the message taken back, not stored yet
+    recall_msgid: Mapped[str] = mapped_column(String(128))
+    recalled_at: Mapped[datetime]

@@ -18,14 +18,14 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
-from siyu.conversations.models import ArchiveKey, Conversation, Message
+from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Message
 from siyu.conversations.render import EVENT_TYPES, render
 from siyu.customers.models import Customer
 from siyu.db import bulk
@@ -524,7 +524,7 @@ def _apply(
     if p.action == "recall":
         _recall(session, states, recalls, p, changes, c)
         return
-    if p.action != "send":
+    if p.action != "send" or p.msgid in recalls.done:  # (taken back by a recall stored before it)
         return
     if p.message.get("msgtype") in EVENT_TYPES:  # a consent event: nobody wrote it, nobody owes it a reply
         # Declined: WeCom archives nothing more of the chat, so no reply could be seen to close
@@ -574,10 +574,13 @@ class _Recalls:
     originals: dict[str, Row]
     done: set[str]
     candidates: dict[int, list[Row]]
+    early: list[dict] = field(default_factory=list)  # recalls of messages not stored yet
 
     @classmethod
     def of(cls, session: Session, parsed: list[_Parsed]) -> _Recalls:
         wanted = {_recalled_msgid(p) for p in parsed if p.action == "recall"} - {""}
+        recalled_before = _recalled_before(session, {p.msgid for p in parsed if p.action == "send"})
+        wanted |= recalled_before
         found = (
             session.execute(
                 select(Message.msgid, Message.id, Message.conversation_id, Message.direction).where(
@@ -587,7 +590,7 @@ class _Recalls:
             if wanted
             else []
         )
-        recalls = cls({row.msgid: row for row in found}, set(), {})
+        recalls = cls({row.msgid: row for row in found}, set(recalled_before), {})
         recalls.load(session, {row.conversation_id for row in found if row.conversation_id})
         return recalls
 
@@ -628,6 +631,7 @@ class _Recalls:
         )
 
     def store(self, session: Session) -> None:
+        bulk.insert_rows(session, EarlyRecall, self.early, conflict=["msgid"])
         ids = [self.originals[m].id for m in self.done]
         if ids:
             session.execute(
@@ -636,6 +640,23 @@ class _Recalls:
                 .values(recalled=True)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _recalled_before(session: Session, msgids: set[str]) -> set[str]:
+    """Those of `msgids` a recall stored before them takes back (an import out of order); the
+    record of it is done with once they are stored."""
+    if not msgids or session.scalar(select(EarlyRecall.id).limit(1)) is None:  # (nearly always)
+        return set()
+    found = session.execute(
+        select(EarlyRecall.id, EarlyRecall.msgid).where(bulk.among(session, EarlyRecall.msgid, msgids))
+    ).all()
+    if found:
+        session.execute(
+            delete(EarlyRecall)
+            .where(EarlyRecall.id.in_([row.id for row in found]))
+            .execution_options(synchronize_session=False)
+        )
+    return {row.msgid for row in found}
 
 
 def _recall(
@@ -652,6 +673,8 @@ def _recall(
     original_id = _recalled_msgid(p)
     original = recalls.originals.get(original_id)
     if original is None:
+        if original_id:
+            recalls.early.append({"msgid": original_id, "recall_msgid": p.msgid, "recalled_at": p.sent_at})
         return
     recalls.done.add(original_id)
     if c is None and original.conversation_id:
