@@ -66,7 +66,7 @@ def _within_steps(
     now: datetime,
 ) -> list[dict]:
     """Per step, the day's waits answered within its delay, those answered later, and those
-    that ran past it unanswered (still open, or marked "no reply needed" only after it).
+    that ran past it unanswered (still open, or closed without a reply only after it).
     Each wait is measured by the policy it ran under (a department's may differ from the
     tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
     stands now, and by its clock (business time where it counts only that); `delay_s` is the
@@ -211,12 +211,14 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     for v, userid, _, _ in answered:
         per_agent.setdefault(userid, []).append(float(v))
     # Waits of the day left unanswered count against each step they outlived: still open, or
-    # marked "no reply needed" only after it (a share of the answered ones alone read 100 %
-    # while the breaches piled up, and dismissing a late wait took it out of the figures).
+    # closed without a reply only after it: marked "no reply needed", the contact ended,
+    # archiving declined (a share of the answered ones alone read 100 % while the breaches
+    # piled up, and dismissing a late wait, or deleting its customer, took it out of the
+    # figures). A recalled question was never owed a reply.
     oq = select(SlaWait.started_at, SlaWait.closed_at, SlaWait.policy_id).where(
         SlaWait.started_at >= start,
         SlaWait.started_at < end,
-        or_(SlaWait.closed_at.is_(None), SlaWait.close_reason == "dismissed"),
+        or_(SlaWait.closed_at.is_(None), SlaWait.close_reason.not_in(("replied", "recalled"))),
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))

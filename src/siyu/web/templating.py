@@ -40,7 +40,18 @@ def local(ctx, value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> st
     return local_time(value, ctx.get("tz"), fmt)
 
 
+def percent(share: float | None) -> str:
+    """A share as the board shows it: 100% and 0% only when exactly so (199 of 200 on time
+    rounded to "100%" beside a late answer), else to a tenth of a percent."""
+    if share is None:
+        return "—"
+    if share in (0, 1):
+        return f"{share * 100:.0f}%"
+    return f"{min(99.9, max(0.1, round(share * 100, 1))):.1f}%"
+
+
 templates.env.filters["local"] = local
+templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 templates.env.globals["version"] = __version__
 
