@@ -417,3 +417,38 @@ def test_a_wrong_archive_secret_points_to_the_archive_page_of_the_console(as_rol
     )
     assert r.status_code == 422 and "「管理工具 → 会话内容存档」重新复制" in r.text
     assert "应用管理 → the app → Secret" not in r.text
+
+
+def test_a_key_uploaded_wrong_is_removed_and_replaced_under_its_version(as_role, world, db, box):
+    """Every message of a version failed to decrypt: the admin had pasted the wrong private
+    key. The version's key is removed (admins only, their own tenant's) and the right one
+    uploaded under the same version."""
+    admin = as_role("admin", "b")
+    wrong, right = (
+        _pem(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048), serialization.PrivateFormat.PKCS8
+        )
+        for _ in range(2)
+    )
+    upload = {"csrf_token": admin.csrf, "version": "81"}
+    assert admin.post("/setup/archive/keys/upload", data={**upload, "private_pem": wrong}).status_code == 303
+    again = admin.post("/setup/archive/keys/upload", data={**upload, "private_pem": right})
+    assert again.status_code == 422 and "先删除这把" in again.text
+
+    page = admin.get("/setup/archive")
+    assert 'action="/setup/archive/keys/81/remove"' in page.text
+    for who, tenant in (("supervisor", "a"), ("agent", "a")):  # (b has only its admin)
+        other = as_role(who, tenant)
+        assert other.post("/setup/archive/keys/81/remove", data={"csrf_token": other.csrf}).status_code == 403
+    stranger = as_role("admin", "a")
+    refused = stranger.post("/setup/archive/keys/81/remove", data={"csrf_token": stranger.csrf})
+    assert refused.status_code == 404 and "没有版本 81 的密钥" in refused.text
+
+    r = admin.post("/setup/archive/keys/81/remove", data={"csrf_token": admin.csrf})
+    assert r.status_code == 303 and "密钥已删除" in admin.get(r.headers["location"]).text
+    assert admin.post("/setup/archive/keys/upload", data={**upload, "private_pem": right}).status_code == 303
+    with db.tenant_session(world.b.id) as s:
+        [stored] = s.scalars(select(ArchiveKey).where(ArchiveKey.version == 81)).all()
+        assert box.open(stored.private_sealed).strip() == right.strip()
+    gone = admin.post("/setup/archive/keys/82/remove", data={"csrf_token": admin.csrf})
+    assert gone.status_code == 404 and "没有版本 82 的密钥" in gone.text

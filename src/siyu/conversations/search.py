@@ -185,8 +185,29 @@ def _tails(number: str) -> list[str]:
     return [number[i:] for i in range(max(1, len(number) - TAIL_DIGITS), len(number) - 2)]
 
 
+# PostgreSQL refuses a tsvector over 1 MB ("string is too long for tsvector"), and a batch
+# that cannot be indexed holds back every batch after it. A message with more tokens than
+# MANY_TOKENS (none WeCom sends; an imported one may be) is indexed by its distinct tokens
+# until they add up to TOKENS_BUDGET bytes, well inside that limit.
+MANY_TOKENS = 20_000
+TOKENS_BUDGET = 500_000
+
+
 def tokens_text(text: str) -> str:
-    return " ".join(tokenize(text))
+    tokens = tokenize(text)
+    if len(tokens) > MANY_TOKENS:
+        tokens = _within_budget(tokens)
+    return " ".join(tokens)
+
+
+def _within_budget(tokens: list[str]) -> list[str]:
+    kept, size = [], 0
+    for token in dict.fromkeys(tokens):
+        size += len(token.encode()) + 8  # (a lexeme's entry and one position, about)
+        if size > TOKENS_BUDGET:
+            break
+        kept.append(token)
+    return kept
 
 
 @dataclass

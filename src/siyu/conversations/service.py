@@ -721,6 +721,18 @@ def add_archive_key(
     return key
 
 
+def remove_archive_key(session: Session, version: int) -> bool:
+    """A key pair taken away (a wrong private key uploaded for the version): messages of that
+    version pulled from now on stop the pull, naming the version, until a key is added for it.
+    Messages stored before stay as they were decrypted."""
+    key = session.scalar(select(ArchiveKey).where(ArchiveKey.version == version))
+    if key is None:
+        return False
+    session.delete(key)
+    session.flush()
+    return True
+
+
 def dismiss(
     session: Session,
     conversation_id: int,

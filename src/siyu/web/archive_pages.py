@@ -25,6 +25,7 @@ from siyu.db.base import utcnow
 from siyu.db.crypto import masked
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Staff, Tenant
+from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render, wecom_message
 from siyu.wecom import archive
@@ -51,6 +52,7 @@ DONE = {
         "版本号与此一致。"
     ),
     "uploaded": "私钥已保存（加密存储）。",
+    "removed": "密钥已删除：用同一版本号生成或上传正确的私钥后，该版本的消息继续拉取。",
     "callback": "会话存档回调的 Token 和 EncodingAESKey 已保存（加密存储）。",
 }
 GENERATED = (
@@ -410,7 +412,10 @@ def _version(form, keys_exist: set[int]) -> tuple[int | None, str]:
     if version is None or version < 1 or version > 10000:
         return None, "版本号应为正整数，与企业微信后台的公钥版本一致 / the version is a positive integer"
     if version in keys_exist:
-        return None, f"版本 {version} 已有密钥：请用新的版本号 / version {version} already has a key"
+        return None, (
+            f"版本 {version} 已有密钥：请用新的版本号，或先删除这把（例如传错了私钥）"
+            f" / version {version} already has a key: use a new version, or remove that one first"
+        )
     return version, ""
 
 
@@ -495,3 +500,14 @@ async def key_upload(request: Request, viewer: PageViewer):
         pem = block.group(0)
     await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem)
     return RedirectResponse(f"/setup/archive?done=uploaded&ver={version}#key-{version}", 303)
+
+
+@router.post("/setup/archive/keys/{version}/remove")
+def key_remove(request: Request, viewer: PageViewer, version: int):
+    """A key uploaded wrong (every message of its version failed to decrypt) is removed, so
+    that the right one can be added under the same version."""
+    require_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if not conversations.remove_archive_key(s, version):
+            raise ClearNotFound(f"没有版本 {version} 的密钥（可能已删除） / no key of version {version}")
+    return RedirectResponse("/setup/archive?done=removed#keys", 303)

@@ -668,7 +668,10 @@ class JsonLinesArchiveSource:
         source = self._source
         if isinstance(source, str | os.PathLike):
             try:
-                lines: Iterable[str] = Path(source).read_text(encoding="utf-8-sig").splitlines()
+                # lines end at "\n" only: JSON holds U+2028, U+0085 and the like unescaped in
+                # strings, and str.splitlines() would break a message there
+                text = Path(source).read_text(encoding="utf-8-sig")
+                lines: Iterable[str] = [line.removesuffix("\r") for line in text.split("\n")]
             except UnicodeDecodeError as exc:
                 raise ValueError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         else:
@@ -711,6 +714,7 @@ class JsonLinesArchiveSource:
 # A msgtime in milliseconds lies between these (2001 and 2286); one in seconds does not.
 _MS_FROM, _MS_UNTIL = 10**12, 10**13
 _ACTIONS = ("send", "recall", "switch")
+_CONSENT = ("agree", "disagree")  # their userid names the staff member (a customer's own event)
 # What the seq column holds (see _LONGEST for the identifiers').
 _MAX_SEQ = 2**31 - 1
 
@@ -776,6 +780,13 @@ def _imported(number: int, line: str) -> ArchivedMessage:
     for name in (message.get("msgtype"), *_BODIES):  # read as JSON objects when stored
         if name and name in message and not isinstance(message[name], dict):
             raise refuse(f"{name} must be a JSON object, not {str(message[name])[:40]!r}")
+    recalled = (message.get("revoke") or {}).get("pre_msgid", "")
+    if action == "recall" and not isinstance(recalled, str):
+        raise refuse(f"revoke.pre_msgid must be the recalled message's msgid, not {recalled!r}")
+    for name in _CONSENT:
+        body = message.get(name)
+        if isinstance(body, dict) and not isinstance(body.get("userid", ""), str):
+            raise refuse(f"{name}.userid must be a string, not {message[name]['userid']!r}")
     message, _ = storable(message)  # NUL and lone surrogates cleaned (PostgreSQL holds neither)
     return ArchivedMessage(seq, msgid, message)
 
