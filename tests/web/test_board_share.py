@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from playwright.sync_api import expect
 
 from siyu.conversations import service as conversations
 from siyu.insights.needs_reply import default_classifier
+from tests.web.conftest import fits_the_phone, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -66,3 +69,51 @@ def test_the_on_time_share_does_not_read_100_percent_when_a_wait_was_answered_la
     share, answered, late = cells[1], cells[2], cells[3]
     assert (answered, late) == ("200", "1")
     assert share != "100%", f"按时占比 reads {share} with a wait answered late"
+
+
+def _three_answers(db, world, day: date) -> None:
+    """张三 (销售一组) answers one customer in 30 s and one in 200 s, past the first step's
+    2 minutes; 李四 (客服部) answers one in 60 s."""
+    noon = datetime(day.year, day.month, day.day, 12, 0, tzinfo=SHANGHAI)
+    sfx = uuid.uuid4().hex[:6]
+    items = []
+    for n, (staff, took) in enumerate([("zhangsan", 30), ("zhangsan", 200), ("lisi", 60)]):
+        ext = f"wmteam{n}{sfx}"
+        items.append(_text(2 * n, ext, staff, "请问有货吗？", noon))
+        items.append(_text(2 * n + 1, staff, ext, "有的", noon + timedelta(seconds=took)))
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(s, items, default_classifier().classify)
+
+
+def test_the_board_gives_each_teams_figures_and_an_agent_only_their_own(as_role, db, world):
+    day = "2021-03-04"  # a past day nothing else of the suite uses
+    _three_answers(db, world, date.fromisoformat(day))
+    board = as_role("admin").get("/api/v1/sla/board", params={"day": day}).json()
+    teams = {t["department_name"]: t for t in board["by_team"]}
+    sales, service = teams["销售一组"], teams["客服部"]
+    assert (sales["department"], sales["first_response"]["count"], sales["first_response"]["median_s"]) == (
+        3,
+        2,
+        115,
+    )
+    assert sales["first_step_share"] == 0.5
+    assert (service["department"], service["first_response"]["count"], service["first_step_share"]) == (
+        4,
+        1,
+        1.0,
+    )
+
+    page = as_role("admin").get("/sla", params={"day": day})
+    table = re.search(r'<table class="data figures" id="by-team">.*?</table>', page.text, re.S)[0]
+    assert "销售一组" in table and "客服部" in table and "50.0%" in table
+
+    agent = as_role("agent").get("/api/v1/sla/board", params={"day": day}).json()["by_team"]
+    assert [t["department_name"] for t in agent] == ["销售一组"]  # the agent's own figures only
+    assert 'id="by-team"' not in as_role("agent").get("/sla", params={"day": day}).text  # one team: no table
+
+
+def test_the_team_table_fits_a_phone(page, siyu, db, world):
+    _three_answers(db, world, date(2021, 3, 5))
+    sign_in(page, siyu, world.a.logins["admin"], "/sla?day=2021-03-05")
+    expect(page.locator("#by-team")).to_contain_text("销售一组")
+    fits_the_phone(page)

@@ -278,8 +278,8 @@ class WithinStep(BaseModel):
     answered_late: int = Field(0, description="the day's waits answered, but after the step's delay")
     outlived: int = Field(
         0,
-        description="waits of the day that ran past the delay unanswered: still open, or marked"
-        " no reply needed only after it",
+        description="waits of the day that ran past the delay unanswered: still open, or closed without"
+        " a reply (marked no reply needed, the contact ended, archiving declined) only after it",
     )
     share: float | None = Field(description="answered / (answered + answered_late + outlived)")
 
@@ -287,6 +287,21 @@ class WithinStep(BaseModel):
 class AgentResponse(Summary):
     staff_userid: str
     staff_name: str
+
+
+class TeamFigures(BaseModel):
+    department: int | None = Field(
+        description="the WeCom department id of the team: each agent counted in their main department"
+        " (else their first) as it is now; null for agents in none"
+    )
+    department_name: str
+    waiting: int = Field(description="the team's customers waiting now")
+    breaches: int = Field(description="escalation steps fired that day on the team's waits")
+    first_response: Summary
+    first_step_share: float | None = Field(
+        description="the share of the team's waits of the day answered within the first step"
+        " (as within_steps)"
+    )
 
 
 class DeliveryProblem(BaseModel):
@@ -310,6 +325,7 @@ class BoardOut(BaseModel):
     first_response: Summary
     first_response_by_agent: list[AgentResponse]
     within_steps: list[WithinStep]
+    by_team: list[TeamFigures] = Field(description="the same figures per team, busiest first")
     day: date = Field(description="the day the breaches, responses and deliveries are of")
     delivery_problems: list[DeliveryProblem] = Field(
         description="escalations that did not reach their person that day, newest first"
