@@ -302,13 +302,9 @@ def _by_team(
     out = []
     for t in teams.values():
         within = _within_steps(session, t.pop("answered"), t.pop("unanswered"), now)
-        out.append(
-            {
-                **t,
-                "first_response": service.response_summary(t.pop("responses")),
-                "first_step_share": within[0]["share"] if within else None,
-            }
-        )
+        t["first_response"] = service.response_summary(t.pop("responses"))
+        t["first_step_share"] = within[0]["share"] if within else None
+        out.append(t)
     return sorted(out, key=lambda t: (-t["waiting"], -t["breaches"], t["department_name"]))
 
 
