@@ -89,11 +89,28 @@ def test_after_the_last_published_year_weekdays_work_and_the_admin_is_warned_in_
 
 
 def test_bad_shifts_are_refused():
-    with pytest.raises(ValueError):
-        parse_shifts([["18:00", "09:00"]])
-    with pytest.raises(ValueError):
-        parse_shifts([["09:00", "12:00"], ["11:00", "13:00"]])
+    for bad in (
+        [["09:00", "09:00"]],  # ends when it starts
+        [["24:00", "06:00"]],
+        [["09:00", "12:00"], ["11:00", "13:00"]],
+        [["22:00", "07:00"], ["06:00", "12:00"]],  # the night runs into the next morning's shift
+    ):
+        with pytest.raises(ValueError):
+            parse_shifts(bad)
     assert parse_shifts([["00:00", "24:00"]]) == ((0, 1440),)
+    assert parse_shifts([["00:00", "12:00"], ["12:00", "24:00"]]) == ((0, 720), (720, 1440))  # a whole day
+
+
+def test_a_night_shift_belongs_to_the_day_it_starts():
+    """22:00-06:00, or the same entered in two parts at midnight (as the form once asked): a
+    question at Friday 23:00 under a 2-hour step is due Saturday 01:00 (1 hour before midnight,
+    1 after), not Monday 01:00; Sunday night is nobody's shift."""
+    night = parse_shifts([["22:00", "06:00"]])
+    assert night == ((1320, 1800),) == parse_shifts([["00:00", "06:00"], ["22:00", "24:00"]])
+    calendar = BusinessCalendar.build("Asia/Shanghai", [["22:00", "06:00"]])
+    assert calendar.add(bj(2025, 9, 19, 23, 0), 7200).astimezone(SH) == bj(2025, 9, 20, 1, 0)
+    assert calendar.add(bj(2025, 9, 21, 23, 0), 3600).astimezone(SH) == bj(2025, 9, 22, 23, 0)  # Sunday
+    assert calendar.is_open(bj(2025, 9, 20, 5, 59)) and not calendar.is_open(bj(2025, 9, 22, 1, 0))
 
 
 def test_quiet_hours_span_midnight():

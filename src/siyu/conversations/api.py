@@ -11,18 +11,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import select
 
 from siyu.conversations import queries, service
+from siyu.conversations.models import Conversation
 from siyu.conversations.schemas import (
     ConversationKind,
     ConversationOut,
     ConversationPage,
+    DismissIn,
     DismissOut,
     MessagePage,
     SearchPage,
 )
 from siyu.web.api_errors import NOT_FOUND, not_found
 from siyu.web.auth import ApiViewer
+from siyu.web.templating import forget_waiting
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -79,15 +83,30 @@ def get_messages(
     return {"items": found.items, "has_more": found.has_more, "before": found.before}
 
 
-@router.post("/conversations/{conversation_id}/dismiss", response_model=DismissOut, responses=NOT_FOUND)
-def dismiss(request: Request, viewer: ApiViewer, conversation_id: int):
+@router.post(
+    "/conversations/{conversation_id}/dismiss",
+    response_model=DismissOut,
+    responses={**NOT_FOUND, 409: {"description": "another message waits by now (with msgid)"}},
+)
+def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: DismissIn | None = None):
     """Mark the waiting customer message 无需回复 (no reply needed): the wait and its
-    escalations stop."""
+    escalations stop. With `msgid`, only if that message is still the one waiting."""
+    shown = body.msgid if body is not None else None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise not_found()
-        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now(), by=viewer.display_name)
+        at = request.app.state.rt.now()
+        dismissed = service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown)
         s.flush()
+        waiting = s.scalar(select(Conversation.awaiting_msgid).where(Conversation.id == conversation_id))
+        if not dismissed and shown is not None and waiting:
+            raise HTTPException(
+                409,
+                f"另一条消息 {waiting} 正在等待回复，没有标记 / message {waiting} waits now, not {shown}:"
+                " nothing was marked",
+            )
+        if dismissed:
+            forget_waiting(viewer)
         found = queries.conversation(s, viewer, conversation_id)
     return {"dismissed": dismissed, "conversation": found}
 

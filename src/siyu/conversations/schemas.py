@@ -115,6 +115,15 @@ class MessagePage(BaseModel):
     before: int | None = Field(description="pass as `before` for the page of older messages")
 
 
+class DismissIn(BaseModel):
+    msgid: str | None = Field(
+        None,
+        max_length=128,
+        description="the waiting message the person saw (awaiting_msgid): refused with 409 when another"
+        " one waits by now, so that a stale screen never silences a newer question",
+    )
+
+
 class DismissOut(BaseModel):
     dismissed: bool = Field(description="False when the conversation was not waiting")
     conversation: ConversationOut

@@ -739,11 +739,14 @@ def dismiss(
     at: datetime | None = None,
     reason: str = "dismissed",
     by: str = "",
+    msgid: str | None = None,
 ) -> bool:
     """Someone (`by`, the name they were signed in as) marks a conversation "no reply
-    needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself."""
+    needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. With `msgid`
+    (the waiting message the person saw), only while that message is the one waiting: a page
+    left open must not silence a question that came after it."""
     c = session.get(Conversation, conversation_id)
-    if c is None or c.awaiting_since is None:
+    if c is None or c.awaiting_since is None or (msgid is not None and msgid != c.awaiting_msgid):
         return False
     msgid, at = c.awaiting_msgid, at or datetime.now(UTC)
     c.awaiting_since, c.awaiting_msgid = None, ""

@@ -63,18 +63,32 @@ def parse_day(value: str) -> date:
     return check_day(day)
 
 
+DAY = 24 * 60
+
+
 def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]:
-    """Validated, sorted, non-overlapping shifts in minutes of the day."""
-    parsed = sorted((parse_hhmm(a), parse_hhmm(b)) for a, b in shifts)
-    for start, end in parsed:
-        if end <= start:
-            raise ValueError(
-                "班次的结束应晚于开始（跨夜的班次请在 24:00 分成两段）"
-                " / a shift must end after it starts (split a night shift at 24:00)"
-            )
+    """Validated, sorted, non-overlapping shifts in minutes of the day. A shift that ends at or
+    before its start runs overnight (22:00-06:00) and belongs to the day it starts: its end is
+    given as minutes past that day's midnight (1800 for 06:00 the next morning). A night shift
+    entered in two parts at midnight, as the form once asked (22:00-24:00 and 00:00-06:00), is
+    that one shift: Friday's night runs into Saturday morning, and Monday 00:00 is no shift."""
+    parsed = []
+    for a, b in shifts:
+        start, end = parse_hhmm(a), parse_hhmm(b)
+        if start >= DAY:
+            raise ValueError("班次不能从 24:00 开始 / a shift cannot start at 24:00")
+        if end == start:
+            raise ValueError("班次的开始和结束不能相同 / a shift must not end when it starts")
+        parsed.append((start, end if end > start else end + DAY))
+    parsed.sort()
+    if len(parsed) > 1 and parsed[0][0] == 0 and parsed[-1][1] == DAY and parsed[0][1] < parsed[-1][0]:
+        (_, morning), (evening, _) = parsed.pop(0), parsed.pop()
+        parsed.append((evening, morning + DAY))
     for (_, end), (start, _) in zip(parsed, parsed[1:], strict=False):
         if start < end:
             raise ValueError("班次时间重叠 / shifts overlap")
+    if parsed and parsed[-1][1] - DAY > parsed[0][0]:
+        raise ValueError("跨夜的班次和次日的班次重叠 / a night shift overlaps the next day's first shift")
     return tuple(parsed)
 
 
@@ -113,9 +127,9 @@ def official_calendar_gap(today: date, ahead_days: int = 60) -> int | None:
 
 
 def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:
-    if minutes >= 24 * 60:
-        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz)
+    """`minutes` past the local midnight that starts `day` (1440 and more: the days after)."""
+    days, minutes = divmod(minutes, DAY)
+    return datetime.combine(day + timedelta(days=days), time(minutes // 60, minutes % 60), tzinfo=tz)
 
 
 @dataclass(frozen=True)
@@ -218,4 +232,9 @@ def quiet_until(at: datetime, window: Sequence[str], timezone: str) -> datetime 
     else:
         inside = minute >= start or minute < end
         ends = _local(today + timedelta(days=1) if minute >= start else today, end, tz)
-    return ends.astimezone(UTC) if inside else None
+    if not inside:
+        return None
+    # an end in the hour repeated when clocks go back, its first moment passed: the second
+    if ends.replace(fold=1).astimezone(UTC) > at.astimezone(UTC) >= ends.astimezone(UTC):
+        ends = ends.replace(fold=1)
+    return ends.astimezone(UTC)

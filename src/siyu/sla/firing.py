@@ -245,7 +245,7 @@ def _fire_tenant(
                 recipients[key] = service.recipient_for(s, st.target, st.agent_userid, policy)
             recipient = recipients[key]
             if not recipient:
-                _set(st, "skipped", service.nobody_note(s, st.target, policy))
+                _set(st, "skipped", service.nobody_note(s, st.target, policy, st.agent_userid))
                 continue
             if st.action == "voice_call":
                 if not timezone:

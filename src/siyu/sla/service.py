@@ -27,6 +27,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import service as conversations
+from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer, Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk
@@ -575,6 +576,7 @@ class _Wait:
     closed_at: datetime | None = None
     close_reason: str = ""
     closed_by: str = ""
+    snoozed_until: datetime | None = None
 
     def close(self, at: datetime, reason: str, by: str = "") -> None:
         self.closed_at, self.close_reason, self.closed_by = at, reason, by
@@ -594,15 +596,18 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     steps."""
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
-        select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at).where(
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at, SlaWait.snoozed_until).where(
             bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None)
         )
     ).all()
     open_now: dict[int, list[_Wait]] = {}
-    for wait_id, conversation_id, started_at in stored:
+    for wait_id, conversation_id, started_at, snoozed in stored:
         open_now.setdefault(conversation_id, []).append(
-            _Wait(conversation_id, "", "", None, None, started_at, id=wait_id)
+            _Wait(conversation_id, "", "", None, None, started_at, id=wait_id, snoozed_until=snoozed)
         )
+    # a snooze outlives a recall: the wait moved on to the customer's next question, for the
+    # same customer the agent asked quiet about
+    snoozes: dict[int, datetime] = {}
     book = PolicyBook(session)
     opening = [c for c in changes if c.opened and c.kind == "single" and c.staff_userid]
     policies = book.for_staff(c.staff_userid for c in opening)
@@ -633,12 +638,15 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 change.customer_id,
                 policies[change.staff_userid],
                 change.at,
+                snoozed_until=snoozes.get(change.conversation_id),
             )
             new[(change.conversation_id, change.msgid)] = wait
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
             for wait in open_now.pop(change.conversation_id, []):
                 wait.close(change.at, change.reason, change.by)
+                if change.reason == "recalled" and wait.snoozed_until is not None:
+                    snoozes[change.conversation_id] = wait.snoozed_until
                 if wait.id is not None:
                     closed.append(wait)
     _store_new_waits(session, book, list(new.values()))
@@ -667,6 +675,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "close_reason": w.close_reason,
             "response_s": w.response_s,
             "breached_step": -1,
+            "snoozed_until": w.snoozed_until,
         }
         for w in waits
     ]
@@ -687,6 +696,8 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
         if not wait.policy.enabled or wait.closed_at is not None or not wait.policy.steps:
             continue  # answered in the same pull: none of its steps could ever come due
         due = book.due_times(wait.policy, wait.started_at)[0]
+        if wait.snoozed_until is not None:
+            due = max(due, wait.snoozed_until)
         steps.append(step_row(wait_id, conversation_id, wait.staff_userid, 0, wait.policy.steps[0], due, now))
     bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
 
@@ -881,7 +892,9 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
     """Who is waiting right now, longest first: for the supervisor's board."""
     q = (
         select(SlaWait, Customer.name)
-        .outerjoin(Customer, Customer.id == SlaWait.customer_id)
+        # named by the chat's customer: one who became known after the wait began is linked there
+        .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
+        .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
         .where(SlaWait.closed_at.is_(None))
         .order_by(SlaWait.started_at)
     )
@@ -1067,21 +1080,26 @@ def delivery_problems(
     return sorted(out, key=lambda d: d["at"], reverse=True)
 
 
-def nobody_note(session: Session, target: str, policy: PolicyView) -> str:
+def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
     contact = policy.escalation_contact
-    if contact and not still_with_the_corp(session, contact):
+    if contact and contact == agent_userid:
+        note += "; escalation contact is the agent"
+    elif contact and not still_with_the_corp(session, contact):
         note += f"; escalation contact {contact} left"
     return note[:500]
 
 
 _CONTACT_LEFT = re.compile(r"; escalation contact (.+) left$")
+_CONTACT_IS_AGENT = "; escalation contact is the agent"
 
 
 def _nobody_reason(e: SlaEscalation) -> str:
     left = _CONTACT_LEFT.search(e.note or "")
     gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
+    if (e.note or "").endswith(_CONTACT_IS_AGENT):  # (not told of their own customer as a leader)
+        gone = "策略的升级联系人就是该成员本人"
     if e.target == "leader":
         why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
     else:

@@ -8,19 +8,23 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries, service
+from siyu.conversations.models import Conversation
 from siyu.customers import queries as customer_queries
 from siyu.sla import service as sla_service
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
-from siyu.web.templating import note_waiting, render
+from siyu.web.templating import forget_waiting, note_waiting, render
 
 router = APIRouter(include_in_schema=False)
 
 DONE = {
     "dismissed": "已标记为无需回复。",
     "not_waiting": "这个会话已经不在等待回复了。",
+    "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
     "snoozed": "已暂缓提醒。",
 }
 
@@ -147,11 +151,21 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
 
 
 @router.post("/conversations/{conversation_id}/dismiss")
-def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
-    """The 无需回复 button (its form carries the CSRF token, checked by PageViewer)."""
+async def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
+    """The 无需回复 button (its form carries the CSRF token, checked by PageViewer, and the
+    waiting message the page showed)."""
+    shown = str((await request.form()).get("msgid") or "") or None
+    done = await run_in_threadpool(_dismiss, request, viewer, conversation_id, shown)
+    return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
+
+
+def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) -> str:
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise _not_found()
-        dismissed = service.dismiss(s, conversation_id, request.app.state.rt.now(), by=viewer.display_name)
-    done = "dismissed" if dismissed else "not_waiting"
-    return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
+        at = request.app.state.rt.now()
+        if service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown):
+            forget_waiting(viewer)
+            return "dismissed"
+        waiting = s.scalar(select(Conversation.awaiting_msgid).where(Conversation.id == conversation_id))
+        return "changed" if waiting else "not_waiting"

@@ -101,6 +101,11 @@ def _waiting_key(viewer) -> tuple:
     return viewer.tenant_id, viewer.person_id, viewer.role, viewer.visible_staff
 
 
+def forget_waiting(viewer) -> None:
+    """The viewer just changed what waits (marked a chat 无需回复): their menu counts afresh."""
+    _waiting_seen.pop(_waiting_key(viewer), None)
+
+
 def note_waiting(viewer, count: int) -> None:
     """A count just made elsewhere (the conversation list counts it anyway): the menu shows it."""
     if len(_waiting_seen) > 10_000:  # people come and go: keep it from growing without end

@@ -1,0 +1,107 @@
+"""A night shift entered as the form asked, quiet hours on the night clocks go back, and why a
+step reached nobody."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from siyu.sla import service
+from siyu.sla.models import SlaEscalation
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def _tenant_timezone(w, name: str) -> None:
+    from siyu.tenancy.models import Tenant
+
+    with w.rt.db.system_session() as s:
+        s.get(Tenant, w.tenant_id).timezone = name
+
+
+def test_a_call_held_by_quiet_hours_in_the_hour_repeated_when_clocks_go_back_waits_for_their_end(local):
+    """A tenant in Europe/Berlin with quiet hours 22:00-02:30. On 26 October 2025 the clocks go
+    back at 03:00 CEST to 02:00 CET, and 02:00-03:00 comes twice. A call due at 02:11 CET (the
+    second time round, 01:11 UTC) is in quiet hours until 02:30 CET (01:30 UTC). It is held
+    "until" 02:30 CEST instead, 00:30 UTC, 41 minutes in the past: the step is due again at
+    once and is deferred again on every pass (the worker, having claimed a step, looks again
+    after GATHER_S, so it takes and defers it every 0.1 s until 01:30 UTC; tasks.fire_due,
+    which loops while it claims steps, never returns meanwhile)."""
+    from datetime import UTC, datetime
+
+    from siyu.sla import tasks
+
+    w = local
+    _tenant_timezone(w, "Europe/Berlin")
+    with w.session() as s:
+        service.save_policy(
+            s,
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            quiet_hours=["22:00", "02:30"],
+        )
+    w.t0 = datetime(2025, 10, 26, 1, 10, tzinfo=UTC)  # 02:10 CET, the second 02:10 that night
+    w.clock(0)
+    w.say("还有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    outcomes = tasks.fire_next(w.rt)
+    with w.session() as s:
+        held = s.scalar(select(SlaEscalation))
+    assert held.id in outcomes and outcomes[held.id] == "deferred"
+    assert held.due_at > w.rt.now(), (held.due_at, w.rt.now())  # held until a moment still to come
+    assert held.due_at == datetime(2025, 10, 26, 1, 30, tzinfo=UTC)  # 02:30 CET
+
+
+def test_a_leader_step_for_the_escalation_contacts_own_customer_does_not_say_no_contact_was_set(local):
+    """王总 (boss) leads 总部, has no leader above him, and is the policy's escalation contact.
+    His own customer's leader step finds nobody (he is not told about his own wait as his
+    own "leader"): fine, but the board's list of undelivered escalations says the policy has
+    no escalation contact ("策略里也没有设升级联系人"), sending the admin to set one that is
+    already set. It should say the contact is the member himself, not that none is set."""
+    w = local
+    w.policy(escalation_contact="boss")
+    w.say("有人吗？", at=0, ext="wmboss", staff="boss")
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
+    with w.session() as s:
+        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert problem["status"] == "nobody" and problem["target"] == "leader"
+    assert "没有设升级联系人" not in problem["error"], problem["error"]
+    assert "策略的升级联系人就是该成员本人" in problem["error"]
+
+
+def _pending_due(w):
+    conversation = w.conversation()
+    with w.session() as s:
+        return s.scalar(
+            select(SlaEscalation.due_at).where(
+                SlaEscalation.conversation_id == conversation.id, SlaEscalation.status == "pending"
+            )
+        )
+
+
+def test_a_night_shift_split_at_midnight_as_the_form_asks_keeps_running_into_saturday(local):
+    """22:00-06:00 is refused with "跨夜的班次请在 24:00 分成两段" (split a night shift at 24:00),
+    so the admin enters 22:00-24:00 and 00:00-06:00. Friday night's shift runs until Saturday
+    06:00: a question at Friday 23:00 under a 2-hour step is due at Saturday 01:00 (1 hour
+    before midnight, 1 after). The calendar hangs 00:00-06:00 on the Saturday, a day off, and
+    lets the clock run on from Monday 00:00 (a night nobody works), due Monday 01:00."""
+    from datetime import datetime
+
+    w = local
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["22:00", "24:00"], ["00:00", "06:00"]],
+            quiet_hours=[],
+            steps=[{"delay_s": 7200, "action": "app_message", "target": "agent"}],
+        )
+    w.t0 = datetime(2025, 9, 19, 23, 0, tzinfo=SH).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("夜班有人吗？", at=0)
+    assert _pending_due(w).astimezone(SH) == datetime(2025, 9, 20, 1, 0, tzinfo=SH)
