@@ -535,6 +535,9 @@ def test_one_voice_call_covers_all_of_an_agents_waits(local):
 
 
 def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
+    from siyu.sla.api import board_for
+    from siyu.web.auth import Viewer
+
     w = local
     with w.session() as s:
         service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
@@ -548,16 +551,57 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
         [row] = service.waiting_now(s, w.rt.now())
         assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
     w.clock(120)
-    assert w.fire() == 0
+    assert w.fire() == 1  # the step fires on time; its call waits in the outbox for 08:00
+    [call] = w.outbox("sla_call")
+    assert call.payload["callee"] == "zhangsan"
     with w.session() as s:
-        esc = s.scalar(select(SlaEscalation))
-        assert esc.status == "pending" and esc.note == "quiet hours"
-        assert esc.due_at == w.at(9 * 3600)  # 08:00 Beijing
-        [row] = service.waiting_now(s, w.rt.now())  # the board says why the next step is hours away
-        assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
-    w.clock(9 * 3600)
-    assert w.fire() == 1
+        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    [step] = row["fired"]
+    assert (step["delivery"], step["held_until"]) == ("queued", w.at(9 * 3600))  # 08:00 Beijing
+
+
+def test_a_call_held_by_quiet_hours_holds_back_no_card_after_it(local):
+    """Quiet hours are for calls: 1 min card to the agent, 2 min call, 5 min card to the leader,
+    quiet 21:00-08:00. For a question at 23:00 the call waits for 08:00, and the leader's card
+    goes at 23:05, not behind the call the next morning."""
+    w = local
+    with w.session() as s:
+        service.save_policy(
+            s,
+            steps=[
+                {"delay_s": 60, "action": "app_message", "target": "agent"},
+                {"delay_s": 120, "action": "voice_call", "target": "agent"},
+                {"delay_s": 300, "action": "app_message", "target": "leader"},
+            ],
+            quiet_hours=["21:00", "08:00"],
+        )
+    w.t0 = w.t0.replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 23:00
+    w.clock(0)
+    w.say("急！明天的订单能改地址吗？", at=0)
+    w.pulled(86400)
+    for at in (60, 120, 300):
+        w.clock(at)
+        assert w.fire() == 1
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "fired", "zhangsan"), (2, "fired", "lisi")]
     assert len(w.outbox("sla_call")) == 1
+
+
+def test_calls_held_through_the_night_ring_once_in_the_morning(local):
+    """Two customers of one agent wait at 23:00 and 23:40, past the 15-minute cooldown of each
+    other: the first call, held till 08:00, covers the second (both ring as one call)."""
+    w = local
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    w.t0 = w.t0.replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    w.say("在吗？", at=0)
+    w.say("有人吗？", at=40 * 60, ext="wmcustomer2")
+    w.pulled(86400)
+    w.clock(60)
+    assert w.fire() == 1
+    w.clock(41 * 60)
+    assert w.fire() == 1
+    [call] = w.outbox("sla_call")
+    assert len(call.payload["escalations"]) == 2  # it speaks of both customers
 
 
 def test_the_leader_falls_back_to_the_department_leader_then_the_escalation_contact(local):

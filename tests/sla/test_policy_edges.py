@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from siyu.sla import service
+from siyu.sla.api import board_for
 from siyu.sla.models import SlaEscalation
+from siyu.web.auth import Viewer
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -24,14 +26,12 @@ def _tenant_timezone(w, name: str) -> None:
 def test_a_call_held_by_quiet_hours_in_the_hour_repeated_when_clocks_go_back_waits_for_their_end(local):
     """A tenant in Europe/Berlin with quiet hours 22:00-02:30. On 26 October 2025 the clocks go
     back at 03:00 CEST to 02:00 CET, and 02:00-03:00 comes twice. A call due at 02:11 CET (the
-    second time round, 01:11 UTC) is in quiet hours until 02:30 CET (01:30 UTC). It is held
-    "until" 02:30 CEST instead, 00:30 UTC, 41 minutes in the past: the step is due again at
-    once and is deferred again on every pass (the worker, having claimed a step, looks again
-    after GATHER_S, so it takes and defers it every 0.1 s until 01:30 UTC; tasks.fire_due,
-    which loops while it claims steps, never returns meanwhile)."""
+    second time round, 01:11 UTC) is in quiet hours until 02:30 CET (01:30 UTC). It was held
+    "until" 02:30 CEST, 00:30 UTC, 41 minutes in the past: due again at once, and held again
+    on every pass, the worker spinning until 01:30 UTC."""
     from datetime import UTC, datetime
 
-    from siyu.sla import tasks
+    from siyu.sla.calendar import quiet_until
 
     w = local
     _tenant_timezone(w, "Europe/Berlin")
@@ -46,12 +46,13 @@ def test_a_call_held_by_quiet_hours_in_the_hour_repeated_when_clocks_go_back_wai
     w.say("还有人吗？", at=0)
     w.pulled(3600)
     w.clock(60)
-    outcomes = tasks.fire_next(w.rt)
+    assert w.fire() == 1
     with w.session() as s:
-        held = s.scalar(select(SlaEscalation))
-    assert held.id in outcomes and outcomes[held.id] == "deferred"
-    assert held.due_at > w.rt.now(), (held.due_at, w.rt.now())  # held until a moment still to come
-    assert held.due_at == datetime(2025, 10, 26, 1, 30, tzinfo=UTC)  # 02:30 CET
+        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    assert row["fired"][0]["held_until"] == datetime(2025, 10, 26, 1, 30, tzinfo=UTC)  # 02:30 CET
+    window = ["22:00", "02:30"]  # and the first time round, 02:10 CEST: 02:30 CEST
+    first = datetime(2025, 10, 26, 0, 10, tzinfo=UTC)
+    assert quiet_until(first, window, "Europe/Berlin") == datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
 
 
 def test_a_leader_step_for_the_escalation_contacts_own_customer_does_not_say_no_contact_was_set(local):

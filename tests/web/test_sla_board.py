@@ -300,7 +300,7 @@ def test_policy_shows_the_default_until_saved_and_is_admin_only(as_role, world, 
         ({"steps": [{"delay_s": 60, "action": "app_message", "target": "boss"}]}, "target"),
         ({"steps": [{"delay_s": 60, "action": "app_message"}] * 11}, "steps"),
         ({"shifts": [["09:00", "12:00"], ["11:00", "18:00"]]}, "shifts"),
-        ({"shifts": [["18:00", "09:00"]]}, "shifts"),
+        ({"shifts": [["09:00", "09:00"]]}, "shifts"),  # ends when it starts (18:00-09:00 is a night shift)
         ({"shifts": [["9am", "12:00"]]}, "shifts"),
         ({"quiet_hours": ["21:00"]}, "quiet_hours"),
         ({"calendar_days": [{"day": "2030-02-30", "kind": "holiday"}]}, "day"),  # no such day (said so)

@@ -155,6 +155,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
             ).scalars()
         )
         reached = service.deliveries(session, rows)
+        held = _held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
             fired.setdefault(e.conversation_id, []).append(
@@ -165,6 +166,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
                     "fired_at": e.fired_at,
                     "delivery": delivery,
                     "delivery_error": error,
+                    "held_until": held.get(e.id),
                 }
             )
         began: dict[int, datetime] = {}
@@ -249,6 +251,25 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
         ],
     }
+
+
+def _held_calls(session: Session, queued: list[SlaEscalation], now: datetime) -> dict[int, datetime]:
+    """When the calls still to ring of these fired steps will ring, for those quiet hours hold
+    back now (the outbox places each when they end)."""
+    calls = [e for e in queued if e.action == "voice_call"]
+    if not calls:
+        return {}
+    policy_of = dict(
+        session.execute(
+            select(SlaWait.id, SlaWait.policy_id).where(SlaWait.id.in_({e.wait_id for e in calls}))
+        ).all()
+    )
+    book, timezone = service.PolicyBook(session), service.tenant_timezone(session)
+    held = {
+        e.id: service.call_held_until(book.by_id(policy_of.get(e.wait_id)), now, timezone, book.calendar)
+        for e in calls
+    }
+    return {k: v for k, v in held.items() if v is not None}
 
 
 NO_TEAM = "未分部门"

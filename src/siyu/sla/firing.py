@@ -10,9 +10,9 @@ In ONE transaction per tenant:
    locked it while pending, so it fires once: a second transaction either skips it while
    locked or, once the first has committed, finds it no longer pending ("lost");
 2. decides per step: cancelled (the wait closed, or the conversation no longer awaits that
-   message), skipped (stale, or nobody to reach), deferred (a voice call in quiet hours),
-   else fired, with the wait's breached_step raised; policies, recipients and the tenant's
-   time zone are looked up once per batch;
+   message), skipped (stale, or nobody to reach), else fired (a voice call in quiet hours
+   too: the outbox holds its call until they end), with the wait's breached_step raised;
+   policies and recipients are looked up once per batch;
 3. queues the side effects through the outbox with a dedupe key per escalation row: app
    messages to one person join a card of theirs not yet due (or overdue by more than
    JOIN_OVERDUE_S: the senders are behind), else the batch's steps to that person become
@@ -121,7 +121,7 @@ def recipient_locks(session: Session, tenant_id: int, wanted: set[tuple[str, str
 def fire_batch(rt, rows) -> dict[int, str]:
     """Fire these rows (anything with .id and .tenant_id) if still pending and due, each
     exactly once. Returns each row's outcome by id: fired | covered | cancelled | skipped |
-    deferred | lost (another transaction fired it, or it is no longer due)."""
+    lost (another transaction fired it, or it is no longer due)."""
     by_tenant: dict[int, list[int]] = defaultdict(list)
     for row in rows:
         by_tenant[row.tenant_id].append(row.id)
@@ -204,7 +204,6 @@ def _fire_tenant(
             return outcomes
         steps: list[_Step] = []
         recipients: dict[tuple, str | None] = {}
-        timezone: list[str] = []
         book = service.PolicyBook(s)  # the policies the steps ran under, read once a batch
 
         closed_conversations: set[int] = set()
@@ -247,14 +246,9 @@ def _fire_tenant(
             if not recipient:
                 _set(st, "skipped", service.nobody_note(s, st.target, policy, st.agent_userid))
                 continue
-            if st.action == "voice_call":
-                if not timezone:
-                    timezone.append(service.tenant_timezone(s))
-                quiet_end = service.call_held_until(policy, now, timezone[0], book.calendar)
-                if quiet_end is not None:
-                    st.outcome, st.status, st.note = "deferred", "pending", service.QUIET_HOURS
-                    st.fired_at, st.due_at = None, quiet_end
-                    continue
+            # A call in quiet hours fires all the same: its call waits in the outbox until they
+            # end (the sender holds it, and drops it once nobody waits), while the steps after
+            # it, cards to the leader among them, come due on time.
             st.recipient = recipient
 
         firing = [st for st in steps if st.status == "fired"]
@@ -321,7 +315,7 @@ def _schedule_next(book: service.PolicyBook, steps: list[_Step], step_policy: di
     for st in steps:
         policy = step_policy.get(st.id)
         if policy is None or st.status not in ("fired", "skipped"):
-            continue  # cancelled (the wait is over), deferred (still pending), or no policy read
+            continue  # cancelled (the wait is over), or no policy read
         due = service.next_due(book, policy, st.started_at, st.step, st.was_due)
         if due is not None:
             index = st.step + 1
@@ -475,15 +469,18 @@ def _cards_of(
 
 
 def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
-    """One call per person per cooldown: a call queued or placed within it covers the step."""
+    """One call per person per cooldown: a call placed within it, or one still to ring (held
+    by quiet hours, or retrying), covers the step."""
     since = now - timedelta(seconds=policy.call_cooldown_s)
     recent = s.execute(
         select(SlaCall.id, SlaCall.status, SlaCall.escalation_id)
         .where(
             SlaCall.callee_userid == st.recipient,
-            SlaCall.status.in_(("queued", "placed")),
-            # from when it rang: a call placed late (retried) is as recent as its ring
-            or_(SlaCall.created_at > since, SlaCall.placed_at > since),
+            or_(
+                SlaCall.status == "queued",  # (a night's calls held till 08:00 ring once)
+                # from when it rang: a call placed late (retried) is as recent as its ring
+                (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since),
+            ),
         )
         .order_by(SlaCall.created_at.desc())
         .limit(1)

@@ -224,6 +224,9 @@ class FiredStep(BaseModel):
         "policy's cooldown, about another customer, and not called again)",
     )
     delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")
+    held_until: datetime | None = Field(
+        None, description="a queued call held back by the policy's quiet hours: when it will ring"
+    )
 
 
 class WaitingRow(BaseModel):
