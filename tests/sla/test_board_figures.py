@@ -69,3 +69,34 @@ def test_p90_of_ten_first_responses_is_not_the_slowest_one(local):
     first = _board(w)["first_response"]
     assert first["count"] == 10 and first["median_s"] == 60
     assert first["p90_s"] == 60, first
+
+
+def test_a_reply_recalled_after_the_customer_wrote_again_is_not_a_first_response(local):
+    """The agent answers a question at 10 s and recalls the answer at 30 s; the customer had
+    written again at 20 s. Siyu's rule: a recalled reply leaves its question waiting, as if the
+    answer never was (a reply recalled with nobody else waiting reopens the question from its own
+    time). Here the question stayed "answered in 10 s" in the first-response figures and the
+    board said the customer had waited since 20 s, not since their first question at 0 s."""
+    w = local
+    _noon_tomorrow(w)
+    w.policy()
+    w.say("订单什么时候发货？", at=0)
+    answer = w.reply("已经发了", at=10)
+    w.say("物流单号是多少？", at=20)
+    recall = {**w._message("zhangsan", "wmcustomer1", "", 30, "r" + answer), "action": "recall"}
+    recall.update(msgtype="revoke", revoke={"pre_msgid": answer})
+    recall.pop("text")
+    w.ingest(recall)  # the agent takes the answer back: the customer has no answer
+    w.pulled(3600)
+    w.clock(60)
+    board = _board(w)
+    [row] = board["waiting"]
+    assert row["since"] == w.at(0) and row["waited_s"] == 60, row
+    assert board["first_response"]["count"] == 0, board["first_response"]
+    assert [(x.msgid, x.closed_at, x.close_reason) for x in w.waits()][0][1:] == (None, "")  # waits again
+    assert w.waits()[1].close_reason == "merged"  # the later question's wait, folded into it
+    w.clock(120)
+    assert w.fire() == 1  # the agent is pushed 2 minutes after the question, as if never answered
+    first = _board(w)["within_steps"][0]
+    # one wait, the question's, now past the step; the folded one counts for nothing
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 0, 1)

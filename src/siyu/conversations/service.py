@@ -48,7 +48,7 @@ class WaitChange:
     opened: bool  # True: a wait began at `at`; False: it ended at `at`
     at: datetime
     msgid: str
-    # customer_message | EARLIER | replied | recalled | dismissed | declined | a follow's end
+    # customer_message | EARLIER | replied | recalled | MERGED | dismissed | declined | a follow's end
     reason: str
     by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
 
@@ -56,6 +56,10 @@ class WaitChange:
 # An opened change while a wait runs: an older message, pulled after the one the wait began
 # with (a re-pull, an import, clocks apart), and no reply between them; the wait began with it.
 EARLIER = "earlier_message"
+# A closed change: the staff member recalled the reply that had answered an earlier question
+# while the customer's next one waited; that wait ends, folded into the earlier question's,
+# which waits again from its own time.
+MERGED = "merged"
 
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
@@ -687,11 +691,15 @@ def _recall(
                 c = states[row.key] = _State(*row)
     if c is not None and original.direction == "out":
         c.last_outbound_text, c.dirty = None, True  # which staff message is now the last: looked up
-        if c.kind == "single" and c.awaiting_since is None:
-            unanswered = recalls.next_waiting(session, c, p.sent_at)
-            if unanswered is not None:
-                c.awaiting_since, c.awaiting_msgid = unanswered.sent_at, unanswered.msgid
-                changes.append(c.change(True, unanswered.sent_at, unanswered.msgid, "customer_message"))
+        if c.kind != "single":
+            return
+        unanswered = recalls.next_waiting(session, c, p.sent_at)
+        if unanswered is None or (c.awaiting_since is not None and unanswered.sent_at >= c.awaiting_since):
+            return
+        if c.awaiting_since is not None:  # the customer wrote again after the recalled reply
+            changes.append(c.change(False, p.sent_at, c.awaiting_msgid, MERGED))
+        c.awaiting_since, c.awaiting_msgid = unanswered.sent_at, unanswered.msgid
+        changes.append(c.change(True, unanswered.sent_at, unanswered.msgid, "customer_message"))
         return
     if c is None or c.awaiting_msgid != original_id:
         return

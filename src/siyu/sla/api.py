@@ -32,6 +32,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
+from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
 from siyu.sla import service
@@ -127,6 +128,11 @@ class FutureDay(ValueError):
     """The board was asked for a day that has not come yet (in the tenant's time zone)."""
 
 
+# Waits that closed owing nothing: answered; recalled by the customer; folded into an earlier
+# question's wait when the reply that had answered it was recalled (that wait counts instead).
+_NOT_OWED = ("replied", "recalled", conversation_service.MERGED)
+
+
 def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None = None) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
@@ -220,7 +226,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
     oq = select(SlaWait.started_at, SlaWait.closed_at, SlaWait.policy_id).where(
         SlaWait.started_at >= start,
         SlaWait.started_at < end,
-        or_(SlaWait.closed_at.is_(None), SlaWait.close_reason.not_in(("replied", "recalled"))),
+        or_(SlaWait.closed_at.is_(None), SlaWait.close_reason.not_in(_NOT_OWED)),
     )
     if scope is not None:
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))

@@ -645,7 +645,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
         else:
             for wait in open_now.pop(change.conversation_id, []):
                 wait.close(change.at, change.reason, change.by)
-                if change.reason == "recalled" and wait.snoozed_until is not None:
+                if change.reason in ("recalled", conversations.MERGED) and wait.snoozed_until is not None:
                     snoozes[change.conversation_id] = wait.snoozed_until
                 if wait.id is not None:
                     closed.append(wait)
