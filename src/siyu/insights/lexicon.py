@@ -27,7 +27,7 @@ FILLER = PARTICLE + "|" + ADDRESS
 
 # Plain acknowledgement: closing after a statement, an answer after a staff question.
 ACK = (
-    r"好的?|好滴|好哒|好嘞|好咧|好勒|好噠|好得|好呀|好啊|好吧|好把|好哦|好嘛|好好|嗯+|恩+|嗯呐|嗯哪|"
+    r"好的?|好滴|好哒|好嘞|好咧|好勒|好噠|好得|好呀|好啊|好吧|好把|好哦|好嘛|好好|嗯+|恩+|嗯呐|嗯哪|恩呐|恩哪|"
     r"en|enen|哦+|噢+|喔+|oh|o|oo|欧了|欧克|ok了?|okay|okk?|oki|okie|okey|kk|oj8k|ojbk|妥了?|妥妥的?|稳妥|得嘞|搞定|行的?|行吧|行啊|"
     r"haode|hao|号的|0k|行嘞|中|成|成吧|成嘞|没得问题|莫问题|木问题|不要紧|(?:暂时|目前|现在|应该)?没问题|"
     r"(?:我)?(?:都|也)?(?:会|学会|会用|会弄)了|(?:能|可以)?理解|期待(?:一下|下)?|(?:我)?一定(?:的|会的)?|"
@@ -274,8 +274,9 @@ _GREETED = (
 # and an acknowledgement).
 VETO = (
     rf"[?]|吗|{QUESTION_ME}|哈喽|哈罗|hello|(?<![a-z])hi(?![a-z])|(?:^|\s){_GREETED}好(?=\s|$)|"
-    r"怎(?!么(?:弄|做|操作|办|用|回事|处理|填|改|设置)了)|咋|(?<!没)啥|"
-    r"(?<![没有])什么|多少|(?<!过)几|哪|谁|为何|为啥|(?<![道白懂会])如何|是否|能否|可否|"
+    r"怎(?!么(?:弄|做|操作|办|用|回事|处理|填|改|设置)了)|咋|(?<!没)(?<!没有)(?<!木有)啥|"
+    # 嗯哪 / 恩哪 say yes (northern); 哪 alone asks which
+    r"(?<![没有])什么|多少|(?<!过)几|(?<![嗯恩])哪|谁|为何|为啥|(?<![道白懂会])如何|是否|能否|可否|"
     rf"{_SELF_CHECK}(?:能不能|可不可以|行不行|会不会|有没有)|"
     r"好不好|对不对|是不是|(?<!不)要不要|(?<!不)用不用|需不需要|多久|多长|多大|(?<!就)[是对](?:吧|嘛)(?=\s|$|哈|亲|呀|啊|老师|师傅|医生|美女|客服)|"
     r"多远|干嘛|(?:可以|到|发|退|修好|弄好|处理|办好|改好|开通|到账|好|就行)了嘛(?=\s|$)|(?:你|您)的意思是|多钱|"
@@ -295,7 +296,7 @@ VETO = (
     r"(?:不用|不需要)(?:我|我们)?再[\u4e00-\u9fff]{1,6}了吧$|"
     r"请(?:你|您)?"
     r"(?:帮|给|发|把|尽快|安排)|尽快|赶紧|快点|催|(?:真的|很|非常|特别|挺|太|好)着急|我要|我想(?:要|买|问|咨询|了解|退|换|改|预约|订|办|知道)|"
-    r"(?:^|\s|那)我(?:的|们的?)?呢|我需要|另外|顺便|对了|但是|不过|可是|没收到|收不到|(?<=[^先那就时是\s])不了|"
+    r"(?:^|\s|那)我(?:的|们的?)?呢|我需要|另外|顺便|对了|但是|不过|可是|没收到|收不到|(?<=[^先那就时是了\s])不了|"
     r"(?<!\d)(?!886(?!\d))\d{3,}|"
     # asking not to end the chat yet (先不要结束服务, 不要离开人工会话)
     r"(?:不要|不用|别|不想|先别)(?:结束|关闭|关掉|离开|退出)"
@@ -407,7 +408,7 @@ DECISION = (
 # carry a question or displeasure make a message need a reply; the others are dropped. A [xxx]
 # that is neither an emoji, a sticker nor a media code stays in the text as content.
 NEGATIVE_CODES = _words(
-    "疑问 发怒 抓狂 流泪 大哭 难过 委屈 生气 怒 撇嘴 鄙视 "
+    "疑问 发怒 抓狂 流泪 大哭 难过 委屈 生气 怒 撇嘴 鄙视 生病 恐惧 无语 "
     "衰 快哭了 可怜 惊恐 吐 失望 伤心 心碎 凋谢 咒骂 怄火 "
     "差劲 弱 皱眉 天啊 叹气 苦涩 裂开 白眼 翻白眼 晕 问号 打脸 "
     "? angry cry sob sad scowl frown scream "
@@ -424,6 +425,8 @@ EMOJI_CODES = _words(
     "拳头 爱你 no ok 爱情 飞吻 跳跳 发抖 转圈 磕头 "
     "回头 跳绳 投降 激动 乱舞 献吻 左太极 右太极 嘿哈 捂脸 奸笑 "
     "机智 耶 吃瓜 加油 汗 emm 社会社会 旺柴 好的 哇 666 让我看看 合十 福 烟花 爆竹 庆祝 發 鸡 赞 好 鼓励 "
+    # the newer set (笑脸 Happy, 脸红 Flushed, 破涕为笑 Lol, 嘿哈 Hey, 吐舌 Tongue)
+    "笑脸 脸红 破涕为笑 吐舌 happy flushed lol hey "
     # Weibo's (posts to a brand's help account)
     "抱抱 哈哈 嘻嘻 心 给力 威武 可爱 太开心 馋嘴 花心 围观 笑哈哈 good 互粉 蜡烛 兔子 熊猫 "
     "smile drool coolguy shy silent sleep awkward tongue "
@@ -455,3 +458,14 @@ STICKER_CODES = _words("表情 动画表情 emotion emoji sticker 贴图 自定�
 # Characters of angry or crying kaomoji ((╬ﾟдﾟ) (｀д′) (╯‵□′)╯): the face is dropped, its mood kept.
 NEGATIVE_KAOMOJI = frozenset("╬皿д□")
 NEGATIVE_EMOJI = frozenset("❓❔🤔😡😠🤬😤💢😭😢😞😟😰😨🙄👎😒😫😩😣😖😱😓")
+
+# Traditional characters of customers in Hong Kong, Taiwan and abroad (謝謝, 沒有了, 請問還有
+# 其他問題嗎), read as the simplified ones the phrases above are written in: the common
+# characters of thanks, farewells, questions and orders, one to one.
+TRADITIONAL = str.maketrans(
+    "謝見沒請問還嗎題個麼這們來對會說時過貨發號單買賣價錢幫給讓應該開關實現後費聯繫電話煩擾處辦訂運遞郵換帳碼"
+    "為樣種點幾東壞補務態滿專業細決裡邊讚愛歡樂順週萬聲線網頁圖語視頻連結經畢麽師紅參與舉據",
+    "谢见没请问还吗题个么这们来对会说时过货发号单买卖价钱帮给让应该开关实现后费联系电话烦扰处办订运递邮换账码"
+    "为样种点几东坏补务态满专业细决里边赞爱欢乐顺周万声线网页图语视频连结经毕么师红参与举据",
+)
+TRADITIONAL_CHARS = "[" + "".join(map(chr, TRADITIONAL)) + "]"
