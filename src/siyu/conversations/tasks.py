@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -52,6 +54,10 @@ _INDEXER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-search")
 # A pull waits at most this long for search at its end: the next tenant's pull, and the
 # escalations waiting for it, must not wait for a search index that is behind.
 SEARCH_WAIT_S = 10.0
+# The timer pulls this many tenants at once: one catching up on a backlog (a corp just
+# connected, a day stuck) must not hold up the others' pulls, and the escalations that wait
+# for them to be pulled past their due time.
+PULLS_AT_ONCE = 4
 
 
 def classifier():
@@ -74,7 +80,10 @@ def source_for(rt, tenant: Tenant):
     secret = rt.box.open(tenant.archive_secret_sealed)
     keys = private_keys(rt, tenant.id)
     if tenant.archive_mode == "sdk":
-        return archive.SdkArchiveSource(tenant.archive_sdk_path, tenant.corp_id, secret, keys)
+        proxy, passwd = archive.sdk_proxy()
+        return archive.SdkArchiveSource(
+            tenant.archive_sdk_path, tenant.corp_id, secret, keys, proxy, passwd=passwd
+        )
     return archive.HttpArchiveSource(rt.settings.wecom_base_url, tenant.corp_id, secret, keys)
 
 
@@ -328,8 +337,36 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
     return total
 
 
+@dataclass
+class _Pulls:
+    """A tenant's pulls in this process: one at a time, and a request made while one runs is
+    served by the next pull to begin (a storm of notifies after downtime had each fetched and
+    decrypted the same backlog)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    asked: int = 0  # requests so far
+    served: int = 0  # requests made before the last pull began
+
+
+_pulls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by event loop, then tenant
+
+
+async def pull_once(rt, tenant_id: int) -> dict:
+    """`pull`, unless a pull of the tenant that began after this was asked for has run (or
+    is running) meanwhile: then that one's work stands for it."""
+    loop = asyncio.get_running_loop()
+    state = _pulls.setdefault(loop, {}).setdefault(tenant_id, _Pulls())
+    state.asked += 1
+    mine = state.asked
+    async with state.lock:
+        if state.served >= mine:
+            return {"stored": 0, "duplicates": 0}
+        state.served = state.asked
+        return await pull(rt, tenant_id)
+
+
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    stored = (await pull(rt, tenant_id))["stored"]
+    stored = (await pull_once(rt, tenant_id))["stored"]
     with rt.db.tenant_session(tenant_id) as s:
         mark_done(s, event_id)
     if stored:
@@ -442,13 +479,18 @@ async def pull_all(rt) -> None:
     with rt.db.system_session() as s:
         tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off")))
         queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
-    for tenant_id in tenants:
-        try:
-            stored = (await pull(rt, tenant_id))["stored"]
-        except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
-            log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
-            continue
-        if stored:  # only a pull that stored something can have brought a new group
-            await _name_new_groups(rt, tenant_id)
+    at_once = asyncio.Semaphore(PULLS_AT_ONCE)
+
+    async def one(tenant_id: int) -> None:
+        async with at_once:
+            try:
+                stored = (await pull_once(rt, tenant_id))["stored"]
+            except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
+                log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
+                return
+            if stored:  # only a pull that stored something can have brought a new group
+                await _name_new_groups(rt, tenant_id)
+
+    await asyncio.gather(*(one(tenant_id) for tenant_id in tenants))
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))

@@ -41,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.request import getproxies, proxy_bypass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -490,6 +492,23 @@ class ChatDataPipeline:
 
 
 # ---------------------------------------------------------------------------- sources
+
+
+def sdk_proxy(host: str = "qyapi.weixin.qq.com") -> tuple[str | None, str | None]:
+    """The (proxy, "user:pass") GetChatData should go through: the one HTTPS_PROXY (or
+    ALL_PROXY) names, unless NO_PROXY covers WeCom, as Siyu's HTTP calls do (a fixed egress
+    proxy is how a server gets the trusted IP WeCom asks for). The SDK takes credentials
+    apart from the address."""
+    found = getproxies()
+    proxy = found.get("https") or found.get("all")
+    if not proxy or proxy_bypass(host):
+        return None, None
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return proxy, None
+    address = parts.hostname + (f":{parts.port}" if parts.port else "")
+    passwd = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return urlunsplit(parts._replace(netloc=address)), passwd
 
 
 class SdkArchiveSource:

@@ -1,0 +1,236 @@
+"""The archive pulled through WeCom's finance SDK (the compiled stand-in of
+libWeWorkFinanceSdk_C.so), end to end through `siyu.conversations.tasks`: the proxy it goes
+out through, tenants pulled side by side, and a storm of notifies served by one pull."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import secrets
+import string
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from sqlalchemy import select, update
+
+from siyu.config import Settings
+from siyu.conversations import tasks
+from siyu.conversations.models import ArchiveCursor, ArchiveKey, Message
+from siyu.db.crypto import SecretBox
+from siyu.runtime import Runtime
+from siyu.tenancy.models import Staff, Tenant
+from siyu.tenancy.service import CorpCredentials, save_archive_settings, save_tenant
+from siyu.wecom.archive import generate_key_pair
+from siyu.wecom.crypto import new_encoding_aes_key
+from tests.support import TEST_SECRET_KEY
+from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
+
+
+@pytest.fixture(scope="module")
+def lib():
+    try:
+        return build_standin()
+    except CompilerMissing as exc:
+        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return generate_key_pair()
+
+
+@pytest.fixture
+def rt(db, settings: Settings) -> Runtime:
+    return Runtime.create(settings, db)
+
+
+@pytest.fixture
+def sdk_tenants(db, lib, pair):
+    """Make tenants whose archive is read through the SDK stand-in (key version 1); their
+    archive is switched off again afterwards, so no other test's timer pulls them."""
+    made: list[int] = []
+    box = SecretBox(TEST_SECRET_KEY)
+
+    def make() -> int:
+        creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
+        with db.system_session() as s:
+            tenant = save_tenant(s, box, "t", creds, slug="h" + secrets.token_hex(4))
+            save_archive_settings(s, box, tenant, "sdk", secret="archive-secret", sdk_path=str(lib))
+            tid = tenant.id
+        with db.tenant_session(tid) as s:
+            s.add(Staff(userid="zhangsan", name="张三"))
+            s.add(ArchiveKey(version=1, public_pem=pair[1], private_sealed=box.seal(pair[0])))
+        made.append(tid)
+        return tid
+
+    yield make
+    with db.system_session() as s:
+        s.execute(update(Tenant).where(Tenant.id.in_(made)).values(archive_mode="off"))
+
+
+def chatdata_item(seq: int, message: dict, public_pem: str, rng: random.Random) -> dict:
+    key = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(32))
+    public = serialization.load_pem_public_key(public_pem.encode())
+    return {
+        "seq": seq,
+        "msgid": message["msgid"],
+        "publickey_ver": 1,
+        "encrypt_random_key": base64.b64encode(public.encrypt(key.encode(), padding.PKCS1v15())).decode(),
+        "encrypt_chat_msg": standin_encrypt(key, json.dumps(message, ensure_ascii=False)),
+    }
+
+
+def text(seq: int, sender: str, at: datetime, content: str) -> dict:
+    return {
+        "msgid": f"h{seq}-{secrets.token_hex(3)}",
+        "action": "send",
+        "from": sender,
+        "tolist": ["zhangsan"] if sender.startswith("wm") else ["wmCUSTOMER"],
+        "roomid": "",
+        "msgtime": int(at.timestamp() * 1000),
+        "msgtype": "text",
+        "text": {"content": content},
+    }
+
+
+@pytest.fixture
+def archive_file(tmp_path, monkeypatch, pair):
+    """What the stand-in's GetChatData serves (SIYU_FAKE_SDK_CHATDATA)."""
+    path = tmp_path / "chatdata.jsonl"
+    monkeypatch.setenv("SIYU_FAKE_SDK_CHATDATA", str(path))
+    monkeypatch.delenv("SIYU_FAKE_SDK_FAIL", raising=False)
+    monkeypatch.delenv("SIYU_FAKE_SDK_LATENCY_MS", raising=False)
+
+    def write(messages: list[dict]) -> None:
+        rng = random.Random(7)
+        items = [chatdata_item(seq, m, pair[1], rng) for seq, m in enumerate(messages, start=1)]
+        path.write_text("".join(json.dumps(i) + "\n" for i in items))
+
+    write([])
+    return write
+
+
+def cursor_of(rt, tenant_id: int) -> ArchiveCursor | None:
+    with rt.db.tenant_session(tenant_id) as s:
+        return s.scalar(select(ArchiveCursor).where(ArchiveCursor.source == "archive"))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def test_the_sdk_reaches_wecom_through_the_proxy_the_rest_of_siyu_uses(rt, sdk_tenants, monkeypatch):
+    """README (connecting a real corp): Siyu reaches WeCom through HTTPS_PROXY when it is set,
+    and a fixed egress proxy is then the IP the admin adds to WeCom's trusted IPs (the
+    archive's 可信IP too). GetChatData takes its proxy as an argument (SdkArchiveSource's
+    `proxy`, "handed to GetChatData"), but the pull's source is made without one: the SDK
+    goes out directly, from an IP WeCom does not trust (or not at all, on a server whose only
+    way out is the proxy), and fails with 10001 "check the proxy setting", a setting Siyu
+    does not have. The HTTP calls of the same tenant go through the proxy."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://10.1.2.3:3128")
+    monkeypatch.setenv("https_proxy", "http://10.1.2.3:3128")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    tenant_id = sdk_tenants()
+    with rt.db.system_session() as s:
+        source = tasks.source_for(rt, s.get(Tenant, tenant_id))
+    try:
+        assert (source.proxy, source.passwd) == ("http://10.1.2.3:3128", None)
+    finally:
+        asyncio.run(source.aclose())
+
+
+def test_the_sdk_gets_the_proxys_credentials_apart_and_no_proxy_where_no_proxy_says(monkeypatch):
+    from siyu.wecom.archive import sdk_proxy
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert sdk_proxy() == (None, None)
+    monkeypatch.setenv("https_proxy", "http://ops:p%40ss@10.1.2.3:3128")
+    assert sdk_proxy() == ("http://10.1.2.3:3128", "ops:p@ss")
+    monkeypatch.setenv("no_proxy", ".weixin.qq.com")
+    assert sdk_proxy() == (None, None)
+
+
+def test_a_tenants_backlog_does_not_hold_up_another_tenants_pull(rt, sdk_tenants, archive_file, monkeypatch):
+    """The timer (`pull_all`) pulls tenants one after another, each until its archive is
+    drained. A tenant catching up on a backlog (a corp just connected, or a pull that was
+    stuck for a day) then holds up every other tenant's pull until its whole backlog is
+    stored: their `pulled_until` stands still, and their escalation steps (which fire only
+    once the archive is pulled past their due time) wait as long, though their archives
+    are idle. The code itself says the next tenant's pull must not wait for a search index
+    that is behind (SEARCH_WAIT_S) nor for a backlog's group names (GROUP_LOOKUPS_PER_PULL).
+
+    Here GetChatData takes 0.1 s (a call over the network) and tenant A's backlog is 81
+    calls; tenant B's archive is idle and is one call. B's pulled_until should move within
+    2.5 seconds of the timer's round starting, not after A's backlog."""
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    now = datetime.now(UTC)
+    archive_file([text(i, "wmCUSTOMER" if i % 2 else "zhangsan", now - timedelta(hours=3), f"第{i}条")
+                  for i in range(1, 401)])  # fmt: skip
+    busy = sdk_tenants()  # made first: the timer comes to it first
+    idle = sdk_tenants()
+    # B has everything already (its archive is idle): its cursor is at the end
+    with rt.db.tenant_session(idle) as s:
+        s.add(ArchiveCursor(source="archive", seq=400, pulled_until=now - timedelta(minutes=10)))
+    with rt.db.system_session() as s:
+        order = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off")))
+    assert order.index(busy) < order.index(idle)  # as the timer finds them
+    monkeypatch.setenv("SIYU_FAKE_SDK_LATENCY_MS", "100")
+
+    seen: list[int] = []  # how much of A's backlog was stored when B's archive was pulled
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            c = cursor_of(rt, idle)
+            if c.pulled_until is not None and c.pulled_until > now - timedelta(minutes=1):
+                seen.append((cursor_of(rt, busy) or ArchiveCursor(seq=0)).seq)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    asyncio.run(tasks.pull_all(rt))
+    watcher.join(35)
+    with rt.db.tenant_session(busy) as s:
+        assert len(s.scalars(select(Message.id)).all()) == 400  # A's backlog was pulled
+    assert seen, "the idle tenant was never pulled"
+    assert seen[0] < 400, "the idle tenant was pulled only once the other's whole backlog was stored"
+
+
+def test_a_storm_of_notifies_does_not_make_every_pull_decrypt_the_same_backlog(
+    rt, sdk_tenants, archive_file, monkeypatch
+):
+    """Each msgaudit_notify the worker claims (up to 32 at once) ran a pull of its own, and
+    each fetched and decrypted (RSA and DecryptData for every message) the whole backlog from
+    the same cursor, all but the first finding it stored. Notifies pile up exactly when a
+    backlog does (Siyu was down while WeCom kept notifying). Sixteen at once are served by
+    one pull, or one more after it."""
+    now = datetime.now(UTC)
+    archive_file([text(i, "wmCUSTOMER" if i % 2 else "zhangsan", now - timedelta(minutes=30), f"第{i}条")
+                  for i in range(1, 1001)])  # fmt: skip
+    tenant_id = sdk_tenants()
+    pulled = []
+    real_pull = tasks.pull
+
+    async def counted(rt, tenant_id, *args, **kw):
+        pulled.append(tenant_id)
+        return await real_pull(rt, tenant_id, *args, **kw)
+
+    monkeypatch.setattr(tasks, "pull", counted)  # (the real pull, counted)
+
+    async def notified() -> None:
+        # (no callback rows: mark_done of these ids updates nothing)
+        await asyncio.gather(*(tasks.on_msgaudit_notify(rt, tenant_id, -1 - i, {}) for i in range(16)))
+
+    asyncio.run(notified())
+    assert cursor_of(rt, tenant_id).seq == 1000
+    with rt.db.tenant_session(tenant_id) as s:
+        assert len(s.scalars(select(Message.id)).all()) == 1000
+    assert len(pulled) <= 2, f"{len(pulled)} pulls for sixteen notifies"
