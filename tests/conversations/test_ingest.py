@@ -160,13 +160,16 @@ def test_declining_archiving_ends_the_wait_agreeing_does_not(db, tenant_id, inge
 
 
 def test_a_question_older_than_a_stored_reply_opens_no_wait(db, tenant_id, ingest):
-    """A migration or a late re-pull hands over a question after the answer to it is stored."""
+    """A migration or a late re-pull hands over a question after the answer to it is stored:
+    nothing waits; the question is announced as one answered by that reply."""
     chat = Chat()
     question = chat.customer("这款有现货吗？", 0)
     answer = chat.staff("有的", 2)
     ingest(answer)
     ingest(question)
-    assert conversation(db, tenant_id).awaiting_since is None and ingest.changes == []
+    assert conversation(db, tenant_id).awaiting_since is None
+    [(opened, reason, _)] = ingest.changes
+    assert (opened, reason) == (True, service.ANSWERED_BEFORE)
     later = chat.customer("那明天能到吗？", 5)  # a new question after the answer still waits
     ingest(later)
     assert conversation(db, tenant_id).awaiting_msgid == later.msgid

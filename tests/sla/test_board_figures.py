@@ -100,3 +100,47 @@ def test_a_reply_recalled_after_the_customer_wrote_again_is_not_a_first_response
     first = _board(w)["within_steps"][0]
     # one wait, the question's, now past the step; the folded one counts for nothing
     assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 0, 1)
+
+
+def test_an_older_question_pulled_after_the_reply_moves_the_first_response_back(local):
+    """The customer asks at 0 s and again at 100 s; the agent answers at 150 s. The archive
+    brings the 0 s question last (a re-pull, an import, clocks apart). README: "an older question
+    pulled after a newer one, with no reply between, moves the wait's start back" - there was
+    no reply between 0 s and 100 s, so the customer waited 150 s, past the 2-minute step. The
+    board said 50 s, answered within the step (100 % on time)."""
+    w = local
+    _noon_tomorrow(w)
+    w.policy()  # 2 min, 5 min, 10 min
+    older = w._message("wmcustomer1", "zhangsan", "请问这款有货吗？", 0, None)
+    w.say("什么时候能发货？", at=100)
+    w.reply("有货，明天发", at=150)
+    w.ingest(older)  # pulled late
+    w.pulled(3600)
+    w.clock(3600)
+    board = _board(w)
+    assert board["first_response"]["count"] == 1
+    assert board["first_response"]["median_s"] == 150, board["first_response"]
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["share"]) == (0, 1, 0.0), first
+
+
+def test_a_question_pulled_after_the_reply_it_alone_had_is_a_wait_answered_then(local):
+    """The customer asks at 0 s, the agent answers at 90 s; the archive brings the question
+    after the answer. It waited 90 s (answered within the 2-minute step): a wait of its own,
+    where nothing had been recorded."""
+    w = local
+    _noon_tomorrow(w)
+    w.policy()
+    question = w._message("wmcustomer1", "zhangsan", "请问这款有货吗？", 0, None)
+    w.reply("有货的", at=90)
+    w.ingest(question)
+    assert [(x.msgid, x.close_reason, x.response_s) for x in w.waits()] == [
+        (question["msgid"], "replied", 90.0)
+    ]
+    assert w.steps() == []  # answered: no step was ever due
+    w.ingest(question)  # pulled again: stored once, recorded once
+    assert len(w.waits()) == 1
+    w.clock(3600)
+    board = _board(w)
+    assert (board["first_response"]["count"], board["first_response"]["median_s"]) == (1, 90)
+    assert board["within_steps"][0]["answered"] == 1

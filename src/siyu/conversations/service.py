@@ -15,6 +15,7 @@ conversations never read them back.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -51,6 +52,13 @@ class WaitChange:
     # customer_message | EARLIER | replied | recalled | MERGED | dismissed | declined | a follow's end
     reason: str
     by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
+    answered_at: datetime | None = None  # ANSWERED_BEFORE: when the reply it had came
+
+
+# An opened change, `answered_at` set: a question pulled after the staff's reply to it (a
+# re-pull, an import, clocks apart). It waited from its own time until that reply: a wait
+# recorded as begun later and closed by the same reply began with it instead.
+ANSWERED_BEFORE = "answered_before_pulled"
 
 
 # An opened change while a wait runs: an older message, pulled after the one the wait began
@@ -506,6 +514,25 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     return {"stored": len(stored), "duplicates": len(items) - len(stored)}
 
 
+def _first_reply_after(session: Session, conversation_id: int, at: datetime) -> datetime | None:
+    """When the staff member first answered by hand after `at` (a question pulled after its
+    reply: rare, so one query each)."""
+    return session.scalar(
+        select(Message.sent_at)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == "out",
+            Message.action == "send",
+            Message.msgtype.not_in(sorted(EVENT_TYPES)),
+            Message.by_siyu.is_(False),
+            Message.recalled.is_(False),
+            Message.sent_at >= at,
+        )
+        .order_by(Message.sent_at)
+        .limit(1)
+    )
+
+
 def _write_back(session: Session, states: Iterable[_State]) -> None:
     dirty = [{"id": c.id, **{name: getattr(c, name) for name in _CHANGING}} for c in states if c.dirty]
     bulk.update_by_id(session, Conversation, dirty, _CHANGING)
@@ -544,7 +571,13 @@ def _apply(
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
         # (older than a staff message stored before it: a migration or a late re-pull; answered)
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
-        answered = answered or (c.settled_until is not None and p.sent_at <= c.settled_until)
+        settled = c.settled_until is not None and p.sent_at <= c.settled_until
+        answered = answered or settled
+        if row["needs_reply"] and c.kind == "single" and answered and not settled:
+            reply = _first_reply_after(session, c.id, p.sent_at)
+            if reply is not None:
+                answered_late = c.change(True, p.sent_at, p.msgid, ANSWERED_BEFORE)
+                changes.append(dataclasses.replace(answered_late, answered_at=reply))
         if row["needs_reply"] and c.kind == "single" and not answered:
             if c.awaiting_since is None:
                 c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid

@@ -614,7 +614,11 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     new: dict[tuple[int, str], _Wait] = {}
     closed: list[_Wait] = []
     moved: dict[int, _Wait] = {}
+    answered_before: list[conversations.WaitChange] = []
     for change in changes:
+        if change.reason == conversations.ANSWERED_BEFORE:
+            answered_before.append(change)
+            continue
         if change.opened and change.reason == conversations.EARLIER:
             # the wait began with an older message pulled after it: the same wait (its fired
             # steps stand), started earlier
@@ -652,6 +656,33 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_new_waits(session, book, list(new.values()))
     _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
+    for change in answered_before:
+        _store_answered_before(session, book, change, policies[change.staff_userid])
+
+
+def _store_answered_before(
+    session: Session, book: PolicyBook, change: conversations.WaitChange, policy: PolicyView
+) -> None:
+    """A question pulled after the reply it had: the wait that reply closed, if it began
+    after the question, began with it; else the question's own wait, answered, is recorded."""
+    answered_at = change.answered_at
+    stored = session.execute(
+        select(SlaWait.id, SlaWait.started_at).where(
+            SlaWait.conversation_id == change.conversation_id,
+            SlaWait.close_reason == "replied",
+            SlaWait.closed_at == answered_at,
+        )
+    ).first()
+    response_s = max(0.0, (answered_at - change.at).total_seconds())
+    if stored is not None:
+        if stored.started_at > change.at:
+            row = {"id": stored.id, "msgid": change.msgid, "started_at": change.at, "response_s": response_s}
+            bulk.update_by_id(session, SlaWait, [row], ["msgid", "started_at", "response_s"])
+        return
+    c = change
+    wait = _Wait(c.conversation_id, c.msgid, c.staff_userid, c.customer_id, policy, c.at)
+    wait.close(answered_at, "replied")
+    _store_new_waits(session, book, [wait])
 
 
 def _store_moved_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
