@@ -1111,25 +1111,27 @@ def delivery_problems(
     return sorted(out, key=lambda d: d["at"], reverse=True)
 
 
+_CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)
+
+
 def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
     contact = policy.escalation_contact
     if contact and contact == agent_userid:
-        note += "; escalation contact is the agent"
+        note += _CONTACT_IS_AGENT
     elif contact and not still_with_the_corp(session, contact):
         note += f"; escalation contact {contact} left"
     return note[:500]
 
 
 _CONTACT_LEFT = re.compile(r"; escalation contact (.+) left$")
-_CONTACT_IS_AGENT = "; escalation contact is the agent"
 
 
 def _nobody_reason(e: SlaEscalation) -> str:
     left = _CONTACT_LEFT.search(e.note or "")
     gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
-    if (e.note or "").endswith(_CONTACT_IS_AGENT):  # (not told of their own customer as a leader)
+    if (e.note or "").endswith(_CONTACT_IS_AGENT):
         gone = "策略的升级联系人就是该成员本人"
     if e.target == "leader":
         why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
