@@ -123,6 +123,8 @@ class DismissIn(BaseModel):
         " one waits by now, so that a stale screen never silences a newer question",
     )
 
+    model_config = {"extra": "forbid"}  # a misspelt msgid must not mark whatever waits
+
 
 class DismissOut(BaseModel):
     dismissed: bool = Field(description="False when the conversation was not waiting")

@@ -610,7 +610,7 @@ def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_
     response_model=DepartmentPolicyOut,
     summary="Create or change a department's SLA policy",
     responses={
-        201: {"description": "created"},
+        201: {"description": "created", "model": DepartmentPolicyOut},
         404: {"description": "no such department"},
         422: {"description": "the policy was refused; `detail` says why"},
     },

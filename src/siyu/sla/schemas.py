@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from siyu.sla.calendar import check_day, parse_day, parse_hhmm, parse_shifts
 from siyu.sla.service import MAX_STEPS
@@ -74,7 +74,7 @@ class PolicyFieldsIn(BaseModel):
         le=MAX_CALL_COOLDOWN_S,
         description="after a call, none to the same member for this long: one call covers all their waits",
     )
-    merge_window_s: float | None = Field(
+    merge_window_s: StrictFloat | None = Field(
         None, ge=0, le=600, description="cards due to one person within this many seconds go as one"
     )
 

@@ -1,0 +1,86 @@
+"""The conversation and SLA parts of /api/v1 as a script calling them is owed: unknown fields
+refused, the spec describing every answer, numbers typed as numbers."""
+
+from __future__ import annotations
+
+from tests.conversations.conftest import Archive, chats, new_waiting, store  # noqa: F401
+
+
+def test_dismiss_refuses_an_unknown_field_rather_than_marking_whatever_waits(
+    as_role,
+    db,
+    world,
+    new_waiting,  # noqa: F811
+):
+    """POST /dismiss takes {"msgid"} so that a stale screen never silences a newer question.
+    A misspelt key ({"msg_id": ...}, {"msgId": ...}) was dropped without a word, and the call
+    then marked whatever waited by now: the guard the body exists for was gone. Snooze and the
+    policies refuse a field they do not know (422, extra_forbidden); dismiss must too, and mark
+    nothing."""
+    agent = as_role("admin")  # (赵六's chat: the board tests count 张三's answers of today)
+    cid = new_waiting("zhaoliu", "在吗？")
+    seen = agent.get(f"/api/v1/conversations/{cid}").json()["awaiting_msgid"]
+    ext = agent.get(f"/api/v1/conversations/{cid}").json()["external_userid"]
+    arc = Archive()  # answered, then the customer asks again after the page was drawn
+    arc.text("zhaoliu", ext, "在的，您说", 20)
+    arc.text(ext, "zhaoliu", "我要退款，怎么操作？", 5)
+    store(db, world.a.id, arc.items)
+    newer = agent.get(f"/api/v1/conversations/{cid}").json()["awaiting_msgid"]
+    assert newer and newer != seen  # (a newer question waits now)
+    stale = agent.post(  # spelt right, the stale mark is refused
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": seen}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert stale.status_code == 409
+
+    for key in ("msg_id", "msgId"):
+        r = agent.post(
+            f"/api/v1/conversations/{cid}/dismiss", json={key: seen}, headers={"X-CSRF-Token": agent.csrf}
+        )
+        assert r.status_code == 422, (key, r.status_code, r.text[:300])
+        assert r.json()["detail"][0]["type"] == "extra_forbidden"
+    after = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert after["waiting"] is True and after["awaiting_msgid"] == newer
+    done = agent.post(  # (and no wait left for the board tests that share this world)
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": newer}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert done.json()["dismissed"] is True
+
+
+def test_openapi_describes_the_body_of_a_department_policy_created_with_201(as_role):
+    """PUT /api/v1/sla/policies/{department} answers 201 with the new policy in its body, but
+    the spec advertised 201 with no content at all: a client generated from it reads nothing
+    back (or refuses the body) exactly when a policy was created. The 201 must carry the same
+    DepartmentPolicyOut schema as the 200."""
+    admin = as_role("admin")
+    paths = admin.get("/api/v1/openapi.json").json()["paths"]
+    op = paths["/api/v1/sla/policies/{department_wecom_id}"]["put"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/DepartmentPolicyOut"}
+    created = op["responses"]["201"]
+    assert created.get("content", {}).get("application/json", {}).get("schema") == ok, created
+    # and it does answer 201 with that body
+    h = {"X-CSRF-Token": admin.csrf}
+    admin.delete("/api/v1/sla/policies/4", headers=h)
+    try:
+        r = admin.put("/api/v1/sla/policies/4", json={"call_cooldown_s": 600}, headers=h)
+        assert r.status_code == 201 and r.json()["department_wecom_id"] == 4
+    finally:
+        admin.delete("/api/v1/sla/policies/4", headers=h)
+
+
+def test_merge_window_takes_a_number_only_as_the_other_policy_numbers_do(as_role):
+    """The spec says merge_window_s is a number, and the policy's other numbers are strict
+    (call_cooldown_s "600" or a step's delay_s "120" are refused with 422). merge_window_s took
+    true as 1 second and "5" as 5 seconds, saved without a word: a script's mistake (a switch
+    sent to the wrong field, a value read from a form as text) changed how cards are merged."""
+    admin = as_role("admin")
+    h = {"X-CSRF-Token": admin.csrf}
+    assert admin.put("/api/v1/sla/policy", json={"call_cooldown_s": "600"}, headers=h).status_code == 422
+    before = admin.get("/api/v1/sla/policy").json()["merge_window_s"]
+    for value in (True, "5"):
+        r = admin.put("/api/v1/sla/policy", json={"merge_window_s": value}, headers=h)
+        assert r.status_code == 422, (value, r.status_code, r.json().get("merge_window_s"))
+        assert admin.get("/api/v1/sla/policy").json()["merge_window_s"] == before
+    for path in ("/api/v1/sla/policies/0", "/api/v1/sla/policies/4"):  # the department route alike
+        r = admin.put(path, json={"merge_window_s": True}, headers=h)
+        assert r.status_code == 422, (path, r.status_code)
