@@ -507,4 +507,5 @@ def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
         "sla_call",
         f"sla-call:{st.id}",
         {"call": call.id, "callee": st.recipient, "escalations": [st.id]},
+        recipient=st.recipient,
     )

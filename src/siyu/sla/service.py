@@ -1052,8 +1052,8 @@ NOBODY_TO_REACH = "nobody to reach"
 QUIET_HOURS = "quiet hours"
 # Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
 # before this was written in Chinese).
-CALL_NOT_NEEDED = "拨打前客户都已得到回复"
-_CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "answered before the call")
+CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
+_CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 
 
 def delivery_problems(
@@ -1101,8 +1101,31 @@ def delivery_problems(
         )
         for m in session.scalars(cards)
     ]
+    # calls the voice provider refused so far, being retried by the outbox (with its answer)
+    retried = select(OutboxMessage).where(
+        OutboxMessage.kind == "sla_call",
+        OutboxMessage.created_at >= start,
+        OutboxMessage.created_at < end,
+        text(UNSENT),
+        OutboxMessage.status == "pending",
+        OutboxMessage.last_error != "",
+    )
+    if recipients is not None:
+        retried = retried.where(OutboxMessage.recipient.in_(list(recipients)))
     out += [
         _problem("call", c.callee_userid, c.created_at, c.status, c.error) for c in session.scalars(calls)
+    ]
+    out += [
+        _problem(
+            "call",
+            m.recipient or m.payload.get("callee", ""),
+            m.created_at,
+            "retrying",
+            m.last_error,
+            attempts=m.attempts,
+            next_try_at=m.due_at,
+        )
+        for m in session.scalars(retried)
     ]
     out += [
         _problem("step", e.agent_userid, e.fired_at, "nobody", _nobody_reason(e), target=e.target)
@@ -1208,6 +1231,19 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
             placed_at[call.id] = call.placed_at
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
+    # a call still queued that the voice provider refused so far: being retried, and why
+    queued = [
+        e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
+    ]
+    if queued:
+        for key, last_error in session.execute(
+            select(OutboxMessage.dedupe_key, OutboxMessage.last_error).where(
+                OutboxMessage.dedupe_key.in_([f"sla-call:{i}" for i in queued]),
+                OutboxMessage.status == "pending",
+                OutboxMessage.last_error != "",
+            )
+        ):
+            calls[("step", int(key.rsplit(":", 1)[1]))] = ("retrying", last_error)
     out = {}
     for e in fired:
         if e.id in card_of:

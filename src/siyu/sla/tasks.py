@@ -372,6 +372,8 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
                 .where(
                     SlaWait.closed_at.is_(None),
                     Conversation.awaiting_msgid == SlaWait.msgid,
+                    # a wait the agent snoozed since the step fired: no call about it now
+                    or_(SlaWait.snoozed_until.is_(None), SlaWait.snoozed_until <= now),
                     or_(SlaWait.staff_userid == callee, SlaWait.id.in_(wait_ids or {0})),
                 )
             )

@@ -85,9 +85,28 @@ class EmulatorVoice:
         return r.json()["call_id"]
 
 
-# Tencent Cloud error codes that retrying cannot fix (VMS error code table).
-TENCENT_PERMANENT = ("AuthFailure", "InvalidParameter", "MissingParameter", "UnsupportedOperation")
-TENCENT_PERMANENT_FAILED = ("FailedOperation.TemplateIncorrectOrUnapproved", "FailedOperation.Forbidden")
+# Tencent Cloud error codes that retrying cannot fix (VMS error code table): a voice app that
+# fails verification, is disabled or suspended for arrears, an empty voice package, template
+# parameters refused, a number not applied for. An escalation call an hour late helps nobody:
+# the admin is told at once. (Timeouts upstream and the per-callee frequency limit are retried.)
+TENCENT_PERMANENT = (
+    "AuthFailure",
+    "InvalidParameter",
+    "MissingParameter",
+    "UnsupportedOperation",
+    "UnauthorizedOperation",
+)
+TENCENT_PERMANENT_FAILED = (
+    "FailedOperation.TemplateIncorrectOrUnapproved",
+    "FailedOperation.Forbidden",
+    "FailedOperation.ContainSensitiveWord",
+    "FailedOperation.InsufficientBalanceInVoicePackage",
+    "FailedOperation.InvalidJsonParameters",
+    "FailedOperation.InvalidParameters",
+    "FailedOperation.JsonParseFail",
+    "FailedOperation.ParametersOtherError",
+    "FailedOperation.PhonenumberUnappliedOrExpired",
+)
 
 
 class TencentVoice:

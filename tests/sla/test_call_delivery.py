@@ -1,0 +1,131 @@
+# ruff: noqa: F811 - the fixtures imported from test_delivery are test parameters
+"""Escalation calls as the people concerned see them: a call being retried shown on the board
+with why, a snooze honoured by a call still to ring, Tencent VMS errors that retrying cannot fix."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from siyu.notify.models import OutboxMessage
+from siyu.sla import service
+from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
+    _problems,
+    _reached,
+    calls,
+    gateway,
+    w,
+)
+from tests.support.stack import wait_for
+
+
+def test_a_call_being_retried_shows_on_the_board_with_why(w):
+    """A card WeCom refuses shows as "retrying" with WeCom's answer; a call the voice provider
+    refuses (its gateway down, Tencent out of balance...) is retried for an hour by the
+    outbox, all the while shown as merely "queued", with no error and not among the day's
+    undelivered escalations: the admin cannot see that the phone is not ringing, nor why."""
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 50, "status": 503})
+    try:
+        w.say("人呢？快回我", at=0)
+        w.pulled(3600)
+        w.clock(60)
+        assert w.fire() == 1
+
+        def refused() -> OutboxMessage | None:
+            with w.session() as s:
+                return s.scalar(
+                    select(OutboxMessage).where(
+                        OutboxMessage.kind == "sla_call", OutboxMessage.last_error != ""
+                    )
+                )
+
+        message = wait_for(refused)
+        assert message.status == "pending" and "503" in message.last_error  # being retried
+        state, error = _reached(w)[0]
+        assert state == "retrying" and "503" in error, (state, error)
+        [problem] = _problems(w)
+        assert (problem["kind"], problem["recipient"], problem["status"]) == ("call", "zhangsan", "retrying")
+    finally:
+        httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 0})
+
+
+def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
+    """The call step fired, but the first try failed and the call waits for its retry; the
+    agent then snoozes the wait for an hour ("no escalation before now + minutes"). A card
+    still to go leaves out a wait snoozed after its step fired; the call rings anyway."""
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    w.say("在吗？想改一下收货地址", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+
+    def failed_once() -> OutboxMessage | None:
+        with w.session() as s:
+            return s.scalar(
+                select(OutboxMessage).where(OutboxMessage.kind == "sla_call", OutboxMessage.last_error != "")
+            )
+
+    wait_for(failed_once)  # the retry is due in about a second
+    conversation = w.conversation()
+    with w.session() as s:
+        service.snooze(s, conversation.id, w.rt.now() + timedelta(hours=1), w.rt.now())
+    with w.session() as s:
+        assert service.snoozed_until(s, conversation.id, w.rt.now()) is not None
+
+    def call_settled() -> OutboxMessage | None:
+        with w.session() as s:
+            m = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "sla_call"))
+            return m if m.status != "pending" else None
+
+    wait_for(call_settled, timeout=10)
+    assert calls(w) == []  # the snoozed customer's call did not ring
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["UnauthorizedOperation.VoiceSdkAppidVerifyFail", "UnauthorizedOperation.SdkAppidIsDisabled"],
+)
+def test_a_tencent_voice_app_that_is_wrong_or_disabled_is_given_up_at_once(code):
+    """voice.py: "`Permanent` for what retrying cannot fix (a bad number, an unapproved
+    template, bad credentials)". A VoiceSdkAppid that does not exist is Permanent
+    (InvalidParameterValue.SdkAppidNotExist), but one that fails verification or is disabled
+    (VMS's UnauthorizedOperation.*) is retried for an hour as if Tencent were busy, each
+    escalation call then failing twelve times before anyone is told the app is wrong."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from siyu.config import Settings
+    from siyu.notify.outbox import Permanent
+    from siyu.sla.voice import TencentVoice, VoiceCall
+    from tests.support.servers import serve
+
+    app = FastAPI()
+
+    @app.post("/")
+    async def vms() -> JSONResponse:  # Tencent Cloud API 3.0's error answer
+        return JSONResponse(
+            {"Response": {"Error": {"Code": code, "Message": "voice sdk app"}, "RequestId": "r1"}}
+        )
+
+    with serve(app) as url:
+        settings = Settings(
+            voice_provider="tencent",
+            voice_tencent_secret_id="AKIDexample",
+            voice_tencent_secret_key="secret",
+            voice_tencent_sdk_app_id="1400006666",
+            voice_tencent_template_id="4356",
+            voice_tencent_endpoint=url.removeprefix("http://"),
+            voice_tencent_scheme="http",
+        )
+        with pytest.raises(Permanent, match=code):
+            asyncio.run(
+                TencentVoice(settings).call(VoiceCall("13800000002", ["1", "10"], "", "siyu:1:call:1"))
+            )
