@@ -144,3 +144,31 @@ def test_a_question_pulled_after_the_reply_it_alone_had_is_a_wait_answered_then(
     board = _board(w)
     assert (board["first_response"]["count"], board["first_response"]["median_s"]) == (1, 90)
     assert board["within_steps"][0]["answered"] == 1
+
+
+def test_a_snooze_on_the_later_question_holds_for_the_earlier_one_waiting_again(local):
+    """The agent snoozes the chat for an hour while the customer's second question waits; then
+    takes back the reply that had answered the first. The first waits again, and the snooze
+    the agent asked for holds for it: no card before the hour is over."""
+    from siyu.sla import service
+
+    w = local
+    _noon_tomorrow(w)
+    w.policy()
+    w.say("订单什么时候发货？", at=0)
+    answer = w.reply("已经发了", at=10)
+    w.say("物流单号是多少？", at=20)
+    w.clock(25)
+    with w.session() as s:
+        assert service.snooze(s, w.conversation().id, w.at(25 + 3600), w.rt.now()) == 1
+    recall = {**w._message("zhangsan", "wmcustomer1", "", 30, "r" + answer), "action": "recall"}
+    recall.update(msgtype="revoke", revoke={"pre_msgid": answer})
+    recall.pop("text")
+    w.ingest(recall)
+    w.pulled(7200)
+    with w.session() as s:
+        assert service.snoozed_until(s, w.conversation().id, w.rt.now()) == w.at(25 + 3600)
+    w.clock(3600)
+    assert w.fire() == 0  # within the snooze
+    w.clock(25 + 3600)
+    assert w.fire() >= 1  # then the agent is told

@@ -720,6 +720,19 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     by_key = {(w.conversation_id, w.msgid): w for w in waits}
     done = {(c, m) for _, c, m in inserted}
     reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
+    for wait_id, conversation_id, msgid in reopened:  # (rare: a recalled reply, a snooze on the wait it ends)
+        if (until := by_key[(conversation_id, msgid)].snoozed_until) is not None:
+            session.execute(update(SlaWait).where(SlaWait.id == wait_id).values(snoozed_until=until))
+            session.execute(
+                update(SlaEscalation)
+                .where(
+                    SlaEscalation.wait_id == wait_id,
+                    SlaEscalation.status == "pending",
+                    SlaEscalation.due_at < until,
+                )
+                .values(due_at=until, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
     now = datetime.now(UTC)
     steps = []
     for wait_id, conversation_id, msgid in [*inserted, *reopened]:  # a reopened one may have none yet
