@@ -477,7 +477,7 @@ async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> N
 async def pull_all(rt) -> None:
     """The timer: every tenant with archiving on."""
     with rt.db.system_session() as s:
-        tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off")))
+        tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off").order_by(Tenant.id)))
         queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
     at_once = asyncio.Semaphore(PULLS_AT_ONCE)
 
