@@ -178,15 +178,7 @@ def test_a_tenants_backlog_does_not_hold_up_another_tenants_pull(rt, sdk_tenants
     # B has everything already (its archive is idle): its cursor is at the end
     with rt.db.tenant_session(idle) as s:
         s.add(ArchiveCursor(source="archive", seq=400, pulled_until=now - timedelta(minutes=10)))
-    with rt.db.system_session() as s:  # other tests' tenants sit out this timer round
-        others = dict(
-            s.execute(
-                select(Tenant.id, Tenant.archive_mode).where(
-                    Tenant.archive_mode != "off", Tenant.id.not_in([busy, idle])
-                )
-            ).all()
-        )
-        s.execute(update(Tenant).where(Tenant.id.in_(list(others) or [0])).values(archive_mode="off"))
+    others = _others_aside(rt, [busy, idle])
     monkeypatch.setenv("SIYU_FAKE_SDK_LATENCY_MS", "100")
 
     seen: list[int] = []  # how much of A's backlog was stored when B's archive was pulled
@@ -206,9 +198,7 @@ def test_a_tenants_backlog_does_not_hold_up_another_tenants_pull(rt, sdk_tenants
         asyncio.run(tasks.pull_all(rt))
     finally:
         watcher.join(35)
-        with rt.db.system_session() as s:
-            for tenant_id, mode in others.items():
-                s.execute(update(Tenant).where(Tenant.id == tenant_id).values(archive_mode=mode))
+        _others_back(rt, others)
     with rt.db.tenant_session(busy) as s:
         assert len(s.scalars(select(Message.id)).all()) == 400  # A's backlog was pulled
     assert seen, "the idle tenant was never pulled"
@@ -245,3 +235,55 @@ def test_a_storm_of_notifies_does_not_make_every_pull_decrypt_the_same_backlog(
     with rt.db.tenant_session(tenant_id) as s:
         assert len(s.scalars(select(Message.id)).all()) == 1000
     assert len(pulled) <= 2, f"{len(pulled)} pulls for sixteen notifies"
+
+
+def _others_aside(rt, keep: list[int]) -> dict[int, str]:
+    """Other tests' tenants sit out the timer's rounds of a test (their archives are gone)."""
+    with rt.db.system_session() as s:
+        others = dict(
+            s.execute(
+                select(Tenant.id, Tenant.archive_mode).where(
+                    Tenant.archive_mode != "off", Tenant.id.not_in(keep)
+                )
+            ).all()
+        )
+        s.execute(update(Tenant).where(Tenant.id.in_(list(others) or [0])).values(archive_mode="off"))
+    return others
+
+
+def _others_back(rt, others: dict[int, str]) -> None:
+    with rt.db.system_session() as s:
+        for tenant_id, mode in others.items():
+            s.execute(update(Tenant).where(Tenant.id == tenant_id).values(archive_mode=mode))
+
+
+def test_a_tenant_whose_pull_fails_is_tried_again_later_not_every_round(
+    rt, sdk_tenants, archive_file, monkeypatch
+):
+    """A wrong secret or key fails every pull: the timer tried it every few seconds, each time
+    a warning in the log and a turn the other tenants waited for. It backs off (twice as many
+    polls after each failure, at most a minute); a notify still pulls at once."""
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10009:1000")
+    failing = sdk_tenants()
+    pulled = []
+    real_pull = tasks.pull
+
+    async def counted(rt, tenant_id, *args, **kw):
+        pulled.append(tenant_id)
+        return await real_pull(rt, tenant_id, *args, **kw)
+
+    monkeypatch.setattr(tasks, "pull", counted)  # (the real pull, counted)
+    others = _others_aside(rt, [failing])
+    try:
+
+        async def rounds() -> None:
+            for _ in range(3):
+                await tasks.pull_all(rt)
+            monkeypatch.delenv("SIYU_FAKE_SDK_FAIL")  # the admin fixed it; WeCom notifies
+            await tasks.on_msgaudit_notify(rt, failing, -1, {})
+            await tasks.pull_all(rt)  # (the notify's pull worked: the timer is back on it)
+
+        asyncio.run(rounds())
+    finally:
+        _others_back(rt, others)
+    assert pulled == [failing, failing, failing]  # the first round, the notify, the last round

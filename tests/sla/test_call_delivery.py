@@ -45,7 +45,7 @@ def test_a_call_being_retried_shows_on_the_board_with_why(w):
                     )
                 )
 
-        message = wait_for(refused)
+        message = wait_for(refused, timeout=30)  # (the shared database keeps the worker busy)
         assert message.status == "pending" and "503" in message.last_error  # being retried
         state, error = _reached(w)[0]
         assert state == "retrying" and "503" in error, (state, error)
@@ -73,7 +73,7 @@ def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
                 select(OutboxMessage).where(OutboxMessage.kind == "sla_call", OutboxMessage.last_error != "")
             )
 
-    wait_for(failed_once)  # the retry is due in about a second
+    wait_for(failed_once, timeout=30)  # the retry is due in about a second
     conversation = w.conversation()
     with w.session() as s:
         service.snooze(s, conversation.id, w.rt.now() + timedelta(hours=1), w.rt.now())
@@ -85,7 +85,7 @@ def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
             m = s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "sla_call"))
             return m if m.status != "pending" else None
 
-    wait_for(call_settled, timeout=10)
+    wait_for(call_settled, timeout=30)
     assert calls(w) == []  # the snoozed customer's call did not ring
 
 

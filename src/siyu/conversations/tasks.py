@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ SEARCH_WAIT_S = 10.0
 # connected, a day stuck) must not hold up the others' pulls, and the escalations that wait
 # for them to be pulled past their due time.
 PULLS_AT_ONCE = 4
+# A tenant whose pull failed (a wrong secret or key, WeCom down) is tried by the timer again
+# after twice as many polls each time, at most this long: it neither fills the log every few
+# seconds nor takes the other tenants' turns. A msgaudit_notify still pulls it at once.
+FAILING_WAIT_MAX_S = 60.0
 
 
 def classifier():
@@ -349,6 +354,8 @@ class _Pulls:
 
 
 _pulls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by event loop, then tenant
+# the timer's failing tenants: (failures in a row, when to try again), by event loop, then tenant
+_failing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def pull_once(rt, tenant_id: int) -> dict:
@@ -362,7 +369,9 @@ async def pull_once(rt, tenant_id: int) -> dict:
         if state.served >= mine:
             return {"stored": 0, "duplicates": 0}
         state.served = state.asked
-        return await pull(rt, tenant_id)
+        done = await pull(rt, tenant_id)
+        _failing.get(loop, {}).pop(tenant_id, None)  # it works again: the timer is back on it
+        return done
 
 
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -480,17 +489,23 @@ async def pull_all(rt) -> None:
         tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off").order_by(Tenant.id)))
         queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
     at_once = asyncio.Semaphore(PULLS_AT_ONCE)
+    failing = _failing.setdefault(asyncio.get_running_loop(), {})
+    now = time.monotonic()
 
     async def one(tenant_id: int) -> None:
         async with at_once:
             try:
                 stored = (await pull_once(rt, tenant_id))["stored"]
             except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
-                log.warning("archive pull for tenant %s failed: %s", tenant_id, exc)
+                failures = failing.get(tenant_id, (0, 0.0))[0] + 1
+                wait_s = min(FAILING_WAIT_MAX_S, rt.settings.archive_poll_s * 2**failures)
+                failing[tenant_id] = (failures, time.monotonic() + wait_s)
+                log.warning("archive pull for tenant %s failed (again in %.0f s): %s", tenant_id, wait_s, exc)
                 return
             if stored:  # only a pull that stored something can have brought a new group
                 await _name_new_groups(rt, tenant_id)
 
-    await asyncio.gather(*(one(tenant_id) for tenant_id in tenants))
+    due = [t for t in tenants if failing.get(t, (0, 0.0))[1] <= now]
+    await asyncio.gather(*(one(tenant_id) for tenant_id in due))
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))
