@@ -63,7 +63,8 @@ def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
     ring would cover this one.)"""
     with w.session() as s:
         service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
-    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    # every call fails until the snooze (a call another test left to ring may take a try too)
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 1000, "status": 503})
     w.say("在吗？想改一下收货地址", at=0, ext="wmcustomer2", staff="wangwu")
     w.pulled(3600)
     w.clock(60)
@@ -82,6 +83,7 @@ def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
         service.snooze(s, conversation.id, w.rt.now() + timedelta(hours=1), w.rt.now())
     with w.session() as s:
         assert service.snoozed_until(s, conversation.id, w.rt.now()) is not None
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 0})
     wait_for(lambda: wangwus_call().status != "pending", timeout=30)  # the retry came and went
     assert [c for c in calls(w) if c["called_number"] == "+8613800000003"] == []  # and did not ring
 
