@@ -217,14 +217,7 @@ def test_a_storm_of_notifies_does_not_make_every_pull_decrypt_the_same_backlog(
     archive_file([text(i, "wmCUSTOMER" if i % 2 else "zhangsan", now - timedelta(minutes=30), f"第{i}条")
                   for i in range(1, 1001)])  # fmt: skip
     tenant_id = sdk_tenants()
-    pulled = []
-    real_pull = tasks.pull
-
-    async def counted(rt, tenant_id, *args, **kw):
-        pulled.append(tenant_id)
-        return await real_pull(rt, tenant_id, *args, **kw)
-
-    monkeypatch.setattr(tasks, "pull", counted)  # (the real pull, counted)
+    pulled = _pulls_counted(monkeypatch)
 
     async def notified() -> None:
         # (no callback rows: mark_done of these ids updates nothing)
@@ -265,14 +258,7 @@ def test_a_tenant_whose_pull_fails_is_tried_again_later_not_every_round(
     polls after each failure, at most a minute); a notify still pulls at once."""
     monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10009:1000")
     failing = sdk_tenants()
-    pulled = []
-    real_pull = tasks.pull
-
-    async def counted(rt, tenant_id, *args, **kw):
-        pulled.append(tenant_id)
-        return await real_pull(rt, tenant_id, *args, **kw)
-
-    monkeypatch.setattr(tasks, "pull", counted)  # (the real pull, counted)
+    pulled = _pulls_counted(monkeypatch)
     others = _others_aside(rt, [failing])
     try:
 
@@ -287,3 +273,16 @@ def test_a_tenant_whose_pull_fails_is_tried_again_later_not_every_round(
     finally:
         _others_back(rt, others)
     assert pulled == [failing, failing, failing]  # the first round, the notify, the last round
+
+
+def _pulls_counted(monkeypatch) -> list[int]:
+    """The tenants `tasks.pull` runs for, in order (the real pull, counted)."""
+    pulled: list[int] = []
+    real_pull = tasks.pull
+
+    async def counted(rt, tenant_id, *args, **kw):
+        pulled.append(tenant_id)
+        return await real_pull(rt, tenant_id, *args, **kw)
+
+    monkeypatch.setattr(tasks, "pull", counted)
+    return pulled

@@ -10,6 +10,7 @@ import pytest
 from siyu.customers import service as customers
 from siyu.sla.api import board_for
 from siyu.web.auth import Viewer
+from tests.sla.test_engine import _recall
 
 
 def _noon_tomorrow(w) -> None:
@@ -83,10 +84,7 @@ def test_a_reply_recalled_after_the_customer_wrote_again_is_not_a_first_response
     w.say("订单什么时候发货？", at=0)
     answer = w.reply("已经发了", at=10)
     w.say("物流单号是多少？", at=20)
-    recall = {**w._message("zhangsan", "wmcustomer1", "", 30, "r" + answer), "action": "recall"}
-    recall.update(msgtype="revoke", revoke={"pre_msgid": answer})
-    recall.pop("text")
-    w.ingest(recall)  # the agent takes the answer back: the customer has no answer
+    w.ingest(_recall(w, answer, 30, by="zhangsan"))  # the agent takes the answer back: no answer now
     w.pulled(3600)
     w.clock(60)
     board = _board(w)
@@ -161,10 +159,7 @@ def test_a_snooze_on_the_later_question_holds_for_the_earlier_one_waiting_again(
     w.clock(25)
     with w.session() as s:
         assert service.snooze(s, w.conversation().id, w.at(25 + 3600), w.rt.now()) == 1
-    recall = {**w._message("zhangsan", "wmcustomer1", "", 30, "r" + answer), "action": "recall"}
-    recall.update(msgtype="revoke", revoke={"pre_msgid": answer})
-    recall.pop("text")
-    w.ingest(recall)
+    w.ingest(_recall(w, answer, 30, by="zhangsan"))
     w.pulled(7200)
     with w.session() as s:
         assert service.snoozed_until(s, w.conversation().id, w.rt.now()) == w.at(25 + 3600)
