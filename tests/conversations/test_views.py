@@ -83,6 +83,70 @@ def test_paginated(as_role, chats):
     assert [c["id"] for p in pages for c in p["items"]] == [c["id"] for c in everything["items"]]
 
 
+def test_paging_by_cursor_walks_the_list_both_ways(as_role, chats):
+    admin = as_role("admin")
+    everything = admin.get("/api/v1/conversations", params={"per_page": 100}).json()
+    assert everything["total"] <= 100 and everything["prev"] is None and everything["next"] is None
+    pages, params = [], {"per_page": 2}
+    while True:
+        got = admin.get("/api/v1/conversations", params=params).json()
+        pages.append(got)
+        if got["next"] is None:
+            break
+        params = {"per_page": 2, "after": got["next"]}
+    assert [c["id"] for p in pages for c in p["items"]] == [c["id"] for c in everything["items"]]
+    assert pages[0]["prev"] is None and pages[0]["page"] == 1 and pages[1]["page"] is None
+    assert all(p["prev"] for p in pages[1:]) and len(pages) == pages[0]["pages"] >= 3
+    # back from the third page: the second as it was; back from the second: the first, whole
+    back = admin.get("/api/v1/conversations", params={"per_page": 2, "before": pages[2]["prev"]}).json()
+    assert [c["id"] for c in back["items"]] == [c["id"] for c in pages[1]["items"]]
+    top = admin.get("/api/v1/conversations", params={"per_page": 2, "before": back["prev"]}).json()
+    assert [c["id"] for c in top["items"]] == [c["id"] for c in pages[0]["items"]]
+    assert top["prev"] is None and top["page"] == 1
+
+
+def test_a_conversation_answered_while_paging_skips_no_other(as_role, db, world):
+    """Page numbers would skip the first chat of page 2 here: the answered one leaves page 1."""
+    arc = Archive()  # tenant B, waiting far longer than anything other tests add: the top of B's list
+    ext = [f"wmcur{i}{arc.sfx}" for i in range(21)]  # more than the page's 20
+    for i, e in enumerate(ext):
+        arc.text(e, "zhangsan", "请问几点营业", 30 * 86400 - i)
+    store(db, world.b.id, arc.items)
+    admin = as_role("admin", "b")
+    first = admin.get("/api/v1/conversations", params={"per_page": 2}).json()
+    assert [c["external_userid"] for c in first["items"]] == ext[:2]
+    answer = Archive()
+    answer.text("zhangsan", ext[0], "九点", 5)
+    store(db, world.b.id, answer.items)
+    by_cursor = admin.get("/api/v1/conversations", params={"per_page": 2, "after": first["next"]}).json()
+    assert [c["external_userid"] for c in by_cursor["items"]] == ext[2:4]
+    by_number = admin.get("/api/v1/conversations", params={"per_page": 2, "page": 2}).json()
+    assert [c["external_userid"] for c in by_number["items"]] == ext[3:5]  # ext[2] skipped
+    # the page does the same: its 下一页 link carries the cursor
+    html = admin.get("/conversations").text
+    link = re.search(r'href="(/conversations\?after=[^"]+)" rel="next"', html)
+    assert link and f"共 {first['total']} 个会话" in html
+    page_two = admin.get(link.group(1).replace("&amp;", "&")).text
+    assert ext[20] in html and ext[20] not in page_two and 'rel="prev"' in page_two
+
+
+def test_a_cursor_the_list_did_not_hand_out_is_refused(as_role, chats):
+    admin = as_role("admin")
+    good = admin.get("/api/v1/conversations", params={"per_page": 1}).json()["next"]
+    for params in (
+        {"after": "bm90IGEgY3Vyc29y"},
+        {"after": "!!!"},
+        {"before": "W1td"},
+        {"after": good, "before": good},
+        {"after": good, "page": 2},
+        {"after": "x" * 201},
+    ):
+        r = admin.get("/api/v1/conversations", params=params)
+        assert r.status_code == 422, (params, r.text)
+    # in the page's address bar, a mangled cursor opens the top of the list
+    assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
+
+
 # ---------------------------------------------------------------- role scoping and tenants
 
 
@@ -194,7 +258,7 @@ def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):
     assert ui_foreign.status_code == ui_missing.status_code == 404
     assert "乙方" not in ui_foreign.text
     assert "乙方客户" not in admin_a.get("/conversations").text
-    assert titles(admin_b.get("/api/v1/conversations")) == ["乙方客户"]
+    assert titles(admin_b.get("/api/v1/conversations", params={"per_page": 100})) == ["乙方客户"]
     assert admin_b.get(f"/api/v1/conversations/{chats.a['王女士']}").status_code == 404
     # B's conversation is still waiting: A's attempt changed nothing.
     assert admin_b.get(f"/api/v1/conversations/{foreign}").json()["waiting"] is True

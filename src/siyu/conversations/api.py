@@ -24,6 +24,7 @@ from siyu.conversations.schemas import (
     MessagePage,
     SearchPage,
 )
+from siyu.db.paging import BadCursor
 from siyu.web.api_errors import NOT_FOUND, not_found
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
@@ -39,19 +40,34 @@ def list_conversations(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")] = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+    after: Annotated[
+        str | None, Query(max_length=200, description="`next` of the page before: the page after it")
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=200, description="`prev` of the page after: the page before it")
+    ] = None,
 ):
-    """Waiting customers first (longest wait first), then the latest conversations."""
+    """Waiting customers first (longest wait first), then the latest conversations. Page with
+    `next` / `prev`: unlike page numbers, they never skip a conversation that stayed where it was
+    while others moved up or down between two requests."""
+    if (after or before) and page != 1:
+        raise HTTPException(422, "give page, or after / before, not both")
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        result = queries.list_conversations(s, viewer, f, page, per_page)
+        try:
+            result = queries.list_conversations(s, viewer, f, page, per_page, after=after, before=before)
+        except BadCursor as e:
+            raise HTTPException(422, str(e)) from None
     return {
         "items": result.items,
         "total": result.total,
         "page": result.page,
         "per_page": result.per_page,
         "pages": result.pages,
+        "next": result.next,
+        "prev": result.prev,
     }
 
 

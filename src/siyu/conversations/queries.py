@@ -24,7 +24,8 @@ from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, staff_names
-from siyu.db.paging import Page
+from siyu.db import paging
+from siyu.db.paging import BadCursor, Page, SortKey
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -396,6 +397,21 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
 # ---------------------------------------------------------------- lists and gets
 
 
+_NOT_WAITING = case((Conversation.awaiting_since.is_(None), 1), else_=0)
+# Waiting longest first, then the most recent conversation first.
+_LIST_ORDER = (
+    SortKey(_NOT_WAITING),
+    SortKey(Conversation.awaiting_since),
+    SortKey(Conversation.last_message_at, desc=True),
+    SortKey(Conversation.id, desc=True),
+)
+_LIST_CURSOR = (int, datetime, datetime, int)
+
+
+def _list_cursor(c: Conversation) -> str:
+    return paging.encode((int(c.awaiting_since is None), c.awaiting_since, c.last_message_at, c.id))
+
+
 def list_conversations(
     session: Session,
     viewer: Reader,
@@ -403,26 +419,43 @@ def list_conversations(
     page: int = 1,
     per_page: int = 20,
     now: datetime | None = None,
+    *,
+    after: str | None = None,
+    before: str | None = None,
 ) -> Page:
-    """Waiting longest first, then the most recent conversation first."""
+    """Waiting longest first, then the most recent conversation first. Pages by number, or by
+    the cursor of the page before (`after`) or after (`before`) the one wanted: BadCursor when
+    it is not a cursor this list handed out. Going back to the top gives the first page whole."""
+    if after and before:
+        raise BadCursor("give after or before, not both")
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     stmt = readable(viewer, f)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    not_waiting = case((Conversation.awaiting_since.is_(None), 1), else_=0)
-    rows = list(
-        session.scalars(
-            stmt.order_by(
-                not_waiting,
-                Conversation.awaiting_since.asc(),
-                Conversation.last_message_at.desc().nulls_last(),
-                Conversation.id.desc(),
-            )
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
+    cursor = paging.decode(after or before, _LIST_CURSOR) if after or before else None
+    backward = bool(before)
+    if cursor is not None:
+        stmt = stmt.where(paging.beyond(_LIST_ORDER, cursor, backward))
+    stmt = stmt.order_by(*paging.order_by(_LIST_ORDER, backward)).limit(per_page + 1)
+    if cursor is None:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backward:
+        if not more:  # nothing above: the top of the list, whole even if rows moved meanwhile
+            return list_conversations(session, viewer, f, 1, per_page, now)
+        rows.reverse()
+    before_these = (backward and more) or (cursor is not None and not backward) or page > 1
+    after_these = (not backward and more) or backward
+    return Page(
+        _shape(session, rows, _now(now)),
+        total,
+        None if cursor is not None else page,
+        per_page,
+        next=_list_cursor(rows[-1]) if rows and after_these else None,
+        prev=_list_cursor(rows[0]) if rows and before_these else None,
     )
-    return Page(_shape(session, rows, _now(now)), total, page, per_page)
 
 
 def conversation(

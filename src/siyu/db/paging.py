@@ -1,18 +1,109 @@
-"""One page of a list, as the read sides return it."""
+"""One page of a list, as the read sides return it, and paging by cursor (keyset).
+
+A cursor holds the sort values of the row a page ended (or began) at, so the next page is
+"the rows after these values", not "skip n rows": a row that stays where it is is never
+skipped, however many rows above it moved while someone paged.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, true
+
+_BIGINT = 2**63
 
 
 @dataclass
 class Page:
     items: list[dict]
     total: int
-    page: int
+    page: int | None  # None when the page was found by cursor
     per_page: int
+    # Where the list pages by cursor: the tokens of the pages after and before this one (None
+    # at either end).
+    next: str | None = None
+    prev: str | None = None
 
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.per_page))
+
+
+class BadCursor(ValueError):
+    """A cursor token that this list did not hand out."""
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One column of a list's order. NULLs sort where `nulls_last` says on every backend."""
+
+    column: ColumnElement
+    desc: bool = False
+    nulls_last: bool = True
+
+    def order(self, backward: bool = False):
+        desc, nulls_last = (not self.desc, not self.nulls_last) if backward else (self.desc, self.nulls_last)
+        clause = self.column.desc() if desc else self.column.asc()
+        return clause.nulls_last() if nulls_last else clause.nulls_first()
+
+    def _beyond(self, value: Any, backward: bool) -> ColumnElement[bool]:
+        """The rows whose value comes strictly after `value` in this key's order."""
+        desc, nulls_last = (not self.desc, not self.nulls_last) if backward else (self.desc, self.nulls_last)
+        if value is None:
+            return false() if nulls_last else self.column.is_not(None)
+        past = self.column < value if desc else self.column > value
+        return or_(past, self.column.is_(None)) if nulls_last else past
+
+    def _same(self, value: Any) -> ColumnElement[bool]:
+        return self.column.is_(None) if value is None else self.column == value
+
+
+def order_by(keys: tuple[SortKey, ...], backward: bool = False) -> list:
+    return [k.order(backward) for k in keys]
+
+
+def beyond(keys: tuple[SortKey, ...], values: tuple, backward: bool = False) -> ColumnElement[bool]:
+    """Rows strictly after `values` in the order of `keys` (before them when `backward`)."""
+    terms, same = [], true()
+    for key, value in zip(keys, values, strict=True):
+        terms.append(and_(same, key._beyond(value, backward)))
+        same = and_(same, key._same(value))
+    return or_(*terms)
+
+
+def encode(values: tuple) -> str:
+    plain = [{"t": v.isoformat()} if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode(token: str, kinds: tuple[type, ...]) -> tuple:
+    """The values of a token from `encode`, each of its kind (int or datetime) or None."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError) as e:
+        raise BadCursor("this cursor is not one the list handed out") from e
+    if not isinstance(plain, list) or len(plain) != len(kinds):
+        raise BadCursor("this cursor is not one the list handed out")
+    return tuple(_value(v, kind) for v, kind in zip(plain, kinds, strict=True))
+
+
+def _value(v: Any, kind: type) -> Any:
+    if v is None:
+        return None
+    if kind is int and type(v) is int and -_BIGINT <= v < _BIGINT:
+        return v
+    if kind is datetime and isinstance(v, dict) and isinstance(v.get("t"), str):
+        try:
+            found = datetime.fromisoformat(v["t"])
+        except ValueError:
+            found = None
+        if found is not None and found.tzinfo is not None:
+            return found
+    raise BadCursor("this cursor is not one the list handed out")

@@ -59,7 +59,12 @@ def conversation_list(request: Request, viewer: PageViewer):
         if q:
             hits = queries.search_messages(s, viewer, q, page_no, 20, f)
         else:
-            result = queries.list_conversations(s, viewer, f, page_no, 20)
+            try:
+                result = queries.list_conversations(
+                    s, viewer, f, page_no, 20, after=p.get("after") or None, before=p.get("before") or None
+                )
+            except queries.BadCursor:  # a cursor mangled in the address bar: the top of the list
+                result = queries.list_conversations(s, viewer, f, 1, 20)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
         staff = [
@@ -72,10 +77,13 @@ def conversation_list(request: Request, viewer: PageViewer):
             customer = {"id": found.id, "name": found.name} if found else None
     if unfiltered:  # the menu's count, fresh: the same as the header's
         note_waiting(viewer, waiting_total)
-    kept = {k: v for k, v in p.items() if k != "page" and v}
+    kept = {k: v for k, v in p.items() if k not in ("page", "after", "before") and v}
 
     def page_url(n: int) -> str:
         return "/conversations?" + urlencode({**kept, "page": n})
+
+    def cursor_url(name: str, token: str | None) -> str:  # after / before; none: the top
+        return "/conversations?" + urlencode({**kept, name: token} if token else kept)
 
     def tab_url(waiting: bool) -> str:  # the other filters stay
         others = {k: v for k, v in kept.items() if k not in ("waiting", "q")}
@@ -100,6 +108,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             "kinds": queries.KIND_NAMES,
             "waiting_total": waiting_total,
             "page_url": page_url,
+            "cursor_url": cursor_url,
             "tab_url": tab_url,
             "without": without,
             "filtered": bool(kept),
