@@ -42,6 +42,8 @@ class Runtime:
     _wakes: list[asyncio.Event] = field(default_factory=list)
     _outbox_wakes: list[asyncio.Event] = field(default_factory=list)
     _wake_slots: set[float] = field(default_factory=set)
+    # The SLA loops of this process, with their event loops: `archive_moved()` wakes them.
+    _sla_wakes: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
     # The write end of a pipe to a worker child process (siyu.jobs.child), if there is one.
     wake_fd: int | None = None
     clock: Clock = field(default_factory=Clock)
@@ -94,6 +96,20 @@ class Runtime:
         for events in (self._wakes, self._outbox_wakes):
             if event in events:
                 events.remove(event)
+        self._sla_wakes[:] = [(loop, e) for loop, e in self._sla_wakes if e is not event]
+
+    def new_sla_wake(self) -> asyncio.Event:
+        """An event set when a tenant's archive was pulled further (`archive_moved`)."""
+        event = asyncio.Event()
+        self._sla_wakes.append((asyncio.get_running_loop(), event))
+        return event
+
+    def archive_moved(self) -> None:
+        """A pull stored the archive up to a later time: steps it held back may fire now, not
+        at the SLA loop's next poll. Callable from any thread."""
+        for loop, event in list(self._sla_wakes):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     def wake_senders(self) -> None:
         """Outbox messages were stored in this process's worker loop (on its thread): start

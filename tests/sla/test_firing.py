@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.models import Conversation
 from siyu.db import utcnow
 from siyu.jobs.worker import Worker
@@ -293,6 +294,33 @@ def test_the_worker_fires_a_step_when_it_is_due_not_at_the_next_poll(local):
         assert esc is not None
         # close to its due time (a shared CI machine may hold a thread back a little)
         assert timedelta(0) <= esc.fired_at - esc.due_at < timedelta(seconds=0.4)
+    finally:
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(15)
+        loop.close()
+
+
+def test_a_pull_that_moves_the_archive_on_fires_what_waited_for_it_at_once(local, monkeypatch):
+    """The archive is never pulled past now, so a step due meanwhile waits for the next pull:
+    it fires on that pull, not at the worker's next poll (made a minute long here)."""
+    w = local
+    monkeypatch.setattr(tasks, "POLL_S", 60.0)
+    w.policy(merge_window_s=0, steps=[{"delay_s": 2, "action": "app_message", "target": "agent"}])
+    lag = w.rt.settings.archive_lag_s
+    w.pulled(-60 - lag)  # pulled as far as a minute before the question
+    w.say("在吗？", at=-10 - lag)  # its step was due 8 s before the archive can hold
+    worker = Worker(w.rt, concurrency=4)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    thread.start()
+    try:
+        time.sleep(0.5)  # the worker is up: nothing may fire yet, so it sleeps its poll
+        assert w.fired() == 0
+        asyncio.run(conversation_tasks.store_batch(w.rt, w.tenant_id, [], w.rt.now(), drained=True))
+        deadline = time.monotonic() + 20  # a third of the poll: only the pull can have woken it
+        while w.fired() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert w.fired() == 1
     finally:
         loop.call_soon_threadsafe(worker.stop)
         thread.join(15)

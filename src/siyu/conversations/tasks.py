@@ -147,6 +147,7 @@ async def store_batch(
     other work goes on meanwhile."""
     counts = await asyncio.to_thread(_store_batch, rt, tenant_id, items, fetched_at, drained, parts)
     rt.db.wrote(counts["stored"])
+    rt.archive_moved()  # steps held back until the archive came this far may fire now
     return counts
 
 

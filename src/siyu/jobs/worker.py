@@ -172,10 +172,15 @@ class Worker:
     async def _sla(self) -> None:
         """Fire SLA steps as they come due: claim and fire a batch (in a thread, so that the
         other loops' sends go on meanwhile), then sleep until the next step is due, at most
-        sla_tasks.POLL_S (new waits and archive progress are seen then) and at least
-        sla_tasks.GATHER_S (steps coming due close together fire as one batch)."""
+        sla_tasks.POLL_S (new waits are seen then) and at least sla_tasks.GATHER_S (steps
+        coming due close together fire as one batch). A pull in this process that moves the
+        archive on wakes it at once: steps wait for the archive far more often than for the
+        clock, since the archive is never pulled past now."""
+        moved = self.rt.new_sla_wake()
+        self._wakes.append(moved)
         while not self._stop.is_set():
             delay = sla_tasks.POLL_S
+            moved.clear()
             try:
                 claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
                 if fired:
@@ -191,8 +196,12 @@ class Worker:
                 )
             except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
                 log.exception("firing SLA steps failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), max(delay, sla_tasks.GATHER_S))
+            await asyncio.sleep(sla_tasks.GATHER_S)
+            waits = {asyncio.create_task(self._stop.wait()), asyncio.create_task(moved.wait())}
+            rest = max(0.0, delay - sla_tasks.GATHER_S)
+            await asyncio.wait(waits, timeout=rest, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
 
     async def _tidy(self, rt) -> None:
         await asyncio.to_thread(rt.db.tidy, QUEUE_TABLES)

@@ -6,8 +6,10 @@ cannot be missed) and fires them through `siyu.sla.firing`: one transaction per 
 locks the due steps (SKIP LOCKED on PostgreSQL, so workers share them out), decides, and
 queues the notices in the outbox with a dedupe key per escalation row. A crash before
 commit leaves the steps pending for the next transaction; nothing doubles. The worker
-sleeps until the next step is due (`next_due_in`, at most POLL_S, so that new waits and
-archive progress are seen), so a step fires when it is due, not up to a poll later.
+sleeps until the next step is due (`next_due_in`, at most POLL_S, so that new waits are
+seen), so a step fires when it is due, not up to a poll later; a pull in its process that
+moves the archive on wakes it (`Runtime.archive_moved`): since the archive is never pulled
+past now, that pull, not the clock, is what most steps wait for.
 
 Sending (outbox senders, registered on import):
   sla_notice  a WeCom textcard (message/send). A person's first card goes at once; one
@@ -48,7 +50,7 @@ from siyu.tenancy.models import Staff, Tenant
 
 log = logging.getLogger(__name__)
 BATCH = 200
-POLL_S = 0.5  # the worker looks at least this often (new waits, the archive moving on)
+POLL_S = 0.5  # the worker looks at least this often (new waits, another process's pulls)
 GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
 
 
