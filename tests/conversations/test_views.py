@@ -4,6 +4,7 @@ waits longest, role scoping, tenant isolation, labels, and 无需回复 with CSR
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -480,6 +481,34 @@ def test_an_agent_cannot_dismiss_someone_elses_wait(as_role, new_waiting):
     r = agent.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": agent.csrf})
     assert r.status_code == 404
     assert agent.post(f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}).status_code == 404
+    assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
+
+
+def test_a_member_who_left_the_corp_reads_no_more_chats_with_the_session_they_had(
+    siyu, as_role, db, world, new_waiting
+):
+    from siyu.tenancy import service as tenancy
+    from siyu.tenancy.models import Staff
+    from tests.web.conftest import PASSWORD, login
+
+    userid = f"leaver{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:
+        s.add(Staff(userid=userid, name="周九", departments=[4], main_department=4))
+        s.flush()
+        tenancy.add_person(s, userid, "周九", "agent", PASSWORD, userid)
+    cid = new_waiting(userid)
+    leaver = login(siyu, userid)  # signed in while still with the corp
+    try:
+        assert leaver.get(f"/api/v1/conversations/{cid}").status_code == 200
+        with db.tenant_session(world.a.id) as s:  # then they leave: the staff sync marks them so
+            s.scalar(select(Staff).where(Staff.userid == userid)).active = False
+        assert leaver.get(f"/api/v1/conversations/{cid}").status_code == 401
+        assert leaver.get("/api/v1/conversations").status_code == 401
+        assert leaver.get(f"/conversations/{cid}").status_code == 303  # to the login page
+        r = leaver.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": leaver.csrf})
+        assert r.status_code == 401
+    finally:
+        leaver.close()
     assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
 
 

@@ -153,6 +153,11 @@ def load_viewer(rt, token: str) -> Viewer | None:
         tenant = s.get(Tenant, tenant_id)
         if person is None or tenant is None:
             return None
+        userid = person.staff_userid
+        if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
+            # a member who left the corp loses access with it, signed in already or not
+            s.execute(delete(WebSession).where(WebSession.id == session_id))
+            return None
         return Viewer(
             person_id=person.id,
             tenant_id=tenant_id,
