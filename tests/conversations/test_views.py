@@ -512,6 +512,44 @@ def test_a_member_who_left_the_corp_reads_no_more_chats_with_the_session_they_ha
     assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
 
 
+def test_a_button_pressed_after_the_session_ended_leads_back_to_its_page_once_signed_in(
+    siyu, as_role, world, new_waiting
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    import httpx
+
+    from tests.web.conftest import _CSRF_FIELD, PASSWORD
+
+    cid = new_waiting()
+    chat, board = f"{siyu}/conversations/{cid}", f"{siyu}/sla"
+    with httpx.Client(base_url=siyu, timeout=10) as browser:  # signed out meanwhile (another tab)
+        for action, data, page in (
+            (f"/conversations/{cid}/dismiss", {"msgid": "m1"}, chat),
+            (f"/conversations/{cid}/snooze", {"minutes": "15", "next": "/sla"}, board),
+        ):
+            r = browser.post(action, data=data, headers={"referer": page})
+            assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+            back = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
+            form = _CSRF_FIELD.search(browser.get(r.headers["location"]).text).group(1)
+            signed = browser.post(
+                "/login",
+                data={
+                    "login": world.a.logins["agent"],
+                    "password": PASSWORD,
+                    "csrf_token": form,
+                    "next": back,
+                },
+            )
+            landed = browser.get(signed.headers["location"])
+            assert landed.status_code == 200, landed.text  # the page again, not "Method Not Allowed"
+            assert str(landed.url) == page
+            browser.cookies.clear()
+    assert (
+        as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
+    )  # nothing done unseen
+
+
 def test_openapi_lists_the_routes(as_role):
     paths = as_role("admin").get("/api/v1/openapi.json").json()["paths"]
     for path in (

@@ -198,12 +198,24 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
         if api:
             raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Cookie"})
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method not in SAFE_METHODS:
+            target = _page_sent_from(request)
         raise LoginRequired(target)
     if request.method not in SAFE_METHODS:
         sent = await _sent_csrf(request)
         if not sent or not _same(sent, viewer.csrf_token):
             raise CsrfRefused(api)
     return viewer
+
+
+def _page_sent_from(request: Request) -> str:
+    """Where a form sent while signed out (a session ended, signed out in another tab) was:
+    to go back to once signed in. Not its action, which answers a GET with 405; the pages
+    send their address to this site only (<meta name="referrer" content="same-origin">)."""
+    sent_from = urlsplit(request.headers.get("referer", ""))
+    if sent_from.netloc != request.url.netloc:
+        return "/"
+    return safe_next(sent_from.path + (f"?{sent_from.query}" if sent_from.query else ""))
 
 
 async def page_viewer(request: Request) -> Viewer:
