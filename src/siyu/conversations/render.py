@@ -28,11 +28,13 @@ LABELS = {
 EVENT_TYPES = frozenset({"agree", "disagree"})
 
 
-def render(message: dict) -> str:
+def render(message: dict, depth: int = 0) -> str:
     kind = message.get("msgtype", "")
     body = message.get(kind) or {}
     if kind == "mixed":
         return _mixed(body) or LABELS["mixed"]
+    if kind == "chatrecord":
+        return _chatrecord(body, depth)
     if kind == "text":
         return str(body.get("content", ""))
     if kind == "file":
@@ -59,16 +61,39 @@ def _mixed(body: dict) -> str:
     """A 图文 message (text and pictures in one, as a customer sends a question with a
     screenshot): its parts in order, each as a message of its type reads; an item's content
     is a JSON string (REFERENCE 11.3)."""
+    return " ".join(_parts(body.get("item"), lambda kind: kind, {"mixed"}, 0))
+
+
+# How deep forwarded chat records inside forwarded chat records are read.
+_DEEPEST = 3
+
+
+def _chatrecord(body: dict, depth: int) -> str:
+    """A forwarded chat record (聊天记录, often the customer's order or complaint elsewhere):
+    its title, then each line as a message of its type reads. An item's type names the
+    type after `ChatRecord` (ChatRecordText, ChatRecordFile, ...), its content is a JSON
+    string (REFERENCE 11.3)."""
+    title = str(body.get("title") or "").strip()
+    lines = _parts(body.get("item"), _record_kind, set(), depth + 1) if depth < _DEEPEST else []
+    return " ".join(p for p in [LABELS["chatrecord"], title, *lines] if p)
+
+
+def _record_kind(kind: str) -> str:
+    return kind.removeprefix("ChatRecord").lower()
+
+
+def _parts(items, kind_of, skipped: set[str], depth: int) -> list[str]:
     parts = []
-    for item in body.get("item") or []:
+    for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
-        kind = str(item.get("type", ""))
+        kind = kind_of(str(item.get("type", "")))
+        content = item.get("content")
         try:
-            content = json.loads(item.get("content") or "{}")
-        except (TypeError, ValueError):
+            content = json.loads(content or "{}") if not isinstance(content, dict) else content
+        except (TypeError, ValueError, RecursionError):
             content = {}
-        if kind == "mixed" or not isinstance(content, dict):
-            continue  # (WeCom nests none; a part that is not an object says nothing)
-        parts.append(render({"msgtype": kind, kind: content}))
-    return " ".join(p for p in parts if p)
+        if kind in skipped or not isinstance(content, dict):
+            continue  # (WeCom nests no mixed in a mixed; a part that is not an object says nothing)
+        parts.append(render({"msgtype": kind, kind: content}, depth))
+    return [p for p in parts if p]

@@ -1,0 +1,89 @@
+"""Every kind of archived message (REFERENCE 11.3) typed in WeCom (the emulator's archive),
+pulled by Siyu and read by a signed-in admin over HTTP: the chat shows what it was in
+words, and what it says can be searched."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from sqlalchemy import select
+
+from siyu.conversations.models import Conversation, Message
+from siyu.tenancy.service import add_person
+from tests.support.stack import wait_for
+from tests.web.conftest import login
+
+
+@pytest.fixture
+def chat(stack):
+    """Post customer messages of any type to the archive; answers the conversation's
+    messages as the admin's API shows them, and the admin's search."""
+    stack.enable_archive()
+    name = f"admin-{stack.slug}"
+    with stack.session() as s:
+        add_person(s, name, "管理员", "admin", "pw-types-1")
+    admin = login(stack.siyu, name, "pw-types-1")
+    customer = f"wm{secrets.token_hex(8)}"
+
+    class Chat:
+        ext = customer
+
+        def send(self, msgtype: str, payload: dict, sender: str = customer, to: str = "zhangsan") -> str:
+            body = {"from": sender, "tolist": [to], "msgtype": msgtype, **payload}
+            return stack.control("POST", stack.corp_path("/archive/messages"), json=body)["messages"][0][
+                "msgid"
+            ]
+
+        def shown(self, msgid: str) -> str:
+            def stored():
+                with stack.session() as s:
+                    return s.scalar(select(Message.conversation_id).where(Message.msgid == msgid))
+
+            conversation_id = wait_for(stored, timeout=15)
+            r = admin.get(f"/api/v1/conversations/{conversation_id}/messages")
+            assert r.status_code == 200, r.text
+            return next(m["text"] for m in r.json()["items"] if m["msgid"] == msgid)
+
+        def found(self, q: str) -> list[str]:
+            r = admin.get("/api/v1/messages/search", params={"q": q})
+            assert r.status_code == 200, r.text
+            return [i["message"]["msgid"] for i in r.json()["items"]]
+
+        def waiting(self) -> str:
+            with stack.session() as s:
+                return s.scalar(
+                    select(Conversation.awaiting_msgid).where(Conversation.external_userid == customer)
+                )
+
+    yield Chat()
+    admin.close()
+
+
+def searchable(chat, msgid: str, q: str) -> bool:
+    chat.shown(msgid)  # stored; the search index follows within the pull
+    try:
+        return bool(wait_for(lambda: msgid in chat.found(q), timeout=5))
+    except AssertionError:
+        return False
+
+
+def record_item(kind: str, content: dict) -> dict:
+    """A line of a forwarded chat record: its content is a JSON string (REFERENCE 11.3)."""
+    content = json.dumps(content, ensure_ascii=False)
+    return {"type": kind, "msgtime": 1603875608, "from_chatroom": False, "content": content}
+
+
+def test_a_forwarded_chat_record_shows_and_finds_what_it_holds(chat):
+    """A customer forwards a chat record (聊天记录) with the order number in it: the agent
+    reads its lines in Siyu, and a search for the number finds it."""
+    items = [
+        record_item("ChatRecordText", {"content": "订单号 58231204317 还没发货"}),
+        record_item("ChatRecordFile", {"filename": "发票.pdf", "fileext": "pdf", "filesize": 1200}),
+    ]
+    msgid = chat.send("chatrecord", {"chatrecord": {"title": "张三和客服的聊天记录", "item": items}})
+    text = chat.shown(msgid)
+    assert "订单号 58231204317 还没发货" in text and "发票.pdf" in text and text.startswith("[聊天记录]")
+    assert searchable(chat, msgid, "58231204317")
+    assert chat.waiting() == msgid  # still a message that needs a reply
