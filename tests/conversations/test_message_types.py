@@ -87,3 +87,14 @@ def test_a_forwarded_chat_record_shows_and_finds_what_it_holds(chat):
     assert "订单号 58231204317 还没发货" in text and "发票.pdf" in text and text.startswith("[聊天记录]")
     assert searchable(chat, msgid, "58231204317")
     assert chat.waiting() == msgid  # still a message that needs a reply
+
+
+def test_a_location_shows_and_finds_its_address_as_well_as_its_name(chat):
+    """WeCom sends a place's name (title) and its street address: the agent reads both, and
+    a search for the street finds it; the address had been dropped whenever a name came."""
+    place = {"title": "腾讯滨海大厦", "address": "广东省深圳市南山区海天二路33号", "zoom": 15}
+    msgid = chat.send("location", {"location": {"longitude": 113.94, "latitude": 22.52, **place}})
+    text = chat.shown(msgid)
+    assert text.startswith("[位置]") and "腾讯滨海大厦" in text and "海天二路33号" in text
+    assert searchable(chat, msgid, "海天二路")
+    assert chat.waiting() == msgid

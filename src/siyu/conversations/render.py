@@ -41,8 +41,9 @@ def render(message: dict, depth: int = 0) -> str:
         return f"[文件] {body.get('filename', '')}".strip()
     if kind == "link":
         return f"[链接] {body.get('title', '')}".strip()
-    if kind == "location":
-        return f"[位置] {body.get('title') or body.get('address', '')}".strip()
+    if kind == "location":  # the place's name and its street address, the one without the other
+        place = dict.fromkeys(str(body.get(k) or "").strip() for k in ("title", "address"))
+        return " ".join(["[位置]", *filter(None, place)])
     if kind == "weapp":
         return f"[小程序] {body.get('title', '')}".strip()
     if kind == "docmsg":
