@@ -98,3 +98,64 @@ def test_a_location_shows_and_finds_its_address_as_well_as_its_name(chat):
     assert text.startswith("[位置]") and "腾讯滨海大厦" in text and "海天二路33号" in text
     assert searchable(chat, msgid, "海天二路")
     assert chat.waiting() == msgid
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "payload", "reads", "query"),
+    [
+        (
+            "news",
+            {"info": {"item": [{"title": "双十一会员专享价", "description": "全场五折",
+                                "url": "https://example.com/a", "picurl": "https://example.com/a.png"}]}},
+            "[图文消息] 双十一会员专享价",
+            "会员专享",
+        ),
+        (
+            "calendar",
+            {"calendar": {"title": "到店试驾", "creatorname": "张三", "attendeename": ["张三"],
+                          "starttime": 1590840000, "endtime": 1590847200, "place": "徐汇门店",
+                          "remarks": ""}},
+            "[日程] 到店试驾 徐汇门店",
+            "试驾",
+        ),
+        (
+            "meeting",
+            {"meeting": {"topic": "新品讲解会", "starttime": 1590840000, "endtime": 1590847200,
+                         "address": "", "remarks": "", "meetingtype": 102, "meetingid": 1, "status": 1}},
+            "[会议] 新品讲解会",
+            "讲解会",
+        ),
+        (
+            "todo",
+            {"todo": {"title": "寄回旧机", "content": "顺丰到付"}},
+            "[待办] 寄回旧机 顺丰到付",
+            "顺丰到付",
+        ),
+        (
+            "sphfeed",
+            {"sphfeed": {"feed_type": 4, "sph_name": "小米手机", "feed_desc": "新品开箱"}},
+            "[视频号] 小米手机 新品开箱",
+            "开箱",
+        ),
+        (
+            "external_redpacket",
+            {"redpacket": {"type": 1, "wish": "生日快乐", "totalcnt": 1, "totalamount": 888}},
+            "[红包] 生日快乐",
+            "生日快乐",
+        ),
+        (
+            "voip_doc_share",
+            {"voipid": "v1", "voip_doc_share": {"filename": "报价单.xlsx", "md5sum": "", "filesize": 1,
+                                                 "sdkfileid": "f"}},
+            "[文件] 报价单.xlsx",
+            "报价单",
+        ),
+    ],
+)  # fmt: skip
+def test_a_message_that_carries_words_shows_them_and_is_found_by_them(chat, msgtype, payload, reads, query):
+    """A 图文 message's titles, a schedule's or a meeting's title, a to-do's text, a 视频号
+    post's account and words, a red packet's wish, a shared file's name: the agent reads them
+    in the chat and finds the message by them. Each had read as its type's label alone."""
+    msgid = chat.send(msgtype, payload)
+    assert chat.shown(msgid) == reads
+    assert searchable(chat, msgid, query)

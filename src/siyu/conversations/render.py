@@ -11,17 +11,23 @@ LABELS = {
     "video": "[视频]",
     "emotion": "[表情]",
     "card": "[名片]",
-    "redpacket": "[红包]",
-    "external_redpacket": "[红包]",
-    "meeting": "[会议]",
-    "calendar": "[日程]",
     "chatrecord": "[聊天记录]",
     "mixed": "[图文]",
-    "voip_doc_share": "[文件]",
     "meeting_voice_call": "[语音通话]",
-    "sphfeed": "[视频号]",
     "agree": "[客户同意存档聊天内容]",
     "disagree": "[客户拒绝存档聊天内容]",
+}
+# Payloads named otherwise than their type (docmsg's doc, markdown's and news' info: read below).
+_PAYLOAD = {"external_redpacket": "redpacket"}
+# Types whose payload carries words of their own (REFERENCE 11.3): the label, then those fields.
+_TITLED = {
+    "todo": ("[待办]", "title", "content"),
+    "calendar": ("[日程]", "title", "place"),
+    "meeting": ("[会议]", "topic"),
+    "sphfeed": ("[视频号]", "sph_name", "feed_desc"),
+    "redpacket": ("[红包]", "wish"),
+    "external_redpacket": ("[红包]", "wish"),
+    "voip_doc_share": ("[文件]", "filename"),
 }
 # What WeCom records in a chat that nobody wrote (the customer agreeing to archiving or not):
 # shown as a line of its own, never a message that needs a reply.
@@ -30,7 +36,8 @@ EVENT_TYPES = frozenset({"agree", "disagree"})
 
 def render(message: dict, depth: int = 0) -> str:
     kind = message.get("msgtype", "")
-    body = message.get(kind) or {}
+    body = message.get(_PAYLOAD.get(kind, kind)) or {}
+    body = body if isinstance(body, dict) else {}
     if kind == "mixed":
         return _mixed(body) or LABELS["mixed"]
     if kind == "chatrecord":
@@ -50,12 +57,21 @@ def render(message: dict, depth: int = 0) -> str:
         return f"[文档] {(message.get('doc') or {}).get('title', '')}".strip()
     if kind in ("markdown", "news"):
         info = message.get("info") or {}
-        return str(info.get("content", "")) if kind == "markdown" else "[图文消息]"
-    if kind == "todo":
-        return f"[待办] {body.get('title', '')}".strip()
+        if kind == "markdown":
+            return str(info.get("content", ""))
+        items = info.get("item") if isinstance(info.get("item"), list) else []
+        return _words("[图文消息]", *(i.get("title") for i in items if isinstance(i, dict)))
+    if kind in _TITLED:  # what it is, then the words it carries
+        return _words(_TITLED[kind][0], *(body.get(name) for name in _TITLED[kind][1:]))
     if kind == "vote":
         return f"[投票] {message.get('votetitle', '')}".strip()
     return LABELS.get(kind, f"[{kind}]" if kind else "")
+
+
+def _words(label: str, *values) -> str:
+    """`label` and the values that hold text, one space apart."""
+    words = (str(v).strip() for v in values if isinstance(v, str | int | float) and not isinstance(v, bool))
+    return " ".join([label, *filter(None, words)])
 
 
 def _mixed(body: dict) -> str:
