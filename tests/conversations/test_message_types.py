@@ -158,4 +158,33 @@ def test_a_message_that_carries_words_shows_them_and_is_found_by_them(chat, msgt
     in the chat and finds the message by them. Each had read as its type's label alone."""
     msgid = chat.send(msgtype, payload)
     assert chat.shown(msgid) == reads
+    assert not query or searchable(chat, msgid, query)
+    assert chat.waiting() == msgid  # from the customer: it needs a reply, as before
     assert searchable(chat, msgid, query)
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "payload", "reads", "query"),
+    [
+        (
+            "collect",
+            {"collect": {"room_name": "", "creator": "张三", "create_time": "2020-04-27 15:57:25",
+                         "title": "售后登记表", "details": [{"id": 1, "ques": "订单号", "type": "Text"}]}},
+            "[填表] 售后登记表",
+            "登记表",
+        ),
+        ("voiptext", {"voipid": "v1", "voiptext": {"callduration": 65, "invitetype": 2}}, "[音视频通话]", ""),
+        ("qydiskfile", {"qydiskfile": {"info": {"filename": "安装说明.pdf"}}}, "[微盘文件] 安装说明.pdf",
+         "安装说明"),
+    ],
+)  # fmt: skip
+def test_a_form_a_call_or_a_drive_file_reads_in_words_not_as_its_msgtype(
+    chat, msgtype, payload, reads, query
+):
+    """填表, 音视频通话 and 微盘文件 messages had shown the agent WeCom's type names ([collect],
+    [voiptext], [qydiskfile]) instead of what they are, and the form's title and the file's
+    name could not be searched."""
+    msgid = chat.send(msgtype, payload)
+    assert chat.shown(msgid) == reads
+    assert not query or searchable(chat, msgid, query)
+    assert chat.waiting() == msgid  # from the customer: it needs a reply, as before

@@ -14,6 +14,7 @@ LABELS = {
     "chatrecord": "[聊天记录]",
     "mixed": "[图文]",
     "meeting_voice_call": "[语音通话]",
+    "voiptext": "[音视频通话]",
     "agree": "[客户同意存档聊天内容]",
     "disagree": "[客户拒绝存档聊天内容]",
 }
@@ -22,6 +23,7 @@ _PAYLOAD = {"external_redpacket": "redpacket"}
 # Types whose payload carries words of their own (REFERENCE 11.3): the label, then those fields.
 _TITLED = {
     "todo": ("[待办]", "title", "content"),
+    "collect": ("[填表]", "title"),
     "calendar": ("[日程]", "title", "place"),
     "meeting": ("[会议]", "topic"),
     "sphfeed": ("[视频号]", "sph_name", "feed_desc"),
@@ -63,6 +65,9 @@ def render(message: dict, depth: int = 0) -> str:
         return _words("[图文消息]", *(i.get("title") for i in items if isinstance(i, dict)))
     if kind in _TITLED:  # what it is, then the words it carries
         return _words(_TITLED[kind][0], *(body.get(name) for name in _TITLED[kind][1:]))
+    if kind == "qydiskfile":  # a file of the corp's 微盘
+        info = body.get("info")
+        return _words("[微盘文件]", info.get("filename") if isinstance(info, dict) else None)
     if kind == "vote":
         return f"[投票] {message.get('votetitle', '')}".strip()
     return LABELS.get(kind, f"[{kind}]" if kind else "")
