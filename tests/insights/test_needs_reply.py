@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from siyu.conversations.render import render
 from siyu.insights import NeedsReplyClassifier, Verdict, default_classifier
 from siyu.insights.needs_reply import (
     context_kind,
@@ -1760,3 +1761,33 @@ def test_closings_from_the_ninth_hundred_of_csds(text, staff):
 )
 def test_the_ninth_hundreds_look_alikes_need_a_reply(text, staff):
     assert label(text, staff) == "needs_reply"
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "payload"),
+    [
+        ("news", {"info": {"item": [{"title": "谢谢"}]}}),
+        ("sphfeed", {"sphfeed": {"sph_name": "好的", "feed_desc": "谢谢"}}),
+        ("collect", {"collect": {"title": "谢谢"}}),
+        ("qydiskfile", {"qydiskfile": {"info": {"filename": "好的"}}}),
+        ("calendar", {"calendar": {"title": "拜拜", "place": "好的"}}),
+        ("meeting", {"meeting": {"topic": "谢谢"}}),
+        ("todo", {"todo": {"title": "好的", "content": "谢谢"}}),
+        ("redpacket", {"redpacket": {"wish": "谢谢"}}),
+        ("external_redpacket", {"redpacket": {"wish": "谢谢"}}),
+        ("voip_doc_share", {"voip_doc_share": {"filename": "好的"}}),
+        ("chatrecord", {"chatrecord": {"title": "好的", "item": []}}),
+        ("docmsg", {"doc": {"title": "谢谢"}}),
+        ("vote", {"votetitle": "好的"}),
+        ("mixed", {"mixed": {"item": []}}),
+        ("voiptext", {"voiptext": {}}),
+        ("meeting_voice_call", {"meeting_voice_call": {}}),
+    ],
+)
+def test_a_message_of_another_kind_needs_a_reply_whatever_words_it_carries(msgtype, payload):
+    """A red packet wishing 谢谢 or a 视频号 post titled 好的 is something the customer sent
+    to be looked at, not a thank-you: the chat shows its words, the label says what it is."""
+    text = render({"msgtype": msgtype, **payload})
+    assert text.startswith("[") and text != f"[{msgtype}]"
+    (verdict,) = default_classifier().classify([(text, "已经给您处理好了")])
+    assert verdict.label == "needs_reply", text

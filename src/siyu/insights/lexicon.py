@@ -448,6 +448,7 @@ EMOJI_CODES = _words(
 # Non-text messages rendered as text: a customer sending these expects a reply.
 MEDIA_CODES = _words(
     "图片 语音 视频 文件 链接 位置 名片 小程序 转账 红包 音频 聊天记录 合并转发 "
+    "图文 图文消息 视频号 填表 微盘文件 日程 会议 待办 投票 文档 语音通话 音视频通话 "
     "image img photo voice audio video file link location card miniprogram transfer"
 )
 # Masked personal names in exported or anonymised chats.
