@@ -24,7 +24,7 @@ from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, staff_names
-from siyu.db import paging
+from siyu.db import bulk, paging
 from siyu.db.paging import BadCursor, Page, SortKey
 
 MAX_PER_PAGE = 100
@@ -306,7 +306,7 @@ def waiting_asks(
         )
         .join(Conversation, Conversation.id == m.conversation_id)
         .where(
-            m.conversation_id.in_(list(waits)),
+            bulk.among(session, m.conversation_id, list(waits)),
             m.sent_at >= Conversation.awaiting_since,  # each bounded by its own wait
             m.action == SENDABLE,
             m.direction == "in",

@@ -35,6 +35,7 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
+from siyu.db import bulk
 from siyu.sla import service
 from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
@@ -133,17 +134,21 @@ class FutureDay(ValueError):
 _NOT_OWED = ("replied", "recalled", conversation_service.MERGED)
 
 
-def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None = None) -> dict:
+def board_for(
+    session: Session, viewer: Viewer, now: datetime, day: date | None = None, shown: int | None = None
+) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
-    responses and deliveries that failed on `day` (the tenant's today by default)."""
+    responses and deliveries that failed on `day` (the tenant's today by default). `shown`:
+    only the longest waits that many get their message and steps (the page lists no more;
+    the others are counted, and shaped without them)."""
     scope = viewer.visible_staff  # None: the whole tenant
     if day is not None and day > now.astimezone(ZoneInfo(service.tenant_timezone(session))).date():
         # (its figures would all read 0, as if nobody had waited that day)
         raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)
     waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None)
-    conv_ids = [w["conversation_id"] for w in waiting]
+    conv_ids = [w["conversation_id"] for w in (waiting if shown is None else waiting[:shown])]
     fired: dict[int, list[dict]] = {}
     texts: dict[int, str] = {}
     titles: dict[int, str] = {}
@@ -153,7 +158,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
                 select(SlaEscalation)
                 .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
                 .where(
-                    SlaEscalation.conversation_id.in_(conv_ids),
+                    bulk.among(session, SlaEscalation.conversation_id, conv_ids),
                     SlaWait.closed_at.is_(None),
                     SlaEscalation.status == "fired",
                 )
@@ -180,7 +185,7 @@ def board_for(session: Session, viewer: Viewer, now: datetime, day: date | None 
             select(Conversation.id, Message.text, Conversation.external_userid, SlaWait.started_at)
             .join(SlaWait, SlaWait.conversation_id == Conversation.id)
             .outerjoin(Message, Message.msgid == SlaWait.msgid)
-            .where(Conversation.id.in_(conv_ids), SlaWait.closed_at.is_(None))
+            .where(bulk.among(session, Conversation.id, conv_ids), SlaWait.closed_at.is_(None))
         ):
             texts[cid] = text or texts.get(cid, "")
             titles[cid] = ext

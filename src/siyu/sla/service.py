@@ -934,8 +934,11 @@ def day_bounds(session: Session, now: datetime, day: date | None = None) -> tupl
 
 def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | None = None) -> list[dict]:
     """Who is waiting right now, longest first: for the supervisor's board."""
+    w = SlaWait
     q = (
-        select(SlaWait, Customer.name)
+        # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
+        select(w.id, w.conversation_id, w.staff_userid, w.policy_id, w.started_at, w.breached_step)
+        .add_columns(w.snoozed_until, Customer.name)
         # named by the chat's customer: one who became known after the wait began is linked there
         .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
         .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
@@ -950,14 +953,15 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
         wait_id: (due, action, note)
         for wait_id, due, action, note in session.execute(
             select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.note)
-            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w, _ in rows]))
+            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in rows]))
             .where(SlaEscalation.status == "pending")
         )
     }
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []
-    for w, name in rows:
+    for w in rows:
+        name = w.name
         policy = book.by_id(w.policy_id)
         due, action, note = pending.get(w.id, (None, None, None))
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
@@ -1223,7 +1227,12 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
         for row in session.execute(
             select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
             .add_columns(OutboxMessage.last_error)
-            .where(or_(OutboxMessage.id.in_(ids), OutboxMessage.dedupe_key.in_(keys)))
+            .where(
+                or_(
+                    bulk.among(session, OutboxMessage.id, ids),
+                    bulk.among(session, OutboxMessage.dedupe_key, keys),
+                )
+            )
         ):
             state = row.status
             if state == "pending":

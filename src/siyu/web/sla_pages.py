@@ -112,7 +112,7 @@ def sla_board(request: Request, viewer: PageViewer):
     now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            board = board_for(s, viewer, now, day)
+            board = board_for(s, viewer, now, day, shown=BOARD_ROWS)
         except FutureDay as exc:
             raise HTTPException(422, f"日期无效：{exc}") from None
         tz = ZoneInfo(service.tenant_timezone(s))
