@@ -167,3 +167,47 @@ def test_a_snooze_on_the_later_question_holds_for_the_earlier_one_waiting_again(
     assert w.fire() == 0  # within the snooze
     w.clock(25 + 3600)
     assert w.fire() >= 1  # then the agent is told
+
+
+def test_the_boards_queries_do_not_grow_with_the_number_of_teams(local):
+    """Under a business-hours policy the board measured each team's waits with policies and a
+    business calendar read afresh: two more queries for every team on the board (24 more for a
+    tenant of 10 teams, 200 for one of 100). Answers in two teams and in six cost the same."""
+    from sqlalchemy import event
+
+    from siyu.sla import service
+    from siyu.tenancy.models import Department, Staff
+
+    w = local
+    _noon_tomorrow(w)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["00:00", "12:00"], ["12:00", "24:00"]])
+        for dept in range(3, 7):
+            s.add(Department(wecom_id=dept, name=f"销售{dept}部", parent_wecom_id=1, leaders=["lisi"]))
+            s.add(Staff(userid=f"agent{dept}", name=f"成员{dept}", departments=[dept], main_department=dept))
+
+    def answered(staff: str) -> None:
+        w.say("请问有货吗？", at=0, ext=f"wm{staff}", staff=staff)
+        w.reply("有的", at=200, ext=f"wm{staff}", staff=staff)
+
+    def queries() -> int:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(w.rt.db.engine, "before_cursor_execute", listener)
+        try:
+            board = _board(w)
+        finally:
+            event.remove(w.rt.db.engine, "before_cursor_execute", listener)
+        return len(seen), len(board["by_team"])
+
+    answered("zhangsan")
+    answered("boss")
+    w.pulled(3600)
+    w.clock(3600)
+    few, teams = queries()
+    assert teams == 2
+    for dept in range(3, 7):
+        answered(f"agent{dept}")
+    many, teams = queries()
+    assert teams == 6
+    assert many == few, (few, many)

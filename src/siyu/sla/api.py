@@ -66,6 +66,7 @@ def _within_steps(
     answered: list[tuple[datetime, float, int | None]],
     unanswered: list[tuple[datetime, datetime | None, int | None]],
     now: datetime,
+    book: service.PolicyBook | None = None,
 ) -> list[dict]:
     """Per step, the day's waits answered within its delay, those answered later, and those
     that ran past it unanswered (still open, or closed without a reply only after it).
@@ -73,7 +74,7 @@ def _within_steps(
     tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
     stands now, and by its clock (business time where it counts only that); `delay_s` is the
     tenant's delay for the step where it has one."""
-    book = service.PolicyBook(session)
+    book = book or service.PolicyBook(session)  # (one for all the teams: policies and calendars read once)
     tenant = book.fallback
     known = {p.id for p in book.policies.values()}
 
@@ -332,8 +333,9 @@ def _by_team(
     for started_at, closed_at, policy_id, userid in unanswered:
         team(userid)["unanswered"].append((started_at, closed_at, policy_id))
     out = []
+    book = service.PolicyBook(session)
     for t in teams.values():
-        within = _within_steps(session, t.pop("answered"), t.pop("unanswered"), now)
+        within = _within_steps(session, t.pop("answered"), t.pop("unanswered"), now, book)
         t["first_response"] = service.response_summary(t.pop("responses"))
         t["first_step_share"] = within[0]["share"] if within else None
         out.append(t)
