@@ -75,3 +75,18 @@ def test_refusals(crypto):
         envelope_encrypt("<xml><Encrypt>")
     with pytest.raises(MalformedXML):
         parse_event(b'<!DOCTYPE x [<!ENTITY a "b">]><xml><MsgType>&a;</MsgType></xml>')  # defusedxml
+
+
+def test_the_envelope_is_read_as_wecom_sends_it_and_a_body_of_repeated_elements_is_refused():
+    encrypted = "QUJDREVGR0g="
+    for body in (
+        f"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>",
+        f"\n  <xml><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>\r\n",
+        f"<xml><Encrypt>{encrypted}</Encrypt></xml>",  # not WeCom's CDATA: read by the XML parser
+    ):
+        assert envelope_encrypt(body) == encrypted
+    # what an unsigned flood looks like: thousands of elements and no end (the expression
+    # that read it once took seconds of the server's event loop before refusing it)
+    with pytest.raises(MalformedXML):
+        envelope_encrypt(b"<xml>" + b"<Encrypt><![CDATA[A]]></Encrypt>" * 8000)
+    assert envelope_encrypt(b"<xml>" + b"<Encrypt><![CDATA[A]]></Encrypt>" * 8000 + b"</xml>") == "A"
