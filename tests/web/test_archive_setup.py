@@ -384,6 +384,22 @@ def test_an_overlong_secret_or_sdk_path_is_refused_clearly(as_role, world, db):
         assert s.get(Tenant, world.b.id).archive_sdk_path == ""
 
 
+def test_the_sdk_path_must_name_the_sdk_and_tells_nothing_of_other_files(as_role, world, db, tmp_path):
+    """Loading a library runs its code in Siyu's process: a tenant's admin may point Siyu at
+    WeCom's finance SDK only, and may not learn which other files the server holds."""
+    admin = as_role("admin", "b")
+    there = tmp_path / "libssl.so"
+    there.write_bytes(b"\x7fELF")
+    for path in (str(there), str(tmp_path / "missing.so"), "/etc/passwd", str(tmp_path) + "/"):
+        r = admin.post(
+            "/setup/archive", data={"csrf_token": admin.csrf, "mode": "sdk", "secret": "s", "sdk_path": path}
+        )
+        assert r.status_code == 422 and "只能填写 libWeWorkFinanceSdk_C.so 的路径" in r.text
+        assert "没有" not in r.text.split("只能填写")[1].split("</")[0]  # the same answer either way
+    with db.tenant_session(world.b.id) as s:
+        assert s.get(Tenant, world.b.id).archive_sdk_path == ""
+
+
 def test_only_the_key_itself_is_kept_of_what_was_pasted(as_role, world, db, box):
     admin = as_role("admin", "b")
     key = _pem(

@@ -27,7 +27,7 @@ from siyu.wecom.archive import (
     generate_key_pair,
     rsa_decrypt_random_key,
 )
-from siyu.wecom.finance_sdk import FinanceSdk
+from siyu.wecom.finance_sdk import FinanceSdk, NotTheSdk, load_library
 from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
 
 CORP, SECRET = "ww0123456789abcdef", "archive-secret"
@@ -116,6 +116,17 @@ def live_slices(lib) -> int:
     fn = ctypes.CDLL(str(lib)).SiyuStandinLiveSlices
     fn.restype = ctypes.c_int
     return fn()
+
+
+def test_only_the_finance_sdk_is_ever_loaded(tmp_path, keys):
+    """A path saved before the setup page checked it is refused when a pull would load it."""
+    import ctypes.util
+
+    other = ctypes.util.find_library("c") or "libc.so.6"
+    with pytest.raises(NotTheSdk, match="libWeWorkFinanceSdk_C.so"):
+        load_library(other)
+    with pytest.raises(NotTheSdk):
+        run(_fetch(source(tmp_path / "libcrypto.so", keys)))
 
 
 def test_sdk_source_fetches_and_decrypts_in_seq_order(lib, keys, chatdata):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.db import utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy.models import Department, Person, Staff, Tenant
+from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import new_encoding_aes_key
 from siyu.wecom.errors import WeComFailure
@@ -143,6 +144,8 @@ def save_archive_settings(
         raise ValueError("the 会话存档 Secret is needed to read the archive")
     if mode == "sdk" and not sdk_path:
         raise ValueError("the path of libWeWorkFinanceSdk_C.so is needed in sdk mode")
+    if mode == "sdk" and not finance_sdk.names_the_sdk(sdk_path):  # nor a probe of other files
+        raise finance_sdk.NotTheSdk(sdk_path)
     # (where workers run on other machines, the library is theirs to have: `check_file` off)
     if mode == "sdk" and check_file and not Path(sdk_path).is_file():  # else every pull fails to load it
         raise ValueError(

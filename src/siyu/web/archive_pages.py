@@ -28,7 +28,7 @@ from siyu.tenancy.models import Staff, Tenant
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render, wecom_message
-from siyu.wecom import archive
+from siyu.wecom import archive, finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.errors import WeComFailure, WeComInvalidSecret
 
@@ -292,6 +292,8 @@ async def archive_save(request: Request, viewer: PageViewer):
             f"SDK 路径最多 {MAX_SDK_PATH_CHARS} 个字符 / the path is over {MAX_SDK_PATH_CHARS} characters"
         )
         return await _page(request, viewer, message, shown, 422)
+    if mode == "sdk" and sdk_path and not finance_sdk.names_the_sdk(sdk_path):  # before asking WeCom
+        return await _page(request, viewer, str(finance_sdk.NotTheSdk(sdk_path)), shown, 422)
     corp_id, stored = await run_in_threadpool(_corp_and_secret, rt, viewer.tenant_id)
     checked = secret or (stored if mode != "off" else "")
     if checked:

@@ -79,11 +79,31 @@ class ArchiveError(Exception):
 
 _libs: dict[str, ctypes.CDLL] = {}
 _libs_lock = threading.Lock()
+# The only library a tenant's path may name: loading one runs its code in Siyu's process, and
+# the path is a tenant admin's to set, while the files on the server are its operator's.
+LIB_NAME = "libWeWorkFinanceSdk_C.so"
+
+
+class NotTheSdk(ValueError):
+    """A path to something other than WeCom's finance SDK."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"只能填写 {LIB_NAME} 的路径 / the path must name {LIB_NAME}, WeCom's finance SDK: Siyu loads"
+            f" no other library (given: {path})"
+        )
+
+
+def names_the_sdk(path: str | os.PathLike[str]) -> bool:
+    return os.path.basename(os.fspath(path)) == LIB_NAME
 
 
 def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
-    """Load the SDK (once per path) and declare the function signatures of WeWorkFinanceSdk_C.h."""
+    """Load the SDK (once per path) and declare the function signatures of WeWorkFinanceSdk_C.h.
+    NotTheSdk for a file named otherwise."""
     path = os.fspath(lib_path)
+    if not names_the_sdk(path):
+        raise NotTheSdk(path)
     with _libs_lock:
         lib = _libs.get(path)
         if lib is not None:
