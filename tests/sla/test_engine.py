@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from siyu.conversations import service as conversations
 from siyu.conversations.models import EarlyRecall, Message
+from siyu.insights.needs_reply import default_classifier
 from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
+from tests.sla.conftest import SEQ
 
 
 def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
@@ -376,6 +379,50 @@ def test_no_reply_needed_said_while_a_pull_is_stored_is_not_undone(local):
     c = w.conversation()
     assert (c.awaiting_since, c.awaiting_msgid, c.message_count) == (None, "", 2)
     assert [x.close_reason for x in w.waits()] == ["dismissed"]
+
+
+def test_no_reply_needed_on_a_question_answered_meanwhile_leaves_the_next_question_waiting(local):
+    w = local
+    w.policy()
+    first = w.say("请问这个多少钱？", at=0)
+    conversation_id = w.conversation().id
+    reply = w._message("zhangsan", "wmcustomer1", "199 元", 30, None)
+    second = w._message("wmcustomer1", "zhangsan", "那什么时候发货？", 60, None)
+    locking, result = threading.Event(), []
+
+    def agent():  # 无需回复 on the question the page showed
+        with w.session() as s:
+            event.listen(s.connection(), "before_cursor_execute", first_lock(locking))
+            result.append(conversations.dismiss(s, conversation_id, w.at(90), by="张三", msgid=first))
+
+    with w.session() as pull:  # a pull stores the agent's reply and the customer's next question ...
+        conversations.ingest(pull, items(reply, second), default_classifier().classify)
+        thread = threading.Thread(target=agent)
+        thread.start()
+        assert locking.wait(30)  # ... and commits as the agent's request first writes or locks
+    thread.join(30)
+    assert result == [False]  # the question it was about is answered: nothing is marked
+    c = w.conversation()
+    assert (c.awaiting_msgid, c.awaiting_since) == (second["msgid"], w.at(60))  # the next one waits
+    assert [(x.msgid, x.close_reason) for x in w.waits()] == [(first, "replied"), (second["msgid"], "")]
+    w.pulled(3600)
+    w.clock(180)
+    assert w.fire() == 1  # and escalates as it should
+
+
+def first_lock(done: threading.Event):
+    """A before_cursor_execute listener that sets `done` once its connection writes or locks."""
+
+    def listener(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement:
+            done.set()
+
+    return listener
+
+
+def items(*messages: dict) -> list:
+    """Archived messages as a pull hands them to ingest."""
+    return [SimpleNamespace(seq=next(SEQ), msgid=m["msgid"], message=m) for m in messages]
 
 
 def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):

@@ -785,8 +785,15 @@ def dismiss(
     """Someone (`by`, the name they were signed in as) marks a conversation "no reply
     needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. With `msgid`
     (the waiting message the person saw), only while that message is the one waiting: a page
-    left open must not silence a question that came after it."""
-    c = session.get(Conversation, conversation_id)
+    left open must not silence a question that came after it. The conversation is read
+    locked, as ingest reads it: a reply and a new question stored meanwhile are seen, not
+    overwritten (the new question silenced)."""
+    _hold_write_lock(session)
+    c = session.scalar(
+        _locked(session, select(Conversation).where(Conversation.id == conversation_id)).execution_options(
+            populate_existing=True
+        )
+    )
     if c is None or c.awaiting_since is None or (msgid is not None and msgid != c.awaiting_msgid):
         return False
     msgid, at = c.awaiting_msgid, at or datetime.now(UTC)
