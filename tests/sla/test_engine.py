@@ -392,7 +392,7 @@ def test_no_reply_needed_on_a_question_answered_meanwhile_leaves_the_next_questi
 
     def agent():  # 无需回复 on the question the page showed
         with w.session() as s:
-            event.listen(s.connection(), "before_cursor_execute", first_lock(locking))
+            event.listen(s.connection(), "before_cursor_execute", at_first_lock(locking.set))
             result.append(conversations.dismiss(s, conversation_id, w.at(90), by="张三", msgid=first))
 
     with w.session() as pull:  # a pull stores the agent's reply and the customer's next question ...
@@ -410,12 +410,17 @@ def test_no_reply_needed_on_a_question_answered_meanwhile_leaves_the_next_questi
     assert w.fire() == 1  # and escalates as it should
 
 
-def first_lock(done: threading.Event):
-    """A before_cursor_execute listener that sets `done` once its connection writes or locks."""
+def at_first_lock(then):
+    """A before_cursor_execute listener that calls `then` once, just before its connection
+    first writes or locks a row."""
+    called = []
 
     def listener(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement:
-            done.set()
+        locks = (
+            statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement
+        )
+        if locks and not called:
+            called.append(then())
 
     return listener
 
@@ -463,6 +468,32 @@ def test_a_shorter_snooze_brings_the_step_back_but_not_before_its_schedule(local
     with w.session() as s:  # longer again: later, as any snooze
         assert service.snooze(s, conversation.id, until=w.at(900), now=w.at(40)) == 1
     assert pending_due(w) == w.at(900)
+
+
+def test_a_snooze_while_a_worker_fires_the_step_holds_back_the_steps_after_it(local):
+    w = local
+    w.policy(merge_window_s=0)
+    w.say("明天能送到吗？", at=0)
+    w.pulled(7200)
+    w.clock(125)  # the agent's card (step 0) is due
+    conversation_id, fired = w.conversation().id, []
+    with w.session() as s:  # the agent snoozes 30 minutes from the board ...
+        # ... as a worker fires that card: it commits once the snooze has read the wait's steps
+        event.listen(s.connection(), "before_cursor_execute", at_first_lock(lambda: fired.append(w.fire())))
+        service.snooze(s, conversation_id, until=w.at(1925), now=w.at(125))
+    assert fired == [1]
+    assert w.waits()[0].snoozed_until == w.at(1925)
+    w.clock(310)
+    assert w.fire() == 0  # no card to the leader while snoozed
+    assert w.steps() == [(0, "fired", "zhangsan"), (1, "pending", "")]
+    assert pending_due(w) == w.at(1925)
+    w.clock(1925)
+    assert w.fire() == 1  # the leader hears of it once the snooze is over
+    assert w.steps()[1] == (1, "fired", "lisi")
+    assert pending_due(w) == w.at(2225)  # and the call keeps its spacing after it
+    assert [c.payload["touser"] for c in w.outbox()] == ["zhangsan", "lisi"]
+    with w.session() as s:  # the card that fired before the snooze keeps the time it was due
+        assert s.scalar(select(SlaEscalation.due_at).where(SlaEscalation.step == 0)) == w.at(120)
 
 
 def pending_due(w):

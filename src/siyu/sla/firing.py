@@ -121,7 +121,8 @@ def recipient_locks(session: Session, tenant_id: int, wanted: set[tuple[str, str
 def fire_batch(rt, rows) -> dict[int, str]:
     """Fire these rows (anything with .id and .tenant_id) if still pending and due, each
     exactly once. Returns each row's outcome by id: fired | covered | cancelled | skipped |
-    lost (another transaction fired it, or it is no longer due)."""
+    snoozed (pending again, due when the snooze ends) | lost (another transaction fired it,
+    or it is no longer due)."""
     by_tenant: dict[int, list[int]] = defaultdict(list)
     for row in rows:
         by_tenant[row.tenant_id].append(row.id)
@@ -174,6 +175,7 @@ def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | N
             c.awaiting_msgid,
             w.started_at,
             w.customer_id,
+            w.snoozed_until,
         )
         .outerjoin(w, w.id == e.wait_id)
         .outerjoin(c, c.id == e.conversation_id)
@@ -212,7 +214,7 @@ def _fire_tenant(
         for r in loaded:
             # the columns _locked_due selects, in its order: the step's, its wait's, its conversation's
             (*step_columns, wait_id, closed_at, close_reason, msgid, policy_id) = r[:13]
-            (conversation_id, awaiting, started_at, customer_id) = r[13:]
+            (conversation_id, awaiting, started_at, customer_id, snoozed_until) = r[13:]
             st = _Step(*step_columns, fired_at=now)
             steps.append(st)
             st.started_at, st.was_due = started_at, st.due_at
@@ -225,6 +227,12 @@ def _fire_tenant(
                     closed_conversations.add(st.conversation_id)
                     service.close_waits(s, st.conversation_id, now, "closed")
                 _set(st, "cancelled", "no longer awaiting")
+                continue
+            if snoozed_until is not None and snoozed_until > now:
+                # snoozed after the step before this one was read to fire (a snooze moves the
+                # pending step, and that one was firing): this one waits for the snooze's end
+                st.due_at, st.fired_at = snoozed_until, None
+                st.outcome, st.status, st.note = "snoozed", "pending", "snoozed"
                 continue
             gone = ended.get((customer_id, st.agent_userid))
             if gone is not None:

@@ -871,12 +871,24 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
         scheduled = _scheduled_due(session, wait, pending[0]) if shorter else None
         if scheduled is None or max(until, scheduled) >= pending[0].due_at:
             return 0
-        pending[0].due_at, pending[0].claimed_until = max(until, scheduled), None
-        return 1
+        return _move_pending(session, {pending[0].id: max(until, scheduled)})
     shift = until - pending[0].due_at
-    for row in pending:
-        row.due_at, row.claimed_until = row.due_at + shift, None
-    return len(pending)
+    return _move_pending(session, {row.id: row.due_at + shift for row in pending})
+
+
+def _move_pending(session: Session, due: dict[int, datetime]) -> int:
+    """Move these steps to their new due times, those still pending: a worker may have fired
+    one since it was read (it keeps the time it was due; the step it scheduled after it waits
+    for the snooze when it comes due, see siyu.sla.firing)."""
+    moved = 0
+    for step_id, at in due.items():
+        moved += session.execute(
+            update(SlaEscalation)
+            .where(SlaEscalation.id == step_id, SlaEscalation.status == "pending")
+            .values(due_at=at, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return moved
 
 
 def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, str], str]:

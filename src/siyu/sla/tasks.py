@@ -75,8 +75,8 @@ def due_steps(rt, limit: int = BATCH) -> list[_Row]:
 
 def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
     """Fire one step exactly once (a batch of one, see siyu.sla.firing). Returns what
-    happened: fired | covered | cancelled | skipped | lost (another worker fired it, or it
-    is no longer due)."""
+    happened: fired | covered | cancelled | skipped | snoozed | lost (another worker fired
+    it, or it is no longer due)."""
     return fire_batch(rt, [_Row(escalation_id, tenant_id)])[escalation_id]
 
 
