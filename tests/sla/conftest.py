@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -161,6 +162,11 @@ class Wait:
                     select(SlaWait).where(SlaWait.conversation_id == conversation.id).order_by(SlaWait.id)
                 )
             )
+
+
+def items(*messages: dict) -> list:
+    """Archived messages (`Wait._message`'s) as a pull hands them to ingest."""
+    return [SimpleNamespace(seq=next(SEQ), msgid=m["msgid"], message=m) for m in messages]
 
 
 def now_ms(rt: Runtime) -> datetime:

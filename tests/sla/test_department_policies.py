@@ -3,14 +3,24 @@ follows, a new department policy starting from the one it followed, and removing
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import select
 
+from siyu.conversations import service as conversations
+from siyu.insights.needs_reply import default_classifier
 from siyu.sla import service
 from siyu.sla.models import SlaPolicy, SlaWait
 from siyu.tenancy.models import Department
+from tests.conftest import PG_URL
+from tests.sla.conftest import items
 
 LEADER_30S = [{"delay_s": 30, "action": "app_message", "target": "leader"}]
+AGENT_60S = [{"delay_s": 60, "action": "app_message", "target": "agent"}]
+LEADER_300S = [{"delay_s": 300, "action": "app_message", "target": "leader"}]
+CALL_600S = [{"delay_s": 600, "action": "voice_call", "target": "agent"}]
 
 
 def follows(w) -> dict[int, tuple]:
@@ -68,3 +78,44 @@ def test_removing_a_department_policy_its_members_follow_the_parent_then_the_ten
         with pytest.raises(service.PolicyError):
             service.delete_policy(s, 0)
         assert s.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == 0)) == tenant
+
+
+@pytest.mark.skipif(not PG_URL, reason="SQLite's one writer keeps ingest and the removal apart")
+def test_a_wait_opened_as_its_department_policy_is_removed_follows_the_policy_that_applies(local):
+    w = local
+    with w.session() as s:
+        tenant = service.save_policy(s, 0, quiet_hours=[], steps=AGENT_60S).id
+        service.save_department_policy(s, 2, steps=[*AGENT_60S, *LEADER_300S, *CALL_600S])
+    question = w._message("wmcustomer1", "zhangsan", "在吗？", 0, None)
+    removing: dict = {}
+    removed = threading.Thread(target=remove_policy, args=(w, 2, removing))
+    with w.session() as pull:  # a pull opens zhangsan's wait under department 2's policy ...
+        conversations.ingest(pull, items(question), default_classifier().classify)
+        removed.start()  # ... as the admin removes that policy: both commit
+        while removed.is_alive() and not waits_for_a_lock(w, removing.get("pid")):
+            time.sleep(0.01)
+    removed.join(30)
+    assert removing["done"] is True
+    w.pulled(7200)
+    w.clock(61)
+    assert w.fire() == 1  # its first step, as scheduled
+    w.clock(3600)
+    assert w.fire() == 0  # and no leader card nor call: the policy that applies now has none
+    assert w.outbox("sla_call") == []
+    assert [x.policy_id for x in w.waits()] == [tenant]
+
+
+def remove_policy(w, department: int, out: dict) -> None:
+    with w.session() as s:
+        out["pid"] = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        out["done"] = service.delete_policy(s, department)
+
+
+def waits_for_a_lock(w, pid: int | None) -> bool:
+    with w.rt.db.engine.connect() as conn:
+        return bool(
+            pid
+            and conn.exec_driver_sql(
+                f"SELECT count(*) FROM pg_locks WHERE pid = {int(pid)} AND NOT granted"
+            ).scalar()
+        )

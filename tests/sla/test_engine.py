@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, func, select, update
@@ -16,7 +15,7 @@ from siyu.conversations.models import EarlyRecall, Message
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
-from tests.sla.conftest import SEQ
+from tests.sla.conftest import items
 
 
 def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
@@ -423,11 +422,6 @@ def at_first_lock(then):
             called.append(then())
 
     return listener
-
-
-def items(*messages: dict) -> list:
-    """Archived messages as a pull hands them to ingest."""
-    return [SimpleNamespace(seq=next(SEQ), msgid=m["msgid"], message=m) for m in messages]
 
 
 def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):

@@ -608,8 +608,13 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
     # same customer the agent asked quiet about
     snoozes: dict[int, datetime] = {}
-    book = PolicyBook(session)
     opening = [c for c in changes if c.opened and c.kind == "single" and c.staff_userid]
+    if opening and session.get_bind().dialect.name == "postgresql":
+        # the policies new waits take stay until they are stored: a department's removed
+        # meanwhile would leave its new waits on a policy no longer there (the built-in
+        # default's steps), unseen by the removal, which moves the open waits it finds
+        session.execute(select(SlaPolicy.id).with_for_update(read=True, key_share=True))
+    book = PolicyBook(session)
     policies = book.for_staff(c.staff_userid for c in opening)
     new: dict[tuple[int, str], _Wait] = {}
     closed: list[_Wait] = []
