@@ -145,6 +145,8 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
     yesterday = as_role("admin").get("/api/v1/sla/board", params={"day": "2020-01-01"}).json()
     assert yesterday["day"] == "2020-01-01" and yesterday["breaches_total"] == 0
     assert yesterday["first_response"]["count"] == 0 and mine(yesterday, waits)  # who waits is now
+    # the page says which clock its response times run on (not business time, as the shares may)
+    assert "响应时间按自然时间计" in as_role("admin").get("/sla").text
 
 
 def test_role_scoping_agent_own_supervisor_team_admin_all(as_role, waits):
