@@ -70,6 +70,7 @@ def test_p90_of_ten_first_responses_is_not_the_slowest_one(local):
     first = _board(w)["first_response"]
     assert first["count"] == 10 and first["median_s"] == 60
     assert first["p90_s"] == 60, first
+    assert _board(w)["first_response_business"] is None  # no policy counts business hours only
 
 
 def test_a_reply_recalled_after_the_customer_wrote_again_is_not_a_first_response(local):
@@ -211,3 +212,31 @@ def test_the_boards_queries_do_not_grow_with_the_number_of_teams(local):
     many, teams = queries()
     assert teams == 6
     assert many == few, (few, many)
+
+
+def test_first_responses_under_business_hours_are_told_in_business_time_too(local):
+    """A question of Tuesday 17:59 answered on Wednesday at 09:01, shifts 09:00-18:00: 15 hours
+    by the wall clock, 2 minutes of business time. The board gives both; under a policy that
+    counts business hours only, the wall figure alone made the team look 450 times slower."""
+    from zoneinfo import ZoneInfo
+
+    from siyu.sla import service
+
+    w = local
+    beijing = w.rt.now().astimezone(ZoneInfo("Asia/Shanghai"))
+    tuesday = (beijing + timedelta(days=(1 - beijing.weekday()) % 7 or 7)).replace(
+        hour=17, minute=59, second=0, microsecond=0
+    )
+    w.t0 = tuesday.astimezone(w.t0.tzinfo)
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], public_holidays=False)
+    w.say("请问有货吗？", at=0)
+    w.reply("有的", at=15 * 3600 + 120)
+    w.pulled(20 * 3600)
+    w.clock(20 * 3600)
+    board = _board(w, tuesday.date())
+    assert board["first_response"]["median_s"] == 15 * 3600 + 120
+    assert board["first_response_business"]["median_s"] == 120
+    [agent] = board["first_response_by_agent"]
+    assert agent["business"]["median_s"] == 120 and agent["median_s"] == 15 * 3600 + 120

@@ -423,6 +423,11 @@ def test_policy_round_trip(as_role, world, db):
         ["13:30", "18:00"],
     ]
     assert got["business_hours_only"] and not got["public_holidays"]
+    # the board gives the day's answers by business time too where a wait ran under this policy
+    business = admin.get("/api/v1/sla/board").json()["first_response_business"]
+    page = admin.get("/sla")
+    assert page.status_code == 200
+    assert ("中位数（工作时间）" in page.text) == bool(business and business["count"])
     assert got["escalation_contact"] == "wangwu" and got["quiet_hours"] == ["22:00", "07:30"]
     assert got["calendar_days"] == [{"day": "2030-10-08", "kind": "workday", "note": "补班"}]
     r = admin.put("/api/v1/sla/policy", json={"escalation_contact": "sunba"}, headers=headers)

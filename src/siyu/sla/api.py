@@ -76,11 +76,9 @@ def _within_steps(
     tenant's delay for the step where it has one."""
     book = book or service.PolicyBook(session)  # (one for all the teams: policies and calendars read once)
     tenant = book.fallback
-    known = {p.id for p in book.policies.values()}
 
     def policy_of(policy_id: int | None) -> service.PolicyView:
-        # a department's policy deleted since: its steps are gone, the tenant's stand in
-        return book.by_id(policy_id) if policy_id is None or policy_id in known else tenant
+        return _policy_of(book, policy_id)
 
     def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
         wall = (end - started).total_seconds()
@@ -124,6 +122,25 @@ def _within_steps(
             }
         )
     return out
+
+
+def _policy_of(book: service.PolicyBook, policy_id: int | None) -> service.PolicyView:
+    """The policy a wait of the day is measured by: a department's deleted since has no steps
+    any more, the tenant's stand in."""
+    known = policy_id is None or any(p.id == policy_id for p in book.policies.values())
+    return book.by_id(policy_id) if known else book.fallback
+
+
+def _business_responses(book: service.PolicyBook, answered: list) -> list[float] | None:
+    """Each answered wait's first response by its policy's clock: business time where the
+    policy counts only that (a Friday 17:59 question answered Monday 09:01 took 2 minutes),
+    else wall time; None when no wait of them ran under such a policy."""
+    out, counted = [], False
+    for response_s, _, policy_id, started in answered:
+        policy = _policy_of(book, policy_id)
+        counted = counted or policy.business_hours_only
+        out.append(book.waited_s(policy, started, started + timedelta(seconds=float(response_s))))
+    return out if counted else None
 
 
 class FutureDay(ValueError):
@@ -238,9 +255,14 @@ def board_for(
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
     oq = oq.add_columns(SlaWait.staff_userid)
     unanswered = [tuple(row) for row in session.execute(oq)]
+    book = service.PolicyBook(session)
     within = _within_steps(
-        session, [(s, float(v), p) for v, _, p, s in answered], [row[:3] for row in unanswered], now
+        session, [(s, float(v), p) for v, _, p, s in answered], [row[:3] for row in unanswered], now, book
     )
+    business = _business_responses(book, answered)
+    business_per_agent: dict[str, list[float]] = {}
+    for (_, userid, _, _), v in zip(answered, business or [], strict=False):
+        business_per_agent.setdefault(userid, []).append(v)
     problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
     return {
         "now": now,
@@ -252,8 +274,14 @@ def board_for(
         ],
         "breaches_total": breaches["total"],
         "first_response": service.response_summary(responses),
+        "first_response_business": service.response_summary(business) if business is not None else None,
         "first_response_by_agent": [
-            {"staff_userid": u, "staff_name": names.get(u, u), **service.response_summary(v)}
+            {
+                "staff_userid": u,
+                "staff_name": names.get(u, u),
+                **service.response_summary(v),
+                "business": service.response_summary(business_per_agent[u]) if business is not None else None,
+            }
             for u, v in sorted(per_agent.items(), key=lambda kv: names.get(kv[0], kv[0]))
         ],
         "within_steps": within,

@@ -290,6 +290,10 @@ class WithinStep(BaseModel):
 class AgentResponse(Summary):
     staff_userid: str
     staff_name: str
+    business: Summary | None = Field(
+        description="the same by each wait's policy's clock (business time where it counts only that);"
+        " null when no wait of the day ran under such a policy"
+    )
 
 
 class TeamFigures(BaseModel):
@@ -325,7 +329,12 @@ class BoardOut(BaseModel):
     breaches_by_step: list[StepBreaches]
     breaches_by_agent: list[AgentBreaches]
     breaches_total: int
-    first_response: Summary
+    first_response: Summary = Field(description="in wall time, nights and holidays included")
+    first_response_business: Summary | None = Field(
+        description="by each wait's policy's clock: business time where it counts only that (a Friday"
+        " 17:59 question answered Monday 09:01 took 2 minutes), else wall time; null when no answered"
+        " wait of the day ran under such a policy"
+    )
     first_response_by_agent: list[AgentResponse]
     within_steps: list[WithinStep]
     by_team: list[TeamFigures] = Field(description="the same figures per team, busiest first")
