@@ -158,3 +158,18 @@ def test_the_menu_stops_counting_a_customer_as_soon_as_the_agent_marks_them_no_r
     assert shown(r.text) == now, f"the menu says {shown(r.text)} wait, the list {now}"
     home = re.search(r"(\d+) 位客户在等待回复", agent.get("/").text)
     assert (int(home[1]) if home else 0) == now
+
+
+def test_the_board_and_its_menu_count_the_same_customers_waiting(as_role, new_waiting):
+    """The agent looks at the list (the menu counts who waits), a customer asks something, and
+    the agent opens the SLA board: its heading says one more customer waits than the menu's
+    会话 badge on the same page (the menu kept the count it had made moments before)."""
+    agent = as_role("agent")
+    badge = re.compile(r'id="nav-waiting"[^>]*>(\d+)<')
+    agent.get("/conversations")  # the menu's count, made now
+    new_waiting("zhangsan")
+    board = agent.get("/sla").text
+    heading = re.search(r"(\d+) 位客户等待回复", board)
+    menu = badge.search(board)
+    assert heading and menu, "the board and its menu both count who waits"
+    assert int(menu[1]) == int(heading[1]), f"the board says {heading[1]} wait, its menu {menu[1]}"

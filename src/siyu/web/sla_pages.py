@@ -36,7 +36,7 @@ from siyu.sla.models import SlaCalendarDay
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
-from siyu.web.templating import render
+from siyu.web.templating import note_waiting, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,6 +122,8 @@ def sla_board(request: Request, viewer: PageViewer):
         local = at.astimezone(tz)
         return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
 
+    # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
+    note_waiting(viewer, len(board["waiting"]))
     is_today = board["day"] == today
     day_format = "%m-%d " if board["day"].year == today.year else "%Y-%m-%d "  # another year's: say which
     return render(
