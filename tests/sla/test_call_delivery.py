@@ -49,6 +49,7 @@ def test_a_call_being_retried_shows_on_the_board_with_why(w):
         assert message.status == "pending" and "503" in message.last_error  # being retried
         state, error = _reached(w)[0]
         assert state == "retrying" and "503" in error, (state, error)
+        assert error.startswith("语音网关暂时无法呼叫（HTTP 503），稍后重试"), error  # words, not a trace
         [problem] = _problems(w)
         assert (problem["kind"], problem["recipient"], problem["status"]) == ("call", "zhangsan", "retrying")
     finally:

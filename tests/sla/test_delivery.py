@@ -16,7 +16,7 @@ from siyu.config import Settings
 from siyu.db import utcnow
 from siyu.emulator import voice as voice_gateway
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import Permanent
+from siyu.notify.outbox import Permanent, Retry
 from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
@@ -319,7 +319,7 @@ def test_voice_calls_through_tencent_clouds_sdk(gateway):
     with pytest.raises(Permanent):
         asyncio.run(provider.call(VoiceCall("12345", ["1", "1"], "", "x")))
     httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1})
-    with pytest.raises(RuntimeError, match="InternalError"):  # retried by the outbox
+    with pytest.raises(Retry, match="腾讯云语音 InternalError.*稍后重试"):  # retried by the outbox
         asyncio.run(provider.call(VoiceCall("13800000002", ["1", "1"], "", "x")))
     with pytest.raises(Permanent, match="SECRET"):
         TencentVoice(Settings(voice_provider="tencent"))

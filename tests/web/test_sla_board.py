@@ -693,3 +693,26 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
     page.reload()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert page.get_by_text("已暂缓提醒。").count() == 0
+
+
+def test_a_wait_whose_every_step_fired_offers_no_snooze(as_role, db, world):
+    """Every reminder went out: a snooze would hold back nothing, so neither the board nor the
+    chat offers one (they did, and said 暂缓至 16:21 as if something would wait till then)."""
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s, [_text(sfx, 1, f"wmall{sfx}", "zhangsan", f"人呢 {sfx}", 900)], default_classifier().classify
+        )
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmall{sfx}"))
+        s.execute(  # as firing leaves a wait past its last step: nothing pending
+            update(SlaEscalation)
+            .where(SlaEscalation.conversation_id == cid)
+            .values(status="fired", fired_at=utcnow())
+        )
+    admin = as_role("admin")
+    board = admin.get("/sla").text
+    assert f"人呢 {sfx}" in board and f'action="/conversations/{cid}/snooze"' not in board
+    assert "提醒已全部发出" in board
+    chat = admin.get(f"/conversations/{cid}").text
+    assert f'action="/conversations/{cid}/snooze"' not in chat and "提醒已全部发出" in chat
+    assert f'action="/conversations/{cid}/dismiss"' in chat  # 无需回复 still stops the wait

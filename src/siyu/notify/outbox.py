@@ -32,6 +32,11 @@ class Permanent(Exception):
     """A failure that retrying cannot fix: the message is given up on at once."""
 
 
+class Retry(Exception):  # noqa: N818 - a failure, said in words for whoever reads the board
+    """A failure that retrying may fix, its message written for the admin who reads it: kept
+    as it is (other errors are kept with their type's name, for the developer)."""
+
+
 class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to send
     """Nothing to send after all (e.g. no welcome message set up)."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from siyu.db import bulk, utcnow
 from siyu.jobs.claim import backoff, renew_many
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Deferred, Permanent, Skipped, sender
+from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Deferred, Permanent, Retry, Skipped, sender
 from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
         status, after = "deferred", exc.until
     except Permanent as exc:
         error, permanent = str(exc), True
+    except Retry as exc:
+        error = str(exc)
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
         error = exc.describe() if isinstance(exc, WeComError) else f"{type(exc).__name__}: {exc}"
     return status, error, permanent, after

@@ -918,6 +918,21 @@ def snoozed_until(session: Session, conversation_id: int, now: datetime) -> date
     return until if until is not None and until > now else None
 
 
+def reminders_left(session: Session, conversation_id: int) -> bool:
+    """Whether the conversation's open wait has a step still to fire (a snooze would hold it)."""
+    pending = (
+        select(SlaEscalation.id)
+        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+        .where(
+            SlaWait.conversation_id == conversation_id,
+            SlaWait.closed_at.is_(None),
+            SlaEscalation.status == "pending",
+        )
+        .limit(1)
+    )
+    return session.scalar(pending) is not None
+
+
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
     """When a pending step would be due had it never been snoozed (after the step before it,
     as it was due); None when the policy no longer has that step."""

@@ -27,7 +27,7 @@ from typing import Protocol
 import httpx
 
 from siyu.config import Settings
-from siyu.notify.outbox import Permanent
+from siyu.notify.outbox import Permanent, Retry
 
 
 @dataclass(frozen=True)
@@ -68,20 +68,24 @@ class EmulatorVoice:
         self.timeout = timeout
 
     async def call(self, call: VoiceCall) -> str:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            r = await client.post(
-                self.url,
-                json={
-                    "called_number": "+86" + mainland(call.phone),
-                    "template_params": call.params,
-                    "text": call.text,
-                    "play_times": self.play_times,
-                    "session_context": call.context,
-                },
-            )
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                r = await client.post(
+                    self.url,
+                    json={
+                        "called_number": "+86" + mainland(call.phone),
+                        "template_params": call.params,
+                        "text": call.text,
+                        "play_times": self.play_times,
+                        "session_context": call.context,
+                    },
+                )
+        except httpx.TransportError as exc:  # the admin reads this on the board: in words, not a trace
+            raise Retry(f"连不上语音网关（{type(exc).__name__}），稍后重试") from exc
         if r.status_code == 400:
             raise Permanent(f"语音网关拒绝了这次呼叫：{r.text[:300]}")
-        r.raise_for_status()
+        if r.status_code >= 300:
+            raise Retry(f"语音网关暂时无法呼叫（HTTP {r.status_code}），稍后重试：{r.text[:200]}")
         return r.json()["call_id"]
 
 
@@ -151,7 +155,7 @@ class TencentVoice:
             code = exc.get_code() or ""
             if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
                 raise Permanent(f"腾讯云语音 {code}：{exc.get_message()}") from exc
-            raise RuntimeError(f"Tencent VMS {code}: {exc.get_message()}") from exc
+            raise Retry(f"腾讯云语音 {code}：{exc.get_message()}（稍后重试）") from exc
         return response.SendStatus.CallId
 
     async def call(self, call: VoiceCall) -> str:

@@ -136,6 +136,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         if before is not None and page and page.items:
             newer = queries.page_after(s, viewer, conversation_id, page.items[-1]["id"])
         snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
+        reminders_left = bool(found and found["waiting"] and sla_service.reminders_left(s, conversation_id))
         customer_readable = bool(
             found
             and found["customer"]
@@ -153,6 +154,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "newer": newer,
             "customer_link": customer_readable,
             "snoozed_until": snoozed,
+            "reminders_left": reminders_left,
             "snooze_choices": SNOOZE_CHOICES,
             "done": DONE.get(request.query_params.get("done") or ""),
         },
