@@ -647,3 +647,24 @@ def test_the_list_and_the_chat_quote_what_was_asked_after_the_greeting(as_role, 
     line = f"“在吗 / 报价单发我一下 {arc.sfx}”"  # as the card says; it had been “在吗” alone
     assert line in agent.get(f"/conversations/{cid}").text
     assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting_quote"] == line.strip("“”")
+
+
+def test_a_customer_s_profile_and_chats_include_the_group_chats_they_wrote_in(as_role, chats, world):
+    """王女士 asked in 张三's customer group as well as in her 1:1 chat: her profile, her chats
+    (全部会话) and a search of her messages showed the 1:1 chat only, as if she had never said
+    a word in the group."""
+    wang, chen = world.a.customers["王女士"], world.a.customers["陈先生"]
+    agent = as_role("agent")
+    assert f'href="/conversations/{chats.a["群聊"]}"' in agent.get(f"/customers/{wang}").text
+
+    def listed(who, customer_id: int) -> list[int]:
+        r = who.get("/api/v1/conversations", params={"customer": customer_id})
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]]
+
+    assert listed(agent, wang) == [chats.a["王女士"], chats.a["群聊"]]  # waiting first, as always
+    assert listed(as_role("admin"), chen) == [chats.a["陈先生"]]  # not in the group
+    found = agent.get("/api/v1/messages/search", params={"q": "团购", "customer": wang}).json()["items"]
+    assert [(h["message"]["text"], h["message"]["sender_name"]) for h in found] == [
+        ("群里的团购价能便宜吗", "王女士")
+    ]

@@ -80,6 +80,17 @@ def _involves(staff: list[str]) -> ColumnElement[bool]:
     )
 
 
+def _with_customer(customer_id: int) -> ColumnElement[bool]:
+    """The customer's 1:1 chats, and the group chats they wrote in (a customer asks in the
+    group as well as 1:1: both are their chats)."""
+    external = select(Customer.external_userid).where(Customer.id == customer_id).scalar_subquery()
+    wrote = select(Message.conversation_id).where(Message.sender == external, Message.direction == "in")
+    return or_(
+        Conversation.customer_id == customer_id,
+        and_(Conversation.kind == "group", Conversation.id.in_(wrote)),
+    )
+
+
 def visible_conversation(viewer: Reader) -> ColumnElement[bool]:
     if viewer.visible_staff is None:
         return true()
@@ -107,7 +118,7 @@ def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
     if f.staff_userid:
         conditions.append(_involves([f.staff_userid]))
     if f.customer_id is not None:
-        conditions.append(Conversation.customer_id == f.customer_id)
+        conditions.append(_with_customer(f.customer_id))
     if f.kind:
         conditions.append(Conversation.kind == f.kind)
     return conditions
