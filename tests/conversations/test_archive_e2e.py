@@ -3,13 +3,14 @@ WeCom's msgaudit_notify, Siyu pulling, RSA-decrypting and storing them."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from siyu.conversations import queries
+from siyu.conversations import queries, tasks
 from siyu.conversations.models import ArchiveCursor, Conversation, GroupChat, Message
 from siyu.intake.models import CallbackEvent
 from siyu.wecom.crypto import WeComCrypto
@@ -243,3 +244,24 @@ def test_a_group_dismissed_before_siyu_looked_it_up_leaves_no_event_retrying(sta
         return len(rows) == 3 and all(status == "done" for _, status in rows) and rows
 
     assert wait_for(settled, timeout=20)
+
+
+def test_a_rate_limited_group_lookup_leaves_the_group_to_the_next_pull_at_once(quiet_stack):
+    """WeCom answers 45009 to groupchat/get: the lookup after the timer's pull is left to the
+    next pull at once. It had waited the limit out, asking three times more over seconds (a
+    minute and more once the limit persisted), while every tenant's next pull, and the
+    escalations waiting for it, waited for this round of the timer to end."""
+    stack = quiet_stack
+    stack.enable_archive()
+    stack.control("PATCH", stack.corp_path(""), json={"archive_callback_url": ""})  # the timer pulls
+    path = "/cgi-bin/externalcontact/groupchat/get"
+    stack.control("POST", "/faults", json={"path": path, "errcode": 45009, "times": 10})
+    stack.chat("zhangsan", "", "大家好，新品到了", roomid="wrLimited000001")
+
+    asyncio.run(tasks.pull_all(stack.rt))
+
+    (fault,) = [f for f in stack.control("GET", "/faults") if f["path"] == path]
+    assert fault["times"] == 9  # asked once
+    with stack.session() as s:
+        assert s.scalars(select(Message.text)).all() == ["大家好，新品到了"]
+        assert s.scalar(select(GroupChat)) is None  # nothing recorded: the next pull asks again

@@ -386,32 +386,40 @@ async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) ->
 # Group chats looked up after a pull, at most: a backlog's groups are named over a few pulls
 # rather than holding up the next tenant's pull.
 GROUP_LOOKUPS_PER_PULL = 20
+# How long a lookup after a pull may wait for WeCom's pacing: not at all. WeCom busy or
+# limiting (45009) leaves the groups to the next pull at once; waiting the limit out (retries
+# over a minute and more) had held up the timer's round, every tenant's next pull with it.
+AFTER_PULL_MAX_WAIT_S = 0.0
 
 
-async def look_up_groups(rt, tenant_id: int, chat_ids: list[str], unknown_raises: bool = False) -> int:
+async def look_up_groups(
+    rt, tenant_id: int, chat_ids: list[str], unknown_raises: bool = False, max_wait: float | None = None
+) -> int:
     """Ask WeCom for these group chats' names and owners, one call each, and store what it
     says: externalcontact/groupchat/get for a customer group; for a room it does not know
     there, the archive's msgaudit/groupchat/get (a group of staff only; with the 会话存档
     secret, when archiving is set up). WeCom busy or unreachable: stop (raise), the next
     round asks again. A room neither knows is stored as unknown, or raises with
     `unknown_raises` (a customer group's info may lag its change_external_chat event by
-    seconds). Returns how many were looked up."""
+    seconds). `max_wait`: how long each call may wait out WeCom's pacing and limits (the
+    client's default when None). Returns how many were looked up."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     client = rt.clients.get(tenant_id).contact
+    patience = {"max_wait": max_wait} if max_wait is not None else {}
     archive, asked_for_archive = None, False  # the 会话存档 secret's client, once a room needs it
     done = 0
     try:
         for chat_id in chat_ids:
             try:
-                chat = (await client.groupchat_get(chat_id)).get("group_chat") or {}
+                chat = (await client.groupchat_get(chat_id, **patience)).get("group_chat") or {}
             except WeComError as exc:
                 if exc.errcode in RETRY_ERRCODES:
                     raise
                 if not unknown_raises:
                     if not asked_for_archive:
                         archive, asked_for_archive = _archive_client(rt, tenant_id), True
-                    room = await _staff_room(archive, chat_id) if archive else None
+                    room = await _staff_room(archive, chat_id, patience) if archive else None
                     if room is not None:
                         with rt.db.tenant_session(tenant_id) as s:
                             groups.record_internal(s, chat_id, room, rt.now())
@@ -445,13 +453,13 @@ def _archive_client(rt, tenant_id: int):
         return WeComClient(tenant.corp_id, secret, base_url=rt.settings.wecom_base_url)
 
 
-async def _staff_room(archive, roomid: str) -> dict | None:
+async def _staff_room(archive, roomid: str, patience: dict) -> dict | None:
     """msgaudit/groupchat/get's answer for a group of staff only; None if it does not know the
     room either (busy or unreachable raises)."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     try:
-        return await archive.msgaudit_groupchat_get(roomid)
+        return await archive.msgaudit_groupchat_get(roomid, **patience)
     except WeComError as exc:
         if exc.errcode in RETRY_ERRCODES:
             raise
@@ -465,7 +473,7 @@ async def _name_new_groups(rt, tenant_id: int) -> None:
         with rt.db.tenant_session(tenant_id) as s:
             chat_ids = groups.to_look_up(s, rt.now(), GROUP_LOOKUPS_PER_PULL)
         if chat_ids:
-            await look_up_groups(rt, tenant_id, chat_ids)
+            await look_up_groups(rt, tenant_id, chat_ids, max_wait=AFTER_PULL_MAX_WAIT_S)
     except Exception as exc:  # noqa: BLE001 - a name is cosmetic: the archive and escalations go on
         log.warning("naming group chats of tenant %s failed: %s", tenant_id, exc)
 

@@ -438,17 +438,17 @@ class WeComClient:
     async def del_contact_way(self, config_id: str) -> dict[str, Any]:
         return await self._post("/cgi-bin/externalcontact/del_contact_way", {"config_id": config_id})
 
-    async def groupchat_get(self, chat_id: str) -> dict[str, Any]:
+    async def groupchat_get(self, chat_id: str, **kw: Any) -> dict[str, Any]:
         """A customer group (客户群): `{"group_chat": {chat_id, name, owner, create_time, notice,
         member_list, admin_list}}`. Its chat_id is the archive's roomid."""
         return await self._post(
-            "/cgi-bin/externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}
+            "/cgi-bin/externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}, **kw
         )
 
-    async def msgaudit_groupchat_get(self, roomid: str) -> dict[str, Any]:
+    async def msgaudit_groupchat_get(self, roomid: str, **kw: Any) -> dict[str, Any]:
         """An internal group (staff only), with the 会话存档 secret's token: `{roomname,
         creator, room_create_time, notice, members: [{memid, jointime}]}`."""
-        return await self._post("/cgi-bin/msgaudit/groupchat/get", {"roomid": roomid})
+        return await self._post("/cgi-bin/msgaudit/groupchat/get", {"roomid": roomid}, **kw)
 
     # ----------------------------------------------------- welcome message §7
 
