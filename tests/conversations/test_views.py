@@ -668,3 +668,15 @@ def test_a_customer_s_profile_and_chats_include_the_group_chats_they_wrote_in(as
     assert [(h["message"]["text"], h["message"]["sender_name"]) for h in found] == [
         ("群里的团购价能便宜吗", "王女士")
     ]
+
+
+def test_a_member_siyu_has_not_synced_yet_is_not_an_unknown_contact_in_a_group(as_role, chats, db, world):
+    """A new member writes in the group before the staff sync knows them: their message is the
+    staff's (on the staff side), named by their userid, not 未知联系人…, which says a customer."""
+    arc = Archive()
+    userid = f"newhire{arc.sfx}"
+    arc.text(userid, "", "大家好，我是新来的客服", 4, roomid=chats.room)
+    store(db, world.a.id, arc.items)
+    r = as_role("admin").get(f"/api/v1/conversations/{chats.a['群聊']}/messages")
+    (said,) = [m for m in r.json()["items"] if m["sender"] == userid]
+    assert (said["direction"], said["sender_name"]) == ("out", userid)

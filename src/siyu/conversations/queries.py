@@ -284,8 +284,9 @@ def message_dict(m: Message, sender_name: str, awaiting_msgid: str = "") -> dict
 
 def _sender_names(session: Session, messages: list[Message], staff: dict[str, str]) -> dict[str, str]:
     """Names of the senders; one Siyu does not know (a group member who is nobody's customer
-    here) by the end of their id, as 未知联系人…4F2X, not its 32 characters."""
-    externals = {m.sender for m in messages if m.sender and m.sender not in staff}
+    here) by the end of their id, as 未知联系人…4F2X, not its 32 characters. A staff member
+    the staff sync has not brought yet is named by their userid (the caller's default)."""
+    externals = {m.sender for m in messages if m.sender and m.sender not in staff and m.direction == "in"}
     known = _external_names(session, externals)
     return {**{e: known.get(e) or f"未知联系人…{e[-4:]}" for e in externals}, **staff}
 
