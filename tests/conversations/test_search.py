@@ -339,3 +339,21 @@ def test_the_last_digits_of_an_order_number_find_it(as_role, new_waiting):
     found = admin.get("/api/v1/messages/search", params={"q": "4317"}).json()["items"][0]
     assert re.search(r"<mark>4317</mark>", admin.get("/conversations", params={"q": "4317"}).text)
     assert found["message"]["text"] == "订单号 58231204317 查一下"
+
+
+def test_a_chinese_phrase_is_found_where_it_is_written_whole(db, world, as_role):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", f"不是说今天发货吗，我不发了 {arc.sfx}", 30)  # 不发 and 发货, apart
+    arc.text(ext, "zhangsan", f"怎么还不发货 {arc.sfx}", 20)
+    arc.text(ext, "zhangsan", f"面包和包机都要 {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    # every bigram of the phrase was somewhere in the message: the opposite of what was asked
+    assert hits(admin, f"不发货 {arc.sfx}") == [f"怎么还不发货 {arc.sfx}"]
+    assert hits(admin, f"面包机 {arc.sfx}") == []
+    assert hits(admin, f"不发 {arc.sfx}") == [
+        f"怎么还不发货 {arc.sfx}",
+        f"不是说今天发货吗，我不发了 {arc.sfx}",
+    ]
+    assert "怎么还<mark>不发货</mark>" in admin.get("/conversations", params={"q": f"不发货 {arc.sfx}"}).text

@@ -671,7 +671,7 @@ def search_messages(
     )
     if query.indexed:
         stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))
-        if query.singles:
+        if query.checked:
             stmt = stmt.where(search_index.singles_condition(Message.text, query))
     else:
         # One character: no bigram to look up, so LIKE over the newest messages only.

@@ -13,7 +13,9 @@ of their own, which the archive puller runs on another thread while it stores th
 batch (see `queue`). A pull returns once what it stored is searchable.
 
 A query is tokenized the same way and every token must match (AND); a query word also
-matches as a prefix ("iphone" finds "iphone15"). A CJK character standing alone has no
+matches as a prefix ("iphone" finds "iphone15"). A CJK run of three characters or more is
+checked whole with LIKE on the matches too: its bigrams may stand apart in a message (不发货
+is not in 今天发货吗，我不发了). A CJK character standing alone has no
 bigram, and an emoji no token: each is checked with LIKE on the matched messages, and a query
 of nothing but such characters (一个字, 👌) falls back to a LIKE bounded to the tenant's newest
 `LIKE_SCAN` messages. So does a query of punctuation alone (？, ……), taken as written and in
@@ -213,12 +215,20 @@ def _within_budget(tokens: list[str]) -> list[str]:
 @dataclass
 class Query:
     """A search query, tokenized: `exact` CJK bigrams, `prefixes` words matched as prefixes,
-    `singles` lone CJK characters and emoji (checked with LIKE), `terms` (to find the snippet)."""
+    `singles` lone CJK characters and emoji (checked with LIKE), `phrases` CJK runs of three
+    characters or more (their bigrams found, checked whole with LIKE), `terms` (to find the
+    snippet)."""
 
     exact: list[str] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
     singles: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
+
+    @property
+    def checked(self) -> list[str]:
+        """What is looked for in the text itself (LIKE), on what the index matched."""
+        return self.singles + self.phrases
 
     @property
     def indexed(self) -> bool:
@@ -237,6 +247,8 @@ def parse_query(q: str) -> Query:
             query.singles.append(run)
         elif kind == "cjk":
             query.exact.extend(_bigrams(run))
+            if len(run) > 2:  # two characters are one bigram: the index has them together
+                query.phrases.append(run)
         elif len(run) == 1:  # C++, C 盘: as a prefix one letter would match every word it starts
             query.exact.append(run)
         else:
@@ -244,6 +256,7 @@ def parse_query(q: str) -> Query:
     query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
     query.prefixes = list(dict.fromkeys(query.prefixes))[:MAX_QUERY_TOKENS]
     query.singles = list(dict.fromkeys(query.singles))[:MAX_QUERY_TOKENS]
+    query.phrases = list(dict.fromkeys(query.phrases))[:MAX_QUERY_TOKENS]
     # control and format characters (NUL, zero-width joiners) are no punctuation anyone looks for:
     # PostgreSQL refuses a NUL in a parameter, and SQLite's LIKE stops at one (matching everything)
     printable = "".join(c for c in q[:200] if c.isspace() or unicodedata.category(c)[0] != "C")
@@ -464,8 +477,9 @@ def like_pattern(fragment: str) -> str:
 
 
 def singles_condition(text_column, query: Query) -> ColumnElement[bool]:
+    """The text holds each of the query's singles and phrases (`Query.checked`)."""
     return and_(
-        *(or_(*(text_column.like(like_pattern(f), escape="\\") for f in widths(s))) for s in query.singles)
+        *(or_(*(text_column.like(like_pattern(f), escape="\\") for f in widths(s))) for s in query.checked)
     )
 
 
