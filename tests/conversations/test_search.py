@@ -357,3 +357,17 @@ def test_a_chinese_phrase_is_found_where_it_is_written_whole(db, world, as_role)
         f"不是说今天发货吗，我不发了 {arc.sfx}",
     ]
     assert "怎么还<mark>不发货</mark>" in admin.get("/conversations", params={"q": f"不发货 {arc.sfx}"}).text
+
+
+def test_a_match_typed_in_full_width_is_shown_and_marked(db, world, as_role):
+    arc = Archive()
+    arc.text(f"wm{arc.sfx}", "zhangsan", "您好" * 40 + f"订单号：ＳＦ１２３４５６７ {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    [hit] = admin.get("/api/v1/messages/search", params={"q": f"sf1234567 {arc.sfx}"}).json()["items"]
+    assert [hit["snippet"][a:b] for a, b in hit["highlights"]] == ["ＳＦ１２３４５６７", arc.sfx]
+    # found by its full-width number alone, the snippet had shown the start of the message, without it
+    [hit] = admin.get("/api/v1/messages/search", params={"q": "ＳＦ１２３４５６７"}).json()["items"]
+    assert "ＳＦ１２３４５６７" in hit["snippet"]
+    page = admin.get("/conversations", params={"q": "sf1234567"}).text
+    assert "<mark>ＳＦ１２３４５６７</mark>" in page

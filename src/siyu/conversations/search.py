@@ -486,9 +486,17 @@ def singles_condition(text_column, query: Query) -> ColumnElement[bool]:
 # ---------------------------------------------------------------- snippets
 
 
+def _fold(c: str) -> str:
+    folded = unicodedata.normalize("NFKC", c).lower()  # as the index has it: Ａ１ → a1
+    if len(folded) == 1:
+        return folded
+    return c.lower() if len(c.lower()) == 1 else c
+
+
 def _folded(text: str) -> str:
-    """Lower case, one character for one (positions stay those of the original)."""
-    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    """Normalised as the query is (full width → half width, lower case), one character for one
+    (positions stay those of the original)."""
+    return "".join(map(_fold, text))
 
 
 def _in_word(text: str, at: int) -> bool:
