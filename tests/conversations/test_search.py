@@ -4,6 +4,7 @@ role scoping and tenant isolation."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -371,3 +372,41 @@ def test_a_match_typed_in_full_width_is_shown_and_marked(db, world, as_role):
     assert "ＳＦ１２３４５６７" in hit["snippet"]
     page = admin.get("/conversations", params={"q": "sf1234567"}).text
     assert "<mark>ＳＦ１２３４５６７</mark>" in page
+
+
+def test_a_message_arriving_between_two_pages_repeats_nothing_and_skips_nothing(db, world, as_role):
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    for i in range(25):  # 21 on the first page and a half of a second one
+        arc.text(ext, "zhangsan", f"第{i}次问发票 {arc.sfx}", 1000 - i)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    q = f"发票 {arc.sfx}"
+    first = admin.get("/conversations", params={"q": q}).text
+    shown = re.findall(rf"第(\d+)次问<mark>发票</mark> <mark>{arc.sfx}</mark>", first)
+    assert shown == [str(i) for i in range(24, 4, -1)]
+    later = Archive()  # the archive brings a newer one while the agent reads the first page
+    later.text(ext, "zhangsan", f"新问发票 {arc.sfx}", 5)
+    store(db, world.a.id, later.items)
+    nxt = re.search(r'href="([^"]+)" rel="next"', first)
+    assert nxt is not None
+    second = admin.get(html.unescape(nxt.group(1))).text
+    # by page number, the second page had begun with 第5次 again, shown on the first already
+    assert re.findall(r"第(\d+)次问<mark>发票</mark>", second) == ["4", "3", "2", "1", "0"]
+    prev = re.search(r'href="([^"]+)" rel="prev"', second)
+    assert prev is not None  # back: the page read before, and from it the newer one
+    back = admin.get(html.unescape(prev.group(1))).text
+    assert re.findall(r"第(\d+)次问<mark>发票</mark>", back) == shown
+    newer = re.search(r'href="([^"]+)" rel="prev"', back)
+    assert newer is not None and "新问<mark>发票</mark>" in admin.get(html.unescape(newer.group(1))).text
+
+    # the API the same way: `next` of one page is `after` for the one after it
+    page = admin.get("/api/v1/messages/search", params={"q": q, "per_page": 10}).json()
+    assert page["has_more"] is True and page["next"]
+    later = Archive()
+    later.text(ext, "zhangsan", f"又问发票 {arc.sfx}", 2)
+    store(db, world.a.id, later.items)
+    rest = admin.get("/api/v1/messages/search", params={"q": q, "per_page": 10, "after": page["next"]}).json()
+    assert rest["items"][0]["message"]["text"] == f"第15次问发票 {arc.sfx}"
+    bad = admin.get("/api/v1/messages/search", params={"q": q, "after": "not-a-cursor"})
+    assert bad.status_code == 422

@@ -138,18 +138,32 @@ def search_messages(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")] = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+    after: Annotated[
+        str | None, Query(max_length=200, description="`next` of the page before: the page after it")
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=200, description="`prev` of the page after: the page before it")
+    ] = None,
 ):
     """Full-text search over the messages the caller may read, newest first; the filters are
-    those of the conversation list."""
+    those of the conversation list. Page with `next` / `prev`: unlike page numbers, they show
+    no result twice and skip none when newer messages arrive between two requests."""
+    if (after or before) and page != 1:
+        raise HTTPException(422, "give page, or after / before, not both")
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.search_messages(s, viewer, q, page, per_page, f)
+        try:
+            found = queries.search_messages(s, viewer, q, page, per_page, f, after=after, before=before)
+        except BadCursor as e:
+            raise HTTPException(422, str(e)) from None
     return {
         "items": found.items,
         "q": found.q,
         "page": found.page,
         "per_page": found.per_page,
         "has_more": found.has_more,
+        "next": found.next,
+        "prev": found.prev,
     }

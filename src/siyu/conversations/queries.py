@@ -643,9 +643,22 @@ def waiting_count(session: Session, viewer: Reader, within: ConversationFilter |
 class SearchPage:
     items: list[dict]
     q: str
-    page: int
+    page: int | None  # None when the page was found by cursor
     per_page: int
-    has_more: bool
+    has_more: bool  # there are results after this page
+    # the cursors of the pages after and before this one (None at either end)
+    next: str | None = None
+    prev: str | None = None
+
+
+# Newest first. Paged by cursor: the archive brings newer messages all the time, and a page
+# number counted from the newest had shown the last results of one page again on the next.
+_SEARCH_ORDER = (SortKey(Message.sent_at, desc=True), SortKey(Message.id, desc=True))
+_SEARCH_CURSOR = (datetime, int)
+
+
+def _search_cursor(m: Message) -> str:
+    return paging.encode((m.sent_at, m.id))
 
 
 def search_messages(
@@ -655,14 +668,23 @@ def search_messages(
     page: int = 1,
     per_page: int = 20,
     f: ConversationFilter | None = None,
+    *,
+    after: str | None = None,
+    before: str | None = None,
 ) -> SearchPage:
     """Messages matching `q` (see siyu.conversations.search), newest first, with a snippet;
-    only in conversations that match the filters `f`, if given."""
+    only in conversations that match the filters `f`, if given. Pages by number, or by the
+    cursor of the page before (`after`) or after (`before`) the one wanted: BadCursor when it
+    is not one a search handed out."""
+    if after and before:
+        raise BadCursor("give after or before, not both")
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
+    cursor = paging.decode(after or before, _SEARCH_CURSOR) if after or before else None
+    backward = bool(before)
     query = search_index.parse_query(q or "")
     if query.empty:
-        return SearchPage([], q, page, per_page, False)
+        return SearchPage([], q, None if cursor is not None else page, per_page, False)
     MS = search_index.MessageSearch
     stmt = (
         select(Message, Conversation)
@@ -682,13 +704,20 @@ def search_messages(
             .limit(search_index.LIKE_SCAN)
         )
         stmt = stmt.where(Message.id.in_(recent), search_index.singles_condition(Message.text, query))
-    rows = session.execute(
-        stmt.order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(per_page + 1)
-        .offset((page - 1) * per_page)
-    ).all()
-    has_more = len(rows) > per_page
+    if cursor is not None:
+        stmt = stmt.where(paging.beyond(_SEARCH_ORDER, cursor, backward))
+    stmt = stmt.order_by(*paging.order_by(_SEARCH_ORDER, backward)).limit(per_page + 1)
+    if cursor is None:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = session.execute(stmt).all()
+    more = len(rows) > per_page
     rows = rows[:per_page]
+    if backward:
+        if not more:  # nothing newer: the first page, whole even if messages came meanwhile
+            return search_messages(session, viewer, q, 1, per_page, f)
+        rows.reverse()
+    has_more = (not backward and more) or backward
+    before_these = (backward and more) or (cursor is not None and not backward) or page > 1
     names = staff_names(session)
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
@@ -715,4 +744,12 @@ def search_messages(
                 "parts": search_index.snippet_parts(text, spans),
             }
         )
-    return SearchPage(items, q, page, per_page, has_more)
+    return SearchPage(
+        items,
+        q,
+        None if cursor is not None else page,
+        per_page,
+        has_more,
+        next=_search_cursor(rows[-1][0]) if rows and has_more else None,
+        prev=_search_cursor(rows[0][0]) if rows and before_these else None,
+    )

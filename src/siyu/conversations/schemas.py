@@ -152,6 +152,8 @@ class SearchHit(BaseModel):
 class SearchPage(BaseModel):
     items: list[SearchHit] = Field(description="newest first")
     q: str
-    page: int
+    page: int | None = Field(description="the page number asked for; null when paged by cursor")
     per_page: int
     has_more: bool
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
+    prev: str | None = Field(description="pass as `before` for the page before; null on the first")

@@ -57,7 +57,12 @@ def conversation_list(request: Request, viewer: PageViewer):
     result = hits = customer = None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if q:
-            hits = queries.search_messages(s, viewer, q, page_no, 20, f)
+            try:
+                hits = queries.search_messages(
+                    s, viewer, q, page_no, 20, f, after=p.get("after") or None, before=p.get("before") or None
+                )
+            except queries.BadCursor:  # a cursor mangled in the address bar: the first page
+                hits = queries.search_messages(s, viewer, q, 1, 20, f)
         else:
             try:
                 result = queries.list_conversations(
