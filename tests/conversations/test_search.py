@@ -410,3 +410,18 @@ def test_a_message_arriving_between_two_pages_repeats_nothing_and_skips_nothing(
     assert rest["items"][0]["message"]["text"] == f"第15次问发票 {arc.sfx}"
     bad = admin.get("/api/v1/messages/search", params={"q": q, "after": "not-a-cursor"})
     assert bad.status_code == 422
+
+
+def test_one_character_finds_the_viewers_own_chats_however_busy_the_others_are(db, world, as_role):
+    day = 86_400
+    arc = Archive()
+    mine = f"wm{arc.sfx}"
+    arc.text(mine, "zhangsan", f"这只麂子多少钱 {arc.sfx}", 31 * day)  # 张三's, a month ago
+    others = f"wm{arc.sfx}x"
+    for i in range(search.LIKE_SCAN):  # 李四's busy chat since (older than the other tests' messages)
+        arc.text(others, "lisi", f"第{i}条 {arc.sfx}", 30 * day - i)
+    store(db, world.a.id, arc.items)
+    # a lone character is looked for in the newest messages: those of the tenant had held none of
+    # 张三's, so that he (and anyone looking at his chats) found nothing in his own chat
+    assert hits(as_role("agent"), "麂") == [f"这只麂子多少钱 {arc.sfx}"]
+    assert hits(as_role("admin"), "麂", staff="zhangsan") == [f"这只麂子多少钱 {arc.sfx}"]

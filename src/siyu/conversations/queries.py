@@ -696,10 +696,12 @@ def search_messages(
         if query.checked:
             stmt = stmt.where(search_index.singles_condition(Message.text, query))
     else:
-        # One character: no bigram to look up, so LIKE over the newest messages only.
+        # One character: no bigram to look up, so LIKE over the newest messages only: the newest
+        # the viewer may read (within the filters), not the tenant's, which may hold none of theirs.
         recent = (
             select(Message.id)
-            .where(Message.conversation_id.is_not(None), Message.action == SENDABLE)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
             .order_by(Message.sent_at.desc(), Message.id.desc())
             .limit(search_index.LIKE_SCAN)
         )

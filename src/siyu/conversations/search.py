@@ -17,9 +17,9 @@ matches as a prefix ("iphone" finds "iphone15"). A CJK run of three characters o
 checked whole with LIKE on the matches too: its bigrams may stand apart in a message (不发货
 is not in 今天发货吗，我不发了). A CJK character standing alone has no
 bigram, and an emoji no token: each is checked with LIKE on the matched messages, and a query
-of nothing but such characters (一个字, 👌) falls back to a LIKE bounded to the tenant's newest
-`LIKE_SCAN` messages. So does a query of punctuation alone (？, ……), taken as written and in
-either width (？ finds ? too).
+of nothing but such characters (一个字, 👌) falls back to a LIKE bounded to the newest
+`LIKE_SCAN` messages the viewer may read. So does a query of punctuation alone (？, ……), taken
+as written and in either width (？ finds ? too).
 
 The index is engine-specific, created by `search_ddl()` / `ensure_search_index()` (called
 from the migration, not part of the model metadata):
