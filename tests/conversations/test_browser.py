@@ -65,3 +65,30 @@ def test_waiting_list_and_search_on_a_phone(page, siyu, world, chats):
     expect(page.locator("#conversations a.more")).to_have_attribute(
         "href", f"/conversations?customer={world.a.customers['王女士']}"
     )
+
+
+def test_the_list_waits_to_reload_while_its_filters_are_open(page, siyu, world, chats):
+    """The list reloads itself every 30 s to stay current, unless the user is busy with it. A
+    choice left as the page drew it is no change (the list had counted its filters' 全部 as a
+    choice made, and never reloaded), and a 筛选 fold the user opened is (it closed again
+    under their finger)."""
+    page.goto(f"{siyu}/login?next=/conversations")
+    page.get_by_label("账号").fill(world.a.logins["agent"])
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{siyu}/conversations")
+
+    def busy_after_looking_away() -> bool:
+        page.locator("h1").click()
+        return page.evaluate("siyuBusy()")
+
+    fold = page.get_by_text("筛选", exact=True)
+    assert busy_after_looking_away() is False  # as the page came
+    fold.click()
+    assert busy_after_looking_away() is True  # the fold stays open
+    fold.click()
+    assert busy_after_looking_away() is False  # folded again
+    fold.click()
+    page.get_by_label("类型").select_option(label="群聊")  # a filter chosen, not yet sent
+    fold.click()
+    assert busy_after_looking_away() is True

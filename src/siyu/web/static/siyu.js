@@ -31,15 +31,28 @@ document.addEventListener("change", function (event) {
 // data-refresh seconds while in sight, unless the user is in the middle of a form.
 // A form being filled in: its focus, or anything typed or chosen not yet sent (a search
 // typed and left when the phone's keyboard closed).
+// A fold the user opened or closed (the list's 筛选) counts too: a reload would undo it.
+(function () {
+  var folds = document.querySelectorAll("details");
+  for (var k = 0; k < folds.length; k++) folds[k].defaultOpen = folds[k].open;
+})();
 function siyuBusy() {
   if (document.activeElement && document.activeElement.closest("form")) return true;
+  var folds = document.querySelectorAll("details");
+  for (var k = 0; k < folds.length; k++) {
+    if (folds[k].open !== folds[k].defaultOpen) return true;
+  }
   var fields = document.querySelectorAll("form input, form textarea, form select");
   for (var i = 0; i < fields.length; i++) {
     var f = fields[i];
     if (f.tagName === "SELECT") {
+      // a single choice with no option marked selected shows its first: that is no change
+      var shown = 0;
       for (var j = 0; j < f.options.length; j++) {
-        if (f.options[j].selected !== f.options[j].defaultSelected) return true;
+        if (f.options[j].defaultSelected) shown = j;
+        if (f.multiple && f.options[j].selected !== f.options[j].defaultSelected) return true;
       }
+      if (!f.multiple && f.options.length && f.selectedIndex !== shown) return true;
     } else if (f.type === "checkbox" || f.type === "radio") {
       if (f.checked !== f.defaultChecked) return true;
     } else if (f.type !== "hidden" && f.value !== f.defaultValue) {
