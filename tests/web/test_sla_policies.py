@@ -246,6 +246,8 @@ def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
     r = admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf})
     assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_removed#departments"
     assert steps_of(db, world.a.id, "lisi") == tenant_steps(db, world.a.id)
+    # what happens to waits already running is said, as when a policy is saved
+    assert "已排好的下一步不变" in admin.get("/sla/policy", params={"done": "department_removed"}).text
     again = admin.post("/sla/policy/departments/4/remove", data={"csrf_token": admin.csrf})
     assert again.status_code == 404 and "这个部门没有自己的策略" in again.text  # removed twice: says so
 

@@ -53,7 +53,9 @@ DONE = {
     "day_now_holiday": "已改为放假（原是上班）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "day_removed": "日期已删除。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "department_saved": "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变。",
-    "department_removed": "部门策略已删除，其成员改用上级部门或全公司的策略。",
+    "department_removed": (
+        "部门策略已删除，其成员改用上级部门或全公司的策略；正在等待的，已排好的下一步不变，之后各步按新策略。"
+    ),
 }
 # Said after "saved" when the steps were typed out of order (they run in order of their delays).
 REORDERED = "步骤已按分钟数从少到多排列。"
