@@ -54,6 +54,28 @@ def test_bulk_writes_stamp_and_stay_within_the_tenant(db):
         assert s.scalar(select(Conversation.id).where(Conversation.awaiting_since > at)) is None
 
 
+def test_an_update_unless_changed_leaves_the_rows_another_writer_changed_since(db):
+    """A calendar edit moves the pending steps it read; one a worker fired meanwhile keeps the
+    time it was due (it had been moved, and the day's lateness figures with it)."""
+    a = tenant(db)
+    rows = [
+        {"key": f"single:wm{i}:zhangsan", "kind": "single", "message_count": 0, "awaiting_msgid": m}
+        for i, m in enumerate(["waiting", "answered"])
+    ]
+    with db.tenant_session(a) as s:
+        ids = [i for (i,) in bulk.insert_rows(s, Conversation, rows, conflict=["key"], returning=["id"])]
+        bulk.update_by_id(
+            s,
+            Conversation,
+            [{"id": i, "message_count": 5} for i in ids],
+            ["message_count"],
+            unless_changed=("awaiting_msgid", "waiting"),
+        )
+    with db.tenant_session(a) as s:
+        counts = dict(s.execute(select(Conversation.awaiting_msgid, Conversation.message_count)).all())
+    assert counts == {"waiting": 5, "answered": 0}
+
+
 def test_an_overlong_value_is_refused_not_cut(db):
     if not db.is_postgres:
         pytest.skip("SQLite does not enforce VARCHAR lengths")

@@ -217,17 +217,24 @@ def insert_rows(
 
 
 def update_by_id(
-    session: Session, model, rows: Sequence[dict], columns: Sequence[str], greatest: Sequence[str] = ()
+    session: Session,
+    model,
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    greatest: Sequence[str] = (),
+    unless_changed: tuple[str, str] | None = None,
 ) -> None:
     """UPDATE each row (a dict with "id" and `columns`) of the session's tenant. A column in
     `greatest` takes the larger of its stored and its given value (never moves back, however
-    concurrent writers interleave)."""
+    concurrent writers interleave). `unless_changed` (a column, the text value it had when
+    read): rows whose column holds another value by now are left as they are."""
     if not rows:
         return
     table: Table = model.__table__
     tenant_id = session.info[TENANT]
     connection = session.connection()
     t = _q(table.name)
+    still, still_value = unless_changed or ("", "")
     if connection.dialect.name == "postgresql":
         names = ["id", *columns]
         source, params = _pg_arrays(table, names, _columns(rows, names))
@@ -239,7 +246,9 @@ def update_by_id(
             f"UPDATE {t} SET {assignments} FROM {source} AS given({', '.join(map(_q, names))}) "
             f"WHERE {t}.id = given.id AND {t}.tenant_id = %(tenant_id)s"
         )
-        connection.exec_driver_sql(sql, {**params, "tenant_id": tenant_id})
+        if still:
+            sql += f" AND {t}.{_q(still)} = %(still_value)s"
+        connection.exec_driver_sql(sql, {**params, "tenant_id": tenant_id, "still_value": still_value})
         return
     # SQLite: an executemany of one prepared statement
     names = [*columns, "id"]
@@ -248,4 +257,8 @@ def update_by_id(
         f"{_q(n)} = MAX({_q(n)}, ?)" if n in greatest else f"{_q(n)} = ?" for n in columns
     )
     sql = f"UPDATE {t} SET {assignments} WHERE id = ? AND tenant_id = {int(tenant_id)}"
-    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+    rows_values = list(zip(*values, strict=True))
+    if still:
+        sql += f" AND {_q(still)} = ?"
+        rows_values = [(*row, still_value) for row in rows_values]
+    connection.exec_driver_sql(sql, rows_values)

@@ -282,7 +282,8 @@ def _reschedule_pending(
             due = max(due, spaced or due, r.snoozed_until)
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
-    bulk.update_by_id(session, SlaEscalation, moved, ["due_at"])
+    # a worker may have fired one since it was read: it keeps the time it was due
+    bulk.update_by_id(session, SlaEscalation, moved, ["due_at"], unless_changed=("status", "pending"))
     return len(moved)
 
 
