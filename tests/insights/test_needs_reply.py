@@ -1791,3 +1791,20 @@ def test_a_message_of_another_kind_needs_a_reply_whatever_words_it_carries(msgty
     assert text.startswith("[") and text != f"[{msgtype}]"
     (verdict,) = default_classifier().classify([(text, "已经给您处理好了")])
     assert verdict.label == "needs_reply", text
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "label"),
+    [
+        ("在线等", "请稍等", "closing"),  # the staff asked for a moment: the customer will wait
+        ("好的 在线等", "亲亲稍等哦", "closing"),
+        ("在线等你回复", "我去问下仓库", "closing"),
+        ("在线等", "已经给您退款了", "needs_reply"),  # anywhere else it urges
+        ("在线等答复", "好的", "needs_reply"),
+        ("在线等", None, "needs_reply"),
+        ("在线等，急", "请稍等", "needs_reply"),
+    ],
+)
+def test_waiting_online_is_agreeing_to_wait_only_when_asked_to(text, context, label):
+    (verdict,) = default_classifier().classify([(text, context)])
+    assert verdict.label == label

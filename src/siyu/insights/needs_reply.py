@@ -351,6 +351,12 @@ _SOLVED = re.compile(r"(?:解决|搞定|没问题)了(?!\s*(?:就|吧))")
 # more to say. (With a closing phrase, 唉，好吧, it is only a particle.)
 # (呵呵 alone is read as a sneer in service chats; beside thanks it laughs: 呵呵 谢谢)
 _HESITATION = re.compile(r"(?:那|额|呃|唉|哎|哎呀|哎哟|嗐|啊|呀|呵呵| )+")
+# 在线等 ("waiting online"): the customer agrees to wait when the staff asked for a moment to
+# check (请稍等 / 我帮您查一下); anywhere else it urges (问题还没解决，在线等).
+_ONLINE_WAIT = re.compile(
+    r"(?:(?:好的?|嗯嗯?|ok|行)[,， ]*)?(?:我|我们)?在线等(?:着)?(?:你|您)?(?:的)?"
+    r"(?:消息|回复|答复|结果)?(?:哈|呢|哦|啊)?"
+)
 _DOTS = re.compile(r"[。.．·*＊]{2,}|[…⋯]")
 _MAX_CLOSING_LEN = 48
 
@@ -444,6 +450,15 @@ ContextKind = Literal[
     "decision",
     "info",
 ]
+
+
+def _asks_to_wait(context: str | None) -> bool:
+    """The staff asked for a moment, or leave to check (请稍等, 我去问下仓库), asking nothing else."""
+    kind = context_kind(context)
+    if kind == "wait":
+        return True
+    said = _simplified(unicodedata.normalize("NFKC", context or "").lower())
+    return kind == "statement" and bool(_WAIT.search(said))
 
 
 @lru_cache(maxsize=8192)
@@ -672,6 +687,8 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
         return CLOSING
     if _CALL.fullmatch(s) and s.strip(_CALL_PARTICLES):
         return NEEDS_CONTENT
+    if _ONLINE_WAIT.fullmatch(s):
+        return CLOSING if _asks_to_wait(context) else NEEDS_CONTENT
     if not _ALL.fullmatch(s):
         return s
     if _HESITATION.fullmatch(s):
