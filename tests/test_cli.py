@@ -418,3 +418,42 @@ def test_a_key_that_opens_some_tenants_only_warns_and_tenant_add_can_repair(siyu
     monkeypatch.setenv("SIYU_SECRET_KEY", "key-three")  # opens none: plainly the wrong key
     code, out = invoke("serve", "--port", "8399")
     assert code == 1 and "does not open the secrets of 2 tenant(s)" in out
+
+
+def _cli_on(stack, database_url, tmp_path, monkeypatch):
+    """`siyu` as an operator runs it beside a running server: the same database and key."""
+    monkeypatch.setenv("SIYU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SIYU_DATABASE_URL", database_url)
+    monkeypatch.setenv("SIYU_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("SIYU_PUBLIC_URL", stack.siyu)
+    monkeypatch.setenv("SIYU_WECOM_BASE_URL", stack.emulator)
+    monkeypatch.setenv("SIYU_AUTO_MIGRATE", "false")
+
+    def invoke(*args: str):
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        finally:
+            get_settings.cache_clear()
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_a_replaced_archive_callback_pair_needs_no_restart_of_the_running_server(
+    stack, database_url, tmp_path, monkeypatch
+):
+    stack.enable_archive()
+    invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
+    code, out = invoke("tenant", "archive-callback", stack.slug, "--replace")
+    assert code == 0, out
+    token = out.split("Token: ", 1)[1].split()[0]
+    aes_key = out.split("EncodingAESKey: ", 1)[1].split()[0]
+    # pasted into WeCom's form, which checks the URL at once: the running server answers it
+    stack.control(
+        "PATCH", stack.corp_path(""), json={"archive_token": token, "archive_encoding_aes_key": aes_key}
+    )
+    check = stack.control("POST", stack.corp_path("/archive/verify_callback"))
+    assert check["ok"], check
+    # so the operator is not sent to restart it (the callbacks it would miss meanwhile)
+    assert "restart" not in out, out

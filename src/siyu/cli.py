@@ -422,7 +422,10 @@ def tenant_archive_callback(
     console.print(f"Token: {token}", soft_wrap=True)
     console.print(f"EncodingAESKey: {aes_key}", soft_wrap=True)
     console.print(
-        "Paste the three into WeCom's 会话内容存档 接收事件服务器 form; restart `siyu serve` to apply."
+        "Paste the three into WeCom's 会话内容存档 接收事件服务器 form now: running `siyu serve`"
+        " processes answer with this pair at once (WeCom checks the URL when you save) and accept"
+        " the old one for at most a minute more.",
+        soft_wrap=True,
     )
 
 
