@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -457,3 +458,23 @@ def test_a_replaced_archive_callback_pair_needs_no_restart_of_the_running_server
     assert check["ok"], check
     # so the operator is not sent to restart it (the callbacks it would miss meanwhile)
     assert "restart" not in out, out
+
+
+def test_person_add_takes_only_a_staff_member_siyu_knows(stack, database_url, tmp_path, monkeypatch):
+    from sqlalchemy import select
+
+    from siyu.tenancy.models import Person
+    from siyu.tenancy.tasks import sync_staff
+
+    asyncio.run(sync_staff(stack.rt, stack.tenant_id))
+    invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
+    base = ["person", "add", "--tenant", stack.slug, "--role", "agent", "--password", "pw-1"]
+    login = f"typo-{stack.slug}"
+    code, out = invoke(*base, "--login", login, "--name", "张三", "--staff-userid", "zhangsna")
+    assert code == 1 and "zhangsna" in out and "siyu sync staff" in out, out
+    # WeCom's userids are case-insensitive: ZhangSan is zhangsan, whose customers they see
+    login = f"case-{stack.slug}"
+    code, out = invoke(*base, "--login", login, "--name", "张三", "--staff-userid", "ZhangSan")
+    assert code == 0, out
+    with stack.session() as s:
+        assert s.scalar(select(Person.staff_userid).where(Person.login == login)) == "zhangsan"

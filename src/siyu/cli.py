@@ -458,12 +458,34 @@ def person_add(
     with rt.db.system_session() as s:
         if s.scalar(select(Person.id).where(Person.login == login)) is not None:
             _fail(f"login {login!r} is taken (logins are unique across all tenants): choose another")
+    if staff_userid:
+        staff_userid = _known_staff(rt, tenant_id, tenant, staff_userid.strip())
     password = password or getpass.getpass("password: ")
     if not password and not staff_userid:  # staff may sign in through WeCom instead
         _fail("a password is needed for a login that is not a staff member's (--staff-userid)")
     with rt.db.tenant_session(tenant_id) as s:
         service.add_person(s, login, name, role, password or None, staff_userid)
     console.print(f"{login} can now log in as {role}")
+
+
+def _known_staff(rt, tenant_id: int, slug: str, userid: str) -> str:
+    """The staff member's userid as synced from WeCom (which takes userids in any case); exits
+    with a one-line reason for one Siyu does not know: such a login would see no customers."""
+    from sqlalchemy import func, select
+
+    from siyu.tenancy.models import Staff
+
+    with rt.db.tenant_session(tenant_id) as s:
+        found = s.scalars(select(Staff.userid).where(func.lower(Staff.userid) == userid.lower())).all()
+        synced = s.scalar(select(func.count(Staff.id)))
+    if userid in found:
+        return userid
+    if len(found) == 1:
+        return found[0]
+    _fail(
+        f"--staff-userid {userid!r} is not a member of {slug} that Siyu knows ({synced} synced): check"
+        f" the userid in WeCom's 通讯录, and run `siyu sync staff --tenant {slug}` if they joined since"
+    )
 
 
 # ---------------------------------------------------------------- sync
