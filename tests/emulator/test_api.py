@@ -6,6 +6,11 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
+import pytest
+
+from tests.support.stack import wait_for
+
 from .conftest import call, token
 
 ERRMSG = re.compile(
@@ -471,3 +476,26 @@ def test_a_group_of_staff_only_is_told_by_the_archive_api_not_as_a_customer_grou
     ).json()["external_userid"]
     with_customer = http.post(groups, json={"owner": "zhangsan", "members": [ext], "internal": True})
     assert with_customer.status_code == 400 and "staff only" in with_customer.text
+
+
+def test_a_call_whose_client_gives_up_during_a_slow_answer_is_still_done(http, make_corp, emulator_url):
+    """A sender that times out (or is killed) while WeCom is slow has sent its request whole:
+    WeCom acts on it, so a message it retries is a second one. The emulator did not: it read
+    the body only after the injected delay, found the client gone, logged a traceback and
+    dropped the message, hiding such duplicates from the tests of Siyu's crash recovery."""
+    corp = make_corp(callback=False)
+    tok = token(http, corp, "agent_secret")
+    fault = {"corp_id": corp["corp_id"], "path": "/cgi-bin/message/send", "delay_s": 1.0}
+    assert http.post("/_emulator/faults", json=fault).status_code < 300
+    body = {"touser": "zhangsan", "msgtype": "text", "agentid": corp["agent_id"], "text": {"content": "在吗"}}
+    with pytest.raises(httpx.TimeoutException):  # the sender gives up before the answer
+        httpx.post(
+            f"{emulator_url}/cgi-bin/message/send", params={"access_token": tok}, json=body, timeout=0.2
+        )
+    assert http.get("/_emulator/faults").json() == []  # the slow answer had begun
+
+    def sent():
+        msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+        return [m["recipients"] for m in msgs]
+
+    assert wait_for(sent) == [["zhangsan"]]

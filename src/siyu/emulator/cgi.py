@@ -118,6 +118,13 @@ def build_router(emu) -> APIRouter:
                 raise WeComError(60020)
             if corp is not None and name.startswith("externalcontact/"):
                 _may_call_contact_apis(emu.state, corp, request)
+            # The body first, as WeCom has it before it answers: a sender that gives up during
+            # a slow answer (a fault's delay) has still made the call, which is then done.
+            raw = b""
+            if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+                "multipart/"
+            ):
+                raw = await request.body()
             fault = emu.faults.take(corp.corp_id if corp else None, request.url.path)
             if fault is not None:
                 if fault.delay_s:
@@ -127,11 +134,6 @@ def build_router(emu) -> APIRouter:
             # message/send is outside the base limit: WeCom limits it per member (api_message)
             if corp is not None and name not in UNMETERED and over_limit(emu.state, corp, name):
                 raise WeComError(45009)
-            raw = b""
-            if request.method == "POST" and not request.headers.get("content-type", "").startswith(
-                "multipart/"
-            ):
-                raw = await request.body()
             ctx = Ctx(request=request, emu=emu, corp=corp, api=name, ip=ip, raw=raw)
             payload = await route.handler(ctx)
             if isinstance(payload, Response):  # raw bytes, e.g. media/get
