@@ -379,6 +379,7 @@ def test_a_message_arriving_between_two_pages_repeats_nothing_and_skips_nothing(
     ext = f"wm{arc.sfx}"
     for i in range(25):  # 21 on the first page and a half of a second one
         arc.text(ext, "zhangsan", f"第{i}次问发票 {arc.sfx}", 1000 - i)
+    arc.text("zhangsan", ext, "在的", 900)  # answered: no long wait in the other tests' lists
     store(db, world.a.id, arc.items)
     admin = as_role("admin")
     q = f"发票 {arc.sfx}"
@@ -420,6 +421,9 @@ def test_one_character_finds_the_viewers_own_chats_however_busy_the_others_are(d
     others = f"wm{arc.sfx}x"
     for i in range(search.LIKE_SCAN):  # 李四's busy chat since (older than the other tests' messages)
         arc.text(others, "lisi", f"第{i}条 {arc.sfx}", 30 * day - i)
+    # both answered: waiting a month, they had come first in the other tests' conversation lists
+    arc.text("zhangsan", mine, "在的", 31 * day - 1)
+    arc.text("lisi", others, "在的", 30 * day - search.LIKE_SCAN)
     store(db, world.a.id, arc.items)
     # a lone character is looked for in the newest messages: those of the tenant had held none of
     # 张三's, so that he (and anyone looking at his chats) found nothing in his own chat
