@@ -478,3 +478,19 @@ def test_person_add_takes_only_a_staff_member_siyu_knows(stack, database_url, tm
     assert code == 0, out
     with stack.session() as s:
         assert s.scalar(select(Person.staff_userid).where(Person.login == login)) == "zhangsan"
+
+
+def test_python_dash_m_siyu_is_the_siyu_command():
+    """Where the `siyu` script is not on PATH (a venv not activated), `python -m siyu` is it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "siyu", "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage: siyu" in done.stdout and "needs-reply" in done.stdout
