@@ -342,6 +342,24 @@ def test_message_send(http, make_corp):
     assert [m["msgtype"] for m in msgs] == ["text", "textcard"] and msgs[0]["recipients"] == ["zhangsan"]
 
 
+def test_a_textcard_is_recorded_as_wecom_shows_it_cut_past_its_limits(http, make_corp):
+    """WeCom cuts a textcard's title past 128 bytes, its description past 512 bytes and its
+    button past 4 characters, and says nothing: a test reading the card must see the cut one."""
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    description = '<div class="normal">' + "等" * 200 + '</div><div class="highlight">请尽快回复</div>'
+    card = {"title": "标" * 50, "description": description, "url": "http://x", "btntxt": "立即去回复"}
+    body = {"touser": "lisi", "msgtype": "textcard", "agentid": corp["agent_id"], "textcard": card}
+    assert call(http, "POST", "message/send", tok, body)["errcode"] == 0  # no error: cut silently
+    [sent] = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+    shown = sent["payload"]["textcard"]
+    assert shown["title"] == "标" * 42  # 126 bytes: a character is never cut in half
+    assert shown["description"] == description.encode()[:512].decode(errors="ignore")
+    assert "请尽快回复" not in shown["description"]
+    assert shown["btntxt"] == "立即去回"
+    assert sent["truncated"] == ["title", "description", "btntxt"]
+
+
 def test_app_messages_beyond_a_members_limits_are_dropped_silently(http, make_corp):
     corp = make_corp(callback=False)
     tok = token(http, corp)

@@ -104,6 +104,27 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     assert len(cards(w, "zhangsan")) == 1
 
 
+def test_a_card_about_one_wait_reaches_the_member_whole_however_long_the_names_and_question(w):
+    """WeCom cuts a textcard's title past 128 bytes and its description past 512 bytes without
+    a word (the emulator records the card as members see it): a long name and a question full
+    of characters HTML escapes must not push the closing line, or the markup's end, off it."""
+    name = "深圳市前海某某跨境电商供应链管理有限公司采购部王经理🌟🌟"
+    w.customer("wmcustomer3", name)
+    w.say("在吗", at=0, ext="wmcustomer3")
+    w.say("发货了吗？" + '"急"' * 20, at=5, ext="wmcustomer3")
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(300)
+    assert w.fire() == 1
+    for userid, closing in (("zhangsan", "请尽快回复</div>"), ("lisi", "请提醒张三尽快回复</div>")):
+        [sent] = wait_for(lambda u=userid: [m for m in w.stack.app_messages() if u in m["recipients"]])
+        card = sent["payload"]["textcard"]
+        assert sent["truncated"] == [], card
+        assert card["description"].endswith(closing) and "&quot;急&quot;" in card["description"]
+        assert card["title"].endswith("未回复") and card["title"].startswith(("深圳市", "张三的客户 深圳市"))
+
+
 def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w):
     w.say("在吗", at=0)
     w.say("订单号 58231204317", at=5)

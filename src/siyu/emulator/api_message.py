@@ -1,5 +1,8 @@
 """App messages (应用消息, REFERENCE.md section 9): message/send, recorded for tests to read.
-Beyond WeCom's per-member limits (section 17) a recipient is dropped silently, as WeCom does."""
+Beyond WeCom's per-member limits (section 17) a recipient is dropped silently, as WeCom does.
+A textcard is recorded as members see it: WeCom cuts, without an error, a title past 128
+bytes, a description past 512 bytes (wherever that falls in its markup) and a button text
+past 4 characters (its message/send docs); `truncated` names the fields it cut."""
 
 from __future__ import annotations
 
@@ -17,6 +20,26 @@ REQUIRED = {
     "news": ("articles",),
 }
 OTHER_TYPES = ("image", "voice", "video", "file", "mpnews", "miniprogram_notice", "template_card")
+# What WeCom shows of a textcard, at most: UTF-8 bytes of title and description, characters of btntxt.
+TEXTCARD_BYTES = {"title": 128, "description": 512}
+TEXTCARD_BTNTXT_CHARS = 4
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode(errors="ignore")  # never half a character
+
+
+def shown_textcard(card: dict) -> tuple[dict, list[str]]:
+    """The textcard as WeCom delivers it, and the names of the fields it cut."""
+    shown, cut = dict(card), []
+    for name, limit in TEXTCARD_BYTES.items():
+        value = shown.get(name)
+        if isinstance(value, str) and len(value.encode()) > limit:
+            shown[name], cut = _cut_bytes(value, limit), [*cut, name]
+    btntxt = shown.get("btntxt")
+    if isinstance(btntxt, str) and len(btntxt) > TEXTCARD_BTNTXT_CHARS:
+        shown["btntxt"], cut = btntxt[:TEXTCARD_BTNTXT_CHARS], [*cut, "btntxt"]
+    return shown, cut
 
 
 @api("message/send", methods=("POST",))
@@ -67,6 +90,10 @@ async def send(ctx: Ctx) -> dict:
     msgid = rand_id(n=32)
     now = ctx.state.now()
     delivered = [u for u in valid if _within_member_limits(ctx.state, corp.corp_id, agentid, u, now)]
+    payload, truncated = body, []
+    if msgtype == "textcard":
+        shown, truncated = shown_textcard(content)
+        payload = {**body, "textcard": shown}
     corp.app_messages.append(
         {
             "received_at": now,
@@ -76,7 +103,8 @@ async def send(ctx: Ctx) -> dict:
             "msgtype": msgtype,
             "recipients": delivered,
             "dropped": [u for u in valid if u not in delivered],
-            "payload": body,
+            "payload": payload,
+            "truncated": truncated,
         }
     )
     return {**out, "msgid": msgid}

@@ -60,8 +60,10 @@ Reading
   GET /_emulator/corps/{corp_id}/welcome_messages [{received_at, corp_id, userid, external_userid,
                                                     welcome_code, payload}]
   GET /_emulator/corps/{corp_id}/app_messages     [{received_at, agentid, msgid, msgtype, recipients,
-                                                    dropped, payload}] (dropped: over the
-                                                    member's 30/min or 1,000/h, silently)
+                                                    dropped, payload, truncated}] (dropped: over
+                                                    the member's 30/min or 1,000/h, silently;
+                                                    a textcard's payload as WeCom shows it,
+                                                    truncated: the fields it cut)
   GET /_emulator/corps/{corp_id}/deliveries       callback deliveries, oldest first
   GET /_emulator/deliveries/{delivery_id}         one delivery
   GET /_emulator/corps/{corp_id}/calls            [{path, method, errcode, time, ip}] API calls received

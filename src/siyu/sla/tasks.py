@@ -244,8 +244,20 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
     return found
 
 
-# A textcard's description is cut by WeCom past this many bytes (its message/send docs).
+# A textcard's title and description are cut by WeCom past this many bytes, silently and
+# wherever that falls (its message/send docs): a card is built to fit.
+TITLE_BYTES = 128
 DESCRIPTION_BYTES = 512
+# How many characters of the waiting messages a card about one wait quotes, at most: fewer
+# where names and HTML escapes (" is 6 bytes) would take the description past its bytes.
+QUOTE_CHARS = (60, 48, 36, 24, 12)
+
+
+def _clip_bytes(value: str, n: int) -> str:
+    """`value` if it is at most `n` UTF-8 bytes, else its head and "…" in `n` bytes."""
+    if len(value.encode()) <= n:
+        return value
+    return value.encode()[: n - len("…".encode())].decode(errors="ignore") + "…"
 
 
 def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
@@ -276,18 +288,28 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
     longest = _how_long(first, now)
     own = all(e["agent"] == touser for e in entries)
     if len(entries) == 1:
-        who = first["customer"] if own else f"{first['agent_name']}的客户 {first['customer']}"
-        title = f"{who} 已等待 {_how_long(first, now, short=True)} 未回复"
+        agent_name = _clip(first["agent_name"], 16)
+        tail = f" 已等待 {_how_long(first, now, short=True)} 未回复"
+        head = "" if own else f"{agent_name}的客户 "
+        # the customer's name gives way, so that the title still says how long and 未回复
+        room = TITLE_BYTES - len((head + tail).encode())
+        title = head + _clip_bytes(" ".join(first["customer"].split()), max(room, 8)) + tail
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
         several = f" 起发来 {first['asked']} 条" if first.get("asked", 1) > 1 else " 发来"
-        description = (
-            f'<div class="gray">{local}{several}</div>'
-            f'<div class="normal">{html.escape(first["customer"])}：'
-            f"{html.escape(conversation_queries.quote_asks(first['asks'], 60, first.get('asked')))}</div>"
+        closing = (
             f'<div class="highlight">已等待 {longest}，'
-            + ("请尽快回复" if own else f"请提醒{html.escape(first['agent_name'])}尽快回复")
+            + ("请尽快回复" if own else f"请提醒{html.escape(agent_name)}尽快回复")
             + "</div>"
         )
+        for chars in QUOTE_CHARS:  # WeCom cuts a description past 512 bytes, closing line and all
+            asked = conversation_queries.quote_asks(first["asks"], chars, first.get("asked"))
+            description = (
+                f'<div class="gray">{local}{several}</div>'
+                f'<div class="normal">{html.escape(_clip(first["customer"], 24))}：'
+                f"{html.escape(asked)}</div>{closing}"
+            )
+            if len(description.encode()) <= DESCRIPTION_BYTES:
+                break
         url = conversation_link(rt, slug, first["conversation_id"])
     else:
         title = f"{len(entries)} 位客户等待回复，最长 {_how_long(first, now, short=True)}"
@@ -317,7 +339,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         "touser": touser,
         "msgtype": "textcard",
         "textcard": {
-            "title": _clip(title, 64),
+            "title": _clip_bytes(title, TITLE_BYTES),
             "description": description,
             "url": url,
             "btntxt": "去回复" if own else "查看",
