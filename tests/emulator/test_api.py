@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.stack import wait_for
 
-from .conftest import call, token
+from .conftest import STAFF, call, token
 
 ERRMSG = re.compile(
     r"^(?P<text>.+), hint: \[\d{20,}\], from ip: 127\.0\.0\.1, "
@@ -340,6 +340,20 @@ def test_message_send(http, make_corp):
     assert none["errcode"] == 81013
     msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
     assert [m["msgtype"] for m in msgs] == ["text", "textcard"] and msgs[0]["recipients"] == ["zhangsan"]
+
+
+def test_an_app_message_to_a_member_without_an_account_license_is_not_delivered(http, make_corp):
+    staff = [*STAFF, {"userid": "QianQi", "name": "钱七", "department": [2], "licensed": False}]
+    corp = make_corp(callback=False, staff=staff)
+    tok = token(http, corp)
+    body = {"msgtype": "text", "agentid": corp["agent_id"], "text": {"content": "客户等待回复"}}
+    both = call(http, "POST", "message/send", tok, {**body, "touser": "zhangsan|QianQi"})
+    assert both["errcode"] == 0 and both["unlicenseduser"] == "qianqi" and "invaliduser" not in both
+    alone = call(http, "POST", "message/send", tok, {**body, "touser": "QianQi"})
+    assert alone["errcode"] == 0 and alone["unlicenseduser"] == "qianqi"
+    msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+    got = [(m["recipients"], m["unlicensed"]) for m in msgs]
+    assert got == [(["zhangsan"], ["QianQi"]), ([], ["QianQi"])]
 
 
 def test_a_textcard_is_recorded_as_wecom_shows_it_cut_past_its_limits(http, make_corp):

@@ -420,6 +420,23 @@ def test_a_card_wecom_says_reached_nobody_is_given_up_at_once_with_why(w):
         w.stack.control("DELETE", "/faults")
 
 
+def test_a_card_to_an_agent_without_an_account_license_is_given_up_at_once_with_why(w):
+    """WeCom answers errcode 0 and lists the member under unlicenseduser: nothing reached them,
+    and retrying cannot change it (the corp must assign them a license)."""
+    member = {"userid": "qianqi", "name": "钱七", "department": [2], "licensed": False}
+    w.stack.control("POST", w.stack.corp_path("/staff"), json=member)
+    asyncio.run(sync_staff(w.stack.rt, w.stack.tenant_id))
+    w.say("发票什么时候开？", at=0, staff="qianqi")
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] == "given_up" and r)
+    assert "unlicenseduser: qianqi" in error
+    [problem] = _problems(w)
+    assert (problem["recipient"], problem["status"], problem["attempts"]) == ("qianqi", "given_up", 1)
+    assert not [m for m in w.stack.app_messages() if "qianqi" in m["recipients"]]
+
+
 def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
     """The step fires at 21:59 (quiet hours from 22:00); the call's first try fails, and its
     retry, due at 22:05, is held till 08:00 instead of ringing."""

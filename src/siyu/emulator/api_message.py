@@ -87,6 +87,12 @@ async def send(ctx: Ctx) -> dict:
         out["invalidtag"] = str(body["totag"])  # the emulator keeps no member tags
     if not valid:
         raise WeComError(81013)
+    # members without an account license are valid recipients that get nothing (our choice:
+    # errcode 0 even when they are all the recipients; REFERENCE 9 leaves it open)
+    unlicensed = [u for u in valid if not corp.staff[u].licensed]
+    if unlicensed:
+        out["unlicenseduser"] = "|".join(u.lower() for u in unlicensed)
+    valid = [u for u in valid if u not in unlicensed]
     msgid = rand_id(n=32)
     now = ctx.state.now()
     delivered = [u for u in valid if _within_member_limits(ctx.state, corp.corp_id, agentid, u, now)]
@@ -103,6 +109,7 @@ async def send(ctx: Ctx) -> dict:
             "msgtype": msgtype,
             "recipients": delivered,
             "dropped": [u for u in valid if u not in delivered],
+            "unlicensed": unlicensed,
             "payload": payload,
             "truncated": truncated,
         }

@@ -10,7 +10,8 @@ Setup
            archive_callback_url?, archive_token?, archive_encoding_aes_key?,
            departments:[{id,name,parentid,order?,department_leader?}],
            staff:[{userid,name,department:[ids],main_department?,direct_leader?,is_leader_in_dept?,
-                   mobile?,email?,position?,gender?,status?}]}
+                   mobile?,email?,position?,gender?,status?,licensed? (false: no account
+                   license, so app messages to them are not delivered: unlicenseduser)}]}
            -> the corp with corp_id, agent_id, agent_secret, contact_secret, archive_secret
               (会话存档), token, encoding_aes_key, and the 会话存档 app's own callback pair
               archive_token, archive_encoding_aes_key (generated unless given; 201; 409 if
@@ -60,8 +61,9 @@ Reading
   GET /_emulator/corps/{corp_id}/welcome_messages [{received_at, corp_id, userid, external_userid,
                                                     welcome_code, payload}]
   GET /_emulator/corps/{corp_id}/app_messages     [{received_at, agentid, msgid, msgtype, recipients,
-                                                    dropped, payload, truncated}] (dropped: over
-                                                    the member's 30/min or 1,000/h, silently;
+                                                    dropped, unlicensed, payload, truncated}]
+                                                    (dropped: over the member's 30/min or
+                                                    1,000/h, silently;
                                                     a textcard's payload as WeCom shows it,
                                                     truncated: the fields it cut)
   GET /_emulator/corps/{corp_id}/deliveries       callback deliveries, oldest first
@@ -121,6 +123,7 @@ STAFF_FIELDS = (
     "gender",
     "status",
     "avatar",
+    "licensed",
 )
 
 

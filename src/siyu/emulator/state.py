@@ -101,6 +101,9 @@ class Staff:
     status: int = 1  # 1 active, 2 disabled, 4 not activated, 5 left
     avatar: str = ""
     external_contact: bool = True  # has the 客户联系 function
+    # holds an account license (接口许可): app messages to one without are not delivered,
+    # their userid listed in message/send's `unlicenseduser` (REFERENCE 9)
+    licensed: bool = True
 
     def as_api(self) -> dict:
         leader_flags = self.is_leader_in_dept or [0] * len(self.department)
