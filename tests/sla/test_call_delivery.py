@@ -129,3 +129,23 @@ def test_a_tencent_voice_app_that_is_wrong_or_disabled_is_given_up_at_once(code)
             asyncio.run(
                 TencentVoice(settings).call(VoiceCall("13800000002", ["1", "10"], "", "siyu:1:call:1"))
             )
+
+
+def test_a_call_rings_the_number_set_in_siyu_before_wecoms(w):
+    """WeCom gives apps made since mid-2022 no member mobile, so the number a call rings is
+    set in Siyu (the 成员 page, or the API); WeCom's number is rung only where none is."""
+    from siyu.tenancy import service as tenancy
+
+    with w.session() as s:
+        assert tenancy.set_call_phone(s, "boss", "+86 139-0000-0009") == "13900000009"
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    try:
+        w.say("人在吗？急", at=0, ext="wmcustomer9", staff="boss")
+        w.pulled(3600)
+        w.clock(60)
+        assert w.fire() == 1
+        rang = wait_for(lambda: [c for c in calls(w) if c["called_number"] == "+8613900000009"], timeout=30)
+        assert rang and not [c for c in calls(w) if c["called_number"] == "+8613800000000"]
+    finally:
+        with w.session() as s:
+            tenancy.set_call_phone(s, "boss", "")

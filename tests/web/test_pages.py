@@ -29,6 +29,63 @@ def test_staff_page_and_sync_now(as_role, world, db):
     assert agent.post("/staff/sync", data={"csrf_token": agent.csrf}).status_code == 403
 
 
+def test_the_number_a_call_rings_is_set_on_the_staff_page_and_in_the_api(as_role, world, db):
+    """Escalation calls ring the number set in Siyu, else WeCom's (which WeCom gives apps made
+    since mid-2022 no longer): an agent sets their own, an admin anyone's."""
+    agent, admin = as_role("agent"), as_role("admin")  # 张三, and the tenant's admin
+    page = agent.get("/staff").text
+    assert 'action="/staff/zhangsan/call-phone"' in page and 'action="/staff/lisi/call-phone"' not in page
+    r = agent.post("/staff/zhangsan/call-phone", data={"csrf_token": agent.csrf, "phone": "139 0000 1234"})
+    assert r.status_code == 303 and r.headers["location"] == "/staff?done=call_phone"
+    bad = agent.post("/staff/zhangsan/call-phone", data={"csrf_token": agent.csrf, "phone": "0571-88886666"})
+    assert bad.status_code == 422 and "不是中国大陆手机号" in bad.text
+    assert (
+        agent.post(
+            "/staff/lisi/call-phone", data={"csrf_token": agent.csrf, "phone": "13900001111"}
+        ).status_code
+        == 403
+    )
+    assert agent.post("/staff/zhangsan/call-phone", data={"phone": "13900001111"}).status_code == 403  # CSRF
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(Staff.call_phone).where(Staff.userid == "zhangsan")) == "13900001234"
+    headers = {"X-CSRF-Token": admin.csrf}
+    r = admin.put("/api/v1/staff/zhaoliu/call-phone", json={"phone": "+8613900005555"}, headers=headers)
+    assert r.status_code == 200 and r.json() == {"userid": "zhaoliu", "call_phone": "13900005555"}
+    assert (
+        admin.put("/api/v1/staff/nobody/call-phone", json={"phone": ""}, headers=headers).status_code == 404
+    )
+    assert (
+        admin.put("/api/v1/staff/zhaoliu/call-phone", json={"phone": 139}, headers=headers).status_code == 422
+    )
+    assert (
+        agent.put(
+            "/api/v1/staff/zhaoliu/call-phone", json={"phone": ""}, headers={"X-CSRF-Token": agent.csrf}
+        )
+    ).status_code == 403
+    listed = {m["userid"]: m for m in agent.get("/api/v1/staff").json()}
+    assert listed["zhangsan"]["call_phone"] == "13900001234" and listed["zhaoliu"]["call_phone"] is None
+    assert listed["zhaoliu"]["has_call_phone"] is True
+    # tenant B's admin sets B's own 赵六, never A's (each tenant has its own directory)
+    b = as_role("admin", "b")
+    r = b.put(
+        "/api/v1/staff/zhaoliu/call-phone", json={"phone": "13700000000"}, headers={"X-CSRF-Token": b.csrf}
+    )
+    assert r.status_code in (200, 404)
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(Staff.call_phone).where(Staff.userid == "zhaoliu")) == "13900005555"
+    with db.tenant_session(world.b.id) as s:
+        for member in s.scalars(select(Staff)):
+            member.call_phone = ""
+    # a staff sync leaves the numbers set in Siyu as they are; cleared, WeCom's is shown again
+    admin.post("/staff/sync", data={"csrf_token": admin.csrf})
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(Staff.call_phone).where(Staff.userid == "zhaoliu")) == "13900005555"
+        for userid in ("zhangsan", "zhaoliu"):
+            s.scalar(select(Staff).where(Staff.userid == userid)).call_phone = ""
+        s.delete(s.scalar(select(Staff).where(Staff.userid == "qianqi")))  # as the sync test leaves it
+        s.scalar(select(Staff).where(Staff.userid == "sunba")).active = False
+
+
 def test_setup_shows_masked_secrets_and_the_callback_url(as_role, world, web_settings):
     admin = as_role("admin")
     page = admin.get("/setup")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 
+from siyu.tenancy import service
 from siyu.tenancy.models import Staff
-from siyu.tenancy.schemas import MeOut, StaffOut
+from siyu.tenancy.schemas import CallPhoneIn, CallPhoneOut, MeOut, StaffOut
+from siyu.web.api_errors import NOT_FOUND, not_found
 from siyu.web.auth import ApiViewer
 
 router = APIRouter(prefix="/api/v1", tags=["tenancy"])
@@ -41,6 +43,28 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
                 "position": m.position,
                 "active": m.active,
                 "synced_at": m.synced_at,
+                "call_phone": m.call_phone if viewer.is_admin or m.userid == viewer.staff_userid else None,
+                "has_call_phone": bool(m.call_phone or m.mobile),
             }
             for m in s.scalars(stmt)
         ]
+
+
+@router.put(
+    "/staff/{userid}/call-phone",
+    response_model=CallPhoneOut,
+    responses={**NOT_FOUND, 403: {"description": "not an admin, and not your own number"}},
+)
+def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallPhoneIn):
+    """The mainland mobile number escalation calls ring for this member ("" clears it: WeCom's
+    number is rung then, if WeCom gives one). A member sets their own, an admin anyone's."""
+    if not viewer.is_admin and userid != viewer.staff_userid:
+        raise HTTPException(403, "only your own number")
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        try:
+            stored = service.set_call_phone(s, userid, body.phone)
+        except service.UnknownStaff:
+            raise not_found() from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+    return {"userid": userid, "call_phone": stored}

@@ -60,7 +60,10 @@ class Staff(TenantOwned, Base):
     departments: Mapped[list] = mapped_column(default=list)
     main_department: Mapped[int | None]
     direct_leaders: Mapped[list] = mapped_column(default=list)
-    mobile: Mapped[str] = mapped_column(String(32), default="")
+    mobile: Mapped[str] = mapped_column(String(32), default="")  # WeCom's, as the sync brings it
+    # The number escalation calls ring, set in Siyu by the member or an admin; WeCom's `mobile`
+    # where empty (WeCom gives apps made since mid-2022 no mobile at all). The sync leaves it be.
+    call_phone: Mapped[str] = mapped_column(String(32), default="")
     position: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)

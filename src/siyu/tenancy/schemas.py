@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 
 class TenantBrief(BaseModel):
@@ -35,3 +35,19 @@ class StaffOut(BaseModel):
     position: str = ""
     active: bool
     synced_at: datetime
+    call_phone: str | None = Field(
+        description="the number set in Siyu that escalation calls ring (yours, or anyone's for an admin;"
+        " null where not yours to see); empty: WeCom's"
+    )
+    has_call_phone: bool = Field(description="a call to them has a number to ring (Siyu's or WeCom's)")
+
+
+class CallPhoneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: StrictStr = Field(max_length=40, description="a mainland China mobile number; empty to clear")
+
+
+class CallPhoneOut(BaseModel):
+    userid: str
+    call_phone: str

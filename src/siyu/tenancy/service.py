@@ -276,6 +276,32 @@ async def fetch_directory(client: WeComClient) -> tuple[list[dict], list[dict]]:
 # ---------------------------------------------------------------- people and passwords
 
 
+class UnknownStaff(LookupError):
+    """No member of the corp has this userid."""
+
+
+def mainland_mobile(phone: str) -> str:
+    """A mainland China mobile number as 11 digits (spaces, dashes, +86 allowed); ValueError
+    saying so otherwise."""
+    digits = re.sub(r"[\s\-()（）]", "", phone)
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == 11 + len(prefix):
+            digits = digits[len(prefix) :]
+    if not re.fullmatch(r"1[3-9]\d{9}", digits):
+        raise ValueError(f"不是中国大陆手机号：{phone[:40]} / not a mainland China mobile number")
+    return digits
+
+
+def set_call_phone(session: Session, userid: str, phone: str) -> str:
+    """The number escalation calls ring for this member (empty: WeCom's, if WeCom gives one).
+    Returns it as stored; UnknownStaff, or ValueError for a number that is no mobile."""
+    member = session.scalar(select(Staff).where(Staff.userid == userid))
+    if member is None:
+        raise UnknownStaff(userid)
+    member.call_phone = mainland_mobile(phone) if phone.strip() else ""
+    return member.call_phone
+
+
 def visible_staff(session: Session, role: str, userid: str | None) -> frozenset[str] | None:
     """Whose customers a person sees: None = everyone's (admin); an agent their own; a
     supervisor their own, their direct reports' and everyone's in the departments they

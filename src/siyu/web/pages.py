@@ -38,6 +38,7 @@ DONE = {
     "saved": "已保存。",
     "disabled": "渠道已停用：扫码不再添加，历史数据保留。",
     "synced": "成员已同步。",
+    "call_phone": "接电话提醒的手机号已保存。",
     "connected": "企业微信已连接，凭据检查通过。",
 }
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -371,6 +372,9 @@ def _staff_page(request: Request, viewer: Viewer, error: str = "", status: int =
                 "departments": [depts.get(d, str(d)) for d in m.departments or []],
                 "active": m.active,
                 "role": people.get(m.userid),
+                "call_phone": m.call_phone,
+                "wecom_mobile": _masked_mobile(m.mobile),
+                "editable": viewer.is_admin or m.userid == viewer.staff_userid,
             }
             for m in members
         ]
@@ -387,9 +391,37 @@ def _staff_page(request: Request, viewer: Viewer, error: str = "", status: int =
     )
 
 
+def _masked_mobile(mobile: str) -> str:
+    """WeCom's number as the page shows it to everyone: 138****0002."""
+    return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 7 else mobile
+
+
 @router.get("/staff", response_class=HTMLResponse)
 def staff_page(request: Request, viewer: PageViewer):
     return _staff_page(request, viewer)
+
+
+@router.post("/staff/{userid}/call-phone")
+async def staff_call_phone(request: Request, viewer: PageViewer, userid: str):
+    """The number escalation calls ring: a member sets their own, an admin anyone's."""
+    if not viewer.is_admin and userid != viewer.staff_userid:
+        raise HTTPException(403, "只能填写自己的号码 / only your own number")
+    phone = str((await request.form()).get("phone", ""))
+
+    def save() -> str:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            try:
+                tenancy.set_call_phone(s, userid, phone)
+            except tenancy.UnknownStaff:
+                raise HTTPException(404, "not found") from None
+            except ValueError as exc:
+                return str(exc)
+        return ""
+
+    problem = await run_in_threadpool(save)
+    if problem:
+        return await run_in_threadpool(_staff_page, request, viewer, problem, 422)
+    return RedirectResponse("/staff?done=call_phone", 303)
 
 
 @router.post("/staff/sync")
