@@ -22,6 +22,7 @@ from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.web import archive_pages, auth, conversation_pages, pages, sla_pages
 from siyu.web.api_errors import ClearNotFound
+from siyu.web.headers import SecurityHeaders
 from siyu.web.input_guard import BodyLimit, refuse_nul
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
@@ -44,6 +45,7 @@ def _wants_page(request: Request) -> bool:
 
 def install(app: FastAPI) -> None:
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
     app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,39 @@
+"""Response headers that keep other sites from misusing Siyu's pages in a browser."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# No page of Siyu is meant to be shown inside another site's frame: without these, any site
+# could load the signed-in setup page or a chat invisibly under its own buttons and have an
+# admin click 停用 or 重新生成 (clickjacking). And nothing is to be read as another type than
+# the one it is sent as (an answer sniffed into HTML or script).
+HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_NAMES = {name for name, _ in HEADERS}
+
+
+class SecurityHeaders:
+    """ASGI middleware: HEADERS on every answer but WeCom's callbacks (server to server,
+    the hottest path), unless a route set one of them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/wecom/callback/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers} & _NAMES
+                headers.extend(h for h in HEADERS if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,26 @@
+"""What a browser is told about Siyu's answers, so that another site cannot misuse them."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def _framing_refused(r: httpx.Response) -> None:
+    assert r.headers.get("x-frame-options") == "DENY", (r.url, r.headers)
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), r.url
+    assert r.headers.get("x-content-type-options") == "nosniff", r.url
+
+
+def test_no_page_can_be_framed_by_another_site_nor_sniffed(siyu, as_role):
+    """Without these any site could show the signed-in setup page in an invisible frame under
+    its own button, and have an admin click 停用 or 重新生成 (clickjacking)."""
+    admin = as_role("admin")
+    for path in ("/", "/setup", "/setup/archive", "/channels", "/conversations", "/sla", "/customers/0"):
+        _framing_refused(admin.get(path))
+    _framing_refused(admin.get("/api/v1/me"))
+    _framing_refused(admin.get("/static/siyu.js"))
+    _framing_refused(admin.post("/api/v1/channels", json={}))  # a refusal too (CSRF)
+    with httpx.Client(base_url=siyu) as anonymous:
+        _framing_refused(anonymous.get("/login"))
+        _framing_refused(anonymous.get("/auth/wecom/no-such-tenant"))
+        _framing_refused(anonymous.post("/api/v1/channels", content=b"x" * (2 * 1024 * 1024)))  # 413
