@@ -148,6 +148,26 @@ def test_a_customer_who_deletes_the_staff_member_is_lost_and_alerts_go_out(stack
     assert re.fullmatch(r"客户流失提醒：赵先生 已将你团队的 张三 从联系人中删除（.+\d\d:\d\d）。", to_leader)
 
 
+def test_a_customers_name_puts_no_link_into_the_lost_customer_alerts(stack):
+    """WeCom shows <a href> in an app message's text as a link: a customer named so had put
+    a link of their choosing into the alert the company's own app sends the agent and their
+    leader (and the staff member's own name into the leader's)."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    name = '<a href="https://evil.example/login">账号异常，点此核验</a>'
+    ext = stack.scan(channel.config_id, name)["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control(
+        "POST", stack.corp_path(f"/customers/{ext}/remove_staff"), json={"userid": "zhangsan", "wait": True}
+    )
+    messages = wait_for(lambda: (m := stack.app_messages()) and len(m) >= 2 and m)
+    texts = [m["payload"]["text"]["content"] for m in messages]
+    assert len(texts) == 2
+    for text in texts:
+        assert "<a" not in text and "evil.example" in text  # the name, as text
+        assert "&lt;a href=&quot;https://evil.example/login&quot;&gt;账号异常，点此核验&lt;/a&gt;" in text
+
+
 def test_token_expiry_and_rate_limits_are_survived(stack):
     channel = make_channel(stack)
     stack.control("POST", stack.corp_path("/expire_tokens"))

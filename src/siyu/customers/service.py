@@ -8,6 +8,7 @@ itself (see siyu.customers.welcome).
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -324,10 +325,12 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":
         staff = session.scalar(select(Staff).where(Staff.userid == userid))
-        staff_name = staff.name if staff else userid
+        # WeCom shows <a href> in an app message's text as a link: names and remarks go in as
+        # text (a customer named <a href=…> had put a link of theirs into the company's alert)
+        staff_name = html.escape(staff.name if staff else userid)
         # a customer not yet looked up (the add still queued): not by a 32-character id
-        who = customer.name or f"一位客户（…{ext_id[-4:]}）"
-        label = f"{who}（备注：{follow.remark}）" if follow.remark else who
+        who = html.escape(customer.name) if customer.name else f"一位客户（…{ext_id[-4:]}）"
+        label = f"{who}（备注：{html.escape(follow.remark)}）" if follow.remark else who
         outbox.enqueue(
             session,
             "app_message",
