@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,8 +12,16 @@ import httpx
 from sqlalchemy import select, update
 
 from siyu.db import utcnow
+from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import WebSession
-from siyu.web.auth import safe_next
+from siyu.web.auth import (
+    FAILURE_WINDOW_S,
+    MAX_FAILURES,
+    forget_login_failures,
+    login_blocked,
+    note_login_failure,
+    safe_next,
+)
 from tests.web.conftest import PASSWORD, login
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -151,3 +160,37 @@ def test_roles_see_their_team(as_role):
     assert as_role("admin").get("/api/v1/me").json()["visible_staff"] is None
     # 王五 leads 销售部 (and its sub-department, 张三's) and is 李四's direct leader.
     assert as_role("supervisor").get("/api/v1/me").json()["visible_staff"] == ["lisi", "wangwu", "zhangsan"]
+
+
+def test_a_login_is_not_tried_again_after_ten_wrong_passwords(siyu, world, db):
+    """Anyone may post the login form: without a limit a password was guessed as fast as the
+    server could hash, and the right one still opened the account after any number of wrong."""
+    name = f"guessed-{uuid.uuid4().hex[:8]}"
+    with db.tenant_session(world.a.id) as s:
+        tenancy.add_person(s, name, "被猜密码的人", "agent", PASSWORD)
+    with httpx.Client(base_url=siyu) as client:
+        token = _login_form(client)
+        for n in range(MAX_FAILURES):
+            r = client.post("/login", data={"login": name, "password": f"guess-{n}", "csrf_token": token})
+            assert r.status_code == 401
+        r = client.post("/login", data={"login": name, "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 429 and "次数过多" in r.text
+        assert "siyu_session" not in client.cookies
+        # other logins are not held up by it
+        r = client.post(
+            "/login", data={"login": world.a.logins["supervisor"], "password": PASSWORD, "csrf_token": token}
+        )
+        assert r.status_code == 303
+
+
+def test_wrong_passwords_count_for_a_while_and_a_right_one_forgets_them():
+    login, start = f"x-{uuid.uuid4().hex}", 1000.0
+    for n in range(MAX_FAILURES - 1):
+        note_login_failure(login, now=start + n)
+    assert not login_blocked(login, now=start + MAX_FAILURES)
+    note_login_failure(login.upper(), now=start + MAX_FAILURES)  # however it is typed
+    assert login_blocked(login, now=start + MAX_FAILURES)
+    assert not login_blocked(login, now=start + FAILURE_WINDOW_S + 1)  # the oldest has passed
+    forget_login_failures(login)
+    note_login_failure(login, now=start + FAILURE_WINDOW_S + 2)
+    assert not login_blocked(login, now=start + FAILURE_WINDOW_S + 2)
