@@ -148,6 +148,19 @@ def test_a_cursor_the_list_did_not_hand_out_is_refused(as_role, chats):
     assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
 
 
+def test_a_cursor_of_deeply_nested_brackets_opens_the_top_of_the_list_not_an_error(as_role, chats):
+    """The page takes a cursor of any length from the address bar: one decoding to thousands of
+    nested [ made the JSON reader give up with RecursionError, a 500 instead of the list."""
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
+    admin = as_role("admin")
+    for params in ({"after": deep}, {"before": deep}, {"q": "能便宜", "after": deep}):
+        r = admin.get("/conversations", params=params)
+        assert r.status_code == 200, (params, r.status_code)
+    assert "孙小姐" in admin.get("/conversations", params={"after": deep}).text
+
+
 # ---------------------------------------------------------------- role scoping and tenants
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
 _BIGINT = 2**63
+# Longer than any cursor `encode` makes (four sort values: ~140): a page's address bar takes any.
+MAX_TOKEN_CHARS = 400
 
 
 @dataclass
@@ -85,9 +87,11 @@ def encode(values: tuple) -> str:
 
 def decode(token: str, kinds: tuple[type, ...]) -> tuple:
     """The values of a token from `encode`, each of its kind (int or datetime) or None."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise BadCursor("this cursor is not one the list handed out")
     try:
         plain = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, RecursionError) as e:  # (thousands of nested [ recurse)
         raise BadCursor("this cursor is not one the list handed out") from e
     if not isinstance(plain, list) or len(plain) != len(kinds):
         raise BadCursor("this cursor is not one the list handed out")
