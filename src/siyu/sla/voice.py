@@ -28,6 +28,7 @@ import httpx
 
 from siyu.config import Settings
 from siyu.notify.outbox import Permanent, Retry
+from siyu.tenancy.service import mainland_mobile  # the rule the 成员 page checks numbers by
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,11 @@ class VoiceProvider(Protocol):
 
 
 def mainland(phone: str) -> str:
-    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-    if len(digits) != 11 or not digits.startswith("1") or not digits.isdigit():
-        raise Permanent(f"不是中国大陆手机号：{phone!r}")
-    return digits
+    """The number as the provider is given it (after +86); Permanent for one no call can ring."""
+    try:
+        return mainland_mobile(phone)
+    except ValueError as exc:
+        raise Permanent(str(exc)) from None
 
 
 class EmulatorVoice:
