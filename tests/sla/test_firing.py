@@ -314,8 +314,11 @@ def test_a_pull_that_moves_the_archive_on_fires_what_waited_for_it_at_once(local
     thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
     thread.start()
     try:
-        time.sleep(0.5)  # the worker is up: nothing may fire yet, so it sleeps its poll
-        assert w.fired() == 0
+        deadline = time.monotonic() + 30  # the worker is up (its SLA loop listens for pulls) ...
+        while not w.rt._sla_wakes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # ... and past its first look: nothing may fire yet, so it sleeps its poll
+        assert w.rt._sla_wakes and w.fired() == 0
         asyncio.run(conversation_tasks.store_batch(w.rt, w.tenant_id, [], w.rt.now(), drained=True))
         deadline = time.monotonic() + 20  # a third of the poll: only the pull can have woken it
         while w.fired() == 0 and time.monotonic() < deadline:

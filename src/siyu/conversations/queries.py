@@ -67,12 +67,22 @@ def wait_text(seconds: int | float | None) -> str:
 # ---------------------------------------------------------------- what the viewer may read
 
 
+def _in_a_group_chat() -> ColumnElement[bool]:
+    """A message of a group chat. Messages have no index by sender, and the 1:1 chats hold
+    most of them: who wrote in which group is looked for among the groups' messages only (by
+    their conversation index)."""
+    group = aliased(Conversation)
+    return Message.conversation_id.in_(select(group.id).where(group.kind == "group"))
+
+
 def _involves(staff: list[str]) -> ColumnElement[bool]:
     """A 1:1 conversation with one of `staff`, or a group chat one of them owns or wrote in."""
     # Uncorrelated IN (each subquery run once, hashed), not EXISTS per conversation: with the
     # correlated form PostgreSQL costed the list at ~700,000 for a tenant of 50,000 chats, so a
     # 35 ms scan of a supervisor's or an agent's list paid ~600 ms of JIT compilation.
-    wrote = select(Message.conversation_id).where(Message.sender.in_(staff), Message.direction == "out")
+    wrote = select(Message.conversation_id).where(
+        _in_a_group_chat(), Message.sender.in_(staff), Message.direction == "out"
+    )
     owns = select(GroupChat.chat_id).where(GroupChat.owner_userid.in_(staff))
     return or_(
         and_(Conversation.kind == "single", Conversation.staff_userid.in_(staff)),
@@ -84,12 +94,8 @@ def _with_customer(customer_id: int) -> ColumnElement[bool]:
     """The customer's 1:1 chats, and the group chats they wrote in (a customer asks in the
     group as well as 1:1: both are their chats)."""
     external = select(Customer.external_userid).where(Customer.id == customer_id).scalar_subquery()
-    group = aliased(Conversation)
-    # among the group chats' messages only (by their conversation index): messages have no
-    # index by sender, and the 1:1 chats hold most of them
-    groups = select(group.id).where(group.kind == "group")
     wrote = select(Message.conversation_id).where(
-        Message.conversation_id.in_(groups), Message.sender == external, Message.direction == "in"
+        _in_a_group_chat(), Message.sender == external, Message.direction == "in"
     )
     return or_(
         Conversation.customer_id == customer_id,

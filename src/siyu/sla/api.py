@@ -127,7 +127,7 @@ def _within_steps(
 def _policy_of(book: service.PolicyBook, policy_id: int | None) -> service.PolicyView:
     """The policy a wait of the day is measured by: a department's deleted since has no steps
     any more, the tenant's stand in."""
-    known = policy_id is None or any(p.id == policy_id for p in book.policies.values())
+    known = policy_id is None or policy_id in {p.id for p in book.policies.values()}
     return book.by_id(policy_id) if known else book.fallback
 
 

@@ -919,19 +919,17 @@ def snoozed_until(session: Session, conversation_id: int, now: datetime) -> date
     return until if until is not None and until > now else None
 
 
-def reminders_left(session: Session, conversation_id: int) -> bool:
-    """Whether the conversation's open wait has a step still to fire (a snooze would hold it)."""
-    pending = (
-        select(SlaEscalation.id)
-        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-        .where(
-            SlaWait.conversation_id == conversation_id,
-            SlaWait.closed_at.is_(None),
-            SlaEscalation.status == "pending",
+def reminders_left(session: Session, conversation_id: int) -> bool | None:
+    """Whether the conversation's open wait has a step still to fire (a snooze would hold it);
+    None when no wait is open (the policy schedules none, or nothing waits)."""
+    steps = list(
+        session.scalars(
+            select(SlaEscalation.status)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
         )
-        .limit(1)
     )
-    return session.scalar(pending) is not None
+    return "pending" in steps if steps else None
 
 
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:

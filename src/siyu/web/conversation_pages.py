@@ -141,7 +141,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         if before is not None and page and page.items:
             newer = queries.page_after(s, viewer, conversation_id, page.items[-1]["id"])
         snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
-        reminders_left = bool(found and found["waiting"] and sla_service.reminders_left(s, conversation_id))
+        waits = found is not None and found["waiting"]
+        reminders_left = sla_service.reminders_left(s, conversation_id) if waits else None
         customer_readable = bool(
             found
             and found["customer"]
