@@ -97,3 +97,29 @@ def test_the_api_docs_page_works_without_a_way_out(page, siyu):
     expect(page.locator(".opblock-summary-path", has_text="/api/v1/me").first).to_be_visible()
     expect(page.get_by_role("heading", name="Siyu 私域 SCRM")).to_be_visible()
     assert gone_out == []
+
+
+def test_what_saving_or_removing_a_department_policy_did_is_in_sight(page, siyu, world):
+    """The page lands at the departments (#departments), far below the tenant's long policy
+    form: the banner saying what happens to running waits sat at the page's top, out of sight
+    on a phone (and on a desktop), so the admin never read it. Special dates likewise (#days)."""
+    sign_in(page, siyu, world.a.logins["admin"], "/sla/policy/departments/4")
+    page.get_by_role("button", name="添加部门策略").click()
+    expect(page).to_have_url(f"{siyu}/sla/policy#departments")
+    expect(page.get_by_role("status")).to_contain_text("部门策略已保存")
+    expect(page.get_by_role("status")).to_be_in_viewport()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator('#departments li[data-dept="4"]').get_by_role("button", name="删除").click()
+    expect(page.get_by_role("status")).to_contain_text("正在等待的，已排好的下一步不变，之后各步按新策略")
+    expect(page.get_by_role("status")).to_be_in_viewport()
+    fits_the_phone(page)
+    days = page.locator("#days form.inline")
+    days.get_by_label("日期").fill("2031-05-06")
+    days.get_by_label("备注").fill("公司年会")
+    days.get_by_role("button", name="添加").click()
+    expect(page.get_by_role("status")).to_contain_text("日期已保存")
+    expect(page.get_by_role("status")).to_be_in_viewport()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#days li", has_text="2031-05-06").get_by_role("button", name="删除").click()
+    expect(page.get_by_role("status")).to_contain_text("日期已删除")
+    expect(page.get_by_role("status")).to_be_in_viewport()

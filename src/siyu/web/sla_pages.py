@@ -220,6 +220,7 @@ def _policy_page(
             "targets": TARGET_NAMES,
             "error": error,
             "done": _done(request),
+            "done_at": _done_at(request),
             "today": today.isoformat(),  # the tenant's, not the server's
             "day_error": day_error,
             "day_form": day_form or {"day": today.isoformat(), "until": "", "kind": "holiday", "note": ""},
@@ -429,6 +430,13 @@ def _done(request: Request) -> str | None:
     if text and request.query_params.get("sorted") == "1":
         text = f"{text}{REORDERED}"
     return text
+
+
+def _done_at(request: Request) -> str:
+    """The section of the policy page a "saved" banner shows in: the one its redirect lands at
+    (#days, #departments), below the long policy form; at the page's top it was out of sight."""
+    done = request.query_params.get("done") or ""
+    return "days" if done.startswith("day") else "departments" if done.startswith("department") else ""
 
 
 def _reordered(fields: dict) -> str:
