@@ -123,3 +123,19 @@ def test_what_saving_or_removing_a_department_policy_did_is_in_sight(page, siyu,
     page.locator("#days li", has_text="2031-05-06").get_by_role("button", name="删除").click()
     expect(page.get_by_role("status")).to_contain_text("日期已删除")
     expect(page.get_by_role("status")).to_be_in_viewport()
+
+
+def test_the_staff_pages_save_buttons_are_in_sight_on_a_desktop(page, siyu, world):
+    """Each number's field took its cell's whole width and pushed 保存 past the table's edge:
+    on a 1280 px screen only a sliver of it showed, the rest scrolled out of the table."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, siyu, world.a.logins["admin"], "/staff")
+    expect(page.get_by_role("heading", name="成员")).to_be_visible()
+    table = page.locator(".table-wrap").bounding_box()
+    buttons = page.locator("#staff").get_by_role("button", name="保存")
+    expect(buttons.first).to_be_visible()
+    for i in range(buttons.count()):
+        box = buttons.nth(i).bounding_box()
+        assert box and box["x"] + box["width"] <= table["x"] + table["width"], (box, table)
+        field = page.locator("#staff td.call-phone").nth(i).locator("input[name=phone]").bounding_box()
+        assert field and field["x"] + field["width"] <= box["x"], (field, box)  # side by side, whole
