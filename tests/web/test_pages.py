@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -84,6 +85,22 @@ def test_the_number_a_call_rings_is_set_on_the_staff_page_and_in_the_api(as_role
             s.scalar(select(Staff).where(Staff.userid == userid)).call_phone = ""
         s.delete(s.scalar(select(Staff).where(Staff.userid == "qianqi")))  # as the sync test leaves it
         s.scalar(select(Staff).where(Staff.userid == "sunba")).active = False
+
+
+def test_a_number_refused_on_the_staff_page_stays_in_its_field(as_role, world):
+    """A number that is no mobile is refused beside what was typed: the field had gone back to
+    the number stored (or blank), so the admin retyped it from memory, not knowing whose row
+    the message at the top meant."""
+    admin = as_role("admin")
+    bad = admin.post("/staff/zhaoliu/call-phone", data={"csrf_token": admin.csrf, "phone": "0571-8888666"})
+    assert bad.status_code == 422 and "不是中国大陆手机号" in bad.text
+    row = re.search(r'<form method="post" action="/staff/zhaoliu/call-phone".*?</form>', bad.text, re.S)
+    assert row and 'value="0571-8888666"' in row.group(0), row and row.group(0)
+    assert "赵六" in re.search(r'<p class="alert" role="alert">(.*?)</p>', bad.text, re.S).group(1)
+    # the other rows show what is stored
+    other = re.search(r'<form method="post" action="/staff/lisi/call-phone".*?</form>', bad.text, re.S)
+    assert other and 'value=""' in other.group(0) and "aria-invalid" not in other.group(0)
+    assert bad.text.count("autofocus") == 1  # the refused field only
 
 
 def test_setup_shows_masked_secrets_and_the_callback_url(as_role, world, web_settings):

@@ -358,7 +358,10 @@ async def channel_qr(request: Request, viewer: PageViewer, channel_id: int, down
 # ---------------------------------------------------------------- staff
 
 
-def _staff_page(request: Request, viewer: Viewer, error: str = "", status: int = 200):
+def _staff_page(
+    request: Request, viewer: Viewer, error: str = "", status: int = 200, typed: tuple[str, str] | None = None
+):
+    """`typed`: the member and the number typed for them that was refused, kept in their field."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         depts = {d.wecom_id: d.name for d in queries.departments(s)}
         people = {p.staff_userid: p.role for p in s.scalars(select(Person)) if p.staff_userid}
@@ -373,6 +376,7 @@ def _staff_page(request: Request, viewer: Viewer, error: str = "", status: int =
                 "active": m.active,
                 "role": people.get(m.userid),
                 "call_phone": m.call_phone,
+                "typed": typed[1] if typed and typed[0] == m.userid else None,
                 "wecom_mobile": _masked_mobile(m.mobile),
                 "editable": viewer.is_admin or m.userid == viewer.staff_userid,
             }
@@ -415,12 +419,13 @@ async def staff_call_phone(request: Request, viewer: PageViewer, userid: str):
             except tenancy.UnknownStaff:
                 raise HTTPException(404, "not found") from None
             except ValueError as exc:
-                return str(exc)
+                name = s.scalar(select(Staff.name).where(Staff.userid == userid)) or userid
+                return f"{name}：{exc}"  # whose row: an admin may have saved any of them
         return ""
 
     problem = await run_in_threadpool(save)
-    if problem:
-        return await run_in_threadpool(_staff_page, request, viewer, problem, 422)
+    if problem:  # what was typed stays in that member's field
+        return await run_in_threadpool(_staff_page, request, viewer, problem, 422, (userid, phone))
     return RedirectResponse("/staff?done=call_phone", 303)
 
 
