@@ -716,3 +716,30 @@ def test_a_wait_whose_every_step_fired_offers_no_snooze(as_role, db, world):
     chat = admin.get(f"/conversations/{cid}").text
     assert f'action="/conversations/{cid}/snooze"' not in chat and "提醒已全部发出" in chat
     assert f'action="/conversations/{cid}/dismiss"' in chat  # 无需回复 still stops the wait
+
+
+def test_a_wait_under_a_policy_with_reminders_off_does_not_say_they_all_went_out(as_role, db, world):
+    """客服部 switched its reminders off: its waits have no step, none fired and none to come.
+    The board and the chat said 提醒已全部发出 (every reminder went out) of reminders that
+    were never sent; they say there are none."""
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    r = admin.put("/api/v1/sla/policies/4", json={"enabled": False}, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    sfx = uuid.uuid4().hex[:8]
+    try:
+        with db.tenant_session(world.a.id) as s:
+            asked = _text(sfx, 1, f"wmoff{sfx}", "zhaoliu", f"有人吗 {sfx}", 60)
+            conversations.ingest(s, [asked], default_classifier().classify)
+            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmoff{sfx}"))
+            assert s.scalar(select(func.count()).where(SlaEscalation.conversation_id == cid)) == 0
+        board = admin.get("/sla").text
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+        assert row and f"有人吗 {sfx}" in row.group(0)
+        assert "提醒已全部发出" not in row.group(0) and "提醒已关闭" in row.group(0), row.group(0)
+        chat = admin.get(f"/conversations/{cid}").text
+        assert f'action="/conversations/{cid}/snooze"' not in chat
+        assert "提醒已全部发出" not in chat and "提醒已关闭" in chat
+        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
+    finally:
+        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204

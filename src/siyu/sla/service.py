@@ -919,17 +919,29 @@ def snoozed_until(session: Session, conversation_id: int, now: datetime) -> date
     return until if until is not None and until > now else None
 
 
-def reminders_left(session: Session, conversation_id: int) -> bool | None:
-    """Whether the conversation's open wait has a step still to fire (a snooze would hold it);
-    None when no wait is open (the policy schedules none, or nothing waits)."""
-    steps = list(
+def reminders(session: Session, conversation_id: int) -> str | None:
+    """How the reminders of the conversation's open wait stand: "to_come" (a step still to
+    fire, which a snooze would hold), "all_sent" (every step fired), "off" (none fired and none
+    to come: the policy had reminders off when the wait began); None when no wait is open."""
+    if (
+        session.scalar(
+            select(SlaWait.id)
+            .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
+            .limit(1)
+        )
+        is None
+    ):
+        return None
+    steps = set(
         session.scalars(
             select(SlaEscalation.status)
             .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
             .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
         )
     )
-    return "pending" in steps if steps else None
+    if "pending" in steps:
+        return "to_come"
+    return "all_sent" if "fired" in steps else "off"
 
 
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:

@@ -142,7 +142,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             newer = queries.page_after(s, viewer, conversation_id, page.items[-1]["id"])
         snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
         waits = found is not None and found["waiting"]
-        reminders_left = sla_service.reminders_left(s, conversation_id) if waits else None
+        reminders = sla_service.reminders(s, conversation_id) if waits else None
         customer_readable = bool(
             found
             and found["customer"]
@@ -160,7 +160,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "newer": newer,
             "customer_link": customer_readable,
             "snoozed_until": snoozed,
-            "reminders_left": reminders_left,
+            "reminders": reminders,
             "snooze_choices": SNOOZE_CHOICES,
             "done": DONE.get(request.query_params.get("done") or ""),
         },
