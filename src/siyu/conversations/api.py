@@ -31,6 +31,17 @@ from siyu.web.templating import forget_waiting
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
+# How the lists page: by number, or better by the cursors a page hands out (`next`, `prev`).
+PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
+PerPage = Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)]
+After = Annotated[str | None, Query(max_length=200, description="`next` of a page: the page after it")]
+Before = Annotated[str | None, Query(max_length=200, description="`prev` of a page: the page before it")]
+
+
+def _one_way_of_paging(page: int, after: str | None, before: str | None) -> None:
+    if (after or before) and page != 1:
+        raise HTTPException(422, "give page, or after / before, not both")
+
 
 @router.get("/conversations", response_model=ConversationPage, summary="List conversations")
 def list_conversations(
@@ -40,20 +51,15 @@ def list_conversations(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
-    page: Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")] = 1,
-    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
-    after: Annotated[
-        str | None, Query(max_length=200, description="`next` of the page before: the page after it")
-    ] = None,
-    before: Annotated[
-        str | None, Query(max_length=200, description="`prev` of the page after: the page before it")
-    ] = None,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
+    after: After = None,
+    before: Before = None,
 ):
     """Waiting customers first (longest wait first), then the latest conversations. Page with
     `next` / `prev`: unlike page numbers, they never skip a conversation that stayed where it was
     while others moved up or down between two requests."""
-    if (after or before) and page != 1:
-        raise HTTPException(422, "give page, or after / before, not both")
+    _one_way_of_paging(page, after, before)
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
@@ -138,20 +144,15 @@ def search_messages(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
-    page: Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")] = 1,
-    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
-    after: Annotated[
-        str | None, Query(max_length=200, description="`next` of the page before: the page after it")
-    ] = None,
-    before: Annotated[
-        str | None, Query(max_length=200, description="`prev` of the page after: the page before it")
-    ] = None,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
+    after: After = None,
+    before: Before = None,
 ):
     """Full-text search over the messages the caller may read, newest first; the filters are
     those of the conversation list. Page with `next` / `prev`: unlike page numbers, they show
     no result twice and skip none when newer messages arrive between two requests."""
-    if (after or before) and page != 1:
-        raise HTTPException(422, "give page, or after / before, not both")
+    _one_way_of_paging(page, after, before)
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
