@@ -149,3 +149,32 @@ def test_a_call_rings_the_number_set_in_siyu_before_wecoms(w):
     finally:
         with w.session() as s:
             tenancy.set_call_phone(s, "boss", "")
+
+
+def test_a_call_to_a_member_with_no_number_anywhere_says_where_to_set_one(w):
+    """WeCom gives apps made since mid-2022 no member mobile: with none set in Siyu either, the
+    call is given up at once, and the board says whose number is missing and where to set it."""
+    from siyu.sla.models import SlaCall
+    from siyu.tenancy.tasks import sync_staff
+
+    member = {"userid": "xiaoliu", "name": "小刘", "department": [2]}  # no mobile
+    w.stack.control("POST", w.stack.corp_path("/staff"), json=member)
+    try:
+        asyncio.run(sync_staff(w.rt, w.tenant_id))
+        with w.session() as s:
+            service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+        w.say("电话打不通吗", at=0, ext="wmcustomer8", staff="xiaoliu")
+        w.pulled(3600)
+        w.clock(60)
+        assert w.fire() == 1
+
+        def given_up() -> SlaCall | None:
+            with w.session() as s:
+                call = s.scalar(select(SlaCall).where(SlaCall.callee_userid == "xiaoliu"))
+                return call if call is not None and call.status in ("failed", "skipped") else None
+
+        call = wait_for(given_up, timeout=30)
+        assert call.error.startswith("小刘 没有手机号：请在私域「成员」页填写"), call.error
+    finally:
+        w.stack.control("DELETE", w.stack.corp_path("/staff/xiaoliu"))
+        asyncio.run(sync_staff(w.rt, w.tenant_id))

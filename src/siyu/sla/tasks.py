@@ -408,8 +408,8 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
                 call.status, call.error = "skipped", service.CALL_NOT_NEEDED
             return None
         call.waits = len(waits)
-        numbers = select(Staff.call_phone, Staff.mobile).where(Staff.userid == callee)
-        own, synced = s.execute(numbers).first() or ("", "")
+        numbers = select(Staff.call_phone, Staff.mobile, Staff.name).where(Staff.userid == callee)
+        own, synced, name = s.execute(numbers).first() or ("", "", "")
         mobile = own or synced or ""  # the number set in Siyu first, then WeCom's as synced
         # by each wait's policy clock: business time where it counts that (a call on Monday
         # for Friday evening's question tells the minutes of business time, not 63 hours)
@@ -419,6 +419,7 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
     return {
         "call": call.id,
         "callee": callee,
+        "callee_name": name or callee,
         "mobile": mobile,
         "params": [str(len(waits)), str(minutes)],
         # "longest", not "all of them": with several waits, the others are younger
@@ -471,7 +472,7 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     if not mobile:  # not in Siyu's profile: ask WeCom (answered for older apps only)
         mobile = (await rt.clients.get(tenant_id).app.user_get(plan["callee"])).get("mobile", "")
     if not mobile:
-        raise Permanent(f"{plan['callee']} 没有手机号：请在私域「成员」页填写他接电话提醒的手机号")
+        raise Permanent(f"{plan['callee_name']} 没有手机号：请在私域「成员」页填写其接电话提醒的手机号")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
     call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
     placed_at = rt.now()
