@@ -25,7 +25,7 @@ from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, staff_names
 from siyu.db import bulk, paging
-from siyu.db.paging import BadCursor, Page, SortKey
+from siyu.db.paging import Page, SortKey
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -447,35 +447,19 @@ def list_conversations(
     """Waiting longest first, then the most recent conversation first. Pages by number, or by
     the cursor of the page before (`after`) or after (`before`) the one wanted: BadCursor when
     it is not a cursor this list handed out. Going back to the top gives the first page whole."""
-    if after and before:
-        raise BadCursor("give after or before, not both")
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     stmt = readable(viewer, f)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    cursor = paging.decode(after or before, _LIST_CURSOR) if after or before else None
-    backward = bool(before)
-    if cursor is not None:
-        stmt = stmt.where(paging.beyond(_LIST_ORDER, cursor, backward))
-    stmt = stmt.order_by(*paging.order_by(_LIST_ORDER, backward)).limit(per_page + 1)
-    if cursor is None:
-        stmt = stmt.offset((page - 1) * per_page)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    if backward:
-        if not more:  # nothing above: the top of the list, whole even if rows moved meanwhile
-            return list_conversations(session, viewer, f, 1, per_page, now)
-        rows.reverse()
-    before_these = (backward and more) or (cursor is not None and not backward) or page > 1
-    after_these = (not backward and more) or backward
+    got = paging.take(session, stmt, _LIST_ORDER, _LIST_CURSOR, page, per_page, after, before, scalars=True)
+    rows = got.rows
     return Page(
         _shape(session, rows, _now(now)),
         total,
-        None if cursor is not None else page,
+        got.page,
         per_page,
-        next=_list_cursor(rows[-1]) if rows and after_these else None,
-        prev=_list_cursor(rows[0]) if rows and before_these else None,
+        next=_list_cursor(rows[-1]) if rows and got.has_next else None,
+        prev=_list_cursor(rows[0]) if rows and got.has_prev else None,
     )
 
 
@@ -682,14 +666,11 @@ def search_messages(
     only in conversations that match the filters `f`, if given. Pages by number, or by the
     cursor of the page before (`after`) or after (`before`) the one wanted: BadCursor when it
     is not one a search handed out."""
-    if after and before:
-        raise BadCursor("give after or before, not both")
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
-    cursor = paging.decode(after or before, _SEARCH_CURSOR) if after or before else None
-    backward = bool(before)
     query = search_index.parse_query(q or "")
     if query.empty:
+        cursor = paging.read_cursor(after, before, _SEARCH_CURSOR)  # (a bad one is still refused)
         return SearchPage([], q, None if cursor is not None else page, per_page, False)
     MS = search_index.MessageSearch
     stmt = (
@@ -712,20 +693,8 @@ def search_messages(
             .limit(search_index.LIKE_SCAN)
         )
         stmt = stmt.where(Message.id.in_(recent), search_index.singles_condition(Message.text, query))
-    if cursor is not None:
-        stmt = stmt.where(paging.beyond(_SEARCH_ORDER, cursor, backward))
-    stmt = stmt.order_by(*paging.order_by(_SEARCH_ORDER, backward)).limit(per_page + 1)
-    if cursor is None:
-        stmt = stmt.offset((page - 1) * per_page)
-    rows = session.execute(stmt).all()
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    if backward:
-        if not more:  # nothing newer: the first page, whole even if messages came meanwhile
-            return search_messages(session, viewer, q, 1, per_page, f)
-        rows.reverse()
-    has_more = (not backward and more) or backward
-    before_these = (backward and more) or (cursor is not None and not backward) or page > 1
+    got = paging.take(session, stmt, _SEARCH_ORDER, _SEARCH_CURSOR, page, per_page, after, before)
+    rows = got.rows
     names = staff_names(session)
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
@@ -755,9 +724,9 @@ def search_messages(
     return SearchPage(
         items,
         q,
-        None if cursor is not None else page,
+        got.page,
         per_page,
-        has_more,
-        next=_search_cursor(rows[-1][0]) if rows and has_more else None,
-        prev=_search_cursor(rows[0][0]) if rows and before_these else None,
+        got.has_next,
+        next=_search_cursor(rows[-1][0]) if rows and got.has_next else None,
+        prev=_search_cursor(rows[0][0]) if rows and got.has_prev else None,
     )

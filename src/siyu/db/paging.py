@@ -80,6 +80,60 @@ def beyond(keys: tuple[SortKey, ...], values: tuple, backward: bool = False) -> 
     return or_(*terms)
 
 
+def read_cursor(after: str | None, before: str | None, kinds: tuple[type, ...]) -> tuple | None:
+    """The sort values of the cursor given (`after` or `before`, not both), None for none."""
+    if after and before:
+        raise BadCursor("give after or before, not both")
+    token = after or before
+    return decode(token, kinds) if token else None
+
+
+@dataclass
+class Slice:
+    """The rows of one page, in the list's order, and whether pages lie after and before it."""
+
+    rows: list
+    page: int | None  # the page number asked for; None when found by cursor
+    has_next: bool
+    has_prev: bool
+
+
+def take(
+    session,
+    stmt,
+    keys: tuple[SortKey, ...],
+    kinds: tuple[type, ...],
+    page: int,
+    per_page: int,
+    after: str | None = None,
+    before: str | None = None,
+    *,
+    scalars: bool = False,
+) -> Slice:
+    """One page of `stmt` (the list's rows, unordered and unpaged) in the order of `keys`: by
+    number, or after / before a cursor of that list (BadCursor for one it did not hand out).
+    Going back to the top gives the first page whole, even if rows moved meanwhile."""
+    cursor = read_cursor(after, before, kinds)
+    backward = bool(before)
+    paged = stmt.where(beyond(keys, cursor, backward)) if cursor is not None else stmt
+    paged = paged.order_by(*order_by(keys, backward)).limit(per_page + 1)
+    if cursor is None:
+        paged = paged.offset((page - 1) * per_page)
+    rows = list(session.scalars(paged) if scalars else session.execute(paged))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backward:
+        if not more:  # nothing before it: the top of the list
+            return take(session, stmt, keys, kinds, 1, per_page, scalars=scalars)
+        rows.reverse()
+    return Slice(
+        rows,
+        None if cursor is not None else page,
+        has_next=backward or more,
+        has_prev=(backward and more) or (cursor is not None and not backward) or page > 1,
+    )
+
+
 def encode(values: tuple) -> str:
     plain = [{"t": v.isoformat()} if isinstance(v, datetime) else v for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from siyu.conversations import queries, service
 from siyu.conversations.models import Conversation
 from siyu.customers import queries as customer_queries
+from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
@@ -61,14 +62,14 @@ def conversation_list(request: Request, viewer: PageViewer):
                 hits = queries.search_messages(
                     s, viewer, q, page_no, 20, f, after=p.get("after") or None, before=p.get("before") or None
                 )
-            except queries.BadCursor:  # a cursor mangled in the address bar: the first page
+            except BadCursor:  # a cursor mangled in the address bar: the first page
                 hits = queries.search_messages(s, viewer, q, 1, 20, f)
         else:
             try:
                 result = queries.list_conversations(
                     s, viewer, f, page_no, 20, after=p.get("after") or None, before=p.get("before") or None
                 )
-            except queries.BadCursor:  # a cursor mangled in the address bar: the top of the list
+            except BadCursor:  # a cursor mangled in the address bar: the top of the list
                 result = queries.list_conversations(s, viewer, f, 1, 20)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
