@@ -50,14 +50,18 @@ class SortKey:
     desc: bool = False
     nulls_last: bool = True
 
+    def _way(self, backward: bool) -> tuple[bool, bool]:
+        """(descending, NULLs last) as the rows are read: the other way round going back."""
+        return (not self.desc, not self.nulls_last) if backward else (self.desc, self.nulls_last)
+
     def order(self, backward: bool = False):
-        desc, nulls_last = (not self.desc, not self.nulls_last) if backward else (self.desc, self.nulls_last)
+        desc, nulls_last = self._way(backward)
         clause = self.column.desc() if desc else self.column.asc()
         return clause.nulls_last() if nulls_last else clause.nulls_first()
 
     def _beyond(self, value: Any, backward: bool) -> ColumnElement[bool]:
         """The rows whose value comes strictly after `value` in this key's order."""
-        desc, nulls_last = (not self.desc, not self.nulls_last) if backward else (self.desc, self.nulls_last)
+        desc, nulls_last = self._way(backward)
         if value is None:
             return false() if nulls_last else self.column.is_not(None)
         past = self.column < value if desc else self.column > value
