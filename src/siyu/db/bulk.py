@@ -223,13 +223,13 @@ def update_by_id(
     columns: Sequence[str],
     greatest: Sequence[str] = (),
     unless_changed: tuple[str, str] | None = None,
-) -> None:
-    """UPDATE each row (a dict with "id" and `columns`) of the session's tenant. A column in
-    `greatest` takes the larger of its stored and its given value (never moves back, however
-    concurrent writers interleave). `unless_changed` (a column, the text value it had when
-    read): rows whose column holds another value by now are left as they are."""
+) -> int:
+    """UPDATE each row (a dict with "id" and `columns`) of the session's tenant; returns how
+    many were. A column in `greatest` takes the larger of its stored and its given value (never
+    moves back, however concurrent writers interleave). `unless_changed` (a column, the text
+    value it had when read): rows whose column holds another value by now are left as they are."""
     if not rows:
-        return
+        return 0
     table: Table = model.__table__
     tenant_id = session.info[TENANT]
     connection = session.connection()
@@ -248,8 +248,8 @@ def update_by_id(
         )
         if still:
             sql += f" AND {t}.{_q(still)} = %(still_value)s"
-        connection.exec_driver_sql(sql, {**params, "tenant_id": tenant_id, "still_value": still_value})
-        return
+        params = {**params, "tenant_id": tenant_id, "still_value": still_value}
+        return connection.exec_driver_sql(sql, params).rowcount
     # SQLite: an executemany of one prepared statement
     names = [*columns, "id"]
     values = _processed(table, names, _columns(rows, names), connection.dialect)
@@ -261,4 +261,4 @@ def update_by_id(
     if still:
         sql += f" AND {_q(still)} = ?"
         rows_values = [(*row, still_value) for row in rows_values]
-    connection.exec_driver_sql(sql, rows_values)
+    return connection.exec_driver_sql(sql, rows_values).rowcount

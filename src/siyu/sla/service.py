@@ -886,15 +886,10 @@ def _move_pending(session: Session, due: dict[int, datetime]) -> int:
     """Move these steps to their new due times, those still pending: a worker may have fired
     one since it was read (it keeps the time it was due; the step it scheduled after it waits
     for the snooze when it comes due, see siyu.sla.firing)."""
-    moved = 0
-    for step_id, at in due.items():
-        moved += session.execute(
-            update(SlaEscalation)
-            .where(SlaEscalation.id == step_id, SlaEscalation.status == "pending")
-            .values(due_at=at, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return moved
+    rows = [{"id": step_id, "due_at": at, "claimed_until": None} for step_id, at in due.items()]
+    return bulk.update_by_id(
+        session, SlaEscalation, rows, ["due_at", "claimed_until"], unless_changed=("status", "pending")
+    )
 
 
 def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, str], str]:
@@ -923,22 +918,15 @@ def reminders(session: Session, conversation_id: int) -> str | None:
     """How the reminders of the conversation's open wait stand: "to_come" (a step still to
     fire, which a snooze would hold), "all_sent" (every step fired), "off" (none fired and none
     to come: the policy had reminders off when the wait began); None when no wait is open."""
-    if (
-        session.scalar(
-            select(SlaWait.id)
-            .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
-            .limit(1)
-        )
-        is None
-    ):
+    found = session.scalars(
+        select(SlaEscalation.status)
+        .select_from(SlaWait)
+        .outerjoin(SlaEscalation, SlaEscalation.wait_id == SlaWait.id)
+        .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
+    ).all()
+    if not found:
         return None
-    steps = set(
-        session.scalars(
-            select(SlaEscalation.status)
-            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-            .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
-        )
-    )
+    steps = set(found)  # (None alone: a wait with no step)
     if "pending" in steps:
         return "to_come"
     return "all_sent" if "fired" in steps else "off"
