@@ -43,7 +43,7 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
                 "position": m.position,
                 "active": m.active,
                 "synced_at": m.synced_at,
-                "call_phone": m.call_phone if viewer.is_admin or m.userid == viewer.staff_userid else None,
+                "call_phone": m.call_phone if viewer.may_set_call_phone(m.userid) else None,
                 "has_call_phone": bool(m.call_phone or m.mobile),
             }
             for m in s.scalars(stmt)
@@ -58,7 +58,7 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
 def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallPhoneIn):
     """The mainland mobile number escalation calls ring for this member ("" clears it: WeCom's
     number is rung then, if WeCom gives one). A member sets their own, an admin anyone's."""
-    if not viewer.is_admin and userid != viewer.staff_userid:
+    if not viewer.may_set_call_phone(userid):
         raise HTTPException(403, "only your own number")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:

@@ -79,6 +79,10 @@ class Viewer:
     def role_name(self) -> str:
         return ROLE_NAMES.get(self.role, self.role)
 
+    def may_set_call_phone(self, userid: str) -> bool:
+        """The number escalation calls ring: a member sets (and sees) their own, an admin anyone's."""
+        return self.is_admin or userid == self.staff_userid
+
 
 class LoginRequired(Exception):
     """Raised by PageViewer; the handler in routes.py redirects to the login page."""

@@ -376,9 +376,10 @@ def _staff_page(
                 "active": m.active,
                 "role": people.get(m.userid),
                 "call_phone": m.call_phone,
+                "call_phone_masked": _masked_mobile(m.call_phone),
                 "typed": typed[1] if typed and typed[0] == m.userid else None,
                 "wecom_mobile": _masked_mobile(m.mobile),
-                "editable": viewer.is_admin or m.userid == viewer.staff_userid,
+                "editable": viewer.may_set_call_phone(m.userid),
             }
             for m in members
         ]
@@ -408,7 +409,7 @@ def staff_page(request: Request, viewer: PageViewer):
 @router.post("/staff/{userid}/call-phone")
 async def staff_call_phone(request: Request, viewer: PageViewer, userid: str):
     """The number escalation calls ring: a member sets their own, an admin anyone's."""
-    if not viewer.is_admin and userid != viewer.staff_userid:
+    if not viewer.may_set_call_phone(userid):
         raise HTTPException(403, "只能填写自己的号码 / only your own number")
     phone = str((await request.form()).get("phone", ""))
 
