@@ -452,13 +452,17 @@ ContextKind = Literal[
 ]
 
 
+def _staff_text(context: str | None) -> str:
+    """The staff message as the context rules read it: NFKC, lower case, simplified."""
+    return _simplified(unicodedata.normalize("NFKC", context or "").lower())
+
+
 def _asks_to_wait(context: str | None) -> bool:
     """The staff asked for a moment, or leave to check (请稍等, 我去问下仓库), asking nothing else."""
     kind = context_kind(context)
     if kind == "wait":
         return True
-    said = _simplified(unicodedata.normalize("NFKC", context or "").lower())
-    return kind == "statement" and bool(_WAIT.search(said))
+    return kind == "statement" and bool(_WAIT.search(_staff_text(context)))
 
 
 @lru_cache(maxsize=8192)
@@ -466,7 +470,7 @@ def context_kind(context: str | None) -> ContextKind:
     """What the customer is answering: the last question in the staff message decides."""
     if not context or not context.strip():
         return "none"
-    c = _simplified(unicodedata.normalize("NFKC", context).lower())
+    c = _staff_text(context)
     # (a question mark alone is the end of the question before it: 可以帮您的吗??)
     questions = [
         s for s in _SENTENCE.split(_UNSURE.sub(" ", c)) if _QUESTION.search(s) and s.strip("?!.;。 \n")
@@ -565,7 +569,7 @@ def _asks_for_something(context: str | None) -> bool:
     """Did the staff ask a question or ask the customer to do something (or say nothing)?"""
     if context_kind(context) in ("none", "decision", "info", "opening", "action"):
         return True
-    return bool(_ACTION.search(_simplified(unicodedata.normalize("NFKC", context or "").lower())))
+    return bool(_ACTION.search(_staff_text(context)))
 
 
 # ------------------------------------------------------------------------------ classifier
