@@ -18,6 +18,7 @@ from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     _reached,
     calls,
     gateway,
+    tencent_settings,
     w,
 )
 from tests.support.stack import wait_for
@@ -102,7 +103,6 @@ def test_a_tencent_voice_app_that_is_wrong_or_disabled_is_given_up_at_once(code)
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
-    from siyu.config import Settings
     from siyu.notify.outbox import Permanent
     from siyu.sla.voice import TencentVoice, VoiceCall
     from tests.support.servers import serve
@@ -116,15 +116,7 @@ def test_a_tencent_voice_app_that_is_wrong_or_disabled_is_given_up_at_once(code)
         )
 
     with serve(app) as url:
-        settings = Settings(
-            voice_provider="tencent",
-            voice_tencent_secret_id="AKIDexample",
-            voice_tencent_secret_key="secret",
-            voice_tencent_sdk_app_id="1400006666",
-            voice_tencent_template_id="4356",
-            voice_tencent_endpoint=url.removeprefix("http://"),
-            voice_tencent_scheme="http",
-        )
+        settings = tencent_settings(url)
         with pytest.raises(Permanent, match=code):
             asyncio.run(
                 TencentVoice(settings).call(VoiceCall("13800000002", ["1", "10"], "", "siyu:1:call:1"))

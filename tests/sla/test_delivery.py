@@ -317,18 +317,21 @@ def test_a_welcome_message_is_not_a_reply(w):
     wait_for(lambda: cards(w, "zhangsan"))
 
 
-def test_voice_calls_through_tencent_clouds_sdk(gateway):
-    host = gateway.removeprefix("http://")
-    settings = Settings(
+def tencent_settings(url: str) -> Settings:
+    """Tencent Cloud VMS as Siyu is configured for it, its API at `url` (http://host:port)."""
+    return Settings(
         voice_provider="tencent",
         voice_tencent_secret_id="AKIDexample",
         voice_tencent_secret_key="secret",
         voice_tencent_sdk_app_id="1400006666",
         voice_tencent_template_id="4356",
-        voice_tencent_endpoint=host,
+        voice_tencent_endpoint=url.removeprefix("http://"),
         voice_tencent_scheme="http",
     )
-    provider = TencentVoice(settings)
+
+
+def test_voice_calls_through_tencent_clouds_sdk(gateway):
+    provider = TencentVoice(tencent_settings(gateway))
     call_id = asyncio.run(provider.call(VoiceCall("138 0000 0002", ["2", "10"], "", "siyu:1:call:7")))
     import httpx
 
