@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=5.0, description="how far the archive may trail real time; waits count as seen that late"
     )
     session_days: int = 14
+    outbox_lease_s: float = Field(
+        default=60.0,
+        description="a message being sent stays its worker's this long past its last renewal "
+        "(renewed every third of it): a worker that dies mid-send leaves it to others that late",
+    )
 
     # Voice calls for the last escalation step (siyu.sla.voice), env SIYU_VOICE_*.
     voice_provider: str = Field(default="off", description="off | emulator | tencent")

@@ -143,7 +143,9 @@ def forget_pending(db: Database, tenant_id: int) -> None:
 
 
 @contextlib.contextmanager
-def stack(settings: Settings, db: Database, **emulator_overrides) -> Iterator[Stack]:
+def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_overrides) -> Iterator[Stack]:
+    """`serve_siyu=False`: the emulator and the tenant only, for a test that runs Siyu's
+    workers itself (no worker of the stack's own takes its rows first)."""
     emulator_port, siyu_port = free_port(), free_port()
     emu_url = f"http://127.0.0.1:{emulator_port}"
     emu_app = create_emulator_app(public_url=emu_url, **{"retry_delay_s": 0.05, **emulator_overrides})
@@ -174,6 +176,12 @@ def stack(settings: Settings, db: Database, **emulator_overrides) -> Iterator[St
         with db.system_session() as s:
             tenant = save_tenant(s, rt.box, "示例科技", creds, slug="t" + secrets.token_hex(4))
             tenant_id, slug = tenant.id, tenant.slug
+        if not serve_siyu:
+            try:
+                yield Stack("", emu_url, emu, corp, tenant_id, slug, rt)
+            finally:
+                forget_pending(db, tenant_id)
+            return
         with serve(create_app(settings, rt), port=siyu_port) as siyu_url:
             r = emu.patch(
                 f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}

@@ -7,13 +7,18 @@ with FOR UPDATE SKIP LOCKED; SQLite has one writer at a time anyway.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
 from siyu.db import Database, utcnow
 
+log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 
 
@@ -55,32 +60,25 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
     return rows
 
 
-# Longer than any one run can take (the WeCom client waits at most 90 s, plus its timeouts).
-RUN_LEASE = timedelta(minutes=5)
+# How long a run holds its rows past its last renewal: a worker that dies mid-run (killed,
+# its machine gone) leaves them to others this long. A live run renews them every third of
+# it (`held`), so a send may wait on WeCom's limits as long as it must.
+RUN_LEASE = timedelta(seconds=60)
 
 
-def renew(db: Database, row) -> datetime | None:
+def renew(db: Database, row, lease: timedelta = RUN_LEASE) -> datetime | None:
     """Just before a side effect: extend the lease, if it is still this claim's. None means
     the lease ran out meanwhile and another worker has the row: do nothing."""
-    until = utcnow() + RUN_LEASE
-    model = type(row)
-    stmt = (
-        update(model)
-        .where(model.id == row.id, model.status == "pending", model.claimed_until == row.claimed_until)
-        .values(claimed_until=until)
-        .returning(model.id)
-        .execution_options(synchronize_session=False)
-    )
-    with db.system_session() as s:
-        return until if s.scalar(stmt) is not None else None
+    return row.claimed_until if renew_many(db, [row], lease) else None
 
 
-def renew_many(db: Database, rows: list) -> set[int]:
+def renew_many(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> set[int]:
     """`renew` for rows claimed together: one UPDATE per claim time (normally one). Returns
-    the ids whose lease was still this claim's (now extended)."""
+    the ids whose lease was still this claim's (now extended); those rows carry their new
+    lease, which the next renewal must find."""
     if not rows:
         return set()
-    until = utcnow() + RUN_LEASE
+    until = utcnow() + lease
     model = type(rows[0])
     by_claim: dict[datetime, list[int]] = {}
     for row in rows:
@@ -96,7 +94,45 @@ def renew_many(db: Database, rows: list) -> set[int]:
                 .execution_options(synchronize_session=False)
             )
             renewed.update(s.scalars(stmt))
+    for row in rows:
+        if row.id in renewed:
+            row.claimed_until = until
     return renewed
+
+
+@contextlib.asynccontextmanager
+async def held(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> AsyncIterator[None]:
+    """Keep the leases of `rows` (as `renew_many` left them) while the block runs, renewing
+    them every third of `lease`. Waits for a renewal under way before leaving, so that none
+    lands after the block has recorded its outcome."""
+    stop = asyncio.Event()
+
+    async def beat() -> None:
+        live = list(rows)
+        while live:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), lease.total_seconds() / 3)
+                return
+            try:
+                kept = await asyncio.to_thread(renew_many, db, live, lease)
+            except Exception:  # noqa: BLE001 - a database hiccup: the next beat tries again
+                log.exception("renewing the leases of %d rows failed", len(live))
+                continue
+            lost = [row.id for row in live if row.id not in kept]
+            if lost:
+                log.warning(
+                    "leases of %s %s ran out mid-run: another worker may run them again",
+                    type(live[0]).__name__,
+                    lost,
+                )
+            live = [row for row in live if row.id in kept]
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        stop.set()
+        await beating
 
 
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from siyu.db import bulk, utcnow
-from siyu.jobs.claim import backoff, renew_many
+from siyu.jobs.claim import backoff, held, renew_many
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Deferred, Permanent, Retry, Skipped, sender
 from siyu.wecom.errors import WeComError
@@ -57,17 +58,28 @@ async def send(rt, message: OutboxMessage) -> None:
 
 
 async def send_batch(rt, messages: list[OutboxMessage]) -> None:
-    """Send claimed messages (detached rows, as claimed) together: one lease renewal, each
-    kind's `prepare` once for all of its messages (e.g. the SLA cards' texts in one read),
-    the sends at once (the WeCom client queues them on its connections), and the outcomes
-    recorded in one transaction per tenant."""
-    leased = await asyncio.to_thread(renew_many, rt.db, messages)
+    """Send claimed messages (detached rows, as claimed) together: one lease renewal (and one
+    every third of the lease while the sends last), each kind's `prepare` once for all of its
+    messages (e.g. the SLA cards' texts in one read), the sends at once (the WeCom client
+    queues them on its connections), and the outcomes recorded in one transaction per tenant."""
+    lease = timedelta(seconds=rt.settings.outbox_lease_s)
+    leased = await asyncio.to_thread(renew_many, rt.db, messages, lease)
     for message in messages:
         if message.id not in leased:
             log.info("outbox %s %s: lease lost before sending; another has it", message.kind, message.id)
     messages = [m for m in messages if m.id in leased]
     if not messages:
         return
+    async with held(rt.db, messages, lease):  # however long WeCom's limits hold the sends
+        results = await _send_all(rt, messages)
+    by_tenant: dict[int, list[tuple[OutboxMessage, tuple]]] = {}
+    for message, result in zip(messages, results, strict=True):
+        by_tenant.setdefault(message.tenant_id, []).append((message, result))
+    for tenant_id, done in by_tenant.items():
+        await asyncio.to_thread(_record, rt, tenant_id, done)
+
+
+async def _send_all(rt, messages: list[OutboxMessage]) -> list[tuple]:
     prepared: dict[int, object] = {}
     groups: dict[tuple[str, int], list[OutboxMessage]] = {}
     for message in messages:
@@ -78,12 +90,7 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
             prepared.update(await asyncio.to_thread(PREPARE[kind], rt, tenant_id, group))
         except Exception:  # noqa: BLE001 - each message's sender prepares its own instead
             log.exception("preparing %d outbox %s messages failed", len(group), kind)
-    results = await asyncio.gather(*(_send_one(rt, m, prepared) for m in messages))
-    by_tenant: dict[int, list[tuple[OutboxMessage, tuple]]] = {}
-    for message, result in zip(messages, results, strict=True):
-        by_tenant.setdefault(message.tenant_id, []).append((message, result))
-    for tenant_id, done in by_tenant.items():
-        await asyncio.to_thread(_record, rt, tenant_id, done)
+    return await asyncio.gather(*(_send_one(rt, m, prepared) for m in messages))
 
 
 async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
