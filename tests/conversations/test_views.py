@@ -693,3 +693,24 @@ def test_a_member_siyu_has_not_synced_yet_is_not_an_unknown_contact_in_a_group(a
     r = as_role("admin").get(f"/api/v1/conversations/{chats.a['群聊']}/messages")
     (said,) = [m for m in r.json()["items"] if m["sender"] == userid]
     assert (said["direction"], said["sender_name"]) == ("out", userid)
+
+
+def test_a_group_wecom_does_not_know_says_why_on_its_page_and_in_the_api(as_role, db, world):
+    """A room WeCom's groupchat/get does not know stays 群聊 <roomid>: its page and the API say
+    what WeCom answered and when, instead of leaving the admin to guess why it has no name."""
+    from siyu.conversations import groups
+
+    arc = Archive()
+    room = f"wrUnknown{arc.sfx}"
+    arc.text("zhangsan", "", "内部讨论：报价", 5, roomid=room)
+    store(db, world.a.id, arc.items)
+    why = "企业微信不认识这个客户群（40050）/ not a customer group"
+    with db.tenant_session(world.a.id) as s:
+        groups.record_unknown(s, room, why, utcnow())
+        cid = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
+    admin = as_role("admin")
+    told = admin.get(f"/api/v1/conversations/{cid}").json()
+    assert told["title"] == f"群聊 {room}"
+    assert (told["group"]["status"], told["group"]["problem"]) == ("unknown", why)
+    page = admin.get(f"/conversations/{cid}").text
+    assert 'id="group-unknown"' in page and "企业微信查不到这个群的名称和群主" in page and "40050" in page

@@ -252,6 +252,8 @@ def _group_ref(group: GroupChat | None, names: dict[str, str]) -> dict | None:
         "member_count": group.member_count,
         "customer_count": group.customer_count,
         "status": group.status,
+        "problem": group.problem if group.status == "unknown" else "",
+        "checked_at": group.checked_at,
     }
 
 

@@ -57,6 +57,8 @@ class GroupRef(BaseModel):
     status: Literal["active", "dismissed", "internal", "unknown"] = Field(
         description="internal: a group of staff only; unknown: WeCom told nothing of it"
     )
+    problem: str = Field("", description="unknown: why, as WeCom's answer said it")
+    checked_at: datetime = Field(description="when WeCom was last asked about the group")
 
 
 class ContactEnded(BaseModel):
