@@ -305,6 +305,11 @@ class TeamFigures(BaseModel):
     waiting: int = Field(description="the team's customers waiting now")
     breaches: int = Field(description="escalation steps fired that day on the team's waits")
     first_response: Summary
+    first_response_business: Summary | None = Field(
+        None,
+        description="the same by each wait's policy's clock (business time where it counts only that);"
+        " null when no wait of the day ran under such a policy",
+    )
     first_step_share: float | None = Field(
         description="the share of the team's waits of the day answered within the first step"
         " (as within_steps)"

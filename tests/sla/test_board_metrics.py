@@ -1,0 +1,80 @@
+"""The SLA board's figures built from small scenarios through ingest, the page (/sla) and the
+API (GET /api/v1/sla/board) read through the app at Siyu's controllable clock, each expected
+figure worked out by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from siyu.app import create_app
+from siyu.sla import service
+from siyu.tenancy.service import add_person
+from siyu.web.auth import SESSION_COOKIE, start_session
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _get(w, path: str, role: str = "admin", staff: str | None = None) -> httpx.Response:
+    """`path` as a signed-in person of the tenant sees it, at Siyu's clock."""
+    with w.session() as s:
+        person = add_person(s, "metrics-" + secrets.token_hex(6), "看板", role, staff_userid=staff)
+        token, _ = start_session(s, w.rt, person)
+    app = create_app(w.rt.settings, w.rt)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
+            return await client.get(path, cookies={SESSION_COOKIE: token})
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _rows(page: str, table: str) -> list[list[str]]:
+    """The cells of a table of the page, as text, row by row."""
+    found = re.search(rf'<table[^>]*id="{table}".*?<tbody>(.*?)</tbody>', page, re.S)
+    assert found, f"no table {table}"
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", found[1], re.S)
+    ]
+
+
+def test_a_teams_response_time_under_business_hours_is_told_in_business_time_too(local):
+    """Shifts 09:00-18:00. Friday 17:59: a customer asks 张三 (销售一部) and one asks 王总 (总部);
+    张三 answers on Monday at 09:01 (one business minute on Friday, one on Monday: 120 s), 王总
+    at 09:11 (720 s). By the wall clock both took over 2 days and 15 hours. The team table said
+    销售一部 answered 100 % within the first step's 2 minutes and, in the next cell, a median reply of
+    "2 天 15 小时": its business-time figure was missing, as it was for the whole board and
+    each agent before those were given by the policy's clock too."""
+    w = local
+    w.t0 = datetime(2025, 9, 12, 17, 59, tzinfo=SHANGHAI)  # a Friday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    w.say("周一能发货吗？", at=0, ext="wmteam1")
+    w.say("周一能发货吗？", at=0, ext="wmteam2", staff="boss")
+    monday_0901 = (2 * 24 + 15) * 3600 + 2 * 60
+    w.reply("可以", at=monday_0901, ext="wmteam1")
+    w.reply("可以", at=monday_0901 + 600, ext="wmteam2", staff="boss")
+    w.pulled(monday_0901 + 3600)
+    w.clock(monday_0901 + 3600)
+
+    teams = {t["department_name"]: t for t in _get(w, "/api/v1/sla/board?day=2025-09-12").json()["by_team"]}
+    sales, head_office = teams["销售一部"], teams["总部"]
+    assert sales["first_response"]["median_s"] == monday_0901  # wall time: 63 h 2 min
+    assert sales["first_step_share"] == 1.0  # 120 business seconds: within the 2 minutes
+    assert sales["first_response_business"]["median_s"] == 120
+    assert head_office["first_response_business"]["median_s"] == 720
+    assert head_office["first_step_share"] == 0.0
+
+    rows = {row[0]: row for row in _rows(_get(w, "/sla?day=2025-09-12").text, "by-team")}
+    assert rows["销售一部"][3:] == ["100%", "2 天 15 小时", "2 分 0 秒"], rows
+    assert rows["总部"][3:] == ["0%", "2 天 15 小时", "12 分 0 秒"], rows
