@@ -78,3 +78,46 @@ def test_a_teams_response_time_under_business_hours_is_told_in_business_time_too
     rows = {row[0]: row for row in _rows(_get(w, "/sla?day=2025-09-12").text, "by-team")}
     assert rows["销售一部"][3:] == ["100%", "2 天 15 小时", "2 分 0 秒"], rows
     assert rows["总部"][3:] == ["0%", "2 天 15 小时", "12 分 0 秒"], rows
+
+
+def test_an_agent_who_answered_none_of_the_days_customers_has_a_row_of_their_own(local):
+    """Wednesday 23:58:00 a customer asks 张三, who answers at 00:03:00 (300 s); 23:58:30 one asks
+    王五, who never answers. Wednesday's figures (read on Thursday at 00:11:40): 张三 answered one in
+    300 s; 王五 answered none of his one. His wait counts against every step ("仍未回复") but the
+    per-agent table listed 张三 alone, as if 王五 had had no customer at all; it now lists him with
+    0 answered. Both waits began on Wednesday, so they are Wednesday's, however late answered;
+    the steps they fired after midnight are Thursday's breaches, on the page as in the API."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 23, 58, tzinfo=SHANGHAI)  # Wednesday 23:58:00
+    w.clock(0)
+    w.policy()  # 2 min, 5 min, 10 min
+    w.say("在吗？", at=0, ext="wmnight1")
+    w.say("在吗？", at=30, ext="wmnight2", staff="wangwu")
+    w.pulled(7200)
+    w.clock(130)
+    assert w.fire() == 1  # 张三's first step, due at 00:00:00
+    w.reply("在的", at=300, ext="wmnight1")
+    w.clock(700)
+    assert w.fire() == 3  # 王五's three steps, due at 00:00:30, 00:03:30 and 00:08:30
+
+    wednesday = _get(w, "/api/v1/sla/board?day=2025-09-10").json()
+    assert wednesday["day"] == "2025-09-10"
+    agents = {a["staff_name"]: (a["count"], a["median_s"]) for a in wednesday["first_response_by_agent"]}
+    assert agents == {"张三": (1, 300.0), "王五": (0, None)}, agents
+    assert (wednesday["first_response"]["count"], wednesday["first_response"]["median_s"]) == (1, 300.0)
+    first = wednesday["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 1, 1)
+    assert wednesday["breaches_total"] == 0  # every step fired on Thursday
+    page = _get(w, "/sla?day=2025-09-10").text
+    assert _rows(page, "first-response-by-agent") == [
+        ["张三", "1", "5 分 0 秒", "5 分 0 秒", "5 分 0 秒"],
+        ["王五", "0", "—", "—", "—"],
+    ]
+    assert '09-10 超时 <small class="muted">共 0 次提醒</small>' in page
+
+    thursday = _get(w, "/api/v1/sla/board").json()
+    assert thursday["day"] == "2025-09-11" and thursday["first_response"]["count"] == 0
+    assert {a["staff_name"]: a["count"] for a in thursday["breaches_by_agent"]} == {"王五": 3, "张三": 1}
+    page = _get(w, "/sla").text
+    assert _rows(page, "breaches-by-agent") == [["王五", "3"], ["张三", "1"]]
+    assert '今日超时 <small class="muted">共 4 次提醒</small>' in page

@@ -255,6 +255,8 @@ def board_for(
         oq = oq.where(SlaWait.staff_userid.in_(sorted(scope)))
     oq = oq.add_columns(SlaWait.staff_userid)
     unanswered = [tuple(row) for row in session.execute(oq)]
+    for row in unanswered:  # one who answered none of their customers of the day: a row of 0, not none
+        per_agent.setdefault(row[3], [])
     book = service.PolicyBook(session)
     within = _within_steps(
         session, [(s, float(v), p) for v, _, p, s in answered], [row[:3] for row in unanswered], now, book
@@ -280,7 +282,9 @@ def board_for(
                 "staff_userid": u,
                 "staff_name": names.get(u, u),
                 **service.response_summary(v),
-                "business": service.response_summary(business_per_agent[u]) if business is not None else None,
+                "business": service.response_summary(business_per_agent.get(u, []))
+                if business is not None
+                else None,
             }
             for u, v in sorted(per_agent.items(), key=lambda kv: names.get(kv[0], kv[0]))
         ],
