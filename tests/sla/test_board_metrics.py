@@ -121,3 +121,32 @@ def test_an_agent_who_answered_none_of_the_days_customers_has_a_row_of_their_own
     page = _get(w, "/sla").text
     assert _rows(page, "breaches-by-agent") == [["王五", "3"], ["张三", "1"]]
     assert '今日超时 <small class="muted">共 4 次提醒</small>' in page
+
+
+def test_several_questions_before_one_reply_are_one_response_timed_from_the_first(local):
+    """README: a wait's response time runs from the first customer message that waited to the
+    reply, and every wait of the day counts. 客户甲 writes at 0 s, 60 s and 90 s, answered at
+    150 s: one response of 150 s. 客户乙 is answered at 60 s, writes again at 100 s and is
+    answered at 400 s: two responses, 60 s and 300 s. Figures: 3 answered, mean 170 s, median
+    150 s, p90 (nearest rank, the 3rd of 3) 300 s; within the 2-minute step 1 of 3."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    for at, text in [(0, "在吗"), (60, "这款有货吗"), (90, "？")]:
+        w.say(text, at=at, ext="wmmany1")
+    w.reply("有货", at=150, ext="wmmany1")
+    w.say("在吗", at=0, ext="wmmany2")
+    w.reply("在的", at=60, ext="wmmany2")
+    w.say("什么时候发货？", at=100, ext="wmmany2")
+    w.reply("明天", at=400, ext="wmmany2")
+    w.pulled(3600)
+    w.clock(3600)
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["first_response"] == {"count": 3, "mean_s": 170.0, "median_s": 150.0, "p90_s": 300.0}
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (1, 2, 0)
+    page = _get(w, "/sla").text
+    figures = re.search(r'id="first-response">(.*?)</div>\s*</div>', page, re.S)[1]
+    assert re.findall(r"<b>(.*?)</b>", figures) == ["2 分 50 秒", "2 分 30 秒", "5 分 0 秒", "3"]
+    assert _rows(page, "within-steps")[0][1:] == ["33.3%", "1", "2", "0"]
