@@ -6,6 +6,8 @@ recall, and throughput on one core.
     .venv/bin/python benchmarks/needs_reply_eval.py --input my.jsonl # any {"text","context","label"} JSONL
     .venv/bin/python benchmarks/needs_reply_eval.py --input benchmarks/data/needs_reply/probe.jsonl
         # the probe written in casual customer styles (a development set: tuned on, not held out)
+    .venv/bin/python benchmarks/needs_reply_eval.py --input benchmarks/data/needs_reply/cantonese.jsonl
+        # Cantonese closings and requests (a development set too)
 
 The labelled set lives in benchmarks/data/needs_reply/ (README.md there says how it was made).
 dev.jsonl is what the rules were developed against; heldout.jsonl was never tuned on and is
