@@ -72,7 +72,7 @@ class Peer:
         self.expired_tokens: set[str] = set()
         self.ttl = 7200
         # path -> queue of things to answer before the real handler: an errcode (int),
-        # "http500" (plain-text 500), or ("sleep", seconds)
+        # "http500" (plain-text 500), "json502" (a gateway's JSON 502), or ("sleep", seconds)
         self.script: dict[str, deque] = defaultdict(deque)
         self.delay: dict[str, float] = {}
         self.calls: list[dict] = []
@@ -127,6 +127,8 @@ async def cgi(name: str, request: Request):
             step = None
         if step == "http500":
             return PlainTextResponse("<html>bad gateway</html>", status_code=502)
+        if step == "json502":  # a gateway's own JSON, not WeCom's
+            return JSONResponse({"code": 502, "message": "Bad Gateway"}, status_code=502)
         if path == "/cgi-bin/externalcontact/send_welcome_msg":
             code = json.loads(raw)["welcome_code"]
             if code in peer.used_welcome_codes:
@@ -637,6 +639,25 @@ def test_get_is_retried_after_a_bad_gateway_post_is_not(base_url):
     run(scenario())
     assert len(peer.paths("/cgi-bin/department/list")) == 2
     assert len(peer.paths("/cgi-bin/message/send")) == 1
+
+
+def test_an_answer_without_errcode_is_no_success(base_url):
+    """A gateway in front of WeCom answers 502 with JSON of its own: no errcode, so WeCom never
+    said ok. The lookup is asked again; the app message is an error the outbox retries, not
+    a card recorded as sent that nobody got."""
+    peer.script["/cgi-bin/department/list"].append("json502")
+    peer.handlers["/cgi-bin/department/list"] = lambda q, b, r: {"department": [{"id": 1, "name": "总部"}]}
+    peer.script["/cgi-bin/message/send"].append("json502")
+
+    async def scenario():
+        async with make_client(base_url) as c:
+            assert (await c.department_list())["department"][0]["name"] == "总部"
+            with pytest.raises(WeComTransportError) as info:
+                await c.send_text("zhangsan", 1000002, "hi")
+            assert info.value.status_code == 502
+
+    run(scenario())
+    assert len(peer.paths("/cgi-bin/department/list")) == 2
 
 
 def test_timeouts_and_unreachable_hosts_are_transport_errors(base_url):

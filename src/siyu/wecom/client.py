@@ -24,8 +24,9 @@ Behaviour:
   corp and API, at most 10 in flight per API). `priority="urgent"` calls are admitted
   before queued normal calls of the same endpoint; endpoints never wait for each other.
   `send_welcome_msg` is urgent with a 15 s budget (the welcome code lives 20 s).
-- Network errors, timeouts and non-JSON answers raise `WeComTransportError`; GETs are
-  retried `network_retries` times first, POSTs never (a POST may have taken effect).
+- Network errors, timeouts, non-JSON answers and JSON without an errcode (a gateway's
+  own page: WeCom always says errcode) raise `WeComTransportError`; GETs are retried
+  `network_retries` times first, POSTs never (a POST may have taken effect).
 - Each call is logged at DEBUG on "siyu.wecom.client" with method, path, errcode and
   latency; never the query string, so never a token or secret (error texts mask them).
 - Requests go over `siyu.wecom.http.WeComHttp` (aiohttp), one pool per tenant.
@@ -266,10 +267,10 @@ class WeComClient:
             data = response.json()
         except ValueError:
             data = None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or "errcode" not in data:
             _log_call(method, path, f"http-{response.status}", started)
             raise WeComTransportError(
-                f"HTTP {response.status} without a WeCom JSON body",
+                f"HTTP {response.status} without a WeCom JSON body (no errcode)",
                 path,
                 status_code=response.status,
             )
