@@ -1153,3 +1153,40 @@ def test_emulator_oauth_login_and_app_message(emu):
     run(scenario())
     messages = control(emu, "GET", f"/_emulator/corps/{cid}/app_messages")
     assert [m["msgtype"] for m in messages] == ["text", "textcard"]
+
+
+def test_emulator_lookups_sent_as_post_are_asked_again_after_a_bad_gateway(emu):
+    """A 502 page from the gateway in front of WeCom, once, on a lookup that WeCom serves as a
+    POST (customer group, customers page, tag list, archive's permit and agree lists): the
+    lookup is asked again and answers, as a GET's is. One blip had failed the group lookup,
+    a whole customer sync and the archive page's check."""
+    corp = new_corp(emu)
+    cid = corp["corp_id"]
+    group = control(
+        emu, "POST", f"/_emulator/corps/{cid}/group_chats", json={"owner": "s000", "name": "门店群"}
+    )
+    chat_id = group["group_chat"]["chat_id"]
+    control(emu, "PUT", f"/_emulator/corps/{cid}/archive/permit", json={"userids": ["s000"]})
+    lookups = (
+        "/cgi-bin/externalcontact/groupchat/get",
+        "/cgi-bin/externalcontact/batch/get_by_user",
+        "/cgi-bin/externalcontact/get_corp_tag_list",
+        "/cgi-bin/msgaudit/get_permit_user_list",
+        "/cgi-bin/msgaudit/check_single_agree",
+    )
+    for path in lookups:
+        control(emu, "POST", "/_emulator/faults", json={"corp_id": cid, "path": path, "status": 502})
+
+    async def scenario():
+        from siyu.wecom import archive
+
+        async with emu_client(emu, corp) as c, emu_client(emu, corp, "archive_secret") as audit:
+            assert (await c.groupchat_get(chat_id))["group_chat"]["name"] == "门店群"
+            assert (await c.batch_get_by_user(["s000"]))["external_contact_list"] == []
+            assert "tag_group" in await c.get_corp_tag_list()
+            assert await archive.permit_users(audit) == ["s000"]
+            assert await archive.check_single_agree(audit, [("s000", "wmNobody")]) is not None
+
+    run(scenario())
+    for path in lookups:
+        assert [c["errcode"] for c in emu_calls(emu, corp, path)] == [502, 0], path

@@ -129,6 +129,10 @@ def build_router(emu) -> APIRouter:
             if fault is not None:
                 if fault.delay_s:
                     await asyncio.sleep(fault.delay_s)
+                if fault.status:
+                    _log_call(emu, corp, request, ip, fault.status)
+                    page = f"<html><body><h1>{fault.status}</h1>nginx</body></html>"
+                    return Response(page, status_code=fault.status, media_type="text/html")
                 if fault.errcode:
                     raise WeComError(fault.errcode)
             # message/send is outside the base limit: WeCom limits it per member (api_message)

@@ -69,6 +69,7 @@ Reading
   GET /_emulator/corps/{corp_id}/deliveries       callback deliveries, oldest first
   GET /_emulator/deliveries/{delivery_id}         one delivery
   GET /_emulator/corps/{corp_id}/calls            [{path, method, errcode, time, ip}] API calls received
+                                                    (errcode: the HTTP status, for a status fault)
 
 Conversation archive (archive.py documents each route and the emulator-only SDK endpoints)
   GET  /_emulator/corps/{corp_id}/archive              summary
@@ -82,7 +83,8 @@ Conversation archive (archive.py documents each route and the emulator-only SDK 
         archive_callback_url with the archive pair
 
 Faults
-  POST   /_emulator/faults   {corp_id?, path?: "/cgi-bin/..." | "*", errcode?, times?: 1, delay_s?}
+  POST   /_emulator/faults   {corp_id?, path?: "/cgi-bin/..." | "*", errcode?, times?: 1, delay_s?,
+                              status? (an HTTP status such as 502, answered with an HTML page)}
   GET    /_emulator/faults
   DELETE /_emulator/faults
 
@@ -399,14 +401,15 @@ def build_router(emu) -> APIRouter:
     @r.post("/faults", status_code=201)
     async def add_fault(body: dict = Body(...)):
         errcode = body.get("errcode")
-        if errcode is None and not body.get("delay_s"):
-            raise HTTPException(422, "a fault needs errcode or delay_s")
+        if errcode is None and not body.get("delay_s") and not body.get("status"):
+            raise HTTPException(422, "a fault needs errcode, status or delay_s")
         fault = emu.faults.add(
             errcode,
             int(body.get("times") or 1),
             body.get("corp_id"),
             body.get("path") or "*",
             float(body.get("delay_s") or 0),
+            int(body["status"]) if body.get("status") else None,
         )
         return fault.as_dict()
 

@@ -1,7 +1,9 @@
 """Injected faults and frequency limits (REFERENCE.md section 17).
 
 A fault makes the next `times` matching calls answer `errcode` (and/or answer only after
-`delay_s`), so a client's retry and back-off paths can be tested on purpose. The limiter
+`delay_s`), or answer HTTP `status` with an HTML page instead of WeCom's JSON (what a proxy or
+load balancer in front of WeCom answers when WeCom is down), so a client's retry and
+back-off paths can be tested on purpose. The limiter
 counts calls per (corp, API) in a sliding minute and answers 45009 past the limit.
 """
 
@@ -24,6 +26,7 @@ class Fault:
     corp_id: str | None = None
     path: str = "*"  # "*" or a full path such as /cgi-bin/externalcontact/mark_tag
     delay_s: float = 0.0
+    status: int | None = None  # an HTTP status answered with an HTML page, no WeCom JSON
 
     def matches(self, corp_id: str | None, path: str) -> bool:
         if self.times <= 0:
@@ -47,8 +50,9 @@ class Faults:
         corp_id: str | None = None,
         path: str = "*",
         delay_s: float = 0.0,
+        status: int | None = None,
     ) -> Fault:
-        fault = Fault(next(_ids), errcode, times, corp_id, path or "*", delay_s)
+        fault = Fault(next(_ids), errcode, times, corp_id, path or "*", delay_s, status)
         self.items.append(fault)
         return fault
 

@@ -817,7 +817,7 @@ async def permit_users(client: WeComClient, type: int | None = None) -> list[str
     """msgaudit/get_permit_user_list: userids of members whose chats are archived.
     `client` must use the 会话存档 secret; `type` 1 办公版, 2 服务版, 3 企业版 (optional)."""
     body = {"type": int(type)} if type is not None else {}
-    data = await client._post("/cgi-bin/msgaudit/get_permit_user_list", body)
+    data = await client._post("/cgi-bin/msgaudit/get_permit_user_list", body, idempotent=True)
     return [str(i) for i in data.get("ids") or []]
 
 
@@ -829,7 +829,7 @@ async def check_single_agree(client: WeComClient, pairs: Iterable[tuple[str, str
     out: list[dict] = []
     for i in range(0, len(pairs), 100):
         info = [{"userid": u, "exteranalopenid": e} for u, e in pairs[i : i + 100]]
-        data = await client._post("/cgi-bin/msgaudit/check_single_agree", {"info": info})
+        data = await client._post("/cgi-bin/msgaudit/check_single_agree", {"info": info}, idempotent=True)
         for item in data.get("agreeinfo") or []:
             item = dict(item)
             item.setdefault("external_userid", item.get("exteranalopenid", ""))

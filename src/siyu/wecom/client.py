@@ -25,8 +25,9 @@ Behaviour:
   before queued normal calls of the same endpoint; endpoints never wait for each other.
   `send_welcome_msg` is urgent with a 15 s budget (the welcome code lives 20 s).
 - Network errors, timeouts, non-JSON answers and JSON without an errcode (a gateway's
-  own page: WeCom always says errcode) raise `WeComTransportError`; GETs are retried
-  `network_retries` times first, POSTs never (a POST may have taken effect).
+  own page: WeCom always says errcode) raise `WeComTransportError`; GETs and the POSTs
+  that only read (lookups: `idempotent=True`) are retried `network_retries` times first,
+  other POSTs never (a POST may have taken effect).
 - Each call is logged at DEBUG on "siyu.wecom.client" with method, path, errcode and
   latency; never the query string, so never a token or secret (error texts mask them).
 - Requests go over `siyu.wecom.http.WeComHttp` (aiohttp), one pool per tenant.
@@ -180,12 +181,16 @@ class WeComClient:
         priority: str = "normal",
         max_wait: float | None = None,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> dict[str, Any]:
-        """One WeCom API call with token handling, retries and pacing; the answer's JSON."""
+        """One WeCom API call with token handling, retries and pacing; the answer's JSON.
+        `idempotent`: asked again after a network failure (default: GETs only)."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {sorted(PRIORITIES)}")
         if max_wait is None:
             max_wait = self.urgent_max_wait if priority == "urgent" else self.max_wait
+        if idempotent is None:
+            idempotent = method == "GET"
         deadline = time.monotonic() + max_wait
         key = (self.base_url, self.corp_id, path)
         token_retried = False
@@ -203,7 +208,7 @@ class WeComClient:
                 )
             except WeComTransportError:
                 network_failures += 1
-                if method != "GET" or network_failures > self.network_retries:
+                if not idempotent or network_failures > self.network_retries:
                     raise
                 delay = self._backoff(network_failures)
                 if time.monotonic() + delay > deadline:
@@ -342,7 +347,7 @@ class WeComClient:
         if not 1 <= len(userids) <= 100:
             raise ValueError("batch_get_by_user takes 1 to 100 userids")
         body = {"userid_list": userids, "cursor": cursor or "", "limit": max(1, min(100, int(limit)))}
-        return await self._post("/cgi-bin/externalcontact/batch/get_by_user", body)
+        return await self._post("/cgi-bin/externalcontact/batch/get_by_user", body, idempotent=True)
 
     async def iter_customers_by_user(
         self, userids: Iterable[str], limit: int = 100
@@ -429,7 +434,9 @@ class WeComClient:
 
     async def get_contact_way(self, config_id: str) -> dict[str, Any]:
         """`{"contact_way": {...}}`."""
-        return await self._post("/cgi-bin/externalcontact/get_contact_way", {"config_id": config_id})
+        return await self._post(
+            "/cgi-bin/externalcontact/get_contact_way", {"config_id": config_id}, idempotent=True
+        )
 
     async def update_contact_way(self, config_id: str, **fields: Any) -> dict[str, Any]:
         """Change remark, skip_verify, style, state, user, party, expires_in, ... (None = unchanged)."""
@@ -443,13 +450,16 @@ class WeComClient:
         """A customer group (客户群): `{"group_chat": {chat_id, name, owner, create_time, notice,
         member_list, admin_list}}`. Its chat_id is the archive's roomid."""
         return await self._post(
-            "/cgi-bin/externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1}, **kw
+            "/cgi-bin/externalcontact/groupchat/get",
+            {"chat_id": chat_id, "need_name": 1},
+            idempotent=True,
+            **kw,
         )
 
     async def msgaudit_groupchat_get(self, roomid: str, **kw: Any) -> dict[str, Any]:
         """An internal group (staff only), with the 会话存档 secret's token: `{roomname,
         creator, room_create_time, notice, members: [{memid, jointime}]}`."""
-        return await self._post("/cgi-bin/msgaudit/groupchat/get", {"roomid": roomid}, **kw)
+        return await self._post("/cgi-bin/msgaudit/groupchat/get", {"roomid": roomid}, idempotent=True, **kw)
 
     # ----------------------------------------------------- welcome message §7
 
@@ -522,7 +532,7 @@ class WeComClient:
             body["tag_id"] = list(tag_ids)
         if group_ids:
             body["group_id"] = list(group_ids)
-        return await self._post("/cgi-bin/externalcontact/get_corp_tag_list", body)
+        return await self._post("/cgi-bin/externalcontact/get_corp_tag_list", body, idempotent=True)
 
     async def add_corp_tag(
         self,
