@@ -1190,3 +1190,25 @@ def test_emulator_lookups_sent_as_post_are_asked_again_after_a_bad_gateway(emu):
     run(scenario())
     for path in lookups:
         assert [c["errcode"] for c in emu_calls(emu, corp, path)] == [502, 0], path
+
+
+def test_emulator_frequency_limit_45011_is_waited_out_like_45009(emu):
+    """REFERENCE 17.1: 45011 (minute quota) is to be treated like 45009 if WeCom ever
+    answers it: the endpoint pauses and the call is asked again, not failed at once."""
+    corp = new_corp(emu)
+    path = "/cgi-bin/externalcontact/list"
+    control(
+        emu, "POST", "/_emulator/faults", json={"corp_id": corp["corp_id"], "path": path, "errcode": 45011}
+    )
+
+    async def scenario():
+        async with emu_client(emu, corp) as c:
+            assert (await c.external_contact_list("s000"))["external_userid"] == []
+            persisting = {"corp_id": corp["corp_id"], "path": path, "errcode": 45011, "times": 10}
+            control(emu, "POST", "/_emulator/faults", json=persisting)
+            with pytest.raises(WeComRateLimited) as info:
+                await c.external_contact_list("s000")
+            assert info.value.errcode == 45011 and "limit for this API" in info.value.describe()
+
+    run(scenario())
+    assert [c["errcode"] for c in emu_calls(emu, corp, path)][:2] == [45011, 0]

@@ -46,6 +46,7 @@ MESSAGES: dict[int, str] = {
     44001: "empty media data",
     45001: "media size out of limit",
     45009: "api freq out of limit",
+    45011: "api minute-quota reach limit",  # not in WeCom's table (REFERENCE 17.1); for fault tests
     45033: "api concurrent out of limit",
     48001: "api forbidden",
     50001: "redirect_url not in trusted domains",

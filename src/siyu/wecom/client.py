@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .errors import (
+    FREQUENCY_ERRCODES,
     RETRY_ERRCODES,
     TOKEN_ERRCODES,
     WeComTransportError,
@@ -229,7 +230,7 @@ class WeComClient:
                 raise error
             retries += 1
             remaining = deadline - time.monotonic()
-            if errcode == 45009:
+            if errcode in FREQUENCY_ERRCODES:
                 pause = self._limiter.on_frequency_limited(key, self.freq_pause)
                 if pause > remaining:
                     raise error

@@ -34,12 +34,17 @@ __all__ = [
     "ip_from_errmsg",
     "TOKEN_ERRCODES",
     "RETRY_ERRCODES",
+    "FREQUENCY_ERRCODES",
 ]
 
 TOKEN_ERRCODES = frozenset({40014, 42001, 41001})
 """Errcodes after which the client drops its token, fetches a new one and retries once."""
 
-RETRY_ERRCODES = frozenset({-1, 45009, 45033})
+FREQUENCY_ERRCODES = frozenset({45009, 45011})
+"""Frequency limits: the endpoint is paused, then the call retried. 45011 (minute quota) is
+not in WeCom's published table; REFERENCE 17.1 says to treat it like 45009 if seen."""
+
+RETRY_ERRCODES = frozenset({-1, 45033}) | FREQUENCY_ERRCODES
 """Errcodes after which the client backs off and retries (at most `max_retries` times)."""
 
 _FROM_IP = re.compile(r"from ip:\s*([0-9A-Fa-f.:]+)")
@@ -133,13 +138,13 @@ class WeComBusy(WeComError):
 
 
 class WeComRateLimited(WeComError):
-    """45009 (frequency limit) or 45033 (too many concurrent calls) on one API.
+    """45009 / 45011 (frequency limit) or 45033 (too many concurrent calls) on one API.
 
     Also raised with errcode 45009 and an errmsg starting "siyu:" when the client's own
     pacing would make a call wait longer than the call's `max_wait`.
     """
 
-    errcodes = frozenset({45009, 45033})
+    errcodes = frozenset({45009, 45011, 45033})
 
     @property
     def concurrency(self) -> bool:
@@ -314,6 +319,10 @@ _DESCRIPTIONS: dict[int, str] = {
         "接口调用超过频率限制 / WeCom's frequency limit for this API was hit: Siyu paused and retried; "
         "if this persists, reduce sync frequency or check for a runaway job "
         "(https://open.work.weixin.qq.com/wwopen/devtool/checkCorpSpamBlock)."
+    ),
+    45011: (
+        "接口调用超过每分钟频率限制 / WeCom's per-minute limit for this API was hit: Siyu paused and "
+        "retried; if this persists, reduce sync frequency or check for a runaway job."
     ),
     45033: (
         "接口并发调用超过限制 / too many concurrent calls to this WeCom API: Siyu slowed down and retried; "

@@ -39,7 +39,7 @@ SDK_ERRORS: dict[int, tuple[str, str]] = {
     10011: ("证书错误", "certificate error"),
 }
 
-RETRYABLE_CODES = frozenset({-1, 10001, 10002, 10003, 45009, 45033})
+RETRYABLE_CODES = frozenset({-1, 10001, 10002, 10003, 45009, 45011, 45033})
 """SDK codes 10001-10003 (network, parse, system) and WeCom's busy/limit codes."""
 
 
