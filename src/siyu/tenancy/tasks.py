@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from siyu.db import utcnow
 from siyu.tenancy import service
 from siyu.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
 
 
 async def sync_staff(rt, tenant_id: int) -> dict:
@@ -18,7 +22,9 @@ async def sync_staff(rt, tenant_id: int) -> dict:
 
 
 async def sync_due_staff(rt) -> None:
-    """Scheduled: every tenant whose directory is older than the interval (0 turns it off)."""
+    """Scheduled: every tenant whose directory is older than the interval (0 turns it off).
+    A tenant whose sync fails (WeCom refuses its secret or IP, or is down) is logged and
+    tried again next round; it must not keep the tenants after it from being synced."""
     if rt.settings.staff_sync_interval_s <= 0:
         return
     now = utcnow()
@@ -26,4 +32,8 @@ async def sync_due_staff(rt) -> None:
         tenants = [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
     for tenant_id, synced_at in tenants:
         if synced_at is None or (now - synced_at).total_seconds() > rt.settings.staff_sync_interval_s:
-            await sync_staff(rt, tenant_id)
+            try:
+                await sync_staff(rt, tenant_id)
+            except Exception as exc:  # noqa: BLE001 - one tenant's trouble must not stop the others
+                why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
+                log.warning("scheduled staff sync of tenant %s failed: %s", tenant_id, why)
