@@ -170,3 +170,36 @@ def test_a_call_to_a_member_with_no_number_anywhere_says_where_to_set_one(w):
     finally:
         w.stack.control("DELETE", w.stack.corp_path("/staff/xiaoliu"))
         asyncio.run(sync_staff(w.rt, w.tenant_id))
+
+
+def test_a_call_to_a_member_wecom_no_longer_knows_is_given_up_at_once_saying_so(w):
+    """No number in Siyu, so WeCom is asked for the member's mobile; WeCom answers the member
+    is not found (60111: left since the last staff sync). Asking again cannot change that:
+    the call had been retried for an hour, shown as "retrying" with a bare errcode. It is
+    given up at once, and the board says the member is unknown to WeCom and where to set a
+    number."""
+    from siyu.sla.models import SlaCall
+    from siyu.tenancy.tasks import sync_staff
+
+    member = {"userid": "xiaozhou", "name": "小周", "department": [2]}  # no mobile
+    w.stack.control("POST", w.stack.corp_path("/staff"), json=member)
+    try:
+        asyncio.run(sync_staff(w.rt, w.tenant_id))
+        w.stack.control("DELETE", w.stack.corp_path("/staff/xiaozhou"))  # left; Siyu not synced since
+        with w.session() as s:
+            service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+        w.say("有人吗", at=0, ext="wmcustomer9", staff="xiaozhou")
+        w.pulled(3600)
+        w.clock(60)
+        assert w.fire() == 1
+
+        def given_up() -> SlaCall | None:
+            with w.session() as s:
+                call = s.scalar(select(SlaCall).where(SlaCall.callee_userid == "xiaozhou"))
+                return call if call is not None and call.status in ("failed", "skipped") else None
+
+        call = wait_for(given_up, timeout=15)
+        assert call.error.startswith("企业微信查不到 小周"), call.error
+        assert "「成员」页" in call.error and "60111" in call.error
+    finally:
+        asyncio.run(sync_staff(w.rt, w.tenant_id))

@@ -35,6 +35,7 @@ __all__ = [
     "TOKEN_ERRCODES",
     "RETRY_ERRCODES",
     "FREQUENCY_ERRCODES",
+    "MEMBER_UNKNOWN_ERRCODES",
 ]
 
 TOKEN_ERRCODES = frozenset({40014, 42001, 41001})
@@ -46,6 +47,10 @@ not in WeCom's published table; REFERENCE 17.1 says to treat it like 45009 if se
 
 RETRY_ERRCODES = frozenset({-1, 45033}) | FREQUENCY_ERRCODES
 """Errcodes after which the client backs off and retries (at most `max_retries` times)."""
+
+MEMBER_UNKNOWN_ERRCODES = frozenset({40003, 46004, 60011, 60111})
+"""WeCom does not know the member, or the app may not see it (outside its visible range):
+asking again gives the same answer until the admin changes something."""
 
 _FROM_IP = re.compile(r"from ip:\s*([0-9A-Fa-f.:]+)")
 
@@ -335,6 +340,11 @@ _DESCRIPTIONS: dict[int, str] = {
     50001: (
         "redirect_uri 未登记可信域名 / the login redirect URL's host is not a trusted domain of the app: "
         "set it (host and port exactly) under the app's 网页授权及JS-SDK / 可信域名 in WeCom's admin console."
+    ),
+    46004: "成员不存在 / the member does not exist in WeCom's contacts (left, or never there).",
+    60111: (
+        "成员 UserID 不存在 / the member is not in WeCom's contacts: they left or their UserID changed; "
+        "sync the staff again."
     ),
     60011: (
         "无权限访问 / no permission: the member or department is outside the app's visible range (可见范围)."
