@@ -203,3 +203,37 @@ def test_a_call_to_a_member_wecom_no_longer_knows_is_given_up_at_once_saying_so(
         assert "「成员」页" in call.error and "60111" in call.error
     finally:
         asyncio.run(sync_staff(w.rt, w.tenant_id))
+
+
+def test_a_call_whose_number_the_app_may_not_read_is_given_up_at_once_saying_so(w):
+    """WeCom refuses the app user/get (48002: no permission for this API): the member's mobile
+    can never come from WeCom, so the call is given up at once with where to set a number,
+    not retried for an hour."""
+    from siyu.sla.models import SlaCall
+    from siyu.tenancy.tasks import sync_staff
+
+    member = {"userid": "xiaowu", "name": "小吴", "department": [2]}  # no mobile
+    w.stack.control("POST", w.stack.corp_path("/staff"), json=member)
+    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/user/get", "errcode": 48002, "times": 50}
+    try:
+        asyncio.run(sync_staff(w.rt, w.tenant_id))
+        w.stack.control("POST", "/faults", json=fault)
+        with w.session() as s:
+            service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+        w.say("在吗在吗", at=0, ext="wmcustomer10", staff="xiaowu")
+        w.pulled(3600)
+        w.clock(60)
+        assert w.fire() == 1
+
+        def given_up() -> SlaCall | None:
+            with w.session() as s:
+                call = s.scalar(select(SlaCall).where(SlaCall.callee_userid == "xiaowu"))
+                return call if call is not None and call.status in ("failed", "skipped") else None
+
+        call = wait_for(given_up, timeout=15)
+        assert call.error.startswith("应用无权读取 小吴 的手机号"), call.error
+        assert "「成员」页" in call.error and "48002" in call.error
+    finally:
+        w.stack.control("DELETE", "/faults")
+        w.stack.control("DELETE", w.stack.corp_path("/staff/xiaowu"))
+        asyncio.run(sync_staff(w.rt, w.tenant_id))

@@ -47,7 +47,7 @@ from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
 from siyu.tenancy.models import Staff, Tenant
-from siyu.wecom.errors import MEMBER_UNKNOWN_ERRCODES, WeComError
+from siyu.wecom.errors import MEMBER_UNKNOWN_ERRCODES, WeComError, WeComNotPermitted
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -474,13 +474,15 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
         try:
             mobile = (await rt.clients.get(tenant_id).app.user_get(plan["callee"])).get("mobile", "")
         except WeComError as exc:
-            if exc.errcode not in MEMBER_UNKNOWN_ERRCODES:
+            # retrying for an hour cannot change these answers: say so now, on the board
+            if exc.errcode in MEMBER_UNKNOWN_ERRCODES:
+                why = f"企业微信查不到 {plan['callee_name']}（已离职或不在应用可见范围），取不到手机号"
+            elif isinstance(exc, WeComNotPermitted):
+                why = f"应用无权读取 {plan['callee_name']} 的手机号"
+            else:
                 raise
-            # retrying for an hour cannot change WeCom's answer: say it now, on the board
-            raise Permanent(
-                f"企业微信查不到 {plan['callee_name']}（已离职或不在应用可见范围），取不到手机号："
-                f"请在私域「成员」页填写其接电话提醒的手机号 / {exc.describe()} (errcode {exc.errcode})"
-            ) from exc
+            where = "请在私域「成员」页填写其接电话提醒的手机号"
+            raise Permanent(f"{why}：{where} / {exc.describe()} (errcode {exc.errcode})") from exc
     if not mobile:
         raise Permanent(f"{plan['callee_name']} 没有手机号：请在私域「成员」页填写其接电话提醒的手机号")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
