@@ -1212,3 +1212,26 @@ def test_emulator_frequency_limit_45011_is_waited_out_like_45009(emu):
 
     run(scenario())
     assert [c["errcode"] for c in emu_calls(emu, corp, path)][:2] == [45011, 0]
+
+
+def test_emulator_a_refused_secret_is_not_asked_again_by_every_call(emu):
+    """The 客户联系 secret was reset in WeCom's console and Siyu still has the old one: every
+    event, card and tag in the queue asked gettoken again, and WeCom blocks gettoken for an
+    hour after ~2,000 failures (REFERENCE 17.1), so it went on failing for an hour after the
+    admin pasted the new secret. A refused secret is now asked about once a minute; each
+    call still fails at once with the reason."""
+    corp = new_corp(emu)
+    wrong = {**corp, "contact_secret": "reset-in-the-console-since"}
+    cache = TokenCache()
+
+    async def scenario():
+        async with emu_client(emu, wrong, token_cache=cache) as c:
+            for _ in range(5):
+                with pytest.raises(WeComInvalidSecret) as info:
+                    await c.get_follow_user_list()
+                assert "secret is wrong" in info.value.describe()
+        async with emu_client(emu, corp, token_cache=cache) as c:  # the new secret: asked at once
+            assert "follow_user" in await c.get_follow_user_list()
+
+    run(scenario())
+    assert [c["errcode"] for c in emu_calls(emu, corp, "/cgi-bin/gettoken")] == [40001, 0]

@@ -3,6 +3,10 @@
 One token per (base_url, corp_id, secret). A token is handed out until shortly before
 WeCom's `expires_in` runs out; then the next caller fetches a new one. Fetches are
 single-flight: while one gettoken is under way for a key, other callers await it.
+A secret or corp id WeCom refused (40001, 40013) is not asked about again for `refusal_s`:
+callers get the same error at once. Only a new secret (a new key) mends it, and WeCom
+blocks gettoken for an hour after ~2,000 failures (REFERENCE 17.1), which every queued
+event and message asking again would soon reach.
 Secrets are kept only as a SHA-256 digest in the key.
 """
 
@@ -13,6 +17,8 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from .errors import WeComInvalidCredentials, error_for
 
 __all__ = ["TokenCache", "TokenKey", "token_key", "default_token_cache"]
 
@@ -37,11 +43,15 @@ class TokenCache:
     `clock` is a monotonic clock (injectable for tests).
     """
 
-    def __init__(self, margin: float = 300.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, margin: float = 300.0, clock: Callable[[], float] = time.monotonic, refusal_s: float = 60.0
+    ):
         self.margin = margin
         self.clock = clock
+        self.refusal_s = refusal_s
         self._entries: dict[TokenKey, _Entry] = {}
         self._pending: dict[TokenKey, asyncio.Task[str]] = {}
+        self._refused: dict[TokenKey, tuple[float, WeComInvalidCredentials]] = {}
 
     def peek(self, key: TokenKey) -> str | None:
         """The cached token if it is still fresh, without fetching."""
@@ -63,12 +73,19 @@ class TokenCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._refused.clear()
 
     async def get(self, key: TokenKey, fetch: Callable[[], Awaitable[tuple[str, float]]]) -> str:
         """A fresh token for `key`, calling `fetch()` -> (token, expires_in) when needed."""
         token = self.peek(key)
         if token is not None:
             return token
+        refused = self._refused.get(key)
+        if refused is not None:
+            until, error = refused
+            if self.clock() < until:
+                raise error_for(error.errcode, error.errmsg, error.path)
+            del self._refused[key]
         loop = asyncio.get_running_loop()
         task = self._pending.get(key)
         if task is None or task.done() or task.get_loop() is not loop:
@@ -80,6 +97,10 @@ class TokenCache:
     async def _fetch(self, key: TokenKey, fetch: Callable[[], Awaitable[tuple[str, float]]]) -> str:
         try:
             token, expires_in = await fetch()
+        except WeComInvalidCredentials as exc:
+            self._refused[key] = (self.clock() + self.refusal_s, exc)
+            raise
+        else:
             self.put(key, token, expires_in)
             return token
         finally:
