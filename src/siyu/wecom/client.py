@@ -8,10 +8,11 @@ Behaviour:
 - The access token is cached per (base_url, corp_id, secret) in a `TokenCache` shared by
   all clients of the process (injectable), refreshed shortly before `expires_in`, fetched
   single-flight. On 40014/42001/41001 the token is dropped, refetched and the call
-  retried once.
+  retried once. A secret or corp id gettoken refused (40001/40013) is asked about again
+  once a minute (`TokenCache.refusal_s`), each call meanwhile failing with that error.
 - On -1 (busy) and 45033 (concurrency; also halves the endpoint's in-flight cap) the call
   is retried after an exponential backoff with jitter (`backoff_base` 0.5 s doubling, at
-  most `backoff_max` 8 s, the upper half jittered). On 45009 (frequency) the endpoint is
+  most `backoff_max` 8 s, the upper half jittered). On 45009 or 45011 (frequency) the endpoint is
   paused and the call retried after the pause: `freq_pause` (1 s) first, doubling while
   45009 persists, up to the limiter's `max_pause` (60 s: a minute-level block lifts within
   a minute), back to 1 s after a success; short first pauses are cheap probes, long ones
