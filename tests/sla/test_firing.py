@@ -443,3 +443,31 @@ def test_a_queued_card_leaves_out_a_wait_snoozed_after_its_step_fired(local):
     with w.session() as s:  # the agent snoozes him meanwhile
         service.snooze(s, w.conversation("wmcustomer2").id, until=w.at(1930), now=w.at(135))
     assert "请问能开发票吗" not in told() and "在吗" in told()  # the other customer still told of
+
+
+def test_a_tenant_whose_steps_cannot_fire_does_not_hold_up_the_others(db, settings, caplog):
+    from tests.sla.conftest import Wait, local_tenant, now_ms
+
+    rt, broken_id = local_tenant(db, settings)
+    broken = Wait(rt, broken_id, now_ms(rt))
+    broken.policy()
+    # more customers waiting, and longer, than one firing batch takes
+    broken.ingest(
+        *(broken._message(f"wmbroken{i}", "zhangsan", f"问题{i}？", 0, None) for i in range(tasks.BATCH + 1))
+    )
+    broken.pulled(3600)
+    rt, fine_id = local_tenant(db, settings)
+    fine = Wait(rt, fine_id, now_ms(rt))
+    fine.policy()
+    fine.say("还在吗？", at=0, ext="wmfine1")
+    fine.pulled(3600)
+    fine.clock(120)
+    try:
+        with broken.session() as s:  # a row firing cannot read (written by hand, or by an old version)
+            s.execute(update(service.SlaPolicy).values(steps=[{"delay_s": 60}]))
+        assert fine.fire() == 1  # the other tenant's agent is told all the same
+        assert "firing" in caplog.text and f"tenant {broken_id}" in caplog.text  # and the log says whose
+        assert broken.fired() == 0
+    finally:
+        with broken.session() as s:
+            s.execute(update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="skipped"))

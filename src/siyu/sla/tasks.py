@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -53,15 +54,20 @@ log = logging.getLogger(__name__)
 BATCH = 200
 POLL_S = 0.5  # the worker looks at least this often (new waits, another process's pulls)
 GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
+# A tenant whose firing failed (a row it cannot get past) is left out for 1 s, then twice as
+# long each time it fails again, at most this long: its steps, oldest first, had filled every
+# batch, and its error had stopped the batch before the other tenants' turns.
+FAILING_WAIT_MAX_S = 60.0
+_failing: dict[int, tuple[int, float]] = {}  # tenant: (failures in a row, when to try again)
 
 
 # ------------------------------------------------------------------------------- firing
 
 
-def due_steps(rt, limit: int = BATCH) -> list[_Row]:
+def due_steps(rt, limit: int = BATCH, leaving_out=()) -> list[_Row]:
     """Up to `limit` due steps (oldest first) whose tenant's archive is pulled past their
-    due time: a plain read, no lock (which tenants have work; the firing transaction locks
-    what it fires)."""
+    due time, none of the tenants `leaving_out`: a plain read, no lock (which tenants have
+    work; the firing transaction locks what it fires)."""
     now = rt.now()
     e = SlaEscalation
     due = (
@@ -70,6 +76,8 @@ def due_steps(rt, limit: int = BATCH) -> list[_Row]:
         .order_by(e.due_at)
         .limit(limit)
     )
+    if leaving_out:
+        due = due.where(e.tenant_id.not_in(leaving_out))
     with rt.db.system_session() as s:
         return [_Row(*row) for row in s.execute(due)]
 
@@ -89,11 +97,28 @@ class _Row:
 
 def fire_next(rt, limit: int = BATCH) -> dict[int, str]:
     """Fire up to `limit` due steps of each tenant that has some, one transaction per
-    tenant; workers running this at once fire disjoint steps. Returns outcomes by id."""
+    tenant; workers running this at once fire disjoint steps. A tenant whose firing fails is
+    logged and left out for a while (`_failing`). Returns outcomes by id."""
     outcomes: dict[int, str] = {}
-    for tenant_id in dict.fromkeys(row.tenant_id for row in due_steps(rt, limit)):
-        outcomes.update(firing.fire_tenant_due(rt, tenant_id, limit))
-    return outcomes
+    tried: set[int] = set()
+    while True:
+        resting = {t for t, (_, until) in list(_failing.items()) if until > time.monotonic()}
+        tenants = dict.fromkeys(row.tenant_id for row in due_steps(rt, limit, resting | tried))
+        failed = False
+        for tenant_id in tenants:
+            tried.add(tenant_id)
+            try:
+                outcomes.update(firing.fire_tenant_due(rt, tenant_id, limit))
+            except Exception:  # noqa: BLE001 - one tenant's bad row must not stop the others' escalations
+                failed = True
+                failures = _failing.get(tenant_id, (0, 0.0))[0] + 1
+                wait_s = min(FAILING_WAIT_MAX_S, 2.0 ** (failures - 1))
+                _failing[tenant_id] = (failures, time.monotonic() + wait_s)
+                log.exception("firing tenant %s's SLA steps failed (again in %.0f s)", tenant_id, wait_s)
+            else:
+                _failing.pop(tenant_id, None)
+        if not failed:  # else the batch the failing tenant took is read again without it
+            return outcomes
 
 
 def claim_and_fire(rt, limit: int = BATCH) -> tuple[int, int]:
