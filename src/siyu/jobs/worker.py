@@ -211,10 +211,21 @@ class Worker:
 
     async def _every(self, every_s: float, job, what: str) -> None:
         while not self._stop.is_set():
-            try:
-                await job(self.rt)
-            except Exception:  # noqa: BLE001 - WeCom being down must not stop the worker
-                log.exception("%s failed", what)
+            # A stop cancels the job where it waits: an archive pull catching up on a backlog
+            # had gone on until it was through, minutes after `systemctl stop` or Ctrl-C (and
+            # was then killed). What it writes in a thread finishes first (a store and its
+            # cursor are one transaction), and the next worker goes on from there.
+            running = asyncio.create_task(job(self.rt))
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not running.done():
+                running.cancel()
+                await asyncio.wait({running})
+                return
+            if not running.cancelled() and (error := running.exception()) is not None:
+                # WeCom being down must not stop the worker
+                log.error("%s failed", what, exc_info=error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
