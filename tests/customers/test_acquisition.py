@@ -266,3 +266,17 @@ def test_remark_edits_and_console_tag_deletion_are_reflected(stack):
     assert "展会" in wait_for(channel_notice)
     with stack.session() as s:
         assert s.scalar(select(Tag).where(Tag.wecom_id == tag_id)).deleted
+
+
+def test_a_worker_forgets_the_welcomes_it_read_for_link_states_once_stale(db, settings, monkeypatch):
+    """A 获客链接 brings its sharer's customer_channel as the add's state: any string, often one
+    per ad click. The welcome read for each must not stay in the worker's memory for good."""
+    from siyu.customers import welcome
+    from tests.sla.conftest import local_tenant
+
+    monkeypatch.setattr(welcome, "TEMPLATE_TTL_S", 0.05)
+    rt, tenant_id = local_tenant(db, settings)
+    clicks = 1500
+    for i in range(clicks):
+        welcome._template(rt, tenant_id, f"ad-click-{i}")
+    assert len(welcome._templates) < clicks

@@ -105,6 +105,9 @@ def _on_dead(session: Session, message: OutboxMessage, error: str) -> None:
 # its welcome once; an edit of the channel shows within TEMPLATE_TTL.
 _templates: dict[tuple[int, str], tuple[float, tuple[str, list[dict]] | None]] = {}
 TEMPLATE_TTL_S = 5.0
+# Past this many, stale ones are dropped: a 获客链接's state is the customer_channel its sharer
+# appended (any string, one per ad click, say), and a worker running for months had kept them all.
+TEMPLATES_KEPT = 1000
 
 
 def _template(rt, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
@@ -115,6 +118,9 @@ def _template(rt, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
     with rt.db.tenant_session(tenant_id) as s:
         channel = s.scalar(select(Channel).where(Channel.state == state)) if state else None
         template = compose(s.get(Tenant, tenant_id), channel)
+    if len(_templates) >= TEMPLATES_KEPT:
+        for key in [key for key, (until, _) in _templates.items() if until <= now]:
+            del _templates[key]
     _templates[(tenant_id, state)] = (now + TEMPLATE_TTL_S, template)
     return template
 
