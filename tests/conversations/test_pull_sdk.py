@@ -23,6 +23,7 @@ from siyu.config import Settings
 from siyu.conversations import tasks
 from siyu.conversations.models import ArchiveCursor, ArchiveKey, Message
 from siyu.db.crypto import SecretBox
+from siyu.jobs.worker import Worker
 from siyu.runtime import Runtime
 from siyu.tenancy.models import Staff, Tenant
 from siyu.tenancy.service import CorpCredentials, save_archive_settings, save_tenant
@@ -30,6 +31,7 @@ from siyu.wecom.archive import generate_key_pair
 from siyu.wecom.crypto import new_encoding_aes_key
 from tests.support import TEST_SECRET_KEY
 from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
+from tests.support.stack import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +205,43 @@ def test_a_tenants_backlog_does_not_hold_up_another_tenants_pull(rt, sdk_tenants
         assert len(s.scalars(select(Message.id)).all()) == 400  # A's backlog was pulled
     assert seen, "the idle tenant was never pulled"
     assert seen[0] < 400, "the idle tenant was pulled only once the other's whole backlog was stored"
+
+
+def test_the_timers_next_rounds_do_not_wait_for_a_tenants_backlog(rt, sdk_tenants, archive_file, monkeypatch):
+    """The worker's timer waited for the whole of a round before the next: the first round
+    pulled an idle tenant at once (above), but its next pull, and with it the escalations
+    waiting for its archive to be pulled past their due time, came only once another
+    tenant's backlog was through. Here that backlog is 81 calls of 0.1 s."""
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    now = datetime.now(UTC)
+    archive_file([text(i, "wmCUSTOMER" if i % 2 else "zhangsan", now - timedelta(hours=3), f"第{i}条")
+                  for i in range(1, 401)])  # fmt: skip
+    busy = sdk_tenants()
+    idle = sdk_tenants()
+    with rt.db.tenant_session(idle) as s:
+        s.add(ArchiveCursor(source="archive", seq=400, pulled_until=now - timedelta(minutes=10)))
+    others = _others_aside(rt, [busy, idle])
+    monkeypatch.setenv("SIYU_FAKE_SDK_LATENCY_MS", "100")
+    worker = Worker(rt, concurrency=4, scheduled=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    thread.start()
+    try:
+
+        def idle_pulled_after(moment: datetime) -> datetime | None:
+            pulled_until = cursor_of(rt, idle).pulled_until
+            return pulled_until if pulled_until is not None and pulled_until > moment else None
+
+        first = wait_for(lambda: idle_pulled_after(now - timedelta(minutes=1)), timeout=30)
+        wait_for(lambda: idle_pulled_after(first), timeout=60)  # the timer's next round
+        assert (cursor_of(rt, busy) or ArchiveCursor(seq=0)).seq < 400, (
+            "the idle tenant's next pull waited for the whole backlog"
+        )
+    finally:
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(30)
+        loop.close()
+        _others_back(rt, others)
 
 
 def test_a_storm_of_notifies_does_not_make_every_pull_decrypt_the_same_backlog(

@@ -357,6 +357,8 @@ class _Pulls:
 _pulls: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by event loop, then tenant
 # the timer's failing tenants: (failures in a row, when to try again), by event loop, then tenant
 _failing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# by event loop: (its PULLS_AT_ONCE slots, the timer's pulls in flight by tenant)
+_timer: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def pull_once(rt, tenant_id: int) -> dict:
@@ -492,13 +494,21 @@ async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> N
         mark_done(s, event_id)
 
 
-async def pull_all(rt) -> None:
-    """The timer: every tenant with archiving on."""
+async def pull_all(rt, wait: bool = True) -> None:
+    """The timer: every tenant with archiving on, each pull a task of its own, at most
+    PULLS_AT_ONCE at once in this event loop. A tenant still being pulled by an earlier round
+    is left to that pull: the worker's next round had waited for the whole of the last one, so
+    a tenant catching up on a backlog held up every other tenant's next pull (and the
+    escalations waiting for their archives) until it was through. `wait`: return once this
+    round's pulls are done (the worker does not wait: its next round comes at the next poll)."""
     with rt.db.system_session() as s:
         tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off").order_by(Tenant.id)))
         queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
-    at_once = asyncio.Semaphore(PULLS_AT_ONCE)
-    failing = _failing.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    if loop not in _timer:
+        _timer[loop] = (asyncio.Semaphore(PULLS_AT_ONCE), {})
+    at_once, running = _timer[loop]
+    failing = _failing.setdefault(loop, {})
     now = time.monotonic()
 
     async def one(tenant_id: int) -> None:
@@ -514,7 +524,24 @@ async def pull_all(rt) -> None:
             if stored:  # only a pull that stored something can have brought a new group
                 await _name_new_groups(rt, tenant_id)
 
-    due = [t for t in tenants if failing.get(t, (0, 0.0))[1] <= now]
-    await asyncio.gather(*(one(tenant_id) for tenant_id in due))
+    started = []
+    for tenant_id in tenants:
+        if failing.get(tenant_id, (0, 0.0))[1] > now or tenant_id in running:
+            continue
+        task = running[tenant_id] = asyncio.create_task(one(tenant_id))
+        task.add_done_callback(lambda _, tenant_id=tenant_id: running.pop(tenant_id, None))
+        started.append(task)
+    if wait:
+        await asyncio.gather(*started)
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))
+
+
+async def stop_pulls() -> None:
+    """Cancel the timer's pulls in this event loop (the worker stops). A store under way in a
+    thread is written whole all the same (it and the cursor are one transaction)."""
+    running = list(_timer[loop][1].values()) if (loop := asyncio.get_running_loop()) in _timer else []
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running)

@@ -87,9 +87,7 @@ class Worker:
         if self.scheduled:
             loops.append(self._periodic())
             loops.append(self._every(TIDY_S, self._tidy, "tidying the queue tables"))
-            loops.append(
-                self._every(self.rt.settings.archive_poll_s, conversation_tasks.pull_all, "archive pull")
-            )
+            loops.append(self._archive())
         try:
             await asyncio.gather(*loops)
         finally:
@@ -202,6 +200,19 @@ class Worker:
             await asyncio.wait(waits, timeout=rest, return_when=asyncio.FIRST_COMPLETED)
             for task in waits:
                 task.cancel()
+
+    async def _archive(self) -> None:
+        """The archive timer: each round starts the pulls of the tenants not being pulled and
+        does not wait for them, so that a tenant's backlog holds up no other's next pull. A
+        stop cancels those under way."""
+
+        async def start_pulls(rt) -> None:
+            await conversation_tasks.pull_all(rt, wait=False)
+
+        try:
+            await self._every(self.rt.settings.archive_poll_s, start_pulls, "archive pull")
+        finally:
+            await conversation_tasks.stop_pulls()
 
     async def _tidy(self, rt) -> None:
         await asyncio.to_thread(rt.db.tidy, QUEUE_TABLES)
