@@ -222,10 +222,9 @@ class Worker:
 
     async def _every(self, every_s: float, job, what: str) -> None:
         while not self._stop.is_set():
-            # A stop cancels the job where it waits: an archive pull catching up on a backlog
-            # had gone on until it was through, minutes after `systemctl stop` or Ctrl-C (and
-            # was then killed). What it writes in a thread finishes first (a store and its
-            # cursor are one transaction), and the next worker goes on from there.
+            # A stop cancels the job where it waits, not when it ends (a staff sync waiting out
+            # WeCom's limits; the archive's pulls are `_archive`'s): `systemctl stop` and Ctrl-C
+            # had waited minutes, then killed it. What it writes in a thread is finished first.
             running = asyncio.create_task(job(self.rt))
             stopping = asyncio.create_task(self._stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
