@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,10 +37,11 @@ class Settings(BaseSettings):
         default=5.0, description="how far the archive may trail real time; waits count as seen that late"
     )
     session_days: int = 14
-    outbox_lease_s: float = Field(
+    work_lease_s: float = Field(
         default=60.0,
-        description="a message being sent stays its worker's this long past its last renewal "
-        "(renewed every third of it): a worker that dies mid-send leaves it to others that late",
+        description="a callback event being handled, or a card or call being sent, stays its "
+        "worker's this long past its last renewal (every third of it): a worker that dies leaves "
+        "it to others that late",
     )
 
     # Voice calls for the last escalation step (siyu.sla.voice), env SIYU_VOICE_*.
@@ -65,6 +67,10 @@ class Settings(BaseSettings):
                 f"SIYU_PUBLIC_URL must be an address like https://scrm.example.com, not {value!r}"
             )
         return value
+
+    @property
+    def work_lease(self) -> timedelta:
+        return timedelta(seconds=self.work_lease_s)
 
     @property
     def sqlalchemy_url(self) -> str:

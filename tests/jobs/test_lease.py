@@ -1,8 +1,10 @@
-"""A message being sent stays its worker's while the send lasts, and no longer than a lease
-after that worker dies: the next worker takes it up within a minute, not five."""
+"""Work being done stays its worker's while the work lasts, and no longer than a lease after
+that worker dies: the next worker takes it up within a minute, not five (a card being sent)
+and never while it is still being done (a callback event held up by WeCom's limits)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -12,65 +14,102 @@ from pathlib import Path
 from sqlalchemy import select
 
 import siyu
+from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from tests.support import TEST_SECRET_KEY
 from tests.support.stack import stack, wait_for
 
-# A worker in a process of its own, so that the test can kill it mid-send as the OOM killer
-# would: it claims the one message and sends it.
-SENDER = """
+LEASE_S = 3.0
+
+# A worker in a process of its own, so that the test can kill it mid-run as the OOM killer
+# would: it claims the one row and runs it as `siyu worker` does.
+WORKER = """
 import asyncio, sys
 from siyu.config import Settings
 from siyu.db import Database
+from siyu.intake import tasks as intake
+from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
-from siyu.notify import tasks
+from siyu.notify import tasks as notify
 from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
 
 settings = Settings()
 rt = Runtime.create(settings, Database(settings.sqlalchemy_url))
-rows = claim(rt.db, OutboxMessage, 10, where=(OutboxMessage.id == int(sys.argv[1]),))
+model = OutboxMessage if sys.argv[1] == "outbox" else CallbackEvent
+rows = claim(rt.db, model, 10, where=(model.id == int(sys.argv[2]),), lease=settings.work_lease)
 assert rows, "nothing to claim"
-asyncio.run(tasks.send_batch(rt, rows))
+asyncio.run(notify.send_batch(rt, rows) if model is OutboxMessage else intake.process(rt, rows[0]))
 """
 
 
-def claimed(db, row_id: int) -> list:
-    return claim(db, OutboxMessage, 10, where=(OutboxMessage.id == row_id,))
+def claimed(db, model, row_id: int) -> list:
+    return claim(db, model, 10, where=(model.id == row_id,))
 
 
-def test_a_message_in_flight_is_held_while_sent_and_taken_up_a_lease_after_its_worker_dies(
+def run_slowly_then_kill(st, tmp_path, model, row_id: int, path: str) -> object:
+    """Run the row in a worker process while WeCom answers `path` slowly (its limits, a slow
+    network): the work lasts longer than a lease. Check it is held for two leases, kill the
+    worker, and return the row as the next worker claims it."""
+    slow = {"corp_id": st.corp_id, "path": path, "delay_s": 10.0}
+    st.control("POST", "/faults", json=slow)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(siyu.__file__).parents[1]),
+        "SIYU_DATABASE_URL": st.rt.settings.sqlalchemy_url,
+        "SIYU_SECRET_KEY": TEST_SECRET_KEY,
+        "SIYU_WECOM_BASE_URL": st.emulator,
+        "SIYU_DATA_DIR": str(tmp_path),
+        "SIYU_WORK_LEASE_S": str(LEASE_S),
+    }
+    kind = "outbox" if model is OutboxMessage else "event"
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, kind, str(row_id)], env=env, cwd=tmp_path)
+    db = st.rt.db
+    try:
+        wait_for(lambda: st.control("GET", "/faults") == [], timeout=60)  # the call is under way
+        time.sleep(2 * LEASE_S)
+        assert worker.poll() is None, "the worker stopped"
+        assert claimed(db, model, row_id) == []  # two leases on, the live worker still holds it
+        worker.kill()
+        worker.wait()
+        [again] = wait_for(lambda: claimed(db, model, row_id), timeout=4 * LEASE_S)
+    finally:
+        worker.kill()
+    return again
+
+
+def test_a_card_in_flight_is_held_while_sent_and_taken_up_a_lease_after_its_worker_dies(
     settings, db, tmp_path
 ):
-    lease_s = 3.0
     with stack(settings, db, serve_siyu=False) as st:
         with st.session() as s:
             body = {"touser": "zhangsan", "msgtype": "text", "text": {"content": "客户在等您回复"}}
             outbox.enqueue(s, "app_message", "lease:in-flight", body)
             row_id = s.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == "lease:in-flight"))
-        # WeCom answers slowly (its limits, a slow network): the send lasts longer than a lease
-        slow = {"corp_id": st.corp_id, "path": "/cgi-bin/message/send", "delay_s": 10.0}
-        st.control("POST", "/faults", json=slow)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(Path(siyu.__file__).parents[1]),
-            "SIYU_DATABASE_URL": st.rt.settings.sqlalchemy_url,
-            "SIYU_SECRET_KEY": TEST_SECRET_KEY,
-            "SIYU_WECOM_BASE_URL": st.emulator,
-            "SIYU_DATA_DIR": str(tmp_path),
-            "SIYU_OUTBOX_LEASE_S": str(lease_s),
-        }
-        worker = subprocess.Popen([sys.executable, "-c", SENDER, str(row_id)], env=env, cwd=tmp_path)
-        try:
-            wait_for(lambda: st.control("GET", "/faults") == [], timeout=60)  # the send is under way
-            time.sleep(2 * lease_s)
-            assert worker.poll() is None, "the sending worker stopped"
-            assert claimed(db, row_id) == []  # two leases on, the live send still holds it
-            worker.kill()
-            worker.wait()
-            [again] = wait_for(lambda: claimed(db, row_id), timeout=4 * lease_s)
-        finally:
-            worker.kill()
+        again = run_slowly_then_kill(st, tmp_path, OutboxMessage, row_id, "/cgi-bin/message/send")
+    assert again.attempts == 2 and again.status == "pending"
+
+
+def test_a_callback_event_held_up_by_wecom_is_not_run_twice_and_comes_back_if_its_worker_dies(
+    settings, db, tmp_path
+):
+    with stack(settings, db, serve_siyu=False) as st:
+        xml = (
+            f"<xml><ToUserName>{st.corp_id}</ToUserName><FromUserName>sys</FromUserName>"
+            "<CreateTime>1700000000</CreateTime><MsgType>event</MsgType>"
+            "<Event>change_external_contact</Event><ChangeType>add_external_contact</ChangeType>"
+            "<UserID>zhangsan</UserID><ExternalUserID>wmLeaseTest</ExternalUserID></xml>"
+        )
+        with st.session() as s:
+            event = CallbackEvent(
+                kind="change_external_contact/add_external_contact",
+                digest=hashlib.sha256(xml.encode()).hexdigest(),
+                xml=xml,
+            )
+            s.add(event)
+            s.flush()
+            event_id = event.id
+        again = run_slowly_then_kill(st, tmp_path, CallbackEvent, event_id, "/cgi-bin/externalcontact/get")
     assert again.attempts == 2 and again.status == "pending"

@@ -11,7 +11,7 @@ from siyu.customers import tasks as customer_tasks
 from siyu.db import utcnow
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import mark_done
-from siyu.jobs.claim import backoff
+from siyu.jobs.claim import backoff, held
 from siyu.wecom.events import parse_event
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ async def process(rt, row: CallbackEvent) -> None:
             with rt.db.tenant_session(tenant_id) as s:
                 mark_done(s, event_id)
         else:
-            await handler(rt, tenant_id, event_id, fields)
+            # WeCom's limits may hold a handler's calls for minutes: no other worker takes the
+            # event up meanwhile
+            async with held(rt.db, [row], rt.settings.work_lease):
+                await handler(rt, tenant_id, event_id, fields)
     except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
         log.warning("callback event %s (%s) failed: %r", event_id, kind, exc)
         failed = attempts >= MAX_ATTEMPTS

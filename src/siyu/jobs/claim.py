@@ -1,7 +1,8 @@
 """Claiming due rows so that several workers never run the same row at once.
 
 A claim is a lease (`claimed_until`): a worker that dies mid-row leaves it to be claimed
-again once the lease runs out, so a crash loses nothing. On PostgreSQL rows are picked
+again once the lease runs out, so a crash loses nothing. A live worker renews the leases of
+the rows it runs (`held`), however long their work takes. On PostgreSQL rows are picked
 with FOR UPDATE SKIP LOCKED; SQLite has one writer at a time anyway.
 """
 
@@ -19,10 +20,12 @@ from sqlalchemy import or_, select, update
 from siyu.db import Database, utcnow
 
 log = logging.getLogger(__name__)
+# How long a claim holds its rows past its last renewal: a worker that dies mid-run (killed,
+# its machine gone) leaves them to others this long (SIYU_WORK_LEASE_S).
 LEASE = timedelta(seconds=60)
 
 
-def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
+def claim(db: Database, model, limit: int, order_by=(), where=(), lease: timedelta = LEASE) -> list:
     """Lease up to `limit` due rows in one UPDATE ... RETURNING statement, so that the pick
     and the lease are atomic on SQLite as well (it has no SKIP LOCKED). Returns the rows,
     detached from the session, as they are after the claim."""
@@ -50,7 +53,7 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
     stmt = (
         update(model)
         .where(model.id.in_(due))
-        .values(claimed_until=now + LEASE, attempts=model.attempts + 1)
+        .values(claimed_until=now + lease, attempts=model.attempts + 1)
         .returning(model)
         .execution_options(synchronize_session=False)
     )
@@ -60,19 +63,13 @@ def claim(db: Database, model, limit: int, order_by=(), where=()) -> list:
     return rows
 
 
-# How long a run holds its rows past its last renewal: a worker that dies mid-run (killed,
-# its machine gone) leaves them to others this long. A live run renews them every third of
-# it (`held`), so a send may wait on WeCom's limits as long as it must.
-RUN_LEASE = timedelta(seconds=60)
-
-
-def renew(db: Database, row, lease: timedelta = RUN_LEASE) -> datetime | None:
+def renew(db: Database, row, lease: timedelta = LEASE) -> datetime | None:
     """Just before a side effect: extend the lease, if it is still this claim's. None means
     the lease ran out meanwhile and another worker has the row: do nothing."""
     return row.claimed_until if renew_many(db, [row], lease) else None
 
 
-def renew_many(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> set[int]:
+def renew_many(db: Database, rows: list, lease: timedelta = LEASE) -> set[int]:
     """`renew` for rows claimed together: one UPDATE per claim time (normally one). Returns
     the ids whose lease was still this claim's (now extended); those rows carry their new
     lease, which the next renewal must find."""
@@ -101,7 +98,7 @@ def renew_many(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> set[in
 
 
 @contextlib.asynccontextmanager
-async def held(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> AsyncIterator[None]:
+async def held(db: Database, rows: list, lease: timedelta = LEASE) -> AsyncIterator[None]:
     """Keep the leases of `rows` (as `renew_many` left them) while the block runs, renewing
     them every third of `lease`. Waits for a renewal under way before leaving, so that none
     lands after the block has recorded its outcome."""
@@ -120,8 +117,8 @@ async def held(db: Database, rows: list, lease: timedelta = RUN_LEASE) -> AsyncI
                 continue
             lost = [row.id for row in live if row.id not in kept]
             if lost:
-                log.warning(
-                    "leases of %s %s ran out mid-run: another worker may run them again",
+                log.warning(  # (or the work recorded itself done just now)
+                    "leases of %s %s not renewed: run out, another worker may run them again",
                     type(live[0]).__name__,
                     lost,
                 )

@@ -101,10 +101,11 @@ class Worker:
             self.concurrency,
             order_by=(OutboxMessage.deadline_at,),
             where=(OutboxMessage.priority == outbox.URGENT,),
+            lease=self.rt.settings.work_lease,
         )
 
     def _claim_events(self) -> list:
-        return claim(self.rt.db, CallbackEvent, self.concurrency)
+        return claim(self.rt.db, CallbackEvent, self.concurrency, lease=self.rt.settings.work_lease)
 
     def _claim_outbox(self) -> list:
         return claim(
@@ -113,6 +114,7 @@ class Worker:
             OUTBOX_CLAIM,
             order_by=(OutboxMessage.priority,),
             where=(OutboxMessage.priority > outbox.URGENT,),
+            lease=self.rt.settings.work_lease,
         )
 
     async def _loop(

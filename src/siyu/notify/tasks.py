@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -62,7 +61,7 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
     every third of the lease while the sends last), each kind's `prepare` once for all of its
     messages (e.g. the SLA cards' texts in one read), the sends at once (the WeCom client
     queues them on its connections), and the outcomes recorded in one transaction per tenant."""
-    lease = timedelta(seconds=rt.settings.outbox_lease_s)
+    lease = rt.settings.work_lease
     leased = await asyncio.to_thread(renew_many, rt.db, messages, lease)
     for message in messages:
         if message.id not in leased:
