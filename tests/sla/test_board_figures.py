@@ -240,3 +240,77 @@ def test_first_responses_under_business_hours_are_told_in_business_time_too(loca
     assert board["first_response_business"]["median_s"] == 120
     [agent] = board["first_response_by_agent"]
     assert agent["business"]["median_s"] == 120 and agent["median_s"] == 15 * 3600 + 120
+
+
+ONE_MINUTE_FIRST = [
+    {"delay_s": 60, "action": "app_message", "target": "agent"},
+    {"delay_s": 300, "action": "app_message", "target": "leader"},
+]
+
+
+@pytest.mark.parametrize(
+    "recall_at, pulled",
+    [
+        (110, "one by one"),
+        (110, "in one pull"),
+        (90, "one by one"),  # recalled before the real answer came
+        (90, "recall pulled after the answer"),  # an import, a re-pull: the recall stored last
+    ],
+)
+def test_a_reply_recalled_after_a_later_one_is_not_the_first_response(local, recall_at, pulled):
+    """The customer asks at 0 s; the agent sends "." at 5 s, the real answer at 100 s, and
+    recalls the "." (WeCom allows it for 2 minutes). The first reply still standing came at
+    100 s: the customer waited 100 s, past the 1-minute step, which never fired (the "." had
+    stopped it): it is no breach, but the wait was answered late for it. The board said 5 s,
+    answered within every step, however late the real answer came."""
+    w = local
+    _noon_tomorrow(w)
+    w.policy(steps=ONE_MINUTE_FIRST)
+    question = w._message("wmcustomer1", "zhangsan", "这款什么时候发货？", 0, None)
+    dot = w._message("zhangsan", "wmcustomer1", ".", 5, None)
+    answer = w._message("zhangsan", "wmcustomer1", "明天上午发", 100, None)
+    recall = _recall(w, dot["msgid"], recall_at, by="zhangsan")
+    if pulled == "in one pull":
+        w.ingest(question, dot, answer, recall)
+    elif pulled == "recall pulled after the answer":
+        w.ingest(question, dot)
+        w.ingest(answer)
+        w.ingest(recall)
+    else:
+        for message in sorted([question, dot, answer, recall], key=lambda m: m["msgtime"]):
+            w.ingest(message)
+    assert w.conversation().awaiting_since is None  # answered
+    w.pulled(3600)
+    w.clock(3600)
+    assert w.fire() == 0
+    board = _board(w)
+    assert board["first_response"]["count"] == 1
+    assert board["first_response"]["median_s"] == 100, board["first_response"]
+    first, second = board["within_steps"][:2]
+    assert (first["answered"], first["answered_late"], first["share"]) == (0, 1, 0.0), first
+    assert (second["answered"], second["share"]) == (1, 1.0), second
+    assert board["breaches_total"] == 0  # the 1-minute step never fired: nobody was reminded
+    assert board["waiting"] == []
+
+
+def test_a_question_asked_between_a_recalled_reply_and_the_next_is_part_of_the_same_wait(local):
+    """The customer asks at 0 s; the agent sends "." at 5 s; the customer asks again at 30 s;
+    the agent answers at 100 s and recalls the "." at 110 s. Without the ".", the customer
+    waited from 0 s to 100 s: one wait answered in 100 s. The board counted two answers, 5 s and
+    70 s."""
+    w = local
+    _noon_tomorrow(w)
+    w.policy(steps=ONE_MINUTE_FIRST)
+    w.say("这款什么时候发货？", at=0)
+    dot = w.reply(".", at=5)
+    w.say("还有别的颜色吗？", at=30)
+    w.reply("明天上午发，还有蓝色", at=100)
+    w.ingest(_recall(w, dot, 110, by="zhangsan"))
+    w.pulled(3600)
+    w.clock(3600)
+    board = _board(w)
+    assert board["first_response"]["count"] == 1, board["first_response"]
+    assert board["first_response"]["median_s"] == 100
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 1, 0), first
+    assert [x.close_reason for x in w.waits()] == ["replied", "merged"]

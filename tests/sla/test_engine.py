@@ -835,3 +835,28 @@ def test_a_wait_begun_before_any_policy_takes_the_first_one_saved(local):
         assert wait.policy_id == service.policy_for(s, "zhangsan").id
         [row] = service.waiting_now(s, w.rt.now())
         assert row["waited_business_s"] is not None  # measured by the clock the admin chose
+
+
+@pytest.mark.parametrize("question_pulled", ["with them", "before them"])
+def test_a_reply_pulled_with_its_recall_leaves_the_question_waiting(local, question_pulled):
+    """The agent answers at 10 s and recalls the answer at 30 s, both brought by one pull (a
+    backlog after the archive was down, a pull every few minutes). The customer has no answer:
+    the question waits from its own time and the agent is pushed at 2 minutes, as when the
+    recall comes in a pull of its own. The conversation was left waiting while the question's
+    wait stayed "answered in 10 s", so no step ever fired and the board counted the answer."""
+    w = local
+    w.policy()
+    question = w._message("wmcustomer1", "zhangsan", "请问这个多少钱？", 0, None)
+    answer = w._message("zhangsan", "wmcustomer1", "100元", 10, None)
+    recall = _recall(w, answer["msgid"], 30, by="zhangsan")
+    if question_pulled == "before them":
+        w.ingest(question)
+        w.ingest(answer, recall)
+    else:
+        w.ingest(question, answer, recall)
+    assert w.conversation().awaiting_msgid == question["msgid"]
+    [wait] = w.waits()
+    assert (wait.closed_at, wait.close_reason, wait.response_s) == (None, "", None)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1  # the agent is pushed 2 minutes after the question

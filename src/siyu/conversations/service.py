@@ -69,6 +69,12 @@ EARLIER = "earlier_message"
 # which waits again from its own time.
 MERGED = "merged"
 
+# A closed change, `answered_at` set: the staff member recalled the reply (sent at
+# `answered_at`) that had closed a wait, while a later reply of theirs (`at`, `msgid`) stands:
+# that wait was answered by the later one, and any wait begun between the two and closed by
+# it was the same wait.
+ANSWERED_LATER = "answered_later"
+
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
 WaitListener = Callable[[Session, list[WaitChange]], None]
@@ -612,6 +618,7 @@ class _Recalls:
     done: set[str]
     candidates: dict[int, list[Row]]
     early: list[dict] = field(default_factory=list)  # recalls of messages not stored yet
+    batch: set[str] = field(default_factory=set)  # the msgids this batch stores
 
     @classmethod
     def of(cls, session: Session, parsed: list[_Parsed]) -> _Recalls:
@@ -620,14 +627,15 @@ class _Recalls:
         wanted |= recalled_before
         found = (
             session.execute(
-                select(Message.msgid, Message.id, Message.conversation_id, Message.direction).where(
-                    bulk.among(session, Message.msgid, wanted)
-                )
+                select(
+                    Message.msgid, Message.id, Message.conversation_id, Message.direction, Message.sent_at
+                ).where(bulk.among(session, Message.msgid, wanted))
             ).all()
             if wanted
             else []
         )
-        recalls = cls({row.msgid: row for row in found}, set(recalled_before), {})
+        batch = {p.msgid for p in parsed} if found else set()
+        recalls = cls({row.msgid: row for row in found}, set(recalled_before), {}, batch=batch)
         recalls.load(session, {row.conversation_id for row in found if row.conversation_id})
         return recalls
 
@@ -653,19 +661,35 @@ class _Recalls:
         for row in rows:
             self.candidates[row.conversation_id].append(row)
 
+    def _standing(self, session: Session, c: _State, at: datetime) -> list[Row]:
+        """The conversation's messages that can open or close a wait, not recalled so far,
+        that have moved it by the time the batch is replayed to `at` (a recall's time): all
+        those stored before the batch, whatever their time (an import, a re-pull: a recall
+        stored after the reply that came after it), and the batch's own up to `at` (its later
+        ones are replayed after the recall, as when pulled one by one)."""
+        self.load(session, {c.id})
+        return [
+            m
+            for m in self.candidates[c.id]
+            if m.msgid not in self.done and (m.sent_at <= at or m.msgid not in self.batch)
+        ]
+
     def next_waiting(self, session: Session, c: _State, at: datetime) -> Row | None:
         """The conversation's first customer message still owed a reply at `at` (a recall's
-        time): after its last staff reply by then and after what a closed wait settled,
-        leaving out what this batch has recalled so far. Messages after `at` are the batch's
-        own later ones, replayed after the recall as when pulled one by one."""
-        self.load(session, {c.id})
-        messages = [m for m in self.candidates[c.id] if m.msgid not in self.done and m.sent_at <= at]
+        time): after its last staff reply standing (`_standing`) and after what a closed
+        wait settled, leaving out what this batch has recalled so far."""
+        messages = self._standing(session, c, at)
         replies = [m.sent_at for m in messages if m.direction == "out"]
         floor = max(filter(None, [*replies, c.settled_until]), default=None)
         return next(
             (m for m in messages if m.direction == "in" and (floor is None or m.sent_at > floor)),
             None,
         )
+
+    def reply_after(self, session: Session, c: _State, after: datetime, at: datetime) -> Row | None:
+        """The first staff reply by hand still standing (`_standing`) sent from `after` on."""
+        messages = self._standing(session, c, at)
+        return next((m for m in messages if m.direction == "out" and m.sent_at >= after), None)
 
     def store(self, session: Session) -> None:
         bulk.insert_rows(session, EarlyRecall, self.early, conflict=["msgid"])
@@ -705,8 +729,8 @@ def _recall(
     c: _State | None = None,
 ) -> None:
     """A recall marks the original. The waiting message recalled: the wait moves to the next
-    unanswered customer message, or closes. A staff reply recalled while nobody waits: what it
-    had answered waits again, from its own time."""
+    unanswered customer message, or closes. A staff reply recalled: what it had answered waits
+    again, from its own time, unless a later reply of theirs stands: that one answered it."""
     original_id = _recalled_msgid(p)
     original = recalls.originals.get(original_id)
     if original is None:
@@ -726,6 +750,12 @@ def _recall(
         c.last_outbound_text, c.dirty = None, True  # which staff message is now the last: looked up
         if c.kind != "single":
             return
+        # a wait the recalled reply had closed was answered by the first reply still standing
+        # ("." and then the real answer, the "." recalled: not answered in a second)
+        later = recalls.reply_after(session, c, original.sent_at, p.sent_at)
+        if later is not None:
+            answered_later = c.change(False, later.sent_at, later.msgid, ANSWERED_LATER)
+            changes.append(dataclasses.replace(answered_later, answered_at=original.sent_at))
         unanswered = recalls.next_waiting(session, c, p.sent_at)
         if unanswered is None or (c.awaiting_since is not None and unanswered.sent_at >= c.awaiting_since):
             return

@@ -579,7 +579,7 @@ class _Wait:
     closed_by: str = ""
     snoozed_until: datetime | None = None
 
-    def close(self, at: datetime, reason: str, by: str = "") -> None:
+    def close(self, at: datetime | None, reason: str, by: str = "") -> None:
         self.closed_at, self.close_reason, self.closed_by = at, reason, by
 
     @property
@@ -597,14 +597,14 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     steps."""
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
-        select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at, SlaWait.snoozed_until).where(
-            bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None)
-        )
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid, SlaWait.started_at)
+        .add_columns(SlaWait.snoozed_until)
+        .where(bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None))
     ).all()
     open_now: dict[int, list[_Wait]] = {}
-    for wait_id, conversation_id, started_at, snoozed in stored:
+    for wait_id, conversation_id, msgid, started_at, snoozed in stored:
         open_now.setdefault(conversation_id, []).append(
-            _Wait(conversation_id, "", "", None, None, started_at, id=wait_id, snoozed_until=snoozed)
+            _Wait(conversation_id, msgid, "", None, None, started_at, id=wait_id, snoozed_until=snoozed)
         )
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
     # same customer the agent asked quiet about
@@ -619,11 +619,21 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     policies = book.for_staff(c.staff_userid for c in opening)
     new: dict[tuple[int, str], _Wait] = {}
     closed: list[_Wait] = []
+    closed_here: dict[tuple[int, str], _Wait] = {}  # closed by these changes, by message
     moved: dict[int, _Wait] = {}
-    answered_before: list[conversations.WaitChange] = []
+    later: list[conversations.WaitChange] = []  # (those that look for stored waits)
     for change in changes:
-        if change.reason == conversations.ANSWERED_BEFORE:
-            answered_before.append(change)
+        if change.reason in (conversations.ANSWERED_BEFORE, conversations.ANSWERED_LATER):
+            later.append(change)
+            continue
+        again = closed_here.pop((change.conversation_id, change.msgid), None) if change.opened else None
+        if again is not None:
+            # closed by a reply these changes stored, recalled in them too (one pull brought
+            # both): the wait goes on as if it had never closed
+            again.close(None, "")
+            if again.id is not None:
+                closed.remove(again)
+            open_now.setdefault(change.conversation_id, []).append(again)
             continue
         if change.opened and change.reason == conversations.EARLIER:
             # the wait began with an older message pulled after it: the same wait (its fired
@@ -655,6 +665,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
         else:
             for wait in open_now.pop(change.conversation_id, []):
                 wait.close(change.at, change.reason, change.by)
+                closed_here[(wait.conversation_id, wait.msgid)] = wait
                 if change.reason in ("recalled", conversations.MERGED) and wait.snoozed_until is not None:
                     snoozes[change.conversation_id] = wait.snoozed_until
                 if wait.id is not None:
@@ -662,8 +673,39 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_new_waits(session, book, list(new.values()))
     _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
-    for change in answered_before:
-        _store_answered_before(session, book, change, policies[change.staff_userid])
+    for change in later:
+        if change.reason == conversations.ANSWERED_LATER:
+            _store_answered_later(session, change)
+        else:
+            _store_answered_before(session, book, change, policies[change.staff_userid])
+
+
+def _store_answered_later(session: Session, change: conversations.WaitChange) -> None:
+    """A reply recalled after a later one: the wait it had closed (by its time) was answered
+    by the later reply, and took that long; a wait begun between the two and closed by the
+    later reply was the same wait, folded into it (as when the customer wrote again while
+    waiting). Steps the recalled reply cancelled stay cancelled: the customer has an answer
+    now, and nobody was reminded, so they are no breaches; the on-time shares count the wait
+    answered late for those it ran past."""
+    recalled_at = change.answered_at
+    rows = session.execute(
+        select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at).where(
+            SlaWait.conversation_id == change.conversation_id,
+            SlaWait.close_reason == "replied",
+            SlaWait.closed_at.in_([recalled_at, change.at]),
+        )
+    ).all()
+    answered = next((r for r in rows if r.closed_at == recalled_at), None)
+    if answered is None:
+        return  # the recalled reply had answered nothing (another had, before it)
+    response_s = max(0.0, (change.at - answered.started_at).total_seconds())
+    out = [{"id": answered.id, "closed_at": change.at, "close_reason": "replied", "response_s": response_s}]
+    out += [
+        {"id": r.id, "closed_at": r.closed_at, "close_reason": conversations.MERGED, "response_s": None}
+        for r in rows
+        if r.id != answered.id and r.closed_at == change.at and r.started_at > recalled_at
+    ]
+    bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s"])
 
 
 def _store_answered_before(
