@@ -150,3 +150,45 @@ def test_several_questions_before_one_reply_are_one_response_timed_from_the_firs
     figures = re.search(r'id="first-response">(.*?)</div>\s*</div>', page, re.S)[1]
     assert re.findall(r"<b>(.*?)</b>", figures) == ["2 分 50 秒", "2 分 30 秒", "5 分 0 秒", "3"]
     assert _rows(page, "within-steps")[0][1:] == ["33.3%", "1", "2", "0"]
+
+
+def test_steps_skipped_as_due_long_ago_are_listed_among_the_reminders_not_delivered(local):
+    """Tuesday 22:00 a customer asks 张三; the archive is pulled up to 22:01 and then not until
+    07:00 (it was down overnight). By then each step (22:02 to 张三, 22:05 to his leader, 22:10 a
+    call) was due more than the policy's 6 hours before: skipped, not sent. The customer did wait
+    past them, yet the board counted them nowhere: no breach, and 没送到的提醒 said 提醒都已送到.
+    They are now listed there, as a step that found nobody to tell is, with when each was due;
+    like those, they are no breaches (nobody was reminded)."""
+    w = local
+    w.t0 = datetime(2025, 9, 9, 22, 0, tzinfo=SHANGHAI)  # a Tuesday
+    w.clock(0)
+    w.policy()  # 2 min to the agent, 5 min to the leader, 10 min a call
+    w.say("在吗？我的快递丢了", at=0, ext="wmstale1")
+    w.pulled(60)
+    w.clock(9 * 3600)  # Wednesday 07:00: the archive is back
+    w.pulled(9 * 3600)
+    assert w.fire() == 0
+    assert [st[1] for st in w.steps("wmstale1")] == ["skipped", "skipped", "skipped"]
+
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["day"] == "2025-09-10" and board["breaches_total"] == 0
+    problems = sorted(board["delivery_problems"], key=lambda p: p["error"])
+    assert [(p["kind"], p["status"], p["recipient"], p["target"]) for p in problems] == [
+        ("step", "stale", "zhangsan", "agent"),
+        ("step", "stale", "zhangsan", "leader"),
+        ("step", "stale", "zhangsan", "agent"),
+    ], problems
+    assert problems[0]["error"].startswith("第 1 步 09-09 22:02 到期，8 小时 58 分后才轮到"), problems[0]
+    assert problems[1]["error"].startswith("第 2 步 09-09 22:05 到期"), problems[1]
+
+    page = _get(w, "/sla").text
+    rows = sorted(_rows(page, "delivery-problems"), key=lambda r: r[4])
+    assert [row[2:4] for row in rows] == [
+        ["张三", "过期未发"],
+        ["张三 的上级", "过期未发"],
+        ["张三", "过期未发"],
+    ]
+    assert rows[2][4].startswith("第 3 步 09-09 22:10 到期"), rows
+    # an agent sees their own
+    mine = _get(w, "/api/v1/sla/board", role="agent", staff="zhangsan").json()["delivery_problems"]
+    assert len(mine) == 3

@@ -245,7 +245,7 @@ def _fire_tenant(
                 continue
             policy = step_policy[st.id] = book.by_id(policy_id)
             if (now - st.due_at).total_seconds() > policy.stale_after_s:
-                _set(st, "skipped", "stale: due long ago")
+                _set(st, "skipped", service.STALE)
                 continue
             key = (st.target, st.agent_userid, policy_id)
             if key not in recipients:

@@ -317,12 +317,17 @@ class TeamFigures(BaseModel):
 
 
 class DeliveryProblem(BaseModel):
-    kind: Literal["card", "call", "step"] = Field(description="step: a step that found nobody to tell")
+    kind: Literal["card", "call", "step"] = Field(
+        description="step: a step that found nobody to tell, or was skipped as due too long ago"
+    )
     recipient: str = Field(description="whom it was sent to; for a step, the agent whose customer waited")
     target: str = Field("", description="for a step: whom it was for (leader, contact)")
     recipient_name: str
     at: datetime
-    status: str = Field(description="card: retrying | given_up; call: skipped | failed; step: nobody")
+    status: str = Field(
+        description="card: retrying | given_up; call: skipped | failed; step: nobody | stale (due longer"
+        " ago than the policy's stale_after_s when its turn came: not sent)"
+    )
     attempts: int | None
     next_try_at: datetime | None
     error: str

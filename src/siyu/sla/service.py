@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import service as conversations
 from siyu.conversations.models import Conversation
+from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk
@@ -1137,8 +1138,10 @@ def response_summary(values: list[float]) -> dict:
     }
 
 
-# How firing notes a step it could tell nobody about, and a call it holds back (siyu.sla.firing).
+# How firing notes a step it could tell nobody about, one it skipped as due too long ago (more
+# than the policy's stale_after_s), and a call it holds back (siyu.sla.firing).
 NOBODY_TO_REACH = "nobody to reach"
+STALE = "stale: due long ago"
 QUIET_HOURS = "quiet hours"
 # Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
 # before this was written in Chinese).
@@ -1168,12 +1171,14 @@ def delivery_problems(
         SlaCall.error.not_in(_CALLS_NOT_NEEDED),
     )
     # steps that found nobody to tell (a leader step for an agent with no leader and no
-    # escalation contact in the policy): not sent at all
+    # escalation contact in the policy), and steps skipped as due too long ago (the archive or
+    # the worker was down, the messages were imported: the customer waited past them all the
+    # same): not sent at all
     unreached = select(SlaEscalation).where(
         SlaEscalation.fired_at >= start,
         SlaEscalation.fired_at < end,
         SlaEscalation.status == "skipped",
-        SlaEscalation.note.startswith(NOBODY_TO_REACH),
+        or_(SlaEscalation.note.startswith(NOBODY_TO_REACH), SlaEscalation.note.startswith(STALE)),
     )
     if recipients is not None:
         cards = cards.where(OutboxMessage.recipient.in_(list(recipients)))
@@ -1217,11 +1222,23 @@ def delivery_problems(
         )
         for m in session.scalars(retried)
     ]
-    out += [
-        _problem("step", e.agent_userid, e.fired_at, "nobody", _nobody_reason(e), target=e.target)
-        for e in session.scalars(unreached)
-    ]
+    timezone = ZoneInfo(tenant_timezone(session))
+    for e in session.scalars(unreached):
+        stale = e.note.startswith(STALE)
+        why = _stale_reason(e, timezone) if stale else _nobody_reason(e)
+        out.append(
+            _problem("step", e.agent_userid, e.fired_at, "stale" if stale else "nobody", why, target=e.target)
+        )
     return sorted(out, key=lambda d: d["at"], reverse=True)
+
+
+def _stale_reason(e: SlaEscalation, timezone: ZoneInfo) -> str:
+    late = wait_text((e.fired_at - e.due_at).total_seconds()) if e.fired_at else ""
+    due = e.due_at.astimezone(timezone).strftime("%m-%d %H:%M")
+    return (
+        f"第 {e.step + 1} 步 {due} 到期，{late}后才轮到（超过策略的过期时限），跳过未发："
+        "那段时间归档没有拉取或后台任务停了，或消息是后来导入的 / skipped: due long ago"
+    )
 
 
 _CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)

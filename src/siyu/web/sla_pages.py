@@ -101,6 +101,7 @@ DELIVERED = {
     "covered": "刚打过电话，未再拨打",
     "failed": "拨打失败",
     "nobody": "没有可通知的人",
+    "stale": "过期未发",
 }
 
 
