@@ -192,3 +192,34 @@ def test_steps_skipped_as_due_long_ago_are_listed_among_the_reminders_not_delive
     # an agent sees their own
     mine = _get(w, "/api/v1/sla/board", role="agent", staff="zhangsan").json()["delivery_problems"]
     assert len(mine) == 3
+
+
+def test_a_wait_whose_steps_were_skipped_as_due_long_ago_does_not_say_its_reminders_are_off(local):
+    """The archive was down from 22:01 to 07:00 while a customer waited: every step was skipped as
+    due long ago. The board's row and the chat said 提醒已关闭，这次等待不发提醒 (the policy had
+    reminders off), which it had not; they say the reminders were not sent, and the row names
+    each step skipped, as the API does."""
+    w = local
+    w.t0 = datetime(2025, 9, 9, 22, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    w.say("在吗？我的快递丢了", at=0, ext="wmstale2")
+    w.pulled(60)
+    w.clock(9 * 3600)
+    w.pulled(9 * 3600)
+    assert w.fire() == 0
+    cid = w.conversation("wmstale2").id
+
+    [row] = _get(w, "/api/v1/sla/board").json()["waiting"]
+    assert row["fired"] == [] and row["next_step_at"] is None
+    assert [(s["step"], s["target"], s["reason"]) for s in row["skipped"]] == [
+        (0, "agent", "stale"),
+        (1, "leader", "stale"),
+        (2, "agent", "stale"),
+    ], row
+    page = _get(w, "/sla").text
+    item = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', page, re.S)[0]
+    assert "提醒已关闭" not in item and "提醒没有发出" in item, item
+    assert "第 2 步·应用消息→其上级 · 过期未发" in re.sub(r"<[^>]+>", "", item), item
+    chat = _get(w, f"/conversations/{cid}").text
+    assert "提醒已关闭" not in chat and "提醒没有发出" in chat

@@ -168,6 +168,7 @@ def board_for(
     waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None)
     conv_ids = [w["conversation_id"] for w in (waiting if shown is None else waiting[:shown])]
     fired: dict[int, list[dict]] = {}
+    skipped: dict[int, list[dict]] = {}
     texts: dict[int, str] = {}
     titles: dict[int, str] = {}
     if conv_ids:
@@ -178,11 +179,23 @@ def board_for(
                 .where(
                     bulk.among(session, SlaEscalation.conversation_id, conv_ids),
                     SlaWait.closed_at.is_(None),
-                    SlaEscalation.status == "fired",
+                    SlaEscalation.status.in_(("fired", "skipped")),
                 )
                 .order_by(SlaEscalation.step)
             ).scalars()
         )
+        for e in rows:  # not sent: due long ago when their turn came, or nobody to tell
+            if e.status == "skipped":
+                skipped.setdefault(e.conversation_id, []).append(
+                    {
+                        "step": e.step,
+                        "action": e.action,
+                        "target": e.target,
+                        "skipped_at": e.fired_at,
+                        "reason": "stale" if e.note.startswith(service.STALE) else "nobody",
+                    }
+                )
+        rows = [e for e in rows if e.status == "fired"]
         reached = service.deliveries(session, rows)
         held = _held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
         for e in rows:
@@ -220,6 +233,7 @@ def board_for(
             "waited_text": conversation_queries.wait_text(w["waited_s"]),
             "waited_business_s": None if w["waited_business_s"] is None else int(w["waited_business_s"]),
             "fired": fired.get(w["conversation_id"], []),
+            "skipped": skipped.get(w["conversation_id"], []),
         }
         for w in waiting
     ]

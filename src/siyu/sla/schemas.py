@@ -229,6 +229,17 @@ class FiredStep(BaseModel):
     )
 
 
+class SkippedStep(BaseModel):
+    step: int = Field(description="0-based: step 0 is the page's 第 1 步")
+    action: Action
+    target: Target
+    skipped_at: datetime | None
+    reason: str = Field(
+        description="stale: due longer ago than the policy's stale_after_s when its turn came; "
+        "nobody: nobody to tell (listed with why among the day's delivery_problems)"
+    )
+
+
 class WaitingRow(BaseModel):
     conversation_id: int
     customer: str
@@ -242,6 +253,7 @@ class WaitingRow(BaseModel):
         None, description="under a policy that counts business hours only: the wait by that clock"
     )
     fired: list[FiredStep]
+    skipped: list[SkippedStep] = Field([], description="steps not sent at all")
     next_step_at: datetime | None
     next_step_after_quiet_hours: bool = Field(
         False, description="the next step is a call held back until the policy's quiet hours end"

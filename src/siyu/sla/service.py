@@ -959,8 +959,9 @@ def snoozed_until(session: Session, conversation_id: int, now: datetime) -> date
 
 def reminders(session: Session, conversation_id: int) -> str | None:
     """How the reminders of the conversation's open wait stand: "to_come" (a step still to
-    fire, which a snooze would hold), "all_sent" (every step fired), "off" (none fired and none
-    to come: the policy had reminders off when the wait began); None when no wait is open."""
+    fire, which a snooze would hold), "all_sent" (every step fired), "not_sent" (none fired,
+    none to come, and steps were skipped: due long ago, or nobody to tell), "off" (no step at
+    all: the policy had reminders off when the wait began); None when no wait is open."""
     found = session.scalars(
         select(SlaEscalation.status)
         .select_from(SlaWait)
@@ -972,7 +973,9 @@ def reminders(session: Session, conversation_id: int) -> str | None:
     steps = set(found)  # (None alone: a wait with no step)
     if "pending" in steps:
         return "to_come"
-    return "all_sent" if "fired" in steps else "off"
+    if "fired" in steps:
+        return "all_sent"
+    return "not_sent" if "skipped" in steps else "off"
 
 
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
