@@ -314,3 +314,33 @@ def test_a_question_asked_between_a_recalled_reply_and_the_next_is_part_of_the_s
     first = board["within_steps"][0]
     assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 1, 0), first
     assert [x.close_reason for x in w.waits()] == ["replied", "merged"]
+
+
+def test_a_wait_marked_no_reply_needed_before_the_reply_still_standing_stays_unanswered(local):
+    """The customer asks at 0 s; the agent sends "." at 5 s; the customer asks again at 30 s;
+    张三 marks it "no reply needed" at 80 s, writes again at 100 s and recalls the "." at 110 s.
+    Without the ".", the question of 0 s waited until it was marked at 80 s: not answered, past
+    the 1-minute step, and the reply at 100 s answered nothing. It must not become an answer in
+    100 s."""
+    from siyu.conversations import service as conversations
+
+    w = local
+    _noon_tomorrow(w)
+    w.policy(steps=ONE_MINUTE_FIRST)
+    w.say("这款什么时候发货？", at=0)
+    dot = w.reply(".", at=5)
+    w.say("还有别的颜色吗？", at=30)
+    with w.session() as s:
+        assert conversations.dismiss(s, w.conversation().id, w.at(80), by="张三")
+    w.reply("有蓝色", at=100)
+    w.ingest(_recall(w, dot, 110, by="zhangsan"))
+    w.pulled(3600)
+    w.clock(3600)
+    board = _board(w)
+    assert board["first_response"]["count"] == 0, board["first_response"]
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 0, 1), first
+    assert [(x.closed_at, x.close_reason, x.closed_by) for x in w.waits()] == [
+        (w.at(80), "dismissed", "张三"),
+        (w.at(80), "merged", "张三"),
+    ]

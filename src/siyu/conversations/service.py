@@ -71,8 +71,8 @@ MERGED = "merged"
 
 # A closed change, `answered_at` set: the staff member recalled the reply (sent at
 # `answered_at`) that had closed a wait, while a later reply of theirs (`at`, `msgid`) stands:
-# that wait was answered by the later one, and any wait begun between the two and closed by
-# it was the same wait.
+# that wait went on until the later one answered it, or ended as the first wait begun between
+# the two did (the same wait, folded into it).
 ANSWERED_LATER = "answered_later"
 
 # Listeners get every change of one transaction at once, in the order they happened, so

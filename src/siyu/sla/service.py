@@ -682,31 +682,59 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
 
 
 def _store_answered_later(session: Session, change: conversations.WaitChange) -> None:
-    """A reply recalled after a later one: the wait it had closed (by its time) was answered
-    by the later reply, and took that long; a wait begun between the two and closed by the
-    later reply was the same wait, folded into it (as when the customer wrote again while
-    waiting). Steps the recalled reply cancelled stay cancelled: the customer has an answer
-    now, and nobody was reminded, so they are no breaches; the on-time shares count the wait
-    answered late for those it ran past."""
+    """A reply recalled after a later one: the wait it had closed (by its time) went on. The
+    first wait begun between the two replies was the same wait, folded into it (as when the
+    customer wrote again while waiting): the wait ended as that one did (the later reply, or
+    "no reply needed" before it); with none, the later reply answered it, and it took that
+    long. Steps the recalled reply cancelled stay cancelled: nobody was reminded, so they are
+    no breaches; the on-time shares count the wait answered late for those it ran past."""
     recalled_at = change.answered_at
     rows = session.execute(
-        select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at).where(
+        select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at, SlaWait.close_reason, SlaWait.closed_by)
+        .where(
             SlaWait.conversation_id == change.conversation_id,
-            SlaWait.close_reason == "replied",
-            SlaWait.closed_at.in_([recalled_at, change.at]),
+            or_(
+                and_(SlaWait.close_reason == "replied", SlaWait.closed_at == recalled_at),
+                and_(SlaWait.started_at > recalled_at, SlaWait.started_at < change.at),
+            ),
         )
+        .order_by(SlaWait.started_at, SlaWait.id)
     ).all()
-    answered = next((r for r in rows if r.closed_at == recalled_at), None)
+    answered = next((r for r in rows if r.close_reason == "replied" and r.closed_at == recalled_at), None)
     if answered is None:
         return  # the recalled reply had answered nothing (another had, before it)
-    response_s = max(0.0, (change.at - answered.started_at).total_seconds())
-    out = [{"id": answered.id, "closed_at": change.at, "close_reason": "replied", "response_s": response_s}]
-    out += [
-        {"id": r.id, "closed_at": r.closed_at, "close_reason": conversations.MERGED, "response_s": None}
-        for r in rows
-        if r.id != answered.id and r.closed_at == change.at and r.started_at > recalled_at
+    # (a question the customer took back while the wait ran was part of it, and owed nothing)
+    folded = [r for r in rows if r.started_at > recalled_at and r.close_reason not in _WAS_PART]
+    then = folded[0] if folded and folded[0].closed_at is not None else None
+    closed_at, reason, by = (
+        (then.closed_at, then.close_reason, then.closed_by) if then else (change.at, "replied", "")
+    )
+    response_s = max(0.0, (closed_at - answered.started_at).total_seconds()) if reason == "replied" else None
+    out = [
+        {
+            "id": answered.id,
+            "closed_at": closed_at,
+            "close_reason": reason,
+            "response_s": response_s,
+            "closed_by": by,
+        }
     ]
-    bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s"])
+    if then is not None:
+        out.append(
+            {
+                "id": then.id,
+                "closed_at": then.closed_at,
+                "close_reason": conversations.MERGED,
+                "response_s": None,
+                "closed_by": then.closed_by,
+            }
+        )
+    bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
+
+
+# Waits that, begun while an earlier one ran, would have been none of their own: the question
+# taken back (it never waited alone), or one already folded into another.
+_WAS_PART = ("recalled", conversations.MERGED)
 
 
 def _store_answered_before(
