@@ -205,7 +205,18 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
     message, raw = storable(message, raw)
     msgid = _clipped(msgid or str(message.get("msgid") or ""), _LONGEST["msgid"])
+    at = message.get("msgtime", message.get("time"))
+    if at is not None and not _is_ms(at):  # no date holds it: ingest would fail with no seq named
+        why = f"消息时间无效 / msgtime {at!r} is no send time in milliseconds"
+        raise ArchiveError(10002, why, retryable=False, seq=seq, msgid=msgid)
     return ArchivedMessage(seq, msgid, message, raw)
+
+
+def _is_ms(value) -> bool:
+    try:
+        return 0 <= int(value) < _MS_UNTIL
+    except (TypeError, ValueError):
+        return False
 
 
 # What PostgreSQL cannot store, in a message's JSON text: NUL, a lone surrogate (escaped, or in
