@@ -223,3 +223,26 @@ def test_a_wait_whose_steps_were_skipped_as_due_long_ago_does_not_say_its_remind
     assert "第 2 步·应用消息→其上级 · 过期未发" in re.sub(r"<[^>]+>", "", item), item
     chat = _get(w, f"/conversations/{cid}").text
     assert "提醒已关闭" not in chat and "提醒没有发出" in chat
+
+
+def test_a_day_of_thousands_of_reminders_not_delivered_lists_the_newest_and_counts_the_rest(local):
+    """Chats imported after the archive was down overnight leave a step skipped as due long ago
+    for every wait: the board's 没送到的提醒 listed every one of them (thousands of rows after
+    an import of months). It lists the newest 100 and counts the rest by status; the API keeps
+    them all."""
+    w = local
+    w.t0 = datetime(2025, 9, 9, 22, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    for i in range(40):  # three steps each: 120 not sent
+        w.say(f"在吗？第{i}单", at=i, ext=f"wmflood{i}")
+    w.pulled(60)
+    w.clock(9 * 3600)
+    w.pulled(9 * 3600)
+    w.fire()
+    board = _get(w, "/api/v1/sla/board").json()
+    assert len(board["delivery_problems"]) == 120
+    page = _get(w, "/sla").text
+    assert len(_rows(page, "delivery-problems")) == 100
+    cut = re.search(r'id="problems-cut">(.*?)</p>', page, re.S)
+    assert cut and "共 120 条：过期未发 120 条" in cut[1]
