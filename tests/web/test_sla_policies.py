@@ -7,11 +7,23 @@ The seeded directory (tests/web/conftest.py): 总部 (1) > 销售部 (2) > 销�
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import delete
+import time
+import uuid
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
+import httpx
+import pytest
+from sqlalchemy import delete, update
+
+from siyu.conversations import service as conversations
+from siyu.insights.needs_reply import default_classifier
+from siyu.runtime import Runtime
 from siyu.sla import service
-from siyu.sla.models import SlaPolicy
+from siyu.sla.models import SlaEscalation, SlaPolicy
+from siyu.tenancy import service as tenancy
+from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
 
 LEADER_1MIN = [{"delay_s": 60, "action": "app_message", "target": "leader"}]
 
@@ -279,3 +291,71 @@ def test_a_contact_who_left_is_named_on_the_policy_pages(as_role, world, db):
     page = admin.get("/sla/policy/departments/2").text
     assert 'id="contact-gone"' in page and "原升级联系人 gone-member 已不是在职成员" in page
     assert "升级联系人 gone-member（已不在职）" in admin.get("/sla/policy").text  # the departments' list
+
+
+def test_turning_on_business_hours_moves_the_next_step_of_waits_already_running(
+    db, siyu, web_settings, emu_url
+):
+    """A customer waits under the wall clock; the admin then has the policy count business
+    hours only while no shift is on (a Saturday evening, say). The wait's next step goes to
+    the next shift, as a calendar edit moves it: left 2 minutes after the question, it went out
+    with a card telling the leader the customer had waited "0 秒（工作时间）"."""
+    sfx = uuid.uuid4().hex[:6]
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        t = _make_tenant(db, Runtime.create(web_settings, db), emu, "bing")
+    with db.tenant_session(t.id) as s:
+        tenancy.save_directory(s, DEPARTMENTS, STAFF)
+        tenancy.add_person(s, f"admin-c-{sfx}", "丙管理员", "admin", PASSWORD)
+    seq = iter(range(1, 100))
+
+    def ask(ext: str, text: str) -> None:
+        msgid = f"bh{next(seq)}-{sfx}"
+        message = {
+            "msgid": msgid,
+            "action": "send",
+            "from": ext,
+            "tolist": ["zhangsan"],
+            "roomid": "",
+            "msgtime": int((time.time() - 30) * 1000),
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        with db.tenant_session(t.id) as s:
+            item = SimpleNamespace(seq=int(msgid[2:].split("-")[0]), msgid=msgid, message=message)
+            conversations.ingest(s, [item], default_classifier().classify)
+
+    def next_step(admin, text: str) -> datetime:
+        (row,) = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["message"] == text]
+        return datetime.fromisoformat(row["next_step_at"])
+
+    # one shift, an hour long, starting six hours from now: none is on now
+    start = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=6)
+    shift = [start.strftime("%H:%M"), (start + timedelta(hours=1)).strftime("%H:%M")]
+    business = {"business_hours_only": True, "shifts": [shift], "quiet_hours": []}
+    admin = login(siyu, f"admin-c-{sfx}")
+    headers = {"X-CSRF-Token": admin.csrf}
+    try:
+        # the built-in default until the first save: the next step 2 minutes after the question
+        ask("wmbh1" + sfx, f"周六有人吗 {sfx}")
+        soon = datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
+        assert next_step(admin, f"周六有人吗 {sfx}") < soon
+        r = admin.put("/api/v1/sla/policy", json=business, headers=headers)
+        assert r.status_code == 200, r.text
+        later = datetime.now(ZoneInfo("UTC")) + timedelta(hours=5)
+        assert next_step(admin, f"周六有人吗 {sfx}") > later
+
+        # a saved policy switched from the wall clock to business hours: the same
+        r = admin.put("/api/v1/sla/policy", json={"business_hours_only": False}, headers=headers)
+        assert r.status_code == 200, r.text
+        ask("wmbh2" + sfx, f"还在吗 {sfx}")
+        assert next_step(admin, f"还在吗 {sfx}") < soon
+        r = admin.put("/api/v1/sla/policy", json={"business_hours_only": True}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert next_step(admin, f"还在吗 {sfx}") > later
+        assert "下一步按新的工作时间重排" in admin.get("/sla/policy", params={"done": "saved"}).text
+    finally:
+        admin.close()
+        with db.tenant_session(t.id) as s:
+            s.execute(
+                update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="cancelled")
+            )

@@ -168,6 +168,7 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
         if name in fields and fields[name] < 0:
             raise PolicyError(f"{name} must not be negative")
     policy = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    clock_was = _clock(policy) if policy is not None else None
     if policy is None:
         policy = SlaPolicy(department_wecom_id=department_wecom_id)
         session.add(policy)
@@ -178,20 +179,47 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
     session.flush()
     # Open waits begun before the tenant had any policy (none recorded: the built-in default)
     # take it: the board measured them by a clock no one had chosen.
-    _reassign_open_waits(session, SlaWait.policy_id.is_(None))
+    moved = _reassign_open_waits(session, SlaWait.policy_id.is_(None))
+    if clock_was is not None and _clock(policy) != clock_was:
+        moved += session.scalars(
+            select(SlaWait.id).where(SlaWait.policy_id == policy.id, SlaWait.closed_at.is_(None))
+        )
+    _follow_new_clock(session, moved)
     return policy
 
 
-def _reassign_open_waits(session: Session, which) -> None:
+def _clock(policy: SlaPolicy | PolicyView) -> tuple:
+    """What a policy's waits are timed by: the wall clock, or its shifts and holidays."""
+    if not policy.business_hours_only:
+        return ()
+    return tuple(tuple(s) for s in policy.shifts or []), policy.public_holidays
+
+
+def _follow_new_clock(session: Session, wait_ids: list[int]) -> None:
+    """Open waits whose clock changed (business hours turned on, shifts or holidays changed,
+    or another policy's clock now applies): a pending step now counted in business time is
+    due when the new clock says, as a calendar edit moves it. Left where the wall clock had
+    put it, it fired on a day off with a card telling the leader 0 business seconds waited."""
+    if wait_ids:
+        _reschedule_pending(session, PolicyBook(session), list(wait_ids), business_time_only=True)
+
+
+def _reassign_open_waits(session: Session, which, was: PolicyView | None = None) -> list[int]:
     """Open waits (`which` selects among them) take the policy that now applies to their
-    staff member."""
+    staff member (`was`: the policy they had, when it is gone). Returns the waits whose
+    clock that changed."""
     waits = list(session.scalars(select(SlaWait).where(which, SlaWait.closed_at.is_(None))))
+    changed = []
     if waits:
         book = PolicyBook(session)
         applies = book.for_staff(w.staff_userid for w in waits)
         for wait in waits:
-            wait.policy_id = applies.get(wait.staff_userid, book.fallback).id
+            now_applies = applies.get(wait.staff_userid, book.fallback)
+            if _clock(now_applies) != _clock(was or book.by_id(wait.policy_id)):
+                changed.append(wait.id)
+            wait.policy_id = now_applies.id
         session.flush()
+    return changed
 
 
 def _check_workable(policy: SlaPolicy) -> None:
@@ -524,17 +552,18 @@ def save_department_policy(session: Session, department_wecom_id: int, **fields)
 def delete_policy(session: Session, department_wecom_id: int) -> bool:
     """Remove a department's own policy: its members follow the nearest ancestor's policy,
     else the tenant's, from their next wait on. Open waits that followed it keep their
-    scheduled steps and take the quiet hours, cooldown etc. of the policy that now applies.
+    scheduled steps (unless the policy that now applies counts business hours by another
+    clock: `_follow_new_clock`) and take the quiet hours, cooldown etc. of that policy.
     The tenant's policy (department 0) cannot be removed. False when there was none."""
     if department_wecom_id == 0:
         raise PolicyError("the tenant's policy cannot be deleted")
     policy = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
     if policy is None:
         return False
-    policy_id = policy.id
+    policy_id, was = policy.id, PolicyView.of(policy)
     session.delete(policy)
     session.flush()
-    _reassign_open_waits(session, SlaWait.policy_id == policy_id)
+    _follow_new_clock(session, _reassign_open_waits(session, SlaWait.policy_id == policy_id, was))
     return True
 
 
