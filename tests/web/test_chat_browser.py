@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from siyu.conversations.models import Conversation
+from siyu.web import templating
 from tests.conversations.conftest import Archive, store
 from tests.web.conftest import CHROMIUM, fits_the_phone, sign_in
 
@@ -125,3 +126,23 @@ def test_an_open_chat_shows_a_recall_without_a_reload_by_hand(page, siyu, world,
     store(db, world.a.id, later.items)
     page.clock.fast_forward(16_000)
     expect(page.locator("#messages").get_by_text("已撤回")).to_be_visible()
+
+
+def test_the_home_page_follows_who_waits(page, siyu, world, db):
+    """The home page is where the app opens in WeCom: left open, its 'N 位客户在等待回复'
+    and the menu's count follow the customers who start waiting, as the list does."""
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.clock.install()
+    page.goto(f"{siyu}/")
+    alert = page.locator("#home-waiting")
+    before = int(re.match(r"\d+", alert.inner_text()).group()) if alert.count() else 0
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, STAFF, "请问今天能发货吗？", 5)
+    store(db, world.a.id, arc.items)
+    # 30 s pass on the page; on the server, the 15 s the menu's count is kept have passed too
+    templating._waiting_seen.clear()
+    page.clock.fast_forward(31_000)
+    expect(alert).to_contain_text(f"{before + 1} 位客户在等待回复")
+    expect(page.locator("#nav-waiting")).to_have_text(str(before + 1))
+    archived(db, world, STAFF, ext, "今天就发")  # answered: no wait left at the top of the lists
