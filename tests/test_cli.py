@@ -494,3 +494,49 @@ def test_python_dash_m_siyu_is_the_siyu_command():
     )
     assert done.returncode == 0, done.stderr
     assert "Usage: siyu" in done.stdout and "needs-reply" in done.stdout
+
+
+def test_the_demo_console_shows_what_wecom_received():
+    """The demo's escalations reach staff as WeCom app messages and calls, which nothing in the
+    demo showed: its console now prints each one as the emulator receives it, once."""
+    from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS
+    from siyu.demo import STAFF as DEMO_STAFF
+    from siyu.demo import Received
+
+    with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
+        corp = emu.post(
+            "/_emulator/corps",
+            json={"name": "示例科技", "departments": DEMO_DEPARTMENTS, "staff": DEMO_STAFF},
+        ).json()
+        token = emu.get(
+            "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["agent_secret"]}
+        ).json()["access_token"]
+        card = {
+            "touser": "lisi",
+            "msgtype": "textcard",
+            "agentid": corp["agent_id"],
+            "textcard": {
+                "title": "小美的客户 肖姐 已等待 5 分钟 未回复",
+                "description": "[图片]",
+                "url": url,
+            },
+        }
+        assert (
+            emu.post("/cgi-bin/message/send", params={"access_token": token}, json=card).json()["errcode"]
+            == 0
+        )
+        text = "您有1位客户在等待回复，最长已等10分钟，请尽快处理"
+        call = {"called_number": "+8613800000003", "template_params": ["1", "10"], "text": text}
+        assert emu.post("/_emulator/voice/calls", json=call).status_code == 201
+
+        async def look() -> list[str]:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                return await received.lines(http)
+
+        received = Received(corp["corp_id"])
+        first = asyncio.run(look())
+        assert [line.split(" ", 1)[1] for line in first] == [
+            "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复",
+            f"语音电话 → 小美：{text}",
+        ]
+        assert asyncio.run(look()) == []  # each once

@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from rich.console import Console
@@ -231,10 +233,52 @@ async def _enable_archive(rt, emu: httpx.AsyncClient, corp: dict, tenant_id: int
     )
 
 
+class Received:
+    """What WeCom received from Siyu since the last look, one line each, for the demo's console:
+    the cards and texts its app put on a member's phone (escalations, loss alerts) and the calls
+    placed through the voice gateway. Nothing else in the demo shows them."""
+
+    def __init__(self, corp_id: str) -> None:
+        self.corp_id = corp_id
+        self.messages = self.calls = 0  # how many of each were shown
+        self.names = {s["userid"]: s["name"] for s in STAFF}
+        self.phones = {"+86" + s["mobile"]: s["name"] for s in STAFF}
+
+    async def lines(self, http: httpx.AsyncClient) -> list[str]:
+        messages = (
+            await http.get(f"/_emulator/corps/{self.corp_id}/app_messages", params={"after": self.messages})
+        ).json()
+        calls = (await http.get("/_emulator/voice/calls", params={"after": self.calls})).json()
+        self.messages += len(messages)
+        self.calls += len(calls)
+        out = []
+        for m in messages:
+            if m["msgtype"] == "textcard":
+                said = m["payload"]["textcard"]["title"]  # as the phone shows it, cut where WeCom cuts
+            elif m["msgtype"] == "text":
+                said = m["payload"]["text"]["content"]
+            else:
+                said = f"[{m['msgtype']}]"
+            to = "、".join(self.names.get(u, u) for u in m["recipients"]) or "（无人收到）"
+            dropped = "、".join(self.names.get(u, u) for u in m["dropped"])
+            late = f"（超出企业微信的频率限制，没送到：{dropped}）" if dropped else ""
+            out.append(f"{_at(m['received_at'])} 企业微信 → {to}：{said}{late}")
+        for c in calls:
+            who = self.phones.get(c["called_number"], c["called_number"])
+            out.append(f"{_at(c['received_at'])} 语音电话 → {who}：{c['text']}")
+        return out
+
+
+def _at(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, ZoneInfo("Asia/Shanghai")).strftime("%H:%M:%S")
+
+
 async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:
     from siyu.emulator.world import World
 
     world = World(emulator_url, corp_id, seed=2026, config_ids=config_ids)
+    received = Received(corp_id)
+    http = httpx.AsyncClient(base_url=emulator_url, timeout=10)
     try:
         for _ in range(8):  # a first wave, so the UI has customers within seconds
             await world.step()
@@ -251,9 +295,12 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
                 await world.step()
+                for line in await received.lines(http):
+                    console.print(line, markup=False, highlight=False, soft_wrap=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 3.0)
     finally:
+        await http.aclose()
         await world.close()
 
 
@@ -329,7 +376,8 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
             f"zhangsan = agent, same password)"
         )
         console.print(f"  WeCom emulator: {emulator_url}/_emulator/corps/{corp_id}")
-        console.print("  customers arrive through 4 channels and chat (会话存档); Ctrl-C stops everything\n")
+        console.print("  customers arrive through 4 channels and chat (会话存档); Ctrl-C stops everything")
+        console.print("  below: what WeCom receives from Siyu (app messages to staff, calls)\n")
         stop = asyncio.Event()
 
         async def main() -> None:

@@ -60,7 +60,8 @@ Reading
   GET /_emulator/corps/{corp_id}/tags             tag groups as get_corp_tag_list returns them
   GET /_emulator/corps/{corp_id}/welcome_messages [{received_at, corp_id, userid, external_userid,
                                                     welcome_code, payload}]
-  GET /_emulator/corps/{corp_id}/app_messages     [{received_at, agentid, msgid, msgtype, recipients,
+  GET /_emulator/corps/{corp_id}/app_messages     ?after=N: from the (N+1)th on
+                                                  [{received_at, agentid, msgid, msgtype, recipients,
                                                     dropped, unlicensed, payload, truncated}]
                                                     (dropped: over the member's 30/min or
                                                     1,000/h, silently;
@@ -378,8 +379,8 @@ def build_router(emu) -> APIRouter:
         return corp_of(corp_id).welcome_messages
 
     @r.get("/corps/{corp_id}/app_messages")
-    async def app_messages(corp_id: str):
-        return corp_of(corp_id).app_messages
+    async def app_messages(corp_id: str, after: int = 0):
+        return corp_of(corp_id).app_messages[max(0, after) :]
 
     @r.get("/corps/{corp_id}/deliveries")
     async def deliveries(corp_id: str):

@@ -12,7 +12,8 @@ Two doors, one record:
            RequestId}} or {"Response": {"Error": {Code, Message}, RequestId}}. The signature
            is checked for shape only (the emulator does not know the secret key).
 Reading and faults
-  GET    /_emulator/voice/calls   [call, ...] oldest first; ?number= filters by callee
+  GET    /_emulator/voice/calls   [call, ...] oldest first; ?number= filters by callee, ?after=N
+           skips the first N
   DELETE /_emulator/voice/calls   forget them
   POST   /_emulator/voice/faults  {fail: n, status?: 503}: the next n calls fail
 
@@ -78,8 +79,8 @@ def build_router(emu=None) -> APIRouter:
         )
 
     @r.get("/_emulator/voice/calls")
-    async def list_calls(number: str = "") -> list[dict]:
-        return [c for c in calls if not number or c["called_number"].endswith(number)]
+    async def list_calls(number: str = "", after: int = 0) -> list[dict]:
+        return [c for c in calls[max(0, after) :] if not number or c["called_number"].endswith(number)]
 
     @r.delete("/_emulator/voice/calls")
     async def clear_calls() -> dict:
