@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from siyu.conversations.models import Conversation
+from siyu.customers.models import Customer
 from siyu.web import templating
 from tests.conversations.conftest import Archive, store
 from tests.web.conftest import CHROMIUM, fits_the_phone, sign_in
@@ -146,3 +147,23 @@ def test_the_home_page_follows_who_waits(page, siyu, world, db):
     expect(alert).to_contain_text(f"{before + 1} 位客户在等待回复")
     expect(page.locator("#nav-waiting")).to_have_text(str(before + 1))
     archived(db, world, STAFF, ext, "今天就发")  # answered: no wait left at the top of the lists
+
+
+def test_the_wait_on_a_customers_profile_keeps_ticking(page, siyu, world, db):
+    """The profile lists the customer's chats, a waiting one with how long: that figure ticks
+    as on the chat, the list and the board, rather than standing still at the page's load."""
+    customer_id = world.a.customers["刘总"]  # writing to 王五 too, whose chats these tests open
+    with db.tenant_session(world.a.id) as s:
+        ext = s.get(Customer, customer_id).external_userid
+    arc = Archive()
+    arc.text(ext, STAFF, "请问有现货吗？", 600)
+    store(db, world.a.id, arc.items)
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.clock.install()
+    page.goto(f"{siyu}/customers/{customer_id}")
+    shown = page.locator("#conversations [data-waited]")
+    before = shown.inner_text()
+    page.clock.fast_forward(20_000)
+    after = shown.inner_text()
+    assert after != before and re.fullmatch(r"等待 1\d 分 \d+ 秒", after), (before, after)
+    archived(db, world, STAFF, ext, "有的")  # answered: no wait left at the top of the lists
