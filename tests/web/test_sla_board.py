@@ -19,7 +19,7 @@ from siyu.conversations.models import Conversation
 from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
-from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
+from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
 from tests.web.conftest import CHROMIUM, fits_the_phone, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
@@ -743,3 +743,48 @@ def test_a_wait_under_a_policy_with_reminders_off_does_not_say_they_all_went_out
         assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
     finally:
         assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
+
+
+def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, world):
+    """客服部's last step, a call, fired in its quiet hours: the call waits in the outbox until
+    they end. The board's badge said 免打扰，HH:MM 拨打 while the line under it, like the chat,
+    said 提醒已全部发出 (every reminder went out): they now say when the call will ring."""
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    local = datetime.now(SHANGHAI)
+    quiet = [(local - timedelta(hours=1)).strftime("%H:%M"), (local + timedelta(hours=2)).strftime("%H:%M")]
+    policy = {
+        "steps": [{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        "quiet_hours": quiet,
+        # the wall clock: a new department policy copies the tenant's, which another test may leave
+        # counting business hours
+        "business_hours_only": False,
+    }
+    r = admin.put("/api/v1/sla/policies/4", json=policy, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    sfx = uuid.uuid4().hex[:8]
+    try:
+        with db.tenant_session(world.a.id) as s:
+            asked = _text(sfx, 1, f"wmquiet{sfx}", "zhaoliu", f"晚上有人吗 {sfx}", 120)
+            conversations.ingest(s, [asked], default_classifier().classify)
+            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmquiet{sfx}"))
+            step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
+            step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
+            s.add(
+                SlaCall(callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow())
+            )
+        ends_at = local + timedelta(hours=2)
+        # the board gives the day only when it is not today
+        rings = ends_at.strftime("%H:%M" if ends_at.date() == local.date() else "%m-%d %H:%M")
+        board = admin.get("/sla").text
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+        assert row and f"免打扰，{rings} 拨打" in row.group(0), row and row.group(0)
+        assert "提醒已全部发出" not in row.group(0) and f"电话 {rings} 拨打" in row.group(0), row.group(0)
+        chat = admin.get(f"/conversations/{cid}").text
+        ends = ends_at.strftime("%m-%d %H:%M")  # the chat says the day too
+        assert "提醒已全部发出" not in chat and f"电话 {ends} 拨打" in chat
+    finally:
+        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
+        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303

@@ -330,6 +330,26 @@ def _held_calls(session: Session, queued: list[SlaEscalation], now: datetime) ->
     return {k: v for k, v in held.items() if v is not None}
 
 
+def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
+    """When the call about the conversation's open wait will ring, where its step fired in
+    quiet hours and the call waits in the outbox for them to end; None when there is none."""
+    calls = list(
+        session.scalars(
+            select(SlaEscalation)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .where(
+                SlaEscalation.conversation_id == conversation_id,
+                SlaWait.closed_at.is_(None),
+                SlaEscalation.status == "fired",
+                SlaEscalation.action == "voice_call",
+            )
+        )
+    )
+    reached = service.deliveries(session, calls)
+    held = _held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
+    return max(held.values(), default=None)
+
+
 NO_TEAM = "未分部门"
 
 

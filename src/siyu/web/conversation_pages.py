@@ -16,6 +16,7 @@ from siyu.conversations.models import Conversation
 from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
+from siyu.sla.api import held_call
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
 from siyu.web.templating import forget_waiting, note_waiting, render
@@ -144,6 +145,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
         waits = found is not None and found["waiting"]
         reminders = sla_service.reminders(s, conversation_id) if waits else None
+        # every step fired, but the last one's call waits for quiet hours to end: not gone out
+        call_at = held_call(s, conversation_id, rt.now()) if reminders == "all_sent" else None
         customer_readable = bool(
             found
             and found["customer"]
@@ -162,6 +165,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "customer_link": customer_readable,
             "snoozed_until": snoozed,
             "reminders": reminders,
+            "call_at": call_at,
             "snooze_choices": SNOOZE_CHOICES,
             "done": DONE.get(request.query_params.get("done") or ""),
         },
