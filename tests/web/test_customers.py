@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 
 import pytest
+
+from siyu.customers import service as customers
+from siyu.customers.models import Customer
 
 
 def names(resp) -> set[str]:
@@ -203,3 +207,15 @@ def test_a_chat_that_began_before_its_customer_was_known_is_theirs_once_they_are
     assert agent.get(f"/api/v1/conversations/{cid}").json()["title"] == "周女士"  # not the raw wm… id
     listed = agent.get("/api/v1/conversations", params={"customer": customer_id}).json()["items"]
     assert [x["id"] for x in listed] == [cid]  # and on their profile
+
+
+def test_the_timeline_says_who_deleted_the_customer_once(as_role, world, db):
+    """Each line of the timeline begins with the member's name: a member deleting the customer
+    read 张三 成员删除了客户 (张三 member deleted the customer)."""
+    customer_id = world.b.customers["乙方客户"]  # tenant B: no test counts its customers' states
+    with db.tenant_session(world.b.id) as s:
+        ext = s.get(Customer, customer_id).external_userid
+        ended = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": int(time.time())}
+        customers.record_follow_ended(s, ended, "deleted")  # del_external_contact
+    page = as_role("admin", "b").get(f"/customers/{customer_id}").text
+    assert "<b>张三</b> 删除了客户" in page and "成员删除了客户" not in page

@@ -244,7 +244,7 @@ EVENT_TEXT = {
     "untagged": "移除标签：{tags}",
     "remark": "修改了备注：{remark}",
     "lost": "被客户删除（流失）",
-    "removed": "成员删除了客户",
+    "removed": "删除了客户",  # after the member's name, as 添加了客户
     "transferred": "客户已转接给其他成员",
     "transfer_failed": "转接失败：{reason}",
     "welcome_sent": "已发送欢迎语",
