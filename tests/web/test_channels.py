@@ -247,3 +247,38 @@ def test_wecom_errors_are_shown_not_a_500(as_role, world, db):
         assert r.status_code == 502 and "41054" in r.json()["detail"]
     finally:
         httpx.delete(f"{world.emu_url}/_emulator/faults")
+
+
+def test_a_refused_form_keeps_what_was_typed(as_role, world):
+    """No member chosen: the form said so and came back empty (a new channel) or as stored (an
+    edit), the name, welcome text, link and tags just typed all lost."""
+    admin = as_role("admin")
+    typed = {
+        "csrf_token": admin.csrf,
+        "name": "双十二海报",
+        "welcome_text": "{name}您好，双十二见！",
+        "link_url": "https://example.com/1212",
+        "tag_ids": ["tagVIP"],
+    }
+
+    def kept(page: str) -> bool:
+        return (
+            'value="双十二海报"' in page
+            and "{name}您好，双十二见！</textarea>" in page
+            and 'value="https://example.com/1212"' in page
+            and re.search(r'value="tagVIP"\s+checked', page) is not None
+        )
+
+    r = admin.post("/channels/new", data=typed)
+    assert r.status_code == 422 and "请选择至少一位成员" in r.text
+    assert kept(r.text)
+    csrf = {"X-CSRF-Token": admin.csrf}
+    made = admin.post("/api/v1/channels", json={"name": "改前", "staff_userids": ["zhangsan"]}, headers=csrf)
+    assert made.status_code == 201, made.text
+    channel_id = made.json()["id"]
+    try:
+        r = admin.post(f"/channels/{channel_id}/edit", data=typed)
+        assert r.status_code == 422 and "请选择至少一位成员" in r.text
+        assert kept(r.text)
+    finally:
+        admin.post(f"/channels/{channel_id}/disable", data={"csrf_token": admin.csrf})

@@ -203,26 +203,28 @@ def _channel_form(request: Request, viewer: Viewer, values: dict, error: str = "
     return render(request, "channel_form.html", ctx, status_code=status)
 
 
-async def _read_channel_form(request: Request, viewer: Viewer, current: dict) -> tuple[dict, ChannelSpec]:
-    """The form's values (to show again on error) and the spec; uploads a new image to WeCom."""
+async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> ChannelSpec:
+    """The spec; uploads a new image to WeCom. `values` takes what was typed first, so that a
+    form refused by a check below shows it again rather than the blank or stored channel."""
     form = await request.form()
     link = {
         "url": str(form.get("link_url", "")).strip(),
         "title": str(form.get("link_title", "")).strip(),
         "desc": str(form.get("link_desc", "")).strip(),
     }
-    values = {
-        **current,
-        "name": str(form.get("name", "")).strip(),
-        "staff_userids": [str(v) for v in form.getlist("staff_userids") if v],
-        "department_ids": [
-            d for d in (_int(str(v)) for v in form.getlist("department_ids")) if d is not None
-        ],
-        "skip_verify": form.get("skip_verify") == "1",
-        "tag_ids": [str(v) for v in form.getlist("tag_ids") if v],
-        "welcome_text": str(form.get("welcome_text", "")),
-        "welcome_link": {k: v for k, v in link.items() if v},
-    }
+    values.update(
+        {
+            "name": str(form.get("name", "")).strip(),
+            "staff_userids": [str(v) for v in form.getlist("staff_userids") if v],
+            "department_ids": [
+                d for d in (_int(str(v)) for v in form.getlist("department_ids")) if d is not None
+            ],
+            "skip_verify": form.get("skip_verify") == "1",
+            "tag_ids": [str(v) for v in form.getlist("tag_ids") if v],
+            "welcome_text": str(form.get("welcome_text", "")),
+            "welcome_link": {k: v for k, v in link.items() if v},
+        }
+    )
     if form.get("remove_image") == "1":
         values["welcome_image_url"] = ""
     spec = ChannelSpec(
@@ -254,7 +256,7 @@ async def _read_channel_form(request: Request, viewer: Viewer, current: dict) ->
                 image.filename, content, ctype
             )
             spec.welcome_image_url = values["welcome_image_url"] = answer.get("url", "")
-    return values, spec
+    return spec
 
 
 @router.get("/channels/new", response_class=HTMLResponse)
@@ -268,7 +270,7 @@ async def channel_create(request: Request, viewer: PageViewer):
     require_admin(viewer)
     values = _blank_channel()
     try:
-        values, spec = await _read_channel_form(request, viewer, values)
+        spec = await _read_channel_form(request, viewer, values)
         channel_id = await channel_service.create_channel(request.app.state.rt, viewer.tenant_id, spec)
     except ChannelError as exc:
         return _channel_form(request, viewer, values, str(exc), 422)
@@ -321,11 +323,11 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
     current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
     if current is None:
         raise _not_found()
-    values = current
+    values = dict(current)
     try:
         if not current["enabled"]:
             raise ChannelError("渠道已停用，不能修改 / the channel is disabled")
-        values, spec = await _read_channel_form(request, viewer, current)
+        spec = await _read_channel_form(request, viewer, values)
         await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
     except ChannelError as exc:
         return _channel_form(request, viewer, values, str(exc), 422)
