@@ -136,7 +136,7 @@ def test_a_customer_agreeing_to_archiving_or_not_waits_for_nothing(db, tenant_id
     with db.tenant_session(tenant_id) as s:
         stored = s.scalar(select(Message))
     assert stored.needs_reply is None and stored.text == (
-        "[客户同意存档聊天内容]" if kind == "agree" else "[客户拒绝存档聊天内容]"
+        "[同意存档聊天内容]" if kind == "agree" else "[拒绝存档聊天内容]"
     )
     question = chat.customer("还在吗？", 1)  # the customer writing afterwards still waits
     ingest(question)

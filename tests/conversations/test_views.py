@@ -436,6 +436,10 @@ def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, w
         cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
     page = as_role("agent").get(f"/conversations/{cid}").text
     assert "客户已拒绝存档聊天内容" in page and 'class="event"' in page
+    # the event line reads after the customer's name, not 汪雨涛 客户拒绝存档聊天内容
+    line = re.search(r'<li class="event"[^>]*>(.*?)</li>', page, re.S)[1]
+    assert re.sub(r"<[^>]+>", "", line).split(None, 1)[1].endswith(" 拒绝存档聊天内容"), line
+    assert "客户拒绝" not in line
     assert as_role("agent").get(f"/api/v1/conversations/{cid}/messages").json()["items"][-1]["event"] is True
 
 
@@ -597,7 +601,7 @@ def test_every_page_tells_the_agent_how_many_customers_wait(as_role, chats):
     assert listed and int(listed[1]) >= 2
     for path in ("/", "/customers", "/sla"):
         html = agent.get(path).text
-        badge = re.search(r'id="nav-waiting" title="(\d+) 位客户在等你回复">(\d+)<', html)
+        badge = re.search(r'id="nav-waiting" title="(\d+) 位客户在等待回复">(\d+)<', html)
         assert badge and badge[1] == badge[2] == listed[1], path
     assert f"{listed[1]} 位客户在等待回复，去看看" in agent.get("/").text
 

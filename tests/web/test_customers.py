@@ -217,5 +217,9 @@ def test_the_timeline_says_who_deleted_the_customer_once(as_role, world, db):
         ext = s.get(Customer, customer_id).external_userid
         ended = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": int(time.time())}
         customers.record_follow_ended(s, ended, "deleted")  # del_external_contact
+        # another member's follow of the same customer handed over (在职/离职继承)
+        moved = {"UserID": "wangwu", "ExternalUserID": ext, "CreateTime": int(time.time())}
+        customers.record_follow_ended(s, moved, "transferred")
     page = as_role("admin", "b").get(f"/customers/{customer_id}").text
     assert "<b>张三</b> 删除了客户" in page and "成员删除了客户" not in page
+    assert "<b>王五</b> 不再跟进：客户已转接给其他成员" in page  # not 王五 客户已转接给其他成员

@@ -15,8 +15,9 @@ LABELS = {
     "mixed": "[图文]",
     "meeting_voice_call": "[语音通话]",
     "voiptext": "[音视频通话]",
-    "agree": "[客户同意存档聊天内容]",
-    "disagree": "[客户拒绝存档聊天内容]",
+    # (the chat reads them after the customer's name: 汪雨涛 拒绝存档聊天内容)
+    "agree": "[同意存档聊天内容]",
+    "disagree": "[拒绝存档聊天内容]",
 }
 # Payloads named otherwise than their type (docmsg's doc, markdown's and news' info: read below).
 _PAYLOAD = {"external_redpacket": "redpacket"}

@@ -245,7 +245,7 @@ EVENT_TEXT = {
     "remark": "修改了备注：{remark}",
     "lost": "被客户删除（流失）",
     "removed": "删除了客户",  # after the member's name, as 添加了客户
-    "transferred": "客户已转接给其他成员",
+    "transferred": "不再跟进：客户已转接给其他成员",  # after the member's name
     "transfer_failed": "转接失败：{reason}",
     "welcome_sent": "已发送欢迎语",
     "welcome_failed": "欢迎语发送失败：{error}",
