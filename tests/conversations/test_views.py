@@ -374,7 +374,7 @@ def test_the_customer_profile_links_to_conversations(as_role, world, chats):
     assert f'href="/conversations?customer={cid}"' in html
     # the chats themselves, with who waits how long (it had shown only a link)
     assert f'href="/conversations/{chats.a["王女士"]}"' in html
-    assert re.search(r'<span class="badge st-lost">等待 \d+ 分', html)
+    assert re.search(r'<span class="badge st-lost"[^>]*>等待 \d+ 分', html)
     filtered = as_role("agent").get("/conversations", params={"customer": cid}).text
     assert "能便宜点吗 iPhone15" in filtered and "孙小姐" not in filtered
 
