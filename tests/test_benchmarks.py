@@ -1,7 +1,8 @@
 """The benchmarks run end to end at a small size: ingest stores every made-up message and
 makes it searchable, measuring both rates in the rounds asked for; the archive pull fetches,
 decrypts and stores every message through the finance SDK stand-in, storing what the in-memory
-pull stores; the send-cost benchmark delivers every card and measures both costs. Their
+pull stores; the send-cost benchmark delivers every card and measures both costs; the reads
+benchmark seeds a tenant and times every page of every role against its baseline. Their
 figures are for the README and benchmarks/RESULTS.md, not for asserting here: these
 machines are shared and noisy."""
 
@@ -65,3 +66,34 @@ def test_the_send_cost_benchmark_delivers_every_card_and_reports_both_costs():
     assert result["sent"] == result["received"] == 2 * (300 + 2 * 200)
     assert result["client_cpu_ms"] > 0 and result["bare_cpu_ms"] > 0
     assert abs(result["ratio"] - result["client_cpu_ms"] / result["bare_cpu_ms"]) < 0.01
+
+
+def test_the_reads_benchmark_opens_every_page_of_every_role_and_reports_the_baseline(db):
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "reads.py"),
+        "--conversations",
+        "600",
+        "--rounds",
+        "1",
+    ]
+    if db.is_postgres:
+        command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["database"] == ("postgresql" if db.is_postgres else "sqlite")
+    assert result["conversations"] == result["stored"]["conversations"] == 600
+    assert result["stored"]["group_chats"] > 0 and result["stored"]["waiting"] > 0
+    assert result["baseline_p50_ms"] > 0 and result["floor_p50_ms"] > 0
+    kinds = {"list", "list_later", "waiting", "search_phrase", "search_char", "chat", "customer"}
+    kinds |= {"board", "board_api"}
+    assert set(result["results"]) == {"wall", "business"}
+    for by_kind in result["results"].values():
+        assert set(by_kind) == kinds
+        for by_role in by_kind.values():
+            assert set(by_role) == {"agent", "supervisor", "admin"}
+            for figures in by_role.values():
+                assert figures["p95_ms"] >= figures["p50_ms"] > 0
+                ratio = figures["p50_ms"] / result["baseline_p50_ms"]
+                assert abs(figures["ratio"] - ratio) <= 0.01 * ratio + 0.1
