@@ -74,11 +74,23 @@ def _within_steps(
     tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
     stands now, and by its clock (business time where it counts only that); `delay_s` is the
     tenant's delay for the step where it has one."""
-    book = book or service.PolicyBook(session)  # (one for all the teams: policies and calendars read once)
-    tenant = book.fallback
+    book = book or service.PolicyBook(session)
+    return _count_within(_measure(answered, unanswered, now, book), book.fallback)
 
-    def policy_of(policy_id: int | None) -> service.PolicyView:
-        return _policy_of(book, policy_id)
+
+# A wait of the day as the on-time shares count it: its policy's steps, how long it took (or has
+# run so far) by that policy's clock, and whether it was answered.
+Measured = tuple[list, float, bool]
+
+
+def _measure(
+    answered: list[tuple[datetime, float, int | None]],
+    unanswered: list[tuple[datetime, datetime | None, int | None]],
+    now: datetime,
+    book: service.PolicyBook,
+) -> list[Measured]:
+    """Each wait measured (see _within_steps), answered ones first, in the order given."""
+    known = {p.id for p in book.policies.values()}
 
     def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
         wall = (end - started).total_seconds()
@@ -87,14 +99,18 @@ def _within_steps(
             return wall
         return book.waited_s(policy, started, end)
 
-    # (steps, how long it took or has run so far, answered)
     measured = []
     for started, response_s, policy_id in answered:
-        policy = policy_of(policy_id)
+        policy = _policy_of(book, policy_id, known)
         measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
     for started, closed, policy_id in unanswered:
-        policy = policy_of(policy_id)
+        policy = _policy_of(book, policy_id, known)
         measured.append((policy.steps, took(policy, started, closed or now), False))
+    return measured
+
+
+def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[dict]:
+    """The on-time shares per step of waits measured by _measure."""
     out = []
     for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
         inside = late = outlived = 0
@@ -124,11 +140,13 @@ def _within_steps(
     return out
 
 
-def _policy_of(book: service.PolicyBook, policy_id: int | None) -> service.PolicyView:
+def _policy_of(
+    book: service.PolicyBook, policy_id: int | None, known: set[int] | None = None
+) -> service.PolicyView:
     """The policy a wait of the day is measured by: a department's deleted since has no steps
-    any more, the tenant's stand in."""
-    known = policy_id is None or policy_id in {p.id for p in book.policies.values()}
-    return book.by_id(policy_id) if known else book.fallback
+    any more, the tenant's stand in. `known`: the ids of the book's policies, when at hand."""
+    known = {p.id for p in book.policies.values()} if known is None else known
+    return book.by_id(policy_id) if policy_id is None or policy_id in known else book.fallback
 
 
 def _business_responses(book: service.PolicyBook, answered: list) -> list[float] | None:
@@ -136,8 +154,9 @@ def _business_responses(book: service.PolicyBook, answered: list) -> list[float]
     policy counts only that (a Friday 17:59 question answered Monday 09:01 took 2 minutes),
     else wall time; None when no wait of them ran under such a policy."""
     out, counted = [], False
+    known = {p.id for p in book.policies.values()}
     for response_s, _, policy_id, started in answered:
-        policy = _policy_of(book, policy_id)
+        policy = _policy_of(book, policy_id, known)
         counted = counted or policy.business_hours_only
         out.append(book.waited_s(policy, started, started + timedelta(seconds=float(response_s))))
     return out if counted else None
@@ -272,9 +291,11 @@ def board_for(
     for row in unanswered:  # one who answered none of their customers of the day: a row of 0, not none
         per_agent.setdefault(row[3], [])
     book = service.PolicyBook(session)
-    within = _within_steps(
-        session, [(s, float(v), p) for v, _, p, s in answered], [row[:3] for row in unanswered], now, book
+    # each wait of the day measured once, for the shares of all and of each team
+    measured = _measure(
+        [(s, float(v), p) for v, _, p, s in answered], [row[:3] for row in unanswered], now, book
     )
+    within = _count_within(measured, book.fallback)
     business = _business_responses(book, answered)
     business_per_agent: dict[str, list[float]] = {}
     for (_, userid, _, _), v in zip(answered, business or [], strict=False):
@@ -303,7 +324,9 @@ def board_for(
             for u, v in sorted(per_agent.items(), key=lambda kv: names.get(kv[0], kv[0]))
         ],
         "within_steps": within,
-        "by_team": _by_team(session, rows_out, breaches["by_agent"], answered, unanswered, now, business),
+        "by_team": _by_team(
+            session, rows_out, breaches["by_agent"], answered, unanswered, measured, book.fallback, business
+        ),
         "day": start.astimezone(ZoneInfo(service.tenant_timezone(session))).date(),
         "delivery_problems": [
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
@@ -359,13 +382,15 @@ def _by_team(
     breaches_by_agent: dict[str, int],
     answered: list,
     unanswered: list,
-    now: datetime,
+    measured: list[Measured],
+    tenant: service.PolicyView,
     business: list[float] | None = None,
 ) -> list[dict]:
     """The board's figures per team: each agent counted in their main department in WeCom
     (else their first), as they are now. Waiting now, the day's breaches, first responses (by
     each wait's policy's clock too, `business`: one per answered wait, as _business_responses
-    gives them) and the share answered within the first step, busiest team first."""
+    gives them) and the share answered within the first step, busiest team first. `measured`:
+    the answered and then the unanswered waits as _measure measured them."""
     staff = {
         userid: main or (departments[0] if departments else None)
         for userid, main, departments in session.execute(
@@ -386,8 +411,7 @@ def _by_team(
                 "breaches": 0,
                 "responses": [],
                 "business": [],
-                "answered": [],
-                "unanswered": [],
+                "measured": [],
             },
         )
 
@@ -395,18 +419,17 @@ def _by_team(
         team(w["staff_userid"])["waiting"] += 1
     for userid, n in breaches_by_agent.items():
         team(userid)["breaches"] += n
-    for i, (response_s, userid, policy_id, started_at) in enumerate(answered):
+    for i, ((response_s, userid, _, _), m) in enumerate(zip(answered, measured, strict=False)):
         t = team(userid)
         t["responses"].append(float(response_s))
-        t["answered"].append((started_at, float(response_s), policy_id))
+        t["measured"].append(m)
         if business is not None:
             t["business"].append(business[i])
-    for started_at, closed_at, policy_id, userid in unanswered:
-        team(userid)["unanswered"].append((started_at, closed_at, policy_id))
+    for (_, _, _, userid), m in zip(unanswered, measured[len(answered) :], strict=True):
+        team(userid)["measured"].append(m)
     out = []
-    book = service.PolicyBook(session)
     for t in teams.values():
-        within = _within_steps(session, t.pop("answered"), t.pop("unanswered"), now, book)
+        within = _count_within(t.pop("measured"), tenant)
         t["first_response"] = service.response_summary(t.pop("responses"))
         # (a team's median in wall time alone read 2 days beside its 100 % on time by business time)
         times = t.pop("business")

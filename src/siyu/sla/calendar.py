@@ -142,6 +142,11 @@ class BusinessCalendar:
     holidays: frozenset[date] = field(default_factory=frozenset)
     workdays: frozenset[date] = field(default_factory=frozenset)
     public_holidays: bool = True
+    # each day's business intervals, worked out once: the board measures every wait of the day
+    # by this calendar, and the time zone arithmetic of a day cost more than the rest of a wait
+    _days: dict[date, list[tuple[datetime, datetime]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -175,13 +180,21 @@ class BusinessCalendar:
         """Business intervals (UTC) that end after `start`, in order, clipped to start."""
         day = start.astimezone(self.tz).date() - timedelta(days=1)
         for _ in range(MAX_DAYS):
-            if self.is_workday(day):
-                for a, b in self.shifts:
-                    begin = _local(day, a, self.tz).astimezone(UTC)
-                    end = _local(day, b, self.tz).astimezone(UTC)
-                    if end > start:
-                        yield max(begin, start), end
+            for begin, end in self._intervals_of(day):
+                if end > start:
+                    yield max(begin, start), end
             day += timedelta(days=1)
+
+    def _intervals_of(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The day's shifts (UTC), none on a day off."""
+        found = self._days.get(day)
+        if found is None:
+            found = self._days[day] = [
+                (_local(day, a, self.tz).astimezone(UTC), _local(day, b, self.tz).astimezone(UTC))
+                for a, b in self.shifts
+                if self.is_workday(day)
+            ]
+        return found
 
     def add(self, start: datetime, seconds: float) -> datetime:
         """The moment `seconds` of business time have passed since `start` (a delay of 0
