@@ -342,7 +342,9 @@ def _held_calls(session: Session, queued: list[SlaEscalation], now: datetime) ->
         return {}
     policy_of = dict(
         session.execute(
-            select(SlaWait.id, SlaWait.policy_id).where(SlaWait.id.in_({e.wait_id for e in calls}))
+            select(SlaWait.id, SlaWait.policy_id).where(
+                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
+            )
         ).all()
     )
     book, timezone = service.PolicyBook(session), service.tenant_timezone(session)

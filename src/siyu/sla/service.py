@@ -1396,7 +1396,10 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
     if wanted_calls or call_of:
         for call in session.scalars(
             select(SlaCall).where(
-                or_(SlaCall.escalation_id.in_(wanted_calls), SlaCall.id.in_(list(call_of.values())))
+                or_(
+                    bulk.among(session, SlaCall.escalation_id, wanted_calls),
+                    bulk.among(session, SlaCall.id, call_of.values()),
+                )
             )
         ):
             calls[call.id] = (call.status, call.error)
@@ -1410,7 +1413,7 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
     if queued:
         for key, last_error in session.execute(
             select(OutboxMessage.dedupe_key, OutboxMessage.last_error).where(
-                OutboxMessage.dedupe_key.in_([f"sla-call:{i}" for i in queued]),
+                bulk.among(session, OutboxMessage.dedupe_key, [f"sla-call:{i}" for i in queued]),
                 OutboxMessage.status == "pending",
                 OutboxMessage.last_error != "",
             )
