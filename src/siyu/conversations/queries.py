@@ -675,12 +675,10 @@ def search_messages(
         cursor = paging.read_cursor(after, before, _SEARCH_CURSOR)  # (a bad one is still refused)
         return SearchPage([], q, None if cursor is not None else page, per_page, False)
     MS = search_index.MessageSearch
-    stmt = (
-        select(Message, Conversation)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
-    )
+    stmt = select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+    readable_here = (_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
     if query.indexed:
+        stmt = stmt.where(*readable_here)
         stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))
         if query.checked:
             stmt = stmt.where(search_index.singles_condition(Message.text, query))
@@ -690,10 +688,12 @@ def search_messages(
         recent = (
             select(Message.id)
             .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
+            .where(*readable_here)
             .order_by(Message.sent_at.desc(), Message.id.desc())
             .limit(search_index.LIKE_SCAN)
         )
+        # (only those: asking again who may read each one had the database work out the
+        # viewer's chats a second time: a quarter of an agent's search of a 50,000-chat tenant)
         stmt = stmt.where(Message.id.in_(recent), search_index.singles_condition(Message.text, query))
     got = paging.take(session, stmt, _SEARCH_ORDER, _SEARCH_CURSOR, page, per_page, after, before)
     rows = got.rows
