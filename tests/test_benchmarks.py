@@ -94,6 +94,6 @@ def test_the_reads_benchmark_opens_every_page_of_every_role_and_reports_the_base
         for by_role in by_kind.values():
             assert set(by_role) == {"agent", "supervisor", "admin"}
             for figures in by_role.values():
-                assert figures["p95_ms"] >= figures["p50_ms"] > 0
+                assert figures["p95_ms"] >= figures["p50_ms"] > 0 and figures["floor_ratio"] > 0
                 ratio = figures["p50_ms"] / result["baseline_p50_ms"]
                 assert abs(figures["ratio"] - ratio) <= 0.01 * ratio + 0.1
