@@ -184,7 +184,7 @@ def board_for(
         # (its figures would all read 0, as if nobody had waited that day)
         raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)
-    waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None)
+    waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None, detailed=shown)
     conv_ids = [w["conversation_id"] for w in (waiting if shown is None else waiting[:shown])]
     fired: dict[int, list[dict]] = {}
     skipped: dict[int, list[dict]] = {}

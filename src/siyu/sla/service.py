@@ -1066,8 +1066,12 @@ def day_bounds(session: Session, now: datetime, day: date | None = None) -> tupl
     return start, end
 
 
-def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | None = None) -> list[dict]:
-    """Who is waiting right now, longest first: for the supervisor's board."""
+def waiting_now(
+    session: Session, now: datetime, staff_userids: Sequence[str] | None = None, detailed: int | None = None
+) -> list[dict]:
+    """Who is waiting right now, longest first: for the supervisor's board. `detailed`: only
+    the longest waits that many get their next step and their wait in business time (the page
+    lists no more; the others are counted)."""
     w = SlaWait
     q = (
         # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
@@ -1082,19 +1086,20 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
     if staff_userids is not None:
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
     rows = session.execute(q).all()
+    shown = rows if detailed is None else rows[:detailed]
     # each wait's next step (a wait has one pending at a time)
     pending = {
         wait_id: (due, action, note)
         for wait_id, due, action, note in session.execute(
             select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.note)
-            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in rows]))
+            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in shown]))
             .where(SlaEscalation.status == "pending")
         )
     }
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []
-    for w in rows:
+    for w in shown:
         name = w.name
         policy = book.by_id(w.policy_id)
         due, action, note = pending.get(w.id, (None, None, None))
@@ -1118,6 +1123,21 @@ def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | 
                 "breached_step": w.breached_step,
                 "next_step_at": due,
                 "next_step_after_quiet_hours": quiet,
+                "snoozed_until": w.snoozed_until,
+            }
+        )
+    for w in rows[len(shown) :]:  # counted: with thousands waiting, their details cost most of the board
+        out.append(
+            {
+                "conversation_id": w.conversation_id,
+                "customer": w.name or "",
+                "staff_userid": w.staff_userid,
+                "since": w.started_at,
+                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
+                "waited_business_s": None,
+                "breached_step": w.breached_step,
+                "next_step_at": None,
+                "next_step_after_quiet_hours": False,
                 "snoozed_until": w.snoozed_until,
             }
         )
