@@ -21,13 +21,19 @@ from tests.support.finance_sdk import CompilerMissing, build_standin
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
-    command = [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--messages", "2500", "--rounds", "2"]
-    if db.is_postgres:
+def benchmark(script: str, *args: str, db=None) -> dict:
+    """Run benchmarks/<script> (on the test run's PostgreSQL server where `db` is on one) and
+    return its last line, the JSON it prints."""
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    if db is not None and db.is_postgres:
         command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
+    result = benchmark("ingest.py", "--messages", "2500", "--rounds", "2", db=db)
     assert result["database"] == ("postgresql" if db.is_postgres else "sqlite")
     assert result["rounds"] == 2 and result["messages"] == 2500
     assert result["ingest_per_s"] > 0 and result["baseline_per_s"] > 0
@@ -42,13 +48,7 @@ def test_the_archive_pull_benchmark_stores_through_the_sdk_what_the_store_alone_
         build_standin()
     except CompilerMissing as exc:
         pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
-    command = [sys.executable, str(ROOT / "benchmarks" / "archive_pull.py"), "--messages", "2500"]
-    command += ["--rounds", "2", "--latency-ms", "20"]
-    if db.is_postgres:
-        command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = benchmark("archive_pull.py", "--messages", "2500", "--rounds", "2", "--latency-ms", "20", db=db)
     assert result["messages"] == result["fetched"] == result["stored"]["messages"] == 2500
     assert result["same_as_store"] and result["stored"]["search_backlog"] == 0
     assert result["rounds"] == 2 and result["latency_ms"] == 20
@@ -59,29 +59,14 @@ def test_the_archive_pull_benchmark_stores_through_the_sdk_what_the_store_alone_
 
 
 def test_the_send_cost_benchmark_delivers_every_card_and_reports_both_costs():
-    command = [sys.executable, str(ROOT / "benchmarks" / "send_cost.py"), "--sends", "200", "--rounds", "2"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = benchmark("send_cost.py", "--sends", "200", "--rounds", "2")
     assert result["sent"] == result["received"] == 2 * (300 + 2 * 200)
     assert result["client_cpu_ms"] > 0 and result["bare_cpu_ms"] > 0
     assert abs(result["ratio"] - result["client_cpu_ms"] / result["bare_cpu_ms"]) < 0.01
 
 
 def test_the_reads_benchmark_opens_every_page_of_every_role_and_reports_the_baseline(db):
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "reads.py"),
-        "--conversations",
-        "600",
-        "--rounds",
-        "1",
-    ]
-    if db.is_postgres:
-        command += ["--database", os.environ["SIYU_TEST_DATABASE_URL"]]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = benchmark("reads.py", "--conversations", "600", "--rounds", "1", db=db)
     assert result["database"] == ("postgresql" if db.is_postgres else "sqlite")
     assert result["conversations"] == result["stored"]["conversations"] == 600
     assert result["stored"]["group_chats"] > 0 and result["stored"]["waiting"] > 0
