@@ -1099,8 +1099,22 @@ def waiting_now(
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []
-    for w in shown:
-        name = w.name
+    for i, w in enumerate(rows):
+        row = {
+            "conversation_id": w.conversation_id,
+            "customer": w.name or "",
+            "staff_userid": w.staff_userid,
+            "since": w.started_at,
+            "waited_s": max(0.0, (now - w.started_at).total_seconds()),
+            "waited_business_s": None,
+            "breached_step": w.breached_step,
+            "next_step_at": None,
+            "next_step_after_quiet_hours": False,
+            "snoozed_until": w.snoozed_until,
+        }
+        out.append(row)
+        if i >= len(shown):  # counted: with thousands waiting, their details cost most of the board
+            continue
         policy = book.by_id(w.policy_id)
         due, action, note = pending.get(w.id, (None, None, None))
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
@@ -1111,36 +1125,9 @@ def waiting_now(
             ends = call_held_until(policy, max(due, now), timezone, book.calendar)
             if ends is not None:
                 due, quiet = ends, True
-        out.append(
-            {
-                "conversation_id": w.conversation_id,
-                "customer": name or "",
-                "staff_userid": w.staff_userid,
-                "since": w.started_at,
-                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
-                # by the policy's own clock, where it counts business hours only
-                "waited_business_s": book.waited_business_s(policy, w.started_at, now),
-                "breached_step": w.breached_step,
-                "next_step_at": due,
-                "next_step_after_quiet_hours": quiet,
-                "snoozed_until": w.snoozed_until,
-            }
-        )
-    for w in rows[len(shown) :]:  # counted: with thousands waiting, their details cost most of the board
-        out.append(
-            {
-                "conversation_id": w.conversation_id,
-                "customer": w.name or "",
-                "staff_userid": w.staff_userid,
-                "since": w.started_at,
-                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
-                "waited_business_s": None,
-                "breached_step": w.breached_step,
-                "next_step_at": None,
-                "next_step_after_quiet_hours": False,
-                "snoozed_until": w.snoozed_until,
-            }
-        )
+        # by the policy's own clock, where it counts business hours only
+        row["waited_business_s"] = book.waited_business_s(policy, w.started_at, now)
+        row["next_step_at"], row["next_step_after_quiet_hours"] = due, quiet
     return out
 
 
