@@ -61,23 +61,6 @@ router = APIRouter(prefix="/api/v1", tags=["sla"])
 # ---------------------------------------------------------------- the board
 
 
-def _within_steps(
-    session: Session,
-    answered: list[tuple[datetime, float, int | None]],
-    unanswered: list[tuple[datetime, datetime | None, int | None]],
-    now: datetime,
-    book: service.PolicyBook | None = None,
-) -> list[dict]:
-    """Per step, the day's waits answered within its delay, those answered later, and those
-    that ran past it unanswered (still open, or closed without a reply only after it).
-    Each wait is measured by the policy it ran under (a department's may differ from the
-    tenant's; none is the built-in default; a deleted one, the tenant's), as that policy
-    stands now, and by its clock (business time where it counts only that); `delay_s` is the
-    tenant's delay for the step where it has one."""
-    book = book or service.PolicyBook(session)
-    return _count_within(_measure(answered, unanswered, now, book), book.fallback)
-
-
 # A wait of the day as the on-time shares count it: its policy's steps, how long it took (or has
 # run so far) by that policy's clock, and whether it was answered.
 Measured = tuple[list, float, bool]
@@ -89,8 +72,10 @@ def _measure(
     now: datetime,
     book: service.PolicyBook,
 ) -> list[Measured]:
-    """Each wait measured (see _within_steps), answered ones first, in the order given."""
-    known = {p.id for p in book.policies.values()}
+    """Each wait of the day measured, answered ones first, in the order given: by the policy it
+    ran under (a department's may differ from the tenant's; none is the built-in default; a
+    deleted one, the tenant's), as that policy stands now, and by its clock (business time where
+    it counts only that)."""
 
     def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
         wall = (end - started).total_seconds()
@@ -101,16 +86,18 @@ def _measure(
 
     measured = []
     for started, response_s, policy_id in answered:
-        policy = _policy_of(book, policy_id, known)
+        policy = book.measured_by(policy_id)
         measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
     for started, closed, policy_id in unanswered:
-        policy = _policy_of(book, policy_id, known)
+        policy = book.measured_by(policy_id)
         measured.append((policy.steps, took(policy, started, closed or now), False))
     return measured
 
 
 def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[dict]:
-    """The on-time shares per step of waits measured by _measure."""
+    """Per step, the waits measured by _measure answered within its delay, those answered later,
+    and those that ran past it unanswered (still open, or closed without a reply only after
+    it); `delay_s` is the tenant's delay for the step where it has one."""
     out = []
     for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
         inside = late = outlived = 0
@@ -140,23 +127,13 @@ def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[
     return out
 
 
-def _policy_of(
-    book: service.PolicyBook, policy_id: int | None, known: set[int] | None = None
-) -> service.PolicyView:
-    """The policy a wait of the day is measured by: a department's deleted since has no steps
-    any more, the tenant's stand in. `known`: the ids of the book's policies, when at hand."""
-    known = {p.id for p in book.policies.values()} if known is None else known
-    return book.by_id(policy_id) if policy_id is None or policy_id in known else book.fallback
-
-
 def _business_responses(book: service.PolicyBook, answered: list) -> list[float] | None:
     """Each answered wait's first response by its policy's clock: business time where the
     policy counts only that (a Friday 17:59 question answered Monday 09:01 took 2 minutes),
     else wall time; None when no wait of them ran under such a policy."""
     out, counted = [], False
-    known = {p.id for p in book.policies.values()}
     for response_s, _, policy_id, started in answered:
-        policy = _policy_of(book, policy_id, known)
+        policy = book.measured_by(policy_id)
         counted = counted or policy.business_hours_only
         out.append(book.waited_s(policy, started, started + timedelta(seconds=float(response_s))))
     return out if counted else None

@@ -343,6 +343,7 @@ class PolicyBook:
     def __init__(self, session: Session):
         self.session = session
         self.policies = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
+        self._ids = {p.id for p in self.policies.values()}
         self._parents: dict[int, int | None] | None = None
         self._calendars: dict[int | None, BusinessCalendar] = {}
         self._by_id: dict[int | None, PolicyView] = {}
@@ -384,6 +385,11 @@ class PolicyBook:
             row = next((p for p in self.policies.values() if p.id == policy_id), None) if policy_id else None
             view = self._by_id[policy_id] = PolicyView.of(row) if row is not None else PolicyView()
         return view
+
+    def measured_by(self, policy_id: int | None) -> PolicyView:
+        """The policy a wait of the day is measured by on the board: the one it ran under, but
+        the tenant's for a department's deleted since (it has no steps any more)."""
+        return self.by_id(policy_id) if policy_id is None or policy_id in self._ids else self.fallback
 
     def calendar(self, policy: PolicyView) -> BusinessCalendar:
         cal = self._calendars.get(policy.id)
