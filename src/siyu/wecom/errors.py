@@ -149,7 +149,7 @@ class WeComRateLimited(WeComError):
     pacing would make a call wait longer than the call's `max_wait`.
     """
 
-    errcodes = frozenset({45009, 45011, 45033})
+    errcodes = FREQUENCY_ERRCODES | {45033}
 
     @property
     def concurrency(self) -> bool:
