@@ -193,7 +193,7 @@ def board_for(
                 )
         rows = [e for e in rows if e.status == "fired"]
         reached = service.deliveries(session, rows)
-        held = _held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
+        held = service.held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
             fired.setdefault(e.conversation_id, []).append(
@@ -309,47 +309,6 @@ def board_for(
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
         ],
     }
-
-
-def _held_calls(session: Session, queued: list[SlaEscalation], now: datetime) -> dict[int, datetime]:
-    """When the calls still to ring of these fired steps will ring, for those quiet hours hold
-    back now (the outbox places each when they end)."""
-    calls = [e for e in queued if e.action == "voice_call"]
-    if not calls:
-        return {}
-    policy_of = dict(
-        session.execute(
-            select(SlaWait.id, SlaWait.policy_id).where(
-                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
-            )
-        ).all()
-    )
-    book, timezone = service.PolicyBook(session), service.tenant_timezone(session)
-    held = {
-        e.id: service.call_held_until(book.by_id(policy_of.get(e.wait_id)), now, timezone, book.calendar)
-        for e in calls
-    }
-    return {k: v for k, v in held.items() if v is not None}
-
-
-def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
-    """When the call about the conversation's open wait will ring, where its step fired in
-    quiet hours and the call waits in the outbox for them to end; None when there is none."""
-    calls = list(
-        session.scalars(
-            select(SlaEscalation)
-            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-            .where(
-                SlaEscalation.conversation_id == conversation_id,
-                SlaWait.closed_at.is_(None),
-                SlaEscalation.status == "fired",
-                SlaEscalation.action == "voice_call",
-            )
-        )
-    )
-    reached = service.deliveries(session, calls)
-    held = _held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
-    return max(held.values(), default=None)
 
 
 NO_TEAM = "未分部门"

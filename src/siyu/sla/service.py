@@ -1448,6 +1448,47 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
     return out
 
 
+def held_calls(session: Session, queued: list[SlaEscalation], now: datetime) -> dict[int, datetime]:
+    """When the calls still to ring of these fired steps will ring, for those quiet hours hold
+    back now (the outbox places each when they end)."""
+    calls = [e for e in queued if e.action == "voice_call"]
+    if not calls:
+        return {}
+    policy_of = dict(
+        session.execute(
+            select(SlaWait.id, SlaWait.policy_id).where(
+                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
+            )
+        ).all()
+    )
+    book, timezone = PolicyBook(session), tenant_timezone(session)
+    held = {
+        e.id: call_held_until(book.by_id(policy_of.get(e.wait_id)), now, timezone, book.calendar)
+        for e in calls
+    }
+    return {k: v for k, v in held.items() if v is not None}
+
+
+def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
+    """When the call about the conversation's open wait will ring, where its step fired in
+    quiet hours and the call waits in the outbox for them to end; None when there is none."""
+    calls = list(
+        session.scalars(
+            select(SlaEscalation)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .where(
+                SlaEscalation.conversation_id == conversation_id,
+                SlaWait.closed_at.is_(None),
+                SlaEscalation.status == "fired",
+                SlaEscalation.action == "voice_call",
+            )
+        )
+    )
+    reached = deliveries(session, calls)
+    held = held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
+    return max(held.values(), default=None)
+
+
 def board(session: Session, now: datetime) -> dict:
     """The SLA board: who waits now (longest first), today's breaches and response times."""
     start, end = day_bounds(session, now)

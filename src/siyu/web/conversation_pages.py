@@ -16,7 +16,7 @@ from siyu.conversations.models import Conversation
 from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
-from siyu.sla.api import held_call
+from siyu.sla.service import held_call
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
 from siyu.web.templating import forget_waiting, note_waiting, render
