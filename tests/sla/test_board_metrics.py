@@ -242,6 +242,7 @@ def test_a_day_of_thousands_of_reminders_not_delivered_lists_the_newest_and_coun
     w.fire()
     board = _get(w, "/api/v1/sla/board").json()
     assert len(board["delivery_problems"]) == 120
+    assert board["delivery_problems_by_status"] == {"stale": 120}
     page = _get(w, "/sla").text
     assert len(_rows(page, "delivery-problems")) == 100
     cut = re.search(r'id="problems-cut">(.*?)</p>', page, re.S)

@@ -384,7 +384,7 @@ def _reached(w) -> dict[int, tuple[str, str]]:
 
 def _problems(w) -> list[dict]:
     with w.session() as s:
-        return service.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+        return service.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))[0]
 
 
 def test_a_card_wecom_refuses_shows_as_being_retried_with_wecoms_answer(w):

@@ -717,7 +717,7 @@ def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
     with w.session() as s:
-        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert (problem["kind"], problem["recipient"], problem["status"]) == ("step", "boss", "nobody")
     assert problem["target"] == "leader"
     assert "第 2 步没有可通知的人：该成员没有直属上级" in problem["error"]
@@ -738,7 +738,7 @@ def test_an_escalation_contact_who_left_is_reached_no_more_and_the_step_says_why
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")  # no card retried against WeCom
     with w.session() as s:
-        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert problem["status"] == "nobody" and "策略的升级联系人 wangwu 已不在职" in problem["error"]
 
 

@@ -69,7 +69,7 @@ def test_a_leader_step_for_the_escalation_contacts_own_customer_does_not_say_no_
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
     with w.session() as s:
-        [problem] = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert problem["status"] == "nobody" and problem["target"] == "leader"
     assert "没有设升级联系人" not in problem["error"], problem["error"]
     assert "策略的升级联系人就是该成员本人" in problem["error"]

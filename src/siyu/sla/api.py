@@ -149,13 +149,19 @@ _NOT_OWED = ("replied", "recalled", conversation_service.MERGED)
 
 
 def board_for(
-    session: Session, viewer: Viewer, now: datetime, day: date | None = None, shown: int | None = None
+    session: Session,
+    viewer: Viewer,
+    now: datetime,
+    day: date | None = None,
+    shown: int | None = None,
+    problems: int | None = None,
 ) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
     responses and deliveries that failed on `day` (the tenant's today by default). `shown`:
     only the longest waits that many get their message and steps (the page lists no more;
-    the others are counted, and shaped without them)."""
+    the others are counted, and shaped without them); `problems`: only the newest deliveries
+    that failed that many (counted all the same, by status)."""
     scope = viewer.visible_staff  # None: the whole tenant
     if day is not None and day > now.astimezone(ZoneInfo(service.tenant_timezone(session))).date():
         # (its figures would all read 0, as if nobody had waited that day)
@@ -168,9 +174,12 @@ def board_for(
     texts: dict[int, str] = {}
     titles: dict[int, str] = {}
     if conv_ids:
+        esc = SlaEscalation
         rows = list(
             session.execute(
-                select(SlaEscalation)
+                # columns, not objects: what deliveries and held_calls read of each step
+                select(esc.id, esc.wait_id, esc.conversation_id, esc.step, esc.action, esc.target)
+                .add_columns(esc.status, esc.recipient, esc.fired_at, esc.note)
                 .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
                 .where(
                     bulk.among(session, SlaEscalation.conversation_id, conv_ids),
@@ -178,7 +187,7 @@ def board_for(
                     SlaEscalation.status.in_(("fired", "skipped")),
                 )
                 .order_by(SlaEscalation.step)
-            ).scalars()
+            )
         )
         for e in rows:  # not sent: due long ago when their turn came, or nobody to tell
             if e.status == "skipped":
@@ -277,7 +286,9 @@ def board_for(
     business_per_agent: dict[str, list[float]] = {}
     for (_, userid, _, _), v in zip(answered, business or [], strict=False):
         business_per_agent.setdefault(userid, []).append(v)
-    problems = service.delivery_problems(session, start, end, sorted(scope) if scope is not None else None)
+    problems, problem_counts = service.delivery_problems(
+        session, start, end, sorted(scope) if scope is not None else None, newest=problems
+    )
     return {
         "now": now,
         "waiting": rows_out,
@@ -308,6 +319,7 @@ def board_for(
         "delivery_problems": [
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
         ],
+        "delivery_problems_by_status": problem_counts,
     }
 
 

@@ -364,3 +364,6 @@ class BoardOut(BaseModel):
     delivery_problems: list[DeliveryProblem] = Field(
         description="escalations that did not reach their person that day, newest first"
     )
+    delivery_problems_by_status: dict[str, int] = Field(
+        description="how many of the day's delivery_problems there are of each status"
+    )

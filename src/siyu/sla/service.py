@@ -1223,40 +1223,68 @@ _CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answ
 
 
 def delivery_problems(
-    session: Session, start: datetime, end: datetime, recipients: Sequence[str] | None = None
-) -> list[dict]:
+    session: Session,
+    start: datetime,
+    end: datetime,
+    recipients: Sequence[str] | None = None,
+    newest: int | None = None,
+) -> tuple[list[dict], dict[str, int]]:
     """Escalation cards and calls of [start, end) that have not reached their person: cards
     WeCom refused so far (being retried, with the error) or gave up on, calls that failed or
-    were skipped (voice calls off, no number). Newest first; `recipients` limits them."""
-    cards = select(OutboxMessage).where(
-        OutboxMessage.kind == "sla_notice",
-        OutboxMessage.created_at >= start,
-        OutboxMessage.created_at < end,
+    were skipped (voice calls off, no number), steps that reached nobody. Newest first;
+    `recipients` limits them, `newest` lists only that many; with how many there are of each
+    status (all of them: an import of months of chats skips thousands of steps at once)."""
+    o, c, e = OutboxMessage, SlaCall, SlaEscalation
+    cards = select(o.recipient, o.payload, o.created_at, o.status, o.last_error, o.attempts, o.due_at).where(
+        o.kind == "sla_notice",
+        o.created_at >= start,
+        o.created_at < end,
         # the unsent rows' own index (ix_outbox_unsent): the sent ones are nearly all of them
         text(UNSENT),  # as the index says it, literally (SQLite matches a partial index so)
         # refused at least once (a claim counts an attempt before the answer comes)
-        or_(OutboxMessage.status != "pending", OutboxMessage.last_error != ""),
+        or_(o.status != "pending", o.last_error != ""),
     )
-    calls = select(SlaCall).where(
-        SlaCall.created_at >= start,
-        SlaCall.created_at < end,
-        SlaCall.status.in_(("skipped", "failed")),
-        SlaCall.error.not_in(_CALLS_NOT_NEEDED),
+    calls = select(c.callee_userid, c.created_at, c.status, c.error).where(
+        c.created_at >= start,
+        c.created_at < end,
+        c.status.in_(("skipped", "failed")),
+        c.error.not_in(_CALLS_NOT_NEEDED),
+    )
+    # calls the voice provider refused so far, being retried by the outbox (with its answer)
+    retried = select(o.recipient, o.payload, o.created_at, o.last_error, o.attempts, o.due_at).where(
+        o.kind == "sla_call",
+        o.created_at >= start,
+        o.created_at < end,
+        text(UNSENT),
+        o.status == "pending",
+        o.last_error != "",
     )
     # steps that found nobody to tell (a leader step for an agent with no leader and no
     # escalation contact in the policy), and steps skipped as due too long ago (the archive or
     # the worker was down, the messages were imported: the customer waited past them all the
     # same): not sent at all
-    unreached = select(SlaEscalation).where(
-        SlaEscalation.fired_at >= start,
-        SlaEscalation.fired_at < end,
-        SlaEscalation.status == "skipped",
-        or_(SlaEscalation.note.startswith(NOBODY_TO_REACH), SlaEscalation.note.startswith(STALE)),
+    stale = e.note.startswith(STALE)
+    unreached = select(e.agent_userid, e.fired_at, e.due_at, e.step, e.target, e.note).where(
+        e.fired_at >= start,
+        e.fired_at < end,
+        e.status == "skipped",
+        or_(e.note.startswith(NOBODY_TO_REACH), stale),
     )
     if recipients is not None:
-        cards = cards.where(OutboxMessage.recipient.in_(list(recipients)))
-        calls = calls.where(SlaCall.callee_userid.in_(list(recipients)))
-        unreached = unreached.where(SlaEscalation.agent_userid.in_(list(recipients)))
+        cards = cards.where(o.recipient.in_(list(recipients)))
+        calls = calls.where(c.callee_userid.in_(list(recipients)))
+        retried = retried.where(o.recipient.in_(list(recipients)))
+        unreached = unreached.where(e.agent_userid.in_(list(recipients)))
+
+    def rows(q, at):
+        return session.execute(q if newest is None else q.order_by(at.desc()).limit(newest))
+
+    counts: dict[str, int] = {}
+
+    def count(q, by, name=lambda key: key) -> None:
+        for key, n in session.execute(q.with_only_columns(by, func.count()).group_by(by)):
+            counts[name(key)] = counts.get(name(key), 0) + n
+
     out = [
         _problem(
             "card",
@@ -1267,22 +1295,13 @@ def delivery_problems(
             attempts=m.attempts,
             next_try_at=m.due_at if m.status == "pending" else None,
         )
-        for m in session.scalars(cards)
+        for m in rows(cards, o.created_at)
     ]
-    # calls the voice provider refused so far, being retried by the outbox (with its answer)
-    retried = select(OutboxMessage).where(
-        OutboxMessage.kind == "sla_call",
-        OutboxMessage.created_at >= start,
-        OutboxMessage.created_at < end,
-        text(UNSENT),
-        OutboxMessage.status == "pending",
-        OutboxMessage.last_error != "",
-    )
-    if recipients is not None:
-        retried = retried.where(OutboxMessage.recipient.in_(list(recipients)))
+    count(cards, o.status, lambda status: "retrying" if status == "pending" else "given_up")
     out += [
-        _problem("call", c.callee_userid, c.created_at, c.status, c.error) for c in session.scalars(calls)
+        _problem("call", r.callee_userid, r.created_at, r.status, r.error) for r in rows(calls, c.created_at)
     ]
+    count(calls, c.status)
     out += [
         _problem(
             "call",
@@ -1293,19 +1312,25 @@ def delivery_problems(
             attempts=m.attempts,
             next_try_at=m.due_at,
         )
-        for m in session.scalars(retried)
+        for m in rows(retried, o.created_at)
     ]
+    count(retried, o.kind, lambda _: "retrying")
     timezone = ZoneInfo(tenant_timezone(session))
-    for e in session.scalars(unreached):
-        stale = e.note.startswith(STALE)
-        why = _stale_reason(e, timezone) if stale else _nobody_reason(e)
+    for r in rows(unreached, e.fired_at):
+        is_stale = r.note.startswith(STALE)
+        why = _stale_reason(r, timezone) if is_stale else _nobody_reason(r)
         out.append(
-            _problem("step", e.agent_userid, e.fired_at, "stale" if stale else "nobody", why, target=e.target)
+            _problem(
+                "step", r.agent_userid, r.fired_at, "stale" if is_stale else "nobody", why, target=r.target
+            )
         )
-    return sorted(out, key=lambda d: d["at"], reverse=True)
+    count(unreached.where(stale), e.status, lambda _: "stale")
+    count(unreached.where(~stale), e.status, lambda _: "nobody")
+    out.sort(key=lambda d: d["at"], reverse=True)
+    return (out if newest is None else out[:newest]), counts
 
 
-def _stale_reason(e: SlaEscalation, timezone: ZoneInfo) -> str:
+def _stale_reason(e, timezone: ZoneInfo) -> str:
     late = wait_text((e.fired_at - e.due_at).total_seconds()) if e.fired_at else ""
     due = e.due_at.astimezone(timezone).strftime("%m-%d %H:%M")
     return (
@@ -1331,7 +1356,7 @@ def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid:
 _CONTACT_LEFT = re.compile(r"; escalation contact (.+) left$")
 
 
-def _nobody_reason(e: SlaEscalation) -> str:
+def _nobody_reason(e) -> str:
     left = _CONTACT_LEFT.search(e.note or "")
     gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
     if (e.note or "").endswith(_CONTACT_IS_AGENT):
@@ -1368,12 +1393,13 @@ def _problem(
     }
 
 
-def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tuple[str, str]]:
+def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
     failed | covered, the error) by escalation id, from the card or call that carried it (a
     step merged into another's card, or covered by a call still queued when it fired, follows
     that one; one that fired after the covering call was placed, within the cooldown, is
-    "covered": that call did not speak of its customer)."""
+    "covered": that call did not speak of its customer). `fired`: SlaEscalation rows, or result
+    rows of their id, action, recipient, fired_at and note."""
     card_of: dict[int, int | str] = {}
     call_of: dict[int, int] = {}
     for e in fired:
@@ -1448,7 +1474,7 @@ def deliveries(session: Session, fired: Sequence[SlaEscalation]) -> dict[int, tu
     return out
 
 
-def held_calls(session: Session, queued: list[SlaEscalation], now: datetime) -> dict[int, datetime]:
+def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, datetime]:
     """When the calls still to ring of these fired steps will ring, for those quiet hours hold
     back now (the outbox places each when they end)."""
     calls = [e for e in queued if e.action == "voice_call"]
