@@ -212,7 +212,7 @@ def test_tagging_a_customer_who_is_gone_gives_up_after_a_few_tries(stack):
             return row if row is not None and row.status == "dead" else None
 
     row = wait_for(dead, timeout=20)
-    assert row.attempts == 3 and "84061" in row.last_error and "标签未能打上" in row.last_error
+    assert row.attempts == 3 and "84061" in row.last_error and "客户不是该成员的联系人" in row.last_error
 
 
 def test_welcome_goes_out_in_time_while_wecom_rate_limits(stack):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
-from siyu.customers import welcome
+from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
 from siyu.notify import outbox
@@ -252,8 +252,8 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     if channel_tags:
         outbox.enqueue(
             session,
-            "mark_tag",
-            f"mark_tag:{follow.id}:channel:{channel.id}",
+            tag_sync.KIND,
+            tag_sync.key(follow.id, channel.id),
             {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)},
         )
     code = fields.get("WelcomeCode", "")
@@ -357,6 +357,20 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
                 },
             )
     return customer
+
+
+def record_tag_mark_failed(session: Session, message, error: str) -> None:
+    """A channel's mark_tag given up on: the customer has the tags in Siyu only, and their
+    timeline says so (the profile's notice by the tags reads the outbox row itself)."""
+    p = message.payload
+    customer, follow = _follow(session, p.get("external_userid", ""), p.get("userid", ""))
+    if customer is None:
+        return
+    names = dict(
+        session.execute(select(Tag.wecom_id, Tag.name).where(Tag.wecom_id.in_(p.get("add_tag", [])))).all()
+    )
+    tags = [names.get(t, t) for t in p.get("add_tag", [])]
+    timeline(session, customer, "tag_failed", utcnow(), follow.staff_userid, tags=tags, error=error)
 
 
 def record_transfer_failed(session: Session, fields: dict) -> Customer | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from siyu.customers import service
+from siyu.customers import service, tag_sync
 from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
@@ -73,9 +73,19 @@ async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> Non
 # this many tries it is gone (the customer deleted the staff member), and retrying for an
 # hour would change nothing.
 MARK_TAG_GONE_TRIES = 3
+# WeCom's answers to mark_tag that no retry changes: the tag is not there (deleted in the
+# admin console before Siyu heard of it) or not this app's to use. The admin must choose the
+# channel's tags again, and the customer's profile and the channel page tell them so.
+TAG_REFUSED = {40068, 301002}
 
 
-@outbox.sender("mark_tag")
+def _why(exc: WeComError) -> str:
+    """WeCom's refusal in words, with the errcode to look it up by."""
+    text = exc.describe()
+    return text if str(exc.errcode) in text else f"{text} (errcode {exc.errcode})"
+
+
+@outbox.sender(tag_sync.KIND, on_dead=service.record_tag_mark_failed)
 async def send_mark_tag(rt, tenant_id: int, message) -> None:
     p = message.payload
     try:
@@ -86,8 +96,6 @@ async def send_mark_tag(rt, tenant_id: int, message) -> None:
             remove_tag=p.get("remove_tag", []),
         )
     except WeComError as exc:
-        if exc.errcode in GONE and message.attempts >= MARK_TAG_GONE_TRIES:
-            raise outbox.Permanent(
-                f"客户已不是 {p['userid']} 的联系人，标签未能打上 / {exc.describe()}"
-            ) from exc
+        if exc.errcode in TAG_REFUSED or (exc.errcode in GONE and message.attempts >= MARK_TAG_GONE_TRIES):
+            raise outbox.Permanent(_why(exc)) from exc
         raise

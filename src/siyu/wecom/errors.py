@@ -307,6 +307,14 @@ _DESCRIPTIONS: dict[int, str] = {
         "客户群 chat_id 无效 / unknown group chat: WeCom does not know it as a customer group "
         "(a group of staff only, or one dismissed)."
     ),
+    40068: (
+        "标签 ID 无效 / invalid tag id: WeCom does not know this tag (deleted in the admin console, "
+        "or never this corp's); choose the tags again from those WeCom has."
+    ),
+    84061: (
+        "客户不是该成员的联系人 / the customer is not a contact of that member: one of them deleted "
+        "the other, or they were never connected."
+    ),
     40096: (
         "外部联系人 external_userid 无效 / invalid external_userid: the customer is unknown to this corp "
         "or is not a customer of that member."
@@ -353,5 +361,8 @@ _DESCRIPTIONS: dict[int, str] = {
         "消息接收人全部无效 / every recipient of the app message is invalid or outside the app's "
         "visible range."
     ),
-    301002: "无权修改该标签 / cannot edit or delete a tag created by another app.",
+    301002: (
+        "无权操作该标签 / this app may not edit, delete or mark a tag another app created: use tags "
+        "created in WeCom's admin console or by Siyu."
+    ),
 }
