@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.customers import channels as channel_service
-from siyu.customers import queries
+from siyu.customers import queries, tag_sync
 from siyu.customers.channels import ChannelError, ChannelSpec
 from siyu.customers.models import Channel
 from siyu.customers.schemas import (
@@ -26,6 +26,7 @@ from siyu.customers.schemas import (
     ChannelOut,
     ChannelPatch,
     ChannelStats,
+    ChannelTagFailures,
     CustomerPage,
     CustomerProfile,
     FollowStatus,
@@ -266,6 +267,28 @@ def channel_stats(
             "totals": channel_service.totals(s).get(channel_id) or {},
             "days": channel_service.daily_stats(s, channel_id, days),
         }
+
+
+def tag_failures(rt, viewer: Viewer, channel_id: int) -> dict | None:
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        if s.get(Channel, channel_id) is None:
+            return None
+        return tag_sync.of_channel(s, channel_id, queries.visible_follow(viewer))
+
+
+@router.get(
+    "/channels/{channel_id}/tag_failures",
+    response_model=ChannelTagFailures,
+    responses=NOT_FOUND,
+    tags=["channels"],
+)
+def channel_tag_failures(request: Request, viewer: ApiViewer, channel_id: int):
+    """Customers added through the channel in the last 30 days whose channel tags WeCom
+    refused (a tag deleted there, the customer gone): they carry the tags in Siyu only."""
+    found = tag_failures(request.app.state.rt, viewer, channel_id)
+    if found is None:
+        raise not_found()
+    return found
 
 
 @router.get(

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db.paging import Page
 from siyu.tenancy.models import Department, Staff
@@ -141,6 +142,7 @@ def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> di
         )
         for follow_id, tag in rows:
             tags.setdefault(follow_id, []).append(tag_dict(tag))
+    unsynced = tag_sync.of_follows(session, [(fl.id, fl.channel_id) for fl in follows])
     out: dict[int, list[dict]] = {}
     for fl in follows:
         out.setdefault(fl.customer_id, []).append(
@@ -160,6 +162,7 @@ def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> di
                     {"id": fl.channel_id, "name": chans.get(fl.channel_id, "")} if fl.channel_id else None
                 ),
                 "tags": tags.get(fl.id, []),
+                "tag_sync": unsynced.get(fl.id),
             }
         )
     return out
@@ -249,6 +252,7 @@ EVENT_TEXT = {
     "transfer_failed": "转接失败：{reason}",
     "welcome_sent": "已发送欢迎语",
     "welcome_failed": "欢迎语发送失败：{error}",
+    "tag_failed": "渠道标签 {tags} 未能同步到企业微信：{error}",
 }
 
 

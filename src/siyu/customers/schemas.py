@@ -26,6 +26,34 @@ class ChannelRef(BaseModel):
     name: str
 
 
+class TagSyncOut(BaseModel):
+    """The channel's tags did not reach WeCom (yet): the customer carries them in Siyu only."""
+
+    state: Literal["failed", "retrying"] = Field(
+        description="failed: given up on; retrying: WeCom refused so far"
+    )
+    error: str = Field(description="WeCom's answer, in words")
+    tags: list[str] = Field(description="the names of the tags not marked in WeCom")
+    since: datetime = Field(description="when the tags were queued for WeCom (the add)")
+    text: str = Field(description="a one-line Chinese notice")
+
+
+class ChannelTagFailure(TagSyncOut):
+    customer_id: int
+    customer_name: str
+    staff_userid: str
+    staff_name: str
+    added_at: datetime
+
+
+class ChannelTagFailures(BaseModel):
+    days: int
+    customers: int = Field(description="how many customers added in these days are concerned")
+    failed: int = Field(description="follows whose tags were given up on")
+    retrying: int = Field(description="follows whose tags are being retried")
+    items: list[ChannelTagFailure] = Field(description="the newest, at most 50")
+
+
 class FollowOut(BaseModel):
     """A customer as one staff member has them (WeCom keeps remarks and tags per member)."""
 
@@ -42,6 +70,10 @@ class FollowOut(BaseModel):
     ended_at: datetime | None = None
     channel: ChannelRef | None = None
     tags: list[TagOut] = []
+    tag_sync: TagSyncOut | None = Field(
+        default=None,
+        description="null when the channel's tags reached WeCom (or there were none to mark)",
+    )
 
 
 class CustomerOut(BaseModel):
@@ -75,7 +107,7 @@ class TimelineEventOut(BaseModel):
     at: datetime
     kind: str = Field(
         description="added, channel, tagged, untagged, remark, lost, removed, transferred, "
-        "transfer_failed, welcome_sent, welcome_failed"
+        "transfer_failed, welcome_sent, welcome_failed, tag_failed"
     )
     staff_userid: str = ""
     staff_name: str = ""

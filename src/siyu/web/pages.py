@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from siyu.conversations import queries as conversation_queries
 from siyu.customers import channels as channel_service
-from siyu.customers import queries
+from siyu.customers import queries, tag_sync
 from siyu.customers.api import (
     QrUnavailable,
     channel_dict,
@@ -291,6 +291,7 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
         names = queries.staff_names(s)
         tags = {t.wecom_id: t.name for t in queries.live_tags(s)}
         depts = {d.wecom_id: d.name for d in queries.departments(s)}
+        unsynced = tag_sync.of_channel(s, channel_id, queries.visible_follow(viewer))
     return render(
         request,
         "channel.html",
@@ -300,6 +301,7 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
             "staff_names": [names.get(u, u) for u in ch["staff_userids"]],
             "dept_names": [depts.get(d, str(d)) for d in ch["department_ids"]],
             "tag_names": [tags.get(t, t) for t in ch["tag_ids"]],
+            "unsynced": unsynced,
             "done": DONE.get(request.query_params.get("done")),
         },
     )

@@ -1,0 +1,182 @@
+"""A channel's tags that WeCom refused to mark are shown where the admin looks: the customer's
+profile (page and API), the timeline, and the channel page. Faults come from the emulator."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+
+from siyu.customers.channels import ChannelSpec, create_channel
+from siyu.customers.models import Channel, Customer
+from siyu.notify.models import OutboxMessage
+from siyu.tenancy.service import CorpCredentials, add_person, save_tenant
+from siyu.tenancy.tasks import sync_staff
+from tests.customers.test_acquisition import corp_tag, follow_of, make_channel, run
+from tests.support.stack import DEPARTMENTS, STAFF, forget_pending, wait_for
+from tests.web.conftest import login
+
+PASSWORD = "pw-tag-sync-1"
+
+
+def refuse_mark_tag(stack, errcode: int, corp_id: str | None = None, times: int = 1000) -> None:
+    stack.control(
+        "POST",
+        "/faults",
+        json={
+            "corp_id": corp_id or stack.corp_id,
+            "path": "/cgi-bin/externalcontact/mark_tag",
+            "errcode": errcode,
+            "times": times,
+        },
+    )
+
+
+def mark_tag_row(stack, tenant_id: int | None = None) -> OutboxMessage | None:
+    with stack.rt.db.tenant_session(tenant_id or stack.tenant_id) as s:
+        return s.scalar(select(OutboxMessage).where(OutboxMessage.kind == "mark_tag"))
+
+
+def signed_in(stack, role: str = "admin", userid: str | None = None, tenant_id: int | None = None):
+    name = f"{role}-{secrets.token_hex(4)}"
+    with stack.rt.db.tenant_session(tenant_id or stack.tenant_id) as s:
+        add_person(s, name, name, role, PASSWORD, staff_userid=userid)
+    return login(stack.siyu, name, PASSWORD)
+
+
+def customer_id(stack, ext: str, tenant_id: int | None = None) -> int:
+    with stack.rt.db.tenant_session(tenant_id or stack.tenant_id) as s:
+        return s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+
+
+def test_a_tag_wecom_refuses_is_shown_on_the_profile_the_timeline_and_the_channel_page(stack):
+    """WeCom answered 40068 (it does not know the tag): the customer carries the tag in Siyu
+    only. The admin was told nowhere and believed the customer tagged in WeCom."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    tag_id = corp_tag(stack, "官网")
+    channel = make_channel(stack, name="官网首页", tag_ids=[tag_id])
+    refuse_mark_tag(stack, 40068)
+    ext = stack.scan(channel.config_id, "欧阳女士")["external_userid"]
+    wait_for(lambda: (row := mark_tag_row(stack)) and row.status == "dead", timeout=20)
+    cid = customer_id(stack, ext)
+    admin = signed_in(stack)
+
+    [follow] = admin.get(f"/api/v1/customers/{cid}").json()["follows"]
+    sync = follow["tag_sync"]
+    assert sync["state"] == "failed" and sync["tags"] == ["官网"]
+    assert "标签 ID 无效" in sync["error"] and "40068" in sync["error"]
+    assert sync["text"].startswith("标签未能同步到企业微信：标签 ID 无效")
+    page = admin.get(f"/customers/{cid}").text
+    assert "标签未能同步到企业微信：标签 ID 无效" in page and "企业微信中该客户没有这些标签：官网" in page
+    events = admin.get(f"/api/v1/customers/{cid}/timeline").json()
+    [failed] = [e for e in events if e["kind"] == "tag_failed"]
+    assert failed["text"].startswith("渠道标签 官网 未能同步到企业微信：标签 ID 无效")
+
+    listed = admin.get(f"/api/v1/channels/{channel.id}/tag_failures").json()
+    assert (listed["customers"], listed["failed"], listed["retrying"]) == (1, 1, 0)
+    [item] = listed["items"]
+    assert (item["customer_id"], item["customer_name"], item["staff_name"]) == (cid, "欧阳女士", "张三")
+    assert "标签 ID 无效" in item["error"]
+    page = admin.get(f"/channels/{channel.id}").text
+    assert "1 位客户的渠道标签未能同步到企业微信" in page and "欧阳女士" in page and "标签 ID 无效" in page
+
+
+def test_a_mark_being_retried_says_so_and_one_that_got_through_shows_nothing(stack):
+    tag_id = corp_tag(stack, "展会")
+    channel = make_channel(stack, tag_ids=[tag_id])
+    refuse_mark_tag(stack, -1)  # WeCom busy: retried, and retried again
+    ext = stack.scan(channel.config_id, "周女士")["external_userid"]
+    wait_for(lambda: (row := mark_tag_row(stack)) and row.last_error, timeout=20)
+    cid = customer_id(stack, ext)
+    admin = signed_in(stack)
+    sync = admin.get(f"/api/v1/customers/{cid}").json()["follows"][0]["tag_sync"]
+    assert sync["state"] == "retrying" and "企业微信系统繁忙" in sync["error"]
+    assert sync["text"].startswith("标签同步到企业微信失败，正在重试：")
+    assert "正在重试" in admin.get(f"/channels/{channel.id}").text
+
+    stack.control("DELETE", "/faults")  # WeCom recovers: the next try marks the tag
+    wait_for(lambda: mark_tag_row(stack).status == "sent", timeout=30)
+    assert admin.get(f"/api/v1/customers/{cid}").json()["follows"][0]["tag_sync"] is None
+    assert "未能同步" not in admin.get(f"/customers/{cid}").text
+    assert "正在重试" not in admin.get(f"/customers/{cid}").text
+    listed = admin.get(f"/api/v1/channels/{channel.id}/tag_failures").json()
+    assert (listed["customers"], listed["items"]) == (0, [])
+    assert "标签未同步的客户" not in admin.get(f"/channels/{channel.id}").text
+    kinds = [e["kind"] for e in admin.get(f"/api/v1/customers/{cid}/timeline").json()]
+    assert "tag_failed" not in kinds
+
+
+def _second_tenant(stack) -> tuple[int, str]:
+    """Another corp in the same emulator, connected to the same Siyu: (tenant id, corp id)."""
+    corp = stack.control(
+        "POST", "/corps", json={"name": "乙方公司", "departments": DEPARTMENTS, "staff": STAFF}
+    )
+    creds = CorpCredentials(
+        corp["corp_id"],
+        int(corp["agent_id"]),
+        corp["agent_secret"],
+        corp["contact_secret"],
+        corp["token"],
+        corp["encoding_aes_key"],
+    )
+    with stack.rt.db.system_session() as s:
+        tenant = save_tenant(s, stack.rt.box, "乙方公司", creds, slug="t" + secrets.token_hex(4))
+        tenant_id, slug = tenant.id, tenant.slug
+    stack.control(
+        "PATCH", f"/corps/{corp['corp_id']}", json={"callback_url": stack.rt.settings.callback_url(slug)}
+    )
+    return tenant_id, corp["corp_id"]
+
+
+def test_each_tenant_and_role_sees_only_its_own_customers_tags_that_failed(stack):
+    b_id, b_corp = _second_tenant(stack)
+    try:
+        _each_sees_its_own(stack, b_id, b_corp)
+    finally:
+        forget_pending(stack.rt.db, b_id)
+
+
+def _each_sees_its_own(stack, b_id: int, b_corp: str) -> None:
+    a_channel = make_channel(stack, name="甲方海报", tag_ids=[corp_tag(stack, "甲标签")])
+    a_ext = stack.scan(a_channel.config_id, "甲方客户")["external_userid"]
+    wait_for(lambda: (row := mark_tag_row(stack)) and row.status == "sent", timeout=20)
+    stack.control(
+        "POST",
+        f"/corps/{b_corp}/console/tags",
+        json={"action": "create", "group_name": "来源", "tag": [{"name": "乙标签"}]},
+    )
+    b_tag = next(t["id"] for g in stack.control("GET", f"/corps/{b_corp}/tags") for t in g["tag"])
+    spec = ChannelSpec(name="乙方海报", staff_userids=["zhangsan"], tag_ids=[b_tag])
+    b_channel = run(create_channel(stack.rt, b_id, spec))
+    with stack.rt.db.tenant_session(b_id) as s:
+        b_config = s.get(Channel, b_channel).config_id
+    refuse_mark_tag(stack, 40068, corp_id=b_corp)  # B's corp only
+    b_ext = stack.control(
+        "POST",
+        f"/corps/{b_corp}/scan",
+        json={"config_id": b_config, "customer": {"name": "乙方客户"}, "wait": True},
+    )["external_userid"]
+    wait_for(lambda: (row := mark_tag_row(stack, b_id)) and row.status == "dead", timeout=20)
+    wait_for(lambda: follow_of(stack, a_ext))
+    a_cid, b_cid = customer_id(stack, a_ext), customer_id(stack, b_ext, b_id)
+
+    admin_a, admin_b = signed_in(stack), signed_in(stack, tenant_id=b_id)
+    # B sees its own failure, and nothing of A's
+    listed = admin_b.get(f"/api/v1/channels/{b_channel}/tag_failures").json()
+    assert [i["customer_name"] for i in listed["items"]] == ["乙方客户"]
+    assert admin_b.get(f"/api/v1/customers/{b_cid}").json()["follows"][0]["tag_sync"]["state"] == "failed"
+    for path in (f"/api/v1/channels/{a_channel.id}/tag_failures", f"/api/v1/customers/{a_cid}"):
+        assert admin_b.get(path).json() == {"detail": "not found"}
+    assert admin_b.get(f"/channels/{a_channel.id}").status_code == 404
+    # A, whose tags got through, sees no failure, and nothing of B's
+    assert admin_a.get(f"/api/v1/customers/{a_cid}").json()["follows"][0]["tag_sync"] is None
+    listed = admin_a.get(f"/api/v1/channels/{a_channel.id}/tag_failures").json()
+    assert (listed["customers"], listed["items"]) == (0, [])
+    assert "乙方客户" not in admin_a.get(f"/channels/{a_channel.id}").text
+    for path in (f"/api/v1/channels/{b_channel}/tag_failures", f"/api/v1/customers/{b_cid}"):
+        assert admin_a.get(path).json() == {"detail": "not found"}
+    # within B: an agent whose customer it is not does not see it on the channel page
+    other = signed_in(stack, "agent", "wangwu", tenant_id=b_id)
+    listed = other.get(f"/api/v1/channels/{b_channel}/tag_failures").json()
+    assert (listed["customers"], listed["items"]) == (0, [])
+    assert "乙方客户" not in other.get(f"/channels/{b_channel}").text
