@@ -18,6 +18,7 @@ from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
+RECORD_RETRY_S = 0.5  # a tenant's outcomes that failed to record are tried again this much later
 
 
 @sender("app_message")
@@ -60,7 +61,8 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
     """Send claimed messages (detached rows, as claimed) together: one lease renewal (and one
     every third of the lease while the sends last), each kind's `prepare` once for all of its
     messages (e.g. the SLA cards' texts in one read), the sends at once (the WeCom client
-    queues them on its connections), and the outcomes recorded in one transaction per tenant."""
+    queues them on its connections), and the outcomes recorded in one transaction per tenant,
+    each tenant's whatever another's does."""
     lease = rt.settings.work_lease
     leased = await asyncio.to_thread(renew_many, rt.db, messages, lease)
     for message in messages:
@@ -74,8 +76,36 @@ async def send_batch(rt, messages: list[OutboxMessage]) -> None:
     by_tenant: dict[int, list[tuple[OutboxMessage, tuple]]] = {}
     for message, result in zip(messages, results, strict=True):
         by_tenant.setdefault(message.tenant_id, []).append((message, result))
+    # Each tenant's outcomes on their own: the sends have happened, and a row left unrecorded
+    # is sent again once its lease runs out (a second card on the phone). One tenant's failure
+    # (the database refusing its update, a dropped connection) must not leave the others'
+    # unrecorded; it is tried once more after the others'.
+    failed = []
     for tenant_id, done in by_tenant.items():
+        if not await _recorded(rt, tenant_id, done, last=False):
+            failed.append((tenant_id, done))
+    if failed:
+        await asyncio.sleep(RECORD_RETRY_S)
+    for tenant_id, done in failed:
+        await _recorded(rt, tenant_id, done, last=True)
+
+
+async def _recorded(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]], last: bool) -> bool:
+    try:
         await asyncio.to_thread(_record, rt, tenant_id, done)
+    except Exception:  # noqa: BLE001 - logged with what it leaves undone; the other tenants go on
+        ids = [m.id for m, _ in done]
+        if last:
+            log.exception(
+                "recording the outcomes of tenant %s's outbox messages %s failed again: they are sent "
+                "again once their lease runs out",
+                tenant_id,
+                ids,
+            )
+        else:
+            log.exception("recording the outcomes of tenant %s's outbox messages %s failed", tenant_id, ids)
+        return False
+    return True
 
 
 async def _send_all(rt, messages: list[OutboxMessage]) -> list[tuple]:
