@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     wecom_rate_limit_pause_s: float = Field(
         default=1.0, description="first rest of an endpoint after WeCom's 45009; doubles while it lasts"
     )
+    wecom_timeout_s: float = Field(
+        default=10.0, description="how long a WeCom call waits to connect, and for each read of its answer"
+    )
     embedded_worker: bool = Field(default=True, description="run the worker inside `siyu serve`")
     worker_process: bool = Field(
         default=True, description="run that worker as a child process, so callbacks are answered first"

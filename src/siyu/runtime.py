@@ -60,7 +60,9 @@ class Runtime:
             db=db,
             box=box,
             intake=CallbackIntake(db, box),
-            clients=TenantClients(db, box, settings.wecom_base_url, settings.wecom_rate_limit_pause_s),
+            clients=TenantClients(
+                db, box, settings.wecom_base_url, settings.wecom_rate_limit_pause_s, settings.wecom_timeout_s
+            ),
         )
 
     def new_wake(self, outbox: bool = False) -> asyncio.Event:

@@ -41,11 +41,19 @@ class TenantClients:
 
     RECHECK_S = 10.0
 
-    def __init__(self, db: Database, box: SecretBox, base_url: str, rate_limit_pause_s: float = 1.0):
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        base_url: str,
+        rate_limit_pause_s: float = 1.0,
+        timeout_s: float = 10.0,
+    ):
         self.db = db
         self.box = box
         self.base_url = base_url
         self.rate_limit_pause_s = rate_limit_pause_s
+        self.timeout_s = timeout_s
         self._by_key: dict[tuple[int, int], TenantWeCom] = {}
         self._retired: list[tuple[int, TenantWeCom]] = []  # forgotten, to close on their loop
         self._made_from: dict[int, datetime | None] = {}  # tenant id: the verified_at its clients saw
@@ -64,6 +72,7 @@ class TenantClients:
                 self.box.open(tenant.contact_secret_sealed),
                 base_url=self.base_url,
                 freq_pause=self.rate_limit_pause_s,
+                timeout=self.timeout_s,
             )
             found = TenantWeCom(tenant.id, tenant.corp_id, tenant.agent_id, pair)
             self._by_key[self._key(tenant.id)] = found
