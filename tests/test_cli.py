@@ -540,3 +540,11 @@ def test_the_demo_console_shows_what_wecom_received():
             f"语音电话 → 小美：{text}",
         ]
         assert asyncio.run(look()) == []  # each once
+        # a card sent again after its answer was lost: WeCom's duplicate check keeps it off the phone
+        checked = {**card, "enable_duplicate_check": 1}
+        for _ in range(2):
+            emu.post("/cgi-bin/message/send", params={"access_token": token}, json=checked)
+        assert [line.split(" ", 1)[1] for line in asyncio.run(look())] == [
+            "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复",
+            "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复（与先前一条相同，企业微信查重后未再送达）",
+        ]

@@ -262,6 +262,9 @@ class Received:
             to = "、".join(self.names.get(u, u) for u in m["recipients"]) or "（无人收到）"
             dropped = "、".join(self.names.get(u, u) for u in m["dropped"])
             late = f"（超出企业微信的频率限制，没送到：{dropped}）" if dropped else ""
+            if m.get("duplicate_of"):  # a retry of one that got through: WeCom's duplicate check
+                to = "、".join(self.names.get(u, u) for u in str(m["payload"].get("touser", "")).split("|"))
+                late = "（与先前一条相同，企业微信查重后未再送达）"
             out.append(f"{_at(m['received_at'])} 企业微信 → {to}：{said}{late}")
         for c in calls:
             who = self.phones.get(c["called_number"], c["called_number"])

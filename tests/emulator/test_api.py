@@ -401,6 +401,37 @@ def test_app_messages_beyond_a_members_limits_are_dropped_silently(http, make_co
     assert last["recipients"] == ["zhangsan"] and last["dropped"] == []
 
 
+def test_an_app_message_asking_for_the_duplicate_check_is_not_delivered_twice_within_its_interval(
+    http, make_corp
+):
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    body = {
+        "touser": "zhangsan",
+        "msgtype": "text",
+        "agentid": corp["agent_id"],
+        "text": {"content": "客户等待"},
+    }
+    checked = {**body, "enable_duplicate_check": 1, "duplicate_check_interval": 600}
+    first, again = (call(http, "POST", "message/send", tok, checked) for _ in range(2))
+    assert first["errcode"] == again["errcode"] == 0 and again["msgid"] == first["msgid"]  # no error
+    call(http, "POST", "message/send", tok, {**checked, "touser": "lisi"})  # another recipient: new
+    for _ in range(2):  # not asking for the check: delivered each time
+        call(http, "POST", "message/send", tok, body)
+    http.post("/_emulator/clock", json={"advance_s": 601}).raise_for_status()
+    call(http, "POST", "message/send", tok, checked)  # past the interval: delivered again
+    msgs = http.get(f"/_emulator/corps/{corp['corp_id']}/app_messages").json()
+    assert [m["recipients"] for m in msgs] == [
+        ["zhangsan"],
+        [],
+        ["lisi"],
+        ["zhangsan"],
+        ["zhangsan"],
+        ["zhangsan"],
+    ]
+    assert msgs[1]["duplicate_of"] == first["msgid"]
+
+
 def test_app_messages_are_outside_the_per_corp_base_limit(http, make_corp):
     corp = make_corp(callback=False)
     tok = token(http, corp)

@@ -21,9 +21,10 @@ from siyu.sla import firing, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
 from siyu.tenancy.tasks import sync_staff
+from tests.notify.test_recording import claimed, run_as_worker
 from tests.sla.conftest import Wait, now_ms
 from tests.support.servers import serve
-from tests.support.stack import wait_for
+from tests.support.stack import stack, wait_for
 
 
 @pytest.fixture
@@ -511,3 +512,34 @@ def test_a_call_not_placed_because_everyone_was_answered_is_no_delivery_problem(
         refused = "语音网关拒绝了这次呼叫"
         s.add(SlaCall(callee_userid="zhangsan", status="failed", error=refused, created_at=utcnow()))
     assert [(p["status"], p["error"]) for p in _problems(w)] == [("failed", "语音网关拒绝了这次呼叫")]
+
+
+def test_a_card_sent_again_after_its_first_send_got_no_answer_reaches_the_member_once(settings, db):
+    """WeCom got the card but its answer came after Siyu stopped waiting: the retry sends the
+    card as it was (not the minutes waited of the retry's time), which WeCom's duplicate check
+    drops, so the member has one card, not two."""
+    quick = settings.model_copy(update={"wecom_timeout_s": 2.0})
+    with stack(quick, db, serve_siyu=False) as st:
+        asyncio.run(sync_staff(st.rt, st.tenant_id))
+        w = Wait(st.rt, st.tenant_id, now_ms(st.rt))
+        w.customer("wmcustomer1", "王女士")
+        w.policy()
+        w.say("你好，这个套餐多少钱？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        [card] = w.outbox()
+        slow = {"corp_id": st.corp_id, "path": "/cgi-bin/message/send", "delay_s": 4.0}
+        st.control("POST", "/faults", json=slow)
+        run_as_worker(st.rt, claimed(db, [card.id], quick.work_lease))  # no answer in time
+        w.clock(180)  # the retry a minute later by Siyu's clock: built now, it would say 3 minutes
+        run_as_worker(st.rt, wait_for(lambda: claimed(db, [card.id], quick.work_lease), timeout=30))
+
+        def answered() -> int:  # the slow first send too, answered after Siyu gave up on it
+            calls = st.control("GET", st.corp_path("/calls"))
+            return sum(1 for c in calls if c["path"] == "/cgi-bin/message/send" and c["errcode"] == 0)
+
+        wait_for(lambda: answered() == 2, timeout=30)
+        got = [m["payload"]["textcard"]["title"] for m in st.app_messages() if "zhangsan" in m["recipients"]]
+        assert got == ["王女士 已等待 2 分钟 未回复"]
+        assert [m.status for m in w.outbox()] == ["sent"]

@@ -2,10 +2,13 @@
 Beyond WeCom's per-member limits (section 17) a recipient is dropped silently, as WeCom does.
 A textcard is recorded as members see it: WeCom cuts, without an error, a title past 128
 bytes, a description past 512 bytes (wherever that falls in its markup) and a button text
-past 4 characters (its message/send docs); `truncated` names the fields it cut."""
+past 4 characters (its message/send docs); `truncated` names the fields it cut.
+A send with `enable_duplicate_check` whose JSON equals one the app sent within
+`duplicate_check_interval` reaches nobody (recorded with `duplicate_of`)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 
 from .cgi import Ctx, api
@@ -20,6 +23,9 @@ REQUIRED = {
     "news": ("articles",),
 }
 OTHER_TYPES = ("image", "voice", "video", "file", "mpnews", "miniprogram_notice", "template_card")
+# The duplicate check's interval when none is given, and the most WeCom takes (REFERENCE 9).
+DUPLICATE_CHECK_S = 1800
+DUPLICATE_CHECK_MAX_S = 4 * 3600
 # What WeCom shows of a textcard, at most: UTF-8 bytes of title and description, characters of btntxt.
 TEXTCARD_BYTES = {"title": 128, "description": 512}
 TEXTCARD_BTNTXT_CHARS = 4
@@ -93,8 +99,28 @@ async def send(ctx: Ctx) -> dict:
     if unlicensed:
         out["unlicenseduser"] = "|".join(u.lower() for u in unlicensed)
     valid = [u for u in valid if u not in unlicensed]
-    msgid = rand_id(n=32)
     now = ctx.state.now()
+    key, earlier = _earlier_same(ctx, corp.corp_id, agentid, now)
+    if earlier is not None:
+        corp.app_messages.append(
+            {
+                "received_at": now,
+                "corp_id": corp.corp_id,
+                "agentid": agentid,
+                "msgid": earlier,
+                "msgtype": msgtype,
+                "recipients": [],
+                "dropped": [],
+                "unlicensed": unlicensed,
+                "payload": body,
+                "truncated": [],
+                "duplicate_of": earlier,
+            }
+        )
+        return {**out, "msgid": earlier}
+    msgid = rand_id(n=32)
+    ctx.state.sent_bodies.pop(key, None)  # (kept oldest first)
+    ctx.state.sent_bodies[key] = (now, msgid)
     delivered = [u for u in valid if _within_member_limits(ctx.state, corp.corp_id, agentid, u, now)]
     payload, truncated = body, []
     if msgtype == "textcard":
@@ -115,6 +141,30 @@ async def send(ctx: Ctx) -> dict:
         }
     )
     return {**out, "msgid": msgid}
+
+
+def _earlier_same(ctx: Ctx, corp_id: str, agentid: int, now: float) -> tuple[tuple, str | None]:
+    """This send's key among those remembered (`EmulatorState.sent_bodies`), and the msgid of
+    the same one sent within its duplicate check's interval, if it asked for that check.
+    WeCom compares "the same content (the request's JSON)": whether as sent or as parsed is
+    [U], and the emulator takes the stricter reading, the bytes, so that a client passing
+    here passes either way. [U] too: what WeCom answers for a duplicate it does not deliver
+    (here errcode 0 and the earlier msgid: "不会重复收到" reads as no error), and whether it
+    compares with sends that did not ask for the check (here it does)."""
+    body = ctx.json
+    key = (corp_id, agentid, hashlib.blake2b(ctx.raw, digest_size=16).digest())
+    sent = ctx.state.sent_bodies
+    while sent and next(iter(sent.values()))[0] <= now - DUPLICATE_CHECK_MAX_S:
+        sent.pop(next(iter(sent)))  # oldest first: none older is compared with
+    found = sent.get(key)
+    if str(body.get("enable_duplicate_check", 0)) == "1" and found is not None:
+        try:
+            interval = int(body.get("duplicate_check_interval") or DUPLICATE_CHECK_S)
+        except (TypeError, ValueError) as exc:
+            raise WeComError(40035, "invalid duplicate_check_interval") from exc
+        if now - found[0] < min(interval, DUPLICATE_CHECK_MAX_S):
+            return key, found[1]
+    return key, None
 
 
 def _within_member_limits(state, corp_id: str, agentid: int, userid: str, now: float) -> bool:

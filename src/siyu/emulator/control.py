@@ -66,7 +66,10 @@ Reading
                                                     (dropped: over the member's 30/min or
                                                     1,000/h, silently;
                                                     a textcard's payload as WeCom shows it,
-                                                    truncated: the fields it cut)
+                                                    truncated: the fields it cut;
+                                                    duplicate_of: the msgid of an equal send
+                                                    within its enable_duplicate_check interval,
+                                                    delivered to nobody)
   GET /_emulator/corps/{corp_id}/deliveries       callback deliveries, oldest first
   GET /_emulator/deliveries/{delivery_id}         one delivery
   GET /_emulator/corps/{corp_id}/calls            [{path, method, errcode, time, ip}] API calls received

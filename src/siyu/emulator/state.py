@@ -460,6 +460,9 @@ class EmulatorState:
         # (corp_id, api) -> deque of call times for the sliding-minute limiter.
         self.rate_windows: dict[tuple[str, str], deque] = {}
         self.member_messages: dict[tuple[str, int, str], deque] = {}  # app messages a member got
+        # (corp_id, agentid, digest of the request's body) -> (when, msgid) of the app messages
+        # delivered within WeCom's longest duplicate check, oldest first (api_message)
+        self.sent_bodies: dict[tuple[str, int, bytes], tuple[float, str]] = {}
 
     def now(self) -> float:
         return self.clock.now()

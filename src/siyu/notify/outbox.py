@@ -37,6 +37,20 @@ class Retry(Exception):  # noqa: N818 - a failure, said in words for whoever rea
     as it is (other errors are kept with their type's name, for the developer)."""
 
 
+class Unanswered(Exception):  # noqa: N818 - a failure whose outcome nobody knows
+    """No answer came (timed out, the connection lost, a gateway's page): the message may
+    have reached them. `body` is what was sent; the row keeps it (payload[AS_SENT]) and its
+    retries send it again as it was, which WeCom's duplicate check then drops if the first
+    got through."""
+
+    def __init__(self, message: str, body: dict):
+        super().__init__(message)
+        self.body = body
+
+
+AS_SENT = "as_sent"  # a payload's key: the body of a send that got no answer (Unanswered)
+
+
 class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to send
     """Nothing to send after all (e.g. no welcome message set up)."""
 

@@ -13,26 +13,55 @@ from sqlalchemy import select
 from siyu.db import bulk, utcnow
 from siyu.jobs.claim import backoff, held, renew_many
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import ON_DEAD, PREPARE, SENDERS, Deferred, Permanent, Retry, Skipped, sender
-from siyu.wecom.errors import WeComError
+from siyu.notify.outbox import (
+    AS_SENT,
+    ON_DEAD,
+    PREPARE,
+    SENDERS,
+    Deferred,
+    Permanent,
+    Retry,
+    Skipped,
+    Unanswered,
+    sender,
+)
+from siyu.wecom.errors import WeComError, WeComTransportError
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 RECORD_RETRY_S = 0.5  # a tenant's outcomes that failed to record are tried again this much later
+# WeCom does not deliver a message/send whose JSON equals one the app sent within the interval
+# (REFERENCE 9). Every app message asks for that check: a send that got no answer may have
+# reached WeCom, and its retries send the very body again (Unanswered), which WeCom then drops
+# rather than put a second card on the phone. Four hours, the most WeCom allows: more than a
+# row's retries take (MAX_ATTEMPTS, backing off 1 s to 17 min, 35-40 min in all). A message
+# equal to one sent that recently tells the member nothing new: each names its event's time
+# (an alert) or, to the minute, how long the customers have waited (a card).
+DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": 4 * 3600}
 
 
 @sender("app_message")
 async def _app_message(rt, tenant_id: int, message: OutboxMessage):
     wecom = rt.clients.get(tenant_id)
-    await send_app_message(wecom, {**message.payload, "agentid": wecom.agent_id})
+    body = {k: v for k, v in message.payload.items() if k != AS_SENT}
+    await send_app_message(wecom, {**body, "agentid": wecom.agent_id}, message)
 
 
-async def send_app_message(wecom, payload: dict) -> dict:
-    """`message/send`, given up on at once where WeCom says it reached nobody: every recipient
-    invalid (81013), or the one recipient listed as invalid or without a license in an answer
-    of errcode 0. Retrying cannot change either; the row then says who was not reached."""
+async def send_app_message(wecom, payload: dict, message: OutboxMessage | None = None) -> dict:
+    """`message/send` with WeCom's duplicate check (DUPLICATE_CHECK), given up on at once
+    where WeCom says it reached nobody: every recipient invalid (81013), or the one recipient
+    listed as invalid or without a license in an answer of errcode 0. Retrying cannot change
+    either; the row then says who was not reached. `message`: the outbox row it is sent for,
+    whose earlier try got no answer: its body then goes again as it was, not `payload`."""
+    before = (message.payload if message is not None else {}).get(AS_SENT)
+    if before is not None and before.get("agentid") == payload.get("agentid"):
+        body = before  # (another app since, after the tenant was reconnected: WeCom checks per app)
+    else:
+        body = {**payload, **DUPLICATE_CHECK}
     try:
-        answer = await wecom.app.message_send(payload)
+        answer = await wecom.app.message_send(body)
+    except WeComTransportError as exc:
+        raise Unanswered(exc.describe(), body) from None
     except WeComError as exc:
         if exc.errcode == 81013:
             raise Permanent(exc.describe()) from None
@@ -123,8 +152,9 @@ async def _send_all(rt, messages: list[OutboxMessage]) -> list[tuple]:
 
 
 async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
-    """(status, error, permanent, after) of one message's send."""
-    error, permanent, after, status = "", False, None, "sent"
+    """(status, error, permanent, after, as_sent) of one message's send (as_sent: the body of
+    a send that got no answer)."""
+    error, permanent, after, status, as_sent = "", False, None, "sent", None
     try:
         if message.deadline_at is not None and utcnow() >= message.deadline_at:
             raise Permanent("past its deadline; not sent")
@@ -142,11 +172,13 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
         status, after = "deferred", exc.until
     except Permanent as exc:
         error, permanent = str(exc), True
+    except Unanswered as exc:
+        error, as_sent = str(exc), exc.body
     except Retry as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
         error = exc.describe() if isinstance(exc, WeComError) else f"{type(exc).__name__}: {exc}"
-    return status, error, permanent, after
+    return status, error, permanent, after, as_sent
 
 
 def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None:
@@ -171,7 +203,7 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
             r.id: r
             for r in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_([m.id for m, _ in rest])))
         }
-        for message, (status, error, permanent, after) in rest:
+        for message, (status, error, permanent, after, as_sent) in rest:
             row = rows.get(message.id)
             if row is None:
                 continue
@@ -190,6 +222,8 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
                 continue
             log.warning("outbox %s %s failed: %s", message.kind, message.id, error)
             row.last_error = error[:2000]
+            if as_sent is not None and row.payload.get(AS_SENT) != as_sent:
+                row.payload = {**row.payload, AS_SENT: as_sent}
             if permanent or message.attempts >= MAX_ATTEMPTS:
                 row.status = "dead"
                 if message.kind in ON_DEAD:

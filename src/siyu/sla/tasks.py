@@ -18,7 +18,8 @@ Sending (outbox senders, registered on import):
               minute to one member), waits for that moment, and steps for them that fire
               meanwhile join it (while no sender has claimed it), so a burst arrives as
               one card per window. Waits answered meanwhile are left out; if none is left
-              it is Skipped.
+              it is Skipped. A retry after a send that got no answer sends the card of
+              that try (siyu.notify.tasks.DUPLICATE_CHECK).
   sla_call    a voice call through siyu.sla.voice; one call says how many of the callee's
               customers wait, and no second call is queued within the policy's cooldown.
 """
@@ -403,7 +404,10 @@ async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNS
     if card is None:
         raise Skipped("every wait was answered meanwhile")
     wecom = rt.clients.get(tenant_id)
-    await send_app_message(wecom, {**card, "agentid": wecom.agent_id})
+    # a try that got no answer may have reached them: this one sends that card as it was (the
+    # minutes waited of then), which WeCom's duplicate check drops if it did (no step joins a
+    # card once tried, firing._cards_of, so the card of then tells all of its steps)
+    await send_app_message(wecom, {**card, "agentid": wecom.agent_id}, message)
 
 
 # -------------------------------------------------------------------------------- calls

@@ -98,7 +98,9 @@ class WeComHttp:
         data: Any = None
         headers = None
         if json_body is not None:
-            data = json.dumps(json_body, ensure_ascii=False).encode()
+            # keys sorted: the same request is the same bytes however its dict was built or
+            # stored (WeCom's duplicate check of message/send compares the request's JSON)
+            data = json.dumps(json_body, ensure_ascii=False, sort_keys=True).encode()
             headers = {"Content-Type": "application/json; charset=utf-8"}
         elif files:
             data = aiohttp.FormData()
