@@ -87,7 +87,8 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert card["title"] == "王女士 已等待 2 分钟 未回复"
     assert "你好，这个套餐多少钱？" in card["description"] and "已等待 2 分钟" in card["description"]
-    assert card["url"] == f"{w.stack.siyu}/auth/wecom/{w.stack.slug}?next=/conversations/{conversation.id}"
+    link = f"{w.stack.siyu}/auth/wecom/{w.stack.slug}?next=/conversations/{conversation.id}&card="
+    assert card["url"].startswith(link) and card["url"].removeprefix(link).isdigit()
     assert card["btntxt"] == "去回复"
 
     w.clock(300)
@@ -199,13 +200,33 @@ def test_steps_due_to_one_person_arrive_as_one_card(w):
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert card["title"] == "2 位客户等待回复，最长 2 分钟"
     assert "王女士" in card["description"] and "赵先生" in card["description"]
-    assert card["url"].endswith("?next=/conversations%3Fwaiting%3D1%26told%3D1")  # the waiting ones told of
+    assert "?next=/conversations%3Fwaiting%3D1%26told%3D1&card=" in card["url"]  # the waiting ones told of
     assert "请尽快回复</div>" in card["description"]  # both his own
     time.sleep(1.5)
     assert len(cards(w, "zhangsan")) == 1
     with w.session() as s:
         statuses = sorted(s.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "sla_notice")))
     assert statuses == ["sent"]  # one card: the second step joined the first
+
+
+def test_a_card_worded_as_one_of_an_hour_ago_still_reaches_the_member(w):
+    """Cards ask for WeCom's duplicate check, which drops a send equal to one of the last
+    hours. The same two customers asking the same again an hour later, answered as late, make
+    a card worded as the first: it is a second reminder all the same, and is delivered."""
+    with w.session() as s:
+        service.save_policy(s, merge_window_s=1.0)
+    for hour in (0, 3600):
+        w.say("在吗？", at=hour)
+        w.say("请问能开发票吗？", at=hour + 3, ext="wmcustomer2")
+        w.pulled(hour + 3600)
+        w.clock(hour + 125)
+        assert w.fire() == 2
+        wait_for(lambda: [m.status for m in w.outbox()][-1:] == ["sent"])  # (then answered)
+        w.reply("在的", at=hour + 130)
+        w.reply("可以开", at=hour + 130, ext="wmcustomer2")
+    first, second = cards(w, "zhangsan")
+    assert first["title"] == second["title"] == "2 位客户等待回复，最长 2 分钟"
+    assert first["description"] == second["description"]
 
 
 def test_a_lone_step_is_told_at_once_and_the_next_within_the_window_waits_for_it(w):

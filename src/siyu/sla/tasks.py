@@ -174,11 +174,13 @@ async def fire_due(rt) -> int:
 # ------------------------------------------------------------------------------ notices
 
 
-def conversation_link(rt, slug: str, conversation_id: int | None) -> str:
+def conversation_link(rt, slug: str, conversation_id: int | None, card: int | None = None) -> str:
     """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14); without one, the
-    waiting conversations the recipient's cards told of (a colleague's among them)."""
+    waiting conversations the recipient's cards told of (a colleague's among them). `card`
+    names the card the link is in (the sign-in ignores it)."""
     target = f"/conversations/{conversation_id}" if conversation_id else "/conversations?waiting=1&told=1"
-    return f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
+    link = f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
+    return link if card is None else f"{link}&card={card}"
 
 
 def waited(seconds: float) -> str:
@@ -307,8 +309,13 @@ def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     return f"{business}（工作时间；实际 {wall}）"
 
 
-def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -> dict:
-    """The message/send body (without agentid) of one notice card; `entries` longest first."""
+def build_card(
+    rt, slug: str, timezone: str, touser: str, entries: list[dict], card: int | None = None
+) -> dict:
+    """The message/send body (without agentid) of one notice card; `entries` longest first.
+    `card`, the outbox row's id, goes in the link: WeCom's duplicate check (notify.tasks) drops
+    a send equal to one of the last hours, and two cards of equal text (the same customers,
+    quotes and minutes, hours apart) are two reminders; a retry of one card stays the same."""
     now = rt.now()
     tz = ZoneInfo(timezone)
     first = entries[0]
@@ -337,7 +344,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
             )
             if len(description.encode()) <= DESCRIPTION_BYTES:
                 break
-        url = conversation_link(rt, slug, first["conversation_id"])
+        url = conversation_link(rt, slug, first["conversation_id"], card)
     else:
         title = f"{len(entries)} 位客户等待回复，最长 {_how_long(first, now, short=True)}"
         mine = sum(e["agent"] == touser for e in entries)
@@ -361,7 +368,7 @@ def build_card(rt, slug: str, timezone: str, touser: str, entries: list[dict]) -
         lines.append(closing)
         description = "".join(lines)
         same = {e["conversation_id"] for e in entries}
-        url = conversation_link(rt, slug, first["conversation_id"] if len(same) == 1 else None)
+        url = conversation_link(rt, slug, first["conversation_id"] if len(same) == 1 else None, card)
     return {
         "touser": touser,
         "msgtype": "textcard",
@@ -391,7 +398,8 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
         cards = {}
         for m in messages:
             found = entries[m.id]
-            cards[m.id] = build_card(rt, tenant.slug, tz, m.payload["touser"], found) if found else None
+            touser = m.payload["touser"]
+            cards[m.id] = build_card(rt, tenant.slug, tz, touser, found, card=m.id) if found else None
         return cards
 
 
