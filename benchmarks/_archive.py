@@ -370,8 +370,8 @@ def _short(frame: str) -> str:
 def escalation_emulator_app():
     """benchmarks._util's emulator (no rate limit; WeCom's per-member app message limits
     kept) plus a compact list of the app messages delivered: [[received_at, touser, title,
-    url], ...] from index `after` on, leaving out those WeCom would have dropped (counted
-    by app_messages_dropped)."""
+    url], ...] from index `after` on, leaving out those WeCom would have dropped for the
+    members' limits (counted by app_messages_dropped), not those its duplicate check drops."""
     from fastapi import HTTPException
 
     from benchmarks._util import bench_emulator_app
@@ -386,7 +386,9 @@ def escalation_emulator_app():
             raise HTTPException(404, f"unknown corp {corp_id}")
         out = []
         for m in corp.app_messages[after:]:
-            if not m["recipients"]:
+            # a card sent again is counted even where WeCom's duplicate check would drop it:
+            # how WeCom compares is not known for certain, and a resend is the engine's fault
+            if not m["recipients"] and not m.get("duplicate_of"):
                 continue
             body = m["payload"]
             card = body.get("textcard") or {}
