@@ -7,7 +7,7 @@ from siyu.db.base import Base
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
-from siyu.tenancy.models import Department, Person, Staff, Tenant, WebSession
+from siyu.tenancy.models import Department, LoginThrottle, Person, Staff, Tenant, WebSession
 
 __all__ = [
     "ArchiveCursor",
@@ -21,6 +21,7 @@ __all__ = [
     "Follow",
     "FollowTag",
     "GroupChat",
+    "LoginThrottle",
     "Message",
     "MessageSearch",
     "OutboxMessage",

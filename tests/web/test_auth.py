@@ -13,15 +13,9 @@ from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
+from siyu.tenancy.login_throttle import MAX_FAILURES
 from siyu.tenancy.models import WebSession
-from siyu.web.auth import (
-    FAILURE_WINDOW_S,
-    MAX_FAILURES,
-    forget_login_failures,
-    login_blocked,
-    note_login_failure,
-    safe_next,
-)
+from siyu.web.auth import safe_next
 from tests.web.conftest import PASSWORD, login
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -181,16 +175,3 @@ def test_a_login_is_not_tried_again_after_ten_wrong_passwords(siyu, world, db):
             "/login", data={"login": world.a.logins["supervisor"], "password": PASSWORD, "csrf_token": token}
         )
         assert r.status_code == 303
-
-
-def test_wrong_passwords_count_for_a_while_and_a_right_one_forgets_them():
-    login, start = f"x-{uuid.uuid4().hex}", 1000.0
-    for n in range(MAX_FAILURES - 1):
-        note_login_failure(login, now=start + n)
-    assert not login_blocked(login, now=start + MAX_FAILURES)
-    note_login_failure(login.upper(), now=start + MAX_FAILURES)  # however it is typed
-    assert login_blocked(login, now=start + MAX_FAILURES)
-    assert not login_blocked(login, now=start + FAILURE_WINDOW_S + 1)  # the oldest has passed
-    forget_login_failures(login)
-    note_login_failure(login, now=start + FAILURE_WINDOW_S + 2)
-    assert not login_blocked(login, now=start + FAILURE_WINDOW_S + 2)

@@ -99,3 +99,16 @@ class WebSession(TenantOwned, Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class LoginThrottle(Base):
+    """Password tries counted for the login form, where every server process sees them
+    (siyu.tenancy.login_throttle). Not tenant-owned: logins are unique across tenants and
+    the form is posted before any tenant is known. `key` names what is counted: a login from
+    one address, a login from every address, or an address the login signed in from."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tries: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
@@ -31,6 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from siyu.db import utcnow
+from siyu.tenancy import login_throttle
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant, WebSession
 from siyu.web.templating import render, wecom_message
@@ -266,46 +264,16 @@ async def login_form(request: Request, next: str = "/"):
     return _login_page(request, safe_next(next))
 
 
-# Wrong passwords for one login: after MAX_FAILURES within FAILURE_WINDOW_S, that login is not
-# tried again until the oldest of them is that old (per server process). Anyone may post the
-# login form: without this, a password was guessed as fast as the server could hash.
-MAX_FAILURES = 10
-FAILURE_WINDOW_S = 15 * 60
-_failures: dict[str, deque[float]] = {}
-_failures_lock = threading.Lock()
+class LoginRefused(Exception):
+    """Too many passwords tried for this login (siyu.tenancy.login_throttle): not checked."""
 
 
-def _failure_key(login: str) -> str:
-    return login.casefold()[:200]
-
-
-def login_blocked(login: str, now: float | None = None) -> bool:
-    """Whether `login` had MAX_FAILURES wrong passwords within the last FAILURE_WINDOW_S."""
-    now = time.monotonic() if now is None else now
-    with _failures_lock:
-        seen = _failures.get(_failure_key(login))
-        while seen and seen[0] <= now - FAILURE_WINDOW_S:
-            seen.popleft()
-        return bool(seen) and len(seen) >= MAX_FAILURES
-
-
-def note_login_failure(login: str, now: float | None = None) -> None:
-    now = time.monotonic() if now is None else now
-    with _failures_lock:
-        if len(_failures) > 10_000:  # many logins tried: keep it from growing without end
-            for key in [k for k, seen in _failures.items() if seen[-1] <= now - FAILURE_WINDOW_S]:
-                del _failures[key]
-            if len(_failures) > 10_000:
-                _failures.clear()
-        _failures.setdefault(_failure_key(login), deque(maxlen=MAX_FAILURES)).append(now)
-
-
-def forget_login_failures(login: str) -> None:
-    with _failures_lock:
-        _failures.pop(_failure_key(login), None)
-
-
-def _password_login(rt, login: str, password: str) -> str | None:
+def _password_login(rt, login: str, password: str, address: str) -> str | None:
+    """A session token for the right password, None for a wrong one; LoginRefused when too
+    many were tried to check this one."""
+    with rt.db.system_session() as s:
+        if not login_throttle.take_try(s, login, address):
+            raise LoginRefused
     with rt.db.system_session() as s:
         person = s.scalar(select(Person).where(Person.login == login))
         if not tenancy.check_password(person, password):
@@ -314,6 +282,8 @@ def _password_login(rt, login: str, password: str) -> str | None:
     with rt.db.tenant_session(tenant_id) as s:
         if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
             return None  # a member who left the corp loses access with it
+    with rt.db.system_session() as s:
+        login_throttle.signed_in(s, login, address)
     with rt.db.tenant_session(tenant_id) as s:
         token, _ = start_session(s, rt, s.get(Person, person_id))
     return token
@@ -333,17 +303,19 @@ async def login_submit(request: Request):
         )
     if not login or not password:
         return _login_page(request, next_url, "请输入账号和密码 / enter login and password", login, 422)
-    if login_blocked(login):  # the password is not even checked
+    # The client as uvicorn took it: X-Forwarded-For only from a proxy it trusts
+    # (FORWARDED_ALLOW_IPS, 127.0.0.1 by default), never the header as any client sent it.
+    address = login_throttle.client_address(request.client.host if request.client else None)
+    try:
+        token = await run_in_threadpool(_password_login, request.app.state.rt, login, password, address)
+    except LoginRefused:
         message = (
             "密码错误次数过多，请 15 分钟后再试或用企业微信登录"
             " / too many wrong passwords: try again in 15 minutes, or sign in through WeCom"
         )
         return _login_page(request, next_url, message, login, 429)
-    token = await run_in_threadpool(_password_login, request.app.state.rt, login, password)
     if token is None:
-        note_login_failure(login)
         return _login_page(request, next_url, "账号或密码错误 / wrong login or password", login, 401)
-    forget_login_failures(login)
     response = RedirectResponse(next_url, 303)
     set_session_cookie(response, request.app.state.rt, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
