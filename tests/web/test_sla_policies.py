@@ -293,6 +293,64 @@ def test_a_contact_who_left_is_named_on_the_policy_pages(as_role, world, db):
     assert "升级联系人 gone-member（已不在职）" in admin.get("/sla/policy").text  # the departments' list
 
 
+class _Waits:
+    """A tenant of its own, with the seeded directory and an admin signed in (`admin`), where
+    customers ask 张三 questions half a minute old (`ask`) and the board says when each one's
+    next step is due (`next_step`)."""
+
+    def __init__(self, db, siyu, web_settings, emu_url, label: str) -> None:
+        self.db, self.sfx, self.seq = db, uuid.uuid4().hex[:6], iter(range(1, 100))
+        with httpx.Client(base_url=emu_url, timeout=10) as emu:
+            self.tenant = _make_tenant(db, Runtime.create(web_settings, db), emu, label)
+        with db.tenant_session(self.tenant.id) as s:
+            tenancy.save_directory(s, DEPARTMENTS, STAFF)
+            tenancy.add_person(s, f"admin-{label}-{self.sfx}", "管理员", "admin", PASSWORD)
+        self.admin = login(siyu, f"admin-{label}-{self.sfx}")
+        self.headers = {"X-CSRF-Token": self.admin.csrf}
+
+    def ask(self, ext: str, text: str) -> None:
+        n = next(self.seq)
+        msgid = f"bh{n}-{self.sfx}"
+        message = {
+            "msgid": msgid,
+            "action": "send",
+            "from": ext + self.sfx,
+            "tolist": ["zhangsan"],
+            "roomid": "",
+            "msgtime": int((time.time() - 30) * 1000),
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        with self.db.tenant_session(self.tenant.id) as s:
+            conversations.ingest(
+                s, [SimpleNamespace(seq=n, msgid=msgid, message=message)], default_classifier().classify
+            )
+
+    def next_step(self, text: str) -> datetime:
+        waiting = self.admin.get("/api/v1/sla/board").json()["waiting"]
+        (row,) = [w for w in waiting if w["message"] == text]
+        return datetime.fromisoformat(row["next_step_at"])
+
+    def save_policy(self, **fields) -> None:
+        r = self.admin.put("/api/v1/sla/policy", json=fields, headers=self.headers)
+        assert r.status_code == 200, r.text
+
+    def close(self) -> None:
+        self.admin.close()
+        with self.db.tenant_session(self.tenant.id) as s:
+            s.execute(
+                update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="cancelled")
+            )
+
+
+def _no_shift_on_now() -> dict:
+    """A policy counting business hours only, with one shift, an hour long, starting six hours
+    from now: none is on now."""
+    start = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=6)
+    shift = [start.strftime("%H:%M"), (start + timedelta(hours=1)).strftime("%H:%M")]
+    return {"business_hours_only": True, "shifts": [shift], "quiet_hours": []}
+
+
 def test_turning_on_business_hours_moves_the_next_step_of_waits_already_running(
     db, siyu, web_settings, emu_url
 ):
@@ -300,62 +358,44 @@ def test_turning_on_business_hours_moves_the_next_step_of_waits_already_running(
     hours only while no shift is on (a Saturday evening, say). The wait's next step goes to
     the next shift, as a calendar edit moves it: left 2 minutes after the question, it went out
     with a card telling the leader the customer had waited "0 秒（工作时间）"."""
-    sfx = uuid.uuid4().hex[:6]
-    with httpx.Client(base_url=emu_url, timeout=10) as emu:
-        t = _make_tenant(db, Runtime.create(web_settings, db), emu, "bing")
-    with db.tenant_session(t.id) as s:
-        tenancy.save_directory(s, DEPARTMENTS, STAFF)
-        tenancy.add_person(s, f"admin-c-{sfx}", "丙管理员", "admin", PASSWORD)
-    seq = iter(range(1, 100))
-
-    def ask(ext: str, text: str) -> None:
-        msgid = f"bh{next(seq)}-{sfx}"
-        message = {
-            "msgid": msgid,
-            "action": "send",
-            "from": ext,
-            "tolist": ["zhangsan"],
-            "roomid": "",
-            "msgtime": int((time.time() - 30) * 1000),
-            "msgtype": "text",
-            "text": {"content": text},
-        }
-        with db.tenant_session(t.id) as s:
-            item = SimpleNamespace(seq=int(msgid[2:].split("-")[0]), msgid=msgid, message=message)
-            conversations.ingest(s, [item], default_classifier().classify)
-
-    def next_step(admin, text: str) -> datetime:
-        (row,) = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["message"] == text]
-        return datetime.fromisoformat(row["next_step_at"])
-
-    # one shift, an hour long, starting six hours from now: none is on now
-    start = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=6)
-    shift = [start.strftime("%H:%M"), (start + timedelta(hours=1)).strftime("%H:%M")]
-    business = {"business_hours_only": True, "shifts": [shift], "quiet_hours": []}
-    admin = login(siyu, f"admin-c-{sfx}")
-    headers = {"X-CSRF-Token": admin.csrf}
+    w = _Waits(db, siyu, web_settings, emu_url, "bing")
     try:
         # the built-in default until the first save: the next step 2 minutes after the question
-        ask("wmbh1" + sfx, f"周六有人吗 {sfx}")
+        w.ask("wmbh1", f"周六有人吗 {w.sfx}")
         soon = datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
-        assert next_step(admin, f"周六有人吗 {sfx}") < soon
-        r = admin.put("/api/v1/sla/policy", json=business, headers=headers)
-        assert r.status_code == 200, r.text
+        assert w.next_step(f"周六有人吗 {w.sfx}") < soon
+        w.save_policy(**_no_shift_on_now())
         later = datetime.now(ZoneInfo("UTC")) + timedelta(hours=5)
-        assert next_step(admin, f"周六有人吗 {sfx}") > later
+        assert w.next_step(f"周六有人吗 {w.sfx}") > later
 
         # a saved policy switched from the wall clock to business hours: the same
-        r = admin.put("/api/v1/sla/policy", json={"business_hours_only": False}, headers=headers)
-        assert r.status_code == 200, r.text
-        ask("wmbh2" + sfx, f"还在吗 {sfx}")
-        assert next_step(admin, f"还在吗 {sfx}") < soon
-        r = admin.put("/api/v1/sla/policy", json={"business_hours_only": True}, headers=headers)
-        assert r.status_code == 200, r.text
-        assert next_step(admin, f"还在吗 {sfx}") > later
-        assert "下一步按新的工作时间重排" in admin.get("/sla/policy", params={"done": "saved"}).text
+        w.save_policy(business_hours_only=False)
+        w.ask("wmbh2", f"还在吗 {w.sfx}")
+        assert w.next_step(f"还在吗 {w.sfx}") < soon
+        w.save_policy(business_hours_only=True)
+        assert w.next_step(f"还在吗 {w.sfx}") > later
+        assert "下一步按新的工作时间重排" in w.admin.get("/sla/policy", params={"done": "saved"}).text
     finally:
-        admin.close()
-        with db.tenant_session(t.id) as s:
-            s.execute(
-                update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="cancelled")
-            )
+        w.close()
+
+
+def test_turning_business_hours_off_brings_the_next_step_of_waits_back_to_the_wall_clock(
+    db, siyu, web_settings, emu_url
+):
+    """The admin tries 'count business hours only' on a Saturday evening and turns it off
+    again: the customers who asked in between waited by the wall clock again, their next step
+    2 minutes after the question. It had stayed on Monday morning's shift, so nobody was told
+    about them all weekend, though the board counted them late."""
+    w = _Waits(db, siyu, web_settings, emu_url, "ding")
+    try:
+        w.save_policy(**_no_shift_on_now())
+        w.ask("wmbh1", f"周末有人吗 {w.sfx}")
+        assert w.next_step(f"周末有人吗 {w.sfx}") > datetime.now(ZoneInfo("UTC")) + timedelta(hours=5)
+        w.save_policy(business_hours_only=False)
+        assert w.next_step(f"周末有人吗 {w.sfx}") < datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
+        assert (
+            "改回按自然时间计的，下一步按自然时间重排"
+            in w.admin.get("/sla/policy", params={"done": "saved"}).text
+        )
+    finally:
+        w.close()

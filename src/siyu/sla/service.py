@@ -196,12 +196,13 @@ def _clock(policy: SlaPolicy | PolicyView) -> tuple:
 
 
 def _follow_new_clock(session: Session, wait_ids: list[int]) -> None:
-    """Open waits whose clock changed (business hours turned on, shifts or holidays changed,
-    or another policy's clock now applies): a pending step now counted in business time is
-    due when the new clock says, as a calendar edit moves it. Left where the wall clock had
-    put it, it fired on a day off with a card telling the leader 0 business seconds waited."""
+    """Open waits whose clock changed (business hours turned on or off, shifts or holidays
+    changed, or another policy's clock now applies): the pending step is due when the new
+    clock says, as a calendar edit moves it. Left where the wall clock had put it, it fired on
+    a day off with a card telling the leader 0 business seconds waited; left on the next shift
+    when the wall clock came back, nobody heard of the customer until Monday."""
     if wait_ids:
-        _reschedule_pending(session, PolicyBook(session), list(wait_ids), business_time_only=True)
+        _reschedule_pending(session, PolicyBook(session), list(wait_ids))
 
 
 def _reassign_open_waits(session: Session, which, was: PolicyView | None = None) -> list[int]:
