@@ -38,6 +38,11 @@ def test_sign_in_and_find_a_customer(page, siyu, world):
     # Sign out through the header's form (it carries the CSRF token).
     page.get_by_role("button", name="退出").click()
     expect(page).to_have_url(f"{siyu}/login")
+    # Back, on a shared computer or a phone passed round: the login page again, not the
+    # customer's profile kept by the browser from before signing out
+    page.go_back()
+    expect(page).to_have_url(f"{siyu}/login?next=%2Fcustomers%2F{world.a.customers['王女士']}")
+    expect(page.get_by_text("王姐-报价")).to_have_count(0)
 
 
 def test_a_pushed_link_opens_signed_in_through_wecom_oauth(page, siyu, world):

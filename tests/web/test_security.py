@@ -24,3 +24,14 @@ def test_no_page_can_be_framed_by_another_site_nor_sniffed(siyu, as_role):
         _framing_refused(anonymous.get("/login"))
         _framing_refused(anonymous.get("/auth/wecom/no-such-tenant"))
         _framing_refused(anonymous.post("/api/v1/channels", content=b"x" * (2 * 1024 * 1024)))  # 413
+
+
+def test_no_signed_in_answer_is_kept_by_the_browser(siyu, as_role):
+    """Pages and the API hold customers' names, numbers and chats: a browser must not keep
+    them, so that Back after 退出 on a shared computer shows no customer. Style and script
+    are kept (they hold nothing of anyone's)."""
+    admin = as_role("admin")
+    for path in ("/", "/customers", "/conversations", "/sla", "/customers/0", "/api/v1/customers"):
+        r = admin.get(path)
+        assert r.headers.get("cache-control") == "no-store", (path, r.headers)
+    assert "no-store" not in admin.get("/static/siyu.css").headers.get("cache-control", "")

@@ -13,12 +13,16 @@ HEADERS = [
     (b"content-security-policy", b"frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
 ]
-_NAMES = {name for name, _ in HEADERS}
+# Pages and the API show customers' names, numbers and chats: nothing a browser may keep, or
+# Back after 退出 on a shared computer (or a phone passed round) showed the last customer
+# again. Style, script and the API docs' assets hold nothing of anyone's and stay cacheable.
+NO_STORE = (b"cache-control", b"no-store")
+_CACHEABLE = ("/static/", "/api/docs/static/")
 
 
 class SecurityHeaders:
-    """ASGI middleware: HEADERS on every answer but WeCom's callbacks (server to server,
-    the hottest path), unless a route set one of them itself."""
+    """ASGI middleware: HEADERS, and NO_STORE but on static files, on every answer but WeCom's
+    callbacks (server to server, the hottest path), unless a route set one of them itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -28,11 +32,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        kept = scope["path"].startswith(_CACHEABLE)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
-                present = {name.lower() for name, _ in headers} & _NAMES
+                present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in HEADERS if h[0] not in present)
+                if not kept and NO_STORE[0] not in present:
+                    headers.append(NO_STORE)
                 message = {**message, "headers": headers}
             await send(message)
 
