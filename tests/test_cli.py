@@ -548,3 +548,42 @@ def test_the_demo_console_shows_what_wecom_received():
             "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复",
             "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复（与先前一条相同，企业微信查重后未再送达）",
         ]
+
+
+def test_the_demos_first_customers_all_stay_to_be_named():
+    """The demo's first wave of customers comes while Siyu's worker is still starting. One who
+    left or was deleted in it was gone from WeCom before Siyu fetched them: every demo began with
+    two （未命名） customers on the home page and a loss alert about 一位客户（…JF3h）. Now
+    everyone in it scans a channel's code and stays."""
+    from siyu.demo import CHANNELS as DEMO_CHANNELS
+    from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS
+    from siyu.demo import FIRST_WAVE, SEED, first_wave
+    from siyu.demo import STAFF as DEMO_STAFF
+    from siyu.emulator.world import World
+
+    with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
+        corp = emu.post(
+            "/_emulator/corps",
+            json={"name": "示例科技", "departments": DEMO_DEPARTMENTS, "staff": DEMO_STAFF},
+        ).json()
+        token = emu.get(
+            "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["contact_secret"]}
+        ).json()["access_token"]
+        config_ids = []
+        for c in DEMO_CHANNELS:
+            way = {"type": 2, "scene": 2, "user": c.get("staff", []), "party": c.get("departments", [])}
+            r = emu.post(
+                "/cgi-bin/externalcontact/add_contact_way", params={"access_token": token}, json=way
+            ).json()
+            config_ids.append(r["config_id"])
+
+        async def wave() -> None:
+            world = World(url, corp["corp_id"], seed=SEED, config_ids=config_ids)
+            try:
+                await first_wave(world)
+            finally:
+                await world.close()
+
+        asyncio.run(wave())
+        customers = emu.get(f"/_emulator/corps/{corp['corp_id']}/customers").json()
+        assert len(customers) == FIRST_WAVE
