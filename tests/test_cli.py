@@ -550,32 +550,40 @@ def test_the_demo_console_shows_what_wecom_received():
         ]
 
 
+def _demo_corp(emu: httpx.Client) -> tuple[dict, str]:
+    """The demo's corp in the emulator, and a 客户联系 token for it."""
+    from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS
+    from siyu.demo import STAFF as DEMO_STAFF
+
+    corp = emu.post(
+        "/_emulator/corps", json={"name": "示例科技", "departments": DEMO_DEPARTMENTS, "staff": DEMO_STAFF}
+    ).json()
+    token = emu.get(
+        "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["contact_secret"]}
+    ).json()["access_token"]
+    return corp, token
+
+
+def _contact_way(emu: httpx.Client, token: str, staff: list[str], departments=(), state: str = "") -> str:
+    way = {"type": 2, "scene": 2, "user": staff, "party": list(departments), "state": state}
+    r = emu.post("/cgi-bin/externalcontact/add_contact_way", params={"access_token": token}, json=way)
+    return r.json()["config_id"]
+
+
 def test_the_demos_first_customers_all_stay_to_be_named():
     """The demo's first wave of customers comes while Siyu's worker is still starting. One who
     left or was deleted in it was gone from WeCom before Siyu fetched them: every demo began with
     two （未命名） customers on the home page and a loss alert about 一位客户（…JF3h）. Now
     everyone in it scans a channel's code and stays."""
     from siyu.demo import CHANNELS as DEMO_CHANNELS
-    from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS
     from siyu.demo import FIRST_WAVE, SEED, first_wave
-    from siyu.demo import STAFF as DEMO_STAFF
     from siyu.emulator.world import World
 
     with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
-        corp = emu.post(
-            "/_emulator/corps",
-            json={"name": "示例科技", "departments": DEMO_DEPARTMENTS, "staff": DEMO_STAFF},
-        ).json()
-        token = emu.get(
-            "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["contact_secret"]}
-        ).json()["access_token"]
-        config_ids = []
-        for c in DEMO_CHANNELS:
-            way = {"type": 2, "scene": 2, "user": c.get("staff", []), "party": c.get("departments", [])}
-            r = emu.post(
-                "/cgi-bin/externalcontact/add_contact_way", params={"access_token": token}, json=way
-            ).json()
-            config_ids.append(r["config_id"])
+        corp, token = _demo_corp(emu)
+        config_ids = [
+            _contact_way(emu, token, c.get("staff", []), c.get("departments", [])) for c in DEMO_CHANNELS
+        ]
 
         async def wave() -> None:
             world = World(url, corp["corp_id"], seed=SEED, config_ids=config_ids)
@@ -587,3 +595,39 @@ def test_the_demos_first_customers_all_stay_to_be_named():
         asyncio.run(wave())
         customers = emu.get(f"/_emulator/corps/{corp['corp_id']}/customers").json()
         assert len(customers) == FIRST_WAVE
+
+
+def test_customers_in_the_demo_scan_a_channel_made_during_it_and_not_a_stopped_one():
+    """A salesperson trying the demo makes a channel (新建渠道) and stops one (停用): customers
+    kept scanning only the four codes the demo began with, so the new one never got a customer
+    and a quarter of the scans went to the stopped code (WeCom refused them, unseen)."""
+    from siyu.demo import SEED, step
+    from siyu.emulator.world import World
+
+    with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
+        corp, token = _demo_corp(emu)
+        first = _contact_way(emu, token, ["zhangsan"], state="first")
+
+        async def story() -> None:
+            world = World(url, corp["corp_id"], seed=SEED, config_ids=[first], weights={"scan": 1.0})
+            http = httpx.AsyncClient(base_url=url, timeout=10)
+            try:
+                await step(world, http)
+                _contact_way(emu, token, ["xiaomei"], state="made-in-the-demo")
+                r = emu.post(
+                    "/cgi-bin/externalcontact/del_contact_way",
+                    params={"access_token": token},
+                    json={"config_id": first},
+                )
+                assert r.json()["errcode"] == 0
+                for _ in range(3):
+                    await step(world, http)
+            finally:
+                await http.aclose()
+                await world.close()
+
+        asyncio.run(story())
+        states = [
+            c["follow_info"]["state"] for c in emu.get(f"/_emulator/corps/{corp['corp_id']}/customers").json()
+        ]
+        assert states == ["first"] + ["made-in-the-demo"] * 3

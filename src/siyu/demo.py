@@ -294,6 +294,15 @@ async def first_wave(world) -> None:
         world.weights = weights
 
 
+async def step(world, http: httpx.AsyncClient) -> None:
+    """One thing happens in the simulated world. Customers scan the codes the corp has now: a
+    channel made during the demo gets customers too, a stopped one (停用) no more."""
+    ways = (await http.get(f"/_emulator/corps/{world.corp_id}/contact_ways")).json()
+    if ways:  # (with none left, scans go on failing unseen rather than stopping the world)
+        world.config_ids = [w["config_id"] for w in ways]
+    await world.step()
+
+
 async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:
     from siyu.emulator.world import World
 
@@ -313,7 +322,7 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
         world.weights = weights
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
-                await world.step()
+                await step(world, http)
                 for line in await received.lines(http):
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
             with contextlib.suppress(TimeoutError):
