@@ -810,6 +810,13 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         chat = admin.get(f"/conversations/{cid}").text
         ends = ends_at.strftime("%m-%d %H:%M")  # the chat says the day too
         assert "提醒已全部发出" not in chat and f"电话 {ends} 拨打" in chat
+        # the day's figures count the step, and say its call has not rung (提醒都已送到, they said)
+        held = admin.get("/api/v1/sla/board").json()["calls_held"]
+        local_held = [datetime.fromisoformat(t).astimezone(SHANGHAI).strftime("%m-%d %H:%M") for t in held]
+        assert ends in local_held, (ends, local_held)
+        note = re.search(r'id="calls-held">(.*?)</p>', board, re.S)
+        assert note and f"{len(held)} 通语音电话的步骤已到，因免打扰时段还没有拨打" in note[1], note
+        assert "提醒都已送到" not in board
     finally:
         assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
         with db.tenant_session(world.a.id) as s:

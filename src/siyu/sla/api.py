@@ -320,6 +320,7 @@ def board_for(
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
         ],
         "delivery_problems_by_status": problem_counts,
+        "calls_held": service.calls_held(session, now, sorted(scope) if scope is not None else None),
     }
 
 

@@ -367,3 +367,7 @@ class BoardOut(BaseModel):
     delivery_problems_by_status: dict[str, int] = Field(
         description="how many of the day's delivery_problems there are of each status"
     )
+    calls_held: list[datetime] = Field(
+        description="when each call that quiet hours hold back now will be placed, soonest first: its"
+        " step fired (and counts in breaches_by_step), nobody has been rung yet"
+    )

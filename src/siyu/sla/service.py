@@ -1496,6 +1496,24 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     return {k: v for k, v in held.items() if v is not None}
 
 
+def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = None) -> list[datetime]:
+    """When each call quiet hours hold back now will ring (of the open waits of `agents`, if
+    given), soonest first: their steps fired, and count among the day's breaches, but nobody
+    has been rung yet."""
+    e = SlaEscalation
+    q = (
+        select(e.id, e.wait_id, e.action, e.recipient, e.fired_at, e.note)
+        .join(SlaWait, SlaWait.id == e.wait_id)
+        .where(SlaWait.closed_at.is_(None), e.status == "fired", e.action == "voice_call")
+    )
+    if agents is not None:
+        q = q.where(e.agent_userid.in_(list(agents)))
+    calls = list(session.execute(q))
+    reached = deliveries(session, calls)
+    held = held_calls(session, [c for c in calls if reached.get(c.id, ("",))[0] == "queued"], now)
+    return sorted(held.values())
+
+
 def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
     """When the call about the conversation's open wait will ring, where its step fired in
     quiet hours and the call waits in the outbox for them to end; None when there is none."""
