@@ -273,8 +273,8 @@ def _forget_tenant_a_policy(db, world) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def tenant_a_policy_put_back(siyu, world, db):
     """The policy tests below start from tenant A's default policy, and change it (a first
-    step of 1 s, business hours with a lunch break): an earlier module may have saved one (a
-    special date saved in test_browser does), so it is set aside first, and after this module
+    step of 1 s, business hours with a lunch break): an earlier module may have saved one (when
+    tests/web ran alone, ten of them failed so), so it is set aside first, and after this module
     it is put back as it was, for the modules that run later and measure their figures by it
     (test_board_share's shares had read 100 % or 0 %)."""
     admin = login(siyu, world.a.logins["admin"])
