@@ -139,7 +139,7 @@ def migrated_database(server_url: str | None, workdir: Path) -> Iterator[tuple]:
             auto_migrate=False,
             staff_sync_interval_s=0,
         )
-        db = Database(url)
+        db = Database(url, settings.database_timeouts.unhurried())  # seeding at scale: no statement limit
         try:
             db.migrate()
             yield settings, db

@@ -214,7 +214,7 @@ class Bench:
             wecom_base_url=self.emu_url,
             auto_migrate=False,
         )
-        self.db = Database(db_url)
+        self.db = Database(db_url, settings.database_timeouts.unhurried())  # seeding: no statement limit
         self.rt = Runtime.create(settings, self.db)
         with self.db.system_session() as s:
             from siyu.tenancy.models import Tenant

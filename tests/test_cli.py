@@ -226,6 +226,9 @@ def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path
     monkeypatch.setenv("SIYU_SECRET_KEY", TEST_SECRET_KEY)
     assert invoke("tenant", "show", slug)[0] == 0
     # the database
+    monkeypatch.setenv("SIYU_DATABASE_STATEMENT_TIMEOUT_S", "-1")
+    assert "SIYU_DATABASE_STATEMENT_TIMEOUT_S must be seconds (0 = no limit)" in refused("tenant", "list")
+    monkeypatch.delenv("SIYU_DATABASE_STATEMENT_TIMEOUT_S")
     monkeypatch.setenv("SIYU_DATABASE_URL", "garbage")
     assert "SIYU_DATABASE_URL" in refused("tenant", "list")
     monkeypatch.setenv("SIYU_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.db'}")

@@ -35,19 +35,24 @@ def _logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per WeCom call is too much
 
 
-def _runtime(repairing: bool = False):
+def _runtime(repairing: bool = False, serving: bool = False):
     """The runtime, once the database and the secret key are fit to run on: a server or a
     worker started without them would take up rows only to fail on each. A key that opens
     none of the tenants' secrets is refused; one that opens some is only warned about (the
-    others can be connected again with `tenant add`, which `repairing` lets through)."""
+    others can be connected again with `tenant add`, which `repairing` lets through).
+    `serving`: a server or worker, whose statements are held to
+    SIYU_DATABASE_STATEMENT_TIMEOUT_S; a command a person runs (a sync, an import) has its
+    statements take what they take, the person watching it."""
     from siyu.config import get_settings
+    from siyu.db import Database
     from siyu.runtime import Runtime
     from siyu.tenancy.service import sealed_elsewhere
 
     settings = get_settings()
     key_file = settings.key_file
     key_is_new = not settings.secret_key and not key_file.exists()
-    rt = Runtime.create(settings)
+    timeouts = settings.database_timeouts if serving else settings.database_timeouts.unhurried()
+    rt = Runtime.create(settings, Database(settings.sqlalchemy_url, timeouts))
     if settings.auto_migrate:
         rt.db.migrate()
     else:
@@ -152,7 +157,7 @@ def serve(
     from siyu.app import create_app
 
     _logging()
-    rt = _runtime()  # the database and the key checked (and migrated) before anything starts
+    rt = _runtime(serving=True)  # the database and the key checked (and migrated) before anything starts
     if warning := rt.settings.public_url_warning():
         logging.getLogger("siyu").warning(warning)
     uvicorn.run(create_app(rt.settings, rt), host=host, port=port, log_level="info", access_log=access_log)
@@ -172,7 +177,7 @@ def worker(
     _logging()
     if nice:
         os.nice(nice)
-    rt = _runtime()
+    rt = _runtime(serving=True)
     settle_collector()
     where = rt.settings.sqlalchemy_url.split("@")[-1]
     logging.getLogger("siyu").info("worker started: %d rows at once, database %s", concurrency, where)
@@ -205,7 +210,7 @@ def migrate(
     from siyu.db import Database
 
     settings = get_settings()
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url, settings.database_timeouts)  # (migrate lifts the limits)
     before, after = db.migrate()
     if new:
         db.new_migration(new)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import secrets
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +13,25 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long Siyu waits on PostgreSQL, in seconds; 0 = no limit (Settings' database_*)."""
+
+    connect_s: float = 10.0
+    dead_peer_s: float = 20.0
+    statement_s: float = 60.0
+    idle_in_transaction_s: float = 120.0
+
+    def unhurried(self, migrating: bool = False) -> DatabaseTimeouts:
+        """For a command a person runs (a sync, an import): its statements may take their time.
+        For a migration also the pauses between them (Python run mid-migration)."""
+        idle = 0.0 if migrating else self.idle_in_transaction_s
+        return replace(self, statement_s=0.0, idle_in_transaction_s=idle)
+
+
+_TIMEOUTS = DatabaseTimeouts()
 
 
 class Settings(BaseSettings):
@@ -34,6 +55,29 @@ class Settings(BaseSettings):
         default=True, description="run that worker as a child process, so callbacks are answered first"
     )
     auto_migrate: bool = Field(default=True, description="apply migrations on start (embedded default)")
+    # PostgreSQL only: without these a server gone without a word (host powered off, network
+    # cut) left a worker loop or a request waiting on its socket forever, and a stuck
+    # statement held its locks as long.
+    database_connect_timeout_s: float = Field(
+        default=_TIMEOUTS.connect_s, description="opening a connection to PostgreSQL fails after this long"
+    )
+    database_dead_peer_s: float = Field(
+        default=_TIMEOUTS.dead_peer_s,
+        description="a PostgreSQL server that answers nothing at all, not even TCP (host gone, network "
+        "cut), is given up after this long (TCP keepalives and tcp_user_timeout)",
+    )
+    database_statement_timeout_s: float = Field(
+        default=_TIMEOUTS.statement_s,
+        description="PostgreSQL cancels a statement of the server or worker running longer, and "
+        "its locks go; a query with no answer at all this plus database_dead_peer_s fails (a proxy "
+        "that stays up while the server behind it is gone). Commands a person runs (sync, import, "
+        "migrate) have no limit",
+    )
+    database_idle_in_transaction_s: float = Field(
+        default=_TIMEOUTS.idle_in_transaction_s,
+        description="PostgreSQL ends a session idle this long inside a transaction (its locks go); "
+        "migrations have no limit",
+    )
     staff_sync_interval_s: int = 6 * 3600
     archive_poll_s: float = Field(default=5.0, description="pull the conversation archive this often")
     archive_lag_s: float = Field(
@@ -70,6 +114,27 @@ class Settings(BaseSettings):
                 f"SIYU_PUBLIC_URL must be an address like https://scrm.example.com, not {value!r}"
             )
         return value
+
+    @field_validator(
+        "database_connect_timeout_s",
+        "database_dead_peer_s",
+        "database_statement_timeout_s",
+        "database_idle_in_transaction_s",
+    )
+    @classmethod
+    def _seconds_or_none(cls, value: float, info) -> float:
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"SIYU_{info.field_name.upper()} must be seconds (0 = no limit), not {value}")
+        return value
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(
+            connect_s=self.database_connect_timeout_s,
+            dead_peer_s=self.database_dead_peer_s,
+            statement_s=self.database_statement_timeout_s,
+            idle_in_transaction_s=self.database_idle_in_transaction_s,
+        )
 
     @property
     def work_lease(self) -> timedelta:

@@ -53,7 +53,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, db: Database | None = None) -> Runtime:
-        db = db or Database(settings.sqlalchemy_url)
+        db = db or Database(settings.sqlalchemy_url, settings.database_timeouts)
         box = SecretBox(settings.encryption_key())
         return cls(
             settings=settings,

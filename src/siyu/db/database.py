@@ -9,16 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from siyu.config import DatabaseTimeouts
 from siyu.db import bulk, scoping
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-def make_engine(url: str, **kw) -> Engine:
+def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts(), **kw) -> Engine:
+    """`timeouts`: PostgreSQL's (siyu.db.postgres); SQLite waits up to 30 s for a lock."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
@@ -38,11 +41,19 @@ def make_engine(url: str, **kw) -> Engine:
         return engine
     # psycopg prepares statements server-side after a few runs; PostgreSQL's generic plans
     # for them measured 3-10x slower than custom ones on our skewed indexes.
-    connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
+    on_psycopg = "+psycopg" in url
+    connect_args = {}
+    if on_psycopg:
+        from siyu.db import postgres
+
+        given = set(make_url(url).query)  # a parameter in the URL is the operator's word
+        connect_args = {"prepare_threshold": None, **postgres.connect_args(timeouts, given)}
     engine = create_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, **kw
     )
-    if "+psycopg" in url:
+    if on_psycopg:
+        event.listen(engine, "do_connect", postgres.connector(timeouts))
+        event.listen(engine, "connect", postgres.session_settings(timeouts))
 
         @event.listens_for(engine, "connect")
         def _binary_lists(conn, _record):
@@ -79,9 +90,10 @@ class SchemaAhead(ValueError):
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts()):
         self.url = url
-        self.engine = make_engine(url)
+        self.timeouts = timeouts
+        self.engine = make_engine(url, timeouts)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._written = 0
         self._first_analysis_done = False  # PostgreSQL (see `wrote`)
@@ -170,18 +182,33 @@ class Database:
         and after."""
         from alembic import command
 
-        before, head = self.schema_revisions()
-        with self.engine.begin() as conn:
-            command.upgrade(self._alembic(conn), "head")
+        with self._unhurried() as engine:
+            # (reading the revision may wait on a lock too: a migration elsewhere, an open DDL)
+            before, head = self.schema_revisions(engine)
+            with engine.begin() as conn:
+                command.upgrade(self._alembic(conn), "head")
         return before, head
 
-    def schema_revisions(self) -> tuple[str | None, str]:
+    @contextmanager
+    def _unhurried(self) -> Iterator[Engine]:
+        """An engine whose statements, and pauses between them, have no time limit: a
+        migration's take what they take (rewriting a large table, Python run in between)."""
+        if not self.is_postgres:
+            yield self.engine
+            return
+        engine = make_engine(self.url, self.timeouts.unhurried(migrating=True))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+    def schema_revisions(self, engine: Engine | None = None) -> tuple[str | None, str]:
         """The schema's migration revision (None: never migrated) and the newest this code has;
         SchemaAhead when the schema is at a revision this code does not know."""
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
-        with self.engine.connect() as conn:
+        with (engine or self.engine).connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
             scripts = ScriptDirectory.from_config(self._alembic(conn))
         if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
@@ -195,7 +222,7 @@ class Database:
         """For developers: write a migration from the difference between models and schema."""
         from alembic import command
 
-        with self.engine.begin() as conn:
+        with self._unhurried() as engine, engine.begin() as conn:
             command.revision(self._alembic(conn), message=message, autogenerate=True)
 
     def dispose(self) -> None:

@@ -1,9 +1,10 @@
 """Alembic environment: run by `siyu migrate` and on start in the embedded default."""
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from siyu.config import DatabaseTimeouts
 from siyu.conversations.search import alembic_include_name
+from siyu.db.database import make_engine
 from siyu.models import Base
 
 config = context.config
@@ -16,7 +17,7 @@ def run() -> None:
         _migrate(connection)
         return
     url = config.attributes.get("connection_url") or config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url)
+    engine = make_engine(url, DatabaseTimeouts().unhurried(migrating=True))  # see Database.migrate
     with engine.begin() as conn:
         _migrate(conn)
     engine.dispose()
