@@ -1,20 +1,30 @@
 """The worker through what a long-running process meets: its database connections dropped
-under it (a failover, a restart of PostgreSQL, an idle timeout in a pooler)."""
+under it (a failover, a restart of PostgreSQL, an idle timeout in a pooler), or its database
+gone silent (a host that loses power, a network cut: nothing tells the worker)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+import siyu
+from siyu.notify import outbox
 from siyu.sla.service import save_policy
 from siyu.tenancy.tasks import sync_staff
 from tests.customers.test_acquisition import follow_of, make_channel, run
 from tests.sla.test_e2e_emulator import cards_to
-from tests.support.stack import wait_for
+from tests.support.proxy import BlackHoleProxy
+from tests.support.stack import stack, wait_for
 
 
 def drop_connections(database_url: str, seconds: float) -> int:
@@ -59,3 +69,68 @@ def test_the_worker_carries_on_after_its_database_connections_are_dropped(stack,
     time.sleep(2)
     assert len(cards_to(stack, "zhangsan")) == len(card) == 1
     assert "卫先生" in str(card[0]["payload"])
+
+
+def card(st, text_: str) -> None:
+    with st.session() as s:
+        body = {"touser": "zhangsan", "msgtype": "text", "text": {"content": text_}}
+        outbox.enqueue(s, "app_message", f"outage:{text_}", body)
+
+
+def received(st, text_: str) -> bool:
+    return any(text_ in str(m) for m in st.app_messages())
+
+
+def test_a_worker_whose_database_goes_silent_says_so_once_and_goes_on_when_it_is_back(
+    settings, db, database_url, tmp_path
+):
+    if not db.is_postgres:
+        pytest.skip("PostgreSQL's timeouts (SIYU_TEST_DATABASE_URL)")
+    pg = make_url(database_url)
+    log_path = tmp_path / "worker.log"
+    with (
+        stack(settings, db, serve_siyu=False) as st,
+        BlackHoleProxy((pg.host, pg.port or 5432)) as proxy,
+        log_path.open("w") as log,
+    ):
+        ours = settings.model_copy(
+            update={
+                "database_url": proxy.url(database_url),
+                "wecom_base_url": st.emulator,
+                "database_connect_timeout_s": 2,
+                "database_dead_peer_s": 2,
+                "database_statement_timeout_s": 2,
+            }
+        )
+        env = {
+            **os.environ,
+            **{f"SIYU_{k.upper()}": str(v) for k, v in ours.model_dump().items()},
+            "PYTHONPATH": str(Path(siyu.__file__).parents[1]),
+        }
+        worker = subprocess.Popen(  # `siyu worker`, as an operator runs it
+            [sys.executable, "-m", "siyu.cli", "worker", "--concurrency", "4"],
+            env=env,
+            stderr=log,
+            start_new_session=True,
+        )
+        try:
+            card(st, "停电之前")
+            wait_for(lambda: received(st, "停电之前"), timeout=60)  # its connections are up
+            proxy.black_hole()  # the database host loses power: packets go nowhere, no RST
+            card(st, "恢复之后")  # (stored straight into the database, as a web server would)
+            lines = lambda: log_path.read_text().splitlines()  # noqa: E731
+            wait_for(lambda: any("the database does not answer" in line for line in lines()), timeout=60)
+            time.sleep(6)  # every loop fails again meanwhile, some several times
+            assert not received(st, "恢复之后")
+            proxy.resume()  # the host is back
+            wait_for(lambda: received(st, "恢复之后"), timeout=60)
+            wait_for(lambda: any("the database answers again" in line for line in lines()))
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+    errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "the database does not answer" in errors[0], errors

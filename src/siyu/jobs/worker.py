@@ -21,6 +21,7 @@ from siyu.conversations.search import SearchBacklog
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
+from siyu.jobs.outage import Outage
 from siyu.notify import outbox
 from siyu.notify import tasks as notify_tasks
 from siyu.notify.models import OutboxMessage
@@ -71,6 +72,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._urgent: set[asyncio.Task] = set()
         self._wakes: list[asyncio.Event] = []
+        self.outage = Outage()  # the loops' failures while the database is down: logged once
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,8 +153,11 @@ class Worker:
             if len(running) < limit and not (yields and self._urgent):
                 try:
                     rows = await asyncio.to_thread(claim_rows)
-                except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
-                    log.exception("claiming work failed")
+                except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
+                    if not self.outage.failed(exc, "claiming work"):
+                        log.exception("claiming work failed")
+                else:
+                    self.outage.answered()
             for work in [rows] if batches and rows else rows:
                 task = asyncio.create_task(self._guard(run_one, work))
                 running.add(task)
@@ -183,6 +188,7 @@ class Worker:
             moved.clear()
             try:
                 claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
+                self.outage.answered()
                 if fired:
                     self.rt.wake_senders()  # the notices are in the outbox: send them now
                 if claimed >= sla_tasks.BATCH:  # (several tenants may give more)
@@ -194,8 +200,9 @@ class Worker:
                     if claimed
                     else await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
                 )
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the loop
-                log.exception("firing SLA steps failed")
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
+                if not self.outage.failed(exc, "firing SLA steps"):
+                    log.exception("firing SLA steps failed")
             await asyncio.sleep(sla_tasks.GATHER_S)
             waits = {asyncio.create_task(self._stop.wait()), asyncio.create_task(moved.wait())}
             rest = max(0.0, delay - sla_tasks.GATHER_S)
@@ -235,8 +242,9 @@ class Worker:
                 running.cancel()
                 await asyncio.wait({running})
                 return
-            if not running.cancelled() and (error := running.exception()) is not None:
-                # WeCom being down must not stop the worker
+            error = None if running.cancelled() else running.exception()
+            # WeCom or the database being down must not stop the worker
+            if error is not None and not self.outage.failed(error, what):
                 log.error("%s failed", what, exc_info=error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
@@ -244,6 +252,8 @@ class Worker:
     async def _guard(self, run_one, work) -> None:
         try:
             await run_one(self.rt, work)
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             rows = work if isinstance(work, list) else [work]
-            log.exception("job %s %s failed unexpectedly", type(rows[0]).__name__, [r.id for r in rows])
+            what = f"job {type(rows[0]).__name__} {[r.id for r in rows]}"
+            if not self.outage.failed(exc, what):  # (its lease runs out and it is tried again)
+                log.exception("%s failed unexpectedly", what)
