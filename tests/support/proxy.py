@@ -77,6 +77,10 @@ class BlackHoleProxy:
         for link in self._links:
             for writer in link.writers:
                 writer.close()
+        pumps = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
 
     def __enter__(self) -> BlackHoleProxy:
         self._thread.start()
@@ -88,3 +92,4 @@ class BlackHoleProxy:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
