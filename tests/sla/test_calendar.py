@@ -332,3 +332,28 @@ def test_a_calendar_edit_keeps_the_spacing_a_snooze_gave_the_next_step(local):
         service.set_calendar_day(s, date(2026, 12, 24), "holiday", "公司年会")
         service.follow_the_calendar(s)
     assert pending_due(w) == w.at(1980)  # not back to 10:30, to go with the agent's card
+
+
+def test_customers_one_held_call_speaks_of_are_one_call_held_on_the_board(local):
+    """Two customers of 张三 wait at night: both waits' call steps fire, and one call, held till
+    quiet hours end, will speak of both (the second step is covered by it). The board says one
+    call waits to ring, not two: a supervisor read 2 通语音电话 and one phone rang."""
+    w = local
+    business_policy(w)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            shifts=[["09:00", "23:30"]],
+            quiet_hours=["21:00", "08:00"],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        )
+    w.t0 = bj(2025, 9, 19, 21, 4).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("还在吗？", at=0)
+    w.say("能开发票吗？", at=1, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 2  # both steps fire; one call waits in the outbox for both
+    with w.session() as s:
+        board = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())
+    assert [at.astimezone(SH) for at in board["calls_held"]] == [bj(2025, 9, 22, 9, 0)]

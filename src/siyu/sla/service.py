@@ -1510,8 +1510,26 @@ def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = N
         q = q.where(e.agent_userid.in_(list(agents)))
     calls = list(session.execute(q))
     reached = deliveries(session, calls)
-    held = held_calls(session, [c for c in calls if reached.get(c.id, ("",))[0] == "queued"], now)
-    return sorted(held.values())
+    queued = [c for c in calls if reached.get(c.id, ("",))[0] == "queued"]
+    held = held_calls(session, queued, now)
+    # One call speaks of all its callee's waits: the steps it covers (firing._queue_call) are
+    # that call, known by the step that queued it, not calls of their own.
+    covering = {c.id: int(c.note.rsplit(" ", 1)[1]) for c in queued if c.note.startswith("covered by call ")}
+    queued_by: dict[int, int | None] = {}
+    if covering:
+        found = select(SlaCall.id, SlaCall.escalation_id).where(
+            bulk.among(session, SlaCall.id, set(covering.values()))
+        )
+        queued_by = dict(session.execute(found).all())
+    when: dict[tuple, datetime] = {}
+    for step_id, at in held.items():
+        call = covering.get(step_id)
+        if call is None:
+            key = ("step", step_id)
+        else:
+            key = ("call", call) if queued_by.get(call) is None else ("step", queued_by[call])
+        when[key] = min(at, when.get(key, at))
+    return sorted(when.values())
 
 
 def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
