@@ -357,3 +357,51 @@ def test_customers_one_held_call_speaks_of_are_one_call_held_on_the_board(local)
     with w.session() as s:
         board = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())
     assert [at.astimezone(SH) for at in board["calls_held"]] == [bj(2025, 9, 22, 9, 0)]
+
+
+def _shift_not_on_now() -> list[list[str]]:
+    """One shift a day, under an hour long, five or six hours from now (Beijing): none is on now,
+    nor was in the last eighteen hours."""
+    hour = (datetime.now(SH) + timedelta(hours=6)).hour
+    hour = 22 if hour == 23 else hour  # (a shift ends by midnight)
+    return [[f"{hour:02d}:00", f"{hour:02d}:59"]]
+
+
+def test_business_hours_turned_off_long_after_the_question_still_remind(local):
+    """A customer asked seven hours ago, under business hours with no shift since. The admin
+    turns business hours off: the wait's first step, two minutes after the question by the wall
+    clock, is long past, and goes out now. Due where the wall clock put it, it was skipped as due
+    too long ago (过期未发) like a step of an imported chat, and nobody was ever reminded."""
+    w = local  # Siyu's clock as the wall's: the admin changes the policy now
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=_shift_not_on_now(), quiet_hours=[])
+    w.say("请问发货了吗？", at=-7 * 3600)
+    w.pulled(3600)
+    assert w.fire() == 0  # no shift since: nothing due
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=False)
+    assert w.fire() == 1
+    assert [status for _, status, _ in w.steps()][:1] == ["fired"]
+
+
+def test_a_day_made_a_workday_after_its_question_went_unanswered_still_reminds(local):
+    """A customer asked seven hours ago, in the shift of a day the admin had set as a holiday.
+    The admin makes it a workday after all: the wait's first step, two minutes into that shift,
+    is long past, and goes out now, not skipped as due too long ago (过期未发)."""
+    w = local  # Siyu's clock as the wall's: the admin edits the calendar now
+    ago = 7 * 3600
+    if (datetime.now(SH) - timedelta(seconds=ago)).strftime("%H:%M") >= "23:50":
+        ago += 1200  # (its first step, two minutes later, within that day's shift)
+    asked = datetime.now(SH) - timedelta(seconds=ago)
+    with w.session() as s:
+        shifts = [[f"{asked.hour:02d}:00", "24:00"]]
+        service.save_policy(s, business_hours_only=True, shifts=shifts, quiet_hours=[])
+        service.set_calendar_day(s, asked.date(), "holiday")
+    w.say("请问发货了吗？", at=-ago)
+    w.pulled(3600)
+    assert w.fire() == 0  # asked on a holiday: nothing due
+    with w.session() as s:
+        service.set_calendar_day(s, asked.date(), "workday")
+        service.follow_the_calendar(s)
+    assert w.fire() == 1
+    assert [status for _, status, _ in w.steps()][:1] == ["fired"]

@@ -202,7 +202,7 @@ def _follow_new_clock(session: Session, wait_ids: list[int]) -> None:
     a day off with a card telling the leader 0 business seconds waited; left on the next shift
     when the wall clock came back, nobody heard of the customer until Monday."""
     if wait_ids:
-        _reschedule_pending(session, PolicyBook(session), list(wait_ids))
+        _reschedule_pending(session, PolicyBook(session), list(wait_ids), changed_at=datetime.now(UTC))
 
 
 def _reassign_open_waits(session: Session, which, was: PolicyView | None = None) -> list[int]:
@@ -271,15 +271,24 @@ def follow_the_calendar(session: Session) -> int:
     Monday's steps to today; one taken back keeps them from firing on a day off, their card
     saying the customer had waited 0 business seconds). Returns how many steps moved."""
     session.flush()
-    return _reschedule_pending(session, PolicyBook(session), None, business_time_only=True)
+    return _reschedule_pending(
+        session, PolicyBook(session), None, business_time_only=True, changed_at=datetime.now(UTC)
+    )
 
 
 def _reschedule_pending(
-    session: Session, book: PolicyBook, wait_ids: list[int] | None, business_time_only: bool = False
+    session: Session,
+    book: PolicyBook,
+    wait_ids: list[int] | None,
+    business_time_only: bool = False,
+    changed_at: datetime | None = None,
 ) -> int:
     """The pending step of open waits (these, or all), due by its policy's schedule from the
     wait's start as the calendar now stands; in a snoozed wait no sooner than the snooze's end
-    nor than its spacing after the step before it (`next_due`)."""
+    nor than its spacing after the step before it (`next_due`). `changed_at`: when the admin
+    changed the clock; a step not due by then that the new clock puts before it is due then:
+    at its time by the new clock it was hours overdue, and firing skipped it as stale (过期未发),
+    so nobody was reminded at all."""
     before = aliased(SlaEscalation)
     query = (
         select(
@@ -310,6 +319,8 @@ def _reschedule_pending(
             # the step before it (the snooze's end alone had it fire with that step)
             spaced = next_due(book, policy, r.started_at, r.step - 1, r.was_due) if r.was_due else None
             due = max(due, spaced or due, r.snoozed_until)
+        if changed_at is not None and due < changed_at < r.due_at:
+            due = changed_at
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
     # a worker may have fired one since it was read: it keeps the time it was due
