@@ -18,6 +18,8 @@ from siyu.conversations import service as conversations
 from siyu.conversations.models import Conversation
 from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
+from siyu.notify import outbox
+from siyu.notify.models import OutboxMessage
 from siyu.sla import service as sla_service
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
@@ -797,9 +799,13 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
             cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmquiet{sfx}"))
             step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
             step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
-            s.add(
-                SlaCall(callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow())
+            call = SlaCall(
+                callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow()
             )
+            s.add(call)
+            s.flush()
+            payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
+            outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
         ends_at = local + timedelta(hours=2)
         # the board gives the day only when it is not today
         rings = ends_at.strftime("%H:%M" if ends_at.date() == local.date() else "%m-%d %H:%M")
@@ -821,4 +827,9 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
         with db.tenant_session(world.a.id) as s:
             s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.kind == "sla_call", OutboxMessage.recipient == "zhaoliu")
+                .values(status="skipped")
+            )
         assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303

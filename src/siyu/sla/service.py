@@ -1500,46 +1500,38 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
         ).all()
     )
     book, timezone = PolicyBook(session), tenant_timezone(session)
-    held = {
-        e.id: call_held_until(book.by_id(policy_of.get(e.wait_id)), now, timezone, book.calendar)
-        for e in calls
+    until = {  # the same for every call under one policy: worked out once a policy
+        policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar)
+        for policy_id in {policy_of.get(e.wait_id) for e in calls}
     }
+    held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
     return {k: v for k, v in held.items() if v is not None}
 
 
 def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = None) -> list[datetime]:
     """When each call quiet hours hold back now will ring (of the open waits of `agents`, if
     given), soonest first: their steps fired, and count among the day's breaches, but nobody
-    has been rung yet."""
-    e = SlaEscalation
-    q = (
-        select(e.id, e.wait_id, e.action, e.recipient, e.fired_at, e.note)
+    has been rung yet. One call speaks of all its callee's waits: the steps it covers
+    (firing._queue_call) are that call, not calls of their own."""
+    o, e = OutboxMessage, SlaEscalation
+    # read from the calls still to ring (the unsent rows' own index, as it says it): not from
+    # the fired steps of every open wait, thousands on a busy evening for a few dozen calls
+    waiting = session.scalars(
+        select(o.payload).where(o.kind == "sla_call", text(UNSENT), o.status == "pending", o.last_error == "")
+    )
+    call_of = {step: i for i, payload in enumerate(waiting) for step in payload.get("escalations", [])}
+    if not call_of:
+        return []
+    steps = (
+        select(e.id, e.wait_id, e.action)
         .join(SlaWait, SlaWait.id == e.wait_id)
-        .where(SlaWait.closed_at.is_(None), e.status == "fired", e.action == "voice_call")
+        .where(bulk.among(session, e.id, list(call_of)), SlaWait.closed_at.is_(None), e.status == "fired")
     )
     if agents is not None:
-        q = q.where(e.agent_userid.in_(list(agents)))
-    calls = list(session.execute(q))
-    reached = deliveries(session, calls)
-    queued = [c for c in calls if reached.get(c.id, ("",))[0] == "queued"]
-    held = held_calls(session, queued, now)
-    # One call speaks of all its callee's waits: the steps it covers (firing._queue_call) are
-    # that call, known by the step that queued it, not calls of their own.
-    covering = {c.id: int(c.note.rsplit(" ", 1)[1]) for c in queued if c.note.startswith("covered by call ")}
-    queued_by: dict[int, int | None] = {}
-    if covering:
-        found = select(SlaCall.id, SlaCall.escalation_id).where(
-            bulk.among(session, SlaCall.id, set(covering.values()))
-        )
-        queued_by = dict(session.execute(found).all())
-    when: dict[tuple, datetime] = {}
-    for step_id, at in held.items():
-        call = covering.get(step_id)
-        if call is None:
-            key = ("step", step_id)
-        else:
-            key = ("call", call) if queued_by.get(call) is None else ("step", queued_by[call])
-        when[key] = min(at, when.get(key, at))
+        steps = steps.where(e.agent_userid.in_(list(agents)))
+    when: dict[int, datetime] = {}
+    for step, at in held_calls(session, list(session.execute(steps)), now).items():
+        when[call_of[step]] = min(at, when.get(call_of[step], at))
     return sorted(when.values())
 
 
