@@ -20,6 +20,20 @@ from siyu.sla import service as _sla  # noqa: F401 - follows conversations' wait
 
 log = logging.getLogger(__name__)
 
+API_DESCRIPTION = """Open API of Siyu, the open-source SCRM for WeCom.
+
+**Signing in.** A script calls the API as a signed-in person: post the `/login` form (its
+`csrf_token` field with the `siyu_login_csrf` cookie), keep the `siyu_session` cookie, and send
+`GET /api/v1/me`'s `csrf_token` as the `X-CSRF-Token` header on every POST, PUT, PATCH and
+DELETE. An agent sees their own customers, a supervisor their team's, an admin everyone's.
+
+**Answers.** Ids are integers; times are ISO 8601 in UTC with the offset (`2026-12-05T14:08:55Z`);
+days are `YYYY-MM-DD` in the tenant's time zone. A refusal is `{"detail": ...}`: 401 not signed
+in, 403 not allowed (or the CSRF header missing), 404 not found (another tenant's or another
+agent's id reads the same), 409 a conflict, 413 a body over 1 MB, 422 a request that is not
+valid (`detail` a sentence, or FastAPI's list of errors per field), 502 WeCom failed.
+"""
+
 
 def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -56,7 +70,7 @@ def create_app(settings: Settings | None = None, rt: Runtime | None = None) -> F
     app = FastAPIOffline(
         title="Siyu 私域 SCRM",
         version=__version__,
-        description="Open API of Siyu, the open-source SCRM for WeCom.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,

@@ -25,11 +25,11 @@ from siyu.conversations.schemas import (
     SearchPage,
 )
 from siyu.db.paging import BadCursor
-from siyu.web.api_errors import NOT_FOUND, not_found
+from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, error, not_found
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
 
-router = APIRouter(prefix="/api/v1", tags=["conversations"])
+router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=API_RESPONSES)
 
 # How the lists page: by number, or better by the cursors a page hands out (`next`, `prev`).
 PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
@@ -79,6 +79,7 @@ def list_conversations(
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut, responses=NOT_FOUND)
 def get_conversation(request: Request, viewer: ApiViewer, conversation_id: int):
+    """One conversation, with the customer message that waits for a reply (if one does)."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.conversation(s, viewer, conversation_id)
     if found is None:
@@ -108,7 +109,7 @@ def get_messages(
 @router.post(
     "/conversations/{conversation_id}/dismiss",
     response_model=DismissOut,
-    responses={**NOT_FOUND, 409: {"description": "another message waits by now (with msgid)"}},
+    responses={**NOT_FOUND, **WRITE, 409: error("another message waits by now (`detail` names it)")},
 )
 def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: DismissIn | None = None):
     """Mark the waiting customer message 无需回复 (no reply needed): the wait and its

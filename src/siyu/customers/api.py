@@ -33,10 +33,17 @@ from siyu.customers.schemas import (
     TagOut,
     TimelineEventOut,
 )
-from siyu.web.api_errors import NOT_FOUND, not_found
+from siyu.web.api_errors import (
+    ADMIN_WRITE,
+    API_RESPONSES,
+    NOT_FOUND,
+    WECOM_FAILED,
+    error,
+    not_found,
+)
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
-router = APIRouter(prefix="/api/v1", tags=["customers"])
+router = APIRouter(prefix="/api/v1", tags=["customers"], responses=API_RESPONSES)
 
 
 # ---------------------------------------------------------------- customers
@@ -72,6 +79,7 @@ def list_customers(
 
 @router.get("/customers/{customer_id}", response_model=CustomerProfile, responses=NOT_FOUND)
 def get_customer(request: Request, viewer: ApiViewer, customer_id: int):
+    """One customer with the follow relations (and their tags) the caller may see."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.profile(s, viewer, customer_id)
     if found is None:
@@ -83,6 +91,7 @@ def get_customer(request: Request, viewer: ApiViewer, customer_id: int):
 def get_timeline(
     request: Request, viewer: ApiViewer, customer_id: int, limit: Annotated[int, Query(ge=1, le=500)] = 200
 ):
+    """The customer's events, newest first (of the staff members the caller may see)."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.timeline(s, viewer, customer_id, limit)
     if found is None:
@@ -92,6 +101,7 @@ def get_timeline(
 
 @router.get("/tags", response_model=list[TagOut], tags=["tags"])
 def list_tags(request: Request, viewer: ApiViewer, include_deleted: bool = False):
+    """The corp's customer tags as synced from WeCom, by group and name."""
     from siyu.customers.models import Tag
 
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
@@ -186,6 +196,7 @@ def merged_spec(current: dict, patch: dict) -> ChannelSpec:
 
 @router.get("/channels", response_model=list[ChannelOut], tags=["channels"])
 def list_channels(request: Request, viewer: ApiViewer, include_disabled: bool = True):
+    """Enabled channels first, newest first, each with its totals."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         totals = channel_service.totals(s)
         stmt = select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc(), Channel.id.desc())
@@ -194,7 +205,13 @@ def list_channels(request: Request, viewer: ApiViewer, include_disabled: bool = 
         return [channel_dict(c, totals.get(c.id)) for c in s.scalars(stmt)]
 
 
-@router.post("/channels", response_model=ChannelOut, status_code=201, tags=["channels"])
+@router.post(
+    "/channels",
+    response_model=ChannelOut,
+    status_code=201,
+    responses={**ADMIN_WRITE, **WECOM_FAILED},
+    tags=["channels"],
+)
 async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreate):
     """Creates the "contact me" code in WeCom, then the channel. Admins only."""
     require_admin(viewer)
@@ -212,13 +229,24 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
 
 @router.get("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
 def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
+    """One channel with its totals."""
     found = load_channel(request.app.state.rt, viewer, channel_id)
     if found is None:
         raise not_found()
     return found
 
 
-@router.patch("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
+@router.patch(
+    "/channels/{channel_id}",
+    response_model=ChannelOut,
+    responses={
+        **NOT_FOUND,
+        **ADMIN_WRITE,
+        409: error("the channel is disabled: it cannot be changed"),
+        **WECOM_FAILED,
+    },
+    tags=["channels"],
+)
 async def patch_channel(request: Request, viewer: ApiViewer, channel_id: int, body: ChannelPatch):
     """Updates the code in WeCom, then the channel. Admins only."""
     require_admin(viewer)
@@ -240,7 +268,10 @@ async def patch_channel(request: Request, viewer: ApiViewer, channel_id: int, bo
 
 
 @router.post(
-    "/channels/{channel_id}/disable", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"]
+    "/channels/{channel_id}/disable",
+    response_model=ChannelOut,
+    responses={**NOT_FOUND, **ADMIN_WRITE, **WECOM_FAILED},
+    tags=["channels"],
 )
 async def disable_channel(request: Request, viewer: ApiViewer, channel_id: int):
     """Deletes the code in WeCom (scans stop working); the channel and its history stay. Admins only."""
@@ -259,6 +290,7 @@ async def disable_channel(request: Request, viewer: ApiViewer, channel_id: int):
 def channel_stats(
     request: Request, viewer: ApiViewer, channel_id: int, days: Annotated[int, Query(ge=1, le=366)] = 30
 ):
+    """The channel's adds, losses and net per day, in the tenant's time zone, for the last `days`."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if s.get(Channel, channel_id) is None:
             raise not_found()
@@ -293,7 +325,11 @@ def channel_tag_failures(request: Request, viewer: ApiViewer, channel_id: int):
 
 @router.get(
     "/channels/{channel_id}/qr.png",
-    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}}},
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"image/png": {}}},
+        502: error("WeCom's image could not be fetched"),
+    },
     response_class=Response,
     tags=["channels"],
 )

@@ -52,10 +52,20 @@ from siyu.sla.schemas import (
     SnoozeOut,
 )
 from siyu.tenancy.models import Department, Staff
-from siyu.web.api_errors import NOT_FOUND, ClearNotFound, not_found
+from siyu.web.api_errors import (
+    ADMIN,
+    ADMIN_WRITE,
+    API_RESPONSES,
+    NOT_FOUND,
+    WRITE,
+    ClearNotFound,
+    error,
+    invalid,
+    not_found,
+)
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
-router = APIRouter(prefix="/api/v1", tags=["sla"])
+router = APIRouter(prefix="/api/v1", tags=["sla"], responses=API_RESPONSES)
 
 
 # ---------------------------------------------------------------- the board
@@ -432,7 +442,10 @@ def snooze_for(
 
 
 @router.post(
-    "/conversations/{conversation_id}/snooze", response_model=SnoozeOut, responses=NOT_FOUND, tags=["sla"]
+    "/conversations/{conversation_id}/snooze",
+    response_model=SnoozeOut,
+    responses={**NOT_FOUND, **WRITE},
+    tags=["sla"],
 )
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
     """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
@@ -500,7 +513,7 @@ def apply_policy(session: Session, body: PolicyIn) -> None:
     session.flush()
 
 
-@router.get("/sla/policy", response_model=PolicyOut, summary="The tenant's SLA policy")
+@router.get("/sla/policy", response_model=PolicyOut, summary="The tenant's SLA policy", responses=ADMIN)
 def get_policy(request: Request, viewer: ApiViewer):
     """Admins only. `is_default` is true while no policy was saved (the built-in one applies)."""
     require_admin(viewer)
@@ -512,7 +525,7 @@ def get_policy(request: Request, viewer: ApiViewer):
     "/sla/policy",
     response_model=PolicyOut,
     summary="Change the tenant's SLA policy",
-    responses={422: {"description": "the policy was refused; `detail` says why"}},
+    responses={**ADMIN_WRITE, 422: invalid("the policy was refused; `detail` says why")},
 )
 def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
     """Admins only. Steps `{delay_s, action: app_message|voice_call, target:
@@ -635,7 +648,10 @@ def apply_department_policy(session: Session, department_wecom_id: int, body: Po
 
 
 @router.get(
-    "/sla/policies", response_model=PoliciesOut, summary="SLA policies: the tenant's and departments'"
+    "/sla/policies",
+    response_model=PoliciesOut,
+    summary="SLA policies: the tenant's and departments'",
+    responses=ADMIN,
 )
 def list_policies(request: Request, viewer: ApiViewer):
     """Admins only. `policies`: the tenant's (department 0; `is_default` while none was
@@ -651,7 +667,10 @@ def list_policies(request: Request, viewer: ApiViewer):
     "/sla/policies/{department_wecom_id}",
     response_model=DepartmentPolicyOut,
     summary="A department's SLA policy",
-    responses={404: {"description": "no such department, or it has no policy of its own"}},
+    responses={
+        **ADMIN,
+        404: error("no such department, or it has no policy of its own (`detail` says which)"),
+    },
 )
 def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):
     """Admins only. The department's own policy; department 0 is the tenant's."""
@@ -666,8 +685,9 @@ def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_
     summary="Create or change a department's SLA policy",
     responses={
         201: {"description": "created", "model": DepartmentPolicyOut},
-        404: {"description": "no such department"},
-        422: {"description": "the policy was refused; `detail` says why"},
+        **ADMIN_WRITE,
+        404: error("no such department"),
+        422: invalid("the policy was refused; `detail` says why"),
     },
 )
 def put_department_policy(
@@ -697,8 +717,9 @@ def put_department_policy(
     status_code=204,
     summary="Remove a department's SLA policy",
     responses={
-        404: {"description": "no such department, or it has no policy of its own"},
-        409: {"description": "the tenant's policy cannot be removed"},
+        **ADMIN_WRITE,
+        404: error("no such department, or it has no policy of its own (`detail` says which)"),
+        409: error("the tenant's policy (department 0) cannot be removed"),
     },
 )
 def delete_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):

@@ -8,14 +8,16 @@ from sqlalchemy import select
 from siyu.tenancy import service
 from siyu.tenancy.models import Staff
 from siyu.tenancy.schemas import CallPhoneIn, CallPhoneOut, MeOut, StaffOut
-from siyu.web.api_errors import NOT_FOUND, not_found
+from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, TOO_LARGE, error, not_found
 from siyu.web.auth import ApiViewer
 
-router = APIRouter(prefix="/api/v1", tags=["tenancy"])
+router = APIRouter(prefix="/api/v1", tags=["tenancy"], responses=API_RESPONSES)
 
 
 @router.get("/me", response_model=MeOut)
 def me(viewer: ApiViewer):
+    """Who is signed in, which staff members' customers they see, and the CSRF token to send
+    as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE."""
     return {
         "person_id": viewer.person_id,
         "display_name": viewer.display_name,
@@ -29,6 +31,7 @@ def me(viewer: ApiViewer):
 
 @router.get("/staff", response_model=list[StaffOut])
 def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = False):
+    """The corp's members as last synced from WeCom, by name; those who left with `include_inactive`."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         stmt = select(Staff).order_by(Staff.name, Staff.userid)
         if not include_inactive:
@@ -53,7 +56,11 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
 @router.put(
     "/staff/{userid}/call-phone",
     response_model=CallPhoneOut,
-    responses={**NOT_FOUND, 403: {"description": "not an admin, and not your own number"}},
+    responses={
+        **NOT_FOUND,
+        403: error("not an admin, and not your own number; or the `X-CSRF-Token` header is missing or wrong"),
+        **TOO_LARGE,
+    },
 )
 def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallPhoneIn):
     """The mainland mobile number escalation calls ring for this member ("" clears it: WeCom's

@@ -1,11 +1,58 @@
-"""What every JSON API route answers for a missing or foreign id: the same 404, so that
-another tenant's (or another agent's) ids cannot be told from ids that do not exist."""
+"""What the JSON API answers when it refuses, and how the OpenAPI spec declares it.
+
+Every refusal is `{"detail": ...}`: a sentence, except a 422 for a parameter or body field
+of the wrong type, missing or not known, where `detail` is FastAPI's list of errors. A
+missing or foreign id answers the same 404, so that another tenant's (or another agent's)
+ids cannot be told from ids that do not exist."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException
+from typing import Any
 
-NOT_FOUND = {404: {"description": "not found (or not yours)", "content": {"application/json": {}}}}
+from fastapi import HTTPException
+from pydantic import BaseModel, Field
+
+
+class ApiError(BaseModel):
+    detail: str = Field(description="why, in words (Chinese first where the message has both)")
+
+
+class FieldError(BaseModel):
+    type: str = Field(description="e.g. missing, int_type, extra_forbidden, json_invalid")
+    loc: list[str | int] = Field(description='where: ["body", "minutes"], ["query", "per_page"]')
+    msg: str
+    input: Any = None
+    ctx: dict | None = None
+
+
+class InvalidRequest(BaseModel):
+    detail: str | list[FieldError] = Field(
+        description="a sentence (a rule the request breaks), or one entry per field that is missing,"
+        " of the wrong type or not known"
+    )
+
+
+def error(description: str) -> dict:
+    """A refusal as the spec declares it (a route's 409, a 404 that says what is missing)."""
+    return {"model": ApiError, "description": description}
+
+
+def invalid(description: str) -> dict:
+    """A route's own 422 (it replaces the router's, so it must name the model too)."""
+    return {"model": InvalidRequest, "description": description}
+
+
+# Every /api/v1 router declares these.
+API_RESPONSES: dict[int | str, dict] = {
+    401: error("not signed in (no `siyu_session` cookie, or the session ended)"),
+    422: invalid("the request is not valid; `detail` says why"),
+}
+TOO_LARGE = {413: error("the body is over 1 MB")}
+WRITE = {403: error("the `X-CSRF-Token` header is missing or wrong"), **TOO_LARGE}
+ADMIN = {403: error("admins only")}
+ADMIN_WRITE = {403: error("admins only; or the `X-CSRF-Token` header is missing or wrong"), **TOO_LARGE}
+NOT_FOUND = {404: error("not found (or not yours)")}
+WECOM_FAILED = {502: error("WeCom refused or did not answer (`detail` says which): the channel is as it was")}
 
 
 def not_found() -> HTTPException:
