@@ -180,3 +180,28 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
     finally:
         anon.close()
     assert not wrong, "\n".join(map(str, wrong))
+
+
+def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(
+    as_role,
+    siyu,
+    new_waiting,  # noqa: F811
+):
+    """A script whose session ended, or that forgot X-CSRF-Token, is told so whatever it
+    sent: 401 / 403, as for a well-formed body. A body that was not JSON was answered 422
+    "JSON decode error" instead, and a script fixing its JSON then met the 401 it had been
+    owed from the start (FastAPI reads the body before it asks who calls)."""
+    agent = as_role("agent")
+    cid = new_waiting("zhangsan", "在吗？")
+    url = f"/api/v1/conversations/{cid}/snooze"
+    broken = {"content": "{minutes: 15", "headers": {"content-type": "application/json"}}
+    with httpx.Client(base_url=siyu, timeout=10) as signed_out:
+        r = signed_out.post(url, **broken)
+        assert r.status_code == 401, r.text
+        assert r.json() == {"detail": "not signed in"}
+        assert signed_out.post(url, json={"minutes": 15}).status_code == 401  # (as with a good body)
+    r = agent.post(url, **broken)  # no CSRF token
+    assert r.status_code == 403, r.text
+    assert r.json() == agent.post(url, json={"minutes": 15}).json()
+    r = agent.post(url, content=broken["content"], headers={**broken["headers"], "X-CSRF-Token": agent.csrf})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"

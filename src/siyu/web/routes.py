@@ -86,10 +86,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(auth.CsrfRefused)
     async def _csrf(request: Request, exc: auth.CsrfRefused):
-        message = "CSRF token missing or wrong: reload the page and try again"
         if exc.api:
-            return JSONResponse({"detail": message}, 403)
-        return _error_page(request, 403, "页面已过期，请刷新后重试。/ " + message)
+            return _csrf_refused()
+        return _error_page(request, 403, "页面已过期，请刷新后重试。/ " + CSRF_REFUSED)
 
     @app.exception_handler(WeComFailure)
     async def _wecom(request: Request, exc: WeComFailure):
@@ -109,6 +108,15 @@ def install(app: FastAPI) -> None:
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
         if _wants_page(request):  # /conversations/abc: a page a person can read
             return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
+        # FastAPI parses a JSON body before it asks who is calling: a body that is not JSON
+        # was a 422 where the same call with a good body is a 401 (signed out) or a 403 (no
+        # CSRF token). Who may call comes first, whatever the body.
+        try:
+            await auth.api_viewer(request)
+        except auth.CsrfRefused:
+            return _csrf_refused()
+        except StarletteHTTPException as refused:
+            return JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)
         return JSONResponse({"detail": _echoable(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(OverflowError)
@@ -135,6 +143,13 @@ def install(app: FastAPI) -> None:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
             return _error_page(request, exc.status_code, str(exc.detail or ""), clear)
         return await http_exception_handler(request, exc)
+
+
+CSRF_REFUSED = "CSRF token missing or wrong: reload the page and try again"
+
+
+def _csrf_refused() -> JSONResponse:
+    return JSONResponse({"detail": CSRF_REFUSED}, 403)
 
 
 def _out_of_range(request: Request):
