@@ -223,3 +223,46 @@ def test_the_timeline_says_who_deleted_the_customer_once(as_role, world, db):
     page = as_role("admin", "b").get(f"/customers/{customer_id}").text
     assert "<b>张三</b> 删除了客户" in page and "成员删除了客户" not in page
     assert "<b>王五</b> 不再跟进：客户已转接给其他成员" in page  # not 王五 客户已转接给其他成员
+
+
+def test_paging_by_cursor_shows_each_customer_once_while_new_ones_are_added(as_role, world, db):
+    """The list is newest first, so each customer added while a script pages through it (a
+    scan of a channel's code) pushed the others one place down: page 2 began with the last
+    customer of page 1, and a sync saw them twice. Page by the `next` a page hands out (as
+    the conversation list does): the customers below its last one, none twice, none missed."""
+    import uuid
+
+    from tests.web.conftest import _contact
+
+    sfx, now = uuid.uuid4().hex[:6], int(time.time())
+
+    def add(i: int) -> int:  # tenant B: no other test counts its customers
+        ext = f"wmP{i}{sfx}"
+        fields = {"UserID": "lisi", "ExternalUserID": ext, "CreateTime": now - 600 + i, "State": ""}
+        with db.tenant_session(world.b.id) as s:
+            return customers.record_added(
+                s, fields, _contact(ext, f"翻页{sfx}-{i}", "lisi", now - 600 + i)
+            ).id
+
+    made = [add(i) for i in range(5)]
+    admin = as_role("admin", "b")
+
+    def ids(params: dict) -> tuple[list[int], dict]:
+        r = admin.get("/api/v1/customers", params={"q": f"翻页{sfx}", "per_page": 2, **params})
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]], r.json()
+
+    first, page = ids({})
+    assert first == [made[4], made[3]] and page["prev"] is None and page["page"] == 1
+    newest = add(9)  # added while the script pages
+    second, page = ids({"after": page["next"]})
+    assert second == [made[2], made[1]] and page["page"] is None
+    third, last = ids({"after": page["next"]})
+    assert third == [made[0]] and last["next"] is None
+    assert ids({"before": last["prev"]})[0] == second
+    back, page = ids({"before": page["prev"]})
+    assert back == [made[4], made[3]]  # where page 1 was
+    assert ids({"before": page["prev"]})[0] == [newest, made[4]]  # and the top, whole
+    bad = admin.get("/api/v1/customers", params={"after": "not-a-cursor"})
+    assert bad.status_code == 422 and bad.json() == {"detail": "this cursor is not one the list handed out"}
+    assert admin.get("/api/v1/customers", params={"after": last["prev"], "page": 2}).status_code == 422

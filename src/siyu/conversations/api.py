@@ -26,21 +26,13 @@ from siyu.conversations.schemas import (
 )
 from siyu.db.paging import BadCursor
 from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, error, not_found
+from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=API_RESPONSES)
 
-# How the lists page: by number, or better by the cursors a page hands out (`next`, `prev`).
-PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
 PerPage = Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)]
-After = Annotated[str | None, Query(max_length=200, description="`next` of a page: the page after it")]
-Before = Annotated[str | None, Query(max_length=200, description="`prev` of a page: the page before it")]
-
-
-def _one_way_of_paging(page: int, after: str | None, before: str | None) -> None:
-    if (after or before) and page != 1:
-        raise HTTPException(422, "give page, or after / before, not both")
 
 
 @router.get("/conversations", response_model=ConversationPage, summary="List conversations")
@@ -59,7 +51,7 @@ def list_conversations(
     """Waiting customers first (longest wait first), then the latest conversations. Page with
     `next` / `prev`: unlike page numbers, they never skip a conversation that stayed where it was
     while others moved up or down between two requests."""
-    _one_way_of_paging(page, after, before)
+    one_way_of_paging(page, after, before)
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
@@ -153,7 +145,7 @@ def search_messages(
     """Full-text search over the messages the caller may read, newest first; the filters are
     those of the conversation list. Page with `next` / `prev`: unlike page numbers, they show
     no result twice and skip none when newer messages arrive between two requests."""
-    _one_way_of_paging(page, after, before)
+    one_way_of_paging(page, after, before)
     f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:

@@ -33,6 +33,7 @@ from siyu.customers.schemas import (
     TagOut,
     TimelineEventOut,
 )
+from siyu.db.paging import BadCursor
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -41,6 +42,7 @@ from siyu.web.api_errors import (
     error,
     not_found,
 )
+from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["customers"], responses=API_RESPONSES)
@@ -60,20 +62,31 @@ def list_customers(
     added_from: Annotated[date | None, Query(description="follow added on or after (YYYY-MM-DD)")] = None,
     added_to: Annotated[date | None, Query(description="follow added on or before (YYYY-MM-DD)")] = None,
     status: Annotated[FollowStatus | None, Query(description="follow status")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+    after: After = None,
+    before: Before = None,
 ):
+    """Newest first (by when the customer was first added). Page with `next` / `prev`: unlike
+    page numbers, they show no customer twice and skip none when customers are added between
+    two requests."""
     if added_from and added_to and added_from > added_to:
         raise HTTPException(422, "added_from must not be after added_to")
+    one_way_of_paging(page, after, before)
     f = queries.CustomerFilter(q, tag, channel, staff or None, added_from, added_to, status)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        result = queries.list_customers(s, viewer, f, page, per_page)
+        try:
+            result = queries.list_customers(s, viewer, f, page, per_page, after=after, before=before)
+        except BadCursor as e:
+            raise HTTPException(422, str(e)) from None
     return {
         "items": result.items,
         "total": result.total,
         "page": result.page,
         "per_page": result.per_page,
         "pages": result.pages,
+        "next": result.next,
+        "prev": result.prev,
     }
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.sql import Select
 
 from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
-from siyu.db.paging import Page
+from siyu.db import paging
+from siyu.db.paging import Page, SortKey
 from siyu.tenancy.models import Department, Staff
 
 FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
@@ -200,26 +201,47 @@ def customer_dict(c: Customer) -> dict:
     }
 
 
+# Newest first. By cursor, a page goes on below the last customer shown: customers added
+# meanwhile (at the top) no longer push one from page 1 onto page 2 as well.
+_LIST_ORDER = (SortKey(Customer.first_added_at, desc=True), SortKey(Customer.id, desc=True))
+_LIST_CURSOR = (datetime, int)
+
+
+def _list_cursor(c: Customer) -> str:
+    return paging.encode((c.first_added_at, c.id))
+
+
 def list_customers(
-    session: Session, viewer: Reader, f: CustomerFilter | None = None, page: int = 1, per_page: int = 20
+    session: Session,
+    viewer: Reader,
+    f: CustomerFilter | None = None,
+    page: int = 1,
+    per_page: int = 20,
+    *,
+    after: str | None = None,
+    before: str | None = None,
 ) -> Page:
+    """Newest first, by page number or by the cursor of the page before (`after`) or after
+    (`before`) the one wanted (BadCursor for one this list did not hand out)."""
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     stmt = readable(viewer, f)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = list(
-        session.scalars(
-            stmt.order_by(Customer.first_added_at.desc(), Customer.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-    )
+    got = paging.take(session, stmt, _LIST_ORDER, _LIST_CURSOR, page, per_page, after, before, scalars=True)
+    rows = got.rows
     follows = _follows_of(session, viewer, [c.id for c in rows])
     items = []
     for c in rows:
         fls = follows.get(c.id, [])
         items.append({**customer_dict(c), "follows": fls, "tags": _union_tags(fls)})
-    return Page(items, total, page, per_page)
+    return Page(
+        items,
+        total,
+        got.page,
+        per_page,
+        next=_list_cursor(rows[-1]) if rows and got.has_next else None,
+        prev=_list_cursor(rows[0]) if rows and got.has_prev else None,
+    )
 
 
 def get_customer(session: Session, viewer: Reader, customer_id: int) -> Customer | None:

@@ -95,11 +95,13 @@ class CustomerProfile(CustomerOut):
 
 
 class CustomerPage(BaseModel):
-    items: list[CustomerOut]
+    items: list[CustomerOut] = Field(description="newest first")
     total: int
-    page: int
+    page: int | None = Field(description="the page number asked for; null when paged by cursor")
     per_page: int
     pages: int
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
+    prev: str | None = Field(description="pass as `before` for the page before; null on the first")
 
 
 class TimelineEventOut(BaseModel):

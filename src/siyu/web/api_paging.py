@@ -1,0 +1,18 @@
+"""The query parameters of a JSON API list that pages by number or, better, by the cursors a
+page hands out (`next`, `prev`): they never skip a row that stayed where it was, nor show one
+twice, however many rows moved or arrived between two requests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import HTTPException, Query
+
+PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
+After = Annotated[str | None, Query(max_length=200, description="`next` of a page: the page after it")]
+Before = Annotated[str | None, Query(max_length=200, description="`prev` of a page: the page before it")]
+
+
+def one_way_of_paging(page: int, after: str | None, before: str | None) -> None:
+    if (after or before) and page != 1:
+        raise HTTPException(422, "give page, or after / before, not both")
