@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.conversations.conftest import chats, new_waiting  # noqa: F401
 from tests.support.openapi import problems, response_schema
@@ -205,3 +206,43 @@ def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(
     assert r.json() == agent.post(url, json={"minutes": 15}).json()
     r = agent.post(url, content=broken["content"], headers={**broken["headers"], "X-CSRF-Token": agent.csrf})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_times_are_written_in_utc_whatever_time_zone_the_postgresql_server_keeps(
+    as_role,
+    siyu,
+    world,
+    chats,  # noqa: F811 - (customers waiting: the board's times too)
+    web_settings,
+    database_url,
+):
+    """A PostgreSQL server set to the corp's zone (`timezone = 'Asia/Shanghai'` in
+    postgresql.conf is common in China) handed Siyu its times at +08:00: the API wrote
+    `2026-12-05T22:08:55+08:00` where on SQLite, and in the same answer for times Siyu
+    computed itself (the board's `now`), it writes `2026-12-05T14:08:55Z`. Every time leaves
+    in UTC, whichever database and however it is set up."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite keeps no time zone of its own")
+    from siyu.app import create_app
+    from siyu.db import Database
+    from siyu.runtime import Runtime
+    from tests.support.servers import serve
+    from tests.web.conftest import login
+
+    sep = "&" if "?" in database_url else "?"
+    shanghai = Database(f"{database_url}{sep}options=-c%20TimeZone%3DAsia%2FShanghai")
+    customer = f"/api/v1/customers/{world.a.customers['王女士']}"
+    utc_server = as_role("admin").get(customer).json()
+    try:
+        with serve(create_app(web_settings, Runtime.create(web_settings, shanghai))) as url:
+            client = login(url, world.a.logins["admin"])
+            try:
+                answer = client.get(customer).json()
+                board = client.get("/api/v1/sla/board").json()
+            finally:
+                client.close()
+    finally:
+        shanghai.dispose()
+    assert answer["first_added_at"].endswith("Z"), answer["first_added_at"]
+    assert answer == utc_server
+    assert board["waiting"] and all(w["since"].endswith("Z") for w in board["waiting"])

@@ -27,9 +27,13 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        # PostgreSQL hands times over in the session's zone, the server's own by default (often
+        # Asia/Shanghai in China): the API then wrote +08:00 where SQLite gives Z (0.3 us a value)
+        return value.astimezone(UTC)
 
     def result_processor(self, dialect, coltype):
         if dialect.name == "sqlite":
