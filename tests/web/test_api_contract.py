@@ -84,3 +84,23 @@ def test_merge_window_takes_a_number_only_as_the_other_policy_numbers_do(as_role
     for path in ("/api/v1/sla/policies/0", "/api/v1/sla/policies/4"):  # the department route alike
         r = admin.put(path, json={"merge_window_s": True}, headers=h)
         assert r.status_code == 422, (path, r.status_code)
+
+
+def test_a_conversation_says_whether_its_customer_declined_archiving(as_role, db, world):
+    """The chat page says 客户已拒绝存档聊天内容 (later messages are not archived, and no wait
+    of theirs escalates), but the API dropped what the page read: a script watching the
+    customer's SLA could not tell a quiet customer from one whose messages no longer come."""
+    from sqlalchemy import select
+
+    from siyu.conversations.models import Conversation
+
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhaoliu", "", 30)  # (赵六's: the board tests count 张三's waits)
+    event = arc.items[-1].message
+    event.pop("text")
+    event.update({"msgtype": "disagree", "disagree": {"userid": "zhaoliu", "disagree_time": 1}})
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["archiving"] == "declined"

@@ -97,6 +97,11 @@ class ConversationOut(BaseModel):
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"
     )
+    archiving: Literal["agreed", "declined"] | None = Field(
+        None,
+        description="one conversation only: the customer's last word in the chat on archiving it (declined:"
+        " later messages are not archived, and nothing escalates); null when none was recorded",
+    )
     version: str = Field(
         description="changes whenever the chat does (a message, a recall, a consent event, a wait opened "
         "or closed): poll it to know when to reload"
