@@ -246,3 +246,22 @@ def test_times_are_written_in_utc_whatever_time_zone_the_postgresql_server_keeps
     assert answer["first_added_at"].endswith("Z"), answer["first_added_at"]
     assert answer == utc_server
     assert board["waiting"] and all(w["since"].endswith("Z") for w in board["waiting"])
+
+
+def test_the_spec_names_the_values_of_every_field_that_takes_a_fixed_few(as_role):
+    """A client generated from the spec gets an enum for each field that takes a fixed few
+    values, and can switch on them: the timeline's kind, a breach's action and a skipped
+    step's reason were plain strings (listed in prose, if at all), and a channel's daily
+    figures gave their day as any string, not a date."""
+    schemas = as_role("admin").get("/api/v1/openapi.json").json()["components"]["schemas"]
+
+    def prop(model: str, field: str) -> dict:
+        found = schemas[model]["properties"][field]
+        return schemas[found["$ref"].rsplit("/", 1)[1]] if "$ref" in found else found
+
+    from siyu.customers.queries import EVENT_TEXT  # (every kind the timeline words)
+
+    assert set(prop("TimelineEventOut", "kind")["enum"]) == set(EVENT_TEXT)
+    assert prop("StepBreaches", "action")["enum"] == ["app_message", "voice_call"]
+    assert prop("SkippedStep", "reason")["enum"] == ["stale", "nobody"]
+    assert prop("StatsDay", "day")["format"] == "date"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -11,6 +11,21 @@ HttpUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
 ]
 FollowStatus = Literal["active", "half", "lost", "deleted", "transferred"]
+# What customers.service.timeline (and the welcome's outcome) record; queries.EVENT_TEXT words each.
+TimelineKind = Literal[
+    "added",
+    "channel",
+    "tagged",
+    "untagged",
+    "remark",
+    "lost",
+    "removed",
+    "transferred",
+    "transfer_failed",
+    "welcome_sent",
+    "welcome_failed",
+    "tag_failed",
+]
 
 
 class TagOut(BaseModel):
@@ -65,7 +80,9 @@ class FollowOut(BaseModel):
     description: str = ""
     remark_mobiles: list[str] = []
     remark_corp_name: str = ""
-    add_way: int = 0
+    add_way: int = Field(
+        0, description="WeCom's add_way: 1 scanned a QR code, 2 searched a phone number, 3 a shared card, ..."
+    )
     added_at: datetime
     ended_at: datetime | None = None
     channel: ChannelRef | None = None
@@ -107,9 +124,9 @@ class CustomerPage(BaseModel):
 class TimelineEventOut(BaseModel):
     id: int
     at: datetime
-    kind: str = Field(
-        description="added, channel, tagged, untagged, remark, lost, removed, transferred, "
-        "transfer_failed, welcome_sent, welcome_failed, tag_failed"
+    kind: TimelineKind = Field(
+        description="lost: the customer deleted the staff member; removed: the staff member deleted the"
+        " customer; transferred: handed over to another member"
     )
     staff_userid: str = ""
     staff_name: str = ""
@@ -189,7 +206,7 @@ class ChannelOut(BaseModel):
     skip_verify: bool
     tag_ids: list[str]
     welcome_text: str
-    welcome_link: dict
+    welcome_link: dict = Field(description="{} for none; else its url, title, desc and picurl")
     welcome_image_url: str
     notice: str = Field(description="a warning to show, e.g. a tag deleted in WeCom")
     created_at: datetime
@@ -198,7 +215,7 @@ class ChannelOut(BaseModel):
 
 
 class StatsDay(BaseModel):
-    day: str
+    day: date = Field(description="in the tenant's time zone")
     adds: int
     losses: int
     net: int

@@ -234,7 +234,7 @@ class SkippedStep(BaseModel):
     action: Action
     target: Target
     skipped_at: datetime | None
-    reason: str = Field(
+    reason: Literal["stale", "nobody"] = Field(
         description="stale: due longer ago than the policy's stale_after_s when its turn came; "
         "nobody: nobody to tell (listed with why among the day's delivery_problems)"
     )
@@ -263,7 +263,7 @@ class WaitingRow(BaseModel):
 
 class StepBreaches(BaseModel):
     step: int = Field(description="0-based: step 0 is the page's 第 1 步")
-    action: str
+    action: Action
     count: int
 
 
