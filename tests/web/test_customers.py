@@ -266,3 +266,27 @@ def test_paging_by_cursor_shows_each_customer_once_while_new_ones_are_added(as_r
     bad = admin.get("/api/v1/customers", params={"after": "not-a-cursor"})
     assert bad.status_code == 422 and bad.json() == {"detail": "this cursor is not one the list handed out"}
     assert admin.get("/api/v1/customers", params={"after": last["prev"], "page": 2}).status_code == 422
+
+
+def test_the_timeline_pages_on_to_older_events(as_role, world):
+    """The timeline gave the newest `limit` events (500 at most) and no way to the older ones:
+    a customer whose tags had changed often lost their add, channel and first tags from the
+    API. `before` the last event's id gives the events older than it, none twice, events of
+    the same moment (an add's added, channel, tagged) included."""
+    admin = as_role("admin")
+    url = f"/api/v1/customers/{world.a.customers['王女士']}/timeline"
+    whole = [e["id"] for e in admin.get(url).json()]
+    assert len(whole) >= 3
+    seen, before = [], None
+    for _ in whole:  # (pages of 2: fewer pages than events)
+        page = admin.get(url, params={"limit": 2} | ({"before": before} if before else {})).json()
+        if not page:
+            break
+        seen += [e["id"] for e in page]
+        before = page[-1]["id"]
+    assert seen == whole
+    foreign = admin.get(f"/api/v1/customers/{world.a.customers['陈先生']}/timeline").json()[0]["id"]
+    r = admin.get(url, params={"before": foreign})
+    assert r.status_code == 422 and r.json() == {
+        "detail": f"before: no event {foreign} in this customer's timeline"
+    }

@@ -102,11 +102,21 @@ def get_customer(request: Request, viewer: ApiViewer, customer_id: int):
 
 @router.get("/customers/{customer_id}/timeline", response_model=list[TimelineEventOut], responses=NOT_FOUND)
 def get_timeline(
-    request: Request, viewer: ApiViewer, customer_id: int, limit: Annotated[int, Query(ge=1, le=500)] = 200
+    request: Request,
+    viewer: ApiViewer,
+    customer_id: int,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    before: Annotated[
+        int | None, Query(description="an event's id (the last of a page): the events older than it")
+    ] = None,
 ):
-    """The customer's events, newest first (of the staff members the caller may see)."""
+    """The customer's events, newest first (of the staff members the caller may see); the next
+    page is `before` the last event's id."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.timeline(s, viewer, customer_id, limit)
+        try:
+            found = queries.timeline(s, viewer, customer_id, limit, before)
+        except queries.UnknownEvent as exc:
+            raise HTTPException(422, str(exc)) from None
     if found is None:
         raise not_found()
     return found

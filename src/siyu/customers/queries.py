@@ -294,8 +294,15 @@ class _Blank(dict):
         return ""
 
 
-def timeline(session: Session, viewer: Reader, customer_id: int, limit: int = 200) -> list[dict] | None:
-    """Newest first; None when the viewer may not read the customer."""
+class UnknownEvent(LookupError):
+    """A page of the timeline asked for events before one that is not on it."""
+
+
+def timeline(
+    session: Session, viewer: Reader, customer_id: int, limit: int = 200, before: int | None = None
+) -> list[dict] | None:
+    """Newest first, older than event `before` if given (UnknownEvent when it is not one of the
+    customer's the viewer sees); None when the viewer may not read the customer."""
     if get_customer(session, viewer, customer_id) is None:
         return None
     stmt = select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)
@@ -303,6 +310,18 @@ def timeline(session: Session, viewer: Reader, customer_id: int, limit: int = 20
         stmt = stmt.where(
             or_(
                 TimelineEvent.staff_userid == "", TimelineEvent.staff_userid.in_(sorted(viewer.visible_staff))
+            )
+        )
+    if before is not None:
+        anchor = session.execute(
+            stmt.with_only_columns(TimelineEvent.at, TimelineEvent.id).where(TimelineEvent.id == before)
+        ).first()
+        if anchor is None:
+            raise UnknownEvent(f"before: no event {before} in this customer's timeline")
+        stmt = stmt.where(
+            or_(
+                TimelineEvent.at < anchor.at,
+                and_(TimelineEvent.at == anchor.at, TimelineEvent.id < anchor.id),
             )
         )
     names = staff_names(session)
