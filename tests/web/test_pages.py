@@ -58,11 +58,13 @@ def test_the_number_a_call_rings_is_set_on_the_staff_page_and_in_the_api(as_role
     assert (
         admin.put("/api/v1/staff/zhaoliu/call-phone", json={"phone": 139}, headers=headers).status_code == 422
     )
-    assert (
-        agent.put(
-            "/api/v1/staff/zhaoliu/call-phone", json={"phone": ""}, headers={"X-CSRF-Token": agent.csrf}
-        )
-    ).status_code == 403
+    refused = agent.put(
+        "/api/v1/staff/zhaoliu/call-phone", json={"phone": ""}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    # in the words of the page's refusal (and of every other 403 of the API), Chinese first
+    assert refused.status_code == 403 and refused.json() == {
+        "detail": "只能填写自己的号码 / only your own number"
+    }
     listed = {m["userid"]: m for m in agent.get("/api/v1/staff").json()}
     assert listed["zhangsan"]["call_phone"] == "13900001234" and listed["zhaoliu"]["call_phone"] is None
     assert listed["zhaoliu"]["has_call_phone"] is True

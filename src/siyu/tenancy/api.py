@@ -66,7 +66,7 @@ def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallP
     """The mainland mobile number escalation calls ring for this member ("" clears it: WeCom's
     number is rung then, if WeCom gives one). A member sets their own, an admin anyone's."""
     if not viewer.may_set_call_phone(userid):
-        raise HTTPException(403, "only your own number")
+        raise HTTPException(403, "只能填写自己的号码 / only your own number")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
             stored = service.set_call_phone(s, userid, body.phone)
