@@ -83,6 +83,25 @@ def test_bad_channel_payloads_answer_422_with_clear_messages(as_role):
     assert admin.post("/api/v1/channels", content=b"not json", headers=csrf).status_code == 422
 
 
+def test_a_channel_takes_numbers_and_switches_only_as_json_numbers_and_booleans(as_role, world):
+    """As the SLA policy does: a department id of true was read as department 1 (总部: the whole
+    corp's members got the channel's customers), "1" as 1, and a switch of "no" or 0 as false,
+    all saved without a word. Each is a 422 naming the field, and nothing is made or changed."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    before = len(admin.get("/api/v1/channels").json())
+    for field, value in (("department_ids", [True]), ("department_ids", ["1"]), ("skip_verify", "no")):
+        body = {"name": f"严格{field}", "staff_userids": ["zhangsan"], field: value}
+        r = admin.post("/api/v1/channels", json=body, headers=csrf)
+        assert r.status_code == 422, (field, value, r.text[:200])
+        assert r.json()["detail"][0]["loc"][:2] == ["body", field]
+    assert len(admin.get("/api/v1/channels").json()) == before
+    channel = world.a.channels["门店海报"]
+    r = admin.patch(f"/api/v1/channels/{channel}", json={"skip_verify": 0}, headers=csrf)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "skip_verify"]
+    assert admin.get(f"/api/v1/channels/{channel}").json()["skip_verify"] is True
+
+
 def test_only_admins_change_channels(as_role, world):
     agent = as_role("agent")
     r = agent.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
 
 HttpUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
@@ -151,8 +151,10 @@ class ChannelFields(BaseModel):
     staff_userids: list[str] = Field(
         default=[], max_length=100, description="WeCom userids who receive the customers"
     )
-    department_ids: list[int] = Field(default=[], max_length=100, description="WeCom department ids")
-    skip_verify: bool = Field(default=True, description="add without the staff member confirming")
+    # Strict, as the SLA policy's: true for a department id read as 1 (总部, the whole corp),
+    # "no" for a switch, are more likely a script's mistake than a choice.
+    department_ids: list[StrictInt] = Field(default=[], max_length=100, description="WeCom department ids")
+    skip_verify: StrictBool = Field(default=True, description="add without the staff member confirming")
     tag_ids: list[str] = Field(
         default=[], max_length=100, description="WeCom tag ids (`wecom_id` of /api/v1/tags)"
     )
@@ -181,8 +183,8 @@ class ChannelPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     staff_userids: list[str] | None = Field(default=None, max_length=100)
-    department_ids: list[int] | None = Field(default=None, max_length=100)
-    skip_verify: bool | None = None
+    department_ids: list[StrictInt] | None = Field(default=None, max_length=100)
+    skip_verify: StrictBool | None = None
     tag_ids: list[str] | None = Field(default=None, max_length=100)
     welcome_text: str | None = Field(default=None, max_length=2000)
     welcome_link: WelcomeLink | None = None
