@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from tests.conversations.conftest import chats, new_waiting  # noqa: F401
+from tests.conversations.conftest import Archive, new_waiting, store  # noqa: F401
 from tests.support.openapi import problems, response_schema
 
 
@@ -24,7 +24,7 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
     as_role,
     siyu,
     world,
-    chats,  # noqa: F811
+    db,
     new_waiting,  # noqa: F811
 ):
     """A client generated from the spec reads each answer by the schema of its status. The
@@ -34,7 +34,12 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
     an admin) or 413 (too large): each of those answers failed to parse in such a client."""
     admin, agent = as_role("admin"), as_role("agent")
     spec = admin.get("/api/v1/openapi.json").json()
-    cid = new_waiting("zhangsan", "在吗？")
+    # 赵六's chats (the board tests count 张三's waits); another tenant's chat, answered by staff
+    cid = new_waiting("zhaoliu", "在吗？")
+    arc = Archive()
+    arc.text("zhangsan", f"wm{arc.sfx}", "您好", 10)
+    store(db, world.b.id, arc.items)
+    foreign = as_role("admin", "b").get("/api/v1/conversations").json()["items"][0]["id"]
     cust, chan = world.a.customers["王女士"], world.a.channels["门店海报"]
     h, ah = {"X-CSRF-Token": admin.csrf}, {"X-CSRF-Token": agent.csrf}
     anon = httpx.Client(base_url=siyu, timeout=10)
@@ -69,7 +74,7 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
             admin,
             "GET",
             "/api/v1/conversations/{conversation_id}/messages",
-            f"/api/v1/conversations/{chats.a['王女士']}/messages",
+            f"/api/v1/conversations/{cid}/messages",
             {},
             200,
         ),
@@ -79,11 +84,11 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
         (admin, "GET", "/api/v1/sla/policies", "/api/v1/sla/policies", {}, 200),
         (admin, "GET", "/api/v1/sla/policies/{department_wecom_id}", "/api/v1/sla/policies/0", {}, 200),
         (
-            agent,
+            admin,
             "POST",
             "/api/v1/conversations/{conversation_id}/snooze",
             f"/api/v1/conversations/{cid}/snooze",
-            {"json": {"minutes": 15}, "headers": ah},
+            {"json": {"minutes": 15}, "headers": h},
             200,
         ),
         (
@@ -120,7 +125,7 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
             admin,
             "GET",
             "/api/v1/conversations/{conversation_id}",
-            f"/api/v1/conversations/{chats.b['乙方客户']}",
+            f"/api/v1/conversations/{foreign}",
             {},
             404,
         ),
@@ -170,6 +175,14 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
             {"content": "{minutes: 15", "headers": {**h, "content-type": "application/json"}},
             422,
         ),
+        (
+            admin,
+            "POST",
+            "/api/v1/conversations/{conversation_id}/dismiss",
+            f"/api/v1/conversations/{cid}/dismiss",
+            {"headers": h},
+            200,
+        ),
     ]
     wrong = []
     try:
@@ -180,21 +193,17 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
                 wrong.append((method, url, status, found[:3]))
     finally:
         anon.close()
+        admin.post(f"/api/v1/conversations/{cid}/dismiss", headers=h)  # (no wait left for the board tests)
     assert not wrong, "\n".join(map(str, wrong))
 
 
-def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(
-    as_role,
-    siyu,
-    new_waiting,  # noqa: F811
-):
+def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(as_role, siyu):
     """A script whose session ended, or that forgot X-CSRF-Token, is told so whatever it
     sent: 401 / 403, as for a well-formed body. A body that was not JSON was answered 422
     "JSON decode error" instead, and a script fixing its JSON then met the 401 it had been
     owed from the start (FastAPI reads the body before it asks who calls)."""
     agent = as_role("agent")
-    cid = new_waiting("zhangsan", "在吗？")
-    url = f"/api/v1/conversations/{cid}/snooze"
+    url = "/api/v1/conversations/1/snooze"  # (who calls, and the body, are read before the id)
     broken = {"content": "{minutes: 15", "headers": {"content-type": "application/json"}}
     with httpx.Client(base_url=siyu, timeout=10) as signed_out:
         r = signed_out.post(url, **broken)
@@ -212,14 +221,14 @@ def test_times_are_written_in_utc_whatever_time_zone_the_postgresql_server_keeps
     as_role,
     siyu,
     world,
-    chats,  # noqa: F811 - (customers waiting: the board's times too)
+    new_waiting,  # noqa: F811
     web_settings,
     database_url,
 ):
     """A PostgreSQL server set to the corp's zone (`timezone = 'Asia/Shanghai'` in
     postgresql.conf is common in China) handed Siyu its times at +08:00: the API wrote
-    `2026-12-05T22:08:55+08:00` where on SQLite, and in the same answer for times Siyu
-    computed itself (the board's `now`), it writes `2026-12-05T14:08:55Z`. Every time leaves
+    `2026-12-05T22:08:55+08:00` where on SQLite, and for times Siyu computes itself (the
+    board's `now`, a snooze's `until`), it writes `2026-12-05T14:08:55Z`. Every time leaves
     in UTC, whichever database and however it is set up."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite keeps no time zone of its own")
@@ -229,23 +238,31 @@ def test_times_are_written_in_utc_whatever_time_zone_the_postgresql_server_keeps
     from tests.support.servers import serve
     from tests.web.conftest import login
 
+    admin = as_role("admin")
+    cid = new_waiting("zhaoliu", "在吗？")  # marked no reply needed: its times no longer tick
+    assert admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf}).json()[
+        "dismissed"
+    ]
+    paths = (
+        f"/api/v1/customers/{world.a.customers['王女士']}",
+        f"/api/v1/conversations/{cid}",
+        f"/api/v1/conversations/{cid}/messages",
+    )
+    in_utc = [admin.get(p).json() for p in paths]
     sep = "&" if "?" in database_url else "?"
     shanghai = Database(f"{database_url}{sep}options=-c%20TimeZone%3DAsia%2FShanghai")
-    customer = f"/api/v1/customers/{world.a.customers['王女士']}"
-    utc_server = as_role("admin").get(customer).json()
     try:
         with serve(create_app(web_settings, Runtime.create(web_settings, shanghai))) as url:
             client = login(url, world.a.logins["admin"])
             try:
-                answer = client.get(customer).json()
-                board = client.get("/api/v1/sla/board").json()
+                answers = [client.get(p).json() for p in paths]
             finally:
                 client.close()
     finally:
         shanghai.dispose()
-    assert answer["first_added_at"].endswith("Z"), answer["first_added_at"]
-    assert answer == utc_server
-    assert board["waiting"] and all(w["since"].endswith("Z") for w in board["waiting"])
+    assert answers[0]["first_added_at"].endswith("Z"), answers[0]["first_added_at"]
+    assert answers[2]["items"][0]["dismissed_at"].endswith("Z"), answers[2]["items"][0]
+    assert answers == in_utc
 
 
 def test_the_spec_names_the_values_of_every_field_that_takes_a_fixed_few(as_role):
