@@ -90,6 +90,9 @@ class TokenCache:
         task = self._pending.get(key)
         if task is None or task.done() or task.get_loop() is not loop:
             task = loop.create_task(self._fetch(key, fetch))
+            # its error is each awaiting caller's; with all of them cancelled (a worker stopping)
+            # asyncio had logged it as never retrieved
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._pending[key] = task
         # shield: one caller being cancelled must not cancel the fetch the others await
         return await asyncio.shield(task)
