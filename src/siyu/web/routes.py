@@ -110,9 +110,11 @@ def install(app: FastAPI) -> None:
             return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
         # FastAPI parses a JSON body before it asks who is calling: a body that is not JSON
         # was a 422 where the same call with a good body is a 401 (signed out) or a 403 (no
-        # CSRF token). Who may call comes first, whatever the body.
+        # CSRF token). Who may call comes first, whatever the body (WeCom's callbacks, signed
+        # by WeCom, not by a session, keep their 422).
         try:
-            await auth.api_viewer(request)
+            if request.url.path.startswith("/api/"):
+                await auth.api_viewer(request)
         except auth.CsrfRefused:
             return _csrf_refused()
         except StarletteHTTPException as refused:
