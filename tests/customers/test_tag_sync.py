@@ -10,10 +10,10 @@ from sqlalchemy import select
 from siyu.customers.channels import ChannelSpec, create_channel
 from siyu.customers.models import Channel, Customer
 from siyu.notify.models import OutboxMessage
-from siyu.tenancy.service import CorpCredentials, add_person, save_tenant
+from siyu.tenancy.service import add_person
 from siyu.tenancy.tasks import sync_staff
 from tests.customers.test_acquisition import corp_tag, follow_of, make_channel, run
-from tests.support.stack import DEPARTMENTS, STAFF, forget_pending, wait_for
+from tests.support.stack import forget_pending, second_tenant, wait_for
 from tests.web.conftest import login
 
 PASSWORD = "pw-tag-sync-1"
@@ -107,25 +107,11 @@ def test_a_mark_being_retried_says_so_and_one_that_got_through_shows_nothing(sta
 
 
 def _second_tenant(stack) -> tuple[int, str]:
-    """Another corp in the same emulator, connected to the same Siyu: (tenant id, corp id)."""
-    corp = stack.control(
-        "POST", "/corps", json={"name": "乙方公司", "departments": DEPARTMENTS, "staff": STAFF}
-    )
-    creds = CorpCredentials(
-        corp["corp_id"],
-        int(corp["agent_id"]),
-        corp["agent_secret"],
-        corp["contact_secret"],
-        corp["token"],
-        corp["encoding_aes_key"],
-    )
-    with stack.rt.db.system_session() as s:
-        tenant = save_tenant(s, stack.rt.box, "乙方公司", creds, slug="t" + secrets.token_hex(4))
-        tenant_id, slug = tenant.id, tenant.slug
-    stack.control(
-        "PATCH", f"/corps/{corp['corp_id']}", json={"callback_url": stack.rt.settings.callback_url(slug)}
-    )
-    return tenant_id, corp["corp_id"]
+    """Another corp in the same emulator, connected to the same Siyu, its callbacks sent there:
+    (tenant id, corp id)."""
+    tenant_id, slug, corp_id = second_tenant(stack, "乙方公司")
+    stack.control("PATCH", f"/corps/{corp_id}", json={"callback_url": stack.rt.settings.callback_url(slug)})
+    return tenant_id, corp_id
 
 
 def test_each_tenant_and_role_sees_only_its_own_customers_tags_that_failed(stack):

@@ -17,26 +17,7 @@ from siyu.jobs.worker import Worker
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.notify.tasks import send_batch
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from tests.support.stack import DEPARTMENTS, STAFF, forget_pending, stack, wait_for
-
-
-def second_tenant(st) -> tuple[int, str]:
-    """Another corp in the stack's emulator, connected as a tenant of its Siyu: (tenant id, corp id)."""
-    corp = st.control(
-        "POST", "/corps", json={"name": "另一家公司", "departments": DEPARTMENTS, "staff": STAFF}
-    )
-    creds = CorpCredentials(
-        corp["corp_id"],
-        int(corp["agent_id"]),
-        corp["agent_secret"],
-        corp["contact_secret"],
-        corp["token"],
-        corp["encoding_aes_key"],
-    )
-    with st.rt.db.system_session() as s:
-        tenant = save_tenant(s, st.rt.box, "另一家公司", creds, slug="t" + secrets.token_hex(4))
-        return tenant.id, corp["corp_id"]
+from tests.support.stack import forget_pending, second_tenant, stack, wait_for
 
 
 def queue(db, tenant_id: int, userids: list[str]) -> list[int]:
@@ -123,7 +104,7 @@ def refused_when_sent(db, tenant_id: int, once: bool = False):
 def test_a_tenant_whose_outcomes_cannot_be_recorded_leaves_the_others_sent_once(settings, db, caplog):
     quick = settings.model_copy(update={"work_lease_s": 1.0})
     with stack(quick, db, serve_siyu=False) as st:
-        other, other_corp = second_tenant(st)
+        other, _, other_corp = second_tenant(st, "另一家公司")
         try:
             refused = queue(db, st.tenant_id, ["zhangsan"])
             recorded = queue(db, other, ["zhangsan", "lisi"])

@@ -142,6 +142,30 @@ def forget_pending(db: Database, tenant_id: int) -> None:
         s.execute(update(CallbackEvent).where(CallbackEvent.status == "pending").values(status="failed"))
 
 
+def connect_corp(rt: Runtime, corp: dict, name: str) -> tuple[int, str]:
+    """Connect an emulator corp (as POST /_emulator/corps answered it) to Siyu as a tenant
+    under a fresh slug: (tenant id, slug)."""
+    creds = CorpCredentials(
+        corp["corp_id"],
+        int(corp["agent_id"]),
+        corp["agent_secret"],
+        corp["contact_secret"],
+        corp["token"],
+        corp["encoding_aes_key"],
+    )
+    with rt.db.system_session() as s:
+        tenant = save_tenant(s, rt.box, name, creds, slug="t" + secrets.token_hex(4))
+        return tenant.id, tenant.slug
+
+
+def second_tenant(st: Stack, name: str) -> tuple[int, str, str]:
+    """Another corp in the stack's emulator, connected as a tenant of its Siyu:
+    (tenant id, slug, corp id)."""
+    corp = st.control("POST", "/corps", json={"name": name, "departments": DEPARTMENTS, "staff": STAFF})
+    tenant_id, slug = connect_corp(st.rt, corp, name)
+    return tenant_id, slug, corp["corp_id"]
+
+
 @contextlib.contextmanager
 def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_overrides) -> Iterator[Stack]:
     """`serve_siyu=False`: the emulator and the tenant only, for a test that runs Siyu's
@@ -165,17 +189,7 @@ def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_
             }
         )
         rt = Runtime.create(settings, db)
-        creds = CorpCredentials(
-            corp["corp_id"],
-            int(corp["agent_id"]),
-            corp["agent_secret"],
-            corp["contact_secret"],
-            corp["token"],
-            corp["encoding_aes_key"],
-        )
-        with db.system_session() as s:
-            tenant = save_tenant(s, rt.box, "示例科技", creds, slug="t" + secrets.token_hex(4))
-            tenant_id, slug = tenant.id, tenant.slug
+        tenant_id, slug = connect_corp(rt, corp, "示例科技")
         if not serve_siyu:
             try:
                 yield Stack("", emu_url, emu, corp, tenant_id, slug, rt)
