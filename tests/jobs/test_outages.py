@@ -133,12 +133,10 @@ def test_a_worker_whose_database_goes_silent_says_so_once_and_goes_on_when_it_is
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
     errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line]
-    # work under way when the database went silent says so, once for what it held (a card sent
-    # and not recorded, a lease not renewed); the loops say it once in all. (A loaded CI machine
-    # once also logged asyncio's "Task exception was never retrieved" as the worker stopped:
-    # shutdown, not the outage, which this test is about)
-    in_flight = ("recording the outcomes of", "renewing the leases of", "Task exception was never retrieved")
-    assert [line for line in errors if not any(w in line for w in in_flight)] == [
-        line for line in errors if "the database does not answer" in line
-    ], errors
+    # The worker's loops say it once in all (they had logged a traceback per loop per tick).
+    # Work under way when the database went silent logs its own failure, once for what it held
+    # (a card sent and not recorded, a lease not renewed, a tenant's search backlog): that is
+    # not the loops', and how much of it there is depends on the moment of the cut.
+    loops = [line for line in errors if " ERROR siyu.jobs.worker: " in line]
+    assert len(loops) == 1 and "the database does not answer" in loops[0], errors
     assert sum("the database does not answer" in line for line in errors) == 1, errors
