@@ -60,3 +60,58 @@ def test_cards_queued_before_the_recipient_column_keep_their_recipient(tmp_path)
             command.downgrade(database._alembic(conn), "0003")
     finally:
         database.dispose()
+
+
+def test_a_policy_saved_before_versions_were_kept_is_in_force_since_always(tmp_path):
+    """0014 gives each existing policy one kept version (SlaPolicyVersion) from 2000-01-01:
+    the board measures past waits by it, not by the built-in default."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from siyu.db import Database
+    from siyu.sla.models import SlaPolicyVersion
+    from siyu.tenancy.models import Tenant
+
+    database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
+    try:
+        with database.engine.begin() as conn:
+            command.upgrade(database._alembic(conn), "0013")
+        with database.system_session() as s:
+            tenant = Tenant(
+                slug="t",
+                name="t",
+                corp_id="ww1",
+                agent_id=1,
+                agent_secret_sealed="",
+                contact_secret_sealed="",
+                callback_token_sealed="",
+                encoding_aes_key_sealed="",
+            )
+            s.add(tenant)
+            s.flush()
+            s.execute(
+                text(
+                    "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
+                    " business_hours_only, shifts, public_holidays, escalation_contact, merge_window_s,"
+                    " call_cooldown_s, quiet_hours, stale_after_s, updated_at) VALUES (:tenant, 0, '默认',"
+                    ' 1, \'[{"delay_s": 60, "action": "app_message", "target": "agent"}]\', 1,'
+                    " '[[\"09:00\", \"18:00\"]]', 0, '', 5.0, 900, '[]', 21600, '2026-12-03 12:00:00')"
+                ),
+                {"tenant": tenant.id},
+            )
+        database.migrate()
+        with database.system_session() as s:
+            kept = s.scalars(select(SlaPolicyVersion)).one()
+            assert kept.valid_from == datetime(2000, 1, 1, tzinfo=UTC)
+            assert kept.steps == [{"delay_s": 60, "action": "app_message", "target": "agent"}]
+            assert (kept.business_hours_only, kept.shifts, kept.public_holidays) == (
+                True,
+                [["09:00", "18:00"]],
+                False,
+            )
+        with database.engine.begin() as conn:
+            command.downgrade(database._alembic(conn), "0013")
+    finally:
+        database.dispose()

@@ -6,7 +6,7 @@ from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, Tim
 from siyu.db.base import Base
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
-from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
+from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaPolicyVersion, SlaWait
 from siyu.tenancy.models import Department, LoginThrottle, Person, Staff, Tenant, WebSession
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SlaCall",
     "SlaEscalation",
     "SlaPolicy",
+    "SlaPolicyVersion",
     "SlaWait",
     "Staff",
     "Tag",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from siyu.sla import service
 
@@ -113,18 +114,49 @@ def test_under_a_business_hours_policy_a_wait_is_answered_within_a_step_by_busin
     assert (first["answered"], first["answered_late"], first["share"]) == (1, 0, 1.0)
 
 
-def test_a_wait_whose_department_policy_was_deleted_is_measured_by_the_tenants(local):
+def test_a_wait_whose_department_policy_was_deleted_is_still_measured_by_it(local):
+    """张三's department allowed 400 s and he answered in 500: late. Deleting the department's
+    policy afterwards measured the wait by the tenant's 600 s, and the past wait turned on time."""
     w = local
     _noon_tomorrow(w)
     _tenant_600_s_department_400_s(w)
     w.say("在吗？", at=0)  # zhangsan, department 2: 400 s
-    w.reply("在的", at=300)
+    w.reply("在的", at=500)
     w.pulled(3600)
+    w.clock(600)
     with w.session() as s:
-        assert service.delete_policy(s, 2)
-    w.clock(400)
-    first = _within_first_step(w)  # its 400 s are gone: the tenant's 600 s, not the built-in 2 minutes
-    assert (first["answered"], first["answered_late"], first["delays_s"]) == (1, 0, [600])
+        assert service.delete_policy(s, 2, w.rt.now())
+    first = _within_first_step(w)
+    assert (first["answered"], first["answered_late"], first["delays_s"]) == (0, 1, [400, 600])
+
+
+def test_editing_a_policy_leaves_past_days_on_time_shares_as_they_were(local):
+    """Yesterday the first step was at 2 minutes and the customer was answered in 100 s: on
+    time. Today the admin tightens it to 1 minute. Yesterday's board read 0 % on time after the
+    edit, as if yesterday's agents had been held to today's rule; today's waits are held to it."""
+    w = local
+    _noon_tomorrow(w)
+    with w.session() as s:
+        service.save_policy(
+            s, 0, now=w.rt.now(), quiet_hours=[], steps=[{"delay_s": 120, "action": "app_message"}]
+        )
+    yesterday = w.rt.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    w.say("在吗？", at=0)
+    w.reply("在的", at=100)
+    w.pulled(3600)
+    w.clock(86400)
+    with w.session() as s:
+        service.save_policy(s, 0, now=w.rt.now(), steps=[{"delay_s": 60, "action": "app_message"}])
+    w.say("还在吗？", at=86400 + 10, ext="wmtoday")
+    w.reply("在的", at=86400 + 110, ext="wmtoday")
+    w.pulled(86400 + 3600)
+    w.clock(86400 + 200)
+
+    past = _within_first_step(w, yesterday)
+    assert (past["answered"], past["answered_late"], past["share"]) == (1, 0, 1.0)
+    assert past["delays_s"] == [60, 120]  # the column heads today's 60 s; the wait had 120 s
+    today = _within_first_step(w)
+    assert (today["answered"], today["answered_late"], today["delays_s"]) == (0, 1, [60])
 
 
 def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):

@@ -83,9 +83,9 @@ def _measure(
     book: service.PolicyBook,
 ) -> list[Measured]:
     """Each wait of the day measured, answered ones first, in the order given: by the policy it
-    ran under (a department's may differ from the tenant's; none is the built-in default; a
-    deleted one, the tenant's), as that policy stands now, and by its clock (business time where
-    it counts only that)."""
+    ran under (a department's may differ from the tenant's; none is the built-in default), as
+    that policy stood when the wait ended (or stands now, for one still open: editing a policy
+    leaves past days as they were), and by its clock (business time where it counts only that)."""
 
     def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
         wall = (end - started).total_seconds()
@@ -96,10 +96,11 @@ def _measure(
 
     measured = []
     for started, response_s, policy_id in answered:
-        policy = book.measured_by(policy_id)
-        measured.append((policy.steps, took(policy, started, started + timedelta(seconds=response_s)), True))
+        ended = started + timedelta(seconds=response_s)
+        policy = book.measured_by(policy_id, ended)
+        measured.append((policy.steps, took(policy, started, ended), True))
     for started, closed, policy_id in unanswered:
-        policy = book.measured_by(policy_id)
+        policy = book.measured_by(policy_id, closed or now)
         measured.append((policy.steps, took(policy, started, closed or now), False))
     return measured
 
@@ -143,9 +144,10 @@ def _business_responses(book: service.PolicyBook, answered: list) -> list[float]
     else wall time; None when no wait of them ran under such a policy."""
     out, counted = [], False
     for response_s, _, policy_id, started in answered:
-        policy = book.measured_by(policy_id)
+        ended = started + timedelta(seconds=float(response_s))
+        policy = book.measured_by(policy_id, ended)
         counted = counted or policy.business_hours_only
-        out.append(book.waited_s(policy, started, started + timedelta(seconds=float(response_s))))
+        out.append(book.waited_s(policy, started, ended))
     return out if counted else None
 
 
@@ -498,10 +500,11 @@ def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
     return fields
 
 
-def apply_policy(session: Session, body: PolicyIn) -> None:
-    """Save what `body` sets; raises service.PolicyError (a 422) for what the rules refuse."""
+def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None) -> None:
+    """Save what `body` sets, in force from `now` (Siyu's clock); raises service.PolicyError
+    (a 422) for what the rules refuse."""
     fields = _policy_fields(session, body)
-    service.save_policy(session, 0, **fields)
+    service.save_policy(session, 0, now=now, **fields)
     if body.calendar_days is not None:
         wanted = {d.day: d for d in body.calendar_days}
         for day in session.scalars(select(SlaCalendarDay.day)).all():
@@ -509,7 +512,7 @@ def apply_policy(session: Session, body: PolicyIn) -> None:
                 service.remove_calendar_day(session, day)
         for d in wanted.values():
             service.set_calendar_day(session, d.day, d.kind, d.note)
-        service.follow_the_calendar(session)
+        service.follow_the_calendar(session, now)
     session.flush()
 
 
@@ -535,7 +538,7 @@ def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            apply_policy(s, body)
+            apply_policy(s, body, request.app.state.rt.now())
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         return policy_out(s)
@@ -631,17 +634,19 @@ def policies_out(session: Session) -> dict:
     return {"policies": policies, "departments": departments}
 
 
-def apply_department_policy(session: Session, department_wecom_id: int, body: PolicyFieldsIn) -> bool:
+def apply_department_policy(
+    session: Session, department_wecom_id: int, body: PolicyFieldsIn, now: datetime | None = None
+) -> bool:
     """Create or change a department's own policy (0: the tenant's); True when it was
     created. service.PolicyError for what the rules refuse; HTTPException 404 for an
     unknown department."""
     fields = _policy_fields(session, body)
     if department_wecom_id == 0:
-        service.save_policy(session, 0, **fields)
+        service.save_policy(session, 0, now=now, **fields)
         return False
     existed = session.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == department_wecom_id))
     try:
-        service.save_department_policy(session, department_wecom_id, **fields)
+        service.save_department_policy(session, department_wecom_id, now=now, **fields)
     except service.UnknownDepartment:
         raise unknown_department(department_wecom_id) from None
     return existed is None
@@ -704,7 +709,7 @@ def put_department_policy(
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            created = apply_department_policy(s, department_wecom_id, body)
+            created = apply_department_policy(s, department_wecom_id, body, request.app.state.rt.now())
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         if created:
@@ -729,7 +734,7 @@ def delete_department_policy(request: Request, viewer: ApiViewer, department_wec
     if department_wecom_id == 0:
         raise HTTPException(409, "全公司策略不能删除 / the tenant's policy cannot be deleted")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        if not service.delete_policy(s, department_wecom_id):
+        if not service.delete_policy(s, department_wecom_id, request.app.state.rt.now()):
             name = s.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
             if name is None:
                 raise unknown_department(department_wecom_id)

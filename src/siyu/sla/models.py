@@ -48,6 +48,24 @@ class SlaPolicy(TenantOwned, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SlaPolicyVersion(TenantOwned, Base):
+    """What a policy measured waits by from `valid_from` on: its steps and its clock as they
+    were saved then. The board measures a wait by the version in force when the wait ended,
+    so that editing a policy, or deleting a department's, leaves past days' on-time shares
+    as they were. `policy_id` has no foreign key: a deleted policy's versions stay."""
+
+    __tablename__ = "sla_policy_versions"
+    __table_args__ = (Index("ix_sla_policy_versions_tenant_policy", "tenant_id", "policy_id", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    policy_id: Mapped[int] = mapped_column(BigId)
+    valid_from: Mapped[datetime]
+    steps: Mapped[list]
+    business_hours_only: Mapped[bool]
+    shifts: Mapped[list]
+    public_holidays: Mapped[bool]
+
+
 class SlaCalendarDay(TenantOwned, Base):
     """A date the admin set: a holiday (no business hours) or a workday (e.g. a 调休 make-up
     day the calendar package does not know, or a company event). Wins over the package."""

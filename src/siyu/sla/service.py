@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ from siyu.sla.models import (
     SlaCall,
     SlaEscalation,
     SlaPolicy,
+    SlaPolicyVersion,
     SlaWait,
 )
 from siyu.tenancy.models import Department, Staff, Tenant
@@ -137,8 +138,12 @@ EDITABLE = {
 }
 
 
-def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> SlaPolicy:
-    """Create or change the tenant's policy (department 0) or a department's."""
+def save_policy(
+    session: Session, department_wecom_id: int = 0, *, now: datetime | None = None, **fields
+) -> SlaPolicy:
+    """Create or change the tenant's policy (department 0) or a department's, in force from
+    `now` (Siyu's clock; the wall clock by default)."""
+    now = now or datetime.now(UTC)
     unknown = set(fields) - EDITABLE
     if unknown:
         raise PolicyError(f"unknown policy fields: {', '.join(sorted(unknown))}")
@@ -175,8 +180,9 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
     for name, value in fields.items():
         setattr(policy, name, value)
     _check_workable(policy)
-    policy.updated_at = datetime.now(UTC)
+    policy.updated_at = now
     session.flush()
+    _keep_version(session, policy, now)
     # Open waits begun before the tenant had any policy (none recorded: the built-in default)
     # take it: the board measured them by a clock no one had chosen.
     moved = _reassign_open_waits(session, SlaWait.policy_id.is_(None))
@@ -184,8 +190,32 @@ def save_policy(session: Session, department_wecom_id: int = 0, **fields) -> Sla
         moved += session.scalars(
             select(SlaWait.id).where(SlaWait.policy_id == policy.id, SlaWait.closed_at.is_(None))
         )
-    _follow_new_clock(session, moved)
+    _follow_new_clock(session, moved, now)
     return policy
+
+
+def _keep_version(session: Session, policy: SlaPolicy, now: datetime) -> None:
+    """Record the policy's steps and clock as in force from `now` when they changed
+    (SlaPolicyVersion): the board measures past waits by what was in force then."""
+    v = SlaPolicyVersion
+    last = session.scalars(
+        select(v).where(v.policy_id == policy.id).order_by(v.valid_from.desc(), v.id.desc()).limit(1)
+    ).first()
+    kept = (policy.steps, policy.business_hours_only, policy.shifts, policy.public_holidays)
+    if last is not None and (last.steps, last.business_hours_only, last.shifts, last.public_holidays) == kept:
+        return
+    session.add(
+        v(
+            policy_id=policy.id,
+            # never before the last one: a clock set back would otherwise put this one first
+            valid_from=max(now, last.valid_from) if last is not None else now,
+            steps=[dict(step) for step in policy.steps],
+            business_hours_only=bool(policy.business_hours_only),
+            shifts=[list(shift) for shift in policy.shifts],
+            public_holidays=bool(policy.public_holidays),
+        )
+    )
+    session.flush()
 
 
 def _clock(policy: SlaPolicy | PolicyView) -> tuple:
@@ -195,14 +225,14 @@ def _clock(policy: SlaPolicy | PolicyView) -> tuple:
     return tuple(tuple(s) for s in policy.shifts or []), policy.public_holidays
 
 
-def _follow_new_clock(session: Session, wait_ids: list[int]) -> None:
+def _follow_new_clock(session: Session, wait_ids: list[int], now: datetime) -> None:
     """Open waits whose clock changed (business hours turned on or off, shifts or holidays
     changed, or another policy's clock now applies): the pending step is due when the new
     clock says, as a calendar edit moves it. Left where the wall clock had put it, it fired on
     a day off with a card telling the leader 0 business seconds waited; left on the next shift
     when the wall clock came back, nobody heard of the customer until Monday."""
     if wait_ids:
-        _reschedule_pending(session, PolicyBook(session), list(wait_ids), changed_at=datetime.now(UTC))
+        _reschedule_pending(session, PolicyBook(session), list(wait_ids), changed_at=now)
 
 
 def _reassign_open_waits(session: Session, which, was: PolicyView | None = None) -> list[int]:
@@ -265,14 +295,14 @@ def remove_calendar_day(session: Session, day: date) -> bool:
     return row is not None
 
 
-def follow_the_calendar(session: Session) -> int:
+def follow_the_calendar(session: Session, now: datetime | None = None) -> int:
     """After the special dates changed: the pending step of each open wait whose policy counts
     business time only, due when the calendar now says (a Saturday made a workday brings
     Monday's steps to today; one taken back keeps them from firing on a day off, their card
     saying the customer had waited 0 business seconds). Returns how many steps moved."""
     session.flush()
     return _reschedule_pending(
-        session, PolicyBook(session), None, business_time_only=True, changed_at=datetime.now(UTC)
+        session, PolicyBook(session), None, business_time_only=True, changed_at=now or datetime.now(UTC)
     )
 
 
@@ -357,8 +387,9 @@ class PolicyBook:
         self.policies = {p.department_wecom_id: p for p in session.scalars(select(SlaPolicy))}
         self._ids = {p.id for p in self.policies.values()}
         self._parents: dict[int, int | None] | None = None
-        self._calendars: dict[int | None, BusinessCalendar] = {}
+        self._calendars: dict[tuple, BusinessCalendar] = {}
         self._by_id: dict[int | None, PolicyView] = {}
+        self._versions: dict[int, list[tuple[datetime, PolicyView]]] | None = None
 
     @property
     def fallback(self) -> PolicyView:
@@ -398,15 +429,43 @@ class PolicyBook:
             view = self._by_id[policy_id] = PolicyView.of(row) if row is not None else PolicyView()
         return view
 
-    def measured_by(self, policy_id: int | None) -> PolicyView:
-        """The policy a wait of the day is measured by on the board: the one it ran under, but
-        the tenant's for a department's deleted since (it has no steps any more)."""
+    def measured_by(self, policy_id: int | None, ended: datetime | None = None) -> PolicyView:
+        """The policy a wait is measured by on the board: the one it ran under, with the steps
+        and clock it had when the wait ended (`ended`: now for one still open), so that a past
+        day's figures stay as they were when the policy is edited or deleted later. Without
+        `ended`, or with no version kept of it: as it stands now, the tenant's for a
+        department's deleted since (it has no steps any more)."""
+        if policy_id is not None and ended is not None:
+            versions = self._kept_versions().get(policy_id)
+            if versions:
+                # the last in force by then; a wait that ended before the first: the first
+                return next((view for since, view in reversed(versions) if since <= ended), versions[0][1])
         return self.by_id(policy_id) if policy_id is None or policy_id in self._ids else self.fallback
 
+    def _kept_versions(self) -> dict[int, list[tuple[datetime, PolicyView]]]:
+        """Every policy's kept versions, oldest first, read once: the rest of each from the
+        policy as it stands (a deleted one's from the built-in default)."""
+        if self._versions is None:
+            self._versions = {}
+            v = SlaPolicyVersion
+            for row in self.session.scalars(select(v).order_by(v.policy_id, v.valid_from, v.id)):
+                kept = row.policy_id in self._ids
+                view = replace(
+                    self.by_id(row.policy_id) if kept else PolicyView(id=row.policy_id),
+                    steps=tuple(Step(int(s["delay_s"]), s["action"], s["target"]) for s in row.steps),
+                    business_hours_only=row.business_hours_only,
+                    shifts=tuple(tuple(s) for s in row.shifts),
+                    public_holidays=row.public_holidays,
+                )
+                self._versions.setdefault(row.policy_id, []).append((row.valid_from, view))
+        return self._versions
+
     def calendar(self, policy: PolicyView) -> BusinessCalendar:
-        cal = self._calendars.get(policy.id)
+        # one policy's versions may keep different hours: the clock is part of the key
+        key = (policy.id, policy.shifts, policy.public_holidays)
+        cal = self._calendars.get(key)
         if cal is None:
-            cal = self._calendars[policy.id] = calendar_for(self.session, policy)
+            cal = self._calendars[key] = calendar_for(self.session, policy)
         return cal
 
     def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
@@ -527,7 +586,9 @@ def department_policies(session: Session) -> list[DepartmentPolicy]:
     return out
 
 
-def save_department_policy(session: Session, department_wecom_id: int, **fields) -> SlaPolicy:
+def save_department_policy(
+    session: Session, department_wecom_id: int, *, now: datetime | None = None, **fields
+) -> SlaPolicy:
     """Create or change a department's own policy. A new one starts as a copy of the policy
     its members follow now (an ancestor's, the tenant's or the default), named after the
     department, and then takes `fields`. UnknownDepartment when there is no such synced
@@ -564,10 +625,10 @@ def save_department_policy(session: Session, department_wecom_id: int, **fields)
             "stale_after_s": base.stale_after_s,
             **fields,
         }
-    return save_policy(session, department_wecom_id, **fields)
+    return save_policy(session, department_wecom_id, now=now, **fields)
 
 
-def delete_policy(session: Session, department_wecom_id: int) -> bool:
+def delete_policy(session: Session, department_wecom_id: int, now: datetime | None = None) -> bool:
     """Remove a department's own policy: its members follow the nearest ancestor's policy,
     else the tenant's, from their next wait on. Open waits that followed it keep their
     scheduled steps (unless the policy that now applies counts business hours by another
@@ -581,7 +642,9 @@ def delete_policy(session: Session, department_wecom_id: int) -> bool:
     policy_id, was = policy.id, PolicyView.of(policy)
     session.delete(policy)
     session.flush()
-    _follow_new_clock(session, _reassign_open_waits(session, SlaWait.policy_id == policy_id, was))
+    _follow_new_clock(
+        session, _reassign_open_waits(session, SlaWait.policy_id == policy_id, was), now or datetime.now(UTC)
+    )
     return True
 
 

@@ -422,7 +422,7 @@ async def policy_submit(request: Request, viewer: PageViewer):
     def save() -> str:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                apply_policy(s, body)
+                apply_policy(s, body, rt.now())
         except service.PolicyError as exc:
             return str(exc)
         return ""
@@ -485,7 +485,7 @@ async def policy_day_add(request: Request, viewer: PageViewer):
             were = set(s.scalars(select(SlaCalendarDay.kind).where(SlaCalendarDay.day.in_(days))))
             for d in days:
                 service.set_calendar_day(s, d, kind, note)
-            service.follow_the_calendar(s)
+            service.follow_the_calendar(s, request.app.state.rt.now())
         if were - {kind}:  # a date that was the other kind: say it changed, not only "saved"
             return f"day_now_{kind}"
         return "day_added" if len(days) == 1 else "days_added"
@@ -505,7 +505,7 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
         if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
             raise ClearNotFound(f"{when} 不在特殊日期里（可能已删除） / {when} is not a special day")
         service.remove_calendar_day(s, when)
-        service.follow_the_calendar(s)
+        service.follow_the_calendar(s, request.app.state.rt.now())
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
 
 
@@ -603,7 +603,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
     def save() -> str:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                apply_department_policy(s, wecom_id, body)
+                apply_department_policy(s, wecom_id, body, rt.now())
         except service.PolicyError as exc:
             return str(exc)
         return ""
@@ -620,6 +620,6 @@ def department_policy_remove(request: Request, viewer: PageViewer, wecom_id: int
     if wecom_id <= 0:
         raise HTTPException(404, "not found")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        if not service.delete_policy(s, wecom_id):
+        if not service.delete_policy(s, wecom_id, request.app.state.rt.now()):
             raise ClearNotFound("这个部门没有自己的策略（可能已删除） / no policy of its own")
     return RedirectResponse("/sla/policy?done=department_removed#departments", 303)
