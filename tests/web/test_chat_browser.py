@@ -5,6 +5,7 @@ archive brings in meanwhile without a reload by hand."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -12,9 +13,10 @@ from sqlalchemy import select
 
 from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer
+from siyu.tenancy.models import Tenant
 from siyu.web import templating
 from tests.conversations.conftest import Archive, store
-from tests.web.conftest import CHROMIUM, fits_the_phone, sign_in
+from tests.web.conftest import CHROMIUM, _add, fits_the_phone, sign_in
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing")
 # 王五's chats, opened by the admin: the other tests count 张三's and 李四's answers of the day
@@ -166,4 +168,24 @@ def test_the_wait_on_a_customers_profile_keeps_ticking(page, siyu, world, db):
     page.clock.fast_forward(20_000)
     after = shown.inner_text()
     assert after != before and re.fullmatch(r"等待 1\d 分 \d+ 秒", after), (before, after)
+    archived(db, world, STAFF, ext, "有的")  # answered: no wait left at the top of the lists
+
+
+def test_a_long_name_and_a_long_question_fit_a_customers_profile(page, siyu, world, db):
+    """A customer named in latin letters with no break, waiting on a question of a thousand
+    characters: their profile ran 438 px wide on a 390 px phone, and its chat row quoted the
+    whole question, a screen and more, where the conversation list keeps it to one line."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    name = "上海某某连锁超市采购部王先生ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    with db.tenant_session(world.a.id) as s:
+        customer_id = _add(s, s.get(Tenant, world.a.id), ext, name, STAFF, int(time.time()) - 900)
+    arc.text(ext, STAFF, "很长的消息" * 200, 300)
+    store(db, world.a.id, arc.items)
+    sign_in(page, siyu, world.a.logins["admin"], f"/customers/{customer_id}")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    fits_the_phone(page)
+    row = page.locator("#conversations li").first
+    expect(row).to_contain_text("等待")
+    assert row.bounding_box()["height"] < 80, row.bounding_box()
     archived(db, world, STAFF, ext, "有的")  # answered: no wait left at the top of the lists
