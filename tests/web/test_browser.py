@@ -159,3 +159,21 @@ def test_on_a_phone_an_agent_sees_their_own_number_field_and_a_missing_number(pa
         box = shown.bounding_box()
         assert box and box["x"] + box["width"] <= table["x"] + table["width"], (box, table)
     expect(page.locator("#staff td.call-phone").first).to_be_in_viewport(ratio=1)
+
+
+def test_the_channel_table_fits_the_phone_to_its_status_column(page, siyu, world, as_role):
+    """Six short columns (渠道, 新增, 流失, 净增, 跟进中, 状态): on a 390 px phone a channel
+    named in five characters, as the demo's 售后服务卡, ran the table past its card, the 启用
+    badge cut at the edge with nothing hinting it scrolls."""
+    admin = as_role("admin")
+    made = admin.post(
+        "/api/v1/channels",
+        json={"name": "售后服务卡", "staff_userids": ["zhangsan"]},
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+    assert made.status_code == 201, made.text
+    sign_in(page, siyu, world.a.logins["admin"], "/channels")
+    wrap = page.locator(".table-wrap")
+    expect(wrap.get_by_text("启用").first).to_be_visible()
+    overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
+    assert overflow <= 0, f"the table is {overflow}px wider than its card"
