@@ -177,3 +177,18 @@ def test_the_channel_table_fits_the_phone_to_its_status_column(page, siyu, world
     expect(wrap.get_by_text("启用").first).to_be_visible()
     overflow = wrap.evaluate("el => el.scrollWidth - el.clientWidth")
     assert overflow <= 0, f"the table is {overflow}px wider than its card"
+
+
+def test_the_boards_day_picker_sits_beside_its_button(page, siyu, world):
+    """The board's 日期 field took the page's whole width (950 px on a 1280 px screen) and put
+    查看 on a line of its own below it; on a phone too it ran the screen's width for ten characters."""
+    sign_in(page, siyu, world.a.logins["supervisor"], "/sla")
+    expect(page.get_by_role("heading", name="响应看板")).to_be_visible()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        field = page.get_by_label("日期").bounding_box()
+        button = page.get_by_role("button", name="查看").bounding_box()
+        assert field["width"] <= 260, (width, field)
+        assert button["x"] >= field["x"] + field["width"], (width, field, button)  # beside it, not below
+        assert button["y"] < field["y"] + field["height"], (width, field, button)
+    fits_the_phone(page)
