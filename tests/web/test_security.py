@@ -35,3 +35,27 @@ def test_no_signed_in_answer_is_kept_by_the_browser(siyu, as_role):
         r = admin.get(path)
         assert r.headers.get("cache-control") == "no-store", (path, r.headers)
     assert "no-store" not in admin.get("/static/siyu.css").headers.get("cache-control", "")
+
+
+def test_style_and_script_are_asked_for_by_their_contents_and_kept_while_unchanged(siyu, as_role):
+    """Pages name style and script by a digest of what they hold: a browser keeps them as long
+    as that address lasts and fetches them anew the moment an upgrade changes them. Named by the
+    package version, which stayed 0.1.0 through every change, old style lingered after upgrades."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    import siyu.web
+
+    static = Path(siyu.web.__file__).parent / "static"
+    digest = hashlib.sha256((static / "siyu.css").read_bytes() + (static / "siyu.js").read_bytes())
+    admin = as_role("admin")
+    page = admin.get("/customers").text
+    css = re.search(r'href="(/static/siyu\.css\?v=([0-9a-f]+))"', page)
+    assert css and css[2] == digest.hexdigest()[:12], css
+    assert f'src="/static/siyu.js?v={css[2]}"' in page
+    kept = admin.get(css[1])
+    assert kept.status_code == 200 and "max-age=31536000" in kept.headers["cache-control"]
+    plain = admin.get("/static/siyu.css")  # no digest, or an old one: asked again each time
+    assert plain.headers["cache-control"] == "no-cache" and plain.headers.get("etag")
+    assert admin.get("/static/siyu.css?v=0.1.0").headers["cache-control"] == "no-cache"

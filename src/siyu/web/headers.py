@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from siyu.web.templating import STATIC_VERSION
+
 # No page of Siyu is meant to be shown inside another site's frame: without these, any site
 # could load the signed-in setup page or a chat invisibly under its own buttons and have an
 # admin click 停用 or 重新生成 (clickjacking). And nothing is to be read as another type than
@@ -18,6 +20,11 @@ HEADERS = [
 # again. Style, script and the API docs' assets hold nothing of anyone's and stay cacheable.
 NO_STORE = (b"cache-control", b"no-store")
 _CACHEABLE = ("/static/", "/api/docs/static/")
+# Pages ask for style and script by their digest (`?v=`, templating.static_version): that
+# address never changes its answer, so a browser keeps it a year without asking. Asked for
+# otherwise, they are checked with the server each time (ETag), never kept stale.
+KEPT = (b"cache-control", b"public, max-age=31536000, immutable")
+CHECKED = (b"cache-control", b"no-cache")
 
 
 class SecurityHeaders:
@@ -33,15 +40,20 @@ class SecurityHeaders:
             return
 
         kept = scope["path"].startswith(_CACHEABLE)
+        cache = KEPT if kept and scope["path"].startswith("/static/") and _versioned(scope) else CHECKED
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in HEADERS if h[0] not in present)
-                if not kept and NO_STORE[0] not in present:
-                    headers.append(NO_STORE)
+                if NO_STORE[0] not in present:
+                    headers.append(cache if kept else NO_STORE)
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _versioned(scope: Scope) -> bool:
+    return f"v={STATIC_VERSION}" in scope.get("query_string", b"").decode("latin-1").split("&")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -12,10 +13,19 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
-from siyu import __version__
-
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def static_version() -> str:
+    """What pages put after `?v=` on the style and script: a digest of their contents, so a
+    browser fetches them anew exactly when they changed. The package version stayed 0.1.0
+    through every change, and browsers kept old style for a while after an upgrade."""
+    digest = hashlib.sha256()
+    for name in ("siyu.css", "siyu.js"):
+        digest.update((HERE / "static" / name).read_bytes())
+    return digest.hexdigest()[:12]
+
 
 STATUS_NAMES = {
     "active": "跟进中",
@@ -53,7 +63,8 @@ def percent(share: float | None) -> str:
 templates.env.filters["local"] = local
 templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
-templates.env.globals["version"] = __version__
+STATIC_VERSION = static_version()
+templates.env.globals["version"] = STATIC_VERSION
 
 
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200):
