@@ -463,9 +463,16 @@ def _cards_of(
             first[recipient] = card_id
     if not first:
         return {}, went
+    # As read above, again under the lock: a sender may have claimed one since, had WeCom
+    # refuse it and left it backing off (attempts > 0, unclaimed) before the lock was taken.
     query = (
         select(o.id, o.recipient, o.payload, o.due_at)
-        .where(bulk.among(s, o.id, first.values()), o.status == "pending", o.claimed_until.is_(None))
+        .where(
+            bulk.among(s, o.id, first.values()),
+            o.status == "pending",
+            o.claimed_until.is_(None),
+            o.attempts == 0,
+        )
         .order_by(o.id)
     )
     if s.get_bind().dialect.name == "postgresql":

@@ -1,0 +1,88 @@
+"""Cards at the edges of the outbox: a card WeCom refused while a step was about to join it
+takes no new step (the step would wait out its backoff), and a card sent whose outcome the
+database would not record reaches the member once when it goes again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+from sqlalchemy import event
+
+from siyu.sla import firing
+from siyu.sla.firing import fire_batch
+from siyu.tenancy.tasks import sync_staff
+from tests.notify.test_recording import claimed, run_as_worker
+from tests.sla.conftest import Wait, now_ms
+from tests.sla.test_firing import claimed as due_steps
+from tests.support.stack import stack
+
+CARD = [{"delay_s": 120, "action": "app_message", "target": "agent"}]
+
+
+@contextlib.contextmanager
+def waiting(settings, db, **policy):
+    """The emulator and a tenant with no worker of its own, its policy one card to the agent."""
+    with stack(settings, db, serve_siyu=False) as st:
+        asyncio.run(sync_staff(st.rt, st.tenant_id))
+        w = Wait(st.rt, st.tenant_id, now_ms(st.rt))
+        w.stack = st
+        w.customer("wmcustomer1", "王女士")
+        w.customer("wmcustomer2", "赵先生")
+        w.policy(steps=CARD, **policy)
+        yield w
+
+
+@contextlib.contextmanager
+def before_statement(db, marker: str, run):
+    """`run()` once, just before the first statement whose SQL holds `marker` is executed:
+    what another worker does between two statements of one transaction."""
+    done = []
+
+    def hook(conn, cursor, statement, parameters, context, executemany):
+        if marker in statement and not done:
+            done.append(statement)
+            run()
+
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        yield done
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
+
+
+def test_a_card_wecom_refuses_while_a_step_is_joining_it_takes_no_new_step(settings, db):
+    """Firing reads a person's cards, then locks the one a step will join. A sender that
+    claims that card in between and has WeCom refuse it leaves it backing off: the step must
+    not join it then (it would wait out the backoff, or die with the card)."""
+    if not db.is_postgres:
+        pytest.skip("SQLite's write lock, taken before firing reads, keeps senders out until it commits")
+    with waiting(settings, db, merge_window_s=5) as w:
+        st = w.stack
+        w.say("在吗？", at=0)
+        w.say("请问能开发票吗？", at=1, ext="wmcustomer2")
+        w.pulled(3600)
+        w.clock(120)
+        assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
+        [card] = w.outbox()
+        time.sleep(firing.JOIN_OVERDUE_S + 0.2)  # no sender has taken it: overdue, a step may join it
+
+        def sender_meets_a_refusal() -> None:
+            fault = {"corp_id": st.corp_id, "path": "/cgi-bin/message/send", "errcode": -1, "times": 50}
+            st.control("POST", "/faults", json=fault)  # (the client retries "busy" itself a few times)
+            try:
+                run_as_worker(st.rt, claimed(db, [card.id], settings.work_lease))
+            finally:
+                st.control("DELETE", "/faults")
+
+        w.clock(121)
+        locked_read = "outbox.payload, outbox.due_at"  # firing._cards_of, after its plain read
+        with before_statement(db, locked_read, sender_meets_a_refusal) as ran:
+            assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
+        assert ran, "firing no longer reads the card to join again, under a lock"
+        first, *others = w.outbox()
+        assert (first.status, first.attempts) == ("pending", 1) and "WeCom is busy" in first.last_error
+        assert len(first.payload["escalations"]) == 1  # the refused card tells of its own step only
+        assert [len(c.payload["escalations"]) for c in others] == [1]  # the new step: a card of its own
