@@ -11,13 +11,15 @@ import time
 import pytest
 from sqlalchemy import event
 
+from siyu.notify.outbox import AS_SENT
+from siyu.notify.tasks import RECORD_RETRY_S
 from siyu.sla import firing
 from siyu.sla.firing import fire_batch
 from siyu.tenancy.tasks import sync_staff
-from tests.notify.test_recording import claimed, run_as_worker
+from tests.notify.test_recording import claimed, refused_when_sent, run_as_worker
 from tests.sla.conftest import Wait, now_ms
 from tests.sla.test_firing import claimed as due_steps
-from tests.support.stack import stack
+from tests.support.stack import stack, wait_for
 
 CARD = [{"delay_s": 120, "action": "app_message", "target": "agent"}]
 
@@ -53,6 +55,11 @@ def before_statement(db, marker: str, run):
         event.remove(db.engine, "before_cursor_execute", hook)
 
 
+def received(w, userid: str = "zhangsan") -> list[dict]:
+    """The cards the member got (WeCom's duplicate check drops a send equal to one before)."""
+    return [m["payload"]["textcard"] for m in w.stack.app_messages() if userid in m["recipients"]]
+
+
 def test_a_card_wecom_refuses_while_a_step_is_joining_it_takes_no_new_step(settings, db):
     """Firing reads a person's cards, then locks the one a step will join. A sender that
     claims that card in between and has WeCom refuse it leaves it backing off: the step must
@@ -86,3 +93,48 @@ def test_a_card_wecom_refuses_while_a_step_is_joining_it_takes_no_new_step(setti
         assert (first.status, first.attempts) == ("pending", 1) and "WeCom is busy" in first.last_error
         assert len(first.payload["escalations"]) == 1  # the refused card tells of its own step only
         assert [len(c.payload["escalations"]) for c in others] == [1]  # the new step: a card of its own
+
+
+def test_a_card_sent_but_not_recorded_reaches_the_member_once(settings, db, caplog):
+    """WeCom got the card; the database refused to record it, twice. Its lease runs out and a
+    worker sends it again a minute later: the very card that went (not one built anew, saying
+    3 minutes), which WeCom's duplicate check drops, so the member has one card, not two."""
+    quick = settings.model_copy(update={"work_lease_s": 1.0})
+    with waiting(quick, db) as w:
+        st = w.stack
+        w.say("你好，这个套餐多少钱？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        [card] = w.outbox()
+        with refused_when_sent(db, st.tenant_id):
+            run_as_worker(st.rt, claimed(db, [card.id], quick.work_lease))
+        assert [c.status for c in w.outbox()] == ["pending"]  # (tried again RECORD_RETRY_S later)
+        w.clock(180)
+        again = wait_for(lambda: claimed(db, [card.id], quick.work_lease), timeout=30 + RECORD_RETRY_S)
+        run_as_worker(st.rt, again)
+        [sent] = w.outbox()
+        assert sent.status == "sent" and AS_SENT not in sent.payload  # (kept only while it may go again)
+        assert [c["title"] for c in received(w)] == ["王女士 已等待 2 分钟 未回复"]
+
+
+def test_a_card_wecom_refused_is_built_anew_for_its_retry(settings, db):
+    """A refusal reached nobody: the retry tells how long the customer has waited by then."""
+    with waiting(settings, db) as w:
+        st = w.stack
+        w.say("你好，这个套餐多少钱？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        [card] = w.outbox()
+        fault = {"corp_id": st.corp_id, "path": "/cgi-bin/message/send", "errcode": -1, "times": 50}
+        st.control("POST", "/faults", json=fault)
+        try:
+            run_as_worker(st.rt, claimed(db, [card.id], settings.work_lease))
+        finally:
+            st.control("DELETE", "/faults")
+        [refused] = w.outbox()
+        assert refused.status == "pending" and AS_SENT not in refused.payload
+        w.clock(180)
+        run_as_worker(st.rt, wait_for(lambda: claimed(db, [card.id], settings.work_lease), timeout=30))
+        assert [c["title"] for c in received(w)] == ["王女士 已等待 3 分钟 未回复"]

@@ -48,7 +48,13 @@ class Unanswered(Exception):  # noqa: N818 - a failure whose outcome nobody know
         self.body = body
 
 
-AS_SENT = "as_sent"  # a payload's key: the body of a send that got no answer (Unanswered)
+AS_SENT = "as_sent"  # a payload's key: the body of a send that may have reached them
+# Kinds whose body is built anew at each try (an SLA card tells how long the customers have
+# waited by then): their `prepare` writes the body to payload[AS_SENT] before it goes, so that
+# a send whose outcome the database would not record goes again as it was (WeCom's duplicate
+# check drops it), not as a second, different card. A recorded outcome drops it again: sent,
+# or refused (it reached nobody, and the next try builds anew); a send with no answer keeps it.
+WRITES_AS_SENT: set[str] = set()
 
 
 class Skipped(Exception):  # noqa: N818 - not an error: there was nothing to send
@@ -67,9 +73,12 @@ def sender(
     kind: str,
     on_dead: Callable[[Session, OutboxMessage, str], None] | None = None,
     prepare: Callable[..., dict[int, Any]] | None = None,
+    writes_as_sent: bool = False,
 ):
     def register(fn: Sender) -> Sender:
         SENDERS[kind] = fn
+        if writes_as_sent:
+            WRITES_AS_SENT.add(kind)
         if on_dead is not None:
             ON_DEAD[kind] = on_dead
         if prepare is not None:

@@ -18,6 +18,7 @@ from siyu.notify.outbox import (
     ON_DEAD,
     PREPARE,
     SENDERS,
+    WRITES_AS_SENT,
     Deferred,
     Permanent,
     Retry,
@@ -187,16 +188,20 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
     # failures and senders' own bookkeeping go through the ORM, row by row.
     plain = [(m, r) for m, r in done if not r[1] and r[3] is None]
     rest = [(m, r) for m, r in done if r[1] or r[3] is not None]
+    columns = ["status", "sent_at", "last_error", "claimed_until"]
     with rt.db.tenant_session(tenant_id) as s:
-        bulk.update_by_id(
-            s,
-            OutboxMessage,
-            [
-                {"id": m.id, "status": status, "sent_at": now, "last_error": "", "claimed_until": None}
-                for m, (status, *_) in plain
-            ],
-            ["status", "sent_at", "last_error", "claimed_until"],
-        )
+        for wrote in (False, True):  # a body written before the send (WRITES_AS_SENT) goes with it
+            bulk.update_by_id(
+                s,
+                OutboxMessage,
+                [
+                    {"id": m.id, "status": status, "sent_at": now, "last_error": "", "claimed_until": None}
+                    | ({"payload": _without_as_sent(m.payload)} if wrote else {})
+                    for m, (status, *_) in plain
+                    if (m.kind in WRITES_AS_SENT) == wrote
+                ],
+                [*columns, "payload"] if wrote else columns,
+            )
         if not rest:
             return
         rows = {
@@ -213,6 +218,8 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
                 continue
             if not error:
                 row.status, row.sent_at, row.last_error = status, now, ""
+                if message.kind in WRITES_AS_SENT:
+                    row.payload = _without_as_sent(row.payload)
                 if after is not None:
                     try:
                         with s.begin_nested():  # the send happened: record it whatever this does
@@ -222,8 +229,12 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
                 continue
             log.warning("outbox %s %s failed: %s", message.kind, message.id, error)
             row.last_error = error[:2000]
-            if as_sent is not None and row.payload.get(AS_SENT) != as_sent:
-                row.payload = {**row.payload, AS_SENT: as_sent}
+            if as_sent is not None:
+                if row.payload.get(AS_SENT) != as_sent:
+                    row.payload = {**row.payload, AS_SENT: as_sent}
+            elif message.kind in WRITES_AS_SENT and AS_SENT in row.payload and AS_SENT not in message.payload:
+                # written for this try, which WeCom refused: it reached nobody, the next builds anew
+                row.payload = _without_as_sent(row.payload)
             if permanent or message.attempts >= MAX_ATTEMPTS:
                 row.status = "dead"
                 if message.kind in ON_DEAD:
@@ -234,3 +245,7 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
                 row.due_at = now + (
                     backoff(message.attempts, base=0.2, cap=2.0) if fast else backoff(message.attempts)
                 )
+
+
+def _without_as_sent(payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k != AS_SENT}

@@ -18,8 +18,9 @@ Sending (outbox senders, registered on import):
               minute to one member), waits for that moment, and steps for them that fire
               meanwhile join it (while no sender has claimed it), so a burst arrives as
               one card per window. Waits answered meanwhile are left out; if none is left
-              it is Skipped. A retry after a send that got no answer sends the card of
-              that try (siyu.notify.tasks.DUPLICATE_CHECK).
+              it is Skipped. A retry after a send that may have reached them (no answer,
+              or its outcome not recorded) sends the card of that try, written to the row
+              before it went (siyu.notify.tasks.DUPLICATE_CHECK).
   sla_call    a voice call through siyu.sla.voice; one call says how many of the callee's
               customers wait, and no second call is queued within the policy's cooldown.
 """
@@ -42,8 +43,8 @@ from siyu.conversations.models import ArchiveCursor, Conversation, Message
 from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import Deferred, Permanent, Skipped, sender
-from siyu.notify.tasks import send_app_message
+from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Skipped, sender
+from siyu.notify.tasks import DUPLICATE_CHECK, send_app_message
 from siyu.sla import firing, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
@@ -386,7 +387,11 @@ def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
 
 
 def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | None]:
-    """The cards of these sla_notice messages (None: every wait was answered meanwhile)."""
+    """The message/send bodies of these sla_notice messages (None: every wait was answered
+    meanwhile): the card an earlier try sent where one may have reached them (its outcome not
+    recorded, or no answer), else one built now and written to the row before it goes
+    (notify.outbox.WRITES_AS_SENT): a card built anew says other minutes, and WeCom's duplicate
+    check would not drop it as the second of one card."""
     now = rt.now()
     with rt.db.tenant_session(tenant_id) as s:
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages}, now)
@@ -395,27 +400,34 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
-        cards = {}
+        bodies: dict[int, dict | None] = {}
+        written = []
         for m in messages:
-            found = entries[m.id]
-            touser = m.payload["touser"]
-            cards[m.id] = build_card(rt, tenant.slug, tz, touser, found, card=m.id) if found else None
-        return cards
+            found, before = entries[m.id], m.payload.get(AS_SENT)
+            if not found or before is not None:
+                bodies[m.id] = before if found else None
+                continue
+            card = build_card(rt, tenant.slug, tz, m.payload["touser"], found, card=m.id)
+            bodies[m.id] = body = {**card, "agentid": tenant.agent_id, **DUPLICATE_CHECK}
+            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body}})
+        bulk.update_by_id(s, OutboxMessage, written, ["payload"])
+        return bodies
 
 
 _UNSET = object()
 
 
-@sender("sla_notice", prepare=_notices)
+@sender("sla_notice", prepare=_notices, writes_as_sent=True)
 async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
-    card = _notice(rt, tenant_id, message) if prepared is _UNSET else prepared
-    if card is None:
+    body = _notice(rt, tenant_id, message) if prepared is _UNSET else prepared
+    if body is None:
         raise Skipped("every wait was answered meanwhile")
     wecom = rt.clients.get(tenant_id)
-    # a try that got no answer may have reached them: this one sends that card as it was (the
-    # minutes waited of then), which WeCom's duplicate check drops if it did (no step joins a
-    # card once tried, firing._cards_of, so the card of then tells all of its steps)
-    await send_app_message(wecom, {**card, "agentid": wecom.agent_id}, message)
+    # a try that may have reached them (no answer, or its outcome not recorded) is sent again
+    # as it was (the minutes waited of then), which WeCom's duplicate check drops if it did
+    # (no step joins a card once tried, firing._cards_of, so the card of then tells all of
+    # its steps)
+    await send_app_message(wecom, {**body, "agentid": wecom.agent_id}, message)
 
 
 # -------------------------------------------------------------------------------- calls
