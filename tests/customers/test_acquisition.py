@@ -145,7 +145,11 @@ def test_a_customer_who_deletes_the_staff_member_is_lost_and_alerts_go_out(stack
     assert any("赵先生" in m["payload"]["text"]["content"] for m in messages)
     [to_leader] = [m["payload"]["text"]["content"] for m in messages if m["recipients"] == ["lisi"]]
     # whom and when, as the agent's own alert says
-    assert re.fullmatch(r"客户流失提醒：赵先生 已将你团队的 张三 从联系人中删除（.+\d\d:\d\d）。", to_leader)
+    assert re.fullmatch(
+        r"客户流失提醒：赵先生 已将你团队的 张三 从联系人中删除（.+\d\d:\d\d:\d\d，渠道「官网海报」）。"
+        r'<a href="http://127\.0\.0\.1:\d+/auth/wecom/\w+\?next=/customers/\d+&lost=\d+">查看客户</a>',
+        to_leader,
+    )
 
 
 def test_a_customers_name_puts_no_link_into_the_lost_customer_alerts(stack):
@@ -164,8 +168,50 @@ def test_a_customers_name_puts_no_link_into_the_lost_customer_alerts(stack):
     texts = [m["payload"]["text"]["content"] for m in messages]
     assert len(texts) == 2
     for text in texts:
-        assert "<a" not in text and "evil.example" in text  # the name, as text
+        assert text.count("<a") == 1 and 'href="http://127.0.0.1' in text  # Siyu's own link only
         assert "&lt;a href=&quot;https://evil.example/login&quot;&gt;账号异常，点此核验&lt;/a&gt;" in text
+
+
+def _alerts(stack, userid: str) -> list[str]:
+    """The alerts the member got (WeCom's duplicate check drops a send equal to one before)."""
+    return [m["payload"]["text"]["content"] for m in stack.app_messages() if userid in m["recipients"]]
+
+
+def test_two_customers_of_one_name_who_leave_in_the_same_minute_are_two_alerts(stack):
+    """Every app message asks for WeCom's duplicate check, which drops a text equal to one of
+    the last 4 hours: two 赵先生 without a remark deleting the member in one minute had made
+    one alert of two. Sent again (its outcome not recorded), an alert still arrives once."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack, name="展会")
+    exts = [stack.scan(channel.config_id, "赵先生")["external_userid"] for _ in range(2)]
+    for ext in exts:
+        wait_for(lambda ext=ext: follow_of(stack, ext))
+    now = stack.control("GET", "/clock")["now"]
+    stack.control("POST", "/clock", json={"advance_s": 60 - now % 60 + 0.01})  # both within a minute
+    for ext in exts:
+        stack.control(
+            "POST",
+            stack.corp_path(f"/customers/{ext}/remove_staff"),
+            json={"userid": "zhangsan", "wait": True},
+        )
+    to_agent = wait_for(lambda: len(a := _alerts(stack, "zhangsan")) == 2 and a)
+    to_leader = wait_for(lambda: len(a := _alerts(stack, "lisi")) == 2 and a)
+    for alerts in (to_agent, to_leader):
+        assert alerts[0] != alerts[1]
+        for alert in alerts:  # when to the second, the channel, and the customer's own page
+            assert re.search(r"（\d\d-\d\d \d\d:\d\d:\d\d，渠道「展会」）", alert), alert
+            assert f"{stack.rt.settings.public_url}/auth/wecom/{stack.slug}?next=/customers/" in alert
+    with stack.session() as s:
+        [first, *_] = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "app_message").order_by(OutboxMessage.id)
+        )
+        first.status = "pending"  # as if its outcome was never recorded: the worker sends it again
+        first_id, touser = first.id, first.payload["touser"]
+    wait_for(lambda: len(stack.app_messages()) == 5)
+    assert stack.app_messages()[-1]["recipients"] == []  # dropped by WeCom's duplicate check
+    assert len(_alerts(stack, touser)) == 2
+    with stack.session() as s:
+        assert s.get(OutboxMessage, first_id).status == "sent"
 
 
 def test_token_expiry_and_rate_limits_are_survived(stack):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -20,7 +21,7 @@ from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
 from siyu.notify import outbox
-from siyu.tenancy.models import Department, Staff
+from siyu.tenancy.models import Department, Staff, Tenant
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -29,10 +30,6 @@ def from_unix(ts: int | str | None) -> datetime:
     except ValueError:
         value = 0
     return datetime.fromtimestamp(value, UTC) if value > 0 else utcnow()
-
-
-def local_time(at: datetime, tz: str = "Asia/Shanghai") -> str:
-    return at.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M")
 
 
 def timeline(session: Session, customer: Customer, kind: str, at: datetime, staff: str = "", **data) -> None:
@@ -307,8 +304,9 @@ def leader_of(session: Session, userid: str) -> str | None:
 FOLLOW_ENDED_AS = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}
 
 
-def record_follow_ended(session: Session, fields: dict, status: str) -> Customer | None:
-    """del_follow_user (customer removed the member: lost), del_external_contact (member
+def record_follow_ended(session: Session, fields: dict, status: str, public_url: str = "") -> Customer | None:
+    """del_follow_user (customer removed the member: lost, and alerts that link the customer's
+    page at `public_url`, the worker's Siyu; none without it), del_external_contact (member
     removed the customer: deleted, or transferred when Source=DELETE_BY_TRANSFER)."""
     userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
     at = from_unix(fields.get("CreateTime"))
@@ -324,39 +322,46 @@ def record_follow_ended(session: Session, fields: dict, status: str) -> Customer
     timeline(session, customer, kind, at, userid)
     conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":
-        staff = session.scalar(select(Staff).where(Staff.userid == userid))
-        # WeCom shows <a href> in an app message's text as a link: names and remarks go in as
-        # text (a customer named <a href=…> had put a link of theirs into the company's alert)
-        staff_name = html.escape(staff.name if staff else userid)
-        # a customer not yet looked up (the add still queued): not by a 32-character id
-        who = html.escape(customer.name) if customer.name else f"一位客户（…{ext_id[-4:]}）"
-        label = f"{who}（备注：{html.escape(follow.remark)}）" if follow.remark else who
+        _alert_lost(session, customer, follow, at, public_url)
+    return customer
+
+
+def _alert_lost(session: Session, customer: Customer, follow: Follow, at: datetime, public_url: str) -> None:
+    """Tell the member, and their leader, that the customer deleted the member. Every app
+    message asks for WeCom's duplicate check (siyu.notify.tasks.DUPLICATE_CHECK), which drops
+    a text equal to one sent in the last 4 hours: each alert names the second it happened
+    and links the customer's own page (the follow in it), so two customers of one name who
+    leave in the same minute are two alerts, while one alert sent again is still one."""
+    userid = follow.staff_userid
+    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    # WeCom shows <a href> in an app message's text as a link: names and remarks go in as
+    # text (a customer named <a href=…> had put a link of theirs into the company's alert)
+    staff_name = html.escape(staff.name if staff else userid)
+    # a customer not yet looked up (the add still queued): not by a 32-character id
+    ext_id = customer.external_userid
+    who = html.escape(customer.name) if customer.name else f"一位客户（…{ext_id[-4:]}）"
+    label = f"{who}（备注：{html.escape(follow.remark)}）" if follow.remark else who
+    tenant = session.get(Tenant, session.info["siyu_tenant_id"])
+    channel = session.get(Channel, follow.channel_id) if follow.channel_id else None
+    when = at.astimezone(ZoneInfo(tenant.timezone or "Asia/Shanghai")).strftime("%m-%d %H:%M:%S")
+    when += f"，渠道「{html.escape(channel.name)}」" if channel else ""
+    see = ""
+    if public_url:
+        page = quote(f"/customers/{customer.id}", safe="/")
+        link = f"{public_url.rstrip('/')}/auth/wecom/{quote(tenant.slug)}?next={page}&lost={follow.id}"
+        see = f'<a href="{link}">查看客户</a>'
+    told = {userid: f"客户流失提醒：{label} 已将你从联系人中删除（{when}）。{see}"}
+    leader = leader_of(session, userid)
+    if leader:
+        told[leader] = f"客户流失提醒：{label} 已将你团队的 {staff_name} 从联系人中删除（{when}）。{see}"
+    for touser, text in told.items():
+        role = "agent" if touser == userid else "leader"
         outbox.enqueue(
             session,
             "app_message",
-            f"lost:{follow.id}:{int(at.timestamp())}:agent",
-            {
-                "touser": userid,
-                "msgtype": "text",
-                "text": {"content": f"客户流失提醒：{label} 已将你从联系人中删除（{local_time(at)}）。"},
-            },
+            f"lost:{follow.id}:{int(at.timestamp())}:{role}",
+            {"touser": touser, "msgtype": "text", "text": {"content": text}},
         )
-        leader = leader_of(session, userid)
-        if leader:
-            outbox.enqueue(
-                session,
-                "app_message",
-                f"lost:{follow.id}:{int(at.timestamp())}:leader",
-                {
-                    "touser": leader,
-                    "msgtype": "text",
-                    "text": {
-                        "content": f"客户流失提醒：{label} 已将你团队的 {staff_name} 从联系人中删除"
-                        f"（{local_time(at)}）。"
-                    },
-                },
-            )
-    return customer
 
 
 def record_tag_mark_failed(session: Session, message, error: str) -> None:

@@ -40,13 +40,13 @@ async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
 async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     status = "transferred" if fields.get("Source") == "DELETE_BY_TRANSFER" else "deleted"
     with rt.db.tenant_session(tenant_id) as s:
-        service.record_follow_ended(s, fields, status)
+        service.record_follow_ended(s, fields, status, rt.settings.public_url)
         mark_done(s, event_id)
 
 
 async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     with rt.db.tenant_session(tenant_id) as s:
-        service.record_follow_ended(s, fields, "lost")
+        service.record_follow_ended(s, fields, "lost", rt.settings.public_url)
         mark_done(s, event_id)
     rt.wake()
 
