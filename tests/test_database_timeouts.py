@@ -80,6 +80,30 @@ def test_a_query_to_a_database_gone_silent_fails_and_the_next_connects_once_it_i
             db.dispose()
 
 
+def test_once_the_process_stops_a_silent_database_is_given_up_on_in_seconds(pg_url):
+    """`systemctl stop` during an outage: a query under way and a connect begun after end
+    within seconds, not at limits far longer (a worker had waited them out before stopping)."""
+    long = DatabaseTimeouts(connect_s=2 * GUARD_S, dead_peer_s=GUARD_S, statement_s=GUARD_S)
+    with BlackHoleProxy(upstream(pg_url)) as proxy:
+        db = Database(proxy.url(pg_url), long)
+
+        def query_across_the_cut():
+            with db.engine.connect() as conn:
+                conn.scalar(text("SELECT 1"))
+                proxy.black_hole()
+                threading.Timer(0.5, db.stopping).start()  # the signal comes mid-query
+                return conn.scalar(text("SELECT 2"))
+
+        try:
+            error = outcome_of(query_across_the_cut)
+            assert isinstance(error, OperationalError), error
+            assert "did not answer for 3 s while Siyu stops" in str(error)
+            error = outcome_of(lambda: db.engine.connect().close())
+            assert isinstance(error, OperationalError) and "connecting is given up" in str(error)
+        finally:
+            db.dispose()
+
+
 def test_a_statement_past_its_limit_is_cancelled_with_a_clear_error(pg_url):
     db = Database(pg_url, SHORT)
 

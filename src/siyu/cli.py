@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import getpass
 import logging
@@ -185,10 +186,20 @@ def worker(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         running = Worker(rt, concurrency=concurrency, scheduled=True)
+
+        def stop(*_signal) -> None:
+            # A wait on a database gone silent ends within seconds, not at its limits (80 s by
+            # default), whether in a loop's thread or in the event loop itself (work that reads
+            # in it): so the signal is taken by Python's own handler, which runs in this thread
+            # while the event loop is stuck, and not by the event loop's, which ran only after.
+            rt.db.stopping()
+            with contextlib.suppress(RuntimeError):  # (a signal once the event loop is closed)
+                loop.call_soon_threadsafe(running.stop)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, running.stop)
+            signal.signal(sig, stop)
         if wake_fd is not None:
-            watch_wake_pipe(loop, wake_fd, rt, running)
+            watch_wake_pipe(loop, wake_fd, rt, stop)
         try:
             await running.run()
         finally:

@@ -4,6 +4,7 @@ gone silent (a host that loses power, a network cut: nothing tells the worker)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,8 +78,33 @@ def card(st, text_: str) -> None:
         outbox.enqueue(s, "app_message", f"outage:{text_}", body)
 
 
-def received(st, text_: str) -> bool:
-    return any(text_ in str(m) for m in st.app_messages())
+def received(st, text_: str) -> int:
+    """How many times `text_` reached WeCom."""
+    return sum(text_ in str(m) for m in st.app_messages())
+
+
+def worker_through(proxy, st, settings, database_url: str, log, **timeouts) -> subprocess.Popen:
+    """`siyu worker`, as an operator runs it, reaching the database through `proxy`."""
+    ours = settings.model_copy(
+        update={"database_url": proxy.url(database_url), "wecom_base_url": st.emulator, **timeouts}
+    )
+    env = {
+        **os.environ,
+        **{f"SIYU_{k.upper()}": str(v) for k, v in ours.model_dump().items()},
+        "PYTHONPATH": str(Path(siyu.__file__).parents[1]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "siyu.cli", "worker", "--concurrency", "4"],
+        env=env,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
+def end(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 def test_a_worker_whose_database_goes_silent_says_so_once_and_goes_on_when_it_is_back(
@@ -93,25 +119,15 @@ def test_a_worker_whose_database_goes_silent_says_so_once_and_goes_on_when_it_is
         BlackHoleProxy((pg.host, pg.port or 5432)) as proxy,
         log_path.open("w") as log,
     ):
-        ours = settings.model_copy(
-            update={
-                "database_url": proxy.url(database_url),
-                "wecom_base_url": st.emulator,
-                "database_connect_timeout_s": 2,
-                "database_dead_peer_s": 2,
-                "database_statement_timeout_s": 2,
-            }
-        )
-        env = {
-            **os.environ,
-            **{f"SIYU_{k.upper()}": str(v) for k, v in ours.model_dump().items()},
-            "PYTHONPATH": str(Path(siyu.__file__).parents[1]),
-        }
-        worker = subprocess.Popen(  # `siyu worker`, as an operator runs it
-            [sys.executable, "-m", "siyu.cli", "worker", "--concurrency", "4"],
-            env=env,
-            stderr=log,
-            start_new_session=True,
+        worker = worker_through(
+            proxy,
+            st,
+            settings,
+            database_url,
+            log,
+            database_connect_timeout_s=2,
+            database_dead_peer_s=2,
+            database_statement_timeout_s=2,
         )
         try:
             card(st, "停电之前")
@@ -140,3 +156,46 @@ def test_a_worker_whose_database_goes_silent_says_so_once_and_goes_on_when_it_is
     loops = [line for line in errors if " ERROR siyu.jobs.worker: " in line]
     assert len(loops) == 1 and "the database does not answer" in loops[0], errors
     assert sum("the database does not answer" in line for line in errors) == 1, errors
+
+
+def test_a_worker_stopped_while_its_database_is_silent_stops_in_seconds_and_loses_nothing(
+    settings, db, database_url, tmp_path
+):
+    if not db.is_postgres:
+        pytest.skip("PostgreSQL's timeouts (SIYU_TEST_DATABASE_URL)")
+    pg = make_url(database_url)
+    # Limits far longer than the stop may take: a loop waiting on the silent database is not
+    # left to wait them out (they had held `systemctl stop` for about 80 s by default).
+    limits = {
+        "database_connect_timeout_s": 60,
+        "database_dead_peer_s": 60,
+        "database_statement_timeout_s": 60,
+    }
+    with (
+        stack(settings, db, serve_siyu=False) as st,
+        BlackHoleProxy((pg.host, pg.port or 5432)) as proxy,
+        (tmp_path / "worker.log").open("w") as log,
+    ):
+        worker = worker_through(proxy, st, settings, database_url, log, **limits)
+        try:
+            card(st, "停电之前")
+            wait_for(lambda: received(st, "停电之前"), timeout=60)
+            proxy.black_hole()
+            card(st, "停电之时")
+            time.sleep(2)  # the loops are waiting on the database by now
+            os.killpg(worker.pid, signal.SIGTERM)  # systemctl stop
+            assert worker.wait(timeout=30) == 0
+        finally:
+            end(worker)
+        assert not received(st, "停电之时")
+        proxy.resume()
+        worker = worker_through(proxy, st, settings, database_url, log, **limits)
+        try:
+            wait_for(lambda: received(st, "停电之时"), timeout=60)
+            time.sleep(1)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=30)
+            end(worker)
+        assert received(st, "停电之前") == received(st, "停电之时") == 1

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -16,12 +17,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.config import DatabaseTimeouts
 from siyu.db import bulk, scoping
 
+if TYPE_CHECKING:
+    from siyu.db.postgres import Patience
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
-def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts(), **kw) -> Engine:
-    """`timeouts`: PostgreSQL's (siyu.db.postgres); SQLite waits up to 30 s for a lock."""
+def make_engine(
+    url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts(), patience: Patience | None = None, **kw
+) -> Engine:
+    """`timeouts`: PostgreSQL's (siyu.db.postgres), and `patience` (by default one of their
+    own) for its connections; SQLite waits up to 30 s for a lock."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
@@ -52,7 +59,7 @@ def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts(), **kw)
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args, **kw
     )
     if on_psycopg:
-        event.listen(engine, "do_connect", postgres.connector(timeouts))
+        event.listen(engine, "do_connect", postgres.connector(patience or _patience(url, timeouts)))
         event.listen(engine, "connect", postgres.session_settings(timeouts))
 
         @event.listens_for(engine, "connect")
@@ -62,6 +69,16 @@ def make_engine(url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts(), **kw)
             conn.adapters.register_dumper(bulk.BinaryList, ListBinaryDumper)
 
     return engine
+
+
+def _patience(url: str, timeouts: DatabaseTimeouts) -> Patience | None:
+    """How long PostgreSQL's connections wait on a silent server (siyu.db.postgres: imported
+    where PostgreSQL is used only, as psycopg is slow to import)."""
+    if "+psycopg" not in url:
+        return None
+    from siyu.db import postgres
+
+    return postgres.Patience(timeouts)
 
 
 # SQLite's statistics are refreshed after this many rows written in bulk (see `wrote`).
@@ -93,7 +110,8 @@ class Database:
     def __init__(self, url: str, timeouts: DatabaseTimeouts = DatabaseTimeouts()):
         self.url = url
         self.timeouts = timeouts
-        self.engine = make_engine(url, timeouts)
+        self.patience = _patience(url, timeouts)
+        self.engine = make_engine(url, timeouts, self.patience)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._written = 0
         self._first_analysis_done = False  # PostgreSQL (see `wrote`)
@@ -148,6 +166,12 @@ class Database:
             # SKIP_LOCKED: another worker's VACUUM of the same table is as good as ours
             conn.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(tables)}")
         return True
+
+    def stopping(self) -> None:
+        """The process is stopping: a PostgreSQL that has gone silent is given up on within a
+        few seconds rather than at its limits (siyu.db.postgres)."""
+        if self.patience is not None:
+            self.patience.stop()
 
     @property
     def is_postgres(self) -> bool:

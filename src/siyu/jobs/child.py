@@ -111,8 +111,8 @@ class Keeper:
         self.runtime.wake_fd = None
 
 
-def watch_wake_pipe(loop, fd: int, rt, worker) -> None:
-    """In the child: every byte on the pipe wakes the worker; end of file stops it."""
+def watch_wake_pipe(loop, fd: int, rt, stop) -> None:
+    """In the child: every byte on the pipe wakes the worker; end of file stops it (`stop`)."""
 
     def readable() -> None:
         try:
@@ -123,7 +123,7 @@ def watch_wake_pipe(loop, fd: int, rt, worker) -> None:
             rt.wake()
         else:
             loop.remove_reader(fd)
-            worker.stop()
+            stop()
 
     os.set_blocking(fd, False)
     loop.add_reader(fd, readable)
