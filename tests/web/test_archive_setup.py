@@ -14,8 +14,10 @@ from sqlalchemy import select, text
 from siyu.conversations.models import ArchiveKey
 from siyu.customers.models import Customer
 from siyu.db.crypto import SecretBox
+from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Tenant
+from tests.web.conftest import PASSWORD, _make_tenant, login
 
 
 @pytest.fixture
@@ -468,3 +470,41 @@ def test_a_key_uploaded_wrong_is_removed_and_replaced_under_its_version(as_role,
         assert box.open(stored.private_sealed).strip() == right.strip()
     gone = admin.post("/setup/archive/keys/82/remove", data={"csrf_token": admin.csrf})
     assert gone.status_code == 404 and "没有版本 82 的密钥" in gone.text
+
+
+def test_the_archive_page_answers_at_once_while_wecom_keeps_limiting_calls(
+    siyu, db, web_settings, emu_url, box
+):
+    """WeCom answers 45009 to the permit list on and on: each load of the page had waited out
+    Siyu's pause before asking again, a pause that doubles while the limit lasts, up to 60 s
+    (longer than a person waits, and nginx's default proxy timeout). Now the page asks WeCom
+    only while the pause is short, and otherwise says at once to look again later."""
+    path = "/cgi-bin/msgaudit/get_permit_user_list"
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        tenant = _make_tenant(db, Runtime.create(web_settings, db), emu, "bing")
+        corp_id = tenant.corp["corp_id"]
+        fault = {"corp_id": corp_id, "path": path, "errcode": 45009, "times": 1000}
+        assert emu.post("/_emulator/faults", json=fault).status_code < 300
+
+        def asked() -> int:
+            (left,) = [f["times"] for f in emu.get("/_emulator/faults").json() if f["corp_id"] == corp_id]
+            return 1000 - left
+
+        with db.tenant_session(tenant.id) as s:
+            tenancy.save_archive_settings(
+                s, box, s.get(Tenant, tenant.id), "http", tenant.corp["archive_secret"]
+            )
+            tenancy.add_person(s, f"admin-{tenant.slug}", "丙管理员", "admin", PASSWORD)
+        admin = login(siyu, f"admin-{tenant.slug}")  # (its reads give up after 10 s)
+        try:
+            for _ in range(4):  # pauses of 1, 2 and 4 s are waited out, then it does not wait
+                page = admin.get("/setup/archive")
+                assert page.status_code == 200 and 'id="live-error"' in page.text
+            before = asked()
+            for _ in range(4):
+                page = admin.get("/setup/archive")
+                assert page.status_code == 200 and "企业微信正在限制调用频率" in page.text
+            assert asked() == before  # while the pause lasts, WeCom is not asked again
+        finally:
+            admin.close()
+            emu.delete("/_emulator/faults")

@@ -30,7 +30,7 @@ from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render, wecom_message
 from siyu.wecom import archive, finance_sdk
 from siyu.wecom.client import WeComClient
-from siyu.wecom.errors import WeComFailure, WeComInvalidSecret
+from siyu.wecom.errors import WeComFailure, WeComInvalidSecret, WeComRateLimited
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,6 +40,14 @@ _NAMED_SEQ = re.compile(r"\[seq (\d+)[,\]]")
 MODES = {"off": "关闭", "http": "HTTP（模拟器）", "sdk": "企业微信 SDK（.so）"}
 MAX_AGREE_PAIRS = 1000  # check_single_agree takes 100 a call: at most 10 calls per page view
 MAX_PEM_BYTES = 16 * 1024
+# How long the page's calls to WeCom wait out Siyu's pause after WeCom's frequency limit
+# (45009), which doubles while the limit lasts, up to 60 s: a person had waited that long
+# for the page (and nginx, 60 s by default, gave up first). Shorter pauses, WeCom's first
+# answers to a burst, are waited out; past them the page says so at once.
+PAGE_MAX_WAIT_S = 3.0
+LIMITED = (
+    "企业微信正在限制调用频率，请一分钟后刷新本页 / WeCom is limiting calls: reload this page in a minute"
+)
 # WeCom's secrets are 43 characters; the columns hold 500 (a sealed secret is about twice as long)
 MAX_SECRET_CHARS = 128
 MAX_SDK_PATH_CHARS = 400
@@ -155,7 +163,15 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
 
 
 def archive_client(rt, corp_id: str, secret: str) -> WeComClient:
-    return WeComClient(corp_id, secret, base_url=rt.settings.wecom_base_url, max_retries=1, network_retries=1)
+    return WeComClient(
+        corp_id,
+        secret,
+        base_url=rt.settings.wecom_base_url,
+        max_retries=1,
+        network_retries=1,
+        max_wait=PAGE_MAX_WAIT_S,
+        urgent_max_wait=PAGE_MAX_WAIT_S,
+    )
 
 
 async def _live(rt, st: State) -> dict:
@@ -176,6 +192,9 @@ async def _live(rt, st: State) -> dict:
             permitted = set(permit)
             pairs = [(u, e) for u, e in st.pairs if u in permitted]
             answers = await archive.check_single_agree(client, pairs) if pairs else []
+    except WeComRateLimited as exc:
+        out["error"] = f"{LIMITED} (errcode {exc.errcode})"
+        return out
     except WeComFailure as exc:
         out["error"] = wecom_message(exc)
         return out
