@@ -4,11 +4,14 @@ profile (page and API), the timeline, and the channel page. Faults come from the
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 
+from siyu.customers import tag_sync
 from siyu.customers.channels import ChannelSpec, create_channel
-from siyu.customers.models import Channel, Customer
+from siyu.customers.models import Channel, Customer, Follow
+from siyu.db import bulk, utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.service import add_person
 from siyu.tenancy.tasks import sync_staff
@@ -166,3 +169,92 @@ def _each_sees_its_own(stack, b_id: int, b_corp: str) -> None:
     listed = other.get(f"/api/v1/channels/{b_channel}/tag_failures").json()
     assert (listed["customers"], listed["items"]) == (0, [])
     assert "乙方客户" not in other.get(f"/channels/{b_channel}").text
+
+
+def test_a_channel_with_more_failing_tags_than_a_statement_may_bind_lists_the_newest_and_counts_all(stack):
+    """65,000 follows through one channel whose tags WeCom refused (the tag deleted there during
+    a campaign): the channel page counts them all and lists the newest 50. It read every row
+    of the 30 days and asked for their follows by a list of ids, a parameter each: past 65,535
+    PostgreSQL refuses such a statement, and the page and the API answered 500."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    tag_id = corp_tag(stack, "双十一")
+    channel, other = make_channel(stack, tag_ids=[tag_id]), make_channel(stack, name="门店海报")
+    try:
+        expected = _many_refused(stack, channel.id, other.id, tag_id, 33_200)
+        admin, agent = signed_in(stack), signed_in(stack, "agent", "lisi")
+        for client, staff in ((admin, None), (agent, "lisi")):
+            rows = [r for r in expected if staff is None or r["staff_userid"] == staff]
+            listed = client.get(f"/api/v1/channels/{channel.id}/tag_failures").json()
+            assert listed["customers"] == len({r["customer_id"] for r in rows})
+            assert listed["failed"] == sum(1 for r in rows if r["state"] == "failed")
+            assert listed["retrying"] == sum(1 for r in rows if r["state"] == "retrying")
+            newest = sorted(rows, key=lambda r: (r["since"], r["id"]), reverse=True)[:50]
+            got = [
+                (i["customer_id"], i["customer_name"], i["staff_name"], i["state"]) for i in listed["items"]
+            ]
+            assert got == [(r["customer_id"], r["name"], r["staff_name"], r["state"]) for r in newest]
+            assert {tuple(i["tags"]) for i in listed["items"]} == {("双十一",)}
+        assert 0 < listed["customers"] < len(expected) // 5  # the agent sees theirs only
+        page = admin.get(f"/channels/{channel.id}")
+        assert f"{len({r['customer_id'] for r in expected})} 位客户的渠道标签未能同步" in page.text
+    finally:
+        forget_pending(stack.rt.db, stack.tenant_id)
+
+
+OUTCOMES = [("dead", "标签 ID 无效"), ("failed", "不是客户的联系人"), ("pending", "系统繁忙")]
+STAFF_NAMES = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
+
+
+def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) -> list[dict]:
+    """`n` customers added through the channel, each by zhangsan and by wangwu or (one in five)
+    lisi; their mark_tag rows given up on or being retried, but for one in a hundred that is
+    not to be shown (sent, not tried yet, older than 30 days, another channel's). Answers the
+    rows the channel should show, with their customer."""
+    now = utcnow()
+    with stack.session() as s:
+        customers = bulk.insert_rows(
+            s,
+            Customer,
+            [{"external_userid": f"wmbulk{i}", "name": f"客户{i}"} for i in range(n)],
+            returning=["id"],
+        )
+        names = {cid: f"客户{i}" for i, (cid,) in enumerate(sorted(customers))}
+        follows = [
+            {"customer_id": cid, "staff_userid": userid, "channel_id": channel_id}
+            for i, (cid,) in enumerate(sorted(customers))
+            for userid in ("zhangsan", "lisi" if i % 5 == 0 else "wangwu")
+        ]
+        follows = bulk.insert_rows(s, Follow, follows, returning=["id", "customer_id", "staff_userid"])
+        shown, rows = {}, []
+        for k, (follow_id, cid, userid) in enumerate(sorted(follows)):
+            status, error = OUTCOMES[k % 3]
+            since, channel = now - timedelta(seconds=k // 2), channel_id  # pairs share a time
+            if k % 400 == 3:
+                status = "sent"
+            elif k % 400 == 4:
+                error = ""  # queued, not tried yet
+            elif k % 400 == 5:
+                since = now - timedelta(days=31)
+            elif k % 400 == 7:
+                channel = other_id
+            key = tag_sync.key(follow_id, channel)
+            rows.append(
+                {
+                    "kind": tag_sync.KIND,
+                    "dedupe_key": key,
+                    "payload": {"userid": userid, "external_userid": "", "add_tag": [tag_id]},
+                    "status": status,
+                    "last_error": error,
+                    "created_at": since,
+                    "due_at": now + timedelta(days=1),  # the stack's worker leaves them be
+                }
+            )
+            if status != "sent" and error and since > now - timedelta(days=30) and channel == channel_id:
+                state = "retrying" if status == "pending" else "failed"
+                shown[key] = {"customer_id": cid, "name": names[cid], "staff_userid": userid, "state": state}
+                shown[key].update(staff_name=STAFF_NAMES[userid], since=since)
+        for outbox_id, key in bulk.insert_rows(s, OutboxMessage, rows, returning=["id", "dedupe_key"]):
+            if key in shown:
+                shown[key]["id"] = outbox_id
+    assert len(shown) > 65_535
+    return list(shown.values())
