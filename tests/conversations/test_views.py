@@ -15,6 +15,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
+from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, classify, store
 
 
@@ -175,7 +176,7 @@ def test_an_agent_sees_only_their_own_conversations(as_role, chats):
         cid = chats.a[other]
         for path in (f"/api/v1/conversations/{cid}", f"/api/v1/conversations/{cid}/messages"):
             r = agent.get(path)
-            assert r.status_code == 404 and r.json() == {"detail": "not found"}
+            assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_TEXT}
         r = agent.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": agent.csrf})
         assert r.status_code == 404
         assert agent.get(f"/conversations/{cid}").status_code == 404
@@ -265,7 +266,7 @@ def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):
         "/api/v1/conversations/987654321",
     ):
         r = admin_a.get(path)
-        assert r.status_code == 404 and r.json() == {"detail": "not found"}
+        assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_TEXT}
     r = admin_a.post(f"/api/v1/conversations/{foreign}/dismiss", headers={"X-CSRF-Token": admin_a.csrf})
     assert r.status_code == 404
     ui_foreign, ui_missing = admin_a.get(f"/conversations/{foreign}"), admin_a.get("/conversations/987654321")

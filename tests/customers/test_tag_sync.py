@@ -15,6 +15,7 @@ from siyu.db import bulk, utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.service import add_person
 from siyu.tenancy.tasks import sync_staff
+from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.customers.test_acquisition import corp_tag, follow_of, make_channel, run
 from tests.support.stack import forget_pending, second_tenant, wait_for
 from tests.web.conftest import login
@@ -155,7 +156,7 @@ def _each_sees_its_own(stack, b_id: int, b_corp: str) -> None:
     assert [i["customer_name"] for i in listed["items"]] == ["乙方客户"]
     assert admin_b.get(f"/api/v1/customers/{b_cid}").json()["follows"][0]["tag_sync"]["state"] == "failed"
     for path in (f"/api/v1/channels/{a_channel.id}/tag_failures", f"/api/v1/customers/{a_cid}"):
-        assert admin_b.get(path).json() == {"detail": "not found"}
+        assert admin_b.get(path).json() == {"detail": NOT_FOUND_TEXT}
     assert admin_b.get(f"/channels/{a_channel.id}").status_code == 404
     # A, whose tags got through, sees no failure, and nothing of B's
     assert admin_a.get(f"/api/v1/customers/{a_cid}").json()["follows"][0]["tag_sync"] is None
@@ -163,7 +164,7 @@ def _each_sees_its_own(stack, b_id: int, b_corp: str) -> None:
     assert (listed["customers"], listed["items"]) == (0, [])
     assert "乙方客户" not in admin_a.get(f"/channels/{a_channel.id}").text
     for path in (f"/api/v1/channels/{b_channel}/tag_failures", f"/api/v1/customers/{b_cid}"):
-        assert admin_a.get(path).json() == {"detail": "not found"}
+        assert admin_a.get(path).json() == {"detail": NOT_FOUND_TEXT}
     # within B: an agent whose customer it is not does not see it on the channel page
     other = signed_in(stack, "agent", "wangwu", tenant_id=b_id)
     listed = other.get(f"/api/v1/channels/{b_channel}/tag_failures").json()

@@ -8,6 +8,8 @@ import json
 import httpx
 import pytest
 
+from siyu.web.auth import NOT_SIGNED_IN
+from siyu.web.input_guard import NUL_REFUSED
 from tests.conversations.conftest import Archive, new_waiting, store  # noqa: F401
 from tests.support.openapi import problems, response_schema
 
@@ -208,13 +210,29 @@ def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(as_role, si
     with httpx.Client(base_url=siyu, timeout=10) as signed_out:
         r = signed_out.post(url, **broken)
         assert r.status_code == 401, r.text
-        assert r.json() == {"detail": "not signed in"}
+        assert r.json() == {"detail": NOT_SIGNED_IN}
         assert signed_out.post(url, json={"minutes": 15}).status_code == 401  # (as with a good body)
     r = agent.post(url, **broken)  # no CSRF token
     assert r.status_code == 403, r.text
     assert r.json() == agent.post(url, json={"minutes": 15}).json()
     r = agent.post(url, content=broken["content"], headers={**broken["headers"], "X-CSRF-Token": agent.csrf})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_who_may_call_is_answered_before_a_nul_in_the_body_or_the_query(as_role, siyu):
+    """A NUL is refused for every route before the route reads anything, and that came before
+    the sign-in check: a signed-out script was told 422 where any other bad body gets 401."""
+    agent = as_role("agent")
+    url = "/api/v1/conversations/1/snooze"
+    with httpx.Client(base_url=siyu, timeout=10) as signed_out:
+        r = signed_out.post(url, json={"minutes": 15, "note": "a\x00b"})
+        assert (r.status_code, r.json()) == (401, {"detail": NOT_SIGNED_IN}), r.text
+        r = signed_out.get("/api/v1/conversations", params={"staff": "a\x00b"})
+        assert (r.status_code, r.json()) == (401, {"detail": NOT_SIGNED_IN}), r.text
+    r = agent.post(url, json={"minutes": 15, "note": "a\x00b"})  # no CSRF token
+    assert r.status_code == 403 and r.json() == agent.post(url, json={"minutes": 15}).json()
+    r = agent.post(url, json={"minutes": 15, "note": "a\x00b"}, headers={"X-CSRF-Token": agent.csrf})
+    assert (r.status_code, r.json()) == (422, {"detail": NUL_REFUSED})
 
 
 def test_times_are_written_in_utc_whatever_time_zone_the_postgresql_server_keeps(

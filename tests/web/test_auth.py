@@ -15,7 +15,7 @@ from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.login_throttle import MAX_FAILURES
 from siyu.tenancy.models import WebSession
-from siyu.web.auth import safe_next
+from siyu.web.auth import NOT_SIGNED_IN, safe_next
 from tests.web.conftest import PASSWORD, login
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -102,7 +102,7 @@ def test_pages_redirect_to_login_and_the_api_answers_401(siyu):
         assert location.path == "/login"
         assert parse_qs(location.query)["next"] == ["/customers?q=%E7%8E%8B"]
         r = client.get("/api/v1/customers")
-        assert r.status_code == 401 and r.json() == {"detail": "not signed in"}
+        assert r.status_code == 401 and r.json() == {"detail": NOT_SIGNED_IN}
 
 
 def test_unsafe_requests_need_the_session_csrf_token(as_role):

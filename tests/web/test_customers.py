@@ -9,6 +9,8 @@ import pytest
 
 from siyu.customers import service as customers
 from siyu.customers.models import Customer
+from siyu.db.paging import NOT_HANDED_OUT
+from siyu.web.api_errors import NOT_FOUND_TEXT
 
 
 def names(resp) -> set[str]:
@@ -24,7 +26,7 @@ def test_an_agent_sees_only_their_own_customers(as_role, world):
     assert names(agent.get("/api/v1/customers")) == {"王女士", "孙小姐"}
     for other in ("陈先生", "刘总"):
         r = agent.get(f"/api/v1/customers/{world.a.customers[other]}")
-        assert r.status_code == 404 and r.json() == {"detail": "not found"}
+        assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_TEXT}
         assert agent.get(f"/api/v1/customers/{world.a.customers[other]}/timeline").status_code == 404
         assert agent.get(f"/customers/{world.a.customers[other]}").status_code == 404
     page = agent.get("/customers")
@@ -55,8 +57,8 @@ def test_one_tenant_never_sees_another_tenants_customers(as_role, world):
     missing = 987654321
     for path in (f"/api/v1/customers/{foreign}", f"/api/v1/customers/{foreign}/timeline"):
         r = admin_a.get(path)
-        assert r.status_code == 404 and r.json() == {"detail": "not found"}
-    assert admin_a.get(f"/api/v1/customers/{missing}").json() == {"detail": "not found"}
+        assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_TEXT}
+    assert admin_a.get(f"/api/v1/customers/{missing}").json() == {"detail": NOT_FOUND_TEXT}
     assert "乙方客户" not in names(admin_a.get("/api/v1/customers", params={"per_page": 100}))
     assert names(admin_a.get("/api/v1/customers", params={"q": "乙"})) == set()
     assert names(admin_a.get("/api/v1/customers", params={"q": "乙备注"})) == set()
@@ -68,7 +70,7 @@ def test_one_tenant_never_sees_another_tenants_customers(as_role, world):
     assert "乙方客户" not in admin_a.get("/").text
     # Channels and tags too.
     b_channel = world.b.channels["乙方海报"]
-    assert admin_a.get(f"/api/v1/channels/{b_channel}").json() == {"detail": "not found"}
+    assert admin_a.get(f"/api/v1/channels/{b_channel}").json() == {"detail": NOT_FOUND_TEXT}
     assert admin_a.get(f"/api/v1/channels/{b_channel}/stats").status_code == 404
     assert admin_a.get(f"/api/v1/channels/{b_channel}/qr.png").status_code == 404
     assert admin_a.get(f"/channels/{b_channel}").status_code == 404
@@ -264,7 +266,7 @@ def test_paging_by_cursor_shows_each_customer_once_while_new_ones_are_added(as_r
     assert back == [made[4], made[3]]  # where page 1 was
     assert ids({"before": page["prev"]})[0] == [newest, made[4]]  # and the top, whole
     bad = admin.get("/api/v1/customers", params={"after": "not-a-cursor"})
-    assert bad.status_code == 422 and bad.json() == {"detail": "this cursor is not one the list handed out"}
+    assert bad.status_code == 422 and bad.json() == {"detail": NOT_HANDED_OUT}
     assert admin.get("/api/v1/customers", params={"after": last["prev"], "page": 2}).status_code == 422
 
 
@@ -288,5 +290,6 @@ def test_the_timeline_pages_on_to_older_events(as_role, world):
     foreign = admin.get(f"/api/v1/customers/{world.a.customers['陈先生']}/timeline").json()[0]["id"]
     r = admin.get(url, params={"before": foreign})
     assert r.status_code == 422 and r.json() == {
-        "detail": f"before: no event {foreign} in this customer's timeline"
+        "detail": f"该客户的时间线里没有事件 {foreign} / before: no event {foreign}"
+        " in this customer's timeline"
     }

@@ -522,7 +522,9 @@ def _anchor(session: Session, conversation_id: int, message_id: int, name: str):
         )
     ).first()
     if anchor is None:
-        raise UnknownMessage(f"{name}: no message {message_id} in this conversation")
+        raise UnknownMessage(
+            f"该会话里没有消息 {message_id} / {name}: no message {message_id} in this conversation"
+        )
     return anchor
 
 

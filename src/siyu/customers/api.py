@@ -71,7 +71,7 @@ def list_customers(
     page numbers, they show no customer twice and skip none when customers are added between
     two requests."""
     if added_from and added_to and added_from > added_to:
-        raise HTTPException(422, "added_from must not be after added_to")
+        raise HTTPException(422, "added_from 不能晚于 added_to / added_from must not be after added_to")
     one_way_of_paging(page, after, before)
     f = queries.CustomerFilter(q, tag, channel, staff or None, added_from, added_to, status)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:

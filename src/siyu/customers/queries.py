@@ -317,7 +317,9 @@ def timeline(
             stmt.with_only_columns(TimelineEvent.at, TimelineEvent.id).where(TimelineEvent.id == before)
         ).first()
         if anchor is None:
-            raise UnknownEvent(f"before: no event {before} in this customer's timeline")
+            raise UnknownEvent(
+                f"该客户的时间线里没有事件 {before} / before: no event {before} in this customer's timeline"
+            )
         stmt = stmt.where(
             or_(
                 TimelineEvent.at < anchor.at,

@@ -42,6 +42,9 @@ class BadCursor(ValueError):
     """A cursor token that this list did not hand out."""
 
 
+NOT_HANDED_OUT = "这个游标不是该列表给出的 / this cursor is not one the list handed out"
+
+
 @dataclass(frozen=True)
 class SortKey:
     """One column of a list's order. NULLs sort where `nulls_last` says on every backend."""
@@ -87,7 +90,7 @@ def beyond(keys: tuple[SortKey, ...], values: tuple, backward: bool = False) -> 
 def read_cursor(after: str | None, before: str | None, kinds: tuple[type, ...]) -> tuple | None:
     """The sort values of the cursor given (`after` or `before`, not both), None for none."""
     if after and before:
-        raise BadCursor("give after or before, not both")
+        raise BadCursor("after 和 before 只能给一个 / give after or before, not both")
     token = after or before
     return decode(token, kinds) if token else None
 
@@ -146,13 +149,13 @@ def encode(values: tuple) -> str:
 def decode(token: str, kinds: tuple[type, ...]) -> tuple:
     """The values of a token from `encode`, each of its kind (int or datetime) or None."""
     if len(token) > MAX_TOKEN_CHARS:
-        raise BadCursor("this cursor is not one the list handed out")
+        raise BadCursor(NOT_HANDED_OUT)
     try:
         plain = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError, RecursionError) as e:  # (thousands of nested [ recurse)
-        raise BadCursor("this cursor is not one the list handed out") from e
+        raise BadCursor(NOT_HANDED_OUT) from e
     if not isinstance(plain, list) or len(plain) != len(kinds):
-        raise BadCursor("this cursor is not one the list handed out")
+        raise BadCursor(NOT_HANDED_OUT)
     return tuple(_value(v, kind) for v, kind in zip(plain, kinds, strict=True))
 
 
@@ -168,4 +171,4 @@ def _value(v: Any, kind: type) -> Any:
             found = None
         if found is not None and found.tzinfo is not None:
             return found
-    raise BadCursor("this cursor is not one the list handed out")
+    raise BadCursor(NOT_HANDED_OUT)

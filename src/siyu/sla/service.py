@@ -103,20 +103,26 @@ class PolicyView:
 
 def validate_steps(steps: Sequence[dict]) -> list[dict]:
     if len(steps) > MAX_STEPS:
-        raise PolicyError(f"at most {MAX_STEPS} steps")
+        raise PolicyError(f"最多 {MAX_STEPS} 个步骤 / at most {MAX_STEPS} steps")
     clean = []
     for step in steps:
         try:
             delay = int(step["delay_s"])
             action, target = str(step["action"]), str(step.get("target", "agent"))
         except (KeyError, TypeError, ValueError) as exc:
-            raise PolicyError("a step needs delay_s, action and target") from exc
+            raise PolicyError(
+                "每个步骤要有 delay_s、action 和 target / a step needs delay_s, action and target"
+            ) from exc
         if delay < 0 or delay > 30 * 86400:
-            raise PolicyError("a step's delay must be between 0 and 30 days")
+            raise PolicyError("步骤的延迟应在 0 到 30 天之间 / a step's delay must be between 0 and 30 days")
         if action not in ACTIONS:
-            raise PolicyError(f"action must be one of {', '.join(ACTIONS)}")
+            raise PolicyError(
+                f"action 应为 {'、'.join(ACTIONS)} 之一 / action must be one of {', '.join(ACTIONS)}"
+            )
         if target not in TARGETS:
-            raise PolicyError(f"target must be one of {', '.join(TARGETS)}")
+            raise PolicyError(
+                f"target 应为 {'、'.join(TARGETS)} 之一 / target must be one of {', '.join(TARGETS)}"
+            )
         clean.append({"delay_s": delay, "action": action, "target": target})
     if len({tuple(step.values()) for step in clean}) < len(clean):
         raise PolicyError("同一步骤出现了两次 / the same step is given twice")
@@ -146,7 +152,7 @@ def save_policy(
     now = now or datetime.now(UTC)
     unknown = set(fields) - EDITABLE
     if unknown:
-        raise PolicyError(f"unknown policy fields: {', '.join(sorted(unknown))}")
+        raise PolicyError(f"未知的策略字段 / unknown policy fields: {', '.join(sorted(unknown))}")
     if "steps" in fields:
         fields["steps"] = validate_steps(fields["steps"])
     if "shifts" in fields:
@@ -161,7 +167,7 @@ def save_policy(
         except ValueError as exc:
             raise PolicyError(str(exc)) from exc
         if len(fields["quiet_hours"]) != 2:
-            raise PolicyError("quiet_hours is [start, end]")
+            raise PolicyError("免打扰时段是 [开始, 结束] / quiet_hours is [start, end]")
         start, end = (parse_hhmm(v) for v in fields["quiet_hours"])
         if start % 1440 == end % 1440:  # 00:00-24:00 too: calls never placed, or never quiet
             raise PolicyError(

@@ -55,8 +55,11 @@ NOT_FOUND = {404: error("not found (or not yours)")}
 WECOM_FAILED = {502: error("WeCom refused or did not answer (`detail` says which): the channel is as it was")}
 
 
+NOT_FOUND_TEXT = "找不到，或你无权查看 / not found (or not yours)"
+
+
 def not_found() -> HTTPException:
-    return HTTPException(404, "not found")
+    return HTTPException(404, NOT_FOUND_TEXT)
 
 
 class ClearNotFound(HTTPException):

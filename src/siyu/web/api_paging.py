@@ -15,4 +15,4 @@ Before = Annotated[str | None, Query(max_length=200, description="`prev` of a pa
 
 def one_way_of_paging(page: int, after: str | None, before: str | None) -> None:
     if (after or before) and page != 1:
-        raise HTTPException(422, "give page, or after / before, not both")
+        raise HTTPException(422, "page 和 after / before 只能用一种 / give page, or after / before, not both")

@@ -40,6 +40,7 @@ LOGIN_CSRF_COOKIE = "siyu_login_csrf"
 OAUTH_COOKIE = "siyu_oauth"
 OAUTH_TTL_S = 600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
 
 
@@ -201,7 +202,7 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
     viewer = await current_viewer(request)
     if viewer is None:
         if api:
-            raise HTTPException(401, "not signed in", headers={"WWW-Authenticate": "Cookie"})
+            raise HTTPException(401, NOT_SIGNED_IN, headers={"WWW-Authenticate": "Cookie"})
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method not in SAFE_METHODS:
             target = _page_sent_from(request)

@@ -21,6 +21,13 @@ MAX_BODY = 1024 * 1024
 MAX_MULTIPART_BODY = 4 * 1024 * 1024
 
 
+class InputRefused(HTTPException):
+    """What no route can take: the app answers it once it knows who calls (routes.py)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, detail)
+
+
 def _is_json(kind: str) -> bool:
     """As FastAPI reads a body as JSON: application/json or application/<anything>+json."""
     main, _, sub = kind.partition("/")
@@ -34,7 +41,7 @@ async def refuse_nul(request: Request) -> None:
     document parsed from it)."""
     query = request.scope.get("query_string", b"")
     if "\x00" in request.scope.get("path", "") or b"%00" in query or b"\x00" in query:
-        raise HTTPException(422, NUL_REFUSED)
+        raise InputRefused(NUL_REFUSED)
     if request.method not in ("POST", "PUT", "PATCH"):
         return
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -75,12 +82,12 @@ def _texts(document):
 def _check_texts(texts) -> None:
     for text in texts:
         if "\x00" in text:
-            raise HTTPException(422, NUL_REFUSED)
+            raise InputRefused(NUL_REFUSED)
         if not text.isascii():
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                raise HTTPException(422, SURROGATE_REFUSED) from None
+                raise InputRefused(SURROGATE_REFUSED) from None
 
 
 class BodyLimit:

@@ -20,9 +20,9 @@ from siyu.customers.channels import ChannelError
 from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.web import archive_pages, auth, conversation_pages, health, pages, sla_pages
-from siyu.web.api_errors import ClearNotFound
+from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound
 from siyu.web.headers import SecurityHeaders
-from siyu.web.input_guard import BodyLimit, refuse_nul
+from siyu.web.input_guard import BodyLimit, InputRefused, refuse_nul
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -71,7 +71,7 @@ def install(app: FastAPI) -> None:
     async def _csrf(request: Request, exc: auth.CsrfRefused):
         if exc.api:
             return _csrf_refused()
-        return _error_page(request, 403, "页面已过期，请刷新后重试。/ " + CSRF_REFUSED)
+        return _error_page(request, 403, CSRF_REFUSED)
 
     @app.exception_handler(WeComFailure)
     async def _wecom(request: Request, exc: WeComFailure):
@@ -91,18 +91,9 @@ def install(app: FastAPI) -> None:
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
         if _wants_page(request):  # /conversations/abc: a page a person can read
             return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
-        # FastAPI parses a JSON body before it asks who is calling: a body that is not JSON
-        # was a 422 where the same call with a good body is a 401 (signed out) or a 403 (no
-        # CSRF token). Who may call comes first, whatever the body (WeCom's callbacks, signed
-        # by WeCom, not by a session, keep their 422).
-        try:
-            if request.url.path.startswith("/api/"):
-                await auth.api_viewer(request)
-        except auth.CsrfRefused:
-            return _csrf_refused()
-        except StarletteHTTPException as refused:
-            return JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)
-        return JSONResponse({"detail": _echoable(jsonable_encoder(exc.errors()))}, 422)
+        return await _who_may_call(request) or JSONResponse(
+            {"detail": _echoable(jsonable_encoder(exc.errors()))}, 422
+        )
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError):
@@ -123,14 +114,35 @@ def install(app: FastAPI) -> None:
             and request.url.path.startswith("/api/")
             and not isinstance(exc, ClearNotFound)
         ):
-            return JSONResponse({"detail": "not found"}, 404)
+            return JSONResponse({"detail": NOT_FOUND_TEXT}, 404)
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
             return _error_page(request, exc.status_code, str(exc.detail or ""), clear)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(InputRefused)
+    async def _input_refused(request: Request, exc: InputRefused):
+        # a NUL is refused before any route runs, and so came before the sign-in check too
+        return await _who_may_call(request) or await _http(request, exc)
 
-CSRF_REFUSED = "CSRF token missing or wrong: reload the page and try again"
+
+async def _who_may_call(request: Request) -> JSONResponse | None:
+    """The 401 or 403 an /api/ call is owed, else None. FastAPI parses a JSON body before it
+    asks who is calling: a body that is not JSON was a 422 where the same call with a good
+    body is a 401 (signed out) or a 403 (no CSRF token). Who may call comes first, whatever
+    the body (WeCom's callbacks, signed by WeCom, not by a session, keep their 422)."""
+    if not request.url.path.startswith("/api/"):
+        return None
+    try:
+        await auth.api_viewer(request)
+    except auth.CsrfRefused:
+        return _csrf_refused()
+    except StarletteHTTPException as refused:
+        return JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)
+    return None
+
+
+CSRF_REFUSED = "页面已过期，请刷新后重试 / CSRF token missing or wrong: reload the page and try again"
 
 
 def _csrf_refused() -> JSONResponse:
