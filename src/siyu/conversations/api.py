@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from sqlalchemy import select
 
 from siyu.conversations import queries, service
-from siyu.conversations.models import Conversation
 from siyu.conversations.schemas import (
     ConversationKind,
     ConversationOut,
@@ -101,25 +99,26 @@ def get_messages(
 @router.post(
     "/conversations/{conversation_id}/dismiss",
     response_model=DismissOut,
-    responses={**NOT_FOUND, **WRITE, 409: error("another message waits by now (`detail` names it)")},
+    responses={**NOT_FOUND, **WRITE, 409: error("the customer wrote again (`detail` names the message)")},
 )
 def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: DismissIn | None = None):
     """Mark the waiting customer message 无需回复 (no reply needed): the wait and its
-    escalations stop. With `msgid`, only if that message is still the one waiting."""
+    escalations stop. With `msgid` (the newest customer message the client showed), only if
+    nothing that needs a reply came after it: 409 names what did."""
     shown = body.msgid if body is not None else None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise not_found()
         at = request.app.state.rt.now()
-        dismissed = service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown)
-        s.flush()
-        waiting = s.scalar(select(Conversation.awaiting_msgid).where(Conversation.id == conversation_id))
-        if not dismissed and shown is not None and waiting:
+        try:
+            dismissed = service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown)
+        except service.WroteAgain as refused:
             raise HTTPException(
                 409,
-                f"另一条消息 {waiting} 正在等待回复，没有标记 / message {waiting} waits now, not {shown}:"
-                " nothing was marked",
-            )
+                f"客户又发了消息 {refused.newest}，没有标记 / the customer wrote again: message"
+                f" {refused.newest} waits for a reply, {shown} was named; nothing was marked",
+            ) from None
+        s.flush()
         if dismissed:
             forget_waiting(viewer)
         found = queries.conversation(s, viewer, conversation_id)

@@ -311,9 +311,22 @@ def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]
     return {m.msgid: m for m in session.scalars(select(Message).where(Message.msgid.in_(msgids)))}
 
 
+@dataclass(frozen=True)
+class Asks:
+    texts: list[str]  # at most the `last` newest, oldest first
+    total: int
+    newest_msgid: str  # what a dismiss names once it was shown (service.dismiss)
+
+
 def waiting_asks(
     session: Session, waits: dict[int, datetime], last: int = 5
 ) -> dict[int, tuple[list[str], int]]:
+    """What each waiting customer has written since the wait began (`waiting_asked`), as
+    texts and how many there are in all."""
+    return {cid: (a.texts, a.total) for cid, a in waiting_asked(session, waits, last).items() if a.texts}
+
+
+def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -> dict[int, Asks]:
     """What each waiting customer has written since the wait began (`waits`: conversation id
     to when its clock started): the messages that need a reply, not recalled, oldest first,
     at most the `last` newest, and how many there are in all. The clock starts at the first
@@ -327,6 +340,7 @@ def waiting_asks(
             m.conversation_id,
             m.sent_at,
             m.text,
+            m.msgid,
             func.row_number().over(partition_by=m.conversation_id, order_by=newest_first).label("rn"),
             func.count().over(partition_by=m.conversation_id).label("total"),
         )
@@ -342,16 +356,27 @@ def waiting_asks(
         .subquery()
     )
     rows = session.execute(
-        select(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.text, ranked.c.total)
+        select(
+            ranked.c.conversation_id,
+            ranked.c.sent_at,
+            ranked.c.text,
+            ranked.c.msgid,
+            ranked.c.rn,
+            ranked.c.total,
+        )
         .where(ranked.c.rn <= last)
-        .order_by(ranked.c.conversation_id, ranked.c.sent_at)
+        .order_by(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.rn.desc())
     )
-    out: dict[int, tuple[list[str], int]] = {}
-    for cid, sent_at, text, total in rows:
-        if sent_at >= waits[cid] and text.strip():
-            texts, _ = out.get(cid, ([], 0))
-            out[cid] = ([*texts, text], total)
-    return out
+    texts: dict[int, list[str]] = {}
+    newest: dict[int, tuple[str, int]] = {}
+    for cid, sent_at, text, msgid, rn, total in rows:
+        if sent_at < waits[cid]:
+            continue
+        if rn == 1:
+            newest[cid] = (msgid, total)
+        if text.strip():
+            texts.setdefault(cid, []).append(text)
+    return {cid: Asks(texts.get(cid, []), total, msgid) for cid, (msgid, total) in newest.items()}
 
 
 def quote_asks(texts: list[str], limit: int, total: int | None = None) -> str:
@@ -402,7 +427,7 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
     customers = _customers(session, {c.customer_id for c in conversations if c.customer_id})
     last = _last_texts(session, [c.id for c in conversations])
     waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
-    asks = waiting_asks(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
+    asks = waiting_asked(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
     senders = _sender_names(session, list(waiting.values()), names)
     group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
     out = []
@@ -411,8 +436,9 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
         wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
         customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
         shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group)
-        texts, total = asks.get(c.id, ([], 0))
-        shaped["waiting_quote"] = quote_asks(texts, 80, total) if texts else ""
+        asked = asks.get(c.id)
+        shaped["waiting_quote"] = quote_asks(asked.texts, 80, asked.total) if asked and asked.texts else ""
+        shaped["waiting_newest_msgid"] = asked.newest_msgid if asked else ""
         out.append(shaped)
     return out
 

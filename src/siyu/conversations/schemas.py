@@ -94,6 +94,11 @@ class ConversationOut(BaseModel):
     waiting_quote: str = Field(
         "", description="what the customer wrote since the wait began, newest kept whole: 在吗 / 报价发我"
     )
+    waiting_newest_msgid: str = Field(
+        "",
+        description="the newest customer message of the wait that needs a reply (awaiting_msgid when it"
+        " is the only one): what dismiss's `msgid` names once the client has shown it",
+    )
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"
     )
@@ -128,8 +133,10 @@ class DismissIn(BaseModel):
     msgid: str | None = Field(
         None,
         max_length=128,
-        description="the waiting message the person saw (awaiting_msgid): refused with 409 when another"
-        " one waits by now, so that a stale screen never silences a newer question",
+        description="the newest customer message of the wait the client showed (waiting_newest_msgid):"
+        " refused with 409 when one that needs a reply came after it, in the same wait or a new one, so"
+        " that a stale screen never silences a question it did not show; a closing remark after it does"
+        " not count. Without it, whatever waits is marked",
     )
 
     model_config = {"extra": "forbid"}  # a misspelt msgid must not mark whatever waits

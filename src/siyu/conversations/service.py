@@ -804,6 +804,14 @@ def remove_archive_key(session: Session, version: int) -> bool:
     return True
 
 
+class WroteAgain(Exception):
+    """The customer wrote again after the message the person saw: nothing was marked."""
+
+    def __init__(self, newest: str):
+        super().__init__(newest)
+        self.newest = newest  # the newest message of the wait that needs a reply
+
+
 def dismiss(
     session: Session,
     conversation_id: int,
@@ -813,25 +821,60 @@ def dismiss(
     msgid: str | None = None,
 ) -> bool:
     """Someone (`by`, the name they were signed in as) marks a conversation "no reply
-    needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. With `msgid`
-    (the waiting message the person saw), only while that message is the one waiting: a page
-    left open must not silence a question that came after it. The conversation is read
-    locked, as ingest reads it: a reply and a new question stored meanwhile are seen, not
-    overwritten (the new question silenced)."""
+    needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. False when
+    nothing waits. With `msgid` (the newest customer message the person saw), WroteAgain
+    when the wait holds a question they did not see: a later one, or a new wait begun after a
+    reply; a page left open must not silence it. The conversation is read locked, as ingest
+    reads it: a reply and a new question stored meanwhile are seen, not overwritten (the new
+    question silenced)."""
     _hold_write_lock(session)
     c = session.scalar(
         _locked(session, select(Conversation).where(Conversation.id == conversation_id)).execution_options(
             populate_existing=True
         )
     )
-    if c is None or c.awaiting_since is None or (msgid is not None and msgid != c.awaiting_msgid):
+    if c is None or c.awaiting_since is None:
         return False
+    if msgid is not None and (unseen := _unseen(session, c, msgid)) is not None:
+        raise WroteAgain(unseen)
     msgid, at = c.awaiting_msgid, at or datetime.now(UTC)
     c.awaiting_since, c.awaiting_msgid = None, ""
     c.settled_until = max(filter(None, [c.settled_until, at]))
     change = WaitChange(c.id, c.kind, c.staff_userid, c.customer_id, False, at, msgid, reason, by[:200])
     _announce(session, [change])
     return True
+
+
+def _unseen(session: Session, c: Conversation, seen: str) -> str | None:
+    """The newest message of `c`'s wait that needs a reply, unless the person who saw `seen`
+    (a customer message of this wait) saw it: it is `seen` or came before it. A closing remark
+    (好的谢谢) after `seen` owes nothing, so it is no reason to refuse."""
+    newest = session.execute(
+        select(Message.msgid, Message.sent_at, Message.id)
+        .where(
+            Message.conversation_id == c.id,
+            Message.action == "send",
+            Message.direction == "in",
+            Message.recalled.is_(False),
+            Message.needs_reply.is_(True),
+            Message.sent_at >= c.awaiting_since,
+        )
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    ).first()
+    shown = session.execute(
+        select(Message.sent_at, Message.id).where(
+            Message.conversation_id == c.id,
+            Message.msgid == seen,
+            Message.direction == "in",
+            Message.sent_at >= c.awaiting_since,
+        )
+    ).first()
+    if shown is None:  # not of this wait: of one closed since, or of no wait at all
+        return newest.msgid if newest is not None else c.awaiting_msgid
+    if newest is not None and (newest.sent_at, newest.id) > (shown.sent_at, shown.id):
+        return newest.msgid
+    return None
 
 
 def follow_ended(session: Session, external_userid: str, userid: str, at: datetime, reason: str) -> bool:

@@ -8,11 +8,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries, service
-from siyu.conversations.models import Conversation
 from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
@@ -175,7 +173,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
 @router.post("/conversations/{conversation_id}/dismiss")
 async def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
     """The 无需回复 button (its form carries the CSRF token, checked by PageViewer, and the
-    waiting message the page showed)."""
+    newest customer message of the wait the page showed: a question that came after it, in
+    the same wait or a new one, stays waiting)."""
     shown = str((await request.form()).get("msgid") or "") or None
     done = await run_in_threadpool(_dismiss, request, viewer, conversation_id, shown)
     return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
@@ -186,8 +185,10 @@ def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) 
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise _not_found()
         at = request.app.state.rt.now()
-        if service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown):
-            forget_waiting(viewer)
-            return "dismissed"
-        waiting = s.scalar(select(Conversation.awaiting_msgid).where(Conversation.id == conversation_id))
-        return "changed" if waiting else "not_waiting"
+        try:
+            if not service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown):
+                return "not_waiting"
+        except service.WroteAgain:
+            return "changed"
+        forget_waiting(viewer)
+        return "dismissed"

@@ -1,0 +1,119 @@
+"""标记无需回复 closes a wait only as far as the person saw it: the customer's later question
+in the same wait (no reply between) is never silenced by a page or a client that did not show
+it, while a closing remark after what they saw (好的 谢谢) does not stand in the way."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from siyu.conversations.models import Conversation
+from tests.conversations.conftest import Archive, store
+
+_FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
+_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def _waiting(db, world, *texts: str) -> tuple[Archive, str, int, list[str]]:
+    """A customer of zhangsan's whose questions `texts` wait, one a second apart."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    ids = [arc.text(ext, "zhangsan", text, 300 - i) for i, text in enumerate(texts)]
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    return arc, ext, cid, ids
+
+
+def _customer_writes(db, world, ext: str, text: str, ago: float) -> str:
+    later = Archive()
+    msgid = later.text(ext, "zhangsan", text, ago)
+    store(db, world.a.id, later.items)
+    return msgid
+
+
+def _page_form(agent, cid: int) -> tuple[str, dict]:
+    action, fields = _FORM.search(agent.get(f"/conversations/{cid}").text).groups()
+    return action, dict(_FIELD.findall(fields))
+
+
+def test_the_page_does_not_silence_a_question_that_joined_the_wait_after_it_was_drawn(as_role, db, world):
+    """能开发票吗？ waits; the agent opens the chat; the customer adds 另外，我要退货 (no reply
+    between: the same wait). 标记无需回复 on the page left open said 已标记为无需回复 and closed
+    the wait, 另外，我要退货 with it, never seen and never escalated."""
+    _, ext, cid, [question] = _waiting(db, world, "能开发票吗？")
+    agent = as_role("agent")
+    action, form = _page_form(agent, cid)
+    refund = _customer_writes(db, world, ext, "另外，我要退货", 60)
+
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" not in r.text
+    assert "客户在你打开页面后又发了消息，没有标记" in r.text
+    assert "另外，我要退货" in r.text  # the page drawn again shows it
+    after = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert after["waiting"] is True and after["awaiting_msgid"] == question
+    assert after["waiting_newest_msgid"] == refund
+
+    action, form = _page_form(agent, cid)  # now seen: the button marks it
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" in r.text
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is False
+
+
+def test_the_api_refuses_with_409_when_the_customer_wrote_again_after_the_message_named(as_role, db, world):
+    """A client names what it showed; one that names the wait's first message (awaiting_msgid,
+    as before) while a later question waits too is told the customer wrote again."""
+    _, ext, cid, [question] = _waiting(db, world, "能开发票吗？")
+    agent = as_role("agent")
+    headers = {"X-CSRF-Token": agent.csrf}
+    seen = agent.get(f"/api/v1/conversations/{cid}").json()
+    refund = _customer_writes(db, world, ext, "另外，我要退货", 60)
+
+    url = f"/api/v1/conversations/{cid}/dismiss"
+    r = agent.post(url, json={"msgid": question}, headers=headers)
+    assert r.status_code == 409, r.text
+    assert "客户又发了消息" in r.json()["detail"] and refund in r.json()["detail"]
+    now = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert now["waiting"] is True  # nothing marked
+    assert seen["waiting_newest_msgid"] == question and now["waiting_newest_msgid"] == refund
+
+    r = agent.post(url, json={"msgid": refund}, headers=headers)  # having shown it
+    assert r.status_code == 200 and r.json()["dismissed"] is True
+    assert r.json()["conversation"]["waiting"] is False
+
+
+def test_what_the_page_showed_is_marked_a_wait_of_several_questions_included(as_role, db, world):
+    _, _, cid, ids = _waiting(db, world, "在吗", "能开发票吗？", "另外，我要退货")
+    agent = as_role("agent")
+    action, form = _page_form(agent, cid)
+    assert form["msgid"] == ids[-1]  # the newest it shows, not the wait's first
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" in r.text
+    after = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert after["waiting"] is False
+
+    _, _, cid, ids = _waiting(db, world, "在吗", "能开发票吗？")
+    r = agent.post(
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": ids[-1]}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 200 and r.json()["dismissed"] is True
+
+
+def test_a_closing_remark_after_what_was_seen_does_not_block_the_mark(as_role, db, world):
+    """The customer's 好的 谢谢 after the question the agent saw needs no reply: marking the
+    wait still works, on the page and in the API."""
+    agent = as_role("agent")
+    _, ext, cid, _ = _waiting(db, world, "能开发票吗？")
+    action, form = _page_form(agent, cid)
+    _customer_writes(db, world, ext, "好的 谢谢", 60)
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" in r.text
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is False
+
+    _, ext, cid, [question] = _waiting(db, world, "能开发票吗？")
+    _customer_writes(db, world, ext, "好的 谢谢", 60)
+    r = agent.post(
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": question}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 200 and r.json()["dismissed"] is True
