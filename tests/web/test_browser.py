@@ -162,9 +162,9 @@ def test_on_a_phone_an_agent_sees_their_own_number_field_and_a_missing_number(pa
 
 
 def test_the_channel_table_fits_the_phone_to_its_status_column(page, siyu, world, as_role):
-    """Six short columns (渠道, 新增, 流失, 净增, 跟进中, 状态): on a 390 px phone a channel
-    named in five characters, as the demo's 售后服务卡, ran the table past its card, the 启用
-    badge cut at the edge with nothing hinting it scrolls."""
+    """Six short columns (渠道 with its 启用 badge under the name, 新增, 流失, 已删除, 净增, 跟进中):
+    on a 390 px phone a channel named in five characters, as the demo's 售后服务卡, ran the table
+    past its card, the 启用 badge cut at the edge with nothing hinting it scrolls."""
     admin = as_role("admin")
     made = admin.post(
         "/api/v1/channels",

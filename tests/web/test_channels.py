@@ -123,7 +123,9 @@ def test_stats_totals_and_per_day(as_role, world):
     admin = as_role("admin")
     channel = world.a.channels["门店海报"]
     stats = admin.get(f"/api/v1/channels/{channel}/stats", params={"days": 14}).json()
-    assert stats["totals"] == {"adds": 3, "losses": 1, "active": 2, "net": 2}
+    assert stats["totals"] == {
+        "adds": 3, "losses": 1, "deleted": 0, "transferred": 0, "active": 2, "net": 2, "scope": "tenant"
+    }  # fmt: skip
     assert len(stats["days"]) == 14
     assert sum(d["adds"] for d in stats["days"]) == 3
     assert sum(d["losses"] for d in stats["days"]) == 1

@@ -46,6 +46,7 @@ from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["customers"], responses=API_RESPONSES)
+NAME_TAKEN = {409: error("an enabled channel of the tenant has the name (case and spaces aside)")}
 
 
 # ---------------------------------------------------------------- customers
@@ -137,7 +138,7 @@ def list_tags(request: Request, viewer: ApiViewer, include_deleted: bool = False
 # ---------------------------------------------------------------- channels (shared with the pages)
 
 
-def channel_dict(channel: Channel, totals: dict | None) -> dict:
+def channel_dict(channel: Channel, totals: dict) -> dict:
     return {
         "id": channel.id,
         "name": channel.name,
@@ -153,7 +154,7 @@ def channel_dict(channel: Channel, totals: dict | None) -> dict:
         "notice": channel.notice,
         "created_at": channel.created_at,
         "qr_url": f"/api/v1/channels/{channel.id}/qr.png",
-        "totals": totals or {"adds": 0, "losses": 0, "active": 0, "net": 0},
+        "totals": totals,
     }
 
 
@@ -162,7 +163,12 @@ def load_channel(rt, viewer: Viewer, channel_id: int) -> dict | None:
         channel = s.get(Channel, channel_id)
         if channel is None:
             return None
-        return channel_dict(channel, channel_service.totals(s).get(channel.id))
+        return channel_dict(channel, channel_totals(s, viewer, channel.id))
+
+
+def channel_totals(session, viewer: Viewer, channel_id: int) -> dict:
+    """The channel's figures within the viewer's scope."""
+    return channel_service.totals(session, viewer).get(channel_id) or channel_service.empty_totals(viewer)
 
 
 def spec_problems(rt, viewer: Viewer, spec: ChannelSpec) -> list[str]:
@@ -219,20 +225,22 @@ def merged_spec(current: dict, patch: dict) -> ChannelSpec:
 
 @router.get("/channels", response_model=list[ChannelOut], tags=["channels"])
 def list_channels(request: Request, viewer: ApiViewer, include_disabled: bool = True):
-    """Enabled channels first, newest first, each with its totals."""
+    """Enabled channels first, newest first, each with its totals (of the caller's scope)."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        totals = channel_service.totals(s)
+        totals = channel_service.totals(s, viewer)
         stmt = select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc(), Channel.id.desc())
         if not include_disabled:
             stmt = stmt.where(Channel.enabled.is_(True))
-        return [channel_dict(c, totals.get(c.id)) for c in s.scalars(stmt)]
+        return [
+            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer)) for c in s.scalars(stmt)
+        ]
 
 
 @router.post(
     "/channels",
     response_model=ChannelOut,
     status_code=201,
-    responses={**ADMIN_WRITE, **WECOM_FAILED},
+    responses={**ADMIN_WRITE, **NAME_TAKEN, **WECOM_FAILED},
     tags=["channels"],
 )
 async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreate):
@@ -252,7 +260,7 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
 
 @router.get("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
 def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
-    """One channel with its totals."""
+    """One channel with its totals (of the caller's scope)."""
     found = load_channel(request.app.state.rt, viewer, channel_id)
     if found is None:
         raise not_found()
@@ -265,7 +273,7 @@ def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
     responses={
         **NOT_FOUND,
         **ADMIN_WRITE,
-        409: error("the channel is disabled: it cannot be changed"),
+        409: error("the channel is disabled: it cannot be changed; or an enabled one has the name"),
         **WECOM_FAILED,
     },
     tags=["channels"],
@@ -313,14 +321,15 @@ async def disable_channel(request: Request, viewer: ApiViewer, channel_id: int):
 def channel_stats(
     request: Request, viewer: ApiViewer, channel_id: int, days: Annotated[int, Query(ge=1, le=366)] = 30
 ):
-    """The channel's adds, losses and net per day, in the tenant's time zone, for the last `days`."""
+    """The channel's adds, losses, deletions and net per day, in the tenant's time zone, for
+    the last `days`, of the caller's scope as the totals are."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if s.get(Channel, channel_id) is None:
             raise not_found()
         return {
             "channel_id": channel_id,
-            "totals": channel_service.totals(s).get(channel_id) or {},
-            "days": channel_service.daily_stats(s, channel_id, days),
+            "totals": channel_totals(s, viewer, channel_id),
+            "days": channel_service.daily_stats(s, channel_id, viewer, days),
         }
 
 

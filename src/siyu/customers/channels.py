@@ -9,15 +9,27 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Follow
+from siyu.customers.queries import Reader, visible_follow
 from siyu.tenancy.models import Tenant
 
 
 class ChannelError(ValueError):
-    pass
+    status = 422
+
+
+class ChannelNameTaken(ChannelError):
+    """Two enabled codes under one name: nobody can tell which poster brought whom."""
+
+    status = 409
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"已有启用中的渠道叫「{name}」，请换一个名称 / an enabled channel is already named {name!r}"
+        )
 
 
 @dataclass
@@ -68,8 +80,36 @@ def _apply(channel: Channel, spec: ChannelSpec) -> None:
     channel.welcome_image_url = spec.welcome_image_url
 
 
+def name_key(name: str) -> str:
+    """What makes two names the same to a manager: case and spaces (full-width too) aside."""
+    return "".join(name.split()).casefold()
+
+
+def _hold_names(session: Session) -> None:
+    """No other create or rename of this tenant's channels between the check and the write.
+    SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL: a lock
+    of this tenant's channel names for the transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("UPDATE channels SET id = id WHERE 0")
+    else:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended('siyu.channel_names:' || :t, 0))"),
+            {"t": str(session.info.get("siyu_tenant_id"))},
+        )
+
+
+def check_name_free(session: Session, name: str, channel_id: int | None = None) -> None:
+    """Refuses a name an enabled channel of the tenant has, other than `channel_id` itself."""
+    key = name_key(name)
+    for other_id, other in session.execute(select(Channel.id, Channel.name).where(Channel.enabled.is_(True))):
+        if other_id != channel_id and name_key(other) == key:
+            raise ChannelNameTaken(other)
+
+
 async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
     spec.check()
+    with rt.db.tenant_session(tenant_id) as s:
+        check_name_free(s, spec.name)
     state = new_state()
     answer = await rt.clients.get(tenant_id).contact.add_contact_way(
         spec.way_type,
@@ -80,12 +120,19 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
         skip_verify=spec.skip_verify,
         remark=spec.name[:30],
     )
-    with rt.db.tenant_session(tenant_id) as s:
-        channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
-        _apply(channel, spec)
-        s.add(channel)
-        s.flush()
-        return channel.id
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            _hold_names(s)
+            check_name_free(s, spec.name)
+            channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
+            _apply(channel, spec)
+            s.add(channel)
+            s.flush()
+            return channel.id
+    except ChannelNameTaken:
+        # another admin's channel of that name was saved while WeCom made this code: unmake it
+        await rt.clients.get(tenant_id).contact.del_contact_way(answer["config_id"])
+        raise
 
 
 async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec) -> None:
@@ -94,6 +141,7 @@ async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec)
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise LookupError(channel_id)
+        check_name_free(s, spec.name, channel_id)
         config_id, old_type = (
             channel.config_id,
             1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
@@ -110,6 +158,8 @@ async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec)
         remark=spec.name[:30],
     )
     with rt.db.tenant_session(tenant_id) as s:
+        _hold_names(s)
+        check_name_free(s, spec.name, channel_id)
         _apply(s.get(Channel, channel_id), spec)
 
 
@@ -127,44 +177,69 @@ async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
 
 
 def daily_stats(
-    session: Session, channel_id: int | None, days: int = 30, today: date | None = None
+    session: Session, channel_id: int | None, viewer: Reader, days: int = 30, today: date | None = None
 ) -> list[dict]:
-    """Adds, losses and net per day in the tenant's time zone (losses = customer removed the staff)."""
+    """Per day in the tenant's time zone, of the follows the viewer may see: adds, losses
+    (the customer removed the member), deleted (the member removed the customer) and net = adds
+    − losses − deleted (a follow handed to another member keeps its customer: no loss)."""
     tenant = session.scalar(select(Tenant).where(Tenant.id == session.info.get("siyu_tenant_id")))
     tz = ZoneInfo(tenant.timezone if tenant else "Asia/Shanghai")
     today = today or datetime.now(tz).date()
     start = today - timedelta(days=days - 1)
     since = datetime.combine(start, datetime.min.time(), tz)
-    q = select(Follow.added_at, Follow.ended_at, Follow.status)
+    q = select(Follow.added_at, Follow.ended_at, Follow.status).where(visible_follow(viewer))
     q = (
         q.where(Follow.channel_id == channel_id)
         if channel_id is not None
         else q.where(Follow.channel_id.is_not(None))
     )
     rows = session.execute(q.where((Follow.added_at >= since) | (Follow.ended_at >= since)))
-    table = {start + timedelta(days=i): {"adds": 0, "losses": 0} for i in range(days)}
+    table = {start + timedelta(days=i): {"adds": 0, "losses": 0, "deleted": 0} for i in range(days)}
     for added_at, ended_at, status in rows:
         day = added_at.astimezone(tz).date()
         if day in table:
             table[day]["adds"] += 1
-        if ended_at is not None and status == "lost":
+        if ended_at is not None and status in ENDINGS:
             day = ended_at.astimezone(tz).date()
             if day in table:
-                table[day]["losses"] += 1
-    return [{"day": d.isoformat(), **v, "net": v["adds"] - v["losses"]} for d, v in sorted(table.items())]
+                table[day][ENDINGS[status]] += 1
+    return [
+        {"day": d.isoformat(), **v, "net": v["adds"] - v["losses"] - v["deleted"]}
+        for d, v in sorted(table.items())
+    ]
 
 
-def totals(session: Session) -> dict[int, dict]:
-    """Per channel: customers added, lost, and still active."""
-    q = select(Follow.channel_id, Follow.status, func.count()).where(Follow.channel_id.is_not(None))
+# The follows that ended and took the customer away, by status: the figure each counts in.
+ENDINGS = {"lost": "losses", "deleted": "deleted"}
+# Every follow is in exactly one of these, so adds = active + losses + deleted + transferred.
+_FIGURE_OF = {"active": "active", "half": "active", "transferred": "transferred", **ENDINGS}
+
+
+def empty_totals(viewer: Reader) -> dict:
+    return {
+        "adds": 0,
+        "active": 0,
+        "losses": 0,
+        "deleted": 0,
+        "transferred": 0,
+        "net": 0,
+        "scope": "tenant" if viewer.visible_staff is None else "visible_staff",
+    }
+
+
+def totals(session: Session, viewer: Reader) -> dict[int, dict]:
+    """Per channel, of the follows the viewer may see: added, still followed, lost (the
+    customer removed the member), deleted (the member removed the customer), handed over to
+    another member, and net = added − lost − deleted."""
+    q = select(Follow.channel_id, Follow.status, func.count()).where(
+        Follow.channel_id.is_not(None), visible_follow(viewer)
+    )
     result: dict[int, dict] = {}
     for channel_id, status, n in session.execute(q.group_by(Follow.channel_id, Follow.status)):
-        entry = result.setdefault(channel_id, {"adds": 0, "losses": 0, "active": 0})
+        entry = result.setdefault(channel_id, empty_totals(viewer))
         entry["adds"] += n
-        if status == "lost":
-            entry["losses"] += n
-        if status in ("active", "half"):
-            entry["active"] += n
+        if status in _FIGURE_OF:
+            entry[_FIGURE_OF[status]] += n
     for entry in result.values():
-        entry["net"] = entry["adds"] - entry["losses"]
+        entry["net"] = entry["adds"] - entry["losses"] - entry["deleted"]
     return result

@@ -348,10 +348,12 @@ def today_counts(session: Session, viewer: Reader, today: date | None = None) ->
     start = _day_start(today, viewer.timezone)
     seen = visible_follow(viewer)
     adds = session.scalar(select(func.count()).select_from(Follow).where(seen, Follow.added_at >= start))
-    losses = session.scalar(
-        select(func.count())
-        .select_from(Follow)
-        .where(seen, Follow.status == "lost", Follow.ended_at >= start)
+    ended = dict(
+        session.execute(
+            select(Follow.status, func.count())
+            .where(seen, Follow.status.in_(("lost", "deleted")), Follow.ended_at >= start)
+            .group_by(Follow.status)
+        ).all()
     )
     active = session.scalar(
         select(func.count(func.distinct(Follow.customer_id))).where(
@@ -361,7 +363,8 @@ def today_counts(session: Session, viewer: Reader, today: date | None = None) ->
     return {
         "day": today.isoformat(),
         "adds": adds or 0,
-        "losses": losses or 0,
+        "losses": ended.get("lost", 0),  # the customer removed the member
+        "deleted": ended.get("deleted", 0),  # the member removed the customer
         "active_customers": active or 0,
     }
 

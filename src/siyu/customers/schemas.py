@@ -192,10 +192,22 @@ class ChannelPatch(BaseModel):
 
 
 class ChannelTotals(BaseModel):
-    adds: int = 0
-    losses: int = 0
-    active: int = 0
-    net: int = 0
+    """Of the follows the caller may see (`scope`). Each follow is in one of active, losses,
+    deleted and transferred, which add up to adds; net = adds − losses − deleted."""
+
+    adds: int = Field(0, description="follows added through the channel (新增)")
+    active: int = Field(0, description="still followed (跟进中), unconfirmed adds included")
+    losses: int = Field(0, description="the customer removed the member (流失：客户删除了成员)")
+    deleted: int = Field(0, description="the member removed the customer (已删除：成员删除了客户)")
+    transferred: int = Field(
+        0, description="handed over to another member (已转接): still the company's customer, so in net"
+    )
+    net: int = Field(0, description="adds − losses − deleted (净增)")
+    scope: Literal["tenant", "visible_staff"] = Field(
+        "tenant",
+        description="tenant: the whole tenant's (an admin); visible_staff: only the follows of the"
+        " members the caller may see (an agent's own, a supervisor's team)",
+    )
 
 
 class ChannelOut(BaseModel):
@@ -219,8 +231,9 @@ class ChannelOut(BaseModel):
 class StatsDay(BaseModel):
     day: date = Field(description="in the tenant's time zone")
     adds: int
-    losses: int
-    net: int
+    losses: int = Field(description="the customer removed the member that day")
+    deleted: int = Field(description="the member removed the customer that day")
+    net: int = Field(description="adds − losses − deleted")
 
 
 class ChannelStats(BaseModel):

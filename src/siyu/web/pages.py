@@ -17,6 +17,7 @@ from siyu.customers import queries, tag_sync
 from siyu.customers.api import (
     QrUnavailable,
     channel_dict,
+    channel_totals,
     fetch_qr,
     load_channel,
     qr_response,
@@ -174,9 +175,9 @@ def _channel_choices(rt, viewer: Viewer) -> dict:
 @router.get("/channels", response_class=HTMLResponse)
 def channel_list(request: Request, viewer: PageViewer):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        totals = channel_service.totals(s)
+        totals = channel_service.totals(s, viewer)
         rows = [
-            channel_dict(c, totals.get(c.id))
+            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer))
             for c in s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc()))
         ]
     return render(
@@ -273,7 +274,7 @@ async def channel_create(request: Request, viewer: PageViewer):
         spec = await _read_channel_form(request, viewer, values)
         channel_id = await channel_service.create_channel(request.app.state.rt, viewer.tenant_id, spec)
     except ChannelError as exc:
-        return _channel_form(request, viewer, values, str(exc), 422)
+        return _channel_form(request, viewer, values, str(exc), exc.status)
     except WeComFailure as exc:
         return _channel_form(request, viewer, values, f"企业微信拒绝了请求：{wecom_message(exc)}", 502)
     return RedirectResponse(f"/channels/{channel_id}?done=created", 303)
@@ -286,8 +287,8 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise _not_found()
-        ch = channel_dict(channel, channel_service.totals(s).get(channel.id))
-        days = list(reversed(channel_service.daily_stats(s, channel_id, 30)))
+        ch = channel_dict(channel, channel_totals(s, viewer, channel.id))
+        days = list(reversed(channel_service.daily_stats(s, channel_id, viewer, 30)))
         names = queries.staff_names(s)
         tags = {t.wecom_id: t.name for t in queries.live_tags(s)}
         depts = {d.wecom_id: d.name for d in queries.departments(s)}
@@ -332,7 +333,7 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
         spec = await _read_channel_form(request, viewer, values)
         await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
     except ChannelError as exc:
-        return _channel_form(request, viewer, values, str(exc), 422)
+        return _channel_form(request, viewer, values, str(exc), exc.status)
     except WeComFailure as exc:
         return _channel_form(request, viewer, values, f"企业微信拒绝了请求：{wecom_message(exc)}", 502)
     return RedirectResponse(f"/channels/{channel_id}?done=saved", 303)

@@ -82,8 +82,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ChannelError)
     async def _channel(request: Request, exc: ChannelError):
         if _wants_page(request):
-            return _error_page(request, 422, str(exc))
-        return JSONResponse({"detail": str(exc)}, 422)
+            return _error_page(request, exc.status, str(exc))
+        return JSONResponse({"detail": str(exc)}, exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
