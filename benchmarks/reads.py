@@ -24,7 +24,8 @@ through the login form; each round each of them opens, one request at a time: th
 conversation list (its first page, and a page in the middle of it by cursor), the waiting
 tab, a search for a Chinese phrase (什么时候发货) and for one character (货), one waiting chat
 of the agent's, that customer's profile with their chats (their 1:1 chat and the group they
-wrote in), the SLA board page and its API (/api/v1/sla/board). The rounds run under the
+wrote in), the SLA board page and its API (/api/v1/sla/board) as a client asks for it: the
+first page (its default limit), and the next page by the first's cursor. The rounds run under the
 tenant's default policy (wall clock), then again after the admin turns on business hours
 only (PUT /api/v1/sla/policy). Each request is timed by the client, from sending to the whole
 answer (HTTP 200 required). After every request the baseline runs once, in turn: SELECT one
@@ -113,6 +114,7 @@ KINDS = (
     "customer",
     "board",
     "board_api",
+    "board_api_next",
 )
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -362,6 +364,7 @@ def request_paths(client: httpx.Client, seeded: dict) -> dict[str, str]:
     middle = max(1, first["pages"] // 2)
     page = client.get("/api/v1/conversations", params={"per_page": 20, "page": middle}).json()
     cursor = page["next"] or first["next"]
+    board_next = client.get("/api/v1/sla/board").json().get("next")  # (the start code gave none)
     return {
         "list": "/conversations",
         "list_later": "/conversations?" + urlencode({"after": cursor}) if cursor else "/conversations",
@@ -372,6 +375,9 @@ def request_paths(client: httpx.Client, seeded: dict) -> dict[str, str]:
         "customer": f"/customers/{seeded['customer']}",
         "board": "/sla",
         "board_api": "/api/v1/sla/board",
+        "board_api_next": "/api/v1/sla/board?" + urlencode({"after": board_next})
+        if board_next
+        else "/api/v1/sla/board",
     }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from siyu.conversations.models import Conversation
 from siyu.sla.models import SlaEscalation, SlaWait
 from tests.conversations.conftest import Archive, store
+from tests.support.board import whole_board
 
 _FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
 _FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
@@ -129,7 +130,7 @@ def test_a_wait_that_began_before_its_customer_was_known_is_named_on_the_board_o
         customers.record_added(s, fields, _contact(ext, name, "zhangsan", now))
     agent = as_role("agent")
     assert agent.get(f"/api/v1/conversations/{cid}").json()["title"] == name  # the chat knows her
-    [row] = [w for w in agent.get("/api/v1/sla/board").json()["waiting"] if w["conversation_id"] == cid]
+    [row] = [w for w in whole_board(agent)["waiting"] if w["conversation_id"] == cid]
     assert row["customer"] == name, f"the board names her {row['customer']!r}"
     board = agent.get("/sla").text
     assert ext not in board

@@ -23,6 +23,7 @@ from siyu.notify.models import OutboxMessage
 from siyu.sla import service as sla_service
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
+from tests.support.board import whole_board
 from tests.web.conftest import CHROMIUM, fits_the_phone, login, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
@@ -117,9 +118,7 @@ def mine(board: dict, w: Waits) -> list[dict]:
 
 
 def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_times(as_role, waits):
-    r = as_role("admin").get("/api/v1/sla/board", params={"day": waits.day})
-    assert r.status_code == 200, r.text
-    board = r.json()
+    board = whole_board(as_role("admin"), day=waits.day)
     rows = mine(board, waits)
     assert [x["staff_name"] for x in rows] == ["张三", "李四", "赵六"]
     first = rows[0]
@@ -145,7 +144,7 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
     assert lisi["staff_name"] == "李四" and lisi["count"] >= 1
     assert board["delivery_problems"] == [] and board["day"]
     assert all(f"乙方等待 {waits.sfx}" != x["message"] for x in board["waiting"])
-    yesterday = as_role("admin").get("/api/v1/sla/board", params={"day": "2020-01-01"}).json()
+    yesterday = whole_board(as_role("admin"), day="2020-01-01")
     assert yesterday["day"] == "2020-01-01" and yesterday["breaches_total"] == 0
     assert yesterday["first_response"]["count"] == 0 and mine(yesterday, waits)  # who waits is now
     # the page says which clock its response times run on (not business time, as the shares may)
@@ -154,19 +153,19 @@ def test_the_board_lists_who_waits_longest_first_with_breaches_and_response_time
 
 def test_role_scoping_agent_own_supervisor_team_admin_all(as_role, waits):
     def staff(role: str) -> list[str]:
-        return [x["staff_userid"] for x in mine(as_role(role).get("/api/v1/sla/board").json(), waits)]
+        return [x["staff_userid"] for x in mine(whole_board(as_role(role)), waits)]
 
     assert staff("admin") == ["zhangsan", "lisi", "zhaoliu"]
     assert staff("supervisor") == ["zhangsan", "lisi"]  # 赵六 is outside 王五's team
     assert staff("agent") == ["zhangsan"]
-    agent = as_role("agent").get("/api/v1/sla/board", params={"day": waits.day}).json()
+    agent = whole_board(as_role("agent"), day=waits.day)
     assert all(x["staff_userid"] == "zhangsan" for x in agent["waiting"])
     assert agent["first_response"]["count"] == 0  # 李四's answer is not 张三's
     assert [x["staff_userid"] for x in agent["breaches_by_agent"]] == ["zhangsan"]
 
 
 def test_tenant_b_sees_only_its_own(as_role, waits):
-    board = as_role("admin", "b").get("/api/v1/sla/board", params={"day": waits.day}).json()
+    board = whole_board(as_role("admin", "b"), day=waits.day)
     assert [x["message"] for x in board["waiting"] if waits.sfx in x["message"]] == [f"乙方等待 {waits.sfx}"]
     assert board["breaches_total"] == 0
 

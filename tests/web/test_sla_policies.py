@@ -23,6 +23,7 @@ from siyu.runtime import Runtime
 from siyu.sla import service
 from siyu.sla.models import SlaEscalation, SlaPolicy
 from siyu.tenancy import service as tenancy
+from tests.support.board import whole_board
 from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
 
 LEADER_1MIN = [{"delay_s": 60, "action": "app_message", "target": "leader"}]
@@ -327,7 +328,7 @@ class _Waits:
             )
 
     def next_step(self, text: str) -> datetime:
-        waiting = self.admin.get("/api/v1/sla/board").json()["waiting"]
+        waiting = whole_board(self.admin)["waiting"]
         (row,) = [w for w in waiting if w["message"] == text]
         return datetime.fromisoformat(row["next_step_at"])
 

@@ -1,8 +1,9 @@
 """JSON API for SLA under /api/v1: the board, snoozing a wait, the tenant's policy.
 
-  GET  /api/v1/sla/board                       who waits now (longest first), today's
-                                               breaches, first-response figures; scoped
-                                               like conversations (agent: own, supervisor:
+  GET  /api/v1/sla/board                       who waits now (longest first, `limit` a page,
+                                               `next` / `prev` cursors), today's breaches,
+                                               first-response figures of all; scoped like
+                                               conversations (agent: own, supervisor:
                                                team, admin: everyone)
   POST /api/v1/conversations/{id}/snooze       {minutes}: no escalation before now + minutes
   GET  /api/v1/sla/policy                      the tenant's policy (admin), or the default
@@ -36,6 +37,7 @@ from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
 from siyu.db import bulk
+from siyu.db.paging import BadCursor
 from siyu.sla import service
 from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
@@ -63,6 +65,7 @@ from siyu.web.api_errors import (
     invalid,
     not_found,
 )
+from siyu.web.api_paging import After, Before
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["sla"], responses=API_RESPONSES)
@@ -160,27 +163,44 @@ class FutureDay(ValueError):
 _NOT_OWED = ("replied", "recalled", conversation_service.MERGED)
 
 
+# The board's API lists this many waiting customers by default, and at most MAX_WAITING_LISTED
+# a page (each listed one costs its steps, message and business-time wait; the page lists 200).
+WAITING_LISTED = 50
+MAX_WAITING_LISTED = 200
+# and the newest of the day's deliveries that failed (an import of months of chats skips
+# thousands of steps at once); all of them are counted by status
+PROBLEMS_LISTED = 100
+
+
 def board_for(
     session: Session,
     viewer: Viewer,
     now: datetime,
     day: date | None = None,
-    shown: int | None = None,
+    limit: int | None = None,
+    after: str | None = None,
+    before: str | None = None,
     problems: int | None = None,
 ) -> dict:
     """service.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
-    responses and deliveries that failed on `day` (the tenant's today by default). `shown`:
-    only the longest waits that many get their message and steps (the page lists no more;
-    the others are counted, and shaped without them); `problems`: only the newest deliveries
-    that failed that many (counted all the same, by status)."""
+    responses and deliveries that failed on `day` (the tenant's today by default). `limit`:
+    only that many of the waits are listed, the longest, or those after (before) a cursor
+    of the list (BadCursor for one it did not hand out); every figure counts all of them.
+    `problems`: only the newest deliveries that failed that many (counted all the same, by
+    status)."""
     scope = viewer.visible_staff  # None: the whole tenant
     if day is not None and day > now.astimezone(ZoneInfo(service.tenant_timezone(session))).date():
         # (its figures would all read 0, as if nobody had waited that day)
         raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)
-    waiting = service.waiting_now(session, now, sorted(scope) if scope is not None else None, detailed=shown)
-    conv_ids = [w["conversation_id"] for w in (waiting if shown is None else waiting[:shown])]
+    staff = sorted(scope) if scope is not None else None
+    if limit is None:
+        waiting = service.WaitingPage(service.waiting_now(session, now, staff), None, None)
+    else:
+        waiting = service.waiting_page(session, now, staff, limit, after, before)
+    waiting_by_staff = service.waiting_by_staff(session, staff)
+    conv_ids = [w["conversation_id"] for w in waiting.rows]
     fired: dict[int, list[dict]] = {}
     skipped: dict[int, list[dict]] = {}
     texts: dict[int, str] = {}
@@ -252,7 +272,7 @@ def board_for(
             "fired": fired.get(w["conversation_id"], []),
             "skipped": skipped.get(w["conversation_id"], []),
         }
-        for w in waiting
+        for w in waiting.rows
     ]
 
     start, end = service.day_bounds(session, now, day)
@@ -304,6 +324,9 @@ def board_for(
     return {
         "now": now,
         "waiting": rows_out,
+        "waiting_total": sum(waiting_by_staff.values()),
+        "next": waiting.next,
+        "prev": waiting.prev,
         "breaches_by_step": breaches["by_step"],
         "breaches_by_agent": [
             {"staff_userid": u, "staff_name": names.get(u, u), "count": n}
@@ -325,7 +348,14 @@ def board_for(
         ],
         "within_steps": within,
         "by_team": _by_team(
-            session, rows_out, breaches["by_agent"], answered, unanswered, measured, book.fallback, business
+            session,
+            waiting_by_staff,
+            breaches["by_agent"],
+            answered,
+            unanswered,
+            measured,
+            book.fallback,
+            business,
         ),
         "day": start.astimezone(ZoneInfo(service.tenant_timezone(session))).date(),
         "delivery_problems": [
@@ -341,7 +371,7 @@ NO_TEAM = "未分部门"
 
 def _by_team(
     session: Session,
-    waiting: list[dict],
+    waiting: dict[str, int],
     breaches_by_agent: dict[str, int],
     answered: list,
     unanswered: list,
@@ -352,8 +382,9 @@ def _by_team(
     """The board's figures per team: each agent counted in their main department in WeCom
     (else their first), as they are now. Waiting now, the day's breaches, first responses (by
     each wait's policy's clock too, `business`: one per answered wait, as _business_responses
-    gives them) and the share answered within the first step, busiest team first. `measured`:
-    the answered and then the unanswered waits as _measure measured them."""
+    gives them) and the share answered within the first step, busiest team first. `waiting`:
+    how many wait now per agent; `measured`: the answered and then the unanswered waits as
+    _measure measured them."""
     staff = {
         userid: main or (departments[0] if departments else None)
         for userid, main, departments in session.execute(
@@ -378,8 +409,8 @@ def _by_team(
             },
         )
 
-    for w in waiting:
-        team(w["staff_userid"])["waiting"] += 1
+    for userid, n in waiting.items():
+        team(userid)["waiting"] += n
     for userid, n in breaches_by_agent.items():
         team(userid)["breaches"] += n
     for i, ((response_s, userid, _, _), m) in enumerate(zip(answered, measured, strict=False)):
@@ -410,17 +441,26 @@ def get_board(
         CalendarDay | None,
         Query(description="a day (YYYY-MM-DD, 2000 to 2099) in the tenant's time zone; default today"),
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_WAITING_LISTED, description="how many waiting customers to list")
+    ] = WAITING_LISTED,
+    after: After = None,
+    before: Before = None,
 ):
     """Who waits now (longest first, with the steps that fired and how far each got), the
     day's breaches per step and per agent, first-response mean/median/p90 (all and per
     agent), the share answered within each step, and escalations that did not reach their
     person (cards WeCom refused, calls not placed). An agent sees their own, a supervisor
-    their team's, an admin everyone's."""
+    their team's, an admin everyone's. `waiting` lists `limit` customers: page on with
+    `next` / `prev` (as `after` / `before`), which skip nobody who still waits and show nobody
+    twice however many waits close or begin meanwhile; `waiting_total` and every figure count
+    all who wait. `delivery_problems` lists the newest 100, `delivery_problems_by_status`
+    counts them all."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            return board_for(s, viewer, rt.now(), day)
-        except FutureDay as exc:
+            return board_for(s, viewer, rt.now(), day, limit, after, before, problems=PROBLEMS_LISTED)
+        except (FutureDay, BadCursor) as exc:
             raise HTTPException(422, str(exc)) from None
 
 

@@ -347,7 +347,15 @@ class DeliveryProblem(BaseModel):
 
 class BoardOut(BaseModel):
     now: datetime
-    waiting: list[WaitingRow]
+    waiting: list[WaitingRow] = Field(
+        description="`limit` of those waiting now, longest first (the first page, or the one `after` /"
+        " `before` asked for)"
+    )
+    waiting_total: int = Field(description="how many wait now, all of them (the viewer's scope)")
+    next: str | None = Field(
+        description="pass as `after` for the waiting after this page; null on the last page"
+    )
+    prev: str | None = Field(description="pass as `before` for the waiting before it; null on the first")
     breaches_by_step: list[StepBreaches]
     breaches_by_agent: list[AgentBreaches]
     breaches_total: int
@@ -359,13 +367,16 @@ class BoardOut(BaseModel):
     )
     first_response_by_agent: list[AgentResponse]
     within_steps: list[WithinStep]
-    by_team: list[TeamFigures] = Field(description="the same figures per team, busiest first")
+    by_team: list[TeamFigures] = Field(
+        description="the same figures per team, busiest first (`waiting` counts all, not this page)"
+    )
     day: date = Field(description="the day the breaches, responses and deliveries are of")
     delivery_problems: list[DeliveryProblem] = Field(
-        description="escalations that did not reach their person that day, newest first"
+        description="escalations that did not reach their person that day, the newest 100, newest first"
     )
     delivery_problems_by_status: dict[str, int] = Field(
-        description="how many of the day's delivery_problems there are of each status"
+        description="how many of the day's delivery problems there are of each status: all of them,"
+        " listed or not"
     )
     calls_held: list[datetime] = Field(
         description="when each call that quiet hours hold back now will be placed, soonest first: its"

@@ -31,7 +31,8 @@ from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
-from siyu.db import bulk
+from siyu.db import bulk, paging
+from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import BusinessCalendar, check_day, parse_hhmm, parse_shifts, quiet_until
 from siyu.sla.models import (
@@ -1153,12 +1154,20 @@ def day_bounds(session: Session, now: datetime, day: date | None = None) -> tupl
     return start, end
 
 
-def waiting_now(
-    session: Session, now: datetime, staff_userids: Sequence[str] | None = None, detailed: int | None = None
-) -> list[dict]:
-    """Who is waiting right now, longest first: for the supervisor's board. `detailed`: only
-    the longest waits that many get their next step and their wait in business time (the page
-    lists no more; the others are counted)."""
+# Longest wait first; the wait's id orders those begun at the same moment, so that a cursor
+# names one place in the list: waits that close or begin while a client pages move no other.
+WAITING_ORDER = (SortKey(SlaWait.started_at), SortKey(SlaWait.id))
+WAITING_CURSOR = (datetime, int)
+
+
+@dataclass
+class WaitingPage:
+    rows: list[dict]
+    next: str | None  # the cursors of the pages after and before it (None at either end)
+    prev: str | None
+
+
+def _open_waits(staff_userids: Sequence[str] | None):
     w = SlaWait
     q = (
         # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
@@ -1168,40 +1177,65 @@ def waiting_now(
         .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
         .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
         .where(SlaWait.closed_at.is_(None))
-        .order_by(SlaWait.started_at)
     )
+    return q if staff_userids is None else q.where(SlaWait.staff_userid.in_(list(staff_userids)))
+
+
+def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | None = None) -> list[dict]:
+    """Who is waiting right now, longest first: all of them (waiting_page lists some)."""
+    rows = session.execute(_open_waits(staff_userids).order_by(*paging.order_by(WAITING_ORDER))).all()
+    return _shape_waiting(session, rows, now)
+
+
+def waiting_page(
+    session: Session,
+    now: datetime,
+    staff_userids: Sequence[str] | None,
+    limit: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> WaitingPage:
+    """`limit` of who is waiting right now, longest first: the first ones, or those after
+    (before) a cursor of this list; BadCursor for one it did not hand out."""
+    got = paging.take(
+        session, _open_waits(staff_userids), WAITING_ORDER, WAITING_CURSOR, 1, limit, after, before
+    )
+    rows = got.rows
+
+    def cursor(w) -> str:
+        return paging.encode((w.started_at, w.id))
+
+    return WaitingPage(
+        _shape_waiting(session, rows, now),
+        next=cursor(rows[-1]) if rows and got.has_next else None,
+        prev=cursor(rows[0]) if rows and got.has_prev else None,
+    )
+
+
+def waiting_by_staff(session: Session, staff_userids: Sequence[str] | None = None) -> dict[str, int]:
+    """How many customers wait now per staff member: all of them, counted by the database."""
+    q = select(SlaWait.staff_userid, func.count()).where(SlaWait.closed_at.is_(None))
     if staff_userids is not None:
         q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
-    rows = session.execute(q).all()
-    shown = rows if detailed is None else rows[:detailed]
+    return dict(session.execute(q.group_by(SlaWait.staff_userid)).all())
+
+
+def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict]:
+    """Open waits (_open_waits' rows) as the board lists them, each with its next step and,
+    under a policy that counts business hours only, its wait by that clock."""
     # each wait's next step (a wait has one pending at a time)
     pending = {
         wait_id: (due, action, note)
         for wait_id, due, action, note in session.execute(
             select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.note)
-            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in shown]))
+            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in rows]))
             .where(SlaEscalation.status == "pending")
         )
     }
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []
-    for i, w in enumerate(rows):
-        row = {
-            "conversation_id": w.conversation_id,
-            "customer": w.name or "",
-            "staff_userid": w.staff_userid,
-            "since": w.started_at,
-            "waited_s": max(0.0, (now - w.started_at).total_seconds()),
-            "waited_business_s": None,
-            "breached_step": w.breached_step,
-            "next_step_at": None,
-            "next_step_after_quiet_hours": False,
-            "snoozed_until": w.snoozed_until,
-        }
-        out.append(row)
-        if i >= len(shown):  # counted: with thousands waiting, their details cost most of the board
-            continue
+    for w in rows:
         policy = book.by_id(w.policy_id)
         due, action, note = pending.get(w.id, (None, None, None))
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
@@ -1212,9 +1246,21 @@ def waiting_now(
             ends = call_held_until(policy, max(due, now), timezone, book.calendar)
             if ends is not None:
                 due, quiet = ends, True
-        # by the policy's own clock, where it counts business hours only
-        row["waited_business_s"] = book.waited_business_s(policy, w.started_at, now)
-        row["next_step_at"], row["next_step_after_quiet_hours"] = due, quiet
+        out.append(
+            {
+                "conversation_id": w.conversation_id,
+                "customer": w.name or "",
+                "staff_userid": w.staff_userid,
+                "since": w.started_at,
+                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
+                # by the policy's own clock, where it counts business hours only
+                "waited_business_s": book.waited_business_s(policy, w.started_at, now),
+                "breached_step": w.breached_step,
+                "next_step_at": due,
+                "next_step_after_quiet_hours": quiet,
+                "snoozed_until": w.snoozed_until,
+            }
+        )
     return out
 
 

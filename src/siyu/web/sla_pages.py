@@ -22,6 +22,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.sla import service
 from siyu.sla.api import (
+    PROBLEMS_LISTED,
     FutureDay,
     apply_department_policy,
     apply_policy,
@@ -97,7 +98,6 @@ def _delay(seconds: int) -> str:
 
 # The board lists this many waiting customers (the longest waits); the rest are counted.
 BOARD_ROWS = 200
-PROBLEMS_LISTED = 100  # an import of months of chats skips thousands of steps at once
 MAX_DAYS_AT_ONCE = 31  # a holiday, with the weekends around it, in one go
 DELIVERED = {
     "queued": "排队中",
@@ -123,7 +123,7 @@ def sla_board(request: Request, viewer: PageViewer):
     now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            board = board_for(s, viewer, now, day, shown=BOARD_ROWS, problems=PROBLEMS_LISTED)
+            board = board_for(s, viewer, now, day, limit=BOARD_ROWS, problems=PROBLEMS_LISTED)
         except FutureDay as exc:
             raise HTTPException(422, f"日期无效：{exc}") from None
         tz = ZoneInfo(service.tenant_timezone(s))
@@ -134,7 +134,7 @@ def sla_board(request: Request, viewer: PageViewer):
         return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
 
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
-    note_waiting(viewer, len(board["waiting"]))
+    note_waiting(viewer, board["waiting_total"])
     is_today = board["day"] == today
     day_format = "%m-%d " if board["day"].year == today.year else "%Y-%m-%d "  # another year's: say which
     return render(
@@ -142,7 +142,6 @@ def sla_board(request: Request, viewer: PageViewer):
         "sla_board.html",
         {
             "b": board,
-            "shown": BOARD_ROWS,
             "delivered": DELIVERED,
             "trouble": ("retrying", "given_up", "failed", "skipped"),
             "when": when,

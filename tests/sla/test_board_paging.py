@@ -1,0 +1,174 @@
+"""The board's API pages who waits (GET /api/v1/sla/board?limit=&after=&before=): with 7,705
+customers waiting it listed every one, with their steps and messages, in an answer of about
+2 s. A client walks the pages by cursor and meets every waiting customer once, in the viewer's
+scope; the figures (`waiting_total`, breaches, responses, shares, teams) count all who wait."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from siyu.app import create_app
+from siyu.tenancy.service import add_person
+from siyu.web.auth import SESSION_COOKIE, start_session
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# (customer, agent, seconds after t0 they asked): two ask at the same moment, so that only the
+# wait's id orders them
+ASKED = [
+    ("wmpage1", "zhangsan", 0),
+    ("wmpage2", "lisi", 10),
+    ("wmpage3", "boss", 20),
+    ("wmpage4", "zhangsan", 30),
+    ("wmpage5", "wangwu", 30),
+    ("wmpage6", "boss", 40),
+    ("wmpage7", "zhangsan", 50),
+]
+
+
+class Client:
+    """The API as a signed-in person of the tenant sees it, at Siyu's clock."""
+
+    def __init__(self, w, role: str = "admin", staff: str | None = None):
+        with w.session() as s:
+            person = add_person(s, "paging-" + secrets.token_hex(6), "看板", role, staff_userid=staff)
+            self.token, _ = start_session(s, w.rt, person)
+        self.app = create_app(w.rt.settings, w.rt)
+
+    def get(self, **params) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
+                return await client.get(
+                    "/api/v1/sla/board", params=params, cookies={SESSION_COOKIE: self.token}
+                )
+
+        return asyncio.run(go())
+
+    def board(self, **params) -> dict:
+        r = self.get(**params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def walk(self, limit: int, between=None) -> tuple[list[dict], list[dict]]:
+        """Every page from the first by `next`, calling `between(page number)` after each;
+        the pages, and the waiting rows they listed, in order."""
+        pages = [self.board(limit=limit)]
+        while pages[-1]["next"]:
+            assert len(pages[-1]["waiting"]) == limit
+            if between:
+                between(len(pages))
+            pages.append(self.board(limit=limit, after=pages[-1]["next"]))
+            assert len(pages) < 20, "the pages never end"
+        return pages, [row for page in pages for row in page["waiting"]]
+
+
+def _seven_waiting(w) -> dict[str, int]:
+    """The customers of ASKED wait (10:00 on a Tuesday, Beijing): their conversation ids."""
+    w.t0 = datetime(2025, 9, 9, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()  # 2 min, 5 min, 10 min
+    for ext, staff, at in ASKED:
+        w.say(f"请问发货了吗 {ext}", at=at, ext=ext, staff=staff)
+    return {ext: w.conversation(ext, staff).id for ext, staff, _ in ASKED}
+
+
+def test_a_client_walks_every_page_and_meets_each_waiting_customer_once_while_waits_close(local):
+    w = local
+    ids = _seven_waiting(w)
+    w.clock(600)
+    admin = Client(w)
+    whole = admin.board(limit=200)
+    assert [row["conversation_id"] for row in whole["waiting"]] == [ids[ext] for ext, _, _ in ASKED]
+    assert (whole["waiting_total"], whole["next"], whole["prev"]) == (7, None, None)
+
+    def answer(page: int) -> None:
+        # after the first page: one customer it listed, and one on a page not read yet, answered;
+        # a new one asks (at the end: the shortest wait)
+        if page == 1:
+            w.clock(620)
+            w.reply("已发货", at=610, ext="wmpage1", staff="zhangsan")
+            w.reply("已发货", at=610, ext="wmpage6", staff="boss")
+            w.say("在吗", at=615, ext="wmpage8", staff="lisi")
+
+    pages, rows = admin.walk(limit=2, between=answer)
+    seen = [row["conversation_id"] for row in rows]
+    assert len(seen) == len(set(seen))
+    still = [ids[ext] for ext in ("wmpage2", "wmpage3", "wmpage4", "wmpage5", "wmpage7")]
+    assert seen == [ids["wmpage1"]] + still + [w.conversation("wmpage8", "lisi").id]
+    assert pages[0]["waiting_total"] == 7 and pages[-1]["waiting_total"] == 6
+    assert pages[0]["prev"] is None and all(page["prev"] for page in pages[1:])
+    # each listed one as whole as before: its message, its steps
+    assert rows[1]["message"] == "请问发货了吗 wmpage2" and rows[1]["staff_name"] == "李四"
+    # and back: `prev` of the last page is the page before it
+    back = admin.board(limit=2, before=pages[-1]["prev"])
+    assert [row["conversation_id"] for row in back["waiting"]] == [
+        row["conversation_id"] for row in pages[-2]["waiting"]
+    ]
+
+
+def test_the_api_lists_fifty_by_default_and_refuses_a_limit_or_cursor_it_cannot_serve(local):
+    w = local
+    _seven_waiting(w)
+    admin = Client(w)
+    assert len(admin.board()["waiting"]) == 7
+    assert len(admin.board(limit=200)["waiting"]) == 7
+    for limit in ("0", "-1", "201", "10000", "fifty", ""):
+        r = admin.get(limit=limit)
+        assert r.status_code == 422, (limit, r.text)
+        [problem] = r.json()["detail"]
+        assert problem["loc"] == ["query", "limit"], problem
+    for after in ("nonsense", "eyJ0IjoxfQ", "W10", "x" * 201):
+        r = admin.get(after=after)
+        assert r.status_code == 422, (after, r.text)
+        assert r.json()["detail"], r.text
+    r = admin.get(after=admin.board(limit=1)["next"], before=admin.board(limit=1)["next"])
+    assert r.status_code == 422 and "not both" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize(
+    ("role", "staff", "sees"),
+    [
+        ("agent", "zhangsan", {"zhangsan"}),
+        ("supervisor", "lisi", {"zhangsan", "lisi", "wangwu"}),  # 李四 leads 销售一部; 王总 is above
+    ],
+)
+def test_an_agent_or_supervisor_sees_only_their_scope_on_every_page(local, role, staff, sees):
+    w = local
+    ids = _seven_waiting(w)
+    w.clock(600)
+    theirs = [ids[ext] for ext, agent, _ in ASKED if agent in sees]
+    viewer = Client(w, role, staff)
+    pages, rows = viewer.walk(limit=1)
+    assert [row["conversation_id"] for row in rows] == theirs
+    assert {row["staff_userid"] for row in rows} == sees
+    assert all(page["waiting_total"] == len(theirs) for page in pages)
+    # another viewer's cursor moves the page, never the scope
+    admins = Client(w).board(limit=1)
+    page = viewer.board(limit=7, after=admins["next"])
+    assert {row["staff_userid"] for row in page["waiting"]} <= sees
+
+
+def test_the_figures_count_every_wait_not_the_page(local):
+    """Seven wait; the first steps of all fired. On a page of one, the teams' waiting, the
+    breaches, the shares and the first responses are those of all seven, as on a page of all."""
+    w = local
+    _seven_waiting(w)
+    w.reply("好的", at=100, ext="wmpage3", staff="boss")  # 王总 answered in 80 s
+    w.pulled(3600)
+    w.clock(400)
+    assert w.fire() > 0
+    admin = Client(w)
+    one, every = admin.board(limit=1), admin.board(limit=200)
+    assert len(one["waiting"]) == 1 and len(every["waiting"]) == 6
+    teams = {t["department_name"]: t["waiting"] for t in one["by_team"]}
+    assert teams == {"销售一部": 5, "总部": 1}
+    assert one["waiting_total"] == 6
+    assert one["breaches_total"] == every["breaches_total"] >= 6
+    for key in set(every) - {"now", "waiting", "next"}:
+        assert one[key] == every[key], key
