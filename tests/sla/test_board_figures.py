@@ -344,3 +344,38 @@ def test_a_wait_marked_no_reply_needed_before_the_reply_still_standing_stays_una
         (w.at(80), "dismissed", "张三"),
         (w.at(80), "merged", "张三"),
     ]
+
+
+def test_a_wait_answered_at_the_steps_very_delay_is_within_it_by_every_policy_and_team(local):
+    """The on-time shares count each policy's waits by their own delays, for all and per team:
+    张三's department answers within 60 s, the tenant's within 2 minutes. Answered at exactly
+    the delay is within it; a second later is late; a wait still open past the delay ran past
+    it."""
+    from siyu.sla import service
+
+    w = local
+    _noon_tomorrow(w)
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[])  # the tenant's: 2 min, 5 min, 10 min
+        service.save_policy(s, 2, steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}])
+    for ext, staff, replied in [
+        ("wmz1", "zhangsan", 60),  # department 2: at its 60 s, within
+        ("wmz2", "zhangsan", 61),  # a second late
+        ("wmb1", "boss", 120),  # the tenant's: at its 2 minutes, within
+        ("wmb2", "boss", 121),  # late for step 1, within step 2's 5 minutes
+    ]:
+        w.say("在吗？发货了吗", at=0, ext=ext, staff=staff)
+        w.reply("发了", at=replied, ext=ext, staff=staff)
+    w.say("还在吗？", at=0, ext="wmz3", staff="zhangsan")  # open: past department 2's 60 s
+    w.say("还在吗？", at=0, ext="wmb3", staff="boss")  # open: past 2 minutes, not 5
+    w.pulled(3600)
+    w.clock(200)
+    board = _board(w)
+    first, second, third = board["within_steps"]
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (2, 2, 2), first
+    assert first["delays_s"] == [60, 120] and first["share"] == 2 / 6
+    # step 2 is the tenant's alone: 王总's two answers within 5 minutes, his open wait not past it yet
+    assert (second["answered"], second["answered_late"], second["outlived"]) == (2, 0, 0), second
+    assert second["delays_s"] == [300] and third["delays_s"] == [600]
+    teams = {t["department_name"]: t["first_step_share"] for t in board["by_team"]}
+    assert teams == {"销售一部": 1 / 3, "总部": 1 / 3}
