@@ -92,3 +92,27 @@ def test_the_list_waits_to_reload_while_its_filters_are_open(page, siyu, world, 
     page.get_by_label("类型").select_option(label="群聊")  # a filter chosen, not yet sent
     fold.click()
     assert busy_after_looking_away() is True
+
+
+def test_a_card_about_several_customers_opens_them_on_a_phone(page, siyu, world, db, new_waiting):
+    """A merged card's link, signed in through WeCom: the card's customers under a heading that
+    says so, the way to the whole waiting list, all within a 390 px phone."""
+    from siyu.sla.tasks import conversation_link
+    from tests.conversations.test_views import _card
+
+    earlier = new_waiting("zhangsan", "上次问的那个还没回")
+    _card(db, world, "zhangsan", [(earlier, "zhangsan")])
+    own = new_waiting("zhangsan", "请问这个型号还有货吗？我想今天下单，麻烦尽快回复一下，谢谢！")
+    colleagues = new_waiting("zhaoliu", "发票开好了吗")
+    card = _card(db, world, "zhangsan", [(own, "zhangsan"), (colleagues, "zhaoliu")])
+    rt = type("Rt", (), {"settings": type("S", (), {"public_url": siyu})})
+    link = conversation_link(rt, world.a.slug, None, card)
+    corp_id = world.a.corp["corp_id"]
+    page.goto(f"{world.emu_url}/_emulator/oauth/as/{corp_id}/zhangsan?next={quote(link, safe='')}")
+    expect(page.locator("#card-heading")).to_have_text("这张提醒里的 2 位客户等待回复")
+    expect(page.locator("#conversations li")).to_have_count(2)
+    expect(page.locator(f'#conversations a[href="/conversations/{earlier}"]')).to_have_count(0)
+    _fits_the_phone(page)
+    page.get_by_role("link", name="查看全部等待回复的客户 ›").click()
+    expect(page.locator(f'#conversations a[href="/conversations/{earlier}"]')).to_have_count(1)
+    expect(page.locator("#card-heading")).to_have_count(0)

@@ -220,6 +220,96 @@ def test_whoever_an_escalation_card_went_to_may_open_its_conversation(as_role, n
     assert "没有符合筛选条件的" in as_role("admin").get("/conversations", params={"told": 1}).text
 
 
+def _card(db, world, touser: str, told: list[tuple[int, str]]) -> int:
+    """An escalation card as firing leaves it: a step fired to `touser` for each (conversation,
+    its agent), and the outbox row that sent them; the card's id."""
+    from datetime import UTC, datetime
+
+    from siyu.notify.models import OutboxMessage
+    from siyu.sla.models import SlaEscalation
+
+    with db.tenant_session(world.a.id) as s:
+        steps = []
+        for cid, agent in told:
+            wait_id = s.scalar(select(SlaWait.id).where(SlaWait.conversation_id == cid))
+            step = SlaEscalation(
+                wait_id=wait_id,
+                conversation_id=cid,
+                step=90 + len(steps),  # (firing made the wait's own steps)
+                action="app_message",
+                target="agent" if agent == touser else "contact",
+                agent_userid=agent,
+                recipient=touser,
+                status="fired",
+                due_at=datetime.now(UTC),
+            )
+            s.add(step)
+            s.flush()
+            steps.append(step.id)
+        card = OutboxMessage(
+            kind="sla_notice",
+            dedupe_key=f"card-{uuid.uuid4().hex}",
+            recipient=touser,
+            payload={"touser": touser, "escalations": steps},
+            status="sent",
+        )
+        s.add(card)
+        s.flush()
+        return card.id
+
+
+def card_target(slug: str, card: int) -> str:
+    """Where a card about several customers lands once signed in (the `next` of its link)."""
+    from types import SimpleNamespace
+    from urllib.parse import parse_qs, urlsplit
+
+    from siyu.sla.tasks import conversation_link
+
+    rt = SimpleNamespace(settings=SimpleNamespace(public_url="https://siyu.example"))
+    return parse_qs(urlsplit(conversation_link(rt, slug, None, card)).query)["next"][0]
+
+
+def listed(html: str) -> list[int]:
+    found = re.search(r'<ul class="list convs" id="conversations">(.*?)</ul>', html, re.S)
+    return [int(i) for i in re.findall(r'href="/conversations/(\d+)"', found.group(1))] if found else []
+
+
+def test_a_card_about_several_customers_opens_those_customers(as_role, new_waiting, db, world):
+    """A merged card ("2 位客户等待回复，最长 2 分钟") opened every waiting chat its recipient had
+    ever been told of (7 in the demo, the card's two at the bottom) under "7 位客户等待回复",
+    not saying it was filtered. It opens the card's customers, says so, and leads on to the
+    whole waiting list; what the viewer may not see stays out."""
+    earlier = [new_waiting("zhangsan") for _ in range(3)]
+    _card(db, world, "zhangsan", [(cid, "zhangsan") for cid in earlier])  # older cards, still waiting
+    own, colleagues = new_waiting("zhangsan"), new_waiting("zhaoliu")  # 赵六's: 张三 is the contact
+    card = _card(db, world, "zhangsan", [(own, "zhangsan"), (colleagues, "zhaoliu")])
+    target = card_target(world.a.slug, card)
+
+    agent = as_role("agent")
+    html = agent.get(target).text
+    assert sorted(listed(html)) == sorted([own, colleagues])
+    assert "这张提醒里的 2 位客户等待回复" in html
+    assert 'href="/conversations?waiting=1"' in html  # the way to the whole waiting list
+    whole = agent.get("/conversations", params={"waiting": 1}).text
+    assert set(earlier) | {own} <= set(listed(whole))
+    # 王五 leads 张三's team, not 赵六's: of the card's customers, he sees his team's
+    assert listed(as_role("supervisor").get(target).text) == [own]
+    # one of them answered: the card's other customer still waits, both are under 全部
+    with db.tenant_session(world.a.id) as s:
+        ext = s.scalar(select(Conversation.external_userid).where(Conversation.id == own))
+    arc = Archive()
+    arc.text("zhangsan", ext, "在的，您说", 1)
+    store(db, world.a.id, arc.items)
+    html = agent.get(target).text
+    assert listed(html) == [colleagues] and "这张提醒里的 1 位客户等待回复" in html
+    assert sorted(listed(agent.get(target.replace("waiting=1&", "")).text)) == sorted([own, colleagues])
+    # a card that is not there (a link cut short, a tenant's card opened in another): the whole list
+    for bad in ("987654321", "x"):
+        html = agent.get("/conversations", params={"waiting": 1, "card": bad}).text
+        assert "找不到这张提醒" in html and set(earlier) <= set(listed(html))
+    assert "找不到这张提醒" in as_role("admin", "b").get(target).text
+
+
 def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
     admin = as_role("admin")
     html = admin.get("/conversations", params={"staff": "zhangsan", "kind": "single"}).text

@@ -41,6 +41,7 @@ class ConversationFilter:
     customer_id: int | None = None
     kind: str | None = None  # single | group
     told: bool = False  # only those an escalation card went to the viewer about (theirs or not)
+    among: frozenset[int] | None = None  # only these (the customers of one card)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -117,6 +118,8 @@ def readable(viewer: Reader, f: ConversationFilter | None = None) -> Select:
 def _readable_condition(viewer: Reader, f: ConversationFilter | None) -> ColumnElement[bool]:
     if f is not None and f.told:  # readable by the card, as get_conversation() opens them
         return Conversation.id.in_(_told_about(viewer))
+    if f is not None and f.among is not None:  # one card's: a colleague's told of too
+        return or_(visible_conversation(viewer), Conversation.id.in_(_told_about(viewer)))
     return visible_conversation(viewer)
 
 
@@ -133,6 +136,8 @@ def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
         conditions.append(_with_customer(f.customer_id))
     if f.kind:
         conditions.append(Conversation.kind == f.kind)
+    if f.among is not None:
+        conditions.append(Conversation.id.in_(sorted(f.among)))
     return conditions
 
 

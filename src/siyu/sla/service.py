@@ -1092,6 +1092,21 @@ def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, s
     return {(c, u): FOLLOW_ENDED_AS[status] for c, u, status in rows}
 
 
+def card_conversations(session: Session, card_id: int) -> frozenset[int] | None:
+    """The conversations an escalation card told of (`card_id`, its outbox row, which its link
+    names); None where there is no such card."""
+    payload = session.scalar(
+        select(OutboxMessage.payload).where(OutboxMessage.id == card_id, OutboxMessage.kind == "sla_notice")
+    )
+    if payload is None:
+        return None
+    steps = payload.get("escalations") or []
+    if not steps:
+        return frozenset()
+    told = select(SlaEscalation.conversation_id).where(bulk.among(session, SlaEscalation.id, steps))
+    return frozenset(session.scalars(told))
+
+
 def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:
     """Until when the conversation's open wait is snoozed (None: it is not, or no longer)."""
     until = session.scalar(

@@ -177,9 +177,14 @@ async def fire_due(rt) -> int:
 
 def conversation_link(rt, slug: str, conversation_id: int | None, card: int | None = None) -> str:
     """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14); without one, the
-    waiting conversations the recipient's cards told of (a colleague's among them). `card`
-    names the card the link is in (the sign-in ignores it)."""
-    target = f"/conversations/{conversation_id}" if conversation_id else "/conversations?waiting=1&told=1"
+    waiting conversations card `card` told of (a colleague's among them). `card` names the
+    card the link is in after the sign-in's `next` too (the sign-in ignores it there)."""
+    if conversation_id:
+        target = f"/conversations/{conversation_id}"
+    elif card is not None:
+        target = f"/conversations?waiting=1&card={card}"
+    else:  # (no card to name: every waiting one the recipient's cards told of)
+        target = "/conversations?waiting=1&told=1"
     link = f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}?next={quote(target, safe='/')}"
     return link if card is None else f"{link}&card={card}"
 

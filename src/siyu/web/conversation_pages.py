@@ -4,6 +4,7 @@ WeCom's own browser, where pushed links ("王女士 已等待 2 分钟") open /c
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
@@ -27,6 +28,9 @@ DONE = {
     "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
     "snoozed": "已暂缓提醒。",
 }
+
+
+FILTERS_BEYOND_WAITING = ("staff", "kind", "customer", "told", "card")
 
 
 def _int(value: str | None) -> int | None:
@@ -55,7 +59,13 @@ def conversation_list(request: Request, viewer: PageViewer):
     )
     page_no = max(1, _int(p.get("page")) or 1)
     result = hits = customer = None
+    card_missing = False
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
+            card = _int(p.get("card"))
+            among = sla_service.card_conversations(s, card) if card is not None else None
+            card_missing = among is None  # (then the list it was filtered from)
+            f = replace(f, among=among)
         if q:
             try:
                 hits = queries.search_messages(
@@ -83,6 +93,8 @@ def conversation_list(request: Request, viewer: PageViewer):
     if unfiltered:  # the menu's count, fresh: the same as the header's
         note_waiting(viewer, waiting_total)
     kept = {k: v for k, v in p.items() if k not in ("page", "after", "before") and v}
+    if card_missing:
+        kept.pop("card")
 
     def page_url(n: int) -> str:
         return "/conversations?" + urlencode({**kept, "page": n})
@@ -117,7 +129,9 @@ def conversation_list(request: Request, viewer: PageViewer):
             "tab_url": tab_url,
             "without": without,
             "filtered": bool(kept),
-            "filtered_beyond_waiting": any(kept.get(k) for k in ("staff", "kind", "customer", "told")),
+            "filtered_beyond_waiting": any(kept.get(k) for k in FILTERS_BEYOND_WAITING),
+            "card_missing": card_missing,
+            "card_id": kept.get("card"),
             "page_no": page_no,
         },
     )
