@@ -832,3 +832,42 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
                 .values(status="skipped")
             )
         assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
+
+
+def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db, world):
+    """A step due at 00:15:59 showed as 下一步 00:15 (the minute cut off) and fired at 00:16:00:
+    at 00:15:30 it looked overdue. Times to come are shown at the minute they will have come by,
+    on the board and in the chat."""
+    admin = as_role("admin")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmdue{sfx}", "zhangsan", f"什么时候发货 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmdue{sfx}"))
+        step_at = (utcnow() + timedelta(minutes=20)).replace(second=59, microsecond=500_000)
+        snoozed = (utcnow() + timedelta(minutes=10)).replace(second=30, microsecond=0)
+        s.execute(
+            update(SlaEscalation)
+            .where(SlaEscalation.conversation_id == cid, SlaEscalation.status == "pending")
+            .values(due_at=step_at)
+        )
+        s.execute(update(SlaWait).where(SlaWait.conversation_id == cid).values(snoozed_until=snoozed))
+
+    def shown(at: datetime, day_always: bool = False) -> str:
+        local = (at.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(SHANGHAI)
+        today = datetime.now(SHANGHAI).date()
+        return local.strftime("%H:%M" if local.date() == today and not day_always else "%m-%d %H:%M")
+
+    board = admin.get("/sla").text
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+    assert row and f"暂缓至 {shown(snoozed)}，下一步 {shown(step_at)}" in row[0], row and row[0]
+    chat = admin.get(f"/conversations/{cid}").text
+    assert f"提醒已暂缓至 {shown(snoozed, day_always=True)}" in chat
+    with db.tenant_session(world.a.id) as s:  # one on the minute stays as it is
+        s.execute(
+            update(SlaWait)
+            .where(SlaWait.conversation_id == cid)
+            .values(snoozed_until=snoozed.replace(second=0))
+        )
+    on_the_minute = snoozed.replace(second=0).astimezone(SHANGHAI).strftime("%m-%d %H:%M")
+    assert f"提醒已暂缓至 {on_the_minute}" in admin.get(f"/conversations/{cid}").text

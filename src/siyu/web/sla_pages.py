@@ -37,7 +37,7 @@ from siyu.sla.models import SlaCalendarDay
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
-from siyu.web.templating import note_waiting, render
+from siyu.web.templating import note_waiting, render, upcoming
 
 router = APIRouter(include_in_schema=False)
 
@@ -129,8 +129,8 @@ def sla_board(request: Request, viewer: PageViewer):
         tz = ZoneInfo(service.tenant_timezone(s))
     today = now.astimezone(tz).date()
 
-    def when(at: datetime) -> str:
-        local = at.astimezone(tz)
+    def when(at: datetime) -> str:  # (every time the board gives is one to come)
+        local = upcoming(at).astimezone(tz)
         return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
 
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)

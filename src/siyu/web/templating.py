@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,20 @@ def local(ctx, value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> st
     return local_time(value, ctx.get("tz"), fmt)
 
 
+def upcoming(value: datetime) -> datetime:
+    """A time to come as shown to the minute: the minute it will have come by (a step due at
+    00:15:59 shown as 00:15 looked overdue at 00:15:30; it fires at 00:16)."""
+    whole = value.replace(second=0, microsecond=0)
+    return whole if whole == value else whole + timedelta(minutes=1)
+
+
+@pass_context
+def due(ctx, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """`{{ at|due }}`: a time to come (a step, a snooze's end, a call) as `local` shows it,
+    never before it comes."""
+    return local_time(upcoming(value) if value is not None else None, ctx.get("tz"), fmt)
+
+
 def percent(share: float | None) -> str:
     """A share as the board shows it: 100% and 0% only when exactly so (199 of 200 on time
     rounded to "100%" beside a late answer), else to a tenth of a percent."""
@@ -61,6 +75,7 @@ def percent(share: float | None) -> str:
 
 
 templates.env.filters["local"] = local
+templates.env.filters["due"] = due
 templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 STATIC_VERSION = static_version()
