@@ -189,3 +189,26 @@ def test_a_long_name_and_a_long_question_fit_a_customers_profile(page, siyu, wor
     expect(row).to_contain_text("等待")
     assert row.bounding_box()["height"] < 80, row.bounding_box()
     archived(db, world, STAFF, ext, "有的")  # answered: no wait left at the top of the lists
+
+
+@pytest.mark.parametrize("screen", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+def test_the_wait_bar_stays_in_sight_in_a_long_chat(page, siyu, world, db, screen):
+    """A long chat opens at its newest message, which had scrolled the red wait bar (the
+    question, 标记无需回复, 暂缓提醒) out of sight: the agent who came from a card had to scroll
+    up to act. It stays in sight under the page's header, wherever the agent reads."""
+    page.set_viewport_size(screen)
+    _, cid = long_chat(db, world)
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.goto(f"{siyu}/conversations/{cid}#wechat_redirect")
+    bar = page.locator(".waitbar")
+    expect(page.locator("#messages > li:last-child")).to_be_in_viewport()
+    for where in ("newest", "middle"):
+        if where == "middle":
+            page.locator("#messages > li").nth(15).scroll_into_view_if_needed()
+        expect(bar).to_be_in_viewport()
+        expect(bar.get_by_role("button", name="标记无需回复")).to_be_in_viewport()
+        header = page.locator("header.top").bounding_box()
+        box = bar.bounding_box()
+        assert box["y"] >= header["y"] + header["height"] - 1, (box, header)  # not under the header
+    if screen["width"] == 390:
+        fits_the_phone(page)
