@@ -98,3 +98,14 @@ def test_trusted_domains_and_desktop_login(http, make_corp):
     assert desktop.status_code == 302 and desktop.headers["location"].startswith(CALLBACK + "?x=1&code=")
     code = parse_qs(urlsplit(desktop.headers["location"]).query)["code"][0]
     assert call(http, "GET", "auth/getuserinfo", tok, code=code)["userid"] == "lisi"
+
+
+def test_the_sign_in_pages_are_readable_on_a_phone(http, make_corp):
+    """WeCom's OAuth is done on a phone: the emulator's "who is signed in" page, and its
+    refusals, had no viewport meta and came out at a desktop's width, unreadably small."""
+    viewport = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    corp = make_corp(callback=False)
+    chooser = _authorize(http, corp)
+    assert chooser.status_code == 200 and viewport in chooser.text
+    refused = _authorize(http, corp, scope="snsapi_nothing")
+    assert refused.status_code != 200 and viewport in refused.text

@@ -34,11 +34,15 @@ from .state import Corp, OAuthCode, rand_id
 
 COOKIE = "emu_user"
 SCOPES = ("snsapi_base", "snsapi_privateinfo", "snsapi_userinfo")
+# The head of its pages: they are opened on a phone, as WeCom's are (else drawn at a desktop's width)
+HEAD = (
+    '<!doctype html><meta charset=utf-8><meta name="viewport" content="width=device-width, initial-scale=1">'
+)
 
 
 def _refuse(errcode: int, detail: str = "", status: int = 400) -> HTMLResponse:
     text = html.escape(f"{errcode} {MESSAGES.get(errcode, 'error')} {detail}".strip())
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{errcode}</title><p>{text}</p>", status)
+    return HTMLResponse(f"{HEAD}<title>{errcode}</title><p>{text}</p>", status)
 
 
 def _signed_in(request: Request, corp: Corp) -> str | None:
@@ -60,7 +64,7 @@ def _chooser(request: Request, corp: Corp) -> HTMLResponse:
         for s in corp.active_staff()
     )
     return HTMLResponse(
-        f"<!doctype html><meta charset=utf-8><title>企业微信 emulator sign-in</title>"
+        f"{HEAD}<title>企业微信 emulator sign-in</title>"
         f"<h1>{html.escape(corp.name)}: who is signed in to WeCom?</h1><ul>{links}</ul>"
     )
 
