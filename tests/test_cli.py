@@ -250,6 +250,50 @@ def test_the_demo_empties_only_its_own_folder(tmp_path):
     assert (precious / "customers.csv").read_text() == "keep me"
 
 
+def test_the_demos_siyu_starts_without_the_migration_tools_lines(tmp_path):
+    """The demo's console is for what happens in its world: Siyu's server and worker each
+    printed alembic's INFO lines as they checked the schema (about 20 before the first card)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    from siyu.demo import demo_env
+    from tests.support.servers import free_port
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    port = free_port()
+    env = demo_env(tmp_path, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{free_port()}")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    env["SIYU_SECRET_KEY"] = TEST_SECRET_KEY
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siyu.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:  # both up: the server, then the worker it starts (which checks the schema again)
+        deadline = time.monotonic() + 90
+        while not any("worker started" in line for line in list(lines)) and time.monotonic() < deadline:
+            assert proc.poll() is None, "".join(lines)
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    said = "".join(lines)
+    assert "worker started" in said and "Application startup complete" in said, said
+    assert "alembic" not in said, said
+
+
 def test_archive_import_names_a_line_no_archive_could_hold(siyu, tmp_path):
     invoke, corp = siyu
     slug = corp["corp_id"].lower() + "-n"
@@ -501,7 +545,9 @@ def test_python_dash_m_siyu_is_the_siyu_command():
 
 def test_the_demo_console_shows_what_wecom_received():
     """The demo's escalations reach staff as WeCom app messages and calls, which nothing in the
-    demo showed: its console now prints each one as the emulator receives it, once."""
+    demo showed: its console now prints each one as the emulator receives it, once, a card with
+    the page it opens (without the sign-in through WeCom around it), so that whoever watches
+    can open it."""
     from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS
     from siyu.demo import STAFF as DEMO_STAFF
     from siyu.demo import Received
@@ -521,9 +567,10 @@ def test_the_demo_console_shows_what_wecom_received():
             "textcard": {
                 "title": "小美的客户 肖姐 已等待 5 分钟 未回复",
                 "description": "[图片]",
-                "url": url,
+                "url": "http://127.0.0.1:8000/auth/wecom/demo?next=/conversations%3Fwaiting%3D1%26card%3D7&card=7",
             },
         }
+        link = "http://127.0.0.1:8000/conversations?waiting=1&card=7"
         assert (
             emu.post("/cgi-bin/message/send", params={"access_token": token}, json=card).json()["errcode"]
             == 0
@@ -539,7 +586,7 @@ def test_the_demo_console_shows_what_wecom_received():
         received = Received(corp["corp_id"])
         first = asyncio.run(look())
         assert [line.split(" ", 1)[1] for line in first] == [
-            "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复",
+            f"企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复  {link}",
             f"语音电话 → 小美：{text}",
         ]
         assert asyncio.run(look()) == []  # each once
@@ -548,7 +595,7 @@ def test_the_demo_console_shows_what_wecom_received():
         for _ in range(2):
             emu.post("/cgi-bin/message/send", params={"access_token": token}, json=checked)
         assert [line.split(" ", 1)[1] for line in asyncio.run(look())] == [
-            "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复",
+            f"企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复  {link}",
             "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复（与先前一条相同，企业微信查重后未再送达）",
         ]
 

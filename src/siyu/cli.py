@@ -34,6 +34,9 @@ R = TypeVar("R")
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per WeCom call is too much
+    # loggers kept to warnings: the demo's console keeps alembic's lines of each schema check out
+    for name in filter(None, os.environ.get("SIYU_QUIET_LOGGERS", "").split(",")):
+        logging.getLogger(name.strip()).setLevel(logging.WARNING)
 
 
 def _runtime(repairing: bool = False, serving: bool = False):

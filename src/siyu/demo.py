@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -253,8 +254,10 @@ class Received:
         self.calls += len(calls)
         out = []
         for m in messages:
+            link = ""
             if m["msgtype"] == "textcard":
                 said = m["payload"]["textcard"]["title"]  # as the phone shows it, cut where WeCom cuts
+                link = _page_of(m["payload"]["textcard"].get("url", ""))
             elif m["msgtype"] == "text":
                 said = m["payload"]["text"]["content"]
             else:
@@ -264,12 +267,25 @@ class Received:
             late = f"（超出企业微信的频率限制，没送到：{dropped}）" if dropped else ""
             if m.get("duplicate_of"):  # a retry of one that got through: WeCom's duplicate check
                 to = "、".join(self.names.get(u, u) for u in str(m["payload"].get("touser", "")).split("|"))
-                late = "（与先前一条相同，企业微信查重后未再送达）"
-            out.append(f"{_at(m['received_at'])} 企业微信 → {to}：{said}{late}")
+                late, link = "（与先前一条相同，企业微信查重后未再送达）", ""
+            # the link last, after two spaces: a terminal makes it one to click
+            out.append(
+                f"{_at(m['received_at'])} 企业微信 → {to}：{said}{late}" + (f"  {link}" if link else "")
+            )
         for c in calls:
             who = self.phones.get(c["called_number"], c["called_number"])
             out.append(f"{_at(c['received_at'])} 语音电话 → {who}：{c['text']}")
         return out
+
+
+def _page_of(url: str) -> str:
+    """The page a card's link opens, without the sign-in through WeCom it goes by (which a
+    browser beside the demo, signed in already, does not need) and the card's own number."""
+    parts = urlsplit(url)
+    target = parse_qs(parts.query).get("next", [""])[0]
+    if not parts.path.startswith("/auth/wecom/") or not target.startswith("/"):
+        return url
+    return f"{parts.scheme}://{parts.netloc}{target}"
 
 
 def _at(timestamp: float) -> str:
@@ -351,6 +367,27 @@ def _is_demo_dir(data: Path) -> bool:
     return legacy and data.resolve() == Path(DEFAULT_DATA_DIR).resolve()
 
 
+def demo_env(data: Path, siyu_url: str, emulator_url: str) -> dict:
+    """The environment of the demo's Siyu and emulator processes."""
+    return {
+        **os.environ,
+        "SIYU_DATA_DIR": str(data),
+        "SIYU_DATABASE_URL": "",
+        "SIYU_PUBLIC_URL": siyu_url,
+        "SIYU_WECOM_BASE_URL": emulator_url,
+        "SIYU_WECOM_OAUTH_URL": emulator_url,
+        "SIYU_WECOM_LOGIN_URL": emulator_url,
+        # the last step's call rings the emulator's voice gateway (each staff member has a number)
+        "SIYU_VOICE_PROVIDER": os.environ.get("SIYU_VOICE_PROVIDER", "emulator"),
+        # the emulator archives at once: pulled every second and trusted a second after, steps
+        # fire within a second or two of their time (WeCom's own archive trails by seconds)
+        "SIYU_ARCHIVE_POLL_S": os.environ.get("SIYU_ARCHIVE_POLL_S", "1"),
+        "SIYU_ARCHIVE_LAG_S": os.environ.get("SIYU_ARCHIVE_LAG_S", "1"),
+        # the console is for what happens in the demo's world, not each process's schema check
+        "SIYU_QUIET_LOGGERS": "alembic",
+    }
+
+
 def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAULT_DATA_DIR) -> None:
     for port_, option in ((port, "--port"), (emulator_port, "--emulator-port")):
         if not _port_free(port_):
@@ -366,21 +403,7 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
     (data / DEMO_MARK).write_text("made by `siyu demo`, which empties this folder each time it starts\n")
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     siyu_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SIYU_DATA_DIR": str(data),
-        "SIYU_DATABASE_URL": "",
-        "SIYU_PUBLIC_URL": siyu_url,
-        "SIYU_WECOM_BASE_URL": emulator_url,
-        "SIYU_WECOM_OAUTH_URL": emulator_url,
-        "SIYU_WECOM_LOGIN_URL": emulator_url,
-        # the last step's call rings the emulator's voice gateway (each staff member has a number)
-        "SIYU_VOICE_PROVIDER": os.environ.get("SIYU_VOICE_PROVIDER", "emulator"),
-        # the emulator archives at once: pulled every second and trusted a second after, steps
-        # fire within a second or two of their time (WeCom's own archive trails by seconds)
-        "SIYU_ARCHIVE_POLL_S": os.environ.get("SIYU_ARCHIVE_POLL_S", "1"),
-        "SIYU_ARCHIVE_LAG_S": os.environ.get("SIYU_ARCHIVE_LAG_S", "1"),
-    }
+    env = demo_env(data, siyu_url, emulator_url)
     settings = Settings(
         data_dir=data,
         database_url="",
