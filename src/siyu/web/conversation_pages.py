@@ -63,7 +63,7 @@ def conversation_list(request: Request, viewer: PageViewer):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
             card = _int(p.get("card"))
-            among = sla_service.card_conversations(s, card) if card is not None else None
+            among = sla_service.card_conversations(s, card) if card and 0 < card < 2**63 else None
             card_missing = among is None  # (then the list it was filtered from)
             f = replace(f, among=among)
         if q:
