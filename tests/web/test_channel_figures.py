@@ -210,3 +210,32 @@ def test_channels_created_at_once_under_one_name_make_one(as_role, world):
     assert codes == [201, 409, 409, 409]
     assert [c["name"] for c in admin.get("/api/v1/channels").json()].count(name) == 1
     assert len(_ways_named(world, world.a, name)) == 1
+
+
+def test_channels_that_shared_a_name_before_the_check_can_still_be_edited(as_role, world, db):
+    """Two enabled channels named alike before names were checked (an upgrade keeps them):
+    changing one's welcome text, its name untouched, was refused as a name taken (409), on the
+    API and the page, so neither could be edited without a rename."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    name = f"老渠道-{uuid.uuid4().hex[:6]}"
+    ids = []
+    for made in (name, f"{name}-b"):
+        r = admin.post("/api/v1/channels", json={"name": made, "staff_userids": ["zhangsan"]}, headers=csrf)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    with db.tenant_session(world.a.id) as s:  # as the data stands from before the check
+        s.get(Channel, ids[1]).name = name
+    r = admin.patch(f"/api/v1/channels/{ids[1]}", json={"welcome_text": "欢迎"}, headers=csrf)
+    assert r.status_code == 200, r.text
+    assert r.json()["welcome_text"] == "欢迎" and r.json()["name"] == name
+    r = admin.post(
+        f"/channels/{ids[0]}/edit",
+        data={"csrf_token": admin.csrf, "name": name, "staff_userids": ["zhangsan"], "welcome_text": "你好"},
+    )
+    assert r.status_code == 303, r.text
+    with db.tenant_session(world.a.id) as s:
+        assert s.get(Channel, ids[0]).welcome_text == "你好"
+    # a third channel still may not take the name
+    r = admin.post("/api/v1/channels", json={"name": name, "staff_userids": ["lisi"]}, headers=csrf)
+    assert r.status_code == 409, r.text

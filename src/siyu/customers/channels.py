@@ -99,9 +99,14 @@ def _hold_names(session: Session) -> None:
 
 
 def check_name_free(session: Session, name: str, channel_id: int | None = None) -> None:
-    """Refuses a name an enabled channel of the tenant has, other than `channel_id` itself."""
+    """Refuses a name an enabled channel of the tenant has, other than `channel_id` itself. A
+    channel keeping its own name is not refused: channels named alike before names were
+    checked could otherwise not be edited at all without a rename."""
     key = name_key(name)
-    for other_id, other in session.execute(select(Channel.id, Channel.name).where(Channel.enabled.is_(True))):
+    enabled = session.execute(select(Channel.id, Channel.name).where(Channel.enabled.is_(True))).all()
+    if any(other_id == channel_id and name_key(other) == key for other_id, other in enabled):
+        return
+    for other_id, other in enabled:
         if other_id != channel_id and name_key(other) == key:
             raise ChannelNameTaken(other)
 
