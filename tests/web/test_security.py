@@ -59,3 +59,13 @@ def test_style_and_script_are_asked_for_by_their_contents_and_kept_while_unchang
     plain = admin.get("/static/siyu.css")  # no digest, or an old one: asked again each time
     assert plain.headers["cache-control"] == "no-cache" and plain.headers.get("etag")
     assert admin.get("/static/siyu.css?v=0.1.0").headers["cache-control"] == "no-cache"
+
+
+def test_the_footer_still_names_siyus_version(as_role):
+    """The page footer said 私域 Siyu 0.1.0, the version running; once style and script were named
+    by their digest it said 私域 Siyu 3f9c2a1b7e4d, the digest, and an operator asked which release
+    runs could no longer read it there."""
+    from siyu import __version__
+
+    page = as_role("admin").get("/customers").text
+    assert f"私域 Siyu {__version__}" in page

@@ -13,6 +13,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
+from siyu import __version__
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
@@ -79,7 +81,8 @@ templates.env.filters["due"] = due
 templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 STATIC_VERSION = static_version()
-templates.env.globals["version"] = STATIC_VERSION
+templates.env.globals["static_version"] = STATIC_VERSION
+templates.env.globals["version"] = __version__  # the footer's: the release running
 
 
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200):
