@@ -25,6 +25,7 @@ def seeded(items: list[dict]) -> list[dict]:
 
 
 def titles(resp) -> list[str]:
+    """(Read with per_page=100: other tests' chats, newer, fill a first page of 20.)"""
     assert resp.status_code == 200, resp.text
     return [c["title"] for c in seeded(resp.json()["items"])]
 
@@ -34,7 +35,7 @@ def titles(resp) -> list[str]:
 
 def test_waiting_customers_come_first_longest_wait_first(as_role, chats):
     admin = as_role("admin")
-    r = admin.get("/api/v1/conversations")
+    r = admin.get("/api/v1/conversations?per_page=100")
     items = seeded(r.json()["items"])
     assert [c["title"] for c in items][:3] == ["孙小姐", "王女士", "刘总"]
     assert all(c["waiting"] for c in items[:3]) and not any(c["waiting"] for c in items[3:])
@@ -61,7 +62,10 @@ def test_waiting_customers_come_first_longest_wait_first(as_role, chats):
     ],
 )
 def test_filters(as_role, chats, params, expected):
-    got = [t.split(" ")[0] for t in titles(as_role("admin").get("/api/v1/conversations", params=params))]
+    got = [
+        t.split(" ")[0]
+        for t in titles(as_role("admin").get("/api/v1/conversations", params={**params, "per_page": 100}))
+    ]
     assert got == expected
 
 
@@ -167,7 +171,7 @@ def test_a_cursor_of_deeply_nested_brackets_opens_the_top_of_the_list_not_an_err
 
 def test_an_agent_sees_only_their_own_conversations(as_role, chats):
     agent = as_role("agent")  # 张三
-    assert sorted(t.split(" ")[0] for t in titles(agent.get("/api/v1/conversations"))) == [
+    assert sorted(t.split(" ")[0] for t in titles(agent.get("/api/v1/conversations?per_page=100"))) == [
         "孙小姐",
         "王女士",
         "群聊",
@@ -342,7 +346,7 @@ def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
 
 def test_a_supervisor_sees_their_team(as_role, chats):
     sup = as_role("supervisor")  # 王五: 张三 and 李四, not 赵六
-    got = sorted(t.split(" ")[0] for t in titles(sup.get("/api/v1/conversations")))
+    got = sorted(t.split(" ")[0] for t in titles(sup.get("/api/v1/conversations?per_page=100")))
     assert got == ["孙小姐", "王女士", "群聊", "陈先生"]
     assert sup.get(f"/api/v1/conversations/{chats.a['刘总']}").status_code == 404
 
