@@ -221,7 +221,7 @@ def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db
     r = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "30"})
     assert r.status_code == 403
     r = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "30", "csrf_token": agent.csrf})
-    assert r.status_code == 303 and r.headers["location"] == "/sla?done=snoozed"
+    assert r.status_code == 303 and r.headers["location"] == f"/sla?done=snoozed&snoozed={cid}"
     with db.tenant_session(world.a.id) as s:
         due = list(
             s.scalars(
@@ -233,7 +233,17 @@ def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db
         snoozed = s.scalar(select(SlaWait.snoozed_until).where(SlaWait.conversation_id == cid))
     assert due and min(due) >= utcnow() + timedelta(minutes=29)
     assert snoozed >= utcnow() + timedelta(minutes=29)
-    assert "已暂缓提醒" in agent.get("/sla?done=snoozed").text
+    # whose reminders, and until when (to the minute it will have come by, as the row says)
+    until = (snoozed.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(SHANGHAI)
+    until_text = until.strftime("%H:%M" if until.date() == datetime.now(SHANGHAI).date() else "%m-%d %H:%M")
+    banner = agent.get(r.headers["location"]).text
+    assert f"已暂缓 wmzh{waits.sfx} 的提醒至 {until_text}。" in banner, re.findall(r'"ok"[^<]*<', banner)
+    assert "已暂缓提醒。" in agent.get("/sla?done=snoozed").text  # (an address without whose)
+    # another's conversation named in the address: its customer is not told of
+    other_banner = agent.get(f"/sla?done=snoozed&snoozed={waits.a['zhaoliu']}").text
+    assert "已暂缓提醒。" in other_banner and "已暂缓 wmzh" not in other_banner
+    for junk in ("abc", "99999999999999999999999", "-1"):
+        assert "已暂缓提醒。" in agent.get(f"/sla?done=snoozed&snoozed={junk}").text
     # Not the agent's customer, another tenant's conversation: not found.
     other = agent.post(
         f"/conversations/{waits.a['zhaoliu']}/snooze", data={"minutes": "15", "csrf_token": agent.csrf}
@@ -487,7 +497,7 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
         "quiet_end": "08:00",
     }
     r = admin.post("/sla/policy", data=form)
-    assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=saved"
+    assert r.status_code == 303 and r.headers["location"].startswith("/sla/policy?done=saved")
     got = admin.get("/api/v1/sla/policy").json()
     assert [(x["delay_s"], x["action"], x["target"]) for x in got["steps"]] == [
         (180, "app_message", "agent"),
@@ -673,6 +683,46 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert "2031-01-02 不在特殊日期里" in again.text  # removed twice: says so
 
 
+def test_saving_the_policy_says_only_what_happened_to_those_waiting(as_role):
+    """The "saved" banner had told every case at once (改为只计工作时间…改回按自然时间计…)
+    after a step's minutes changed: it says the one that applies."""
+    admin = as_role("admin")
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["3", "15"],
+        "step_action": ["app_message", "voice_call"],
+        "step_target": ["agent", "contact"],
+        "business_hours_only": "1",
+        "shifts": "09:00-12:00\n13:30-18:00",
+        "public_holidays": "1",
+        "escalation_contact": "lisi",
+        "quiet_start": "21:00",
+        "quiet_end": "08:00",
+    }
+    assert admin.post("/sla/policy", data=form).status_code == 303
+    cases = [
+        ({"step_delay_min": ["4", "15"]}, "saved", "正在等待的，已排好的下一步不变，之后各步按新策略"),
+        ({"shifts": "09:00-18:00"}, "saved_shifts", "班次或节假日已改"),
+        ({"public_holidays": ""}, "saved_shifts", "班次或节假日已改"),
+        ({"business_hours_only": ""}, "saved_wallclock", "改回按自然时间计"),
+        ({"step_delay_min": ["5", "15"], "business_hours_only": ""}, "saved", "之后各步按新策略"),
+        ({}, "saved_hours", "改为只计工作时间"),
+    ]
+    every = ("之后各步按新策略", "班次或节假日已改", "改回按自然时间计", "改为只计工作时间")
+    for changed, done, said in cases:
+        r = admin.post("/sla/policy", data={**form, **changed})
+        assert r.status_code == 303 and r.headers["location"] == f"/sla/policy?done={done}", (changed, r)
+        page = admin.get(r.headers["location"]).text
+        [banner] = re.findall(r'<p class="ok" role="status">([^<]*)</p>', page)
+        assert banner.startswith("策略已保存") and said in banner, banner
+        assert [x for x in every if x in banner] == [said if done != "saved" else every[0]], banner
+    sorted_back = admin.post("/sla/policy", data={**form, "step_delay_min": ["15", "3"]})
+    assert sorted_back.headers["location"] == "/sla/policy?done=saved&sorted=1"
+    assert "步骤已按分钟数从少到多排列" in admin.get(sorted_back.headers["location"]).text
+    assert admin.post("/sla/policy", data=form).status_code == 303  # as it was, for the tests after
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -713,6 +763,12 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
         " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })"
     )
     assert max(lines) <= 2, lines
+    # 今日首次响应's four tiles two by two: the fourth had wrapped onto a row of its own
+    tiles = page.locator("#first-response .stat")
+    expect(tiles).to_have_count(4)
+    boxes = [tiles.nth(i).bounding_box() for i in range(4)]
+    assert sorted({round(b["y"]) for b in boxes}) == [round(boxes[0]["y"]), round(boxes[2]["y"])], boxes
+    assert round(boxes[0]["width"]) == round(boxes[3]["width"]) and boxes[0]["y"] < boxes[2]["y"], boxes
     fits_the_phone(page)
     # a "snoozed" banner is shown once: the page reloads itself every 30 s, and had kept it
     page.goto(f"{siyu}/sla?day={waits.day}&done=snoozed")

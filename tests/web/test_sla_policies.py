@@ -375,7 +375,8 @@ def test_turning_on_business_hours_moves_the_next_step_of_waits_already_running(
         assert w.next_step(f"还在吗 {w.sfx}") < soon
         w.save_policy(business_hours_only=True)
         assert w.next_step(f"还在吗 {w.sfx}") > later
-        assert "下一步按新的工作时间重排" in w.admin.get("/sla/policy", params={"done": "saved"}).text
+        said = w.admin.get("/sla/policy", params={"done": "saved_hours"}).text
+        assert "改为只计工作时间：正在等待的客户，下一步提醒按工作时间重排" in said
     finally:
         w.close()
 
@@ -394,9 +395,7 @@ def test_turning_business_hours_off_brings_the_next_step_of_waits_back_to_the_wa
         assert w.next_step(f"周末有人吗 {w.sfx}") > datetime.now(ZoneInfo("UTC")) + timedelta(hours=5)
         w.save_policy(business_hours_only=False)
         assert w.next_step(f"周末有人吗 {w.sfx}") < datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
-        assert (
-            "改回按自然时间计的，下一步按自然时间重排"
-            in w.admin.get("/sla/policy", params={"done": "saved"}).text
-        )
+        said = w.admin.get("/sla/policy", params={"done": "saved_wallclock"}).text
+        assert "改回按自然时间计：正在等待的客户，下一步提醒按自然时间重排" in said
     finally:
         w.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -18,8 +19,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from siyu.conversations import queries as conversation_queries
 from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
+from siyu.customers.models import Customer
 from siyu.sla import service
 from siyu.sla.api import (
     PROBLEMS_LISTED,
@@ -47,10 +50,11 @@ TARGET_NAMES = {"agent": "负责成员", "leader": "其上级", "contact": "升�
 DONE = {
     "snoozed": "已暂缓提醒。",
     "not_waiting": "这个会话已经不在等待回复了。",
-    "saved": (
-        "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略；"
-        "改为只计工作时间、改了班次或节假日的，下一步按新的工作时间重排；改回按自然时间计的，下一步按自然时间重排。"
-    ),
+    # the tenant's policy saved: what it means for those waiting, in the one case that applies
+    "saved": "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。",
+    "saved_hours": "策略已保存，改为只计工作时间：正在等待的客户，下一步提醒按工作时间重排。",
+    "saved_shifts": "策略已保存，班次或节假日已改：正在等待的客户，下一步提醒按新的工作时间重排。",
+    "saved_wallclock": "策略已保存，改回按自然时间计：正在等待的客户，下一步提醒按自然时间重排。",
     "day_added": "日期已保存。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "days_added": "这些日期已保存。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "day_now_workday": "已改为上班（原是放假）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
@@ -127,6 +131,7 @@ def sla_board(request: Request, viewer: PageViewer):
         except FutureDay as exc:
             raise HTTPException(422, f"日期无效：{exc}") from None
         tz = ZoneInfo(service.tenant_timezone(s))
+        snoozed = _just_snoozed(s, viewer, request, now)
     today = now.astimezone(tz).date()
 
     def when(at: datetime) -> str:  # (every time the board gives is one to come)
@@ -153,9 +158,26 @@ def sla_board(request: Request, viewer: PageViewer):
             "targets": TARGET_NAMES,
             "duration": _duration,
             "delay": _delay,
-            "done": _done(request),
+            "done": f"已暂缓 {snoozed[0]} 的提醒至 {when(snoozed[1])}。" if snoozed else _done(request),
         },
     )
+
+
+def _just_snoozed(s, viewer: Viewer, request: Request, now: datetime) -> tuple[str, datetime] | None:
+    """Whose reminders a snooze from the board just held back, and until when (?snoozed=, the
+    conversation): the banner names them. None when the viewer may not read it, or it no
+    longer waits."""
+    if request.query_params.get("done") != "snoozed":
+        return None
+    typed = request.query_params.get("snoozed", "")
+    if not typed.isdigit() or int(typed) >= 2**63:  # (a number the database would refuse)
+        return None
+    conversation = conversation_queries.get_conversation(s, viewer, int(typed))
+    until = conversation and service.snoozed_until(s, conversation.id, now)
+    if not until:
+        return None
+    customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
+    return (customer.name if customer else "") or conversation.external_userid or "客户", until
 
 
 @router.post("/conversations/{conversation_id}/snooze")
@@ -179,7 +201,10 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
     if found is None:
         raise HTTPException(404, "not found")
     sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{sep}done={'snoozed' if found['snoozed'] else 'not_waiting'}", 303)
+    done = "snoozed" if found["snoozed"] else "not_waiting"
+    if found["snoozed"] and urlsplit(back).path == "/sla":  # the board's banner says whose; the chat shows it
+        done += f"&snoozed={conversation_id}"
+    return RedirectResponse(f"{back}{sep}done={done}", 303)
 
 
 # ---------------------------------------------------------------- the policy
@@ -418,18 +443,34 @@ async def policy_submit(request: Request, viewer: PageViewer):
         return await run_in_threadpool(_policy_page, request, viewer, _problems(exc), shown, 422)
     rt = request.app.state.rt
 
-    def save() -> str:
+    def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
+                was = _clock(policy_out(s))
                 apply_policy(s, body, rt.now())
+                became = _clock(policy_out(s))
         except service.PolicyError as exc:
-            return str(exc)
-        return ""
+            return str(exc), ""
+        return "", _clock_change(was, became)
 
-    problem = await run_in_threadpool(save)
+    problem, done = await run_in_threadpool(save)
     if problem:
         return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422)
-    return RedirectResponse(f"/sla/policy?done=saved{_reordered(fields)}", 303)
+    return RedirectResponse(f"/sla/policy?done={done}{_reordered(fields)}", 303)
+
+
+def _clock(policy: dict) -> tuple:
+    """What a policy times waits by: the wall clock (), or its shifts and holidays."""
+    if not policy["business_hours_only"]:
+        return ()
+    return tuple(tuple(shift) for shift in policy["shifts"]), bool(policy["public_holidays"])
+
+
+def _clock_change(was: tuple, became: tuple) -> str:
+    """The "saved" banner for what saving did to the clock, and so to the steps of those waiting."""
+    if was == became:
+        return "saved"
+    return "saved_hours" if not was else "saved_wallclock" if not became else "saved_shifts"
 
 
 def _done(request: Request) -> str | None:

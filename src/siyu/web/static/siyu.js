@@ -25,6 +25,7 @@ document.addEventListener("change", function (event) {
   if (!/[?&]done=/.test(location.search) || !window.history || !history.replaceState) return;
   var url = new URL(location.href);
   url.searchParams.delete("done");
+  url.searchParams.delete("snoozed");  // (whose: said by the banner)
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
 })();
 // Pages that show who waits (the SLA board, the conversation list): reloaded every
