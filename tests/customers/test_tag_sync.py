@@ -186,6 +186,10 @@ def test_a_channel_with_more_failing_tags_than_a_statement_may_bind_lists_the_ne
         expected = _many_refused(
             stack, channel.id, other.id, tag_id, 33_200 if stack.rt.db.is_postgres else 600
         )
+        # as autovacuum would have by the time anyone looks (where it is off, the worker's tidy
+        # does the outbox): statistics taken while the tables were small planned the count
+        # past the client's 5 s when the whole suite ran before it
+        stack.rt.db.tidy(("outbox", "follows", "customers"))
         admin, agent = signed_in(stack), signed_in(stack, "agent", "lisi")
         for client, staff in ((admin, None), (agent, "lisi")):
             rows = [r for r in expected if staff is None or r["staff_userid"] == staff]
