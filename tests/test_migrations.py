@@ -17,6 +17,25 @@ def test_models_and_migrations_agree(db):
     assert diff == []
 
 
+def _tenant(s):
+    """A tenant row as an older schema takes it (no secrets: nothing here calls WeCom)."""
+    from siyu.tenancy.models import Tenant
+
+    tenant = Tenant(
+        slug="t",
+        name="t",
+        corp_id="ww1",
+        agent_id=1,
+        agent_secret_sealed="",
+        contact_secret_sealed="",
+        callback_token_sealed="",
+        encoding_aes_key_sealed="",
+    )
+    s.add(tenant)
+    s.flush()
+    return tenant
+
+
 def test_cards_queued_before_the_recipient_column_keep_their_recipient(tmp_path):
     """0004 gives cards still waiting to go their person (from the dedupe key), so the
     pacing of their next cards counts them."""
@@ -24,25 +43,13 @@ def test_cards_queued_before_the_recipient_column_keep_their_recipient(tmp_path)
     from sqlalchemy import text
 
     from siyu.db import Database
-    from siyu.tenancy.models import Tenant
 
     database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
     try:
         with database.engine.begin() as conn:
             command.upgrade(database._alembic(conn), "0003")
         with database.system_session() as s:
-            tenant = Tenant(
-                slug="t",
-                name="t",
-                corp_id="ww1",
-                agent_id=1,
-                agent_secret_sealed="",
-                contact_secret_sealed="",
-                callback_token_sealed="",
-                encoding_aes_key_sealed="",
-            )
-            s.add(tenant)
-            s.flush()
+            tenant = _tenant(s)
             for key, kind in [("sla-notice:zhang.wei:17", "sla_notice"), ("welcome:wmA:1", "welcome")]:
                 s.execute(
                     text(
@@ -72,25 +79,13 @@ def test_a_policy_saved_before_versions_were_kept_is_in_force_since_always(tmp_p
 
     from siyu.db import Database
     from siyu.sla.models import SlaPolicyVersion
-    from siyu.tenancy.models import Tenant
 
     database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
     try:
         with database.engine.begin() as conn:
             command.upgrade(database._alembic(conn), "0013")
         with database.system_session() as s:
-            tenant = Tenant(
-                slug="t",
-                name="t",
-                corp_id="ww1",
-                agent_id=1,
-                agent_secret_sealed="",
-                contact_secret_sealed="",
-                callback_token_sealed="",
-                encoding_aes_key_sealed="",
-            )
-            s.add(tenant)
-            s.flush()
+            tenant = _tenant(s)
             s.execute(
                 text(
                     "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
