@@ -158,14 +158,7 @@ async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
         ).json()
         rt = Runtime.create(settings)
         rt.db.migrate()
-        creds = tenancy.CorpCredentials(
-            corp["corp_id"],
-            int(corp["agent_id"]),
-            corp["agent_secret"],
-            corp["contact_secret"],
-            corp["token"],
-            corp["encoding_aes_key"],
-        )
+        creds = tenancy.CorpCredentials.of_emulator_corp(corp)
         await tenancy.check_credentials(creds, settings.wecom_base_url)
         with rt.db.system_session() as s:
             tenant = tenancy.save_tenant(s, rt.box, "示例科技", creds, slug="demo")

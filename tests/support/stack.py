@@ -145,14 +145,7 @@ def forget_pending(db: Database, tenant_id: int) -> None:
 def connect_corp(rt: Runtime, corp: dict, name: str) -> tuple[int, str]:
     """Connect an emulator corp (as POST /_emulator/corps answered it) to Siyu as a tenant
     under a fresh slug: (tenant id, slug)."""
-    creds = CorpCredentials(
-        corp["corp_id"],
-        int(corp["agent_id"]),
-        corp["agent_secret"],
-        corp["contact_secret"],
-        corp["token"],
-        corp["encoding_aes_key"],
-    )
+    creds = CorpCredentials.of_emulator_corp(corp)
     with rt.db.system_session() as s:
         tenant = save_tenant(s, rt.box, name, creds, slug="t" + secrets.token_hex(4))
         return tenant.id, tenant.slug

@@ -169,14 +169,7 @@ def _make_tenant(db, rt, emu: httpx.Client, label: str, staff=STAFF) -> Tenant_:
     )
     assert corp.status_code == 201, corp.text
     corp = corp.json()
-    creds = tenancy.CorpCredentials(
-        corp["corp_id"],
-        corp["agent_id"],
-        corp["agent_secret"],
-        corp["contact_secret"],
-        corp["token"],
-        corp["encoding_aes_key"],
-    )
+    creds = tenancy.CorpCredentials.of_emulator_corp(corp)
     with db.system_session() as s:
         t = tenancy.save_tenant(s, rt.box, f"{label}公司", creds, slug=f"{label}-{uuid.uuid4().hex[:8]}")
         tenant_id, slug = t.id, t.slug

@@ -38,6 +38,13 @@ class CorpCredentials:
     token: str
     encoding_aes_key: str
 
+    @classmethod
+    def of_emulator_corp(cls, corp: dict) -> CorpCredentials:
+        """The credentials of a corp as the emulator's POST /_emulator/corps answers it (the
+        demo's corp, the tests')."""
+        keys = ("corp_id", "agent_id", "agent_secret", "contact_secret", "token", "encoding_aes_key")
+        return cls(**{key: int(corp[key]) if key == "agent_id" else corp[key] for key in keys})
+
     def problems(self) -> list[str]:
         found = []
         if not re.fullmatch(r"[A-Za-z0-9]{8,64}", self.corp_id or ""):
