@@ -33,6 +33,14 @@ def _customer_writes(db, world, ext: str, text: str, ago: float) -> str:
     return msgid
 
 
+def _imported(db, world, arc: Archive, ext: str, text: str, ago: float) -> str:
+    """A question stored now with a time `ago` seconds before `arc`'s (an import, a re-pull)."""
+    arc.items.clear()
+    msgid = arc.text(ext, "zhangsan", text, ago)
+    store(db, world.a.id, arc.items)
+    return msgid
+
+
 def _page_form(agent, cid: int) -> tuple[str, dict]:
     action, fields = _FORM.search(agent.get(f"/conversations/{cid}").text).groups()
     return action, dict(_FIELD.findall(fields))
@@ -116,4 +124,49 @@ def test_a_closing_remark_after_what_was_seen_does_not_block_the_mark(as_role, d
     r = agent.post(
         f"/api/v1/conversations/{cid}/dismiss", json={"msgid": question}, headers={"X-CSRF-Token": agent.csrf}
     )
+    assert r.status_code == 200 and r.json()["dismissed"] is True
+
+
+def test_a_question_stored_after_the_page_with_an_older_time_is_not_silenced(as_role, db, world):
+    """能开发票吗？ waits (300 s ago); the agent opens the chat; an import then stores 另外，我要退货
+    with an older time (400 s ago, no reply between: the same wait, now begun with it). The
+    page's button compared times: the page named 能开发票吗？, newer than 另外，我要退货, so it said
+    已标记为无需回复 and silenced a question the agent never saw."""
+    arc, ext, cid, [question] = _waiting(db, world, "能开发票吗？")
+    agent = as_role("agent")
+    action, form = _page_form(agent, cid)
+    assert form["msgid"] == question
+    refund = _imported(db, world, arc, ext, "另外，我要退货", 400)
+
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" not in r.text
+    assert "客户在你打开页面后又发了消息，没有标记" in r.text
+    after = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert after["waiting"] is True and after["awaiting_msgid"] == refund  # the wait begins with it
+    assert after["waiting_newest_msgid"] == refund  # what was stored last, not what is newest
+
+    action, form = _page_form(agent, cid)  # the page drawn again names it: the button marks
+    r = agent.post(action, data=form, follow_redirects=True)
+    assert "已标记为无需回复" in r.text
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is False
+
+
+def test_the_api_refuses_a_question_stored_after_the_one_named_whatever_its_time(as_role, db, world):
+    """Two questions wait (300 s and 299 s ago); the client shows them and names the newest.
+    An import then stores one between them (299.5 s ago). The API compared times and marked
+    the wait, the imported question with it."""
+    arc, ext, cid, [_, shown] = _waiting(db, world, "在吗", "能开发票吗？")
+    agent = as_role("agent")
+    headers = {"X-CSRF-Token": agent.csrf}
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting_newest_msgid"] == shown
+    between = _imported(db, world, arc, ext, "另外，我要退货", 299.5)
+
+    url = f"/api/v1/conversations/{cid}/dismiss"
+    r = agent.post(url, json={"msgid": shown}, headers=headers)
+    assert r.status_code == 409, r.text
+    assert between in r.json()["detail"]
+    now = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert now["waiting"] is True and now["waiting_newest_msgid"] == between
+
+    r = agent.post(url, json={"msgid": between}, headers=headers)  # having shown it
     assert r.status_code == 200 and r.json()["dismissed"] is True

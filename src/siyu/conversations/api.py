@@ -103,8 +103,9 @@ def get_messages(
 )
 def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: DismissIn | None = None):
     """Mark the waiting customer message 无需回复 (no reply needed): the wait and its
-    escalations stop. With `msgid` (the newest customer message the client showed), only if
-    nothing that needs a reply came after it: 409 names what did."""
+    escalations stop. With `msgid` (the customer message of the wait the client showed stored
+    last, `waiting_newest_msgid`), only if nothing that needs a reply was stored after it: 409
+    names what was. Without it, whatever waits is marked."""
     shown = body.msgid if body is not None else None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:

@@ -320,7 +320,9 @@ def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]
 class Asks:
     texts: list[str]  # at most the `last` newest, oldest first
     total: int
-    newest_msgid: str  # what a dismiss names once it was shown (service.dismiss)
+    # the one stored last (an import may store an older one after it): what a dismiss names
+    # once it was shown (service.dismiss)
+    newest_msgid: str
 
 
 def waiting_asks(
@@ -347,6 +349,7 @@ def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -
             m.text,
             m.msgid,
             func.row_number().over(partition_by=m.conversation_id, order_by=newest_first).label("rn"),
+            func.row_number().over(partition_by=m.conversation_id, order_by=m.id.desc()).label("stored"),
             func.count().over(partition_by=m.conversation_id).label("total"),
         )
         .join(Conversation, Conversation.id == m.conversation_id)
@@ -368,20 +371,29 @@ def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -
             ranked.c.msgid,
             ranked.c.rn,
             ranked.c.total,
+            ranked.c.stored,
         )
-        .where(ranked.c.rn <= last)
+        .where(or_(ranked.c.rn <= last, ranked.c.stored == 1))
         .order_by(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.rn.desc())
     )
     texts: dict[int, list[str]] = {}
     newest: dict[int, tuple[str, int]] = {}
-    for cid, sent_at, text, msgid, rn, total in rows:
+    stored_last: dict[int, str] = {}
+    for cid, sent_at, text, msgid, rn, total, stored in rows:
         if sent_at < waits[cid]:
+            continue
+        if stored == 1:
+            stored_last[cid] = msgid
+        if rn > last:
             continue
         if rn == 1:
             newest[cid] = (msgid, total)
         if text.strip():
             texts.setdefault(cid, []).append(text)
-    return {cid: Asks(texts.get(cid, []), total, msgid) for cid, (msgid, total) in newest.items()}
+    return {
+        cid: Asks(texts.get(cid, []), total, stored_last.get(cid, msgid))
+        for cid, (msgid, total) in newest.items()
+    }
 
 
 def quote_asks(texts: list[str], limit: int, total: int | None = None) -> str:

@@ -96,8 +96,9 @@ class ConversationOut(BaseModel):
     )
     waiting_newest_msgid: str = Field(
         "",
-        description="the newest customer message of the wait that needs a reply (awaiting_msgid when it"
-        " is the only one): what dismiss's `msgid` names once the client has shown it",
+        description="the customer message of the wait that needs a reply stored last (awaiting_msgid when"
+        " it is the only one; usually the newest, but one imported or re-pulled late may be older): what"
+        " dismiss's `msgid` names once the client has shown it",
     )
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"
@@ -133,10 +134,12 @@ class DismissIn(BaseModel):
     msgid: str | None = Field(
         None,
         max_length=128,
-        description="the newest customer message of the wait the client showed (waiting_newest_msgid):"
-        " refused with 409 when one that needs a reply came after it, in the same wait or a new one, so"
-        " that a stale screen never silences a question it did not show; a closing remark after it does"
-        " not count. Without it, whatever waits is marked",
+        description="the customer message of the wait the client showed stored last"
+        " (waiting_newest_msgid): refused with 409 when one that needs a reply was stored after it"
+        " (whatever its msgtime), in the same wait or a new one, so that a stale screen never silences a"
+        " question it did not show; a closing remark after it does not count. Without it, whatever"
+        " waits is marked, unseen questions included (for scripts that close waits in bulk; a client"
+        " that shows the chat should name what it showed)",
     )
 
     model_config = {"extra": "forbid"}  # a misspelt msgid must not mark whatever waits

@@ -822,11 +822,12 @@ def dismiss(
 ) -> bool:
     """Someone (`by`, the name they were signed in as) marks a conversation "no reply
     needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. False when
-    nothing waits. With `msgid` (the newest customer message the person saw), WroteAgain
-    when the wait holds a question they did not see: a later one, or a new wait begun after a
-    reply; a page left open must not silence it. The conversation is read locked, as ingest
-    reads it: a reply and a new question stored meanwhile are seen, not overwritten (the new
-    question silenced)."""
+    nothing waits. With `msgid` (the customer message of the wait the person saw stored
+    last), WroteAgain when the wait holds a question they did not see: one stored after it
+    (whatever its time), or a new wait begun after a reply; a page left open must not silence
+    it. Without it, whatever waits is closed (Siyu's own closes, and API clients that do not
+    say what they showed). The conversation is read locked, as ingest reads it: a reply and
+    a new question stored meanwhile are seen, not overwritten (the new question silenced)."""
     _hold_write_lock(session)
     c = session.scalar(
         _locked(session, select(Conversation).where(Conversation.id == conversation_id)).execution_options(
@@ -846,11 +847,13 @@ def dismiss(
 
 
 def _unseen(session: Session, c: Conversation, seen: str) -> str | None:
-    """The newest message of `c`'s wait that needs a reply, unless the person who saw `seen`
-    (a customer message of this wait) saw it: it is `seen` or came before it. A closing remark
-    (好的谢谢) after `seen` owes nothing, so it is no reason to refuse."""
+    """The message of `c`'s wait that needs a reply stored last, unless the person who saw
+    `seen` (a customer message of this wait) could have seen it: it is `seen` or was stored
+    before it. Stored, not sent: a question imported or re-pulled after the page was drawn
+    may carry an older time than what the page showed, and the person never saw it. A
+    closing remark (好的谢谢) after `seen` owes nothing, so it is no reason to refuse."""
     newest = session.execute(
-        select(Message.msgid, Message.sent_at, Message.id)
+        select(Message.msgid, Message.id)
         .where(
             Message.conversation_id == c.id,
             Message.action == "send",
@@ -859,22 +862,22 @@ def _unseen(session: Session, c: Conversation, seen: str) -> str | None:
             Message.needs_reply.is_(True),
             Message.sent_at >= c.awaiting_since,
         )
-        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .order_by(Message.id.desc())
         .limit(1)
     ).first()
-    shown = session.execute(
-        select(Message.sent_at, Message.id).where(
+    shown = session.scalar(
+        select(Message.id).where(
             Message.conversation_id == c.id,
             Message.msgid == seen,
             Message.direction == "in",
             Message.sent_at >= c.awaiting_since,
         )
-    ).first()
+    )
     if shown is None:  # not of this wait: of one closed since, or of no wait at all
         return newest.msgid if newest is not None else c.awaiting_msgid
-    if newest is not None and (newest.sent_at, newest.id) > (shown.sent_at, shown.id):
-        return newest.msgid
-    return None
+    # (a conversation's messages are stored one ingest at a time, under its row's lock, so
+    # their ids rise in the order they were stored)
+    return newest.msgid if newest is not None and newest.id > shown else None
 
 
 def follow_ended(session: Session, external_userid: str, userid: str, at: datetime, reason: str) -> bool:

@@ -187,7 +187,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
 @router.post("/conversations/{conversation_id}/dismiss")
 async def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
     """The 无需回复 button (its form carries the CSRF token, checked by PageViewer, and the
-    newest customer message of the wait the page showed: a question that came after it, in
+    customer message of the wait the page showed stored last: a question stored after it, in
     the same wait or a new one, stays waiting)."""
     shown = str((await request.form()).get("msgid") or "") or None
     done = await run_in_threadpool(_dismiss, request, viewer, conversation_id, shown)
