@@ -379,3 +379,42 @@ def test_a_wait_answered_at_the_steps_very_delay_is_within_it_by_every_policy_an
     assert second["delays_s"] == [300] and third["delays_s"] == [600]
     teams = {t["department_name"]: t["first_step_share"] for t in board["by_team"]}
     assert teams == {"销售一部": 1 / 3, "总部": 1 / 3}
+
+
+def test_a_reply_recalled_after_the_wait_it_ended_went_on_and_was_marked_counts_no_answer(local):
+    """The customer asks at 0 s; the agent sends "." at 5 s; the customer asks again at 30 s;
+    张三 marks it "no reply needed" at 80 s; the customer asks something new at 90 s, still
+    waiting, and the agent recalls the "." at 110 s. Without the ".", the question of 0 s
+    waited until 80 s (the mark closed it, the 30 s question part of it) and the 90 s one waits
+    on its own. The board kept the question answered in 5 s by the reply taken back: there was
+    no later reply to fold it into, so nothing was corrected."""
+    from siyu.conversations import service as conversations
+
+    w = local
+    _noon_tomorrow(w)
+    w.policy(steps=ONE_MINUTE_FIRST)
+    w.say("这款什么时候发货？", at=0)
+    dot = w.reply(".", at=5)
+    w.say("还有别的颜色吗？", at=30)
+    with w.session() as s:
+        assert conversations.dismiss(s, w.conversation().id, w.at(80), by="张三")
+    w.say("能开发票吗？", at=90)
+    w.ingest(_recall(w, dot, 110, by="zhangsan"))
+    w.pulled(3600)
+    w.clock(120)
+    board = _board(w)
+    assert board["first_response"]["count"] == 0, board["first_response"]
+    [row] = board["waiting"]
+    assert row["since"] == w.at(90)
+    first = board["within_steps"][0]
+    # the 0 s question, marked at 80 s, past the step; the 90 s one not yet at it
+    assert (first["answered"], first["answered_late"], first["outlived"]) == (0, 0, 1), first
+    assert [(x.closed_at, x.close_reason, x.closed_by) for x in w.waits()] == [
+        (w.at(80), "dismissed", "张三"),
+        (w.at(80), "merged", "张三"),
+        (None, "", ""),
+    ]
+    assert w.fire() == 0  # the open wait's step is its own, at 150 s
+    w.clock(150)
+    assert w.fire() == 1
+    assert w.conversation().awaiting_since == w.at(90)

@@ -50,6 +50,7 @@ class WaitChange:
     at: datetime
     msgid: str
     # customer_message | EARLIER | replied | recalled | MERGED | dismissed | declined | a follow's end
+    # | ANSWERED_BEFORE | ANSWERED_LATER | REPLY_TAKEN_BACK
     reason: str
     by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
     answered_at: datetime | None = None  # ANSWERED_BEFORE: when the reply it had came
@@ -74,6 +75,12 @@ MERGED = "merged"
 # that wait went on until the later one answered it, or ended as the first wait begun between
 # the two did (the same wait, folded into it).
 ANSWERED_LATER = "answered_later"
+# A closed change, `answered_at` set: the staff member recalled the reply (sent at
+# `answered_at`) that had closed a wait, and no later reply of theirs stands (`at`: the
+# recall's time). That wait went on: it ended as the first wait begun after the reply did, if
+# that one was ended otherwise ("no reply needed", a follow's end; the same wait, folded into
+# it); else it waits again, as the changes that follow this one say.
+REPLY_TAKEN_BACK = "reply_taken_back"
 
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
@@ -756,6 +763,9 @@ def _recall(
         if later is not None:
             answered_later = c.change(False, later.sent_at, later.msgid, ANSWERED_LATER)
             changes.append(dataclasses.replace(answered_later, answered_at=original.sent_at))
+        else:  # (the wait may have been marked "no reply needed" since: it ended then)
+            taken_back = c.change(False, p.sent_at, original_id, REPLY_TAKEN_BACK)
+            changes.append(dataclasses.replace(taken_back, answered_at=original.sent_at))
         unanswered = recalls.next_waiting(session, c, p.sent_at)
         if unanswered is None or (c.awaiting_since is not None and unanswered.sent_at >= c.awaiting_since):
             return

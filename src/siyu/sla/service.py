@@ -741,7 +741,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     moved: dict[int, _Wait] = {}
     later: list[conversations.WaitChange] = []  # (those that look for stored waits)
     for change in changes:
-        if change.reason in (conversations.ANSWERED_BEFORE, conversations.ANSWERED_LATER):
+        if change.reason in _LOOK_BACK:
             later.append(change)
             continue
         again = closed_here.pop((change.conversation_id, change.msgid), None) if change.opened else None
@@ -792,19 +792,22 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
     for change in later:
-        if change.reason == conversations.ANSWERED_LATER:
+        if change.reason != conversations.ANSWERED_BEFORE:
             _store_answered_later(session, change)
         else:
             _store_answered_before(session, book, change, policies[change.staff_userid])
 
 
 def _store_answered_later(session: Session, change: conversations.WaitChange) -> None:
-    """A reply recalled after a later one: the wait it had closed (by its time) went on. The
-    first wait begun between the two replies was the same wait, folded into it (as when the
-    customer wrote again while waiting): the wait ended as that one did (the later reply, or
-    "no reply needed" before it); with none, the later reply answered it, and it took that
-    long. Steps the recalled reply cancelled stay cancelled: nobody was reminded, so they are
-    no breaches; the on-time shares count the wait answered late for those it ran past."""
+    """A reply recalled: the wait it had closed (by its time) went on. The first wait begun
+    between it and the later reply (ANSWERED_LATER) or the recall (REPLY_TAKEN_BACK) was the
+    same wait, folded into it (as when the customer wrote again while waiting): the wait ended
+    as that one did (the later reply, or "no reply needed" before it); with none, the later
+    reply answered it, and it took that long. Waits begun after that one ended are their own.
+    With no later reply and none ended, the wait waits again: the changes before this one
+    reopened it, so it is no longer found closed by the recalled reply. Steps the recalled
+    reply cancelled stay cancelled: nobody was reminded, so they are no breaches; the on-time
+    shares count the wait answered late (or not at all) for those it ran past."""
     recalled_at = change.answered_at
     rows = session.execute(
         select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at, SlaWait.close_reason, SlaWait.closed_by)
@@ -823,6 +826,8 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     # (a question the customer took back while the wait ran was part of it, and owed nothing)
     folded = [r for r in rows if r.started_at > recalled_at and r.close_reason not in _WAS_PART]
     then = folded[0] if folded and folded[0].closed_at is not None else None
+    if then is None and change.reason != conversations.ANSWERED_LATER:
+        return  # (it waits again: reopened)
     closed_at, reason, by = (
         (then.closed_at, then.close_reason, then.closed_by) if then else (change.at, "replied", "")
     )
@@ -847,6 +852,10 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
             }
         )
     bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
+
+
+# Changes that correct waits stored before (read after this batch's own are stored).
+_LOOK_BACK = (conversations.ANSWERED_BEFORE, conversations.ANSWERED_LATER, conversations.REPLY_TAKEN_BACK)
 
 
 # Waits that, begun while an earlier one ran, would have been none of their own: the question
