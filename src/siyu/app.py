@@ -22,16 +22,20 @@ log = logging.getLogger(__name__)
 
 API_DESCRIPTION = """Open API of Siyu, the open-source SCRM for WeCom.
 
-**Signing in.** A script calls the API as a signed-in person: post the `/login` form (its
-`csrf_token` field with the `siyu_login_csrf` cookie), keep the `siyu_session` cookie, and send
-`GET /api/v1/me`'s `csrf_token` as the `X-CSRF-Token` header on every POST, PUT, PATCH and
-DELETE. An agent sees their own customers, a supervisor their team's, an admin everyone's.
+**Signing in.** An integration sends an API token as `Authorization: Bearer siyu_…`: an admin
+makes one on 设置 → API 令牌 (or `POST /api/v1/tokens`, or `siyu token add`), naming the person it
+acts as; the secret is shown once. A token needs no CSRF header, and opens no web page. A script
+may also call as a signed-in person: post the `/login` form (its `csrf_token` field with the
+`siyu_login_csrf` cookie), keep the `siyu_session` cookie, and send `GET /api/v1/me`'s
+`csrf_token` as the `X-CSRF-Token` header on every POST, PUT, PATCH and DELETE. An agent sees
+their own customers, a supervisor their team's, an admin everyone's.
 
 **Answers.** Ids are integers; times are ISO 8601 in UTC with the offset (`2026-12-05T14:08:55Z`);
 days are `YYYY-MM-DD` in the tenant's time zone. A refusal is `{"detail": ...}`: 401 not signed
-in, 403 not allowed (or the CSRF header missing), 404 not found (another tenant's or another
-agent's id reads the same), 409 a conflict, 413 a body over 1 MB, 422 a request that is not
-valid (`detail` a sentence, or FastAPI's list of errors per field), 502 WeCom failed.
+in (or the token is not valid, revoked or expired), 403 not allowed (or the CSRF header missing),
+404 not found (another tenant's or another agent's id reads the same), 409 a conflict, 413 a body
+over 1 MB, 422 a request that is not valid (`detail` a sentence, or FastAPI's list of errors per
+field), 502 WeCom failed.
 """
 
 

@@ -7,9 +7,10 @@ from siyu.db.base import Base
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaPolicyVersion, SlaWait
-from siyu.tenancy.models import Department, LoginThrottle, Person, Staff, Tenant, WebSession
+from siyu.tenancy.models import ApiToken, Department, LoginThrottle, Person, Staff, Tenant, WebSession
 
 __all__ = [
+    "ApiToken",
     "ArchiveCursor",
     "ArchiveKey",
     "Base",

@@ -1,15 +1,23 @@
-"""JSON API: who am I, and the corp's staff (/api/v1)."""
+"""JSON API: who am I, the corp's staff, and the tenant's API tokens (/api/v1)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 
-from siyu.tenancy import service
+from siyu.tenancy import api_tokens, service
 from siyu.tenancy.models import Staff
-from siyu.tenancy.schemas import CallPhoneIn, CallPhoneOut, MeOut, StaffOut
+from siyu.tenancy.schemas import (
+    CallPhoneIn,
+    CallPhoneOut,
+    MeOut,
+    StaffOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+)
 from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, TOO_LARGE, error, not_found
-from siyu.web.auth import ApiViewer
+from siyu.web.auth import ApiViewer, require_signed_in_admin
 
 router = APIRouter(prefix="/api/v1", tags=["tenancy"], responses=API_RESPONSES)
 
@@ -75,3 +83,68 @@ def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallP
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
     return {"userid": userid, "call_phone": stored}
+
+
+# ---------------------------------------------------------------- API tokens
+
+SIGNED_IN_ADMIN = {403: error("admins signed in only, not with an API token")}
+SIGNED_IN_ADMIN_WRITE = {
+    403: error(
+        "admins signed in only, not with an API token; or the `X-CSRF-Token` header is missing or wrong"
+    ),
+    **TOO_LARGE,
+}
+
+
+@router.get("/tokens", response_model=list[TokenOut], responses=SIGNED_IN_ADMIN, tags=["tokens"])
+def list_tokens(request: Request, viewer: ApiViewer):
+    """The tenant's API tokens, newest first, revoked and expired ones too; never a secret."""
+    require_signed_in_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        return api_tokens.described(s, api_tokens.listed(s))
+
+
+@router.post(
+    "/tokens",
+    response_model=TokenCreated,
+    status_code=201,
+    responses=SIGNED_IN_ADMIN_WRITE,
+    tags=["tokens"],
+)
+def create_token(request: Request, viewer: ApiViewer, body: TokenCreate):
+    """A token for an integration, acting as the person named (their role and scope, as they
+    stand at each call). The answer's `token` is the secret: it is not kept, and is shown
+    this once. Admins signed in only: an API token cannot make another."""
+    require_signed_in_admin(viewer)
+    if body.person_id is not None and body.staff_userid is not None:
+        raise HTTPException(
+            422, "person_id 和 staff_userid 只填一个 / give person_id or staff_userid, not both"
+        )
+    choice = (
+        f"s:{body.staff_userid}"
+        if body.staff_userid is not None
+        else f"p:{body.person_id or viewer.person_id}"
+    )
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        try:
+            acting = api_tokens.acting_person(s, viewer.tenant_id, choice)
+            token, secret = api_tokens.create(s, body.name, acting, viewer.person_id, body.expires_at)
+        except api_tokens.TokenRefused as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {**api_tokens.described(s, [token])[0], "token": secret}
+
+
+@router.post(
+    "/tokens/{token_id}/revoke",
+    response_model=TokenOut,
+    responses={**NOT_FOUND, **SIGNED_IN_ADMIN_WRITE},
+    tags=["tokens"],
+)
+def revoke_token(request: Request, viewer: ApiViewer, token_id: int):
+    """The token stops working at once; it stays listed, with when it was revoked."""
+    require_signed_in_admin(viewer)
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        token = api_tokens.revoke(s, token_id)
+        if token is None:
+            raise not_found()
+        return api_tokens.described(s, [token])[0]

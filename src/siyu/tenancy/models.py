@@ -101,6 +101,27 @@ class WebSession(TenantOwned, Base):
     expires_at: Mapped[datetime]
 
 
+class ApiToken(TenantOwned, Base):
+    """A bearer token an admin made for an integration (siyu.tenancy.api_tokens). It acts as
+    one person of the tenant, with their role and scope as they stand at each call. Only
+    sha256(secret) is stored; `prefix` is the secret's start, to tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    # who made it: None from the command line, or once that person is gone
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="SET NULL"))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class LoginThrottle(Base):
     """Password tries counted for the login form, where every server process sees them
     (siyu.tenancy.login_throttle). Not tenant-owned: logins are unique across tenants and

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
 
 
 class TenantBrief(BaseModel):
@@ -23,7 +23,10 @@ class MeOut(BaseModel):
     visible_staff: list[str] | None = Field(
         description="userids whose customers you see; null means all of the tenant (admin)"
     )
-    csrf_token: str = Field(description="send as the X-CSRF-Token header on POST/PATCH/DELETE")
+    csrf_token: str = Field(
+        description="send as the X-CSRF-Token header on POST/PATCH/DELETE; empty with an API token"
+        " (it needs none)"
+    )
 
 
 class StaffOut(BaseModel):
@@ -51,3 +54,43 @@ class CallPhoneIn(BaseModel):
 class CallPhoneOut(BaseModel):
     userid: str
     call_phone: str
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr = Field(max_length=100, description="what the token is for, e.g. CRM 同步")
+    person_id: int | None = Field(
+        default=None, description="the person it acts as (their role and scope); leave out for yourself"
+    )
+    staff_userid: StrictStr | None = Field(
+        default=None,
+        max_length=64,
+        description="or a staff member it acts as, who need not have signed in yet (in place of person_id)",
+    )
+    expires_at: AwareDatetime | None = Field(default=None, description="when it stops working; null: never")
+
+
+class TokenPerson(BaseModel):
+    person_id: int
+    display_name: str
+    login: str
+    role: Literal["admin", "supervisor", "agent"]
+    staff_userid: str | None
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="the secret's first characters, to tell tokens apart")
+    acts_as: TokenPerson
+    created_by: str | None = Field(description="the admin who made it; null from the command line")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="noted at most once a minute")
+    revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret, shown this once: send it as `Authorization: Bearer …`")

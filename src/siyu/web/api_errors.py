@@ -44,7 +44,10 @@ def invalid(description: str) -> dict:
 
 # Every /api/v1 router declares these.
 API_RESPONSES: dict[int | str, dict] = {
-    401: error("not signed in (no `siyu_session` cookie, or the session ended)"),
+    401: error(
+        "not signed in (no `siyu_session` cookie, or the session ended), or the bearer token is not"
+        " valid, revoked or expired"
+    ),
     422: invalid("the request is not valid; `detail` says why"),
 }
 TOO_LARGE = {413: error("the body is over 1 MB")}

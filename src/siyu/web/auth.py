@@ -9,6 +9,10 @@ Every authenticated request goes through `_authenticate`, the one place that als
 CSRF: a request with an unsafe method must carry the session's csrf_token, as the form
 field `csrf_token` or the header `X-CSRF-Token`. Pages use `PageViewer` (no session →
 redirect to /login?next=...), the API uses `ApiViewer` (no session → 401 JSON).
+
+The API also takes `Authorization: Bearer siyu_…`, an admin's API token for an integration
+(siyu.tenancy.api_tokens), which acts as the person it names. It needs no CSRF token: a
+browser never sends it on its own, as it does a cookie. Pages never read it.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from siyu.db import utcnow
-from siyu.tenancy import login_throttle
+from siyu.tenancy import api_tokens, login_throttle
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant, WebSession
 from siyu.web.templating import render, wecom_message
@@ -41,6 +46,7 @@ OAUTH_COOKIE = "siyu_oauth"
 OAUTH_TTL_S = 600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
+TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
 ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
 
 
@@ -69,6 +75,11 @@ class Viewer:
     tenant_name: str = ""
     timezone: str = "Asia/Shanghai"
     session_id: int = field(default=0, compare=False)
+    token_id: int | None = field(default=None, compare=False)  # called with an API token
+
+    @property
+    def via_token(self) -> bool:
+        return self.token_id is not None
 
     @property
     def is_admin(self) -> bool:
@@ -154,6 +165,19 @@ def load_viewer(rt, token: str) -> Viewer | None:
             s.delete(row)
             return None
         tenant_id, person_id, csrf, session_id = row.tenant_id, row.person_id, row.csrf_token, row.id
+    return _viewer(rt, tenant_id, person_id, csrf_token=csrf, session_id=session_id)
+
+
+def load_token_viewer(rt, secret: str) -> Viewer | None:
+    """The person an API token acts as, with their role and scope as they are now."""
+    with rt.db.system_session() as s:
+        found = api_tokens.use(s, secret)
+    if found is None:
+        return None
+    return _viewer(rt, found.tenant_id, found.person_id, token_id=found.token_id)
+
+
+def _viewer(rt, tenant_id: int, person_id: int, session_id: int = 0, **more) -> Viewer | None:
     with rt.db.tenant_session(tenant_id) as s:
         person = s.get(Person, person_id)
         tenant = s.get(Tenant, tenant_id)
@@ -161,8 +185,10 @@ def load_viewer(rt, token: str) -> Viewer | None:
             return None
         userid = person.staff_userid
         if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
-            # a member who left the corp loses access with it, signed in already or not
-            s.execute(delete(WebSession).where(WebSession.id == session_id))
+            # a member who left the corp loses access with it, signed in already or not (a
+            # token acting as them too: it is refused while they are gone, not revoked)
+            if session_id:
+                s.execute(delete(WebSession).where(WebSession.id == session_id))
             return None
         return Viewer(
             person_id=person.id,
@@ -171,11 +197,11 @@ def load_viewer(rt, token: str) -> Viewer | None:
             staff_userid=person.staff_userid,
             display_name=person.display_name,
             visible_staff=tenancy.visible_staff(s, person.role, person.staff_userid),
-            csrf_token=csrf,
             tenant_slug=tenant.slug,
             tenant_name=tenant.name,
             timezone=tenant.timezone or "Asia/Shanghai",
             session_id=session_id,
+            **more,
         )
 
 
@@ -198,7 +224,25 @@ async def _sent_csrf(request: Request) -> str:
     return ""
 
 
+def _bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer` header ("" for an empty one); None without one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+async def _token_viewer(request: Request, secret: str) -> Viewer:
+    if not hasattr(request.state, "viewer"):  # (asked twice for a body FastAPI refused)
+        rt = request.app.state.rt
+        request.state.viewer = await run_in_threadpool(load_token_viewer, rt, secret)
+    if request.state.viewer is None:
+        raise HTTPException(401, TOKEN_REFUSED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return request.state.viewer
+
+
 async def _authenticate(request: Request, api: bool) -> Viewer:
+    secret = _bearer(request) if api else None
+    if secret is not None:  # a token is sent on purpose, not by the browser: no CSRF to check
+        return await _token_viewer(request, secret)
     viewer = await current_viewer(request)
     if viewer is None:
         if api:
@@ -228,7 +272,17 @@ async def page_viewer(request: Request) -> Viewer:
     return await _authenticate(request, api=False)
 
 
-async def api_viewer(request: Request) -> Viewer:
+# Declares the header in the OpenAPI spec (Swagger UI's Authorize); _authenticate reads it.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="api_token",
+    description="an API token an admin made (设置 → API 令牌), `siyu_` and 40 letters and digits",
+)
+
+
+async def api_viewer(
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(_bearer_scheme)
+) -> Viewer:
     return await _authenticate(request, api=True)
 
 
@@ -239,6 +293,16 @@ ApiViewer = Annotated[Viewer, Depends(api_viewer)]
 def require_admin(viewer: Viewer) -> None:
     if not viewer.is_admin:
         raise HTTPException(403, "只有管理员可以这样做 / admins only")
+
+
+def require_signed_in_admin(viewer: Viewer) -> None:
+    """An admin in person: what makes and revokes API tokens, so that a leaked token cannot
+    make itself more."""
+    if viewer.via_token:
+        raise HTTPException(
+            403, "API 令牌不能管理令牌，请登录后操作 / an API token cannot manage tokens: sign in"
+        )
+    require_admin(viewer)
 
 
 # ---------------------------------------------------------------- routes

@@ -1,0 +1,204 @@
+"""API tokens for integrations: the only writer of ApiToken.
+
+A token acts as one person of the tenant, so every rule of who sees what applies to it
+unchanged: an admin picks whom (themselves, a supervisor, a staff member), and the token
+reads what that person would, with the role they have at each call. The secret is
+`siyu_` and 40 letters and digits (about 238 bits): shown once, kept only as its sha256,
+and found by that hash, so no comparison of secrets runs at all. The prefix makes a
+leaked one easy to find in code and logs (`siyu_[A-Za-z0-9]{40}`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from siyu.db import utcnow
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import ApiToken, Person, Staff, Tenant
+
+PREFIX = "siyu_"
+SECRET_CHARS = 40
+SHOWN_CHARS = len(PREFIX) + 6  # of the secret, in lists: enough to tell a tenant's tokens apart
+NAME_CHARS = 100
+# last_used_at is written at most this often a token: a script calling many times a second
+# would otherwise write a row on every call
+USED_EVERY = timedelta(minutes=1)
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class TokenRefused(ValueError):
+    """A token cannot be made so; the message says why, in both languages."""
+
+
+@dataclass(frozen=True)
+class TokenUse:
+    """Whom a valid secret acts as."""
+
+    token_id: int
+    tenant_id: int
+    person_id: int
+    name: str
+
+
+def hashed(secret: str) -> str:
+    return hashlib.sha256(secret.encode(errors="surrogatepass")).hexdigest()
+
+
+def new_secret() -> str:
+    return PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS))
+
+
+def status(token: ApiToken, now: datetime | None = None) -> str:
+    """active | expired | revoked."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+def acting_choices(session: Session) -> list[tuple[str, str]]:
+    """Whom a token may act as, as (value, label): every person of the tenant, and every
+    active staff member who has not signed in yet (made a person when chosen, as their first
+    WeCom sign-in would). Values: `p:<person id>` or `s:<userid>`."""
+    names = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
+    people = list(session.scalars(select(Person).order_by(Person.role, Person.display_name)))
+    active = {m.userid: m for m in session.scalars(select(Staff).where(Staff.active.is_(True)))}
+    left = {p.staff_userid for p in people if p.staff_userid} - set(active)
+    out = [
+        (f"p:{p.id}", f"{p.display_name}（{p.login} · {names.get(p.role, p.role)}）")
+        for p in people
+        if p.staff_userid not in left
+    ]
+    taken = {p.staff_userid for p in people if p.staff_userid}
+    for member in sorted(active.values(), key=lambda m: m.name):
+        if member.userid not in taken:
+            out.append((f"s:{member.userid}", f"{member.name}（{member.userid} · 成员，尚未登录过）"))
+    return out
+
+
+def acting_person(session: Session, tenant_id: int, choice: str) -> Person:
+    """The person a choice from acting_choices names (made for a staff member who has none);
+    TokenRefused for one that is not of this tenant or has left."""
+    kind, _, value = choice.partition(":")
+    person = None
+    if kind == "p" and value.isdigit():
+        person = session.get(Person, int(value))
+    elif kind == "s" and value:
+        person = session.scalar(select(Person).where(Person.staff_userid == value))
+        if person is None:
+            person = tenancy.person_for_staff(session, session.get(Tenant, tenant_id), value)
+    if person is None:
+        raise TokenRefused("找不到这个账号 / no such person in this company")
+    if (
+        person.staff_userid
+        and session.scalar(select(Staff.active).where(Staff.userid == person.staff_userid)) is False
+    ):
+        raise TokenRefused(f"{person.display_name} 已离职或停用 / {person.display_name} has left the company")
+    return person
+
+
+def create(
+    session: Session,
+    name: str,
+    acting: Person,
+    created_by: int | None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token acting as `acting` (in a tenant session); returns it and its secret, which
+    is nowhere else from here on."""
+    name = " ".join(name.split())
+    if not name:
+        raise TokenRefused("请填写用途，例如「CRM 同步」 / give the token a name: what it is for")
+    if len(name) > NAME_CHARS:
+        raise TokenRefused(f"用途最多 {NAME_CHARS} 个字 / the name is over {NAME_CHARS} characters")
+    if expires_at is not None and expires_at <= utcnow():
+        raise TokenRefused("到期时间已过 / the expiry is in the past")
+    secret = new_secret()
+    token = ApiToken(
+        name=name,
+        person_id=acting.id,
+        created_by_id=created_by,
+        prefix=secret[:SHOWN_CHARS],
+        token_hash=hashed(secret),
+        expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def listed(session: Session) -> list[ApiToken]:
+    """The tenant's tokens, newest first, revoked ones too (they say when they were)."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke(session: Session, token_id: int) -> ApiToken | None:
+    """Revoke a token of this tenant (again: no change); None when there is no such token."""
+    token = session.get(ApiToken, token_id)
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    return token
+
+
+def use(session: Session, secret: str) -> TokenUse | None:
+    """Whom `secret` acts as, or None for one that is unknown, revoked or expired (in a
+    system session: the tenant is what the token tells). Notes the use, once a minute."""
+    if not secret.startswith(PREFIX) or len(secret) != len(PREFIX) + SECRET_CHARS:
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hashed(secret)))
+    now = utcnow()
+    if token is None or status(token, now) != "active":
+        return None
+    if token.last_used_at is None or token.last_used_at <= now - USED_EVERY:
+        # conditional, so that processes answering the same token at once write it once
+        session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == token.id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - USED_EVERY),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return TokenUse(token.id, token.tenant_id, token.person_id, token.name)
+
+
+def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
+    """Tokens as the API, the page and the command line show them: who each acts as and
+    who made it, never a secret."""
+    ids = {t.person_id for t in tokens} | {t.created_by_id for t in tokens if t.created_by_id}
+    people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
+    now = utcnow()
+    out = []
+    for t in tokens:
+        acting, maker = people[t.person_id], people.get(t.created_by_id)
+        out.append(
+            {
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "acts_as": {
+                    "person_id": acting.id,
+                    "display_name": acting.display_name,
+                    "login": acting.login,
+                    "role": acting.role,
+                    "staff_userid": acting.staff_userid,
+                },
+                "created_by": maker.display_name if maker else None,
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "last_used_at": t.last_used_at,
+                "revoked_at": t.revoked_at,
+                "status": status(t, now),
+            }
+        )
+    return out

@@ -1,0 +1,93 @@
+"""The API token page (/setup/tokens, admins): the tenant's tokens for integrations, a form
+to make one (its secret shown on the answer to that form, and never again), and revoking."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from siyu.db import utcnow
+from siyu.tenancy import api_tokens
+from siyu.web.auth import PageViewer, Viewer, require_admin
+from siyu.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+EXPIRIES = {"30": "30 天", "90": "90 天", "365": "一年", "": "永不过期"}
+DONE = {"revoked": "令牌已撤销：用它的调用立即被拒绝（401）。"}
+
+
+def _page(
+    request: Request,
+    viewer: Viewer,
+    created: dict | None = None,
+    error: str = "",
+    form: dict | None = None,
+    status: int = 200,
+):
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        tokens = api_tokens.described(s, api_tokens.listed(s))
+        choices = api_tokens.acting_choices(s)
+    return render(
+        request,
+        "tokens.html",
+        {
+            "tokens": tokens,
+            "choices": choices,
+            "expiries": EXPIRIES,
+            "created": created,
+            "error": error,
+            "form": form or {"acts_as": f"p:{viewer.person_id}", "expires": "90"},
+            "done": DONE.get(request.query_params.get("done")),
+            "api_url": request.app.state.rt.settings.public_url.rstrip("/") + "/api/v1/me",
+        },
+        status_code=status,
+    )
+
+
+@router.get("/setup/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    return _page(request, viewer)
+
+
+@router.post("/setup/tokens")
+async def token_create(request: Request, viewer: PageViewer):
+    require_admin(viewer)
+    raw = await request.form()
+    form = {k: str(raw.get(k, "")) for k in ("name", "acts_as", "expires")}
+    days = form["expires"]
+    if days not in EXPIRIES:
+        days = "90"
+
+    def create():
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            try:
+                acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"])
+                expires_at = utcnow() + timedelta(days=int(days)) if days else None
+                token, secret = api_tokens.create(s, form["name"], acting, viewer.person_id, expires_at)
+            except api_tokens.TokenRefused as exc:
+                return None, str(exc)
+            return {**api_tokens.described(s, [token])[0], "secret": secret}, ""
+
+    created, problem = await run_in_threadpool(create)
+    if problem:
+        return await run_in_threadpool(_page, request, viewer, None, problem, form, 422)
+    # the secret is on this answer only (pages are never kept by the browser: no-store)
+    return await run_in_threadpool(_page, request, viewer, created)
+
+
+@router.post("/setup/tokens/{token_id}/revoke")
+async def token_revoke(request: Request, viewer: PageViewer, token_id: int):
+    require_admin(viewer)
+
+    def revoke() -> bool:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            return api_tokens.revoke(s, token_id) is not None
+
+    if not await run_in_threadpool(revoke):
+        raise HTTPException(404, "not found")
+    return RedirectResponse("/setup/tokens?done=revoked", 303)

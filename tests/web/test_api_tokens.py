@@ -1,0 +1,242 @@
+"""API tokens for integrations: an admin makes one (the page, the API), an integration sends
+it as `Authorization: Bearer`, and it reads what the person it acts as would read, no more,
+and nothing of another tenant; revoked or expired it is a 401, and it opens no page."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import text
+
+from siyu.db import utcnow
+from tests.support.openapi import problems, response_schema
+
+_SECRET = re.compile(r'id="token-secret">(siyu_[A-Za-z0-9]+)</code>')
+
+
+def _bearer(siyu: str, secret: str) -> httpx.Client:
+    return httpx.Client(base_url=siyu, timeout=10, headers={"Authorization": f"Bearer {secret}".strip()})
+
+
+def _from_page(admin: httpx.Client, acts_as: str, expires: str = "90") -> tuple[str, str]:
+    """A token made on the admin page: (its name, its secret as the page shows it once)."""
+    name = f"CRM 同步 {uuid.uuid4().hex[:6]}"
+    r = admin.post(
+        "/setup/tokens",
+        data={"csrf_token": admin.csrf, "name": name, "acts_as": acts_as, "expires": expires},
+    )
+    assert r.status_code == 200, r.text
+    return name, _SECRET.search(r.text).group(1)
+
+
+def _from_api(admin: httpx.Client, **body) -> dict:
+    body.setdefault("name", f"数据平台 {uuid.uuid4().hex[:6]}")
+    r = admin.post("/api/v1/tokens", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _names(client: httpx.Client) -> set[str]:
+    r = client.get("/api/v1/customers", params={"per_page": 100})
+    assert r.status_code == 200, r.text
+    return {c["name"] for c in r.json()["items"]}
+
+
+def test_a_token_made_on_the_admin_page_reads_as_the_agent_it_acts_as(as_role, siyu):
+    """张三's token sees 张三's customers (王女士), not 李四's or 赵六's, as 张三 signed in does;
+    the page shows the secret once and then only its prefix."""
+    admin, agent = as_role("admin"), as_role("agent")
+    zhangsan = agent.get("/api/v1/me").json()["person_id"]
+    assert f'value="p:{zhangsan}"' in admin.get("/setup/tokens").text
+    name, secret = _from_page(admin, f"p:{zhangsan}")
+    assert re.fullmatch(r"siyu_[A-Za-z0-9]{40}", secret)
+    with _bearer(siyu, secret) as token:
+        me = token.get("/api/v1/me").json()
+        assert (me["role"], me["staff_userid"], me["visible_staff"]) == ("agent", "zhangsan", ["zhangsan"])
+        seen = _names(token)
+        assert "王女士" in seen and not seen & {"陈先生", "刘总"}
+        assert seen == _names(agent)
+        assert token.get("/api/v1/conversations").status_code == 200
+    listed = admin.get("/setup/tokens").text
+    assert name in listed and secret[:11] in listed and secret not in listed
+    row = next(t for t in admin.get("/api/v1/tokens").json() if t["name"] == name)
+    assert row["acts_as"]["staff_userid"] == "zhangsan" and row["status"] == "active"
+    assert row["last_used_at"] is not None and row["expires_at"] is not None
+    assert row["created_by"] == "甲管理员"
+
+
+def test_a_token_opens_no_page(as_role, siyu):
+    """Pages are for people: a token is sent to them as to a stranger (to the login form)."""
+    admin = as_role("admin")
+    secret = _from_api(admin)["token"]
+    with _bearer(siyu, secret) as token:
+        for path in ("/", "/customers", "/setup/tokens"):
+            r = token.get(path)
+            assert r.status_code == 303 and r.headers["location"].startswith("/login"), (path, r.status_code)
+        assert token.get("/api/v1/me").status_code == 200
+
+
+def test_a_write_with_a_token_needs_no_csrf_header(as_role, siyu):
+    """A token is sent on purpose, never by a browser on its own as a cookie is: no X-CSRF-Token."""
+    admin = as_role("admin")
+    secret = _from_api(admin, staff_userid="zhangsan")["token"]
+    with _bearer(siyu, secret) as token:
+        r = token.put("/api/v1/staff/zhangsan/call-phone", json={"phone": "13800002222"})
+        assert r.status_code == 200, r.text
+        assert r.json()["call_phone"] == "13800002222"
+        # acting as 张三: his own number, no one else's
+        assert token.put("/api/v1/staff/lisi/call-phone", json={"phone": ""}).status_code == 403
+        assert token.put("/api/v1/staff/zhangsan/call-phone", json={"phone": ""}).status_code == 200
+    # (a session still needs it)
+    assert admin.put("/api/v1/staff/zhangsan/call-phone", json={"phone": ""}).status_code == 403
+
+
+def test_a_revoked_expired_or_unknown_token_is_refused_with_401(as_role, siyu, db, world):
+    refused = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
+    admin = as_role("admin")
+    revoked, expired = (
+        _from_api(admin),
+        _from_api(admin, expires_at=(utcnow() + timedelta(days=1)).isoformat()),
+    )
+    r = admin.post(f"/api/v1/tokens/{revoked['id']}/revoke", headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 200 and r.json()["status"] == "revoked" and r.json()["revoked_at"]
+    with db.engine.begin() as conn:  # its day has passed
+        conn.execute(
+            text("UPDATE api_tokens SET expires_at = :now WHERE id = :id"),
+            {"now": utcnow(), "id": expired["id"]},
+        )
+    listed = {t["id"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
+    assert (listed[revoked["id"]], listed[expired["id"]]) == ("revoked", "expired")
+    for secret in (revoked["token"], expired["token"], "siyu_" + "x" * 40, "nonsense", ""):
+        with _bearer(siyu, secret) as token:
+            r = token.get("/api/v1/customers")
+            assert (r.status_code, r.json()) == (401, {"detail": refused}), secret
+            assert r.headers["www-authenticate"].startswith("Bearer")
+    # a bad token is refused even beside a good session: the caller meant the token
+    r = admin.get("/api/v1/me", headers={"Authorization": f"Bearer {revoked['token']}"})
+    assert r.status_code == 401
+    assert "已撤销" in admin.get("/setup/tokens").text
+
+
+def test_revoking_on_the_page_stops_the_token(as_role, siyu):
+    admin = as_role("admin")
+    made = _from_api(admin)
+    with _bearer(siyu, made["token"]) as token:
+        assert token.get("/api/v1/me").status_code == 200
+        r = admin.post(f"/setup/tokens/{made['id']}/revoke", data={"csrf_token": admin.csrf})
+        assert r.status_code == 303, r.text
+        assert token.get("/api/v1/me").status_code == 401
+
+
+def test_a_token_cannot_make_or_revoke_tokens_nor_can_a_non_admin(as_role, siyu):
+    """A leaked admin token must not mint more, nor hide itself by revoking others."""
+    admin, supervisor = as_role("admin"), as_role("supervisor")
+    made = _from_api(admin)
+    with _bearer(siyu, made["token"]) as token:
+        assert token.get("/api/v1/me").json()["role"] == "admin"
+        assert token.get("/api/v1/tokens").status_code == 403
+        assert token.post("/api/v1/tokens", json={"name": "more"}).status_code == 403
+        assert token.post(f"/api/v1/tokens/{made['id']}/revoke").status_code == 403
+    assert supervisor.get("/api/v1/tokens").status_code == 403
+    assert supervisor.get("/setup/tokens").status_code == 403
+    r = supervisor.post("/api/v1/tokens", json={"name": "x"}, headers={"X-CSRF-Token": supervisor.csrf})
+    assert r.status_code == 403
+
+
+def test_a_token_may_act_as_a_member_who_never_signed_in_but_not_one_who_left(as_role, siyu):
+    """李四 has no login yet: the token makes him one, with his scope (as his first WeCom
+    sign-in would). 孙八 has left the company."""
+    admin = as_role("admin")
+    made = _from_api(admin, staff_userid="lisi")
+    with _bearer(siyu, made["token"]) as token:
+        me = token.get("/api/v1/me").json()
+        assert (me["role"], me["visible_staff"]) == ("agent", ["lisi"])
+        assert _names(token) == {"陈先生"}
+    r = admin.post(
+        "/api/v1/tokens", json={"name": "x", "staff_userid": "sunba"}, headers={"X-CSRF-Token": admin.csrf}
+    )
+    assert r.status_code == 422 and "/" in r.json()["detail"]
+
+
+def test_a_token_never_reads_another_tenants_data(as_role, siyu, world):
+    admin_a, admin_b = as_role("admin"), as_role("admin", "b")
+    b_token = _from_api(admin_b)
+    with _bearer(siyu, b_token["token"]) as token:
+        assert token.get("/api/v1/me").json()["tenant"]["id"] == world.b.id
+        assert _names(token) == {"乙方客户"}
+        assert token.get(f"/api/v1/customers/{world.a.customers['王女士']}").status_code == 404
+    # tenant A's admin neither sees B's tokens nor can revoke them
+    assert b_token["id"] not in {t["id"] for t in admin_a.get("/api/v1/tokens").json()}
+    r = admin_a.post(f"/api/v1/tokens/{b_token['id']}/revoke", headers={"X-CSRF-Token": admin_a.csrf})
+    assert r.status_code == 404
+    assert (
+        admin_a.post(f"/setup/tokens/{b_token['id']}/revoke", data={"csrf_token": admin_a.csrf}).status_code
+        == 404
+    )
+    # nor make one acting as B's person
+    b_admin_id = admin_b.get("/api/v1/me").json()["person_id"]
+    r = admin_a.post(
+        "/api/v1/tokens", json={"name": "x", "person_id": b_admin_id}, headers={"X-CSRF-Token": admin_a.csrf}
+    )
+    assert r.status_code == 422
+    with _bearer(siyu, b_token["token"]) as token:
+        assert token.get("/api/v1/me").status_code == 200
+
+
+def test_the_secret_is_kept_only_as_its_hash(as_role, db, world):
+    admin = as_role("admin")
+    made = _from_api(admin)
+    secret = made["token"]
+    with db.engine.connect() as conn:
+        row = (
+            conn.execute(text("SELECT * FROM api_tokens WHERE id = :id"), {"id": made["id"]}).mappings().one()
+        )
+    assert row["token_hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert row["prefix"] == secret[:11] == made["prefix"]
+    assert row["tenant_id"] == world.a.id
+    assert not any(isinstance(v, str) and secret in v for v in row.values())
+    assert all("token" not in t for t in admin.get("/api/v1/tokens").json())
+
+
+def test_the_token_answers_fit_the_spec(as_role, siyu):
+    admin = as_role("admin")
+    spec = admin.get("/api/v1/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["api_token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["api_token"]["description"],
+    }
+    made_r = admin.post("/api/v1/tokens", json={"name": "spec"}, headers={"X-CSRF-Token": admin.csrf})
+    made = made_r.json()
+    with _bearer(siyu, made["token"]) as token, _bearer(siyu, "siyu_nope") as bad:
+        calls = [
+            ("POST", "/api/v1/tokens", made_r),
+            ("GET", "/api/v1/tokens", admin.get("/api/v1/tokens")),
+            ("GET", "/api/v1/me", token.get("/api/v1/me")),
+            ("GET", "/api/v1/me", bad.get("/api/v1/me")),
+            ("GET", "/api/v1/tokens", token.get("/api/v1/tokens")),
+            (
+                "POST",
+                "/api/v1/tokens/{token_id}/revoke",
+                admin.post(f"/api/v1/tokens/{made['id']}/revoke", headers={"X-CSRF-Token": admin.csrf}),
+            ),
+            (
+                "POST",
+                "/api/v1/tokens/{token_id}/revoke",
+                admin.post("/api/v1/tokens/999999999/revoke", headers={"X-CSRF-Token": admin.csrf}),
+            ),
+        ]
+        wrong = []
+        for method, path, r in calls:
+            try:
+                found = problems(spec, response_schema(spec, path, method, r.status_code), r.json())
+            except AssertionError as exc:
+                found = [str(exc)]
+            if found:
+                wrong.append((method, path, r.status_code, found[:3]))
+    assert [r.status_code for _m, _p, r in calls] == [201, 200, 200, 401, 403, 200, 404]
+    assert not wrong, wrong
