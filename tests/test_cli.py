@@ -98,6 +98,7 @@ def test_every_command_explains_itself():
         ["tenant", "add", "--help"],
         ["sync", "customers", "--help"],
         ["archive", "import", "--help"],
+        ["token", "add", "--help"],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and len(result.output) > 100, args
@@ -525,6 +526,37 @@ def test_person_add_takes_only_a_staff_member_siyu_knows(stack, database_url, tm
     assert code == 0, out
     with stack.session() as s:
         assert s.scalar(select(Person.staff_userid).where(Person.login == login)) == "zhangsan"
+
+
+def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeypatch):
+    """`siyu token add` prints the secret alone (TOKEN=$(siyu token add ...)); `list` never
+    shows it; `revoke` stops it."""
+    from siyu.tenancy import api_tokens
+    from siyu.tenancy.tasks import sync_staff
+
+    asyncio.run(sync_staff(stack.rt, stack.tenant_id))
+    invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
+    base = ["token", "add", "--tenant", stack.slug, "--name", "CRM sync"]
+    code, out = invoke(*base)
+    assert code == 1 and "--login or --staff-userid" in out, out
+    code, out = invoke(*base, "--staff-userid", "zhangsna")
+    assert code == 1 and "siyu sync staff" in out, out
+    code, out = invoke(*base, "--staff-userid", "zhangsan", "--expires-days", "30")
+    assert code == 0, out
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("siyu_") and len(secret) == 45, out
+    with stack.rt.db.system_session() as s:
+        used = api_tokens.use(s, secret)
+    assert used is not None and used.tenant_id == stack.tenant_id
+    code, out = invoke("token", "list", "--tenant", stack.slug)
+    assert code == 0 and "CRM sync" in out and secret[:11] in out and secret not in out, out
+    assert "active" in out
+    code, out = invoke("token", "revoke", str(used.token_id), "--tenant", stack.slug)
+    assert code == 0 and "revoked" in out, out
+    with stack.rt.db.system_session() as s:
+        assert api_tokens.use(s, secret) is None
+    code, out = invoke("token", "revoke", "999999999", "--tenant", stack.slug)
+    assert code == 1 and "no token" in out, out
 
 
 def test_python_dash_m_siyu_is_the_siyu_command():

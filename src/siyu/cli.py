@@ -21,10 +21,12 @@ tenant_app = typer.Typer(help="Connect and inspect WeCom corps (tenants).", no_a
 person_app = typer.Typer(help="People who log in to the web UI.", no_args_is_help=True)
 sync_app = typer.Typer(help="Pull data from WeCom.", no_args_is_help=True)
 archive_app = typer.Typer(help="The conversation archive (会话存档).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations (Authorization: Bearer).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(person_app, name="person")
 app.add_typer(sync_app, name="sync")
 app.add_typer(archive_app, name="archive")
+app.add_typer(token_app, name="token")
 console = Console()
 err_console = Console(stderr=True)
 P = ParamSpec("P")
@@ -505,6 +507,99 @@ def _known_staff(rt, tenant_id: int, slug: str, userid: str) -> str:
         f"--staff-userid {userid!r} is not a member of {slug} that Siyu knows ({synced} synced): check"
         f" the userid in WeCom's 通讯录, and run `siyu sync staff --tenant {slug}` if they joined since"
     )
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+@token_app.command("add")
+@clear_errors
+def token_add(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    name: Annotated[str, typer.Option(help="what it is for, e.g. 'CRM sync'")],
+    login: Annotated[str | None, typer.Option(help="the login of the person it acts as")] = None,
+    staff_userid: Annotated[
+        str | None, typer.Option(help="or the WeCom userid of the staff member it acts as")
+    ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(help="days until it stops working (default: never)")
+    ] = None,
+) -> None:
+    """Make an API token acting as a person (their role and scope). The secret is printed
+    once, alone on standard output: TOKEN=$(siyu token add ...)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from siyu.db import utcnow
+    from siyu.tenancy import api_tokens
+    from siyu.tenancy.models import Person
+
+    if (login is None) == (staff_userid is None):
+        _fail("name whom the token acts as: --login or --staff-userid (one of them)")
+    if expires_days is not None and expires_days < 1:
+        _fail("--expires-days must be 1 or more (leave it out for a token that does not expire)")
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    if staff_userid is not None:
+        choice = f"s:{_known_staff(rt, tenant_id, tenant, staff_userid.strip())}"
+    with rt.db.tenant_session(tenant_id) as s:
+        if login is not None:
+            person_id = s.scalar(select(Person.id).where(Person.login == login.strip()))
+            if person_id is None:
+                _fail(f"no login {login!r} in {tenant}")
+            choice = f"p:{person_id}"
+        acting = api_tokens.acting_person(s, tenant_id, choice)
+        expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+        token, secret = api_tokens.create(s, name, acting, None, expires_at)
+        who = f"{acting.display_name} ({acting.login}, {acting.role})"
+        token_id = token.id
+    err_console.print(
+        f"token {token_id} {name!r} acts as {who}; the secret, shown this once:", soft_wrap=True
+    )
+    typer.echo(secret)
+
+
+@token_app.command("list")
+@clear_errors
+def token_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
+    """The tenant's tokens, newest first, one a line (never their secrets; times in UTC)."""
+    from siyu.tenancy import api_tokens
+
+    def when(at) -> str:
+        return f"{at:%Y-%m-%d %H:%M}" if at else "never"
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    with rt.db.tenant_session(tenant_id) as s:
+        tokens = api_tokens.described(s, api_tokens.listed(s))
+    for t in tokens:  # lines, not a table: a table cut the prefix and the names with … at 80 columns
+        typer.echo(
+            f"{t['id']}  {t['prefix']}…  {t['status']}  {t['name']!r} acts as {t['acts_as']['login']}"
+            f" ({t['acts_as']['role']}); created {when(t['created_at'])},"
+            f" last used {when(t['last_used_at'])}, expires {when(t['expires_at'])}"
+        )
+    if not tokens:
+        typer.echo(f"no tokens in {tenant}: `siyu token add` makes one")
+
+
+@token_app.command("revoke")
+@clear_errors
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="the token's id, as `siyu token list` shows it")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+) -> None:
+    """Stop a token from working, at once (it stays listed)."""
+    from siyu.tenancy import api_tokens
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    with rt.db.tenant_session(tenant_id) as s:
+        token = api_tokens.revoke(s, token_id)
+        if token is None:
+            _fail(f"no token {token_id} in {tenant}; `siyu token list --tenant {tenant}` shows them")
+        name = token.name
+    console.print(f"token {token_id} {name!r} revoked: calls with it are refused (401)")
 
 
 # ---------------------------------------------------------------- sync
