@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from siyu.db import utcnow
 from tests.support.openapi import problems, response_schema
+from tests.web.conftest import fits_the_phone, sign_in
 
 _SECRET = re.compile(r'id="token-secret">(siyu_[A-Za-z0-9]+)</code>')
 
@@ -240,3 +241,13 @@ def test_the_token_answers_fit_the_spec(as_role, siyu):
                 wrong.append((method, path, r.status_code, found[:3]))
     assert [r.status_code for _m, _p, r in calls] == [201, 200, 200, 401, 403, 200, 404]
     assert not wrong, wrong
+
+
+def test_the_token_page_fits_a_phone_with_the_secret_shown(page, siyu, world):
+    sign_in(page, siyu, world.a.logins["admin"], "/setup/tokens")
+    page.get_by_label("用途").fill("手机上建的令牌")
+    page.get_by_role("button", name="创建令牌").click()
+    secret = page.locator("#token-secret").inner_text()
+    assert re.fullmatch(r"siyu_[A-Za-z0-9]{40}", secret)
+    assert page.locator("#tokens").get_by_text("手机上建的令牌").count() == 1
+    fits_the_phone(page)
