@@ -7,6 +7,7 @@ tenant, or is outside the caller's role scope answers 404 `{"detail": "not found
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated
 from urllib.parse import quote
@@ -45,8 +46,13 @@ from siyu.web.api_errors import (
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["customers"], responses=API_RESPONSES)
-NAME_TAKEN = {409: error("an enabled channel of the tenant has the name (case and spaces aside)")}
+NAME_TAKEN = {
+    409: error(
+        "an enabled channel of the tenant has the name (case, spaces, full width, invisible characters aside)"
+    )
+}
 
 
 # ---------------------------------------------------------------- customers
@@ -153,7 +159,7 @@ def channel_dict(channel: Channel, totals: dict) -> dict:
         "welcome_image_url": channel.welcome_image_url,
         "notice": channel.notice,
         "created_at": channel.created_at,
-        "qr_url": f"/api/v1/channels/{channel.id}/qr.png",
+        "qr_url": f"/api/v1/channels/{channel.id}/qr.png" if channel.enabled else None,
         "totals": totals,
     }
 
@@ -182,16 +188,24 @@ async def fetch_qr(rt, viewer: Viewer, channel_id: int) -> tuple[bytes, str, str
         channel = s.get(Channel, channel_id)
         if channel is None or not channel.qr_code:
             raise LookupError(channel_id)
+        if not channel.enabled:  # its code was deleted in WeCom: no image to fetch, nor to print
+            raise HTTPException(410, QR_OF_DISABLED)
         url, name = channel.qr_code, channel.name
     try:
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             resp = await client.get(url)
             resp.raise_for_status()
     except httpx.HTTPError as exc:
-        raise QrUnavailable(f"二维码图片暂时取不到 / could not fetch the QR image: {exc}") from exc
+        # httpx's own words (its URL, a link to MDN) are for the log, not for whoever prints a poster
+        log.warning("channel %s: QR image not fetched: %r", channel_id, exc)
+        raise QrUnavailable(QR_UNAVAILABLE) from exc
     content = resp.content
     ctype = "image/png" if content.startswith(b"\x89PNG") else resp.headers.get("content-type", "image/png")
     return content, ctype, name
+
+
+QR_OF_DISABLED = "渠道已停用，二维码已失效 / the channel is disabled: its QR code no longer works"
+QR_UNAVAILABLE = "二维码图片暂时取不到，请稍后再试 / could not fetch the QR image from WeCom: try again later"
 
 
 class QrUnavailable(RuntimeError):
@@ -360,6 +374,7 @@ def channel_tag_failures(request: Request, viewer: ApiViewer, channel_id: int):
     responses={
         **NOT_FOUND,
         200: {"content": {"image/png": {}}},
+        410: error("the channel is disabled: its code was deleted in WeCom"),
         502: error("WeCom's image could not be fetched"),
     },
     response_class=Response,

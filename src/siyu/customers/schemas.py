@@ -224,7 +224,9 @@ class ChannelOut(BaseModel):
     welcome_image_url: str
     notice: str = Field(description="a warning to show, e.g. a tag deleted in WeCom")
     created_at: datetime
-    qr_url: str = Field(description="this API's proxy of the QR code image")
+    qr_url: str | None = Field(
+        description="this API's proxy of the QR code image; null for a disabled channel (its code is deleted)"
+    )
     totals: ChannelTotals
 
 

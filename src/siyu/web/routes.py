@@ -29,6 +29,7 @@ from siyu.wecom.errors import WeComFailure
 PAGE_TITLES = {
     403: "没有权限 / Forbidden",
     404: "找不到 / Not found",
+    410: "已失效 / Gone",
     422: "无法处理 / Invalid request",
     413: "内容太大 / Too large",
     502: "企业微信暂时不可用 / WeCom unavailable",
