@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -45,8 +46,11 @@ class ChannelSpec:
     welcome_link: dict = field(default_factory=dict)
     welcome_image_url: str = ""
 
+    def __post_init__(self) -> None:
+        self.name = tidy_name(self.name)
+
     def check(self) -> None:
-        if not self.name.strip():
+        if not self.name:
             raise ChannelError("渠道名称不能为空 / a channel needs a name")
         if len(self.name) > 100:
             raise ChannelError("渠道名称最多 100 字 / name too long")
@@ -70,7 +74,7 @@ def new_state() -> str:
 
 
 def _apply(channel: Channel, spec: ChannelSpec) -> None:
-    channel.name = spec.name.strip()
+    channel.name = tidy_name(spec.name)
     channel.staff_userids = list(spec.staff_userids)
     channel.department_ids = list(spec.department_ids)
     channel.skip_verify = spec.skip_verify
@@ -80,9 +84,26 @@ def _apply(channel: Channel, spec: ChannelSpec) -> None:
     channel.welcome_image_url = spec.welcome_image_url
 
 
+def _invisible(c: str) -> bool:
+    # Cf: zero-width space and joiners, BOM, direction marks: a name looks the same with them
+    return c.isspace() or unicodedata.category(c) == "Cf"
+
+
+def tidy_name(name: str) -> str:
+    """The name as stored: without spaces or invisible characters at either end."""
+    start, end = 0, len(name)
+    while start < end and _invisible(name[start]):
+        start += 1
+    while end > start and _invisible(name[end - 1]):
+        end -= 1
+    return name[start:end]
+
+
 def name_key(name: str) -> str:
-    """What makes two names the same to a manager: case and spaces (full-width too) aside."""
-    return "".join(name.split()).casefold()
+    """What makes two names the same to a manager: NFKC (full-width ＡＢＣ is ABC), case, spaces
+    and invisible characters (zero-width space, direction marks) aside."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in unicodedata.normalize("NFKC", folded) if not _invisible(c))
 
 
 def _hold_names(session: Session) -> None:

@@ -109,7 +109,8 @@ def customer_list(request: Request, viewer: PageViewer):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         result = queries.list_customers(s, viewer, f, page_no, 20)
         tags = queries.live_tags(s)
-        chans = list(s.scalars(select(Channel).order_by(Channel.name)))
+        # enabled first: a disabled one may look just like one in use, and is marked so
+        chans = list(s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.name)))
         staff = [
             m
             for m in queries.active_staff(s)
