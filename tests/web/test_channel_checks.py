@@ -22,6 +22,65 @@ def _calls(world, path: str) -> int:
     return sum(1 for c in calls if c["path"] == path)
 
 
+def test_a_form_refused_for_its_name_uploads_no_image_and_asks_for_it_again(as_role, world, db):
+    """官网首页 taken, a PNG chosen: the image went to WeCom before the name was checked, the
+    409 page showed it as 当前图片 with no field carrying it, and the next submit made the
+    channel without it (the uploaded image orphaned in WeCom)."""
+    admin = as_role("admin")
+    uploads = _calls(world, UPLOADIMG)
+    r = admin.post(
+        "/channels/new",
+        data={"csrf_token": admin.csrf, "name": "门店海报", "staff_userids": ["zhangsan"]},
+        files={"welcome_image": ("poster.png", PNG, "image/png")},
+    )
+    assert r.status_code == 409 and "已有启用中的渠道" in r.text
+    assert _calls(world, UPLOADIMG) == uploads  # nothing left in WeCom
+    assert "当前图片" not in r.text  # no image shown that the form does not carry
+    assert "所选图片还没有上传，请重新选择" in r.text
+
+
+def test_an_image_uploaded_before_wecom_refused_the_code_is_kept_on_resubmit(as_role, world, db):
+    """The image is uploaded, then WeCom refuses the code (502): the form carries the image's
+    URL back, and the next submit makes the channel with it, uploading nothing again."""
+    admin = as_role("admin")
+    name = f"带图渠道-{uuid.uuid4().hex[:6]}"
+    fault = {
+        "corp_id": world.a.corp["corp_id"],
+        "path": "/cgi-bin/externalcontact/add_contact_way",
+        "errcode": 41054,
+    }
+    assert httpx.post(f"{world.emu_url}/_emulator/faults", json=fault).status_code == 201
+    try:
+        r = admin.post(
+            "/channels/new",
+            data={"csrf_token": admin.csrf, "name": name, "staff_userids": ["zhangsan"]},
+            files={"welcome_image": ("poster.png", PNG, "image/png")},
+        )
+    finally:
+        httpx.delete(f"{world.emu_url}/_emulator/faults")
+    assert r.status_code == 502 and "41054" in r.text
+    carried = HIDDEN_IMAGE.search(r.text)
+    assert carried, "the refused form does not carry the uploaded image"
+    url = html.unescape(carried.group(1))
+    assert httpx.get(url).content == PNG
+    uploads = _calls(world, UPLOADIMG)
+    r = admin.post(
+        "/channels/new",
+        data={
+            "csrf_token": admin.csrf,
+            "name": name,
+            "staff_userids": ["zhangsan"],
+            "welcome_image_url": url,
+        },
+        files={"welcome_image": ("", b"", "application/octet-stream")},  # the file field left empty
+    )
+    assert r.status_code == 303, r.text
+    channel_id = int(re.search(r"/channels/(\d+)", r.headers["location"]).group(1))
+    with db.tenant_session(world.a.id) as s:
+        assert s.get(Channel, channel_id).welcome_image_url == url
+    assert _calls(world, UPLOADIMG) == uploads
+
+
 def test_names_alike_but_for_full_width_or_invisible_characters_are_one_name(as_role, world, db):
     """门店海报 + a zero-width space was a second 门店海报 (201), ＡＢＣ渠道 a second abc渠道."""
     admin = as_role("admin")
@@ -130,3 +189,68 @@ def test_a_qr_image_wecom_does_not_give_is_a_502_in_our_words(as_role, world, db
             assert "mozilla" not in r.text and "no-such-code" not in r.text and "Client error" not in r.text
     finally:
         admin.post(f"/api/v1/channels/{made['id']}/disable", headers={"X-CSRF-Token": admin.csrf})
+
+
+def test_a_welcome_link_needs_both_its_title_and_its_url(as_role, world, db):
+    """链接标题 标题 with no 链接地址 was saved as {"title": "标题"} and never sent (WeCom sends a
+    link with both); a URL without a title went out titled by the bare URL."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    before = len(admin.get("/api/v1/channels").json())
+    name = f"链接渠道-{uuid.uuid4().hex[:6]}"
+    cases = (
+        (
+            {"link_title": "标题"},
+            {"title": "标题"},
+            "填写了链接标题，请填写链接地址 / a link title needs a link",
+        ),
+        ({"link_desc": "说明"}, {"desc": "说明"}, "请填写链接地址"),
+        (
+            {"link_url": "https://example.com/p"},
+            {"url": "https://example.com/p"},
+            "填写了链接地址，请填写链接标题 / a link URL needs a link title",
+        ),
+        (
+            {"link_url": "https://example.com/p", "link_title": "  "},
+            {"url": "https://example.com/p", "title": "  "},
+            "请填写链接标题",
+        ),
+    )
+    for form, link, message in cases:
+        r = admin.post(
+            "/channels/new",
+            data={"csrf_token": admin.csrf, "name": name, "staff_userids": ["zhangsan"], **form},
+        )
+        assert r.status_code == 422 and message in r.text, (form, r.status_code)
+        assert 'value="' + name + '"' in r.text  # what was typed stays
+        r = admin.post(
+            "/api/v1/channels",
+            json={"name": name, "staff_userids": ["zhangsan"], "welcome_link": link},
+            headers=csrf,
+        )
+        assert r.status_code == 422 and message in r.text, (link, r.text)
+    assert len(admin.get("/api/v1/channels").json()) == before
+
+    made = admin.post(
+        "/api/v1/channels",
+        json={
+            "name": name,
+            "staff_userids": ["zhangsan"],
+            "welcome_link": {"url": "https://e.c", "title": "手"},
+        },
+        headers=csrf,
+    )
+    assert made.status_code == 201, made.text
+    path = f"/api/v1/channels/{made.json()['id']}"
+    r = admin.patch(path, json={"welcome_link": {"title": "新"}}, headers=csrf)
+    assert r.status_code == 422 and "请填写链接地址" in r.text
+    r = admin.patch(path, json={"welcome_link": None}, headers=csrf)
+    assert r.status_code == 200 and r.json()["welcome_link"] == {}
+
+    # a link saved with a URL alone before both were asked for is kept as it was sent (titled
+    # by its URL) when another field changes
+    with db.tenant_session(world.a.id) as s:
+        s.get(Channel, made.json()["id"]).welcome_link = {"url": "https://e.com/old"}
+    r = admin.patch(f"/api/v1/channels/{made.json()['id']}", json={"skip_verify": False}, headers=csrf)
+    assert r.status_code == 200, r.text
+    assert r.json()["welcome_link"] == {"url": "https://e.com/old", "title": "https://e.com/old"}

@@ -199,7 +199,7 @@ def test_the_form_creates_a_channel_with_an_uploaded_welcome_image(as_role, worl
             "tag_ids": ["tagNEW"],
             "welcome_text": "欢迎 {name}",
             "link_url": "https://example.com/p",
-            "link_title": "",
+            "link_title": "产品页",
         },
         files={"welcome_image": ("hello.png", PNG, "image/png")},
     )
@@ -208,7 +208,7 @@ def test_the_form_creates_a_channel_with_an_uploaded_welcome_image(as_role, worl
     with db.tenant_session(world.a.id) as s:
         ch = s.get(Channel, channel_id)
         assert ch.welcome_image_url.startswith(world.emu_url + "/_emulator/img/")
-        assert ch.welcome_link == {"url": "https://example.com/p", "title": "https://example.com/p"}
+        assert ch.welcome_link == {"url": "https://example.com/p", "title": "产品页"}
         assert ch.staff_userids == ["zhangsan"] and ch.tag_ids == ["tagNEW"] and ch.skip_verify
     assert httpx.get(ch.welcome_image_url).content == PNG
     page = admin.get(r.headers["location"])

@@ -164,6 +164,14 @@ def channel_dict(channel: Channel, totals: dict) -> dict:
     }
 
 
+def titled_link(link: dict) -> dict:
+    """A link saved with a URL and no title, before both were asked for, titled as it has been
+    sent (by its URL): it is kept when the channel's other fields change."""
+    if link.get("url") and not link.get("title"):
+        return {**link, "title": link["url"]}
+    return link
+
+
 def load_channel(rt, viewer: Viewer, channel_id: int) -> dict | None:
     with rt.db.tenant_session(viewer.tenant_id) as s:
         channel = s.get(Channel, channel_id)
@@ -225,6 +233,8 @@ def qr_response(content: bytes, ctype: str, name: str, download: bool) -> Respon
 
 def merged_spec(current: dict, patch: dict) -> ChannelSpec:
     merged = {**current, **{k: v for k, v in patch.items()}}
+    if "welcome_link" not in patch:
+        merged["welcome_link"] = titled_link(merged.get("welcome_link") or {})
     return ChannelSpec(
         name=merged["name"],
         staff_userids=list(merged["staff_userids"] or []),

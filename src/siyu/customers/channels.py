@@ -61,11 +61,34 @@ class ChannelSpec:
         url = self.welcome_link.get("url", "")
         if url and not re.match(r"https?://", url):
             raise ChannelError("欢迎语链接需以 http:// 或 https:// 开头 / link must be http(s)")
+        problem = link_problem(self.welcome_link)
+        if problem:
+            raise ChannelError(problem)
 
     @property
     def way_type(self) -> int:
         # WeCom: 1 = a single member, 2 = several members and/or departments
         return 1 if len(self.staff_userids) == 1 and not self.department_ids else 2
+
+
+LINK_NEEDS_URL = "填写了链接标题，请填写链接地址 / a link title needs a link URL"
+LINK_NEEDS_TITLE = "填写了链接地址，请填写链接标题 / a link URL needs a link title"
+LINK_NEEDS_URL_AND_TITLE = (
+    "填写了链接描述，请填写链接地址和标题 / a link description needs a link URL and title"
+)
+
+
+def link_problem(link: dict) -> str:
+    """WeCom sends a welcome's link only with both its title and its URL: one without the
+    other was saved and never sent (or sent titled by its bare URL)."""
+    url, rest = link.get("url"), [v for k, v in link.items() if k != "url" and v]
+    if url and not link.get("title"):
+        return LINK_NEEDS_TITLE
+    if link.get("title") and not url:
+        return LINK_NEEDS_URL
+    if rest and not url:
+        return LINK_NEEDS_URL_AND_TITLE
+    return ""
 
 
 def new_state() -> str:

@@ -5,10 +5,26 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from siyu.customers.channels import link_problem
 
 HttpUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
+]
+# (or none at all: a link left out, its title still asked for below)
+HttpUrlOrBlank = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^(https?://[^\s]+)?$", max_length=500)
 ]
 FollowStatus = Literal["active", "half", "lost", "deleted", "transferred"]
 # What customers.service.timeline (and the welcome's outcome) record; queries.EVENT_TEXT words each.
@@ -135,12 +151,32 @@ class TimelineEventOut(BaseModel):
 
 
 class WelcomeLink(BaseModel):
+    """WeCom sends a link only with both its title and its URL."""
+
     model_config = ConfigDict(extra="forbid")
 
-    url: HttpUrl
-    title: str = Field(default="", max_length=128)
+    url: HttpUrlOrBlank = ""
+    # (validated after url, and when left out too: a URL without a title is refused here)
+    title: str = Field(default="", max_length=128, validate_default=True)
     desc: str = Field(default="", max_length=512)
     picurl: HttpUrl | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title_with_url(cls, v: str, info: ValidationInfo) -> str:
+        if "url" not in info.data:  # refused already: its own error says why
+            return v
+        problem = link_problem({"url": info.data["url"], "title": v.strip()})
+        if problem:
+            raise ValueError(problem)
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _rest_with_url(self):
+        problem = link_problem(self.model_dump(exclude_none=True))
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class ChannelFields(BaseModel):

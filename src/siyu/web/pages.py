@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from urllib.parse import urlencode
 
@@ -22,6 +23,7 @@ from siyu.customers.api import (
     load_channel,
     qr_response,
     spec_problems,
+    titled_link,
 )
 from siyu.customers.channels import ChannelError, ChannelSpec
 from siyu.customers.models import Channel
@@ -43,6 +45,8 @@ DONE = {
     "connected": "企业微信已连接，凭据检查通过。",
 }
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+# An image URL a refused form carries back (WeCom's media/uploadimg gave it), as the API takes one.
+UPLOADED_IMAGE = re.compile(r"https?://\S{1,490}")
 
 
 def _int(value: str | None) -> int | None:
@@ -206,8 +210,10 @@ def _channel_form(request: Request, viewer: Viewer, values: dict, error: str = "
 
 
 async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> ChannelSpec:
-    """The spec; uploads a new image to WeCom. `values` takes what was typed first, so that a
-    form refused by a check below shows it again rather than the blank or stored channel."""
+    """The spec; uploads a new image to WeCom once nothing known here refuses the form (its
+    name taken among them), so a refused form leaves no image in WeCom. `values` takes what was
+    typed first, so that a form refused by a check below shows it again rather than the blank
+    or stored channel, and the URL of an image already uploaded, which the form carries back."""
     form = await request.form()
     link = {
         "url": str(form.get("link_url", "")).strip(),
@@ -225,8 +231,12 @@ async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> 
             "tag_ids": [str(v) for v in form.getlist("tag_ids") if v],
             "welcome_text": str(form.get("welcome_text", "")),
             "welcome_link": {k: v for k, v in link.items() if v},
+            "image_pending": False,
         }
     )
+    carried = str(form.get("welcome_image_url", "")).strip()
+    if UPLOADED_IMAGE.fullmatch(carried):
+        values["welcome_image_url"] = carried
     if form.get("remove_image") == "1":
         values["welcome_image_url"] = ""
     spec = ChannelSpec(
@@ -239,14 +249,19 @@ async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> 
         welcome_link=values["welcome_link"],
         welcome_image_url=values.get("welcome_image_url") or "",
     )
-    if link["url"] and not link["title"]:
-        spec.welcome_link["title"] = link["url"]
-    spec.check()
-    problems = await run_in_threadpool(spec_problems, request.app.state.rt, viewer, spec)
-    if problems:
-        raise ChannelError("；".join(problems))
     image = form.get("welcome_image")
-    if isinstance(image, UploadFile) and image.filename:
+    chosen = isinstance(image, UploadFile) and bool(image.filename)
+    try:
+        spec.check()
+        problems = await run_in_threadpool(spec_problems, request.app.state.rt, viewer, spec)
+        if problems:
+            raise ChannelError("；".join(problems))
+        await run_in_threadpool(_check_name_free, request.app.state.rt, viewer, spec.name, values.get("id"))
+    except ChannelError:
+        # a browser never fills a file field again: the form asks for the image once more
+        values["image_pending"] = chosen
+        raise
+    if chosen:
         content = await image.read(MAX_IMAGE_BYTES + 1)
         if content:
             if len(content) > MAX_IMAGE_BYTES:
@@ -254,11 +269,20 @@ async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> 
             if not (content.startswith(b"\x89PNG") or content.startswith(b"\xff\xd8")):
                 raise ChannelError("图片需为 PNG 或 JPG / the image must be a PNG or JPEG")
             ctype = "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"
-            answer = await request.app.state.rt.clients.get(viewer.tenant_id).contact.media_uploadimg(
-                image.filename, content, ctype
-            )
+            try:
+                answer = await request.app.state.rt.clients.get(viewer.tenant_id).contact.media_uploadimg(
+                    image.filename, content, ctype
+                )
+            except WeComFailure:
+                values["image_pending"] = True
+                raise
             spec.welcome_image_url = values["welcome_image_url"] = answer.get("url", "")
     return spec
+
+
+def _check_name_free(rt, viewer: Viewer, name: str, channel_id: int | None) -> None:
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        channel_service.check_name_free(s, name, channel_id)
 
 
 @router.get("/channels/new", response_class=HTMLResponse)
@@ -317,7 +341,7 @@ def channel_edit(request: Request, viewer: PageViewer, channel_id: int):
         raise _not_found()
     if not current["enabled"]:
         return RedirectResponse(f"/channels/{channel_id}", 303)
-    return _channel_form(request, viewer, current)
+    return _channel_form(request, viewer, {**current, "welcome_link": titled_link(current["welcome_link"])})
 
 
 @router.post("/channels/{channel_id}/edit")
