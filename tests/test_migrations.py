@@ -110,3 +110,38 @@ def test_a_policy_saved_before_versions_were_kept_is_in_force_since_always(tmp_p
             command.downgrade(database._alembic(conn), "0013")
     finally:
         database.dispose()
+
+
+def test_a_special_date_set_before_its_changes_were_kept_is_in_force_since_always(tmp_path):
+    """0016 gives each special date already set one kept change (SlaCalendarChange) from
+    2000-01-01: the board measures past waits by it, as before the migration."""
+    from datetime import UTC, date, datetime
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from siyu.db import Database
+    from siyu.sla.models import SlaCalendarChange
+
+    database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
+    try:
+        with database.engine.begin() as conn:
+            command.upgrade(database._alembic(conn), "0014")
+        with database.system_session() as s:
+            tenant = _tenant(s)
+            s.execute(
+                text(
+                    "INSERT INTO sla_calendar_days (tenant_id, day, kind, note)"
+                    " VALUES (:tenant, '2026-09-27', 'workday', '调休')"
+                ),
+                {"tenant": tenant.id},
+            )
+        database.migrate()
+        with database.system_session() as s:
+            kept = s.scalars(select(SlaCalendarChange)).one()
+            assert (kept.day, kept.kind) == (date(2026, 9, 27), "workday")
+            assert kept.changed_at == datetime(2000, 1, 1, tzinfo=UTC)
+        with database.engine.begin() as conn:
+            command.downgrade(database._alembic(conn), "0014")
+    finally:
+        database.dispose()

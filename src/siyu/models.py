@@ -6,7 +6,15 @@ from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, Tim
 from siyu.db.base import Base
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
-from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaPolicyVersion, SlaWait
+from siyu.sla.models import (
+    SlaCalendarChange,
+    SlaCalendarDay,
+    SlaCall,
+    SlaEscalation,
+    SlaPolicy,
+    SlaPolicyVersion,
+    SlaWait,
+)
 from siyu.tenancy.models import ApiToken, Department, LoginThrottle, Person, Staff, Tenant, WebSession
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "MessageSearch",
     "OutboxMessage",
     "Person",
+    "SlaCalendarChange",
     "SlaCalendarDay",
     "SlaCall",
     "SlaEscalation",

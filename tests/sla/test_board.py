@@ -183,3 +183,57 @@ def test_a_wait_marked_no_reply_needed_after_a_step_counts_against_it(local):
             "within_steps"
         ][1]
     assert second["outlived"] == 0 and second["share"] is None  # dismissed before 5 minutes
+
+
+def test_a_special_date_set_after_a_wait_ended_leaves_its_figures_as_they_were(local):
+    """Friday 17:59 a customer asks; Monday 09:01 张三 answers: 2 business minutes, on time for
+    the 2-minute step. On Monday 10:00 the admin makes Saturday a make-up workday (上班): Friday's
+    board read the answer 9 hours 2 minutes late, and taking the day back out restored it, as if
+    Friday's agents had been held to a calendar set three days later. A wait still open is timed
+    by the calendar as it stands: the Saturday now counts for it."""
+    from datetime import date, datetime
+
+    from siyu.sla.api import apply_policy, board_for
+    from siyu.sla.schemas import PolicyIn
+    from siyu.web.auth import Viewer
+
+    w = local
+    steps = [{"delay_s": 120, "action": "app_message"}, {"delay_s": 14400, "action": "app_message"}]
+    w.t0 = datetime(2025, 9, 12, 17, 59, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Friday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            now=w.rt.now(),
+            business_hours_only=True,
+            shifts=[["09:00", "18:00"]],
+            quiet_hours=[],
+            steps=steps,
+        )
+    w.say("周一能发货吗？", at=0)
+    w.say("还在吗？", at=0, ext="wmopen")  # never answered
+    monday_0901 = (2 * 24 + 15) * 3600 + 2 * 60
+    w.reply("可以的", at=monday_0901)
+    w.pulled(monday_0901 + 3600)
+    w.clock(monday_0901 + 3540)  # Monday 10:00
+
+    def friday() -> tuple:
+        with w.session() as s:
+            board = board_for(
+                s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now(), date(2025, 9, 12)
+            )
+        first, second = board["within_steps"][:2]
+        business = board["first_response_business"]["median_s"]
+        return (first["answered"], first["answered_late"]), business, second["outlived"]
+
+    def calendar(days: list[dict]) -> None:
+        with w.session() as s:
+            apply_policy(s, PolicyIn(calendar_days=days), now=w.rt.now())
+
+    before = friday()
+    assert before == ((1, 0), 120, 0)  # the open wait: 3,660 business seconds, within 4 hours
+    calendar([{"day": "2025-09-13", "kind": "workday", "note": "调休"}])
+    assert friday() == ((1, 0), 120, 1)  # the open one has had Saturday's 9 hours more: past 4 hours
+    w.clock(monday_0901 + 3600)
+    calendar([])
+    assert friday() == before

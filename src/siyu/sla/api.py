@@ -87,24 +87,25 @@ def _measure(
 ) -> list[Measured]:
     """Each wait of the day measured, answered ones first, in the order given: by the policy it
     ran under (a department's may differ from the tenant's; none is the built-in default), as
-    that policy stood when the wait ended (or stands now, for one still open: editing a policy
-    leaves past days as they were), and by its clock (business time where it counts only that)."""
+    that policy and the special dates stood when the wait ended (or stand now, for one still
+    open: editing a policy or the calendar leaves past days as they were), and by its clock
+    (business time where it counts only that)."""
 
-    def took(policy: service.PolicyView, started: datetime, end: datetime) -> float:
+    def took(policy: service.PolicyView, started: datetime, end: datetime, ended: bool) -> float:
         wall = (end - started).total_seconds()
         # business time is never longer than wall time: within every step already, or no calendar
         if not policy.business_hours_only or wall <= min((s.delay_s for s in policy.steps), default=0):
             return wall
-        return book.waited_s(policy, started, end)
+        return book.waited_s(policy, started, end, ended)
 
     measured = []
     for started, response_s, policy_id in answered:
         ended = started + timedelta(seconds=response_s)
         policy = book.measured_by(policy_id, ended)
-        measured.append((policy.steps, took(policy, started, ended), True))
+        measured.append((policy.steps, took(policy, started, ended, True), True))
     for started, closed, policy_id in unanswered:
         policy = book.measured_by(policy_id, closed or now)
-        measured.append((policy.steps, took(policy, started, closed or now), False))
+        measured.append((policy.steps, took(policy, started, closed or now, closed is not None), False))
     return measured
 
 
@@ -142,15 +143,16 @@ def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[
 
 
 def _business_responses(book: service.PolicyBook, answered: list) -> list[float] | None:
-    """Each answered wait's first response by its policy's clock: business time where the
-    policy counts only that (a Friday 17:59 question answered Monday 09:01 took 2 minutes),
-    else wall time; None when no wait of them ran under such a policy."""
+    """Each answered wait's first response by its policy's clock, as it and the special dates
+    stood when the wait was answered: business time where the policy counts only that (a
+    Friday 17:59 question answered Monday 09:01 took 2 minutes), else wall time; None when no
+    wait of them ran under such a policy."""
     out, counted = [], False
     for response_s, _, policy_id, started in answered:
         ended = started + timedelta(seconds=float(response_s))
         policy = book.measured_by(policy_id, ended)
         counted = counted or policy.business_hours_only
-        out.append(book.waited_s(policy, started, ended))
+        out.append(book.waited_s(policy, started, ended, ended=True))
     return out if counted else None
 
 
@@ -549,9 +551,9 @@ def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None) 
         wanted = {d.day: d for d in body.calendar_days}
         for day in session.scalars(select(SlaCalendarDay.day)).all():
             if day not in wanted:
-                service.remove_calendar_day(session, day)
+                service.remove_calendar_day(session, day, now)
         for d in wanted.values():
-            service.set_calendar_day(session, d.day, d.kind, d.note)
+            service.set_calendar_day(session, d.day, d.kind, d.note, now)
         service.follow_the_calendar(session, now)
     session.flush()
 

@@ -79,6 +79,21 @@ class SlaCalendarDay(TenantOwned, Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
+class SlaCalendarChange(TenantOwned, Base):
+    """A special date set (its kind) or taken back (kind "") at `changed_at`, Siyu's clock: the
+    board measures a wait that ended at T by the dates in force at T, so that a 上班 Saturday
+    added on Monday leaves last week's on-time shares as they were. Waits still open are timed
+    by the dates as they stand (SlaCalendarDay), whatever this says."""
+
+    __tablename__ = "sla_calendar_changes"
+    __table_args__ = (Index("ix_sla_calendar_changes_tenant_changed", "tenant_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date]
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday | "" (taken back)
+    changed_at: Mapped[datetime]
+
+
 class SlaWait(TenantOwned, Base):
     """One customer message waiting for a reply, from its msgtime until it was answered,
     recalled or dismissed: the unit of first-response time."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +40,7 @@ from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_SHIFTS,
     DEFAULT_STEPS,
+    SlaCalendarChange,
     SlaCalendarDay,
     SlaCall,
     SlaEscalation,
@@ -278,8 +280,11 @@ def _check_workable(policy: SlaPolicy) -> None:
         )
 
 
-def set_calendar_day(session: Session, day: date, kind: str, note: str = "") -> SlaCalendarDay:
-    """Mark a date as a holiday or a (make-up) workday for this tenant."""
+def set_calendar_day(
+    session: Session, day: date, kind: str, note: str = "", now: datetime | None = None
+) -> SlaCalendarDay:
+    """Mark a date as a holiday or a (make-up) workday for this tenant, from `now` (Siyu's
+    clock; the wall clock by default)."""
     if kind not in ("holiday", "workday"):
         raise PolicyError("kind is holiday or workday")
     try:
@@ -290,16 +295,25 @@ def set_calendar_day(session: Session, day: date, kind: str, note: str = "") -> 
     if row is None:
         row = SlaCalendarDay(day=day, kind=kind, note=note)
         session.add(row)
+    if row.kind != kind or row in session.new:  # (a note alone changes no figure)
+        _keep_calendar_change(session, day, kind, now)
     row.kind, row.note = kind, note
     session.flush()
     return row
 
 
-def remove_calendar_day(session: Session, day: date) -> bool:
+def remove_calendar_day(session: Session, day: date, now: datetime | None = None) -> bool:
     row = session.scalar(select(SlaCalendarDay).where(SlaCalendarDay.day == day))
     if row is not None:
         session.delete(row)
+        _keep_calendar_change(session, day, "", now)
     return row is not None
+
+
+def _keep_calendar_change(session: Session, day: date, kind: str, now: datetime | None) -> None:
+    """Record that `day` became `kind` ("": no special date) at `now` (SlaCalendarChange): the
+    board measures past waits by the dates in force when they ended."""
+    session.add(SlaCalendarChange(day=day, kind=kind, changed_at=now or datetime.now(UTC)))
 
 
 def follow_the_calendar(session: Session, now: datetime | None = None) -> int:
@@ -370,8 +384,12 @@ def tenant_timezone(session: Session) -> str:
     return (tenant.timezone if tenant else "") or "Asia/Shanghai"
 
 
-def calendar_for(session: Session, policy: PolicyView) -> BusinessCalendar:
-    days = session.execute(select(SlaCalendarDay.day, SlaCalendarDay.kind)).all()
+def calendar_for(
+    session: Session, policy: PolicyView, days: Sequence[tuple[date, str]] | None = None
+) -> BusinessCalendar:
+    """The policy's business calendar with the special dates `days` (as they stand: read)."""
+    if days is None:
+        days = session.execute(select(SlaCalendarDay.day, SlaCalendarDay.kind)).all()
     return BusinessCalendar.build(
         tenant_timezone(session),
         policy.shifts,
@@ -397,6 +415,7 @@ class PolicyBook:
         self._calendars: dict[tuple, BusinessCalendar] = {}
         self._by_id: dict[int | None, PolicyView] = {}
         self._versions: dict[int, list[tuple[datetime, PolicyView]]] | None = None
+        self._calendar_changes: list[SlaCalendarChange] | None = None
 
     @property
     def fallback(self) -> PolicyView:
@@ -467,13 +486,33 @@ class PolicyBook:
                 self._versions.setdefault(row.policy_id, []).append((row.valid_from, view))
         return self._versions
 
-    def calendar(self, policy: PolicyView) -> BusinessCalendar:
+    def calendar(self, policy: PolicyView, as_of: datetime | None = None) -> BusinessCalendar:
+        """The policy's business calendar with the special dates as they stand, or (`as_of`)
+        as they stood then: a wait that ended is measured by the dates in force when it did."""
+        made = self._changes_made_by(as_of)
         # one policy's versions may keep different hours: the clock is part of the key
-        key = (policy.id, policy.shifts, policy.public_holidays)
+        key = (policy.id, policy.shifts, policy.public_holidays, made)
         cal = self._calendars.get(key)
         if cal is None:
-            cal = self._calendars[key] = calendar_for(self.session, policy)
+            days = None
+            if made is not None:
+                then: dict[date, str] = {}
+                for change in self._calendar_changes[:made]:
+                    then[change.day] = change.kind
+                days = [(day, kind) for day, kind in then.items() if kind]
+            cal = self._calendars[key] = calendar_for(self.session, policy, days)
         return cal
+
+    def _changes_made_by(self, as_of: datetime | None) -> int | None:
+        """How many of the special dates' changes (oldest first) had been made by `as_of`; None
+        for all of them (or no `as_of`): the dates as they stand."""
+        if as_of is None:
+            return None
+        if self._calendar_changes is None:
+            c = SlaCalendarChange
+            self._calendar_changes = list(self.session.scalars(select(c).order_by(c.changed_at, c.id)))
+        made = bisect_right([c.changed_at for c in self._calendar_changes], as_of)
+        return None if made == len(self._calendar_changes) else made
 
     def due_times(self, policy: PolicyView, started_at: datetime) -> list[datetime]:
         if not policy.business_hours_only:
@@ -481,17 +520,20 @@ class PolicyBook:
         cal = self.calendar(policy)
         return [cal.add(started_at, s.delay_s) for s in policy.steps]
 
-    def waited_business_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float | None:
+    def waited_business_s(
+        self, policy: PolicyView, started_at: datetime, now: datetime, ended: bool = False
+    ) -> float | None:
         """The wait in business time, under a policy that counts it, for a wait of the last
         BUSINESS_TIME_DAYS (the calendar is walked day by day: a wait forgotten for months
-        would cost a walk of months, and its wall time says enough)."""
+        would cost a walk of months, and its wall time says enough). `ended`: the wait ended at
+        `now`, and is measured by the special dates in force then, not as they stand."""
         if not policy.business_hours_only or now - started_at > timedelta(days=BUSINESS_TIME_DAYS):
             return None
-        return self.calendar(policy).between(started_at, now)
+        return self.calendar(policy, now if ended else None).between(started_at, now)
 
-    def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime) -> float:
-        """How long a wait has run by its policy's clock."""
-        return by_its_clock(self.waited_business_s(policy, started_at, now), started_at, now)
+    def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime, ended: bool = False) -> float:
+        """How long a wait has run by its policy's clock (`ended`: see waited_business_s)."""
+        return by_its_clock(self.waited_business_s(policy, started_at, now, ended), started_at, now)
 
 
 def by_its_clock(business_s: float | None, started_at: datetime, now: datetime) -> float:

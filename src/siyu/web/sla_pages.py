@@ -523,9 +523,10 @@ async def policy_day_add(request: Request, viewer: PageViewer):
         note = str(form.get("note", "")).strip()[:200]
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
             were = set(s.scalars(select(SlaCalendarDay.kind).where(SlaCalendarDay.day.in_(days))))
+            now = request.app.state.rt.now()
             for d in days:
-                service.set_calendar_day(s, d, kind, note)
-            service.follow_the_calendar(s, request.app.state.rt.now())
+                service.set_calendar_day(s, d, kind, note, now)
+            service.follow_the_calendar(s, now)
         if were - {kind}:  # a date that was the other kind: say it changed, not only "saved"
             return f"day_now_{kind}"
         return "day_added" if len(days) == 1 else "days_added"
@@ -544,8 +545,9 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
             raise ClearNotFound(f"{when} 不在特殊日期里（可能已删除） / {when} is not a special day")
-        service.remove_calendar_day(s, when)
-        service.follow_the_calendar(s, request.app.state.rt.now())
+        now = request.app.state.rt.now()
+        service.remove_calendar_day(s, when, now)
+        service.follow_the_calendar(s, now)
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
 
 
