@@ -76,6 +76,29 @@ def test_the_on_time_share_does_not_read_100_percent_when_a_wait_was_answered_la
     assert share != "100%", f"按时占比 reads {share} with a wait answered late"
 
 
+def test_the_on_time_shares_say_editing_the_policy_or_the_calendar_leaves_past_days_as_they_were(
+    as_role, db, world
+):
+    """Past days keep their shares when a policy or its special dates change (each wait measured
+    as things stood when it ended), but the note under the table told the admin the opposite
+    (修改策略后，过去各天的占比也随之改变), and the API's description of `answered` said "as that
+    policy stands now"."""
+    ten = datetime(2021, 3, 8, 10, 0, tzinfo=SHANGHAI)  # a past day nothing else of the suite uses
+    ext = f"wmnote{uuid.uuid4().hex[:6]}"
+    items = [_text(0, ext, "zhangsan", "请问有货吗？", ten), _text(1, "zhangsan", ext, "有的", ten)]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(s, items, default_classifier().classify)
+
+    page = as_role("admin").get("/sla", params={"day": "2021-03-08"}).text
+    note = re.search(r'<p class="muted small" id="within-steps-note">(.*?)</p>', page, re.S)[1]
+    assert "过去各天的占比也随之改变" not in note and "现行设置计算" not in note
+    assert "在它结束时的设置" in note and "特殊日期" in note and "过去各天的占比不变" in note
+    spec = as_role("admin").get("/api/v1/openapi.json").json()
+    answered = spec["components"]["schemas"]["WithinStep"]["properties"]["answered"]["description"]
+    assert "stands now" not in answered and "in force when the wait ended" in answered
+    assert "special dates" in answered
+
+
 def _three_answers(db, world, day: date) -> None:
     """张三 (销售一组) answers one customer in 30 s and one in 200 s, past the first step's
     2 minutes (or 1, as test_sla_board's round trip leaves it); 李四 (客服部) answers one in

@@ -288,7 +288,9 @@ class WithinStep(BaseModel):
     )
     answered: int = Field(
         description="the day's waits answered within the step's delay, each measured by the policy it ran"
-        " under as that policy stands now (business time where it counts only business hours)"
+        " under with the steps, clock and special dates (holidays, make-up workdays) in force when the wait"
+        " ended, so later edits leave past days as they were (business time where it counts only business"
+        " hours)"
     )
     answered_late: int = Field(0, description="the day's waits answered, but after the step's delay")
     outlived: int = Field(
