@@ -496,6 +496,43 @@ def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
     assert calls(w) == [] and held().status == "pending"
 
 
+def test_a_held_call_rings_when_quiet_hours_are_shortened_and_waits_when_they_are_lengthened(w):
+    """03:19 a call step fires in quiet hours ending 05:00, and its call waits for them. The
+    admin lengthens them to 08:00: the call waits till 08:00 (its outbox row was still due at
+    05:00). Then shortens them to 23:00-03:00, already over: the call rings now. The call had
+    stayed due at 08:00, while the board, reading the new quiet hours, said it had gone out."""
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
+    start = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0)  # 03:18 in Beijing
+    w.t0 = start + timedelta(days=1)
+    w.clock(0)
+    w.say("急！能改地址吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)  # 03:19: the call step fires
+    assert w.fire() == 1
+
+    def held() -> OutboxMessage | None:
+        with w.session() as s:  # (the stack's tenant is shared: other tests' calls went long ago)
+            return s.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.kind == "sla_call", OutboxMessage.due_at > utcnow() + timedelta(hours=1)
+                )
+            )
+
+    assert wait_for(held).due_at == w.at(102 * 60)  # 05:00
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), quiet_hours=["22:00", "08:00"])
+    assert held().due_at == w.at(282 * 60)  # 08:00
+    with w.session() as s:
+        assert service.calls_held(s, w.rt.now()) == [w.at(282 * 60)]
+        service.save_policy(s, now=w.rt.now(), quiet_hours=["23:00", "03:00"])
+    [call] = wait_for(lambda: calls(w))
+    assert call["template_params"] == ["1", "1"]  # one customer, waiting a minute
+    with w.session() as s:
+        assert service.calls_held(s, w.rt.now()) == []
+
+
 def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch):
     off = w.stack.rt.settings.model_copy(update={"voice_provider": "off"})
     monkeypatch.setattr(w.stack.rt, "settings", off)
