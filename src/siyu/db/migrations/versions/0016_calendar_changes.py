@@ -8,7 +8,7 @@ dates in force when it ended. Dates set before this migration are in force since
 when they were set was not recorded.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-05 19:50:00
 """
 
