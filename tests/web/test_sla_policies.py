@@ -7,6 +7,7 @@ The seeded directory (tests/web/conftest.py): 总部 (1) > 销售部 (2) > 销�
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -242,7 +243,8 @@ def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
         == 403
     )
     r = admin.post("/sla/policy/departments/4", data=form)
-    assert r.status_code == 303 and r.headers["location"] == "/sla/policy?done=department_saved#departments"
+    # which case the banner tells depends on the tenant's policy, which other tests set
+    assert r.status_code == 303 and r.headers["location"].startswith("/sla/policy?done=department_")
     # 李四 (客服部) now gets the department's steps; 张三 (销售一组) does not.
     assert steps_of(db, world.a.id, "lisi") == [(60, "app_message", "agent"), (480, "voice_call", "leader")]
     assert steps_of(db, world.a.id, "zhangsan") == tenant_steps(db, world.a.id)
@@ -397,5 +399,74 @@ def test_turning_business_hours_off_brings_the_next_step_of_waits_back_to_the_wa
         assert w.next_step(f"周末有人吗 {w.sfx}") < datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
         said = w.admin.get("/sla/policy", params={"done": "saved_wallclock"}).text
         assert "改回按自然时间计：正在等待的客户，下一步提醒按自然时间重排" in said
+    finally:
+        w.close()
+
+
+def test_saving_a_department_policy_says_only_what_happened_to_its_members_waiting(
+    db, siyu, web_settings, emu_url
+):
+    """Saving a department's policy printed every case at once (改为只计工作时间…改回按自然时间计…),
+    as the tenant's did: it says the one that applies, and a department's first policy, while
+    its members follow the tenant's, says their waits keep that one (they do)."""
+    w = _Waits(db, siyu, web_settings, emu_url, "wu")
+    night = _no_shift_on_now()["shifts"][0]
+    form = {
+        "csrf_token": w.admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["3"],
+        "step_action": ["app_message"],
+        "step_target": ["agent"],
+        "business_hours_only": "1",
+        "shifts": "-".join(night),
+        "public_holidays": "1",
+        "escalation_contact": "",
+        "quiet_start": "",
+        "quiet_end": "",
+    }
+    every = (
+        "之后各步按新策略",
+        "仍按原来的策略提醒",
+        "班次或节假日已改",
+        "改回按自然时间计",
+        "改为只计工作时间",
+    )
+
+    def banner(department: int, changed: dict, done: str) -> str:
+        r = w.admin.post(f"/sla/policy/departments/{department}", data={**form, **changed})
+        assert r.status_code == 303 and r.headers["location"] == f"/sla/policy?done={done}#departments", (
+            changed,
+            r.headers.get("location"),
+        )
+        [said] = re.findall(
+            r'<p class="ok" role="status">([^<]*)</p>', w.admin.get(r.headers["location"]).text
+        )
+        assert said.startswith("部门策略已保存") and len([x for x in every if x in said]) == 1, said
+        return said
+
+    try:
+        # the tenant on the built-in default (the wall clock): its members' waits take the
+        # department's first policy, and its clock
+        assert "改为只计工作时间" in banner(4, {}, "department_saved_hours")
+        w.save_policy(business_hours_only=False)
+        w.ask("wmdp1", f"在吗 {w.sfx}")
+        soon = datetime.now(ZoneInfo("UTC")) + timedelta(minutes=5)
+        assert w.next_step(f"在吗 {w.sfx}") < soon
+        # 销售一组's first policy, 张三 waited on by the tenant's: that wait keeps it
+        assert "仍按原来的策略提醒" in banner(3, {}, "department_added")
+        assert w.next_step(f"在吗 {w.sfx}") < soon
+        assert "之后各步按新策略" in banner(3, {"step_delay_min": ["4"]}, "department_saved")
+        assert "改回按自然时间计" in banner(3, {"business_hours_only": ""}, "department_saved_wallclock")
+        assert "改为只计工作时间" in banner(3, {}, "department_saved_hours")
+        assert "班次或节假日已改" in banner(3, {"public_holidays": ""}, "department_saved_shifts")
+        two_steps = {
+            "step_delay_min": ["5", "1"],
+            "step_action": ["app_message"] * 2,
+            "step_target": ["agent"] * 2,
+        }
+        reordered = w.admin.post("/sla/policy/departments/3", data={**form, **two_steps})
+        assert (
+            reordered.headers["location"] == "/sla/policy?done=department_saved_shifts&sorted=1#departments"
+        )
     finally:
         w.close()

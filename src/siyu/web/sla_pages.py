@@ -36,7 +36,7 @@ from siyu.sla.api import (
     snooze_for,
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
-from siyu.sla.models import SlaCalendarDay
+from siyu.sla.models import SlaCalendarDay, SlaPolicy
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -60,10 +60,22 @@ DONE = {
     "day_now_workday": "已改为上班（原是放假）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "day_now_holiday": "已改为放假（原是上班）。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
     "day_removed": "日期已删除。按工作时间计时、正在等待的客户，下一步提醒已按新日历重排。",
+    # a department's policy saved: the same cases, for its members' waits
     "department_saved": (
-        "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变；"
-        "改为只计工作时间、改了班次或节假日的，下一步按新的工作时间重排；改回按自然时间计的，下一步按自然时间重排。"
+        "部门策略已保存：其成员新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。"
     ),
+    "department_saved_hours": (
+        "部门策略已保存，改为只计工作时间：其成员正在等待的客户，下一步提醒按工作时间重排。"
+    ),
+    "department_saved_shifts": (
+        "部门策略已保存，班次或节假日已改：其成员正在等待的客户，下一步提醒按新的工作时间重排。"
+    ),
+    "department_saved_wallclock": (
+        "部门策略已保存，改回按自然时间计：其成员正在等待的客户，下一步提醒按自然时间重排。"
+    ),
+    # its first own policy, while its members followed an ancestor's or the tenant's: their
+    # waits keep that one to the end
+    "department_added": "部门策略已保存：其成员新的等待按它计时；正在等待的，仍按原来的策略提醒。",
     "department_removed": (
         "部门策略已删除，其成员改用上级部门或全公司的策略；正在等待的，已排好的下一步不变，之后各步按新策略；"
         "新策略的计时方式（是否只计工作时间、班次、节假日）不同的，下一步按它重排。"
@@ -642,18 +654,35 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
         )
     rt = request.app.state.rt
 
-    def save() -> str:
+    def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
+                was = _members_clock(s, wecom_id)
                 apply_department_policy(s, wecom_id, body, rt.now())
+                if was is None:
+                    return "", "department_added"
+                became = _clock(department_policy_out(s, wecom_id))
         except service.PolicyError as exc:
-            return str(exc)
-        return ""
+            return str(exc), ""
+        return "", f"department_{_clock_change(was, became)}"
 
-    problem = await run_in_threadpool(save)  # an unknown department: HTTPException 404
+    problem, done = await run_in_threadpool(save)  # an unknown department: HTTPException 404
     if problem:
         return await run_in_threadpool(_department_page, request, viewer, wecom_id, problem, shown, 422)
-    return RedirectResponse(f"/sla/policy?done=department_saved{_reordered(fields)}#departments", 303)
+    return RedirectResponse(f"/sla/policy?done={done}{_reordered(fields)}#departments", 303)
+
+
+def _members_clock(s, wecom_id: int) -> tuple | None:
+    """The clock the department's members' open waits run by before its policy is saved, or
+    None when saving leaves those waits on the policy they have: a first policy of its own
+    while they follow an ancestor's or the tenant's (service.save_policy moves only waits that
+    ran under no saved policy, the built-in default, or under this one)."""
+    listed = {d.wecom_id: d for d in service.department_policies(s)}
+    here = listed.get(wecom_id)
+    if here is None or here.own:  # a removed department's policy is its own too
+        own = s.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == wecom_id))
+        return _clock(department_policy_out(s, wecom_id)) if own is not None else None
+    return _clock(policy_out(s)) if here.policy_from is None else None
 
 
 @router.post("/sla/policy/departments/{wecom_id}/remove")
