@@ -125,7 +125,10 @@ def test_the_archive_callback_pair_from_the_command_line(siyu):
     code, out = invoke("tenant", "archive-callback", slug)
     assert code == 1 and "has an archive callback pair already" in out and "--replace" in out
     code, out = invoke("tenant", "archive-callback", slug, "--token", "abc")
-    assert code == 1 and "give both the Token and the EncodingAESKey, or neither" in out
+    assert (
+        code == 1
+        and "请都填写，或都留空以生成新的一对 / give both the Token and the EncodingAESKey, or neither" in out
+    )
     assert token[:3] + "••••" + token[-3:] in invoke("tenant", "show", slug)[1]  # kept
     code, out = invoke("tenant", "archive-callback", slug, "--replace")
     assert code == 0 and token not in out and "Token: " in out

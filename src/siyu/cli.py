@@ -437,7 +437,7 @@ def tenant_archive_callback(
                 s, rt.box, s.get(Tenant, tenant_id), token, aes_key
             )
         except ValueError as exc:
-            err_console.print(f"[red]{exc}[/red]")
+            err_console.print(f"[red]{exc}[/red]", soft_wrap=True)
             raise typer.Exit(1) from exc
     console.print(f"archive callback URL: {rt.settings.archive_callback_url(slug)}", soft_wrap=True)
     console.print(f"Token: {token}", soft_wrap=True)

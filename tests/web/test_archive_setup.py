@@ -168,7 +168,7 @@ def test_mode_and_secret_saved_masked_and_permit_and_agreement_lists(as_role, wo
     r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "http"})
     assert r.status_code == 422 and "请填写会话存档 Secret" in r.text
     r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "sdk", "secret": secret})
-    assert r.status_code == 422 and "libWeWorkFinanceSdk_C.so" in r.text
+    assert r.status_code == 422 and "SDK 方式需要填写 libWeWorkFinanceSdk_C.so 的路径 / the path" in r.text
     r = admin.post("/setup/archive", data={"csrf_token": admin.csrf, "mode": "bogus"})
     assert r.status_code == 422
     with db.tenant_session(world.a.id) as s:
@@ -270,7 +270,9 @@ def test_archive_callback_url_token_and_key_generated_entered_and_shown(
         "/setup/archive/callback",
         data={"csrf_token": admin.csrf, "token": "ok1", "encoding_aes_key": "short"},
     )
-    assert bad.status_code == 422 and "EncodingAESKey" in bad.text
+    assert (
+        bad.status_code == 422 and "EncodingAESKey 应为 43 位字母或数字 / EncodingAESKey must be" in bad.text
+    )
     # the error beside that form, and what was typed still in it (a 43-character key to re-paste)
     assert 'id="callback-error"' in bad.text and 'id="archive-error"' not in bad.text
     assert 'name="token" autocomplete="off" maxlength="32" value="ok1"' in bad.text

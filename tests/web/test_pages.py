@@ -148,7 +148,7 @@ def test_setup_checks_credentials_with_wecom_and_shows_why_not(as_role, world):
             "token": "bad token!",
         },
     )
-    assert r.status_code == 422 and "Token must be" in r.text
+    assert r.status_code == 422 and "Token 应为 1-32 位字母或数字 / Token must be" in r.text  # both languages
     r = admin.post("/setup", data={"csrf_token": admin.csrf, "corp_id": "wwsomethingelse", "agent_id": "1"})
     assert r.status_code == 422 and "企业ID 不能修改" in r.text
     # Blank secrets keep the stored ones; WeCom accepts them.

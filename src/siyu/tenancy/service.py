@@ -49,12 +49,13 @@ class CorpCredentials:
         found = []
         if not re.fullmatch(r"[A-Za-z0-9]{8,64}", self.corp_id or ""):
             found.append(
-                "企业ID (corp id) looks wrong: it is shown under 我的企业 → 企业信息, e.g. ww1234567890abcdef"
+                "企业ID 格式不对，见 我的企业 → 企业信息，例如 ww1234567890abcdef"
+                " / the corp id looks wrong: it is shown under 我的企业 → 企业信息"
             )
         if not self.agent_secret:
-            found.append("the self-built app's Secret is missing")
+            found.append("缺少自建应用的 Secret / the self-built app's Secret is missing")
         if not self.contact_secret:
-            found.append("the 客户联系 Secret is missing")
+            found.append("缺少客户联系 Secret / the 客户联系 Secret is missing")
         found.extend(callback_pair_problems(self.token, self.encoding_aes_key))
         return found
 
@@ -63,9 +64,11 @@ def callback_pair_problems(token: str, encoding_aes_key: str) -> list[str]:
     """What is wrong with a callback Token / EncodingAESKey pair, as WeCom's console checks."""
     found = []
     if not re.fullmatch(r"[A-Za-z0-9]{1,32}", token or ""):
-        found.append("Token must be 1-32 letters or digits")
+        found.append("Token 应为 1-32 位字母或数字 / Token must be 1-32 letters or digits")
     if not re.fullmatch(r"[A-Za-z0-9]{43}", encoding_aes_key or ""):
-        found.append("EncodingAESKey must be exactly 43 letters or digits")
+        found.append(
+            "EncodingAESKey 应为 43 位字母或数字 / EncodingAESKey must be exactly 43 letters or digits"
+        )
     return found
 
 
@@ -146,11 +149,19 @@ def save_archive_settings(
     """The conversation archive (会话存档): its own secret, and how messages are fetched and
     decrypted: WeCom's finance SDK at `sdk_path`, or the emulator's archive over HTTP."""
     if mode not in ARCHIVE_MODES:
-        raise ValueError(f"archive mode must be one of {', '.join(ARCHIVE_MODES)}")
+        raise ValueError(
+            f"存档方式应为 {'、'.join(ARCHIVE_MODES)} 之一"
+            f" / archive mode must be one of {', '.join(ARCHIVE_MODES)}"
+        )
     if mode != "off" and not (secret or tenant.archive_secret_sealed):
-        raise ValueError("the 会话存档 Secret is needed to read the archive")
+        raise ValueError(
+            "请填写会话存档 Secret：读取存档要用它 / the 会话存档 Secret is needed to read the archive"
+        )
     if mode == "sdk" and not sdk_path:
-        raise ValueError("the path of libWeWorkFinanceSdk_C.so is needed in sdk mode")
+        raise ValueError(
+            "SDK 方式需要填写 libWeWorkFinanceSdk_C.so 的路径"
+            " / the path of libWeWorkFinanceSdk_C.so is needed in sdk mode"
+        )
     if mode == "sdk" and not finance_sdk.names_the_sdk(sdk_path):  # nor a probe of other files
         raise finance_sdk.NotTheSdk(sdk_path)
     # (where workers run on other machines, the library is theirs to have: `check_file` off)
@@ -187,7 +198,10 @@ def save_archive_callback(
     if not token and not encoding_aes_key:
         token, encoding_aes_key = new_callback_token(), new_encoding_aes_key()
     elif not (token and encoding_aes_key):
-        raise ValueError("give both the Token and the EncodingAESKey, or neither for a new pair")
+        raise ValueError(
+            "Token 和 EncodingAESKey 请都填写，或都留空以生成新的一对"
+            " / give both the Token and the EncodingAESKey, or neither for a new pair"
+        )
     problems = callback_pair_problems(token, encoding_aes_key)
     if problems:
         raise ValueError("; ".join(problems))
@@ -360,7 +374,7 @@ def add_person(
     staff_userid: str | None = None,
 ) -> Person:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise ValueError(f"角色应为 {'、'.join(ROLES)} 之一 / role must be one of {', '.join(ROLES)}")
     person = Person(
         login=login,
         display_name=display_name,

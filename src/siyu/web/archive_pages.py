@@ -337,15 +337,8 @@ async def archive_save(request: Request, viewer: PageViewer):
                     sdk_path if mode == "sdk" else "",
                     check_file=rt.settings.embedded_worker,  # the worker pulls on this machine
                 )
-        except ValueError as exc:
-            return {
-                "the 会话存档 Secret is needed to read the archive": (
-                    "请填写会话存档 Secret / the 会话存档 Secret is needed"
-                ),
-                "the path of libWeWorkFinanceSdk_C.so is needed in sdk mode": (
-                    "SDK 方式需要填写 libWeWorkFinanceSdk_C.so 的路径 / the .so path is needed in sdk mode"
-                ),
-            }.get(str(exc), str(exc))
+        except ValueError as exc:  # said in both languages by the service
+            return str(exc)
         return ""
 
     problem = await run_in_threadpool(save)
@@ -385,7 +378,7 @@ def _save_callback(rt, tenant_id: int, token: str, aes_key: str) -> str:
         try:
             tenancy.save_archive_callback(s, rt.box, tenant, token, aes_key)
         except ValueError as exc:
-            return f"Token / EncodingAESKey 不符合企业微信的要求 / {exc}"
+            return str(exc)  # what WeCom's console would refuse, in both languages
         slug = tenant.slug
     rt.intake.forget(slug)  # this server verifies with the new pair from now on
     return ""
