@@ -212,6 +212,53 @@ def test_channels_created_at_once_under_one_name_make_one(as_role, world):
     assert len(_ways_named(world, world.a, name)) == 1
 
 
+def test_a_rename_that_loses_the_name_to_another_admin_leaves_wecom_as_siyu_has_it(as_role, world, db):
+    """Another admin took the name while WeCom changed this code (WeCom is slow to answer, here
+    by 3 s): the rename is refused, and the code's 备注 in WeCom is its old name again, as
+    Siyu's is. WeCom had kept the new remark, naming the other channel's poster."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    sfx = uuid.uuid4().hex[:6]
+    ids = {}
+    for made in ("甲", "乙"):
+        r = admin.post(
+            "/api/v1/channels", json={"name": f"{made}-{sfx}", "staff_userids": ["zhangsan"]}, headers=csrf
+        )
+        assert r.status_code == 201, r.text
+        ids[made] = r.json()["id"]
+    corp_id = world.a.corp["corp_id"]
+    faults = f"{world.emu_url}/_emulator/faults"
+    slow = {"corp_id": corp_id, "path": "/cgi-bin/externalcontact/update_contact_way", "delay_s": 3.0}
+    assert httpx.post(faults, json=slow).status_code == 201
+
+    def rename(which: str) -> int:
+        return admin.patch(
+            f"/api/v1/channels/{ids[which]}", json={"name": f"丙-{sfx}"}, headers=csrf
+        ).status_code
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(rename, "甲")
+            while httpx.get(faults).json():  # 甲's change is with WeCom, which takes its time
+                time.sleep(0.05)
+            codes = sorted([rename("乙"), first.result()])
+    finally:
+        httpx.delete(faults)
+    assert codes == [200, 409]
+    names = {c["id"]: c["name"] for c in admin.get("/api/v1/channels").json()}
+    renamed = [w for w, i in ids.items() if names[i] == f"丙-{sfx}"]
+    kept = [w for w, i in ids.items() if names[i] == f"{w}-{sfx}"]
+    assert len(renamed) == len(kept) == 1, names  # one took the name, the other kept its own
+    with db.tenant_session(world.a.id) as s:
+        config = {i: s.get(Channel, i).config_id for i in ids.values()}
+    ways = {
+        w["config_id"]: w for w in httpx.get(f"{world.emu_url}/_emulator/corps/{corp_id}/contact_ways").json()
+    }
+    for i in ids.values():  # each code's 备注 in WeCom is its channel's name in Siyu
+        assert ways[config[i]]["remark"] == names[i][:30], (names[i], ways[config[i]]["remark"])
+    assert len(_ways_named(world, world.a, f"丙-{sfx}")) == 1
+
+
 def test_channels_that_shared_a_name_before_the_check_can_still_be_edited(as_role, world, db):
     """Two enabled channels named alike before names were checked (an upgrade keeps them):
     changing one's welcome text, its name untouched, was refused as a name taken (409), on the

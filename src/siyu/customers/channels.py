@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import unicodedata
@@ -16,6 +17,9 @@ from sqlalchemy.orm import Session
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
 from siyu.tenancy.models import Tenant
+from siyu.wecom.errors import WeComFailure
+
+log = logging.getLogger(__name__)
 
 
 class ChannelError(ValueError):
@@ -199,17 +203,47 @@ async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec)
         raise ChannelError(
             "单人码和多人码不能互相转换，请新建渠道 / a single-member code cannot become a multi-member one"
         )
-    await rt.clients.get(tenant_id).contact.update_contact_way(
-        config_id,
-        user=spec.staff_userids or [],
-        party=spec.department_ids or [],
-        skip_verify=spec.skip_verify,
-        remark=spec.name[:30],
-    )
+    contact = rt.clients.get(tenant_id).contact
+    await contact.update_contact_way(config_id, **_way_fields(spec))
     with rt.db.tenant_session(tenant_id) as s:
         _hold_names(s)
-        check_name_free(s, spec.name, channel_id)
-        _apply(s.get(Channel, channel_id), spec)
+        channel = s.get(Channel, channel_id)
+        try:
+            check_name_free(s, spec.name, channel_id)
+        except ChannelNameTaken as exc:
+            taken, kept = exc, _way_fields(_spec_of(channel))
+        else:
+            _apply(channel, spec)
+            return
+    # Another admin's channel took the name while WeCom changed this code (the name is checked
+    # under the lock only after WeCom's answer: holding the lock across a WeCom call would stop
+    # every other write of the tenant's channels, and on SQLite every write). The channel keeps
+    # what it had, so the code in WeCom goes back to it too: left, WeCom's 备注 named the other
+    # channel while Siyu kept the old name.
+    try:
+        await contact.update_contact_way(config_id, **kept)
+    except WeComFailure:
+        log.warning("channel %s: WeCom kept the refused name %r as the code's remark", channel_id, spec.name)
+    raise taken
+
+
+def _way_fields(spec: ChannelSpec) -> dict:
+    """What update_contact_way sets from a channel."""
+    return {
+        "user": spec.staff_userids or [],
+        "party": spec.department_ids or [],
+        "skip_verify": spec.skip_verify,
+        "remark": spec.name[:30],
+    }
+
+
+def _spec_of(channel: Channel) -> ChannelSpec:
+    return ChannelSpec(
+        name=channel.name,
+        staff_userids=list(channel.staff_userids or []),
+        department_ids=list(channel.department_ids or []),
+        skip_verify=channel.skip_verify,
+    )
 
 
 async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
