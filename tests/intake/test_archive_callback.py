@@ -94,6 +94,22 @@ def test_a_notify_signed_with_the_main_pair_on_the_archive_url_is_refused(siyu, 
     assert stored(db, tenant_id) == 0
 
 
+def test_a_wrong_archive_pair_is_logged_with_where_the_archive_pair_is_set(siyu, corp, archive, caplog):  # noqa: F811
+    """Each notify signed with a pair Siyu does not have for the 会话存档 callback was logged as a
+    wrong Token in 接收事件服务器 and `siyu tenant show`, the main callback's: the operator checked
+    the wrong form. The log names the 会话存档 callback's setup."""
+    import logging
+
+    slug, _, main = corp
+    with caplog.at_level(logging.WARNING, logger="siyu.intake.api"):
+        r = post(f"{siyu}/wecom/callback/{slug}/archive", main, notify_xml(main.receive_id))
+    assert r.status_code == 403
+    said = caplog.text
+    assert "archive callback for" in said and "会话内容存档 → 接收事件服务器" in said
+    assert "/setup/archive" in said and f"siyu tenant archive-callback {slug}" in said
+    assert "siyu tenant show" not in said
+
+
 def test_the_archive_url_takes_msgaudit_notify_only(siyu, corp, archive, db):  # noqa: F811
     slug, tenant_id, main = corp
     r = post(f"{siyu}/wecom/callback/{slug}/archive", archive, add_event(main.receive_id, "wmX"))

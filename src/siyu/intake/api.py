@@ -29,7 +29,7 @@ OK = PlainTextResponse("")
 _last_unknown_logged = 0.0
 
 
-def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
+def _refuse(exc: Exception, slug: str, channel: Channel) -> PlainTextResponse:
     global _last_unknown_logged
     if isinstance(exc, UnknownTenant):
         # said at most once a minute: anyone may call this URL with any slug
@@ -44,6 +44,17 @@ def _refuse(exc: Exception, slug: str) -> PlainTextResponse:
     if isinstance(exc, ChannelNotConfigured):
         log.warning("callback for %s refused: %s", slug, exc)
         return PlainTextResponse("this callback URL is not configured for the tenant", status_code=404)
+    if isinstance(exc, InvalidSignature) and channel == ARCHIVE:
+        # the 会话存档 app has a pair of its own: the main callback's form is not where to look
+        log.warning(
+            "archive callback for %s refused: bad signature (the Token or EncodingAESKey in WeCom's"
+            " 会话内容存档 → 接收事件服务器 form is not the 会话存档 pair Siyu has: compare the 会话存档"
+            " callback on /setup/archive, or give Siyu WeCom's with `siyu tenant archive-callback %s"
+            " --token ... --aes-key ...`; or the request is not WeCom's)",
+            slug,
+            slug,
+        )
+        return PlainTextResponse("invalid signature", status_code=403)
     if isinstance(exc, InvalidSignature):
         log.warning(
             "callback for %s refused: bad signature (the Token or EncodingAESKey in WeCom's 接收事件服务器"
@@ -114,7 +125,7 @@ async def _callback(request: Request, channel: Channel) -> PlainTextResponse:
         UnexpectedEvent,
         UnicodeDecodeError,
     ) as exc:
-        return _refuse(exc, slug)
+        return _refuse(exc, slug, channel)
     # Stored (group commit) before WeCom gets its answer; processing happens in the worker.
     await request.app.state.event_writer.store(row)
     request.app.state.rt.wake()
