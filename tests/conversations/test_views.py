@@ -505,6 +505,35 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
     assert again.headers["location"].endswith("done=not_waiting")
 
 
+def test_what_was_not_done_is_said_as_a_warning_not_as_success(as_role, new_waiting):
+    """这个会话已经不在等待回复了 and 客户在你打开页面后又发了消息，没有标记 came in the green of
+    已标记为无需回复: an agent read them as done. They come in the amber of a notice."""
+
+    def banner(html: str) -> str:
+        return re.search(r'<p class="(\w+)" role="status"[^>]*>', html).group(1)
+
+    agent = as_role("agent")
+    cid = new_waiting("zhangsan")
+    marked = agent.post(
+        f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=True
+    )
+    assert "已标记为无需回复" in marked.text and banner(marked.text) == "ok"
+    again = agent.post(
+        f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=True
+    )
+    assert "这个会话已经不在等待回复了" in again.text and banner(again.text) == "notice"
+    changed = agent.get(f"/conversations/{cid}", params={"done": "changed"}).text
+    assert "又发了消息，没有标记" in changed and banner(changed) == "notice"
+    # a snooze from the board of a wait answered meanwhile: nothing was snoozed
+    gone = agent.post(
+        f"/conversations/{cid}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "15"},
+        follow_redirects=True,
+    )
+    assert "这个会话已经不在等待回复了" in gone.text and banner(gone.text) == "notice"
+    assert banner(agent.get("/sla", params={"done": "snoozed"}).text) == "ok"
+
+
 def test_snooze_from_the_conversation_page_and_it_says_until_when(as_role, new_waiting):
     agent = as_role("agent")
     cid = new_waiting("zhangsan")

@@ -28,6 +28,8 @@ DONE = {
     "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
     "snoozed": "已暂缓提醒。",
 }
+# Nothing was done: said in the amber of a warning, not the green of success.
+NOT_DONE = frozenset({"not_waiting", "changed"})
 
 
 FILTERS_BEYOND_WAITING = ("staff", "kind", "customer", "told", "card")
@@ -180,6 +182,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "call_at": call_at,
             "snooze_choices": SNOOZE_CHOICES,
             "done": DONE.get(request.query_params.get("done") or ""),
+            "done_warns": request.query_params.get("done") in NOT_DONE,
         },
     )
 

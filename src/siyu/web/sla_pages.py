@@ -171,6 +171,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "duration": _duration,
             "delay": _delay,
             "done": f"已暂缓 {snoozed[0]} 的提醒至 {when(snoozed[1])}。" if snoozed else _done(request),
+            "done_warns": request.query_params.get("done") == "not_waiting",  # nothing snoozed
         },
     )
 
