@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
@@ -314,6 +314,74 @@ def test_a_card_about_several_customers_opens_those_customers(as_role, new_waiti
         html = agent.get("/conversations", params={"waiting": 1, "card": bad}).text
         assert "找不到这张提醒" in html and set(earlier) <= set(listed(html))
     assert "找不到这张提醒" in as_role("admin", "b").get(target).text
+
+
+def test_a_card_opened_by_someone_it_was_not_sent_to_does_not_say_its_customers_were_answered(
+    as_role, new_waiting, db, world
+):
+    """王五's card about 李四's waiting customers, its link opened by 张三 (forwarded, say),
+    said 这张提醒里的客户都已不在等待回复 while they still waited: he may not see them. It says
+    the card was not sent to him and that he cannot see them."""
+    waiting = [new_waiting("lisi"), new_waiting("lisi")]
+    card = _card(db, world, "wangwu", [(cid, "lisi") for cid in waiting])
+    target = card_target(world.a.slug, card)
+
+    html = as_role("agent").get(target).text
+    assert listed(html) == [] and "不在等待" not in html
+    assert "这张提醒不是发给你的，其中 2 位等待回复的客户你看不到" in html
+    assert "this reminder was not sent to you" in html
+    assert "这张提醒里的客户你看不到" in html and "其中的客户你看不到，他们仍在等待回复" in html
+    # to whom it was sent (王五 leads 李四): the card's customers, said as before
+    mine = as_role("supervisor").get(target).text
+    assert sorted(listed(mine)) == sorted(waiting) and "这张提醒里的 2 位客户等待回复" in mine
+    assert "不是发给你的" not in mine
+    # answered, to the one it was sent to: all of them no longer wait, as it said
+    with db.tenant_session(world.a.id) as s:
+        s.execute(update(Conversation).where(Conversation.id.in_(waiting)).values(awaiting_since=None))
+    assert "这张提醒里的客户都已不在等待回复" in as_role("supervisor").get(target).text
+    after = as_role("agent").get(target).text
+    assert "都已不在等待" in after and "你看不到" not in after
+
+
+def test_the_api_lists_a_cards_customers_and_those_told_of_as_the_page_does(as_role, new_waiting, db, world):
+    """The page has ?card= and ?told=; GET /api/v1/conversations had neither, so a script could
+    not list a card's customers. Both are there, in the spec; a card that is not there, or was
+    sent to someone whose customers the caller may not see, is 404 as another's chat is."""
+    own, colleagues = new_waiting("zhangsan"), new_waiting("zhaoliu")  # 赵六's: 张三 is the contact
+    card = _card(db, world, "zhangsan", [(own, "zhangsan"), (colleagues, "zhaoliu")])
+    agent = as_role("agent")
+
+    def ids(client, **params) -> list[int]:
+        r = client.get("/api/v1/conversations", params={"per_page": 100, **params})
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]]
+
+    got = ids(agent, card=card, waiting="true")
+    assert (
+        sorted(got)
+        == sorted([own, colleagues])
+        == sorted(listed(agent.get(card_target(world.a.slug, card)).text))
+    )
+    assert colleagues in ids(agent, told="true") and colleagues not in ids(agent)
+    assert own not in ids(as_role("admin"), told="true")  # (told of nothing)
+    assert ids(as_role("supervisor"), card=card) == [own]  # 张三's card: of it, what 王五 may see
+    assert sorted(ids(as_role("admin"), card=card)) == sorted([own, colleagues])
+    theirs = _card(db, world, "wangwu", [(new_waiting("lisi"), "lisi")])  # 王五's, about 李四's customer
+    for client, bad in (
+        (agent, theirs),
+        (agent, 987654321),
+        (agent, "9" * 30),
+        (agent, -1),
+        (as_role("admin", "b"), card),
+    ):
+        r = client.get("/api/v1/conversations", params={"card": bad})
+        assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_TEXT}, (bad, r.text)
+    params = agent.get("/api/v1/openapi.json").json()["paths"]["/api/v1/conversations"]["get"]["parameters"]
+    documented = {p["name"]: p for p in params}
+    assert (
+        "escalation card" in documented["card"]["description"]
+        and documented["told"]["schema"]["type"] == "boolean"
+    )
 
 
 def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):

@@ -158,6 +158,7 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
             422,
         ),
         (admin, "GET", "/api/v1/conversations", "/api/v1/conversations?after=nonsense", {}, 422),
+        (admin, "GET", "/api/v1/conversations", "/api/v1/conversations?card=987654321", {}, 404),
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?limit=1", {}, 200),
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?limit=201", {}, 422),
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?after=nonsense", {}, 422),

@@ -8,6 +8,7 @@ the caller's role scope answers 404 `{"detail": "not found"}`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -33,7 +34,9 @@ router = APIRouter(prefix="/api/v1", tags=["conversations"], responses=API_RESPO
 PerPage = Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)]
 
 
-@router.get("/conversations", response_model=ConversationPage, summary="List conversations")
+@router.get(
+    "/conversations", response_model=ConversationPage, summary="List conversations", responses=NOT_FOUND
+)
 def list_conversations(
     request: Request,
     viewer: ApiViewer,
@@ -41,6 +44,21 @@ def list_conversations(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
+    told: Annotated[
+        bool,
+        Query(
+            description="only those an escalation card went to the caller about (their own customers or,"
+            " as a leader or escalation contact, a colleague's)"
+        ),
+    ] = False,
+    card: Annotated[
+        int | None,
+        Query(
+            description="an escalation card's id (the `card` of its link): only the customers it told"
+            " of, those the caller may read; 404 for a card that does not exist or was sent to someone"
+            " whose customers the caller may not see"
+        ),
+    ] = None,
     page: PageNumber = 1,
     per_page: PerPage = 20,
     after: After = None,
@@ -49,9 +67,16 @@ def list_conversations(
     """Waiting customers first (longest wait first), then the latest conversations. Page with
     `next` / `prev`: unlike page numbers, they never skip a conversation that stayed where it was
     while others moved up or down between two requests."""
+    from siyu.sla import service as sla_service  # (the SLA domain builds on this one)
+
     one_way_of_paging(page, after, before)
-    f = queries.ConversationFilter(waiting, staff or None, customer, kind)
+    f = queries.ConversationFilter(waiting, staff or None, customer, kind, told=told)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if card is not None:  # as the card's link opens the list page
+            found = sla_service.find_card(s, card)
+            if found is None or not found.readable_by(viewer):
+                raise not_found()
+            f = replace(f, among=found.conversations)
         try:
             result = queries.list_conversations(s, viewer, f, page, per_page, after=after, before=before)
         except BadCursor as e:

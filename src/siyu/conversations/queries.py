@@ -673,6 +673,17 @@ def waiting_count(session: Session, viewer: Reader, within: ConversationFilter |
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
+def waiting_among(session: Session, conversation_ids: frozenset[int]) -> int:
+    """How many of these conversations wait for a reply, whoever may read them (a card's
+    customers: those the viewer cannot see are counted, not shown)."""
+    if not conversation_ids:
+        return 0
+    found = select(func.count()).where(
+        Conversation.id.in_(sorted(conversation_ids)), Conversation.awaiting_since.is_not(None)
+    )
+    return session.scalar(found) or 0
+
+
 # ---------------------------------------------------------------- search
 
 

@@ -1145,19 +1145,41 @@ def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, s
     return {(c, u): FOLLOW_ENDED_AS[status] for c, u, status in rows}
 
 
-def card_conversations(session: Session, card_id: int) -> frozenset[int] | None:
-    """The conversations an escalation card told of (`card_id`, its outbox row, which its link
-    names); None where there is no such card."""
-    payload = session.scalar(
-        select(OutboxMessage.payload).where(OutboxMessage.id == card_id, OutboxMessage.kind == "sla_notice")
-    )
-    if payload is None:
+@dataclass(frozen=True)
+class Card:
+    """An escalation card (its outbox row, which its link names): whom it went to, and the
+    conversations it told of."""
+
+    recipient: str
+    conversations: frozenset[int]
+
+    def sent_to(self, viewer) -> bool:
+        return bool(self.recipient) and self.recipient == getattr(viewer, "staff_userid", None)
+
+    def readable_by(self, viewer) -> bool:
+        """Sent to the viewer, or to someone whose customers they may see (an admin: anyone; a
+        supervisor: their team): another's card is not found, as another's conversation is."""
+        return self.sent_to(viewer) or viewer.visible_staff is None or self.recipient in viewer.visible_staff
+
+
+def find_card(session: Session, card_id: int) -> Card | None:
+    """The escalation card `card_id`; None where there is no such card (an id no row can have
+    included)."""
+    if not 0 < card_id < 2**63:
         return None
+    found = session.execute(
+        select(OutboxMessage.recipient, OutboxMessage.payload).where(
+            OutboxMessage.id == card_id, OutboxMessage.kind == "sla_notice"
+        )
+    ).first()
+    if found is None:
+        return None
+    recipient, payload = found
     steps = payload.get("escalations") or []
     if not steps:
-        return frozenset()
+        return Card(recipient or payload.get("touser") or "", frozenset())
     told = select(SlaEscalation.conversation_id).where(bulk.among(session, SlaEscalation.id, steps))
-    return frozenset(session.scalars(told))
+    return Card(recipient or payload.get("touser") or "", frozenset(session.scalars(told)))
 
 
 def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:

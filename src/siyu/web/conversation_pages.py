@@ -60,14 +60,14 @@ def conversation_list(request: Request, viewer: PageViewer):
         told=p.get("told") in ("1", "true", "on"),
     )
     page_no = max(1, _int(p.get("page")) or 1)
-    result = hits = customer = None
+    result = hits = customer = card = None
     card_missing = False
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
-            card = _int(p.get("card"))
-            among = sla_service.card_conversations(s, card) if card and 0 < card < 2**63 else None
-            card_missing = among is None  # (then the list it was filtered from)
-            f = replace(f, among=among)
+            card_id = _int(p.get("card"))
+            card = sla_service.find_card(s, card_id) if card_id is not None else None
+            card_missing = card is None  # (then the list it was filtered from)
+            f = replace(f, among=card.conversations if card else None)
         if q:
             try:
                 hits = queries.search_messages(
@@ -83,6 +83,11 @@ def conversation_list(request: Request, viewer: PageViewer):
             except BadCursor:  # a cursor mangled in the address bar: the top of the list
                 result = queries.list_conversations(s, viewer, f, 1, 20)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
+        # another's card opened (a link forwarded): its customers the viewer may not see still
+        # wait, and are not to be said answered
+        card_hidden = 0
+        if card and f == queries.ConversationFilter(waiting=f.waiting, among=f.among):
+            card_hidden = max(0, queries.waiting_among(s, card.conversations) - waiting_total)
         unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
         staff = [
             m
@@ -133,6 +138,8 @@ def conversation_list(request: Request, viewer: PageViewer):
             "filtered": bool(kept),
             "filtered_beyond_waiting": any(kept.get(k) for k in FILTERS_BEYOND_WAITING),
             "card_missing": card_missing,
+            "card_not_theirs": card is not None and not card.sent_to(viewer),
+            "card_hidden": card_hidden,
             "card_id": kept.get("card"),
             "page_no": page_no,
         },
