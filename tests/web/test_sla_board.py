@@ -194,7 +194,7 @@ def test_the_board_page(as_role, waits):
     # today: waits of the day past 2 minutes unanswered count against step 1 at once
     assert 'id="within-steps"' in page.text and "仍未回复：过了时限还没有回复" in page.text
     assert "按每个等待所用的提醒策略" in page.text  # which policy the share is measured by
-    assert 'name="next" value="/sla?day=2020-01-01"' in other_day.text  # a snooze comes back to that day
+    assert 'name="next" value="/sla?day=2020-01-01#w' in other_day.text  # a snooze comes back to that day
     assert as_role("supervisor").get("/sla", params={"day": "2020-13-01"}).status_code == 422
     # a day that has not come yet is refused, not shown as a day nobody waited
     tomorrow = (datetime.now(SHANGHAI).date() + timedelta(days=1)).isoformat()
@@ -251,6 +251,51 @@ def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db
     assert other.status_code == 404
     bad = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "abc", "csrf_token": agent.csrf})
     assert bad.status_code == 422
+
+
+def test_a_snooze_from_the_board_comes_back_to_its_row(as_role, waits, db, world):
+    """A snooze from row 101 of the board came back to the top of the page: the address it
+    returns to names the row (#w<id>), or the next one when the wait ended meanwhile."""
+    sup = as_role("supervisor")
+    cid, later = waits.a["zhangsan"], waits.a["lisi"]
+    board = sup.get("/sla").text
+    assert f'id="w{cid}"' in board and f'name="next" value="/sla#w{cid}"' in board
+    ids = [int(i) for i in re.findall(r'<li class="cust conv" data-conversation="(\d+)"', board)]
+    after = ids[ids.index(cid) + 1] if ids.index(cid) + 1 < len(ids) else None
+    assert f'name="gone" value="{f"#w{after}" if after else "#waiting"}"' in board
+    r = sup.post(
+        f"/conversations/{cid}/snooze",
+        data={
+            "minutes": "15",
+            "csrf_token": sup.csrf,
+            "next": f"/sla?day={waits.day}#w{cid}",
+            "gone": f"#w{later}",
+        },
+    )
+    assert r.headers["location"] == f"/sla?day={waits.day}&done=snoozed&snoozed={cid}#w{cid}"
+    # answered meanwhile: its row is gone, the one after it is where the eye was
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s,
+            [
+                _text(sfx, 1, f"wmgone{sfx}", "zhangsan", "在吗", 60),
+                _text(sfx, 2, "zhangsan", f"wmgone{sfx}", "在", 30),
+            ],
+            default_classifier().classify,
+        )
+        answered = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmgone{sfx}"))
+    r = sup.post(
+        f"/conversations/{answered}/snooze",
+        data={"minutes": "15", "csrf_token": sup.csrf, "next": f"/sla#w{answered}", "gone": f"#w{later}"},
+    )
+    assert r.headers["location"] == f"/sla?done=not_waiting#w{later}"
+    for junk in ('#w1"><script>', "#", "w5", "#" + "w" * 60):  # an anchor only, or none
+        r = sup.post(
+            f"/conversations/{answered}/snooze",
+            data={"minutes": "15", "csrf_token": sup.csrf, "next": "/sla", "gone": junk},
+        )
+        assert r.headers["location"] == "/sla?done=not_waiting", junk
 
 
 def test_snooze_api(as_role, waits):
@@ -779,6 +824,43 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
     assert page.get_by_text("已暂缓提醒。").count() == 0
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
+def test_a_snooze_far_down_the_board_comes_back_to_its_row_on_a_phone(page, siyu, world, waits, db, as_role):
+    """At 390 px, a snooze from a row far down the board reloaded it at the top (scrollY 0): the
+    agent had to find the row again. It comes back with the row in sight, below the header."""
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s,
+            [_text(sfx, n, f"wmfar{n}{sfx}", "zhangsan", f"还在吗 {n}", 250 - n) for n in range(14)],
+            default_classifier().classify,
+        )
+        ids = dict(
+            s.execute(
+                select(Conversation.external_userid, Conversation.id).where(
+                    Conversation.external_userid.like(f"wmfar%{sfx}")
+                )
+            ).all()
+        )
+    cid = ids[f"wmfar12{sfx}"]
+    try:
+        sign_in(page, siyu, world.a.logins["agent"], "/sla")
+        row = page.locator(f"li[data-conversation='{cid}']")
+        row.scroll_into_view_if_needed()
+        assert page.evaluate("window.scrollY") > 844  # far below the page's first screen
+        row.get_by_role("button", name="15 分钟").click()
+        expect(row).to_contain_text("暂缓至")
+        assert page.evaluate("window.scrollY") > 844
+        expect(page).to_have_url(f"{siyu}/sla#w{cid}")  # (the banner's ?done= dropped once shown)
+        box, header = row.bounding_box(), page.locator("header.top").bounding_box()
+        assert box and header and header["y"] + header["height"] <= box["y"] < 844, (box, header)
+        fits_the_phone(page)
+    finally:
+        admin = as_role("admin")
+        for c in ids.values():  # (the other board tests count who waits)
+            admin.post(f"/api/v1/conversations/{c}/dismiss", headers={"X-CSRF-Token": admin.csrf})
+
+
 def test_a_wait_whose_every_step_fired_offers_no_snooze(as_role, db, world):
     """Every reminder went out: a snooze would hold back nothing, so neither the board nor the
     chat offers one (they did, and said 暂缓至 16:21 as if something would wait till then)."""
@@ -818,7 +900,7 @@ def test_a_wait_under_a_policy_with_reminders_off_does_not_say_they_all_went_out
             cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmoff{sfx}"))
             assert s.scalar(select(func.count()).where(SlaEscalation.conversation_id == cid)) == 0
         board = admin.get("/sla").text
-        row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
         assert row and f"有人吗 {sfx}" in row.group(0)
         assert "提醒已全部发出" not in row.group(0) and "提醒已关闭" in row.group(0), row.group(0)
         chat = admin.get(f"/conversations/{cid}").text
@@ -865,7 +947,7 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         # the board gives the day only when it is not today
         rings = ends_at.strftime("%H:%M" if ends_at.date() == local.date() else "%m-%d %H:%M")
         board = admin.get("/sla").text
-        row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
         assert row and f"免打扰，{rings} 拨打" in row.group(0), row and row.group(0)
         assert "提醒已全部发出" not in row.group(0) and f"电话 {rings} 拨打" in row.group(0), row.group(0)
         chat = admin.get(f"/conversations/{cid}").text
@@ -915,7 +997,7 @@ def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db
         return local.strftime("%H:%M" if local.date() == today and not day_always else "%m-%d %H:%M")
 
     board = admin.get("/sla").text
-    row = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
     assert row and f"暂缓至 {shown(snoozed)}，下一步 {shown(step_at)}" in row[0], row and row[0]
     chat = admin.get(f"/conversations/{cid}").text
     assert f"提醒已暂缓至 {shown(snoozed, day_always=True)}" in chat

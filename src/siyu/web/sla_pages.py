@@ -203,7 +203,8 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
         minutes = 0
     if not 1 <= minutes <= MAX_SNOOZE_MIN:
         raise HTTPException(422, "暂缓时长无效 / invalid snooze minutes")
-    back = safe_next(str(form.get("next", "")), "/sla")
+    back, _, row = safe_next(str(form.get("next", "")), "/sla").partition("#")
+    gone = str(form.get("gone", ""))
     rt = request.app.state.rt
 
     def run() -> dict | None:
@@ -217,7 +218,15 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
     done = "snoozed" if found["snoozed"] else "not_waiting"
     if found["snoozed"] and urlsplit(back).path == "/sla":  # the board's banner says whose; the chat shows it
         done += f"&snoozed={conversation_id}"
-    return RedirectResponse(f"{back}{sep}done={done}", 303)
+    # back at the row snoozed (the top of a 200-row board was far from it); answered meanwhile,
+    # its row is gone: the one after it
+    if not found["snoozed"] and _ANCHOR.fullmatch(gone):
+        row = gone[1:]
+    anchor = f"#{row}" if _ANCHOR.fullmatch(f"#{row}") else ""
+    return RedirectResponse(f"{back}{sep}done={done}{anchor}", 303)
+
+
+_ANCHOR = re.compile(r"#[A-Za-z][\w-]{0,40}")
 
 
 # ---------------------------------------------------------------- the policy
