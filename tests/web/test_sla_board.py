@@ -861,6 +861,46 @@ def test_a_snooze_far_down_the_board_comes_back_to_its_row_on_a_phone(page, siyu
             admin.post(f"/api/v1/conversations/{c}/dismiss", headers={"X-CSRF-Token": admin.csrf})
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
+def test_why_a_reminder_was_not_delivered_can_be_read_on_a_phone(page, siyu, world, waits, db):
+    """#delivery-problems was 1,684 px wide in 325 px on a phone: the status cut at
+    重试中（已试 5 次，, WeCom's answer one line of ~1,300 px. The table fits, the answer wraps."""
+    said = (
+        "errcode 60020, errmsg not allow to access from your ip, hint: [1733390000_96_f2ab3c4d5e6f7081],"
+        " from ip: 203.0.113.7, more info at https://open.work.weixin.qq.com/devtool/query?e=60020"
+        "&hint=1733390000_96_f2ab3c4d5e6f7081_a_very_long_token_that_has_no_spaces_at_all"
+    )
+    with db.tenant_session(world.a.id) as s:
+        card = OutboxMessage(
+            kind="sla_notice",
+            dedupe_key=f"card-{uuid.uuid4().hex}",
+            recipient="zhangsan",
+            payload={"touser": "zhangsan", "escalations": []},
+            status="pending",
+            attempts=5,
+            last_error=said,
+            due_at=utcnow() + timedelta(minutes=10),
+        )
+        s.add(card)
+        s.flush()
+        card_id = card.id
+    try:
+        sign_in(page, siyu, world.a.logins["agent"], "/sla")
+        table = page.locator("#delivery-problems")
+        row = table.locator("tbody tr", has_text="errcode 60020")
+        expect(row.locator("td").nth(3)).to_contain_text(re.compile(r"重试中（已试 5 次，\d\d:\d\d 再试）"))
+        fits_the_phone(page)
+        box = table.bounding_box()
+        assert box and box["x"] + box["width"] <= 390, box  # every column in sight, none scrolled off
+        for cell in (row.locator("td").nth(3), row.locator("td").nth(4)):
+            edge = cell.bounding_box()
+            assert edge and edge["x"] + edge["width"] <= 390, edge
+        assert row.locator("td").nth(4).inner_text() == said
+    finally:
+        with db.tenant_session(world.a.id) as s:  # (the board tests count what was not delivered)
+            s.execute(delete(OutboxMessage).where(OutboxMessage.id == card_id))
+
+
 def test_a_wait_whose_every_step_fired_offers_no_snooze(as_role, db, world):
     """Every reminder went out: a snooze would hold back nothing, so neither the board nor the
     chat offers one (they did, and said 暂缓至 16:21 as if something would wait till then)."""
