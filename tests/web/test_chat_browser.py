@@ -197,6 +197,31 @@ def test_a_long_name_and_a_long_question_fit_a_customers_profile(page, siyu, wor
             s.execute(delete(Customer).where(Customer.id == customer_id))
 
 
+def test_a_long_latin_name_fits_the_waiting_list_and_the_chat(page, siyu, world, db):
+    """A name in latin letters with no break (62 characters) ran the waiting list, filtered to
+    the customer, 594 px wide on a 390 px phone (its row's title and the 客户 chip), and the chat
+    441 px (the sender line over each of their messages); the profile already wrapped it."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    name = "Shanghai" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2 + "Li"
+    assert len(name) == 62 and " " not in name
+    with db.tenant_session(world.a.id) as s:
+        customer_id = _add(s, s.get(Tenant, world.a.id), ext, name, STAFF, int(time.time()) - 900)
+    arc.text(ext, STAFF, "请问这个还有货吗", 300)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.goto(f"{siyu}/conversations?waiting=1&customer={customer_id}")
+    expect(page.locator("#conversations li")).to_have_count(1)
+    expect(page.locator(".chip", has_text="客户：")).to_contain_text(name)
+    fits_the_phone(page)
+    page.goto(f"{siyu}/conversations/{cid}")
+    expect(page.locator("#messages .msg.in .who").first).to_contain_text(name)
+    fits_the_phone(page)
+    archived(db, world, STAFF, ext, "有的")  # answered: no wait left at the top of the lists
+
+
 @pytest.mark.parametrize("screen", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
 def test_the_wait_bar_stays_in_sight_in_a_long_chat(page, siyu, world, db, screen):
     """A long chat opens at its newest message, which had scrolled the red wait bar (the
