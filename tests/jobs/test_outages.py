@@ -4,6 +4,7 @@ gone silent (a host that loses power, a network cut: nothing tells the worker)."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -19,7 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 import siyu
+from siyu.config import DatabaseTimeouts
+from siyu.conversations import tasks as conversation_tasks
+from siyu.db import Database
 from siyu.notify import outbox
+from siyu.runtime import Runtime
 from siyu.sla.service import save_policy
 from siyu.tenancy.tasks import sync_staff
 from tests.customers.test_acquisition import follow_of, make_channel, run
@@ -199,3 +204,45 @@ def test_a_worker_stopped_while_its_database_is_silent_stops_in_seconds_and_lose
                 worker.wait(timeout=30)
             end(worker)
         assert received(st, "停电之前") == received(st, "停电之时") == 1
+
+
+# What the archive timer and group chat events do with the database, each on the worker's one
+# event loop: the timer's round (which tenants to pull), naming new groups after a pull, and a
+# group's dismissal.
+ARCHIVE_WORK = {
+    "archive timer": lambda rt: conversation_tasks.pull_all(rt),
+    "naming groups": lambda rt: conversation_tasks._name_new_groups(rt, 1),
+    "group dismissed": lambda rt: conversation_tasks.on_group_changed(
+        rt, 1, 1, {"ChatId": "wr-gone", "ChangeType": "dismiss"}
+    ),
+}
+
+
+@pytest.mark.parametrize("work", ARCHIVE_WORK.values(), ids=ARCHIVE_WORK.keys())
+def test_archive_work_waiting_on_a_silent_database_holds_up_nothing_else_in_the_worker(
+    settings, db, database_url, work
+):
+    """The archive timer read the database on the event loop the worker's other loops share:
+    during an outage each of its reads held every card and step due meanwhile until the
+    connection's limits gave up on the silent server (80 s by default)."""
+    if not db.is_postgres:
+        pytest.skip("a database gone silent is PostgreSQL's (SIYU_TEST_DATABASE_URL)")
+    pg = make_url(database_url)
+    short = DatabaseTimeouts(connect_s=2, dead_peer_s=2, statement_s=2, idle_in_transaction_s=2)
+    with BlackHoleProxy((pg.host, pg.port or 5432)) as proxy:
+        silent = Database(proxy.url(database_url), short)
+        rt = Runtime.create(settings, silent)
+        proxy.black_hole()  # the database host loses power: packets go nowhere, no RST
+
+        async def meanwhile() -> tuple[bool, bool]:
+            waiting = asyncio.create_task(work(rt))
+            other = asyncio.create_task(asyncio.sleep(0))  # anything else the loop has to do
+            done, _ = await asyncio.wait({waiting, other}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.gather(waiting, return_exceptions=True)  # (it fails once the limits are out)
+            return other in done, waiting in done
+
+        try:
+            went_on, archive_done = asyncio.run(meanwhile())
+        finally:
+            silent.dispose()
+    assert went_on and not archive_done

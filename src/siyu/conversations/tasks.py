@@ -6,7 +6,12 @@ before it is read on SQLite), so two pulls never store the same batch twice nor 
 cursor back, and it moves only once the whole batch is stored, so a crash mid-pull neither
 skips nor repeats a seq. On PostgreSQL a large batch is stored in parts at once, by
 conversation, each in a transaction of its own (`store_batch`). What a pull stores is
-indexed for search by the time it returns (see `_SearchIndexing`)."""
+indexed for search by the time it returns (see `_SearchIndexing`).
+
+Every database call here runs in a thread (asyncio.to_thread), never on the event loop: the
+worker's other loops share it, and a read on it during a database outage (a server gone
+silent answers nothing until the connection's limits give up on it) had held back every
+card and step due meanwhile."""
 
 from __future__ import annotations
 
@@ -258,8 +263,7 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
     cursor moves in order; when a store fails, what was fetched after it is dropped."""
     own = source is None
     if own:
-        with rt.db.system_session() as s:
-            source = source_for(rt, s.get(Tenant, tenant_id))
+        source = await asyncio.to_thread(_own_source, rt, tenant_id)
         if source is None:
             return {"stored": 0, "duplicates": 0}
     total = {"stored": 0, "duplicates": 0}
@@ -286,9 +290,7 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
         return items, fetched_at, False
 
     try:
-        with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
-            after = s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
-        fetched = await fetch(after)
+        fetched = await fetch(await asyncio.to_thread(_pulled_up_to, rt, tenant_id))
         while fetched is not None:
             items, fetched_at, drained = fetched
             if isinstance(drained, ArchiveError):  # stored up to the message that fails, then said
@@ -307,9 +309,9 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
             total = {k: total[k] + counts[k] for k in total}
         return total
     except Exception as exc:
-        with rt.db.tenant_session(tenant_id) as s:
-            # when, too: the last pull that worked is shown beside it, and may be hours ago
-            _cursor(s).last_error = f"{rt.now():%Y-%m-%d %H:%M:%S} UTC · {type(exc).__name__}: {exc}"[:2000]
+        # when, too: the last pull that worked is shown beside it, and may be hours ago
+        error = f"{rt.now():%Y-%m-%d %H:%M:%S} UTC · {type(exc).__name__}: {exc}"[:2000]
+        await asyncio.to_thread(_pull_failed, rt, tenant_id, error)
         raise
     finally:
         try:
@@ -317,6 +319,21 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
         finally:
             if own:
                 await source.aclose()
+
+
+def _own_source(rt, tenant_id: int):
+    with rt.db.system_session() as s:
+        return source_for(rt, s.get(Tenant, tenant_id))
+
+
+def _pulled_up_to(rt, tenant_id: int) -> int:
+    with rt.db.tenant_session(tenant_id) as s:  # a read: store_batch locks the cursor
+        return s.scalar(select(ArchiveCursor.seq).where(ArchiveCursor.source == "archive")) or 0
+
+
+def _pull_failed(rt, tenant_id: int, error: str) -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        _cursor(s).last_error = error
 
 
 async def import_file(rt, tenant_id: int, path, report=None) -> dict:
@@ -379,8 +396,7 @@ async def pull_once(rt, tenant_id: int) -> dict:
 
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     stored = (await pull_once(rt, tenant_id))["stored"]
-    with rt.db.tenant_session(tenant_id) as s:
-        mark_done(s, event_id)
+    await _in_tenant(rt, tenant_id, mark_done, event_id)
     if stored:
         await _name_new_groups(rt, tenant_id)
 
@@ -420,27 +436,43 @@ async def look_up_groups(
                     raise
                 if not unknown_raises:
                     if not asked_for_archive:
-                        archive, asked_for_archive = _archive_client(rt, tenant_id), True
+                        archive = await asyncio.to_thread(_archive_client, rt, tenant_id)
+                        asked_for_archive = True
                     room = await _staff_room(archive, chat_id, patience) if archive else None
                     if room is not None:
-                        with rt.db.tenant_session(tenant_id) as s:
-                            groups.record_internal(s, chat_id, room, rt.now())
+                        await _in_tenant(rt, tenant_id, groups.record_internal, chat_id, room, rt.now())
                         done += 1
                         continue
-                with rt.db.tenant_session(tenant_id) as s:
-                    # a create or rename that WeCom no longer knows because the group was
-                    # dismissed since (its dismiss came first) is done with, not retried
-                    if unknown_raises and not groups.is_dismissed(s, chat_id):
-                        raise
-                    groups.record_unknown(s, chat_id, exc.describe(), rt.now())
+                # a create or rename that WeCom no longer knows because the group was
+                # dismissed since (its dismiss came first) is done with, not retried
+                if not await _in_tenant(rt, tenant_id, _unknown, chat_id, exc, unknown_raises, rt.now()):
+                    raise
             else:
-                with rt.db.tenant_session(tenant_id) as s:
-                    groups.record(s, {**chat, "chat_id": chat_id}, rt.now())
+                await _in_tenant(rt, tenant_id, groups.record, {**chat, "chat_id": chat_id}, rt.now())
             done += 1
     finally:
         if archive is not None:
             await archive.aclose()
     return done
+
+
+async def _in_tenant(rt, tenant_id: int, work, *args):
+    """`work(session, *args)` in a transaction of the tenant's, in a thread."""
+
+    def run():
+        with rt.db.tenant_session(tenant_id) as s:
+            return work(s, *args)
+
+    return await asyncio.to_thread(run)
+
+
+def _unknown(s, chat_id: str, exc, unknown_raises: bool, now) -> bool:
+    """Store a room WeCom does not know as unknown; False (nothing stored) where the lookup
+    must be retried instead: `unknown_raises`, and the group not dismissed since."""
+    if unknown_raises and not groups.is_dismissed(s, chat_id):
+        return False
+    groups.record_unknown(s, chat_id, exc.describe(), now)
+    return True
 
 
 def _archive_client(rt, tenant_id: int):
@@ -472,8 +504,7 @@ async def _name_new_groups(rt, tenant_id: int) -> None:
     """After a pull that stored messages: name the group chats not named yet, and ask again
     about rooms unknown for long (see siyu.conversations.groups)."""
     try:
-        with rt.db.tenant_session(tenant_id) as s:
-            chat_ids = groups.to_look_up(s, rt.now(), GROUP_LOOKUPS_PER_PULL)
+        chat_ids = await _in_tenant(rt, tenant_id, groups.to_look_up, rt.now(), GROUP_LOOKUPS_PER_PULL)
         if chat_ids:
             await look_up_groups(rt, tenant_id, chat_ids, max_wait=AFTER_PULL_MAX_WAIT_S)
     except Exception as exc:  # noqa: BLE001 - a name is cosmetic: the archive and escalations go on
@@ -486,12 +517,10 @@ async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> N
     chat_id = fields.get("ChatId", "")
     if chat_id:
         if fields.get("ChangeType") == "dismiss":
-            with rt.db.tenant_session(tenant_id) as s:
-                groups.record_dismissed(s, chat_id, rt.now())
+            await _in_tenant(rt, tenant_id, groups.record_dismissed, chat_id, rt.now())
         else:
             await look_up_groups(rt, tenant_id, [chat_id], unknown_raises=True)
-    with rt.db.tenant_session(tenant_id) as s:
-        mark_done(s, event_id)
+    await _in_tenant(rt, tenant_id, mark_done, event_id)
 
 
 async def pull_all(rt, wait: bool = True) -> None:
@@ -501,9 +530,7 @@ async def pull_all(rt, wait: bool = True) -> None:
     a tenant catching up on a backlog held up every other tenant's next pull (and the
     escalations waiting for their archives) until it was through. `wait`: return once this
     round's pulls are done (the worker does not wait: its next round comes at the next poll)."""
-    with rt.db.system_session() as s:
-        tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off").order_by(Tenant.id)))
-        queued = set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
+    tenants, queued = await asyncio.to_thread(_to_pull, rt)
     loop = asyncio.get_running_loop()
     if loop not in _timer:
         _timer[loop] = (asyncio.Semaphore(PULLS_AT_ONCE), {})
@@ -535,6 +562,13 @@ async def pull_all(rt, wait: bool = True) -> None:
         await asyncio.gather(*started)
     for tenant_id in queued.difference(tenants):  # archiving turned off with batches still queued
         await asyncio.wrap_future(_INDEXER.submit(_index, rt.db, tenant_id))
+
+
+def _to_pull(rt) -> tuple[list[int], set[int]]:
+    """The tenants with archiving on, and those with messages queued for search."""
+    with rt.db.system_session() as s:
+        tenants = list(s.scalars(select(Tenant.id).where(Tenant.archive_mode != "off").order_by(Tenant.id)))
+        return tenants, set(s.scalars(select(search.SearchBacklog.tenant_id).distinct()))
 
 
 async def stop_pulls() -> None:
