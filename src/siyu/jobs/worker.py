@@ -18,10 +18,10 @@ import logging
 
 from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.search import SearchBacklog
+from siyu.db.outage import Outage
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
-from siyu.jobs.outage import Outage
 from siyu.notify import outbox
 from siyu.notify import tasks as notify_tasks
 from siyu.notify.models import OutboxMessage
@@ -52,6 +52,11 @@ TIDY_S = 10.0
 # live: with Python's default (a young collection every 700 allocations) archive ingest ran
 # 2-3 % slower (benchmarks/ingest.py, runs alternating: ratio 0.241-0.247 -> 0.248-0.255).
 COLLECT_EVERY = (10_000, 50, 100)
+# What the worker logs when the database stops answering its loops, and when it answers again
+OUTAGE_BEGINS = (
+    "the database does not answer ({what}: {reason}); the worker keeps trying and goes on once it does"
+)
+OUTAGE_ENDS = "the database answers again after {down_s:.0f} s ({failures} failed tries); the worker goes on"
 
 
 def settle_collector() -> None:
@@ -72,7 +77,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._urgent: set[asyncio.Task] = set()
         self._wakes: list[asyncio.Event] = []
-        self.outage = Outage()  # the loops' failures while the database is down: logged once
+        self.outage = Outage(log, OUTAGE_BEGINS, OUTAGE_ENDS)  # the loops' failures: logged once
 
     def stop(self) -> None:
         self._stop.set()

@@ -46,7 +46,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(SecurityHeaders)
     app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
 
-    app.state.database_health = health.DatabaseHealth()
+    app.state.database_health = health.database_health()
     app.include_router(health.router)
 
     @app.get("/favicon.ico", include_in_schema=False)
