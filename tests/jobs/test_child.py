@@ -3,6 +3,10 @@ so meanwhile (a server had gone on answering WeCom with nothing taking up the wo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import time
 
 import httpx
@@ -53,3 +57,37 @@ def test_healthz_says_when_the_database_does_not_answer(settings, tmp_path):
     with serve(app) as url:
         r = httpx.get(f"{url}/healthz")
     assert r.status_code == 503 and r.json() == {"ok": False, "problems": ["the database does not answer"]}
+
+
+# A child whose event loop is held, as work waiting on a database gone silent holds it (until
+# the connection's limits give up on the server: a minute and more): it never reads the pipe.
+# Python's signal handler still runs between two of those waits, and stops it, as the
+# worker's does (siyu.cli worker).
+HELD_LOOP = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_stop_does_not_wait_for_a_child_that_cannot_read_its_pipe(monkeypatch):
+    """`siyu serve` stopped during a database outage had waited 15 s for the embedded worker
+    to see its pipe close, then signalled it: about 18 s, or it was killed."""
+    monkeypatch.setattr(child, "STOP_WAIT_S", 600.0)  # far longer than any stop should take
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HELD_LOOP], pass_fds=(read_fd,), stdout=subprocess.PIPE, text=True
+    )
+    os.close(read_fd)
+    try:
+        assert proc.stdout.readline() == "started\n"  # its handler is in place
+        stopping = threading.Thread(target=child.stop, args=(proc, write_fd), daemon=True)
+        stopping.start()
+        stopping.join(60)  # a guard only: a stop waiting on the pipe would take STOP_WAIT_S
+        assert not stopping.is_alive() and proc.returncode == 0  # stopped by its own handler, not killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

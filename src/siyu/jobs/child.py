@@ -10,6 +10,7 @@ closes and the child stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
@@ -41,16 +42,25 @@ def spawn(settings: Settings, nice: int = 19) -> tuple[subprocess.Popen, int]:
     return proc, write_fd
 
 
+# How long a stopped child is given to finish what it has under way before it is killed
+STOP_WAIT_S = 15.0
+
+
 def stop(proc: subprocess.Popen, write_fd: int) -> None:
-    os.close(write_fd)  # the child sees the pipe close and stops
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
+    """Stop the child: the pipe closes, and SIGTERM comes at once. The child reads the pipe on
+    its event loop, which work that waits on a database gone silent holds up (until the
+    connection's limits give up: a minute and more), where Python takes the signal between
+    two of those waits; the child then gives up on the silent database within seconds
+    (`Database.stopping`). A stop during an outage had waited 15 s for the child to read
+    the pipe before it sent the signal. The child does the same on either, once."""
+    os.close(write_fd)  # (a child still starting, before its handlers, sees the pipe close)
+    with contextlib.suppress(ProcessLookupError):
         proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    try:
+        proc.wait(timeout=STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Keeper:
