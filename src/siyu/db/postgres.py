@@ -90,7 +90,10 @@ class Patience:
         self.stopping_since: float | None = None
 
     def stop(self) -> None:
-        self.stopping_since = time.monotonic()
+        # once: the embedded worker is told twice (its pipe closes and SIGTERM comes), and a
+        # later telling had made the waits on a silent server start their seconds again
+        if self.stopping_since is None:
+            self.stopping_since = time.monotonic()
 
     def given_up(self, answer_s: float | None, silent_since: float, now: float) -> str | None:
         """Why a wait silent since `silent_since` ends now, if it does."""

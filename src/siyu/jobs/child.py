@@ -52,8 +52,8 @@ def stop(proc: subprocess.Popen, write_fd: int) -> None:
     connection's limits give up: a minute and more), where Python takes the signal between
     two of those waits; the child then gives up on the silent database within seconds
     (`Database.stopping`). A stop during an outage had waited 15 s for the child to read
-    the pipe before it sent the signal. The child does the same on either, once."""
-    os.close(write_fd)  # (a child still starting, before its handlers, sees the pipe close)
+    the pipe before it sent the signal. The child stops the same way on either."""
+    os.close(write_fd)  # (and a child still starting, its handlers not yet set, ends on the signal)
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
     try:
