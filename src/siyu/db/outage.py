@@ -62,12 +62,15 @@ class Outage:
             )
         return True
 
-    def answered(self) -> None:
-        """A caller got through to the database."""
+    def answered(self, asked_at: float | None = None) -> None:
+        """A caller got through to the database, with a call begun at `asked_at` (monotonic).
+        One begun before the outage did says nothing of now: a claim answered just before the
+        database went silent, whose thread ran late, had ended the outage it failed into, and
+        every loop's next failure logged it again."""
         if self.since is None:  # (the usual case, every tick: no lock needed to see it)
             return
         with self._lock:
-            if self.since is None:
+            if self.since is None or (asked_at is not None and asked_at < self.since):
                 return
             down_s, failures = time.monotonic() - self.since, self.failures
             self.since, self.failures = None, 0

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 
 from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.search import SearchBacklog
@@ -156,13 +157,14 @@ class Worker:
             waiting.clear()
             rows = []
             if len(running) < limit and not (yields and self._urgent):
+                asked_at = time.monotonic()
                 try:
                     rows = await asyncio.to_thread(claim_rows)
                 except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
                     if not self.outage.failed(exc, "claiming work"):
                         log.exception("claiming work failed")
                 else:
-                    self.outage.answered()
+                    self.outage.answered(asked_at)
             for work in [rows] if batches and rows else rows:
                 task = asyncio.create_task(self._guard(run_one, work))
                 running.add(task)
@@ -191,9 +193,10 @@ class Worker:
         while not self._stop.is_set():
             delay = sla_tasks.POLL_S
             moved.clear()
+            asked_at = time.monotonic()
             try:
                 claimed, fired = await asyncio.to_thread(sla_tasks.claim_and_fire, self.rt, sla_tasks.BATCH)
-                self.outage.answered()
+                self.outage.answered(asked_at)
                 if fired:
                     self.rt.wake_senders()  # the notices are in the outbox: send them now
                 if claimed >= sla_tasks.BATCH:  # (several tenants may give more)

@@ -6,6 +6,7 @@ answering again, in one line."""
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -35,6 +36,7 @@ def healthz(request: Request):
     with the embedded worker's state in the body: while it is started again this server
     still takes WeCom's callbacks, so a load balancer must keep sending them here."""
     health: Outage = request.app.state.database_health
+    asked_at = time.monotonic()
     try:
         with request.app.state.rt.db.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -42,7 +44,7 @@ def healthz(request: Request):
         health.failed(exc)
         # (the driver's words, with hosts and users, go to the log, not to whoever asks)
         return JSONResponse({"ok": False, "problems": ["the database does not answer"]}, status_code=503)
-    health.answered()
+    health.answered(asked_at)
     keeper = getattr(request.app.state, "worker_child", None)
     if keeper is None:
         return {"ok": True}
