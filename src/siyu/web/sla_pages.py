@@ -16,13 +16,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
+from siyu.db.versions import version_of
 from siyu.sla import service
 from siyu.sla.api import (
     PROBLEMS_LISTED,
@@ -240,9 +241,13 @@ def _policy_page(
     status=200,
     day_error: str = "",
     day_form: dict | None = None,
+    version: str | None = None,
+    stale: str = "",
 ):
     """The policy page; `error` and `form` for the policy form refused, `day_error` and
-    `day_form` (day, kind, note as typed) for the special-date form, shown beside it."""
+    `day_form` (day, kind, note as typed) for the special-date form, shown beside it.
+    `version`: the one the refused form was drawn from (kept, so that fixing a typo does not
+    take in a save made meanwhile unseen); `stale`: the form was refused for one (STALE)."""
     now = request.app.state.rt.now()
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
@@ -274,6 +279,7 @@ def _policy_page(
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
+            **_drawn_from(current, version, stale, dict(staff)),
             "done": _done(request),
             "done_at": _done_at(request),
             "today": today.isoformat(),  # the tenant's, not the server's
@@ -459,26 +465,106 @@ async def policy_submit(request: Request, viewer: PageViewer):
     require_admin(viewer)
     form = await request.form()
     shown, fields = _read_policy_form(form)
+    drawn = _drawn_version(form)
     try:
         body = PolicyIn(**fields)
     except ValidationError as exc:
-        return await run_in_threadpool(_policy_page, request, viewer, _problems(exc), shown, 422)
+        problem = _problems(exc)
+        return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422, version=drawn)
     rt = request.app.state.rt
 
     def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                was = _clock(policy_out(s))
+                _hold_policy(s, 0)
+                was = policy_out(s)
                 apply_policy(s, body, rt.now())
-                became = _clock(policy_out(s))
+                became = policy_out(s)
+                _check_drawn_from(drawn, was, became)  # (raising rolls the save back)
         except service.PolicyError as exc:
             return str(exc), ""
-        return "", _clock_change(was, became)
+        except _Stale as exc:
+            return STALE, exc.kind
+        return "", _clock_change(_clock(was), _clock(became))
 
     problem, done = await run_in_threadpool(save)
+    if problem == STALE:
+        return await run_in_threadpool(_policy_page, request, viewer, "", shown, 409, stale=done)
     if problem:
-        return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422)
+        return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422, version=drawn)
     return RedirectResponse(f"/sla/policy?done={done}{_reordered(fields)}", 303)
+
+
+# ---------------------------------------------------------------- a form drawn before another save
+
+STALE = "stale"
+_FORM_FIELDS = (
+    "enabled",
+    "steps",
+    "business_hours_only",
+    "shifts",
+    "public_holidays",
+    "escalation_contact",
+    "quiet_hours",
+    "call_cooldown_s",
+)
+
+
+class _Stale(Exception):
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind  # changed | removed
+
+
+def _policy_version(policy: dict | None) -> str:
+    """The version of what the form edits (fields it has no input for, set through the API,
+    are not the form's to undo)."""
+    return version_of(None if policy is None else {k: policy[k] for k in _FORM_FIELDS})
+
+
+def _drawn_version(form) -> str | None:
+    """The version the submitted form was drawn from; None from a client that sends none (a
+    script posting the form): saved as before, the last save wins."""
+    typed = str(form.get("version", "")).strip()
+    return typed[:40] or None
+
+
+def _check_drawn_from(drawn: str | None, was: dict | None, became: dict | None) -> None:
+    """Raises _Stale when the policy was saved by someone else after the form was drawn and
+    this save would change it again. A save that leaves it as it is now is let through: a
+    double click on 保存 (the first click saved this very form) or the same change made by
+    two admins at once; refusing it would say "not saved" of what is saved."""
+    if drawn is None or drawn == _policy_version(was):
+        return
+    if was is not None and became is not None and _policy_version(became) == _policy_version(was):
+        return
+    raise _Stale("removed" if was is None else "changed")
+
+
+def _hold_policy(s, wecom_id: int) -> None:
+    """No other save of this policy between the check of the version and the save: the
+    second of two admins' saves at the same moment sees the first's (and is refused).
+    SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL: a lock
+    of this policy for the transaction (its row may not exist yet)."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.connection().exec_driver_sql("UPDATE sla_policies SET id = id WHERE 0")
+    else:
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"siyu.sla_policy:{s.info.get('siyu_tenant_id')}:{wecom_id}"},
+        )
+
+
+def _drawn_from(stored: dict | None, version: str | None, stale: str, names: dict[str, str]) -> dict:
+    """The form's version and, when it was refused as stale, what is stored now: a refused
+    form is drawn again with the version stored now, so that saving it after a look saves."""
+    out = {"version": version or _policy_version(stored), "stale": stale, "stored_now": "", "stale_at": None}
+    if stale and stored is not None:
+        out["stored_now"] = _policy_text(stored, names)
+        out["stale_at"] = stored["updated_at"]
+    if stale:
+        out["version"] = _policy_version(stored)
+    return out
 
 
 def _clock(policy: dict) -> tuple:
@@ -577,10 +663,18 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
 
 
 def _department_page(
-    request: Request, viewer: Viewer, wecom_id: int, error: str = "", form: dict | None = None, status=200
+    request: Request,
+    viewer: Viewer,
+    wecom_id: int,
+    error: str = "",
+    form: dict | None = None,
+    status=200,
+    version: str | None = None,
+    stale: str = "",
 ):
     """A department's policy form: its own policy, or (to add one) the policy it follows
-    now, filled in. 404 for a department that is neither synced nor has a policy."""
+    now, filled in. 404 for a department that is neither synced nor has a policy.
+    `version` and `stale` as for _policy_page."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         listed = policies_out(s)
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
@@ -626,6 +720,7 @@ def _department_page(
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
+            **_drawn_from(stored, version, stale, dict(staff)),
             "done": _done(request),
         },
         status_code=status,
@@ -656,30 +751,48 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
         raise HTTPException(404, "没有这个部门 / no such department")
     form = await request.form()
     shown, fields = _read_policy_form(form)
+    drawn = _drawn_version(form)
     try:
         body = DepartmentPolicyIn(**fields)
     except ValidationError as exc:
         return await run_in_threadpool(
-            _department_page, request, viewer, wecom_id, _problems(exc), shown, 422
+            _department_page, request, viewer, wecom_id, _problems(exc), shown, 422, drawn
         )
     rt = request.app.state.rt
 
     def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
+                _hold_policy(s, wecom_id)
+                stored = _own_policy(s, wecom_id)
                 was = _members_clock(s, wecom_id)
                 apply_department_policy(s, wecom_id, body, rt.now())
+                _check_drawn_from(drawn, stored, department_policy_out(s, wecom_id))
                 if was is None:
                     return "", "department_added"
                 became = _clock(department_policy_out(s, wecom_id))
         except service.PolicyError as exc:
             return str(exc), ""
+        except _Stale as exc:
+            return STALE, exc.kind
         return "", f"department_{_clock_change(was, became)}"
 
     problem, done = await run_in_threadpool(save)  # an unknown department: HTTPException 404
+    if problem == STALE:
+        return await run_in_threadpool(
+            _department_page, request, viewer, wecom_id, "", shown, 409, stale=done
+        )
     if problem:
-        return await run_in_threadpool(_department_page, request, viewer, wecom_id, problem, shown, 422)
+        page = _department_page
+        return await run_in_threadpool(page, request, viewer, wecom_id, problem, shown, 422, drawn)
     return RedirectResponse(f"/sla/policy?done={done}{_reordered(fields)}#departments", 303)
+
+
+def _own_policy(s, wecom_id: int) -> dict | None:
+    """The department's own policy as the form shows it, None when it has none."""
+    if s.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == wecom_id)) is None:
+        return None
+    return department_policy_out(s, wecom_id)
 
 
 def _members_clock(s, wecom_id: int) -> tuple | None:

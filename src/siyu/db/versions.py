@@ -1,0 +1,20 @@
+"""What a form was drawn from, as a short token: the hash of the values it edits.
+
+A form carries it; on submit the values stored now are hashed again, and a difference means
+someone saved the row meanwhile (optimistic concurrency without a version column: a timestamp
+on Siyu's clock can repeat when the clock is held or set back, the values cannot lie). A row
+changed and changed back hashes as it was: nothing the submitter saw has been undone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+ABSENT = "none"  # the version of a row that does not exist (a department policy to add)
+
+
+def version_of(values: dict | None) -> str:
+    if values is None:
+        return ABSENT
+    text = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -1,0 +1,121 @@
+"""A form opened before another admin saved: the SLA policy forms (/sla/policy, a department's)
+and the channel edit form (/channels/{id}/edit) carry the version they were drawn from; a
+stale one is not saved, the form comes back with what was typed, a notice and what is stored
+now. The same form sent twice (a double click) is saved, not refused as stale.
+
+A tenant of its own with two admins (甲 and 乙): the policies changed here are nobody else's."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from siyu.runtime import Runtime
+from siyu.tenancy import service as tenancy
+from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
+
+_VERSION = re.compile(r'name="version" value="([^"]+)"')
+STALE_NOTICE = "在你打开后已被其他管理员"
+NOT_SAVED = "你的修改没有保存"
+
+
+@pytest.fixture(scope="module")
+def admins(db, siyu, web_settings, emu_url):
+    sfx = uuid.uuid4().hex[:6]
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        tenant = _make_tenant(db, Runtime.create(web_settings, db), emu, "bing")
+    with db.tenant_session(tenant.id) as s:
+        tenancy.save_directory(s, DEPARTMENTS, STAFF)
+        for who in ("jia", "yi"):
+            tenancy.add_person(s, f"admin-{who}-{sfx}", f"{who}管理员", "admin", PASSWORD)
+    first, second = login(siyu, f"admin-jia-{sfx}"), login(siyu, f"admin-yi-{sfx}")
+    yield first, second
+    first.close()
+    second.close()
+
+
+def drawn(client: httpx.Client, path: str) -> str:
+    """The version the form at `path` is drawn from, as a browser opening it gets it."""
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    found = _VERSION.search(page.text)
+    return found.group(1) if found else ""
+
+
+def policy_form(client: httpx.Client, version: str, first_step_min: str, cooldown_min: str = "15") -> dict:
+    return {
+        "csrf_token": client.csrf,
+        "version": version,
+        "enabled": "1",
+        "step_delay_min": [first_step_min, "10"],
+        "step_action": ["app_message", "voice_call"],
+        "step_target": ["agent", "agent"],
+        "shifts": "09:00-18:00",
+        "public_holidays": "1",
+        "escalation_contact": "",
+        "quiet_start": "21:00",
+        "quiet_end": "08:00",
+        "call_cooldown_min": cooldown_min,
+    }
+
+
+def first_step(client: httpx.Client, path: str = "/api/v1/sla/policy") -> int:
+    return client.get(path).json()["steps"][0]["delay_s"]
+
+
+def test_a_stale_policy_form_is_not_saved_and_says_so_and_a_fresh_one_saves(admins):
+    jia, yi = admins
+    version = drawn(jia, "/sla/policy")
+    r = yi.post("/sla/policy", data=policy_form(yi, version, "3"))
+    assert r.status_code == 303, r.text
+
+    # 甲's form was drawn before 乙 saved: not saved, 乙's 3 minutes stay
+    r = jia.post("/sla/policy", data=policy_form(jia, version, "7", cooldown_min="20"))
+    assert r.status_code == 409
+    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and "changed by someone else" in r.text
+    assert 'value="7"' in r.text and 'value="20"' in r.text  # what 甲 typed is kept
+    assert re.search(r'id="stored-now">现在保存的是：3 分钟 应用消息→负责成员', r.text)
+    assert first_step(jia) == 180
+
+    # saved again from that page (after a look), it saves: it carries what is stored now
+    again = _VERSION.search(r.text)[1]
+    r = jia.post("/sla/policy", data=policy_form(jia, again, "7", cooldown_min="20"))
+    assert r.status_code == 303, r.text
+    assert first_step(jia) == 420
+
+
+def test_the_same_policy_form_sent_twice_is_saved_not_refused_as_stale(admins):
+    """A double click on 保存: the second request carries the version the first replaced, but
+    it asks for what is now stored; "your change was not saved" would be untrue."""
+    jia, _ = admins
+    form = policy_form(jia, drawn(jia, "/sla/policy"), "4")
+    for _ in range(2):
+        r = jia.post("/sla/policy", data=form)
+        assert r.status_code == 303, r.text
+        assert NOT_SAVED not in jia.get(r.headers["location"]).text
+    assert first_step(jia) == 240
+
+
+def test_a_stale_department_policy_form_keeps_the_other_admins_policy(admins):
+    jia, yi = admins
+    path = "/sla/policy/departments/4"  # 客服部: none of its own yet, the add form
+    version = drawn(jia, path)
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
+    assert r.status_code == 303, r.text
+
+    r = jia.post(path, data=policy_form(jia, version, "6"))
+    assert r.status_code == 409
+    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and 'value="6"' in r.text
+    assert "现在保存的是：5 分钟" in r.text
+    assert first_step(jia, "/api/v1/sla/policies/4") == 300
+
+    # deleted meanwhile: said so, not saved either
+    version = drawn(jia, path)
+    r = yi.post(f"{path}/remove", data={"csrf_token": yi.csrf})
+    assert r.status_code == 303
+    r = jia.post(path, data=policy_form(jia, version, "6"))
+    assert r.status_code == 409 and "已被删除" in r.text and NOT_SAVED in r.text
+    assert jia.get("/api/v1/sla/policies/4").status_code == 404
