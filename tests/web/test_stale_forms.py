@@ -119,3 +119,86 @@ def test_a_stale_department_policy_form_keeps_the_other_admins_policy(admins):
     r = jia.post(path, data=policy_form(jia, version, "6"))
     assert r.status_code == 409 and "已被删除" in r.text and NOT_SAVED in r.text
     assert jia.get("/api/v1/sla/policies/4").status_code == 404
+
+
+def channel_form(client: httpx.Client, version: str, name: str, welcome: str) -> dict:
+    return {
+        "csrf_token": client.csrf,
+        "version": version,
+        "name": name,
+        "staff_userids": ["zhangsan", "lisi"],
+        "skip_verify": "1",
+        "welcome_text": welcome,
+    }
+
+
+@pytest.fixture
+def channel(admins):
+    jia, _ = admins
+    name = f"海报-{uuid.uuid4().hex[:6]}"
+    made = jia.post(
+        "/api/v1/channels",
+        json={"name": name, "staff_userids": ["zhangsan", "lisi"], "welcome_text": "你好"},
+        headers={"X-CSRF-Token": jia.csrf},
+    )
+    assert made.status_code == 201, made.text
+    yield made.json()["id"], name
+    jia.post(f"/channels/{made.json()['id']}/disable", data={"csrf_token": jia.csrf})
+
+
+def test_a_stale_channel_form_is_not_saved_and_the_other_admins_change_stays(admins, channel):
+    jia, yi = admins
+    channel_id, name = channel
+    path = f"/channels/{channel_id}/edit"
+    version = drawn(jia, path)
+    r = yi.post(path, data=channel_form(yi, drawn(yi, path), f"{name}-乙改", "你好"))
+    assert r.status_code == 303, r.text
+
+    # 甲 changes the welcome text on the form drawn before: it would put back the old name
+    r = jia.post(path, data=channel_form(jia, version, name, "甲的新欢迎语"))
+    assert r.status_code == 409
+    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and "changed by someone else" in r.text
+    assert "甲的新欢迎语</textarea>" in r.text
+    assert f"现在保存的是：名称「{name}-乙改」" in r.text
+    stored = jia.get(f"/api/v1/channels/{channel_id}").json()
+    assert (stored["name"], stored["welcome_text"]) == (f"{name}-乙改", "你好")
+
+    # saved again from the refused page, it saves
+    again = _VERSION.search(r.text)[1]
+    r = jia.post(path, data=channel_form(jia, again, f"{name}-乙改", "甲的新欢迎语"))
+    assert r.status_code == 303, r.text
+    stored = jia.get(f"/api/v1/channels/{channel_id}").json()
+    assert (stored["name"], stored["welcome_text"]) == (f"{name}-乙改", "甲的新欢迎语")
+
+
+def test_the_same_channel_form_sent_twice_is_saved_not_refused_as_stale(admins, channel):
+    jia, _ = admins
+    channel_id, name = channel
+    path = f"/channels/{channel_id}/edit"
+    form = channel_form(jia, drawn(jia, path), f"{name}-新", "双击")
+    for _ in range(2):
+        r = jia.post(path, data=form)
+        assert r.status_code == 303, r.text
+    stored = jia.get(f"/api/v1/channels/{channel_id}").json()
+    assert (stored["name"], stored["welcome_text"]) == (f"{name}-新", "双击")
+
+
+def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel):
+    """PATCH /api/v1/channels/{id} with If-Match: the ETag its GET gave; without it, the last
+    change wins (as before)."""
+    jia, yi = admins
+    channel_id, name = channel
+    url = f"/api/v1/channels/{channel_id}"
+    etag = jia.get(url).headers["ETag"]
+    r = yi.patch(url, json={"name": f"{name}-乙"}, headers={"X-CSRF-Token": yi.csrf})
+    assert r.status_code == 200, r.text
+
+    r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
+    assert r.status_code == 412 and "changed by someone else" in r.json()["detail"]
+    assert jia.get(url).json()["welcome_text"] == "你好"
+
+    etag = jia.get(url).headers["ETag"]
+    r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["welcome_text"]) == (f"{name}-乙", "甲")
+    assert r.headers["ETag"] not in ("", etag)  # the version it is at now

@@ -283,12 +283,21 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
 
 
 @router.get("/channels/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND, tags=["channels"])
-def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
-    """One channel with its totals (of the caller's scope)."""
+def get_channel(request: Request, response: Response, viewer: ApiViewer, channel_id: int):
+    """One channel with its totals (of the caller's scope). Its `ETag` header is the version
+    of what PATCH changes, for PATCH's `If-Match`."""
     found = load_channel(request.app.state.rt, viewer, channel_id)
     if found is None:
         raise not_found()
+    response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
     return found
+
+
+def _if_match(request: Request) -> str | None:
+    """The version an If-Match header names (an ETag of GET /channels/{id}); None without one,
+    or for `*`."""
+    typed = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
+    return None if typed in ("", "*") else typed
 
 
 @router.patch(
@@ -298,12 +307,17 @@ def get_channel(request: Request, viewer: ApiViewer, channel_id: int):
         **NOT_FOUND,
         **ADMIN_WRITE,
         409: error("the channel is disabled: it cannot be changed; or an enabled one has the name"),
+        412: error("If-Match names a version the channel is no longer at: someone changed it since"),
         **WECOM_FAILED,
     },
     tags=["channels"],
 )
-async def patch_channel(request: Request, viewer: ApiViewer, channel_id: int, body: ChannelPatch):
-    """Updates the code in WeCom, then the channel. Admins only."""
+async def patch_channel(
+    request: Request, response: Response, viewer: ApiViewer, channel_id: int, body: ChannelPatch
+):
+    """Updates the code in WeCom, then the channel. Admins only. With `If-Match: "<ETag of
+    GET>"`, refused (412, nothing changed) when someone changed the channel since; without
+    it, the last change wins."""
     require_admin(viewer)
     rt = request.app.state.rt
     current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
@@ -316,10 +330,14 @@ async def patch_channel(request: Request, viewer: ApiViewer, channel_id: int, bo
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:
-        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, _if_match(request))
     except LookupError:
         raise not_found() from None
-    return await run_in_threadpool(load_channel, rt, viewer, channel_id)
+    except channel_service.ChannelChanged as exc:
+        raise HTTPException(412, str(exc)) from None
+    found = await run_in_threadpool(load_channel, rt, viewer, channel_id)
+    response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
+    return found
 
 
 @router.post(

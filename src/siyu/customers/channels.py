@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
+from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
 from siyu.wecom.errors import WeComFailure
 
@@ -34,6 +35,18 @@ class ChannelNameTaken(ChannelError):
     def __init__(self, name: str):
         super().__init__(
             f"已有启用中的渠道叫「{name}」，请换一个名称 / an enabled channel is already named {name!r}"
+        )
+
+
+class ChannelChanged(ChannelError):
+    """The channel was saved by someone else after the edit was drawn from it."""
+
+    status = 409
+
+    def __init__(self):
+        super().__init__(
+            "这个渠道在你打开后已被其他管理员修改，你的修改没有保存；下面是你填写的内容，请核对后再保存"
+            " / this channel was changed by someone else since you opened it; your change was not saved"
         )
 
 
@@ -98,6 +111,30 @@ def link_problem(link: dict) -> str:
 def new_state() -> str:
     """The `state` WeCom echoes back on every add through this code (≤30 characters)."""
     return "ch_" + secrets.token_hex(6)
+
+
+EDITED = (
+    "name",
+    "staff_userids",
+    "department_ids",
+    "skip_verify",
+    "tag_ids",
+    "welcome_text",
+    "welcome_link",
+    "welcome_image_url",
+)
+
+
+def channel_version(channel: Channel | ChannelSpec | dict) -> str:
+    """The version of what an edit changes (db.versions), of a channel, a spec or the API's
+    dict of one: the same for a spec and the channel it was saved as."""
+    get = channel.get if isinstance(channel, dict) else lambda name: getattr(channel, name)
+    values = {name: get(name) for name in EDITED}
+    values["name"] = tidy_name(values["name"] or "")
+    values["welcome_link"] = {k: v for k, v in (values["welcome_link"] or {}).items() if v}
+    for name in ("staff_userids", "department_ids", "tag_ids"):
+        values[name] = list(values[name] or [])
+    return version_of(values)
 
 
 def _apply(channel: Channel, spec: ChannelSpec) -> None:
@@ -188,12 +225,19 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
         raise
 
 
-async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec) -> None:
+async def update_channel(
+    rt, tenant_id: int, channel_id: int, spec: ChannelSpec, drawn: str | None = None
+) -> None:
+    """`drawn`: the version (channel_version) the change was made to; ChannelChanged when the
+    channel is no longer at it, before WeCom is asked, or after (someone saved it while WeCom
+    changed the code: the code goes back to what they saved). None: the last save wins."""
     spec.check()
     with rt.db.tenant_session(tenant_id) as s:
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise LookupError(channel_id)
+        if drawn is not None and channel_version(channel) != drawn:
+            raise ChannelChanged
         check_name_free(s, spec.name, channel_id)
         config_id, old_type = (
             channel.config_id,
@@ -209,21 +253,23 @@ async def update_channel(rt, tenant_id: int, channel_id: int, spec: ChannelSpec)
         _hold_names(s)
         channel = s.get(Channel, channel_id)
         try:
+            if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
+                raise ChannelChanged
             check_name_free(s, spec.name, channel_id)
-        except ChannelNameTaken as exc:
+        except ChannelError as exc:
             taken, kept = exc, _way_fields(_spec_of(channel))
         else:
             _apply(channel, spec)
             return
-    # Another admin's channel took the name while WeCom changed this code (the name is checked
-    # under the lock only after WeCom's answer: holding the lock across a WeCom call would stop
-    # every other write of the tenant's channels, and on SQLite every write). The channel keeps
-    # what it had, so the code in WeCom goes back to it too: left, WeCom's 备注 named the other
-    # channel while Siyu kept the old name.
+    # Another admin's channel took the name, or another admin saved this one, while WeCom changed
+    # this code (both are checked under the lock only after WeCom's answer: holding the lock
+    # across a WeCom call would stop every other write of the tenant's channels, and on SQLite
+    # every write). The channel keeps what it has, so the code in WeCom goes back to it too:
+    # left, WeCom's 备注 named the other channel while Siyu kept the old name.
     try:
         await contact.update_contact_way(config_id, **kept)
     except WeComFailure:
-        log.warning("channel %s: WeCom kept the refused name %r as the code's remark", channel_id, spec.name)
+        log.warning("channel %s: WeCom kept the refused change (remark %r)", channel_id, spec.name)
     raise taken
 
 

@@ -25,7 +25,7 @@ from siyu.customers.api import (
     spec_problems,
     titled_link,
 )
-from siyu.customers.channels import ChannelError, ChannelSpec
+from siyu.customers.channels import ChannelChanged, ChannelError, ChannelSpec, channel_version
 from siyu.customers.models import Channel
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant
@@ -204,16 +204,53 @@ def _blank_channel() -> dict:
     }
 
 
-def _channel_form(request: Request, viewer: Viewer, values: dict, error: str = "", status: int = 200):
-    ctx = {"ch": values, "error": error, **_channel_choices(request.app.state.rt, viewer)}
+def _channel_form(
+    request: Request,
+    viewer: Viewer,
+    values: dict,
+    error: str = "",
+    status: int = 200,
+    version: str = "",
+    stored: dict | None = None,
+):
+    """`version`: what an edit form was drawn from (channel_version); `stored`: the channel as
+    saved now, summed up beside a form refused because someone saved it meanwhile."""
+    choices = _channel_choices(request.app.state.rt, viewer)
+    ctx = {"ch": values, "error": error, "version": version, **choices}
+    ctx["stored_now"] = _channel_text(stored, choices) if stored else ""
     return render(request, "channel_form.html", ctx, status_code=status)
 
 
-async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> ChannelSpec:
+def _channel_text(ch: dict, choices: dict) -> str:
+    """A channel in a line, names as the form's choices show them."""
+    staff = dict(choices["all_staff"])
+    depts = dict(choices["all_departments"])
+    tags = {wid: name for wid, name, _ in choices["all_tags"]}
+    parts = [f"名称「{ch['name']}」"]
+    if ch["staff_userids"]:
+        parts.append("成员 " + "、".join(staff.get(u, u) for u in ch["staff_userids"]))
+    if ch["department_ids"]:
+        parts.append("部门 " + "、".join(depts.get(d, str(d)) for d in ch["department_ids"]))
+    parts.append("无需验证" if ch["skip_verify"] else "需成员验证")
+    if ch["tag_ids"]:
+        parts.append("标签 " + "、".join(tags.get(t, t) for t in ch["tag_ids"]))
+    text = ch["welcome_text"]
+    parts.append(f"欢迎语「{text[:40]}{'…' if len(text) > 40 else ''}」" if text else "无欢迎语")
+    if (ch["welcome_link"] or {}).get("url"):
+        parts.append(f"链接 {ch['welcome_link']['url']}")
+    if ch["welcome_image_url"]:
+        parts.append("有图片")
+    return " · ".join(parts)
+
+
+async def _read_channel_form(
+    request: Request, viewer: Viewer, values: dict, before_upload=None
+) -> ChannelSpec:
     """The spec; uploads a new image to WeCom once nothing known here refuses the form (its
-    name taken among them), so a refused form leaves no image in WeCom. `values` takes what was
-    typed first, so that a form refused by a check below shows it again rather than the blank
-    or stored channel, and the URL of an image already uploaded, which the form carries back."""
+    name taken among them; `before_upload(spec, chosen)`, chosen: a new image is to come), so
+    a refused form leaves no image in WeCom. `values` takes what was typed first, so that a
+    form refused by a check below shows it again rather than the blank or stored channel, and
+    the URL of an image already uploaded, which the form carries back."""
     form = await request.form()
     link = {
         "url": str(form.get("link_url", "")).strip(),
@@ -257,6 +294,8 @@ async def _read_channel_form(request: Request, viewer: Viewer, values: dict) -> 
         if problems:
             raise ChannelError("；".join(problems))
         await run_in_threadpool(_check_name_free, request.app.state.rt, viewer, spec.name, values.get("id"))
+        if before_upload is not None:
+            before_upload(spec, chosen)
     except ChannelError:
         # a browser never fills a file field again: the form asks for the image once more
         values["image_pending"] = chosen
@@ -341,7 +380,8 @@ def channel_edit(request: Request, viewer: PageViewer, channel_id: int):
         raise _not_found()
     if not current["enabled"]:
         return RedirectResponse(f"/channels/{channel_id}", 303)
-    return _channel_form(request, viewer, {**current, "welcome_link": titled_link(current["welcome_link"])})
+    shown = {**current, "welcome_link": titled_link(current["welcome_link"])}
+    return _channel_form(request, viewer, shown, version=channel_version(current))
 
 
 @router.post("/channels/{channel_id}/edit")
@@ -352,15 +392,37 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
     if current is None:
         raise _not_found()
     values = dict(current)
+    drawn = str((await request.form()).get("version", "")).strip()[:40] or None
+    now = channel_version(current)
+    agreed = [drawn]  # the version the save is made to
+
+    def unchanged_since(spec: ChannelSpec, chosen: bool) -> None:
+        """Refused before an image is uploaded when someone saved the channel after the form
+        was drawn, unless this save leaves it as it is now (a double click on 保存: the first
+        click saved this very form; or the same change by two admins), which is let through:
+        "not saved" would be untrue of it. A new image chosen is not compared: it replaces
+        whatever is there (a double click uploads it twice)."""
+        if drawn is None or drawn == now:
+            return
+        same = {**vars(spec), "welcome_image_url": current["welcome_image_url"]} if chosen else spec
+        if channel_version(same) != now:
+            raise ChannelChanged
+        agreed[0] = now
+
     try:
         if not current["enabled"]:
             raise ChannelError("渠道已停用，不能修改 / the channel is disabled")
-        spec = await _read_channel_form(request, viewer, values)
-        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec)
+        spec = await _read_channel_form(request, viewer, values, unchanged_since)
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, agreed[0])
+    except ChannelChanged as exc:
+        # drawn again with the version stored now: saved after a look, it saves
+        stored = await run_in_threadpool(load_channel, rt, viewer, channel_id)
+        return _channel_form(request, viewer, values, str(exc), exc.status, channel_version(stored), stored)
     except ChannelError as exc:
-        return _channel_form(request, viewer, values, str(exc), exc.status)
+        return _channel_form(request, viewer, values, str(exc), exc.status, drawn or now)
     except WeComFailure as exc:
-        return _channel_form(request, viewer, values, f"企业微信拒绝了请求：{wecom_message(exc)}", 502)
+        message = f"企业微信拒绝了请求：{wecom_message(exc)}"
+        return _channel_form(request, viewer, values, message, 502, drawn or now)
     return RedirectResponse(f"/channels/{channel_id}?done=saved", 303)
 
 
