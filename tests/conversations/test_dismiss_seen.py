@@ -170,3 +170,48 @@ def test_the_api_refuses_a_question_stored_after_the_one_named_whatever_its_time
 
     r = agent.post(url, json={"msgid": between}, headers=headers)  # having shown it
     assert r.status_code == 200 and r.json()["dismissed"] is True
+
+
+def test_the_api_says_422_not_409_for_a_msgid_that_is_no_message_of_the_chat(as_role, db, world):
+    """A client naming a msgid it made up, an empty one, or another chat's question was told
+    409 客户又发了消息 (the customer wrote again), which was not so: it is the client's mistake,
+    and nothing is marked."""
+    _, _, other_cid, [other_question] = _waiting(db, world, "发票抬头写什么？")
+    _, _, cid, [question] = _waiting(db, world, "能开发票吗？")
+    agent = as_role("agent")
+    url = f"/api/v1/conversations/{cid}/dismiss"
+    headers = {"X-CSRF-Token": agent.csrf}
+
+    for named in ("nonexistent", other_question):
+        r = agent.post(url, json={"msgid": named}, headers=headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == (
+            f"不是这个会话的消息：{named} / not a message of this conversation: {named}"
+        )
+    r = agent.post(url, json={"msgid": ""}, headers=headers)  # leave it out to mark whatever waits
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "msgid"]
+    for c in (cid, other_cid):
+        assert agent.get(f"/api/v1/conversations/{c}").json()["waiting"] is True  # nothing marked
+
+    r = agent.post(url, json={"msgid": question}, headers=headers)
+    assert r.status_code == 200 and r.json()["dismissed"] is True
+    r = agent.post(url, json={"msgid": "nonexistent"}, headers=headers)  # nothing waits: still a mistake
+    assert r.status_code == 422, r.text
+
+
+def test_the_api_still_says_409_for_a_question_of_an_older_wait_of_the_chat(as_role, db, world):
+    """The client showed 在吗; the agent answered and the customer asked something new. Naming
+    在吗 is a screen behind, not a mistake: 409 names the new question."""
+    _, ext, cid, [old_question] = _waiting(db, world, "在吗")
+    agent = as_role("agent")
+    later = Archive()
+    later.text("zhangsan", ext, "在的，您请说", 120)
+    new_question = later.text(ext, "zhangsan", "退款什么时候到账？", 60)
+    store(db, world.a.id, later.items)
+
+    url = f"/api/v1/conversations/{cid}/dismiss"
+    r = agent.post(url, json={"msgid": old_question}, headers={"X-CSRF-Token": agent.csrf})
+    assert r.status_code == 409, r.text
+    assert "客户又发了消息" in r.json()["detail"] and new_question in r.json()["detail"]
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is True

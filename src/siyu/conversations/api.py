@@ -24,7 +24,7 @@ from siyu.conversations.schemas import (
     SearchPage,
 )
 from siyu.db.paging import BadCursor
-from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, error, not_found
+from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, error, invalid, not_found
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
@@ -124,13 +124,20 @@ def get_messages(
 @router.post(
     "/conversations/{conversation_id}/dismiss",
     response_model=DismissOut,
-    responses={**NOT_FOUND, **WRITE, 409: error("the customer wrote again (`detail` names the message)")},
+    responses={
+        **NOT_FOUND,
+        **WRITE,
+        409: error("the customer wrote again (`detail` names the message)"),
+        422: invalid("`msgid` is empty, or no message of this conversation (unknown, or another chat's)"),
+    },
 )
 def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: DismissIn | None = None):
     """Mark the waiting customer message 无需回复 (no reply needed): the wait and its
     escalations stop. With `msgid` (the customer message of the wait the client showed stored
     last, `waiting_newest_msgid`), only if nothing that needs a reply was stored after it: 409
-    names what was. Without it, whatever waits is marked."""
+    names what was; one of an older wait of this chat (the client showed a wait closed since)
+    is a 409 too, while one that is no message of this chat at all is a 422. Without it,
+    whatever waits is marked."""
     shown = body.msgid if body is not None else None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
@@ -143,6 +150,10 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
                 409,
                 f"客户又发了消息 {refused.newest}，没有标记 / the customer wrote again: message"
                 f" {refused.newest} waits for a reply, {shown} was named; nothing was marked",
+            ) from None
+        except service.NotItsMessage:
+            raise HTTPException(
+                422, f"不是这个会话的消息：{shown} / not a message of this conversation: {shown}"
             ) from None
         s.flush()
         if dismissed:

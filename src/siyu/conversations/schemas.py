@@ -133,13 +133,15 @@ class MessagePage(BaseModel):
 class DismissIn(BaseModel):
     msgid: str | None = Field(
         None,
+        min_length=1,
         max_length=128,
         description="the customer message of the wait the client showed stored last"
         " (waiting_newest_msgid): refused with 409 when one that needs a reply was stored after it"
         " (whatever its msgtime), in the same wait or a new one, so that a stale screen never silences a"
         " question it did not show; a closing remark after it does not count. Without it, whatever"
         " waits is marked, unseen questions included (for scripts that close waits in bulk; a client"
-        " that shows the chat should name what it showed)",
+        " that shows the chat should name what it showed). A msgid that is no message of this"
+        " conversation (unknown, another chat's) is a 422, and so is an empty one: leave it out instead",
     )
 
     model_config = {"extra": "forbid"}  # a misspelt msgid must not mark whatever waits

@@ -822,6 +822,11 @@ class WroteAgain(Exception):
         self.newest = newest  # the newest message of the wait that needs a reply
 
 
+class NotItsMessage(Exception):
+    """The message named is none of the conversation's (unknown, or another chat's): the
+    client is mistaken, not behind, and nothing was marked."""
+
+
 def dismiss(
     session: Session,
     conversation_id: int,
@@ -835,8 +840,9 @@ def dismiss(
     nothing waits. With `msgid` (the customer message of the wait the person saw stored
     last), WroteAgain when the wait holds a question they did not see: one stored after it
     (whatever its time), or a new wait begun after a reply; a page left open must not silence
-    it. Without it, whatever waits is closed (Siyu's own closes, and API clients that do not
-    say what they showed). The conversation is read locked, as ingest reads it: a reply and
+    it; NotItsMessage when `msgid` is no message of this conversation at all. Without it,
+    whatever waits is closed (Siyu's own closes, and API clients that do not say what they
+    showed). The conversation is read locked, as ingest reads it: a reply and
     a new question stored meanwhile are seen, not overwritten (the new question silenced)."""
     _hold_write_lock(session)
     c = session.scalar(
@@ -844,7 +850,11 @@ def dismiss(
             populate_existing=True
         )
     )
-    if c is None or c.awaiting_since is None:
+    if c is None:
+        return False
+    if msgid is not None and not _has_message(session, c.id, msgid):
+        raise NotItsMessage(msgid)
+    if c.awaiting_since is None:
         return False
     if msgid is not None and (unseen := _unseen(session, c, msgid)) is not None:
         raise WroteAgain(unseen)
@@ -854,6 +864,11 @@ def dismiss(
     change = WaitChange(c.id, c.kind, c.staff_userid, c.customer_id, False, at, msgid, reason, by[:200])
     _announce(session, [change])
     return True
+
+
+def _has_message(session: Session, conversation_id: int, msgid: str) -> bool:
+    found = select(Message.id).where(Message.conversation_id == conversation_id, Message.msgid == msgid)
+    return session.scalar(found.limit(1)) is not None
 
 
 def _unseen(session: Session, c: Conversation, seen: str) -> str | None:

@@ -26,6 +26,7 @@ DONE = {
     "dismissed": "已标记为无需回复。",
     "not_waiting": "这个会话已经不在等待回复了。",
     "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
+    "not_its_message": "表单里的消息不是这个会话的，没有标记：请看过页面再点一次。",
     "snoozed": "已暂缓提醒。",
 }
 # Nothing was done: said in the amber of a warning, not the green of success.
@@ -214,5 +215,7 @@ def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) 
                 return "not_waiting"
         except service.WroteAgain:
             return "changed"
+        except service.NotItsMessage:  # (a form edited by hand: the page's names its own)
+            return "not_its_message"
         forget_waiting(viewer)
         return "dismissed"
