@@ -103,6 +103,8 @@ def test_a_snooze_holds_when_the_customer_recalls_the_message_the_wait_began_wit
     assert "提醒已暂缓至" in page and due and min(due) >= until, (
         f"escalation due {min(due) if due else None}, snoozed until {until}"
     )
+    me = agent.get("/api/v1/me").json()["display_name"]
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["by"] == me  # and whose it is
 
 
 def test_a_wait_that_began_before_its_customer_was_known_is_named_on_the_board_once_they_are(

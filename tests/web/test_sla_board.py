@@ -318,6 +318,44 @@ def test_snooze_api(as_role, waits):
     ).status_code == 404
 
 
+def test_a_snooze_says_who_held_the_reminders_back_and_when(as_role, db, world):
+    """An admin snoozes 张三's customer: the board row, the chat's wait bar and the API said
+    暂缓至 14:30 and no more, so a supervisor could not tell whether 张三, a colleague or an
+    admin held 张三's reminders back. Now they name who, as 无需回复 does, and say when."""
+    admin, agent = as_role("admin"), as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmby{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmby{sfx}"))
+    name = admin.get("/api/v1/me").json()["display_name"]
+    r = admin.post(
+        f"/api/v1/conversations/{cid}/snooze", json={"minutes": 30}, headers={"X-CSRF-Token": admin.csrf}
+    )
+    assert r.status_code == 200 and r.json()["by"] == name, r.text
+
+    [row] = [w for w in whole_board(agent)["waiting"] if w["conversation_id"] == cid]
+    assert row["snoozed_by"] == name and row["snoozed_at"]
+    snooze = agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]
+    assert snooze == {"until": row["snoozed_until"], "by": name, "at": row["snoozed_at"]}
+
+    board = agent.get("/sla").text
+    line = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+    assert line and re.search(rf"暂缓至 [\d:\- ]+（{re.escape(name)}）", line[0]), line and line[0]
+    at = datetime.fromisoformat(row["snoozed_at"]).astimezone(SHANGHAI).strftime("%H:%M")
+    assert f"（{name} {at} 暂缓）" in agent.get(f"/conversations/{cid}").text
+
+    r = agent.post(  # the agent snoozes it again: now theirs
+        f"/conversations/{cid}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "15", "next": f"/conversations/{cid}"},
+    )
+    me = agent.get("/api/v1/me").json()["display_name"]
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["by"] == me
+    with db.tenant_session(world.a.id) as s:
+        conversations.dismiss(s, cid)
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"] is None  # nothing waits
+
+
 # ---------------------------------------------------------------- policy
 
 

@@ -96,7 +96,7 @@ def list_conversations(
 def get_conversation(request: Request, viewer: ApiViewer, conversation_id: int):
     """One conversation, with the customer message that waits for a reply (if one does)."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.conversation(s, viewer, conversation_id)
+        found = queries.conversation(s, viewer, conversation_id, request.app.state.rt.now())
     if found is None:
         raise not_found()
     return found
@@ -158,7 +158,7 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
         s.flush()
         if dismissed:
             forget_waiting(viewer)
-        found = queries.conversation(s, viewer, conversation_id)
+        found = queries.conversation(s, viewer, conversation_id, at)
     return {"dismissed": dismissed, "conversation": found}
 
 

@@ -538,7 +538,22 @@ def conversation(
         **shaped,
         "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or ""),
         "contact_ended": ended,
+        "snooze": _snooze(session, found.id, _now(now)),
     }
+
+
+def _snooze(session: Session, conversation_id: int, now: datetime) -> dict | None:
+    """The snooze in force on the conversation's open wait: until when, who asked and when."""
+    from siyu.sla.models import SlaWait  # (the SLA domain builds on this one)
+
+    row = session.execute(
+        select(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_at).where(
+            SlaWait.conversation_id == conversation_id,
+            SlaWait.closed_at.is_(None),
+            SlaWait.snoozed_until > now,
+        )
+    ).first()
+    return None if row is None else {"until": row.snoozed_until, "by": row.snoozed_by, "at": row.snoozed_at}
 
 
 @dataclass

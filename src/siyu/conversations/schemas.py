@@ -69,6 +69,12 @@ class ContactEnded(BaseModel):
     at: datetime | None
 
 
+class SnoozeState(BaseModel):
+    until: datetime = Field(description="no reminder before this")
+    by: str = Field(description='who snoozed it, by the name they were signed in as ("": before it was kept)')
+    at: datetime | None = Field(description="when they did")
+
+
 class ConversationOut(BaseModel):
     id: int
     kind: ConversationKind
@@ -107,6 +113,9 @@ class ConversationOut(BaseModel):
         None,
         description="one conversation only: the customer's last word in the chat on archiving it (declined:"
         " later messages are not archived, and nothing escalates); null when none was recorded",
+    )
+    snooze: SnoozeState | None = Field(
+        None, description="one conversation only: its wait's reminders held back (null: not, or no longer)"
     )
     version: str = Field(
         description="changes whenever the chat does (a message, a recall, a consent event, a wait opened "

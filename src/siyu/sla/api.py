@@ -476,13 +476,14 @@ def snooze_for(
     if conversation_queries.get_conversation(session, viewer, conversation_id) is None:
         return None
     until = now + timedelta(minutes=minutes)
-    moved = service.snooze(session, conversation_id, until, now)
+    moved = service.snooze(session, conversation_id, until, now, by=viewer.display_name)
     waiting = session.scalar(
         select(func.count())
         .select_from(SlaWait)
         .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
     )
-    return {"snoozed": bool(waiting), "until": until if waiting else None, "moved_steps": moved}
+    by = viewer.display_name[:200] if waiting else ""
+    return {"snoozed": bool(waiting), "until": until if waiting else None, "by": by, "moved_steps": moved}
 
 
 @router.post(
@@ -493,7 +494,8 @@ def snooze_for(
 )
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
     """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
-    earlier than now + minutes; the later steps keep their spacing from it."""
+    earlier than now + minutes; the later steps keep their spacing from it. The board and the
+    chat show who snoozed it (`by`, the caller's name) and when."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
         found = snooze_for(s, viewer, conversation_id, body.minutes, rt.now())

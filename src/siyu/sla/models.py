@@ -120,6 +120,9 @@ class SlaWait(TenantOwned, Base):
     response_s: Mapped[float | None]  # closed by a reply: how long it took
     breached_step: Mapped[int] = mapped_column(default=-1)  # the last step that fired
     snoozed_until: Mapped[datetime | None]
+    # who held its reminders back (the name they were signed in as, as closed_by) and when
+    snoozed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    snoozed_at: Mapped[datetime | None]
 
 
 class SlaEscalation(TenantOwned, Base):

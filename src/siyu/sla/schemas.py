@@ -207,6 +207,7 @@ class SnoozeIn(BaseModel):
 class SnoozeOut(BaseModel):
     snoozed: bool = Field(description="False: the conversation is not waiting for a reply")
     until: datetime | None
+    by: str = Field("", description='who snoozed it: the name the caller is signed in as ("": not waiting)')
     moved_steps: int = Field(
         description="pending steps moved later (a wait has one at a time; the later ones keep their spacing)"
     )
@@ -259,6 +260,10 @@ class WaitingRow(BaseModel):
         False, description="the next step is a call held back until the policy's quiet hours end"
     )
     snoozed_until: datetime | None
+    snoozed_by: str = Field(
+        "", description='who snoozed it, by the name they were signed in as ("": before Siyu kept it)'
+    )
+    snoozed_at: datetime | None = Field(None, description="when it was snoozed")
 
 
 class StepBreaches(BaseModel):

@@ -740,6 +740,8 @@ class _Wait:
     close_reason: str = ""
     closed_by: str = ""
     snoozed_until: datetime | None = None
+    snoozed_by: str = ""
+    snoozed_at: datetime | None = None
 
     def close(self, at: datetime | None, reason: str, by: str = "") -> None:
         self.closed_at, self.close_reason, self.closed_by = at, reason, by
@@ -760,17 +762,17 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
         select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid, SlaWait.started_at)
-        .add_columns(SlaWait.snoozed_until)
+        .add_columns(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_at)
         .where(bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None))
     ).all()
     open_now: dict[int, list[_Wait]] = {}
-    for wait_id, conversation_id, msgid, started_at, snoozed in stored:
-        open_now.setdefault(conversation_id, []).append(
-            _Wait(conversation_id, msgid, "", None, None, started_at, id=wait_id, snoozed_until=snoozed)
-        )
+    for wait_id, conversation_id, msgid, started_at, until, by, at in stored:
+        wait = _Wait(conversation_id, msgid, "", None, None, started_at, id=wait_id)
+        wait.snoozed_until, wait.snoozed_by, wait.snoozed_at = until, by, at
+        open_now.setdefault(conversation_id, []).append(wait)
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
-    # same customer the agent asked quiet about
-    snoozes: dict[int, datetime] = {}
+    # same customer the agent asked quiet about (the wait it was asked on, who and when)
+    snoozes: dict[int, _Wait] = {}
     opening = [c for c in changes if c.opened and c.kind == "single" and c.staff_userid]
     if opening and session.get_bind().dialect.name == "postgresql":
         # the policies new waits take stay until they are stored: a department's removed
@@ -820,8 +822,10 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 change.customer_id,
                 policies[change.staff_userid],
                 change.at,
-                snoozed_until=snoozes.get(change.conversation_id),
             )
+            if (snoozed := snoozes.get(change.conversation_id)) is not None:
+                wait.snoozed_until, wait.snoozed_by = snoozed.snoozed_until, snoozed.snoozed_by
+                wait.snoozed_at = snoozed.snoozed_at
             new[(change.conversation_id, change.msgid)] = wait
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
@@ -829,7 +833,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 wait.close(change.at, change.reason, change.by)
                 closed_here[(wait.conversation_id, wait.msgid)] = wait
                 if change.reason in ("recalled", conversations.MERGED) and wait.snoozed_until is not None:
-                    snoozes[change.conversation_id] = wait.snoozed_until
+                    snoozes[change.conversation_id] = wait
                 if wait.id is not None:
                     closed.append(wait)
     _store_new_waits(session, book, list(new.values()))
@@ -954,6 +958,8 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "response_s": w.response_s,
             "breached_step": -1,
             "snoozed_until": w.snoozed_until,
+            "snoozed_by": w.snoozed_by,
+            "snoozed_at": w.snoozed_at,
         }
         for w in waits
     ]
@@ -968,8 +974,13 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     done = {(c, m) for _, c, m in inserted}
     reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
     for wait_id, conversation_id, msgid in reopened:  # (rare: a recalled reply, a snooze on the wait it ends)
-        if (until := by_key[(conversation_id, msgid)].snoozed_until) is not None:
-            session.execute(update(SlaWait).where(SlaWait.id == wait_id).values(snoozed_until=until))
+        snoozed = by_key[(conversation_id, msgid)]
+        if (until := snoozed.snoozed_until) is not None:
+            session.execute(
+                update(SlaWait)
+                .where(SlaWait.id == wait_id)
+                .values(snoozed_until=until, snoozed_by=snoozed.snoozed_by, snoozed_at=snoozed.snoozed_at)
+            )
             session.execute(
                 update(SlaEscalation)
                 .where(
@@ -1093,10 +1104,12 @@ def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
 conversations.on_wait(record_waits)
 
 
-def snooze(session: Session, conversation_id: int, until: datetime, now: datetime) -> int:
-    """The agent asks for quiet until `until`: the wait's pending step moves later so that
-    it fires no earlier; the steps after it keep their spacing from it (see `next_due`).
-    Returns how many steps moved (0 or 1)."""
+def snooze(session: Session, conversation_id: int, until: datetime, now: datetime, by: str = "") -> int:
+    """Someone (`by`, the name they were signed in as: the agent, a colleague, an admin)
+    asks for quiet until `until`: the wait's pending step moves later so that it fires no
+    earlier; the steps after it keep their spacing from it (see `next_due`). Who and when are
+    kept, for a supervisor who sees an agent's reminders held back. Returns how many steps
+    moved (0 or 1)."""
     wait = session.scalar(
         select(SlaWait).where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
     )
@@ -1110,7 +1123,7 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
         )
     )
     shorter = wait.snoozed_until is not None and until < wait.snoozed_until
-    wait.snoozed_until = until
+    wait.snoozed_until, wait.snoozed_by, wait.snoozed_at = until, by[:200], now
     if not pending:
         return 0
     if pending[0].due_at >= until:
@@ -1262,7 +1275,7 @@ def _open_waits(staff_userids: Sequence[str] | None):
     q = (
         # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
         select(w.id, w.conversation_id, w.staff_userid, w.policy_id, w.started_at, w.breached_step)
-        .add_columns(w.snoozed_until, Customer.name)
+        .add_columns(w.snoozed_until, w.snoozed_by, w.snoozed_at, Customer.name)
         # named by the chat's customer: one who became known after the wait began is linked there
         .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
         .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
@@ -1349,6 +1362,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 "next_step_at": due,
                 "next_step_after_quiet_hours": quiet,
                 "snoozed_until": w.snoozed_until,
+                "snoozed_by": w.snoozed_by,
+                "snoozed_at": w.snoozed_at,
             }
         )
     return out

@@ -153,7 +153,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
     at = _int(request.query_params.get("at"))  # a search result: open the page it is on
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.conversation(s, viewer, conversation_id)
+        found = queries.conversation(s, viewer, conversation_id, rt.now())
         try:
             if found and at is not None:
                 before = queries.page_at(s, viewer, conversation_id, at)
@@ -164,7 +164,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         newer = None
         if before is not None and page and page.items:
             newer = queries.page_after(s, viewer, conversation_id, page.items[-1]["id"])
-        snoozed = sla_service.snoozed_until(s, conversation_id, rt.now()) if found else None
+        snoozed = found and found["snooze"]  # until when, and who held the agent's reminders
         waits = found is not None and found["waiting"]
         reminders = sla_service.reminders(s, conversation_id) if waits else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
@@ -185,7 +185,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "before": before,
             "newer": newer,
             "customer_link": customer_readable,
-            "snoozed_until": snoozed,
+            "snoozed_until": snoozed and snoozed["until"],
             "reminders": reminders,
             "call_at": call_at,
             "snooze_choices": SNOOZE_CHOICES,
