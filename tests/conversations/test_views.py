@@ -735,14 +735,32 @@ def test_a_button_pressed_after_the_session_ended_leads_back_to_its_page_once_si
     cid = new_waiting()
     chat, board = f"{siyu}/conversations/{cid}", f"{siyu}/sla"
     with httpx.Client(base_url=siyu, timeout=10) as browser:  # signed out meanwhile (another tab)
-        for action, data, page in (
-            (f"/conversations/{cid}/dismiss", {"msgid": "m1"}, chat),
-            (f"/conversations/{cid}/snooze", {"minutes": "15", "next": "/sla"}, board),
+        for action, data, page, told in (
+            (
+                f"/conversations/{cid}/dismiss",
+                {"msgid": "m1"},
+                chat,
+                "登录已过期，无需回复的标记没有保存，请再点一次。",
+            ),
+            (
+                f"/conversations/{cid}/snooze",
+                {"minutes": "15", "next": "/sla"},
+                board,
+                "登录已过期，暂缓提醒没有保存，请再点一次。",
+            ),
+            (
+                "/staff/sync",
+                {},
+                f"{siyu}/conversations",
+                "登录已过期，刚才提交的内容没有保存，请再提交一次。",
+            ),
         ):
             r = browser.post(action, data=data, headers={"referer": page})
             assert r.status_code == 303 and r.headers["location"].startswith("/login?")
             back = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
-            form = _CSRF_FIELD.search(browser.get(r.headers["location"]).text).group(1)
+            login_page = browser.get(r.headers["location"]).text
+            assert told in login_page  # before signing in, and on the page after: nothing was saved
+            form = _CSRF_FIELD.search(login_page).group(1)
             signed = browser.post(
                 "/login",
                 data={
@@ -755,7 +773,11 @@ def test_a_button_pressed_after_the_session_ended_leads_back_to_its_page_once_si
             landed = browser.get(signed.headers["location"])
             assert landed.status_code == 200, landed.text  # the page again, not "Method Not Allowed"
             assert str(landed.url) == page
+            assert told in landed.text
+            assert told not in browser.get(page).text  # said once
             browser.cookies.clear()
+        r = browser.post("/logout", headers={"referer": chat})  # signing out twice loses nothing
+        assert r.status_code == 303 and "登录已过期" not in browser.get(r.headers["location"]).text
     assert (
         as_role("admin").get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
     )  # nothing done unseen

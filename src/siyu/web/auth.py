@@ -36,7 +36,7 @@ from siyu.db import utcnow
 from siyu.tenancy import api_tokens, login_throttle
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant, WebSession
-from siyu.web.templating import render, wecom_message
+from siyu.web.templating import UNSAVED, UNSAVED_COOKIE, render, wecom_message
 from siyu.wecom.client import oauth_authorize_url, web_login_url
 from siyu.wecom.errors import WeComFailure
 
@@ -97,8 +97,9 @@ class Viewer:
 class LoginRequired(Exception):
     """Raised by PageViewer; the handler in routes.py redirects to the login page."""
 
-    def __init__(self, next_url: str):
+    def __init__(self, next_url: str, unsaved: str = ""):
         self.next_url = next_url
+        self.unsaved = unsaved  # a form sent signed out: what it was, for `note_unsaved`
 
 
 class CsrfRefused(Exception):
@@ -147,6 +148,20 @@ def set_session_cookie(response: Response, rt, token: str) -> None:
         SESSION_COOKIE,
         token,
         max_age=rt.settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/",
+    )
+
+
+def note_unsaved(response: Response, rt, what: str) -> None:
+    """The login page, and the first page shown once signed in again, say that the form sent
+    while signed out (`what`: snooze, dismiss, form) saved nothing (siyu.web.templating)."""
+    response.set_cookie(
+        UNSAVED_COOKIE,
+        what,
+        max_age=3600,
         httponly=True,
         samesite="lax",
         secure=rt.settings.public_url.startswith("https://"),
@@ -248,9 +263,13 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
         if api:
             raise HTTPException(401, NOT_SIGNED_IN, headers={"WWW-Authenticate": "Cookie"})
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        unsaved = ""
         if request.method not in SAFE_METHODS:
             target = _page_sent_from(request)
-        raise LoginRequired(target)
+            # never replayed (it would be a write without its CSRF check): the person is told
+            action = request.url.path.rsplit("/", 1)[-1]
+            unsaved = "" if action == "logout" else action if action in UNSAVED else "form"
+        raise LoginRequired(target, unsaved)
     if request.method not in SAFE_METHODS:
         sent = await _sent_csrf(request)
         if not sent or not _same(sent, viewer.csrf_token):

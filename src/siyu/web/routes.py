@@ -67,7 +67,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(auth.LoginRequired)
     async def _login_required(request: Request, exc: auth.LoginRequired):
-        return RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
+        response = RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
+        if exc.unsaved:
+            auth.note_unsaved(response, request.app.state.rt, exc.unsaved)
+        return response
 
     @app.exception_handler(auth.CsrfRefused)
     async def _csrf(request: Request, exc: auth.CsrfRefused):

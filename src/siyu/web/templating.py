@@ -85,6 +85,21 @@ templates.env.globals["static_version"] = STATIC_VERSION
 templates.env.globals["version"] = __version__  # the footer's: the release running
 
 
+# A form sent after the session ended saved nothing (siyu.web.auth): this cookie says what it
+# was until a page is shown signed in again, which tells the person and forgets it.
+UNSAVED_COOKIE = "siyu_unsaved"
+UNSAVED = {"snooze": "暂缓提醒", "dismiss": "无需回复的标记"}  # by the form action's last part
+
+
+def unsaved_notice(request: Request) -> str | None:
+    what = request.cookies.get(UNSAVED_COOKIE)
+    if what is None:
+        return None
+    if what in UNSAVED:
+        return f"登录已过期，{UNSAVED[what]}没有保存，请再点一次。"
+    return "登录已过期，刚才提交的内容没有保存，请再提交一次。"
+
+
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200):
     ctx = {"viewer": getattr(request.state, "viewer", None), "path": request.url.path}
     ctx.update(context or {})
@@ -92,7 +107,11 @@ def render(request: Request, name: str, context: dict | None = None, status_code
     ctx.setdefault("tz", viewer.timezone if viewer else "Asia/Shanghai")
     if viewer is not None and "nav_waiting" not in ctx:
         ctx["nav_waiting"] = _waiting_for(request, viewer)
-    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    ctx["unsaved"] = unsaved_notice(request)
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    if ctx["unsaved"] and viewer is not None:  # told, signed in again: once is enough
+        response.delete_cookie(UNSAVED_COOKIE, path="/")
+    return response
 
 
 _WAITING_TTL_S = 15.0
