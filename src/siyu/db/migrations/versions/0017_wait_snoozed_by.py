@@ -6,7 +6,7 @@ name is kept as it was shown when they clicked, as for "no reply needed" (closed
 and no time for snoozes made before this revision.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-05 20:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from siyu.db.base import UTCDateTime
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
