@@ -340,7 +340,7 @@ def test_a_snooze_says_who_held_the_reminders_back_and_when(as_role, db, world):
     assert snooze == {"until": row["snoozed_until"], "by": name, "at": row["snoozed_at"]}
 
     board = agent.get("/sla").text
-    line = re.search(rf'<li class="cust conv" data-conversation="{cid}">.*?</li>', board, re.S)
+    line = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
     assert line and re.search(rf"暂缓至 [\d:\- ]+（{re.escape(name)}）", line[0]), line and line[0]
     at = datetime.fromisoformat(row["snoozed_at"]).astimezone(SHANGHAI).strftime("%H:%M")
     assert f"（{name} {at} 暂缓）" in agent.get(f"/conversations/{cid}").text
