@@ -67,6 +67,10 @@ def conversation_list(request: Request, viewer: PageViewer):
         if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
             card_id = _int(p.get("card"))
             card = sla_service.find_card(s, card_id) if card_id is not None else None
+            if card is not None and not card.readable_by(viewer):
+                # another team's card is not found, as in the API: neither that it is a card nor
+                # how many of its customers wait is the viewer's to learn
+                card = None
             card_missing = card is None  # (then the list it was filtered from)
             f = replace(f, among=card.conversations if card else None)
         if q:
