@@ -70,7 +70,7 @@ def _day_start(day: date, tz: str) -> datetime:
 
 
 def _follow_conditions(viewer: Reader, f: CustomerFilter) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [Follow.customer_id == Customer.id, visible_follow(viewer)]
+    conds: list[ColumnElement[bool]] = [visible_follow(viewer)]
     if f.staff_userid:
         conds.append(Follow.staff_userid == f.staff_userid)
     if f.channel_id is not None:
@@ -88,23 +88,31 @@ def _follow_conditions(viewer: Reader, f: CustomerFilter) -> list[ColumnElement[
     return conds
 
 
+def followed(viewer: Reader, f: CustomerFilter, *also: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The customers with a follow the viewer sees that matches the filters (and `also`).
+    The follows are selected once, not looked up for each customer: as EXISTS correlated on
+    the customer, SQLite without statistics (a tenant whose customers came from contact sync,
+    never analyzed) scanned all the tenant's follows for each customer (an agent's list: 1.4 s
+    at 3,000 customers, minutes at 20,000)."""
+    return Customer.id.in_(select(Follow.customer_id).where(*_follow_conditions(viewer, f), *also))
+
+
 def readable(viewer: Reader, f: CustomerFilter | None = None) -> Select:
     """SELECT Customer ... that the viewer may read and that match the filters."""
     f = f or CustomerFilter()
     stmt = select(Customer)
     if viewer.visible_staff is not None or f.follow_level():
-        stmt = stmt.where(exists().where(and_(*_follow_conditions(viewer, f))))
+        stmt = stmt.where(followed(viewer, f))
     q = (f.q or "").strip()
     if q:
         pattern = _like(q)
-        by_follow = exists().where(
-            and_(
-                *_follow_conditions(viewer, f),
-                or_(
-                    Follow.remark.ilike(pattern, escape="\\"),
-                    cast(Follow.remark_mobiles, String).like(pattern, escape="\\"),
-                ),
-            )
+        by_follow = followed(
+            viewer,
+            f,
+            or_(
+                Follow.remark.ilike(pattern, escape="\\"),
+                cast(Follow.remark_mobiles, String).like(pattern, escape="\\"),
+            ),
         )
         stmt = stmt.where(or_(Customer.name.ilike(pattern, escape="\\"), by_follow))
     return stmt
