@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from siyu.customers.models import Customer, Follow, TimelineEvent
@@ -78,6 +79,34 @@ def test_sync_imports_existing_customers_and_rerunning_changes_nothing(stack):
     assert again == {"staff": 4, "relations": 5, "new": 0}
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(TimelineEvent)) == timeline_before
+
+
+def test_a_sync_leaves_sqlite_with_statistics_as_archive_ingest_does(stack, monkeypatch):
+    """A tenant without 会话存档 gets its customers from the sync (and callbacks) only; the
+    sync counts what it writes (`Database.wrote`), so SQLite takes statistics after it as after
+    an archive import. The thresholds are lowered: five customers stand for thousands."""
+    from siyu.db import database
+
+    if stack.rt.db.is_postgres:
+        pytest.skip("PostgreSQL: autovacuum or `wrote`'s first analysis (tests/test_bulk.py)")
+    monkeypatch.setattr(database, "FIRST_ANALYSIS", 1)
+    monkeypatch.setattr(database, "STATISTICS_EVERY", 1)
+
+    def analyzed() -> set[str]:
+        with stack.rt.db.engine.begin() as conn:
+            if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").all():
+                return set()
+            return set(conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1").scalars())
+
+    with stack.rt.db.engine.begin() as conn:  # whatever earlier tests left
+        if analyzed():
+            conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+    channel = make_channel(stack)
+    stack.control("PATCH", f"/corps/{stack.corp_id}", json={"callback_url": ""})
+    for name in ("甲", "乙", "丙", "丁", "戊"):
+        stack.scan(channel.config_id, f"老客户{name}")
+    assert run(sync_customers(stack.rt, stack.tenant_id))["new"] == 5
+    assert {"customers", "follows"} <= analyzed()
 
 
 def test_events_processed_out_of_order_end_in_the_right_state(db):
