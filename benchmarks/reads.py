@@ -24,8 +24,9 @@ through the login form; each round each of them opens, one request at a time: th
 conversation list (its first page, and a page in the middle of it by cursor), the waiting
 tab, a search for a Chinese phrase (什么时候发货) and for one character (货), one waiting chat
 of the agent's, that customer's profile with their chats (their 1:1 chat and the group they
-wrote in), the SLA board page and its API (/api/v1/sla/board) as a client asks for it: the
-first page (its default limit), and the next page by the first's cursor. The rounds run under the
+wrote in), their customers (the page, and GET /api/v1/customers: its first page), the SLA
+board page and its API (/api/v1/sla/board) as a client asks for it: the first page (its
+default limit), and the next page by the first's cursor. The rounds run under the
 tenant's default policy (wall clock), then again after the admin turns on business hours
 only (PUT /api/v1/sla/policy). Each request is timed by the client, from sending to the whole
 answer (HTTP 200 required). After every request the baseline runs once, in turn: SELECT one
@@ -112,6 +113,8 @@ KINDS = (
     "search_char",
     "chat",
     "customer",
+    "customers",
+    "customers_api",
     "board",
     "board_api",
     "board_api_next",
@@ -373,6 +376,8 @@ def request_paths(client: httpx.Client, seeded: dict) -> dict[str, str]:
         "search_char": "/conversations?" + urlencode({"q": CHARACTER}),
         "chat": f"/conversations/{seeded['chat']}",
         "customer": f"/customers/{seeded['customer']}",
+        "customers": "/customers",
+        "customers_api": "/api/v1/customers",
         "board": "/sla",
         "board_api": "/api/v1/sla/board",
         "board_api_next": "/api/v1/sla/board?" + urlencode({"after": board_next})

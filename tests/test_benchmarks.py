@@ -72,6 +72,7 @@ def test_the_reads_benchmark_opens_every_page_of_every_role_and_reports_the_base
     assert result["stored"]["group_chats"] > 0 and result["stored"]["waiting"] > 0
     assert result["baseline_p50_ms"] > 0 and result["floor_p50_ms"] > 0
     kinds = {"list", "list_later", "waiting", "search_phrase", "search_char", "chat", "customer"}
+    kinds |= {"customers", "customers_api"}
     kinds |= {"board", "board_api", "board_api_next"}
     assert set(result["results"]) == {"wall", "business"}
     for by_kind in result["results"].values():
