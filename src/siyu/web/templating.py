@@ -82,7 +82,8 @@ templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 STATIC_VERSION = static_version()
 templates.env.globals["static_version"] = STATIC_VERSION
-templates.env.globals["version"] = __version__  # the footer's: the release running
+# the footer's: the release running (not `version`: form pages pass one of their own, a form's)
+templates.env.globals["siyu_release"] = __version__
 
 
 # A form sent after the session ended saved nothing (siyu.web.auth): this cookie says what it
