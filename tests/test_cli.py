@@ -544,6 +544,9 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
     assert code == 1 and "--login or --staff-userid" in out, out
     code, out = invoke(*base, "--staff-userid", "zhangsna")
     assert code == 1 and "siyu sync staff" in out, out
+    for days in ("3654", "99999999999"):  # beyond ten years; beyond what a date can hold
+        code, out = invoke(*base, "--staff-userid", "zhangsan", "--expires-days", days)
+        assert code == 1 and "at most 10 years" in out, out
     code, out = invoke(*base, "--staff-userid", "zhangsan", "--expires-days", "30")
     assert code == 0, out
     secret = out.strip().splitlines()[-1]

@@ -522,16 +522,13 @@ def token_add(
         str | None, typer.Option(help="or the WeCom userid of the staff member it acts as")
     ] = None,
     expires_days: Annotated[
-        int | None, typer.Option(help="days until it stops working (default: never)")
+        int | None, typer.Option(help="days until it stops working, at most 3653 (default: never)")
     ] = None,
 ) -> None:
     """Make an API token acting as a person (their role and scope). The secret is printed
     once, alone on standard output: TOKEN=$(siyu token add ...)."""
-    from datetime import timedelta
-
     from sqlalchemy import select
 
-    from siyu.db import utcnow
     from siyu.tenancy import api_tokens
     from siyu.tenancy.models import Person
 
@@ -539,6 +536,7 @@ def token_add(
         _fail("name whom the token acts as: --login or --staff-userid (one of them)")
     if expires_days is not None and expires_days < 1:
         _fail("--expires-days must be 1 or more (leave it out for a token that does not expire)")
+    expires_at = api_tokens.expires_in(expires_days)
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)
     if staff_userid is not None:
@@ -550,7 +548,6 @@ def token_add(
                 _fail(f"no login {login!r} in {tenant}")
             choice = f"p:{person_id}"
         acting = api_tokens.acting_person(s, tenant_id, choice)
-        expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
         token, secret = api_tokens.create(s, name, acting, None, expires_at)
         who = f"{acting.display_name} ({acting.login}, {acting.role})"
         token_id = token.id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import text
@@ -251,3 +251,25 @@ def test_the_token_page_fits_a_phone_with_the_secret_shown(page, siyu, world):
     assert re.fullmatch(r"siyu_[A-Za-z0-9]{40}", secret)
     assert page.locator("#tokens").get_by_text("手机上建的令牌").count() == 1
     fits_the_phone(page)
+
+
+def test_an_expiry_is_at_most_ten_years_ahead_and_no_stored_one_breaks_the_page(as_role, db):
+    """Year 9999 was taken, and then /setup/tokens failed for every admin: showing it in
+    +08:00 overflowed the calendar, and a revoked token stays listed."""
+    admin = as_role("admin")
+    far = "到期时间最多 10 年 / the expiry is at most 10 years ahead"
+    r = admin.post(
+        "/api/v1/tokens",
+        json={"name": "e4", "expires_at": "9999-12-31T23:59:59Z"},
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+    assert (r.status_code, r.json()) == (422, {"detail": far})
+    assert "e4" not in {t["name"] for t in admin.get("/api/v1/tokens").json()}
+    made = _from_api(admin, expires_at=(utcnow() + timedelta(days=9 * 365)).isoformat())
+    with db.engine.begin() as conn:  # one stored before anything refused it
+        conn.execute(
+            text("UPDATE api_tokens SET expires_at = :end WHERE id = :id"),
+            {"end": datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "id": made["id"]},
+        )
+    page = admin.get("/setup/tokens")
+    assert page.status_code == 200 and "9999-12-31 23:59 UTC" in page.text

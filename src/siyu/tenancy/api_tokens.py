@@ -30,6 +30,9 @@ NAME_CHARS = 100
 # last_used_at is written at most this often a token: a script calling many times a second
 # would otherwise write a row on every call
 USED_EVERY = timedelta(minutes=1)
+# an expiry further off is no expiry: and year 9999 overflowed showing it in +08:00
+MAX_EXPIRY_DAYS = 3653
+TOO_FAR = "到期时间最多 10 年 / the expiry is at most 10 years ahead"
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -62,6 +65,15 @@ def status(token: ApiToken, now: datetime | None = None) -> str:
     if token.expires_at is not None and token.expires_at <= (now or utcnow()):
         return "expired"
     return "active"
+
+
+def expires_in(days: int | None) -> datetime | None:
+    """The expiry `days` from now (None: never); TokenRefused beyond MAX_EXPIRY_DAYS."""
+    if days is None:
+        return None
+    if days > MAX_EXPIRY_DAYS:
+        raise TokenRefused(TOO_FAR)
+    return utcnow() + timedelta(days=days)
 
 
 def acting_choices(session: Session) -> list[tuple[str, str]]:
@@ -121,6 +133,8 @@ def create(
         raise TokenRefused(f"用途最多 {NAME_CHARS} 个字 / the name is over {NAME_CHARS} characters")
     if expires_at is not None and expires_at <= utcnow():
         raise TokenRefused("到期时间已过 / the expiry is in the past")
+    if expires_at is not None and expires_at > utcnow() + timedelta(days=MAX_EXPIRY_DAYS):
+        raise TokenRefused(TOO_FAR)
     secret = new_secret()
     token = ApiToken(
         name=name,

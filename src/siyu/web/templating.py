@@ -42,7 +42,12 @@ def local_time(value: datetime | date | None, tz: str | None, fmt: str = "%Y-%m-
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo(tz or "Asia/Shanghai")).strftime(fmt)
+        try:
+            return value.astimezone(ZoneInfo(tz or "Asia/Shanghai")).strftime(fmt)
+        except (OverflowError, ValueError):
+            # a time at the end of the calendar (year 9999, stored before anything refused it)
+            # has no local time past it: shown in UTC rather than failing the page
+            return value.strftime(fmt) + " UTC"
     return value.strftime("%Y-%m-%d")
 
 

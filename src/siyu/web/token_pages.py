@@ -3,13 +3,10 @@ to make one (its secret shown on the answer to that form, and never again), and 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from siyu.db import utcnow
 from siyu.tenancy import api_tokens
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render
@@ -67,7 +64,7 @@ async def token_create(request: Request, viewer: PageViewer):
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
             try:
                 acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"])
-                expires_at = utcnow() + timedelta(days=int(days)) if days else None
+                expires_at = api_tokens.expires_in(int(days) if days else None)
                 token, secret = api_tokens.create(s, form["name"], acting, viewer.person_id, expires_at)
             except api_tokens.TokenRefused as exc:
                 return None, str(exc)
