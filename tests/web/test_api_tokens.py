@@ -273,3 +273,11 @@ def test_an_expiry_is_at_most_ten_years_ahead_and_no_stored_one_breaks_the_page(
         )
     page = admin.get("/setup/tokens")
     assert page.status_code == 200 and "9999-12-31 23:59 UTC" in page.text
+
+
+def test_a_member_who_never_signed_in_is_offered_with_the_role_the_token_gets(as_role):
+    """In tenant B nobody but the admin has signed in: 王五 leads 销售部, so a token acting as
+    him is a supervisor's, and the choice says so (it said 成员); 李四 leads no one."""
+    page = as_role("admin", "b").get("/setup/tokens").text
+    assert "王五（wangwu · 主管，尚未登录过）" in page
+    assert "李四（lisi · 成员，尚未登录过）" in page

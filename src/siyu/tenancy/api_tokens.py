@@ -79,7 +79,7 @@ def expires_in(days: int | None) -> datetime | None:
 def acting_choices(session: Session) -> list[tuple[str, str]]:
     """Whom a token may act as, as (value, label): every person of the tenant, and every
     active staff member who has not signed in yet (made a person when chosen, as their first
-    WeCom sign-in would). Values: `p:<person id>` or `s:<userid>`."""
+    WeCom sign-in would, with the role it would give). Values: `p:<person id>` or `s:<userid>`."""
     names = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
     people = list(session.scalars(select(Person).order_by(Person.role, Person.display_name)))
     active = {m.userid: m for m in session.scalars(select(Staff).where(Staff.active.is_(True)))}
@@ -90,9 +90,12 @@ def acting_choices(session: Session) -> list[tuple[str, str]]:
         if p.staff_userid not in left
     ]
     taken = {p.staff_userid for p in people if p.staff_userid}
+    # the role their person is made with (person_for_staff): a leader acts as a supervisor
+    leading = tenancy.leaders(session)
     for member in sorted(active.values(), key=lambda m: m.name):
         if member.userid not in taken:
-            out.append((f"s:{member.userid}", f"{member.name}（{member.userid} · 成员，尚未登录过）"))
+            role = names["supervisor" if member.userid in leading else "agent"]
+            out.append((f"s:{member.userid}", f"{member.name}（{member.userid} · {role}，尚未登录过）"))
     return out
 
 

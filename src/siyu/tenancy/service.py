@@ -387,6 +387,17 @@ def add_person(
     return person
 
 
+def leaders(session: Session) -> set[str]:
+    """The userids of department leaders and of members' direct leaders: who signs in as a
+    supervisor (person_for_staff), and whom the token page offers as one."""
+    out: set[str] = set()
+    for named in session.scalars(select(Department.leaders)):
+        out.update(named or [])
+    for named in session.scalars(select(Staff.direct_leaders)):
+        out.update(named or [])
+    return out
+
+
 def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
     """The person who signs in as this WeCom member through OAuth; made on first sign-in.
 
@@ -397,9 +408,7 @@ def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | 
     if staff is None:  # unknown, or has left the corp: no sign-in, whatever existed before
         return None
     person = session.scalar(select(Person).where(Person.staff_userid == userid))
-    leads = any(userid in (d.leaders or []) for d in session.scalars(select(Department))) or any(
-        userid in (s.direct_leaders or []) for s in session.scalars(select(Staff))
-    )
+    leads = userid in leaders(session)
     if person is not None:
         if person.role == "agent" and leads:  # made a leader since: sees their team now
             person.role = "supervisor"
