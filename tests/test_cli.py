@@ -551,12 +551,14 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
     assert code == 0, out
     secret = out.strip().splitlines()[-1]
     assert secret.startswith("siyu_") and len(secret) == 45, out
+    # named by the userid given, in add and list alike, not by the login made (slug/zhangsan)
+    assert "(zhangsan, agent)" in out and f"{stack.slug}/" not in out, out
     with stack.rt.db.system_session() as s:
         used = api_tokens.use(s, secret)
     assert used is not None and used.tenant_id == stack.tenant_id
     code, out = invoke("token", "list", "--tenant", stack.slug)
     assert code == 0 and "CRM sync" in out and secret[:11] in out and secret not in out, out
-    assert "active" in out
+    assert "active" in out and "(zhangsan, agent)" in out and f"{stack.slug}/" not in out, out
     code, out = invoke("token", "revoke", str(used.token_id), "--tenant", stack.slug)
     assert code == 0 and "revoked" in out, out
     with stack.rt.db.system_session() as s:

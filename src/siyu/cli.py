@@ -549,7 +549,7 @@ def token_add(
             choice = f"p:{person_id}"
         acting = api_tokens.acting_person(s, tenant_id, choice)
         token, secret = api_tokens.create(s, name, acting, None, expires_at)
-        who = f"{acting.display_name} ({acting.login}, {acting.role})"
+        who = f"{acting.display_name} ({api_tokens.handle(acting)}, {acting.role})"
         token_id = token.id
     err_console.print(
         f"token {token_id} {name!r} acts as {who}; the secret, shown this once:", soft_wrap=True
@@ -572,8 +572,8 @@ def token_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
         tokens = api_tokens.described(s, api_tokens.listed(s))
     for t in tokens:  # lines, not a table: a table cut the prefix and the names with … at 80 columns
         typer.echo(
-            f"{t['id']}  {t['prefix']}…  {t['status']}  {t['name']!r} acts as {t['acts_as']['login']}"
-            f" ({t['acts_as']['role']}); created {when(t['created_at'])},"
+            f"{t['id']}  {t['prefix']}…  {t['status']}  {t['name']!r} acts as {t['acts_as']['display_name']}"
+            f" ({api_tokens.handle(t['acts_as'])}, {t['acts_as']['role']}); created {when(t['created_at'])},"
             f" last used {when(t['last_used_at'])}, expires {when(t['expires_at'])}"
         )
     if not tokens:

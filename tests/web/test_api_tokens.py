@@ -161,6 +161,10 @@ def test_a_token_may_act_as_a_member_who_never_signed_in_but_not_one_who_left(as
         "/api/v1/tokens", json={"name": "x", "staff_userid": "sunba"}, headers={"X-CSRF-Token": admin.csrf}
     )
     assert r.status_code == 422 and "/" in r.json()["detail"]
+    # named as before: by his userid, not the login the token made him (tenant/lisi)
+    page = admin.get("/setup/tokens").text
+    assert "李四（lisi · 成员）" in page and '李四 <small class="muted">lisi · 成员' in page
+    assert "/lisi" not in page
 
 
 def test_a_token_never_reads_another_tenants_data(as_role, siyu, world):

@@ -76,6 +76,15 @@ def expires_in(days: int | None) -> datetime | None:
     return utcnow() + timedelta(days=days)
 
 
+def handle(person: Person | dict) -> str:
+    """How a person is named beside their name, on the page and the command line: a WeCom
+    member by their userid, as before they signed in (their login, `tenant/userid`, is Siyu's
+    own), a person made by hand by their login."""
+    if isinstance(person, dict):
+        return person["staff_userid"] or person["login"]
+    return person.staff_userid or person.login
+
+
 def acting_choices(session: Session) -> list[tuple[str, str]]:
     """Whom a token may act as, as (value, label): every person of the tenant, and every
     active staff member who has not signed in yet (made a person when chosen, as their first
@@ -85,7 +94,7 @@ def acting_choices(session: Session) -> list[tuple[str, str]]:
     active = {m.userid: m for m in session.scalars(select(Staff).where(Staff.active.is_(True)))}
     left = {p.staff_userid for p in people if p.staff_userid} - set(active)
     out = [
-        (f"p:{p.id}", f"{p.display_name}（{p.login} · {names.get(p.role, p.role)}）")
+        (f"p:{p.id}", f"{p.display_name}（{handle(p)} · {names.get(p.role, p.role)}）")
         for p in people
         if p.staff_userid not in left
     ]

@@ -74,9 +74,13 @@ class TokenCreate(BaseModel):
 class TokenPerson(BaseModel):
     person_id: int
     display_name: str
-    login: str
+    login: str = Field(
+        description="Siyu's own sign-in name (a WeCom member's is `tenant/userid`): show staff_userid"
+    )
     role: Literal["admin", "supervisor", "agent"]
-    staff_userid: str | None
+    staff_userid: str | None = Field(
+        description="the WeCom userid, as the page and `siyu token list` show it; null: made by hand"
+    )
 
 
 class TokenOut(BaseModel):
