@@ -215,6 +215,15 @@ def test_the_token_answers_fit_the_spec(as_role, siyu):
         "scheme": "bearer",
         "description": spec["components"]["securitySchemes"]["api_token"]["description"],
     }
+    # a token is refused on the token operations (403): the spec offers only the session there
+    for path, method in (
+        ("/api/v1/tokens", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/{token_id}/revoke", "post"),
+    ):
+        assert spec["paths"][path][method]["security"] == [{"session": []}], (method, path)
+    assert {"api_token": []} in spec["paths"]["/api/v1/me"]["get"]["security"]
+    assert spec["components"]["securitySchemes"]["session"]["in"] == "cookie"
     made_r = admin.post("/api/v1/tokens", json={"name": "spec"}, headers={"X-CSRF-Token": admin.csrf})
     made = made_r.json()
     with _bearer(siyu, made["token"]) as token, _bearer(siyu, "siyu_nope") as bad:

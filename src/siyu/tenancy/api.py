@@ -17,7 +17,7 @@ from siyu.tenancy.schemas import (
     TokenOut,
 )
 from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, TOO_LARGE, error, not_found
-from siyu.web.auth import ApiViewer, require_signed_in_admin
+from siyu.web.auth import ApiViewer, SignedInApiViewer, require_signed_in_admin
 
 router = APIRouter(prefix="/api/v1", tags=["tenancy"], responses=API_RESPONSES)
 
@@ -97,7 +97,7 @@ SIGNED_IN_ADMIN_WRITE = {
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=SIGNED_IN_ADMIN, tags=["tokens"])
-def list_tokens(request: Request, viewer: ApiViewer):
+def list_tokens(request: Request, viewer: SignedInApiViewer):
     """The tenant's API tokens, newest first, revoked and expired ones too; never a secret."""
     require_signed_in_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
@@ -111,7 +111,7 @@ def list_tokens(request: Request, viewer: ApiViewer):
     responses=SIGNED_IN_ADMIN_WRITE,
     tags=["tokens"],
 )
-def create_token(request: Request, viewer: ApiViewer, body: TokenCreate):
+def create_token(request: Request, viewer: SignedInApiViewer, body: TokenCreate):
     """A token for an integration, acting as the person named (their role and scope, as they
     stand at each call). The answer's `token` is the secret: it is not kept, and is shown
     this once. Admins signed in only: an API token cannot make another."""
@@ -140,7 +140,7 @@ def create_token(request: Request, viewer: ApiViewer, body: TokenCreate):
     responses={**NOT_FOUND, **SIGNED_IN_ADMIN_WRITE},
     tags=["tokens"],
 )
-def revoke_token(request: Request, viewer: ApiViewer, token_id: int):
+def revoke_token(request: Request, viewer: SignedInApiViewer, token_id: int):
     """The token stops working at once; it stays listed, with when it was revoked."""
     require_signed_in_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:

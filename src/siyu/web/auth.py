@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -299,14 +299,31 @@ _bearer_scheme = HTTPBearer(
 )
 
 
+_session_scheme = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="session",
+    description="a signed-in person's session (POST /login), with `X-CSRF-Token` on every write",
+)
+
+
 async def api_viewer(
-    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(_bearer_scheme)
+    request: Request,
+    _token: HTTPAuthorizationCredentials | None = Security(_bearer_scheme),
+    _session: str | None = Security(_session_scheme),
 ) -> Viewer:
+    return await _authenticate(request, api=True)
+
+
+async def signed_in_api_viewer(request: Request, _session: str | None = Security(_session_scheme)) -> Viewer:
+    """As api_viewer, for what a token may not do (require_signed_in_admin refuses one with a
+    403): the spec then offers only the session for it, not a token that cannot work."""
     return await _authenticate(request, api=True)
 
 
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
 ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+SignedInApiViewer = Annotated[Viewer, Depends(signed_in_api_viewer)]
 
 
 def require_admin(viewer: Viewer) -> None:
