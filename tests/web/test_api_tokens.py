@@ -264,6 +264,14 @@ def test_the_token_page_fits_a_phone_with_the_secret_shown(page, siyu, world):
     assert re.fullmatch(r"siyu_[A-Za-z0-9]{40}", secret)
     assert page.locator("#tokens").get_by_text("手机上建的令牌").count() == 1
     fits_the_phone(page)
+    # its state and 撤销 on the screen, not past its right edge in a table scrolled sideways
+    row = page.locator("#tokens tr", has_text="手机上建的令牌")
+    for shown in (row.get_by_text("有效"), row.get_by_role("button", name="撤销")):
+        box = shown.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="撤销").click()
+    assert page.locator("#tokens tr", has_text="手机上建的令牌").get_by_text("已撤销").count() == 1
 
 
 def test_an_expiry_is_at_most_ten_years_ahead_and_no_stored_one_breaks_the_page(as_role, db):
