@@ -302,3 +302,24 @@ def test_a_member_who_never_signed_in_is_offered_with_the_role_the_token_gets(as
     page = as_role("admin", "b").get("/setup/tokens").text
     assert "王五（wangwu · 主管，尚未登录过）" in page
     assert "李四（lisi · 成员，尚未登录过）" in page
+
+
+def test_reloading_the_answer_to_the_form_makes_no_second_token(as_role):
+    """A reload posts the form again: it made a second active token, whose secret the admin
+    then saw in place of the first one's."""
+    admin = as_role("admin")
+    once = re.search(r'name="once" value="([A-Za-z0-9]+)"', admin.get("/setup/tokens").text).group(1)
+    me = admin.get("/api/v1/me").json()["person_id"]
+    name = f"重载 {uuid.uuid4().hex[:6]}"
+    form = {"csrf_token": admin.csrf, "name": name, "acts_as": f"p:{me}", "expires": "30"}
+    first = admin.post("/setup/tokens", data={**form, "once": once})
+    assert first.status_code == 200 and _SECRET.search(first.text)
+    again = admin.post("/setup/tokens", data={**form, "once": once})
+    assert again.status_code == 409 and not _SECRET.search(again.text)
+    assert "这个令牌已经创建过，密钥只显示一次 / already created; the secret is shown only once" in again.text
+    assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(form["name"]) == 1
+    # the answer's own form is a new one: it makes the next token
+    fresh = re.search(r'name="once" value="([A-Za-z0-9]+)"', first.text).group(1)
+    assert fresh != once
+    assert admin.post("/setup/tokens", data={**form, "once": fresh}).status_code == 200
+    assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(form["name"]) == 2

@@ -3,7 +3,8 @@
 A token acts as one person of the tenant, so every rule of who sees what applies to it
 unchanged: an admin picks whom (themselves, a supervisor, a staff member), and the token
 reads what that person would, with the role they have at each call. The secret is
-`siyu_` and 40 letters and digits (about 238 bits): shown once, kept only as its sha256,
+`siyu_` and 40 letters and digits (about 238 bits; 202 past the 6 the page's form chose,
+see form_once): shown once, kept only as its sha256,
 and found by that hash, so no comparison of secrets runs at all. The prefix makes a
 leaked one easy to find in code and logs (`siyu_[A-Za-z0-9]{40}`).
 """
@@ -11,6 +12,7 @@ leaked one easy to find in code and logs (`siyu_[A-Za-z0-9]{40}`).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ USED_EVERY = timedelta(minutes=1)
 MAX_EXPIRY_DAYS = 3653
 TOO_FAR = "到期时间最多 10 年 / the expiry is at most 10 years ahead"
 _ALPHABET = string.ascii_letters + string.digits
+ONCE_CHARS = SHOWN_CHARS - len(PREFIX)
+_ONCE = re.compile(f"[A-Za-z0-9]{{{ONCE_CHARS}}}")
+ALREADY_MADE = "这个令牌已经创建过，密钥只显示一次 / already created; the secret is shown only once"
 
 
 class TokenRefused(ValueError):
@@ -54,8 +59,24 @@ def hashed(secret: str) -> str:
     return hashlib.sha256(secret.encode(errors="surrogatepass")).hexdigest()
 
 
-def new_secret() -> str:
-    return PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS))
+def new_secret(start: str = "") -> str:
+    return PREFIX + start + "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS - len(start)))
+
+
+def form_once() -> str:
+    """A value for the page's form that makes what it posts the same token however often it
+    is posted (a reload re-posts it): it becomes the secret's shown start, so the token row
+    itself remembers the form and no other record is kept."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(ONCE_CHARS))
+
+
+def made_from_form(session: Session, once: str, created_by: int) -> ApiToken | None:
+    """The token this admin already made from the form carrying `once`, if any."""
+    if not _ONCE.fullmatch(once):
+        return None
+    return session.scalar(
+        select(ApiToken).where(ApiToken.prefix == PREFIX + once, ApiToken.created_by_id == created_by)
+    )
 
 
 def status(token: ApiToken, now: datetime | None = None) -> str:
@@ -135,9 +156,10 @@ def create(
     acting: Person,
     created_by: int | None,
     expires_at: datetime | None = None,
+    once: str = "",
 ) -> tuple[ApiToken, str]:
     """A new token acting as `acting` (in a tenant session); returns it and its secret, which
-    is nowhere else from here on."""
+    is nowhere else from here on. `once`, from form_once, starts the secret."""
     name = " ".join(name.split())
     if not name:
         raise TokenRefused("请填写用途，例如「CRM 同步」 / give the token a name: what it is for")
@@ -147,7 +169,7 @@ def create(
         raise TokenRefused("到期时间已过 / the expiry is in the past")
     if expires_at is not None and expires_at > utcnow() + timedelta(days=MAX_EXPIRY_DAYS):
         raise TokenRefused(TOO_FAR)
-    secret = new_secret()
+    secret = new_secret(once if _ONCE.fullmatch(once) else "")
     token = ApiToken(
         name=name,
         person_id=acting.id,

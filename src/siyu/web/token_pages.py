@@ -1,5 +1,6 @@
 """The API token page (/setup/tokens, admins): the tenant's tokens for integrations, a form
-to make one (its secret shown on the answer to that form, and never again), and revoking."""
+to make one (its secret shown on the answer to that form, and never again: the same form
+posted again, as a reload does, makes no second token), and revoking."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def _page(
             "created": created,
             "error": error,
             "form": form or {"acts_as": f"p:{viewer.person_id}", "expires": "90"},
+            "once": api_tokens.form_once(),
             "done": DONE.get(request.query_params.get("done")),
             "api_url": request.app.state.rt.settings.public_url.rstrip("/") + "/api/v1/me",
         },
@@ -55,22 +57,28 @@ def tokens_page(request: Request, viewer: PageViewer):
 async def token_create(request: Request, viewer: PageViewer):
     require_admin(viewer)
     raw = await request.form()
-    form = {k: str(raw.get(k, "")) for k in ("name", "acts_as", "expires")}
+    form = {k: str(raw.get(k, "")) for k in ("name", "acts_as", "expires", "once")}
     days = form["expires"]
     if days not in EXPIRIES:
         days = "90"
 
     def create():
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            if api_tokens.made_from_form(s, form["once"], viewer.person_id) is not None:
+                return None, api_tokens.ALREADY_MADE
             try:
                 acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"])
                 expires_at = api_tokens.expires_in(int(days) if days else None)
-                token, secret = api_tokens.create(s, form["name"], acting, viewer.person_id, expires_at)
+                token, secret = api_tokens.create(
+                    s, form["name"], acting, viewer.person_id, expires_at, form["once"]
+                )
             except api_tokens.TokenRefused as exc:
                 return None, str(exc)
             return {**api_tokens.described(s, [token])[0], "secret": secret}, ""
 
     created, problem = await run_in_threadpool(create)
+    if problem == api_tokens.ALREADY_MADE:  # a blank form: not one to send once more
+        return await run_in_threadpool(_page, request, viewer, None, problem, None, 409)
     if problem:
         return await run_in_threadpool(_page, request, viewer, None, problem, form, 422)
     # the secret is on this answer only (pages are never kept by the browser: no-store)
