@@ -45,7 +45,9 @@ def drawn(client: httpx.Client, path: str) -> str:
     return found.group(1) if found else ""
 
 
-def policy_form(client: httpx.Client, version: str, first_step_min: str, cooldown_min: str = "15") -> dict:
+def policy_form(
+    client: httpx.Client, version: str, first_step_min: str, cooldown_min: str = "15", holidays: bool = True
+) -> dict:
     return {
         "csrf_token": client.csrf,
         "version": version,
@@ -54,7 +56,7 @@ def policy_form(client: httpx.Client, version: str, first_step_min: str, cooldow
         "step_action": ["app_message", "voice_call"],
         "step_target": ["agent", "agent"],
         "shifts": "09:00-18:00",
-        "public_holidays": "1",
+        "public_holidays": "1" if holidays else "",
         "escalation_contact": "",
         "quiet_start": "21:00",
         "quiet_end": "08:00",
@@ -119,9 +121,11 @@ def test_a_stale_department_policy_form_keeps_the_other_admins_policy(admins):
     r = jia.post(path, data=policy_form(jia, version, "6"))
     assert r.status_code == 409 and "已被删除" in r.text and NOT_SAVED in r.text
     assert jia.get("/api/v1/sla/policies/4").status_code == 404
+    # the form shows what 甲 typed: the add page's "filled in from the policy it follows" is untrue
+    assert "下面是你填写的内容" in r.text and "下面已按该策略填好" not in r.text
 
 
-def channel_form(client: httpx.Client, version: str, name: str, welcome: str) -> dict:
+def channel_form(client: httpx.Client, version: str, name: str, welcome: str, **link: str) -> dict:
     return {
         "csrf_token": client.csrf,
         "version": version,
@@ -129,6 +133,7 @@ def channel_form(client: httpx.Client, version: str, name: str, welcome: str) ->
         "staff_userids": ["zhangsan", "lisi"],
         "skip_verify": "1",
         "welcome_text": welcome,
+        **link,
     }
 
 
@@ -202,3 +207,57 @@ def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel
     assert r.status_code == 200, r.text
     assert (r.json()["name"], r.json()["welcome_text"]) == (f"{name}-乙", "甲")
     assert r.headers["ETag"] not in ("", etag)  # the version it is at now
+
+
+def stale_fields(page: str) -> list[str]:
+    """The refused form's list of what saving it would overwrite, one line a field."""
+    found = re.search(r'<ul[^>]*id="stale-fields"[^>]*>(.*?)</ul>', page, re.S)
+    assert found, "no list of the fields that differ"
+    return [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>(.*?)</li>", found[1], re.S)]
+
+
+def test_a_stale_policy_form_lists_each_field_it_would_overwrite_by_name(admins):
+    """乙 changed only the call spacing and the holidays: 甲's refused form says so field by
+    field (they were in no summary), so that saving it again undoes nothing unseen."""
+    jia, yi = admins
+    yi.post("/sla/policy", data=policy_form(yi, drawn(yi, "/sla/policy"), "3"))  # a known start
+    version = drawn(jia, "/sla/policy")
+    r = yi.post("/sla/policy", data=policy_form(yi, version, "3", cooldown_min="25", holidays=False))
+    assert r.status_code == 303, r.text
+
+    r = jia.post("/sla/policy", data=policy_form(jia, version, "3", cooldown_min="15"))
+    assert r.status_code == 409 and NOT_SAVED in r.text
+    assert stale_fields(r.text) == [
+        "按国家法定节假日和调休：现在保存的是 否，你填写的是 是",
+        "两次电话至少间隔：现在保存的是 25 分钟，你填写的是 15 分钟",
+    ]
+    assert "两次电话至少间隔 25 分钟" in r.text  # the summary has it too
+    api = jia.get("/api/v1/sla/policy").json()
+    assert (api["call_cooldown_s"], api["public_holidays"]) == (1500, False)
+
+
+def remove_version(page: str) -> str:
+    found = re.search(r'action="[^"]*/remove".*?name="version" value="([^"]+)"', page, re.S)
+    assert found, "the remove form carries no version"
+    return found[1]
+
+
+def test_a_department_policy_is_not_deleted_from_a_page_drawn_before_another_admin_changed_it(admins):
+    jia, yi = admins
+    path = "/sla/policy/departments/3"  # 销售一组
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
+    assert r.status_code == 303, r.text
+    version = remove_version(jia.get(path).text)
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "8"))
+    assert r.status_code == 303, r.text
+
+    # 甲 deletes what they saw (5 minutes); 乙's 8 minutes is not what they meant to delete
+    r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": version})
+    assert r.status_code == 409
+    assert STALE_NOTICE in r.text and "没有删除" in r.text and "现在保存的是：8 分钟" in r.text
+    assert first_step(jia, "/api/v1/sla/policies/3") == 480
+
+    # deleted from the refused page (after a look), it is deleted
+    r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": remove_version(r.text)})
+    assert r.status_code == 303, r.text
+    assert jia.get("/api/v1/sla/policies/3").status_code == 404

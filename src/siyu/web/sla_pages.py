@@ -242,12 +242,12 @@ def _policy_page(
     day_error: str = "",
     day_form: dict | None = None,
     version: str | None = None,
-    stale: str = "",
+    stale: _Stale | None = None,
 ):
     """The policy page; `error` and `form` for the policy form refused, `day_error` and
     `day_form` (day, kind, note as typed) for the special-date form, shown beside it.
     `version`: the one the refused form was drawn from (kept, so that fixing a typo does not
-    take in a save made meanwhile unseen); `stale`: the form was refused for one (STALE)."""
+    take in a save made meanwhile unseen); `stale`: the form was refused for one."""
     now = request.app.state.rt.now()
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
@@ -306,17 +306,25 @@ def _contact_gone(policy: dict, staff: list[tuple[str, str]]) -> str:
     return contact if contact and contact not in {userid for userid, _ in staff} else ""
 
 
-def _policy_text(p: dict, names: dict[str, str]) -> str:
-    """A department policy in a line: its steps, and what else differs from a plain clock
-    (people by name, as the form's choices show them)."""
-    parts = [_steps_text(p["steps"]) if p.get("enabled", True) else "已关闭提醒"]
+def _policy_text(p: dict, names: dict[str, str], full: bool = False) -> str:
+    """A policy in a line: its steps, and what else differs from a plain clock (people by
+    name, as the form's choices show them). `full`: every field the form edits, for the
+    policy as stored beside a refused form (saving the form again sets each of them)."""
+    enabled = p.get("enabled", True)
+    parts = [_steps_text(p["steps"]) or "无提醒步骤"] if enabled else ["已关闭提醒"]
+    if full and not enabled:
+        parts.append(f"步骤 {_steps_text(p['steps']) or '无'}")
     if p.get("business_hours_only"):
         parts.append("只计算工作时间（" + "、".join(f"{a}-{b}" for a, b in p.get("shifts", [])) + "）")
+    if full:
+        parts.append("按国家法定节假日和调休" if p["public_holidays"] else "不按国家法定节假日和调休")
     if p.get("quiet_hours"):
         parts.append(f"免打扰 {p['quiet_hours'][0]}-{p['quiet_hours'][1]}")
     if p.get("escalation_contact"):
         contact = p["escalation_contact"]
         parts.append(f"升级联系人 {names.get(contact, f'{contact}（已不在职）')}")
+    if full:
+        parts.append(f"两次电话至少间隔 {_minutes(p['call_cooldown_s'])} 分钟")
     return " · ".join(parts)
 
 
@@ -483,13 +491,12 @@ async def policy_submit(request: Request, viewer: PageViewer):
                 _check_drawn_from(drawn, was, became)  # (raising rolls the save back)
         except service.PolicyError as exc:
             return str(exc), ""
-        except _Stale as exc:
-            return STALE, exc.kind
         return "", _clock_change(_clock(was), _clock(became))
 
-    problem, done = await run_in_threadpool(save)
-    if problem == STALE:
-        return await run_in_threadpool(_policy_page, request, viewer, "", shown, 409, stale=done)
+    try:
+        problem, done = await run_in_threadpool(save)
+    except _Stale as exc:
+        return await run_in_threadpool(_policy_page, request, viewer, "", shown, 409, stale=exc)
     if problem:
         return await run_in_threadpool(_policy_page, request, viewer, problem, shown, 422, version=drawn)
     return RedirectResponse(f"/sla/policy?done={done}{_reordered(fields)}", 303)
@@ -497,23 +504,28 @@ async def policy_submit(request: Request, viewer: PageViewer):
 
 # ---------------------------------------------------------------- a form drawn before another save
 
-STALE = "stale"
-_FORM_FIELDS = (
-    "enabled",
-    "steps",
-    "business_hours_only",
-    "shifts",
-    "public_holidays",
-    "escalation_contact",
-    "quiet_hours",
-    "call_cooldown_s",
-)
+# What the form edits, by the label it shows each under, in its order.
+_FORM_FIELDS = {
+    "enabled": "启用超时提醒",
+    "steps": "提醒步骤",
+    "business_hours_only": "只计算工作时间",
+    "shifts": "班次",
+    "public_holidays": "按国家法定节假日和调休",
+    "escalation_contact": "升级联系人",
+    "quiet_hours": "免打扰时段",
+    "call_cooldown_s": "两次电话至少间隔",
+}
 
 
 class _Stale(Exception):
-    def __init__(self, kind: str):
+    """A form refused: the policy was saved or removed by someone else since it was drawn.
+    `was`: the policy as stored then (None: removed); `became`: what saving the form would
+    have made of it (None for a removal refused)."""
+
+    def __init__(self, kind: str, was: dict | None, became: dict | None = None):
         super().__init__(kind)
-        self.kind = kind  # changed | removed
+        self.kind = kind  # changed | removed | not_removed (a removal refused)
+        self.was, self.became = was, became
 
 
 def _policy_version(policy: dict | None) -> str:
@@ -538,7 +550,7 @@ def _check_drawn_from(drawn: str | None, was: dict | None, became: dict | None) 
         return
     if was is not None and became is not None and _policy_version(became) == _policy_version(was):
         return
-    raise _Stale("removed" if was is None else "changed")
+    raise _Stale("removed" if was is None else "changed", was, became)
 
 
 def _hold_policy(s, wecom_id: int) -> None:
@@ -555,16 +567,48 @@ def _hold_policy(s, wecom_id: int) -> None:
         )
 
 
-def _drawn_from(stored: dict | None, version: str | None, stale: str, names: dict[str, str]) -> dict:
-    """The form's version and, when it was refused as stale, what is stored now: a refused
-    form is drawn again with the version stored now, so that saving it after a look saves."""
-    out = {"version": version or _policy_version(stored), "stale": stale, "stored_now": "", "stale_at": None}
-    if stale and stored is not None:
-        out["stored_now"] = _policy_text(stored, names)
-        out["stale_at"] = stored["updated_at"]
-    if stale:
-        out["version"] = _policy_version(stored)
-    return out
+def _drawn_from(
+    stored: dict | None, version: str | None, stale: _Stale | None, names: dict[str, str]
+) -> dict:
+    """The form's version and, when it was refused as stale, what is stored now, whole, and
+    each field saving the form would change: the other admin's changes it would undo. A
+    refused form is drawn again with the version those were read at, so that saving it after
+    a look saves (and one saved meanwhile again is refused again)."""
+    if stale is None:
+        version = version or _policy_version(stored)
+        return {"version": version, "stale": "", "stored_now": "", "stale_at": None, "stale_fields": []}
+    was, became = stale.was, stale.became
+    return {
+        "version": _policy_version(was),
+        "stale": stale.kind,
+        "stored_now": _policy_text(was, names, full=True) if was is not None else "",
+        "stale_at": was["updated_at"] if was is not None else None,
+        "stale_fields": _differences(was, became, names) if was is not None and became is not None else [],
+    }
+
+
+def _differences(stored: dict, typed: dict, names: dict[str, str]) -> list[str]:
+    """现在保存的是 X，你填写的是 Y, for each field of the form where the two differ."""
+    return [
+        f"{label}：现在保存的是 {_field_text(name, stored[name], names)}，"
+        f"你填写的是 {_field_text(name, typed[name], names)}"
+        for name, label in _FORM_FIELDS.items()
+        if stored[name] != typed[name]
+    ]
+
+
+def _field_text(name: str, value, names: dict[str, str]) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if name == "steps":
+        return _steps_text(value) or "无"
+    if name == "call_cooldown_s":
+        return f"{_minutes(value)} 分钟"
+    if name == "escalation_contact":
+        return names.get(value, f"{value}（已不在职）") if value else "无"
+    if name == "quiet_hours":
+        return f"{value[0]}-{value[1]}" if value else "无"
+    return "、".join(f"{a}-{b}" for a, b in value) or "无"  # shifts
 
 
 def _clock(policy: dict) -> tuple:
@@ -670,7 +714,7 @@ def _department_page(
     form: dict | None = None,
     status=200,
     version: str | None = None,
-    stale: str = "",
+    stale: _Stale | None = None,
 ):
     """A department's policy form: its own policy, or (to add one) the policy it follows
     now, filled in. 404 for a department that is neither synced nor has a policy.
@@ -722,6 +766,7 @@ def _department_page(
             "error": error,
             **_drawn_from(stored, version, stale, dict(staff)),
             "done": _done(request),
+            "typed": form is not None,  # the form shows what was typed, not a policy filled in
         },
         status_code=status,
     )
@@ -773,15 +818,12 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
                 became = _clock(department_policy_out(s, wecom_id))
         except service.PolicyError as exc:
             return str(exc), ""
-        except _Stale as exc:
-            return STALE, exc.kind
         return "", f"department_{_clock_change(was, became)}"
 
-    problem, done = await run_in_threadpool(save)  # an unknown department: HTTPException 404
-    if problem == STALE:
-        return await run_in_threadpool(
-            _department_page, request, viewer, wecom_id, "", shown, 409, stale=done
-        )
+    try:
+        problem, done = await run_in_threadpool(save)  # an unknown department: HTTPException 404
+    except _Stale as exc:
+        return await run_in_threadpool(_department_page, request, viewer, wecom_id, "", shown, 409, stale=exc)
     if problem:
         page = _department_page
         return await run_in_threadpool(page, request, viewer, wecom_id, problem, shown, 422, drawn)
@@ -809,11 +851,26 @@ def _members_clock(s, wecom_id: int) -> tuple | None:
 
 
 @router.post("/sla/policy/departments/{wecom_id}/remove")
-def department_policy_remove(request: Request, viewer: PageViewer, wecom_id: int):
+async def department_policy_remove(request: Request, viewer: PageViewer, wecom_id: int):
+    """Removes the policy the page showed: one saved by someone else since is not removed
+    (the admin meant to delete what they saw), the page comes back with it."""
     require_admin(viewer)
     if wecom_id <= 0:
         raise HTTPException(404, "not found")
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        if not service.delete_policy(s, wecom_id, request.app.state.rt.now()):
-            raise ClearNotFound("这个部门没有自己的策略（可能已删除） / no policy of its own")
+    drawn = _drawn_version(await request.form())
+    rt = request.app.state.rt
+
+    def remove() -> None:
+        with rt.db.tenant_session(viewer.tenant_id) as s:
+            _hold_policy(s, wecom_id)
+            stored = _own_policy(s, wecom_id)
+            if stored is not None and drawn is not None and drawn != _policy_version(stored):
+                raise _Stale("not_removed", stored)
+            if not service.delete_policy(s, wecom_id, rt.now()):
+                raise ClearNotFound("这个部门没有自己的策略（可能已删除） / no policy of its own")
+
+    try:
+        await run_in_threadpool(remove)
+    except _Stale as exc:
+        return await run_in_threadpool(_department_page, request, viewer, wecom_id, "", None, 409, stale=exc)
     return RedirectResponse("/sla/policy?done=department_removed#departments", 303)
