@@ -470,3 +470,9 @@ def test_saving_a_department_policy_says_only_what_happened_to_its_members_waiti
         )
     finally:
         w.close()
+
+
+def test_the_snooze_operation_is_listed_once_under_sla_in_the_api_docs(as_role):
+    """Its tags were ["sla", "sla"]: Swagger listed the operation twice under the same heading."""
+    spec = as_role("admin").get("/api/v1/openapi.json").json()
+    assert spec["paths"]["/api/v1/conversations/{conversation_id}/snooze"]["post"]["tags"] == ["sla"]

@@ -490,7 +490,6 @@ def snooze_for(
     "/conversations/{conversation_id}/snooze",
     response_model=SnoozeOut,
     responses={**NOT_FOUND, **WRITE},
-    tags=["sla"],
 )
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
     """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
