@@ -261,3 +261,25 @@ def test_a_department_policy_is_not_deleted_from_a_page_drawn_before_another_adm
     r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": remove_version(r.text)})
     assert r.status_code == 303, r.text
     assert jia.get("/api/v1/sla/policies/3").status_code == 404
+
+
+def test_a_stale_channel_form_lists_the_other_admins_welcome_and_link_in_full(admins, channel):
+    jia, yi = admins
+    channel_id, name = channel
+    path = f"/channels/{channel_id}/edit"
+    version = drawn(jia, path)
+    welcome = "欢迎光临本店，" * 8 + "结尾"  # longer than the 40 characters a summary kept
+    link = {"link_url": "https://example.com/a", "link_title": "乙的标题", "link_desc": "乙的描述"}
+    r = yi.post(path, data=channel_form(yi, drawn(yi, path), name, welcome, **link))
+    assert r.status_code == 303, r.text
+
+    mine = {"link_url": "https://example.com/a", "link_title": "甲的标题"}
+    r = jia.post(path, data=channel_form(jia, version, name, "你好", **mine))
+    assert r.status_code == 409 and NOT_SAVED in r.text
+    assert stale_fields(r.text) == [
+        f"欢迎语：现在保存的是 「{welcome}」，你填写的是 「你好」",
+        "链接标题：现在保存的是 「乙的标题」，你填写的是 「甲的标题」",
+        "链接描述：现在保存的是 「乙的描述」，你填写的是 （空）",
+    ]
+    stored_now = re.search(r'id="stored-now">(.*?)</p>', r.text, re.S)[1]
+    assert welcome in stored_now and "乙的标题" in stored_now and "乙的描述" in stored_now

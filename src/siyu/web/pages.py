@@ -31,6 +31,7 @@ from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
+from siyu.web.channel_summary import channel_differences, channel_text
 from siyu.web.templating import STATUS_NAMES, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -214,33 +215,13 @@ def _channel_form(
     stored: dict | None = None,
 ):
     """`version`: what an edit form was drawn from (channel_version); `stored`: the channel as
-    saved now, summed up beside a form refused because someone saved it meanwhile."""
+    saved now, summed up beside a form refused because someone saved it meanwhile, with each
+    field where what was typed differs (what saving it again would overwrite)."""
     choices = _channel_choices(request.app.state.rt, viewer)
     ctx = {"ch": values, "error": error, "version": version, **choices}
-    ctx["stored_now"] = _channel_text(stored, choices) if stored else ""
+    ctx["stored_now"] = channel_text(stored, choices) if stored else ""
+    ctx["stale_fields"] = channel_differences(stored, values, choices) if stored else []
     return render(request, "channel_form.html", ctx, status_code=status)
-
-
-def _channel_text(ch: dict, choices: dict) -> str:
-    """A channel in a line, names as the form's choices show them."""
-    staff = dict(choices["all_staff"])
-    depts = dict(choices["all_departments"])
-    tags = {wid: name for wid, name, _ in choices["all_tags"]}
-    parts = [f"名称「{ch['name']}」"]
-    if ch["staff_userids"]:
-        parts.append("成员 " + "、".join(staff.get(u, u) for u in ch["staff_userids"]))
-    if ch["department_ids"]:
-        parts.append("部门 " + "、".join(depts.get(d, str(d)) for d in ch["department_ids"]))
-    parts.append("无需验证" if ch["skip_verify"] else "需成员验证")
-    if ch["tag_ids"]:
-        parts.append("标签 " + "、".join(tags.get(t, t) for t in ch["tag_ids"]))
-    text = ch["welcome_text"]
-    parts.append(f"欢迎语「{text[:40]}{'…' if len(text) > 40 else ''}」" if text else "无欢迎语")
-    if (ch["welcome_link"] or {}).get("url"):
-        parts.append(f"链接 {ch['welcome_link']['url']}")
-    if ch["welcome_image_url"]:
-        parts.append("有图片")
-    return " · ".join(parts)
 
 
 async def _read_channel_form(
