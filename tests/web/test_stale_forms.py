@@ -199,7 +199,11 @@ def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel
     assert r.status_code == 200, r.text
 
     r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
-    assert r.status_code == 412 and "changed by someone else" in r.json()["detail"]
+    assert r.status_code == 412
+    assert (
+        r.json()["detail"]
+        == "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
+    )
     assert jia.get(url).json()["welcome_text"] == "你好"
 
     etag = jia.get(url).headers["ETag"]
@@ -283,3 +287,23 @@ def test_a_stale_channel_form_lists_the_other_admins_welcome_and_link_in_full(ad
     ]
     stored_now = re.search(r'id="stored-now">(.*?)</p>', r.text, re.S)[1]
     assert welcome in stored_now and "乙的标题" in stored_now and "乙的描述" in stored_now
+
+
+def test_if_match_is_a_declared_header_and_any_etag_it_lists_may_match(admins, channel):
+    jia, yi = admins
+    channel_id, name = channel
+    url = f"/api/v1/channels/{channel_id}"
+    spec = jia.get("/api/v1/openapi.json").json()
+    params = spec["paths"]["/api/v1/channels/{channel_id}"]["patch"]["parameters"]
+    header = next(p for p in params if p["in"] == "header" and p["name"].lower() == "if-match")
+    assert not header.get("required")
+
+    headers = {"X-CSRF-Token": jia.csrf}
+    etag = jia.get(url).headers["ETag"]
+    r = jia.patch(url, json={"welcome_text": "一"}, headers={**headers, "If-Match": f'"zzz", {etag}'})
+    assert r.status_code == 200, r.text  # RFC 9110: one of the listed ETags matching is enough
+    r = jia.patch(url, json={"welcome_text": "二"}, headers={**headers, "If-Match": "*"})
+    assert r.status_code == 200, r.text  # * : any version of a channel that exists
+    r = jia.patch(url, json={"welcome_text": "三"}, headers={**headers, "If-Match": f'"zzz", {etag}'})
+    assert r.status_code == 412  # neither is the version it is at now
+    assert jia.get(url).json()["welcome_text"] == "二"

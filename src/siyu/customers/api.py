@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -293,11 +293,30 @@ def get_channel(request: Request, response: Response, viewer: ApiViewer, channel
     return found
 
 
-def _if_match(request: Request) -> str | None:
-    """The version an If-Match header names (an ETag of GET /channels/{id}); None without one,
-    or for `*`."""
-    typed = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
-    return None if typed in ("", "*") else typed
+CHANGED_SINCE_ETAG = (
+    "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
+)
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='The `ETag` of GET /channels/{id} (`"<etag>"`, or several, comma-separated: any may '
+        "match; `*`: any version). Without it, the last change wins.",
+    ),
+]
+
+
+def _if_match(typed: str | None, now: str) -> str | None:
+    """The version the change is made to: `now` when If-Match lists it (RFC 9110: any of the
+    listed ETags matching is enough), None without the header or for `*` (the channel exists);
+    412 when it lists only others."""
+    tags = [tag.strip().removeprefix("W/").strip('"') for tag in (typed or "").split(",")]
+    tags = [tag for tag in tags if tag]
+    if not tags or "*" in tags:
+        return None
+    if now not in tags:
+        raise HTTPException(412, CHANGED_SINCE_ETAG)
+    return now
 
 
 @router.patch(
@@ -313,11 +332,16 @@ def _if_match(request: Request) -> str | None:
     tags=["channels"],
 )
 async def patch_channel(
-    request: Request, response: Response, viewer: ApiViewer, channel_id: int, body: ChannelPatch
+    request: Request,
+    response: Response,
+    viewer: ApiViewer,
+    channel_id: int,
+    body: ChannelPatch,
+    if_match: IfMatch = None,
 ):
     """Updates the code in WeCom, then the channel. Admins only. With `If-Match: "<ETag of
-    GET>"`, refused (412, nothing changed) when someone changed the channel since; without
-    it, the last change wins."""
+    GET>"` (or several: any may match), refused (412, nothing changed) when someone changed
+    the channel since; without it, the last change wins."""
     require_admin(viewer)
     rt = request.app.state.rt
     current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
@@ -325,16 +349,17 @@ async def patch_channel(
         raise not_found()
     if not current["enabled"]:
         raise HTTPException(409, "渠道已停用，不能修改 / the channel is disabled")
+    drawn = _if_match(if_match, channel_service.channel_version(current))
     spec = merged_spec(current, body.model_dump(exclude_unset=True))
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:
-        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, _if_match(request))
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, drawn)
     except LookupError:
         raise not_found() from None
-    except channel_service.ChannelChanged as exc:
-        raise HTTPException(412, str(exc)) from None
+    except channel_service.ChannelChanged:  # (saved by someone else while WeCom answered)
+        raise HTTPException(412, CHANGED_SINCE_ETAG) from None
     found = await run_in_threadpool(load_channel, rt, viewer, channel_id)
     response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
     return found
