@@ -22,11 +22,14 @@ from sqlalchemy.pool import NullPool
 import siyu
 from siyu.config import DatabaseTimeouts
 from siyu.conversations import tasks as conversation_tasks
+from siyu.customers import tasks as customer_tasks
 from siyu.db import Database
+from siyu.intake import tasks as intake_tasks
+from siyu.intake.models import CallbackEvent
 from siyu.notify import outbox
 from siyu.runtime import Runtime
 from siyu.sla.service import save_policy
-from siyu.tenancy.tasks import sync_staff
+from siyu.tenancy.tasks import sync_due_staff, sync_staff
 from tests.customers.test_acquisition import follow_of, make_channel, run
 from tests.sla.test_e2e_emulator import cards_to
 from tests.support.proxy import BlackHoleProxy
@@ -206,32 +209,48 @@ def test_a_worker_stopped_while_its_database_is_silent_stops_in_seconds_and_lose
         assert received(st, "停电之前") == received(st, "停电之时") == 1
 
 
-# What the archive timer and group chat events do with the database, each on the worker's one
-# event loop: the timer's round (which tenants to pull), naming new groups after a pull, and a
-# group's dismissal.
-ARCHIVE_WORK = {
+# A callback event of a kind stored for the record only (nothing to ask WeCom first)
+UNHANDLED = CallbackEvent(
+    id=1,
+    tenant_id=1,
+    kind="change_contact/update_user",
+    attempts=1,
+    xml="<xml><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>update_user</ChangeType></xml>",
+)
+
+# What the worker does with the database, each on its one event loop: the archive timer's
+# round (which tenants to pull), naming new groups after a pull, a group's dismissal, a
+# callback event's outcome, a customer event's write and the staff sync's schedule.
+WORK = {
     "archive timer": lambda rt: conversation_tasks.pull_all(rt),
     "naming groups": lambda rt: conversation_tasks._name_new_groups(rt, 1),
     "group dismissed": lambda rt: conversation_tasks.on_group_changed(
         rt, 1, 1, {"ChatId": "wr-gone", "ChangeType": "dismiss"}
     ),
+    "callback event": lambda rt: intake_tasks.process(rt, UNHANDLED),
+    "customer lost": lambda rt: customer_tasks.on_lost(
+        rt, 1, 1, {"UserID": "zhangsan", "ExternalUserID": "wm-gone"}
+    ),
+    "staff sync schedule": lambda rt: sync_due_staff(rt),
 }
 
 
-@pytest.mark.parametrize("work", ARCHIVE_WORK.values(), ids=ARCHIVE_WORK.keys())
-def test_archive_work_waiting_on_a_silent_database_holds_up_nothing_else_in_the_worker(
+@pytest.mark.parametrize("work", WORK.values(), ids=WORK.keys())
+def test_work_waiting_on_a_silent_database_holds_up_nothing_else_in_the_worker(
     settings, db, database_url, work
 ):
-    """The archive timer read the database on the event loop the worker's other loops share:
-    during an outage each of its reads held every card and step due meanwhile until the
-    connection's limits gave up on the silent server (80 s by default)."""
+    """The archive timer, callback events and the staff sync read and wrote the database on
+    the event loop the worker's other loops share: during an outage each of their reads held
+    every card and step due meanwhile until the connection's limits gave up on the silent
+    server (80 s by default)."""
     if not db.is_postgres:
         pytest.skip("a database gone silent is PostgreSQL's (SIYU_TEST_DATABASE_URL)")
     pg = make_url(database_url)
     short = DatabaseTimeouts(connect_s=2, dead_peer_s=2, statement_s=2, idle_in_transaction_s=2)
+    scheduled = settings.model_copy(update={"staff_sync_interval_s": 6 * 3600})  # as a worker runs
     with BlackHoleProxy((pg.host, pg.port or 5432)) as proxy:
         silent = Database(proxy.url(database_url), short)
-        rt = Runtime.create(settings, silent)
+        rt = Runtime.create(scheduled, silent)
         proxy.black_hole()  # the database host loses power: packets go nowhere, no RST
 
         async def meanwhile() -> tuple[bool, bool]:
@@ -242,7 +261,7 @@ def test_archive_work_waiting_on_a_silent_database_holds_up_nothing_else_in_the_
             return other in done, waiting in done
 
         try:
-            went_on, archive_done = asyncio.run(meanwhile())
+            went_on, work_done = asyncio.run(meanwhile())
         finally:
             silent.dispose()
-    assert went_on and not archive_done
+    assert went_on and not work_done

@@ -4,11 +4,13 @@ Pages through `batch/get_by_user` (100 members a call) and upserts page by page,
 re-run changes only what changed and an interrupted run resumes cheaply. Each page is
 counted as written (`Database.wrote`), as archive ingest does: a tenant without 会话存档
 gets its customers only from here and from callbacks, and SQLite would otherwise never have
-statistics to plan their pages with.
+statistics to plan their pages with. The writes run in threads, not on the event loop:
+whatever else runs on it must not wait on a database gone silent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from siyu.customers import service
@@ -17,8 +19,12 @@ from siyu.customers import service
 async def sync_customers(rt, tenant_id: int, progress: Callable[[int, int], None] = lambda done, total: None):
     contact = rt.clients.get(tenant_id).contact
     groups = (await contact.get_corp_tag_list()).get("tag_group", [])
-    with rt.db.tenant_session(tenant_id) as s:
-        service.upsert_tags(s, groups)
+
+    def save_tags() -> None:
+        with rt.db.tenant_session(tenant_id) as s:
+            service.upsert_tags(s, groups)
+
+    await asyncio.to_thread(save_tags)
     userids = (await contact.get_follow_user_list()).get("follow_user", [])
     seen = changed = 0
     page: list[dict] = []
@@ -35,9 +41,9 @@ async def sync_customers(rt, tenant_id: int, progress: Callable[[int, int], None
         page.append(item)
         seen += 1
         if len(page) >= 200:
-            flush()
+            await asyncio.to_thread(flush)
             progress(seen, 0)
     if page:
-        flush()
+        await asyncio.to_thread(flush)
     progress(seen, seen)
     return {"staff": len(userids), "relations": seen, "new": changed}

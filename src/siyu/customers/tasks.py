@@ -1,6 +1,13 @@
-"""What the worker does for customer events: ask WeCom, then let the service write."""
+"""What the worker does for customer events: ask WeCom, then let the service write.
+
+The writes run in threads (`_in_tenant`), never on the event loop: the worker's other loops
+share it, and a write on it during a database outage (a server gone silent answers nothing
+until the connection's limits give up on it) had held back every card and step due meanwhile."""
 
 from __future__ import annotations
+
+import asyncio
+import weakref
 
 from siyu.customers import service, tag_sync
 from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
@@ -24,49 +31,82 @@ async def _contact(rt, tenant_id: int, fields: dict) -> dict:
 async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     contact = await _contact(rt, tenant_id, fields)
     half = fields.get("ChangeType") == "add_half_external_contact"
-    with rt.db.tenant_session(tenant_id) as s:
+
+    def save(s) -> None:
         service.record_added(s, fields, contact, half=half)
         mark_done(s, event_id)
+
+    await _in_tenant(rt, tenant_id, save)
     rt.wake()
 
 
 async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     contact = await _contact(rt, tenant_id, fields)
-    with rt.db.tenant_session(tenant_id) as s:
+
+    def save(s) -> None:
         service.record_edited(s, fields, contact)
         mark_done(s, event_id)
+
+    await _in_tenant(rt, tenant_id, save)
 
 
 async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     status = "transferred" if fields.get("Source") == "DELETE_BY_TRANSFER" else "deleted"
-    with rt.db.tenant_session(tenant_id) as s:
+
+    def save(s) -> None:
         service.record_follow_ended(s, fields, status, rt.settings.public_url)
         mark_done(s, event_id)
 
+    await _in_tenant(rt, tenant_id, save)
+
 
 async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    with rt.db.tenant_session(tenant_id) as s:
+    def save(s) -> None:
         service.record_follow_ended(s, fields, "lost", rt.settings.public_url)
         mark_done(s, event_id)
+
+    await _in_tenant(rt, tenant_id, save)
     rt.wake()
 
 
 async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    with rt.db.tenant_session(tenant_id) as s:
+    def save(s) -> None:
         service.record_transfer_failed(s, fields)
         mark_done(s, event_id)
+
+    await _in_tenant(rt, tenant_id, save)
 
 
 async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     """change_external_tag: re-read the tag list from WeCom; what is gone was deleted."""
     groups = (await rt.clients.get(tenant_id).contact.get_corp_tag_list()).get("tag_group", [])
     live = {t["id"] for g in groups for t in g.get("tag", [])} | {g.get("group_id") for g in groups}
-    with rt.db.tenant_session(tenant_id) as s:
+
+    def save(s) -> None:
         service.upsert_tags(s, groups)
         gone = [fields["Id"]] if fields.get("Id") and fields["Id"] not in live else []
         if fields.get("ChangeType") == "delete" or gone:
             service.mark_tags_deleted(s, service.tags_not_in(s, live))
         mark_done(s, event_id)
+
+    await _in_tenant(rt, tenant_id, save)
+
+
+# One event's writes at a time in a worker, as when they ran on its event loop: two at once (a
+# tag's creation and a customer added with that tag) each insert a row the other inserts too,
+# and one failed on the unique key, to be retried, the tag named by its id meanwhile.
+_writing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop: its lock
+
+
+async def _in_tenant(rt, tenant_id: int, work) -> None:
+    """`work(session)` in one transaction of the tenant's, in a thread."""
+
+    def run() -> None:
+        with rt.db.tenant_session(tenant_id) as s:
+            work(s)
+
+    async with _writing.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        await asyncio.to_thread(run)
 
 
 # A relation WeCom does not know right after the add event may still be on its way; after

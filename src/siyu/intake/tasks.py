@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import update
@@ -40,8 +41,7 @@ async def process(rt, row: CallbackEvent) -> None:
         handler = customer_tasks.on_tag_changed
     try:
         if handler is None:  # stored for the record; nothing to do yet
-            with rt.db.tenant_session(tenant_id) as s:
-                mark_done(s, event_id)
+            await asyncio.to_thread(_mark_done, rt, tenant_id, event_id)
         else:
             # WeCom's limits may hold a handler's calls for minutes: no other worker takes the
             # event up meanwhile
@@ -49,17 +49,29 @@ async def process(rt, row: CallbackEvent) -> None:
                 await handler(rt, tenant_id, event_id, fields)
     except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
         log.warning("callback event %s (%s) failed: %r", event_id, kind, exc)
-        failed = attempts >= MAX_ATTEMPTS
-        with rt.db.system_session() as s:
-            s.execute(
-                update(CallbackEvent)
-                .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
-                .values(
-                    status="failed" if failed else "pending",
-                    due_at=utcnow() + backoff(attempts),
-                    claimed_until=None,
-                    last_error=(
-                        exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
-                    )[:2000],
-                )
+        why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
+        await asyncio.to_thread(_failed, rt, event_id, attempts, why[:2000])
+
+
+# In threads, not on the event loop the worker's other loops share: during a database outage
+# (a server gone silent answers nothing until the connection's limits give up on it) a write
+# on it had held back every card and step due meanwhile.
+def _mark_done(rt, tenant_id: int, event_id: int) -> None:
+    with rt.db.tenant_session(tenant_id) as s:
+        mark_done(s, event_id)
+
+
+def _failed(rt, event_id: int, attempts: int, error: str) -> None:
+    """Retried after a backoff, or failed for good after MAX_ATTEMPTS."""
+    failed = attempts >= MAX_ATTEMPTS
+    with rt.db.system_session() as s:
+        s.execute(
+            update(CallbackEvent)
+            .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
+            .values(
+                status="failed" if failed else "pending",
+                due_at=utcnow() + backoff(attempts),
+                claimed_until=None,
+                last_error=error,
             )
+        )

@@ -1,7 +1,13 @@
-"""Staff sync: mirror WeCom's departments and members (`siyu sync staff`, and on a schedule)."""
+"""Staff sync: mirror WeCom's departments and members (`siyu sync staff`, and on a schedule).
+
+Its reads and writes run in threads, not on the event loop: the worker's other loops share
+it, and the schedule's read every 5 minutes during a database outage (a server gone silent
+answers nothing until the connection's limits give up on it) had held back every card and
+step due meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -15,10 +21,14 @@ log = logging.getLogger(__name__)
 
 async def sync_staff(rt, tenant_id: int) -> dict:
     departments, users = await service.fetch_directory(rt.clients.get(tenant_id).app)
-    with rt.db.tenant_session(tenant_id) as s:
-        counts = service.save_directory(s, departments, users)
-        s.get(Tenant, tenant_id).staff_synced_at = utcnow()
-    return counts
+
+    def save() -> dict:
+        with rt.db.tenant_session(tenant_id) as s:
+            counts = service.save_directory(s, departments, users)
+            s.get(Tenant, tenant_id).staff_synced_at = utcnow()
+        return counts
+
+    return await asyncio.to_thread(save)
 
 
 async def sync_due_staff(rt) -> None:
@@ -28,8 +38,7 @@ async def sync_due_staff(rt) -> None:
     if rt.settings.staff_sync_interval_s <= 0:
         return
     now = utcnow()
-    with rt.db.system_session() as s:
-        tenants = [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
+    tenants = await asyncio.to_thread(_synced_at, rt)
     for tenant_id, synced_at in tenants:
         if synced_at is None or (now - synced_at).total_seconds() > rt.settings.staff_sync_interval_s:
             try:
@@ -37,3 +46,9 @@ async def sync_due_staff(rt) -> None:
             except Exception as exc:  # noqa: BLE001 - one tenant's trouble must not stop the others
                 why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
                 log.warning("scheduled staff sync of tenant %s failed: %s", tenant_id, why)
+
+
+def _synced_at(rt) -> list:
+    """Every tenant, with when its directory was last synced."""
+    with rt.db.system_session() as s:
+        return [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
