@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 import siyu
 from siyu.config import DatabaseTimeouts
 from siyu.conversations import tasks as conversation_tasks
+from siyu.customers import channels
 from siyu.customers import tasks as customer_tasks
 from siyu.db import Database
 from siyu.intake import tasks as intake_tasks
@@ -220,7 +221,8 @@ UNHANDLED = CallbackEvent(
 
 # What the worker does with the database, each on its one event loop: the archive timer's
 # round (which tenants to pull), naming new groups after a pull, a group's dismissal, a
-# callback event's outcome, a customer event's write and the staff sync's schedule.
+# callback event's outcome, a customer event's write and the staff sync's schedule; and a
+# channel disabled (the server's loop: every request waits on it too).
 WORK = {
     "archive timer": lambda rt: conversation_tasks.pull_all(rt),
     "naming groups": lambda rt: conversation_tasks._name_new_groups(rt, 1),
@@ -232,6 +234,7 @@ WORK = {
         rt, 1, 1, {"UserID": "zhangsan", "ExternalUserID": "wm-gone"}
     ),
     "staff sync schedule": lambda rt: sync_due_staff(rt),
+    "channel disabled": lambda rt: channels.disable_channel(rt, 1, 1),
 }
 
 

@@ -192,13 +192,17 @@ def spec_problems(rt, viewer: Viewer, spec: ChannelSpec) -> list[str]:
 
 async def fetch_qr(rt, viewer: Viewer, channel_id: int) -> tuple[bytes, str, str]:
     """The channel's QR image, fetched server-side from WeCom's URL: (bytes, type, name)."""
-    with rt.db.tenant_session(viewer.tenant_id) as s:
-        channel = s.get(Channel, channel_id)
-        if channel is None or not channel.qr_code:
-            raise LookupError(channel_id)
-        if not channel.enabled:  # its code was deleted in WeCom: no image to fetch, nor to print
-            raise HTTPException(410, QR_OF_DISABLED)
-        url, name = channel.qr_code, channel.name
+
+    def read() -> tuple[str, str]:
+        with rt.db.tenant_session(viewer.tenant_id) as s:
+            channel = s.get(Channel, channel_id)
+            if channel is None or not channel.qr_code:
+                raise LookupError(channel_id)
+            if not channel.enabled:  # its code was deleted in WeCom: no image to fetch, nor to print
+                raise HTTPException(410, QR_OF_DISABLED)
+            return channel.qr_code, channel.name
+
+    url, name = await run_in_threadpool(read)
     try:
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             resp = await client.get(url)

@@ -1,8 +1,11 @@
 """Channels: "contact me" codes. Creating, editing and disabling one talks to WeCom first
-(add/update/del_contact_way) and records the result only when WeCom said yes."""
+(add/update/del_contact_way) and records the result only when WeCom said yes. Their reads and
+writes run in threads, not on the event loop the server's other requests share (a database
+gone silent would hold them all up)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -198,8 +201,12 @@ def check_name_free(session: Session, name: str, channel_id: int | None = None) 
 
 async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
     spec.check()
-    with rt.db.tenant_session(tenant_id) as s:
-        check_name_free(s, spec.name)
+
+    def name_free() -> None:
+        with rt.db.tenant_session(tenant_id) as s:
+            check_name_free(s, spec.name)
+
+    await asyncio.to_thread(name_free)
     state = new_state()
     answer = await rt.clients.get(tenant_id).contact.add_contact_way(
         spec.way_type,
@@ -210,7 +217,8 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
         skip_verify=spec.skip_verify,
         remark=spec.name[:30],
     )
-    try:
+
+    def save() -> int:
         with rt.db.tenant_session(tenant_id) as s:
             _hold_names(s)
             check_name_free(s, spec.name)
@@ -219,6 +227,9 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
             s.add(channel)
             s.flush()
             return channel.id
+
+    try:
+        return await asyncio.to_thread(save)
     except ChannelNameTaken:
         # another admin's channel of that name was saved while WeCom made this code: unmake it
         await rt.clients.get(tenant_id).contact.del_contact_way(answer["config_id"])
@@ -232,35 +243,45 @@ async def update_channel(
     channel is no longer at it, before WeCom is asked, or after (someone saved it while WeCom
     changed the code: the code goes back to what they saved). None: the last save wins."""
     spec.check()
-    with rt.db.tenant_session(tenant_id) as s:
-        channel = s.get(Channel, channel_id)
-        if channel is None:
-            raise LookupError(channel_id)
-        if drawn is not None and channel_version(channel) != drawn:
-            raise ChannelChanged
-        check_name_free(s, spec.name, channel_id)
-        config_id, old_type = (
-            channel.config_id,
-            1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
-        )
+
+    def check() -> tuple[str, int]:
+        with rt.db.tenant_session(tenant_id) as s:
+            channel = s.get(Channel, channel_id)
+            if channel is None:
+                raise LookupError(channel_id)
+            if drawn is not None and channel_version(channel) != drawn:
+                raise ChannelChanged
+            check_name_free(s, spec.name, channel_id)
+            return (
+                channel.config_id,
+                1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
+            )
+
+    config_id, old_type = await asyncio.to_thread(check)
     if old_type != spec.way_type:
         raise ChannelError(
             "单人码和多人码不能互相转换，请新建渠道 / a single-member code cannot become a multi-member one"
         )
     contact = rt.clients.get(tenant_id).contact
     await contact.update_contact_way(config_id, **_way_fields(spec))
-    with rt.db.tenant_session(tenant_id) as s:
-        _hold_names(s)
-        channel = s.get(Channel, channel_id)
-        try:
-            if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
-                raise ChannelChanged
-            check_name_free(s, spec.name, channel_id)
-        except ChannelError as exc:
-            taken, kept = exc, _way_fields(_spec_of(channel))
-        else:
+
+    def save() -> tuple[ChannelError, dict] | None:
+        with rt.db.tenant_session(tenant_id) as s:
+            _hold_names(s)
+            channel = s.get(Channel, channel_id)
+            try:
+                if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
+                    raise ChannelChanged
+                check_name_free(s, spec.name, channel_id)
+            except ChannelError as exc:
+                return exc, _way_fields(_spec_of(channel))
             _apply(channel, spec)
-            return
+            return None
+
+    refused = await asyncio.to_thread(save)
+    if refused is None:
+        return
+    taken, kept = refused
     # Another admin's channel took the name, or another admin saved this one, while WeCom changed
     # this code (both are checked under the lock only after WeCom's answer: holding the lock
     # across a WeCom call would stop every other write of the tenant's channels, and on SQLite
@@ -294,15 +315,22 @@ def _spec_of(channel: Channel) -> ChannelSpec:
 
 async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
     """Delete the code in WeCom (scans stop working); the channel and its history stay."""
-    with rt.db.tenant_session(tenant_id) as s:
-        channel = s.get(Channel, channel_id)
-        if channel is None:
-            raise LookupError(channel_id)
-        config_id, enabled = channel.config_id, channel.enabled
+
+    def read() -> tuple[str, bool]:
+        with rt.db.tenant_session(tenant_id) as s:
+            channel = s.get(Channel, channel_id)
+            if channel is None:
+                raise LookupError(channel_id)
+            return channel.config_id, channel.enabled
+
+    def save() -> None:
+        with rt.db.tenant_session(tenant_id) as s:
+            s.get(Channel, channel_id).enabled = False
+
+    config_id, enabled = await asyncio.to_thread(read)
     if enabled and config_id:
         await rt.clients.get(tenant_id).contact.del_contact_way(config_id)
-    with rt.db.tenant_session(tenant_id) as s:
-        s.get(Channel, channel_id).enabled = False
+    await asyncio.to_thread(save)
 
 
 def daily_stats(
