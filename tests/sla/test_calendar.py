@@ -405,3 +405,48 @@ def test_a_day_made_a_workday_after_its_question_went_unanswered_still_reminds(l
         service.follow_the_calendar(s)
     assert w.fire() == 1
     assert [status for _, status, _ in w.steps()][:1] == ["fired"]
+
+
+def test_a_policy_saved_with_another_clock_keeps_each_waits_next_step_and_its_own_time(local):
+    """Business hours only, and a customer asks on Sunday: the agent's card (2 minutes) waits
+    for Monday. The admin turns business hours off and makes the ladder one call to the agent
+    after a minute. The card already scheduled went out at the call's minute, still a card, and
+    nothing came after it. As the save says (已排好的下一步不变，之后各步按新策略), the card keeps
+    its own two minutes, now by the wall clock; the steps after it are the new policy's."""
+    w = local
+    w.t0 = bj(2025, 9, 21, 10, 0).astimezone(ZoneInfo("UTC"))  # a Sunday
+    w.clock(0)
+    w.policy(
+        business_hours_only=True,
+        shifts=SHIFTS,
+        steps=[
+            {"delay_s": 120, "action": "app_message", "target": "agent"},
+            {"delay_s": 300, "action": "app_message", "target": "leader"},
+            {"delay_s": 600, "action": "voice_call", "target": "agent"},
+        ],
+    )
+    w.say("周日有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(10)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=False,
+            steps=[
+                {"delay_s": 60, "action": "voice_call", "target": "agent"},
+                {"delay_s": 300, "action": "voice_call", "target": "leader"},
+            ],
+            now=w.rt.now(),
+        )
+    with w.session() as s:
+        [pending] = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "pending"))
+        assert (pending.action, pending.target) == ("app_message", "agent")
+        assert pending.due_at == w.at(120)  # its own two minutes, not the new step's one
+    w.clock(119)
+    assert w.fire() == 0
+    w.clock(120)
+    assert w.fire() == 1
+    assert len(w.outbox()) == 1  # the card, as it was scheduled
+    with w.session() as s:
+        [pending] = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "pending"))
+        assert (pending.step, pending.action, pending.target) == (1, "voice_call", "leader")

@@ -336,9 +336,12 @@ def _reschedule_pending(
     business_time_only: bool = False,
     changed_at: datetime | None = None,
 ) -> int:
-    """The pending step of open waits (these, or all), due by its policy's schedule from the
-    wait's start as the calendar now stands; in a snoozed wait no sooner than the snooze's end
-    nor than its spacing after the step before it (`next_due`). `changed_at`: when the admin
+    """The pending step of open waits (these, or all), due by its own delay from the wait's
+    start under its policy's clock as the calendar now stands; in a snoozed wait no sooner than
+    the snooze's end nor than its spacing after the step before it (`next_due`). Its own delay,
+    not that of the policy's step of the same number since saved: the step keeps its action and
+    target (已排好的下一步不变), and a call saved in place of a card had gone out as the card at
+    the call's time. `changed_at`: when the admin
     changed the clock; a step not due by then that the new clock puts before it is due then:
     at its time by the new clock it was hours overdue, and firing skipped it as stale (过期未发),
     so nobody was reminded at all."""
@@ -348,6 +351,9 @@ def _reschedule_pending(
             SlaEscalation.id,
             SlaEscalation.step,
             SlaEscalation.due_at,
+            SlaEscalation.action,
+            SlaEscalation.target,
+            SlaEscalation.created_at,
             SlaWait.policy_id,
             SlaWait.started_at,
             SlaWait.snoozed_until,
@@ -364,9 +370,12 @@ def _reschedule_pending(
     moved = []
     for r in session.execute(query).all():
         policy = book.by_id(r.policy_id)
-        if (business_time_only and not policy.business_hours_only) or r.step >= len(policy.steps):
+        if business_time_only and not policy.business_hours_only:
             continue
-        due = book.due_times(policy, r.started_at)[r.step]
+        own = _own_step(book, r, policy)
+        if own is None:
+            continue
+        due = book.due_times(replace(policy, steps=(own,)), r.started_at)[0]
         if r.snoozed_until is not None:
             # a snooze moved the steps later keeping their spacing: so does this one stay after
             # the step before it (the snooze's end alone had it fire with that step)
@@ -379,6 +388,21 @@ def _reschedule_pending(
     # a worker may have fired one since it was read: it keeps the time it was due
     bulk.update_by_id(session, SlaEscalation, moved, ["due_at"], unless_changed=("status", "pending"))
     return len(moved)
+
+
+def _own_step(book: PolicyBook, r, policy: PolicyView) -> Step | None:
+    """The step a pending row was scheduled as (its action and target, with their delay): the
+    policy's version in force when the row was made, else the first kept version (newest
+    first) with that step, else the policy as it stands if its step agrees; None when nothing
+    kept tells its delay (it stays where it is)."""
+    views = [book.measured_by(r.policy_id, r.created_at), policy]
+    views += [view for _, view in reversed(book._kept_versions().get(r.policy_id, []))]
+    for view in views:
+        if r.step < len(view.steps):
+            step = view.steps[r.step]
+            if (step.action, step.target) == (r.action, r.target):
+                return step
+    return None
 
 
 def tenant_timezone(session: Session) -> str:
