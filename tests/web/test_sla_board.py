@@ -266,7 +266,7 @@ def test_a_snooze_from_the_board_comes_back_to_its_row(as_role, waits, db, world
     r = sup.post(
         f"/conversations/{cid}/snooze",
         data={
-            "minutes": "15",
+            "minutes": "60",  # (longer than the agent's 30 minutes above, which a shorter one keeps)
             "csrf_token": sup.csrf,
             "next": f"/sla?day={waits.day}#w{cid}",
             "gone": f"#w{later}",
@@ -345,9 +345,9 @@ def test_a_snooze_says_who_held_the_reminders_back_and_when(as_role, db, world):
     at = datetime.fromisoformat(row["snoozed_at"]).astimezone(SHANGHAI).strftime("%H:%M")
     assert f"（{name} {at} 暂缓）" in agent.get(f"/conversations/{cid}").text
 
-    r = agent.post(  # the agent snoozes it again: now theirs
+    r = agent.post(  # the agent snoozes it again, for longer: now theirs
         f"/conversations/{cid}/snooze",
-        data={"csrf_token": agent.csrf, "minutes": "15", "next": f"/conversations/{cid}"},
+        data={"csrf_token": agent.csrf, "minutes": "60", "next": f"/conversations/{cid}"},
     )
     me = agent.get("/api/v1/me").json()["display_name"]
     assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["by"] == me
@@ -1087,3 +1087,42 @@ def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db
         )
     on_the_minute = snoozed.replace(second=0).astimezone(SHANGHAI).strftime("%m-%d %H:%M")
     assert f"提醒已暂缓至 {on_the_minute}" in admin.get(f"/conversations/{cid}").text
+
+
+def test_a_shorter_snooze_never_cuts_someone_elses_longer_one(as_role, db, world):
+    """An admin snoozes 张三's customer for an hour; 张三 then presses 15 minutes. The snooze
+    became 张三's 15 minutes, the reminders coming back 45 minutes before the admin's hour,
+    though the API says a snooze fires the step no earlier than now + minutes. The admin's hour
+    stands, and both the API (`kept_until`, `by`) and the page say so."""
+    admin, agent = as_role("admin"), as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmkeep{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmkeep{sfx}"))
+    name = admin.get("/api/v1/me").json()["display_name"]
+    url = f"/api/v1/conversations/{cid}/snooze"
+    hour = admin.post(url, json={"minutes": 60}, headers={"X-CSRF-Token": admin.csrf}).json()
+    assert hour["kept_until"] is None and hour["by"] == name
+
+    r = agent.post(url, json={"minutes": 15}, headers={"X-CSRF-Token": agent.csrf})
+    assert r.status_code == 200, r.text
+    said = r.json()
+    assert said["kept_until"] == said["until"] == hour["until"] and said["by"] == name, said
+    assert said["moved_steps"] == 0
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["until"] == hour["until"]
+
+    r = agent.post(
+        f"/conversations/{cid}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "15", "next": "/sla"},
+    )
+    assert r.status_code == 303 and "done=snooze_kept" in r.headers["location"], r.headers
+    board = agent.get(r.headers["location"]).text
+    assert f"已由 {name} 暂缓至" in board and "保持不变" in board
+    r = agent.post(
+        f"/conversations/{cid}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "15", "next": f"/conversations/{cid}"},
+    )
+    assert "已有人暂缓到更晚" in agent.get(r.headers["location"]).text
+    snooze = admin.get(f"/api/v1/conversations/{cid}").json()["snooze"]
+    assert snooze["until"] == hour["until"] and snooze["by"] == name

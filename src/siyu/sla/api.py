@@ -29,7 +29,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
@@ -477,13 +477,19 @@ def snooze_for(
         return None
     until = now + timedelta(minutes=minutes)
     moved = service.snooze(session, conversation_id, until, now, by=viewer.display_name)
-    waiting = session.scalar(
-        select(func.count())
-        .select_from(SlaWait)
-        .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
-    )
-    by = viewer.display_name[:200] if waiting else ""
-    return {"snoozed": bool(waiting), "until": until if waiting else None, "by": by, "moved_steps": moved}
+    held = session.execute(
+        select(SlaWait.snoozed_until, SlaWait.snoozed_by).where(
+            SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
+        )
+    ).first()
+    if held is None:
+        return {"snoozed": False, "until": None, "by": "", "moved_steps": moved, "kept_until": None}
+    if held.snoozed_until is not None and held.snoozed_until > until:
+        # another's longer snooze stands: theirs, not the caller's, is what holds the reminders
+        kept = held.snoozed_until
+        return {"snoozed": True, "until": kept, "by": held.snoozed_by, "moved_steps": 0, "kept_until": kept}
+    by = viewer.display_name[:200]
+    return {"snoozed": True, "until": until, "by": by, "moved_steps": moved, "kept_until": None}
 
 
 @router.post(
@@ -494,7 +500,9 @@ def snooze_for(
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
     """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
     earlier than now + minutes; the later steps keep their spacing from it. The board and the
-    chat show who snoozed it (`by`, the caller's name) and when."""
+    chat show who snoozed it (`by`, the caller's name) and when. A snooze never cuts someone
+    else's longer one: then nothing changes, and `kept_until` says until when it stands (`by`:
+    whose). The caller's own shorter snooze replaces theirs."""
     rt = request.app.state.rt
     with rt.db.tenant_session(viewer.tenant_id) as s:
         found = snooze_for(s, viewer, conversation_id, body.minutes, rt.now())

@@ -209,7 +209,12 @@ class SnoozeOut(BaseModel):
     until: datetime | None
     by: str = Field("", description='who snoozed it: the name the caller is signed in as ("": not waiting)')
     moved_steps: int = Field(
-        description="pending steps moved later (a wait has one at a time; the later ones keep their spacing)"
+        description="pending steps moved (a wait has one at a time; the later ones keep their spacing)"
+    )
+    kept_until: datetime | None = Field(
+        None,
+        description="already snoozed longer by someone else (`by`) until then: nothing changed "
+        "(a snooze never brings another's reminders back earlier)",
     )
 
 

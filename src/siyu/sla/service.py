@@ -1132,8 +1132,10 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
     """Someone (`by`, the name they were signed in as: the agent, a colleague, an admin)
     asks for quiet until `until`: the wait's pending step moves later so that it fires no
     earlier; the steps after it keep their spacing from it (see `next_due`). Who and when are
-    kept, for a supervisor who sees an agent's reminders held back. Returns how many steps
-    moved (0 or 1)."""
+    kept, for a supervisor who sees an agent's reminders held back. A shorter snooze than one
+    in force replaces it only when the same person asks (they changed their mind); another's
+    longer one stands, and nothing changes: 李四's 15 minutes had cut the admin's hour, the
+    reminders coming back 45 minutes early. Returns how many steps moved (0 or 1)."""
     wait = session.scalar(
         select(SlaWait).where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
     )
@@ -1147,6 +1149,8 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
         )
     )
     shorter = wait.snoozed_until is not None and until < wait.snoozed_until
+    if shorter and wait.snoozed_until > now and (wait.snoozed_by or "") != by[:200]:
+        return 0
     wait.snoozed_until, wait.snoozed_by, wait.snoozed_at = until, by[:200], now
     if not pending:
         return 0

@@ -37,7 +37,7 @@ from siyu.sla.api import (
     snooze_for,
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
-from siyu.sla.models import SlaCalendarDay, SlaPolicy
+from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -171,17 +171,24 @@ def sla_board(request: Request, viewer: PageViewer):
             "targets": TARGET_NAMES,
             "duration": _duration,
             "delay": _delay,
-            "done": f"已暂缓 {snoozed[0]} 的提醒至 {when(snoozed[1])}。" if snoozed else _done(request),
-            "done_warns": request.query_params.get("done") == "not_waiting",  # nothing snoozed
+            "done": _snoozed_note(request, snoozed, when) if snoozed else _done(request),
+            "done_warns": request.query_params.get("done") in ("not_waiting", "snooze_kept"),  # unchanged
         },
     )
 
 
-def _just_snoozed(s, viewer: Viewer, request: Request, now: datetime) -> tuple[str, datetime] | None:
+def _snoozed_note(request: Request, snoozed: tuple[str, datetime, str], when) -> str:
+    name, until, by = snoozed
+    if request.query_params.get("done") == "snooze_kept":  # another's longer snooze stands
+        return f"{name} 的提醒已由 {by or '他人'} 暂缓至 {when(until)}，比你选的更久，保持不变。"
+    return f"已暂缓 {name} 的提醒至 {when(until)}。"
+
+
+def _just_snoozed(s, viewer: Viewer, request: Request, now: datetime) -> tuple[str, datetime, str] | None:
     """Whose reminders a snooze from the board just held back, and until when (?snoozed=, the
     conversation): the banner names them. None when the viewer may not read it, or it no
     longer waits."""
-    if request.query_params.get("done") != "snoozed":
+    if request.query_params.get("done") not in ("snoozed", "snooze_kept"):
         return None
     typed = request.query_params.get("snoozed", "")
     if not typed.isdigit() or int(typed) >= 2**63:  # (a number the database would refuse)
@@ -191,7 +198,12 @@ def _just_snoozed(s, viewer: Viewer, request: Request, now: datetime) -> tuple[s
     if not until:
         return None
     customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
-    return (customer.name if customer else "") or conversation.external_userid or "客户", until
+    by = s.scalar(
+        select(SlaWait.snoozed_by).where(
+            SlaWait.conversation_id == conversation.id, SlaWait.closed_at.is_(None)
+        )
+    )
+    return (customer.name if customer else "") or conversation.external_userid or "客户", until, by or ""
 
 
 @router.post("/conversations/{conversation_id}/snooze")
@@ -216,7 +228,7 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
     if found is None:
         raise HTTPException(404, "not found")
     sep = "&" if "?" in back else "?"
-    done = "snoozed" if found["snoozed"] else "not_waiting"
+    done = ("snooze_kept" if found["kept_until"] else "snoozed") if found["snoozed"] else "not_waiting"
     if found["snoozed"] and urlsplit(back).path == "/sla":  # the board's banner says whose; the chat shows it
         done += f"&snoozed={conversation_id}"
     # back at the row snoozed (the top of a 200-row board was far from it); answered meanwhile,
