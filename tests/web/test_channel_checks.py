@@ -105,12 +105,20 @@ def test_names_alike_but_for_full_width_or_invisible_characters_are_one_name(as_
         assert "已有启用中的渠道" in r.json()["detail"]
     r = post("门店海报\u200b")
     assert r.status_code == 409, r.text
+    # variation selectors and Hangul fillers show as nothing too: each made a second channel
+    home = post(f"官网首页{tag}")
+    assert home.status_code == 201, home.text
+    for same in ("\ufe0f", "\U000e0100", "\u115f", "\u1160", "\u3164", "\uffa0", "\u034f"):
+        r = post(f"官网首页{tag}{same}")
+        assert r.status_code == 409, (ascii(same), r.text)
+        r = post(f"官网{same}首页{tag}")
+        assert r.status_code == 409, (ascii(same), r.text)
 
     # invisible characters at the edges are not kept; a name of nothing else is no name
     r = post(f"\u200b新渠道{tag}\u200d ")
     assert r.status_code == 201, r.text
     assert r.json()["name"] == f"新渠道{tag}"
-    for blank in ("\u200b", "\u200b \ufeff"):
+    for blank in ("\u200b", "\u200b \ufeff", "\u00a0", " ", "\u3164", "\ufe0f\u00a0"):
         r = post(blank)
         assert r.status_code == 422 and "渠道名称不能为空" in r.text, r.text
     r = admin.post(

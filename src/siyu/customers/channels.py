@@ -151,9 +151,32 @@ def _apply(channel: Channel, spec: ChannelSpec) -> None:
     channel.welcome_image_url = spec.welcome_image_url
 
 
+# Unicode's default-ignorable code points that are not Cf: variation selectors (官网首页 +
+# U+FE0F looked like 官网首页), Hangul fillers (U+115F, U+1160, U+3164, U+FFA0, shown as
+# nothing), the combining grapheme joiner, Mongolian free variation selectors, the unassigned
+# rest of the tag block. Each (first, last) inclusive.
+_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
 def _invisible(c: str) -> bool:
     # Cf: zero-width space and joiners, BOM, direction marks: a name looks the same with them
-    return c.isspace() or unicodedata.category(c) == "Cf"
+    if c.isspace() or unicodedata.category(c) == "Cf":
+        return True
+    n = ord(c)
+    return any(first <= n <= last for first, last in _IGNORABLE)
 
 
 def tidy_name(name: str) -> str:

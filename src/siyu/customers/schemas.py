@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from siyu.customers.channels import link_problem
+from siyu.customers.channels import link_problem, tidy_name
 
 HttpUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
@@ -207,9 +207,9 @@ class ChannelCreate(ChannelFields):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("name must not be blank")
-        return v.strip()
+        if not tidy_name(v):  # a no-break space or a zero-width one alike: no name
+            raise ValueError("渠道名称不能为空 / a channel needs a name")
+        return tidy_name(v)
 
 
 class ChannelPatch(BaseModel):
