@@ -730,6 +730,17 @@ def test_policy_page_saves_steps_shifts_and_dates(as_role, world, db):
     assert 'value="2031-01-21"' in backwards.text  # what was typed stays
     too_long = admin.post("/sla/policy/days", data={**spring, "until": "2031-03-28"})
     assert too_long.status_code == 422 and "一次最多添加 31 天" in too_long.text
+    # a note of 300 characters: only the browser held it to 200; refused, not stored nor cut
+    long_note = {"csrf_token": admin.csrf, "day": "2031-02-03", "kind": "holiday", "note": "备" * 300}
+    r = admin.post("/sla/policy/days", data=long_note)
+    assert r.status_code == 422 and "备注最多 200 字 / the note is at most 200 characters" in r.text
+    put = {"calendar_days": [{"day": "2031-02-03", "kind": "holiday", "note": "备" * 201}]}
+    r = admin.put("/api/v1/sla/policy", json=put, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and "备注最多 200 字" in r.text, r.text
+    with db.tenant_session(world.a.id) as s:
+        assert s.scalar(select(SlaCalendarDay).where(SlaCalendarDay.day == date(2031, 2, 3))) is None
+        with pytest.raises(sla_service.PolicyError, match="备注最多 200 字"):
+            sla_service.set_calendar_day(s, date(2031, 2, 3), "holiday", "备" * 300)
     assert (
         admin.post(
             "/sla/policy/days", data={"csrf_token": admin.csrf, "day": "x", "kind": "holiday"}

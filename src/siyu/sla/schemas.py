@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from siyu.sla.calendar import check_day, parse_day, parse_hhmm, parse_shifts
-from siyu.sla.service import MAX_STEPS
+from siyu.sla.service import MAX_DAY_NOTE, MAX_STEPS
 
 Action = Literal["app_message", "voice_call"]
 Target = Literal["agent", "leader", "contact"]
@@ -47,9 +47,16 @@ class StepIn(BaseModel):
 class CalendarDayIn(BaseModel):
     day: CalendarDay
     kind: Literal["holiday", "workday"]
-    note: str = Field("", max_length=200)
+    note: str = Field("", description=f"at most {MAX_DAY_NOTE} characters")
 
     model_config = {"extra": "forbid"}  # "notes" had been dropped without a word
+
+    @field_validator("note")
+    @classmethod
+    def _note_fits(cls, v: str) -> str:
+        if len(v) > MAX_DAY_NOTE:  # said in both languages, as the page says it
+            raise ValueError(f"备注最多 {MAX_DAY_NOTE} 字 / the note is at most {MAX_DAY_NOTE} characters")
+        return v
 
 
 class PolicyFieldsIn(BaseModel):

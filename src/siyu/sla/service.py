@@ -281,6 +281,9 @@ def _check_workable(policy: SlaPolicy) -> None:
         )
 
 
+MAX_DAY_NOTE = 200  # a special date's note (the page's field allows as many)
+
+
 def set_calendar_day(
     session: Session, day: date, kind: str, note: str = "", now: datetime | None = None
 ) -> SlaCalendarDay:
@@ -288,6 +291,8 @@ def set_calendar_day(
     clock; the wall clock by default)."""
     if kind not in ("holiday", "workday"):
         raise PolicyError("kind is holiday or workday")
+    if len(note) > MAX_DAY_NOTE:
+        raise PolicyError(f"备注最多 {MAX_DAY_NOTE} 字 / the note is at most {MAX_DAY_NOTE} characters")
     try:
         check_day(day)
     except ValueError as exc:

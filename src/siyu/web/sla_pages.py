@@ -681,10 +681,14 @@ async def policy_day_add(request: Request, viewer: PageViewer):
     kind = typed["kind"]
     if kind not in ("holiday", "workday"):
         return await refused("请选择放假或上班 / choose holiday or workday")
+    note = typed["note"].strip()
+    if len(note) > service.MAX_DAY_NOTE:  # (cut short, the rest was lost without a word)
+        return await refused(
+            f"备注最多 {service.MAX_DAY_NOTE} 字 / the note is at most {service.MAX_DAY_NOTE} characters"
+        )
     days = [day + timedelta(days=n) for n in range((until - day).days + 1)]
 
     def save() -> str:
-        note = str(form.get("note", "")).strip()[:200]
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
             were = set(s.scalars(select(SlaCalendarDay.kind).where(SlaCalendarDay.day.in_(days))))
             now = request.app.state.rt.now()
