@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -937,3 +938,43 @@ def test_a_group_wecom_does_not_know_says_why_on_its_page_and_in_the_api(as_role
     assert (told["group"]["status"], told["group"]["problem"]) == ("unknown", why)
     page = admin.get(f"/conversations/{cid}").text
     assert 'id="group-unknown"' in page and "企业微信查不到这个群的名称和群主" in page and "40050" in page
+
+
+def test_a_lost_session_notice_is_told_only_to_the_person_whose_session_ended(siyu, db, world, new_waiting):
+    """王五's session ends and he presses 暂缓 on the board; then 张三 signs in on that browser
+    and was told 暂缓提醒没有保存, about a press that was not his. Only 王五 is told."""
+    from siyu.tenancy.models import WebSession
+    from siyu.web.auth import SESSION_COOKIE, token_hash
+    from tests.web.conftest import _CSRF_FIELD, PASSWORD, login
+
+    cid = new_waiting()
+    told = "登录已过期，暂缓提醒没有保存，请再点一次。"
+    browser = login(siyu, world.a.logins["supervisor"])
+    try:
+        token = browser.cookies.get(SESSION_COOKIE)
+        with db.tenant_session(world.a.id) as s:
+            s.execute(
+                update(WebSession)
+                .where(WebSession.token_hash == token_hash(token))
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        r = browser.post(
+            f"/conversations/{cid}/snooze",
+            data={"minutes": "15", "next": "/sla", "csrf_token": browser.csrf},
+            headers={"referer": f"{siyu}/sla"},
+        )
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+        assert told in browser.get(r.headers["location"]).text  # said at the browser that pressed it
+
+        def sign_in(role: str) -> str:
+            form = _CSRF_FIELD.search(browser.get("/login").text).group(1)
+            data = {"login": world.a.logins[role], "password": PASSWORD, "csrf_token": form, "next": "/sla"}
+            signed = browser.post("/login", data=data)
+            return browser.get(signed.headers["location"]).text
+
+        assert told not in sign_in("agent")  # 张三 signs in next: not his
+        browser.post("/logout", data={"csrf_token": browser.get("/api/v1/me").json()["csrf_token"]})
+        assert told in sign_in("supervisor")  # 王五, once back
+        assert told not in browser.get("/sla").text  # said once
+    finally:
+        browser.close()

@@ -97,9 +97,10 @@ class Viewer:
 class LoginRequired(Exception):
     """Raised by PageViewer; the handler in routes.py redirects to the login page."""
 
-    def __init__(self, next_url: str, unsaved: str = ""):
+    def __init__(self, next_url: str, unsaved: str = "", owner: tuple[int, int] | None = None):
         self.next_url = next_url
         self.unsaved = unsaved  # a form sent signed out: what it was, for `note_unsaved`
+        self.owner = owner  # whose session had ended (tenant, person); None: no session sent
 
 
 class CsrfRefused(Exception):
@@ -155,12 +156,15 @@ def set_session_cookie(response: Response, rt, token: str) -> None:
     )
 
 
-def note_unsaved(response: Response, rt, what: str) -> None:
+def note_unsaved(response: Response, rt, what: str, owner: tuple[int, int] | None = None) -> None:
     """The login page, and the first page shown once signed in again, say that the form sent
-    while signed out (`what`: snooze, dismiss, form) saved nothing (siyu.web.templating)."""
+    while signed out (`what`: snooze, dismiss, form) saved nothing (siyu.web.templating). With
+    the person whose session had ended (`owner`), sealed: only they are told once signed in,
+    not a colleague who signs in next on that browser about a row they may not see."""
+    value = f"{what}.{rt.box.seal(f'{owner[0]}:{owner[1]}')}" if owner else what
     response.set_cookie(
         UNSAVED_COOKIE,
-        what,
+        value,
         max_age=3600,
         httponly=True,
         samesite="lax",
@@ -170,17 +174,24 @@ def note_unsaved(response: Response, rt, what: str) -> None:
 
 
 def load_viewer(rt, token: str) -> Viewer | None:
+    return _load_session(rt, token)[0]
+
+
+def _load_session(rt, token: str) -> tuple[Viewer | None, tuple[int, int] | None]:
+    """The viewer the session cookie signs in, and whose session it is or was (tenant, person;
+    None: no such session), an ended one too: a form sent after it ended is told of to them."""
     if not token:
-        return None
+        return None, None
     with rt.db.system_session() as s:
         row = s.scalar(select(WebSession).where(WebSession.token_hash == token_hash(token)))
         if row is None:
-            return None
+            return None, None
+        owner = (row.tenant_id, row.person_id)
         if row.expires_at <= utcnow():
             s.delete(row)
-            return None
-        tenant_id, person_id, csrf, session_id = row.tenant_id, row.person_id, row.csrf_token, row.id
-    return _viewer(rt, tenant_id, person_id, csrf_token=csrf, session_id=session_id)
+            return None, owner
+        csrf, session_id = row.csrf_token, row.id
+    return _viewer(rt, *owner, csrf_token=csrf, session_id=session_id), owner
 
 
 def load_token_viewer(rt, secret: str) -> Viewer | None:
@@ -223,7 +234,8 @@ def _viewer(rt, tenant_id: int, person_id: int, session_id: int = 0, **more) -> 
 async def current_viewer(request: Request) -> Viewer | None:
     if not hasattr(request.state, "viewer"):
         token = request.cookies.get(SESSION_COOKIE, "")
-        request.state.viewer = await run_in_threadpool(load_viewer, request.app.state.rt, token)
+        loaded = await run_in_threadpool(_load_session, request.app.state.rt, token)
+        request.state.viewer, request.state.session_owner = loaded
     return request.state.viewer
 
 
@@ -269,7 +281,7 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
             # never replayed (it would be a write without its CSRF check): the person is told
             action = request.url.path.rsplit("/", 1)[-1]
             unsaved = "" if action == "logout" else action if action in UNSAVED else "form"
-        raise LoginRequired(target, unsaved)
+        raise LoginRequired(target, unsaved, getattr(request.state, "session_owner", None))
     if request.method not in SAFE_METHODS:
         sent = await _sent_csrf(request)
         if not sent or not _same(sent, viewer.csrf_token):

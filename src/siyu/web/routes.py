@@ -69,7 +69,7 @@ def install(app: FastAPI) -> None:
     async def _login_required(request: Request, exc: auth.LoginRequired):
         response = RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
         if exc.unsaved:
-            auth.note_unsaved(response, request.app.state.rt, exc.unsaved)
+            auth.note_unsaved(response, request.app.state.rt, exc.unsaved, exc.owner)
         return response
 
     @app.exception_handler(auth.CsrfRefused)

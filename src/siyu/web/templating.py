@@ -97,10 +97,21 @@ UNSAVED_COOKIE = "siyu_unsaved"
 UNSAVED = {"snooze": "暂缓提醒", "dismiss": "无需回复的标记"}  # by the form action's last part
 
 
-def unsaved_notice(request: Request) -> str | None:
-    what = request.cookies.get(UNSAVED_COOKIE)
-    if what is None:
+def unsaved_notice(request: Request, viewer) -> str | None:
+    """What the cookie says was not saved; signed in, only to the person whose session had
+    ended (sealed in it by siyu.web.auth.note_unsaved; none sealed: no session was sent, as
+    after signing out in another tab, and whoever signs in is told)."""
+    value = request.cookies.get(UNSAVED_COOKIE)
+    if value is None:
         return None
+    what, _, sealed = value.partition(".")
+    if sealed and viewer is not None:
+        try:
+            owner = request.app.state.rt.box.open(sealed)
+        except ValueError:
+            return None
+        if owner != f"{viewer.tenant_id}:{viewer.person_id}":
+            return None  # another's: kept for them, should they sign in here within the hour
     if what in UNSAVED:
         return f"登录已过期，{UNSAVED[what]}没有保存，请再点一次。"
     return "登录已过期，刚才提交的内容没有保存，请再提交一次。"
@@ -113,7 +124,7 @@ def render(request: Request, name: str, context: dict | None = None, status_code
     ctx.setdefault("tz", viewer.timezone if viewer else "Asia/Shanghai")
     if viewer is not None and "nav_waiting" not in ctx:
         ctx["nav_waiting"] = _waiting_for(request, viewer)
-    ctx["unsaved"] = unsaved_notice(request)
+    ctx["unsaved"] = unsaved_notice(request, viewer)
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     if ctx["unsaved"] and viewer is not None:  # told, signed in again: once is enough
         response.delete_cookie(UNSAVED_COOKIE, path="/")
