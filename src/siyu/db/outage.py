@@ -45,12 +45,18 @@ class Outage:
         self._lock = threading.Lock()
         self.since: float | None = None
         self.failures = 0
+        self.ended: float | None = None  # when the last outage ended (monotonic)
 
-    def failed(self, exc: BaseException, what: str = "") -> bool:
-        """A failure: True (logged once per outage) if it is the database being down."""
+    def failed(self, exc: BaseException, what: str = "", asked_at: float | None = None) -> bool:
+        """A failure, of a call begun at `asked_at` (monotonic): True (logged once per outage)
+        if it is the database being down. One begun before the last outage ended belongs to
+        that outage: a connect sent into the silence, timing out just after another loop got
+        through, had begun a second outage in the log."""
         if not (self.any_error or unreachable(exc)):
             return False
         with self._lock:
+            if self.since is None and None not in (asked_at, self.ended) and asked_at < self.ended:
+                return True
             first = self.since is None
             if first:
                 self.since = time.monotonic()
@@ -72,6 +78,7 @@ class Outage:
         with self._lock:
             if self.since is None or (asked_at is not None and asked_at < self.since):
                 return
-            down_s, failures = time.monotonic() - self.since, self.failures
+            self.ended = time.monotonic()
+            down_s, failures = self.ended - self.since, self.failures
             self.since, self.failures = None, 0
         self.log.warning(self.back.format(down_s=down_s, failures=failures))

@@ -161,7 +161,7 @@ class Worker:
                 try:
                     rows = await asyncio.to_thread(claim_rows)
                 except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
-                    if not self.outage.failed(exc, "claiming work"):
+                    if not self.outage.failed(exc, "claiming work", asked_at):
                         log.exception("claiming work failed")
                 else:
                     self.outage.answered(asked_at)
@@ -209,7 +209,7 @@ class Worker:
                     else await asyncio.to_thread(sla_tasks.next_due_in, self.rt, sla_tasks.POLL_S)
                 )
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
-                if not self.outage.failed(exc, "firing SLA steps"):
+                if not self.outage.failed(exc, "firing SLA steps", asked_at):
                     log.exception("firing SLA steps failed")
             await asyncio.sleep(sla_tasks.GATHER_S)
             waits = {asyncio.create_task(self._stop.wait()), asyncio.create_task(moved.wait())}
@@ -242,6 +242,7 @@ class Worker:
             # A stop cancels the job where it waits, not when it ends (a staff sync waiting out
             # WeCom's limits; the archive's pulls are `_archive`'s): `systemctl stop` and Ctrl-C
             # had waited minutes, then killed it. What it writes in a thread is finished first.
+            asked_at = time.monotonic()
             running = asyncio.create_task(job(self.rt))
             stopping = asyncio.create_task(self._stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -252,16 +253,17 @@ class Worker:
                 return
             error = None if running.cancelled() else running.exception()
             # WeCom or the database being down must not stop the worker
-            if error is not None and not self.outage.failed(error, what):
+            if error is not None and not self.outage.failed(error, what, asked_at):
                 log.error("%s failed", what, exc_info=error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
     async def _guard(self, run_one, work) -> None:
+        asked_at = time.monotonic()
         try:
             await run_one(self.rt, work)
         except Exception as exc:  # noqa: BLE001
             rows = work if isinstance(work, list) else [work]
             what = f"job {type(rows[0]).__name__} {[r.id for r in rows]}"
-            if not self.outage.failed(exc, what):  # (its lease runs out and it is tried again)
+            if not self.outage.failed(exc, what, asked_at):  # (its lease runs out and it is tried again)
                 log.exception("%s failed unexpectedly", what)

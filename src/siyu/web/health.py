@@ -41,7 +41,7 @@ def healthz(request: Request):
         with request.app.state.rt.db.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except SQLAlchemyError as exc:
-        health.failed(exc)
+        health.failed(exc, asked_at=asked_at)
         # (the driver's words, with hosts and users, go to the log, not to whoever asks)
         return JSONResponse({"ok": False, "problems": ["the database does not answer"]}, status_code=503)
     health.answered(asked_at)
