@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import siyu.models
 from siyu.conversations.search import alembic_include_name
+from tests.conftest import PG_URL
 
 
 def test_models_and_migrations_agree(db):
@@ -145,3 +151,83 @@ def test_a_special_date_set_before_its_changes_were_kept_is_in_force_since_alway
             command.downgrade(database._alembic(conn), "0014")
     finally:
         database.dispose()
+
+
+@pytest.fixture
+def empty_database(tmp_path):
+    """A database of its own, empty: a SQLite file, or on the PostgreSQL server the tests use a
+    database made for this test (a migration's data step runs on both)."""
+    from siyu.db import Database
+
+    if not PG_URL:
+        database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
+        yield database
+        database.dispose()
+        return
+    server = make_url(PG_URL)
+    name = f"siyu_upgrade_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(server.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_database):
+    """0018 adds a unique index on (tenant, maker, prefix); tokens a double click had made twice
+    before it both stay (either secret may be in use), the second's prefix marked "~2". Who
+    saved a policy or a channel, and who snoozed, are unknown for rows from before it."""
+    from alembic import command
+
+    database = empty_database
+    with database.engine.begin() as conn:
+        command.upgrade(database._alembic(conn), "0017")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        s.execute(
+            text(
+                "INSERT INTO people (tenant_id, login, display_name, role, created_at)"
+                " VALUES (:tenant, 't/admin', '王五', 'admin', '2026-12-05 12:00:00')"
+            ),
+            {"tenant": tenant.id},
+        )
+        person = s.execute(text("SELECT id FROM people")).scalar_one()
+        for n, (maker, prefix) in enumerate(
+            [(person, "siyu_AbC123"), (person, "siyu_AbC123"), (None, "siyu_AbC123"), (person, "siyu_Zz9999")]
+        ):
+            s.execute(
+                text(
+                    "INSERT INTO api_tokens (tenant_id, name, person_id, created_by_id, prefix, token_hash,"
+                    " created_at) VALUES (:tenant, 'crm', :person, :maker, :prefix, :hash,"
+                    " '2026-12-05 12:00:00')"
+                ),
+                {"tenant": tenant.id, "person": person, "maker": maker, "prefix": prefix, "hash": f"h{n}"},
+            )
+        s.execute(
+            text(
+                "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
+                " business_hours_only, shifts, public_holidays, escalation_contact, merge_window_s,"
+                " call_cooldown_s, quiet_hours, stale_after_s, updated_at) VALUES (:tenant, 0, '默认',"
+                " true, '[]', false, '[]', false, '', 5.0, 900, '[]', 21600, '2026-12-03 12:00:00')"
+            ),
+            {"tenant": tenant.id},
+        )
+    database.migrate()
+    with database.engine.connect() as conn:
+        prefixes = conn.execute(text("SELECT token_hash, prefix FROM api_tokens ORDER BY id")).all()
+        updated_by = conn.execute(text("SELECT updated_by FROM sla_policies")).scalar_one()
+    assert prefixes == [
+        ("h0", "siyu_AbC123"),
+        ("h1", "siyu_AbC123~2"),
+        ("h2", "siyu_AbC123"),  # made on the command line: no form to post twice
+        ("h3", "siyu_Zz9999"),
+    ]
+    assert updated_by == ""
+    with database.engine.begin() as conn:
+        command.downgrade(database._alembic(conn), "0017")

@@ -1,7 +1,8 @@
 """A form opened before another admin saved: the SLA policy forms (/sla/policy, a department's)
 and the channel edit form (/channels/{id}/edit) carry the version they were drawn from; a
 stale one is not saved, the form comes back with what was typed, a notice and what is stored
-now. The same form sent twice (a double click) is saved, not refused as stale.
+now, naming the admin who saved it (where known). The same form sent twice (a double click)
+is saved, not refused as stale.
 
 A tenant of its own with two admins (甲 and 乙): the policies changed here are nobody else's."""
 
@@ -14,11 +15,14 @@ import httpx
 import pytest
 
 from siyu.runtime import Runtime
+from siyu.sla import service as sla_service
 from siyu.tenancy import service as tenancy
 from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
 
 _VERSION = re.compile(r'name="version" value="([^"]+)"')
-STALE_NOTICE = "在你打开后已被其他管理员"
+STALE_NOTICE = "在你打开后已被其他管理员"  # who saved it is not known
+# 乙 saved it, at a time of day
+BY_YI_AT = re.compile(r"在你打开后已被管理员 yi管理员 于 \d\d:\d\d 修改")
 NOT_SAVED = "你的修改没有保存"
 
 
@@ -32,6 +36,7 @@ def admins(db, siyu, web_settings, emu_url):
         for who in ("jia", "yi"):
             tenancy.add_person(s, f"admin-{who}-{sfx}", f"{who}管理员", "admin", PASSWORD)
     first, second = login(siyu, f"admin-jia-{sfx}"), login(siyu, f"admin-yi-{sfx}")
+    first.tenant_id = second.tenant_id = tenant.id
     yield first, second
     first.close()
     second.close()
@@ -77,7 +82,7 @@ def test_a_stale_policy_form_is_not_saved_and_says_so_and_a_fresh_one_saves(admi
     # 甲's form was drawn before 乙 saved: not saved, 乙's 3 minutes stay
     r = jia.post("/sla/policy", data=policy_form(jia, version, "7", cooldown_min="20"))
     assert r.status_code == 409
-    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and "changed by someone else" in r.text
+    assert BY_YI_AT.search(r.text) and NOT_SAVED in r.text and "changed by yi管理员" in r.text
     assert 'value="7"' in r.text and 'value="20"' in r.text  # what 甲 typed is kept
     assert re.search(r'id="stored-now">现在保存的是：3 分钟 应用消息→负责成员', r.text)
     assert first_step(jia) == 180
@@ -110,7 +115,7 @@ def test_a_stale_department_policy_form_keeps_the_other_admins_policy(admins):
 
     r = jia.post(path, data=policy_form(jia, version, "6"))
     assert r.status_code == 409
-    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and 'value="6"' in r.text
+    assert BY_YI_AT.search(r.text) and NOT_SAVED in r.text and 'value="6"' in r.text
     assert "现在保存的是：5 分钟" in r.text
     assert first_step(jia, "/api/v1/sla/policies/4") == 300
 
@@ -162,7 +167,8 @@ def test_a_stale_channel_form_is_not_saved_and_the_other_admins_change_stays(adm
     # 甲 changes the welcome text on the form drawn before: it would put back the old name
     r = jia.post(path, data=channel_form(jia, version, name, "甲的新欢迎语"))
     assert r.status_code == 409
-    assert STALE_NOTICE in r.text and NOT_SAVED in r.text and "changed by someone else" in r.text
+    assert "在你打开后已被管理员 yi管理员 修改" in r.text and NOT_SAVED in r.text
+    assert "changed by yi管理员" in r.text
     assert "甲的新欢迎语</textarea>" in r.text
     assert f"现在保存的是：名称「{name}-乙改」" in r.text
     stored = jia.get(f"/api/v1/channels/{channel_id}").json()
@@ -200,9 +206,9 @@ def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel
 
     r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
     assert r.status_code == 412
-    assert (
-        r.json()["detail"]
-        == "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
+    assert r.json()["detail"] == (
+        "渠道已被管理员 yi管理员 修改，请重新读取后再改 / yi管理员 changed the channel since the ETag you"
+        " sent; read it again"
     )
     assert jia.get(url).json()["welcome_text"] == "你好"
 
@@ -258,7 +264,7 @@ def test_a_department_policy_is_not_deleted_from_a_page_drawn_before_another_adm
     # 甲 deletes what they saw (5 minutes); 乙's 8 minutes is not what they meant to delete
     r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": version})
     assert r.status_code == 409
-    assert STALE_NOTICE in r.text and "没有删除" in r.text and "现在保存的是：8 分钟" in r.text
+    assert BY_YI_AT.search(r.text) and "没有删除" in r.text and "现在保存的是：8 分钟" in r.text
     assert first_step(jia, "/api/v1/sla/policies/3") == 480
 
     # deleted from the refused page (after a look), it is deleted
@@ -307,3 +313,31 @@ def test_if_match_is_a_declared_header_and_any_etag_it_lists_may_match(admins, c
     r = jia.patch(url, json={"welcome_text": "三"}, headers={**headers, "If-Match": f'"zzz", {etag}'})
     assert r.status_code == 412  # neither is the version it is at now
     assert jia.get(url).json()["welcome_text"] == "二"
+
+
+def test_a_policy_saved_where_no_one_is_signed_in_is_said_changed_by_another_admin(admins, db):
+    """Saved by Siyu itself (the command line, the demo), or before who saved it was kept: the
+    notice keeps its words, naming no one, rather than the admin who saved before."""
+    jia, yi = admins
+    yi.post("/sla/policy", data=policy_form(yi, drawn(yi, "/sla/policy"), "3"))
+    version = drawn(jia, "/sla/policy")
+    with db.tenant_session(jia.tenant_id) as s:
+        sla_service.save_policy(s, 0, steps=[{"delay_s": 540, "action": "app_message", "target": "agent"}])
+
+    r = jia.post("/sla/policy", data=policy_form(jia, version, "7"))
+    assert r.status_code == 409
+    assert STALE_NOTICE in r.text and "yi管理员" not in r.text and "changed by someone else" in r.text
+
+
+def test_an_api_save_is_named_to_the_admin_whose_form_it_made_stale(admins):
+    """The API saves as the signed-in person too (or the person a token acts as)."""
+    jia, yi = admins
+    path = "/sla/policy/departments/3"
+    yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
+    version = drawn(jia, path)
+    body = {"steps": [{"delay_s": 600, "action": "app_message", "target": "agent"}]}
+    r = yi.put("/api/v1/sla/policies/3", json=body, headers={"X-CSRF-Token": yi.csrf})
+    assert r.status_code == 200, r.text
+
+    r = jia.post(path, data=policy_form(jia, version, "6"))
+    assert r.status_code == 409 and BY_YI_AT.search(r.text)

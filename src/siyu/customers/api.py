@@ -159,6 +159,7 @@ def channel_dict(channel: Channel, totals: dict) -> dict:
         "welcome_image_url": channel.welcome_image_url,
         "notice": channel.notice,
         "created_at": channel.created_at,
+        "updated_by": channel.updated_by,  # (for a stale edit's notice: not in ChannelOut)
         "qr_url": f"/api/v1/channels/{channel.id}/qr.png" if channel.enabled else None,
         "totals": totals,
     }
@@ -282,7 +283,7 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
     if problems:
         raise HTTPException(422, "; ".join(problems))
-    channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec)
+    channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec, viewer.display_name)
     return await run_in_threadpool(load_channel, rt, viewer, channel_id)
 
 
@@ -297,9 +298,16 @@ def get_channel(request: Request, response: Response, viewer: ApiViewer, channel
     return found
 
 
-CHANGED_SINCE_ETAG = (
-    "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
-)
+def changed_since_etag(by: str) -> str:
+    """The 412's detail, naming who saved the channel last where that is known."""
+    if not by:
+        return "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
+    return (
+        f"渠道已被管理员 {by} 修改，请重新读取后再改 / {by} changed the channel since the ETag you sent;"
+        " read it again"
+    )
+
+
 IfMatch = Annotated[
     str | None,
     Header(
@@ -310,16 +318,16 @@ IfMatch = Annotated[
 ]
 
 
-def _if_match(typed: str | None, now: str) -> str | None:
+def _if_match(typed: str | None, now: str, by: str) -> str | None:
     """The version the change is made to: `now` when If-Match lists it (RFC 9110: any of the
     listed ETags matching is enough), None without the header or for `*` (the channel exists);
-    412 when it lists only others."""
+    412 when it lists only others (`by`: who saved the channel last)."""
     tags = [tag.strip().removeprefix("W/").strip('"') for tag in (typed or "").split(",")]
     tags = [tag for tag in tags if tag]
     if not tags or "*" in tags:
         return None
     if now not in tags:
-        raise HTTPException(412, CHANGED_SINCE_ETAG)
+        raise HTTPException(412, changed_since_etag(by))
     return now
 
 
@@ -353,17 +361,18 @@ async def patch_channel(
         raise not_found()
     if not current["enabled"]:
         raise HTTPException(409, "渠道已停用，不能修改 / the channel is disabled")
-    drawn = _if_match(if_match, channel_service.channel_version(current))
+    drawn = _if_match(if_match, channel_service.channel_version(current), current["updated_by"])
     spec = merged_spec(current, body.model_dump(exclude_unset=True))
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:
-        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, drawn)
+        by = viewer.display_name
+        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, drawn, by)
     except LookupError:
         raise not_found() from None
-    except channel_service.ChannelChanged:  # (saved by someone else while WeCom answered)
-        raise HTTPException(412, CHANGED_SINCE_ETAG) from None
+    except channel_service.ChannelChanged as exc:  # (saved by someone else while WeCom answered)
+        raise HTTPException(412, changed_since_etag(exc.by)) from None
     found = await run_in_threadpool(load_channel, rt, viewer, channel_id)
     response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
     return found

@@ -42,14 +42,17 @@ class ChannelNameTaken(ChannelError):
 
 
 class ChannelChanged(ChannelError):
-    """The channel was saved by someone else after the edit was drawn from it."""
+    """The channel was saved by someone else after the edit was drawn from it; `by`: who saved
+    it last ("" where unknown: saved before that was kept)."""
 
     status = 409
 
-    def __init__(self):
+    def __init__(self, by: str = ""):
+        self.by = by
         super().__init__(
-            "这个渠道在你打开后已被其他管理员修改，你的修改没有保存；下面是你填写的内容，请核对后再保存"
-            " / this channel was changed by someone else since you opened it; your change was not saved"
+            f"这个渠道在你打开后已被{f'管理员 {by} ' if by else '其他管理员'}修改，你的修改没有保存；"
+            f"下面是你填写的内容，请核对后再保存 / this channel was changed by {by or 'someone else'}"
+            " since you opened it; your change was not saved"
         )
 
 
@@ -140,7 +143,8 @@ def channel_version(channel: Channel | ChannelSpec | dict) -> str:
     return version_of(values)
 
 
-def _apply(channel: Channel, spec: ChannelSpec) -> None:
+def _apply(channel: Channel, spec: ChannelSpec, by: str) -> None:
+    channel.updated_by = by[:200]
     channel.name = tidy_name(spec.name)
     channel.staff_userids = list(spec.staff_userids)
     channel.department_ids = list(spec.department_ids)
@@ -222,7 +226,8 @@ def check_name_free(session: Session, name: str, channel_id: int | None = None) 
             raise ChannelNameTaken(other)
 
 
-async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
+async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") -> int:
+    """`by`: who makes it (the name they are signed in as), as for update_channel."""
     spec.check()
 
     def name_free() -> None:
@@ -246,7 +251,7 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
             _hold_names(s)
             check_name_free(s, spec.name)
             channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
-            _apply(channel, spec)
+            _apply(channel, spec, by)
             s.add(channel)
             s.flush()
             return channel.id
@@ -260,11 +265,13 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec) -> int:
 
 
 async def update_channel(
-    rt, tenant_id: int, channel_id: int, spec: ChannelSpec, drawn: str | None = None
+    rt, tenant_id: int, channel_id: int, spec: ChannelSpec, drawn: str | None = None, by: str = ""
 ) -> None:
     """`drawn`: the version (channel_version) the change was made to; ChannelChanged when the
     channel is no longer at it, before WeCom is asked, or after (someone saved it while WeCom
-    changed the code: the code goes back to what they saved). None: the last save wins."""
+    changed the code: the code goes back to what they saved). None: the last save wins.
+    `by`: who saves it (the name they are signed in as; "" for Siyu itself), named to the next
+    admin whose edit it makes stale."""
     spec.check()
 
     def check() -> tuple[str, int]:
@@ -273,7 +280,7 @@ async def update_channel(
             if channel is None:
                 raise LookupError(channel_id)
             if drawn is not None and channel_version(channel) != drawn:
-                raise ChannelChanged
+                raise ChannelChanged(channel.updated_by)
             check_name_free(s, spec.name, channel_id)
             return (
                 channel.config_id,
@@ -294,11 +301,11 @@ async def update_channel(
             channel = s.get(Channel, channel_id)
             try:
                 if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
-                    raise ChannelChanged
+                    raise ChannelChanged(channel.updated_by)
                 check_name_free(s, spec.name, channel_id)
             except ChannelError as exc:
                 return exc, _way_fields(_spec_of(channel))
-            _apply(channel, spec)
+            _apply(channel, spec, by)
             return None
 
     refused = await asyncio.to_thread(save)

@@ -104,6 +104,9 @@ class Channel(TenantOwned, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     notice: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # who made or last edited it (the name they were signed in as), for an edit refused as stale
+    # to say whose save it missed; "" where unknown (saved before this was kept)
+    updated_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class TimelineEvent(TenantOwned, Base):

@@ -533,6 +533,7 @@ def policy_out(session: Session) -> dict:
         "calendar_days": [{"day": d.day, "kind": d.kind, "note": d.note} for d in days],
         "official_calendar_through": official_calendar_through(),
         "updated_at": stored.updated_at if stored is not None else None,
+        "updated_by": stored.updated_by if stored is not None else "",  # (the pages': not in PolicyOut)
     }
 
 
@@ -551,11 +552,11 @@ def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
     return fields
 
 
-def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None) -> None:
-    """Save what `body` sets, in force from `now` (Siyu's clock); raises service.PolicyError
-    (a 422) for what the rules refuse."""
+def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None, by: str = "") -> None:
+    """Save what `body` sets, in force from `now` (Siyu's clock), by `by` (who is signed in);
+    raises service.PolicyError (a 422) for what the rules refuse."""
     fields = _policy_fields(session, body)
-    service.save_policy(session, 0, now=now, **fields)
+    service.save_policy(session, 0, now=now, by=by, **fields)
     if body.calendar_days is not None:
         wanted = {d.day: d for d in body.calendar_days}
         for day in session.scalars(select(SlaCalendarDay.day)).all():
@@ -589,7 +590,7 @@ def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            apply_policy(s, body, request.app.state.rt.now())
+            apply_policy(s, body, request.app.state.rt.now(), viewer.display_name)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         return policy_out(s)
@@ -641,6 +642,7 @@ def _department_out(stored: SlaPolicy | None, department_wecom_id: int, name: st
         "is_default": stored is None,
         **_view_fields(view),
         "updated_at": stored.updated_at if stored is not None else None,
+        "updated_by": stored.updated_by if stored is not None else "",  # (the pages': not in the API's)
     }
 
 
@@ -686,18 +688,22 @@ def policies_out(session: Session) -> dict:
 
 
 def apply_department_policy(
-    session: Session, department_wecom_id: int, body: PolicyFieldsIn, now: datetime | None = None
+    session: Session,
+    department_wecom_id: int,
+    body: PolicyFieldsIn,
+    now: datetime | None = None,
+    by: str = "",
 ) -> bool:
-    """Create or change a department's own policy (0: the tenant's); True when it was
-    created. service.PolicyError for what the rules refuse; HTTPException 404 for an
-    unknown department."""
+    """Create or change a department's own policy (0: the tenant's), by `by` (who is signed
+    in); True when it was created. service.PolicyError for what the rules refuse;
+    HTTPException 404 for an unknown department."""
     fields = _policy_fields(session, body)
     if department_wecom_id == 0:
-        service.save_policy(session, 0, now=now, **fields)
+        service.save_policy(session, 0, now=now, by=by, **fields)
         return False
     existed = session.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == department_wecom_id))
     try:
-        service.save_department_policy(session, department_wecom_id, now=now, **fields)
+        service.save_department_policy(session, department_wecom_id, now=now, by=by, **fields)
     except service.UnknownDepartment:
         raise unknown_department(department_wecom_id) from None
     return existed is None
@@ -760,7 +766,8 @@ def put_department_policy(
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            created = apply_department_policy(s, department_wecom_id, body, request.app.state.rt.now())
+            now = request.app.state.rt.now()
+            created = apply_department_policy(s, department_wecom_id, body, now, viewer.display_name)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         if created:

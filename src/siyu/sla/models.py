@@ -46,6 +46,10 @@ class SlaPolicy(TenantOwned, Base):
     quiet_hours: Mapped[list] = mapped_column(default=lambda: list(DEFAULT_QUIET_HOURS))  # no calls
     stale_after_s: Mapped[int] = mapped_column(default=6 * 3600)  # older steps are skipped, not sent
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # who saved it last, by the name they were signed in as (a token: the person it acts as), so
+    # that a form refused as stale can say whose save it missed; "" for a save by Siyu itself
+    # (the command line, the demo) or one made before this was kept
+    updated_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class SlaPolicyVersion(TenantOwned, Base):
@@ -122,6 +126,10 @@ class SlaWait(TenantOwned, Base):
     snoozed_until: Mapped[datetime | None]
     # who held its reminders back (the name they were signed in as, as closed_by) and when
     snoozed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # and their person (people.id): whether a shorter snooze is theirs to make is decided by it,
+    # not by the name (two of the same name, a rename). None for snoozes made before it was kept.
+    # No foreign key: the record stays as it was when the account goes.
+    snoozed_by_id: Mapped[int | None] = mapped_column(BigId)
     snoozed_at: Mapped[datetime | None]
 
 

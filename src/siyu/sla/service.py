@@ -148,10 +148,11 @@ EDITABLE = {
 
 
 def save_policy(
-    session: Session, department_wecom_id: int = 0, *, now: datetime | None = None, **fields
+    session: Session, department_wecom_id: int = 0, *, now: datetime | None = None, by: str = "", **fields
 ) -> SlaPolicy:
     """Create or change the tenant's policy (department 0) or a department's, in force from
-    `now` (Siyu's clock; the wall clock by default)."""
+    `now` (Siyu's clock; the wall clock by default), saved by `by` (the name they are signed
+    in as; "" for Siyu itself)."""
     now = now or datetime.now(UTC)
     unknown = set(fields) - EDITABLE
     if unknown:
@@ -189,7 +190,7 @@ def save_policy(
     for name, value in fields.items():
         setattr(policy, name, value)
     _check_workable(policy)
-    policy.updated_at = now
+    policy.updated_at, policy.updated_by = now, by[:200]
     session.flush()
     _keep_version(session, policy, now)
     # Open waits begun before the tenant had any policy (none recorded: the built-in default)
@@ -667,7 +668,7 @@ def department_policies(session: Session) -> list[DepartmentPolicy]:
 
 
 def save_department_policy(
-    session: Session, department_wecom_id: int, *, now: datetime | None = None, **fields
+    session: Session, department_wecom_id: int, *, now: datetime | None = None, by: str = "", **fields
 ) -> SlaPolicy:
     """Create or change a department's own policy. A new one starts as a copy of the policy
     its members follow now (an ancestor's, the tenant's or the default), named after the
@@ -705,7 +706,7 @@ def save_department_policy(
             "stale_after_s": base.stale_after_s,
             **fields,
         }
-    return save_policy(session, department_wecom_id, now=now, **fields)
+    return save_policy(session, department_wecom_id, now=now, by=by, **fields)
 
 
 def delete_policy(session: Session, department_wecom_id: int, now: datetime | None = None) -> bool:

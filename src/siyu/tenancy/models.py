@@ -107,7 +107,13 @@ class ApiToken(TenantOwned, Base):
     sha256(secret) is stored; `prefix` is the secret's start, to tell tokens apart."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_api_tokens_tenant_created", "tenant_id", "created_at"),
+        # one token per admin and prefix: the page's form makes the prefix from its `once`
+        # (api_tokens.form_once), so two posts of one form at the same moment (a double click),
+        # which both find no token yet, cannot both make one
+        Index("ix_api_tokens_made_from", "tenant_id", "created_by_id", "prefix", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -317,7 +317,8 @@ async def channel_create(request: Request, viewer: PageViewer):
     values = _blank_channel()
     try:
         spec = await _read_channel_form(request, viewer, values)
-        channel_id = await channel_service.create_channel(request.app.state.rt, viewer.tenant_id, spec)
+        rt = request.app.state.rt
+        channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec, viewer.display_name)
     except ChannelError as exc:
         return _channel_form(request, viewer, values, str(exc), exc.status)
     except WeComFailure as exc:
@@ -387,18 +388,22 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
             return
         same = {**vars(spec), "welcome_image_url": current["welcome_image_url"]} if chosen else spec
         if channel_version(same) != now:
-            raise ChannelChanged
+            raise ChannelChanged(current["updated_by"])
         agreed[0] = now
 
     try:
         if not current["enabled"]:
             raise ChannelError("渠道已停用，不能修改 / the channel is disabled")
         spec = await _read_channel_form(request, viewer, values, unchanged_since)
-        await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, agreed[0])
+        await channel_service.update_channel(
+            rt, viewer.tenant_id, channel_id, spec, agreed[0], viewer.display_name
+        )
     except ChannelChanged as exc:
-        # drawn again with the version stored now: saved after a look, it saves
+        # drawn again with the version stored now: saved after a look, it saves (and the notice
+        # names whoever saved what it shows)
         stored = await run_in_threadpool(load_channel, rt, viewer, channel_id)
-        return _channel_form(request, viewer, values, str(exc), exc.status, channel_version(stored), stored)
+        notice = str(ChannelChanged(stored["updated_by"]))
+        return _channel_form(request, viewer, values, notice, exc.status, channel_version(stored), stored)
     except ChannelError as exc:
         return _channel_form(request, viewer, values, str(exc), exc.status, drawn or now)
     except WeComFailure as exc:

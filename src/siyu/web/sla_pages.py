@@ -498,7 +498,7 @@ async def policy_submit(request: Request, viewer: PageViewer):
             with rt.db.tenant_session(viewer.tenant_id) as s:
                 _hold_policy(s, 0)
                 was = policy_out(s)
-                apply_policy(s, body, rt.now())
+                apply_policy(s, body, rt.now(), viewer.display_name)
                 became = policy_out(s)
                 _check_drawn_from(drawn, was, became)  # (raising rolls the save back)
         except service.PolicyError as exc:
@@ -588,13 +588,21 @@ def _drawn_from(
     a look saves (and one saved meanwhile again is refused again)."""
     if stale is None:
         version = version or _policy_version(stored)
-        return {"version": version, "stale": "", "stored_now": "", "stale_at": None, "stale_fields": []}
+        return {
+            "version": version,
+            "stale": "",
+            "stored_now": "",
+            "stale_at": None,
+            "stale_by": "",
+            "stale_fields": [],
+        }
     was, became = stale.was, stale.became
     return {
         "version": _policy_version(was),
         "stale": stale.kind,
         "stored_now": _policy_text(was, names, full=True) if was is not None else "",
         "stale_at": was["updated_at"] if was is not None else None,
+        "stale_by": was["updated_by"] if was is not None else "",  # "": saved before it was kept
         "stale_fields": _differences(was, became, names) if was is not None and became is not None else [],
     }
 
@@ -827,7 +835,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
                 _hold_policy(s, wecom_id)
                 stored = _own_policy(s, wecom_id)
                 was = _members_clock(s, wecom_id)
-                apply_department_policy(s, wecom_id, body, rt.now())
+                apply_department_policy(s, wecom_id, body, rt.now(), viewer.display_name)
                 _check_drawn_from(drawn, stored, department_policy_out(s, wecom_id))
                 if was is None:
                     return "", "department_added"
