@@ -10,9 +10,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from siyu.db import utcnow
+from siyu.tenancy import api_tokens
+from siyu.tenancy.models import ApiToken
 from tests.support.openapi import problems, response_schema
 from tests.web.conftest import fits_the_phone, sign_in
 
@@ -323,3 +325,42 @@ def test_reloading_the_answer_to_the_form_makes_no_second_token(as_role):
     assert fresh != once
     assert admin.post("/setup/tokens", data={**form, "once": fresh}).status_code == 200
     assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(form["name"]) == 2
+
+
+def test_a_double_click_on_the_form_makes_one_token_and_the_second_post_says_it_was_made(as_role, db, world):
+    """Two posts of one form at the same moment both look for its token, both find none, and
+    both made one: two active tokens, the admin shown the second's secret only. Here the first
+    post's token is stored between the second's look and its own insert, as the first post of a
+    double click stores it; the second answers as a reload does."""
+    admin = as_role("admin")
+    once = re.search(r'name="once" value="([A-Za-z0-9]+)"', admin.get("/setup/tokens").text).group(1)
+    me = admin.get("/api/v1/me").json()["person_id"]
+    name = f"双击 {uuid.uuid4().hex[:6]}"
+    form = {"csrf_token": admin.csrf, "name": name, "acts_as": f"p:{me}", "expires": "30", "once": once}
+    stored: list[int] = []
+
+    def first_post_stores_its_token(conn, cursor, statement, *_):
+        if stored or not statement.lstrip().upper().startswith("INSERT INTO API_TOKENS"):
+            return
+        stored.append(1)
+        with db.tenant_session(world.a.id) as s:
+            first_secret = api_tokens.new_secret(once)
+            s.add(
+                ApiToken(
+                    name=name,
+                    person_id=me,
+                    created_by_id=me,
+                    prefix=first_secret[: api_tokens.SHOWN_CHARS],
+                    token_hash=api_tokens.hashed(first_secret),
+                )
+            )
+
+    event.listen(db.engine, "before_cursor_execute", first_post_stores_its_token)
+    try:
+        second = admin.post("/setup/tokens", data=form)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", first_post_stores_its_token)
+    assert stored
+    assert second.status_code == 409 and not _SECRET.search(second.text)
+    assert api_tokens.ALREADY_MADE in second.text
+    assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(name) == 1

@@ -71,7 +71,9 @@ def form_once() -> str:
 
 
 def made_from_form(session: Session, once: str, created_by: int) -> ApiToken | None:
-    """The token this admin already made from the form carrying `once`, if any."""
+    """The token this admin already made from the form carrying `once`, if any. Two posts of
+    the form at the same moment may both find none: the unique index on (tenant, maker,
+    prefix) lets only one of them store its token (the other's `create` raises IntegrityError)."""
     if not _ONCE.fullmatch(once):
         return None
     return session.scalar(

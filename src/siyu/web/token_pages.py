@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from siyu.tenancy import api_tokens
@@ -76,7 +77,18 @@ async def token_create(request: Request, viewer: PageViewer):
                 return None, str(exc)
             return {**api_tokens.described(s, [token])[0], "secret": secret}, ""
 
-    created, problem = await run_in_threadpool(create)
+    def made_meanwhile() -> bool:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            return api_tokens.made_from_form(s, form["once"], viewer.person_id) is not None
+
+    try:
+        created, problem = await run_in_threadpool(create)
+    except IntegrityError:
+        # the same form posted at the same moment (a double click): both found no token, and the
+        # other post's was stored first (the index on the prefix refused this one's)
+        if not await run_in_threadpool(made_meanwhile):
+            raise
+        created, problem = None, api_tokens.ALREADY_MADE
     if problem == api_tokens.ALREADY_MADE:  # a blank form: not one to send once more
         return await run_in_threadpool(_page, request, viewer, None, problem, None, 409)
     if problem:
