@@ -23,8 +23,10 @@ from siyu.notify.models import OutboxMessage
 from siyu.sla import service as sla_service
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Person
 from tests.support.board import whole_board
-from tests.web.conftest import CHROMIUM, fits_the_phone, login, sign_in
+from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone, login, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
 FIXTURE_SPAN_S = 330
@@ -1098,6 +1100,56 @@ def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db
         )
     on_the_minute = snoozed.replace(second=0).astimezone(SHANGHAI).strftime("%m-%d %H:%M")
     assert f"提醒已暂缓至 {on_the_minute}" in admin.get(f"/conversations/{cid}").text
+
+
+def test_who_may_shorten_a_snooze_is_told_by_person_not_by_name(siyu, db, world):
+    """Whether a shorter snooze is the snoozer's own was told by the name shown: of two admins
+    both named 王芳, the second's 15 minutes cut the first's hour; and the first, renamed 王芳芳
+    meanwhile, could no longer shorten their own hour."""
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        for n in (1, 2):
+            tenancy.add_person(s, f"wangfang{n}-{sfx}", "王芳", "admin", PASSWORD)
+        asked = _text(sfx, 1, f"wmsame{sfx}", "zhangsan", f"能便宜点吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmsame{sfx}"))
+    first, second = login(siyu, f"wangfang1-{sfx}"), login(siyu, f"wangfang2-{sfx}")
+    url = f"/api/v1/conversations/{cid}/snooze"
+    try:
+        hour = first.post(url, json={"minutes": 60}, headers={"X-CSRF-Token": first.csrf}).json()
+        said = second.post(url, json={"minutes": 15}, headers={"X-CSRF-Token": second.csrf}).json()
+        assert said["kept_until"] == hour["until"], said  # the other 王芳's hour stands
+        assert first.get(f"/api/v1/conversations/{cid}").json()["snooze"]["until"] == hour["until"]
+
+        me = first.get("/api/v1/me").json()["person_id"]
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(Person).where(Person.id == me).values(display_name="王芳芳"))
+        said = first.post(url, json={"minutes": 15}, headers={"X-CSRF-Token": first.csrf}).json()
+        assert said["kept_until"] is None and said["by"] == "王芳芳", said  # their own: shortened
+        snooze = first.get(f"/api/v1/conversations/{cid}").json()["snooze"]
+        assert snooze["until"] == said["until"] < hour["until"] and snooze["by"] == "王芳芳"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_snooze_made_before_its_person_was_kept_is_told_by_name(as_role, db, world):
+    """A snooze from before Siyu kept the snoozer's person (snoozed_by_id NULL): whose it is
+    is told by the name it shows, as before."""
+    admin, agent = as_role("admin"), as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmold{sfx}", "zhangsan", f"到货了吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmold{sfx}"))
+    url = f"/api/v1/conversations/{cid}/snooze"
+    hour = admin.post(url, json={"minutes": 60}, headers={"X-CSRF-Token": admin.csrf}).json()
+    with db.tenant_session(world.a.id) as s:
+        s.execute(update(SlaWait).where(SlaWait.conversation_id == cid).values(snoozed_by_id=None))
+    said = agent.post(url, json={"minutes": 15}, headers={"X-CSRF-Token": agent.csrf}).json()
+    assert said["kept_until"] == hour["until"], said  # another name: the admin's hour stands
+    said = admin.post(url, json={"minutes": 15}, headers={"X-CSRF-Token": admin.csrf}).json()
+    assert said["kept_until"] is None and said["until"] < hour["until"], said  # their own name
 
 
 def test_a_shorter_snooze_never_cuts_someone_elses_longer_one(as_role, db, world):

@@ -476,7 +476,9 @@ def snooze_for(
     if conversation_queries.get_conversation(session, viewer, conversation_id) is None:
         return None
     until = now + timedelta(minutes=minutes)
-    moved = service.snooze(session, conversation_id, until, now, by=viewer.display_name)
+    moved = service.snooze(
+        session, conversation_id, until, now, by=viewer.display_name, by_id=viewer.person_id
+    )
     held = session.execute(
         select(SlaWait.snoozed_until, SlaWait.snoozed_by).where(
             SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)

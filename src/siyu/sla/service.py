@@ -771,6 +771,7 @@ class _Wait:
     closed_by: str = ""
     snoozed_until: datetime | None = None
     snoozed_by: str = ""
+    snoozed_by_id: int | None = None
     snoozed_at: datetime | None = None
 
     def close(self, at: datetime | None, reason: str, by: str = "") -> None:
@@ -792,13 +793,13 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     ids = {c.conversation_id for c in changes}
     stored = session.execute(
         select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid, SlaWait.started_at)
-        .add_columns(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_at)
+        .add_columns(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_by_id, SlaWait.snoozed_at)
         .where(bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None))
     ).all()
     open_now: dict[int, list[_Wait]] = {}
-    for wait_id, conversation_id, msgid, started_at, until, by, at in stored:
+    for wait_id, conversation_id, msgid, started_at, until, by, by_id, at in stored:
         wait = _Wait(conversation_id, msgid, "", None, None, started_at, id=wait_id)
-        wait.snoozed_until, wait.snoozed_by, wait.snoozed_at = until, by, at
+        wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by, by_id, at
         open_now.setdefault(conversation_id, []).append(wait)
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
     # same customer the agent asked quiet about (the wait it was asked on, who and when)
@@ -855,7 +856,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             )
             if (snoozed := snoozes.get(change.conversation_id)) is not None:
                 wait.snoozed_until, wait.snoozed_by = snoozed.snoozed_until, snoozed.snoozed_by
-                wait.snoozed_at = snoozed.snoozed_at
+                wait.snoozed_by_id, wait.snoozed_at = snoozed.snoozed_by_id, snoozed.snoozed_at
             new[(change.conversation_id, change.msgid)] = wait
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
@@ -989,6 +990,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "breached_step": -1,
             "snoozed_until": w.snoozed_until,
             "snoozed_by": w.snoozed_by,
+            "snoozed_by_id": w.snoozed_by_id,
             "snoozed_at": w.snoozed_at,
         }
         for w in waits
@@ -1009,7 +1011,12 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             session.execute(
                 update(SlaWait)
                 .where(SlaWait.id == wait_id)
-                .values(snoozed_until=until, snoozed_by=snoozed.snoozed_by, snoozed_at=snoozed.snoozed_at)
+                .values(
+                    snoozed_until=until,
+                    snoozed_by=snoozed.snoozed_by,
+                    snoozed_by_id=snoozed.snoozed_by_id,
+                    snoozed_at=snoozed.snoozed_at,
+                )
             )
             session.execute(
                 update(SlaEscalation)
@@ -1134,14 +1141,22 @@ def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
 conversations.on_wait(record_waits)
 
 
-def snooze(session: Session, conversation_id: int, until: datetime, now: datetime, by: str = "") -> int:
-    """Someone (`by`, the name they were signed in as: the agent, a colleague, an admin)
-    asks for quiet until `until`: the wait's pending step moves later so that it fires no
-    earlier; the steps after it keep their spacing from it (see `next_due`). Who and when are
-    kept, for a supervisor who sees an agent's reminders held back. A shorter snooze than one
-    in force replaces it only when the same person asks (they changed their mind); another's
-    longer one stands, and nothing changes: 李四's 15 minutes had cut the admin's hour, the
-    reminders coming back 45 minutes early. Returns how many steps moved (0 or 1)."""
+def snooze(
+    session: Session,
+    conversation_id: int,
+    until: datetime,
+    now: datetime,
+    by: str = "",
+    by_id: int | None = None,
+) -> int:
+    """Someone (`by`, the name they were signed in as: the agent, a colleague, an admin;
+    `by_id`, their person) asks for quiet until `until`: the wait's pending step moves later
+    so that it fires no earlier; the steps after it keep their spacing from it (see
+    `next_due`). Who and when are kept, for a supervisor who sees an agent's reminders held
+    back. A shorter snooze than one in force replaces it only when the same person asks (they
+    changed their mind); another's longer one stands, and nothing changes: 李四's 15 minutes
+    had cut the admin's hour, the reminders coming back 45 minutes early. Returns how many
+    steps moved (0 or 1)."""
     wait = session.scalar(
         select(SlaWait).where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
     )
@@ -1155,9 +1170,9 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
         )
     )
     shorter = wait.snoozed_until is not None and until < wait.snoozed_until
-    if shorter and wait.snoozed_until > now and (wait.snoozed_by or "") != by[:200]:
+    if shorter and wait.snoozed_until > now and not _same_snoozer(wait, by, by_id):
         return 0
-    wait.snoozed_until, wait.snoozed_by, wait.snoozed_at = until, by[:200], now
+    wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by[:200], by_id, now
     if not pending:
         return 0
     if pending[0].due_at >= until:
@@ -1168,6 +1183,15 @@ def snooze(session: Session, conversation_id: int, until: datetime, now: datetim
         return _move_pending(session, {pending[0].id: max(until, scheduled)})
     shift = until - pending[0].due_at
     return _move_pending(session, {row.id: row.due_at + shift for row in pending})
+
+
+def _same_snoozer(wait: SlaWait, by: str, by_id: int | None) -> bool:
+    """Whether the snooze in force is this person's: by their person where both are known (two
+    staff may share a name, and a renamed person's own snooze keeps their old one); a snooze
+    kept before its person was (snoozed_by_id NULL) by the name it shows."""
+    if wait.snoozed_by_id is not None and by_id is not None:
+        return wait.snoozed_by_id == by_id
+    return (wait.snoozed_by or "") == by[:200]
 
 
 def _move_pending(session: Session, due: dict[int, datetime]) -> int:
