@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from siyu.sla import service
 from siyu.sla.api import board_for
@@ -450,3 +450,130 @@ def test_a_policy_saved_with_another_clock_keeps_each_waits_next_step_and_its_ow
     with w.session() as s:
         [pending] = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "pending"))
         assert (pending.step, pending.action, pending.target) == (1, "voice_call", "leader")
+
+
+def pending_step(w) -> tuple:
+    with w.session() as s:
+        [pending] = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "pending"))
+        return pending.action, pending.target, pending.due_at.astimezone(SH)
+
+
+def test_removing_a_business_hours_department_policy_reminds_by_the_wall_clock_on_sunday(local):
+    """Department 2 (张三's) counts business hours only; the tenant's policy counts every hour,
+    its first step a call. A customer asks on Sunday 10:00: 张三's card (2 minutes) waits for
+    Monday 09:02. The admin removes department 2's policy: the wait now runs on the tenant's
+    clock, and the card goes out on Sunday at 10:02, still a card. Its step was looked for only
+    among the tenant's policy's steps, whose first is a call: it stayed on Monday 09:02, and
+    nobody was reminded all Sunday."""
+    w = local
+    w.t0 = bj(2025, 9, 21, 10, 0).astimezone(ZoneInfo("UTC"))  # a Sunday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(
+            s, quiet_hours=[], steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        )
+        service.save_department_policy(
+            s,
+            2,
+            business_hours_only=True,
+            shifts=SHIFTS,
+            steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}],
+        )
+    w.say("周日有人吗？", at=0)
+    w.pulled(3600)
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 22, 9, 2))  # Monday
+    w.clock(10)
+    with w.session() as s:
+        assert service.delete_policy(s, 2, now=w.rt.now()) is True
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 21, 10, 2))
+    w.clock(119)
+    assert w.fire() == 0
+    w.clock(120)
+    assert w.fire() == 1
+    assert len(w.outbox()) == 1
+    assert w.steps() == [(0, "fired", "zhangsan")]
+
+
+def test_a_sunday_made_a_workday_reminds_a_wait_moved_to_another_policy(local):
+    """Department 2's policy (a card after 2 minutes) and the tenant's (a call after 1) both
+    count business hours. A customer asks on Sunday 10:00, and department 2's policy is
+    removed: the card still waits for Monday. The admin then makes the Sunday a workday: the
+    card goes out at 10:02. It was looked for among the tenant's policy's steps only, and
+    stayed on Monday."""
+    w = local
+    w.t0 = bj(2025, 9, 21, 10, 0).astimezone(ZoneInfo("UTC"))  # a Sunday
+    w.clock(0)
+    business_policy(w, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    with w.session() as s:
+        service.save_department_policy(
+            s, 2, steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}]
+        )
+    w.say("周日有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(10)
+    with w.session() as s:
+        assert service.delete_policy(s, 2, now=w.rt.now()) is True
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 22, 9, 2))  # the same clock
+    w.clock(20)
+    with w.session() as s:
+        service.set_calendar_day(s, date(2025, 9, 21), "workday", "调休", now=w.rt.now())
+        assert service.follow_the_calendar(s, w.rt.now()) == 1
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 21, 10, 2))
+    w.clock(120)
+    assert w.fire() == 1
+    assert len(w.outbox()) == 1
+
+
+def test_the_tenants_first_policy_counting_business_hours_holds_a_sunday_card_for_monday(local):
+    """No policy saved yet (the built-in one: a card after 2 minutes, every hour counts). A
+    customer asks on Sunday 10:00; the admin then saves the tenant's first policy, business
+    hours only, its first step a call. The card already scheduled waits for Monday 09:02, its
+    own 2 minutes of business time, and stays a card. It was looked for among the new policy's
+    steps only, and went out on the Sunday telling the agent 0 business seconds waited."""
+    w = local
+    w.t0 = bj(2025, 9, 21, 10, 0).astimezone(ZoneInfo("UTC"))  # a Sunday
+    w.clock(0)
+    w.say("周日有人吗？", at=0)
+    w.pulled(3600)
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 21, 10, 2))
+    w.clock(10)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=SHIFTS,
+            quiet_hours=[],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            now=w.rt.now(),
+        )
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 22, 9, 2))  # Monday
+    w.clock(120)
+    assert w.fire() == 0
+    assert w.outbox() == []
+
+
+def test_a_step_scheduled_before_its_delay_was_kept_still_follows_a_new_clock(local):
+    """A pending step from before migration 0019 has no delay of its own (NULL): turning
+    business hours on still moves it by the delay of the policy's version it was scheduled
+    under, a card on Sunday held for Monday 09:02."""
+    w = local
+    w.t0 = bj(2025, 9, 21, 10, 0).astimezone(ZoneInfo("UTC"))  # a Sunday
+    w.clock(0)
+    w.policy(steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    w.say("周日有人吗？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    with w.session() as s:
+        s.execute(
+            update(SlaEscalation).where(SlaEscalation.conversation_id == conversation.id).values(delay_s=None)
+        )
+    w.clock(10)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=SHIFTS,
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            now=w.rt.now(),
+        )
+    assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 22, 9, 2))

@@ -157,6 +157,9 @@ class SlaEscalation(TenantOwned, Base):
     step: Mapped[int]
     action: Mapped[str] = mapped_column(String(16))  # app_message | voice_call
     target: Mapped[str] = mapped_column(String(16))  # agent | leader | contact
+    # the step's delay as scheduled, from the wait's start: it keeps it under another clock or
+    # policy (None: scheduled before it was kept)
+    delay_s: Mapped[int | None]
     agent_userid: Mapped[str] = mapped_column(String(64), default="")
     recipient: Mapped[str] = mapped_column(String(64), default="")  # resolved when it fires
     due_at: Mapped[datetime]

@@ -359,6 +359,7 @@ def _reschedule_pending(
             SlaEscalation.due_at,
             SlaEscalation.action,
             SlaEscalation.target,
+            SlaEscalation.delay_s,
             SlaEscalation.created_at,
             SlaWait.policy_id,
             SlaWait.started_at,
@@ -397,10 +398,15 @@ def _reschedule_pending(
 
 
 def _own_step(book: PolicyBook, r, policy: PolicyView) -> Step | None:
-    """The step a pending row was scheduled as (its action and target, with their delay): the
-    policy's version in force when the row was made, else the first kept version (newest
-    first) with that step, else the policy as it stands if its step agrees; None when nothing
-    kept tells its delay (it stays where it is)."""
+    """The step a pending row was scheduled as: its action, target and delay as the row keeps
+    them. Not looked up in the policy the wait follows now: a wait moved to another policy (a
+    department's deleted, the tenant's first saved) kept its step from the old one, which no
+    version of the new one has, and it stayed on the old clock. A row scheduled before the
+    delay was kept: the policy's version in force when the row was made, else the first kept
+    version (newest first) with that step, else the policy as it stands if its step agrees;
+    None when nothing kept tells its delay (it stays where it is)."""
+    if r.delay_s is not None:
+        return Step(r.delay_s, r.action, r.target)
     views = [book.measured_by(r.policy_id, r.created_at), policy]
     views += [view for _, view in reversed(book._kept_versions().get(r.policy_id, []))]
     for view in views:
@@ -1057,6 +1063,7 @@ def step_row(
         "step": index,
         "action": step.action,
         "target": step.target,
+        "delay_s": step.delay_s,
         "agent_userid": agent_userid,
         "recipient": "",
         "due_at": due,
