@@ -157,6 +157,29 @@ def test_names_alike_but_for_full_width_or_invisible_characters_are_one_name(as_
     assert option and option.group(1) == f"twin{tag}", option
 
 
+def test_a_braille_blank_is_as_invisible_in_a_channel_name_as_a_hangul_filler(as_role):
+    """U+2800 shows as nothing (the usual invisible filler of WeChat nicknames), though Unicode
+    counts it a symbol: 官网首页 + U+2800 was a second 官网首页 (201), and U+2800 alone a
+    channel that read blank everywhere."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+
+    def post(name: str):
+        return admin.post("/api/v1/channels", json={"name": name, "staff_userids": ["lisi"]}, headers=csrf)
+
+    tag = uuid.uuid4().hex[:4]
+    home = post(f"官网首页{tag}")
+    assert home.status_code == 201, home.text
+    for same in (f"官网首页{tag}\u2800", f"官网\u2800首页{tag}", f"\u2800官网首页{tag}\u3164"):
+        r = post(same)
+        assert r.status_code == 409 and "已有启用中的渠道" in r.text, (ascii(same), r.text)
+    for blank in ("\u2800", "\u2800\u3164\u2800", " \u2800\u115f\u1160"):
+        r = post(blank)
+        assert r.status_code == 422 and "渠道名称不能为空" in r.text, (ascii(blank), r.text)
+    r = post(f"\u2800新首页{tag}\u2800")
+    assert r.status_code == 201 and r.json()["name"] == f"新首页{tag}", r.text
+
+
 def test_a_disabled_channel_offers_no_qr_code(as_role, world, db):
     """GET …/{id} gave a disabled channel a qr_url, and its qr.png answered 502 with httpx's
     words (a link to developer.mozilla.org): its code is gone from WeCom for good."""

@@ -158,13 +158,16 @@ def _apply(channel: Channel, spec: ChannelSpec, by: str) -> None:
 # Unicode's default-ignorable code points that are not Cf: variation selectors (官网首页 +
 # U+FE0F looked like 官网首页), Hangul fillers (U+115F, U+1160, U+3164, U+FFA0, shown as
 # nothing), the combining grapheme joiner, Mongolian free variation selectors, the unassigned
-# rest of the tag block. Each (first, last) inclusive.
+# rest of the tag block. And, though Unicode counts it a symbol, the Braille pattern blank
+# U+2800: drawn as nothing, the usual invisible filler of WeChat nicknames (官网首页 + U+2800
+# was a second 官网首页, U+2800 alone a blank name). Each (first, last) inclusive.
 _IGNORABLE = (
     (0x034F, 0x034F),
     (0x115F, 0x1160),
     (0x17B4, 0x17B5),
     (0x180B, 0x180F),
     (0x2060, 0x206F),
+    (0x2800, 0x2800),
     (0x3164, 0x3164),
     (0xFE00, 0xFE0F),
     (0xFFA0, 0xFFA0),
