@@ -7,16 +7,18 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import delete, event, or_, select, text
 
 from siyu.db import utcnow
 from siyu.tenancy import api_tokens
-from siyu.tenancy.models import ApiToken
+from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import ApiToken, Person, Staff
 from tests.support.openapi import problems, response_schema
-from tests.web.conftest import fits_the_phone, sign_in
+from tests.web.conftest import PASSWORD, fits_the_phone, sign_in
 
 _SECRET = re.compile(r'id="token-secret">(siyu_[A-Za-z0-9]+)</code>')
 
@@ -364,3 +366,42 @@ def test_a_double_click_on_the_form_makes_one_token_and_the_second_post_says_it_
     assert second.status_code == 409 and not _SECRET.search(second.text)
     assert api_tokens.ALREADY_MADE in second.text
     assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(name) == 1
+
+
+@contextmanager
+def _newcomer(db, world, name: str, role: str | None = None, member: bool = True):
+    """A WeCom member (or, `member` False, a login made by hand) of tenant A, with a person of
+    `role` if one is given (signed in with PASSWORD); removed, and what they made, after."""
+    sfx = uuid.uuid4().hex[:6]
+    userid, login_name = f"tk{sfx}", f"tk-{sfx}"
+    with db.tenant_session(world.a.id) as s:
+        if member:
+            s.add(Staff(userid=userid, name=name, departments=[1], main_department=1))
+        if role:
+            tenancy.add_person(s, login_name, name, role, PASSWORD, userid if member else None)
+    try:
+        yield userid, login_name
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            gone = select(Person.id).where(or_(Person.staff_userid == userid, Person.login == login_name))
+            theirs = or_(ApiToken.created_by_id.in_(gone), ApiToken.person_id.in_(gone))
+            s.execute(delete(ApiToken).where(theirs))
+            s.execute(delete(Person).where(Person.id.in_(gone)))
+            s.execute(delete(Staff).where(Staff.userid == userid))
+
+
+def test_a_refused_token_form_leaves_no_person_behind(as_role, db, world):
+    """A member who never signed in was made a person by the form even when it was refused
+    (no name, too long a name): the page's refusal was caught inside its session, which kept
+    the person. The page still offers them as never signed in."""
+    admin = as_role("admin")
+    with _newcomer(db, world, "新同事") as (userid, _login):
+        offered = f"新同事（{userid} · 成员，尚未登录过）"
+        assert offered in admin.get("/setup/tokens").text
+        for name in ("", " ", "长" * 101):
+            r = admin.post(
+                "/setup/tokens",
+                data={"csrf_token": admin.csrf, "name": name, "acts_as": f"s:{userid}", "expires": "30"},
+            )
+            assert r.status_code == 422 and offered in r.text, name
+        assert offered in admin.get("/setup/tokens").text

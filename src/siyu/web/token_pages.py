@@ -64,18 +64,20 @@ async def token_create(request: Request, viewer: PageViewer):
         days = "90"
 
     def create():
-        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-            if api_tokens.made_from_form(s, form["once"], viewer.person_id) is not None:
-                return None, api_tokens.ALREADY_MADE
-            try:
+        # refused, the session ends by its exception, undone: acting_person may have made a
+        # person for a member who never signed in, and a refused form must leave nothing
+        try:
+            with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+                if api_tokens.made_from_form(s, form["once"], viewer.person_id) is not None:
+                    return None, api_tokens.ALREADY_MADE
                 acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"])
                 expires_at = api_tokens.expires_in(int(days) if days else None)
                 token, secret = api_tokens.create(
                     s, form["name"], acting, viewer.person_id, expires_at, form["once"]
                 )
-            except api_tokens.TokenRefused as exc:
-                return None, str(exc)
-            return {**api_tokens.described(s, [token])[0], "secret": secret}, ""
+                return {**api_tokens.described(s, [token])[0], "secret": secret}, ""
+        except api_tokens.TokenRefused as exc:
+            return None, str(exc)
 
     def made_meanwhile() -> bool:
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
