@@ -565,6 +565,12 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
         assert api_tokens.use(s, secret) is None
     code, out = invoke("token", "revoke", "999999999", "--tenant", stack.slug)
     assert code == 1 and "no token" in out, out
+    # the operator may name any person, an admin too (a page's admin may not name another)
+    ops = ["--login", f"ops-{stack.slug}", "--name", "运维", "--password", "pw-1"]
+    code, out = invoke("person", "add", "--tenant", stack.slug, *ops)
+    assert code == 0, out
+    code, out = invoke(*base, "--login", f"ops-{stack.slug}")
+    assert code == 0 and f"(ops-{stack.slug}, admin)" in out, out
 
 
 def test_python_dash_m_siyu_is_the_siyu_command():

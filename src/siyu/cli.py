@@ -547,7 +547,8 @@ def token_add(
             if person_id is None:
                 _fail(f"no login {login!r} in {tenant}")
             choice = f"p:{person_id}"
-        acting = api_tokens.acting_person(s, tenant_id, choice)
+        # the operator may name anyone, an admin too: the command line has the database's rights
+        acting = api_tokens.acting_person(s, tenant_id, choice, made_by=None)
         token, secret = api_tokens.create(s, name, acting, None, expires_at)
         who = f"{acting.display_name} ({api_tokens.handle(acting)}, {acting.role})"
         token_id = token.id

@@ -5,20 +5,21 @@ and nothing of another tenant; revoked or expired it is a 401, and it opens no p
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import delete, event, or_, select, text
+from sqlalchemy import delete, event, or_, select, text, update
 
 from siyu.db import utcnow
 from siyu.tenancy import api_tokens
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import ApiToken, Person, Staff
 from tests.support.openapi import problems, response_schema
-from tests.web.conftest import PASSWORD, fits_the_phone, sign_in
+from tests.web.conftest import PASSWORD, fits_the_phone, login, sign_in
 
 _SECRET = re.compile(r'id="token-secret">(siyu_[A-Za-z0-9]+)</code>')
 
@@ -368,6 +369,13 @@ def test_a_double_click_on_the_form_makes_one_token_and_the_second_post_says_it_
     assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(name) == 1
 
 
+REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
+OTHER_ADMIN = (
+    "不能以其他管理员的身份创建令牌：请选自己，或一位主管、成员"
+    " / a token may act as yourself or as a supervisor or member, not as another admin"
+)
+
+
 @contextmanager
 def _newcomer(db, world, name: str, role: str | None = None, member: bool = True):
     """A WeCom member (or, `member` False, a login made by hand) of tenant A, with a person of
@@ -390,6 +398,69 @@ def _newcomer(db, world, name: str, role: str | None = None, member: bool = True
             s.execute(delete(Staff).where(Staff.userid == userid))
 
 
+def test_a_token_stops_answering_once_the_admin_who_made_it_leaves(as_role, siyu, db, world):
+    """离职管理员, an admin who is a WeCom member, makes tokens acting as 张三 and leaves the
+    company: their own session ended at once, but the tokens went on reading 张三's customers,
+    for good if they never expire. They are refused while their maker is gone, as the maker's
+    own sign-in is; 甲管理员's token acting as 张三 goes on."""
+    admin, agent = as_role("admin"), as_role("agent")
+    zhangsan = agent.get("/api/v1/me").json()["person_id"]
+    with _newcomer(db, world, "离职管理员", "admin") as (userid, login_name):
+        leaving = login(siyu, login_name)
+        try:
+            theirs = [
+                _from_api(leaving, person_id=zhangsan)["token"],
+                _from_page(leaving, f"p:{zhangsan}")[1],
+                _from_api(leaving)["token"],  # acting as themselves
+            ]
+        finally:
+            leaving.close()
+        kept = _from_api(admin, person_id=zhangsan)["token"]
+        for secret in (*theirs, kept):
+            with _bearer(siyu, secret) as token:
+                assert token.get("/api/v1/me").status_code == 200
+        with db.tenant_session(world.a.id) as s:  # the staff sync finds them gone
+            s.execute(update(Staff).where(Staff.userid == userid).values(active=False))
+        for secret in theirs:
+            with _bearer(siyu, secret) as token:
+                r = token.get("/api/v1/customers")
+                assert (r.status_code, r.json()) == (401, {"detail": REFUSED}), secret[:11]
+                assert r.headers["www-authenticate"].startswith("Bearer")
+        with _bearer(siyu, kept) as token:
+            assert "王女士" in _names(token)
+
+
+def test_an_admin_makes_no_token_acting_as_another_admin(as_role, siyu, db, world):
+    """An admin made a token acting as 乙号管理员, a login made by hand that nothing in WeCom
+    ends: after leaving, they kept an admin's reach under another's name. The page offers
+    themselves and no other admin; the page and the API refuse one, saying why, and make
+    nothing."""
+    admin = as_role("admin")
+    me = admin.get("/api/v1/me").json()["person_id"]
+    with _newcomer(db, world, "乙号管理员", "admin", member=False) as (_userid, login_name):
+        with db.tenant_session(world.a.id) as s:
+            other = s.scalar(select(Person.id).where(Person.login == login_name))
+        page = admin.get("/setup/tokens").text
+        assert f'value="p:{me}"' in page and f'value="p:{other}"' not in page
+        name = f"后门 {uuid.uuid4().hex[:6]}"
+        r = admin.post(
+            "/api/v1/tokens", json={"name": name, "person_id": other}, headers={"X-CSRF-Token": admin.csrf}
+        )
+        assert (r.status_code, r.json()) == (422, {"detail": OTHER_ADMIN})
+        r = admin.post(
+            "/setup/tokens",
+            data={"csrf_token": admin.csrf, "name": name, "acts_as": f"p:{other}", "expires": ""},
+        )
+        assert r.status_code == 422 and OTHER_ADMIN in html.unescape(r.text)
+        assert name not in {t["name"] for t in admin.get("/api/v1/tokens").json()}
+        # the other admin, signed in, makes their own
+        themselves = login(siyu, login_name)
+        try:
+            assert _from_api(themselves)["acts_as"]["person_id"] == other
+        finally:
+            themselves.close()
+
+
 def test_a_refused_token_form_leaves_no_person_behind(as_role, db, world):
     """A member who never signed in was made a person by the form even when it was refused
     (no name, too long a name): the page's refusal was caught inside its session, which kept
@@ -405,3 +476,37 @@ def test_a_refused_token_form_leaves_no_person_behind(as_role, db, world):
             )
             assert r.status_code == 422 and offered in r.text, name
         assert offered in admin.get("/setup/tokens").text
+
+
+def test_what_a_token_does_is_recorded_under_the_token_too(as_role, siyu, db, world):
+    """无需回复 and a snooze sent with a token acting as 张三 were recorded as 张三's own: a
+    supervisor could not tell the integration from him."""
+    from siyu.conversations import service as conversations
+    from siyu.conversations.models import Conversation
+    from siyu.insights.needs_reply import default_classifier
+    from tests.web.test_sla_board import _text
+
+    admin, agent = as_role("admin"), as_role("agent")
+    name, secret = _from_page(admin, f"p:{agent.get('/api/v1/me').json()['person_id']}")
+    signed = f"张三 · API 令牌「{name}」"
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = [_text(sfx, n, f"wmtk{n}{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30) for n in (1, 2)]
+        conversations.ingest(s, asked, default_classifier().classify)
+        snoozed, dismissed = (
+            s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmtk{n}{sfx}"))
+            for n in (1, 2)
+        )
+    with _bearer(siyu, secret) as token:
+        r = token.post(f"/api/v1/conversations/{snoozed}/snooze", json={"minutes": 30})
+        assert r.status_code == 200 and r.json()["by"] == signed, r.text
+        assert token.post(f"/api/v1/conversations/{dismissed}/dismiss").status_code == 200
+    assert agent.get(f"/api/v1/conversations/{snoozed}").json()["snooze"]["by"] == signed
+    assert signed in html.unescape(agent.get(f"/conversations/{snoozed}").text)
+    [asked] = [m for m in agent.get(f"/api/v1/conversations/{dismissed}/messages").json()["items"]]
+    assert asked["dismissed_by"] == signed
+    # signed in, 张三 is himself
+    r = agent.post(
+        f"/api/v1/conversations/{snoozed}/snooze", json={"minutes": 60}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.json()["by"] == "张三"

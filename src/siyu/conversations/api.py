@@ -144,7 +144,7 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
             raise not_found()
         at = request.app.state.rt.now()
         try:
-            dismissed = service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown)
+            dismissed = service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown)
         except service.WroteAgain as refused:
             raise HTTPException(
                 409,

@@ -476,9 +476,7 @@ def snooze_for(
     if conversation_queries.get_conversation(session, viewer, conversation_id) is None:
         return None
     until = now + timedelta(minutes=minutes)
-    moved = service.snooze(
-        session, conversation_id, until, now, by=viewer.display_name, by_id=viewer.person_id
-    )
+    moved = service.snooze(session, conversation_id, until, now, by=viewer.signature, by_id=viewer.person_id)
     held = session.execute(
         select(SlaWait.snoozed_until, SlaWait.snoozed_by).where(
             SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
@@ -490,7 +488,7 @@ def snooze_for(
         # another's longer snooze stands: theirs, not the caller's, is what holds the reminders
         kept = held.snoozed_until
         return {"snoozed": True, "until": kept, "by": held.snoozed_by, "moved_steps": 0, "kept_until": kept}
-    by = viewer.display_name[:200]
+    by = viewer.signature
     return {"snoozed": True, "until": until, "by": by, "moved_steps": moved, "kept_until": None}
 
 

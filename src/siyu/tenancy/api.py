@@ -127,7 +127,7 @@ def create_token(request: Request, viewer: SignedInApiViewer, body: TokenCreate)
     )
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            acting = api_tokens.acting_person(s, viewer.tenant_id, choice)
+            acting = api_tokens.acting_person(s, viewer.tenant_id, choice, viewer.person_id)
             token, secret = api_tokens.create(s, body.name, acting, viewer.person_id, body.expires_at)
         except api_tokens.TokenRefused as exc:
             raise HTTPException(422, str(exc)) from None

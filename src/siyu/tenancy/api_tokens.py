@@ -7,6 +7,10 @@ reads what that person would, with the role they have at each call. The secret i
 see form_once): shown once, kept only as its sha256,
 and found by that hash, so no comparison of secrets runs at all. The prefix makes a
 leaked one easy to find in code and logs (`siyu_[A-Za-z0-9]{40}`).
+
+A token is its maker's reach, and must not outlast it under a colleague's name: it answers
+only while the admin who made it is one, in the company (`vouched_for`), and it may act as
+no other admin (`acting_person`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class TokenUse:
     tenant_id: int
     person_id: int
     name: str
+    created_by_id: int | None = None
 
 
 def hashed(secret: str) -> str:
@@ -108,10 +113,11 @@ def handle(person: Person | dict) -> str:
     return person.staff_userid or person.login
 
 
-def acting_choices(session: Session) -> list[tuple[str, str]]:
-    """Whom a token may act as, as (value, label): every person of the tenant, and every
-    active staff member who has not signed in yet (made a person when chosen, as their first
-    WeCom sign-in would, with the role it would give). Values: `p:<person id>` or `s:<userid>`."""
+def acting_choices(session: Session, maker_id: int) -> list[tuple[str, str]]:
+    """Whom a token the admin `maker_id` makes may act as, as (value, label): themselves,
+    every person of the tenant who is no admin, and every active staff member who has not
+    signed in yet (made a person when chosen, as their first WeCom sign-in would, with the
+    role it would give). Values: `p:<person id>` or `s:<userid>`."""
     names = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
     people = list(session.scalars(select(Person).order_by(Person.role, Person.display_name)))
     active = {m.userid: m for m in session.scalars(select(Staff).where(Staff.active.is_(True)))}
@@ -119,7 +125,7 @@ def acting_choices(session: Session) -> list[tuple[str, str]]:
     out = [
         (f"p:{p.id}", f"{p.display_name}（{handle(p)} · {names.get(p.role, p.role)}）")
         for p in people
-        if p.staff_userid not in left
+        if p.staff_userid not in left and (p.role != "admin" or p.id == maker_id)
     ]
     taken = {p.staff_userid for p in people if p.staff_userid}
     # the role their person is made with (person_for_staff): a leader acts as a supervisor
@@ -131,9 +137,17 @@ def acting_choices(session: Session) -> list[tuple[str, str]]:
     return out
 
 
-def acting_person(session: Session, tenant_id: int, choice: str) -> Person:
-    """The person a choice from acting_choices names (made for a staff member who has none);
-    TokenRefused for one that is not of this tenant or has left."""
+OTHER_ADMIN = (
+    "不能以其他管理员的身份创建令牌：请选自己，或一位主管、成员"
+    " / a token may act as yourself or as a supervisor or member, not as another admin"
+)
+
+
+def acting_person(session: Session, tenant_id: int, choice: str, made_by: int | None) -> Person:
+    """The person a choice from acting_choices names (made for a staff member who has none:
+    a caller refused later must not commit); TokenRefused for one that is not of this tenant
+    or has left, or for another admin than `made_by`. None for `made_by` is the operator's
+    command line, which may name anyone: it runs with the database's own rights."""
     kind, _, value = choice.partition(":")
     person = None
     if kind == "p" and value.isdigit():
@@ -144,11 +158,10 @@ def acting_person(session: Session, tenant_id: int, choice: str) -> Person:
             person = tenancy.person_for_staff(session, session.get(Tenant, tenant_id), value)
     if person is None:
         raise TokenRefused("找不到这个账号 / no such person in this company")
-    if (
-        person.staff_userid
-        and session.scalar(select(Staff.active).where(Staff.userid == person.staff_userid)) is False
-    ):
+    if tenancy.has_left(session, person):
         raise TokenRefused(f"{person.display_name} 已离职或停用 / {person.display_name} has left the company")
+    if made_by is not None and person.role == "admin" and person.id != made_by:
+        raise TokenRefused(OTHER_ADMIN)
     return person
 
 
@@ -219,7 +232,17 @@ def use(session: Session, secret: str) -> TokenUse | None:
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )
-    return TokenUse(token.id, token.tenant_id, token.person_id, token.name)
+    return TokenUse(token.id, token.tenant_id, token.person_id, token.name, token.created_by_id)
+
+
+def vouched_for(session: Session, token: TokenUse) -> bool:
+    """Whether the admin who made the token still is one, in the company (in its tenant's
+    session): a token is refused from the day its maker leaves, as their own sign-in is,
+    whoever it acts as. One from the command line (no maker) answers to the operator."""
+    if token.created_by_id is None:
+        return True
+    maker = session.get(Person, token.created_by_id)
+    return maker is not None and maker.role == "admin" and not tenancy.has_left(session, maker)
 
 
 def described(session: Session, tokens: list[ApiToken]) -> list[dict]:

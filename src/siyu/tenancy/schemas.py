@@ -61,7 +61,9 @@ class TokenCreate(BaseModel):
 
     name: StrictStr = Field(max_length=100, description="what the token is for, e.g. CRM 同步")
     person_id: int | None = Field(
-        default=None, description="the person it acts as (their role and scope); leave out for yourself"
+        default=None,
+        description="the person it acts as (their role and scope): yourself, a supervisor or a member, not"
+        " another admin (422); leave out for yourself",
     )
     staff_userid: StrictStr | None = Field(
         default=None,

@@ -351,6 +351,13 @@ def visible_staff(session: Session, role: str, userid: str | None) -> frozenset[
     return frozenset(visible)
 
 
+def has_left(session: Session, person: Person) -> bool:
+    """A WeCom member the staff sync found gone or disabled: no access, signed in or by a
+    token. A login made by hand names no member, and nothing in WeCom ends it."""
+    userid = person.staff_userid
+    return bool(userid) and session.scalar(select(Staff.active).where(Staff.userid == userid)) is False
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -11,8 +11,9 @@ field `csrf_token` or the header `X-CSRF-Token`. Pages use `PageViewer` (no sess
 redirect to /login?next=...), the API uses `ApiViewer` (no session → 401 JSON).
 
 The API also takes `Authorization: Bearer siyu_…`, an admin's API token for an integration
-(siyu.tenancy.api_tokens), which acts as the person it names. It needs no CSRF token: a
-browser never sends it on its own, as it does a cookie. Pages never read it.
+(siyu.tenancy.api_tokens), which acts as the person it names while the admin who made it
+still is one. It needs no CSRF token: a browser never sends it on its own, as it does a
+cookie. Pages never read it.
 """
 
 from __future__ import annotations
@@ -76,10 +77,21 @@ class Viewer:
     timezone: str = "Asia/Shanghai"
     session_id: int = field(default=0, compare=False)
     token_id: int | None = field(default=None, compare=False)  # called with an API token
+    token_name: str = field(default="", compare=False)
 
     @property
     def via_token(self) -> bool:
         return self.token_id is not None
+
+    @property
+    def signature(self) -> str:
+        """The name what they do is recorded under (closed_by, snoozed_by: 200 characters):
+        a token's deeds name the token too, so that a reader tells an integration from the
+        person it acts as."""
+        if not self.via_token:
+            return self.display_name[:200]
+        tail = f" · API 令牌「{self.token_name}」"
+        return self.display_name[: 200 - len(tail)] + tail
 
     @property
     def is_admin(self) -> bool:
@@ -200,22 +212,25 @@ def load_token_viewer(rt, secret: str) -> Viewer | None:
         found = api_tokens.use(s, secret)
     if found is None:
         return None
-    return _viewer(rt, found.tenant_id, found.person_id, token_id=found.token_id)
+    return _viewer(rt, found.tenant_id, found.person_id, token=found)
 
 
-def _viewer(rt, tenant_id: int, person_id: int, session_id: int = 0, **more) -> Viewer | None:
+def _viewer(
+    rt, tenant_id: int, person_id: int, session_id: int = 0, token: api_tokens.TokenUse | None = None, **more
+) -> Viewer | None:
     with rt.db.tenant_session(tenant_id) as s:
         person = s.get(Person, person_id)
         tenant = s.get(Tenant, tenant_id)
         if person is None or tenant is None:
             return None
-        userid = person.staff_userid
-        if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
+        if tenancy.has_left(s, person):
             # a member who left the corp loses access with it, signed in already or not (a
             # token acting as them too: it is refused while they are gone, not revoked)
             if session_id:
                 s.execute(delete(WebSession).where(WebSession.id == session_id))
             return None
+        if token is not None and not api_tokens.vouched_for(s, token):
+            return None  # its maker left, or is no admin now: refused while so, not revoked
         return Viewer(
             person_id=person.id,
             tenant_id=tenant_id,
@@ -227,6 +242,8 @@ def _viewer(rt, tenant_id: int, person_id: int, session_id: int = 0, **more) -> 
             tenant_name=tenant.name,
             timezone=tenant.timezone or "Asia/Shanghai",
             session_id=session_id,
+            token_id=token.token_id if token else None,
+            token_name=token.name if token else "",
             **more,
         )
 

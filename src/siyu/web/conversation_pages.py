@@ -216,7 +216,7 @@ def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) 
             raise _not_found()
         at = request.app.state.rt.now()
         try:
-            if not service.dismiss(s, conversation_id, at, by=viewer.display_name, msgid=shown):
+            if not service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown):
                 return "not_waiting"
         except service.WroteAgain:
             return "changed"

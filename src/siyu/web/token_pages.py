@@ -29,7 +29,7 @@ def _page(
 ):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         tokens = api_tokens.described(s, api_tokens.listed(s))
-        choices = api_tokens.acting_choices(s)
+        choices = api_tokens.acting_choices(s, viewer.person_id)
     return render(
         request,
         "tokens.html",
@@ -70,7 +70,7 @@ async def token_create(request: Request, viewer: PageViewer):
             with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
                 if api_tokens.made_from_form(s, form["once"], viewer.person_id) is not None:
                     return None, api_tokens.ALREADY_MADE
-                acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"])
+                acting = api_tokens.acting_person(s, viewer.tenant_id, form["acts_as"], viewer.person_id)
                 expires_at = api_tokens.expires_in(int(days) if days else None)
                 token, secret = api_tokens.create(
                     s, form["name"], acting, viewer.person_id, expires_at, form["once"]
