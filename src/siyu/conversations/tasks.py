@@ -8,7 +8,7 @@ skips nor repeats a seq. On PostgreSQL a large batch is stored in parts at once,
 conversation, each in a transaction of its own (`store_batch`). What a pull stores is
 indexed for search by the time it returns (see `_SearchIndexing`).
 
-Every database call here runs in a thread (asyncio.to_thread), never on the event loop: the
+Every database call here runs in a thread (siyu.db.threads), never on the event loop: the
 worker's other loops share it, and a read on it during a database outage (a server gone
 silent answers nothing until the connection's limits give up on it) had held back every
 card and step due meanwhile."""
@@ -28,6 +28,7 @@ from sqlalchemy import select
 from siyu.conversations import groups, search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.db import bulk
+from siyu.db.threads import in_tenant
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
 from siyu.wecom.finance_sdk import ArchiveError
@@ -396,7 +397,7 @@ async def pull_once(rt, tenant_id: int) -> dict:
 
 async def on_msgaudit_notify(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     stored = (await pull_once(rt, tenant_id))["stored"]
-    await _in_tenant(rt, tenant_id, mark_done, event_id)
+    await in_tenant(rt.db, tenant_id, mark_done, event_id)
     if stored:
         await _name_new_groups(rt, tenant_id)
 
@@ -440,30 +441,20 @@ async def look_up_groups(
                         asked_for_archive = True
                     room = await _staff_room(archive, chat_id, patience) if archive else None
                     if room is not None:
-                        await _in_tenant(rt, tenant_id, groups.record_internal, chat_id, room, rt.now())
+                        await in_tenant(rt.db, tenant_id, groups.record_internal, chat_id, room, rt.now())
                         done += 1
                         continue
                 # a create or rename that WeCom no longer knows because the group was
                 # dismissed since (its dismiss came first) is done with, not retried
-                if not await _in_tenant(rt, tenant_id, _unknown, chat_id, exc, unknown_raises, rt.now()):
+                if not await in_tenant(rt.db, tenant_id, _unknown, chat_id, exc, unknown_raises, rt.now()):
                     raise
             else:
-                await _in_tenant(rt, tenant_id, groups.record, {**chat, "chat_id": chat_id}, rt.now())
+                await in_tenant(rt.db, tenant_id, groups.record, {**chat, "chat_id": chat_id}, rt.now())
             done += 1
     finally:
         if archive is not None:
             await archive.aclose()
     return done
-
-
-async def _in_tenant(rt, tenant_id: int, work, *args):
-    """`work(session, *args)` in a transaction of the tenant's, in a thread."""
-
-    def run():
-        with rt.db.tenant_session(tenant_id) as s:
-            return work(s, *args)
-
-    return await asyncio.to_thread(run)
 
 
 def _unknown(s, chat_id: str, exc, unknown_raises: bool, now) -> bool:
@@ -504,7 +495,7 @@ async def _name_new_groups(rt, tenant_id: int) -> None:
     """After a pull that stored messages: name the group chats not named yet, and ask again
     about rooms unknown for long (see siyu.conversations.groups)."""
     try:
-        chat_ids = await _in_tenant(rt, tenant_id, groups.to_look_up, rt.now(), GROUP_LOOKUPS_PER_PULL)
+        chat_ids = await in_tenant(rt.db, tenant_id, groups.to_look_up, rt.now(), GROUP_LOOKUPS_PER_PULL)
         if chat_ids:
             await look_up_groups(rt, tenant_id, chat_ids, max_wait=AFTER_PULL_MAX_WAIT_S)
     except Exception as exc:  # noqa: BLE001 - a name is cosmetic: the archive and escalations go on
@@ -517,10 +508,10 @@ async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> N
     chat_id = fields.get("ChatId", "")
     if chat_id:
         if fields.get("ChangeType") == "dismiss":
-            await _in_tenant(rt, tenant_id, groups.record_dismissed, chat_id, rt.now())
+            await in_tenant(rt.db, tenant_id, groups.record_dismissed, chat_id, rt.now())
         else:
             await look_up_groups(rt, tenant_id, [chat_id], unknown_raises=True)
-    await _in_tenant(rt, tenant_id, mark_done, event_id)
+    await in_tenant(rt.db, tenant_id, mark_done, event_id)
 
 
 async def pull_all(rt, wait: bool = True) -> None:

@@ -1,16 +1,15 @@
 """What the worker does for customer events: ask WeCom, then let the service write.
 
-The writes run in threads (`_in_tenant`), never on the event loop: the worker's other loops
-share it, and a write on it during a database outage (a server gone silent answers nothing
-until the connection's limits give up on it) had held back every card and step due meanwhile."""
+The writes run in threads (siyu.db.threads), one event's at a time (`_WRITING`), never on
+the event loop: the worker's other loops share it, and a write on it during a database
+outage (a server gone silent answers nothing until the connection's limits give up on it)
+had held back every card and step due meanwhile."""
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-
 from siyu.customers import service, tag_sync
 from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
+from siyu.db.threads import OneAtATime, in_tenant
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
 from siyu.wecom.errors import WeComError
@@ -36,7 +35,7 @@ async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
         service.record_added(s, fields, contact, half=half)
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
     rt.wake()
 
 
@@ -47,7 +46,7 @@ async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
         service.record_edited(s, fields, contact)
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
 
 
 async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -57,7 +56,7 @@ async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -
         service.record_follow_ended(s, fields, status, rt.settings.public_url)
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
 
 
 async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -65,7 +64,7 @@ async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
         service.record_follow_ended(s, fields, "lost", rt.settings.public_url)
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
     rt.wake()
 
 
@@ -74,7 +73,7 @@ async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) ->
         service.record_transfer_failed(s, fields)
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
 
 
 async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
@@ -89,24 +88,13 @@ async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> Non
             service.mark_tags_deleted(s, service.tags_not_in(s, live))
         mark_done(s, event_id)
 
-    await _in_tenant(rt, tenant_id, save)
+    await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
 
 
 # One event's writes at a time in a worker, as when they ran on its event loop: two at once (a
 # tag's creation and a customer added with that tag) each insert a row the other inserts too,
 # and one failed on the unique key, to be retried, the tag named by its id meanwhile.
-_writing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop: its lock
-
-
-async def _in_tenant(rt, tenant_id: int, work) -> None:
-    """`work(session)` in one transaction of the tenant's, in a thread."""
-
-    def run() -> None:
-        with rt.db.tenant_session(tenant_id) as s:
-            work(s)
-
-    async with _writing.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
-        await asyncio.to_thread(run)
+_WRITING = OneAtATime()
 
 
 # A relation WeCom does not know right after the add event may still be on its way; after

@@ -1,8 +1,12 @@
-"""Processing stored callback events: what the worker runs for each claimed row."""
+"""Processing stored callback events: what the worker runs for each claimed row.
+
+Their outcomes are written in threads (siyu.db.threads), not on the event loop the worker's
+other loops share: during a database outage (a server gone silent answers nothing until the
+connection's limits give up on it) a write on it had held back every card and step due
+meanwhile."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import update
@@ -10,6 +14,7 @@ from sqlalchemy import update
 from siyu.conversations import tasks as conversation_tasks
 from siyu.customers import tasks as customer_tasks
 from siyu.db import utcnow
+from siyu.db.threads import in_system, in_tenant
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import mark_done
 from siyu.jobs.claim import backoff, held
@@ -41,7 +46,7 @@ async def process(rt, row: CallbackEvent) -> None:
         handler = customer_tasks.on_tag_changed
     try:
         if handler is None:  # stored for the record; nothing to do yet
-            await asyncio.to_thread(_mark_done, rt, tenant_id, event_id)
+            await in_tenant(rt.db, tenant_id, mark_done, event_id)
         else:
             # WeCom's limits may hold a handler's calls for minutes: no other worker takes the
             # event up meanwhile
@@ -50,28 +55,19 @@ async def process(rt, row: CallbackEvent) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
         log.warning("callback event %s (%s) failed: %r", event_id, kind, exc)
         why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(_failed, rt, event_id, attempts, why[:2000])
+        await in_system(rt.db, _failed, event_id, attempts, why[:2000])
 
 
-# In threads, not on the event loop the worker's other loops share: during a database outage
-# (a server gone silent answers nothing until the connection's limits give up on it) a write
-# on it had held back every card and step due meanwhile.
-def _mark_done(rt, tenant_id: int, event_id: int) -> None:
-    with rt.db.tenant_session(tenant_id) as s:
-        mark_done(s, event_id)
-
-
-def _failed(rt, event_id: int, attempts: int, error: str) -> None:
+def _failed(s, event_id: int, attempts: int, error: str) -> None:
     """Retried after a backoff, or failed for good after MAX_ATTEMPTS."""
     failed = attempts >= MAX_ATTEMPTS
-    with rt.db.system_session() as s:
-        s.execute(
-            update(CallbackEvent)
-            .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
-            .values(
-                status="failed" if failed else "pending",
-                due_at=utcnow() + backoff(attempts),
-                claimed_until=None,
-                last_error=error,
-            )
+    s.execute(
+        update(CallbackEvent)
+        .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
+        .values(
+            status="failed" if failed else "pending",
+            due_at=utcnow() + backoff(attempts),
+            claimed_until=None,
+            last_error=error,
         )
+    )

@@ -7,12 +7,12 @@ step due meanwhile."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import select
 
 from siyu.db import utcnow
+from siyu.db.threads import in_system, in_tenant
 from siyu.tenancy import service
 from siyu.tenancy.models import Tenant
 
@@ -22,13 +22,12 @@ log = logging.getLogger(__name__)
 async def sync_staff(rt, tenant_id: int) -> dict:
     departments, users = await service.fetch_directory(rt.clients.get(tenant_id).app)
 
-    def save() -> dict:
-        with rt.db.tenant_session(tenant_id) as s:
-            counts = service.save_directory(s, departments, users)
-            s.get(Tenant, tenant_id).staff_synced_at = utcnow()
+    def save(s) -> dict:
+        counts = service.save_directory(s, departments, users)
+        s.get(Tenant, tenant_id).staff_synced_at = utcnow()
         return counts
 
-    return await asyncio.to_thread(save)
+    return await in_tenant(rt.db, tenant_id, save)
 
 
 async def sync_due_staff(rt) -> None:
@@ -38,7 +37,7 @@ async def sync_due_staff(rt) -> None:
     if rt.settings.staff_sync_interval_s <= 0:
         return
     now = utcnow()
-    tenants = await asyncio.to_thread(_synced_at, rt)
+    tenants = await in_system(rt.db, _synced_at)
     for tenant_id, synced_at in tenants:
         if synced_at is None or (now - synced_at).total_seconds() > rt.settings.staff_sync_interval_s:
             try:
@@ -48,7 +47,6 @@ async def sync_due_staff(rt) -> None:
                 log.warning("scheduled staff sync of tenant %s failed: %s", tenant_id, why)
 
 
-def _synced_at(rt) -> list:
+def _synced_at(s) -> list:
     """Every tenant, with when its directory was last synced."""
-    with rt.db.system_session() as s:
-        return [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
+    return [(t.id, t.staff_synced_at) for t in s.scalars(select(Tenant))]
