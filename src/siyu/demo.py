@@ -167,7 +167,7 @@ async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
             for login, name, role, userid in LOGINS:
                 tenancy.add_person(s, login, name, role, PASSWORD, userid)
         await sync_staff(rt, tenant_id)
-        contact = rt.clients.get(tenant_id).contact
+        contact = (await rt.clients.get(tenant_id)).contact
         group = (await contact.add_corp_tag(group_name="来源渠道", tags=[c["tag"] for c in CHANNELS]))[
             "tag_group"
         ]

@@ -327,6 +327,10 @@ def test_a_worker_forgets_the_welcomes_it_read_for_link_states_once_stale(db, se
     monkeypatch.setattr(welcome, "TEMPLATE_TTL_S", 0.05)
     rt, tenant_id = local_tenant(db, settings)
     clicks = 1500
-    for i in range(clicks):
-        welcome._template(rt, tenant_id, f"ad-click-{i}")
+
+    async def read_them() -> None:
+        for i in range(clicks):
+            await welcome._template(rt, tenant_id, f"ad-click-{i}")
+
+    asyncio.run(read_them())
     assert len(welcome._templates) < clicks

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,17 @@ from sqlalchemy.pool import NullPool
 import siyu
 from siyu.config import DatabaseTimeouts
 from siyu.conversations import tasks as conversation_tasks
-from siyu.customers import channels
+from siyu.customers import channels, tag_sync
 from siyu.customers import tasks as customer_tasks
-from siyu.db import Database
+from siyu.db import Database, utcnow
 from siyu.intake import tasks as intake_tasks
 from siyu.intake.models import CallbackEvent
 from siyu.notify import outbox
+from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
+from siyu.sla import tasks as _sla_tasks  # noqa: F401 - registers the SLA's senders
 from siyu.sla.service import save_policy
+from siyu.tenancy.models import Tenant
 from siyu.tenancy.tasks import sync_due_staff, sync_staff
 from tests.customers.test_acquisition import follow_of, make_channel, run
 from tests.sla.test_e2e_emulator import cards_to
@@ -219,10 +223,51 @@ UNHANDLED = CallbackEvent(
     xml="<xml><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>update_user</ChangeType></xml>",
 )
 
+
+def message(kind: str, payload: dict) -> OutboxMessage:
+    """An outbox row of tenant 1 as the worker claimed it (detached), due for an hour more."""
+    deadline = utcnow() + timedelta(hours=1)
+    return OutboxMessage(id=1, tenant_id=1, kind=kind, payload=payload, attempts=1, deadline_at=deadline)
+
+
+def sent(kind: str, payload: dict, **prepared):
+    """`kind`'s sender, as the worker calls it (`prepared`: what its batch read for it)."""
+    return lambda rt: outbox.SENDERS[kind](rt, 1, message(kind, payload), **prepared)
+
+
+CARD = {"touser": "zhangsan", "msgtype": "text", "text": {"content": "停电之时"}}
+SLA_CARD = {"touser": "zhangsan", "escalations": [1]}
+WELCOME = {"welcome_code": "WC1", "userid": "zhangsan", "external_userid": "wm-new", "state": "ch-outage"}
+
+
+def rechecked(work):
+    """`work` with the tenant's WeCom clients made already (a worker that has sent for the
+    tenant before), and due to be checked against the credentials stored."""
+
+    def run(rt):
+        sealed = rt.box.seal("secret")
+        rt.clients.for_tenant(
+            Tenant(
+                id=1,
+                corp_id="ww-1",
+                agent_id=1000002,
+                agent_secret_sealed=sealed,
+                contact_secret_sealed=sealed,
+                verified_at=None,
+            )
+        )
+        rt.clients.RECHECK_S = 0.0
+        return work(rt)
+
+    return run
+
+
 # What the worker does with the database, each on its one event loop: the archive timer's
 # round (which tenants to pull), naming new groups after a pull, a group's dismissal, a
-# callback event's outcome, a customer event's write and the staff sync's schedule; and a
-# channel disabled (the server's loop: every request waits on it too).
+# callback event's outcome, a customer event's write and the staff sync's schedule; a channel
+# disabled (the server's loop: every request waits on it too); and the senders of cards, SLA
+# cards (their batch's reading failed, or not), calls, welcomes and tags, their tenant's
+# WeCom clients not made yet (the worker just started) or due to be checked.
 WORK = {
     "archive timer": lambda rt: conversation_tasks.pull_all(rt),
     "naming groups": lambda rt: conversation_tasks._name_new_groups(rt, 1),
@@ -235,6 +280,16 @@ WORK = {
     ),
     "staff sync schedule": lambda rt: sync_due_staff(rt),
     "channel disabled": lambda rt: channels.disable_channel(rt, 1, 1),
+    "customer added": lambda rt: customer_tasks.on_added(
+        rt, 1, 1, {"UserID": "zhangsan", "ExternalUserID": "wm-new", "ChangeType": "add_external_contact"}
+    ),
+    "card": sent("app_message", CARD),
+    "card, clients rechecked": rechecked(sent("app_message", CARD)),
+    "SLA card": sent("sla_notice", SLA_CARD, prepared={"touser": "zhangsan"}),
+    "SLA card, batch unread": sent("sla_notice", SLA_CARD),
+    "call": sent("sla_call", {"callee": "zhangsan", "call": 1, "escalations": [1]}),
+    "welcome": sent("welcome", WELCOME),
+    "tag marked": sent(tag_sync.KIND, {"userid": "zhangsan", "external_userid": "wm-1", "add_tag": ["et-1"]}),
 }
 
 
@@ -242,8 +297,9 @@ WORK = {
 def test_work_waiting_on_a_silent_database_holds_up_nothing_else_in_the_worker(
     settings, db, database_url, work
 ):
-    """The archive timer, callback events and the staff sync read and wrote the database on
-    the event loop the worker's other loops share: during an outage each of their reads held
+    """The archive timer, callback events, the staff sync and the senders (their tenant's
+    WeCom clients, a welcome's text, a call's quiet hours) read and wrote the database on the
+    event loop the worker's other loops share: during an outage each of their reads held
     every card and step due meanwhile until the connection's limits gave up on the silent
     server (80 s by default)."""
     if not db.is_postgres:

@@ -96,8 +96,8 @@ def test_a_tenants_clients_use_the_configured_pause_share_a_pool_and_are_renewed
     clients = TenantClients(db, box, url, rate_limit_pause_s=0.25)
 
     async def scenario():
-        first = clients.get(tenant_id)
-        assert clients.get(tenant_id) is first
+        first = await clients.get(tenant_id)
+        assert await clients.get(tenant_id) is first
         # SIYU_WECOM_RATE_LIMIT_PAUSE_S: the first rest after WeCom's 45009, for both secrets
         assert first.app.freq_pause == first.contact.freq_pause == 0.25
         assert first.app._http is first.contact._http  # one connection pool per tenant
@@ -105,7 +105,7 @@ def test_a_tenants_clients_use_the_configured_pause_share_a_pool_and_are_renewed
         assert (await first.contact.get_follow_user_list())["errcode"] == 0
 
         clients.forget(tenant_id)  # the admin saved new credentials
-        second = clients.get(tenant_id)
+        second = await clients.get(tenant_id)
         assert second is not first
         assert not first.app._http.is_closed  # a call may still be using it
         await clients.aclose()
@@ -126,12 +126,12 @@ def test_credentials_saved_by_another_process_reach_a_running_worker(emulator, s
         tenant_id = save_tenant(s, worker.box, "甲公司", creds(corp, agent_id=1000099)).id
 
     async def scenario() -> list[int]:  # one loop, as a worker's: its clients are per loop
-        seen = [worker.clients.get(tenant_id).agent_id]
+        seen = [(await worker.clients.get(tenant_id)).agent_id]
         with db.system_session() as s:  # as `siyu tenant add` does, in its own process
             save_tenant(s, worker.box, "甲公司", creds(corp))
-        seen.append(worker.clients.get(tenant_id).agent_id)  # within the recheck interval
+        seen.append((await worker.clients.get(tenant_id)).agent_id)  # within the recheck interval
         monkeypatch.setattr(TenantClients, "RECHECK_S", 0.0)
-        seen.append(worker.clients.get(tenant_id).agent_id)
+        seen.append((await worker.clients.get(tenant_id)).agent_id)
         await worker.clients.aclose()
         return seen
 

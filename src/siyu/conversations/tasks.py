@@ -424,7 +424,7 @@ async def look_up_groups(
     client's default when None). Returns how many were looked up."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
-    client = rt.clients.get(tenant_id).contact
+    client = (await rt.clients.get(tenant_id)).contact
     patience = {"max_wait": max_wait} if max_wait is not None else {}
     archive, asked_for_archive = None, False  # the 会话存档 secret's client, once a room needs it
     done = 0

@@ -239,7 +239,8 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") ->
 
     await asyncio.to_thread(name_free)
     state = new_state()
-    answer = await rt.clients.get(tenant_id).contact.add_contact_way(
+    contact = (await rt.clients.get(tenant_id)).contact
+    answer = await contact.add_contact_way(
         spec.way_type,
         2,
         user=spec.staff_userids or None,
@@ -263,7 +264,7 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") ->
         return await asyncio.to_thread(save)
     except ChannelNameTaken:
         # another admin's channel of that name was saved while WeCom made this code: unmake it
-        await rt.clients.get(tenant_id).contact.del_contact_way(answer["config_id"])
+        await contact.del_contact_way(answer["config_id"])
         raise
 
 
@@ -295,7 +296,7 @@ async def update_channel(
         raise ChannelError(
             "单人码和多人码不能互相转换，请新建渠道 / a single-member code cannot become a multi-member one"
         )
-    contact = rt.clients.get(tenant_id).contact
+    contact = (await rt.clients.get(tenant_id)).contact
     await contact.update_contact_way(config_id, **_way_fields(spec))
 
     def save() -> tuple[ChannelError, dict] | None:
@@ -362,7 +363,8 @@ async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
 
     config_id, enabled = await asyncio.to_thread(read)
     if enabled and config_id:
-        await rt.clients.get(tenant_id).contact.del_contact_way(config_id)
+        contact = (await rt.clients.get(tenant_id)).contact
+        await contact.del_contact_way(config_id)
     await asyncio.to_thread(save)
 
 

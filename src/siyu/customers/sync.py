@@ -17,7 +17,7 @@ from siyu.customers import service
 
 
 async def sync_customers(rt, tenant_id: int, progress: Callable[[int, int], None] = lambda done, total: None):
-    contact = rt.clients.get(tenant_id).contact
+    contact = (await rt.clients.get(tenant_id)).contact
     groups = (await contact.get_corp_tag_list()).get("tag_group", [])
 
     def save_tags() -> None:

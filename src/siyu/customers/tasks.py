@@ -19,8 +19,9 @@ GONE = {84061, 40096}
 
 
 async def _contact(rt, tenant_id: int, fields: dict) -> dict:
+    contact = (await rt.clients.get(tenant_id)).contact
     try:
-        return await rt.clients.get(tenant_id).contact.external_contact_get(fields["ExternalUserID"])
+        return await contact.external_contact_get(fields["ExternalUserID"])
     except WeComError as exc:
         if exc.errcode not in GONE:
             raise
@@ -78,7 +79,8 @@ async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) ->
 
 async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     """change_external_tag: re-read the tag list from WeCom; what is gone was deleted."""
-    groups = (await rt.clients.get(tenant_id).contact.get_corp_tag_list()).get("tag_group", [])
+    contact = (await rt.clients.get(tenant_id)).contact
+    groups = (await contact.get_corp_tag_list()).get("tag_group", [])
     live = {t["id"] for g in groups for t in g.get("tag", [])} | {g.get("group_id") for g in groups}
 
     def save(s) -> None:
@@ -116,8 +118,9 @@ def _why(exc: WeComError) -> str:
 @outbox.sender(tag_sync.KIND, on_dead=service.record_tag_mark_failed)
 async def send_mark_tag(rt, tenant_id: int, message) -> None:
     p = message.payload
+    contact = (await rt.clients.get(tenant_id)).contact
     try:
-        await rt.clients.get(tenant_id).contact.mark_tag(
+        await contact.mark_tag(
             p["userid"],
             p["external_userid"],
             add_tag=p.get("add_tag", []),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Customer, TimelineEvent
 from siyu.db import utcnow
+from siyu.db.threads import in_tenant
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Tenant
@@ -110,14 +111,14 @@ TEMPLATE_TTL_S = 5.0
 TEMPLATES_KEPT = 1000
 
 
-def _template(rt, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
+async def _template(rt, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
     now = time.monotonic()
     cached = _templates.get((tenant_id, state))
     if cached and cached[0] > now:
         return cached[1]
-    with rt.db.tenant_session(tenant_id) as s:
-        channel = s.scalar(select(Channel).where(Channel.state == state)) if state else None
-        template = compose(s.get(Tenant, tenant_id), channel)
+    # in a thread: on the event loop, a read during an outage (a server gone silent) held the
+    # worker's every loop until the connection's limits gave up on it
+    template = await in_tenant(rt.db, tenant_id, _composed, tenant_id, state)
     if len(_templates) >= TEMPLATES_KEPT:
         for key in [key for key, (until, _) in _templates.items() if until <= now]:
             del _templates[key]
@@ -125,14 +126,19 @@ def _template(rt, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
     return template
 
 
+def _composed(s: Session, tenant_id: int, state: str) -> tuple[str, list[dict]] | None:
+    channel = s.scalar(select(Channel).where(Channel.state == state)) if state else None
+    return compose(s.get(Tenant, tenant_id), channel)
+
+
 @outbox.sender("welcome", on_dead=_on_dead)
 async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
     p = message.payload
-    template = _template(rt, tenant_id, p.get("state", ""))
+    template = await _template(rt, tenant_id, p.get("state", ""))
     if template is None:
         raise outbox.Skipped("no welcome message is set up for this channel")
     text, attachments = template
-    contact = rt.clients.get(tenant_id).contact
+    contact = (await rt.clients.get(tenant_id)).contact
     name = ""
     remaining = (message.deadline_at - utcnow()).total_seconds()
     if any(ph in text for ph in NAME_PLACEHOLDERS) and remaining > NAME_LOOKUP_MIN_REMAINING_S:

@@ -43,7 +43,7 @@ DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": 4 * 
 
 @sender("app_message")
 async def _app_message(rt, tenant_id: int, message: OutboxMessage):
-    wecom = rt.clients.get(tenant_id)
+    wecom = await rt.clients.get(tenant_id)
     body = {k: v for k, v in message.payload.items() if k != AS_SENT}
     await send_app_message(wecom, {**body, "agentid": wecom.agent_id}, message)
 

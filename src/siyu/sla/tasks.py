@@ -27,6 +27,7 @@ Sending (outbox senders, registered on import):
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time
@@ -424,10 +425,11 @@ _UNSET = object()
 
 @sender("sla_notice", prepare=_notices, writes_as_sent=True)
 async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
-    body = _notice(rt, tenant_id, message) if prepared is _UNSET else prepared
+    # (a batch's prepare failed: each builds its own, in a thread as the prepare did)
+    body = await asyncio.to_thread(_notice, rt, tenant_id, message) if prepared is _UNSET else prepared
     if body is None:
         raise Skipped("every wait was answered meanwhile")
-    wecom = rt.clients.get(tenant_id)
+    wecom = await rt.clients.get(tenant_id)
     # a try that may have reached them (no answer, or its outcome not recorded) is sent again
     # as it was (the minutes waited of then), which WeCom's duplicate check drops if it did
     # (no step joins a card once tried, firing._cards_of, so the card of then tells all of
@@ -513,20 +515,22 @@ def _quiet_until(rt, tenant_id: int, message: OutboxMessage) -> datetime | None:
 
 @sender("sla_call", on_dead=_call_failed)
 async def _send_call(rt, tenant_id: int, message: OutboxMessage):
-    if (until := _quiet_until(rt, tenant_id, message)) is not None:
+    # the database in threads, never on the event loop the worker's other loops share
+    if (until := await asyncio.to_thread(_quiet_until, rt, tenant_id, message)) is not None:
         raise Deferred(until)
-    plan = _call_plan(rt, tenant_id, message)
+    plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
         raise Skipped("every wait was answered before the call")
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
-        _mark_call(rt, tenant_id, plan["call"], "skipped", reason)
+        await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], "skipped", reason)
         raise Skipped("voice calls are off")
     mobile = plan["mobile"]
     if not mobile:  # not in Siyu's profile: ask WeCom (answered for older apps only)
         try:
-            mobile = (await rt.clients.get(tenant_id).app.user_get(plan["callee"])).get("mobile", "")
+            app = (await rt.clients.get(tenant_id)).app
+            mobile = (await app.user_get(plan["callee"])).get("mobile", "")
         except WeComError as exc:
             # retrying for an hour cannot change these answers: say so now, on the board
             if exc.errcode in MEMBER_UNKNOWN_ERRCODES:

@@ -14,6 +14,8 @@ from siyu.db.crypto import SecretBox
 from siyu.tenancy.models import Tenant
 from siyu.wecom.client import WeComClient, WeComClients
 
+_GONE = object()  # a tenant the recheck did not find
+
 
 @dataclass
 class TenantWeCom:
@@ -79,16 +81,24 @@ class TenantClients:
             self._made_from[tenant.id] = tenant.verified_at
         return found
 
-    def get(self, tenant_id: int) -> TenantWeCom:
-        self._recheck()
+    async def get(self, tenant_id: int) -> TenantWeCom:
+        """The tenant's clients on the running loop. The database is read in a thread, never
+        on the loop (its clients' first use, and the recheck): a read on it during an outage
+        (a server gone silent answers nothing) held a worker's every loop, its cards and its
+        stop among them, until the connection's limits gave up (80 s by default)."""
+        await self._recheck()
         found = self._by_key.get(self._key(tenant_id))
         if found is not None:
             return found
+        tenant = await asyncio.to_thread(self._tenant, tenant_id)
+        return self.for_tenant(tenant)  # (another caller's, if it made them meanwhile)
+
+    def _tenant(self, tenant_id: int) -> Tenant:
         with self.db.system_session() as s:
             tenant = s.get(Tenant, tenant_id)
             if tenant is None:
                 raise LookupError(f"tenant {tenant_id} is gone")
-            return self.for_tenant(tenant)
+            return tenant
 
     def forget(self, tenant_id: int) -> None:
         """After a tenant's credentials change: new clients from the next call on. The old
@@ -97,21 +107,24 @@ class TenantClients:
             self._retired.append((key[1], self._by_key.pop(key)))
         self._made_from.pop(tenant_id, None)
 
-    def _recheck(self) -> None:
+    async def _recheck(self) -> None:
         """Forget the clients whose tenant's credentials were saved since they were made: one
         small read every RECHECK_S at most."""
         if time.monotonic() - self._checked < self.RECHECK_S or not self._made_from:
             return
         self._checked = time.monotonic()
-        with self.db.system_session() as s:
-            now = dict(
-                s.execute(
-                    select(Tenant.id, Tenant.verified_at).where(Tenant.id.in_(list(self._made_from)))
-                ).all()
-            )
-        for tenant_id, made_from in list(self._made_from.items()):
-            if tenant_id not in now or now[tenant_id] != made_from:
+        asked = dict(self._made_from)
+        now = await asyncio.to_thread(self._verified_at, list(asked))
+        for tenant_id, made_from in asked.items():
+            # (clients made anew meanwhile were made from what the read saw, or later)
+            if self._made_from.get(tenant_id) is made_from and now.get(tenant_id, _GONE) != made_from:
                 self.forget(tenant_id)
+
+    def _verified_at(self, tenant_ids: list[int]) -> dict[int, datetime | None]:
+        with self.db.system_session() as s:
+            return dict(
+                s.execute(select(Tenant.id, Tenant.verified_at).where(Tenant.id.in_(tenant_ids))).all()
+            )
 
     async def aclose(self) -> None:
         """Close the clients of the running loop."""

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 async def sync_staff(rt, tenant_id: int) -> dict:
-    departments, users = await service.fetch_directory(rt.clients.get(tenant_id).app)
+    departments, users = await service.fetch_directory((await rt.clients.get(tenant_id)).app)
 
     def save(s) -> dict:
         counts = service.save_directory(s, departments, users)

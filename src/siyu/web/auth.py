@@ -545,7 +545,8 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
         return _refusal(request, "找不到企业", "这个登录链接指向的企业不存在。/ Unknown company.", 404)
     tenant_id = found[0]
     try:
-        who = await rt.clients.get(tenant_id).app.auth_getuserinfo(code)
+        app = (await rt.clients.get(tenant_id)).app
+        who = await app.auth_getuserinfo(code)
     except WeComFailure as exc:
         return _refusal(request, "企业微信登录失败", wecom_message(exc), 502, retry)
     userid = who.get("userid") or ""

@@ -290,9 +290,8 @@ async def _read_channel_form(
                 raise ChannelError("图片需为 PNG 或 JPG / the image must be a PNG or JPEG")
             ctype = "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"
             try:
-                answer = await request.app.state.rt.clients.get(viewer.tenant_id).contact.media_uploadimg(
-                    image.filename, content, ctype
-                )
+                contact = (await request.app.state.rt.clients.get(viewer.tenant_id)).contact
+                answer = await contact.media_uploadimg(image.filename, content, ctype)
             except WeComFailure:
                 values["image_pending"] = True
                 raise
