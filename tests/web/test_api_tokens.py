@@ -428,6 +428,12 @@ def test_a_token_stops_answering_once_the_admin_who_made_it_leaves(as_role, siyu
                 assert r.headers["www-authenticate"].startswith("Bearer")
         with _bearer(siyu, kept) as token:
             assert "王女士" in _names(token)
+        # the admins' list says which are refused, and why, rather than 有效
+        listed = {t["prefix"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
+        assert [listed[secret[:11]] for secret in theirs] == ["suspended"] * 3
+        assert listed[kept[:11]] == "active"
+        page = admin.get("/setup/tokens").text
+        assert page.count("代表的人或创建它的管理员已离职或不再是管理员") == 3
 
 
 def test_an_admin_makes_no_token_acting_as_another_admin(as_role, siyu, db, world):

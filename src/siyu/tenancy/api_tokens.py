@@ -87,7 +87,8 @@ def made_from_form(session: Session, once: str, created_by: int) -> ApiToken | N
 
 
 def status(token: ApiToken, now: datetime | None = None) -> str:
-    """active | expired | revoked."""
+    """active | expired | revoked (`described` also tells "suspended": refused while the
+    person it acts as, or the admin who made it, has left or is no admin)."""
     if token.revoked_at is not None:
         return "revoked"
     if token.expires_at is not None and token.expires_at <= (now or utcnow()):
@@ -235,6 +236,20 @@ def use(session: Session, secret: str) -> TokenUse | None:
     return TokenUse(token.id, token.tenant_id, token.person_id, token.name, token.created_by_id)
 
 
+def _gone(session: Session, people) -> set[int]:
+    """The ids of `people` who have left the company (tenancy.has_left, for a list at once)."""
+    by_userid = {p.staff_userid: p.id for p in people if p.staff_userid}
+    if not by_userid:
+        return set()
+    gone = select(Staff.userid).where(Staff.userid.in_(by_userid), Staff.active.is_(False))
+    inactive = session.scalars(gone)
+    return {by_userid[userid] for userid in inactive}
+
+
+def _still_admin(maker: Person | None, left: set[int]) -> bool:
+    return maker is not None and maker.role == "admin" and maker.id not in left
+
+
 def vouched_for(session: Session, token: TokenUse) -> bool:
     """Whether the admin who made the token still is one, in the company (in its tenant's
     session): a token is refused from the day its maker leaves, as their own sign-in is,
@@ -252,8 +267,12 @@ def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
     people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
     now = utcnow()
     out = []
+    left = _gone(session, people.values())
     for t in tokens:
         acting, maker = people[t.person_id], people.get(t.created_by_id)
+        state = status(t, now)
+        if state == "active" and (acting.id in left or (t.created_by_id and not _still_admin(maker, left))):
+            state = "suspended"
         out.append(
             {
                 "id": t.id,
@@ -271,7 +290,7 @@ def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
                 "expires_at": t.expires_at,
                 "last_used_at": t.last_used_at,
                 "revoked_at": t.revoked_at,
-                "status": status(t, now),
+                "status": state,
             }
         )
     return out

@@ -95,7 +95,10 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="noted at most once a minute")
     revoked_at: datetime | None
-    status: Literal["active", "expired", "revoked"]
+    status: Literal["active", "suspended", "expired", "revoked"] = Field(
+        description="suspended: refused (401) while the person it acts as, or the admin who made it,"
+        " has left the company or is no longer an admin; active again if they come back"
+    )
 
 
 class TokenCreated(TokenOut):
