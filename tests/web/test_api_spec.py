@@ -162,6 +162,8 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?limit=1", {}, 200),
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?limit=201", {}, 422),
         (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?after=nonsense", {}, 422),
+        (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?day=2026-02-30", {}, 422),
+        (admin, "GET", "/api/v1/sla/board", "/api/v1/sla/board?day=2099-01-01", {}, 422),
         (
             admin,
             "PUT",

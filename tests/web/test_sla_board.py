@@ -217,6 +217,23 @@ def test_the_board_page(as_role, waits):
     assert "只显示你负责的客户" in agent.text
 
 
+def test_the_api_answers_every_bad_day_in_one_shape(as_role, waits):
+    """A day that does not exist (2026-02-30) came back as FastAPI's list of field errors, a
+    day that has not come yet as a bare sentence: a client had to read both. Both are a field
+    error of `day`, each saying what is wrong."""
+    tomorrow = (datetime.now(SHANGHAI).date() + timedelta(days=1)).isoformat()
+    said = {}
+    for bad in ("2026-02-30", tomorrow, "1999-12-31"):
+        r = as_role("supervisor").get("/api/v1/sla/board", params={"day": bad})
+        assert r.status_code == 422, r.text
+        [problem] = r.json()["detail"]
+        assert problem["loc"] == ["query", "day"] and problem["input"] == bad, r.text
+        said[bad] = problem["msg"]
+    assert "没有 2026-02-30 这一天" in said["2026-02-30"]
+    assert f"还没到 {tomorrow} 这一天" in said[tomorrow]
+    assert "日期应在 2000-01-01 至 2099-12-31 之间" in said["1999-12-31"]
+
+
 def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db, world):
     agent = as_role("agent")
     cid = waits.a["zhangsan"]

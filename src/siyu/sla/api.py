@@ -29,6 +29,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -441,7 +442,10 @@ def get_board(
     viewer: ApiViewer,
     day: Annotated[
         CalendarDay | None,
-        Query(description="a day (YYYY-MM-DD, 2000 to 2099) in the tenant's time zone; default today"),
+        Query(
+            description="a day (YYYY-MM-DD, 2000 to 2099, today at the latest) in the tenant's time zone;"
+            " default today"
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_WAITING_LISTED, description="how many waiting customers to list")
@@ -462,7 +466,12 @@ def get_board(
     with rt.db.tenant_session(viewer.tenant_id) as s:
         try:
             return board_for(s, viewer, rt.now(), day, limit, after, before, problems=PROBLEMS_LISTED)
-        except (FutureDay, BadCursor) as exc:
+        except FutureDay as exc:
+            # answered as a day that does not exist is (FastAPI's list): one shape for a bad `day`
+            typed = request.query_params.get("day")
+            problem = {"type": "value_error", "loc": ("query", "day"), "msg": f"Value error, {exc}"}
+            raise RequestValidationError([{**problem, "input": typed}]) from None
+        except BadCursor as exc:
             raise HTTPException(422, str(exc)) from None
 
 
