@@ -266,3 +266,20 @@ def test_oauth_callback_checks_state_and_codes(siyu, world):
         r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"code": "made-up", "state": state})
         assert r.status_code == 502 and "40029" in r.text
         assert "siyu_session" not in client.cookies
+
+
+def test_error_pages_keep_the_menu_for_whoever_is_signed_in(siyu, as_role):
+    """A mistyped address (404) or a NUL in it (422) was answered before anyone asked who was
+    signed in: the page had no menu, only 返回 · 首页. Signed in, the menu is there to go on
+    from; signed out, the page is as it was."""
+    agent = as_role("agent")
+    for url, status in (("/no-such-page", 404), ("/conversations?staff=%00", 422)):
+        r = agent.get(url)
+        assert r.status_code == status, r.text
+        assert 'aria-label="主菜单"' in r.text and 'href="/conversations"' in r.text, url
+        assert "张三" in r.text and 'action="/logout"' in r.text  # who, and a way out
+        assert '<a href="/">首页</a>' in r.text
+    with httpx.Client(base_url=siyu) as anon:
+        r = anon.get("/no-such-page")
+        assert r.status_code == 404 and 'aria-label="主菜单"' not in r.text
+        assert '<a href="/">首页</a>' in r.text and "返回" in r.text

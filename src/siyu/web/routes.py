@@ -11,7 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.conversations.api import router as conversations_api
@@ -76,18 +76,18 @@ def install(app: FastAPI) -> None:
     async def _csrf(request: Request, exc: auth.CsrfRefused):
         if exc.api:
             return _csrf_refused()
-        return _error_page(request, 403, CSRF_REFUSED)
+        return await _error_page(request, 403, CSRF_REFUSED)
 
     @app.exception_handler(WeComFailure)
     async def _wecom(request: Request, exc: WeComFailure):
         if _wants_page(request):
-            return _error_page(request, 502, wecom_message(exc))
+            return await _error_page(request, 502, wecom_message(exc))
         return JSONResponse({"detail": wecom_message(exc)}, 502)
 
     @app.exception_handler(ChannelError)
     async def _channel(request: Request, exc: ChannelError):
         if _wants_page(request):
-            return _error_page(request, exc.status, str(exc))
+            return await _error_page(request, exc.status, str(exc))
         return JSONResponse({"detail": str(exc)}, exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -95,21 +95,21 @@ def install(app: FastAPI) -> None:
         # as FastAPI's own answer, but NaN / Infinity in the body (json.loads takes them) are
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
         if _wants_page(request):  # /conversations/abc: a page a person can read
-            return _error_page(request, 422, "链接里的参数无效 / the address is not valid")
+            return await _error_page(request, 422, "链接里的参数无效 / the address is not valid")
         return await _who_may_call(request) or JSONResponse(
             {"detail": _echoable(jsonable_encoder(exc.errors()))}, 422
         )
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError):
-        return _out_of_range(request)
+        return await _out_of_range(request)
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError):
         # PostgreSQL refusing a number too large for its column (SQLSTATE 22003), as SQLite's
         # driver does with OverflowError: an id or page no row can have. Anything else is ours.
         if getattr(exc.orig, "sqlstate", None) == "22003":
-            return _out_of_range(request)
+            return await _out_of_range(request)
         raise exc
 
     @app.exception_handler(StarletteHTTPException)
@@ -122,7 +122,7 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": NOT_FOUND_TEXT}, 404)
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
-            return _error_page(request, exc.status_code, str(exc.detail or ""), clear)
+            return await _error_page(request, exc.status_code, str(exc.detail or ""), clear)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputRefused)
@@ -154,10 +154,10 @@ def _csrf_refused() -> JSONResponse:
     return JSONResponse({"detail": CSRF_REFUSED}, 403)
 
 
-def _out_of_range(request: Request):
+async def _out_of_range(request: Request):
     message = "请求里有个数字超出了范围 / a number in the request is out of range"
     if _wants_page(request):
-        return _error_page(request, 422, message)
+        return await _error_page(request, 422, message)
     return JSONResponse({"detail": message}, 422)
 
 
@@ -184,8 +184,15 @@ def _echoable(value):
     return value
 
 
-def _error_page(request: Request, status: int, message: str, clear: bool = False):
+async def _error_page(request: Request, status: int, message: str, clear: bool = False):
     title = PAGE_TITLES.get(status, f"出错了 / Error {status}")
     if status == 404 and not clear:
         message = "这个页面不存在，或你没有权限查看。/ This page does not exist or is not yours."
+    if not hasattr(request.state, "viewer"):
+        # refused before any route asked who is signed in (an address that is no page, a NUL
+        # in it): asked now, so that a signed-in person has the menu to go on from
+        try:
+            await auth.current_viewer(request)
+        except SQLAlchemyError:  # the error is what they came for, not a 500 about the database
+            request.state.viewer = None
     return render(request, "error.html", {"title": title, "message": message, "status": status}, status)
