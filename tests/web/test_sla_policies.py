@@ -476,3 +476,52 @@ def test_the_snooze_operation_is_listed_once_under_sla_in_the_api_docs(as_role):
     """Its tags were ["sla", "sla"]: Swagger listed the operation twice under the same heading."""
     spec = as_role("admin").get("/api/v1/openapi.json").json()
     assert spec["paths"]["/api/v1/conversations/{conversation_id}/snooze"]["post"]["tags"] == ["sla"]
+
+
+def test_every_problem_of_a_policy_is_told_at_once(as_role, db, world):
+    """A step's delay "abc" and quiet hours 21:00-21:00 sent together were told one at a time:
+    the step first, then, once fixed, the quiet hours. The forms (the tenant's, a department's)
+    and the API tell both at once, and save nothing."""
+    admin = as_role("admin")
+    before = tenant_steps(db, world.a.id)
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["abc"],
+        "step_action": ["app_message"],
+        "step_target": ["agent"],
+        "shifts": "09:00-18:00",
+        "public_holidays": "1",
+        "escalation_contact": "",
+        "quiet_start": "21:00",
+        "quiet_end": "21:00",
+    }
+    for url in ("/sla/policy", "/sla/policy/departments/4"):
+        r = admin.post(url, data=form)
+        assert r.status_code == 422, r.text
+        [told] = re.findall(r'<p class="alert" role="alert" id="policy-error">(.*?)</p>', r.text, re.S)
+        assert "第 1 步" in told and "请填写分钟数" in told, told
+        assert "免打扰时段" in told and "开始和结束不能相同" in told, told
+        assert 'value="abc"' in r.text and 'value="21:00"' in r.text  # what was typed stays
+    assert tenant_steps(db, world.a.id) == before
+    assert admin.get("/api/v1/sla/policies/4").status_code == 404
+    body = {"steps": [{"delay_s": "abc", "action": "app_message"}], "quiet_hours": ["21:00", "21:00"]}
+    for url in ("/api/v1/sla/policy", "/api/v1/sla/policies/4"):
+        r = admin.put(url, json=body, headers={"X-CSRF-Token": admin.csrf})
+        assert r.status_code == 422, r.text
+        said = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
+        assert ("body", "steps", 0, "delay_s") in said, said
+        assert "开始和结束不能相同" in said[("body", "quiet_hours")], said
+    # the rules that weigh fields together (a step to nobody, business hours with no shift) too
+    rules = {**form, "step_delay_min": ["2"], "step_target": ["contact"], "business_hours_only": "1"}
+    rules |= {"shifts": "", "quiet_start": "", "quiet_end": ""}
+    for url in ("/sla/policy", "/sla/policy/departments/4"):
+        r = admin.post(url, data=rules)
+        assert r.status_code == 422, r.text
+        assert "请先设置升级联系人" in r.text and "需要至少一个班次" in r.text, r.text
+    body = {"steps": [{"delay_s": 120, "action": "app_message", "target": "contact"}]}
+    body |= {"escalation_contact": "", "business_hours_only": True, "shifts": []}
+    r = admin.put("/api/v1/sla/policies/4", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and "请先设置升级联系人" in r.json()["detail"], r.text
+    assert "需要至少一个班次" in r.json()["detail"]
+    assert tenant_steps(db, world.a.id) == before

@@ -115,9 +115,13 @@ class PolicyFieldsIn(BaseModel):
                 " / quiet hours need both a start and an end, or neither"
             )
         try:
-            [parse_hhmm(v) for v in value]
+            start, end = (parse_hhmm(v) for v in value)
         except ValueError as exc:
             raise ValueError(f"免打扰时段无效 / invalid quiet hours: {exc}") from None
+        if start % 1440 == end % 1440:  # (the rules refuse it too; here it is told with the rest)
+            raise ValueError(
+                "免打扰时段的开始和结束不能相同 / quiet hours must start and end at different times"
+            )
         return [_hhmm(v) for v in value]
 
     @field_validator("steps")

@@ -266,20 +266,24 @@ def _reassign_open_waits(session: Session, which, was: PolicyView | None = None)
 
 def _check_workable(policy: SlaPolicy) -> None:
     """What the fields allow one by one but not together (with the values a save leaves as
-    they were): a step that could reach nobody, a clock that could never run."""
+    they were): a step that could reach nobody, a clock that could never run. All of them at
+    once, so that a form is not sent again for each."""
+    problems = []
     if any(step.get("target") == "contact" for step in policy.steps or []) and not policy.escalation_contact:
-        raise PolicyError(
+        problems.append(
             "有步骤发给升级联系人，请先设置升级联系人 / a step goes to the escalation contact: name one first"
         )
     if policy.business_hours_only and policy.shifts is not None and not policy.shifts:  # None: the default
-        raise PolicyError(
+        problems.append(
             "只计算工作时间需要至少一个班次 / counting business hours only needs at least one shift"
         )
     enabled = policy.enabled is not False  # None on a policy's first save: on, the column default
     if enabled and policy.steps is not None and not policy.steps:  # None: the default steps
-        raise PolicyError(
+        problems.append(
             "启用超时提醒需要至少一个步骤（不想提醒请关闭） / an enabled policy needs a step (or disable it)"
         )
+    if problems:
+        raise PolicyError("；".join(problems))
 
 
 MAX_DAY_NOTE = 200  # a special date's note (the page's field allows as many)
