@@ -5,10 +5,11 @@ it, while a closing remark after what they saw (好的 谢谢) does not stand in
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from siyu.conversations.models import Conversation
+from siyu.conversations.models import Conversation, Message
 from tests.conversations.conftest import Archive, store
 
 _FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
@@ -39,6 +40,26 @@ def _imported(db, world, arc: Archive, ext: str, text: str, ago: float) -> str:
     msgid = arc.text(ext, "zhangsan", text, ago)
     store(db, world.a.id, arc.items)
     return msgid
+
+
+def _local_time(db, world, msgid: str) -> str:
+    """When the message was sent, as the tenant's clock reads it (HH:MM)."""
+    with db.tenant_session(world.a.id) as s:
+        sent = s.scalar(select(Message.sent_at).where(Message.msgid == msgid))
+    return sent.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+
+
+def test_the_409_quotes_a_long_message_shortened(as_role, db, world):
+    _, ext, cid, [question] = _waiting(db, world, "能开发票吗？")
+    agent = as_role("agent")
+    long = "我想问一下" + "这个订单的发票" * 20
+    newest = _customer_writes(db, world, ext, long, 60)
+    r = agent.post(
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": question}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 409 and r.json()["newest_msgid"] == newest
+    assert "「我想问一下这个订单的发票" in r.json()["detail"] and long not in r.json()["detail"]
+    assert "…」" in r.json()["detail"], r.text
 
 
 def _page_form(agent, cid: int) -> tuple[str, dict]:
@@ -81,7 +102,10 @@ def test_the_api_refuses_with_409_when_the_customer_wrote_again_after_the_messag
     url = f"/api/v1/conversations/{cid}/dismiss"
     r = agent.post(url, json={"msgid": question}, headers=headers)
     assert r.status_code == 409, r.text
-    assert "客户又发了消息" in r.json()["detail"] and refund in r.json()["detail"]
+    # what the customer wrote and when, in words; the msgid apart, for the client
+    assert r.json()["newest_msgid"] == refund and refund not in r.json()["detail"], r.text
+    assert "客户又发了消息「另外，我要退货」" in r.json()["detail"], r.text
+    assert f"（{_local_time(db, world, refund)}）" in r.json()["detail"], r.text
     now = agent.get(f"/api/v1/conversations/{cid}").json()
     assert now["waiting"] is True  # nothing marked
     assert seen["waiting_newest_msgid"] == question and now["waiting_newest_msgid"] == refund
@@ -164,7 +188,7 @@ def test_the_api_refuses_a_question_stored_after_the_one_named_whatever_its_time
     url = f"/api/v1/conversations/{cid}/dismiss"
     r = agent.post(url, json={"msgid": shown}, headers=headers)
     assert r.status_code == 409, r.text
-    assert between in r.json()["detail"]
+    assert r.json()["newest_msgid"] == between and "「另外，我要退货」" in r.json()["detail"]
     now = agent.get(f"/api/v1/conversations/{cid}").json()
     assert now["waiting"] is True and now["waiting_newest_msgid"] == between
 
@@ -217,7 +241,8 @@ def test_the_api_still_says_409_for_a_question_of_an_older_wait_of_the_chat(as_r
     url = f"/api/v1/conversations/{cid}/dismiss"
     r = agent.post(url, json={"msgid": old_question}, headers={"X-CSRF-Token": agent.csrf})
     assert r.status_code == 409, r.text
-    assert "客户又发了消息" in r.json()["detail"] and new_question in r.json()["detail"]
+    assert "客户又发了消息「退款什么时候到账？」" in r.json()["detail"], r.text
+    assert r.json()["newest_msgid"] == new_question and new_question not in r.json()["detail"]
     assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting"] is True
     r = agent.post(url, json={"msgid": new_question}, headers={"X-CSRF-Token": agent.csrf})
     assert r.status_code == 200  # (waiting no more: the conversation lists' tests count who waits longest)

@@ -7,7 +7,9 @@ import json
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from siyu.conversations.models import Conversation
 from siyu.web.auth import NOT_SIGNED_IN
 from siyu.web.input_guard import NUL_REFUSED
 from tests.conversations.conftest import Archive, new_waiting, store  # noqa: F401
@@ -42,6 +44,12 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
     arc.text("zhangsan", f"wm{arc.sfx}", "您好", 10)
     store(db, world.b.id, arc.items)
     foreign = as_role("admin", "b").get("/api/v1/conversations").json()["items"][0]["id"]
+    arc = Archive()  # two questions of 赵六's customer, the client naming the first: 409
+    first = arc.text(f"wm{arc.sfx}", "zhaoliu", "在吗", 40)
+    arc.text(f"wm{arc.sfx}", "zhaoliu", "发货了吗", 30)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        asked_twice = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wm{arc.sfx}"))
     cust, chan = world.a.customers["王女士"], world.a.channels["门店海报"]
     h, ah = {"X-CSRF-Token": admin.csrf}, {"X-CSRF-Token": agent.csrf}
     anon = httpx.Client(base_url=siyu, timeout=10)
@@ -187,6 +195,14 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
             admin,
             "POST",
             "/api/v1/conversations/{conversation_id}/dismiss",
+            f"/api/v1/conversations/{asked_twice}/dismiss",
+            {"json": {"msgid": first}, "headers": h},
+            409,
+        ),
+        (
+            admin,
+            "POST",
+            "/api/v1/conversations/{conversation_id}/dismiss",
             f"/api/v1/conversations/{cid}/dismiss",
             {"headers": h},
             200,
@@ -202,6 +218,7 @@ def test_every_answer_and_every_error_fits_the_schema_the_spec_declares_for_it(
     finally:
         anon.close()
         admin.post(f"/api/v1/conversations/{cid}/dismiss", headers=h)  # (no wait left for the board tests)
+        admin.post(f"/api/v1/conversations/{asked_twice}/dismiss", headers=h)
     assert not wrong, "\n".join(map(str, wrong))
 
 

@@ -9,9 +9,12 @@ the caller's role scope answers 404 `{"detail": "not found"}`.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 
 from siyu.conversations import queries, service
 from siyu.conversations.schemas import (
@@ -22,9 +25,10 @@ from siyu.conversations.schemas import (
     DismissOut,
     MessagePage,
     SearchPage,
+    WroteAgainOut,
 )
 from siyu.db.paging import BadCursor
-from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, error, invalid, not_found
+from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, invalid, not_found
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
@@ -127,7 +131,7 @@ def get_messages(
     responses={
         **NOT_FOUND,
         **WRITE,
-        409: error("the customer wrote again (`detail` names the message)"),
+        409: {"model": WroteAgainOut, "description": "the customer wrote again (`newest_msgid` names it)"},
         422: invalid("`msgid` is empty, or no message of this conversation (unknown, or another chat's)"),
     },
 )
@@ -146,20 +150,42 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
         try:
             dismissed = service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown)
         except service.WroteAgain as refused:
-            raise HTTPException(
-                409,
-                f"客户又发了消息 {refused.newest}，没有标记 / the customer wrote again: message"
-                f" {refused.newest} waits for a reply, {shown} was named; nothing was marked",
-            ) from None
+            said = queries.message_said(s, conversation_id, refused.newest)
+            wrote_again = {"detail": _wrote_again(said, viewer.timezone, at), "newest_msgid": refused.newest}
         except service.NotItsMessage:
             raise HTTPException(
                 422, f"不是这个会话的消息：{shown} / not a message of this conversation: {shown}"
             ) from None
-        s.flush()
-        if dismissed:
-            forget_waiting(viewer)
-        found = queries.conversation(s, viewer, conversation_id, at)
+        else:
+            wrote_again = None
+            s.flush()
+            if dismissed:
+                forget_waiting(viewer)
+            found = queries.conversation(s, viewer, conversation_id, at)
+    if wrote_again is not None:  # (nothing was marked: the session had nothing to keep)
+        return JSONResponse(wrote_again, 409)
     return {"dismissed": dismissed, "conversation": found}
+
+
+QUOTE_CHARS = 30
+
+
+def _wrote_again(said: tuple[str, datetime] | None, tz: str, now: datetime) -> str:
+    """The 409's sentence: what the customer wrote, shortened, and when (the day too when it
+    was not today), rather than a msgid nobody can read."""
+    if said is None:  # (the message is the wait's: it was there a moment ago)
+        return "客户又发了消息，没有标记 / the customer wrote again: nothing was marked"
+    text, sent_at = said
+    text = " ".join(text.split()) or "（非文字消息）"
+    quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+    local = sent_at.astimezone(ZoneInfo(tz))
+    when = local.strftime(
+        "%H:%M" if local.date() == now.astimezone(ZoneInfo(tz)).date() else "%Y-%m-%d %H:%M"
+    )
+    return (
+        f"客户又发了消息「{quote}」（{when}），没有标记 / the customer wrote again at {when}"
+        f" ({quote}), which waits for a reply: nothing was marked"
+    )
 
 
 @router.get("/messages/search", response_model=SearchPage, summary="Search messages")

@@ -396,6 +396,16 @@ def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -
     }
 
 
+def message_said(session: Session, conversation_id: int, msgid: str) -> tuple[str, datetime] | None:
+    """What a message of the conversation reads (its readable rendering) and when it was sent."""
+    found = session.execute(
+        select(Message.text, Message.sent_at)
+        .where(Message.conversation_id == conversation_id, Message.msgid == msgid)
+        .limit(1)
+    ).first()
+    return (found.text, found.sent_at) if found is not None else None
+
+
 def quote_asks(texts: list[str], limit: int, total: int | None = None) -> str:
     """The waiting messages on one line of at most `limit` characters, the newest kept whole
     where it fits: 在吗 / 订单到哪了？, or … / 订单到哪了？ when older ones are left out (those that

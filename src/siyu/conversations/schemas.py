@@ -139,6 +139,11 @@ class MessagePage(BaseModel):
     before: int | None = Field(description="pass as `before` for the page of older messages")
 
 
+class WroteAgainOut(BaseModel):
+    detail: str = Field(description="what the customer wrote after the message named, and when, in words")
+    newest_msgid: str = Field(description="that message's msgid: name it to mark the wait, having shown it")
+
+
 class DismissIn(BaseModel):
     msgid: str | None = Field(
         None,
