@@ -11,8 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
+from siyu.sla.models import SlaCall
 from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     _problems,
     _reached,
@@ -87,6 +89,50 @@ def test_a_call_still_to_ring_does_not_ring_for_a_wait_snoozed_meanwhile(w):
         assert service.snoozed_until(s, conversation.id, w.rt.now()) is not None
     httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 0})
     wait_for(lambda: wangwus_call().status != "pending", timeout=30)  # the retry came and went
+    assert [c for c in calls(w) if c["called_number"] == "+8613800000003"] == []  # and did not ring
+
+
+def test_a_call_held_by_quiet_hours_does_not_ring_for_a_wait_snoozed_while_it_was_held(w):
+    """03:19 the call step fires in quiet hours ending 05:00 and the call waits for them; at
+    03:20 the agent snoozes the wait for 15 minutes. The snooze is long over at 05:00, and the
+    call rang then anyway: the reminder had been seen and held back."""
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
+    start = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0)  # 03:18 in Beijing
+    w.t0 = start + timedelta(days=1)
+    w.clock(0)
+    w.say("急！能改地址吗？", at=0, ext="wmcustomer2", staff="wangwu")
+    w.pulled(3600)
+    w.clock(60)  # 03:19: the call step fires
+    assert w.fire() == 1
+
+    def wangwus_call() -> OutboxMessage | None:
+        with w.session() as s:
+            for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")):
+                # held: the sender put it off till quiet hours end
+                if m.payload.get("callee") == "wangwu" and m.due_at > utcnow() + timedelta(hours=1):
+                    return m
+        return None
+
+    held = wait_for(wangwus_call)
+    assert held.due_at == w.at(102 * 60)  # 05:00
+    conversation = w.conversation("wmcustomer2", "wangwu")
+    w.clock(120)  # 03:20
+    with w.session() as s:
+        service.snooze(s, conversation.id, w.rt.now() + timedelta(minutes=15), w.rt.now(), by="王五")
+    w.clock(102 * 60 + 30)  # 05:00:30, the snooze long over
+    with w.session() as s:  # the outbox's clock is the wall's: its row comes due now, as at 05:00
+        s.get(OutboxMessage, held.id).due_at = utcnow()
+
+    def status() -> str:
+        with w.session() as s:
+            return s.get(OutboxMessage, held.id).status
+
+    wait_for(lambda: status() != "pending", timeout=30)
+    with w.session() as s:
+        call = s.get(SlaCall, held.payload["call"])
+        assert (call.status, call.error) == ("skipped", service.CALL_NOT_NEEDED)
     assert [c for c in calls(w) if c["called_number"] == "+8613800000003"] == []  # and did not ring
 
 

@@ -1083,6 +1083,59 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
 
 
+def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(as_role, db, world):
+    """A row whose last step, a call, waits for quiet hours to end said 电话 08:00 拨打 with no
+    暂缓 buttons, on the board and in the chat, though a snooze stops that call: both offer
+    them now, and once snoozed neither says the call will ring."""
+    admin = as_role("admin")
+    headers = {"X-CSRF-Token": admin.csrf}
+    local = datetime.now(SHANGHAI)
+    quiet = [(local - timedelta(hours=1)).strftime("%H:%M"), (local + timedelta(hours=2)).strftime("%H:%M")]
+    policy = {
+        "steps": [{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        "quiet_hours": quiet,
+        "business_hours_only": False,
+    }
+    r = admin.put("/api/v1/sla/policies/4", json=policy, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    sfx = uuid.uuid4().hex[:8]
+    try:
+        with db.tenant_session(world.a.id) as s:
+            asked = _text(sfx, 1, f"wmheld{sfx}", "zhaoliu", f"半夜有人吗 {sfx}", 120)
+            conversations.ingest(s, [asked], default_classifier().classify)
+            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmheld{sfx}"))
+            step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
+            step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
+            call = SlaCall(
+                callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow()
+            )
+            s.add(call)
+            s.flush()
+            payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
+            outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
+        row_of = rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>'
+        row = re.search(row_of, admin.get("/sla").text, re.S)
+        assert row and "拨打" in row[0] and f'action="/conversations/{cid}/snooze"' in row[0], row and row[0]
+        chat = admin.get(f"/conversations/{cid}").text
+        assert "拨打" in chat and f'action="/conversations/{cid}/snooze"' in chat
+        form = {"csrf_token": admin.csrf, "minutes": "15", "next": f"/sla#w{cid}"}
+        assert admin.post(f"/conversations/{cid}/snooze", data=form).status_code == 303
+        row = re.search(row_of, admin.get("/sla").text, re.S)
+        assert row and "暂缓至" in row[0] and "拨打" not in row[0], row[0]
+        chat = admin.get(f"/conversations/{cid}").text
+        assert "提醒已暂缓至" in chat and "拨打" not in chat
+    finally:
+        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.kind == "sla_call", OutboxMessage.recipient == "zhaoliu")
+                .values(status="skipped")
+            )
+        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
+
+
 def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db, world):
     """A step due at 00:15:59 showed as 下一步 00:15 (the minute cut off) and fired at 00:16:00:
     at 00:15:30 it looked overdue. Times to come are shown at the minute they will have come by,

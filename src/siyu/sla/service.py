@@ -1821,13 +1821,15 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     calls = [e for e in queued if e.action == "voice_call"]
     if not calls:
         return {}
-    policy_of = dict(
-        session.execute(
-            select(SlaWait.id, SlaWait.policy_id).where(
-                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
-            )
-        ).all()
-    )
+    policy_of, snoozed_at = {}, {}
+    for wait_id, policy_id, snoozed in session.execute(
+        select(SlaWait.id, SlaWait.policy_id, SlaWait.snoozed_at).where(
+            bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
+        )
+    ):
+        policy_of[wait_id], snoozed_at[wait_id] = policy_id, snoozed
+    # snoozed while its call waited: that call will not ring (siyu.sla.tasks._call_plan)
+    calls = [e for e in calls if not snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)]
     book, timezone = PolicyBook(session), tenant_timezone(session)
     until = {  # the same for every call under one policy: worked out once a policy
         policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar)
@@ -1835,6 +1837,13 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     }
     held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
     return {k: v for k, v in held.items() if v is not None}
+
+
+def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:
+    """Whether a wait was snoozed after its step fired: someone saw the reminder and held it
+    back, so a call of that step still to ring (held by quiet hours, or to be retried) is not
+    placed, even where the snooze ended first (15 minutes at 06:35, the call held till 08:00)."""
+    return snoozed_at is not None and fired_at is not None and snoozed_at >= fired_at
 
 
 def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = None) -> list[datetime]:
@@ -1852,7 +1861,7 @@ def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = N
     if not call_of:
         return []
     steps = (
-        select(e.id, e.wait_id, e.action)
+        select(e.id, e.wait_id, e.action, e.fired_at)
         .join(SlaWait, SlaWait.id == e.wait_id)
         .where(bulk.among(session, e.id, list(call_of)), SlaWait.closed_at.is_(None), e.status == "fired")
     )

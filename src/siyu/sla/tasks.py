@@ -445,7 +445,12 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
     callee = message.payload["callee"]
     with rt.db.tenant_session(tenant_id) as s:
         ids = message.payload.get("escalations", [])
-        wait_ids = set(s.scalars(select(SlaEscalation.wait_id).where(SlaEscalation.id.in_(ids))))
+        fired_at = dict(
+            s.execute(
+                select(SlaEscalation.wait_id, SlaEscalation.fired_at).where(SlaEscalation.id.in_(ids))
+            ).all()
+        )
+        wait_ids = set(fired_at)
         waits = list(
             s.scalars(
                 select(SlaWait)
@@ -459,6 +464,9 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
                 )
             )
         )
+        # snoozed since the step fired, the snooze over before the call could ring (held by
+        # quiet hours, or waiting for a retry): it was seen and held back all the same
+        waits = [w for w in waits if not service.snoozed_since_fired(w.snoozed_at, fired_at.get(w.id))]
         call = s.get(SlaCall, message.payload["call"])
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
