@@ -623,6 +623,18 @@ def test_snooze_from_the_conversation_page_and_it_says_until_when(as_role, new_w
     assert "已暂缓提醒" in after and "提醒已暂缓至" in after
 
 
+def test_the_chat_of_a_waiting_customer_says_where_to_reply(as_role, new_waiting):
+    """The card's 去回复 opens the chat, which offers only 标记无需回复 and 暂缓: Siyu cannot send
+    as the agent, and the page did not say where the reply is written."""
+    cid = new_waiting("zhangsan")
+    own = as_role("agent").get(f"/conversations/{cid}").text
+    where = re.search(r'id="reply-where">(.*?)</small>', own, re.S)
+    assert where and where[1].startswith("在企业微信里回复 ") and where[1].endswith("，回复后这里会自动更新")
+    theirs = as_role("admin").get(f"/conversations/{cid}").text
+    where = re.search(r'id="reply-where">(.*?)</small>', theirs, re.S)
+    assert where and where[1].startswith("请 张三 在企业微信里回复"), where
+
+
 def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, world):
     arc = Archive()
     ext = f"wm{arc.sfx}"
