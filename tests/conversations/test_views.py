@@ -900,6 +900,32 @@ def test_the_list_and_the_chat_quote_what_was_asked_after_the_greeting(as_role, 
     assert agent.get(f"/api/v1/conversations/{cid}").json()["waiting_quote"] == line.strip("“”")
 
 
+def test_the_board_and_the_chat_quote_the_start_of_a_long_first_question_before_the_nudges(
+    as_role, db, world
+):
+    """A long first question then two short ones: the board and the chat quoted
+    … / 还有一个问题：能开专票吗？ / 在吗？, a supervisor reading 在吗？ instead of the question."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    question = f"您好 {arc.sfx}，我想咨询一下贵公司的企业版套餐，我们公司有五十个人左右，需要开通客户管理"
+    arc.text(ext, "zhangsan", question, 40)
+    arc.text(ext, "zhangsan", "还有一个问题：能开专票吗？", 35)
+    arc.text(ext, "zhangsan", "在吗？", 30)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    admin = as_role("admin")
+    board = admin.get("/sla").text
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+    quote = re.search(r'<span class="line">“(.*?)”</span>', row[0])[1]
+    assert quote.startswith(f"您好 {arc.sfx}，我想") and quote.endswith(
+        " / 还有一个问题：能开专票吗？ / 在吗？"
+    ), quote
+    chat = admin.get(f"/conversations/{cid}").text
+    quote = re.search(r'<span class="quote">“(.*?)”</span>', chat)[1]
+    assert quote.startswith(f"您好 {arc.sfx}，我想") and quote.endswith(" / 在吗？"), quote
+
+
 def test_a_customer_s_profile_and_chats_include_the_group_chats_they_wrote_in(as_role, chats, world):
     """王女士 asked in 张三's customer group as well as in her 1:1 chat: her profile, her chats
     (全部会话) and a search of her messages showed the 1:1 chat only, as if she had never said

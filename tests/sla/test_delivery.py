@@ -155,26 +155,52 @@ def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
     assert "王女士：… / " in card["description"]  # the two not quoted are said to be there
 
 
+LONG_FIRST = (
+    "您好，我想咨询一下贵公司的企业版套餐，我们公司有五十个人左右，"
+    "需要开通客户管理和会话存档功能，价格大概多少"
+)
+
+
 @pytest.mark.parametrize(
     ("texts", "limit", "line"),
     [
         (["在吗", "报价发我"], 24, "在吗 / 报价发我"),
-        (["在吗", "你好", "有没有 256G 的黑色，今天能发吗"], 24, "… / 有没有 256G 的黑色，今天能发吗"),
-        (["在吗", "你好", "报价单发我"], 14, "… / 你好 / 报价单发我"),
-        (["在吗", "你好", "报价单发我"], 13, "… / 报价单发我"),
-        (["在吗", "这款手机有没有 256G 的黑色，今天能发吗"], 24, "这款手机有没有 256G 的黑色，今天能发吗"),
-        (["在吗", "这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
+        (["在吗", "你好", "有没有 256G 的黑色，今天能发吗"], 24, "在吗 / 你好 / 有没有 256G 的黑色，…"),
+        (["在吗", "你好", "报价单发我"], 14, "在吗 / … / 报价单发我"),
+        (["在吗", "这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "在吗 / 这款有没有 256G 的黑色…"),
         (["这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
         (["a", "b  c", " "], 60, "a / b c"),
         ((["在吗", "报价发我"], 7), 24, "… / 在吗 / 报价发我"),  # of seven, the last two given
         ([], 60, ""),
+        # a long question, then two short ones: each is cut, none left out
+        (
+            [LONG_FIRST, "还有一个问题：能开专票吗？", "在吗？"],
+            60,
+            LONG_FIRST[:37] + "… / 还有一个问题：能开专票吗？ / 在吗？",
+        ),
+        ([LONG_FIRST, "还有一个问题：能开专票吗？", "在吗？"], 24, "您好，我想咨… / 还有一个问题… / 在吗？"),
+        ([LONG_FIRST, "还有一个问题：能开专票吗？", "在吗？"], 18, "您好，我想咨询… / … / 在吗？"),
     ],
 )
-def test_a_card_line_keeps_the_newest_message_whole_where_it_fits(texts, limit, line):
+def test_a_quote_keeps_the_start_of_each_waiting_message(texts, limit, line):
     from siyu.conversations.queries import quote_asks
 
     texts, total = texts if isinstance(texts, tuple) else (texts, None)
     assert quote_asks(texts, limit, total) == line and len(line) <= limit
+
+
+def test_a_card_quotes_the_long_first_question_not_only_the_nudges_after_it(w):
+    """A long first question then 还有一个问题：能开专票吗？ and 在吗？: the card quoted
+    … / 还有一个问题：能开专票吗？ / 在吗？, the question itself left out to fit."""
+    w.say(LONG_FIRST, at=0)
+    w.say("还有一个问题：能开专票吗？", at=5)
+    w.say("在吗？", at=10)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert "王女士：您好，我想咨询一下贵公司" in card["description"], card["description"]
+    assert "/ 在吗？</div>" in card["description"] and len(card["description"].encode()) <= 512
 
 
 def test_a_call_about_several_waits_tells_the_longest_not_that_all_waited_so_long(w):

@@ -406,25 +406,32 @@ def message_said(session: Session, conversation_id: int, msgid: str) -> tuple[st
     return (found.text, found.sent_at) if found is not None else None
 
 
-def quote_asks(texts: list[str], limit: int, total: int | None = None) -> str:
-    """The waiting messages on one line of at most `limit` characters, the newest kept whole
-    where it fits: 在吗 / 订单到哪了？, or … / 订单到哪了？ when older ones are left out (those that
-    do not fit, and the `total` - len(texts) not even given), or the newest alone, cut, when
-    even it is too long."""
+def quote_asks(texts: list[str], limit: int, total: int | None = None, each: int = 40) -> str:
+    """The waiting messages on one line of at most `limit` characters, the start of each kept:
+    a long first question then 在吗 is 这款有没有 256G 的黑色，今天下单能… / 在吗, not … / 在吗 (a
+    supervisor read the nudge, not the question). Each is cut to `each` characters, then
+    shorter, down to a few; only then are those between the first and the newest left out
+    (首个问题… / … / 在吗), and at last all but the first. A leading … / says that older ones
+    were not even given (`total` - len(texts) of them)."""
     parts = [" ".join(t.split()) for t in texts if t.strip()]
     if not parts:
         return ""
-    given_all = (total or len(parts)) <= len(parts)
-    newest = parts[-1]
-    if len(newest) > limit - (4 if len(parts) > 1 or not given_all else 0):  # no room for a mark
-        return newest if len(newest) <= limit else newest[: limit - 1] + "…"
-    kept = [newest]
-    for part in reversed(parts[:-1]):
-        rest = len(parts) - len(kept) - 1 or not given_all  # older ones still left out after it
-        if len(" / ".join([part, *kept])) + (4 if rest else 0) > limit:
-            break
-        kept.insert(0, part)
-    return ("… / " if len(kept) < len(parts) or not given_all else "") + " / ".join(kept)
+    older = "… / " if (total or len(parts)) > len(parts) else ""
+    for kept in range(len(parts), 0, -1):
+        # the first and the newest: what was asked, and where the customer is now
+        shown = parts if kept == len(parts) else [parts[0], "…", *parts[len(parts) - kept + 1 :]]
+        for cap in range(each, _FEWEST - 1, -1):
+            line = older + " / ".join(p if p == "…" else _cut(p, cap) for p in shown)
+            if len(line) <= limit:
+                return line
+    return _cut(older + parts[0], limit)
+
+
+_FEWEST = 6  # characters a cut message keeps at the least, … included
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
 
 
 def _last_texts(session: Session, conversation_ids: list[int]) -> dict[int, str]:
