@@ -283,3 +283,39 @@ def test_error_pages_keep_the_menu_for_whoever_is_signed_in(siyu, as_role):
         r = anon.get("/no-such-page")
         assert r.status_code == 404 and 'aria-label="主菜单"' not in r.text
         assert '<a href="/">首页</a>' in r.text and "返回" in r.text
+
+
+def test_an_empty_conversation_list_asks_for_archiving_only_where_it_is_off_and_of_an_admin(
+    siyu, db, web_settings, emu_url
+):
+    """A new company's list said 开启会话存档后… to an agent, who cannot turn it on, and with
+    archiving on. The admin now reads it with a link to where it is turned on; the agent, or
+    anyone once archiving is on, that chats come as customers write."""
+    import uuid
+
+    from siyu.runtime import Runtime
+    from siyu.tenancy import service as tenancy
+    from tests.web.conftest import PASSWORD, _make_tenant, login
+
+    rt = Runtime.create(web_settings, db)
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        t = _make_tenant(db, rt, emu, "空")
+    sfx = uuid.uuid4().hex[:6]
+    with db.tenant_session(t.id) as s:
+        tenancy.add_person(s, f"admin-e-{sfx}", "空管理员", "admin", PASSWORD)
+        tenancy.add_person(s, f"agent-e-{sfx}", "空成员", "agent", PASSWORD, "zhangsan")
+    admin, agent = login(siyu, f"admin-e-{sfx}"), login(siyu, f"agent-e-{sfx}")
+
+    def empty(client) -> str:
+        return re.search(r'<p class="muted empty">(.*?)</p>', client.get("/conversations").text, re.S)[1]
+
+    assert (
+        empty(admin)
+        == '还没有会话。<a href="/setup/archive">开启会话存档</a>后，客户与成员的聊天会出现在这里。'
+    )
+    assert empty(agent) == "还没有会话。客户发来消息后会出现在这里。"
+    with db.tenant_session(t.id) as s:
+        s.get(Tenant, t.id).archive_mode = "http"
+    assert empty(admin) == empty(agent) == "还没有会话。客户发来消息后会出现在这里。"
+    admin.close()
+    agent.close()

@@ -16,6 +16,7 @@ from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
 from siyu.sla.service import held_call
+from siyu.tenancy.models import Tenant
 from siyu.web.auth import PageViewer
 from siyu.web.sla_pages import SNOOZE_CHOICES
 from siyu.web.templating import forget_waiting, note_waiting, render
@@ -95,6 +96,8 @@ def conversation_list(request: Request, viewer: PageViewer):
         if card and f == queries.ConversationFilter(waiting=f.waiting, among=f.among):
             card_hidden = max(0, queries.waiting_among(s, card.conversations) - waiting_total)
         unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
+        # an empty list asks for archiving only where it is off, and of whoever can turn it on
+        archiving_off = (s.get(Tenant, viewer.tenant_id).archive_mode or "off") == "off"
         staff = [
             m
             for m in customer_queries.active_staff(s)
@@ -148,6 +151,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             "card_hidden": card_hidden,
             "card_id": kept.get("card"),
             "page_no": page_no,
+            "archiving_off": archiving_off,
         },
     )
 
