@@ -272,6 +272,23 @@ def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db
     assert bad.status_code == 422
 
 
+def test_a_snooze_from_the_board_is_confirmed_in_its_row(as_role, waits):
+    """The page came back at the row snoozed (#w<id>), and on a phone the 已暂缓 … 的提醒至 …
+    that said it was done sat at the top, out of sight: it is now in that row."""
+    agent = as_role("agent")
+    cid = waits.a["zhangsan"]
+    r = agent.post(
+        f"/conversations/{cid}/snooze",
+        data={"minutes": "30", "csrf_token": agent.csrf, "next": f"/sla#w{cid}"},  # (as the agent's above)
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith(f"#w{cid}")
+    board = agent.get(r.headers["location"].partition("#")[0]).text
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)[0]
+    said = re.findall(r'role="status" id="done">(.*?)</p>', board)
+    assert len(said) == 1 and "的提醒至" in said[0], said
+    assert said[0] in row  # in the row, not above the board
+
+
 def test_a_snooze_from_the_board_comes_back_to_its_row(as_role, waits, db, world):
     """A snooze from row 101 of the board came back to the top of the page: the address it
     returns to names the row (#w<id>), or the next one when the wait ended meanwhile."""

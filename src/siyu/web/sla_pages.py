@@ -172,9 +172,17 @@ def sla_board(request: Request, viewer: PageViewer):
             "duration": _duration,
             "delay": _delay,
             "done": _snoozed_note(request, snoozed, when) if snoozed else _done(request),
+            # said in the row snoozed, where the page comes back to (at the top, on a phone, it
+            # was out of sight); at the top where the row is not on the board
+            "done_row": _snoozed_row(request, board) if snoozed else None,
             "done_warns": request.query_params.get("done") in ("not_waiting", "snooze_kept"),  # unchanged
         },
     )
+
+
+def _snoozed_row(request: Request, board: dict) -> int | None:
+    typed = int(request.query_params["snoozed"])  # (checked by _just_snoozed)
+    return typed if any(w["conversation_id"] == typed for w in board["waiting"]) else None
 
 
 def _snoozed_note(request: Request, snoozed: tuple[str, datetime, str], when) -> str:
