@@ -158,6 +158,26 @@ def test_a_cursor_the_list_did_not_hand_out_is_refused(as_role, chats):
     assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
 
 
+def test_the_list_clears_only_what_was_set_and_says_when_a_page_address_went_stale(as_role, chats):
+    """/conversations?waiting=1 showed 清除 beside an empty search box, and a mangled cursor
+    (?after=garbage) or page (?page=abc) showed the first page without a word."""
+    admin = as_role("admin")
+    for params in ({}, {"waiting": 1}):
+        page = admin.get("/conversations", params=params).text
+        assert 'class="clear"' not in page and "翻页链接已失效" not in page, params
+    for params in ({"waiting": 1, "kind": "single"}, {"q": "便宜"}):
+        assert 'class="clear"' in admin.get("/conversations", params=params).text, params
+    for params in (
+        {"after": "garbage"},
+        {"before": "W1td"},
+        {"page": "abc"},
+        {"q": "便宜", "after": "garbage"},
+    ):
+        page = admin.get("/conversations", params=params)
+        assert page.status_code == 200 and "翻页链接已失效，已回到第一页" in page.text, params
+    assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
+
+
 def test_a_cursor_of_deeply_nested_brackets_opens_the_top_of_the_list_not_an_error(as_role, chats):
     """The page takes a cursor of any length from the address bar: one decoding to thousands of
     nested [ made the JSON reader give up with RecursionError, a 500 instead of the list."""

@@ -293,3 +293,16 @@ def test_the_timeline_pages_on_to_older_events(as_role, world):
         "detail": f"该客户的时间线里没有事件 {foreign} / before: no event {foreign}"
         " in this customer's timeline"
     }
+
+
+def test_the_customer_list_clears_only_filters_and_says_when_a_page_address_went_stale(as_role):
+    """/customers?after=zzz (a cursor this list never hands out) showed 清除 as if a filter were
+    set, and it and ?page=abc showed the first page without a word."""
+    admin = as_role("admin")
+    plain = admin.get("/customers").text
+    assert 'class="clear"' not in plain and "翻页链接已失效" not in plain
+    for params in ({"after": "zzz"}, {"page": "abc"}, {"page": "-2"}):
+        page = admin.get("/customers", params=params)
+        assert page.status_code == 200 and "王女士" in page.text, params
+        assert 'class="clear"' not in page.text and "翻页链接已失效，已回到第一页" in page.text, params
+    assert 'class="clear"' in admin.get("/customers", params={"q": "王"}).text

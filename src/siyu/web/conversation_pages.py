@@ -62,7 +62,10 @@ def conversation_list(request: Request, viewer: PageViewer):
         kind=kind,
         told=p.get("told") in ("1", "true", "on"),
     )
-    page_no = max(1, _int(p.get("page")) or 1)
+    page_no = _int(p.get("page")) or 1
+    # a page or cursor the list did not hand out (cut short, typed in): the first page, said so
+    paging_reset = page_no < 1 or (p.get("page") not in (None, "") and _int(p.get("page")) is None)
+    page_no = max(1, page_no)
     result = hits = customer = card = None
     card_missing = False
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
@@ -81,14 +84,14 @@ def conversation_list(request: Request, viewer: PageViewer):
                     s, viewer, q, page_no, 20, f, after=p.get("after") or None, before=p.get("before") or None
                 )
             except BadCursor:  # a cursor mangled in the address bar: the first page
-                hits = queries.search_messages(s, viewer, q, 1, 20, f)
+                hits, paging_reset = queries.search_messages(s, viewer, q, 1, 20, f), True
         else:
             try:
                 result = queries.list_conversations(
                     s, viewer, f, page_no, 20, after=p.get("after") or None, before=p.get("before") or None
                 )
             except BadCursor:  # a cursor mangled in the address bar: the top of the list
-                result = queries.list_conversations(s, viewer, f, 1, 20)
+                result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20), True
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         # another's card opened (a link forwarded): its customers the viewer may not see still
         # wait, and are not to be said answered
@@ -144,7 +147,9 @@ def conversation_list(request: Request, viewer: PageViewer):
             "cursor_url": cursor_url,
             "tab_url": tab_url,
             "without": without,
-            "filtered": bool(kept),
+            # the 等待回复 tab is a tab, not a filter to clear
+            "clearable": any(kept.get(k) for k in ("q", *FILTERS_BEYOND_WAITING)),
+            "paging_reset": paging_reset,
             "filtered_beyond_waiting": any(kept.get(k) for k in FILTERS_BEYOND_WAITING),
             "card_missing": card_missing,
             "card_not_theirs": card is not None and not card.sent_to(viewer),

@@ -97,6 +97,9 @@ def home(request: Request, viewer: PageViewer):
 # ---------------------------------------------------------------- customers
 
 
+CUSTOMER_FILTERS = ("q", "tag", "channel", "staff", "from", "to", "status")
+
+
 @router.get("/customers", response_class=HTMLResponse)
 def customer_list(request: Request, viewer: PageViewer):
     p = request.query_params
@@ -110,7 +113,15 @@ def customer_list(request: Request, viewer: PageViewer):
         added_to=_date(p.get("to")),
         status=status,
     )
-    page_no = max(1, _int(p.get("page")) or 1)
+    page_no = _int(p.get("page")) or 1
+    # a page the list did not hand out (cut short, typed in), or a cursor it never hands out
+    # (a conversation list's, pasted): the first page, said so
+    paging_reset = (
+        page_no < 1
+        or (p.get("page") not in (None, "") and _int(p.get("page")) is None)
+        or any(p.get(k) for k in ("after", "before"))
+    )
+    page_no = max(1, page_no)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         result = queries.list_customers(s, viewer, f, page_no, 20)
         tags = queries.live_tags(s)
@@ -121,7 +132,7 @@ def customer_list(request: Request, viewer: PageViewer):
             for m in queries.active_staff(s)
             if viewer.visible_staff is None or m.userid in viewer.visible_staff
         ]
-    kept = {k: v for k, v in p.items() if k != "page" and v}
+    kept = {k: v for k, v in p.items() if k in CUSTOMER_FILTERS and v}
 
     def page_url(n: int) -> str:
         return "/customers?" + urlencode({**kept, "page": n})
@@ -139,6 +150,7 @@ def customer_list(request: Request, viewer: PageViewer):
             "statuses": STATUS_NAMES,
             "page_url": page_url,
             "filtered": bool(kept),
+            "paging_reset": paging_reset,
             "advanced": any(k in kept for k in ("tag", "channel", "staff", "status", "from", "to")),
         },
     )
