@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from siyu.customers import service as customers
 from siyu.customers.models import Channel
+from siyu.tenancy.models import Staff
 
 
 def _ways(world, tenant) -> dict:
@@ -177,6 +178,42 @@ def test_notice_is_shown_when_a_channel_tag_was_deleted_in_wecom(as_role, world,
             customers.upsert_tags(
                 s, [{"group_id": "grp1", "group_name": "客户等级", "tag": [{"id": "tagVIP", "name": "VIP"}]}]
             )
+
+
+def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to_them(as_role, world, db):
+    """A member who left keeps receiving a code's scans in WeCom until the code is changed: the
+    list, the channel, the API and the edit form say so, rather than show the code as fine."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    alone = admin.post(
+        "/api/v1/channels", json={"name": "赵六的海报", "staff_userids": ["zhaoliu"]}, headers=csrf
+    ).json()
+    shared = admin.post(
+        "/api/v1/channels",
+        json={"name": "赵六和张三的易拉宝", "staff_userids": ["zhangsan", "zhaoliu"]},
+        headers=csrf,
+    ).json()
+    with db.tenant_session(world.a.id) as s:
+        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False  # as the staff sync leaves it
+    try:
+        nobody = "接待成员 赵六 已离职或停用，扫码的客户无人接待：请换一位成员"
+        assert admin.get(f"/api/v1/channels/{alone['id']}").json()["notice"] == nobody
+        assert admin.get(f"/api/v1/channels/{shared['id']}").json()["notice"] == "赵六 已离职或停用，不再接待"
+        listed = admin.get("/channels").text
+        row = re.search(rf'<tr data-channel="{alone["id"]}">.*?</tr>', listed, re.S).group(0)
+        assert f'<span class="warn" title="{nobody}">⚠</span>' in row
+        page = admin.get(f"/channels/{shared['id']}").text
+        assert "赵六 已离职或停用，不再接待" in page and "张三、赵六（已离职或停用）" in page
+        form = admin.get(f"/channels/{alone['id']}/edit").text
+        assert "赵六 已离职或停用，已从下面的接待成员中去掉，保存后不再接待；请选一位在职的成员。" in form
+        # a disabled code hands scans to nobody: nothing to warn of
+        admin.post(f"/api/v1/channels/{alone['id']}/disable", headers=csrf)
+        assert admin.get(f"/api/v1/channels/{alone['id']}").json()["notice"] == ""
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = True
+        for ch in (alone, shared):
+            admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
 
 
 PNG = (

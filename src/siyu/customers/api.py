@@ -144,7 +144,10 @@ def list_tags(request: Request, viewer: ApiViewer, include_deleted: bool = False
 # ---------------------------------------------------------------- channels (shared with the pages)
 
 
-def channel_dict(channel: Channel, totals: dict) -> dict:
+def channel_dict(channel: Channel, totals: dict, departed: dict[str, str]) -> dict:
+    """`departed`: the members who left or were disabled (queries.departed_staff): an enabled
+    code still hands scans to them, and nobody would know."""
+    gone = [departed[u] for u in channel.staff_userids or [] if u in departed] if channel.enabled else []
     return {
         "id": channel.id,
         "name": channel.name,
@@ -157,12 +160,22 @@ def channel_dict(channel: Channel, totals: dict) -> dict:
         "welcome_text": channel.welcome_text,
         "welcome_link": dict(channel.welcome_link or {}),
         "welcome_image_url": channel.welcome_image_url,
-        "notice": channel.notice,
+        "notice": "；".join(n for n in (channel.notice, departed_notice(channel, gone)) if n),
+        "departed": gone,  # (marked where the members are shown: not in ChannelOut)
         "created_at": channel.created_at,
         "updated_by": channel.updated_by,  # (for a stale edit's notice: not in ChannelOut)
         "qr_url": f"/api/v1/channels/{channel.id}/qr.png" if channel.enabled else None,
         "totals": totals,
     }
+
+
+def departed_notice(channel: Channel, gone: list[str]) -> str:
+    if not gone:
+        return ""
+    names = "、".join(gone)
+    if len(gone) == len(channel.staff_userids or []) and not channel.department_ids:
+        return f"接待成员 {names} 已离职或停用，扫码的客户无人接待：请换一位成员"
+    return f"{names} 已离职或停用，不再接待"
 
 
 def titled_link(link: dict) -> dict:
@@ -178,7 +191,7 @@ def load_channel(rt, viewer: Viewer, channel_id: int) -> dict | None:
         channel = s.get(Channel, channel_id)
         if channel is None:
             return None
-        return channel_dict(channel, channel_totals(s, viewer, channel.id))
+        return channel_dict(channel, channel_totals(s, viewer, channel.id), queries.departed_staff(s))
 
 
 def channel_totals(session, viewer: Viewer, channel_id: int) -> dict:
@@ -260,8 +273,10 @@ def list_channels(request: Request, viewer: ApiViewer, include_disabled: bool = 
         stmt = select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc(), Channel.id.desc())
         if not include_disabled:
             stmt = stmt.where(Channel.enabled.is_(True))
+        departed = queries.departed_staff(s)
         return [
-            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer)) for c in s.scalars(stmt)
+            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer), departed)
+            for c in s.scalars(stmt)
         ]
 
 

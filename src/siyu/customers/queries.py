@@ -384,6 +384,11 @@ def live_tags(session: Session) -> list[Tag]:
     return list(session.scalars(select(Tag).where(Tag.deleted.is_(False)).order_by(Tag.group_name, Tag.name)))
 
 
+def departed_staff(session: Session) -> dict[str, str]:
+    """Members who left the corp or were disabled in WeCom (as the last sync saw), by userid."""
+    return dict(session.execute(select(Staff.userid, Staff.name).where(Staff.active.is_(False))).all())
+
+
 def active_staff(session: Session) -> list[Staff]:
     return list(session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.name)))
 

@@ -194,8 +194,9 @@ def _channel_choices(rt, viewer: Viewer) -> dict:
 def channel_list(request: Request, viewer: PageViewer):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         totals = channel_service.totals(s, viewer)
+        departed = queries.departed_staff(s)
         rows = [
-            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer))
+            channel_dict(c, totals.get(c.id) or channel_service.empty_totals(viewer), departed)
             for c in s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.created_at.desc()))
         ]
     return render(
@@ -344,7 +345,8 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
         channel = s.get(Channel, channel_id)
         if channel is None:
             raise _not_found()
-        ch = channel_dict(channel, channel_totals(s, viewer, channel.id))
+        departed = queries.departed_staff(s)
+        ch = channel_dict(channel, channel_totals(s, viewer, channel.id), departed)
         days = list(reversed(channel_service.daily_stats(s, channel_id, viewer, 30)))
         names = queries.staff_names(s)
         tags = {t.wecom_id: t.name for t in queries.live_tags(s)}
@@ -356,7 +358,10 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
         {
             "ch": ch,
             "days": days,
-            "staff_names": [names.get(u, u) for u in ch["staff_userids"]],
+            "staff_names": [
+                f"{names.get(u, u)}（已离职或停用）" if u in departed else names.get(u, u)
+                for u in ch["staff_userids"]
+            ],
             "dept_names": [depts.get(d, str(d)) for d in ch["department_ids"]],
             "tag_names": [tags.get(t, t) for t in ch["tag_ids"]],
             "unsynced": unsynced,
