@@ -148,6 +148,26 @@ def test_bad_query_parameters_answer_422(as_role):
     assert r.status_code == 422 and "added_from" in r.json()["detail"]
 
 
+def test_a_tag_deleted_in_wecom_is_struck_through_on_the_customer(as_role, world, db):
+    """The customer keeps a tag deleted in WeCom's console (history), but the page does not show
+    it as one the customer still has in WeCom."""
+    admin = as_role("admin")
+    cid = world.a.customers["王女士"]
+    with db.tenant_session(world.a.id) as s:
+        customers.mark_tags_deleted(s, ["tagVIP"])
+    try:
+        tags = {t["name"]: t["deleted"] for t in admin.get(f"/api/v1/customers/{cid}").json()["tags"]}
+        assert tags == {"VIP": True, "新客": False}
+        page = admin.get(f"/customers/{cid}").text
+        assert '<span class="tag deleted" title="客户等级 · 已在企业微信中删除"><s>VIP</s></span>' in page
+        assert '<span class="tag" title="客户等级">新客</span>' in page
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            customers.upsert_tags(
+                s, [{"group_id": "grp1", "group_name": "客户等级", "tag": [{"id": "tagVIP", "name": "VIP"}]}]
+            )
+
+
 # ---------------------------------------------------------------- profile and timeline
 
 
