@@ -285,3 +285,39 @@ def test_a_welcome_link_needs_both_its_title_and_its_url(as_role, world, db):
     r = admin.patch(f"/api/v1/channels/{made.json()['id']}", json={"skip_verify": False}, headers=csrf)
     assert r.status_code == 200, r.text
     assert r.json()["welcome_link"] == {"url": "https://e.com/old", "title": "https://e.com/old"}
+
+
+def test_a_welcome_placeholder_the_welcome_does_not_fill_is_refused(as_role, world, db):
+    """你好 {nickname}，{name was saved (201) and the customer got exactly that: only {name} and
+    {客户名} become the customer's name."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    ways = len(_ways(world))
+    body = {"name": f"占位符 {uuid.uuid4().hex[:6]}", "staff_userids": ["zhangsan"]}
+    r = admin.post("/api/v1/channels", json={**body, "welcome_text": "你好 {nickname}，{name}"}, headers=csrf)
+    assert r.status_code == 422
+    assert "欢迎语中的 {nickname} 不是可用的占位符，可用的有 {name}、{客户名}" in r.json()["detail"]
+    r = admin.post("/api/v1/channels", json={**body, "welcome_text": "你好 {name，欢迎"}, headers=csrf)
+    assert r.status_code == 422 and "欢迎语中的「{name，欢迎」缺少右括号 }" in r.json()["detail"]
+    assert len(_ways(world)) == ways  # nothing made in WeCom
+
+    typed = "你好 {nickname}，{name"
+    r = admin.post(
+        "/channels/new",
+        data={"csrf_token": admin.csrf, **body, "welcome_text": typed},
+    )
+    assert r.status_code == 422
+    assert html.escape("欢迎语中的 {nickname} 不是可用的占位符，可用的有 {name}、{客户名}") in r.text
+    assert f">{html.escape(typed)}</textarea>" in r.text  # what was typed, kept
+
+    ch = admin.post(
+        "/api/v1/channels", json={**body, "welcome_text": "你好 {name}，我是{客户名}的顾问"}, headers=csrf
+    )
+    assert ch.status_code == 201, ch.text
+    r = admin.patch(f"/api/v1/channels/{ch.json()['id']}", json={"welcome_text": "{name"}, headers=csrf)
+    assert r.status_code == 422 and "缺少右括号" in r.json()["detail"]
+    admin.post(f"/api/v1/channels/{ch.json()['id']}/disable", headers=csrf)
+
+
+def _ways(world) -> list:
+    return httpx.get(f"{world.emu_url}/_emulator/corps/{world.a.corp['corp_id']}/contact_ways").json()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
+from siyu.customers.welcome import placeholder_problem
 from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
 from siyu.wecom.errors import WeComFailure
@@ -81,6 +82,9 @@ class ChannelSpec:
             raise ChannelError("请选择至少一位成员或一个部门 / choose staff or a department")
         if len(self.welcome_text) > 2000:
             raise ChannelError("欢迎语最多 2000 字 / welcome text too long")
+        problem = placeholder_problem(self.welcome_text)
+        if problem:
+            raise ChannelError(problem)
         url = self.welcome_link.get("url", "")
         if url and not re.match(r"https?://", url):
             raise ChannelError("欢迎语链接需以 http:// 或 https:// 开头 / link must be http(s)")

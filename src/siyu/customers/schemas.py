@@ -194,7 +194,12 @@ class ChannelFields(BaseModel):
     tag_ids: list[str] = Field(
         default=[], max_length=100, description="WeCom tag ids (`wecom_id` of /api/v1/tags)"
     )
-    welcome_text: str = Field(default="", max_length=2000, description="`{name}` becomes the customer's name")
+    welcome_text: str = Field(
+        default="",
+        max_length=2000,
+        description="`{name}` or `{客户名}` becomes the customer's name; any other `{…}`, or a `{`"
+        " not closed, is a 422",
+    )
     welcome_link: WelcomeLink | None = None
     welcome_image_url: HttpUrl | None = Field(
         default=None, description="an image URL from WeCom's media/uploadimg"

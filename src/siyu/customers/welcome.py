@@ -9,6 +9,7 @@ in time, and sends it; the result lands on the customer's timeline.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -64,6 +65,25 @@ def compose(tenant: Tenant, channel: Channel | None) -> tuple[str, list[dict]] |
     if not text and not attachments:
         return None
     return text, attachments
+
+
+def placeholder_problem(text: str) -> str:
+    """Why a welcome text's placeholders would reach the customer as typed ({nickname}, or a
+    `{name` not closed), "" when none would: fill() replaces only NAME_PLACEHOLDERS."""
+    valid = "、".join(NAME_PLACEHOLDERS)
+    for match in re.finditer(r"\{([^{}]*)(\}?)", text):
+        whole = match.group(0)
+        if not match.group(2):
+            return (
+                f"欢迎语中的「{whole}」缺少右括号 }}，可用的占位符有 {valid} / unclosed placeholder "
+                f"{whole!r}: use {' or '.join(NAME_PLACEHOLDERS)}"
+            )
+        if whole not in NAME_PLACEHOLDERS:
+            return (
+                f"欢迎语中的 {whole} 不是可用的占位符，可用的有 {valid} / unknown placeholder "
+                f"{whole}: use {' or '.join(NAME_PLACEHOLDERS)}"
+            )
+    return ""
 
 
 def fill(text: str, name: str) -> str:
