@@ -321,3 +321,28 @@ def test_a_welcome_placeholder_the_welcome_does_not_fill_is_refused(as_role, wor
 
 def _ways(world) -> list:
     return httpx.get(f"{world.emu_url}/_emulator/corps/{world.a.corp['corp_id']}/contact_ways").json()
+
+
+def test_a_single_member_code_given_more_members_is_told_it_cannot_become_a_multi_member_one(as_role):
+    """Refused both ways, the English said "a single-member code cannot become a multi-member
+    one" to a multi-member code cut to one member too: each way now says what was tried."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    body = {"name": f"单人 {uuid.uuid4().hex[:6]}", "staff_userids": ["zhangsan"]}
+    ch = admin.post("/api/v1/channels", json=body, headers=csrf).json()
+    wanted = (
+        "单人码不能改为多人码（多位成员或部门），请新建渠道 / a single-member code cannot become a "
+        "multi-member one: create a new channel"
+    )
+    r = admin.patch(
+        f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan", "lisi"]}, headers=csrf
+    )
+    assert r.status_code == 422 and r.json()["detail"] == wanted
+    r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"department_ids": [4]}, headers=csrf)
+    assert r.status_code == 422 and r.json()["detail"] == wanted
+    r = admin.post(
+        f"/channels/{ch['id']}/edit",
+        data={"csrf_token": admin.csrf, "name": body["name"], "staff_userids": ["zhangsan", "lisi"]},
+    )
+    assert r.status_code == 422 and html.escape(wanted) in r.text
+    admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)

@@ -49,7 +49,11 @@ def test_create_edit_disable_through_the_api(as_role, world, db):
 
     # A multi-member code cannot become a single-member one: WeCom's rule, shown as 422.
     r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan"]}, headers=csrf)
-    assert r.status_code == 422 and "单人码" in r.json()["detail"]
+    assert r.status_code == 422
+    assert r.json()["detail"] == (
+        "多人码不能改为单人码（只留一位成员），请新建渠道 / a multi-member code cannot become a "
+        "single-member one: create a new channel"
+    )
 
     r = admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
     assert r.status_code == 200 and r.json()["enabled"] is False

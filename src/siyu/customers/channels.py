@@ -298,7 +298,11 @@ async def update_channel(
     config_id, old_type = await asyncio.to_thread(check)
     if old_type != spec.way_type:
         raise ChannelError(
-            "单人码和多人码不能互相转换，请新建渠道 / a single-member code cannot become a multi-member one"
+            "单人码不能改为多人码（多位成员或部门），请新建渠道 / a single-member code cannot become a "
+            "multi-member one: create a new channel"
+            if old_type == 1
+            else "多人码不能改为单人码（只留一位成员），请新建渠道 / a multi-member code cannot become a "
+            "single-member one: create a new channel"
         )
     contact = (await rt.clients.get(tenant_id)).contact
     await contact.update_contact_way(config_id, **_way_fields(spec))
