@@ -22,7 +22,7 @@ from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
 _VERSION = re.compile(r'name="version" value="([^"]+)"')
 STALE_NOTICE = "在你打开后已被其他管理员"  # who saved it is not known
 # 乙 saved it, at a time of day
-BY_YI_AT = re.compile(r"在你打开后已被管理员 yi管理员 于 \d\d:\d\d 修改")
+BY_YI_AT = re.compile(r"在你打开后已被「yi管理员」于 \d\d:\d\d 修改")
 NOT_SAVED = "你的修改没有保存"
 
 
@@ -167,7 +167,7 @@ def test_a_stale_channel_form_is_not_saved_and_the_other_admins_change_stays(adm
     # 甲 changes the welcome text on the form drawn before: it would put back the old name
     r = jia.post(path, data=channel_form(jia, version, name, "甲的新欢迎语"))
     assert r.status_code == 409
-    assert "在你打开后已被管理员 yi管理员 修改" in r.text and NOT_SAVED in r.text
+    assert "在你打开后已被「yi管理员」修改" in r.text and NOT_SAVED in r.text
     assert "changed by yi管理员" in r.text
     assert "甲的新欢迎语</textarea>" in r.text
     assert f"现在保存的是：名称「{name}-乙改」" in r.text
@@ -207,7 +207,7 @@ def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel
     r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
     assert r.status_code == 412
     assert r.json()["detail"] == (
-        "渠道已被管理员 yi管理员 修改，请重新读取后再改 / yi管理员 changed the channel since the ETag you"
+        "渠道已被「yi管理员」修改，请重新读取后再改 / yi管理员 changed the channel since the ETag you"
         " sent; read it again"
     )
     assert jia.get(url).json()["welcome_text"] == "你好"

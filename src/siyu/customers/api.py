@@ -318,7 +318,7 @@ def changed_since_etag(by: str) -> str:
     if not by:
         return "渠道已被修改，请重新读取后再改 / the channel changed since the ETag you sent; read it again"
     return (
-        f"渠道已被管理员 {by} 修改，请重新读取后再改 / {by} changed the channel since the ETag you sent;"
+        f"渠道已被「{by}」修改，请重新读取后再改 / {by} changed the channel since the ETag you sent;"
         " read it again"
     )
 

@@ -51,7 +51,8 @@ class ChannelChanged(ChannelError):
     def __init__(self, by: str = ""):
         self.by = by
         super().__init__(
-            f"这个渠道在你打开后已被{f'管理员 {by} ' if by else '其他管理员'}修改，你的修改没有保存；"
+            # quoted, with no role word: a display name may be one itself (管理员 管理员)
+            f"这个渠道在你打开后已被{f'「{by}」' if by else '其他管理员'}修改，你的修改没有保存；"
             f"下面是你填写的内容，请核对后再保存 / this channel was changed by {by or 'someone else'}"
             " since you opened it; your change was not saved"
         )
