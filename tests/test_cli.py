@@ -727,3 +727,42 @@ def test_customers_in_the_demo_scan_a_channel_made_during_it_and_not_a_stopped_o
             c["follow_info"]["state"] for c in emu.get(f"/_emulator/corps/{corp['corp_id']}/customers").json()
         ]
         assert states == ["first"] + ["made-in-the-demo"] * 3
+
+
+def test_reading_commands_run_where_there_is_no_database_make_none_and_say_where_they_looked(
+    siyu, monkeypatch, tmp_path
+):
+    """`cd /tmp/x && siyu tenant list` had made data/siyu.db and a new key, and shown an empty
+    table: the operator took their tenants for gone."""
+    import sqlite3
+
+    invoke, _ = siyu
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("SIYU_DATA_DIR", str(fresh))
+    monkeypatch.delenv("SIYU_DATABASE_URL")
+    monkeypatch.delenv("SIYU_SECRET_KEY")
+    reads = (("tenant", "list"), ("tenant", "show", "acme"), ("token", "list", "--tenant", "acme"))
+    for args in reads:
+        code, out = invoke(*args)
+        assert code == 1 and len(out.strip().splitlines()) == 1, (args, out)
+        assert str(fresh / "siyu.db") in out and "SIYU_DATA_DIR" in out and "SIYU_DATABASE_URL" in out, out
+        assert not fresh.exists() or not any(fresh.iterdir()), list(fresh.iterdir())
+    # a database with no Siyu tables (an empty file, another program's): said so, left as it was
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    monkeypatch.setenv("SIYU_DATABASE_URL", f"sqlite:///{empty}")
+    for args in reads:
+        code, out = invoke(*args)
+        assert code == 1 and len(out.strip().splitlines()) == 1, (args, out)
+        assert f"{empty} (SIYU_DATABASE_URL) has no Siyu tables" in out and "SIYU_DATA_DIR" in out, out
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    assert not (fresh / "secret.key").exists()
+    # setting up still makes them
+    monkeypatch.delenv("SIYU_DATABASE_URL")
+    assert invoke("migrate")[0] == 0
+    code, out = invoke("tenant", "list")
+    assert code == 0 and "slug" in out and (fresh / "siyu.db").exists(), out
+    # and the command says where its data lives
+    code, out = invoke("--help")
+    assert code == 0 and "SIYU_DATA_DIR" in out and "SIYU_DATABASE_URL" in out, out

@@ -16,7 +16,14 @@ from typing import Annotated, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Siyu (私域): the open-source SCRM for WeCom.", no_args_is_help=True)
+app = typer.Typer(
+    help="Siyu (私域): the open-source SCRM for WeCom.\n\n"
+    "Its data lives in SIYU_DATA_DIR (default: the folder data under the current one), which holds"
+    " the SQLite file siyu.db and the key file secret.key, unless SIYU_DATABASE_URL names another"
+    " database (PostgreSQL) and SIYU_SECRET_KEY gives the key; these are read from the environment"
+    " or a .env file in the current folder.",
+    no_args_is_help=True,
+)
 tenant_app = typer.Typer(help="Connect and inspect WeCom corps (tenants).", no_args_is_help=True)
 person_app = typer.Typer(help="People who log in to the web UI.", no_args_is_help=True)
 sync_app = typer.Typer(help="Pull data from WeCom.", no_args_is_help=True)
@@ -41,14 +48,16 @@ def _logging() -> None:
         logging.getLogger(name.strip()).setLevel(logging.WARNING)
 
 
-def _runtime(repairing: bool = False, serving: bool = False):
+def _runtime(repairing: bool = False, serving: bool = False, reading: bool = False):
     """The runtime, once the database and the secret key are fit to run on: a server or a
     worker started without them would take up rows only to fail on each. A key that opens
     none of the tenants' secrets is refused; one that opens some is only warned about (the
     others can be connected again with `tenant add`, which `repairing` lets through).
     `serving`: a server or worker, whose statements are held to
     SIYU_DATABASE_STATEMENT_TIMEOUT_S; a command a person runs (a sync, an import) has its
-    statements take what they take, the person watching it."""
+    statements take what they take, the person watching it. `reading`: a command that only
+    shows what is stored, which makes no database and no key: run where there is none, it
+    would show an empty one, and the operator take their tenants for gone."""
     from siyu.config import get_settings
     from siyu.db import Database
     from siyu.runtime import Runtime
@@ -58,7 +67,13 @@ def _runtime(repairing: bool = False, serving: bool = False):
     key_file = settings.key_file
     key_is_new = not settings.secret_key and not key_file.exists()
     timeouts = settings.database_timeouts if serving else settings.database_timeouts.unhurried()
+    if reading:
+        _existing_database(settings)
     rt = Runtime.create(settings, Database(settings.sqlalchemy_url, timeouts))
+    if reading and key_is_new:  # the key in memory opens nothing stored: not left to be taken for one
+        key_file.unlink(missing_ok=True)
+    if reading and rt.db.schema_revisions()[0] is None:
+        _fail(f"{_database_named(settings)} has no Siyu tables: {_POINT_ELSEWHERE}")
     if settings.auto_migrate:
         rt.db.migrate()
     else:
@@ -89,6 +104,34 @@ def _runtime(repairing: bool = False, serving: bool = False):
             soft_wrap=True,
         )
     return rt
+
+
+_POINT_ELSEWHERE = (
+    "set SIYU_DATA_DIR (the folder of siyu.db and secret.key) or SIYU_DATABASE_URL to where Siyu's"
+    " data is (`siyu migrate` makes a new database there)"
+)
+
+
+def _database_named(settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    if not settings.database_url:
+        return f"the database {(settings.data_dir / 'siyu.db').resolve()} (SIYU_DATA_DIR)"
+    url = make_url(settings.database_url)  # (not a URL: an ArgumentError, told by clear_errors)
+    return f"the database {url.render_as_string(hide_password=True)} (SIYU_DATABASE_URL)"
+
+
+def _existing_database(settings) -> None:
+    """Exits naming the SQLite file looked for when it is not there: opening it would make it."""
+    from sqlalchemy.engine import make_url
+
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        path = url.database if url.get_backend_name() == "sqlite" else None
+    else:
+        path = str(settings.data_dir / "siyu.db")
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        _fail(f"no Siyu database: {_database_named(settings)} does not exist; {_POINT_ELSEWHERE}")
 
 
 def _tenant_id(rt, slug: str) -> int:
@@ -377,7 +420,7 @@ def tenant_list() -> None:
 
     from siyu.tenancy.models import Tenant
 
-    rt = _runtime()
+    rt = _runtime(reading=True)
     table = Table("slug", "name", "corp id", "callback URL")
     table.columns[3].overflow = "fold"  # whole, over several lines, rather than cut with …
     with rt.db.system_session() as s:
@@ -393,7 +436,7 @@ def tenant_show(slug: str) -> None:
     from siyu.tenancy import service
     from siyu.tenancy.models import Tenant
 
-    rt = _runtime()
+    rt = _runtime(reading=True)
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
         _print_summary(
@@ -567,7 +610,7 @@ def token_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
     def when(at) -> str:
         return f"{at:%Y-%m-%d %H:%M}" if at else "never"
 
-    rt = _runtime()
+    rt = _runtime(reading=True)
     tenant_id = _tenant_id(rt, tenant)
     with rt.db.tenant_session(tenant_id) as s:
         tokens = api_tokens.described(s, api_tokens.listed(s))
