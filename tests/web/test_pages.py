@@ -319,3 +319,62 @@ def test_an_empty_conversation_list_asks_for_archiving_only_where_it_is_off_and_
     assert empty(admin) == empty(agent) == "还没有会话。客户发来消息后会出现在这里。"
     admin.close()
     agent.close()
+
+
+def test_setup_ticks_the_steps_done_in_wecoms_console_from_what_siyu_received(
+    siyu, db, emu_url, web_settings
+):
+    """Steps 2 (callback server), 8 (会话存档) and 9 (API 令牌) had stayed unticked while
+    callbacks came, the archive was pulled and a token let calls in."""
+    from siyu.conversations.service import add_archive_key
+    from siyu.conversations.tasks import pull
+    from siyu.runtime import Runtime
+    from siyu.tenancy import api_tokens
+    from siyu.tenancy import service as tenancy
+    from siyu.wecom.archive import generate_key_pair
+    from tests.web.conftest import PASSWORD, _in_thread, _make_tenant, login
+
+    rt = Runtime.create(web_settings, db)
+    with httpx.Client(base_url=emu_url, timeout=30) as emu:
+        tenant = _make_tenant(db, rt, emu, "ding")
+        with db.tenant_session(tenant.id) as s:
+            tenancy.add_person(s, f"admin-{tenant.slug}", "丁管理员", "admin", PASSWORD)
+        admin = login(siyu, f"admin-{tenant.slug}")
+
+        def ticked() -> set[str]:
+            page = admin.get("/setup").text
+            steps = re.findall(r'<li class="(done)?" id="step-(\w+)"', page)
+            assert len(steps) == 3, page
+            return {step for done, step in steps if done}
+
+        try:
+            assert ticked() == set()
+            # WeCom's 接收事件服务器 saved: its events come to the callback URL
+            corp = f"/_emulator/corps/{tenant.corp['corp_id']}"
+            callback = {"callback_url": web_settings.callback_url(tenant.slug)}
+            assert emu.patch(corp, json=callback).status_code == 200
+            r = emu.post(f"{corp}/group_chats", json={"owner": "zhangsan", "name": "售后群", "wait": True})
+            assert r.status_code == 201, r.text
+            assert ticked() == {"callback"}
+            # the archive: a key pair uploaded to WeCom, the Secret saved, a pull that worked
+            private_pem, public_pem = generate_key_pair()
+            keys = {"publickey_ver": 1, "public_key_pem": public_pem}
+            assert emu.post(f"{corp}/archive/keys", json=keys).status_code < 300
+            with db.tenant_session(tenant.id) as s:
+                t = s.get(Tenant, tenant.id)
+                tenancy.save_archive_settings(s, rt.box, t, "http", tenant.corp["archive_secret"])
+                add_archive_key(s, rt.box, 1, private_pem, public_pem)
+            _in_thread(lambda: pull(rt, tenant.id))
+            assert ticked() == {"callback", "archive"}
+            # a token: ticked while it lets calls in, not once revoked
+            with db.tenant_session(tenant.id) as s:
+                me = s.scalar(select(Person).where(Person.login == f"admin-{tenant.slug}"))
+                token, _ = api_tokens.create(s, "CRM", me, None)
+                token_id = token.id
+            assert ticked() == {"callback", "archive", "tokens"}
+            with db.tenant_session(tenant.id) as s:
+                api_tokens.revoke(s, token_id)
+            assert ticked() == {"callback", "archive"}
+        finally:
+            admin.close()
+            _in_thread(lambda: rt.clients.aclose())

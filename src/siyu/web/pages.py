@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from siyu.conversations import queries as conversation_queries
+from siyu.conversations.models import ArchiveCursor
 from siyu.customers import channels as channel_service
 from siyu.customers import queries, tag_sync
 from siyu.customers.api import (
@@ -27,6 +28,9 @@ from siyu.customers.api import (
 )
 from siyu.customers.channels import ChannelChanged, ChannelError, ChannelSpec, channel_version
 from siyu.customers.models import Channel
+from siyu.intake.models import CallbackEvent
+from siyu.intake.service import ARCHIVE_KINDS
+from siyu.tenancy import api_tokens
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant
 from siyu.tenancy.tasks import sync_staff
@@ -547,6 +551,7 @@ def _setup_page(
         summary.update(verified_at=tenant.verified_at, staff_synced_at=tenant.staff_synced_at)
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
+        steps_done = _steps_done(s)
     base = rt.settings.public_url.rstrip("/")
     return render(
         request,
@@ -562,9 +567,25 @@ def _setup_page(
             "url_warning": rt.settings.public_url_warning(),
             "staff_count": staff_count,
             "channel_count": channel_count,
+            **steps_done,
         },
         status_code=status,
     )
+
+
+def _steps_done(s) -> dict:
+    """The checklist's steps that WeCom's console alone can finish, ticked from what they
+    leave in Siyu: the main callback URL is set once an event has come through it (an
+    archive notify may come through the archive URL only), the archive once a pull worked,
+    the tokens once one lets calls in (the tenant's session scopes each query)."""
+    callback = select(CallbackEvent.id).where(CallbackEvent.kind.not_in(ARCHIVE_KINDS)).limit(1)
+    pulled = select(ArchiveCursor.id).where(ArchiveCursor.pulled_at.is_not(None)).limit(1)
+    tokens = api_tokens.described(s, api_tokens.listed(s))
+    return {
+        "callback_received": s.scalar(callback) is not None,
+        "archive_pulled": s.scalar(pulled) is not None,
+        "token_active": any(t["status"] == "active" for t in tokens),
+    }
 
 
 @router.get("/setup", response_class=HTMLResponse)
