@@ -573,6 +573,20 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
     assert code == 0 and f"(ops-{stack.slug}, admin)" in out, out
 
 
+def test_token_add_for_a_member_who_left_says_they_left(stack, database_url, tmp_path, monkeypatch):
+    """It had said 找不到这个账号 / no such person, as if the userid were mistyped; the page
+    and the API say 已离职或停用."""
+    from siyu.tenancy.tasks import sync_staff
+
+    asyncio.run(sync_staff(stack.rt, stack.tenant_id))
+    stack.control("DELETE", stack.corp_path("/staff/wangwu"))  # leaves, with no sign-in made
+    asyncio.run(sync_staff(stack.rt, stack.tenant_id))
+    invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
+    code, out = invoke("token", "add", "--tenant", stack.slug, "--name", "CRM", "--staff-userid", "wangwu")
+    assert code == 1 and "王五 已离职或停用 / 王五 has left the company" in out, out
+    assert "找不到" not in out, out
+
+
 def test_python_dash_m_siyu_is_the_siyu_command():
     """Where the `siyu` script is not on PATH (a venv not activated), `python -m siyu` is it."""
     import os

@@ -158,12 +158,20 @@ def acting_person(session: Session, tenant_id: int, choice: str, made_by: int | 
         if person is None:
             person = tenancy.person_for_staff(session, session.get(Tenant, tenant_id), value)
     if person is None:
+        # a member who left has no sign-in made for them: said so, as for one who had one
+        gone = session.scalar(select(Staff.name).where(Staff.userid == value)) if kind == "s" else None
+        if gone is not None:
+            raise TokenRefused(_left(gone))
         raise TokenRefused("找不到这个账号 / no such person in this company")
     if tenancy.has_left(session, person):
-        raise TokenRefused(f"{person.display_name} 已离职或停用 / {person.display_name} has left the company")
+        raise TokenRefused(_left(person.display_name))
     if made_by is not None and person.role == "admin" and person.id != made_by:
         raise TokenRefused(OTHER_ADMIN)
     return person
+
+
+def _left(name: str) -> str:
+    return f"{name} 已离职或停用 / {name} has left the company"
 
 
 def create(
