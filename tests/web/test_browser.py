@@ -197,3 +197,21 @@ def test_the_boards_day_picker_sits_beside_its_button(page, siyu, world):
         assert button["x"] >= field["x"] + field["width"], (width, field, button)  # beside it, not below
         assert button["y"] < field["y"] + field["height"], (width, field, button)
     fits_the_phone(page)
+
+
+def test_a_number_refused_on_the_staff_page_is_not_sent_again_by_a_reload(page, siyu, world):
+    """Refused, the page had stayed at the form's address (/staff/zhangsan/call-phone), which is
+    no page: a reload sent the number again."""
+    sign_in(page, siyu, world.a.logins["agent"], "/staff")
+    field = page.get_by_label("张三 接电话提醒的手机号")
+    field.fill("0571-8888666")
+    page.locator("#staff").get_by_role("button", name="保存").click()
+    expect(page.get_by_role("alert")).to_contain_text("不是中国大陆手机号")
+    expect(field).to_have_value("0571-8888666")  # what was typed, beside the refusal
+    expect(page).to_have_url(f"{siyu}/staff")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
+    page.reload()
+    expect(page.get_by_role("heading", name="成员")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert sent == []

@@ -28,6 +28,13 @@ document.addEventListener("change", function (event) {
   url.searchParams.delete("snoozed");  // (whose: said by the banner)
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
 })();
+// A form refused is shown again at the address it was sent to, which is no page (a reload
+// would send the form again): the page's own address, data-address, takes its place.
+(function () {
+  var shown = document.querySelector("[data-address]");
+  if (!shown || !window.history || !history.replaceState) return;
+  history.replaceState(history.state, "", shown.getAttribute("data-address"));
+})();
 // Pages that show who waits (the SLA board, the conversation list): reloaded every
 // data-refresh seconds while in sight, unless the user is in the middle of a form.
 // A form being filled in: its focus, or anything typed or chosen not yet sent (a search
