@@ -743,7 +743,7 @@ def test_customers_in_the_demo_scan_a_channel_made_during_it_and_not_a_stopped_o
         assert states == ["first"] + ["made-in-the-demo"] * 3
 
 
-def test_reading_commands_run_where_there_is_no_database_make_none_and_say_where_they_looked(
+def test_commands_about_stored_tenants_run_where_there_is_no_database_make_none_and_say_where(
     siyu, monkeypatch, tmp_path
 ):
     """`cd /tmp/x && siyu tenant list` had made data/siyu.db and a new key, and shown an empty
@@ -755,7 +755,17 @@ def test_reading_commands_run_where_there_is_no_database_make_none_and_say_where
     monkeypatch.setenv("SIYU_DATA_DIR", str(fresh))
     monkeypatch.delenv("SIYU_DATABASE_URL")
     monkeypatch.delenv("SIYU_SECRET_KEY")
-    reads = (("tenant", "list"), ("tenant", "show", "acme"), ("token", "list", "--tenant", "acme"))
+    reads = (
+        ("tenant", "list"),
+        ("tenant", "show", "acme"),
+        ("token", "list", "--tenant", "acme"),
+        # and those about a tenant, which had left an empty database behind to say "no tenant"
+        ("token", "revoke", "1", "--tenant", "acme"),
+        ("token", "add", "--tenant", "acme", "--name", "CRM", "--login", "admin"),
+        ("person", "add", "--tenant", "acme", "--login", "x", "--name", "X", "--password", "pw-123456"),
+        ("sync", "staff", "--tenant", "acme"),
+        ("archive", "skip", "--tenant", "acme", "--seq", "5"),
+    )
     for args in reads:
         code, out = invoke(*args)
         assert code == 1 and len(out.strip().splitlines()) == 1, (args, out)

@@ -48,16 +48,17 @@ def _logging() -> None:
         logging.getLogger(name.strip()).setLevel(logging.WARNING)
 
 
-def _runtime(repairing: bool = False, serving: bool = False, reading: bool = False):
+def _runtime(repairing: bool = False, serving: bool = False, existing: bool = False):
     """The runtime, once the database and the secret key are fit to run on: a server or a
     worker started without them would take up rows only to fail on each. A key that opens
     none of the tenants' secrets is refused; one that opens some is only warned about (the
     others can be connected again with `tenant add`, which `repairing` lets through).
     `serving`: a server or worker, whose statements are held to
     SIYU_DATABASE_STATEMENT_TIMEOUT_S; a command a person runs (a sync, an import) has its
-    statements take what they take, the person watching it. `reading`: a command that only
-    shows what is stored, which makes no database and no key: run where there is none, it
-    would show an empty one, and the operator take their tenants for gone."""
+    statements take what they take, the person watching it. `existing`: a command about a
+    tenant already stored (showing, syncing, a token, a login), which makes no database and no
+    key: run where there is none, it would show an empty one (the operator taking their tenants
+    for gone), or leave an empty one behind to say "no tenant"."""
     from siyu.config import get_settings
     from siyu.db import Database
     from siyu.runtime import Runtime
@@ -67,12 +68,12 @@ def _runtime(repairing: bool = False, serving: bool = False, reading: bool = Fal
     key_file = settings.key_file
     key_is_new = not settings.secret_key and not key_file.exists()
     timeouts = settings.database_timeouts if serving else settings.database_timeouts.unhurried()
-    if reading:
+    if existing:
         _existing_database(settings)
     rt = Runtime.create(settings, Database(settings.sqlalchemy_url, timeouts))
-    if reading and key_is_new:  # the key in memory opens nothing stored: not left to be taken for one
+    if existing and key_is_new:  # the key in memory opens nothing stored: not left to be taken for one
         key_file.unlink(missing_ok=True)
-    if reading and rt.db.schema_revisions()[0] is None:
+    if existing and rt.db.schema_revisions()[0] is None:
         _fail(f"{_database_named(settings)} has no Siyu tables: {_POINT_ELSEWHERE}")
     if settings.auto_migrate:
         rt.db.migrate()
@@ -420,7 +421,7 @@ def tenant_list() -> None:
 
     from siyu.tenancy.models import Tenant
 
-    rt = _runtime(reading=True)
+    rt = _runtime(existing=True)
     table = Table("slug", "name", "corp id", "callback URL")
     table.columns[3].overflow = "fold"  # whole, over several lines, rather than cut with …
     with rt.db.system_session() as s:
@@ -436,7 +437,7 @@ def tenant_show(slug: str) -> None:
     from siyu.tenancy import service
     from siyu.tenancy.models import Tenant
 
-    rt = _runtime(reading=True)
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
         _print_summary(
@@ -467,7 +468,7 @@ def tenant_archive_callback(
     from siyu.tenancy import service
     from siyu.tenancy.models import Tenant
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, slug)
     with rt.db.system_session() as s:
         if not (token or aes_key or replace) and service.has_archive_callback(s.get(Tenant, tenant_id)):
@@ -517,7 +518,7 @@ def person_add(
         _fail("--login and --name must not be blank")
     if role not in service.ROLES:
         _fail(f"--role must be admin, supervisor or agent, not {role!r}")
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     with rt.db.system_session() as s:
         if s.scalar(select(Person.id).where(Person.login == login)) is not None:
@@ -580,7 +581,7 @@ def token_add(
     if expires_days is not None and expires_days < 1:
         _fail("--expires-days must be 1 or more (leave it out for a token that does not expire)")
     expires_at = api_tokens.expires_in(expires_days)
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     if staff_userid is not None:
         choice = f"s:{_known_staff(rt, tenant_id, tenant, staff_userid.strip())}"
@@ -610,7 +611,7 @@ def token_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
     def when(at) -> str:
         return f"{at:%Y-%m-%d %H:%M}" if at else "never"
 
-    rt = _runtime(reading=True)
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     with rt.db.tenant_session(tenant_id) as s:
         tokens = api_tokens.described(s, api_tokens.listed(s))
@@ -633,7 +634,7 @@ def token_revoke(
     """Stop a token from working, at once (it stays listed)."""
     from siyu.tenancy import api_tokens
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     with rt.db.tenant_session(tenant_id) as s:
         token = api_tokens.revoke(s, token_id)
@@ -652,7 +653,7 @@ def sync_staff(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
     """Mirror WeCom's departments and members."""
     from siyu.tenancy.tasks import sync_staff as run
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     counts = _run(rt, run(rt, _tenant_id(rt, tenant)))
     console.print(f"synced {counts['departments']} departments and {counts['staff']} staff")
 
@@ -663,7 +664,7 @@ def sync_customers(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> 
     """Import every existing customer of every staff member; safe to re-run."""
     from siyu.customers.sync import sync_customers as run
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     with _progress("customers") as progress:
         task = progress.add_task("sync", total=None)
@@ -685,7 +686,7 @@ def archive_import(
     checked first: a bad line is named and nothing is stored."""
     from siyu.conversations.tasks import import_file
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
     with _progress("messages") as progress:
         task = progress.add_task("import", total=None)
@@ -713,7 +714,7 @@ def archive_skip(
     Only the seq the last error names is taken; that message is not stored."""
     from siyu.conversations.tasks import NotStuckThere, skip_stuck
 
-    rt = _runtime()
+    rt = _runtime(existing=True)
     try:
         stuck = skip_stuck(rt, _tenant_id(rt, tenant), seq)
     except NotStuckThere as exc:
