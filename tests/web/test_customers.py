@@ -326,3 +326,83 @@ def test_the_customer_list_clears_only_filters_and_says_when_a_page_address_went
         assert page.status_code == 200 and "王女士" in page.text, params
         assert 'class="clear"' not in page.text and "翻页链接已失效，已回到第一页" in page.text, params
     assert 'class="clear"' in admin.get("/customers", params={"q": "王"}).text
+
+
+# ---------------------------------------------------------------- service history
+
+
+def _chatted(db, world):
+    """A customer of 张三's and 赵六's who wrote to both: 张三 answered the first question and
+    the second waits; 赵六 answered theirs."""
+    from sqlalchemy import select
+
+    from siyu.conversations.models import Conversation
+    from tests.conversations.conftest import Archive, store
+    from tests.web.conftest import _contact
+
+    arc, now = Archive(), int(time.time())
+    ext = f"wmT{arc.sfx}"
+    asked = arc.text(ext, "zhangsan", "这款电视有现货吗？", 600)
+    arc.text("zhangsan", ext, "有的，今天就能发", 540)
+    again = arc.text(ext, "zhangsan", "能开发票吗？", 300)
+    arc.text(ext, "zhaoliu", "赵经理，报价单发我一下？", 500)
+    arc.text("zhaoliu", ext, "好的，马上发", 480)
+    store(db, world.a.id, arc.items)  # the chats came before the add event (a customer not yet known)
+    with db.tenant_session(world.a.id) as s:
+        for userid in ("zhangsan", "zhaoliu"):
+            fields = {"UserID": userid, "ExternalUserID": ext, "CreateTime": now - 900, "State": ""}
+            cid = customers.record_added(s, fields, _contact(ext, f"马强{arc.sfx}", userid, now - 900)).id
+        edited = _contact(ext, f"马强{arc.sfx}", "zhangsan", now - 900)
+        edited["follow_user"][0]["description"] = "想换大屏"
+        at = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": now - 800}
+        customers.record_edited(s, at, edited)
+    with db.tenant_session(world.a.id) as s:
+        found = select(Conversation.staff_userid, Conversation.id).where(Conversation.external_userid == ext)
+        chats = {r.staff_userid: r.id for r in s.execute(found)}
+    return cid, chats, asked, again
+
+
+def test_the_timeline_tells_the_customers_waits_and_how_they_ended(as_role, db, world):
+    """The timeline told only the contact's life (added, tagged, remark ...): a customer who
+    wrote five times, was answered and waits again showed four events, and a question marked
+    无需回复 appeared nowhere on their page. Each wait is told where it began, with what they
+    wrote and how it ended, linked to its chat, among the acquisition events; the remark's
+    description shows; an agent sees only the chats that are theirs."""
+    cid, chats, asked, again = _chatted(db, world)
+    admin, agent = as_role("admin"), as_role("agent")
+    url = f"/api/v1/customers/{cid}/timeline"
+    waits = [e for e in admin.get(url).json() if e["kind"] == "wait"]
+    assert [e["data"]["quote"] for e in waits] == [
+        "能开发票吗？",
+        "赵经理，报价单发我一下？",
+        "这款电视有现货吗？",
+    ]
+    assert "仍在等待回复" in waits[0]["text"] and "张三 回复，用时 1 分 0 秒" in waits[2]["text"]
+    assert "赵六 回复" in waits[1]["text"]
+    r = admin.post(
+        f"/api/v1/conversations/{chats['zhangsan']}/dismiss",
+        json={"msgid": again},
+        headers={"X-CSRF-Token": admin.csrf},
+    )
+    assert r.status_code == 200, r.text
+
+    events = agent.get(url).json()
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["wait", "wait", "remark"] and "added" in kinds[3:]  # newest first, mixed
+    newest, first = events[0], events[1]
+    assert newest["text"] == "客户发来消息等待回复：「能开发票吗？」；甲管理员 标记为无需回复"
+    assert first["data"]["replied_by"] == "张三" and first["data"]["conversation_id"] == chats["zhangsan"]
+    assert "报价单" not in str(events)  # 赵六's chat is not the agent's to read
+    remark = next(e for e in events if e["kind"] == "remark")
+    assert "描述：想换大屏" in remark["text"]
+    # the next page goes on from a wait's entry as from an event's
+    assert [e["id"] for e in agent.get(url, params={"before": first["id"]}).json()] == [
+        e["id"] for e in events[2:]
+    ]
+
+    page = agent.get(f"/customers/{cid}").text
+    started = page.index("客户发来消息等待回复：「这款电视有现货吗？」；张三 回复")
+    assert page.index("甲管理员 标记为无需回复") < started < page.index("描述：想换大屏")
+    assert f'<a href="/conversations/{chats["zhangsan"]}">客户发来消息等待回复' in page
+    assert "报价单" not in page
+    assert "赵经理，报价单发我一下？" in as_role("admin").get(f"/customers/{cid}").text

@@ -283,14 +283,17 @@ EVENT_TEXT = {
     "welcome_sent": "已发送欢迎语",
     "welcome_failed": "欢迎语发送失败：{error}",
     "tag_failed": "渠道标签 {tags} 未能同步到企业微信：{error}",
+    "wait": "客户发来消息等待回复",  # not stored: siyu.sla.history words each wait whole
 }
 
 
 def describe_event(kind: str, data: dict) -> str:
     values = {k: ("、".join(map(str, v)) if isinstance(v, list) else v) for k, v in (data or {}).items()}
-    if kind == "remark" and "remark" not in values:
-        values["remark"] = values.get("description", "")
     template = EVENT_TEXT.get(kind, kind)
+    if kind == "remark":  # a change of the remark, of the description, or of both
+        said = [f"备注：{values['remark']}"] if "remark" in values else []
+        said += [f"描述：{values['description']}"] if "description" in values else []
+        return f"修改了{'；'.join(said)}" if said else "修改了备注："
     try:
         return template.format_map(_Blank(values))
     except (ValueError, IndexError):
@@ -307,10 +310,19 @@ class UnknownEvent(LookupError):
 
 
 def timeline(
-    session: Session, viewer: Reader, customer_id: int, limit: int = 200, before: int | None = None
+    session: Session,
+    viewer: Reader,
+    customer_id: int,
+    limit: int = 200,
+    before: int | None = None,
+    waits: int | None = None,
 ) -> list[dict] | None:
-    """Newest first, older than event `before` if given (UnknownEvent when it is not one of the
-    customer's the viewer sees); None when the viewer may not read the customer."""
+    """Newest first, older than entry `before` if given (UnknownEvent when it is not one of the
+    customer's the viewer sees); None when the viewer may not read the customer. The stored
+    events come mixed with the customer's service history (siyu.sla.history: one entry per
+    wait, of the conversations the viewer may read), at most `waits` of those if given."""
+    from siyu.sla import history  # (the SLA domain builds on this one)
+
     if get_customer(session, viewer, customer_id) is None:
         return None
     stmt = select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)
@@ -320,22 +332,20 @@ def timeline(
                 TimelineEvent.staff_userid == "", TimelineEvent.staff_userid.in_(sorted(viewer.visible_staff))
             )
         )
+    below = None
     if before is not None:
-        anchor = session.execute(
-            stmt.with_only_columns(TimelineEvent.at, TimelineEvent.id).where(TimelineEvent.id == before)
-        ).first()
-        if anchor is None:
+        if before < 0:
+            at = history.anchor(session, viewer, customer_id, before)
+        else:
+            at = session.scalar(stmt.with_only_columns(TimelineEvent.at).where(TimelineEvent.id == before))
+        if at is None:
             raise UnknownEvent(
                 f"该客户的时间线里没有事件 {before} / before: no event {before} in this customer's timeline"
             )
-        stmt = stmt.where(
-            or_(
-                TimelineEvent.at < anchor.at,
-                and_(TimelineEvent.at == anchor.at, TimelineEvent.id < anchor.id),
-            )
-        )
+        below = (at, before)
+        stmt = stmt.where(or_(TimelineEvent.at < at, and_(TimelineEvent.at == at, TimelineEvent.id < before)))
     names = staff_names(session)
-    return [
+    events = [
         {
             "id": e.id,
             "at": e.at,
@@ -347,6 +357,8 @@ def timeline(
         }
         for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
     ]
+    served = history.entries(session, viewer, customer_id, names, min(limit, waits or limit), below)
+    return sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
 
 
 def today_counts(session: Session, viewer: Reader, today: date | None = None) -> dict:

@@ -41,6 +41,7 @@ TimelineKind = Literal[
     "welcome_sent",
     "welcome_failed",
     "tag_failed",
+    "wait",  # not stored: a wait of the customer's conversations (siyu.sla.history)
 ]
 
 
@@ -138,11 +139,14 @@ class CustomerPage(BaseModel):
 
 
 class TimelineEventOut(BaseModel):
-    id: int
-    at: datetime
+    id: int = Field(description="the event's id; a wait's entry: its wait's id negated (`before` takes both)")
+    at: datetime = Field(description="when it happened; a wait: when the customer wrote")
     kind: TimelineKind = Field(
         description="lost: the customer deleted the staff member; removed: the staff member deleted the"
-        " customer; transferred: handed over to another member"
+        " customer; transferred: handed over to another member; wait: the customer wrote and waited"
+        " for a reply (data: conversation_id, quote, state waiting | replied | dismissed | recalled |"
+        " declined | lost | removed | transferred | merged, closed_at, response_s, replied_by,"
+        " closed_by, snoozed_until, snoozed_by, escalations)"
     )
     staff_userid: str = ""
     staff_name: str = ""

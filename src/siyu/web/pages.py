@@ -160,11 +160,15 @@ def customer_list(request: Request, viewer: PageViewer):
     )
 
 
+WAITS_SHOWN = 30
+
+
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.profile(s, viewer, customer_id)
-        events = queries.timeline(s, viewer, customer_id) if found else None
+        # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
+        events = queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN) if found else None
         # the chats the viewer may open, waiting ones first (the five at the top of the list)
         chats = (
             conversation_queries.list_conversations(
@@ -178,7 +182,14 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     return render(
         request,
         "customer.html",
-        {"c": found, "events": events, "conversations": chats.items, "more_conversations": chats.total > 5},
+        {
+            "c": found,
+            "events": events,
+            "more_waits": sum(e["kind"] == "wait" for e in events) >= WAITS_SHOWN,
+            "waits_shown": WAITS_SHOWN,
+            "conversations": chats.items,
+            "more_conversations": chats.total > 5,
+        },
     )
 
 

@@ -1,0 +1,190 @@
+"""A customer's service history for their timeline, read from the waits Siyu already keeps.
+
+The timeline's stored events tell the contact's life (added, tagged, lost ...); what was said
+and answered lives in the conversations and their waits. Each wait becomes one entry at the
+moment the customer wrote: what they wrote, how it ended (answered by whom after how long,
+marked 无需回复 by whom, still waiting) and who was told about it. Nothing is written: the
+entries are derived when the timeline is read, within the conversations the viewer may read.
+
+An entry's id is its wait's id negated, so that the timeline's `before` pages through both
+kinds by one order: (at, id) newest first, a wait after the events of the same moment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from siyu.conversations import queries as conversation_queries
+from siyu.conversations.models import Conversation, Message
+from siyu.customers.models import Customer
+from siyu.sla.models import SlaEscalation, SlaWait
+
+QUOTE_CHARS = 40
+ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "电话"}
+TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
+# how a wait ended other than by a reply or a 无需回复, after 「…」
+ENDINGS = {
+    "recalled": "客户撤回了消息",
+    "declined": "客户未同意会话存档，不再计时",
+    "lost": "客户删除了成员，不再计时",
+    "removed": "成员删除了客户，不再计时",
+    "transferred": "客户已转接给其他成员，不再计时",
+    "merged": "与之前的消息合并计时",
+}
+
+
+def wait_order(at: datetime, entry_id: int) -> ColumnElement[bool]:
+    """The waits below (at, entry_id) in the timeline's order (entry_id: an event's id, or a
+    wait's id negated)."""
+    return or_(SlaWait.started_at < at, and_(SlaWait.started_at == at, -SlaWait.id < entry_id))
+
+
+def anchor(session: Session, viewer, customer_id: int, entry_id: int) -> datetime | None:
+    """When the wait entry `entry_id` (negative) of the customer's timeline begins, if the
+    viewer sees it."""
+    return session.scalar(
+        _waits(viewer, customer_id).with_only_columns(SlaWait.started_at).where(SlaWait.id == -entry_id)
+    )
+
+
+def _waits(viewer, customer_id: int):
+    """SELECT the customer's waits in the chats the viewer may read: those of their 1:1 chats
+    (a wait begun before the customer was known has no customer_id of its own), and those of
+    the group chats that began with a question of theirs."""
+    chats = conversation_queries.readable(
+        viewer, conversation_queries.ConversationFilter(customer_id=customer_id)
+    )
+    singles = chats.where(Conversation.kind == "single").with_only_columns(Conversation.id)
+    groups = chats.where(Conversation.kind == "group").with_only_columns(Conversation.id)
+    external = select(Customer.external_userid).where(Customer.id == customer_id).scalar_subquery()
+    asked = select(Message.msgid).where(
+        Message.conversation_id.in_(groups), Message.sender == external, Message.direction == "in"
+    )
+    return select(SlaWait).where(
+        or_(
+            SlaWait.conversation_id.in_(singles),
+            and_(SlaWait.conversation_id.in_(groups), SlaWait.msgid.in_(asked)),
+        )
+    )
+
+
+def entries(
+    session: Session,
+    viewer,
+    customer_id: int,
+    names: dict[str, str],
+    limit: int,
+    below: tuple[datetime, int] | None = None,
+) -> list[dict]:
+    """The customer's newest `limit` waits (below `below` if given), as timeline entries."""
+    stmt = _waits(viewer, customer_id)
+    if below is not None:
+        stmt = stmt.where(wait_order(*below))
+    waits = list(session.scalars(stmt.order_by(SlaWait.started_at.desc(), SlaWait.id.asc()).limit(limit)))
+    if not waits:
+        return []
+    ids = [w.id for w in waits]
+    told: dict[int, list[SlaEscalation]] = {}
+    for e in session.scalars(
+        select(SlaEscalation)
+        .where(SlaEscalation.wait_id.in_(ids), SlaEscalation.status == "fired")
+        .order_by(SlaEscalation.step)
+    ):
+        told.setdefault(e.wait_id, []).append(e)
+    said = _said(session, waits)
+    repliers = _repliers(session, waits)
+    return [
+        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names) for w in waits
+    ]
+
+
+def _said(session: Session, waits: list[SlaWait]) -> dict[tuple[int, str], str]:
+    rows = session.execute(
+        select(Message.conversation_id, Message.msgid, Message.text).where(
+            Message.msgid.in_({w.msgid for w in waits}),
+            Message.conversation_id.in_({w.conversation_id for w in waits}),
+        )
+    )
+    return {(r.conversation_id, r.msgid): r.text for r in rows}
+
+
+def _repliers(session: Session, waits: list[SlaWait]) -> dict[tuple[int, datetime], str]:
+    """Who sent the reply that closed each answered wait (a group's owner or another member)."""
+    answered = [w for w in waits if w.close_reason == "replied" and w.closed_at is not None]
+    if not answered:
+        return {}
+    rows = session.execute(
+        select(Message.conversation_id, Message.sent_at, Message.sender).where(
+            Message.conversation_id.in_({w.conversation_id for w in answered}),
+            Message.sent_at.in_({w.closed_at for w in answered}),
+            Message.direction == "out",
+        )
+    )
+    return {(r.conversation_id, _naive(r.sent_at)): r.sender for r in rows}
+
+
+def _naive(at: datetime) -> datetime:
+    return at.replace(tzinfo=None)
+
+
+def _quote(text: str | None) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+
+def _entry(w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalation], names: dict) -> dict:
+    quote = _quote(text)
+    data: dict = {
+        "conversation_id": w.conversation_id,
+        "quote": quote,
+        "state": w.close_reason or "waiting",
+        "closed_at": w.closed_at.isoformat() if w.closed_at else None,
+        "response_s": w.response_s,
+    }
+    if w.close_reason == "replied":
+        replier = (
+            repliers.get((w.conversation_id, _naive(w.closed_at)), w.staff_userid) if w.closed_at else ""
+        )
+        data["replied_by"] = names.get(replier, replier)
+        ending = f"{data['replied_by'] or '成员'} 回复，用时 {conversation_queries.wait_text(w.response_s)}"
+    elif w.close_reason == "dismissed":
+        data["closed_by"] = w.closed_by
+        ending = f"{w.closed_by or 'Siyu'} 标记为无需回复"
+    elif w.close_reason:
+        ending = ENDINGS.get(w.close_reason, w.close_reason)
+    else:
+        ending = "仍在等待回复"
+        if w.snoozed_until is not None:
+            data["snoozed_until"] = w.snoozed_until.isoformat()
+            data["snoozed_by"] = w.snoozed_by
+            ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒）"
+    data["escalations"] = [
+        {
+            "action": e.action,
+            "target": e.target,
+            "recipient": e.recipient,
+            "recipient_name": names.get(e.recipient, e.recipient),
+            "fired_at": e.fired_at.isoformat() if e.fired_at else None,
+        }
+        for e in told
+    ]
+    line = f"客户发来消息等待回复：「{quote}」" if quote else "客户发来消息等待回复"
+    line += f"；{ending}"
+    if told:
+        sent = "、".join(
+            f"{ACTION_NAMES.get(e.action, e.action)}给{TARGET_NAMES.get(e.target, e.target)}"
+            f" {names.get(e.recipient, e.recipient)}".rstrip()
+            for e in told
+        )
+        line += f"；已升级：{sent}"
+    return {
+        "id": -w.id,
+        "at": w.started_at,
+        "kind": "wait",
+        "staff_userid": w.staff_userid,
+        "staff_name": names.get(w.staff_userid, w.staff_userid),
+        "data": data,
+        "text": line,
+    }
