@@ -379,6 +379,10 @@ def test_the_timeline_tells_the_customers_waits_and_how_they_ended(as_role, db, 
     ]
     assert "仍在等待回复" in waits[0]["text"] and "张三 回复，用时 1 分 0 秒" in waits[2]["text"]
     assert "赵六 回复" in waits[1]["text"]
+    snooze = f"/api/v1/conversations/{chats['zhangsan']}/snooze"
+    assert agent.post(snooze, json={"minutes": 30}, headers={"X-CSRF-Token": agent.csrf}).status_code == 200
+    held = agent.get(url).json()[0]
+    assert "仍在等待回复（张三 已暂缓提醒至 " in held["text"] and held["data"]["snoozed_by"] == "张三"
     r = admin.post(
         f"/api/v1/conversations/{chats['zhangsan']}/dismiss",
         json={"msgid": again},

@@ -11,7 +11,8 @@ kinds by one order: (at, id) newest first, a wait after the events of the same m
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -95,8 +96,10 @@ def entries(
         told.setdefault(e.wait_id, []).append(e)
     said = _said(session, waits)
     repliers = _repliers(session, waits)
+    tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
     return [
-        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names) for w in waits
+        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, tz)
+        for w in waits
     ]
 
 
@@ -134,7 +137,13 @@ def _quote(text: str | None) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
 
 
-def _entry(w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalation], names: dict) -> dict:
+def _local(at: datetime, tz: ZoneInfo) -> datetime:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz)
+
+
+def _entry(
+    w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalation], names: dict, tz: ZoneInfo
+) -> dict:
     quote = _quote(text)
     data: dict = {
         "conversation_id": w.conversation_id,
@@ -159,7 +168,8 @@ def _entry(w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalatio
         if w.snoozed_until is not None:
             data["snoozed_until"] = w.snoozed_until.isoformat()
             data["snoozed_by"] = w.snoozed_by
-            ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒）"
+            until = _local(w.snoozed_until, tz).strftime("%m-%d %H:%M")
+            ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒至 {until}）"
     data["escalations"] = [
         {
             "action": e.action,
