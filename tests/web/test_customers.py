@@ -410,3 +410,28 @@ def test_the_timeline_tells_the_customers_waits_and_how_they_ended(as_role, db, 
     assert f'<a href="/conversations/{chats["zhangsan"]}">客户发来消息等待回复' in page
     assert "报价单" not in page
     assert "赵经理，报价单发我一下？" in as_role("admin").get(f"/customers/{cid}").text
+
+
+def test_the_page_shows_a_chatty_customers_newest_waits_and_links_to_their_chats(as_role, db, world):
+    """A customer who wrote hundreds of times would load every wait on their page: it shows
+    the newest ones and sends the reader to the customer's chats for the rest."""
+    from siyu.web.pages import WAITS_SHOWN
+    from tests.conversations.conftest import Archive, store
+    from tests.web.conftest import _contact
+
+    arc, now = Archive(), int(time.time())
+    ext = f"wmM{arc.sfx}"
+    for i in range(WAITS_SHOWN + 2):
+        arc.text(ext, "zhangsan", f"第{i}个问题？", 3000 - 60 * i)
+        arc.text("zhangsan", ext, f"第{i}个回答", 2990 - 60 * i)
+    with db.tenant_session(world.a.id) as s:
+        fields = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": now - 3600, "State": ""}
+        cid = customers.record_added(s, fields, _contact(ext, f"话多{arc.sfx}", "zhangsan", now - 3600)).id
+    store(db, world.a.id, arc.items)
+    agent = as_role("agent")
+    page = agent.get(f"/customers/{cid}").text
+    assert page.count("客户发来消息等待回复") == WAITS_SHOWN
+    assert f"第{WAITS_SHOWN + 1}个问题" in page and "「第1个问题？」" not in page  # the newest
+    assert f'<a href="/conversations?customer={cid}">更早的见全部会话 ›</a>' in page
+    api = agent.get(f"/api/v1/customers/{cid}/timeline").json()
+    assert sum(e["kind"] == "wait" for e in api) == WAITS_SHOWN + 2 and api[-1]["kind"] == "added"
