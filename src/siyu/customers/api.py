@@ -117,8 +117,9 @@ def get_timeline(
         int | None, Query(description="an event's id (the last of a page): the events older than it")
     ] = None,
 ):
-    """The customer's events, newest first (of the staff members the caller may see); the next
-    page is `before` the last event's id."""
+    """The customer's events, newest first (of the staff members the caller may see), with
+    each time the customer wrote and waited for a reply (`wait`, in the chats the caller may
+    read); the next page is `before` the last entry's id."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
             found = queries.timeline(s, viewer, customer_id, limit, before)
