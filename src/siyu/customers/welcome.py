@@ -104,8 +104,13 @@ def _record(session: Session, message: OutboxMessage, kind: str, **data) -> None
 
 
 def record_outcome_for_new_customer(session: Session, customer: Customer, code: str) -> None:
-    """When the add is processed after the welcome already went out (or was given up on)."""
-    message = session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == f"welcome:{code}"))
+    """When the add is processed after the welcome already went out (or was given up on).
+    The row is locked: a send being recorded meanwhile (its `after` found no customer yet, this
+    transaction's not committed) is waited for, and then read as sent. Read unlocked, each
+    missed the other and the timeline never said the welcome went out."""
+    message = session.scalar(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == f"welcome:{code}").with_for_update()
+    )
     if message is None or message.status not in ("sent", "dead"):
         return
     kind = "welcome_sent" if message.status == "sent" else "welcome_failed"
