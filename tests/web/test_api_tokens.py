@@ -433,7 +433,7 @@ def test_a_token_stops_answering_once_the_admin_who_made_it_leaves(as_role, siyu
         assert [listed[secret[:11]] for secret in theirs] == ["suspended"] * 3
         assert listed[kept[:11]] == "active"
         page = admin.get("/setup/tokens").text
-        assert page.count("代表的人或创建它的管理员已离职或不再是管理员") == 3
+        assert page.count("代表的人或创建它的管理员已离职") == 3
 
 
 def test_an_admin_makes_no_token_acting_as_another_admin(as_role, siyu, db, world):
@@ -516,3 +516,26 @@ def test_what_a_token_does_is_recorded_under_the_token_too(as_role, siyu, db, wo
         f"/api/v1/conversations/{snoozed}/snooze", json={"minutes": 60}, headers={"X-CSRF-Token": agent.csrf}
     )
     assert r.json()["by"] == "张三"
+
+
+def test_a_token_acting_as_another_admin_is_refused_whenever_it_was_made(as_role, siyu, db, world):
+    """The rule was checked only when a token was made: one made before it (or whose person was
+    made admin since) went on answering with another admin's reach, listed as 有效."""
+    admin = as_role("admin")
+    with _newcomer(db, world, "乙号管理员", "supervisor", member=False) as (_userid, login_name):
+        with db.tenant_session(world.a.id) as s:
+            other = s.scalar(select(Person.id).where(Person.login == login_name))
+        secret = _from_api(admin, person_id=other)["token"]  # a supervisor then: allowed
+        with _bearer(siyu, secret) as token:
+            assert token.get("/api/v1/me").status_code == 200
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(Person).where(Person.id == other).values(role="admin"))
+        with _bearer(siyu, secret) as token:
+            r = token.get("/api/v1/me")
+            assert (r.status_code, r.json()) == (401, {"detail": REFUSED})
+        listed = {t["prefix"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
+        assert listed[secret[: api_tokens.SHOWN_CHARS]] == "suspended"
+        with db.tenant_session(world.a.id) as s:  # a supervisor again: it answers again
+            s.execute(update(Person).where(Person.id == other).values(role="supervisor"))
+        with _bearer(siyu, secret) as token:
+            assert token.get("/api/v1/me").status_code == 200

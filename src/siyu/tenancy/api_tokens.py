@@ -261,11 +261,18 @@ def _still_admin(maker: Person | None, left: set[int]) -> bool:
 def vouched_for(session: Session, token: TokenUse) -> bool:
     """Whether the admin who made the token still is one, in the company (in its tenant's
     session): a token is refused from the day its maker leaves, as their own sign-in is,
-    whoever it acts as. One from the command line (no maker) answers to the operator."""
+    whoever it acts as; and while it acts as another admin (made before that was refused, or
+    its person made admin since). One from the command line (no maker) answers to the operator."""
     if token.created_by_id is None:
         return True
     maker = session.get(Person, token.created_by_id)
-    return maker is not None and maker.role == "admin" and not tenancy.has_left(session, maker)
+    if maker is None or maker.role != "admin" or tenancy.has_left(session, maker):
+        return False
+    return not _another_admin(session.get(Person, token.person_id), token.created_by_id)
+
+
+def _another_admin(acting: Person | None, maker_id: int | None) -> bool:
+    return acting is not None and maker_id is not None and acting.role == "admin" and acting.id != maker_id
 
 
 def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
@@ -279,7 +286,8 @@ def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
     for t in tokens:
         acting, maker = people[t.person_id], people.get(t.created_by_id)
         state = status(t, now)
-        if state == "active" and (acting.id in left or (t.created_by_id and not _still_admin(maker, left))):
+        refused = acting.id in left or _another_admin(acting, t.created_by_id)
+        if state == "active" and (refused or (t.created_by_id and not _still_admin(maker, left))):
             state = "suspended"
         out.append(
             {

@@ -97,7 +97,8 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
     status: Literal["active", "suspended", "expired", "revoked"] = Field(
         description="suspended: refused (401) while the person it acts as, or the admin who made it,"
-        " has left the company or is no longer an admin; active again if they come back"
+        " has left the company, while its maker is no longer an admin, or while it acts as another"
+        " admin; active again once that is no longer so"
     )
 
 
