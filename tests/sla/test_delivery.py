@@ -144,7 +144,7 @@ def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w)
     assert "王女士：在吗 / 订单号 58231204317 / 我的订单什么时候发货？</div>" in card["description"]
 
 
-def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
+def test_a_card_counts_every_waiting_message_though_it_quotes_the_first_and_the_last_few(w):
     for i in range(7):
         w.say(f"第{i}个问题？", at=i)
     w.pulled(3600)
@@ -152,7 +152,23 @@ def test_a_card_counts_every_waiting_message_though_it_quotes_the_last_few(w):
     assert w.fire() == 1
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert "起发来 7 条" in card["description"] and "第6个问题？</div>" in card["description"]
-    assert "王女士：… / " in card["description"]  # the two not quoted are said to be there
+    assert (
+        "王女士：第0个问题？ / … / 第2个问题？" in card["description"]
+    )  # the one not quoted is said to be there
+
+
+def test_a_question_then_many_nudges_is_quoted_by_its_question(w):
+    """A question and then five 在吗: the quote was the five nudges alone, the question not even
+    among the messages it was built from."""
+    w.say("你们的企业版支持会话存档吗？", at=0)
+    for i in range(5):
+        w.say("在吗？", at=i + 1)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert "起发来 6 条" in card["description"]
+    assert "王女士：你们的企业版支持会话存档吗？ / 在吗？" in card["description"]
 
 
 LONG_FIRST = (
@@ -170,7 +186,8 @@ LONG_FIRST = (
         (["在吗", "这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "在吗 / 这款有没有 256G 的黑色…"),
         (["这款有没有 256G 的黑色，今天下单能发顺丰吗"], 20, "这款有没有 256G 的黑色，今天下单…"),
         (["a", "b  c", " "], 60, "a / b c"),
-        ((["在吗", "报价发我"], 7), 24, "… / 在吗 / 报价发我"),  # of seven, the last two given
+        # of seven, the first and the last given (as waiting_asked gives them): the rest between
+        ((["在吗", "报价发我"], 7), 24, "在吗 / … / 报价发我"),
         ([], 60, ""),
         # a long question, then two short ones: each is cut, none left out
         (

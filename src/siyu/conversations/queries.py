@@ -318,7 +318,7 @@ def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]
 
 @dataclass(frozen=True)
 class Asks:
-    texts: list[str]  # at most the `last` newest, oldest first
+    texts: list[str]  # the first and at most the `last` newest, oldest first
     total: int
     # the one stored last (an import may store an older one after it): what a dismiss names
     # once it was shown (service.dismiss)
@@ -335,9 +335,10 @@ def waiting_asks(
 
 def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -> dict[int, Asks]:
     """What each waiting customer has written since the wait began (`waits`: conversation id
-    to when its clock started): the messages that need a reply, not recalled, oldest first,
-    at most the `last` newest, and how many there are in all. The clock starts at the first
-    (often 在吗 or 你好); what is asked usually comes after it."""
+    to when its clock started): the messages that need a reply, not recalled, oldest first:
+    the first and at most the `last` newest, and how many there are in all. The first is
+    what was asked (a question, then five 在吗: the quote had been the 在吗s alone), or a
+    greeting the question follows."""
     if not waits:
         return {}
     m = Message
@@ -373,7 +374,7 @@ def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -
             ranked.c.total,
             ranked.c.stored,
         )
-        .where(or_(ranked.c.rn <= last, ranked.c.stored == 1))
+        .where(or_(ranked.c.rn <= last, ranked.c.rn == ranked.c.total, ranked.c.stored == 1))
         .order_by(ranked.c.conversation_id, ranked.c.sent_at, ranked.c.rn.desc())
     )
     texts: dict[int, list[str]] = {}
@@ -384,7 +385,7 @@ def waiting_asked(session: Session, waits: dict[int, datetime], last: int = 5) -
             continue
         if stored == 1:
             stored_last[cid] = msgid
-        if rn > last:
+        if rn > last and rn != total:
             continue
         if rn == 1:
             newest[cid] = (msgid, total)
@@ -411,20 +412,22 @@ def quote_asks(texts: list[str], limit: int, total: int | None = None, each: int
     a long first question then 在吗 is 这款有没有 256G 的黑色，今天下单能… / 在吗, not … / 在吗 (a
     supervisor read the nudge, not the question). Each is cut to `each` characters, then
     shorter, down to a few; only then are those between the first and the newest left out
-    (首个问题… / … / 在吗), and at last all but the first. A leading … / says that older ones
-    were not even given (`total` - len(texts) of them)."""
+    (首个问题… / … / 在吗), and at last all but the first. Those not even given (`total` -
+    len(texts) of them) are taken to be between the first and the rest, as waiting_asked gives
+    the first and the newest."""
     parts = [" ".join(t.split()) for t in texts if t.strip()]
     if not parts:
         return ""
-    older = "… / " if (total or len(parts)) > len(parts) else ""
+    missing = (total or len(parts)) > len(parts)
     for kept in range(len(parts), 0, -1):
         # the first and the newest: what was asked, and where the customer is now
-        shown = parts if kept == len(parts) else [parts[0], "…", *parts[len(parts) - kept + 1 :]]
+        whole = kept == len(parts) and not missing
+        shown = parts if whole else [parts[0], "…", *parts[len(parts) - kept + 1 :]]
         for cap in range(each, _FEWEST - 1, -1):
-            line = older + " / ".join(p if p == "…" else _cut(p, cap) for p in shown)
+            line = " / ".join(p if p == "…" else _cut(p, cap) for p in shown)
             if len(line) <= limit:
                 return line
-    return _cut(older + parts[0], limit)
+    return _cut(parts[0], limit)
 
 
 _FEWEST = 6  # characters a cut message keeps at the least, … included
