@@ -168,7 +168,14 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         found = queries.profile(s, viewer, customer_id)
         # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
-        events = queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN) if found else None
+        # (one more than shown: whether there are older ones to point to)
+        events = queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN + 1) if found else None
+        more_waits = False
+        if events is not None:
+            waits = [e for e in events if e["kind"] == "wait"]
+            more_waits = len(waits) > WAITS_SHOWN
+            if more_waits:
+                events = [e for e in events if e is not waits[-1]]
         # the chats the viewer may open, waiting ones first (the five at the top of the list)
         chats = (
             conversation_queries.list_conversations(
@@ -185,7 +192,7 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
         {
             "c": found,
             "events": events,
-            "more_waits": sum(e["kind"] == "wait" for e in events) >= WAITS_SHOWN,
+            "more_waits": more_waits,
             "waits_shown": WAITS_SHOWN,
             "conversations": chats.items,
             "more_conversations": chats.total > 5,
