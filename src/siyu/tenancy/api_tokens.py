@@ -266,7 +266,9 @@ def vouched_for(session: Session, token: TokenUse) -> bool:
     if token.created_by_id is None:
         return True
     maker = session.get(Person, token.created_by_id)
-    if maker is None or maker.role != "admin" or tenancy.has_left(session, maker):
+    if maker is None or maker.role != "admin" or maker.disabled_at is not None:
+        return False
+    if tenancy.has_left(session, maker):
         return False
     return not _another_admin(session.get(Person, token.person_id), token.created_by_id)
 

@@ -83,6 +83,8 @@ class Person(TenantOwned, Base):
     role: Mapped[str] = mapped_column(String(16))  # admin | supervisor | agent
     staff_userid: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # set by an admin (siyu.tenancy.people): refused, signed in or by a token, until enabled
+    disabled_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("tenant_id", "staff_userid"),)
 

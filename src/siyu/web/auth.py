@@ -223,9 +223,10 @@ def _viewer(
         tenant = s.get(Tenant, tenant_id)
         if person is None or tenant is None:
             return None
-        if tenancy.has_left(s, person):
+        if person.disabled_at is not None or tenancy.has_left(s, person):
             # a member who left the corp loses access with it, signed in already or not (a
-            # token acting as them too: it is refused while they are gone, not revoked)
+            # token acting as them too: it is refused while they are gone, not revoked); so
+            # does a login an admin disabled (siyu.tenancy.people), until enabled
             if session_id:
                 s.execute(delete(WebSession).where(WebSession.id == session_id))
             return None
@@ -406,7 +407,7 @@ def _password_login(rt, login: str, password: str, address: str) -> str | None:
             raise LoginRefused
     with rt.db.system_session() as s:
         person = s.scalar(select(Person).where(Person.login == login))
-        if not tenancy.check_password(person, password):
+        if not tenancy.check_password(person, password) or person.disabled_at is not None:
             return None
         tenant_id, person_id, userid = person.tenant_id, person.id, person.staff_userid
     with rt.db.tenant_session(tenant_id) as s:
@@ -518,6 +519,8 @@ def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:
         person = tenancy.person_for_staff(s, tenant, userid)
         if person is None:
             return None, "unknown"
+        if person.disabled_at is not None:
+            return None, "disabled"
         token, _ = start_session(s, rt, person)
         return token, ""
 
@@ -561,6 +564,7 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
     if token is None:
         message = {
             "inactive": f"成员 {userid} 已停用或已离职，不能登录。/ Member {userid} is inactive.",
+            "disabled": f"成员 {userid} 的私域账号已被管理员停用。/ An admin disabled this login.",
             "unknown": (
                 f"私域还不认识成员 {userid}：请管理员在「成员」页点「立即同步」后再试。"
                 f" / Siyu does not know member {userid} yet: ask an admin to sync staff."

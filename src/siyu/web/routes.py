@@ -19,7 +19,16 @@ from siyu.customers.api import router as customers_api
 from siyu.customers.channels import ChannelError
 from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
-from siyu.web import archive_pages, auth, conversation_pages, health, pages, sla_pages, token_pages
+from siyu.web import (
+    archive_pages,
+    auth,
+    conversation_pages,
+    health,
+    pages,
+    people_pages,
+    sla_pages,
+    token_pages,
+)
 from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound, bodies_only_too_large
 from siyu.web.headers import SecurityHeaders
 from siyu.web.input_guard import BodyLimit, InputRefused, refuse_nul
@@ -64,6 +73,7 @@ def install(app: FastAPI) -> None:
     app.include_router(sla_pages.router)
     app.include_router(archive_pages.router)
     app.include_router(token_pages.router)
+    app.include_router(people_pages.router)
     bodies_only_too_large(app)
 
     @app.exception_handler(auth.LoginRequired)
