@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import httpx
 import pytest
@@ -78,6 +79,8 @@ def test_connect_sync_and_inspect(siyu):
         f"admin-{slug}",
         "--name",
         "管理员",
+        "--role",
+        "admin",
         "--password",
         "pw-123456",
     )
@@ -213,12 +216,24 @@ def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path
         return out
 
     person = ["person", "add", "--tenant", slug, "--name", "王五", "--password", "pw-123456"]
-    assert invoke(*person, "--login", f"ops-{slug}")[0] == 0
-    assert "is taken" in refused(*person, "--login", f"ops-{slug}")  # had been an IntegrityError
+    assert invoke(*person, "--login", f"ops-{slug}", "--role", "admin")[0] == 0
+    # is taken: had been an IntegrityError
+    assert "is taken" in refused(*person, "--login", f"ops-{slug}", "--role", "admin")
     assert "--role must be" in refused(*person, "--login", f"x-{slug}", "--role", "superuser")
-    assert "must not be blank" in refused(*person, "--login", " ")
+    assert "must not be blank" in refused(*person, "--login", " ", "--role", "agent")
     monkeypatch.setattr("getpass.getpass", lambda prompt="": "")  # Enter at the password prompt
-    no_password = ["person", "add", "--tenant", slug, "--login", f"np-{slug}", "--name", "x"]
+    no_password = [
+        "person",
+        "add",
+        "--tenant",
+        slug,
+        "--login",
+        f"np-{slug}",
+        "--name",
+        "x",
+        "--role",
+        "agent",
+    ]
     assert "a password is needed" in refused(*no_password)  # it had made a login nobody could use
     assert "callback URL" in refused(*add_args(corp, slug="bad slug/../x"))
     # WeCom unreachable
@@ -531,6 +546,69 @@ def test_person_add_takes_only_a_staff_member_siyu_knows(stack, database_url, tm
         assert s.scalar(select(Person.staff_userid).where(Person.login == login)) == "zhangsan"
 
 
+def test_logins_are_managed_from_the_command_line(stack, database_url, tmp_path, monkeypatch):
+    """`person add` names the role (it had made an admin of anyone added without one);
+    `person list / set-role / reset-password / disable / enable` manage a login after."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from siyu.db import utcnow
+    from siyu.tenancy import service as tenancy
+    from siyu.tenancy.models import Person, WebSession
+
+    invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
+    first, second = f"boss-{stack.slug}", f"clerk-{stack.slug}"
+    add = ["person", "add", "--tenant", stack.slug, "--password", "pw-123456"]
+    code, out = invoke(*add, "--login", second, "--name", "文员")
+    assert code == 2 and "--role" in out, out
+    assert invoke(*add, "--login", first, "--name", "老板", "--role", "admin")[0] == 0
+    assert invoke(*add, "--login", second, "--name", "文员", "--role", "agent")[0] == 0
+    code, out = invoke("person", "list", "--tenant", stack.slug)
+    assert code == 0 and f"{first}  admin  active" in out and f"{second}  agent  active" in out, out
+    code, out = invoke("person", "set-role", second, "--tenant", stack.slug, "--role", "supervisor")
+    assert code == 0 and "supervisor" in out, out
+    with stack.rt.db.system_session() as s:
+        clerk = s.scalar(select(Person).where(Person.login == second))
+        assert clerk.role == "supervisor"
+    with stack.rt.db.tenant_session(stack.tenant_id) as s:  # signed in somewhere
+        later = utcnow() + timedelta(days=1)
+        s.add(WebSession(token_hash=uuid.uuid4().hex, person_id=clerk.id, csrf_token="x", expires_at=later))
+    reset = ["person", "reset-password", second, "--tenant", stack.slug, "--password"]
+    code, out = invoke(*reset, "short")
+    assert code == 1 and "at least 8" in out, out
+    assert invoke(*reset, "new-pass-456")[0] == 0
+    with stack.rt.db.system_session() as s:
+        clerk = s.get(Person, clerk.id)
+        assert tenancy.check_password(clerk, "new-pass-456")
+        assert not tenancy.check_password(clerk, "pw-123456")
+        assert s.scalar(select(WebSession.id).where(WebSession.person_id == clerk.id)) is None
+    assert invoke("person", "disable", second, "--tenant", stack.slug)[0] == 0
+    code, out = invoke("person", "list", "--tenant", stack.slug)
+    assert f"{second}  supervisor  disabled" in out, out
+    assert invoke("person", "enable", second, "--tenant", stack.slug)[0] == 0
+    assert f"{second}  supervisor  active" in invoke("person", "list", "--tenant", stack.slug)[1]
+    # the tenant's last admin who may sign in stays one
+    with stack.rt.db.tenant_session(stack.tenant_id) as s:
+        others = select(Person).where(
+            Person.role == "admin", Person.login != first, Person.disabled_at.is_(None)
+        )
+        kept = []
+        for p in s.scalars(others):
+            p.disabled_at = utcnow()
+            kept.append(p.id)
+    try:
+        for args in (("set-role", first, "--role", "agent"), ("disable", first)):
+            code, out = invoke("person", *args, "--tenant", stack.slug)
+            assert code == 1 and "唯一可以登录的管理员" in out, out
+    finally:
+        with stack.rt.db.tenant_session(stack.tenant_id) as s:
+            for person_id in kept:
+                s.get(Person, person_id).disabled_at = None
+    code, out = invoke("person", "disable", "nobody", "--tenant", stack.slug)
+    assert code == 1 and "no login 'nobody'" in out, out
+
+
 def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeypatch):
     """`siyu token add` prints the secret alone (TOKEN=$(siyu token add ...)); `list` never
     shows it; `revoke` stops it."""
@@ -566,7 +644,7 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
     code, out = invoke("token", "revoke", "999999999", "--tenant", stack.slug)
     assert code == 1 and "no token" in out, out
     # the operator may name any person, an admin too (a page's admin may not name another)
-    ops = ["--login", f"ops-{stack.slug}", "--name", "运维", "--password", "pw-1"]
+    ops = ["--login", f"ops-{stack.slug}", "--name", "运维", "--role", "admin", "--password", "pw-1"]
     code, out = invoke("person", "add", "--tenant", stack.slug, *ops)
     assert code == 0, out
     code, out = invoke(*base, "--login", f"ops-{stack.slug}")
@@ -762,7 +840,20 @@ def test_commands_about_stored_tenants_run_where_there_is_no_database_make_none_
         # and those about a tenant, which had left an empty database behind to say "no tenant"
         ("token", "revoke", "1", "--tenant", "acme"),
         ("token", "add", "--tenant", "acme", "--name", "CRM", "--login", "admin"),
-        ("person", "add", "--tenant", "acme", "--login", "x", "--name", "X", "--password", "pw-123456"),
+        (
+            "person",
+            "add",
+            "--tenant",
+            "acme",
+            "--login",
+            "x",
+            "--name",
+            "X",
+            "--role",
+            "admin",
+            "--password",
+            "pw-1",
+        ),
         ("sync", "staff", "--tenant", "acme"),
         ("archive", "skip", "--tenant", "acme", "--seq", "5"),
     )

@@ -503,7 +503,7 @@ def person_add(
     tenant: Annotated[str, typer.Option(help="tenant slug")],
     login: Annotated[str, typer.Option(help="login name (unique)")],
     name: Annotated[str, typer.Option(help="display name")],
-    role: Annotated[str, typer.Option(help="admin | supervisor | agent")] = "admin",
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent")],
     staff_userid: Annotated[str | None, typer.Option(help="their WeCom userid, if staff")] = None,
     password: Annotated[str | None, typer.Option(help="password (asked for when left out)")] = None,
 ) -> None:
@@ -531,6 +531,111 @@ def person_add(
     with rt.db.tenant_session(tenant_id) as s:
         service.add_person(s, login, name, role, password or None, staff_userid)
     console.print(f"{login} can now log in as {role}")
+
+
+@person_app.command("list")
+@clear_errors
+def person_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
+    """The tenant's logins, one a line: role, WeCom userid, newest sign-in (UTC), and whether
+    they have left the company or are disabled."""
+    from siyu.tenancy import people
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
+    with rt.db.tenant_session(tenant_id) as s:
+        rows = people.listed(s)
+    for p in rows:
+        state = "disabled" if p["disabled_at"] else "left" if p["left"] else "active"
+        signed_in = f"{p['signed_in_at']:%Y-%m-%d %H:%M}" if p["signed_in_at"] else "not signed in"
+        typer.echo(
+            f"{p['login']}  {p['role']}  {state}  {p['display_name']!r}"
+            f" (WeCom {p['staff_userid'] or '-'}); {signed_in}"
+        )
+    if not rows:
+        typer.echo(f"no logins in {tenant}: `siyu person add` makes one")
+
+
+def _person_id(rt, tenant_id: int, tenant: str, login: str) -> int:
+    from sqlalchemy import select
+
+    from siyu.tenancy.models import Person
+
+    with rt.db.tenant_session(tenant_id) as s:
+        person_id = s.scalar(select(Person.id).where(Person.login == login.strip()))
+    if person_id is None:
+        _fail(f"no login {login!r} in {tenant}; `siyu person list --tenant {tenant}` shows them")
+    return person_id
+
+
+@person_app.command("set-role")
+@clear_errors
+def person_set_role(
+    login: Annotated[str, typer.Argument(help="their login")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent")],
+) -> None:
+    """Change a login's role: it holds from their next request, signed in or by a token."""
+    from siyu.tenancy import people
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
+    person_id = _person_id(rt, tenant_id, tenant, login)
+    with rt.db.tenant_session(tenant_id) as s:
+        people.set_role(s, person_id, role)
+    console.print(f"{login} is now {role}")
+
+
+@person_app.command("reset-password")
+@clear_errors
+def person_reset_password(
+    login: Annotated[str, typer.Argument(help="their login")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    password: Annotated[str | None, typer.Option(help="the new password (asked for when left out)")] = None,
+) -> None:
+    """Give a login a new password; it is signed out everywhere."""
+    from siyu.tenancy import people
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
+    person_id = _person_id(rt, tenant_id, tenant, login)
+    password = password or getpass.getpass("new password: ")
+    with rt.db.tenant_session(tenant_id) as s:
+        people.reset_password(s, person_id, password)
+    console.print(f"{login} has a new password and is signed out everywhere")
+
+
+@person_app.command("disable")
+@clear_errors
+def person_disable(
+    login: Annotated[str, typer.Argument(help="their login")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+) -> None:
+    """End a login: signed out everywhere, refused (its API tokens too) until enabled."""
+    from siyu.tenancy import people
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
+    person_id = _person_id(rt, tenant_id, tenant, login)
+    with rt.db.tenant_session(tenant_id) as s:
+        people.disable(s, person_id)
+    console.print(f"{login} is disabled and signed out everywhere")
+
+
+@person_app.command("enable")
+@clear_errors
+def person_enable(
+    login: Annotated[str, typer.Argument(help="their login")],
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+) -> None:
+    """Let a disabled login sign in again."""
+    from siyu.tenancy import people
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
+    person_id = _person_id(rt, tenant_id, tenant, login)
+    with rt.db.tenant_session(tenant_id) as s:
+        people.enable(s, person_id)
+    console.print(f"{login} may sign in again")
 
 
 def _known_staff(rt, tenant_id: int, slug: str, userid: str) -> str:
