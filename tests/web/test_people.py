@@ -113,6 +113,8 @@ def test_a_disabled_login_is_refused_signed_in_by_password_and_by_token(as_role,
             assert token.get("/api/v1/me").status_code == 200
             assert _post(admin, person_id, "disable").status_code == 303
             assert token.get("/api/v1/me").status_code == 401
+        listed = {t["prefix"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
+        assert listed[secret[:11]] == "suspended"  # not 有效 while refused
         assert session.get("/api/v1/me").status_code == 401
         with db.tenant_session(world.a.id) as s:
             assert s.scalar(select(WebSession.id).where(WebSession.person_id == person_id)) is None
@@ -129,6 +131,7 @@ def test_a_disabled_login_is_refused_signed_in_by_password_and_by_token(as_role,
 
 def test_an_admin_cannot_demote_or_disable_themselves_nor_the_last_admin(as_role, siyu, db, world):
     from siyu.tenancy import people
+
     admin = as_role("admin")
     own = _id(db, world, world.a.logins["admin"])
     for action, data in (("role", {"role": "agent"}), ("disable", {})):
@@ -154,3 +157,20 @@ def test_an_admin_cannot_demote_or_disable_themselves_nor_the_last_admin(as_role
             assert r.status_code == 422 and "找不到这个账号" in _error(r)
         finally:
             b_admin.close()
+
+
+def test_a_disabled_member_is_refused_through_wecom_too(as_role, siyu, db, world):
+    """张三 signs in through WeCom (no password): disabled, WeCom's sign-in is refused too."""
+    admin = as_role("admin")
+    zhangsan = _id(db, world, world.a.logins["agent"])
+    assert _post(admin, zhangsan, "disable").status_code == 303
+    try:
+        with httpx.Client(follow_redirects=True, timeout=10) as client:
+            link = f"{siyu}/auth/wecom/{world.a.slug}?next=/"
+            corp_id = world.a.corp["corp_id"]
+            r = client.get(f"{world.emu_url}/_emulator/oauth/as/{corp_id}/zhangsan", params={"next": link})
+            assert r.status_code == 403 and "已被管理员停用" in r.text, r.text
+            assert "siyu_session" not in client.cookies
+    finally:
+        assert _post(admin, zhangsan, "enable").status_code == 303
+    assert "王女士" in _names(as_role("agent"))

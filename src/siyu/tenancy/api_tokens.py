@@ -284,7 +284,8 @@ def described(session: Session, tokens: list[ApiToken]) -> list[dict]:
     people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
     now = utcnow()
     out = []
-    left = _gone(session, people.values())
+    # a login an admin disabled is refused as one who left is (siyu.web.auth)
+    left = _gone(session, people.values()) | {p.id for p in people.values() if p.disabled_at}
     for t in tokens:
         acting, maker = people[t.person_id], people.get(t.created_by_id)
         state = status(t, now)
