@@ -114,7 +114,10 @@ def get_timeline(
     customer_id: int,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
     before: Annotated[
-        int | None, Query(description="an event's id (the last of a page): the events older than it")
+        int | None,
+        Query(
+            description="an entry's id (the last of a page; a wait's is negative): the entries older than it"
+        ),
     ] = None,
 ):
     """The customer's events, newest first (of the staff members the caller may see), with

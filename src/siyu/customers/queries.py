@@ -293,7 +293,7 @@ def describe_event(kind: str, data: dict) -> str:
     if kind == "remark":  # a change of the remark, of the description, or of both
         said = [f"备注：{values['remark']}"] if "remark" in values else []
         said += [f"描述：{values['description']}"] if "description" in values else []
-        return f"修改了{'；'.join(said)}" if said else "修改了备注："
+        return f"修改了{'；'.join(said)}" if said else "修改了备注"
     try:
         return template.format_map(_Blank(values))
     except (ValueError, IndexError):

@@ -65,8 +65,11 @@ def _keeps_an_admin(session: Session, person: Person, by: int | None) -> None:
         raise PersonRefused(
             "不能降低或停用自己的账号，请让另一位管理员操作 / you cannot demote or disable yourself"
         )
-    others = session.scalars(select(Person).where(Person.role == "admin", Person.id != person.id))
-    if not any(may_sign_in(session, p) for p in others):
+    # every admin locked, in one order: two admins demoting each other at once had each seen
+    # the other still there, and left none
+    every_admin = select(Person).where(Person.role == "admin").order_by(Person.id).with_for_update()
+    admins = session.scalars(every_admin)
+    if not any(may_sign_in(session, p) for p in admins if p.id != person.id):
         raise PersonRefused(
             f"{person.display_name} 是唯一可以登录的管理员，不能降级或停用：请先设另一位管理员"
             " / the last active admin cannot be demoted or disabled: make another admin first"
