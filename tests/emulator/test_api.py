@@ -512,6 +512,46 @@ def test_customer_groups_answer_groupchat_get_and_their_changes_are_called_back(
     assert "<UpdateDetail><![CDATA[change_name]]></UpdateDetail>" in changes[1]
 
 
+def test_joins_and_leaves_are_called_back_with_who_and_how_as_wecom_does(http, make_corp):
+    """REFERENCE 2.2: an update with add_member carries JoinScene (0 invited, 1 link, 3 QR
+    code), one with del_member QuitScene (0 left, 1 removed), both MemChangeCnt and
+    MemChangeList; groupchat/get lists the newcomer with its join_scene and invitor."""
+    corp = make_corp()
+    tok = token(http, corp)
+    config_id = _way(http, tok, user=["zhangsan"])
+    ext = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "周九"}, "wait": True},
+    ).json()["external_userid"]
+    groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"
+    chat_id = http.post(groups, json={"owner": "zhangsan", "name": "体验群"}).json()["group_chat"]["chat_id"]
+    joined = http.post(f"{groups}/{chat_id}/members", json={"members": [ext, "lisi"], "join_scene": 2})
+    assert joined.status_code == 200, joined.text
+    assert (
+        "<UpdateDetail><![CDATA[add_member]]></UpdateDetail><JoinScene>1</JoinScene>"
+        in joined.json()["inner_xml"]
+    )
+    assert (
+        f"<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item><![CDATA[{ext}]]></Item>"
+        in joined.json()["inner_xml"]
+    )
+    listed = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id})["group_chat"]
+    newcomer = next(m for m in listed["member_list"] if m["userid"] == ext)
+    assert (newcomer["type"], newcomer["join_scene"], newcomer["invitor"]) == (2, 2, {"userid": "zhangsan"})
+    assert http.post(f"{groups}/{chat_id}/members", json={"members": [ext]}).status_code == 409
+    assert (
+        http.post(f"{groups}/{chat_id}/members", json={"members": [ext], "join_scene": 4}).status_code == 400
+    )
+    left = http.post(f"{groups}/{chat_id}/leave", json={"members": [ext], "removed": True})
+    assert left.status_code == 200, left.text
+    xml = left.json()["inner_xml"]
+    assert "<UpdateDetail><![CDATA[del_member]]></UpdateDetail><QuitScene>1</QuitScene>" in xml
+    assert f"<MemChangeList><Item><![CDATA[{ext}]]></Item></MemChangeList>" in xml
+    listed = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id})["group_chat"]
+    assert [m["userid"] for m in listed["member_list"]] == ["zhangsan", "lisi"]
+    assert http.post(f"{groups}/{chat_id}/leave", json={"members": ["zhangsan"]}).status_code == 400
+
+
 def test_a_group_of_staff_only_is_told_by_the_archive_api_not_as_a_customer_group(http, make_corp):
     corp = make_corp()
     groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"

@@ -255,6 +255,80 @@ def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery | No
     return _chat_event(emu, corp, group, "update", UpdateDetail="change_name")
 
 
+# groupchat/get's join_scene (1 invited directly, 2 by link, 3 by QR code) as the update
+# event's JoinScene numbers it (0 directly, 1 by link, 3 by QR code; REFERENCE 2.2)
+JOIN_SCENE_IN_EVENT = {1: 0, 2: 1, 3: 3}
+
+
+def _userids(body: dict) -> list[str]:
+    listed = body.get("members")
+    if not isinstance(listed, list) or not listed or not all(isinstance(u, str) for u in listed):
+        raise _bad("members must be a non-empty list of userids and external_userids")
+    return list(dict.fromkeys(listed))
+
+
+def add_group_members(emu, corp: Corp, chat_id: str, body: dict) -> Delivery | None:
+    """Members or customers join the group (invited by `invitor`, the owner if not given, or
+    by link or QR code: join_scene 1, 2, 3 as groupchat/get tells it): change_external_chat
+    update, UpdateDetail add_member, with JoinScene and MemChangeList."""
+    group = _live_group(corp, chat_id)
+    scene = body.get("join_scene", 1)
+    if scene not in JOIN_SCENE_IN_EVENT:
+        raise _bad("join_scene must be 1 (invited directly), 2 (by link) or 3 (by QR code)")
+    invitor = body.get("invitor") or group.owner
+    if not isinstance(invitor, str) or invitor not in corp.staff:
+        raise _bad(f"unknown invitor {invitor!r}: a member of the corp")
+    now, present = int(emu.state.now()), {m.userid for m in group.members}
+    joined = []
+    for userid in _userids(body):
+        if userid in present:
+            continue
+        if userid in corp.staff:
+            kind = 1
+        elif userid in corp.customers:
+            kind = 2
+        else:
+            raise _bad(f"unknown member {userid!r}: a member's userid or a customer's external_userid")
+        joined.append(GroupMember(userid, kind, now, scene, invitor if scene != 3 else ""))
+    if not joined:
+        raise _bad("everyone listed is in the group already", 409)
+    group.members.extend(joined)
+    return _chat_event(
+        emu,
+        corp,
+        group,
+        "update",
+        UpdateDetail="add_member",
+        JoinScene=JOIN_SCENE_IN_EVENT[scene],
+        MemChangeCnt=len(joined),
+        MemChangeList=[m.userid for m in joined],
+    )
+
+
+def remove_group_members(emu, corp: Corp, chat_id: str, body: dict) -> Delivery | None:
+    """Members or customers leave the group: of themselves, or removed by the owner or an
+    admin (`removed`): change_external_chat update, UpdateDetail del_member, with QuitScene
+    (0 left, 1 removed) and MemChangeList."""
+    group = _live_group(corp, chat_id)
+    wanted = set(_userids(body))
+    if group.owner in wanted:
+        raise _bad("the owner cannot leave the group: dismiss it or hand it over first")
+    gone = [m.userid for m in group.members if m.userid in wanted]
+    if not gone:
+        raise _bad("nobody listed is in the group", 409)
+    group.members = [m for m in group.members if m.userid not in wanted]
+    return _chat_event(
+        emu,
+        corp,
+        group,
+        "update",
+        UpdateDetail="del_member",
+        QuitScene=1 if body.get("removed") is True else 0,
+        MemChangeCnt=len(gone),
+        MemChangeList=gone,
+    )
+
+
 def dismiss_group_chat(emu, corp: Corp, chat_id: str) -> Delivery | None:
     group = _live_group(corp, chat_id)
     group.dismissed = True

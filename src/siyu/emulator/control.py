@@ -51,6 +51,11 @@ Events (each answers its delivery: {id, kind, status, attempt_count, attempts, i
         a group of staff only (msgaudit/groupchat/get tells it; no callback, delivery null)
   PATCH  /_emulator/corps/{corp_id}/group_chats/{chat_id}   {name, wait?} renamed -> update
         (UpdateDetail change_name)
+  POST   /_emulator/corps/{corp_id}/group_chats/{chat_id}/members   {members, join_scene?: 1 invited
+        | 2 link | 3 QR code, invitor?, wait?} join -> update (UpdateDetail add_member, JoinScene,
+        MemChangeList)
+  POST   /_emulator/corps/{corp_id}/group_chats/{chat_id}/leave   {members, removed?: bool, wait?}
+        leave, or removed by the owner -> update (UpdateDetail del_member, QuitScene 0 | 1, MemChangeList)
   DELETE /_emulator/corps/{corp_id}/group_chats/{chat_id}   dismissed -> dismiss
   POST /_emulator/redeliver/{delivery_id}         resend the identical callback (with retries)
 
@@ -342,6 +347,16 @@ def build_router(emu) -> APIRouter:
     @r.patch("/corps/{corp_id}/group_chats/{chat_id}")
     async def rename_group_chat(corp_id: str, chat_id: str, request: Request, body: dict = Body(...)):
         d = actions.rename_group_chat(emu, corp_of(corp_id), chat_id, body.get("name"))
+        return (await settle(request, body, [d]))[0] if d else {}
+
+    @r.post("/corps/{corp_id}/group_chats/{chat_id}/members")
+    async def add_group_members(corp_id: str, chat_id: str, request: Request, body: dict = Body(...)):
+        d = actions.add_group_members(emu, corp_of(corp_id), chat_id, body)
+        return (await settle(request, body, [d]))[0] if d else {}
+
+    @r.post("/corps/{corp_id}/group_chats/{chat_id}/leave")
+    async def remove_group_members(corp_id: str, chat_id: str, request: Request, body: dict = Body(...)):
+        d = actions.remove_group_members(emu, corp_of(corp_id), chat_id, body)
         return (await settle(request, body, [d]))[0] if d else {}
 
     @r.delete("/corps/{corp_id}/group_chats/{chat_id}")

@@ -99,11 +99,15 @@ def parse_event(inner_xml: bytes | str) -> CallbackEvent:
     return CallbackEvent(fields=fields, digest=hashlib.sha256(raw).hexdigest())
 
 
-def event_xml(fields: dict[str, str | int]) -> str:
-    """Inner event XML in WeCom's style: CDATA for text, bare integers for numbers."""
+def event_xml(fields: dict[str, str | int | list[str]]) -> str:
+    """Inner event XML in WeCom's style: CDATA for text, bare integers for numbers, a list as
+    its <Item>s (MemChangeList)."""
     parts = ["<xml>"]
     for name, value in fields.items():
-        if isinstance(value, int):
+        if isinstance(value, list):
+            items = "".join(f"<Item><![CDATA[{item}]]></Item>" for item in value)
+            parts.append(f"<{name}>{items}</{name}>")
+        elif isinstance(value, int):
             parts.append(f"<{name}>{value}</{name}>")
         else:
             parts.append(f"<{name}><![CDATA[{value}]]></{name}>")
