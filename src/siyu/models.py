@@ -1,6 +1,6 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
-from siyu.conversations.models import ArchiveCursor, ArchiveKey, Conversation, GroupChat, Message
+from siyu.conversations.models import ArchiveCursor, ArchiveKey, Conversation, GroupChat, GroupMember, Message
 from siyu.conversations.search import MessageSearch
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db.base import Base
@@ -30,6 +30,7 @@ __all__ = [
     "Follow",
     "FollowTag",
     "GroupChat",
+    "GroupMember",
     "LoginThrottle",
     "Message",
     "MessageSearch",

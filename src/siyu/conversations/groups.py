@@ -7,6 +7,13 @@ and creator instead (with the 会话存档 secret). Each group is looked up afte
 the pull that first stores it, again when WeCom says it changed (change_external_chat), and
 an unknown one again at the first pull that stores messages at least RECHECK_AFTER later (a
 group made moments before its first message may not be known yet).
+
+Which of our customers are in a group (GroupMember) follows the same answers: a customer
+groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
+del_member update names them in MemChangeList; an older event without it: whoever is no
+longer listed) or as the group is dismissed. Each change lands once on the customer's
+timeline. A listing never undoes a leave it does not postdate: WeCom's answer may lag its
+event by seconds, and a lookup may be stored after a later event's.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from siyu.conversations.models import Conversation, GroupChat
+from siyu.conversations.models import Conversation, GroupChat, GroupMember
+from siyu.customers import service as customers
+from siyu.customers.models import Customer
+from siyu.customers.queries import JOINED_HOW
 from siyu.db import bulk
 from siyu.wecom.archive import storable_text
 
@@ -44,12 +54,16 @@ def to_look_up(session: Session, now: datetime, limit: int) -> list[str]:
 def _row(session: Session, chat_id: str, now: datetime) -> GroupChat:
     # two workers may meet the same new group at once: insert if missing, then update
     bulk.insert_rows(session, GroupChat, [{"chat_id": chat_id, "checked_at": now}], conflict=["chat_id"])
-    return session.scalar(select(GroupChat).where(GroupChat.chat_id == chat_id))
+    # locked (PostgreSQL; SQLite's write lock is held already): two events of one group handled
+    # at once would both see a customer not in yet, and both write that they joined
+    return session.scalar(select(GroupChat).where(GroupChat.chat_id == chat_id).with_for_update())
 
 
-def record(session: Session, chat: dict, now: datetime) -> GroupChat:
-    """What groupchat/get answered (its `group_chat` object)."""
-    members = {m.get("userid"): m.get("type") for m in chat.get("member_list") or [] if isinstance(m, dict)}
+def record(session: Session, chat: dict, now: datetime, change: dict | None = None) -> GroupChat:
+    """What groupchat/get answered (its `group_chat` object); `change`: the fields of the
+    change_external_chat event it was asked for, if any (who left, with a del_member)."""
+    listed = [m for m in chat.get("member_list") or [] if isinstance(m, dict)]
+    members = {m.get("userid"): m.get("type") for m in listed}
     row = _row(session, str(chat["chat_id"]), now)
     row.name = _text(chat.get("name"), NAME_LENGTH)
     row.owner_userid = _text(chat.get("owner"), 64)
@@ -58,7 +72,114 @@ def record(session: Session, chat: dict, now: datetime) -> GroupChat:
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
         row.status = "active"
     row.checked_at, row.problem = now, ""
+    if row.status == "active":  # (a dismissed group's late answer brings nobody back)
+        _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
+        if change and change.get("UpdateDetail") == "del_member":
+            _left_by_event(session, row, change, {str(m.get("userid")) for m in listed}, now)
     return row
+
+
+# ---------------------------------------------------------------- customers in groups
+
+# The update event numbers JoinScene otherwise than groupchat/get's join_scene (REFERENCE 2.2).
+JOIN_SCENE_OF_EVENT = {"0": 1, "1": 2, "3": 3}
+LEFT_HOW = {"quit": "自己退群", "removed": "被群主或群管理员移出", "dismissed": "群已解散"}
+LEFT_HOW_OF_EVENT = {"0": "quit", "1": "removed"}
+
+
+def _named_joins(change: dict | None, listed: dict) -> list[dict]:
+    """Those an add_member event names that WeCom's answer does not list yet (it may lag the
+    event by seconds), as groupchat/get would list them."""
+    if not change or change.get("UpdateDetail") != "add_member":
+        return []
+    scene = JOIN_SCENE_OF_EVENT.get(str(change.get("JoinScene", "")), 0)
+    named = [n for n in str(change.get("MemChangeList") or "").split("|") if n and n not in listed]
+    return [{"userid": n, "join_time": change.get("CreateTime"), "join_scene": scene} for n in named]
+
+
+def _customers(session: Session, external_userids) -> dict[str, Customer]:
+    """Our customers among these ids; anyone else in a group (nobody here follows them) is
+    not kept."""
+    ids = sorted({e for e in external_userids if e})
+    if not ids:
+        return {}
+    found = session.scalars(select(Customer).where(Customer.external_userid.in_(ids)))
+    return {c.external_userid: c for c in found}
+
+
+def _memberships(session: Session, chat_id: str, customer_ids) -> dict[int, GroupMember]:
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(GroupMember).where(GroupMember.chat_id == chat_id, GroupMember.customer_id.in_(ids))
+    )
+    return {m.customer_id: m for m in rows}
+
+
+def _event(session: Session, customer: Customer, kind: str, at: datetime, group: GroupChat, **data) -> None:
+    # on the owner's name: an agent sees what happens in the groups of the members they see
+    customers.timeline(
+        session, customer, kind, at, group.owner_userid, group=group.name, chat_id=group.chat_id, **data
+    )
+
+
+def _joined(session: Session, group: GroupChat, listed: list[dict], now: datetime) -> None:
+    """Customers groupchat/get lists: in since their join_time, unless already in, or listed
+    by an answer no newer than their leave."""
+    found = _customers(session, [str(m.get("userid") or "") for m in listed])
+    have = _memberships(session, group.chat_id, [c.id for c in found.values()])
+    for m in listed:
+        customer = found.get(str(m.get("userid") or ""))
+        if customer is None:
+            continue
+        at = customers.from_unix(m.get("join_time")) if m.get("join_time") else now
+        member = have.get(customer.id)
+        if member is not None and member.left_at is None:
+            continue  # in already
+        if member is not None and member.left_at >= at:
+            continue  # they left after this join: the answer is older than the leave
+        if member is None:
+            member = have[customer.id] = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
+            session.add(member)
+        scene = m.get("join_scene") if m.get("join_scene") in JOINED_HOW else 0
+        invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
+        member.joined_at, member.join_scene = at, scene
+        member.invitor = _text(invitor.get("userid"), 64)
+        member.left_at, member.left_how = None, ""
+        _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
+
+
+def _left_by_event(session: Session, group: GroupChat, change: dict, listed: set[str], now: datetime) -> None:
+    """del_member: those MemChangeList names (an older event without it: our customers in
+    the group that groupchat/get no longer lists) left, as QuitScene says."""
+    at = customers.from_unix(change.get("CreateTime")) if change.get("CreateTime") else now
+    how = LEFT_HOW_OF_EVENT.get(str(change.get("QuitScene", "")), "")
+    named = [n for n in str(change.get("MemChangeList") or "").split("|") if n]
+    if named:
+        found = _customers(session, named)
+    else:
+        in_group = session.scalars(
+            select(Customer)
+            .join(GroupMember, GroupMember.customer_id == Customer.id)
+            .where(GroupMember.chat_id == group.chat_id, GroupMember.left_at.is_(None))
+        )
+        found = {c.external_userid: c for c in in_group if c.external_userid not in listed}
+    _leave(session, group, list(found.values()), how, at)
+
+
+def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str, at: datetime) -> None:
+    have = _memberships(session, group.chat_id, [c.id for c in leaving])
+    for customer in leaving:
+        member = have.get(customer.id)
+        if member is None:  # the join was never seen: the leave still holds off a late listing
+            member = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
+            session.add(member)
+        elif member.left_at is not None or (member.joined_at is not None and member.joined_at > at):
+            continue  # left already (a retried event), or joined again since this leave
+        member.left_at, member.left_how = at, how
+        kind = "group_dismissed" if how == "dismissed" else "group_left"
+        _event(session, customer, kind, at, group, how=LEFT_HOW.get(how, ""))
 
 
 def _text(value, longest: int) -> str:
@@ -90,6 +211,13 @@ def is_dismissed(session: Session, chat_id: str) -> bool:
     return session.scalar(select(GroupChat.status).where(GroupChat.chat_id == chat_id)) == "dismissed"
 
 
-def record_dismissed(session: Session, chat_id: str, now: datetime) -> None:
+def record_dismissed(session: Session, chat_id: str, now: datetime, at: datetime | None = None) -> None:
+    """The group was dismissed (at `at`, the event's time): our customers in it are no longer."""
     row = _row(session, chat_id, now)
     row.status, row.checked_at = "dismissed", now
+    in_group = session.scalars(
+        select(Customer)
+        .join(GroupMember, GroupMember.customer_id == Customer.id)
+        .where(GroupMember.chat_id == chat_id, GroupMember.left_at.is_(None))
+    )
+    _leave(session, row, list(in_group), "dismissed", at or now)

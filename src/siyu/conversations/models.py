@@ -62,6 +62,29 @@ class GroupChat(TenantOwned, Base):
     problem: Mapped[str] = mapped_column(String(300), default="")  # why the last lookup failed
 
 
+class GroupMember(TenantOwned, Base):
+    """A customer of ours in a customer group: since when and how they joined, and when and
+    how they left (left_at set; joined_at None where only the leave was ever seen). Staff
+    members and customers nobody here follows are not kept. join_scene: groupchat/get's
+    (1 invited by a member, 2 by a member's link, 3 by the group's QR code, 0 unknown);
+    left_how: quit | removed (by the owner or an admin) | dismissed | "" (unknown)."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "chat_id", "customer_id"),
+        Index("ix_group_members_tenant_customer", "tenant_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"))
+    joined_at: Mapped[datetime | None]
+    join_scene: Mapped[int] = mapped_column(default=0)
+    invitor: Mapped[str] = mapped_column(String(64), default="")
+    left_at: Mapped[datetime | None]
+    left_how: Mapped[str] = mapped_column(String(12), default="")
+
+
 class Message(TenantOwned, Base):
     """One archived message, stored once (unique on tenant + msgid)."""
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from siyu.conversations import groups, search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
+from siyu.customers.service import from_unix
 from siyu.db import bulk
 from siyu.db.threads import in_tenant
 from siyu.intake.service import mark_done
@@ -412,7 +413,12 @@ AFTER_PULL_MAX_WAIT_S = 0.0
 
 
 async def look_up_groups(
-    rt, tenant_id: int, chat_ids: list[str], unknown_raises: bool = False, max_wait: float | None = None
+    rt,
+    tenant_id: int,
+    chat_ids: list[str],
+    unknown_raises: bool = False,
+    max_wait: float | None = None,
+    change: dict | None = None,
 ) -> int:
     """Ask WeCom for these group chats' names and owners, one call each, and store what it
     says: externalcontact/groupchat/get for a customer group; for a room it does not know
@@ -421,7 +427,8 @@ async def look_up_groups(
     round asks again. A room neither knows is stored as unknown, or raises with
     `unknown_raises` (a customer group's info may lag its change_external_chat event by
     seconds). `max_wait`: how long each call may wait out WeCom's pacing and limits (the
-    client's default when None). Returns how many were looked up."""
+    client's default when None). `change`: the change_external_chat event asked for (who
+    left, with a del_member). Returns how many were looked up."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     client = (await rt.clients.get(tenant_id)).contact
@@ -449,7 +456,8 @@ async def look_up_groups(
                 if not await in_tenant(rt.db, tenant_id, _unknown, chat_id, exc, unknown_raises, rt.now()):
                     raise
             else:
-                await in_tenant(rt.db, tenant_id, groups.record, {**chat, "chat_id": chat_id}, rt.now())
+                chat = {**chat, "chat_id": chat_id}
+                await in_tenant(rt.db, tenant_id, groups.record, chat, rt.now(), change)
             done += 1
     finally:
         if archive is not None:
@@ -508,9 +516,10 @@ async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> N
     chat_id = fields.get("ChatId", "")
     if chat_id:
         if fields.get("ChangeType") == "dismiss":
-            await in_tenant(rt.db, tenant_id, groups.record_dismissed, chat_id, rt.now())
+            at = from_unix(fields.get("CreateTime")) if fields.get("CreateTime") else None
+            await in_tenant(rt.db, tenant_id, groups.record_dismissed, chat_id, rt.now(), at)
         else:
-            await look_up_groups(rt, tenant_id, [chat_id], unknown_raises=True)
+            await look_up_groups(rt, tenant_id, [chat_id], unknown_raises=True, change=fields)
     await in_tenant(rt.db, tenant_id, mark_done, event_id)
 
 

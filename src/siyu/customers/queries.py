@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from siyu.conversations.models import GroupChat, GroupMember
 from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import paging
@@ -267,7 +268,44 @@ def profile(session: Session, viewer: Reader, customer_id: int) -> dict | None:
         "follows": fls,
         "tags": _union_tags(fls),
         "channels": list(channels.values()),
+        "groups": customer_groups(session, viewer, customer.id),
     }
+
+
+# groupchat/get's join_scene in words (siyu.conversations.groups keeps it)
+JOINED_HOW = {1: "由成员邀请", 2: "通过成员分享的群链接", 3: "扫描群二维码"}
+
+
+def customer_groups(session: Session, viewer: Reader, customer_id: int) -> list[dict]:
+    """The customer groups the customer is in now, newest join first: for an agent, those
+    owned by a member they see (as the group chats they may read, and the timeline)."""
+    stmt = (
+        select(GroupMember, GroupChat)
+        .join(GroupChat, GroupChat.chat_id == GroupMember.chat_id)
+        .where(
+            GroupMember.customer_id == customer_id,
+            GroupMember.left_at.is_(None),
+            GroupChat.status == "active",
+        )
+        .order_by(GroupMember.joined_at.desc(), GroupMember.id.desc())
+    )
+    if viewer.visible_staff is not None:
+        stmt = stmt.where(GroupChat.owner_userid.in_(sorted(viewer.visible_staff)))
+    names = staff_names(session)
+    return [
+        {
+            "chat_id": group.chat_id,
+            "name": group.name,
+            "owner_userid": group.owner_userid,
+            "owner_name": names.get(group.owner_userid, group.owner_userid),
+            "joined_at": member.joined_at,
+            "join_scene": member.join_scene,
+            "joined_how": JOINED_HOW.get(member.join_scene, ""),
+            "invitor_userid": member.invitor,
+            "invitor_name": names.get(member.invitor, member.invitor),
+        }
+        for member, group in session.execute(stmt)
+    ]
 
 
 EVENT_TEXT = {
@@ -283,6 +321,10 @@ EVENT_TEXT = {
     "welcome_sent": "已发送欢迎语",
     "welcome_failed": "欢迎语发送失败：{error}",
     "tag_failed": "渠道标签 {tags} 未能同步到企业微信：{error}",
+    # the group's name as it was then (data: group, chat_id, how: the scene in words)
+    "group_joined": "加入客户群{group}{how}",
+    "group_left": "退出客户群{group}{how}",
+    "group_dismissed": "所在的客户群{group}已解散",
     "wait": "客户发来消息等待回复",  # not stored: siyu.sla.history words each wait whole
 }
 
@@ -294,6 +336,9 @@ def describe_event(kind: str, data: dict) -> str:
         said = [f"备注：{values['remark']}"] if "remark" in values else []
         said += [f"描述：{values['description']}"] if "description" in values else []
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
+    if kind.startswith("group_"):  # an unnamed group, a scene WeCom did not tell: left out
+        name, how = values.get("group") or "", values.get("how") or ""
+        values = {**values, "group": f"「{name}」" if name else "", "how": f"（{how}）" if how else ""}
     try:
         return template.format_map(_Blank(values))
     except (ValueError, IndexError):

@@ -41,6 +41,9 @@ TimelineKind = Literal[
     "welcome_sent",
     "welcome_failed",
     "tag_failed",
+    "group_joined",
+    "group_left",
+    "group_dismissed",
     "wait",  # not stored: a wait of the customer's conversations (siyu.sla.history)
 ]
 
@@ -124,8 +127,28 @@ class CustomerOut(BaseModel):
     tags: list[TagOut] = []
 
 
+class CustomerGroupOut(BaseModel):
+    """A customer group (客户群) the customer is in now."""
+
+    chat_id: str = Field(description="WeCom's chat_id (the archive's roomid)")
+    name: str = Field(description="as WeCom last told it; empty for an unnamed group")
+    owner_userid: str
+    owner_name: str
+    joined_at: datetime | None = Field(description="when they joined, as WeCom tells it")
+    join_scene: int = Field(
+        description="1 invited by a member, 2 by a member's link, 3 scanned the group's QR code, 0 unknown"
+    )
+    joined_how: str = Field(description="join_scene in words")
+    invitor_userid: str = Field(description="the member who invited them, if WeCom says")
+    invitor_name: str
+
+
 class CustomerProfile(CustomerOut):
     channels: list[ChannelRef] = []
+    groups: list[CustomerGroupOut] = Field(
+        default=[],
+        description="the customer groups they are in now (for an agent: the groups of members they see)",
+    )
 
 
 class CustomerPage(BaseModel):
@@ -143,7 +166,9 @@ class TimelineEventOut(BaseModel):
     at: datetime = Field(description="when it happened; a wait: when the customer wrote")
     kind: TimelineKind = Field(
         description="lost: the customer deleted the staff member; removed: the staff member deleted the"
-        " customer; transferred: handed over to another member; wait: the customer wrote and waited"
+        " customer; transferred: handed over to another member; group_joined / group_left /"
+        " group_dismissed: joined or left a customer group, or it was dismissed (data: group, chat_id,"
+        " how; staff_userid: the group's owner); wait: the customer wrote and waited"
         " for a reply (data: conversation_id, quote, state waiting | replied | dismissed | recalled |"
         " declined | lost | removed | transferred | merged, closed_at, response_s, replied_by,"
         " closed_by, snoozed_until, snoozed_by, escalations)"

@@ -1,0 +1,204 @@
+"""Which customer groups (客户群) a customer is in, on their page, in the customer API and on
+the timeline: kept from groupchat/get's member list and the change_external_chat update
+events (add_member, del_member) and dismissals, over the emulator end to end, and what a
+late or repeated answer cannot undo (siyu.conversations.groups)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+
+from siyu.conversations import groups
+from siyu.conversations.models import GroupMember
+from siyu.customers import queries
+from siyu.customers.models import Customer, Follow, TimelineEvent
+from siyu.tenancy.tasks import sync_staff
+from tests.conversations.test_ingest import tenant_id  # noqa: F401 - fixture
+from tests.customers.test_acquisition import follow_of, make_channel, run
+from tests.customers.test_tag_sync import customer_id, signed_in
+from tests.support.stack import second_tenant, wait_for
+
+
+def group_events(stack, ext: str) -> list[dict]:
+    with stack.session() as s:
+        rows = s.execute(
+            select(TimelineEvent.kind, TimelineEvent.data)
+            .join(Customer, Customer.id == TimelineEvent.customer_id)
+            .where(Customer.external_userid == ext, TimelineEvent.kind.like("group_%"))
+            .order_by(TimelineEvent.id)
+        ).all()
+    return [{"kind": kind, **data} for kind, data in rows]
+
+
+def test_a_customers_groups_joined_and_left_show_on_their_page_timeline_and_api(stack):
+    """A member makes a group with two customers, a third scans the group's QR code, the owner
+    removes one: each customer's page says which groups they are in now, and their timeline
+    says when they joined or left and how. A callback WeCom sends again writes nothing more;
+    an agent sees the groups of the members they see only, another company nothing."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    zhao, qian, sun = (
+        stack.scan(channel.config_id, n)["external_userid"] for n in ("赵先生", "钱女士", "孙小姐")
+    )
+    wait_for(lambda: all(follow_of(stack, e) for e in (zhao, qian, sun)))
+
+    made = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "zhangsan", "name": "新品体验群", "members": ["lisi", zhao, qian], "wait": True},
+    )
+    room = made["group_chat"]["chat_id"]
+    wait_for(lambda: group_events(stack, qian), 20)  # (each change handled before the next is made)
+    stack.control(
+        "POST", stack.corp_path(f"/group_chats/{room}/members"), json={"members": [sun], "join_scene": 3}
+    )
+    wait_for(lambda: group_events(stack, sun), 20)
+    removal = stack.control(
+        "POST", stack.corp_path(f"/group_chats/{room}/leave"), json={"members": [qian], "removed": True}
+    )
+    # a group of lisi's, which zhangsan as an agent does not see
+    stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "lisi", "name": "李四的VIP群", "members": [zhao]},
+    )
+    wait_for(lambda: [e["kind"] for e in group_events(stack, qian)] == ["group_joined", "group_left"], 20)
+    wait_for(lambda: len(group_events(stack, zhao)) == 2, 20)
+
+    assert "<MemChangeList><Item><![CDATA[" in removal["inner_xml"]
+    stack.control("POST", f"/redeliver/{removal['id']}", params={"wait": "true"})
+    admin = signed_in(stack)
+    cid = {e: customer_id(stack, e) for e in (zhao, qian, sun)}
+    shown = {e: admin.get(f"/api/v1/customers/{cid[e]}").json()["groups"] for e in cid}
+    assert sorted(g["name"] for g in shown[zhao]) == ["新品体验群", "李四的VIP群"]
+    assert shown[qian] == []
+    [joined] = shown[sun]
+    assert (joined["name"], joined["owner_name"], joined["joined_how"]) == (
+        "新品体验群",
+        "张三",
+        "扫描群二维码",
+    )
+    by_invite = next(g for g in shown[zhao] if g["name"] == "新品体验群")
+    assert (by_invite["joined_how"], by_invite["invitor_userid"]) == ("由成员邀请", "zhangsan")
+
+    timeline = admin.get(f"/api/v1/customers/{cid[qian]}/timeline").json()
+    texts = [e["text"] for e in timeline if e["kind"].startswith("group_")]
+    assert texts == [
+        "退出客户群「新品体验群」（被群主或群管理员移出）",
+        "加入客户群「新品体验群」（由成员邀请）",
+    ]
+
+    page = admin.get(f"/customers/{cid[zhao]}").text
+    assert "在客户群「新品体验群」里" in page and "在客户群「李四的VIP群」里" in page
+    assert "加入客户群「新品体验群」（由成员邀请）" in page
+    assert "在客户群" not in admin.get(f"/customers/{cid[qian]}").text
+
+    agent = signed_in(stack, "agent", userid="zhangsan")
+    [seen] = agent.get(f"/api/v1/customers/{cid[zhao]}").json()["groups"]
+    assert seen["name"] == "新品体验群"
+    page = agent.get(f"/customers/{cid[zhao]}").text
+    assert "新品体验群" in page and "李四的VIP群" not in page
+    agent_texts = [e["text"] for e in agent.get(f"/api/v1/customers/{cid[zhao]}/timeline").json()]
+    assert "加入客户群「新品体验群」（由成员邀请）" in agent_texts
+    assert not any("李四的VIP群" in t for t in agent_texts)
+
+    other_id, _, _ = second_tenant(stack, "乙方公司")
+    other = signed_in(stack, tenant_id=other_id)
+    assert other.get(f"/api/v1/customers/{cid[zhao]}").status_code == 404
+    assert other.get(f"/api/v1/customers/{cid[zhao]}/timeline").status_code == 404
+    with stack.rt.db.tenant_session(other_id) as s:
+        assert s.scalar(select(func.count()).select_from(GroupMember)) == 0
+
+    stack.control("DELETE", stack.corp_path(f"/group_chats/{room}"), params={"wait": "true"})
+    wait_for(lambda: group_events(stack, sun)[-1]["kind"] == "group_dismissed", 20)
+    assert [g["name"] for g in admin.get(f"/api/v1/customers/{cid[sun]}").json()["groups"]] == []
+    assert "所在的客户群「新品体验群」已解散" in admin.get(f"/customers/{cid[sun]}").text
+    assert [e["kind"] for e in group_events(stack, qian)] == ["group_joined", "group_left"]
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+OWNER = "zhangsan"
+
+
+def _customer(db, tenant_id: int, ext: str) -> int:  # noqa: F811
+    with db.tenant_session(tenant_id) as s:
+        c = Customer(external_userid=ext, name=ext)
+        s.add(c)
+        s.flush()
+        s.add(Follow(customer_id=c.id, staff_userid=OWNER))
+        return c.id
+
+
+def _chat(*externals: tuple[str, datetime]) -> dict:
+    members = [{"userid": OWNER, "type": 1, "join_time": int(T0.timestamp())}]
+    members += [
+        {"userid": e, "type": 2, "join_time": int(at.timestamp()), "join_scene": 1} for e, at in externals
+    ]
+    return {"chat_id": "wrOrder", "name": "老客户群", "owner": OWNER, "member_list": members}
+
+
+def _left(ext: str, at: datetime, quit_scene: int = 0, named: bool = True) -> dict:
+    change = {
+        "UpdateDetail": "del_member",
+        "QuitScene": str(quit_scene),
+        "CreateTime": str(int(at.timestamp())),
+    }
+    return {**change, "MemChangeList": ext} if named else change
+
+
+def _state(db, tenant_id: int, cid: int):  # noqa: F811
+    viewer = SimpleNamespace(tenant_id=tenant_id, visible_staff=None, timezone="Asia/Shanghai")
+    with db.tenant_session(tenant_id) as s:
+        kinds = s.scalars(
+            select(TimelineEvent.kind).where(TimelineEvent.customer_id == cid).order_by(TimelineEvent.id)
+        ).all()
+        return [g["name"] for g in queries.customer_groups(s, viewer, cid)], kinds
+
+
+def test_a_late_or_repeated_answer_never_turns_a_leave_back_into_membership(db, tenant_id):  # noqa: F811
+    """WeCom's answer may lag its event, and a lookup may be stored after a later event's: a
+    listing no newer than a leave brings nobody back, a retried event writes no second entry,
+    a customer nobody here follows is passed over, and a join after the leave is one again."""
+    cid = _customer(db, tenant_id, "wmOrder1")
+    with db.tenant_session(tenant_id) as s:
+        groups.record(s, _chat(("wmOrder1", T0), ("wmNobodyKnows", T0)), T0)
+    assert _state(db, tenant_id, cid) == (["老客户群"], ["group_joined"])
+    leave = _left("wmOrder1", T0 + timedelta(hours=1), quit_scene=0)
+    for _ in range(2):  # the event handled again (a retry): the listing still lags, naming them
+        with db.tenant_session(tenant_id) as s:
+            groups.record(s, _chat(("wmOrder1", T0)), T0 + timedelta(hours=1), leave)
+    assert _state(db, tenant_id, cid) == ([], ["group_joined", "group_left"])
+    with db.tenant_session(tenant_id) as s:  # an earlier lookup, stored late
+        groups.record(s, _chat(("wmOrder1", T0)), T0 + timedelta(hours=2))
+    assert _state(db, tenant_id, cid) == ([], ["group_joined", "group_left"])
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(GroupMember)) == 1  # the unknown one is not kept
+        groups.record(s, _chat(("wmOrder1", T0 + timedelta(hours=3))), T0 + timedelta(hours=3))
+    assert _state(db, tenant_id, cid) == (["老客户群"], ["group_joined", "group_left", "group_joined"])
+
+    # an older del_member without MemChangeList: whoever groupchat/get no longer lists left
+    with db.tenant_session(tenant_id) as s:
+        later = T0 + timedelta(hours=4)
+        groups.record(s, _chat(), later, _left("", later, quit_scene=1, named=False))
+        events = s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == cid)).all()
+        assert (
+            queries.describe_event(events[-1].kind, events[-1].data)
+            == "退出客户群「老客户群」（被群主或群管理员移出）"
+        )
+    assert _state(db, tenant_id, cid)[0] == []
+
+
+def test_a_join_the_answer_does_not_list_yet_is_taken_from_the_event(db, tenant_id):  # noqa: F811
+    """groupchat/get may lag its add_member event: those MemChangeList names are in all the
+    same, joined as JoinScene says (its own numbering: 3 the group's QR code)."""
+    cid = _customer(db, tenant_id, "wmLagging")
+    at = T0 + timedelta(minutes=5)
+    change = {"UpdateDetail": "add_member", "JoinScene": "3", "MemChangeList": "wmLagging|lisi"}
+    with db.tenant_session(tenant_id) as s:
+        groups.record(s, _chat(), at, {**change, "CreateTime": str(int(at.timestamp()))})
+        [event] = s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == cid)).all()
+        assert event.at == at
+        assert queries.describe_event(event.kind, event.data) == "加入客户群「老客户群」（扫描群二维码）"
+    assert _state(db, tenant_id, cid) == (["老客户群"], ["group_joined"])
