@@ -220,7 +220,7 @@ def test_a_wait_whose_steps_were_skipped_as_due_long_ago_does_not_say_its_remind
     page = _get(w, "/sla").text
     item = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', page, re.S)[0]
     assert "提醒已关闭" not in item and "提醒没有发出" in item, item
-    assert "第 2 步·应用消息→其上级 · 过期未发" in re.sub(r"<[^>]+>", "", item), item
+    assert "第 2 步·提醒卡片→上级 · 过期未发" in re.sub(r"<[^>]+>", "", item), item
     chat = _get(w, f"/conversations/{cid}").text
     assert "提醒已关闭" not in chat and "提醒没有发出" in chat
 

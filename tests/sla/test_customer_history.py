@@ -28,6 +28,6 @@ def test_a_waits_entry_names_the_cards_and_the_call_its_steps_sent(local):
     assert entry["kind"] == "wait" and entry["data"]["state"] == "replied"
     assert entry["text"] == (
         "客户发来消息等待回复：「你好，这个套餐多少钱？」；张三 回复，用时 11 分 40 秒"
-        "；已升级：提醒卡片给负责成员 张三、提醒卡片给上级 李四、电话给负责成员 张三"
+        "；已升级：提醒卡片给负责成员 张三、提醒卡片给上级 李四、语音电话给负责成员 张三"
     )
     assert [e["recipient_name"] for e in entry["data"]["escalations"]] == ["张三", "李四", "张三"]

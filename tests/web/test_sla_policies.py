@@ -250,7 +250,7 @@ def test_an_admin_adds_a_department_policy_through_the_form(as_role, world, db):
     assert steps_of(db, world.a.id, "zhangsan") == tenant_steps(db, world.a.id)
     page = admin.get("/sla/policy?done=department_saved")
     assert "部门策略已保存" in page.text and "自有策略" in page.text
-    assert 'href="/sla/policy/departments/4"' in page.text and "1 分钟 应用消息→负责成员" in page.text
+    assert 'href="/sla/policy/departments/4"' in page.text and "1 分钟 提醒卡片→负责成员" in page.text
     assert "只计算工作时间（09:00-12:00、13:30-18:00）" in page.text  # what else it does, in the list
     assert 'data-confirm="删除「客服部」的部门策略？' in page.text  # removing it asks first
     page = admin.get("/sla/policy/departments/4")

@@ -84,7 +84,7 @@ def test_a_stale_policy_form_is_not_saved_and_says_so_and_a_fresh_one_saves(admi
     assert r.status_code == 409
     assert BY_YI_AT.search(r.text) and NOT_SAVED in r.text and "changed by yi管理员" in r.text
     assert 'value="7"' in r.text and 'value="20"' in r.text  # what 甲 typed is kept
-    assert re.search(r'id="stored-now">现在保存的是：3 分钟 应用消息→负责成员', r.text)
+    assert re.search(r'id="stored-now">现在保存的是：3 分钟 提醒卡片→负责成员', r.text)
     assert first_step(jia) == 180
 
     # saved again from that page (after a look), it saves: it carries what is stored now

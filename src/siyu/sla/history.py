@@ -21,10 +21,9 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
 from siyu.sla.models import SlaEscalation, SlaWait
+from siyu.sla.names import ACTION_NAMES, TARGET_NAMES
 
 QUOTE_CHARS = 40
-ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "电话"}
-TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
 # how a wait ended other than by a reply or a 无需回复, after 「…」
 ENDINGS = {
     "recalled": "客户撤回了消息",

@@ -38,6 +38,7 @@ from siyu.sla.api import (
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
+from siyu.sla.names import ACTION_NAMES, TARGET_NAMES
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -46,8 +47,6 @@ from siyu.web.templating import note_waiting, render, upcoming
 router = APIRouter(include_in_schema=False)
 
 SNOOZE_CHOICES = (15, 30, 60)
-ACTION_NAMES = {"app_message": "应用消息", "voice_call": "语音电话"}
-TARGET_NAMES = {"agent": "负责成员", "leader": "其上级", "contact": "升级联系人"}
 DONE = {
     "snoozed": "已暂缓提醒。",
     "not_waiting": "这个会话已经不在等待回复了。",
@@ -349,7 +348,7 @@ def _policy_text(p: dict, names: dict[str, str], full: bool = False) -> str:
 
 
 def _steps_text(steps: list[dict]) -> str:
-    """A policy's steps in a line: 2 分钟 应用消息→负责成员；10 分钟 语音电话→负责成员."""
+    """A policy's steps in a line: 2 分钟 提醒卡片→负责成员；10 分钟 语音电话→负责成员."""
     return "；".join(
         f"{_delay(s['delay_s'])} {ACTION_NAMES.get(s['action'], s['action'])}→"
         f"{TARGET_NAMES.get(s['target'], s['target'])}"

@@ -1,0 +1,6 @@
+"""What an escalation step's action and target are called wherever Siyu shows them: the policy
+form and its summary, the board's badges and delivery problems, a customer's timeline. One
+table, so that a supervisor reads the same words for the same step on every page."""
+
+ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "语音电话"}
+TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
