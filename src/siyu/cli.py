@@ -11,10 +11,13 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported where used: `siyu --help` stays quick
+    from siyu.runtime import Runtime
 
 app = typer.Typer(
     help="Siyu (私域): the open-source SCRM for WeCom.\n\n"
@@ -555,16 +558,20 @@ def person_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> Non
         typer.echo(f"no logins in {tenant}: `siyu person add` makes one")
 
 
-def _person_id(rt, tenant_id: int, tenant: str, login: str) -> int:
+def _login(tenant: str, login: str) -> tuple[Runtime, int, int]:
+    """What a command on one login needs: the runtime, the tenant's id and the login's id; exits
+    with a one-line reason when there is no such tenant or login."""
     from sqlalchemy import select
 
     from siyu.tenancy.models import Person
 
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant)
     with rt.db.tenant_session(tenant_id) as s:
         person_id = s.scalar(select(Person.id).where(Person.login == login.strip()))
     if person_id is None:
         _fail(f"no login {login!r} in {tenant}; `siyu person list --tenant {tenant}` shows them")
-    return person_id
+    return rt, tenant_id, person_id
 
 
 @person_app.command("set-role")
@@ -577,9 +584,7 @@ def person_set_role(
     """Change a login's role: it holds from their next request, signed in or by a token."""
     from siyu.tenancy import people
 
-    rt = _runtime(existing=True)
-    tenant_id = _tenant_id(rt, tenant)
-    person_id = _person_id(rt, tenant_id, tenant, login)
+    rt, tenant_id, person_id = _login(tenant, login)
     with rt.db.tenant_session(tenant_id) as s:
         people.set_role(s, person_id, role)
     console.print(f"{login} is now {role}")
@@ -595,9 +600,7 @@ def person_reset_password(
     """Give a login a new password; it is signed out everywhere."""
     from siyu.tenancy import people
 
-    rt = _runtime(existing=True)
-    tenant_id = _tenant_id(rt, tenant)
-    person_id = _person_id(rt, tenant_id, tenant, login)
+    rt, tenant_id, person_id = _login(tenant, login)
     password = password or getpass.getpass("new password: ")
     with rt.db.tenant_session(tenant_id) as s:
         people.reset_password(s, person_id, password)
@@ -613,9 +616,7 @@ def person_disable(
     """End a login: signed out everywhere, refused (its API tokens too) until enabled."""
     from siyu.tenancy import people
 
-    rt = _runtime(existing=True)
-    tenant_id = _tenant_id(rt, tenant)
-    person_id = _person_id(rt, tenant_id, tenant, login)
+    rt, tenant_id, person_id = _login(tenant, login)
     with rt.db.tenant_session(tenant_id) as s:
         people.disable(s, person_id)
     console.print(f"{login} is disabled and signed out everywhere")
@@ -630,9 +631,7 @@ def person_enable(
     """Let a disabled login sign in again."""
     from siyu.tenancy import people
 
-    rt = _runtime(existing=True)
-    tenant_id = _tenant_id(rt, tenant)
-    person_id = _person_id(rt, tenant_id, tenant, login)
+    rt, tenant_id, person_id = _login(tenant, login)
     with rt.db.tenant_session(tenant_id) as s:
         people.enable(s, person_id)
     console.print(f"{login} may sign in again")
