@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from siyu.config import Settings
 from siyu.db import Database
-from tests.support import TEST_SECRET_KEY
+from tests.support import TEST_SECRET_KEY, new_tenant
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
 
@@ -44,6 +44,12 @@ def db(database_url) -> Database:
     database.migrate()
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def fresh_tenant(db) -> int:
+    """The id of a tenant of this test's own in the shared database (tests.support.new_tenant)."""
+    return new_tenant(db)
 
 
 @pytest.fixture

@@ -12,16 +12,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from siyu.conversations.models import Conversation, Message
 from siyu.db import bulk, database
-from siyu.db.crypto import SecretBox
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
-
-
-def tenant(db) -> int:
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        return save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="b" + secrets.token_hex(4)).id
+from tests.support import new_tenant as tenant
 
 
 def test_bulk_writes_stamp_and_stay_within_the_tenant(db):

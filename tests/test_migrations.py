@@ -42,115 +42,32 @@ def _tenant(s):
     return tenant
 
 
-def test_cards_queued_before_the_recipient_column_keep_their_recipient(tmp_path):
-    """0004 gives cards still waiting to go their person (from the dedupe key), so the
-    pacing of their next cards counts them."""
+def _policy(s, tenant_id: int, steps: str = "[]", business_hours_only: bool = False, shifts: str = "[]"):
+    """The tenant's policy row as the schemas before 0018 take it (no updated_by)."""
+    s.execute(
+        text(
+            "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
+            " business_hours_only, shifts, public_holidays, escalation_contact, merge_window_s,"
+            " call_cooldown_s, quiet_hours, stale_after_s, updated_at) VALUES (:tenant, 0, '默认',"
+            " :enabled, :steps, :hours, :shifts, :holidays, '', 5.0, 900, '[]', 21600, '2026-12-03 12:00:00')"
+        ),
+        {
+            "tenant": tenant_id,
+            "enabled": True,
+            "steps": steps,
+            "hours": business_hours_only,
+            "shifts": shifts,
+            "holidays": False,
+        },
+    )
+
+
+def _to(database, revision: str, down: bool = False) -> None:
+    """Upgrades (or downgrades) the database's schema to `revision`."""
     from alembic import command
-    from sqlalchemy import text
 
-    from siyu.db import Database
-
-    database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
-    try:
-        with database.engine.begin() as conn:
-            command.upgrade(database._alembic(conn), "0003")
-        with database.system_session() as s:
-            tenant = _tenant(s)
-            for key, kind in [("sla-notice:zhang.wei:17", "sla_notice"), ("welcome:wmA:1", "welcome")]:
-                s.execute(
-                    text(
-                        "INSERT INTO outbox (tenant_id, kind, dedupe_key, payload, priority, status,"
-                        " due_at, attempts, last_error, created_at) VALUES (:tenant, :kind, :key, '{}', 5,"
-                        " 'pending', '2026-12-03 12:00:00', 0, '', '2026-12-03 12:00:00')"
-                    ),
-                    {"tenant": tenant.id, "key": key, "kind": kind},
-                )
-        database.migrate()
-        with database.engine.connect() as conn:
-            rows = dict(conn.execute(text("SELECT dedupe_key, recipient FROM outbox")).all())
-        assert rows == {"sla-notice:zhang.wei:17": "zhang.wei", "welcome:wmA:1": ""}
-        with database.engine.begin() as conn:
-            command.downgrade(database._alembic(conn), "0003")
-    finally:
-        database.dispose()
-
-
-def test_a_policy_saved_before_versions_were_kept_is_in_force_since_always(tmp_path):
-    """0014 gives each existing policy one kept version (SlaPolicyVersion) from 2000-01-01:
-    the board measures past waits by it, not by the built-in default."""
-    from datetime import UTC, datetime
-
-    from alembic import command
-    from sqlalchemy import select, text
-
-    from siyu.db import Database
-    from siyu.sla.models import SlaPolicyVersion
-
-    database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
-    try:
-        with database.engine.begin() as conn:
-            command.upgrade(database._alembic(conn), "0013")
-        with database.system_session() as s:
-            tenant = _tenant(s)
-            s.execute(
-                text(
-                    "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
-                    " business_hours_only, shifts, public_holidays, escalation_contact, merge_window_s,"
-                    " call_cooldown_s, quiet_hours, stale_after_s, updated_at) VALUES (:tenant, 0, '默认',"
-                    ' 1, \'[{"delay_s": 60, "action": "app_message", "target": "agent"}]\', 1,'
-                    " '[[\"09:00\", \"18:00\"]]', 0, '', 5.0, 900, '[]', 21600, '2026-12-03 12:00:00')"
-                ),
-                {"tenant": tenant.id},
-            )
-        database.migrate()
-        with database.system_session() as s:
-            kept = s.scalars(select(SlaPolicyVersion)).one()
-            assert kept.valid_from == datetime(2000, 1, 1, tzinfo=UTC)
-            assert kept.steps == [{"delay_s": 60, "action": "app_message", "target": "agent"}]
-            assert (kept.business_hours_only, kept.shifts, kept.public_holidays) == (
-                True,
-                [["09:00", "18:00"]],
-                False,
-            )
-        with database.engine.begin() as conn:
-            command.downgrade(database._alembic(conn), "0013")
-    finally:
-        database.dispose()
-
-
-def test_a_special_date_set_before_its_changes_were_kept_is_in_force_since_always(tmp_path):
-    """0016 gives each special date already set one kept change (SlaCalendarChange) from
-    2000-01-01: the board measures past waits by it, as before the migration."""
-    from datetime import UTC, date, datetime
-
-    from alembic import command
-    from sqlalchemy import select, text
-
-    from siyu.db import Database
-    from siyu.sla.models import SlaCalendarChange
-
-    database = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
-    try:
-        with database.engine.begin() as conn:
-            command.upgrade(database._alembic(conn), "0014")
-        with database.system_session() as s:
-            tenant = _tenant(s)
-            s.execute(
-                text(
-                    "INSERT INTO sla_calendar_days (tenant_id, day, kind, note)"
-                    " VALUES (:tenant, '2026-09-27', 'workday', '调休')"
-                ),
-                {"tenant": tenant.id},
-            )
-        database.migrate()
-        with database.system_session() as s:
-            kept = s.scalars(select(SlaCalendarChange)).one()
-            assert (kept.day, kept.kind) == (date(2026, 9, 27), "workday")
-            assert kept.changed_at == datetime(2000, 1, 1, tzinfo=UTC)
-        with database.engine.begin() as conn:
-            command.downgrade(database._alembic(conn), "0014")
-    finally:
-        database.dispose()
+    with database.engine.begin() as conn:
+        (command.downgrade if down else command.upgrade)(database._alembic(conn), revision)
 
 
 @pytest.fixture
@@ -179,15 +96,91 @@ def empty_database(tmp_path):
         admin.dispose()
 
 
+def test_cards_queued_before_the_recipient_column_keep_their_recipient(empty_database):
+    """0004 gives cards still waiting to go their person (from the dedupe key), so the
+    pacing of their next cards counts them."""
+    database = empty_database
+    _to(database, "0003")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        for key, kind in [("sla-notice:zhang.wei:17", "sla_notice"), ("welcome:wmA:1", "welcome")]:
+            s.execute(
+                text(
+                    "INSERT INTO outbox (tenant_id, kind, dedupe_key, payload, priority, status,"
+                    " due_at, attempts, last_error, created_at) VALUES (:tenant, :kind, :key, '{}', 5,"
+                    " 'pending', '2026-12-03 12:00:00', 0, '', '2026-12-03 12:00:00')"
+                ),
+                {"tenant": tenant.id, "key": key, "kind": kind},
+            )
+    database.migrate()
+    with database.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT dedupe_key, recipient FROM outbox")).all())
+    assert rows == {"sla-notice:zhang.wei:17": "zhang.wei", "welcome:wmA:1": ""}
+    _to(database, "0003", down=True)
+
+
+def test_a_policy_saved_before_versions_were_kept_is_in_force_since_always(empty_database):
+    """0014 gives each existing policy one kept version (SlaPolicyVersion) from 2000-01-01:
+    the board measures past waits by it, not by the built-in default."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from siyu.sla.models import SlaPolicyVersion
+
+    database = empty_database
+    _to(database, "0013")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        steps = '[{"delay_s": 60, "action": "app_message", "target": "agent"}]'
+        _policy(s, tenant.id, steps, business_hours_only=True, shifts='[["09:00", "18:00"]]')
+    database.migrate()
+    with database.system_session() as s:
+        kept = s.scalars(select(SlaPolicyVersion)).one()
+        assert kept.valid_from == datetime(2000, 1, 1, tzinfo=UTC)
+        assert kept.steps == [{"delay_s": 60, "action": "app_message", "target": "agent"}]
+        assert (kept.business_hours_only, kept.shifts, kept.public_holidays) == (
+            True,
+            [["09:00", "18:00"]],
+            False,
+        )
+    _to(database, "0013", down=True)
+
+
+def test_a_special_date_set_before_its_changes_were_kept_is_in_force_since_always(empty_database):
+    """0016 gives each special date already set one kept change (SlaCalendarChange) from
+    2000-01-01: the board measures past waits by it, as before the migration."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import select
+
+    from siyu.sla.models import SlaCalendarChange
+
+    database = empty_database
+    _to(database, "0014")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        s.execute(
+            text(
+                "INSERT INTO sla_calendar_days (tenant_id, day, kind, note)"
+                " VALUES (:tenant, '2026-09-27', 'workday', '调休')"
+            ),
+            {"tenant": tenant.id},
+        )
+    database.migrate()
+    with database.system_session() as s:
+        kept = s.scalars(select(SlaCalendarChange)).one()
+        assert (kept.day, kept.kind) == (date(2026, 9, 27), "workday")
+        assert kept.changed_at == datetime(2000, 1, 1, tzinfo=UTC)
+    _to(database, "0014", down=True)
+
+
 def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_database):
     """0018 adds a unique index on (tenant, maker, prefix); tokens a double click had made twice
     before it both stay (either secret may be in use), the second's prefix marked "~2". Who
     saved a policy or a channel, and who snoozed, are unknown for rows from before it."""
-    from alembic import command
-
     database = empty_database
-    with database.engine.begin() as conn:
-        command.upgrade(database._alembic(conn), "0017")
+    _to(database, "0017")
     with database.system_session() as s:
         tenant = _tenant(s)
         s.execute(
@@ -209,15 +202,7 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
                 ),
                 {"tenant": tenant.id, "person": person, "maker": maker, "prefix": prefix, "hash": f"h{n}"},
             )
-        s.execute(
-            text(
-                "INSERT INTO sla_policies (tenant_id, department_wecom_id, name, enabled, steps,"
-                " business_hours_only, shifts, public_holidays, escalation_contact, merge_window_s,"
-                " call_cooldown_s, quiet_hours, stale_after_s, updated_at) VALUES (:tenant, 0, '默认',"
-                " true, '[]', false, '[]', false, '', 5.0, 900, '[]', 21600, '2026-12-03 12:00:00')"
-            ),
-            {"tenant": tenant.id},
-        )
+        _policy(s, tenant.id)
     database.migrate()
     with database.engine.connect() as conn:
         prefixes = conn.execute(text("SELECT token_hash, prefix FROM api_tokens ORDER BY id")).all()
@@ -229,5 +214,4 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
         ("h3", "siyu_Zz9999"),
     ]
     assert updated_by == ""
-    with database.engine.begin() as conn:
-        command.downgrade(database._alembic(conn), "0017")
+    _to(database, "0017", down=True)

@@ -12,13 +12,9 @@ from sqlalchemy import func, select
 from siyu.conversations import service
 from siyu.conversations.models import Conversation, Message
 from siyu.conversations.render import render
-from siyu.db.crypto import SecretBox
 from siyu.insights.needs_reply import default_classifier
 from siyu.notify import outbox
 from siyu.tenancy.models import Staff
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -69,13 +65,10 @@ class Chat:
 
 
 @pytest.fixture
-def tenant_id(db) -> int:
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="c" + secrets.token_hex(4)).id
-    with db.tenant_session(tid) as s:
+def tenant_id(db, fresh_tenant) -> int:
+    with db.tenant_session(fresh_tenant) as s:
         s.add(Staff(userid="zhangsan", name="张三"))
-    return tid
+    return fresh_tenant
 
 
 @pytest.fixture

@@ -17,14 +17,11 @@ from sqlalchemy import select
 from siyu.config import Settings
 from siyu.conversations import service, tasks
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
-from siyu.db.crypto import SecretBox
 from siyu.runtime import Runtime
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.tenancy.models import Staff
-from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.archive import ArchivedMessage, JsonLinesArchiveSource
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
+from tests import support
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 STAFF = ("zhangsan", "lisi", "wangwu")
@@ -97,9 +94,7 @@ def lines(messages: list[dict]) -> list[str]:
 
 
 def new_tenant(db) -> int:
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tenant_id = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="p" + secrets.token_hex(4)).id
+    tenant_id = support.new_tenant(db)
     with db.tenant_session(tenant_id) as s:
         s.add_all([Staff(userid=u, name=u) for u in STAFF])
     return tenant_id

@@ -9,7 +9,6 @@ from siyu.customers.models import Customer, Follow, TimelineEvent
 from siyu.customers.sync import sync_customers
 from siyu.notify.models import OutboxMessage
 from tests.customers.test_acquisition import follow_of, make_channel, run
-from tests.support import TEST_SECRET_KEY
 from tests.support.stack import wait_for
 
 
@@ -109,19 +108,12 @@ def test_a_sync_leaves_sqlite_with_statistics_as_archive_ingest_does(stack, monk
     assert {"customers", "follows"} <= analyzed()
 
 
-def test_events_processed_out_of_order_end_in_the_right_state(db):
+def test_events_processed_out_of_order_end_in_the_right_state(db, fresh_tenant):
     """The customer left before Siyu got to the add: WeCom answers 84061 for the contact, and
     the removal may even be processed first. The relation ends lost either way."""
-    import secrets
-
     from siyu.customers import service
-    from siyu.db.crypto import SecretBox
-    from siyu.tenancy.service import CorpCredentials, save_tenant
-    from siyu.wecom.crypto import new_encoding_aes_key
 
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="o" + secrets.token_hex(4)).id
+    tid = fresh_tenant
     added = {
         "ChangeType": "add_external_contact",
         "UserID": "zhangsan",

@@ -12,10 +12,7 @@ from sqlalchemy import event, select
 from siyu.customers import queries
 from siyu.customers.models import Customer, Follow
 from siyu.db import Database
-from siyu.db.crypto import SecretBox
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
+from tests.support import new_tenant
 
 # customer: (staff_userid, status, remark) of each follow
 FOLLOWED = {
@@ -27,9 +24,7 @@ FOLLOWED = {
 
 
 def _tenant(db: Database) -> int:
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="v" + secrets.token_hex(4)).id
+    tid = new_tenant(db)
     with db.tenant_session(tid) as s:
         for name, follows in FOLLOWED.items():
             customer = Customer(external_userid="wm" + secrets.token_hex(6), name=name)

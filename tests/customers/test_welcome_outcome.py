@@ -11,21 +11,15 @@ from sqlalchemy import select
 
 from siyu.customers import service, welcome
 from siyu.customers.models import Customer, TimelineEvent
-from siyu.db.crypto import SecretBox
 from siyu.notify.models import OutboxMessage
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
 
 
-def test_a_welcome_sent_while_the_add_is_recorded_is_on_the_timeline(db):
+def test_a_welcome_sent_while_the_add_is_recorded_is_on_the_timeline(db, fresh_tenant):
     """The send's record looked for the customer (not committed yet) and the add's record looked
     at the welcome (not marked sent yet): neither wrote 已发送欢迎语, and it never showed."""
     if not db.is_postgres:
         pytest.skip("row locks: SQLite has one writer at a time (SIYU_TEST_DATABASE_URL)")
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="w" + secrets.token_hex(4)).id
+    tid = fresh_tenant
     ext, code = "wm" + secrets.token_hex(6), "code-" + secrets.token_hex(4)
     fields = {
         "ChangeType": "add_external_contact",

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from siyu.db import utcnow
-from siyu.db.crypto import SecretBox
 from siyu.jobs.claim import claim
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
-from siyu.tenancy.service import CorpCredentials, save_tenant
-from siyu.wecom.crypto import new_encoding_aes_key
-from tests.support import TEST_SECRET_KEY
-
-
-def tenant(db) -> int:
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        return save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="j" + secrets.token_hex(4)).id
+from tests.support import new_tenant as tenant
 
 
 def pending(db, tenant_id: int, n: int) -> set[int]:

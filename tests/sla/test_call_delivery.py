@@ -18,8 +18,10 @@ from siyu.sla.models import SlaCall
 from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     _problems,
     _reached,
+    call_fired_in_quiet_hours,
     calls,
     gateway,
+    held_call,
     tencent_settings,
     w,
 )
@@ -96,26 +98,8 @@ def test_a_call_held_by_quiet_hours_does_not_ring_for_a_wait_snoozed_while_it_wa
     """03:19 the call step fires in quiet hours ending 05:00 and the call waits for them; at
     03:20 the agent snoozes the wait for 15 minutes. The snooze is long over at 05:00, and the
     call rang then anyway: the reminder had been seen and held back."""
-    with w.session() as s:
-        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
-        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
-    start = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0)  # 03:18 in Beijing
-    w.t0 = start + timedelta(days=1)
-    w.clock(0)
-    w.say("急！能改地址吗？", at=0, ext="wmcustomer2", staff="wangwu")
-    w.pulled(3600)
-    w.clock(60)  # 03:19: the call step fires
-    assert w.fire() == 1
-
-    def wangwus_call() -> OutboxMessage | None:
-        with w.session() as s:
-            for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")):
-                # held: the sender put it off till quiet hours end
-                if m.payload.get("callee") == "wangwu" and m.due_at > utcnow() + timedelta(hours=1):
-                    return m
-        return None
-
-    held = wait_for(wangwus_call)
+    call_fired_in_quiet_hours(w, ext="wmcustomer2", staff="wangwu")
+    held = wait_for(lambda: held_call(w, "wangwu"))
     assert held.due_at == w.at(102 * 60)  # 05:00
     conversation = w.conversation("wmcustomer2", "wangwu")
     w.clock(120)  # 03:20

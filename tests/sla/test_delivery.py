@@ -508,6 +508,32 @@ def test_a_card_to_an_agent_without_an_account_license_is_given_up_at_once_with_
     assert not [m for m in w.stack.app_messages() if "qianqi" in m["recipients"]]
 
 
+def call_fired_in_quiet_hours(w, ext: str = "wmcustomer1", staff: str = "zhangsan") -> None:
+    """At 03:19 in Beijing the call step fires in quiet hours 22:00-05:00: its call waits for
+    them to end (w.at(102 * 60))."""
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
+    start = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0)  # 03:18 in Beijing
+    w.t0 = start + timedelta(days=1)
+    w.clock(0)
+    w.say("急！能改地址吗？", at=0, ext=ext, staff=staff)
+    w.pulled(3600)
+    w.clock(60)  # 03:19: the call step fires
+    assert w.fire() == 1
+
+
+def held_call(w, callee: str | None = None) -> OutboxMessage | None:
+    """The call put off till quiet hours end (due over an hour from now), the callee's if named.
+    The stack's tenant is shared: other tests' calls went long ago."""
+    due_later = OutboxMessage.kind == "sla_call", OutboxMessage.due_at > utcnow() + timedelta(hours=1)
+    with w.session() as s:
+        for m in s.scalars(select(OutboxMessage).where(*due_later)):
+            if callee is None or m.payload.get("callee") == callee:
+                return m
+    return None
+
+
 def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
     """The step fires at 21:59 (quiet hours from 22:00); the call's first try fails, and its
     retry, due at 22:05, is held till 08:00 instead of ringing."""
@@ -526,17 +552,9 @@ def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
     assert w.fire() == 1
     w.clock(7 * 60)  # 22:05
 
-    def held() -> OutboxMessage | None:
-        with w.session() as s:  # (the stack's tenant is shared: other tests' calls went long ago)
-            return s.scalar(
-                select(OutboxMessage).where(
-                    OutboxMessage.kind == "sla_call", OutboxMessage.due_at > utcnow() + timedelta(hours=1)
-                )
-            )
-
-    assert wait_for(held).due_at == w.at(10 * 3600 + 2 * 60)  # 08:00 next morning
+    assert wait_for(lambda: held_call(w)).due_at == w.at(10 * 3600 + 2 * 60)  # 08:00 next morning
     time.sleep(1.5)  # the worker has had its chance to ring
-    assert calls(w) == [] and held().status == "pending"
+    assert calls(w) == [] and held_call(w).status == "pending"
 
 
 def test_a_held_call_rings_when_quiet_hours_are_shortened_and_waits_when_they_are_lengthened(w):
@@ -544,29 +562,12 @@ def test_a_held_call_rings_when_quiet_hours_are_shortened_and_waits_when_they_ar
     admin lengthens them to 08:00: the call waits till 08:00 (its outbox row was still due at
     05:00). Then shortens them to 23:00-03:00, already over: the call rings now. The call had
     stayed due at 08:00, while the board, reading the new quiet hours, said it had gone out."""
-    with w.session() as s:
-        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
-        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
-    start = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0)  # 03:18 in Beijing
-    w.t0 = start + timedelta(days=1)
-    w.clock(0)
-    w.say("急！能改地址吗？", at=0)
-    w.pulled(3600)
-    w.clock(60)  # 03:19: the call step fires
-    assert w.fire() == 1
+    call_fired_in_quiet_hours(w)
 
-    def held() -> OutboxMessage | None:
-        with w.session() as s:  # (the stack's tenant is shared: other tests' calls went long ago)
-            return s.scalar(
-                select(OutboxMessage).where(
-                    OutboxMessage.kind == "sla_call", OutboxMessage.due_at > utcnow() + timedelta(hours=1)
-                )
-            )
-
-    assert wait_for(held).due_at == w.at(102 * 60)  # 05:00
+    assert wait_for(lambda: held_call(w)).due_at == w.at(102 * 60)  # 05:00
     with w.session() as s:
         service.save_policy(s, now=w.rt.now(), quiet_hours=["22:00", "08:00"])
-    assert held().due_at == w.at(282 * 60)  # 08:00
+    assert held_call(w).due_at == w.at(282 * 60)  # 08:00
     with w.session() as s:
         assert service.calls_held(s, w.rt.now()) == [w.at(282 * 60)]
         service.save_policy(s, now=w.rt.now(), quiet_hours=["23:00", "03:00"])

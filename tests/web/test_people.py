@@ -176,25 +176,18 @@ def test_a_disabled_member_is_refused_through_wecom_too(as_role, siyu, db, world
     assert "王女士" in _names(as_role("agent"))
 
 
-def test_two_admins_demoting_each_other_at_once_leave_one_admin(db):
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(db, fresh_tenant):
     """Each had seen the other still an admin and gone on: the company was left with none, and
     nobody to undo it but the operator."""
-    import secrets
     import threading
 
     import pytest
 
-    from siyu.db.crypto import SecretBox
     from siyu.tenancy import people
-    from siyu.tenancy.service import CorpCredentials, save_tenant
-    from siyu.wecom.crypto import new_encoding_aes_key
-    from tests.support import TEST_SECRET_KEY
 
     if not db.is_postgres:
         pytest.skip("row locks: SQLite has one writer at a time (SIYU_TEST_DATABASE_URL)")
-    creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
-    with db.system_session() as s:
-        tid = save_tenant(s, SecretBox(TEST_SECRET_KEY), "t", creds, slug="p" + secrets.token_hex(4)).id
+    tid = fresh_tenant
     with db.tenant_session(tid) as s:
         a, b = (tenancy.add_person(s, f"pp-{uuid.uuid4().hex[:6]}", n, "admin", PASSWORD).id for n in "甲乙")
     refused: list[str] = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -1043,11 +1045,11 @@ def test_a_wait_under_a_policy_with_reminders_off_does_not_say_they_all_went_out
         assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
 
 
-def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, world):
-    """客服部's last step, a call, fired in its quiet hours: the call waits in the outbox until
-    they end. The board's badge said 免打扰，HH:MM 拨打 while the line under it, like the chat,
-    said 提醒已全部发出 (every reminder went out): they now say when the call will ring."""
-    admin = as_role("admin")
+@contextmanager
+def _call_held_by_quiet_hours(admin, db, world, external: str, text: str) -> Iterator[tuple[int, datetime]]:
+    """A chat of zhaoliu's whose one step, a call, fired in 客服部's quiet hours (from an hour ago
+    to two hours on): the call waits in the outbox until they end. Yields the chat's id and the
+    local time the quiet hours were set from; the policy, the call and the chat are put away after."""
     headers = {"X-CSRF-Token": admin.csrf}
     local = datetime.now(SHANGHAI)
     quiet = [(local - timedelta(hours=1)).strftime("%H:%M"), (local + timedelta(hours=2)).strftime("%H:%M")]
@@ -1063,9 +1065,9 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
     sfx = uuid.uuid4().hex[:8]
     try:
         with db.tenant_session(world.a.id) as s:
-            asked = _text(sfx, 1, f"wmquiet{sfx}", "zhaoliu", f"晚上有人吗 {sfx}", 120)
+            asked = _text(sfx, 1, f"{external}{sfx}", "zhaoliu", f"{text} {sfx}", 120)
             conversations.ingest(s, [asked], default_classifier().classify)
-            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmquiet{sfx}"))
+            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"{external}{sfx}"))
             step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
             step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
             call = SlaCall(
@@ -1075,6 +1077,25 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
             s.flush()
             payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
             outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
+        yield cid, local
+    finally:
+        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.kind == "sla_call", OutboxMessage.recipient == "zhaoliu")
+                .values(status="skipped")
+            )
+        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
+
+
+def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, world):
+    """客服部's last step, a call, fired in its quiet hours: the call waits in the outbox until
+    they end. The board's badge said 免打扰，HH:MM 拨打 while the line under it, like the chat,
+    said 提醒已全部发出 (every reminder went out): they now say when the call will ring."""
+    admin = as_role("admin")
+    with _call_held_by_quiet_hours(admin, db, world, "wmquiet", "晚上有人吗") as (cid, local):
         ends_at = local + timedelta(hours=2)
         # the board gives the day only when it is not today
         rings = ends_at.strftime("%H:%M" if ends_at.date() == local.date() else "%m-%d %H:%M")
@@ -1092,16 +1113,6 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         note = re.search(r'id="calls-held">(.*?)</p>', board, re.S)
         assert note and f"{len(held)} 通语音电话的步骤已到，因免打扰时段还没有拨打" in note[1], note
         assert "提醒都已送到" not in board
-    finally:
-        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
-        with db.tenant_session(world.a.id) as s:
-            s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
-            s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.kind == "sla_call", OutboxMessage.recipient == "zhaoliu")
-                .values(status="skipped")
-            )
-        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
 
 
 def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(as_role, db, world):
@@ -1109,31 +1120,7 @@ def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(a
     暂缓 buttons, on the board and in the chat, though a snooze stops that call: both offer
     them now, and once snoozed neither says the call will ring."""
     admin = as_role("admin")
-    headers = {"X-CSRF-Token": admin.csrf}
-    local = datetime.now(SHANGHAI)
-    quiet = [(local - timedelta(hours=1)).strftime("%H:%M"), (local + timedelta(hours=2)).strftime("%H:%M")]
-    policy = {
-        "steps": [{"delay_s": 60, "action": "voice_call", "target": "agent"}],
-        "quiet_hours": quiet,
-        "business_hours_only": False,
-    }
-    r = admin.put("/api/v1/sla/policies/4", json=policy, headers=headers)
-    assert r.status_code in (200, 201), r.text
-    sfx = uuid.uuid4().hex[:8]
-    try:
-        with db.tenant_session(world.a.id) as s:
-            asked = _text(sfx, 1, f"wmheld{sfx}", "zhaoliu", f"半夜有人吗 {sfx}", 120)
-            conversations.ingest(s, [asked], default_classifier().classify)
-            cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmheld{sfx}"))
-            step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
-            step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
-            call = SlaCall(
-                callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow()
-            )
-            s.add(call)
-            s.flush()
-            payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
-            outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
+    with _call_held_by_quiet_hours(admin, db, world, "wmheld", "半夜有人吗") as (cid, _):
         row_of = rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>'
         row = re.search(row_of, admin.get("/sla").text, re.S)
         assert row and "拨打" in row[0] and f'action="/conversations/{cid}/snooze"' in row[0], row and row[0]
@@ -1145,16 +1132,6 @@ def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(a
         assert row and "暂缓至" in row[0] and "拨打" not in row[0], row[0]
         chat = admin.get(f"/conversations/{cid}").text
         assert "提醒已暂缓至" in chat and "拨打" not in chat
-    finally:
-        assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
-        with db.tenant_session(world.a.id) as s:
-            s.execute(update(SlaCall).where(SlaCall.callee_userid == "zhaoliu").values(status="skipped"))
-            s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.kind == "sla_call", OutboxMessage.recipient == "zhaoliu")
-                .values(status="skipped")
-            )
-        assert admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code == 303
 
 
 def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db, world):
