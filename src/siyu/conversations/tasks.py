@@ -29,7 +29,7 @@ from siyu.conversations import groups, search, service
 from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.customers.service import from_unix
 from siyu.db import bulk
-from siyu.db.threads import in_tenant
+from siyu.db.threads import in_system, in_tenant
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
 from siyu.wecom.finance_sdk import ArchiveError
@@ -444,7 +444,7 @@ async def look_up_groups(
                     raise
                 if not unknown_raises:
                     if not asked_for_archive:
-                        archive = await asyncio.to_thread(_archive_client, rt, tenant_id)
+                        archive = await _archive_client(rt, tenant_id)
                         asked_for_archive = True
                     room = await _staff_room(archive, chat_id, patience) if archive else None
                     if room is not None:
@@ -474,16 +474,24 @@ def _unknown(s, chat_id: str, exc, unknown_raises: bool, now) -> bool:
     return True
 
 
-def _archive_client(rt, tenant_id: int):
-    """A client with the tenant's 会话存档 secret, or None when archiving has no secret."""
+def _archive_secret(s, box, tenant_id: int) -> tuple[str, str] | None:
+    """The tenant's corp id and 会话存档 secret, or None when archiving has no secret."""
+    tenant = s.get(Tenant, tenant_id)
+    if tenant is None or not tenant.archive_secret_sealed:
+        return None
+    return tenant.corp_id, box.open(tenant.archive_secret_sealed)
+
+
+async def _archive_client(rt, tenant_id: int):
+    """A client with the tenant's 会话存档 secret, or None when archiving has no secret. The
+    tenant's row is read in a thread; the client is made on the loop it will run on."""
     from siyu.wecom.client import WeComClient
 
-    with rt.db.system_session() as s:
-        tenant = s.get(Tenant, tenant_id)
-        if tenant is None or not tenant.archive_secret_sealed:
-            return None
-        secret = rt.box.open(tenant.archive_secret_sealed)
-        return WeComClient(tenant.corp_id, secret, base_url=rt.settings.wecom_base_url)
+    found = await in_system(rt.db, _archive_secret, rt.box, tenant_id)
+    if found is None:
+        return None
+    corp_id, secret = found
+    return WeComClient(corp_id, secret, base_url=rt.settings.wecom_base_url)
 
 
 async def _staff_room(archive, roomid: str, patience: dict) -> dict | None:

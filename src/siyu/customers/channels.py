@@ -1,11 +1,10 @@
 """Channels: "contact me" codes. Creating, editing and disabling one talks to WeCom first
 (add/update/del_contact_way) and records the result only when WeCom said yes. Their reads and
-writes run in threads, not on the event loop the server's other requests share (a database
-gone silent would hold them all up)."""
+writes run in threads (siyu.db.threads), not on the event loop the server's other requests
+share (a database gone silent would hold them all up)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
 from siyu.customers.welcome import placeholder_problem
+from siyu.db.threads import in_tenant
 from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
 from siyu.wecom.errors import WeComFailure
@@ -237,12 +237,7 @@ def check_name_free(session: Session, name: str, channel_id: int | None = None) 
 async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") -> int:
     """`by`: who makes it (the name they are signed in as), as for update_channel."""
     spec.check()
-
-    def name_free() -> None:
-        with rt.db.tenant_session(tenant_id) as s:
-            check_name_free(s, spec.name)
-
-    await asyncio.to_thread(name_free)
+    await in_tenant(rt.db, tenant_id, check_name_free, spec.name)
     state = new_state()
     contact = (await rt.clients.get(tenant_id)).contact
     answer = await contact.add_contact_way(
@@ -255,18 +250,17 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") ->
         remark=spec.name[:30],
     )
 
-    def save() -> int:
-        with rt.db.tenant_session(tenant_id) as s:
-            _hold_names(s)
-            check_name_free(s, spec.name)
-            channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
-            _apply(channel, spec, by)
-            s.add(channel)
-            s.flush()
-            return channel.id
+    def save(s) -> int:
+        _hold_names(s)
+        check_name_free(s, spec.name)
+        channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
+        _apply(channel, spec, by)
+        s.add(channel)
+        s.flush()
+        return channel.id
 
     try:
-        return await asyncio.to_thread(save)
+        return await in_tenant(rt.db, tenant_id, save)
     except ChannelNameTaken:
         # another admin's channel of that name was saved while WeCom made this code: unmake it
         await contact.del_contact_way(answer["config_id"])
@@ -283,20 +277,19 @@ async def update_channel(
     admin whose edit it makes stale."""
     spec.check()
 
-    def check() -> tuple[str, int]:
-        with rt.db.tenant_session(tenant_id) as s:
-            channel = s.get(Channel, channel_id)
-            if channel is None:
-                raise LookupError(channel_id)
-            if drawn is not None and channel_version(channel) != drawn:
-                raise ChannelChanged(channel.updated_by)
-            check_name_free(s, spec.name, channel_id)
-            return (
-                channel.config_id,
-                1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
-            )
+    def check(s) -> tuple[str, int]:
+        channel = s.get(Channel, channel_id)
+        if channel is None:
+            raise LookupError(channel_id)
+        if drawn is not None and channel_version(channel) != drawn:
+            raise ChannelChanged(channel.updated_by)
+        check_name_free(s, spec.name, channel_id)
+        return (
+            channel.config_id,
+            1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
+        )
 
-    config_id, old_type = await asyncio.to_thread(check)
+    config_id, old_type = await in_tenant(rt.db, tenant_id, check)
     if old_type != spec.way_type:
         raise ChannelError(
             "单人码不能改为多人码（多位成员或部门），请新建渠道 / a single-member code cannot become a "
@@ -308,20 +301,19 @@ async def update_channel(
     contact = (await rt.clients.get(tenant_id)).contact
     await contact.update_contact_way(config_id, **_way_fields(spec))
 
-    def save() -> tuple[ChannelError, dict] | None:
-        with rt.db.tenant_session(tenant_id) as s:
-            _hold_names(s)
-            channel = s.get(Channel, channel_id)
-            try:
-                if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
-                    raise ChannelChanged(channel.updated_by)
-                check_name_free(s, spec.name, channel_id)
-            except ChannelError as exc:
-                return exc, _way_fields(_spec_of(channel))
-            _apply(channel, spec, by)
-            return None
+    def save(s) -> tuple[ChannelError, dict] | None:
+        _hold_names(s)
+        channel = s.get(Channel, channel_id)
+        try:
+            if drawn is not None and channel_version(channel) not in (drawn, channel_version(spec)):
+                raise ChannelChanged(channel.updated_by)
+            check_name_free(s, spec.name, channel_id)
+        except ChannelError as exc:
+            return exc, _way_fields(_spec_of(channel))
+        _apply(channel, spec, by)
+        return None
 
-    refused = await asyncio.to_thread(save)
+    refused = await in_tenant(rt.db, tenant_id, save)
     if refused is None:
         return
     taken, kept = refused
@@ -359,22 +351,20 @@ def _spec_of(channel: Channel) -> ChannelSpec:
 async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
     """Delete the code in WeCom (scans stop working); the channel and its history stay."""
 
-    def read() -> tuple[str, bool]:
-        with rt.db.tenant_session(tenant_id) as s:
-            channel = s.get(Channel, channel_id)
-            if channel is None:
-                raise LookupError(channel_id)
-            return channel.config_id, channel.enabled
+    def read(s) -> tuple[str, bool]:
+        channel = s.get(Channel, channel_id)
+        if channel is None:
+            raise LookupError(channel_id)
+        return channel.config_id, channel.enabled
 
-    def save() -> None:
-        with rt.db.tenant_session(tenant_id) as s:
-            s.get(Channel, channel_id).enabled = False
+    def save(s) -> None:
+        s.get(Channel, channel_id).enabled = False
 
-    config_id, enabled = await asyncio.to_thread(read)
+    config_id, enabled = await in_tenant(rt.db, tenant_id, read)
     if enabled and config_id:
         contact = (await rt.clients.get(tenant_id)).contact
         await contact.del_contact_way(config_id)
-    await asyncio.to_thread(save)
+    await in_tenant(rt.db, tenant_id, save)
 
 
 def daily_stats(
