@@ -4,16 +4,13 @@ SIYU_TEST_DATABASE_URL names a server), the app under real HTTP, the WeCom emula
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from siyu.config import Settings
 from siyu.db import Database
-from tests.support import TEST_SECRET_KEY, new_tenant
+from tests.support import TEST_SECRET_KEY, new_tenant, postgres_database
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
 
@@ -25,17 +22,8 @@ def database_url(tmp_path_factory) -> str:
         path = tmp_path_factory.mktemp("db") / "siyu-test.db"
         yield f"sqlite:///{path}"
         return
-    server = make_url(PG_URL)
-    name = f"siyu_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(PG_URL, "siyu_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 import siyu.models
 from siyu.conversations.search import alembic_include_name
 from tests.conftest import PG_URL
+from tests.support import postgres_database
 
 
 def test_models_and_migrations_agree(db):
@@ -81,19 +79,12 @@ def empty_database(tmp_path):
         yield database
         database.dispose()
         return
-    server = make_url(PG_URL)
-    name = f"siyu_upgrade_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(server.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(PG_URL, "siyu_upgrade") as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 def test_cards_queued_before_the_recipient_column_keep_their_recipient(empty_database):
