@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.support.finance_sdk import CompilerMissing, build_standin
+from tests.support.finance_sdk import standin_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +42,7 @@ def test_the_ingest_benchmark_stores_everything_and_reports_both_rates(db):
 
 
 def test_the_archive_pull_benchmark_stores_through_the_sdk_what_the_store_alone_stores(db):
-    try:
-        build_standin()
-    except CompilerMissing as exc:
-        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+    standin_or_skip()
     result = benchmark("archive_pull.py", "--messages", "2500", "--rounds", "2", "--latency-ms", "20", db=db)
     assert result["messages"] == result["fetched"] == result["stored"]["messages"] == 2500
     assert result["same_as_store"] and result["stored"]["search_backlog"] == 0

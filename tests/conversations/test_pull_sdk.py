@@ -30,16 +30,13 @@ from siyu.tenancy.service import CorpCredentials, save_archive_settings, save_te
 from siyu.wecom.archive import generate_key_pair
 from siyu.wecom.crypto import new_encoding_aes_key
 from tests.support import TEST_SECRET_KEY
-from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
+from tests.support.finance_sdk import standin_encrypt, standin_or_skip
 from tests.support.stack import wait_for
 
 
 @pytest.fixture(scope="module")
 def lib():
-    try:
-        return build_standin()
-    except CompilerMissing as exc:
-        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+    return standin_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -28,17 +28,14 @@ from siyu.wecom.archive import (
     rsa_decrypt_random_key,
 )
 from siyu.wecom.finance_sdk import FinanceSdk, NotTheSdk, load_library
-from tests.support.finance_sdk import CompilerMissing, build_standin, standin_encrypt
+from tests.support.finance_sdk import standin_encrypt, standin_or_skip
 
 CORP, SECRET = "ww0123456789abcdef", "archive-secret"
 
 
 @pytest.fixture(scope="module")
 def lib():
-    try:
-        return build_standin()
-    except CompilerMissing as exc:
-        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
+    return standin_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The finance-SDK stand-in for tests: `build_standin()` compiles standin.c (against our
 WeWorkFinanceSdk_C.h) with gcc into a temp dir, cached by the sources' hash, and returns
-the .so path; `standin_encrypt()` is the stand-in's DecryptData scheme run backwards."""
+the .so path (`standin_or_skip()`: or skips the test where there is no compiler);
+`standin_encrypt()` is the stand-in's DecryptData scheme run backwards."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ def build_standin() -> Path:
         raise RuntimeError(f"compiling the finance SDK stand-in failed:\n{result.stderr}")
     os.replace(tmp, lib)  # atomic: concurrent test runs never load a half-written file
     return lib
+
+
+def standin_or_skip() -> Path:
+    """build_standin(), or the test skipped where no C compiler can build it."""
+    import pytest
+
+    try:
+        return build_standin()
+    except CompilerMissing as exc:
+        pytest.skip(f"needs a C compiler to build the finance SDK stand-in: {exc}")
 
 
 def standin_encrypt(random_key: str, plaintext: str) -> str:
