@@ -12,14 +12,12 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -111,17 +109,10 @@ def fresh_database(server_url: str | None, workdir: Path) -> Iterator[str]:
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{workdir / 'data' / 'siyu.db'}"
         return
-    server = make_url(server_url)
-    name = f"siyu_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    from tests.support import postgres_database
+
+    with postgres_database(server_url, "siyu_bench") as url:
+        yield url
 
 
 @contextmanager
