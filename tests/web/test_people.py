@@ -76,7 +76,8 @@ def test_a_role_change_holds_from_the_persons_next_request(as_role, db, world):
         assert _post(admin, wangwu_id, "role", role="agent").status_code == 303
         assert wangwu.get("/api/v1/me").json()["role"] == "agent"
         assert "陈先生" not in _names(wangwu)
-        assert "已修改" in admin.get("/setup/people?done=role").text
+        page = admin.get("/setup/people?done=role").text
+        assert "已修改" in page and "最近由 甲管理员 修改" in page
         assert _post(admin, wangwu_id, "role", role="supervisor").status_code == 303
         assert "陈先生" in _names(wangwu)
     finally:

@@ -85,6 +85,11 @@ class Person(TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set by an admin (siyu.tenancy.people): refused, signed in or by a token, until enabled
     disabled_at: Mapped[datetime | None]
+    # who last made or changed this login (role, password, disabled), as siyu.web.auth's
+    # Viewer.signature names them: a change through an API token names the token too; ""
+    # from the command line or from before this was kept
+    updated_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    updated_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("tenant_id", "staff_userid"),)
 

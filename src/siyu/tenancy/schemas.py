@@ -104,3 +104,68 @@ class TokenOut(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="the secret, shown this once: send it as `Authorization: Bearer …`")
+
+
+# ---------------------------------------------------------------- people (/api/v1/people)
+
+Role = Literal["admin", "supervisor", "agent"]
+
+
+class PersonOut(BaseModel):
+    id: int
+    login: str = Field(description="the sign-in name; a WeCom member's own is `tenant/userid`")
+    display_name: str
+    staff_userid: str | None = Field(description="the WeCom member this login is; null: made by hand")
+    role: Role
+    has_password: bool = Field(
+        description="may sign in with a password (a WeCom member also may through WeCom)"
+    )
+    signed_in_at: datetime | None = Field(description="their newest open session began; null: none open")
+    left: bool = Field(description="a WeCom member who left the company: refused, as a disabled login is")
+    disabled_at: datetime | None = Field(description="an admin ended the login; null: it may sign in")
+    created_at: datetime
+    updated_by: str | None = Field(
+        description="who last made or changed the login; a change made with an API token names the token"
+    )
+    updated_at: datetime | None
+
+
+class PersonChanged(PersonOut):
+    password: str | None = Field(
+        description="the password Siyu made, shown this once (it keeps only a hash); null when you gave one"
+    )
+
+
+class PersonCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    login: StrictStr = Field(max_length=120, description="unique across Siyu; no spaces, no `/`")
+    display_name: StrictStr = Field(max_length=200)
+    role: Role
+    staff_userid: StrictStr | None = Field(
+        default=None, max_length=64, description="the active WeCom member this login is, if any"
+    )
+    password: StrictStr | None = Field(
+        default=None,
+        min_length=8,
+        max_length=200,
+        description="at least 8 characters; left out, Siyu makes one and answers it once (a WeCom"
+        " member's login is made without one: they sign in through WeCom)",
+    )
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: StrictStr | None = Field(
+        default=None,
+        min_length=8,
+        max_length=200,
+        description="at least 8 characters; left out, Siyu makes one and answers it once",
+    )

@@ -68,7 +68,9 @@ async def person_role(request: Request, viewer: PageViewer, person_id: int):
         request,
         viewer,
         "role",
-        lambda s, form: people.set_role(s, person_id, str(form.get("role", "")), by=viewer.person_id),
+        lambda s, form: people.set_role(
+            s, person_id, str(form.get("role", "")), by=viewer.person_id, signed=viewer.signature
+        ),
     )
 
 
@@ -78,17 +80,24 @@ async def person_password(request: Request, viewer: PageViewer, person_id: int):
         request,
         viewer,
         "password",
-        lambda s, form: people.reset_password(s, person_id, str(form.get("password", ""))),
+        lambda s, form: people.reset_password(
+            s, person_id, str(form.get("password", "")), signed=viewer.signature
+        ),
     )
 
 
 @router.post("/setup/people/{person_id}/disable")
 async def person_disable(request: Request, viewer: PageViewer, person_id: int):
     return await _change(
-        request, viewer, "disabled", lambda s, form: people.disable(s, person_id, by=viewer.person_id)
+        request,
+        viewer,
+        "disabled",
+        lambda s, form: people.disable(s, person_id, by=viewer.person_id, signed=viewer.signature),
     )
 
 
 @router.post("/setup/people/{person_id}/enable")
 async def person_enable(request: Request, viewer: PageViewer, person_id: int):
-    return await _change(request, viewer, "enabled", lambda s, form: people.enable(s, person_id))
+    return await _change(
+        request, viewer, "enabled", lambda s, form: people.enable(s, person_id, signed=viewer.signature)
+    )

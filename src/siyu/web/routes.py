@@ -19,6 +19,7 @@ from siyu.customers.api import router as customers_api
 from siyu.customers.channels import ChannelError
 from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
+from siyu.tenancy.people_api import router as people_api
 from siyu.web import (
     archive_pages,
     auth,
@@ -68,6 +69,7 @@ def install(app: FastAPI) -> None:
     app.include_router(conversations_api)
     app.include_router(sla_api)
     app.include_router(tenancy_api)
+    app.include_router(people_api)
     app.include_router(pages.router)
     app.include_router(conversation_pages.router)
     app.include_router(sla_pages.router)
