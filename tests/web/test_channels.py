@@ -107,6 +107,31 @@ def test_a_channel_takes_numbers_and_switches_only_as_json_numbers_and_booleans(
     assert admin.get(f"/api/v1/channels/{channel}").json()["skip_verify"] is True
 
 
+def test_a_null_name_or_switch_is_a_422_and_changes_nothing(as_role, world):
+    """A name of null was a 500, and a skip_verify of null turned 免验证 off in WeCom without a
+    word: neither can be cleared, so each is a 422 naming the field (null still clears what
+    can be cleared, as the welcome text)."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    channel = world.a.channels["门店海报"]
+    before = admin.get(f"/api/v1/channels/{channel}").json()
+    for field in ("name", "skip_verify"):
+        r = admin.patch(f"/api/v1/channels/{channel}", json={field: None}, headers=csrf)
+        assert r.status_code == 422, (field, r.text[:200])
+        assert r.json()["detail"][0]["loc"] == ["body", field]
+    after = admin.get(f"/api/v1/channels/{channel}").json()
+    assert (
+        (after["name"], after["skip_verify"])
+        == (before["name"], before["skip_verify"])
+        == (
+            "门店海报",
+            True,
+        )
+    )
+    spec = admin.get("/api/v1/openapi.json").json()["components"]["schemas"]["ChannelPatch"]["properties"]
+    assert spec["name"]["type"] == "string" and spec["skip_verify"]["type"] == "boolean"
+
+
 def test_only_admins_change_channels(as_role, world):
     agent = as_role("agent")
     r = agent.post(

@@ -247,14 +247,16 @@ class ChannelCreate(ChannelFields):
 
 
 class ChannelPatch(BaseModel):
-    """Only the fields given change."""
+    """Only the fields given change; null clears a list or a text."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    # a name and a switch cannot be cleared: null is refused (it was a 500, and turned 免验证
+    # off); left out, they stay (the default is never validated)
+    name: str = Field(default=None, min_length=1, max_length=100)
     staff_userids: list[str] | None = Field(default=None, max_length=100)
     department_ids: list[StrictInt] | None = Field(default=None, max_length=100)
-    skip_verify: StrictBool | None = None
+    skip_verify: StrictBool = None
     tag_ids: list[str] | None = Field(default=None, max_length=100)
     welcome_text: str | None = Field(default=None, max_length=2000)
     welcome_link: WelcomeLink | None = None
