@@ -330,7 +330,7 @@ def test_a_policy_saved_where_no_one_is_signed_in_is_said_changed_by_another_adm
 
 
 def test_an_api_save_is_named_to_the_admin_whose_form_it_made_stale(admins):
-    """The API saves as the signed-in person too (or the person a token acts as)."""
+    """The API saves as the signed-in person too (a token as its person and the token)."""
     jia, yi = admins
     path = "/sla/policy/departments/3"
     yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
@@ -341,3 +341,28 @@ def test_an_api_save_is_named_to_the_admin_whose_form_it_made_stale(admins):
 
     r = jia.post(path, data=policy_form(jia, version, "6"))
     assert r.status_code == 409 and BY_YI_AT.search(r.text)
+
+
+def test_a_save_made_with_an_api_token_is_named_with_the_token(admins, channel):
+    """A channel or a policy an integration saved with 乙's token was said saved by 乙 himself:
+    the admin whose form it made stale went to ask 乙, who had done nothing. It names the token
+    too, as what a token marks 无需回复 or snoozes does (Viewer.signature)."""
+    jia, yi = admins
+    made = yi.post("/api/v1/tokens", json={"name": "CRM 同步"}, headers={"X-CSRF-Token": yi.csrf}).json()
+    signed = "yi管理员 · API 令牌「CRM 同步」"
+    channel_id, name = channel
+    url = f"/api/v1/channels/{channel_id}"
+    etag = jia.get(url).headers["ETag"]
+    path = "/sla/policy/departments/3"
+    version = drawn(jia, path)
+    with httpx.Client(
+        base_url=str(yi.base_url), headers={"Authorization": f"Bearer {made['token']}"}
+    ) as token:
+        assert token.patch(url, json={"name": f"{name}-令牌"}).status_code == 200
+        body = {"steps": [{"delay_s": 420, "action": "app_message", "target": "agent"}]}
+        assert token.put("/api/v1/sla/policies/3", json=body).status_code in (200, 201)
+
+    r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": etag})
+    assert r.status_code == 412 and f"渠道已被「{signed}」修改" in r.json()["detail"], r.text
+    r = jia.post(path, data=policy_form(jia, version, "6"))
+    assert r.status_code == 409 and f"在你打开后已被「{signed}」于" in r.text, r.text[:300]

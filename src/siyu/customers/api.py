@@ -302,7 +302,7 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
     if problems:
         raise HTTPException(422, "; ".join(problems))
-    channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec, viewer.display_name)
+    channel_id = await channel_service.create_channel(rt, viewer.tenant_id, spec, viewer.signature)
     return await run_in_threadpool(load_channel, rt, viewer, channel_id)
 
 
@@ -386,7 +386,7 @@ async def patch_channel(
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:
-        by = viewer.display_name
+        by = viewer.signature
         await channel_service.update_channel(rt, viewer.tenant_id, channel_id, spec, drawn, by)
     except LookupError:
         raise not_found() from None

@@ -599,7 +599,7 @@ def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            apply_policy(s, body, request.app.state.rt.now(), viewer.display_name)
+            apply_policy(s, body, request.app.state.rt.now(), viewer.signature)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         return policy_out(s)
@@ -776,7 +776,7 @@ def put_department_policy(
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
             now = request.app.state.rt.now()
-            created = apply_department_policy(s, department_wecom_id, body, now, viewer.display_name)
+            created = apply_department_policy(s, department_wecom_id, body, now, viewer.signature)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
         if created:
