@@ -107,6 +107,34 @@ def test_a_scan_creates_the_customer_with_channel_tags_and_welcome(stack):
     assert {"added", "channel", "tagged"} <= set(kinds)
 
 
+def test_the_default_welcome_set_on_the_setup_page_greets_a_channel_without_its_own(stack):
+    """A channel left without a welcome text said it would use 企业默认欢迎语, which nothing
+    let an admin set: its customers got no welcome at all. 设置 → 默认欢迎语 sets it."""
+    from siyu.tenancy import service as tenancy
+    from tests.web.conftest import PASSWORD, login
+
+    with stack.session() as s:
+        tenancy.add_person(s, f"admin-{stack.slug}", "管理员", "admin", PASSWORD)
+    admin = login(stack.siyu, f"admin-{stack.slug}")
+    r = admin.post("/setup/welcome", data={"csrf_token": admin.csrf, "welcome_text": "{nickname}您好"})
+    assert r.status_code == 422 and "{nickname} 不是可用的占位符" in r.text
+    assert "{nickname}您好</textarea>" in r.text  # what was typed is kept
+    r = admin.post(
+        "/setup/welcome", data={"csrf_token": admin.csrf, "welcome_text": " {客户名}您好，欢迎关注示例科技 "}
+    )
+    assert r.status_code == 303 and "默认欢迎语已保存" in admin.get(r.headers["location"]).text
+    assert "{客户名}您好，欢迎关注示例科技</textarea>" in admin.get("/setup").text
+    admin.close()
+
+    spec = ChannelSpec(name="无欢迎语", staff_userids=["zhangsan"])
+    channel_id = run(create_channel(stack.rt, stack.tenant_id, spec))
+    with stack.session() as s:
+        config_id = s.get(Channel, channel_id).config_id
+    stack.scan(config_id, "李先生")
+    welcome = wait_for(lambda: stack.welcome_messages())
+    assert welcome[0]["payload"]["text"]["content"] == "李先生您好，欢迎关注示例科技"
+
+
 def _timeline(stack, customer_id):
     with stack.session() as s:
         return s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)).all()

@@ -67,6 +67,25 @@ def compose(tenant: Tenant, channel: Channel | None) -> tuple[str, list[dict]] |
     return text, attachments
 
 
+DEFAULT_CHARS = 2000
+
+
+def save_default(session: Session, tenant_id: int, text: str) -> str:
+    """The tenant's own welcome text: sent where the channel has none, or the customer came
+    through no channel (a member's own QR code). "" sends nothing there. ValueError says why
+    a text is refused."""
+    text = text.strip()
+    if len(text) > DEFAULT_CHARS:
+        raise ValueError(
+            f"欢迎语最多 {DEFAULT_CHARS} 字 / the welcome text is over {DEFAULT_CHARS} characters"
+        )
+    problem = placeholder_problem(text)
+    if problem:
+        raise ValueError(problem)
+    session.get(Tenant, tenant_id).welcome_text = text
+    return text
+
+
 def placeholder_problem(text: str) -> str:
     """Why a welcome text's placeholders would reach the customer as typed ({nickname}, or a
     `{name` not closed), "" when none would: fill() replaces only NAME_PLACEHOLDERS."""

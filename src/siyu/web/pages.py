@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import ArchiveCursor
 from siyu.customers import channels as channel_service
-from siyu.customers import queries, tag_sync
+from siyu.customers import queries, tag_sync, welcome
 from siyu.customers.api import (
     QrUnavailable,
     channel_dict,
@@ -48,6 +48,7 @@ DONE = {
     "synced": "成员已同步。",
     "call_phone": "接电话提醒的手机号已保存。",
     "connected": "企业微信已连接，凭据检查通过。",
+    "welcome": "默认欢迎语已保存：没有自己欢迎语的渠道和不经渠道添加的客户会收到它。",
 }
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 # An image URL a refused form carries back (WeCom's media/uploadimg gave it), as the API takes one.
@@ -567,6 +568,7 @@ def _setup_page(
         tenant = s.get(Tenant, viewer.tenant_id)
         summary = tenancy.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
         summary.update(verified_at=tenant.verified_at, staff_synced_at=tenant.staff_synced_at)
+        summary["welcome_text"] = tenant.welcome_text
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
         steps_done = _steps_done(s)
@@ -604,6 +606,27 @@ def _steps_done(s) -> dict:
         "archive_pulled": s.scalar(pulled) is not None,
         "token_active": any(t["status"] == "active" for t in tokens),
     }
+
+
+@router.post("/setup/welcome")
+async def setup_welcome(request: Request, viewer: PageViewer):
+    """The tenant's default welcome text (customers.welcome.save_default)."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    text = str((await request.form()).get("welcome_text", ""))
+
+    def save() -> str:
+        try:
+            with rt.db.tenant_session(viewer.tenant_id) as s:
+                welcome.save_default(s, viewer.tenant_id, text)
+            return ""
+        except ValueError as exc:
+            return str(exc)
+
+    problem = await run_in_threadpool(save)
+    if problem:
+        return await run_in_threadpool(_setup_page, request, viewer, problem, {"welcome_text": text}, 422)
+    return RedirectResponse("/setup?done=welcome#welcome", 303)
 
 
 @router.get("/setup", response_class=HTMLResponse)
