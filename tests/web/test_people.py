@@ -213,3 +213,40 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(db, fresh_tenant
         roles = dict(s.execute(select(Person.id, Person.role).where(Person.id.in_([a, b]))).all())
     assert roles == {a: "admin", b: "agent"}
     assert len(refused) == 1 and "唯一可以登录的管理员" in refused[0]
+
+
+def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_signed_in(
+    as_role, siyu, db, world
+):
+    """Only `siyu person add` made a login, and a WeCom member could be made an admin only after
+    their first WeCom sign-in. 添加账号 makes either: a login with a password, or one for a
+    member (listed while they have none), who then signs in through WeCom."""
+    admin = as_role("admin")
+    by_hand = f"pp-{uuid.uuid4().hex[:6]}"
+
+    def add(**fields) -> httpx.Response:
+        return admin.post("/setup/people", data={"csrf_token": admin.csrf, "role": "agent", **fields})
+
+    try:
+        page = admin.get("/setup/people").text
+        assert '<option value="lisi">李四（lisi）</option>' in page
+        assert '<option value="zhangsan">' not in page  # has a login already
+        r = add(login=by_hand, display_name="前台小刘")
+        assert r.status_code == 422 and "请设置密码" in html.unescape(r.text)
+        assert f'value="{by_hand}"' in r.text  # what was typed is kept
+        r = add(login=by_hand, display_name="前台小刘", password="front-desk-1")
+        assert r.status_code == 303, r.text
+        assert "账号已添加" in admin.get(r.headers["location"]).text
+        login(siyu, by_hand, "front-desk-1").close()
+        r = add(login=by_hand, display_name="重名", password="front-desk-1")
+        assert r.status_code == 422 and "已被使用" in html.unescape(r.text)
+
+        r = add(login="lisi-login", display_name="李四", role="admin", staff_userid="lisi")
+        assert r.status_code == 303, r.text
+        with db.tenant_session(world.a.id) as s:
+            lisi = s.scalar(select(Person).where(Person.staff_userid == "lisi"))
+            assert (lisi.role, lisi.password_hash, lisi.updated_by) == ("admin", None, "甲管理员")
+        assert '<option value="lisi">' not in admin.get("/setup/people").text
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(Person).where((Person.login == by_hand) | (Person.staff_userid == "lisi")))

@@ -75,6 +75,13 @@ def listed(session: Session) -> list[dict]:
     ]
 
 
+def without_login(session: Session) -> list[tuple[str, str]]:
+    """The active WeCom members who have no login yet, as (userid, name), by name."""
+    taken = select(Person.staff_userid).where(Person.staff_userid.is_not(None))
+    members = select(Staff.userid, Staff.name).where(Staff.active.is_(True), Staff.userid.not_in(taken))
+    return [(userid, name) for userid, name in session.execute(members.order_by(Staff.name, Staff.userid))]
+
+
 def one(session: Session, person_id: int) -> dict:
     """A person as listed (NoSuchPerson when not of this tenant)."""
     _person(session, person_id)

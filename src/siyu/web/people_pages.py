@@ -18,12 +18,21 @@ DONE = {
     "password": "密码已重设：对方已在所有设备上退出，请用新密码登录。",
     "disabled": "账号已停用：对方已在所有设备上退出，不能再登录，以其身份调用的 API 令牌也被拒绝。",
     "enabled": "账号已恢复，可以重新登录。",
+    "added": "账号已添加：把登录名和密码告诉对方（企业微信成员也可以直接用企业微信登录）。",
 }
 
 
-def _page(request: Request, viewer: Viewer, error: str = "", status: int = 200):
+def _page(
+    request: Request,
+    viewer: Viewer,
+    error: str = "",
+    status: int = 200,
+    add_error: str = "",
+    add: dict | None = None,
+):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         rows = people.listed(s)
+        members = people.without_login(s)
     return render(
         request,
         "people.html",
@@ -33,6 +42,9 @@ def _page(request: Request, viewer: Viewer, error: str = "", status: int = 200):
             "min_password": people.MIN_PASSWORD,
             "error": error,
             "done": DONE.get(request.query_params.get("done")),
+            "members": members,
+            "add_error": add_error,
+            "add": add or {},
         },
         status_code=status,
     )
@@ -60,6 +72,40 @@ async def _change(request: Request, viewer: Viewer, done: str, change):
     if problem:
         return await run_in_threadpool(_page, request, viewer, problem, 422)
     return RedirectResponse(f"/setup/people?done={done}", 303)
+
+
+@router.post("/setup/people")
+async def person_add(request: Request, viewer: PageViewer):
+    """A login made by hand (a password) or for a WeCom member who has not signed in yet: until
+    now only `siyu person add` made one, and a member could be made an admin only after their
+    first WeCom sign-in."""
+    require_admin(viewer)
+    form = await request.form()
+    typed = {k: str(form.get(k, "")) for k in ("login", "display_name", "role", "staff_userid")}
+    password = str(form.get("password", ""))
+
+    def add() -> str:
+        if not password and not typed["staff_userid"]:
+            return f"请设置密码（至少 {people.MIN_PASSWORD} 位） / give a password"
+        try:
+            with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+                people.add(
+                    s,
+                    typed["login"],
+                    typed["display_name"],
+                    typed["role"],
+                    password or None,
+                    typed["staff_userid"] or None,
+                    by=viewer.signature,
+                )
+            return ""
+        except people.PersonRefused as exc:
+            return str(exc)
+
+    problem = await run_in_threadpool(add)
+    if problem:
+        return await run_in_threadpool(_page, request, viewer, "", 422, problem, typed)
+    return RedirectResponse("/setup/people?done=added", 303)
 
 
 @router.post("/setup/people/{person_id}/role")
