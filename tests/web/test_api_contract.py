@@ -104,3 +104,17 @@ def test_a_conversation_says_whether_its_customer_declined_archiving(as_role, db
     with db.tenant_session(world.a.id) as s:
         cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
     assert as_role("admin").get(f"/api/v1/conversations/{cid}").json()["archiving"] == "declined"
+
+
+def test_a_method_a_path_does_not_take_is_a_405_in_both_languages_naming_the_ones_it_does(as_role, world):
+    """DELETE on a channel answered `Method Not Allowed` in English only, the one refusal of the
+    API that was not "中文 / English"."""
+    admin = as_role("admin")
+    channel = world.a.channels["门店海报"]
+    r = admin.delete(f"/api/v1/channels/{channel}", headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, PATCH"
+    assert r.json() == {
+        "detail": "这个地址不支持 DELETE，可用：GET, PATCH / DELETE is not allowed here: use GET, PATCH"
+    }
+    assert admin.get(f"/api/v1/channels/{channel}").status_code == 200

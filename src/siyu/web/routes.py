@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from siyu.conversations.api import router as conversations_api
 from siyu.customers.api import router as customers_api
@@ -133,6 +134,13 @@ def install(app: FastAPI) -> None:
             and not isinstance(exc, ClearNotFound)
         ):
             return JSONResponse({"detail": NOT_FOUND_TEXT}, 404)
+        if exc.status_code == 405 and request.url.path.startswith("/api/"):
+            allowed = _allowed_methods(request)
+            detail = (
+                f"这个地址不支持 {request.method}，可用：{allowed}"
+                f" / {request.method} is not allowed here: use {allowed}"
+            )
+            return JSONResponse({"detail": detail}, 405, {"Allow": allowed})
         if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
             return await _error_page(request, exc.status_code, str(exc.detail or ""), clear)
@@ -142,6 +150,17 @@ def install(app: FastAPI) -> None:
     async def _input_refused(request: Request, exc: InputRefused):
         # a NUL is refused before any route runs, and so came before the sign-in check too
         return await _who_may_call(request) or await _http(request, exc)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path takes: the Allow header names only the first route that has the
+    path (GET of GET and PATCH, each its own route)."""
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "headers": []}
+    return ", ".join(
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in request.app.routes)
+    )
 
 
 async def _who_may_call(request: Request) -> JSONResponse | None:
