@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from siyu.tenancy import api_tokens
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import ApiToken, Person, WebSession
-from tests.web.conftest import PASSWORD, login
+from tests.web.conftest import PASSWORD, fits_the_phone, login, sign_in
 
 
 def _names(client: httpx.Client) -> set[str]:
@@ -250,3 +250,20 @@ def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_sig
     finally:
         with db.tenant_session(world.a.id) as s:
             s.execute(delete(Person).where((Person.login == by_hand) | (Person.staff_userid == "lisi")))
+
+
+def test_adding_a_login_on_a_phone_fits_the_screen(page, siyu, db, world):
+    login_name = f"pp-{uuid.uuid4().hex[:6]}"
+    sign_in(page, siyu, world.a.logins["admin"], "/setup/people")
+    try:
+        form = page.locator("#add-person")
+        form.get_by_label("登录名", exact=True).fill(login_name)
+        form.get_by_label("姓名", exact=True).fill("手机上加的")
+        form.get_by_label("密码", exact=True).fill("phone-pass-1")
+        form.get_by_role("button", name="添加账号").click()
+        assert page.get_by_text("账号已添加").count() == 1
+        assert page.locator("#people").get_by_text(login_name).count() == 1
+        fits_the_phone(page)
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(Person).where(Person.login == login_name))
