@@ -4,16 +4,16 @@ Logins can be made and changed through the API with a token now, as well as on è
 an admin reading the list could not tell who had disabled a login or changed a role, nor
 whether it was a colleague or an integration. "" and NULL for logins untouched since.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-06 01:45:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
