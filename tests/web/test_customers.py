@@ -412,6 +412,22 @@ def test_the_timeline_tells_the_customers_waits_and_how_they_ended(as_role, db, 
     assert "赵经理，报价单发我一下？" in as_role("admin").get(f"/customers/{cid}").text
 
 
+def test_the_timeline_says_a_snooze_ends_at_the_minute_the_chat_says(as_role, db, world):
+    """A snooze to 09:44:20 read 09:44 on the customer's timeline and 09:45 on the chat and the
+    board beside it (a time to come is shown as the minute it will have come by): an agent
+    reading both saw two ends. The timeline says the chat's minute."""
+    import re
+
+    cid, chats, _, _ = _chatted(db, world)
+    agent = as_role("agent")
+    snooze = f"/api/v1/conversations/{chats['zhangsan']}/snooze"
+    assert agent.post(snooze, json={"minutes": 15}, headers={"X-CSRF-Token": agent.csrf}).status_code == 200
+    minute = r" (\d\d-\d\d \d\d:\d\d)"
+    chat = re.search("提醒已暂缓至" + minute, agent.get(f"/conversations/{chats['zhangsan']}").text)
+    timeline = re.search("已暂缓提醒至" + minute, agent.get(f"/customers/{cid}").text)
+    assert chat and timeline and timeline.group(1) == chat.group(1)
+
+
 @pytest.mark.parametrize("older", [2, 0])
 def test_the_page_shows_a_chatty_customers_newest_waits_and_links_to_their_chats(as_role, db, world, older):
     """A customer who wrote hundreds of times would load every wait on their page: it shows

@@ -11,7 +11,7 @@ kinds by one order: (at, id) newest first, a wait after the events of the same m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -140,6 +140,13 @@ def _local(at: datetime, tz: ZoneInfo) -> datetime:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz)
 
 
+def _minute_by(at: datetime) -> datetime:
+    """A time to come to the minute as the chat and the board show it: the minute it will have
+    come by (a snooze to 09:44:20 read 09:44 here and 09:45 there)."""
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)
+
+
 def _entry(
     w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalation], names: dict, tz: ZoneInfo
 ) -> dict:
@@ -167,7 +174,7 @@ def _entry(
         if w.snoozed_until is not None:
             data["snoozed_until"] = w.snoozed_until.isoformat()
             data["snoozed_by"] = w.snoozed_by
-            until = _local(w.snoozed_until, tz).strftime("%m-%d %H:%M")
+            until = _local(_minute_by(w.snoozed_until), tz).strftime("%m-%d %H:%M")
             ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒至 {until}）"
     data["escalations"] = [
         {
