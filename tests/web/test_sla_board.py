@@ -919,6 +919,31 @@ def test_the_on_time_share_is_in_sight_on_a_phone(page, siyu, world, waits):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
+def test_the_boards_column_headings_break_between_words_on_a_phone(page, siyu, world, waits):
+    """On a 390 px phone the step table's headings broke where the width ran out: 按时占 / 比,
+    按时回 / 复, 仍未回 / 复, a character alone on the second line. They break between words."""
+    sign_in(page, siyu, world.a.logins["admin"], "/sla")
+    expect(page.locator("#within-steps th").first).to_be_visible()
+    lines = page.locator("main th").evaluate_all(
+        """ths => ths.map(th => {
+            const tops = new Map(), walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+            for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                for (let i = 0; i < n.length; i++) {
+                    if (!n.data[i].trim()) continue;
+                    const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+                    const top = Math.round(r.getBoundingClientRect().top);
+                    tops.set(top, (tops.get(top) || "") + n.data[i]);
+                }
+            }
+            return [...tops.values()];
+        })"""
+    )
+    alone = [heading for heading in lines if any(len(line) < 2 for line in heading)]
+    assert not alone, lines
+    fits_the_phone(page)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
 def test_a_snooze_far_down_the_board_comes_back_to_its_row_on_a_phone(page, siyu, world, waits, db, as_role):
     """At 390 px, a snooze from a row far down the board reloaded it at the top (scrollY 0): the
     agent had to find the row again. It comes back with the row in sight, below the header."""
