@@ -643,6 +643,26 @@ def test_snooze_from_the_conversation_page_and_it_says_until_when(as_role, new_w
     assert "已暂缓提醒" in after and "提醒已暂缓至" in after
 
 
+def test_a_snoozed_wait_says_until_when_in_the_conversation_list(as_role, new_waiting, db, world):
+    """Back on the list after 暂缓, the chat showed as every other waiting one (等待 …, in red):
+    the agent could not tell the chats they had put off from those nobody had looked at. Its
+    row says until when, at the minute the chat says; the others' rows say nothing of it."""
+    held, other = new_waiting("zhangsan"), new_waiting("zhangsan")
+    card = _card(db, world, "zhangsan", [(held, "zhangsan"), (other, "zhangsan")])
+    agent = as_role("agent")
+    r = agent.post(
+        f"/conversations/{held}/snooze",
+        data={"csrf_token": agent.csrf, "minutes": "30", "next": f"/conversations/{held}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    until = re.search(r"提醒已暂缓至 (\d\d-\d\d \d\d:\d\d)", agent.get(f"/conversations/{held}").text)
+    html = agent.get(card_target(world.a.slug, card)).text
+    rows = dict(re.findall(r'<a href="/conversations/(\d+)">(.*?)</a>', html, re.S))
+    assert until and f"提醒已暂缓至 {until[1]}" in rows[str(held)], rows[str(held)]
+    assert "暂缓" not in rows[str(other)]
+
+
 def test_the_chat_of_a_waiting_customer_says_where_to_reply(as_role, new_waiting):
     """The card's 去回复 opens the chat, which offers only 标记无需回复 and 暂缓: Siyu cannot send
     as the agent, and the page did not say where the reply is written."""

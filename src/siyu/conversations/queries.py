@@ -564,16 +564,25 @@ def conversation(
 
 def _snooze(session: Session, conversation_id: int, now: datetime) -> dict | None:
     """The snooze in force on the conversation's open wait: until when, who asked and when."""
+    return snoozes(session, [conversation_id], now).get(conversation_id)
+
+
+def snoozes(session: Session, conversation_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The snooze in force on each of these conversations' open waits (`_snooze`'s), by id."""
     from siyu.sla.models import SlaWait  # (the SLA domain builds on this one)
 
-    row = session.execute(
-        select(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_at).where(
-            SlaWait.conversation_id == conversation_id,
+    if not conversation_ids:
+        return {}
+    rows = session.execute(
+        select(SlaWait.conversation_id, SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_at).where(
+            SlaWait.conversation_id.in_(sorted(set(conversation_ids))),
             SlaWait.closed_at.is_(None),
             SlaWait.snoozed_until > now,
         )
-    ).first()
-    return None if row is None else {"until": row.snoozed_until, "by": row.snoozed_by, "at": row.snoozed_at}
+    )
+    return {
+        r.conversation_id: {"until": r.snoozed_until, "by": r.snoozed_by, "at": r.snoozed_at} for r in rows
+    }
 
 
 @dataclass

@@ -92,6 +92,10 @@ def conversation_list(request: Request, viewer: PageViewer):
                 )
             except BadCursor:  # a cursor mangled in the address bar: the top of the list
                 result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20), True
+        # a wait put off says so in its row: the agent tells it from those nobody has looked at
+        snoozed = queries.snoozes(
+            s, [c["id"] for c in result.items if c["waiting"]] if result else [], request.app.state.rt.now()
+        )
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         # another's card opened (a link forwarded): its customers the viewer may not see still
         # wait, and are not to be said answered
@@ -143,6 +147,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             "staff": staff,
             "kinds": queries.KIND_NAMES,
             "waiting_total": waiting_total,
+            "snoozed": snoozed,
             "page_url": page_url,
             "cursor_url": cursor_url,
             "tab_url": tab_url,
