@@ -142,10 +142,16 @@ def customer_list(request: Request, viewer: PageViewer):
     def page_url(n: int) -> str:
         return "/customers?" + urlencode({**kept, "page": n})
 
+    # dates typed the wrong way round find nobody: said so, with the range turned around
+    reversed_dates = bool(f.added_from and f.added_to and f.added_from > f.added_to)
+    swapped_url = "/customers?" + urlencode({**kept, "from": p.get("to"), "to": p.get("from")})
+
     return render(
         request,
         "customers.html",
         {
+            "reversed_dates": reversed_dates,
+            "swapped_url": swapped_url,
             "result": result,
             "f": f,
             "params": p,
