@@ -161,6 +161,50 @@ def test_on_a_phone_an_agent_sees_their_own_number_field_and_a_missing_number(pa
     expect(page.locator("#staff td.call-phone").first).to_be_in_viewport(ratio=1)
 
 
+@pytest.fixture
+def a_position(db, world):
+    """张三 holds a position, as in the demo (销售顾问), for one test."""
+    from sqlalchemy import update
+
+    from siyu.tenancy.models import Staff
+
+    def held(position: str) -> None:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(Staff).where(Staff.userid == "zhangsan").values(position=position))
+
+    held("销售顾问")
+    yield
+    held("")
+
+
+def test_on_a_phone_a_members_department_and_role_break_between_them(page, siyu, world, a_position):
+    """Under each name the department, position and role ran on as one line broken where the
+    width ran out: 销售一部 · 销售顾问 · 私 / 域成员, a word torn in two. They break between the
+    parts."""
+    sign_in(page, siyu, world.a.logins["agent"], "/staff")
+    expect(page.locator("#staff").get_by_text("销售顾问").first).to_be_visible()
+    for width in range(320, 431, 10):  # phones from the smallest to the largest
+        page.set_viewport_size({"width": width, "height": 844})
+        lines = page.locator("#staff .under-name").evaluate_all(
+            """smalls => smalls.map(el => {
+                const tops = new Map(), walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+                for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                    for (let i = 0; i < n.length; i++) {
+                        const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+                        const top = Math.round(r.getBoundingClientRect().top);
+                        tops.set(top, (tops.get(top) || "") + n.data[i]);
+                    }
+                }
+                return [el.textContent, [...tops.values()]];
+            })"""
+        )
+        assert lines
+        for whole, shown in lines:
+            parts = {p.strip() for p in whole.split("·")}
+            for line in shown:
+                assert {p.strip() for p in line.split("·") if p.strip()} <= parts, (width, whole, shown)
+
+
 def test_the_channel_table_fits_the_phone_to_its_status_column(page, siyu, world, as_role):
     """Six short columns (渠道 with its 启用 badge under the name, 新增, 流失, 已删除, 净增, 跟进中):
     on a 390 px phone a channel named in five characters, as the demo's 售后服务卡, ran the table
