@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from siyu.conversations import groups
-from siyu.conversations.models import GroupMember
+from siyu.conversations import tasks as conversation_tasks
+from siyu.conversations.models import GroupChat, GroupMember
 from siyu.customers import queries
 from siyu.customers.models import Customer, Follow, TimelineEvent
 from siyu.tenancy.tasks import sync_staff
@@ -202,3 +203,39 @@ def test_a_join_the_answer_does_not_list_yet_is_taken_from_the_event(db, tenant_
         assert event.at == at
         assert queries.describe_event(event.kind, event.data) == "加入客户群「老客户群」（扫描群二维码）"
     assert _state(db, tenant_id, cid) == (["老客户群"], ["group_joined"])
+
+
+def test_a_group_stored_before_members_were_kept_gets_them_from_the_worker(stack):
+    """A deployment upgraded past 0021 has groups whose members were never read: the worker
+    reads them again (not waiting for their next change in WeCom), and each customer in one
+    is in it on their page from their join_time, on the timeline once."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    zhao = stack.scan(channel.config_id, "赵先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, zhao))
+    stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "zhangsan", "name": "老客户福利群", "members": [zhao], "wait": True},
+    )
+    wait_for(lambda: group_events(stack, zhao), 20)
+    cid = customer_id(stack, zhao)
+    with stack.session() as s:  # as a group stored before 0021 is: no members, never read
+        joined_at = s.scalar(select(GroupMember.joined_at))
+        s.execute(delete(TimelineEvent).where(TimelineEvent.kind.like("group_%")))
+        s.execute(delete(GroupMember))
+        s.execute(update(GroupChat).values(members_read_at=None))
+    admin = signed_in(stack)
+    assert admin.get(f"/api/v1/customers/{cid}").json()["groups"] == []
+
+    for _ in range(2):  # a second round finds nothing left to read
+        run(conversation_tasks.read_unread_members(stack.rt))
+    [shown] = admin.get(f"/api/v1/customers/{cid}").json()["groups"]
+    assert (shown["name"], shown["joined_how"]) == ("老客户福利群", "由成员邀请")
+    timeline = admin.get(f"/api/v1/customers/{cid}/timeline").json()
+    [event] = [e for e in timeline if e["kind"] == "group_joined"]
+    assert event["text"] == "加入客户群「老客户福利群」（由成员邀请）"
+    assert datetime.fromisoformat(event["at"]) == joined_at
+    assert "在客户群「老客户福利群」里" in admin.get(f"/customers/{cid}").text
+    with stack.session() as s:
+        assert groups.members_unread(s, 10) == []

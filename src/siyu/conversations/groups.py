@@ -6,7 +6,9 @@ only is not a customer group, and the archive's own msgaudit/groupchat/get tells
 and creator instead (with the 会话存档 secret). Each group is looked up after
 the pull that first stores it, again when WeCom says it changed (change_external_chat), and
 an unknown one again at the first pull that stores messages at least RECHECK_AFTER later (a
-group made moments before its first message may not be known yet).
+group made moments before its first message may not be known yet). A group whose members were
+never read (stored before Siyu kept them) is read again by the worker, a few at a time
+(`members_unread`).
 
 Which of our customers are in a group (GroupMember) follows the same answers: a customer
 groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
@@ -51,6 +53,18 @@ def to_look_up(session: Session, now: datetime, limit: int) -> list[str]:
     return [roomid for (roomid,) in rows]
 
 
+def members_unread(session: Session, limit: int) -> list[str]:
+    """Customer groups whose members were never read (stored before they were kept), oldest
+    first: their customers are in no group until they are."""
+    rows = session.scalars(
+        select(GroupChat.chat_id)
+        .where(GroupChat.status == "active", GroupChat.members_read_at.is_(None))
+        .order_by(GroupChat.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 def _row(session: Session, chat_id: str, now: datetime) -> GroupChat:
     # two workers may meet the same new group at once: insert if missing, then update
     bulk.insert_rows(session, GroupChat, [{"chat_id": chat_id, "checked_at": now}], conflict=["chat_id"])
@@ -71,7 +85,7 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     row.customer_count = sum(1 for kind in members.values() if kind == 2)
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
         row.status = "active"
-    row.checked_at, row.problem = now, ""
+    row.checked_at, row.problem, row.members_read_at = now, "", now
     if row.status == "active":  # (a dismissed group's late answer brings nobody back)
         _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
         if change and change.get("UpdateDetail") == "del_member":

@@ -60,6 +60,9 @@ class GroupChat(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(12), default="active")
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)  # when WeCom was last asked
     problem: Mapped[str] = mapped_column(String(300), default="")  # why the last lookup failed
+    # when groupchat/get's member list was last kept (GroupMember); None: never (a group stored
+    # before Siyu kept members, read again by the worker: siyu.conversations.groups)
+    members_read_at: Mapped[datetime | None]
 
 
 class GroupMember(TenantOwned, Base):

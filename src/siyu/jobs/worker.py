@@ -96,6 +96,13 @@ class Worker:
             loops.append(self._periodic())
             loops.append(self._every(TIDY_S, self._tidy, "tidying the queue tables"))
             loops.append(self._archive())
+            loops.append(
+                self._every(
+                    conversation_tasks.MEMBERS_READ_EVERY_S,
+                    conversation_tasks.read_unread_members,
+                    "reading customer groups' members",
+                )
+            )
         try:
             await asyncio.gather(*loops)
         finally:
