@@ -324,6 +324,7 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
             "scan": 0.33,
             "chat": 0.42,
             "group": 0.05,
+            "group_members": 0.04,  # customers join, leave or are removed from a group
             "edit": 0.12,
             "customer_leaves": 0.05,
             "staff_deletes": 0.03,

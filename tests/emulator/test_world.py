@@ -80,3 +80,30 @@ def test_world_gathers_customers_in_groups_that_talk(emulator_url, http, make_co
     assert len(in_groups) > len(questions)
     times = [m["message"]["msgtime"] for m in said]
     assert times == sorted(times)  # in the archive's order: nothing dated ahead of what follows
+
+
+def test_with_a_weight_of_their_own_customers_join_and_leave_groups(emulator_url, http, make_corp):
+    """The demo's customers join groups (invited by the owner or by the group's QR code),
+    leave, or are removed by the owner, as WeCom tells groupchat/get; the same seed tells
+    the same story."""
+
+    async def story(corp: dict) -> World:
+        weights = {"scan": 0.3, "group": 0.3, "group_members": 0.4}
+        world = World(emulator_url, corp["corp_id"], seed=5, weights=weights, chat_step_s=30)
+        try:
+            await world.run(steps=40, rate=0)
+        finally:
+            await world.close()
+        return world
+
+    a, b = _setup(http, make_corp), _setup(http, make_corp)
+    world, again = asyncio.run(story(a)), asyncio.run(story(b))
+    assert world.log == again.log
+    changes = [e for e in world.log if e["action"] == "group_members"]
+    assert {e["kind"] for e in changes} == {"joined", "quit", "removed"}
+    assert {e["join_scene"] for e in changes if e["kind"] == "joined"} == {1, 3}
+    tok = token(http, a)
+    for chat_id, owner, customers in world.groups:
+        chat = call(http, "POST", "externalcontact/groupchat/get", tok, {"chat_id": chat_id})["group_chat"]
+        assert {m["userid"] for m in chat["member_list"]} == {owner, *customers}
+        assert customers  # a group keeps a customer to talk

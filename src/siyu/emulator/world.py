@@ -8,7 +8,8 @@ quiet, or agree or decline to have the chat archived; the member answers a quest
 slowly or never: the reply is due some time later and is posted by the first `step()` that
 runs past it. With a "group" weight, members gather some of their customers in
 customer groups (客户群, named; change_external_chat), where customers ask and the owner
-often answers.
+often answers; with a "group_members" weight, customers join a group (invited or by its QR
+code), leave it, or are removed by its owner.
 
 Deterministic for a seed: every choice (action, name, gender, external_userid, which way,
 which tags, what is said, msgids, reply delays) comes from one `random.Random(seed)`, so the
@@ -345,6 +346,36 @@ class World:
             answer = self.rng.choice(GROUP_REPLIES)
             self._later(self._group_message(chat_id, owner, customers, answer, now + self.rng.uniform(5, 60)))
             entry["answer"] = answer
+        return entry
+
+    async def group_members(self) -> dict:
+        """Someone joins a customer group (the owner invites them, or they scan its QR code),
+        leaves it, or is removed by the owner; with no group yet, a member makes one. A group
+        keeps one customer at least (its talk goes on). A weight of its own: worlds without
+        it draw exactly what they drew before it was added."""
+        if not self.groups:
+            return await self.group()
+        index = self.rng.randrange(len(self.groups))
+        chat_id, owner, customers = self.groups[index]
+        outside = list(dict.fromkeys(e for _, e in self.relations if e not in customers))
+        joins = self.rng.random() < 0.5
+        if (joins and not outside) or (not joins and len(customers) < 2):
+            joins = not joins
+            if (joins and not outside) or (not joins and len(customers) < 2):
+                return await self.group()
+        entry = {"action": "group_members", "group": index, "userid": owner}
+        if joins:
+            ext, scene = self.rng.choice(outside), self.rng.choice([1, 3])
+            body = {"members": [ext], "join_scene": scene, "wait": self.wait}
+            await self._post(f"/group_chats/{chat_id}/members", body)
+            customers.append(ext)
+            entry.update(kind="joined", external_userid=ext, join_scene=scene)
+        else:
+            ext, removed = self.rng.choice(customers), self.rng.random() < 0.4
+            body = {"members": [ext], "removed": removed, "wait": self.wait}
+            await self._post(f"/group_chats/{chat_id}/leave", body)
+            customers.remove(ext)
+            entry.update(kind="removed" if removed else "quit", external_userid=ext)
         return entry
 
     async def _say_in_group(
