@@ -239,3 +239,24 @@ def test_a_group_stored_before_members_were_kept_gets_them_from_the_worker(stack
     assert "在客户群「老客户福利群」里" in admin.get(f"/customers/{cid}").text
     with stack.session() as s:
         assert groups.members_unread(s, 10) == []
+
+
+def test_a_leave_whose_join_was_never_seen_says_so_and_puts_nobody_in_the_group(db, tenant_id):  # noqa: F811
+    """The customer joined and left before Siyu handled the group's first event: WeCom's
+    answer no longer lists them, and the del_member event names them. The timeline says they
+    left and that when they joined is unknown; their page does not put them in the group, nor
+    does a lagging answer that still lists them from before the leave."""
+    cid = _customer(db, tenant_id, "wmBrief")
+    left_at = T0 + timedelta(minutes=2)
+    with db.tenant_session(tenant_id) as s:
+        groups.record(s, _chat(), T0 + timedelta(minutes=5))  # the create event, handled late
+        groups.record(s, _chat(), T0 + timedelta(minutes=5), _left("wmBrief", left_at))
+        groups.record(s, _chat(("wmBrief", T0 + timedelta(minutes=1))), T0 + timedelta(minutes=6))
+        [event] = s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == cid)).all()
+        assert event.at == left_at
+        assert (
+            queries.describe_event(event.kind, event.data)
+            == "退出客户群「老客户群」（自己退群；加入时间未知）"
+        )
+        assert event.data["join_unknown"] is True
+    assert _state(db, tenant_id, cid) == ([], ["group_left"])

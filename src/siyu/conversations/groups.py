@@ -193,7 +193,10 @@ def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str
             continue  # left already (a retried event), or joined again since this leave
         member.left_at, member.left_how = at, how
         kind = "group_dismissed" if how == "dismissed" else "group_left"
-        _event(session, customer, kind, at, group, how=LEFT_HOW.get(how, ""))
+        # joined and left before Siyu heard of the group (its answer lists them no more): the
+        # leave is all there is to tell, and it says so rather than suggest a join went unseen
+        unknown = {"join_unknown": True} if member.joined_at is None else {}
+        _event(session, customer, kind, at, group, how=LEFT_HOW.get(how, ""), **unknown)
 
 
 def _text(value, longest: int) -> str:

@@ -337,7 +337,9 @@ def describe_event(kind: str, data: dict) -> str:
         said += [f"描述：{values['description']}"] if "description" in values else []
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
     if kind.startswith("group_"):  # an unnamed group, a scene WeCom did not tell: left out
-        name, how = values.get("group") or "", values.get("how") or ""
+        name = values.get("group") or ""
+        unknown = "加入时间未知" if values.get("join_unknown") is True else ""
+        how = "；".join(filter(None, [values.get("how") or "", unknown]))
         values = {**values, "group": f"「{name}」" if name else "", "how": f"（{how}）" if how else ""}
     try:
         return template.format_map(_Blank(values))
