@@ -206,3 +206,27 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
     ]
     assert updated_by == ""
     _to(database, "0017", down=True)
+
+
+def test_customer_groups_stored_before_0023_are_the_ones_whose_members_are_read_again(empty_database):
+    """0023 leaves every group stored before it with its members never read: the worker's
+    backfill takes the active ones (a dismissed one has nobody left to read)."""
+    from siyu.conversations import groups
+
+    database = empty_database
+    _to(database, "0022")
+    with database.system_session() as s:
+        tenant_id = _tenant(s).id
+        for chat_id, status in [("wrOld", "active"), ("wrGone", "dismissed"), ("wrStaff", "internal")]:
+            s.execute(
+                text(
+                    "INSERT INTO group_chats (tenant_id, chat_id, name, owner_userid, member_count,"
+                    " customer_count, status, checked_at, problem) VALUES (:tenant, :chat, '老客户群',"
+                    " 'zhangsan', 3, 2, :status, '2026-12-01 12:00:00', '')"
+                ),
+                {"tenant": tenant_id, "chat": chat_id, "status": status},
+            )
+    database.migrate()
+    with database.tenant_session(tenant_id) as s:
+        assert groups.members_unread(s, 10) == ["wrOld"]
+    _to(database, "0022", down=True)
