@@ -266,15 +266,16 @@ def rechecked(work):
 
 # What the worker does with the database, each on its one event loop: the archive timer's
 # round (which tenants to pull), naming new groups after a pull (and the archive's client for
-# groups of staff only), a group's dismissal, a callback event's outcome, a customer event's
-# write and the staff sync's schedule; a channel disabled (the server's loop: every request
-# waits on it too); and the senders of cards, SLA cards (their batch's reading failed, or not),
-# calls, welcomes and tags, their tenant's WeCom clients not made yet (the worker just started)
-# or due to be checked.
+# groups of staff only), reading the members of groups stored before they were kept, a group's
+# dismissal, a callback event's outcome, a customer event's write and the staff sync's
+# schedule; a channel disabled (the server's loop: every request waits on it too); and the
+# senders of cards, SLA cards (their batch's reading failed, or not), calls, welcomes and tags,
+# their tenant's WeCom clients not made yet (the worker just started) or due to be checked.
 WORK = {
     "archive timer": lambda rt: conversation_tasks.pull_all(rt),
     "naming groups": lambda rt: conversation_tasks._name_new_groups(rt, 1),
     "archive client": lambda rt: conversation_tasks._archive_client(rt, 1),
+    "reading group members": lambda rt: conversation_tasks.read_unread_members(rt),
     "group dismissed": lambda rt: conversation_tasks.on_group_changed(
         rt, 1, 1, {"ChatId": "wr-gone", "ChangeType": "dismiss"}
     ),
