@@ -244,14 +244,14 @@ def test_a_group_stored_before_members_were_kept_gets_them_from_the_worker(stack
 def test_a_leave_whose_join_was_never_seen_says_so_and_puts_nobody_in_the_group(db, tenant_id):  # noqa: F811
     """The customer joined and left before Siyu handled the group's first event: WeCom's
     answer no longer lists them, and the del_member event names them. The timeline says they
-    left and that when they joined is unknown; their page does not put them in the group, nor
-    does a lagging answer that still lists them from before the leave."""
+    left and that when they joined is unknown; their page does not put them in the group. Their
+    add_member event, handled after the leave (out of order), tells the join after all: it
+    lands on the timeline at its time, and the leave no longer says it is unknown."""
     cid = _customer(db, tenant_id, "wmBrief")
-    left_at = T0 + timedelta(minutes=2)
+    joined_at, left_at = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
     with db.tenant_session(tenant_id) as s:
         groups.record(s, _chat(), T0 + timedelta(minutes=5))  # the create event, handled late
         groups.record(s, _chat(), T0 + timedelta(minutes=5), _left("wmBrief", left_at))
-        groups.record(s, _chat(("wmBrief", T0 + timedelta(minutes=1))), T0 + timedelta(minutes=6))
         [event] = s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == cid)).all()
         assert event.at == left_at
         assert (
@@ -260,3 +260,22 @@ def test_a_leave_whose_join_was_never_seen_says_so_and_puts_nobody_in_the_group(
         )
         assert event.data["join_unknown"] is True
     assert _state(db, tenant_id, cid) == ([], ["group_left"])
+
+    added = {"UpdateDetail": "add_member", "JoinScene": "3", "MemChangeList": "wmBrief"}
+    for _ in range(2):  # (and again: a retried event)
+        with db.tenant_session(tenant_id) as s:
+            groups.record(
+                s,
+                _chat(),
+                T0 + timedelta(minutes=6),
+                {**added, "CreateTime": str(int(joined_at.timestamp()))},
+            )
+    with db.tenant_session(tenant_id) as s:
+        events = s.scalars(
+            select(TimelineEvent).where(TimelineEvent.customer_id == cid).order_by(TimelineEvent.at)
+        ).all()
+        assert [(e.at, queries.describe_event(e.kind, e.data)) for e in events] == [
+            (joined_at, "加入客户群「老客户群」（扫描群二维码）"),
+            (left_at, "退出客户群「老客户群」（自己退群）"),
+        ]
+    assert _state(db, tenant_id, cid)[0] == []

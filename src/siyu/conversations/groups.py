@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation, GroupChat, GroupMember
 from siyu.customers import service as customers
-from siyu.customers.models import Customer
+from siyu.customers.models import Customer, TimelineEvent
 from siyu.customers.queries import JOINED_HOW
 from siyu.db import bulk
 from siyu.wecom.archive import storable_text
@@ -152,16 +152,43 @@ def _joined(session: Session, group: GroupChat, listed: list[dict], now: datetim
         if member is not None and member.left_at is None:
             continue  # in already
         if member is not None and member.left_at >= at:
-            continue  # they left after this join: the answer is older than the leave
+            # they left after this join: the answer (or event) is older than the leave, and
+            # tells the join only where the leave came alone
+            if member.joined_at is None:
+                _joined_before_leave(session, group, customer, member, m, at)
+            continue
         if member is None:
             member = have[customer.id] = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
             session.add(member)
-        scene = m.get("join_scene") if m.get("join_scene") in JOINED_HOW else 0
-        invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
-        member.joined_at, member.join_scene = at, scene
-        member.invitor = _text(invitor.get("userid"), 64)
         member.left_at, member.left_how = None, ""
-        _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
+        _join(session, group, customer, member, m, at)
+
+
+def _join(session: Session, group: GroupChat, customer: Customer, member: GroupMember, m: dict, at) -> None:
+    scene = m.get("join_scene") if m.get("join_scene") in JOINED_HOW else 0
+    invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
+    member.joined_at, member.join_scene = at, scene
+    member.invitor = _text(invitor.get("userid"), 64)
+    _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
+
+
+def _joined_before_leave(
+    session: Session, group: GroupChat, customer: Customer, member: GroupMember, m: dict, at: datetime
+) -> None:
+    """A join learnt after the leave that followed it (the add_member event handled after the
+    del_member, a lagging answer): on the timeline at its time, and that leave's entry no
+    longer says the join is unknown."""
+    _join(session, group, customer, member, m, at)
+    left = session.scalars(
+        select(TimelineEvent).where(
+            TimelineEvent.customer_id == customer.id,
+            TimelineEvent.kind == "group_left",
+            TimelineEvent.at == member.left_at,
+        )
+    )
+    for event in left:
+        if event.data.get("chat_id") == group.chat_id and event.data.get("join_unknown"):
+            event.data = {k: v for k, v in event.data.items() if k != "join_unknown"}
 
 
 def _left_by_event(session: Session, group: GroupChat, change: dict, listed: set[str], now: datetime) -> None:
@@ -194,7 +221,8 @@ def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str
         member.left_at, member.left_how = at, how
         kind = "group_dismissed" if how == "dismissed" else "group_left"
         # joined and left before Siyu heard of the group (its answer lists them no more): the
-        # leave is all there is to tell, and it says so rather than suggest a join went unseen
+        # leave is all there is to tell (until their add_member event, if it comes late), and
+        # it says so rather than suggest a join went unseen
         unknown = {"join_unknown": True} if member.joined_at is None else {}
         _event(session, customer, kind, at, group, how=LEFT_HOW.get(how, ""), **unknown)
 
