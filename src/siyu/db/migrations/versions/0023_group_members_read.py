@@ -4,16 +4,16 @@ Groups stored before 0021 had no members kept until their next change in WeCom: 
 in one was in no group on their page. NULL (every group stored before this) is a group whose
 members were never read; the worker reads them again, a few at a time.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-06 02:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
