@@ -581,6 +581,27 @@ def test_a_group_of_staff_only_is_told_by_the_archive_api_not_as_a_customer_grou
     assert with_customer.status_code == 400 and "staff only" in with_customer.text
 
 
+def test_a_customer_joining_a_group_of_staff_only_is_refused_as_when_it_is_made(http, make_corp):
+    """A group of staff only cannot take a customer in later either: it would hold a customer
+    that no callback told of, and groupchat/get would still not know it as a customer group."""
+    corp = make_corp()
+    groups = f"/_emulator/corps/{corp['corp_id']}/group_chats"
+    room = http.post(groups, json={"owner": "zhangsan", "members": ["lisi"], "internal": True}).json()
+    chat_id = room["group_chat"]["chat_id"]
+    config_id = _way(http, token(http, corp), user=["zhangsan"])
+    ext = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "孙八"}, "wait": True},
+    ).json()["external_userid"]
+    joined = http.post(f"{groups}/{chat_id}/members", json={"members": [ext]})
+    assert joined.status_code == 400 and "staff only" in joined.text
+    told = call(
+        http, "POST", "msgaudit/groupchat/get", token(http, corp, "archive_secret"), {"roomid": chat_id}
+    )
+    assert [m["memid"] for m in told["members"]] == ["zhangsan", "lisi"]
+    assert http.post(f"{groups}/{chat_id}/members", json={"members": ["wangwu"]}).status_code == 200
+
+
 def test_a_call_whose_client_gives_up_during_a_slow_answer_is_still_done(http, make_corp, emulator_url):
     """A sender that times out (or is killed) while WeCom is slow has sent its request whole:
     WeCom acts on it, so a message it retries is a second one. The emulator did not: it read

@@ -289,6 +289,8 @@ def add_group_members(emu, corp: Corp, chat_id: str, body: dict) -> Delivery | N
             kind = 2
         else:
             raise _bad(f"unknown member {userid!r}: a member's userid or a customer's external_userid")
+        if kind == 2 and group.internal:  # as create_group_chat refuses it
+            raise _bad("an internal group has staff only: a customer makes it a customer group")
         joined.append(GroupMember(userid, kind, now, scene, invitor if scene != 3 else ""))
     if not joined:
         raise _bad("everyone listed is in the group already", 409)
