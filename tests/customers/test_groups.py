@@ -279,3 +279,16 @@ def test_a_leave_whose_join_was_never_seen_says_so_and_puts_nobody_in_the_group(
             (left_at, "退出客户群「老客户群」（自己退群）"),
         ]
     assert _state(db, tenant_id, cid)[0] == []
+
+
+def test_an_unnamed_group_is_named_on_the_timeline_as_on_the_page(db, tenant_id):  # noqa: F811
+    """A group nobody named is 「张三的群聊」 on the customer's page (and in the chat list, as
+    WeCom lists it by its members): the timeline names it so too, rather than a bare 加入客户群
+    that does not tell which of the customer's groups it was."""
+    cid = _customer(db, tenant_id, "wmUnnamed")
+    with db.tenant_session(tenant_id) as s:
+        groups.record(s, {**_chat(("wmUnnamed", T0)), "name": ""}, T0)
+    viewer = SimpleNamespace(tenant_id=tenant_id, visible_staff=None, timezone="Asia/Shanghai")
+    with db.tenant_session(tenant_id) as s:
+        [joined] = [e for e in queries.timeline(s, viewer, cid) if e["kind"] == "group_joined"]
+    assert joined["text"] == "加入客户群「张三的群聊」（由成员邀请）"

@@ -329,15 +329,17 @@ EVENT_TEXT = {
 }
 
 
-def describe_event(kind: str, data: dict) -> str:
+def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
+    """`staff_name`: the name of the event's member (a group's: its owner then)."""
     values = {k: ("、".join(map(str, v)) if isinstance(v, list) else v) for k, v in (data or {}).items()}
     template = EVENT_TEXT.get(kind, kind)
     if kind == "remark":  # a change of the remark, of the description, or of both
         said = [f"备注：{values['remark']}"] if "remark" in values else []
         said += [f"描述：{values['description']}"] if "description" in values else []
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
-    if kind.startswith("group_"):  # an unnamed group, a scene WeCom did not tell: left out
-        name = values.get("group") or ""
+    if kind.startswith("group_"):  # a scene WeCom did not tell: left out
+        # an unnamed group is its owner's, as the customer's page and the chat list call it
+        name = values.get("group") or (f"{staff_name}的群聊" if staff_name else "")
         unknown = "加入时间未知" if values.get("join_unknown") is True else ""
         how = "；".join(filter(None, [values.get("how") or "", unknown]))
         values = {**values, "group": f"「{name}」" if name else "", "how": f"（{how}）" if how else ""}
@@ -400,7 +402,7 @@ def timeline(
             "staff_userid": e.staff_userid,
             "staff_name": names.get(e.staff_userid, e.staff_userid),
             "data": dict(e.data or {}),
-            "text": describe_event(e.kind, e.data or {}),
+            "text": describe_event(e.kind, e.data or {}, names.get(e.staff_userid, e.staff_userid)),
         }
         for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
     ]
