@@ -398,6 +398,41 @@ def test_a_message_postgresql_could_not_hold_is_stored_cleaned_and_the_pull_goes
     assert len(sender) == 64 and sender.startswith("wmxxx")  # cut, and made unique again
 
 
+def test_an_action_recalled_msgid_or_consent_userid_wecom_never_sends_is_stored_and_the_pull_goes_on(
+    db, tenant_id, ingest
+):
+    """An action longer than its column or not a string, a recall naming its original by a
+    list or by a msgid longer than a column, or a consent event whose userid is a number failed
+    the whole batch (PostgreSQL's column, or a TypeError in ingest), with an error that named
+    no seq: `siyu archive skip` could not move past it, and the tenant's archive stood still."""
+    import json
+
+    from siyu.wecom.archive import _archived
+
+    chat = Chat()
+    question = chat.customer("还有货吗？", 0)
+    long_id = chat.customer("发货了吗？", 1)
+    long_id.message["msgid"] = long_id.msgid = "L" * 300  # stored cut, as the pull cuts it
+    odd_action = chat.customer("在吗", 2)
+    odd_action.message["action"] = "forwarded"
+    dict_action = chat.customer("喂", 3)
+    dict_action.message["action"] = {"kind": "send"}
+    by_list = chat.recall(question, 4)
+    by_list.message["revoke"] = {"pre_msgid": [question.msgid]}
+    by_long = chat.recall(long_id, 5)
+    consent = chat.msg("wmCUSTOMER", "", 6, msgtype="agree", agree={"userid": 42, "agree_time": 1})
+    consent.message["tolist"] = ["wmCUSTOMER"]
+    consent.message.pop("text")
+    items = [question, long_id, odd_action, dict_action, by_list, by_long, consent]
+    stored = ingest(*(_archived(json.dumps(i.message), i.seq, i.msgid) for i in items))
+    assert stored == {"stored": 7, "duplicates": 0}
+    with db.tenant_session(tenant_id) as s:
+        rows = s.execute(select(Message.msgid, Message.action, Message.recalled)).all()
+    recalled = {msgid for msgid, _, was in rows if was}
+    assert len(recalled) == 1 and recalled.pop().startswith("LLL")  # the long one, cut alike
+    assert {action for _, action, _ in rows} >= {"send", "recall", "forwarde"}
+
+
 def test_a_mixed_message_reads_as_its_text_and_pictures(db, tenant_id, ingest):
     """A customer's 图文 (a question with a screenshot in one message; each item's content a
     JSON string, REFERENCE 11.3) is shown, searched and judged by what it says."""

@@ -229,8 +229,15 @@ _UNSTORABLE = re.compile(
 # Identifiers and how long the columns they are stored in are (WeCom's own are shorter): a
 # longer value would fail its whole batch on PostgreSQL. The import refuses one, a pull cuts it.
 _LONGEST = {"msgid": 128, "from": 64, "user": 64, "roomid": 64, "msgtype": 32}
+_LONGEST_ACTION = 8  # send | recall | switch
 # Bodies ingest reads as JSON objects.
 _BODIES = ("revoke", "doc", "info")
+# (body, key, longest) of the ids ingest reads inside bodies.
+_IDS_IN_BODIES = (
+    ("revoke", "pre_msgid", _LONGEST["msgid"]),
+    ("agree", "userid", _LONGEST["from"]),
+    ("disagree", "userid", _LONGEST["from"]),
+)
 
 
 def storable(message: dict, raw: str = "") -> tuple[dict, str]:
@@ -251,11 +258,22 @@ def storable(message: dict, raw: str = "") -> tuple[dict, str]:
     if tolist is not None and not _userids(tolist):
         users = tolist if isinstance(tolist, list) else [tolist]
         fixes["tolist"] = [_clipped(str(u), _LONGEST["from"]) for u in users]
+    action = message.get("action")
+    if action is not None and (not isinstance(action, str) or len(action) > _LONGEST_ACTION):
+        fixes["action"] = str(action)[:_LONGEST_ACTION]  # none WeCom sends: kept for the record only
     kind = fixes.get("msgtype", message.get("msgtype"))
     for name in (kind, *_BODIES):
         if name and name in message and not isinstance(message[name], dict):
             value = message[name]
             fixes[name] = {"content": str(value)} if kind == "text" and name == kind else {}
+    # the ids inside bodies that ingest looks up and stores: the recalled message's (cut as its
+    # own msgid was, so that the recall still finds it) and a consent event's staff member
+    for name, key, longest in _IDS_IN_BODIES:
+        body = fixes.get(name, message.get(name))
+        value = body.get(key) if isinstance(body, dict) else None
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            fitted = _clipped(str(value), longest) if isinstance(value, str | int) else ""
+            fixes[name] = {**body, key: fitted}
     return ({**message, **fixes} if fixes else message), raw
 
 
