@@ -307,6 +307,29 @@ def test_a_message_stamped_ahead_of_the_clock_does_not_move_the_archive_past_now
     assert cursor.pulled_until == now - timedelta(seconds=rt.settings.archive_lag_s)
 
 
+def test_a_seq_past_two_to_the_31st_is_stored_and_the_archive_moves_on(rt, tenant_id, tmp_path):  # noqa: F811
+    """WeCom's seq is an unsigned 64-bit number (REFERENCE 11.1: GetChatData takes an
+    unsigned long long). On PostgreSQL the columns held 32 bits: once a corp's archive passed
+    2,147,483,647 messages every batch failed (integer out of range), naming no seq, and the
+    archive stood still for good."""
+    chat = Chat()
+    items = [chat.customer("还在吗？", 0), chat.staff("在的", 1)]
+    for n, item in enumerate(items):
+        item.seq = 2**31 + n
+    tasks._store_batch(rt, tenant_id, items, datetime.now(UTC), True, None)
+    with rt.db.tenant_session(tenant_id) as s:
+        seqs = sorted(s.scalars(select(Message.seq)))
+        cursor = s.scalar(select(ArchiveCursor))
+    assert seqs == [2**31, 2**31 + 1]
+    assert cursor.seq == 2**31 + 1 and cursor.last_error == ""
+    later = chat.customer("导入的", 2)  # an import of the same archive takes such seqs too
+    path = tmp_path / "archive.jsonl"
+    path.write_text(
+        json.dumps({"seq": 2**40, "message": later.message}, ensure_ascii=False), encoding="utf-8"
+    )
+    assert asyncio.run(tasks.import_file(rt, tenant_id, path)) == {"stored": 1, "duplicates": 0}
+
+
 class OneBadMessage:
     """The archive through the SDK's steps (ChatDataPipeline): seq 3 cannot be decrypted
     (DecryptData answers 10006 every time), the others can."""

@@ -99,7 +99,7 @@ class Message(TenantOwned, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     msgid: Mapped[str] = mapped_column(String(128))
-    seq: Mapped[int] = mapped_column(default=0)
+    seq: Mapped[int] = mapped_column(BigId, default=0)  # WeCom's is unsigned 64-bit
     conversation_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("conversations.id", ondelete="CASCADE")
     )
@@ -125,7 +125,7 @@ class ArchiveCursor(TenantOwned, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(32), default="archive")
-    seq: Mapped[int] = mapped_column(default=0)
+    seq: Mapped[int] = mapped_column(BigId, default=0)
     pulled_until: Mapped[datetime | None]
     pulled_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")

@@ -764,7 +764,7 @@ _MS_FROM, _MS_UNTIL = 10**12, 10**13
 _ACTIONS = ("send", "recall", "switch")
 _CONSENT = ("agree", "disagree")  # their userid names the staff member (a customer's own event)
 # What the seq column holds (see _LONGEST for the identifiers').
-_MAX_SEQ = 2**31 - 1
+_MAX_SEQ = 2**63 - 1
 
 
 # A text message is at most a few thousand characters, and media come as ids: a line of an
