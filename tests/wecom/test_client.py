@@ -324,6 +324,33 @@ def test_limiter_keys_are_independent_and_pauses_fail_fast():
     run(scenario())
 
 
+def test_a_call_admitted_as_its_wait_runs_out_keeps_the_slot_and_the_endpoint_goes_on():
+    """A slot handed to a waiting call in the same turn of the event loop as its max_wait ran
+    out: on Python 3.12 and later wait_for raises TimeoutError though the slot was taken, and
+    the call gave up holding it. Each such call took one of the endpoint's ten slots for good,
+    until every call to it waited in vain. (Python 3.11's wait_for returns the slot instead:
+    there this passed before the fix too.)"""
+
+    async def scenario():
+        limiter = RateLimiter(max_in_flight=1)
+        await limiter.acquire("k")  # the only slot, held
+        waiting = asyncio.create_task(limiter.acquire("k", max_wait=0.05))
+        await asyncio.sleep(0)
+        time.sleep(0.1)  # the loop is busy: the wait's timeout is due when it next looks
+        await asyncio.sleep(0)  # this turn runs the timeout right after what follows
+        limiter.release("k")  # hands the slot to the waiting call
+        try:
+            await waiting
+        except WeComRateLimited:
+            pass  # gave up: then it must not hold the slot
+        else:
+            limiter.release("k")  # it got the slot: its call is done
+        async with limiter.slot("k", max_wait=0.5):
+            return limiter.in_flight("k")
+
+    assert run(scenario()) == 1
+
+
 def test_limiter_frequency_pauses_grow_only_when_45009_follows_a_finished_pause():
     async def scenario():
         clock = [100.0]

@@ -214,6 +214,10 @@ class RateLimiter:
             else:
                 await asyncio.wait_for(fut, max(0.0, max_wait))
         except TimeoutError:
+            # admitted in the same turn of the loop as the timeout (Python 3.12's wait_for then
+            # raises all the same): the slot is this call's, and had never been handed back
+            if fut.done() and not fut.cancelled():
+                return
             raise WeComRateLimited(
                 45009, f"siyu: waited {max_wait:.1f}s for a free slot on {path or key} and gave up", path
             ) from None
