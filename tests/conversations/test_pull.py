@@ -334,7 +334,9 @@ class OneBadMessage:
     """The archive through the SDK's steps (ChatDataPipeline): seq 3 cannot be decrypted
     (DecryptData answers 10006 every time), the others can."""
 
-    def __init__(self, n: int = 5, bad: tuple[int, ...] = (3,), bad_time: tuple[int, ...] = ()):
+    def __init__(
+        self, n: int = 5, bad: tuple[int, ...] = (3,), bad_time: tuple[int, ...] = (), bad_msgtime=10**17
+    ):
         import base64
 
         from cryptography.hazmat.primitives import serialization
@@ -352,7 +354,7 @@ class OneBadMessage:
                 "text": {"content": f"第{seq}个问题？"},
             }  # fmt: skip
             if seq in bad_time:  # decrypts, but its send time is none a datetime can hold
-                msg["msgtime"] = 10**17
+                msg["msgtime"] = bad_msgtime
             key = base64.b64encode(pub.encrypt(b"randomkey0123456789", padding.PKCS1v15())).decode()
             body = f"BROKEN{seq}" if seq in bad else json.dumps(msg, ensure_ascii=False)
             self.items.append(
@@ -408,13 +410,15 @@ def test_a_message_that_cannot_be_decrypted_holds_back_only_itself_and_what_foll
         tasks.skip_stuck(rt, tenant_id, 3)  # not stuck any more
 
 
-def test_a_message_whose_send_time_is_out_of_range_stops_the_pull_naming_its_seq(rt, tenant_id):  # noqa: F811
+@pytest.mark.parametrize("bad_msgtime", [10**17, float("inf")])  # JSON's Infinity, or 1e400
+def test_a_message_whose_send_time_is_out_of_range_stops_the_pull_naming_its_seq(rt, tenant_id, bad_msgtime):  # noqa: F811
     """A message that decrypts but carries a msgtime no date can hold (year 5,000,000) had made
     ingest raise a bare ValueError naming no seq, so `siyu archive skip` could not move past
-    it and the tenant's archive stood still for good."""
+    it and the tenant's archive stood still for good; an infinite one (an OverflowError) did
+    the same."""
     from siyu.wecom.archive import ArchiveError
 
-    source = OneBadMessage(bad=(), bad_time=(3,))
+    source = OneBadMessage(bad=(), bad_time=(3,), bad_msgtime=bad_msgtime)
     with pytest.raises(ArchiveError):
         asyncio.run(tasks.pull(rt, tenant_id, source))
     with rt.db.tenant_session(tenant_id) as s:

@@ -215,7 +215,7 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
 def _is_ms(value) -> bool:
     try:
         return 0 <= int(value) < _MS_UNTIL
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (JSON's Infinity, or 1e400)
         return False
 
 
