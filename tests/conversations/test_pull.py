@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -429,6 +430,56 @@ def test_a_message_whose_send_time_is_out_of_range_stops_the_pull_naming_its_seq
     asyncio.run(tasks.pull(rt, tenant_id, source))
     with rt.db.tenant_session(tenant_id) as s:
         assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2", "bad4", "bad5"]
+
+
+@pytest.fixture
+def refused_msgid(db):
+    """A msgid the database itself refuses to store (as a constraint nobody foresaw would)."""
+    msgid = "refused-" + uuid.uuid4().hex[:8]
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql(
+                f"ALTER TABLE messages ADD CONSTRAINT review_refused CHECK (msgid <> '{msgid}')"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER review_refused BEFORE INSERT ON messages WHEN NEW.msgid = '{msgid}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    yield msgid
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.exec_driver_sql("ALTER TABLE messages DROP CONSTRAINT review_refused")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER review_refused")
+
+
+def test_a_message_that_cannot_be_stored_for_any_reason_stops_the_pull_naming_its_seq(
+    rt,
+    tenant_id,  # noqa: F811
+    refused_msgid,
+):
+    """A message ingest fails on for a reason nobody foresaw (here the database refuses it) had
+    failed its whole batch with an error that named no seq: nothing was stored, `siyu archive
+    skip` could not move past it, and the tenant's archive stood still for good. The messages
+    before it are stored, and the pull stops at it, named, as at one that cannot be decrypted."""
+    from siyu.wecom.archive import ArchiveError
+
+    source = OneBadMessage(6, bad=())
+    bad = source.items[2]
+    bad["msgid"] = refused_msgid
+    bad["encrypt_chat_msg"] = bad["encrypt_chat_msg"].replace('"bad3"', json.dumps(refused_msgid))
+    with pytest.raises(ArchiveError) as stuck:
+        asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert stuck.value.seq == 3 and stuck.value.msgid == refused_msgid
+    with rt.db.tenant_session(tenant_id) as s:
+        assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2"]
+        cursor = s.scalar(select(ArchiveCursor))
+    assert cursor.seq == 2 and "seq 3" in cursor.last_error and "无法保存" in cursor.last_error
+    tasks.skip_stuck(rt, tenant_id, 3)
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2", "bad4", "bad5", "bad6"]
 
 
 def test_with_two_bad_messages_the_pull_stops_at_the_first(rt, tenant_id):  # noqa: F811

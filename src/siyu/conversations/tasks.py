@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from siyu.conversations import groups, search, service
@@ -152,7 +153,9 @@ async def store_batch(
     It runs on a thread: waiting for the cursor's lock (another pull of the tenant holds it)
     must not hold up the event loop, which that pull may need to finish, and the worker's
     other work goes on meanwhile."""
-    counts = await asyncio.to_thread(_store_batch, rt, tenant_id, items, fetched_at, drained, parts)
+    counts = await asyncio.to_thread(
+        _store_or_name_the_bad_one, rt, tenant_id, items, fetched_at, drained, parts
+    )
     rt.db.wrote(counts["stored"])
     rt.archive_moved()  # steps held back until the archive came this far may fire now
     return counts
@@ -184,6 +187,95 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
         cursor.pulled_until = max(candidates) if candidates else None
         cursor.pulled_at, cursor.last_error = fetched_at, ""
     return counts
+
+
+# Failures that may be one message's doing: a value the database refused or could not take
+# (too long, out of range, of a type it does not hold), or one ingest could not read. Not the
+# database being away or busy, nor a part of Siyu failing as a whole (a crashed classifier).
+_VALUE_ERRORS = (
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    sa_exc.ProgrammingError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    LookupError,
+    ArithmeticError,
+)
+
+
+def _about_a_message(exc: Exception) -> bool:
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        exc = exc.orig  # raised before the database saw the statement
+    return isinstance(exc, _VALUE_ERRORS)
+
+
+class _DryRun(Exception):
+    pass
+
+
+def _store_or_name_the_bad_one(
+    rt, tenant_id: int, items: list, fetched_at, drained: bool, parts: int | None
+) -> dict:
+    """`_store_batch`; when that fails for a reason that may be one message's (a value ingest
+    or the database cannot take, which nobody foresaw), the batch is stored in halves, in
+    order, down to the first message that cannot be stored alone, and the pull stops at it
+    with an ArchiveError naming its seq, as at one that cannot be decrypted: `siyu archive
+    skip` can then give it up. A failure the next message shares is no message's: it is
+    raised as it came, and nothing after the messages stored before it is."""
+    try:
+        return _store_batch(rt, tenant_id, items, fetched_at, drained, parts)
+    except Exception as exc:
+        if not _about_a_message(exc) or len(items) < 2:  # (one message: nothing to tell it by)
+            raise
+        failed = exc
+    counts = {"stored": 0, "duplicates": 0}
+    mid = len(items) // 2
+    found = _first_unstorable(rt, tenant_id, items[:mid], fetched_at, counts) or _first_unstorable(
+        rt, tenant_id, items[mid:], fetched_at, counts, mid
+    )
+    if found is None:  # the halves stored: the trouble was the batch as a whole
+        _store_batch(rt, tenant_id, [], fetched_at, drained, 1)
+        return counts
+    index, error = found
+    if index + 1 >= len(items) or not _stores_alone(rt, tenant_id, items[index + 1]):
+        raise failed
+    bad = items[index]
+    log.warning("tenant %s: archive seq %s cannot be stored: %r", tenant_id, bad.seq, error)
+    said = (str(error).splitlines() or [""])[0]  # (not the SQL a database error goes on with)
+    why = f"消息无法保存，可跳过这一条 / the message cannot be stored: {type(error).__name__}: {said}"
+    raise ArchiveError(10002, why[:600], retryable=False, seq=bad.seq, msgid=bad.msgid) from error
+
+
+def _first_unstorable(rt, tenant_id: int, items: list, fetched_at, counts: dict, start: int = 0):
+    """Store `items` in order, in halves where they fail; (index, error) of the first that
+    fails alone, those before it stored (`counts` adds up what was); None when all are."""
+    try:
+        stored = _store_batch(rt, tenant_id, items, fetched_at, False, 1)
+    except Exception as exc:
+        if not _about_a_message(exc):
+            raise
+        if len(items) == 1:
+            return start, exc
+        mid = len(items) // 2
+        return _first_unstorable(rt, tenant_id, items[:mid], fetched_at, counts, start) or _first_unstorable(
+            rt, tenant_id, items[mid:], fetched_at, counts, start + mid
+        )
+    for key in counts:
+        counts[key] += stored[key]
+    return None
+
+
+def _stores_alone(rt, tenant_id: int, item) -> bool:
+    """Whether `item` could be stored by itself (tried in a transaction rolled back)."""
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            service.ingest(s, [item], classifier().classify)
+            raise _DryRun
+    except _DryRun:
+        return True
+    except Exception:  # noqa: BLE001 - the answer is no
+        return False
 
 
 def parts_for(db, messages: int, asked: int | None = None) -> int:
