@@ -307,6 +307,21 @@ def test_a_batch_with_messages_stored_before_moves_the_conversation_by_the_new_o
     ]
 
 
+def test_a_msgid_twice_in_one_batch_keeps_the_first_as_across_batches(db, tenant_id, ingest):
+    """The same msgid twice with different content: across batches the first one pulled is
+    kept (the second is a duplicate); within one batch the last had been kept instead, so which
+    words a customer was recorded as writing, and whether a wait opened, depended on where a
+    fetch happened to end."""
+    chat = Chat()
+    question = chat.customer("发票开好了吗？", 0)
+    repeat = chat.customer("好的谢谢", 1)
+    repeat.msgid = repeat.message["msgid"] = question.msgid
+    assert ingest(question, repeat) == {"stored": 1, "duplicates": 1}
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(Message.text)) == "发票开好了吗？"
+    assert conversation(db, tenant_id).awaiting_msgid == question.msgid
+
+
 def test_staff_whose_userid_looks_like_a_customers_is_still_staff(db, tenant_id, ingest):
     """A staff userid may start like an external one (wm/wo/wb: "wolf"); a customer whose id
     differs from such a staff member's only in case is still a customer."""

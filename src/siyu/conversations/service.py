@@ -445,7 +445,9 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     messages, one of their search tokens or of one row queueing them, one UPDATE of the
     conversations, and what the wait listeners write), whatever its size."""
     _hold_write_lock(session)
-    fresh = {i.msgid: i for i in items}  # drops repeats within the batch
+    fresh: dict = {}
+    for i in items:  # a repeat within the batch is dropped, as one in a later batch is: the first stays
+        fresh.setdefault(i.msgid, i)
     if not fresh:
         return {"stored": 0, "duplicates": 0}
     staff = _staff_among(session, fresh.values())
