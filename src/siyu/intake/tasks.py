@@ -8,6 +8,7 @@ meanwhile."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import update
 
@@ -22,6 +23,11 @@ from siyu.wecom.events import parse_event
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
+# An event is given up only once it has been tried MAX_ATTEMPTS times and is this old: ten
+# tries take about 17 minutes of backoff, less than an admin may take to mend a secret or a
+# permission WeCom refuses (40001, 60011), and the events of those minutes had been lost for
+# good. Backoff is capped at an hour, so that is about 24 tries more.
+KEEP_TRYING = timedelta(days=1)
 
 HANDLERS = {
     "change_external_contact/add_external_contact": customer_tasks.on_added,
@@ -40,6 +46,7 @@ HANDLERS = {
 async def process(rt, row: CallbackEvent) -> None:
     """Run one claimed event (a detached row, as claimed)."""
     event_id, tenant_id, xml, attempts, kind = row.id, row.tenant_id, row.xml, row.attempts, row.kind
+    received_at = row.received_at
     fields = parse_event(xml).fields
     handler = HANDLERS.get(kind)
     if handler is None and kind.startswith("change_external_tag/"):
@@ -55,12 +62,12 @@ async def process(rt, row: CallbackEvent) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure is retried, and kept visible
         log.warning("callback event %s (%s) failed: %r", event_id, kind, exc)
         why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
-        await in_system(rt.db, _failed, event_id, attempts, why[:2000])
+        await in_system(rt.db, _failed, event_id, attempts, received_at, why[:2000])
 
 
-def _failed(s, event_id: int, attempts: int, error: str) -> None:
-    """Retried after a backoff, or failed for good after MAX_ATTEMPTS."""
-    failed = attempts >= MAX_ATTEMPTS
+def _failed(s, event_id: int, attempts: int, received_at, error: str) -> None:
+    """Retried after a backoff, or failed for good after MAX_ATTEMPTS and KEEP_TRYING."""
+    failed = attempts >= MAX_ATTEMPTS and received_at <= utcnow() - KEEP_TRYING
     s.execute(
         update(CallbackEvent)
         .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
