@@ -4,16 +4,16 @@ WeCom's archive seq is an unsigned 64-bit number. The columns held 32 bits on Po
 (SQLite's integers are 64-bit already): once a corp's archive passed 2,147,483,647 messages
 every batch failed, and the archive stood still. PostgreSQL rewrites `messages` for this.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-06 01:45:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
