@@ -223,6 +223,8 @@ def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_sig
     member (listed while they have none), who then signs in through WeCom."""
     admin = as_role("admin")
     by_hand = f"pp-{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:  # (an earlier test's WeCom sign-in made 李四 one)
+        s.execute(delete(Person).where(Person.staff_userid == "lisi"))
 
     def add(**fields) -> httpx.Response:
         return admin.post("/setup/people", data={"csrf_token": admin.csrf, "role": "agent", **fields})
