@@ -15,6 +15,7 @@ from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.models import GroupChat, GroupMember
 from siyu.customers import queries
 from siyu.customers.models import Customer, Follow, TimelineEvent
+from siyu.intake.models import CallbackEvent
 from siyu.tenancy.tasks import sync_staff
 from tests.conversations.test_ingest import tenant_id  # noqa: F401 - fixture
 from tests.customers.test_acquisition import follow_of, make_channel, run
@@ -292,3 +293,60 @@ def test_an_unnamed_group_is_named_on_the_timeline_as_on_the_page(db, tenant_id)
     with db.tenant_session(tenant_id) as s:
         [joined] = [e for e in queries.timeline(s, viewer, cid) if e["kind"] == "group_joined"]
     assert joined["text"] == "加入客户群「张三的群聊」（由成员邀请）"
+
+
+GROUPCHAT_GET = "/cgi-bin/externalcontact/groupchat/get"
+
+
+def _group_with(stack, name: str, *customers: str) -> str:
+    made = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "zhangsan", "name": name, "members": list(customers), "wait": True},
+    )
+    wait_for(lambda: all(group_events(stack, e) for e in customers), 20)
+    return made["group_chat"]["chat_id"]
+
+
+def _group_event_rows(stack) -> list[tuple[str, str, str]]:
+    with stack.session() as s:
+        rows = s.execute(
+            select(CallbackEvent.kind, CallbackEvent.status, CallbackEvent.last_error)
+            .where(CallbackEvent.kind == "change_external_chat/update")
+            .order_by(CallbackEvent.id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_joins_and_leaves_land_from_the_event_when_wecom_refuses_the_lookup_for_good(stack):
+    """groupchat/get refused for good (60011: the app may no longer see the group): the
+    del_member and add_member events name who left and joined, how and when, so those land
+    all the same, once, and the events are done rather than retried for ever."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    zhao, sun = (stack.scan(channel.config_id, n)["external_userid"] for n in ("赵先生", "孙小姐"))
+    wait_for(lambda: follow_of(stack, zhao) and follow_of(stack, sun))
+    room = _group_with(stack, "会员答疑群", zhao)
+    stack.control("POST", "/faults", json={"path": GROUPCHAT_GET, "errcode": 60011, "times": 50})
+
+    removal = stack.control("POST", stack.corp_path(f"/group_chats/{room}/leave"), json={"members": [zhao]})
+    stack.control(
+        "POST", stack.corp_path(f"/group_chats/{room}/members"), json={"members": [sun], "join_scene": 3}
+    )
+    wait_for(lambda: [s for _, s, _ in _group_event_rows(stack)] == ["done", "done"], 20)
+    stack.control("POST", f"/redeliver/{removal['id']}", params={"wait": "true"})
+    wait_for(lambda: all(s == "done" for _, s, _ in _group_event_rows(stack)), 20)
+
+    admin = signed_in(stack)
+    texts = {
+        e: [t["text"] for t in admin.get(f"/api/v1/customers/{customer_id(stack, e)}/timeline").json()]
+        for e in (zhao, sun)
+    }
+    assert [t for t in texts[zhao] if "客户群" in t] == [
+        "退出客户群「会员答疑群」（自己退群）",
+        "加入客户群「会员答疑群」（由成员邀请）",
+    ]
+    assert [t for t in texts[sun] if "客户群" in t] == ["加入客户群「会员答疑群」（扫描群二维码）"]
+    assert admin.get(f"/api/v1/customers/{customer_id(stack, zhao)}").json()["groups"] == []
+    [joined] = admin.get(f"/api/v1/customers/{customer_id(stack, sun)}").json()["groups"]
+    assert (joined["name"], joined["joined_how"]) == ("会员答疑群", "扫描群二维码")

@@ -13,7 +13,9 @@ never read (stored before Siyu kept them) is read again by the worker, a few at 
 Which of our customers are in a group (GroupMember) follows the same answers: a customer
 groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
 del_member update names them in MemChangeList; an older event without it: whoever is no
-longer listed) or as the group is dismissed. Each change lands once on the customer's
+longer listed) or as the group is dismissed. WeCom refusing the lookup for good (no
+permission, the group gone), an add_member or del_member event's named joins and leaves land
+from the event alone (`record_event_only`). Each change lands once on the customer's
 timeline. A listing never undoes a leave it does not postdate: WeCom's answer may lag its
 event by seconds, and a lookup may be stored after a later event's.
 """
@@ -90,6 +92,34 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
         _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
         if change and change.get("UpdateDetail") == "del_member":
             _left_by_event(session, row, change, {str(m.get("userid")) for m in listed}, now)
+    return row
+
+
+def told_by_event(change: dict | None) -> bool:
+    """An add_member or del_member event that names who came or left (MemChangeList): it
+    tells those joins and leaves without WeCom's answer."""
+    return (
+        bool(change)
+        and change.get("UpdateDetail") in ("add_member", "del_member")
+        and any(str(change.get("MemChangeList") or "").split("|"))
+    )
+
+
+def record_event_only(session: Session, chat_id: str, change: dict, problem: str, now: datetime) -> GroupChat:
+    """groupchat/get refused for good (no permission, the group gone): those the event names
+    joined or left all the same, when and as it says (CreateTime, JoinScene, QuitScene); the
+    group's name, owner and members stay as last known. A group never answered for is stored
+    as unknown, `problem` saying why."""
+    known = session.scalar(select(GroupChat.id).where(GroupChat.chat_id == chat_id)) is not None
+    row = _row(session, chat_id, now)
+    if not known:
+        row.status = "unknown"
+    row.checked_at, row.problem = now, _text(problem, 300)
+    if change.get("UpdateDetail") == "add_member":
+        if row.status != "dismissed":  # (as a dismissed group's late answer brings nobody back)
+            _joined(session, row, _named_joins(change, {}), now)
+    elif told_by_event(change):  # (never the fallback that reads the answer's member list)
+        _left_by_event(session, row, change, set(), now)
     return row
 
 

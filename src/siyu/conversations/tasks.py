@@ -520,7 +520,9 @@ async def look_up_groups(
     `unknown_raises` (a customer group's info may lag its change_external_chat event by
     seconds). `max_wait`: how long each call may wait out WeCom's pacing and limits (the
     client's default when None). `change`: the change_external_chat event asked for (who
-    left, with a del_member). Returns how many were looked up."""
+    left, with a del_member); refused for good (not busy or limited), those an add_member or
+    del_member names join or leave as it says, without the answer. Returns how many were
+    looked up."""
     from siyu.wecom.errors import RETRY_ERRCODES, WeComError
 
     client = (await rt.clients.get(tenant_id)).contact
@@ -534,6 +536,21 @@ async def look_up_groups(
             except WeComError as exc:
                 if exc.errcode in RETRY_ERRCODES:
                     raise
+                if groups.told_by_event(change):
+                    # asking again gives the same answer, and the event tells who came or left
+                    log.warning(
+                        "tenant %s: groupchat/get refused group %s for good (%s); the %s of %s "
+                        "is taken from the change_external_chat event alone",
+                        tenant_id,
+                        chat_id,
+                        exc,
+                        change.get("UpdateDetail"),
+                        change.get("MemChangeList"),
+                    )
+                    why, now = exc.describe(), rt.now()
+                    await in_tenant(rt.db, tenant_id, groups.record_event_only, chat_id, change, why, now)
+                    done += 1
+                    continue
                 if not unknown_raises:
                     if not asked_for_archive:
                         archive = await _archive_client(rt, tenant_id)
@@ -637,7 +654,8 @@ def _tenant_ids(s) -> list[int]:
 
 async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     """change_external_chat: a customer group was created, changed (renamed, members came or
-    left) or dismissed. A failed lookup raises, so the event is retried with backoff."""
+    left) or dismissed. A failed lookup raises, so the event is retried with backoff, unless
+    WeCom refused it for good and the event itself names who came or left."""
     chat_id = fields.get("ChatId", "")
     if chat_id:
         if fields.get("ChangeType") == "dismiss":
