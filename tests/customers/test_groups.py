@@ -350,3 +350,63 @@ def test_joins_and_leaves_land_from_the_event_when_wecom_refuses_the_lookup_for_
     assert admin.get(f"/api/v1/customers/{customer_id(stack, zhao)}").json()["groups"] == []
     [joined] = admin.get(f"/api/v1/customers/{customer_id(stack, sun)}").json()["groups"]
     assert (joined["name"], joined["joined_how"]) == ("会员答疑群", "扫描群二维码")
+
+
+def test_a_leave_handled_after_the_dismissal_says_they_left_not_that_the_group_was_dismissed(stack):
+    """赵 leaves, then the group is dismissed; WeCom is busy when the leave is handled, so the
+    dismissal is handled first. The leave is asked again (busy is not for good), and when it
+    lands (WeCom no longer knows the dismissed group: from the event) 赵's timeline says he left
+    of himself, at his time, not that the group he had left was dismissed; 钱, still in it, was
+    in a dismissed group."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    zhao, qian = (stack.scan(channel.config_id, n)["external_userid"] for n in ("赵先生", "钱女士"))
+    wait_for(lambda: follow_of(stack, zhao) and follow_of(stack, qian))
+    room = _group_with(stack, "老会员群", zhao, qian)
+    stack.control("POST", "/faults", json={"path": GROUPCHAT_GET, "errcode": -1, "times": 1000})
+
+    stack.control("POST", stack.corp_path(f"/group_chats/{room}/leave"), json={"members": [zhao]})
+    wait_for(lambda: (rows := _group_event_rows(stack)) and "繁忙" in rows[0][2], 30)
+    assert [e["kind"] for e in group_events(stack, zhao)] == ["group_joined"]  # not landed: asked again
+    stack.control("POST", "/clock", json={"advance_s": 600})
+    stack.control("DELETE", stack.corp_path(f"/group_chats/{room}"), params={"wait": "true"})
+    wait_for(lambda: group_events(stack, qian)[-1]["kind"] == "group_dismissed", 20)
+    stack.control("DELETE", "/faults")
+    wait_for(lambda: [s for _, s, _ in _group_event_rows(stack)] == ["done"], 60)
+
+    admin = signed_in(stack)
+    timeline = {
+        e: [t for t in admin.get(f"/api/v1/customers/{customer_id(stack, e)}/timeline").json()]
+        for e in (zhao, qian)
+    }
+    left = [(t["text"], t["at"]) for t in timeline[zhao] if "客户群" in t["text"]]
+    assert [text for text, _ in left] == [
+        "退出客户群「老会员群」（自己退群）",
+        "加入客户群「老会员群」（由成员邀请）",
+    ]
+    dismissed_at = next(t["at"] for t in timeline[qian] if t["kind"] == "group_dismissed")
+    assert datetime.fromisoformat(left[0][1]) < datetime.fromisoformat(dismissed_at)
+    assert [t["text"] for t in timeline[qian] if "客户群" in t["text"]][0] == "所在的客户群「老会员群」已解散"
+    assert "已解散" not in admin.get(f"/customers/{customer_id(stack, zhao)}").text
+
+
+def test_a_late_answer_stored_after_the_dismissal_still_tells_the_leave(db, tenant_id):  # noqa: F811
+    """The leave's lookup was answered before the group was dismissed but stored after: the
+    leave, earlier than the dismissal, is told as the event says (removed by the owner)."""
+    cid = _customer(db, tenant_id, "wmEarly")
+    with db.tenant_session(tenant_id) as s:
+        groups.record(s, _chat(("wmEarly", T0)), T0)
+        groups.record_dismissed(s, "wrOrder", T0 + timedelta(hours=2), T0 + timedelta(hours=2))
+    with db.tenant_session(tenant_id) as s:
+        leave = _left("wmEarly", T0 + timedelta(hours=1), quit_scene=1)
+        for _ in range(2):  # (and again: a retried event)
+            groups.record(s, _chat(("wmEarly", T0)), T0 + timedelta(hours=2), leave)
+        events = s.scalars(
+            select(TimelineEvent).where(TimelineEvent.customer_id == cid).order_by(TimelineEvent.at)
+        ).all()
+        assert [(e.at, queries.describe_event(e.kind, e.data)) for e in events] == [
+            (T0, "加入客户群「老客户群」（由成员邀请）"),
+            (T0 + timedelta(hours=1), "退出客户群「老客户群」（被群主或群管理员移出）"),
+        ]
+        member = s.scalar(select(GroupMember).where(GroupMember.customer_id == cid))
+        assert (member.left_at, member.left_how) == (T0 + timedelta(hours=1), "removed")

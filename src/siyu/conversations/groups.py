@@ -13,7 +13,8 @@ never read (stored before Siyu kept them) is read again by the worker, a few at 
 Which of our customers are in a group (GroupMember) follows the same answers: a customer
 groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
 del_member update names them in MemChangeList; an older event without it: whoever is no
-longer listed) or as the group is dismissed. WeCom refusing the lookup for good (no
+longer listed) or as the group is dismissed (a leave handled after the dismissal it came
+before is told as the leave, not the dismissal). WeCom refusing the lookup for good (no
 permission, the group gone), an add_member or del_member event's named joins and leaves land
 from the event alone (`record_event_only`). Each change lands once on the customer's
 timeline. A listing never undoes a leave it does not postdate: WeCom's answer may lag its
@@ -90,8 +91,8 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     row.checked_at, row.problem, row.members_read_at = now, "", now
     if row.status == "active":  # (a dismissed group's late answer brings nobody back)
         _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
-        if change and change.get("UpdateDetail") == "del_member":
-            _left_by_event(session, row, change, {str(m.get("userid")) for m in listed}, now)
+    if change and change.get("UpdateDetail") == "del_member":  # (one before a dismissal, too)
+        _left_by_event(session, row, change, {str(m.get("userid")) for m in listed}, now)
     return row
 
 
@@ -246,6 +247,8 @@ def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str
         if member is None:  # the join was never seen: the leave still holds off a late listing
             member = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
             session.add(member)
+        elif _left_before_dismissal(member, how, at):
+            _forget_dismissal(session, group, customer, member)
         elif member.left_at is not None or (member.joined_at is not None and member.joined_at > at):
             continue  # left already (a retried event), or joined again since this leave
         member.left_at, member.left_how = at, how
@@ -255,6 +258,33 @@ def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str
         # it says so rather than suggest a join went unseen
         unknown = {"join_unknown": True} if member.joined_at is None else {}
         _event(session, customer, kind, at, group, how=LEFT_HOW.get(how, ""), **unknown)
+
+
+def _left_before_dismissal(member: GroupMember, how: str, at: datetime) -> bool:
+    """A leave handled after the dismissal that it came before (a dismissed group loses
+    nobody, so one in the same second came first), and after the join it ends."""
+    return (
+        how != "dismissed"
+        and member.left_how == "dismissed"
+        and member.left_at is not None
+        and at <= member.left_at
+        and (member.joined_at is None or member.joined_at <= at)
+    )
+
+
+def _forget_dismissal(session: Session, group: GroupChat, customer: Customer, member: GroupMember) -> None:
+    """The customer had left before the group was dismissed: its dismissal is not theirs to
+    tell (their leave is, in its place)."""
+    told = session.scalars(
+        select(TimelineEvent).where(
+            TimelineEvent.customer_id == customer.id,
+            TimelineEvent.kind == "group_dismissed",
+            TimelineEvent.at == member.left_at,
+        )
+    )
+    for event in told:
+        if event.data.get("chat_id") == group.chat_id:
+            session.delete(event)
 
 
 def _text(value, longest: int) -> str:
