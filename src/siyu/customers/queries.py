@@ -278,7 +278,9 @@ JOINED_HOW = {1: "由成员邀请", 2: "通过成员分享的群链接", 3: "扫
 
 def customer_groups(session: Session, viewer: Reader, customer_id: int) -> list[dict]:
     """The customer groups the customer is in now, newest join first: for an agent, those
-    owned by a member they see (as the group chats they may read, and the timeline)."""
+    owned by a member they see, as the timeline's group entries (told on the owner's name).
+    The group chats an agent may open follow a wider rule (siyu.conversations.queries: also
+    those a member they see wrote in), so a chat they may open need not be listed here."""
     stmt = (
         select(GroupMember, GroupChat)
         .join(GroupChat, GroupChat.chat_id == GroupMember.chat_id)
