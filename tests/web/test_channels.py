@@ -245,6 +245,52 @@ def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to
             admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
 
 
+def test_a_channel_whose_member_left_can_still_be_changed_and_says_whom_to_replace(as_role, world, db):
+    """A member who left WeCom made every change of their channels refused ("成员不存在或已停用")
+    until they were replaced, a welcome text too, and without saying so. WeCom's
+    update_contact_way takes any of its fields: a change that leaves the members as they are is
+    saved; one that sends them, the leaver still among them, says whom to replace or remove."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    ch = admin.post(
+        "/api/v1/channels",
+        json={"name": "赵六留下的易拉宝", "staff_userids": ["zhangsan", "zhaoliu"]},
+        headers=csrf,
+    ).json()
+    corp = f"{world.emu_url}/_emulator/corps/{world.a.corp['corp_id']}"
+    assert httpx.delete(f"{corp}/staff/zhaoliu").status_code == 200  # leaves WeCom
+    with db.tenant_session(world.a.id) as s:
+        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False  # as the staff sync leaves it
+    try:
+        r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"welcome_text": "欢迎光临"}, headers=csrf)
+        assert r.status_code == 200, r.text
+        assert r.json()["welcome_text"] == "欢迎光临"
+        r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"name": "易拉宝改名"}, headers=csrf)
+        assert r.status_code == 200, r.text
+        with db.tenant_session(world.a.id) as s:
+            config_id = s.get(Channel, ch["id"]).config_id
+        assert _ways(world, world.a)[config_id]["remark"] == "易拉宝改名"
+
+        r = admin.patch(
+            f"/api/v1/channels/{ch['id']}",
+            json={"staff_userids": ["zhangsan", "lisi", "zhaoliu"]},
+            headers=csrf,
+        )
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith("「赵六」已离职或停用：请在成员中换人或移除后再保存")
+        r = admin.patch(
+            f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan", "lisi"]}, headers=csrf
+        )
+        assert r.status_code == 200, r.text
+        assert sorted(_ways(world, world.a)[config_id]["user"]) == ["lisi", "zhangsan"]
+    finally:
+        zhaoliu = {"userid": "zhaoliu", "name": "赵六", "department": [4]}
+        assert httpx.post(f"{corp}/staff", json=zhaoliu).status_code == 201
+        with db.tenant_session(world.a.id) as s:
+            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = True
+        admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
+
+
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
     b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"

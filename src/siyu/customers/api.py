@@ -203,9 +203,10 @@ def channel_totals(session, viewer: Viewer, channel_id: int) -> dict:
     return channel_service.totals(session, viewer).get(channel_id) or channel_service.empty_totals(viewer)
 
 
-def spec_problems(rt, viewer: Viewer, spec: ChannelSpec) -> list[str]:
+def spec_problems(rt, viewer: Viewer, spec: ChannelSpec, kept: list[str] | None = None) -> list[str]:
+    """`kept`: the members of the channel being changed (queries.channel_ref_problems)."""
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        return queries.channel_ref_problems(s, spec.staff_userids, spec.department_ids, spec.tag_ids)
+        return queries.channel_ref_problems(s, spec.staff_userids, spec.department_ids, spec.tag_ids, kept)
 
 
 async def fetch_qr(rt, viewer: Viewer, channel_id: int) -> tuple[bytes, str, str]:
@@ -382,7 +383,7 @@ async def patch_channel(
         raise HTTPException(409, "渠道已停用，不能修改 / the channel is disabled")
     drawn = _if_match(if_match, channel_service.channel_version(current), current["updated_by"])
     spec = merged_spec(current, body.model_dump(exclude_unset=True))
-    problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
+    problems = await run_in_threadpool(spec_problems, rt, viewer, spec, current["staff_userids"])
     if problems:
         raise HTTPException(422, "; ".join(problems))
     try:

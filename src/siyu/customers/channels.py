@@ -287,9 +287,10 @@ async def update_channel(
         return (
             channel.config_id,
             1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
+            _same_members(channel, spec),
         )
 
-    config_id, old_type = await in_tenant(rt.db, tenant_id, check)
+    config_id, old_type, same = await in_tenant(rt.db, tenant_id, check)
     if old_type != spec.way_type:
         raise ChannelError(
             "单人码不能改为多人码（多位成员或部门），请新建渠道 / a single-member code cannot become a "
@@ -299,7 +300,7 @@ async def update_channel(
             "single-member one: create a new channel"
         )
     contact = (await rt.clients.get(tenant_id)).contact
-    await contact.update_contact_way(config_id, **_way_fields(spec))
+    await contact.update_contact_way(config_id, **_way_fields(spec, members=not same))
 
     def save(s) -> tuple[ChannelError, dict] | None:
         _hold_names(s)
@@ -309,7 +310,7 @@ async def update_channel(
                 raise ChannelChanged(channel.updated_by)
             check_name_free(s, spec.name, channel_id)
         except ChannelError as exc:
-            return exc, _way_fields(_spec_of(channel))
+            return exc, _way_fields(_spec_of(channel), members=not same)
         _apply(channel, spec, by)
         return None
 
@@ -329,14 +330,22 @@ async def update_channel(
     raise taken
 
 
-def _way_fields(spec: ChannelSpec) -> dict:
-    """What update_contact_way sets from a channel."""
+def _way_fields(spec: ChannelSpec, members: bool = True) -> dict:
+    """What update_contact_way sets from a channel. `members`: send its members and departments
+    (None leaves them out): WeCom takes any of the fields, and members left unchanged are not
+    sent, so that a channel whose member has left can still be renamed or have its welcome changed."""
     return {
-        "user": spec.staff_userids or [],
-        "party": spec.department_ids or [],
+        "user": (spec.staff_userids or []) if members else None,
+        "party": (spec.department_ids or []) if members else None,
         "skip_verify": spec.skip_verify,
         "remark": spec.name[:30],
     }
+
+
+def _same_members(channel: Channel, spec: ChannelSpec) -> bool:
+    return list(channel.staff_userids or []) == list(spec.staff_userids or []) and sorted(
+        channel.department_ids or []
+    ) == sorted(spec.department_ids or [])
 
 
 def _spec_of(channel: Channel) -> ChannelSpec:

@@ -467,17 +467,31 @@ def _listed(names: list[str], shown: int = 10) -> str:
 
 
 def channel_ref_problems(
-    session: Session, staff_userids: list[str], department_ids: list[int], tag_ids: list[str]
+    session: Session,
+    staff_userids: list[str],
+    department_ids: list[int],
+    tag_ids: list[str],
+    kept: list[str] | None = None,
 ) -> list[str]:
-    """Staff, departments and tags a channel names that this tenant does not have."""
+    """Staff, departments and tags a channel names that this tenant does not have. `kept`: the
+    channel's members as they are; when it names the same ones, those who left are let be (the
+    members are not sent to WeCom: its other fields can still change)."""
     problems = []
-    if staff_userids:
+    if staff_userids and staff_userids != kept:
         known = set(
             session.scalars(
                 select(Staff.userid).where(Staff.userid.in_(staff_userids), Staff.active.is_(True))
             )
         )
-        missing = [u for u in staff_userids if u not in known]
+        departed = departed_staff(session)
+        gone = [u for u in staff_userids if u not in known and u in departed]
+        missing = [u for u in staff_userids if u not in known and u not in departed]
+        if gone:
+            names = "、".join(f"「{departed[u] or u}」" for u in gone[:10])
+            problems.append(
+                f"{names}已离职或停用：请在成员中换人或移除后再保存 / {_listed(gone)} left or were"
+                " disabled: replace or remove them in the members"
+            )
         if missing:
             problems.append(f"成员不存在或已停用 / unknown or inactive staff: {_listed(missing)}")
     if department_ids:

@@ -24,7 +24,9 @@ MUTABLE = (
 )
 
 
-def _validate(corp: Corp, way_type: int, fields: dict) -> None:
+def _validate(corp: Corp, way_type: int, fields: dict, sent: dict | None = None) -> None:
+    """`sent`: what an update names; only the members and departments it sends are looked up
+    (those it leaves out stay as they are, a member who has since left included)."""
     state = fields.get("state")
     if state is not None and len(str(state)) > 30:
         raise WeComError(40035, "invalid state, max length 30")
@@ -35,10 +37,11 @@ def _validate(corp: Corp, way_type: int, fields: dict) -> None:
     parties = fields.get("party") or []
     if not isinstance(users, list) or not isinstance(parties, list):
         raise WeComError(40035)
-    for uid in users:
+    sent = fields if sent is None else sent
+    for uid in sent.get("user") or []:
         if uid not in corp.staff or corp.staff[uid].status == 5:
             raise WeComError(40003, f"invalid userid {uid}")
-    for pid in parties:
+    for pid in sent.get("party") or []:
         if pid not in corp.departments:
             raise WeComError(60003)
     if way_type == 1 and (len(users) != 1 or parties):
@@ -123,7 +126,7 @@ async def update_contact_way(ctx: Ctx) -> dict:
     body = ctx.json
     merged = {name: getattr(way, name) for name in MUTABLE}
     merged.update({k: v for k, v in body.items() if k in MUTABLE and v is not None})
-    _validate(corp, way.type, merged)
+    _validate(corp, way.type, merged, body)
     for name in MUTABLE:
         value = merged[name]
         if name == "party":
