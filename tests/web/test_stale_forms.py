@@ -315,6 +315,32 @@ def test_if_match_is_a_declared_header_and_any_etag_it_lists_may_match(admins, c
     assert jia.get(url).json()["welcome_text"] == "二"
 
 
+def test_an_if_match_siyu_never_gave_is_refused_as_such_naming_nobody(admins, channel):
+    """If-Match: "bogus" was a 412 saying the last admin to save had changed the channel since:
+    a typo or a mangled header blamed someone. It is a 400 saying to send the ETag of GET, and
+    nothing changes; an ETag of the right shape that is no longer current is still a 412."""
+    jia, yi = admins
+    channel_id, name = channel
+    url = f"/api/v1/channels/{channel_id}"
+    r = yi.patch(url, json={"welcome_text": "乙"}, headers={"X-CSRF-Token": yi.csrf})
+    assert r.status_code == 200, r.text
+    for bogus in ('"bogus"', "bogus", 'W/"1"', '"zzz", "abc"'):
+        r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": bogus})
+        assert r.status_code == 400, (bogus, r.text)
+        assert r.json()["detail"] == (
+            "If-Match 不是 Siyu 给出的版本：请用 GET 该渠道时响应头里的 ETag / If-Match is not a version"
+            " Siyu gave: send the ETag header of GET /api/v1/channels/{id}"
+        )
+        assert "yi管理员" not in r.text
+    assert jia.get(url).json()["welcome_text"] == "乙"
+    r = jia.patch(
+        url,
+        json={"welcome_text": "甲"},
+        headers={"X-CSRF-Token": jia.csrf, "If-Match": '"0123456789abcdef0123"'},
+    )
+    assert r.status_code == 412 and "yi管理员" in r.json()["detail"]
+
+
 def test_a_policy_saved_where_no_one_is_signed_in_is_said_changed_by_another_admin(admins, db):
     """Saved by Siyu itself (the command line, the demo), or before who saved it was kept: the
     notice keeps its words, naming no one, rather than the admin who saved before."""

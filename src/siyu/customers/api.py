@@ -35,6 +35,7 @@ from siyu.customers.schemas import (
     TimelineEventOut,
 )
 from siyu.db.paging import BadCursor
+from siyu.db.versions import well_formed
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -341,14 +342,23 @@ IfMatch = Annotated[
 def _if_match(typed: str | None, now: str, by: str) -> str | None:
     """The version the change is made to: `now` when If-Match lists it (RFC 9110: any of the
     listed ETags matching is enough), None without the header or for `*` (the channel exists);
-    412 when it lists only others (`by`: who saved the channel last)."""
+    412 when it lists only others (`by`: who saved the channel last); 400 when none of them
+    could be a version Siyu gave (a typo or a mangled header blames nobody)."""
     tags = [tag.strip().removeprefix("W/").strip('"') for tag in (typed or "").split(",")]
     tags = [tag for tag in tags if tag]
     if not tags or "*" in tags:
         return None
-    if now not in tags:
-        raise HTTPException(412, changed_since_etag(by))
-    return now
+    if now in tags:
+        return now
+    if not any(well_formed(tag) for tag in tags):
+        raise HTTPException(400, NOT_AN_ETAG)
+    raise HTTPException(412, changed_since_etag(by))
+
+
+NOT_AN_ETAG = (
+    "If-Match 不是 Siyu 给出的版本：请用 GET 该渠道时响应头里的 ETag / If-Match is not a version Siyu gave:"
+    " send the ETag header of GET /api/v1/channels/{id}"
+)
 
 
 @router.patch(
@@ -358,6 +368,7 @@ def _if_match(typed: str | None, now: str, by: str) -> str | None:
         **NOT_FOUND,
         **ADMIN_WRITE,
         409: error("the channel is disabled: it cannot be changed; or an enabled one has the name"),
+        400: error("If-Match names no version Siyu gave (use the ETag of GET)"),
         412: error("If-Match names a version the channel is no longer at: someone changed it since"),
         **WECOM_FAILED,
     },

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 ABSENT = "none"  # the version of a row that does not exist (a department policy to add)
+_SHAPE = re.compile(r"[0-9a-f]{20}")
 
 
 def version_of(values: dict | None) -> str:
@@ -18,3 +20,9 @@ def version_of(values: dict | None) -> str:
         return ABSENT
     text = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def well_formed(token: str) -> bool:
+    """Whether `token` could be a version Siyu gave (version_of's shape): one that cannot was
+    typed or mangled, and says nothing of who saved the row since."""
+    return token == ABSENT or _SHAPE.fullmatch(token) is not None
