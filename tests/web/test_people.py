@@ -155,9 +155,19 @@ def test_an_admin_cannot_demote_or_disable_themselves_nor_the_last_admin(as_role
                     raise AssertionError("the last admin was demoted")
             # an admin of another tenant is no one here
             r = _post(admin, other_id, "role", role="agent")
-            assert r.status_code == 422 and "找不到这个账号" in _error(r)
+            assert r.status_code == 404 and "找不到这个账号" in _error(r)
         finally:
             b_admin.close()
+
+
+def test_a_login_that_does_not_exist_is_a_404_on_the_page_as_in_the_api(as_role):
+    """/setup/people/999/role answered 422 (as for a refused change) where the API answers 404."""
+    admin = as_role("admin")
+    for action, data in (("role", {"role": "agent"}), ("password", {"password": "x" * 12}), ("disable", {})):
+        r = _post(admin, 999999, action, **data)
+        assert r.status_code == 404 and _error(r) == "找不到这个账号 / no such person in this company", r.text
+    r = admin.put("/api/v1/people/999999/role", json={"role": "agent"}, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 404
 
 
 def test_a_disabled_member_is_refused_through_wecom_too(as_role, siyu, db, world):

@@ -60,17 +60,19 @@ async def _change(request: Request, viewer: Viewer, done: str, change):
     require_admin(viewer)
     form = await request.form()
 
-    def apply() -> str:
+    def apply() -> tuple[str, int]:
         try:
             with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
                 change(s, form)
-            return ""
+            return "", 303
+        except people.NoSuchPerson as exc:  # (as the API answers: no such login here)
+            return str(exc), 404
         except people.PersonRefused as exc:
-            return str(exc)
+            return str(exc), 422
 
-    problem = await run_in_threadpool(apply)
+    problem, status = await run_in_threadpool(apply)
     if problem:
-        return await run_in_threadpool(_page, request, viewer, problem, 422)
+        return await run_in_threadpool(_page, request, viewer, problem, status)
     return RedirectResponse(f"/setup/people?done={done}", 303)
 
 
