@@ -341,6 +341,33 @@ def test_an_if_match_siyu_never_gave_is_refused_as_such_naming_nobody(admins, ch
     assert r.status_code == 412 and "yi管理员" in r.json()["detail"]
 
 
+FORM_NOT_DRAWN = "这个表单带的版本不是 Siyu 给出的，没有保存：请重新打开本页再改"
+
+
+def test_a_form_whose_version_siyu_never_gave_is_not_saved_and_names_nobody(admins, channel):
+    """A form posted with version=bogus (a script, a tampered page) was refused as stale, 409
+    naming the admin who saved last as having changed it: it is a 400 saying to open the page
+    again, and nothing is saved or removed (the channel form, the policy forms)."""
+    jia, yi = admins
+    channel_id, name = channel
+    yi.patch(f"/api/v1/channels/{channel_id}", json={"welcome_text": "乙"}, headers={"X-CSRF-Token": yi.csrf})
+    r = jia.post(f"/channels/{channel_id}/edit", data=channel_form(jia, "bogus", name, "甲"))
+    assert r.status_code == 400 and FORM_NOT_DRAWN in r.text and "yi管理员" not in r.text
+    assert jia.get(f"/api/v1/channels/{channel_id}").json()["welcome_text"] == "乙"
+
+    path = "/sla/policy/departments/3"
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
+    assert r.status_code == 303, r.text
+    yi.post("/sla/policy", data=policy_form(yi, drawn(yi, "/sla/policy"), "3"))
+    for form_path in ("/sla/policy", path):
+        r = jia.post(form_path, data=policy_form(jia, "bogus", "9"))
+        assert r.status_code == 400 and FORM_NOT_DRAWN in r.text and "yi管理员" not in r.text, r.text
+    assert (first_step(jia), first_step(jia, "/api/v1/sla/policies/3")) == (180, 300)
+    r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": "bogus"})
+    assert r.status_code == 400 and FORM_NOT_DRAWN in r.text and "yi管理员" not in r.text
+    assert jia.get("/api/v1/sla/policies/3").status_code == 200
+
+
 def test_a_policy_saved_where_no_one_is_signed_in_is_said_changed_by_another_admin(admins, db):
     """Saved by Siyu itself (the command line, the demo), or before who saved it was kept: the
     notice keeps its words, naming no one, rather than the admin who saved before."""

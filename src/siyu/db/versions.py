@@ -26,3 +26,12 @@ def well_formed(token: str) -> bool:
     """Whether `token` could be a version Siyu gave (version_of's shape): one that cannot was
     typed or mangled, and says nothing of who saved the row since."""
     return token == ABSENT or _SHAPE.fullmatch(token) is not None
+
+
+# A form that carries such a version was not drawn by Siyu (a script, a tampered page): saving
+# it would overwrite unseen whatever is stored, and refusing it as stale would blame whoever
+# saved last.
+FORM_NOT_DRAWN = (
+    "这个表单带的版本不是 Siyu 给出的，没有保存：请重新打开本页再改 / the form's version is not one"
+    " Siyu gave: nothing was saved; open the page again"
+)

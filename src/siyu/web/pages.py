@@ -28,6 +28,7 @@ from siyu.customers.api import (
 )
 from siyu.customers.channels import ChannelChanged, ChannelError, ChannelSpec, channel_version
 from siyu.customers.models import Channel
+from siyu.db.versions import FORM_NOT_DRAWN, well_formed
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import ARCHIVE_KINDS
 from siyu.tenancy import api_tokens
@@ -399,6 +400,10 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
     )
 
 
+class FormNotDrawn(ChannelError):
+    status = 400
+
+
 @router.get("/channels/{channel_id}/edit", response_class=HTMLResponse)
 def channel_edit(request: Request, viewer: PageViewer, channel_id: int):
     require_admin(viewer)
@@ -431,6 +436,8 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
         whatever is there (a double click uploads it twice)."""
         if drawn is None or drawn == now:
             return
+        if not well_formed(drawn):
+            raise FormNotDrawn(FORM_NOT_DRAWN)
         same = {**vars(spec), "welcome_image_url": current["welcome_image_url"]} if chosen else spec
         if channel_version(same) != now:
             raise ChannelChanged(current["updated_by"])

@@ -23,7 +23,7 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
-from siyu.db.versions import version_of
+from siyu.db.versions import FORM_NOT_DRAWN, version_of, well_formed
 from siyu.sla import service
 from siyu.sla.api import (
     PROBLEMS_LISTED,
@@ -493,6 +493,10 @@ async def policy_submit(request: Request, viewer: PageViewer):
     form = await request.form()
     shown, fields = _read_policy_form(form)
     drawn = _drawn_version(form)
+    if drawn is not None and not well_formed(drawn):
+        return await run_in_threadpool(
+            _policy_page, request, viewer, FORM_NOT_DRAWN, shown, 400, version=drawn
+        )
     try:
         body = PolicyIn(**fields)
     except ValidationError as exc:
@@ -828,6 +832,9 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
     form = await request.form()
     shown, fields = _read_policy_form(form)
     drawn = _drawn_version(form)
+    if drawn is not None and not well_formed(drawn):
+        page = _department_page
+        return await run_in_threadpool(page, request, viewer, wecom_id, FORM_NOT_DRAWN, shown, 400, drawn)
     try:
         body = DepartmentPolicyIn(**fields)
     except ValidationError as exc:
@@ -889,6 +896,8 @@ async def department_policy_remove(request: Request, viewer: PageViewer, wecom_i
     if wecom_id <= 0:
         raise HTTPException(404, "not found")
     drawn = _drawn_version(await request.form())
+    if drawn is not None and not well_formed(drawn):
+        return await run_in_threadpool(_department_page, request, viewer, wecom_id, FORM_NOT_DRAWN, None, 400)
     rt = request.app.state.rt
 
     def remove() -> None:
