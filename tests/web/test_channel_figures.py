@@ -259,6 +259,43 @@ def test_a_rename_that_loses_the_name_to_another_admin_leaves_wecom_as_siyu_has_
     assert len(_ways_named(world, world.a, f"丙-{sfx}")) == 1
 
 
+def test_members_changed_while_wecom_changes_the_welcome_stay_as_wecom_has_them(as_role, world, db):
+    """A change that leaves the members alone does not send them to WeCom; another admin's
+    change of members saved while WeCom answers it stays, in Siyu as in WeCom, rather than
+    Siyu going back to the members the first change was read with."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    r = admin.post(
+        "/api/v1/channels",
+        json={"name": f"慢-{uuid.uuid4().hex[:6]}", "staff_userids": ["zhangsan", "lisi"]},
+        headers=csrf,
+    )
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/channels/{r.json()['id']}"
+    corp_id = world.a.corp["corp_id"]
+    faults = f"{world.emu_url}/_emulator/faults"
+    slow = {"corp_id": corp_id, "path": "/cgi-bin/externalcontact/update_contact_way", "delay_s": 3.0}
+    assert httpx.post(faults, json=slow).status_code == 201
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            welcome = pool.submit(admin.patch, url, json={"welcome_text": "慢慢来"}, headers=csrf)
+            while httpx.get(faults).json():  # the welcome change is with WeCom, which takes its time
+                time.sleep(0.05)
+            members = admin.patch(url, json={"staff_userids": ["zhangsan", "lisi", "wangwu"]}, headers=csrf)
+            assert members.status_code == 200, members.text
+            assert welcome.result().status_code == 200, welcome.result().text
+    finally:
+        httpx.delete(faults)
+    stored = admin.get(url).json()
+    assert stored["welcome_text"] == "慢慢来"
+    assert stored["staff_userids"] == ["zhangsan", "lisi", "wangwu"]
+    with db.tenant_session(world.a.id) as s:
+        config_id = s.get(Channel, stored["id"]).config_id
+    ways = httpx.get(f"{world.emu_url}/_emulator/corps/{corp_id}/contact_ways").json()
+    assert next(w for w in ways if w["config_id"] == config_id)["user"] == ["zhangsan", "lisi", "wangwu"]
+    admin.post(f"{url}/disable", headers=csrf)
+
+
 def test_channels_that_shared_a_name_before_the_check_can_still_be_edited(as_role, world, db):
     """Two enabled channels named alike before names were checked (an upgrade keeps them):
     changing one's welcome text, its name untouched, was refused as a name taken (409), on the

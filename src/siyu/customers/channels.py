@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -311,7 +311,10 @@ async def update_channel(
             check_name_free(s, spec.name, channel_id)
         except ChannelError as exc:
             return exc, _way_fields(_spec_of(channel), members=not same)
-        _apply(channel, spec, by)
+        # members not sent: WeCom kept those stored now, also where another admin changed them
+        # while WeCom answered (last save wins), and so does Siyu rather than part from WeCom
+        saved = spec if not same else replace(spec, **_members_of(channel))
+        _apply(channel, saved, by)
         return None
 
     refused = await in_tenant(rt.db, tenant_id, save)
@@ -339,6 +342,13 @@ def _way_fields(spec: ChannelSpec, members: bool = True) -> dict:
         "party": (spec.department_ids or []) if members else None,
         "skip_verify": spec.skip_verify,
         "remark": spec.name[:30],
+    }
+
+
+def _members_of(channel: Channel) -> dict:
+    return {
+        "staff_userids": list(channel.staff_userids or []),
+        "department_ids": list(channel.department_ids or []),
     }
 
 
