@@ -140,6 +140,21 @@ def test_contact_way_crud_and_qr(http, make_corp):
     assert gone["errcode"] != 0
 
 
+def test_a_contact_way_whose_member_left_takes_changes_that_do_not_send_the_members(http, make_corp):
+    """REFERENCE 6.4: update_contact_way takes any of its fields; the members it is not sent
+    stay as they are, one who left included; sent again with the leaver, they are refused."""
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    config_id = _way(http, tok, type=2, user=["zhangsan", "lisi"], state="s-left")
+    http.delete(f"/_emulator/corps/{corp['corp_id']}/staff/lisi").raise_for_status()
+    body = {"config_id": config_id, "remark": "门店B"}
+    assert call(http, "POST", "externalcontact/update_contact_way", tok, body)["errcode"] == 0
+    way = call(http, "POST", "externalcontact/get_contact_way", tok, {"config_id": config_id})["contact_way"]
+    assert way["remark"] == "门店B" and way["user"] == ["zhangsan", "lisi"]
+    body = {"config_id": config_id, "user": ["zhangsan", "lisi"]}
+    assert call(http, "POST", "externalcontact/update_contact_way", tok, body)["errcode"] == 40003
+
+
 def test_batch_get_by_user_pagination_and_clamp(http, make_corp):
     corp = make_corp(callback=False)
     tok = token(http, corp)
