@@ -418,3 +418,42 @@ def test_a_reply_recalled_after_the_wait_it_ended_went_on_and_was_marked_counts_
     w.clock(150)
     assert w.fire() == 1
     assert w.conversation().awaiting_since == w.at(90)
+
+
+def test_naming_who_each_next_step_reaches_costs_no_query_per_row(local):
+    """Each row names who its next step reaches (提醒卡片发给上级 李四): the leaders of all the
+    agents waiting are found at once, so two agents' customers waiting cost the board the
+    same queries as six's."""
+    from sqlalchemy import event
+
+    from siyu.tenancy.models import Department, Staff
+
+    w = local
+    with w.session() as s:
+        for dept in range(3, 7):
+            s.add(Department(wecom_id=dept, name=f"销售{dept}部", parent_wecom_id=1, leaders=["lisi"]))
+            s.add(Staff(userid=f"agent{dept}", name=f"成员{dept}", departments=[dept], main_department=dept))
+
+    def queries() -> tuple[int, dict[str, str]]:
+        w.pulled(130)
+        w.clock(130)
+        w.fire()  # each first step (a card to the agent) went: a card to the leader is next
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(w.rt.db.engine, "before_cursor_execute", listener)
+        try:
+            board = _board(w)
+        finally:
+            event.remove(w.rt.db.engine, "before_cursor_execute", listener)
+        return len(seen), {r["staff_userid"]: r["next_step_to"] for r in board["waiting"]}
+
+    for staff in ("zhangsan", "wangwu"):
+        w.say("请问有货吗？", at=0, ext=f"wm{staff}", staff=staff)
+    few, told = queries()
+    # 张三's direct leader; 王五 has none: his department's
+    assert told == {"zhangsan": "李四", "wangwu": "李四"}, told
+    for dept in range(3, 7):
+        w.say("请问有货吗？", at=0, ext=f"wmagent{dept}", staff=f"agent{dept}")
+    many, told = queries()
+    assert len(told) == 6 and set(told.values()) == {"李四"}, told
+    assert many == few, (few, many)

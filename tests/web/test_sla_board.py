@@ -223,6 +223,42 @@ def test_the_board_page(as_role, waits):
     assert "只显示你负责的客户" in agent.text
 
 
+def _row(board: str, cid: int) -> str:
+    """The row's text, as read (without its tags)."""
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+    assert row, cid
+    return re.sub(r"<[^>]+>", "", row[0])
+
+
+def test_a_rows_next_step_says_what_it_does_and_to_whom(as_role, waits, db, world):
+    """A row said 下一步 09:32 and no more: whether a card to the agent or a call to the leader
+    came next, the supervisor had to know the policy by heart. It says the step and the person."""
+    board = as_role("supervisor").get("/sla").text
+    # 张三's first step fired; a card to his leader is next: 王五 leads his department's parent
+    row = _row(board, waits.a["zhangsan"])
+    assert re.search(r"下一步 \d\d:\d\d 提醒卡片发给上级 王五", row), row
+    row = _row(board, waits.a["lisi"])
+    assert re.search(r"下一步 \d\d:\d\d 提醒卡片发给负责成员 李四", row), row
+    # 赵六 has no leader and the policy no escalation contact: said, not left to be found out
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s, [_text(sfx, 1, f"wmnolead{sfx}", "zhaoliu", f"在吗 {sfx}", 30)], default_classifier().classify
+        )
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmnolead{sfx}"))
+        s.execute(
+            update(SlaEscalation)
+            .where(SlaEscalation.conversation_id == cid, SlaEscalation.step == 0)
+            .values(action="voice_call", target="leader")
+        )
+    admin = as_role("admin")
+    try:
+        row = _row(admin.get("/sla").text, cid)
+        assert "语音电话打给上级（目前没有可通知的人）" in row, row
+    finally:  # (the other board tests count who waits)
+        admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf})
+
+
 def test_the_api_answers_every_bad_day_in_one_shape(as_role, waits):
     """A day that does not exist (2026-02-30) came back as FastAPI's list of field errors, a
     day that has not come yet as a bare sentence: a client had to read both. Both are a field
@@ -338,6 +374,90 @@ def test_a_snooze_from_the_board_comes_back_to_its_row(as_role, waits, db, world
             data={"minutes": "15", "csrf_token": sup.csrf, "next": "/sla", "gone": junk},
         )
         assert r.headers["location"] == "/sla?done=not_waiting", junk
+
+
+def _waiting(db, world, sfx: str, what: str, staff: str = "zhangsan", ago: float = 40) -> int:
+    """A new customer of `staff` waits (after `ago` seconds); their conversation's id."""
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmnr{sfx}", staff, what, ago)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        return s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmnr{sfx}"))
+
+
+def _dismiss_form(board: str, cid: int) -> dict[str, str]:
+    """The fields of a row's 无需回复 form, as the browser sends them."""
+    row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+    assert row, cid
+    action = f'<form method="post" action="/conversations/{cid}/dismiss"'
+    form = re.search(rf"{action}[^>]*>(.*?)</form>", row[0], re.S)
+    assert form and "无需回复" in form[1], row[0]
+    return dict(re.findall(r'name="(\w+)" value="([^"]*)"', form[1]))
+
+
+def test_a_row_is_marked_no_reply_needed_from_the_board(as_role, waits, db, world):
+    """The board offered only 暂缓 on each row: to dismiss a wait an agent opened the chat. Each
+    row has 无需回复 (the chat's, with its CSRF token); marked, the row is gone and the board says
+    so where it was, above the row after it."""
+    agent = as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    cid = _waiting(db, world, sfx, f"有优惠吗 {sfx}", ago=400)  # (the longest wait: a row after it)
+    board = agent.get("/sla").text
+    form = _dismiss_form(board, cid)
+    ids = [int(i) for i in re.findall(r'<li class="cust conv" data-conversation="(\d+)"', board)]
+    after = ids[ids.index(cid) + 1]
+    assert form["gone"] == f"#w{after}" and form["next"] == f"/sla#w{cid}"
+    assert agent.post(f"/conversations/{cid}/dismiss", data={**form, "csrf_token": "x"}).status_code == 403
+    r = agent.post(f"/conversations/{cid}/dismiss", data=form)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/sla?done=dismissed&dismissed={cid}&gone={after}#done"
+    board = agent.get(r.headers["location"].partition("#")[0]).text
+    assert f'data-conversation="{cid}"' not in board
+    said = re.findall(r'role="status" id="done">(.*?)</p>', board)
+    assert said == [f"已将 wmnr{sfx} 的消息标记为无需回复。"], said
+    # where the row was: just before the row that came after it
+    assert re.search(rf'id="done">[^<]*</p></li>\s*<li class="cust conv" data-conversation="{after}"', board)
+    chat = agent.get(f"/conversations/{cid}").text
+    assert "已标记无需回复" in chat and "标记无需回复</button>" not in chat
+    # not the agent's customer: as the chat answers
+    theirs = _waiting(db, world, uuid.uuid4().hex[:8], "在吗", staff="zhaoliu")
+    try:
+        assert agent.post(f"/conversations/{theirs}/dismiss", data=form).status_code == 404
+    finally:
+        admin = as_role("admin")
+        admin.post(f"/api/v1/conversations/{theirs}/dismiss", headers={"X-CSRF-Token": admin.csrf})
+
+
+def test_no_reply_needed_from_a_board_drawn_before_the_customer_wrote_again_is_refused(as_role, db, world):
+    """As in the chat: the customer wrote again after the board was drawn: nothing is marked,
+    and the row says what they wrote, so the agent reads it before deciding."""
+    sup = as_role("supervisor")
+    sfx = uuid.uuid4().hex[:8]
+    cid = _waiting(db, world, sfx, f"有优惠吗 {sfx}")
+    form = _dismiss_form(sup.get("/sla").text, cid)
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s, [_text(sfx, 2, f"wmnr{sfx}", "zhangsan", "发货了吗？几号到", 5)], default_classifier().classify
+        )
+    try:
+        today = datetime.now(SHANGHAI).date()
+        back = f"/sla?day={today}#w{cid}"
+        r = sup.post(f"/conversations/{cid}/dismiss", data={**form, "next": back})
+        assert r.status_code == 303 and r.headers["location"].endswith(f"#w{cid}")
+        assert f"/sla?day={today}&done=changed&dismissed={cid}&newest=" in r.headers["location"]
+        board = sup.get(r.headers["location"].partition("#")[0]).text
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+        said = re.findall(r'<p class="notice small row-done" role="status" id="done">(.*?)</p>', board)
+        assert row and len(said) == 1 and said[0] in row[0], said
+        assert re.fullmatch(
+            rf"wmnr{sfx} 在你打开页面后又发了消息「发货了吗？几号到」（\d\d:\d\d），"
+            "没有标记：请看过新消息再决定。",
+            said[0],
+        ), said
+        with db.tenant_session(world.a.id) as s:
+            assert s.scalar(select(SlaWait.closed_at).where(SlaWait.conversation_id == cid)) is None
+    finally:
+        admin = as_role("admin")
+        admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf})
 
 
 def test_snooze_api(as_role, waits):
@@ -972,6 +1092,45 @@ def test_a_snooze_far_down_the_board_comes_back_to_its_row_on_a_phone(page, siyu
         assert page.evaluate("window.scrollY") > 844
         expect(page).to_have_url(f"{siyu}/sla#w{cid}")  # (the banner's ?done= dropped once shown)
         box, header = row.bounding_box(), page.locator("header.top").bounding_box()
+        assert box and header and header["y"] + header["height"] <= box["y"] < 844, (box, header)
+        fits_the_phone(page)
+    finally:
+        admin = as_role("admin")
+        for c in ids.values():  # (the other board tests count who waits)
+            admin.post(f"/api/v1/conversations/{c}/dismiss", headers={"X-CSRF-Token": admin.csrf})
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (see test_browser.py)")
+def test_no_reply_needed_far_down_the_board_is_confirmed_in_sight_on_a_phone(page, siyu, world, db, as_role):
+    """At 390 px: a row far down the board is marked 无需回复 from the board; the page comes back
+    where the row was, its confirmation in sight below the header, and nothing wider than the phone."""
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(
+            s,
+            [_text(sfx, n, f"wmnrp{n}{sfx}", "zhangsan", f"还在吗 {n}", 250 - n) for n in range(14)],
+            default_classifier().classify,
+        )
+        ids = dict(
+            s.execute(
+                select(Conversation.external_userid, Conversation.id).where(
+                    Conversation.external_userid.like(f"wmnrp%{sfx}")
+                )
+            ).all()
+        )
+    cid = ids[f"wmnrp12{sfx}"]
+    try:
+        sign_in(page, siyu, world.a.logins["agent"], "/sla")
+        row = page.locator(f"li[data-conversation='{cid}']")
+        row.scroll_into_view_if_needed()
+        assert page.evaluate("window.scrollY") > 844  # far below the page's first screen
+        fits_the_phone(page)
+        row.get_by_role("button", name="无需回复").click()
+        done = page.locator("#done")
+        expect(done).to_have_text(f"已将 wmnrp12{sfx} 的消息标记为无需回复。")
+        expect(row).to_have_count(0)
+        assert page.evaluate("window.scrollY") > 844
+        box, header = done.bounding_box(), page.locator("header.top").bounding_box()
         assert box and header and header["y"] + header["height"] <= box["y"] < 844, (box, header)
         fits_the_phone(page)
     finally:

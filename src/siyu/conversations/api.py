@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -167,21 +166,12 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
     return {"dismissed": dismissed, "conversation": found}
 
 
-QUOTE_CHARS = 30
-
-
 def _wrote_again(said: tuple[str, datetime] | None, tz: str, now: datetime) -> str:
     """The 409's sentence: what the customer wrote, shortened, and when (the day too when it
     was not today), rather than a msgid nobody can read."""
     if said is None:  # (the message is the wait's: it was there a moment ago)
         return "客户又发了消息，没有标记 / the customer wrote again: nothing was marked"
-    text, sent_at = said
-    text = " ".join(text.split()) or "（非文字消息）"
-    quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
-    local = sent_at.astimezone(ZoneInfo(tz))
-    when = local.strftime(
-        "%H:%M" if local.date() == now.astimezone(ZoneInfo(tz)).date() else "%Y-%m-%d %H:%M"
-    )
+    quote, when = queries.said_quote(said, tz, now)
     return (
         f"客户又发了消息「{quote}」（{when}），没有标记 / the customer wrote again at {when}"
         f" ({quote}), which waits for a reply: nothing was marked"

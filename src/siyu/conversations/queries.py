@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
@@ -405,6 +406,20 @@ def message_said(session: Session, conversation_id: int, msgid: str) -> tuple[st
         .limit(1)
     ).first()
     return (found.text, found.sent_at) if found is not None else None
+
+
+QUOTE_CHARS = 30
+
+
+def said_quote(said: tuple[str, datetime], tz: str, now: datetime) -> tuple[str, str]:
+    """A message as a refused 无需回复 quotes it (message_said's): its text, shortened, and
+    when it was sent, the day too when it was not today."""
+    text, sent_at = said
+    text = " ".join(text.split()) or "（非文字消息）"
+    quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+    local = sent_at.astimezone(ZoneInfo(tz))
+    today = now.astimezone(ZoneInfo(tz)).date()
+    return quote, local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
 
 
 def quote_asks(texts: list[str], limit: int, total: int | None = None, each: int = 40) -> str:

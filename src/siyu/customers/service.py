@@ -284,20 +284,45 @@ def leader_of(session: Session, userid: str) -> str | None:
     staff = session.scalar(select(Staff).where(Staff.userid == userid))
     if staff is None:
         return None
+
+    def department(wecom_id: int) -> Department | None:
+        return session.scalar(select(Department).where(Department.wecom_id == wecom_id))
+
+    order = _leader_order(staff, department)
+    if not order:
+        return None
+    active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(order), Staff.active.is_(True))))
+    return next((leader for leader in order if leader in active), None)
+
+
+def leaders_of(session: Session, userids: list[str]) -> dict[str, str]:
+    """leader_of for many agents in three queries (the SLA board names who a leader step will
+    reach on each row); agents with no leader are left out."""
+    if not userids:
+        return {}
+    staff = list(session.scalars(select(Staff).where(Staff.userid.in_(sorted(set(userids))))))
+    departments = {d.wecom_id: d for d in session.scalars(select(Department))}
+    orders = {m.userid: _leader_order(m, departments.get) for m in staff}
+    every = sorted({leader for order in orders.values() for leader in order})
+    active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(every), Staff.active.is_(True))))
+    found = {u: next((leader for leader in order if leader in active), None) for u, order in orders.items()}
+    return {u: leader for u, leader in found.items() if leader}
+
+
+def _leader_order(staff: Staff, department) -> list[str]:
+    """Whom leader_of tries, in turn: direct leaders, then each department's leaders up the tree."""
+    userid = staff.userid
     order = [leader for leader in staff.direct_leaders or [] if leader and leader != userid]
     dept_id = staff.main_department or (staff.departments[0] if staff.departments else None)
     seen: set[int] = set()
     while dept_id and dept_id not in seen:
         seen.add(dept_id)
-        dept = session.scalar(select(Department).where(Department.wecom_id == dept_id))
+        dept = department(dept_id)
         if dept is None:
             break
         order += [leader for leader in dept.leaders or [] if leader and leader != userid]
         dept_id = dept.parent_wecom_id
-    if not order:
-        return None
-    active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(order), Staff.active.is_(True))))
-    return next((leader for leader in order if leader in active), None)
+    return order
 
 
 # How a follow ended (its status) as the customer's timeline and a closed wait name it.

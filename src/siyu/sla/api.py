@@ -37,6 +37,7 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
+from siyu.customers.service import leaders_of
 from siyu.db import bulk
 from siyu.db.paging import BadCursor
 from siyu.sla import service
@@ -175,6 +176,30 @@ MAX_WAITING_LISTED = 200
 PROBLEMS_LISTED = 100
 
 
+def _next_step_people(session: Session, rows: list[dict]) -> dict[int, str]:
+    """Who each wait's next step will reach, resolved as firing resolves it (recipient_for:
+    the agent; their leader, else the escalation contact; the contact, not the agent
+    themselves, only while with the corp), for all the rows at once: the board stays a few
+    queries. A row whose step reaches nobody is left out."""
+    due = [r for r in rows if r["next_step_at"]]
+    agents = [r["staff_userid"] for r in due if r["next_step_target"] == "leader"]
+    leaders = leaders_of(session, agents) if agents else {}
+    contacts = sorted({r["escalation_contact"] for r in due if r["next_step_target"] != "agent"} - {""})
+    active = set()
+    if contacts:
+        active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(contacts), Staff.active)))
+    out: dict[int, str] = {}
+    for r in due:
+        agent, target = r["staff_userid"], r["next_step_target"]
+        contact = r["escalation_contact"] if r["escalation_contact"] in active - {agent} else ""
+        who = agent if target == "agent" else contact
+        if target == "leader":
+            who = leaders.get(agent) or contact
+        if who:
+            out[r["conversation_id"]] = who
+    return out
+
+
 def board_for(
     session: Session,
     viewer: Viewer,
@@ -208,6 +233,7 @@ def board_for(
     skipped: dict[int, list[dict]] = {}
     texts: dict[int, str] = {}
     titles: dict[int, str] = {}
+    shown: dict[int, str] = {}
     if conv_ids:
         esc = SlaEscalation
         rows = list(
@@ -252,8 +278,9 @@ def board_for(
                 }
             )
         began: dict[int, datetime] = {}
-        for cid, text, ext, started_at in session.execute(
+        for cid, text, ext, started_at, awaiting in session.execute(
             select(Conversation.id, Message.text, Conversation.external_userid, SlaWait.started_at)
+            .add_columns(Conversation.awaiting_msgid)
             .join(SlaWait, SlaWait.conversation_id == Conversation.id)
             .outerjoin(Message, Message.msgid == SlaWait.msgid)
             .where(bulk.among(session, Conversation.id, conv_ids), SlaWait.closed_at.is_(None))
@@ -261,8 +288,12 @@ def board_for(
             texts[cid] = text or texts.get(cid, "")
             titles[cid] = ext
             began[cid] = started_at
-        for cid, (asks, total) in conversation_queries.waiting_asks(session, began).items():
-            texts[cid] = conversation_queries.quote_asks(asks, 60, total)
+            shown[cid] = awaiting or ""
+        for cid, asked in conversation_queries.waiting_asked(session, began).items():
+            if asked.texts:
+                texts[cid] = conversation_queries.quote_asks(asked.texts, 60, asked.total)
+            # the board's 无需回复 names it, as the chat's does: one written after it stays waiting
+            shown[cid] = asked.newest_msgid or shown.get(cid, "")
     rows_out = [
         {
             **w,
@@ -274,9 +305,13 @@ def board_for(
             "waited_business_s": None if w["waited_business_s"] is None else int(w["waited_business_s"]),
             "fired": fired.get(w["conversation_id"], []),
             "skipped": skipped.get(w["conversation_id"], []),
+            "newest_msgid": shown.get(w["conversation_id"], ""),
         }
         for w in waiting.rows
     ]
+    reached = _next_step_people(session, rows_out)
+    for row in rows_out:
+        row["next_step_to"] = names.get(reached.get(row["conversation_id"], ""), "")
 
     start, end = service.day_bounds(session, now, day)
     breaches = service.breaches(session, start, end, sorted(scope) if scope is not None else None)

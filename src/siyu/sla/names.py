@@ -4,3 +4,9 @@ table, so that a supervisor reads the same words for the same step on every page
 
 ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "语音电话"}
 TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
+_VERBS = {"app_message": "发给", "voice_call": "打给"}
+
+
+def step_phrase(action: str, target: str) -> str:
+    """What a step does, in the table's words: 提醒卡片发给上级, 语音电话打给负责成员."""
+    return f"{ACTION_NAMES.get(action, action)}{_VERBS.get(action, '给')}{TARGET_NAMES.get(target, target)}"

@@ -1397,9 +1397,10 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
     under a policy that counts business hours only, its wait by that clock."""
     # each wait's next step (a wait has one pending at a time)
     pending = {
-        wait_id: (due, action, note)
-        for wait_id, due, action, note in session.execute(
-            select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.note)
+        wait_id: (due, action, target, note)
+        for wait_id, due, action, target, note in session.execute(
+            select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.target)
+            .add_columns(SlaEscalation.note)
             .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in rows]))
             .where(SlaEscalation.status == "pending")
         )
@@ -1409,7 +1410,7 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
     out = []
     for w in rows:
         policy = book.by_id(w.policy_id)
-        due, action, note = pending.get(w.id, (None, None, None))
+        due, action, target, note = pending.get(w.id, (None, None, None, None))
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
         # when it comes due: the board gives the time it will be placed, and says why
         quiet = note == QUIET_HOURS
@@ -1429,6 +1430,10 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 "waited_business_s": book.waited_business_s(policy, w.started_at, now),
                 "breached_step": w.breached_step,
                 "next_step_at": due,
+                "next_step_action": action,
+                "next_step_target": target,
+                # who a leader or contact step would reach, by the policy (the board names them)
+                "escalation_contact": policy.escalation_contact,
                 "next_step_after_quiet_hours": quiet,
                 "snoozed_until": w.snoozed_until,
                 "snoozed_by": w.snoozed_by,

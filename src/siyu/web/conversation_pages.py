@@ -5,7 +5,7 @@ WeCom's own browser, where pushed links ("王女士 已等待 2 分钟") open /c
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -17,8 +17,8 @@ from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
 from siyu.sla.service import held_call
 from siyu.tenancy.models import Tenant
-from siyu.web.auth import PageViewer
-from siyu.web.sla_pages import SNOOZE_CHOICES
+from siyu.web.auth import PageViewer, safe_next
+from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed
 from siyu.web.templating import forget_waiting, note_waiting, render
 
 router = APIRouter(include_in_schema=False)
@@ -216,25 +216,32 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
 
 @router.post("/conversations/{conversation_id}/dismiss")
 async def conversation_dismiss(request: Request, viewer: PageViewer, conversation_id: int):
-    """The 无需回复 button (its form carries the CSRF token, checked by PageViewer, and the
-    customer message of the wait the page showed stored last: a question stored after it, in
-    the same wait or a new one, stays waiting)."""
-    shown = str((await request.form()).get("msgid") or "") or None
-    done = await run_in_threadpool(_dismiss, request, viewer, conversation_id, shown)
+    """The 无需回复 button of the chat and of each board row (its form carries the CSRF token,
+    checked by PageViewer, and the customer message of the wait the page showed stored last:
+    a question stored after it, in the same wait or a new one, stays waiting). From the board
+    (`next`: the board, with the row), back at the board, which says how it went."""
+    form = await request.form()
+    shown = str(form.get("msgid") or "") or None
+    done, newest = await run_in_threadpool(_dismiss, request, viewer, conversation_id, shown)
+    back = safe_next(str(form.get("next", "")), "")
+    if urlsplit(back).path == "/sla":
+        gone = str(form.get("gone", ""))
+        return RedirectResponse(board_dismissed(back, gone, conversation_id, done, newest), 303)
     return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
 
 
-def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) -> str:
+def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) -> tuple[str, str]:
+    """How marking went (a DONE key) and, refused as the customer wrote again, their newest."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise _not_found()
         at = request.app.state.rt.now()
         try:
             if not service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown):
-                return "not_waiting"
-        except service.WroteAgain:
-            return "changed"
+                return "not_waiting", ""
+        except service.WroteAgain as refused:
+            return "changed", refused.newest
         except service.NotItsMessage:  # (a form edited by hand: the page's names its own)
-            return "not_its_message"
+            return "not_its_message", ""
         forget_waiting(viewer)
-        return "dismissed"
+        return "dismissed", ""

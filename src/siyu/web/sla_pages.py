@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
@@ -38,7 +38,7 @@ from siyu.sla.api import (
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
-from siyu.sla.names import ACTION_NAMES, TARGET_NAMES
+from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, step_phrase
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -50,6 +50,10 @@ SNOOZE_CHOICES = (15, 30, 60)
 DONE = {
     "snoozed": "已暂缓提醒。",
     "not_waiting": "这个会话已经不在等待回复了。",
+    # a row's 无需回复, said as the chat says it (siyu.web.conversation_pages)
+    "dismissed": "已标记为无需回复。",
+    "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
+    "not_its_message": "表单里的消息不是这个会话的，没有标记：请看过页面再点一次。",
     # the tenant's policy saved: what it means for those waiting, in the one case that applies
     "saved": "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。",
     "saved_hours": "策略已保存，改为只计工作时间：正在等待的客户，下一步提醒按工作时间重排。",
@@ -144,6 +148,8 @@ def sla_board(request: Request, viewer: PageViewer):
             raise HTTPException(422, f"日期无效：{exc}") from None
         tz = ZoneInfo(service.tenant_timezone(s))
         snoozed = _just_snoozed(s, viewer, request, now)
+        dismissed = _just_dismissed(s, viewer, request, now, str(tz))
+    refused = dismissed and request.query_params.get("done") == "changed"  # the row stays: said in it
     today = now.astimezone(tz).date()
 
     def when(at: datetime) -> str:  # (every time the board gives is one to come)
@@ -168,20 +174,28 @@ def sla_board(request: Request, viewer: PageViewer):
             "snooze_choices": SNOOZE_CHOICES,
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
+            "step_phrase": step_phrase,
             "duration": _duration,
             "delay": _delay,
-            "done": _snoozed_note(request, snoozed, when) if snoozed else _done(request),
+            "done": _snoozed_note(request, snoozed, when) if snoozed else dismissed or _done(request),
             # said in the row snoozed, where the page comes back to (at the top, on a phone, it
             # was out of sight); at the top where the row is not on the board
-            "done_row": _snoozed_row(request, board) if snoozed else None,
-            "done_warns": request.query_params.get("done") in ("not_waiting", "snooze_kept"),  # unchanged
+            "done_row": _on_board(request, board, "snoozed" if snoozed else "dismissed" if refused else ""),
+            # a row marked 无需回复 leaves the board: said where it was, above the row after it
+            "done_before": _on_board(request, board, "gone") if dismissed and not refused else None,
+            "done_warns": request.query_params.get("done") in _UNCHANGED,
         },
     )
 
 
-def _snoozed_row(request: Request, board: dict) -> int | None:
-    typed = int(request.query_params["snoozed"])  # (checked by _just_snoozed)
-    return typed if any(w["conversation_id"] == typed for w in board["waiting"]) else None
+_UNCHANGED = ("not_waiting", "snooze_kept", "changed", "not_its_message")  # said as a warning
+
+
+def _on_board(request: Request, board: dict, param: str) -> int | None:
+    """The row of the board the address names (?snoozed=, ?dismissed=, ?gone=: a conversation),
+    None when it names none listed."""
+    typed = request.query_params.get(param, "") if param else ""
+    return next((w["conversation_id"] for w in board["waiting"] if str(w["conversation_id"]) == typed), None)
 
 
 def _snoozed_note(request: Request, snoozed: tuple[str, datetime, str], when) -> str:
@@ -197,20 +211,63 @@ def _just_snoozed(s, viewer: Viewer, request: Request, now: datetime) -> tuple[s
     longer waits."""
     if request.query_params.get("done") not in ("snoozed", "snooze_kept"):
         return None
-    typed = request.query_params.get("snoozed", "")
+    named = _named(s, viewer, request.query_params.get("snoozed", ""))
+    until = named and service.snoozed_until(s, named[0].id, now)
+    if not until:
+        return None
+    by = s.scalar(
+        select(SlaWait.snoozed_by).where(SlaWait.conversation_id == named[0].id, SlaWait.closed_at.is_(None))
+    )
+    return named[1], until, by or ""
+
+
+def _just_dismissed(s, viewer: Viewer, request: Request, now: datetime, tz: str) -> str | None:
+    """What a row's 无需回复 just did, naming the customer (?dismissed=, the conversation) and,
+    refused as they wrote again since the board was drawn, quoting what (?newest=, its msgid).
+    None when the viewer may not read it: the banner then says it without them."""
+    done = request.query_params.get("done")
+    if done not in ("dismissed", "changed"):
+        return None
+    named = _named(s, viewer, request.query_params.get("dismissed", ""))
+    if named is None:
+        return None
+    conversation, name = named
+    if done == "dismissed":
+        return f"已将 {name} 的消息标记为无需回复。"
+    said = conversation_queries.message_said(s, conversation.id, request.query_params.get("newest", ""))
+    if said is None:
+        return f"{name} 在你打开页面后又发了消息，没有标记：请看过新消息再决定。"
+    quote, when = conversation_queries.said_quote(said, tz, now)
+    return f"{name} 在你打开页面后又发了消息「{quote}」（{when}），没有标记：请看过新消息再决定。"
+
+
+def _named(s, viewer: Viewer, typed: str):
+    """The conversation an address names (by id) and its customer's name, when the viewer may
+    read it; None otherwise."""
     if not typed.isdigit() or int(typed) >= 2**63:  # (a number the database would refuse)
         return None
     conversation = conversation_queries.get_conversation(s, viewer, int(typed))
-    until = conversation and service.snoozed_until(s, conversation.id, now)
-    if not until:
+    if conversation is None:
         return None
     customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
-    by = s.scalar(
-        select(SlaWait.snoozed_by).where(
-            SlaWait.conversation_id == conversation.id, SlaWait.closed_at.is_(None)
-        )
-    )
-    return (customer.name if customer else "") or conversation.external_userid or "客户", until, by or ""
+    return conversation, (customer.name if customer else "") or conversation.external_userid or "客户"
+
+
+def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newest: str) -> str:
+    """Where a row's 无需回复 comes back to on the board (`back`, with the row's #anchor), and
+    what the board then says: marked, its row is gone: said where it was, above the row after
+    it (`gone`, that row's #anchor); refused, in its row."""
+    back, _, row = back.partition("#")
+    sep = "&" if "?" in back else "?"
+    if done == "not_waiting":  # answered meanwhile: as a snooze then
+        return f"{back}{sep}done={done}{gone if _ANCHOR.fullmatch(gone) else ''}"
+    said = f"{back}{sep}done={done}&dismissed={conversation_id}"
+    if done == "dismissed":
+        after = gone[2:] if re.fullmatch(r"#w\d{1,19}", gone) else ""
+        return f"{said}{f'&gone={after}' if after else ''}#done"
+    if newest:
+        said += "&" + urlencode({"newest": newest})
+    return f"{said}#w{conversation_id}"
 
 
 @router.post("/conversations/{conversation_id}/snooze")

@@ -25,7 +25,8 @@ document.addEventListener("change", function (event) {
   if (!/[?&]done=/.test(location.search) || !window.history || !history.replaceState) return;
   var url = new URL(location.href);
   url.searchParams.delete("done");
-  url.searchParams.delete("snoozed");  // (whose: said by the banner)
+  // (whose, and where: said by the banner)
+  ["snoozed", "dismissed", "gone", "newest"].forEach(function (name) { url.searchParams.delete(name); });
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
 })();
 // A form refused is shown again at the address it was sent to, which is no page (a reload
