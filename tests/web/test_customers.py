@@ -147,6 +147,35 @@ def test_a_date_range_typed_backwards_says_so_on_the_page(as_role, world):
     assert f'name="from" value="{earlier}"' in swapped and f'name="to" value="{later}"' in swapped
 
 
+def test_a_date_typed_in_the_address_that_is_no_date_is_said_not_ignored(as_role, world):
+    """/customers?from=2026-13-45 listed every customer as if filtered, without a word (the date
+    was dropped). The page says the date is no date and was not used; the other filters hold."""
+    import re
+
+    admin = as_role("admin")
+    channel = world.a.channels["门店海报"]
+    page = admin.get("/customers", params={"from": "2026-13-45", "channel": channel}).text
+    said = re.findall(r'<p class="notice" role="status" id="bad-date-\d">(.*?)</p>', page)
+    assert said == ["添加日期的开始日期“2026-13-45”不是有效日期，没有按它筛选：请在筛选里重新选择日期。"], (
+        said
+    )
+    assert "王女士" in page  # the channel's customer, listed by the filter that holds
+    good = admin.get("/customers", params={"from": date.today().isoformat()}).text
+    assert 'id="bad-date-' not in good
+
+
+def test_a_backwards_range_shows_no_count_above_its_notice(as_role):
+    """Above 开始日期 … 晚于结束日期 …, 查不到任何客户, the heading said 共 0 位: a count of a search
+    that was not made. The heading gives none then."""
+    import re
+
+    later, earlier = date.today().isoformat(), (date.today() - timedelta(days=30)).isoformat()
+    page = as_role("admin").get("/customers", params={"from": later, "to": earlier}).text
+    heading = re.search(r"<h1>(.*?)</h1>", page, re.S)[1]
+    assert 'id="dates-reversed"' in page and "共" not in heading, heading
+    assert "共" in re.search(r"<h1>(.*?)</h1>", as_role("admin").get("/customers").text, re.S)[1]
+
+
 def test_pagination(as_role):
     admin = as_role("admin")
     first = admin.get("/api/v1/customers", params={"per_page": 3}).json()

@@ -146,12 +146,17 @@ def customer_list(request: Request, viewer: PageViewer):
     # dates typed the wrong way round find nobody: said so, with the range turned around
     reversed_dates = bool(f.added_from and f.added_to and f.added_from > f.added_to)
     swapped_url = "/customers?" + urlencode({**kept, "from": p.get("to"), "to": p.get("from")})
+    # a date typed in the address that is no date (2026-13-45): the list is not filtered by it,
+    # which the page says rather than leave it looking applied
+    typed_dates = (("from", "开始"), ("to", "结束"))
+    bad_dates = [(label, p[k][:20]) for k, label in typed_dates if p.get(k) and _date(p[k]) is None]
 
     return render(
         request,
         "customers.html",
         {
             "reversed_dates": reversed_dates,
+            "bad_dates": bad_dates,
             "swapped_url": swapped_url,
             "result": result,
             "f": f,
