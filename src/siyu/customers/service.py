@@ -25,11 +25,12 @@ from siyu.tenancy.models import Department, Staff, Tenant
 
 
 def from_unix(ts: int | str | None) -> datetime:
+    """An event's CreateTime; now where it is not a time (not a number, or past the year 9999)."""
     try:
         value = int(ts or 0)
-    except ValueError:
-        value = 0
-    return datetime.fromtimestamp(value, UTC) if value > 0 else utcnow()
+        return datetime.fromtimestamp(value, UTC) if value > 0 else utcnow()
+    except (ValueError, OverflowError, OSError):
+        return utcnow()
 
 
 def timeline(session: Session, customer: Customer, kind: str, at: datetime, staff: str = "", **data) -> None:

@@ -39,7 +39,7 @@ def queued_welcome(tenant_id: int, fields: dict) -> dict | None:
         return None
     try:
         at = datetime.fromtimestamp(int(fields.get("CreateTime", "0")), UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a time, or past any calendar's end
         at = utcnow()
     payload = {
         "welcome_code": code,

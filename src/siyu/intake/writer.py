@@ -48,13 +48,28 @@ class EventWriter:
                     self._queue.put(_STOP)
                     break
                 batch.append(more)
-            error = None
-            try:
-                self._store([row for row, _, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                error = exc
-            for _, loop, future in batch:
+            for (_, loop, future), error in zip(batch, self._stored(batch), strict=True):
                 loop.call_soon_threadsafe(_settle, future, error)
+
+    def _stored(self, batch: list) -> list[Exception | None]:
+        """Each request's outcome. When the shared commit fails, every row is stored alone:
+        one row the database refuses fails its own request, not every request it was
+        batched with (WeCom would have retried them all, and a row that always fails would
+        have taken the others down with it each time)."""
+        try:
+            self._store([row for row, _, _ in batch])
+            return [None] * len(batch)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            if len(batch) == 1:
+                return [exc]
+        errors: list[Exception | None] = []
+        for row, _, _ in batch:
+            try:
+                self._store([row])
+                errors.append(None)
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                errors.append(exc)
+        return errors
 
 
 def _settle(future: asyncio.Future, error: Exception | None) -> None:

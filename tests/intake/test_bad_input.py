@@ -1,0 +1,99 @@
+"""Authentic callbacks with values nobody expects (a time past any calendar, XML that is not
+UTF-8): each is stored or refused on its own, and never holds up the callbacks beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+
+import httpx
+from sqlalchemy import select
+
+from siyu.customers.models import Customer
+from siyu.db.crypto import SecretBox
+from siyu.intake import tasks as intake_tasks
+from siyu.intake.models import CallbackEvent
+from siyu.intake.service import CallbackIntake
+from siyu.intake.writer import EventWriter
+from siyu.jobs.claim import claim
+from siyu.notify.models import OutboxMessage
+from siyu.wecom.events import parse_event
+from tests.intake.test_callback import add_event, corp, siyu, stored  # noqa: F401 - fixtures
+from tests.support.stack import stack
+
+PAST_ANY_CALENDAR = 10**20
+
+
+def test_an_add_event_timed_past_any_calendar_is_stored_and_welcomed(siyu, corp, db):  # noqa: F811
+    slug, tenant_id, crypto = corp
+    body, params = crypto.encrypt_callback(add_event(crypto.receive_id, "wmFar", at=PAST_ANY_CALENDAR))
+    r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body)
+    assert r.status_code == 200  # had been a 500, and WeCom's retries failed the same way
+    assert stored(db, tenant_id) == 1
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(OutboxMessage.kind)) == "welcome"
+
+
+def test_one_row_the_database_refuses_fails_its_own_request_not_its_batch(db, settings, corp):  # noqa: F811
+    _, tenant_id, crypto = corp
+    intake = CallbackIntake(db, SecretBox(settings.secret_key))
+    first_stored = threading.Event()
+    release = threading.Event()
+
+    def store(rows):  # the real store; the first commit waits, so the next two share one
+        intake.store(rows)
+        first_stored.set()
+        release.wait(10)
+
+    writer = EventWriter(store)
+
+    def row(tenant: int, ext: str):
+        inner = add_event(crypto.receive_id, ext).encode()
+        return tenant, inner, parse_event(inner)
+
+    async def deliver():
+        first = asyncio.ensure_future(writer.store(row(tenant_id, "wmFirst")))
+        await asyncio.to_thread(first_stored.wait, 10)
+        good = asyncio.ensure_future(writer.store(row(tenant_id, "wmGood")))
+        bad = asyncio.ensure_future(writer.store(row(tenant_id + 10**6, "wmNoTenant")))  # FK refuses it
+        await asyncio.sleep(0.2)
+        release.set()
+        return await asyncio.gather(first, good, bad, return_exceptions=True)
+
+    try:
+        first, good, bad = asyncio.run(deliver())
+    finally:
+        release.set()
+        writer.close()
+    assert first is None and good is None  # WeCom gets its 200 for the good one
+    assert isinstance(bad, Exception)
+    assert stored(db, tenant_id) == 2
+
+
+def _stored_event(st, xml: str) -> int:
+    with st.session() as s:
+        event = CallbackEvent(
+            kind="change_external_contact/add_external_contact",
+            digest=hashlib.sha256(xml.encode()).hexdigest(),
+            xml=xml,
+        )
+        s.add(event)
+        s.flush()
+        return event.id
+
+
+def _process(st, event_id: int) -> CallbackEvent:
+    [row] = claim(st.rt.db, CallbackEvent, 10, where=(CallbackEvent.id == event_id,))
+    asyncio.run(intake_tasks.process(st.rt, row))
+    with st.session() as s:
+        return s.get(CallbackEvent, event_id)
+
+
+def test_an_add_event_timed_past_any_calendar_adds_its_customer(settings, db):
+    with stack(settings, db, serve_siyu=False) as st:
+        xml = add_event(st.corp_id, "wmFarAway", at=PAST_ANY_CALENDAR)
+        event = _process(st, _stored_event(st, xml))
+        assert event.status == "done", event.last_error
+        with st.session() as s:
+            assert s.scalar(select(Customer.id).where(Customer.external_userid == "wmFarAway"))
