@@ -71,6 +71,19 @@ def test_one_row_the_database_refuses_fails_its_own_request_not_its_batch(db, se
     assert stored(db, tenant_id) == 2
 
 
+def test_an_event_whose_inner_xml_is_not_utf8_is_refused_with_400(siyu, corp, db):  # noqa: F811
+    slug, tenant_id, crypto = corp
+    xml = add_event(crypto.receive_id, "wmCafé")
+    for inner in [
+        xml.replace("<xml>", '<?xml version="1.0" encoding="ISO-8859-1"?><xml>').encode("latin-1"),
+        xml.replace("<xml>", '<?xml version="1.0" encoding="UTF-16"?><xml>').encode("utf-16"),
+    ]:
+        body, params = crypto.encrypt_callback(inner)
+        r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body)
+        assert r.status_code == 400 and "not UTF-8" in r.text
+    assert stored(db, tenant_id) == 0
+
+
 def _stored_event(st, xml: str) -> int:
     with st.session() as s:
         event = CallbackEvent(
@@ -88,6 +101,17 @@ def _process(st, event_id: int) -> CallbackEvent:
     asyncio.run(intake_tasks.process(st.rt, row))
     with st.session() as s:
         return s.get(CallbackEvent, event_id)
+
+
+def test_a_stored_event_that_cannot_be_read_fails_once_with_the_reason(settings, db):
+    """Stored by an earlier Siyu (UTF-16 with replacement characters): it had been claimed again
+    every lease, with an exception logged each time, and never failed."""
+    with stack(settings, db, serve_siyu=False) as st:
+        unreadable = "\ufffd\ufffd<\x00x\x00m\x00l\x00>\x00"
+        event_id = _stored_event(st, unreadable.replace("\x00", "") + "<broken")
+        event = _process(st, event_id)
+        assert event.status == "failed" and "无法解析事件 XML" in event.last_error
+        assert claim(st.rt.db, CallbackEvent, 10, where=(CallbackEvent.id == event_id,)) == []
 
 
 def test_an_add_event_timed_past_any_calendar_adds_its_customer(settings, db):

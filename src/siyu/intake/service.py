@@ -25,7 +25,7 @@ from siyu.notify import outbox
 from siyu.tenancy.models import Tenant
 from siyu.wecom.crypto import CallbackCryptoError, WeComCrypto
 from siyu.wecom.events import CallbackEvent as ParsedEvent
-from siyu.wecom.events import envelope_encrypt, parse_event
+from siyu.wecom.events import MalformedXML, envelope_encrypt, parse_event
 
 
 class UnknownTenant(LookupError):
@@ -161,6 +161,14 @@ class CallbackIntake:
         keys, inner = self._verified(
             slug, channel, lambda c: c.decrypt_callback(encrypted, msg_signature, timestamp, nonce)
         )
+        # Stored as text: bytes that are not UTF-8 had been stored with replacement characters
+        # (names garbled; UTF-16 kept NULs, which PostgreSQL refuses) and could not be read back.
+        try:
+            text = inner.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedXML("the decrypted event is not UTF-8 (WeCom sends UTF-8)") from None
+        if "\x00" in text:
+            raise MalformedXML("the decrypted event holds NUL characters (WeCom sends UTF-8 XML)")
         event = parse_event(inner)
         keys.check(event.kind, channel)
         return keys.tenant_id, inner, event
@@ -175,7 +183,7 @@ class CallbackIntake:
                 "tenant_id": tenant_id,
                 "digest": event.digest,
                 "kind": event.kind[:80],
-                "xml": inner.decode("utf-8", errors="replace"),
+                "xml": inner.decode("utf-8"),  # open() refused any other
                 "received_at": now,
                 "due_at": now,
                 "status": "pending",

@@ -19,7 +19,7 @@ from siyu.db.threads import in_system, in_tenant
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import mark_done
 from siyu.jobs.claim import backoff, held
-from siyu.wecom.events import parse_event
+from siyu.wecom.events import MalformedXML, parse_event
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -47,7 +47,14 @@ async def process(rt, row: CallbackEvent) -> None:
     """Run one claimed event (a detached row, as claimed)."""
     event_id, tenant_id, xml, attempts, kind = row.id, row.tenant_id, row.xml, row.attempts, row.kind
     received_at = row.received_at
-    fields = parse_event(xml).fields
+    try:
+        fields = parse_event(xml).fields
+    except MalformedXML as exc:
+        # stored before intake refused such XML: no retry can read it, so it is given up at once
+        log.warning("callback event %s (%s) cannot be read: %s", event_id, kind, exc)
+        why = f"无法解析事件 XML，已放弃：{exc}"[:2000]
+        await in_system(rt.db, _failed, event_id, MAX_ATTEMPTS, None, why)
+        return
     handler = HANDLERS.get(kind)
     if handler is None and kind.startswith("change_external_tag/"):
         handler = customer_tasks.on_tag_changed
@@ -66,8 +73,9 @@ async def process(rt, row: CallbackEvent) -> None:
 
 
 def _failed(s, event_id: int, attempts: int, received_at, error: str) -> None:
-    """Retried after a backoff, or failed for good after MAX_ATTEMPTS and KEEP_TRYING."""
-    failed = attempts >= MAX_ATTEMPTS and received_at <= utcnow() - KEEP_TRYING
+    """Retried after a backoff, or failed for good after MAX_ATTEMPTS and KEEP_TRYING
+    (received_at None: failed for good now)."""
+    failed = attempts >= MAX_ATTEMPTS and (received_at is None or received_at <= utcnow() - KEEP_TRYING)
     s.execute(
         update(CallbackEvent)
         .where(CallbackEvent.id == event_id, CallbackEvent.status == "pending")
