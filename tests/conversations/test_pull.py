@@ -411,12 +411,13 @@ def test_a_message_that_cannot_be_decrypted_holds_back_only_itself_and_what_foll
         tasks.skip_stuck(rt, tenant_id, 3)  # not stuck any more
 
 
-@pytest.mark.parametrize("bad_msgtime", [10**17, float("inf")])  # JSON's Infinity, or 1e400
+# beyond any date, JSON's Infinity (or 1e400), seconds instead of milliseconds (January 1970)
+@pytest.mark.parametrize("bad_msgtime", [10**17, float("inf"), 1764036000])
 def test_a_message_whose_send_time_is_out_of_range_stops_the_pull_naming_its_seq(rt, tenant_id, bad_msgtime):  # noqa: F811
     """A message that decrypts but carries a msgtime no date can hold (year 5,000,000) had made
     ingest raise a bare ValueError naming no seq, so `siyu archive skip` could not move past
     it and the tenant's archive stood still for good; an infinite one (an OverflowError) did
-    the same."""
+    the same. One in seconds had been stored as a message of 1970."""
     from siyu.wecom.archive import ArchiveError
 
     source = OneBadMessage(bad=(), bad_time=(3,), bad_msgtime=bad_msgtime)
