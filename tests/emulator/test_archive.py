@@ -165,6 +165,31 @@ def test_faults_on_the_chatdata_endpoint(emulator_url, http, make_corp, key_pair
     assert err.value.code == 10009 and not err.value.retryable
 
 
+def test_a_decrypt_answer_whose_errcode_is_no_number_is_an_archive_error(key_pairs):
+    """It had raised a bare ValueError, naming neither the call nor what it answered."""
+    from starlette.responses import JSONResponse
+
+    from siyu.emulator import create_emulator_app
+    from tests.support.servers import serve
+
+    emulator = create_emulator_app()
+
+    async def answering_busy(scope, receive, send):  # the emulator, but its decrypt says "busy"
+        if scope["type"] == "http" and scope["path"].endswith("/msgaudit/emulator_decrypt"):
+            await JSONResponse({"errcode": "busy", "errmsg": "?"})(scope, receive, send)
+        else:
+            await emulator(scope, receive, send)
+
+    with serve(answering_busy) as url, httpx.Client(base_url=url, timeout=10) as own:
+        body = {"name": "测试企业", "departments": [{"id": 1, "name": "总部"}], "staff": []}
+        corp = own.post("/_emulator/corps", json=body).json()
+        upload(own, corp, 1, key_pairs[1][1])
+        post(own, corp, text("wmA", "zhangsan", "什么时候发货"))
+        with pytest.raises(ArchiveError) as err:
+            fetch(url, corp, {1: key_pairs[1][0]}, retries=0)
+    assert "emulator_decrypt answered an errcode that is no number" in str(err.value)
+
+
 def archive_crypto(corp) -> WeComCrypto:
     return WeComCrypto(corp["archive_token"], corp["archive_encoding_aes_key"], corp["corp_id"])
 

@@ -188,6 +188,17 @@ def test_sdk_return_codes_map_to_archive_error(lib, keys, chatdata, monkeypatch,
         assert "upload that key pair" in str(exc)
 
 
+@pytest.mark.parametrize("errcode", ['"busy"', "[1]", "1.5", "true"])
+def test_an_errcode_that_is_no_number_is_an_archive_error(lib, keys, chatdata, monkeypatch, errcode):
+    """It had raised a bare ValueError (TypeError for a list) naming neither the call nor the
+    answer, or been read as errcode 1 (1.5, true)."""
+    monkeypatch.setenv("SIYU_FAKE_SDK_ANSWER", f'{{"errcode":{errcode},"errmsg":"?","chatdata":[]}}')
+    with pytest.raises(ArchiveError) as err:
+        run(_fetch(source(lib, keys, retries=0)))
+    assert err.value.code == 10002
+    assert "GetChatData answered an errcode that is no number" in str(err.value)
+
+
 def test_retryable_errors_are_retried(lib, keys, chatdata, monkeypatch):
     monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10001:2")
     assert [m.seq for m in run(_fetch(source(lib, keys, retries=3)))] == [1, 2, 3, 4, 5]

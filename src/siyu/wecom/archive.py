@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .client import DEFAULT_BASE_URL, WeComClient
 from .errors import WeComError, WeComTransportError
-from .finance_sdk import SDK_ERRORS, ArchiveError, FinanceSdk
+from .finance_sdk import SDK_ERRORS, ArchiveError, FinanceSdk, answered_errcode
 from .http import HttpFailure, WeComHttp
 
 __all__ = [
@@ -682,7 +682,7 @@ class HttpArchiveSource:
             raise ArchiveError(10001, str(exc)) from None
         except ValueError:
             raise ArchiveError(10002, f"HTTP {resp.status} without a JSON body") from None
-        errcode = int(data.get("errcode") or 0) if isinstance(data, dict) else 10002
+        errcode = answered_errcode(data, "emulator_decrypt") if isinstance(data, dict) else 10002
         if errcode:
             raise ArchiveError(errcode, str(data.get("errmsg") or "") if isinstance(data, dict) else "")
         return str(data.get("plaintext") or "")

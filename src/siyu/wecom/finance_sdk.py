@@ -77,6 +77,17 @@ class ArchiveError(Exception):
         return text
 
 
+def answered_errcode(data: dict, call: str) -> int:
+    """An answer's errcode, 0 where it has none; ArchiveError where it is no whole number (a
+    bare ValueError had named neither the call nor what it answered)."""
+    value = data.get("errcode") or 0
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if type(value) is not int:
+        raise ArchiveError(10002, f"{call} answered an errcode that is no number: {str(value)[:100]!r}")
+    return value
+
+
 _libs: dict[str, ctypes.CDLL] = {}
 _libs_lock = threading.Lock()
 # The only library a tenant's path may name: loading one runs its code in Siyu's process, and
@@ -194,7 +205,7 @@ class FinanceSdk:
             raise ArchiveError(10002, f"GetChatData answered no JSON: {out[:200]!r}") from exc
         if not isinstance(data, dict):
             raise ArchiveError(10002, "GetChatData answered no JSON object")
-        errcode = int(data.get("errcode") or 0)
+        errcode = answered_errcode(data, "GetChatData")
         if errcode:
             raise ArchiveError(errcode, str(data.get("errmsg") or "GetChatData"))
         return list(data.get("chatdata") or [])
