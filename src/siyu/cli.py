@@ -32,11 +32,15 @@ person_app = typer.Typer(help="People who log in to the web UI.", no_args_is_hel
 sync_app = typer.Typer(help="Pull data from WeCom.", no_args_is_help=True)
 archive_app = typer.Typer(help="The conversation archive (会话存档).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for integrations (Authorization: Bearer).", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Callback events WeCom sent (customers added, groups, archive notices).", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(person_app, name="person")
 app.add_typer(sync_app, name="sync")
 app.add_typer(archive_app, name="archive")
 app.add_typer(token_app, name="token")
+app.add_typer(events_app, name="events")
 console = Console()
 err_console = Console(stderr=True)
 P = ParamSpec("P")
@@ -825,6 +829,62 @@ def archive_skip(
         typer.echo(f"nothing skipped: {exc}", err=True)
         raise typer.Exit(1) from exc
     console.print(f"seq {seq} skipped; the next pull goes on after it. It had failed with: {stuck}")
+
+
+# ---------------------------------------------------------------- events
+
+
+@events_app.command("failed")
+@clear_errors
+def events_failed(
+    tenant: Annotated[str | None, typer.Option(help="tenant slug; every tenant's without it")] = None,
+) -> None:
+    """Callback events given up after their tries, newest first, one a line: id, when it was
+    received (UTC), tenant, event type, tries and why the last failed."""
+    from siyu.intake.service import failed_events
+
+    limit = 500
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant) if tenant else None
+    with rt.db.system_session() as s:
+        rows = [
+            f"{e.id}  {e.received_at:%Y-%m-%d %H:%M}  {slug}  {e.kind}  tried {e.attempts}×:"
+            f" {' '.join(e.last_error.split())}"  # one line each, whatever the error said
+            for e, slug in failed_events(s, tenant_id, limit)
+        ]
+    for line in rows:
+        typer.echo(line)
+    if len(rows) == limit:
+        typer.echo(f"(the newest {limit} shown)")
+    if rows:
+        typer.echo("mend the cause, then `siyu events retry ID` (or --all-failed) runs them again")
+    else:
+        typer.echo("no failed callback events" + (f" in {tenant}" if tenant else ""))
+
+
+@events_app.command("retry")
+@clear_errors
+def events_retry(
+    event_id: Annotated[
+        int | None, typer.Argument(help="the event's id, as `siyu events failed` shows it")
+    ] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="every failed event")] = False,
+    tenant: Annotated[str | None, typer.Option(help="with --all-failed: only this tenant's")] = None,
+) -> None:
+    """Run failed callback events again (once what made them fail is mended): the worker
+    takes them up at once, with a fresh round of tries."""
+    from siyu.intake.service import NotFailed, retry_failed
+
+    if (event_id is None) == (not all_failed):
+        _fail("name one event ID or give --all-failed (`siyu events failed` lists them)")
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, tenant) if tenant else None
+    try:
+        with rt.db.system_session() as s:
+            count = retry_failed(s, event_id, tenant_id)
+    except NotFailed as exc:
+        _fail(f"nothing queued: {exc}; `siyu events failed` lists the failed ones")
+    console.print(f"{count} callback event(s) queued again; a running worker takes them up now")
 
 
 def _progress(what: str):

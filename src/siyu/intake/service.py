@@ -209,3 +209,45 @@ def mark_done(session: Session, event_id: int) -> None:
         .where(CallbackEvent.id == event_id)
         .values(status="done", processed_at=utcnow(), claimed_until=None, last_error="")
     )
+
+
+# ---------------------------------------------------------------- failed events
+
+
+def failed_events(session: Session, tenant_id: int | None = None, limit: int = 500) -> list[tuple]:
+    """Events given up (status failed), newest first, with their tenant's slug:
+    (CallbackEvent, slug). A system session: `tenant_id` None lists every tenant's."""
+    query = (
+        select(CallbackEvent, Tenant.slug)
+        .join(Tenant, Tenant.id == CallbackEvent.tenant_id)
+        .where(CallbackEvent.status == "failed")
+        .order_by(CallbackEvent.received_at.desc(), CallbackEvent.id.desc())
+        .limit(limit)
+    )
+    if tenant_id is not None:
+        query = query.where(CallbackEvent.tenant_id == tenant_id)
+    return list(session.execute(query).tuples())
+
+
+class NotFailed(LookupError):
+    """The event named is not there, or not failed (pending or done: nothing to re-run)."""
+
+
+def retry_failed(session: Session, event_id: int | None = None, tenant_id: int | None = None) -> int:
+    """Queue failed events again, one (`event_id`) or every one (of `tenant_id`, or of all
+    tenants): due now, with a fresh round of tries. The last error stays until one succeeds.
+    Returns how many; NotFailed when the one named is not a failed event."""
+    query = update(CallbackEvent).where(CallbackEvent.status == "failed")
+    if event_id is not None:
+        query = query.where(CallbackEvent.id == event_id)
+    if tenant_id is not None:
+        query = query.where(CallbackEvent.tenant_id == tenant_id)
+    count = session.execute(
+        query.values(status="pending", due_at=utcnow(), claimed_until=None, attempts=0)
+    ).rowcount
+    if event_id is not None and not count:
+        found = session.scalar(select(CallbackEvent.status).where(CallbackEvent.id == event_id))
+        raise NotFailed(
+            f"no callback event {event_id}" if found is None else f"event {event_id} is {found}, not failed"
+        )
+    return count
