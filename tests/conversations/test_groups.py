@@ -69,3 +69,67 @@ def test_unknown_rooms_are_asked_about_again_after_a_while(db, tenant_id):  # no
         assert groups.to_look_up(s, NOW + timedelta(hours=1), 20) == ["wrNew"]
         later = NOW + groups.RECHECK_AFTER + timedelta(seconds=1)
         assert groups.to_look_up(s, later, 20) == ["wrNew", "wrUnknown"]
+
+
+def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(stack):
+    """A customer asks in the group: the list shows the group waiting since that message,
+    to its owner (not to another agent), with no SLA wait opened; any staff member's reply
+    answers it; a closing remark owes nothing; the only question recalled clears it."""
+    from siyu.conversations import queries
+    from siyu.sla.models import SlaWait
+    from tests.conversations.test_archive_e2e import Agent
+    from tests.customers.test_acquisition import follow_of, make_channel
+    from tests.support.stack import wait_for
+
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "赵先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    made = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "lisi", "name": "团购群", "members": ["zhangsan", ext], "wait": True},
+    )
+    room = made["group_chat"]["chat_id"]
+
+    def group(viewer=None, **filters) -> dict | None:
+        viewer = viewer or Agent(stack.tenant_id, frozenset({"lisi"}))
+        with stack.session() as s:
+            f = queries.ConversationFilter(**filters)
+            return next(
+                (c for c in queries.list_conversations(s, viewer, f).items if c["roomid"] == room), None
+            )
+
+    asked = stack.chat(ext, "", "团购价什么时候开始？", roomid=room)
+    shown = wait_for(lambda: (g := group()) and g["group_wait"] and g, timeout=15)
+    wait = shown["group_wait"]
+    assert (wait["text"], wait["msgid"], wait["sender_name"]) == (
+        "团购价什么时候开始？",
+        asked["msgid"],
+        "赵先生",
+    )
+    assert wait["since"] is not None and wait["waiting_text"]
+    assert not shown["waiting"]  # not a 1:1 wait: nothing escalates
+    assert group(group_waiting=True) is not None
+    assert group(Agent(stack.tenant_id, frozenset({"zhaoliu"}))) is None  # neither owns it nor wrote in it
+    with stack.session() as s:
+        assert s.scalar(select(SlaWait)) is None
+        listed, total = queries.waiting_groups(s, Agent(stack.tenant_id, frozenset({"lisi"})))
+    assert total == 1 and listed[0]["title"] == "团购群"
+
+    stack.chat("zhangsan", "", "明天上午十点开始", roomid=room)  # not the owner: any member answers
+    wait_for(lambda: (g := group()) and g["message_count"] == 2 and g["group_wait"] is None, timeout=15)
+    assert group(group_waiting=True) is None
+
+    stack.chat(ext, "", "好的谢谢", roomid=room)
+    wait_for(lambda: group()["message_count"] == 3, timeout=15)
+    assert group()["group_wait"] is None
+
+    again = stack.chat(ext, "", "能开发票吗？", roomid=room)
+    wait_for(lambda: group()["group_wait"], timeout=15)
+    recall = {"action": "recall", "msgtype": "revoke", "revoke": {"pre_msgid": again["msgid"]}}
+    stack.control("POST", stack.corp_path("/archive/messages"), json=recall)
+    wait_for(lambda: group()["group_wait"] is None, timeout=15)
+    with stack.session() as s:
+        assert s.scalar(select(SlaWait)) is None
+        assert queries.waiting_groups(s, Agent(stack.tenant_id, frozenset({"lisi"}))) == ([], 0)

@@ -28,6 +28,7 @@ from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, S
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person
 from tests.support.board import whole_board
+from tests.support.openapi import problems, response_schema
 from tests.web.conftest import CHROMIUM, PASSWORD, fits_the_phone, login, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the seeded tenants' time zone
@@ -1444,3 +1445,76 @@ def test_a_shorter_snooze_never_cuts_someone_elses_longer_one(as_role, db, world
     assert "已有人暂缓到更晚" in agent.get(r.headers["location"]).text
     snooze = admin.get(f"/api/v1/conversations/{cid}").json()["snooze"]
     assert snooze["until"] == hour["until"] and snooze["by"] == name
+
+
+def _in_group(sfx: str, n: int, room: str, sender: str, content: str, ago: float) -> Item:
+    item = _text(sfx, n, sender, "", content, ago)
+    item.message.update(roomid=room, tolist=["zhangsan", "lisi"])
+    return item
+
+
+def test_an_unanswered_question_in_a_customer_group_has_a_section_of_its_own(as_role, db, world):
+    """团购群 (张三's) and VIP群 (李四's): a customer's question left unanswered in each is on
+    the board apart from the 1:1 waits, longest first, with its group, owner and words; an
+    agent sees their own group only, the other tenant neither; the list and the chat say so.
+    A reply in a group, or only 好的谢谢 there, leaves it off."""
+    from siyu.conversations import groups
+
+    sfx = uuid.uuid4().hex[:8]
+    rooms = {name: f"wr{name}{sfx}" for name in ("tuan", "vip", "done", "thanks")}
+    items = [
+        _in_group(sfx, 11, rooms["tuan"], "wmtuan" + sfx, f"团购价什么时候开始？{sfx}", 720),
+        _in_group(sfx, 12, rooms["vip"], "wmvip" + sfx, f"VIP 有折扣吗？{sfx}", 300),
+        _in_group(sfx, 13, rooms["done"], "wmdone" + sfx, f"几点发货？{sfx}", 400),
+        _in_group(sfx, 14, rooms["done"], "zhaoliu", "下午三点", 350),
+        _in_group(sfx, 15, rooms["thanks"], "wmthx" + sfx, "好的谢谢", 200),
+    ]
+    owners = {"tuan": ("zhangsan", "团购群"), "vip": ("lisi", "VIP群"), "done": ("zhangsan", "发货群")}
+    owners["thanks"] = ("zhangsan", "感谢群")
+    now = utcnow()
+    with db.tenant_session(world.a.id) as s:
+        conversations.ingest(s, items, default_classifier().classify)
+        for key, (owner, name) in owners.items():
+            groups.record(s, {"chat_id": rooms[key], "name": f"{name}{sfx}", "owner": owner}, now)
+        mine = select(Conversation.roomid, Conversation.id).where(Conversation.roomid.in_(rooms.values()))
+        ids = dict(s.execute(mine).all())
+        assert (
+            s.scalar(
+                select(func.count()).select_from(SlaWait).where(SlaWait.conversation_id.in_(ids.values()))
+            )
+            == 0
+        )
+
+    def section(page: str) -> str:
+        found = re.search(r'<section class="card" id="group-waits">(.*?)</section>', page, re.S)
+        return found.group(1) if found else ""
+
+    admin = section(as_role("admin").get("/sla").text)
+    assert "客户群里未回复" in admin and "不计入上面的等待" in admin
+    tuan, vip = admin.find(f"团购群{sfx}"), admin.find(f"VIP群{sfx}")
+    assert 0 <= tuan < vip  # the longest unanswered first
+    assert f"“团购价什么时候开始？{sfx}”" in admin and "群主 张三" in admin and "群主 李四" in admin
+    assert f"发货群{sfx}" not in admin and f"感谢群{sfx}" not in admin  # answered; nothing asked
+    agent = section(as_role("agent").get("/sla").text)
+    assert f"团购群{sfx}" in agent and f"VIP群{sfx}" not in agent
+    assert sfx not in section(as_role("admin", "b").get("/sla").text)
+    board = whole_board(as_role("admin"))  # the 1:1 figures know nothing of groups
+    assert all(sfx not in (w["message"] or "") for w in board["waiting"])
+
+    listed = as_role("agent").get("/conversations").text
+    assert re.search(rf"团购群{sfx} <span class=\"wait group-wait\"[^>]*>群内有客户等待回复 · 12 分", listed)
+    only = as_role("agent").get("/conversations", params={"group_waiting": 1}).text
+    assert f"团购群{sfx}" in only and f"发货群{sfx}" not in only
+    chat = as_role("agent").get(f"/conversations/{ids[rooms['tuan']]}").text
+    assert 'id="group-wait"' in chat and "群内有客户等待回复" in chat and "客户群不发超时提醒" in chat
+    api = as_role("admin").get("/api/v1/conversations", params={"group_waiting": "true", "per_page": 100})
+    spec = as_role("admin").get("/api/v1/openapi.json").json()
+    assert problems(spec, response_schema(spec, "/api/v1/conversations", "get", 200), api.json()) == []
+    shown = {c["title"]: c["group_wait"] for c in api.json()["items"] if sfx in c["title"]}
+    assert set(shown) == {f"团购群{sfx}", f"VIP群{sfx}"}
+    assert shown[f"团购群{sfx}"]["text"] == f"团购价什么时候开始？{sfx}"
+    assert 715 <= shown[f"团购群{sfx}"]["waiting_seconds"] <= 900
+
+    with db.tenant_session(world.a.id) as s:  # the owner answers: off the board
+        conversations.ingest(s, [_in_group(sfx, 16, rooms["tuan"], "zhangsan", "明天开始", 10)], lambda b: [])
+    assert f"团购群{sfx}" not in section(as_role("admin").get("/sla").text)

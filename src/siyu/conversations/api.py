@@ -47,6 +47,10 @@ def list_conversations(
     staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
+    group_waiting: Annotated[
+        bool,
+        Query(description="only customer groups where a customer's question has no staff reply yet"),
+    ] = False,
     told: Annotated[
         bool,
         Query(
@@ -73,7 +77,9 @@ def list_conversations(
     from siyu.sla import service as sla_service  # (the SLA domain builds on this one)
 
     one_way_of_paging(page, after, before)
-    f = queries.ConversationFilter(waiting, staff or None, customer, kind, told=told)
+    f = queries.ConversationFilter(
+        waiting, staff or None, customer, kind, told=told, group_waiting=group_waiting
+    )
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if card is not None:  # as the card's link opens the list page
             found = sla_service.find_card(s, card)

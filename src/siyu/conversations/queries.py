@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
+from siyu.conversations import group_waits
 from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
@@ -43,6 +44,8 @@ class ConversationFilter:
     kind: str | None = None  # single | group
     told: bool = False  # only those an escalation card went to the viewer about (theirs or not)
     among: frozenset[int] | None = None  # only these (the customers of one card)
+    # only customer groups where a customer's question has no staff reply yet (group_waits)
+    group_waiting: bool = False
 
 
 def _now(now: datetime | None) -> datetime:
@@ -139,6 +142,8 @@ def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
         conditions.append(Conversation.kind == f.kind)
     if f.among is not None:
         conditions.append(Conversation.id.in_(sorted(f.among)))
+    if f.group_waiting:
+        conditions.append(group_waits.waiting())
     return conditions
 
 
@@ -482,6 +487,8 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
     asks = waiting_asked(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
     senders = _sender_names(session, list(waiting.values()), names)
     group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
+    in_groups = group_waits.group_waits(session, [c.id for c in conversations if c.kind == "group"])
+    askers = _external_names(session, {w.sender for w in in_groups.values()})
     out = []
     for c in conversations:
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
@@ -491,8 +498,24 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
         asked = asks.get(c.id)
         shaped["waiting_quote"] = quote_asks(asked.texts, 80, asked.total) if asked and asked.texts else ""
         shaped["waiting_newest_msgid"] = asked.newest_msgid if asked else ""
+        shaped["group_wait"] = _group_wait_dict(in_groups.get(c.id), askers, now)
         out.append(shaped)
     return out
+
+
+def _group_wait_dict(w: group_waits.GroupWait | None, askers: dict[str, str], now: datetime) -> dict | None:
+    """A customer group's unanswered customer message: shown, never escalated."""
+    if w is None:
+        return None
+    waited = (now - w.since).total_seconds()
+    return {
+        "since": w.since,
+        "waiting_seconds": int(max(0, waited)),
+        "waiting_text": wait_text(waited),
+        "msgid": w.msgid,
+        "text": w.text,
+        "sender_name": askers.get(w.sender) or f"未知联系人…{w.sender[-4:]}",
+    }
 
 
 # ---------------------------------------------------------------- lists and gets
@@ -730,6 +753,20 @@ def waiting_count(session: Session, viewer: Reader, within: ConversationFilter |
     """How many of the viewer's conversations wait for a reply (of those `within` selects)."""
     stmt = readable(viewer, replace(within or ConversationFilter(), waiting=True))
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def waiting_groups(
+    session: Session, viewer: Reader, now: datetime | None = None, limit: int = 50
+) -> tuple[list[dict], int]:
+    """The viewer's customer groups (as the list shows them) where a customer's question has
+    no staff reply yet, the longest unanswered first, and how many there are in all. Groups
+    never escalate: these are apart from the 1:1 waits and their figures."""
+    stmt = readable(viewer, ConversationFilter(kind="group", group_waiting=True))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    if not total:
+        return [], 0
+    rows = list(session.scalars(stmt.order_by(group_waits.since(), Conversation.id).limit(limit)))
+    return _shape(session, rows, _now(now)), total
 
 
 def waiting_among(session: Session, conversation_ids: frozenset[int]) -> int:

@@ -75,6 +75,15 @@ class SnoozeState(BaseModel):
     at: datetime | None = Field(description="when they did")
 
 
+class GroupWaitOut(BaseModel):
+    since: datetime = Field(description="when the first customer message still unanswered was sent")
+    waiting_seconds: int = Field(description="now - since, in seconds")
+    waiting_text: str = Field(description="e.g. 12 分 3 秒")
+    msgid: str = Field(description="that customer message")
+    text: str
+    sender_name: str = Field(description="the customer who asked")
+
+
 class ConversationOut(BaseModel):
     id: int
     kind: ConversationKind
@@ -105,6 +114,11 @@ class ConversationOut(BaseModel):
         description="the customer message of the wait that needs a reply stored last (awaiting_msgid when"
         " it is the only one; usually the newest, but one imported or re-pulled late may be older): what"
         " dismiss's `msgid` names once the client has shown it",
+    )
+    group_wait: GroupWaitOut | None = Field(
+        None,
+        description="a customer group only: a customer's message that needs a reply and that no staff member"
+        " has answered in the group since (null: none). Shown, never escalated: `waiting` stays false",
     )
     contact_ended: ContactEnded | None = Field(
         None, description="one conversation only: the customer and the staff member are no longer contacts"

@@ -35,7 +35,7 @@ DONE = {
 NOT_DONE = frozenset({"not_waiting", "changed", "snooze_kept"})
 
 
-FILTERS_BEYOND_WAITING = ("staff", "kind", "customer", "told", "card")
+FILTERS_BEYOND_WAITING = ("staff", "kind", "customer", "told", "card", "group_waiting")
 
 
 def _int(value: str | None) -> int | None:
@@ -61,6 +61,7 @@ def conversation_list(request: Request, viewer: PageViewer):
         customer_id=_int(p.get("customer")),
         kind=kind,
         told=p.get("told") in ("1", "true", "on"),
+        group_waiting=p.get("group_waiting") in ("1", "true", "on"),
     )
     page_no = _int(p.get("page")) or 1
     # a page or cursor the list did not hand out (cut short, typed in): the first page, said so

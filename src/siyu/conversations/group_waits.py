@@ -1,0 +1,109 @@
+"""Customer questions in customer groups that no staff member has answered yet.
+
+Groups never escalate (1:1 first: no SLA wait, step or card), so nothing here is kept on
+the conversation row, and ingest is unchanged. What a group owes is read from its stored
+messages when it is shown: its first customer message that needs a reply (the needs-reply
+classifier's verdict, stored at ingest, so 好的谢谢 owes nothing), not recalled, sent after
+the last message of any staff member that stands (not recalled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from siyu.conversations.models import Conversation, Message
+from siyu.conversations.render import EVENT_TYPES
+from siyu.db import bulk
+
+
+@dataclass(frozen=True)
+class GroupWait:
+    since: datetime  # the unanswered customer message's msgtime
+    msgid: str
+    text: str
+    sender: str  # the customer's external userid
+
+
+def _last_staff_message(conversation_id) -> ColumnElement:
+    """When a staff member last wrote in the group (None: never), their recalled messages left
+    out: the newest, found backwards through the messages' (conversation, sent_at) index."""
+    out = aliased(Message)
+    return (
+        select(out.sent_at)
+        .where(
+            out.conversation_id == conversation_id,
+            out.direction == "out",
+            out.action == "send",
+            out.recalled.is_(False),
+            out.msgtype.not_in(sorted(EVENT_TYPES)),
+        )
+        .order_by(out.sent_at.desc())
+        .limit(1)
+        .correlate_except(out)  # to the group of the query around it, however deep (an EXISTS's)
+        .scalar_subquery()
+    )
+
+
+def _owed(m, answered) -> list[ColumnElement[bool]]:
+    """`m` (an alias of Message) is a customer message still owed a reply, staff having last
+    written in its group at `answered` (looked up once a group, not once a message)."""
+    return [
+        m.direction == "in",
+        m.action == "send",
+        m.recalled.is_(False),
+        m.needs_reply.is_(True),
+        or_(answered.is_(None), m.sent_at > answered),
+    ]
+
+
+def waiting() -> ColumnElement[bool]:
+    """A group conversation (of the query's Conversation) with a customer message owed a reply."""
+    m = aliased(Message)
+    owed = _owed(m, _last_staff_message(Conversation.id))
+    return (Conversation.kind == "group") & select(m.id).where(
+        m.conversation_id == Conversation.id, *owed
+    ).exists()
+
+
+def since() -> ColumnElement:
+    """When the group's first unanswered customer message was sent (None: nothing owed)."""
+    m = aliased(Message)
+    owed = _owed(m, _last_staff_message(Conversation.id))
+    return (
+        select(m.sent_at)
+        .where(m.conversation_id == Conversation.id, *owed)
+        .order_by(m.sent_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, GroupWait]:
+    """The first unanswered customer message of each of these groups that has one (one query)."""
+    if not conversation_ids:
+        return {}
+    groups = (
+        select(Conversation.id, _last_staff_message(Conversation.id).label("answered"))
+        .where(bulk.among(session, Conversation.id, conversation_ids))
+        .subquery()
+    )
+    m = aliased(Message)
+    ranked = (
+        select(
+            m.conversation_id,
+            m.sent_at,
+            m.msgid,
+            m.text,
+            m.sender,
+            func.row_number().over(partition_by=m.conversation_id, order_by=(m.sent_at, m.id)).label("rn"),
+        )
+        .join(groups, groups.c.id == m.conversation_id)
+        .where(*_owed(m, groups.c.answered))
+        .subquery()
+    )
+    rows = session.execute(select(ranked).where(ranked.c.rn == 1))
+    return {r.conversation_id: GroupWait(r.sent_at, r.msgid, r.text, r.sender) for r in rows}
