@@ -10,14 +10,17 @@ the last message of any staff member that stands (not recalled).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations.models import Conversation, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.db import bulk
+from siyu.db.base import UTCDateTime
+
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # what a group where no staff member ever wrote was answered at
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ def _owed(m, answered) -> list[ColumnElement[bool]]:
         m.action == "send",
         m.recalled.is_(False),
         m.needs_reply.is_(True),
-        or_(answered.is_(None), m.sent_at > answered),
+        # one comparison the (conversation, sent_at) index answers: "never" as the epoch
+        m.sent_at > func.coalesce(answered, literal(_NEVER, UTCDateTime())),
     ]
 
 
