@@ -62,6 +62,17 @@ def test_the_409_quotes_a_long_message_shortened(as_role, db, world):
     assert "…」" in r.json()["detail"], r.text
 
 
+def _banner(html: str) -> str:
+    """What the chat says of its 无需回复 (its status line)."""
+    return re.search(r'<p class="\w+" role="status" id="done">(.*?)</p>', html, re.S).group(1)
+
+
+def _name(agent, cid: int) -> str:
+    """Who the chat names: the customer, or their WeCom id while unnamed."""
+    c = agent.get(f"/api/v1/conversations/{cid}").json()
+    return (c["customer"] or {}).get("name") or c["external_userid"]
+
+
 def _page_form(agent, cid: int) -> tuple[str, dict]:
     action, fields = _FORM.search(agent.get(f"/conversations/{cid}").text).groups()
     return action, dict(_FIELD.findall(fields))
@@ -78,7 +89,11 @@ def test_the_page_does_not_silence_a_question_that_joined_the_wait_after_it_was_
 
     r = agent.post(action, data=form, follow_redirects=True)
     assert "已标记为无需回复" not in r.text
-    assert "客户在你打开页面后又发了消息，没有标记" in r.text
+    # who wrote, what and when, as the board and the API say it: not just that someone did
+    assert _banner(r.text) == (
+        f"{_name(agent, cid)} 在你打开页面后又发了消息「另外，我要退货」"
+        f"（{_local_time(db, world, refund)}），没有标记：请看过新消息再决定。"
+    )
     assert "另外，我要退货" in r.text  # the page drawn again shows it
     after = agent.get(f"/api/v1/conversations/{cid}").json()
     assert after["waiting"] is True and after["awaiting_msgid"] == question
@@ -164,7 +179,7 @@ def test_a_question_stored_after_the_page_with_an_older_time_is_not_silenced(as_
 
     r = agent.post(action, data=form, follow_redirects=True)
     assert "已标记为无需回复" not in r.text
-    assert "客户在你打开页面后又发了消息，没有标记" in r.text
+    assert "又发了消息「另外，我要退货」" in _banner(r.text)
     after = agent.get(f"/api/v1/conversations/{cid}").json()
     assert after["waiting"] is True and after["awaiting_msgid"] == refund  # the wait begins with it
     assert after["waiting_newest_msgid"] == refund  # what was stored last, not what is newest

@@ -18,7 +18,7 @@ from siyu.sla import service as sla_service
 from siyu.sla.service import held_call
 from siyu.tenancy.models import Tenant
 from siyu.web.auth import PageViewer, safe_next
-from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed
+from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
 from siyu.web.templating import forget_waiting, note_waiting, render
 
 router = APIRouter(include_in_schema=False)
@@ -26,7 +26,6 @@ router = APIRouter(include_in_schema=False)
 DONE = {
     "dismissed": "已标记为无需回复。",
     "not_waiting": "这个会话已经不在等待回复了。",
-    "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
     "not_its_message": "表单里的消息不是这个会话的，没有标记：请看过页面再点一次。",
     "snoozed": "已暂缓提醒。",
     "snooze_kept": "已有人暂缓到更晚，保持不变（见提醒已暂缓至）。",
@@ -194,6 +193,12 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             and found["customer"]
             and customer_queries.get_customer(s, viewer, found["customer"]["id"]) is not None
         )
+        done = request.query_params.get("done") or ""
+        done_said = DONE.get(done)
+        if found is not None and done == "changed":  # who wrote, what and when: read it first
+            said = queries.message_said(s, conversation_id, request.query_params.get("newest", ""))
+            who = (found["customer"] or {}).get("name") or found["external_userid"] or "客户"
+            done_said = wrote_again(who, said, viewer.timezone, rt.now())
     if found is None or page is None:
         raise _not_found()
     return render(
@@ -209,8 +214,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "reminders": reminders,
             "call_at": call_at,
             "snooze_choices": SNOOZE_CHOICES,
-            "done": DONE.get(request.query_params.get("done") or ""),
-            "done_warns": request.query_params.get("done") in NOT_DONE,
+            "done": done_said,
+            "done_warns": done in NOT_DONE,
         },
     )
 
@@ -228,7 +233,8 @@ async def conversation_dismiss(request: Request, viewer: PageViewer, conversatio
     if urlsplit(back).path == "/sla":
         gone = str(form.get("gone", ""))
         return RedirectResponse(board_dismissed(back, gone, conversation_id, done, newest), 303)
-    return RedirectResponse(f"/conversations/{conversation_id}?done={done}", 303)
+    said = urlencode({"done": done, **({"newest": newest} if newest else {})})
+    return RedirectResponse(f"/conversations/{conversation_id}?{said}", 303)
 
 
 def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) -> tuple[str, str]:

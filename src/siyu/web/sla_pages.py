@@ -240,7 +240,13 @@ def _just_dismissed(s, viewer: Viewer, request: Request, now: datetime, tz: str)
     if done == "dismissed":
         return f"已将 {name} 的消息标记为无需回复。"
     said = conversation_queries.message_said(s, conversation.id, request.query_params.get("newest", ""))
-    if said is None:
+    return wrote_again(name, said, tz, now)
+
+
+def wrote_again(name: str, said: tuple[str, datetime] | None, tz: str, now: datetime) -> str:
+    """A refused 无需回复, on the board and in the chat: who wrote again, what (message_said's,
+    quoted) and when, so the agent knows what to read before deciding."""
+    if said is None:  # (an address typed or cut short: the message is not found)
         return f"{name} 在你打开页面后又发了消息，没有标记：请看过新消息再决定。"
     quote, when = conversation_queries.said_quote(said, tz, now)
     return f"{name} 在你打开页面后又发了消息「{quote}」（{when}），没有标记：请看过新消息再决定。"
