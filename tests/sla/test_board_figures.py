@@ -445,7 +445,7 @@ def test_naming_who_each_next_step_reaches_costs_no_query_per_row(local):
             board = _board(w)
         finally:
             event.remove(w.rt.db.engine, "before_cursor_execute", listener)
-        return len(seen), {r["staff_userid"]: r["next_step_to"] for r in board["waiting"]}
+        return len(seen), {r["staff_userid"]: r["next_step_to"]["name"] for r in board["waiting"]}
 
     for staff in ("zhangsan", "wangwu"):
         w.say("请问有货吗？", at=0, ext=f"wm{staff}", staff=staff)

@@ -322,6 +322,12 @@ def test_the_spec_names_the_values_of_every_field_that_takes_a_fixed_few(as_role
     assert set(prop("TimelineEventOut", "kind")["enum"]) == set(EVENT_TEXT)
     assert prop("StepBreaches", "action")["enum"] == ["app_message", "voice_call"]
     assert prop("SkippedStep", "reason")["enum"] == ["stale", "nobody"]
+    # a board row's next step: what it does and to whom, null when none is to come
+    row = schemas["WaitingRow"]["properties"]
+    assert {"enum": ["app_message", "voice_call"], "type": "string"} in row["next_step_action"]["anyOf"]
+    assert {"enum": ["agent", "leader", "contact"], "type": "string"} in row["next_step_target"]["anyOf"]
+    assert {"$ref": "#/components/schemas/StepPerson"} in row["next_step_to"]["anyOf"]
+    assert set(schemas["StepPerson"]["required"]) == {"userid", "name"}
     assert prop("StatsDay", "day")["format"] == "date"
 
 

@@ -240,6 +240,15 @@ def test_a_rows_next_step_says_what_it_does_and_to_whom(as_role, waits, db, worl
     assert re.search(r"下一步 \d\d:\d\d 提醒卡片发给上级 王五", row), row
     row = _row(board, waits.a["lisi"])
     assert re.search(r"下一步 \d\d:\d\d 提醒卡片发给负责成员 李四", row), row
+    # the API says as much: what the step does, by the policy, and whom it reaches
+    rows = {r["conversation_id"]: r for r in as_role("supervisor").get("/api/v1/sla/board").json()["waiting"]}
+    step = {k: rows[waits.a["zhangsan"]][k] for k in ("next_step_action", "next_step_target", "next_step_to")}
+    assert step == {
+        "next_step_action": "app_message",
+        "next_step_target": "leader",
+        "next_step_to": {"userid": "wangwu", "name": "王五"},
+    }, step
+    assert rows[waits.a["lisi"]]["next_step_to"] == {"userid": "lisi", "name": "李四"}
     # 赵六 has no leader and the policy no escalation contact: said, not left to be found out
     sfx = uuid.uuid4().hex[:8]
     with db.tenant_session(world.a.id) as s:
@@ -256,6 +265,12 @@ def test_a_rows_next_step_says_what_it_does_and_to_whom(as_role, waits, db, worl
     try:
         row = _row(admin.get("/sla").text, cid)
         assert "语音电话打给上级（目前没有可通知的人）" in row, row
+        (api,) = [r for r in admin.get("/api/v1/sla/board").json()["waiting"] if r["conversation_id"] == cid]
+        assert (api["next_step_action"], api["next_step_target"], api["next_step_to"]) == (
+            "voice_call",
+            "leader",
+            None,
+        ), api
     finally:  # (the other board tests count who waits)
         admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf})
 

@@ -311,7 +311,8 @@ def board_for(
     ]
     reached = _next_step_people(session, rows_out)
     for row in rows_out:
-        row["next_step_to"] = names.get(reached.get(row["conversation_id"], ""), "")
+        userid = reached.get(row["conversation_id"])
+        row["next_step_to"] = {"userid": userid, "name": names.get(userid, userid)} if userid else None
 
     start, end = service.day_bounds(session, now, day)
     breaches = service.breaches(session, start, end, sorted(scope) if scope is not None else None)

@@ -257,6 +257,11 @@ class SkippedStep(BaseModel):
     )
 
 
+class StepPerson(BaseModel):
+    userid: str = Field(description="the staff member's WeCom userid")
+    name: str = Field(description="their name, as the board shows it")
+
+
 class WaitingRow(BaseModel):
     conversation_id: int
     customer: str
@@ -272,6 +277,22 @@ class WaitingRow(BaseModel):
     fired: list[FiredStep]
     skipped: list[SkippedStep] = Field([], description="steps not sent at all")
     next_step_at: datetime | None
+    next_step_action: Action | None = Field(
+        None,
+        description="what the next step does: app_message, a WeCom card; voice_call, a phone call "
+        "(null when no step is to come)",
+    )
+    next_step_target: Target | None = Field(
+        None,
+        description="who the policy sends it to: agent (the staff member the customer waits for), "
+        "leader (their leader, else the escalation contact) or contact (the policy's escalation "
+        "contact); null when no step is to come",
+    )
+    next_step_to: StepPerson | None = Field(
+        None,
+        description="who it will reach, resolved as it will be when it fires; null when nobody can be "
+        "reached (no leader and no escalation contact with the corp) or no step is to come",
+    )
     next_step_after_quiet_hours: bool = Field(
         False, description="the next step is a call held back until the policy's quiet hours end"
     )
