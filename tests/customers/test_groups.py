@@ -242,6 +242,38 @@ def test_a_group_stored_before_members_were_kept_gets_them_from_the_worker(stack
         assert groups.members_unread(s, 10) == []
 
 
+def test_the_backfill_refused_for_want_of_a_permission_leaves_old_groups_as_they_are(stack):
+    """While the admin mends a permission (60011) the backfill is refused: the old groups stay
+    customer groups, to be read once WeCom answers; they had been marked unknown, and dropped
+    out of the backfill and off their customers' pages for good."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    qian = stack.scan(channel.config_id, "钱女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, qian))
+    stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "zhangsan", "name": "老会员群", "members": [qian], "wait": True},
+    )
+    wait_for(lambda: group_events(stack, qian), 20)
+    with stack.session() as s:  # as a group stored before members were kept is
+        s.execute(delete(TimelineEvent).where(TimelineEvent.kind.like("group_%")))
+        s.execute(delete(GroupMember))
+        s.execute(update(GroupChat).values(members_read_at=None))
+    stack.control("POST", "/faults", json={"path": GROUPCHAT_GET, "errcode": 60011, "times": 5})
+    try:
+        run(conversation_tasks.read_unread_members(stack.rt))
+        with stack.session() as s:
+            assert s.scalar(select(GroupChat.status).where(GroupChat.name == "老会员群")) == "active"
+            assert groups.members_unread(s, 10) != []
+    finally:
+        stack.control("DELETE", "/faults")
+    run(conversation_tasks.read_unread_members(stack.rt))
+    cid = customer_id(stack, qian)
+    [shown] = signed_in(stack).get(f"/api/v1/customers/{cid}").json()["groups"]
+    assert shown["name"] == "老会员群"
+
+
 def test_a_leave_whose_join_was_never_seen_says_so_and_puts_nobody_in_the_group(db, tenant_id):  # noqa: F811
     """The customer joined and left before Siyu handled the group's first event: WeCom's
     answer no longer lists them, and the del_member event names them. The timeline says they

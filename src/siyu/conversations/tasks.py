@@ -631,6 +631,7 @@ async def _name_new_groups(rt, tenant_id: int) -> None:
 # each round of the worker's, at most: groupchat/get's limit (10,000 a minute per corp,
 # REFERENCE 17) is shared with every other lookup, so a backlog goes at under 1 % of it.
 MEMBERS_READ_PER_ROUND = 50
+GROUP_GONE = {40050}  # groupchat/get: no such group (chat_id invalid) — the emulator's choice too
 MEMBERS_READ_EVERY_S = 60.0
 
 
@@ -638,11 +639,23 @@ async def read_unread_members(rt) -> None:
     """Scheduled: each tenant's customer groups whose members were never read, looked up again
     (their customers' joins land on the timeline at their join_time). WeCom busy or limiting
     leaves the rest to the next round; one tenant's trouble is logged, the others go on."""
+    from siyu.wecom.errors import WeComError
+
     for tenant_id in await in_system(rt.db, _tenant_ids):
         try:
             chat_ids = await in_tenant(rt.db, tenant_id, groups.members_unread, MEMBERS_READ_PER_ROUND)
-            if chat_ids:
-                await look_up_groups(rt, tenant_id, chat_ids, max_wait=AFTER_PULL_MAX_WAIT_S)
+            for chat_id in chat_ids:
+                try:
+                    # a refusal leaves the group as it is (a secret or a permission being mended
+                    # must not take every old group off its customers' pages) ...
+                    await look_up_groups(
+                        rt, tenant_id, [chat_id], unknown_raises=True, max_wait=AFTER_PULL_MAX_WAIT_S
+                    )
+                except WeComError as exc:
+                    if exc.errcode not in GROUP_GONE:
+                        raise
+                    # ... but one WeCom no longer knows is stored so, else it comes first again
+                    await look_up_groups(rt, tenant_id, [chat_id], max_wait=AFTER_PULL_MAX_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
             log.warning("reading the group members of tenant %s failed: %s", tenant_id, why)
