@@ -123,6 +123,9 @@ def test_a_login_for_a_wecom_member_needs_no_password_and_only_one_per_member(as
         assert r.json()["password"] is None and r.json()["has_password"] is False
         r = token.post("/api/v1/people", json={**body, "login": f"{member_login}2"})
         assert r.status_code == 409 and "已有账号" in r.json()["detail"]
+        # a password the token chose on a member's login could outlive it, the member made admin later
+        r = token.post("/api/v1/people", json={**body, "login": f"{member_login}2", "password": "known-1234"})
+        assert r.status_code == 403 and "企业微信成员的账号设密码" in r.json()["detail"], r.text
         r = token.post("/api/v1/people", json={**body, "login": f"{member_login}2", "staff_userid": "nobody"})
         assert r.status_code == 422 and "没有在职成员" in r.json()["detail"]
 
@@ -171,14 +174,22 @@ def test_a_token_changes_a_role_disables_restores_and_resets_a_password(as_role,
         assert r.status_code == 200 and r.json()["disabled_at"] is None
         assert _signs_in(siyu, login_name, PASSWORD)
 
-        r = token.post(f"/api/v1/people/{person_id}/password")
+        # a password the token set would outlive it (and the login be made an admin later by
+        # someone who never knew): a token resets none; an admin signed in does
+        r = token.post(f"/api/v1/people/{person_id}/password", json={"password": "taken-over-1"})
+        assert r.status_code == 403 and "不能重设密码" in r.json()["detail"], r.text
+        assert _signs_in(siyu, login_name, PASSWORD)
+        csrf = {"X-CSRF-Token": admin.csrf}
+        r = admin.post(f"/api/v1/people/{person_id}/password", headers=csrf)
         assert r.status_code == 200, r.text
         new = r.json()["password"]
         assert new and not _signs_in(siyu, login_name, PASSWORD) and _signs_in(siyu, login_name, new)
-        r = token.post(f"/api/v1/people/{person_id}/password", json={"password": "chosen-by-hr"})
+        r = admin.post(
+            f"/api/v1/people/{person_id}/password", json={"password": "chosen-by-hr"}, headers=csrf
+        )
         assert r.status_code == 200 and r.json()["password"] is None
         assert _signs_in(siyu, login_name, "chosen-by-hr")
-        r = token.post(f"/api/v1/people/{person_id}/password", json={"password": "short"})
+        r = admin.post(f"/api/v1/people/{person_id}/password", json={"password": "short"}, headers=csrf)
         assert r.status_code == 422
         session.close()
 
@@ -252,11 +263,13 @@ def test_a_non_admin_token_and_another_tenants_ids_are_refused(as_role, siyu, db
             token.put(f"/api/v1/people/{b_admin}/role", json={"role": "agent"}),
             token.post(f"/api/v1/people/{b_admin}/disable"),
             token.post(f"/api/v1/people/{b_admin}/enable"),
-            token.post(f"/api/v1/people/{b_admin}/password", json={"password": "taken-over-1"}),
             token.post("/api/v1/people/999999999/disable"),
         ):
             assert r.status_code == 404, r.text
             assert r.json()["detail"] == "找不到，或你无权查看 / not found (or not yours)"
+        # (a token resets no password, whosever: refused before anyone is looked up)
+        r = token.post(f"/api/v1/people/{b_admin}/password", json={"password": "taken-over-1"})
+        assert r.status_code == 403, r.text
     me_b = admin_b.get("/api/v1/me").json()
     assert me_b["role"] == "admin" and _signs_in(siyu, world.b.logins["admin"], PASSWORD)
 
@@ -290,7 +303,7 @@ def test_the_people_answers_fit_the_spec(as_role, db, world):
             (
                 "POST",
                 "/api/v1/people/{person_id}/password",
-                token.post(f"/api/v1/people/{person_id}/password"),
+                admin.post(f"/api/v1/people/{person_id}/password", headers={"X-CSRF-Token": admin.csrf}),
             ),
             ("POST", "/api/v1/people/{person_id}/disable", token.post(f"/api/v1/people/{person_id}/disable")),
             ("POST", "/api/v1/people/{person_id}/enable", token.post(f"/api/v1/people/{person_id}/enable")),

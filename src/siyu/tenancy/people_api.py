@@ -1,10 +1,12 @@
 """JSON API: the tenant's logins (/api/v1/people), what 设置 → 账号 and `siyu person` do, for
 an integration with an admin's token or an admin signed in (siyu.tenancy.people).
 
-A token may do what its admin does here, except give anyone admin rights: make an admin,
-make someone one, or reset or restore an admin's login. Those would let a leaked token make
-itself a login that outlives it (sign in with the password it chose, then make tokens), which
-a token is refused everywhere else (require_signed_in_admin)."""
+A token may do what its admin does here, except give anyone admin rights (make an admin, make
+someone one, restore an admin's login) or set a password on a login that exists or is a WeCom
+member's (one an admin may later promote). Those would let a leaked token make itself a login
+that outlives it (sign in with the password it chose, then make tokens), which a token is
+refused everywhere else (require_signed_in_admin). A new login by hand it may make, with a
+password it gives or is answered once: the list names the token as who made it."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ WRITE = {
     **ADMIN_WRITE,
     403: error(
         "admins only; or the `X-CSRF-Token` header is missing or wrong; or, with an API token, it would"
-        " give admin rights (sign in for that)"
+        " give admin rights or set a password on an existing login or a WeCom member's (sign in for that)"
     ),
 }
 CONFLICT = {
@@ -34,6 +36,13 @@ CONFLICT = {
 BY_TOKEN = (
     "API 令牌不能授予或恢复管理员权限，请管理员登录后在「设置 → 账号」操作"
     " / an API token cannot give admin rights: an admin signed in can"
+)
+
+# A password a token set would outlive the token, and the login could be made an admin later
+# by someone who never knew: a token sets none on an existing login, nor on a WeCom member's.
+NO_PASSWORD_BY_TOKEN = (
+    "API 令牌不能重设密码，也不能给企业微信成员的账号设密码：请管理员登录后在「设置 → 账号」操作"
+    " / an API token sets no password on an existing login or a WeCom member's: an admin signed in can"
 )
 
 
@@ -85,9 +94,12 @@ def get_person(request: Request, viewer: ApiViewer, person_id: int):
 def create_person(request: Request, viewer: ApiViewer, body: PersonCreate):
     """A new login. By hand (no `staff_userid`) it signs in with a password: yours, or one Siyu
     makes and answers once in `password`. For a WeCom member it signs in through WeCom, and
-    with a password too if you give one. Admins only; a token makes no admin (403)."""
+    with a password too if you give one (signed in: a token sets none there, 403). Admins only;
+    a token makes no admin (403)."""
     require_admin(viewer)
     _no_admin_rights_by_token(viewer, body.role == "admin")
+    if viewer.via_token and body.staff_userid is not None and body.password is not None:
+        raise HTTPException(403, NO_PASSWORD_BY_TOKEN)
     made = people.new_password() if body.password is None and body.staff_userid is None else None
 
     def create(s, _person):
@@ -129,13 +141,14 @@ def set_role(request: Request, viewer: ApiViewer, person_id: int, body: RoleIn):
 )
 def reset_password(request: Request, viewer: ApiViewer, person_id: int, body: PasswordIn | None = None):
     """A new password: yours, or (no body, or no `password`) one Siyu makes and answers once.
-    The person is signed out everywhere. Admins only; a token resets no admin's (403)."""
+    The person is signed out everywhere. Admins signed in only: a token resets no password (403)."""
     require_admin(viewer)
+    if viewer.via_token:
+        raise HTTPException(403, NO_PASSWORD_BY_TOKEN)
     given = body.password if body is not None else None
     made = people.new_password() if given is None else None
 
     def change(s, person):
-        _no_admin_rights_by_token(viewer, person.role == "admin")
         return people.reset_password(s, person.id, given or made, signed=viewer.signature), made
 
     return _apply(request, viewer, change, person_id)
