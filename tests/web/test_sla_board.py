@@ -443,6 +443,30 @@ def test_a_row_is_marked_no_reply_needed_from_the_board(as_role, waits, db, worl
         admin.post(f"/api/v1/conversations/{theirs}/dismiss", headers={"X-CSRF-Token": admin.csrf})
 
 
+def test_a_board_dismiss_refused_for_another_chats_message_comes_back_to_where_it_is_said(
+    as_role, waits, db, world
+):
+    """A 无需回复 form naming another chat's message (a tampered or mixed-up form) is refused;
+    the board says so at its top and comes back there, not to the row, which says nothing (on
+    a phone the refusal was out of sight)."""
+    agent = as_role("agent")
+    one = _waiting(db, world, uuid.uuid4().hex[:8], "能开发票吗")
+    other = _waiting(db, world, uuid.uuid4().hex[:8], "几号发货")
+    board = agent.get("/sla").text
+    form = {**_dismiss_form(board, one), "msgid": _dismiss_form(board, other)["msgid"]}
+    try:
+        r = agent.post(f"/conversations/{one}/dismiss", data=form)
+        assert r.status_code == 303 and r.headers["location"].endswith("#done"), r.headers["location"]
+        page = agent.get(r.headers["location"].partition("#")[0]).text
+        said = re.findall(r'role="status" id="done">(.*?)</p>', page)
+        assert said == ["表单里的消息不是这个会话的，没有标记：请看过页面再点一次。"], said
+        assert f'data-conversation="{one}"' in page  # nothing marked
+    finally:
+        admin = as_role("admin")
+        for cid in (one, other):
+            admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf})
+
+
 def test_no_reply_needed_from_a_board_drawn_before_the_customer_wrote_again_is_refused(as_role, db, world):
     """As in the chat: the customer wrote again after the board was drawn: nothing is marked,
     and the row says what they wrote, so the agent reads it before deciding."""

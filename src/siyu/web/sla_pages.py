@@ -267,7 +267,7 @@ def _named(s, viewer: Viewer, typed: str):
 def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newest: str) -> str:
     """Where a row's 无需回复 comes back to on the board (`back`, with the row's #anchor), and
     what the board then says: marked, its row is gone: said where it was, above the row after
-    it (`gone`, that row's #anchor); refused, in its row."""
+    it (`gone`, that row's #anchor); refused, in its row (the customer wrote again) or at the top."""
     back, _, row = back.partition("#")
     sep = "&" if "?" in back else "?"
     if done == "not_waiting":  # answered meanwhile: as a snooze then
@@ -278,7 +278,9 @@ def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newes
         return f"{said}{f'&gone={after}' if after else ''}#done"
     if newest:
         said += "&" + urlencode({"newest": newest})
-    return f"{said}#w{conversation_id}"
+    # refused: in its row where the board tells it there (the customer wrote again), else at the
+    # top: the page comes back to where it is said, not to a row that says nothing
+    return f"{said}#w{conversation_id}" if done == "changed" else f"{said}#done"
 
 
 @router.post("/conversations/{conversation_id}/snooze")
