@@ -73,19 +73,6 @@ def waiting() -> ColumnElement[bool]:
     ).exists()
 
 
-def since() -> ColumnElement:
-    """When the group's first unanswered customer message was sent (None: nothing owed)."""
-    m = aliased(Message)
-    owed = _owed(m, _last_staff_message(Conversation.id))
-    return (
-        select(m.sent_at)
-        .where(m.conversation_id == Conversation.id, *owed)
-        .order_by(m.sent_at)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, GroupWait]:
     """The first unanswered customer message of each of these groups that has one (one query)."""
     if not conversation_ids:

@@ -755,38 +755,6 @@ def waiting_count(session: Session, viewer: Reader, within: ConversationFilter |
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
-def waiting_groups(
-    session: Session, viewer: Reader, now: datetime | None = None, limit: int = 50
-) -> tuple[list[dict], int]:
-    """The viewer's customer groups (as the list shows them) where a customer's question has
-    no staff reply yet, the longest unanswered first, and how many there are in all. Groups
-    never escalate: these are apart from the 1:1 waits and their figures."""
-    stmt = readable(viewer, ConversationFilter(kind="group", group_waiting=True))
-    rows = list(session.scalars(stmt.order_by(group_waits.since(), Conversation.id).limit(limit)))
-    if len(rows) < limit:  # (the board's usual case: no second pass over the groups to count them)
-        total = len(rows)
-    else:
-        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    if not rows:
-        return [], 0
-    # only what the board's rows show: the list's shaping (last messages, 1:1 waits) is not needed
-    names = staff_names(session)
-    groups = _group_chats(session, {c.roomid for c in rows})
-    waits = group_waits.group_waits(session, [c.id for c in rows])
-    askers = _external_names(session, {w.sender for w in waits.values()})
-    at = _now(now)
-    return [
-        {
-            "id": c.id,
-            "title": group_title(c.roomid, groups.get(c.roomid), names),
-            "group": _group_ref(groups.get(c.roomid), names),
-            "group_wait": _group_wait_dict(waits.get(c.id), askers, at),
-        }
-        for c in rows
-        if c.id in waits  # (answered between the two reads: none is shown waiting)
-    ], total
-
-
 def waiting_among(session: Session, conversation_ids: frozenset[int]) -> int:
     """How many of these conversations wait for a reply, whoever may read them (a card's
     customers: those the viewer cannot see are counted, not shown)."""

@@ -118,7 +118,6 @@ def _delay(seconds: int) -> str:
 
 # The board lists this many waiting customers (the longest waits); the rest are counted.
 BOARD_ROWS = 200
-GROUP_ROWS = 50  # customer groups with an unanswered customer question (the longest first)
 MAX_DAYS_AT_ONCE = 31  # a holiday, with the weekends around it, in one go
 DELIVERED = {
     "queued": "排队中",
@@ -150,8 +149,6 @@ def sla_board(request: Request, viewer: PageViewer):
         tz = ZoneInfo(service.tenant_timezone(s))
         snoozed = _just_snoozed(s, viewer, request, now)
         dismissed = _just_dismissed(s, viewer, request, now, str(tz))
-        # customer groups are not escalated (1:1 first), but a question left there is shown apart
-        group_waits, group_waits_total = conversation_queries.waiting_groups(s, viewer, now, GROUP_ROWS)
     refused = dismissed and request.query_params.get("done") == "changed"  # the row stays: said in it
     today = now.astimezone(tz).date()
 
@@ -168,8 +165,6 @@ def sla_board(request: Request, viewer: PageViewer):
         "sla_board.html",
         {
             "b": board,
-            "group_waits": group_waits,
-            "group_waits_total": group_waits_total,
             "delivered": DELIVERED,
             "trouble": ("retrying", "given_up", "failed", "skipped"),
             "when": when,
