@@ -219,6 +219,100 @@ def test_the_api_refuses_a_channel_patch_whose_if_match_is_stale(admins, channel
     assert r.headers["ETag"] not in ("", etag)  # the version it is at now
 
 
+NONE_TO_MATCH = "部门「客服部」没有自己的策略（可能已被删除）：要新建请不带 If-Match"
+STEP_9MIN = [{"delay_s": 540, "action": "app_message", "target": "agent"}]
+
+
+def test_the_api_refuses_a_tenant_policy_put_whose_if_match_is_stale(admins):
+    """PUT /api/v1/sla/policy with If-Match: the ETag its GET gave. 乙's save on the page, or a
+    special date added there, makes it stale; without If-Match the last save wins (as before)."""
+    jia, yi = admins
+    url = "/api/v1/sla/policy"
+    write = {"X-CSRF-Token": jia.csrf}
+    etag = jia.get(url).headers["ETag"]
+    r = yi.post("/sla/policy", data=policy_form(yi, drawn(yi, "/sla/policy"), "3"))
+    assert r.status_code == 303, r.text
+
+    r = jia.put(url, json={"steps": STEP_9MIN}, headers={**write, "If-Match": etag})
+    assert r.status_code == 412
+    assert r.json()["detail"] == (
+        "策略或特殊日期已被修改（策略最后由「yi管理员」保存），请重新读取后再改 / the policy or its special"
+        " dates changed since the ETag you sent (the policy was last saved by yi管理员); read it again"
+    )
+    assert first_step(jia) == 180
+
+    etag = jia.get(url).headers["ETag"]
+    r = jia.put(url, json={"steps": STEP_9MIN}, headers={**write, "If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert first_step(jia) == 540
+    assert r.headers["ETag"] not in ("", etag) and r.headers["ETag"] == jia.get(url).headers["ETag"]
+
+    # a special date is part of what PUT replaces (calendar_days): one added on the page since
+    etag = r.headers["ETag"]
+    day = {"csrf_token": yi.csrf, "day": "2031-03-03", "until": "", "kind": "holiday", "note": "乙加的"}
+    assert yi.post("/sla/policy/days", data=day).status_code == 303
+    r = jia.put(url, json={"calendar_days": []}, headers={**write, "If-Match": etag})
+    assert r.status_code == 412
+    assert "2031-03-03" in [str(d["day"]) for d in jia.get(url).json()["calendar_days"]]
+
+    r = jia.put(url, json={"calendar_days": []}, headers=write)  # no If-Match: the last save wins
+    assert r.status_code == 200, r.text
+    assert jia.get(url).json()["calendar_days"] == []
+
+
+def test_the_api_refuses_a_department_policy_put_whose_if_match_is_stale_or_has_nothing_to_match(admins):
+    """PUT /api/v1/sla/policies/{department} with If-Match: a stale ETag is a 412 naming who
+    saved since; one that creates the policy (none to match, RFC 9110) is a 412 and creates
+    nothing; a bogus one is a 400 naming nobody."""
+    jia, yi = admins
+    url = "/api/v1/sla/policies/4"  # 客服部
+    write = {"X-CSRF-Token": jia.csrf}
+    jia.delete(url, headers=write)
+    for sent in ('"0123456789abcdef0123"', "*"):
+        r = jia.put(url, json={"steps": STEP_9MIN}, headers={**write, "If-Match": sent})
+        assert r.status_code == 412, (sent, r.text)
+        assert r.json()["detail"].startswith(NONE_TO_MATCH)
+        assert jia.get(url).status_code == 404  # nothing was created
+
+    r = jia.put(url, json={"steps": STEP_9MIN}, headers=write)
+    assert r.status_code == 201, r.text
+    etag = r.headers["ETag"]
+    assert etag and jia.get(url).headers["ETag"] == etag
+    r = yi.put(url, json={"merge_window_s": 90.0}, headers={"X-CSRF-Token": yi.csrf})  # no field of the form
+    assert r.status_code == 200, r.text
+
+    r = jia.put(url, json={"merge_window_s": 30.0}, headers={**write, "If-Match": etag})
+    assert r.status_code == 412
+    assert r.json()["detail"] == (
+        "策略已被「yi管理员」修改，请重新读取后再改 / yi管理员 changed the policy since the ETag you sent;"
+        " read it again"
+    )
+    for bogus in ('"bogus"', "bogus", 'W/"1"'):
+        r = jia.put(url, json={"merge_window_s": 30.0}, headers={**write, "If-Match": bogus})
+        assert r.status_code == 400, (bogus, r.text)
+        assert r.json()["detail"] == (
+            "If-Match 不是 Siyu 给出的版本：请用 GET 该策略时响应头里的 ETag / If-Match is not a version"
+            " Siyu gave: send the ETag header of GET /api/v1/sla/policies/{department}"
+        )
+    assert jia.get(url).json()["merge_window_s"] == 90.0
+
+    etag = jia.get(url).headers["ETag"]
+    r = jia.put(url, json={"merge_window_s": 30.0}, headers={**write, "If-Match": f'"zzz", {etag}'})
+    assert r.status_code == 200, r.text
+    assert jia.get(url).json()["merge_window_s"] == 30.0
+    jia.delete(url, headers=write)
+
+
+def test_the_policy_puts_declare_if_match_and_their_400_and_412(admins):
+    jia, _ = admins
+    paths = jia.get("/api/v1/openapi.json").json()["paths"]
+    for path in ("/api/v1/sla/policy", "/api/v1/sla/policies/{department_wecom_id}"):
+        put = paths[path]["put"]
+        header = next(p for p in put["parameters"] if p["in"] == "header" and p["name"].lower() == "if-match")
+        assert not header.get("required")
+        assert {"400", "412"} <= set(put["responses"]), path
+
+
 def stale_fields(page: str) -> list[str]:
     """The refused form's list of what saving it would overwrite, one line a field."""
     found = re.search(r'<ul[^>]*id="stale-fields"[^>]*>(.*?)</ul>', page, re.S)

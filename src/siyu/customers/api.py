@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +35,6 @@ from siyu.customers.schemas import (
     TimelineEventOut,
 )
 from siyu.db.paging import BadCursor
-from siyu.db.versions import well_formed
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -44,6 +43,7 @@ from siyu.web.api_errors import (
     error,
     not_found,
 )
+from siyu.web.api_etag import etag, if_match, if_match_header, not_an_etag
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
@@ -315,7 +315,7 @@ def get_channel(request: Request, response: Response, viewer: ApiViewer, channel
     found = load_channel(request.app.state.rt, viewer, channel_id)
     if found is None:
         raise not_found()
-    response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
+    response.headers["ETag"] = etag(channel_service.channel_version(found))
     return found
 
 
@@ -329,36 +329,8 @@ def changed_since_etag(by: str) -> str:
     )
 
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description='The `ETag` of GET /channels/{id} (`"<etag>"`, or several, comma-separated: any may '
-        "match; `*`: any version). Without it, the last change wins.",
-    ),
-]
-
-
-def _if_match(typed: str | None, now: str, by: str) -> str | None:
-    """The version the change is made to: `now` when If-Match lists it (RFC 9110: any of the
-    listed ETags matching is enough), None without the header or for `*` (the channel exists);
-    412 when it lists only others (`by`: who saved the channel last); 400 when none of them
-    could be a version Siyu gave (a typo or a mangled header blames nobody)."""
-    tags = [tag.strip().removeprefix("W/").strip('"') for tag in (typed or "").split(",")]
-    tags = [tag for tag in tags if tag]
-    if not tags or "*" in tags:
-        return None
-    if now in tags:
-        return now
-    if not any(well_formed(tag) for tag in tags):
-        raise HTTPException(400, NOT_AN_ETAG)
-    raise HTTPException(412, changed_since_etag(by))
-
-
-NOT_AN_ETAG = (
-    "If-Match 不是 Siyu 给出的版本：请用 GET 该渠道时响应头里的 ETag / If-Match is not a version Siyu gave:"
-    " send the ETag header of GET /api/v1/channels/{id}"
-)
+IfMatch = if_match_header("/channels/{id}")
+NOT_AN_ETAG = not_an_etag("该渠道", "/api/v1/channels/{id}")
 
 
 @router.patch(
@@ -380,7 +352,7 @@ async def patch_channel(
     viewer: ApiViewer,
     channel_id: int,
     body: ChannelPatch,
-    if_match: IfMatch = None,
+    typed_if_match: IfMatch = None,
 ):
     """Updates the code in WeCom, then the channel. Admins only. With `If-Match: "<ETag of
     GET>"` (or several: any may match), refused (412, nothing changed) when someone changed
@@ -392,7 +364,8 @@ async def patch_channel(
         raise not_found()
     if not current["enabled"]:
         raise HTTPException(409, "渠道已停用，不能修改 / the channel is disabled")
-    drawn = _if_match(if_match, channel_service.channel_version(current), current["updated_by"])
+    now = channel_service.channel_version(current)
+    drawn = if_match(typed_if_match, now, changed_since_etag(current["updated_by"]), NOT_AN_ETAG)
     spec = merged_spec(current, body.model_dump(exclude_unset=True))
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec, current["staff_userids"])
     if problems:
@@ -405,7 +378,7 @@ async def patch_channel(
     except channel_service.ChannelChanged as exc:  # (saved by someone else while WeCom answered)
         raise HTTPException(412, changed_since_etag(exc.by)) from None
     found = await run_in_threadpool(load_channel, rt, viewer, channel_id)
-    response.headers["ETag"] = f'"{channel_service.channel_version(found)}"'
+    response.headers["ETag"] = etag(channel_service.channel_version(found))
     return found
 
 

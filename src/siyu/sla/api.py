@@ -40,6 +40,7 @@ from siyu.customers.queries import staff_names
 from siyu.customers.service import leaders_of
 from siyu.db import bulk
 from siyu.db.paging import BadCursor
+from siyu.db.versions import version_of
 from siyu.sla import service
 from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
@@ -67,6 +68,7 @@ from siyu.web.api_errors import (
     invalid,
     not_found,
 )
+from siyu.web.api_etag import etag, if_match, if_match_header, not_an_etag
 from siyu.web.api_paging import After, Before
 from siyu.web.auth import ApiViewer, Viewer, require_admin
 
@@ -613,32 +615,100 @@ def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None, 
     session.flush()
 
 
+# What a policy's PUT changes: its GET's ETag is their version (db.versions), calendar_days too
+# for the tenant's (PUT /sla/policy replaces them). The policy forms' version is of the same
+# stored values, of the fields they have an input for (web/sla_pages.py: all but
+# merge_window_s): a save on either side makes the other's version stale where it changed what
+# that side edits, and only there.
+EDITED = (
+    "enabled",
+    "steps",
+    "business_hours_only",
+    "shifts",
+    "public_holidays",
+    "escalation_contact",
+    "quiet_hours",
+    "call_cooldown_s",
+    "merge_window_s",
+)
+
+
+def policy_version(out: dict) -> str:
+    """The version of a policy as policy_out or department_policy_out gives it."""
+    edited = (*EDITED, "calendar_days") if "calendar_days" in out else EDITED
+    return version_of({name: out[name] for name in edited})
+
+
+def policy_changed(by: str, dates: bool = False) -> str:
+    """The 412's detail, naming who saved the policy last where that is known; `dates`: the
+    tenant's, whose ETag has the special dates too, which the page's date form changes
+    without keeping who did (so `by` may not be who changed what was sent)."""
+    if dates:
+        last = f"（策略最后由「{by}」保存）" if by else ""
+        last_en = f" (the policy was last saved by {by})" if by else ""
+        return (
+            f"策略或特殊日期已被修改{last}，请重新读取后再改 / the policy or its special dates changed since"
+            f" the ETag you sent{last_en}; read it again"
+        )
+    if not by:
+        return "策略已被修改，请重新读取后再改 / the policy changed since the ETag you sent; read it again"
+    return (
+        f"策略已被「{by}」修改，请重新读取后再改 / {by} changed the policy since the ETag you sent;"
+        " read it again"
+    )
+
+
+TenantIfMatch = if_match_header("/sla/policy")
+TENANT_NOT_AN_ETAG = not_an_etag("该策略", "/api/v1/sla/policy")
+IF_MATCH_REFUSED = {
+    400: error("If-Match names no version Siyu gave (use the ETag of GET)"),
+    412: error("If-Match names a version the policy is no longer at: someone changed it since"),
+}
+
+
 @router.get("/sla/policy", response_model=PolicyOut, summary="The tenant's SLA policy", responses=ADMIN)
-def get_policy(request: Request, viewer: ApiViewer):
-    """Admins only. `is_default` is true while no policy was saved (the built-in one applies)."""
+def get_policy(request: Request, response: Response, viewer: ApiViewer):
+    """Admins only. `is_default` is true while no policy was saved (the built-in one applies).
+    Its `ETag` header is the version of what PUT changes, for PUT's `If-Match`."""
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        return policy_out(s)
+        out = policy_out(s)
+    response.headers["ETag"] = etag(policy_version(out))
+    return out
 
 
 @router.put(
     "/sla/policy",
     response_model=PolicyOut,
     summary="Change the tenant's SLA policy",
-    responses={**ADMIN_WRITE, 422: invalid("the policy was refused; `detail` says why")},
+    responses={**ADMIN_WRITE, **IF_MATCH_REFUSED, 422: invalid("the policy was refused; `detail` says why")},
 )
-def put_policy(request: Request, viewer: ApiViewer, body: PolicyIn):
+def put_policy(
+    request: Request,
+    response: Response,
+    viewer: ApiViewer,
+    body: PolicyIn,
+    typed_if_match: TenantIfMatch = None,
+):
     """Admins only. Steps `{delay_s, action: app_message|voice_call, target:
     agent|leader|contact}` (at most 10; sorted by delay); shifts `[["09:00","12:00"], ...]`
     (split shifts and lunch breaks; "24:00" ends at midnight); quiet_hours `[start, end]` or
-    `[]`; calendar_days replaces the extra dates. Applies to waits that begin from now on."""
+    `[]`; calendar_days replaces the extra dates. Applies to waits that begin from now on.
+    With `If-Match: "<ETag of GET>"`, refused (412, nothing changed) when someone changed the
+    policy or the special dates since; without it, the last save wins."""
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        service.hold_policy(s, 0)
+        was = policy_out(s)
+        changed = policy_changed(was["updated_by"], dates=True)
+        if_match(typed_if_match, policy_version(was), changed, TENANT_NOT_AN_ETAG)
         try:
             apply_policy(s, body, request.app.state.rt.now(), viewer.signature)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
-        return policy_out(s)
+        out = policy_out(s)
+    response.headers["ETag"] = etag(policy_version(out))
+    return out
 
 
 # ---------------------------------------------------------------- department policies
@@ -779,11 +849,38 @@ def list_policies(request: Request, viewer: ApiViewer):
         404: error("no such department, or it has no policy of its own (`detail` says which)"),
     },
 )
-def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):
-    """Admins only. The department's own policy; department 0 is the tenant's."""
+def get_department_policy(request: Request, response: Response, viewer: ApiViewer, department_wecom_id: int):
+    """Admins only. The department's own policy; department 0 is the tenant's. Its `ETag`
+    header is the version of what PUT changes, for PUT's `If-Match`."""
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        return department_policy_out(s, department_wecom_id)
+        out = department_policy_out(s, department_wecom_id)
+    response.headers["ETag"] = etag(policy_version(out))
+    return out
+
+
+DepartmentIfMatch = if_match_header("/sla/policies/{department}")
+DEPARTMENT_NOT_AN_ETAG = not_an_etag("该策略", "/api/v1/sla/policies/{department}")
+
+
+def match_department_policy(session: Session, department_wecom_id: int, typed: str | None) -> None:
+    """HTTPException 412 (400) when If-Match `typed` is not (cannot be) the version of the
+    department's own policy, and for any If-Match while it has none (RFC 9110: a PUT that
+    would create it with If-Match is refused); 404 for an unknown department."""
+    stored = session.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == department_wecom_id))
+    if stored is not None or department_wecom_id == 0:
+        out = department_policy_out(session, department_wecom_id)
+        if_match(typed, policy_version(out), policy_changed(out["updated_by"]), DEPARTMENT_NOT_AN_ETAG)
+        return
+    name = session.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
+    if name is None:
+        raise unknown_department(department_wecom_id)
+    none_to_match = (
+        f"部门「{name}」没有自己的策略（可能已被删除）：要新建请不带 If-Match / department"
+        f" {department_wecom_id} has no policy of its own (it may have been removed): send no If-Match"
+        " to create one"
+    )
+    if_match(typed, None, none_to_match, DEPARTMENT_NOT_AN_ETAG)
 
 
 @router.put(
@@ -794,6 +891,11 @@ def get_department_policy(request: Request, viewer: ApiViewer, department_wecom_
         201: {"description": "created", "model": DepartmentPolicyOut},
         **ADMIN_WRITE,
         404: error("no such department"),
+        400: IF_MATCH_REFUSED[400],
+        412: error(
+            "If-Match names a version the policy is no longer at (someone changed it since), or the"
+            " department has no policy of its own to match"
+        ),
         422: invalid("the policy was refused; `detail` says why"),
     },
 )
@@ -803,21 +905,29 @@ def put_department_policy(
     viewer: ApiViewer,
     department_wecom_id: int,
     body: DepartmentPolicyIn,
+    typed_if_match: DepartmentIfMatch = None,
 ):
     """Admins only. Same fields and rules as PUT /api/v1/sla/policy, without calendar_days
     (the tenant's dates apply to every department). A new policy starts as a copy of the
     one the department follows now; fields left out keep that value. Applies to its members
-    (and sub-departments without their own) for waits that begin from now on."""
+    (and sub-departments without their own) for waits that begin from now on. With
+    `If-Match: "<ETag of GET>"`, refused (412, nothing changed) when someone changed the policy
+    since, or when there is none to change (to create one, send no If-Match); without it, the
+    last save wins."""
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        service.hold_policy(s, department_wecom_id)
+        match_department_policy(s, department_wecom_id, typed_if_match)
         try:
             now = request.app.state.rt.now()
             created = apply_department_policy(s, department_wecom_id, body, now, viewer.signature)
         except service.PolicyError as exc:  # raising rolls the session back
             raise HTTPException(422, str(exc)) from None
-        if created:
-            response.status_code = 201
-        return department_policy_out(s, department_wecom_id)
+        out = department_policy_out(s, department_wecom_id)
+    if created:
+        response.status_code = 201
+    response.headers["ETag"] = etag(policy_version(out))
+    return out
 
 
 @router.delete(

@@ -147,6 +147,20 @@ EDITABLE = {
 }
 
 
+def hold_policy(session: Session, department_wecom_id: int) -> None:
+    """No other save of this policy between the check of the version it was drawn from (a
+    form's, an If-Match) and the save: the second of two admins' saves at the same moment sees
+    the first's (and is refused). SQLite: its single write lock, taken by a write that changes
+    nothing; PostgreSQL: a lock of this policy for the transaction (its row may not exist yet)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("UPDATE sla_policies SET id = id WHERE 0")
+    else:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"siyu.sla_policy:{session.info.get('siyu_tenant_id')}:{department_wecom_id}"},
+        )
+
+
 def save_policy(
     session: Session, department_wecom_id: int = 0, *, now: datetime | None = None, by: str = "", **fields
 ) -> SlaPolicy:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries as conversation_queries
@@ -572,7 +572,7 @@ async def policy_submit(request: Request, viewer: PageViewer):
     def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                _hold_policy(s, 0)
+                service.hold_policy(s, 0)
                 was = policy_out(s)
                 apply_policy(s, body, rt.now(), viewer.display_name)
                 became = policy_out(s)
@@ -639,20 +639,6 @@ def _check_drawn_from(drawn: str | None, was: dict | None, became: dict | None) 
     if was is not None and became is not None and _policy_version(became) == _policy_version(was):
         return
     raise _Stale("removed" if was is None else "changed", was, became)
-
-
-def _hold_policy(s, wecom_id: int) -> None:
-    """No other save of this policy between the check of the version and the save: the
-    second of two admins' saves at the same moment sees the first's (and is refused).
-    SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL: a lock
-    of this policy for the transaction (its row may not exist yet)."""
-    if s.get_bind().dialect.name == "sqlite":
-        s.connection().exec_driver_sql("UPDATE sla_policies SET id = id WHERE 0")
-    else:
-        s.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"siyu.sla_policy:{s.info.get('siyu_tenant_id')}:{wecom_id}"},
-        )
 
 
 def _drawn_from(
@@ -911,7 +897,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
     def save() -> tuple[str, str]:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                _hold_policy(s, wecom_id)
+                service.hold_policy(s, wecom_id)
                 stored = _own_policy(s, wecom_id)
                 was = _members_clock(s, wecom_id)
                 apply_department_policy(s, wecom_id, body, rt.now(), viewer.display_name)
@@ -967,7 +953,7 @@ async def department_policy_remove(request: Request, viewer: PageViewer, wecom_i
 
     def remove() -> None:
         with rt.db.tenant_session(viewer.tenant_id) as s:
-            _hold_policy(s, wecom_id)
+            service.hold_policy(s, wecom_id)
             stored = _own_policy(s, wecom_id)
             if stored is not None and drawn is not None and drawn != _policy_version(stored):
                 raise _Stale("not_removed", stored)
