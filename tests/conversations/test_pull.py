@@ -433,6 +433,35 @@ def test_a_message_whose_send_time_is_out_of_range_stops_the_pull_naming_its_seq
         assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2", "bad4", "bad5"]
 
 
+@pytest.mark.parametrize("blank", ['""', '"   "', None])  # None: no msgid at all
+def test_a_message_without_a_msgid_stops_the_pull_naming_its_seq(rt, tenant_id, blank):  # noqa: F811
+    """WeCom gives every message a msgid (REFERENCE 11.3), and messages are stored once by it.
+    Two with an empty (or blank, or no) msgid in a batch had been stored as one, the other lost
+    without a word. Each stops the pull at it, named by seq, as one whose msgtime no date can
+    hold does: those before it are stored, and those after it once it is skipped."""
+    from siyu.wecom.archive import ArchiveError
+
+    source = OneBadMessage(bad=())
+    for seq in (3, 4):
+        item = source.items[seq - 1]
+        item["msgid"] = "" if blank is None else json.loads(blank)
+        gone = f'"msgid": "bad{seq}", ' if blank is None else f'"bad{seq}"'
+        item["encrypt_chat_msg"] = item["encrypt_chat_msg"].replace(gone, "" if blank is None else blank)
+    for stuck_at in (3, 4):
+        with pytest.raises(ArchiveError) as stuck:
+            asyncio.run(tasks.pull(rt, tenant_id, source))
+        assert stuck.value.seq == stuck_at
+        with rt.db.tenant_session(tenant_id) as s:
+            assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2"]
+            cursor = s.scalar(select(ArchiveCursor))
+        assert cursor.seq == stuck_at - 1 and f"seq {stuck_at}" in cursor.last_error
+        assert "消息没有 msgid" in cursor.last_error
+        tasks.skip_stuck(rt, tenant_id, stuck_at)
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2", "bad5"]
+
+
 @pytest.fixture
 def refused_msgid(db):
     """A msgid the database itself refuses to store (as a constraint nobody foresaw would)."""

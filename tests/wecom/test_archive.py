@@ -501,6 +501,12 @@ def test_json_lines_source(tmp_path):
         ({**message(1), "action": "delete"}, "action must be one of"),
         ({**message(1), "from": ""}, "sender"),
         ({"seq": 1, "msgid": "other", "message": message(1)}, "differs from the message's own"),
+        # stored once by msgid: blank ones would be kept as one, the others lost
+        ({**message(1), "msgid": ""}, "without a msgid"),
+        ({**message(1), "msgid": "   "}, "without a msgid"),
+        ({k: v for k, v in message(1).items() if k != "msgid"}, "without a msgid"),
+        ({"seq": 1, "message": {**message(1), "msgid": ""}}, "without a msgid"),
+        ({"seq": 1, "msgid": " ", "message": {k: v for k, v in message(1).items() if k != "msgid"}}, "msgid"),
     ],
 )
 def test_a_json_lines_import_refuses_a_bad_line_by_number(line, why):

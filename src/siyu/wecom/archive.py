@@ -204,7 +204,10 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
         if not isinstance(message, dict):
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
     message, raw = storable(message, raw)
-    msgid = _clipped(msgid or str(message.get("msgid") or ""), _LONGEST["msgid"])
+    msgid = _clipped(msgid if msgid.strip() else str(message.get("msgid") or ""), _LONGEST["msgid"])
+    if not msgid.strip():  # stored once by msgid: a batch's blank ones had been kept as one, the rest lost
+        why = "消息没有 msgid / the message has no msgid (WeCom gives every message one)"
+        raise ArchiveError(10002, why, retryable=False, seq=seq, msgid=msgid)
     at = message.get("msgtime", message.get("time"))
     if at is not None and not _is_ms(at):  # no date holds it: ingest would fail with no seq named
         why = f"消息时间无效 / msgtime {at!r} is no send time in milliseconds"
