@@ -230,7 +230,13 @@ def failed_events(session: Session, tenant_id: int | None = None, limit: int = 5
 
 
 class NotFailed(LookupError):
-    """The event named is not there, or not failed (pending or done: nothing to re-run)."""
+    """The event named is not there, or not failed (pending or done: nothing to re-run).
+    `status` is its status, None when there is no such event (or, in a tenant's session,
+    none of that tenant's)."""
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def retry_failed(session: Session, event_id: int | None = None, tenant_id: int | None = None) -> int:
@@ -248,6 +254,7 @@ def retry_failed(session: Session, event_id: int | None = None, tenant_id: int |
     if event_id is not None and not count:
         found = session.scalar(select(CallbackEvent.status).where(CallbackEvent.id == event_id))
         raise NotFailed(
-            f"no callback event {event_id}" if found is None else f"event {event_id} is {found}, not failed"
+            f"no callback event {event_id}" if found is None else f"event {event_id} is {found}, not failed",
+            found,
         )
     return count

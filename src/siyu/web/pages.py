@@ -29,6 +29,7 @@ from siyu.customers.api import (
 from siyu.customers.channels import ChannelChanged, ChannelError, ChannelSpec, channel_version
 from siyu.customers.models import Channel
 from siyu.db.versions import FORM_NOT_DRAWN, well_formed
+from siyu.intake import failed
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import ARCHIVE_KINDS
 from siyu.tenancy import api_tokens
@@ -87,6 +88,8 @@ def home(request: Request, viewer: PageViewer):
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel).where(Channel.enabled.is_(True)))
         synced = tenant.staff_synced_at
+        # events WeCom sent that were given up: what they brought (a customer added) is missing
+        failed_events = failed.count(s) if viewer.is_admin else 0
     return render(
         request,
         "home.html",
@@ -96,6 +99,7 @@ def home(request: Request, viewer: PageViewer):
             "staff_count": staff_count,
             "channel_count": channel_count,
             "staff_synced_at": synced,
+            "failed_events": failed_events,
         },
     )
 
@@ -590,6 +594,7 @@ def _setup_page(
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
         steps_done = _steps_done(s)
+        failed_events = failed.count(s)
     base = rt.settings.public_url.rstrip("/")
     return render(
         request,
@@ -605,6 +610,7 @@ def _setup_page(
             "url_warning": rt.settings.public_url_warning(),
             "staff_count": staff_count,
             "channel_count": channel_count,
+            "failed_events": failed_events,
             **steps_done,
         },
         status_code=status,

@@ -18,6 +18,7 @@ from starlette.routing import Match
 from siyu.conversations.api import router as conversations_api
 from siyu.customers.api import router as customers_api
 from siyu.customers.channels import ChannelError
+from siyu.intake.events_api import router as events_api
 from siyu.sla.api import router as sla_api
 from siyu.tenancy.api import router as tenancy_api
 from siyu.tenancy.people_api import router as people_api
@@ -25,6 +26,7 @@ from siyu.web import (
     archive_pages,
     auth,
     conversation_pages,
+    event_pages,
     health,
     pages,
     people_pages,
@@ -71,12 +73,14 @@ def install(app: FastAPI) -> None:
     app.include_router(sla_api)
     app.include_router(tenancy_api)
     app.include_router(people_api)
+    app.include_router(events_api)
     app.include_router(pages.router)
     app.include_router(conversation_pages.router)
     app.include_router(sla_pages.router)
     app.include_router(archive_pages.router)
     app.include_router(token_pages.router)
     app.include_router(people_pages.router)
+    app.include_router(event_pages.router)
     bodies_only_too_large(app)
 
     @app.exception_handler(auth.LoginRequired)
