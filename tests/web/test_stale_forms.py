@@ -303,6 +303,35 @@ def test_the_api_refuses_a_department_policy_put_whose_if_match_is_stale_or_has_
     jia.delete(url, headers=write)
 
 
+def test_a_department_policy_delete_with_a_stale_if_match_removes_nothing(admins):
+    """DELETE /api/v1/sla/policies/{department} with If-Match: 乙's change since 甲 read it
+    keeps the policy (412 naming 乙); at the current ETag it is removed; once removed, the
+    same If-Match is a 412, not a 404 that would read as "already done"."""
+    jia, yi = admins
+    url = "/api/v1/sla/policies/4"  # 客服部
+    write = {"X-CSRF-Token": jia.csrf}
+    jia.delete(url, headers=write)
+    assert jia.put(url, json={"steps": STEP_9MIN}, headers=write).status_code == 201
+    etag = jia.get(url).headers["ETag"]
+    assert yi.put(url, json={"merge_window_s": 90.0}, headers={"X-CSRF-Token": yi.csrf}).status_code == 200
+
+    r = jia.delete(url, headers={**write, "If-Match": etag})
+    assert r.status_code == 412, r.text
+    assert r.json()["detail"].startswith("策略已被「yi管理员」修改")
+    assert jia.get(url).json()["merge_window_s"] == 90.0  # still there, as 乙 left it
+    assert jia.delete(url, headers={**write, "If-Match": '"bogus"'}).status_code == 400
+
+    etag = jia.get(url).headers["ETag"]
+    assert jia.delete(url, headers={**write, "If-Match": etag}).status_code == 204
+    assert jia.get(url).status_code == 404
+    r = jia.delete(url, headers={**write, "If-Match": etag})
+    assert r.status_code == 412 and r.json()["detail"].startswith(NONE_TO_MATCH)
+    delete = jia.get("/api/v1/openapi.json").json()["paths"]["/api/v1/sla/policies/{department_wecom_id}"][
+        "delete"
+    ]
+    assert any(p["in"] == "header" and p["name"].lower() == "if-match" for p in delete["parameters"])
+
+
 def test_the_policy_puts_declare_if_match_and_their_400_and_412(admins):
     jia, _ = admins
     paths = jia.get("/api/v1/openapi.json").json()["paths"]

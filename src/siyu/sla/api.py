@@ -938,15 +938,27 @@ def put_department_policy(
         **ADMIN_WRITE,
         404: error("no such department, or it has no policy of its own (`detail` says which)"),
         409: error("the tenant's policy (department 0) cannot be removed"),
+        400: IF_MATCH_REFUSED[400],
+        412: error(
+            "If-Match names a version the policy is no longer at (someone changed it since), or the"
+            " department has no policy of its own to match"
+        ),
     },
 )
-def delete_department_policy(request: Request, viewer: ApiViewer, department_wecom_id: int):
+def delete_department_policy(
+    request: Request, viewer: ApiViewer, department_wecom_id: int, typed_if_match: DepartmentIfMatch = None
+):
     """Admins only. Its members then follow the parent department's policy, else the
-    tenant's. The tenant's policy (department 0) cannot be removed."""
+    tenant's. The tenant's policy (department 0) cannot be removed. With `If-Match: "<ETag of
+    GET>"`, refused (412, nothing removed) when someone changed the policy since, or removed it."""
     require_admin(viewer)
     if department_wecom_id == 0:
         raise HTTPException(409, "全公司策略不能删除 / the tenant's policy cannot be deleted")
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        if typed_if_match is not None:
+            # what is removed must be what the ETag's reader saw: a change saved since would go unseen
+            service.hold_policy(s, department_wecom_id)
+            match_department_policy(s, department_wecom_id, typed_if_match)
         if not service.delete_policy(s, department_wecom_id, request.app.state.rt.now()):
             name = s.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
             if name is None:
