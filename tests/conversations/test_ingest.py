@@ -322,6 +322,20 @@ def test_a_msgid_twice_in_one_batch_keeps_the_first_as_across_batches(db, tenant
     assert conversation(db, tenant_id).awaiting_msgid == question.msgid
 
 
+def test_a_batch_with_a_message_without_a_msgid_stores_nothing_and_names_its_seq(db, tenant_id, ingest):
+    """Messages are stored once by msgid: two without one would be kept as one and the other
+    lost unsaid. The archive pull and the import refuse them before this; any other caller is
+    refused here, naming the seq, with the batch left unstored."""
+    chat = Chat()
+    first, second = chat.customer("发票开好了吗？", 0), chat.customer("还有运费险吗？", 1)
+    for item in (first, second):
+        item.msgid = item.message["msgid"] = " "
+    with pytest.raises(ValueError, match=r"seq 1.*msgid"):
+        ingest(first, second)
+    with db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
 def test_staff_whose_userid_looks_like_a_customers_is_still_staff(db, tenant_id, ingest):
     """A staff userid may start like an external one (wm/wo/wb: "wolf"); a customer whose id
     differs from such a staff member's only in case is still a customer."""

@@ -447,6 +447,8 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     _hold_write_lock(session)
     fresh: dict = {}
     for i in items:  # a repeat within the batch is dropped, as one in a later batch is: the first stays
+        if not str(i.msgid or "").strip():  # (the pull and the import refuse these before)
+            raise ValueError(f"seq {i.seq}: a message without a msgid cannot be stored once by its msgid")
         fresh.setdefault(i.msgid, i)
     if not fresh:
         return {"stored": 0, "duplicates": 0}
