@@ -338,6 +338,31 @@ def test_paging_by_cursor_shows_each_customer_once_while_new_ones_are_added(as_r
     assert admin.get("/api/v1/customers", params={"after": last["prev"], "page": 2}).status_code == 422
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_cursor_whose_time_no_clock_can_hold_is_refused_as_one_not_handed_out(as_role, moment):
+    """A cursor is base64 of JSON a script can write by hand: one whose time lies past the
+    calendar's ends once in UTC was a 500 (OverflowError binding it), and the connection was
+    dropped, on every list that pages by cursor; it is a cursor no list handed out."""
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps([{"t": moment}, 1]).encode()).decode()
+    admin = as_role("admin")
+    for path, params in (
+        ("/api/v1/customers", {}),
+        ("/api/v1/messages/search", {"q": "iphone"}),
+        ("/api/v1/sla/board", {}),
+    ):
+        for way in ("after", "before"):
+            r = admin.get(path, params={**params, way: forged})
+            assert r.status_code == 422 and r.json() == {"detail": NOT_HANDED_OUT}, (path, way, r.text[:200])
+    chats = base64.urlsafe_b64encode(json.dumps([0, {"t": moment}, {"t": moment}, 1]).encode()).decode()
+    r = admin.get("/api/v1/conversations", params={"after": chats})
+    assert r.status_code == 422 and r.json() == {"detail": NOT_HANDED_OUT}, r.text[:200]
+    page = admin.get("/customers", params={"after": forged})
+    assert page.status_code == 200 and "翻页链接已失效，已回到第一页" in page.text
+
+
 def test_the_timeline_pages_on_to_older_events(as_role, world):
     """The timeline gave the newest `limit` events (500 at most) and no way to the older ones:
     a customer whose tags had changed often lost their add, channel and first tags from the

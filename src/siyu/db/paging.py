@@ -12,7 +12,7 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
@@ -170,5 +170,8 @@ def _value(v: Any, kind: type) -> Any:
         except ValueError:
             found = None
         if found is not None and found.tzinfo is not None:
-            return found
+            try:  # a hand-made time past the calendar's ends once in UTC (the column's zone)
+                return found.astimezone(UTC)
+            except OverflowError:
+                pass
     raise BadCursor(NOT_HANDED_OUT)
