@@ -164,6 +164,19 @@ def test_a_date_typed_in_the_address_that_is_no_date_is_said_not_ignored(as_role
     assert 'id="bad-date-' not in good
 
 
+def test_a_date_range_from_the_calendar_s_first_day_or_to_its_last_bounds_nothing(as_role):
+    """`added_from=0001-01-01` (a script's "from the start") was a 500 on the API and the page,
+    its midnight in Beijing lying before year 1 in UTC, and `added_to=9999-12-31` a 422 (the
+    day after it past the calendar): each bounds nothing, and every customer is listed."""
+    admin = as_role("admin")
+    every = admin.get("/api/v1/customers").json()["total"]
+    for params in ({"added_from": "0001-01-01"}, {"added_to": "9999-12-31"}):
+        r = admin.get("/api/v1/customers", params=params)
+        assert r.status_code == 200 and r.json()["total"] == every, (params, r.text[:200])
+    page = admin.get("/customers", params={"from": "0001-01-01", "to": "9999-12-31"})
+    assert page.status_code == 200 and "王女士" in page.text and f"共 {every} 位" in page.text
+
+
 def test_a_backwards_range_shows_no_count_above_its_notice(as_role):
     """Above 开始日期 … 晚于结束日期 …, 查不到任何客户, the heading said 共 0 位: a count of a search
     that was not made. The heading gives none then."""

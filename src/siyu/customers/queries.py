@@ -11,7 +11,7 @@ are limited the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -66,8 +66,14 @@ def visible_follow(viewer: Reader) -> ColumnElement[bool]:
     return Follow.staff_userid.in_(sorted(viewer.visible_staff))
 
 
-def _day_start(day: date, tz: str) -> datetime:
-    return datetime.combine(day, time.min, ZoneInfo(tz or "Asia/Shanghai"))
+def _day_start(day: date, tz: str, days_later: int = 0) -> datetime | None:
+    """Midnight `days_later` after `day` in the tenant's zone, or None where that lies past the
+    calendar's ends in UTC (0001-01-01 in Beijing, the day after 9999-12-31): it bounds nothing."""
+    try:
+        start = datetime.combine(day + timedelta(days=days_later), time.min, ZoneInfo(tz or "Asia/Shanghai"))
+        return start.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _follow_conditions(viewer: Reader, f: CustomerFilter) -> list[ColumnElement[bool]]:
@@ -78,10 +84,10 @@ def _follow_conditions(viewer: Reader, f: CustomerFilter) -> list[ColumnElement[
         conds.append(Follow.channel_id == f.channel_id)
     if f.status:
         conds.append(Follow.status == f.status)
-    if f.added_from:
-        conds.append(Follow.added_at >= _day_start(f.added_from, viewer.timezone))
-    if f.added_to:
-        conds.append(Follow.added_at < _day_start(f.added_to + timedelta(days=1), viewer.timezone))
+    if f.added_from and (start := _day_start(f.added_from, viewer.timezone)):
+        conds.append(Follow.added_at >= start)
+    if f.added_to and (end := _day_start(f.added_to, viewer.timezone, days_later=1)):
+        conds.append(Follow.added_at < end)
     if f.tag_id is not None:
         conds.append(
             exists().where(FollowTag.follow_id == Follow.id, FollowTag.tag_id == f.tag_id).correlate(Follow)
