@@ -369,7 +369,12 @@ def test_a_double_click_on_the_form_makes_one_token_and_the_second_post_says_it_
     assert [t["name"] for t in admin.get("/api/v1/tokens").json()].count(name) == 1
 
 
-REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
+# a token refused while who made it or whom it acts as may not call: said so, not "revoked"
+SUSPENDED = (
+    "API 令牌已暂停：它代表的人或创建它的管理员已离职或停用、创建者不再是管理员，或它代表另一位管理员"
+    " / the API token is suspended: the person it acts as or the admin who made it left or was"
+    " disabled, its maker is no admin, or it acts as another admin"
+)
 OTHER_ADMIN = (
     "不能以其他管理员的身份创建令牌：请选自己，或一位主管、成员"
     " / a token may act as yourself or as a supervisor or member, not as another admin"
@@ -424,7 +429,7 @@ def test_a_token_stops_answering_once_the_admin_who_made_it_leaves(as_role, siyu
         for secret in theirs:
             with _bearer(siyu, secret) as token:
                 r = token.get("/api/v1/customers")
-                assert (r.status_code, r.json()) == (401, {"detail": REFUSED}), secret[:11]
+                assert (r.status_code, r.json()) == (401, {"detail": SUSPENDED}), secret[:11]
                 assert r.headers["www-authenticate"].startswith("Bearer")
         with _bearer(siyu, kept) as token:
             assert "王女士" in _names(token)
@@ -532,7 +537,7 @@ def test_a_token_acting_as_another_admin_is_refused_whenever_it_was_made(as_role
             s.execute(update(Person).where(Person.id == other).values(role="admin"))
         with _bearer(siyu, secret) as token:
             r = token.get("/api/v1/me")
-            assert (r.status_code, r.json()) == (401, {"detail": REFUSED})
+            assert (r.status_code, r.json()) == (401, {"detail": SUSPENDED})
         listed = {t["prefix"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
         assert listed[secret[: api_tokens.SHOWN_CHARS]] == "suspended"
         with db.tenant_session(world.a.id) as s:  # a supervisor again: it answers again

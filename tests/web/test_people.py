@@ -113,7 +113,10 @@ def test_a_disabled_login_is_refused_signed_in_by_password_and_by_token(as_role,
         with httpx.Client(base_url=siyu, headers={"Authorization": f"Bearer {secret}"}) as token:
             assert token.get("/api/v1/me").status_code == 200
             assert _post(admin, person_id, "disable").status_code == 303
-            assert token.get("/api/v1/me").status_code == 401
+            r = token.get("/api/v1/me")
+            # the token is good: the 401 says it is suspended, not "not valid, revoked or expired"
+            assert r.status_code == 401 and r.json()["detail"].startswith("API 令牌已暂停"), r.text
+            assert "the API token is suspended" in r.json()["detail"]
         listed = {t["prefix"]: t["status"] for t in admin.get("/api/v1/tokens").json()}
         assert listed[secret[:11]] == "suspended"  # not 有效 while refused
         assert session.get("/api/v1/me").status_code == 401

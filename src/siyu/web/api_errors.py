@@ -46,7 +46,8 @@ def invalid(description: str) -> dict:
 API_RESPONSES: dict[int | str, dict] = {
     401: error(
         "not signed in (no `siyu_session` cookie, or the session ended), or the bearer token is not"
-        " valid, revoked or expired"
+        " valid, revoked or expired, or suspended (whom it acts as or who made it left, was disabled"
+        " or changed role; `detail` says which)"
     ),
     422: invalid("the request is not valid; `detail` says why"),
 }

@@ -48,6 +48,13 @@ OAUTH_TTL_S = 600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
+# a good token refused meanwhile (listed as 暂停, `suspended`): "revoked" would send the
+# integrator to make a new one, refused the same, rather than to whoever can undo the cause
+TOKEN_SUSPENDED = (
+    "API 令牌已暂停：它代表的人或创建它的管理员已离职或停用、创建者不再是管理员，或它代表另一位管理员"
+    " / the API token is suspended: the person it acts as or the admin who made it left or was"
+    " disabled, its maker is no admin, or it acts as another admin"
+)
 ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
 
 
@@ -206,13 +213,14 @@ def _load_session(rt, token: str) -> tuple[Viewer | None, tuple[int, int] | None
     return _viewer(rt, *owner, csrf_token=csrf, session_id=session_id), owner
 
 
-def load_token_viewer(rt, secret: str) -> Viewer | None:
-    """The person an API token acts as, with their role and scope as they are now."""
+def load_token_viewer(rt, secret: str) -> Viewer | str:
+    """The person an API token acts as, with their role and scope as they are now; else why
+    the token is refused."""
     with rt.db.system_session() as s:
         found = api_tokens.use(s, secret)
     if found is None:
-        return None
-    return _viewer(rt, found.tenant_id, found.person_id, token=found)
+        return TOKEN_REFUSED
+    return _viewer(rt, found.tenant_id, found.person_id, token=found) or TOKEN_SUSPENDED
 
 
 def _viewer(
@@ -277,10 +285,12 @@ def _bearer(request: Request) -> str | None:
 
 async def _token_viewer(request: Request, secret: str) -> Viewer:
     if not hasattr(request.state, "viewer"):  # (asked twice for a body FastAPI refused)
-        rt = request.app.state.rt
-        request.state.viewer = await run_in_threadpool(load_token_viewer, rt, secret)
+        found = await run_in_threadpool(load_token_viewer, request.app.state.rt, secret)
+        request.state.viewer = found if isinstance(found, Viewer) else None
+        request.state.token_refused = found if isinstance(found, str) else TOKEN_REFUSED
     if request.state.viewer is None:
-        raise HTTPException(401, TOKEN_REFUSED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        refused = getattr(request.state, "token_refused", TOKEN_REFUSED)
+        raise HTTPException(401, refused, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return request.state.viewer
 
 
