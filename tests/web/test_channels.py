@@ -62,6 +62,31 @@ def test_create_edit_disable_through_the_api(as_role, world, db):
     assert r.status_code == 409
 
 
+def test_a_member_or_tag_named_twice_is_one(as_role, world, db):
+    """A script that built its list with a member twice (["张三", "张三"]) got a channel listing
+    him twice and a multi-member code for one person, which WeCom then never lets become a
+    single-member one; a tag or department twice was kept twice too. Each is kept once."""
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    body = {"name": "重复成员", "staff_userids": ["zhangsan", "zhangsan"], "tag_ids": ["tagVIP", "tagVIP"]}
+    r = admin.post("/api/v1/channels", json=body, headers=csrf)
+    assert r.status_code == 201, r.text
+    ch = r.json()
+    assert (ch["staff_userids"], ch["tag_ids"]) == (["zhangsan"], ["tagVIP"])
+    with db.tenant_session(world.a.id) as s:
+        config_id = s.get(Channel, ch["id"]).config_id
+    way = _ways(world, world.a)[config_id]
+    assert (way["type"], way["user"]) == (1, ["zhangsan"])  # a single-member code
+    twice = {"staff_userids": ["lisi", "lisi"], "department_ids": None}
+    r = admin.patch(f"/api/v1/channels/{ch['id']}", json=twice, headers=csrf)
+    assert r.status_code == 200 and r.json()["staff_userids"] == ["lisi"], r.text
+    body = {"name": "重复部门", "department_ids": [1, 1], "staff_userids": []}
+    r = admin.post("/api/v1/channels", json=body, headers=csrf)
+    assert r.status_code == 201 and r.json()["department_ids"] == [1], r.text
+    for made in (ch["id"], r.json()["id"]):
+        assert admin.post(f"/api/v1/channels/{made}/disable", headers=csrf).status_code == 200
+
+
 def test_bad_channel_payloads_answer_422_with_clear_messages(as_role):
     admin = as_role("admin")
     csrf = {"X-CSRF-Token": admin.csrf}

@@ -73,6 +73,10 @@ class ChannelSpec:
 
     def __post_init__(self) -> None:
         self.name = tidy_name(self.name)
+        # one member named twice is still one: two would make a multi-member code (way_type)
+        self.staff_userids = list(dict.fromkeys(self.staff_userids))
+        self.department_ids = list(dict.fromkeys(self.department_ids))
+        self.tag_ids = list(dict.fromkeys(self.tag_ids))
 
     def check(self) -> None:
         if not self.name:
