@@ -157,6 +157,30 @@ def test_bad_payloads_are_422_and_say_which_field(as_role, db, world):
             assert s.scalar(select(Person.id).where(Person.login == ok["login"])) is None
 
 
+def test_a_refusal_never_repeats_a_password_sent(as_role, db, world):
+    """A 422 repeated the refused value, so a body with a password and a field missing or
+    wrong came back with the password in it (`"input": {…, "password": "…"}`), for whatever
+    logs the answers (a proxy, the integration's own error log). It says the field, not it."""
+    admin = as_role("admin")
+    secret = f"Geheim-{uuid.uuid4().hex[:8]}"
+    ok = {"login": f"pa-{uuid.uuid4().hex[:6]}", "display_name": "某人", "role": "agent"}
+    no_login = {"display_name": "某人", "role": "agent", "password": secret}
+    person_id = admin.get("/api/v1/me").json()["person_id"]
+    csrf = {"X-CSRF-Token": admin.csrf}
+    with _cleanup(db, world, ok["login"]):
+        for url, body, where in (
+            ("/api/v1/people", no_login, ["body", "login"]),  # the whole body repeated
+            ("/api/v1/people", {**ok, "password": secret[:7]}, ["body", "password"]),
+            ("/api/v1/people", {**ok, "role": "boss", "password": secret}, ["body", "role"]),
+            (f"/api/v1/people/{person_id}/password", {"password": secret[:7]}, ["body", "password"]),
+        ):
+            r = admin.post(url, json=body, headers=csrf)
+            assert r.status_code == 422 and [e["loc"] for e in r.json()["detail"]] == [where], r.text
+            assert secret[:7] not in r.text, r.text
+        with db.tenant_session(world.a.id) as s:
+            assert s.scalar(select(Person.id).where(Person.login == ok["login"])) is None
+
+
 def test_a_token_changes_a_role_disables_restores_and_resets_a_password(as_role, siyu, db, world):
     admin = as_role("admin")
     token, signed = _token(admin)

@@ -115,7 +115,7 @@ def install(app: FastAPI) -> None:
         if _wants_page(request):  # /conversations/abc: a page a person can read
             return await _error_page(request, 422, "链接里的参数无效 / the address is not valid")
         return await _who_may_call(request) or JSONResponse(
-            {"detail": _echoable(jsonable_encoder(exc.errors()))}, 422
+            {"detail": _echoable(_without_secrets(jsonable_encoder(exc.errors())))}, 422
         )
 
     @app.exception_handler(OverflowError)
@@ -200,6 +200,25 @@ async def _out_of_range(request: Request):
 # How much of a refused value the answer repeats (a 5 MB field had come back whole).
 ECHO_CHARS = 200
 ECHO_ITEMS = 20
+
+
+# A refusal says which field, never repeats a password sent: proxies and the caller's own
+# error log keep the answer.
+SECRET_FIELDS = frozenset({"password"})
+HIDDEN = "（已隐藏 / hidden）"
+
+
+def _without_secrets(value):
+    """`value` with every secret field's value hidden: a field's own error (its loc ends with
+    it) and the whole body a missing field's error repeats."""
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    loc = value.get("loc")
+    if isinstance(loc, list | tuple) and loc and loc[-1] in SECRET_FIELDS and "input" in value:
+        value = {**value, "input": HIDDEN}
+    return {k: HIDDEN if k in SECRET_FIELDS else _without_secrets(v) for k, v in value.items()}
 
 
 def _echoable(value):
