@@ -242,6 +242,31 @@ def test_who_may_call_is_answered_before_what_is_wrong_with_the_body(as_role, si
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
 
 
+def test_a_body_not_in_utf8_is_a_clear_422_after_who_may_call(as_role, siyu):
+    """A JSON body in GBK (a Windows script's default for Chinese) was a 400 "There was an
+    error parsing the body": a status the spec declares on no such route, English only, and
+    before the 401 / 403 the caller was owed. It is a 422 saying what to send, as JSON that
+    does not parse is."""
+    admin = as_role("admin")
+    gbk = {
+        "content": '{"name": "展会渠道", "staff_userids": ["zhangsan"]}'.encode("gbk"),
+        "headers": {"content-type": "application/json; charset=gbk"},
+    }
+    with httpx.Client(base_url=siyu, timeout=10) as signed_out:
+        r = signed_out.post("/api/v1/channels", **gbk)
+        assert (r.status_code, r.json()) == (401, {"detail": NOT_SIGNED_IN})
+    assert admin.post("/api/v1/channels", **gbk).status_code == 403  # no CSRF token
+    r = admin.post(
+        "/api/v1/channels", content=gbk["content"], headers={**gbk["headers"], "X-CSRF-Token": admin.csrf}
+    )
+    assert r.status_code == 422 and r.json() == {
+        "detail": "请求体不是 UTF-8 编码的 JSON / the body is not JSON in UTF-8"
+    }, r.text
+    spec = admin.get("/api/v1/openapi.json").json()
+    assert problems(spec, response_schema(spec, "/api/v1/channels", "post", 422), r.json()) == []
+    assert "展会渠道" not in admin.get("/api/v1/channels").text
+
+
 def test_who_may_call_is_answered_before_a_nul_in_the_body_or_the_query(as_role, siyu):
     """A NUL is refused for every route before the route reads anything, and that came before
     the sign-in check: a signed-out script was told 422 where any other bad body gets 401."""
