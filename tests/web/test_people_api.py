@@ -112,6 +112,26 @@ def test_a_token_makes_a_login_that_signs_in_with_the_password_answered_once(as_
             assert r.status_code == 409 and "已被使用" in r.json()["detail"], r.text
 
 
+def test_an_empty_staff_userid_is_a_login_by_hand(as_role, siyu, db, world):
+    """A directory sync that writes "" for "no WeCom member" (as a form's empty choice does) was
+    refused: 企业微信里没有在职成员 ：先同步通讯录 (a member named by nothing), and with a
+    password, by a token, told it set a password on a WeCom member's login. "" is none."""
+    admin = as_role("admin")
+    token, _ = _token(admin)
+    made_login, given_login = f"pa-{uuid.uuid4().hex[:6]}", f"pa-{uuid.uuid4().hex[:6]}"
+    with token, _cleanup(db, world, made_login, given_login):
+        r = token.post(
+            "/api/v1/people",
+            json={"login": made_login, "display_name": "客服小郑", "role": "agent", "staff_userid": ""},
+        )
+        assert r.status_code == 201 and r.json()["staff_userid"] is None, r.text
+        assert _signs_in(siyu, made_login, r.json()["password"])
+        body = {"login": given_login, "display_name": "客服小王", "role": "agent", "staff_userid": "  "}
+        r = token.post("/api/v1/people", json={**body, "password": "hr-given-123"})
+        assert r.status_code == 201 and r.json()["staff_userid"] is None, r.text
+        assert _signs_in(siyu, given_login, "hr-given-123")
+
+
 def test_a_login_for_a_wecom_member_needs_no_password_and_only_one_per_member(as_role, siyu, db, world):
     admin = as_role("admin")
     token, _ = _token(admin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 
 class TenantBrief(BaseModel):
@@ -152,6 +152,12 @@ class PersonCreate(BaseModel):
         description="at least 8 characters; left out, Siyu makes one and answers it once (a WeCom"
         " member's login is made without one: they sign in through WeCom)",
     )
+
+    @field_validator("staff_userid")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        # "" is how a sync (or a form's empty choice) says "no member", not a member named ""
+        return v.strip() or None if v is not None else None
 
 
 class RoleIn(BaseModel):
