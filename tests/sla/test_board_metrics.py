@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from datetime import datetime
+import statistics
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import select
 
 from siyu.app import create_app
+from siyu.conversations import service as conversation_service
+from siyu.notify.models import OutboxMessage
 from siyu.sla import service
+from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.service import add_person
 from siyu.web.auth import SESSION_COOKIE, start_session
 
@@ -249,3 +255,305 @@ def test_a_day_of_thousands_of_reminders_not_delivered_lists_the_newest_and_coun
     assert len(_rows(page, "delivery-problems")) == 100
     cut = re.search(r'id="problems-cut">(.*?)</p>', page, re.S)
     assert cut and "共 120 条：过期未发 120 条" in cut[1]
+
+
+# ---------------------------------------------------------------- two days, audited
+
+# The default policy's steps: a card to the agent at 2 minutes, to their leader at 5, a call at 10.
+STEPS = [(120, "app_message"), (300, "app_message"), (600, "voice_call")]
+
+
+def _two_teams(w) -> None:
+    """销售一部 (张三, 李四) and 销售二部 (王五, 赵六, led by 王总)."""
+    with w.session() as s:
+        s.add(Department(wecom_id=3, name="销售二部", parent_wecom_id=1, leaders=["boss"]))
+        s.add(
+            Staff(
+                userid="zhaoliu",
+                name="赵六",
+                departments=[3],
+                main_department=3,
+                direct_leaders=["boss"],
+                mobile="13800000004",
+            )
+        )
+        wangwu = s.scalar(select(Staff).where(Staff.userid == "wangwu"))
+        wangwu.departments, wangwu.main_department, wangwu.direct_leaders = [3], 3, ["boss"]
+
+
+def _at(day: int, hms: str) -> int:
+    """Seconds from t0 (Wednesday 2025-09-10 00:00 in Shanghai) to `hms` on day 1 or 2."""
+    h, m, s = (int(x) for x in hms.split(":"))
+    return (day - 1) * 86400 + h * 3600 + m * 60 + s
+
+
+def _expected(waits: list[tuple], now_s: int, t0: datetime) -> dict:
+    """The board's figures per local day, from the waits alone, by the README's definitions:
+    (agent, team, started, ended or None, answered). A wait is its start day's; a step fires
+    at its due second unless the wait ended by then, and is the breach of the day it fired."""
+
+    def day(s: int) -> date:
+        return (t0 + timedelta(seconds=s)).date()
+
+    def summary(values: list[int]) -> tuple:
+        if not values:
+            return (0, None, None, None)
+        ordered = sorted(values)
+        return (
+            len(values),
+            sum(values) / len(values),
+            statistics.median(values),
+            ordered[-(-9 * len(ordered) // 10) - 1],
+        )
+
+    out: dict = {}
+    for agent, team, started, ended, answered in waits:
+        d = out.setdefault(day(started), {"responses": {}, "shares": {}, "breaches": {}, "teams": {}})
+        took = (ended if ended is not None else now_s) - started
+        if answered:
+            d["responses"].setdefault(agent, []).append(took)
+        else:
+            d["responses"].setdefault(agent, [])
+        t = d["teams"].setdefault(team, {"responses": [], "first": [0, 0, 0]})
+        if answered:
+            t["responses"].append(took)
+        for i, (delay, action) in enumerate(STEPS):
+            counts = d["shares"].setdefault(i, [0, 0, 0])  # in time, late, outlived
+            kind = (0 if took <= delay else 1) if answered else (2 if took > delay else None)
+            if kind is not None:
+                counts[kind] += 1
+                if i == 0:
+                    t["first"][kind] += 1
+            due = started + delay
+            if due <= now_s and (ended is None or ended > due):
+                fired = out.setdefault(day(due), {"responses": {}, "shares": {}, "breaches": {}, "teams": {}})
+                fired["breaches"][(i, action, agent, team)] = (
+                    fired["breaches"].get((i, action, agent, team), 0) + 1
+                )
+    for d in out.values():
+        d["all"] = summary([v for vs in d["responses"].values() for v in vs])
+        d["by_agent"] = {a: summary(vs) for a, vs in d["responses"].items()}
+    return out
+
+
+def test_two_days_of_two_teams_read_as_the_readme_defines_each_figure(local):
+    """Two days in Shanghai of 4 agents in two teams under the default policy (2 min card, 5
+    min leader's card, 10 min call), each figure worked out beside from the waits alone.
+    Wednesday: 张三 answers in 60 s, and in 120 s (the first step's due second: in time, no
+    card), the first customer then says 好的，谢谢 (a closing remark: no wait); 李四 answers in
+    30 s, recalls the answer at a minute and answers again at 3 minutes (180 s: the reply
+    recalled is none, and the first step fires at 2 minutes); 王五 answers
+    after the call (720 s); 赵六's customer is marked 无需回复 at 3 minutes (past the first
+    step only); 李四's customer recalls the question; 王五's customer gets the welcome message
+    (not a reply) and is answered at 4 minutes; a customer asks 张三 in a group (no wait); 赵六's
+    customer asks at 23:58 and is answered at 00:03:30 (Wednesday's wait, Thursday's two
+    breaches). Thursday: 张三 answers at 07:30 (a UTC Wednesday) in 30 s, a customer who asked
+    twice after 3 minutes from the first, one customer twice (20 s, 40 s); 王五 and 张三 each leave
+    one waiting. Read on Thursday at 11:20:30."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 0, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    _two_teams(w)
+    w.policy()
+
+    welcome = "您好，我是您的专属顾问王五"
+    group = {"roomid": "wrgroup1"}
+
+    def welcome_sent() -> None:
+        with w.session() as s:
+            s.add(
+                OutboxMessage(
+                    kind="welcome",
+                    dedupe_key="welcome:audit",
+                    payload={"userid": "wangwu", "external_userid": "wmG", "sent_text": welcome},
+                    status="sent",
+                    sent_at=w.at(_at(1, "16:00:01")),
+                )
+            )
+        w.ingest(
+            {
+                **w._message("wangwu", "wmG", welcome, _at(1, "16:00:01"), "welcome-echo"),
+                "msgid": "welcome-echo",
+            }
+        )
+
+    asked_e: list[str] = []
+    taken_back: list[str] = []
+    events: list[tuple[int, Callable[[], object]]] = [
+        (_at(1, "10:00:00"), lambda: w.say("请问有货吗？", 0 + _at(1, "10:00:00"), ext="wmA")),
+        (_at(1, "10:00:00"), lambda: w.say("能开发票吗？", _at(1, "10:00:00"), ext="wmB")),
+        (_at(1, "10:01:00"), lambda: w.reply("有的", _at(1, "10:01:00"), ext="wmA")),
+        (_at(1, "10:02:00"), lambda: w.reply("可以开", _at(1, "10:02:00"), ext="wmB")),
+        (_at(1, "10:03:00"), lambda: w.say("好的，谢谢", _at(1, "10:03:00"), ext="wmA")),
+        (
+            _at(1, "11:00:00"),
+            lambda: w.say("订单什么时候发货？", _at(1, "11:00:00"), ext="wmC", staff="wangwu"),
+        ),
+        (_at(1, "11:12:00"), lambda: w.reply("今天发", _at(1, "11:12:00"), ext="wmC", staff="wangwu")),
+        (_at(1, "12:00:00"), lambda: w.say("能开发票吗？", _at(1, "12:00:00"), ext="wmR", staff="lisi")),
+        (
+            _at(1, "12:00:30"),
+            lambda: taken_back.append(w.reply("不能", _at(1, "12:00:30"), ext="wmR", staff="lisi")),
+        ),
+        (
+            _at(1, "12:01:00"),
+            lambda: w.ingest(_taken_back(w, taken_back[0], _at(1, "12:01:00"), "lisi", "wmR")),
+        ),
+        (_at(1, "12:03:00"), lambda: w.reply("可以开", _at(1, "12:03:00"), ext="wmR", staff="lisi")),
+        (_at(1, "14:00:00"), lambda: w.say("在吗？", _at(1, "14:00:00"), ext="wmD", staff="zhaoliu")),
+        (_at(1, "14:03:00"), lambda: _dismiss(w, "wmD", "zhaoliu", _at(1, "14:03:00"))),
+        (
+            _at(1, "15:00:00"),
+            lambda: asked_e.append(w.say("请问有货吗？", _at(1, "15:00:00"), ext="wmE", staff="lisi")),
+        ),
+        (_at(1, "15:01:00"), lambda: w.recall(asked_e[0], _at(1, "15:01:00"), ext="wmE", staff="lisi")),
+        (
+            _at(1, "16:00:00"),
+            lambda: w.say("你好，想了解一下你们的课程", _at(1, "16:00:00"), ext="wmG", staff="wangwu"),
+        ),
+        (_at(1, "16:00:01"), welcome_sent),
+        (
+            _at(1, "16:04:00"),
+            lambda: w.reply("您想了解哪门课？", _at(1, "16:04:00"), ext="wmG", staff="wangwu"),
+        ),
+        (
+            _at(1, "17:00:00"),
+            lambda: w.ingest(
+                {**w._message("wmH", "zhangsan", "有人在吗？", _at(1, "17:00:00"), None), **group}
+            ),
+        ),
+        (
+            _at(1, "17:30:00"),
+            lambda: w.ingest({**w._message("zhangsan", "wmH", "在的", _at(1, "17:30:00"), None), **group}),
+        ),
+        (_at(1, "23:58:00"), lambda: w.say("在吗？", _at(1, "23:58:00"), ext="wmI", staff="zhaoliu")),
+        (_at(2, "00:03:30"), lambda: w.reply("在的", _at(2, "00:03:30"), ext="wmI", staff="zhaoliu")),
+        (_at(2, "07:30:00"), lambda: w.say("几点开门？", _at(2, "07:30:00"), ext="wmJ")),
+        (_at(2, "07:30:30"), lambda: w.reply("九点", _at(2, "07:30:30"), ext="wmJ")),
+        (_at(2, "09:00:00"), lambda: w.say("请问有货吗？", _at(2, "09:00:00"), ext="wmK")),
+        (_at(2, "09:01:00"), lambda: w.say("什么时候能发货？", _at(2, "09:01:00"), ext="wmK")),
+        (_at(2, "09:03:00"), lambda: w.reply("有货，明天发", _at(2, "09:03:00"), ext="wmK")),
+        (_at(2, "10:00:00"), lambda: w.say("订单什么时候发货？", _at(2, "10:00:00"), ext="wmA")),
+        (_at(2, "10:00:20"), lambda: w.reply("今天发", _at(2, "10:00:20"), ext="wmA")),
+        (_at(2, "10:05:00"), lambda: w.say("物流单号是多少？", _at(2, "10:05:00"), ext="wmA")),
+        (_at(2, "10:05:40"), lambda: w.reply("SF123", _at(2, "10:05:40"), ext="wmA")),
+        (_at(2, "11:00:00"), lambda: w.say("能便宜点吗？", _at(2, "11:00:00"), ext="wmM", staff="wangwu")),
+        (_at(2, "11:15:00"), lambda: w.say("能开发票吗？", _at(2, "11:15:00"), ext="wmN")),
+    ]
+    one, two = "销售一部", "销售二部"
+    waits = [  # (agent, team, started, ended, answered): what the scenario means, by hand
+        ("zhangsan", one, _at(1, "10:00:00"), _at(1, "10:01:00"), True),
+        ("zhangsan", one, _at(1, "10:00:00"), _at(1, "10:02:00"), True),
+        ("wangwu", two, _at(1, "11:00:00"), _at(1, "11:12:00"), True),
+        ("lisi", one, _at(1, "12:00:00"), _at(1, "12:03:00"), True),  # the reply recalled is none
+        ("zhaoliu", two, _at(1, "14:00:00"), _at(1, "14:03:00"), False),
+        ("wangwu", two, _at(1, "16:00:00"), _at(1, "16:04:00"), True),
+        ("zhaoliu", two, _at(1, "23:58:00"), _at(2, "00:03:30"), True),
+        ("zhangsan", one, _at(2, "07:30:00"), _at(2, "07:30:30"), True),
+        ("zhangsan", one, _at(2, "09:00:00"), _at(2, "09:03:00"), True),
+        ("zhangsan", one, _at(2, "10:00:00"), _at(2, "10:00:20"), True),
+        ("zhangsan", one, _at(2, "10:05:00"), _at(2, "10:05:40"), True),
+        ("wangwu", two, _at(2, "11:00:00"), None, False),
+        ("zhangsan", one, _at(2, "11:15:00"), None, False),
+    ]
+    now_s = _at(2, "11:20:30")
+    # Siyu's clock and the archive move through every message and every step's due second:
+    # the steps fire when due (a reply at the due second itself comes first), as the worker would
+    ticks = sorted({t for t, _ in events} | {s + d for _, _, s, _, _ in waits for d, _ in STEPS} | {now_s})
+    for t in (t for t in ticks if t <= now_s):
+        w.clock(t)
+        for _, event in (e for e in events if e[0] == t):
+            event()
+        w.pulled(t)
+        w.fire()
+
+    expected = _expected(waits, now_s, w.t0)
+    names = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五", "zhaoliu": "赵六"}
+    for day in (date(2025, 9, 10), date(2025, 9, 11)):
+        e = expected[day]
+        board = _get(w, f"/api/v1/sla/board?day={day}").json()
+        fr = board["first_response"]
+        assert (fr["count"], fr["mean_s"], fr["median_s"], fr["p90_s"]) == e["all"], (day, fr)
+        got = {
+            a["staff_userid"]: (a["count"], a["mean_s"], a["median_s"], a["p90_s"])
+            for a in board["first_response_by_agent"]
+        }
+        assert got == e["by_agent"], (day, got)
+        shares = {
+            x["step"]: [x["answered"], x["answered_late"], x["outlived"]] for x in board["within_steps"]
+        }
+        assert shares == e["shares"], (day, shares)
+        for x in board["within_steps"]:
+            decided = sum(e["shares"][x["step"]])
+            assert x["share"] == e["shares"][x["step"]][0] / decided, (day, x)
+        by_step: dict = {}
+        by_agent: dict = {}
+        by_team: dict = {}
+        for (i, action, agent, team), n in e["breaches"].items():
+            by_step[(i, action)] = by_step.get((i, action), 0) + n
+            by_agent[names[agent]] = by_agent.get(names[agent], 0) + n
+            by_team[team] = by_team.get(team, 0) + n
+        assert {(x["step"], x["action"]): x["count"] for x in board["breaches_by_step"]} == by_step, day
+        assert {x["staff_name"]: x["count"] for x in board["breaches_by_agent"]} == by_agent, day
+        assert board["breaches_total"] == sum(by_step.values())
+        teams = {t["department_name"]: t for t in board["by_team"]}
+        for team, t in e["teams"].items():
+            assert teams[team]["breaches"] == by_team.get(team, 0), (day, team)
+            fr = teams[team]["first_response"]
+            assert fr["count"] == len(t["responses"]) and fr["median_s"] == (
+                statistics.median(t["responses"]) if t["responses"] else None
+            ), (day, team, fr)
+            decided = sum(t["first"])
+            assert teams[team]["first_step_share"] == (t["first"][0] / decided if decided else None), (
+                day,
+                team,
+            )
+        assert {n: t["waiting"] for n, t in teams.items() if t["waiting"]} == {one: 1, two: 1}
+        # longest first (Siyu's clock runs on while the test reads: a second or two later)
+        assert [(r["staff_name"], r["waited_s"] // 10) for r in board["waiting"]] == [
+            ("王五", 123),
+            ("张三", 33),
+        ]
+
+    # the same, worked out by hand, as the page shows it
+    wednesday, thursday = expected[date(2025, 9, 10)], expected[date(2025, 9, 11)]
+    assert wednesday["all"] == (6, 275, 210, 720)
+    assert wednesday["shares"] == {0: [2, 4, 1], 1: [4, 2, 0], 2: [5, 1, 0]}
+    assert thursday["all"] == (4, 67.5, 35, 180)
+    assert thursday["shares"] == {0: [3, 1, 2], 1: [4, 0, 2], 2: [4, 0, 1]}
+    page = _get(w, "/sla?day=2025-09-10").text
+    assert '09-10 超时 <small class="muted">共 6 次提醒</small>' in page
+    assert _rows(page, "breaches-by-agent") == [["王五", "4"], ["李四", "1"], ["赵六", "1"]]
+    stats = re.search(r'id="first-response">(.*?)</div>\n</div>', page, re.S)[1]
+    assert re.findall(r"<b>(.*?)</b>", stats) == ["4 分 35 秒", "3 分 30 秒", "12 分 0 秒", "6"]
+    assert [r[1:] for r in _rows(page, "within-steps")] == [
+        ["28.6%", "2", "4", "1"],
+        ["66.7%", "4", "2", "0"],
+        ["83.3%", "5", "1", "0"],
+    ]
+    assert _rows(page, "first-response-by-agent") == [
+        ["张三", "2", "1 分 30 秒", "1 分 30 秒", "2 分 0 秒"],
+        ["李四", "1", "3 分 0 秒", "3 分 0 秒", "3 分 0 秒"],
+        ["王五", "2", "8 分 0 秒", "8 分 0 秒", "12 分 0 秒"],
+        ["赵六", "1", "5 分 30 秒", "5 分 30 秒", "5 分 30 秒"],
+    ]
+    assert _rows(page, "by-team") == [
+        ["销售二部", "1", "5", "0%", "5 分 30 秒"],
+        ["销售一部", "1", "1", "66.7%", "2 分 0 秒"],
+    ]
+    today = _get(w, "/sla").text
+    assert '超时 <small class="muted">共 8 次提醒</small>' in today
+    assert _rows(today, "breaches-by-agent") == [["王五", "3"], ["张三", "3"], ["赵六", "2"]]
+
+
+def _taken_back(w, msgid: str, at: int, staff: str, ext: str) -> dict:
+    """`staff` recalls their message `msgid` at t0 + `at`."""
+    message = {**w._message(staff, ext, "", at, "r" + msgid), "action": "recall", "msgtype": "revoke"}
+    message["revoke"] = {"pre_msgid": msgid}
+    message.pop("text")
+    return message
+
+
+def _dismiss(w, ext: str, staff: str, at: int) -> None:
+    with w.session() as s:
+        assert conversation_service.dismiss(s, w.conversation(ext, staff).id, at=w.at(at), by="赵六")
