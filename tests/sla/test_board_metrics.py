@@ -557,3 +557,41 @@ def _taken_back(w, msgid: str, at: int, staff: str, ext: str) -> dict:
 def _dismiss(w, ext: str, staff: str, at: int) -> None:
     with w.session() as s:
         assert conversation_service.dismiss(s, w.conversation(ext, staff).id, at=w.at(at), by="赵六")
+
+
+def test_under_business_hours_the_shares_and_steps_count_business_time_the_first_response_both(local):
+    """Shifts 09:00-18:00. Wednesday 17:58 a customer asks 王五, who never answers; 17:59 one
+    asks 张三, who answers on Thursday at 09:05 (1 business minute on Wednesday, 5 on
+    Thursday: 360 s; 15 h 6 min by the wall clock). 王五's first step comes due at 18:00 on
+    Wednesday, his later ones at 09:03 and 09:08 on Thursday, 张三's at 09:01 and 09:04: each
+    the breach of the day it fired. Both waits are Wednesday's; read at Thursday 09:29."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 0, 0, tzinfo=SHANGHAI)  # Wednesday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    asked, answered, now_s = _at(1, "17:59:00"), _at(2, "09:05:00"), _at(2, "09:29:00")
+    for t in range(_at(1, "17:58:00"), now_s + 1, 60):  # the worker, each minute
+        w.clock(t)
+        if t == _at(1, "17:58:00"):
+            w.say("在吗？", at=t, ext="wmlate", staff="wangwu")
+        if t == asked:
+            w.say("明天能发货吗？", at=t)
+        if t == answered:
+            w.reply("可以", at=t)
+        w.pulled(t)
+        w.fire()
+
+    wednesday = _get(w, "/api/v1/sla/board?day=2025-09-10").json()
+    assert {a["staff_name"]: a["count"] for a in wednesday["breaches_by_agent"]} == {"王五": 1}
+    assert wednesday["first_response"]["median_s"] == answered - asked  # wall time: 15 h 6 min
+    assert wednesday["first_response_business"]["median_s"] == 360
+    # by business time: 张三 late for the 2 and 5 minute steps, within 10; 王五 (31 business
+    # minutes so far) past all three
+    shares = [(x["answered"], x["answered_late"], x["outlived"]) for x in wednesday["within_steps"]]
+    assert shares == [(0, 1, 1), (0, 1, 1), (1, 0, 1)], shares
+    [row] = wednesday["waiting"]
+    assert row["waited_business_s"] // 60 == 31 and row["waited_s"] // 3600 == 15, row
+    thursday = _get(w, "/api/v1/sla/board").json()
+    assert {a["staff_name"]: a["count"] for a in thursday["breaches_by_agent"]} == {"王五": 2, "张三": 2}
+    assert thursday["first_response"]["count"] == 0  # no wait began on Thursday
