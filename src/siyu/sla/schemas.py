@@ -237,7 +237,8 @@ class FiredStep(BaseModel):
     delivery: str = Field(
         "",
         description="card: queued | sent | retrying | given_up | skipped (answered meanwhile); "
-        "call: queued | placed | skipped | failed | covered (the agent was called within the "
+        "call: queued | placed | skipped (also a call still to ring whose wait was snoozed since "
+        "the step fired: it will not speak of it) | failed | covered (the agent was called within the "
         "policy's cooldown, about another customer, and not called again)",
     )
     delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")

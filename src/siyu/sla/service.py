@@ -1540,6 +1540,8 @@ QUIET_HOURS = "quiet hours"
 # before this was written in Chinese).
 CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
 _CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
+# Why the board says a call still to ring will not: its wait was snoozed since the step fired.
+CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
 
 
 def delivery_problems(
@@ -1856,6 +1858,23 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     }
     held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
     return {k: v for k, v in held.items() if v is not None}
+
+
+def calls_snoozed_off(session: Session, unsent: Sequence) -> set[int]:
+    """Of these fired steps whose call has not rung yet (queued, held by quiet hours, being
+    retried), those whose wait was snoozed since the step fired: that call will not speak of
+    them (siyu.sla.tasks._call_plan), though the outbox still holds it."""
+    calls = [e for e in unsent if e.action == "voice_call"]
+    if not calls:
+        return set()
+    snoozed_at = dict(
+        session.execute(
+            select(SlaWait.id, SlaWait.snoozed_at).where(
+                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
+            )
+        ).all()
+    )
+    return {e.id for e in calls if snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)}
 
 
 def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:
