@@ -134,6 +134,10 @@ def customer_list(request: Request, viewer: PageViewer):
     page_no = max(1, page_no)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         result = queries.list_customers(s, viewer, f, page_no, 20)
+        if page_no > 1 and not result.items and result.total:
+            # past the last page (customers gone since the link was handed out): 没有找到客户
+            # under 共 N 位 read as none at all; the first page, said so
+            result, paging_reset = queries.list_customers(s, viewer, f, 1, 20), True
         tags = queries.live_tags(s)
         # enabled first: a disabled one may look just like one in use, and is marked so
         chans = list(s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.name)))
