@@ -419,8 +419,8 @@ def test_the_list_keeps_its_filters_and_says_why_it_is_empty(as_role, chats):
     empty = admin.get("/conversations", params={"staff": "zhaoliu", "kind": "group"}).text
     assert "没有符合筛选条件的会话" in empty and "开启会话存档" not in empty
     assert "所选条件内没有客户在等待" in empty  # not "nobody waits" while others do
-    # nor with only the groups where a customer waits, or a customer not found, chosen
-    for params in ({"group_waiting": 1}, {"customer": 987654321}):
+    # nor on the 等待回复 tab of the groups where a customer waits, or for a customer not found
+    for params in ({"group_waiting": 1, "waiting": 1}, {"customer": 987654321}):
         assert "所选条件内没有客户在等待" in admin.get("/conversations", params=params).text, params
     searched_groups = admin.get("/conversations", params={"q": "没有这句话", "group_waiting": 1}).text
     assert "在所选条件内没有找到包含“没有这句话”的消息" in searched_groups

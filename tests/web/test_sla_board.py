@@ -1544,6 +1544,10 @@ def test_an_unanswered_question_in_a_customer_group_is_listed_apart_from_the_boa
         or f"团购价什么时候开始？{sfx}" in waiting_for[("admin",)]
     )
     assert f"VIP群{sfx}" not in waiting_for[("agent",)] and sfx not in waiting_for[("admin", "b")]
+    # the header counts the groups listed, not "nobody waits" above them
+    for who in (("admin",), ("agent",)):
+        assert re.search(r'id="groups-waiting">[1-9]\d* 个客户群内有客户等待回复<', waiting_for[who]), who
+        assert "没有客户在等待" not in waiting_for[who], who
 
     # (groups only: other tests' chats of this tenant, newer, may fill the first page)
     listed = as_role("agent").get("/conversations", params={"kind": "group"}).text
