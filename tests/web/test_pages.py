@@ -268,6 +268,24 @@ def test_oauth_callback_checks_state_and_codes(siyu, world):
         assert "siyu_session" not in client.cookies
 
 
+def test_a_form_address_opened_as_a_page_says_so_in_chinese(siyu, as_role):
+    """A refused form is shown at its action's address (/staff/zhaoliu/call-phone): opened again
+    from there (the address bar, WeCom's browser restoring the tab) it answered
+    {"detail":"Method Not Allowed"}, English JSON. It is a page now, saying what the address is
+    for, with the menu to go on from."""
+    admin = as_role("admin")
+    for url in ("/staff/zhaoliu/call-phone", "/conversations/1/dismiss", "/sla/policy/days"):
+        r = admin.get(url)
+        assert r.status_code == 405 and r.headers["allow"] == "POST", (url, r.headers)
+        assert r.headers["content-type"].startswith("text/html") and "Method Not Allowed" not in r.text
+        assert "这个地址用来提交表单，不能直接打开" in r.text and 'aria-label="主菜单"' in r.text, url
+    with httpx.Client(base_url=siyu) as anon:  # signed out: the page, without the menu
+        r = anon.get("/conversations/1/dismiss")
+        assert r.status_code == 405 and "不能直接打开" in r.text and 'aria-label="主菜单"' not in r.text
+    api = admin.get("/api/v1/tokens/1/revoke")  # the API keeps its JSON
+    assert api.status_code == 405 and "这个地址不支持 GET" in api.json()["detail"]
+
+
 def test_error_pages_keep_the_menu_for_whoever_is_signed_in(siyu, as_role):
     """A mistyped address (404) or a NUL in it (422) was answered before anyone asked who was
     signed in: the page had no menu, only 返回 · 首页. Signed in, the menu is there to go on

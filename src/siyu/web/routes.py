@@ -42,11 +42,18 @@ from siyu.wecom.errors import WeComFailure
 PAGE_TITLES = {
     403: "没有权限 / Forbidden",
     404: "找不到 / Not found",
+    405: "不能直接打开 / Not a page",
     410: "已失效 / Gone",
     422: "无法处理 / Invalid request",
     413: "内容太大 / Too large",
     502: "企业微信暂时不可用 / WeCom unavailable",
 }
+
+
+FORM_ADDRESS = (
+    "这个地址用来提交表单，不能直接打开：请回到上一页重新操作。"
+    " / This address takes a form sent from a page; it is not a page to open."
+)
 
 
 def _wants_page(request: Request) -> bool:
@@ -149,7 +156,13 @@ def install(app: FastAPI) -> None:
                 f" / {request.method} is not allowed here: use {allowed}"
             )
             return JSONResponse({"detail": detail}, 405, {"Allow": allowed})
-        if _wants_page(request) and exc.status_code >= 400 and exc.status_code != 405:
+        if _wants_page(request) and exc.status_code == 405:
+            # a form's address opened as a page: a refused form is shown there, and opening it
+            # again (the address bar, WeCom's browser restoring the tab) answered English JSON
+            page = await _error_page(request, 405, FORM_ADDRESS)
+            page.headers["Allow"] = _allowed_methods(request)
+            return page
+        if _wants_page(request) and exc.status_code >= 400:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
             return await _error_page(request, exc.status_code, str(exc.detail or ""), clear)
         return await http_exception_handler(request, exc)
