@@ -334,6 +334,34 @@ def test_a_calendar_edit_keeps_the_spacing_a_snooze_gave_the_next_step(local):
     assert pending_due(w) == w.at(1980)  # not back to 10:30, to go with the agent's card
 
 
+def test_after_a_snooze_past_the_shift_the_next_step_keeps_its_business_minutes(local):
+    """Business hours only (09:00-12:00, 13:30-18:00). A customer asks on Friday at 17:53: the
+    agent's card at 17:55, the leader's at 17:58, the call on Monday at 09:03. At 17:56 the
+    agent snoozes for a day, the most there is: the leader's card goes on Saturday at 17:56,
+    and the call 5 business minutes after it, on Monday at 09:05, as the policy spaces them.
+    Spaced by the wall clock (the 63 hours from Friday 17:58 to Monday 09:03, the weekend
+    counted again) the call rang on Tuesday at 09:01."""
+    from tests.sla.test_engine import pending_due
+
+    w = local
+    business_policy(w)
+    w.t0 = bj(2025, 9, 19, 17, 53).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+    w.pulled(5 * 86400)
+    w.clock(120)
+    assert w.fire() == 1  # 17:55 the agent's card
+    with w.session() as s:
+        assert service.snooze(s, w.conversation().id, until=w.at(180 + 86400), now=w.at(180)) == 1
+    w.clock(180 + 86400)
+    assert w.fire() == 1  # the leader's card when the snooze ends
+    assert pending_due(w).astimezone(SH) == bj(2025, 9, 22, 9, 5)
+    with w.session() as s:  # an edit of the calendar keeps it there
+        service.set_calendar_day(s, date(2026, 12, 24), "holiday", "公司年会")
+        service.follow_the_calendar(s)
+    assert pending_due(w).astimezone(SH) == bj(2025, 9, 22, 9, 5)
+
+
 def test_customers_one_held_call_speaks_of_are_one_call_held_on_the_board(local):
     """Two customers of 张三 wait at night: both waits' call steps fire, and one call, held till
     quiet hours end, will speak of both (the second step is covered by it). The board says one

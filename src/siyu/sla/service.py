@@ -1097,13 +1097,18 @@ def step_row(
 def next_due(book: PolicyBook, policy: PolicyView, started_at: datetime, index: int, was_due: datetime):
     """When step `index` + 1 of a wait comes due, step `index` having been due at `was_due`:
     on the policy's schedule from the wait's start, or as long after `was_due` as the
-    schedule spaces the two steps, whichever is later (a snooze moved the wait's steps
-    later, keeping their spacing). None when `index` was the last step, or when the policy
+    schedule spaces the two steps, by the policy's clock, whichever is later (a snooze moved
+    the wait's steps later, keeping their spacing). None when `index` was the last step, or when the policy
     has since been switched off (the steps after the one scheduled follow the policy as saved)."""
     if index + 1 >= len(policy.steps) or not policy.enabled:
         return None
     dues = book.due_times(policy, started_at)
-    return max(dues[index + 1], was_due + (dues[index + 1] - dues[index]))
+    if not policy.business_hours_only or dues[index + 1] == dues[index]:
+        return max(dues[index + 1], was_due + (dues[index + 1] - dues[index]))
+    # the spacing by the policy's clock: in wall time it counted the night or weekend between
+    # the two steps again after a snooze ended, a call due minutes later ringing days later
+    cal = book.calendar(policy)
+    return max(dues[index + 1], cal.add(was_due, cal.between(dues[index], dues[index + 1])))
 
 
 def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
