@@ -334,17 +334,12 @@ def test_a_calendar_edit_keeps_the_spacing_a_snooze_gave_the_next_step(local):
     assert pending_due(w) == w.at(1980)  # not back to 10:30, to go with the agent's card
 
 
-def test_after_a_snooze_past_the_shift_the_next_step_keeps_its_business_minutes(local):
+def snoozed_past_friday_evening(w):
     """Business hours only (09:00-12:00, 13:30-18:00). A customer asks on Friday at 17:53: the
     agent's card at 17:55, the leader's at 17:58, the call on Monday at 09:03. At 17:56 the
-    agent snoozes for a day, the most there is: the leader's card goes on Saturday at 17:56,
-    and the call 5 business minutes after it, on Monday at 09:05, as the policy spaces them.
-    Spaced by the wall clock (the 63 hours from Friday 17:58 to Monday 09:03, the weekend
-    counted again) the call rang on Tuesday at 09:01."""
-    from tests.sla.test_engine import pending_due
-
-    w = local
+    agent snoozes for a day, the most there is, until Saturday 17:56."""
     business_policy(w)
+    w.customer("wmcustomer1", "王女士")
     w.t0 = bj(2025, 9, 19, 17, 53).astimezone(ZoneInfo("UTC"))  # a Friday
     w.clock(0)
     w.say("周一能发货吗？", at=0)
@@ -353,8 +348,41 @@ def test_after_a_snooze_past_the_shift_the_next_step_keeps_its_business_minutes(
     assert w.fire() == 1  # 17:55 the agent's card
     with w.session() as s:
         assert service.snooze(s, w.conversation().id, until=w.at(180 + 86400), now=w.at(180)) == 1
+
+
+def test_a_snooze_ending_on_a_day_off_holds_the_step_for_the_next_shift(local):
+    """The snooze ends on Saturday, a day off for the policy: the leader's card waits for
+    Monday 09:00, as the board says, and tells the 7 business minutes waited. It had gone out
+    on Saturday evening, when the policy's clock stands still."""
+    from siyu.sla.tasks import _notice
+    from tests.sla.test_engine import pending_due
+
+    w = local
+    snoozed_past_friday_evening(w)
+    monday = bj(2025, 9, 22, 9, 0)
+    assert pending_due(w).astimezone(SH) == monday
+    with w.session() as s:
+        (row,) = service.waiting_now(s, w.rt.now())
+    assert row["next_step_at"] == monday and row["snoozed_until"] == w.at(180 + 86400)
     w.clock(180 + 86400)
-    assert w.fire() == 1  # the leader's card when the snooze ends
+    assert w.fire() == 0  # Saturday 17:56: the snooze is over, the clock is not running
+    w.clock((monday - w.t0).total_seconds())
+    assert w.fire() == 1
+    card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
+    assert card["title"] == "张三的客户 王女士 已等待 7 分钟（工作时间） 未回复"
+
+
+def test_after_a_snooze_past_the_shift_the_next_step_keeps_its_business_minutes(local):
+    """After the day's snooze from Friday 17:56 the leader's card goes on Monday at 09:00, and
+    the call 5 business minutes after it, at 09:05, as the policy spaces them. Spaced by the
+    wall clock (the 63 hours from Friday 17:58 to Monday 09:03, the weekend counted again) the
+    call rang on Thursday at 00:05."""
+    from tests.sla.test_engine import pending_due
+
+    w = local
+    snoozed_past_friday_evening(w)
+    w.clock((bj(2025, 9, 22, 9, 0) - w.t0).total_seconds())
+    assert w.fire() == 1  # the leader's card
     assert pending_due(w).astimezone(SH) == bj(2025, 9, 22, 9, 5)
     with w.session() as s:  # an edit of the calendar keeps it there
         service.set_calendar_day(s, date(2026, 12, 24), "holiday", "公司年会")

@@ -231,7 +231,7 @@ def _fire_tenant(
             if snoozed_until is not None and snoozed_until > now:
                 # snoozed after the step before this one was read to fire (a snooze moves the
                 # pending step, and that one was firing): this one waits for the snooze's end
-                st.due_at, st.fired_at = snoozed_until, None
+                st.due_at, st.fired_at = service.snooze_ends(book, book.by_id(policy_id), snoozed_until), None
                 st.outcome, st.status, st.note = "snoozed", "pending", "snoozed"
                 continue
             gone = ended.get((customer_id, st.agent_userid))

@@ -405,7 +405,7 @@ def _reschedule_pending(
             # a snooze moved the steps later keeping their spacing: so does this one stay after
             # the step before it (the snooze's end alone had it fire with that step)
             spaced = next_due(book, policy, r.started_at, r.step - 1, r.was_due) if r.was_due else None
-            due = max(due, spaced or due, r.snoozed_until)
+            due = max(due, spaced or due, snooze_ends(book, policy, r.snoozed_until))
         if changed_at is not None and due < changed_at < r.due_at:
             due = changed_at
         if due != r.due_at:
@@ -1060,7 +1060,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             continue  # answered in the same pull: none of its steps could ever come due
         due = book.due_times(wait.policy, wait.started_at)[0]
         if wait.snoozed_until is not None:
-            due = max(due, wait.snoozed_until)
+            due = max(due, snooze_ends(book, wait.policy, wait.snoozed_until))
         steps.append(step_row(wait_id, conversation_id, wait.staff_userid, 0, wait.policy.steps[0], due, now))
     bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
 
@@ -1109,6 +1109,13 @@ def next_due(book: PolicyBook, policy: PolicyView, started_at: datetime, index: 
     # the two steps again after a snooze ended, a call due minutes later ringing days later
     cal = book.calendar(policy)
     return max(dues[index + 1], cal.add(was_due, cal.between(dues[index], dues[index + 1])))
+
+
+def snooze_ends(book: PolicyBook, policy: PolicyView, until: datetime) -> datetime:
+    """When a step held by a snooze until `until` may go: then, or under a policy that counts
+    business hours only, at the next business moment (a day's snooze from Friday evening ends
+    on Saturday, when the policy's clock stands still: the card waits for Monday's shift)."""
+    return book.calendar(policy).add(until, 0) if policy.business_hours_only else until
 
 
 def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
@@ -1205,13 +1212,15 @@ def snooze(
     wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by[:200], by_id, now
     if not pending:
         return 0
-    if pending[0].due_at >= until:
+    book = PolicyBook(session)
+    ends = snooze_ends(book, book.by_id(wait.policy_id), until)
+    if pending[0].due_at >= ends:
         # a shorter snooze than the one before: the step comes back towards its schedule
         scheduled = _scheduled_due(session, wait, pending[0]) if shorter else None
-        if scheduled is None or max(until, scheduled) >= pending[0].due_at:
+        if scheduled is None or max(ends, scheduled) >= pending[0].due_at:
             return 0
-        return _move_pending(session, {pending[0].id: max(until, scheduled)})
-    shift = until - pending[0].due_at
+        return _move_pending(session, {pending[0].id: max(ends, scheduled)})
+    shift = ends - pending[0].due_at
     return _move_pending(session, {row.id: row.due_at + shift for row in pending})
 
 
