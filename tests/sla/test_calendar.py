@@ -372,6 +372,30 @@ def test_a_snooze_ending_on_a_day_off_holds_the_step_for_the_next_shift(local):
     assert card["title"] == "张三的客户 王女士 已等待 7 分钟（工作时间） 未回复"
 
 
+def test_a_question_waiting_again_under_a_snooze_ending_on_a_day_off_waits_for_the_next_shift(local):
+    """Friday 17:53 a question, answered at 17:54; 17:55 a second question, which the agent
+    snoozes at 17:56 for a day (until Saturday 17:56, when the policy's clock stands still); at
+    17:57 the agent takes the answer back. The first question waits again under that snooze:
+    its card waits for Monday's shift. It had been due on Saturday evening."""
+    from tests.sla.test_engine import _recall, pending_due
+
+    w = local
+    business_policy(w)
+    w.customer("wmcustomer1", "王女士")
+    w.t0 = bj(2025, 9, 19, 17, 53).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+    answer = w.reply("可以", at=60)
+    w.say("发什么快递？", at=120)
+    w.pulled(5 * 86400)
+    w.clock(180)
+    with w.session() as s:
+        assert service.snooze(s, w.conversation().id, until=w.at(180 + 86400), now=w.at(180)) == 1
+    w.ingest(_recall(w, answer, 240, by="zhangsan"))
+    w.pulled(5 * 86400)
+    assert pending_due(w).astimezone(SH) == bj(2025, 9, 22, 9, 0)
+
+
 def test_after_a_snooze_past_the_shift_the_next_step_keeps_its_business_minutes(local):
     """After the day's snooze from Friday 17:56 the leader's card goes on Monday at 09:00, and
     the call 5 business minutes after it, at 09:05, as the policy spaces them. Spaced by the

@@ -1032,6 +1032,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     for wait_id, conversation_id, msgid in reopened:  # (rare: a recalled reply, a snooze on the wait it ends)
         snoozed = by_key[(conversation_id, msgid)]
         if (until := snoozed.snoozed_until) is not None:
+            ends = snooze_ends(book, snoozed.policy, until) if snoozed.policy is not None else until
             session.execute(
                 update(SlaWait)
                 .where(SlaWait.id == wait_id)
@@ -1047,9 +1048,9 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
                 .where(
                     SlaEscalation.wait_id == wait_id,
                     SlaEscalation.status == "pending",
-                    SlaEscalation.due_at < until,
+                    SlaEscalation.due_at < ends,
                 )
-                .values(due_at=until, claimed_until=None)
+                .values(due_at=ends, claimed_until=None)
                 .execution_options(synchronize_session=False)
             )
     now = datetime.now(UTC)
