@@ -141,6 +141,37 @@ def test_the_home_page_counts_todays_deletions_apart_from_losses(as_role, seeded
     assert "客户删除了成员" in page and "成员删除了客户" in page
 
 
+def test_the_home_page_counts_a_customer_awaiting_acceptance_apart_as_the_list_does(as_role, db, world):
+    """A customer who added 张三 through a code that needs his acceptance (待通过) was counted
+    among 跟进中 on the home page (125) while the customer list's 跟进中 showed 124. The home
+    page counts them apart, and its line opens the list of those waiting."""
+    agent = as_role("agent")
+
+    def listed(status: str) -> int:
+        return int(re.search(r"共 (\d+) 位", agent.get("/customers", params={"status": status}).text)[1])
+
+    before = _tiles(agent.get("/").text)["active"]
+    assert before == listed("active")
+    ext = f"wmHalf{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:
+        fields = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": int(time.time()), "State": ""}
+        customer_id = customers.record_added(
+            s, fields, {"external_contact": {"external_userid": ext, "name": "待通过客户"}}, half=True
+        ).id
+    try:
+        page = agent.get("/").text
+        assert _tiles(page)["active"] == before == listed("active")
+        waiting = re.search(
+            r'<a href="/customers\?status=half" id="awaiting-acceptance">(\d+) 位待成员通过</a>', page
+        )
+        assert waiting and int(waiting[1]) == listed("half") >= 1
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(TimelineEvent).where(TimelineEvent.customer_id == customer_id))
+            s.execute(delete(Follow).where(Follow.customer_id == customer_id))
+            s.execute(delete(Customer).where(Customer.id == customer_id))
+
+
 def test_a_channel_name_is_taken_while_an_enabled_channel_has_it(as_role, world):
     """POST /api/v1/channels {"name": "官网首页"} made a second 官网首页 beside the enabled one."""
     admin, admin_b = as_role("admin"), as_role("admin", "b")

@@ -432,17 +432,22 @@ def today_counts(session: Session, viewer: Reader, today: date | None = None) ->
             .group_by(Follow.status)
         ).all()
     )
-    active = session.scalar(
-        select(func.count(func.distinct(Follow.customer_id))).where(
-            seen, Follow.status.in_(("active", "half"))
-        )
+    # each as the customer list filtered by that status counts it (跟进中 / 待通过): a customer
+    # waiting for the member to accept is not followed yet
+    following = dict(
+        session.execute(
+            select(Follow.status, func.count(func.distinct(Follow.customer_id)))
+            .where(seen, Follow.status.in_(("active", "half")))
+            .group_by(Follow.status)
+        ).all()
     )
     return {
         "day": today.isoformat(),
         "adds": adds or 0,
         "losses": ended.get("lost", 0),  # the customer removed the member
         "deleted": ended.get("deleted", 0),  # the member removed the customer
-        "active_customers": active or 0,
+        "active_customers": following.get("active", 0),
+        "awaiting_acceptance": following.get("half", 0),
     }
 
 
