@@ -5,9 +5,12 @@ emulator's voice gateway and through Tencent Cloud's SDK."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -87,8 +90,9 @@ def test_agent_card_then_leader_card_then_a_voice_call(w):
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert card["title"] == "王女士 已等待 2 分钟 未回复"
     assert "你好，这个套餐多少钱？" in card["description"] and "已等待 2 分钟" in card["description"]
-    link = f"{w.stack.siyu}/auth/wecom/{w.stack.slug}?next=/conversations/{conversation.id}&card="
-    assert card["url"].startswith(link) and card["url"].removeprefix(link).isdigit()
+    link = f"{w.stack.siyu}/auth/wecom/{w.stack.slug}?next=/conversations/{conversation.id}%3Fcard%3D"
+    number = card["url"].removeprefix(link).partition("&")[0]
+    assert number.isdigit() and card["url"] == f"{link}{number}&card={number}"
     assert card["btntxt"] == "去回复"
 
     w.clock(300)
@@ -646,3 +650,62 @@ def test_a_card_sent_again_after_its_first_send_got_no_answer_reaches_the_member
         got = [m["payload"]["textcard"]["title"] for m in st.app_messages() if "zhangsan" in m["recipients"]]
         assert got == ["王女士 已等待 2 分钟 未回复"]
         assert [m.status for m in w.outbox()] == ["sent"]
+
+
+# ------------------------------------------------ a card's link, tapped on a member's phone
+
+
+def tapped(w, userid: str, url: str) -> httpx.Response:
+    """The page `url` (a card's link) opens for `userid`, signed in to WeCom on their phone."""
+    with httpx.Client(follow_redirects=True, timeout=10) as phone:
+        corp = w.stack.corp_id
+        r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/{userid}", params={"next": url})
+        r.read()
+        return r
+
+
+def said(page: str, element_id: str) -> str:
+    found = re.search(rf'id="{element_id}"[^>]*>(.*?)</p>', page, re.S)
+    return re.sub(r"<[^>]+>|\s+", "", found[1]) if found else ""
+
+
+def test_a_card_opened_after_the_customer_was_answered_says_so(w):
+    """The agent answered in WeCom, then tapped the card: the chat opened with no wait bar and
+    nothing about the card, so they could not tell whether the reminder still stood."""
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    before = tapped(w, "zhangsan", card["url"])
+    assert before.url.path == f"/conversations/{conversation.id}" and "等待回复" in before.text
+    assert said(before.text, "card-closed") == ""  # still waiting: the wait bar says so
+
+    w.reply("您好，套餐 199 元一个月", at=150)
+    r = tapped(w, "zhangsan", card["url"])
+    assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}"
+    at = w.at(150).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d%H:%M")
+    assert said(r.text, "card-closed") == f"这张提醒里的客户已在{at}得到张三的回复，不用再处理。"
+
+
+def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
+    from siyu.conversations import service as conversations
+
+    w.say("好的，谢谢", at=0)
+    w.say("对了，发票怎么开？", at=5)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(125)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    with w.session() as s:
+        assert conversations.dismiss(s, conversation.id, w.at(130), by="李四")
+    at = w.at(130).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d%H:%M")
+    for userid in ("zhangsan", "lisi"):  # the agent, and the leader the card is forwarded to
+        r = tapped(w, userid, card["url"])
+        assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}"
+        assert said(r.text, "card-closed") == f"这张提醒里的客户已在{at}被李四标记为无需回复，不用再处理。"
+    # a member who may not see the chat learns nothing of it from the forwarded link
+    r = tapped(w, "wangwu", card["url"])
+    assert r.status_code == 404 and "card-closed" not in r.text and "李四" not in r.text

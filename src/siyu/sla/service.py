@@ -1293,6 +1293,28 @@ def find_card(session: Session, card_id: int) -> Card | None:
     return Card(recipient or payload.get("touser") or "", frozenset(session.scalars(told)))
 
 
+def card_wait_closed(session: Session, card_id: int, conversation_id: int) -> SlaWait | None:
+    """The wait of this conversation that card `card_id` told of, once it has closed (the
+    latest, where it told of several): a card opened after the customer was answered says so.
+    None while one it told of is still open, or when it told of none here."""
+    if not 0 < card_id < 2**63:
+        return None
+    payload = session.scalar(
+        select(OutboxMessage.payload).where(OutboxMessage.id == card_id, OutboxMessage.kind == "sla_notice")
+    )
+    steps = (payload or {}).get("escalations") or []
+    if not steps:
+        return None
+    told = session.scalars(
+        select(SlaWait)
+        .join(SlaEscalation, SlaEscalation.wait_id == SlaWait.id)
+        .where(bulk.among(session, SlaEscalation.id, steps), SlaWait.conversation_id == conversation_id)
+    ).all()
+    if not told or any(w.closed_at is None for w in told):
+        return None
+    return max(told, key=lambda w: w.closed_at)
+
+
 def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:
     """Until when the conversation's open wait is snoozed (None: it is not, or no longer)."""
     until = session.scalar(

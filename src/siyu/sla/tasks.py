@@ -178,10 +178,11 @@ async def fire_due(rt) -> int:
 
 def conversation_link(rt, slug: str, conversation_id: int | None, card: int | None = None) -> str:
     """Opens the conversation signed in through WeCom's OAuth (REFERENCE 14); without one, the
-    waiting conversations card `card` told of (a colleague's among them). `card` names the
-    card the link is in after the sign-in's `next` too (the sign-in ignores it there)."""
+    waiting conversations card `card` told of (a colleague's among them). Either page is told
+    the card (a chat opened after the card's wait ended says so), and the link names it after
+    the sign-in's `next` too (the sign-in ignores it there)."""
     if conversation_id:
-        target = f"/conversations/{conversation_id}"
+        target = f"/conversations/{conversation_id}" + (f"?card={card}" if card is not None else "")
     elif card is not None:
         target = f"/conversations?waiting=1&card={card}"
     else:  # (no card to name: every waiting one the recipient's cards told of)

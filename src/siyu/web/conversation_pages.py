@@ -15,6 +15,7 @@ from siyu.conversations import queries, service
 from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
 from siyu.sla import service as sla_service
+from siyu.sla.history import ENDINGS
 from siyu.sla.service import held_call
 from siyu.tenancy.models import Tenant
 from siyu.web.auth import PageViewer, safe_next
@@ -193,6 +194,14 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             and found["customer"]
             and customer_queries.get_customer(s, viewer, found["customer"]["id"]) is not None
         )
+        # a card's link (`?card=`): opened after the wait it told of ended, the page says so
+        # rather than showing a chat with no wait bar and no word about the reminder
+        card_closed = None
+        card_id = _int(request.query_params.get("card"))
+        if found is not None and card_id is not None:
+            card = sla_service.find_card(s, card_id)
+            if card is not None and card.readable_by(viewer):
+                card_closed = sla_service.card_wait_closed(s, card_id, conversation_id)
         done = request.query_params.get("done") or ""
         done_said = DONE.get(done)
         if found is not None and done == "changed":  # who wrote, what and when: read it first
@@ -216,6 +225,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "snooze_choices": SNOOZE_CHOICES,
             "done": done_said,
             "done_warns": done in NOT_DONE,
+            "card_closed": card_closed,
+            "card_closed_why": card_closed and ENDINGS.get(card_closed.close_reason, "等待已结束"),
         },
     )
 
