@@ -709,3 +709,25 @@ def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
     # a member who may not see the chat learns nothing of it from the forwarded link
     r = tapped(w, "wangwu", card["url"])
     assert r.status_code == 404 and "card-closed" not in r.text and "李四" not in r.text
+
+
+def test_the_chat_a_business_hours_card_opens_tells_the_wait_by_the_cards_clock(w):
+    """A question of Friday 17:59, carded on Monday 09:01 as 已等待 2 分钟（工作时间）: the chat
+    it opened said 等待 2 天 15 小时 alone, as if the card had been wrong."""
+    from tests.sla.test_calendar import bj, business_policy
+
+    business_policy(w)
+    w.t0 = bj(2025, 9, 19, 17, 59).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+    monday = (bj(2025, 9, 22, 9, 1) - w.t0).total_seconds()
+    w.pulled(monday)
+    w.clock(monday)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["title"] == "王女士 已等待 2 分钟（工作时间） 未回复"
+    r = tapped(w, "zhangsan", card["url"])
+    bar = re.search(r'<section class="waitbar" aria-label="等待回复">(.*?)</section>', r.text, re.S)[1]
+    said = re.sub(r"<[^>]+>|\s+", "", bar.split("<form")[0])
+    # (Siyu's clock runs on: a second may pass)
+    assert re.match(r"王女士等待2天15小时工作时间2分\d+秒“周一能发货吗？”", said), said

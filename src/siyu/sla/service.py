@@ -1315,6 +1315,20 @@ def card_wait_closed(session: Session, card_id: int, conversation_id: int) -> Sl
     return max(told, key=lambda w: w.closed_at)
 
 
+def waited_business_s(session: Session, conversation_id: int, now: datetime) -> float | None:
+    """How long the conversation's open wait has waited in business time, where its policy
+    counts that (as its cards tell it); None otherwise, or when no wait is open."""
+    wait = session.execute(
+        select(SlaWait.policy_id, SlaWait.started_at).where(
+            SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
+        )
+    ).first()
+    if wait is None:
+        return None
+    book = PolicyBook(session)
+    return book.waited_business_s(book.by_id(wait.policy_id), wait.started_at, now)
+
+
 def snoozed_until(session: Session, conversation_id: int, now: datetime) -> datetime | None:
     """Until when the conversation's open wait is snoozed (None: it is not, or no longer)."""
     until = session.scalar(

@@ -187,6 +187,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         snoozed = found and found["snooze"]  # until when, and who held the agent's reminders
         waits = found is not None and found["waiting"]
         reminders = sla_service.reminders(s, conversation_id) if waits else None
+        # by the clock its cards tell it by, beside the wall time (as the board does)
+        business_s = sla_service.waited_business_s(s, conversation_id, rt.now()) if waits else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
         call_at = held_call(s, conversation_id, rt.now()) if reminders == "all_sent" else None
         customer_readable = bool(
@@ -221,6 +223,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "customer_link": customer_readable,
             "snoozed_until": snoozed and snoozed["until"],
             "reminders": reminders,
+            "waited_business": None if business_s is None else queries.wait_text(business_s),
             "call_at": call_at,
             "snooze_choices": SNOOZE_CHOICES,
             "done": done_said,
