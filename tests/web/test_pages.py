@@ -264,7 +264,7 @@ def test_oauth_callback_checks_state_and_codes(siyu, world):
         r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"state": state})
         assert r.status_code == 400 and "取消" in r.text
         r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"code": "made-up", "state": state})
-        assert r.status_code == 502 and "40029" in r.text
+        assert r.status_code == 400 and "登录链接已失效" in r.text and "40029" in r.text
         assert "siyu_session" not in client.cookies
 
 
@@ -284,6 +284,32 @@ def test_a_form_address_opened_as_a_page_says_so_in_chinese(siyu, as_role):
         assert r.status_code == 405 and "不能直接打开" in r.text and 'aria-label="主菜单"' not in r.text
     api = admin.get("/api/v1/tokens/1/revoke")  # the API keeps its JSON
     assert api.status_code == 405 and "这个地址不支持 GET" in api.json()["detail"]
+
+
+def _callback_of(siyu, world, client: httpx.Client, userid: str, next_path: str) -> str:
+    """The address WeCom sends `client` back to, with its code, for a card's link to `next_path`."""
+    r = client.get(f"{siyu}/auth/wecom/{world.a.slug}", params={"next": next_path})
+    r = client.get(r.headers["location"].partition("#")[0] + f"&emu_user={userid}")
+    assert r.status_code == 302 and "/callback?code=" in r.headers["location"], r.text
+    return r.headers["location"]
+
+
+def test_a_card_link_whose_wecom_code_was_used_already_says_so_and_signs_in_again_to_the_chat(siyu, world):
+    """A code WeCom had given already (a reload, a link opened twice) or given over 5 minutes
+    ago answered a 502 企业微信登录失败 with "登录 code 无效" in Chinese and the why in English only."""
+    cid = world.a.customers["王女士"]
+    with httpx.Client(timeout=10) as first, httpx.Client(timeout=10) as again:
+        used = _callback_of(siyu, world, first, "zhangsan", f"/customers/{cid}")
+        assert first.get(used).headers["location"] == f"/customers/{cid}"  # signed in, the code spent
+        fresh = _callback_of(siyu, world, again, "zhangsan", f"/customers/{cid}")
+        state = parse_qs(urlsplit(fresh).query)["state"][0]
+        code = parse_qs(urlsplit(used).query)["code"][0]
+        r = again.get(f"{siyu}/auth/wecom/{world.a.slug}/callback", params={"code": code, "state": state})
+        assert r.status_code == 400 and "siyu_session" not in again.cookies
+        assert "<h1>登录链接已失效</h1>" in r.text
+        assert "企业微信的登录凭证已用过或已超过 5 分钟" in r.text
+        retry = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
+        assert retry == f"/auth/wecom/{world.a.slug}?next=%2Fcustomers%2F{cid}"
 
 
 def test_error_pages_keep_the_menu_for_whoever_is_signed_in(siyu, as_role):

@@ -39,7 +39,7 @@ from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant, WebSession
 from siyu.web.templating import UNSAVED, UNSAVED_COOKIE, render, wecom_message
 from siyu.wecom.client import oauth_authorize_url, web_login_url
-from siyu.wecom.errors import WeComFailure
+from siyu.wecom.errors import WeComFailure, WeComInvalidCode
 
 SESSION_COOKIE = "siyu_session"
 LOGIN_CSRF_COOKIE = "siyu_login_csrf"
@@ -54,6 +54,10 @@ TOKEN_SUSPENDED = (
     "API 令牌已暂停：它代表的人或创建它的管理员已离职或停用、创建者不再是管理员，或它代表另一位管理员"
     " / the API token is suspended: the person it acts as or the admin who made it left or was"
     " disabled, its maker is no admin, or it acts as another admin"
+)
+CODE_SPENT = (
+    "企业微信的登录凭证已用过或已超过 5 分钟（例如刷新了页面，或很久之后才打开）。请点「重新登录」，"
+    "登录后回到要打开的页面。/ The sign-in code was used already or is older than 5 minutes: sign in again."
 )
 ROLE_NAMES = {"admin": "管理员", "supervisor": "主管", "agent": "成员"}
 
@@ -560,6 +564,8 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
     try:
         app = (await rt.clients.get(tenant_id)).app
         who = await app.auth_getuserinfo(code)
+    except WeComInvalidCode as exc:  # the member's doing (a reload, a link opened late), not WeCom failing
+        return _refusal(request, "登录链接已失效", f"{CODE_SPENT} ({wecom_message(exc)})", 400, retry)
     except WeComFailure as exc:
         return _refusal(request, "企业微信登录失败", wecom_message(exc), 502, retry)
     userid = who.get("userid") or ""
