@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -687,6 +688,28 @@ def test_a_card_opened_after_the_customer_was_answered_says_so(w):
     assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}"
     at = w.at(150).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d%H:%M")
     assert said(r.text, "card-closed") == f"这张提醒里的客户已在{at}得到张三的回复，不用再处理。"
+
+
+def test_the_conversation_list_tells_the_wait_by_the_clock_the_card_read(w):
+    """The list (page and API) measured the wait by the machine's clock, not Siyu's: under
+    the tests' clock a card saying 2 分钟 opened a list saying 等待 0 秒."""
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    link = urlsplit(card["url"])  # the card's sign-in, on to the waiting list instead of the chat
+    to_list = link._replace(query=urlencode({"next": "/conversations?waiting=1"})).geturl()
+    with httpx.Client(follow_redirects=True, timeout=10) as phone:
+        corp = w.stack.corp_id
+        r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/zhangsan", params={"next": to_list})
+        assert r.status_code == 200 and r.url.path == "/conversations", r.url
+        row = re.search(r'<span class="wait" data-waited="(\d+)"[^>]*>([^<]*)</span>', r.text)
+        assert row and (row[1], row[2]) == ("120", "等待 2 分 0 秒")
+        items = phone.get(f"{r.url.scheme}://{r.url.netloc.decode()}/api/v1/conversations").json()["items"]
+        [mine] = [c for c in items if c["id"] == conversation.id]
+        assert mine["waiting_seconds"] == 120
 
 
 def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):

@@ -87,7 +87,8 @@ def list_conversations(
                 raise not_found()
             f = replace(f, among=found.conversations)
         try:
-            result = queries.list_conversations(s, viewer, f, page, per_page, after=after, before=before)
+            now = request.app.state.rt.now()  # (the clock the cards and the board read)
+            result = queries.list_conversations(s, viewer, f, page, per_page, now, after=after, before=before)
         except BadCursor as e:
             raise HTTPException(422, str(e)) from None
     return {

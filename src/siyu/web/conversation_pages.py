@@ -87,12 +87,14 @@ def conversation_list(request: Request, viewer: PageViewer):
             except BadCursor:  # a cursor mangled in the address bar: the first page
                 hits, paging_reset = queries.search_messages(s, viewer, q, 1, 20, f), True
         else:
+            now = request.app.state.rt.now()  # (the clock the cards and the board read)
             try:
+                after, before = p.get("after") or None, p.get("before") or None
                 result = queries.list_conversations(
-                    s, viewer, f, page_no, 20, after=p.get("after") or None, before=p.get("before") or None
+                    s, viewer, f, page_no, 20, now, after=after, before=before
                 )
             except BadCursor:  # a cursor mangled in the address bar: the top of the list
-                result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20), True
+                result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20, now), True
         # a wait put off says so in its row: the agent tells it from those nobody has looked at
         snoozed = queries.snoozes(
             s, [c["id"] for c in result.items if c["waiting"]] if result else [], request.app.state.rt.now()
