@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from siyu.web.api_paging import ListPage
+
 ConversationKind = Literal["single", "group"]
 Direction = Literal["in", "out", "internal"]
 
@@ -137,14 +139,8 @@ class ConversationOut(BaseModel):
     )
 
 
-class ConversationPage(BaseModel):
+class ConversationPage(ListPage):
     items: list[ConversationOut]
-    total: int
-    page: int | None = Field(description="the page number asked for; null when paged by cursor")
-    per_page: int
-    pages: int
-    next: str | None = Field(description="pass as `after` for the next page; null on the last")
-    prev: str | None = Field(description="pass as `before` for the page before; null on the first")
 
 
 class MessagePage(BaseModel):

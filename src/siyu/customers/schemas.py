@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from siyu.customers.channels import link_problem, tidy_name
+from siyu.web.api_paging import ListPage
 
 HttpUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s]+$", max_length=500)
@@ -151,14 +152,8 @@ class CustomerProfile(CustomerOut):
     )
 
 
-class CustomerPage(BaseModel):
+class CustomerPage(ListPage):
     items: list[CustomerOut] = Field(description="newest first")
-    total: int
-    page: int | None = Field(description="the page number asked for; null when paged by cursor")
-    per_page: int
-    pages: int
-    next: str | None = Field(description="pass as `after` for the next page; null on the last")
-    prev: str | None = Field(description="pass as `before` for the page before; null on the first")
 
 
 class TimelineEventOut(BaseModel):

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from siyu.web.api_paging import ListPage
+
 
 class FailedEventOut(BaseModel):
     id: int
@@ -25,14 +27,8 @@ class FailedEventOut(BaseModel):
     group_name: str | None
 
 
-class FailedEventPage(BaseModel):
+class FailedEventPage(ListPage):
     items: list[FailedEventOut] = Field(description="newest first")
-    total: int
-    page: int | None = Field(description="the page number asked for; null when paged by cursor")
-    per_page: int
-    pages: int
-    next: str | None = Field(description="pass as `after` for the next page; null on the last")
-    prev: str | None = Field(description="pass as `before` for the page before; null on the first")
 
 
 class Queued(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Query
+from pydantic import BaseModel, Field
 
 PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
 After = Annotated[str | None, Query(max_length=200, description="`next` of a page: the page after it")]
@@ -16,3 +17,14 @@ Before = Annotated[str | None, Query(max_length=200, description="`prev` of a pa
 def one_way_of_paging(page: int, after: str | None, before: str | None) -> None:
     if (after or before) and page != 1:
         raise HTTPException(422, "page 和 after / before 只能用一种 / give page, or after / before, not both")
+
+
+class ListPage(BaseModel):
+    """Where a list's page stands, under its `items` (declared by each list)."""
+
+    total: int
+    page: int | None = Field(description="the page number asked for; null when paged by cursor")
+    per_page: int
+    pages: int
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
+    prev: str | None = Field(description="pass as `before` for the page before; null on the first")
