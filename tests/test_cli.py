@@ -99,6 +99,7 @@ def test_every_command_explains_itself():
         ["emulator", "--help"],
         ["migrate", "--help"],
         ["tenant", "add", "--help"],
+        ["tenant", "set-timezone", "--help"],
         ["sync", "customers", "--help"],
         ["archive", "import", "--help"],
         ["token", "add", "--help"],
@@ -136,6 +137,22 @@ def test_the_archive_callback_pair_from_the_command_line(siyu):
     assert token[:3] + "••••" + token[-3:] in invoke("tenant", "show", slug)[1]  # kept
     code, out = invoke("tenant", "archive-callback", slug, "--replace")
     assert code == 0 and token not in out and "Token: " in out
+
+
+def test_the_time_zone_from_the_command_line(siyu):
+    invoke, corp = siyu
+    slug = corp["corp_id"].lower() + "-tz"
+    assert invoke(*add_args(corp, slug=slug))[0] == 0
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and "Asia/Shanghai" in out
+    code, out = invoke("tenant", "set-timezone", slug, "Mars/Olympus")
+    assert code == 1 and "时区「Mars/Olympus」不存在" in out and "Traceback" not in out
+    code, out = invoke("tenant", "set-timezone", slug, "Asia/Singapore")
+    assert code == 0 and f"{slug}: time zone Asia/Singapore" in out, out
+    code, out = invoke("tenant", "show", slug)
+    assert code == 0 and "Asia/Singapore" in out and "Asia/Shanghai" not in out
+    code, out = invoke("tenant", "set-timezone", "nobody", "Asia/Singapore")
+    assert code == 1 and "no tenant" in out
 
 
 def test_archive_skip_takes_only_the_seq_the_pull_is_stuck_at(siyu):

@@ -458,6 +458,30 @@ def tenant_show(slug: str) -> None:
     _warn_public_url(rt)
 
 
+@tenant_app.command("set-timezone")
+@clear_errors
+def tenant_set_timezone(
+    slug: str, zone: Annotated[str, typer.Argument(help="an IANA name: Asia/Singapore, Europe/Berlin")]
+) -> None:
+    """Set the corp's time zone: the days, business hours and times of its board, home page and
+    customer list (Asia/Shanghai until set)."""
+    from siyu.sla import service
+    from siyu.tenancy import timezones
+
+    rt = _runtime(existing=True)
+    tenant_id = _tenant_id(rt, slug)
+    now = rt.now()
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            moved = service.change_timezone(s, zone, now)
+    except ValueError as exc:
+        _fail(str(exc))
+    zone = zone.strip()
+    console.print(f"{slug}: time zone {zone}, {timezones.local_now(zone, now)} there now", soft_wrap=True)
+    if moved:
+        console.print(f"{moved} pending SLA step(s) rescheduled to the business hours in {zone}")
+
+
 @tenant_app.command("archive-callback")
 @clear_errors
 def tenant_archive_callback(

@@ -48,6 +48,7 @@ from siyu.sla.models import (
     SlaPolicyVersion,
     SlaWait,
 )
+from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 
 ACTIONS = ("app_message", "voice_call")
@@ -353,6 +354,17 @@ def follow_the_calendar(session: Session, now: datetime | None = None) -> int:
     return moved
 
 
+def change_timezone(session: Session, zone: str, now: datetime | None = None) -> int:
+    """The tenant's time zone (ValueError: not an IANA one). Shifts, quiet hours and special
+    dates are local times, so a policy counting business hours only has them at other
+    instants now: each open wait's pending step is due when they say, as after a calendar
+    edit. Steps timed by the wall clock stay due when they were (a duration in any zone).
+    Returns how many steps moved."""
+    if not timezones.set_timezone(session, session.info["siyu_tenant_id"], zone):
+        return 0
+    return follow_the_calendar(session, now)
+
+
 def _reschedule_pending(
     session: Session,
     book: PolicyBook,
@@ -437,7 +449,7 @@ def _own_step(book: PolicyBook, r, policy: PolicyView) -> Step | None:
 
 def tenant_timezone(session: Session) -> str:
     tenant = session.get(Tenant, session.info["siyu_tenant_id"])
-    return (tenant.timezone if tenant else "") or "Asia/Shanghai"
+    return (tenant.timezone if tenant else "") or timezones.DEFAULT
 
 
 def calendar_for(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from siyu.db import utcnow
 from siyu.db.crypto import SecretBox, masked
+from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Person, Staff, Tenant
 from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
@@ -228,6 +229,7 @@ def tenant_summary(
         "name": tenant.name,
         "corp_id": tenant.corp_id,
         "agent_id": tenant.agent_id,
+        "timezone": tenant.timezone or timezones.DEFAULT,
         "agent_secret": masked(box.open(tenant.agent_secret_sealed)),
         "contact_secret": masked(box.open(tenant.contact_secret_sealed)),
         "token": masked(box.open(tenant.callback_token_sealed)),

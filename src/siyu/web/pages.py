@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -32,7 +33,8 @@ from siyu.db.versions import FORM_NOT_DRAWN, well_formed
 from siyu.intake import failed
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import ARCHIVE_KINDS
-from siyu.tenancy import api_tokens
+from siyu.sla import service as sla_service
+from siyu.tenancy import api_tokens, timezones
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant
 from siyu.tenancy.tasks import sync_staff
@@ -51,6 +53,7 @@ DONE = {
     "call_phone": "接电话提醒的手机号已保存。",
     "connected": "企业微信已连接，凭据检查通过。",
     "welcome": "默认欢迎语已保存：没有自己欢迎语的渠道和不经渠道添加的客户会收到它。",
+    "timezone": "时区已保存：看板和首页的「今天」、工作时间和页面上的时间从现在起按它计算。",
 }
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 # An image URL a refused form carries back (WeCom's media/uploadimg gave it), as the API takes one.
@@ -81,8 +84,10 @@ def _not_found() -> HTTPException:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
+    # today on Siyu's clock (the board's), in the zone as it is now (read with the viewer)
+    today = rt.now().astimezone(ZoneInfo(viewer.timezone or timezones.DEFAULT)).date()
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        counts = queries.today_counts(s, viewer)
+        counts = queries.today_counts(s, viewer, today)
         recent = queries.list_customers(s, viewer, None, 1, 8).items
         tenant = s.get(Tenant, viewer.tenant_id)
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
@@ -595,6 +600,8 @@ def _setup_page(
         summary = tenancy.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
         summary.update(verified_at=tenant.verified_at, staff_synced_at=tenant.staff_synced_at)
         summary["welcome_text"] = tenant.welcome_text
+        summary["timezone"] = zone = tenant.timezone or timezones.DEFAULT
+        summary["timezone_now"] = timezones.local_now(zone, rt.now())
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
         steps_done = _steps_done(s)
@@ -615,6 +622,8 @@ def _setup_page(
             "staff_count": staff_count,
             "channel_count": channel_count,
             "failed_events": failed_events,
+            "zones": timezones.zones(),
+            "common_zones": timezones.COMMON,
             **steps_done,
         },
         status_code=status,
@@ -655,6 +664,27 @@ async def setup_welcome(request: Request, viewer: PageViewer):
     if problem:
         return await run_in_threadpool(_setup_page, request, viewer, problem, {"welcome_text": text}, 422)
     return RedirectResponse("/setup?done=welcome#welcome", 303)
+
+
+@router.post("/setup/timezone")
+async def setup_timezone(request: Request, viewer: PageViewer):
+    """The tenant's time zone (siyu.sla.service.change_timezone: business-hours waits follow)."""
+    require_admin(viewer)
+    rt = request.app.state.rt
+    zone = str((await request.form()).get("timezone", ""))
+
+    def save() -> str:
+        try:
+            with rt.db.tenant_session(viewer.tenant_id) as s:
+                sla_service.change_timezone(s, zone, rt.now())
+            return ""
+        except ValueError as exc:
+            return str(exc)
+
+    problem = await run_in_threadpool(save)
+    if problem:
+        return await run_in_threadpool(_setup_page, request, viewer, problem, {"timezone": zone}, 422)
+    return RedirectResponse("/setup?done=timezone#timezone", 303)
 
 
 @router.get("/setup", response_class=HTMLResponse)

@@ -1,0 +1,65 @@
+"""The tenant's time zone: the days, business hours and times every page and the SLA clock
+read in (Tenant.timezone)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy.orm import Session
+
+from siyu.tenancy.models import Tenant
+
+DEFAULT = "Asia/Shanghai"
+# offered first: where WeCom corps' service teams mostly sit
+COMMON = (
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Kuala_Lumpur",
+    "Asia/Bangkok",
+    "Asia/Tokyo",
+    "Asia/Seoul",
+    "Asia/Dubai",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+)
+
+
+@cache  # the tz database does not change while Siyu runs (reading it scans the files)
+def zones() -> tuple[str, ...]:
+    """Every IANA zone name this machine knows, sorted."""
+    return tuple(sorted(available_timezones()))
+
+
+def check(zone: str) -> str:
+    """`zone` as stored, or ValueError naming it: only a name of the IANA database (exact
+    case), which every process of Siyu can load, not a path or an abbreviation."""
+    zone = zone.strip()
+    if zone not in zones():
+        raise ValueError(
+            f"时区「{zone[:80]}」不存在：请填写 IANA 时区名，如 Asia/Shanghai、Asia/Singapore、Europe/Berlin"
+            f" / unknown time zone {zone[:80]!r}: give an IANA name such as Asia/Singapore"
+        )
+    return zone
+
+
+def set_timezone(session: Session, tenant_id: int, zone: str) -> bool:
+    """Store the tenant's zone (ValueError: not one); True when it changed. The SLA clock's
+    waits follow through siyu.sla.service.change_timezone, which callers use."""
+    zone = check(zone)
+    tenant = session.get(Tenant, tenant_id)
+    changed = (tenant.timezone or DEFAULT) != zone
+    tenant.timezone = zone
+    session.flush()
+    return changed
+
+
+def local_now(zone: str, now: datetime) -> str:
+    """`now` on the zone's wall clock, as the setting shows it."""
+    return now.astimezone(ZoneInfo(zone or DEFAULT)).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,143 @@
+"""The tenant's time zone, set on 设置 → 时区 or with `siyu tenant set-timezone`: refused unless
+an IANA name, admins only, and followed at once by the board's and the home page's 今天 and by
+the business hours of waits still open; another tenant keeps its own."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from siyu.app import create_app
+from siyu.customers.models import Customer, Follow
+from siyu.sla.models import SlaEscalation
+from siyu.tenancy.models import Tenant
+from siyu.tenancy.service import add_person
+from siyu.web.auth import SESSION_COOKIE, start_session
+from tests.sla.conftest import Wait, local_tenant, now_ms
+from tests.support.stack import forget_pending
+
+SHANGHAI, TOKYO = ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Tokyo")
+
+
+@pytest.fixture
+def local(db, settings) -> Iterator[Wait]:
+    rt, tenant_id = local_tenant(db, settings)
+    yield Wait(rt, tenant_id, now_ms(rt))
+    forget_pending(db, tenant_id)
+
+
+def _signed_in(w: Wait, role: str = "admin", staff: str | None = None) -> tuple[str, str]:
+    with w.session() as s:
+        person = add_person(s, "tz-" + secrets.token_hex(6), "时区", role, staff_userid=staff)
+        token, row = start_session(s, w.rt, person)
+        return token, row.csrf_token
+
+
+def _call(w: Wait, method: str, path: str, role: str = "admin", staff: str | None = None, **form):
+    """`path` through the app at Siyu's clock, as a signed-in person of the tenant."""
+    token, csrf = _signed_in(w, role, staff)
+    app = create_app(w.rt.settings, w.rt)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
+            data = {"csrf_token": csrf, **form} if method == "POST" else None
+            return await client.request(method, path, data=data, cookies={SESSION_COOKIE: token})
+
+    return asyncio.run(go())
+
+
+def _zone(w: Wait) -> str:
+    with w.rt.db.system_session() as s:
+        return s.get(Tenant, w.tenant_id).timezone
+
+
+def test_an_admin_sets_the_zone_on_the_setup_page_and_a_wrong_one_is_refused_naming_it(local):
+    w = local
+    w.t0 = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    page = _call(w, "GET", "/setup").text
+    assert re.search(r'id="timezone-current">Asia/Shanghai<', page)
+    assert 'id="timezone-now">2026-03-02 09:00<' in page
+    assert '<option value="Europe/Berlin">' in page
+
+    refused = _call(w, "POST", "/setup/timezone", timezone="Asia/Tokio")
+    assert refused.status_code == 422
+    assert "时区「Asia/Tokio」不存在" in refused.text and 'value="Asia/Tokio"' in refused.text
+    assert _zone(w) == "Asia/Shanghai"
+    for role, staff in (("supervisor", "lisi"), ("agent", "zhangsan")):
+        assert _call(w, "POST", "/setup/timezone", role, staff, timezone="Asia/Tokyo").status_code == 403
+    assert _zone(w) == "Asia/Shanghai"
+
+    saved = _call(w, "POST", "/setup/timezone", timezone=" Europe/Berlin ")
+    assert saved.status_code == 303 and saved.headers["location"] == "/setup?done=timezone#timezone"
+    assert _zone(w) == "Europe/Berlin"
+    page = _call(w, "GET", "/setup?done=timezone").text
+    assert 'id="timezone-current">Europe/Berlin<' in page and "时区已保存" in page
+    assert 'id="timezone-now">2026-03-02 02:00<' in page  # 01:00 UTC, CET
+
+
+def test_the_boards_and_the_home_pages_today_follow_the_new_zone_and_not_another_tenants(local, db, settings):
+    """Monday 23:30 in Shanghai a customer asks 张三, who answers a minute later; the same
+    moment one is added. Read on Tuesday at 12:00 Shanghai time, that was Monday's; in Tokyo
+    (an hour ahead) it was already Tuesday 00:30, so Tokyo's today counts them."""
+    w = local
+    other = Wait(*local_tenant(db, settings), w.t0)
+    for t in (w, other):
+        t.t0 = datetime(2026, 3, 2, 23, 30, tzinfo=SHANGHAI)
+        t.clock(0)
+        t.policy()
+        t.say("在吗？", at=0)
+        t.reply("在的", at=60)
+        with t.session() as s:
+            customer = Customer(external_userid="wmtz" + secrets.token_hex(4), name="夜里加的")
+            s.add(customer)
+            s.flush()
+            s.add(Follow(customer_id=customer.id, staff_userid="zhangsan", added_at=t.at(0)))
+    for t in (w, other):
+        t.clock(12.5 * 3600)  # Tuesday 12:00 in Shanghai
+
+    def today(t: Wait) -> tuple[str, int, str]:
+        board = _call(t, "GET", "/api/v1/sla/board").json()
+        adds = re.search(r'data-stat="adds">(\d+)<', _call(t, "GET", "/").text)[1]
+        return board["day"], board["first_response"]["count"], adds
+
+    assert today(w) == ("2026-03-03", 0, "0")
+    assert _call(w, "POST", "/setup/timezone", timezone="Asia/Tokyo").status_code == 303
+    assert today(w) == ("2026-03-03", 1, "1")
+    assert today(other) == ("2026-03-03", 0, "0")
+    forget_pending(db, other.tenant_id)
+
+
+def test_waits_timed_by_business_hours_move_with_the_zone_and_wall_clock_ones_stay(local):
+    """Shifts 09:00-18:00. Monday 17:59 in Shanghai a customer asks 张三: one business minute
+    that day, so the 2-minute step is due Tuesday 09:01 Shanghai time. Moved to Tokyo, that
+    17:59 is 18:59, after hours: the whole two minutes come Tuesday 09:00-09:02 Tokyo time
+    (08:02 in Shanghai). A wall-clock policy's step stays where it was."""
+    w = local
+    w.t0 = datetime(2026, 3, 2, 17, 59, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy(business_hours_only=True, shifts=[["09:00", "18:00"]], public_holidays=False)
+    w.say("在吗？", at=0)
+
+    def due() -> datetime:
+        with w.session() as s:
+            step = s.scalar(select(SlaEscalation).where(SlaEscalation.status == "pending"))
+            return step.due_at.astimezone(SHANGHAI)
+
+    assert due() == datetime(2026, 3, 3, 9, 1, tzinfo=SHANGHAI)
+    assert _call(w, "POST", "/setup/timezone", timezone="Asia/Tokyo").status_code == 303
+    assert due() == datetime(2026, 3, 3, 9, 2, tzinfo=TOKYO)
+
+    w.policy(business_hours_only=False)
+    wall = due()
+    assert _call(w, "POST", "/setup/timezone", timezone="Europe/Berlin").status_code == 303
+    assert due() == wall
