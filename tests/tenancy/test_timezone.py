@@ -111,7 +111,10 @@ def test_the_boards_and_the_home_pages_today_follow_the_new_zone_and_not_another
         return board["day"], board["first_response"]["count"], adds
 
     assert today(w) == ("2026-03-03", 0, "0")
+    assert _call(w, "GET", "/api/v1/me").json()["tenant"]["timezone"] == "Asia/Shanghai"
     assert _call(w, "POST", "/setup/timezone", timezone="Asia/Tokyo").status_code == 303
+    # an integration asking for the board of a `day` learns which zone that day is in
+    assert _call(w, "GET", "/api/v1/me").json()["tenant"]["timezone"] == "Asia/Tokyo"
     assert today(w) == ("2026-03-03", 1, "1")
     assert today(other) == ("2026-03-03", 0, "0")
     forget_pending(db, other.tenant_id)

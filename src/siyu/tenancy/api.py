@@ -31,7 +31,12 @@ def me(viewer: ApiViewer):
         "display_name": viewer.display_name,
         "role": viewer.role,
         "staff_userid": viewer.staff_userid,
-        "tenant": {"id": viewer.tenant_id, "slug": viewer.tenant_slug, "name": viewer.tenant_name},
+        "tenant": {
+            "id": viewer.tenant_id,
+            "slug": viewer.tenant_slug,
+            "name": viewer.tenant_name,
+            "timezone": viewer.timezone,
+        },
         "visible_staff": None if viewer.visible_staff is None else sorted(viewer.visible_staff),
         "csrf_token": viewer.csrf_token,
     }

@@ -12,6 +12,9 @@ class TenantBrief(BaseModel):
     id: int
     slug: str
     name: str
+    timezone: str = Field(
+        description="the IANA zone its days, business hours and the SLA board's `day` are in"
+    )
 
 
 class MeOut(BaseModel):
