@@ -712,6 +712,29 @@ def test_the_conversation_list_tells_the_wait_by_the_clock_the_card_read(w):
         assert mine["waiting_seconds"] == 120
 
 
+def test_the_customer_page_tells_the_wait_by_the_clock_the_card_read(w):
+    """The customer's page lists their chats with each wait, measured by the machine's clock
+    where the list and the cards read Siyu's: 等待 0 秒 beside a card saying 2 分钟."""
+    from siyu.customers.models import Follow
+
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    with w.session() as s:  # (张三's customer: whose page he may open)
+        s.add(Follow(customer_id=conversation.customer_id, staff_userid="zhangsan"))
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    link = urlsplit(card["url"])
+    to_customer = link._replace(query=urlencode({"next": f"/customers/{conversation.customer_id}"})).geturl()
+    with httpx.Client(follow_redirects=True, timeout=10) as phone:
+        corp = w.stack.corp_id
+        r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/zhangsan", params={"next": to_customer})
+        assert r.status_code == 200 and r.url.path == f"/customers/{conversation.customer_id}", r.url
+        badge = re.search(r'data-waited="(\d+)" data-waited-prefix="等待 ">([^<]*)</span>', r.text)
+        assert badge and (badge[1], badge[2]) == ("120", "等待 2 分 0 秒")
+
+
 def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
     from siyu.conversations import service as conversations
 

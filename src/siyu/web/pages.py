@@ -203,9 +203,15 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
             if more_waits:
                 events = [e for e in events if e is not waits[-1]]
         # the chats the viewer may open, waiting ones first (the five at the top of the list)
+        # each wait by Siyu's clock, as the conversation list and the cards tell it
         chats = (
             conversation_queries.list_conversations(
-                s, viewer, conversation_queries.ConversationFilter(customer_id=customer_id), 1, 5
+                s,
+                viewer,
+                conversation_queries.ConversationFilter(customer_id=customer_id),
+                1,
+                5,
+                request.app.state.rt.now(),
             )
             if found
             else None
