@@ -706,10 +706,16 @@ def test_the_conversation_list_tells_the_wait_by_the_clock_the_card_read(w):
         r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/zhangsan", params={"next": to_list})
         assert r.status_code == 200 and r.url.path == "/conversations", r.url
         row = re.search(r'<span class="wait" data-waited="(\d+)"[^>]*>([^<]*)</span>', r.text)
-        assert row and (row[1], row[2]) == ("120", "等待 2 分 0 秒")
+        assert row and _two_minutes_on(int(row[1]), row[2]), row
         items = phone.get(f"{r.url.scheme}://{r.url.netloc.decode()}/api/v1/conversations").json()["items"]
         [mine] = [c for c in items if c["id"] == conversation.id]
-        assert mine["waiting_seconds"] == 120
+        assert _two_minutes_on(mine["waiting_seconds"])
+
+
+def _two_minutes_on(seconds: int, said: str = "") -> bool:
+    """A wait of 2 minutes by Siyu's clock, which runs on while a test reads it (the machine's
+    clock said 0 秒): a slow database's second or few, not an exact 120."""
+    return 120 <= seconds < 150 and (not said or said == f"等待 2 分 {seconds - 120} 秒")
 
 
 def test_the_customer_page_tells_the_wait_by_the_clock_the_card_read(w):
@@ -732,7 +738,7 @@ def test_the_customer_page_tells_the_wait_by_the_clock_the_card_read(w):
         r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/zhangsan", params={"next": to_customer})
         assert r.status_code == 200 and r.url.path == f"/customers/{conversation.customer_id}", r.url
         badge = re.search(r'data-waited="(\d+)" data-waited-prefix="等待 ">([^<]*)</span>', r.text)
-        assert badge and (badge[1], badge[2]) == ("120", "等待 2 分 0 秒")
+        assert badge and _two_minutes_on(int(badge[1]), badge[2]), badge
 
 
 def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
