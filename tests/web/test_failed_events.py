@@ -166,6 +166,9 @@ def test_the_api_lists_and_queues_failed_events_and_hides_another_tenants(as_rol
         fits(foreign, "/api/v1/events/{event_id}/retry", "post")
         pending = admin.post(f"/api/v1/events/{ids['pending']}/retry", headers=h)
         assert pending.status_code == 409 and "not failed" in pending.json()["detail"], pending.text
+        # its Chinese half says the status in Chinese, not WeCom-side English (（pending）)
+        chinese = pending.json()["detail"].split(" / ")[0]
+        assert chinese == "这个事件不是失败状态（等待处理），无需重新处理", chinese
         fits(pending, "/api/v1/events/{event_id}/retry", "post")
 
         r = admin.post(f"/api/v1/events/{ids['add']}/retry", headers=h)

@@ -20,6 +20,8 @@ from siyu.web.auth import ApiViewer, require_admin
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=API_RESPONSES)
 
 NOT_FAILED = {409: error("the event is not failed (pending or done): there is nothing to run again")}
+# the Chinese half names the status in Chinese, as the page does
+STATUS_NAMES = {"pending": "等待处理", "done": "已处理"}
 
 
 @router.get("/events/failed", response_model=FailedEventPage, responses=ADMIN)
@@ -63,7 +65,9 @@ async def retry_one(request: Request, viewer: ApiViewer, event_id: int):
         if exc.status is None:
             raise not_found() from None
         raise HTTPException(
-            409, f"这个事件不是失败状态（{exc.status}），无需重新处理 / the event is {exc.status}, not failed"
+            409,
+            f"这个事件不是失败状态（{STATUS_NAMES.get(exc.status, exc.status)}），无需重新处理"
+            f" / the event is {exc.status}, not failed",
         ) from None
     request.app.state.rt.wake()
     return {"queued": queued}
