@@ -287,7 +287,8 @@ def test_the_api_refuses_a_department_policy_put_whose_if_match_is_stale_or_has_
         "策略已被「yi管理员」修改，请重新读取后再改 / yi管理员 changed the policy since the ETag you sent;"
         " read it again"
     )
-    for bogus in ('"bogus"', "bogus", 'W/"1"'):
+    # an empty ETag ('""': a script's ETag variable left unset) is one Siyu never gave, not none sent
+    for bogus in ('"bogus"', "bogus", 'W/"1"', '""', 'W/""', ","):
         r = jia.put(url, json={"merge_window_s": 30.0}, headers={**write, "If-Match": bogus})
         assert r.status_code == 400, (bogus, r.text)
         assert r.json()["detail"] == (
@@ -447,7 +448,7 @@ def test_an_if_match_siyu_never_gave_is_refused_as_such_naming_nobody(admins, ch
     url = f"/api/v1/channels/{channel_id}"
     r = yi.patch(url, json={"welcome_text": "乙"}, headers={"X-CSRF-Token": yi.csrf})
     assert r.status_code == 200, r.text
-    for bogus in ('"bogus"', "bogus", 'W/"1"', '"zzz", "abc"'):
+    for bogus in ('"bogus"', "bogus", 'W/"1"', '"zzz", "abc"', '""', 'W/""', ","):
         r = jia.patch(url, json={"welcome_text": "甲"}, headers={"X-CSRF-Token": jia.csrf, "If-Match": bogus})
         assert r.status_code == 400, (bogus, r.text)
         assert r.json()["detail"] == (

@@ -38,14 +38,16 @@ def not_an_etag(what: str, get: str) -> str:
 
 def if_match(typed: str | None, now: str | None, changed: str, not_given: str) -> str | None:
     """The version the write is made to: `now` when If-Match lists it (any of the listed ETags
-    matching is enough), None without the header or for `*` on a resource that exists. 412
-    (`changed`: who changed it, where known) when it lists only others, and for any If-Match
-    while the resource does not exist (`now` None: RFC 9110 13.1.1, `*` too); 400
-    (`not_given`) when none of them could be a version Siyu gave: a typo or a mangled header
-    blames nobody."""
+    matching is enough), None without the header (or a blank one) or for `*` on a resource that
+    exists. 412 (`changed`: who changed it, where known) when it lists only others, and for any
+    If-Match while the resource does not exist (`now` None: RFC 9110 13.1.1, `*` too); 400
+    (`not_given`) when none of them could be a version Siyu gave, an empty one ('""') too: a
+    typo or a mangled header blames nobody."""
     tags = [tag.strip().removeprefix("W/").strip('"') for tag in (typed or "").split(",")]
     tags = [tag for tag in tags if tag]
     if not tags:
+        if (typed or "").strip():  # '""' (a script's ETag left unset): checked, not a blind save
+            raise HTTPException(400, not_given)
         return None
     if now is not None and "*" in tags:
         return None
