@@ -177,7 +177,8 @@ def test_oauth_start_redirects_to_wecom(siyu, world, web_settings):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         assert q["appid"] == world.a.corp["corp_id"] and q["scope"] == "snsapi_base"
         assert q["agentid"] == str(world.a.corp["agent_id"])
-        assert q["redirect_uri"] == f"{web_settings.public_url}/auth/wecom/{world.a.slug}/callback"
+        callback = f"{web_settings.public_url}/auth/wecom/{world.a.slug}/callback"
+        assert q["redirect_uri"] == f"{callback}?next=%2Fcustomers%2F5"
         assert q["state"] and q["state"] in client.cookies["siyu_oauth"]
         r = client.get(f"/auth/wecom/{world.a.slug}", params={"desktop": 1})
         url = urlsplit(r.headers["location"])
@@ -290,7 +291,7 @@ def _callback_of(siyu, world, client: httpx.Client, userid: str, next_path: str)
     """The address WeCom sends `client` back to, with its code, for a card's link to `next_path`."""
     r = client.get(f"{siyu}/auth/wecom/{world.a.slug}", params={"next": next_path})
     r = client.get(r.headers["location"].partition("#")[0] + f"&emu_user={userid}")
-    assert r.status_code == 302 and "/callback?code=" in r.headers["location"], r.text
+    assert r.status_code == 302 and "&code=" in r.headers["location"], r.text
     return r.headers["location"]
 
 
@@ -422,3 +423,23 @@ def test_setup_ticks_the_steps_done_in_wecoms_console_from_what_siyu_received(
         finally:
             admin.close()
             _in_thread(lambda: rt.clients.aclose())
+
+
+def test_a_sign_in_that_expired_signs_in_again_to_the_page_the_link_was_for(siyu, world):
+    """WeCom came back to a browser without the sign-in's cookie (it expired, or the link was
+    opened in another browser): 重新登录 went to /auth/wecom/{slug}, and on to the home page,
+    not to the customer the card was about."""
+    cid = world.a.customers["王女士"]
+    with httpx.Client(timeout=10) as started, httpx.Client(timeout=10) as other:
+        callback = _callback_of(siyu, world, started, "zhangsan", f"/customers/{cid}")
+        r = other.get(callback)
+        assert r.status_code == 400 and "<h1>登录已过期</h1>" in r.text
+        retry = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
+        assert retry == f"/auth/wecom/{world.a.slug}?next=%2Fcustomers%2F{cid}"
+        to_wecom = other.get(f"{siyu}{retry}").headers["location"].partition("#")[0]
+        r = other.get(f"{to_wecom}&emu_user=zhangsan")
+        assert other.get(r.headers["location"]).headers["location"] == f"/customers/{cid}"
+        for forged in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            r = other.get(f"{siyu}/auth/wecom/{world.a.slug}/callback", params={"state": "x", "next": forged})
+            retry = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
+            assert retry == f"/auth/wecom/{world.a.slug}?next=%2F", forged

@@ -502,7 +502,12 @@ async def wecom_start(request: Request, slug: str, next: str = "/", desktop: boo
         return _refusal(request, "找不到企业", "这个登录链接指向的企业不存在。/ Unknown company.", 404)
     _tenant_id, corp_id, agent_id = found
     state = secrets.token_hex(16)
-    redirect_uri = f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}/callback"
+    next_url = safe_next(next)
+    # the page rides along in WeCom's redirect too: a browser that comes back without the
+    # cookie (expired, another browser) is still offered a sign-in that goes on to it
+    redirect_uri = (
+        f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}/callback?next={quote(next_url, safe='')}"
+    )
     if desktop:
         url = web_login_url(rt.settings.wecom_login_url, corp_id, agent_id, redirect_uri, state)
     else:
@@ -510,7 +515,7 @@ async def wecom_start(request: Request, slug: str, next: str = "/", desktop: boo
             rt.settings.wecom_oauth_url, corp_id, redirect_uri, state, agent_id, scope="snsapi_base"
         )
     response = RedirectResponse(url, 302)
-    value = f"{slug}|{state}|{quote(safe_next(next), safe='')}"
+    value = f"{slug}|{state}|{quote(next_url, safe='')}"
     response.set_cookie(
         OAUTH_COOKIE,
         value,
@@ -540,11 +545,14 @@ def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:
 
 
 @router.get("/auth/wecom/{slug}/callback")
-async def wecom_callback(request: Request, slug: str, code: str = "", state: str = ""):
+async def wecom_callback(request: Request, slug: str, code: str = "", state: str = "", next: str = "/"):
     rt = request.app.state.rt
     retry = f"/auth/wecom/{quote(slug)}"
     cookie_slug, cookie_state, cookie_next = (request.cookies.get(OAUTH_COOKIE, "").split("|") + ["", ""])[:3]
     if not state or cookie_slug != slug or not _same(cookie_state, state):
+        # the address's `next`, not the cookie's: that is another sign-in's, if any; anyone can
+        # write the address, so only a path on this site (as /auth/wecom/{slug}?next= takes)
+        retry = f"{retry}?next={quote(safe_next(next), safe='')}"
         return _refusal(
             request,
             "登录已过期",
