@@ -436,10 +436,28 @@ def test_a_sign_in_that_expired_signs_in_again_to_the_page_the_link_was_for(siyu
         assert r.status_code == 400 and "<h1>登录已过期</h1>" in r.text
         retry = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
         assert retry == f"/auth/wecom/{world.a.slug}?next=%2Fcustomers%2F{cid}"
+        for forged in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            r = other.get(f"{siyu}/auth/wecom/{world.a.slug}/callback", params={"state": "x", "next": forged})
+            again = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
+            assert again == f"/auth/wecom/{world.a.slug}?next=%2F", forged
         to_wecom = other.get(f"{siyu}{retry}").headers["location"].partition("#")[0]
         r = other.get(f"{to_wecom}&emu_user=zhangsan")
         assert other.get(r.headers["location"]).headers["location"] == f"/customers/{cid}"
-        for forged in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-            r = other.get(f"{siyu}/auth/wecom/{world.a.slug}/callback", params={"state": "x", "next": forged})
-            retry = re.search(r'<a class="button" href="([^"]+)">重新登录</a>', r.text)[1]
-            assert retry == f"/auth/wecom/{world.a.slug}?next=%2F", forged
+
+
+def test_a_sign_in_reopened_by_someone_signed_in_goes_on_to_the_page(siyu, world):
+    """The callback's address opened again after it signed in (Back, a restored tab, a reload)
+    told a person who was signed in that the sign-in had expired, with no way on but 重新登录."""
+    cid = world.a.customers["王女士"]
+    with httpx.Client(timeout=10) as phone:
+        callback = _callback_of(siyu, world, phone, "zhangsan", f"/customers/{cid}")
+        assert phone.get(callback).headers["location"] == f"/customers/{cid}"
+        for _ in range(2):  # and reloaded
+            r = phone.get(callback)
+            assert r.status_code == 303 and r.headers["location"] == f"/customers/{cid}", r.text
+        assert "王女士" in phone.get(f"{siyu}/customers/{cid}").text
+        r = phone.get(f"{siyu}/auth/wecom/{world.a.slug}/callback", params={"next": "//evil.example/"})
+        assert r.status_code == 303 and r.headers["location"] == "/"  # only a page of this site
+        phone.cookies.delete("siyu_session")  # signed out: told, as before
+        r = phone.get(callback)
+        assert r.status_code == 400 and "<h1>登录已过期</h1>" in r.text

@@ -544,12 +544,21 @@ def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:
         return token, ""
 
 
+async def _signed_in_to(request: Request, slug: str) -> bool:
+    viewer = await current_viewer(request)
+    return viewer is not None and viewer.tenant_slug == slug
+
+
 @router.get("/auth/wecom/{slug}/callback")
 async def wecom_callback(request: Request, slug: str, code: str = "", state: str = "", next: str = "/"):
     rt = request.app.state.rt
     retry = f"/auth/wecom/{quote(slug)}"
     cookie_slug, cookie_state, cookie_next = (request.cookies.get(OAUTH_COOKIE, "").split("|") + ["", ""])[:3]
     if not state or cookie_slug != slug or not _same(cookie_state, state):
+        if await _signed_in_to(request, slug):
+            # its address opened again after it signed in (Back, a restored tab): the page,
+            # not "expired" to someone who is signed in; a path on this site, as /login?next=
+            return RedirectResponse(safe_next(next), 303)
         # the address's `next`, not the cookie's: that is another sign-in's, if any; anyone can
         # write the address, so only a path on this site (as /auth/wecom/{slug}?next= takes)
         retry = f"{retry}?next={quote(safe_next(next), safe='')}"
