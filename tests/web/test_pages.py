@@ -461,3 +461,22 @@ def test_a_sign_in_reopened_by_someone_signed_in_goes_on_to_the_page(siyu, world
         phone.cookies.delete("siyu_session")  # signed out: told, as before
         r = phone.get(callback)
         assert r.status_code == 400 and "<h1>登录已过期</h1>" in r.text
+
+
+def test_two_sign_ins_started_at_once_in_one_browser_both_complete(siyu, world):
+    """Two cards tapped quickly: the second sign-in's cookie took the place of the first's,
+    which came back to 登录已过期."""
+    pages = [f"/customers/{world.a.customers['王女士']}", "/conversations?waiting=1"]
+    with httpx.Client(timeout=10) as phone:
+        first, second = (_callback_of(siyu, world, phone, "zhangsan", page) for page in pages)
+        r = phone.get(first)
+        assert r.status_code == 303 and r.headers["location"] == pages[0], r.text
+        phone.cookies.delete("siyu_session")  # so that the second signs in by its own code
+        r = phone.get(second)
+        assert r.status_code == 303 and r.headers["location"] == pages[1], r.text
+        assert "siyu_session" in phone.cookies
+        # a few at most, the oldest given up
+        started = [_callback_of(siyu, world, phone, "zhangsan", pages[0]) for _ in range(6)]
+        phone.cookies.delete("siyu_session")
+        assert "<h1>登录已过期</h1>" in phone.get(started[0]).text
+        assert phone.get(started[-1]).status_code == 303

@@ -45,6 +45,10 @@ SESSION_COOKIE = "siyu_session"
 LOGIN_CSRF_COOKIE = "siyu_login_csrf"
 OAUTH_COOKIE = "siyu_oauth"
 OAUTH_TTL_S = 600
+# sign-ins one browser may have under way at once (cards tapped quickly, each in its tab), and
+# the characters their cookie may take: a browser drops a cookie over 4096 bytes, all of them with it
+OAUTH_PENDING = 5
+OAUTH_COOKIE_CHARS = 3000
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
@@ -515,17 +519,40 @@ async def wecom_start(request: Request, slug: str, next: str = "/", desktop: boo
             rt.settings.wecom_oauth_url, corp_id, redirect_uri, state, agent_id, scope="snsapi_base"
         )
     response = RedirectResponse(url, 302)
-    value = f"{slug}|{state}|{quote(next_url, safe='')}"
+    until = int(utcnow().timestamp()) + OAUTH_TTL_S
+    _keep_pending(response, rt, [*_pending(request), (slug, state, next_url, until)])
+    return response
+
+
+def _pending(request: Request) -> list[tuple[str, str, str, int]]:
+    """The sign-ins this browser started, not yet finished nor expired, oldest first:
+    (slug, state, the page to go on to, until when)."""
+    now = int(utcnow().timestamp())
+    found = []
+    for entry in request.cookies.get(OAUTH_COOKIE, "").split("!"):
+        parts = entry.split("|")
+        if len(parts) == 4 and parts[3].isdigit() and int(parts[3]) > now:
+            found.append((parts[0], parts[1], unquote(parts[2]), int(parts[3])))
+    return found
+
+
+def _keep_pending(response: Response, rt, pending: list[tuple[str, str, str, int]]) -> None:
+    entries = [f"{slug}|{state}|{quote(to, safe='')}|{until}" for slug, state, to, until in pending]
+    entries = entries[-OAUTH_PENDING:]
+    while len(entries) > 1 and len("!".join(entries)) > OAUTH_COOKIE_CHARS:
+        entries.pop(0)  # the oldest given up first
+    if not entries:
+        response.delete_cookie(OAUTH_COOKIE, path="/auth/wecom")
+        return
     response.set_cookie(
         OAUTH_COOKIE,
-        value,
+        "!".join(entries),
         max_age=OAUTH_TTL_S,
         httponly=True,
         samesite="lax",
         secure=rt.settings.public_url.startswith("https://"),
         path="/auth/wecom",
     )
-    return response
 
 
 def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:
@@ -553,8 +580,9 @@ async def _signed_in_to(request: Request, slug: str) -> bool:
 async def wecom_callback(request: Request, slug: str, code: str = "", state: str = "", next: str = "/"):
     rt = request.app.state.rt
     retry = f"/auth/wecom/{quote(slug)}"
-    cookie_slug, cookie_state, cookie_next = (request.cookies.get(OAUTH_COOKIE, "").split("|") + ["", ""])[:3]
-    if not state or cookie_slug != slug or not _same(cookie_state, state):
+    pending = _pending(request)
+    mine = [p for p in pending if p[0] == slug and _same(p[1], state)] if state else []
+    if not mine:
         if await _signed_in_to(request, slug):
             # its address opened again after it signed in (Back, a restored tab): the page,
             # not "expired" to someone who is signed in; a path on this site, as /login?next=
@@ -570,7 +598,7 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
             400,
             retry,
         )
-    next_url = safe_next(unquote(cookie_next))
+    next_url = safe_next(mine[0][2])
     retry = f"{retry}?next={quote(next_url, safe='')}"
     if not code:
         return _refusal(request, "已取消登录", "你取消了企业微信登录。/ Sign-in was cancelled.", 400, retry)
@@ -606,5 +634,5 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
         return _refusal(request, "无法登录", message, 403, retry)
     response = RedirectResponse(next_url, 303)
     set_session_cookie(response, rt, token)
-    response.delete_cookie(OAUTH_COOKIE, path="/auth/wecom")
+    _keep_pending(response, rt, [p for p in pending if p is not mine[0]])
     return response
