@@ -783,3 +783,30 @@ def test_the_chat_a_business_hours_card_opens_tells_the_wait_by_the_cards_clock(
     said = re.sub(r"<[^>]+>|\s+", "", bar.split("<form")[0])
     # (Siyu's clock runs on: a second may pass)
     assert re.match(r"王女士等待2天15小时工作时间2分\d+秒“周一能发货吗？”", said), said
+
+
+def test_a_card_forwarded_to_a_member_who_may_not_see_the_chat_says_whom_card_links_open_for(w):
+    """A card's link forwarded to a colleague answered the generic 这个页面不存在，或你没有权限查看,
+    leaving them to wonder whether the link was broken. It says now whom a card's link opens for,
+    and says it the same for a card and chat that exist, a made-up card, and a chat that does
+    not exist: nothing about the card or its customer is told."""
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    forwarded = tapped(w, "wangwu", card["url"])
+    assert forwarded.status_code == 404 and forwarded.url.path == f"/conversations/{conversation.id}"
+    told = re.search(r'<p class="alert" role="alert">(.*?)</p>', forwarded.text, re.S)[1]
+    assert "提醒的链接只有收到提醒的成员、其主管和管理员能打开" in told
+    card_id = card["url"].rpartition("&card=")[2]
+    made_up = card["url"].replace(f"%3Fcard%3D{card_id}", "%3Fcard%3D999999")
+    for url in (
+        made_up,
+        card["url"].replace(f"/conversations/{conversation.id}%3F", "/conversations/999999%3F"),
+    ):
+        r = tapped(w, "wangwu", url)
+        assert r.status_code == 404 and re.search(r'role="alert">(.*?)</p>', r.text, re.S)[1] == told, url
+    plain = tapped(w, "wangwu", card["url"].replace("%3Fcard%3D", "%3Fx%3D"))  # no card: as it was
+    assert plain.status_code == 404 and "提醒" not in plain.text

@@ -18,6 +18,7 @@ from siyu.sla import service as sla_service
 from siyu.sla.history import ENDINGS
 from siyu.sla.service import held_call
 from siyu.tenancy.models import Tenant
+from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
 from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
 from siyu.web.templating import forget_waiting, note_waiting, render
@@ -47,6 +48,16 @@ def _int(value: str | None) -> int | None:
 
 def _not_found() -> HTTPException:
     return HTTPException(404, "not found")
+
+
+# A card's link (`?card=`) forwarded to a colleague who may not see the chat. Said of every
+# card link that finds nothing, whatever the card and chat are, or whether they exist: that
+# it is another's card, or whose, would tell of a card and a chat beyond the link's numbers.
+CARD_LINK_NOT_YOURS = (
+    "这个页面不存在，或你没有权限查看。提醒的链接只有收到提醒的成员、其主管和管理员能打开："
+    "如果是别人转给你的，请交回对方处理。/ This page does not exist or is not yours: a reminder's"
+    " link opens for the member it was sent to, their leader and admins."
+)
 
 
 @router.get("/conversations", response_class=HTMLResponse)
@@ -213,7 +224,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             who = (found["customer"] or {}).get("name") or found["external_userid"] or "客户"
             done_said = wrote_again(who, said, viewer.timezone, rt.now())
     if found is None or page is None:
-        raise _not_found()
+        raise ClearNotFound(CARD_LINK_NOT_YOURS) if "card" in request.query_params else _not_found()
     return render(
         request,
         "conversation.html",
