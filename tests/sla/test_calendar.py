@@ -3,6 +3,7 @@ workdays (Asia/Shanghai), dates the admin sets, and quiet hours for calls."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -370,6 +371,19 @@ def test_a_snooze_ending_on_a_day_off_holds_the_step_for_the_next_shift(local):
     assert w.fire() == 1
     card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
     assert card["title"] == "张三的客户 王女士 已等待 7 分钟（工作时间） 未回复"
+
+
+def test_the_chat_says_when_reminders_resume_after_a_snooze_ending_on_a_day_off(local):
+    """The chat said only 提醒已暂缓至 09-20 17:56 (a Saturday), while the board said the next
+    step comes Monday 09:00: it says both now."""
+    from tests.tenancy.test_timezone import _call
+
+    w = local
+    snoozed_past_friday_evening(w)
+    page = _call(w, "GET", f"/conversations/{w.conversation().id}").text
+    assert "提醒已暂缓至 09-20 17:56" in page
+    resumes = re.search(r'<span id="reminder-resumes">(.*?)</span>', page)
+    assert resumes and resumes[1] == "，其时不在工作时间，下一条提醒 09-22 09:00"
 
 
 def test_a_question_waiting_again_under_a_snooze_ending_on_a_day_off_waits_for_the_next_shift(local):

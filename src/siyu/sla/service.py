@@ -1372,6 +1372,21 @@ def reminders(session: Session, conversation_id: int) -> str | None:
     return "not_sent" if "skipped" in steps else "off"
 
 
+def next_reminder_at(session: Session, conversation_id: int) -> datetime | None:
+    """When the open wait's next step is due (None: none to come). After a snooze it may be
+    later than the snooze's end: under business hours a snooze ending on a day off holds the
+    step for the next shift."""
+    return session.scalar(
+        select(func.min(SlaEscalation.due_at))
+        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+        .where(
+            SlaWait.conversation_id == conversation_id,
+            SlaWait.closed_at.is_(None),
+            SlaEscalation.status == "pending",
+        )
+    )
+
+
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
     """When a pending step would be due had it never been snoozed (after the step before it,
     as it was due); None when the policy no longer has that step."""

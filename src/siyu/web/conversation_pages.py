@@ -200,6 +200,11 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         snoozed = found and found["snooze"]  # until when, and who held the agent's reminders
         waits = found is not None and found["waiting"]
         reminders = sla_service.reminders(s, conversation_id) if waits else None
+        # a snooze that ends while a business-hours policy's clock stands still: its next
+        # reminder comes at the next shift, not when the snooze ends
+        resumes = (
+            sla_service.next_reminder_at(s, conversation_id) if snoozed and reminders == "to_come" else None
+        )
         # by the clock its cards tell it by, beside the wall time (as the board does)
         business_s = sla_service.waited_business_s(s, conversation_id, rt.now()) if waits else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
@@ -235,6 +240,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "newer": newer,
             "customer_link": customer_readable,
             "snoozed_until": snoozed and snoozed["until"],
+            "reminder_resumes": resumes if resumes and snoozed and resumes > snoozed["until"] else None,
             "reminders": reminders,
             "waited_business": None if business_s is None else queries.wait_text(business_s),
             "call_at": call_at,
