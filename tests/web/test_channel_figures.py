@@ -162,7 +162,7 @@ def test_the_home_page_counts_a_customer_awaiting_acceptance_apart_as_the_list_d
         page = agent.get("/").text
         assert _tiles(page)["active"] == before == listed("active")
         waiting = re.search(
-            r'<a href="/customers\?status=half" id="awaiting-acceptance">(\d+) 位待成员通过</a>', page
+            r'<a href="/customers\?status=half" id="awaiting-acceptance">(\d+) 位待通过</a>', page
         )
         assert waiting and int(waiting[1]) == listed("half") >= 1
     finally:

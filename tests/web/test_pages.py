@@ -285,6 +285,9 @@ def test_a_form_address_opened_as_a_page_says_so_in_chinese(siyu, as_role):
         assert r.status_code == 405 and "不能直接打开" in r.text and 'aria-label="主菜单"' not in r.text
     api = admin.get("/api/v1/tokens/1/revoke")  # the API keeps its JSON
     assert api.status_code == 405 and "这个地址不支持 GET" in api.json()["detail"]
+    # a form sent to a page that takes none is not told the page is a form's address
+    r = admin.post("/customers", data={"csrf_token": admin.csrf})
+    assert r.status_code == 405 and "这个页面不接受提交" in r.text and "不能直接打开" not in r.text
 
 
 def _callback_of(siyu, world, client: httpx.Client, userid: str, next_path: str) -> str:

@@ -744,11 +744,6 @@ def _dismissed(session: Session, conversation_id: int, msgids: list[str]) -> dic
     }
 
 
-def customer_conversations(session: Session, viewer: Reader, customer_id: int, limit: int = 20) -> list[dict]:
-    """The viewer's readable conversations with one customer (for the profile page)."""
-    return list_conversations(session, viewer, ConversationFilter(customer_id=customer_id), 1, limit).items
-
-
 def waiting_count(session: Session, viewer: Reader, within: ConversationFilter | None = None) -> int:
     """How many of the viewer's conversations wait for a reply (of those `within` selects)."""
     stmt = readable(viewer, replace(within or ConversationFilter(), waiting=True))

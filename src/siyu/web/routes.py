@@ -54,6 +54,7 @@ FORM_ADDRESS = (
     "这个地址用来提交表单，不能直接打开：请回到上一页重新操作。"
     " / This address takes a form sent from a page; it is not a page to open."
 )
+NOT_A_FORM = "这个页面不接受提交：请回到上一页重新操作。 / This page takes no form; go back and try again."
 
 
 def _wants_page(request: Request) -> bool:
@@ -159,7 +160,8 @@ def install(app: FastAPI) -> None:
         if _wants_page(request) and exc.status_code == 405:
             # a form's address opened as a page: a refused form is shown there, and opening it
             # again (the address bar, WeCom's browser restoring the tab) answered English JSON
-            page = await _error_page(request, 405, FORM_ADDRESS)
+            said = FORM_ADDRESS if request.method in ("GET", "HEAD") else NOT_A_FORM
+            page = await _error_page(request, 405, said)
             page.headers["Allow"] = _allowed_methods(request)
             return page
         if _wants_page(request) and exc.status_code >= 400:
@@ -260,6 +262,8 @@ def _echoable(value):
 
 async def _error_page(request: Request, status: int, message: str, clear: bool = False):
     title = PAGE_TITLES.get(status, f"出错了 / Error {status}")
+    if status == 405 and request.method not in ("GET", "HEAD"):
+        title = "不接受提交 / Not a form"
     if status == 404 and not clear:
         message = "这个页面不存在，或你没有权限查看。/ This page does not exist or is not yours."
     if not hasattr(request.state, "viewer"):
