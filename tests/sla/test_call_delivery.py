@@ -267,3 +267,39 @@ def test_a_call_whose_number_the_app_may_not_read_is_given_up_at_once_saying_so(
         w.stack.control("DELETE", "/faults")
         w.stack.control("DELETE", w.stack.corp_path("/staff/xiaowu"))
         asyncio.run(sync_staff(w.rt, w.tenant_id))
+
+
+def test_a_step_snoozed_before_the_call_it_joined_rang_reads_not_placed(local):
+    """A's step queues a call to 张三 (held, say, by quiet hours); B's step joins it. 张三
+    snoozes B, then the call rings, about A alone. B's step read 已拨打 all the same, though
+    the call did not speak of B; one that answered meanwhile did not ring for its customer either."""
+    from siyu.sla.models import SlaEscalation
+    from siyu.sla.tasks import _call_plan
+
+    w = local
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    w.say("问题A？", at=0, ext="wmA")
+    w.say("问题B？", at=1, ext="wmB")
+    w.say("问题C？", at=2, ext="wmC")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 3  # A's step queues the call; B's and C's join it
+    w.clock(80)
+    with w.session() as s:
+        service.snooze(s, w.conversation("wmB").id, w.rt.now() + timedelta(minutes=15), w.rt.now(), by="张三")
+    w.reply("您好", at=85, ext="wmC")
+    w.clock(90)
+    [message] = w.outbox("sla_call")
+    plan = _call_plan(w.rt, w.tenant_id, message)
+    assert plan is not None and plan["params"][0] == "1"  # it rings about A alone
+    with w.session() as s:  # and rang (as the sender records it)
+        call = s.get(SlaCall, plan["call"])
+        call.status, call.placed_at = "placed", w.rt.now()
+    w.clock(120)
+    with w.session() as s:
+        fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
+        reached = service.deliveries(s, fired)
+        said = {e.conversation_id: reached[e.id] for e in fired}
+    assert said[w.conversation("wmA").id] == ("placed", "")
+    assert said[w.conversation("wmB").id] == ("snoozed", service.CALL_SNOOZED_OFF)
+    assert said[w.conversation("wmC").id] == ("ended", "")

@@ -1355,9 +1355,12 @@ def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(a
         row = re.search(row_of, admin.get("/sla").text, re.S)
         assert row and "暂缓至" in row[0] and "拨打" not in row[0], row[0]
         # nor that it is queued (排队中): the call will not speak of this customer
-        assert "排队中" not in row[0] and "语音电话→负责成员 · 未发" in row[0], row[0]
+        assert "排队中" not in row[0] and "语音电话→负责成员 · 已暂缓，未打" in row[0], row[0]
+        # someone chose it: muted, not red as a card WeCom refused (未发 in red read as a failure)
+        [badge] = re.findall(r'<span class="badge[^"]*"[^>]*>第 1 步[^<]*</span>', row[0])
+        assert 'class="badge calm"' in badge, badge
         [w] = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["conversation_id"] == cid]
-        assert [(f["delivery"], f["held_until"]) for f in w["fired"]] == [("skipped", None)], w["fired"]
+        assert [(f["delivery"], f["held_until"]) for f in w["fired"]] == [("snoozed", None)], w["fired"]
         chat = admin.get(f"/conversations/{cid}").text
         assert "提醒已暂缓至" in chat and "拨打" not in chat
 

@@ -266,12 +266,8 @@ def board_for(
         rows = [e for e in rows if e.status == "fired"]
         reached = service.deliveries(session, rows)
         held = service.held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
-        unsent = [e for e in rows if reached.get(e.id, ("",))[0] in ("queued", "retrying")]
-        called_off = service.calls_snoozed_off(session, unsent)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
-            if e.id in called_off:  # "queued" read as a call still to ring, after 暂缓则不再拨打
-                delivery, error = "skipped", service.CALL_SNOOZED_OFF
             fired.setdefault(e.conversation_id, []).append(
                 {
                     "step": e.step,

@@ -4,6 +4,23 @@ table, so that a supervisor reads the same words for the same step on every page
 
 ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "语音电话"}
 TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
+# How far a step that fired got (siyu.sla.service.deliveries), on the board and in the timeline
+DELIVERY_NAMES = {
+    "queued": "排队中",
+    "sent": "已送达",
+    "retrying": "重试中",
+    "given_up": "未送达",
+    "skipped": "未发",
+    "placed": "已拨打",
+    "covered": "刚打过电话，未再拨打",
+    "failed": "拨打失败",
+    # a call that did not ring for this customer, by someone's choice or as no longer needed:
+    # no trouble, unlike the ones above
+    "snoozed": "已暂缓，未打",
+    "ended": "等待已结束，未打",
+    "nobody": "没有可通知的人",
+    "stale": "过期未发",
+}
 _VERBS = {"app_message": "发给", "voice_call": "打给"}
 
 

@@ -1795,11 +1795,11 @@ def _problem(
 
 def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
-    failed | covered, the error) by escalation id, from the card or call that carried it (a
+    failed | covered | snoozed | ended, the error) by escalation id, from the card or call that carried it (a
     step merged into another's card, or covered by a call still queued when it fired, follows
     that one; one that fired after the covering call was placed, within the cooldown, is
     "covered": that call did not speak of its customer). `fired`: SlaEscalation rows, or result
-    rows of their id, action, recipient, fired_at and note."""
+    rows of their id, wait_id, action, recipient, fired_at and note."""
     card_of: dict[int, int | str] = {}
     call_of: dict[int, int] = {}
     for e in fired:
@@ -1830,7 +1830,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
                 state = "given_up"
             cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
     calls = {}
-    placed_at: dict[int, datetime | None] = {}
+    placed_at: dict = {}  # by call id, and by ("step", its own step's id)
     wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
     if wanted_calls or call_of:
         for call in session.scalars(
@@ -1845,6 +1845,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             placed_at[call.id] = call.placed_at
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
+                placed_at[("step", call.escalation_id)] = call.placed_at
     # a call still queued that the voice provider refused so far: being retried, and why
     queued = [
         e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
@@ -1871,7 +1872,37 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             out[e.id] = ("covered", "") if status == "placed" and later else (status, error)
         elif e.action == "voice_call":
             out[e.id] = calls.get(("step", e.id), ("queued", ""))
+    _not_called(session, fired, out, call_of, placed_at)
     return out
+
+
+def _not_called(session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict) -> None:
+    """A call speaks only of the waits still open and not snoozed since their step fired when
+    it rings (siyu.sla.tasks._call_plan): a step whose wait was snoozed, or ended, before its
+    call rang (or that will not ring) reads so, not as the call's own placed / queued / skipped.
+    A call keeps no list of the waits it spoke of; those dates tell them."""
+    steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
+    if not steps:
+        return
+    waits = {
+        w.id: w
+        for w in session.execute(
+            select(SlaWait.id, SlaWait.snoozed_at, SlaWait.closed_at).where(
+                bulk.among(session, SlaWait.id, {e.wait_id for e in steps})
+            )
+        )
+    }
+    for e in steps:
+        w = waits.get(e.wait_id)
+        status, error = out[e.id]
+        # rang, still to ring, or not placed as nobody waited: not a call that failed
+        if w is None or not (status in ("placed", "queued", "retrying") or error in _CALLS_NOT_NEEDED):
+            continue
+        rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
+        if snoozed_since_fired(w.snoozed_at, e.fired_at) and (rang is None or w.snoozed_at <= rang):
+            out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
+        elif w.closed_at is not None and (rang is None or w.closed_at <= rang):
+            out[e.id] = ("ended", "")
 
 
 def retime_held_calls(session: Session, now: datetime) -> int:
@@ -1936,23 +1967,6 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     }
     held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
     return {k: v for k, v in held.items() if v is not None}
-
-
-def calls_snoozed_off(session: Session, unsent: Sequence) -> set[int]:
-    """Of these fired steps whose call has not rung yet (queued, held by quiet hours, being
-    retried), those whose wait was snoozed since the step fired: that call will not speak of
-    them (siyu.sla.tasks._call_plan), though the outbox still holds it."""
-    calls = [e for e in unsent if e.action == "voice_call"]
-    if not calls:
-        return set()
-    snoozed_at = dict(
-        session.execute(
-            select(SlaWait.id, SlaWait.snoozed_at).where(
-                bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
-            )
-        ).all()
-    )
-    return {e.id for e in calls if snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)}
 
 
 def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:

@@ -38,7 +38,7 @@ from siyu.sla.api import (
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
-from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, step_phrase
+from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, step_phrase
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -119,18 +119,7 @@ def _delay(seconds: int) -> str:
 # The board lists this many waiting customers (the longest waits); the rest are counted.
 BOARD_ROWS = 200
 MAX_DAYS_AT_ONCE = 31  # a holiday, with the weekends around it, in one go
-DELIVERED = {
-    "queued": "排队中",
-    "sent": "已送达",
-    "retrying": "重试中",
-    "given_up": "未送达",
-    "skipped": "未发",
-    "placed": "已拨打",
-    "covered": "刚打过电话，未再拨打",
-    "failed": "拨打失败",
-    "nobody": "没有可通知的人",
-    "stale": "过期未发",
-}
+DELIVERED = DELIVERY_NAMES
 
 
 @router.get("/sla", response_class=HTMLResponse)
@@ -167,6 +156,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "b": board,
             "delivered": DELIVERED,
             "trouble": ("retrying", "given_up", "failed", "skipped"),
+            "calm": ("snoozed", "ended"),
             "when": when,
             "is_today": is_today,
             "day_name": "今日" if is_today else board["day"].strftime(day_format),
