@@ -3,12 +3,16 @@ sent and the call, on the wait's entry (read from the steps that fired)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from siyu.customers import queries
 from siyu.customers.models import Customer
+from siyu.notify.models import OutboxMessage
+from siyu.sla import service
 
 
 def test_a_waits_entry_names_the_cards_and_the_call_its_steps_sent(local):
@@ -24,10 +28,77 @@ def test_a_waits_entry_names_the_cards_and_the_call_its_steps_sent(local):
     admin = SimpleNamespace(tenant_id=w.tenant_id, visible_staff=None, timezone="Asia/Shanghai")
     with w.session() as s:
         customer_id = s.scalar(select(Customer.id).where(Customer.external_userid == "wmcustomer1"))
-        [entry] = queries.timeline(s, admin, customer_id)
+        [entry] = queries.timeline(s, admin, customer_id, now=w.rt.now())
     assert entry["kind"] == "wait" and entry["data"]["state"] == "replied"
     assert entry["text"] == (
         "客户发来消息等待回复：「你好，这个套餐多少钱？」；张三 回复，用时 11 分 40 秒"
-        "；已升级：提醒卡片给负责成员 张三、提醒卡片给上级 李四、语音电话给负责成员 张三"
+        # (nothing sent the cards in this test; the call had not rung when 张三 answered)
+        "；已升级：提醒卡片给负责成员 张三（排队中）、提醒卡片给上级 李四（排队中）"
+        "、语音电话给负责成员 张三（等待已结束，未打）"
     )
     assert [e["recipient_name"] for e in entry["data"]["escalations"]] == ["张三", "李四", "张三"]
+
+
+def _entry(w, ext: str = "wmcustomer1") -> dict:
+    admin = SimpleNamespace(tenant_id=w.tenant_id, visible_staff=None, timezone="Asia/Shanghai")
+    with w.session() as s:
+        customer_id = s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+        [entry] = queries.timeline(s, admin, customer_id, now=w.rt.now())
+    return entry
+
+
+def test_a_waits_entry_tells_each_step_as_it_went(local):
+    """The card to 张三 went, WeCom refused the one to 李四, and 张三 snoozed the wait while
+    the call waited to ring: the call never rang. The entry said 已升级 to all three alike."""
+    w = local
+    w.policy()
+    w.customer("wmcustomer1", "马强")
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    for at in (120, 300, 600):
+        w.clock(at)
+        assert w.fire() == 1
+    with w.session() as s:  # as the sender recorded them
+        to_zhangsan, to_lisi = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "sla_notice").order_by(OutboxMessage.id)
+        )
+        to_zhangsan.status = "sent"
+        to_lisi.status, to_lisi.last_error = (
+            "dead",
+            "企业微信拒绝发送：成员不在应用可见范围内 / errcode 60011",
+        )
+    w.clock(610)
+    with w.session() as s:
+        service.snooze(s, w.conversation().id, w.rt.now() + timedelta(minutes=15), w.rt.now(), by="张三")
+    entry = _entry(w)
+    assert entry["text"].endswith(
+        "；已升级：提醒卡片给负责成员 张三（已送达）"
+        "、提醒卡片给上级 李四（未送达：企业微信拒绝发送：成员不在应用可见范围内）"
+        "、语音电话给负责成员 张三（已暂缓，未打）"
+    ), entry["text"]
+    went = [(e["delivery"], e["delivery_text"]) for e in entry["data"]["escalations"]]
+    assert went[2] == ("snoozed", "已暂缓，未打")
+
+
+def test_a_waits_entry_says_until_when_quiet_hours_hold_its_call(local):
+    """A call step fired in quiet hours: its call waits for them to end. The entry said it had
+    gone (已升级：语音电话…) though nobody was rung yet."""
+    w = local
+    local_start = w.at(0).astimezone(ZoneInfo("Asia/Shanghai"))
+    ends = (local_start + timedelta(hours=3)).replace(second=0, microsecond=0)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            now=w.rt.now(),
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            quiet_hours=[(local_start - timedelta(hours=1)).strftime("%H:%M"), ends.strftime("%H:%M")],
+        )
+    w.customer("wmcustomer1", "马强")
+    w.say("急！能改地址吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    entry = _entry(w)
+    assert entry["text"].endswith(
+        f"；已升级：语音电话给负责成员 张三（免打扰，{ends.strftime('%m-%d %H:%M')} 拨打）"
+    ), entry["text"]

@@ -126,7 +126,7 @@ def get_timeline(
     read); the next page is `before` the last entry's id."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
-            found = queries.timeline(s, viewer, customer_id, limit, before)
+            found = queries.timeline(s, viewer, customer_id, limit, before, now=request.app.state.rt.now())
         except queries.UnknownEvent as exc:
             raise HTTPException(422, str(exc)) from None
     if found is None:

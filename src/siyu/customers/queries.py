@@ -373,6 +373,7 @@ def timeline(
     limit: int = 200,
     before: int | None = None,
     waits: int | None = None,
+    now: datetime | None = None,
 ) -> list[dict] | None:
     """Newest first, older than entry `before` if given (UnknownEvent when it is not one of the
     customer's the viewer sees); None when the viewer may not read the customer. The stored
@@ -414,7 +415,7 @@ def timeline(
         }
         for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
     ]
-    served = history.entries(session, viewer, customer_id, names, min(limit, waits or limit), below)
+    served = history.entries(session, viewer, customer_id, names, min(limit, waits or limit), below, now)
     return sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
 
 

@@ -167,7 +167,8 @@ class TimelineEventOut(BaseModel):
         " group's owner); wait: the customer wrote and waited"
         " for a reply (data: conversation_id, quote, state waiting | replied | dismissed | recalled |"
         " declined | lost | removed | transferred | merged, closed_at, response_s, replied_by,"
-        " closed_by, snoozed_until, snoozed_by, escalations)"
+        " closed_by, snoozed_until, snoozed_by, escalations: each step that fired, with delivery, the"
+        " SLA board's status or held (a call quiet hours hold), and delivery_text, how it went in words)"
     )
     staff_userid: str = ""
     staff_name: str = ""

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
+from siyu.sla import service
 from siyu.sla.models import SlaEscalation, SlaWait
-from siyu.sla.names import ACTION_NAMES, TARGET_NAMES
+from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES
 
 QUOTE_CHARS = 40
+WHY_CHARS = 30  # why a step did not reach its person, briefly: the board's problems list has it all
 # how a wait ended other than by a reply or a 无需回复, after 「…」
 ENDINGS = {
     "recalled": "客户撤回了消息",
@@ -77,8 +79,12 @@ def entries(
     names: dict[str, str],
     limit: int,
     below: tuple[datetime, int] | None = None,
+    now: datetime | None = None,
 ) -> list[dict]:
-    """The customer's newest `limit` waits (below `below` if given), as timeline entries."""
+    """The customer's newest `limit` waits (below `below` if given), as timeline entries. Each
+    step that fired is told as it went (the board's words): sent, failed and why, not placed
+    as the wait was snoozed or ended meanwhile, held by quiet hours until when (by `now`,
+    Siyu's clock)."""
     stmt = _waits(viewer, customer_id)
     if below is not None:
         stmt = stmt.where(wait_order(*below))
@@ -93,13 +99,35 @@ def entries(
         .order_by(SlaEscalation.step)
     ):
         told.setdefault(e.wait_id, []).append(e)
+    fired = [e for steps in told.values() for e in steps]
+    reached = service.deliveries(session, fired) if fired else {}
+    queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
+    held = service.held_calls(session, queued, now or datetime.now(UTC)) if queued else {}
     said = _said(session, waits)
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
+    went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz) for e in fired}
     return [
-        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, tz)
+        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, went, tz)
         for w in waits
     ]
+
+
+def _went(reached: tuple[str, str], held_until: datetime | None, tz: ZoneInfo) -> tuple[str, str]:
+    """(status, how a step went in words) from deliveries' (status, error)."""
+    status, error = reached
+    if held_until is not None:
+        return "held", f"免打扰，{_local(_minute_by(held_until), tz).strftime('%m-%d %H:%M')} 拨打"
+    words = DELIVERY_NAMES.get(status, status)
+    # the why where there is trouble; a snoozed call's label says it, "nobody waited" is none
+    why = "" if status == "snoozed" or error in service.CALLS_NOT_NEEDED else _why(error)
+    return status, f"{words}：{why}" if why else words
+
+
+def _why(error: str) -> str:
+    """An error as the timeline says it: its Chinese half, briefly."""
+    text = " ".join((error or "").split(" / ", 1)[0].split())
+    return text if len(text) <= WHY_CHARS else text[: WHY_CHARS - 1] + "…"
 
 
 def _said(session: Session, waits: list[SlaWait]) -> dict[tuple[int, str], str]:
@@ -148,7 +176,13 @@ def _minute_by(at: datetime) -> datetime:
 
 
 def _entry(
-    w: SlaWait, text: str | None, repliers: dict, told: list[SlaEscalation], names: dict, tz: ZoneInfo
+    w: SlaWait,
+    text: str | None,
+    repliers: dict,
+    told: list[SlaEscalation],
+    names: dict,
+    went: dict,
+    tz: ZoneInfo,
 ) -> dict:
     quote = _quote(text)
     data: dict = {
@@ -183,6 +217,8 @@ def _entry(
             "recipient": e.recipient,
             "recipient_name": names.get(e.recipient, e.recipient),
             "fired_at": e.fired_at.isoformat() if e.fired_at else None,
+            "delivery": went[e.id][0],
+            "delivery_text": went[e.id][1],
         }
         for e in told
     ]
@@ -192,6 +228,7 @@ def _entry(
         sent = "、".join(
             f"{ACTION_NAMES.get(e.action, e.action)}给{TARGET_NAMES.get(e.target, e.target)}"
             f" {names.get(e.recipient, e.recipient)}".rstrip()
+            + f"（{went[e.id][1]}）"
             for e in told
         )
         line += f"；已升级：{sent}"

@@ -1617,7 +1617,7 @@ QUIET_HOURS = "quiet hours"
 # Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
 # before this was written in Chinese).
 CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
-_CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
+CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 # Why the board says a call still to ring will not: its wait was snoozed since the step fired.
 CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
 
@@ -1648,7 +1648,7 @@ def delivery_problems(
         c.created_at >= start,
         c.created_at < end,
         c.status.in_(("skipped", "failed")),
-        c.error.not_in(_CALLS_NOT_NEEDED),
+        c.error.not_in(CALLS_NOT_NEEDED),
     )
     # calls the voice provider refused so far, being retried by the outbox (with its answer)
     retried = select(o.recipient, o.payload, o.created_at, o.last_error, o.attempts, o.due_at).where(
@@ -1896,7 +1896,7 @@ def _not_called(session: Session, fired: Sequence, out: dict, call_of: dict, pla
         w = waits.get(e.wait_id)
         status, error = out[e.id]
         # rang, still to ring, or not placed as nobody waited: not a call that failed
-        if w is None or not (status in ("placed", "queued", "retrying") or error in _CALLS_NOT_NEEDED):
+        if w is None or not (status in ("placed", "queued", "retrying") or error in CALLS_NOT_NEEDED):
             continue
         rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
         if snoozed_since_fired(w.snoozed_at, e.fired_at) and (rang is None or w.snoozed_at <= rang):

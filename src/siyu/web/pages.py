@@ -195,7 +195,11 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
         found = queries.profile(s, viewer, customer_id)
         # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
         # (one more than shown: whether there are older ones to point to)
-        events = queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN + 1) if found else None
+        events = (
+            queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN + 1, now=request.app.state.rt.now())
+            if found
+            else None
+        )
         more_waits = False
         if events is not None:
             waits = [e for e in events if e["kind"] == "wait"]
