@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from siyu.sla import service
@@ -106,3 +107,17 @@ def test_a_night_shift_split_at_midnight_as_the_form_asks_keeps_running_into_sat
     w.clock(0)
     w.say("夜班有人吗？", at=0)
     assert _pending_due(w).astimezone(SH) == datetime(2025, 9, 20, 1, 0, tzinfo=SH)
+
+
+def test_only_a_policy_whose_every_shift_lies_in_quiet_hours_is_refused_for_its_call_step(local):
+    """A night shift 22:00-06:00 under quiet hours 21:00-08:00 never lets a call ring; one that
+    runs to 09:00 rings at 08:00, and a policy timed by the wall clock rings when quiet hours end."""
+    w = local
+    steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+    night = {"steps": steps, "business_hours_only": True, "quiet_hours": ["21:00", "08:00"]}
+    never = "第 1 步（语音电话打给负责成员）永远不会拨打"
+    with w.session() as s, pytest.raises(service.PolicyError, match=never):
+        service.save_policy(s, shifts=[["22:00", "06:00"]], **night)
+    with w.session() as s:
+        service.save_policy(s, shifts=[["22:00", "09:00"]], **night)
+        service.save_policy(s, shifts=[["22:00", "06:00"]], **{**night, "business_hours_only": False})

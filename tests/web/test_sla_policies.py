@@ -525,3 +525,37 @@ def test_every_problem_of_a_policy_is_told_at_once(as_role, db, world):
     assert r.status_code == 422 and "请先设置升级联系人" in r.json()["detail"], r.text
     assert "需要至少一个班次" in r.json()["detail"]
     assert tenant_steps(db, world.a.id) == before
+
+
+def test_a_call_step_that_can_never_ring_under_the_policy_is_refused_saying_which(as_role, db, world):
+    """Business hours only, one night shift 22:00-06:00, quiet hours 21:00-08:00: a call held
+    by quiet hours waits for the next shift, which they hold again. Saved, the call never
+    rang, and the board kept promising 22:00."""
+    admin = as_role("admin")
+    before = tenant_steps(db, world.a.id)
+    form = {
+        "csrf_token": admin.csrf,
+        "enabled": "1",
+        "step_delay_min": ["2", "10"],
+        "step_action": ["app_message", "voice_call"],
+        "step_target": ["agent", "agent"],
+        "business_hours_only": "1",
+        "shifts": "22:00-06:00",
+        "public_holidays": "1",
+        "escalation_contact": "",
+        "quiet_start": "21:00",
+        "quiet_end": "08:00",
+    }
+    r = admin.post("/sla/policy", data=form)
+    assert r.status_code == 422, r.text
+    [told] = re.findall(r'<p class="alert" role="alert" id="policy-error">(.*?)</p>', r.text, re.S)
+    assert "第 2 步（语音电话打给负责成员）永远不会拨打" in told and "免打扰时段" in told, told
+    body = {
+        "steps": [{"delay_s": 600, "action": "voice_call", "target": "leader"}],
+        "business_hours_only": True,
+        "shifts": [["22:00", "06:00"]],
+        "quiet_hours": ["21:00", "08:00"],
+    }
+    r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and "第 1 步（语音电话打给上级）永远不会拨打" in r.json()["detail"], r.text
+    assert tenant_steps(db, world.a.id) == before

@@ -254,3 +254,21 @@ def quiet_until(at: datetime, window: Sequence[str], timezone: str) -> datetime 
     if ends.replace(fold=1).astimezone(UTC) > at.astimezone(UTC) >= ends.astimezone(UTC):
         ends = ends.replace(fold=1)
     return ends.astimezone(UTC)
+
+
+def shifts_all_quiet(shifts: Iterable[Sequence[str]], window: Sequence[str]) -> bool:
+    """Whether every minute of every shift lies in the daily quiet window: under business hours
+    a call held by quiet hours waits for the next shift, which quiet hours hold again (shift
+    22:00-06:00, quiet 21:00-08:00): it never rings."""
+    if not window or len(window) != 2:
+        return False
+    start, end = parse_hhmm(window[0]), parse_hhmm(window[1])
+    if start == end:
+        return False
+
+    def quiet(minute: int) -> bool:
+        m = minute % DAY
+        return start <= m < end if start < end else m >= start or m < end
+
+    parsed = parse_shifts(shifts)
+    return bool(parsed) and all(quiet(m) for a, b in parsed for m in range(a, b))

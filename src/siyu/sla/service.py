@@ -35,7 +35,14 @@ from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk, paging
 from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
-from siyu.sla.calendar import BusinessCalendar, check_day, parse_hhmm, parse_shifts, quiet_until
+from siyu.sla.calendar import (
+    BusinessCalendar,
+    check_day,
+    parse_hhmm,
+    parse_shifts,
+    quiet_until,
+    shifts_all_quiet,
+)
 from siyu.sla.models import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_SHIFTS,
@@ -48,6 +55,7 @@ from siyu.sla.models import (
     SlaPolicyVersion,
     SlaWait,
 )
+from siyu.sla.names import step_phrase
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 
@@ -292,6 +300,11 @@ def _check_workable(policy: SlaPolicy) -> None:
         problems.append(
             "只计算工作时间需要至少一个班次 / counting business hours only needs at least one shift"
         )
+    if policy.business_hours_only and (calls := _calls_never_placed(policy)):
+        problems.append(
+            f"{calls}永远不会拨打：每个班次都在免打扰时段内，电话只在班次里、免打扰时段外拨打，"
+            "请调整班次或免打扰时段 / a call step can never ring: every shift lies in the quiet hours"
+        )
     enabled = policy.enabled is not False  # None on a policy's first save: on, the column default
     if enabled and policy.steps is not None and not policy.steps:  # None: the default steps
         problems.append(
@@ -299,6 +312,21 @@ def _check_workable(policy: SlaPolicy) -> None:
         )
     if problems:
         raise PolicyError("；".join(problems))
+
+
+def _calls_never_placed(policy: SlaPolicy) -> str:
+    """The call steps of a business-hours policy whose shifts all lie in its quiet hours, named
+    (第 3 步（语音电话打给负责成员）), or "": such a call waits for a shift that quiet hours
+    hold, for ever."""
+    steps = policy.steps if policy.steps is not None else DEFAULT_STEPS
+    shifts = policy.shifts if policy.shifts is not None else DEFAULT_SHIFTS
+    quiet = policy.quiet_hours if policy.quiet_hours is not None else DEFAULT_QUIET_HOURS
+    calls = [i for i, step in enumerate(steps) if step.get("action") == "voice_call"]
+    if not calls or not shifts or not shifts_all_quiet(shifts, quiet):
+        return ""
+    return "、".join(
+        f"第 {i + 1} 步（{step_phrase('voice_call', steps[i].get('target', ''))}）" for i in calls
+    )
 
 
 MAX_DAY_NOTE = 200  # a special date's note (the page's field allows as many)
