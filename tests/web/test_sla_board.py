@@ -1571,3 +1571,25 @@ def test_an_unanswered_question_in_a_customer_group_is_listed_apart_from_the_boa
     with db.tenant_session(world.a.id) as s:  # the owner answers: no longer listed as waiting
         conversations.ingest(s, [_in_group(sfx, 16, rooms["tuan"], "zhangsan", "明天开始", 10)], lambda b: [])
     assert f"团购群{sfx}" not in as_role("admin").get("/conversations", params={"group_waiting": 1}).text
+
+
+def test_a_call_whose_policy_lets_no_call_ring_is_not_promised_a_time(as_role, db, world):
+    """A business-hours policy saved before such policies were refused: its one shift lies in
+    its quiet hours. The call waits for the shift's start, which quiet hours hold again, for
+    ever, and the board kept promising 免打扰，HH:MM 拨打 for a time that never came."""
+    admin = as_role("admin")
+    with _call_held_by_quiet_hours(admin, db, world, "wmnever", "有人吗") as (cid, local):
+        shift = [
+            (local - timedelta(minutes=30)).strftime("%H:%M"),
+            (local + timedelta(hours=1)).strftime("%H:%M"),
+        ]
+        with db.tenant_session(world.a.id) as s:  # as it was saved then
+            policy = s.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == 4))
+            policy.business_hours_only, policy.shifts = True, [shift]
+        row = re.search(
+            rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', admin.get("/sla").text, re.S
+        )
+        assert row and "语音电话→负责成员 · 不会拨打" in row[0] and "免打扰，" not in row[0], row and row[0]
+        assert 'class="badge trouble"' in row[0], row[0]
+        [w] = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["conversation_id"] == cid]
+        assert [(f["delivery"], f["held_until"]) for f in w["fired"]] == [("never", None)], w["fired"]

@@ -265,9 +265,13 @@ def board_for(
                 )
         rows = [e for e in rows if e.status == "fired"]
         reached = service.deliveries(session, rows)
-        held = service.held_calls(session, [e for e in rows if reached.get(e.id, ("",))[0] == "queued"], now)
+        queued = [e for e in rows if reached.get(e.id, ("",))[0] == "queued"]
+        held = service.held_calls(session, queued, now)
+        never = service.calls_never_placed(session, queued)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
+            if e.id in never:  # "queued" read as a call still to ring
+                delivery, error = "never", service.CALL_NEVER
             fired.setdefault(e.conversation_id, []).append(
                 {
                     "step": e.step,

@@ -103,6 +103,8 @@ def entries(
     reached = service.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
     held = service.held_calls(session, queued, now or datetime.now(UTC)) if queued else {}
+    for step in service.calls_never_placed(session, queued):
+        reached[step] = ("never", service.CALL_NEVER)
     said = _said(session, waits)
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")

@@ -14,6 +14,7 @@ DELIVERY_NAMES = {
     "placed": "已拨打",
     "covered": "刚打过电话，未再拨打",
     "failed": "拨打失败",
+    "never": "不会拨打",
     # a call that did not ring for this customer, by someone's choice or as no longer needed:
     # no trouble, unlike the ones above
     "snoozed": "已暂缓，未打",

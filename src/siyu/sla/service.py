@@ -1533,8 +1533,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
         due, action, target, note = pending.get(w.id, (None, None, None, None))
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
         # when it comes due: the board gives the time it will be placed, and says why
-        quiet = note == QUIET_HOURS
-        if not quiet and action == "voice_call" and due is not None:
+        quiet = note == QUIET_HOURS and not calls_never_ring(policy)
+        if not quiet and action == "voice_call" and due is not None and not calls_never_ring(policy):
             # (a call overdue but not yet fired is held by the moment firing gets to it)
             ends = call_held_until(policy, max(due, now), timezone, book.calendar)
             if ends is not None:
@@ -1648,6 +1648,8 @@ CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
 CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 # Why the board says a call still to ring will not: its wait was snoozed since the step fired.
 CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
+# Why the board says a call still to ring never will: its policy lets no call ring.
+CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"
 
 
 def delivery_problems(
@@ -1989,12 +1991,32 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
     # snoozed while its call waited: that call will not ring (siyu.sla.tasks._call_plan)
     calls = [e for e in calls if not snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)]
     book, timezone = PolicyBook(session), tenant_timezone(session)
+    # nor one whose policy lets no call ring (saved before that was refused): no time to promise
+    calls = [e for e in calls if not calls_never_ring(book.by_id(policy_of.get(e.wait_id)))]
     until = {  # the same for every call under one policy: worked out once a policy
         policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar)
         for policy_id in {policy_of.get(e.wait_id) for e in calls}
     }
     held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
     return {k: v for k, v in held.items() if v is not None}
+
+
+def calls_never_ring(policy: PolicyView) -> bool:
+    """Whether the policy's quiet hours hold every moment its business clock runs: a call waits
+    for a shift they hold again, for ever (refused on save: _calls_never_placed)."""
+    return bool(policy.business_hours_only) and shifts_all_quiet(policy.shifts, policy.quiet_hours)
+
+
+def calls_never_placed(session: Session, queued: Sequence) -> set[int]:
+    """Of these fired steps whose call is still to ring, those whose policy lets no call ring."""
+    calls = [e for e in queued if e.action == "voice_call"]
+    if not calls:
+        return set()
+    wait_ids = {e.wait_id for e in calls}
+    waits = select(SlaWait.id, SlaWait.policy_id).where(bulk.among(session, SlaWait.id, wait_ids))
+    policy_of = dict(session.execute(waits).all())
+    book = PolicyBook(session)
+    return {e.id for e in calls if calls_never_ring(book.by_id(policy_of.get(e.wait_id)))}
 
 
 def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:

@@ -155,7 +155,7 @@ def sla_board(request: Request, viewer: PageViewer):
         {
             "b": board,
             "delivered": DELIVERED,
-            "trouble": ("retrying", "given_up", "failed", "skipped"),
+            "trouble": ("retrying", "given_up", "failed", "skipped", "never"),
             "calm": ("snoozed", "ended"),
             "when": when,
             "is_today": is_today,
