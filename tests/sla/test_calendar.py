@@ -386,6 +386,28 @@ def test_the_chat_says_when_reminders_resume_after_a_snooze_ending_on_a_day_off(
     assert resumes and resumes[1] == "，其时不在工作时间，下一条提醒 09-22 09:00"
 
 
+def test_a_snooze_ending_in_a_shift_before_the_next_step_says_nothing_of_business_hours(local):
+    """Friday 17:56 the agent snoozes for a minute, until 17:57, inside the shift; the leader's
+    card was due at 17:58 anyway. The chat said 其时不在工作时间，下一条提醒 09-19 17:58, as if
+    the snooze ended outside the shift: only a snooze that does may say so."""
+    from tests.tenancy.test_timezone import _call
+
+    w = local
+    business_policy(w)
+    w.customer("wmcustomer1", "王女士")
+    w.t0 = bj(2025, 9, 19, 17, 53).astimezone(ZoneInfo("UTC"))  # a Friday
+    w.clock(0)
+    w.say("周一能发货吗？", at=0)
+    w.pulled(5 * 86400)
+    w.clock(120)
+    assert w.fire() == 1  # 17:55 the agent's card
+    with w.session() as s:
+        assert service.snooze(s, w.conversation().id, until=w.at(240), now=w.at(180)) == 0
+    page = _call(w, "GET", f"/conversations/{w.conversation().id}").text
+    assert "提醒已暂缓至 09-19 17:57" in page
+    assert "不在工作时间" not in page and 'id="reminder-resumes"' not in page
+
+
 def test_a_question_waiting_again_under_a_snooze_ending_on_a_day_off_waits_for_the_next_shift(local):
     """Friday 17:53 a question, answered at 17:54; 17:55 a second question, which the agent
     snoozes at 17:56 for a day (until Saturday 17:56, when the policy's clock stands still); at

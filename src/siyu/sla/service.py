@@ -1401,16 +1401,24 @@ def reminders(session: Session, conversation_id: int) -> str | None:
 
 
 def next_reminder_at(session: Session, conversation_id: int) -> datetime | None:
-    """When the open wait's next step is due (None: none to come). After a snooze it may be
-    later than the snooze's end: under business hours a snooze ending on a day off holds the
-    step for the next shift."""
+    """When the open wait's next step is due, where its snooze ends while its business-hours
+    policy's clock stands still (a day off, a night), holding the step for the next shift;
+    None otherwise. A step due after the snooze's end anyway (its own time had not come) is
+    not held by business hours, and the chat must not say it is."""
+    wait = session.execute(
+        select(SlaWait.id, SlaWait.policy_id, SlaWait.snoozed_until).where(
+            SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
+        )
+    ).first()
+    if wait is None or wait.snoozed_until is None:
+        return None
+    book = PolicyBook(session)
+    policy = book.by_id(wait.policy_id)
+    if snooze_ends(book, policy, wait.snoozed_until) <= wait.snoozed_until:
+        return None
     return session.scalar(
-        select(func.min(SlaEscalation.due_at))
-        .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
-        .where(
-            SlaWait.conversation_id == conversation_id,
-            SlaWait.closed_at.is_(None),
-            SlaEscalation.status == "pending",
+        select(func.min(SlaEscalation.due_at)).where(
+            SlaEscalation.wait_id == wait.id, SlaEscalation.status == "pending"
         )
     )
 
