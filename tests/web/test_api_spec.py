@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -365,3 +366,17 @@ def test_the_spec_declares_413_only_where_a_body_is_taken(as_role):
             takes_body = "requestBody" in operation
             assert ("413" in operation["responses"]) == takes_body, (method, path)
     assert "413" not in spec["paths"]["/api/v1/sla/policies/{department_wecom_id}"]["delete"]["responses"]
+
+
+def test_the_spec_tells_every_way_a_fired_step_went(as_role):
+    """The board's fired steps say 已暂缓，未打 (snoozed), 等待已结束，未打 (ended) and 不会拨打
+    (never) for calls that did not ring; the spec still said a snoozed call reads skipped and
+    named none of them, so a client switching on `delivery` met values it was never told of."""
+    from siyu.sla.names import DELIVERY_NAMES
+
+    schemas = as_role("admin").get("/api/v1/openapi.json").json()["components"]["schemas"]
+    said = schemas["FiredStep"]["properties"]["delivery"]["description"]
+    named = set(re.findall(r"[a-z_]+", said))
+    # nobody and stale are a skipped step's reason (SkippedStep), never a fired one's delivery
+    assert set(DELIVERY_NAMES) - {"nobody", "stale"} <= named, said
+    assert "skipped (also a call still to ring whose wait was snoozed" not in said, said

@@ -237,9 +237,11 @@ class FiredStep(BaseModel):
     delivery: str = Field(
         "",
         description="card: queued | sent | retrying | given_up | skipped (answered meanwhile); "
-        "call: queued | placed | skipped (also a call still to ring whose wait was snoozed since "
-        "the step fired: it will not speak of it) | failed | covered (the agent was called within the "
-        "policy's cooldown, about another customer, and not called again)",
+        "call: queued | retrying | placed | skipped (not placed, delivery_error says why) | failed | "
+        "covered (the agent was called within the policy's cooldown, about another customer, and not "
+        "called again) | snoozed (the wait was snoozed after the step fired, before the call rang: "
+        "the call does not speak of it) | ended (the wait was answered or closed before the call "
+        "rang) | never (the policy's shifts all lie in its quiet hours: the call will never ring)",
     )
     delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")
     held_until: datetime | None = Field(
