@@ -132,3 +132,23 @@ def test_an_outcome_the_database_refuses_once_is_recorded_when_tried_again(setti
             run_as_worker(st.rt, claimed(db, ids, settings.work_lease))
         # recorded: no worker sends them again when the lease runs out
         assert statuses(db, ids) == ["sent", "sent"]
+
+
+def test_a_message_past_its_deadline_says_so_in_chinese_first(settings, db):
+    """A card past its deadline was recorded as 'past its deadline; not sent', English only,
+    which the board and the customer's timeline show as why it was not delivered."""
+    from datetime import timedelta
+
+    from siyu.db.base import utcnow
+
+    with stack(settings, db, serve_siyu=False) as st:
+        key = secrets.token_hex(4)
+        with db.tenant_session(st.tenant_id) as s:
+            body = {"touser": "zhangsan", "msgtype": "text", "text": {"content": f"过时的提醒 {key}"}}
+            outbox.enqueue(s, "app_message", f"late:{key}", body, deadline_at=utcnow() - timedelta(seconds=1))
+            ids = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"late:{key}")))
+        run_as_worker(st.rt, claimed(db, ids, settings.work_lease))
+        with db.tenant_session(st.tenant_id) as s:
+            row = s.get(OutboxMessage, ids[0])
+            assert row.status == "dead", row.status  # given up: it is not tried again
+            assert row.last_error.startswith("已超过发送时限，没有发送 / ")

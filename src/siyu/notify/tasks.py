@@ -158,10 +158,11 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
     error, permanent, after, status, as_sent = "", False, None, "sent", None
     try:
         if message.deadline_at is not None and utcnow() >= message.deadline_at:
-            raise Permanent("past its deadline; not sent")
+            raise Permanent("已超过发送时限，没有发送 / past its deadline; not sent")
         send_one = SENDERS.get(message.kind)
         if send_one is None:
-            raise Permanent(f"no sender for outbox kind {message.kind!r}")
+            kind = message.kind
+            raise Permanent(f"没有这类消息的发送方式（{kind}）/ no sender for outbox kind {kind!r}")
         if message.id in prepared:
             after = await send_one(rt, message.tenant_id, message, prepared=prepared[message.id])
         else:
@@ -178,7 +179,8 @@ async def _send_one(rt, message: OutboxMessage, prepared: dict) -> tuple:
     except Retry as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried with backoff
-        error = exc.describe() if isinstance(exc, WeComError) else f"{type(exc).__name__}: {exc}"
+        name = type(exc).__name__  # (the Chinese half first: the board and the timeline show it)
+        error = exc.describe() if isinstance(exc, WeComError) else f"发送时出错（{name}）/ {name}: {exc}"
     return status, error, permanent, after, as_sent
 
 
