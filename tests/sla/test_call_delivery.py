@@ -303,3 +303,49 @@ def test_a_step_snoozed_before_the_call_it_joined_rang_reads_not_placed(local):
     assert said[w.conversation("wmA").id] == ("placed", "")
     assert said[w.conversation("wmB").id] == ("snoozed", service.CALL_SNOOZED_OFF)
     assert said[w.conversation("wmC").id] == ("ended", "")
+
+
+def _card_went(w, ext_ids: list[str], snoozed: str, answered: str) -> dict[str, tuple[str, str]]:
+    """Three customers' steps on one card to 张三; one is snoozed and one answered before it is
+    built; the card then goes (or finds nothing to say) as the sender records it."""
+    from siyu.sla.models import SlaEscalation
+    from siyu.sla.tasks import _notices
+
+    w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], merge_window_s=60)
+    for i, ext in enumerate(ext_ids):
+        w.say(f"问题{i}？", at=i, ext=ext)
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == len(ext_ids)
+    [message] = w.outbox()  # one card to 张三 for them all
+    w.clock(80)
+    with w.session() as s:
+        until = w.rt.now() + timedelta(minutes=15)
+        service.snooze(s, w.conversation(snoozed).id, until, w.rt.now(), by="张三")
+    w.reply("您好", at=85, ext=answered)
+    w.clock(90)
+    body = _notices(w.rt, w.tenant_id, [message])[message.id]
+    with w.session() as s:  # as the sender records it
+        s.get(OutboxMessage, message.id).status = "skipped" if body is None else "sent"
+    w.clock(120)
+    ext_of = {w.conversation(ext).id: ext for ext in ext_ids}
+    with w.session() as s:
+        fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
+        reached = service.deliveries(s, fired)
+        return {ext_of[e.conversation_id]: reached[e.id] for e in fired}
+
+
+def test_a_step_snoozed_before_its_card_was_sent_reads_not_sent(local):
+    """A card to 张三 for A, B and C; 张三 snoozes B and answers C before it goes, so it speaks
+    of A alone. B's and C's steps read 已送达 all the same, though the card did not mention them."""
+    said = _card_went(local, ["wmA", "wmB", "wmC"], snoozed="wmB", answered="wmC")
+    assert said["wmA"] == ("sent", "")
+    assert said["wmB"] == ("snoozed", service.CARD_SNOOZED_OFF)
+    assert said["wmC"] == ("ended", "")
+
+
+def test_a_card_every_wait_of_which_was_snoozed_or_answered_reads_so_not_as_unsent(local):
+    """Every wait on the card snoozed or answered before it went: the card is not sent, and
+    its steps read 未发 (skipped), in red on the board, as a card that failed."""
+    said = _card_went(local, ["wmA", "wmB"], snoozed="wmA", answered="wmB")
+    assert said == {"wmA": ("snoozed", service.CARD_SNOOZED_OFF), "wmB": ("ended", "")}

@@ -102,3 +102,21 @@ def test_a_waits_entry_says_until_when_quiet_hours_hold_its_call(local):
     assert entry["text"].endswith(
         f"；已升级：语音电话给负责成员 张三（免打扰，{ends.strftime('%m-%d %H:%M')} 拨打）"
     ), entry["text"]
+
+
+def test_a_waits_entry_says_its_card_left_it_out_when_snoozed_or_answered_first(local):
+    """One card to 张三 for three customers; he snoozed 马强's wait and answered 赵先生 before it
+    went, so it spoke of 王女士 alone. Their entries said the card reached 张三 (已送达)."""
+    from tests.sla.test_call_delivery import _card_went
+
+    w = local
+    for ext, name in (("wmA", "王女士"), ("wmB", "马强"), ("wmC", "赵先生")):
+        w.customer(ext, name)
+    _card_went(w, ["wmA", "wmB", "wmC"], snoozed="wmB", answered="wmC")
+    assert _entry(w, "wmA")["text"].endswith("；已升级：提醒卡片给负责成员 张三（已送达）")
+    snoozed = _entry(w, "wmB")
+    assert snoozed["text"].endswith("；已升级：提醒卡片给负责成员 张三（已暂缓，未发）"), snoozed["text"]
+    went = [(e["delivery"], e["delivery_text"]) for e in snoozed["data"]["escalations"]]
+    assert went == [("snoozed", "已暂缓，未发")]
+    answered = _entry(w, "wmC")["text"]
+    assert answered.endswith("；已升级：提醒卡片给负责成员 张三（等待已结束，未发）"), answered

@@ -1593,3 +1593,56 @@ def test_a_call_whose_policy_lets_no_call_ring_is_not_promised_a_time(as_role, d
         assert 'class="badge trouble"' in row[0], row[0]
         [w] = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["conversation_id"] == cid]
         assert [(f["delivery"], f["held_until"]) for f in w["fired"]] == [("never", None)], w["fired"]
+
+
+def test_a_card_step_snoozed_before_its_card_went_reads_not_sent(as_role, db, world):
+    """张三 snoozed two chats whose cards had not gone: the one card, with nobody left to speak of,
+    was skipped, and the board said 未发 in red, as a card WeCom refused; the other went for a
+    colleague's customer alone, and its snoozed one's step said 已送达 though it did not name them.
+    Both now say 已暂缓，未发, muted as a choice, as a call snoozed before it rang does."""
+    admin = as_role("admin")
+    sfx = uuid.uuid4().hex[:8]
+    cids = [_waiting(db, world, f"{sfx}{n}", f"在吗 {sfx}{n}", ago=300) for n in range(3)]
+    with db.tenant_session(world.a.id) as s:
+        steps = []
+        for cid in cids:  # each chat's first step, a card to 张三, fired a minute ago
+            step = s.scalar(
+                select(SlaEscalation).where(SlaEscalation.conversation_id == cid, SlaEscalation.step == 0)
+            )
+            assert step.action == "app_message" and step.target == "agent"
+            step.status, step.fired_at, step.recipient = "fired", utcnow() - timedelta(minutes=1), "zhangsan"
+            steps.append(step)
+        # the first chat's card found nothing to say; the second's went, for the third chat alone
+        for step, status, told in ((steps[0], "skipped", None), (steps[1], "sent", [steps[2].wait_id])):
+            payload = {"touser": "zhangsan", "escalations": [step.id]}
+            if told is not None:
+                payload[sla_service.CARD_TOLD] = told
+            key = f"sla-notice:zhangsan:{step.id}"
+            card = OutboxMessage(
+                kind="sla_notice", dedupe_key=key, recipient="zhangsan", payload=payload, status=status
+            )
+            s.add(card)
+            s.flush()
+        steps[2].note = f"merged into outbox {card.id}"
+    try:
+        for cid in cids[:2]:
+            form = {"csrf_token": admin.csrf, "minutes": "15", "next": f"/sla#w{cid}"}
+            assert admin.post(f"/conversations/{cid}/snooze", data=form).status_code == 303
+        board = admin.get("/sla").text
+        for cid, said in zip(cids, ("已暂缓，未发", "已暂缓，未发", "已送达"), strict=True):
+            row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+            assert row, cid
+            [badge] = re.findall(r'<span class="badge[^"]*"[^>]*>第 1 步[^<]*</span>', row[0])
+            assert f"提醒卡片→负责成员 · {said}" in badge, badge
+            assert ('class="badge calm"' in badge) == (said != "已送达"), badge
+        fired = {w["conversation_id"]: w["fired"] for w in admin.get("/api/v1/sla/board").json()["waiting"]}
+        assert [[f["delivery"] for f in fired[cid]] for cid in cids] == [["snoozed"], ["snoozed"], ["sent"]]
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            keys = [f"sla-notice:zhangsan:{step.id}" for step in steps[:2]]
+            s.execute(delete(OutboxMessage).where(OutboxMessage.dedupe_key.in_(keys)))
+        for cid in cids:
+            assert (
+                admin.post(f"/conversations/{cid}/dismiss", data={"csrf_token": admin.csrf}).status_code
+                == 303
+            )

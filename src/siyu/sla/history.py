@@ -22,7 +22,7 @@ from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
 from siyu.sla import service
 from siyu.sla.models import SlaEscalation, SlaWait
-from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES
+from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name
 
 QUOTE_CHARS = 40
 WHY_CHARS = 30  # why a step did not reach its person, briefly: the board's problems list has it all
@@ -108,20 +108,22 @@ def entries(
     said = _said(session, waits)
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
-    went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz) for e in fired}
+    went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz, e.action) for e in fired}
     return [
         _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, went, tz)
         for w in waits
     ]
 
 
-def _went(reached: tuple[str, str], held_until: datetime | None, tz: ZoneInfo) -> tuple[str, str]:
-    """(status, how a step went in words) from deliveries' (status, error)."""
+def _went(
+    reached: tuple[str, str], held_until: datetime | None, tz: ZoneInfo, action: str
+) -> tuple[str, str]:
+    """(status, how a step of `action` went in words) from deliveries' (status, error)."""
     status, error = reached
     if held_until is not None:
         return "held", f"免打扰，{_local(_minute_by(held_until), tz).strftime('%m-%d %H:%M')} 拨打"
-    words = DELIVERY_NAMES.get(status, status)
-    # the why where there is trouble; a snoozed call's label says it, "nobody waited" is none
+    words = delivery_name(status, action)
+    # the why where there is trouble; a snoozed step's label says it, "nobody waited" is none
     why = "" if status == "snoozed" or error in service.CALLS_NOT_NEEDED else _why(error)
     return status, f"{words}：{why}" if why else words
 

@@ -22,7 +22,15 @@ DELIVERY_NAMES = {
     "nobody": "没有可通知的人",
     "stale": "过期未发",
 }
+# A card's words where they differ from a call's: one not sent for this customer (the card went
+# for others, or found nobody waiting still) is no trouble either
+CARD_DELIVERY_NAMES = {**DELIVERY_NAMES, "snoozed": "已暂缓，未发", "ended": "等待已结束，未发"}
 _VERBS = {"app_message": "发给", "voice_call": "打给"}
+
+
+def delivery_name(delivery: str, action: str) -> str:
+    """How far a step of `action` got, in the table's words."""
+    return (CARD_DELIVERY_NAMES if action == "app_message" else DELIVERY_NAMES).get(delivery, delivery)
 
 
 def step_phrase(action: str, target: str) -> str:

@@ -239,9 +239,10 @@ class FiredStep(BaseModel):
         description="card: queued | sent | retrying | given_up | skipped (answered meanwhile); "
         "call: queued | retrying | placed | skipped (not placed, delivery_error says why) | failed | "
         "covered (the agent was called within the policy's cooldown, about another customer, and not "
-        "called again) | snoozed (the wait was snoozed after the step fired, before the call rang: "
-        "the call does not speak of it) | ended (the wait was answered or closed before the call "
-        "rang) | never (the policy's shifts all lie in its quiet hours: the call will never ring)",
+        "called again) | never (the policy's shifts all lie in its quiet hours: the call will never "
+        "ring); either: snoozed (its wait was snoozed since the step fired, before the card was built "
+        "or the call rang: it did not, or will not, speak of this customer) | ended (the wait was "
+        "answered or closed first)",
     )
     delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")
     held_until: datetime | None = Field(

@@ -1656,6 +1656,10 @@ CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
 CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 # Why the board says a call still to ring will not: its wait was snoozed since the step fired.
 CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
+# Why the board says a card did not go for a step: its wait was snoozed before the card was built.
+CARD_SNOOZED_OFF = "已暂缓提醒，卡片没有提这位客户"
+# A card's payload key: the waits it spoke of when it was built (siyu.sla.tasks._notices).
+CARD_TOLD = "told_waits"
 # Why the board says a call still to ring never will: its policy lets no call ring.
 CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"
 
@@ -1850,10 +1854,11 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     ids = [v for v in card_of.values() if isinstance(v, int)]
     keys = [v for v in card_of.values() if isinstance(v, str)]
     cards = {}
+    told: dict = {}  # the waits each card spoke of, by its id and dedupe key; None: not built yet
     if card_of:
         for row in session.execute(
             select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
-            .add_columns(OutboxMessage.last_error)
+            .add_columns(OutboxMessage.last_error, OutboxMessage.payload[CARD_TOLD].label("told"))
             .where(
                 or_(
                     bulk.among(session, OutboxMessage.id, ids),
@@ -1867,6 +1872,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             elif state in ("dead", "failed"):
                 state = "given_up"
             cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
+            told[row.id] = told[row.dedupe_key] = row.told
     calls = {}
     placed_at: dict = {}  # by call id, and by ("step", its own step's id)
     wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
@@ -1910,26 +1916,35 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             out[e.id] = ("covered", "") if status == "placed" and later else (status, error)
         elif e.action == "voice_call":
             out[e.id] = calls.get(("step", e.id), ("queued", ""))
-    _not_called(session, fired, out, call_of, placed_at)
+    _not_told(session, fired, out, call_of, placed_at, card_of, told)
     return out
 
 
-def _not_called(session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict) -> None:
-    """A call speaks only of the waits still open and not snoozed since their step fired when
-    it rings (siyu.sla.tasks._call_plan): a step whose wait was snoozed, or ended, before its
-    call rang (or that will not ring) reads so, not as the call's own placed / queued / skipped.
-    A call keeps no list of the waits it spoke of; those dates tell them."""
+def _not_told(
+    session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict, card_of: dict, told: dict
+) -> None:
+    """A card or call speaks only of the waits still open and not snoozed since their step fired
+    when it is built or rings (siyu.sla.tasks._open_entries_many, _call_plan): a step whose wait
+    it left out reads so (snoozed | ended), not as the card's sent / skipped or the call's placed /
+    queued / skipped. A card keeps the waits it spoke of (CARD_TOLD; one that found none to speak
+    of was skipped); a call keeps none, and the dates tell them."""
     steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
-    if not steps:
+    cards = [e for e in fired if e.id in card_of and _left_off(e, out[e.id][0], told.get(card_of[e.id]))]
+    if not steps and not cards:
         return
     waits = {
         w.id: w
         for w in session.execute(
             select(SlaWait.id, SlaWait.snoozed_at, SlaWait.closed_at).where(
-                bulk.among(session, SlaWait.id, {e.wait_id for e in steps})
+                bulk.among(session, SlaWait.id, {e.wait_id for e in steps + cards})
             )
         )
     }
+    for e in cards:
+        w = waits.get(e.wait_id)
+        if w is not None:  # (else: left off for a reason its wait no longer tells)
+            snoozed = snoozed_since_fired(w.snoozed_at, e.fired_at)
+            out[e.id] = ("snoozed", CARD_SNOOZED_OFF) if snoozed else ("ended", "")
     for e in steps:
         w = waits.get(e.wait_id)
         status, error = out[e.id]
@@ -1941,6 +1956,12 @@ def _not_called(session: Session, fired: Sequence, out: dict, call_of: dict, pla
             out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
         elif w.closed_at is not None and (rang is None or w.closed_at <= rang):
             out[e.id] = ("ended", "")
+
+
+def _left_off(step, status: str, told: list | None) -> bool:
+    """Whether the card that carried `step` did not speak of its wait: it found nothing to say
+    (skipped), or was built without it."""
+    return status == "skipped" or (told is not None and step.wait_id not in told)
 
 
 def retime_held_calls(session: Session, now: datetime) -> int:

@@ -221,6 +221,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                 e.id,
                 e.step,
                 e.agent_userid,
+                w.id,
                 w.msgid,
                 w.started_at,
                 w.closed_at,
@@ -240,8 +241,8 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
     )
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for row in rows:
-        esc_id, step, agent, msgid, started_at, closed_at, snoozed, policy_id = row[:8]
-        conversation_id, awaiting, name = row[8:]
+        esc_id, step, agent, wait_id, msgid, started_at, closed_at, snoozed, policy_id = row[:9]
+        conversation_id, awaiting, name = row[9:]
         if closed_at is not None or awaiting != msgid or (snoozed is not None and snoozed > now):
             continue
         for card in card_of[esc_id]:
@@ -250,6 +251,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
             if entry is None or step > entry["step"]:
                 entries[conversation_id] = {
                     "conversation_id": conversation_id,
+                    "wait_id": wait_id,
                     "msgid": msgid,
                     "started_at": started_at,
                     "customer": name or "客户",
@@ -416,7 +418,10 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
                 continue
             card = build_card(rt, tenant.slug, tz, m.payload["touser"], found, card=m.id)
             bodies[m.id] = body = {**card, "agentid": tenant.agent_id, **DUPLICATE_CHECK}
-            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body}})
+            # the waits it speaks of: a step on it whose wait was left out (snoozed or answered
+            # meanwhile) reads so on the board (service.deliveries), not as the card's sent
+            told = sorted({e["wait_id"] for e in found})
+            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body, service.CARD_TOLD: told}})
         bulk.update_by_id(s, OutboxMessage, written, ["payload"])
         return bodies
 

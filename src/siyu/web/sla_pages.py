@@ -38,7 +38,7 @@ from siyu.sla.api import (
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
-from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, step_phrase
+from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, delivery_name, step_phrase
 from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
@@ -155,6 +155,7 @@ def sla_board(request: Request, viewer: PageViewer):
         {
             "b": board,
             "delivered": DELIVERED,
+            "went": delivery_name,  # a fired step's, by its action: a card 未发, a call 未打
             "trouble": ("retrying", "given_up", "failed", "skipped", "never"),
             "calm": ("snoozed", "ended"),
             "when": when,
