@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -655,46 +655,46 @@ def _steps_done(s) -> dict:
     }
 
 
-@router.post("/setup/welcome")
-async def setup_welcome(request: Request, viewer: PageViewer):
-    """The tenant's default welcome text (customers.welcome.save_default)."""
+async def _save_setting(request: Request, viewer, field: str, section: str, save) -> Response:
+    """A setting of 设置 saved from its form field `field` (`save(session, value)`; ValueError:
+    refused, the page shown again with why and what was typed); then back to its `section`."""
     require_admin(viewer)
     rt = request.app.state.rt
-    text = str((await request.form()).get("welcome_text", ""))
+    value = str((await request.form()).get(field, ""))
 
-    def save() -> str:
+    def run() -> str:
         try:
             with rt.db.tenant_session(viewer.tenant_id) as s:
-                welcome.save_default(s, viewer.tenant_id, text)
+                save(s, value)
             return ""
         except ValueError as exc:
             return str(exc)
 
-    problem = await run_in_threadpool(save)
+    problem = await run_in_threadpool(run)
     if problem:
-        return await run_in_threadpool(_setup_page, request, viewer, problem, {"welcome_text": text}, 422)
-    return RedirectResponse("/setup?done=welcome#welcome", 303)
+        return await run_in_threadpool(_setup_page, request, viewer, problem, {field: value}, 422)
+    return RedirectResponse(f"/setup?done={section}#{section}", 303)
+
+
+@router.post("/setup/welcome")
+async def setup_welcome(request: Request, viewer: PageViewer):
+    """The tenant's default welcome text (customers.welcome.save_default)."""
+
+    def save(s, text: str) -> None:
+        welcome.save_default(s, viewer.tenant_id, text)
+
+    return await _save_setting(request, viewer, "welcome_text", "welcome", save)
 
 
 @router.post("/setup/timezone")
 async def setup_timezone(request: Request, viewer: PageViewer):
     """The tenant's time zone (siyu.sla.service.change_timezone: business-hours waits follow)."""
-    require_admin(viewer)
     rt = request.app.state.rt
-    zone = str((await request.form()).get("timezone", ""))
 
-    def save() -> str:
-        try:
-            with rt.db.tenant_session(viewer.tenant_id) as s:
-                sla_service.change_timezone(s, zone, rt.now())
-            return ""
-        except ValueError as exc:
-            return str(exc)
+    def save(s, zone: str) -> None:
+        sla_service.change_timezone(s, zone, rt.now())
 
-    problem = await run_in_threadpool(save)
-    if problem:
-        return await run_in_threadpool(_setup_page, request, viewer, problem, {"timezone": zone}, 422)
-    return RedirectResponse("/setup?done=timezone#timezone", 303)
+    return await _save_setting(request, viewer, "timezone", "timezone", save)
 
 
 @router.get("/setup", response_class=HTMLResponse)
