@@ -178,6 +178,16 @@ def test_the_list_clears_only_what_was_set_and_says_when_a_page_address_went_sta
     assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
 
 
+def test_a_search_page_past_the_last_opens_the_first_and_says_so(as_role, chats):
+    """A search's page number typed past its results said 没有找到包含“便宜”的消息, as if
+    nothing matched at all."""
+    admin = as_role("admin")
+    page = admin.get("/conversations", params={"q": "便宜", "page": 99}).text
+    assert "翻页链接已失效，已回到第一页" in page and "没有找到" not in page and "<mark>便宜</mark>" in page
+    nothing = admin.get("/conversations", params={"q": "没有这句话", "page": 2}).text
+    assert "没有找到包含“没有这句话”的消息" in nothing and "翻页链接已失效" not in nothing
+
+
 def test_a_cursor_of_deeply_nested_brackets_opens_the_top_of_the_list_not_an_error(as_role, chats):
     """The page takes a cursor of any length from the address bar: one decoding to thousands of
     nested [ made the JSON reader give up with RecursionError, a 500 instead of the list."""

@@ -97,6 +97,12 @@ def conversation_list(request: Request, viewer: PageViewer):
                 )
             except BadCursor:  # a cursor mangled in the address bar: the first page
                 hits, paging_reset = queries.search_messages(s, viewer, q, 1, 20, f), True
+            if not hits.items and (page_no > 1 or p.get("after") or p.get("before")):
+                # past the last page (a typed page number, or messages gone since the link was
+                # handed out): 没有找到 read as nothing found at all; the first page, said so
+                first = queries.search_messages(s, viewer, q, 1, 20, f)
+                if first.items:
+                    hits, paging_reset = first, True
         else:
             now = request.app.state.rt.now()  # (the clock the cards and the board read)
             try:
