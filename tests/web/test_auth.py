@@ -64,6 +64,25 @@ def test_wrong_password_and_unknown_login_are_refused_alike(siyu, world):
             assert "siyu_session" not in client.cookies
 
 
+def test_a_login_typed_with_capitals_signs_in_unless_two_logins_differ_only_by_case(siyu, world, db):
+    """A phone's keyboard types Zhangsan-… for zhangsan-…: it was refused as 账号或密码错误."""
+    agent = world.a.logins["agent"]
+    for typed in (agent.capitalize(), agent.upper()):
+        me = login(siyu, typed).get("/api/v1/me").json()
+        assert me["staff_userid"] == "zhangsan", typed
+    # two logins alike but for case (as could be made before): each as spelt, a third neither
+    base = f"Lin-{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:
+        tenancy.add_person(s, base.lower(), "林一", "agent", PASSWORD)
+        tenancy.add_person(s, base.upper(), "林二", "agent", PASSWORD)
+    assert login(siyu, base.lower()).get("/api/v1/me").json()["display_name"] == "林一"
+    assert login(siyu, base.upper()).get("/api/v1/me").json()["display_name"] == "林二"
+    with httpx.Client(base_url=siyu) as client:
+        token = _login_form(client)
+        r = client.post("/login", data={"login": base, "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 401 and "账号或密码错误" in r.text
+
+
 def test_login_form_without_its_csrf_cookie_is_refused(siyu, world):
     with httpx.Client(base_url=siyu) as client:
         r = client.post(

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -413,6 +413,18 @@ async def login_form(request: Request, next: str = "/"):
     return _login_page(request, safe_next(next))
 
 
+def _person_by_login(s: Session, login: str) -> Person | None:
+    """The login as spelt, else the one login spelt so but for case: a phone's keyboard
+    capitalises the first letter typed, and Zhangsan was refused as a wrong password. Where two
+    logins differ only by case (made before this), a third spelling is neither's."""
+    person = s.scalar(select(Person).where(Person.login == login))
+    if person is None and login.isascii():
+        # ASCII only: SQLite's lower() folds no other letters, and PostgreSQL's would by locale
+        alike = s.scalars(select(Person).where(func.lower(Person.login) == login.lower()).limit(2)).all()
+        person = alike[0] if len(alike) == 1 else None
+    return person
+
+
 class LoginRefused(Exception):
     """Too many passwords tried for this login (siyu.tenancy.login_throttle): not checked."""
 
@@ -424,7 +436,7 @@ def _password_login(rt, login: str, password: str, address: str) -> str | None:
         if not login_throttle.take_try(s, login, address):
             raise LoginRefused
     with rt.db.system_session() as s:
-        person = s.scalar(select(Person).where(Person.login == login))
+        person = _person_by_login(s, login)
         if not tenancy.check_password(person, password) or person.disabled_at is not None:
             return None
         tenant_id, person_id, userid = person.tenant_id, person.id, person.staff_userid
