@@ -28,19 +28,26 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def _get(w, path: str, role: str = "admin", staff: str | None = None) -> httpx.Response:
     """`path` as a signed-in person of the tenant sees it, at Siyu's clock."""
+    response = _ask(w, "GET", path, role, staff)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _ask(w, method: str, path: str, role: str = "admin", staff: str | None = None, **kw) -> httpx.Response:
+    """`method` on `path` by a signed-in person of the tenant (with their CSRF token), at Siyu's clock."""
     with w.session() as s:
         person = add_person(s, "metrics-" + secrets.token_hex(6), "看板", role, staff_userid=staff)
-        token, _ = start_session(s, w.rt, person)
+        token, row = start_session(s, w.rt, person)
+        csrf = row.csrf_token
     app = create_app(w.rt.settings, w.rt)
 
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
-            return await client.get(path, cookies={SESSION_COOKIE: token})
+            cookies, headers = {SESSION_COOKIE: token}, {"X-CSRF-Token": csrf}
+            return await client.request(method, path, cookies=cookies, headers=headers, **kw)
 
-    response = asyncio.run(go())
-    assert response.status_code == 200, response.text
-    return response
+    return asyncio.run(go())
 
 
 def _rows(page: str, table: str) -> list[list[str]]:
@@ -198,6 +205,39 @@ def test_steps_skipped_as_due_long_ago_are_listed_among_the_reminders_not_delive
     # an agent sees their own
     mine = _get(w, "/api/v1/sla/board", role="agent", staff="zhangsan").json()["delivery_problems"]
     assert len(mine) == 3
+
+
+def test_a_stale_limit_changed_through_the_api_applies_to_the_steps_firing_after_it(local):
+    """The archive is down for 2 hours while a customer waits for 张三: under the default 6
+    hours, his 2-minute card still goes when it comes back. An admin then sets the policy's
+    stale limit to 1 hour (PUT /api/v1/sla/policy refused the field). The next customer's wait,
+    begun before that change, is held up 2 hours the same way: its card is skipped as 过期未发,
+    and the board lists it so; held up only 30 minutes, a third one's goes."""
+    w = local
+    w.t0 = datetime(2025, 9, 9, 10, 0, tzinfo=SHANGHAI)  # a Tuesday
+    w.clock(0)
+    w.policy(steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    w.say("在吗？", at=0, ext="wmlate1")
+    w.pulled(60)
+    w.clock(2 * 3600)  # the archive is back
+    w.pulled(2 * 3600)
+    assert w.fire() == 1 and w.steps("wmlate1")[0][1] == "fired"
+
+    w.say("在吗？我的快递丢了", at=2 * 3600 + 60, ext="wmlate2")
+    w.pulled(2 * 3600 + 90)
+    r = _ask(w, "PUT", "/api/v1/sla/policy", json={"stale_after_s": 3600})
+    assert r.status_code == 200 and r.json()["stale_after_s"] == 3600, r.text
+    w.clock(4 * 3600 + 60)  # the card was due 2 hours ago
+    w.pulled(4 * 3600 + 60)
+    assert w.fire() == 0 and w.steps("wmlate2")[0][1] == "skipped"
+    problems = _get(w, "/api/v1/sla/board").json()["delivery_problems"]
+    assert [(p["status"], p["recipient"]) for p in problems] == [("stale", "zhangsan")], problems
+
+    w.say("您好", at=4 * 3600 + 120, ext="wmlate3")
+    w.pulled(4 * 3600 + 150)
+    w.clock(4 * 3600 + 120 + 120 + 1800)  # due 30 minutes ago: within the hour
+    w.pulled(4 * 3600 + 120 + 120 + 1800)
+    assert w.fire() == 1 and w.steps("wmlate3")[0][1] == "fired"
 
 
 def test_a_wait_whose_steps_were_skipped_as_due_long_ago_does_not_say_its_reminders_are_off(local):

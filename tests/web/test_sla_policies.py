@@ -559,3 +559,124 @@ def test_a_call_step_that_can_never_ring_under_the_policy_is_refused_saying_whic
     r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
     assert r.status_code == 422 and "第 1 步（语音电话打给上级）永远不会拨打" in r.json()["detail"], r.text
     assert tenant_steps(db, world.a.id) == before
+
+
+STALE_FORM = {
+    "enabled": "1",
+    "step_delay_min": ["2"],
+    "step_action": ["app_message"],
+    "step_target": ["agent"],
+    "shifts": "09:00-18:00",
+    "public_holidays": "1",
+    "escalation_contact": "",
+    "quiet_start": "",
+    "quiet_end": "",
+}
+
+
+def _stale_input(page: str) -> str:
+    [value] = re.findall(r'<input name="stale_after_h" inputmode="decimal" size="6" value="([^"]*)">', page)
+    return value
+
+
+def test_the_stale_limit_is_shown_and_changed_in_hours_on_the_policy_pages(as_role):
+    """How long after its due time a step is still sent (the policy's stale_after_s: 6 hours,
+    past which a step whose turn comes late, the archive or Siyu having been down, is skipped
+    as 过期未发) had no input on the policy pages: it stood at 6 hours for good. The tenant's
+    page and a department's show it in hours and save it; a value out of bounds is refused
+    naming 过期不发, with the form's other problems, and shown again as typed."""
+    admin = as_role("admin")
+    api = "/api/v1/sla/policy"
+    kept = admin.get(api).json()
+    form = {**STALE_FORM, "csrf_token": admin.csrf}
+    try:
+        assert _stale_input(admin.get("/sla/policy").text) == f"{kept['stale_after_s'] / 3600:g}"
+        assert "过期不发（小时）" in admin.get("/sla/policy").text
+        r = admin.post("/sla/policy", data={**form, "stale_after_h": "2"})
+        assert r.status_code == 303, r.text
+        assert admin.get(api).json()["stale_after_s"] == 7200
+        assert _stale_input(admin.get("/sla/policy").text) == "2"
+        r = admin.post("/sla/policy", data={**form, "stale_after_h": "30分钟"})  # minutes, said so
+        assert r.status_code == 303 and admin.get(api).json()["stale_after_s"] == 1800
+        assert _stale_input(admin.get("/sla/policy").text) == "0.5"
+        r = admin.post("/sla/policy", data={**form, "stale_after_h": "1.5小时"})
+        assert r.status_code == 303 and admin.get(api).json()["stale_after_s"] == 5400
+        for typed in ("0", "abc", "-1", "10分钟", "169", "99999999999999"):
+            bad = admin.post("/sla/policy", data={**form, "stale_after_h": typed, "quiet_start": "21:00"})
+            assert bad.status_code == 422, (typed, bad.text)
+            [told] = re.findall(r'<p class="alert" role="alert" id="policy-error">(.*?)</p>', bad.text, re.S)
+            assert "过期不发：请填写 0.25 到 168 之间的小时数（15 分钟到 7 天）" in told, (typed, told)
+            assert "免打扰时段" in told, told  # told together with the form's other problem
+            assert _stale_input(bad.text) == typed
+        assert admin.get(api).json()["stale_after_s"] == 5400  # nothing lost
+        r = admin.post("/sla/policy", data=form)  # left empty: kept as it is
+        assert r.status_code == 303 and admin.get(api).json()["stale_after_s"] == 5400
+
+        # a department's own: a new one starts from the tenant's, and takes what was typed
+        page = admin.get("/sla/policy/departments/4").text
+        assert _stale_input(page) == "1.5"
+        bad = admin.post("/sla/policy/departments/4", data={**form, "stale_after_h": "200"})
+        assert bad.status_code == 422 and "过期不发：请填写 0.25 到 168" in bad.text
+        assert _stale_input(bad.text) == "200"
+        assert admin.get("/api/v1/sla/policies/4").status_code == 404
+        r = admin.post("/sla/policy/departments/4", data={**form, "stale_after_h": "12"})
+        assert r.status_code == 303, r.text
+        assert admin.get("/api/v1/sla/policies/4").json()["stale_after_s"] == 12 * 3600
+        assert _stale_input(admin.get("/sla/policy/departments/4").text) == "12"
+        assert "过期不发 12 小时" in admin.get("/sla/policy").text  # the list names what is not the default
+        assert admin.get(api).json()["stale_after_s"] == 5400  # the tenant's untouched
+    finally:
+        admin.put(api, json={"stale_after_s": kept["stale_after_s"]}, headers={"X-CSRF-Token": admin.csrf})
+
+
+def test_the_stale_limit_is_read_and_changed_through_the_policy_api(as_role):
+    """GET /api/v1/sla/policy and /sla/policies/{dept} give stale_after_s, their PUT changes it
+    (PUT said "extra inputs are not permitted"), within the same bounds as the page (422 naming
+    the field), and a change of it changes the ETag: a PUT with the ETag read before is refused."""
+    admin = as_role("admin")
+    h = {"X-CSRF-Token": admin.csrf}
+    api = "/api/v1/sla/policy"
+    got = admin.get(api)
+    kept, etag = got.json()["stale_after_s"], got.headers["ETag"]
+    try:
+        r = admin.put(api, json={"stale_after_s": 3600}, headers={**h, "If-Match": etag})
+        assert r.status_code == 200, r.text
+        assert r.json()["stale_after_s"] == 3600 and admin.get(api).json()["stale_after_s"] == 3600
+        assert r.headers["ETag"] != etag and admin.get(api).headers["ETag"] == r.headers["ETag"]
+        late = admin.put(api, json={"stale_after_s": 7200}, headers={**h, "If-Match": etag})
+        assert late.status_code == 412, late.text
+        for wrong in (0, 60, 899, 7 * 86400 + 1, "3600", 3600.5, -1):
+            for url in (api, "/api/v1/sla/policies/4"):
+                r = admin.put(url, json={"stale_after_s": wrong}, headers=h)
+                assert r.status_code == 422, (wrong, r.text)
+                assert [e["loc"] for e in r.json()["detail"]] == [["body", "stale_after_s"]], r.json()
+        assert admin.get(api).json()["stale_after_s"] == 3600
+        assert admin.get("/api/v1/sla/policies/4").status_code == 404  # nothing created
+        for bound in (900, 7 * 86400):
+            assert admin.put(api, json={"stale_after_s": bound}, headers=h).json()["stale_after_s"] == bound
+
+        # a department's: created from the tenant's, then its own
+        r = admin.put("/api/v1/sla/policies/4", json={}, headers=h)
+        assert r.status_code == 201 and r.json()["stale_after_s"] == 7 * 86400
+        dept = admin.get("/api/v1/sla/policies/4")
+        r = admin.put("/api/v1/sla/policies/4", json={"stale_after_s": 1800}, headers=h)
+        assert r.status_code == 200 and r.json()["stale_after_s"] == 1800
+        assert r.headers["ETag"] != dept.headers["ETag"]
+        listed = admin.get("/api/v1/sla/policies").json()["policies"]
+        assert [(p["department_wecom_id"], p["stale_after_s"]) for p in listed] == [(0, 7 * 86400), (4, 1800)]
+        read_before = {**h, "If-Match": dept.headers["ETag"]}
+        stale = admin.put("/api/v1/sla/policies/4", json={"stale_after_s": 900}, headers=read_before)
+        assert stale.status_code == 412
+        assert admin.get("/api/v1/sla/policies/4").json()["stale_after_s"] == 1800
+
+        # documented where clients read the fields
+        spec = admin.get("/api/v1/openapi.json").json()["components"]["schemas"]
+        for name in ("PolicyIn", "DepartmentPolicyIn"):
+            field = spec[name]["properties"]["stale_after_s"]
+            assert "过期未发" in field["description"], field
+            assert (field["anyOf"][0]["minimum"], field["anyOf"][0]["maximum"]) == (900, 7 * 86400), field
+        for name in ("PolicyOut", "DepartmentPolicyOut"):
+            assert "stale_after_s" in spec[name]["required"]
+            assert "过期未发" in spec[name]["properties"]["stale_after_s"]["description"]
+    finally:
+        admin.put(api, json={"stale_after_s": kept}, headers=h)

@@ -581,6 +581,7 @@ def policy_out(session: Session) -> dict:
         "quiet_hours": list(view.quiet_hours),
         "call_cooldown_s": view.call_cooldown_s,
         "merge_window_s": view.merge_window_s,
+        "stale_after_s": view.stale_after_s,
         "calendar_days": [{"day": d.day, "kind": d.kind, "note": d.note} for d in days],
         "official_calendar_through": official_calendar_through(),
         "updated_at": stored.updated_at if stored is not None else None,
@@ -634,6 +635,7 @@ EDITED = (
     "quiet_hours",
     "call_cooldown_s",
     "merge_window_s",
+    "stale_after_s",
 )
 
 
@@ -750,6 +752,7 @@ def _view_fields(view: service.PolicyView) -> dict:
         "quiet_hours": list(view.quiet_hours),
         "call_cooldown_s": view.call_cooldown_s,
         "merge_window_s": view.merge_window_s,
+        "stale_after_s": view.stale_after_s,
     }
 
 

@@ -16,6 +16,17 @@ Target = Literal["agent", "leader", "contact"]
 MAX_DELAY_S = 30 * 86400
 MAX_SNOOZE_MIN = 24 * 60
 MAX_CALL_COOLDOWN_S = 86400  # a day at most: longer, an agent's new waits would go unphoned for days
+# A step whose turn comes this long after it was due is not sent (siyu.sla.firing). Under a
+# quarter of an hour, a restart or a short outage of the archive would drop reminders that
+# were still worth sending; over a week, a card would tell of a wait from long ago.
+MIN_STALE_AFTER_S = 15 * 60
+MAX_STALE_AFTER_S = 7 * 86400
+STALE_AFTER_TEXT = (
+    "a step whose turn comes more than this many seconds after it was due (Siyu or the conversation"
+    " archive was down, the messages were imported) is not sent but recorded as skipped, stale"
+    f" (过期未发); from {MIN_STALE_AFTER_S} (15 minutes) to {MAX_STALE_AFTER_S} (7 days), 21600"
+    " (6 hours) by default. A change applies to steps firing from then on, those of waits already open too"
+)
 
 
 def _day_only(value):
@@ -83,6 +94,9 @@ class PolicyFieldsIn(BaseModel):
     )
     merge_window_s: StrictFloat | None = Field(
         None, ge=0, le=600, description="cards due to one person within this many seconds go as one"
+    )
+    stale_after_s: StrictInt | None = Field(
+        None, ge=MIN_STALE_AFTER_S, le=MAX_STALE_AFTER_S, description=STALE_AFTER_TEXT
     )
 
     model_config = {"extra": "forbid"}
@@ -159,6 +173,7 @@ class PolicyOut(BaseModel):
     quiet_hours: list[str]
     call_cooldown_s: int
     merge_window_s: float
+    stale_after_s: int = Field(description=STALE_AFTER_TEXT)
     calendar_days: list[CalendarDayOut]
     official_calendar_through: int | None = Field(
         description="the last year whose public holidays and 调休 Siyu knows; later years count "
@@ -185,6 +200,7 @@ class DepartmentPolicyOut(BaseModel):
     quiet_hours: list[str]
     call_cooldown_s: int
     merge_window_s: float
+    stale_after_s: int = Field(description=STALE_AFTER_TEXT)
     updated_at: datetime | None
 
 

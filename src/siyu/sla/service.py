@@ -62,6 +62,7 @@ from siyu.tenancy.models import Department, Staff, Tenant
 ACTIONS = ("app_message", "voice_call")
 TARGETS = ("agent", "leader", "contact")
 MAX_STEPS = 10
+DEFAULT_STALE_AFTER_S = 6 * 3600  # a step whose turn comes later than this after its due time is not sent
 
 
 class PolicyError(ValueError):
@@ -90,7 +91,7 @@ class PolicyView:
     merge_window_s: float = 5.0
     call_cooldown_s: int = 900
     quiet_hours: tuple[str, ...] = tuple(DEFAULT_QUIET_HOURS)
-    stale_after_s: int = 6 * 3600
+    stale_after_s: int = DEFAULT_STALE_AFTER_S
 
     @classmethod
     def of(cls, p: SlaPolicy) -> PolicyView:

@@ -39,7 +39,13 @@ from siyu.sla.api import (
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
 from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, delivery_name, step_phrase
-from siyu.sla.schemas import MAX_SNOOZE_MIN, DepartmentPolicyIn, PolicyIn
+from siyu.sla.schemas import (
+    MAX_SNOOZE_MIN,
+    MAX_STALE_AFTER_S,
+    MIN_STALE_AFTER_S,
+    DepartmentPolicyIn,
+    PolicyIn,
+)
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.templating import note_waiting, render, upcoming
@@ -103,6 +109,19 @@ def _minutes(seconds: int) -> str:
     """A delay in minutes for the policy form, exactly enough that saving it unchanged keeps
     its seconds (four decimals: 100 s is 1.6667, 600,010 s is 10000.1667)."""
     return f"{seconds / 60:.4f}".rstrip("0").rstrip(".")
+
+
+def _hours(seconds: int) -> str:
+    """The stale limit in hours for the policy form, exactly enough that saving it unchanged
+    keeps its seconds (four decimals: within 0.18 s, which rounding takes back)."""
+    return f"{seconds / 3600:.4f}".rstrip("0").rstrip(".")
+
+
+def _stale_text(seconds: int) -> str:
+    """The stale limit in words, in the unit the form asks for (hours; 30 分钟 under one)."""
+    if seconds < 3600 and seconds % 60 == 0:
+        return f"{seconds // 60} 分钟"
+    return f"{_hours(seconds)} 小时"
 
 
 def _delay(seconds: int) -> str:
@@ -348,6 +367,7 @@ def _policy_page(
             "p": current,
             "f": shown,
             "minutes": _minutes,
+            "hours": _hours,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
             "contact_gone": contact_gone,
@@ -400,6 +420,8 @@ def _policy_text(p: dict, names: dict[str, str], full: bool = False) -> str:
         parts.append(f"升级联系人 {names.get(contact, f'{contact}（已不在职）')}")
     if full:
         parts.append(f"两次电话至少间隔 {_minutes(p['call_cooldown_s'])} 分钟")
+    if full or p.get("stale_after_s", service.DEFAULT_STALE_AFTER_S) != service.DEFAULT_STALE_AFTER_S:
+        parts.append(f"过期不发 {_stale_text(p['stale_after_s'])}")
     return " · ".join(parts)
 
 
@@ -436,6 +458,7 @@ def _problems(exc: ValidationError) -> str:
         "quiet_hours": "免打扰时段",
         "escalation_contact": "升级联系人",
         "call_cooldown_s": "两次电话至少间隔",
+        "stale_after_s": "过期不发",
     }
     out = []
     for err in exc.errors():
@@ -457,15 +480,23 @@ def _problems(exc: ValidationError) -> str:
                 msg = "请填写分钟数，如 2 或 0.5 / minutes as a number, such as 2 or 0.5"
         if err["loc"] and err["loc"][0] == "call_cooldown_s":  # the form asks for minutes
             msg = "请填写 1 到 1440 之间的分钟数 / minutes from 1 to 1440"
+        if err["loc"] and err["loc"][0] == "stale_after_s":  # the form asks for hours
+            msg = STALE_BOUNDS
         out.append(f"{where}：{msg}" if where and not msg.startswith(where) else msg)
     return "；".join(out)
 
 
+STALE_BOUNDS = (
+    f"请填写 {MIN_STALE_AFTER_S / 3600:g} 到 {MAX_STALE_AFTER_S // 3600} 之间的小时数"
+    f"（{MIN_STALE_AFTER_S // 60} 分钟到 {MAX_STALE_AFTER_S // 86400} 天），如 6 或 0.5，也可写 30分钟"
+    f" / hours from {MIN_STALE_AFTER_S / 3600:g} to {MAX_STALE_AFTER_S // 3600}"
+)
 _NAMED_AGAIN = re.compile(r"^(?:班次无效 / invalid shifts|免打扰时段无效 / invalid quiet hours): ")
 _MINUTES = re.compile(r"(?=\.?[0-9])[0-9]{0,12}(\.[0-9]{0,6})?")
 _TOO_MANY_MINUTES = 10**13  # (more digits than that: refused as over the limit, not as "not a number")
 _TOO_MANY_DIGITS = re.compile(r"[0-9]{13,}(\.[0-9]*)?")
 _MINUTE_UNIT = re.compile(r"\s*(?:分钟|分|min|mins|minutes?)$")
+_HOUR_UNIT = re.compile(r"\s*(?:小时|个小时|时|h|hrs?|hours?)$", re.I)
 
 
 def _form_text(value) -> str:
@@ -527,6 +558,7 @@ def _read_policy_form(form) -> tuple[dict, dict]:
     shifts = _read_shifts(shifts_text)
     quiet = [_form_text(form.get("quiet_start", "")), _form_text(form.get("quiet_end", ""))]
     cooldown = _form_text(form.get("call_cooldown_min", ""))
+    stale = _form_text(form.get("stale_after_h", ""))
     fields = {
         "enabled": form.get("enabled") == "1",
         "steps": steps,
@@ -539,8 +571,28 @@ def _read_policy_form(form) -> tuple[dict, dict]:
     if cooldown:  # (left empty: kept as it is)
         minutes = _MINUTE_UNIT.sub("", cooldown)
         fields["call_cooldown_s"] = round(float(minutes) * 60) if _MINUTES.fullmatch(minutes) else -1
-    shown = {**fields, "steps": shown_steps, "shifts_text": shifts_text, "call_cooldown_typed": cooldown}
+    if stale:  # (left empty: kept as it is)
+        fields["stale_after_s"] = _stale_seconds(stale)
+    shown = {
+        **fields,
+        "steps": shown_steps,
+        "shifts_text": shifts_text,
+        "call_cooldown_typed": cooldown,
+        "stale_after_typed": stale,
+    }
     return shown, fields
+
+
+def _stale_seconds(typed: str) -> int:
+    """The stale limit typed in hours (6, 0.5, 6小时) or, with the unit, in minutes (30分钟);
+    -1 for what is no number, for PolicyIn to refuse naming the field."""
+    number = _HOUR_UNIT.sub("", typed.replace("。", "."))
+    per = 3600
+    if _MINUTE_UNIT.search(number):
+        number, per = _MINUTE_UNIT.sub("", number), 60
+    if _TOO_MANY_DIGITS.fullmatch(number):
+        return MAX_STALE_AFTER_S + 1
+    return round(float(number) * per) if _MINUTES.fullmatch(number) else -1
 
 
 @router.post("/sla/policy")
@@ -593,6 +645,7 @@ _FORM_FIELDS = {
     "escalation_contact": "升级联系人",
     "quiet_hours": "免打扰时段",
     "call_cooldown_s": "两次电话至少间隔",
+    "stale_after_s": "过期不发",
 }
 
 
@@ -677,6 +730,8 @@ def _field_text(name: str, value, names: dict[str, str]) -> str:
         return _steps_text(value) or "无"
     if name == "call_cooldown_s":
         return f"{_minutes(value)} 分钟"
+    if name == "stale_after_s":
+        return _stale_text(value)
     if name == "escalation_contact":
         return names.get(value, f"{value}（已不在职）") if value else "无"
     if name == "quiet_hours":
@@ -835,6 +890,7 @@ def _department_page(
             "dept": dept,
             "f": shown,
             "minutes": _minutes,
+            "hours": _hours,
             "steps": steps[: service.MAX_STEPS],
             "staff": staff,
             "contact_gone": contact_gone,
