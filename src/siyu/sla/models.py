@@ -181,7 +181,8 @@ class SlaCall(TenantOwned, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     callee_userid: Mapped[str] = mapped_column(String(64))
     escalation_id: Mapped[int | None] = mapped_column(BigId)
-    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | placed | skipped | failed
+    # queued | placed | skipped | failed | never (its policy's shifts all lie in its quiet hours)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
     provider: Mapped[str] = mapped_column(String(16), default="")
     call_id: Mapped[str] = mapped_column(String(128), default="")
     waits: Mapped[int] = mapped_column(default=0)  # how many waits the call was about

@@ -255,8 +255,9 @@ class FiredStep(BaseModel):
         description="card: queued | sent | retrying | given_up | skipped (answered meanwhile); "
         "call: queued | retrying | placed | skipped (not placed, delivery_error says why) | failed | "
         "covered (the agent was called within the policy's cooldown, about another customer, and not "
-        "called again) | never (the policy's shifts all lie in its quiet hours: the call will never "
-        "ring); either: snoozed (its wait was snoozed since the step fired, before the card was built "
+        "called again) | never (the policy's shifts all lie in its quiet hours: the call is not placed, "
+        "and not later either once the policy is changed); either: snoozed (its wait was snoozed "
+        "since the step fired, before the card was built "
         "or the call rang: it did not, or will not, speak of this customer) | ended (the wait was "
         "answered or closed first)",
     )
@@ -401,7 +402,8 @@ class DeliveryProblem(BaseModel):
     recipient_name: str
     at: datetime
     status: str = Field(
-        description="card: retrying | given_up; call: skipped | failed; step: nobody | stale (due longer"
+        description="card: retrying | given_up; call: skipped | failed | never (its policy's shifts all"
+        " lie in its quiet hours: it did not ring); step: nobody | stale (due longer"
         " ago than the policy's stale_after_s when its turn came: not sent)"
     )
     attempts: int | None

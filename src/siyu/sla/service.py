@@ -1661,7 +1661,8 @@ CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
 CARD_SNOOZED_OFF = "已暂缓提醒，卡片没有提这位客户"
 # A card's payload key: the waits it spoke of when it was built (siyu.sla.tasks._notices).
 CARD_TOLD = "told_waits"
-# Why the board says a call still to ring never will: its policy lets no call ring.
+# Why a call did not ring and never will: its policy lets no call ring (the call is recorded
+# so when it comes due, siyu.sla.tasks._call_hold; one still queued reads so till then).
 CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"
 
 
@@ -1674,7 +1675,8 @@ def delivery_problems(
 ) -> tuple[list[dict], dict[str, int]]:
     """Escalation cards and calls of [start, end) that have not reached their person: cards
     WeCom refused so far (being retried, with the error) or gave up on, calls that failed or
-    were skipped (voice calls off, no number), steps that reached nobody. Newest first;
+    were skipped (voice calls off, no number) or will never ring (the policy's shifts all lie
+    in its quiet hours), steps that reached nobody. Newest first;
     `recipients` limits them, `newest` lists only that many; with how many there are of each
     status (all of them: an import of months of chats skips thousands of steps at once)."""
     o, c, e = OutboxMessage, SlaCall, SlaEscalation
@@ -1690,7 +1692,8 @@ def delivery_problems(
     calls = select(c.callee_userid, c.created_at, c.status, c.error).where(
         c.created_at >= start,
         c.created_at < end,
-        c.status.in_(("skipped", "failed")),
+        # never: its policy lets no call ring, which only the admin can change
+        c.status.in_(("skipped", "failed", "never")),
         c.error.not_in(CALLS_NOT_NEEDED),
     )
     # calls the voice provider refused so far, being retried by the outbox (with its answer)
@@ -1838,7 +1841,8 @@ def _problem(
 
 def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
-    failed | covered | snoozed | ended, the error) by escalation id, from the card or call that carried it (a
+    failed | never | covered | snoozed | ended, the error) by escalation id, from the card or
+    call that carried it (a
     step merged into another's card, or covered by a call still queued when it fired, follows
     that one; one that fired after the covering call was placed, within the cooldown, is
     "covered": that call did not speak of its customer). `fired`: SlaEscalation rows, or result
@@ -2038,7 +2042,9 @@ def calls_never_ring(policy: PolicyView) -> bool:
 
 
 def calls_never_placed(session: Session, queued: Sequence) -> set[int]:
-    """Of these fired steps whose call is still to ring, those whose policy lets no call ring."""
+    """Of these fired steps whose call is still to ring, those whose policy lets no call ring:
+    the sender records such a call as never placed when it comes due (one queued before it
+    did so may be hours from that)."""
     calls = [e for e in queued if e.action == "voice_call"]
     if not calls:
         return set()
@@ -2083,9 +2089,8 @@ def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = N
     return sorted(when.values())
 
 
-def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
-    """When the call about the conversation's open wait will ring, where its step fired in
-    quiet hours and the call waits in the outbox for them to end; None when there is none."""
+def _open_wait_calls(session: Session, conversation_id: int) -> tuple[list[SlaEscalation], dict]:
+    """The call steps that fired for the conversation's open wait, and how far each got."""
     calls = list(
         session.scalars(
             select(SlaEscalation)
@@ -2098,9 +2103,30 @@ def held_call(session: Session, conversation_id: int, now: datetime) -> datetime
             )
         )
     )
-    reached = deliveries(session, calls)
+    return calls, deliveries(session, calls) if calls else {}
+
+
+def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
+    """When the call about the conversation's open wait will ring, where its step fired in
+    quiet hours and the call waits in the outbox for them to end; None when there is none."""
+    calls, reached = _open_wait_calls(session, conversation_id)
     held = held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
     return max(held.values(), default=None)
+
+
+def call_never(session: Session, conversation_id: int) -> PolicyView | None:
+    """The policy of the conversation's open wait where a call step of it fired whose call
+    never rings: the policy's shifts all lie in its quiet hours (the call recorded so, or
+    still queued under such a policy); None otherwise. The chat says so, and what to change,
+    rather than that every reminder went out."""
+    calls, reached = _open_wait_calls(session, conversation_id)
+    queued = [e for e in calls if reached.get(e.id, ("",))[0] == "queued"]
+    never = {e.id for e in calls if reached.get(e.id, ("",))[0] == "never"}
+    never |= calls_never_placed(session, queued)
+    if not never:
+        return None
+    wait_id = next(e.wait_id for e in calls if e.id in never)
+    return PolicyBook(session).by_id(session.scalar(select(SlaWait.policy_id).where(SlaWait.id == wait_id)))
 
 
 def board(session: Session, now: datetime) -> dict:

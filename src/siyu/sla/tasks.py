@@ -511,10 +511,16 @@ def _mark_call(rt, tenant_id: int, call_id: int, status: str, error: str = "") -
             call.status, call.error = status, error
 
 
-def _quiet_until(rt, tenant_id: int, message: OutboxMessage) -> datetime | None:
+NEVER = "never"  # _call_hold's answer for a call its policy lets no call ring
+
+
+def _call_hold(rt, tenant_id: int, message: OutboxMessage) -> datetime | str | None:
     """When a call that would ring in its policy's quiet hours may ring (firing holds a step
     back by them, but a failed call comes back by the outbox's own backoff, and a queued one
-    may go minutes after its step)."""
+    may go minutes after its step); None when it may ring now. NEVER, with the call recorded
+    so, when the policy lets no call ring (saved before such policies were refused): put off
+    to its next shift, which the quiet hours hold again, the call sat pending for ever, and
+    as one still to ring covered every later call step to its callee."""
     with rt.db.tenant_session(tenant_id) as s:
         policy_id = s.scalar(
             select(SlaWait.policy_id)
@@ -523,15 +529,24 @@ def _quiet_until(rt, tenant_id: int, message: OutboxMessage) -> datetime | None:
             .limit(1)
         )
         book = service.PolicyBook(s)
-        timezone = service.tenant_timezone(s)
-        return service.call_held_until(book.by_id(policy_id), rt.now(), timezone, book.calendar)
+        policy = book.by_id(policy_id)
+        until = service.call_held_until(policy, rt.now(), service.tenant_timezone(s), book.calendar)
+        if until is None or not service.calls_never_ring(policy):
+            return until
+        call = s.get(SlaCall, message.payload.get("call"))
+        if call is not None:
+            call.status, call.error = "never", service.CALL_NEVER
+        return NEVER
 
 
 @sender("sla_call", on_dead=_call_failed)
 async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     # the database in threads, never on the event loop the worker's other loops share
-    if (until := await asyncio.to_thread(_quiet_until, rt, tenant_id, message)) is not None:
-        raise Deferred(until)
+    hold = await asyncio.to_thread(_call_hold, rt, tenant_id, message)
+    if hold == NEVER:
+        raise Skipped("its policy's shifts all lie in its quiet hours: no call rings")
+    if hold is not None:
+        raise Deferred(hold)
     plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
         raise Skipped("every wait was answered before the call")

@@ -215,6 +215,9 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         business_s = sla_service.waited_business_s(s, conversation_id, rt.now()) if waits else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
         call_at = held_call(s, conversation_id, rt.now()) if reminders == "all_sent" else None
+        # a call step fired whose call never rings (its policy's shifts all lie in its quiet
+        # hours, saved before that was refused): said with what to change, not as gone out
+        never = sla_service.call_never(s, conversation_id) if reminders in ("all_sent", "to_come") else None
         customer_readable = bool(
             found
             and found["customer"]
@@ -250,6 +253,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "reminders": reminders,
             "waited_business": None if business_s is None else queries.wait_text(business_s),
             "call_at": call_at,
+            "call_never": never,
             "snooze_choices": SNOOZE_CHOICES,
             "done": done_said,
             "done_warns": done in NOT_DONE,
