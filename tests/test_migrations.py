@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 import siyu.models
 from siyu.conversations.search import alembic_include_name
@@ -230,3 +233,37 @@ def test_customer_groups_stored_before_0023_are_the_ones_whose_members_are_read_
     with database.tenant_session(tenant_id) as s:
         assert groups.members_unread(s, 10) == ["wrOld"]
     _to(database, "0022", down=True)
+
+
+def test_channels_stored_before_0025_keep_the_type_their_members_made_them(empty_database):
+    """0025 keeps each code's WeCom type: one member and no department, single-member (1);
+    several members or departments, multi-member (2), which may later be left with one member."""
+    from siyu.customers.models import Channel
+
+    database = empty_database
+    _to(database, "0024")
+    with database.system_session() as s:
+        tenant_id = _tenant(s).id
+        old = sa.table(
+            "channels",
+            *(sa.column(c) for c in ("tenant_id", "name", "state", "config_id", "qr_code", "skip_verify")),
+            *(
+                sa.column(c, sa.JSON())
+                for c in ("staff_userids", "department_ids", "tag_ids", "welcome_link")
+            ),
+            *(sa.column(c) for c in ("welcome_text", "welcome_image_url", "enabled", "notice", "created_at")),
+        )
+        for state, staff, departments in [
+            ("ch_one", ["zhangsan"], []),
+            ("ch_two", ["zhangsan", "lisi"], []),
+            ("ch_dept", ["zhangsan"], [4]),
+        ]:
+            row = {"tenant_id": tenant_id, "name": state, "state": state, "config_id": "", "qr_code": ""}
+            row |= {"staff_userids": staff, "department_ids": departments, "tag_ids": [], "welcome_link": {}}
+            row |= {"skip_verify": True, "welcome_text": "", "welcome_image_url": "", "enabled": True}
+            s.execute(sa.insert(old).values(**row, notice="", created_at=datetime(2026, 12, 1, tzinfo=UTC)))
+    database.migrate()
+    with database.tenant_session(tenant_id) as s:
+        types = dict(s.execute(select(Channel.state, Channel.way_type)).all())
+    assert types == {"ch_one": 1, "ch_two": 2, "ch_dept": 2}
+    _to(database, "0024", down=True)

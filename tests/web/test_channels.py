@@ -47,13 +47,16 @@ def test_create_edit_disable_through_the_api(as_role, world, db):
     assert r.json()["staff_userids"] == ["zhangsan", "lisi"]  # untouched fields stay
     assert _ways(world, world.a)[config_id]["skip_verify"] is False
 
-    # A multi-member code cannot become a single-member one: WeCom's rule, shown as 422.
+    # WeCom keeps a code's type: a multi-member code left with one member stays one, and takes
+    # a second member again
     r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan"]}, headers=csrf)
-    assert r.status_code == 422
-    assert r.json()["detail"] == (
-        "多人码不能改为单人码（只留一位成员），请新建渠道 / a multi-member code cannot become a "
-        "single-member one: create a new channel"
+    assert r.status_code == 200, r.text
+    assert _ways(world, world.a)[config_id]["user"] == ["zhangsan"]
+    assert _ways(world, world.a)[config_id]["type"] == 2
+    r = admin.patch(
+        f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["zhangsan", "lisi"]}, headers=csrf
     )
+    assert r.status_code == 200, r.text
 
     r = admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
     assert r.status_code == 200 and r.json()["enabled"] is False

@@ -257,7 +257,12 @@ async def create_channel(rt, tenant_id: int, spec: ChannelSpec, by: str = "") ->
     def save(s) -> int:
         _hold_names(s)
         check_name_free(s, spec.name)
-        channel = Channel(state=state, config_id=answer["config_id"], qr_code=answer.get("qr_code", ""))
+        channel = Channel(
+            state=state,
+            config_id=answer["config_id"],
+            qr_code=answer.get("qr_code", ""),
+            way_type=spec.way_type,
+        )
         _apply(channel, spec, by)
         s.add(channel)
         s.flush()
@@ -288,20 +293,15 @@ async def update_channel(
         if drawn is not None and channel_version(channel) != drawn:
             raise ChannelChanged(channel.updated_by)
         check_name_free(s, spec.name, channel_id)
-        return (
-            channel.config_id,
-            1 if len(channel.staff_userids) == 1 and not channel.department_ids else 2,
-            _same_members(channel, spec),
-        )
+        return channel.config_id, channel.way_type, _same_members(channel, spec)
 
-    config_id, old_type, same = await in_tenant(rt.db, tenant_id, check)
-    if old_type != spec.way_type:
+    config_id, way_type, same = await in_tenant(rt.db, tenant_id, check)
+    # WeCom fixes a code's type when it is made. A multi-member code takes one member as well (a
+    # two-member code whose other member left can drop them); a single-member one takes no more.
+    if way_type == 1 and spec.way_type != 1:
         raise ChannelError(
             "单人码不能改为多人码（多位成员或部门），请新建渠道 / a single-member code cannot become a "
             "multi-member one: create a new channel"
-            if old_type == 1
-            else "多人码不能改为单人码（只留一位成员），请新建渠道 / a multi-member code cannot become a "
-            "single-member one: create a new channel"
         )
     contact = (await rt.clients.get(tenant_id)).contact
     await contact.update_contact_way(config_id, **_way_fields(spec, members=not same))

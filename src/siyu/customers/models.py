@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db.base import Base, BigId, TenantOwned, utcnow
@@ -103,6 +103,9 @@ class Channel(TenantOwned, Base):
     welcome_image_url: Mapped[str] = mapped_column(String(500), default="")
     enabled: Mapped[bool] = mapped_column(default=True)
     notice: Mapped[str] = mapped_column(String(500), default="")
+    # WeCom's type of the code, fixed when it is made: 1 one member, 2 one or more members and/or
+    # departments (a multi-member code left with one member stays one)
+    way_type: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # who made or last edited it (the name they were signed in as), for an edit refused as stale
     # to say whose save it missed; "" where unknown (saved before this was kept)
