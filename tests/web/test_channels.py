@@ -262,13 +262,9 @@ def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to
         page = admin.get(f"/channels/{shared['id']}").text
         assert "赵六 已离职或停用，不再接待" in page and "张三、赵六（已离职或停用）" in page
         form = admin.get(f"/channels/{alone['id']}/edit").text
-        assert "赵六 已离职或停用，已从下面的接待成员中去掉，保存后不再接待；请选一位在职的成员。" in form
-        # a multi-member code left with one member would become a single-member one: WeCom refuses
+        assert "赵六 已离职或停用，扫码的客户无人接待：请取消勾选赵六，另选一位在职的成员后保存" in form
         form = admin.get(f"/channels/{shared['id']}/edit").text
-        assert (
-            "赵六 已离职或停用，已从下面的接待成员中去掉，保存后不再接待；"
-            "只剩一位成员，多人码不能改为单人码：请再选一位在职的成员，否则不能保存。"
-        ) in form
+        assert "赵六 已离职或停用，扫码的客户只会加给其他接待成员。赵六仍勾选在下面" in form
         # a disabled code hands scans to nobody: nothing to warn of
         admin.post(f"/api/v1/channels/{alone['id']}/disable", headers=csrf)
         assert admin.get(f"/api/v1/channels/{alone['id']}").json()["notice"] == ""

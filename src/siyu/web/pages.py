@@ -245,6 +245,7 @@ def _channel_choices(rt, viewer: Viewer) -> dict:
             "all_staff": [(m.userid, m.name) for m in queries.active_staff(s)],
             "all_departments": [(d.wecom_id, d.name) for d in queries.departments(s)],
             "all_tags": [(t.wecom_id, t.name, t.group_name) for t in queries.live_tags(s)],
+            "departed_staff": queries.departed_staff(s),
         }
 
 
@@ -290,6 +291,10 @@ def _channel_form(
     field where what was typed differs (what saving it again would overwrite)."""
     choices = _channel_choices(request.app.state.rt, viewer)
     ctx = {"ch": values, "error": error, "version": version, **choices}
+    # the channel's members who left: not among all_staff (those a new member is chosen from), yet
+    # kept, ticked, unless the admin unticks them: a save that leaves them is no change of members
+    departed = choices["departed_staff"]
+    ctx["leavers"] = [(u, departed[u] or u) for u in values.get("kept_staff") or [] if u in departed]
     ctx["stored_now"] = channel_text(stored, choices) if stored else ""
     ctx["stale_fields"] = channel_differences(stored, values, choices) if stored else []
     return render(request, "channel_form.html", ctx, status_code=status)
@@ -309,10 +314,14 @@ async def _read_channel_form(
         "title": str(form.get("link_title", "")).strip(),
         "desc": str(form.get("link_desc", "")).strip(),
     }
+    kept = values.get("kept_staff")
+    staff = [str(v) for v in form.getlist("staff_userids") if v]
+    if kept and set(staff) == set(kept):
+        staff = list(kept)  # the same members, whatever order the boxes stand in
     values.update(
         {
             "name": str(form.get("name", "")).strip(),
-            "staff_userids": [str(v) for v in form.getlist("staff_userids") if v],
+            "staff_userids": staff,
             "department_ids": [
                 d for d in (_int(str(v)) for v in form.getlist("department_ids")) if d is not None
             ],
@@ -342,7 +351,7 @@ async def _read_channel_form(
     chosen = isinstance(image, UploadFile) and bool(image.filename)
     try:
         spec.check()
-        problems = await run_in_threadpool(spec_problems, request.app.state.rt, viewer, spec)
+        problems = await run_in_threadpool(spec_problems, request.app.state.rt, viewer, spec, kept)
         if problems:
             raise ChannelError("；".join(problems))
         await run_in_threadpool(_check_name_free, request.app.state.rt, viewer, spec.name, values.get("id"))
@@ -440,8 +449,30 @@ def channel_edit(request: Request, viewer: PageViewer, channel_id: int):
         raise _not_found()
     if not current["enabled"]:
         return RedirectResponse(f"/channels/{channel_id}", 303)
-    shown = {**current, "welcome_link": titled_link(current["welcome_link"])}
+    shown = {**current, **_kept(current), "welcome_link": titled_link(current["welcome_link"])}
     return _channel_form(request, viewer, shown, version=channel_version(current))
+
+
+def _kept(current: dict) -> dict:
+    """What the edit form of the channel as stored shows of its members who left."""
+    return {"kept_staff": list(current["staff_userids"]), "leaver_note": _leaver_note(current)}
+
+
+def _leaver_note(current: dict) -> str:
+    """What the admin is told of the channel's members who left (channel_dict's `departed`)."""
+    gone = current["departed"]
+    if not gone:
+        return ""
+    names = "、".join(gone)
+    if len(gone) == len(current["staff_userids"]) and not current["department_ids"]:
+        return (
+            f"{names} 已离职或停用，扫码的客户无人接待：请取消勾选{names}，另选一位在职的成员后保存"
+            f"（只改其他内容也能保存，但扫码仍无人接待）"
+        )
+    return (
+        f"{names} 已离职或停用，扫码的客户只会加给其他接待成员。{names}仍勾选在下面："
+        f"取消勾选并保存即可移除；不移除也能保存其他修改"
+    )
 
 
 @router.post("/channels/{channel_id}/edit")
@@ -451,7 +482,7 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
     current = await run_in_threadpool(load_channel, rt, viewer, channel_id)
     if current is None:
         raise _not_found()
-    values = dict(current)
+    values = {**current, **_kept(current)}
     drawn = str((await request.form()).get("version", "")).strip()[:40] or None
     now = channel_version(current)
     agreed = [drawn]  # the version the save is made to
