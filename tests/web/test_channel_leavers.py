@@ -93,7 +93,7 @@ def test_a_two_member_channel_with_a_leaver_saves_from_its_form_and_the_leaver_c
             assert r.status_code == 303, r.text
             got = admin.get(f"/api/v1/channels/{ch['id']}").json()
             assert got["name"] == "易拉宝改名" and got["staff_userids"] == ["zhangsan", "zhaoliu"]
-            assert got["notice"] == "赵六 已离职或停用，不再接待"
+            assert got["notice"] == "赵六 已离职或停用，不再接待：可从接待成员中移除"
             assert way_users(world, db, ch["id"]) == ["zhangsan", "zhaoliu"]
 
             # unticked: removed, here and in WeCom; the code stays a multi-member one
@@ -194,6 +194,7 @@ def test_the_api_removes_a_leaver_from_a_two_member_channel_and_refuses_a_channe
             r = admin.patch(path, json={"staff_userids": ["zhangsan"]}, headers=csrf)
             assert r.status_code == 200, r.text
             assert r.json()["staff_userids"] == ["zhangsan"] and r.json()["notice"] == ""
+            assert (r.json()["way_type"], alone["way_type"]) == (2, 1)  # a multi-member code still
             assert way_users(world, db, pair["id"]) == ["zhangsan"]
             r = admin.patch(path, json={"staff_userids": ["zhangsan", "lisi"]}, headers=csrf)
             assert r.status_code == 200, r.text

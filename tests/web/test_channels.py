@@ -255,12 +255,17 @@ def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to
     try:
         nobody = "接待成员 赵六 已离职或停用，扫码的客户无人接待：请换一位成员"
         assert admin.get(f"/api/v1/channels/{alone['id']}").json()["notice"] == nobody
-        assert admin.get(f"/api/v1/channels/{shared['id']}").json()["notice"] == "赵六 已离职或停用，不再接待"
+        assert (
+            admin.get(f"/api/v1/channels/{shared['id']}").json()["notice"]
+            == "赵六 已离职或停用，不再接待：可从接待成员中移除"
+        )
         listed = admin.get("/channels").text
         row = re.search(rf'<tr data-channel="{alone["id"]}">.*?</tr>', listed, re.S).group(0)
         assert f'<span class="warn" title="{nobody}">⚠</span>' in row
         page = admin.get(f"/channels/{shared['id']}").text
-        assert "赵六 已离职或停用，不再接待" in page and "张三、赵六（已离职或停用）" in page
+        assert (
+            "赵六 已离职或停用，不再接待：可从接待成员中移除" in page and "张三、赵六（已离职或停用）" in page
+        )
         form = admin.get(f"/channels/{alone['id']}/edit").text
         assert "赵六 已离职或停用，扫码的客户无人接待：请取消勾选赵六，另选一位在职的成员后保存" in form
         form = admin.get(f"/channels/{shared['id']}/edit").text

@@ -160,6 +160,7 @@ def channel_dict(channel: Channel, totals: dict, departed: dict[str, str]) -> di
         "enabled": channel.enabled,
         "staff_userids": list(channel.staff_userids or []),
         "department_ids": list(channel.department_ids or []),
+        "way_type": channel.way_type,
         "skip_verify": channel.skip_verify,
         "tag_ids": list(channel.tag_ids or []),
         "welcome_text": channel.welcome_text,
@@ -180,7 +181,7 @@ def departed_notice(channel: Channel, gone: list[str]) -> str:
     names = "、".join(gone)
     if len(gone) == len(channel.staff_userids or []) and not channel.department_ids:
         return f"接待成员 {names} 已离职或停用，扫码的客户无人接待：请换一位成员"
-    return f"{names} 已离职或停用，不再接待"
+    return f"{names} 已离职或停用，不再接待：可从接待成员中移除"
 
 
 def titled_link(link: dict) -> dict:

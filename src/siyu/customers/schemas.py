@@ -286,6 +286,10 @@ class ChannelOut(BaseModel):
     enabled: bool
     staff_userids: list[str]
     department_ids: list[int]
+    way_type: Literal[1, 2] = Field(
+        description="WeCom's type of the code, fixed when it is made: 1 a single-member code (it takes no "
+        "second member: make a new channel), 2 a multi-member one (one member or more, or departments)"
+    )
     skip_verify: bool
     tag_ids: list[str]
     welcome_text: str
