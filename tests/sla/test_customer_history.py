@@ -32,8 +32,9 @@ def test_a_waits_entry_names_the_cards_and_the_call_its_steps_sent(local):
     assert entry["kind"] == "wait" and entry["data"]["state"] == "replied"
     assert entry["text"] == (
         "客户发来消息等待回复：「你好，这个套餐多少钱？」；张三 回复，用时 11 分 40 秒"
-        # (nothing sent the cards in this test; the call had not rung when 张三 answered)
-        "；已升级：提醒卡片给负责成员 张三（排队中）、提醒卡片给上级 李四（排队中）"
+        # (nothing sent the cards in this test: still to go, they will leave out a customer
+        # answered meanwhile; the call had not rung when 张三 answered)
+        "；已升级：提醒卡片给负责成员 张三（等待已结束，未发）、提醒卡片给上级 李四（等待已结束，未发）"
         "、语音电话给负责成员 张三（等待已结束，未打）"
     )
     assert [e["recipient_name"] for e in entry["data"]["escalations"]] == ["张三", "李四", "张三"]

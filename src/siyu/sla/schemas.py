@@ -257,9 +257,9 @@ class FiredStep(BaseModel):
         "covered (the agent was called within the policy's cooldown, about another customer, and not "
         "called again) | never (the policy's shifts all lie in its quiet hours: the call is not placed, "
         "and not later either once the policy is changed); either: snoozed (its wait was snoozed "
-        "since the step fired, before the card was built "
-        "or the call rang: it did not, or will not, speak of this customer) | ended (the wait was "
-        "answered or closed first)",
+        "since the step fired, before the card was built or the call rang, however short the snooze: "
+        "it did not, or will not, speak of this customer; said as soon as it is snoozed) | ended (the "
+        "wait was answered or closed first)",
     )
     delivery_error: str = Field("", description="what WeCom or the voice provider answered, when it failed")
     held_until: datetime | None = Field(

@@ -1928,13 +1928,16 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
 def _not_told(
     session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict, card_of: dict, told: dict
 ) -> None:
-    """A card or call speaks only of the waits still open and not snoozed since their step fired
-    when it is built or rings (siyu.sla.tasks._open_entries_many, _call_plan): a step whose wait
-    it left out reads so (snoozed | ended), not as the card's sent / skipped or the call's placed /
-    queued / skipped. A card keeps the waits it spoke of (CARD_TOLD; one that found none to speak
-    of was skipped); a call keeps none, and the dates tell them."""
+    """A card or call speaks only of the waits still open and not snoozed since their latest
+    step on it fired when it is built or rings (left_out; siyu.sla.tasks._open_entries_many,
+    _call_plan): a step whose wait it left out reads so (snoozed | ended), not as the card's
+    sent / skipped / queued or the call's placed / queued / skipped. A card keeps the waits it
+    spoke of (CARD_TOLD; one that found none to speak of was skipped); one still to go is read
+    ahead by the same rule, as soon as it is known (a snooze ending before it goes does not bring
+    the wait back). A call keeps none, and the dates tell them. `told`: the cards' waits, by
+    their id and dedupe key."""
     steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
-    cards = [e for e in fired if e.id in card_of and _left_off(e, out[e.id][0], told.get(card_of[e.id]))]
+    cards = [e for e in fired if e.id in card_of]
     if not steps and not cards:
         return
     waits = {
@@ -1945,28 +1948,35 @@ def _not_told(
             )
         )
     }
+    carrier = {e.id: card_of[e.id] for e in cards}
+    carrier.update({e.id: ("call", call_of.get(e.id, ("step", e.id))) for e in steps})
+    # a wait's latest step on each card or call: one that fired after a snooze is a reminder anew
+    latest: dict = {}
+    for e in steps + cards:
+        key = (carrier[e.id], e.wait_id)
+        if e.fired_at is not None and (key not in latest or e.fired_at > latest[key]):
+            latest[key] = e.fired_at
     for e in cards:
-        w = waits.get(e.wait_id)
-        if w is not None:  # (else: left off for a reason its wait no longer tells)
-            snoozed = snoozed_since_fired(w.snoozed_at, e.fired_at)
+        w, (status, _), said = waits.get(e.wait_id), out[e.id], told.get(carrier[e.id])
+        if w is None:  # (left off or not, for a reason its wait no longer tells)
+            continue
+        snoozed = snoozed_since_fired(w.snoozed_at, latest.get((carrier[e.id], e.wait_id)))
+        if status == "skipped" or (said is not None and e.wait_id not in said):
             out[e.id] = ("snoozed", CARD_SNOOZED_OFF) if snoozed else ("ended", "")
+        elif status == "queued" and said is None and (snoozed or w.closed_at is not None):
+            out[e.id] = ("snoozed", CARD_SNOOZED_OFF) if snoozed else ("ended", "")  # not built yet
     for e in steps:
         w = waits.get(e.wait_id)
         status, error = out[e.id]
         # rang, still to ring, or not placed as nobody waited: not a call that failed
         if w is None or not (status in ("placed", "queued", "retrying") or error in CALLS_NOT_NEEDED):
             continue
+        snoozed = snoozed_since_fired(w.snoozed_at, latest.get((carrier[e.id], e.wait_id)))
         rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
-        if snoozed_since_fired(w.snoozed_at, e.fired_at) and (rang is None or w.snoozed_at <= rang):
+        if snoozed and (rang is None or w.snoozed_at <= rang):
             out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
         elif w.closed_at is not None and (rang is None or w.closed_at <= rang):
             out[e.id] = ("ended", "")
-
-
-def _left_off(step, status: str, told: list | None) -> bool:
-    """Whether the card that carried `step` did not speak of its wait: it found nothing to say
-    (skipped), or was built without it."""
-    return status == "skipped" or (told is not None and step.wait_id not in told)
 
 
 def retime_held_calls(session: Session, now: datetime) -> int:
@@ -2057,9 +2067,22 @@ def calls_never_placed(session: Session, queued: Sequence) -> set[int]:
 
 def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:
     """Whether a wait was snoozed after its step fired: someone saw the reminder and held it
-    back, so a call of that step still to ring (held by quiet hours, or to be retried) is not
-    placed, even where the snooze ended first (15 minutes at 06:35, the call held till 08:00)."""
+    back, so a card or call of that step still to go (merged, paced, held by quiet hours, or to
+    be retried) does not speak of it, even where the snooze ended first (15 minutes at 06:35,
+    the call held till 08:00): the reminders come back when the snooze ends as the steps still
+    pending, not as this one arriving late. `snoozed_at` is the latest snooze's: a later one is
+    later still, so the answer holds however often the wait was snoozed since."""
     return snoozed_at is not None and fired_at is not None and snoozed_at >= fired_at
+
+
+def left_out(
+    snoozed_until: datetime | None, snoozed_at: datetime | None, fired_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a card or call made at `now` leaves out an open wait whose latest step on it fired
+    at `fired_at` (None: the wait is on it as another of the callee's): the wait is snoozed
+    now, or was snoozed since that step fired (snoozed_since_fired). One rule for the card
+    builder and the call planner (siyu.sla.tasks), which the board reads ahead (deliveries)."""
+    return (snoozed_until is not None and snoozed_until > now) or snoozed_since_fired(snoozed_at, fired_at)
 
 
 def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = None) -> list[datetime]:

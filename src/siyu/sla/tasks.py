@@ -209,7 +209,8 @@ def _clip(value: str, n: int) -> str:
 def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -> dict[int, list[dict]]:
     """The still-unanswered waits behind each card's steps (escalation ids by card), one
     per conversation, earliest first (`_notices` orders them by each policy's clock), left
-    out those the agent snoozed since the step fired: three reads for all the cards."""
+    out those snoozed since their latest step on the card fired (service.left_out, the call
+    planner's rule): three reads for all the cards."""
     card_of: dict[int, list[int]] = {}
     for card, ids in cards.items():
         for esc_id in ids:
@@ -230,6 +231,8 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                 c.id,
                 c.awaiting_msgid,
                 Customer.name,
+                e.fired_at,
+                w.snoozed_at,
             )
             .join(w, w.id == e.wait_id)
             .join(c, c.id == e.conversation_id)
@@ -239,13 +242,22 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
         if card_of
         else []
     )
+    # a wait's latest step on each card: one that fired after the snooze ended is a reminder anew
+    latest: dict[tuple[int, int], datetime] = {}
+    for row in rows:
+        esc_id, wait_id, fired_at = row[0], row[3], row[12]
+        for key in ((card, wait_id) for card in card_of[esc_id]):
+            if fired_at is not None and (key not in latest or fired_at > latest[key]):
+                latest[key] = fired_at
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for row in rows:
         esc_id, step, agent, wait_id, msgid, started_at, closed_at, snoozed, policy_id = row[:9]
-        conversation_id, awaiting, name = row[9:]
-        if closed_at is not None or awaiting != msgid or (snoozed is not None and snoozed > now):
+        conversation_id, awaiting, name, _, snoozed_at = row[9:]
+        if closed_at is not None or awaiting != msgid:
             continue
         for card in card_of[esc_id]:
+            if service.left_out(snoozed, snoozed_at, latest.get((card, wait_id)), now):
+                continue
             entries = per_card[card]
             entry = entries.get(conversation_id)
             if entry is None or step > entry["step"]:
@@ -451,11 +463,11 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
     callee = message.payload["callee"]
     with rt.db.tenant_session(tenant_id) as s:
         ids = message.payload.get("escalations", [])
-        fired_at = dict(
-            s.execute(
-                select(SlaEscalation.wait_id, SlaEscalation.fired_at).where(SlaEscalation.id.in_(ids))
-            ).all()
-        )
+        fired_at: dict[int, datetime | None] = {}  # each wait's latest step on the call
+        for wait_id, at in s.execute(
+            select(SlaEscalation.wait_id, SlaEscalation.fired_at).where(SlaEscalation.id.in_(ids))
+        ):
+            fired_at[wait_id] = max(filter(None, (at, fired_at.get(wait_id))), default=None)
         wait_ids = set(fired_at)
         waits = list(
             s.scalars(
@@ -464,15 +476,15 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
                 .where(
                     SlaWait.closed_at.is_(None),
                     Conversation.awaiting_msgid == SlaWait.msgid,
-                    # a wait the agent snoozed since the step fired: no call about it now
-                    or_(SlaWait.snoozed_until.is_(None), SlaWait.snoozed_until <= now),
                     or_(SlaWait.staff_userid == callee, SlaWait.id.in_(wait_ids or {0})),
                 )
             )
         )
-        # snoozed since the step fired, the snooze over before the call could ring (held by
+        # snoozed now, or since the step fired though the snooze is over (the call held by
         # quiet hours, or waiting for a retry): it was seen and held back all the same
-        waits = [w for w in waits if not service.snoozed_since_fired(w.snoozed_at, fired_at.get(w.id))]
+        waits = [
+            w for w in waits if not service.left_out(w.snoozed_until, w.snoozed_at, fired_at.get(w.id), now)
+        ]
         call = s.get(SlaCall, message.payload["call"])
         if not any(w.id in wait_ids for w in waits):
             if call is not None:

@@ -1,0 +1,87 @@
+"""Whether a card spoke of a customer, as the board and the customer's timeline tell it: read
+ahead for one still to go, by the rule its builder and the call planner share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import select
+
+from siyu.customers import queries
+from siyu.customers.models import Customer
+from siyu.notify.models import OutboxMessage
+from siyu.sla import service
+from siyu.sla.api import board_for
+from siyu.sla.tasks import _notices
+from siyu.web.auth import Viewer
+
+
+def _board(w) -> dict[str, list[str]]:
+    """Each waiting customer's fired steps, as the board reads them, by the customer's name."""
+    with w.session() as s:
+        board = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())
+    return {row["customer"]: [f["delivery"] for f in row["fired"]] for row in board["waiting"]}
+
+
+def _timeline(w, ext: str) -> str:
+    admin = SimpleNamespace(tenant_id=w.tenant_id, visible_staff=None, timezone="Asia/Shanghai")
+    with w.session() as s:
+        customer_id = s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+        [entry] = queries.timeline(s, admin, customer_id, now=w.rt.now())
+    return entry["text"]
+
+
+def _snooze(w, ext: str, minutes: int = 15) -> None:
+    with w.session() as s:
+        until = w.rt.now() + timedelta(minutes=minutes)
+        service.snooze(s, w.conversation(ext).id, until, w.rt.now(), by="张三")
+
+
+def _customers(w, *names: tuple[str, str]) -> None:
+    for ext, name in names:
+        w.customer(ext, name)
+
+
+def test_a_card_still_to_go_reads_not_sent_once_its_wait_is_snoozed_and_leaves_it_out_after(local):
+    """One card to 张三 for 王女士 and 马强, held for the merge window; 张三 snoozes 马强 for 15
+    minutes. The board said 排队中 for 马强 until the card went; and a card that went after the
+    snooze had ended named 马强 after all, the reminder 张三 had held back (a call left him out)."""
+    w = local
+    _customers(w, ("wmA", "王女士"), ("wmB", "马强"))
+    w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], merge_window_s=60)
+    w.say("问题A？", at=0, ext="wmA")
+    w.say("问题B？", at=1, ext="wmB")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 2
+    [message] = w.outbox()  # one card to 张三 for both, still to go
+    w.clock(80)
+    _snooze(w, "wmB")
+    assert _board(w) == {"王女士": ["queued"], "马强": ["snoozed"]}
+    assert _timeline(w, "wmB").endswith("；已升级：提醒卡片给负责成员 张三（已暂缓，未发）")
+    assert _timeline(w, "wmA").endswith("；已升级：提醒卡片给负责成员 张三（排队中）")
+    w.clock(80 + 16 * 60)  # the snooze is over when the card is built at last (WeCom's pace, say)
+    body = _notices(w.rt, w.tenant_id, [message])[message.id]
+    assert body is not None and "王女士" in body["textcard"]["title"], body
+    assert "马强" not in str(body["textcard"]), body["textcard"]
+    with w.session() as s:  # as the sender records it
+        s.get(OutboxMessage, message.id).status = "sent"
+    assert _board(w) == {"王女士": ["sent"], "马强": ["snoozed"]}
+    assert _timeline(w, "wmB").endswith("；已升级：提醒卡片给负责成员 张三（已暂缓，未发）")
+
+
+def test_a_card_still_to_go_for_a_wait_answered_meanwhile_reads_ended(local):
+    """The timeline said 排队中 for a card that would leave out a customer answered meanwhile."""
+    w = local
+    _customers(w, ("wmA", "王女士"), ("wmB", "马强"))
+    w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], merge_window_s=60)
+    w.say("问题A？", at=0, ext="wmA")
+    w.say("问题B？", at=1, ext="wmB")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 2
+    w.reply("您好", at=75, ext="wmB")
+    w.clock(80)
+    assert _timeline(w, "wmB").endswith("；已升级：提醒卡片给负责成员 张三（等待已结束，未发）")
+    assert _timeline(w, "wmA").endswith("；已升级：提醒卡片给负责成员 张三（排队中）")
