@@ -1,5 +1,5 @@
-"""Whether a card spoke of a customer, as the board and the customer's timeline tell it: read
-ahead for one still to go, by the rule its builder and the call planner share."""
+"""Whether a card or call spoke of a customer, as the board and the customer's timeline tell it:
+read ahead for one still to go, and kept as it went however the wait is snoozed afterwards."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
 from siyu.sla.api import board_for
-from siyu.sla.tasks import _notices
+from siyu.sla.models import SlaCall
+from siyu.sla.tasks import _call_plan, _notices
 from siyu.web.auth import Viewer
 
 
@@ -85,3 +86,44 @@ def test_a_card_still_to_go_for_a_wait_answered_meanwhile_reads_ended(local):
     w.clock(80)
     assert _timeline(w, "wmB").endswith("；已升级：提醒卡片给负责成员 张三（等待已结束，未发）")
     assert _timeline(w, "wmA").endswith("；已升级：提醒卡片给负责成员 张三（排队中）")
+
+
+def _call_about(w, exts: list[str]) -> OutboxMessage:
+    """The first customer's step queues a call to 张三; the others' join it."""
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    for i, ext in enumerate(exts):
+        w.say(f"问题{i}？", at=i, ext=ext)
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == len(exts)
+    [message] = w.outbox("sla_call")
+    return message
+
+
+def _rings(w, message: OutboxMessage) -> dict:
+    plan = _call_plan(w.rt, w.tenant_id, message)
+    assert plan is not None
+    with w.session() as s:  # and rang (as the sender records it)
+        call = s.get(SlaCall, plan["call"])
+        call.status, call.placed_at = "placed", w.rt.now()
+    return plan
+
+
+def test_a_wait_snoozed_before_the_call_rang_and_again_after_reads_not_placed(local):
+    """张三 snoozes 马强 before the call rings about 王女士 alone, and again after it (his first
+    snooze over, 马强 still waiting). Only the latest snooze is kept, and it came after the call:
+    马强's step read 已拨打, though the call had not spoken of him."""
+    w = local
+    _customers(w, ("wmA", "王女士"), ("wmB", "马强"))
+    message = _call_about(w, ["wmA", "wmB"])
+    w.clock(80)
+    _snooze(w, "wmB", minutes=5)
+    w.clock(90)
+    assert _rings(w, message)["params"][0] == "1"  # about 王女士 alone
+    assert _board(w) == {"王女士": ["placed"], "马强": ["snoozed"]}
+    w.clock(80 + 6 * 60)
+    _snooze(w, "wmB")
+    _snooze(w, "wmA")  # (snoozed after the call that spoke of her: it rang for her all the same)
+    assert _board(w) == {"王女士": ["placed"], "马强": ["snoozed"]}
+    assert _timeline(w, "wmB").endswith("；已升级：语音电话给负责成员 张三（已暂缓，未打）")
+    assert _timeline(w, "wmA").endswith("；已升级：语音电话给负责成员 张三（已拨打）")

@@ -186,6 +186,9 @@ class SlaCall(TenantOwned, Base):
     provider: Mapped[str] = mapped_column(String(16), default="")
     call_id: Mapped[str] = mapped_column(String(128), default="")
     waits: Mapped[int] = mapped_column(default=0)  # how many waits the call was about
+    # and which (sla_waits ids), as last planned: None for a call not planned yet, or planned
+    # before this was kept
+    told_waits: Mapped[list | None]
     created_at: Mapped[datetime]  # Siyu's clock: the cooldown counts from here
     placed_at: Mapped[datetime | None]
     error: Mapped[str] = mapped_column(Text, default="")

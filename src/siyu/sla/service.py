@@ -1859,7 +1859,9 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     ids = [v for v in card_of.values() if isinstance(v, int)]
     keys = [v for v in card_of.values() if isinstance(v, str)]
     cards = {}
-    told: dict = {}  # the waits each card spoke of, by its id and dedupe key; None: not built yet
+    # the waits each card spoke of, by its id and dedupe key (None: not built yet), and each call,
+    # by ("call", its key as call_of and placed_at have it) (None: not planned, or before calls kept them)
+    told: dict = {}
     if card_of:
         for row in session.execute(
             select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
@@ -1892,9 +1894,11 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
         ):
             calls[call.id] = (call.status, call.error)
             placed_at[call.id] = call.placed_at
+            told[("call", call.id)] = call.told_waits
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
                 placed_at[("step", call.escalation_id)] = call.placed_at
+                told[("call", ("step", call.escalation_id))] = call.told_waits
     # a call still queued that the voice provider refused so far: being retried, and why
     queued = [
         e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
@@ -1931,11 +1935,12 @@ def _not_told(
     """A card or call speaks only of the waits still open and not snoozed since their latest
     step on it fired when it is built or rings (left_out; siyu.sla.tasks._open_entries_many,
     _call_plan): a step whose wait it left out reads so (snoozed | ended), not as the card's
-    sent / skipped / queued or the call's placed / queued / skipped. A card keeps the waits it
-    spoke of (CARD_TOLD; one that found none to speak of was skipped); one still to go is read
+    sent / skipped / queued or the call's placed / queued / skipped. Each keeps the waits it
+    spoke of (CARD_TOLD in a card's payload, SlaCall.told_waits; one that found none to speak of
+    was skipped), so that a snooze made after it went changes nothing; one still to go is read
     ahead by the same rule, as soon as it is known (a snooze ending before it goes does not bring
-    the wait back). A call keeps none, and the dates tell them. `told`: the cards' waits, by
-    their id and dedupe key."""
+    the wait back). Calls placed before they kept theirs are read from the dates. `told` holds
+    the cards' by their id and dedupe key, the calls' by ("call", their key in call_of's terms)."""
     steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
     cards = [e for e in fired if e.id in card_of]
     if not steps and not cards:
@@ -1972,7 +1977,13 @@ def _not_told(
         if w is None or not (status in ("placed", "queued", "retrying") or error in CALLS_NOT_NEEDED):
             continue
         snoozed = snoozed_since_fired(w.snoozed_at, latest.get((carrier[e.id], e.wait_id)))
-        rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
+        said = told.get(carrier[e.id])
+        if status == "placed" and said is not None:  # it kept whom it spoke of
+            if e.wait_id in said:
+                continue
+            rang = None  # (any snooze since the step fired was before it rang)
+        else:
+            rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
         if snoozed and (rang is None or w.snoozed_at <= rang):
             out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
         elif w.closed_at is not None and (rang is None or w.closed_at <= rang):

@@ -491,6 +491,9 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
                 call.status, call.error = "skipped", service.CALL_NOT_NEEDED
             return None
         call.waits = len(waits)
+        # the waits it speaks of: a step whose wait it left out reads so on the board however
+        # the wait is snoozed after it rang (service.deliveries)
+        call.told_waits = sorted(w.id for w in waits)
         numbers = select(Staff.call_phone, Staff.mobile, Staff.name).where(Staff.userid == callee)
         own, synced, name = s.execute(numbers).first() or ("", "", "")
         mobile = own or synced or ""  # the number set in Siyu first, then WeCom's as synced
