@@ -56,6 +56,7 @@ from siyu.sla.models import (
     SlaWait,
 )
 from siyu.sla.names import step_phrase
+from siyu.sla.told import told_by_text
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 
@@ -1862,6 +1863,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     # the waits each card spoke of, by its id and dedupe key (None: not built yet), and each call,
     # by ("call", its key as call_of and placed_at have it) (None: not planned, or before calls kept them)
     told: dict = {}
+    unknown: dict[int, str] = {}  # sent cards that kept no waits: their dedupe keys by id
     if card_of:
         for row in session.execute(
             select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
@@ -1880,6 +1882,11 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
                 state = "given_up"
             cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
             told[row.id] = told[row.dedupe_key] = row.told
+            if row.told is None and state == "sent":
+                unknown[row.id] = row.dedupe_key
+    if unknown:  # sent before cards kept their waits: from what they said, where that tells
+        for card_id, waits in told_by_text(session, unknown).items():
+            told[card_id] = told[unknown[card_id]] = waits
     calls = {}
     placed_at: dict = {}  # by call id, and by ("step", its own step's id)
     wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
