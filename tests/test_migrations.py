@@ -267,3 +267,24 @@ def test_channels_stored_before_0025_keep_the_type_their_members_made_them(empty
         types = dict(s.execute(select(Channel.state, Channel.way_type)).all())
     assert types == {"ch_one": 1, "ch_two": 2, "ch_dept": 2}
     _to(database, "0024", down=True)
+
+
+def test_settings_set_before_0027_keep_their_values_and_no_one_is_named_as_changing_them(empty_database):
+    """0027 keeps who changes the default welcome text and the time zone from then on; those set
+    before it stay as they were, with nobody named (the page then says nothing of who)."""
+    from siyu.tenancy import setting_changes
+
+    database = empty_database
+    _to(database, "0025")
+    with database.system_session() as s:
+        tenant_id = _tenant(s).id
+        s.execute(
+            text("UPDATE tenants SET welcome_text = '您好', timezone = 'Asia/Tokyo' WHERE id = :id"),
+            {"id": tenant_id},
+        )
+    database.migrate()
+    with database.tenant_session(tenant_id) as s:
+        assert setting_changes.last(s) == {}
+        row = s.execute(text("SELECT welcome_text, timezone FROM tenants")).one()
+    assert tuple(row) == ("您好", "Asia/Tokyo")
+    _to(database, "0025", down=True)

@@ -441,20 +441,23 @@ def tenant_list() -> None:
 @clear_errors
 def tenant_show(slug: str) -> None:
     """Show one corp's settings, secrets masked."""
-    from siyu.tenancy import service
+    from siyu.tenancy import service, setting_changes, timezones
     from siyu.tenancy.models import Tenant
 
     rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, slug)
-    with rt.db.system_session() as s:
-        _print_summary(
-            service.tenant_summary(
-                s.get(Tenant, tenant_id),
-                rt.box,
-                rt.settings.callback_url(slug),
-                rt.settings.archive_callback_url(slug),
-            )
+    with rt.db.tenant_session(tenant_id) as s:
+        summary = service.tenant_summary(
+            s.get(Tenant, tenant_id),
+            rt.box,
+            rt.settings.callback_url(slug),
+            rt.settings.archive_callback_url(slug),
         )
+        changed = setting_changes.last(s)
+    for setting, c in changed.items():  # who changed it and when, in the corp's zone
+        what = f"{c['old']} → {c['new']}, " if setting == "timezone" else ""
+        summary[f"{setting}_changed"] = f"{what}{c['by']} {timezones.local_now(summary['timezone'], c['at'])}"
+    _print_summary(summary)
     _warn_public_url(rt)
 
 
@@ -466,14 +469,14 @@ def tenant_set_timezone(
     """Set the corp's time zone: the days, business hours and times of its board, home page and
     customer list (Asia/Shanghai until set)."""
     from siyu.sla import service
-    from siyu.tenancy import timezones
+    from siyu.tenancy import setting_changes, timezones
 
     rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, slug)
     now = rt.now()
     try:
         with rt.db.tenant_session(tenant_id) as s:
-            moved = service.change_timezone(s, zone, now)
+            moved = service.change_timezone(s, zone, now, setting_changes.COMMAND_LINE)
     except ValueError as exc:
         _fail(str(exc))
     zone = zone.strip()

@@ -15,7 +15,16 @@ from siyu.sla.models import (
     SlaPolicyVersion,
     SlaWait,
 )
-from siyu.tenancy.models import ApiToken, Department, LoginThrottle, Person, Staff, Tenant, WebSession
+from siyu.tenancy.models import (
+    ApiToken,
+    Department,
+    LoginThrottle,
+    Person,
+    SettingChange,
+    Staff,
+    Tenant,
+    WebSession,
+)
 
 __all__ = [
     "ApiToken",
@@ -36,6 +45,7 @@ __all__ = [
     "MessageSearch",
     "OutboxMessage",
     "Person",
+    "SettingChange",
     "SlaCalendarChange",
     "SlaCalendarDay",
     "SlaCall",

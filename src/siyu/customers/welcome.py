@@ -21,6 +21,7 @@ from siyu.db import utcnow
 from siyu.db.threads import in_tenant
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
+from siyu.tenancy import setting_changes
 from siyu.tenancy.models import Tenant
 from siyu.wecom.errors import WeComFailure, WeComWelcomeCodeError
 
@@ -70,10 +71,10 @@ def compose(tenant: Tenant, channel: Channel | None) -> tuple[str, list[dict]] |
 DEFAULT_CHARS = 2000
 
 
-def save_default(session: Session, tenant_id: int, text: str) -> str:
+def save_default(session: Session, tenant_id: int, text: str, by: str, at: datetime) -> str:
     """The tenant's own welcome text: sent where the channel has none, or the customer came
     through no channel (a member's own QR code). "" sends nothing there. ValueError says why
-    a text is refused."""
+    a text is refused. A change is recorded as `by`'s at `at` (setting_changes)."""
     text = text.strip()
     if len(text) > DEFAULT_CHARS:
         raise ValueError(
@@ -82,7 +83,9 @@ def save_default(session: Session, tenant_id: int, text: str) -> str:
     problem = placeholder_problem(text)
     if problem:
         raise ValueError(problem)
-    session.get(Tenant, tenant_id).welcome_text = text
+    tenant = session.get(Tenant, tenant_id)
+    setting_changes.record(session, "welcome_text", tenant.welcome_text or "", text, by, at)
+    tenant.welcome_text = text
     return text
 
 

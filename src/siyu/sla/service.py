@@ -384,13 +384,14 @@ def follow_the_calendar(session: Session, now: datetime | None = None) -> int:
     return moved
 
 
-def change_timezone(session: Session, zone: str, now: datetime | None = None) -> int:
-    """The tenant's time zone (ValueError: not an IANA one). Shifts, quiet hours and special
+def change_timezone(session: Session, zone: str, now: datetime, by: str) -> int:
+    """The tenant's time zone (ValueError: not an IANA one), changed by `by` at `now` (kept with
+    the zone before: timezones.set_timezone). Shifts, quiet hours and special
     dates are local times, so a policy counting business hours only has them at other
     instants now: each open wait's pending step is due when they say, as after a calendar
     edit. Steps timed by the wall clock stay due when they were (a duration in any zone).
     Returns how many steps moved."""
-    if not timezones.set_timezone(session, session.info["siyu_tenant_id"], zone):
+    if not timezones.set_timezone(session, session.info["siyu_tenant_id"], zone, by, now):
         return 0
     return follow_the_calendar(session, now)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 
-from siyu.tenancy import api_tokens, service
+from siyu.tenancy import api_tokens, service, setting_changes
 from siyu.tenancy.models import Staff
 from siyu.tenancy.schemas import (
     CallPhoneIn,
@@ -23,9 +23,12 @@ router = APIRouter(prefix="/api/v1", tags=["tenancy"], responses=API_RESPONSES)
 
 
 @router.get("/me", response_model=MeOut)
-def me(viewer: ApiViewer):
+def me(request: Request, viewer: ApiViewer):
     """Who is signed in, which staff members' customers they see, and the CSRF token to send
-    as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE."""
+    as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE; the tenant's time zone and who
+    last changed it."""
+    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        zone = setting_changes.last(s, ("timezone",)).get("timezone")
     return {
         "person_id": viewer.person_id,
         "display_name": viewer.display_name,
@@ -36,6 +39,13 @@ def me(viewer: ApiViewer):
             "slug": viewer.tenant_slug,
             "name": viewer.tenant_name,
             "timezone": viewer.timezone,
+            "timezone_changed": zone
+            and {
+                "previous": zone["old"],
+                "timezone": zone["new"],
+                "changed_by": zone["by"],
+                "changed_at": zone["at"],
+            },
         },
         "visible_staff": None if viewer.visible_staff is None else sorted(viewer.visible_staff),
         "csrf_token": viewer.csrf_token,

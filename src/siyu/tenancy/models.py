@@ -37,6 +37,23 @@ class Tenant(Base):
     staff_synced_at: Mapped[datetime | None]
 
 
+class SettingChange(TenantOwned, Base):
+    """A company setting of 设置 (the default welcome text, the time zone) changed: from what to
+    what, by whom (Viewer.signature, or setting_changes.COMMAND_LINE) and when, Siyu's clock.
+    Any admin may change them, and the zone changes how past days are read: a reader of the
+    page tells who did it, and which zone the figures were in before."""
+
+    __tablename__ = "setting_changes"
+    __table_args__ = (Index("ix_setting_changes_tenant_setting", "tenant_id", "setting", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    setting: Mapped[str] = mapped_column(String(32))  # welcome_text | timezone
+    old_value: Mapped[str] = mapped_column(String(2000))
+    new_value: Mapped[str] = mapped_column(String(2000))
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime]
+
+
 class Department(TenantOwned, Base):
     __tablename__ = "departments"
     __table_args__ = (UniqueConstraint("tenant_id", "wecom_id"),)

@@ -8,12 +8,26 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 
+class ZoneChange(BaseModel):
+    previous: str = Field(description="the zone before the change")
+    timezone: str = Field(description="the zone it was changed to")
+    changed_by: str = Field(
+        description="who changed it: the person's name (`… · API 令牌「…」` through a token), or 命令行"
+        " for `siyu tenant set-timezone`"
+    )
+    changed_at: AwareDatetime
+
+
 class TenantBrief(BaseModel):
     id: int
     slug: str
     name: str
     timezone: str = Field(
         description="the IANA zone its days, business hours and the SLA board's `day` are in"
+    )
+    timezone_changed: ZoneChange | None = Field(
+        description="the zone's last change; null if it was not changed since Siyu keeps who changed it."
+        " Past days (a board `day` before the change too) are read in `timezone` as it is now"
     )
 
 

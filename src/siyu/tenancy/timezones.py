@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy.orm import Session
 
+from siyu.tenancy import setting_changes
 from siyu.tenancy.models import Tenant
 
 DEFAULT = "Asia/Shanghai"
@@ -49,12 +50,15 @@ def check(zone: str) -> str:
     return zone
 
 
-def set_timezone(session: Session, tenant_id: int, zone: str) -> bool:
-    """Store the tenant's zone (ValueError: not one); True when it changed. The SLA clock's
-    waits follow through siyu.sla.service.change_timezone, which callers use."""
+def set_timezone(session: Session, tenant_id: int, zone: str, by: str, at: datetime) -> bool:
+    """Store the tenant's zone (ValueError: not one); True when it changed, recorded as `by`'s
+    at `at` with the zone before (setting_changes). The SLA clock's waits follow through
+    siyu.sla.service.change_timezone, which callers use."""
     zone = check(zone)
     tenant = session.get(Tenant, tenant_id)
-    changed = (tenant.timezone or DEFAULT) != zone
+    was = tenant.timezone or DEFAULT
+    changed = was != zone
+    setting_changes.record(session, "timezone", was, zone, by, at)
     tenant.timezone = zone
     session.flush()
     return changed

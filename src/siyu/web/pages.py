@@ -34,7 +34,7 @@ from siyu.intake import failed
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import ARCHIVE_KINDS
 from siyu.sla import service as sla_service
-from siyu.tenancy import api_tokens, timezones
+from siyu.tenancy import api_tokens, setting_changes, timezones
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, Tenant
 from siyu.tenancy.tasks import sync_staff
@@ -643,6 +643,7 @@ def _setup_page(
         summary["welcome_text"] = tenant.welcome_text
         summary["timezone"] = zone = tenant.timezone or timezones.DEFAULT
         summary["timezone_now"] = timezones.local_now(zone, rt.now())
+        changed = setting_changes.last(s)
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
         steps_done = _steps_done(s)
@@ -653,6 +654,7 @@ def _setup_page(
         "setup.html",
         {
             "t": summary,
+            "changed": changed,
             "form": form or {},
             "error": error,
             "done": DONE.get(request.query_params.get("done")),
@@ -712,7 +714,7 @@ async def setup_welcome(request: Request, viewer: PageViewer):
     """The tenant's default welcome text (customers.welcome.save_default)."""
 
     def save(s, text: str) -> None:
-        welcome.save_default(s, viewer.tenant_id, text)
+        welcome.save_default(s, viewer.tenant_id, text, viewer.signature, request.app.state.rt.now())
 
     return await _save_setting(request, viewer, "welcome_text", "welcome", save)
 
@@ -723,7 +725,7 @@ async def setup_timezone(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
 
     def save(s, zone: str) -> None:
-        sla_service.change_timezone(s, zone, rt.now())
+        sla_service.change_timezone(s, zone, rt.now(), viewer.signature)
 
     return await _save_setting(request, viewer, "timezone", "timezone", save)
 
