@@ -240,6 +240,7 @@ def test_operator_mistakes_get_one_line_and_status_1(siyu, monkeypatch, tmp_path
     assert invoke(*person, "--login", f"ops-{slug}", "--role", "admin")[0] == 0
     # is taken: had been an IntegrityError
     assert "is taken" in refused(*person, "--login", f"ops-{slug}", "--role", "admin")
+    assert "only by case" in refused(*person, "--login", f"OPS-{slug}", "--role", "admin")
     assert "--role must be" in refused(*person, "--login", f"x-{slug}", "--role", "superuser")
     assert "must not be blank" in refused(*person, "--login", " ", "--role", "agent")
     monkeypatch.setattr("getpass.getpass", lambda prompt="": "")  # Enter at the password prompt

@@ -557,6 +557,10 @@ def person_add(
     with rt.db.system_session() as s:
         if s.scalar(select(Person.id).where(Person.login == login)) is not None:
             _fail(f"login {login!r} is taken (logins are unique across all tenants): choose another")
+        if alike := service.login_spelt_alike(s, login):
+            _fail(
+                f"login {login!r} differs from {alike!r} only by case, which sign-in ignores: choose another"
+            )
     if staff_userid:
         staff_userid = _known_staff(rt, tenant_id, tenant, staff_userid.strip())
     password = password or getpass.getpass("password: ")

@@ -255,6 +255,10 @@ def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_sig
         login(siyu, by_hand, "front-desk-1").close()
         r = add(login=by_hand, display_name="重名", password="front-desk-1")
         assert r.status_code == 422 and "已被使用" in html.unescape(r.text)
+        # alike but for case: sign-in would take the capitals as the first login's
+        r = add(login=by_hand.upper(), display_name="重名", password="front-desk-1")
+        assert r.status_code == 422 and f"与已有的 {by_hand} 只差大小写" in html.unescape(r.text)
+        login(siyu, by_hand.capitalize(), "front-desk-1").close()
 
         r = add(login="lisi-login", display_name="李四", role="admin", staff_userid="lisi")
         assert r.status_code == 303, r.text

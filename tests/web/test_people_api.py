@@ -110,6 +110,10 @@ def test_a_token_makes_a_login_that_signs_in_with_the_password_answered_once(as_
         for taken in (made_login, world.b.logins["admin"]):
             r = token.post("/api/v1/people", json={"login": taken, "display_name": "重名", "role": "agent"})
             assert r.status_code == 409 and "已被使用" in r.json()["detail"], r.text
+            # spelt alike but for case, which sign-in ignores: taken too
+            alike = {"login": taken.upper(), "display_name": "重名", "role": "agent"}
+            r = token.post("/api/v1/people", json=alike)
+            assert r.status_code == 409 and f"与已有的 {taken} 只差大小写" in r.json()["detail"], r.text
 
 
 def test_an_empty_staff_userid_is_a_login_by_hand(as_role, siyu, db, world):

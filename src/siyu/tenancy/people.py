@@ -124,6 +124,11 @@ def add(
             raise PersonConflict(
                 f"成员 {staff_userid} 已有账号，请在列表中修改 / {staff_userid} already has a login"
             )
+    if alike := tenancy.login_spelt_alike(session, login):
+        raise PersonConflict(
+            f"登录名 {login} 与已有的 {alike} 只差大小写，登录时不分大小写：请换一个"
+            f" / the login {login} differs from {alike} only by case, which sign-in ignores: choose another"
+        )
     try:
         with session.begin_nested():
             person = tenancy.add_person(session, login, display_name, role, password, staff_userid)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.db import utcnow
@@ -372,6 +372,18 @@ def check_password(person: Person | None, password: str) -> bool:
         return _hasher.verify(person.password_hash, password)
     except (VerifyMismatchError, InvalidHashError):
         return False
+
+
+def login_spelt_alike(session: Session, login: str) -> str | None:
+    """Another tenant's or this one's login spelt as `login` but for case, if any: sign-in takes a
+    login typed with capitals as the one spelt so (siyu.web.auth), so two such logins would make
+    each other's capitals fail. Logins are unique across tenants, which a tenant's session does
+    not see: read from the table itself. ASCII only, as sign-in folds it."""
+    if not login.isascii():
+        return None
+    people = Person.__table__
+    found = select(people.c.login).where(func.lower(people.c.login) == login.lower(), people.c.login != login)
+    return session.connection().execute(found.limit(1)).scalar()
 
 
 def add_person(
