@@ -186,6 +186,12 @@ def test_a_search_page_past_the_last_opens_the_first_and_says_so(as_role, chats)
     assert "翻页链接已失效，已回到第一页" in page and "没有找到" not in page and "<mark>便宜</mark>" in page
     nothing = admin.get("/conversations", params={"q": "没有这句话", "page": 2}).text
     assert "没有找到包含“没有这句话”的消息" in nothing and "翻页链接已失效" not in nothing
+    # the list too, by number: it said 这一页之后没有会话了 under no chat at all; and page 0 is no
+    # page either (it opened the first without a word, where -1 said so)
+    for params in ({"page": 99}, {"page": 0}, {"q": "便宜", "page": 0}):
+        page = admin.get("/conversations", params=params).text
+        assert "翻页链接已失效，已回到第一页" in page and "没有会话了" not in page, params
+    assert "孙小姐" in admin.get("/conversations", params={"page": 99}).text
 
 
 def test_a_cursor_of_deeply_nested_brackets_opens_the_top_of_the_list_not_an_error(as_role, chats):
@@ -570,8 +576,12 @@ def test_a_page_past_the_last_says_so_without_a_pager(as_role, db, world):
     store(db, world.b.id, arc.items)
     admin = as_role("admin", "b")
     assert 'class="pager"' in admin.get("/conversations").text
+    # the first page, said so, as the customer list and search do (it had read 这一页之后没有会话了
+    # under no chat at all); never a "999 / 2" pager
     past = admin.get("/conversations", params={"page": 999}).text
-    assert "这一页之后没有会话了" in past and 'class="pager"' not in past  # no "999 / 2" pager
+    assert (
+        "翻页链接已失效，已回到第一页" in past and "这一页之后没有会话了" not in past and "999 /" not in past
+    )
 
 
 def test_the_customer_profile_links_to_conversations(as_role, world, chats):

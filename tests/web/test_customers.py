@@ -409,7 +409,7 @@ def test_the_customer_list_clears_only_filters_and_says_when_a_page_address_went
     assert 'class="clear"' not in plain and "翻页链接已失效" not in plain
     # a page past the last (customers gone since it was handed out) read 没有找到客户 under
     # 共 N 位, with a pager of 999 / 1
-    for params in ({"after": "zzz"}, {"page": "abc"}, {"page": "-2"}, {"page": "999"}):
+    for params in ({"after": "zzz"}, {"page": "abc"}, {"page": "-2"}, {"page": "999"}, {"page": "0"}):
         page = admin.get("/customers", params=params)
         assert page.status_code == 200 and "王女士" in page.text, params
         assert 'class="clear"' not in page.text and "翻页链接已失效，已回到第一页" in page.text, params

@@ -74,12 +74,13 @@ def conversation_list(request: Request, viewer: PageViewer):
         told=p.get("told") in ("1", "true", "on"),
         group_waiting=p.get("group_waiting") in ("1", "true", "on"),
     )
-    page_no = _int(p.get("page")) or 1
-    # a page or cursor the list did not hand out (cut short, typed in): the first page, said so
-    paging_reset = page_no < 1 or (p.get("page") not in (None, "") and _int(p.get("page")) is None)
-    page_no = max(1, page_no)
+    asked = _int(p.get("page"))
+    # a page or cursor the list did not hand out (cut short, typed in, 0): the first page, said so
+    paging_reset = (asked is not None and asked < 1) or (p.get("page") not in (None, "") and asked is None)
+    page_no = max(1, asked or 1)
     result = hits = customer = card = None
     card_missing = False
+    now = request.app.state.rt.now()  # (the clock the cards and the board read)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
             card_id = _int(p.get("card"))
@@ -104,7 +105,6 @@ def conversation_list(request: Request, viewer: PageViewer):
                 if first.items:
                     hits, paging_reset = first, True
         else:
-            now = request.app.state.rt.now()  # (the clock the cards and the board read)
             try:
                 after, before = p.get("after") or None, p.get("before") or None
                 result = queries.list_conversations(
@@ -112,10 +112,11 @@ def conversation_list(request: Request, viewer: PageViewer):
                 )
             except BadCursor:  # a cursor mangled in the address bar: the top of the list
                 result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20, now), True
+            if page_no > 1 and not (after or before) and not result.items and result.total:
+                # a page number past the last (typed in, or chats gone since): the top, said so
+                result, paging_reset = queries.list_conversations(s, viewer, f, 1, 20, now), True
         # a wait put off says so in its row: the agent tells it from those nobody has looked at
-        snoozed = queries.snoozes(
-            s, [c["id"] for c in result.items if c["waiting"]] if result else [], request.app.state.rt.now()
-        )
+        snoozed = queries.snoozes(s, [c["id"] for c in result.items if c["waiting"]] if result else [], now)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         # another's card opened (a link forwarded): its customers the viewer may not see still
         # wait, and are not to be said answered
@@ -191,8 +192,10 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
     before = _int(request.query_params.get("before"))
     at = _int(request.query_params.get("at"))  # a search result: open the page it is on
     rt = request.app.state.rt
+    # one moment for the whole page: read twice, the work time could pass the wait beside it
+    now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.conversation(s, viewer, conversation_id, rt.now())
+        found = queries.conversation(s, viewer, conversation_id, now)
         try:
             if found and at is not None:
                 before = queries.page_at(s, viewer, conversation_id, at)
@@ -212,9 +215,9 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             sla_service.next_reminder_at(s, conversation_id) if snoozed and reminders == "to_come" else None
         )
         # by the clock its cards tell it by, beside the wall time (as the board does)
-        business_s = sla_service.waited_business_s(s, conversation_id, rt.now()) if waits else None
+        business_s = sla_service.waited_business_s(s, conversation_id, now) if waits else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
-        call_at = held_call(s, conversation_id, rt.now()) if reminders == "all_sent" else None
+        call_at = held_call(s, conversation_id, now) if reminders == "all_sent" else None
         # a call step fired whose call never rings (its policy's shifts all lie in its quiet
         # hours, saved before that was refused): said with what to change, not as gone out
         never = sla_service.call_never(s, conversation_id) if reminders in ("all_sent", "to_come") else None
@@ -236,7 +239,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         if found is not None and done == "changed":  # who wrote, what and when: read it first
             said = queries.message_said(s, conversation_id, request.query_params.get("newest", ""))
             who = (found["customer"] or {}).get("name") or found["external_userid"] or "客户"
-            done_said = wrote_again(who, said, viewer.timezone, rt.now())
+            done_said = wrote_again(who, said, viewer.timezone, now)
     if found is None or page is None:
         raise ClearNotFound(CARD_LINK_NOT_YOURS) if "card" in request.query_params else _not_found()
     return render(

@@ -128,15 +128,15 @@ def customer_list(request: Request, viewer: PageViewer):
         added_to=_date(p.get("to")),
         status=status,
     )
-    page_no = _int(p.get("page")) or 1
-    # a page the list did not hand out (cut short, typed in), or a cursor it never hands out
+    asked = _int(p.get("page"))
+    # a page the list did not hand out (cut short, asked in, 0), or a cursor it never hands out
     # (a conversation list's, pasted): the first page, said so
     paging_reset = (
-        page_no < 1
-        or (p.get("page") not in (None, "") and _int(p.get("page")) is None)
+        (asked is not None and asked < 1)
+        or (p.get("page") not in (None, "") and asked is None)
         or any(p.get(k) for k in ("after", "before"))
     )
-    page_no = max(1, page_no)
+    page_no = max(1, asked or 1)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         result = queries.list_customers(s, viewer, f, page_no, 20)
         if page_no > 1 and not result.items and result.total:
