@@ -543,3 +543,71 @@ def test_a_save_made_with_an_api_token_is_named_with_the_token(admins, channel):
     assert r.status_code == 412 and f"渠道已被「{signed}」修改" in r.json()["detail"], r.text
     r = jia.post(path, data=policy_form(jia, version, "6"))
     assert r.status_code == 409 and f"在你打开后已被「{signed}」于" in r.text, r.text[:300]
+
+
+# 甲's own save, from another tab: said as theirs, at a time of day, and still refused
+OWN_SAVE = re.compile(r"你刚才在另一个页面保存过这份策略（\d\d:\d\d），这个页面是在那之前打开的，")
+
+
+def test_a_policy_form_made_stale_by_the_admins_own_save_in_another_tab_says_it_was_theirs(admins):
+    """甲 opens the policy in two tabs and saves in the first: the second is refused (saving it
+    would undo the first tab's change), but said to have been changed by 「甲」 themselves it
+    read as someone else's doing ("I didn't change anything?")."""
+    jia, _ = admins
+    jia.post("/sla/policy", data=policy_form(jia, drawn(jia, "/sla/policy"), "3"))  # a known start
+    tab_a, tab_b = drawn(jia, "/sla/policy"), drawn(jia, "/sla/policy")
+    assert jia.post("/sla/policy", data=policy_form(jia, tab_a, "4")).status_code == 303
+
+    r = jia.post("/sla/policy", data=policy_form(jia, tab_b, "3", cooldown_min="20"))
+    assert r.status_code == 409
+    assert OWN_SAVE.search(r.text) and NOT_SAVED in r.text, r.text
+    assert "已被「jia管理员」" not in r.text and "you saved this in another tab or page at" in r.text
+    assert stale_fields(r.text) == [
+        "提醒步骤：现在保存的是 4 分钟 提醒卡片→负责成员；10 分钟 语音电话→负责成员，"
+        "你填写的是 3 分钟 提醒卡片→负责成员；10 分钟 语音电话→负责成员",
+        "两次电话至少间隔：现在保存的是 15 分钟，你填写的是 20 分钟",
+    ]
+    assert first_step(jia) == 240  # the first tab's save stands
+
+
+def test_a_department_policy_deleted_from_a_tab_drawn_before_the_admins_own_save_says_it_was_theirs(admins):
+    jia, _ = admins
+    path = "/sla/policy/departments/3"
+    assert jia.post(path, data=policy_form(jia, drawn(jia, path), "5")).status_code == 303
+    tab_b = remove_version(jia.get(path).text)
+    assert jia.post(path, data=policy_form(jia, drawn(jia, path), "8")).status_code == 303
+
+    r = jia.post(f"{path}/remove", data={"csrf_token": jia.csrf, "version": tab_b})
+    assert r.status_code == 409
+    assert OWN_SAVE.search(r.text) and "策略没有删除" in r.text and "现在保存的是：8 分钟" in r.text
+    assert "已被「jia管理员」" not in r.text
+    assert first_step(jia, "/api/v1/sla/policies/3") == 480
+
+
+def test_a_channel_form_made_stale_by_the_admins_own_save_in_another_tab_says_it_was_theirs(admins, channel):
+    jia, _ = admins
+    channel_id, name = channel
+    path = f"/channels/{channel_id}/edit"
+    tab_a, tab_b = drawn(jia, path), drawn(jia, path)
+    assert jia.post(path, data=channel_form(jia, tab_a, f"{name}-甲改", "你好")).status_code == 303
+
+    r = jia.post(path, data=channel_form(jia, tab_b, name, "甲的新欢迎语"))
+    assert r.status_code == 409
+    assert "你刚才在另一个页面保存过这个渠道，这个页面是在那之前打开的，你的修改没有保存" in r.text, r.text
+    assert "已被「jia管理员」" not in r.text
+    assert f"现在保存的是：名称「{name}-甲改」" in r.text
+    assert jia.get(f"/api/v1/channels/{channel_id}").json()["name"] == f"{name}-甲改"
+
+
+def test_a_save_by_a_namesake_is_not_said_to_be_the_viewers_own(admins, db):
+    """Two people of the tenant by one name (both 管理员): the save may be the other's, so the
+    notice names the name as before rather than tell 甲 it was theirs."""
+    jia, _ = admins
+    with db.tenant_session(jia.tenant_id) as s:
+        tenancy.add_person(s, f"namesake-{uuid.uuid4().hex[:6]}", "jia管理员", "agent", PASSWORD)
+    tab_a, tab_b = drawn(jia, "/sla/policy"), drawn(jia, "/sla/policy")
+    assert jia.post("/sla/policy", data=policy_form(jia, tab_a, "6")).status_code == 303
+
+    r = jia.post("/sla/policy", data=policy_form(jia, tab_b, "2"))
+    assert r.status_code == 409
+    assert re.search(r"在你打开后已被「jia管理员」于 \d\d:\d\d 修改", r.text) and not OWN_SAVE.search(r.text)

@@ -40,6 +40,7 @@ from siyu.tenancy.models import Person, Staff, Tenant
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.channel_summary import channel_differences, channel_text
+from siyu.web.stale_notice import changed_since, saved_by_viewer
 from siyu.web.templating import STATUS_NAMES, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -475,6 +476,16 @@ def _leaver_note(current: dict) -> str:
     )
 
 
+def _channel_changed(rt, viewer: Viewer, by: str) -> str:
+    """The notice of an edit refused as stale: whose save it missed (the viewer's own, from
+    another tab, said so)."""
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        mine = saved_by_viewer(s, viewer, by)
+    outcome = "你的修改没有保存；下面是你填写的内容，请核对后再保存", "your change was not saved"
+    # (no time: a channel keeps none of its last save)
+    return changed_since("这个渠道", by, mine, None, viewer.timezone, *outcome)
+
+
 @router.post("/channels/{channel_id}/edit")
 async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
     require_admin(viewer)
@@ -513,7 +524,7 @@ async def channel_update(request: Request, viewer: PageViewer, channel_id: int):
         # drawn again with the version stored now: saved after a look, it saves (and the notice
         # names whoever saved what it shows)
         stored = await run_in_threadpool(load_channel, rt, viewer, channel_id)
-        notice = str(ChannelChanged(stored["updated_by"]))
+        notice = await run_in_threadpool(_channel_changed, rt, viewer, stored["updated_by"])
         return _channel_form(request, viewer, values, notice, exc.status, channel_version(stored), stored)
     except ChannelError as exc:
         return _channel_form(request, viewer, values, str(exc), exc.status, drawn or now)

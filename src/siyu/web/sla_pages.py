@@ -48,6 +48,7 @@ from siyu.sla.schemas import (
 )
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
+from siyu.web.stale_notice import changed_since, saved_by_viewer
 from siyu.web.templating import note_waiting, render, upcoming
 
 router = APIRouter(include_in_schema=False)
@@ -619,7 +620,7 @@ async def policy_submit(request: Request, viewer: PageViewer):
                 was = policy_out(s)
                 apply_policy(s, body, rt.now(), viewer.display_name)
                 became = policy_out(s)
-                _check_drawn_from(drawn, was, became)  # (raising rolls the save back)
+                _check_drawn_from(s, viewer, drawn, was, became)  # (raising rolls the save back)
         except service.PolicyError as exc:
             return str(exc), ""
         return "", _clock_change(_clock(was), _clock(became))
@@ -658,6 +659,14 @@ class _Stale(Exception):
         super().__init__(kind)
         self.kind = kind  # changed | removed | not_removed (a removal refused)
         self.was, self.became = was, became
+        self.mine, self.tz = False, ""  # (set by whose(): the viewer's own save, and their zone)
+
+    def whose(self, session, viewer: Viewer) -> _Stale:
+        """Whether the save it missed was the viewer's own (from another tab), told apart while
+        the session that refused it is open."""
+        self.mine = self.was is not None and saved_by_viewer(session, viewer, self.was["updated_by"])
+        self.tz = viewer.timezone  # (the zone the pages show times in)
+        return self
 
 
 def _policy_version(policy: dict | None) -> str:
@@ -673,7 +682,7 @@ def _drawn_version(form) -> str | None:
     return typed[:40] or None
 
 
-def _check_drawn_from(drawn: str | None, was: dict | None, became: dict | None) -> None:
+def _check_drawn_from(s, viewer: Viewer, drawn: str | None, was: dict | None, became: dict | None) -> None:
     """Raises _Stale when the policy was saved by someone else after the form was drawn and
     this save would change it again. A save that leaves it as it is now is let through: a
     double click on 保存 (the first click saved this very form) or the same change made by
@@ -682,7 +691,7 @@ def _check_drawn_from(drawn: str | None, was: dict | None, became: dict | None) 
         return
     if was is not None and became is not None and _policy_version(became) == _policy_version(was):
         return
-    raise _Stale("removed" if was is None else "changed", was, became)
+    raise _Stale("removed" if was is None else "changed", was, became).whose(s, viewer)
 
 
 def _drawn_from(
@@ -697,20 +706,31 @@ def _drawn_from(
         return {
             "version": version,
             "stale": "",
+            "stale_notice": "",
             "stored_now": "",
-            "stale_at": None,
-            "stale_by": "",
             "stale_fields": [],
         }
     was, became = stale.was, stale.became
     return {
         "version": _policy_version(was),
         "stale": stale.kind,
+        "stale_notice": _stale_notice(stale),
         "stored_now": _policy_text(was, names, full=True) if was is not None else "",
-        "stale_at": was["updated_at"] if was is not None else None,
-        "stale_by": was["updated_by"] if was is not None else "",  # "": saved before it was kept
         "stale_fields": _differences(was, became, names) if was is not None and became is not None else [],
     }
+
+
+def _stale_notice(stale: _Stale) -> str:
+    """Whose save the refused form missed (the viewer's own, from another tab, said so), and
+    what became of it."""
+    if stale.was is None:
+        return ""  # removed: the template says so, naming nobody (who removed it is not kept)
+    if stale.kind == "not_removed":
+        outcome = "策略没有删除；下面是现在保存的策略，确认仍要删除请再点删除", "it was not deleted"
+    else:
+        outcome = "你的修改没有保存；下面是你填写的内容，请核对后再保存", "your change was not saved"
+    by = stale.was["updated_by"]  # "": saved before who saved was kept
+    return changed_since("这份策略", by, stale.mine, stale.was["updated_at"], stale.tz, *outcome)
 
 
 def _differences(stored: dict, typed: dict, names: dict[str, str]) -> list[str]:
@@ -948,7 +968,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
                 stored = _own_policy(s, wecom_id)
                 was = _members_clock(s, wecom_id)
                 apply_department_policy(s, wecom_id, body, rt.now(), viewer.display_name)
-                _check_drawn_from(drawn, stored, department_policy_out(s, wecom_id))
+                _check_drawn_from(s, viewer, drawn, stored, department_policy_out(s, wecom_id))
                 if was is None:
                     return "", "department_added"
                 became = _clock(department_policy_out(s, wecom_id))
@@ -1003,7 +1023,7 @@ async def department_policy_remove(request: Request, viewer: PageViewer, wecom_i
             service.hold_policy(s, wecom_id)
             stored = _own_policy(s, wecom_id)
             if stored is not None and drawn is not None and drawn != _policy_version(stored):
-                raise _Stale("not_removed", stored)
+                raise _Stale("not_removed", stored).whose(s, viewer)
             if not service.delete_policy(s, wecom_id, rt.now()):
                 raise ClearNotFound("这个部门没有自己的策略（可能已删除） / no policy of its own")
 
