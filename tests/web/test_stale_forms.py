@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 
 import httpx
 import pytest
@@ -611,3 +612,90 @@ def test_a_save_by_a_namesake_is_not_said_to_be_the_viewers_own(admins, db):
     r = jia.post("/sla/policy", data=policy_form(jia, tab_b, "2"))
     assert r.status_code == 409
     assert re.search(r"在你打开后已被「jia管理员」于 \d\d:\d\d 修改", r.text) and not OWN_SAVE.search(r.text)
+
+
+ADDED_BY = re.compile(
+    r"2032-05-05 · 放假 · 乙加的\s*<small[^>]*>yi管理员 \d{4}-\d\d-\d\d \d\d:\d\d 添加</small>"
+)
+
+
+def test_each_special_date_says_who_added_it_and_when_and_a_removed_one_who_removed_it(admins):
+    """A holiday nobody remembered adding, or one gone from the list, could not be traced to
+    anyone: the dates kept no name."""
+    jia, yi = admins
+    day = {"csrf_token": yi.csrf, "day": "2032-05-05", "until": "", "kind": "holiday", "note": "乙加的"}
+    assert yi.post("/sla/policy/days", data=day).status_code == 303
+    assert ADDED_BY.search(jia.get("/sla/policy").text)
+    listed = jia.get("/api/v1/sla/policy").json()["calendar_days"]
+    got = next(d for d in listed if d["day"] == "2032-05-05")
+    assert got["added_by"] == "yi管理员" and got["added_at"]
+
+    # the API's PUT takes the dates back as GET gave them; unchanged, they keep who added them
+    r = jia.put("/api/v1/sla/policy", json={"calendar_days": listed}, headers={"X-CSRF-Token": jia.csrf})
+    assert r.status_code == 200, r.text
+    assert ADDED_BY.search(jia.get("/sla/policy").text)
+
+    r = jia.post("/sla/policy/days/2032-05-05/remove", data={"csrf_token": jia.csrf})
+    assert r.status_code == 303
+    page = jia.get("/sla/policy").text
+    assert re.search(r"最近删除：2032-05-05（jia管理员 \d{4}-\d\d-\d\d \d\d:\d\d 删除）", page), page
+    assert not ADDED_BY.search(page)
+
+
+def test_a_date_added_in_one_tab_stays_when_the_policy_is_saved_from_a_tab_opened_before(admins):
+    """The policy form carries no dates: saving it, drawn before a date was added in another
+    tab, is neither refused for that date nor takes it away."""
+    jia, _ = admins
+    tab_a = drawn(jia, "/sla/policy")
+    day = {"csrf_token": jia.csrf, "day": "2032-06-06", "until": "", "kind": "workday", "note": "补班"}
+    assert jia.post("/sla/policy/days", data=day).status_code == 303
+
+    r = jia.post("/sla/policy", data=policy_form(jia, tab_a, "5"))
+    assert r.status_code == 303, r.text
+    assert first_step(jia) == 300
+    page = jia.get("/sla/policy").text
+    assert re.search(r"2032-06-06 · 上班 · 补班\s*<small[^>]*>jia管理员 [-\d: ]+ 添加</small>", page), page
+    assert {"day": "2032-06-06", "kind": "workday", "note": "补班"}.items() <= next(
+        d for d in jia.get("/api/v1/sla/policy").json()["calendar_days"] if d["day"] == "2032-06-06"
+    ).items()
+
+
+def test_a_date_added_while_a_policy_is_being_saved_waits_for_that_save_and_the_other_way_round(admins, db):
+    """A policy save times the open waits' next steps by the special dates, and a date added
+    moves them by the policy: at the same moment, each read what the other had not committed,
+    and the later commit left the steps due as if the date, or the new clock, were not there."""
+    import threading
+
+    if not db.is_postgres:
+        pytest.skip("SQLite has one writer at a time (SIYU_TEST_DATABASE_URL)")
+    jia, _ = admins
+    answers: list[int] = []
+
+    def add_a_date(on: str) -> None:
+        day = {"csrf_token": jia.csrf, "day": on, "until": "", "kind": "holiday", "note": ""}
+        answers.append(jia.post("/sla/policy/days", data=day).status_code)
+
+    with db.tenant_session(jia.tenant_id) as s:  # a policy save, not committed yet
+        sla_service.hold_policy(s, 3)
+        sla_service.save_policy(s, 3, steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}])
+        other = threading.Thread(target=add_a_date, args=("2032-07-07",))
+        other.start()
+        other.join(timeout=1.5)
+        assert not answers, "the date was added while the policy save was under way"
+    other.join(timeout=30)
+    assert answers == [303]
+
+    path = "/sla/policy/departments/3"
+    version = drawn(jia, path)
+    saved: list[int] = []
+    with db.tenant_session(jia.tenant_id) as s:  # a date added, not committed yet
+        sla_service.hold_calendar(s)
+        sla_service.set_calendar_day(s, date(2032, 8, 8), "holiday")
+        other = threading.Thread(
+            target=lambda: saved.append(jia.post(path, data=policy_form(jia, version, "2")).status_code)
+        )
+        other.start()
+        other.join(timeout=1.5)
+        assert not saved, "the policy was saved while a date was being added"
+    other.join(timeout=30)
+    assert saved == [303]

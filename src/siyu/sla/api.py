@@ -582,7 +582,10 @@ def policy_out(session: Session) -> dict:
         "call_cooldown_s": view.call_cooldown_s,
         "merge_window_s": view.merge_window_s,
         "stale_after_s": view.stale_after_s,
-        "calendar_days": [{"day": d.day, "kind": d.kind, "note": d.note} for d in days],
+        "calendar_days": [
+            {"day": d.day, "kind": d.kind, "note": d.note, "added_by": d.added_by, "added_at": d.added_at}
+            for d in days
+        ],
         "official_calendar_through": official_calendar_through(),
         "updated_at": stored.updated_at if stored is not None else None,
         "updated_by": stored.updated_by if stored is not None else "",  # (the pages': not in PolicyOut)
@@ -613,9 +616,9 @@ def apply_policy(session: Session, body: PolicyIn, now: datetime | None = None, 
         wanted = {d.day: d for d in body.calendar_days}
         for day in session.scalars(select(SlaCalendarDay.day)).all():
             if day not in wanted:
-                service.remove_calendar_day(session, day, now)
+                service.remove_calendar_day(session, day, now, by)
         for d in wanted.values():
-            service.set_calendar_day(session, d.day, d.kind, d.note, now)
+            service.set_calendar_day(session, d.day, d.kind, d.note, now, by)
         service.follow_the_calendar(session, now)
     session.flush()
 
@@ -641,14 +644,16 @@ EDITED = (
 
 def policy_version(out: dict) -> str:
     """The version of a policy as policy_out or department_policy_out gives it."""
-    edited = (*EDITED, "calendar_days") if "calendar_days" in out else EDITED
-    return version_of({name: out[name] for name in edited})
+    edited = {name: out[name] for name in EDITED}
+    if "calendar_days" in out:  # what PUT sets of them (who added one comes with a change of these)
+        edited["calendar_days"] = [{k: d[k] for k in ("day", "kind", "note")} for d in out["calendar_days"]]
+    return version_of(edited)
 
 
 def policy_changed(by: str, dates: bool = False) -> str:
     """The 412's detail, naming who saved the policy last where that is known; `dates`: the
-    tenant's, whose ETag has the special dates too, which the page's date form changes
-    without keeping who did (so `by` may not be who changed what was sent)."""
+    tenant's, whose ETag has the special dates too, changed apart from the policy (so `by` may
+    not be who changed what was sent; each date names who added it)."""
     if dates:
         last = f"（策略最后由「{by}」保存）" if by else ""
         last_en = f" (the policy was last saved by {by})" if by else ""

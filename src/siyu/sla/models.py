@@ -81,6 +81,11 @@ class SlaCalendarDay(TenantOwned, Base):
     day: Mapped[date]
     kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
     note: Mapped[str] = mapped_column(String(200), default="")
+    # who added it, or last changed its kind or note (the name they were signed in as; "" for
+    # Siyu itself or before this was kept), and when (Siyu's clock; None: before it was kept):
+    # the page says so beside it, so that a date nobody remembers adding can be asked about
+    added_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    added_at: Mapped[datetime | None]
 
 
 class SlaCalendarChange(TenantOwned, Base):
@@ -96,6 +101,7 @@ class SlaCalendarChange(TenantOwned, Base):
     day: Mapped[date]
     kind: Mapped[str] = mapped_column(String(8))  # holiday | workday | "" (taken back)
     changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")  # as added_by
 
 
 class SlaWait(TenantOwned, Base):

@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from siyu.sla.calendar import check_day, parse_day, parse_hhmm, parse_shifts
 from siyu.sla.service import MAX_DAY_NOTE, MAX_STEPS
@@ -61,6 +70,15 @@ class CalendarDayIn(BaseModel):
     note: str = Field("", description=f"at most {MAX_DAY_NOTE} characters")
 
     model_config = {"extra": "forbid"}  # "notes" had been dropped without a word
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_got(cls, data):
+        """A date as GET gives it, who added it included, is taken back as it is: that is not
+        the PUT's to set (it is who sends it, where the date changes)."""
+        if isinstance(data, dict) and cls is CalendarDayIn:
+            return {k: v for k, v in data.items() if k not in ("added_by", "added_at")}
+        return data
 
     @field_validator("note")
     @classmethod
@@ -159,7 +177,10 @@ class PolicyIn(PolicyFieldsIn):
 
 
 class CalendarDayOut(CalendarDayIn):
-    pass
+    added_by: str = Field(
+        "", description='who added the date or last changed its kind or note ("": Siyu itself, or not kept)'
+    )
+    added_at: datetime | None = Field(None, description="when (null: not kept)")
 
 
 class PolicyOut(BaseModel):

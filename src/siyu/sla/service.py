@@ -170,6 +170,11 @@ def hold_policy(session: Session, department_wecom_id: int) -> None:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"siyu.sla_policy:{session.info.get('siyu_tenant_id')}:{department_wecom_id}"},
         )
+        # a save times open waits by the special dates: none changed meanwhile (hold_calendar);
+        # shared, so that two departments' policies are still saved at the same time
+        session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:key, 0))"), _calendar_key(session)
+        )
 
 
 def save_policy(
@@ -335,10 +340,12 @@ MAX_DAY_NOTE = 200  # a special date's note (the page's field allows as many)
 
 
 def set_calendar_day(
-    session: Session, day: date, kind: str, note: str = "", now: datetime | None = None
+    session: Session, day: date, kind: str, note: str = "", now: datetime | None = None, by: str = ""
 ) -> SlaCalendarDay:
     """Mark a date as a holiday or a (make-up) workday for this tenant, from `now` (Siyu's
-    clock; the wall clock by default)."""
+    clock; the wall clock by default), by `by` (the name they are signed in as; "" for Siyu
+    itself), kept with the date where it is new or its kind or note changes: a date set again
+    as it is (a PUT sending all the dates) keeps who added it."""
     if kind not in ("holiday", "workday"):
         raise PolicyError("kind is holiday or workday")
     if len(note) > MAX_DAY_NOTE:
@@ -352,24 +359,48 @@ def set_calendar_day(
         row = SlaCalendarDay(day=day, kind=kind, note=note)
         session.add(row)
     if row.kind != kind or row in session.new:  # (a note alone changes no figure)
-        _keep_calendar_change(session, day, kind, now)
+        _keep_calendar_change(session, day, kind, now, by)
+    if row in session.new or (row.kind, row.note) != (kind, note):
+        row.added_by, row.added_at = by[:200], now or datetime.now(UTC)
     row.kind, row.note = kind, note
     session.flush()
     return row
 
 
-def remove_calendar_day(session: Session, day: date, now: datetime | None = None) -> bool:
+def remove_calendar_day(session: Session, day: date, now: datetime | None = None, by: str = "") -> bool:
     row = session.scalar(select(SlaCalendarDay).where(SlaCalendarDay.day == day))
     if row is not None:
         session.delete(row)
-        _keep_calendar_change(session, day, "", now)
+        _keep_calendar_change(session, day, "", now, by)
     return row is not None
 
 
-def _keep_calendar_change(session: Session, day: date, kind: str, now: datetime | None) -> None:
-    """Record that `day` became `kind` ("": no special date) at `now` (SlaCalendarChange): the
-    board measures past waits by the dates in force when they ended."""
-    session.add(SlaCalendarChange(day=day, kind=kind, changed_at=now or datetime.now(UTC)))
+def _keep_calendar_change(session: Session, day: date, kind: str, now: datetime | None, by: str) -> None:
+    """Record that `day` became `kind` ("": no special date) at `now` (SlaCalendarChange), by
+    `by`: the board measures past waits by the dates in force when they ended, and the policy
+    page names who removed a date."""
+    session.add(
+        SlaCalendarChange(day=day, kind=kind, changed_at=now or datetime.now(UTC), changed_by=by[:200])
+    )
+
+
+def hold_calendar(session: Session) -> None:
+    """No policy saved (nor other edit of the dates) between reading the special dates and
+    moving the open waits' next steps by them, nor the other way round: each would time those
+    steps by what the other had not committed yet, and the later commit undo the earlier's
+    (a date added while a policy was saved ended with the steps due as if it were not there).
+    SQLite: its single write lock; PostgreSQL: the tenant's calendar lock, which hold_policy
+    shares."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("UPDATE sla_calendar_days SET id = id WHERE 0")
+    else:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), _calendar_key(session)
+        )
+
+
+def _calendar_key(session: Session) -> dict:
+    return {"key": f"siyu.sla_calendar:{session.info.get('siyu_tenant_id')}"}
 
 
 def follow_the_calendar(session: Session, now: datetime | None = None) -> int:

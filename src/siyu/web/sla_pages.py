@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries as conversation_queries
@@ -37,7 +37,7 @@ from siyu.sla.api import (
     snooze_for,
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
-from siyu.sla.models import SlaCalendarDay, SlaPolicy, SlaWait
+from siyu.sla.models import SlaCalendarChange, SlaCalendarDay, SlaPolicy, SlaWait
 from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, delivery_name, step_phrase
 from siyu.sla.schemas import (
     MAX_SNOOZE_MIN,
@@ -349,6 +349,7 @@ def _policy_page(
         today = now.astimezone(ZoneInfo(service.tenant_timezone(s))).date()
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
+        removed = _days_removed(s, {d["day"] for d in current["calendar_days"]})
     synced = {d["wecom_id"] for d in listed["departments"]}
     contact_gone = _contact_gone(current, staff)
     top = [d for d in listed["departments"] if d["depth"] == 0]
@@ -382,6 +383,7 @@ def _policy_page(
             "day_error": day_error,
             "day_form": day_form or {"day": today.isoformat(), "until": "", "kind": "holiday", "note": ""},
             "calendar_gap": official_calendar_gap(today),
+            "days_removed": removed,
             "depts": listed["departments"],
             "own": own,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
@@ -392,6 +394,19 @@ def _policy_page(
         },
         status_code=status,
     )
+
+
+DAYS_REMOVED_SHOWN = 5
+
+
+def _days_removed(s, days_now: set) -> list[SlaCalendarChange]:
+    """The special dates removed last (and not set again since), newest first, with who
+    removed them: a date gone from the list is otherwise a mystery to the admin who added it."""
+    c = SlaCalendarChange
+    newest = select(c.day, func.max(c.id).label("last")).group_by(c.day).subquery()  # each date's last
+    last_removals = select(c).join(newest, c.id == newest.c.last).where(c.kind == "")
+    rows = s.scalars(last_removals.order_by(c.changed_at.desc(), c.id.desc()).limit(DAYS_REMOVED_SHOWN))
+    return [r for r in rows if r.day not in days_now]  # (one set again has a later change)
 
 
 def _contact_gone(policy: dict, staff: list[tuple[str, str]]) -> str:
@@ -826,10 +841,11 @@ async def policy_day_add(request: Request, viewer: PageViewer):
 
     def save() -> str:
         with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            service.hold_calendar(s)  # (a policy saved meanwhile would time the waits without it)
             were = set(s.scalars(select(SlaCalendarDay.kind).where(SlaCalendarDay.day.in_(days))))
             now = request.app.state.rt.now()
             for d in days:
-                service.set_calendar_day(s, d, kind, note, now)
+                service.set_calendar_day(s, d, kind, note, now, viewer.display_name)
             service.follow_the_calendar(s, now)
         if were - {kind}:  # a date that was the other kind: say it changed, not only "saved"
             return f"day_now_{kind}"
@@ -847,10 +863,11 @@ def policy_day_remove(request: Request, viewer: PageViewer, day: str):
     except ValueError:
         raise HTTPException(404, "not found") from None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        service.hold_calendar(s)
         if s.scalar(select(SlaCalendarDay.id).where(SlaCalendarDay.day == when)) is None:
             raise ClearNotFound(f"{when} 不在特殊日期里（可能已删除） / {when} is not a special day")
         now = request.app.state.rt.now()
-        service.remove_calendar_day(s, when, now)
+        service.remove_calendar_day(s, when, now, viewer.display_name)
         service.follow_the_calendar(s, now)
     return RedirectResponse("/sla/policy?done=day_removed#days", 303)
 
