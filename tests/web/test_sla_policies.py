@@ -591,7 +591,7 @@ def test_the_stale_limit_is_shown_and_changed_in_hours_on_the_policy_pages(as_ro
     form = {**STALE_FORM, "csrf_token": admin.csrf}
     try:
         assert _stale_input(admin.get("/sla/policy").text) == f"{kept['stale_after_s'] / 3600:g}"
-        assert "过期不发（小时）" in admin.get("/sla/policy").text
+        assert "过期不发 <input" in admin.get("/sla/policy").text
         r = admin.post("/sla/policy", data={**form, "stale_after_h": "2"})
         assert r.status_code == 303, r.text
         assert admin.get(api).json()["stale_after_s"] == 7200
@@ -599,6 +599,9 @@ def test_the_stale_limit_is_shown_and_changed_in_hours_on_the_policy_pages(as_ro
         r = admin.post("/sla/policy", data={**form, "stale_after_h": "30分钟"})  # minutes, said so
         assert r.status_code == 303 and admin.get(api).json()["stale_after_s"] == 1800
         assert _stale_input(admin.get("/sla/policy").text) == "0.5"
+        for typed, shown in (("20分钟", "20分钟"), ("100分钟", "100分钟"), ("1.25", "1.25")):  # not 0.3333
+            r = admin.post("/sla/policy", data={**form, "stale_after_h": typed})
+            assert r.status_code == 303 and _stale_input(admin.get("/sla/policy").text) == shown, typed
         r = admin.post("/sla/policy", data={**form, "stale_after_h": "1.5小时"})
         assert r.status_code == 303 and admin.get(api).json()["stale_after_s"] == 5400
         for typed in ("0", "abc", "-1", "10分钟", "169", "99999999999999"):
@@ -619,8 +622,12 @@ def test_the_stale_limit_is_shown_and_changed_in_hours_on_the_policy_pages(as_ro
         assert bad.status_code == 422 and "过期不发：请填写 0.25 到 168" in bad.text
         assert _stale_input(bad.text) == "200"
         assert admin.get("/api/v1/sla/policies/4").status_code == 404
-        r = admin.post("/sla/policy/departments/4", data={**form, "stale_after_h": "12"})
+        r = admin.post(
+            "/sla/policy/departments/4", data={**form, "stale_after_h": "12", "call_cooldown_min": "20"}
+        )
         assert r.status_code == 303, r.text
+        # as its cooldown, not the default either (the list named the one and not the other)
+        assert "两次电话至少间隔 20 分钟" in admin.get("/sla/policy").text
         assert admin.get("/api/v1/sla/policies/4").json()["stale_after_s"] == 12 * 3600
         assert _stale_input(admin.get("/sla/policy/departments/4").text) == "12"
         assert "过期不发 12 小时" in admin.get("/sla/policy").text  # the list names what is not the default

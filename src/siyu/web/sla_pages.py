@@ -113,8 +113,13 @@ def _minutes(seconds: int) -> str:
 
 
 def _hours(seconds: int) -> str:
-    """The stale limit in hours for the policy form, exactly enough that saving it unchanged
-    keeps its seconds (four decimals: within 0.18 s, which rounding takes back)."""
+    """The stale limit for the policy form's field, in hours where two decimals say it (6, 0.5,
+    1.25), else in minutes, said so (20分钟: it read 0.3333), else in hours exactly enough that
+    saving it unchanged keeps its seconds (four decimals: within 0.18 s, which rounding takes back)."""
+    if (seconds * 100) % 3600 == 0:
+        return f"{seconds / 3600:.2f}".rstrip("0").rstrip(".")
+    if seconds % 60 == 0:
+        return f"{seconds // 60}分钟"
     return f"{seconds / 3600:.4f}".rstrip("0").rstrip(".")
 
 
@@ -417,6 +422,9 @@ def _contact_gone(policy: dict, staff: list[tuple[str, str]]) -> str:
     return contact if contact and contact not in {userid for userid, _ in staff} else ""
 
 
+DEFAULT_COOLDOWN_S = service.PolicyView.call_cooldown_s  # (the list names what is not the default)
+
+
 def _policy_text(p: dict, names: dict[str, str], full: bool = False) -> str:
     """A policy in a line: its steps, and what else differs from a plain clock (people by
     name, as the form's choices show them). `full`: every field the form edits, for the
@@ -434,7 +442,7 @@ def _policy_text(p: dict, names: dict[str, str], full: bool = False) -> str:
     if p.get("escalation_contact"):
         contact = p["escalation_contact"]
         parts.append(f"升级联系人 {names.get(contact, f'{contact}（已不在职）')}")
-    if full:
+    if full or p.get("call_cooldown_s", DEFAULT_COOLDOWN_S) != DEFAULT_COOLDOWN_S:
         parts.append(f"两次电话至少间隔 {_minutes(p['call_cooldown_s'])} 分钟")
     if full or p.get("stale_after_s", service.DEFAULT_STALE_AFTER_S) != service.DEFAULT_STALE_AFTER_S:
         parts.append(f"过期不发 {_stale_text(p['stale_after_s'])}")
