@@ -99,7 +99,11 @@ def test_a_call_its_policy_never_lets_ring_is_recorded_so_and_said_so_everywhere
 
     row = _row(_call(w, "GET", "/sla").text, conversation.id)
     assert "语音电话→负责成员 · 不会拨打" in row and "提醒已全部发出" not in row, row
-    assert "电话不会拨打：策略的班次都在免打扰时段内" in row, row
+    assert "电话没有拨打：到期时策略的班次都在免打扰时段内" in row, row
+    assert '<a href="/sla/policy">提醒策略</a>' in row, row  # the admin's way to mend it
+    # and the policy's own page says so, not only the board once a call is due
+    policy_page = _call(w, "GET", "/sla/policy").text
+    assert "这份策略的第 2 步（语音电话打给负责成员）永远不会拨打" in policy_page, policy_page
 
     chat = _call(w, "GET", f"/conversations/{conversation.id}").text
     assert "提醒已全部发出" not in chat and "提醒步骤都已到期，没有可暂缓的了" in chat
@@ -151,7 +155,11 @@ def test_once_the_admin_fixes_the_policy_later_calls_ring_and_the_settled_one_st
     with w.session() as s:
         assert s.get(SlaCall, call.id).status == "never"
     chat = _call(w, "GET", f"/conversations/{w.conversation().id}").text
-    assert 'id="call-never"' in chat  # still true of this wait's call
+    # still true of this wait's call, told in the past: the policy lets calls ring now
+    never = re.search(r'<p class="notice small" role="note" id="call-never">(.*?)</p>', chat, re.S)
+    assert never and never[1].startswith("电话没有拨打：到期时所用"), chat
+    assert "策略已调整，之后到期的电话照常拨打" in never[1] and "永远不会拨打" not in chat
+    assert "永远不会拨打" not in _call(w, "GET", "/sla/policy").text
 
     w.customer("wmcustomer2", "赵先生")
     _ask(w, "wmcustomer2", 660)  # 22:43 the call step fires, outside the quiet hours now

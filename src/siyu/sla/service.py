@@ -22,6 +22,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -333,6 +334,17 @@ def _calls_never_placed(policy: SlaPolicy) -> str:
         return ""
     return "、".join(
         f"第 {i + 1} 步（{step_phrase('voice_call', steps[i].get('target', ''))}）" for i in calls
+    )
+
+
+def calls_never_placed_in(fields: dict) -> str:
+    """The call steps of a stored policy, as its page reads it (policy_out), that can never ring,
+    named, or "": one saved before such policies were refused says so on its page, not only on
+    the board once a call is due."""
+    if not fields.get("business_hours_only"):
+        return ""
+    return _calls_never_placed(
+        SimpleNamespace(steps=fields["steps"], shifts=fields["shifts"], quiet_hours=fields["quiet_hours"])
     )
 
 

@@ -257,6 +257,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "waited_business": None if business_s is None else queries.wait_text(business_s),
             "call_at": call_at,
             "call_never": never,
+            # the policy as it is now: fixed since, the call that did not ring is told in the past
+            "call_never_now": never is not None and sla_service.calls_never_ring(never),
             "snooze_choices": SNOOZE_CHOICES,
             "done": done_said,
             "done_warns": done in NOT_DONE,

@@ -372,6 +372,7 @@ def _policy_page(
         "sla_policy.html",
         {
             "p": current,
+            "never_rings": service.calls_never_placed_in(current),
             "f": shown,
             "minutes": _minutes,
             "hours": _hours,
@@ -933,6 +934,7 @@ def _department_page(
         "sla_department_policy.html",
         {
             "dept": dept,
+            "never_rings": service.calls_never_placed_in(stored) if stored else "",
             "f": shown,
             "minutes": _minutes,
             "hours": _hours,
