@@ -755,7 +755,13 @@ def test_policy_round_trip(as_role, world, db):
     assert page.status_code == 200
     assert ("中位数（工作时间）" in page.text) == bool(business and business["count"])
     assert got["escalation_contact"] == "wangwu" and got["quiet_hours"] == ["22:00", "07:30"]
-    assert got["calendar_days"] == [{"day": "2030-10-08", "kind": "workday", "note": "补班"}]
+    [day] = got["calendar_days"]
+    assert {k: day[k] for k in ("day", "kind", "note")} == {
+        "day": "2030-10-08",
+        "kind": "workday",
+        "note": "补班",
+    }
+    assert day["added_by"] == "甲管理员"  # who sent it
     r = admin.put("/api/v1/sla/policy", json={"escalation_contact": "sunba"}, headers=headers)
     assert r.status_code == 422 and "不是在职成员" in r.json()["detail"]  # 孙八 left
     assert admin.get("/api/v1/sla/policy").json()["escalation_contact"] == "wangwu"
