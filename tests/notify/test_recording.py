@@ -152,3 +152,26 @@ def test_a_message_past_its_deadline_says_so_in_chinese_first(settings, db):
             row = s.get(OutboxMessage, ids[0])
             assert row.status == "dead", row.status  # given up: it is not tried again
             assert row.last_error.startswith("已超过发送时限，没有发送 / ")
+
+
+def test_an_app_message_to_a_member_who_left_since_it_was_queued_is_not_sent(settings, db):
+    """A loss alert queued before its member left went to WeCom all the same, which refused it
+    (消息接收人全部无效) and the log read failed; one to them and another is sent to the other."""
+    from sqlalchemy import update
+
+    from siyu.tenancy.models import Staff
+    from siyu.tenancy.tasks import sync_staff
+
+    with stack(settings, db, serve_siyu=False) as st:
+        asyncio.run(sync_staff(st.rt, st.tenant_id))
+        [alone, other] = queue(db, st.tenant_id, ["zhangsan", "lisi"])
+        key = secrets.token_hex(4)
+        with db.tenant_session(st.tenant_id) as s:
+            body = {"touser": "zhangsan|lisi", "msgtype": "text", "text": {"content": f"两人的提醒 {key}"}}
+            outbox.enqueue(s, "app_message", f"both:{key}", body)
+            both = s.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == f"both:{key}"))
+            s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=False, wecom_status=5))
+        run_as_worker(st.rt, claimed(db, [alone, other, both], settings.work_lease))
+        assert statuses(db, [alone, other, both]) == ["skipped", "sent", "sent"]
+        got = st.control("GET", st.corp_path("/app_messages"))
+        assert [m["payload"]["touser"] for m in got] == ["lisi", "lisi"]

@@ -745,6 +745,27 @@ def test_an_escalation_contact_who_left_is_reached_no_more_and_the_step_says_why
     assert problem["status"] == "nobody" and "策略的升级联系人 wangwu 已不在职" in problem["error"]
 
 
+def test_a_member_who_left_gets_no_card_and_the_step_says_why(local):
+    """A wait of a member who left since (the staff sync's verdict) sent them a card all the
+    same, which WeCom refused (消息接收人全部无效) and retried; their leader is still told."""
+    from datetime import timedelta
+
+    from siyu.tenancy.models import Staff
+
+    w = local
+    w.policy()
+    w.say("有人吗？", at=0)  # 张三's customer
+    with w.session() as s:  # then 张三 leaves the corp
+        s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=False, wecom_status=5))
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[0][:2] == (0, "skipped") and w.steps()[1] == (1, "fired", "lisi")
+    with w.session() as s:
+        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert problem["status"] == "nobody" and "第 1 步没有可通知的人：该成员已离职或停用" in problem["error"]
+
+
 def test_a_department_policy_applies_to_its_members(local):
     w = local
     with w.session() as s:

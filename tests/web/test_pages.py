@@ -24,7 +24,8 @@ def test_staff_page_and_sync_now(as_role, world, db):
         assert s.get(Tenant, world.a.id).staff_synced_at is not None
         # Put the world back: 钱七 unknown to Siyu, 孙八 gone (other tests rely on it).
         s.delete(s.scalar(select(Staff).where(Staff.userid == "qianqi")))
-        s.scalar(select(Staff).where(Staff.userid == "sunba")).active = False
+        sunba = s.scalar(select(Staff).where(Staff.userid == "sunba"))
+        sunba.active, sunba.wecom_status = False, 5
     agent = as_role("agent")
     assert "立即同步" not in agent.get("/staff").text
     assert agent.post("/staff/sync", data={"csrf_token": agent.csrf}).status_code == 403
@@ -86,7 +87,8 @@ def test_the_number_a_call_rings_is_set_on_the_staff_page_and_in_the_api(as_role
         for userid in ("zhangsan", "zhaoliu"):
             s.scalar(select(Staff).where(Staff.userid == userid)).call_phone = ""
         s.delete(s.scalar(select(Staff).where(Staff.userid == "qianqi")))  # as the sync test leaves it
-        s.scalar(select(Staff).where(Staff.userid == "sunba")).active = False
+        sunba = s.scalar(select(Staff).where(Staff.userid == "sunba"))
+        sunba.active, sunba.wecom_status = False, 5
 
 
 def test_a_number_refused_on_the_staff_page_stays_in_its_field(as_role, world):

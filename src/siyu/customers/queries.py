@@ -24,7 +24,7 @@ from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import paging
 from siyu.db.paging import Page, SortKey
-from siyu.tenancy.models import Department, Staff
+from siyu.tenancy.models import GONE_OTHERWISE, Department, Staff, gone_word
 
 FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
 MAX_PER_PAGE = 100
@@ -132,6 +132,12 @@ def staff_names(session: Session) -> dict[str, str]:
     return dict(session.execute(select(Staff.userid, Staff.name)).all())
 
 
+def staff_gone(session: Session) -> dict[str, str]:
+    """Members no longer with the corp, by userid: how the pages mark them (已离职, 已禁用)."""
+    rows = session.execute(select(Staff.userid, Staff.wecom_status).where(Staff.active.is_(False)))
+    return {userid: gone_word(False, status) for userid, status in rows}
+
+
 def channel_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Channel.id, Channel.name)).all())
 
@@ -140,6 +146,7 @@ def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> di
     if not customer_ids:
         return {}
     names = staff_names(session)
+    gone = staff_gone(session)
     chans = channel_names(session)
     follows = list(
         session.scalars(
@@ -166,6 +173,7 @@ def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> di
                 "id": fl.id,
                 "staff_userid": fl.staff_userid,
                 "staff_name": names.get(fl.staff_userid, fl.staff_userid),
+                "staff_gone": gone.get(fl.staff_userid, ""),  # 已离职: nobody follows it up
                 "status": fl.status,
                 "remark": fl.remark,
                 "description": fl.description,
@@ -272,10 +280,28 @@ def profile(session: Session, viewer: Reader, customer_id: int) -> dict | None:
     return {
         **customer_dict(customer),
         "follows": fls,
+        "unattended": unattended(session, customer.id),
         "tags": _union_tags(fls),
         "channels": list(channels.values()),
         "groups": customer_groups(session, viewer, customer.id),
     }
+
+
+def unattended(session: Session, customer_id: int) -> str:
+    """Where every member still following the customer has left (or was disabled), how they
+    are gone (已离职, or 已离职或停用 for a mix): nobody answers the customer until WeCom's
+    离职继承 hands them over. "" otherwise. All the customer's follows count, whoever views:
+    one the viewer does not see may still be answered."""
+    following = set(
+        session.scalars(
+            select(Follow.staff_userid).where(Follow.customer_id == customer_id, Follow.status == "active")
+        )
+    )
+    gone = staff_gone(session)
+    if not following or not following <= set(gone):
+        return ""
+    words = {gone[u] for u in following}
+    return words.pop() if len(words) == 1 else GONE_OTHERWISE
 
 
 # groupchat/get's join_scene in words (siyu.conversations.groups keeps it)
@@ -345,6 +371,8 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
         said = [f"备注：{values['remark']}"] if "remark" in values else []
         said += [f"描述：{values['description']}"] if "description" in values else []
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
+    if kind == "lost" and values.get("not_alerted"):
+        return f"{template}；成员{values['not_alerted']}，流失提醒没有发给本人"
     if kind.startswith("group_"):  # a scene WeCom did not tell: left out
         # an unnamed group is its owner's, as the customer's page and the chat list call it
         name = values.get("group") or (f"{staff_name}的群聊" if staff_name else "")
@@ -466,6 +494,21 @@ def departed_staff(session: Session) -> dict[str, str]:
 
 def active_staff(session: Session) -> list[Staff]:
     return list(session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.name)))
+
+
+def staff_choices(session: Session, viewer: Reader, chosen: str | None) -> list[dict]:
+    """The members a list's 成员 filter offers, {userid, name}: those with the corp the viewer
+    sees and, where the list is filtered by one who left (a link, an address typed), that one
+    too, marked so (小美（已离职）): else the filter read 全部 over their customers alone."""
+    seen = viewer.visible_staff
+    members = [m for m in active_staff(session) if seen is None or m.userid in seen]
+    out = [{"userid": m.userid, "name": m.name} for m in members]
+    if chosen and not any(m["userid"] == chosen for m in out) and (seen is None or chosen in seen):
+        member = session.scalar(select(Staff).where(Staff.userid == chosen, Staff.active.is_(False)))
+        if member is not None:
+            word = gone_word(False, member.wecom_status)
+            out.append({"userid": chosen, "name": f"{member.name}（{word}）"})
+    return out
 
 
 def departments(session: Session) -> list[Department]:

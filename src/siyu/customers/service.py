@@ -21,7 +21,7 @@ from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import utcnow
 from siyu.notify import outbox
-from siyu.tenancy.models import Department, Staff, Tenant
+from siyu.tenancy.models import Department, Staff, Tenant, gone_word
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -345,15 +345,27 @@ def record_follow_ended(session: Session, fields: dict, status: str, public_url:
         return customer
     follow.status, follow.ended_at = status, at
     kind = FOLLOW_ENDED_AS[status]
-    timeline(session, customer, kind, at, userid)
+    # a member who left is sent no loss alert (WeCom refuses it: 消息接收人全部无效); the
+    # customer's timeline says so, where one would look for it
+    gone = _gone(session, userid) if status == "lost" else ""
+    timeline(session, customer, kind, at, userid, **({"not_alerted": gone} if gone else {}))
     conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":
-        _alert_lost(session, customer, follow, at, public_url)
+        _alert_lost(session, customer, follow, at, public_url, gone)
     return customer
 
 
-def _alert_lost(session: Session, customer: Customer, follow: Follow, at: datetime, public_url: str) -> None:
-    """Tell the member, and their leader, that the customer deleted the member. Every app
+def _gone(session: Session, userid: str) -> str:
+    """How a member no longer with the corp is marked (已离职, 已禁用); "" while with it or unknown."""
+    member = session.scalar(select(Staff).where(Staff.userid == userid))
+    return gone_word(member.active, member.wecom_status) if member is not None else ""
+
+
+def _alert_lost(
+    session: Session, customer: Customer, follow: Follow, at: datetime, public_url: str, gone: str = ""
+) -> None:
+    """Tell the member (not one `gone`: left or disabled), and their leader, that the customer
+    deleted the member. Every app
     message asks for WeCom's duplicate check (siyu.notify.tasks.DUPLICATE_CHECK), which drops
     a text equal to one sent in the last 4 hours: each alert names the second it happened
     and links the customer's own page (the follow in it), so two customers of one name who
@@ -376,10 +388,11 @@ def _alert_lost(session: Session, customer: Customer, follow: Follow, at: dateti
         page = quote(f"/customers/{customer.id}", safe="/")
         link = f"{public_url.rstrip('/')}/auth/wecom/{quote(tenant.slug)}?next={page}&lost={follow.id}"
         see = f'<a href="{link}">查看客户</a>'
-    told = {userid: f"客户流失提醒：{label} 已将你从联系人中删除（{when}）。{see}"}
+    told = {} if gone else {userid: f"客户流失提醒：{label} 已将你从联系人中删除（{when}）。{see}"}
     leader = leader_of(session, userid)
     if leader:
-        told[leader] = f"客户流失提醒：{label} 已将你团队的 {staff_name} 从联系人中删除（{when}）。{see}"
+        member = f"{staff_name}（{gone}）" if gone else staff_name
+        told[leader] = f"客户流失提醒：{label} 已将你团队的 {member} 从联系人中删除（{when}）。{see}"
     for touser, text in told.items():
         role = "agent" if touser == userid else "leader"
         outbox.enqueue(

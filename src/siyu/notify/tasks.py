@@ -26,6 +26,7 @@ from siyu.notify.outbox import (
     Unanswered,
     sender,
 )
+from siyu.tenancy.models import Staff
 from siyu.wecom.errors import WeComError, WeComTransportError
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,26 @@ DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": 4 * 
 
 @sender("app_message")
 async def _app_message(rt, tenant_id: int, message: OutboxMessage):
-    wecom = await rt.clients.get(tenant_id)
     body = {k: v for k, v in message.payload.items() if k != AS_SENT}
+    # one who left since the message was queued (a loss alert's member): WeCom would refuse
+    # it (消息接收人全部无效, 81013) and log a failure; sent to the others, or not at all
+    touser = [u for u in str(body.get("touser", "")).split("|") if u]
+    gone = await asyncio.to_thread(_left, rt.db, tenant_id, touser)
+    if touser and set(touser) <= gone:
+        raise Skipped(f"recipients left the company: {'|'.join(touser)}")
+    if gone:
+        body["touser"] = "|".join(u for u in touser if u not in gone)
+    wecom = await rt.clients.get(tenant_id)
     await send_app_message(wecom, {**body, "agentid": wecom.agent_id}, message)
+
+
+def _left(db, tenant_id: int, userids: list[str]) -> set[str]:
+    """Those of `userids` the staff sync found no longer with the corp (one not synced is tried)."""
+    if not userids:
+        return set()
+    with db.tenant_session(tenant_id) as s:
+        found = select(Staff.userid).where(Staff.userid.in_(userids), Staff.active.is_(False))
+        return set(s.scalars(found))
 
 
 async def send_app_message(wecom, payload: dict, message: OutboxMessage | None = None) -> dict:

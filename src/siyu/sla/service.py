@@ -694,11 +694,17 @@ def still_with_the_corp(session: Session, userid: str) -> bool:
     return session.scalar(select(Staff.id).where(Staff.userid == userid, Staff.active.is_(True))) is not None
 
 
+def _has_left(session: Session, userid: str) -> bool:
+    """Synced, and no longer with the corp (a member not synced yet is still tried)."""
+    return session.scalar(select(Staff.active).where(Staff.userid == userid)) is False
+
+
 def recipient_for(session: Session, target: str, agent_userid: str, policy: PolicyView) -> str | None:
     """Who a step reaches: the agent; their leader (first direct leader, else their main
     department's leader, else the policy's escalation contact); or the contact."""
     if target == "agent":
-        return agent_userid or None
+        # a card (or a call) to a member who left reaches nobody (WeCom: 消息接收人全部无效)
+        return agent_userid if agent_userid and not _has_left(session, agent_userid) else None
     contact = policy.escalation_contact if policy.escalation_contact != agent_userid else ""
     if contact and not still_with_the_corp(session, contact):
         contact = ""  # a card to one who left reaches nobody: the step says so (the policy page warns)
@@ -1831,13 +1837,16 @@ def _stale_reason(e, timezone: ZoneInfo) -> str:
 
 
 _CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)
+_AGENT_LEFT = "; the agent left"
 
 
 def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
     contact = policy.escalation_contact
-    if contact and contact == agent_userid:
+    if target == "agent" and agent_userid and _has_left(session, agent_userid):
+        note += _AGENT_LEFT
+    elif contact and contact == agent_userid:
         note += _CONTACT_IS_AGENT
     elif contact and not still_with_the_corp(session, contact):
         note += f"; escalation contact {contact} left"
@@ -1852,6 +1861,8 @@ def _nobody_reason(e) -> str:
     gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
     if (e.note or "").endswith(_CONTACT_IS_AGENT):
         gone = "策略的升级联系人就是该成员本人"
+    if (e.note or "").endswith(_AGENT_LEFT):
+        gone = "该成员已离职或停用"
     if e.target == "leader":
         why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
     else:

@@ -83,6 +83,9 @@ class Staff(TenantOwned, Base):
     call_phone: Mapped[str] = mapped_column(String(32), default="")
     position: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
+    # WeCom's user status at the last sync (1 active, 2 disabled, 4 not activated, 5 left; one
+    # no longer listed: 5): says why a member is inactive. None: not synced since it was kept.
+    wecom_status: Mapped[int | None]
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -163,3 +166,16 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     tries: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# WeCom's user status (user/get, user/list); a member inactive in Siyu for a status not known
+# (synced before Siyu kept it) reads GONE_OTHERWISE.
+STAFF_DISABLED, STAFF_NOT_ACTIVATED, STAFF_LEFT = 2, 4, 5
+GONE_OTHERWISE = "已离职或停用"
+
+
+def gone_word(active: bool, wecom_status: int | None) -> str:
+    """How a member no longer with the corp is marked on the pages: 已离职, 已禁用; "" while active."""
+    if active:
+        return ""
+    return {STAFF_LEFT: "已离职", STAFF_DISABLED: "已禁用"}.get(wecom_status, GONE_OTHERWISE)

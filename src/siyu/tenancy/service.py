@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.db import utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy import timezones
-from siyu.tenancy.models import Department, Person, Staff, Tenant
+from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
 from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import new_encoding_aes_key
@@ -278,11 +278,14 @@ def save_directory(session: Session, departments: list[dict], users: list[dict])
         member.direct_leaders = item.get("direct_leader", []) or []
         member.mobile = item.get("mobile", member.mobile or "") or ""
         member.position = item.get("position", member.position or "") or ""
-        member.active = item.get("status", 1) in (1, 4)
+        member.wecom_status = item.get("status", 1)
+        member.active = member.wecom_status in (1, STAFF_NOT_ACTIVATED)
         member.synced_at = now
     for userid, member in staff.items():
         if userid not in seen:
-            member.active = False
+            # WeCom lists no member who left (nor one outside the app's visible range, which
+            # it does not tell apart): taken as left, what 离职继承 in WeCom calls them too
+            member.active, member.wecom_status = False, STAFF_LEFT
     session.flush()
     return {"departments": len(departments), "staff": len(seen)}
 

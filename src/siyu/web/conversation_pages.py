@@ -126,11 +126,7 @@ def conversation_list(request: Request, viewer: PageViewer):
         unfiltered = f == queries.ConversationFilter(waiting=f.waiting)
         # an empty list asks for archiving only where it is off, and of whoever can turn it on
         archiving_off = (s.get(Tenant, viewer.tenant_id).archive_mode or "off") == "off"
-        staff = [
-            m
-            for m in customer_queries.active_staff(s)
-            if viewer.visible_staff is None or m.userid in viewer.visible_staff
-        ]
+        staff = customer_queries.staff_choices(s, viewer, f.staff_userid)
         if f.customer_id is not None:
             found = customer_queries.get_customer(s, viewer, f.customer_id)
             customer = {"id": found.id, "name": found.name} if found else None

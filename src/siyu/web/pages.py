@@ -36,7 +36,7 @@ from siyu.intake.service import ARCHIVE_KINDS
 from siyu.sla import service as sla_service
 from siyu.tenancy import api_tokens, setting_changes, timezones
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import Person, Staff, Tenant
+from siyu.tenancy.models import STAFF_NOT_ACTIVATED, Person, Staff, Tenant, gone_word
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.channel_summary import channel_differences, channel_text
@@ -147,15 +147,15 @@ def customer_list(request: Request, viewer: PageViewer):
         tags = queries.live_tags(s)
         # enabled first: a disabled one may look just like one in use, and is marked so
         chans = list(s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.name)))
-        staff = [
-            m
-            for m in queries.active_staff(s)
-            if viewer.visible_staff is None or m.userid in viewer.visible_staff
-        ]
+        staff = queries.staff_choices(s, viewer, f.staff_userid)
     kept = {k: v for k, v in p.items() if k in CUSTOMER_FILTERS and v}
 
     def page_url(n: int) -> str:
         return "/customers?" + urlencode({**kept, "page": n})
+
+    def without(name: str) -> str:
+        query = urlencode({k: v for k, v in kept.items() if k != name})
+        return "/customers" + (f"?{query}" if query else "")
 
     # dates typed the wrong way round find nobody: said so, with the range turned around
     reversed_dates = bool(f.added_from and f.added_to and f.added_from > f.added_to)
@@ -180,6 +180,7 @@ def customer_list(request: Request, viewer: PageViewer):
             "staff": staff,
             "statuses": STATUS_NAMES,
             "page_url": page_url,
+            "without": without,
             "filtered": bool(kept),
             "paging_reset": paging_reset,
             "advanced": any(k in kept for k in ("tag", "channel", "staff", "status", "from", "to")),
@@ -574,6 +575,8 @@ def _staff_page(
                 "position": m.position,
                 "departments": [depts.get(d, str(d)) for d in m.departments or []],
                 "active": m.active,
+                "gone": gone_word(m.active, m.wecom_status),
+                "not_activated": m.active and m.wecom_status == STAFF_NOT_ACTIVATED,
                 "role": people.get(m.userid),
                 "call_phone": m.call_phone,
                 "call_phone_masked": _masked_mobile(m.call_phone),

@@ -1,0 +1,155 @@
+"""Members who left the company (WeCom status 5, 已退出企业) or were disabled (status 2, 已禁用),
+as the staff page, a customer's page, the lists' member filter and the loss alerts tell them.
+All in tenant B: no other test counts its customers, and its staff are put back after each."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from sqlalchemy import delete, select
+
+from siyu.customers import service as customers
+from siyu.customers.models import Customer, Follow, FollowTag, TimelineEvent
+from siyu.notify.models import OutboxMessage
+from siyu.tenancy.models import Staff
+from tests.web.conftest import _contact
+
+
+@contextmanager
+def left(db, world, userid: str):
+    """The member leaves tenant B's corp: WeCom's directory, then the staff sync's verdict."""
+    corp = f"{world.emu_url}/_emulator/corps/{world.b.corp['corp_id']}"
+    with db.tenant_session(world.b.id) as s:
+        member = s.scalar(select(Staff).where(Staff.userid == userid))
+        back = {"userid": userid, "name": member.name, "department": member.departments}
+        back["direct_leader"] = member.direct_leaders
+        member.active, member.wecom_status = False, 5
+    assert httpx.delete(f"{corp}/staff/{userid}").status_code == 200
+    try:
+        yield
+    finally:
+        assert httpx.post(f"{corp}/staff", json=back).status_code == 201
+        with db.tenant_session(world.b.id) as s:
+            member = s.scalar(select(Staff).where(Staff.userid == userid))
+            member.active, member.wecom_status = True, 1
+
+
+@pytest.fixture
+def add_customer(db, world):
+    """Adds a customer of tenant B followed by these members; gone again after the test (one
+    test counts B's customers)."""
+    made: list[int] = []
+
+    def add(name: str, *userids: str) -> int:
+        ext, now = f"wmL{uuid.uuid4().hex[:10]}", int(time.time())
+        with db.tenant_session(world.b.id) as s:
+            for userid in userids:
+                fields = {"UserID": userid, "ExternalUserID": ext, "CreateTime": now - 600, "State": ""}
+                customer_id = customers.record_added(s, fields, _contact(ext, name, userid, now - 600)).id
+        made.append(customer_id)
+        return customer_id
+
+    yield add
+    with db.tenant_session(world.b.id) as s:
+        follows = select(Follow.id).where(Follow.customer_id.in_(made))
+        s.execute(delete(FollowTag).where(FollowTag.follow_id.in_(follows)))
+        s.execute(delete(TimelineEvent).where(TimelineEvent.customer_id.in_(made)))
+        s.execute(delete(Follow).where(Follow.customer_id.in_(made)))
+        s.execute(delete(Customer).where(Customer.id.in_(made)))
+
+
+def _badge(page: str, userid: str) -> str:
+    row = re.search(rf"<small class=\"muted\">{userid}</small>(.*?)<small", page, re.S).group(1)
+    return re.sub(r"<[^>]+>", "", row).strip()
+
+
+def test_the_staff_page_says_who_left_and_who_was_disabled_as_wecom_does(as_role, world, db):
+    """A member who left (WeCom's status 5) read 已停用 on /staff, as one disabled (status 2)."""
+    corp = f"{world.emu_url}/_emulator/corps/{world.b.corp['corp_id']}"
+    admin = as_role("admin", "b")
+    assert httpx.delete(f"{corp}/staff/sunba").status_code == 200  # gone from WeCom's lists
+    assert httpx.delete(f"{corp}/staff/zhaoliu").status_code == 200
+    disabled = {"userid": "zhaoliu", "name": "赵六", "department": [4], "status": 2}
+    assert httpx.post(f"{corp}/staff", json=disabled).status_code == 201
+    try:
+        assert admin.post("/staff/sync", data={"csrf_token": admin.csrf}).status_code == 303
+        page = admin.get("/staff").text
+        assert _badge(page, "sunba") == "已离职"
+        assert _badge(page, "zhaoliu") == "已禁用"
+        assert _badge(page, "lisi") == "" and "已停用" not in page
+    finally:
+        assert httpx.delete(f"{corp}/staff/zhaoliu").status_code == 200
+        for userid, name in (("sunba", "孙八"), ("zhaoliu", "赵六")):
+            member = {"userid": userid, "name": name, "department": [4]}
+            assert httpx.post(f"{corp}/staff", json=member).status_code == 201
+        assert admin.post("/staff/sync", data={"csrf_token": admin.csrf}).status_code == 303
+    with db.tenant_session(world.b.id) as s:
+        assert all(m.active and m.wecom_status == 1 for m in s.scalars(select(Staff)))
+
+
+def test_a_customer_followed_only_by_a_member_who_left_says_nobody_follows_them(
+    as_role, world, db, add_customer
+):
+    """刘先生's page read 跟进成员 赵六 跟进中, nothing saying 赵六 had left: nobody answers him."""
+    sfx = uuid.uuid4().hex[:6]
+    alone = add_customer(f"刘先生{sfx}", "zhaoliu")
+    shared = add_customer(f"何女士{sfx}", "zhaoliu", "lisi")
+    admin = as_role("admin", "b")
+    with left(db, world, "zhaoliu"):
+        page = admin.get(f"/customers/{alone}").text
+        assert "<b>赵六（已离职）</b>" in page
+        assert "跟进这位客户的成员都已离职，客户现在无人跟进" in page
+        assert "可在企业微信管理后台分配离职成员的客户" in page
+        page = admin.get(f"/customers/{shared}").text  # 李四 still follows her
+        assert "<b>赵六（已离职）</b>" in page and "<b>李四</b>" in page and 'id="unattended"' not in page
+        listed = admin.get("/customers", params={"q": f"刘先生{sfx}"}).text
+        assert "赵六（已离职）" in listed
+    page = admin.get(f"/customers/{alone}").text  # back with the company: as before
+    assert "<b>赵六</b>" in page and 'id="unattended"' not in page
+
+
+def test_the_lists_filtered_by_a_member_who_left_name_them_so(as_role, world, db):
+    """/customers?staff=zhaoliu showed 全部 in the member select and no chip; /conversations
+    showed the chip 成员：zhaoliu, the userid."""
+    admin = as_role("admin", "b")
+    with left(db, world, "zhaoliu"):
+        page = admin.get("/customers", params={"staff": "zhaoliu"}).text
+        assert '<option value="zhaoliu" selected>赵六（已离职）</option>' in page
+        assert re.search(r'id="staff-chip">成员：赵六（已离职） <a href="/customers"', page)
+        page = admin.get("/conversations", params={"staff": "zhaoliu"}).text
+        assert '<option value="zhaoliu" selected>赵六（已离职）</option>' in page
+        assert "成员：赵六（已离职）" in page and "成员：zhaoliu" not in page
+        # not offered unasked: only the one filtered by
+        assert '<option value="zhaoliu"' not in admin.get("/customers").text
+    page = admin.get("/customers", params={"staff": "zhaoliu"}).text
+    assert '<option value="zhaoliu" selected>赵六</option>' in page and "成员：赵六 <a" in page
+
+
+def test_no_loss_alert_goes_to_a_member_who_left(as_role, world, db, add_customer):
+    """The customer of 李四, who had left, deleting him queued 客户流失提醒 to 李四, which WeCom
+    refused (消息接收人全部无效). His leader 王五 is told, and the timeline says why 李四 was not."""
+    sfx = uuid.uuid4().hex[:6]
+    customer_id = add_customer(f"钱先生{sfx}", "lisi")
+    with left(db, world, "lisi"):
+        with db.tenant_session(world.b.id) as s:
+            last = s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
+            external_userid = s.get(Customer, customer_id).external_userid
+            fields = {"UserID": "lisi", "ExternalUserID": external_userid, "CreateTime": int(time.time())}
+            customers.record_follow_ended(s, fields, "lost", "http://siyu.example")
+        with db.tenant_session(world.b.id) as s:
+            queued = [
+                m.payload
+                for m in s.scalars(select(OutboxMessage).where(OutboxMessage.id > last))
+                if m.kind == "app_message"
+            ]
+        assert [p["touser"] for p in queued] == ["wangwu"]
+        assert f"钱先生{sfx} 已将你团队的 李四（已离职） 从联系人中删除" in queued[0]["text"]["content"]
+        page = as_role("admin", "b").get(f"/customers/{customer_id}").text
+        assert "<b>李四</b> 被客户删除（流失）；成员已离职，流失提醒没有发给本人" in page
+    with db.tenant_session(world.b.id) as s:  # not to be sent by a later test's worker
+        s.execute(delete(OutboxMessage).where(OutboxMessage.id > last))
