@@ -266,7 +266,18 @@ def test_channels_stored_before_0025_keep_the_type_their_members_made_them(empty
     with database.tenant_session(tenant_id) as s:
         types = dict(s.execute(select(Channel.state, Channel.way_type)).all())
     assert types == {"ch_one": 1, "ch_two": 2, "ch_dept": 2}
+    from siyu.customers.models import Customer, Follow
+
+    with database.tenant_session(tenant_id) as s:
+        channel_id = s.scalar(select(Channel.id).where(Channel.state == "ch_two"))
+        customer = Customer(external_userid="wm0025", name="王女士")
+        s.add(customer)
+        s.flush()
+        s.add(Follow(customer_id=customer.id, staff_userid="zhangsan", channel_id=channel_id))
     _to(database, "0024", down=True)
+    # taken down, the customers keep their channel (a rebuilt table had set every follow's to NULL)
+    with database.system_session() as s:
+        assert s.execute(sa.text("SELECT channel_id FROM follows")).scalars().all() == [channel_id]
 
 
 def test_settings_set_before_0027_keep_their_values_and_no_one_is_named_as_changing_them(empty_database):

@@ -111,6 +111,17 @@ def test_a_customer_followed_only_by_a_member_who_left_says_nobody_follows_them(
         assert "赵六（已离职）" in listed
     page = admin.get(f"/customers/{alone}").text  # back with the company: as before
     assert "<b>赵六</b>" in page and 'id="unattended"' not in page
+    # disabled, not gone: still employed, so not 离职继承 (which WeCom offers for leavers only)
+    with db.tenant_session(world.b.id) as s:
+        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False
+        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = 2
+    try:
+        page = admin.get(f"/customers/{alone}").text
+        assert "跟进这位客户的成员都已禁用" in page and "重新启用该成员" in page and "离职继承" not in page
+    finally:
+        with db.tenant_session(world.b.id) as s:
+            member = s.scalar(select(Staff).where(Staff.userid == "zhaoliu"))
+            member.active, member.wecom_status = True, 1
 
 
 def test_the_lists_filtered_by_a_member_who_left_name_them_so(as_role, world, db):

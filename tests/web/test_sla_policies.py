@@ -632,6 +632,10 @@ def test_the_stale_limit_is_shown_and_changed_in_hours_on_the_policy_pages(as_ro
         assert _stale_input(admin.get("/sla/policy/departments/4").text) == "12"
         assert "过期不发 12 小时" in admin.get("/sla/policy").text  # the list names what is not the default
         assert admin.get(api).json()["stale_after_s"] == 5400  # the tenant's untouched
+        r = admin.post("/sla/policy/departments/4", data={**form, "stale_after_h": "100分钟"})
+        assert (
+            r.status_code == 303 and "过期不发 100 分钟" in admin.get("/sla/policy").text
+        )  # not 100分钟 小时
     finally:
         admin.put(api, json={"stale_after_s": kept["stale_after_s"]}, headers={"X-CSRF-Token": admin.csrf})
 

@@ -709,7 +709,7 @@ def put_policy(
     policy or the special dates since; without it, the last save wins."""
     require_admin(viewer)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        service.hold_policy(s, 0)
+        service.hold_policy(s, 0, dates=body.calendar_days is not None)
         was = policy_out(s)
         changed = policy_changed(was["updated_by"], dates=True)
         if_match(typed_if_match, policy_version(was), changed, TENANT_NOT_AN_ETAG)

@@ -206,6 +206,7 @@ def _fire_tenant(
             return outcomes
         steps: list[_Step] = []
         recipients: dict[tuple, str | None] = {}
+        nobody_notes: dict[tuple, str] = {}
         book = service.PolicyBook(s)  # the policies the steps ran under, read once a batch
 
         closed_conversations: set[int] = set()
@@ -252,7 +253,10 @@ def _fire_tenant(
                 recipients[key] = service.recipient_for(s, st.target, st.agent_userid, policy)
             recipient = recipients[key]
             if not recipient:
-                _set(st, "skipped", service.nobody_note(s, st.target, policy, st.agent_userid))
+                # why, once a key too: a member who left with hundreds of open waits is asked about once
+                if key not in nobody_notes:
+                    nobody_notes[key] = service.nobody_note(s, st.target, policy, st.agent_userid)
+                _set(st, "skipped", nobody_notes[key])
                 continue
             # A call in quiet hours fires all the same: its call waits in the outbox until they
             # end (the sender holds it, and drops it once nobody waits), while the steps after

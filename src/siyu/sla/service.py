@@ -159,7 +159,7 @@ EDITABLE = {
 }
 
 
-def hold_policy(session: Session, department_wecom_id: int) -> None:
+def hold_policy(session: Session, department_wecom_id: int, dates: bool = False) -> None:
     """No other save of this policy between the check of the version it was drawn from (a
     form's, an If-Match) and the save: the second of two admins' saves at the same moment sees
     the first's (and is refused). SQLite: its single write lock, taken by a write that changes
@@ -172,10 +172,11 @@ def hold_policy(session: Session, department_wecom_id: int) -> None:
             {"key": f"siyu.sla_policy:{session.info.get('siyu_tenant_id')}:{department_wecom_id}"},
         )
         # a save times open waits by the special dates: none changed meanwhile (hold_calendar);
-        # shared, so that two departments' policies are still saved at the same time
-        session.execute(
-            text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:key, 0))"), _calendar_key(session)
-        )
+        # shared, so that two departments' policies are still saved at the same time, unless it
+        # changes the dates too (`dates`: the API's PUT with calendar_days), taken after the
+        # policy's lock as everywhere, so that no two saves wait on each other in a cycle
+        lock = "pg_advisory_xact_lock" if dates else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {lock}(hashtextextended(:key, 0))"), _calendar_key(session))
 
 
 def save_policy(
@@ -434,6 +435,7 @@ def change_timezone(session: Session, zone: str, now: datetime, by: str) -> int:
     instants now: each open wait's pending step is due when they say, as after a calendar
     edit. Steps timed by the wall clock stay due when they were (a duration in any zone).
     Returns how many steps moved."""
+    hold_calendar(session)  # (retimes the open waits by the dates, as a date edit does)
     if not timezones.set_timezone(session, session.info["siyu_tenant_id"], zone, by, now):
         return 0
     return follow_the_calendar(session, now)

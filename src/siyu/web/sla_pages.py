@@ -125,9 +125,10 @@ def _hours(seconds: int) -> str:
 
 def _stale_text(seconds: int) -> str:
     """The stale limit in words, in the unit the form asks for (hours; 30 分钟 under one)."""
-    if seconds < 3600 and seconds % 60 == 0:
-        return f"{seconds // 60} 分钟"
-    return f"{_hours(seconds)} 小时"
+    shown = _hours(seconds)
+    if shown.endswith("分钟") or (seconds < 3600 and seconds % 60 == 0):
+        return f"{seconds // 60} 分钟"  # (not 100分钟 小时)
+    return f"{shown} 小时"
 
 
 def _delay(seconds: int) -> str:

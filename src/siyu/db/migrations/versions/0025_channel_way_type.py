@@ -37,5 +37,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("channels", schema=None) as batch_op:
-        batch_op.drop_column("way_type")
+    # not a batch: on SQLite that rebuilds channels, and dropping the old table (foreign keys on)
+    # set every follow's channel_id to NULL; SQLite 3.35+ drops a column in place
+    op.drop_column("channels", "way_type")
