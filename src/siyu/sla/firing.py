@@ -207,6 +207,7 @@ def _fire_tenant(
         steps: list[_Step] = []
         recipients: dict[tuple, str | None] = {}
         nobody_notes: dict[tuple, str] = {}
+        left = service.members_left(s, {r.agent_userid for r in loaded if r.target == "agent"})
         book = service.PolicyBook(s)  # the policies the steps ran under, read once a batch
 
         closed_conversations: set[int] = set()
@@ -250,7 +251,7 @@ def _fire_tenant(
                 continue
             key = (st.target, st.agent_userid, policy_id)
             if key not in recipients:
-                recipients[key] = service.recipient_for(s, st.target, st.agent_userid, policy)
+                recipients[key] = service.recipient_for(s, st.target, st.agent_userid, policy, left)
             recipient = recipients[key]
             if not recipient:
                 # why, once a key too: a member who left with hundreds of open waits is asked about once

@@ -701,12 +701,27 @@ def _has_left(session: Session, userid: str) -> bool:
     return session.scalar(select(Staff.active).where(Staff.userid == userid)) is False
 
 
-def recipient_for(session: Session, target: str, agent_userid: str, policy: PolicyView) -> str | None:
+def members_left(session: Session, userids: Iterable[str]) -> set[str]:
+    """Those of `userids` synced and no longer with the corp, in one read (a firing batch's
+    agents: read one by one, they doubled firing's cost a step)."""
+    wanted = set(userids) - {""}
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(select(Staff.userid).where(bulk.among(session, Staff.userid, wanted), ~Staff.active))
+    )
+
+
+def recipient_for(
+    session: Session, target: str, agent_userid: str, policy: PolicyView, left: set[str] | None = None
+) -> str | None:
     """Who a step reaches: the agent; their leader (first direct leader, else their main
-    department's leader, else the policy's escalation contact); or the contact."""
+    department's leader, else the policy's escalation contact); or the contact. `left`: the
+    agents known to have left (members_left), where the caller read them for many steps."""
     if target == "agent":
         # a card (or a call) to a member who left reaches nobody (WeCom: 消息接收人全部无效)
-        return agent_userid if agent_userid and not _has_left(session, agent_userid) else None
+        gone = agent_userid in left if left is not None else agent_userid and _has_left(session, agent_userid)
+        return agent_userid if agent_userid and not gone else None
     contact = policy.escalation_contact if policy.escalation_contact != agent_userid else ""
     if contact and not still_with_the_corp(session, contact):
         contact = ""  # a card to one who left reaches nobody: the step says so (the policy page warns)
