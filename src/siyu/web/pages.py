@@ -130,7 +130,7 @@ def customer_list(request: Request, viewer: PageViewer):
         status=status,
     )
     asked = _int(p.get("page"))
-    # a page the list did not hand out (cut short, asked in, 0), or a cursor it never hands out
+    # a page the list did not hand out (cut short, typed in, 0), or a cursor it never hands out
     # (a conversation list's, pasted): the first page, said so
     paging_reset = (
         (asked is not None and asked < 1)
