@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
 from siyu.customers import service as customers
 from siyu.customers.models import Customer, Follow, FollowTag, TimelineEvent
@@ -164,3 +164,29 @@ def test_no_loss_alert_goes_to_a_member_who_left(as_role, world, db, add_custome
         assert "<b>李四</b> 被客户删除（流失）；成员已离职，流失提醒没有发给本人" in page
     with db.tenant_session(world.b.id) as s:  # not to be sent by a later test's worker
         s.execute(delete(OutboxMessage).where(OutboxMessage.id > last))
+
+
+@contextmanager
+def leavers_read(db):
+    """How many times the list of members who left (customers.queries.staff_gone) is read."""
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if re.match(r"SELECT staff\.userid, staff\.wecom_status\s+FROM staff", statement):
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        yield reads
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+
+
+def test_the_customer_page_reads_who_left_once(as_role, world, db, add_customer):
+    """Its follows and its 无人跟进 notice each read every member who left."""
+    customer_id = add_customer(f"吴先生{uuid.uuid4().hex[:6]}", "zhaoliu")
+    admin = as_role("admin", "b")
+    with left(db, world, "zhaoliu"), leavers_read(db) as reads:
+        page = admin.get(f"/customers/{customer_id}").text
+    assert "<b>赵六（已离职）</b>" in page and 'id="unattended"' in page
+    assert len(reads) == 1

@@ -10,6 +10,7 @@ are limited the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -132,21 +133,27 @@ def staff_names(session: Session) -> dict[str, str]:
     return dict(session.execute(select(Staff.userid, Staff.name)).all())
 
 
-def staff_gone(session: Session) -> dict[str, str]:
-    """Members no longer with the corp, by userid: how the pages mark them (已离职, 已禁用)."""
-    rows = session.execute(select(Staff.userid, Staff.wecom_status).where(Staff.active.is_(False)))
-    return {userid: gone_word(False, status) for userid, status in rows}
+def staff_gone(session: Session, userids: Iterable[str] | None = None) -> dict[str, str]:
+    """Members no longer with the corp (of `userids` if given), by userid: how the pages mark
+    them (已离职, 已禁用). A member not synced is not among them: still tried, as one with it.
+    A page reads it once and hands it to whatever marks members (`gone=`)."""
+    stmt = select(Staff.userid, Staff.wecom_status).where(Staff.active.is_(False))
+    if userids is not None:
+        stmt = stmt.where(Staff.userid.in_(sorted(set(userids))))
+    return {userid: gone_word(False, status) for userid, status in session.execute(stmt)}
 
 
 def channel_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Channel.id, Channel.name)).all())
 
 
-def _follows_of(session: Session, viewer: Reader, customer_ids: list[int]) -> dict[int, list[dict]]:
+def _follows_of(
+    session: Session, viewer: Reader, customer_ids: list[int], gone: dict[str, str] | None = None
+) -> dict[int, list[dict]]:
     if not customer_ids:
         return {}
     names = staff_names(session)
-    gone = staff_gone(session)
+    gone = staff_gone(session) if gone is None else gone
     chans = channel_names(session)
     follows = list(
         session.scalars(
@@ -271,23 +278,27 @@ def get_customer(session: Session, viewer: Reader, customer_id: int) -> Customer
     return session.scalar(readable(viewer).where(Customer.id == customer_id))
 
 
-def profile(session: Session, viewer: Reader, customer_id: int) -> dict | None:
+def profile(
+    session: Session, viewer: Reader, customer_id: int, gone: dict[str, str] | None = None
+) -> dict | None:
+    """`gone`: staff_gone, where the caller read it for the rest of its page too."""
     customer = get_customer(session, viewer, customer_id)
     if customer is None:
         return None
-    fls = _follows_of(session, viewer, [customer.id]).get(customer.id, [])
+    gone = staff_gone(session) if gone is None else gone
+    fls = _follows_of(session, viewer, [customer.id], gone).get(customer.id, [])
     channels = {fl["channel"]["id"]: fl["channel"] for fl in fls if fl["channel"]}
     return {
         **customer_dict(customer),
         "follows": fls,
-        "unattended": unattended(session, customer.id),
+        "unattended": unattended(session, customer.id, gone),
         "tags": _union_tags(fls),
         "channels": list(channels.values()),
         "groups": customer_groups(session, viewer, customer.id),
     }
 
 
-def unattended(session: Session, customer_id: int) -> str:
+def unattended(session: Session, customer_id: int, gone: dict[str, str] | None = None) -> str:
     """Where every member still following the customer has left (or was disabled), how they
     are gone (已离职, or 已离职或停用 for a mix): nobody answers the customer until WeCom's
     离职继承 hands them over. "" otherwise. All the customer's follows count, whoever views:
@@ -297,8 +308,10 @@ def unattended(session: Session, customer_id: int) -> str:
             select(Follow.staff_userid).where(Follow.customer_id == customer_id, Follow.status == "active")
         )
     )
-    gone = staff_gone(session)
-    if not following or not following <= set(gone):
+    if not following:
+        return ""
+    gone = staff_gone(session, following) if gone is None else gone
+    if not following <= set(gone):
         return ""
     words = {gone[u] for u in following}
     return words.pop() if len(words) == 1 else GONE_OTHERWISE

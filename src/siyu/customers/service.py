@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from siyu.conversations import service as conversations
 from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.customers.queries import staff_gone
 from siyu.db import utcnow
 from siyu.notify import outbox
-from siyu.tenancy.models import Department, Staff, Tenant, gone_word
+from siyu.tenancy.models import Department, Staff, Tenant
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -347,18 +348,12 @@ def record_follow_ended(session: Session, fields: dict, status: str, public_url:
     kind = FOLLOW_ENDED_AS[status]
     # a member who left is sent no loss alert (WeCom refuses it: 消息接收人全部无效); the
     # customer's timeline says so, where one would look for it
-    gone = _gone(session, userid) if status == "lost" else ""
+    gone = staff_gone(session, [userid]).get(userid, "") if status == "lost" else ""
     timeline(session, customer, kind, at, userid, **({"not_alerted": gone} if gone else {}))
     conversations.follow_ended(session, ext_id, userid, at, kind)
     if status == "lost":
         _alert_lost(session, customer, follow, at, public_url, gone)
     return customer
-
-
-def _gone(session: Session, userid: str) -> str:
-    """How a member no longer with the corp is marked (已离职, 已禁用); "" while with it or unknown."""
-    member = session.scalar(select(Staff).where(Staff.userid == userid))
-    return gone_word(member.active, member.wecom_status) if member is not None else ""
 
 
 def _alert_lost(
