@@ -190,3 +190,26 @@ def test_the_customer_page_reads_who_left_once(as_role, world, db, add_customer)
         page = admin.get(f"/customers/{customer_id}").text
     assert "<b>赵六（已离职）</b>" in page and 'id="unattended"' in page
     assert len(reads) == 1
+
+
+def test_the_api_says_whether_a_follows_member_left(as_role, world, db, add_customer):
+    """The API's follows read 赵六 as any member: a client could not tell nobody answers the customer."""
+    name = f"郑女士{uuid.uuid4().hex[:6]}"
+    customer_id = add_customer(name, "zhaoliu", "lisi")
+    admin = as_role("admin", "b")
+
+    def statuses() -> tuple[dict, dict]:
+        one = admin.get(f"/api/v1/customers/{customer_id}").json()["follows"]
+        (listed,) = admin.get("/api/v1/customers", params={"q": name}).json()["items"]
+        return (
+            {f["staff_userid"]: f["staff_status"] for f in one},
+            {f["staff_userid"]: f["staff_status"] for f in listed["follows"]},
+        )
+
+    assert statuses() == ({"zhaoliu": "active", "lisi": "active"},) * 2
+    with left(db, world, "zhaoliu"):
+        assert statuses() == ({"zhaoliu": "left", "lisi": "active"},) * 2
+        for wecom_status, said in ((2, "disabled"), (None, "left_or_disabled")):
+            with db.tenant_session(world.b.id) as s:
+                s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = wecom_status
+            assert statuses() == ({"zhaoliu": said, "lisi": "active"},) * 2

@@ -25,7 +25,7 @@ from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import paging
 from siyu.db.paging import Page, SortKey
-from siyu.tenancy.models import GONE_OTHERWISE, Department, Staff, gone_word
+from siyu.tenancy.models import GONE_OTHERWISE, STAFF_STATUS, Department, Staff, gone_word
 
 FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
 MAX_PER_PAGE = 100
@@ -181,6 +181,7 @@ def _follows_of(
                 "staff_userid": fl.staff_userid,
                 "staff_name": names.get(fl.staff_userid, fl.staff_userid),
                 "staff_gone": gone.get(fl.staff_userid, ""),  # 已离职: nobody follows it up
+                "staff_status": STAFF_STATUS[gone.get(fl.staff_userid, "")],
                 "status": fl.status,
                 "remark": fl.remark,
                 "description": fl.description,

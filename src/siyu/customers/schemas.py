@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from siyu.customers.channels import link_problem, tidy_name
+from siyu.tenancy.schemas import STAFF_STATUS_TEXT, StaffStatus
 from siyu.web.api_paging import ListPage
 
 HttpUrl = Annotated[
@@ -96,6 +97,7 @@ class FollowOut(BaseModel):
     id: int
     staff_userid: str
     staff_name: str
+    staff_status: StaffStatus = Field(description=STAFF_STATUS_TEXT)
     status: FollowStatus
     remark: str = ""
     description: str = ""

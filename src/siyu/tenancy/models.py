@@ -179,3 +179,7 @@ def gone_word(active: bool, wecom_status: int | None) -> str:
     if active:
         return ""
     return {STAFF_LEFT: "已离职", STAFF_DISABLED: "已禁用"}.get(wecom_status, GONE_OTHERWISE)
+
+
+# The same, as the API says it (staff_status): by gone_word's word, "" while with the corp.
+STAFF_STATUS = {"": "active", "已离职": "left", "已禁用": "disabled", GONE_OTHERWISE: "left_or_disabled"}

@@ -7,6 +7,14 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+# tenancy.models.STAFF_STATUS: whether a follow's or a chat's member is still with the corp
+StaffStatus = Literal["active", "left", "disabled", "left_or_disabled"]
+STAFF_STATUS_TEXT = (
+    "active: with the corp (or not synced yet); left: left the corp (已离职); disabled: disabled in WeCom"
+    " (已禁用); left_or_disabled: one of the two, inactive since before Siyu kept WeCom's status. A member"
+    " not active answers nobody: hand their customers over in WeCom (离职继承, or 在职继承 for one disabled)"
+)
+
 
 class ZoneChange(BaseModel):
     previous: str = Field(description="the zone before the change")
