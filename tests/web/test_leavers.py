@@ -13,10 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import delete, event, select
 
+from siyu.conversations.models import Conversation
 from siyu.customers import service as customers
 from siyu.customers.models import Customer, Follow, FollowTag, TimelineEvent
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
+from tests.conversations.conftest import Archive, store
 from tests.web.conftest import _contact
 
 
@@ -213,3 +215,59 @@ def test_the_api_says_whether_a_follows_member_left(as_role, world, db, add_cust
             with db.tenant_session(world.b.id) as s:
                 s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = wecom_status
             assert statuses() == ({"zhaoliu": said, "lisi": "active"},) * 2
+
+
+@pytest.fixture
+def chat_with(db, world):
+    """A customer of tenant B waits in a chat with a member (the conversation gone after the test)."""
+    made: list[int] = []
+
+    def chat(customer_id: int, userid: str, text: str) -> int:
+        with db.tenant_session(world.b.id) as s:
+            ext = s.get(Customer, customer_id).external_userid
+        arc = Archive()
+        arc.text(ext, userid, text, 30)
+        store(db, world.b.id, arc.items)
+        with db.tenant_session(world.b.id) as s:
+            made.append(s.scalar(select(Conversation.id).where(Conversation.external_userid == ext)))
+        return made[-1]
+
+    yield chat
+    with db.tenant_session(world.b.id) as s:
+        s.execute(delete(Conversation).where(Conversation.id.in_(made)))
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+
+
+def test_a_chat_whose_member_left_says_so(as_role, world, db, add_customer, chat_with):
+    """The chat list, its search, the chat and the customer's chats read 赵六, as a member
+    still there: the customer's wait looked in hand, and the wait bar said 请 赵六 在企业微信里回复."""
+    sfx = uuid.uuid4().hex[:6]
+    customer_id = add_customer(f"冯先生{sfx}", "zhaoliu")
+    chat_id = chat_with(customer_id, "zhaoliu", f"报价单发我{sfx}")
+    admin = as_role("admin", "b")
+    with left(db, world, "zhaoliu"):
+        listed = _text(admin.get("/conversations", params={"staff": "zhaoliu"}).text)
+        assert "单聊 · 赵六（已离职） · 1 条" in listed
+        found = _text(admin.get("/conversations", params={"q": f"报价单发我{sfx}"}).text)
+        assert f"冯先生{sfx} · 赵六（已离职）" in found
+        page = admin.get(f"/conversations/{chat_id}").text
+        assert "单聊 · 成员 赵六（已离职） ·" in page
+        reply_where = _text(re.search(r'id="reply-where">(.*?)</small>', page, re.S).group(1))
+        handed = "可在企业微信管理后台把客户分配给在职的成员（离职继承）"
+        assert reply_where == f"赵六已离职，这里没人会回复：{handed}"
+        with leavers_read(db) as reads:
+            page = admin.get(f"/customers/{customer_id}").text
+        assert re.search(r'<span class="name">赵六（已离职） <span class="badge st-lost"', page)
+        assert len(reads) == 1  # its follows and its chats alike
+        one = admin.get(f"/api/v1/conversations/{chat_id}").json()
+        assert (one["staff_name"], one["staff_status"]) == ("赵六", "left")
+        (item,) = admin.get("/api/v1/conversations", params={"staff": "zhaoliu"}).json()["items"]
+        assert item["staff_status"] == "left"
+        (hit,) = admin.get("/api/v1/messages/search", params={"q": f"报价单发我{sfx}"}).json()["items"]
+        assert hit["conversation"]["staff_status"] == "left"
+    page = admin.get(f"/conversations/{chat_id}").text  # back with the company: as before
+    assert "单聊 · 成员 赵六 ·" in page and "请 赵六 在企业微信里回复" in page
+    assert admin.get(f"/api/v1/conversations/{chat_id}").json()["staff_status"] == "active"

@@ -25,9 +25,10 @@ from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
-from siyu.customers.queries import Reader, staff_names
+from siyu.customers.queries import Reader, staff_gone, staff_names
 from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
+from siyu.tenancy.models import STAFF_STATUS
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -205,7 +206,9 @@ def conversation_dict(
     last_text: str = "",
     waiting_message: dict | None = None,
     group: GroupChat | None = None,
+    gone: dict[str, str] | None = None,
 ) -> dict:
+    """`gone`: the members no longer with the corp (customers.queries.staff_gone)."""
     waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
     if c.kind == "group":
         title = group_title(c.roomid, group, names)
@@ -220,6 +223,7 @@ def conversation_dict(
         "external_userid": c.external_userid,
         "staff_userid": c.staff_userid,
         "staff_name": names.get(c.staff_userid, c.staff_userid),
+        **_staff_gone(c.staff_userid, gone or {}),
         "roomid": c.roomid,
         "group": _group_ref(group, names) if c.kind == "group" else None,
         "message_count": c.message_count,
@@ -237,6 +241,12 @@ def conversation_dict(
         # message and may close no wait, but each moves the last message's time
         "version": f"{c.message_count}|{c.awaiting_msgid}|{_ms(c.last_message_at)}",
     }
+
+
+def _staff_gone(userid: str, gone: dict[str, str]) -> dict:
+    """Whether the chat's member left (已离职, 已禁用): nobody answers the customer there."""
+    word = gone.get(userid, "")
+    return {"staff_gone": word, "staff_status": STAFF_STATUS[word]}
 
 
 def _ms(at: datetime | None) -> int:
@@ -479,8 +489,12 @@ def _last_texts(session: Session, conversation_ids: list[int]) -> dict[int, str]
     return {cid: ("[已撤回]" if recalled else text) for cid, text, recalled in rows}
 
 
-def _shape(session: Session, conversations: list[Conversation], now: datetime) -> list[dict]:
+def _shape(
+    session: Session, conversations: list[Conversation], now: datetime, gone: dict[str, str] | None = None
+) -> list[dict]:
     names = staff_names(session)
+    if gone is None:
+        gone = staff_gone(session, {c.staff_userid for c in conversations if c.staff_userid})
     customers = _customers(session, {c.customer_id for c in conversations if c.customer_id})
     last = _last_texts(session, [c.id for c in conversations])
     waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
@@ -494,7 +508,7 @@ def _shape(session: Session, conversations: list[Conversation], now: datetime) -
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
         wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
         customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
-        shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group)
+        shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group, gone)
         asked = asks.get(c.id)
         shaped["waiting_quote"] = quote_asks(asked.texts, 80, asked.total) if asked and asked.texts else ""
         shaped["waiting_newest_msgid"] = asked.newest_msgid if asked else ""
@@ -546,10 +560,12 @@ def list_conversations(
     *,
     after: str | None = None,
     before: str | None = None,
+    gone: dict[str, str] | None = None,
 ) -> Page:
     """Waiting longest first, then the most recent conversation first. Pages by number, or by
     the cursor of the page before (`after`) or after (`before`) the one wanted: BadCursor when
-    it is not a cursor this list handed out. Going back to the top gives the first page whole."""
+    it is not a cursor this list handed out. Going back to the top gives the first page whole.
+    `gone`: staff_gone, where the caller read it for the rest of its page too."""
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     stmt = readable(viewer, f)
@@ -557,7 +573,7 @@ def list_conversations(
     got = paging.take(session, stmt, _LIST_ORDER, _LIST_CURSOR, page, per_page, after, before, scalars=True)
     rows = got.rows
     return Page(
-        _shape(session, rows, _now(now)),
+        _shape(session, rows, _now(now), gone),
         total,
         got.page,
         per_page,
@@ -831,6 +847,7 @@ def search_messages(
     got = paging.take(session, stmt, _SEARCH_ORDER, _SEARCH_CURSOR, page, per_page, after, before)
     rows = got.rows
     names = staff_names(session)
+    gone = staff_gone(session, {c.staff_userid for _, c in rows if c.staff_userid})
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
     senders = _sender_names(session, [m for m, _ in rows], names)
@@ -850,6 +867,7 @@ def search_messages(
                     "customer": _customer_ref(customer),
                     "staff_userid": c.staff_userid,
                     "staff_name": names.get(c.staff_userid, c.staff_userid),
+                    **_staff_gone(c.staff_userid, gone),
                 },
                 "snippet": text,
                 "highlights": [list(s) for s in spans],

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from siyu.tenancy.schemas import STAFF_STATUS_TEXT, StaffStatus
 from siyu.web.api_paging import ListPage
 
 ConversationKind = Literal["single", "group"]
@@ -95,6 +96,7 @@ class ConversationOut(BaseModel):
     external_userid: str
     staff_userid: str
     staff_name: str
+    staff_status: StaffStatus = Field(description=STAFF_STATUS_TEXT)
     roomid: str
     group: GroupRef | None = Field(None, description="a group chat's name and owner, once WeCom told them")
     message_count: int
@@ -183,6 +185,7 @@ class ConversationRef(BaseModel):
     customer: CustomerRef | None
     staff_userid: str
     staff_name: str
+    staff_status: StaffStatus = Field(description=STAFF_STATUS_TEXT)
 
 
 class SearchHit(BaseModel):
