@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from siyu.app import create_app
-from siyu.customers.models import Customer, Follow
+from siyu.customers.models import Channel, Customer, Follow
 from siyu.sla.models import SlaEscalation
 from siyu.tenancy.models import Tenant
 from siyu.tenancy.service import add_person
@@ -144,3 +144,52 @@ def test_waits_timed_by_business_hours_move_with_the_zone_and_wall_clock_ones_st
     wall = due()
     assert _call(w, "POST", "/setup/timezone", timezone="Europe/Berlin").status_code == 303
     assert due() == wall
+
+
+def test_the_channel_page_its_stats_and_the_home_page_count_the_day_on_siyus_clock(local):
+    """Siyu's clock (the demo's, a test's) on Monday 2026-03-02 15:00 in Shanghai, the
+    machine's on another day. Two customers came through 门店海报 that Monday morning, one of
+    them removed 张三 at noon; a third came later by the machine's clock. The channel page and
+    its stats counted 30 days back from the machine's day (no Monday; the third on its day),
+    and the home page's 今日新增 counted the third with Monday's two."""
+    w = local
+    w.t0 = datetime(2026, 3, 2, 15, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    machine_day = datetime.now(SHANGHAI).date()
+    assert machine_day != w.t0.date()
+    with w.session() as s:
+        channel = Channel(name="门店海报", state="tz" + secrets.token_hex(4), staff_userids=["zhangsan"])
+        s.add(channel)
+        s.flush()
+        channel_id = channel.id
+        for name, added, ended in (
+            ("周一甲", w.at(-6 * 3600), None),
+            ("周一乙", w.at(-5 * 3600), w.at(-3 * 3600)),
+            ("机器那天的", datetime.now(SHANGHAI), None),
+        ):
+            customer = Customer(external_userid="wmtz" + secrets.token_hex(4), name=name)
+            s.add(customer)
+            s.flush()
+            s.add(
+                Follow(
+                    customer_id=customer.id,
+                    staff_userid="zhangsan",
+                    channel_id=channel_id,
+                    added_at=added,
+                    ended_at=ended,
+                    status="lost" if ended else "active",
+                )
+            )
+
+    page = _call(w, "GET", f"/channels/{channel_id}").text
+    rows = re.findall(r"<tr[^>]*><td>(\d{4}-\d\d-\d\d)</td><td>(\d+)</td><td>(\d+)</td>", page)
+    assert rows[0] == ("2026-03-02", "2", "1")  # newest first: Siyu's today
+    assert len(rows) == 30 and rows[-1][0] == "2026-02-01"
+    days = _call(w, "GET", f"/api/v1/channels/{channel_id}/stats?days=7").json()["days"]
+    assert [d["day"] for d in days][-1] == "2026-03-02"
+    assert (days[-1]["adds"], days[-1]["losses"]) == (2, 1)
+    assert sum(d["adds"] for d in days) == 2
+
+    home = _call(w, "GET", "/").text
+    tiles = dict(re.findall(r'data-stat="(\w+)">(\d+)<', home))
+    assert (tiles["adds"], tiles["losses"]) == ("2", "1")

@@ -35,6 +35,7 @@ from siyu.customers.schemas import (
     TimelineEventOut,
 )
 from siyu.db.paging import BadCursor
+from siyu.tenancy import timezones
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -408,13 +409,15 @@ def channel_stats(
 ):
     """The channel's adds, losses, deletions and net per day, in the tenant's time zone, for
     the last `days`, of the caller's scope as the totals are."""
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+    rt = request.app.state.rt
+    today = timezones.today(viewer.timezone, rt.now())
+    with rt.db.tenant_session(viewer.tenant_id) as s:
         if s.get(Channel, channel_id) is None:
             raise not_found()
         return {
             "channel_id": channel_id,
             "totals": channel_totals(s, viewer, channel_id),
-            "days": channel_service.daily_stats(s, channel_id, viewer, days),
+            "days": channel_service.daily_stats(s, channel_id, viewer, today, days),
         }
 
 

@@ -391,14 +391,14 @@ async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
 
 
 def daily_stats(
-    session: Session, channel_id: int | None, viewer: Reader, days: int = 30, today: date | None = None
+    session: Session, channel_id: int | None, viewer: Reader, today: date, days: int = 30
 ) -> list[dict]:
     """Per day in the tenant's time zone, of the follows the viewer may see: adds, losses
     (the customer removed the member), deleted (the member removed the customer) and net = adds
-    − losses − deleted (a follow handed to another member keeps its customer: no loss)."""
+    − losses − deleted (a follow handed to another member keeps its customer: no loss), for the
+    `days` up to `today` (siyu.tenancy.timezones.today: Siyu's clock, not the machine's)."""
     tenant = session.scalar(select(Tenant).where(Tenant.id == session.info.get("siyu_tenant_id")))
     tz = ZoneInfo(tenant.timezone if tenant else "Asia/Shanghai")
-    today = today or datetime.now(tz).date()
     start = today - timedelta(days=days - 1)
     since = datetime.combine(start, datetime.min.time(), tz)
     q = select(Follow.added_at, Follow.ended_at, Follow.status).where(visible_follow(viewer))

@@ -461,17 +461,21 @@ def timeline(
     return sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
 
 
-def today_counts(session: Session, viewer: Reader, today: date | None = None) -> dict:
-    """The dashboard's figures for today (tenant's time zone), within the viewer's scope."""
-    tz = ZoneInfo(viewer.timezone or "Asia/Shanghai")
-    today = today or datetime.now(tz).date()
-    start = _day_start(today, viewer.timezone)
+def today_counts(session: Session, viewer: Reader, today: date) -> dict:
+    """The dashboard's figures for `today` (siyu.tenancy.timezones.today: on Siyu's clock, in the
+    tenant's time zone), within the viewer's scope."""
+    start, end = _day_start(today, viewer.timezone), _day_start(today, viewer.timezone, days_later=1)
     seen = visible_follow(viewer)
-    adds = session.scalar(select(func.count()).select_from(Follow).where(seen, Follow.added_at >= start))
+    # the day's end too: Siyu's clock may stand before the machine's (a demo's or a test's), and
+    # a follow stamped later is not today's
+    adds = session.scalar(
+        select(func.count()).select_from(Follow).where(seen, Follow.added_at >= start, Follow.added_at < end)
+    )
     ended = dict(
         session.execute(
             select(Follow.status, func.count())
             .where(seen, Follow.status.in_(("lost", "deleted")), Follow.ended_at >= start)
+            .where(Follow.ended_at < end)
             .group_by(Follow.status)
         ).all()
     )

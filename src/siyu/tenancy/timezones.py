@@ -3,7 +3,7 @@ read in (Tenant.timezone)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -67,3 +67,9 @@ def set_timezone(session: Session, tenant_id: int, zone: str, by: str, at: datet
 def local_now(zone: str, now: datetime) -> str:
     """`now` on the zone's wall clock, as the setting shows it."""
     return now.astimezone(ZoneInfo(zone or DEFAULT)).strftime("%Y-%m-%d %H:%M")
+
+
+def today(zone: str, now: datetime) -> date:
+    """The day `now` (Siyu's clock, rt.now(): the demo's and the tests' moved one, not the
+    machine's) falls on in the zone: "today" for every page and figure of the tenant."""
+    return now.astimezone(ZoneInfo(zone or DEFAULT)).date()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -86,7 +85,7 @@ def _not_found() -> HTTPException:
 def home(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
     # today on Siyu's clock (the board's), in the zone as it is now (read with the viewer)
-    today = rt.now().astimezone(ZoneInfo(viewer.timezone or timezones.DEFAULT)).date()
+    today = timezones.today(viewer.timezone, rt.now())
     with rt.db.tenant_session(viewer.tenant_id) as s:
         counts = queries.today_counts(s, viewer, today)
         recent = queries.list_customers(s, viewer, None, 1, 8).items
@@ -418,7 +417,8 @@ def channel_page(request: Request, viewer: PageViewer, channel_id: int):
             raise _not_found()
         departed = queries.departed_staff(s)
         ch = channel_dict(channel, channel_totals(s, viewer, channel.id), departed)
-        days = list(reversed(channel_service.daily_stats(s, channel_id, viewer, 30)))
+        today = timezones.today(viewer.timezone, rt.now())
+        days = list(reversed(channel_service.daily_stats(s, channel_id, viewer, today, 30)))
         names = queries.staff_names(s)
         tags = {t.wecom_id: t.name for t in queries.live_tags(s)}
         depts = {d.wecom_id: d.name for d in queries.departments(s)}
