@@ -908,33 +908,16 @@ def test_commands_about_stored_tenants_run_where_there_is_no_database_make_none_
 def test_failed_callback_events_are_listed_and_run_again(stack, database_url, tmp_path, monkeypatch):
     """An event given up (a permission missing for a day) had been seen nowhere: no page or
     command listed it, and nothing ran it again once the admin mended the cause."""
-    from datetime import timedelta
 
-    from sqlalchemy import select, update
+    from sqlalchemy import select
 
     from siyu.customers.models import Customer
-    from siyu.db import utcnow
-    from siyu.intake.models import CallbackEvent
-    from tests.intake.test_retries import _add_event
     from tests.support.stack import wait_for
-
-    def statuses() -> list[str]:
-        with stack.session() as s:
-            return list(s.scalars(select(CallbackEvent.status).where(CallbackEvent.id.in_(ids))))
 
     invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
     code, out = invoke("events", "failed", "--tenant", stack.slug)
     assert code == 0 and f"no failed callback events in {stack.slug}" in out, out
-    no_permission = {"corp_id": stack.corp_id, "path": "/cgi-bin/externalcontact/get", "errcode": 60011}
-    stack.control("POST", "/faults", json={**no_permission, "times": 1000})
-    ids = [_add_event(stack, ext) for ext in ("wmGivenUp1", "wmGivenUp2")]
-    with stack.session() as s:  # tried for two days already: the worker's next try is their last
-        s.execute(
-            update(CallbackEvent)
-            .where(CallbackEvent.id.in_(ids))
-            .values(attempts=30, received_at=utcnow() - timedelta(days=2), due_at=utcnow())
-        )
-    wait_for(lambda: statuses() == ["failed", "failed"])
+    ids = stack.given_up_events("wmGivenUp1", "wmGivenUp2")
 
     code, out = invoke("events", "failed", "--tenant", stack.slug)
     assert code == 0, out
@@ -953,7 +936,7 @@ def test_failed_callback_events_are_listed_and_run_again(stack, database_url, tm
     code, out = invoke("events", "retry", "--all-failed", "--tenant", stack.slug)
     assert code == 0 and "1 callback event(s) queued again" in out, out
 
-    wait_for(lambda: statuses() == ["done", "done"])  # the running worker took them up
+    wait_for(lambda: stack.event_statuses(ids) == ["done", "done"])  # the running worker took them up
     with stack.session() as s:
         found = s.scalars(select(Customer.external_userid).where(Customer.external_userid.like("wmGivenUp%")))
         assert sorted(found) == ["wmGivenUp1", "wmGivenUp2"]

@@ -4,7 +4,6 @@ UTF-8): each is stored or refused on its own, and never holds up the callbacks b
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 
 import httpx
@@ -84,18 +83,6 @@ def test_an_event_whose_inner_xml_is_not_utf8_is_refused_with_400(siyu, corp, db
     assert stored(db, tenant_id) == 0
 
 
-def _stored_event(st, xml: str) -> int:
-    with st.session() as s:
-        event = CallbackEvent(
-            kind="change_external_contact/add_external_contact",
-            digest=hashlib.sha256(xml.encode()).hexdigest(),
-            xml=xml,
-        )
-        s.add(event)
-        s.flush()
-        return event.id
-
-
 def _process(st, event_id: int) -> CallbackEvent:
     [row] = claim(st.rt.db, CallbackEvent, 10, where=(CallbackEvent.id == event_id,))
     asyncio.run(intake_tasks.process(st.rt, row))
@@ -108,7 +95,7 @@ def test_a_stored_event_that_cannot_be_read_fails_once_with_the_reason(settings,
     every lease, with an exception logged each time, and never failed."""
     with stack(settings, db, serve_siyu=False) as st:
         unreadable = "\ufffd\ufffd<\x00x\x00m\x00l\x00>\x00"
-        event_id = _stored_event(st, unreadable.replace("\x00", "") + "<broken")
+        event_id = st.stored_event(unreadable.replace("\x00", "") + "<broken")
         event = _process(st, event_id)
         assert event.status == "failed" and "无法解析事件 XML" in event.last_error
         assert claim(st.rt.db, CallbackEvent, 10, where=(CallbackEvent.id == event_id,)) == []
@@ -117,7 +104,7 @@ def test_a_stored_event_that_cannot_be_read_fails_once_with_the_reason(settings,
 def test_an_add_event_timed_past_any_calendar_adds_its_customer(settings, db):
     with stack(settings, db, serve_siyu=False) as st:
         xml = add_event(st.corp_id, "wmFarAway", at=PAST_ANY_CALENDAR)
-        event = _process(st, _stored_event(st, xml))
+        event = _process(st, st.stored_event(xml))
         assert event.status == "done", event.last_error
         with st.session() as s:
             assert s.scalar(select(Customer.id).where(Customer.external_userid == "wmFarAway"))

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import uuid
 from contextlib import closing
-from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from siyu.customers.models import Customer
-from siyu.db import utcnow
-from siyu.intake.models import CallbackEvent
 from siyu.tenancy import service as tenancy
-from tests.intake.test_retries import _add_event
 from tests.support.stack import wait_for
 from tests.web.conftest import PASSWORD, login
 
 
 def test_an_admin_runs_given_up_events_again_from_the_page_and_the_api_once_the_cause_is_mended(stack):
-    def statuses() -> list[str]:
-        with stack.session() as s:
-            return list(s.scalars(select(CallbackEvent.status).where(CallbackEvent.id.in_(ids))))
-
     admin_login = f"admin-{uuid.uuid4().hex[:6]}"
     with stack.session() as s:
         tenancy.add_person(s, admin_login, "管理员", "admin", PASSWORD)
-    no_permission = {"corp_id": stack.corp_id, "path": "/cgi-bin/externalcontact/get", "errcode": 60011}
-    stack.control("POST", "/faults", json={**no_permission, "times": 1000})
-    ids = [_add_event(stack, ext) for ext in ("wmPage1", "wmApi2")]
-    with stack.session() as s:  # tried for two days already: the worker's next try is their last
-        s.execute(
-            update(CallbackEvent)
-            .where(CallbackEvent.id.in_(ids))
-            .values(attempts=30, received_at=utcnow() - timedelta(days=2), due_at=utcnow())
-        )
-    wait_for(lambda: statuses() == ["failed", "failed"])
+    ids = stack.given_up_events("wmPage1", "wmApi2")
 
     with closing(login(stack.siyu, admin_login)) as admin:
         assert "2 个企业微信回调事件多次处理失败" in admin.get("/").text
@@ -48,7 +31,7 @@ def test_an_admin_runs_given_up_events_again_from_the_page_and_the_api_once_the_
         r = admin.post("/api/v1/events/retry-failed", headers={"X-CSRF-Token": admin.csrf})
         assert r.json() == {"queued": 1}, r.text
 
-        wait_for(lambda: statuses() == ["done", "done"])  # the running worker took them up
+        wait_for(lambda: stack.event_statuses(ids) == ["done", "done"])  # the running worker took them up
         with stack.session() as s:
             found = s.scalars(
                 select(Customer.external_userid).where(Customer.external_userid.in_(["wmPage1", "wmApi2"]))

@@ -4,7 +4,6 @@ permission missing) waits for the admin to mend it, rather than being given up w
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -14,27 +13,7 @@ from siyu.db import utcnow
 from siyu.intake import tasks as intake
 from siyu.intake.models import CallbackEvent
 from siyu.jobs.claim import claim
-from siyu.wecom.events import event_xml
 from tests.support.stack import stack
-
-
-def _add_event(st, ext: str) -> int:
-    xml = event_xml(
-        {
-            "ToUserName": st.corp_id, "FromUserName": "sys", "CreateTime": 1764036000,
-            "MsgType": "event", "Event": "change_external_contact",
-            "ChangeType": "add_external_contact", "UserID": "zhangsan", "ExternalUserID": ext,
-        }
-    )  # fmt: skip
-    with st.session() as s:
-        event = CallbackEvent(
-            kind="change_external_contact/add_external_contact",
-            digest=hashlib.sha256(xml.encode()).hexdigest(),
-            xml=xml,
-        )
-        s.add(event)
-        s.flush()
-        return event.id
 
 
 def _run(st, event_id: int, attempts_before: int, received_ago: timedelta) -> CallbackEvent:
@@ -58,7 +37,7 @@ def test_an_add_event_failing_for_want_of_a_permission_is_kept_until_the_admin_m
     with stack(settings, db, serve_siyu=False) as st:
         no_permission = {"corp_id": st.corp_id, "path": "/cgi-bin/externalcontact/get", "errcode": 60011}
         st.control("POST", "/faults", json={**no_permission, "times": 100})
-        event_id = _add_event(st, "wmRetryLater")
+        event_id = st.added_event("wmRetryLater")
         tried = _run(st, event_id, attempts_before=10, received_ago=timedelta(minutes=20))
         assert tried.status == "pending" and "无权限" in tried.last_error  # tried again later
 
@@ -69,6 +48,6 @@ def test_an_add_event_failing_for_want_of_a_permission_is_kept_until_the_admin_m
             assert s.scalar(select(Customer.id).where(Customer.external_userid == "wmRetryLater"))
 
         st.control("POST", "/faults", json={**no_permission, "times": 100})
-        stale = _add_event(st, "wmGivenUp")
+        stale = st.added_event("wmGivenUp")
         given_up = _run(st, stale, attempts_before=30, received_ago=timedelta(days=2))
         assert given_up.status == "failed" and "无权限" in given_up.last_error

@@ -4,7 +4,6 @@ and never while it is still being done (a callback event held up by WeCom's limi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -102,14 +101,6 @@ def test_a_callback_event_held_up_by_wecom_is_not_run_twice_and_comes_back_if_it
             "<Event>change_external_contact</Event><ChangeType>add_external_contact</ChangeType>"
             "<UserID>zhangsan</UserID><ExternalUserID>wmLeaseTest</ExternalUserID></xml>"
         )
-        with st.session() as s:
-            event = CallbackEvent(
-                kind="change_external_contact/add_external_contact",
-                digest=hashlib.sha256(xml.encode()).hexdigest(),
-                xml=xml,
-            )
-            s.add(event)
-            s.flush()
-            event_id = event.id
+        event_id = st.stored_event(xml)
         again = run_slowly_then_kill(st, tmp_path, CallbackEvent, event_id, "/cgi-bin/externalcontact/get")
     assert again.attempts == 2 and again.status == "pending"

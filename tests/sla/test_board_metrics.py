@@ -4,9 +4,7 @@ figure worked out by hand."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import secrets
 import statistics
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -15,13 +13,11 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import select
 
-from siyu.app import create_app
 from siyu.conversations import service as conversation_service
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
 from siyu.tenancy.models import Department, Staff
-from siyu.tenancy.service import add_person
-from siyu.web.auth import SESSION_COOKIE, start_session
+from tests.support.signed_in import SignedIn
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -35,19 +31,7 @@ def _get(w, path: str, role: str = "admin", staff: str | None = None) -> httpx.R
 
 def _ask(w, method: str, path: str, role: str = "admin", staff: str | None = None, **kw) -> httpx.Response:
     """`method` on `path` by a signed-in person of the tenant (with their CSRF token), at Siyu's clock."""
-    with w.session() as s:
-        person = add_person(s, "metrics-" + secrets.token_hex(6), "看板", role, staff_userid=staff)
-        token, row = start_session(s, w.rt, person)
-        csrf = row.csrf_token
-    app = create_app(w.rt.settings, w.rt)
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
-            cookies, headers = {SESSION_COOKIE: token}, {"X-CSRF-Token": csrf}
-            return await client.request(method, path, cookies=cookies, headers=headers, **kw)
-
-    return asyncio.run(go())
+    return SignedIn(w.rt, w.tenant_id, role, staff, "看板")(method, path, **kw)
 
 
 def _rows(page: str, table: str) -> list[list[str]]:

@@ -5,17 +5,13 @@ scope; the figures (`waiting_total`, breaches, responses, shares, teams) count a
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from siyu.app import create_app
-from siyu.tenancy.service import add_person
-from siyu.web.auth import SESSION_COOKIE, start_session
+from tests.support.signed_in import SignedIn
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # (customer, agent, seconds after t0 they asked): two ask at the same moment, so that only the
@@ -35,20 +31,10 @@ class Client:
     """The API as a signed-in person of the tenant sees it, at Siyu's clock."""
 
     def __init__(self, w, role: str = "admin", staff: str | None = None):
-        with w.session() as s:
-            person = add_person(s, "paging-" + secrets.token_hex(6), "看板", role, staff_userid=staff)
-            self.token, _ = start_session(s, w.rt, person)
-        self.app = create_app(w.rt.settings, w.rt)
+        self.call = SignedIn(w.rt, w.tenant_id, role, staff, "看板")
 
     def get(self, **params) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
-                return await client.get(
-                    "/api/v1/sla/board", params=params, cookies={SESSION_COOKIE: self.token}
-                )
-
-        return asyncio.run(go())
+        return self.call("GET", "/api/v1/sla/board", params=params)
 
     def board(self, **params) -> dict:
         r = self.get(**params)

@@ -4,22 +4,25 @@ a corp in the emulator, the same corp connected as a tenant in Siyu, callbacks f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from siyu.app import create_app
 from siyu.config import Settings
-from siyu.db import Database
+from siyu.db import Database, utcnow
 from siyu.emulator.app import create_emulator_app
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
 from siyu.tenancy.service import CorpCredentials, save_tenant
+from siyu.wecom.events import event_xml
 from tests.support.servers import free_port, serve
 
 DEPARTMENTS = [
@@ -77,6 +80,49 @@ class Stack:
 
     def session(self):
         return self.rt.db.tenant_session(self.tenant_id)
+
+    def stored_event(self, xml: str) -> int:
+        """A customer-added callback event stored as the intake stores one (before any worker
+        claims it): its id."""
+        with self.session() as s:
+            event = CallbackEvent(
+                kind="change_external_contact/add_external_contact",
+                digest=hashlib.sha256(xml.encode()).hexdigest(),
+                xml=xml,
+            )
+            s.add(event)
+            s.flush()
+            return event.id
+
+    def added_event(self, ext: str) -> int:
+        """The event of `ext` adding 张三, stored as the intake stores one: its id."""
+        xml = event_xml(
+            {
+                "ToUserName": self.corp_id, "FromUserName": "sys", "CreateTime": 1764036000,
+                "MsgType": "event", "Event": "change_external_contact",
+                "ChangeType": "add_external_contact", "UserID": "zhangsan", "ExternalUserID": ext,
+            }
+        )  # fmt: skip
+        return self.stored_event(xml)
+
+    def event_statuses(self, ids: list[int]) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(CallbackEvent.status).where(CallbackEvent.id.in_(ids))))
+
+    def given_up_events(self, *exts: str) -> list[int]:
+        """Events of `exts` adding 张三 that the running worker gave up (WeCom answers 无权限
+        until the test deletes its faults): their ids."""
+        no_permission = {"corp_id": self.corp_id, "path": "/cgi-bin/externalcontact/get", "errcode": 60011}
+        self.control("POST", "/faults", json={**no_permission, "times": 1000})
+        ids = [self.added_event(ext) for ext in exts]
+        with self.session() as s:  # tried for two days already: the worker's next try is their last
+            s.execute(
+                update(CallbackEvent)
+                .where(CallbackEvent.id.in_(ids))
+                .values(attempts=30, received_at=utcnow() - timedelta(days=2), due_at=utcnow())
+            )
+        wait_for(lambda: self.event_statuses(ids) == ["failed"] * len(ids))
+        return ids
 
     def enable_archive(self) -> dict:
         """会话存档 on, as an admin sets it up: a key pair generated in Siyu, its public half

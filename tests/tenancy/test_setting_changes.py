@@ -4,21 +4,16 @@ since past days are read in the zone as it is now. Another tenant's settings say
 
 from __future__ import annotations
 
-import asyncio
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
-from siyu.app import create_app
 from siyu.tenancy.models import Tenant
-from siyu.tenancy.service import add_person
-from siyu.web.auth import SESSION_COOKIE, start_session
 from tests.sla.conftest import Wait, local_tenant
+from tests.support.signed_in import SignedIn
 from tests.support.stack import forget_pending
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -38,22 +33,8 @@ def tenants(db, settings) -> Iterator[tuple[Wait, Wait]]:
 
 def _as(w: Wait, name: str):
     """A call through the app at Siyu's clock, as the admin `name` of the tenant, signed in."""
-    with w.session() as s:
-        person = add_person(s, "set-" + secrets.token_hex(6), name, "admin")
-        token, row = start_session(s, w.rt, person)
-        csrf = row.csrf_token
-    app = create_app(w.rt.settings, w.rt)
-
-    def call(method: str, path: str, **form) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
-                data = {"csrf_token": csrf, **form} if method == "POST" else None
-                return await client.request(method, path, data=data, cookies={SESSION_COOKIE: token})
-
-        return asyncio.run(go())
-
-    return call
+    person = SignedIn(w.rt, w.tenant_id, "admin", None, name)
+    return lambda method, path, **form: person(method, path, form if method == "POST" else None)
 
 
 def _said(page: str, id_: str) -> str | None:

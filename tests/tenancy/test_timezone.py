@@ -4,24 +4,20 @@ the business hours of waits still open; another tenant keeps its own."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from siyu.app import create_app
 from siyu.customers.models import Channel, Customer, Follow
 from siyu.sla.models import SlaEscalation
 from siyu.tenancy.models import Tenant
-from siyu.tenancy.service import add_person
-from siyu.web.auth import SESSION_COOKIE, start_session
 from tests.sla.conftest import Wait, local_tenant, now_ms
+from tests.support.signed_in import SignedIn
 from tests.support.stack import forget_pending
 
 SHANGHAI, TOKYO = ZoneInfo("Asia/Shanghai"), ZoneInfo("Asia/Tokyo")
@@ -34,25 +30,9 @@ def local(db, settings) -> Iterator[Wait]:
     forget_pending(db, tenant_id)
 
 
-def _signed_in(w: Wait, role: str = "admin", staff: str | None = None) -> tuple[str, str]:
-    with w.session() as s:
-        person = add_person(s, "tz-" + secrets.token_hex(6), "时区", role, staff_userid=staff)
-        token, row = start_session(s, w.rt, person)
-        return token, row.csrf_token
-
-
 def _call(w: Wait, method: str, path: str, role: str = "admin", staff: str | None = None, **form):
     """`path` through the app at Siyu's clock, as a signed-in person of the tenant."""
-    token, csrf = _signed_in(w, role, staff)
-    app = create_app(w.rt.settings, w.rt)
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://siyu.test") as client:
-            data = {"csrf_token": csrf, **form} if method == "POST" else None
-            return await client.request(method, path, data=data, cookies={SESSION_COOKIE: token})
-
-    return asyncio.run(go())
+    return SignedIn(w.rt, w.tenant_id, role, staff, "时区")(method, path, form if method == "POST" else None)
 
 
 def _zone(w: Wait) -> str:

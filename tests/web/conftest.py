@@ -15,12 +15,14 @@ import re
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 
 from siyu.app import create_app
 from siyu.config import Settings
@@ -29,7 +31,7 @@ from siyu.customers import service as customers
 from siyu.emulator import create_emulator_app
 from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import Tenant
+from siyu.tenancy.models import Staff, Tenant
 from tests.support import TEST_SECRET_KEY
 from tests.support.servers import free_port, serve
 
@@ -293,6 +295,56 @@ def as_role(siyu, world):
     yield make
     for c in clients:
         c.close()
+
+
+# ---------------------------------------------------------------- channels
+
+
+@pytest.fixture
+def new_channel(as_role):
+    """`make(client, name, staff_userids)`: a channel made through the API (its JSON), disabled
+    again at the test's end (after anything the test undid, a leaver taken back)."""
+    made: list[tuple[httpx.Client, int]] = []
+
+    def make(client: httpx.Client, name: str, staff_userids: list[str]) -> dict:
+        body = {"name": name, "staff_userids": staff_userids}
+        r = client.post("/api/v1/channels", json=body, headers={"X-CSRF-Token": client.csrf})
+        assert r.status_code == 201, r.text
+        made.append((client, r.json()["id"]))
+        return r.json()
+
+    yield make
+    for client, channel_id in made:
+        client.post(f"/api/v1/channels/{channel_id}/disable", headers={"X-CSRF-Token": client.csrf})
+
+
+@contextmanager
+def zhaoliu_left(world, db):
+    """赵六 leaves the company: WeCom's directory, then the staff sync marks him inactive; back
+    at the end, as the other tests of the world expect him."""
+    corp = f"{world.emu_url}/_emulator/corps/{world.a.corp['corp_id']}"
+    assert httpx.delete(f"{corp}/staff/zhaoliu").status_code == 200
+    with db.tenant_session(world.a.id) as s:
+        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False
+    try:
+        yield
+    finally:
+        zhaoliu = {"userid": "zhaoliu", "name": "赵六", "department": [4]}
+        assert httpx.post(f"{corp}/staff", json=zhaoliu).status_code == 201
+        with db.tenant_session(world.a.id) as s:
+            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = True
+
+
+@contextmanager
+def wecom_fault(world, path: str, **fault):
+    """The emulator answers tenant A's calls to `path` so (errcode=, delay_s=) until the end."""
+    faults = f"{world.emu_url}/_emulator/faults"
+    r = httpx.post(faults, json={"corp_id": world.a.corp["corp_id"], "path": path, **fault})
+    assert r.status_code == 201, r.text
+    try:
+        yield faults
+    finally:
+        httpx.delete(faults)
 
 
 # ---------------------------------------------------------------- browser tests

@@ -28,18 +28,16 @@ def _login_form(client: httpx.Client) -> str:
     return CSRF.search(page.text).group(1)
 
 
+def _agent_signs_in(client: httpx.Client, world, next_path: str) -> httpx.Response:
+    """The agent's login form, filled in and sent to land on `next_path`."""
+    token = _login_form(client)
+    form = {"login": world.a.logins["agent"], "password": PASSWORD, "csrf_token": token, "next": next_path}
+    return client.post("/login", data=form)
+
+
 def test_login_sets_an_httponly_session_cookie_and_stores_only_its_hash(siyu, world, db):
     with httpx.Client(base_url=siyu) as client:
-        token = _login_form(client)
-        r = client.post(
-            "/login",
-            data={
-                "login": world.a.logins["agent"],
-                "password": PASSWORD,
-                "csrf_token": token,
-                "next": "/customers",
-            },
-        )
+        r = _agent_signs_in(client, world, next_path="/customers")
         assert r.status_code == 303 and r.headers["location"] == "/customers"
         cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("siyu_session="))
         assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
@@ -94,16 +92,7 @@ def test_login_form_without_its_csrf_cookie_is_refused(siyu, world):
 
 def test_login_never_redirects_off_site(siyu, world):
     with httpx.Client(base_url=siyu) as client:
-        token = _login_form(client)
-        r = client.post(
-            "/login",
-            data={
-                "login": world.a.logins["agent"],
-                "password": PASSWORD,
-                "csrf_token": token,
-                "next": "//evil.example/x",
-            },
-        )
+        r = _agent_signs_in(client, world, next_path="//evil.example/x")
         assert r.status_code == 303 and r.headers["location"] == "/"
 
 

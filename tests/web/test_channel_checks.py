@@ -11,6 +11,7 @@ import uuid
 import httpx
 
 from siyu.customers.models import Channel
+from tests.web.conftest import wecom_fault
 from tests.web.test_channels import PNG
 
 UPLOADIMG = "/cgi-bin/media/uploadimg"
@@ -44,20 +45,12 @@ def test_an_image_uploaded_before_wecom_refused_the_code_is_kept_on_resubmit(as_
     URL back, and the next submit makes the channel with it, uploading nothing again."""
     admin = as_role("admin")
     name = f"带图渠道-{uuid.uuid4().hex[:6]}"
-    fault = {
-        "corp_id": world.a.corp["corp_id"],
-        "path": "/cgi-bin/externalcontact/add_contact_way",
-        "errcode": 41054,
-    }
-    assert httpx.post(f"{world.emu_url}/_emulator/faults", json=fault).status_code == 201
-    try:
+    with wecom_fault(world, "/cgi-bin/externalcontact/add_contact_way", errcode=41054):
         r = admin.post(
             "/channels/new",
             data={"csrf_token": admin.csrf, "name": name, "staff_userids": ["zhangsan"]},
             files={"welcome_image": ("poster.png", PNG, "image/png")},
         )
-    finally:
-        httpx.delete(f"{world.emu_url}/_emulator/faults")
     assert r.status_code == 502 and "41054" in r.text
     carried = HIDDEN_IMAGE.search(r.text)
     assert carried, "the refused form does not carry the uploaded image"

@@ -14,9 +14,10 @@ from sqlalchemy import delete, select
 
 from siyu.customers import service as customers
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, TimelineEvent
-from tests.web.conftest import _add
+from tests.web.conftest import _add, wecom_fault
 
 FIGURES = ("adds", "losses", "deleted", "transferred", "net", "active")
+SLOW_PATH = "/cgi-bin/externalcontact/update_contact_way"
 
 
 def _ways_named(world, tenant, name: str) -> list[dict]:
@@ -258,23 +259,17 @@ def test_a_rename_that_loses_the_name_to_another_admin_leaves_wecom_as_siyu_has_
         assert r.status_code == 201, r.text
         ids[made] = r.json()["id"]
     corp_id = world.a.corp["corp_id"]
-    faults = f"{world.emu_url}/_emulator/faults"
-    slow = {"corp_id": corp_id, "path": "/cgi-bin/externalcontact/update_contact_way", "delay_s": 3.0}
-    assert httpx.post(faults, json=slow).status_code == 201
 
     def rename(which: str) -> int:
         return admin.patch(
             f"/api/v1/channels/{ids[which]}", json={"name": f"丙-{sfx}"}, headers=csrf
         ).status_code
 
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(rename, "甲")
-            while httpx.get(faults).json():  # 甲's change is with WeCom, which takes its time
-                time.sleep(0.05)
-            codes = sorted([rename("乙"), first.result()])
-    finally:
-        httpx.delete(faults)
+    with wecom_fault(world, SLOW_PATH, delay_s=3.0) as faults, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(rename, "甲")
+        while httpx.get(faults).json():  # 甲's change is with WeCom, which takes its time
+            time.sleep(0.05)
+        codes = sorted([rename("乙"), first.result()])
     assert codes == [200, 409]
     names = {c["id"]: c["name"] for c in admin.get("/api/v1/channels").json()}
     renamed = [w for w, i in ids.items() if names[i] == f"丙-{sfx}"]
@@ -304,19 +299,13 @@ def test_members_changed_while_wecom_changes_the_welcome_stay_as_wecom_has_them(
     assert r.status_code == 201, r.text
     url = f"/api/v1/channels/{r.json()['id']}"
     corp_id = world.a.corp["corp_id"]
-    faults = f"{world.emu_url}/_emulator/faults"
-    slow = {"corp_id": corp_id, "path": "/cgi-bin/externalcontact/update_contact_way", "delay_s": 3.0}
-    assert httpx.post(faults, json=slow).status_code == 201
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            welcome = pool.submit(admin.patch, url, json={"welcome_text": "慢慢来"}, headers=csrf)
-            while httpx.get(faults).json():  # the welcome change is with WeCom, which takes its time
-                time.sleep(0.05)
-            members = admin.patch(url, json={"staff_userids": ["zhangsan", "lisi", "wangwu"]}, headers=csrf)
-            assert members.status_code == 200, members.text
-            assert welcome.result().status_code == 200, welcome.result().text
-    finally:
-        httpx.delete(faults)
+    with wecom_fault(world, SLOW_PATH, delay_s=3.0) as faults, ThreadPoolExecutor(1) as pool:
+        welcome = pool.submit(admin.patch, url, json={"welcome_text": "慢慢来"}, headers=csrf)
+        while httpx.get(faults).json():  # the welcome change is with WeCom, which takes its time
+            time.sleep(0.05)
+        members = admin.patch(url, json={"staff_userids": ["zhangsan", "lisi", "wangwu"]}, headers=csrf)
+        assert members.status_code == 200, members.text
+        assert welcome.result().status_code == 200, welcome.result().text
     stored = admin.get(url).json()
     assert stored["welcome_text"] == "慢慢来"
     assert stored["staff_userids"] == ["zhangsan", "lisi", "wangwu"]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from siyu.customers import service as customers
 from siyu.customers.models import Channel
 from siyu.tenancy.models import Staff
+from tests.web.conftest import wecom_fault, zhaoliu_left
 
 
 def _ways(world, tenant) -> dict:
@@ -237,19 +238,15 @@ def test_notice_is_shown_when_a_channel_tag_was_deleted_in_wecom(as_role, world,
             )
 
 
-def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to_them(as_role, world, db):
+def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to_them(
+    as_role, new_channel, world, db
+):
     """A member who left keeps receiving a code's scans in WeCom until the code is changed: the
     list, the channel, the API and the edit form say so, rather than show the code as fine."""
     admin = as_role("admin")
     csrf = {"X-CSRF-Token": admin.csrf}
-    alone = admin.post(
-        "/api/v1/channels", json={"name": "赵六的海报", "staff_userids": ["zhaoliu"]}, headers=csrf
-    ).json()
-    shared = admin.post(
-        "/api/v1/channels",
-        json={"name": "赵六和张三的易拉宝", "staff_userids": ["zhangsan", "zhaoliu"]},
-        headers=csrf,
-    ).json()
+    alone = new_channel(admin, "赵六的海报", ["zhaoliu"])
+    shared = new_channel(admin, "赵六和张三的易拉宝", ["zhangsan", "zhaoliu"])
     with db.tenant_session(world.a.id) as s:
         s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False  # as the staff sync leaves it
     try:
@@ -276,27 +273,19 @@ def test_a_member_who_left_is_warned_of_on_the_channels_that_still_hand_scans_to
     finally:
         with db.tenant_session(world.a.id) as s:
             s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = True
-        for ch in (alone, shared):
-            admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
 
 
-def test_a_channel_whose_member_left_can_still_be_changed_and_says_whom_to_replace(as_role, world, db):
+def test_a_channel_whose_member_left_can_still_be_changed_and_says_whom_to_replace(
+    as_role, new_channel, world, db
+):
     """A member who left WeCom made every change of their channels refused ("成员不存在或已停用")
     until they were replaced, a welcome text too, and without saying so. WeCom's
     update_contact_way takes any of its fields: a change that leaves the members as they are is
     saved; one that sends them, the leaver still among them, says whom to replace or remove."""
     admin = as_role("admin")
     csrf = {"X-CSRF-Token": admin.csrf}
-    ch = admin.post(
-        "/api/v1/channels",
-        json={"name": "赵六留下的易拉宝", "staff_userids": ["zhangsan", "zhaoliu"]},
-        headers=csrf,
-    ).json()
-    corp = f"{world.emu_url}/_emulator/corps/{world.a.corp['corp_id']}"
-    assert httpx.delete(f"{corp}/staff/zhaoliu").status_code == 200  # leaves WeCom
-    with db.tenant_session(world.a.id) as s:
-        s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = False  # as the staff sync leaves it
-    try:
+    ch = new_channel(admin, "赵六留下的易拉宝", ["zhangsan", "zhaoliu"])
+    with zhaoliu_left(world, db):
         r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"welcome_text": "欢迎光临"}, headers=csrf)
         assert r.status_code == 200, r.text
         assert r.json()["welcome_text"] == "欢迎光临"
@@ -318,12 +307,6 @@ def test_a_channel_whose_member_left_can_still_be_changed_and_says_whom_to_repla
         )
         assert r.status_code == 200, r.text
         assert sorted(_ways(world, world.a)[config_id]["user"]) == ["lisi", "zhangsan"]
-    finally:
-        zhaoliu = {"userid": "zhaoliu", "name": "赵六", "department": [4]}
-        assert httpx.post(f"{corp}/staff", json=zhaoliu).status_code == 201
-        with db.tenant_session(world.a.id) as s:
-            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).active = True
-        admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
 
 
 PNG = (
@@ -388,33 +371,23 @@ def test_the_form_creates_a_channel_with_an_uploaded_welcome_image(as_role, worl
 
 def test_wecom_errors_are_shown_not_a_500(as_role, world, db):
     admin = as_role("admin")
-    fault = {
-        "corp_id": world.a.corp["corp_id"],
-        "path": "/cgi-bin/externalcontact/add_contact_way",
-        "errcode": 41054,
-    }
-    assert httpx.post(f"{world.emu_url}/_emulator/faults", json=fault).status_code == 201
-    try:
+    refused = {"path": "/cgi-bin/externalcontact/add_contact_way", "errcode": 41054}
+    with wecom_fault(world, **refused):
         r = admin.post(
             "/channels/new", data={"csrf_token": admin.csrf, "name": "会失败", "staff_userids": ["zhangsan"]}
         )
         assert r.status_code == 502
         assert "企业微信拒绝了请求" in r.text and "41054" in r.text
         assert 'value="会失败"' in r.text  # the form keeps what was typed
-    finally:
-        httpx.delete(f"{world.emu_url}/_emulator/faults")
     with db.tenant_session(world.a.id) as s:
         assert s.scalar(select(Channel).where(Channel.name == "会失败")) is None
-    httpx.post(f"{world.emu_url}/_emulator/faults", json=fault)
-    try:
+    with wecom_fault(world, **refused):
         r = admin.post(
             "/api/v1/channels",
             json={"name": "会失败", "staff_userids": ["zhangsan"]},
             headers={"X-CSRF-Token": admin.csrf},
         )
         assert r.status_code == 502 and "41054" in r.json()["detail"]
-    finally:
-        httpx.delete(f"{world.emu_url}/_emulator/faults")
 
 
 def test_a_refused_form_keeps_what_was_typed(as_role, world):
