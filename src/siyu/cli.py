@@ -567,6 +567,11 @@ def person_add(
     if not password and not staff_userid:  # staff may sign in through WeCom instead
         _fail("a password is needed for a login that is not a staff member's (--staff-userid)")
     with rt.db.tenant_session(tenant_id) as s:
+        # asked again, holding the logins to the commit: one alike may have been made meanwhile
+        if alike := service.login_spelt_alike(s, login):
+            _fail(
+                f"login {login!r} differs from {alike!r} only by case, which sign-in ignores: choose another"
+            )
         service.add_person(s, login, name, role, password or None, staff_userid)
     console.print(f"{login} can now log in as {role}")
 

@@ -10,7 +10,7 @@ import uuid
 from contextlib import contextmanager
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from siyu.tenancy import api_tokens
 from siyu.tenancy import service as tenancy
@@ -226,6 +226,44 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(db, fresh_tenant
         roles = dict(s.execute(select(Person.id, Person.role).where(Person.id.in_([a, b]))).all())
     assert roles == {a: "admin", b: "agent"}
     assert len(refused) == 1 and "唯一可以登录的管理员" in refused[0]
+
+
+def test_two_admins_adding_the_same_login_but_for_case_at_once_make_only_one(db, fresh_tenant):
+    """Each had found no login alike, neither made yet, and both were made: Wang's capitals then
+    signed in as wang, or failed. The second waits for the first and is refused, in another
+    company as in the same."""
+    import threading
+
+    from siyu.tenancy import people
+    from tests.support import new_tenant
+
+    # On SQLite this passes without the hold too: the add's savepoint, the transaction's first
+    # statement there, committed the login at its release, before the other company's check.
+    first, second = fresh_tenant, new_tenant(db)
+    upper = f"Pp{uuid.uuid4().hex[:6]}"
+    answers: list[str] = []
+    done = threading.Event()
+
+    def second_admin_adds_lower() -> None:
+        try:
+            with db.tenant_session(second) as s:
+                people.add(s, upper.lower(), "王二", "agent", password=PASSWORD, by="乙管理员")
+            answers.append("added")
+        except people.PersonRefused as exc:
+            answers.append(str(exc))
+        done.set()
+
+    with db.tenant_session(first) as s:
+        people.add(s, upper, "王大", "agent", password=PASSWORD, by="甲管理员")  # not committed yet
+        other = threading.Thread(target=second_admin_adds_lower)
+        other.start()
+        done.wait(timeout=3)
+    other.join(timeout=60)
+    assert done.is_set()
+    with db.system_session() as s:
+        made = set(s.scalars(select(Person.login).where(func.lower(Person.login) == upper.lower())))
+    assert made == {upper}
+    assert len(answers) == 1 and f"与已有的 {upper} 只差大小写" in answers[0], answers
 
 
 def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_signed_in(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from siyu.db import utcnow
@@ -377,13 +377,29 @@ def check_password(person: Person | None, password: str) -> bool:
         return False
 
 
+def _hold_logins(session: Session) -> None:
+    """No other login made, in any tenant, between the check and the write until this
+    transaction ends: two admins adding Wang and wang at once had each found no login alike.
+    No unique index on lower(login) can say it, as logins alike made before the check would
+    break it. SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL:
+    a lock of every tenant's logins for the transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("UPDATE people SET id = id WHERE 0")
+    else:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('siyu.logins', 0))"))
+
+
 def login_spelt_alike(session: Session, login: str) -> str | None:
     """Another tenant's or this one's login spelt as `login` but for case, if any: sign-in takes a
     login typed with capitals as the one spelt so (siyu.web.auth), so two such logins would make
     each other's capitals fail. Logins are unique across tenants, which a tenant's session does
-    not see: read from the table itself. ASCII only, as sign-in folds it."""
+    not see: read from the table itself. ASCII only, as sign-in folds it.
+
+    Holds every tenant's logins until the session's transaction ends, so the login checked is
+    made before anyone else's check can read the table (_hold_logins)."""
     if not login.isascii():
         return None
+    _hold_logins(session)
     people = Person.__table__
     found = select(people.c.login).where(func.lower(people.c.login) == login.lower(), people.c.login != login)
     return session.connection().execute(found.limit(1)).scalar()
