@@ -79,7 +79,10 @@ def test_who_changed_the_welcome_and_the_zone_and_when_is_on_the_setup_page_and_
     assert _said(page, "welcome-changed") == "张三 2026-12-06 11:05 修改"
     # cleared: a change too
     assert wang("POST", "/setup/welcome", welcome_text="").status_code == 303
-    assert _said(wang("GET", "/setup").text, "welcome-changed") == "王五 2026-12-06 13:05 修改"
+    assert _said(zhang("GET", "/setup").text, "welcome-changed") == "王五 2026-12-06 13:05 修改"
+    # read by who made the change, it is theirs: their own name was taken for another's doing
+    assert _said(wang("GET", "/setup").text, "welcome-changed") == "你 2026-12-06 13:05 修改"
+    assert "，你 2026-12-06 12:05。" in _said(li("GET", "/setup").text, "timezone-changed")
 
     admin = _as(other, "赵六")
     page = admin("GET", "/setup").text

@@ -66,7 +66,7 @@ def test_the_page_lists_the_tenants_people_for_admins_only(as_role, siyu, world)
     assert _post(supervisor, 1, "role", role="admin").status_code == 403
 
 
-def test_a_role_change_holds_from_the_persons_next_request(as_role, db, world):
+def test_a_role_change_holds_from_the_persons_next_request(as_role, siyu, db, world):
     """王五, signed in as a supervisor, sees 李四's 陈先生 (his team); made an agent he sees
     only his own at once, in the same session, and made a supervisor again his team again."""
     admin, wangwu = as_role("admin"), as_role("supervisor")
@@ -77,7 +77,15 @@ def test_a_role_change_holds_from_the_persons_next_request(as_role, db, world):
         assert wangwu.get("/api/v1/me").json()["role"] == "agent"
         assert "陈先生" not in _names(wangwu)
         page = admin.get("/setup/people?done=role").text
-        assert "已修改" in page and "最近由 甲管理员 修改" in page
+        # read by who made it, the change is theirs (their own name was taken for someone
+        # else's doing); another admin reads the name
+        assert "已修改" in page and "最近由 你 修改" in page and "最近由 甲管理员 修改" not in page
+        with _by_hand(db, world, "admin") as (_, other_admin):
+            other = login(siyu, other_admin)
+            try:
+                assert "最近由 甲管理员 修改" in other.get("/setup/people").text
+            finally:
+                other.close()
         assert _post(admin, wangwu_id, "role", role="supervisor").status_code == 303
         assert "陈先生" in _names(wangwu)
     finally:

@@ -18,6 +18,7 @@ import pytest
 from siyu.runtime import Runtime
 from siyu.sla import service as sla_service
 from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Person
 from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
 
 _VERSION = re.compile(r'name="version" value="([^"]+)"')
@@ -605,13 +606,27 @@ def test_a_save_by_a_namesake_is_not_said_to_be_the_viewers_own(admins, db):
     notice names the name as before rather than tell 甲 it was theirs."""
     jia, _ = admins
     with db.tenant_session(jia.tenant_id) as s:
-        tenancy.add_person(s, f"namesake-{uuid.uuid4().hex[:6]}", "jia管理员", "agent", PASSWORD)
-    tab_a, tab_b = drawn(jia, "/sla/policy"), drawn(jia, "/sla/policy")
-    assert jia.post("/sla/policy", data=policy_form(jia, tab_a, "6")).status_code == 303
+        namesake = tenancy.add_person(s, f"namesake-{uuid.uuid4().hex[:6]}", "jia管理员", "agent", PASSWORD)
+    try:
+        tab_a, tab_b = drawn(jia, "/sla/policy"), drawn(jia, "/sla/policy")
+        assert jia.post("/sla/policy", data=policy_form(jia, tab_a, "6")).status_code == 303
 
-    r = jia.post("/sla/policy", data=policy_form(jia, tab_b, "2"))
-    assert r.status_code == 409
-    assert re.search(r"在你打开后已被「jia管理员」于 \d\d:\d\d 修改", r.text) and not OWN_SAVE.search(r.text)
+        r = jia.post("/sla/policy", data=policy_form(jia, tab_b, "2"))
+        assert r.status_code == 409
+        assert re.search(r"在你打开后已被「jia管理员」于 \d\d:\d\d 修改", r.text) and not OWN_SAVE.search(
+            r.text
+        )
+        # the special dates' names as well (stale_notice.named_for)
+        day = {"csrf_token": jia.csrf, "day": "2032-04-04", "until": "", "kind": "holiday", "note": "同名"}
+        assert jia.post("/sla/policy/days", data=day).status_code == 303
+        page = jia.get("/sla/policy").text
+        assert re.search(r"同名\s*<small[^>]*>jia管理员 [-\d: ]+ 添加</small>", page), page
+        assert (
+            jia.post("/sla/policy/days/2032-04-04/remove", data={"csrf_token": jia.csrf}).status_code == 303
+        )
+    finally:  # the other tests' jia is the only one so named
+        with db.tenant_session(jia.tenant_id) as s:
+            s.delete(s.get(Person, namesake.id))
 
 
 ADDED_BY = re.compile(
@@ -626,6 +641,9 @@ def test_each_special_date_says_who_added_it_and_when_and_a_removed_one_who_remo
     day = {"csrf_token": yi.csrf, "day": "2032-05-05", "until": "", "kind": "holiday", "note": "乙加的"}
     assert yi.post("/sla/policy/days", data=day).status_code == 303
     assert ADDED_BY.search(jia.get("/sla/policy").text)
+    assert re.search(
+        r"2032-05-05 · 放假 · 乙加的\s*<small[^>]*>你 [-\d: ]+ 添加</small>", yi.get("/sla/policy").text
+    )
     listed = jia.get("/api/v1/sla/policy").json()["calendar_days"]
     got = next(d for d in listed if d["day"] == "2032-05-05")
     assert got["added_by"] == "yi管理员" and got["added_at"]
@@ -637,9 +655,12 @@ def test_each_special_date_says_who_added_it_and_when_and_a_removed_one_who_remo
 
     r = jia.post("/sla/policy/days/2032-05-05/remove", data={"csrf_token": jia.csrf})
     assert r.status_code == 303
-    page = jia.get("/sla/policy").text
+    page = yi.get("/sla/policy").text
     assert re.search(r"最近删除：2032-05-05（jia管理员 \d{4}-\d\d-\d\d \d\d:\d\d 删除）", page), page
     assert not ADDED_BY.search(page)
+    # read by who removed it, the removal is theirs (their own name read as someone else's)
+    page = jia.get("/sla/policy").text
+    assert re.search(r"最近删除：2032-05-05（你 \d{4}-\d\d-\d\d \d\d:\d\d 删除）", page), page
 
 
 def test_a_date_added_in_one_tab_stays_when_the_policy_is_saved_from_a_tab_opened_before(admins):
@@ -654,7 +675,7 @@ def test_a_date_added_in_one_tab_stays_when_the_policy_is_saved_from_a_tab_opene
     assert r.status_code == 303, r.text
     assert first_step(jia) == 300
     page = jia.get("/sla/policy").text
-    assert re.search(r"2032-06-06 · 上班 · 补班\s*<small[^>]*>jia管理员 [-\d: ]+ 添加</small>", page), page
+    assert re.search(r"2032-06-06 · 上班 · 补班\s*<small[^>]*>你 [-\d: ]+ 添加</small>", page), page
     assert {"day": "2032-06-06", "kind": "workday", "note": "补班"}.items() <= next(
         d for d in jia.get("/api/v1/sla/policy").json()["calendar_days"] if d["day"] == "2032-06-06"
     ).items()

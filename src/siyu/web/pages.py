@@ -39,7 +39,7 @@ from siyu.tenancy.models import STAFF_NOT_ACTIVATED, Person, Staff, Tenant, gone
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.channel_summary import channel_differences, channel_text
-from siyu.web.stale_notice import changed_since, saved_by_viewer
+from siyu.web.stale_notice import changed_since, named_for, saved_by_viewer
 from siyu.web.templating import STATUS_NAMES, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -660,6 +660,7 @@ def _setup_page(
         summary["timezone"] = zone = tenant.timezone or timezones.DEFAULT
         summary["timezone_now"] = timezones.local_now(zone, rt.now())
         changed = setting_changes.last(s)
+        who = named_for(s, viewer)
         staff_count = s.scalar(select(func.count()).select_from(Staff).where(Staff.active.is_(True)))
         channel_count = s.scalar(select(func.count()).select_from(Channel))
         steps_done = _steps_done(s)
@@ -671,6 +672,7 @@ def _setup_page(
         {
             "t": summary,
             "changed": changed,
+            "who": who,
             "form": form or {},
             "error": error,
             "done": DONE.get(request.query_params.get("done")),

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from siyu.tenancy import people
 from siyu.web.auth import ROLE_NAMES, PageViewer, Viewer, require_admin
+from siyu.web.stale_notice import named_for
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,11 +34,13 @@ def _page(
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         rows = people.listed(s)
         members = people.without_login(s)
+        who = named_for(s, viewer)
     return render(
         request,
         "people.html",
         {
             "people": rows,
+            "who": who,
             "roles": ROLE_NAMES,
             "min_password": people.MIN_PASSWORD,
             "error": error,

@@ -48,7 +48,7 @@ from siyu.sla.schemas import (
 )
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
-from siyu.web.stale_notice import changed_since, saved_by_viewer
+from siyu.web.stale_notice import changed_since, named_for, saved_by_viewer
 from siyu.web.templating import note_waiting, render, upcoming
 
 router = APIRouter(include_in_schema=False)
@@ -356,6 +356,7 @@ def _policy_page(
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
         removed = _days_removed(s, {d["day"] for d in current["calendar_days"]})
+        who = named_for(s, viewer)
     synced = {d["wecom_id"] for d in listed["departments"]}
     contact_gone = _contact_gone(current, staff)
     top = [d for d in listed["departments"] if d["depth"] == 0]
@@ -391,6 +392,7 @@ def _policy_page(
             "day_form": day_form or {"day": today.isoformat(), "until": "", "kind": "holiday", "note": ""},
             "calendar_gap": official_calendar_gap(today),
             "days_removed": removed,
+            "who": who,
             "depts": listed["departments"],
             "own": own,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],

@@ -2,10 +2,12 @@
 whose save it missed. Where that save was the viewer's own, from another tab or page opened on
 the same form, it says so: "已被「王五」修改" read by 王五 themselves was taken for someone else's
 doing ("I didn't change anything?"). The refusal stands all the same: this page was drawn
-before that save, and saving it would undo what was saved there."""
+before that save, and saving it would undo what was saved there. The pages that show who last
+changed something (账号, 设置, the special dates) say 你 the same way (named_for)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -25,6 +27,16 @@ def saved_by_viewer(session: Session, viewer: Viewer, by: str) -> bool:
         return False
     others = select(func.count()).where(Person.display_name == by, Person.id != viewer.person_id)
     return not session.scalar(others)
+
+
+def named_for(session: Session, viewer: Viewer) -> Callable[[str | None], str | None]:
+    """Who changed something (最近由 王五 修改), as the viewer is to read it: 你 for their own
+    change, as saved_by_viewer tells it; read by 王五, their own name was taken for another
+    王五's. Asked once a page, not once a row."""
+    own = viewer.display_name[:200]
+    if not saved_by_viewer(session, viewer, own):
+        return lambda by: by
+    return lambda by: "你" if by == own else by
 
 
 def changed_since(
