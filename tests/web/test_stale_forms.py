@@ -225,6 +225,18 @@ NONE_TO_MATCH = "部门「客服部」没有自己的策略（可能已被删除
 STEP_9MIN = [{"delay_s": 540, "action": "app_message", "target": "agent"}]
 
 
+_CHANGED_BY = re.compile(
+    r"(策略|特殊日期)已被「([^」]+)」于 (\d{4}-\d\d-\d\d \d\d:\d\d) 修改，请重新读取后再改 /"
+    r" \2 changed the (?:policy|special dates) at \3 \(Asia/Shanghai\) since the ETag you sent; read it again"
+)
+
+
+def _changed_by(r: httpx.Response) -> tuple[str, str] | None:
+    """What the 412 says was changed, and by whom (with when, in the tenant's time zone)."""
+    found = _CHANGED_BY.fullmatch(r.json()["detail"])
+    return (found[1], found[2]) if found else None
+
+
 def test_the_api_refuses_a_tenant_policy_put_whose_if_match_is_stale(admins):
     """PUT /api/v1/sla/policy with If-Match: the ETag its GET gave. 乙's save on the page, or a
     special date added there, makes it stale; without If-Match the last save wins (as before)."""
@@ -237,10 +249,7 @@ def test_the_api_refuses_a_tenant_policy_put_whose_if_match_is_stale(admins):
 
     r = jia.put(url, json={"steps": STEP_9MIN}, headers={**write, "If-Match": etag})
     assert r.status_code == 412
-    assert r.json()["detail"] == (
-        "策略或特殊日期已被修改（策略最后由「yi管理员」保存），请重新读取后再改 / the policy or its special"
-        " dates changed since the ETag you sent (the policy was last saved by yi管理员); read it again"
-    )
+    assert _changed_by(r) == ("策略", "yi管理员"), r.text
     assert first_step(jia) == 180
 
     etag = jia.get(url).headers["ETag"]
@@ -256,6 +265,14 @@ def test_the_api_refuses_a_tenant_policy_put_whose_if_match_is_stale(admins):
     r = jia.put(url, json={"calendar_days": []}, headers={**write, "If-Match": etag})
     assert r.status_code == 412
     assert "2031-03-03" in [str(d["day"]) for d in jia.get(url).json()["calendar_days"]]
+    # 甲 saved the policy last, but 乙's date moved the version since: the 412 names 乙 (it named
+    # 甲, who had changed nothing since, as the one who saved the policy last)
+    assert _changed_by(r) == ("特殊日期", "yi管理员"), r.text
+    # a date taken back moves it as well: 甲's, after 乙 added another
+    assert yi.post("/sla/policy/days", data={**day, "day": "2031-04-04"}).status_code == 303
+    assert jia.post("/sla/policy/days/2031-03-03/remove", data={"csrf_token": jia.csrf}).status_code == 303
+    r = jia.put(url, json={"calendar_days": []}, headers={**write, "If-Match": etag})
+    assert r.status_code == 412 and _changed_by(r) == ("特殊日期", "jia管理员"), r.text
 
     r = jia.put(url, json={"calendar_days": []}, headers=write)  # no If-Match: the last save wins
     assert r.status_code == 200, r.text

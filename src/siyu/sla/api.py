@@ -43,7 +43,7 @@ from siyu.db.paging import BadCursor
 from siyu.db.versions import version_of
 from siyu.sla import service
 from siyu.sla.calendar import official_calendar_through
-from siyu.sla.models import SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
+from siyu.sla.models import SlaCalendarChange, SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
 from siyu.sla.schemas import (
     BoardOut,
     CalendarDay,
@@ -650,22 +650,53 @@ def policy_version(out: dict) -> str:
     return version_of(edited)
 
 
-def policy_changed(by: str, dates: bool = False) -> str:
-    """The 412's detail, naming who saved the policy last where that is known; `dates`: the
-    tenant's, whose ETag has the special dates too, changed apart from the policy (so `by` may
-    not be who changed what was sent; each date names who added it)."""
-    if dates:
-        last = f"（策略最后由「{by}」保存）" if by else ""
-        last_en = f" (the policy was last saved by {by})" if by else ""
-        return (
-            f"策略或特殊日期已被修改{last}，请重新读取后再改 / the policy or its special dates changed since"
-            f" the ETag you sent{last_en}; read it again"
-        )
+def policy_changed(by: str) -> str:
+    """The 412's detail for a department's policy, naming who saved it last where that is known."""
     if not by:
         return "策略已被修改，请重新读取后再改 / the policy changed since the ETag you sent; read it again"
     return (
         f"策略已被「{by}」修改，请重新读取后再改 / {by} changed the policy since the ETag you sent;"
         " read it again"
+    )
+
+
+def last_tenant_change(session: Session) -> tuple[str, str, datetime | None]:
+    """The newest change of what the tenant policy's ETag has, as (what, by, at): a save of the
+    policy ("策略") or a special date added, changed or taken back ("特殊日期"); ("", "", None)
+    when none is known. A date moves the version as a save does: naming who saved the policy
+    last sent the caller to ask someone who had changed nothing since."""
+    found = [
+        ("策略", *row)
+        for row in session.execute(
+            select(SlaPolicy.updated_by, SlaPolicy.updated_at).where(SlaPolicy.department_wecom_id == 0)
+        )
+    ]
+    for latest in (
+        select(SlaCalendarDay.added_by, SlaCalendarDay.added_at)  # (a note changed: no change row)
+        .where(SlaCalendarDay.added_at.is_not(None))
+        .order_by(SlaCalendarDay.added_at.desc()),
+        select(SlaCalendarChange.changed_by, SlaCalendarChange.changed_at).order_by(
+            SlaCalendarChange.changed_at.desc(), SlaCalendarChange.id.desc()
+        ),
+    ):
+        found += [("特殊日期", *row) for row in session.execute(latest.limit(1))]
+    return max(found, key=lambda change: change[2]) if found else ("", "", None)
+
+
+def tenant_policy_changed(session: Session) -> str:
+    """The tenant policy's 412 detail: who made its newest change (last_tenant_change), and when
+    in the tenant's time zone."""
+    what, by, at = last_tenant_change(session)
+    tz = service.tenant_timezone(session)
+    when = at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if at is not None else ""
+    what_en = {"策略": "the policy", "特殊日期": "the special dates"}.get(
+        what, "the policy or its special dates"
+    )
+    who = f"「{by}」" if by else ""
+    return (
+        f"{what or '策略或特殊日期'}已被{who}{f'于 {when} ' if when else ''}修改，请重新读取后再改 /"
+        f" {by or 'someone'} changed {what_en}{f' at {when} ({tz})' if when else ''} since the ETag you"
+        " sent; read it again"
     )
 
 
@@ -711,7 +742,7 @@ def put_policy(
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         service.hold_policy(s, 0, dates=body.calendar_days is not None)
         was = policy_out(s)
-        changed = policy_changed(was["updated_by"], dates=True)
+        changed = tenant_policy_changed(s)
         if_match(typed_if_match, policy_version(was), changed, TENANT_NOT_AN_ETAG)
         try:
             apply_policy(s, body, request.app.state.rt.now(), viewer.signature)
