@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from siyu.sla import service
+from siyu.sla import queries, service
 
 
 def _noon_tomorrow(w) -> None:
@@ -34,7 +34,7 @@ def test_the_board_shows_waits_longest_first_breaches_and_response_times(local):
     w.clock(320)
     w.fire()
     with w.session() as s:
-        board = service.board(s, w.rt.now())
+        board = queries.board(s, w.rt.now())
     waiting = board["waiting"]
     assert [x["customer"] for x in waiting] == ["王女士", ""]
     assert [x["staff_userid"] for x in waiting] == ["zhangsan", "wangwu"]

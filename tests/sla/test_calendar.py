@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.api import board_for
 from siyu.sla.calendar import (
     BusinessCalendar,
@@ -230,12 +230,12 @@ def test_cards_and_calls_of_a_business_hours_wait_tell_business_time(local):
     first_monday = bj(2025, 9, 22, 9, 1)
     fire_at(first_monday)  # Monday: 1 minute on Friday, 1 on Monday
     with w.session() as s:
-        (waiting,) = service.waiting_now(s, w.rt.now())
+        (waiting,) = queries.waiting_now(s, w.rt.now())
     # the board's row
     assert (int(waiting["waited_business_s"]), int(waiting["waited_s"])) == (120, 63 * 3600 + 120)
     w.clock((first_monday - w.t0).total_seconds() + 15 * 86400)  # forgotten for two weeks more
     with w.session() as s:
-        (waiting,) = service.waiting_now(s, w.rt.now())
+        (waiting,) = queries.waiting_now(s, w.rt.now())
     assert waiting["waited_business_s"] is None  # its wall time says enough; no calendar walk
     w.clock((first_monday - w.t0).total_seconds())
     card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
@@ -363,7 +363,7 @@ def test_a_snooze_ending_on_a_day_off_holds_the_step_for_the_next_shift(local):
     monday = bj(2025, 9, 22, 9, 0)
     assert pending_due(w).astimezone(SH) == monday
     with w.session() as s:
-        (row,) = service.waiting_now(s, w.rt.now())
+        (row,) = queries.waiting_now(s, w.rt.now())
     assert row["next_step_at"] == monday and row["snoozed_until"] == w.at(180 + 86400)
     w.clock(180 + 86400)
     assert w.fire() == 0  # Saturday 17:56: the snooze is over, the clock is not running

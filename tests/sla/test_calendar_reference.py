@@ -15,7 +15,7 @@ import chinese_calendar
 from sqlalchemy import select
 
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.calendar import BusinessCalendar
 from siyu.sla.models import SlaEscalation
 
@@ -212,13 +212,13 @@ def test_steps_the_board_and_cards_keep_to_the_same_business_time(local):
                     )
                 ).one()
                 conversation = w.conversation(ext).id
-                board = {r["conversation_id"]: r for r in service.waiting_now(s, w.rt.now())}
+                board = {r["conversation_id"]: r for r in queries.waiting_now(s, w.rt.now())}
             assert due == expected, (n, step, snooze, case)
             assert board[conversation]["next_step_at"] == expected
             # the board's wait by the policy's clock, a second before the step: as the card will say
             second_before = expected - timedelta(seconds=1)
             with w.session() as s:
-                board = {r["conversation_id"]: r for r in service.waiting_now(s, second_before)}
+                board = {r["conversation_id"]: r for r in queries.waiting_now(s, second_before)}
             on_board = board[conversation]["waited_business_s"]
             assert on_board == ref.between(start, second_before), (n, step, snooze, case)
             before = (second_before - w.t0).total_seconds()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.models import SlaCall
 from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     _problems,
@@ -116,7 +116,7 @@ def test_a_call_held_by_quiet_hours_does_not_ring_for_a_wait_snoozed_while_it_wa
     wait_for(lambda: status() != "pending", timeout=30)
     with w.session() as s:
         call = s.get(SlaCall, held.payload["call"])
-        assert (call.status, call.error) == ("skipped", service.CALL_NOT_NEEDED)
+        assert (call.status, call.error) == ("skipped", queries.CALL_NOT_NEEDED)
     assert [c for c in calls(w) if c["called_number"] == "+8613800000003"] == []  # and did not ring
 
 
@@ -298,10 +298,10 @@ def test_a_step_snoozed_before_the_call_it_joined_rang_reads_not_placed(local):
     w.clock(120)
     with w.session() as s:
         fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
-        reached = service.deliveries(s, fired)
+        reached = queries.deliveries(s, fired)
         said = {e.conversation_id: reached[e.id] for e in fired}
     assert said[w.conversation("wmA").id] == ("placed", "")
-    assert said[w.conversation("wmB").id] == ("snoozed", service.CALL_SNOOZED_OFF)
+    assert said[w.conversation("wmB").id] == ("snoozed", queries.CALL_SNOOZED_OFF)
     assert said[w.conversation("wmC").id] == ("ended", "")
 
 
@@ -331,7 +331,7 @@ def _card_went(w, ext_ids: list[str], snoozed: str, answered: str) -> dict[str, 
     ext_of = {w.conversation(ext).id: ext for ext in ext_ids}
     with w.session() as s:
         fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
-        reached = service.deliveries(s, fired)
+        reached = queries.deliveries(s, fired)
         return {ext_of[e.conversation_id]: reached[e.id] for e in fired}
 
 
@@ -340,7 +340,7 @@ def test_a_step_snoozed_before_its_card_was_sent_reads_not_sent(local):
     of A alone. B's and C's steps read 已送达 all the same, though the card did not mention them."""
     said = _card_went(local, ["wmA", "wmB", "wmC"], snoozed="wmB", answered="wmC")
     assert said["wmA"] == ("sent", "")
-    assert said["wmB"] == ("snoozed", service.CARD_SNOOZED_OFF)
+    assert said["wmB"] == ("snoozed", queries.CARD_SNOOZED_OFF)
     assert said["wmC"] == ("ended", "")
 
 
@@ -348,4 +348,4 @@ def test_a_card_every_wait_of_which_was_snoozed_or_answered_reads_so_not_as_unse
     """Every wait on the card snoozed or answered before it went: the card is not sent, and
     its steps read 未发 (skipped), in red on the board, as a card that failed."""
     said = _card_went(local, ["wmA", "wmB"], snoozed="wmA", answered="wmB")
-    assert said == {"wmA": ("snoozed", service.CARD_SNOOZED_OFF), "wmB": ("ended", "")}
+    assert said == {"wmA": ("snoozed", queries.CARD_SNOOZED_OFF), "wmB": ("ended", "")}

@@ -21,7 +21,7 @@ from siyu.db import utcnow
 from siyu.emulator import voice as voice_gateway
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Permanent, Retry
-from siyu.sla import firing, service, tasks
+from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
 from siyu.tenancy.tasks import sync_staff
@@ -453,12 +453,12 @@ def test_voice_settings_come_from_siyus_settings_and_the_environment(monkeypatch
 def _reached(w) -> dict[int, tuple[str, str]]:
     with w.session() as s:
         fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
-        return {e.step: service.deliveries(s, [e])[e.id] for e in fired}
+        return {e.step: queries.deliveries(s, [e])[e.id] for e in fired}
 
 
 def _problems(w) -> list[dict]:
     with w.session() as s:
-        return service.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))[0]
+        return queries.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))[0]
 
 
 def test_a_card_wecom_refuses_shows_as_being_retried_with_wecoms_answer(w):
@@ -577,12 +577,12 @@ def test_a_held_call_rings_when_quiet_hours_are_shortened_and_waits_when_they_ar
         service.save_policy(s, now=w.rt.now(), quiet_hours=["22:00", "08:00"])
     assert held_call(w).due_at == w.at(282 * 60)  # 08:00
     with w.session() as s:
-        assert service.calls_held(s, w.rt.now()) == [w.at(282 * 60)]
+        assert queries.calls_held(s, w.rt.now()) == [w.at(282 * 60)]
         service.save_policy(s, now=w.rt.now(), quiet_hours=["23:00", "03:00"])
     [call] = wait_for(lambda: calls(w))
     assert call["template_params"] == ["1", "1"]  # one customer, waiting a minute
     with w.session() as s:
-        assert service.calls_held(s, w.rt.now()) == []
+        assert queries.calls_held(s, w.rt.now()) == []
 
 
 def test_a_call_not_placed_because_voice_is_off_is_shown_with_why(w, monkeypatch):
@@ -618,7 +618,7 @@ def test_a_card_says_how_long_in_seconds_under_a_minute(seconds, text):
 
 def test_a_call_not_placed_because_everyone_was_answered_is_no_delivery_problem(w):
     with w.session() as s:
-        for error in (service.CALL_NOT_NEEDED, "answered before the call"):  # and as older rows say it
+        for error in (queries.CALL_NOT_NEEDED, "answered before the call"):  # and as older rows say it
             s.add(SlaCall(callee_userid="zhangsan", status="skipped", error=error, created_at=utcnow()))
         refused = "语音网关拒绝了这次呼叫"
         s.add(SlaCall(callee_userid="zhangsan", status="failed", error=refused, created_at=utcnow()))

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select, update
 from siyu.conversations import service as conversations
 from siyu.conversations.models import EarlyRecall, Message
 from siyu.insights.needs_reply import default_classifier
-from siyu.sla import firing, service, tasks
+from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from tests.sla.conftest import items
 
@@ -599,7 +599,7 @@ def test_one_voice_call_covers_all_of_an_agents_waits(local):
     with w.session() as s:  # that call placed at 80 s: the step of 560 s rang nobody about wmc9
         s.execute(update(SlaCall).values(status="placed", placed_at=w.at(80)))
         fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
-        reached = sorted((e.fired_at, service.deliveries(s, [e])[e.id][0]) for e in fired)
+        reached = sorted((e.fired_at, queries.deliveries(s, [e])[e.id][0]) for e in fired)
         assert [state for _, state in reached] == ["placed", "placed", "placed", "covered"]
     w.say("再问一下？", at=700, ext="wmc10")
     w.clock(800)
@@ -623,7 +623,7 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
     w.say("急！明天的订单能改地址吗？", at=0)
     w.pulled(86400)
     with w.session() as s:  # before the call comes due, the board already gives 08:00, and why
-        [row] = service.waiting_now(s, w.rt.now())
+        [row] = queries.waiting_now(s, w.rt.now())
         assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
     w.clock(120)
     assert w.fire() == 1  # the step fires on time; its call waits in the outbox for 08:00
@@ -720,7 +720,7 @@ def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
     with w.session() as s:
-        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert (problem["kind"], problem["recipient"], problem["status"]) == ("step", "boss", "nobody")
     assert problem["target"] == "leader"
     assert "第 2 步没有可通知的人：该成员没有直属上级" in problem["error"]
@@ -741,7 +741,7 @@ def test_an_escalation_contact_who_left_is_reached_no_more_and_the_step_says_why
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")  # no card retried against WeCom
     with w.session() as s:
-        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert problem["status"] == "nobody" and "策略的升级联系人 wangwu 已不在职" in problem["error"]
 
 
@@ -762,7 +762,7 @@ def test_a_member_who_left_gets_no_card_and_the_step_says_why(local):
     w.fire()
     assert w.steps()[0][:2] == (0, "skipped") and w.steps()[1] == (1, "fired", "lisi")
     with w.session() as s:
-        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert problem["status"] == "nobody" and "第 1 步没有可通知的人：该成员已离职或停用" in problem["error"]
 
 
@@ -857,7 +857,7 @@ def test_a_wait_begun_before_any_policy_takes_the_first_one_saved(local):
     with w.session() as s:
         [wait] = s.scalars(select(SlaWait)).all()
         assert wait.policy_id == service.policy_for(s, "zhangsan").id
-        [row] = service.waiting_now(s, w.rt.now())
+        [row] = queries.waiting_now(s, w.rt.now())
         assert row["waited_business_s"] is not None  # measured by the clock the admin chose
 
 

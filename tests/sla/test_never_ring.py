@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.models import SlaCall, SlaEscalation, SlaPolicy
 from tests.notify.test_recording import claimed, run_as_worker
 from tests.sla.test_calendar import bj
@@ -81,20 +81,20 @@ def test_a_call_its_policy_never_lets_ring_is_recorded_so_and_said_so_everywhere
 
     [call] = _send_calls(w, db, settings)
     # settled: not put off to 22:00 tomorrow (held again then, for ever), nor left to ring
-    assert (call.status, call.error) == ("never", service.CALL_NEVER)
+    assert (call.status, call.error) == ("never", queries.CALL_NEVER)
     assert _pending_calls(w) == []
     conversation = w.conversation()
 
     board = _call(w, "GET", "/api/v1/sla/board").json()
     [waiting] = [r for r in board["waiting"] if r["conversation_id"] == conversation.id]
     [fired] = [f for f in waiting["fired"] if f["action"] == "voice_call"]
-    assert (fired["delivery"], fired["delivery_error"]) == ("never", service.CALL_NEVER)
+    assert (fired["delivery"], fired["delivery_error"]) == ("never", queries.CALL_NEVER)
     assert fired["held_until"] is None
     assert board["calls_held"] == []
     # among the day's escalations that reached nobody: only the admin can make it ring
     [problem] = [p for p in board["delivery_problems"] if p["kind"] == "call"]
     assert (problem["recipient"], problem["status"]) == ("zhangsan", "never")
-    assert problem["error"] == service.CALL_NEVER
+    assert problem["error"] == queries.CALL_NEVER
     assert board["delivery_problems_by_status"].get("never") == 1
 
     row = _row(_call(w, "GET", "/sla").text, conversation.id)
@@ -129,7 +129,7 @@ def test_a_call_its_policy_never_lets_ring_is_recorded_so_and_said_so_everywhere
             )
         )
         assert not step.note.startswith("covered by call"), step.note
-    assert [(c.status, c.error) for c in _send_calls(w, db, settings)] == [("never", service.CALL_NEVER)] * 2
+    assert [(c.status, c.error) for c in _send_calls(w, db, settings)] == [("never", queries.CALL_NEVER)] * 2
     assert _pending_calls(w) == []
 
 

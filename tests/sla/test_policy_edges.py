@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.api import board_for
 from siyu.sla.models import SlaEscalation
 from siyu.web.auth import Viewer
@@ -70,7 +70,7 @@ def test_a_leader_step_for_the_escalation_contacts_own_customer_does_not_say_no_
     w.fire()
     assert w.steps("wmboss", "boss")[1][:2] == (1, "skipped")
     with w.session() as s:
-        [problem], _ = service.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
     assert problem["status"] == "nobody" and problem["target"] == "leader"
     assert "没有设升级联系人" not in problem["error"], problem["error"]
     assert "策略的升级联系人就是该成员本人" in problem["error"]

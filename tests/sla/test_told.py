@@ -11,6 +11,7 @@ from sqlalchemy import select
 from siyu.customers import queries
 from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
+from siyu.sla import queries as sla_queries
 from siyu.sla import service
 from siyu.sla.api import board_for
 from siyu.sla.models import SlaCall
@@ -150,7 +151,7 @@ def _sent_before_cards_kept_their_waits(w, snooze_again: bool = False) -> None:
     with w.session() as s:
         card = s.get(OutboxMessage, message.id)
         payload = dict(card.payload)
-        del payload[service.CARD_TOLD]
+        del payload[sla_queries.CARD_TOLD]
         card.payload, card.status, card.sent_at = payload, "sent", w.rt.now()
     if snooze_again:  # the first snooze over, 马强 still waiting
         w.clock(90 + 16 * 60)

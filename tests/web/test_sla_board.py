@@ -22,6 +22,7 @@ from siyu.db.base import utcnow
 from siyu.insights.needs_reply import default_classifier
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
+from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
 from siyu.sla.calendar import official_calendar_gap, official_calendar_through
 from siyu.sla.models import SlaCalendarDay, SlaCall, SlaEscalation, SlaPolicy, SlaWait
@@ -1622,7 +1623,7 @@ def test_a_card_step_snoozed_before_its_card_went_reads_not_sent(as_role, db, wo
         for step, status, told in ((steps[0], "skipped", None), (steps[1], "sent", [steps[2].wait_id])):
             payload = {"touser": "zhangsan", "escalations": [step.id]}
             if told is not None:
-                payload[sla_service.CARD_TOLD] = told
+                payload[sla_queries.CARD_TOLD] = told
             key = f"sla-notice:zhangsan:{step.id}"
             card = OutboxMessage(
                 kind="sla_notice", dedupe_key=key, recipient="zhangsan", payload=payload, status=status

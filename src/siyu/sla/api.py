@@ -41,7 +41,7 @@ from siyu.customers.service import leaders_of
 from siyu.db import bulk
 from siyu.db.paging import BadCursor
 from siyu.db.versions import version_of
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.calendar import official_calendar_through
 from siyu.sla.models import SlaCalendarChange, SlaCalendarDay, SlaEscalation, SlaPolicy, SlaWait
 from siyu.sla.schemas import (
@@ -212,7 +212,7 @@ def board_for(
     before: str | None = None,
     problems: int | None = None,
 ) -> dict:
-    """service.board, limited to the staff the viewer may see, with names, the waiting
+    """queries.board, limited to the staff the viewer may see, with names, the waiting
     message, the steps that fired on each wait and how far each got; breaches, first
     responses and deliveries that failed on `day` (the tenant's today by default). `limit`:
     only that many of the waits are listed, the longest, or those after (before) a cursor
@@ -226,10 +226,10 @@ def board_for(
     names = staff_names(session)
     staff = sorted(scope) if scope is not None else None
     if limit is None:
-        waiting = service.WaitingPage(service.waiting_now(session, now, staff), None, None)
+        waiting = queries.WaitingPage(queries.waiting_now(session, now, staff), None, None)
     else:
-        waiting = service.waiting_page(session, now, staff, limit, after, before)
-    waiting_by_staff = service.waiting_by_staff(session, staff)
+        waiting = queries.waiting_page(session, now, staff, limit, after, before)
+    waiting_by_staff = queries.waiting_by_staff(session, staff)
     conv_ids = [w["conversation_id"] for w in waiting.rows]
     fired: dict[int, list[dict]] = {}
     skipped: dict[int, list[dict]] = {}
@@ -260,18 +260,18 @@ def board_for(
                         "action": e.action,
                         "target": e.target,
                         "skipped_at": e.fired_at,
-                        "reason": "stale" if e.note.startswith(service.STALE) else "nobody",
+                        "reason": "stale" if e.note.startswith(queries.STALE) else "nobody",
                     }
                 )
         rows = [e for e in rows if e.status == "fired"]
-        reached = service.deliveries(session, rows)
+        reached = queries.deliveries(session, rows)
         queued = [e for e in rows if reached.get(e.id, ("",))[0] == "queued"]
-        held = service.held_calls(session, queued, now)
-        never = service.calls_never_placed(session, queued)
+        held = queries.held_calls(session, queued, now)
+        never = queries.calls_never_placed(session, queued)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
             if e.id in never:  # "queued" read as a call still to ring
-                delivery, error = "never", service.CALL_NEVER
+                delivery, error = "never", queries.CALL_NEVER
             fired.setdefault(e.conversation_id, []).append(
                 {
                     "step": e.step,
@@ -320,8 +320,8 @@ def board_for(
         userid = reached.get(row["conversation_id"])
         row["next_step_to"] = {"userid": userid, "name": names.get(userid, userid)} if userid else None
 
-    start, end = service.day_bounds(session, now, day)
-    breaches = service.breaches(session, start, end, sorted(scope) if scope is not None else None)
+    start, end = queries.day_bounds(session, now, day)
+    breaches = queries.breaches(session, start, end, sorted(scope) if scope is not None else None)
 
     rq = select(SlaWait.response_s).where(
         SlaWait.started_at >= start,
@@ -363,7 +363,7 @@ def board_for(
     business_per_agent: dict[str, list[float]] = {}
     for (_, userid, _, _), v in zip(answered, business or [], strict=False):
         business_per_agent.setdefault(userid, []).append(v)
-    problems, problem_counts = service.delivery_problems(
+    problems, problem_counts = queries.delivery_problems(
         session, start, end, sorted(scope) if scope is not None else None, newest=problems
     )
     return {
@@ -378,14 +378,14 @@ def board_for(
             for u, n in sorted(breaches["by_agent"].items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "breaches_total": breaches["total"],
-        "first_response": service.response_summary(responses),
-        "first_response_business": service.response_summary(business) if business is not None else None,
+        "first_response": queries.response_summary(responses),
+        "first_response_business": queries.response_summary(business) if business is not None else None,
         "first_response_by_agent": [
             {
                 "staff_userid": u,
                 "staff_name": names.get(u, u),
-                **service.response_summary(v),
-                "business": service.response_summary(business_per_agent.get(u, []))
+                **queries.response_summary(v),
+                "business": queries.response_summary(business_per_agent.get(u, []))
                 if business is not None
                 else None,
             }
@@ -407,7 +407,7 @@ def board_for(
             {**p, "recipient_name": names.get(p["recipient"], p["recipient"])} for p in problems
         ],
         "delivery_problems_by_status": problem_counts,
-        "calls_held": service.calls_held(session, now, sorted(scope) if scope is not None else None),
+        "calls_held": queries.calls_held(session, now, sorted(scope) if scope is not None else None),
     }
 
 
@@ -469,10 +469,10 @@ def _by_team(
     out = []
     for t in teams.values():
         within = _count_within(t.pop("measured"), tenant)
-        t["first_response"] = service.response_summary(t.pop("responses"))
+        t["first_response"] = queries.response_summary(t.pop("responses"))
         # (a team's median in wall time alone read 2 days beside its 100 % on time by business time)
         times = t.pop("business")
-        t["first_response_business"] = service.response_summary(times) if business is not None else None
+        t["first_response_business"] = queries.response_summary(times) if business is not None else None
         t["first_step_share"] = within[0]["share"] if within else None
         out.append(t)
     return sorted(out, key=lambda t: (-t["waiting"], -t["breaches"], t["department_name"]))

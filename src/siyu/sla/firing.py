@@ -43,7 +43,7 @@ from siyu.conversations.models import ArchiveCursor, Conversation
 from siyu.db import bulk, utcnow
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import queries, service
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
@@ -247,7 +247,7 @@ def _fire_tenant(
                 continue
             policy = step_policy[st.id] = book.by_id(policy_id)
             if (now - st.due_at).total_seconds() > policy.stale_after_s:
-                _set(st, "skipped", service.STALE)
+                _set(st, "skipped", queries.STALE)
                 continue
             key = (st.target, st.agent_userid, policy_id)
             if key not in recipients:
@@ -256,7 +256,7 @@ def _fire_tenant(
             if not recipient:
                 # why, once a key too: a member who left with hundreds of open waits is asked about once
                 if key not in nobody_notes:
-                    nobody_notes[key] = service.nobody_note(s, st.target, policy, st.agent_userid)
+                    nobody_notes[key] = queries.nobody_note(s, st.target, policy, st.agent_userid)
                 _set(st, "skipped", nobody_notes[key])
                 continue
             # A call in quiet hours fires all the same: its call waits in the outbox until they

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
-from siyu.sla import service
+from siyu.sla import queries
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name
 
@@ -100,11 +100,11 @@ def entries(
     ):
         told.setdefault(e.wait_id, []).append(e)
     fired = [e for steps in told.values() for e in steps]
-    reached = service.deliveries(session, fired) if fired else {}
+    reached = queries.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
-    held = service.held_calls(session, queued, now or datetime.now(UTC)) if queued else {}
-    for step in service.calls_never_placed(session, queued):
-        reached[step] = ("never", service.CALL_NEVER)
+    held = queries.held_calls(session, queued, now or datetime.now(UTC)) if queued else {}
+    for step in queries.calls_never_placed(session, queued):
+        reached[step] = ("never", queries.CALL_NEVER)
     said = _said(session, waits)
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
@@ -124,7 +124,7 @@ def _went(
         return "held", f"免打扰，{_local(_minute_by(held_until), tz).strftime('%m-%d %H:%M')} 拨打"
     words = delivery_name(status, action)
     # the why where there is trouble; a snoozed step's label says it, "nobody waited" is none
-    why = "" if status == "snoozed" or error in service.CALLS_NOT_NEEDED else _why(error)
+    why = "" if status == "snoozed" or error in queries.CALLS_NOT_NEEDED else _why(error)
     return status, f"{words}：{why}" if why else words
 
 

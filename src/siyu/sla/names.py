@@ -4,7 +4,7 @@ table, so that a supervisor reads the same words for the same step on every page
 
 ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "语音电话"}
 TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
-# How far a step that fired got (siyu.sla.service.deliveries), on the board and in the timeline
+# How far a step that fired got (siyu.sla.queries.deliveries), on the board and in the timeline
 DELIVERY_NAMES = {
     "queued": "排队中",
     "sent": "已送达",

@@ -46,7 +46,7 @@ from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Skipped, sender
 from siyu.notify.tasks import DUPLICATE_CHECK, send_app_message
-from siyu.sla import firing, service
+from siyu.sla import firing, queries, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
@@ -209,7 +209,7 @@ def _clip(value: str, n: int) -> str:
 def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -> dict[int, list[dict]]:
     """The still-unanswered waits behind each card's steps (escalation ids by card), one
     per conversation, earliest first (`_notices` orders them by each policy's clock), left
-    out those snoozed since their latest step on the card fired (service.left_out, the call
+    out those snoozed since their latest step on the card fired (queries.left_out, the call
     planner's rule): three reads for all the cards."""
     card_of: dict[int, list[int]] = {}
     for card, ids in cards.items():
@@ -256,7 +256,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
         if closed_at is not None or awaiting != msgid:
             continue
         for card in card_of[esc_id]:
-            if service.left_out(snoozed, snoozed_at, latest.get((card, wait_id)), now):
+            if queries.left_out(snoozed, snoozed_at, latest.get((card, wait_id)), now):
                 continue
             entries = per_card[card]
             entry = entries.get(conversation_id)
@@ -431,9 +431,9 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             card = build_card(rt, tenant.slug, tz, m.payload["touser"], found, card=m.id)
             bodies[m.id] = body = {**card, "agentid": tenant.agent_id, **DUPLICATE_CHECK}
             # the waits it speaks of: a step on it whose wait was left out (snoozed or answered
-            # meanwhile) reads so on the board (service.deliveries), not as the card's sent
+            # meanwhile) reads so on the board (queries.deliveries), not as the card's sent
             told = sorted({e["wait_id"] for e in found})
-            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body, service.CARD_TOLD: told}})
+            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body, queries.CARD_TOLD: told}})
         bulk.update_by_id(s, OutboxMessage, written, ["payload"])
         return bodies
 
@@ -483,16 +483,16 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         # snoozed now, or since the step fired though the snooze is over (the call held by
         # quiet hours, or waiting for a retry): it was seen and held back all the same
         waits = [
-            w for w in waits if not service.left_out(w.snoozed_until, w.snoozed_at, fired_at.get(w.id), now)
+            w for w in waits if not queries.left_out(w.snoozed_until, w.snoozed_at, fired_at.get(w.id), now)
         ]
         call = s.get(SlaCall, message.payload["call"])
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
-                call.status, call.error = "skipped", service.CALL_NOT_NEEDED
+                call.status, call.error = "skipped", queries.CALL_NOT_NEEDED
             return None
         call.waits = len(waits)
         # the waits it speaks of: a step whose wait it left out reads so on the board however
-        # the wait is snoozed after it rang (service.deliveries)
+        # the wait is snoozed after it rang (queries.deliveries)
         call.told_waits = sorted(w.id for w in waits)
         numbers = select(Staff.call_phone, Staff.mobile, Staff.name).where(Staff.userid == callee)
         own, synced, name = s.execute(numbers).first() or ("", "", "")
@@ -545,12 +545,12 @@ def _call_hold(rt, tenant_id: int, message: OutboxMessage) -> datetime | str | N
         )
         book = service.PolicyBook(s)
         policy = book.by_id(policy_id)
-        until = service.call_held_until(policy, rt.now(), service.tenant_timezone(s), book.calendar)
-        if until is None or not service.calls_never_ring(policy):
+        until = queries.call_held_until(policy, rt.now(), service.tenant_timezone(s), book.calendar)
+        if until is None or not queries.calls_never_ring(policy):
             return until
         call = s.get(SlaCall, message.payload.get("call"))
         if call is not None:
-            call.status, call.error = "never", service.CALL_NEVER
+            call.status, call.error = "never", queries.CALL_NEVER
         return NEVER
 
 

@@ -1,5 +1,5 @@
 """Whom a reminder card sent before cards kept the waits they spoke of (their payload's
-told_waits, siyu.sla.service.CARD_TOLD) did speak of, where that can be known.
+told_waits, siyu.sla.queries.CARD_TOLD) did speak of, where that can be known.
 
 Its payload's escalations are the steps merged into it, not the waits it named: the builder
 left out those answered or snoozed by then. What it sent is kept (AS_SENT) for cards built since

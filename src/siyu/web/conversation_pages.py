@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from siyu.conversations import queries, service
 from siyu.customers import queries as customer_queries
 from siyu.db.paging import BadCursor
+from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
 from siyu.sla.history import ENDINGS
-from siyu.sla.service import held_call
+from siyu.sla.queries import held_call
 from siyu.tenancy.models import Tenant
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
@@ -216,7 +217,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         call_at = held_call(s, conversation_id, now) if reminders == "all_sent" else None
         # a call step fired whose call never rings (its policy's shifts all lie in its quiet
         # hours, saved before that was refused): said with what to change, not as gone out
-        never = sla_service.call_never(s, conversation_id) if reminders in ("all_sent", "to_come") else None
+        never = sla_queries.call_never(s, conversation_id) if reminders in ("all_sent", "to_come") else None
         customer_readable = bool(
             found
             and found["customer"]
@@ -254,7 +255,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "call_at": call_at,
             "call_never": never,
             # the policy as it is now: fixed since, the call that did not ring is told in the past
-            "call_never_now": never is not None and sla_service.calls_never_ring(never),
+            "call_never_now": never is not None and sla_queries.calls_never_ring(never),
             "snooze_choices": SNOOZE_CHOICES,
             "done": done_said,
             "done_warns": done in NOT_DONE,

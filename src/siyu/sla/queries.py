@@ -1,0 +1,727 @@
+"""SLA reads: the board (who waits, the day's breaches and response times, what did not reach
+its person), how far each fired step got, and when a call still to ring will ring. Writes stay in
+siyu.sla.service; the card builder and call planner (siyu.sla.tasks) read by the same rules here
+(left_out) as the board reads ahead."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.orm import Session
+
+from siyu.conversations.models import Conversation
+from siyu.conversations.queries import wait_text
+from siyu.customers.models import Customer
+from siyu.db import bulk, paging
+from siyu.db.paging import SortKey
+from siyu.notify.models import UNSENT, OutboxMessage
+from siyu.sla.calendar import BusinessCalendar, quiet_until, shifts_all_quiet
+from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
+from siyu.sla.service import PolicyBook, PolicyView, _has_left, still_with_the_corp, tenant_timezone
+from siyu.sla.told import told_by_text
+
+# ------------------------------------------------------------------------ the SLA board
+
+
+def day_bounds(session: Session, now: datetime, day: date | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of a local day (default: today) in the tenant's time zone, in UTC."""
+    tz = ZoneInfo(tenant_timezone(session))
+    day = day or now.astimezone(tz).date()
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+# Longest wait first; the wait's id orders those begun at the same moment, so that a cursor
+# names one place in the list: waits that close or begin while a client pages move no other.
+WAITING_ORDER = (SortKey(SlaWait.started_at), SortKey(SlaWait.id))
+WAITING_CURSOR = (datetime, int)
+
+
+@dataclass
+class WaitingPage:
+    rows: list[dict]
+    next: str | None  # the cursors of the pages after and before it (None at either end)
+    prev: str | None
+
+
+def _open_waits(staff_userids: Sequence[str] | None):
+    w = SlaWait
+    q = (
+        # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
+        select(w.id, w.conversation_id, w.staff_userid, w.policy_id, w.started_at, w.breached_step)
+        .add_columns(w.snoozed_until, w.snoozed_by, w.snoozed_at, Customer.name)
+        # named by the chat's customer: one who became known after the wait began is linked there
+        .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
+        .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
+        .where(SlaWait.closed_at.is_(None))
+    )
+    return q if staff_userids is None else q.where(SlaWait.staff_userid.in_(list(staff_userids)))
+
+
+def waiting_now(session: Session, now: datetime, staff_userids: Sequence[str] | None = None) -> list[dict]:
+    """Who is waiting right now, longest first: all of them (waiting_page lists some)."""
+    rows = session.execute(_open_waits(staff_userids).order_by(*paging.order_by(WAITING_ORDER))).all()
+    return _shape_waiting(session, rows, now)
+
+
+def waiting_page(
+    session: Session,
+    now: datetime,
+    staff_userids: Sequence[str] | None,
+    limit: int,
+    after: str | None = None,
+    before: str | None = None,
+) -> WaitingPage:
+    """`limit` of who is waiting right now, longest first: the first ones, or those after
+    (before) a cursor of this list; BadCursor for one it did not hand out."""
+    got = paging.take(
+        session, _open_waits(staff_userids), WAITING_ORDER, WAITING_CURSOR, 1, limit, after, before
+    )
+    rows = got.rows
+
+    def cursor(w) -> str:
+        return paging.encode((w.started_at, w.id))
+
+    return WaitingPage(
+        _shape_waiting(session, rows, now),
+        next=cursor(rows[-1]) if rows and got.has_next else None,
+        prev=cursor(rows[0]) if rows and got.has_prev else None,
+    )
+
+
+def waiting_by_staff(session: Session, staff_userids: Sequence[str] | None = None) -> dict[str, int]:
+    """How many customers wait now per staff member: all of them, counted by the database."""
+    q = select(SlaWait.staff_userid, func.count()).where(SlaWait.closed_at.is_(None))
+    if staff_userids is not None:
+        q = q.where(SlaWait.staff_userid.in_(list(staff_userids)))
+    return dict(session.execute(q.group_by(SlaWait.staff_userid)).all())
+
+
+def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict]:
+    """Open waits (_open_waits' rows) as the board lists them, each with its next step and,
+    under a policy that counts business hours only, its wait by that clock."""
+    # each wait's next step (a wait has one pending at a time)
+    pending = {
+        wait_id: (due, action, target, note)
+        for wait_id, due, action, target, note in session.execute(
+            select(SlaEscalation.wait_id, SlaEscalation.due_at, SlaEscalation.action, SlaEscalation.target)
+            .add_columns(SlaEscalation.note)
+            .where(bulk.among(session, SlaEscalation.wait_id, [w.id for w in rows]))
+            .where(SlaEscalation.status == "pending")
+        )
+    }
+    book = PolicyBook(session)
+    timezone = tenant_timezone(session)
+    out = []
+    for w in rows:
+        policy = book.by_id(w.policy_id)
+        due, action, target, note = pending.get(w.id, (None, None, None, None))
+        # a call held back by the policy's quiet hours (firing notes it so), or one that will be
+        # when it comes due: the board gives the time it will be placed, and says why
+        quiet = note == QUIET_HOURS and not calls_never_ring(policy)
+        if not quiet and action == "voice_call" and due is not None and not calls_never_ring(policy):
+            # (a call overdue but not yet fired is held by the moment firing gets to it)
+            ends = call_held_until(policy, max(due, now), timezone, book.calendar)
+            if ends is not None:
+                due, quiet = ends, True
+        out.append(
+            {
+                "conversation_id": w.conversation_id,
+                "customer": w.name or "",
+                "staff_userid": w.staff_userid,
+                "since": w.started_at,
+                "waited_s": max(0.0, (now - w.started_at).total_seconds()),
+                # by the policy's own clock, where it counts business hours only
+                "waited_business_s": book.waited_business_s(policy, w.started_at, now),
+                "breached_step": w.breached_step,
+                "next_step_at": due,
+                "next_step_action": action,
+                "next_step_target": target,
+                # who a leader or contact step would reach, by the policy (the board names them)
+                "escalation_contact": policy.escalation_contact,
+                "next_step_after_quiet_hours": quiet,
+                "snoozed_until": w.snoozed_until,
+                "snoozed_by": w.snoozed_by,
+                "snoozed_at": w.snoozed_at,
+            }
+        )
+    return out
+
+
+def call_held_until(
+    policy: PolicyView, at: datetime, timezone: str, calendar_of: Callable[[PolicyView], BusinessCalendar]
+) -> datetime | None:
+    """When a call that would go at `at` may be placed, if the policy's quiet hours hold it
+    back (under business hours, once the business clock runs again: not on a Saturday morning
+    when the clock runs Monday to Friday); None when it may go at `at`. Firing holds calls by
+    it, and the board shows when a held call will go."""
+    ends = quiet_until(at, policy.quiet_hours, timezone)
+    if ends is not None and policy.business_hours_only:
+        ends = calendar_of(policy).add(ends, 0)
+    return ends
+
+
+def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:
+    """Steps fired in [start, end) (on the waits of `agents`, if given): totals per step and
+    action (a department's policy may do another thing at a step), and per agent."""
+    q = (
+        select(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid, func.count())
+        .where(
+            SlaEscalation.status == "fired",
+            SlaEscalation.fired_at >= start,
+            SlaEscalation.fired_at < end,
+        )
+        .group_by(SlaEscalation.step, SlaEscalation.action, SlaEscalation.agent_userid)
+    )
+    if agents is not None:
+        q = q.where(SlaEscalation.agent_userid.in_(agents))
+    by_step: dict[tuple[int, str], dict] = {}
+    by_agent: dict[str, int] = {}
+    for step, action, agent, n in session.execute(q):
+        entry = by_step.setdefault((step, action), {"step": step, "action": action, "count": 0})
+        entry["count"] += n
+        by_agent[agent] = by_agent.get(agent, 0) + n
+    return {
+        "by_step": [by_step[k] for k in sorted(by_step)],
+        "by_agent": by_agent,
+        "total": sum(by_agent.values()),
+    }
+
+
+def first_response(session: Session, start: datetime, end: datetime) -> dict:
+    """First-response times of waits that began in [start, end) and were answered."""
+    rows = session.execute(
+        select(SlaWait.staff_userid, SlaWait.response_s).where(
+            SlaWait.started_at >= start,
+            SlaWait.started_at < end,
+            SlaWait.close_reason == "replied",
+            SlaWait.response_s.is_not(None),
+        )
+    ).all()
+
+    per: dict[str, list[float]] = {}
+    for userid, value in rows:
+        per.setdefault(userid, []).append(value)
+    return {
+        "all": response_summary([v for _, v in rows]),
+        "by_agent": {u: response_summary(v) for u, v in per.items()},
+    }
+
+
+def response_summary(values: list[float]) -> dict:
+    """Count, mean, median and p90 of response times in seconds."""
+    if not values:
+        return {"count": 0, "mean_s": None, "median_s": None, "p90_s": None}
+    ordered = sorted(values)
+    return {
+        "count": len(values),
+        "mean_s": statistics.fmean(values),
+        "median_s": statistics.median(values),
+        # nearest rank: the least value that 90 % of them do not exceed (of 10, the 9th)
+        "p90_s": ordered[(9 * len(ordered) + 9) // 10 - 1],
+    }
+
+
+# How firing notes a step it could tell nobody about, one it skipped as due too long ago (more
+# than the policy's stale_after_s), and a call it holds back (siyu.sla.firing).
+NOBODY_TO_REACH = "nobody to reach"
+STALE = "stale: due long ago"
+QUIET_HOURS = "quiet hours"
+# Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
+# before this was written in Chinese).
+CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
+CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
+# Why the board says a call still to ring will not: its wait was snoozed since the step fired.
+CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
+# Why the board says a card did not go for a step: its wait was snoozed before the card was built.
+CARD_SNOOZED_OFF = "已暂缓提醒，卡片没有提这位客户"
+# A card's payload key: the waits it spoke of when it was built (siyu.sla.tasks._notices).
+CARD_TOLD = "told_waits"
+# Why a call did not ring and never will: its policy lets no call ring (the call is recorded
+# so when it comes due, siyu.sla.tasks._call_hold; one still queued reads so till then).
+CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"
+
+
+def delivery_problems(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    recipients: Sequence[str] | None = None,
+    newest: int | None = None,
+) -> tuple[list[dict], dict[str, int]]:
+    """Escalation cards and calls of [start, end) that have not reached their person: cards
+    WeCom refused so far (being retried, with the error) or gave up on, calls that failed or
+    were skipped (voice calls off, no number) or will never ring (the policy's shifts all lie
+    in its quiet hours), steps that reached nobody. Newest first;
+    `recipients` limits them, `newest` lists only that many; with how many there are of each
+    status (all of them: an import of months of chats skips thousands of steps at once)."""
+    o, c, e = OutboxMessage, SlaCall, SlaEscalation
+    cards = select(o.recipient, o.payload, o.created_at, o.status, o.last_error, o.attempts, o.due_at).where(
+        o.kind == "sla_notice",
+        o.created_at >= start,
+        o.created_at < end,
+        # the unsent rows' own index (ix_outbox_unsent): the sent ones are nearly all of them
+        text(UNSENT),  # as the index says it, literally (SQLite matches a partial index so)
+        # refused at least once (a claim counts an attempt before the answer comes)
+        or_(o.status != "pending", o.last_error != ""),
+    )
+    calls = select(c.callee_userid, c.created_at, c.status, c.error).where(
+        c.created_at >= start,
+        c.created_at < end,
+        # never: its policy lets no call ring, which only the admin can change
+        c.status.in_(("skipped", "failed", "never")),
+        c.error.not_in(CALLS_NOT_NEEDED),
+    )
+    # calls the voice provider refused so far, being retried by the outbox (with its answer)
+    retried = select(o.recipient, o.payload, o.created_at, o.last_error, o.attempts, o.due_at).where(
+        o.kind == "sla_call",
+        o.created_at >= start,
+        o.created_at < end,
+        text(UNSENT),
+        o.status == "pending",
+        o.last_error != "",
+    )
+    # steps that found nobody to tell (a leader step for an agent with no leader and no
+    # escalation contact in the policy), and steps skipped as due too long ago (the archive or
+    # the worker was down, the messages were imported: the customer waited past them all the
+    # same): not sent at all
+    stale = e.note.startswith(STALE)
+    unreached = select(e.agent_userid, e.fired_at, e.due_at, e.step, e.target, e.note).where(
+        e.fired_at >= start,
+        e.fired_at < end,
+        e.status == "skipped",
+        or_(e.note.startswith(NOBODY_TO_REACH), stale),
+    )
+    if recipients is not None:
+        cards = cards.where(o.recipient.in_(list(recipients)))
+        calls = calls.where(c.callee_userid.in_(list(recipients)))
+        retried = retried.where(o.recipient.in_(list(recipients)))
+        unreached = unreached.where(e.agent_userid.in_(list(recipients)))
+
+    def rows(q, at):
+        return session.execute(q if newest is None else q.order_by(at.desc()).limit(newest))
+
+    counts: dict[str, int] = {}
+
+    def count(q, by, name=lambda key: key) -> None:
+        for key, n in session.execute(q.with_only_columns(by, func.count()).group_by(by)):
+            counts[name(key)] = counts.get(name(key), 0) + n
+
+    out = [
+        _problem(
+            "card",
+            m.recipient or m.payload.get("touser", ""),
+            m.created_at,
+            "retrying" if m.status == "pending" else "given_up",
+            m.last_error,
+            attempts=m.attempts,
+            next_try_at=m.due_at if m.status == "pending" else None,
+        )
+        for m in rows(cards, o.created_at)
+    ]
+    count(cards, o.status, lambda status: "retrying" if status == "pending" else "given_up")
+    out += [
+        _problem("call", r.callee_userid, r.created_at, r.status, r.error) for r in rows(calls, c.created_at)
+    ]
+    count(calls, c.status)
+    out += [
+        _problem(
+            "call",
+            m.recipient or m.payload.get("callee", ""),
+            m.created_at,
+            "retrying",
+            m.last_error,
+            attempts=m.attempts,
+            next_try_at=m.due_at,
+        )
+        for m in rows(retried, o.created_at)
+    ]
+    count(retried, o.kind, lambda _: "retrying")
+    timezone = ZoneInfo(tenant_timezone(session))
+    for r in rows(unreached, e.fired_at):
+        is_stale = r.note.startswith(STALE)
+        why = _stale_reason(r, timezone) if is_stale else _nobody_reason(r)
+        out.append(
+            _problem(
+                "step", r.agent_userid, r.fired_at, "stale" if is_stale else "nobody", why, target=r.target
+            )
+        )
+    count(unreached.where(stale), e.status, lambda _: "stale")
+    count(unreached.where(~stale), e.status, lambda _: "nobody")
+    out.sort(key=lambda d: d["at"], reverse=True)
+    return (out if newest is None else out[:newest]), counts
+
+
+def _stale_reason(e, timezone: ZoneInfo) -> str:
+    late = wait_text((e.fired_at - e.due_at).total_seconds()) if e.fired_at else ""
+    due = e.due_at.astimezone(timezone).strftime("%m-%d %H:%M")
+    return (
+        f"第 {e.step + 1} 步 {due} 到期，{late}后才轮到（超过策略的过期时限），跳过未发："
+        "那段时间归档没有拉取或后台任务停了，或消息是后来导入的 / skipped: due long ago"
+    )
+
+
+_CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)
+_AGENT_LEFT = "; the agent left"
+
+
+def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
+    """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
+    note = f"{NOBODY_TO_REACH} for target {target}"
+    contact = policy.escalation_contact
+    if target == "agent" and agent_userid and _has_left(session, agent_userid):
+        note += _AGENT_LEFT
+    elif contact and contact == agent_userid:
+        note += _CONTACT_IS_AGENT
+    elif contact and not still_with_the_corp(session, contact):
+        note += f"; escalation contact {contact} left"
+    return note[:500]
+
+
+_CONTACT_LEFT = re.compile(r"; escalation contact (.+) left$")
+
+
+def _nobody_reason(e) -> str:
+    left = _CONTACT_LEFT.search(e.note or "")
+    gone = f"策略的升级联系人 {left[1]} 已不在职" if left else ""
+    if (e.note or "").endswith(_CONTACT_IS_AGENT):
+        gone = "策略的升级联系人就是该成员本人"
+    if (e.note or "").endswith(_AGENT_LEFT):
+        gone = "该成员已离职或停用"
+    if e.target == "leader":
+        why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
+    else:
+        why = gone or "策略里没有设升级联系人"
+    return f"第 {e.step + 1} 步没有可通知的人：{why} / nobody to tell ({e.target})"
+
+
+def _problem(
+    kind: str,
+    recipient: str,
+    at: datetime,
+    status: str,
+    error: str,
+    attempts: int | None = None,
+    next_try_at: datetime | None = None,
+    target: str = "",
+) -> dict:
+    """One row of delivery_problems (the SLA board's "did not reach them"). For a step that
+    found nobody to tell (kind "step"), `recipient` is the agent whose customer waited and
+    `target` whom the step was for."""
+    return {
+        "kind": kind,
+        "recipient": recipient,
+        "target": target,
+        "at": at,
+        "status": status,
+        "attempts": attempts,
+        "next_try_at": next_try_at,
+        "error": error,
+    }
+
+
+def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
+    """How far each fired step got: (sent | queued | retrying | given_up | skipped | placed |
+    failed | never | covered | snoozed | ended, the error) by escalation id, from the card or
+    call that carried it (a
+    step merged into another's card, or covered by a call still queued when it fired, follows
+    that one; one that fired after the covering call was placed, within the cooldown, is
+    "covered": that call did not speak of its customer). `fired`: SlaEscalation rows, or result
+    rows of their id, wait_id, action, recipient, fired_at and note."""
+    card_of: dict[int, int | str] = {}
+    call_of: dict[int, int] = {}
+    for e in fired:
+        if e.note.startswith("merged into outbox "):
+            card_of[e.id] = int(e.note.rsplit(" ", 1)[1])
+        elif e.note.startswith("covered by call "):
+            call_of[e.id] = int(e.note.rsplit(" ", 1)[1])
+        elif e.action == "app_message":
+            card_of[e.id] = f"sla-notice:{e.recipient}:{e.id}"
+    ids = [v for v in card_of.values() if isinstance(v, int)]
+    keys = [v for v in card_of.values() if isinstance(v, str)]
+    cards = {}
+    # the waits each card spoke of, by its id and dedupe key (None: not built yet), and each call,
+    # by ("call", its key as call_of and placed_at have it) (None: not planned, or before calls kept them)
+    told: dict = {}
+    unknown: dict[int, str] = {}  # sent cards that kept no waits: their dedupe keys by id
+    if card_of:
+        for row in session.execute(
+            select(OutboxMessage.id, OutboxMessage.dedupe_key, OutboxMessage.status, OutboxMessage.attempts)
+            .add_columns(OutboxMessage.last_error, OutboxMessage.payload[CARD_TOLD].label("told"))
+            .where(
+                or_(
+                    bulk.among(session, OutboxMessage.id, ids),
+                    bulk.among(session, OutboxMessage.dedupe_key, keys),
+                )
+            )
+        ):
+            state = row.status
+            if state == "pending":
+                state = "retrying" if row.last_error else "queued"
+            elif state in ("dead", "failed"):
+                state = "given_up"
+            cards[row.id] = cards[row.dedupe_key] = (state, row.last_error)
+            told[row.id] = told[row.dedupe_key] = row.told
+            if row.told is None and state == "sent":
+                unknown[row.id] = row.dedupe_key
+    if unknown:  # sent before cards kept their waits: from what they said, where that tells
+        for card_id, waits in told_by_text(session, unknown).items():
+            told[card_id] = told[unknown[card_id]] = waits
+    calls = {}
+    placed_at: dict = {}  # by call id, and by ("step", its own step's id)
+    wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
+    if wanted_calls or call_of:
+        for call in session.scalars(
+            select(SlaCall).where(
+                or_(
+                    bulk.among(session, SlaCall.escalation_id, wanted_calls),
+                    bulk.among(session, SlaCall.id, call_of.values()),
+                )
+            )
+        ):
+            calls[call.id] = (call.status, call.error)
+            placed_at[call.id] = call.placed_at
+            told[("call", call.id)] = call.told_waits
+            if call.escalation_id is not None:
+                calls[("step", call.escalation_id)] = (call.status, call.error)
+                placed_at[("step", call.escalation_id)] = call.placed_at
+                told[("call", ("step", call.escalation_id))] = call.told_waits
+    # a call still queued that the voice provider refused so far: being retried, and why
+    queued = [
+        e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
+    ]
+    if queued:
+        for key, last_error in session.execute(
+            select(OutboxMessage.dedupe_key, OutboxMessage.last_error).where(
+                bulk.among(session, OutboxMessage.dedupe_key, [f"sla-call:{i}" for i in queued]),
+                OutboxMessage.status == "pending",
+                OutboxMessage.last_error != "",
+            )
+        ):
+            calls[("step", int(key.rsplit(":", 1)[1]))] = ("retrying", last_error)
+    out = {}
+    for e in fired:
+        if e.id in card_of:
+            out[e.id] = cards.get(card_of[e.id], ("queued", ""))
+        elif e.id in call_of:
+            status, error = calls.get(call_of[e.id], ("queued", ""))
+            rang = placed_at.get(call_of[e.id])
+            # a call placed before this step fired (within the cooldown) did not speak of its
+            # customer, and nobody rang again; one still queued then counted it when placed
+            later = rang is not None and e.fired_at is not None and e.fired_at > rang
+            out[e.id] = ("covered", "") if status == "placed" and later else (status, error)
+        elif e.action == "voice_call":
+            out[e.id] = calls.get(("step", e.id), ("queued", ""))
+    _not_told(session, fired, out, call_of, placed_at, card_of, told)
+    return out
+
+
+def _not_told(
+    session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict, card_of: dict, told: dict
+) -> None:
+    """A card or call speaks only of the waits still open and not snoozed since their latest
+    step on it fired when it is built or rings (left_out; siyu.sla.tasks._open_entries_many,
+    _call_plan): a step whose wait it left out reads so (snoozed | ended), not as the card's
+    sent / skipped / queued or the call's placed / queued / skipped. Each keeps the waits it
+    spoke of (CARD_TOLD in a card's payload, SlaCall.told_waits; one that found none to speak of
+    was skipped), so that a snooze made after it went changes nothing; one still to go is read
+    ahead by the same rule, as soon as it is known (a snooze ending before it goes does not bring
+    the wait back). Calls placed before they kept theirs are read from the dates. `told` holds
+    the cards' by their id and dedupe key, the calls' by ("call", their key in call_of's terms)."""
+    steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
+    cards = [e for e in fired if e.id in card_of]
+    if not steps and not cards:
+        return
+    waits = {
+        w.id: w
+        for w in session.execute(
+            select(SlaWait.id, SlaWait.snoozed_at, SlaWait.closed_at).where(
+                bulk.among(session, SlaWait.id, {e.wait_id for e in steps + cards})
+            )
+        )
+    }
+    carrier = {e.id: card_of[e.id] for e in cards}
+    carrier.update({e.id: ("call", call_of.get(e.id, ("step", e.id))) for e in steps})
+    # a wait's latest step on each card or call: one that fired after a snooze is a reminder anew
+    latest: dict = {}
+    for e in steps + cards:
+        key = (carrier[e.id], e.wait_id)
+        if e.fired_at is not None and (key not in latest or e.fired_at > latest[key]):
+            latest[key] = e.fired_at
+    for e in cards:
+        w, (status, _), said = waits.get(e.wait_id), out[e.id], told.get(carrier[e.id])
+        if w is None:  # (left off or not, for a reason its wait no longer tells)
+            continue
+        snoozed = snoozed_since_fired(w.snoozed_at, latest.get((carrier[e.id], e.wait_id)))
+        if status == "skipped" or (said is not None and e.wait_id not in said):
+            out[e.id] = ("snoozed", CARD_SNOOZED_OFF) if snoozed else ("ended", "")
+        elif status == "queued" and said is None and (snoozed or w.closed_at is not None):
+            out[e.id] = ("snoozed", CARD_SNOOZED_OFF) if snoozed else ("ended", "")  # not built yet
+    for e in steps:
+        w = waits.get(e.wait_id)
+        status, error = out[e.id]
+        # rang, still to ring, or not placed as nobody waited: not a call that failed
+        if w is None or not (status in ("placed", "queued", "retrying") or error in CALLS_NOT_NEEDED):
+            continue
+        snoozed = snoozed_since_fired(w.snoozed_at, latest.get((carrier[e.id], e.wait_id)))
+        said = told.get(carrier[e.id])
+        if status == "placed" and said is not None:  # it kept whom it spoke of
+            if e.wait_id in said:
+                continue
+            rang = None  # (any snooze since the step fired was before it rang)
+        else:
+            rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
+        if snoozed and (rang is None or w.snoozed_at <= rang):
+            out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
+        elif w.closed_at is not None and (rang is None or w.closed_at <= rang):
+            out[e.id] = ("ended", "")
+
+
+def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, datetime]:
+    """When the calls still to ring of these fired steps will ring, for those quiet hours hold
+    back now (the outbox places each when they end)."""
+    calls = [e for e in queued if e.action == "voice_call"]
+    if not calls:
+        return {}
+    policy_of, snoozed_at = {}, {}
+    for wait_id, policy_id, snoozed in session.execute(
+        select(SlaWait.id, SlaWait.policy_id, SlaWait.snoozed_at).where(
+            bulk.among(session, SlaWait.id, {e.wait_id for e in calls})
+        )
+    ):
+        policy_of[wait_id], snoozed_at[wait_id] = policy_id, snoozed
+    # snoozed while its call waited: that call will not ring (siyu.sla.tasks._call_plan)
+    calls = [e for e in calls if not snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)]
+    book, timezone = PolicyBook(session), tenant_timezone(session)
+    # nor one whose policy lets no call ring (saved before that was refused): no time to promise
+    calls = [e for e in calls if not calls_never_ring(book.by_id(policy_of.get(e.wait_id)))]
+    until = {  # the same for every call under one policy: worked out once a policy
+        policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar)
+        for policy_id in {policy_of.get(e.wait_id) for e in calls}
+    }
+    held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}
+    return {k: v for k, v in held.items() if v is not None}
+
+
+def calls_never_ring(policy: PolicyView) -> bool:
+    """Whether the policy's quiet hours hold every moment its business clock runs: a call waits
+    for a shift they hold again, for ever (refused on save: _calls_never_placed)."""
+    return bool(policy.business_hours_only) and shifts_all_quiet(policy.shifts, policy.quiet_hours)
+
+
+def calls_never_placed(session: Session, queued: Sequence) -> set[int]:
+    """Of these fired steps whose call is still to ring, those whose policy lets no call ring:
+    the sender records such a call as never placed when it comes due (one queued before it
+    did so may be hours from that)."""
+    calls = [e for e in queued if e.action == "voice_call"]
+    if not calls:
+        return set()
+    wait_ids = {e.wait_id for e in calls}
+    waits = select(SlaWait.id, SlaWait.policy_id).where(bulk.among(session, SlaWait.id, wait_ids))
+    policy_of = dict(session.execute(waits).all())
+    book = PolicyBook(session)
+    return {e.id for e in calls if calls_never_ring(book.by_id(policy_of.get(e.wait_id)))}
+
+
+def snoozed_since_fired(snoozed_at: datetime | None, fired_at: datetime | None) -> bool:
+    """Whether a wait was snoozed after its step fired: someone saw the reminder and held it
+    back, so a card or call of that step still to go (merged, paced, held by quiet hours, or to
+    be retried) does not speak of it, even where the snooze ended first (15 minutes at 06:35,
+    the call held till 08:00): the reminders come back when the snooze ends as the steps still
+    pending, not as this one arriving late. `snoozed_at` is the latest snooze's: a later one is
+    later still, so the answer holds however often the wait was snoozed since."""
+    return snoozed_at is not None and fired_at is not None and snoozed_at >= fired_at
+
+
+def left_out(
+    snoozed_until: datetime | None, snoozed_at: datetime | None, fired_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a card or call made at `now` leaves out an open wait whose latest step on it fired
+    at `fired_at` (None: the wait is on it as another of the callee's): the wait is snoozed
+    now, or was snoozed since that step fired (snoozed_since_fired). One rule for the card
+    builder and the call planner (siyu.sla.tasks), which the board reads ahead (deliveries)."""
+    return (snoozed_until is not None and snoozed_until > now) or snoozed_since_fired(snoozed_at, fired_at)
+
+
+def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = None) -> list[datetime]:
+    """When each call quiet hours hold back now will ring (of the open waits of `agents`, if
+    given), soonest first: their steps fired, and count among the day's breaches, but nobody
+    has been rung yet. One call speaks of all its callee's waits: the steps it covers
+    (firing._queue_call) are that call, not calls of their own."""
+    o, e = OutboxMessage, SlaEscalation
+    # read from the calls still to ring (the unsent rows' own index, as it says it): not from
+    # the fired steps of every open wait, thousands on a busy evening for a few dozen calls
+    waiting = session.scalars(
+        select(o.payload).where(o.kind == "sla_call", text(UNSENT), o.status == "pending", o.last_error == "")
+    )
+    call_of = {step: i for i, payload in enumerate(waiting) for step in payload.get("escalations", [])}
+    if not call_of:
+        return []
+    steps = (
+        select(e.id, e.wait_id, e.action, e.fired_at)
+        .join(SlaWait, SlaWait.id == e.wait_id)
+        .where(bulk.among(session, e.id, list(call_of)), SlaWait.closed_at.is_(None), e.status == "fired")
+    )
+    if agents is not None:
+        steps = steps.where(e.agent_userid.in_(list(agents)))
+    when: dict[int, datetime] = {}
+    for step, at in held_calls(session, list(session.execute(steps)), now).items():
+        when[call_of[step]] = min(at, when.get(call_of[step], at))
+    return sorted(when.values())
+
+
+def _open_wait_calls(session: Session, conversation_id: int) -> tuple[list[SlaEscalation], dict]:
+    """The call steps that fired for the conversation's open wait, and how far each got."""
+    calls = list(
+        session.scalars(
+            select(SlaEscalation)
+            .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
+            .where(
+                SlaEscalation.conversation_id == conversation_id,
+                SlaWait.closed_at.is_(None),
+                SlaEscalation.status == "fired",
+                SlaEscalation.action == "voice_call",
+            )
+        )
+    )
+    return calls, deliveries(session, calls) if calls else {}
+
+
+def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
+    """When the call about the conversation's open wait will ring, where its step fired in
+    quiet hours and the call waits in the outbox for them to end; None when there is none."""
+    calls, reached = _open_wait_calls(session, conversation_id)
+    held = held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
+    return max(held.values(), default=None)
+
+
+def call_never(session: Session, conversation_id: int) -> PolicyView | None:
+    """The policy of the conversation's open wait where a call step of it fired whose call
+    never rings: the policy's shifts all lie in its quiet hours (the call recorded so, or
+    still queued under such a policy); None otherwise. The chat says so, and what to change,
+    rather than that every reminder went out."""
+    calls, reached = _open_wait_calls(session, conversation_id)
+    queued = [e for e in calls if reached.get(e.id, ("",))[0] == "queued"]
+    never = {e.id for e in calls if reached.get(e.id, ("",))[0] == "never"}
+    never |= calls_never_placed(session, queued)
+    if not never:
+        return None
+    wait_id = next(e.wait_id for e in calls if e.id in never)
+    return PolicyBook(session).by_id(session.scalar(select(SlaWait.policy_id).where(SlaWait.id == wait_id)))
+
+
+def board(session: Session, now: datetime) -> dict:
+    """The SLA board: who waits now (longest first), today's breaches and response times."""
+    start, end = day_bounds(session, now)
+    return {
+        "waiting": waiting_now(session, now),
+        "breaches_today": breaches(session, start, end),
+        "first_response_today": first_response(session, start, end),
+    }
