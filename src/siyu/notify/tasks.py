@@ -26,7 +26,7 @@ from siyu.notify.outbox import (
     Unanswered,
     sender,
 )
-from siyu.tenancy.models import Staff
+from siyu.tenancy.queries import members_left
 from siyu.wecom.errors import WeComError, WeComTransportError
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ def _left(db, tenant_id: int, userids: list[str]) -> set[str]:
     if not userids:
         return set()
     with db.tenant_session(tenant_id) as s:
-        found = select(Staff.userid).where(Staff.userid.in_(userids), Staff.active.is_(False))
-        return set(s.scalars(found))
+        return members_left(s, userids)
 
 
 async def send_app_message(wecom, payload: dict, message: OutboxMessage | None = None) -> dict:

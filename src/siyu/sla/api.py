@@ -57,6 +57,7 @@ from siyu.sla.schemas import (
     SnoozeOut,
 )
 from siyu.tenancy.models import Department, Staff
+from siyu.tenancy.queries import still_with_the_corp
 from siyu.web.api_errors import (
     ADMIN,
     ADMIN_WRITE,
@@ -600,7 +601,7 @@ def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
         fields["steps"] = [dict(s) for s in fields["steps"]]
     if fields.get("escalation_contact", "").strip():
         contact = fields["escalation_contact"] = fields["escalation_contact"].strip()
-        if not service.still_with_the_corp(session, contact):
+        if not still_with_the_corp(session, contact):
             raise service.PolicyError(
                 f"升级联系人 {contact} 不是在职成员 / the escalation contact is not an active member"
             )

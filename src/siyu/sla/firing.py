@@ -45,6 +45,7 @@ from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import queries, service
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
+from siyu.tenancy.queries import members_left
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
 # WeCom silently drops app messages to one member beyond 30 a minute and 1,000 an hour
@@ -207,7 +208,7 @@ def _fire_tenant(
         steps: list[_Step] = []
         recipients: dict[tuple, str | None] = {}
         nobody_notes: dict[tuple, str] = {}
-        left = service.members_left(s, {r.agent_userid for r in loaded if r.target == "agent"})
+        left = members_left(s, {r.agent_userid for r in loaded if r.target == "agent"})
         book = service.PolicyBook(s)  # the policies the steps ran under, read once a batch
 
         closed_conversations: set[int] = set()

@@ -23,8 +23,9 @@ from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import BusinessCalendar, quiet_until, shifts_all_quiet
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
-from siyu.sla.service import PolicyBook, PolicyView, _has_left, still_with_the_corp, tenant_timezone
+from siyu.sla.service import PolicyBook, PolicyView, tenant_timezone
 from siyu.sla.told import told_by_text
+from siyu.tenancy.queries import members_left, still_with_the_corp
 
 # ------------------------------------------------------------------------ the SLA board
 
@@ -376,7 +377,7 @@ def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
     contact = policy.escalation_contact
-    if target == "agent" and agent_userid and _has_left(session, agent_userid):
+    if target == "agent" and agent_userid in members_left(session, [agent_userid]):
         note += _AGENT_LEFT
     elif contact and contact == agent_userid:
         note += _CONTACT_IS_AGENT

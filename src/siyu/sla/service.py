@@ -51,6 +51,7 @@ from siyu.sla.models import (
 from siyu.sla.names import step_phrase
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
+from siyu.tenancy.queries import members_left, still_with_the_corp
 
 ACTIONS = ("app_message", "voice_call")
 TARGETS = ("agent", "leader", "contact")
@@ -683,26 +684,6 @@ def policy_for(session: Session, staff_userid: str) -> PolicyView:
     return book.for_staff([staff_userid])[staff_userid] if staff_userid else book.fallback
 
 
-def still_with_the_corp(session: Session, userid: str) -> bool:
-    return session.scalar(select(Staff.id).where(Staff.userid == userid, Staff.active.is_(True))) is not None
-
-
-def _has_left(session: Session, userid: str) -> bool:
-    """Synced, and no longer with the corp (a member not synced yet is still tried)."""
-    return session.scalar(select(Staff.active).where(Staff.userid == userid)) is False
-
-
-def members_left(session: Session, userids: Iterable[str]) -> set[str]:
-    """Those of `userids` synced and no longer with the corp, in one read (a firing batch's
-    agents: read one by one, they doubled firing's cost a step)."""
-    wanted = set(userids) - {""}
-    if not wanted:
-        return set()
-    return set(
-        session.scalars(select(Staff.userid).where(bulk.among(session, Staff.userid, wanted), ~Staff.active))
-    )
-
-
 def recipient_for(
     session: Session, target: str, agent_userid: str, policy: PolicyView, left: set[str] | None = None
 ) -> str | None:
@@ -711,8 +692,8 @@ def recipient_for(
     agents known to have left (members_left), where the caller read them for many steps."""
     if target == "agent":
         # a card (or a call) to a member who left reaches nobody (WeCom: 消息接收人全部无效)
-        gone = agent_userid in left if left is not None else agent_userid and _has_left(session, agent_userid)
-        return agent_userid if agent_userid and not gone else None
+        gone = left if left is not None else members_left(session, [agent_userid])
+        return agent_userid if agent_userid and agent_userid not in gone else None
     contact = policy.escalation_contact if policy.escalation_contact != agent_userid else ""
     if contact and not still_with_the_corp(session, contact):
         contact = ""  # a card to one who left reaches nobody: the step says so (the policy page warns)
