@@ -695,27 +695,32 @@ def _open_wait_calls(session: Session, conversation_id: int) -> tuple[list[SlaEs
     return calls, deliveries(session, calls) if calls else {}
 
 
-def held_call(session: Session, conversation_id: int, now: datetime) -> datetime | None:
-    """When the call about the conversation's open wait will ring, where its step fired in
-    quiet hours and the call waits in the outbox for them to end; None when there is none."""
-    calls, reached = _open_wait_calls(session, conversation_id)
-    held = held_calls(session, [e for e in calls if reached.get(e.id, ("",))[0] == "queued"], now)
-    return max(held.values(), default=None)
+@dataclass
+class OpenWaitCall:
+    """Where the calls of the conversation's open wait stand, read once for the chat page."""
+
+    held_until: datetime | None  # when a call quiet hours hold back will ring
+    never: PolicyView | None  # the policy under which a call fired that never rings
 
 
-def call_never(session: Session, conversation_id: int) -> PolicyView | None:
-    """The policy of the conversation's open wait where a call step of it fired whose call
-    never rings: the policy's shifts all lie in its quiet hours (the call recorded so, or
-    still queued under such a policy); None otherwise. The chat says so, and what to change,
-    rather than that every reminder went out."""
+def open_wait_call(session: Session, conversation_id: int, now: datetime) -> OpenWaitCall:
+    """held_until: when the call about the conversation's open wait will ring, where its step
+    fired in quiet hours and the call waits in the outbox for them to end; None when there is
+    none. never: the policy of that wait where a call step of it fired whose call never rings:
+    the policy's shifts all lie in its quiet hours (the call recorded so, or still queued under
+    such a policy); None otherwise. The chat says so, and what to change, rather than that
+    every reminder went out."""
     calls, reached = _open_wait_calls(session, conversation_id)
     queued = [e for e in calls if reached.get(e.id, ("",))[0] == "queued"]
+    held = held_calls(session, queued, now)
     never = {e.id for e in calls if reached.get(e.id, ("",))[0] == "never"}
     never |= calls_never_placed(session, queued)
-    if not never:
-        return None
-    wait_id = next(e.wait_id for e in calls if e.id in never)
-    return PolicyBook(session).by_id(session.scalar(select(SlaWait.policy_id).where(SlaWait.id == wait_id)))
+    policy = None
+    if never:
+        wait_id = next(e.wait_id for e in calls if e.id in never)
+        policy_id = session.scalar(select(SlaWait.policy_id).where(SlaWait.id == wait_id))
+        policy = PolicyBook(session).by_id(policy_id)
+    return OpenWaitCall(max(held.values(), default=None), policy)
 
 
 def board(session: Session, now: datetime) -> dict:

@@ -17,7 +17,6 @@ from siyu.db.paging import BadCursor
 from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
 from siyu.sla.history import ENDINGS
-from siyu.sla.queries import held_call
 from siyu.tenancy.models import Tenant
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
@@ -213,11 +212,14 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         )
         # by the clock its cards tell it by, beside the wall time (as the board does)
         business_s = sla_service.waited_business_s(s, conversation_id, now) if waits else None
+        # the open wait's calls, read once for both questions below
+        fired = reminders in ("all_sent", "to_come")
+        calls = sla_queries.open_wait_call(s, conversation_id, now) if fired else None
         # every step fired, but the last one's call waits for quiet hours to end: not gone out
-        call_at = held_call(s, conversation_id, now) if reminders == "all_sent" else None
+        call_at = calls.held_until if calls and reminders == "all_sent" else None
         # a call step fired whose call never rings (its policy's shifts all lie in its quiet
         # hours, saved before that was refused): said with what to change, not as gone out
-        never = sla_queries.call_never(s, conversation_id) if reminders in ("all_sent", "to_come") else None
+        never = calls.never if calls else None
         customer_readable = bool(
             found
             and found["customer"]
