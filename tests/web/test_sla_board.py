@@ -1602,6 +1602,30 @@ def test_a_call_whose_policy_lets_no_call_ring_is_not_promised_a_time(as_role, d
         assert [(f["delivery"], f["held_until"]) for f in w["fired"]] == [("never", None)], w["fired"]
 
 
+def test_the_board_links_the_department_policy_a_call_that_never_rings_ran_under(as_role, db, world):
+    """客服部's own policy lets no call ring: the board's note on the chat linked the tenant's
+    policy page, where nothing is wrong, as if that were the policy to mend; the chat's own note
+    linked 客服部's. Both now link the policy the wait follows."""
+    admin = as_role("admin")
+    with _call_held_by_quiet_hours(admin, db, world, "wmdeptnever", "还在吗") as (cid, local):
+        shift = [
+            (local - timedelta(minutes=30)).strftime("%H:%M"),
+            (local + timedelta(hours=1)).strftime("%H:%M"),
+        ]
+        with db.tenant_session(world.a.id) as s:  # as it was saved before that was refused
+            policy = s.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == 4))
+            policy.business_hours_only, policy.shifts = True, [shift]
+        row = re.search(
+            rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', admin.get("/sla").text, re.S
+        )
+        assert row and "电话没有拨打：到期时策略的班次都在免打扰时段内" in row[0], row and row[0]
+        assert '<a href="/sla/policy/departments/4">提醒策略</a>' in row[0], row[0]
+        assert 'href="/sla/policy"' not in row[0], row[0]
+        chat = admin.get(f"/conversations/{cid}").text
+        never = re.search(r'<p class="notice small" role="note" id="call-never">(.*?)</p>', chat, re.S)
+        assert never and '<a href="/sla/policy/departments/4">提醒策略</a>' in never[1], chat
+
+
 def test_a_card_step_snoozed_before_its_card_went_reads_not_sent(as_role, db, world):
     """张三 snoozed two chats whose cards had not gone: the one card, with nobody left to speak of,
     was skipped, and the board said 未发 in red, as a card WeCom refused; the other went for a

@@ -147,6 +147,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 "next_step_target": target,
                 # who a leader or contact step would reach, by the policy (the board names them)
                 "escalation_contact": policy.escalation_contact,
+                # whose policy it is (0: the tenant's): the board links that one's page
+                "policy_department_wecom_id": policy.department_wecom_id,
                 "next_step_after_quiet_hours": quiet,
                 "snoozed_until": w.snoozed_until,
                 "snoozed_by": w.snoozed_by,
