@@ -362,3 +362,37 @@ def test_a_worker_forgets_the_welcomes_it_read_for_link_states_once_stale(db, se
 
     asyncio.run(read_them())
     assert len(welcome._templates) < clicks
+
+
+def test_two_admins_making_a_channel_of_one_name_at_once_make_one_and_unmake_the_others_code(stack):
+    """The second admin's check ran before the first's channel was committed, and both were
+    made: two 官网海报 in the list, scans split between them. The second's save now waits for the
+    first's, is refused, and the code WeCom made for it is deleted again."""
+    import threading
+
+    from siyu.customers import channels
+
+    spec = ChannelSpec(name="双人同时建", staff_userids=["zhangsan"])
+    refused: list[str] = []
+    done = threading.Event()
+
+    def second_admin_creates() -> None:
+        try:
+            run(create_channel(stack.rt, stack.tenant_id, spec))
+        except channels.ChannelNameTaken as exc:
+            refused.append(str(exc))
+        done.set()
+
+    with stack.session() as s:  # the first admin's save, not committed yet
+        channels._hold_names(s)
+        channels.check_name_free(s, spec.name)
+        s.add(Channel(state=channels.new_state(), config_id="first-admins", name=spec.name))
+        s.flush()
+        other = threading.Thread(target=second_admin_creates)
+        other.start()
+        done.wait(timeout=3)
+    other.join(timeout=60)
+    assert done.is_set() and len(refused) == 1, refused
+    with stack.session() as s:
+        assert s.scalar(select(func.count()).select_from(Channel).where(Channel.name == spec.name)) == 1
+    assert stack.control("GET", stack.corp_path("/contact_ways")) == []

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
 from siyu.customers.welcome import placeholder_problem
+from siyu.db import locks
 from siyu.db.threads import in_tenant
 from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
@@ -216,13 +217,7 @@ def _hold_names(session: Session) -> None:
     """No other create or rename of this tenant's channels between the check and the write.
     SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL: a lock
     of this tenant's channel names for the transaction."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("UPDATE channels SET id = id WHERE 0")
-    else:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended('siyu.channel_names:' || :t, 0))"),
-            {"t": str(session.info.get("siyu_tenant_id"))},
-        )
+    locks.hold(session, f"siyu.channel_names:{session.info.get('siyu_tenant_id')}", "channels")
 
 
 def check_name_free(session: Session, name: str, channel_id: int | None = None) -> None:

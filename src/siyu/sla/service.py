@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from siyu.conversations import service as conversations
 from siyu.customers.models import Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
-from siyu.db import bulk
+from siyu.db import bulk, locks
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import (
     BusinessCalendar,
@@ -156,19 +156,13 @@ def hold_policy(session: Session, department_wecom_id: int, dates: bool = False)
     form's, an If-Match) and the save: the second of two admins' saves at the same moment sees
     the first's (and is refused). SQLite: its single write lock, taken by a write that changes
     nothing; PostgreSQL: a lock of this policy for the transaction (its row may not exist yet)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("UPDATE sla_policies SET id = id WHERE 0")
-    else:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"siyu.sla_policy:{session.info.get('siyu_tenant_id')}:{department_wecom_id}"},
-        )
-        # a save times open waits by the special dates: none changed meanwhile (hold_calendar);
-        # shared, so that two departments' policies are still saved at the same time, unless it
-        # changes the dates too (`dates`: the API's PUT with calendar_days), taken after the
-        # policy's lock as everywhere, so that no two saves wait on each other in a cycle
-        lock = "pg_advisory_xact_lock" if dates else "pg_advisory_xact_lock_shared"
-        session.execute(text(f"SELECT {lock}(hashtextextended(:key, 0))"), _calendar_key(session))
+    tenant_id = session.info.get("siyu_tenant_id")
+    locks.hold(session, f"siyu.sla_policy:{tenant_id}:{department_wecom_id}", "sla_policies")
+    # a save times open waits by the special dates: none changed meanwhile (hold_calendar);
+    # shared, so that two departments' policies are still saved at the same time, unless it
+    # changes the dates too (`dates`: the API's PUT with calendar_days), taken after the
+    # policy's lock as everywhere, so that no two saves wait on each other in a cycle
+    locks.hold(session, _calendar_lock(session), "sla_calendar_days", shared=not dates)
 
 
 def save_policy(
@@ -396,16 +390,11 @@ def hold_calendar(session: Session) -> None:
     (a date added while a policy was saved ended with the steps due as if it were not there).
     SQLite: its single write lock; PostgreSQL: the tenant's calendar lock, which hold_policy
     shares."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("UPDATE sla_calendar_days SET id = id WHERE 0")
-    else:
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), _calendar_key(session)
-        )
+    locks.hold(session, _calendar_lock(session), "sla_calendar_days")
 
 
-def _calendar_key(session: Session) -> dict:
-    return {"key": f"siyu.sla_calendar:{session.info.get('siyu_tenant_id')}"}
+def _calendar_lock(session: Session) -> str:
+    return f"siyu.sla_calendar:{session.info.get('siyu_tenant_id')}"
 
 
 def follow_the_calendar(session: Session, now: datetime | None = None) -> int:

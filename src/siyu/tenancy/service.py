@@ -10,10 +10,10 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from siyu.db import utcnow
+from siyu.db import locks, utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
@@ -383,10 +383,7 @@ def _hold_logins(session: Session) -> None:
     No unique index on lower(login) can say it, as logins alike made before the check would
     break it. SQLite: its single write lock, taken by a write that changes nothing; PostgreSQL:
     a lock of every tenant's logins for the transaction."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("UPDATE people SET id = id WHERE 0")
-    else:
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('siyu.logins', 0))"))
+    locks.hold(session, "siyu.logins", "people")
 
 
 def login_spelt_alike(session: Session, login: str) -> str | None:
