@@ -237,6 +237,21 @@ def _changed_by(r: httpx.Response) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
+def test_a_412_for_a_policy_saved_by_nobody_recorded_says_when_it_changed_in_plain_chinese(db, fresh_tenant):
+    """A policy saved before savers were kept (or by Siyu itself) names nobody: the 412 had read
+    策略已被于 … 修改, a 被 with nobody after it."""
+    from datetime import UTC, datetime
+
+    from siyu.sla.api import tenant_policy_changed
+
+    with db.tenant_session(fresh_tenant) as s:
+        sla_service.save_policy(s, 0, now=datetime(2031, 5, 6, 1, 2, tzinfo=UTC), by="", stale_after_s=3600)
+        assert tenant_policy_changed(s) == (
+            "策略已于 2031-05-06 09:02 被修改，请重新读取后再改 / someone changed the policy at"
+            " 2031-05-06 09:02 (Asia/Shanghai) since the ETag you sent; read it again"
+        )
+
+
 def test_the_api_refuses_a_tenant_policy_put_whose_if_match_is_stale(admins):
     """PUT /api/v1/sla/policy with If-Match: the ETag its GET gave. 乙's save on the page, or a
     special date added there, makes it stale; without If-Match the last save wins (as before)."""

@@ -693,9 +693,11 @@ def tenant_policy_changed(session: Session) -> str:
     what_en = {"策略": "the policy", "特殊日期": "the special dates"}.get(
         what, "the policy or its special dates"
     )
-    who = f"「{by}」" if by else ""
+    at_when = f"于 {when} " if when else ""
+    # 策略已被「乙」于 … 修改; with nobody recorded, not 已被于 but 已于 … 被修改
+    done = f"已被「{by}」{at_when}修改" if by else f"已{at_when}被修改"
     return (
-        f"{what or '策略或特殊日期'}已被{who}{f'于 {when} ' if when else ''}修改，请重新读取后再改 /"
+        f"{what or '策略或特殊日期'}{done}，请重新读取后再改 /"
         f" {by or 'someone'} changed {what_en}{f' at {when} ({tz})' if when else ''} since the ETag you"
         " sent; read it again"
     )
@@ -743,8 +745,7 @@ def put_policy(
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         service.hold_policy(s, 0, dates=body.calendar_days is not None)
         was = policy_out(s)
-        changed = tenant_policy_changed(s)
-        if_match(typed_if_match, policy_version(was), changed, TENANT_NOT_AN_ETAG)
+        if_match(typed_if_match, policy_version(was), lambda: tenant_policy_changed(s), TENANT_NOT_AN_ETAG)
         try:
             apply_policy(s, body, request.app.state.rt.now(), viewer.signature)
         except service.PolicyError as exc:  # raising rolls the session back

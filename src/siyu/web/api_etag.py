@@ -5,6 +5,7 @@ the last change wins: integrations written before ETags keep working."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Header, HTTPException
@@ -36,10 +37,13 @@ def not_an_etag(what: str, get: str) -> str:
     )
 
 
-def if_match(typed: str | None, now: str | None, changed: str, not_given: str) -> str | None:
+def if_match(
+    typed: str | None, now: str | None, changed: str | Callable[[], str], not_given: str
+) -> str | None:
     """The version the write is made to: `now` when If-Match lists it (any of the listed ETags
     matching is enough), None without the header (or a blank one) or for `*` on a resource that
-    exists. 412 (`changed`: who changed it, where known) when it lists only others, and for any
+    exists. 412 (`changed`: who changed it, where known; a function is asked only for a 412,
+    where saying so takes reads) when it lists only others, and for any
     If-Match while the resource does not exist (`now` None: RFC 9110 13.1.1, `*` too); 400
     (`not_given`) when none of them could be a version Siyu gave, an empty one ('""') too: a
     typo or a mangled header blames nobody."""
@@ -55,4 +59,4 @@ def if_match(typed: str | None, now: str | None, changed: str, not_given: str) -
         return now
     if "*" not in tags and not any(well_formed(tag) for tag in tags):
         raise HTTPException(400, not_given)
-    raise HTTPException(412, changed)
+    raise HTTPException(412, changed() if callable(changed) else changed)
