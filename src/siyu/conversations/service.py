@@ -29,7 +29,7 @@ from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Message
 from siyu.conversations.render import EVENT_TYPES, render
 from siyu.customers.models import Customer
-from siyu.db import bulk
+from siyu.db import bulk, locks
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 
@@ -272,8 +272,7 @@ def _hold_write_lock(session: Session) -> None:
     that state meanwhile (an agent's "no reply needed" in between would be undone). SQLite:
     take its single write lock before the first read (a write that changes nothing does);
     PostgreSQL: the conversation rows are read FOR UPDATE (`_locked`)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("UPDATE conversations SET id = id WHERE 0")
+    locks.sqlite_writer(session, "conversations")
 
 
 def _locked(session: Session, query):

@@ -15,8 +15,16 @@ from sqlalchemy.orm import Session
 def hold(session: Session, name: str, table: str, *, shared: bool = False) -> None:
     """Wait for, then hold until the transaction ends, the lock called `name`; `shared`: with
     others who hold it shared too (PostgreSQL; SQLite's write lock is never shared)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0")
+    if sqlite_writer(session, table):
         return
     lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     session.execute(text(f"SELECT {lock}(hashtextextended(:name, 0))"), {"name": name})
+
+
+def sqlite_writer(session: Session, table: str) -> bool:
+    """On SQLite, make this transaction the writer now, before it reads what it will decide on
+    (a write to `table` that changes nothing), and say so; on PostgreSQL do nothing (False)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.connection().exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0")
+    return True
