@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -175,3 +176,44 @@ def test_a_card_sent_before_cards_kept_their_waits_is_read_as_before_where_the_d
     w = local
     _sent_before_cards_kept_their_waits(w, snooze_again=True)
     assert _board(w) == {"王女士": ["sent"], "马强": ["sent"], "钱女士": ["sent"]}
+
+
+def test_a_call_step_snoozed_before_its_held_call_rang_reads_queued_once_a_later_step_joins_it(local):
+    """03:19 王女士's first call step fires in quiet hours (22:00-05:00): the call waits for 05:00.
+    03:20 张三 snoozes her for 15 minutes; when it is over her second call step fires and joins
+    that call, which will speak of her (her latest step on it fired after the snooze). The first
+    step read 已暂缓，电话不会再为这位客户打 all the same, and the second 排队中: the one call
+    read two ways, the first wrongly."""
+    w = local
+    _customers(w, ("wmA", "王女士"))
+    steps = [
+        {"delay_s": 60, "action": "voice_call", "target": "agent"},
+        {"delay_s": 600, "action": "voice_call", "target": "agent"},
+    ]
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "05:00"])
+    w.t0 = w.rt.now().replace(hour=19, minute=18, second=0, microsecond=0) + timedelta(days=1)  # 03:18
+    w.clock(0)
+    w.say("急！能改地址吗？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)  # 03:19: the first step fires, its call held till 05:00
+    assert w.fire() == 1
+    w.clock(120)
+    _snooze(w, "wmA")  # till 03:35
+    w.clock(37 * 60)  # 03:55: the snooze over, the second step fires and joins the held call
+    assert w.fire() == 1
+    [message] = w.outbox("sla_call")
+    assert len(message.payload["escalations"]) == 2
+    assert _board(w) == {"王女士": ["queued", "queued"]}
+    five = w.at(102 * 60)  # 05:00
+    with w.session() as s:  # the chat's 电话将于 05:00 拨打
+        assert sla_queries.open_wait_call(s, w.conversation("wmA").id, w.rt.now()).held_until == five
+    held = f"语音电话给负责成员 张三（免打扰，{five.astimezone(ZoneInfo('Asia/Shanghai')):%m-%d %H:%M} 拨打）"
+    assert _timeline(w, "wmA").endswith(f"；已升级：{held}、{held}"), _timeline(w, "wmA")
+    w.clock(102 * 60 + 30)  # 05:00:30: it rings, about her
+    plan = _rings(w, message)
+    assert plan["params"][0] == "1"
+    with w.session() as s:
+        call = s.get(SlaCall, plan["call"])
+        assert call.told_waits == [w.waits("wmA")[0].id]
+    assert _board(w) == {"王女士": ["placed", "placed"]}

@@ -451,7 +451,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
     keys = [v for v in card_of.values() if isinstance(v, str)]
     cards = {}
     # the waits each card spoke of, by its id and dedupe key (None: not built yet), and each call,
-    # by ("call", its key as call_of and placed_at have it) (None: not planned, or before calls kept them)
+    # by ("call", its id) (None: not planned, or before calls kept them)
     told: dict = {}
     unknown: dict[int, str] = {}  # sent cards that kept no waits: their dedupe keys by id
     if card_of:
@@ -478,8 +478,9 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
         for card_id, waits in told_by_text(session, unknown).items():
             told[card_id] = told[unknown[card_id]] = waits
     calls = {}
-    placed_at: dict = {}  # by call id, and by ("step", its own step's id)
+    placed_at: dict = {}  # by call id
     wanted_calls = [e.id for e in fired if e.action == "voice_call" and e.id not in call_of]
+    own_call: dict[int, int] = {}  # a call step's own call, by the step's id
     if wanted_calls or call_of:
         for call in session.scalars(
             select(SlaCall).where(
@@ -494,8 +495,7 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             told[("call", call.id)] = call.told_waits
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
-                placed_at[("step", call.escalation_id)] = call.placed_at
-                told[("call", ("step", call.escalation_id))] = call.told_waits
+                own_call[call.escalation_id] = call.id
     # a call still queued that the voice provider refused so far: being retried, and why
     queued = [
         e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
@@ -522,12 +522,16 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             out[e.id] = ("covered", "") if status == "placed" and later else (status, error)
         elif e.action == "voice_call":
             out[e.id] = calls.get(("step", e.id), ("queued", ""))
-    _not_told(session, fired, out, call_of, placed_at, card_of, told)
+    # every step on a call by the call itself, the step that queued it as those it covers: the
+    # call speaks of a wait by its latest step on it, whichever that is (tasks._call_plan)
+    calls_of = [e.id for e in fired if e.action == "voice_call"]
+    on_call = {i: call_of.get(i, own_call.get(i, ("step", i))) for i in calls_of}
+    _not_told(session, fired, out, on_call, placed_at, card_of, told)
     return out
 
 
 def _not_told(
-    session: Session, fired: Sequence, out: dict, call_of: dict, placed_at: dict, card_of: dict, told: dict
+    session: Session, fired: Sequence, out: dict, on_call: dict, placed_at: dict, card_of: dict, told: dict
 ) -> None:
     """A card or call speaks only of the waits still open and not snoozed since their latest
     step on it fired when it is built or rings (left_out; siyu.sla.tasks._open_entries_many,
@@ -537,7 +541,8 @@ def _not_told(
     was skipped), so that a snooze made after it went changes nothing; one still to go is read
     ahead by the same rule, as soon as it is known (a snooze ending before it goes does not bring
     the wait back). Calls placed before they kept theirs are read from the dates. `told` holds
-    the cards' by their id and dedupe key, the calls' by ("call", their key in call_of's terms)."""
+    the cards' by their id and dedupe key, the calls' by ("call", their key in on_call's terms):
+    on_call, each call step's call (its SlaCall id; ("step", its id) where it has none)."""
     steps = [e for e in fired if e.action == "voice_call" and out.get(e.id, ("",))[0] != "covered"]
     cards = [e for e in fired if e.id in card_of]
     if not steps and not cards:
@@ -551,7 +556,7 @@ def _not_told(
         )
     }
     carrier = {e.id: card_of[e.id] for e in cards}
-    carrier.update({e.id: ("call", call_of.get(e.id, ("step", e.id))) for e in steps})
+    carrier.update({e.id: ("call", on_call[e.id]) for e in steps})
     # a wait's latest step on each card or call: one that fired after a snooze is a reminder anew
     latest: dict = {}
     for e in steps + cards:
@@ -580,16 +585,20 @@ def _not_told(
                 continue
             rang = None  # (any snooze since the step fired was before it rang)
         else:
-            rang = placed_at.get(call_of.get(e.id, ("step", e.id)))
+            rang = placed_at.get(on_call[e.id])
         if snoozed and (rang is None or w.snoozed_at <= rang):
             out[e.id] = ("snoozed", CALL_SNOOZED_OFF)
         elif w.closed_at is not None and (rang is None or w.closed_at <= rang):
             out[e.id] = ("ended", "")
 
 
-def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, datetime]:
+def held_calls(
+    session: Session, queued: Sequence, now: datetime, call_of: dict | None = None
+) -> dict[int, datetime]:
     """When the calls still to ring of these fired steps will ring, for those quiet hours hold
-    back now (the outbox places each when they end)."""
+    back now (the outbox places each when they end). `call_of`: each step's call, where the
+    steps are of several calls; without it they are read as one wait's steps on one call
+    (those deliveries reads as queued: each on a call that will speak of its wait)."""
     calls = [e for e in queued if e.action == "voice_call"]
     if not calls:
         return {}
@@ -600,8 +609,17 @@ def held_calls(session: Session, queued: Sequence, now: datetime) -> dict[int, d
         )
     ):
         policy_of[wait_id], snoozed_at[wait_id] = policy_id, snoozed
-    # snoozed while its call waited: that call will not ring (siyu.sla.tasks._call_plan)
-    calls = [e for e in calls if not snoozed_since_fired(snoozed_at.get(e.wait_id), e.fired_at)]
+    # snoozed since the wait's latest step on the call: that call will not ring for it
+    # (siyu.sla.tasks._call_plan), though a step of it that fired after the snooze rings it
+    latest: dict = {}
+    for e in calls:
+        key = ((call_of or {}).get(e.id), e.wait_id)
+        latest[key] = max(filter(None, (e.fired_at, latest.get(key))), default=None)
+    calls = [
+        e
+        for e in calls
+        if not snoozed_since_fired(snoozed_at.get(e.wait_id), latest[((call_of or {}).get(e.id), e.wait_id)])
+    ]
     book, timezone = PolicyBook(session), tenant_timezone(session)
     # nor one whose policy lets no call ring (saved before that was refused): no time to promise
     calls = [e for e in calls if not calls_never_ring(book.by_id(policy_of.get(e.wait_id)))]
@@ -675,7 +693,7 @@ def calls_held(session: Session, now: datetime, agents: Sequence[str] | None = N
     if agents is not None:
         steps = steps.where(e.agent_userid.in_(list(agents)))
     when: dict[int, datetime] = {}
-    for step, at in held_calls(session, list(session.execute(steps)), now).items():
+    for step, at in held_calls(session, list(session.execute(steps)), now, call_of).items():
         when[call_of[step]] = min(at, when.get(call_of[step], at))
     return sorted(when.values())
 
