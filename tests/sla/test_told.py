@@ -217,3 +217,21 @@ def test_a_call_step_snoozed_before_its_held_call_rang_reads_queued_once_a_later
         call = s.get(SlaCall, plan["call"])
         assert call.told_waits == [w.waits("wmA")[0].id]
     assert _board(w) == {"王女士": ["placed", "placed"]}
+
+
+def test_the_timeline_stops_saying_a_wait_is_snoozed_once_the_snooze_is_over(local):
+    """张三 snoozed 王女士 for 15 minutes; once they were over, with her still waiting, her timeline
+    still said 张三 已暂缓提醒至 and a time gone by, as if her reminders were still held back."""
+    w = local
+    _customers(w, ("wmA", "王女士"))
+    w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}])
+    w.say("发票什么时候开？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(30)
+    _snooze(w, "wmA")
+    assert "（张三 已暂缓提醒至 " in _timeline(w, "wmA")
+    w.clock(16 * 60)  # the snooze is over
+    assert _timeline(w, "wmA").startswith("客户发来消息等待回复：「发票什么时候开？」；仍在等待回复"), (
+        _timeline(w, "wmA")
+    )
+    assert "已暂缓" not in _timeline(w, "wmA"), _timeline(w, "wmA")

@@ -102,7 +102,8 @@ def entries(
     fired = [e for steps in told.values() for e in steps]
     reached = queries.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
-    held = queries.held_calls(session, queued, now or datetime.now(UTC)) if queued else {}
+    now = now or datetime.now(UTC)
+    held = queries.held_calls(session, queued, now) if queued else {}
     for step in queries.calls_never_placed(session, queued):
         reached[step] = ("never", queries.CALL_NEVER)
     said = _said(session, waits)
@@ -110,7 +111,7 @@ def entries(
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
     went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz, e.action) for e in fired}
     return [
-        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, went, tz)
+        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, went, tz, now)
         for w in waits
     ]
 
@@ -187,6 +188,7 @@ def _entry(
     names: dict,
     went: dict,
     tz: ZoneInfo,
+    now: datetime,
 ) -> dict:
     quote = _quote(text)
     data: dict = {
@@ -212,6 +214,7 @@ def _entry(
         if w.snoozed_until is not None:
             data["snoozed_until"] = w.snoozed_until.isoformat()
             data["snoozed_by"] = w.snoozed_by
+        if w.snoozed_until is not None and _local(w.snoozed_until, tz) > now:  # an ended one holds nothing
             until = _local(_minute_by(w.snoozed_until), tz).strftime("%m-%d %H:%M")
             ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒至 {until}）"
     data["escalations"] = [
