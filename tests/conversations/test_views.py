@@ -616,8 +616,9 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
     [marked] = [m for m in items if "已标记无需回复" in m["labels"]]
     me = agent.get("/api/v1/me").json()["display_name"]
     assert marked["direction"] == "in" and marked["dismissed_at"] and marked["dismissed_by"] == me
-    page = agent.get(f"/conversations/{cid}").text
-    assert re.search(rf"已标记无需回复 \d\d-\d\d \d\d:\d\d · {re.escape(me)}", page)
+    page = agent.get(f"/conversations/{cid}").text  # their own mark: 你, not their name (another's?)
+    assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d · 你<", page), page
+    assert not re.search(rf"已标记无需回复 [-\d: ]+ · {re.escape(me)}", page)
     again = agent.post(
         f"/conversations/{cid}/dismiss", data={"csrf_token": agent.csrf}, follow_redirects=False
     )
@@ -767,6 +768,8 @@ def test_the_agent_reads_who_marked_their_customer_no_reply_needed(as_role, new_
     ]
     assert marked["dismissed_by"] == "王五"
     assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d · 王五", agent.get(f"/conversations/{cid}").text)
+    # and 王五, who marked it, reads 你 (their own name was read as another 王五's)
+    assert re.search(r"已标记无需回复 \d\d-\d\d \d\d:\d\d · 你<", sup.get(f"/conversations/{cid}").text)
 
 
 def test_an_agent_cannot_dismiss_someone_elses_wait(as_role, new_waiting):

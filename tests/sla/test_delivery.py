@@ -757,10 +757,11 @@ def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
     with w.session() as s:
         assert conversations.dismiss(s, conversation.id, w.at(130), by="李四")
     at = w.at(130).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d%H:%M")
-    for userid in ("zhangsan", "lisi"):  # the agent, and the leader the card is forwarded to
+    # the agent; and the leader the card is forwarded to, who marked it: 你, not their own name
+    for userid, by in (("zhangsan", "李四"), ("lisi", "你")):
         r = tapped(w, userid, card["url"])
         assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}"
-        assert said(r.text, "card-closed") == f"这张提醒里的客户已在{at}被李四标记为无需回复，不用再处理。"
+        assert said(r.text, "card-closed") == f"这张提醒里的客户已在{at}被{by}标记为无需回复，不用再处理。"
     # a member who may not see the chat learns nothing of it from the forwarded link
     r = tapped(w, "wangwu", card["url"])
     assert r.status_code == 404 and "card-closed" not in r.text and "李四" not in r.text

@@ -472,6 +472,31 @@ def test_an_admin_makes_no_token_acting_as_another_admin(as_role, siyu, db, worl
             themselves.close()
 
 
+def _made_by(page: str, name: str) -> str:
+    """Who the tokens page says made the token `name` (its 创建 cell)."""
+    row = re.search(rf"<td>{re.escape(name)}</td>.*?</tr>", page, re.S)
+    assert row, page
+    made = re.search(r'<td data-label="创建">[^<]*<small class="muted">([^<]*)</small>', row[0])
+    return made[1] if made else ""
+
+
+def test_the_tokens_page_says_you_for_the_tokens_the_viewer_made(as_role, siyu, db, world):
+    """甲管理员 read their own name beside the tokens they made, as if another 甲管理员 had made
+    them; the page says 你 now, as 账号 and 设置 do. Another admin reads the name, and the API,
+    for integrations, keeps it."""
+    admin = as_role("admin")
+    name, _secret = _from_page(admin, f"p:{admin.get('/api/v1/me').json()['person_id']}")
+    assert _made_by(admin.get("/setup/tokens").text, name) == "你"
+    with _newcomer(db, world, "乙号管理员", "admin", member=False) as (_userid, login_name):
+        other = login(siyu, login_name)
+        try:
+            assert _made_by(other.get("/setup/tokens").text, name) == "甲管理员"
+        finally:
+            other.close()
+    [row] = [t for t in admin.get("/api/v1/tokens").json() if t["name"] == name]
+    assert row["created_by"] == "甲管理员"
+
+
 def test_a_refused_token_form_leaves_no_person_behind(as_role, db, world):
     """A member who never signed in was made a person by the form even when it was refused
     (no name, too long a name): the page's refusal was caught inside its session, which kept

@@ -501,6 +501,38 @@ def test_no_reply_needed_from_a_board_drawn_before_the_customer_wrote_again_is_r
         admin.post(f"/api/v1/conversations/{cid}/dismiss", headers={"X-CSRF-Token": admin.csrf})
 
 
+def test_whoever_snoozed_reads_you_on_the_board_and_the_chat_and_others_read_their_name(as_role, db, world):
+    """The admin who held 张三's reminders back read 暂缓至 14:30（甲管理员）, their own name, as if
+    another 甲管理员 had; the board and the chat say 你 now. 张三 reads the name, and the API
+    keeps it (integrations need the name)."""
+    admin, agent = as_role("admin"), as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmyou{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmyou{sfx}"))
+    name = admin.get("/api/v1/me").json()["display_name"]
+    r = admin.post(
+        f"/conversations/{cid}/snooze", data={"csrf_token": admin.csrf, "minutes": "60", "next": "/sla"}
+    )
+    assert r.status_code == 303, r.text
+
+    def row(client) -> str:
+        board = client.get("/sla").text
+        found = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+        assert found, board
+        return found[0]
+
+    assert re.search(r"暂缓至 [\d:\- ]+（你）", row(admin)), row(admin)
+    assert re.search(rf"暂缓至 [\d:\- ]+（{re.escape(name)}）", row(agent)), row(agent)
+    assert re.search(r"（你 \d\d:\d\d 暂缓）", admin.get(f"/conversations/{cid}").text)
+    assert re.search(rf"（{re.escape(name)} \d\d:\d\d 暂缓）", agent.get(f"/conversations/{cid}").text)
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["by"] == name
+    assert admin.get(f"/api/v1/conversations/{cid}").json()["snooze"]["by"] == name
+    with db.tenant_session(world.a.id) as s:
+        conversations.dismiss(s, cid)
+
+
 def test_snooze_api(as_role, waits):
     sup = as_role("supervisor")
     cid = waits.a["lisi"]

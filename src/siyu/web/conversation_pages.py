@@ -21,6 +21,7 @@ from siyu.tenancy.models import Tenant
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
 from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
+from siyu.web.stale_notice import named_for
 from siyu.web.templating import forget_waiting, note_waiting, render
 
 router = APIRouter(include_in_schema=False)
@@ -233,6 +234,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             card = sla_service.find_card(s, card_id)
             if card is not None and card.readable_by(viewer):
                 card_closed = sla_service.card_wait_closed(s, card_id, conversation_id)
+        named = named_for(s, viewer)  # who snoozed, marked 无需回复: 你 for the viewer's own
         done = request.query_params.get("done") or ""
         done_said = DONE.get(done)
         if found is not None and done == "changed":  # who wrote, what and when: read it first
@@ -263,6 +265,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
             "done_warns": done in NOT_DONE,
             "card_closed": card_closed,
             "card_closed_why": card_closed and ENDINGS.get(card_closed.close_reason, "等待已结束"),
+            "who": named,
         },
     )
 

@@ -164,6 +164,7 @@ def sla_board(request: Request, viewer: PageViewer):
         tz = ZoneInfo(service.tenant_timezone(s))
         snoozed = _just_snoozed(s, viewer, request, now)
         dismissed = _just_dismissed(s, viewer, request, now, str(tz))
+        who = named_for(s, viewer)  # who snoozed a row: 你 for the viewer's own
     refused = dismissed and request.query_params.get("done") == "changed"  # the row stays: said in it
     today = now.astimezone(tz).date()
 
@@ -194,6 +195,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "step_phrase": step_phrase,
             "duration": _duration,
             "delay": _delay,
+            "who": who,
             "done": _snoozed_note(request, snoozed, when) if snoozed else dismissed or _done(request),
             # said in the row snoozed, where the page comes back to (at the top, on a phone, it
             # was out of sight); at the top where the row is not on the board

@@ -2,8 +2,9 @@
 whose save it missed. Where that save was the viewer's own, from another tab or page opened on
 the same form, it says so: "已被「王五」修改" read by 王五 themselves was taken for someone else's
 doing ("I didn't change anything?"). The refusal stands all the same: this page was drawn
-before that save, and saving it would undo what was saved there. The pages that show who last
-changed something (账号, 设置, the special dates) say 你 the same way (named_for)."""
+before that save, and saving it would undo what was saved there. The pages that show who did
+something (账号, 设置, the special dates, a chat's 暂缓 and 无需回复, a closed card, the board's
+暂缓, a token's maker) say 你 the same way (named_for); the API keeps the name."""
 
 from __future__ import annotations
 

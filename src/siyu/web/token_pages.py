@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from siyu.tenancy import api_tokens
 from siyu.web.auth import PageViewer, Viewer, require_admin
+from siyu.web.stale_notice import named_for
 from siyu.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -30,12 +31,14 @@ def _page(
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         tokens = api_tokens.described(s, api_tokens.listed(s))
         choices = api_tokens.acting_choices(s, viewer.person_id)
+        who = named_for(s, viewer)  # the tokens the viewer made: 你
     return render(
         request,
         "tokens.html",
         {
             "tokens": tokens,
             "choices": choices,
+            "who": who,
             "expiries": EXPIRIES,
             "created": created,
             "error": error,
