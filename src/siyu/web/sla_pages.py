@@ -46,6 +46,7 @@ from siyu.sla.schemas import (
     DepartmentPolicyIn,
     PolicyIn,
 )
+from siyu.tenancy import timezones
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.stale_notice import changed_since, named_for, saved_by_viewer
@@ -161,12 +162,13 @@ def sla_board(request: Request, viewer: PageViewer):
             board = board_for(s, viewer, now, day, limit=BOARD_ROWS, problems=PROBLEMS_LISTED)
         except FutureDay as exc:
             raise HTTPException(422, f"日期无效：{exc}") from None
-        tz = ZoneInfo(service.tenant_timezone(s))
+        zone = service.tenant_timezone(s)
+        tz = ZoneInfo(zone)
         snoozed = _just_snoozed(s, viewer, request, now)
         dismissed = _just_dismissed(s, viewer, request, now, str(tz))
         who = named_for(s, viewer)  # who snoozed a row: 你 for the viewer's own
     refused = dismissed and request.query_params.get("done") == "changed"  # the row stays: said in it
-    today = now.astimezone(tz).date()
+    today = timezones.today(zone, now)
 
     def when(at: datetime) -> str:  # (every time the board gives is one to come)
         local = upcoming(at).astimezone(tz)
@@ -354,7 +356,7 @@ def _policy_page(
     now = request.app.state.rt.now()
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         current = policy_out(s)
-        today = now.astimezone(ZoneInfo(service.tenant_timezone(s))).date()
+        today = timezones.today(service.tenant_timezone(s), now)
         staff = [(m.userid, m.name) for m in customer_queries.active_staff(s)]
         listed = policies_out(s)
         removed = _days_removed(s, {d["day"] for d in current["calendar_days"]})
