@@ -23,6 +23,7 @@ from siyu.customers.models import Customer
 from siyu.sla import queries
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name
+from siyu.sla.service import PolicyBook
 
 QUOTE_CHARS = 40
 WHY_CHARS = 30  # why a step did not reach its person, briefly: the board's problems list has it all
@@ -103,8 +104,9 @@ def entries(
     reached = queries.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
     now = now or datetime.now(UTC)
-    held = queries.held_calls(session, queued, now) if queued else {}
-    for step in queries.calls_never_placed(session, queued):
+    book = PolicyBook(session) if queued else None  # read once for both questions
+    held = queries.held_calls(session, queued, now, book=book) if queued else {}
+    for step in queries.calls_never_placed(session, queued, book):
         reached[step] = ("never", queries.CALL_NEVER)
     said = _said(session, waits)
     repliers = _repliers(session, waits)

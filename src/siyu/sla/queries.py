@@ -593,12 +593,17 @@ def _not_told(
 
 
 def held_calls(
-    session: Session, queued: Sequence, now: datetime, call_of: dict | None = None
+    session: Session,
+    queued: Sequence,
+    now: datetime,
+    call_of: dict | None = None,
+    book: PolicyBook | None = None,
 ) -> dict[int, datetime]:
     """When the calls still to ring of these fired steps will ring, for those quiet hours hold
     back now (the outbox places each when they end). `call_of`: each step's call, where the
     steps are of several calls; without it they are read as one wait's steps on one call
-    (those deliveries reads as queued: each on a call that will speak of its wait)."""
+    (those deliveries reads as queued: each on a call that will speak of its wait). `book`: the
+    tenant's policies, where the caller read them already."""
     calls = [e for e in queued if e.action == "voice_call"]
     if not calls:
         return {}
@@ -620,7 +625,7 @@ def held_calls(
         for e in calls
         if not snoozed_since_fired(snoozed_at.get(e.wait_id), latest[((call_of or {}).get(e.id), e.wait_id)])
     ]
-    book, timezone = PolicyBook(session), tenant_timezone(session)
+    book, timezone = book or PolicyBook(session), tenant_timezone(session)
     # nor one whose policy lets no call ring (saved before that was refused): no time to promise
     calls = [e for e in calls if not calls_never_ring(book.by_id(policy_of.get(e.wait_id)))]
     until = {  # the same for every call under one policy: worked out once a policy
@@ -637,17 +642,17 @@ def calls_never_ring(policy: PolicyView) -> bool:
     return bool(policy.business_hours_only) and shifts_all_quiet(policy.shifts, policy.quiet_hours)
 
 
-def calls_never_placed(session: Session, queued: Sequence) -> set[int]:
+def calls_never_placed(session: Session, queued: Sequence, book: PolicyBook | None = None) -> set[int]:
     """Of these fired steps whose call is still to ring, those whose policy lets no call ring:
     the sender records such a call as never placed when it comes due (one queued before it
-    did so may be hours from that)."""
+    did so may be hours from that). `book`: as held_calls'."""
     calls = [e for e in queued if e.action == "voice_call"]
     if not calls:
         return set()
     wait_ids = {e.wait_id for e in calls}
     waits = select(SlaWait.id, SlaWait.policy_id).where(bulk.among(session, SlaWait.id, wait_ids))
     policy_of = dict(session.execute(waits).all())
-    book = PolicyBook(session)
+    book = book or PolicyBook(session)
     return {e.id for e in calls if calls_never_ring(book.by_id(policy_of.get(e.wait_id)))}
 
 
@@ -732,14 +737,15 @@ def open_wait_call(session: Session, conversation_id: int, now: datetime) -> Ope
     every reminder went out."""
     calls, reached = _open_wait_calls(session, conversation_id)
     queued = [e for e in calls if reached.get(e.id, ("",))[0] == "queued"]
-    held = held_calls(session, queued, now)
+    book = PolicyBook(session) if queued else None  # the policies, read once for both questions
+    held = held_calls(session, queued, now, book=book)
     never = {e.id for e in calls if reached.get(e.id, ("",))[0] == "never"}
-    never |= calls_never_placed(session, queued)
+    never |= calls_never_placed(session, queued, book)
     policy = None
     if never:
         wait_id = next(e.wait_id for e in calls if e.id in never)
         policy_id = session.scalar(select(SlaWait.policy_id).where(SlaWait.id == wait_id))
-        policy = PolicyBook(session).by_id(policy_id)
+        policy = (book or PolicyBook(session)).by_id(policy_id)
     return OpenWaitCall(max(held.values(), default=None), policy)
 
 
