@@ -163,7 +163,7 @@ def test_no_loss_alert_goes_to_a_member_who_left(as_role, world, db, add_custome
         assert [p["touser"] for p in queued] == ["wangwu"]
         assert f"钱先生{sfx} 已将你团队的 李四（已离职） 从联系人中删除" in queued[0]["text"]["content"]
         page = as_role("admin", "b").get(f"/customers/{customer_id}").text
-        assert "<b>李四</b> 被客户删除（流失）；成员已离职，流失提醒没有发给本人" in page
+        assert "<b>李四（已离职）</b> 被客户删除（流失）；成员已离职，流失提醒没有发给本人" in page
     with db.tenant_session(world.b.id) as s:  # not to be sent by a later test's worker
         s.execute(delete(OutboxMessage).where(OutboxMessage.id > last))
 
@@ -271,3 +271,58 @@ def test_a_chat_whose_member_left_says_so(as_role, world, db, add_customer, chat
     page = admin.get(f"/conversations/{chat_id}").text  # back with the company: as before
     assert "单聊 · 成员 赵六 ·" in page and "请 赵六 在企业微信里回复" in page
     assert admin.get(f"/api/v1/conversations/{chat_id}").json()["staff_status"] == "active"
+
+
+def test_a_group_owner_a_sender_and_the_timeline_mark_a_member_who_left(
+    as_role, world, db, add_customer, chat_with
+):
+    """The customer's groups, the group chat's 群主, the messages 赵六 sent and the timeline's
+    entries naming him read 赵六, as a member still there, once he had left."""
+    from siyu.conversations import groups
+    from siyu.conversations.models import GroupChat, GroupMember
+    from siyu.db.base import utcnow
+
+    sfx = uuid.uuid4().hex[:6]
+    customer_id = add_customer(f"陈先生{sfx}", "zhaoliu")
+    chat_id = chat_with(customer_id, "zhaoliu", f"发票开好了吗{sfx}")
+    room = f"wrLeft{sfx}"
+    with db.tenant_session(world.b.id) as s:
+        ext = s.get(Customer, customer_id).external_userid
+        listed = [{"userid": ext, "type": 2, "join_time": int(time.time()) - 300, "join_scene": 1}]
+        chat = {"chat_id": room, "name": f"老客户群{sfx}", "owner": "zhaoliu", "member_list": listed}
+        groups.record(s, chat, utcnow())
+    arc = Archive()
+    arc.text("zhaoliu", ext, f"开好了，已发邮箱{sfx}", 20)  # his reply ends the wait
+    arc.text("zhaoliu", "", f"欢迎各位{sfx}", 10, roomid=room)
+    store(db, world.b.id, arc.items)
+    with db.tenant_session(world.b.id) as s:
+        group_chat = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
+    admin = as_role("admin", "b")
+    try:
+        with left(db, world, "zhaoliu"):
+            with leavers_read(db) as reads:
+                page = admin.get(f"/customers/{customer_id}").text
+            assert len(reads) == 1
+            groups_shown = _text(re.search(r'<section id="groups">(.*?)</section>', page, re.S).group(1))
+            assert f"在客户群「老客户群{sfx}」里" in groups_shown and "群主 赵六（已离职））" in groups_shown
+            assert "<b>赵六（已离职）</b> 添加了客户" in page
+            assert "；赵六（已离职） 回复，用时" in page
+            with leavers_read(db) as reads:
+                chat = admin.get(f"/conversations/{chat_id}").text
+            assert len(reads) == 1
+            assert re.search(r'<span class="who">赵六（已离职） · <time', chat)
+            in_group = admin.get(f"/conversations/{group_chat}").text
+            assert "· 群主 赵六（已离职） ·" in in_group
+            assert re.search(r'<span class="who">赵六（已离职） · <time', in_group)
+            listed = _text(admin.get("/conversations", params={"kind": "group"}).text)
+            assert "群主 赵六（已离职）" in listed
+            found = _text(admin.get("/conversations", params={"q": f"已发邮箱{sfx}"}).text)
+            assert "赵六（已离职）：开好了" in found
+        page = admin.get(f"/customers/{customer_id}").text  # back with the company: as before
+        assert "群主 赵六）" in _text(page) and "<b>赵六</b> 添加了客户" in page and "已离职" not in page
+        assert "已离职" not in admin.get(f"/conversations/{group_chat}").text
+    finally:
+        with db.tenant_session(world.b.id) as s:
+            s.execute(delete(Conversation).where(Conversation.roomid == room))
+            s.execute(delete(GroupMember).where(GroupMember.chat_id == room))
+            s.execute(delete(GroupChat).where(GroupChat.chat_id == room))

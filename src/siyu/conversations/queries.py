@@ -225,7 +225,7 @@ def conversation_dict(
         "staff_name": names.get(c.staff_userid, c.staff_userid),
         **_staff_gone(c.staff_userid, gone or {}),
         "roomid": c.roomid,
-        "group": _group_ref(group, names) if c.kind == "group" else None,
+        "group": _group_ref(group, names, gone or {}) if c.kind == "group" else None,
         "message_count": c.message_count,
         "last_message_at": c.last_message_at,
         "last_inbound_at": c.last_inbound_at,
@@ -263,13 +263,14 @@ def group_title(roomid: str, group: GroupChat | None, names: dict[str, str]) -> 
     return f"群聊 {roomid}"
 
 
-def _group_ref(group: GroupChat | None, names: dict[str, str]) -> dict | None:
+def _group_ref(group: GroupChat | None, names: dict[str, str], gone: dict[str, str]) -> dict | None:
     if group is None:
         return None
     return {
         "name": group.name,
         "owner_userid": group.owner_userid,
         "owner_name": names.get(group.owner_userid, group.owner_userid),
+        "owner_gone": gone.get(group.owner_userid, ""),  # (the pages' mark: 群主 赵六（已离职）)
         "member_count": group.member_count,
         "customer_count": group.customer_count,
         "status": group.status,
@@ -493,14 +494,15 @@ def _shape(
     session: Session, conversations: list[Conversation], now: datetime, gone: dict[str, str] | None = None
 ) -> list[dict]:
     names = staff_names(session)
-    if gone is None:
-        gone = staff_gone(session, {c.staff_userid for c in conversations if c.staff_userid})
+    group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
+    if gone is None:  # the chats' members and their groups' owners
+        members = {c.staff_userid for c in conversations} | {g.owner_userid for g in group_chats.values()}
+        gone = staff_gone(session, members - {""})
     customers = _customers(session, {c.customer_id for c in conversations if c.customer_id})
     last = _last_texts(session, [c.id for c in conversations])
     waiting = _messages_by_msgid(session, {c.awaiting_msgid for c in conversations if c.awaiting_msgid})
     asks = waiting_asked(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
     senders = _sender_names(session, list(waiting.values()), names)
-    group_chats = _group_chats(session, {c.roomid for c in conversations if c.kind == "group"})
     in_groups = group_waits.group_waits(session, [c.id for c in conversations if c.kind == "group"])
     askers = _external_names(session, {w.sender for w in in_groups.values()})
     out = []
@@ -583,13 +585,18 @@ def list_conversations(
 
 
 def conversation(
-    session: Session, viewer: Reader, conversation_id: int, now: datetime | None = None
+    session: Session,
+    viewer: Reader,
+    conversation_id: int,
+    now: datetime | None = None,
+    gone: dict[str, str] | None = None,
 ) -> dict | None:
-    """One conversation (with its waiting message), or None when the viewer may not read it."""
+    """One conversation (with its waiting message), or None when the viewer may not read it.
+    `gone`: staff_gone, where the caller read it for the rest of its page too."""
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
-    shaped = _shape(session, [found], _now(now))[0]
+    shaped = _shape(session, [found], _now(now), gone)[0]
     # the customer's last word on archiving, as WeCom recorded it in the chat
     consent = session.scalar(
         select(Message.msgtype)
@@ -712,10 +719,12 @@ def messages(
     conversation_id: int,
     before: int | None = None,
     limit: int = MESSAGES_PER_PAGE,
+    gone: dict[str, str] | None = None,
 ) -> MessagePage | None:
     """The newest `limit` messages (older than message `before`), oldest first; None when
     the viewer may not read the conversation; UnknownMessage when `before` is not one of its
-    messages."""
+    messages. `gone` (staff_gone; the chat page's): each message's sender_gone, for a member
+    who has left since (赵六（已离职）); without it none is marked."""
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
@@ -734,6 +743,8 @@ def messages(
     rows = list(reversed(rows[:limit]))
     senders = _sender_names(session, rows, staff_names(session))
     items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid) for m in rows]
+    for item in items:
+        item["sender_gone"] = (gone or {}).get(item["sender"], "") if item["direction"] == "out" else ""
     dismissed = _dismissed(session, found.id, [m.msgid for m in rows if m.direction == "in"])
     for item in items:
         if (found_dismissal := dismissed.get(item["msgid"])) is not None:  # the chat says when, and who
@@ -847,7 +858,9 @@ def search_messages(
     got = paging.take(session, stmt, _SEARCH_ORDER, _SEARCH_CURSOR, page, per_page, after, before)
     rows = got.rows
     names = staff_names(session)
-    gone = staff_gone(session, {c.staff_userid for _, c in rows if c.staff_userid})
+    # the chats' members and the members who wrote the messages found
+    members = {c.staff_userid for _, c in rows} | {m.sender for m, _ in rows if m.direction == "out"}
+    gone = staff_gone(session, members - {""})
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
     senders = _sender_names(session, [m for m, _ in rows], names)
@@ -855,9 +868,11 @@ def search_messages(
     for m, c in rows:
         text, spans = search_index.snippet(m.text, query)
         customer = customers.get(c.customer_id) if c.customer_id else None
+        said = message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid)
+        said["sender_gone"] = gone.get(m.sender, "") if m.direction == "out" else ""
         items.append(
             {
-                "message": message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid),
+                "message": said,
                 "conversation": {
                     "id": c.id,
                     "kind": c.kind,

@@ -295,7 +295,7 @@ def profile(
         "unattended": unattended(session, customer.id, gone),
         "tags": _union_tags(fls),
         "channels": list(channels.values()),
-        "groups": customer_groups(session, viewer, customer.id),
+        "groups": customer_groups(session, viewer, customer.id, gone),
     }
 
 
@@ -322,11 +322,14 @@ def unattended(session: Session, customer_id: int, gone: dict[str, str] | None =
 JOINED_HOW = {1: "由成员邀请", 2: "通过成员分享的群链接", 3: "扫描群二维码"}
 
 
-def customer_groups(session: Session, viewer: Reader, customer_id: int) -> list[dict]:
+def customer_groups(
+    session: Session, viewer: Reader, customer_id: int, gone: dict[str, str] | None = None
+) -> list[dict]:
     """The customer groups the customer is in now, newest join first: for an agent, those
     owned by a member they see, as the timeline's group entries (told on the owner's name).
     The group chats an agent may open follow a wider rule (siyu.conversations.queries: also
-    those a member they see wrote in), so a chat they may open need not be listed here."""
+    those a member they see wrote in), so a chat they may open need not be listed here.
+    `gone`: staff_gone, for an owner who left (群主 赵六（已离职）: nobody looks after the group)."""
     stmt = (
         select(GroupMember, GroupChat)
         .join(GroupChat, GroupChat.chat_id == GroupMember.chat_id)
@@ -346,6 +349,7 @@ def customer_groups(session: Session, viewer: Reader, customer_id: int) -> list[
             "name": group.name,
             "owner_userid": group.owner_userid,
             "owner_name": names.get(group.owner_userid, group.owner_userid),
+            "owner_gone": (gone or {}).get(group.owner_userid, ""),
             "joined_at": member.joined_at,
             "join_scene": member.join_scene,
             "joined_how": JOINED_HOW.get(member.join_scene, ""),
@@ -416,11 +420,14 @@ def timeline(
     before: int | None = None,
     waits: int | None = None,
     now: datetime | None = None,
+    gone: dict[str, str] | None = None,
 ) -> list[dict] | None:
     """Newest first, older than entry `before` if given (UnknownEvent when it is not one of the
     customer's the viewer sees); None when the viewer may not read the customer. The stored
     events come mixed with the customer's service history (siyu.sla.history: one entry per
-    wait, of the conversations the viewer may read), at most `waits` of those if given."""
+    wait, of the conversations the viewer may read), at most `waits` of those if given.
+    `gone` (staff_gone; the page's): the members who left are marked in the wait entries' words
+    (赵六（已离职） 回复) and each event's staff_gone; without it, as the API has them, unmarked."""
     from siyu.sla import history  # (the SLA domain builds on this one)
 
     if get_customer(session, viewer, customer_id) is None:
@@ -445,6 +452,7 @@ def timeline(
         below = (at, before)
         stmt = stmt.where(or_(TimelineEvent.at < at, and_(TimelineEvent.at == at, TimelineEvent.id < before)))
     names = staff_names(session)
+    gone = gone or {}
     events = [
         {
             "id": e.id,
@@ -452,12 +460,15 @@ def timeline(
             "kind": e.kind,
             "staff_userid": e.staff_userid,
             "staff_name": names.get(e.staff_userid, e.staff_userid),
+            "staff_gone": gone.get(e.staff_userid, ""),
             "data": dict(e.data or {}),
             "text": describe_event(e.kind, e.data or {}, names.get(e.staff_userid, e.staff_userid)),
         }
         for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
     ]
-    served = history.entries(session, viewer, customer_id, names, min(limit, waits or limit), below, now)
+    # the waits tell their members (who replied, whom a step went to) by these names alone
+    marked = {**names, **{u: f"{names.get(u, u)}（{word}）" for u, word in gone.items()}}
+    served = history.entries(session, viewer, customer_id, marked, min(limit, waits or limit), below, now)
     return sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
 
 

@@ -192,13 +192,15 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
     # one moment for the whole page: read twice, the work time could pass the wait beside it
     now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
-        found = queries.conversation(s, viewer, conversation_id, now)
+        # its member, its group's owner and the members who wrote: who left is marked, read once
+        gone = customer_queries.staff_gone(s)
+        found = queries.conversation(s, viewer, conversation_id, now, gone)
         try:
             if found and at is not None:
                 before = queries.page_at(s, viewer, conversation_id, at)
-            page = queries.messages(s, viewer, conversation_id, before) if found else None
+            page = queries.messages(s, viewer, conversation_id, before, gone=gone) if found else None
         except queries.UnknownMessage:  # a stale link: the newest messages
-            before, page = None, queries.messages(s, viewer, conversation_id)
+            before, page = None, queries.messages(s, viewer, conversation_id, gone=gone)
         # an older page (a search result's, or paged back to): the way forward again
         newer = None
         if before is not None and page and page.items:

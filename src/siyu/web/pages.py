@@ -193,12 +193,15 @@ WAITS_SHOWN = 30
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        gone = queries.staff_gone(s)  # its follows, its 无人跟进 notice and its chats mark them
+        # its follows, its 无人跟进 notice, its groups' owners, its timeline and its chats mark them
+        gone = queries.staff_gone(s)
         found = queries.profile(s, viewer, customer_id, gone)
         # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
         # (one more than shown: whether there are older ones to point to)
         events = (
-            queries.timeline(s, viewer, customer_id, waits=WAITS_SHOWN + 1, now=request.app.state.rt.now())
+            queries.timeline(
+                s, viewer, customer_id, waits=WAITS_SHOWN + 1, now=request.app.state.rt.now(), gone=gone
+            )
             if found
             else None
         )
