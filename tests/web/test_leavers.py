@@ -326,3 +326,24 @@ def test_a_group_owner_a_sender_and_the_timeline_mark_a_member_who_left(
             s.execute(delete(Conversation).where(Conversation.roomid == room))
             s.execute(delete(GroupMember).where(GroupMember.chat_id == room))
             s.execute(delete(GroupChat).where(GroupChat.chat_id == room))
+
+
+def test_the_staff_api_says_how_a_member_is_gone_as_the_follows_do(as_role, world, db):
+    """GET /api/v1/staff gave only active: false, for a member who left and one disabled alike,
+    where a follow's staff_status told them apart."""
+    admin = as_role("admin", "b")
+
+    def status() -> tuple[bool, str]:
+        members = admin.get("/api/v1/staff", params={"include_inactive": "true"}).json()
+        lisi = next(m for m in members if m["userid"] == "lisi")
+        assert (lisi["active"], lisi["status"]) == (True, "active")
+        zhaoliu = next(m for m in members if m["userid"] == "zhaoliu")
+        return zhaoliu["active"], zhaoliu["status"]
+
+    assert status() == (True, "active")
+    with left(db, world, "zhaoliu"):
+        assert status() == (False, "left")
+        for wecom_status, said in ((2, "disabled"), (None, "left_or_disabled")):
+            with db.tenant_session(world.b.id) as s:
+                s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = wecom_status
+            assert status() == (False, said)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 
 from siyu.tenancy import api_tokens, service, setting_changes
-from siyu.tenancy.models import Staff
+from siyu.tenancy.models import STAFF_STATUS, Staff, gone_word
 from siyu.tenancy.schemas import (
     CallPhoneIn,
     CallPhoneOut,
@@ -68,6 +68,7 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
                 "direct_leaders": list(m.direct_leaders or []),
                 "position": m.position,
                 "active": m.active,
+                "status": STAFF_STATUS[gone_word(m.active, m.wecom_status)],
                 "synced_at": m.synced_at,
                 "call_phone": m.call_phone if viewer.may_set_call_phone(m.userid) else None,
                 "has_call_phone": bool(m.call_phone or m.mobile),

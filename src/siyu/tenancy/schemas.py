@@ -62,6 +62,10 @@ class StaffOut(BaseModel):
     direct_leaders: list[str]
     position: str = ""
     active: bool
+    status: StaffStatus = Field(
+        description="as `staff_status` of a follow or a chat says it, where `active` is only true or"
+        " false. " + STAFF_STATUS_TEXT
+    )
     synced_at: datetime
     call_phone: str | None = Field(
         description="the number set in Siyu that escalation calls ring (yours, or anyone's for an admin;"
