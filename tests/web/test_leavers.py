@@ -347,3 +347,23 @@ def test_the_staff_api_says_how_a_member_is_gone_as_the_follows_do(as_role, worl
             with db.tenant_session(world.b.id) as s:
                 s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = wecom_status
             assert status() == (False, said)
+
+
+def test_the_customer_api_says_nobody_follows_a_customer_whose_members_all_left(
+    as_role, world, db, add_customer
+):
+    """The page said 客户现在无人跟进 where only leavers follow; the API's profile did not say it."""
+    sfx = uuid.uuid4().hex[:6]
+    alone = add_customer(f"韩先生{sfx}", "zhaoliu")
+    shared = add_customer(f"卫女士{sfx}", "zhaoliu", "lisi")
+    admin = as_role("admin", "b")
+
+    def unattended(customer_id: int) -> str:
+        return admin.get(f"/api/v1/customers/{customer_id}").json()["unattended"]
+
+    assert (unattended(alone), unattended(shared)) == ("", "")
+    with left(db, world, "zhaoliu"):
+        assert (unattended(alone), unattended(shared)) == ("已离职", "")  # 李四 still follows her
+        with db.tenant_session(world.b.id) as s:
+            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = 2
+        assert unattended(alone) == "已禁用"

@@ -147,6 +147,12 @@ class CustomerGroupOut(BaseModel):
 
 
 class CustomerProfile(CustomerOut):
+    unattended: Literal["", "已离职", "已禁用", "已离职或停用"] = Field(
+        description="the page's 无人跟进 notice: where every member still following the customer (all"
+        " follows, whoever asks) left the corp, how they are gone (已离职, 已禁用, or 已离职或停用 for a mix"
+        " or one gone before Siyu kept WeCom's status): nobody answers the customer until they are handed"
+        " over in WeCom (离职继承, or 在职继承 for one disabled). Empty otherwise"
+    )
     channels: list[ChannelRef] = []
     groups: list[CustomerGroupOut] = Field(
         default=[],
