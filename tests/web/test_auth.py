@@ -9,12 +9,12 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.login_throttle import MAX_FAILURES
-from siyu.tenancy.models import WebSession
+from siyu.tenancy.models import Person, Staff, WebSession
 from siyu.web.auth import NOT_SIGNED_IN, safe_next
 from tests.web.conftest import PASSWORD, login
 
@@ -183,3 +183,31 @@ def test_a_login_is_not_tried_again_after_ten_wrong_passwords(siyu, world, db):
             "/login", data={"login": world.a.logins["supervisor"], "password": PASSWORD, "csrf_token": token}
         )
         assert r.status_code == 303
+
+
+def test_a_member_the_staff_sync_has_not_brought_yet_signs_in_and_one_who_left_is_refused(siyu, world, db):
+    """A login naming a WeCom member before the staff sync brings them is let in (nothing says
+    they left); once the sync finds them gone, their session ends and they cannot sign in."""
+    sfx = uuid.uuid4().hex[:6]
+    userid, login_name = f"new{sfx}", f"new-{sfx}"
+    with db.tenant_session(world.a.id) as s:
+        tenancy.add_person(s, login_name, "新同事", "agent", PASSWORD, userid)
+    try:
+        client = login(siyu, login_name)
+        assert client.get("/api/v1/me").status_code == 200
+        with db.tenant_session(world.a.id) as s:
+            s.add(Staff(userid=userid, name="新同事", departments=[1], main_department=1, active=False))
+        assert client.get("/api/v1/me").status_code == 401
+        with httpx.Client(base_url=siyu) as again:
+            token = _login_form(again)
+            form = {"login": login_name, "password": PASSWORD, "csrf_token": token, "next": "/"}
+            assert again.post("/login", data=form).status_code != 303
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(
+                delete(WebSession).where(
+                    WebSession.person_id.in_(select(Person.id).where(Person.login == login_name))
+                )
+            )
+            s.execute(delete(Person).where(Person.login == login_name))
+            s.execute(delete(Staff).where(Staff.userid == userid))

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import ApiToken, Person, Staff, Tenant
+from siyu.tenancy.queries import members_left
 
 PREFIX = "siyu_"
 SECRET_CHARS = 40
@@ -247,11 +248,7 @@ def use(session: Session, secret: str) -> TokenUse | None:
 def _gone(session: Session, people) -> set[int]:
     """The ids of `people` who have left the company (tenancy.has_left, for a list at once)."""
     by_userid = {p.staff_userid: p.id for p in people if p.staff_userid}
-    if not by_userid:
-        return set()
-    gone = select(Staff.userid).where(Staff.userid.in_(by_userid), Staff.active.is_(False))
-    inactive = session.scalars(gone)
-    return {by_userid[userid] for userid in inactive}
+    return {by_userid[userid] for userid in members_left(session, by_userid)}
 
 
 def _still_admin(maker: Person | None, left: set[int]) -> bool:

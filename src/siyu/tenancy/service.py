@@ -17,6 +17,7 @@ from siyu.db import locks, utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
+from siyu.tenancy.queries import members_left
 from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import new_encoding_aes_key
@@ -359,8 +360,7 @@ def visible_staff(session: Session, role: str, userid: str | None) -> frozenset[
 def has_left(session: Session, person: Person) -> bool:
     """A WeCom member the staff sync found gone or disabled: no access, signed in or by a
     token. A login made by hand names no member, and nothing in WeCom ends it."""
-    userid = person.staff_userid
-    return bool(userid) and session.scalar(select(Staff.active).where(Staff.userid == userid)) is False
+    return bool(members_left(session, [person.staff_userid or ""]))
 
 
 def hash_password(password: str) -> str:
