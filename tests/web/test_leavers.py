@@ -170,7 +170,7 @@ def test_no_loss_alert_goes_to_a_member_who_left(as_role, world, db, add_custome
 
 @contextmanager
 def leavers_read(db):
-    """How many times the list of members who left (customers.queries.staff_gone) is read."""
+    """How many times the list of members who left (tenancy.queries.staff_gone) is read."""
     reads: list[str] = []
 
     def seen(conn, cursor, statement, *args) -> None:

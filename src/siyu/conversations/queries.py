@@ -25,10 +25,11 @@ from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
-from siyu.customers.queries import Reader, staff_gone, staff_names
+from siyu.customers.queries import Reader, staff_names
 from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
 from siyu.tenancy.models import STAFF_STATUS
+from siyu.tenancy.queries import staff_gone
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -208,7 +209,7 @@ def conversation_dict(
     group: GroupChat | None = None,
     gone: dict[str, str] | None = None,
 ) -> dict:
-    """`gone`: the members no longer with the corp (customers.queries.staff_gone)."""
+    """`gone`: the members no longer with the corp (tenancy.queries.staff_gone)."""
     waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
     if c.kind == "group":
         title = group_title(c.roomid, group, names)

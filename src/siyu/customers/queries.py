@@ -10,7 +10,6 @@ are limited the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -26,6 +25,7 @@ from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, Tim
 from siyu.db import paging
 from siyu.db.paging import Page, SortKey
 from siyu.tenancy.models import GONE_OTHERWISE, STAFF_STATUS, Department, Staff, gone_word
+from siyu.tenancy.queries import staff_gone
 
 FOLLOW_STATUSES = ("active", "half", "lost", "deleted", "transferred")
 MAX_PER_PAGE = 100
@@ -131,16 +131,6 @@ def readable(viewer: Reader, f: CustomerFilter | None = None) -> Select:
 
 def staff_names(session: Session) -> dict[str, str]:
     return dict(session.execute(select(Staff.userid, Staff.name)).all())
-
-
-def staff_gone(session: Session, userids: Iterable[str] | None = None) -> dict[str, str]:
-    """Members no longer with the corp (of `userids` if given), by userid: how the pages mark
-    them (已离职, 已禁用). A member not synced is not among them: still tried, as one with it.
-    A page reads it once and hands it to whatever marks members (`gone=`)."""
-    stmt = select(Staff.userid, Staff.wecom_status).where(Staff.active.is_(False))
-    if userids is not None:
-        stmt = stmt.where(Staff.userid.in_(sorted(set(userids))))
-    return {userid: gone_word(False, status) for userid, status in session.execute(stmt)}
 
 
 def channel_names(session: Session) -> dict[int, str]:

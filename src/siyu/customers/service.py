@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from siyu.conversations import service as conversations
 from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
-from siyu.customers.queries import staff_gone
 from siyu.db import utcnow
 from siyu.notify import outbox
 from siyu.tenancy.models import Department, Staff, Tenant
+from siyu.tenancy.queries import staff_gone
 
 
 def from_unix(ts: int | str | None) -> datetime:

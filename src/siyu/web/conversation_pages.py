@@ -18,6 +18,7 @@ from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
 from siyu.sla.history import ENDINGS
 from siyu.tenancy.models import Tenant
+from siyu.tenancy.queries import staff_gone
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
 from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
@@ -193,7 +194,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
     now = rt.now()
     with rt.db.tenant_session(viewer.tenant_id) as s:
         # its member, its group's owner and the members who wrote: who left is marked, read once
-        gone = customer_queries.staff_gone(s)
+        gone = staff_gone(s)
         found = queries.conversation(s, viewer, conversation_id, now, gone)
         try:
             if found and at is not None:

@@ -36,6 +36,7 @@ from siyu.sla import service as sla_service
 from siyu.tenancy import api_tokens, setting_changes, timezones
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import STAFF_NOT_ACTIVATED, Person, Staff, Tenant, gone_word
+from siyu.tenancy.queries import staff_gone
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.channel_summary import channel_differences, channel_text
@@ -194,7 +195,7 @@ WAITS_SHOWN = 30
 def customer_page(request: Request, viewer: PageViewer, customer_id: int):
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         # its follows, its 无人跟进 notice, its groups' owners, its timeline and its chats mark them
-        gone = queries.staff_gone(s)
+        gone = staff_gone(s)
         found = queries.profile(s, viewer, customer_id, gone)
         # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
         # (one more than shown: whether there are older ones to point to)
