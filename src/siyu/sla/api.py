@@ -56,6 +56,7 @@ from siyu.sla.schemas import (
     SnoozeIn,
     SnoozeOut,
 )
+from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.queries import still_with_the_corp
 from siyu.web.api_errors import (
@@ -221,7 +222,7 @@ def board_for(
     `problems`: only the newest deliveries that failed that many (counted all the same, by
     status)."""
     scope = viewer.visible_staff  # None: the whole tenant
-    if day is not None and day > now.astimezone(ZoneInfo(service.tenant_timezone(session))).date():
+    if day is not None and day > timezones.today(service.tenant_timezone(session), now):
         # (its figures would all read 0, as if nobody had waited that day)
         raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)

@@ -25,6 +25,7 @@ from siyu.sla.calendar import BusinessCalendar, quiet_until, shifts_all_quiet
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.service import PolicyBook, PolicyView, tenant_timezone
 from siyu.sla.told import told_by_text
+from siyu.tenancy import timezones
 from siyu.tenancy.queries import members_left, still_with_the_corp
 
 # ------------------------------------------------------------------------ the SLA board
@@ -32,8 +33,8 @@ from siyu.tenancy.queries import members_left, still_with_the_corp
 
 def day_bounds(session: Session, now: datetime, day: date | None = None) -> tuple[datetime, datetime]:
     """[start, end) of a local day (default: today) in the tenant's time zone, in UTC."""
-    tz = ZoneInfo(tenant_timezone(session))
-    day = day or now.astimezone(tz).date()
+    zone = tenant_timezone(session)
+    tz, day = ZoneInfo(zone), day or timezones.today(zone, now)
     start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
     return start, end
