@@ -367,3 +367,104 @@ def test_the_customer_api_says_nobody_follows_a_customer_whose_members_all_left(
         with db.tenant_session(world.b.id) as s:
             s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = 2
         assert unattended(alone) == "已禁用"
+
+
+@pytest.fixture
+def owned_by_zhaoliu(db, world, add_customer, chat_with):
+    """A customer of 赵六 and 李四 in 赵六's chat (he replied) and in 赵六's customer group (he
+    wrote there): (customer, chat, group chat) ids; the group gone after the test."""
+    from siyu.conversations import groups
+    from siyu.conversations.models import GroupChat, GroupMember
+    from siyu.db.base import utcnow
+
+    sfx = uuid.uuid4().hex[:6]
+    customer_id = add_customer(f"褚先生{sfx}", "zhaoliu", "lisi")
+    chat_id = chat_with(customer_id, "zhaoliu", f"合同寄出了吗{sfx}")
+    room = f"wrApi{sfx}"
+    with db.tenant_session(world.b.id) as s:
+        ext = s.get(Customer, customer_id).external_userid
+        listed = [{"userid": ext, "type": 2, "join_time": int(time.time()) - 300, "join_scene": 1}]
+        chat = {"chat_id": room, "name": f"售后群{sfx}", "owner": "zhaoliu", "member_list": listed}
+        groups.record(s, chat, utcnow())
+    arc = Archive()
+    arc.text("zhaoliu", ext, f"寄出了{sfx}", 20)  # his reply ends the wait
+    arc.text("zhaoliu", "", f"大家好{sfx}", 10, roomid=room)
+    store(db, world.b.id, arc.items)
+    with db.tenant_session(world.b.id) as s:
+        group_chat = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
+    yield customer_id, chat_id, group_chat
+    with db.tenant_session(world.b.id) as s:
+        s.execute(delete(Conversation).where(Conversation.roomid == room))
+        s.execute(delete(GroupMember).where(GroupMember.chat_id == room))
+        s.execute(delete(GroupChat).where(GroupChat.chat_id == room))
+
+
+def _read_once(db, admin, url: str) -> None:
+    with leavers_read(db) as reads:
+        assert admin.get(url).status_code == 200
+    assert len(reads) == 1, url
+
+
+def test_the_api_says_whether_a_messages_sender_left(as_role, world, db, owned_by_zhaoliu):
+    """The API's messages named 赵六 as a member still there once he had left (the chat marked
+    him): a client could not tell the reply had nobody behind it now."""
+    customer_id, chat_id, group_chat = owned_by_zhaoliu
+    admin = as_role("admin", "b")
+
+    def senders(conversation_id: int) -> list[tuple]:
+        items = admin.get(f"/api/v1/conversations/{conversation_id}/messages").json()["items"]
+        return [(m["direction"], m["sender_name"], m["sender_status"]) for m in items]
+
+    (customer,) = {name for d, name, _ in senders(chat_id) if d == "in"}
+    assert senders(chat_id) == [("in", customer, None), ("out", "赵六", "active")]
+    with left(db, world, "zhaoliu"):
+        assert senders(chat_id) == [("in", customer, None), ("out", "赵六", "left")]
+        assert senders(group_chat) == [("out", "赵六", "left")]
+        hits = admin.get("/api/v1/messages/search", params={"q": f"大家好{customer[-6:]}"}).json()
+        assert [h["message"]["sender_status"] for h in hits["items"]] == ["left"]
+        _read_once(db, admin, f"/api/v1/conversations/{chat_id}/messages")
+    assert senders(chat_id)[-1] == ("out", "赵六", "active")
+
+
+def test_the_api_says_whether_a_groups_owner_left(as_role, world, db, owned_by_zhaoliu):
+    """The customer's groups and the group chat named their 群主 赵六 plainly once he had left
+    (the pages marked him): nobody looks after the group now."""
+    customer_id, _, group_chat = owned_by_zhaoliu
+    admin = as_role("admin", "b")
+
+    def owners() -> tuple[str, str, str]:
+        (group,) = admin.get(f"/api/v1/customers/{customer_id}").json()["groups"]
+        one = admin.get(f"/api/v1/conversations/{group_chat}").json()["group"]
+        params = {"kind": "group", "staff": "zhaoliu"}
+        (listed,) = admin.get("/api/v1/conversations", params=params).json()["items"]
+        assert group["owner_name"] == one["owner_name"] == listed["group"]["owner_name"] == "赵六"
+        return group["owner_status"], one["owner_status"], listed["group"]["owner_status"]
+
+    assert owners() == ("active",) * 3
+    with left(db, world, "zhaoliu"):
+        assert owners() == ("left",) * 3
+        with db.tenant_session(world.b.id) as s:
+            s.scalar(select(Staff).where(Staff.userid == "zhaoliu")).wecom_status = 2
+        assert owners() == ("disabled",) * 3
+        _read_once(db, admin, f"/api/v1/conversations/{group_chat}")
+        _read_once(db, admin, f"/api/v1/customers/{customer_id}")
+    assert owners() == ("active",) * 3
+
+
+def test_the_api_timeline_says_whether_an_entrys_member_left(as_role, world, db, owned_by_zhaoliu):
+    """The API's timeline named 赵六 plainly in his entries once he had left (the page marked
+    him 赵六（已离职）)."""
+    customer_id, _, _ = owned_by_zhaoliu
+    admin = as_role("admin", "b")
+
+    def entries() -> set[tuple]:
+        timeline = admin.get(f"/api/v1/customers/{customer_id}/timeline").json()
+        return {(e["kind"], e["staff_name"], e["staff_status"]) for e in timeline}
+
+    expected = {("added", "赵六", "active"), ("added", "李四", "active"), ("wait", "赵六", "active")}
+    assert expected | {("group_joined", "赵六", "active")} == entries()
+    with left(db, world, "zhaoliu"):
+        # named plainly still (the status tells), as the API always named them
+        expected = {("added", "赵六", "left"), ("added", "李四", "active"), ("wait", "赵六", "left")}
+        assert expected | {("group_joined", "赵六", "left")} == entries()
+        _read_once(db, admin, f"/api/v1/customers/{customer_id}/timeline")

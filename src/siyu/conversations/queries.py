@@ -272,6 +272,7 @@ def _group_ref(group: GroupChat | None, names: dict[str, str], gone: dict[str, s
         "owner_userid": group.owner_userid,
         "owner_name": names.get(group.owner_userid, group.owner_userid),
         "owner_gone": gone.get(group.owner_userid, ""),  # (the pages' mark: 群主 赵六（已离职）)
+        "owner_status": STAFF_STATUS[gone.get(group.owner_userid, "")] if group.owner_userid else None,
         "member_count": group.member_count,
         "customer_count": group.customer_count,
         "status": group.status,
@@ -298,7 +299,10 @@ def message_labels(m: Message) -> list[str]:
     return labels
 
 
-def message_dict(m: Message, sender_name: str, awaiting_msgid: str = "") -> dict:
+def message_dict(m: Message, sender_name: str, awaiting_msgid: str, gone: dict[str, str]) -> dict:
+    """`gone` (staff_gone, of the members who wrote at least): marks a member's message whose
+    sender left since (赵六（已离职）); a customer's has no member to mark."""
+    word = gone.get(m.sender, "") if m.direction != "in" else ""
     return {
         "id": m.id,
         "msgid": m.msgid,
@@ -316,6 +320,8 @@ def message_dict(m: Message, sender_name: str, awaiting_msgid: str = "") -> dict
         "labels": message_labels(m),
         "waiting": bool(awaiting_msgid) and m.msgid == awaiting_msgid,
         "event": m.msgtype in EVENT_TYPES,
+        "sender_gone": word,
+        "sender_status": STAFF_STATUS[word] if m.direction != "in" else None,
     }
 
 
@@ -509,7 +515,8 @@ def _shape(
     out = []
     for c in conversations:
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
-        wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid) if w else None
+        # (a customer's message: no member to mark)
+        wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid, gone) if w else None
         customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
         shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group, gone)
         asked = asks.get(c.id)
@@ -724,8 +731,9 @@ def messages(
 ) -> MessagePage | None:
     """The newest `limit` messages (older than message `before`), oldest first; None when
     the viewer may not read the conversation; UnknownMessage when `before` is not one of its
-    messages. `gone` (staff_gone; the chat page's): each message's sender_gone, for a member
-    who has left since (赵六（已离职）); without it none is marked."""
+    messages. `gone` (staff_gone; the chat page's): each message's sender_gone and
+    sender_status, for a member who has left since (赵六（已离职）); without it, read for the
+    members who wrote these messages alone (the API's)."""
     found = get_conversation(session, viewer, conversation_id)
     if found is None:
         return None
@@ -743,9 +751,9 @@ def messages(
     has_more = len(rows) > limit
     rows = list(reversed(rows[:limit]))
     senders = _sender_names(session, rows, staff_names(session))
-    items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid) for m in rows]
-    for item in items:
-        item["sender_gone"] = (gone or {}).get(item["sender"], "") if item["direction"] == "out" else ""
+    if gone is None:
+        gone = staff_gone(session, {m.sender for m in rows if m.direction != "in"})
+    items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid, gone) for m in rows]
     dismissed = _dismissed(session, found.id, [m.msgid for m in rows if m.direction == "in"])
     for item in items:
         if (found_dismissal := dismissed.get(item["msgid"])) is not None:  # the chat says when, and who
@@ -860,7 +868,7 @@ def search_messages(
     rows = got.rows
     names = staff_names(session)
     # the chats' members and the members who wrote the messages found
-    members = {c.staff_userid for _, c in rows} | {m.sender for m, _ in rows if m.direction == "out"}
+    members = {c.staff_userid for _, c in rows} | {m.sender for m, _ in rows if m.direction != "in"}
     gone = staff_gone(session, members - {""})
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
@@ -869,11 +877,9 @@ def search_messages(
     for m, c in rows:
         text, spans = search_index.snippet(m.text, query)
         customer = customers.get(c.customer_id) if c.customer_id else None
-        said = message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid)
-        said["sender_gone"] = gone.get(m.sender, "") if m.direction == "out" else ""
         items.append(
             {
-                "message": said,
+                "message": message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid, gone),
                 "conversation": {
                     "id": c.id,
                     "kind": c.kind,

@@ -29,6 +29,10 @@ class MessageOut(BaseModel):
     )
     sender: str = Field(description="WeCom userid or external_userid")
     sender_name: str
+    sender_status: StaffStatus | None = Field(
+        description="a member's message (out, internal): whether its sender is still with the corp, as"
+        " `staff_status` says it; null for a customer's (in). " + STAFF_STATUS_TEXT
+    )
     sent_at: datetime
     msgtype: str
     text: str = Field(description="a readable rendering ([图片], [文件] name, ...)")
@@ -55,6 +59,11 @@ class GroupRef(BaseModel):
     name: str
     owner_userid: str
     owner_name: str
+    owner_status: StaffStatus | None = Field(
+        description="whether the owner is still with the corp, as `staff_status` says it (one who left"
+        " looks after the group no more: hand it over in WeCom, 离职继承); null while WeCom told no owner"
+        " (owner_userid empty). " + STAFF_STATUS_TEXT
+    )
     member_count: int = Field(description="staff and customers in the group")
     customer_count: int
     status: Literal["active", "dismissed", "internal", "unknown"] = Field(

@@ -319,7 +319,8 @@ def customer_groups(
     owned by a member they see, as the timeline's group entries (told on the owner's name).
     The group chats an agent may open follow a wider rule (siyu.conversations.queries: also
     those a member they see wrote in), so a chat they may open need not be listed here.
-    `gone`: staff_gone, for an owner who left (群主 赵六（已离职）: nobody looks after the group)."""
+    `gone`: staff_gone, for an owner who left (群主 赵六（已离职）: nobody looks after the group);
+    without it, read for these groups' owners."""
     stmt = (
         select(GroupMember, GroupChat)
         .join(GroupChat, GroupChat.chat_id == GroupMember.chat_id)
@@ -333,20 +334,24 @@ def customer_groups(
     if viewer.visible_staff is not None:
         stmt = stmt.where(GroupChat.owner_userid.in_(sorted(viewer.visible_staff)))
     names = staff_names(session)
+    rows = session.execute(stmt).all()
+    if gone is None:
+        gone = staff_gone(session, {group.owner_userid for _, group in rows})
     return [
         {
             "chat_id": group.chat_id,
             "name": group.name,
             "owner_userid": group.owner_userid,
             "owner_name": names.get(group.owner_userid, group.owner_userid),
-            "owner_gone": (gone or {}).get(group.owner_userid, ""),
+            "owner_gone": gone.get(group.owner_userid, ""),
+            "owner_status": STAFF_STATUS[gone.get(group.owner_userid, "")] if group.owner_userid else None,
             "joined_at": member.joined_at,
             "join_scene": member.join_scene,
             "joined_how": JOINED_HOW.get(member.join_scene, ""),
             "invitor_userid": member.invitor,
             "invitor_name": names.get(member.invitor, member.invitor),
         }
-        for member, group in session.execute(stmt)
+        for member, group in rows
     ]
 
 
@@ -416,8 +421,10 @@ def timeline(
     customer's the viewer sees); None when the viewer may not read the customer. The stored
     events come mixed with the customer's service history (siyu.sla.history: one entry per
     wait, of the conversations the viewer may read), at most `waits` of those if given.
+    Each entry's staff_gone and staff_status say whether its member left (None: no member).
     `gone` (staff_gone; the page's): the members who left are marked in the wait entries' words
-    (赵六（已离职） 回复) and each event's staff_gone; without it, as the API has them, unmarked."""
+    too (赵六（已离职） 回复); without it (the API's), the words name them plainly and staff_gone
+    is read for the entries' members alone."""
     from siyu.sla import history  # (the SLA domain builds on this one)
 
     if get_customer(session, viewer, customer_id) is None:
@@ -442,7 +449,6 @@ def timeline(
         below = (at, before)
         stmt = stmt.where(or_(TimelineEvent.at < at, and_(TimelineEvent.at == at, TimelineEvent.id < before)))
     names = staff_names(session)
-    gone = gone or {}
     events = [
         {
             "id": e.id,
@@ -450,16 +456,21 @@ def timeline(
             "kind": e.kind,
             "staff_userid": e.staff_userid,
             "staff_name": names.get(e.staff_userid, e.staff_userid),
-            "staff_gone": gone.get(e.staff_userid, ""),
             "data": dict(e.data or {}),
             "text": describe_event(e.kind, e.data or {}, names.get(e.staff_userid, e.staff_userid)),
         }
         for e in session.scalars(stmt.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit))
     ]
     # the waits tell their members (who replied, whom a step went to) by these names alone
-    marked = {**names, **{u: f"{names.get(u, u)}（{word}）" for u, word in gone.items()}}
+    marked = {**names, **{u: f"{names.get(u, u)}（{word}）" for u, word in (gone or {}).items()}}
     served = history.entries(session, viewer, customer_id, marked, min(limit, waits or limit), below, now)
-    return sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
+    found = sorted(events + served, key=lambda e: (e["at"], e["id"]), reverse=True)[:limit]
+    if gone is None:
+        gone = staff_gone(session, {e["staff_userid"] for e in found})
+    for e in found:
+        e["staff_gone"] = gone.get(e["staff_userid"], "")
+        e["staff_status"] = STAFF_STATUS[e["staff_gone"]] if e["staff_userid"] else None
+    return found
 
 
 def today_counts(session: Session, viewer: Reader, today: date) -> dict:

@@ -137,6 +137,11 @@ class CustomerGroupOut(BaseModel):
     name: str = Field(description="as WeCom last told it; empty for an unnamed group")
     owner_userid: str
     owner_name: str
+    owner_status: StaffStatus | None = Field(
+        description="whether the owner is still with the corp, as `staff_status` says it (one who left"
+        " looks after the group no more: hand it over in WeCom, 离职继承); null while WeCom told no owner"
+        " (owner_userid empty). " + STAFF_STATUS_TEXT
+    )
     joined_at: datetime | None = Field(description="when they joined, as WeCom tells it")
     join_scene: int = Field(
         description="1 invited by a member, 2 by a member's link, 3 scanned the group's QR code, 0 unknown"
@@ -180,6 +185,11 @@ class TimelineEventOut(BaseModel):
     )
     staff_userid: str = ""
     staff_name: str = ""
+    staff_status: StaffStatus | None = Field(
+        None,
+        description="whether the entry's member (staff_userid: a group entry's owner, a wait's chat's"
+        " member) is still with the corp; null for an entry naming no member. " + STAFF_STATUS_TEXT,
+    )
     data: dict = {}
     text: str = Field(description="a one-line Chinese description")
 
