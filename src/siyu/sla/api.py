@@ -268,8 +268,9 @@ def board_for(
         rows = [e for e in rows if e.status == "fired"]
         reached = queries.deliveries(session, rows)
         queued = [e for e in rows if reached.get(e.id, ("",))[0] == "queued"]
-        held = queries.held_calls(session, queued, now)
-        never = queries.calls_never_placed(session, queued)
+        book = service.PolicyBook(session) if queued else None  # read once for both questions
+        held = queries.held_calls(session, queued, now, book=book)
+        never = queries.calls_never_placed(session, queued, book)
         for e in rows:
             delivery, error = reached.get(e.id, ("", ""))
             if e.id in never:  # "queued" read as a call still to ring
