@@ -543,10 +543,10 @@ def held_call(w, callee: str | None = None) -> OutboxMessage | None:
 
 
 def _failed_try(w) -> OutboxMessage | None:
+    """The call whose try failed (a claim counts a try before it is made: the error says it was)."""
     with w.session() as s:
-        return s.scalar(
-            select(OutboxMessage).where(OutboxMessage.kind == "sla_call", OutboxMessage.attempts > 0)
-        )
+        failed = OutboxMessage.kind == "sla_call", OutboxMessage.attempts > 0, OutboxMessage.last_error != ""
+        return s.scalar(select(OutboxMessage).where(*failed))
 
 
 def test_a_call_that_would_ring_in_quiet_hours_waits_for_them_to_end(w):
