@@ -34,6 +34,21 @@ def db(database_url) -> Database:
     database.dispose()
 
 
+@pytest.fixture(autouse=True)
+def tenants_retired_after_the_test(request):
+    """The tenants a test made (it or its function-scoped fixtures: fixtures of wider scope are
+    set up before this one) have nothing left to do once it is over."""
+    if "db" not in request.fixturenames:
+        yield
+        return
+    from tests.support.stack import newest_tenant, retire_tenants_after
+
+    db = request.getfixturevalue("db")
+    newest = newest_tenant(db)
+    yield
+    retire_tenants_after(db, newest)
+
+
 @pytest.fixture
 def fresh_tenant(db) -> int:
     """The id of a tenant of this test's own in the shared database (tests.support.new_tenant)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from siyu.app import create_app
 from siyu.config import Settings
@@ -21,6 +21,8 @@ from siyu.emulator.app import create_emulator_app
 from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
 from siyu.runtime import Runtime
+from siyu.sla.models import SlaEscalation
+from siyu.tenancy.models import Tenant
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.events import event_xml
 from tests.support.servers import free_port, serve
@@ -186,6 +188,26 @@ def forget_pending(db: Database, tenant_id: int) -> None:
     with db.tenant_session(tenant_id) as s:
         s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(status="skipped"))
         s.execute(update(CallbackEvent).where(CallbackEvent.status == "pending").values(status="failed"))
+        s.execute(update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="skipped"))
+
+
+def newest_tenant(db: Database) -> int:
+    with db.system_session() as s:
+        return s.scalar(select(func.max(Tenant.id))) or 0
+
+
+def retire_tenants_after(db: Database, newest: int) -> None:
+    """Every tenant made after `newest` (by a test now over) is left with nothing to do: its
+    queued work forgotten, its archive no longer pulled. Every later test's worker serves every
+    tenant in the shared database, and the archive pulls, sends and steps of a few hundred
+    tenants of tests gone by, each failing against that test's emulator, had slowed its own
+    work till waits on a busy machine ran out."""
+    with db.system_session() as s:
+        made = list(s.scalars(select(Tenant.id).where(Tenant.id > newest)))
+        if made:
+            s.execute(update(Tenant).where(Tenant.id.in_(made)).values(archive_mode="off"))
+    for tenant_id in made:
+        forget_pending(db, tenant_id)
 
 
 def connect_corp(rt: Runtime, corp: dict, name: str) -> tuple[int, str]:
