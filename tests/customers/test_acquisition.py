@@ -140,6 +140,11 @@ def _timeline(stack, customer_id):
         return s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == customer_id)).all()
 
 
+def welcome_statuses(stack) -> list[str]:
+    with stack.session() as s:
+        return list(s.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "welcome")))
+
+
 def test_a_retried_delivery_changes_nothing_and_same_second_scans_both_count(stack):
     channel = make_channel(stack)
     at = int(time.time())
@@ -149,7 +154,9 @@ def test_a_retried_delivery_changes_nothing_and_same_second_scans_both_count(sta
     wait_for(
         lambda: follow_of(stack, first["external_userid"]) and follow_of(stack, second["external_userid"])
     )
-    time.sleep(0.3)
+    # and both welcomes recorded (their 欢迎语已发送 on the timeline): WeCom has them a moment
+    # before Siyu writes so, and counted in between, the timeline grew after `before`
+    wait_for(lambda: welcome_statuses(stack) == ["sent", "sent"])
     before = counts(stack)
     stack.control("POST", f"/redeliver/{first['delivery_id']}")
     wait_for(lambda: stack.control("GET", f"/deliveries/{first['delivery_id']}")["status"] == "delivered")
