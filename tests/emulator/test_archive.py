@@ -21,6 +21,7 @@ from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import InvalidSignature, WeComCrypto, new_encoding_aes_key
 from siyu.wecom.errors import WeComError, WeComNotPermitted
 from siyu.wecom.events import parse_event
+from tests.support.stack import wait_for
 
 from .conftest import call, token
 
@@ -259,9 +260,8 @@ def test_the_archive_callback_has_its_own_pair_and_url_check(http, make_corp, re
     assert corp["archive_encoding_aes_key"] != corp["encoding_aes_key"]
     http.patch(f"/_emulator/corps/{cid}", json={"archive_notify_interval_s": 0.2})
     post(http, corp, text("wmA", "zhangsan", "在吗"))  # no archive callback URL yet
-    time.sleep(0.5)
+    (skipped,) = wait_for(lambda: http.get(f"/_emulator/corps/{cid}/deliveries").json())
     assert receiver.posts.get(corp["key"], []) == []  # nothing went to the main callback URL
-    (skipped,) = http.get(f"/_emulator/corps/{cid}/deliveries").json()
     assert skipped["kind"] == "msgaudit_notify" and skipped["status"] == "no_callback_url"
     bad = http.patch(f"/_emulator/corps/{cid}", json={"archive_encoding_aes_key": "short"})
     assert bad.status_code == 422
