@@ -184,11 +184,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
 def forget_pending(db: Database, tenant_id: int) -> None:
     """At a test's end: its tenant's work still queued is left undone for good. The database
     is shared by the whole run, and a later test's worker would otherwise spend its time
-    retrying it against an emulator that is gone (or a tenant it cannot decrypt)."""
+    retrying it against an emulator that is gone (or a tenant it cannot decrypt). Its SLA
+    steps still to fire too: a later test's worker, its clock moved on, fired them, and their
+    calls rang that test's voice gateway (an end-to-end test took one for its own)."""
     with db.tenant_session(tenant_id) as s:
         s.execute(update(OutboxMessage).where(OutboxMessage.status == "pending").values(status="skipped"))
         s.execute(update(CallbackEvent).where(CallbackEvent.status == "pending").values(status="failed"))
-        s.execute(update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="skipped"))
+        s.execute(
+            update(SlaEscalation)
+            .where(SlaEscalation.status == "pending")
+            .values(status="cancelled", note="the test ended")
+        )
 
 
 def newest_tenant(db: Database) -> int:
