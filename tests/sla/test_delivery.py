@@ -324,15 +324,18 @@ def _second_card_queued(w) -> None:
 def test_a_short_merge_window_still_keeps_to_the_pace_wecom_delivers_at(w):
     # the fixture's policy merges within 0.3 s; WeCom drops app messages beyond 30 a minute
     burst = firing.CARD_BURST
+    # the customers 5 s apart by Siyu's clock, which runs on with the real one: a second apart,
+    # a loaded machine taking a second between moving it and firing fired two steps (and the
+    # last must ask before the first one's second step, at 300 s, comes due)
     for i in range(burst + 1):
         w.customer(f"wmburst{i}", f"客户{i}")
-        w.say(f"问题{i}？", at=i, ext=f"wmburst{i}")
+        w.say(f"问题{i}？", at=5 * i, ext=f"wmburst{i}")
     w.pulled(3600)
-    for i in range(burst):  # a customer a second: each card goes at once, up to the burst
-        w.clock(120 + i)
+    for i in range(burst):  # each card goes at once, up to the burst (WeCom's pace is real time)
+        w.clock(120 + 5 * i)
         assert w.fire() == 1
         wait_for(lambda i=i: len(cards(w, "zhangsan")) == i + 1)
-    w.clock(120 + burst)
+    w.clock(120 + 5 * burst)
     assert w.fire() == 1
     # held for the pace, counted from when the first card went (the merge window alone would
     # have let it go at once); asserted on the queue, not by sleeping: on a busy machine the
