@@ -20,7 +20,13 @@ from siyu.notify.models import OutboxMessage
 from tests.support import TEST_SECRET_KEY
 from tests.support.stack import stack, wait_for
 
-LEASE_S = 3.0
+# Renewed every third of it: a worker starved for up to two thirds of a lease (a loaded
+# machine) still holds its rows. 3 s had left 2 s, and a test's claim made while the worker
+# process stood still for 3.5 s took the row from it.
+LEASE_S = 8.0
+# How long WeCom takes to answer: past the two leases the test waits with room to spare
+# (the worker's call, and its WeCom timeout below, must still be under way when it looks).
+SLOW_S = 2 * LEASE_S + 20.0
 
 # A worker in a process of its own, so that the test can kill it mid-run as the OOM killer
 # would: it claims the one row and runs it as `siyu worker` does.
@@ -52,7 +58,7 @@ def run_slowly_then_kill(st, tmp_path, model, row_id: int, path: str) -> object:
     """Run the row in a worker process while WeCom answers `path` slowly (its limits, a slow
     network): the work lasts longer than a lease. Check it is held for two leases, kill the
     worker, and return the row as the next worker claims it."""
-    slow = {"corp_id": st.corp_id, "path": path, "delay_s": 10.0}
+    slow = {"corp_id": st.corp_id, "path": path, "delay_s": SLOW_S}
     st.control("POST", "/faults", json=slow)
     env = {
         **os.environ,
@@ -62,6 +68,9 @@ def run_slowly_then_kill(st, tmp_path, model, row_id: int, path: str) -> object:
         "SIYU_WECOM_BASE_URL": st.emulator,
         "SIYU_DATA_DIR": str(tmp_path),
         "SIYU_WORK_LEASE_S": str(LEASE_S),
+        # waits out the slow answer: a 10 s timeout had ended the work 4 s after the test's
+        # two leases, and a test held back that long found the worker done (or the event run)
+        "SIYU_WECOM_TIMEOUT_S": str(SLOW_S + 30),
     }
     kind = "outbox" if model is OutboxMessage else "event"
     worker = subprocess.Popen([sys.executable, "-c", WORKER, kind, str(row_id)], env=env, cwd=tmp_path)
