@@ -21,7 +21,9 @@ from tests.support.stack import wait_for
 
 def test_the_embedded_worker_is_started_again_when_it_stops(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(child.Keeper, "CHECK_S", 0.1)
-    monkeypatch.setattr(child.Keeper, "FIRST_PAUSE_S", 1.5)
+    # /healthz says "restarting" only during the pause: long enough that a test held back on a
+    # loaded machine still sees it (1.5 s had been missed by a test thread held back 2 s)
+    monkeypatch.setattr(child.Keeper, "FIRST_PAUSE_S", 8.0)
     # a database of its own and a WeCom that is not there: the worker touches nobody's tenants
     own = settings.model_copy(
         update={
@@ -42,7 +44,7 @@ def test_the_embedded_worker_is_started_again_when_it_stops(settings, tmp_path, 
         # still 200: the server takes callbacks meanwhile, a load balancer must keep it
         down = wait_for(lambda: (r := httpx.get(f"{url}/healthz")).json().get("worker") == "restarting" and r)
         assert down.status_code == 200
-        wait_for(lambda: keeper.alive and keeper.proc is not first)
+        wait_for(lambda: keeper.alive and keeper.proc is not first, timeout=30)
         time.sleep(3)  # past its start: a child that died while starting would show here
         assert keeper.alive and keeper.restarts == 1
         assert httpx.get(f"{url}/healthz").json() == {"ok": True, "worker": "running"}
