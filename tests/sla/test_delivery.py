@@ -342,7 +342,9 @@ def test_a_short_merge_window_still_keeps_to_the_pace_wecom_delivers_at(w):
     # burst itself can take the 4 s, and then the card rightly goes at once
     first, *_, held = w.outbox()
     assert held.due_at >= max(first.due_at, first.sent_at) + timedelta(seconds=firing.CARD_SPACING_S - 0.01)
-    wait_for(lambda: len(_sent(w)) == burst + 1, timeout=firing.CARD_SPACING_S + 3)
+    # sent once due, however late a loaded machine's worker gets to it (3 s of leeway had been
+    # too little: a worker held back 8 s failed it); that it waited is asserted above and below
+    wait_for(lambda: len(_sent(w)) == burst + 1, timeout=firing.CARD_SPACING_S + 20)
     received = [m for m in w.stack.app_messages() if "zhangsan" in m["recipients"]]
     assert len(received) == burst + 1 and f"客户{burst}" in received[-1]["payload"]["textcard"]["title"]
     # as WeCom got them, not only as they were queued
