@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -11,6 +11,7 @@ from siyu.customers import service as customers
 from siyu.customers.models import Customer
 from siyu.db.paging import NOT_HANDED_OUT
 from siyu.web.api_errors import NOT_FOUND_TEXT
+from tests.support import days
 
 
 def names(resp) -> set[str]:
@@ -118,7 +119,7 @@ def test_filter_by_tag_channel_and_added_dates(as_role, world):
         "陈先生",
         "孙小姐",
     }
-    today = date.today()
+    today = days.today()
     recent = {"added_from": (today - timedelta(days=5)).isoformat(), "added_to": today.isoformat()}
     assert "刘总" not in names(admin.get("/api/v1/customers", params=recent))
     old = {"added_to": (today - timedelta(days=8)).isoformat()}
@@ -136,7 +137,7 @@ def test_a_date_range_typed_backwards_says_so_on_the_page(as_role, world):
     from html import unescape
 
     admin = as_role("admin")
-    later, earlier = date.today().isoformat(), (date.today() - timedelta(days=30)).isoformat()
+    later, earlier = days.today().isoformat(), (days.today() - timedelta(days=30)).isoformat()
     channel = world.a.channels["门店海报"]
     page = admin.get("/customers", params={"from": later, "to": earlier, "channel": channel}).text
     said = re.search(r'id="dates-reversed">(.*?)</p>', page, re.S)
@@ -160,7 +161,7 @@ def test_a_date_typed_in_the_address_that_is_no_date_is_said_not_ignored(as_role
         said
     )
     assert "王女士" in page  # the channel's customer, listed by the filter that holds
-    good = admin.get("/customers", params={"from": date.today().isoformat()}).text
+    good = admin.get("/customers", params={"from": days.today().isoformat()}).text
     assert 'id="bad-date-' not in good
 
 
@@ -182,7 +183,7 @@ def test_a_backwards_range_shows_no_count_above_its_notice(as_role):
     that was not made. The heading gives none then."""
     import re
 
-    later, earlier = date.today().isoformat(), (date.today() - timedelta(days=30)).isoformat()
+    later, earlier = days.today().isoformat(), (days.today() - timedelta(days=30)).isoformat()
     page = as_role("admin").get("/customers", params={"from": later, "to": earlier}).text
     heading = re.search(r"<h1>(.*?)</h1>", page, re.S)[1]
     assert 'id="dates-reversed"' in page and "共" not in heading, heading
@@ -255,12 +256,45 @@ def test_profile_and_timeline(as_role, world):
         assert text in page.text
 
 
-def test_dashboard_counts_today_within_scope(as_role):
-    agent = as_role("agent").get("/")
-    assert agent.status_code == 200
-    # 王女士 was added an hour ago (today unless the run straddles midnight); 孙小姐 lost a minute ago.
-    assert 'data-stat="losses">1<' in agent.text
-    assert "王女士" in agent.text and "陈先生" not in agent.text
+def test_dashboard_counts_today_within_scope(as_role, db, world):
+    """今日流失 counts the day's losses among the viewer's customers: one of 张三's for him, one of
+    李四's too for the admin. The losses are the test's own, made today: the world's (孙小姐 lost
+    a minute before the package began) are yesterday's once the run has passed midnight in
+    Shanghai, or from the day before if the package began just after it."""
+    import re
+    import uuid
+
+    from sqlalchemy import delete, select
+
+    from siyu.customers.models import Follow, FollowTag, TimelineEvent
+    from tests.web.conftest import _add
+
+    days.clear_of_midnight(120)  # the counts before and after on one day
+
+    def losses(client) -> int:
+        return int(re.search(r'data-stat="losses">(\d+)<', client.get("/").text)[1])
+
+    agent, admin = as_role("agent"), as_role("admin")
+    before = losses(agent), losses(admin)
+    sfx, made = uuid.uuid4().hex[:6], []
+    try:
+        with db.tenant_session(world.a.id) as s:
+            for userid in ("zhangsan", "lisi"):
+                ext = f"wmT{userid[:2]}{sfx}"
+                made.append(_add(s, None, ext, f"今日流失{userid}", userid, days.today_at(600)))
+                ended = {"UserID": userid, "ExternalUserID": ext, "CreateTime": days.today_at(60)}
+                customers.record_follow_ended(s, ended, "lost")
+        assert (losses(agent), losses(admin)) == (before[0] + 1, before[1] + 2)
+        page = as_role("agent").get("/")
+        assert page.status_code == 200
+        assert "王女士" in page.text and "陈先生" not in page.text and "今日流失lisi" not in page.text
+    finally:  # the other tests count the world's customers
+        with db.tenant_session(world.a.id) as s:
+            follows = select(Follow.id).where(Follow.customer_id.in_(made))
+            s.execute(delete(FollowTag).where(FollowTag.follow_id.in_(follows)))
+            for table in (TimelineEvent, Follow):
+                s.execute(delete(table).where(table.customer_id.in_(made)))
+            s.execute(delete(Customer).where(Customer.id.in_(made)))
 
 
 def test_a_chat_that_began_before_its_customer_was_known_is_theirs_once_they_are(as_role, db, world):
