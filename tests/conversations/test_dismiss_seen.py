@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from siyu.conversations.models import Conversation, Message
 from tests.conversations.conftest import Archive, store
+from tests.support import days
 
 _FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
 _FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
@@ -43,10 +44,12 @@ def _imported(db, world, arc: Archive, ext: str, text: str, ago: float) -> str:
 
 
 def _local_time(db, world, msgid: str) -> str:
-    """When the message was sent, as the tenant's clock reads it (HH:MM)."""
+    """When the message was sent, as the tenant's clock reads it: HH:MM, the day too when it was
+    not today (a minute before midnight in Shanghai, read just after it)."""
     with db.tenant_session(world.a.id) as s:
         sent = s.scalar(select(Message.sent_at).where(Message.msgid == msgid))
-    return sent.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+    local = sent.astimezone(ZoneInfo("Asia/Shanghai"))
+    return local.strftime("%H:%M" if local.date() == days.today() else "%Y-%m-%d %H:%M")
 
 
 def test_the_409_quotes_a_long_message_shortened(as_role, db, world):
