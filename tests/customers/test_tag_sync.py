@@ -214,6 +214,17 @@ OUTCOMES = [("dead", "标签 ID 无效"), ("failed", "不是客户的联系人")
 STAFF_NAMES = {"zhangsan": "张三", "lisi": "李四", "wangwu": "王五"}
 
 
+def _inserted(s, model, rows: list[dict], returning: list[str]) -> list[tuple]:
+    """bulk.insert_rows a few thousand rows a statement: one statement of 66,000 follows, their
+    key checks on a busy machine, had run past the 80 s Siyu's connection waits for an answer."""
+    chunk = 5_000
+    return [
+        r
+        for i in range(0, len(rows), chunk)
+        for r in bulk.insert_rows(s, model, rows[i : i + chunk], returning=returning)
+    ]
+
+
 def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) -> list[dict]:
     """`n` customers added through the channel, each by zhangsan and by wangwu or (one in five)
     lisi; their mark_tag rows given up on or being retried, but for one in a hundred that is
@@ -225,11 +236,8 @@ def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) ->
             # seeding, as an import would: past the server's statement limit when the suite
             # keeps the machine's two cores busy (the follows' key checks took over 60 s)
             s.execute(text("SET LOCAL statement_timeout = 0"))
-        customers = bulk.insert_rows(
-            s,
-            Customer,
-            [{"external_userid": f"wmbulk{i}", "name": f"客户{i}"} for i in range(n)],
-            returning=["id"],
+        customers = _inserted(
+            s, Customer, [{"external_userid": f"wmbulk{i}", "name": f"客户{i}"} for i in range(n)], ["id"]
         )
         names = {cid: f"客户{i}" for i, (cid,) in enumerate(sorted(customers))}
         follows = [
@@ -237,7 +245,7 @@ def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) ->
             for i, (cid,) in enumerate(sorted(customers))
             for userid in ("zhangsan", "lisi" if i % 5 == 0 else "wangwu")
         ]
-        follows = bulk.insert_rows(s, Follow, follows, returning=["id", "customer_id", "staff_userid"])
+        follows = _inserted(s, Follow, follows, ["id", "customer_id", "staff_userid"])
         shown, rows = {}, []
         for k, (follow_id, cid, userid) in enumerate(sorted(follows)):
             status, error = OUTCOMES[k % 3]
@@ -266,7 +274,7 @@ def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) ->
                 state = "retrying" if status == "pending" else "failed"
                 shown[key] = {"customer_id": cid, "name": names[cid], "staff_userid": userid, "state": state}
                 shown[key].update(staff_name=STAFF_NAMES[userid], since=since)
-        for outbox_id, key in bulk.insert_rows(s, OutboxMessage, rows, returning=["id", "dedupe_key"]):
+        for outbox_id, key in _inserted(s, OutboxMessage, rows, ["id", "dedupe_key"]):
             if key in shown:
                 shown[key]["id"] = outbox_id
     assert len(shown) > (65_535 if stack.rt.db.is_postgres else 1_000)
