@@ -160,6 +160,21 @@ def _contact(ext: str, name: str, userid: str, at: int, remark="", mobiles=(), t
     }
 
 
+def remove_customers(db, tenant_id: int, ids: list[int]) -> None:
+    """Customers a test added to the package's world, gone again with their follows, tags and
+    timelines: the other tests count the world's customers."""
+    from sqlalchemy import delete
+
+    from siyu.customers.models import Customer, Follow, FollowTag, TimelineEvent
+
+    with db.tenant_session(tenant_id) as s:
+        follows = select(Follow.id).where(Follow.customer_id.in_(ids))
+        s.execute(delete(FollowTag).where(FollowTag.follow_id.in_(follows)))
+        for table in (TimelineEvent, Follow):
+            s.execute(delete(table).where(table.customer_id.in_(ids)))
+        s.execute(delete(Customer).where(Customer.id.in_(ids)))
+
+
 def _add(s, tenant, ext, name, userid, at, **kw) -> int:
     fields = {"UserID": userid, "ExternalUserID": ext, "CreateTime": at, "State": kw.get("state", "")}
     return customers.record_added(s, fields, _contact(ext, name, userid, at, **kw)).id

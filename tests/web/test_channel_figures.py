@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from siyu.customers import service as customers
-from siyu.customers.models import Channel, Customer, Follow, FollowTag, TimelineEvent
+from siyu.customers.models import Channel, Customer, Follow, TimelineEvent
 from tests.support import days
-from tests.web.conftest import _add, wecom_fault
+from tests.web.conftest import _add, remove_customers, wecom_fault
 
 FIGURES = ("adds", "losses", "deleted", "transferred", "net", "active")
 SLOW_PATH = "/cgi-bin/externalcontact/update_contact_way"
@@ -32,12 +32,7 @@ def seeded(db, world):
     count the world's customers."""
     made: list[int] = []
     yield lambda admin: _seed_channel(admin, world, db, made)
-    with db.tenant_session(world.a.id) as s:
-        follows = select(Follow.id).where(Follow.customer_id.in_(made))
-        s.execute(delete(FollowTag).where(FollowTag.follow_id.in_(follows)))
-        for table in (TimelineEvent, Follow):
-            s.execute(delete(table).where(table.customer_id.in_(made)))
-        s.execute(delete(Customer).where(Customer.id.in_(made)))
+    remove_customers(db, world.a.id, made)
 
 
 def _seed_channel(admin, world, db, made: list[int]) -> int:

@@ -264,10 +264,7 @@ def test_dashboard_counts_today_within_scope(as_role, db, world):
     import re
     import uuid
 
-    from sqlalchemy import delete, select
-
-    from siyu.customers.models import Follow, FollowTag, TimelineEvent
-    from tests.web.conftest import _add
+    from tests.web.conftest import _add, remove_customers
 
     days.clear_of_midnight(120)  # the counts before and after on one day
 
@@ -289,12 +286,7 @@ def test_dashboard_counts_today_within_scope(as_role, db, world):
         assert page.status_code == 200
         assert "王女士" in page.text and "陈先生" not in page.text and "今日流失lisi" not in page.text
     finally:  # the other tests count the world's customers
-        with db.tenant_session(world.a.id) as s:
-            follows = select(Follow.id).where(Follow.customer_id.in_(made))
-            s.execute(delete(FollowTag).where(FollowTag.follow_id.in_(follows)))
-            for table in (TimelineEvent, Follow):
-                s.execute(delete(table).where(table.customer_id.in_(made)))
-            s.execute(delete(Customer).where(Customer.id.in_(made)))
+        remove_customers(db, world.a.id, made)
 
 
 def test_a_chat_that_began_before_its_customer_was_known_is_theirs_once_they_are(as_role, db, world):
