@@ -185,6 +185,7 @@ def test_tenant_b_sees_only_its_own(as_role, waits):
 
 
 def test_the_board_page(as_role, waits):
+    days.clear_of_midnight(30)  # today and tomorrow are read against the server's, requests apart
     page = as_role("supervisor").get("/sla")
     assert page.status_code == 200
     assert f"能便宜点吗 {waits.sfx}" in page.text and f"请问发货了吗 {waits.sfx}" in page.text
@@ -285,6 +286,7 @@ def test_the_api_answers_every_bad_day_in_one_shape(as_role, waits):
     """A day that does not exist (2026-02-30) came back as FastAPI's list of field errors, a
     day that has not come yet as a bare sentence: a client had to read both. Both are a field
     error of `day`, each saying what is wrong."""
+    days.clear_of_midnight(30)  # tomorrow is the server's tomorrow too
     tomorrow = (datetime.now(SHANGHAI).date() + timedelta(days=1)).isoformat()
     said = {}
     for bad in ("2026-02-30", tomorrow, "1999-12-31"):
@@ -299,6 +301,7 @@ def test_the_api_answers_every_bad_day_in_one_shape(as_role, waits):
 
 
 def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db, world):
+    days.clear_of_midnight(30)  # the until text says its day when it falls on another than the page's
     agent = as_role("agent")
     cid = waits.a["zhangsan"]
     r = agent.post(f"/conversations/{cid}/snooze", data={"minutes": "30"})
