@@ -155,7 +155,6 @@ _NEGATIVE_CHARS = re.compile(
     "[" + "".join(map(re.escape, sorted(lx.NEGATIVE_EMOJI | lx.NEGATIVE_KAOMOJI))) + "]"
 )
 _REPEAT = re.compile(r"(.)\1{2,}")
-_SPACE = re.compile(r"\s+")
 # A question mark after thanks or between an acknowledgement and thanks (谢谢你?, 好的?谢谢, 好的?
 # 麻烦了) asks nothing: exports that lost an emoji write one there. (明天到?谢谢 and 谢谢?? still ask.)
 _THANKS_MARK = re.compile(
@@ -215,7 +214,9 @@ def _simplified(text: str) -> str:
     return text.translate(lx.TRADITIONAL) if _TRADITIONAL.search(text) else text
 
 
+@lru_cache(maxsize=20_000)
 def normalize(text: str) -> Normalized:
+    # (Remembered: customers repeat themselves, 好的 谢谢 收到; Normalized is immutable.)
     t = text.lower() if text.isascii() else _simplified(unicodedata.normalize("NFKC", text).lower())
     media = negative = named = False
     if "[" in t or "#e-" in t:
@@ -240,7 +241,7 @@ def normalize(text: str) -> Normalized:
         t = _KAOMOJI.sub(" ", t)
     t = _PUNCT.sub(" ", t)
     t = _REPEAT.sub(r"\1\1", t)
-    t = _SPACE.sub(" ", t).strip()
+    t = " ".join(t.split())  # (as _SPACE.sub(" ", t).strip(): str.split's whitespace is re's \s)
     if "thank" in t or "got" in t or "hao" in t or "xie" in t or "o k" in t:
         t = _JOIN.sub(lambda m: m.group(0).replace(" ", ""), t)
     return Normalized(t, media, negative, question, named)
@@ -269,8 +270,16 @@ class _Grammar:
         self.segment = lru_cache(maxsize=self.SEGMENT_CACHE)(self._segment)
         _Grammar.made.append(self)
 
-    def _ends(self, pattern: re.Pattern[str], s: str, i: int, reach: bytearray, check_next: bool) -> None:
-        if not pattern.match(s, i):  # no phrase starts here
+    def _ends(
+        self,
+        pattern: re.Pattern[str],
+        s: str,
+        i: int,
+        reach: bytearray,
+        check_next: bool,
+        starts: bool = False,
+    ) -> None:
+        if not starts and not pattern.match(s, i):  # no phrase starts here
             return
         for j in range(i + 1, min(len(s), i + self.MAX_PHRASE) + 1):
             if (
@@ -281,16 +290,31 @@ class _Grammar:
                 reach[j] = 1
 
     def _segment(self, s: str) -> bool:
-        if self.phrase.fullmatch(s) or (self.nothing is not None and self.nothing.fullmatch(s)):
-            return True  # the common case: one phrase (好的, 谢谢, 没有了)
+        # The common case is one phrase (好的, 谢谢, 没有了). A pattern that matches from the start
+        # without reaching the end may still match all of it another way (fullmatch); one that
+        # matches nothing from the start matches none of it, nor starts a phrase at 0.
         n = len(s)
+        phrase = self.phrase.match(s)
+        if phrase and (phrase.end() == n or self.phrase.fullmatch(s)):
+            return True
+        nothing = self.nothing.match(s) if self.nothing is not None else None
+        if nothing and (nothing.end() == n or self.nothing.fullmatch(s)):
+            return True
+        if not phrase and not nothing:
+            return False
         reach = bytearray(n + 1)
         reach[0] = 1
         for i in range(n):
             if reach[i]:
-                self._ends(self.phrase, s, i, reach, False)
-                if self.nothing is not None:
-                    self._ends(self.nothing, s, i, reach, True)
+                if i == 0:
+                    if phrase:
+                        self._ends(self.phrase, s, 0, reach, False, starts=True)
+                    if nothing:
+                        self._ends(self.nothing, s, 0, reach, True, starts=True)
+                else:
+                    self._ends(self.phrase, s, i, reach, False)
+                    if self.nothing is not None:
+                        self._ends(self.nothing, s, i, reach, True)
                 if reach[n]:
                     return True
         return False
@@ -596,9 +620,11 @@ CLOSING_STICKER = Verdict("closing", 0.3)
 
 
 def clear_caches() -> None:
-    """Forget remembered staff messages and segments (to measure the classifier cold). The
+    """Forget remembered staff messages, texts and segments (to measure the classifier cold). The
     reader's weights, loaded once, stay."""
     context_kind.cache_clear()
+    normalize.cache_clear()
+    _screened.cache_clear()
     for grammar in _Grammar.made:
         grammar.segment.cache_clear()
 
@@ -670,15 +696,28 @@ def _word_segmented(s: str) -> bool:
     return len(words) >= 4 and sum(len(w) <= 2 for w in words) > 0.6 * len(words)
 
 
+@lru_cache(maxsize=20_000)
+def _screened(text: str) -> tuple[Normalized, Verdict | None]:
+    """The normalised text, and the verdict where the text alone decides before any rule that
+    reads the staff message (media, a question, a veto cue, a length over 48)."""
+    n = normalize(text)
+    if n.media:
+        return n, NEEDS_MEDIA
+    if n.question:
+        return n, NEEDS_QUESTION
+    if n.negative:
+        return n, NEEDS_NEGATIVE
+    s = n.text
+    if s and (len(s) > _MAX_CLOSING_LEN or _VETO.search(_without_self_ab(s) if "不" in s else s)):
+        return n, NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
+    return n, None
+
+
 def _by_grammar(text: str, context: str | None) -> Verdict | str:
     """The rules' verdict, or the normalised text where only its content could tell."""
-    n = normalize(text or "")
-    if n.media:
-        return NEEDS_MEDIA
-    if n.question:
-        return NEEDS_QUESTION
-    if n.negative:
-        return NEEDS_NEGATIVE
+    n, screened = _screened(text or "")
+    if screened is not None:
+        return screened
     s = n.text
     if not s and n.named:  # only a name: an answer (请提供收货人姓名), a call, or a sign-off
         return NEEDS_CONTENT if _asks_for_something(context) else CLOSING_STICKER
@@ -687,8 +726,6 @@ def _by_grammar(text: str, context: str | None) -> Verdict | str:
             return NEEDS_HESITATION
         answers = context_kind(context) in ("decision", "info", "opening")
         return NEEDS_ANSWER_STICKER if answers else CLOSING_STICKER
-    if len(s) > _MAX_CLOSING_LEN or _VETO.search(_without_self_ab(s) if "不" in s else s):
-        return NEEDS_QUESTION if len(s) <= _MAX_CLOSING_LEN else NEEDS_CONTENT
     # The staff message is read only when the verdict depends on it (most content does not).
     if _UNSOLVED.match(s) and context_kind(context) == "resolved_check":
         return NEEDS_ANSWER
