@@ -16,7 +16,6 @@ import json
 import math
 from collections.abc import Iterable
 from functools import lru_cache
-from itertools import repeat
 from pathlib import Path
 
 WEIGHTS = Path(__file__).with_name("reader_weights.json")
@@ -52,8 +51,17 @@ class Reader:
 
     def text_logit(self, text: str) -> float:
         """The bias plus the weights of the message's n-grams (features() without the kind)."""
-        gs = grams(text)
-        return self.bias + sum(map(self.weights.get, gs, repeat(0.0, len(gs))))
+        # grams() inlined for MAX_N = 3 (no list built), added in its order: the same float, faster.
+        padded = f"^{text}$"
+        get = self.weights.get
+        z = 0
+        for g in padded:
+            z += get(g, 0.0)
+        for i in range(len(padded) - 1):
+            z += get(padded[i : i + 2], 0.0)
+        for i in range(len(padded) - 2):
+            z += get(padded[i : i + 3], 0.0)
+        return self.bias + z
 
     def kind_weight(self, kind: str) -> float:
         return self.weights.get(f"kind={kind}", 0.0)
