@@ -51,16 +51,13 @@ class Reader:
 
     def text_logit(self, text: str) -> float:
         """The bias plus the weights of the message's n-grams (features() without the kind)."""
-        # grams() inlined for MAX_N = 3 (no list built), added in its order: the same float, faster.
+        # grams() without building its list, added in its order: the same float, sooner.
         padded = f"^{text}$"
         get = self.weights.get
         z = 0
-        for g in padded:
-            z += get(g, 0.0)
-        for i in range(len(padded) - 1):
-            z += get(padded[i : i + 2], 0.0)
-        for i in range(len(padded) - 2):
-            z += get(padded[i : i + 3], 0.0)
+        for n in range(1, MAX_N + 1):
+            for i in range(len(padded) - n + 1):
+                z += get(padded[i : i + n], 0.0)
         return self.bias + z
 
     def kind_weight(self, kind: str) -> float:
