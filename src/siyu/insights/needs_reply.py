@@ -101,7 +101,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Literal, Protocol, TextIO
 
 from siyu.insights import lexicon as lx
@@ -214,9 +214,22 @@ def _simplified(text: str) -> str:
     return text.translate(lx.TRADITIONAL) if _TRADITIONAL.search(text) else text
 
 
-@lru_cache(maxsize=20_000)
+def _remembered_when_short(fn):
+    """lru_cache for texts of up to 256 characters. Customers repeat themselves (好的 谢谢 收到),
+    and a worker runs for weeks: its cache must not come to hold 20,000 pasted essays."""
+    cached = lru_cache(maxsize=20_000)(fn)
+
+    @wraps(fn)
+    def call(text: str):
+        return cached(text) if len(text) <= 256 else fn(text)
+
+    call.cache_clear = cached.cache_clear
+    return call
+
+
+@_remembered_when_short
 def normalize(text: str) -> Normalized:
-    # (Remembered: customers repeat themselves, 好的 谢谢 收到; Normalized is immutable.)
+    # (Normalized is immutable, so one remembered can be handed out again.)
     t = text.lower() if text.isascii() else _simplified(unicodedata.normalize("NFKC", text).lower())
     media = negative = named = False
     if "[" in t or "#e-" in t:
@@ -696,7 +709,7 @@ def _word_segmented(s: str) -> bool:
     return len(words) >= 4 and sum(len(w) <= 2 for w in words) > 0.6 * len(words)
 
 
-@lru_cache(maxsize=20_000)
+@_remembered_when_short
 def _screened(text: str) -> tuple[Normalized, Verdict | None]:
     """The normalised text, and the verdict where the text alone decides before any rule that
     reads the staff message (media, a question, a veto cue, a length over 48)."""
