@@ -703,14 +703,12 @@ class _Recalls:
 
     def store(self, session: Session) -> None:
         bulk.insert_rows(session, EarlyRecall, self.early, conflict=["msgid"])
-        ids = [self.originals[m].id for m in self.done]
-        if ids:
-            session.execute(
-                update(Message)
-                .where(Message.id.in_(ids))
-                .values(recalled=True)
-                .execution_options(synchronize_session=False)
-            )
+        # By id, one row at a time on SQLite: as `id IN (...) AND tenant_id = ?` its planner took
+        # the tenant condition for the selective one (analysis_limit's statistics say a few
+        # hundred rows a tenant) and read every message of the tenant: 30 ms a batch at
+        # 100,000 messages, growing with the archive.
+        rows = [{"id": self.originals[m].id, "recalled": True} for m in self.done]
+        bulk.update_by_id(session, Message, rows, ["recalled"])
 
 
 def _recalled_before(session: Session, msgids: set[str]) -> set[str]:
