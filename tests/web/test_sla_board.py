@@ -1627,6 +1627,39 @@ def test_an_unanswered_question_in_a_customer_group_is_listed_apart_from_the_boa
     assert f"团购群{sfx}" not in as_role("admin").get("/conversations", params={"group_waiting": 1}).text
 
 
+def test_the_group_chats_list_does_not_say_nobody_waits_above_a_group_where_a_customer_does(
+    as_role, db, world
+):
+    """群聊 chosen in the list's filters: no 1:1 chat is among them, so no customer waits there
+    by the 1:1 count, and the header said 所选条件内没有客户在等待 right above a group's row
+    saying 群内有客户等待回复 · 12 分. It counts the groups where a customer waits instead, as
+    the 群内有客户等待回复 filter's header does; a list with none still says nobody waits."""
+    from siyu.conversations import groups
+
+    sfx = uuid.uuid4().hex[:8]
+    room = f"wrask{sfx}"
+    with db.tenant_session(world.a.id) as s:
+        item = _in_group(sfx, 21, room, "wmask" + sfx, f"团购价什么时候开始？{sfx}", 720)
+        conversations.ingest(s, [item], default_classifier().classify)
+        groups.record(s, {"chat_id": room, "name": f"问价群{sfx}", "owner": "zhangsan"}, utcnow())
+
+    def heading(params: dict) -> str:
+        page = as_role("agent").get("/conversations", params=params).text
+        return re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
+
+    listed = as_role("agent").get("/conversations", params={"kind": "group"}).text
+    assert re.search(rf"问价群{sfx} <span class=\"wait group-wait\"", listed)  # the row says a customer waits
+    head = heading({"kind": "group"})
+    assert "没有客户在等待" not in head
+    assert re.search(r'id="groups-waiting">[1-9]\d* 个客户群内有客户等待回复<', head)
+
+    with db.tenant_session(world.a.id) as s:  # the owner answers: that group owes nothing
+        conversations.ingest(s, [_in_group(sfx, 22, room, "zhangsan", "明天开始", 10)], lambda b: [])
+    unanswered = as_role("agent").get("/conversations", params={"kind": "group"}).text
+    if "group-wait" not in unanswered:  # (other tests' groups may still owe a reply)
+        assert "所选条件内没有客户在等待" in heading({"kind": "group"})
+
+
 def test_a_call_whose_policy_lets_no_call_ring_is_not_promised_a_time(as_role, db, world):
     """A business-hours policy saved before such policies were refused: its one shift lies in
     its quiet hours. The call waits for the shift's start, which quiet hours hold again, for

@@ -786,6 +786,13 @@ def waiting_count(session: Session, viewer: Reader, within: ConversationFilter |
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
+def groups_waiting_count(session: Session, viewer: Reader, within: ConversationFilter | None = None) -> int:
+    """How many of the viewer's customer groups owe a customer a reply (of those `within`
+    selects): each group is read for it, so it is asked only where a group's row says so."""
+    stmt = readable(viewer, replace(within or ConversationFilter(), waiting=False, group_waiting=True))
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
 def waiting_among(session: Session, conversation_ids: frozenset[int]) -> int:
     """How many of these conversations wait for a reply, whoever may read them (a card's
     customers: those the viewer cannot see are counted, not shown)."""

@@ -120,6 +120,12 @@ def conversation_list(request: Request, viewer: PageViewer):
         # a wait put off says so in its row: the agent tells it from those nobody has looked at
         snoozed = queries.snoozes(s, [c["id"] for c in result.items if c["waiting"]] if result else [], now)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
+        # 群聊 chosen (or no 1:1 chat waits): a group's row saying a customer waits is not to sit under
+        # 没有客户在等待; counted only then, as the count reads every group
+        shown_group_wait = result is not None and any(c["group_wait"] for c in result.items)
+        groups_waiting = 0
+        if not waiting_total and not f.group_waiting and shown_group_wait:
+            groups_waiting = queries.groups_waiting_count(s, viewer, f)
         # another's card opened (a link forwarded): its customers the viewer may not see still
         # wait, and are not to be said answered
         card_hidden = 0
@@ -166,6 +172,7 @@ def conversation_list(request: Request, viewer: PageViewer):
             "staff": staff,
             "kinds": queries.KIND_NAMES,
             "waiting_total": waiting_total,
+            "groups_waiting": groups_waiting,
             "snoozed": snoozed,
             "page_url": page_url,
             "cursor_url": cursor_url,
