@@ -599,6 +599,52 @@ def test_a_snooze_says_who_held_the_reminders_back_and_when(as_role, db, world):
     assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"] is None  # nothing waits
 
 
+def test_the_conversation_list_api_says_which_waits_are_snoozed_as_the_list_page_does(as_role, db, world):
+    """The agent snoozes a wait: the list page's row says 提醒已暂缓至 …, while the list API
+    gave `snooze: null` for the same row ("not, or no longer"), so an integration listing the
+    waiting customers told a wait put off from one nobody looked at only by fetching each
+    chat. Its rows now carry the snooze as one conversation's answer does."""
+    agent = as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = [_text(sfx, n, f"wmls{n}{sfx}", "zhangsan", f"有货吗 {sfx}", 40) for n in (1, 2)]
+        conversations.ingest(s, asked, default_classifier().classify)
+        ids = dict(
+            s.execute(
+                select(Conversation.external_userid, Conversation.id).where(
+                    Conversation.external_userid.in_([f"wmls1{sfx}", f"wmls2{sfx}"])
+                )
+            ).all()
+        )
+    held, other = ids[f"wmls1{sfx}"], ids[f"wmls2{sfx}"]
+    r = agent.post(
+        f"/api/v1/conversations/{held}/snooze", json={"minutes": 30}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 200, r.text
+    one = agent.get(f"/api/v1/conversations/{held}").json()["snooze"]
+    assert one and one["by"] == r.json()["by"]
+
+    def listed(params: dict) -> dict[int, dict | None]:
+        found, after = {}, None
+        while True:
+            cursor = {"after": after} if after else {}
+            page = agent.get("/api/v1/conversations", params={**params, "per_page": 100, **cursor}).json()
+            found.update({c["id"]: c["snooze"] for c in page["items"] if c["id"] in (held, other)})
+            if len(found) == 2 or not page["next"]:
+                return found
+            after = page["next"]
+
+    for params in ({"waiting": "true"}, {"waiting": "true", "staff": "zhangsan"}):
+        shown = listed(params)
+        assert shown[held] == one, params
+        assert shown[other] is None, params  # not snoozed: said so
+    page = agent.get("/conversations", params={"waiting": 1, "staff": "zhangsan"}).text
+    assert "提醒已暂缓至" in page  # (the page said so all along)
+    with db.tenant_session(world.a.id) as s:
+        conversations.dismiss(s, held)
+        conversations.dismiss(s, other)
+
+
 # ---------------------------------------------------------------- policy
 
 

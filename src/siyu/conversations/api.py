@@ -91,6 +91,10 @@ def list_conversations(
             result = queries.list_conversations(s, viewer, f, page, per_page, now, after=after, before=before)
         except BadCursor as e:
             raise HTTPException(422, str(e)) from None
+        # a wait put off says so in its row, as on the list page: not null, read as "not snoozed"
+        held = queries.snoozes(s, [c["id"] for c in result.items if c["waiting"]], now)
+    for c in result.items:
+        c["snooze"] = held.get(c["id"])
     return {
         "items": result.items,
         "total": result.total,

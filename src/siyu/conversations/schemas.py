@@ -142,7 +142,7 @@ class ConversationOut(BaseModel):
         " later messages are not archived, and nothing escalates); null when none was recorded",
     )
     snooze: SnoozeState | None = Field(
-        None, description="one conversation only: its wait's reminders held back (null: not, or no longer)"
+        None, description="its wait's reminders held back (null: not, or no longer)"
     )
     version: str = Field(
         description="changes whenever the chat does (a message, a recall, a consent event, a wait opened "
