@@ -1706,6 +1706,29 @@ def test_the_group_chats_list_does_not_say_nobody_waits_above_a_group_where_a_cu
         assert "所选条件内没有客户在等待" in heading({"kind": "group"})
 
 
+def test_the_waiting_tab_of_group_chats_points_to_the_groups_where_a_customer_waits(as_role, db, world):
+    """群聊 chosen, then the 等待回复 tab: a group never waits by the 1:1 count, so the tab was
+    always empty, saying 没有符合筛选条件的等待中的会话 while a customer's question in the
+    agent's group went unanswered. It says groups are apart and links to the ones that owe a
+    reply, the member chosen kept."""
+    from siyu.conversations import groups
+
+    sfx = uuid.uuid4().hex[:8]
+    room = f"wrtab{sfx}"
+    with db.tenant_session(world.a.id) as s:
+        item = _in_group(sfx, 31, room, "wmtab" + sfx, f"拼单还有名额吗？{sfx}", 600)
+        conversations.ingest(s, [item], default_classifier().classify)
+        groups.record(s, {"chat_id": room, "name": f"拼单群{sfx}", "owner": "zhangsan"}, utcnow())
+    agent = as_role("agent")
+    page = agent.get("/conversations", params={"kind": "group", "waiting": 1, "staff": "zhangsan"}).text
+    assert "没有符合筛选条件的等待中的会话" not in page
+    link = re.search(r'<a href="([^"]+)" id="to-group-waits">群内有客户等待回复的客户群</a>', page)
+    assert link, page
+    target = agent.get(link[1].replace("&amp;", "&"))
+    assert target.status_code == 200 and f"拼单群{sfx}" in target.text
+    assert 'id="groups-waiting"' in target.text and "成员：张三" in target.text  # the member kept
+
+
 def test_a_call_whose_policy_lets_no_call_ring_is_not_promised_a_time(as_role, db, world):
     """A business-hours policy saved before such policies were refused: its one shift lies in
     its quiet hours. The call waits for the shift's start, which quiet hours hold again, for
