@@ -1722,6 +1722,9 @@ def test_the_waiting_tab_of_group_chats_points_to_the_groups_where_a_customer_wa
     agent = as_role("agent")
     page = agent.get("/conversations", params={"kind": "group", "waiting": 1, "staff": "zhangsan"}).text
     assert "没有符合筛选条件的等待中的会话" not in page
+    head = re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)  # (it said 所选条件内没有客户在等待)
+    assert "没有客户在等待" not in head
+    assert re.search(r'id="groups-waiting">[1-9]\d* 个客户群内有客户等待回复<', head)
     link = re.search(r'<a href="([^"]+)" id="to-group-waits">群内有客户等待回复的客户群</a>', page)
     assert link, page
     target = agent.get(link[1].replace("&amp;", "&"))

@@ -121,10 +121,12 @@ def conversation_list(request: Request, viewer: PageViewer):
         snoozed = queries.snoozes(s, [c["id"] for c in result.items if c["waiting"]] if result else [], now)
         waiting_total = queries.waiting_count(s, viewer, f)  # the header counts what the filters show
         # 群聊 chosen (or no 1:1 chat waits): a group's row saying a customer waits is not to sit under
-        # 没有客户在等待; counted only then, as the count reads every group
+        # 没有客户在等待, nor is the 等待回复 tab of 群聊, which lists no group but points to those that
+        # wait; counted only then, as the count reads every group
         shown_group_wait = result is not None and any(c["group_wait"] for c in result.items)
+        groups_tab = f.waiting and f.kind == "group" and f.among is None and result is not None
         groups_waiting = 0
-        if not waiting_total and not f.group_waiting and shown_group_wait:
+        if not waiting_total and not f.group_waiting and (shown_group_wait or groups_tab):
             groups_waiting = queries.groups_waiting_count(s, viewer, f)
         # another's card opened (a link forwarded): its customers the viewer may not see still
         # wait, and are not to be said answered
