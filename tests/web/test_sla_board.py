@@ -1427,9 +1427,9 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
         assert row and f"免打扰，{rings} 拨打" in row.group(0), row and row.group(0)
         assert "提醒已全部发出" not in row.group(0) and f"电话 {rings} 拨打" in row.group(0), row.group(0)
-        chat = admin.get(f"/conversations/{cid}").text
-        ends = ends_at.strftime("%m-%d %H:%M")  # the chat says the day too
-        assert "提醒已全部发出" not in chat and f"电话 {ends} 拨打" in chat
+        chat = admin.get(f"/conversations/{cid}").text  # as the board says it
+        assert "提醒已全部发出" not in chat and f"电话 {rings} 拨打" in chat
+        ends = ends_at.strftime("%m-%d %H:%M")
         # the day's figures count the step, and say its call has not rung (提醒都已送到, they said)
         held = admin.get("/api/v1/sla/board").json()["calls_held"]
         local_held = [datetime.fromisoformat(t).astimezone(SHANGHAI).strftime("%m-%d %H:%M") for t in held]
@@ -1484,23 +1484,25 @@ def test_next_step_and_snooze_times_are_never_shown_before_they_come(as_role, db
         )
         s.execute(update(SlaWait).where(SlaWait.conversation_id == cid).values(snoozed_until=snoozed))
 
-    def shown(at: datetime, day_always: bool = False) -> str:
-        local = (at.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(SHANGHAI)
+    def shown(at: datetime, whole: bool = False) -> str:  # HH:MM today, else with the day
+        local = (at if whole else at.replace(second=0, microsecond=0) + timedelta(minutes=1)).astimezone(
+            SHANGHAI
+        )
         today = datetime.now(SHANGHAI).date()
-        return local.strftime("%H:%M" if local.date() == today and not day_always else "%m-%d %H:%M")
+        return local.strftime("%H:%M" if local.date() == today else "%m-%d %H:%M")
 
     board = admin.get("/sla").text
     row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
     assert row and f"暂缓至 {shown(snoozed)}，下一步 {shown(step_at)}" in row[0], row and row[0]
     chat = admin.get(f"/conversations/{cid}").text
-    assert f"提醒已暂缓至 {shown(snoozed, day_always=True)}" in chat
+    assert f"提醒已暂缓至 {shown(snoozed)}" in chat  # as the board says it (it added today's date)
     with db.tenant_session(world.a.id) as s:  # one on the minute stays as it is
         s.execute(
             update(SlaWait)
             .where(SlaWait.conversation_id == cid)
             .values(snoozed_until=snoozed.replace(second=0))
         )
-    on_the_minute = snoozed.replace(second=0).astimezone(SHANGHAI).strftime("%m-%d %H:%M")
+    on_the_minute = shown(snoozed.replace(second=0), whole=True)
     assert f"提醒已暂缓至 {on_the_minute}" in admin.get(f"/conversations/{cid}").text
 
 

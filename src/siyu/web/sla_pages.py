@@ -50,7 +50,7 @@ from siyu.tenancy import timezones
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.stale_notice import changed_since, named_for, saved_by_viewer
-from siyu.web.templating import note_waiting, render, upcoming
+from siyu.web.templating import note_waiting, render, soon
 
 router = APIRouter(include_in_schema=False)
 
@@ -171,8 +171,7 @@ def sla_board(request: Request, viewer: PageViewer):
     today = timezones.today(zone, now)
 
     def when(at: datetime) -> str:  # (every time the board gives is one to come)
-        local = upcoming(at).astimezone(tz)
-        return local.strftime("%H:%M") if local.date() == today else local.strftime("%m-%d %H:%M")
+        return soon(at, zone, now)
 
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
     note_waiting(viewer, board["waiting_total"])

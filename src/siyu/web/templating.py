@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
 from siyu import __version__
+from siyu.tenancy import timezones
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -64,11 +65,21 @@ def upcoming(value: datetime) -> datetime:
     return whole if whole == value else whole + timedelta(minutes=1)
 
 
+def soon(value: datetime, zone: str | None, now: datetime) -> str:
+    """A time to come as every page says it: HH:MM when it falls on the tenant's today, MM-DD
+    HH:MM on another day (the chat said 12-07 01:49 of the time the board beside it said 01:49)."""
+    on_day = local_time(upcoming(value), zone, "%Y-%m-%d")
+    same_day = on_day == timezones.today(zone, now).isoformat()
+    return local_time(upcoming(value), zone, "%H:%M" if same_day else "%m-%d %H:%M")
+
+
 @pass_context
-def due(ctx, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """`{{ at|due }}`: a time to come (a step, a snooze's end, a call) as `local` shows it,
-    never before it comes."""
-    return local_time(upcoming(value) if value is not None else None, ctx.get("tz"), fmt)
+def when(ctx, value: datetime | None) -> str:
+    """`{{ at|when }}`: a time to come (a step, a snooze's end, a call) by `soon`'s rule, never
+    before it comes, today read from Siyu's clock."""
+    if value is None:
+        return ""
+    return soon(value, ctx.get("tz"), ctx["request"].app.state.rt.now())
 
 
 def percent(share: float | None) -> str:
@@ -82,7 +93,7 @@ def percent(share: float | None) -> str:
 
 
 templates.env.filters["local"] = local
-templates.env.filters["due"] = due
+templates.env.filters["when"] = when
 templates.env.filters["percent"] = percent
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 STATIC_VERSION = static_version()
