@@ -468,6 +468,21 @@ def test_a_supervisor_sees_their_team(as_role, chats):
     assert sup.get(f"/api/v1/conversations/{chats.a['刘总']}").status_code == 404
 
 
+def test_a_supervisor_filtering_by_a_member_outside_their_team_sees_the_name(as_role, chats):
+    """王五 following a link filtered by 赵六, outside his team: the list stays empty for him (刘总
+    is not his to see), but its chip said 成员：zhaoliu, the userid, where every other member is
+    named. It names 赵六, on the customer list too."""
+    sup = as_role("supervisor")
+    chat_list = sup.get("/conversations", params={"staff": "zhaoliu"}).text
+    assert "成员：赵六 <a" in chat_list and "成员：zhaoliu" not in chat_list
+    assert "刘总" not in chat_list and "没有符合筛选条件的会话" in chat_list
+    customer_list = sup.get("/customers", params={"staff": "zhaoliu"}).text
+    assert "成员：赵六 <a" in customer_list and "成员：zhaoliu" not in customer_list
+    assert "刘总" not in customer_list
+    # a userid no member has is shown as typed
+    assert "成员：nobody-here <a" in sup.get("/conversations", params={"staff": "nobody-here"}).text
+
+
 def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):
     admin_a, admin_b = as_role("admin"), as_role("admin", "b")
     foreign = chats.b["乙方客户"]

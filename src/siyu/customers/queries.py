@@ -541,6 +541,22 @@ def staff_choices(session: Session, viewer: Reader, chosen: str | None) -> list[
     return out
 
 
+def chosen_name(session: Session, chosen: str | None, choices: list[dict]) -> str | None:
+    """How a list's 成员 chip names the member it is filtered by: as the filter offers them, else
+    (a supervisor's link to a member outside their team) by the name the tenant knows them by,
+    where the chip had said the userid, zhaoliu; None for a userid no member has."""
+    if not chosen:
+        return None
+    offered = next((m["name"] for m in choices if m["userid"] == chosen), None)
+    if offered is not None:
+        return offered
+    member = session.scalar(select(Staff).where(Staff.userid == chosen))
+    if member is None:
+        return None
+    word = gone_word(member.active, member.wecom_status)
+    return f"{member.name}（{word}）" if word else member.name
+
+
 def departments(session: Session) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.parent_wecom_id, Department.wecom_id)))
 
