@@ -765,6 +765,7 @@ CONTACT_STEP = [{"delay_s": 60, "action": "app_message", "target": "contact"}]
         ({"quiet_hours": ["21:00", "21:00"]}, "免打扰"),
         ({"quiet_hours": ["00:00", "24:00"]}, "免打扰"),  # a call would never be placed
         ({"quiet_hours": ["24:00", "00:00"]}, "免打扰"),
+        ({"quiet_hours": ["24:00", "08:00"]}, "不能从 24:00 开始"),  # it was kept as 24:00-08:00
         ({"enabled": True, "steps": []}, "至少一个步骤"),  # on, and reminds nobody
         ({"steps": []}, "至少一个步骤"),  # the first save of the policy: on by default
     ],
@@ -777,6 +778,23 @@ def test_a_policy_that_could_not_work_is_refused_and_nothing_saved(as_role, body
     told = " ".join(e["msg"] for e in detail) if "quiet_hours" in body else detail
     assert r.status_code == 422 and says in told, r.text
     assert admin.get("/api/v1/sla/policy").json()["is_default"] is True
+
+
+def test_quiet_hours_starting_at_24_00_are_refused_naming_the_field(as_role):
+    """Quiet hours from "24:00" were saved as they were, while a shift from 24:00 is refused:
+    midnight starts a day as 00:00. Told by field, with 00:00 to write instead; ending at 24:00
+    stays (22:00-24:00, quiet until midnight)."""
+    from siyu.sla.schemas import PolicyIn
+
+    admin = as_role("admin")
+    before = admin.get("/api/v1/sla/policy").json()["quiet_hours"]
+    body = {"quiet_hours": ["24:00", "08:00"]}
+    r = admin.put("/api/v1/sla/policy", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert error["loc"][-1] == "quiet_hours" and "请写 00:00" in error["msg"], error
+    assert admin.get("/api/v1/sla/policy").json()["quiet_hours"] == before
+    assert PolicyIn(quiet_hours=["22:00", "24:00"]).quiet_hours == ["22:00", "24:00"]
 
 
 def test_nan_and_infinity_in_a_body_are_a_clear_422(as_role, waits):

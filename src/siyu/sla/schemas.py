@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from siyu.sla.calendar import check_day, parse_day, parse_hhmm, parse_shifts
+from siyu.sla.calendar import DAY, check_day, parse_day, parse_hhmm, parse_shifts
 from siyu.sla.service import MAX_DAY_NOTE, MAX_STEPS
 
 Action = Literal["app_message", "voice_call"]
@@ -153,6 +153,10 @@ class PolicyFieldsIn(BaseModel):
         if start % 1440 == end % 1440:  # (the rules refuse it too; here it is told with the rest)
             raise ValueError(
                 "免打扰时段的开始和结束不能相同 / quiet hours must start and end at different times"
+            )
+        if start == DAY:  # 24:00 ends a day: a window from it starts at 00:00, as a shift would
+            raise ValueError(
+                "免打扰时段不能从 24:00 开始，请写 00:00 / quiet hours cannot start at 24:00: write 00:00"
             )
         return [_hhmm(v) for v in value]
 
