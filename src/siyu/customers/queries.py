@@ -536,9 +536,14 @@ def staff_choices(session: Session, viewer: Reader, chosen: str | None) -> list[
     if chosen and not any(m["userid"] == chosen for m in out) and (seen is None or chosen in seen):
         member = session.scalar(select(Staff).where(Staff.userid == chosen, Staff.active.is_(False)))
         if member is not None:
-            word = gone_word(False, member.wecom_status)
-            out.append({"userid": chosen, "name": f"{member.name}（{word}）"})
+            out.append({"userid": chosen, "name": _marked(member)})
     return out
+
+
+def _marked(member: Staff) -> str:
+    """A member as a 成员 filter names them: 小美, or 小美（已离职） once they left or were disabled."""
+    word = gone_word(member.active, member.wecom_status)
+    return f"{member.name}（{word}）" if word else member.name
 
 
 def chosen_name(session: Session, chosen: str | None, choices: list[dict]) -> str | None:
@@ -551,10 +556,7 @@ def chosen_name(session: Session, chosen: str | None, choices: list[dict]) -> st
     if offered is not None:
         return offered
     member = session.scalar(select(Staff).where(Staff.userid == chosen))
-    if member is None:
-        return None
-    word = gone_word(member.active, member.wecom_status)
-    return f"{member.name}（{word}）" if word else member.name
+    return _marked(member) if member is not None else None
 
 
 def departments(session: Session) -> list[Department]:
