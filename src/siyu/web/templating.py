@@ -68,9 +68,9 @@ def upcoming(value: datetime) -> datetime:
 def soon(value: datetime, zone: str | None, now: datetime) -> str:
     """A time to come as every page says it: HH:MM when it falls on the tenant's today, MM-DD
     HH:MM on another day (the chat said 12-07 01:49 of the time the board beside it said 01:49)."""
-    on_day = local_time(upcoming(value), zone, "%Y-%m-%d")
-    same_day = on_day == timezones.today(zone, now).isoformat()
-    return local_time(upcoming(value), zone, "%H:%M" if same_day else "%m-%d %H:%M")
+    at = upcoming(value)
+    same_day = local_time(at, zone, "%Y-%m-%d") == timezones.today(zone, now).isoformat()
+    return local_time(at, zone, "%H:%M" if same_day else "%m-%d %H:%M")
 
 
 @pass_context
