@@ -317,20 +317,18 @@ class _Grammar:
             return False
         reach = bytearray(n + 1)
         reach[0] = 1
-        for i in range(n):
+        if phrase:  # (at 0 the matches above say which patterns start a phrase)
+            self._ends(self.phrase, s, 0, reach, False, starts=True)
+        if nothing:
+            self._ends(self.nothing, s, 0, reach, True, starts=True)
+        for i in range(1, n):
+            if reach[n]:
+                return True
             if reach[i]:
-                if i == 0:
-                    if phrase:
-                        self._ends(self.phrase, s, 0, reach, False, starts=True)
-                    if nothing:
-                        self._ends(self.nothing, s, 0, reach, True, starts=True)
-                else:
-                    self._ends(self.phrase, s, i, reach, False)
-                    if self.nothing is not None:
-                        self._ends(self.nothing, s, i, reach, True)
-                if reach[n]:
-                    return True
-        return False
+                self._ends(self.phrase, s, i, reach, False)
+                if self.nothing is not None:
+                    self._ends(self.nothing, s, i, reach, True)
+        return bool(reach[n])
 
     def fullmatch(self, s: str) -> bool:
         # No phrase spans a space (normalize() joins "thank you"), so segments parse alone.
