@@ -1619,6 +1619,24 @@ def _in_group(sfx: str, n: int, room: str, sender: str, content: str, ago: float
     return item
 
 
+def _group_asked(db, world, key: str, n: int, name: str, question: str, ago: float) -> tuple[str, str]:
+    """张三's customer group `name` (suffixed), where a customer asked `question` (suffixed) `ago`
+    seconds ago and nobody answered: the suffix and the room."""
+    from siyu.conversations import groups
+
+    sfx = uuid.uuid4().hex[:8]
+    room = f"wr{key}{sfx}"
+    with db.tenant_session(world.a.id) as s:
+        item = _in_group(sfx, n, room, f"wm{key}{sfx}", f"{question}{sfx}", ago)
+        conversations.ingest(s, [item], default_classifier().classify)
+        groups.record(s, {"chat_id": room, "name": f"{name}{sfx}", "owner": "zhangsan"}, utcnow())
+    return sfx, room
+
+
+def _heading(page: str) -> str:
+    return re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
+
+
 def test_an_unanswered_question_in_a_customer_group_is_listed_apart_from_the_board(as_role, db, world):
     """团购群 (张三's) and VIP群 (李四's): a customer's question left unanswered in each is
     listed with its words (the board links there, apart from the 1:1 waits); an agent sees
@@ -1700,18 +1718,10 @@ def test_the_group_chats_list_does_not_say_nobody_waits_above_a_group_where_a_cu
     by the 1:1 count, and the header said 所选条件内没有客户在等待 right above a group's row
     saying 群内有客户等待回复 · 12 分. It counts the groups where a customer waits instead, as
     the 群内有客户等待回复 filter's header does; a list with none still says nobody waits."""
-    from siyu.conversations import groups
-
-    sfx = uuid.uuid4().hex[:8]
-    room = f"wrask{sfx}"
-    with db.tenant_session(world.a.id) as s:
-        item = _in_group(sfx, 21, room, "wmask" + sfx, f"团购价什么时候开始？{sfx}", 720)
-        conversations.ingest(s, [item], default_classifier().classify)
-        groups.record(s, {"chat_id": room, "name": f"问价群{sfx}", "owner": "zhangsan"}, utcnow())
+    sfx, room = _group_asked(db, world, "ask", 21, "问价群", "团购价什么时候开始？", 720)
 
     def heading(params: dict) -> str:
-        page = as_role("agent").get("/conversations", params=params).text
-        return re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
+        return _heading(as_role("agent").get("/conversations", params=params).text)
 
     listed = as_role("agent").get("/conversations", params={"kind": "group"}).text
     assert re.search(rf"问价群{sfx} <span class=\"wait group-wait\"", listed)  # the row says a customer waits
@@ -1731,18 +1741,11 @@ def test_the_waiting_tab_of_group_chats_points_to_the_groups_where_a_customer_wa
     always empty, saying 没有符合筛选条件的等待中的会话 while a customer's question in the
     agent's group went unanswered. It says groups are apart and links to the ones that owe a
     reply, the member chosen kept."""
-    from siyu.conversations import groups
-
-    sfx = uuid.uuid4().hex[:8]
-    room = f"wrtab{sfx}"
-    with db.tenant_session(world.a.id) as s:
-        item = _in_group(sfx, 31, room, "wmtab" + sfx, f"拼单还有名额吗？{sfx}", 600)
-        conversations.ingest(s, [item], default_classifier().classify)
-        groups.record(s, {"chat_id": room, "name": f"拼单群{sfx}", "owner": "zhangsan"}, utcnow())
+    sfx, _ = _group_asked(db, world, "tab", 31, "拼单群", "拼单还有名额吗？", 600)
     agent = as_role("agent")
     page = agent.get("/conversations", params={"kind": "group", "waiting": 1, "staff": "zhangsan"}).text
     assert "没有符合筛选条件的等待中的会话" not in page
-    head = re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)  # (it said 所选条件内没有客户在等待)
+    head = _heading(page)  # (it said 所选条件内没有客户在等待)
     assert "没有客户在等待" not in head
     assert re.search(r'id="groups-waiting">[1-9]\d* 个客户群内有客户等待回复<', head)
     link = re.search(r'<a href="([^"]+)" id="to-group-waits">群内有客户等待回复的客户群</a>', page)
