@@ -789,6 +789,31 @@ def test_the_customer_page_tells_the_wait_by_the_clock_the_card_read(w):
         assert badge and _two_minutes_on(int(badge[1]), badge[2]), badge
 
 
+def test_a_card_opened_after_the_agent_answered_and_left_marks_them(w):
+    """The leader the card reached opened it once 张三 had left: the chat's header read 成员
+    张三（已离职） above 这张提醒里的客户已在 … 得到 张三 的回复, unmarked."""
+    from siyu.tenancy.models import Staff
+
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    w.reply("您好，套餐 199 元一个月", at=150)
+    at = w.at(150).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d%H:%M")
+    with w.session() as s:  # (the staff sync's verdict; the next test's sync brings him back)
+        s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=False, wecom_status=5))
+    try:
+        r = tapped(w, "lisi", card["url"])
+        assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}"
+        closed = said(r.text, "card-closed")
+        assert closed == f"这张提醒里的客户已在{at}得到张三（已离职）的回复，不用再处理。"
+    finally:
+        with w.session() as s:
+            s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=True, wecom_status=1))
+
+
 def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
     from siyu.conversations import service as conversations
 

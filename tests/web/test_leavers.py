@@ -273,6 +273,28 @@ def test_a_chat_whose_member_left_says_so(as_role, world, db, add_customer, chat
     assert admin.get(f"/api/v1/conversations/{chat_id}").json()["staff_status"] == "active"
 
 
+def test_a_chat_whose_contact_ended_marks_a_member_who_left(as_role, world, db, add_customer, chat_with):
+    """The chat's header read 成员 赵六（已离职） above a notice saying 赵六于 … 删除了客户, unmarked."""
+    sfx = uuid.uuid4().hex[:6]
+    customer_id = add_customer(f"蒋先生{sfx}", "zhaoliu")
+    chat_id = chat_with(customer_id, "zhaoliu", f"还在吗{sfx}")
+    with db.tenant_session(world.b.id) as s:
+        follow = s.scalar(select(Follow).where(Follow.customer_id == customer_id))
+        follow.status, follow.ended_at = "deleted", None  # (no time: the notice says none)
+    admin = as_role("admin", "b")
+
+    def ended() -> str:
+        page = admin.get(f"/conversations/{chat_id}").text
+        return _text(re.search(r'id="contact-ended">(.*?)</p>', page, re.S).group(1))
+
+    with left(db, world, "zhaoliu"):
+        assert ended().startswith("赵六（已离职）删除了客户：")
+        with db.tenant_session(world.b.id) as s:
+            s.scalar(select(Follow).where(Follow.customer_id == customer_id)).status = "lost"
+        assert ended().startswith("客户删除了赵六（已离职）：")
+    assert ended().startswith("客户删除了赵六：")  # back with the company: as before
+
+
 def test_a_group_owner_a_sender_and_the_timeline_mark_a_member_who_left(
     as_role, world, db, add_customer, chat_with
 ):
