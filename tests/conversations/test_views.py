@@ -3,6 +3,7 @@ waits longest, role scoping, tenant isolation, labels, and 无需回复 with CSR
 
 from __future__ import annotations
 
+import html
 import re
 import time
 import uuid
@@ -19,6 +20,7 @@ from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, classify, store
+from tests.web.conftest import zhaoliu_left
 
 
 def seeded(items: list[dict]) -> list[dict]:
@@ -468,19 +470,39 @@ def test_a_supervisor_sees_their_team(as_role, chats):
     assert sup.get(f"/api/v1/conversations/{chats.a['刘总']}").status_code == 404
 
 
-def test_a_supervisor_filtering_by_a_member_outside_their_team_sees_the_name(as_role, chats):
+def _staff_sent(page: str) -> str:
+    """What a browser sends for the filter form's 成员 select: its selected option, else the first (全部)."""
+    select = re.search(r'<select name="staff">(.*?)</select>', page, re.S)
+    chosen = select and re.search(r'<option value="([^"]*)" selected>', select.group(1))
+    return html.unescape(chosen.group(1)) if chosen else ""
+
+
+def test_a_supervisor_filtering_by_a_member_outside_their_team_sees_the_name(as_role, chats, world, db):
     """王五 following a link filtered by 赵六, outside his team: the list stays empty for him (刘总
     is not his to see), but its chip said 成员：zhaoliu, the userid, where every other member is
-    named. It names 赵六, on the customer list too."""
+    named. It names 赵六, on the customer list too. The 成员 select under it read 全部, so
+    searching again from the form dropped the filter: it offers 赵六, chosen."""
     sup = as_role("supervisor")
     chat_list = sup.get("/conversations", params={"staff": "zhaoliu"}).text
     assert "成员：赵六 <a" in chat_list and "成员：zhaoliu" not in chat_list
     assert "刘总" not in chat_list and "没有符合筛选条件的会话" in chat_list
+    assert '<option value="zhaoliu" selected>赵六</option>' in chat_list
+    again = sup.get("/conversations", params={"q": "", "staff": _staff_sent(chat_list)}).text
+    assert "成员：赵六 <a" in again and "刘总" not in again
     customer_list = sup.get("/customers", params={"staff": "zhaoliu"}).text
     assert "成员：赵六 <a" in customer_list and "成员：zhaoliu" not in customer_list
     assert "刘总" not in customer_list
-    # a userid no member has is shown as typed
-    assert "成员：nobody-here <a" in sup.get("/conversations", params={"staff": "nobody-here"}).text
+    assert _staff_sent(customer_list) == "zhaoliu"
+    # one who left is offered as the chip names them
+    with zhaoliu_left(world, db):
+        page = sup.get("/customers", params={"staff": "zhaoliu"}).text
+        assert "成员：赵六（已离职或停用） <a" in page, page
+        assert '<option value="zhaoliu" selected>赵六（已离职或停用）</option>' in page
+    # a userid no member has is shown as typed, and kept
+    nobody = sup.get("/conversations", params={"staff": "nobody-here"}).text
+    assert "成员：nobody-here <a" in nobody and _staff_sent(nobody) == "nobody-here"
+    # not offered unasked
+    assert '<option value="zhaoliu"' not in sup.get("/conversations").text
 
 
 def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):

@@ -528,15 +528,16 @@ def active_staff(session: Session) -> list[Staff]:
 
 def staff_choices(session: Session, viewer: Reader, chosen: str | None) -> list[dict]:
     """The members a list's 成员 filter offers, {userid, name}: those with the corp the viewer
-    sees and, where the list is filtered by one who left (a link, an address typed), that one
-    too, marked so (小美（已离职）): else the filter read 全部 over their customers alone."""
+    sees and the one the list is filtered by wherever they are not among them, named as its chip
+    names them (one who left 小美（已离职）; one outside a supervisor's team, a link followed; a
+    userid no member has, as typed): else the filter read 全部 over a list filtered by them,
+    and searching again from the form dropped the filter."""
     seen = viewer.visible_staff
     members = [m for m in active_staff(session) if seen is None or m.userid in seen]
     out = [{"userid": m.userid, "name": m.name} for m in members]
-    if chosen and not any(m["userid"] == chosen for m in out) and (seen is None or chosen in seen):
-        member = session.scalar(select(Staff).where(Staff.userid == chosen, Staff.active.is_(False)))
-        if member is not None:
-            out.append({"userid": chosen, "name": _marked(member)})
+    if chosen and not any(m["userid"] == chosen for m in out):
+        member = session.scalar(select(Staff).where(Staff.userid == chosen))
+        out.append({"userid": chosen, "name": _marked(member) if member is not None else chosen})
     return out
 
 
@@ -546,17 +547,10 @@ def _marked(member: Staff) -> str:
     return f"{member.name}（{word}）" if word else member.name
 
 
-def chosen_name(session: Session, chosen: str | None, choices: list[dict]) -> str | None:
-    """How a list's 成员 chip names the member it is filtered by: as the filter offers them, else
-    (a supervisor's link to a member outside their team) by the name the tenant knows them by,
-    where the chip had said the userid, zhaoliu; None for a userid no member has."""
-    if not chosen:
-        return None
-    offered = next((m["name"] for m in choices if m["userid"] == chosen), None)
-    if offered is not None:
-        return offered
-    member = session.scalar(select(Staff).where(Staff.userid == chosen))
-    return _marked(member) if member is not None else None
+def chosen_name(chosen: str | None, choices: list[dict]) -> str | None:
+    """How a list's 成员 chip names the member it is filtered by: as the filter offers them
+    (staff_choices offers that one whoever they are)."""
+    return next((m["name"] for m in choices if m["userid"] == chosen), None) if chosen else None
 
 
 def departments(session: Session) -> list[Department]:

@@ -137,7 +137,7 @@ def conversation_list(request: Request, viewer: PageViewer):
         # an empty list asks for archiving only where it is off, and of whoever can turn it on
         archiving_off = (s.get(Tenant, viewer.tenant_id).archive_mode or "off") == "off"
         staff = customer_queries.staff_choices(s, viewer, f.staff_userid)
-        staff_chosen = customer_queries.chosen_name(s, f.staff_userid, staff)
+        staff_chosen = customer_queries.chosen_name(f.staff_userid, staff)
         if f.customer_id is not None:
             found = customer_queries.get_customer(s, viewer, f.customer_id)
             customer = {"id": found.id, "name": found.name} if found else None

@@ -148,7 +148,7 @@ def customer_list(request: Request, viewer: PageViewer):
         # enabled first: a disabled one may look just like one in use, and is marked so
         chans = list(s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.name)))
         staff = queries.staff_choices(s, viewer, f.staff_userid)
-        staff_chosen = queries.chosen_name(s, f.staff_userid, staff)
+        staff_chosen = queries.chosen_name(f.staff_userid, staff)
     kept = {k: v for k, v in p.items() if k in CUSTOMER_FILTERS and v}
 
     def page_url(n: int) -> str:
