@@ -625,6 +625,7 @@ def test_no_call_in_quiet_hours_it_waits_for_the_morning(local):
     with w.session() as s:  # before the call comes due, the board already gives 08:00, and why
         [row] = queries.waiting_now(s, w.rt.now())
         assert row["next_step_at"] == w.at(9 * 3600) and row["next_step_after_quiet_hours"] is True
+        assert row["next_step_due_at"] == w.at(60)  # the step itself comes due at 23:01, on time
     w.clock(120)
     assert w.fire() == 1  # the step fires on time; its call waits in the outbox for 08:00
     [call] = w.outbox("sla_call")

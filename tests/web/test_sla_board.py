@@ -1388,15 +1388,18 @@ def test_a_wait_under_a_policy_with_reminders_off_does_not_say_they_all_went_out
 
 
 @contextmanager
-def _call_held_by_quiet_hours(admin, db, world, external: str, text: str) -> Iterator[tuple[int, datetime]]:
+def _call_held_by_quiet_hours(
+    admin, db, world, external: str, text: str, fired: bool = True
+) -> Iterator[tuple[int, datetime]]:
     """A chat of zhaoliu's whose one step, a call, fired in 客服部's quiet hours (from an hour ago
     to two hours on): the call waits in the outbox until they end. Yields the chat's id and the
-    local time the quiet hours were set from; the policy, the call and the chat are put away after."""
+    local time the quiet hours were set from; the policy, the call and the chat are put away after.
+    Not `fired`: the step, due in 8 minutes, is still to come."""
     headers = {"X-CSRF-Token": admin.csrf}
     local = datetime.now(SHANGHAI)
     quiet = [(local - timedelta(hours=1)).strftime("%H:%M"), (local + timedelta(hours=2)).strftime("%H:%M")]
     policy = {
-        "steps": [{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        "steps": [{"delay_s": 60 if fired else 600, "action": "voice_call", "target": "agent"}],
         "quiet_hours": quiet,
         # the wall clock: a new department policy copies the tenant's, which another test may leave
         # counting business hours
@@ -1411,14 +1414,15 @@ def _call_held_by_quiet_hours(admin, db, world, external: str, text: str) -> Ite
             conversations.ingest(s, [asked], default_classifier().classify)
             cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"{external}{sfx}"))
             step = s.scalar(select(SlaEscalation).where(SlaEscalation.conversation_id == cid))
-            step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
-            call = SlaCall(
-                callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow()
-            )
-            s.add(call)
-            s.flush()
-            payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
-            outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
+            if fired:
+                step.status, step.fired_at = "fired", utcnow()  # as firing leaves it: the call queued
+                call = SlaCall(
+                    callee_userid="zhaoliu", escalation_id=step.id, status="queued", created_at=utcnow()
+                )
+                s.add(call)
+                s.flush()
+                payload = {"call": call.id, "callee": "zhaoliu", "escalations": [step.id]}
+                outbox.enqueue(s, "sla_call", f"sla-call:{step.id}", payload, recipient="zhaoliu")
         yield cid, local
     finally:
         assert admin.delete("/api/v1/sla/policies/4", headers=headers).status_code == 204
@@ -1455,6 +1459,36 @@ def test_a_call_held_by_quiet_hours_is_not_said_to_have_gone_out(as_role, db, wo
         note = re.search(r'id="calls-held">(.*?)</p>', board, re.S)
         assert note and f"{len(held)} 通语音电话的步骤已到，因免打扰时段还没有拨打" in note[1], note
         assert "提醒都已送到" not in board
+
+
+def test_a_call_step_quiet_hours_will_hold_says_when_it_is_due_and_when_it_rings(as_role, db, world):
+    """A row whose next step, a call, comes due in quiet hours said 下一步 HH:MM 语音电话… with
+    the time the call rings, two hours on (（电话等免打扰时段结束）), as if nothing happened
+    before: the step fires, and counts as 超时, when due, in 8 minutes; only the ring waits.
+    The row says both times, and the API gives the step's own as next_step_due_at."""
+    admin = as_role("admin")
+    with _call_held_by_quiet_hours(admin, db, world, "wmsoon", "今晚能发货吗", fired=False) as (cid, local):
+        with db.tenant_session(world.a.id) as s:
+            due_at = s.scalar(select(SlaEscalation.due_at).where(SlaEscalation.conversation_id == cid))
+
+        def shown(at: datetime) -> str:  # as the board gives a time to come: the minute it will have come by
+            at = at.astimezone(SHANGHAI)
+            if at.second or at.microsecond:
+                at = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            return at.strftime("%H:%M" if at.date() == local.date() else "%m-%d %H:%M")
+
+        rings = shown(local.replace(second=0, microsecond=0) + timedelta(hours=2))  # the quiet hours' end
+        board = admin.get("/sla").text
+        row = re.search(rf'<li class="cust conv" data-conversation="{cid}"[^>]*>.*?</li>', board, re.S)
+        line = re.sub(r"<[^>]+>", "", row[0]) if row else ""
+        said = f"下一步 {shown(due_at)} 到期：语音电话打给负责成员 赵六，免打扰时段过后 {rings} 拨打"
+        assert said in line, line
+        [w] = [w for w in admin.get("/api/v1/sla/board").json()["waiting"] if w["conversation_id"] == cid]
+        assert datetime.fromisoformat(w["next_step_due_at"]) == due_at, w
+        assert (
+            w["next_step_after_quiet_hours"] is True
+            and shown(datetime.fromisoformat(w["next_step_at"])) == rings
+        )
 
 
 def test_a_call_held_by_quiet_hours_can_be_snoozed_from_the_board_and_the_chat(as_role, db, world):

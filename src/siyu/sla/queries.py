@@ -124,7 +124,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
     out = []
     for w in rows:
         policy = book.by_id(w.policy_id)
-        due, action, target, note = pending.get(w.id, (None, None, None, None))
+        step_due, action, target, note = pending.get(w.id, (None, None, None, None))
+        due = step_due
         # a call held back by the policy's quiet hours (firing notes it so), or one that will be
         # when it comes due: the board gives the time it will be placed, and says why
         quiet = note == QUIET_HOURS and not calls_never_ring(policy)
@@ -144,6 +145,9 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 "waited_business_s": book.waited_business_s(policy, w.started_at, now),
                 "breached_step": w.breached_step,
                 "next_step_at": due,
+                # when the step itself fires, and counts as a breach: before next_step_at where
+                # quiet hours hold its call (22:10, ringing at 08:00)
+                "next_step_due_at": step_due,
                 "next_step_action": action,
                 "next_step_target": target,
                 # who a leader or contact step would reach, by the policy (the board names them)

@@ -322,7 +322,15 @@ class WaitingRow(BaseModel):
     )
     fired: list[FiredStep]
     skipped: list[SkippedStep] = Field([], description="steps not sent at all")
-    next_step_at: datetime | None
+    next_step_at: datetime | None = Field(
+        description="when the next step comes due, or for a call quiet hours will hold back "
+        "(next_step_after_quiet_hours) when it will ring; null when no step is to come"
+    )
+    next_step_due_at: datetime | None = Field(
+        None,
+        description="when the next step comes due: it fires then, and counts as a breach, though "
+        "quiet hours hold its call until next_step_at; null when no step is to come",
+    )
     next_step_action: Action | None = Field(
         None,
         description="what the next step does: app_message, a WeCom card; voice_call, a phone call "
