@@ -7,16 +7,20 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import event as db_events
 from sqlalchemy import select
 
 from siyu.conversations import service as conversation_service
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import service, tasks
 from siyu.tenancy.models import Department, Staff
+from tests.sla.test_calendar import bj
+from tests.sla.test_never_ring import _ask as _card_then_call
+from tests.sla.test_never_ring import _never_ring_policy, _send_calls
 from tests.support.signed_in import SignedIn
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -179,13 +183,13 @@ def test_steps_skipped_as_due_long_ago_are_listed_among_the_reminders_not_delive
     assert problems[1]["error"].startswith("第 2 步 09-09 22:05 到期"), problems[1]
 
     page = _get(w, "/sla").text
-    rows = sorted(_rows(page, "delivery-problems"), key=lambda r: r[4])
-    assert [row[2:4] for row in rows] == [
+    rows = sorted(_rows(page, "delivery-problems"), key=lambda r: r[5])
+    assert [row[3:5] for row in rows] == [
         ["张三", "过期未发"],
         ["张三 的上级", "过期未发"],
         ["张三", "过期未发"],
     ]
-    assert rows[2][4].startswith("第 3 步 09-09 22:10 到期"), rows
+    assert rows[2][5].startswith("第 3 步 09-09 22:10 到期"), rows
     # an agent sees their own
     mine = _get(w, "/api/v1/sla/board", role="agent", staff="zhangsan").json()["delivery_problems"]
     assert len(mine) == 3
@@ -619,3 +623,159 @@ def test_under_business_hours_the_shares_and_steps_count_business_time_the_first
     thursday = _get(w, "/api/v1/sla/board").json()
     assert {a["staff_name"]: a["count"] for a in thursday["breaches_by_agent"]} == {"王五": 2, "张三": 2}
     assert thursday["first_response"]["count"] == 0  # no wait began on Thursday
+
+
+# ---------------------------------------------------------------- whose reminder did not arrive
+
+
+def _problem_rows(w, role: str = "admin", staff: str | None = None) -> tuple[list[dict], str]:
+    """The day's reminders not delivered as the API lists them to one person, and their page's table."""
+    person = SignedIn(w.rt, w.tenant_id, role, staff, "看板")
+    problems = person("GET", "/api/v1/sla/board").json()["delivery_problems"]
+    page = person("GET", "/sla").text
+    return problems, re.search(r'<table[^>]*id="delivery-problems".*?</table>', page, re.S)[0]
+
+
+def _card_given_up(w) -> None:
+    """The cards firing queued are built, and WeCom gives them up at once (as the outbox
+    records a Permanent answer: every recipient invalid)."""
+    cards = [m for m in w.outbox() if m.status == "pending"]
+    tasks._notices(w.rt, w.tenant_id, cards)
+    with w.session() as s:
+        for card in cards:
+            row = s.get(OutboxMessage, card.id)
+            row.status, row.attempts, row.last_error = "dead", 1, "消息接收人全部无效 (errcode 81013)"
+            row.created_at = w.rt.now()  # queued on the test's day (the outbox stamps it by the wall clock)
+
+
+def test_a_card_given_up_and_a_call_that_never_rings_name_the_customer_they_were_about(local, db, settings):
+    """A card to 张三 about 王女士 WeCom gave up on, and the call to him that its policy never
+    lets ring: 没送到的提醒 said 提醒卡片 · 张三 · 未送达 and 语音电话 · 张三 · 不会拨打, and a
+    supervisor could not tell which customer was left waiting. Each row names her, linked to her
+    chat, and so does the API."""
+    w = local
+    w.t0 = bj(2025, 9, 16, 22, 30).astimezone(UTC)  # a Tuesday night, in the shift
+    w.clock(0)
+    w.customer("wmcustomer1", "王女士")
+    _never_ring_policy(w)
+    _card_then_call(w, "wmcustomer1", 0)
+    _card_given_up(w)
+    [call] = _send_calls(w, db, settings)
+    assert call.status == "never" and call.told_waits is None  # never planned: known by its step
+    cid = w.conversation().id
+
+    problems, table = _problem_rows(w)
+    assert sorted((p["kind"], p["status"], p["customers"], p["customers_total"]) for p in problems) == [
+        ("call", "never", [{"conversation_id": cid, "name": "王女士"}], 1),
+        ("card", "given_up", [{"conversation_id": cid, "name": "王女士"}], 1),
+    ], problems
+    rows = sorted(_rows(table, "delivery-problems"), key=lambda r: r[1])
+    assert [row[1:5] for row in rows] == [
+        ["提醒卡片", "王女士", "张三", "未送达"],
+        ["语音电话", "王女士", "张三", "不会拨打"],
+    ], rows
+    assert table.count(f'<a href="/conversations/{cid}">王女士</a>') == 2, table
+
+
+def test_a_call_about_many_customers_names_the_longest_waiting_and_counts_them_all(local):
+    """Five of 张三's customers wait; one call to him about them all fails. The row names the
+    three who have waited longest and says 等 5 位客户; the API lists all five."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    names = ["甲先生", "乙女士", "丙先生", "丁女士", "戊先生"]
+    for i, name in enumerate(names):
+        w.customer(f"wmmany{i}", name)
+        w.say("电话怎么打不通？", at=i, ext=f"wmmany{i}")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 5  # the first step queues the call; the others join it
+    [message] = w.outbox("sla_call")
+    assert tasks._call_plan(w.rt, w.tenant_id, message)["params"][0] == "5"
+    with w.session() as s:  # the voice provider refused it for good (as the outbox records it)
+        tasks._call_failed(s, message, "语音网关拒绝了这次呼叫")
+
+    problems, table = _problem_rows(w)
+    [call] = problems
+    assert [c["name"] for c in call["customers"]] == names and call["customers_total"] == 5, call
+    [row] = _rows(table, "delivery-problems")
+    assert row[1:5] == ["语音电话", "甲先生、乙女士、丙先生等 5 位客户", "张三", "拨打失败"], row
+
+
+def test_a_supervisor_is_not_told_the_name_of_another_teams_customer_a_reminder_was_about(local):
+    """The policy's escalation contact is 张三 (销售一部): 王五's (销售二部) customer 孙先生 waits,
+    and the call to 张三 about him and 张三's own 王女士 fails. 李四, who leads 销售一部, sees
+    the call to 张三 named by 王女士 alone (he may not open 孙先生's chat), with 2 customers
+    counted; the admin, and 张三 who was to be called, see both."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    _two_teams(w)
+    w.policy(
+        steps=[{"delay_s": 60, "action": "voice_call", "target": "contact"}],
+        escalation_contact="zhangsan",
+    )
+    w.customer("wmother", "孙先生")
+    w.customer("wmown", "王女士")
+    w.say("在吗？", at=0, ext="wmother", staff="wangwu")
+    w.say("在吗？", at=1, ext="wmown")
+    w.pulled(7200)
+    w.clock(70)
+    w.fire()  # 王五's step calls 张三; 张三's own reaches nobody (the contact is himself)
+    [message] = w.outbox("sla_call")
+    assert tasks._call_plan(w.rt, w.tenant_id, message)["params"][0] == "2"
+    with w.session() as s:
+        tasks._call_failed(s, message, "语音网关拒绝了这次呼叫")
+    other, own = w.conversation("wmother", "wangwu").id, w.conversation("wmown").id
+
+    def call_row(role: str, staff: str | None = None) -> tuple[dict, list[str]]:
+        problems, table = _problem_rows(w, role, staff)
+        [call] = [p for p in problems if p["kind"] == "call"]
+        [row] = [r for r in _rows(table, "delivery-problems") if r[1] == "语音电话"]
+        return call, row
+
+    call, row = call_row("supervisor", "lisi")
+    assert call["customers"] == [{"conversation_id": own, "name": "王女士"}] and call["customers_total"] == 2
+    assert row[2] == "王女士等 2 位客户", row
+    for role, staff in [("admin", None), ("agent", "zhangsan")]:
+        call, row = call_row(role, staff)
+        assert [c["conversation_id"] for c in call["customers"]] == [other, own], (role, call)
+        assert row[2] == "孙先生、王女士", (role, row)
+
+
+def test_the_customers_of_the_reminders_not_delivered_cost_the_board_the_same_reads_however_many(local):
+    """The board is read often: naming each card's customers takes the same statements for one
+    card given up as for four, to four members about four customers."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}])
+    admin = SignedIn(w.rt, w.tenant_id, "admin", None, "看板")
+
+    def reads() -> tuple[int, list[str]]:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        db_events.listen(w.rt.db.engine, "before_cursor_execute", listener)
+        try:
+            problems = admin("GET", "/api/v1/sla/board").json()["delivery_problems"]
+        finally:
+            db_events.remove(w.rt.db.engine, "before_cursor_execute", listener)
+        return len(seen), sorted(c["name"] for p in problems for c in p["customers"])
+
+    def asked(staff: str, at: int) -> None:
+        w.customer(f"wm{staff}", f"{staff} 的客户")
+        w.say("在吗？", at=at, ext=f"wm{staff}", staff=staff)
+        w.pulled(at + 3600)
+        w.clock(at + 70)
+        assert w.fire() == 1
+        _card_given_up(w)
+
+    asked("zhangsan", 0)
+    few, named = reads()
+    assert named == ["zhangsan 的客户"]
+    for staff in ("lisi", "wangwu", "boss"):
+        asked(staff, 100)
+    many, named = reads()
+    assert len(named) == 4, named
+    assert many == few, (few, many)

@@ -57,6 +57,7 @@ def test_a_call_being_retried_shows_on_the_board_with_why(w):
         assert error.startswith("语音网关暂时无法呼叫（HTTP 503），稍后重试"), error  # words, not a trace
         [problem] = _problems(w)
         assert (problem["kind"], problem["recipient"], problem["status"]) == ("call", "zhangsan", "retrying")
+        assert [c["name"] for c in problem["customers"]] == ["王女士"]  # whom it was to ring about
     finally:
         httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"fail": 0})
 

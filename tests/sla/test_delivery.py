@@ -523,6 +523,7 @@ def test_a_card_wecom_says_reached_nobody_is_given_up_at_once_with_why(w):
         assert "消息接收人全部无效" in error
         [problem] = _problems(w)
         assert (problem["recipient"], problem["status"], problem["attempts"]) == ("zhangsan", "given_up", 1)
+        assert [c["name"] for c in problem["customers"]] == ["王女士"]  # whom it told of
     finally:
         w.stack.control("DELETE", "/faults")
 

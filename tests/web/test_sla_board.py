@@ -1324,14 +1324,14 @@ def test_why_a_reminder_was_not_delivered_can_be_read_on_a_phone(page, siyu, wor
         sign_in(page, siyu, world.a.logins["agent"], "/sla")
         table = page.locator("#delivery-problems")
         row = table.locator("tbody tr", has_text="errcode 60020")
-        expect(row.locator("td").nth(3)).to_contain_text(f"重试中（已试 5 次，{retry} 再试）")
+        expect(row.locator("td").nth(4)).to_contain_text(f"重试中（已试 5 次，{retry} 再试）")
         fits_the_phone(page)
         box = table.bounding_box()
         assert box and box["x"] + box["width"] <= 390, box  # every column in sight, none scrolled off
-        for cell in (row.locator("td").nth(3), row.locator("td").nth(4)):
+        for cell in (row.locator("td").nth(4), row.locator("td").nth(5)):
             edge = cell.bounding_box()
             assert edge and edge["x"] + edge["width"] <= 390, edge
-        assert row.locator("td").nth(4).inner_text() == said
+        assert row.locator("td").nth(5).inner_text() == said
     finally:
         with db.tenant_session(world.a.id) as s:  # (the board tests count what was not delivered)
             s.execute(delete(OutboxMessage).where(OutboxMessage.id == card_id))

@@ -367,7 +367,12 @@ def board_for(
     for (_, userid, _, _), v in zip(answered, business or [], strict=False):
         business_per_agent.setdefault(userid, []).append(v)
     problems, problem_counts = queries.delivery_problems(
-        session, start, end, sorted(scope) if scope is not None else None, newest=problems
+        session,
+        start,
+        end,
+        sorted(scope) if scope is not None else None,
+        newest=problems,
+        me=viewer.staff_userid,
     )
     return {
         "now": now,
@@ -501,8 +506,9 @@ def get_board(
     """Who waits now (longest first, with the steps that fired and how far each got), the
     day's breaches per step and per agent, first-response mean/median/p90 (all and per
     agent), the share answered within each step, and escalations that did not reach their
-    person (cards WeCom refused, calls not placed). An agent sees their own, a supervisor
-    their team's, an admin everyone's. `waiting` lists `limit` customers: page on with
+    person (cards WeCom refused, calls not placed), each with the customers it was about. An
+    agent sees their own, a supervisor their team's, an admin everyone's. `waiting` lists
+    `limit` customers: page on with
     `next` / `prev` (as `after` / `before`), which skip nobody who still waits and show nobody
     twice however many waits close or begin meanwhile; `waiting_total` and every figure count
     all who wait. `delivery_problems` lists the newest 100, `delivery_problems_by_status`

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -263,13 +263,16 @@ def delivery_problems(
     end: datetime,
     recipients: Sequence[str] | None = None,
     newest: int | None = None,
+    me: str | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Escalation cards and calls of [start, end) that have not reached their person: cards
     WeCom refused so far (being retried, with the error) or gave up on, calls that failed or
     were skipped (voice calls off, no number) or will never ring (the policy's shifts all lie
-    in its quiet hours), steps that reached nobody. Newest first;
-    `recipients` limits them, `newest` lists only that many; with how many there are of each
-    status (all of them: an import of months of chats skips thousands of steps at once)."""
+    in its quiet hours), steps that reached nobody. Newest first, each with the customers it
+    was about (_name_customers: named where `recipients`, or being `me`, the one it was for,
+    lets the reader see them); `recipients` limits them, `newest` lists only that many; with
+    how many there are of each status (all of them: an import of months of chats skips
+    thousands of steps at once)."""
     o, c, e = OutboxMessage, SlaCall, SlaEscalation
     cards = select(o.recipient, o.payload, o.created_at, o.status, o.last_error, o.attempts, o.due_at).where(
         o.kind == "sla_notice",
@@ -280,7 +283,9 @@ def delivery_problems(
         # refused at least once (a claim counts an attempt before the answer comes)
         or_(o.status != "pending", o.last_error != ""),
     )
-    calls = select(c.callee_userid, c.created_at, c.status, c.error).where(
+    calls = select(
+        c.callee_userid, c.created_at, c.status, c.error, c.id, c.escalation_id, c.told_waits
+    ).where(
         c.created_at >= start,
         c.created_at < end,
         # never: its policy lets no call ring, which only the admin can change
@@ -301,7 +306,7 @@ def delivery_problems(
     # the worker was down, the messages were imported: the customer waited past them all the
     # same): not sent at all
     stale = e.note.startswith(STALE)
-    unreached = select(e.agent_userid, e.fired_at, e.due_at, e.step, e.target, e.note).where(
+    unreached = select(e.agent_userid, e.fired_at, e.due_at, e.step, e.target, e.note, e.wait_id).where(
         e.fired_at >= start,
         e.fired_at < end,
         e.status == "skipped",
@@ -331,12 +336,23 @@ def delivery_problems(
             m.last_error,
             attempts=m.attempts,
             next_try_at=m.due_at if m.status == "pending" else None,
+            # the waits it spoke of, once built; else those of its steps
+            about=_About(waits=m.payload.get(CARD_TOLD), steps=m.payload.get("escalations") or []),
         )
         for m in rows(cards, o.created_at)
     ]
     count(cards, o.status, lambda status: "retrying" if status == "pending" else "given_up")
     out += [
-        _problem("call", r.callee_userid, r.created_at, r.status, r.error) for r in rows(calls, c.created_at)
+        _problem(
+            "call",
+            r.callee_userid,
+            r.created_at,
+            r.status,
+            r.error,
+            # as planned; one never planned (no call rings under its policy): its steps
+            about=_About(waits=r.told_waits, call_step=r.escalation_id),
+        )
+        for r in rows(calls, c.created_at)
     ]
     count(calls, c.status)
     out += [
@@ -348,6 +364,7 @@ def delivery_problems(
             m.last_error,
             attempts=m.attempts,
             next_try_at=m.due_at,
+            about=_About(call=m.payload.get("call"), steps=m.payload.get("escalations") or []),
         )
         for m in rows(retried, o.created_at)
     ]
@@ -358,13 +375,103 @@ def delivery_problems(
         why = _stale_reason(r, timezone) if is_stale else _nobody_reason(r)
         out.append(
             _problem(
-                "step", r.agent_userid, r.fired_at, "stale" if is_stale else "nobody", why, target=r.target
+                "step",
+                r.agent_userid,
+                r.fired_at,
+                "stale" if is_stale else "nobody",
+                why,
+                target=r.target,
+                about=_About(waits=[r.wait_id]),
             )
         )
     count(unreached.where(stale), e.status, lambda _: "stale")
     count(unreached.where(~stale), e.status, lambda _: "nobody")
     out.sort(key=lambda d: d["at"], reverse=True)
-    return (out if newest is None else out[:newest]), counts
+    out = out if newest is None else out[:newest]
+    _name_customers(session, out, recipients, me)
+    return out, counts
+
+
+@dataclass
+class _About:
+    """What a row of delivery_problems was about, as its card, call or step keeps it: the waits
+    it spoke of (None: not kept), else its steps; a call being retried by its SlaCall's id
+    (the waits it was planned about), a call never planned by its own step (the steps queued
+    on it since are in its outbox row)."""
+
+    waits: list[int] | None = None
+    steps: list[int] = field(default_factory=list)
+    call: int | None = None
+    call_step: int | None = None
+
+
+def _name_customers(
+    session: Session, problems: list[dict], recipients: Sequence[str] | None, me: str | None
+) -> None:
+    """Each row's `customers` ({conversation_id, name}, longest waiting first) and
+    `customers_total`: a supervisor reading that a card to 张三 failed learns whose customer
+    went unreminded. Named only where the reader may open the chat (the wait's agent among
+    `recipients`, or the card was for `me`: conversations.queries.get_conversation), counted
+    all the same; four reads for all the rows, however many."""
+    about: list[_About] = [p.pop("about") for p in problems]
+    o = OutboxMessage
+    planned: dict[int, list | None] = {}
+    calls = {a.call for a in about if a.call is not None}
+    if calls:
+        planned = dict(
+            session.execute(
+                select(SlaCall.id, SlaCall.told_waits).where(bulk.among(session, SlaCall.id, calls))
+            ).all()
+        )
+    queued: dict[str, list | None] = {}
+    keys = {f"sla-call:{a.call_step}" for a in about if a.waits is None and a.call_step is not None}
+    if keys:
+        queued = dict(
+            session.execute(
+                select(o.dedupe_key, o.payload["escalations"]).where(
+                    o.kind == "sla_call", bulk.among(session, o.dedupe_key, keys)
+                )
+            ).all()
+        )
+    for a in about:
+        if a.call is not None and planned.get(a.call) is not None:
+            a.waits = planned[a.call]
+        elif a.waits is None and a.call_step is not None:
+            a.steps = [a.call_step, *(queued.get(f"sla-call:{a.call_step}") or [])]
+    steps = {step for a in about if a.waits is None for step in a.steps}
+    wait_of: dict[int, int] = {}
+    if steps:
+        wait_of = dict(
+            session.execute(
+                select(SlaEscalation.id, SlaEscalation.wait_id).where(
+                    bulk.among(session, SlaEscalation.id, steps)
+                )
+            ).all()
+        )
+    waits_of = [
+        a.waits if a.waits is not None else [wait_of[s] for s in a.steps if s in wait_of] for a in about
+    ]
+    ids = {w for waits in waits_of for w in waits}
+    found = {}
+    if ids:
+        w, c = SlaWait, Conversation
+        for row in session.execute(
+            select(w.id, w.conversation_id, w.staff_userid, w.started_at, Customer.name, c.external_userid)
+            .join(c, c.id == w.conversation_id)
+            # named as the board's waiting rows name them
+            .outerjoin(Customer, Customer.id == func.coalesce(c.customer_id, w.customer_id))
+            .where(bulk.among(session, w.id, ids))
+        ):
+            found[row.id] = row
+    seen = None if recipients is None else set(recipients)
+    for p, waits in zip(problems, waits_of, strict=True):
+        rows = sorted((found[w] for w in set(waits) if w in found), key=lambda r: (r.started_at, r.id))
+        named: dict[int, str] = {}
+        for r in rows:
+            if seen is None or r.staff_userid in seen or (me and p["recipient"] == me):
+                named.setdefault(r.conversation_id, r.name or r.external_userid)
+        p["customers"] = [{"conversation_id": cid, "name": name} for cid, name in named.items()]
+        p["customers_total"] = len({r.conversation_id for r in rows})
 
 
 def _stale_reason(e, timezone: ZoneInfo) -> str:
@@ -419,11 +526,14 @@ def _problem(
     attempts: int | None = None,
     next_try_at: datetime | None = None,
     target: str = "",
+    about: _About | None = None,
 ) -> dict:
     """One row of delivery_problems (the SLA board's "did not reach them"). For a step that
     found nobody to tell (kind "step"), `recipient` is the agent whose customer waited and
-    `target` whom the step was for."""
+    `target` whom the step was for; `about`: the customers it was about (_name_customers
+    names them)."""
     return {
+        "about": about or _About(),
         "kind": kind,
         "recipient": recipient,
         "target": target,

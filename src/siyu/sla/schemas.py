@@ -426,6 +426,11 @@ class TeamFigures(BaseModel):
     )
 
 
+class ProblemCustomer(BaseModel):
+    conversation_id: int
+    name: str = Field(description="as the board names them: the customer's name, else their external userid")
+
+
 class DeliveryProblem(BaseModel):
     kind: Literal["card", "call", "step"] = Field(
         description="step: a step that found nobody to tell, or was skipped as due too long ago"
@@ -442,6 +447,11 @@ class DeliveryProblem(BaseModel):
     attempts: int | None
     next_try_at: datetime | None
     error: str
+    customers: list[ProblemCustomer] = Field(
+        description="the customers it was about (a card or a call may tell of several), longest waiting"
+        " first: those whose chat the caller may open"
+    )
+    customers_total: int = Field(description="how many customers it was about, the caller's or not")
 
 
 class BoardOut(BaseModel):
