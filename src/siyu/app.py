@@ -34,8 +34,9 @@ their own customers, a supervisor their team's, an admin everyone's.
 days are `YYYY-MM-DD` in the tenant's time zone. A refusal is `{"detail": ...}`: 401 not signed
 in (or the token is not valid, revoked or expired, or suspended: `detail` says which), 403 not
 allowed (or the CSRF header missing), 404 not found (another tenant's or another agent's id reads
-the same), 409 a conflict, 413 a body over 1 MB, 422 a request that is not valid (`detail` a
-sentence, or FastAPI's list of errors per field), 502 WeCom failed.
+the same), 409 a conflict, 413 a body over 1 MB, 415 a body not sent as `Content-Type:
+application/json`, 422 a request that is not valid (`detail` a sentence, or FastAPI's list of
+errors per field), 502 WeCom failed.
 """
 
 

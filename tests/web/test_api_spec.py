@@ -268,6 +268,39 @@ def test_a_body_not_in_utf8_is_a_clear_422_after_who_may_call(as_role, siyu):
     assert "展会渠道" not in admin.get("/api/v1/channels").text
 
 
+def test_a_body_not_sent_as_json_is_a_415_saying_what_to_send(as_role, siyu):
+    """curl's `-d '{"minutes": 15}'` sends the JSON with a form's Content-Type, and FastAPI
+    read it as text: 422 "Input should be a valid dictionary or object to extract fields
+    from", the body repeated, which tells a partner nothing of the header they forgot. It is a
+    415 saying to send Content-Type: application/json, after who may call, and declared by the
+    spec on every operation that takes a body."""
+    agent = as_role("agent")
+    url = "/api/v1/conversations/1/snooze"  # (who calls, and the body, are read before the id)
+    h = {"X-CSRF-Token": agent.csrf}
+    for kind, named in (
+        ("application/x-www-form-urlencoded", "这次是 application/x-www-form-urlencoded"),
+        ("text/plain; charset=utf-8", "这次是 text/plain"),
+        (None, "这次没有"),
+    ):
+        headers = {**h, "Content-Type": kind} if kind else h
+        r = agent.post(url, content=b'{"minutes": 15}', headers=headers)
+        assert r.status_code == 415, (kind, r.text)
+        assert "Content-Type: application/json" in r.json()["detail"] and named in r.json()["detail"], r.text
+        assert "minutes" not in r.text
+    with httpx.Client(base_url=siyu, timeout=10) as signed_out:
+        r = signed_out.post(url, content=b'{"minutes": 15}', headers={"Content-Type": "text/plain"})
+        assert (r.status_code, r.json()) == (401, {"detail": NOT_SIGNED_IN})
+    r = agent.post(url, content=b'{"minutes": 15}', headers={"Content-Type": "text/plain"})  # no CSRF
+    assert r.status_code == 403, r.text
+    assert agent.post(url, headers=h).status_code == 422  # no body at all: the body is missing
+    r = agent.post(url, content=b'{"minutes": 15}', headers={**h, "Content-Type": "text/plain"})
+    spec = agent.get("/api/v1/openapi.json").json()
+    assert _fits(spec, "/api/v1/conversations/{conversation_id}/snooze", "post", r) == []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert ("415" in operation["responses"]) == ("requestBody" in operation), (method, path)
+
+
 def test_who_may_call_is_answered_before_a_nul_in_the_body_or_the_query(as_role, siyu):
     """A NUL is refused for every route before the route reads anything, and that came before
     the sign-in check: a signed-out script was told 422 where any other bad body gets 401."""

@@ -114,7 +114,9 @@ def test_bad_channel_payloads_answer_422_with_clear_messages(as_role):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "url"
     r = post({"name": "多字段", "staff_userids": ["zhangsan"], "colour": "red"})
     assert r.status_code == 422
-    assert admin.post("/api/v1/channels", content=b"not json", headers=csrf).status_code == 422
+    assert admin.post("/api/v1/channels", content=b"not json", headers=csrf).status_code == 415  # no type
+    json_typed = {**csrf, "Content-Type": "application/json"}
+    assert admin.post("/api/v1/channels", content=b"not json", headers=json_typed).status_code == 422
 
 
 def test_a_channel_takes_numbers_and_switches_only_as_json_numbers_and_booleans(as_role, world):

@@ -5,6 +5,7 @@ people, and a token never gives anyone admin rights."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import contextmanager
 
@@ -179,6 +180,35 @@ def test_bad_payloads_are_422_and_say_which_field(as_role, db, world):
         assert r.status_code == 422
         with db.tenant_session(world.a.id) as s:
             assert s.scalar(select(Person.id).where(Person.login == ok["login"])) is None
+
+
+def test_a_password_in_a_body_not_sent_as_a_json_object_is_not_repeated(as_role, db, world):
+    """curl's `-d '{"password": …}'` sends the JSON with a form's Content-Type, and a client
+    encoding its document twice sends one JSON string: either way the 422 repeated the whole
+    body as its `input`, the password with it. The first is a 415 saying what to send, the
+    second a 422 whose body is hidden, and neither repeats the password."""
+    admin = as_role("admin")
+    secret = f"Geheim-{uuid.uuid4().hex[:8]}"
+    body = {
+        "login": f"pa-{uuid.uuid4().hex[:6]}",
+        "display_name": "某人",
+        "role": "agent",
+        "password": secret,
+    }
+    csrf = {"X-CSRF-Token": admin.csrf}
+    with _cleanup(db, world, body["login"]):
+        r = admin.post(
+            "/api/v1/people",
+            content=json.dumps(body),
+            headers={**csrf, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 415 and "application/x-www-form-urlencoded" in r.json()["detail"], r.text
+        assert secret not in r.text
+        r = admin.post("/api/v1/people", json=json.dumps(body), headers=csrf)
+        assert r.status_code == 422 and [e["loc"] for e in r.json()["detail"]] == [["body"]], r.text
+        assert secret not in r.text
+        with db.tenant_session(world.a.id) as s:
+            assert s.scalar(select(Person.id).where(Person.login == body["login"])) is None
 
 
 def test_a_refusal_never_repeats_a_password_sent(as_role, db, world):

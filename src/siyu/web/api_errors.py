@@ -74,17 +74,34 @@ class ClearNotFound(HTTPException):
         super().__init__(404, detail)
 
 
-def bodies_only_too_large(app) -> None:
-    """The spec's 413 on the operations that take a body only: WRITE and ADMIN_WRITE declare it
-    for every write, and a DELETE that takes none had it listed as if one could be too large."""
+NOT_JSON_TYPE = (
+    "the body was not sent as JSON: its `Content-Type` is not `application/json` (curl's `-d` sends"
+    " a form's); `detail` says what it was. The body is not repeated"
+)
+
+
+def body_refusals_where_a_body_is_taken(app) -> None:
+    """The spec's 413 and 415 on the operations that take a body only: WRITE and ADMIN_WRITE
+    declare the 413 for every write, and a DELETE that takes none had it listed as if one
+    could be too large; the 415 (a body not sent as JSON) is added to each that takes one."""
     made = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             for operations in made().get("paths", {}).values():
                 for operation in operations.values():
-                    if isinstance(operation, dict) and "requestBody" not in operation:
-                        operation.get("responses", {}).pop("413", None)
+                    if not isinstance(operation, dict):
+                        continue
+                    responses = operation.setdefault("responses", {})
+                    if "requestBody" not in operation:
+                        responses.pop("413", None)
+                    else:
+                        responses["415"] = {
+                            "description": NOT_JSON_TYPE,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}
+                            },
+                        }
         return app.openapi_schema
 
     app.openapi = openapi

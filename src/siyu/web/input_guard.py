@@ -34,6 +34,15 @@ def _is_json(kind: str) -> bool:
     return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
+def body_kind(request: Request) -> str:
+    """The media type the body says it is (application/json), lowercase, "" without one."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def sent_as_json(request: Request) -> bool:
+    return _is_json(body_kind(request))
+
+
 async def refuse_nul(request: Request) -> None:
     """A route dependency: 422 for a NUL in the path, the query or a text field of the body
     (JSON, urlencoded or multipart; an uploaded file may hold any bytes), or a lone surrogate
@@ -44,7 +53,7 @@ async def refuse_nul(request: Request) -> None:
         raise InputRefused(NUL_REFUSED)
     if request.method not in ("POST", "PUT", "PATCH"):
         return
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = body_kind(request)
     if _is_json(kind):
         try:  # (Starlette keeps the document: FastAPI's own reading of the body parsed it once)
             document = await request.json()

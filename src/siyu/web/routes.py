@@ -33,9 +33,9 @@ from siyu.web import (
     sla_pages,
     token_pages,
 )
-from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound, bodies_only_too_large
+from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound, body_refusals_where_a_body_is_taken
 from siyu.web.headers import SecurityHeaders
-from siyu.web.input_guard import BodyLimit, InputRefused, refuse_nul
+from siyu.web.input_guard import BodyLimit, InputRefused, body_kind, refuse_nul, sent_as_json
 from siyu.web.templating import HERE, render, wecom_message
 from siyu.wecom.errors import WeComFailure
 
@@ -89,7 +89,7 @@ def install(app: FastAPI) -> None:
     app.include_router(token_pages.router)
     app.include_router(people_pages.router)
     app.include_router(event_pages.router)
-    bodies_only_too_large(app)
+    body_refusals_where_a_body_is_taken(app)
 
     @app.exception_handler(auth.LoginRequired)
     async def _login_required(request: Request, exc: auth.LoginRequired):
@@ -122,6 +122,8 @@ def install(app: FastAPI) -> None:
         # echoed back as text: JSON cannot carry them, and the answer would fail as a 500
         if _wants_page(request):  # /conversations/abc: a page a person can read
             return await _error_page(request, 422, "链接里的参数无效 / the address is not valid")
+        if _body_not_sent_as_json(request, exc):
+            return await _who_may_call(request) or JSONResponse({"detail": _not_json_type(request)}, 415)
         return await _who_may_call(request) or JSONResponse(
             {"detail": _echoable(_without_secrets(jsonable_encoder(exc.errors())))}, 422
         )
@@ -202,6 +204,28 @@ async def _who_may_call(request: Request) -> JSONResponse | None:
     return None
 
 
+def _body_not_sent_as_json(request: Request, exc: RequestValidationError) -> bool:
+    """A body whose Content-Type is not JSON's (curl's `-d` says a form's): FastAPI took it as
+    text, and answered "Input should be a valid dictionary" with the body repeated in the
+    answer, a password sent in it too. A call sending no body is told what is missing."""
+    sent = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    return (
+        request.url.path.startswith("/api/")
+        and sent
+        and not sent_as_json(request)
+        and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+    )
+
+
+def _not_json_type(request: Request) -> str:
+    kind = body_kind(request)[:100]
+    came, came_en = (f"这次是 {kind}", f"it came as {kind}") if kind else ("这次没有", "it came with none")
+    return (
+        f"请求体要用 JSON 发送，并带上 Content-Type: application/json（{came}）/ send the body as JSON"
+        f" with the header Content-Type: application/json ({came_en})"
+    )
+
+
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400
 NOT_UTF8_JSON = "请求体不是 UTF-8 编码的 JSON / the body is not JSON in UTF-8"
 CSRF_REFUSED = "页面已过期，请刷新后重试 / CSRF token missing or wrong: reload the page and try again"
@@ -231,13 +255,17 @@ HIDDEN = "（已隐藏 / hidden）"
 
 def _without_secrets(value):
     """`value` with every secret field's value hidden: a field's own error (its loc ends with
-    it) and the whole body a missing field's error repeats."""
+    it), the whole body a missing field's error repeats, and a body that came as one string
+    naming such a field (a JSON document encoded twice, as a string)."""
     if isinstance(value, list):
         return [_without_secrets(v) for v in value]
     if not isinstance(value, dict):
         return value
     loc = value.get("loc")
     if isinstance(loc, list | tuple) and loc and loc[-1] in SECRET_FIELDS and "input" in value:
+        value = {**value, "input": HIDDEN}
+    said = value.get("input")
+    if list(loc or ()) == ["body"] and isinstance(said, str) and any(f in said for f in SECRET_FIELDS):
         value = {**value, "input": HIDDEN}
     return {k: HIDDEN if k in SECRET_FIELDS else _without_secrets(v) for k, v in value.items()}
 
