@@ -4,7 +4,7 @@ an admin can act on (Chinese first) when a policy is refused with 422."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -119,6 +119,17 @@ class PolicyFieldsIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
+    # What GET gives beside the fields and no PUT sets: taken back as GET gave it, so that GET's
+    # answer, changed, is a PUT's body (a field misspelt is still refused)
+    read_only: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_got(cls, data):
+        if isinstance(data, dict) and cls.read_only:
+            return {k: v for k, v in data.items() if k not in cls.read_only}
+        return data
+
     @field_validator("shifts")
     @classmethod
     def _shifts(cls, value: list[list[str]] | None):
@@ -168,7 +179,10 @@ class PolicyFieldsIn(BaseModel):
 
 class PolicyIn(PolicyFieldsIn):
     """The tenant's policy. Fields left out keep their current value; `calendar_days`, when
-    given, replaces the tenant's extra dates."""
+    given, replaces the tenant's extra dates. What GET gives and PUT does not set
+    (`is_default`, `official_calendar_through`, `updated_at`) may be sent back as it is."""
+
+    read_only: ClassVar[frozenset[str]] = frozenset({"is_default", "official_calendar_through", "updated_at"})
 
     calendar_days: list[CalendarDayIn] | None = Field(None, max_length=400)
 
@@ -209,7 +223,13 @@ class PolicyOut(BaseModel):
 
 class DepartmentPolicyIn(PolicyFieldsIn):
     """A department's own policy. Created from the policy its members follow until then (an
-    ancestor department's, the tenant's or the default); fields left out keep that value."""
+    ancestor department's, the tenant's or the default); fields left out keep that value.
+    What GET gives and PUT does not set (`department_wecom_id`, `department_name`,
+    `is_default`, `updated_at`) may be sent back as it is: the department is the path's."""
+
+    read_only: ClassVar[frozenset[str]] = frozenset(
+        {"department_wecom_id", "department_name", "is_default", "updated_at"}
+    )
 
 
 class DepartmentPolicyOut(BaseModel):
