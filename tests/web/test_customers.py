@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -525,6 +526,25 @@ def test_the_timeline_tells_the_customers_waits_and_how_they_ended(as_role, db, 
     assert f'<a href="/conversations/{chats["zhangsan"]}">客户发来消息等待回复' in page
     assert "报价单" not in page
     assert "赵经理，报价单发我一下？" in as_role("admin").get(f"/customers/{cid}").text
+
+
+def test_the_timeline_writes_a_waits_times_in_utc_as_every_answer_does(as_role, db, world):
+    """A wait's closed_at and snoozed_until (and its steps' fired_at) read
+    2026-12-06T20:05:08.659000+00:00, where every other time of the API, the entry's own `at`
+    included, reads …Z as the spec says: a client comparing the snooze's `until` with the
+    timeline's saw two times, and one parsing the spec's form met another."""
+    import re
+
+    cid, chats, _, _ = _chatted(db, world)
+    agent = as_role("agent")
+    snooze = f"/api/v1/conversations/{chats['zhangsan']}/snooze"
+    until = agent.post(snooze, json={"minutes": 15}, headers={"X-CSRF-Token": agent.csrf}).json()["until"]
+    events = agent.get(f"/api/v1/customers/{cid}/timeline").json()
+    held, answered = (e for e in events if e["kind"] == "wait")
+    assert held["data"]["snoozed_until"] == until and until.endswith("Z"), held
+    assert answered["data"]["closed_at"].endswith("Z"), answered
+    times = re.findall(r'"(\d{4}-\d\d-\d\dT[^"]*)"', json.dumps(events))
+    assert times and [t for t in times if not t.endswith("Z")] == []
 
 
 def test_the_timeline_says_a_snooze_ends_at_the_minute_the_chat_says(as_role, db, world):

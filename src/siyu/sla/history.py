@@ -197,7 +197,9 @@ def _entry(
         "conversation_id": w.conversation_id,
         "quote": quote,
         "state": w.close_reason or "waiting",
-        "closed_at": w.closed_at.isoformat() if w.closed_at else None,
+        # times as datetimes: the API writes them in UTC as …Z, as every other (isoformat
+        # wrote +00:00 here alone)
+        "closed_at": w.closed_at,
         "response_s": w.response_s,
     }
     if w.close_reason == "replied":
@@ -214,7 +216,7 @@ def _entry(
     else:
         ending = "仍在等待回复"
         if w.snoozed_until is not None:
-            data["snoozed_until"] = w.snoozed_until.isoformat()
+            data["snoozed_until"] = w.snoozed_until
             data["snoozed_by"] = w.snoozed_by
         if w.snoozed_until is not None and _local(w.snoozed_until, tz) > now:  # an ended one holds nothing
             until = _local(_minute_by(w.snoozed_until), tz).strftime("%m-%d %H:%M")
@@ -225,7 +227,7 @@ def _entry(
             "target": e.target,
             "recipient": e.recipient,
             "recipient_name": names.get(e.recipient, e.recipient),
-            "fired_at": e.fired_at.isoformat() if e.fired_at else None,
+            "fired_at": e.fired_at,
             "delivery": went[e.id][0],
             "delivery_text": went[e.id][1],
         }
