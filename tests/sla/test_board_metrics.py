@@ -779,3 +779,47 @@ def test_the_customers_of_the_reminders_not_delivered_cost_the_board_the_same_re
     many, named = reads()
     assert len(named) == 4, named
     assert many == few, (few, many)
+
+
+def test_a_step_names_only_the_delays_its_waits_were_held_to(local):
+    """销售二部 keeps a policy of its own: a card at 1 minute, where the tenant's is at 2. 王五 (who
+    leads 销售二部) answers his customer in 90 s: late by his minute. His board's first row read
+    第 1 步 按各自策略：1 分钟、2 分钟内 beside 超时回复 1, a reply of 1 分 30 秒 counted late under a
+    limit of 2 minutes that no wait of his was held to, and rows for the tenant's 5 and 10 minute
+    steps his policy has not; the API's `delays_s` listed the tenant's 120 as well. It names his
+    minute alone. The admin, whose board counts 张三's 90 s under the tenant's 2 minutes too,
+    reads both."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    _two_teams(w)
+    w.policy()  # 2 min, 5 min, 10 min
+    with w.session() as s:
+        s.scalar(select(Department).where(Department.wecom_id == 3)).leaders = ["wangwu"]
+        service.save_department_policy(
+            s, 3, steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], quiet_hours=[]
+        )
+    w.say("请问有货吗？", at=0, ext="wmdept1", staff="wangwu")
+    w.say("请问有货吗？", at=0, ext="wmdept2")
+    w.clock(60)
+    w.pulled(60)
+    assert w.fire() == 1  # 王五's minute
+    w.reply("有的", at=90, ext="wmdept1", staff="wangwu")
+    w.reply("有的", at=90, ext="wmdept2")
+    w.pulled(3600)
+    w.clock(3600)
+
+    supervisor = SignedIn(w.rt, w.tenant_id, "supervisor", "wangwu", "看板")
+    within = supervisor("GET", "/api/v1/sla/board").json()["within_steps"]
+    assert [(x["delays_s"], x["answered"], x["answered_late"]) for x in within] == [([60], 0, 1)], within
+    rows = _rows(supervisor("GET", "/sla").text, "within-steps")
+    assert rows == [["第 1 步1 分钟内", "0%", "0", "1", "0"]], rows
+
+    admin = _get(w, "/api/v1/sla/board").json()["within_steps"]
+    assert [(x["delays_s"], x["answered"], x["answered_late"]) for x in admin] == [
+        ([60, 120], 1, 1),
+        ([300], 1, 0),
+        ([600], 1, 0),
+    ], admin
+    rows = _rows(_get(w, "/sla").text, "within-steps")
+    assert rows[0] == ["第 1 步按各自策略：1 分钟、2 分钟内", "50.0%", "1", "1", "0"], rows

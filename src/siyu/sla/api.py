@@ -118,11 +118,14 @@ def _measure(
 def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[dict]:
     """Per step, the waits measured by _measure answered within its delay, those answered later,
     and those that ran past it unanswered (still open, or closed without a reply only after
-    it); `delay_s` is the tenant's delay for the step where it has one."""
+    it); `delay_s` is the tenant's delay for the step where it has one, `delays_s` those the
+    waits were held to. The steps are those of the waits' policies (the tenant's, with none):
+    a team under a department's one-step policy has one row, not the tenant's three, and its
+    1 minute is not listed beside the tenant's 2 that none of its waits had."""
     out = []
-    for i in range(max([len(tenant.steps)] + [len(steps) for steps, _, _ in measured])):
+    for i in range(max((len(steps) for steps, _, _ in measured), default=len(tenant.steps))):
         inside = late = outlived = 0
-        delays = {tenant.steps[i].delay_s} if i < len(tenant.steps) else set()
+        delays = set() if measured else {tenant.steps[i].delay_s}
         for steps, took, done in measured:
             if i >= len(steps):
                 continue

@@ -400,7 +400,9 @@ class WithinStep(BaseModel):
     step: int = Field(description="0-based: step 0 is the page's 第 1 步")
     delay_s: int = Field(description="the tenant policy's delay for the step (else the shortest)")
     delays_s: list[int] = Field(
-        default_factory=list, description="every delay the step has in the policies the day's waits ran under"
+        default_factory=list,
+        description="every delay the step has in the policies the day's waits ran under (the tenant's on a"
+        " day without waits)",
     )
     answered: int = Field(
         description="the day's waits answered within the step's delay, each measured by the policy it ran"
@@ -495,7 +497,10 @@ class BoardOut(BaseModel):
         " wait of the day ran under such a policy"
     )
     first_response_by_agent: list[AgentResponse]
-    within_steps: list[WithinStep]
+    within_steps: list[WithinStep] = Field(
+        description="one per step of the policies the day's waits ran under (the tenant's steps on a day"
+        " without waits): a team under a department's one-step policy has one"
+    )
     by_team: list[TeamFigures] = Field(
         description="the same figures per team, busiest first (`waiting` counts all, not this page)"
     )
