@@ -823,3 +823,47 @@ def test_a_step_names_only_the_delays_its_waits_were_held_to(local):
     ], admin
     rows = _rows(_get(w, "/sla").text, "within-steps")
     assert rows[0] == ["第 1 步按各自策略：1 分钟、2 分钟内", "50.0%", "1", "1", "0"], rows
+
+
+def _said(page: str, section: str) -> str:
+    """The text of the page's section headed `section` (今日首次响应), tags left out."""
+    found = re.search(rf"<h2>{section}</h2>(.*?)</section>", page, re.S)
+    assert found, f"no section {section}"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found[1])).strip()
+
+
+def test_a_reply_after_midnight_to_the_day_befores_wait_is_not_said_to_be_none_today(local):
+    """Wednesday 23:58 a customer asks 张三, who answers at 00:03 on Thursday: the wait is
+    Wednesday's, in Wednesday's figures. Thursday's board said 今日还没有回复过等待中的客户 right
+    under 今日超时 1 次 (its 2-minute step fired at 00:00), though 张三 had answered a waiting customer
+    that day; nor did Wednesday's figures say they count waits by the day they began. Thursday says
+    no customer began waiting today and that such a reply counts on the day the wait began; once one
+    begins and is not answered yet, that it has not been; Wednesday's note says the rule."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 23, 58, tzinfo=SHANGHAI)  # Wednesday 23:58:00
+    w.clock(0)
+    w.policy()
+    w.say("在吗？", at=0, ext="wmlate1")
+    w.clock(120)
+    w.pulled(120)
+    assert w.fire() == 1  # Thursday 00:00
+    w.reply("在的", at=300, ext="wmlate1")
+    w.pulled(400)
+    w.clock(400)
+
+    thursday = _get(w, "/sla").text
+    assert '今日超时 <small class="muted">共 1 次提醒</small>' in thursday
+    said = _said(thursday, "今日首次响应")
+    assert "还没有回复过" not in said, said
+    assert said == "今日还没有客户开始等待回复（之前开始等待、今日才回复的，算在开始等待的那天）。", said
+
+    w.say("这款有货吗？", at=600, ext="wmlate2")
+    w.pulled(700)
+    w.clock(700)
+    said = _said(_get(w, "/sla").text, "今日首次响应")
+    assert said.startswith("今日开始等待的客户还没有得到回复（"), said
+
+    wednesday = _get(w, "/sla?day=2025-09-10").text
+    note = re.search(r'id="first-response-note">(.*?)</p>', wednesday, re.S)[1]
+    assert "每次等待算一次" in note and "算在开始等待的那天" in note, note
+    assert "超时提醒按发出的时间算" in note, note

@@ -204,7 +204,7 @@ def test_the_board_page(as_role, waits):
     assert "此刻正在等待" in other_day.text and "不是 2020-01-01 的" in other_day.text
     assert "此刻正在等待" not in page.text
     # a past day had none; "not yet" is for today
-    assert "2020-01-01 没有超时" in other_day.text and "没有回复过等待中的客户" in other_day.text
+    assert "2020-01-01 没有超时" in other_day.text and "2020-01-01 没有客户开始等待回复" in other_day.text
     assert "还没有" not in other_day.text and 'id="within-steps"' not in other_day.text
     # today: waits of the day past 2 minutes unanswered count against step 1 at once
     assert 'id="within-steps"' in page.text and "仍未回复：过了时限还没有回复" in page.text
