@@ -15,6 +15,7 @@ from sqlalchemy import event as db_events
 from sqlalchemy import select
 
 from siyu.conversations import service as conversation_service
+from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service, tasks
 from siyu.tenancy.models import Department, Staff
@@ -867,3 +868,42 @@ def test_a_reply_after_midnight_to_the_day_befores_wait_is_not_said_to_be_none_t
     note = re.search(r'id="first-response-note">(.*?)</p>', wednesday, re.S)[1]
     assert "每次等待算一次" in note and "算在开始等待的那天" in note, note
     assert "超时提醒按发出的时间算" in note, note
+
+
+def test_a_reply_a_fraction_of_a_second_past_a_step_does_not_read_as_within_it(local):
+    """WeCom times messages to the millisecond. 张三 answers 119.6 s after his customer asked: within
+    the 2-minute step; 王五 answers 120.4 s after his: late, his card fired at 120 s. The board
+    said 2 分 0 秒 for both (rounded), 王五's under 超时回复 1 beside 第 1 步 2 分钟内, and the
+    customer's timeline said 用时 2 分 0 秒 (cut down) for his. A response time is told in whole
+    seconds rounded up: 王五's 2 分 1 秒, 张三's 2 分 0 秒, each on the side of the limit it is counted on."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    w.customer("wmfast", "马强")
+    w.customer("wmslow", "刘总")
+    w.say("请问有货吗？", at=0, ext="wmfast")
+    w.say("请问有货吗？", at=0, ext="wmslow", staff="wangwu")
+    w.reply("有的", at=119.6, ext="wmfast")
+    w.clock(120)
+    w.pulled(120)
+    assert w.fire() == 1  # 王五's card
+    w.reply("有的", at=120.4, ext="wmslow", staff="wangwu")
+    w.pulled(3600)
+    w.clock(3600)
+
+    board = _get(w, "/api/v1/sla/board").json()
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"]) == (1, 1) and board["breaches_total"] == 1
+    page = _get(w, "/sla").text
+    assert _rows(page, "first-response-by-agent") == [
+        ["张三", "1", "2 分 0 秒", "2 分 0 秒", "2 分 0 秒"],
+        ["王五", "1", "2 分 1 秒", "2 分 1 秒", "2 分 1 秒"],
+    ]
+    figures = re.search(r'id="first-response">(.*?)</div>\s*</div>', page, re.S)[1]
+    assert re.findall(r"<b>(.*?)</b>", figures) == ["2 分 0 秒", "2 分 0 秒", "2 分 1 秒", "2"]
+
+    with w.session() as s:
+        slow = s.scalar(select(Customer.id).where(Customer.external_userid == "wmslow"))
+    timeline = _get(w, f"/customers/{slow}").text
+    assert "王五 回复，用时 2 分 1 秒" in timeline, re.findall(r"用时[^；<]*", timeline)

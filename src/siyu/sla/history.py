@@ -22,7 +22,7 @@ from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
 from siyu.sla import queries
 from siyu.sla.models import SlaEscalation, SlaWait
-from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name
+from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name, whole_seconds
 from siyu.sla.service import PolicyBook
 
 QUOTE_CHARS = 40
@@ -207,7 +207,8 @@ def _entry(
             repliers.get((w.conversation_id, _naive(w.closed_at)), w.staff_userid) if w.closed_at else ""
         )
         data["replied_by"] = names.get(replier, replier)
-        ending = f"{data['replied_by'] or '成员'} 回复，用时 {conversation_queries.wait_text(w.response_s)}"
+        took = conversation_queries.wait_text(whole_seconds(w.response_s))
+        ending = f"{data['replied_by'] or '成员'} 回复，用时 {took}"
     elif w.close_reason == "dismissed":
         data["closed_by"] = w.closed_by
         ending = f"{w.closed_by or 'Siyu'} 标记为无需回复"

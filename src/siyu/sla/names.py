@@ -1,6 +1,9 @@
 """What an escalation step's action and target are called wherever Siyu shows them: the policy
 form and its summary, the board's badges and delivery problems, a customer's timeline. One
-table, so that a supervisor reads the same words for the same step on every page."""
+table, so that a supervisor reads the same words for the same step on every page; and a
+response time's whole seconds, the same on the board and in the timeline."""
+
+import math
 
 ACTION_NAMES = {"app_message": "提醒卡片", "voice_call": "语音电话"}
 TARGET_NAMES = {"agent": "负责成员", "leader": "上级", "contact": "升级联系人"}
@@ -36,3 +39,11 @@ def delivery_name(delivery: str, action: str) -> str:
 def step_phrase(action: str, target: str) -> str:
     """What a step does, in the table's words: 提醒卡片发给上级, 语音电话打给负责成员."""
     return f"{ACTION_NAMES.get(action, action)}{_VERBS.get(action, '给')}{TARGET_NAMES.get(target, target)}"
+
+
+def whole_seconds(seconds: float) -> int:
+    """A response time in the whole seconds the board and the timeline tell it: rounded up, so
+    that one counted late for a step (120.4 s, 0.4 s past its 2 minutes: WeCom times messages to
+    the millisecond) never reads 2 分 0 秒 beside it, nor one within it more than its limit. To
+    the millisecond first: a mean of 119.6 and 120.4 s is 120, not 120.00000000000001."""
+    return math.ceil(round(seconds, 3))

@@ -38,7 +38,14 @@ from siyu.sla.api import (
 )
 from siyu.sla.calendar import official_calendar_gap, parse_day
 from siyu.sla.models import SlaCalendarChange, SlaCalendarDay, SlaPolicy, SlaWait
-from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, delivery_name, step_phrase
+from siyu.sla.names import (
+    ACTION_NAMES,
+    DELIVERY_NAMES,
+    TARGET_NAMES,
+    delivery_name,
+    step_phrase,
+    whole_seconds,
+)
 from siyu.sla.schemas import (
     MAX_SNOOZE_MIN,
     MAX_STALE_AFTER_S,
@@ -103,8 +110,8 @@ _NEGATIVE = -3  # a delay typed with a minus: said so, not "not a number"
 
 def _duration(seconds: float | None) -> str:
     """The board's durations in words (3 分 12 秒, 1 小时 5 分): "23:20" beside the clock
-    times on the same page read as a time of day."""
-    return "—" if seconds is None else wait_text(round(seconds))
+    times on the same page read as a time of day. Whole seconds rounded up (whole_seconds)."""
+    return "—" if seconds is None else wait_text(whole_seconds(seconds))
 
 
 def _minutes(seconds: int) -> str:
