@@ -907,3 +907,33 @@ def test_a_reply_a_fraction_of_a_second_past_a_step_does_not_read_as_within_it(l
         slow = s.scalar(select(Customer.id).where(Customer.external_userid == "wmslow"))
     timeline = _get(w, f"/customers/{slow}").text
     assert "王五 回复，用时 2 分 1 秒" in timeline, re.findall(r"用时[^；<]*", timeline)
+
+
+def test_the_on_time_note_names_every_way_a_wait_can_end_unanswered(local):
+    """The customer waits 3 minutes (the 2-minute card fires) and then declines archiving: the
+    wait ends unanswered and counts 仍未回复 for the first step. The note under the table said
+    仍未回复 includes waits later marked 无需回复, 客户删除 or 转接: not this one, and 客户删除 read as
+    either side deleting. It names each: the customer deleting the member, the member deleting the
+    customer, the customer declining archiving, a transfer."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    w.say("在吗？", at=0, ext="wmdecline")
+    w.clock(120)
+    w.pulled(120)
+    assert w.fire() == 1
+    declined = {**w._message("wmdecline", "zhangsan", "", 180, None), "msgtype": "disagree"}
+    declined.pop("text")
+    declined["disagree"] = {"userid": "zhangsan", "disagree_time": 1}
+    w.ingest(declined)
+    assert w.waits("wmdecline")[0].close_reason == "declined"
+    w.pulled(3600)
+    w.clock(3600)
+
+    page = _get(w, "/sla").text
+    assert _rows(page, "within-steps")[0][1:] == ["0%", "0", "0", "1"]
+    note = re.search(r'id="within-steps-note">(.*?)</p>', page, re.S)[1]
+    assert "仍未回复：过了时限还没有回复" in note
+    for ending in ("无需回复", "客户删除了成员", "成员删除了客户", "客户未同意会话存档", "转接给其他成员"):
+        assert ending in note, (ending, note)
