@@ -937,3 +937,67 @@ def test_the_on_time_note_names_every_way_a_wait_can_end_unanswered(local):
     assert "仍未回复：过了时限还没有回复" in note
     for ending in ("无需回复", "客户删除了成员", "成员删除了客户", "客户未同意会话存档", "转接给其他成员"):
         assert ending in note, (ending, note)
+
+
+def test_a_snooze_holds_the_reminders_not_the_clock_of_the_on_time_shares(local):
+    """10:00 a customer asks 张三, who snoozes the reminders for 15 minutes at 10:01 and answers at
+    10:10. No step fires (each moved past the snooze): no breach. The customer still waited 10
+    minutes: late for the 2 and 5 minute steps, within the 10, and a response of 10 分 0 秒."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()  # 2 min, 5 min, 10 min
+    w.say("请问有货吗？", at=0, ext="wmsnooze")
+    w.clock(60)
+    with w.session() as s:
+        assert service.snooze(s, w.conversation("wmsnooze").id, w.at(60 + 900), w.rt.now(), by="张三") == 1
+    for t in (120, 300, 599):
+        w.clock(t)
+        w.pulled(t)
+        assert w.fire() == 0
+    w.reply("有的", at=600, ext="wmsnooze")
+    w.pulled(3600)
+    w.clock(3600)
+
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["breaches_total"] == 0 and board["first_response"]["median_s"] == 600
+    shares = [(x["answered"], x["answered_late"], x["outlived"]) for x in board["within_steps"]]
+    assert shares == [(0, 1, 0), (0, 1, 0), (1, 0, 0)], shares
+    assert [r[1:] for r in _rows(_get(w, "/sla").text, "within-steps")] == [
+        ["0%", "0", "1", "0"],
+        ["0%", "0", "1", "0"],
+        ["100%", "1", "0", "0"],
+    ]
+
+
+def test_business_time_stands_still_over_the_lunch_break(local):
+    """Shifts 09:00-12:00 and 13:30-18:00. Customers ask 张三 at 11:59:00 and 11:59:30; he answers
+    at 13:31:00 (60 + 60 business seconds: within the 2-minute step, due that very second) and
+    13:32:00 (30 + 120: late; its card fired at 13:31:30, the day's one breach). By the wall clock
+    both took over an hour and a half."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 0, 0, tzinfo=SHANGHAI)  # Wednesday
+    w.clock(0)
+    with w.session() as s:
+        shifts = [["09:00", "12:00"], ["13:30", "18:00"]]
+        service.save_policy(s, business_hours_only=True, shifts=shifts, quiet_hours=[])
+    events = {
+        _at(1, "11:59:00"): lambda: w.say("午饭前问一下", _at(1, "11:59:00"), ext="wmlunch1"),
+        _at(1, "11:59:30"): lambda: w.say("午饭前问一下", _at(1, "11:59:30"), ext="wmlunch2"),
+        _at(1, "13:31:00"): lambda: w.reply("好的", _at(1, "13:31:00"), ext="wmlunch1"),
+        _at(1, "13:32:00"): lambda: w.reply("好的", _at(1, "13:32:00"), ext="wmlunch2"),
+    }
+    for t in range(_at(1, "11:59:00"), _at(1, "13:33:00"), 30):  # the worker, every 30 s
+        w.clock(t)
+        if t in events:
+            events[t]()
+        w.pulled(t)
+        w.fire()
+
+    board = _get(w, "/api/v1/sla/board").json()
+    assert [(x["step"], x["count"]) for x in board["breaches_by_step"]] == [(0, 1)]
+    business = board["first_response_business"]
+    assert business == {"count": 2, "mean_s": 135.0, "median_s": 135.0, "p90_s": 150.0}, business
+    assert board["first_response"]["median_s"] == 5535  # (5520 + 5550) / 2
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"]) == (1, 1), first
