@@ -317,6 +317,27 @@ def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_sig
             s.execute(delete(Person).where((Person.login == by_hand) | (Person.staff_userid == "lisi")))
 
 
+def test_a_display_name_of_only_invisible_characters_is_refused_on_the_page_as_in_the_api(as_role, db, world):
+    """The page makes a login through the same rule as /api/v1/people: a zero-width space alone
+    is no name (the list showed a row with none)."""
+    admin = as_role("admin")
+    by_hand = f"pp-{uuid.uuid4().hex[:6]}"
+    for blank in ("\u200b", "\u2800\u3164"):
+        r = admin.post(
+            "/setup/people",
+            data={
+                "csrf_token": admin.csrf,
+                "login": by_hand,
+                "display_name": blank,
+                "role": "agent",
+                "password": PASSWORD,
+            },
+        )
+        assert r.status_code == 422, (ascii(blank), r.text)
+        assert "姓名不能为空" in html.unescape(r.text.split('id="add-person-error">', 1)[1].split("<", 1)[0])
+    assert _id(db, world, by_hand) is None
+
+
 def test_adding_a_login_on_a_phone_fits_the_screen(page, siyu, db, world):
     login_name = f"pp-{uuid.uuid4().hex[:6]}"
     sign_in(page, siyu, world.a.logins["admin"], "/setup/people")

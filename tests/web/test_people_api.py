@@ -182,6 +182,28 @@ def test_bad_payloads_are_422_and_say_which_field(as_role, db, world):
             assert s.scalar(select(Person.id).where(Person.login == ok["login"])) is None
 
 
+# what shows as no name at all: a zero-width space, joiners and a BOM, a direction mark, an
+# ideographic space, the Braille blank and Hangul filler of WeChat nicknames
+INVISIBLE_NAMES = ("\u200b", "\u200c\u200d\ufeff", " \u200e ", "\u3000", "\u2800", "\u3164")
+
+
+def test_a_display_name_of_only_invisible_characters_is_a_422_naming_the_field(as_role, db, world):
+    """{"display_name": "\u200b"} made a login (201) that every list showed without a name."""
+    token, _ = _token(as_role("admin"))
+    ok = {"login": f"pa-{uuid.uuid4().hex[:6]}", "display_name": "某人", "role": "agent"}
+    with token, _cleanup(db, world, ok["login"]):
+        for blank in INVISIBLE_NAMES:
+            r = token.post("/api/v1/people", json={**ok, "display_name": blank})
+            assert r.status_code == 422, (ascii(blank), r.text)
+            [problem] = r.json()["detail"]
+            assert problem["loc"] == ["body", "display_name"], r.text
+            assert "姓名不能为空" in problem["msg"] and "display_name" in problem["msg"], r.text
+        with db.tenant_session(world.a.id) as s:
+            assert s.scalar(select(Person.id).where(Person.login == ok["login"])) is None
+        r = token.post("/api/v1/people", json={**ok, "display_name": "\u200b某人"})
+        assert r.status_code == 201, r.text
+
+
 def test_a_password_in_a_body_not_sent_as_a_json_object_is_not_repeated(as_role, db, world):
     """curl's `-d '{"password": …}'` sends the JSON with a form's Content-Type, and a client
     encoding its document twice sends one JSON string: either way the 422 repeated the whole

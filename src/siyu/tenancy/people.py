@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from siyu.customers.channels import tidy_name
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, WebSession
@@ -25,6 +26,15 @@ MIN_PASSWORD = 8
 GIVEN_PASSWORD = 16  # a password Siyu makes: ~95 bits from letters and digits
 LOGIN_CHARS = 120
 NAME_CHARS = 200
+NO_NAME = (
+    "姓名不能为空，也不能只有空格或不可见字符 / display_name is empty or only spaces and invisible characters"
+)
+
+
+def named(display_name: str) -> bool:
+    """The name shows something: a zero-width space, a direction mark or a Hangul filler alone
+    (as a channel's name: customers.channels.tidy_name) is a login no list can tell apart."""
+    return bool(tidy_name(display_name))
 
 
 class PersonRefused(ValueError):
@@ -102,6 +112,8 @@ def add(
     login, display_name = login.strip(), " ".join(display_name.split())
     if not login or not display_name:
         raise PersonRefused("请填写登录名和姓名 / give a login and a display name")
+    if not named(display_name):
+        raise PersonRefused(NO_NAME)
     if len(login) > LOGIN_CHARS or len(display_name) > NAME_CHARS:
         raise PersonRefused(
             f"登录名最多 {LOGIN_CHARS} 个字符，姓名最多 {NAME_CHARS} 个"

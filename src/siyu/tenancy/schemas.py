@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from siyu.tenancy import people
+
 # tenancy.models.STAFF_STATUS: whether a follow's or a chat's member is still with the corp
 StaffStatus = Literal["active", "left", "disabled", "left_or_disabled"]
 STAFF_STATUS_TEXT = (
@@ -181,6 +183,13 @@ class PersonCreate(BaseModel):
         description="at least 8 characters; left out, Siyu makes one and answers it once (a WeCom"
         " member's login is made without one: they sign in through WeCom)",
     )
+
+    @field_validator("display_name")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not people.named(v):  # refused here to name the field, as people.add refuses it
+            raise ValueError(people.NO_NAME)
+        return v
 
     @field_validator("staff_userid")
     @classmethod
