@@ -197,6 +197,23 @@ def test_a_token_never_reads_another_tenants_data(as_role, siyu, world):
         assert token.get("/api/v1/me").status_code == 200
 
 
+def test_person_id_is_a_json_number_as_every_other_id_in_the_api(as_role):
+    """{"person_id": "1"} made a token (201) acting as person 1, and true did too: a body's
+    other ids (a channel's department_ids) and numbers are strict, and a script's mistake (an id
+    read from a form or a CSV as text) should not pick whom a token acts as."""
+    admin = as_role("admin")
+    agent_id = as_role("agent").get("/api/v1/me").json()["person_id"]
+    name = f"数据平台 {uuid.uuid4().hex[:6]}"
+    for sent in (str(agent_id), True, float(agent_id)):
+        r = admin.post(
+            "/api/v1/tokens", json={"name": name, "person_id": sent}, headers={"X-CSRF-Token": admin.csrf}
+        )
+        assert r.status_code == 422, (sent, r.text)
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "person_id"]], r.text
+    assert name not in {t["name"] for t in admin.get("/api/v1/tokens").json()}
+    assert _from_api(admin, name=name, person_id=agent_id)["acts_as"]["person_id"] == agent_id
+
+
 def test_the_secret_is_kept_only_as_its_hash(as_role, db, world):
     admin = as_role("admin")
     made = _from_api(admin)
