@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from siyu.runtime import Runtime
 from siyu.sla import service as sla_service
+from siyu.sla.models import SlaPolicy
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person
 from tests.web.conftest import DEPARTMENTS, PASSWORD, STAFF, _make_tenant, login
@@ -336,6 +338,54 @@ def test_the_api_refuses_a_department_policy_put_whose_if_match_is_stale_or_has_
     assert r.status_code == 200, r.text
     assert jia.get(url).json()["merge_window_s"] == 30.0
     jia.delete(url, headers=write)
+
+
+def test_a_policy_put_that_changes_nothing_leaves_who_saved_it_and_when(admins, db):
+    """A script sending back the policy as GET gave it (a sync run every hour) moved updated_at,
+    the page's 上次保存 and who saved it last: a 412 then sent whoever was refused to ask 乙, who
+    had changed nothing. Unchanged, they stay as they were (the ETag too); a change moves them."""
+    jia, yi = admins
+    for url, page, department in (
+        ("/api/v1/sla/policy", "/sla/policy", 0),
+        ("/api/v1/sla/policies/4", "/sla/policy/departments/4", 4),
+    ):
+        write, write_yi = {"X-CSRF-Token": jia.csrf}, {"X-CSRF-Token": yi.csrf}
+        if department:
+            jia.delete(url, headers=write)
+            assert jia.put(url, json={}, headers=write).status_code == 201
+        got = jia.get(url)
+        before_jia, cooldown = got.headers["ETag"], got.json()["call_cooldown_s"]
+        r = jia.put(url, json={"call_cooldown_s": 600 if cooldown != 600 else 1200}, headers=write)
+        assert r.status_code == 200, r.text
+        saved = jia.get(url)
+
+        r = yi.put(url, json=saved.json(), headers={**write_yi, "If-Match": saved.headers["ETag"]})
+        assert r.status_code == 200, r.text
+        assert r.headers["ETag"] == saved.headers["ETag"]
+        assert r.json()["updated_at"] == saved.json()["updated_at"] == jia.get(url).json()["updated_at"]
+        r = yi.put(url, json={"call_cooldown_s": cooldown}, headers={**write_yi, "If-Match": before_jia})
+        assert r.status_code == 412 and "「jia管理员」" in r.json()["detail"], (url, r.text)
+
+        # saved a while ago: the page's 上次保存 says so after a save that changes nothing
+        with db.tenant_session(jia.tenant_id) as s:
+            s.execute(
+                update(SlaPolicy)
+                .where(SlaPolicy.department_wecom_id == department)
+                .values(updated_at=datetime(2025, 1, 2, 3, 4, tzinfo=UTC))
+            )
+        assert yi.put(url, json=yi.get(url).json(), headers=write_yi).status_code == 200
+        assert "上次保存：2025-01-02 11:04" in jia.get(page).text, url
+
+        r = yi.put(url, json={"call_cooldown_s": cooldown}, headers=write_yi)
+        assert r.status_code == 200, r.text
+        was, now = (datetime.fromisoformat(x.json()["updated_at"]) for x in (saved, r))
+        assert now > was, r.text
+        assert r.headers["ETag"] != saved.headers["ETag"]
+        assert "上次保存：2025-01-02 11:04" not in jia.get(page).text, url
+        r = jia.put(url, json={"call_cooldown_s": 600}, headers={**write, "If-Match": saved.headers["ETag"]})
+        assert r.status_code == 412 and "「yi管理员」" in r.json()["detail"], (url, r.text)
+        if department:
+            jia.delete(url, headers=write)
 
 
 def test_a_department_policy_delete_with_a_stale_if_match_removes_nothing(admins):

@@ -202,13 +202,18 @@ def save_policy(
             raise PolicyError(f"{name} must not be negative")
     policy = session.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == department_wecom_id))
     clock_was = _clock(policy) if policy is not None else None
+    was = {name: getattr(policy, name) for name in fields} if policy is not None else None
     if policy is None:
         policy = SlaPolicy(department_wecom_id=department_wecom_id)
         session.add(policy)
     for name, value in fields.items():
         setattr(policy, name, value)
     _check_workable(policy)
-    policy.updated_at, policy.updated_by = now, by[:200]
+    # A save that changes nothing (a PUT of what GET gave, a form saved as it was drawn) leaves
+    # who saved it last and when, as a setting saved unchanged does (setting_changes.record):
+    # the 412 and a stale form name whoever changed something, the page's 上次保存 says when.
+    if was is None or any(getattr(policy, name) != value for name, value in was.items()):
+        policy.updated_at, policy.updated_by = now, by[:200]
     session.flush()
     _keep_version(session, policy, now)
     # Open waits begun before the tenant had any policy (none recorded: the built-in default)
