@@ -90,6 +90,23 @@ def test_a_lone_surrogate_or_a_huge_value_answers_422_not_500(as_role):
     assert r.status_code == 422 and len(r.content) < 10_000
 
 
+def test_a_bad_cursor_is_a_422_naming_after_or_before_on_every_list_that_pages_by_cursor(as_role):
+    """A script passing `next` and `prev` on was told 这个游标不是该列表给出的 and left to guess
+    which of the two it had mangled."""
+    admin = as_role("admin")
+    for path, params in (
+        ("/api/v1/customers", {}),
+        ("/api/v1/conversations", {}),
+        ("/api/v1/messages/search", {"q": "iphone"}),
+        ("/api/v1/sla/board", {}),
+        ("/api/v1/events/failed", {}),
+    ):
+        for way in ("after", "before"):
+            r = admin.get(path, params={**params, way: "not-a-cursor"})
+            told = f"{way} 不是该列表给出的游标 / {way} is not a cursor this list handed out"
+            assert (r.status_code, r.json()) == (422, {"detail": told}), (path, r.text[:200])
+
+
 def test_a_nul_in_a_multipart_text_field_is_refused_before_wecom_is_asked(as_role, db, world):
     from sqlalchemy import select
 

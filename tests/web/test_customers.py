@@ -10,7 +10,7 @@ import pytest
 
 from siyu.customers import service as customers
 from siyu.customers.models import Customer
-from siyu.db.paging import NOT_HANDED_OUT
+from siyu.db.paging import not_handed_out
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.support import days
 
@@ -374,7 +374,7 @@ def test_paging_by_cursor_shows_each_customer_once_while_new_ones_are_added(as_r
     assert back == [made[4], made[3]]  # where page 1 was
     assert ids({"before": page["prev"]})[0] == [newest, made[4]]  # and the top, whole
     bad = admin.get("/api/v1/customers", params={"after": "not-a-cursor"})
-    assert bad.status_code == 422 and bad.json() == {"detail": NOT_HANDED_OUT}
+    assert bad.status_code == 422 and bad.json() == {"detail": not_handed_out("after")}
     assert admin.get("/api/v1/customers", params={"after": last["prev"], "page": 2}).status_code == 422
 
 
@@ -395,10 +395,14 @@ def test_a_cursor_whose_time_no_clock_can_hold_is_refused_as_one_not_handed_out(
     ):
         for way in ("after", "before"):
             r = admin.get(path, params={**params, way: forged})
-            assert r.status_code == 422 and r.json() == {"detail": NOT_HANDED_OUT}, (path, way, r.text[:200])
+            assert r.status_code == 422 and r.json() == {"detail": not_handed_out(way)}, (
+                path,
+                way,
+                r.text[:200],
+            )
     chats = base64.urlsafe_b64encode(json.dumps([0, {"t": moment}, {"t": moment}, 1]).encode()).decode()
     r = admin.get("/api/v1/conversations", params={"after": chats})
-    assert r.status_code == 422 and r.json() == {"detail": NOT_HANDED_OUT}, r.text[:200]
+    assert r.status_code == 422 and r.json() == {"detail": not_handed_out("after")}, r.text[:200]
     page = admin.get("/customers", params={"after": forged})
     assert page.status_code == 200 and "翻页链接已失效，已回到第一页" in page.text
 

@@ -45,6 +45,11 @@ class BadCursor(ValueError):
 NOT_HANDED_OUT = "这个游标不是该列表给出的 / this cursor is not one the list handed out"
 
 
+def not_handed_out(param: str) -> str:
+    """The refusal of a cursor, naming the parameter (`after`, `before`) it was sent in."""
+    return f"{param} 不是该列表给出的游标 / {param} is not a cursor this list handed out"
+
+
 @dataclass(frozen=True)
 class SortKey:
     """One column of a list's order. NULLs sort where `nulls_last` says on every backend."""
@@ -91,8 +96,13 @@ def read_cursor(after: str | None, before: str | None, kinds: tuple[type, ...]) 
     """The sort values of the cursor given (`after` or `before`, not both), None for none."""
     if after and before:
         raise BadCursor("after 和 before 只能给一个 / give after or before, not both")
-    token = after or before
-    return decode(token, kinds) if token else None
+    param, token = ("after", after) if after else ("before", before)
+    if not token:
+        return None
+    try:
+        return decode(token, kinds)
+    except BadCursor:  # a script holding both a next and a prev learns which one it mangled
+        raise BadCursor(not_handed_out(param)) from None
 
 
 @dataclass
