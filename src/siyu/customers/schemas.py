@@ -17,8 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-from siyu.customers.channels import link_problem, tidy_name
+from siyu.customers.channels import link_problem
 from siyu.tenancy.schemas import STAFF_STATUS_TEXT, StaffStatus
+from siyu.visible_names import tidy_name
 from siyu.web.api_paging import ListPage
 
 HttpUrl = Annotated[

@@ -17,10 +17,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from siyu.customers.channels import tidy_name
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, WebSession
+from siyu.visible_names import tidy_name
 
 MIN_PASSWORD = 8
 GIVEN_PASSWORD = 16  # a password Siyu makes: ~95 bits from letters and digits
@@ -33,7 +33,7 @@ NO_NAME = (
 
 def named(display_name: str) -> bool:
     """The name shows something: a zero-width space, a direction mark or a Hangul filler alone
-    (as a channel's name: customers.channels.tidy_name) is a login no list can tell apart."""
+    (as a channel's name: siyu.visible_names.tidy_name) is a login no list can tell apart."""
     return bool(tidy_name(display_name))
 
 

@@ -4,7 +4,7 @@ overwrite). Names as the form's choices show them."""
 
 from __future__ import annotations
 
-from siyu.customers.channels import tidy_name
+from siyu.visible_names import tidy_name
 
 LINK_PARTS = {"url": "链接地址", "title": "链接标题", "desc": "链接描述"}
 LISTS = {"staff_userids": "接待成员", "department_ids": "接待部门", "tag_ids": "自动打标签"}
