@@ -584,6 +584,9 @@ def test_logins_are_managed_from_the_command_line(stack, database_url, tmp_path,
     add = ["person", "add", "--tenant", stack.slug, "--password", "pw-123456"]
     code, out = invoke(*add, "--login", second, "--name", "文员")
     assert code == 2 and "--role" in out, out
+    # a name of a zero-width space and the Braille blank alone, refused as the page refuses it
+    code, out = invoke(*add, "--login", second, "--name", "\u200b\u2800", "--role", "agent")
+    assert code == 1 and "invisible" in out, out
     assert invoke(*add, "--login", first, "--name", "老板", "--role", "admin")[0] == 0
     assert invoke(*add, "--login", second, "--name", "文员", "--role", "agent")[0] == 0
     code, out = invoke("person", "list", "--tenant", stack.slug)

@@ -544,12 +544,14 @@ def person_add(
     """Create a login for the web UI."""
     from sqlalchemy import select
 
-    from siyu.tenancy import service
+    from siyu.tenancy import people, service
     from siyu.tenancy.models import Person
 
     login, name = login.strip(), name.strip()
     if not login or not name:
         _fail("--login and --name must not be blank")
+    if not people.named(name):  # as the page and the API refuse it: a login no list tells apart
+        _fail("--name is only spaces and invisible characters: give a name that shows")
     if role not in service.ROLES:
         _fail(f"--role must be admin, supervisor or agent, not {role!r}")
     rt = _runtime(existing=True)
