@@ -210,6 +210,10 @@ def test_person_id_is_a_json_number_as_every_other_id_in_the_api(as_role):
         )
         assert r.status_code == 422, (sent, r.text)
         assert [e["loc"] for e in r.json()["detail"]] == [["body", "person_id"]], r.text
+    # 0 is no person's id, not "yourself" (leaving person_id out is): it had made an admin's token
+    body = {"name": name, "person_id": 0}
+    r = admin.post("/api/v1/tokens", json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422, r.text
     assert name not in {t["name"] for t in admin.get("/api/v1/tokens").json()}
     assert _from_api(admin, name=name, person_id=agent_id)["acts_as"]["person_id"] == agent_id
 

@@ -139,7 +139,7 @@ def create_token(request: Request, viewer: SignedInApiViewer, body: TokenCreate)
     choice = (
         f"s:{body.staff_userid}"
         if body.staff_userid is not None
-        else f"p:{body.person_id or viewer.person_id}"
+        else f"p:{viewer.person_id if body.person_id is None else body.person_id}"
     )
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         try:
