@@ -1001,3 +1001,66 @@ def test_business_time_stands_still_over_the_lunch_break(local):
     assert board["first_response"]["median_s"] == 5535  # (5520 + 5550) / 2
     first = board["within_steps"][0]
     assert (first["answered"], first["answered_late"]) == (1, 1), first
+
+
+def _recalled_while_waiting(w, recalled_at: int) -> None:
+    """The default policy (a card to 张三 at 2 minutes, to his leader 李四 at 5, a call to 张三
+    at 10); the customer writes 在吗 at 0 s and 这款有货吗 at 30 s, nobody replies, and the
+    customer recalls 在吗 at `recalled_at`."""
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    w.customer("wmcustomer1", "王女士")
+    first = w.say("在吗", at=0)
+    w.say("这款有货吗", at=30)
+    w.pulled(30)
+    for t in range(60, recalled_at, 60):
+        w.clock(t)
+        w.pulled(t)
+        w.fire()
+    w.recall(first, at=recalled_at)
+
+
+def _fired_at(w, since: int, until: int) -> list[int]:
+    """The seconds after `since`, up to `until`, at which the worker passing every 10 s fires a step."""
+    fired = []
+    for t in range(since + 10, until + 1, 10):
+        w.clock(t)
+        w.pulled(t)
+        fired += [t] * w.fire()
+    return fired
+
+
+def test_a_customer_recalling_their_first_message_is_not_reminded_about_twice(local):
+    """Every step had fired when, at 700 s, the customer recalled 在吗: the second question has
+    waited all along, the same wait, so no step fires again (a second card to 张三 and to 李四
+    and a second call, 6 breaches for one wait). It began at 30 s: its reply at 800 s took
+    770 s."""
+    w = local
+    _recalled_while_waiting(w, 700)
+    assert _fired_at(w, 700, 790) == []
+    w.reply("有货", at=800)
+    w.pulled(800)
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["breaches_total"] == 3
+    assert [(b["step"], b["count"]) for b in board["breaches_by_step"]] == [(0, 1), (1, 1), (2, 1)]
+    assert board["first_response"]["median_s"] == 770.0
+    cards = [o.payload.get("touser") for o in w.outbox("sla_notice")]
+    assert cards == ["zhangsan", "lisi"] and len(w.outbox("sla_call")) == 1
+    customer_id = w.conversation().customer_id
+    timeline = _get(w, f"/api/v1/customers/{customer_id}/timeline").json()
+    waits = [e for e in timeline if e["kind"] == "wait"]
+    assert [(e["at"], e["data"]["state"], e["data"]["response_s"]) for e in waits] == [
+        ("2025-09-10T02:00:30Z", "replied", 770.0)
+    ]
+    assert len(waits[0]["data"]["escalations"]) == 3
+
+
+def test_a_recall_after_the_first_card_times_the_next_steps_from_the_question_kept(local):
+    """Recalled at 200 s, after the card at 120 s: the wait runs from 30 s, so 李四's card comes
+    at 330 s (not at 300 s, nor twice) and the call at 630 s; 张三 is not carded again."""
+    w = local
+    _recalled_while_waiting(w, 200)
+    assert _fired_at(w, 200, 700) == [330, 630]
+    assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
+    assert _get(w, "/api/v1/sla/board").json()["breaches_total"] == 3

@@ -127,8 +127,8 @@ def test_recalling_one_of_two_waiting_messages_keeps_the_later_one_waiting(local
     assert w.fire() == 0  # the clock now runs from minute 1
     w.clock(180)
     assert w.fire() == 1
-    waits = w.waits()
-    assert [x.close_reason for x in waits] == ["recalled", ""]
+    # one wait, the customer's: begun with the question they kept
+    assert [(x.started_at, x.close_reason) for x in w.waits()] == [(w.at(60), "")]
 
 
 def test_a_conversation_pulled_in_one_batch_ends_as_if_pulled_message_by_message(local):
@@ -159,10 +159,7 @@ def test_a_recall_in_the_same_batch_moves_the_wait_to_the_next_question(local):
     recall = {**w._message("wmcustomer1", "zhangsan", "", 90, None), "action": "recall", "msgtype": "revoke"}
     recall["revoke"] = {"pre_msgid": first["msgid"]}
     w.ingest(first, second, recall)
-    assert [(x.msgid, x.close_reason) for x in w.waits()] == [
-        (first["msgid"], "recalled"),
-        (second["msgid"], ""),
-    ]
+    assert [(x.msgid, x.started_at, x.close_reason) for x in w.waits()] == [(second["msgid"], w.at(60), "")]
     assert w.conversation().awaiting_since == w.at(60)
 
 
@@ -174,13 +171,27 @@ def _recall(w, msgid: str, at: float, by: str = "wmcustomer1") -> dict:
     return message
 
 
+def test_a_recall_moves_the_wait_to_a_question_whose_own_wait_was_folded_into_it(local):
+    """The agent's answer recalled while a second question waited folded that wait into the
+    first's; the customer then recalls the first: the second waits from its own time, on the
+    row that is its own (one wait a message), once."""
+    w = local
+    first = w.say("在吗", at=0)
+    answer = w.reply("在", at=5)
+    second = w.say("这款有货吗", at=10)
+    w.ingest(_recall(w, answer, 20, by="zhangsan"))
+    w.recall(first, at=30)
+    waits = [(x.msgid, x.started_at, x.close_reason) for x in w.waits() if not x.close_reason]
+    assert waits == [(second, w.at(10), "")]
+    assert w.conversation().awaiting_msgid == second
+
+
 def test_a_recall_in_a_batch_does_not_see_recalls_that_come_later_in_it(local):
     w = local
     first = w.say("请问这个多少钱？", at=0)
     second = w._message("wmcustomer1", "zhangsan", "什么时候发货？", 10, None)
     w.ingest(second, _recall(w, first, 20), _recall(w, second["msgid"], 100))
     assert [(x.msgid, x.started_at, x.closed_at, x.close_reason) for x in w.waits()] == [
-        (first, w.at(0), w.at(20), "recalled"),
         (second["msgid"], w.at(10), w.at(100), "recalled"),  # waited from 10 s until its own recall
     ]
     assert w.conversation().awaiting_since is None
@@ -194,8 +205,8 @@ def test_a_recall_alone_in_its_batch_moves_the_wait_of_its_conversation(local):
     recall["tolist"] = []  # no conversation key of its own
     w.ingest(recall)
     assert (w.conversation().awaiting_msgid, w.conversation().awaiting_since) == (second, w.at(10))
-    assert [(x.msgid, x.close_reason) for x in w.waits()] == [(first, "recalled"), (second, "")]
-    assert [s[1] for s in w.steps()] == ["cancelled", "pending"]
+    assert [(x.msgid, x.started_at, x.close_reason) for x in w.waits()] == [(second, w.at(10), "")]
+    assert [s[1] for s in w.steps()] == ["pending"]
 
 
 def test_a_wait_answered_by_a_reply_that_is_recalled_waits_again_and_escalates(local):
@@ -303,10 +314,7 @@ def test_a_recall_moves_the_wait_by_the_replies_before_it_not_after_it(local):
     second = w.say("什么时候发货？", at=10)
     answer = w._message("zhangsan", "wmcustomer1", "明天发货", 20, None)
     w.ingest(_recall(w, first, 15), answer)
-    assert [(x.msgid, x.close_reason, x.response_s) for x in w.waits()] == [
-        (first, "recalled", None),
-        (second, "replied", 10.0),
-    ]
+    assert [(x.msgid, x.close_reason, x.response_s) for x in w.waits()] == [(second, "replied", 10.0)]
 
 
 def test_an_older_question_pulled_late_starts_the_clock_earlier_without_firing_a_step_twice(local):

@@ -49,11 +49,12 @@ class WaitChange:
     opened: bool  # True: a wait began at `at`; False: it ended at `at`
     at: datetime
     msgid: str
-    # customer_message | EARLIER | replied | recalled | MERGED | dismissed | declined | a follow's end
+    # customer_message | EARLIER | LATER | replied | recalled | MERGED | dismissed | declined | a follow's end
     # | ANSWERED_BEFORE | ANSWERED_LATER | REPLY_TAKEN_BACK
     reason: str
     by: str = ""  # who marked it "no reply needed" (their name as shown then); "" for Siyu
-    answered_at: datetime | None = None  # ANSWERED_BEFORE: when the reply it had came
+    # ANSWERED_BEFORE: when the reply it had came; LATER: when the customer recalled the message
+    answered_at: datetime | None = None
 
 
 # An opened change, `answered_at` set: a question pulled after the staff's reply to it (a
@@ -65,6 +66,10 @@ ANSWERED_BEFORE = "answered_before_pulled"
 # An opened change while a wait runs: an older message, pulled after the one the wait began
 # with (a re-pull, an import, clocks apart), and no reply between them; the wait began with it.
 EARLIER = "earlier_message"
+# An opened change while a wait runs: the customer recalled the message the wait began with,
+# and a later one of theirs still waits: the same wait (its fired steps stand, the customer
+# kept waiting), begun with that one.
+LATER = "later_message"
 # A closed change: the staff member recalled the reply that had answered an earlier question
 # while the customer's next one waited; that wait ends, folded into the earlier question's,
 # which waits again from its own time.
@@ -779,12 +784,13 @@ def _recall(
         return
     c.dirty = True
     following = recalls.next_waiting(session, c, p.sent_at)
-    changes.append(c.change(False, p.sent_at, original_id, "recalled"))
     if following is None:
+        changes.append(c.change(False, p.sent_at, original_id, "recalled"))
         c.awaiting_since, c.awaiting_msgid = None, ""
     else:
         c.awaiting_since, c.awaiting_msgid = following.sent_at, following.msgid
-        changes.append(c.change(True, following.sent_at, following.msgid, "customer_message"))
+        moved = c.change(True, following.sent_at, following.msgid, LATER)
+        changes.append(dataclasses.replace(moved, answered_at=p.sent_at))
 
 
 def add_archive_key(

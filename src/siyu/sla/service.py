@@ -17,7 +17,7 @@ leader, 10 min voice call to the agent).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -916,7 +916,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     closed_here: dict[tuple[int, str], _Wait] = {}  # closed by these changes, by message
     moved: dict[int, _Wait] = {}
     later: list[conversations.WaitChange] = []  # (those that look for stored waits)
-    for change in changes:
+    taken = _closed_waits_of(session, [c for c in changes if c.reason == conversations.LATER])
+    for change in _as_recorded(changes, closed_here, taken):
         if change.reason in _LOOK_BACK:
             later.append(change)
             continue
@@ -929,9 +930,13 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 closed.remove(again)
             open_now.setdefault(change.conversation_id, []).append(again)
             continue
-        if change.opened and change.reason == conversations.EARLIER:
-            # the wait began with an older message pulled after it: the same wait (its fired
-            # steps stand), started earlier
+        moves = change.reason == conversations.EARLIER
+        moves = moves or (change.reason == conversations.LATER and bool(open_now.get(change.conversation_id)))
+        if change.opened and moves:
+            # the wait began with an older message pulled after it, or the customer recalled
+            # the one it began with and a later one waits: the same wait (its fired steps
+            # stand, its pending one is re-timed from the new start), started then (a LATER
+            # with no wait running opens one, as the later message would have)
             for wait in open_now.get(change.conversation_id, []):
                 if wait.id is None:
                     new.pop((wait.conversation_id, wait.msgid), None)
@@ -1030,6 +1035,38 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
             }
         )
     bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
+
+
+def _closed_waits_of(session: Session, changes: list[conversations.WaitChange]) -> set[tuple[int, str]]:
+    """The closed waits stored on the messages these changes name: (conversation, msgid)."""
+    if not changes:  # (nearly always: one query only for a recall moving a wait)
+        return set()
+    found = session.execute(
+        select(SlaWait.conversation_id, SlaWait.msgid).where(
+            bulk.among(session, SlaWait.conversation_id, {c.conversation_id for c in changes}),
+            bulk.among(session, SlaWait.msgid, {c.msgid for c in changes}),
+            SlaWait.closed_at.is_not(None),
+        )
+    ).all()
+    wanted = {(c.conversation_id, c.msgid) for c in changes}
+    return {(r.conversation_id, r.msgid) for r in found} & wanted
+
+
+def _as_recorded(
+    changes: Sequence[conversations.WaitChange],
+    closed_here: dict[tuple[int, str], _Wait],
+    taken: set[tuple[int, str]],
+) -> Iterator[conversations.WaitChange]:
+    """The changes, a LATER whose message had a wait of its own closed (folded into the one
+    running when a reply was recalled: MERGED) as the recall's close and that message's open:
+    that wait opens again, its row being the message's (one wait a message)."""
+    for change in changes:
+        key = (change.conversation_id, change.msgid)
+        if change.reason != conversations.LATER or (key not in closed_here and key not in taken):
+            yield change
+            continue
+        yield replace(change, opened=False, at=change.answered_at, reason="recalled")
+        yield replace(change, reason="customer_message", answered_at=None)
 
 
 # Changes that correct waits stored before (read after this batch's own are stored).
