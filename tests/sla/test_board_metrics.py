@@ -745,6 +745,64 @@ def test_a_supervisor_is_not_told_the_name_of_another_teams_customer_a_reminder_
         assert row[2] == "孙先生、王女士", (role, row)
 
 
+def test_a_reminder_not_delivered_is_listed_to_whoever_sees_its_customer_and_to_whom_it_was_for(local):
+    """Step 1 cards the agent, step 2 the policy's escalation contact 王五 (销售二部). 张三's 王女士
+    and 王五's 孙先生 wait; WeCom gives up on every card. 李四, who leads 销售一部, was not told
+    that the card to 王五 about 王女士 failed (tables and counts went by whom a card was for): he
+    is, with her named, and 没送到的提醒 counts 2. 张三 still does not see the card to 王五 about 孙先生,
+    nor 王五 the card to 张三; 王五 sees the card sent to him about 王女士, named for him."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    _two_teams(w)
+    w.policy(
+        steps=[
+            {"delay_s": 60, "action": "app_message", "target": "agent"},
+            {"delay_s": 120, "action": "app_message", "target": "contact"},
+        ],
+        escalation_contact="wangwu",
+    )
+    w.customer("wmown", "王女士")
+    w.customer("wmother", "孙先生")
+    w.say("在吗？", at=0, ext="wmown")
+    w.say("在吗？", at=0, ext="wmother", staff="wangwu")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 2  # a card to each agent
+    _card_given_up(w)
+    w.clock(130)
+    assert w.fire() == 1  # 张三's to 王五; 王五's own reaches nobody (the contact is himself)
+    _card_given_up(w)
+    own, other = w.conversation("wmown").id, w.conversation("wmother", "wangwu").id
+
+    def cards(role: str, staff: str) -> tuple[list[tuple], dict, list[list[str]], str]:
+        person = SignedIn(w.rt, w.tenant_id, role, staff, "看板")
+        board = person("GET", "/api/v1/sla/board").json()
+        listed = sorted(
+            (p["recipient"], [c["conversation_id"] for c in p["customers"]])
+            for p in board["delivery_problems"]
+            if p["kind"] == "card"
+        )
+        page = person("GET", "/sla").text
+        rows = sorted(r[1:5] for r in _rows(page, "delivery-problems") if r[1] == "提醒卡片")
+        return listed, board["delivery_problems_by_status"], rows, page
+
+    listed, counts, rows, page = cards("supervisor", "lisi")
+    assert listed == [("wangwu", [own]), ("zhangsan", [own])], listed
+    assert counts == {"given_up": 2}, counts
+    assert rows == [["提醒卡片", "王女士", "张三", "未送达"], ["提醒卡片", "王女士", "王五", "未送达"]], rows
+    assert '没送到的提醒 <small class="muted">2 条</small>' in page
+
+    listed, counts, _, _ = cards("agent", "zhangsan")
+    assert listed == [("wangwu", [own]), ("zhangsan", [own])], listed  # not 王五's card about 孙先生
+    assert counts == {"given_up": 2}, counts
+
+    listed, counts, rows, _ = cards("agent", "wangwu")
+    assert listed == [("wangwu", [own]), ("wangwu", [other])], listed  # not the card to 张三
+    assert counts == {"given_up": 2, "nobody": 1}, counts
+    assert rows == [["提醒卡片", "孙先生", "王五", "未送达"], ["提醒卡片", "王女士", "王五", "未送达"]], rows
+
+
 def test_the_customers_of_the_reminders_not_delivered_cost_the_board_the_same_reads_however_many(local):
     """The board is read often: naming each card's customers takes the same statements for one
     card given up as for four, to four members about four customers."""

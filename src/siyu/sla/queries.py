@@ -270,9 +270,10 @@ def delivery_problems(
     were skipped (voice calls off, no number) or will never ring (the policy's shifts all lie
     in its quiet hours), steps that reached nobody. Newest first, each with the customers it
     was about (_name_customers: named where `recipients`, or being `me`, the one it was for,
-    lets the reader see them); `recipients` limits them, `newest` lists only that many; with
-    how many there are of each status (all of them: an import of months of chats skips
-    thousands of steps at once)."""
+    lets the reader see them); `recipients` limits them to those about a wait of one of them
+    (a card to an escalation contact outside a supervisor's team about the team's customer
+    too) or sent to `me`, `newest` lists only that many; with how many there are of each
+    status (all of them: an import of months of chats skips thousands of steps at once)."""
     o, c, e = OutboxMessage, SlaCall, SlaEscalation
     cards = select(o.recipient, o.payload, o.created_at, o.status, o.last_error, o.attempts, o.due_at).where(
         o.kind == "sla_notice",
@@ -312,14 +313,15 @@ def delivery_problems(
         e.status == "skipped",
         or_(e.note.startswith(NOBODY_TO_REACH), stale),
     )
-    if recipients is not None:
-        cards = cards.where(o.recipient.in_(list(recipients)))
-        calls = calls.where(c.callee_userid.in_(list(recipients)))
-        retried = retried.where(o.recipient.in_(list(recipients)))
+    # A card or a call belongs to whoever sees the waits it was about, which its payload or
+    # plan keeps (JSON): for a reader who sees only some, the day's are all read and sorted
+    # out below (as many as the day's steps at most). A step's agent is its wait's.
+    scoped = recipients is not None
+    if scoped:
         unreached = unreached.where(e.agent_userid.in_(list(recipients)))
 
-    def rows(q, at):
-        return session.execute(q if newest is None else q.order_by(at.desc()).limit(newest))
+    def rows(q, at, every: bool = False):
+        return session.execute(q if newest is None or every else q.order_by(at.desc()).limit(newest))
 
     counts: dict[str, int] = {}
 
@@ -327,7 +329,7 @@ def delivery_problems(
         for key, n in session.execute(q.with_only_columns(by, func.count()).group_by(by)):
             counts[name(key)] = counts.get(name(key), 0) + n
 
-    out = [
+    sent = [
         _problem(
             "card",
             m.recipient or m.payload.get("touser", ""),
@@ -339,10 +341,9 @@ def delivery_problems(
             # the waits it spoke of, once built; else those of its steps
             about=_About(waits=m.payload.get(CARD_TOLD), steps=m.payload.get("escalations") or []),
         )
-        for m in rows(cards, o.created_at)
+        for m in rows(cards, o.created_at, scoped)
     ]
-    count(cards, o.status, lambda status: "retrying" if status == "pending" else "given_up")
-    out += [
+    sent += [
         _problem(
             "call",
             r.callee_userid,
@@ -352,10 +353,9 @@ def delivery_problems(
             # as planned; one never planned (no call rings under its policy): its steps
             about=_About(waits=r.told_waits, call_step=r.escalation_id),
         )
-        for r in rows(calls, c.created_at)
+        for r in rows(calls, c.created_at, scoped)
     ]
-    count(calls, c.status)
-    out += [
+    sent += [
         _problem(
             "call",
             m.recipient or m.payload.get("callee", ""),
@@ -366,14 +366,18 @@ def delivery_problems(
             next_try_at=m.due_at,
             about=_About(call=m.payload.get("call"), steps=m.payload.get("escalations") or []),
         )
-        for m in rows(retried, o.created_at)
+        for m in rows(retried, o.created_at, scoped)
     ]
-    count(retried, o.kind, lambda _: "retrying")
+    if not scoped:
+        count(cards, o.status, lambda status: "retrying" if status == "pending" else "given_up")
+        count(calls, c.status)
+        count(retried, o.kind, lambda _: "retrying")
     timezone = ZoneInfo(tenant_timezone(session))
+    steps = []
     for r in rows(unreached, e.fired_at):
         is_stale = r.note.startswith(STALE)
         why = _stale_reason(r, timezone) if is_stale else _nobody_reason(r)
-        out.append(
+        steps.append(
             _problem(
                 "step",
                 r.agent_userid,
@@ -386,9 +390,16 @@ def delivery_problems(
         )
     count(unreached.where(stale), e.status, lambda _: "stale")
     count(unreached.where(~stale), e.status, lambda _: "nobody")
-    out.sort(key=lambda d: d["at"], reverse=True)
+    if scoped:
+        waits = _waits_about(session, [p["about"] for p in sent + steps])
+        sent = [p for p in sent if _concerns(p, waits, set(recipients), me)]
+        for p in sent:
+            counts[p["status"]] = counts.get(p["status"], 0) + 1
+    out = sorted(sent + steps, key=lambda d: d["at"], reverse=True)
     out = out if newest is None else out[:newest]
-    _name_customers(session, out, recipients, me)
+    if not scoped:
+        waits = _waits_about(session, [p["about"] for p in out])
+    _name_customers(out, waits, recipients, me)
     return out, counts
 
 
@@ -405,15 +416,10 @@ class _About:
     call_step: int | None = None
 
 
-def _name_customers(
-    session: Session, problems: list[dict], recipients: Sequence[str] | None, me: str | None
-) -> None:
-    """Each row's `customers` ({conversation_id, name}, longest waiting first) and
-    `customers_total`: a supervisor reading that a card to 张三 failed learns whose customer
-    went unreminded. Named only where the reader may open the chat (the wait's agent among
-    `recipients`, or the card was for `me`: conversations.queries.get_conversation), counted
-    all the same; four reads for all the rows, however many."""
-    about: list[_About] = [p.pop("about") for p in problems]
+def _waits_about(session: Session, about: list[_About]) -> dict:
+    """Sets each one's `waits` (from its call's plan or its steps where it keeps none) and
+    gives those waits by id, with their agent and customer; four reads for all the rows,
+    however many."""
     o = OutboxMessage
     planned: dict[int, list | None] = {}
     calls = {a.call for a in about if a.call is not None}
@@ -448,10 +454,10 @@ def _name_customers(
                 )
             ).all()
         )
-    waits_of = [
-        a.waits if a.waits is not None else [wait_of[s] for s in a.steps if s in wait_of] for a in about
-    ]
-    ids = {w for waits in waits_of for w in waits}
+    for a in about:
+        if a.waits is None:
+            a.waits = [wait_of[s] for s in a.steps if s in wait_of]
+    ids = {w for a in about for w in a.waits}
     found = {}
     if ids:
         w, c = SlaWait, Conversation
@@ -463,9 +469,33 @@ def _name_customers(
             .where(bulk.among(session, w.id, ids))
         ):
             found[row.id] = row
+    return found
+
+
+def _concerns(problem: dict, waits: dict, seen: set[str], me: str | None) -> bool:
+    """Whether a reader who sees the customers of `seen` is told of a card or call not
+    delivered: it was about one of their waits, or it was for them (an escalation contact
+    told of another team's customers). One whose waits are not known goes by whom it was for."""
+    if me and problem["recipient"] == me:
+        return True
+    agents = {waits[w].staff_userid for w in problem["about"].waits if w in waits}
+    return bool(agents & seen) if agents else problem["recipient"] in seen
+
+
+def _name_customers(
+    problems: list[dict], waits: dict, recipients: Sequence[str] | None, me: str | None
+) -> None:
+    """Each row's `customers` ({conversation_id, name}, longest waiting first) and
+    `customers_total`, from its waits (_waits_about): a supervisor reading that a card to
+    张三 failed learns whose customer went unreminded. Named only where the reader may open the
+    chat (the wait's agent among `recipients`, or the card was for `me`:
+    conversations.queries.get_conversation), counted all the same."""
     seen = None if recipients is None else set(recipients)
-    for p, waits in zip(problems, waits_of, strict=True):
-        rows = sorted((found[w] for w in set(waits) if w in found), key=lambda r: (r.started_at, r.id))
+    for p in problems:
+        about: _About = p.pop("about")
+        rows = sorted(
+            (waits[w] for w in set(about.waits or []) if w in waits), key=lambda r: (r.started_at, r.id)
+        )
         named: dict[int, str] = {}
         for r in rows:
             if seen is None or r.staff_userid in seen or (me and p["recipient"] == me):
