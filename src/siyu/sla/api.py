@@ -511,7 +511,7 @@ def get_board(
     agent), the share answered within each step, and escalations that did not reach their
     person (cards WeCom refused, calls not placed), each with the customers it was about. An
     agent sees their own, a supervisor their team's, an admin everyone's (an escalation not
-    delivered: about their customers, or sent to them). `waiting` lists
+    delivered: sent to them or their team, or about their customers). `waiting` lists
     `limit` customers: page on with
     `next` / `prev` (as `after` / `before`), which skip nobody who still waits and show nobody
     twice however many waits close or begin meanwhile; `waiting_total` and every figure count

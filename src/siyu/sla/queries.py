@@ -270,9 +270,9 @@ def delivery_problems(
     were skipped (voice calls off, no number) or will never ring (the policy's shifts all lie
     in its quiet hours), steps that reached nobody. Newest first, each with the customers it
     was about (_name_customers: named where `recipients`, or being `me`, the one it was for,
-    lets the reader see them); `recipients` limits them to those about a wait of one of them
-    (a card to an escalation contact outside a supervisor's team about the team's customer
-    too) or sent to `me`, `newest` lists only that many; with how many there are of each
+    lets the reader see them); `recipients` limits them to those sent to one of them, about a
+    wait of one of them (a card to an escalation contact outside a supervisor's team about the
+    team's customer too) or sent to `me`, `newest` lists only that many; with how many there are of each
     status (all of them: an import of months of chats skips thousands of steps at once)."""
     o, c, e = OutboxMessage, SlaCall, SlaEscalation
     cards = select(o.recipient, o.payload, o.created_at, o.status, o.last_error, o.attempts, o.due_at).where(
@@ -473,13 +473,14 @@ def _waits_about(session: Session, about: list[_About]) -> dict:
 
 
 def _concerns(problem: dict, waits: dict, seen: set[str], me: str | None) -> bool:
-    """Whether a reader who sees the customers of `seen` is told of a card or call not
-    delivered: it was about one of their waits, or it was for them (an escalation contact
-    told of another team's customers). One whose waits are not known goes by whom it was for."""
-    if me and problem["recipient"] == me:
+    """Whether a reader who sees the members and customers of `seen` is told of a card or
+    call not delivered: it was for one of those members (a supervisor learns a member of the
+    team was not reached, whoever's customer it was about: named only where theirs), about one
+    of their waits (a card to an escalation contact outside the team about the team's
+    customer), or for the reader (an escalation contact told of another team's customers)."""
+    if problem["recipient"] in seen or (me and problem["recipient"] == me):
         return True
-    agents = {waits[w].staff_userid for w in problem["about"].waits if w in waits}
-    return bool(agents & seen) if agents else problem["recipient"] in seen
+    return any(waits[w].staff_userid in seen for w in problem["about"].waits if w in waits)
 
 
 def _name_customers(
