@@ -108,7 +108,10 @@ class ConversationOut(BaseModel):
     staff_status: StaffStatus = Field(description=STAFF_STATUS_TEXT)
     roomid: str
     group: GroupRef | None = Field(None, description="a group chat's name and owner, once WeCom told them")
-    message_count: int
+    message_count: int = Field(
+        description="the messages the chat shows as sent (text, images, files…): not recalls, switches"
+        " or events such as a customer agreeing to or declining archiving, which /messages also lists"
+    )
     last_message_at: datetime | None
     last_inbound_at: datetime | None
     last_outbound_at: datetime | None
