@@ -1114,6 +1114,56 @@ def test_a_customer_recalling_their_first_message_is_not_reminded_about_twice(lo
     assert len(waits[0]["data"]["escalations"]) == 3
 
 
+def _answer_taken_back(w, recalled_at: int, snooze_at: int | None = None) -> None:
+    """The default policy; 张三 answered 在吗 (at 5 s), the customer asked 这款有货吗 (10 s),
+    and 张三 recalled his answer (20 s): the customer waits from 在吗 (张三 carded at 120 s,
+    李四 at 300 s, the call at 600 s), and recalls 在吗 at `recalled_at` (after 张三 held the
+    reminders back until 1000 s at `snooze_at`, if given)."""
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    first = w.say("在吗", at=0)
+    answer = w.reply("在", at=5)
+    w.say("这款有货吗", at=10)
+    w.recall(answer, at=20, ext="zhangsan", staff="wmcustomer1")
+    w.pulled(20)
+    _fired_at(w, 20, recalled_at)
+    if snooze_at is not None:
+        with w.session() as s:
+            service.snooze(s, w.conversation().id, w.at(1000), w.at(snooze_at), by="张三")
+    w.recall(first, at=recalled_at)
+
+
+def test_a_customer_recalling_the_question_whose_answer_was_taken_back_is_not_reminded_twice(local):
+    """At 310 s, after 李四's card, the customer recalls 在吗: 这款有货吗 waits on, the same wait,
+    so neither card comes again (at 320 s, where 这款有货吗's own wait took up its steps again)
+    and the call comes once, 10 minutes after 这款有货吗."""
+    w = local
+    _answer_taken_back(w, 310)
+    assert _fired_at(w, 310, 600) == []
+    assert _get(w, "/api/v1/sla/board").json()["breaches_total"] == 2
+    assert _fired_at(w, 600, 900) == [610]
+    assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
+    assert [o.payload["callee"] for o in w.outbox("sla_call")] == ["zhangsan"]
+    board = _get(w, "/api/v1/sla/board").json()
+    assert [(b["step"], b["count"]) for b in board["breaches_by_step"]] == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_a_recall_of_the_question_whose_answer_was_taken_back_keeps_the_snooze(local):
+    """张三 held the reminders back until 1000 s: after the recall at 310 s the call comes then, once."""
+    w = local
+    _answer_taken_back(w, 310, snooze_at=305)
+    assert _fired_at(w, 310, 1300) == [1000]
+    assert len(w.outbox("sla_call")) == 1
+
+
+def test_a_recall_of_the_question_whose_answer_was_taken_back_after_the_call_repeats_nothing(local):
+    w = local
+    _answer_taken_back(w, 700)
+    assert _fired_at(w, 700, 1300) == []
+    assert _get(w, "/api/v1/sla/board").json()["breaches_total"] == 3
+
+
 def test_a_recall_after_the_first_card_times_the_next_steps_from_the_question_kept(local):
     """Recalled at 200 s, after the card at 120 s: the wait runs from 30 s, so 李四's card comes
     at 330 s (not at 300 s, nor twice) and the call at 630 s; 张三 is not carded again."""

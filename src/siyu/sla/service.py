@@ -916,11 +916,19 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     closed_here: dict[tuple[int, str], _Wait] = {}  # closed by these changes, by message
     moved: dict[int, _Wait] = {}
     later: list[conversations.WaitChange] = []  # (those that look for stored waits)
+    recalled: dict[int, list[_Wait]] = {}  # the waits a recall just closed, by conversation
+    goes_on: dict[tuple[int, str], list[_Wait]] = {}  # a reopened wait: those it goes on from
     taken = _closed_waits_of(session, [c for c in changes if c.reason == conversations.LATER])
     for change in _as_recorded(changes, closed_here, taken):
         if change.reason in _LOOK_BACK:
             later.append(change)
             continue
+        if (
+            change.opened
+            and change.reason == conversations.LATER
+            and not open_now.get(change.conversation_id)
+        ):
+            goes_on[(change.conversation_id, change.msgid)] = recalled.pop(change.conversation_id, [])
         again = closed_here.pop((change.conversation_id, change.msgid), None) if change.opened else None
         if again is not None:
             # closed by a reply these changes stored, recalled in them too (one pull brought
@@ -964,7 +972,9 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             new[(change.conversation_id, change.msgid)] = wait
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
-            for wait in open_now.pop(change.conversation_id, []):
+            ended = open_now.pop(change.conversation_id, [])
+            recalled[change.conversation_id] = ended if change.reason == "recalled" else []
+            for wait in ended:
                 wait.close(change.at, change.reason, change.by)
                 closed_here[(wait.conversation_id, wait.msgid)] = wait
                 if change.reason in ("recalled", conversations.MERGED) and wait.snoozed_until is not None:
@@ -974,6 +984,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_new_waits(session, book, list(new.values()))
     _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
+    _carry_steps(session, book, goes_on)
     for change in later:
         if change.reason != conversations.ANSWERED_BEFORE:
             _store_answered_later(session, change)
@@ -1066,7 +1077,70 @@ def _as_recorded(
             yield change
             continue
         yield replace(change, opened=False, at=change.answered_at, reason="recalled")
-        yield replace(change, reason="customer_message", answered_at=None)
+        # (still LATER: no wait runs now, so it opens that message's, and takes the steps of
+        # the one just closed: `_carry_steps`)
+        yield replace(change, answered_at=None)
+
+
+def _carry_steps(session: Session, book: PolicyBook, goes_on: dict[tuple[int, str], list[_Wait]]) -> None:
+    """A wait reopened on the customer's next message when they recalled the one the running
+    wait began with (`_as_recorded`): the customer kept waiting, so its next step is the one the
+    closed wait had next (a step that wait reached is not taken again: a second card to the
+    agent and the leader, a second call), due from the reopened wait's start as a moved wait's
+    is. The closed wait keeps its fired steps and breaches."""
+    before = {w.id: key for key, waits in goes_on.items() for w in waits if w.id is not None}
+    if not before:  # (nearly always)
+        return
+    reopened = {
+        (r.conversation_id, r.msgid): r.id
+        for r in session.execute(
+            select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
+                bulk.among(session, SlaWait.conversation_id, {c for c, _ in goes_on}),
+                bulk.among(session, SlaWait.msgid, {m for _, m in goes_on}),
+                SlaWait.closed_at.is_(None),
+            )
+        )
+    }
+    rows = session.execute(
+        select(
+            SlaEscalation.id,
+            SlaEscalation.wait_id,
+            SlaEscalation.step,
+            SlaEscalation.status,
+            SlaEscalation.action,
+            SlaEscalation.target,
+            SlaEscalation.delay_s,
+            SlaEscalation.created_at,
+        ).where(bulk.among(session, SlaEscalation.wait_id, [*before, *reopened.values()]))
+    ).all()
+    last: dict[tuple[int, str], tuple] = {}  # the closed waits' furthest step, by message kept
+    pending: dict[int, tuple] = {}
+    for row in rows:
+        key = before.get(row.wait_id)
+        if key is not None and (key not in last or row.step > last[key].step):
+            last[key] = row
+        elif key is None and row.status == "pending":
+            pending[row.wait_id] = row
+    taken, dropped, moved = [], [], []
+    for key, wait_id in reopened.items():
+        own, theirs = pending.get(wait_id), last.get(key)
+        if own is None or theirs is None:
+            continue
+        # the step it had next: cancelled by the recall, else it had taken its last one
+        reached = theirs.step - 1 if theirs.status == "cancelled" else theirs.step
+        if reached < own.step:
+            continue  # (it had got no further than this wait)
+        if theirs.status == "cancelled":
+            step = {k: getattr(theirs, k) for k in ("step", "action", "target", "delay_s", "created_at")}
+            taken.append({"id": own.id, **step, "note": ""})
+            moved.append(wait_id)
+        else:
+            dropped.append({"id": own.id, "status": "cancelled", "note": "recalled"})
+    bulk.update_by_id(
+        session, SlaEscalation, taken, ["step", "action", "target", "delay_s", "created_at", "note"]
+    )
+    bulk.update_by_id(session, SlaEscalation, dropped, ["status", "note"])
+    _reschedule_pending(session, book, moved)
 
 
 # Changes that correct waits stored before (read after this batch's own are stored).
