@@ -392,7 +392,8 @@ def delivery_problems(
     count(unreached.where(~stale), e.status, lambda _: "nobody")
     if scoped:
         waits = _waits_about(session, [p["about"] for p in sent + steps])
-        sent = [p for p in sent if _concerns(p, waits, set(recipients), me)]
+        seen = set(recipients)
+        sent = [p for p in sent if _concerns(p, waits, seen, me)]
         for p in sent:
             counts[p["status"]] = counts.get(p["status"], 0) + 1
     out = sorted(sent + steps, key=lambda d: d["at"], reverse=True)

@@ -918,7 +918,9 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     later: list[conversations.WaitChange] = []  # (those that look for stored waits)
     recalled: dict[int, list[_Wait]] = {}  # the waits a recall just closed, by conversation
     goes_on: dict[tuple[int, str], list[_Wait]] = {}  # a reopened wait: those it goes on from
-    taken = _closed_waits_of(session, [c for c in changes if c.reason == conversations.LATER])
+    # (nearly always none: one query only for a recall moving a wait)
+    moving = {(c.conversation_id, c.msgid) for c in changes if c.reason == conversations.LATER}
+    taken = {(r.conversation_id, r.msgid) for r in _waits_on(session, moving, closed=True)}
     for change in _as_recorded(changes, closed_here, taken):
         if change.reason in _LOOK_BACK:
             later.append(change)
@@ -1048,19 +1050,20 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
 
 
-def _closed_waits_of(session: Session, changes: list[conversations.WaitChange]) -> set[tuple[int, str]]:
-    """The closed waits stored on the messages these changes name: (conversation, msgid)."""
-    if not changes:  # (nearly always: one query only for a recall moving a wait)
-        return set()
-    found = session.execute(
-        select(SlaWait.conversation_id, SlaWait.msgid).where(
-            bulk.among(session, SlaWait.conversation_id, {c.conversation_id for c in changes}),
-            bulk.among(session, SlaWait.msgid, {c.msgid for c in changes}),
-            SlaWait.closed_at.is_not(None),
+def _waits_on(session: Session, messages: set[tuple[int, str]], closed: bool) -> list:
+    """The waits stored on these messages, (conversation, msgid), closed or still open: their
+    (id, conversation_id, msgid)."""
+    if not messages:
+        return []
+    ended = SlaWait.closed_at.is_not(None) if closed else SlaWait.closed_at.is_(None)
+    rows = session.execute(
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
+            bulk.among(session, SlaWait.conversation_id, {c for c, _ in messages}),
+            bulk.among(session, SlaWait.msgid, {m for _, m in messages}),
+            ended,
         )
-    ).all()
-    wanted = {(c.conversation_id, c.msgid) for c in changes}
-    return {(r.conversation_id, r.msgid) for r in found} & wanted
+    )
+    return [r for r in rows if (r.conversation_id, r.msgid) in messages]
 
 
 def _as_recorded(
@@ -1091,16 +1094,7 @@ def _carry_steps(session: Session, book: PolicyBook, goes_on: dict[tuple[int, st
     before = {w.id: key for key, waits in goes_on.items() for w in waits if w.id is not None}
     if not before:  # (nearly always)
         return
-    reopened = {
-        (r.conversation_id, r.msgid): r.id
-        for r in session.execute(
-            select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
-                bulk.among(session, SlaWait.conversation_id, {c for c, _ in goes_on}),
-                bulk.among(session, SlaWait.msgid, {m for _, m in goes_on}),
-                SlaWait.closed_at.is_(None),
-            )
-        )
-    }
+    reopened = {(r.conversation_id, r.msgid): r.id for r in _waits_on(session, set(goes_on), closed=False)}
     rows = session.execute(
         select(
             SlaEscalation.id,
@@ -1311,18 +1305,7 @@ def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
     time; its cancelled step is pending again (due now if its time has passed)."""
     if not waits:
         return []
-    wanted = {(w.conversation_id, w.msgid) for w in waits}
-    found = [
-        row
-        for row in session.execute(
-            select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
-                SlaWait.conversation_id.in_({c for c, _ in wanted}),
-                SlaWait.msgid.in_({m for _, m in wanted}),
-                SlaWait.closed_at.is_not(None),
-            )
-        )
-        if (row.conversation_id, row.msgid) in wanted
-    ]
+    found = _waits_on(session, {(w.conversation_id, w.msgid) for w in waits}, closed=True)
     if not found:
         return []
     rows = [
