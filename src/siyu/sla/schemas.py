@@ -64,21 +64,29 @@ class StepIn(BaseModel):
     target: Target = Field("agent", description="agent, their leader, or the escalation contact")
 
 
-class CalendarDayIn(BaseModel):
+class TakenBackAsGot(BaseModel):
+    """A body GET's answer, changed, may be sent back as: what GET gives beside the fields and
+    no PUT sets (`read_only`) is dropped, a field misspelt is still refused."""
+
+    read_only: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_got(cls, data):
+        if isinstance(data, dict) and cls.read_only:
+            return {k: v for k, v in data.items() if k not in cls.read_only}
+        return data
+
+
+class CalendarDayIn(TakenBackAsGot):
     day: CalendarDay
     kind: Literal["holiday", "workday"]
     note: str = Field("", description=f"at most {MAX_DAY_NOTE} characters")
 
     model_config = {"extra": "forbid"}  # "notes" had been dropped without a word
 
-    @model_validator(mode="before")
-    @classmethod
-    def _as_got(cls, data):
-        """A date as GET gives it, who added it included, is taken back as it is: that is not
-        the PUT's to set (it is who sends it, where the date changes)."""
-        if isinstance(data, dict) and cls is CalendarDayIn:
-            return {k: v for k, v in data.items() if k not in ("added_by", "added_at")}
-        return data
+    # who added a date is not the PUT's to set (it is who sends it, where the date changes)
+    read_only: ClassVar[frozenset[str]] = frozenset({"added_by", "added_at"})
 
     @field_validator("note")
     @classmethod
@@ -88,7 +96,7 @@ class CalendarDayIn(BaseModel):
         return v
 
 
-class PolicyFieldsIn(BaseModel):
+class PolicyFieldsIn(TakenBackAsGot):
     """A policy's fields (a department's policy has no dates of its own: the tenant's
     calendar applies). Fields left out keep their current value."""
 
@@ -118,17 +126,6 @@ class PolicyFieldsIn(BaseModel):
     )
 
     model_config = {"extra": "forbid"}
-
-    # What GET gives beside the fields and no PUT sets: taken back as GET gave it, so that GET's
-    # answer, changed, is a PUT's body (a field misspelt is still refused)
-    read_only: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _as_got(cls, data):
-        if isinstance(data, dict) and cls.read_only:
-            return {k: v for k, v in data.items() if k not in cls.read_only}
-        return data
 
     @field_validator("shifts")
     @classmethod
@@ -195,6 +192,8 @@ class PolicyIn(PolicyFieldsIn):
 
 
 class CalendarDayOut(CalendarDayIn):
+    read_only: ClassVar[frozenset[str]] = frozenset()  # (an answer says who added it)
+
     added_by: str = Field(
         "", description='who added the date or last changed its kind or note ("": Siyu itself, or not kept)'
     )
