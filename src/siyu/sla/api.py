@@ -585,16 +585,7 @@ def policy_out(session: Session) -> dict:
     days = session.scalars(select(SlaCalendarDay).order_by(SlaCalendarDay.day))
     return {
         "is_default": stored is None,
-        "enabled": view.enabled,
-        "steps": [{"delay_s": s.delay_s, "action": s.action, "target": s.target} for s in view.steps],
-        "business_hours_only": view.business_hours_only,
-        "shifts": [list(s) for s in view.shifts],
-        "public_holidays": view.public_holidays,
-        "escalation_contact": view.escalation_contact,
-        "quiet_hours": list(view.quiet_hours),
-        "call_cooldown_s": view.call_cooldown_s,
-        "merge_window_s": view.merge_window_s,
-        "stale_after_s": view.stale_after_s,
+        **_view_fields(view),
         "calendar_days": [
             {"day": d.day, "kind": d.kind, "note": d.note, "added_by": d.added_by, "added_at": d.added_at}
             for d in days
