@@ -200,8 +200,9 @@ class CalendarDayOut(CalendarDayIn):
     added_at: datetime | None = Field(None, description="when (null: not kept)")
 
 
-class PolicyOut(BaseModel):
-    is_default: bool = Field(description="no policy saved yet: the built-in default applies")
+class PolicyFieldsOut(BaseModel):
+    """What a policy is, as GET gives it (the tenant's or a department's)."""
+
     enabled: bool
     steps: list[StepIn]
     business_hours_only: bool
@@ -212,6 +213,10 @@ class PolicyOut(BaseModel):
     call_cooldown_s: int
     merge_window_s: float
     stale_after_s: int = Field(description=STALE_AFTER_TEXT)
+
+
+class PolicyOut(PolicyFieldsOut):
+    is_default: bool = Field(description="no policy saved yet: the built-in default applies")
     calendar_days: list[CalendarDayOut]
     official_calendar_through: int | None = Field(
         description="the last year whose public holidays and 调休 Siyu knows; later years count "
@@ -231,20 +236,10 @@ class DepartmentPolicyIn(PolicyFieldsIn):
     )
 
 
-class DepartmentPolicyOut(BaseModel):
+class DepartmentPolicyOut(PolicyFieldsOut):
     department_wecom_id: int = Field(description="0: the tenant's policy")
     department_name: str = Field(description="empty for the tenant; the synced department's name")
     is_default: bool = Field(description="only for the tenant: none saved, the built-in default applies")
-    enabled: bool
-    steps: list[StepIn]
-    business_hours_only: bool
-    shifts: list[list[str]]
-    public_holidays: bool
-    escalation_contact: str
-    quiet_hours: list[str]
-    call_cooldown_s: int
-    merge_window_s: float
-    stale_after_s: int = Field(description=STALE_AFTER_TEXT)
     updated_at: datetime | None
 
 
