@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
@@ -18,6 +18,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
+from siyu.tenancy.models import Staff
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, classify, store
 from tests.web.conftest import zhaoliu_left
@@ -503,6 +504,48 @@ def test_a_supervisor_filtering_by_a_member_outside_their_team_sees_the_name(as_
     assert "成员：nobody-here <a" in nobody and _staff_sent(nobody) == "nobody-here"
     # not offered unasked
     assert '<option value="zhaoliu"' not in sup.get("/conversations").text
+
+
+def test_the_member_filter_takes_a_userid_in_any_case(as_role, chats, world, db):
+    """WeCom's userids are case-insensitive (不区分大小写: ZhangSan is zhangsan), yet the list,
+    its search and the API filtered by ZhangSan found nothing, under the chip 成员：ZhangSan."""
+    admin, sup = as_role("admin"), as_role("supervisor")
+
+    def listed(client, staff: str) -> list[str]:
+        params = {"staff": staff, "per_page": 100}
+        return sorted(t.split(" ")[0] for t in titles(client.get("/api/v1/conversations", params=params)))
+
+    def searched(client, staff: str) -> list[str]:
+        found = client.get("/api/v1/messages/search", params={"q": "发货", "staff": staff, "per_page": 100})
+        return [h["message"]["text"] for h in found.json()["items"]]
+
+    assert listed(admin, "ZhangSan") == listed(admin, "ZHANGSAN") == ["孙小姐", "王女士", "群聊"]
+    assert "明天上午发货" in searched(admin, "LiSi") == searched(admin, "lisi")
+    page = admin.get("/conversations", params={"staff": "ZhangSan"}).text
+    assert "成员：张三 <a" in page and '<option value="zhangsan" selected>张三</option>' in page
+    assert "王女士" in page and "陈先生" not in page
+    page = admin.get("/conversations", params={"q": "发货", "staff": "LiSi"}).text
+    assert "成员：李四 <a" in page and "明天上午<mark>发货</mark>" in page
+    # still within the reader's scope: 赵六 is outside 王五's team, whatever the case
+    assert listed(sup, "LiSi") == ["陈先生"] and listed(sup, "ZhaoLiu") == []
+    page = sup.get("/conversations", params={"staff": "ZhaoLiu"}).text
+    assert "成员：赵六 <a" in page and "刘总" not in page and "没有符合筛选条件的会话" in page
+    assert listed(as_role("agent"), "ZhaoLiu") == []
+    # a userid no member has finds nothing, named as asked
+    page = admin.get("/conversations", params={"staff": "ZhangSan2"}).text
+    assert "成员：ZhangSan2 <a" in page and "没有符合筛选条件的会话" in page
+    # another tenant's members are never matched: B has a zhangsan too, and a 小美 A has not
+    admin_b = as_role("admin", "b")
+    assert listed(admin_b, "ZhangSan") == ["乙方客户"]
+    with db.tenant_session(world.b.id) as s:
+        s.add(Staff(userid="XiaoMei", name="小美", departments=[4], wecom_status=1))
+    try:
+        assert "成员：小美 <a" in admin_b.get("/conversations", params={"staff": "xiaomei"}).text
+        page = admin.get("/conversations", params={"staff": "xiaomei"}).text
+        assert "成员：xiaomei <a" in page and "小美" not in page
+    finally:
+        with db.tenant_session(world.b.id) as s:
+            s.execute(delete(Staff).where(Staff.userid == "XiaoMei"))
 
 
 def test_one_tenant_never_sees_another_tenants_conversations(as_role, chats):

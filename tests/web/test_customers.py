@@ -46,6 +46,21 @@ def test_a_supervisor_sees_their_team(as_role, world):
     assert names(sup.get("/api/v1/customers", params={"staff": "zhaoliu"})) == set()
 
 
+def test_the_member_filter_takes_a_userid_in_any_case(as_role):
+    """WeCom's userids are case-insensitive (不区分大小写), yet ?staff=LiSi found none of lisi's
+    customers, in the API or on the page, whose chip read 成员：LiSi."""
+    admin, sup, admin_b = as_role("admin"), as_role("supervisor"), as_role("admin", "b")
+    assert names(admin.get("/api/v1/customers", params={"staff": "LiSi"})) == {"陈先生"}
+    page = admin.get("/customers", params={"staff": "LiSi"}).text
+    assert "成员：李四 <a" in page and '<option value="lisi" selected>李四</option>' in page
+    assert "陈先生" in page and "王女士" not in page
+    # within the reader's scope, and the reader's tenant (B's zhangsan is B's)
+    assert names(sup.get("/api/v1/customers", params={"staff": "ZhaoLiu"})) == set()
+    assert "刘总" not in sup.get("/customers", params={"staff": "ZhaoLiu"}).text
+    assert names(admin_b.get("/api/v1/customers", params={"staff": "ZhangSan"})) == {"乙方客户"}
+    assert names(admin.get("/api/v1/customers", params={"staff": "ZhangSan2"})) == set()
+
+
 def test_an_admin_sees_the_whole_tenant(as_role):
     assert names(as_role("admin").get("/api/v1/customers")) == {"王女士", "孙小姐", "陈先生", "刘总"}
 

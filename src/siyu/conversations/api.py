@@ -27,6 +27,7 @@ from siyu.conversations.schemas import (
     WroteAgainOut,
 )
 from siyu.db.paging import BadCursor
+from siyu.tenancy.queries import as_stored
 from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, invalid, not_found
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer
@@ -44,7 +45,7 @@ def list_conversations(
     request: Request,
     viewer: ApiViewer,
     waiting: Annotated[bool, Query(description="only customers waiting for a reply now")] = False,
-    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid, in any case")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
     group_waiting: Annotated[
@@ -77,10 +78,10 @@ def list_conversations(
     from siyu.sla import service as sla_service  # (the SLA domain builds on this one)
 
     one_way_of_paging(page, after, before)
-    f = queries.ConversationFilter(
-        waiting, staff or None, customer, kind, told=told, group_waiting=group_waiting
-    )
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        f = queries.ConversationFilter(
+            waiting, as_stored(s, staff), customer, kind, told=told, group_waiting=group_waiting
+        )
         if card is not None:  # as the card's link opens the list page
             found = sla_service.find_card(s, card)
             if found is None or not found.readable_by(viewer):
@@ -197,7 +198,7 @@ def search_messages(
         str, Query(min_length=1, max_length=100, description="words or Chinese text; all must match")
     ],
     waiting: Annotated[bool, Query(description="only in conversations waiting for a reply now")] = False,
-    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid, in any case")] = None,
     customer: Annotated[int | None, Query(description="customer id")] = None,
     kind: Annotated[ConversationKind | None, Query(description="single or group")] = None,
     page: PageNumber = 1,
@@ -209,8 +210,8 @@ def search_messages(
     those of the conversation list. Page with `next` / `prev`: unlike page numbers, they show
     no result twice and skip none when newer messages arrive between two requests."""
     one_way_of_paging(page, after, before)
-    f = queries.ConversationFilter(waiting, staff or None, customer, kind)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        f = queries.ConversationFilter(waiting, as_stored(s, staff), customer, kind)
         try:
             found = queries.search_messages(s, viewer, q, page, per_page, f, after=after, before=before)
         except BadCursor as e:

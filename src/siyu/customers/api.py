@@ -36,6 +36,7 @@ from siyu.customers.schemas import (
 )
 from siyu.db.paging import BadCursor
 from siyu.tenancy import timezones
+from siyu.tenancy.queries import as_stored
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -67,7 +68,7 @@ def list_customers(
     q: Annotated[str, Query(max_length=100, description="name, remark or phone number")] = "",
     tag: Annotated[int | None, Query(description="tag id (from /api/v1/tags)")] = None,
     channel: Annotated[int | None, Query(description="channel id")] = None,
-    staff: Annotated[str | None, Query(max_length=64, description="staff userid")] = None,
+    staff: Annotated[str | None, Query(max_length=64, description="staff userid, in any case")] = None,
     added_from: Annotated[date | None, Query(description="follow added on or after (YYYY-MM-DD)")] = None,
     added_to: Annotated[date | None, Query(description="follow added on or before (YYYY-MM-DD)")] = None,
     status: Annotated[FollowStatus | None, Query(description="follow status")] = None,
@@ -82,8 +83,8 @@ def list_customers(
     if added_from and added_to and added_from > added_to:
         raise HTTPException(422, "added_from 不能晚于 added_to / added_from must not be after added_to")
     one_way_of_paging(page, after, before)
-    f = queries.CustomerFilter(q, tag, channel, staff or None, added_from, added_to, status)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        f = queries.CustomerFilter(q, tag, channel, as_stored(s, staff), added_from, added_to, status)
         try:
             result = queries.list_customers(s, viewer, f, page, per_page, after=after, before=before)
         except BadCursor as e:

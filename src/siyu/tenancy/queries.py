@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.db import bulk
@@ -35,3 +35,22 @@ def still_with_the_corp(session: Session, userid: str) -> bool:
     """Synced and active: unlike members_left, one not synced yet counts as gone (a policy's
     escalation contact must be a member the sync knows)."""
     return session.scalar(select(Staff.id).where(Staff.userid == userid, Staff.active.is_(True))) is not None
+
+
+def member_userid(session: Session, userid: str) -> str | None:
+    """The userid of the member `userid` names, as the staff sync stored it, whatever its case:
+    WeCom's userids are case-insensitive (不区分大小写), so ZhangSan is zhangsan's. None where
+    no member has it, or several do in different cases and none exactly so."""
+    found = session.scalars(
+        select(Staff.userid).where(or_(Staff.userid == userid, func.lower(Staff.userid) == userid.lower()))
+    ).all()
+    if userid in found:
+        return userid
+    return found[0] if len(found) == 1 else None
+
+
+def as_stored(session: Session, userid: str | None) -> str | None:
+    """A list's member filter, typed or linked in any case, as the member's userid is stored:
+    the rows are matched exactly (ZhangSan found nothing of zhangsan's). One no member has
+    stays as asked, and finds what it did; none asked (None, ""): None."""
+    return (member_userid(session, userid) or userid) if userid else None

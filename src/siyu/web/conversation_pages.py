@@ -18,7 +18,7 @@ from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
 from siyu.sla.history import ENDINGS
 from siyu.tenancy.models import Tenant
-from siyu.tenancy.queries import staff_gone
+from siyu.tenancy.queries import as_stored, staff_gone
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
 from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
@@ -84,6 +84,7 @@ def conversation_list(request: Request, viewer: PageViewer):
     card_missing = False
     now = request.app.state.rt.now()  # (the clock the cards and the board read)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        f = replace(f, staff_userid=as_stored(s, f.staff_userid))  # ZhangSan: zhangsan's, as stored
         if p.get("card"):  # a card's link: its customers (what the viewer may see of them)
             card_id = _int(p.get("card"))
             card = sla_service.find_card(s, card_id) if card_id is not None else None

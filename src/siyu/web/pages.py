@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from urllib.parse import urlencode
 
@@ -36,7 +37,7 @@ from siyu.sla import service as sla_service
 from siyu.tenancy import api_tokens, setting_changes, timezones
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import STAFF_NOT_ACTIVATED, Person, Staff, Tenant, gone_word
-from siyu.tenancy.queries import staff_gone
+from siyu.tenancy.queries import as_stored, staff_gone
 from siyu.tenancy.tasks import sync_staff
 from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.channel_summary import channel_differences, channel_text
@@ -139,6 +140,7 @@ def customer_list(request: Request, viewer: PageViewer):
     )
     page_no = max(1, asked or 1)
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        f = replace(f, staff_userid=as_stored(s, f.staff_userid))  # ZhangSan: zhangsan's, as stored
         result = queries.list_customers(s, viewer, f, page_no, 20)
         if page_no > 1 and not result.items and result.total:
             # past the last page (customers gone since the link was handed out): 没有找到客户
