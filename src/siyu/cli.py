@@ -685,14 +685,13 @@ def _known_staff(rt, tenant_id: int, slug: str, userid: str) -> str:
     from sqlalchemy import func, select
 
     from siyu.tenancy.models import Staff
+    from siyu.tenancy.queries import member_userid
 
     with rt.db.tenant_session(tenant_id) as s:
-        found = s.scalars(select(Staff.userid).where(func.lower(Staff.userid) == userid.lower())).all()
+        found = member_userid(s, userid)
         synced = s.scalar(select(func.count(Staff.id)))
-    if userid in found:
-        return userid
-    if len(found) == 1:
-        return found[0]
+    if found is not None:
+        return found
     _fail(
         f"--staff-userid {userid!r} is not a member of {slug} that Siyu knows ({synced} synced): check"
         f" the userid in WeCom's 通讯录, and run `siyu sync staff --tenant {slug}` if they joined since"
