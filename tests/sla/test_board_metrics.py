@@ -20,6 +20,7 @@ from siyu.notify.models import OutboxMessage
 from siyu.sla import service, tasks
 from siyu.tenancy.models import Department, Staff
 from tests.sla.test_calendar import bj
+from tests.sla.test_engine import _recall
 from tests.sla.test_never_ring import _ask as _card_then_call
 from tests.sla.test_never_ring import _never_ring_policy, _send_calls
 from tests.support.signed_in import SignedIn
@@ -1172,3 +1173,28 @@ def test_a_recall_after_the_first_card_times_the_next_steps_from_the_question_ke
     assert _fired_at(w, 200, 700) == [330, 630]
     assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
     assert _get(w, "/api/v1/sla/board").json()["breaches_total"] == 3
+
+
+def test_both_recalls_in_one_pull_card_the_agent_once_and_the_leader_next(local):
+    """张三 is carded at 120 s about 在吗 and answers 在 at 150 s; the customer asks 这款有货吗 at
+    160 s. 张三 recalls 在 at 170 s, the customer 在吗 at 175 s, both brought by one pull: the
+    customer has waited since 在吗 without an answer, then on 这款有货吗, one wait, so 张三 is not
+    carded again (at 280 s, 2 minutes after 这款有货吗) but 李四 is, 5 minutes after it (460 s),
+    as when the two recalls come in pulls of their own; 在 answered nothing (no first response
+    of 150 s)."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    first = w.say("在吗", at=0)
+    w.pulled(0)
+    assert _fired_at(w, 0, 140) == [120]
+    answer = w.reply("在", at=150)
+    w.say("这款有货吗", at=160)
+    w.pulled(160)
+    assert _fired_at(w, 160, 190) == []
+    w.ingest(_recall(w, answer, 170, by="zhangsan"), _recall(w, first, 175))
+    assert _fired_at(w, 190, 800) == [460, 760]
+    assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["breaches_total"] == 3 and board["first_response"]["count"] == 0

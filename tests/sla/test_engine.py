@@ -893,3 +893,17 @@ def test_a_reply_pulled_with_its_recall_leaves_the_question_waiting(local, quest
     w.pulled(3600)
     w.clock(120)
     assert w.fire() == 1  # the agent is pushed 2 minutes after the question
+
+
+def test_a_reply_recalled_in_the_pull_that_brings_the_real_answer_is_no_quick_answer(local):
+    """The agent sends "." at 5 s (pulled), recalls it at 20 s and answers at 100 s, the two
+    brought by one pull: the question was answered in 100 s, as when pulled one by one. The
+    board had kept it answered in 5 s by the "." taken back."""
+    w = local
+    w.policy()
+    w.say("请问这个多少钱？", at=0)
+    dot = w.reply(".", at=5)
+    answer = w._message("zhangsan", "wmcustomer1", "100元", 100, None)
+    w.ingest(_recall(w, dot, 20, by="zhangsan"), answer)
+    assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(100), 100.0)]
+    assert w.conversation().awaiting_since is None

@@ -920,7 +920,12 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     goes_on: dict[tuple[int, str], list[_Wait]] = {}  # a reopened wait: those it goes on from
     # (nearly always none: one query only for a recall moving a wait)
     moving = {(c.conversation_id, c.msgid) for c in changes if c.reason == conversations.LATER}
-    taken = {(r.conversation_id, r.msgid) for r in _waits_on(session, moving, closed=True)}
+    # a recalled reply reopens the stored wait of the question it had answered (`_reopen`): one
+    # closed again by these changes (the question recalled in the same pull) is that row
+    taking_back = {c.conversation_id for c in changes if c.reason in _LOOK_BACK[1:]}
+    moving |= {(c.conversation_id, c.msgid) for c in changes if c.opened and c.conversation_id in taking_back}
+    stored_closed = {(r.conversation_id, r.msgid): r.id for r in _waits_on(session, moving, closed=True)}
+    taken = set(stored_closed)
     for change in _as_recorded(changes, closed_here, taken):
         if change.reason in _LOOK_BACK:
             later.append(change)
@@ -938,6 +943,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             again.close(None, "")
             if again.id is not None:
                 closed.remove(again)
+                if new.get((change.conversation_id, change.msgid)) is again:
+                    again.id = None  # (reopened as when first opened here: `_store_new_waits`)
             open_now.setdefault(change.conversation_id, []).append(again)
             continue
         moves = change.reason == conversations.EARLIER
@@ -978,6 +985,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             recalled[change.conversation_id] = ended if change.reason == "recalled" else []
             for wait in ended:
                 wait.close(change.at, change.reason, change.by)
+                if wait.id is None:
+                    wait.id = stored_closed.get((wait.conversation_id, wait.msgid))
                 closed_here[(wait.conversation_id, wait.msgid)] = wait
                 if change.reason in ("recalled", conversations.MERGED) and wait.snoozed_until is not None:
                     snoozes[change.conversation_id] = wait
