@@ -1198,3 +1198,25 @@ def test_both_recalls_in_one_pull_card_the_agent_once_and_the_leader_next(local)
     assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
     board = _get(w, "/api/v1/sla/board").json()
     assert board["breaches_total"] == 3 and board["first_response"]["count"] == 0
+
+
+def test_a_recall_under_a_snooze_keeps_the_leaders_card_spaced_after_the_agents(local):
+    """张三 answered 在吗 and took the answer back, so the customer waits from 在吗; at 30 s he
+    holds the reminders back until 400 s: his card comes then, 李四's 3 minutes after it (580 s).
+    The customer recalls 在吗 at 410 s: 这款有货吗 waits on, so 李四's card still comes at 580 s
+    and the call 5 minutes after it, not 10 s after 张三's card."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    first = w.say("在吗", at=0)
+    answer = w.reply("在", at=5)
+    w.say("这款有货吗", at=10)
+    w.recall(answer, at=20, ext="zhangsan", staff="wmcustomer1")
+    w.pulled(20)
+    with w.session() as s:
+        service.snooze(s, w.conversation().id, w.at(400), w.at(30), by="张三")
+    assert _fired_at(w, 20, 405) == [400]
+    w.recall(first, at=410)
+    assert _fired_at(w, 410, 1000) == [580, 880]
+    assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]

@@ -433,6 +433,7 @@ def _reschedule_pending(
     wait_ids: list[int] | None,
     business_time_only: bool = False,
     changed_at: datetime | None = None,
+    after: dict[int, datetime] | None = None,
 ) -> int:
     """The pending step of open waits (these, or all), due by its own delay from the wait's
     start under its policy's clock as the calendar now stands; in a snoozed wait no sooner than
@@ -442,7 +443,8 @@ def _reschedule_pending(
     the call's time. `changed_at`: when the admin
     changed the clock; a step not due by then that the new clock puts before it is due then:
     at its time by the new clock it was hours overdue, and firing skipped it as stale (过期未发),
-    so nobody was reminded at all."""
+    so nobody was reminded at all. `after`: by pending row, when the step before it was due
+    where that step is another wait's (`_carry_steps`)."""
     before = aliased(SlaEscalation)
     query = (
         select(
@@ -478,7 +480,8 @@ def _reschedule_pending(
         if r.snoozed_until is not None:
             # a snooze moved the steps later keeping their spacing: so does this one stay after
             # the step before it (the snooze's end alone had it fire with that step)
-            spaced = next_due(book, policy, r.started_at, r.step - 1, r.was_due) if r.was_due else None
+            was_due = r.was_due or (after or {}).get(r.id)
+            spaced = next_due(book, policy, r.started_at, r.step - 1, was_due) if was_due else None
             due = max(due, spaced or due, snooze_ends(book, policy, r.snoozed_until))
         if changed_at is not None and due < changed_at < r.due_at:
             due = changed_at
@@ -1114,17 +1117,22 @@ def _carry_steps(session: Session, book: PolicyBook, goes_on: dict[tuple[int, st
             SlaEscalation.target,
             SlaEscalation.delay_s,
             SlaEscalation.created_at,
+            SlaEscalation.due_at,
         ).where(bulk.among(session, SlaEscalation.wait_id, [*before, *reopened.values()]))
     ).all()
     last: dict[tuple[int, str], tuple] = {}  # the closed waits' furthest step, by message kept
+    due: dict[tuple[tuple[int, str], int], datetime] = {}  # their steps' times, by message kept and step
     pending: dict[int, tuple] = {}
     for row in rows:
         key = before.get(row.wait_id)
+        if key is not None:
+            due[(key, row.step)] = row.due_at
         if key is not None and (key not in last or row.step > last[key].step):
             last[key] = row
         elif key is None and row.status == "pending":
             pending[row.wait_id] = row
     taken, dropped, moved = [], [], []
+    after: dict[int, datetime] = {}  # (a snooze held the step before: this one keeps its spacing)
     for key, wait_id in reopened.items():
         own, theirs = pending.get(wait_id), last.get(key)
         if own is None or theirs is None:
@@ -1137,13 +1145,15 @@ def _carry_steps(session: Session, book: PolicyBook, goes_on: dict[tuple[int, st
             step = {k: getattr(theirs, k) for k in ("step", "action", "target", "delay_s", "created_at")}
             taken.append({"id": own.id, **step, "note": ""})
             moved.append(wait_id)
+            if (was_due := due.get((key, reached))) is not None:
+                after[own.id] = was_due
         else:
             dropped.append({"id": own.id, "status": "cancelled", "note": "recalled"})
     bulk.update_by_id(
         session, SlaEscalation, taken, ["step", "action", "target", "delay_s", "created_at", "note"]
     )
     bulk.update_by_id(session, SlaEscalation, dropped, ["status", "note"])
-    _reschedule_pending(session, book, moved)
+    _reschedule_pending(session, book, moved, after=after)
 
 
 # Changes that correct waits stored before (read after this batch's own are stored).
