@@ -456,6 +456,25 @@ def test_snooze_pushes_the_pending_steps_later_keeping_their_spacing(local):
     assert pending_due(w) == w.at(2280)
 
 
+def test_a_snooze_ends_with_the_wait_the_customer_recalled_however_the_archive_brings_it(local):
+    """张三 holds 在吗's reminders back until 1000 s; the customer recalls it at 20 s, 张三 says
+    您好 at 100 s and the customer asks 这款有货吗 at 300 s, all brought by one pull: a new
+    question, so 张三 is carded 2 minutes after it, as when pulled one by one. The snooze had
+    held it until 1000 s."""
+    w = local
+    w.policy()
+    first = w.say("在吗", at=0)
+    with w.session() as s:
+        service.snooze(s, w.conversation().id, until=w.at(1000), now=w.at(10), by="张三")
+    hello = w._message("zhangsan", "wmcustomer1", "您好", 100, None)
+    question = w._message("wmcustomer1", "zhangsan", "这款有货吗", 300, None)
+    w.ingest(_recall(w, first, 20), hello, question)
+    w.pulled(7200)
+    w.clock(420)
+    assert w.fire() == 1
+    assert [c.payload["touser"] for c in w.outbox()] == ["zhangsan"]
+
+
 def test_a_shorter_snooze_brings_the_step_back_but_not_before_its_schedule(local):
     w = local
     w.policy()

@@ -904,7 +904,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
         wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by, by_id, at
         open_now.setdefault(conversation_id, []).append(wait)
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
-    # same customer the agent asked quiet about (the wait it was asked on, who and when)
+    # same customer the agent asked quiet about (the wait it was asked on, who and when); only
+    # to the wait it moved to (the change right after), not to a question asked after it ended
     snoozes: dict[int, _Wait] = {}
     opening = [c for c in changes if c.opened and c.kind == "single" and c.staff_userid]
     if opening and session.get_bind().dialect.name == "postgresql":
@@ -933,6 +934,13 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
         if change.reason in _LOOK_BACK:
             later.append(change)
             continue
+        held = snoozes.pop(change.conversation_id, None)  # (a recall's to its LATER, a merge's to its open)
+        if (
+            held is not None
+            and change.reason != conversations.LATER
+            and held.close_reason != conversations.MERGED
+        ):
+            held = None
         if (
             change.opened
             and change.reason == conversations.LATER
@@ -978,7 +986,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                 policies[change.staff_userid],
                 change.at,
             )
-            if (snoozed := snoozes.get(change.conversation_id)) is not None:
+            if (snoozed := held) is not None:
                 wait.snoozed_until, wait.snoozed_by = snoozed.snoozed_until, snoozed.snoozed_by
                 wait.snoozed_by_id, wait.snoozed_at = snoozed.snoozed_by_id, snoozed.snoozed_at
             new[(change.conversation_id, change.msgid)] = wait
