@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import event as db_events
 from sqlalchemy import select
 
@@ -1220,3 +1221,26 @@ def test_a_recall_under_a_snooze_keeps_the_leaders_card_spaced_after_the_agents(
     w.recall(first, at=410)
     assert _fired_at(w, 410, 1000) == [580, 880]
     assert [o.payload.get("touser") for o in w.outbox("sla_notice")] == ["zhangsan", "lisi"]
+
+
+@pytest.mark.parametrize("first_taken_back", ["the answer", "the question"])
+def test_a_question_and_its_answer_both_taken_back_answered_nothing_in_either_order(local, first_taken_back):
+    """张三 answers 在吗 with 在 at 5 s, the customer asks 这款有货吗 at 10 s; at 15 s and 20 s the
+    customer recalls 在吗 and 张三 recalls 在, in either order: 在吗 was never answered (it is no
+    first response of 5 s, as it had stayed when the customer recalled first) and 这款有货吗
+    waits on, 张三 carded about it at 130 s."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+    first = w.say("在吗", at=0)
+    answer = w.reply("在", at=5)
+    w.say("这款有货吗", at=10)
+    w.pulled(10)
+    recalls = [_recall(w, answer, 15, by="zhangsan"), _recall(w, first, 20)]
+    if first_taken_back == "the question":
+        recalls = [_recall(w, first, 15), _recall(w, answer, 20, by="zhangsan")]
+    for recall in recalls:
+        w.ingest(recall)
+    assert _fired_at(w, 20, 200) == [130]
+    assert _get(w, "/api/v1/sla/board").json()["first_response"]["count"] == 0

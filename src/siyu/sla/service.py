@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import service as conversations
+from siyu.conversations.models import Message
 from siyu.customers.models import Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
 from siyu.db import bulk, locks
@@ -1027,6 +1028,7 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     recalled_at = change.answered_at
     rows = session.execute(
         select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at, SlaWait.close_reason, SlaWait.closed_by)
+        .add_columns(SlaWait.msgid)
         .where(
             SlaWait.conversation_id == change.conversation_id,
             or_(
@@ -1043,10 +1045,14 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     folded = [r for r in rows if r.started_at > recalled_at and r.close_reason not in _WAS_PART]
     then = folded[0] if folded and folded[0].closed_at is not None else None
     if then is None and change.reason != conversations.ANSWERED_LATER:
-        return  # (it waits again: reopened)
-    closed_at, reason, by = (
-        (then.closed_at, then.close_reason, then.closed_by) if then else (change.at, "replied", "")
-    )
+        if not _taken_back(session, change.conversation_id, answered.msgid):
+            return  # (it waits again: reopened)
+        # the customer had recalled the question before: the wait went on, and ends so, unanswered
+        closed_at, reason, by = change.at, "recalled", ""
+    else:
+        closed_at, reason, by = (
+            (then.closed_at, then.close_reason, then.closed_by) if then else (change.at, "replied", "")
+        )
     response_s = max(0.0, (closed_at - answered.started_at).total_seconds()) if reason == "replied" else None
     out = [
         {
@@ -1068,6 +1074,15 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
             }
         )
     bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
+
+
+def _taken_back(session: Session, conversation_id: int, msgid: str) -> bool:
+    """Whether the customer recalled this message of the conversation."""
+    return bool(
+        session.scalar(
+            select(Message.recalled).where(Message.conversation_id == conversation_id, Message.msgid == msgid)
+        )
+    )
 
 
 def _waits_on(session: Session, messages: set[tuple[int, str]], closed: bool) -> list:
