@@ -141,8 +141,39 @@ def test_a_method_a_path_does_not_take_is_a_405_in_both_languages_naming_the_one
     channel = world.a.channels["门店海报"]
     r = admin.delete(f"/api/v1/channels/{channel}", headers={"X-CSRF-Token": admin.csrf})
     assert r.status_code == 405
-    assert r.headers["allow"] == "GET, PATCH"
+    assert r.headers["allow"] == "GET, HEAD, PATCH"
     assert r.json() == {
-        "detail": "这个地址不支持 DELETE，可用：GET, PATCH / DELETE is not allowed here: use GET, PATCH"
+        "detail": "这个地址不支持 DELETE，可用：GET, HEAD, PATCH"
+        " / DELETE is not allowed here: use GET, HEAD, PATCH"
     }
     assert admin.get(f"/api/v1/channels/{channel}").status_code == 200
+
+
+def test_head_answers_as_get_would_without_the_body(as_role, siyu):
+    """`curl -I` and uptime monitors ask with HEAD: every address answered 405 (/healthz
+    included), as FastAPI's routes take only the methods they name."""
+    admin = as_role("admin")
+    for path in (
+        "/healthz",
+        "/api/v1/me",
+        "/api/v1/sla/policy",
+        "/api/v1/conversations/9223372036854775808",  # a refusal too, as GET has it
+        "/api/v1/openapi.json",
+        "/sla/policy",
+        "/login",  # signed in: on to the home page
+        "/static/siyu.css",
+        "/no-such-page",
+    ):
+        got, head = admin.get(path), admin.head(path)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        for header in ("content-type", "content-length", "location", "cache-control"):
+            assert head.headers.get(header) == got.headers.get(header), (path, header)
+        assert head.content == b"", path
+    # a path taking no GET takes no HEAD either; GET implies HEAD in what a 405 names
+    r = admin.head("/api/v1/tokens/1/revoke")
+    assert (r.status_code, r.headers["allow"]) == (405, "POST")
+    r = admin.post("/api/v1/me", headers={"X-CSRF-Token": admin.csrf})
+    assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD")
+    # the spec has no HEAD twin of each GET
+    spec = admin.get("/api/v1/openapi.json").json()
+    assert not [path for path, ops in spec["paths"].items() if "head" in ops]

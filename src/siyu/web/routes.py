@@ -34,6 +34,7 @@ from siyu.web import (
     token_pages,
 )
 from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound, body_refusals_where_a_body_is_taken
+from siyu.web.head import HeadAsGet
 from siyu.web.headers import SecurityHeaders
 from siyu.web.input_guard import BodyLimit, InputRefused, body_kind, refuse_nul, sent_as_json
 from siyu.web.templating import HERE, render, wecom_message
@@ -65,6 +66,7 @@ def _wants_page(request: Request) -> bool:
 def install(app: FastAPI) -> None:
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)  # outermost: the answer a GET gets, its headers included
     app.router.dependencies.append(Depends(refuse_nul))  # every route included from here on
 
     app.state.database_health = health.database_health()
@@ -179,13 +181,14 @@ def install(app: FastAPI) -> None:
 
 def _allowed_methods(request: Request) -> str:
     """Every method the path takes: the Allow header names only the first route that has the
-    path (GET of GET and PATCH, each its own route)."""
+    path (GET of GET and PATCH, each its own route). HEAD wherever GET is (HeadAsGet)."""
     scope = {"type": "http", "path": request.url.path, "root_path": "", "headers": []}
-    return ", ".join(
+    taken = [
         method
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
         if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in request.app.routes)
-    )
+    ]
+    return ", ".join(["GET", "HEAD", *taken[1:]] if taken[:1] == ["GET"] else taken)
 
 
 async def _who_may_call(request: Request) -> JSONResponse | None:
