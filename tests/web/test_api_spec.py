@@ -268,6 +268,23 @@ def test_a_body_not_in_utf8_is_a_clear_422_after_who_may_call(as_role, siyu):
     assert "展会渠道" not in admin.get("/api/v1/channels").text
 
 
+def test_json_nested_too_deeply_is_a_422_saying_so_not_that_it_is_not_utf8(as_role, siyu):
+    """100,000 `[` (json.loads gives up on them) were told 请求体不是 UTF-8 编码的 JSON, sending
+    the caller to look at an encoding that was fine."""
+    admin = as_role("admin")
+    deep = '{"name": "深渠道", "staff_userids": ["zhangsan"], "x": '.encode() + b"[" * 100_000
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(base_url=siyu, timeout=10) as signed_out:  # who may call first, as for any body
+        assert signed_out.post("/api/v1/channels", content=deep, headers=headers).status_code == 401
+    r = admin.post("/api/v1/channels", content=deep, headers={**headers, "X-CSRF-Token": admin.csrf})
+    assert r.status_code == 422 and r.json() == {
+        "detail": "请求体的 JSON 嵌套太深 / the JSON in the body is nested too deeply"
+    }, r.text
+    spec = admin.get("/api/v1/openapi.json").json()
+    assert problems(spec, response_schema(spec, "/api/v1/channels", "post", 422), r.json()) == []
+    assert "深渠道" not in admin.get("/api/v1/channels").text
+
+
 def test_a_body_not_sent_as_json_is_a_415_saying_what_to_send(as_role, siyu):
     """curl's `-d '{"minutes": 15}'` sends the JSON with a form's Content-Type, and FastAPI
     read it as text: 422 "Input should be a valid dictionary or object to extract fields
