@@ -28,7 +28,7 @@ from siyu.conversations.schemas import (
 )
 from siyu.db.paging import BadCursor
 from siyu.tenancy.queries import as_stored
-from siyu.web.api_errors import API_RESPONSES, NOT_FOUND, WRITE, invalid, not_found
+from siyu.web.api_errors import API_RESPONSES, BIGINT, NOT_FOUND, WRITE, invalid, not_found, out_of_range
 from siyu.web.api_paging import After, Before, PageNumber, one_way_of_paging
 from siyu.web.auth import ApiViewer
 from siyu.web.templating import forget_waiting
@@ -83,6 +83,8 @@ def list_conversations(
             waiting, as_stored(s, staff), customer, kind, told=told, group_waiting=group_waiting
         )
         if card is not None:  # as the card's link opens the list page
+            if card not in BIGINT:  # as customer's is (the page's link finds no card there)
+                raise HTTPException(422, out_of_range(["card"]))
             found = sla_service.find_card(s, card)
             if found is None or not found.readable_by(viewer):
                 raise not_found()

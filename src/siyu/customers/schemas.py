@@ -10,7 +10,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -20,6 +19,7 @@ from pydantic import (
 from siyu.customers.channels import link_problem
 from siyu.tenancy.schemas import STAFF_STATUS_TEXT, StaffStatus
 from siyu.visible_names import tidy_name
+from siyu.web.api_errors import BodyId
 from siyu.web.api_paging import ListPage
 
 HttpUrl = Annotated[
@@ -234,7 +234,7 @@ class ChannelFields(BaseModel):
     )
     # Strict, as the SLA policy's: true for a department id read as 1 (总部, the whole corp),
     # "no" for a switch, are more likely a script's mistake than a choice.
-    department_ids: list[StrictInt] = Field(default=[], max_length=100, description="WeCom department ids")
+    department_ids: list[BodyId] = Field(default=[], max_length=100, description="WeCom department ids")
     skip_verify: StrictBool = Field(default=True, description="add without the staff member confirming")
     tag_ids: list[str] = Field(
         default=[], max_length=100, description="WeCom tag ids (`wecom_id` of /api/v1/tags)"
@@ -271,7 +271,7 @@ class ChannelPatch(BaseModel):
     # off); left out, they stay (the default is never validated)
     name: str = Field(default=None, min_length=1, max_length=100)
     staff_userids: list[str] | None = Field(default=None, max_length=100)
-    department_ids: list[StrictInt] | None = Field(default=None, max_length=100)
+    department_ids: list[BodyId] | None = Field(default=None, max_length=100)
     skip_verify: StrictBool = None
     tag_ids: list[str] | None = Field(default=None, max_length=100)
     welcome_text: str | None = Field(default=None, max_length=2000)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from siyu.tenancy import people
+from siyu.web.api_errors import BodyId
 
 # tenancy.models.STAFF_STATUS: whether a follow's or a chat's member is still with the corp
 StaffStatus = Literal["active", "left", "disabled", "left_or_disabled"]
@@ -93,7 +94,7 @@ class TokenCreate(BaseModel):
     name: StrictStr = Field(max_length=100, description="what the token is for, e.g. CRM 同步")
     # Strict, as every id a body carries (a channel's department_ids): "1" or true, read as
     # person 1, would make a token acting as whoever that is
-    person_id: StrictInt | None = Field(
+    person_id: BodyId | None = Field(
         default=None,
         description="the person it acts as (their role and scope): yourself, a supervisor or a member, not"
         " another admin (422); leave out for yourself",

@@ -7,10 +7,10 @@ ids cannot be told from ids that do not exist."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 
 class ApiError(BaseModel):
@@ -64,6 +64,24 @@ NOT_FOUND_TEXT = "找不到，或你无权查看 / not found (or not yours)"
 
 def not_found() -> HTTPException:
     return HTTPException(404, NOT_FOUND_TEXT)
+
+
+# What the database's integer columns hold: an id past it is refused by the database itself
+# (SQLite's driver, PostgreSQL), and the answer names the parameter it came in.
+BIGINT = range(-(2**63), 2**63)
+
+# An id a body carries: refused with the field's place in FastAPI's list, before the database
+# refuses it with no place to name (a strict int, as "1" or true read as 1 would pick a row).
+BodyId = Annotated[StrictInt, Field(ge=BIGINT.start, le=BIGINT.stop - 1)]
+
+
+def out_of_range(names: list[str]) -> str:
+    """What a 422 says of numbers the database holds no integer for (`names`, path and query
+    parameters; none where it cannot be told which)."""
+    if not names:
+        return "请求里有个数字超出了范围 / a number in the request is out of range"
+    listed = ", ".join(names)
+    return f"{listed} 超出了范围 / {listed} {'is' if len(names) == 1 else 'are'} out of range"
 
 
 class ClearNotFound(HTTPException):

@@ -9,7 +9,12 @@ from typing import Annotated
 from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
-PageNumber = Annotated[int, Query(ge=1, description="page number; `after` / `before` page better")]
+# A page's rows start (page - 1) × per_page rows in (per_page up to 100): an offset past what the
+# database holds was refused naming no parameter.
+MAX_PAGE = 10**15
+PageNumber = Annotated[
+    int, Query(ge=1, le=MAX_PAGE, description="page number; `after` / `before` page better")
+]
 After = Annotated[str | None, Query(max_length=200, description="`next` of a page: the page after it")]
 Before = Annotated[str | None, Query(max_length=200, description="`prev` of a page: the page before it")]
 

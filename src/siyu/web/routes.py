@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -33,7 +34,13 @@ from siyu.web import (
     sla_pages,
     token_pages,
 )
-from siyu.web.api_errors import NOT_FOUND_TEXT, ClearNotFound, body_refusals_where_a_body_is_taken
+from siyu.web.api_errors import (
+    BIGINT,
+    NOT_FOUND_TEXT,
+    ClearNotFound,
+    body_refusals_where_a_body_is_taken,
+    out_of_range,
+)
 from siyu.web.head import HeadAsGet
 from siyu.web.headers import SecurityHeaders
 from siyu.web.input_guard import BodyLimit, InputRefused, body_kind, refuse_nul, sent_as_json
@@ -241,10 +248,25 @@ def _csrf_refused() -> JSONResponse:
 
 
 async def _out_of_range(request: Request):
-    message = "请求里有个数字超出了范围 / a number in the request is out of range"
-    if _wants_page(request):
-        return await _error_page(request, 422, message)
-    return JSONResponse({"detail": message}, 422)
+    if _wants_page(request):  # a person reads it, not the names of the address's parts
+        return await _error_page(request, 422, out_of_range([]))
+    return JSONResponse({"detail": out_of_range(_past_bigint(request))}, 422)
+
+
+def _past_bigint(request: Request) -> list[str]:
+    """The path and query parameters holding a whole number no database integer holds: the
+    one the database refused (a number in a body is refused before, by its field's bounds)."""
+    said = [*request.path_params.items(), *request.query_params.multi_items()]
+    return list(dict.fromkeys(name for name, value in said if _whole_past_bigint(str(value))))
+
+
+def _whole_past_bigint(text: str) -> bool:
+    if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
+        return False
+    try:
+        return int(text) not in BIGINT
+    except ValueError:  # more digits than int() reads (a text parameter: FastAPI refuses an int's)
+        return True
 
 
 # How much of a refused value the answer repeats (a 5 MB field had come back whole).
