@@ -249,3 +249,22 @@ def test_the_wait_bar_stays_in_sight_in_a_long_chat(page, siyu, world, db, scree
         assert box["y"] >= header["y"] + header["height"] - 1, (box, header)  # not under the header
     if screen["width"] == 390:
         fits_the_phone(page)
+
+
+def test_what_the_wait_bar_s_buttons_did_is_said_in_sight_in_a_long_chat(page, siyu, world, db):
+    """A long chat comes back at its newest message after 标记无需回复 or 暂缓, which left what
+    the button did at the top of the page, out of sight: refused because the customer wrote
+    meanwhile, the agent saw the same red bar again and nothing else, as if the tap were lost."""
+    ext, cid = long_chat(db, world)
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.goto(f"{siyu}/conversations/{cid}")
+    archived(db, world, ext, STAFF, "还在吗？")  # after the page was drawn
+    page.get_by_role("button", name="标记无需回复").click()
+    done = page.locator("#done")
+    expect(done).to_contain_text("又发了消息「还在吗？」")
+    expect(done).to_be_in_viewport()
+    expect(page.get_by_text("还在吗？", exact=True)).to_be_in_viewport()  # the message it speaks of
+    page.get_by_role("button", name="标记无需回复").click()
+    expect(done).to_have_text("已标记为无需回复。")
+    expect(done).to_be_in_viewport()
+    fits_the_phone(page)
