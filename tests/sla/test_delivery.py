@@ -815,6 +815,39 @@ def test_a_card_opened_after_the_agent_answered_and_left_marks_them(w):
             s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=True, wecom_status=1))
 
 
+@pytest.mark.parametrize("customers", [1, 2])
+def test_a_leaders_card_about_a_member_who_left_asks_to_hand_the_customer_over(w, customers):
+    """张三 left the company with customers waiting: his own cards reach nobody, his leader's go
+    out. They read 张三的客户 … 请提醒张三尽快回复 (两位: 请提醒同事尽快回复), a reminder nobody
+    can pass on, while the chat they open says nobody there will reply and to hand them over."""
+    from siyu.tenancy.models import Staff
+
+    w.say("你好，这个套餐多少钱？", at=0)
+    if customers == 2:
+        w.say("请问能开发票吗？", at=1, ext="wmcustomer2")
+    w.pulled(3600)
+    with w.session() as s:  # (the staff sync's verdict; put back below, as the other tests expect him)
+        s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=False, wecom_status=5))
+    try:
+        w.clock(305)
+        while w.fire():
+            pass
+        [card] = wait_for(lambda: cards(w, "lisi"))
+    finally:
+        with w.session() as s:
+            s.execute(update(Staff).where(Staff.userid == "zhangsan").values(active=True, wecom_status=1))
+    assert "提醒" not in card["description"], card["description"]
+    if customers == 1:
+        assert card["title"] == "张三（已离职）的客户 王女士 已等待 5 分钟 未回复"
+        assert card["description"].endswith(
+            "已等待 5 分钟，张三已离职，请在企业微信管理后台把客户分配给在职成员</div>"
+        )
+    else:
+        assert card["title"] == "2 位客户等待回复，最长 5 分钟"
+        assert "王女士（张三，已离职）：" in card["description"]
+        assert card["description"].endswith("离职或停用成员的客户，请在企业微信管理后台分配给在职成员</div>")
+
+
 def test_a_card_opened_after_a_colleague_marked_it_no_reply_needed_says_who(w):
     from siyu.conversations import service as conversations
 

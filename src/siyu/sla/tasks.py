@@ -50,7 +50,7 @@ from siyu.sla import firing, queries, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
-from siyu.tenancy.models import Staff, Tenant
+from siyu.tenancy.models import Staff, Tenant, gone_word
 from siyu.wecom.errors import MEMBER_UNKNOWN_ERRCODES, WeComError, WeComNotPermitted
 
 log = logging.getLogger(__name__)
@@ -281,17 +281,18 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                 )
             ).all()
         )
-        names = dict(
-            s.execute(
-                select(Staff.userid, Staff.name).where(
+        staff = {
+            userid: (name, gone_word(active, status))
+            for userid, name, active, status in s.execute(
+                select(Staff.userid, Staff.name, Staff.active, Staff.wecom_status).where(
                     bulk.among(s, Staff.userid, {e["agent"] for e in every})
                 )
-            ).all()
-        )
+            )
+        }
         asks = conversation_queries.waiting_asks(s, {e["conversation_id"]: e["started_at"] for e in every})
         for e in every:
             e["asks"], e["asked"] = asks.get(e["conversation_id"]) or ([texts.get(e["msgid"], "")], 1)
-            e["agent_name"] = names.get(e["agent"], e["agent"])
+            e["agent_name"], e["agent_gone"] = staff.get(e["agent"], (e["agent"], ""))
     return found
 
 
@@ -345,18 +346,23 @@ def build_card(
     own = all(e["agent"] == touser for e in entries)
     if len(entries) == 1:
         agent_name = _clip(first["agent_name"], 16)
+        gone = first.get("agent_gone", "")
         tail = f" 已等待 {_how_long(first, now, short=True)} 未回复"
-        head = "" if own else f"{agent_name}的客户 "
+        head = "" if own else f"{agent_name}（{gone}）的客户 " if gone else f"{agent_name}的客户 "
         # the customer's name gives way, so that the title still says how long and 未回复
         room = TITLE_BYTES - len((head + tail).encode())
         title = head + _clip_bytes(" ".join(first["customer"].split()), max(room, 8)) + tail
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
         several = f" 起发来 {first['asked']} 条" if first.get("asked", 1) > 1 else " 发来"
-        closing = (
-            f'<div class="highlight">已等待 {longest}，'
-            + ("请尽快回复" if own else f"请提醒{html.escape(agent_name)}尽快回复")
-            + "</div>"
-        )
+        if own:
+            ask = "请尽快回复"
+        elif gone:  # nobody to remind: the chat it opens says so too, and how WeCom hands customers over
+            ask = f"{html.escape(agent_name)}{gone}，请在企业微信管理后台" + (
+                "重新启用该成员或把客户分配给其他成员" if gone == "已禁用" else "把客户分配给在职成员"
+            )
+        else:
+            ask = f"请提醒{html.escape(agent_name)}尽快回复"
+        closing = f'<div class="highlight">已等待 {longest}，{ask}</div>'
         for chars in QUOTE_CHARS:  # WeCom cuts a description past 512 bytes, closing line and all
             asked = conversation_queries.quote_asks(first["asks"], chars, first.get("asked"))
             description = (
@@ -370,11 +376,17 @@ def build_card(
     else:
         title = f"{len(entries)} 位客户等待回复，最长 {_how_long(first, now, short=True)}"
         mine = sum(e["agent"] == touser for e in entries)
-        ask = "请尽快回复" if own else "请提醒同事尽快回复" if not mine else "请尽快回复，并提醒同事"
-        closing = f'<div class="highlight">{ask}</div>'
+        gone = [e for e in entries if e.get("agent_gone")]
+        reachable = len(entries) - mine - len(gone)  # colleagues still with the corp to remind
+        asks = ["请尽快回复" if mine else "", "请提醒同事尽快回复" if not mine and reachable else ""]
+        asks[0] += "，并提醒同事" if mine and reachable else ""
+        if gone:  # nobody to remind of theirs (the chats say so): WeCom hands their customers over
+            asks.append("离职或停用成员的客户，请在企业微信管理后台分配给在职成员")
+        closing = f'<div class="highlight">{"；".join(a for a in asks if a)}</div>'
         lines: list[str] = []
         for e in entries[:5]:
-            agent = "" if e["agent"] == touser else f"（{html.escape(e['agent_name'])}）"
+            name = html.escape(e["agent_name"]) + (f"，{e['agent_gone']}" if e.get("agent_gone") else "")
+            agent = "" if e["agent"] == touser else f"（{name}）"
             how_long = _how_long(e, now)  # under a business-hours policy, the wall time beside it
             asked = conversation_queries.quote_asks(e["asks"], 24, e.get("asked"))
             line = (
