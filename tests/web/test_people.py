@@ -317,6 +317,23 @@ def test_an_admin_adds_a_login_on_the_page_by_hand_or_for_a_member_who_never_sig
             s.execute(delete(Person).where((Person.login == by_hand) | (Person.staff_userid == "lisi")))
 
 
+def test_a_login_added_on_the_page_for_a_member_in_another_case_is_the_members(as_role, db, world):
+    """添加账号 with the member typed LiSi (a form filled by a script, or an old page's option)
+    was refused as 企业微信里没有在职成员 LiSi: it is lisi's login, as the API makes it."""
+    admin = as_role("admin")
+    with db.tenant_session(world.a.id) as s:  # (an earlier test's WeCom sign-in made 李四 one)
+        s.execute(delete(Person).where(Person.staff_userid == "lisi"))
+    fields = {"csrf_token": admin.csrf, "display_name": "李四", "role": "agent", "staff_userid": "LiSi"}
+    try:
+        r = admin.post("/setup/people", data={**fields, "login": "lisi-cased"})
+        assert r.status_code == 303, html.unescape(r.text.split('id="add-person-error">', 1)[-1])[:200]
+        with db.tenant_session(world.a.id) as s:
+            assert s.scalar(select(Person.staff_userid).where(Person.login == "lisi-cased")) == "lisi"
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(Person).where(Person.staff_userid == "lisi"))
+
+
 def test_a_display_name_of_only_invisible_characters_is_refused_on_the_page_as_in_the_api(as_role, db, world):
     """The page makes a login through the same rule as /api/v1/people: a zero-width space alone
     is no name (the list showed a row with none)."""

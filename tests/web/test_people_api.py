@@ -155,6 +155,24 @@ def test_a_login_for_a_wecom_member_needs_no_password_and_only_one_per_member(as
         assert r.status_code == 422 and "没有在职成员" in r.json()["detail"]
 
 
+def test_a_login_for_a_member_named_in_another_case_is_the_members(as_role, siyu, db, world):
+    """WeCom's userids are case-insensitive: an HR system sending LiSi for lisi was told
+    企业微信里没有在职成员 LiSi. It is 李四's login, linked to lisi as stored, and one more
+    for LISI is the second login of the same member."""
+    admin = as_role("admin")
+    token, _ = _token(admin)
+    member_login = f"pa-{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:  # (an earlier test's WeCom sign-in made 李四 one)
+        s.execute(delete(Person).where(Person.staff_userid == "lisi"))
+    with token, _cleanup(db, world, member_login, f"{member_login}2"):
+        body = {"login": member_login, "display_name": "李四", "role": "agent", "staff_userid": "LiSi"}
+        r = token.post("/api/v1/people", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["staff_userid"] == "lisi"
+        r = token.post("/api/v1/people", json={**body, "login": f"{member_login}2", "staff_userid": "LISI"})
+        assert r.status_code == 409 and "成员 lisi 已有账号" in r.json()["detail"], r.text
+
+
 def test_bad_payloads_are_422_and_say_which_field(as_role, db, world):
     admin = as_role("admin")
     token, _ = _token(admin)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, WebSession
+from siyu.tenancy.queries import member_userid
 from siyu.visible_names import tidy_name
 
 MIN_PASSWORD = 8
@@ -127,6 +128,8 @@ def add(
     if password is not None and len(password) < MIN_PASSWORD:
         raise _short()
     if staff_userid is not None:
+        # LiSi is lisi (WeCom userids ignore case): the login is linked to the userid as stored
+        staff_userid = member_userid(session, staff_userid) or staff_userid
         if session.scalar(select(Staff.active).where(Staff.userid == staff_userid)) is not True:
             raise PersonRefused(
                 f"企业微信里没有在职成员 {staff_userid}：先同步通讯录，或检查 userid"
