@@ -590,3 +590,24 @@ def test_a_token_acting_as_another_admin_is_refused_whenever_it_was_made(as_role
             s.execute(update(Person).where(Person.id == other).values(role="supervisor"))
         with _bearer(siyu, secret) as token:
             assert token.get("/api/v1/me").status_code == 200
+
+
+def test_a_token_for_a_member_named_in_another_case_acts_as_that_member(as_role, siyu, db, world):
+    """WeCom's userids are case-insensitive: a token for ZhangSan was refused as 找不到这个账号,
+    one for a member who left (SunBa) named no one. ZhangSan's acts as 张三; a newcomer typed in
+    capitals gets their login made as lisi's was, with the userid as synced; SunBa has left."""
+    admin = as_role("admin")
+    made = _from_api(admin, staff_userid="ZhangSan")
+    assert (made["acts_as"]["staff_userid"], made["acts_as"]["login"]) == (
+        "zhangsan",
+        world.a.logins["agent"],
+    )
+    with _bearer(siyu, made["token"]) as token:
+        assert token.get("/api/v1/me").json()["visible_staff"] == ["zhangsan"]
+    with _newcomer(db, world, "新同事") as (userid, _login):
+        made = _from_api(admin, staff_userid=userid.upper())
+        assert made["acts_as"]["staff_userid"] == userid and made["acts_as"]["login"].endswith(f"/{userid}")
+    r = admin.post(
+        "/api/v1/tokens", json={"name": "x", "staff_userid": "SunBa"}, headers={"X-CSRF-Token": admin.csrf}
+    )
+    assert r.status_code == 422 and "孙八 已离职" in r.json()["detail"], r.text

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from siyu.db import utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import ApiToken, Person, Staff, Tenant
-from siyu.tenancy.queries import members_left
+from siyu.tenancy.queries import member_userid, members_left
 
 PREFIX = "siyu_"
 SECRET_CHARS = 40
@@ -155,6 +155,7 @@ def acting_person(session: Session, tenant_id: int, choice: str, made_by: int | 
     if kind == "p" and value.isdigit():
         person = session.get(Person, int(value))
     elif kind == "s" and value:
+        value = member_userid(session, value) or value  # ZhangSan is zhangsan: WeCom ignores case
         person = session.scalar(select(Person).where(Person.staff_userid == value))
         if person is None:
             person = tenancy.person_for_staff(session, session.get(Tenant, tenant_id), value)
