@@ -163,6 +163,26 @@ def test_the_rules_refusal_is_a_clear_422_and_nothing_is_saved(as_role):
     assert admin.get("/api/v1/sla/policies/4").status_code == 404
 
 
+def test_an_escalation_contact_sent_in_another_case_is_saved_as_the_members_userid(as_role):
+    """WeCom's userids are case-insensitive: WangWu for wangwu was refused, 升级联系人 WangWu
+    不是在职成员. It is saved as wangwu, whom the steps then reach; SunBa has still left."""
+    admin = as_role("admin")
+    h = {"X-CSRF-Token": admin.csrf}
+    api = "/api/v1/sla/policy"
+    kept = admin.get(api).json()["escalation_contact"]
+    try:
+        r = admin.put(api, json={"escalation_contact": "WangWu"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["escalation_contact"] == "wangwu" == admin.get(api).json()["escalation_contact"]
+        r = admin.put("/api/v1/sla/policies/4", json={"escalation_contact": " ZHAOLIU "}, headers=h)
+        assert r.status_code == 201, r.text
+        assert admin.get("/api/v1/sla/policies/4").json()["escalation_contact"] == "zhaoliu"
+        r = admin.put("/api/v1/sla/policies/4", json={"escalation_contact": "SunBa"}, headers=h)
+        assert r.status_code == 422 and "升级联系人 sunba 不是在职成员" in r.json()["detail"], r.text
+    finally:
+        admin.put(api, json={"escalation_contact": kept}, headers=h)
+
+
 def test_department_policies_are_admin_only_and_need_csrf(as_role):
     admin = as_role("admin")
     assert admin.put("/api/v1/sla/policies/4", json={"steps": LEADER_1MIN}).status_code == 403  # CSRF

@@ -58,7 +58,7 @@ from siyu.sla.schemas import (
 )
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff
-from siyu.tenancy.queries import still_with_the_corp
+from siyu.tenancy.queries import member_userid, still_with_the_corp
 from siyu.web.api_errors import (
     ADMIN,
     ADMIN_WRITE,
@@ -598,12 +598,15 @@ def policy_out(session: Session) -> dict:
 
 def _policy_fields(session: Session, body: PolicyFieldsIn) -> dict:
     """The fields `body` sets, for service.save_policy; the escalation contact must be an
-    active member (service.PolicyError otherwise)."""
+    active member, named in any case (service.PolicyError otherwise)."""
     fields = body.model_dump(exclude_none=True, exclude={"calendar_days"})
     if "steps" in fields:
         fields["steps"] = [dict(s) for s in fields["steps"]]
     if fields.get("escalation_contact", "").strip():
-        contact = fields["escalation_contact"] = fields["escalation_contact"].strip()
+        typed = fields["escalation_contact"].strip()
+        # WangWu is wangwu (WeCom's userids ignore case): saved as the sync keeps it, which the
+        # steps look the contact up by
+        contact = fields["escalation_contact"] = member_userid(session, typed) or typed
         if not still_with_the_corp(session, contact):
             raise service.PolicyError(
                 f"升级联系人 {contact} 不是在职成员 / the escalation contact is not an active member"
