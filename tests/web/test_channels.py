@@ -91,6 +91,25 @@ def test_a_member_or_tag_named_twice_is_one(as_role, world, db):
         assert admin.post(f"/api/v1/channels/{made}/disable", headers=csrf).status_code == 200
 
 
+def test_a_member_named_in_another_case_is_the_members_userid(as_role, new_channel, world, db):
+    """WeCom's userids are case-insensitive: a script sending ZhangSan for zhangsan was told
+    成员不存在或已停用. The channel keeps zhangsan, as synced (ZhangSan and zhangsan: one
+    member, a single-member code), and a change to LISI hands scans to lisi."""
+    admin = as_role("admin")
+    ch = new_channel(admin, "大小写成员", ["ZhangSan", "zhangsan"])
+    assert ch["staff_userids"] == ["zhangsan"]
+    with db.tenant_session(world.a.id) as s:
+        config_id = s.get(Channel, ch["id"]).config_id
+    assert (_ways(world, world.a)[config_id]["type"], _ways(world, world.a)[config_id]["user"]) == (
+        1,
+        ["zhangsan"],
+    )
+    csrf = {"X-CSRF-Token": admin.csrf}
+    r = admin.patch(f"/api/v1/channels/{ch['id']}", json={"staff_userids": ["LISI"]}, headers=csrf)
+    assert r.status_code == 200 and r.json()["staff_userids"] == ["lisi"], r.text
+    assert _ways(world, world.a)[config_id]["user"] == ["lisi"]
+
+
 def test_bad_channel_payloads_answer_422_with_clear_messages(as_role):
     admin = as_role("admin")
     csrf = {"X-CSRF-Token": admin.csrf}

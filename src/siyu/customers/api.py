@@ -8,6 +8,7 @@ tenant, or is outside the caller's role scope answers 404 `{"detail": "not found
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 from urllib.parse import quote
@@ -36,7 +37,7 @@ from siyu.customers.schemas import (
 )
 from siyu.db.paging import BadCursor
 from siyu.tenancy import timezones
-from siyu.tenancy.queries import as_stored
+from siyu.tenancy.queries import as_stored, members_as_stored
 from siyu.web.api_errors import (
     ADMIN_WRITE,
     API_RESPONSES,
@@ -207,6 +208,13 @@ def channel_totals(session, viewer: Viewer, channel_id: int) -> dict:
     return channel_service.totals(session, viewer).get(channel_id) or channel_service.empty_totals(viewer)
 
 
+def with_stored_members(rt, viewer: Viewer, spec: ChannelSpec) -> ChannelSpec:
+    """`spec` with its members as the sync stored their userids: WeCom's ignore case, so a
+    script's ZhangSan is zhangsan, and is sent to WeCom, kept and counted as zhangsan."""
+    with rt.db.tenant_session(viewer.tenant_id) as s:
+        return replace(spec, staff_userids=members_as_stored(s, spec.staff_userids))
+
+
 def spec_problems(rt, viewer: Viewer, spec: ChannelSpec, kept: list[str] | None = None) -> list[str]:
     """`kept`: the members of the channel being changed (queries.channel_ref_problems)."""
     with rt.db.tenant_session(viewer.tenant_id) as s:
@@ -304,6 +312,7 @@ async def create_channel(request: Request, viewer: ApiViewer, body: ChannelCreat
     spec = merged_spec(
         {"name": body.name, "skip_verify": True, "welcome_link": {}, "welcome_image_url": ""}, data
     )
+    spec = await run_in_threadpool(with_stored_members, rt, viewer, spec)
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec)
     if problems:
         raise HTTPException(422, "; ".join(problems))
@@ -370,6 +379,7 @@ async def patch_channel(
     now = channel_service.channel_version(current)
     drawn = if_match(typed_if_match, now, changed_since_etag(current["updated_by"]), NOT_AN_ETAG)
     spec = merged_spec(current, body.model_dump(exclude_unset=True))
+    spec = await run_in_threadpool(with_stored_members, rt, viewer, spec)
     problems = await run_in_threadpool(spec_problems, rt, viewer, spec, current["staff_userids"])
     if problems:
         raise HTTPException(422, "; ".join(problems))

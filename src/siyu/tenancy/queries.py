@@ -49,6 +49,24 @@ def member_userid(session: Session, userid: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def members_as_stored(session: Session, userids: list[str]) -> list[str]:
+    """Each of `userids` as member_userid finds it, in one read (a channel's members, up to
+    100); one it finds no member for stays as given, for the caller to refuse."""
+    if not userids:
+        return []
+    lowered = {u.lower() for u in userids}
+    found = session.scalars(select(Staff.userid).where(func.lower(Staff.userid).in_(lowered))).all()
+    alike: dict[str, list[str]] = {}
+    for stored in found:
+        alike.setdefault(stored.lower(), []).append(stored)
+
+    def one(userid: str) -> str:
+        spelt = alike.get(userid.lower(), [])
+        return userid if userid in spelt or len(spelt) != 1 else spelt[0]
+
+    return [one(u) for u in userids]
+
+
 def as_stored(session: Session, userid: str | None) -> str | None:
     """A list's member filter, typed or linked in any case, as the member's userid is stored:
     the rows are matched exactly (ZhangSan found nothing of zhangsan's). One no member has
