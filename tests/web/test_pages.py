@@ -91,6 +91,41 @@ def test_the_number_a_call_rings_is_set_on_the_staff_page_and_in_the_api(as_role
         sunba.active, sunba.wecom_status = False, 5
 
 
+def test_the_number_a_call_rings_is_set_through_the_api_for_a_member_named_in_another_case(
+    as_role, world, db
+):
+    """WeCom's userids are case-insensitive: PUT /api/v1/staff/ZhaoLiu/call-phone was a 404,
+    and 张三 setting his own as ZHANGSAN a 403 (只能填写自己的号码). Each sets that member's
+    number, answered under the userid as synced."""
+    agent, admin = as_role("agent"), as_role("admin")  # 张三, and the tenant's admin
+    try:
+        r = admin.put(
+            "/api/v1/staff/ZhaoLiu/call-phone",
+            json={"phone": "13900006666"},
+            headers={"X-CSRF-Token": admin.csrf},
+        )
+        assert r.status_code == 200 and r.json() == {"userid": "zhaoliu", "call_phone": "13900006666"}, r.text
+        r = agent.put(
+            "/api/v1/staff/ZHANGSAN/call-phone",
+            json={"phone": "13900007777"},
+            headers={"X-CSRF-Token": agent.csrf},
+        )
+        assert r.status_code == 200 and r.json()["userid"] == "zhangsan", r.text
+        refused = agent.put(
+            "/api/v1/staff/ZhaoLiu/call-phone", json={"phone": ""}, headers={"X-CSRF-Token": agent.csrf}
+        )
+        assert refused.status_code == 403
+        with db.tenant_session(world.a.id) as s:
+            numbers = dict(
+                s.execute(select(Staff.userid, Staff.call_phone).where(Staff.call_phone != "")).all()
+            )
+        assert numbers == {"zhaoliu": "13900006666", "zhangsan": "13900007777"}
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            for userid in ("zhangsan", "zhaoliu"):
+                s.scalar(select(Staff).where(Staff.userid == userid)).call_phone = ""
+
+
 def test_a_number_refused_on_the_staff_page_stays_in_its_field(as_role, world):
     """A number that is no mobile is refused beside what was typed: the field had gone back to
     the number stored (or blank), so the admin retyped it from memory, not knowing whose row

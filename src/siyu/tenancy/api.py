@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from siyu.tenancy import api_tokens, service, setting_changes
 from siyu.tenancy.models import STAFF_STATUS, Staff, gone_word
+from siyu.tenancy.queries import member_userid
 from siyu.tenancy.schemas import (
     CallPhoneIn,
     CallPhoneOut,
@@ -88,10 +89,12 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
 )
 def set_call_phone(request: Request, viewer: ApiViewer, userid: str, body: CallPhoneIn):
     """The mainland mobile number escalation calls ring for this member ("" clears it: WeCom's
-    number is rung then, if WeCom gives one). A member sets their own, an admin anyone's."""
-    if not viewer.may_set_call_phone(userid):
-        raise HTTPException(403, "只能填写自己的号码 / only your own number")
+    number is rung then, if WeCom gives one). A member sets their own, an admin anyone's; the
+    userid in any case, as WeCom's are (ZhangSan: zhangsan)."""
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+        userid = member_userid(s, userid) or userid
+        if not viewer.may_set_call_phone(userid):
+            raise HTTPException(403, "只能填写自己的号码 / only your own number")
         try:
             stored = service.set_call_phone(s, userid, body.phone)
         except service.UnknownStaff:
