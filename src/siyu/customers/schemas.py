@@ -230,7 +230,7 @@ class ChannelFields(BaseModel):
     # (at most 100 of each: a contact-me code for more is no channel anyone runs, and the
     # lists went into queries and error messages whole)
     staff_userids: list[str] = Field(
-        default=[], max_length=100, description="WeCom userids who receive the customers"
+        default=[], max_length=100, description="WeCom userids who receive the customers, in any case"
     )
     # Strict, as the SLA policy's: true for a department id read as 1 (总部, the whole corp),
     # "no" for a switch, are more likely a script's mistake than a choice.

@@ -108,7 +108,9 @@ class PolicyFieldsIn(TakenBackAsGot):
         None, max_length=12, description='local shifts, e.g. [["09:00","12:00"],["13:30","18:00"]]'
     )
     public_holidays: StrictBool | None = Field(None, description="follow mainland China's holidays and 调休")
-    escalation_contact: str | None = Field(None, max_length=64, description="a staff userid, or empty")
+    escalation_contact: str | None = Field(
+        None, max_length=64, description="a staff userid, in any case, or empty"
+    )
     quiet_hours: list[str] | None = Field(
         None, description='no voice calls in this daily window, e.g. ["21:00","08:00"]; [] for none'
     )

@@ -102,7 +102,8 @@ class TokenCreate(BaseModel):
     staff_userid: StrictStr | None = Field(
         default=None,
         max_length=64,
-        description="or a staff member it acts as, who need not have signed in yet (in place of person_id)",
+        description="or a staff member it acts as (userid, in any case), who need not have signed in yet"
+        " (in place of person_id)",
     )
     expires_at: AwareDatetime | None = Field(default=None, description="when it stops working; null: never")
 
@@ -177,7 +178,9 @@ class PersonCreate(BaseModel):
     display_name: StrictStr = Field(max_length=200)
     role: Role
     staff_userid: StrictStr | None = Field(
-        default=None, max_length=64, description="the active WeCom member this login is, if any"
+        default=None,
+        max_length=64,
+        description="the active WeCom member this login is (userid, in any case), if any",
     )
     password: StrictStr | None = Field(
         default=None,
