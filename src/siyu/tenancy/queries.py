@@ -41,30 +41,35 @@ def member_userid(session: Session, userid: str) -> str | None:
     """The userid of the member `userid` names, as the staff sync stored it, whatever its case:
     WeCom's userids are case-insensitive (不区分大小写), so ZhangSan is zhangsan's. None where
     no member has it, or several do in different cases and none exactly so."""
-    found = session.scalars(
-        select(Staff.userid).where(or_(Staff.userid == userid, func.lower(Staff.userid) == userid.lower()))
-    ).all()
-    if userid in found:
-        return userid
-    return found[0] if len(found) == 1 else None
+    return _as_synced(session, [userid]).get(userid)
 
 
 def members_as_stored(session: Session, userids: list[str]) -> list[str]:
     """Each of `userids` as member_userid finds it, in one read (a channel's members, up to
     100); one it finds no member for stays as given, for the caller to refuse."""
+    synced = _as_synced(session, userids)
+    return [synced.get(u, u) for u in userids]
+
+
+def _as_synced(session: Session, userids: list[str]) -> dict[str, str]:
+    """member_userid's answer for each of `userids` it finds a member for."""
     if not userids:
-        return []
+        return {}
     lowered = {u.lower() for u in userids}
-    found = session.scalars(select(Staff.userid).where(func.lower(Staff.userid).in_(lowered))).all()
-    alike: dict[str, list[str]] = {}
+    found = session.scalars(
+        select(Staff.userid).where(or_(Staff.userid.in_(set(userids)), func.lower(Staff.userid).in_(lowered)))
+    ).all()
+    alike: dict[str, set[str]] = {}
     for stored in found:
-        alike.setdefault(stored.lower(), []).append(stored)
-
-    def one(userid: str) -> str:
-        spelt = alike.get(userid.lower(), [])
-        return userid if userid in spelt or len(spelt) != 1 else spelt[0]
-
-    return [one(u) for u in userids]
+        alike.setdefault(stored.lower(), set()).add(stored)
+    synced = {}
+    for userid in userids:
+        spelt = alike.get(userid.lower(), set())
+        if userid in spelt:
+            synced[userid] = userid
+        elif len(spelt) == 1:
+            synced[userid] = next(iter(spelt))
+    return synced
 
 
 def as_stored(session: Session, userid: str | None) -> str | None:
