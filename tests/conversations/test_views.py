@@ -18,7 +18,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
-from siyu.tenancy.models import Staff
+from siyu.tenancy.models import Staff, Tenant
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, classify, store
 from tests.web.conftest import zhaoliu_left
@@ -674,6 +674,41 @@ def test_the_customer_profile_links_to_conversations(as_role, world, chats):
     assert re.search(r'<span class="badge st-lost"[^>]*>等待 \d+ 分', html)
     filtered = as_role("agent").get("/conversations", params={"customer": cid}).text
     assert "能便宜点吗 iPhone15" in filtered and "孙小姐" not in filtered
+
+
+def test_a_waiting_chat_on_the_customer_s_profile_reads_the_question_not_the_picture_after_it(
+    as_role, db, world
+):
+    """A customer asked, then sent a picture: the chat's row on their profile read [图片], the
+    newest message, where the conversation list reads the question they wait on."""
+    from tests.web.conftest import _add, remove_customers
+
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    with db.tenant_session(world.a.id) as s:
+        customer_id = _add(
+            s, s.get(Tenant, world.a.id), ext, f"图{arc.sfx}", "wangwu", int(time.time()) - 900
+        )
+    try:
+        arc.text(ext, "wangwu", f"这个型号有黑色吗 {arc.sfx}", 60)
+        arc.text(ext, "wangwu", "", 50)
+        photo = arc.items[-1].message
+        photo.pop("text")
+        photo.update({"msgtype": "image", "image": {"sdkfileid": "x"}})
+        store(db, world.a.id, arc.items)
+        admin = as_role("admin")
+        page = admin.get(f"/customers/{customer_id}").text
+        row = re.search(r'<section id="conversations">.*?<span class="meta clip">(.*?)</span>', page, re.S)[1]
+        assert row.startswith(f"“这个型号有黑色吗 {arc.sfx}"), row
+        assert (
+            f"这个型号有黑色吗 {arc.sfx}"
+            in admin.get("/conversations", params={"customer": customer_id}).text
+        )
+    finally:
+        answered = Archive()
+        answered.text("wangwu", ext, "有的", 1)  # no wait left at the top of the lists
+        store(db, world.a.id, answered.items)
+        remove_customers(db, world.a.id, [customer_id])
 
 
 # ---------------------------------------------------------------- 无需回复
