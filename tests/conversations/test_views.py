@@ -676,6 +676,34 @@ def test_the_customer_profile_links_to_conversations(as_role, world, chats):
     assert "能便宜点吗 iPhone15" in filtered and "孙小姐" not in filtered
 
 
+def test_a_link_in_a_message_opens_on_a_tap_and_nothing_else_becomes_markup(as_role, db, world):
+    """A customer sending an order's address read it as text: on a phone it could be neither
+    tapped nor copied whole. Its http(s) addresses are links, opened in a new tab, passing no
+    referrer (the chat's address) and no ranking; the rest stays text (no tag, no javascript:
+    link), and the search list still marks what was found, as text, within its row's link."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    url = f"https://shop.example.com/order?id={arc.sfx}&from=wecom"
+    arc.text(
+        ext, "zhangsan", f"订单在这里{url}，<b>急</b> javascript:alert(1) 还有 http://a.example.cn/x.", 30
+    )
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    agent = as_role("agent")
+    page = agent.get(f"/conversations/{cid}").text
+    bubble = re.search(r'<div class="bubble">(.*?)</div>', page, re.S)[1]
+    shown = html.escape(url)
+    opens = 'rel="noopener noreferrer nofollow" target="_blank"'
+    assert bubble == (
+        f'订单在这里<a href="{shown}" {opens}>{shown}</a>，&lt;b&gt;急&lt;/b&gt; javascript:alert(1) 还有 '
+        f'<a href="http://a.example.cn/x" {opens}>http://a.example.cn/x</a>.'
+    ), bubble
+    hits = agent.get("/conversations", params={"q": f"订单在这里 {arc.sfx}"}).text
+    row = re.search(r'<span class="line">(.*?)</span>', hits, re.S)[1]
+    assert "<mark>订单在这里</mark>" in row and "<a " not in row, row
+
+
 def test_a_waiting_chat_on_the_customer_s_profile_reads_the_question_not_the_picture_after_it(
     as_role, db, world
 ):
