@@ -13,7 +13,7 @@ from siyu.conversations.models import Conversation, Message
 from tests.conversations.conftest import Archive, store
 from tests.support import days
 
-_FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
+_FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)"[^>]*>(.*?)</form>', re.S)
 _FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 

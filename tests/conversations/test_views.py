@@ -769,6 +769,19 @@ def test_dismiss_through_the_page_needs_the_csrf_token(as_role, new_waiting):
     assert again.headers["location"].endswith("done=not_waiting")
 
 
+def test_marking_no_reply_needed_asks_first_and_snoozing_does_not(as_role, new_waiting):
+    """标记无需回复 sat beside the 暂缓 buttons and went at a tap: a mis-tap on a phone ended the
+    wait of a real question, with no undo. It asks first (siyu.js's data-confirm, as the other
+    pages' buttons that cannot be undone); a snooze, which the customer's next message or its
+    end undoes, still goes at one tap."""
+    cid = new_waiting("zhangsan")
+    page = as_role("agent").get(f"/conversations/{cid}").text
+    [form] = re.findall(rf'<form method="post" action="/conversations/{cid}/dismiss"[^>]*>', page)
+    assert re.search(r'data-confirm="[^"]*无需回复[^"]*不能撤销[^"]*"', form), form
+    snoozes = re.findall(rf'<form method="post" action="/conversations/{cid}/snooze"[^>]*>', page)
+    assert snoozes and not any("data-confirm" in f for f in snoozes)
+
+
 def test_what_was_not_done_is_said_as_a_warning_not_as_success(as_role, new_waiting):
     """这个会话已经不在等待回复了 and 客户在你打开页面后又发了消息，没有标记 came in the green of
     已标记为无需回复: an agent read them as done. They come in the amber of a notice."""

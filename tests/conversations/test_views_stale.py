@@ -12,7 +12,7 @@ from siyu.sla.models import SlaEscalation, SlaWait
 from tests.conversations.conftest import Archive, store
 from tests.support.board import whole_board
 
-_FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)">(.*?)</form>', re.S)
+_FORM = re.compile(r'<form method="post" action="(/conversations/\d+/dismiss)"[^>]*>(.*?)</form>', re.S)
 _FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 

@@ -259,6 +259,7 @@ def test_what_the_wait_bar_s_buttons_did_is_said_in_sight_in_a_long_chat(page, s
     sign_in(page, siyu, world.a.logins["admin"], "/")
     page.goto(f"{siyu}/conversations/{cid}")
     archived(db, world, ext, STAFF, "还在吗？")  # after the page was drawn
+    page.on("dialog", lambda dialog: dialog.accept())  # 标记为无需回复？
     page.get_by_role("button", name="标记无需回复").click()
     done = page.locator("#done")
     expect(done).to_contain_text("又发了消息「还在吗？」")
@@ -268,3 +269,29 @@ def test_what_the_wait_bar_s_buttons_did_is_said_in_sight_in_a_long_chat(page, s
     expect(done).to_have_text("已标记为无需回复。")
     expect(done).to_be_in_viewport()
     fits_the_phone(page)
+
+
+def test_the_wait_bar_s_buttons_are_thumb_sized_and_no_reply_needed_asks_first(page, siyu, world, db):
+    """On a phone the wait bar's buttons were 32 px tall, 标记无需回复 right beside the 暂缓 ones,
+    and it went at a tap: a thumb meant for 暂缓 ended the wait of a real question. Each is 44 px
+    tall (the size a finger hits), and 标记无需回复 asks first; declined, the customer still waits."""
+    _, cid = long_chat(db, world)
+    sign_in(page, siyu, world.a.logins["admin"], "/")
+    page.goto(f"{siyu}/conversations/{cid}")
+    bar = page.locator(".waitbar")
+    buttons = bar.get_by_role("button")
+    assert buttons.count() >= 2  # 标记无需回复 and the 暂缓 ones
+    for i in range(buttons.count()):
+        box = buttons.nth(i).bounding_box()
+        assert box["height"] >= 44, (buttons.nth(i).inner_text(), box)
+    fits_the_phone(page)
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    bar.get_by_role("button", name="标记无需回复").click()
+    expect(bar).to_be_visible()
+    assert asked and "不能撤销" in asked[0], asked
+    expect(page.locator("#done")).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())
+    bar.get_by_role("button", name="标记无需回复").click()
+    expect(page.locator("#done")).to_have_text("已标记为无需回复。")
+    expect(page.locator(".waitbar")).to_have_count(0)
