@@ -148,6 +148,60 @@ def test_a_card_about_one_wait_reaches_the_member_whole_however_long_the_names_a
         assert card["title"].endswith("未回复") and card["title"].startswith(("深圳市", "张三的客户 深圳市"))
 
 
+def _remark(w, remark: str, ext: str = "wmcustomer1", staff: str = "zhangsan") -> None:
+    """The member's own remark on the customer (备注: how WeCom lists the chat on their phone)."""
+    from siyu.customers.models import Customer, Follow
+
+    with w.session() as s:
+        customer = s.scalar(select(Customer).where(Customer.external_userid == ext))
+        s.add(Follow(customer_id=customer.id, staff_userid=staff, remark=remark))
+
+
+def test_a_card_names_the_customer_by_the_recipients_own_remark_as_their_phone_lists_the_chat(w):
+    """张三 has 王女士 as 王姐-报价 in WeCom, which lists the chat so on his phone: his card
+    named her 王女士 alone, and he had to guess which chat to open. 李四, who has no remark on
+    her, reads her WeChat name."""
+    _remark(w, "王姐-报价")
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["title"] == "王女士（备注：王姐-报价） 已等待 2 分钟 未回复"
+    assert "王女士（备注：王姐-报价）：你好，这个套餐多少钱？</div>" in card["description"]
+    w.clock(300)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "lisi"))
+    assert card["title"] == "张三的客户 王女士 已等待 5 分钟 未回复"
+
+
+def test_a_long_customer_name_gives_way_to_the_remark_in_the_cards_title(w):
+    name = "深圳市前海某某跨境电商供应链管理有限公司采购部王经理🌟🌟"
+    w.customer("wmcustomer3", name)
+    _remark(w, "深圳王经理-跨境报价", ext="wmcustomer3")
+    w.say("在吗", at=0, ext="wmcustomer3")
+    w.say("发货了吗？" + '"急"' * 20, at=5, ext="wmcustomer3")
+    w.say("在吗", at=1, ext="wmcustomer2")
+    w.pulled(3600)
+    w.clock(125)
+    assert w.fire() == 2
+    [sent] = wait_for(lambda: [m for m in w.stack.app_messages() if "zhangsan" in m["recipients"]])
+    card = sent["payload"]["textcard"]
+    assert sent["truncated"] == [], card
+    assert card["title"] == "2 位客户等待回复，最长 2 分钟"
+    assert "（备注：深圳王经理-跨境报价）：在吗 / 发货了吗？" in card["description"], card
+    assert "赵先生：在吗 · 2 分钟" in card["description"], card
+    w.reply("在的", at=130, ext="wmcustomer2")
+    _remark(w, "深圳王经理-跨境报价", staff="lisi", ext="wmcustomer3")  # his own, too
+    w.clock(300)
+    assert w.fire() == 1
+    [sent] = wait_for(lambda: [m for m in w.stack.app_messages() if "lisi" in m["recipients"]])
+    card = sent["payload"]["textcard"]
+    assert sent["truncated"] == [], card
+    assert card["title"].startswith("张三的客户 深圳市前海"), card
+    assert card["title"].endswith("…（备注：深圳王经理-跨境报价） 已等待 5 分钟 未回复"), card
+
+
 def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w):
     w.say("在吗", at=0)
     w.say("订单号 58231204317", at=5)

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
-from siyu.customers.models import Customer
+from siyu.customers.models import Customer, Follow
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Skipped, sender
@@ -233,6 +233,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                 Customer.name,
                 e.fired_at,
                 w.snoozed_at,
+                c.customer_id,
             )
             .join(w, w.id == e.wait_id)
             .join(c, c.id == e.conversation_id)
@@ -252,7 +253,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for row in rows:
         esc_id, step, agent, wait_id, msgid, started_at, closed_at, snoozed, policy_id = row[:9]
-        conversation_id, awaiting, name, _, snoozed_at = row[9:]
+        conversation_id, awaiting, name, _, snoozed_at, customer_id = row[9:]
         if closed_at is not None or awaiting != msgid:
             continue
         for card in card_of[esc_id]:
@@ -267,6 +268,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                     "msgid": msgid,
                     "started_at": started_at,
                     "customer": name or "客户",
+                    "customer_id": customer_id,
                     "agent": agent,
                     "step": step,
                     "policy_id": policy_id,
@@ -321,6 +323,29 @@ def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
         e["business_s"] = book.waited_business_s(book.by_id(e["policy_id"]), e["started_at"], now)
 
 
+def _remarks(s: Session, cards: dict[int, list[dict]], touser: dict[int, str]) -> None:
+    """`remark` on each card's entries: the recipient's own remark on the customer (备注), which
+    is how WeCom lists that chat on their phone; "" where they have none (a leader, mostly).
+    One read for all the cards."""
+    every = [(e, touser[card]) for card, found in cards.items() for e in found]
+    customers = {e["customer_id"] for e, _ in every if e["customer_id"] is not None}
+    remarks: dict[tuple[int, str], str] = {}
+    if customers:
+        f = Follow
+        remarks = {
+            (customer, staff): remark
+            for customer, staff, remark in s.execute(
+                select(f.customer_id, f.staff_userid, f.remark).where(
+                    bulk.among(s, f.customer_id, customers),
+                    bulk.among(s, f.staff_userid, {user for _, user in every}),
+                    f.remark != "",
+                )
+            )
+        }
+    for e, user in every:
+        e["remark"] = " ".join(remarks.get((e["customer_id"], user), "").split())
+
+
 def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     """How long the entry has waited: by the business clock where its policy counts that."""
     wall = waited((now - e["started_at"]).total_seconds())
@@ -330,6 +355,14 @@ def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     if short or business == wall:
         return f"{business}（工作时间）"
     return f"{business}（工作时间；实际 {wall}）"
+
+
+def _named(e: dict, name_chars: int | None = None) -> str:
+    """The customer as the card's recipient knows them: the WeChat name, and their own remark
+    beside it where they have one (WeCom lists the chat on their phone by it), as the alert of a
+    customer who left names them (siyu.customers.service): 王芳（备注：王姐-报价）."""
+    name = e["customer"] if name_chars is None else _clip(e["customer"], name_chars)
+    return f"{name}（备注：{_clip(e['remark'], 20)}）" if e.get("remark") else name
 
 
 def build_card(
@@ -349,9 +382,15 @@ def build_card(
         gone = first.get("agent_gone", "")
         tail = f" 已等待 {_how_long(first, now, short=True)} 未回复"
         head = "" if own else f"{agent_name}（{gone}）的客户 " if gone else f"{agent_name}的客户 "
-        # the customer's name gives way, so that the title still says how long and 未回复
+        # the customer's name gives way, so that the title still says how long and 未回复, and then
+        # the recipient's remark on them, by which WeCom lists the chat
         room = TITLE_BYTES - len((head + tail).encode())
-        title = head + _clip_bytes(" ".join(first["customer"].split()), max(room, 8)) + tail
+        remark, marks = first.get("remark", ""), len("（备注：）".encode())
+        note = ""
+        if remark and room >= marks + 16:  # (a long colleague's name can leave too little room)
+            note = f"（备注：{_clip_bytes(remark, min(60, room - marks - 8))}）"
+        name = _clip_bytes(" ".join(first["customer"].split()), max(room - len(note.encode()), 8))
+        title = head + name + note + tail
         local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
         several = f" 起发来 {first['asked']} 条" if first.get("asked", 1) > 1 else " 发来"
         if own:
@@ -363,11 +402,14 @@ def build_card(
         else:
             ask = f"请提醒{html.escape(agent_name)}尽快回复"
         closing = f'<div class="highlight">已等待 {longest}，{ask}</div>'
-        for chars in QUOTE_CHARS:  # WeCom cuts a description past 512 bytes, closing line and all
+        # WeCom cuts a description past 512 bytes, closing line and all: the quote gives way
+        # first, then the remark (the title has it)
+        named, least = _named(first, 24), QUOTE_CHARS[-1]
+        for who, chars in [*((named, c) for c in QUOTE_CHARS), (_clip(first["customer"], 24), least)]:
             asked = conversation_queries.quote_asks(first["asks"], chars, first.get("asked"))
             description = (
                 f'<div class="gray">{local}{several}</div>'
-                f'<div class="normal">{html.escape(_clip(first["customer"], 24))}：'
+                f'<div class="normal">{html.escape(who)}：'
                 f"{html.escape(asked)}</div>{closing}"
             )
             if len(description.encode()) <= DESCRIPTION_BYTES:
@@ -390,7 +432,7 @@ def build_card(
             how_long = _how_long(e, now)  # under a business-hours policy, the wall time beside it
             asked = conversation_queries.quote_asks(e["asks"], 24, e.get("asked"))
             line = (
-                f'<div class="normal">{html.escape(e["customer"])}{agent}：'
+                f'<div class="normal">{html.escape(_named(e))}{agent}：'
                 f"{html.escape(asked)} · {how_long}</div>"
             )
             # WeCom cuts a description past 512 bytes, wherever that falls in the markup
@@ -433,6 +475,11 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
+        touser = {
+            m.id: m.payload["touser"] for m in messages if entries[m.id] and m.payload.get(AS_SENT) is None
+        }
+        building = {card: entries[card] for card in touser}
+        _remarks(s, building, touser)
         bodies: dict[int, dict | None] = {}
         written = []
         for m in messages:
