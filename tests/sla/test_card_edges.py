@@ -138,3 +138,60 @@ def test_a_card_wecom_refused_is_built_anew_for_its_retry(settings, db):
         w.clock(180)
         run_as_worker(st.rt, wait_for(lambda: claimed(db, [card.id], settings.work_lease), timeout=30))
         assert [c["title"] for c in received(w)] == ["王女士 已等待 3 分钟 未回复"]
+
+
+def test_a_batch_of_cards_reads_as_many_statements_as_one_card(local):
+    """The worker builds a batch's cards at once (the escalation benchmark sends 100,000): the
+    remarks they name customers by, whom each agent's card says comes next and when each
+    leader's says the agent had theirs are read for the batch, not card by card."""
+    from sqlalchemy import event, select
+
+    from siyu.customers.models import Customer, Follow
+    from siyu.notify.models import OutboxMessage
+    from siyu.sla.tasks import _notices
+
+    w = local
+    agents = {"wmA": "zhangsan", "wmB": "wangwu", "wmC": "lisi"}
+    for ext, agent in agents.items():
+        w.customer(ext, f"客户{ext[-1]}")
+        with w.session() as s:
+            customer = s.scalar(select(Customer).where(Customer.external_userid == ext))
+            s.add(Follow(customer_id=customer.id, staff_userid=agent, remark=f"备注{ext[-1]}"))
+    steps = [
+        {"delay_s": 60, "action": "app_message", "target": "agent"},
+        {"delay_s": 600, "action": "app_message", "target": "leader"},
+    ]
+    w.policy(steps=steps, merge_window_s=0)
+
+    def built(cards: list) -> tuple[int, list[str]]:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(w.rt.db.engine, "before_cursor_execute", listener)
+        try:
+            bodies = _notices(w.rt, w.tenant_id, cards)
+        finally:
+            event.remove(w.rt.db.engine, "before_cursor_execute", listener)
+        with w.session() as s:  # as the sender records them
+            for card in cards:
+                s.get(OutboxMessage, card.id).status = "sent"
+        return len(seen), sorted(b["textcard"]["description"] for b in bodies.values())
+
+    def fired_at(seconds: int) -> list:
+        w.clock(seconds)
+        w.fire()
+        return [c for c in w.outbox() if c.status == "pending"]
+
+    w.say("在吗？", at=0, ext="wmA")
+    w.say("在吗？", at=100, ext="wmB", staff="wangwu")
+    w.say("在吗？", at=100, ext="wmC", staff="lisi")
+    w.pulled(7200)
+    one, [said] = built(fired_at(70))
+    assert "客户A（备注：备注A）" in said and "仍未回复将提醒李四" in said, said
+    many, said = built(fired_at(170))
+    assert ["将提醒李四" in said[0], "将提醒王总" in said[1]] == [True, True], said
+    assert many == one
+    one, [said] = built(fired_at(610))
+    assert "已于" in said and "提醒张三" in said, said
+    many, said = built(fired_at(710))
+    assert ["提醒王五</div>" in said[0], "提醒李四</div>" in said[1]] == [True, True], said
+    assert many == one

@@ -157,6 +157,12 @@ def _remark(w, remark: str, ext: str = "wmcustomer1", staff: str = "zhangsan") -
         s.add(Follow(customer_id=customer.id, staff_userid=staff, remark=remark))
 
 
+def _at_ten(w) -> None:
+    """The test's second 0 at 10:00 tomorrow in Beijing (its cards tell the time of day)."""
+    w.t0 = w.rt.now().replace(hour=2, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    w.clock(0)
+
+
 def test_a_card_names_the_customer_by_the_recipients_own_remark_as_their_phone_lists_the_chat(w):
     """张三 has 王女士 as 王姐-报价 in WeCom, which lists the chat so on his phone: his card
     named her 王女士 alone, and he had to guess which chat to open. 李四, who has no remark on
@@ -200,6 +206,50 @@ def test_a_long_customer_name_gives_way_to_the_remark_in_the_cards_title(w):
     assert sent["truncated"] == [], card
     assert card["title"].startswith("张三的客户 深圳市前海"), card
     assert card["title"].endswith("…（备注：深圳王经理-跨境报价） 已等待 5 分钟 未回复"), card
+
+
+def test_an_agents_card_says_who_is_told_next_and_the_leaders_that_the_agent_was(w):
+    """张三's card said 请尽快回复 and nothing of 李四 being told at 10:05, nor of the call at
+    10:10; 李四's said 请提醒张三尽快回复 and not that 张三 had had his own card at 10:02."""
+    _at_ten(w)
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert card["description"].endswith(
+        '<div class="gray">10:05 仍未回复将提醒李四</div>'
+        '<div class="highlight">已等待 2 分钟，请尽快回复</div>'
+    ), card["description"]
+    wait_for(lambda: _statuses(w) == ["sent"])
+    w.clock(300)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "lisi"))
+    assert card["description"].endswith(
+        '<div class="gray">已于 10:02 提醒张三</div>'
+        '<div class="highlight">已等待 5 分钟，请提醒张三尽快回复</div>'
+    ), card["description"]
+
+
+def test_a_leaders_card_says_the_agent_held_the_reminders_back(w):
+    """张三 had his card at 10:02 and snoozed the reminders at 10:03 till 10:08: 李四's card,
+    at 10:08, said nothing of either."""
+    _at_ten(w)
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    wait_for(lambda: cards(w, "zhangsan"))
+    w.clock(180)
+    with w.session() as s:
+        service.snooze(s, w.conversation().id, w.at(480), w.rt.now(), by="张三")
+    w.clock(480)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "lisi"))
+    assert (
+        '<div class="gray">已于 10:02 提醒张三；张三 10:03 暂缓提醒至 10:08</div>'
+        '<div class="highlight">已等待 8 分钟，请提醒张三尽快回复</div>'
+    ) in card["description"], card["description"]
 
 
 def test_a_card_quotes_what_was_asked_after_the_greeting_the_clock_started_at(w):

@@ -37,7 +37,6 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
-from siyu.customers.service import leaders_of
 from siyu.db import bulk
 from siyu.db.paging import BadCursor
 from siyu.db.versions import version_of
@@ -183,30 +182,6 @@ MAX_WAITING_LISTED = 200
 PROBLEMS_LISTED = 100
 
 
-def _next_step_people(session: Session, rows: list[dict]) -> dict[int, str]:
-    """Who each wait's next step will reach, resolved as firing resolves it (recipient_for:
-    the agent; their leader, else the escalation contact; the contact, not the agent
-    themselves, only while with the corp), for all the rows at once: the board stays a few
-    queries. A row whose step reaches nobody is left out."""
-    due = [r for r in rows if r["next_step_at"]]
-    agents = [r["staff_userid"] for r in due if r["next_step_target"] == "leader"]
-    leaders = leaders_of(session, agents) if agents else {}
-    contacts = sorted({r["escalation_contact"] for r in due if r["next_step_target"] != "agent"} - {""})
-    active = set()
-    if contacts:
-        active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(contacts), Staff.active)))
-    out: dict[int, str] = {}
-    for r in due:
-        agent, target = r["staff_userid"], r["next_step_target"]
-        contact = r["escalation_contact"] if r["escalation_contact"] in active - {agent} else ""
-        who = agent if target == "agent" else contact
-        if target == "leader":
-            who = leaders.get(agent) or contact
-        if who:
-            out[r["conversation_id"]] = who
-    return out
-
-
 def board_for(
     session: Session,
     viewer: Viewer,
@@ -321,7 +296,7 @@ def board_for(
         }
         for w in waiting.rows
     ]
-    reached = _next_step_people(session, rows_out)
+    reached = service.next_step_people(session, rows_out)
     for row in rows_out:
         userid = reached.get(row["conversation_id"])
         row["next_step_to"] = {"userid": userid, "name": names.get(userid, userid)} if userid else None

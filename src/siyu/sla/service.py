@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from siyu.conversations import service as conversations
 from siyu.conversations.models import Message
 from siyu.customers.models import Follow
-from siyu.customers.service import FOLLOW_ENDED_AS, leader_of
+from siyu.customers.service import FOLLOW_ENDED_AS, leader_of, leaders_of
 from siyu.db import bulk, locks
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import (
@@ -698,6 +698,30 @@ def recipient_for(
     if target == "leader":
         return leader_of(session, agent_userid) or contact or None
     return contact or None
+
+
+def next_step_people(session: Session, rows: list[dict]) -> dict[int, str]:
+    """Who each wait's next step will reach, resolved as firing resolves it (recipient_for:
+    the agent; their leader, else the escalation contact; the contact, not the agent
+    themselves, only while with the corp), for all the rows at once: the board stays a few
+    queries, and a batch of cards too. A row whose step reaches nobody is left out."""
+    due = [r for r in rows if r["next_step_at"]]
+    agents = [r["staff_userid"] for r in due if r["next_step_target"] == "leader"]
+    leaders = leaders_of(session, agents) if agents else {}
+    contacts = sorted({r["escalation_contact"] for r in due if r["next_step_target"] != "agent"} - {""})
+    active = set()
+    if contacts:
+        active = set(session.scalars(select(Staff.userid).where(Staff.userid.in_(contacts), Staff.active)))
+    out: dict[int, str] = {}
+    for r in due:
+        agent, target = r["staff_userid"], r["next_step_target"]
+        contact = r["escalation_contact"] if r["escalation_contact"] in active - {agent} else ""
+        who = agent if target == "agent" else contact
+        if target == "leader":
+            who = leaders.get(agent) or contact
+        if who:
+            out[r["conversation_id"]] = who
+    return out
 
 
 # ------------------------------------------------------- department policies (admin)

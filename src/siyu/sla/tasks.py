@@ -36,7 +36,7 @@ from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
@@ -233,6 +233,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                 Customer.name,
                 e.fired_at,
                 w.snoozed_at,
+                w.snoozed_by,
                 c.customer_id,
             )
             .join(w, w.id == e.wait_id)
@@ -253,7 +254,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
     per_card: dict[int, dict[int, dict]] = {card: {} for card in cards}
     for row in rows:
         esc_id, step, agent, wait_id, msgid, started_at, closed_at, snoozed, policy_id = row[:9]
-        conversation_id, awaiting, name, _, snoozed_at, customer_id = row[9:]
+        conversation_id, awaiting, name, _, snoozed_at, snoozed_by, customer_id = row[9:]
         if closed_at is not None or awaiting != msgid:
             continue
         for card in card_of[esc_id]:
@@ -272,6 +273,7 @@ def _open_entries_many(s: Session, cards: dict[int, list[int]], now: datetime) -
                     "agent": agent,
                     "step": step,
                     "policy_id": policy_id,
+                    "snoozed": (snoozed_by, snoozed_at, snoozed) if snoozed_at and snoozed else None,
                 }
     found = {card: sorted(e.values(), key=lambda e: e["started_at"]) for card, e in per_card.items()}
     every = [e for entries in found.values() for e in entries]
@@ -314,11 +316,10 @@ def _clip_bytes(value: str, n: int) -> str:
     return value.encode()[: n - len("…".encode())].decode(errors="ignore") + "…"
 
 
-def _business_time(s: Session, entries: list[dict], now: datetime) -> None:
+def _business_time(book: service.PolicyBook, entries: list[dict], now: datetime) -> None:
     """`business_s` on the entries whose policy counts business hours only: how long they
     have waited by that clock (a card on Monday 09:01 for a question of Friday 17:59 tells
     2 minutes of it, and the 63 hours besides)."""
-    book = service.PolicyBook(s)
     for e in entries:
         e["business_s"] = book.waited_business_s(book.by_id(e["policy_id"]), e["started_at"], now)
 
@@ -346,6 +347,80 @@ def _remarks(s: Session, cards: dict[int, list[dict]], touser: dict[int, str]) -
         e["remark"] = " ".join(remarks.get((e["customer_id"], user), "").split())
 
 
+def _steps_around(
+    s: Session,
+    cards: dict[int, list[dict]],
+    touser: dict[int, str],
+    now: datetime,
+    book: service.PolicyBook,
+    timezone: str,
+) -> None:
+    """On a card about one wait (a card about several keeps to a line each): `next` on the
+    agent's own, what comes if they do not answer (when, whom, card or call), by the wait's
+    pending step as stored and whom it would reach now (as the board names them); `reminded`
+    on anyone else's, when the agent's own card reached them (queries.deliveries: sent, not
+    one queued, given up or that left the wait out). A few reads for all the cards."""
+    single = {card: found[0] for card, found in cards.items() if len(found) == 1}
+    if not single:
+        return
+    own = {card: x for card, x in single.items() if x["agent"] == touser[card]}
+    others = {card: x for card, x in single.items() if card not in own}
+    e = SlaEscalation
+    wanted = or_(
+        and_(bulk.among(s, e.wait_id, {x["wait_id"] for x in own.values()}), e.status == "pending"),
+        and_(
+            bulk.among(s, e.wait_id, {x["wait_id"] for x in others.values()}),
+            e.status == "fired",
+            e.action == "app_message",
+            e.target == "agent",
+        ),
+    )
+    columns = (e.id, e.wait_id, e.action, e.target, e.status, e.due_at, e.fired_at, e.recipient, e.note)
+    rows = s.execute(select(*columns).where(wanted)).all()
+    pending = {r.wait_id: r for r in rows if r.status == "pending" and r.due_at > now}
+    ahead = []
+    for x in own.values():
+        step = pending.get(x["wait_id"])
+        if step is None:
+            continue
+        policy, at = book.by_id(x["policy_id"]), step.due_at
+        if step.action == "voice_call":  # it rings once the policy's quiet hours are over
+            if queries.calls_never_ring(policy):
+                continue
+            at = queries.call_held_until(policy, at, timezone, book.calendar) or at
+        ahead.append((x, step, at, policy.escalation_contact))
+    people = service.next_step_people(
+        s,
+        [
+            {
+                "conversation_id": x["conversation_id"],
+                "next_step_at": at,
+                "next_step_target": step.target,
+                "staff_userid": x["agent"],
+                "escalation_contact": contact,
+            }
+            for x, step, at, contact in ahead
+        ],
+    )
+    colleagues = {who for x, *_ in ahead if (who := people.get(x["conversation_id"])) and who != x["agent"]}
+    names = {}
+    if colleagues:
+        staff = select(Staff.userid, Staff.name).where(bulk.among(s, Staff.userid, colleagues))
+        names = dict(s.execute(staff).all())
+    for x, step, at, _ in ahead:
+        who = people.get(x["conversation_id"])
+        if who:
+            x["next"] = (at, step.action, who, names.get(who) or who)
+    fired = [r for r in rows if r.status == "fired"]
+    reached = queries.deliveries(s, fired) if fired else {}
+    for x in others.values():
+        sent = [
+            r.fired_at for r in fired if r.wait_id == x["wait_id"] and reached.get(r.id, ("",))[0] == "sent"
+        ]
+        if sent:
+            x["reminded"] = min(sent)
+
+
 def _how_long(e: dict, now: datetime, short: bool = False) -> str:
     """How long the entry has waited: by the business clock where its policy counts that."""
     wall = waited((now - e["started_at"]).total_seconds())
@@ -363,6 +438,33 @@ def _named(e: dict, name_chars: int | None = None) -> str:
     customer who left names them (siyu.customers.service): 王芳（备注：王姐-报价）."""
     name = e["customer"] if name_chars is None else _clip(e["customer"], name_chars)
     return f"{name}（备注：{_clip(e['remark'], 20)}）" if e.get("remark") else name
+
+
+def _when(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """A time of the card's day as 10:05; of another day (a business-hours clock) 09-22 09:05."""
+    local = at.astimezone(tz)
+    return f"{local:%H:%M}" if local.date() == now.astimezone(tz).date() else f"{local:%m-%d %H:%M}"
+
+
+def _around(e: dict, touser: str, agent_name: str, tz: ZoneInfo, now: datetime) -> str:
+    """A card's line on the steps around its one wait (_steps_around): to the agent, what comes
+    if they do not answer; to anyone else, that the agent had their card, and held the
+    reminders back (the latest snooze, over by now: a wait snoozed still is on no card)."""
+    if e["agent"] == touser:
+        if not e.get("next"):
+            return ""
+        at, action, who, name = e["next"]
+        whom = "你" if who == touser else name
+        done = (
+            f"给{whom}打电话" if action == "voice_call" else "再次提醒你" if who == touser else f"提醒{whom}"
+        )
+        return f"{_when(at, tz, now)} 仍未回复将{done}"
+    said = [f"已于 {_when(e['reminded'], tz, now)} 提醒{agent_name}"] if e.get("reminded") else []
+    if e.get("snoozed"):
+        by, at, until = e["snoozed"]
+        by = f"{_clip(by, 16)} " if by else "已于 "  # ("": Siyu itself)
+        said.append(f"{by}{_when(at, tz, now)} 暂缓提醒至 {_when(until, tz, now)}")
+    return "；".join(said)
 
 
 def build_card(
@@ -402,15 +504,21 @@ def build_card(
         else:
             ask = f"请提醒{html.escape(agent_name)}尽快回复"
         closing = f'<div class="highlight">已等待 {longest}，{ask}</div>'
+        around = _around(first, touser, agent_name, tz, now)
+        around = f'<div class="gray">{html.escape(around)}</div>' if around else ""
         # WeCom cuts a description past 512 bytes, closing line and all: the quote gives way
-        # first, then the remark (the title has it)
-        named, least = _named(first, 24), QUOTE_CHARS[-1]
-        for who, chars in [*((named, c) for c in QUOTE_CHARS), (_clip(first["customer"], 24), least)]:
+        # first, then the line on the steps around, then the remark (the title has it)
+        least = QUOTE_CHARS[-1]
+        for extra, who, chars in [
+            *((around, _named(first, 24), c) for c in QUOTE_CHARS),
+            ("", _named(first, 24), least),
+            ("", _clip(first["customer"], 24), least),
+        ]:
             asked = conversation_queries.quote_asks(first["asks"], chars, first.get("asked"))
             description = (
                 f'<div class="gray">{local}{several}</div>'
                 f'<div class="normal">{html.escape(who)}：'
-                f"{html.escape(asked)}</div>{closing}"
+                f"{html.escape(asked)}</div>{extra}{closing}"
             )
             if len(description.encode()) <= DESCRIPTION_BYTES:
                 break
@@ -470,7 +578,8 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
     now = rt.now()
     with rt.db.tenant_session(tenant_id) as s:
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages}, now)
-        _business_time(s, [e for found in entries.values() for e in found], now)
+        book = service.PolicyBook(s)
+        _business_time(book, [e for found in entries.values() for e in found], now)
         for found in entries.values():  # longest first, each by its own policy's clock
             found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
         tenant = s.get(Tenant, tenant_id)
@@ -480,6 +589,7 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
         }
         building = {card: entries[card] for card in touser}
         _remarks(s, building, touser)
+        _steps_around(s, building, touser, now, book, tz)
         bodies: dict[int, dict | None] = {}
         written = []
         for m in messages:
