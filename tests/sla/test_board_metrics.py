@@ -80,8 +80,8 @@ def test_a_teams_response_time_under_business_hours_is_told_in_business_time_too
     assert head_office["first_step_share"] == 0.0
 
     rows = {row[0]: row for row in _rows(_get(w, "/sla?day=2025-09-12").text, "by-team")}
-    assert rows["销售一部"][3:] == ["100%", "2 天 15 小时", "2 分 0 秒"], rows
-    assert rows["总部"][3:] == ["0%", "2 天 15 小时", "12 分 0 秒"], rows
+    assert rows["销售一部"][2:] == ["100%", "2 天 15 小时", "2 分 0 秒"], rows  # (a past day: no 等待中)
+    assert rows["总部"][2:] == ["0%", "2 天 15 小时", "12 分 0 秒"], rows
 
 
 def test_an_agent_who_answered_none_of_the_days_customers_has_a_row_of_their_own(local):
@@ -539,7 +539,9 @@ def test_two_days_of_two_teams_read_as_the_readme_defines_each_figure(local):
                 day,
                 team,
             )
-        assert {n: t["waiting"] for n, t in teams.items() if t["waiting"]} == {one: 1, two: 1}
+        # who waits now is today's (Thursday's), not Wednesday's
+        waiting = {n: t["waiting"] for n, t in teams.items() if t["waiting"] != 0}
+        assert waiting == ({one: 1, two: 1} if day == date(2025, 9, 11) else {one: None, two: None})
         # longest first (Siyu's clock runs on while the test reads: a second or two later)
         assert [(r["staff_name"], r["waited_s"] // 10) for r in board["waiting"]] == [
             ("王五", 123),
@@ -569,8 +571,8 @@ def test_two_days_of_two_teams_read_as_the_readme_defines_each_figure(local):
         ["赵六", "1", "5 分 30 秒", "5 分 30 秒", "5 分 30 秒"],
     ]
     assert _rows(page, "by-team") == [
-        ["销售二部", "1", "5", "0%", "5 分 30 秒"],
-        ["销售一部", "1", "1", "66.7%", "2 分 0 秒"],
+        ["销售二部", "5", "0%", "5 分 30 秒"],
+        ["销售一部", "1", "66.7%", "2 分 0 秒"],
     ]
     today = _get(w, "/sla").text
     assert '超时 <small class="muted">共 8 次提醒</small>' in today
@@ -1244,3 +1246,36 @@ def test_a_question_and_its_answer_both_taken_back_answered_nothing_in_either_or
         w.ingest(recall)
     assert _fired_at(w, 20, 200) == [130]
     assert _get(w, "/api/v1/sla/board").json()["first_response"]["count"] == 0
+
+
+def test_a_past_days_teams_are_those_busy_that_day_not_those_with_customers_waiting_now(local):
+    """Wednesday 10:00 a customer asks 张三 (销售一部) and one asks 王总 (总部); both are answered
+    at 10:01. Thursday 09:00 a customer asks 赵六 (销售二部), who has not answered by 09:01.
+    Wednesday's 各团队 table listed 销售二部 too, a row of zeros beside "1 等待中": its team did
+    nothing that day, its customer waits now. A past day lists the teams busy that day, and
+    leaves who waits now to today's board; the API as the page."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)  # Wednesday
+    w.clock(0)
+    w.policy()
+    _two_teams(w)
+    w.say("在吗？", at=0, ext="wmwed1")
+    w.say("在吗？", at=0, ext="wmwed2", staff="boss")
+    w.reply("在的", at=60, ext="wmwed1")
+    w.reply("在的", at=60, ext="wmwed2", staff="boss")
+    w.say("在吗？", at=23 * 3600, ext="wmthu", staff="zhaoliu")  # Thursday 09:00
+    w.pulled(23 * 3600 + 60)
+    w.clock(23 * 3600 + 60)
+
+    wednesday = _get(w, "/api/v1/sla/board?day=2025-09-10").json()["by_team"]
+    assert {t["department_name"]: t["waiting"] for t in wednesday} == {"销售一部": None, "总部": None}
+    page = _get(w, "/sla?day=2025-09-10").text
+    assert sorted(_rows(page, "by-team")) == [
+        ["总部", "0", "100%", "1 分 0 秒"],
+        ["销售一部", "0", "100%", "1 分 0 秒"],
+    ]
+    table = re.search(r'<table class="data figures" id="by-team">.*?</section>', page, re.S)[0]
+    assert "等待中" not in table
+
+    today = _get(w, "/api/v1/sla/board").json()["by_team"]
+    assert {t["department_name"]: t["waiting"] for t in today} == {"销售二部": 1}

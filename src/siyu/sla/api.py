@@ -200,7 +200,8 @@ def board_for(
     `problems`: only the newest deliveries that failed that many (counted all the same, by
     status)."""
     scope = viewer.visible_staff  # None: the whole tenant
-    if day is not None and day > timezones.today(service.tenant_timezone(session), now):
+    today = timezones.today(service.tenant_timezone(session), now)
+    if day is not None and day > today:
         # (its figures would all read 0, as if nobody had waited that day)
         raise FutureDay(f"还没到 {day} 这一天，看板只有今天和以前的 / {day} has not come yet")
     names = staff_names(session)
@@ -380,7 +381,8 @@ def board_for(
         "within_steps": within,
         "by_team": _by_team(
             session,
-            waiting_by_staff,
+            # who waits now is today's: a past day lists the teams busy that day
+            waiting_by_staff if day in (None, today) else None,
             breaches["by_agent"],
             answered,
             unanswered,
@@ -402,7 +404,7 @@ NO_TEAM = "未分部门"
 
 def _by_team(
     session: Session,
-    waiting: dict[str, int],
+    waiting: dict[str, int] | None,
     breaches_by_agent: dict[str, int],
     answered: list,
     unanswered: list,
@@ -414,8 +416,9 @@ def _by_team(
     (else their first), as they are now. Waiting now, the day's breaches, first responses (by
     each wait's policy's clock too, `business`: one per answered wait, as _business_responses
     gives them) and the share answered within the first step, busiest team first. `waiting`:
-    how many wait now per agent; `measured`: the answered and then the unanswered waits as
-    _measure measured them."""
+    how many wait now per agent, on today's board (None on a past day's: its teams are those
+    whose waits began or whose steps fired that day, each with `waiting` None); `measured`:
+    the answered and then the unanswered waits as _measure measured them."""
     staff = {
         userid: main or (departments[0] if departments else None)
         for userid, main, departments in session.execute(
@@ -432,7 +435,7 @@ def _by_team(
             {
                 "department": dept,
                 "department_name": names.get(dept, NO_TEAM) if dept is not None else NO_TEAM,
-                "waiting": 0,
+                "waiting": 0 if waiting is not None else None,
                 "breaches": 0,
                 "responses": [],
                 "business": [],
@@ -440,7 +443,7 @@ def _by_team(
             },
         )
 
-    for userid, n in waiting.items():
+    for userid, n in (waiting or {}).items():
         team(userid)["waiting"] += n
     for userid, n in breaches_by_agent.items():
         team(userid)["breaches"] += n
@@ -461,7 +464,7 @@ def _by_team(
         t["first_response_business"] = queries.response_summary(times) if business is not None else None
         t["first_step_share"] = within[0]["share"] if within else None
         out.append(t)
-    return sorted(out, key=lambda t: (-t["waiting"], -t["breaches"], t["department_name"]))
+    return sorted(out, key=lambda t: (-(t["waiting"] or 0), -t["breaches"], t["department_name"]))
 
 
 @router.get("/sla/board", response_model=BoardOut, summary="The SLA board")

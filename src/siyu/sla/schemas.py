@@ -430,7 +430,10 @@ class TeamFigures(BaseModel):
         " (else their first) as it is now; null for agents in none"
     )
     department_name: str
-    waiting: int = Field(description="the team's customers waiting now")
+    waiting: int | None = Field(
+        description="the team's customers waiting now; null on a past day's board, which lists the teams"
+        " whose waits began or whose steps fired that day"
+    )
     breaches: int = Field(description="escalation steps fired that day on the team's waits")
     first_response: Summary
     first_response_business: Summary | None = Field(
