@@ -84,6 +84,43 @@ def test_a_teams_response_time_under_business_hours_is_told_in_business_time_too
     assert rows["总部"][2:] == ["0%", "2 天 15 小时", "12 分 0 秒"], rows
 
 
+def test_the_customers_timeline_gives_a_reply_under_business_hours_in_business_time_too(local):
+    """销售一部 counts business hours only (09:00-18:00), the tenant the wall clock. Friday 17:59
+    马强 asks 张三 (销售一部), 刘总 asks 王总 (总部); 张三 answers on Monday at 09:01, 王总 at
+    09:11. 马强's timeline said 用时 2 天 15 小时 alone, where the board counts 张三's reply
+    2 minutes by his policy's clock; it now says that too, as the board words it, in the page
+    and the API. 刘总's wait ran by the wall clock: nothing beside it."""
+    w = local
+    w.t0 = datetime(2025, 9, 12, 17, 59, tzinfo=SHANGHAI)  # a Friday
+    w.clock(0)
+    w.policy()
+    with w.session() as s:
+        service.save_policy(s, 2, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    w.customer("wmbiz", "马强")
+    w.customer("wmwall", "刘总")
+    w.say("周一能发货吗？", at=0, ext="wmbiz")
+    w.say("周一能发货吗？", at=0, ext="wmwall", staff="boss")
+    monday_0901 = (2 * 24 + 15) * 3600 + 2 * 60
+    w.reply("可以", at=monday_0901, ext="wmbiz")
+    w.reply("可以", at=monday_0901 + 600, ext="wmwall", staff="boss")
+    w.pulled(monday_0901 + 3600)
+    w.clock(monday_0901 + 3600)
+    with w.session() as s:
+        biz, wall = (
+            s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+            for ext in ("wmbiz", "wmwall")
+        )
+
+    page = _get(w, f"/customers/{biz}").text
+    assert "张三 回复，用时 2 天 15 小时（工作时间 2 分 0 秒）" in page, re.findall(r"用时[^；<]*", page)
+    page = _get(w, f"/customers/{wall}").text
+    assert re.findall(r"用时[^；<]*", page) == ["用时 2 天 15 小时"]
+    [entry] = [e for e in _get(w, f"/api/v1/customers/{biz}/timeline").json() if e["kind"] == "wait"]
+    assert (entry["data"]["response_s"], entry["data"]["response_business_s"]) == (monday_0901, 120)
+    [entry] = [e for e in _get(w, f"/api/v1/customers/{wall}/timeline").json() if e["kind"] == "wait"]
+    assert (entry["data"]["response_s"], entry["data"]["response_business_s"]) == (monday_0901 + 600, None)
+
+
 def test_an_agent_who_answered_none_of_the_days_customers_has_a_row_of_their_own(local):
     """Wednesday 23:58:00 a customer asks 张三, who answers at 00:03:00 (300 s); 23:58:30 one asks
     王五, who never answers. Wednesday's figures (read on Thursday at 00:11:40): 张三 answered one in

@@ -104,7 +104,8 @@ def entries(
     reached = queries.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
     now = now or datetime.now(UTC)
-    book = PolicyBook(session) if queued else None  # read once for both questions
+    answered = [w for w in waits if w.close_reason == "replied" and w.response_s is not None]
+    book = PolicyBook(session) if queued or answered else None  # the policies, read once
     held = queries.held_calls(session, queued, now, book=book) if queued else {}
     for step in queries.calls_never_placed(session, queued, book):
         reached[step] = ("never", queries.CALL_NEVER)
@@ -112,10 +113,29 @@ def entries(
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
     went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz, e.action) for e in fired}
+    business = {w.id: _business_response(book, w) for w in answered}
     return [
-        _entry(w, said.get((w.conversation_id, w.msgid)), repliers, told.get(w.id, []), names, went, tz, now)
+        _entry(
+            w,
+            said.get((w.conversation_id, w.msgid)),
+            repliers,
+            told.get(w.id, []),
+            names,
+            went,
+            tz,
+            now,
+            business.get(w.id),
+        )
         for w in waits
     ]
+
+
+def _business_response(book: PolicyBook, w: SlaWait) -> float | None:
+    """An answered wait's response time by its policy's clock, as the board's first responses
+    take it (the policy and special dates as they stood when it was answered), where that
+    policy counts business hours only; None where it counts the wall clock."""
+    ended = w.started_at + timedelta(seconds=w.response_s)
+    return book.waited_business_s(book.measured_by(w.policy_id, ended), w.started_at, ended, ended=True)
 
 
 def _went(
@@ -191,6 +211,7 @@ def _entry(
     went: dict,
     tz: ZoneInfo,
     now: datetime,
+    business_s: float | None = None,
 ) -> dict:
     quote = _quote(text)
     data: dict = {
@@ -201,6 +222,8 @@ def _entry(
         # wrote +00:00 here alone)
         "closed_at": w.closed_at,
         "response_s": w.response_s,
+        # by the wait's policy's clock, where it counts business hours only (as the board's)
+        "response_business_s": business_s,
     }
     if w.close_reason == "replied":
         replier = (
@@ -208,6 +231,8 @@ def _entry(
         )
         data["replied_by"] = names.get(replier, replier)
         took = conversation_queries.wait_text(whole_seconds(w.response_s))
+        if business_s is not None:  # the board's words for it
+            took += f"（工作时间 {conversation_queries.wait_text(whole_seconds(business_s))}）"
         ending = f"{data['replied_by'] or '成员'} 回复，用时 {took}"
     elif w.close_reason == "dismissed":
         data["closed_by"] = w.closed_by
