@@ -881,6 +881,58 @@ def test_the_customers_of_the_reminders_not_delivered_cost_the_board_the_same_re
     assert many == few, (few, many)
 
 
+def test_a_supervisors_board_reads_only_the_failed_reminders_of_their_team(local):
+    """王五 (销售二部) has 8 customers waiting, 张三 (销售一部) one; WeCom gives up on the card to
+    each, the voice gateway refuses the call to each. 李四, who leads 销售一部, sees the card and
+    the call to 张三; his board read every failed card and call of the day and sorted them out
+    itself (5,000 a busy day, most about other teams: 0.1 to 0.2 s a board). It reads whole only
+    those sent to his team or about its customers."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 12, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    _two_teams(w)
+    w.policy(
+        steps=[
+            {"delay_s": 60, "action": "app_message", "target": "agent"},
+            {"delay_s": 120, "action": "voice_call", "target": "agent"},
+        ]
+    )
+    for i in range(8):
+        w.say("在吗？", at=i, ext=f"wmother{i}", staff="wangwu")
+    w.say("在吗？", at=0, ext="wmown")
+    w.pulled(7200)
+    w.clock(70)
+    assert w.fire() == 9
+    _card_given_up(w)
+    w.clock(130)
+    assert w.fire() == 9
+    for message in w.outbox("sla_call"):  # one call a callee, about all their customers
+        assert tasks._call_plan(w.rt, w.tenant_id, message)
+        with w.session() as s:
+            tasks._call_failed(s, message, "语音网关拒绝了这次呼叫")
+    lisi = SignedIn(w.rt, w.tenant_id, "supervisor", "lisi", "看板")
+    statements = []
+    listener = lambda *args: statements.append(args[2:4])  # noqa: E731
+    db_events.listen(w.rt.db.engine, "before_cursor_execute", listener)
+    try:
+        board = lisi("GET", "/api/v1/sla/board").json()
+    finally:
+        db_events.remove(w.rt.db.engine, "before_cursor_execute", listener)
+
+    assert sorted((p["kind"], p["recipient"]) for p in board["delivery_problems"]) == [
+        ("call", "zhangsan"),
+        ("card", "zhangsan"),
+    ]
+    assert board["delivery_problems_by_status"] == {"given_up": 1, "failed": 1}
+    read = {}
+    with w.rt.db.engine.connect() as conn:  # the cards and calls the board read whole, read again
+        for sql, params in statements:
+            whole = re.match(r"SELECT (.*?)\s+FROM (outbox|sla_calls)\b", sql, re.S)
+            if whole and re.search(r"\.(last_)?error\b", whole[1]) and "created_at <" in sql:
+                read[whole[2]] = read.get(whole[2], 0) + len(conn.exec_driver_sql(sql, params).all())
+    assert read == {"outbox": 1, "sla_calls": 1}, read
+
+
 def test_a_step_names_only_the_delays_its_waits_were_held_to(local):
     """销售二部 keeps a policy of its own: a card at 1 minute, where the tenant's is at 2. 王五 (who
     leads 销售二部) answers his customer in 90 s: late by his minute. His board's first row read
