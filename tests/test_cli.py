@@ -763,6 +763,42 @@ def test_the_demo_console_shows_what_wecom_received():
         ]
 
 
+def test_the_demo_console_shows_a_loss_alert_as_the_phone_does():
+    """A loss alert is a text whose link WeCom shows as its words: the console printed its HTML,
+    <a href="…/auth/wecom/demo?next=/customers/8&lost=8">查看客户</a>, sign-in and all. It now
+    reads as the phone does, the page the link opens at the end as a card's is."""
+    from siyu.demo import Received
+
+    with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
+        corp, _ = _demo_corp(emu)
+        token = emu.get(
+            "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["agent_secret"]}
+        ).json()["access_token"]
+        link = "http://127.0.0.1:8000/auth/wecom/demo?next=/customers/8&lost=8"
+        text = (
+            f'客户流失提醒：张&amp;三 已将你从联系人中删除（12-07 07:10:51）。<a href="{link}">查看客户</a>'
+        )
+        alert = {
+            "touser": "zhangsan",
+            "msgtype": "text",
+            "agentid": corp["agent_id"],
+            "text": {"content": text},
+        }
+        assert (
+            emu.post("/cgi-bin/message/send", params={"access_token": token}, json=alert).json()["errcode"]
+            == 0
+        )
+
+        async def look() -> list[str]:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                return await Received(corp["corp_id"]).lines(http)
+
+        assert [line.split(" ", 1)[1] for line in asyncio.run(look())] == [
+            "企业微信 → 张三：客户流失提醒：张&三 已将你从联系人中删除（12-07 07:10:51）。查看客户"
+            "  http://127.0.0.1:8000/customers/8"
+        ]
+
+
 def _demo_corp(emu: httpx.Client) -> tuple[dict, str]:
     """The demo's corp in the emulator, and a 客户联系 token for it."""
     from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS

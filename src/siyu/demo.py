@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
+import re
 import shutil
 import signal
 import socket
@@ -251,8 +253,8 @@ class Received:
             if m["msgtype"] == "textcard":
                 said = m["payload"]["textcard"]["title"]  # as the phone shows it, cut where WeCom cuts
                 link = _page_of(m["payload"]["textcard"].get("url", ""))
-            elif m["msgtype"] == "text":
-                said = m["payload"]["text"]["content"]
+            elif m["msgtype"] == "text":  # a loss alert: its link as the phone shows it
+                said, link = _as_shown(m["payload"]["text"]["content"])
             else:
                 said = f"[{m['msgtype']}]"
             to = "、".join(self.names.get(u, u) for u in m["recipients"]) or "（无人收到）"
@@ -269,6 +271,17 @@ class Received:
             who = self.phones.get(c["called_number"], c["called_number"])
             out.append(f"{_at(c['received_at'])} 语音电话 → {who}：{c['text']}")
         return out
+
+
+LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
+
+
+def _as_shown(text: str) -> tuple[str, str]:
+    """A text message as WeCom shows it, its HTML read (a link as its words, 张&amp;三 as 张&三),
+    and the page its first link opens."""
+    first = LINK.search(text)
+    said = html.unescape(LINK.sub(lambda m: m.group(2), text))
+    return said, _page_of(html.unescape(first.group(1))) if first else ""
 
 
 def _page_of(url: str) -> str:
