@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import uuid
 
 import httpx
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from siyu.cli import app
@@ -761,6 +763,36 @@ def test_the_demo_console_shows_what_wecom_received():
             f"企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复  {link}",
             "企业微信 → 李四：小美的客户 肖姐 已等待 5 分钟 未回复（与先前一条相同，企业微信查重后未再送达）",
         ]
+
+
+def test_the_demos_banner_says_when_calls_ring():
+    """Calls keep to the default quiet hours, 21:00-08:00 in the company's zone: a demo started
+    in a European afternoon showed cards and never a call, with nothing on its console to say
+    why. The banner says so, with the time there now, each line whole (piped to a file, rich
+    had cut 'same password' over two lines at 80 columns)."""
+    from datetime import UTC, datetime
+
+    from siyu.demo import banner
+
+    def lines(now: datetime) -> list[str]:
+        console = Console(file=io.StringIO(), width=80)
+        for line in banner("http://127.0.0.1:8000", "http://127.0.0.1:8081", "wwdemo", now):
+            console.print(line, soft_wrap=True)
+        return console.file.getvalue().splitlines()
+
+    at_night = lines(datetime(2026, 12, 6, 23, 29, tzinfo=UTC))  # 07:29 in Shanghai
+    assert any(
+        line.endswith("(also lisi = supervisor, zhangsan = agent, same password)") for line in at_night
+    )
+    assert (
+        "  calls (the last step) ring outside quiet hours, 21:00-08:00 Asia/Shanghai, the demo company's"
+        " time: 07:29 there now, so the next ring at 08:00" in at_night
+    )
+    by_day = lines(datetime(2026, 12, 7, 2, 0, tzinfo=UTC))  # 10:00 there
+    assert (
+        "  calls (the last step) ring outside quiet hours, 21:00-08:00 Asia/Shanghai, the demo company's"
+        " time: 10:00 there now" in by_day
+    )
 
 
 def test_the_demo_console_shows_a_loss_alert_as_the_phone_does():

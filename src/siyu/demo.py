@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -110,6 +110,7 @@ LOGINS = [
     ("zhangsan", "张三", "agent", "zhangsan"),
 ]
 PASSWORD = "siyu-demo"
+ZONE = "Asia/Shanghai"  # the demo company's, as every tenant's until an admin sets another
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
@@ -295,7 +296,7 @@ def _page_of(url: str) -> str:
 
 
 def _at(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, ZoneInfo("Asia/Shanghai")).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(timestamp, ZoneInfo(ZONE)).strftime("%H:%M:%S")
 
 
 SEED = 2026  # the simulated world's: each demo tells the same story
@@ -353,6 +354,29 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
     finally:
         await http.aclose()
         await world.close()
+
+
+def banner(siyu_url: str, emulator_url: str, corp_id: str, now: datetime) -> list[str]:
+    """What the demo prints once it runs. Calls keep to the default quiet hours in the
+    company's zone, which for half the world's day is night in Shanghai: say so, or a demo
+    shows cards and never a call."""
+    from siyu.sla.calendar import quiet_until
+    from siyu.sla.models import DEFAULT_QUIET_HOURS
+
+    start, end = DEFAULT_QUIET_HOURS
+    there = f"{now.astimezone(ZoneInfo(ZONE)):%H:%M} there now"
+    if quiet_until(now, DEFAULT_QUIET_HOURS, ZONE):
+        there += f", so the next ring at {end}"
+    return [
+        f"\n[bold green]Siyu demo is running:[/bold green] {siyu_url}",
+        f"  log in as [bold]admin[/bold] / [bold]{PASSWORD}[/bold]  (also lisi = supervisor, "
+        "zhangsan = agent, same password)",
+        f"  WeCom emulator: {emulator_url}/_emulator/corps/{corp_id}",
+        "  customers arrive through 4 channels and chat (会话存档); Ctrl-C stops everything",
+        f"  calls (the last step) ring outside quiet hours, {start}-{end} {ZONE}, the demo company's"
+        f" time: {there}",
+        "  below: what WeCom receives from Siyu (app messages to staff, calls)\n",
+    ]
 
 
 # Left in the demo's folder: only a folder that has it (or an empty one) is emptied at start.
@@ -428,14 +452,8 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
         console.print("starting Siyu ...")
         procs.append(_spawn(["serve", "--port", str(port)], env))
         _wait_healthy(f"{siyu_url}/healthz", procs[-1], "Siyu")
-        console.print(f"\n[bold green]Siyu demo is running:[/bold green] {siyu_url}")
-        console.print(
-            f"  log in as [bold]admin[/bold] / [bold]{PASSWORD}[/bold]  (also lisi = supervisor, "
-            f"zhangsan = agent, same password)"
-        )
-        console.print(f"  WeCom emulator: {emulator_url}/_emulator/corps/{corp_id}")
-        console.print("  customers arrive through 4 channels and chat (会话存档); Ctrl-C stops everything")
-        console.print("  below: what WeCom receives from Siyu (app messages to staff, calls)\n")
+        for line in banner(siyu_url, emulator_url, corp_id, datetime.now(UTC)):
+            console.print(line, soft_wrap=True)  # whole lines in a file or pipe too
         stop = asyncio.Event()
 
         async def main() -> None:
