@@ -7,10 +7,11 @@ import html
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
@@ -639,7 +640,10 @@ def test_the_conversation_page(as_role, chats, world):
 
 def test_the_list_page_shows_who_waits_how_long(as_role, chats):
     html = as_role("agent").get("/conversations").text
-    assert re.search(r"王女士 <span class=\"wait\"[^>]*>等待 \d+ 分 \d+ 秒", html)
+    assert re.search(
+        r'王女士<span class="remark">（备注：王姐-报价）</span> <span class="wait"[^>]*>等待 \d+ 分 \d+ 秒',
+        html,
+    )
     assert "能便宜点吗 iPhone15" in html and "退款什么时候到账" in html
     assert html.index("孙小姐") < html.index("王女士")
     assert "陈先生" not in html and "刘总" not in html
@@ -856,6 +860,145 @@ def test_the_chat_of_a_waiting_customer_says_where_to_reply(as_role, new_waiting
     theirs = as_role("admin").get(f"/conversations/{cid}").text
     where = re.search(r'id="reply-where">(.*?)</small>', theirs, re.S)
     assert where and where[1].startswith("请 张三 在企业微信里回复"), where
+
+
+# ---------------------------------------------------------------- the member's remark (备注)
+
+# A remark as typed on a phone: spaces and a line break around it, and characters that are markup.
+TYPED_REMARK = "  郑姐\n <i>报价</i> &  回访 "
+SHOWN_REMARK = "郑姐 <i>报价</i> & 回访"
+
+
+@pytest.fixture
+def remarked(db, world):
+    """Customers of 张三's waiting in their 1:1 chat, each with 张三's remark on them ("" none):
+    {name: (customer id, conversation id)}. Answered and gone again afterwards."""
+    from tests.web.conftest import _add, remove_customers
+
+    arc = Archive()
+    made: dict[str, tuple[int, int]] = {}
+
+    def make(remarks: dict[str, str]) -> dict[str, tuple[int, int]]:
+        now = int(time.time())
+        with db.tenant_session(world.a.id) as s:
+            tenant = s.get(Tenant, world.a.id)
+            for i, (name, remark) in enumerate(remarks.items()):
+                ext = f"wm{arc.sfx}r{i}"
+                customer_id = _add(s, tenant, ext, name, "zhangsan", now - 86400, remark=remark)
+                made[name] = (customer_id, 0)
+                # waiting longer than the package's other chats: the top of the 等待回复 list
+                arc.text(ext, "zhangsan", f"在吗 {arc.sfx}", 3 * 3600 + i)
+        store(db, world.a.id, arc.items)
+        with db.tenant_session(world.a.id) as s:
+            customers = [cust for cust, _ in made.values()]
+            ids = dict(
+                s.execute(
+                    select(Conversation.customer_id, Conversation.id).where(
+                        Conversation.customer_id.in_(customers)
+                    )
+                ).all()
+            )
+        made.update({name: (cust, ids[cust]) for name, (cust, _) in made.items()})
+        return made
+
+    yield make
+    answered = Archive()  # no wait left at the top of the lists
+    for item in arc.items:
+        answered.text("zhangsan", item.message["from"], "好的", 1)
+    store(db, world.a.id, answered.items)
+    remove_customers(db, world.a.id, [cust for cust, _ in made.values()])
+
+
+def _text(fragment: str) -> str:
+    """What a reader sees of a piece of the page: its text, tags left out, entities read."""
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment)).strip()
+
+
+def _h1(page: str) -> str:
+    return _text(re.search(r"<h1>(.*?)</h1>", page, re.S)[1])
+
+
+def _reply_where(page: str) -> str:
+    return _text(re.search(r'id="reply-where">(.*?)</small>', page, re.S)[1])
+
+
+def test_the_chat_names_the_customer_with_the_member_s_remark_where_to_reply(as_role, remarked, chats):
+    """WeCom lists a chat on the agent's phone by their remark on the customer: the page said
+    在企业微信里回复 郑女士, and the agent had to guess which chat that was."""
+    sfx = uuid.uuid4().hex[:4]
+    zheng, wu = f"郑女士{sfx}", f"吴先生{sfx}"
+    made = remarked({zheng: TYPED_REMARK, wu: ""})
+    agent, sup = as_role("agent"), as_role("supervisor")
+
+    own = agent.get(f"/conversations/{made[zheng][1]}").text
+    assert _h1(own) == f"{zheng}（备注：{SHOWN_REMARK}）"
+    assert _reply_where(own) == f"在企业微信里回复 {zheng}（备注：{SHOWN_REMARK}），回复后这里会自动更新"
+    assert "<i>报价" not in own and "郑姐 &lt;i&gt;报价&lt;/i&gt; &amp; 回访" in own
+    # the leader asks 张三 to reply, in the chat 张三's phone lists by 张三's remark
+    theirs = sup.get(f"/conversations/{made[zheng][1]}").text
+    assert _h1(theirs) == f"{zheng}（备注：{SHOWN_REMARK}）"
+    assert _reply_where(theirs).startswith(f"请 张三 在企业微信里回复 {zheng}（备注：{SHOWN_REMARK}），")
+
+    plain = agent.get(f"/conversations/{made[wu][1]}").text  # no remark: the name alone
+    assert _h1(plain) == wu
+    assert _reply_where(plain) == f"在企业微信里回复 {wu}，回复后这里会自动更新"
+
+    api = agent.get(f"/api/v1/conversations/{made[zheng][1]}").json()
+    assert api["remark"] == SHOWN_REMARK and api["title"] == zheng
+    assert agent.get(f"/api/v1/conversations/{made[wu][1]}").json()["remark"] is None
+    admin = as_role("admin")  # a group chat: as it was
+    assert admin.get(f"/api/v1/conversations/{chats.a['群聊']}").json()["remark"] is None
+    assert "备注" not in _h1(admin.get(f"/conversations/{chats.a['群聊']}").text)
+
+
+@contextmanager
+def remarks_read(db):
+    """The statements that read members' remarks on customers."""
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if re.search(r"follows\.remark\b", statement):
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        yield reads
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+
+
+def _named_rows(page: str) -> dict[int, str]:
+    """Whom each row of the list of waiting chats names, by conversation id (the text before
+    how long they wait)."""
+    rows = re.findall(
+        r'<a href="/conversations/(\d+)">.*?<span class="name">(.*?)<span class="wait"', page, re.S
+    )
+    return {int(cid): _text(name) for cid, name in rows}
+
+
+def test_the_conversation_list_names_each_customer_with_the_member_s_remark_in_one_read(
+    as_role, remarked, db
+):
+    """The list named 郑女士 alone, where 张三's phone lists the chat by 张三's remark on her."""
+    sfx = uuid.uuid4().hex[:4]
+    names = {f"郑女士{sfx}": TYPED_REMARK, f"冯女士{sfx}": "冯姐-复购", f"吴先生{sfx}": ""}
+    made = remarked(names)
+    for role in ("agent", "supervisor"):
+        with remarks_read(db) as reads:
+            page = as_role(role).get("/conversations", params={"waiting": 1}).text
+        rows = _named_rows(page)
+        for name, remark in names.items():
+            shown = " ".join(remark.split())
+            assert rows[made[name][1]] == (f"{name}（备注：{shown}）" if shown else name), role
+        assert "<i>报价" not in page
+        assert len(reads) == 1, reads  # one read for the page, not one a row
+    api = as_role("agent").get("/api/v1/conversations", params={"waiting": "true", "per_page": 100}).json()
+    by_id = {c["id"]: c["remark"] for c in api["items"]}
+    assert [by_id[made[n][1]] for n in names] == [SHOWN_REMARK, "冯姐-复购", None]
+    # the customer's page: the chat with 张三 reads 张三's remark on them
+    profile = as_role("agent").get(f"/customers/{made[f'郑女士{sfx}'][0]}").text
+    chats = re.search(r'<section id="conversations">(.*?)</section>', profile, re.S)[1]
+    assert f"张三 · 备注：{SHOWN_REMARK}" in _text(chats) and "<i>报价" not in chats
 
 
 def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, world):

@@ -195,6 +195,22 @@ def _external_names(session: Session, external_userids: set[str]) -> dict[str, s
     )
 
 
+def _remarks(session: Session, conversations: list[Conversation]) -> dict[tuple[int, str], str]:
+    """The remark (备注) each 1:1 chat's member gave its customer, by (customer, member), with its
+    whitespace made single spaces as the cards do: WeCom lists the chat on that member's phone by
+    it. One read for the page; a chat whose member has no remark on the customer is left out."""
+    pairs = {(c.customer_id, c.staff_userid) for c in conversations if c.kind == "single" and c.customer_id}
+    if not pairs:
+        return {}
+    rows = session.execute(
+        select(Follow.customer_id, Follow.staff_userid, Follow.remark).where(
+            bulk.among(session, Follow.customer_id, {customer for customer, _ in pairs}), Follow.remark != ""
+        )
+    )
+    remarks = {(customer, staff): " ".join(remark.split()) for customer, staff, remark in rows}
+    return {pair: remark for pair, remark in remarks.items() if pair in pairs and remark}
+
+
 def _customer_ref(c: Customer | None) -> dict | None:
     return {"id": c.id, "name": c.name, "avatar": c.avatar} if c else None
 
@@ -208,8 +224,10 @@ def conversation_dict(
     waiting_message: dict | None = None,
     group: GroupChat | None = None,
     gone: dict[str, str] | None = None,
+    remark: str = "",
 ) -> dict:
-    """`gone`: the members no longer with the corp (tenancy.queries.staff_gone)."""
+    """`gone`: the members no longer with the corp (tenancy.queries.staff_gone); `remark`: the
+    chat's member's remark on its customer (`_remarks`)."""
     waited = (now - c.awaiting_since).total_seconds() if c.awaiting_since else None
     if c.kind == "group":
         title = group_title(c.roomid, group, names)
@@ -220,6 +238,7 @@ def conversation_dict(
         "kind": c.kind,
         "kind_name": KIND_NAMES.get(c.kind, c.kind),
         "title": title,
+        "remark": remark or None,
         "customer": _customer_ref(customer),
         "external_userid": c.external_userid,
         "staff_userid": c.staff_userid,
@@ -512,13 +531,15 @@ def _shape(
     senders = _sender_names(session, list(waiting.values()), names)
     in_groups = group_waits.group_waits(session, [c.id for c in conversations if c.kind == "group"])
     askers = _external_names(session, {w.sender for w in in_groups.values()})
+    remarks = _remarks(session, conversations)
     out = []
     for c in conversations:
         w = waiting.get(c.awaiting_msgid) if c.awaiting_msgid else None
         # (a customer's message: no member to mark)
         wd = message_dict(w, senders.get(w.sender, w.sender), c.awaiting_msgid, gone) if w else None
         customer, group = customers.get(c.customer_id), group_chats.get(c.roomid)
-        shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group, gone)
+        remark = remarks.get((c.customer_id, c.staff_userid), "")
+        shaped = conversation_dict(c, customer, names, now, last.get(c.id, ""), wd, group, gone, remark)
         asked = asks.get(c.id)
         shaped["waiting_quote"] = quote_asks(asked.texts, 80, asked.total) if asked and asked.texts else ""
         shaped["waiting_newest_msgid"] = asked.newest_msgid if asked else ""

@@ -101,6 +101,12 @@ class ConversationOut(BaseModel):
     kind: ConversationKind
     kind_name: str
     title: str = Field(description="the customer's name; a group chat's name, or 群聊 <roomid> until known")
+    remark: str | None = Field(
+        None,
+        description="a 1:1 chat: its staff member's remark (备注) on the customer, which WeCom lists the chat"
+        " by on their phone, whitespace made single spaces (the pages show 王女士（备注：王姐-报价）); null"
+        " when they have none, and for a group chat",
+    )
     customer: CustomerRef | None
     external_userid: str
     staff_userid: str
