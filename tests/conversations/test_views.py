@@ -7,11 +7,10 @@ import html
 import re
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, select, update
 
 from siyu.conversations import service
 from siyu.conversations.models import Conversation
@@ -22,6 +21,7 @@ from siyu.sla.models import SlaWait
 from siyu.tenancy.models import Staff, Tenant
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, classify, store
+from tests.support.statements import statements_matching
 from tests.web.conftest import zhaoliu_left
 
 
@@ -951,20 +951,9 @@ def test_the_chat_names_the_customer_with_the_member_s_remark_where_to_reply(as_
     assert "备注" not in _h1(admin.get(f"/conversations/{chats.a['群聊']}").text)
 
 
-@contextmanager
 def remarks_read(db):
     """The statements that read members' remarks on customers."""
-    reads: list[str] = []
-
-    def seen(conn, cursor, statement, *args) -> None:
-        if re.search(r"follows\.remark\b", statement):
-            reads.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        yield reads
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
+    return statements_matching(db.engine, r"follows\.remark\b")
 
 
 def _named_rows(page: str) -> dict[int, str]:

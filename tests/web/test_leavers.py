@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 
 from siyu.conversations.models import Conversation
 from siyu.customers import service as customers
@@ -19,6 +19,7 @@ from siyu.customers.models import Customer, Follow, FollowTag, TimelineEvent
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 from tests.conversations.conftest import Archive, store
+from tests.support.statements import statements_matching
 from tests.web.conftest import _contact
 
 
@@ -168,20 +169,9 @@ def test_no_loss_alert_goes_to_a_member_who_left(as_role, world, db, add_custome
         s.execute(delete(OutboxMessage).where(OutboxMessage.id > last))
 
 
-@contextmanager
 def leavers_read(db):
     """How many times the list of members who left (tenancy.queries.staff_gone) is read."""
-    reads: list[str] = []
-
-    def seen(conn, cursor, statement, *args) -> None:
-        if re.match(r"SELECT staff\.userid, staff\.wecom_status\s+FROM staff", statement):
-            reads.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        yield reads
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
+    return statements_matching(db.engine, r"^SELECT staff\.userid, staff\.wecom_status\s+FROM staff")
 
 
 def test_the_customer_page_reads_who_left_once(as_role, world, db, add_customer):
