@@ -121,3 +121,56 @@ def test_only_a_policy_whose_every_shift_lies_in_quiet_hours_is_refused_for_its_
     with w.session() as s:
         service.save_policy(s, shifts=[["22:00", "09:00"]], **night)
         service.save_policy(s, shifts=[["22:00", "06:00"]], **{**night, "business_hours_only": False})
+
+
+def test_quiet_hours_ending_in_the_hour_skipped_when_clocks_go_forward_end_when_the_clocks_jump(local):
+    """Europe/Berlin, quiet hours 22:00-02:30. On 30 March 2025 the clocks jump from 02:00 CET
+    to 03:00 CEST: 02:30 never shows, and from 03:00 the clock reads past it. A call due at
+    01:50 CET (00:50 UTC) was held "until 02:30" read as 03:30 CEST (01:30 UTC), half an hour
+    after quiet hours had ended: a call due at 03:10 CEST rang at once, the earlier one later."""
+    from datetime import UTC, datetime
+
+    from siyu.sla.calendar import quiet_until
+
+    w = local
+    _tenant_timezone(w, "Europe/Berlin")
+    with w.session() as s:
+        service.save_policy(
+            s,
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            quiet_hours=["22:00", "02:30"],
+        )
+    w.t0 = datetime(2025, 3, 30, 0, 49, tzinfo=UTC)  # 01:49 CET
+    w.clock(0)
+    w.say("还有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    with w.session() as s:
+        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    assert row["fired"][0]["held_until"] == datetime(2025, 3, 30, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    assert quiet_until(datetime(2025, 3, 30, 1, 10, tzinfo=UTC), ["22:00", "02:30"], "Europe/Berlin") is None
+
+
+def test_a_shift_starting_in_the_hour_skipped_when_clocks_go_forward_starts_when_the_clocks_jump(local):
+    """A night team in Europe/Berlin works 02:30-06:00, and 30 March 2025 (a Sunday) is set as a
+    workday. The clocks jump from 02:00 CET to 03:00 CEST, so the team is at work from 03:00
+    CEST. A question at 03:05 CEST under a 2-minute business-time step is due at 03:07 CEST;
+    the shift was taken to begin at 03:30 CEST and the card came due at 03:32."""
+    from datetime import UTC, date, datetime
+
+    w = local
+    _tenant_timezone(w, "Europe/Berlin")
+    with w.session() as s:
+        service.set_calendar_day(s, date(2025, 3, 30), "workday")
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["02:30", "06:00"]],
+            quiet_hours=[],
+            steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}],
+        )
+    w.t0 = datetime(2025, 3, 30, 1, 5, tzinfo=UTC)  # 03:05 CEST
+    w.clock(0)
+    w.say("夜班有人吗？", at=0)
+    assert _pending_due(w) == datetime(2025, 3, 30, 1, 7, tzinfo=UTC)  # 03:07 CEST

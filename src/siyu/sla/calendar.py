@@ -130,9 +130,24 @@ def official_calendar_gap(today: date, ahead_days: int = 60) -> int | None:
 
 
 def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:
-    """`minutes` past the local midnight that starts `day` (1440 and more: the days after)."""
+    """`minutes` past the local midnight that starts `day` (1440 and more: the days after). A
+    time the clocks skip when they go forward (02:30 on a night they jump from 02:00 to 03:00)
+    is the moment they jump, the first the clock reads past it: Python reads it by the offset
+    before the jump, an hour after it (03:30), and shifts and quiet hours ended half an hour
+    after the clock had passed their end."""
     days, minutes = divmod(minutes, DAY)
-    return datetime.combine(day + timedelta(days=days), time(minutes // 60, minutes % 60), tzinfo=tz)
+    wall = datetime.combine(day + timedelta(days=days), time(minutes // 60, minutes % 60), tzinfo=tz)
+    jumped = wall.replace(fold=1).utcoffset()
+    if jumped <= wall.utcoffset():  # it exists (once, or twice when the clocks go back)
+        return wall
+    before, after = int(wall.replace(fold=1).timestamp()), int(wall.timestamp())
+    while after - before > 1:  # the clocks jump on a whole second between the two readings
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == jumped:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, tz)
 
 
 @dataclass(frozen=True)
