@@ -457,3 +457,39 @@ def test_naming_who_each_next_step_reaches_costs_no_query_per_row(local):
     many, told = queries()
     assert len(told) == 6 and set(told.values()) == {"李四"}, told
     assert many == few, (few, many)
+
+
+@pytest.mark.parametrize(
+    "day, midnight, hours",
+    [("2025-10-26", (2025, 10, 25, 22), 25), ("2025-03-30", (2025, 3, 29, 23), 23)],
+    ids=["clocks-back", "clocks-forward"],
+)
+def test_the_boards_day_in_berlin_on_a_day_the_clocks_change_holds_every_question_of_it_once(
+    local, day, midnight, hours
+):
+    """Europe/Berlin's day of 26 October 2025 runs 25 hours (02:00-03:00 comes twice), that of
+    30 March 23 (02:00-03:00 never comes). Questions asked 10 minutes before and after each of
+    its midnights, and on the 25-hour day at 02:30 both times round, each answered in a minute:
+    the day's first responses are the ones asked within it, none twice, none missed, and the
+    board without a day shown then calls it 今天."""
+    from datetime import UTC, date, datetime
+
+    from tests.sla.test_policy_edges import _tenant_timezone
+
+    w = local
+    _tenant_timezone(w, "Europe/Berlin")
+    w.policy()
+    w.t0 = datetime(*midnight, tzinfo=UTC)  # the day's first moment
+    w.clock(0)
+    asked = [-600, 600, hours * 3600 - 600, hours * 3600 + 600]  # 23:50 and 00:10 at either end
+    if hours == 25:
+        asked += [9000, 12600]  # 02:30 CEST and 02:30 CET
+    for i, at in enumerate(asked):
+        w.say("请问有货吗？", at=at, ext=f"wmdst{i}")
+        w.reply("有的", at=at + 60, ext=f"wmdst{i}")
+    w.pulled(hours * 3600 + 3600)
+    w.clock(hours * 3600 - 60)  # 23:59 on the day
+    board = _board(w, date.fromisoformat(day))
+    assert board["first_response"]["count"] == len(asked) - 2
+    today = _board(w)
+    assert today["day"] == date.fromisoformat(day) and today["first_response"]["count"] == len(asked) - 2
