@@ -177,3 +177,15 @@ def test_head_answers_as_get_would_without_the_body(as_role, siyu):
     # the spec has no HEAD twin of each GET
     spec = admin.get("/api/v1/openapi.json").json()
     assert not [path for path, ops in spec["paths"].items() if "head" in ops]
+
+
+def test_a_405_outside_the_api_and_the_pages_names_head_beside_get(as_role):
+    """A monitor POSTing /healthz was told Allow: GET, and a PUT on WeCom's callback address got
+    GET, HEAD and POST in any order, where HEAD answers on both as GET does: the API's and the
+    pages' 405s name GET, HEAD, then the rest."""
+    admin = as_role("admin")
+    r = admin.post("/healthz")
+    assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD")
+    assert admin.head("/healthz").status_code == admin.get("/healthz").status_code
+    r = admin.put("/wecom/callback/no-such-tenant")
+    assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD, POST")

@@ -179,6 +179,10 @@ def install(app: FastAPI) -> None:
         if _wants_page(request) and exc.status_code >= 400:
             clear = isinstance(exc, ClearNotFound)  # says what is missing (an admin's own tenant)
             return await _error_page(request, exc.status_code, str(exc.detail or ""), clear)
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            # /healthz, /wecom/callback/…: FastAPI's Allow names GET without the HEAD that
+            # HeadAsGet answers there (StaticFiles' 405 names none: left so)
+            exc = StarletteHTTPException(405, exc.detail, {**exc.headers, "Allow": _allowed_methods(request)})
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputRefused)
