@@ -951,6 +951,32 @@ def test_the_chat_names_the_customer_with_the_member_s_remark_where_to_reply(as_
     assert "备注" not in _h1(admin.get(f"/conversations/{chats.a['群聊']}").text)
 
 
+def test_the_wait_bar_and_the_wrote_again_notice_name_the_customer_with_the_member_s_remark(
+    as_role, remarked
+):
+    """The chat's header read 郑女士（备注：郑姐…）, its wait bar just below 郑女士 alone, and so did
+    "郑女士 在你打开页面后又发了消息": two names for one customer on one screen."""
+    sfx = uuid.uuid4().hex[:4]
+    zheng, wu = f"郑女士{sfx}", f"吴先生{sfx}"
+    made = remarked({zheng: TYPED_REMARK, wu: ""})
+    agent = as_role("agent")
+
+    def bar(page: str) -> str:
+        found = re.search(r'<section class="waitbar" aria-label="等待回复">\s*<p><b>(.*?)</b>', page, re.S)
+        return _text(found[1])
+
+    def notice(page: str) -> str:
+        return _text(re.search(r'id="done">(.*?)</p>', page, re.S)[1])
+
+    page = agent.get(f"/conversations/{made[zheng][1]}", params={"done": "changed"}).text
+    assert bar(page) == f"{zheng}（备注：{SHOWN_REMARK}）"
+    said = notice(page)
+    assert said.startswith(f"{zheng}（备注：{SHOWN_REMARK}） 在你打开页面后又发了消息，"), said
+    assert "<i>报价" not in page
+    plain = agent.get(f"/conversations/{made[wu][1]}", params={"done": "changed"}).text  # no remark
+    assert bar(plain) == wu and notice(plain).startswith(f"{wu} 在你打开页面后又发了消息，")
+
+
 def remarks_read(db):
     """The statements that read members' remarks on customers."""
     return statements_matching(db.engine, r"follows\.remark\b")
@@ -988,6 +1014,32 @@ def test_the_conversation_list_names_each_customer_with_the_member_s_remark_in_o
     profile = as_role("agent").get(f"/customers/{made[f'郑女士{sfx}'][0]}").text
     chats = re.search(r'<section id="conversations">(.*?)</section>', profile, re.S)[1]
     assert f"张三 · 备注：{SHOWN_REMARK}" in _text(chats) and "<i>报价" not in chats
+
+
+def test_search_results_name_each_customer_with_the_member_s_remark_in_one_read(as_role, remarked, db):
+    """A search's results named 郑女士 alone, page and API, where the list, the chat and the
+    agent's phone name her by 张三's remark on her."""
+    sfx = uuid.uuid4().hex[:4]
+    names = {f"郑女士{sfx}": TYPED_REMARK, f"冯女士{sfx}": "冯姐-复购", f"吴先生{sfx}": ""}
+    made = remarked(names)
+    agent = as_role("agent")
+    [asked] = agent.get(f"/api/v1/conversations/{made[f'郑女士{sfx}'][1]}/messages").json()["items"]
+    word = asked["text"].split()[-1]  # the package's own: its three customers' questions alone
+    with remarks_read(db) as reads:
+        page = agent.get("/conversations", params={"q": word}).text
+    hit = r'<a href="/conversations/(\d+)\?at=\d+#m\d+">.*?<span class="name">(.*?)<small'
+    hits = re.findall(hit, page, re.S)
+    by_id = {int(cid): _text(name) for cid, name in hits}
+    for name, remark in names.items():
+        shown = " ".join(remark.split())
+        assert by_id[made[name][1]] == (f"{name}（备注：{shown}）" if shown else name)
+    assert "<i>报价" not in page
+    assert len(reads) == 1, reads  # one read for the page, not one a result
+    api = agent.get("/api/v1/messages/search", params={"q": word}).json()["items"]
+    remarks = {hit["conversation"]["id"]: hit["conversation"]["remark"] for hit in api}
+    assert [remarks[made[n][1]] for n in names] == [SHOWN_REMARK, "冯姐-复购", None]
+    spec = agent.get("/api/v1/openapi.json").json()["components"]["schemas"]["ConversationRef"]
+    assert "备注" in spec["properties"]["remark"]["description"]
 
 
 def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, world):

@@ -901,6 +901,7 @@ def search_messages(
     customers = _customers(session, {c.customer_id for _, c in rows if c.customer_id})
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
     senders = _sender_names(session, [m for m, _ in rows], names)
+    remarks = _remarks(session, [c for _, c in rows])
     items = []
     for m, c in rows:
         text, spans = search_index.snippet(m.text, query)
@@ -914,6 +915,7 @@ def search_messages(
                     "title": group_title(c.roomid, group_chats.get(c.roomid), names)
                     if c.kind == "group"
                     else ((customer.name if customer else "") or c.external_userid),
+                    "remark": remarks.get((c.customer_id, c.staff_userid)),
                     "customer": _customer_ref(customer),
                     "staff_userid": c.staff_userid,
                     "staff_name": names.get(c.staff_userid, c.staff_userid),

@@ -200,6 +200,11 @@ class ConversationRef(BaseModel):
     id: int
     kind: ConversationKind
     title: str
+    remark: str | None = Field(
+        None,
+        description="a 1:1 chat: its staff member's remark (备注) on the customer, as in "
+        "ConversationOut; null when they have none, and for a group chat",
+    )
     customer: CustomerRef | None
     staff_userid: str
     staff_name: str

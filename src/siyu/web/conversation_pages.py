@@ -255,6 +255,8 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         if found is not None and done == "changed":  # who wrote, what and when: read it first
             said = queries.message_said(s, conversation_id, request.query_params.get("newest", ""))
             who = (found["customer"] or {}).get("name") or found["external_userid"] or "客户"
+            if found["remark"]:  # as the header names them: the chat on the member's phone
+                who += f"（备注：{found['remark']}）"
             done_said = wrote_again(who, said, viewer.timezone, now)
     if found is None or page is None:
         raise ClearNotFound(CARD_LINK_NOT_YOURS) if "card" in request.query_params else _not_found()
