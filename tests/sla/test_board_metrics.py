@@ -1368,3 +1368,36 @@ def test_a_past_days_teams_are_those_busy_that_day_not_those_with_customers_wait
 
     today = _get(w, "/api/v1/sla/board").json()["by_team"]
     assert {t["department_name"]: t["waiting"] for t in today} == {"销售二部": 1}
+
+
+def _read(page: str) -> str:
+    """The page's text as a reader sees it: tags left out, runs of whitespace made one space."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+
+
+def test_a_past_day_is_set_off_by_spaces_from_the_words_around_it(local):
+    """A past day's board read 列出09-10有客户开始等待… and 之前开始等待、09-09才回复的, the date
+    run into the characters beside it, where 09-10 超时 and 不是 09-10 的 on the same page have a
+    space (today's board reads 今日 with none, as Chinese does)."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)  # Wednesday
+    w.clock(0)
+    w.policy()
+    _two_teams(w)
+    w.say("在吗？", at=0, ext="wmwed1")
+    w.say("在吗？", at=0, ext="wmwed2", staff="boss")
+    w.reply("在的", at=60, ext="wmwed1")
+    w.reply("在的", at=60, ext="wmwed2", staff="boss")
+    w.pulled(23 * 3600)
+    w.clock(23 * 3600)  # Thursday 09:00
+
+    wednesday = _read(_get(w, "/sla?day=2025-09-10").text)
+    assert "列出 09-10 有客户开始等待或有超时的团队" in wednesday, wednesday
+    tuesday = _read(_get(w, "/sla?day=2025-09-09").text)  # nobody began waiting that day
+    said = "09-09 没有客户开始等待回复（之前开始等待、09-09 才回复的，算在开始等待的那天）"
+    assert said in tuesday, tuesday
+    for page in (wednesday, tuesday):
+        stuck = re.findall(r"[\u4e00-\u9fff]\d\d-\d\d|\d\d-\d\d[\u4e00-\u9fff]", page)
+        assert stuck == [], stuck
+    today = _read(_get(w, "/sla").text)
+    assert "今日还没有客户开始等待回复（之前开始等待、今日才回复的" in today, today

@@ -183,7 +183,9 @@ def sla_board(request: Request, viewer: PageViewer):
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
     note_waiting(viewer, board["waiting_total"])
     is_today = board["day"] == today
-    day_format = "%m-%d " if board["day"].year == today.year else "%Y-%m-%d "  # another year's: say which
+    # another year's: say which. A date is set off by a space from the words after it (12-06 超时,
+    # 12-06 才回复), as 今日 is not; the template puts the one before it (不是 12-06 的)
+    day_format = "%m-%d " if board["day"].year == today.year else "%Y-%m-%d "
     return render(
         request,
         "sla_board.html",
