@@ -410,6 +410,64 @@ def test_a_call_placed_late_counts_its_cooldown_from_when_it_rang(local):
     assert w.steps("wmB")[0][1:] == ("fired", "zhangsan")
 
 
+def test_the_board_says_a_call_step_the_cooldown_covers_will_not_ring(local, db):
+    """张三 was rung at 07:35 (the 15-minute cooldown runs to 07:50). The board read 下一步 07:40
+    语音电话打给负责成员 张三 for a customer of his, and at 07:40 the step was recorded as
+    刚打过电话，未再拨打: it says so ahead, page and API, as firing decides it; a step due after
+    the cooldown reads as before, and rings."""
+    from sqlalchemy import event
+
+    from siyu.sla.models import SlaCall
+    from tests.sla.test_board_metrics import SHANGHAI, _get
+    from tests.sla.test_never_ring import _row
+
+    w = local
+    w.t0 = datetime(2025, 9, 10, 7, 30, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy(steps=[{"delay_s": 120, "action": "voice_call", "target": "agent"}], call_cooldown_s=900)
+    with w.session() as s:  # rang at 07:35 about another customer
+        s.add(SlaCall(callee_userid="zhangsan", status="placed", created_at=w.at(300), placed_at=w.at(300)))
+    w.say("能便宜点吗？", at=480, ext="wmB")  # 07:38: its call is due 07:40
+    w.say("发货了吗？", at=490, ext="wmB2")
+    w.pulled(7200)
+    w.clock(540)
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        if "max(sla_calls.created_at)" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        page = _get(w, "/sla").text
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    for ext, due in (("wmB", "07:40"), ("wmB2", "07:41")):  # (07:40:10 shown as the minute it fires by)
+        row = _row(page, w.conversation(ext).id)
+        said = f'下一步 {due} <span class="next-step">语音电话打给负责成员 张三</span>，07:35 刚打过电话'
+        assert f"{said}，届时不再拨打" in row, row
+    assert len(reads) == 1, reads  # one read for the board, not one a row
+    board = _get(w, "/api/v1/sla/board").json()["waiting"]
+    [b] = [r for r in board if r["conversation_id"] == w.conversation("wmB").id]
+    assert datetime.fromisoformat(b["next_step_called_at"]) == w.at(300)
+    w.clock(610)
+    assert w.fire() == 2
+    assert w.outbox("sla_call") == []  # covered, as said
+
+    w.say("还在吗？", at=1140, ext="wmC")  # 07:49: due 07:51, past the cooldown
+    w.clock(1170)
+    row = _row(_get(w, "/sla").text, w.conversation("wmC").id)
+    assert '下一步 07:51 <span class="next-step">语音电话打给负责成员 张三</span>' in row, row
+    assert "刚打过电话" not in row, row
+    board = _get(w, "/api/v1/sla/board").json()["waiting"]
+    [c] = [r for r in board if r["conversation_id"] == w.conversation("wmC").id]
+    assert c["next_step_called_at"] is None
+    w.clock(1260)
+    assert w.fire() == 1
+    [call] = w.outbox("sla_call")  # rings, as the board said
+    assert call.payload["callee"] == "zhangsan"
+
+
 def test_a_new_step_does_not_join_a_card_backing_off_after_failures(local):
     w = local
     w.policy(merge_window_s=5, steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])

@@ -301,6 +301,7 @@ def board_for(
     for row in rows_out:
         userid = reached.get(row["conversation_id"])
         row["next_step_to"] = {"userid": userid, "name": names.get(userid, userid)} if userid else None
+    queries.next_calls_covered(session, rows_out, reached, now)
 
     start, end = queries.day_bounds(session, now, day)
     breaches = queries.breaches(session, start, end, sorted(scope) if scope is not None else None)

@@ -499,8 +499,7 @@ def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
             SlaCall.callee_userid == st.recipient,
             or_(
                 SlaCall.status == "queued",  # (a night's calls held till 08:00 ring once)
-                # from when it rang: a call placed late (retried) is as recent as its ring
-                (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since),
+                queries.placed_since(since),  # (the board says so ahead: queries.next_calls_covered)
             ),
         )
         .order_by(SlaCall.created_at.desc())

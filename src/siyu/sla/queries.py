@@ -155,6 +155,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 # whose policy it is (0: the tenant's): the board links that one's page
                 "policy_department_wecom_id": policy.department_wecom_id,
                 "next_step_after_quiet_hours": quiet,
+                # (not shown: whether a call placed lately covers the step, next_calls_covered)
+                "call_cooldown_s": policy.call_cooldown_s,
                 "snoozed_until": w.snoozed_until,
                 "snoozed_by": w.snoozed_by,
                 "snoozed_at": w.snoozed_at,
@@ -174,6 +176,39 @@ def call_held_until(
     if ends is not None and policy.business_hours_only:
         ends = calendar_of(policy).add(ends, 0)
     return ends
+
+
+def placed_since(since: datetime):
+    """A call that keeps the cooldown begun at `since` running: placed, and queued or rung after
+    it (a call placed late, retried, is as recent as its ring). Firing covers a call step to the
+    same person by it (firing._queue_call); the board says so ahead (next_calls_covered)."""
+    return (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since)
+
+
+def next_calls_covered(session: Session, rows: list[dict], callees: dict[int, str], now: datetime) -> None:
+    """Each board row's `next_step_called_at`: where its next step is a call to someone
+    (`callees`, by conversation: next_step_people's) rung so lately that the policy's cooldown
+    still runs when the step fires (when due, or now if overdue), when they were rung: firing
+    will not ring them again for it. None otherwise. One read for all the rows."""
+    due = {
+        r["conversation_id"]: max(r["next_step_due_at"], now) - timedelta(seconds=r["call_cooldown_s"])
+        for r in rows
+        if r["next_step_action"] == "voice_call" and r["next_step_due_at"] and r["conversation_id"] in callees
+    }
+    latest: dict[str, datetime] = {}
+    if due:
+        c = SlaCall
+        who = {callees[cid] for cid in due}
+        for callee, created, placed in session.execute(
+            select(c.callee_userid, func.max(c.created_at), func.max(c.placed_at))
+            .where(bulk.among(session, c.callee_userid, who), placed_since(min(due.values())))
+            .group_by(c.callee_userid)
+        ):
+            latest[callee] = max(at for at in (created, placed) if at is not None)
+    for r in rows:
+        since = due.get(r["conversation_id"])
+        called = since and latest.get(callees[r["conversation_id"]])
+        r["next_step_called_at"] = called if called and called > since else None
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:

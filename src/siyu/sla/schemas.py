@@ -366,6 +366,12 @@ class WaitingRow(BaseModel):
     next_step_after_quiet_hours: bool = Field(
         False, description="the next step is a call held back until the policy's quiet hours end"
     )
+    next_step_called_at: datetime | None = Field(
+        None,
+        description="the next step is a call to next_step_to, who was called at this time, lately enough "
+        "that the policy's call_cooldown_s still runs when the step fires: it will not ring them again "
+        "(its delivery will read covered); null otherwise",
+    )
     snoozed_until: datetime | None
     snoozed_by: str = Field(
         "", description='who snoozed it, by the name they were signed in as ("": before Siyu kept it)'

@@ -177,8 +177,12 @@ def sla_board(request: Request, viewer: PageViewer):
     refused = dismissed and request.query_params.get("done") == "changed"  # the row stays: said in it
     today = timezones.today(zone, now)
 
-    def when(at: datetime) -> str:  # (every time the board gives is one to come)
+    def when(at: datetime) -> str:  # (every time the board gives is one to come, but rang's)
         return soon(at, zone, now)
+
+    def rang(at: datetime) -> str:  # a call placed: HH:MM today, else MM-DD HH:MM
+        same_day = at.astimezone(tz).date() == today
+        return at.astimezone(tz).strftime("%H:%M" if same_day else "%m-%d %H:%M")
 
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
     note_waiting(viewer, board["waiting_total"])
@@ -196,6 +200,7 @@ def sla_board(request: Request, viewer: PageViewer):
             "trouble": ("retrying", "given_up", "failed", "skipped", "never"),
             "calm": ("snoozed", "ended"),
             "when": when,
+            "rang": rang,
             "is_today": is_today,
             "day_name": "今日" if is_today else board["day"].strftime(day_format),
             "today_iso": today.isoformat(),
