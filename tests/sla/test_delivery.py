@@ -231,6 +231,41 @@ def test_an_agents_card_says_who_is_told_next_and_the_leaders_that_the_agent_was
     ), card["description"]
 
 
+def test_an_agents_card_promises_no_call_the_cooldown_will_skip(w):
+    """张三 was rung at 10:00:30 about another customer (a 15-minute cooldown). His card at 10:01
+    said 10:02 仍未回复将给你打电话, and at 10:02 firing placed no call (刚打过电话，未再拨打), as the
+    board says. The card keeps quiet about it; past the cooldown it promises the call as before."""
+    from siyu.sla.models import SlaCall
+
+    _at_ten(w)
+    w.policy(
+        merge_window_s=0.3,
+        call_cooldown_s=900,
+        steps=[
+            {"delay_s": 60, "action": "app_message", "target": "agent"},
+            {"delay_s": 120, "action": "voice_call", "target": "agent"},
+        ],
+    )
+    with w.session() as s:
+        s.add(SlaCall(callee_userid="zhangsan", status="placed", created_at=w.at(30), placed_at=w.at(30)))
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    assert "仍未回复将" not in card["description"], card["description"]
+    w.clock(120)
+    assert w.fire() == 1
+    assert w.outbox("sla_call") == []  # covered, as the card no longer promised
+
+    w.say("还在吗？", at=1000, ext="wmcustomer2")  # 10:16:40: its call at 10:18:40, past the cooldown
+    w.pulled(3600)
+    w.clock(1060)
+    assert w.fire() == 1
+    [_, card] = wait_for(lambda: cards(w, "zhangsan")[1:] and cards(w, "zhangsan"))
+    assert '<div class="gray">10:18 仍未回复将给你打电话</div>' in card["description"], card["description"]
+
+
 def test_a_leaders_card_says_the_agent_held_the_reminders_back(w):
     """张三 had his card at 10:02 and snoozed the reminders at 10:03 till 10:08: 李四's card,
     at 10:08, said nothing of either."""

@@ -402,6 +402,21 @@ def _steps_around(
             for x, step, at, contact in ahead
         ],
     )
+    # a call the cooldown covers (the callee rung lately) is not placed: firing skips it, as the
+    # board says (queries.next_calls_covered, judged at the step's time as firing judges it)
+    calls = [
+        {
+            "conversation_id": x["conversation_id"],
+            "next_step_action": step.action,
+            "next_step_due_at": step.due_at,
+            "call_cooldown_s": book.by_id(x["policy_id"]).call_cooldown_s,
+        }
+        for x, step, *_ in ahead
+    ]
+    queries.next_calls_covered(s, calls, people, now)
+    for c in calls:
+        if c["next_step_called_at"]:
+            people.pop(c["conversation_id"], None)
     colleagues = {who for x, *_ in ahead if (who := people.get(x["conversation_id"])) and who != x["agent"]}
     names = {}
     if colleagues:
