@@ -1427,3 +1427,24 @@ def test_a_lost_session_notice_is_told_only_to_the_person_whose_session_ended(si
         assert told not in browser.get("/sla").text  # said once
     finally:
         browser.close()
+
+
+def test_the_boards_waiting_rows_name_the_customer_with_the_member_s_remark(as_role, remarked):
+    """The chat and the list read 郑女士（备注：郑姐…）; the board's row for the same wait read
+    郑女士 alone, and its API gave no remark."""
+    sfx = uuid.uuid4().hex[:4]
+    zheng, wu = f"郑女士{sfx}", f"吴先生{sfx}"
+    made = remarked({zheng: TYPED_REMARK, wu: ""})
+    for role in ("agent", "supervisor"):
+        board = as_role(role).get("/sla").text
+        names = {}
+        for name, (_, cid) in made.items():
+            row = re.search(
+                rf'data-conversation="{cid}".*?<span class="name">(.*?)<span class="wait"', board, re.S
+            )
+            assert row, (role, name)
+            names[name] = _text(row[1]).strip()
+        assert names == {zheng: f"{zheng}（备注：{SHOWN_REMARK}）", wu: wu}, role
+        assert "<i>报价" not in board
+    rows = {r["conversation_id"]: r for r in as_role("agent").get("/api/v1/sla/board").json()["waiting"]}
+    assert rows[made[zheng][1]]["remark"] == SHOWN_REMARK and rows[made[wu][1]]["remark"] is None

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
-from siyu.customers.models import Customer
+from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, paging
 from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
@@ -59,6 +59,7 @@ def _open_waits(staff_userids: Sequence[str] | None):
         # columns, not SlaWait objects: a tenant with thousands waiting built one each per refresh
         select(w.id, w.conversation_id, w.staff_userid, w.policy_id, w.started_at, w.breached_step)
         .add_columns(w.snoozed_until, w.snoozed_by, w.snoozed_at, Customer.name)
+        .add_columns(Customer.id.label("customer_id"))
         # named by the chat's customer: one who became known after the wait began is linked there
         .outerjoin(Conversation, Conversation.id == SlaWait.conversation_id)
         .outerjoin(Customer, Customer.id == func.coalesce(Conversation.customer_id, SlaWait.customer_id))
@@ -106,6 +107,22 @@ def waiting_by_staff(session: Session, staff_userids: Sequence[str] | None = Non
     return dict(session.execute(q.group_by(SlaWait.staff_userid)).all())
 
 
+def _remarks(session: Session, rows: Sequence) -> dict[tuple[int, str], str]:
+    """The remark (备注) each waiting customer has from the member they wait for, by (customer,
+    member), as the chat names them (WeCom lists the chat on that member's phone by it); one
+    read for the rows."""
+    customers = {w.customer_id for w in rows if w.customer_id is not None}
+    if not customers:
+        return {}
+    f = Follow
+    found = session.execute(
+        select(f.customer_id, f.staff_userid, f.remark).where(
+            bulk.among(session, f.customer_id, customers), f.remark != ""
+        )
+    )
+    return {(customer, staff): " ".join(said.split()) for customer, staff, said in found if said.strip()}
+
+
 def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict]:
     """Open waits (_open_waits' rows) as the board lists them, each with its next step and,
     under a policy that counts business hours only, its wait by that clock."""
@@ -119,6 +136,7 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
             .where(SlaEscalation.status == "pending")
         )
     }
+    remarks = _remarks(session, rows)
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []
@@ -138,6 +156,7 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
             {
                 "conversation_id": w.conversation_id,
                 "customer": w.name or "",
+                "remark": remarks.get((w.customer_id, w.staff_userid)),
                 "staff_userid": w.staff_userid,
                 "since": w.started_at,
                 "waited_s": max(0.0, (now - w.started_at).total_seconds()),

@@ -327,6 +327,11 @@ class StepPerson(BaseModel):
 class WaitingRow(BaseModel):
     conversation_id: int
     customer: str
+    remark: str | None = Field(
+        None,
+        description="the waited-for member's remark (备注) on the customer, as WeCom lists the chat on"
+        " their phone; null if none",
+    )
     staff_userid: str
     staff_name: str
     message: str = Field(description="the customer message that waits")
