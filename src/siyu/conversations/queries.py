@@ -25,7 +25,7 @@ from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.customers.models import Customer, Follow
-from siyu.customers.queries import Reader, staff_names
+from siyu.customers.queries import Reader, remarks_on, staff_names
 from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
 from siyu.tenancy.models import STAFF_STATUS
@@ -196,19 +196,11 @@ def _external_names(session: Session, external_userids: set[str]) -> dict[str, s
 
 
 def _remarks(session: Session, conversations: list[Conversation]) -> dict[tuple[int, str], str]:
-    """The remark (备注) each 1:1 chat's member gave its customer, by (customer, member), with its
-    whitespace made single spaces as the cards do: WeCom lists the chat on that member's phone by
-    it. One read for the page; a chat whose member has no remark on the customer is left out."""
+    """The remark each 1:1 chat's member gave its customer (customers.queries.remarks_on), by
+    (customer, member). One read for the page."""
     pairs = {(c.customer_id, c.staff_userid) for c in conversations if c.kind == "single" and c.customer_id}
-    if not pairs:
-        return {}
-    rows = session.execute(
-        select(Follow.customer_id, Follow.staff_userid, Follow.remark).where(
-            bulk.among(session, Follow.customer_id, {customer for customer, _ in pairs}), Follow.remark != ""
-        )
-    )
-    remarks = {(customer, staff): " ".join(remark.split()) for customer, staff, remark in rows}
-    return {pair: remark for pair, remark in remarks.items() if pair in pairs and remark}
+    remarks = remarks_on(session, {customer for customer, _ in pairs})
+    return {pair: remark for pair, remark in remarks.items() if pair in pairs}
 
 
 def _customer_ref(c: Customer | None) -> dict | None:

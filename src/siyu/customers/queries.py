@@ -22,7 +22,7 @@ from sqlalchemy.sql import Select
 from siyu.conversations.models import GroupChat, GroupMember
 from siyu.customers import tag_sync
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
-from siyu.db import paging
+from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
 from siyu.tenancy.models import GONE_OTHERWISE, STAFF_STATUS, Department, Staff, gone_word
 from siyu.tenancy.queries import staff_gone
@@ -606,3 +606,18 @@ def channel_ref_problems(
         if missing_t:
             problems.append(f"标签不存在或已删除 / unknown or deleted tags: {_listed(missing_t)}")
     return problems
+
+
+def remarks_on(session: Session, customers: set[int]) -> dict[tuple[int, str], str]:
+    """The remark (备注) each member gave these customers, by (customer, member), its whitespace
+    made single spaces: WeCom lists the member's chat with the customer on their phone by it,
+    so the chat, the lists, the board and the cards name the customer with it. One read; a
+    member with no remark on a customer is left out."""
+    if not customers:
+        return {}
+    found = session.execute(
+        select(Follow.customer_id, Follow.staff_userid, Follow.remark).where(
+            bulk.among(session, Follow.customer_id, customers), Follow.remark != ""
+        )
+    )
+    return {(customer, staff): " ".join(said.split()) for customer, staff, said in found if said.strip()}

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
-from siyu.customers.models import Customer, Follow
+from siyu.customers.models import Customer
+from siyu.customers.queries import remarks_on
 from siyu.db import bulk, paging
 from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
@@ -107,22 +108,6 @@ def waiting_by_staff(session: Session, staff_userids: Sequence[str] | None = Non
     return dict(session.execute(q.group_by(SlaWait.staff_userid)).all())
 
 
-def _remarks(session: Session, rows: Sequence) -> dict[tuple[int, str], str]:
-    """The remark (备注) each waiting customer has from the member they wait for, by (customer,
-    member), as the chat names them (WeCom lists the chat on that member's phone by it); one
-    read for the rows."""
-    customers = {w.customer_id for w in rows if w.customer_id is not None}
-    if not customers:
-        return {}
-    f = Follow
-    found = session.execute(
-        select(f.customer_id, f.staff_userid, f.remark).where(
-            bulk.among(session, f.customer_id, customers), f.remark != ""
-        )
-    )
-    return {(customer, staff): " ".join(said.split()) for customer, staff, said in found if said.strip()}
-
-
 def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict]:
     """Open waits (_open_waits' rows) as the board lists them, each with its next step and,
     under a policy that counts business hours only, its wait by that clock."""
@@ -136,7 +121,8 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
             .where(SlaEscalation.status == "pending")
         )
     }
-    remarks = _remarks(session, rows)
+    # as the chat names them: the waited-for member's remark on the customer
+    remarks = remarks_on(session, {w.customer_id for w in rows if w.customer_id is not None})
     book = PolicyBook(session)
     timezone = tenant_timezone(session)
     out = []

@@ -41,7 +41,8 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations.models import ArchiveCursor, Conversation, Message
-from siyu.customers.models import Customer, Follow
+from siyu.customers import queries as customer_queries
+from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Skipped, sender
@@ -329,22 +330,11 @@ def _remarks(s: Session, cards: dict[int, list[dict]], touser: dict[int, str]) -
     is how WeCom lists that chat on their phone; "" where they have none (a leader, mostly).
     One read for all the cards."""
     every = [(e, touser[card]) for card, found in cards.items() for e in found]
-    customers = {e["customer_id"] for e, _ in every if e["customer_id"] is not None}
-    remarks: dict[tuple[int, str], str] = {}
-    if customers:
-        f = Follow
-        remarks = {
-            (customer, staff): remark
-            for customer, staff, remark in s.execute(
-                select(f.customer_id, f.staff_userid, f.remark).where(
-                    bulk.among(s, f.customer_id, customers),
-                    bulk.among(s, f.staff_userid, {user for _, user in every}),
-                    f.remark != "",
-                )
-            )
-        }
+    remarks = customer_queries.remarks_on(
+        s, {e["customer_id"] for e, _ in every if e["customer_id"] is not None}
+    )
     for e, user in every:
-        e["remark"] = " ".join(remarks.get((e["customer_id"], user), "").split())
+        e["remark"] = remarks.get((e["customer_id"], user), "")
 
 
 def _steps_around(
