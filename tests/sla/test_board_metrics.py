@@ -1337,13 +1337,9 @@ def test_a_question_and_its_answer_both_taken_back_answered_nothing_in_either_or
     assert _get(w, "/api/v1/sla/board").json()["first_response"]["count"] == 0
 
 
-def test_a_past_days_teams_are_those_busy_that_day_not_those_with_customers_waiting_now(local):
+def _wednesday_answered(w) -> None:
     """Wednesday 10:00 a customer asks 张三 (销售一部) and one asks 王总 (总部); both are answered
-    at 10:01. Thursday 09:00 a customer asks 赵六 (销售二部), who has not answered by 09:01.
-    Wednesday's 各团队 table listed 销售二部 too, a row of zeros beside "1 等待中": its team did
-    nothing that day, its customer waits now. A past day lists the teams busy that day, and
-    leaves who waits now to today's board; the API as the page."""
-    w = local
+    at 10:01."""
     w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)  # Wednesday
     w.clock(0)
     w.policy()
@@ -1352,6 +1348,16 @@ def test_a_past_days_teams_are_those_busy_that_day_not_those_with_customers_wait
     w.say("在吗？", at=0, ext="wmwed2", staff="boss")
     w.reply("在的", at=60, ext="wmwed1")
     w.reply("在的", at=60, ext="wmwed2", staff="boss")
+
+
+def test_a_past_days_teams_are_those_busy_that_day_not_those_with_customers_waiting_now(local):
+    """Wednesday 10:00 a customer asks 张三 (销售一部) and one asks 王总 (总部); both are answered
+    at 10:01. Thursday 09:00 a customer asks 赵六 (销售二部), who has not answered by 09:01.
+    Wednesday's 各团队 table listed 销售二部 too, a row of zeros beside "1 等待中": its team did
+    nothing that day, its customer waits now. A past day lists the teams busy that day, and
+    leaves who waits now to today's board; the API as the page."""
+    w = local
+    _wednesday_answered(w)
     w.say("在吗？", at=23 * 3600, ext="wmthu", staff="zhaoliu")  # Thursday 09:00
     w.pulled(23 * 3600 + 60)
     w.clock(23 * 3600 + 60)
@@ -1380,14 +1386,7 @@ def test_a_past_day_is_set_off_by_spaces_from_the_words_around_it(local):
     run into the characters beside it, where 09-10 超时 and 不是 09-10 的 on the same page have a
     space (today's board reads 今日 with none, as Chinese does)."""
     w = local
-    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=SHANGHAI)  # Wednesday
-    w.clock(0)
-    w.policy()
-    _two_teams(w)
-    w.say("在吗？", at=0, ext="wmwed1")
-    w.say("在吗？", at=0, ext="wmwed2", staff="boss")
-    w.reply("在的", at=60, ext="wmwed1")
-    w.reply("在的", at=60, ext="wmwed2", staff="boss")
+    _wednesday_answered(w)
     w.pulled(23 * 3600)
     w.clock(23 * 3600)  # Thursday 09:00
 

@@ -24,6 +24,28 @@ def _tenant_timezone(w, name: str) -> None:
         s.get(Tenant, w.tenant_id).timezone = name
 
 
+def _berlin_call_held(w, asked):
+    """A tenant in Europe/Berlin whose policy calls the agent a minute after a question, quiet
+    hours 22:00-02:30: a customer asks at `asked`, the call step fires; its board row."""
+
+    _tenant_timezone(w, "Europe/Berlin")
+    with w.session() as s:
+        service.save_policy(
+            s,
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+            quiet_hours=["22:00", "02:30"],
+        )
+    w.t0 = asked
+    w.clock(0)
+    w.say("还有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    with w.session() as s:
+        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    return row
+
+
 def test_a_call_held_by_quiet_hours_in_the_hour_repeated_when_clocks_go_back_waits_for_their_end(local):
     """A tenant in Europe/Berlin with quiet hours 22:00-02:30. On 26 October 2025 the clocks go
     back at 03:00 CEST to 02:00 CET, and 02:00-03:00 comes twice. A call due at 02:11 CET (the
@@ -35,21 +57,7 @@ def test_a_call_held_by_quiet_hours_in_the_hour_repeated_when_clocks_go_back_wai
     from siyu.sla.calendar import quiet_until
 
     w = local
-    _tenant_timezone(w, "Europe/Berlin")
-    with w.session() as s:
-        service.save_policy(
-            s,
-            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
-            quiet_hours=["22:00", "02:30"],
-        )
-    w.t0 = datetime(2025, 10, 26, 1, 10, tzinfo=UTC)  # 02:10 CET, the second 02:10 that night
-    w.clock(0)
-    w.say("还有人吗？", at=0)
-    w.pulled(3600)
-    w.clock(60)
-    assert w.fire() == 1
-    with w.session() as s:
-        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    row = _berlin_call_held(w, datetime(2025, 10, 26, 1, 10, tzinfo=UTC))  # 02:10 CET, the second that night
     assert row["fired"][0]["held_until"] == datetime(2025, 10, 26, 1, 30, tzinfo=UTC)  # 02:30 CET
     window = ["22:00", "02:30"]  # and the first time round, 02:10 CEST: 02:30 CEST
     first = datetime(2025, 10, 26, 0, 10, tzinfo=UTC)
@@ -133,21 +141,7 @@ def test_quiet_hours_ending_in_the_hour_skipped_when_clocks_go_forward_end_when_
     from siyu.sla.calendar import quiet_until
 
     w = local
-    _tenant_timezone(w, "Europe/Berlin")
-    with w.session() as s:
-        service.save_policy(
-            s,
-            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
-            quiet_hours=["22:00", "02:30"],
-        )
-    w.t0 = datetime(2025, 3, 30, 0, 49, tzinfo=UTC)  # 01:49 CET
-    w.clock(0)
-    w.say("还有人吗？", at=0)
-    w.pulled(3600)
-    w.clock(60)
-    assert w.fire() == 1
-    with w.session() as s:
-        [row] = board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())["waiting"]
+    row = _berlin_call_held(w, datetime(2025, 3, 30, 0, 49, tzinfo=UTC))  # 01:49 CET
     assert row["fired"][0]["held_until"] == datetime(2025, 3, 30, 1, 0, tzinfo=UTC)  # 03:00 CEST
     assert quiet_until(datetime(2025, 3, 30, 1, 10, tzinfo=UTC), ["22:00", "02:30"], "Europe/Berlin") is None
 
