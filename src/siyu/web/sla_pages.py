@@ -57,7 +57,7 @@ from siyu.tenancy import timezones
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, Viewer, require_admin, safe_next
 from siyu.web.stale_notice import changed_since, named_for, saved_by_viewer
-from siyu.web.templating import note_waiting, render, soon
+from siyu.web.templating import note_waiting, of_the_day, render, soon
 
 router = APIRouter(include_in_schema=False)
 
@@ -181,8 +181,7 @@ def sla_board(request: Request, viewer: PageViewer):
         return soon(at, zone, now)
 
     def rang(at: datetime) -> str:  # a call placed: HH:MM today, else MM-DD HH:MM
-        same_day = at.astimezone(tz).date() == today
-        return at.astimezone(tz).strftime("%H:%M" if same_day else "%m-%d %H:%M")
+        return of_the_day(at, zone, now)
 
     # the menu's 会话 count, fresh: the same as the heading's (it kept a count up to 15 s old)
     note_waiting(viewer, board["waiting_total"])

@@ -70,7 +70,12 @@ def upcoming(value: datetime) -> datetime:
 def soon(value: datetime, zone: str | None, now: datetime) -> str:
     """A time to come as every page says it: HH:MM when it falls on the tenant's today, MM-DD
     HH:MM on another day (the chat said 12-07 01:49 of the time the board beside it said 01:49)."""
-    at = upcoming(value)
+    return of_the_day(upcoming(value), zone, now)
+
+
+def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
+    """HH:MM when `at` falls on the tenant's today, else MM-DD HH:MM (soon's rule, to the
+    minute it reads: a time past, such as a call placed)."""
     same_day = local_time(at, zone, "%Y-%m-%d") == timezones.today(zone, now).isoformat()
     return local_time(at, zone, "%H:%M" if same_day else "%m-%d %H:%M")
 
