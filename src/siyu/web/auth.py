@@ -8,7 +8,8 @@ WebSession, with an expiry and the session's CSRF token.
 Every authenticated request goes through `_authenticate`, the one place that also checks
 CSRF: a request with an unsafe method must carry the session's csrf_token, as the form
 field `csrf_token` or the header `X-CSRF-Token`. Pages use `PageViewer` (no session →
-redirect to /login?next=...), the API uses `ApiViewer` (no session → 401 JSON).
+redirect to /login?next=..., or in WeCom's browser back through WeCom's OAuth: see
+`signed_out`), the API uses `ApiViewer` (no session → 401 JSON).
 
 The API also takes `Authorization: Bearer siyu_…`, an admin's API token for an integration
 (siyu.tenancy.api_tokens), which acts as the person it names while the admin who made it
@@ -50,6 +51,16 @@ OAUTH_TTL_S = 600
 OAUTH_PENDING = 5
 OAUTH_COOKIE_CHARS = 3000
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# the company of the browser's last WeCom sign-in, sealed (one written by hand, or by a site on
+# a sibling subdomain, names none): a page opened there signed out signs in through WeCom
+# again, as the member may have no password. As long as a browser keeps one (Chrome: 400 days).
+WECOM_TENANT_COOKIE = "siyu_wecom_tenant"
+WECOM_TENANT_DAYS = 400
+# how many times a minute a signed-out page goes through WeCom before the password form: a
+# session that does not hold (a browser that drops it) would otherwise go round for ever
+AGAIN_COOKIE = "siyu_wecom_again"
+AGAIN_LIMIT = 3
+AGAIN_WINDOW_S = 60
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
 # a good token refused meanwhile (listed as 暂停, `suspended`): "revoked" would send the
@@ -323,6 +334,67 @@ async def _authenticate(request: Request, api: bool) -> Viewer:
         if not sent or not _same(sent, viewer.csrf_token):
             raise CsrfRefused(api)
     return viewer
+
+
+def in_wecom(request: Request) -> bool:
+    """WeCom's own browser, on a phone or the desktop client: `... wxwork/4.1.26 MicroMessenger/...`."""
+    return "wxwork" in request.headers.get("user-agent", "").lower()
+
+
+def remember_wecom_tenant(response: Response, rt, tenant_id: int) -> None:
+    response.set_cookie(
+        WECOM_TENANT_COOKIE,
+        rt.box.seal(str(tenant_id)),
+        max_age=WECOM_TENANT_DAYS * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/",
+    )
+
+
+def _remembered_slug(rt, sealed: str) -> str | None:
+    """The slug of the company a WeCom sign-in on this browser was for; None: none, or gone."""
+    try:
+        tenant_id = int(rt.box.open(sealed))
+    except ValueError:
+        return None
+    with rt.db.system_session() as s:
+        return s.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+
+
+async def signed_out(request: Request, exc: LoginRequired) -> Response:
+    """Where a page asked for signed out goes: the password form, or, in WeCom's browser that
+    signed in through WeCom before, WeCom's OAuth for that company and on to the page (the
+    member may have no password). Only a page opened (GET, HEAD): a form sent is never
+    replayed, and is told of on the password form. A sign-in WeCom refuses ends on its page."""
+    rt = request.app.state.rt
+    to_login = f"/login?next={quote(exc.next_url, safe='')}"
+    sealed = request.cookies.get(WECOM_TENANT_COOKIE, "")
+    sent = request.cookies.get(AGAIN_COOKIE, "")
+    tries = int(sent) if sent.isascii() and sent.isdigit() and len(sent) < 3 else 0
+    wecom = not exc.unsaved and request.method in ("GET", "HEAD") and sealed and in_wecom(request)
+    if not wecom or tries >= AGAIN_LIMIT:
+        response = RedirectResponse(to_login, 303)
+        if exc.unsaved:
+            note_unsaved(response, rt, exc.unsaved, exc.owner)
+        return response
+    slug = await run_in_threadpool(_remembered_slug, rt, sealed)
+    if slug is None:
+        response = RedirectResponse(to_login, 303)
+        response.delete_cookie(WECOM_TENANT_COOKIE, path="/")
+        return response
+    response = RedirectResponse(f"/auth/wecom/{quote(slug)}?next={quote(exc.next_url, safe='')}", 303)
+    response.set_cookie(
+        AGAIN_COOKIE,
+        str(tries + 1),
+        max_age=AGAIN_WINDOW_S,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/",
+    )
+    return response
 
 
 def _page_sent_from(request: Request) -> str:
@@ -646,5 +718,6 @@ async def wecom_callback(request: Request, slug: str, code: str = "", state: str
         return _refusal(request, "无法登录", message, 403, retry)
     response = RedirectResponse(next_url, 303)
     set_session_cookie(response, rt, token)
+    remember_wecom_tenant(response, rt, tenant_id)
     _keep_pending(response, rt, [p for p in pending if p is not mine[0]])
     return response

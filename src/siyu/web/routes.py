@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -102,10 +101,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(auth.LoginRequired)
     async def _login_required(request: Request, exc: auth.LoginRequired):
-        response = RedirectResponse(f"/login?next={quote(exc.next_url, safe='')}", 303)
-        if exc.unsaved:
-            auth.note_unsaved(response, request.app.state.rt, exc.unsaved, exc.owner)
-        return response
+        return await auth.signed_out(request, exc)
 
     @app.exception_handler(auth.CsrfRefused)
     async def _csrf(request: Request, exc: auth.CsrfRefused):
