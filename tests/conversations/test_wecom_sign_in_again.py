@@ -4,8 +4,11 @@ signs in through WeCom again, for the company of the last WeCom sign-in, and ope
 
 from __future__ import annotations
 
+import html
+import re
 from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import update
@@ -136,3 +139,54 @@ def test_a_member_wecom_refuses_ends_on_the_refusal_and_a_session_that_does_not_
         assert r.status_code == 200 and "<h1>登录私域</h1>" in r.text, url
         assert url.path == "/login" and url.params["next"] == f"/conversations/{cid}"
         assert 1 <= rounds <= 3
+
+
+def _wecom_button(page: str) -> str | None:
+    """The href of the login page's 用企业微信登录 button, None without one."""
+    found = re.search(r'<a class="button" href="([^"]+)">用企业微信登录（([^）]*)）</a>', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_after_sign_out_in_wecom_the_login_page_offers_the_company_s_wecom_sign_in(siyu, world, new_waiting):
+    """退出 in WeCom's browser lands on the password form, which a member with no password
+    cannot use: it now offers WeCom's sign-in for the company, going on to the page asked for."""
+    cid = new_waiting("zhangsan")
+    with _opened_from_a_card(siyu, world, cid) as phone:
+        csrf = phone.get(f"{siyu}/api/v1/me").json()["csrf_token"]
+        r = phone.post(f"{siyu}/logout", data={"csrf_token": csrf})
+        assert r.url.path == "/login" and phone.get(f"{siyu}/api/v1/me").status_code == 401
+        r = phone.get(f"{siyu}/login", params={"next": f"/conversations/{cid}"})
+        assert f"用企业微信登录（{world.a.corp['name']}）" in r.text and "<h1>登录私域</h1>" in r.text
+        href = _wecom_button(r.text)
+        assert href == f"/auth/wecom/{world.a.slug}?next=%2Fconversations%2F{cid}", href
+        r = phone.get(f"{siyu}{href}")
+        assert r.status_code == 200 and r.url.path == f"/conversations/{cid}", r.text[-800:]
+        assert phone.get(f"{siyu}/api/v1/me").json()["staff_userid"] == "zhangsan"
+
+
+def test_outside_wecom_the_button_is_wecom_s_qr_sign_in(siyu, world, new_waiting):
+    cid = new_waiting("zhangsan")
+    with _opened_from_a_card(siyu, world, cid, user_agent=DESKTOP) as desktop:
+        desktop.cookies.delete("siyu_session")
+        href = _wecom_button(desktop.get(f"{siyu}/login").text)
+        assert href == f"/auth/wecom/{world.a.slug}?next=%2F&desktop=1", href
+        r = desktop.get(f"{siyu}{href}", follow_redirects=False)
+        assert urlsplit(r.headers["location"]).path == "/wwlogin/sso/login"
+        r = desktop.get(f"{siyu}{href}")  # the QR scanned, as the emulator's WeCom user
+        assert r.status_code == 200 and desktop.get(f"{siyu}/api/v1/me").json()["staff_userid"] == "zhangsan"
+
+
+def test_without_a_company_remembered_the_login_page_has_no_wecom_button(siyu, world):
+    box = SecretBox(TEST_SECRET_KEY)
+    for remembered in (
+        None,
+        box.seal("987654321"),  # a company removed since
+        world.a.slug,  # written by hand: not sealed by Siyu
+        SecretBox("another key").seal(str(world.a.id)),
+    ):
+        with httpx.Client(follow_redirects=True, timeout=10, headers={"user-agent": IN_WECOM}) as phone:
+            if remembered is not None:
+                phone.cookies.set("siyu_wecom_tenant", remembered)
+            r = phone.get(f"{siyu}/login", params={"next": "/customers"})
+            assert r.status_code == 200 and "<h1>登录私域</h1>" in r.text, remembered
+            assert "用企业微信登录" not in r.text and "/auth/wecom/" not in r.text, remembered

@@ -353,14 +353,15 @@ def remember_wecom_tenant(response: Response, rt, tenant_id: int) -> None:
     )
 
 
-def _remembered_slug(rt, sealed: str) -> str | None:
-    """The slug of the company a WeCom sign-in on this browser was for; None: none, or gone."""
+def _remembered_company(rt, sealed: str) -> tuple[str, str] | None:
+    """The slug and name of the company a WeCom sign-in on this browser was for; None: none, or gone."""
     try:
         tenant_id = int(rt.box.open(sealed))
     except ValueError:
         return None
     with rt.db.system_session() as s:
-        return s.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+        found = s.execute(select(Tenant.slug, Tenant.name).where(Tenant.id == tenant_id)).first()
+        return tuple(found) if found else None
 
 
 async def signed_out(request: Request, exc: LoginRequired) -> Response:
@@ -379,11 +380,12 @@ async def signed_out(request: Request, exc: LoginRequired) -> Response:
         if exc.unsaved:
             note_unsaved(response, rt, exc.unsaved, exc.owner)
         return response
-    slug = await run_in_threadpool(_remembered_slug, rt, sealed)
-    if slug is None:
+    company = await run_in_threadpool(_remembered_company, rt, sealed)
+    if company is None:
         response = RedirectResponse(to_login, 303)
         response.delete_cookie(WECOM_TENANT_COOKIE, path="/")
         return response
+    slug = company[0]
     response = RedirectResponse(f"/auth/wecom/{quote(slug)}?next={quote(exc.next_url, safe='')}", 303)
     response.set_cookie(
         AGAIN_COOKIE,
@@ -466,14 +468,24 @@ def require_signed_in_admin(viewer: Viewer) -> None:
 router = APIRouter(include_in_schema=False)
 
 
-def _login_page(request: Request, next_url: str, error: str = "", login: str = "", status: int = 200):
+async def _wecom_sign_in(request: Request, next_url: str) -> dict | None:
+    """The button to WeCom's sign-in for the company of this browser's last one, on to the page:
+    after 退出, or a form sent signed out, a member with no password has no other way on. Outside
+    WeCom's browser by QR scan, as WeCom's OAuth signs in only inside it."""
+    sealed = request.cookies.get(WECOM_TENANT_COOKIE, "")
+    company = sealed and await run_in_threadpool(_remembered_company, request.app.state.rt, sealed)
+    if not company:
+        return None
+    slug, name = company
+    href = f"/auth/wecom/{quote(slug)}?next={quote(next_url, safe='')}"
+    return {"href": href if in_wecom(request) else f"{href}&desktop=1", "company": name}
+
+
+async def _login_page(request: Request, next_url: str, error: str = "", login: str = "", status: int = 200):
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "login.html",
-        {"next": next_url, "error": error, "login": login, "login_csrf": token},
-        status_code=status,
-    )
+    context = {"next": next_url, "error": error, "login": login, "login_csrf": token}
+    context["wecom"] = await _wecom_sign_in(request, next_url)
+    response = render(request, "login.html", context, status_code=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/")
     return response
 
@@ -482,7 +494,7 @@ def _login_page(request: Request, next_url: str, error: str = "", login: str = "
 async def login_form(request: Request, next: str = "/"):
     if await current_viewer(request) is not None:
         return RedirectResponse(safe_next(next), 303)
-    return _login_page(request, safe_next(next))
+    return await _login_page(request, safe_next(next))
 
 
 def _person_by_login(s: Session, login: str) -> Person | None:
@@ -531,11 +543,11 @@ async def login_submit(request: Request):
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     sent = str(form.get("csrf_token", ""))
     if not cookie or not _same(cookie, sent):
-        return _login_page(
+        return await _login_page(
             request, next_url, "页面已过期，请重新提交 / the form expired, please retry", login, 403
         )
     if not login or not password:
-        return _login_page(request, next_url, "请输入账号和密码 / enter login and password", login, 422)
+        return await _login_page(request, next_url, "请输入账号和密码 / enter login and password", login, 422)
     # The client as uvicorn took it: X-Forwarded-For only from a proxy it trusts
     # (FORWARDED_ALLOW_IPS, 127.0.0.1 by default), never the header as any client sent it.
     address = login_throttle.client_address(request.client.host if request.client else None)
@@ -546,9 +558,9 @@ async def login_submit(request: Request):
             "密码错误次数过多，请 15 分钟后再试或用企业微信登录"
             " / too many wrong passwords: try again in 15 minutes, or sign in through WeCom"
         )
-        return _login_page(request, next_url, message, login, 429)
+        return await _login_page(request, next_url, message, login, 429)
     if token is None:
-        return _login_page(request, next_url, "账号或密码错误 / wrong login or password", login, 401)
+        return await _login_page(request, next_url, "账号或密码错误 / wrong login or password", login, 401)
     response = RedirectResponse(next_url, 303)
     set_session_cookie(response, request.app.state.rt, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
