@@ -737,6 +737,32 @@ def test_the_leader_is_someone_still_with_the_corp_and_a_department_head_has_one
     assert w.steps("wmwang", "wangwu")[1] == (1, "fired", "boss")
 
 
+def test_leaders_are_read_by_the_departments_above_the_agents_however_many_the_corp_has(local):
+    """The board and a batch of cards name each agent's leader in a few queries: one a level of
+    the departments above the agents, not every department of the corp (5,000 in a big one:
+    130-220 ms a read)."""
+    from siyu.customers.service import leaders_of
+    from siyu.tenancy.models import Department, Staff
+    from tests.support.statements import statements_matching
+
+    w = local
+    with w.session() as s:  # 王五 in 销售一组, a team of 销售一部 with no leader of its own
+        s.add(Department(wecom_id=3, name="销售一组", parent_wecom_id=2, leaders=[]))
+        s.execute(update(Staff).where(Staff.userid == "wangwu").values(departments=[3], main_department=3))
+
+    def leaders() -> tuple[dict, int]:
+        with w.session() as s, statements_matching(w.rt.db.engine, r"^SELECT") as reads:
+            return leaders_of(s, ["zhangsan", "wangwu", "lisi"]), len(reads)
+
+    few = leaders()
+    with w.session() as s:  # 300 more teams under 销售一部, each with a leader
+        s.add_all(
+            Department(wecom_id=100 + i, name=f"销售{i}组", parent_wecom_id=2, leaders=[f"team{i}"])
+            for i in range(300)
+        )
+    assert leaders() == few == ({"zhangsan": "lisi", "wangwu": "lisi", "lisi": "boss"}, 4)
+
+
 def test_a_step_that_finds_nobody_to_tell_is_listed_as_not_delivered(local):
     from datetime import timedelta
 
