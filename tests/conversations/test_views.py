@@ -1448,3 +1448,29 @@ def test_the_boards_waiting_rows_name_the_customer_with_the_member_s_remark(as_r
         assert "<i>报价" not in board
     rows = {r["conversation_id"]: r for r in as_role("agent").get("/api/v1/sla/board").json()["waiting"]}
     assert rows[made[zheng][1]]["remark"] == SHOWN_REMARK and rows[made[wu][1]]["remark"] is None
+
+
+def test_the_boards_snooze_and_no_reply_banners_name_the_customer_as_the_row_did(as_role, remarked):
+    """The row read 郑女士（备注：郑姐…）; its 暂缓 and 标记无需回复 then said 已暂缓 郑女士 的提醒至 …
+    and 已将 郑女士 的消息标记为无需回复, the name the agent's phone does not list the chat by."""
+    sfx = uuid.uuid4().hex[:4]
+    zheng, wu = f"郑女士{sfx}", f"吴先生{sfx}"
+    made = remarked({zheng: TYPED_REMARK, wu: ""})
+    agent = as_role("agent")
+
+    def banner(cid: int, action: str, data: dict) -> str:
+        """What the board says once the row's form is sent, as the browser sends it."""
+        row = re.search(rf'data-conversation="{cid}".*?</li>', agent.get("/sla").text, re.S)[0]
+        form = re.search(rf'action="/conversations/{cid}/{action}"[^>]*>(.*?)</form>', row, re.S)[1]
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))
+        r = agent.post(f"/conversations/{cid}/{action}", data={**fields, **data})
+        assert r.status_code == 303, r.text
+        page = agent.get(r.headers["location"].partition("#")[0]).text
+        return _text(re.search(r'role="status" id="done">(.*?)</p>', page, re.S)[1])
+
+    for name, named in ((zheng, f"{zheng}（备注：{SHOWN_REMARK}）"), (wu, wu)):
+        cid = made[name][1]
+        said = banner(cid, "snooze", {"minutes": "15"})
+        assert said.startswith(f"已暂缓 {named} 的提醒至 "), said
+        said = banner(cid, "dismiss", {})
+        assert said == f"已将 {named} 的消息标记为无需回复。", said

@@ -281,15 +281,19 @@ def wrote_again(name: str, said: tuple[str, datetime] | None, tz: str, now: date
 
 
 def _named(s, viewer: Viewer, typed: str):
-    """The conversation an address names (by id) and its customer's name, when the viewer may
-    read it; None otherwise."""
+    """The conversation an address names (by id) and its customer as its row named them, the
+    member's remark beside the name (王女士（备注：王姐-报价）: the chat on their phone), when the
+    viewer may read it; None otherwise."""
     if not typed.isdigit() or int(typed) >= 2**63:  # (a number the database would refuse)
         return None
     conversation = conversation_queries.get_conversation(s, viewer, int(typed))
     if conversation is None:
         return None
     customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
-    return conversation, (customer.name if customer else "") or conversation.external_userid or "客户"
+    name = (customer.name if customer else "") or conversation.external_userid or "客户"
+    remarks = customer_queries.remarks_on(s, {customer.id}) if customer else {}
+    remark = remarks.get((conversation.customer_id, conversation.staff_userid))
+    return conversation, f"{name}（备注：{remark}）" if remark else name
 
 
 def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newest: str) -> str:
