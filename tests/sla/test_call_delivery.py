@@ -5,11 +5,11 @@ with why, a snooze honoured by a call still to ring, Tencent VMS errors that ret
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
@@ -354,3 +354,102 @@ def test_a_card_every_wait_of_which_was_snoozed_or_answered_reads_so_not_as_unse
     its steps read 未发 (skipped), in red on the board, as a card that failed."""
     said = _card_went(local, ["wmA", "wmB"], snoozed="wmA", answered="wmB")
     assert said == {"wmA": ("snoozed", queries.CARD_SNOOZED_OFF), "wmB": ("ended", "")}
+
+
+def _queued_call(w) -> OutboxMessage:
+    [message] = [m for m in w.outbox("sla_call") if m.status == "pending"]
+    return message
+
+
+def test_the_board_says_a_call_step_joins_the_call_being_retried_and_when_that_rings(
+    local, gateway, db, settings, monkeypatch
+):
+    """张三's call about a customer fired at 10:01 and the voice provider refused it, again and again:
+    the outbox tries it next at 10:07. The board read 下一步 10:04 语音电话打给负责成员 张三 for
+    a second customer, and at 10:04 firing placed no call: the step joined the call being
+    retried, which rang at 10:07 about both (and a third, whose step at 10:08 the cooldown then
+    covered). It says so ahead, page and API."""
+    import httpx
+
+    from tests.sla.test_board_metrics import _get
+    from tests.sla.test_delivery import _at_ten
+    from tests.sla.test_never_ring import _row, _send_calls
+
+    w = local
+    w.gateway = gateway  # (whose calls `calls` reads)
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway}
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    _at_ten(w)
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    w.say("问题A？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)
+    assert w.fire() == 1
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    [call] = _send_calls(w, db, settings)
+    message = _queued_call(w)
+    assert call.status == "queued" and "503" in message.last_error
+    with w.session() as s:  # refused since on every try: the outbox's backoff has it next at 10:07
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=w.at(420)))
+    w.say("问题B？", at=180, ext="wmB")  # its call step due 10:04
+    w.say("问题C？", at=400, ext="wmC")  # due 10:07:40: the call will have rung
+    w.clock(200)
+    page = _get(w, "/sla").text
+    step = '<span class="next-step">语音电话打给负责成员 张三</span>'
+    row = _row(page, w.conversation("wmB").id)
+    assert f"下一步 10:04 {step}，已有一通电话排队（拨打失败，10:07 重试），届时一并提醒" in row, row
+    row = _row(page, w.conversation("wmC").id)  # rung at 10:07, within the cooldown: not again
+    assert f"下一步 10:08 {step}，已有一通电话排队（拨打失败，10:07 重试），届时不再拨打" in row, row
+    board = {r["conversation_id"]: r for r in _get(w, "/api/v1/sla/board").json()["waiting"]}
+    b, c = board[w.conversation("wmB").id], board[w.conversation("wmC").id]
+    assert datetime.fromisoformat(b["next_step_queued_call_at"]) == w.at(420)
+    assert b["next_step_queued_call_why"] == "retrying"
+    assert datetime.fromisoformat(c["next_step_queued_call_at"]) == w.at(420)
+
+    w.clock(245)
+    assert w.fire() == 1  # B's step joins the call being retried: no second call
+    assert len(w.outbox("sla_call")) == 1 and len(_queued_call(w).payload["escalations"]) == 2
+    with w.session() as s:  # (the outbox's clock is the wall's: the retry is due now)
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=utcnow()))
+    w.clock(420)
+    [call] = _send_calls(w, db, settings)
+    assert call.status == "placed"
+    [rang] = calls(w)
+    assert rang["template_params"][0] == "3"  # about all three: B's step joined it, C waited
+    w.clock(465)
+    assert w.fire() == 1 and len(calls(w)) == 1  # C's step: the cooldown covers it, as said
+
+
+def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(local):
+    """At 23:01 a call to 张三 fired in quiet hours 22:00-08:00: it waits till 08:00. 赵先生's call
+    step, due 23:31, read 到期：语音电话打给负责成员 张三，免打扰时段过后 08:00 拨打, as if a call of
+    its own would ring then; it joins the one queued, which rings at 08:00 about both."""
+    from tests.sla.test_board_metrics import SHANGHAI, _get
+    from tests.sla.test_never_ring import _row
+
+    w = local
+    w.t0 = w.rt.now().replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 23:00
+    w.clock(0)
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "08:00"])
+    w.say("问题A？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)
+    assert w.fire() == 1
+    w.say("问题B？", at=1800, ext="wmB")
+    w.clock(1810)
+    eight = w.at(9 * 3600)
+    row = _row(_get(w, "/sla").text, w.conversation("wmB").id)
+    said = (
+        '下一步 23:31 <span class="next-step">语音电话打给负责成员 张三</span>，已有一通电话排队'
+        f"（免打扰时段结束 {eight.astimezone(SHANGHAI):%m-%d} 08:00 拨打），届时一并提醒"
+    )
+    assert said in row, row
+    [b] = [r for r in _get(w, "/api/v1/sla/board").json()["waiting"] if r["next_step_queued_call_at"]]
+    assert datetime.fromisoformat(b["next_step_queued_call_at"]) == eight
+    assert b["next_step_queued_call_why"] == "quiet_hours"
+    w.clock(1870)
+    assert w.fire() == 1
+    [message] = w.outbox("sla_call")  # joined, as said
+    assert len(message.payload["escalations"]) == 2

@@ -498,8 +498,8 @@ def _queue_call(s: Session, st: _Step, policy, now: datetime) -> None:
         .where(
             SlaCall.callee_userid == st.recipient,
             or_(
-                SlaCall.status == "queued",  # (a night's calls held till 08:00 ring once)
-                queries.placed_since(since),  # (the board says so ahead: queries.next_calls_covered)
+                queries.still_to_ring(),  # (a night's calls held till 08:00 ring once)
+                queries.placed_since(since),  # (the board says both ahead: queries.next_calls_covered)
             ),
         )
         .order_by(SlaCall.created_at.desc())

@@ -190,11 +190,68 @@ def placed_since(since: datetime):
     return (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since)
 
 
+def still_to_ring():
+    """A call queued and not placed yet: held by quiet hours, or being retried after the voice
+    provider refused it. Firing joins a call step to the same person to it rather than place
+    another, and it speaks of that step's wait too when it rings (firing._queue_call); the
+    board says so ahead (next_calls_covered)."""
+    return SlaCall.status == "queued"
+
+
+def calls_still_to_ring(
+    session: Session, callees: set[str], now: datetime
+) -> dict[str, tuple[datetime, str | None]]:
+    """When each of these people's call still to ring (still_to_ring, the latest) will ring, and
+    why not at once: "quiet_hours" (its policy's quiet hours hold it: tasks._call_hold),
+    "retrying" (the voice provider refused it; the outbox tries again then) or None (due now).
+    Not one whose policy lets no call ring (it never does). Two reads."""
+    c, e, o = SlaCall, SlaEscalation, OutboxMessage
+    # from the calls' messages still to go (the unsent rows' own index, as calls_held reads
+    # them): not from every call the callees ever had
+    sending = {
+        payload.get("call"): (due_at, last_error)
+        for payload, due_at, last_error in session.execute(
+            select(o.payload, o.due_at, o.last_error).where(
+                o.kind == "sla_call",
+                text(UNSENT),
+                o.status == "pending",
+                bulk.among(session, o.recipient, callees),
+            )
+        )
+    }
+    if not sending:
+        return {}
+    latest: dict[str, tuple[int, int | None]] = {}
+    for call, callee, policy_id in session.execute(
+        select(c.id, c.callee_userid, SlaWait.policy_id)
+        .outerjoin(e, e.id == c.escalation_id)
+        .outerjoin(SlaWait, SlaWait.id == e.wait_id)
+        .where(bulk.among(session, c.id, [i for i in sending if i is not None]), still_to_ring())
+        .order_by(c.created_at)
+    ):
+        latest[callee] = (call, policy_id)
+    book, timezone = PolicyBook(session), tenant_timezone(session)
+    out = {}
+    for callee, (call, policy_id) in latest.items():
+        policy = book.by_id(policy_id)
+        if calls_never_ring(policy):
+            continue
+        due_at, last_error = sending[call]
+        at = max(due_at, now)
+        held = call_held_until(policy, at, timezone, book.calendar)
+        out[callee] = (held, "quiet_hours") if held else (at, "retrying" if last_error else None)
+    return out
+
+
 def next_calls_covered(session: Session, rows: list[dict], callees: dict[int, str], now: datetime) -> None:
     """Each board row's `next_step_called_at`: where its next step is a call to someone
     (`callees`, by conversation: next_step_people's) rung so lately that the policy's cooldown
     still runs when the step fires (when due, or now if overdue), when they were rung: firing
-    will not ring them again for it. None otherwise. One read for all the rows."""
+    will not ring them again for it. None otherwise. And `next_step_queued_call_at` (and
+    `_why`, calls_still_to_ring's): where a call to them still to ring will ring when the step
+    fires or after (the step joins it, and it speaks of the wait too), or within the cooldown
+    before (the cooldown then covers the step), when it rings. One read for all the rows, and
+    two more where a call is still to ring."""
     due = {
         r["conversation_id"]: max(r["next_step_due_at"], now) - timedelta(seconds=r["call_cooldown_s"])
         for r in rows
@@ -210,10 +267,17 @@ def next_calls_covered(session: Session, rows: list[dict], callees: dict[int, st
             .group_by(c.callee_userid)
         ):
             latest[callee] = max(at for at in (created, placed) if at is not None)
+    # a call still to ring then takes the step in; one ringing sooner, within the cooldown, will
+    # have rung: placed_since's, as above once it has
+    queued = calls_still_to_ring(session, {callees[cid] for cid in due}, now) if due else {}
     for r in rows:
         since = due.get(r["conversation_id"])
         called = since and latest.get(callees[r["conversation_id"]])
         r["next_step_called_at"] = called if called and called > since else None
+        rings, why = (since and queued.get(callees[r["conversation_id"]])) or (None, None)
+        if rings is None or rings <= since:
+            rings, why = None, None
+        r["next_step_queued_call_at"], r["next_step_queued_call_why"] = rings, why
 
 
 def breaches(session: Session, start: datetime, end: datetime, agents: list[str] | None = None) -> dict:

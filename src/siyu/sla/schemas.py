@@ -377,6 +377,19 @@ class WaitingRow(BaseModel):
         "that the policy's call_cooldown_s still runs when the step fires: it will not ring them again "
         "(its delivery will read covered); null otherwise",
     )
+    next_step_queued_call_at: datetime | None = Field(
+        None,
+        description="the next step is a call to next_step_to, for whom a call is queued, still to ring "
+        "(held by quiet hours, or being retried), at this time: at or after next_step_due_at the step "
+        "joins it, and that call speaks of this wait too; before it, within the policy's "
+        "call_cooldown_s, that call will have rung and the cooldown covers the step; either way no "
+        "second call; null otherwise",
+    )
+    next_step_queued_call_why: Literal["quiet_hours", "retrying"] | None = Field(
+        None,
+        description="why that call rings then, not at once: quiet_hours, the policy's quiet hours hold "
+        "it; retrying, the voice provider refused it and it is tried again then; null otherwise",
+    )
     snoozed_until: datetime | None
     snoozed_by: str = Field(
         "", description='who snoozed it, by the name they were signed in as ("": before Siyu kept it)'
