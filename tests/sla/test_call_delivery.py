@@ -453,3 +453,38 @@ def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(loca
     assert w.fire() == 1
     [message] = w.outbox("sla_call")  # joined, as said
     assert len(message.payload["escalations"]) == 2
+
+
+def test_a_queued_call_the_sender_put_off_till_quiet_hours_end_still_reads_so(local, db, settings):
+    """The sender takes a call fired at 23:01 within seconds and puts it off till 08:00, when the
+    quiet hours end (the outbox has it due then). 赵先生's call step, joining it, read
+    已有一通电话排队（08:00 拨打） and `next_step_queued_call_why` null, as if nothing held it:
+    quiet hours still do, as before the sender took it."""
+    from tests.sla.test_board_metrics import SHANGHAI, _get
+    from tests.sla.test_never_ring import _pending_calls, _row, _send_calls
+
+    w = local
+    w.t0 = w.rt.now().replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 23:00
+    w.clock(0)
+    with w.session() as s:
+        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "08:00"])
+    w.say("问题A？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)
+    assert w.fire() == 1
+    eight = w.at(9 * 3600)
+    [call] = _send_calls(w, db, settings)
+    [message] = _pending_calls(w)
+    assert call.status == "queued" and message.due_at == eight and message.last_error == ""  # put off
+    w.say("问题B？", at=1800, ext="wmB")
+    w.clock(1810)
+    row = _row(_get(w, "/sla").text, w.conversation("wmB").id)
+    said = (
+        '下一步 23:31 <span class="next-step">语音电话打给负责成员 张三</span>，已有一通电话排队'
+        f"（免打扰时段结束 {eight.astimezone(SHANGHAI):%m-%d} 08:00 拨打），届时一并提醒"
+    )
+    assert said in row, row
+    [b] = [r for r in _get(w, "/api/v1/sla/board").json()["waiting"] if r["next_step_queued_call_at"]]
+    assert datetime.fromisoformat(b["next_step_queued_call_at"]) == eight
+    assert b["next_step_queued_call_why"] == "quiet_hours"

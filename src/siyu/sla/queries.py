@@ -239,6 +239,11 @@ def calls_still_to_ring(
         due_at, last_error = sending[call]
         at = max(due_at, now)
         held = call_held_until(policy, at, timezone, book.calendar)
+        if held is None and due_at > now:
+            # put off by the sender till the quiet hours end (due then, which they no longer
+            # hold): they still hold it now
+            ends = call_held_until(policy, now, timezone, book.calendar)
+            held = ends if ends is not None and due_at <= ends else None
         out[callee] = (held, "quiet_hours") if held else (at, "retrying" if last_error else None)
     return out
 
