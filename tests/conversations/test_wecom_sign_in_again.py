@@ -190,3 +190,21 @@ def test_without_a_company_remembered_the_login_page_has_no_wecom_button(siyu, w
             r = phone.get(f"{siyu}/login", params={"next": "/customers"})
             assert r.status_code == 200 and "<h1>登录私域</h1>" in r.text, remembered
             assert "用企业微信登录" not in r.text and "/auth/wecom/" not in r.text, remembered
+
+
+def test_after_sign_out_in_wecom_back_does_not_sign_the_member_in_again(siyu, world, db, new_waiting):
+    """退出 on purpose stays signed out: Back, or a board that reloads itself, opens the password
+    form (with WeCom's sign-in on it), not the customers; once signed in again, a session that
+    ends signs in through WeCom as before."""
+    cid = new_waiting("zhangsan")
+    with _opened_from_a_card(siyu, world, cid) as phone:
+        csrf = phone.get(f"{siyu}/api/v1/me").json()["csrf_token"]
+        phone.post(f"{siyu}/logout", data={"csrf_token": csrf})
+        r = phone.get(f"{siyu}/conversations/{cid}")  # Back
+        assert r.url.path == "/login" and "<h1>登录私域</h1>" in r.text and "张三" not in r.text
+        assert phone.get(f"{siyu}/api/v1/me").status_code == 401
+        r = phone.get(f"{siyu}{_wecom_button(r.text)}")
+        assert r.status_code == 200 and r.url.path == f"/conversations/{cid}", r.text[-800:]
+        _session_ends(db, world, phone)
+        r = phone.get(f"{siyu}/conversations/{cid}")
+        assert r.status_code == 200 and r.url.path == f"/conversations/{cid}" and "张三" in r.text

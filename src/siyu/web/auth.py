@@ -60,6 +60,9 @@ WECOM_TENANT_DAYS = 400
 # session that does not hold (a browser that drops it) would otherwise go round for ever
 AGAIN_COOKIE = "siyu_wecom_again"
 AGAIN_LIMIT = 3
+# set by 退出, dropped by the next sign-in: a member who signed out on purpose is not signed in
+# through WeCom again by Back or a page that reloads itself; the password form offers it
+SIGNED_OUT_COOKIE = "siyu_signed_out"
 AGAIN_WINDOW_S = 60
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
@@ -192,6 +195,7 @@ def set_session_cookie(response: Response, rt, token: str) -> None:
         secure=rt.settings.public_url.startswith("https://"),
         path="/",
     )
+    response.delete_cookie(SIGNED_OUT_COOKIE, path="/")
 
 
 def note_unsaved(response: Response, rt, what: str, owner: tuple[int, int] | None = None) -> None:
@@ -368,13 +372,15 @@ async def signed_out(request: Request, exc: LoginRequired) -> Response:
     """Where a page asked for signed out goes: the password form, or, in WeCom's browser that
     signed in through WeCom before, WeCom's OAuth for that company and on to the page (the
     member may have no password). Only a page opened (GET, HEAD): a form sent is never
-    replayed, and is told of on the password form. A sign-in WeCom refuses ends on its page."""
+    replayed, and is told of on the password form; not after 退出, until the next sign-in (the
+    form offers WeCom's). A sign-in WeCom refuses ends on its page."""
     rt = request.app.state.rt
     to_login = f"/login?next={quote(exc.next_url, safe='')}"
     sealed = request.cookies.get(WECOM_TENANT_COOKIE, "")
     sent = request.cookies.get(AGAIN_COOKIE, "")
     tries = int(sent) if sent.isascii() and sent.isdigit() and len(sent) < 3 else 0
     wecom = not exc.unsaved and request.method in ("GET", "HEAD") and sealed and in_wecom(request)
+    wecom = wecom and not request.cookies.get(SIGNED_OUT_COOKIE)
     if not wecom or tries >= AGAIN_LIMIT:
         response = RedirectResponse(to_login, 303)
         if exc.unsaved:
@@ -578,6 +584,15 @@ async def logout(request: Request, viewer: PageViewer):
     await run_in_threadpool(drop)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.set_cookie(
+        SIGNED_OUT_COOKIE,
+        "1",
+        max_age=WECOM_TENANT_DAYS * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=rt.settings.public_url.startswith("https://"),
+        path="/",
+    )
     return response
 
 
