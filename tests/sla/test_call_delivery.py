@@ -488,3 +488,42 @@ def test_a_queued_call_the_sender_put_off_till_quiet_hours_end_still_reads_so(lo
     [b] = [r for r in _get(w, "/api/v1/sla/board").json()["waiting"] if r["next_step_queued_call_at"]]
     assert datetime.fromisoformat(b["next_step_queued_call_at"]) == eight
     assert b["next_step_queued_call_why"] == "quiet_hours"
+
+
+def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
+    local, gateway, db, settings, monkeypatch
+):
+    """张三's call about 问题A fired at 10:01 and the provider refused it: the outbox tries again
+    at 10:07. His card about 问题B at 10:03:40 said 10:04 仍未回复将给你打电话, but no call of its own
+    comes at 10:04: its step joins the call being retried, which rings at 10:07 (the board says
+    so too). The card now tells the time it rings."""
+    from siyu.sla.tasks import _notice
+    from tests.sla.test_delivery import _at_ten
+    from tests.sla.test_never_ring import _send_calls
+
+    w = local
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway}
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    _at_ten(w)
+    w.policy(
+        steps=[
+            {"delay_s": 30, "action": "app_message", "target": "agent"},
+            {"delay_s": 60, "action": "voice_call", "target": "agent"},
+        ]
+    )
+    w.say("问题A？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)
+    assert w.fire() == 2  # A's card and call
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    [call] = _send_calls(w, db, settings)
+    message = _queued_call(w)
+    assert call.status == "queued" and "503" in message.last_error
+    with w.session() as s:  # refused since on every try: the outbox's backoff has it next at 10:07
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=w.at(420)))
+    w.say("问题B？", at=190, ext="wmB")  # its card at 10:03:40, its call step due 10:04:10
+    w.clock(220)
+    assert w.fire() == 1
+    said = _notice(w.rt, w.tenant_id, w.outbox("sla_notice")[-1])["textcard"]["description"]
+    assert "问题B" in said, said
+    assert '<div class="gray">10:07 仍未回复将给你打电话</div>' in said, said

@@ -393,7 +393,8 @@ def _steps_around(
         ],
     )
     # a call the cooldown covers (the callee rung lately) is not placed: firing skips it, as the
-    # board says (queries.next_calls_covered, judged at the step's time as firing judges it)
+    # board says (queries.next_calls_covered, judged at the step's time as firing judges it); one
+    # still to ring for the callee (being retried, held) rings when it does, of this wait too
     calls = [
         {
             "conversation_id": x["conversation_id"],
@@ -412,9 +413,11 @@ def _steps_around(
     if colleagues:
         staff = select(Staff.userid, Staff.name).where(bulk.among(s, Staff.userid, colleagues))
         names = dict(s.execute(staff).all())
+    rings = {c["conversation_id"]: c["next_step_queued_call_at"] for c in calls}
     for x, step, at, _ in ahead:
         who = people.get(x["conversation_id"])
         if who:
+            at = rings.get(x["conversation_id"]) or at
             x["next"] = (at, step.action, who, names.get(who) or who)
     fired = [r for r in rows if r.status == "fired"]
     reached = queries.deliveries(s, fired) if fired else {}
