@@ -18,6 +18,7 @@ import json
 import math
 import sys
 import zlib
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +55,15 @@ def fold_of(text: str, kind: str) -> int:
     return zlib.crc32(f"{kind}\t{text}".encode()) % FOLDS
 
 
-def out_of_fold(rows: list[tuple[str, str, bool]]) -> list[float]:
+def out_of_fold(rows: list[tuple[str, str, bool]], pool: Executor) -> list[float]:
+    """Each row's chance from the reader trained on the other folds (trained at once, one
+    process each, as far as the cores go: training is deterministic wherever it runs)."""
     chances = [0.0] * len(rows)
     folds = [fold_of(text, kind) for text, kind, _ in rows]
-    for k in range(FOLDS):
-        train = [r for r, f in zip(rows, folds, strict=True) if f != k]
-        weights, bias = rd.train(train)
+    trained = pool.map(
+        rd.train, ([r for r, f in zip(rows, folds, strict=True) if f != k] for k in range(FOLDS))
+    )
+    for k, (weights, bias) in enumerate(trained):
         model = rd.Reader(weights, bias, 0.5)
         for i, (text, kind, _) in enumerate(rows):
             if folds[i] == k:
@@ -89,7 +93,10 @@ def main() -> None:
         ap.error("--recall must be within (0, 1]")
 
     rows, asked = reader_rows(args.input)
-    chances = out_of_fold(rows)
+    with ProcessPoolExecutor() as pool:
+        shipping = None if args.check else pool.submit(rd.train, rows)  # alongside the folds
+        chances = out_of_fold(rows, pool)
+        shipped = shipping.result() if shipping else None
     closing = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and not n]
     needs = [c for c, (_, _, n), a in zip(chances, rows, asked, strict=True) if a and n]
     threshold = choose_threshold(needs, args.recall)
@@ -102,8 +109,8 @@ def main() -> None:
         "oof_needs_reply_recall": round(sum(c >= threshold for c in needs) / max(len(needs), 1), 4),
         "oof_closing_recall": round(sum(c < threshold for c in closing) / max(len(closing), 1), 4),
     }
-    if not args.check:
-        weights, bias = rd.train(rows)
+    if shipped is not None:
+        weights, bias = shipped
         kept = {f: round(w, 4) for f, w in sorted(weights.items()) if abs(w) >= 0.002}
         args.output.write_text(
             json.dumps(
