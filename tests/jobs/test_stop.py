@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from siyu.conversations.models import ArchiveCursor, Message
 from siyu.conversations.service import add_archive_key
+from siyu.conversations.tasks import BATCH, BATCHES_PER_STORE
 from siyu.emulator.app import create_emulator_app
 from siyu.runtime import Runtime
 from siyu.tenancy.models import Tenant
@@ -78,10 +79,11 @@ def test_a_worker_killed_or_stopped_mid_backlog_leaves_the_rest_to_the_next_once
         ours = settings.model_copy(update={"wecom_base_url": emu_url, "archive_poll_s": 0.5})
         rt = Runtime.create(ours, db)
         tenant_id = archive_tenant(rt, emu, corp)
-        store = 10 * 1000  # what a pull stores at a time: ten batches
-        # a backlog (a day of a busy corp, or a worker down for a while); four stores, so that
-        # a store begun just before the stop and finished by it still leaves some for the last
-        total = 4 * store
+        store = BATCHES_PER_STORE * BATCH  # what a pull stores at a time
+        # a backlog (a day of a busy corp, or a worker down for a while): a store done before
+        # the kill, one before the stop, one begun just before the stop and finished by it, and
+        # a batch still left for the last (a full fourth store had added a third to the time)
+        total = 3 * store + BATCH
         for start in range(0, total, 2000):
             body = {
                 "messages": [
@@ -91,7 +93,7 @@ def test_a_worker_killed_or_stopped_mid_backlog_leaves_the_rest_to_the_next_once
                         "msgtype": "text",
                         "content": f"第{i}条",
                     }
-                    for i in range(start, start + 2000)
+                    for i in range(start, min(start + 2000, total))
                 ]
             }
             assert (
