@@ -361,6 +361,20 @@ def _queued_call(w) -> OutboxMessage:
     return message
 
 
+def _refused_till_ten_past_seven(w, gateway: str, db, settings) -> OutboxMessage:
+    """The call just fired, refused by the voice provider (HTTP 503) and being retried: the
+    outbox's backoff has it next at 10:07, refused since on every try. Its outbox message."""
+    from tests.sla.test_never_ring import _send_calls
+
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    [call] = _send_calls(w, db, settings)
+    message = _queued_call(w)
+    assert call.status == "queued" and "503" in message.last_error
+    with w.session() as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=w.at(420)))
+    return message
+
+
 def test_the_board_says_a_call_step_joins_the_call_being_retried_and_when_that_rings(
     local, gateway, db, settings, monkeypatch
 ):
@@ -369,7 +383,6 @@ def test_the_board_says_a_call_step_joins_the_call_being_retried_and_when_that_r
     a second customer, and at 10:04 firing placed no call: the step joined the call being
     retried, which rang at 10:07 about both (and a third, whose step at 10:08 the cooldown then
     covered). It says so ahead, page and API."""
-    import httpx
 
     from tests.sla.test_board_metrics import _get
     from tests.sla.test_delivery import _at_ten
@@ -385,12 +398,7 @@ def test_the_board_says_a_call_step_joins_the_call_being_retried_and_when_that_r
     w.pulled(7200)
     w.clock(60)
     assert w.fire() == 1
-    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
-    [call] = _send_calls(w, db, settings)
-    message = _queued_call(w)
-    assert call.status == "queued" and "503" in message.last_error
-    with w.session() as s:  # refused since on every try: the outbox's backoff has it next at 10:07
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=w.at(420)))
+    message = _refused_till_ten_past_seven(w, gateway, db, settings)
     w.say("问题B？", at=180, ext="wmB")  # its call step due 10:04
     w.say("问题C？", at=400, ext="wmC")  # due 10:07:40: the call will have rung
     w.clock(200)
@@ -420,12 +428,18 @@ def test_the_board_says_a_call_step_joins_the_call_being_retried_and_when_that_r
     assert w.fire() == 1 and len(calls(w)) == 1  # C's step: the cooldown covers it, as said
 
 
-def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(local):
+@pytest.mark.parametrize("sender_took_it", [False, True], ids=["queued", "put_off_by_the_sender"])
+def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(
+    local, db, settings, sender_took_it
+):
     """At 23:01 a call to 张三 fired in quiet hours 22:00-08:00: it waits till 08:00. 赵先生's call
     step, due 23:31, read 到期：语音电话打给负责成员 张三，免打扰时段过后 08:00 拨打, as if a call of
-    its own would ring then; it joins the one queued, which rings at 08:00 about both."""
+    its own would ring then; it joins the one queued, which rings at 08:00 about both. Once the
+    sender has taken the call (within seconds) and put it off till 08:00, when the quiet hours end
+    (the outbox has it due then), it read 已有一通电话排队（08:00 拨打） and
+    `next_step_queued_call_why` null, as if nothing held it: quiet hours still do."""
     from tests.sla.test_board_metrics import SHANGHAI, _get
-    from tests.sla.test_never_ring import _row
+    from tests.sla.test_never_ring import _pending_calls, _row, _send_calls
 
     w = local
     w.t0 = w.rt.now().replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 23:00
@@ -437,9 +451,13 @@ def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(loca
     w.pulled(7200)
     w.clock(60)
     assert w.fire() == 1
+    eight = w.at(9 * 3600)
+    if sender_took_it:
+        [call] = _send_calls(w, db, settings)
+        [message] = _pending_calls(w)
+        assert call.status == "queued" and message.due_at == eight and message.last_error == ""  # put off
     w.say("问题B？", at=1800, ext="wmB")
     w.clock(1810)
-    eight = w.at(9 * 3600)
     row = _row(_get(w, "/sla").text, w.conversation("wmB").id)
     said = (
         '下一步 23:31 <span class="next-step">语音电话打给负责成员 张三</span>，已有一通电话排队'
@@ -455,41 +473,6 @@ def test_the_board_says_a_call_step_in_quiet_hours_joins_the_call_they_hold(loca
     assert len(message.payload["escalations"]) == 2
 
 
-def test_a_queued_call_the_sender_put_off_till_quiet_hours_end_still_reads_so(local, db, settings):
-    """The sender takes a call fired at 23:01 within seconds and puts it off till 08:00, when the
-    quiet hours end (the outbox has it due then). 赵先生's call step, joining it, read
-    已有一通电话排队（08:00 拨打） and `next_step_queued_call_why` null, as if nothing held it:
-    quiet hours still do, as before the sender took it."""
-    from tests.sla.test_board_metrics import SHANGHAI, _get
-    from tests.sla.test_never_ring import _pending_calls, _row, _send_calls
-
-    w = local
-    w.t0 = w.rt.now().replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)  # 23:00
-    w.clock(0)
-    with w.session() as s:
-        steps = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
-        service.save_policy(s, now=w.rt.now(), steps=steps, quiet_hours=["22:00", "08:00"])
-    w.say("问题A？", at=0, ext="wmA")
-    w.pulled(7200)
-    w.clock(60)
-    assert w.fire() == 1
-    eight = w.at(9 * 3600)
-    [call] = _send_calls(w, db, settings)
-    [message] = _pending_calls(w)
-    assert call.status == "queued" and message.due_at == eight and message.last_error == ""  # put off
-    w.say("问题B？", at=1800, ext="wmB")
-    w.clock(1810)
-    row = _row(_get(w, "/sla").text, w.conversation("wmB").id)
-    said = (
-        '下一步 23:31 <span class="next-step">语音电话打给负责成员 张三</span>，已有一通电话排队'
-        f"（免打扰时段结束 {eight.astimezone(SHANGHAI):%m-%d} 08:00 拨打），届时一并提醒"
-    )
-    assert said in row, row
-    [b] = [r for r in _get(w, "/api/v1/sla/board").json()["waiting"] if r["next_step_queued_call_at"]]
-    assert datetime.fromisoformat(b["next_step_queued_call_at"]) == eight
-    assert b["next_step_queued_call_why"] == "quiet_hours"
-
-
 def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
     local, gateway, db, settings, monkeypatch
 ):
@@ -499,7 +482,6 @@ def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
     so too). The card now tells the time it rings."""
     from siyu.sla.tasks import _notice
     from tests.sla.test_delivery import _at_ten
-    from tests.sla.test_never_ring import _send_calls
 
     w = local
     voice = {"voice_provider": "emulator", "voice_emulator_url": gateway}
@@ -515,12 +497,7 @@ def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
     w.pulled(7200)
     w.clock(60)
     assert w.fire() == 2  # A's card and call
-    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
-    [call] = _send_calls(w, db, settings)
-    message = _queued_call(w)
-    assert call.status == "queued" and "503" in message.last_error
-    with w.session() as s:  # refused since on every try: the outbox's backoff has it next at 10:07
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=w.at(420)))
+    _refused_till_ten_past_seven(w, gateway, db, settings)
     w.say("问题B？", at=190, ext="wmB")  # its card at 10:03:40, its call step due 10:04:10
     w.clock(220)
     assert w.fire() == 1
