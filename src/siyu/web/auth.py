@@ -60,10 +60,10 @@ WECOM_TENANT_DAYS = 400
 # session that does not hold (a browser that drops it) would otherwise go round for ever
 AGAIN_COOKIE = "siyu_wecom_again"
 AGAIN_LIMIT = 3
+AGAIN_WINDOW_S = 60
 # set by 退出, dropped by the next sign-in: a member who signed out on purpose is not signed in
 # through WeCom again by Back or a page that reloads itself; the password form offers it
 SIGNED_OUT_COOKIE = "siyu_signed_out"
-AGAIN_WINDOW_S = 60
 NOT_SIGNED_IN = "未登录，或登录已过期 / not signed in"
 TOKEN_REFUSED = "API 令牌无效、已撤销或已过期 / the API token is not valid, revoked or expired"
 # a good token refused meanwhile (listed as 暂停, `suspended`): "revoked" would send the
@@ -185,16 +185,22 @@ def start_session(session: Session, rt, person: Person) -> tuple[str, WebSession
     return token, row
 
 
-def set_session_cookie(response: Response, rt, token: str) -> None:
+def _set_cookie(response: Response, rt, name: str, value: str, max_age: int, path: str = "/") -> None:
+    """A cookie only Siyu's server reads (httponly), sent on links from other sites but not
+    their forms (lax), over HTTPS only where Siyu is served so."""
     response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=rt.settings.session_days * 86400,
+        name,
+        value,
+        max_age=max_age,
         httponly=True,
         samesite="lax",
         secure=rt.settings.public_url.startswith("https://"),
-        path="/",
+        path=path,
     )
+
+
+def set_session_cookie(response: Response, rt, token: str) -> None:
+    _set_cookie(response, rt, SESSION_COOKIE, token, rt.settings.session_days * 86400)
     response.delete_cookie(SIGNED_OUT_COOKIE, path="/")
 
 
@@ -204,15 +210,7 @@ def note_unsaved(response: Response, rt, what: str, owner: tuple[int, int] | Non
     the person whose session had ended (`owner`), sealed: only they are told once signed in,
     not a colleague who signs in next on that browser about a row they may not see."""
     value = f"{what}.{rt.box.seal(f'{owner[0]}:{owner[1]}')}" if owner else what
-    response.set_cookie(
-        UNSAVED_COOKIE,
-        value,
-        max_age=3600,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.public_url.startswith("https://"),
-        path="/",
-    )
+    _set_cookie(response, rt, UNSAVED_COOKIE, value, 3600)
 
 
 def load_viewer(rt, token: str) -> Viewer | None:
@@ -346,15 +344,7 @@ def in_wecom(request: Request) -> bool:
 
 
 def remember_wecom_tenant(response: Response, rt, tenant_id: int) -> None:
-    response.set_cookie(
-        WECOM_TENANT_COOKIE,
-        rt.box.seal(str(tenant_id)),
-        max_age=WECOM_TENANT_DAYS * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.public_url.startswith("https://"),
-        path="/",
-    )
+    _set_cookie(response, rt, WECOM_TENANT_COOKIE, rt.box.seal(str(tenant_id)), WECOM_TENANT_DAYS * 86400)
 
 
 def _remembered_company(rt, sealed: str) -> tuple[str, str] | None:
@@ -393,15 +383,7 @@ async def signed_out(request: Request, exc: LoginRequired) -> Response:
         return response
     slug = company[0]
     response = RedirectResponse(f"/auth/wecom/{quote(slug)}?next={quote(exc.next_url, safe='')}", 303)
-    response.set_cookie(
-        AGAIN_COOKIE,
-        str(tries + 1),
-        max_age=AGAIN_WINDOW_S,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.public_url.startswith("https://"),
-        path="/",
-    )
+    _set_cookie(response, rt, AGAIN_COOKIE, str(tries + 1), AGAIN_WINDOW_S)
     return response
 
 
@@ -584,15 +566,7 @@ async def logout(request: Request, viewer: PageViewer):
     await run_in_threadpool(drop)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, path="/")
-    response.set_cookie(
-        SIGNED_OUT_COOKIE,
-        "1",
-        max_age=WECOM_TENANT_DAYS * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.public_url.startswith("https://"),
-        path="/",
-    )
+    _set_cookie(response, rt, SIGNED_OUT_COOKIE, "1", WECOM_TENANT_DAYS * 86400)
     return response
 
 
@@ -655,15 +629,7 @@ def _keep_pending(response: Response, rt, pending: list[tuple[str, str, str, int
     if not entries:
         response.delete_cookie(OAUTH_COOKIE, path="/auth/wecom")
         return
-    response.set_cookie(
-        OAUTH_COOKIE,
-        "!".join(entries),
-        max_age=OAUTH_TTL_S,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.public_url.startswith("https://"),
-        path="/auth/wecom",
-    )
+    _set_cookie(response, rt, OAUTH_COOKIE, "!".join(entries), OAUTH_TTL_S, path="/auth/wecom")
 
 
 def _staff_sign_in(rt, tenant_id: int, userid: str) -> tuple[str | None, str]:

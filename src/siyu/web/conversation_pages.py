@@ -21,7 +21,7 @@ from siyu.tenancy.models import Tenant
 from siyu.tenancy.queries import as_stored, staff_gone
 from siyu.web.api_errors import ClearNotFound
 from siyu.web.auth import PageViewer, safe_next
-from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, wrote_again
+from siyu.web.sla_pages import SNOOZE_CHOICES, board_dismissed, remarked, wrote_again
 from siyu.web.stale_notice import named_for
 from siyu.web.templating import forget_waiting, note_waiting, render
 
@@ -255,8 +255,7 @@ def conversation_page(request: Request, viewer: PageViewer, conversation_id: int
         if found is not None and done == "changed":  # who wrote, what and when: read it first
             said = queries.message_said(s, conversation_id, request.query_params.get("newest", ""))
             who = (found["customer"] or {}).get("name") or found["external_userid"] or "客户"
-            if found["remark"]:  # as the header names them: the chat on the member's phone
-                who += f"（备注：{found['remark']}）"
+            who = remarked(who, found["remark"])
             done_said = wrote_again(who, said, viewer.timezone, now)
     if found is None or page is None:
         raise ClearNotFound(CARD_LINK_NOT_YOURS) if "card" in request.query_params else _not_found()

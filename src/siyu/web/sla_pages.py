@@ -292,8 +292,13 @@ def _named(s, viewer: Viewer, typed: str):
     customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
     name = (customer.name if customer else "") or conversation.external_userid or "客户"
     remarks = customer_queries.remarks_on(s, {customer.id}) if customer else {}
-    remark = remarks.get((conversation.customer_id, conversation.staff_userid))
-    return conversation, f"{name}（备注：{remark}）" if remark else name
+    return conversation, remarked(name, remarks.get((conversation.customer_id, conversation.staff_userid)))
+
+
+def remarked(name: str, remark: str | None) -> str:
+    """The customer as a notice names them: with the member's remark, as their chat's header
+    does (the chat on the member's phone)."""
+    return f"{name}（备注：{remark}）" if remark else name
 
 
 def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newest: str) -> str:
