@@ -863,12 +863,12 @@ def search_messages(
     if query.empty:
         cursor = paging.read_cursor(after, before, _SEARCH_CURSOR)  # (a bad one is still refused)
         return SearchPage([], q, None if cursor is not None else page, per_page, False)
-    MS = search_index.MessageSearch
     stmt = select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
     readable_here = (_readable_condition(viewer, f), *_matching(f), Message.action == SENDABLE)
     if query.indexed:
         stmt = stmt.where(*readable_here)
-        stmt = stmt.join(MS, MS.message_id == Message.id).where(search_index.match(session, query))
+        hits = search_index.matching_ids(session, query)
+        stmt = stmt.join(hits, hits.c.message_id == Message.id)
         if query.checked:
             stmt = stmt.where(search_index.singles_condition(Message.text, query))
     else:
