@@ -184,7 +184,9 @@ def test_a_late_or_repeated_answer_never_turns_a_leave_back_into_membership(db, 
     with db.tenant_session(tenant_id) as s:
         later = T0 + timedelta(hours=4)
         groups.record(s, _chat(), later, _left("", later, quit_scene=1, named=False))
-        events = s.scalars(select(TimelineEvent).where(TimelineEvent.customer_id == cid)).all()
+        events = s.scalars(
+            select(TimelineEvent).where(TimelineEvent.customer_id == cid).order_by(TimelineEvent.id)
+        ).all()
         assert (
             queries.describe_event(events[-1].kind, events[-1].data)
             == "退出客户群「老客户群」（被群主或群管理员移出）"
