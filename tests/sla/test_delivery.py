@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -229,6 +229,26 @@ def test_an_agents_card_says_who_is_told_next_and_the_leaders_that_the_agent_was
         '<div class="gray">已于 10:02 提醒张三</div>'
         '<div class="highlight">已等待 5 分钟，请提醒张三尽快回复</div>'
     ), card["description"]
+
+
+def test_a_card_in_the_hour_clocks_go_back_says_which_pass_of_it_each_time_is(w):
+    """New York, 1 November 2026: at 02:00 EDT the clocks go back to 01:00 EST. The customer
+    asked at 01:58 EDT and 张三's card said 11-01 01:58 发来 … 01:03 仍未回复将提醒李四: the next
+    step read as an hour before the question. Each time in the repeated hour names its offset."""
+    from siyu.tenancy.models import Tenant
+
+    with w.rt.db.system_session() as s:
+        s.get(Tenant, w.tenant_id).timezone = "America/New_York"
+    w.t0 = datetime(2026, 11, 1, 5, 58, tzinfo=UTC)  # 01:58 EDT
+    w.clock(0)
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    w.clock(120)  # 01:00 EST, the hour's second pass
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    said = card["description"]
+    assert "11-01 01:58（UTC-04:00） 发来" in said, said
+    assert '<div class="gray">01:03（UTC-05:00） 仍未回复将提醒李四</div>' in said, said
 
 
 def test_an_agents_card_promises_no_call_the_cooldown_will_skip(w):

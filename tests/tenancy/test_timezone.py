@@ -173,3 +173,21 @@ def test_the_channel_page_its_stats_and_the_home_page_count_the_day_on_siyus_clo
     home = _call(w, "GET", "/").text
     tiles = dict(re.findall(r'data-stat="(\w+)">(\d+)<', home))
     assert (tiles["adds"], tiles["losses"]) == ("2", "1")
+
+
+def test_the_chat_tells_the_two_passes_of_the_hour_clocks_go_back_apart(local):
+    """New York, 1 November 2026: 01:00-02:00 comes twice. The customer wrote at 01:30 EDT and
+    again 50 minutes later, at 01:20 EST; the chat showed 01:30 then 01:20, as if the second
+    message came first. Each time in that hour names its offset; the hours around it do not."""
+    w = local
+    with w.rt.db.system_session() as s:
+        s.get(Tenant, w.tenant_id).timezone = "America/New_York"
+    w.t0 = datetime(2026, 11, 1, 5, 30, tzinfo=ZoneInfo("UTC"))  # 01:30 EDT
+    w.clock(0)
+    w.say("在吗？", at=0)
+    w.say("还在吗？", at=3000)  # 01:20 EST
+    w.say("有人吗？", at=6000)  # 02:10 EST
+    w.clock(6000)
+    page = _call(w, "GET", f"/conversations/{w.conversation().id}").text
+    times = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', page)
+    assert times == ["01:30（UTC-04:00）", "01:20（UTC-05:00）", "02:10"], times

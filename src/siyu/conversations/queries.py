@@ -28,6 +28,7 @@ from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, remarks_on, staff_names
 from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
+from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_STATUS
 from siyu.tenancy.queries import staff_gone
 
@@ -451,9 +452,8 @@ def said_quote(said: tuple[str, datetime], tz: str, now: datetime) -> tuple[str,
     text, sent_at = said
     text = " ".join(text.split()) or "（非文字消息）"
     quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
-    local = sent_at.astimezone(ZoneInfo(tz))
-    today = now.astimezone(ZoneInfo(tz)).date()
-    return quote, local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
+    today = sent_at.astimezone(ZoneInfo(tz)).date() == timezones.today(tz, now)
+    return quote, timezones.wall_clock(sent_at, tz, "%H:%M" if today else "%Y-%m-%d %H:%M")
 
 
 def quote_asks(texts: list[str], limit: int, total: int | None = None, each: int = 40) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import bulk, utcnow
 from siyu.notify import outbox
+from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import staff_gone
 
@@ -387,7 +387,7 @@ def _alert_lost(
     label = f"{who}（备注：{html.escape(follow.remark)}）" if follow.remark else who
     tenant = session.get(Tenant, session.info["siyu_tenant_id"])
     channel = session.get(Channel, follow.channel_id) if follow.channel_id else None
-    when = at.astimezone(ZoneInfo(tenant.timezone or "Asia/Shanghai")).strftime("%m-%d %H:%M:%S")
+    when = timezones.wall_clock(at, tenant.timezone, "%m-%d %H:%M:%S")
     when += f"，渠道「{html.escape(channel.name)}」" if channel else ""
     see = ""
     if public_url:

@@ -674,7 +674,7 @@ def tenant_policy_changed(session: Session) -> str:
     in the tenant's time zone."""
     what, by, at = last_tenant_change(session)
     tz = service.tenant_timezone(session)
-    when = at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M") if at is not None else ""
+    when = timezones.wall_clock(at, tz, "%Y-%m-%d %H:%M") if at is not None else ""
     what_en = {"策略": "the policy", "特殊日期": "the special dates"}.get(
         what, "the policy or its special dates"
     )

@@ -24,6 +24,7 @@ from siyu.sla import queries
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name, whole_seconds
 from siyu.sla.service import PolicyBook
+from siyu.tenancy import timezones
 
 QUOTE_CHARS = 40
 WHY_CHARS = 30  # why a step did not reach its person, briefly: the board's problems list has it all
@@ -144,7 +145,7 @@ def _went(
     """(status, how a step of `action` went in words) from deliveries' (status, error)."""
     status, error = reached
     if held_until is not None:
-        return "held", f"免打扰，{_local(_minute_by(held_until), tz).strftime('%m-%d %H:%M')} 拨打"
+        return "held", f"免打扰，{timezones.wall_clock(_minute_by(held_until), tz.key, '%m-%d %H:%M')} 拨打"
     words = delivery_name(status, action)
     # the why where there is trouble; a snoozed step's label says it, "nobody waited" is none
     why = "" if status == "snoozed" or error in queries.CALLS_NOT_NEEDED else _why(error)
@@ -245,7 +246,7 @@ def _entry(
             data["snoozed_until"] = w.snoozed_until
             data["snoozed_by"] = w.snoozed_by
         if w.snoozed_until is not None and _local(w.snoozed_until, tz) > now:  # an ended one holds nothing
-            until = _local(_minute_by(w.snoozed_until), tz).strftime("%m-%d %H:%M")
+            until = timezones.wall_clock(_minute_by(w.snoozed_until), tz.key, "%m-%d %H:%M")
             ending += f"（{w.snoozed_by or '成员'} 已暂缓提醒至 {until}）"
     data["escalations"] = [
         {

@@ -650,7 +650,7 @@ def _name_customers(
 
 def _stale_reason(e, timezone: ZoneInfo) -> str:
     late = wait_text((e.fired_at - e.due_at).total_seconds()) if e.fired_at else ""
-    due = e.due_at.astimezone(timezone).strftime("%m-%d %H:%M")
+    due = timezones.wall_clock(e.due_at, timezone.key, "%m-%d %H:%M")
     return (
         f"第 {e.step + 1} 步 {due} 到期，{late}后才轮到（超过策略的过期时限），跳过未发："
         "那段时间归档没有拉取或后台任务停了，或消息是后来导入的 / skipped: due long ago"

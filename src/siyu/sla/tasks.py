@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -51,6 +50,7 @@ from siyu.sla import firing, queries, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
+from siyu.tenancy import timezones
 from siyu.tenancy.models import Staff, Tenant, gone_word
 from siyu.wecom.errors import MEMBER_UNKNOWN_ERRCODES, WeComError, WeComNotPermitted
 
@@ -448,16 +448,14 @@ def _named(e: dict, name_chars: int | None = None) -> str:
     return f"{name}（备注：{_clip(e['remark'], 20)}）" if e.get("remark") else name
 
 
-def _when(at: datetime, tz: ZoneInfo, now: datetime) -> str:
-    """A time of the card's day as 10:05; of another day (a business-hours clock) 09-22 09:05."""
-    local = at.astimezone(tz)
-    return f"{local:%H:%M}" if local.date() == now.astimezone(tz).date() else f"{local:%m-%d %H:%M}"
-
-
-def _around(e: dict, touser: str, agent_name: str, tz: ZoneInfo, now: datetime) -> str:
+def _around(e: dict, touser: str, agent_name: str, zone: str, now: datetime) -> str:
     """A card's line on the steps around its one wait (_steps_around): to the agent, what comes
     if they do not answer; to anyone else, that the agent had their card, and held the
     reminders back (the latest snooze, over by now: a wait snoozed still is on no card)."""
+
+    def _when(at: datetime) -> str:
+        return timezones.of_the_day(at, zone, now)
+
     if e["agent"] == touser:
         if not e.get("next"):
             return ""
@@ -466,12 +464,12 @@ def _around(e: dict, touser: str, agent_name: str, tz: ZoneInfo, now: datetime) 
         done = (
             f"给{whom}打电话" if action == "voice_call" else "再次提醒你" if who == touser else f"提醒{whom}"
         )
-        return f"{_when(at, tz, now)} 仍未回复将{done}"
-    said = [f"已于 {_when(e['reminded'], tz, now)} 提醒{agent_name}"] if e.get("reminded") else []
+        return f"{_when(at)} 仍未回复将{done}"
+    said = [f"已于 {_when(e['reminded'])} 提醒{agent_name}"] if e.get("reminded") else []
     if e.get("snoozed"):
         by, at, until = e["snoozed"]
         by = f"{_clip(by, 16)} " if by else "已于 "  # ("": Siyu itself)
-        said.append(f"{by}{_when(at, tz, now)} 暂缓提醒至 {_when(until, tz, now)}")
+        said.append(f"{by}{_when(at)} 暂缓提醒至 {_when(until)}")
     return "；".join(said)
 
 
@@ -483,7 +481,6 @@ def build_card(
     a send equal to one of the last hours, and two cards of equal text (the same customers,
     quotes and minutes, hours apart) are two reminders; a retry of one card stays the same."""
     now = rt.now()
-    tz = ZoneInfo(timezone)
     first = entries[0]
     longest = _how_long(first, now)
     own = all(e["agent"] == touser for e in entries)
@@ -501,7 +498,7 @@ def build_card(
             note = f"（备注：{_clip_bytes(remark, min(60, room - marks - 8))}）"
         name = _clip_bytes(" ".join(first["customer"].split()), max(room - len(note.encode()), 8))
         title = head + name + note + tail
-        local = first["started_at"].astimezone(tz).strftime("%m-%d %H:%M")
+        local = timezones.wall_clock(first["started_at"], timezone, "%m-%d %H:%M")
         several = f" 起发来 {first['asked']} 条" if first.get("asked", 1) > 1 else " 发来"
         if own:
             ask = "请尽快回复"
@@ -512,7 +509,7 @@ def build_card(
         else:
             ask = f"请提醒{html.escape(agent_name)}尽快回复"
         closing = f'<div class="highlight">已等待 {longest}，{ask}</div>'
-        around = _around(first, touser, agent_name, tz, now)
+        around = _around(first, touser, agent_name, timezone, now)
         around = f'<div class="gray">{html.escape(around)}</div>' if around else ""
         # WeCom cuts a description past 512 bytes, closing line and all: the quote gives way
         # first, then the line on the steps around, then the remark (the title has it)

@@ -3,7 +3,7 @@ read in (Tenant.timezone)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -69,7 +69,27 @@ def local_now(zone: str, now: datetime) -> str:
     return now.astimezone(ZoneInfo(zone or DEFAULT)).strftime("%Y-%m-%d %H:%M")
 
 
-def today(zone: str, now: datetime) -> date:
+def today(zone: str | None, now: datetime) -> date:
     """The day `now` (Siyu's clock, rt.now(): the demo's and the tests' moved one, not the
     machine's) falls on in the zone: "today" for every page and figure of the tenant."""
     return now.astimezone(ZoneInfo(zone or DEFAULT)).date()
+
+
+def wall_clock(at: datetime, zone: str | None, fmt: str) -> str:
+    """`at` on the zone's wall clock by `fmt`. In the hour a change from summer time repeats,
+    a time with an hour in it says which pass it is (01:30（UTC-04:00）, then 01:30（UTC-05:00）):
+    a card's "reminded at 01:50" before "will call at 01:10" read as time running backwards."""
+    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone or DEFAULT))
+    text = local.strftime(fmt)
+    if "%H" in fmt and local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        offset = local.utcoffset() or timedelta(0)
+        sign, minutes = "-" if offset < timedelta(0) else "+", abs(int(offset.total_seconds())) // 60
+        text += f"（UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}）"
+    return text
+
+
+def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
+    """HH:MM when `at` falls on the zone's today (by `now`, Siyu's clock), else MM-DD HH:MM: how
+    every page and card gives a time near now."""
+    same_day = at.astimezone(ZoneInfo(zone or DEFAULT)).date() == today(zone, now)
+    return wall_clock(at, zone, "%H:%M" if same_day else "%m-%d %H:%M")

@@ -8,7 +8,6 @@ import re
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -46,7 +45,7 @@ def local_time(value: datetime | date | None, tz: str | None, fmt: str = "%Y-%m-
         return ""
     if isinstance(value, datetime):
         try:
-            return value.astimezone(ZoneInfo(tz or "Asia/Shanghai")).strftime(fmt)
+            return timezones.wall_clock(value, tz, fmt)
         except (OverflowError, ValueError):
             # a time at the end of the calendar (year 9999, stored before anything refused it)
             # has no local time past it: shown in UTC rather than failing the page
@@ -76,8 +75,10 @@ def soon(value: datetime, zone: str | None, now: datetime) -> str:
 def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
     """HH:MM when `at` falls on the tenant's today, else MM-DD HH:MM (soon's rule, to the
     minute it reads: a time past, such as a call placed)."""
-    same_day = local_time(at, zone, "%Y-%m-%d") == timezones.today(zone, now).isoformat()
-    return local_time(at, zone, "%H:%M" if same_day else "%m-%d %H:%M")
+    try:
+        return timezones.of_the_day(at, zone, now)
+    except (OverflowError, ValueError):  # (local_time's year 9999)
+        return local_time(at, zone, "%m-%d %H:%M")
 
 
 @pass_context
