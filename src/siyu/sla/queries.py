@@ -199,12 +199,13 @@ def still_to_ring():
 
 
 def calls_still_to_ring(
-    session: Session, callees: set[str], now: datetime
+    session: Session, callees: set[str], now: datetime, book: PolicyBook | None = None
 ) -> dict[str, tuple[datetime, str | None]]:
     """When each of these people's call still to ring (still_to_ring, the latest) will ring, and
     why not at once: "quiet_hours" (its policy's quiet hours hold it: tasks._call_hold),
     "retrying" (the voice provider refused it; the outbox tries again then) or None (due now).
-    Not one whose policy lets no call ring (it never does). Two reads."""
+    Not one whose policy lets no call ring (it never does). Two reads, and the policies where
+    the caller has no `book`."""
     c, e, o = SlaCall, SlaEscalation, OutboxMessage
     # from the calls' messages still to go (the unsent rows' own index, as calls_held reads
     # them): not from every call the callees ever had
@@ -230,7 +231,7 @@ def calls_still_to_ring(
         .order_by(c.created_at)
     ):
         latest[callee] = (call, policy_id)
-    book, timezone = PolicyBook(session), tenant_timezone(session)
+    book, timezone = book or PolicyBook(session), tenant_timezone(session)
     out = {}
     for callee, (call, policy_id) in latest.items():
         policy = book.by_id(policy_id)
@@ -248,7 +249,9 @@ def calls_still_to_ring(
     return out
 
 
-def next_calls_covered(session: Session, rows: list[dict], callees: dict[int, str], now: datetime) -> None:
+def next_calls_covered(
+    session: Session, rows: list[dict], callees: dict[int, str], now: datetime, book: PolicyBook | None = None
+) -> None:
     """Each board row's `next_step_called_at`: where its next step is a call to someone
     (`callees`, by conversation: next_step_people's) rung so lately that the policy's cooldown
     still runs when the step fires (when due, or now if overdue), when they were rung: firing
@@ -274,7 +277,7 @@ def next_calls_covered(session: Session, rows: list[dict], callees: dict[int, st
             latest[callee] = max(at for at in (created, placed) if at is not None)
     # a call still to ring then takes the step in; one ringing sooner, within the cooldown, will
     # have rung: placed_since's, as above once it has
-    queued = calls_still_to_ring(session, {callees[cid] for cid in due}, now) if due else {}
+    queued = calls_still_to_ring(session, {callees[cid] for cid in due}, now, book) if due else {}
     for r in rows:
         since = due.get(r["conversation_id"])
         called = since and latest.get(callees[r["conversation_id"]])

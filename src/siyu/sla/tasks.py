@@ -404,7 +404,7 @@ def _steps_around(
         }
         for x, step, *_ in ahead
     ]
-    queries.next_calls_covered(s, calls, people, now)
+    queries.next_calls_covered(s, calls, people, now, book)
     for c in calls:
         if c["next_step_called_at"]:
             people.pop(c["conversation_id"], None)
