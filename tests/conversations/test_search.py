@@ -369,6 +369,28 @@ def test_a_chinese_phrase_is_found_where_it_is_written_whole(db, world, as_role)
     assert "怎么还<mark>不发货</mark>" in admin.get("/conversations", params={"q": f"不发货 {arc.sfx}"}).text
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        [f"{a}{b}" for a in "abc" for b in "defghijklmnopqrstuvwxyz"][:33],  # a pasted list of codes
+        [chr(0x4E00 + 2 * i) + chr(0x4E01 + 2 * i) for i in range(33)],  # two-character words
+        [chr(0x4E00 + 3 * i) for i in range(33)],  # lone characters (looked for with LIKE)
+    ],
+    ids=["codes", "chinese-words", "characters"],
+)
+def test_every_word_of_a_query_is_looked_for_however_many(db, world, as_role, words):
+    """A query of 33 words, within the 100 characters a query may have: every word after the
+    32nd was dropped, and a message lacking the 33rd was found."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", " ".join(words[:32]) + f" {arc.sfx}", 20)  # every word but the 33rd
+    arc.text(ext, "zhangsan", " ".join(words) + f" {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    q = " ".join(words)
+    assert len(q) <= 100
+    assert hits(as_role("admin"), q) == [" ".join(words) + f" {arc.sfx}"]
+
+
 def test_a_match_typed_in_full_width_is_shown_and_marked(db, world, as_role):
     arc = Archive()
     arc.text(f"wm{arc.sfx}", "zhangsan", "您好" * 40 + f"订单号：ＳＦ１２３４５６７ {arc.sfx}", 10)

@@ -68,7 +68,10 @@ from siyu.db.base import Base, BigId, TenantOwned, utcnow
 FTS_TABLE = "message_search_fts"
 GIN_INDEX = "ix_message_search_tokens_tsv"
 LIKE_SCAN = 5000  # a one-character query looks at most at this many of the newest messages
-MAX_QUERY_TOKENS = 32
+# the characters of a query looked at: the API and the page take 100 (the page says so when it
+# cuts), so every token of a query is looked for, a few hundred at most (33 codes were cut to 32
+# and messages lacking the 33rd were found)
+MAX_QUERY_CHARS = 200
 SNIPPET_BEFORE, SNIPPET_AFTER = 16, 48
 
 
@@ -241,7 +244,7 @@ class Query:
 
 def parse_query(q: str) -> Query:
     query = Query()
-    for run, kind in _runs(q[:200]):
+    for run, kind in _runs(q[:MAX_QUERY_CHARS]):
         query.terms.append(run)
         if kind == "emoji" or (kind == "cjk" and len(run) == 1):
             query.singles.append(run)
@@ -253,13 +256,13 @@ def parse_query(q: str) -> Query:
             query.exact.append(run)
         else:
             query.prefixes.append(run)
-    query.exact = list(dict.fromkeys(query.exact))[:MAX_QUERY_TOKENS]
-    query.prefixes = list(dict.fromkeys(query.prefixes))[:MAX_QUERY_TOKENS]
-    query.singles = list(dict.fromkeys(query.singles))[:MAX_QUERY_TOKENS]
-    query.phrases = list(dict.fromkeys(query.phrases))[:MAX_QUERY_TOKENS]
+    query.exact = list(dict.fromkeys(query.exact))
+    query.prefixes = list(dict.fromkeys(query.prefixes))
+    query.singles = list(dict.fromkeys(query.singles))
+    query.phrases = list(dict.fromkeys(query.phrases))
     # control and format characters (NUL, zero-width joiners) are no punctuation anyone looks for:
     # PostgreSQL refuses a NUL in a parameter, and SQLite's LIKE stops at one (matching everything)
-    printable = "".join(c for c in q[:200] if c.isspace() or unicodedata.category(c)[0] != "C")
+    printable = "".join(c for c in q[:MAX_QUERY_CHARS] if c.isspace() or unicodedata.category(c)[0] != "C")
     if query.empty and (literal := " ".join(printable.split())):
         # punctuation or symbols only (？, ……, ~_~): looked for as written, in either width
         query.singles = [literal]
