@@ -166,6 +166,9 @@ def test_a_token_may_act_as_a_member_who_never_signed_in_but_not_one_who_left(as
         "/api/v1/tokens", json={"name": "x", "staff_userid": "sunba"}, headers={"X-CSRF-Token": admin.csrf}
     )
     assert r.status_code == 422 and "/" in r.json()["detail"]
+    # the page's choice edited by hand: a digit int() refuses (²) is no person, said on the form
+    r = admin.post("/setup/tokens", data={"csrf_token": admin.csrf, "name": "x", "acts_as": "p:²"})
+    assert r.status_code == 422 and "找不到这个账号" in r.text
     # named as before: by his userid, not the login the token made him (tenant/lisi)
     page = admin.get("/setup/tokens").text
     assert "李四（lisi · 成员）" in page and '李四 <small class="muted">lisi · 成员' in page

@@ -297,6 +297,14 @@ def test_oauth_callback_checks_state_and_codes(siyu, world):
     with httpx.Client(base_url=siyu) as client:
         r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"code": "x", "state": "forged"})
         assert r.status_code == 400 and "登录已过期" in r.text
+        # the pending sign-ins cookie edited by hand, its expiry a digit int() refuses (²)
+        edited = ("siyu_oauth=" + world.a.slug + "|" + "ab" * 16 + "|%2F|²").encode("latin-1")
+        r = client.get(
+            f"/auth/wecom/{world.a.slug}/callback",
+            params={"code": "x", "state": "ab" * 16},
+            headers={"Cookie": edited},
+        )
+        assert r.status_code == 400 and "登录已过期" in r.text
         start = client.get(f"/auth/wecom/{world.a.slug}")
         state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
         r = client.get(f"/auth/wecom/{world.a.slug}/callback", params={"state": state})

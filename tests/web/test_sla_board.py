@@ -328,8 +328,9 @@ def test_snooze_from_the_board_needs_csrf_and_moves_the_steps(as_role, waits, db
     # another's conversation named in the address: its customer is not told of
     other_banner = agent.get(f"/sla?done=snoozed&snoozed={waits.a['zhaoliu']}").text
     assert "已暂缓提醒。" in other_banner and "已暂缓 wmzh" not in other_banner
-    for junk in ("abc", "99999999999999999999999", "-1"):
+    for junk in ("abc", "99999999999999999999999", "-1", "²", "①"):  # (² and ① are digits int() refuses)
         assert "已暂缓提醒。" in agent.get(f"/sla?done=snoozed&snoozed={junk}").text
+        assert agent.get(f"/sla?done=dismissed&dismissed={junk}").status_code == 200
     # Not the agent's customer, another tenant's conversation: not found.
     other = agent.post(
         f"/conversations/{waits.a['zhaoliu']}/snooze", data={"minutes": "15", "csrf_token": agent.csrf}

@@ -188,7 +188,7 @@ def test_sdk_return_codes_map_to_archive_error(lib, keys, chatdata, monkeypatch,
         assert "upload that key pair" in str(exc)
 
 
-@pytest.mark.parametrize("errcode", ['"busy"', "[1]", "1.5", "true"])
+@pytest.mark.parametrize("errcode", ['"busy"', "[1]", "1.5", "true", '"²"'])
 def test_an_errcode_that_is_no_number_is_an_archive_error(lib, keys, chatdata, monkeypatch, errcode):
     """It had raised a bare ValueError (TypeError for a list) naming neither the call nor the
     answer, or been read as errcode 1 (1.5, true)."""

@@ -80,7 +80,7 @@ async def send(ctx: Ctx) -> dict:
             (valid if corp.is_active(u) else invalid_users).append(u)
     invalid_parties = []
     for party in toparty:
-        if party.isdigit() and int(party) in corp.departments:
+        if party.isascii() and party.isdigit() and int(party) in corp.departments:
             valid += [s.userid for s in corp.staff_in(int(party), recursive=True) if s.userid not in valid]
         else:
             invalid_parties.append(party)

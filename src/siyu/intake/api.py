@@ -83,7 +83,7 @@ MAX_BODY = 256 * 1024
 async def _capped_body(request: Request) -> bytes | None:
     """The request's body, or None when it is over MAX_BODY (said or found)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

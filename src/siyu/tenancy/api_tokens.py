@@ -152,7 +152,7 @@ def acting_person(session: Session, tenant_id: int, choice: str, made_by: int | 
     command line, which may name anyone: it runs with the database's own rights."""
     kind, _, value = choice.partition(":")
     person = None
-    if kind == "p" and value.isdigit():
+    if kind == "p" and value.isascii() and value.isdigit():  # (² is a digit int() refuses)
         person = session.get(Person, int(value))
     elif kind == "s" and value:
         value = member_userid(session, value) or value  # ZhangSan is zhangsan: WeCom ignores case

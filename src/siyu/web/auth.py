@@ -616,7 +616,7 @@ def _pending(request: Request) -> list[tuple[str, str, str, int]]:
     found = []
     for entry in request.cookies.get(OAUTH_COOKIE, "").split("!"):
         parts = entry.split("|")
-        if len(parts) == 4 and parts[3].isdigit() and int(parts[3]) > now:
+        if len(parts) == 4 and parts[3].isascii() and parts[3].isdigit() and int(parts[3]) > now:
             found.append((parts[0], parts[1], unquote(parts[2]), int(parts[3])))
     return found
 

@@ -284,7 +284,8 @@ def _named(s, viewer: Viewer, typed: str):
     """The conversation an address names (by id) and its customer as its row named them, the
     member's remark beside the name (王女士（备注：王姐-报价）: the chat on their phone), when the
     viewer may read it; None otherwise."""
-    if not typed.isdigit() or int(typed) >= 2**63:  # (a number the database would refuse)
+    # (² and ① are digits int() refuses; past 2**63, a number the database would refuse)
+    if not (typed.isascii() and typed.isdigit()) or int(typed) >= 2**63:
         return None
     conversation = conversation_queries.get_conversation(s, viewer, int(typed))
     if conversation is None:

@@ -81,7 +81,8 @@ def answered_errcode(data: dict, call: str) -> int:
     """An answer's errcode, 0 where it has none; ArchiveError where it is no whole number (a
     bare ValueError had named neither the call nor what it answered)."""
     value = data.get("errcode") or 0
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit():  # (not ²: a digit int() refuses)
         value = int(value)
     if type(value) is not int:
         raise ArchiveError(10002, f"{call} answered an errcode that is no number: {str(value)[:100]!r}")
