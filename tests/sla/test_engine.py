@@ -342,6 +342,47 @@ def test_an_older_question_pulled_late_starts_the_clock_earlier_without_firing_a
     assert [(x.msgid, x.started_at) for x in w.waits("wmcustomer2")] == [(earlier["msgid"], w.at(990))]
 
 
+def test_a_question_pulled_after_siyus_welcome_waits_and_escalates(local):
+    """Pulled in order, the welcome Siyu sent for the agent is no reply. Pulled after the
+    welcome's copy (a re-pull, an import, the archive out of order), the question was taken for
+    answered by it: no wait, no card, nobody told."""
+    from siyu.notify.models import OutboxMessage
+
+    w = local
+    w.policy()
+    welcome = "王女士您好，我是您的专属顾问"
+    with w.session() as s:
+        payload = {"userid": "zhangsan", "external_userid": "wmcustomer1", "sent_text": welcome}
+        key = f"welcome:{w.t0.timestamp()}"
+        s.add(OutboxMessage(kind="welcome", dedupe_key=key, payload=payload, status="sent", sent_at=w.at(1)))
+    w.ingest(w._message("zhangsan", "wmcustomer1", welcome, 1, None))
+    question = w.say("你好，想了解一下你们的课程", at=0)
+    assert w.conversation().awaiting_msgid == question
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1 and [n.payload["touser"] for n in w.outbox()] == ["zhangsan"]
+
+
+def test_a_question_pulled_after_a_reply_the_agent_recalled_waits_and_escalates(local):
+    """Pulled in order (question, reply, the reply recalled), the question waits again from its
+    own time. Pulled after the reply and its recall, it was taken for answered by a reply
+    nobody can see any more."""
+    w = local
+    w.policy()
+    answer = w._message("zhangsan", "wmcustomer1", "在的", 5, None)
+    recall = {**w._message("zhangsan", "wmcustomer1", "", 6, None), "action": "recall", "msgtype": "revoke"}
+    recall.pop("text")
+    recall["revoke"] = {"pre_msgid": answer["msgid"]}
+    question = w._message("wmcustomer1", "zhangsan", "这款有货吗？", 3, None)
+    w.ingest(answer)
+    w.ingest(recall)
+    w.ingest(question)  # (in one batch, the three are applied in time order)
+    assert w.conversation().awaiting_msgid == question["msgid"]
+    w.pulled(3600)
+    w.clock(123)
+    assert w.fire() == 1
+
+
 def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):
     w = local
     w.policy()

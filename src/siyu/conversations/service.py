@@ -35,6 +35,8 @@ from siyu.tenancy.models import Staff
 
 # A WeCom external user id starts with wm/wo (customers) or wb (robots); staff ids do not.
 EXTERNAL_PREFIXES = ("wm", "wo", "wb")
+# A group robot's post (a report, a reminder) is nobody asking: never classified, never owed a reply
+ROBOT_PREFIX = "wb"
 SIYU_ECHO_WINDOW = timedelta(minutes=5)
 
 
@@ -482,7 +484,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
             continue
         if p.direction == "out":
             last_out[p.key] = p.text
-        elif p.direction == "in":
+        elif p.direction == "in" and not p.sender.startswith(ROBOT_PREFIX):
             inbound.append((p, last_out[p.key]))
     verdicts = classify([(p.text, context) for p, context in inbound]) if inbound else []
     verdict_of = {p.msgid: v for (p, _), v in zip(inbound, verdicts, strict=True)}
@@ -536,8 +538,8 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
 
 
 def _first_reply_after(session: Session, conversation_id: int, at: datetime) -> datetime | None:
-    """When the staff member first answered by hand after `at` (a question pulled after its
-    reply: rare, so one query each)."""
+    """When the staff member first answered by hand after `at`, by a reply not recalled (a
+    question pulled after a later staff message: rare, so one query each)."""
     return session.scalar(
         select(Message.sent_at)
         .where(
@@ -590,15 +592,17 @@ def _apply(
         return
     if p.direction == "in":
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
-        # (older than a staff message stored before it: a migration or a late re-pull; answered)
+        # (older than a staff message stored before it: a migration or a late re-pull; answered
+        # if one of those is a reply by hand that stands, not Siyu's welcome nor one taken back)
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
         settled = c.settled_until is not None and p.sent_at <= c.settled_until
-        answered = answered or settled
         if row["needs_reply"] and c.kind == "single" and answered and not settled:
             reply = _first_reply_after(session, c.id, p.sent_at)
-            if reply is not None:
+            answered = reply is not None
+            if answered:
                 answered_late = c.change(True, p.sent_at, p.msgid, ANSWERED_BEFORE)
                 changes.append(dataclasses.replace(answered_late, answered_at=reply))
+        answered = answered or settled
         if row["needs_reply"] and c.kind == "single" and not answered:
             if c.awaiting_since is None:
                 c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
