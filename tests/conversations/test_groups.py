@@ -122,6 +122,12 @@ def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(sta
     stack.chat(ext, "", "好的谢谢", roomid=room)
     wait_for(lambda: group()["message_count"] == 3, timeout=15)
     assert group()["group_wait"] is None
+    # a group robot's post (WeCom names robots wb…) is nobody asking: it had read as owed a reply
+    stack.chat(
+        "wbjc7bDwAAJVylUKpSA3Z5U11tDO4AAA", "", "今日团购报表已生成，请查看 https://e.example/r", roomid=room
+    )
+    wait_for(lambda: group()["message_count"] == 4, timeout=15)
+    assert group()["group_wait"] is None and group(group_waiting=True) is None
 
     again = stack.chat(ext, "", "能开发票吗？", roomid=room)
     wait_for(lambda: group()["group_wait"], timeout=15)
