@@ -383,6 +383,121 @@ def test_a_question_pulled_after_a_reply_the_agent_recalled_waits_and_escalates(
     assert w.fire() == 1
 
 
+# ---- the same messages pulled out of order (a re-pull, an import newest first) end as in order
+
+
+def _waiting(w) -> tuple[str, object]:
+    c = w.conversation()
+    return c.awaiting_msgid, c.awaiting_since
+
+
+def _welcome_sent(w, text: str, at: float, key: str) -> None:
+    from siyu.notify.models import OutboxMessage
+
+    payload = {"userid": "zhangsan", "external_userid": "wmcustomer1", "sent_text": text}
+    with w.session() as s:
+        dedupe = f"welcome:{key}:{w.t0.timestamp()}"
+        sent = {"status": "sent", "sent_at": w.at(at)}
+        s.add(OutboxMessage(kind="welcome", dedupe_key=dedupe, payload=payload, **sent))
+
+
+def _recall_of(w, msgid: str, at: float, by: str = "zhangsan") -> dict:
+    other = "wmcustomer1" if by == "zhangsan" else "zhangsan"
+    message = {**w._message(by, other, "", at, "r" + msgid), "action": "recall", "msgtype": "revoke"}
+    message.pop("text")
+    message["revoke"] = {"pre_msgid": msgid}
+    return message
+
+
+def test_a_reply_pulled_after_a_later_question_leaves_that_question_waiting(local):
+    """In order: question at 0, reply at 10, a new question at 20, which waits. The reply pulled
+    after both questions closed the whole wait: the new question was never escalated."""
+    w = local
+    w.policy()
+    w.say("请问这个多少钱？", at=0)
+    second = w.say("那什么时候发货？", at=20)
+    w.ingest(w._message("zhangsan", "wmcustomer1", "100元", 10, None))
+    assert _waiting(w) == (second, w.at(20))
+    w.pulled(3600)
+    w.clock(140)
+    assert w.fire() == 1
+
+
+def test_a_decline_pulled_after_the_customer_agreed_again_and_asked_leaves_that_question_waiting(local):
+    """In order: a question at 0, archiving declined at 10 (the wait closes), agreed again at 50
+    and a question at 60, which waits. The decline pulled last closed that question's wait too."""
+
+    def consent(kind: str, at: float) -> dict:
+        event = w._message("wmcustomer1", "zhangsan", "", at, None)
+        event.pop("text")
+        event.update({"msgtype": kind, kind: {"userid": "wmcustomer1", f"{kind}_time": 1}})
+        return event
+
+    w = local
+    w.say("退款什么时候到账", at=0)
+    w.ingest(consent("agree", 50))
+    later = w.say("那我重新下单可以吗？", at=60)
+    w.ingest(consent("disagree", 10))
+    assert _waiting(w) == (later, w.at(60))
+
+
+def test_a_reply_recalled_before_it_was_stored_answers_nothing_stored_with_it(local):
+    """Two import files, the newer first: Siyu's welcome and the agent's recall of a reply. The
+    older then brings the question and that reply: taken for answered by the reply taken back
+    (flagged recalled only at the batch's end), the question never waited."""
+    w = local
+    w.policy()
+    welcome = "王女士您好，我是您的专属顾问"
+    _welcome_sent(w, welcome, 20, "a")
+    question = w._message("wmcustomer1", "zhangsan", "这款有货吗？", 0, None)
+    answer = w._message("zhangsan", "wmcustomer1", "有的", 10, None)
+    w.ingest(w._message("zhangsan", "wmcustomer1", welcome, 20, None), _recall_of(w, answer["msgid"], 30))
+    w.ingest(question, answer)
+    assert _waiting(w) == (question["msgid"], w.at(0))
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+
+
+def test_a_welcome_copy_pulled_again_does_not_use_up_the_next_welcome(local):
+    """Siyu sends the same welcome twice, two minutes apart (the customer added the agent again).
+    A re-pull brings the first copy again with the second: the repeat took the second welcome
+    as well, so its copy counted as the agent's reply and closed the question between them."""
+    w = local
+    text = "王女士您好，我是您的专属顾问"
+    _welcome_sent(w, text, 0, "a")
+    _welcome_sent(w, text, 120, "b")
+    first = w._message("zhangsan", "wmcustomer1", text, 1, None)
+    w.ingest(first)
+    question = w.say("你好，想了解一下你们的课程", at=60)
+    w.ingest(first, w._message("zhangsan", "wmcustomer1", text, 121, None))
+    assert _waiting(w) == (question, w.at(60))
+
+
+def test_a_customer_message_pulled_late_is_read_against_the_staff_message_before_it(local):
+    """确定要取消订单吗？ at 0, 好的 at 10 (the agent must act: it needs a reply), 您的订单已取消 at 20.
+    In order 好的 is a wait answered in 10 s; pulled last, it was read as answering 订单已取消, a
+    closing remark, and the board never counted it."""
+    w = local
+    w.reply("确定要取消订单吗？", at=0)
+    w.reply("您的订单已取消", at=20)
+    ok = w.say("好的", at=10)
+    with w.session() as s:
+        assert s.scalar(select(Message.needs_reply).where(Message.msgid == ok)) is True
+    assert [(x.msgid, x.close_reason, x.response_s) for x in w.waits()] == [(ok, "replied", 10.0)]
+
+
+def test_a_message_recalled_before_it_was_stored_still_tells_when_the_customer_last_wrote(local):
+    """In order, 在吗 at 0 and its recall at 15 leave last_inbound_at at 0; the recall stored
+    first, the conversation said the customer never wrote."""
+    w = local
+    question = w._message("wmcustomer1", "zhangsan", "在吗", 0, None)
+    w.ingest(_recall_of(w, question["msgid"], 15, by="wmcustomer1"))
+    w.ingest(question)
+    c = w.conversation()
+    assert (c.message_count, c.last_inbound_at) == (1, w.at(0))
+
+
 def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):
     w = local
     w.policy()

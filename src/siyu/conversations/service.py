@@ -370,7 +370,13 @@ def _siyu_sent(
     ids = [c.id for key, c in conversations.items() if key in keys]
     if ids:  # those an earlier batch already matched (through the conversations' own index)
         shown = session.execute(
-            select(Conversation.staff_userid, Conversation.external_userid, Message.msgtype, Message.text)
+            select(
+                Conversation.staff_userid,
+                Conversation.external_userid,
+                Message.msgtype,
+                Message.text,
+                Message.msgid,
+            )
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
                 bulk.among(session, Message.conversation_id, ids),
@@ -379,8 +385,10 @@ def _siyu_sent(
                 Message.sent_at <= end + SIYU_ECHO_WINDOW,
             )
         )
-        for userid, external_userid, msgtype, text in shown:
-            _take_echo(echoes, userid, external_userid, msgtype, text)
+        again = {p.msgid for p in outbound}  # a copy pulled again takes the send it took before
+        for userid, external_userid, msgtype, text, msgid in shown:
+            if msgid not in again:
+                _take_echo(echoes, userid, external_userid, msgtype, text)
     return echoes
 
 
@@ -440,6 +448,26 @@ def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> d
     )
 
 
+def _staff_message_before(
+    session: Session, conversation_id: int, at: datetime
+) -> tuple[str, datetime] | None:
+    """The last staff message stored up to `at` (the context of a customer message pulled late:
+    rare, so one query each)."""
+    row = session.execute(
+        select(Message.text, Message.sent_at)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == "out",
+            Message.action == "send",
+            Message.recalled.is_(False),
+            Message.sent_at <= at,
+        )
+        .order_by(Message.sent_at.desc())
+        .limit(1)
+    ).first()
+    return (row.text, row.sent_at) if row is not None else None
+
+
 def ingest(session: Session, items: Sequence, classify) -> dict:
     """Store archived messages (objects with seq, msgid, message) and update conversations.
 
@@ -479,13 +507,23 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         for c in conversations.values()
     }
     inbound: list[tuple[_Parsed, str | None]] = []
+    out_at: dict[str, datetime] = {}  # the batch's last staff message so far, by conversation
     for p in parsed:
         if p.key is None or p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
             continue
         if p.direction == "out":
-            last_out[p.key] = p.text
+            last_out[p.key], out_at[p.key] = p.text, p.sent_at
         elif p.direction == "in" and not p.sender.startswith(ROBOT_PREFIX):
-            inbound.append((p, last_out[p.key]))
+            context, c = last_out[p.key], conversations[p.key]
+            if c.last_outbound_at is not None and c.last_outbound_at > p.sent_at:
+                # pulled after a later staff message (a re-pull, an import): it answers the one
+                # before it, "确定要取消吗？", not the newest, "订单已取消"
+                before = _staff_message_before(session, c.id, p.sent_at)
+                if before is not None and (p.key not in out_at or before[1] > out_at[p.key]):
+                    context = before[0]
+                elif before is None and p.key not in out_at:
+                    context = None
+            inbound.append((p, context))
     verdicts = classify([(p.text, context) for p, context in inbound]) if inbound else []
     verdict_of = {p.msgid: v for (p, _), v in zip(inbound, verdicts, strict=True)}
 
@@ -537,11 +575,15 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     return {"stored": len(stored), "duplicates": len(items) - len(stored)}
 
 
-def _first_reply_after(session: Session, conversation_id: int, at: datetime) -> datetime | None:
-    """When the staff member first answered by hand after `at`, by a reply not recalled (a
-    question pulled after a later staff message: rare, so one query each)."""
-    return session.scalar(
-        select(Message.sent_at)
+def _first_reply_after(
+    session: Session, conversation_id: int, at: datetime, recalled: set[str]
+) -> datetime | None:
+    """When the staff member first answered by hand after `at`, by a reply not recalled: as
+    stored, or by `recalled` (_Recalls.done: a reply this batch stores whose recall came
+    before it, flagged only at the batch's end). A question pulled after a later staff
+    message: rare, so one query each."""
+    query = (
+        select(Message.msgid, Message.sent_at)
         .where(
             Message.conversation_id == conversation_id,
             Message.direction == "out",
@@ -552,8 +594,9 @@ def _first_reply_after(session: Session, conversation_id: int, at: datetime) -> 
             Message.sent_at >= at,
         )
         .order_by(Message.sent_at)
-        .limit(1)
+        .limit(len(recalled) + 1)
     )
+    return next((sent_at for msgid, sent_at in session.execute(query) if msgid not in recalled), None)
 
 
 def _write_back(session: Session, states: Iterable[_State]) -> None:
@@ -578,7 +621,12 @@ def _apply(
     if p.action == "recall":
         _recall(session, states, recalls, p, changes, c)
         return
-    if p.action != "send" or p.msgid in recalls.done:  # (taken back by a recall stored before it)
+    if p.action != "send":
+        return
+    if p.msgid in recalls.done:  # taken back by a recall stored before it: still when they wrote
+        if p.direction in ("in", "out") and p.message.get("msgtype") not in EVENT_TYPES:
+            last = "last_inbound_at" if p.direction == "in" else "last_outbound_at"
+            setattr(c, last, max(filter(None, [getattr(c, last), p.sent_at])))
         return
     if p.message.get("msgtype") in EVENT_TYPES:  # a consent event: nobody wrote it, nobody owes it a reply
         # Declined: WeCom archives nothing more of the chat, so no reply could be seen to close
@@ -589,6 +637,7 @@ def _apply(
         if declined and c.awaiting_since is not None and p.sent_at >= c.awaiting_since:
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "declined"))
+            _waits_on_after(session, recalls, c, p.sent_at, changes)
         return
     if p.direction == "in":
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
@@ -597,7 +646,7 @@ def _apply(
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
         settled = c.settled_until is not None and p.sent_at <= c.settled_until
         if row["needs_reply"] and c.kind == "single" and answered and not settled:
-            reply = _first_reply_after(session, c.id, p.sent_at)
+            reply = _first_reply_after(session, c.id, p.sent_at, recalls.done)
             answered = reply is not None
             if answered:
                 answered_late = c.change(True, p.sent_at, p.msgid, ANSWERED_BEFORE)
@@ -618,6 +667,19 @@ def _apply(
         if not row["by_siyu"] and waiting is not None and p.sent_at >= waiting:
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "replied"))
+            _waits_on_after(session, recalls, c, p.sent_at, changes)
+
+
+def _waits_on_after(session: Session, recalls: _Recalls, c: _State, at: datetime, changes: list) -> None:
+    """A wait just closed at `at` by a message pulled after what the customer wrote later (a
+    re-pull, an import): the first question still owed a reply after it waits, as it would
+    have pulled in order."""
+    if c.last_inbound_at is None or c.last_inbound_at <= at:  # (nearly always: nothing later)
+        return
+    later = recalls.next_waiting(session, c, at)
+    if later is not None and later.sent_at > at:
+        c.awaiting_since, c.awaiting_msgid = later.sent_at, later.msgid
+        changes.append(c.change(True, later.sent_at, later.msgid, "customer_message"))
 
 
 def _recalled_msgid(p: _Parsed) -> str:
@@ -653,7 +715,8 @@ class _Recalls:
             if wanted
             else []
         )
-        batch = {p.msgid for p in parsed} if found else set()
+        # (every batch's: a reply pulled late asks what waits after it, next_waiting)
+        batch = {p.msgid for p in parsed}
         recalls = cls({row.msgid: row for row in found}, set(recalled_before), {}, batch=batch)
         recalls.load(session, {row.conversation_id for row in found if row.conversation_id})
         return recalls
