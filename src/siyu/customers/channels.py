@@ -159,6 +159,8 @@ def _apply(channel: Channel, spec: ChannelSpec, by: str) -> None:
     channel.staff_userids = list(spec.staff_userids)
     channel.department_ids = list(spec.department_ids)
     channel.skip_verify = spec.skip_verify
+    if list(spec.tag_ids) != list(channel.tag_ids or []):
+        channel.notice = ""  # (of tags deleted in WeCom: the admin has chosen its tags again)
     channel.tag_ids = list(spec.tag_ids)
     channel.welcome_text = spec.welcome_text
     channel.welcome_link = {k: v for k, v in spec.welcome_link.items() if v}

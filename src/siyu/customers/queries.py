@@ -384,6 +384,8 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
         said = [f"备注：{values['remark']}"] if "remark" in values else []
         said += [f"描述：{values['description']}"] if "description" in values else []
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
+    if kind == "added" and values.get("again"):  # (removed before: a customer who came back)
+        return "再次添加了客户"
     if kind == "lost" and values.get("not_alerted"):
         return f"{template}；成员{values['not_alerted']}，流失提醒没有发给本人"
     if kind.startswith("group_"):  # a scene WeCom did not tell: left out

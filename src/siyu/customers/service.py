@@ -20,6 +20,7 @@ from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import bulk, utcnow
 from siyu.notify import outbox
+from siyu.notify.models import OutboxMessage
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import staff_gone
@@ -95,8 +96,12 @@ def mark_tags_deleted(session: Session, wecom_ids: list[str]) -> list[Channel]:
 
 
 def _set_follow_tags(session: Session, customer: Customer, follow: Follow, tags: list[dict], at) -> None:
-    """Make the follow's tags equal WeCom's list, recording what changed on the timeline."""
-    _apply_tag_set(session, customer, follow, _wecom_tags(session, tags), at)
+    """Make the follow's tags equal WeCom's list, and the channel's still on their way there
+    (mark_tag being retried: a remark edited meanwhile had taken them off for good), recording
+    what changed on the timeline."""
+    _apply_tag_set(
+        session, customer, follow, {**_wecom_tags(session, tags), **_tags_on_their_way(session, follow)}, at
+    )
 
 
 def _apply_tag_set(session: Session, customer: Customer, follow: Follow, wanted: dict[str, Tag], at) -> None:
@@ -156,9 +161,9 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
     created = follow is None
     changes = {}
     if created:
-        follow = Follow(
-            customer_id=customer.id, staff_userid=userid, added_at=from_unix(info.get("createtime"))
-        )
+        # (WeCom's answer no longer listing the relation: the event's own time, not now)
+        added_at = from_unix(info["createtime"]) if info.get("createtime") else at
+        follow = Follow(customer_id=customer.id, staff_userid=userid, added_at=added_at)
         session.add(follow)
     else:
         for field in ("remark", "description"):
@@ -166,7 +171,8 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
                 changes[field] = info[field] or ""
     follow.remark = info.get("remark", follow.remark or "") or ""
     follow.description = info.get("description", follow.description or "") or ""
-    follow.remark_mobiles = _remark_mobiles(info) or follow.remark_mobiles or []
+    if "remark_mobiles" in info:  # (cleared in WeCom: cleared here; not in the answer: kept)
+        follow.remark_mobiles = _remark_mobiles(info)
     follow.remark_corp_name = info.get(
         "remark_corp_name", info.get("remark_company", follow.remark_corp_name or "")
     )
@@ -184,13 +190,18 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
     return follow, created
 
 
-def attribute_channel(session: Session, customer: Customer, follow: Follow, state: str, at: datetime):
-    """The channel this follow came through: attributed from `state` the first time."""
-    if follow.channel_id:
+def attribute_channel(
+    session: Session, customer: Customer, follow: Follow, state: str, at: datetime, again: bool = False
+):
+    """The channel this follow came through: attributed from `state` the first time, and again
+    when the customer comes back (`again`: they had removed the member, or been removed)
+    through another channel, which then counts the add (the first channel's add and loss
+    both leave its figures: one relation, one channel)."""
+    if follow.channel_id and not (again and state):
         return session.get(Channel, follow.channel_id)
     channel = session.scalar(select(Channel).where(Channel.state == state)) if state else None
-    if channel is None:
-        return None
+    if channel is None or channel.id == follow.channel_id:
+        return channel or (session.get(Channel, follow.channel_id) if follow.channel_id else None)
     follow.channel_id = channel.id
     timeline(
         session, customer, "channel", at, follow.staff_userid, channel=channel.name, channel_id=channel.id
@@ -234,6 +245,9 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
             _set_follow_tags(session, customer, other, info.get("tags", []), at)
     # WeCom's answer may not list this member yet; then the event alone says who added whom.
     info = next((i for i in follow_users if i.get("userid") == userid), {"userid": userid})
+    _, before = _follow(session, ext_id, userid)
+    # a customer who removed the member (or was removed) and adds them again: a new add
+    again = before is not None and before.status in FOLLOW_ENDED_AS and (before.ended_at or at) <= at
     follow, is_new = upsert_follow(
         session,
         customer,
@@ -241,9 +255,14 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
         at,
         status="half" if half else "active",
     )
-    if is_new:
-        timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half)
-    channel = attribute_channel(session, customer, follow, state, at)
+    # (a follow an edit event made before its add was processed has no add recorded yet)
+    first = is_new or (not again and not _add_recorded(session, customer, userid))
+    if first or again:
+        extra = {"again": True} if again else {}
+        timeline(session, customer, "added", at, userid, add_way=follow.add_way, half=half, **extra)
+    if again:
+        follow.added_at = at  # the relation as it stands began now (first_added_at keeps the first)
+    channel = attribute_channel(session, customer, follow, state, at, again)
     channel_tags = _channel_tags(session, channel)
     # WeCom's tags plus the channel's, which mark_tag may not have reached WeCom with yet
     wanted = {**_wecom_tags(session, info.get("tags", [])), **channel_tags}
@@ -256,9 +275,24 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
             {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)},
         )
     code = fields.get("WelcomeCode", "")
-    if code and is_new:
+    if code and (first or again):
         welcome.record_outcome_for_new_customer(session, customer, code)
     return customer
+
+
+def _add_recorded(session: Session, customer: Customer, userid: str) -> bool:
+    return (
+        session.scalar(
+            select(TimelineEvent.id)
+            .where(
+                TimelineEvent.customer_id == customer.id,
+                TimelineEvent.staff_userid == userid,
+                TimelineEvent.kind == "added",
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def record_edited(session: Session, fields: dict, contact: dict) -> Customer:
@@ -268,6 +302,21 @@ def record_edited(session: Session, fields: dict, contact: dict) -> Customer:
         follow, _ = upsert_follow(session, customer, info, at)
         _set_follow_tags(session, customer, follow, info.get("tags", []), at)
     return customer
+
+
+def _tags_on_their_way(session: Session, follow: Follow) -> dict[str, Tag]:
+    if not follow.channel_id:
+        return {}
+    pending = session.scalar(
+        select(OutboxMessage.payload).where(
+            OutboxMessage.dedupe_key == tag_sync.key(follow.id, follow.channel_id),
+            OutboxMessage.status == "pending",
+        )
+    )
+    if pending is None:
+        return {}
+    channel = session.get(Channel, follow.channel_id)
+    return {wid: tag for wid, tag in _channel_tags(session, channel).items() if wid in pending["add_tag"]}
 
 
 def _follow(session: Session, ext_id: str, userid: str) -> tuple[Customer | None, Follow | None]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.customers.models import Channel, Customer, TimelineEvent
+from siyu.customers.models import Channel, Customer, Follow, TimelineEvent
 from siyu.db import utcnow
 from siyu.db.threads import in_tenant
 from siyu.notify import outbox
@@ -116,8 +116,14 @@ def fill(text: str, name: str) -> str:
 
 def _record(session: Session, message: OutboxMessage, kind: str, **data) -> None:
     p = message.payload
-    customer = session.scalar(select(Customer).where(Customer.external_userid == p["external_userid"]))
-    if customer is not None:  # else the add is recorded later and picks the outcome up then
+    customer = session.scalar(
+        select(Customer)
+        .join(Follow, Follow.customer_id == Customer.id)
+        .where(Customer.external_userid == p["external_userid"], Follow.staff_userid == p["userid"])
+    )
+    # else the add is recorded later and picks the outcome up then (a customer of another member
+    # already: their add to this one is not processed yet, and it records the outcome then)
+    if customer is not None:
         session.add(
             TimelineEvent(
                 customer_id=customer.id, kind=kind, at=utcnow(), staff_userid=p["userid"], data=data
@@ -136,6 +142,14 @@ def record_outcome_for_new_customer(session: Session, customer: Customer, code: 
     if message is None or message.status not in ("sent", "dead"):
         return
     kind = "welcome_sent" if message.status == "sent" else "welcome_failed"
+    told = select(TimelineEvent.id).where(  # by the send itself (the add's follow made first)
+        TimelineEvent.customer_id == customer.id,
+        TimelineEvent.staff_userid == message.payload["userid"],
+        TimelineEvent.kind.in_(["welcome_sent", "welcome_failed"]),
+        TimelineEvent.at >= message.created_at,
+    )
+    if session.scalar(told.limit(1)) is not None:
+        return
     at = message.sent_at or utcnow()
     data = {"error": message.last_error} if message.status == "dead" else {}
     session.add(

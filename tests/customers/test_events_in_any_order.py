@@ -1,0 +1,216 @@
+"""Contact events as WeCom delivers them, retried, late or edited in between: a customer who
+comes back, an add processed after an edit, a welcome recorded once, what an edit changes and
+what it leaves alone."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from siyu.customers import service, welcome
+from siyu.customers.channels import ChannelSpec, update_channel
+from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.customers.queries import describe_event
+from siyu.notify.models import OutboxMessage
+from tests.customers.test_acquisition import corp_tag, follow_of, make_channel, run
+from tests.support.stack import wait_for
+
+
+def _kinds(db, tenant_id: int, ext: str) -> list[str]:
+    with db.tenant_session(tenant_id) as s:
+        return list(
+            s.scalars(
+                select(TimelineEvent.kind)
+                .join(Customer, Customer.id == TimelineEvent.customer_id)
+                .where(Customer.external_userid == ext)
+                .order_by(TimelineEvent.id)
+            )
+        )
+
+
+def _event(kind: str, ext: str, at: int, userid: str = "zhangsan", **more) -> dict:
+    return {"ChangeType": kind, "UserID": userid, "ExternalUserID": ext, "CreateTime": str(at), **more}
+
+
+def _follow_tags(stack, follow_id: int) -> set[str]:
+    with stack.session() as s:
+        return set(
+            s.scalars(
+                select(Tag.wecom_id)
+                .join(FollowTag, FollowTag.tag_id == Tag.id)
+                .where(FollowTag.follow_id == follow_id)
+            )
+        )
+
+
+def _lose_and_add_again(stack, first_config: str, second_config: str, name: str = "郑先生") -> str:
+    ext = stack.scan(first_config, name)["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control(
+        "POST", stack.corp_path(f"/customers/{ext}/remove_staff"), json={"userid": "zhangsan", "wait": True}
+    )
+    wait_for(lambda: follow_of(stack, ext).status == "lost")
+    stack.control("POST", "/clock", json={"advance_s": 60})
+    customer = {"name": name, "external_userid": ext}
+    stack.control(
+        "POST",
+        stack.corp_path("/scan"),
+        json={"config_id": second_config, "customer": customer, "wait": True},
+    )
+    wait_for(lambda: follow_of(stack, ext).status == "active")
+    return ext
+
+
+def test_a_customer_who_adds_the_member_again_is_added_again_on_the_timeline(stack):
+    """The timeline ended with 被客户删除（流失） though the customer was a contact again."""
+    channel = make_channel(stack)
+    ext = _lose_and_add_again(stack, channel.config_id, channel.config_id)
+    kinds = _kinds(stack.rt.db, stack.tenant_id, ext)
+    assert kinds[kinds.index("lost") :].count("added") == 1, kinds
+    with stack.session() as s:
+        said = s.scalar(
+            select(TimelineEvent.data).where(TimelineEvent.kind == "added").order_by(TimelineEvent.id.desc())
+        )
+        first_added = s.scalar(select(Customer.first_added_at).where(Customer.external_userid == ext))
+    assert said.get("again") is True and describe_event("added", said) == "再次添加了客户"
+    assert follow_of(stack, ext).added_at > first_added  # the relation as it stands began again
+
+
+def test_a_customer_who_comes_back_through_another_channel_counts_for_it_and_is_tagged_by_it(stack):
+    """Lost through 海报, back through 直播间: the follow stayed 海报's, tagged 海报 only, while
+    the welcome came from 直播间."""
+    poster_tag, live_tag = corp_tag(stack, "海报"), corp_tag(stack, "直播")
+    poster = make_channel(stack, name="海报", tag_ids=[poster_tag])
+    live = make_channel(stack, name="直播间", tag_ids=[live_tag])
+    ext = _lose_and_add_again(stack, poster.config_id, live.config_id)
+    follow = wait_for(lambda: (f := follow_of(stack, ext)) and f.channel_id == live.id and f)
+    assert live_tag in _follow_tags(stack, follow.id)
+    assert "channel" in _kinds(stack.rt.db, stack.tenant_id, ext)[-4:]
+
+
+def test_an_add_processed_after_an_edit_of_the_same_relation_is_on_the_timeline(db, fresh_tenant):
+    """The add's first try failed and the member's remark edit was processed first: the edit
+    made the follow, and the add, retried, found it not new and never wrote 添加了客户."""
+    ext = "wm" + secrets.token_hex(6)
+    info = {"userid": "zhangsan", "createtime": 1764900000, "remark": "钱女士-VIP"}
+    contact = {"external_contact": {"external_userid": ext, "name": "钱女士"}, "follow_user": [info]}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_edited(s, _event("edit_external_contact", ext, 1764900030), contact)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, 1764900000), contact)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, 1764900000), contact)  # delivered twice
+    assert _kinds(db, fresh_tenant, ext).count("added") == 1
+
+
+def test_a_welcome_sent_before_a_second_members_add_is_processed_is_on_the_timeline_once(db, fresh_tenant):
+    """The customer follows 张三 and adds 王五 too. The welcome (queued by the intake, urgent) went
+    out before the add was processed: its send found the customer and wrote 已发送欢迎语, and the
+    add, its follow new, wrote it again."""
+    ext, code = "wm" + secrets.token_hex(6), "code-" + secrets.token_hex(4)
+    person = {"external_userid": ext, "name": "王女士"}
+    first = _event("add_external_contact", ext, 1764900000)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, first, {"external_contact": person, "follow_user": [{"userid": "zhangsan"}]})
+    second = _event("add_external_contact", ext, 1764900100, userid="wangwu", WelcomeCode=code)
+    with db.tenant_session(fresh_tenant) as s:
+        s.connection().execute(
+            OutboxMessage.__table__.insert(), [welcome.queued_welcome(fresh_tenant, second)]
+        )
+    with db.tenant_session(fresh_tenant) as s:  # the send recorded, as the sender does
+        row = s.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == f"welcome:{code}"))
+        row.status = "sent"
+        s.flush()
+        welcome._record(s, row, "welcome_sent")
+    both = [{"userid": "zhangsan", "createtime": 1764900000}, {"userid": "wangwu", "createtime": 1764900100}]
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, second, {"external_contact": person, "follow_user": both})
+    assert _kinds(db, fresh_tenant, ext).count("welcome_sent") == 1
+
+
+def test_an_add_processed_after_the_customer_left_keeps_the_time_of_the_add(db, fresh_tenant):
+    """Processed late (retried through an outage), by when WeCom no longer lists the relation
+    (84061): the follow was dated by when Siyu processed it, ending before it began, and the
+    channel's daily figures counted the add on the wrong day."""
+    ext = "wm" + secrets.token_hex(6)
+    gone = {"external_contact": {"external_userid": ext}, "follow_user": []}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, 1764900000), gone)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_follow_ended(s, _event("del_follow_user", ext, 1764900600), "lost")
+    with db.tenant_session(fresh_tenant) as s:
+        follow = s.scalar(select(Follow))
+    assert follow.added_at.replace(tzinfo=UTC) == datetime.fromtimestamp(1764900000, UTC)
+
+
+def test_a_phone_number_cleared_in_wecom_is_cleared_in_siyu(db, fresh_tenant):
+    """The member clears 备注手机号: WeCom answers remark_mobiles [], and Siyu kept showing the
+    number (and finding the customer by it)."""
+    ext = "wm" + secrets.token_hex(6)
+    person = {"external_userid": ext, "name": "钱女士"}
+    with_phone = {"userid": "zhangsan", "createtime": 1764900000, "remark_mobiles": ["13912345678"]}
+    with db.tenant_session(fresh_tenant) as s:
+        added = {"external_contact": person, "follow_user": [with_phone]}
+        service.record_added(s, _event("add_external_contact", ext, 1764900000), added)
+    with db.tenant_session(fresh_tenant) as s:
+        edited = {"external_contact": person, "follow_user": [{**with_phone, "remark_mobiles": []}]}
+        service.record_edited(s, _event("edit_external_contact", ext, 1764900100), edited)
+    with db.tenant_session(fresh_tenant) as s:
+        assert s.scalar(select(Follow.remark_mobiles)) == []
+    without = {"external_contact": person, "follow_user": [{"userid": "zhangsan", "remark_mobiles": ["139"]}]}
+    with db.tenant_session(fresh_tenant) as s:  # an app WeCom gives no numbers (代开发): kept
+        service.record_edited(s, _event("edit_external_contact", ext, 1764900200), without)
+        service.record_edited(
+            s,
+            _event("edit_external_contact", ext, 1764900300),
+            {**without, "follow_user": [{"userid": "zhangsan"}]},
+        )
+        assert s.scalar(select(Follow.remark_mobiles)) == ["139"]
+
+
+def test_a_remark_edited_before_the_channels_tags_reach_wecom_keeps_them(stack):
+    """mark_tag is being retried (WeCom answered -1) when the member writes a remark: the edit's
+    answer does not list the channel's tag yet, Siyu took it off, and once mark_tag got through
+    WeCom had the tag and Siyu never showed it again."""
+    tag_id = corp_tag(stack, "地推")
+    channel = make_channel(stack, name="地推", tag_ids=[tag_id])
+    fault = {"corp_id": stack.corp_id, "path": "/cgi-bin/externalcontact/mark_tag", "errcode": -1, "times": 3}
+    stack.control("POST", "/faults", json=fault)
+    ext = stack.scan(channel.config_id, "孙先生")["external_userid"]
+    follow = wait_for(lambda: follow_of(stack, ext))
+    remark = {"userid": "zhangsan", "external_userid": ext, "remark": "孙先生-地推", "wait": True}
+    stack.control("POST", stack.corp_path("/remark"), json=remark)
+    wait_for(lambda: follow_of(stack, ext).remark == "孙先生-地推")
+    assert _follow_tags(stack, follow.id) == {tag_id}
+
+    def mark_tag_sent() -> bool:
+        with stack.session() as s:
+            return s.scalar(select(OutboxMessage.status).where(OutboxMessage.kind == "mark_tag")) == "sent"
+
+    wait_for(mark_tag_sent, timeout=20)
+    assert _follow_tags(stack, follow.id) == {tag_id}
+
+
+def test_the_deleted_tag_notice_goes_once_the_admin_chooses_the_channels_tags_again(stack):
+    """标签 旧标签 已在企业微信中删除 stayed on the channel's page after new tags were chosen."""
+    old, new = corp_tag(stack, "旧标签"), corp_tag(stack, "新标签")
+
+    def both_known() -> bool:  # the tag events processed: the channel form takes known tags only
+        with stack.session() as s:
+            return len(list(s.scalars(select(Tag).where(Tag.wecom_id.in_([old, new]))))) == 2
+
+    wait_for(both_known)
+    channel = make_channel(stack, name="门店", tag_ids=[old])
+    deleted = {"action": "delete", "tag_id": [old], "wait": True}
+    stack.control("POST", stack.corp_path("/console/tags"), json=deleted)
+
+    def notice() -> str:
+        with stack.session() as s:
+            return s.get(Channel, channel.id).notice
+
+    assert "旧标签" in wait_for(notice)
+    spec = ChannelSpec(name="门店", staff_userids=["zhangsan"], tag_ids=[new], welcome_text="您好")
+    run(update_channel(stack.rt, stack.tenant_id, channel.id, spec))
+    assert notice() == ""
