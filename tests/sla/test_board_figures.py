@@ -3,13 +3,17 @@ first-response percentiles."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from siyu.customers import service as customers
+from siyu.sla import service
 from siyu.sla.api import board_for
 from siyu.web.auth import Viewer
+from tests.sla.test_board_metrics import _dismiss, _get, _rows
 from tests.sla.test_engine import _recall
 
 
@@ -493,3 +497,99 @@ def test_the_boards_day_in_berlin_on_a_day_the_clocks_change_holds_every_questio
     assert board["first_response"]["count"] == len(asked) - 2
     today = _board(w)
     assert today["day"] == date.fromisoformat(day) and today["first_response"]["count"] == len(asked) - 2
+
+
+# ---- under business hours: each step judged by the moment it came due
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _seconds(w, *local) -> float:
+    return (datetime(*local, tzinfo=SHANGHAI) - w.t0).total_seconds()
+
+
+def test_a_wait_whose_first_reminder_fired_at_the_shifts_end_is_not_on_time(local):
+    """Shifts 09:00-18:00, the default steps. Wednesday 17:58 three customers ask 张三; the first
+    step comes due at 18:00 and fires for all three. At 18:30 张三 answers one and marks another
+    无需回复; the third still waits. None was answered before the step (0 %): the board said
+    100 %, its business clock standing at exactly 2 minutes from 18:00 to 09:00."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 17, 58, tzinfo=SHANGHAI)  # a Wednesday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    for ext in ("wmshift1", "wmshift2", "wmshift3"):
+        w.say("明天能发货吗？", at=0, ext=ext)
+    fired = 0
+    for t in range(0, 1830, 30):  # the worker, every 30 s
+        w.clock(t)
+        w.pulled(t)
+        fired += w.fire()
+    assert fired == 3  # each wait's first step, at 18:00:00
+    w.reply("可以", at=1800, ext="wmshift1")
+    _dismiss(w, "wmshift3", "zhangsan", 1800)
+    w.pulled(1860)
+    w.clock(1860)
+
+    board = _get(w, "/api/v1/sla/board").json()
+    assert board["breaches_total"] == 3
+    first = board["within_steps"][0]
+    got = (first["answered"], first["answered_late"], first["outlived"], first["share"])
+    assert got == (0, 1, 2, 0.0), first
+    page = _get(w, "/sla").text
+    assert _rows(page, "within-steps")[0][1:] == ["0%", "0", "1", "2"], _rows(page, "within-steps")
+
+
+def test_a_reply_at_the_steps_due_millisecond_under_business_hours_is_within_it(local):
+    """Shifts 09:00-12:00 and 13:30-18:00, one step at 4 business hours. Asked Wednesday
+    17:00:00.013, the step is due Thursday 13:30:00.013 (3,599.987 s + 10,800 s + 0.013 s), and
+    张三 answers at that very millisecond, as in time as a reply at the delay on the wall clock.
+    The board said late: the business seconds, summed as floats, came to 14400.000000000002."""
+    w = local
+    w.t0 = datetime(2025, 9, 10, 17, 0, tzinfo=SHANGHAI)  # a Wednesday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["09:00", "12:00"], ["13:30", "18:00"]],
+            quiet_hours=[],
+            steps=[{"delay_s": 14400, "action": "app_message", "target": "agent"}],
+        )
+    w.say("请问有货吗？", at=0.013)
+    due = _seconds(w, 2025, 9, 11, 13, 30) + 0.013
+    w.reply("有的", at=due)
+    w.pulled(due + 60)
+    w.clock(due + 60)
+    assert w.fire() == 0  # answered at the due moment: no reminder
+
+    board = _get(w, "/api/v1/sla/board?day=2025-09-10").json()
+    assert board["breaches_total"] == 0
+    first = board["within_steps"][0]
+    assert (first["answered"], first["answered_late"], first["share"]) == (1, 0, 1.0), first
+
+
+def test_business_first_response_of_a_wait_answered_after_two_weeks_is_in_business_time(local):
+    """Shifts 09:00-18:00. Asked Friday 2025-09-05 17:59, answered Monday 2025-09-22 09:01:
+    60 s + ten workdays of 9 h + 60 s = 324,120 s (3 天 18 小时) of business time. The board's
+    工作时间 figures gave the wall time, 1,436,520 s: waits of over 14 days fell back to it."""
+    w = local
+    w.t0 = datetime(2025, 9, 5, 17, 59, tzinfo=SHANGHAI)  # a Friday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    w.say("这款什么时候有货？", at=0)
+    answered = _seconds(w, 2025, 9, 22, 9, 1)
+    w.reply("今天到货了", at=answered)
+    w.pulled(answered + 60)
+    w.clock(answered + 60)
+
+    board = _get(w, "/api/v1/sla/board?day=2025-09-05").json()
+    assert board["first_response"]["median_s"] == 1436520  # wall time, as labelled
+    business = board["first_response_business"]
+    assert business is not None and business["median_s"] == 324120, business
+    [agent] = board["first_response_by_agent"]
+    assert agent["business"]["median_s"] == 324120, agent
+    page = _get(w, "/sla?day=2025-09-05").text
+    stats = re.search(r'id="first-response-business">(.*?)</div>\n</div>', page, re.S)[1]
+    assert re.findall(r"<b>(.*?)</b>", stats)[1] == "3 天 18 小时", stats

@@ -81,7 +81,7 @@ router = APIRouter(prefix="/api/v1", tags=["sla"], responses=API_RESPONSES)
 
 # A wait of the day as the on-time shares count it: its policy's steps, how long it took (or has
 # run so far) by that policy's clock, and whether it was answered.
-Measured = tuple[list, float, bool]
+Measured = tuple[list, list[datetime], datetime, bool]  # steps, when each came due, end, answered
 
 
 def _measure(
@@ -94,23 +94,28 @@ def _measure(
     ran under (a department's may differ from the tenant's; none is the built-in default), as
     that policy and the special dates stood when the wait ended (or stand now, for one still
     open: editing a policy or the calendar leaves past days as they were), and by its clock
-    (business time where it counts only that)."""
+    (business time where it counts only that). Each step is judged by the moment it came due,
+    as firing judges it: by business seconds, a wait that reached a step's delay at the shift's
+    end stayed at it all night, and a reply the next morning, after the step had fired, read
+    as in time."""
 
-    def took(policy: service.PolicyView, started: datetime, end: datetime, ended: bool) -> float:
-        wall = (end - started).total_seconds()
+    def dues(policy: service.PolicyView, started: datetime, end: datetime, ended: bool) -> list[datetime]:
+        wall = [started + timedelta(seconds=s.delay_s) for s in policy.steps]
         # business time is never longer than wall time: within every step already, or no calendar
-        if not policy.business_hours_only or wall <= min((s.delay_s for s in policy.steps), default=0):
+        if not policy.business_hours_only or end <= min(wall, default=started):
             return wall
-        return book.waited_s(policy, started, end, ended)
+        calendar = book.calendar(policy, end if ended else None)
+        return [calendar.add(started, s.delay_s) for s in policy.steps]
 
     measured = []
     for started, response_s, policy_id in answered:
         ended = started + timedelta(seconds=response_s)
         policy = book.measured_by(policy_id, ended)
-        measured.append((policy.steps, took(policy, started, ended, True), True))
+        measured.append((policy.steps, dues(policy, started, ended, True), ended, True))
     for started, closed, policy_id in unanswered:
         policy = book.measured_by(policy_id, closed or now)
-        measured.append((policy.steps, took(policy, started, closed or now, closed is not None), False))
+        end = closed or now
+        measured.append((policy.steps, dues(policy, started, end, closed is not None), end, False))
     return measured
 
 
@@ -122,18 +127,18 @@ def _count_within(measured: list[Measured], tenant: service.PolicyView) -> list[
     a team under a department's one-step policy has one row, not the tenant's three, and its
     1 minute is not listed beside the tenant's 2 that none of its waits had."""
     out = []
-    for i in range(max((len(steps) for steps, _, _ in measured), default=len(tenant.steps))):
+    for i in range(max((len(steps) for steps, *_ in measured), default=len(tenant.steps))):
         inside = late = outlived = 0
         delays = set() if measured else {tenant.steps[i].delay_s}
-        for steps, took, done in measured:
+        for steps, due, end, done in measured:
             if i >= len(steps):
                 continue
             delays.add(steps[i].delay_s)
-            if done and took <= steps[i].delay_s:
+            if done and end <= due[i]:
                 inside += 1
             elif done:
                 late += 1
-            elif took > steps[i].delay_s:
+            elif end > due[i]:
                 outlived += 1
         decided = inside + late + outlived
         out.append(
@@ -160,7 +165,10 @@ def _business_responses(book: service.PolicyBook, answered: list) -> list[float]
         ended = started + timedelta(seconds=float(response_s))
         policy = book.measured_by(policy_id, ended)
         counted = counted or policy.business_hours_only
-        out.append(book.waited_s(policy, started, ended, ended=True))
+        if policy.business_hours_only:  # (however long it took: a walk as long as the answer was)
+            out.append(book.calendar(policy, ended).between(started, ended))
+        else:
+            out.append(float(response_s))
     return out if counted else None
 
 
