@@ -158,3 +158,97 @@ def test_the_figures_count_every_wait_not_the_page(local):
     assert one["breaches_total"] == every["breaches_total"] >= 6
     for key in set(every) - {"now", "waiting", "next"}:
         assert one[key] == every[key], key
+
+
+# ---- what a partner reading the API met
+
+
+def _tuesday(w):
+    w.t0 = datetime(2025, 9, 9, 10, 0, tzinfo=SHANGHAI)
+    w.clock(0)
+    w.policy()
+
+
+def test_an_expired_snooze_reads_the_same_on_the_board_row_as_on_the_conversation(local):
+    """GET /conversations/{id} says `snooze: null` once the snooze ran out ("null: not, or no
+    longer"); the SLA board's row for the same open wait still carries snoozed_until (in the
+    past), snoozed_by and snoozed_at, as if its reminders were held back."""
+    w = local
+    _tuesday(w)
+    w.say("在吗 报价", at=0, ext="wmsnz")
+    w.pulled(60)
+    w.clock(60)
+    admin = SignedIn(w.rt, w.tenant_id, "admin", name="管理员")
+    cid = w.conversation("wmsnz").id
+    r = admin("POST", f"/api/v1/conversations/{cid}/snooze", json={"minutes": 5})
+    assert r.status_code == 200 and r.json()["snoozed"], r.text
+    w.clock(60 + 30 * 60)  # half an hour later: the 5 minutes are long over, the wait still open
+    detail = admin("GET", f"/api/v1/conversations/{cid}").json()
+    assert detail["waiting"] and detail["snooze"] is None
+    listed = admin("GET", "/api/v1/conversations").json()["items"]
+    assert [c["snooze"] for c in listed if c["id"] == cid] == [None]
+    board = admin("GET", "/api/v1/sla/board").json()
+    row = next(r for r in board["waiting"] if r["conversation_id"] == cid)
+    assert (row["snoozed_until"], row["snoozed_by"], row["snoozed_at"]) == (None, "", None), (
+        f"board row says snoozed until {row['snoozed_until']} by {row['snoozed_by']!r} at {board['now']};"
+        " the conversation says snooze null"
+    )
+
+
+def test_board_page_after_the_last_rows_closed_still_leads_back(local):
+    """The board's `next` names a page; when every wait on it closed before the client asked,
+    the page comes back empty with `prev` null ("null on the first") though the waits before
+    it still wait: the client cannot page back."""
+    w = local
+    _tuesday(w)
+    for i, ext in enumerate(["wmpg1", "wmpg2", "wmpg3"]):
+        w.say(f"请问 {ext}", at=i * 10, ext=ext)
+    w.pulled(60)
+    w.clock(60)
+    admin = SignedIn(w.rt, w.tenant_id, "admin")
+    first = admin("GET", "/api/v1/sla/board", params={"limit": 2}).json()
+    assert len(first["waiting"]) == 2 and first["next"]
+    w.reply("好的，马上", at=70, ext="wmpg3")  # the one on the next page is answered meanwhile
+    w.clock(80)
+    second = admin("GET", "/api/v1/sla/board", params={"limit": 2, "after": first["next"]}).json()
+    assert second["waiting"] == [] and second["waiting_total"] == 2
+    assert second["prev"] is not None, "an empty page after page 1 says it is the first (prev null)"
+    back = admin("GET", "/api/v1/sla/board", params={"limit": 2, "before": second["prev"]}).json()
+    assert [r["conversation_id"] for r in back["waiting"]] == [r["conversation_id"] for r in first["waiting"]]
+
+
+def test_conversation_page_after_the_last_rows_moved_still_leads_back(local):
+    """The same on GET /api/v1/conversations: the rows of the page `next` named moved up (a
+    customer wrote again) before the client asked; the page is empty and says `prev` null."""
+    w = local
+    _tuesday(w)
+    for i, ext in enumerate(["wmcv1", "wmcv2", "wmcv3"]):
+        w.say(f"请问 {ext}", at=i * 10, ext=ext)
+        w.reply("好的", at=i * 10 + 1, ext=ext)
+    w.pulled(60)
+    w.clock(60)
+    admin = SignedIn(w.rt, w.tenant_id, "admin")
+    first = admin("GET", "/api/v1/conversations", params={"per_page": 2}).json()
+    assert first["total"] == 3 and len(first["items"]) == 2 and first["next"]
+    last = w.conversation("wmcv1").id
+    assert [c["id"] for c in first["items"]] != [last] and last not in [c["id"] for c in first["items"]]
+    w.reply("还在吗", at=70, ext="wmcv1")  # the chat on page 2 is now the newest: at the top
+    second = admin("GET", "/api/v1/conversations", params={"per_page": 2, "after": first["next"]}).json()
+    assert second["items"] == [] and second["total"] == 3
+    assert second["prev"] is not None, "an empty page after page 1 says it is the first (prev null)"
+
+
+def test_a_delete_refused_for_a_policy_already_removed_does_not_tell_how_to_create_one(local):
+    """DELETE /sla/policies/{department} with If-Match, after another admin removed the policy:
+    the 412 is right, but its detail is the PUT's, telling the client to "send no If-Match to
+    create one" (要新建请不带 If-Match) when it asked to delete."""
+    w = local
+    _tuesday(w)
+    admin = SignedIn(w.rt, w.tenant_id, "admin")
+    made = admin("PUT", "/api/v1/sla/policies/2", json={"enabled": True})
+    assert made.status_code == 201, made.text
+    etag = made.headers["etag"]
+    assert admin("DELETE", "/api/v1/sla/policies/2").status_code == 204  # another admin, meanwhile
+    r = admin("DELETE", "/api/v1/sla/policies/2", headers={"If-Match": etag})
+    assert r.status_code == 412, r.text
+    assert "create" not in r.json()["detail"] and "新建" not in r.json()["detail"], r.json()["detail"]

@@ -601,7 +601,7 @@ def list_conversations(
         got.page,
         per_page,
         next=_list_cursor(rows[-1]) if rows and got.has_next else None,
-        prev=_list_cursor(rows[0]) if rows and got.has_prev else None,
+        prev=got.prev(_list_cursor),
     )
 
 
@@ -925,5 +925,5 @@ def search_messages(
         per_page,
         got.has_next,
         next=_search_cursor(rows[-1][0]) if rows and got.has_next else None,
-        prev=_search_cursor(rows[0][0]) if rows and got.has_prev else None,
+        prev=got.prev(lambda row: _search_cursor(row[0])),
     )

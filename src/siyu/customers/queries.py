@@ -261,7 +261,7 @@ def list_customers(
         got.page,
         per_page,
         next=_list_cursor(rows[-1]) if rows and got.has_next else None,
-        prev=_list_cursor(rows[0]) if rows and got.has_prev else None,
+        prev=got.prev(_list_cursor),
     )
 
 

@@ -113,6 +113,15 @@ class Slice:
     page: int | None  # the page number asked for; None when found by cursor
     has_next: bool
     has_prev: bool
+    after: str | None = None  # the cursor it was asked for after
+
+    def prev(self, cursor_of) -> str | None:
+        """The cursor of the page before (`cursor_of` a row: its cursor), None on the first. A
+        page past a cursor whose rows all closed or moved since is empty, and leads back by that
+        cursor itself: it had said it was the first, and the client could not page back."""
+        if not self.has_prev:
+            return None
+        return cursor_of(self.rows[0]) if self.rows else self.after
 
 
 def take(
@@ -148,6 +157,7 @@ def take(
         None if cursor is not None else page,
         has_next=backward or more,
         has_prev=(backward and more) or (cursor is not None and not backward) or page > 1,
+        after=after if cursor is not None and not backward else None,
     )
 
 

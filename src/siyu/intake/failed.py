@@ -110,7 +110,7 @@ def listed(
         got.page,
         per_page,
         next=_cursor(rows[-1]) if rows and got.has_next else None,
-        prev=_cursor(rows[0]) if rows and got.has_prev else None,
+        prev=got.prev(_cursor),
     )
 
 

@@ -901,10 +901,13 @@ DepartmentIfMatch = if_match_header("/sla/policies/{department}")
 DEPARTMENT_NOT_AN_ETAG = not_an_etag("该策略", "/api/v1/sla/policies/{department}")
 
 
-def match_department_policy(session: Session, department_wecom_id: int, typed: str | None) -> None:
+def match_department_policy(
+    session: Session, department_wecom_id: int, typed: str | None, deleting: bool = False
+) -> None:
     """HTTPException 412 (400) when If-Match `typed` is not (cannot be) the version of the
     department's own policy, and for any If-Match while it has none (RFC 9110: a PUT that
-    would create it with If-Match is refused); 404 for an unknown department."""
+    would create it with If-Match is refused; a DELETE, `deleting`, is told it is gone); 404
+    for an unknown department."""
     stored = session.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == department_wecom_id))
     if stored is not None or department_wecom_id == 0:
         out = department_policy_out(session, department_wecom_id)
@@ -917,6 +920,9 @@ def match_department_policy(session: Session, department_wecom_id: int, typed: s
         f"部门「{name}」没有自己的策略（可能已被删除）：要新建请不带 If-Match / department"
         f" {department_wecom_id} has no policy of its own (it may have been removed): send no If-Match"
         " to create one"
+        if not deleting
+        else f"部门「{name}」的策略已被删除或从未设置，没有可删除的 / department {department_wecom_id}"
+        " has no policy of its own to delete (it was removed since, or never set)"
     )
     if_match(typed, None, none_to_match, DEPARTMENT_NOT_AN_ETAG)
 
@@ -996,7 +1002,7 @@ def delete_department_policy(
         if typed_if_match is not None:
             # what is removed must be what the ETag's reader saw: a change saved since would go unseen
             service.hold_policy(s, department_wecom_id)
-            match_department_policy(s, department_wecom_id, typed_if_match)
+            match_department_policy(s, department_wecom_id, typed_if_match, deleting=True)
         if not service.delete_policy(s, department_wecom_id, request.app.state.rt.now()):
             name = s.scalar(select(Department.name).where(Department.wecom_id == department_wecom_id))
             if name is None:

@@ -96,7 +96,7 @@ def waiting_page(
     return WaitingPage(
         _shape_waiting(session, rows, now),
         next=cursor(rows[-1]) if rows and got.has_next else None,
-        prev=cursor(rows[0]) if rows and got.has_prev else None,
+        prev=got.prev(cursor),
     )
 
 
@@ -162,12 +162,20 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
                 "next_step_after_quiet_hours": quiet,
                 # (not shown: whether a call placed lately covers the step, next_calls_covered)
                 "call_cooldown_s": policy.call_cooldown_s,
-                "snoozed_until": w.snoozed_until,
-                "snoozed_by": w.snoozed_by,
-                "snoozed_at": w.snoozed_at,
+                # (one run out holds nothing: null, as the conversation's `snooze` is)
+                **_snooze_of(w, now),
             }
         )
     return out
+
+
+def _snooze_of(w, now: datetime) -> dict:
+    held = w.snoozed_until is not None and w.snoozed_until > now
+    return {
+        "snoozed_until": w.snoozed_until if held else None,
+        "snoozed_by": w.snoozed_by if held else "",
+        "snoozed_at": w.snoozed_at if held else None,
+    }
 
 
 def call_held_until(

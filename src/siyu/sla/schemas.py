@@ -390,11 +390,15 @@ class WaitingRow(BaseModel):
         description="why that call rings then, not at once: quiet_hours, the policy's quiet hours hold "
         "it; retrying, the voice provider refused it and it is tried again then; null otherwise",
     )
-    snoozed_until: datetime | None
-    snoozed_by: str = Field(
-        "", description='who snoozed it, by the name they were signed in as ("": before Siyu kept it)'
+    snoozed_until: datetime | None = Field(
+        None, description="until when its reminders are held back; null when not snoozed, or no longer"
     )
-    snoozed_at: datetime | None = Field(None, description="when it was snoozed")
+    snoozed_by: str = Field(
+        "",
+        description='who snoozed it, by the name they were signed in as ("": not snoozed now, or before'
+        " Siyu kept it)",
+    )
+    snoozed_at: datetime | None = Field(None, description="when it was snoozed (null: not snoozed now)")
 
 
 class StepBreaches(BaseModel):
