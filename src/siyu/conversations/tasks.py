@@ -33,6 +33,7 @@ from siyu.db import bulk
 from siyu.db.threads import in_system, in_tenant
 from siyu.intake.service import mark_done
 from siyu.tenancy.models import Tenant
+from siyu.wecom.archive import storable_text
 from siyu.wecom.finance_sdk import ArchiveError
 
 log = logging.getLogger(__name__)
@@ -405,6 +406,7 @@ async def pull(rt, tenant_id: int, source=None, parts: int | None = None) -> dic
     except Exception as exc:
         # when, too: the last pull that worked is shown beside it, and may be hours ago
         error = f"{rt.now():%Y-%m-%d %H:%M:%S} UTC · {type(exc).__name__}: {exc}"[:2000]
+        error = storable_text(error)  # (naming a message's msgid: one that could not be stored either)
         await asyncio.to_thread(_pull_failed, rt, tenant_id, error)
         raise
     finally:

@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -204,12 +205,16 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
         if not isinstance(message, dict):
             raise ArchiveError(10006, "the decrypted message is not a JSON object", seq=seq, msgid=msgid)
     message, raw = storable(message, raw)
-    msgid = _clipped(msgid if msgid.strip() else str(message.get("msgid") or ""), _LONGEST["msgid"])
+    # cleaned as the body is (a lone surrogate, a NUL): the store refused it, and the pull stopped
+    msgid = storable_text(msgid if msgid.strip() else str(message.get("msgid") or ""))
+    msgid = _clipped(msgid, _LONGEST["msgid"])
     if not msgid.strip():  # stored once by msgid: a batch's blank ones had been kept as one, the rest lost
         why = "消息没有 msgid / the message has no msgid (WeCom gives every message one)"
         raise ArchiveError(10002, why, retryable=False, seq=seq, msgid=msgid)
     at = message.get("msgtime", message.get("time"))
-    if at is not None and not _is_ms(at):  # no date holds it: ingest would fail with no seq named
+    # none, or none a date holds: stored as of 1970 (a wait opened then), or ingest failing with
+    # no seq named
+    if not _is_ms(at):
         why = f"消息时间无效 / msgtime {at!r} is no send time in milliseconds"
         raise ArchiveError(10002, why, retryable=False, seq=seq, msgid=msgid)
     return ArchivedMessage(seq, msgid, message, raw)
@@ -777,6 +782,13 @@ _MAX_SEQ = 2**63 - 1
 MAX_IMPORT_LINE_CHARS = 1_000_000
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is too large a number for JSON")
+    return value
+
+
 def _imported(number: int, line: str) -> ArchivedMessage:
     """One line of a JSON-lines import as an archived message, or ValueError naming the line."""
 
@@ -785,8 +797,12 @@ def _imported(number: int, line: str) -> ArchivedMessage:
 
     if len(line) > MAX_IMPORT_LINE_CHARS:
         raise refuse(f"over {MAX_IMPORT_LINE_CHARS:,} characters: no archived message is that long")
+
+    def no_constant(name: str):
+        raise ValueError(f"{name} is no JSON value")  # (Python's own: PostgreSQL refuses to store it)
+
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=no_constant, parse_float=_finite)
     except ValueError as exc:
         raise refuse(f"not JSON ({exc})") from None
     except RecursionError:
@@ -808,6 +824,8 @@ def _imported(number: int, line: str) -> ArchivedMessage:
         raise refuse("message without a msgid (a non-empty string)")
     if len(msgid) > _LONGEST["msgid"]:
         raise refuse(f"msgid longer than {_LONGEST['msgid']} characters")
+    if storable_text(msgid) != msgid:  # (a message is stored by it as given: one stored cleaned had no match)
+        raise refuse("msgid holds a NUL or a lone surrogate, which no database stores")
     if seq is None:
         seq = number
     elif type(seq) is not int or not 1 <= seq <= _MAX_SEQ:
