@@ -498,6 +498,55 @@ def test_a_message_recalled_before_it_was_stored_still_tells_when_the_customer_l
     assert (c.message_count, c.last_inbound_at) == (1, w.at(0))
 
 
+# ---- the policy's steps edited while a wait escalates: the next step follows by delay
+
+AGENT_CARD = {"delay_s": 120, "action": "app_message", "target": "agent"}
+LEADER_CARD = {"delay_s": 300, "action": "app_message", "target": "leader"}
+AGENT_CALL = {"delay_s": 600, "action": "voice_call", "target": "agent"}
+
+
+def _fired(w) -> list[tuple[str, str]]:
+    with w.session() as s:
+        rows = s.scalars(select(SlaEscalation).order_by(SlaEscalation.step))
+        return [(e.action, e.recipient) for e in rows if e.status == "fired"]
+
+
+def test_taking_the_first_step_out_mid_wait_still_calls_the_agent(local):
+    """The agent's card went at 2 minutes, the leader's step is pending, and the admin takes the
+    agent's card out (leader at 5, call at 10). The leader's card went, and then the wait was
+    taken for done by the new policy's step numbers: the call, which it still has, never rang."""
+    w = local
+    w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(130)
+    w.policy(steps=[LEADER_CARD, AGENT_CALL])
+    w.clock(300)
+    assert w.fire() == 1
+    w.clock(600)
+    assert w.fire() == 1
+    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+
+
+def test_adding_a_step_before_mid_wait_cards_the_leader_once(local):
+    """The agent's card went at 2 minutes and the admin adds a 1-minute card in front: by the new
+    policy's numbers the step after the leader's was the leader's again, carded at 5 and 8 minutes."""
+    w = local
+    w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(130)
+    w.policy(steps=[{**AGENT_CARD, "delay_s": 60}, AGENT_CARD, LEADER_CARD, AGENT_CALL])
+    for t in (300, 480, 600, 780, 1200):
+        w.clock(t)
+        w.fire()
+    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+
+
 def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):
     w = local
     w.policy()

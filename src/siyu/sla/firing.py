@@ -96,6 +96,7 @@ class _Step:
     fired_at: datetime | None = None
     started_at: datetime | None = None  # the wait's
     was_due: datetime | None = None
+    delay_s: int | None = None  # as scheduled (None: before rows kept it)
 
 
 def lock_key(tenant_id: int, what: str, userid: str) -> int:
@@ -177,6 +178,7 @@ def _locked_due(s: Session, now: datetime, ids: list[int] | None, limit: int | N
             w.started_at,
             w.customer_id,
             w.snoozed_until,
+            e.delay_s,
         )
         .outerjoin(w, w.id == e.wait_id)
         .outerjoin(c, c.id == e.conversation_id)
@@ -217,10 +219,10 @@ def _fire_tenant(
         for r in loaded:
             # the columns _locked_due selects, in its order: the step's, its wait's, its conversation's
             (*step_columns, wait_id, closed_at, close_reason, msgid, policy_id) = r[:13]
-            (conversation_id, awaiting, started_at, customer_id, snoozed_until) = r[13:]
+            (conversation_id, awaiting, started_at, customer_id, snoozed_until, delay_s) = r[13:]
             st = _Step(*step_columns, fired_at=now)
             steps.append(st)
-            st.started_at, st.was_due = started_at, st.due_at
+            st.started_at, st.was_due, st.delay_s = started_at, st.due_at, delay_s
             if wait_id is None or closed_at is not None:
                 _set(st, "cancelled", close_reason if wait_id is not None else "gone")
                 continue
@@ -330,13 +332,16 @@ def _schedule_next(book: service.PolicyBook, steps: list[_Step], step_policy: di
         policy = step_policy.get(st.id)
         if policy is None or st.status not in ("fired", "skipped"):
             continue  # cancelled (the wait is over), or no policy read
-        due = service.next_due(book, policy, st.started_at, st.step, st.was_due)
-        if due is not None:
-            index = st.step + 1
+        before_s = service.delay_of(st.delay_s, st.step, policy)
+        found = (
+            service.next_due(book, policy, st.started_at, before_s, st.was_due)
+            if before_s is not None
+            else None
+        )
+        if found is not None:
+            step, due = found
             rows.append(
-                service.step_row(
-                    st.wait_id, st.conversation_id, st.agent_userid, index, policy.steps[index], due, now
-                )
+                service.step_row(st.wait_id, st.conversation_id, st.agent_userid, st.step + 1, step, due, now)
             )
     bulk.insert_rows(book.session, SlaEscalation, rows, conflict=["wait_id", "step"])
 

@@ -460,6 +460,7 @@ def _reschedule_pending(
             SlaWait.started_at,
             SlaWait.snoozed_until,
             before.due_at.label("was_due"),
+            before.delay_s.label("was_delay_s"),
         )
         .join(SlaWait, SlaWait.id == SlaEscalation.wait_id)
         .outerjoin(
@@ -482,7 +483,10 @@ def _reschedule_pending(
             # a snooze moved the steps later keeping their spacing: so does this one stay after
             # the step before it (the snooze's end alone had it fire with that step)
             was_due = r.was_due or (after or {}).get(r.id)
-            spaced = next_due(book, policy, r.started_at, r.step - 1, was_due) if was_due else None
+            before_s = delay_of(r.was_delay_s if r.was_due else None, r.step - 1, policy)
+            spaced = None
+            if was_due and before_s is not None:
+                spaced = spaced_due(book, policy, r.started_at, before_s, was_due, own.delay_s)
             due = max(due, spaced or due, snooze_ends(book, policy, r.snoozed_until))
         if changed_at is not None and due < changed_at < r.due_at:
             due = changed_at
@@ -1341,21 +1345,44 @@ def step_row(
     }
 
 
-def next_due(book: PolicyBook, policy: PolicyView, started_at: datetime, index: int, was_due: datetime):
-    """When step `index` + 1 of a wait comes due, step `index` having been due at `was_due`:
-    on the policy's schedule from the wait's start, or as long after `was_due` as the
-    schedule spaces the two steps, by the policy's clock, whichever is later (a snooze moved
-    the wait's steps later, keeping their spacing). None when `index` was the last step, or when the policy
-    has since been switched off (the steps after the one scheduled follow the policy as saved)."""
-    if index + 1 >= len(policy.steps) or not policy.enabled:
+def next_due(
+    book: PolicyBook, policy: PolicyView, started_at: datetime, before_s: int, was_due: datetime
+) -> tuple[Step, datetime] | None:
+    """A wait's step after one of delay `before_s` that was due at `was_due`, and when it comes
+    due (spaced_due). None when the policy has no later step, or has since been switched off
+    (the steps after the one scheduled follow the policy as saved). By delay, not by number:
+    with a step added before it or taken out since the wait began, the policy's next number
+    was the leader's card again (carded twice) or nothing (the call never rang)."""
+    step = next((s for s in policy.steps if s.delay_s > before_s), None) if policy.enabled else None
+    if step is None:
         return None
-    dues = book.due_times(policy, started_at)
-    if not policy.business_hours_only or dues[index + 1] == dues[index]:
-        return max(dues[index + 1], was_due + (dues[index + 1] - dues[index]))
+    return step, spaced_due(book, policy, started_at, before_s, was_due, step.delay_s)
+
+
+def spaced_due(
+    book: PolicyBook, policy: PolicyView, started_at: datetime, before_s: int, was_due: datetime, delay_s: int
+) -> datetime:
+    """When a step of `delay_s` comes due, the step before it (of `before_s`) having been due at
+    `was_due`: on the policy's schedule from the wait's start, or as long after `was_due` as
+    the schedule spaces the two steps, by the policy's clock, whichever is later (a snooze
+    moved the wait's steps later, keeping their spacing)."""
+    if not policy.business_hours_only:
+        return max(started_at + timedelta(seconds=delay_s), was_due + timedelta(seconds=delay_s - before_s))
+    cal = book.calendar(policy)
+    due, before = cal.add(started_at, delay_s), cal.add(started_at, before_s)
+    if due == before:
+        return max(due, was_due)
     # the spacing by the policy's clock: in wall time it counted the night or weekend between
     # the two steps again after a snooze ended, a call due minutes later ringing days later
-    cal = book.calendar(policy)
-    return max(dues[index + 1], cal.add(was_due, cal.between(dues[index], dues[index + 1])))
+    return max(due, cal.add(was_due, cal.between(before, due)))
+
+
+def delay_of(step_delay_s: int | None, index: int, policy: PolicyView) -> int | None:
+    """A scheduled step's delay: as its row keeps it, else (a row made before it was kept) the
+    policy's step of its number; None when neither tells."""
+    if step_delay_s is not None:
+        return step_delay_s
+    return policy.steps[index].delay_s if 0 <= index < len(policy.steps) else None
 
 
 def snooze_ends(book: PolicyBook, policy: PolicyView, until: datetime) -> datetime:
@@ -1623,18 +1650,19 @@ def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> date
     as it was due); None when the policy no longer has that step."""
     book = PolicyBook(session)
     policy = book.by_id(wait.policy_id)
-    if step.step >= len(policy.steps):
+    own = delay_of(step.delay_s, step.step, policy)
+    if own is None:
         return None
-    if step.step == 0:
-        return book.due_times(policy, wait.started_at)[0]
-    before = session.scalar(
-        select(SlaEscalation.due_at).where(
+    alone = book.due_times(replace(policy, steps=(Step(own, step.action, step.target),)), wait.started_at)[0]
+    before = session.execute(
+        select(SlaEscalation.due_at, SlaEscalation.delay_s).where(
             SlaEscalation.wait_id == wait.id, SlaEscalation.step == step.step - 1
         )
-    )
-    if before is None:
-        return book.due_times(policy, wait.started_at)[step.step]
-    return next_due(book, policy, wait.started_at, step.step - 1, before)
+    ).first()
+    before_s = delay_of(before.delay_s, step.step - 1, policy) if before is not None else None
+    if before_s is None:
+        return alone
+    return spaced_due(book, policy, wait.started_at, before_s, before.due_at, own)
 
 
 # ------------------------------------------------ calls still to ring (a clock changed)
