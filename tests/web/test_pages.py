@@ -283,6 +283,30 @@ def test_an_agent_made_a_leader_is_a_supervisor_from_their_next_sign_in(siyu, wo
             person.role = "agent"
 
 
+def test_a_leader_an_admin_made_an_agent_stays_one_after_signing_in_through_wecom(as_role, siyu, world, db):
+    """王五 leads 销售部 and the admin makes him an agent. Opening a pushed card link signed him in
+    as a supervisor again, the whole team's customers (李四's 陈先生) in sight."""
+    admin = as_role("admin")
+    with db.tenant_session(world.a.id) as s:
+        wangwu = s.scalar(select(Person.id).where(Person.staff_userid == "wangwu"))
+    try:
+        r = admin.post(f"/setup/people/{wangwu}/role", data={"csrf_token": admin.csrf, "role": "agent"})
+        assert r.status_code == 303, r.text
+        r = _wecom_sign_in(siyu, world, "wangwu", "/")
+        try:
+            role = r.client.get(f"{siyu}/api/v1/me").json()["role"]
+            names = [c["name"] for c in r.client.get(f"{siyu}/api/v1/customers").json()["items"]]
+        finally:
+            r.client.close()
+        with db.tenant_session(world.a.id) as s:
+            assert (role, s.get(Person, wangwu).role) == ("agent", "agent")
+        assert "陈先生" not in names
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            person = s.get(Person, wangwu)
+            person.role, person.role_set_by_hand = "supervisor", False
+
+
 def test_oauth_refuses_unknown_and_inactive_members_clearly(siyu, world):
     for userid, status, text in (("qianqi", 403, "立即同步"), ("sunba", 403, "已停用")):
         r = _wecom_sign_in(siyu, world, userid, "/")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db.base import Base, BigId, TenantOwned, utcnow
@@ -101,6 +101,9 @@ class Person(TenantOwned, Base):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(16))  # admin | supervisor | agent
+    # an admin chose the role (adding the login, or changing it): a WeCom sign-in keeps it
+    # (siyu.tenancy.service.person_for_staff makes a new leader a supervisor otherwise)
+    role_set_by_hand: Mapped[bool] = mapped_column(default=False, server_default=false())
     staff_userid: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set by an admin (siyu.tenancy.people): refused, signed in or by a token, until enabled

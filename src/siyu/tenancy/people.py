@@ -147,6 +147,7 @@ def add(
     try:
         with session.begin_nested():
             person = tenancy.add_person(session, login, display_name, role, password, staff_userid)
+            person.role_set_by_hand = True
     except IntegrityError:
         # logins are unique across every tenant, which a tenant's session cannot look through
         raise PersonConflict(
@@ -201,7 +202,7 @@ def set_role(session: Session, person_id: int, role: str, by: int | None = None,
     if role != "admin":
         _keeps_an_admin(session, person, by)
     if person.role != role:
-        person.role = role
+        person.role, person.role_set_by_hand = role, True
         _changed(person, signed)
     session.flush()
     return person

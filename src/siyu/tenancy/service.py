@@ -439,15 +439,15 @@ def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | 
     """The person who signs in as this WeCom member through OAuth; made on first sign-in.
 
     Department leaders and members' direct leaders are supervisors, other members agents (an
-    agent made a leader later is a supervisor from their next sign-in); admins are named by
-    hand."""
+    agent made a leader later is a supervisor from their next sign-in, unless an admin chose
+    their role); admins are named by hand."""
     staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
     if staff is None:  # unknown, or has left the corp: no sign-in, whatever existed before
         return None
     person = session.scalar(select(Person).where(Person.staff_userid == userid))
     leads = userid in leaders(session)
     if person is not None:
-        if person.role == "agent" and leads:  # made a leader since: sees their team now
+        if person.role == "agent" and leads and not person.role_set_by_hand:  # a leader since: sees the team
             person.role = "supervisor"
         return person
     return add_person(
