@@ -57,9 +57,34 @@ def keyword_baseline(text: str, context: str | None) -> str:
     )
 
 
+LABELS = ("needs_reply", "closing")
+
+
 def load(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The labelled rows, or SystemExit naming the first line that is not one (a BOM is none)."""
+    rows = []
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot be read ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise SystemExit(f"{path} line {number}: not JSON ({exc})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise SystemExit(f'{path} line {number}: needs a JSON object with a string "text"')
+        if not isinstance(row.get("context"), str | None):
+            raise SystemExit(f'{path} line {number}: "context" must be a string or null')
+        if row.get("label") not in LABELS:
+            raise SystemExit(
+                f'{path} line {number}: "label" must be needs_reply or closing, not {row.get("label")!r}'
+            )
+        rows.append(row)
+    return rows
 
 
 def scores(gold: list[str], pred: list[str]) -> dict:
@@ -146,6 +171,8 @@ def main() -> None:
     ap.add_argument("--errors", type=int, default=0, help="list up to N mistakes")
     ap.add_argument("--show-heldout-errors", action="store_true")
     args = ap.parse_args()
+    if args.batch_size < 1 or args.seconds <= 0:
+        ap.error("--batch-size must be 1 or more and --seconds above 0")
 
     splits = (
         {"input": load(args.input)}
@@ -167,7 +194,9 @@ def main() -> None:
 
     all_rows = [r for rows in splits.values() for r in rows]
     where = pin_one_core()
-    per_s = throughput(all_rows, args.batch_size, args.seconds)
+    per_s = (
+        throughput(all_rows, args.batch_size, args.seconds) if all_rows else 0.0
+    )  # (none: nothing to time)
     print(f"throughput: {per_s:,.0f} messages/s on one core ({where}), batch size {args.batch_size}")
 
     top = results.get("input") or results["heldout"]

@@ -329,11 +329,19 @@ def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classifie
 
     # UTF-8 whatever the locale, and strictly, a line at a time (so a refusal names the line):
     # GBK bytes are refused, not classified as garbage
+    if sys.stdin is None or sys.stdout is None:  # (run with <&- or >&-)
+        typer.echo("needs-reply reads standard input and writes standard output: one is closed", err=True)
+        raise typer.Exit(1)
     stdin = (raw.decode("utf-8") for raw in sys.stdin.buffer)
     try:
         run_cli(stdin, sys.stdout, batch_size=batch_size)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    except BrokenPipeError:
+        raise  # (the reader stopped, `| head`: click leaves quietly)
+    except OSError as exc:  # a full disk, a closed descriptor: one line, not a traceback
+        typer.echo(f"needs-reply cannot read its input or write its output: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
 
 
