@@ -64,9 +64,18 @@ def _lose_and_add_again(stack, first_config: str, second_config: str, name: str 
 
 
 def test_a_customer_who_adds_the_member_again_is_added_again_on_the_timeline(stack):
-    """The timeline ended with 被客户删除（流失） though the customer was a contact again."""
-    channel = make_channel(stack)
+    """The timeline ended with 被客户删除（流失） though the customer was a contact again; and the
+    channel's tag, which WeCom dropped with the relation, was not marked again there."""
+    tag = corp_tag(stack, "回流")
+    channel = make_channel(stack, tag_ids=[tag])
     ext = _lose_and_add_again(stack, channel.config_id, channel.config_id)
+
+    def tags_in_wecom() -> list[str]:
+        listed = stack.control("GET", stack.corp_path("/customers"))
+        found = [c for c in listed if c["external_contact"]["external_userid"] == ext]
+        return found[0]["follow_info"].get("tag_id", []) if found else []
+
+    wait_for(lambda: tag in tags_in_wecom(), timeout=20)
     kinds = _kinds(stack.rt.db, stack.tenant_id, ext)
     assert kinds[kinds.index("lost") :].count("added") == 1, kinds
     with stack.session() as s:

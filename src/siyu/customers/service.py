@@ -12,7 +12,7 @@ import html
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
@@ -268,12 +268,25 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     wanted = {**_wecom_tags(session, info.get("tags", [])), **channel_tags}
     _apply_tag_set(session, customer, follow, wanted, at)
     if channel_tags:
-        outbox.enqueue(
-            session,
-            tag_sync.KIND,
-            tag_sync.key(follow.id, channel.id),
-            {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)},
-        )
+        key = tag_sync.key(follow.id, channel.id)
+        payload = {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)}
+        if not outbox.enqueue(session, tag_sync.KIND, key, payload) and again:
+            # back through the same channel: WeCom dropped the tags with the relation, and the
+            # channel's mark_tag, done long ago, is sent again
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.dedupe_key == key, OutboxMessage.status != "pending")
+                .values(
+                    status="pending",
+                    payload=payload,
+                    attempts=0,
+                    last_error="",
+                    due_at=utcnow(),
+                    claimed_until=None,
+                    deadline_at=None,
+                    sent_at=None,
+                )  # fmt: skip
+            )
     code = fields.get("WelcomeCode", "")
     if code and (first or again):
         welcome.record_outcome_for_new_customer(session, customer, code)
