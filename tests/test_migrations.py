@@ -211,6 +211,39 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
     _to(database, "0017", down=True)
 
 
+def test_a_persons_api_tokens_outlive_0030_up_and_down(empty_database):
+    """0030 adds a column to people. Done as a batch on SQLite, the table was copied and the old
+    one dropped, and the API tokens and sessions that cascade from it went with it."""
+    database = empty_database
+    _to(database, "0029")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        s.execute(
+            text(
+                "INSERT INTO people (tenant_id, login, display_name, role, created_at)"
+                " VALUES (:tenant, 't/admin', '王五', 'admin', '2026-12-05 12:00:00')"
+            ),
+            {"tenant": tenant.id},
+        )
+        person = s.execute(text("SELECT id FROM people")).scalar_one()
+        s.execute(
+            text(
+                "INSERT INTO api_tokens (tenant_id, name, person_id, prefix, token_hash, created_at)"
+                " VALUES (:tenant, 'crm', :person, 'siyu_AbC123', 'h', '2026-12-05 12:00:00')"
+            ),
+            {"tenant": tenant.id, "person": person},
+        )
+
+    def tokens() -> int:
+        with database.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM api_tokens")).scalar_one()
+
+    _to(database, "0030")
+    assert tokens() == 1
+    _to(database, "0029", down=True)
+    assert tokens() == 1
+
+
 def test_customer_groups_stored_before_0023_are_the_ones_whose_members_are_read_again(empty_database):
     """0023 leaves every group stored before it with its members never read: the worker's
     backfill takes the active ones (a dismissed one has nobody left to read)."""

@@ -45,6 +45,13 @@ def test_a_query_string_in_a_staff_link_is_no_question(staff, text):
     assert classify_one(text, staff).label == "closing"
 
 
+@pytest.mark.parametrize("staff", ["这款 12.5/个，需要吗？", "点这里https://a.cn/x看下能打开吗？"])
+def test_a_question_beside_an_address_or_a_price_is_still_asked(staff):
+    """Addresses are left out up to the first character no address has: the question after one,
+    or after a price written 12.5/个, is the staff's, and 好的 to it needs a reply."""
+    assert classify_one("好的", staff).label == "needs_reply"
+
+
 @pytest.mark.parametrize(
     "staff", ["[链接] 空调清洗怎么预约？", "[小程序] 你的快递到哪了？", "[图文消息] 为什么选择我们？"]
 )

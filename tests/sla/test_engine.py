@@ -530,6 +530,19 @@ def test_taking_the_first_step_out_mid_wait_still_calls_the_agent(local):
     assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
 
 
+def test_a_call_at_the_same_delay_as_the_leaders_card_rings_after_it(local):
+    """Steps may share a delay (the leader's card and a call at 5 minutes): after the card fired,
+    the first step of a longer delay was looked for, and the call never rang."""
+    w = local
+    w.policy(steps=[{**AGENT_CARD, "delay_s": 60}, LEADER_CARD, {**AGENT_CALL, "delay_s": 300}])
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    for t in (60, 300, 301):
+        w.clock(t)
+        w.fire()
+    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+
+
 def test_adding_a_step_before_mid_wait_cards_the_leader_once(local):
     """The agent's card went at 2 minutes and the admin adds a 1-minute card in front: by the new
     policy's numbers the step after the leader's was the leader's again, carded at 5 and 8 minutes."""

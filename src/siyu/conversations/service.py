@@ -33,10 +33,10 @@ from siyu.db import bulk, locks
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 
-# A WeCom external user id starts with wm/wo (customers) or wb (robots); staff ids do not.
-EXTERNAL_PREFIXES = ("wm", "wo", "wb")
-# A group robot's post (a report, a reminder) is nobody asking: never classified, never owed a reply
+# A WeCom external user id starts with wm/wo (customers) or wb (robots); staff ids do not. A
+# group robot's post (a report, a reminder) is nobody asking: never classified, never owed a reply
 ROBOT_PREFIX = "wb"
+EXTERNAL_PREFIXES = ("wm", "wo", ROBOT_PREFIX)
 SIYU_ECHO_WINDOW = timedelta(minutes=5)
 
 
@@ -448,24 +448,36 @@ def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> d
     )
 
 
-def _staff_message_before(
-    session: Session, conversation_id: int, at: datetime
-) -> tuple[str, datetime] | None:
-    """The last staff message stored up to `at` (the context of a customer message pulled late:
-    rare, so one query each)."""
-    row = session.execute(
-        select(Message.text, Message.sent_at)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.direction == "out",
-            Message.action == "send",
-            Message.recalled.is_(False),
-            Message.sent_at <= at,
-        )
-        .order_by(Message.sent_at.desc())
-        .limit(1)
-    ).first()
-    return (row.text, row.sent_at) if row is not None else None
+def _staff_messages_before(session: Session, wanted: dict[str, tuple[int, datetime]]) -> dict[str, tuple]:
+    """For customer messages pulled after a later staff message (msgid: their conversation,
+    their time), the last staff message stored up to then: (text, sent_at). A statement per
+    few hundred of them (an import of old history into chats the archive filled has many)."""
+    found: dict[str, tuple] = {}
+    items = list(wanted.items())
+    for start in range(0, len(items), 200):
+        chunk = items[start : start + 200]
+        last = [
+            select(Message.id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == "out",
+                Message.action == "send",
+                Message.recalled.is_(False),
+                Message.sent_at <= at,
+            )
+            .order_by(Message.sent_at.desc())
+            .limit(1)
+            .scalar_subquery()
+            for _, (conversation_id, at) in chunk
+        ]
+        ids = session.execute(select(*last)).one()
+        said = dict.fromkeys(filter(None, ids))
+        for row in session.execute(
+            select(Message.id, Message.text, Message.sent_at).where(Message.id.in_(said))
+        ):
+            said[row.id] = (row.text, row.sent_at)
+        found.update({msgid: said[i] for (msgid, _), i in zip(chunk, ids, strict=True) if i is not None})
+    return found
 
 
 def ingest(session: Session, items: Sequence, classify) -> dict:
@@ -506,6 +518,18 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         c.key: c.last_outbound_text if c.last_outbound_text is not None else stored_last.get(c.id)
         for c in conversations.values()
     }
+    # pulled after a later staff message (a re-pull, an import): a customer message answers the
+    # one before it, "确定要取消吗？", not the newest, "订单已取消"
+    late = {
+        p.msgid: (conversations[p.key].id, p.sent_at)
+        for p in parsed
+        if p.key
+        and p.direction == "in"
+        and p.action == "send"
+        and (last := conversations[p.key].last_outbound_at) is not None
+        and last > p.sent_at
+    }
+    stored_before = _staff_messages_before(session, late) if late else {}
     inbound: list[tuple[_Parsed, str | None]] = []
     out_at: dict[str, datetime] = {}  # the batch's last staff message so far, by conversation
     for p in parsed:
@@ -514,11 +538,9 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         if p.direction == "out":
             last_out[p.key], out_at[p.key] = p.text, p.sent_at
         elif p.direction == "in" and not p.sender.startswith(ROBOT_PREFIX):
-            context, c = last_out[p.key], conversations[p.key]
-            if c.last_outbound_at is not None and c.last_outbound_at > p.sent_at:
-                # pulled after a later staff message (a re-pull, an import): it answers the one
-                # before it, "确定要取消吗？", not the newest, "订单已取消"
-                before = _staff_message_before(session, c.id, p.sent_at)
+            context = last_out[p.key]
+            if p.msgid in late:
+                before = stored_before.get(p.msgid)
                 if before is not None and (p.key not in out_at or before[1] > out_at[p.key]):
                     context = before[0]
                 elif before is None and p.key not in out_at:
@@ -646,7 +668,11 @@ def _apply(
         answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
         settled = c.settled_until is not None and p.sent_at <= c.settled_until
         if row["needs_reply"] and c.kind == "single" and answered and not settled:
-            reply = _first_reply_after(session, c.id, p.sent_at, recalls.done)
+            # (of the batch's recalls, this chat's: the query's limit grows with them)
+            recalled = {
+                m for m in recalls.done if getattr(recalls.originals.get(m), "conversation_id", None) == c.id
+            }
+            reply = _first_reply_after(session, c.id, p.sent_at, recalled)
             answered = reply is not None
             if answered:
                 answered_late = c.change(True, p.sent_at, p.msgid, ANSWERED_BEFORE)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from sqlalchemy import Row, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
@@ -20,7 +21,7 @@ from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import bulk, utcnow
 from siyu.notify import outbox
-from siyu.notify.models import OutboxMessage
+from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import staff_gone
@@ -95,13 +96,22 @@ def mark_tags_deleted(session: Session, wecom_ids: list[str]) -> list[Channel]:
     return affected
 
 
-def _set_follow_tags(session: Session, customer: Customer, follow: Follow, tags: list[dict], at) -> None:
+def _set_follow_tags(
+    session: Session, customer: Customer, follow: Follow, tags: list[dict], at, any_pending: bool = True
+) -> None:
     """Make the follow's tags equal WeCom's list, and the channel's still on their way there
     (mark_tag being retried: a remark edited meanwhile had taken them off for good), recording
-    what changed on the timeline."""
-    _apply_tag_set(
-        session, customer, follow, {**_wecom_tags(session, tags), **_tags_on_their_way(session, follow)}, at
+    what changed on the timeline. `any_pending` False: no mark_tag is (a sync's page, asked once)."""
+    on_their_way = _tags_on_their_way(session, follow) if any_pending else {}
+    _apply_tag_set(session, customer, follow, {**_wecom_tags(session, tags), **on_their_way}, at)
+
+
+def tags_pending(session: Session) -> bool:
+    """Whether any channel's mark_tag is still to reach WeCom (the unsent rows' own index)."""
+    pending = select(OutboxMessage.id).where(
+        OutboxMessage.kind == tag_sync.KIND, sql_text(UNSENT), OutboxMessage.status == "pending"
     )
+    return session.scalar(pending.limit(1)) is not None
 
 
 def _apply_tag_set(session: Session, customer: Customer, follow: Follow, wanted: dict[str, Tag], at) -> None:
@@ -270,7 +280,8 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     if channel_tags:
         key = tag_sync.key(follow.id, channel.id)
         payload = {"userid": userid, "external_userid": ext_id, "add_tag": list(channel_tags)}
-        if not outbox.enqueue(session, tag_sync.KIND, key, payload) and again:
+        came_back_by_it = again and bool(state) and channel.state == state
+        if not outbox.enqueue(session, tag_sync.KIND, key, payload) and came_back_by_it:
             # back through the same channel: WeCom dropped the tags with the relation, and the
             # channel's mark_tag, done long ago, is sent again
             session.execute(
@@ -497,8 +508,9 @@ def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
     return customer
 
 
-def import_customer(session: Session, contact: dict, follow_info: dict) -> bool:
-    """One `batch/get_by_user` row (sync). Returns True when something changed."""
+def import_customer(session: Session, contact: dict, follow_info: dict, any_pending: bool = True) -> bool:
+    """One `batch/get_by_user` row (sync). Returns True when something changed. `any_pending`:
+    see _set_follow_tags."""
     at = from_unix(follow_info.get("createtime"))
     customer, created = upsert_customer(session, contact, at)
     follow, new_follow = upsert_follow(session, customer, follow_info, at)
@@ -506,5 +518,5 @@ def import_customer(session: Session, contact: dict, follow_info: dict) -> bool:
         timeline(session, customer, "added", at, follow.staff_userid, add_way=follow.add_way, imported=True)
         attribute_channel(session, customer, follow, follow.state, at)
     tags = [{"tag_id": t} for t in follow_info.get("tag_id", []) or []]
-    _set_follow_tags(session, customer, follow, tags, at)
+    _set_follow_tags(session, customer, follow, tags, at, any_pending)
     return created or new_follow

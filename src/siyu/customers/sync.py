@@ -47,4 +47,7 @@ async def sync_customers(rt, tenant_id: int, progress: Callable[[int, int], None
 
 def _import_page(s, page: list[dict]) -> int:
     """Store a page of batch/get_by_user's customers; how many were new (a new customer or follow)."""
-    return sum(service.import_customer(s, item["external_contact"], item["follow_info"]) for item in page)
+    pending = service.tags_pending(s)  # (asked once a page, not once a customer)
+    return sum(
+        service.import_customer(s, item["external_contact"], item["follow_info"], pending) for item in page
+    )

@@ -214,20 +214,25 @@ def _simplified(text: str) -> str:
     return text.translate(lx.TRADITIONAL) if _TRADITIONAL.search(text) else text
 
 
-def _remembered_when_short(fn):
-    """lru_cache for texts of up to 256 characters. Customers repeat themselves (好的 谢谢 收到),
-    and a worker runs for weeks: its cache must not come to hold 20,000 pasted essays."""
-    cached = lru_cache(maxsize=20_000)(fn)
+def _remembered_when_short(longest: int = 256, size: int = 20_000):
+    """lru_cache for texts of up to `longest` characters (None too). Customers repeat themselves
+    (好的 谢谢 收到), and a worker runs for weeks: its cache must not come to hold 20,000 pasted
+    essays."""
 
-    @wraps(fn)
-    def call(text: str):
-        return cached(text) if len(text) <= 256 else fn(text)
+    def remembered(fn):
+        cached = lru_cache(maxsize=size)(fn)
 
-    call.cache_clear = cached.cache_clear
-    return call
+        @wraps(fn)
+        def call(text):
+            return cached(text) if text is None or len(text) <= longest else fn(text)
+
+        call.cache_clear = cached.cache_clear
+        return call
+
+    return remembered
 
 
-@_remembered_when_short
+@_remembered_when_short()
 def normalize(text: str) -> Normalized:
     # (Normalized is immutable, so one remembered can be handed out again.)
     t = text.lower() if text.isascii() else _simplified(unicodedata.normalize("NFKC", text).lower())
@@ -498,7 +503,9 @@ ContextKind = Literal[
 
 # An address in a staff message (its ?query is no question) and a card's title as the archive
 # renders a shared card, [链接] 空调清洗怎么预约？ (the article's question, not one put to the customer)
-_ADDRESS = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+/\S*", re.ASCII)
+# (ASCII only: Chinese has no spaces, and the question after an address, 点这里https://a.cn/x看下
+# 能打开吗？, is the staff's; a domain ends in letters, so a price, 12.5/个，需要吗？, is none)
+_ADDRESS = re.compile(r"(?:https?://|www\.)[!-~]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/[!-~]*", re.ASCII)
 _CARD_TITLE = re.compile(
     r"^(\[(?:链接|小程序|图文消息|视频号|文件|文档|微盘文件|投票|日程|会议|待办|填表)\]).*", re.S
 )
@@ -521,20 +528,7 @@ def _asks_to_wait(context: str | None) -> bool:
     return kind == "statement" and bool(_WAIT.search(_staff_text(context)))
 
 
-def _remembered_contexts(fn):
-    """lru_cache for staff messages of up to 1,000 characters: a worker running for weeks, or
-    the command fed long ones, had kept 8,192 of any length (12 MB for 20 of 300,000)."""
-    cached = lru_cache(maxsize=8192)(fn)
-
-    @wraps(fn)
-    def call(context: str | None):
-        return cached(context) if context is None or len(context) <= 1000 else fn(context)
-
-    call.cache_clear = cached.cache_clear
-    return call
-
-
-@_remembered_contexts
+@_remembered_when_short(longest=1000, size=8192)  # (staff messages: 12 MB for 20 of 300,000 before)
 def context_kind(context: str | None) -> ContextKind:
     """What the customer is answering: the last question in the staff message decides."""
     if not context or not context.strip():
@@ -732,7 +726,7 @@ def _word_segmented(s: str) -> bool:
     return len(words) >= 4 and sum(len(w) <= 2 for w in words) > 0.6 * len(words)
 
 
-@_remembered_when_short
+@_remembered_when_short()
 def _screened(text: str) -> tuple[Normalized, Verdict | None]:
     """The normalised text, and the verdict where the text alone decides before any rule that
     reads the staff message (media, a question, a veto cue, a length over 48)."""

@@ -333,11 +333,8 @@ def _schedule_next(book: service.PolicyBook, steps: list[_Step], step_policy: di
         if policy is None or st.status not in ("fired", "skipped"):
             continue  # cancelled (the wait is over), or no policy read
         before_s = service.delay_of(st.delay_s, st.step, policy)
-        found = (
-            service.next_due(book, policy, st.started_at, before_s, st.was_due)
-            if before_s is not None
-            else None
-        )
+        before = None if before_s is None else service.Step(before_s, st.action, st.target)
+        found = None if before is None else service.next_due(book, policy, st.started_at, before, st.was_due)
         if found is not None:
             step, due = found
             rows.append(

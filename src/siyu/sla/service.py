@@ -537,7 +537,8 @@ def calendar_for(
     )
 
 
-# How far back a wait's business time is worked out for the board, the cards and the calls.
+# How far back an open wait's business time is worked out for the board's waiting rows, the
+# cards and the calls (the board's figures of answered waits count it however long they took).
 BUSINESS_TIME_DAYS = 14
 
 
@@ -1346,17 +1347,26 @@ def step_row(
 
 
 def next_due(
-    book: PolicyBook, policy: PolicyView, started_at: datetime, before_s: int, was_due: datetime
+    book: PolicyBook, policy: PolicyView, started_at: datetime, before: Step, was_due: datetime
 ) -> tuple[Step, datetime] | None:
-    """A wait's step after one of delay `before_s` that was due at `was_due`, and when it comes
-    due (spaced_due). None when the policy has no later step, or has since been switched off
-    (the steps after the one scheduled follow the policy as saved). By delay, not by number:
-    with a step added before it or taken out since the wait began, the policy's next number
-    was the leader's card again (carded twice) or nothing (the call never rang)."""
-    step = next((s for s in policy.steps if s.delay_s > before_s), None) if policy.enabled else None
+    """A wait's step after `before` (the one that fired, as its row kept it), due at `was_due`,
+    and when it comes due (spaced_due). The step after the same step of the policy (two may
+    share a delay: a card to the leader and a call at 5 minutes), else, where the policy no
+    longer has it, its first step of a longer delay. Not by number: with a step added before it
+    or taken out since the wait began, the policy's next number was the leader's card again
+    (carded twice) or nothing (the call never rang). None when the policy has no later step,
+    or has since been switched off (the steps after the one scheduled follow the policy as saved)."""
+    if not policy.enabled:
+        return None
+    steps = policy.steps
+    same = next((i for i, s in enumerate(steps) if s == before), None)
+    if same is not None:
+        step = steps[same + 1] if same + 1 < len(steps) else None
+    else:
+        step = next((s for s in steps if s.delay_s > before.delay_s), None)
     if step is None:
         return None
-    return step, spaced_due(book, policy, started_at, before_s, was_due, step.delay_s)
+    return step, spaced_due(book, policy, started_at, before.delay_s, was_due, step.delay_s)
 
 
 def spaced_due(
@@ -1647,7 +1657,7 @@ def next_reminder_at(session: Session, conversation_id: int) -> datetime | None:
 
 def _scheduled_due(session: Session, wait: SlaWait, step: SlaEscalation) -> datetime | None:
     """When a pending step would be due had it never been snoozed (after the step before it,
-    as it was due); None when the policy no longer has that step."""
+    as it was due); None when neither its row nor its policy tells its delay."""
     book = PolicyBook(session)
     policy = book.by_id(wait.policy_id)
     own = delay_of(step.delay_s, step.step, policy)

@@ -201,8 +201,9 @@ def set_role(session: Session, person_id: int, role: str, by: int | None = None,
     person = _person(session, person_id)
     if role != "admin":
         _keeps_an_admin(session, person, by)
+    person.role_set_by_hand = True  # (an agent pinned as one: made a leader, they stay an agent)
     if person.role != role:
-        person.role, person.role_set_by_hand = role, True
+        person.role = role
         _changed(person, signed)
     session.flush()
     return person

@@ -28,5 +28,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("people") as batch:
-        batch.drop_column("role_set_by_hand")
+    op.drop_column("people", "role_set_by_hand")  # (SQLite 3.35 drops a column in place)
