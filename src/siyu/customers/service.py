@@ -406,7 +406,9 @@ def _leader_order(staff: Staff, department) -> list[str]:
         dept = department(dept_id)
         if dept is None:
             break
-        order += [leader for leader in dept.leaders or [] if leader and leader != userid]
+        # a head is told by the leader above, not by a fellow head of their own department
+        if userid not in (dept.leaders or []):
+            order += [leader for leader in dept.leaders or [] if leader]
         dept_id = dept.parent_wecom_id
     return order
 

@@ -19,6 +19,7 @@ from siyu.db.threads import in_system, in_tenant
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import mark_done
 from siyu.jobs.claim import backoff, held
+from siyu.tenancy import tasks as staff_tasks
 from siyu.wecom.events import MalformedXML, parse_event
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,14 @@ HANDLERS = {
 }
 
 
+async def _on_directory_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    # by when Siyu had the event (its clock, as the sync's: WeCom's CreateTime may run apart)
+    received = await in_tenant(rt.db, tenant_id, lambda s: s.get(CallbackEvent, event_id).received_at)
+    await staff_tasks.sync_after(rt, tenant_id, received)
+    await in_tenant(rt.db, tenant_id, mark_done, event_id)
+    rt.wake()
+
+
 async def process(rt, row: CallbackEvent) -> None:
     """Run one claimed event (a detached row, as claimed)."""
     event_id, tenant_id, xml, attempts, kind = row.id, row.tenant_id, row.xml, row.attempts, row.kind
@@ -58,6 +67,8 @@ async def process(rt, row: CallbackEvent) -> None:
     handler = HANDLERS.get(kind)
     if handler is None and kind.startswith("change_external_tag/"):
         handler = customer_tasks.on_tag_changed
+    if handler is None and kind.startswith("change_contact/"):
+        handler = _on_directory_changed
     try:
         if handler is None:  # stored for the record; nothing to do yet
             await in_tenant(rt.db, tenant_id, mark_done, event_id)

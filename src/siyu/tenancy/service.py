@@ -251,9 +251,16 @@ def tenant_summary(
 
 
 def save_directory(session: Session, departments: list[dict], users: list[dict]) -> dict:
-    """Mirror WeCom's departments and members; members no longer listed become inactive."""
+    """Mirror WeCom's departments and members; members no longer listed become inactive, and
+    departments no longer listed go (dissolved in WeCom, they had stayed on the policy pages and
+    their heads counted as leaders, signing in as supervisors of nobody)."""
     now = utcnow()
     depts = {d.wecom_id: d for d in session.scalars(select(Department))}
+    listed = {item["id"] for item in departments}
+    for wecom_id, dept in list(depts.items()):
+        if wecom_id not in listed:
+            session.delete(dept)
+            del depts[wecom_id]
     for item in departments:
         dept = depts.get(item["id"])
         if dept is None:

@@ -8,6 +8,7 @@ step due meanwhile."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -20,11 +21,12 @@ log = logging.getLogger(__name__)
 
 
 async def sync_staff(rt, tenant_id: int) -> dict:
+    started = utcnow()  # the directory as WeCom had it then (on_directory_changed reads it so)
     departments, users = await service.fetch_directory((await rt.clients.get(tenant_id)).app)
 
     def save(s) -> dict:
         counts = service.save_directory(s, departments, users)
-        s.get(Tenant, tenant_id).staff_synced_at = utcnow()
+        s.get(Tenant, tenant_id).staff_synced_at = started
         return counts
 
     return await in_tenant(rt.db, tenant_id, save)
@@ -45,6 +47,18 @@ async def sync_due_staff(rt) -> None:
             except Exception as exc:  # noqa: BLE001 - one tenant's trouble must not stop the others
                 why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
                 log.warning("scheduled staff sync of tenant %s failed: %s", tenant_id, why)
+
+
+async def sync_after(rt, tenant_id: int, changed_at: datetime) -> bool:
+    """A change WeCom called back about (change_contact: a member or department created,
+    changed or deleted): the directory synced again, unless a sync began after the change (a
+    burst of them syncs once). True when it synced. A member deleted in WeCom had kept their
+    sign-in, tokens and cards until the next scheduled sync, hours later."""
+    synced = await in_tenant(rt.db, tenant_id, lambda s: s.get(Tenant, tenant_id).staff_synced_at)
+    if synced is not None and synced >= changed_at:
+        return False
+    await sync_staff(rt, tenant_id)
+    return True
 
 
 def _synced_at(s) -> list:
