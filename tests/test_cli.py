@@ -558,7 +558,7 @@ def test_person_add_takes_only_a_staff_member_siyu_knows(stack, database_url, tm
 
     asyncio.run(sync_staff(stack.rt, stack.tenant_id))
     invoke = _cli_on(stack, database_url, tmp_path, monkeypatch)
-    base = ["person", "add", "--tenant", stack.slug, "--role", "agent", "--password", "pw-1"]
+    base = ["person", "add", "--tenant", stack.slug, "--role", "agent", "--password", "pw-123456"]
     login = f"typo-{stack.slug}"
     code, out = invoke(*base, "--login", login, "--name", "张三", "--staff-userid", "zhangsna")
     assert code == 1 and "zhangsna" in out and "siyu sync staff" in out, out
@@ -671,7 +671,7 @@ def test_api_tokens_from_the_command_line(stack, database_url, tmp_path, monkeyp
     code, out = invoke("token", "revoke", "999999999", "--tenant", stack.slug)
     assert code == 1 and "no token" in out, out
     # the operator may name any person, an admin too (a page's admin may not name another)
-    ops = ["--login", f"ops-{stack.slug}", "--name", "运维", "--role", "admin", "--password", "pw-1"]
+    ops = ["--login", f"ops-{stack.slug}", "--name", "运维", "--role", "admin", "--password", "pw-123456"]
     code, out = invoke("person", "add", "--tenant", stack.slug, *ops)
     assert code == 0, out
     code, out = invoke(*base, "--login", f"ops-{stack.slug}")

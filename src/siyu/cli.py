@@ -9,6 +9,7 @@ import getpass
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
@@ -41,8 +42,10 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(archive_app, name="archive")
 app.add_typer(token_app, name="token")
 app.add_typer(events_app, name="events")
-console = Console()
-err_console = Console(stderr=True)
+# No markup: what is printed holds names people typed ([prod], [/x]), which rich had read as
+# styles (dropped from the line) or refused with a traceback after the command had done its work
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -72,6 +75,7 @@ def _runtime(repairing: bool = False, serving: bool = False, existing: bool = Fa
     from siyu.tenancy.service import sealed_elsewhere
 
     settings = get_settings()
+    _kept_somewhere(settings)
     key_file = settings.key_file
     key_is_new = not settings.secret_key and not key_file.exists()
     timeouts = settings.database_timeouts if serving else settings.database_timeouts.unhurried()
@@ -108,7 +112,8 @@ def _runtime(repairing: bool = False, serving: bool = False, existing: bool = Fa
                 key_file.unlink(missing_ok=True)
             _fail(f"{problem}: {where}")
         err_console.print(
-            f"[yellow]{problem}: they cannot be served until connected again (`siyu tenant add`)",
+            f"{problem}: they cannot be served until connected again (`siyu tenant add`)",
+            style="yellow",
             soft_wrap=True,
         )
     return rt
@@ -127,6 +132,16 @@ def _database_named(settings) -> str:
         return f"the database {(settings.data_dir / 'siyu.db').resolve()} (SIYU_DATA_DIR)"
     url = make_url(settings.database_url)  # (not a URL: an ArgumentError, told by clear_errors)
     return f"the database {url.render_as_string(hide_password=True)} (SIYU_DATABASE_URL)"
+
+
+def _kept_somewhere(settings) -> None:
+    """Exits when SIYU_DATABASE_URL names an in-memory SQLite database (sqlite://, or
+    sqlite:///$UNSET): a command said it was done, and nothing was kept."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.sqlalchemy_url)  # (not a URL: an ArgumentError, told by clear_errors)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        _fail("SIYU_DATABASE_URL names an in-memory SQLite database, which keeps nothing: name a file")
 
 
 def _existing_database(settings) -> None:
@@ -152,9 +167,20 @@ def _tenant_id(rt, slug: str) -> int:
     with rt.db.system_session() as s:
         tenant_id = s.scalar(select(Tenant.id).where(Tenant.slug == slug))
     if tenant_id is None:
-        err_console.print(f"[red]no tenant {slug!r}[/red]; `siyu tenant list` shows them")
-        raise typer.Exit(1)
+        _fail(f"no tenant {slug!r}; `siyu tenant list` shows them")
     return tenant_id
+
+
+def _opening_its_secrets(rt, tenant_id: int, slug: str) -> None:
+    """Exits when the key does not open this tenant's secrets, before a command seals more with
+    it (`_runtime` stops only where it opens no tenant's: sealed with the wrong key, the new ones
+    broke the tenant once the right key was back)."""
+    from siyu.tenancy.models import Tenant
+    from siyu.tenancy.service import opens
+
+    with rt.db.system_session() as s:
+        if not opens(rt.box, s.get(Tenant, tenant_id)):
+            _fail(f"SIYU_SECRET_KEY does not open {slug}'s secrets: use the key they were sealed with")
 
 
 def _fail(message: str) -> NoReturn:
@@ -214,6 +240,11 @@ def serve(
     from siyu.app import create_app
 
     _logging()
+    try:  # (uvicorn says it among its log lines and exits 3, after the app and its worker started)
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        _fail(f"cannot listen on {host}:{port}: {why}; choose another --port or --host")
     rt = _runtime(serving=True)  # the database and the key checked (and migrated) before anything starts
     if warning := rt.settings.public_url_warning():
         logging.getLogger("siyu").warning(warning)
@@ -277,6 +308,7 @@ def migrate(
     from siyu.db import Database
 
     settings = get_settings()
+    _kept_somewhere(settings)
     db = Database(settings.sqlalchemy_url, settings.database_timeouts)  # (migrate lifts the limits)
     before, after = db.migrate()
     if new:
@@ -389,8 +421,8 @@ def tenant_add(
         elif creds.problems():
             raise service.ConnectError("; ".join(creds.problems()))
     except service.ConnectError as exc:
-        err_console.print(f"[red]WeCom refused the credentials:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        said = "WeCom refused the credentials" if check else "the credentials are not valid"
+        _fail(f"{said}: {exc}")
     with rt.db.system_session() as s:
         before = s.scalar(select(Tenant.slug).where(Tenant.corp_id == creds.corp_id))
         if before is None and slug and s.scalar(select(Tenant.corp_id).where(Tenant.slug == slug)):
@@ -404,7 +436,9 @@ def tenant_add(
         )
     if before is not None:
         kept = f" (its slug stays {before}: WeCom calls that URL)" if slug and slug != before else ""
-        console.print(f"[yellow]This corp was already connected as {before}: its settings are updated{kept}.")
+        console.print(
+            f"This corp was already connected as {before}: its settings are updated{kept}.", style="yellow"
+        )
     _print_summary(summary)
     console.print(f"callback URL: {summary['callback_url']}", soft_wrap=True)
     console.print("Paste it, the Token and the EncodingAESKey into WeCom's admin console (客户联系 → API).")
@@ -413,7 +447,7 @@ def tenant_add(
 
 def _warn_public_url(rt) -> None:
     if warning := rt.settings.public_url_warning():
-        err_console.print(f"[yellow]{warning}", soft_wrap=True)
+        err_console.print(warning, style="yellow", soft_wrap=True)
 
 
 def _print_summary(summary: dict) -> None:
@@ -512,6 +546,7 @@ def tenant_archive_callback(
 
     rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, slug)
+    _opening_its_secrets(rt, tenant_id, slug)
     with rt.db.system_session() as s:
         if not (token or aes_key or replace) and service.has_archive_callback(s.get(Tenant, tenant_id)):
             _fail(
@@ -523,8 +558,7 @@ def tenant_archive_callback(
                 s, rt.box, s.get(Tenant, tenant_id), token, aes_key
             )
         except ValueError as exc:
-            err_console.print(f"[red]{exc}[/red]", soft_wrap=True)
-            raise typer.Exit(1) from exc
+            _fail(str(exc))
     console.print(f"archive callback URL: {rt.settings.archive_callback_url(slug)}", soft_wrap=True)
     console.print(f"Token: {token}", soft_wrap=True)
     console.print(f"EncodingAESKey: {aes_key}", soft_wrap=True)
@@ -552,7 +586,7 @@ def person_add(
     """Create a login for the web UI."""
     from sqlalchemy import select
 
-    from siyu.tenancy import people, service
+    from siyu.tenancy import people, service, setting_changes
     from siyu.tenancy.models import Person
 
     login, name = login.strip(), name.strip()
@@ -582,7 +616,9 @@ def person_add(
             _fail(
                 f"login {login!r} differs from {alike!r} only by case, which sign-in ignores: choose another"
             )
-        service.add_person(s, login, name, role, password or None, staff_userid)
+        # (the page's and the API's checks: a short password, a login shaped like a WeCom member's
+        # own, tenant/userid; the role kept at their WeCom sign-in, as an admin's choice)
+        people.add(s, login, name, role, password or None, staff_userid, by=setting_changes.COMMAND_LINE)
     console.print(f"{login} can now log in as {role}")
 
 
@@ -781,7 +817,9 @@ def token_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None
 @token_app.command("revoke")
 @clear_errors
 def token_revoke(
-    token_id: Annotated[int, typer.Argument(help="the token's id, as `siyu token list` shows it")],
+    token_id: Annotated[
+        int, typer.Argument(min=1, max=2**63 - 1, help="the token's id, as `siyu token list` shows it")
+    ],
     tenant: Annotated[str, typer.Option(help="tenant slug")],
 ) -> None:
     """Stop a token from working, at once (it stays listed)."""
@@ -911,7 +949,8 @@ def events_failed(
 @clear_errors
 def events_retry(
     event_id: Annotated[
-        int | None, typer.Argument(help="the event's id, as `siyu events failed` shows it")
+        int | None,
+        typer.Argument(min=1, max=2**63 - 1, help="the event's id, as `siyu events failed` shows it"),
     ] = None,
     all_failed: Annotated[bool, typer.Option("--all-failed", help="every failed event")] = False,
     tenant: Annotated[str | None, typer.Option(help="with --all-failed: only this tenant's")] = None,

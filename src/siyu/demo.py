@@ -420,6 +420,8 @@ def demo_env(data: Path, siyu_url: str, emulator_url: str) -> dict:
 
 
 def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAULT_DATA_DIR) -> None:
+    if port == emulator_port:  # (it had started the emulator and seeded the folder first)
+        raise SystemExit(f"--port and --emulator-port are both {port}: Siyu and the emulator need one each")
     for port_, option in ((port, "--port"), (emulator_port, "--emulator-port")):
         if not _port_free(port_):
             raise SystemExit(f"port {port_} is in use; choose another with {option}")

@@ -99,15 +99,24 @@ def sealed_elsewhere(session: Session, box: SecretBox) -> tuple[list[str], int]:
     SIYU_SECRET_KEY, or another data folder's generated key), and how many tenants have
     secrets at all."""
     out, sealed_count = [], 0
-    for slug, sealed in session.execute(select(Tenant.slug, Tenant.agent_secret_sealed).order_by(Tenant.id)):
-        if not sealed:
+    for tenant in session.scalars(select(Tenant).order_by(Tenant.id)):
+        if not tenant.agent_secret_sealed:
             continue
         sealed_count += 1
-        try:
-            box.open(sealed)
-        except ValueError:
-            out.append(slug)
+        if not opens(box, tenant):
+            out.append(tenant.slug)
     return out, sealed_count
+
+
+def opens(box: SecretBox, tenant: Tenant) -> bool:
+    """Whether the key opens the tenant's secrets (True for one with none sealed yet)."""
+    if not tenant.agent_secret_sealed:
+        return True
+    try:
+        box.open(tenant.agent_secret_sealed)
+    except ValueError:
+        return False
+    return True
 
 
 def slugify(name: str) -> str:

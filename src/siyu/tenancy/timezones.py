@@ -34,8 +34,9 @@ COMMON = (
 
 @cache  # the tz database does not change while Siyu runs (reading it scans the files)
 def zones() -> tuple[str, ...]:
-    """Every IANA zone name this machine knows, sorted."""
-    return tuple(sorted(available_timezones()))
+    """Every IANA zone name this machine knows, sorted: not `localtime`, this machine's own link
+    (another host running Siyu's worker reads another zone, or none)."""
+    return tuple(sorted(available_timezones() - {"localtime"}))
 
 
 def check(zone: str) -> str:
