@@ -213,7 +213,8 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
 
 def test_a_persons_api_tokens_outlive_0030_up_and_down(empty_database):
     """0030 adds a column to people. Done as a batch on SQLite, the table was copied and the old
-    one dropped, and the API tokens and sessions that cascade from it went with it."""
+    one dropped, and the API tokens and sessions that cascade from it went with it; so did the
+    downgrades of 0022 and 0020."""
     database = empty_database
     _to(database, "0029")
     with database.system_session() as s:
@@ -241,6 +242,8 @@ def test_a_persons_api_tokens_outlive_0030_up_and_down(empty_database):
     _to(database, "0030")
     assert tokens() == 1
     _to(database, "0029", down=True)
+    assert tokens() == 1
+    _to(database, "0019", down=True)  # (0022 and 0020 take columns of people away)
     assert tokens() == 1
 
 

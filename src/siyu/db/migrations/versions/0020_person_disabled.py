@@ -23,5 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("people", schema=None) as batch_op:
-        batch_op.drop_column("disabled_at")
+    # in place (SQLite 3.35): a batch copies people and drops it, deleting the API tokens and
+    # sessions that cascade from it
+    op.drop_column("people", "disabled_at")

@@ -24,6 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("people", schema=None) as batch_op:
-        batch_op.drop_column("updated_at")
-        batch_op.drop_column("updated_by")
+    # in place (SQLite 3.35): a batch copies people and drops it, deleting the API tokens and
+    # sessions that cascade from it
+    op.drop_column("people", "updated_at")
+    op.drop_column("people", "updated_by")
