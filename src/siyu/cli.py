@@ -875,7 +875,7 @@ def archive_import(
 ) -> None:
     """Import already-decrypted archive messages (a migration); safe to re-run. The file is
     checked first: a bad line is named and nothing is stored."""
-    from siyu.conversations.tasks import import_file
+    from siyu.conversations.tasks import ImportStopped, import_file
 
     rt = _runtime(existing=True)
     tenant_id = _tenant_id(rt, tenant)
@@ -891,6 +891,9 @@ def archive_import(
             progress.stop()
             typer.echo(f"nothing imported: {exc}", err=True)
             raise typer.Exit(1) from exc
+        except ImportStopped as exc:
+            progress.stop()
+            _fail(f"import stopped: {exc}")
     console.print(f"{counts['stored']} messages stored; {counts['duplicates']} stored before")
 
 

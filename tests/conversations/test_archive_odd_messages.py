@@ -155,3 +155,34 @@ def test_an_import_line_holding_a_number_json_has_not_is_refused_by_its_line(rt,
         asyncio.run(tasks.import_file(rt, tenant_id, path))
     with rt.db.tenant_session(tenant_id) as s:
         assert s.scalars(select(Message.id)).all() == []
+
+
+def test_an_import_stopped_after_parts_were_stored_says_how_many(rt, tenant_id, tmp_path, db):
+    """A part of the file the database refuses after the check passed (here a trigger standing
+    for a refusal nobody foresaw): the command said "nothing imported" though the 10,000
+    messages before it were stored. It says how many were, and that importing again is safe."""
+    if db.is_postgres:
+        pytest.skip("a SQLite trigger stands for the refusal")
+    from sqlalchemy import text
+
+    size = tasks.BATCH * tasks.BATCHES_PER_STORE
+    poison = f"poison-{tenant_id}"
+    lines = [line(f"part{n}-{tenant_id}", n) for n in range(1, size + 1)] + [line(poison, size + 1)]
+    path = tmp_path / "archive.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trigger = f"refuse_{tenant_id}"
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER {trigger} BEFORE INSERT ON messages WHEN NEW.msgid = '{poison}'"
+                " BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+            )
+        )
+    try:
+        with pytest.raises(tasks.ImportStopped, match=f"{size} messages stored, then the part from line"):
+            asyncio.run(tasks.import_file(rt, tenant_id, path))
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER {trigger}"))
+    with rt.db.tenant_session(tenant_id) as s:
+        assert len(s.scalars(select(Message.id)).all()) == size

@@ -432,6 +432,11 @@ def _pull_failed(rt, tenant_id: int, error: str) -> None:
         _cursor(s).last_error = error
 
 
+class ImportStopped(Exception):
+    """An import that stored some of its file and then could not go on (not a ValueError: the
+    command says "nothing imported" of those)."""
+
+
 async def import_file(rt, tenant_id: int, path, report=None) -> dict:
     """`siyu archive import`: already-decrypted messages from a JSON-lines file (a migration
     from another archive). The file is checked whole first: a bad line refuses it
@@ -447,7 +452,15 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
     total = {"stored": 0, "duplicates": 0}
     size = BATCH * BATCHES_PER_STORE
     for start in range(0, len(items), size):
-        counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + size])
+        try:
+            counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + size])
+        except Exception as exc:
+            if not any(total.values()):
+                raise
+            raise ImportStopped(  # (not "nothing imported": the parts before it are stored)
+                f"{total['stored']} messages stored, then the part from line {start + 1} could not be"
+                f" ({type(exc).__name__}: {exc}); importing the file again stores only the rest"
+            ) from exc
         rt.db.wrote(counts["stored"])
         total = {k: total[k] + counts[k] for k in total}
         if report is not None:
