@@ -63,6 +63,18 @@ def _policy(s, tenant_id: int, steps: str = "[]", business_hours_only: bool = Fa
     )
 
 
+def _admin(s, tenant_id: int) -> int:
+    """An admin's login as an older schema takes it; its id."""
+    s.execute(
+        text(
+            "INSERT INTO people (tenant_id, login, display_name, role, created_at)"
+            " VALUES (:tenant, 't/admin', '王五', 'admin', '2026-12-05 12:00:00')"
+        ),
+        {"tenant": tenant_id},
+    )
+    return s.execute(text("SELECT id FROM people")).scalar_one()
+
+
 def _to(database, revision: str, down: bool = False) -> None:
     """Upgrades (or downgrades) the database's schema to `revision`."""
     from alembic import command
@@ -177,14 +189,7 @@ def test_tokens_made_twice_from_one_form_before_0018_both_stay_told_apart(empty_
     _to(database, "0017")
     with database.system_session() as s:
         tenant = _tenant(s)
-        s.execute(
-            text(
-                "INSERT INTO people (tenant_id, login, display_name, role, created_at)"
-                " VALUES (:tenant, 't/admin', '王五', 'admin', '2026-12-05 12:00:00')"
-            ),
-            {"tenant": tenant.id},
-        )
-        person = s.execute(text("SELECT id FROM people")).scalar_one()
+        person = _admin(s, tenant.id)
         for n, (maker, prefix) in enumerate(
             [(person, "siyu_AbC123"), (person, "siyu_AbC123"), (None, "siyu_AbC123"), (person, "siyu_Zz9999")]
         ):
@@ -219,14 +224,7 @@ def test_a_persons_api_tokens_outlive_0030_up_and_down(empty_database):
     _to(database, "0029")
     with database.system_session() as s:
         tenant = _tenant(s)
-        s.execute(
-            text(
-                "INSERT INTO people (tenant_id, login, display_name, role, created_at)"
-                " VALUES (:tenant, 't/admin', '王五', 'admin', '2026-12-05 12:00:00')"
-            ),
-            {"tenant": tenant.id},
-        )
-        person = s.execute(text("SELECT id FROM people")).scalar_one()
+        person = _admin(s, tenant.id)
         s.execute(
             text(
                 "INSERT INTO api_tokens (tenant_id, name, person_id, prefix, token_hash, created_at)"

@@ -511,23 +511,32 @@ def _fired(w) -> list[tuple[str, str]]:
         return [(e.action, e.recipient) for e in rows if e.status == "fired"]
 
 
-def test_taking_the_first_step_out_mid_wait_still_calls_the_agent(local):
-    """The agent's card went at 2 minutes, the leader's step is pending, and the admin takes the
-    agent's card out (leader at 5, call at 10). The leader's card went, and then the wait was
-    taken for done by the new policy's step numbers: the call, which it still has, never rang."""
-    w = local
+def _agent_carded_then_edited(w, steps: list[dict]) -> None:
+    """The default ladder: a question, the agent's card at 2 minutes; at 2:10 the steps saved
+    as `steps`."""
     w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
     w.say("在吗？", at=0)
     w.pulled(3600)
     w.clock(120)
     assert w.fire() == 1
     w.clock(130)
-    w.policy(steps=[LEADER_CARD, AGENT_CALL])
+    w.policy(steps=steps)
+
+
+EVERY_STEP_ONCE = [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+
+
+def test_taking_the_first_step_out_mid_wait_still_calls_the_agent(local):
+    """The agent's card went at 2 minutes, the leader's step is pending, and the admin takes the
+    agent's card out (leader at 5, call at 10). The leader's card went, and then the wait was
+    taken for done by the new policy's step numbers: the call, which it still has, never rang."""
+    w = local
+    _agent_carded_then_edited(w, [LEADER_CARD, AGENT_CALL])
     w.clock(300)
     assert w.fire() == 1
     w.clock(600)
     assert w.fire() == 1
-    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+    assert _fired(w) == EVERY_STEP_ONCE
 
 
 def test_a_call_at_the_same_delay_as_the_leaders_card_rings_after_it(local):
@@ -540,24 +549,18 @@ def test_a_call_at_the_same_delay_as_the_leaders_card_rings_after_it(local):
     for t in (60, 300, 301):
         w.clock(t)
         w.fire()
-    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+    assert _fired(w) == EVERY_STEP_ONCE
 
 
 def test_adding_a_step_before_mid_wait_cards_the_leader_once(local):
     """The agent's card went at 2 minutes and the admin adds a 1-minute card in front: by the new
     policy's numbers the step after the leader's was the leader's again, carded at 5 and 8 minutes."""
     w = local
-    w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
-    w.say("在吗？", at=0)
-    w.pulled(3600)
-    w.clock(120)
-    assert w.fire() == 1
-    w.clock(130)
-    w.policy(steps=[{**AGENT_CARD, "delay_s": 60}, AGENT_CARD, LEADER_CARD, AGENT_CALL])
+    _agent_carded_then_edited(w, [{**AGENT_CARD, "delay_s": 60}, AGENT_CARD, LEADER_CARD, AGENT_CALL])
     for t in (300, 480, 600, 780, 1200):
         w.clock(t)
         w.fire()
-    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+    assert _fired(w) == EVERY_STEP_ONCE
 
 
 def test_switching_escalation_off_stops_the_later_steps_of_running_waits(local):

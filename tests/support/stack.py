@@ -3,6 +3,7 @@ a corp in the emulator, the same corp connected as a tenant in Siyu, callbacks f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
@@ -54,6 +55,18 @@ class Stack:
     tenant_id: int
     slug: str
     rt: Runtime
+    state: object = None  # the emulator's own state: WeCom's side, as its admin console changes it
+
+    @property
+    def wecom(self):
+        """The emulated corp (a department deleted there, which no control route does)."""
+        return self.state.corps[self.corp_id]
+
+    def sync(self) -> dict:
+        """The staff sync, as the worker runs it."""
+        from siyu.tenancy.tasks import sync_staff
+
+        return asyncio.run(sync_staff(self.rt, self.tenant_id))
 
     @property
     def corp_id(self) -> str:
@@ -234,16 +247,23 @@ def second_tenant(st: Stack, name: str) -> tuple[int, str, str]:
 
 
 @contextlib.contextmanager
-def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_overrides) -> Iterator[Stack]:
+def stack(
+    settings: Settings,
+    db: Database,
+    serve_siyu: bool = True,
+    departments: list[dict] = DEPARTMENTS,
+    staff: list[dict] = STAFF,
+    **emulator_overrides,
+) -> Iterator[Stack]:
     """`serve_siyu=False`: the emulator and the tenant only, for a test that runs Siyu's
-    workers itself (no worker of the stack's own takes its rows first)."""
+    workers itself (no worker of the stack's own takes its rows first). `departments`, `staff`:
+    the corp's directory in WeCom."""
     emulator_port, siyu_port = free_port(), free_port()
     emu_url = f"http://127.0.0.1:{emulator_port}"
     emu_app = create_emulator_app(public_url=emu_url, **{"retry_delay_s": 0.05, **emulator_overrides})
     with serve(emu_app, port=emulator_port), httpx.Client(base_url=emu_url, timeout=30) as emu:
-        r = emu.post(
-            "/_emulator/corps", json={"name": "示例科技", "departments": DEPARTMENTS, "staff": STAFF}
-        )
+        made = {"name": "示例科技", "departments": departments, "staff": staff}
+        r = emu.post("/_emulator/corps", json=made)
         assert r.status_code == 201, r.text
         corp = r.json()
         settings = settings.model_copy(
@@ -259,7 +279,7 @@ def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_
         tenant_id, slug = connect_corp(rt, corp, "示例科技")
         if not serve_siyu:
             try:
-                yield Stack("", emu_url, emu, corp, tenant_id, slug, rt)
+                yield Stack("", emu_url, emu, corp, tenant_id, slug, rt, emu_app.state.emulator.state)
             finally:
                 forget_pending(db, tenant_id)
             return
@@ -269,6 +289,6 @@ def stack(settings: Settings, db: Database, serve_siyu: bool = True, **emulator_
             )
             assert r.status_code == 200, r.text
             try:
-                yield Stack(siyu_url, emu_url, emu, corp, tenant_id, slug, rt)
+                yield Stack(siyu_url, emu_url, emu, corp, tenant_id, slug, rt, emu_app.state.emulator.state)
             finally:
                 forget_pending(db, tenant_id)

@@ -17,15 +17,16 @@ from siyu.tenancy.models import Department, Person, Tenant
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.events import event_xml
 from tests.support import stack as corp
-from tests.support.directory import directory
-from tests.support.stack import wait_for
+from tests.support.stack import stack, wait_for
 
 
 @pytest.fixture
 def make_directory(settings, db):
-    with contextlib.ExitStack() as stack:
-        yield lambda departments, staff, serve_siyu=False: stack.enter_context(
-            directory(settings, db, departments, staff, serve_siyu)
+    """A corp of these departments and staff in the emulator, its tenant connected (Siyu served,
+    its worker taking callbacks, where `serve_siyu`)."""
+    with contextlib.ExitStack() as stacks:
+        yield lambda departments, staff, serve_siyu=False: stacks.enter_context(
+            stack(settings, db, serve_siyu, departments, staff)
         )
 
 
