@@ -215,6 +215,37 @@ def test_a_qr_image_wecom_does_not_give_is_a_502_in_our_words(as_role, world, db
         admin.post(f"/api/v1/channels/{made['id']}/disable", headers={"X-CSRF-Token": admin.csrf})
 
 
+def test_a_qr_address_answering_a_web_page_is_no_image_served_as_siyus_page(as_role, world, db):
+    """The QR image was sent back with the answer's own Content-Type unless it began as a PNG: an
+    HTML page answered there (a compromised host, a network in between) ran as a page of Siyu's
+    own site, in a signed-in admin's browser. Only a PNG or JPEG is served, labelled by its bytes."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from tests.support.servers import serve
+
+    async def page(request):
+        return HTMLResponse("<html><body><script>alert(document.cookie)</script></body></html>")
+
+    admin = as_role("admin")
+    made = admin.post(
+        "/api/v1/channels",
+        json={"name": f"页码-{uuid.uuid4().hex[:6]}", "staff_userids": ["zhangsan"]},
+        headers={"X-CSRF-Token": admin.csrf},
+    ).json()
+    try:
+        with serve(Starlette(routes=[Route("/{p:path}", page)])) as host:
+            with db.tenant_session(world.a.id) as s:  # the qr_code WeCom's add_contact_way answered
+                s.get(Channel, made["id"]).qr_code = f"{host}/qr/abc.png"
+            for path in (f"/channels/{made['id']}/qr.png", f"/api/v1/channels/{made['id']}/qr.png"):
+                r = admin.get(path)
+                assert r.status_code == 502 and "<script>alert" not in r.text, (path, r.text[:80])
+                assert "二维码图片暂时取不到" in r.text
+    finally:
+        admin.post(f"/api/v1/channels/{made['id']}/disable", headers={"X-CSRF-Token": admin.csrf})
+
+
 def test_a_welcome_link_needs_both_its_title_and_its_url(as_role, world, db):
     """链接标题 标题 with no 链接地址 was saved as {"title": "标题"} and never sent (WeCom sends a
     link with both); a URL without a title went out titled by the bare URL."""

@@ -243,8 +243,16 @@ async def fetch_qr(rt, viewer: Viewer, channel_id: int) -> tuple[bytes, str, str
         log.warning("channel %s: QR image not fetched: %r", channel_id, exc)
         raise QrUnavailable(QR_UNAVAILABLE) from exc
     content = resp.content
-    ctype = "image/png" if content.startswith(b"\x89PNG") else resp.headers.get("content-type", "image/png")
+    # labelled by its own bytes, never by the answer's Content-Type: served from Siyu's site, an
+    # HTML answer there (a compromised host, a network in between) would run as a Siyu page
+    ctype = next((kind for magic, kind in _IMAGES if content.startswith(magic)), None)
+    if ctype is None:
+        log.warning("channel %s: the QR address answered no PNG or JPEG image", channel_id)
+        raise QrUnavailable(QR_UNAVAILABLE)
     return content, ctype, name
+
+
+_IMAGES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 
 
 QR_OF_DISABLED = "渠道已停用，二维码已失效 / the channel is disabled: its QR code no longer works"
