@@ -607,7 +607,10 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             # the waits it speaks of: a step on it whose wait was left out (snoozed or answered
             # meanwhile) reads so on the board (queries.deliveries), not as the card's sent
             told = sorted({e["wait_id"] for e in found})
-            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body, queries.CARD_TOLD: told}})
+            # (the claimed row as well: recording the send writes its payload back from it, and
+            # had dropped the waits told of, the board then saying the card reached every one)
+            m.payload = {**m.payload, AS_SENT: body, queries.CARD_TOLD: told}
+            written.append({"id": m.id, "payload": m.payload})
         bulk.update_by_id(s, OutboxMessage, written, ["payload"])
         return bodies
 
