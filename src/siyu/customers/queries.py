@@ -10,6 +10,7 @@ are limited the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -114,16 +115,24 @@ def readable(viewer: Reader, f: CustomerFilter | None = None) -> Select:
     q = (f.q or "").strip()
     if q:
         pattern = _like(q)
-        by_follow = followed(
-            viewer,
-            f,
-            or_(
-                Follow.remark.ilike(pattern, escape="\\"),
-                cast(Follow.remark_mobiles, String).like(pattern, escape="\\"),
-            ),
-        )
+        said = [Follow.remark.ilike(pattern, escape="\\")]
+        if digits := phone_digits(q):  # (a number only: the list's JSON text has [ ] " , to match)
+            mobiles = cast(Follow.remark_mobiles, String)
+            for mark in (" ", "-", "(", ")", "+86"):  # (stored as typed: 139 1234 5678)
+                mobiles = func.replace(mobiles, mark, "")
+            said.append(mobiles.like(_like(digits), escape="\\"))
+        by_follow = followed(viewer, f, or_(*said))
         stmt = stmt.where(or_(Customer.name.ilike(pattern, escape="\\"), by_follow))
     return stmt
+
+
+def phone_digits(q: str) -> str:
+    """The digits of a search that is a phone number, or part of one, however typed (138 0000
+    1111, 138-0000-1111, +86 13800001111); "" for any other search."""
+    if not re.fullmatch(r"[\d\s()+-]*\d[\d\s()+-]*", q):
+        return ""
+    digits = re.sub(r"\D", "", q)
+    return digits[2:] if q.lstrip().startswith("+86") and len(digits) > 2 else digits
 
 
 # ---------------------------------------------------------------- lookups
@@ -515,8 +524,11 @@ def today_counts(session: Session, viewer: Reader, today: date) -> dict:
 # ---------------------------------------------------------------- channels and tags
 
 
-def live_tags(session: Session) -> list[Tag]:
-    return list(session.scalars(select(Tag).where(Tag.deleted.is_(False)).order_by(Tag.group_name, Tag.name)))
+def live_tags(session: Session, chosen: int | None = None) -> list[Tag]:
+    """The tags not deleted in WeCom, and the one `chosen` in the list's filter even so (a
+    bookmark's: the filter had read 全部 while the list was filtered by it)."""
+    kept = Tag.deleted.is_(False) if chosen is None else or_(Tag.deleted.is_(False), Tag.id == chosen)
+    return list(session.scalars(select(Tag).where(kept).order_by(Tag.group_name, Tag.name)))
 
 
 def departed_staff(session: Session) -> dict[str, str]:

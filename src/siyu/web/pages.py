@@ -146,7 +146,7 @@ def customer_list(request: Request, viewer: PageViewer):
             # past the last page (customers gone since the link was handed out): 没有找到客户
             # under 共 N 位 read as none at all; the first page, said so
             result, paging_reset = queries.list_customers(s, viewer, f, 1, 20), True
-        tags = queries.live_tags(s)
+        tags = queries.live_tags(s, f.tag_id)
         # enabled first: a disabled one may look just like one in use, and is marked so
         chans = list(s.scalars(select(Channel).order_by(Channel.enabled.desc(), Channel.name)))
         staff = queries.staff_choices(s, viewer, f.staff_userid)

@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from siyu import __version__
 from siyu.tenancy import timezones
+from siyu.visible_names import tidy_name
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -90,6 +91,12 @@ def when(ctx, value: datetime | None) -> str:
     return soon(value, ctx.get("tz"), ctx["request"].app.state.rt.now())
 
 
+def named(name: str | None, unnamed: str = "（未命名）") -> str:
+    """`{{ c.name|named }}`: a customer's name as it shows, or （未命名） where it shows nothing (none
+    given, or only spaces and invisible characters: the Braille blank many WeChat users take)."""
+    return tidy_name(name or "") or unnamed
+
+
 def percent(share: float | None) -> str:
     """A share as the board shows it: 100% and 0% only when exactly so (199 of 200 on time
     rounded to "100%" beside a late answer), else to a tenth of a percent."""
@@ -140,6 +147,7 @@ templates.env.filters["local"] = local
 templates.env.filters["linked"] = linked
 templates.env.filters["when"] = when
 templates.env.filters["percent"] = percent
+templates.env.filters["named"] = named
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
 STATIC_VERSION = static_version()
 templates.env.globals["static_version"] = STATIC_VERSION
