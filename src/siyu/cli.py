@@ -241,9 +241,10 @@ def serve(
 
     _logging()
     try:  # (uvicorn says it among its log lines and exits 3, after the app and its worker started)
-        socket.create_server((host, port)).close()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # (as uvicorn picks it)
+        socket.create_server((host, port), family=family).close()
     except OSError as exc:
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        why = exc.strerror or str(exc)
         _fail(f"cannot listen on {host}:{port}: {why}; choose another --port or --host")
     rt = _runtime(serving=True)  # the database and the key checked (and migrated) before anything starts
     if warning := rt.settings.public_url_warning():

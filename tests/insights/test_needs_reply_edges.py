@@ -45,7 +45,9 @@ def test_a_query_string_in_a_staff_link_is_no_question(staff, text):
     assert classify_one(text, staff).label == "closing"
 
 
-@pytest.mark.parametrize("staff", ["这款 12.5/个，需要吗？", "点这里https://a.cn/x看下能打开吗？"])
+@pytest.mark.parametrize(
+    "staff", ["这款 12.5/个，需要吗？", "点这里https://a.cn/x看下能打开吗？", "您看下这个https://a.cn/abc？"]
+)
 def test_a_question_beside_an_address_or_a_price_is_still_asked(staff):
     """Addresses are left out up to the first character no address has: the question after one,
     or after a price written 12.5/个, is the staff's, and 好的 to it needs a reply."""

@@ -36,6 +36,8 @@ def page_names(client, **params) -> list[str]:
         "138-0000-1111",
         "+86 13800001111",  # as copied from a contact card
         "+8613800001111",
+        "１３８００００１１１１",  # full width, as a Chinese input method types it
+        "86 138 0000 1111",
     ],
 )
 def test_a_phone_number_typed_with_spaces_dashes_or_86_finds_the_customer(as_role, typed):

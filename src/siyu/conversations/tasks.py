@@ -458,7 +458,7 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
             if not any(total.values()):
                 raise
             raise ImportStopped(  # (not "nothing imported": the parts before it are stored)
-                f"{total['stored']} messages stored, then the part from line {start + 1} could not be"
+                f"{total['stored']} messages stored, then the part from message {start + 1} could not be"
                 f" ({type(exc).__name__}: {exc}); importing the file again stores only the rest"
             ) from exc
         rt.db.wrote(counts["stored"])

@@ -266,7 +266,7 @@ class QrUnavailable(RuntimeError):
 def qr_response(content: bytes, ctype: str, name: str, download: bool) -> Response:
     headers = {"Cache-Control": "private, max-age=300"}
     if download:
-        filename = f"渠道-{name}.png"
+        filename = f"渠道-{name}.{'jpg' if ctype == 'image/jpeg' else 'png'}"
         safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in filename)
         headers["Content-Disposition"] = (
             f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename, safe='')}"

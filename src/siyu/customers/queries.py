@@ -11,6 +11,7 @@ are limited the same way.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -129,10 +130,14 @@ def readable(viewer: Reader, f: CustomerFilter | None = None) -> Select:
 def phone_digits(q: str) -> str:
     """The digits of a search that is a phone number, or part of one, however typed (138 0000
     1111, 138-0000-1111, +86 13800001111); "" for any other search."""
-    if not re.fullmatch(r"[\d\s()+-]*\d[\d\s()+-]*", q):
+    q = unicodedata.normalize("NFKC", q)  # (full-width digits, as a Chinese input method types them)
+    if not re.fullmatch(r"[\d\s()+-]*\d[\d\s()+-]*", q, re.ASCII):
         return ""
-    digits = re.sub(r"\D", "", q)
-    return digits[2:] if q.lstrip().startswith("+86") and len(digits) > 2 else digits
+    digits = re.sub(r"\D", "", q, flags=re.ASCII)
+    for country in ("0086", "86"):  # (+86 138…, 86 138…, (+86)138…: a mainland number's 11 digits)
+        if digits.startswith(country) and len(digits) == len(country) + 11:
+            return digits[len(country) :]
+    return digits
 
 
 # ---------------------------------------------------------------- lookups

@@ -511,12 +511,19 @@ _CARD_TITLE = re.compile(
 )
 
 
+def _past_the_address(found: re.Match) -> str:
+    """An address left out, the punctuation after it kept (…/abc？ asks: NFKC made the ？ ASCII)."""
+    address = found.group()
+    end = address.rstrip("?!.,;:)")
+    return " " + address[len(end) :]
+
+
 def _staff_text(context: str | None) -> str:
     """The staff message as the context rules read it: NFKC, lower case, simplified, without
     addresses or a shared card's title."""
     text = _simplified(unicodedata.normalize("NFKC", context or "").lower())
     if "/" in text or "www." in text:
-        text = _ADDRESS.sub(" ", text)
+        text = _ADDRESS.sub(_past_the_address, text)
     return _CARD_TITLE.sub(r"\1", text) if text.startswith("[") else text
 
 

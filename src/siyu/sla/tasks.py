@@ -607,10 +607,11 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             # the waits it speaks of: a step on it whose wait was left out (snoozed or answered
             # meanwhile) reads so on the board (queries.deliveries), not as the card's sent
             told = sorted({e["wait_id"] for e in found})
-            # (the claimed row as well: recording the send writes its payload back from it, and
-            # had dropped the waits told of, the board then saying the card reached every one)
-            m.payload = {**m.payload, AS_SENT: body, queries.CARD_TOLD: told}
-            written.append({"id": m.id, "payload": m.payload})
+            # (the waits told of on the claimed row too: recording the send writes its payload
+            # back from it, and had dropped them, the board then saying the card reached every
+            # one; not its body, which a refusal clears for the retry to build anew)
+            m.payload = {**m.payload, queries.CARD_TOLD: told}
+            written.append({"id": m.id, "payload": {**m.payload, AS_SENT: body}})
         bulk.update_by_id(s, OutboxMessage, written, ["payload"])
         return bodies
 

@@ -7,7 +7,9 @@ step due meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from datetime import datetime
 
 from sqlalchemy import select
@@ -25,8 +27,14 @@ async def sync_staff(rt, tenant_id: int) -> dict:
     departments, users = await service.fetch_directory((await rt.clients.get(tenant_id)).app)
 
     def save(s) -> dict:
+        # the tenant's row held to the commit: two syncs save one after the other, and one whose
+        # directory is older than what a sync begun after it saved keeps out of the way (a member
+        # deleted meanwhile had come back as active)
+        tenant = s.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+        if tenant.staff_synced_at is not None and tenant.staff_synced_at > started:
+            return {"departments": len(departments), "staff": len(users)}
         counts = service.save_directory(s, departments, users)
-        s.get(Tenant, tenant_id).staff_synced_at = started
+        tenant.staff_synced_at = started
         return counts
 
     return await in_tenant(rt.db, tenant_id, save)
@@ -54,11 +62,18 @@ async def sync_after(rt, tenant_id: int, changed_at: datetime) -> bool:
     changed or deleted): the directory synced again, unless a sync began after the change (a
     burst of them syncs once). True when it synced. A member deleted in WeCom had kept their
     sign-in, tokens and cards until the next scheduled sync, hours later."""
-    synced = await in_tenant(rt.db, tenant_id, lambda s: s.get(Tenant, tenant_id).staff_synced_at)
-    if synced is not None and synced >= changed_at:
-        return False
-    await sync_staff(rt, tenant_id)
-    return True
+    # one at a time a tenant in this process: a worker runs a burst's events at once, and each
+    # had found no sync after it and fetched the whole directory
+    locks = _syncing.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(tenant_id, asyncio.Lock()):
+        synced = await in_tenant(rt.db, tenant_id, lambda s: s.get(Tenant, tenant_id).staff_synced_at)
+        if synced is not None and synced >= changed_at:
+            return False
+        await sync_staff(rt, tenant_id)
+        return True
+
+
+_syncing: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by event loop, then tenant
 
 
 def _synced_at(s) -> list:
