@@ -127,3 +127,25 @@ def test_a_member_wecom_deletes_loses_access_when_wecom_says_so(make_directory):
         locked_out = tenancy.has_left(s, s.get(Person, person_id))
         signs_in = tenancy.person_for_staff(s, s.get(Tenant, d.tenant_id), "lisi") is not None
     assert (locked_out, signs_in) == (True, False)
+
+
+def test_a_burst_of_directory_changes_syncs_once(make_directory):
+    """WeCom calls back once a change: a worker ran a burst's events at once, each finding no
+    sync begun after it, and each fetched the whole directory."""
+    import asyncio
+
+    from siyu.db import utcnow
+    from siyu.tenancy.tasks import sync_after
+
+    d = make_directory(corp.DEPARTMENTS, corp.STAFF)
+    changed_at = utcnow()
+
+    async def burst() -> list[bool]:
+        try:
+            return await asyncio.gather(*(sync_after(d.rt, d.tenant_id, changed_at) for _ in range(5)))
+        finally:
+            await d.rt.clients.aclose()
+
+    assert sorted(asyncio.run(burst())) == [False, False, False, False, True]
+    calls = d.control("GET", f"/corps/{d.corp_id}/calls")
+    assert sum(c["path"] == "/cgi-bin/department/list" for c in calls) == 1
