@@ -21,7 +21,7 @@ from siyu.sla import queries as sla_queries
 from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from tests.sla.conftest import Wait, now_ms
-from tests.sla.test_told import _board, _customers, _snooze
+from tests.sla.test_told import _board, _snooze, card_to_four_two_left_out
 from tests.support import TEST_SECRET_KEY
 from tests.support.servers import free_port, serve
 from tests.support.stack import DEPARTMENTS, STAFF, forget_pending
@@ -71,18 +71,7 @@ def test_a_card_sent_by_the_worker_keeps_the_waits_it_spoke_of(db, settings):
         rt, tenant_id, corp = _emulated_tenant(db, settings, emu_url)
         w = Wait(rt, tenant_id, now_ms(rt))
         try:
-            _customers(w, ("wmA", "王女士"), ("wmB", "马强"), ("wmC", "赵先生"), ("wmD", "钱女士"))
-            w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], merge_window_s=60)
-            for i, ext in enumerate(("wmA", "wmB", "wmC", "wmD")):
-                w.say(f"问题{i}？", at=i, ext=ext)
-            w.pulled(7200)
-            w.clock(70)
-            assert w.fire() == 4
-            [message] = w.outbox()
-            w.clock(80)
-            _snooze(w, "wmB")
-            w.reply("您好", at=85, ext="wmC")
-            w.clock(90)
+            message = card_to_four_two_left_out(w)
             with w.session() as s:  # due by the database's clock too (Siyu's is moved on)
                 s.execute(
                     update(OutboxMessage)

@@ -131,10 +131,9 @@ def test_a_wait_snoozed_before_the_call_rang_and_again_after_reads_not_placed(lo
     assert _timeline(w, "wmA").endswith("；已升级：语音电话给负责成员 张三（已拨打）")
 
 
-def _sent_before_cards_kept_their_waits(w, snooze_again: bool = False) -> None:
-    """One card to 张三 for 王女士, 马强, 赵先生 and 钱女士; he snoozes 马强 and answers 赵先生 before
-    it is built. It goes as a card sent before cards kept the waits they spoke of: its text kept,
-    its waits not."""
+def card_to_four_two_left_out(w) -> OutboxMessage:
+    """One card to 张三 for 王女士, 马强, 赵先生 and 钱女士, not yet built; he snoozes 马强 and answers
+    赵先生 before it is (at 90 s): the card's row."""
     _customers(w, ("wmA", "王女士"), ("wmB", "马强"), ("wmC", "赵先生"), ("wmD", "钱女士"))
     w.policy(steps=[{"delay_s": 60, "action": "app_message", "target": "agent"}], merge_window_s=60)
     for i, ext in enumerate(("wmA", "wmB", "wmC", "wmD")):
@@ -147,6 +146,13 @@ def _sent_before_cards_kept_their_waits(w, snooze_again: bool = False) -> None:
     _snooze(w, "wmB")
     w.reply("您好", at=85, ext="wmC")
     w.clock(90)
+    return message
+
+
+def _sent_before_cards_kept_their_waits(w, snooze_again: bool = False) -> None:
+    """card_to_four_two_left_out's card, gone as a card sent before cards kept the waits they
+    spoke of: its text kept, its waits not."""
+    message = card_to_four_two_left_out(w)
     body = _notices(w.rt, w.tenant_id, [message])[message.id]
     assert body is not None and body["textcard"]["title"].startswith("2 位客户等待回复")  # 王女士, 钱女士
     with w.session() as s:
