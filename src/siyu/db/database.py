@@ -21,7 +21,22 @@ if TYPE_CHECKING:
     from siyu.db.postgres import Patience
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+FOREIGN_KEYS_OFF = "siyu_foreign_keys_off"  # a SQLite connection's, till it is back in the pool
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection) -> Iterator[None]:
+    """For a migration on SQLite. A batch operation copies a table and drops the old one, and
+    with foreign keys on, that DROP deletes every row that cascades from the table (a person's
+    API tokens, a conversation's messages). Off for the migration, checked after it, back on
+    once the connection is back in the pool (inside a transaction SQLite ignores the pragma)."""
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.connection.info[FOREIGN_KEYS_OFF] = True
+    yield
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"the migration left rows that refer to rows no longer there: {broken[:5]}")
 
 
 def make_engine(
@@ -44,6 +59,11 @@ def make_engine(
             # checkpoint (ingest at 100,000 messages: 9,200-10,100/s -> 10,300-10,900/s).
             cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
+
+        @event.listens_for(engine, "checkin")
+        def _foreign_keys_back_on(conn, record):
+            if record.info.pop(FOREIGN_KEYS_OFF, False):
+                conn.execute("PRAGMA foreign_keys=ON")
 
         return engine
     # psycopg prepares statements server-side after a few runs; PostgreSQL's generic plans

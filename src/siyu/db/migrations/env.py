@@ -4,7 +4,7 @@ from alembic import context
 
 from siyu.config import DatabaseTimeouts
 from siyu.conversations.search import alembic_include_name
-from siyu.db.database import make_engine
+from siyu.db.database import make_engine, sqlite_foreign_keys_off
 from siyu.models import Base
 
 config = context.config
@@ -24,6 +24,14 @@ def run() -> None:
 
 
 def _migrate(connection) -> None:
+    if connection.dialect.name == "sqlite":
+        with sqlite_foreign_keys_off(connection):
+            _run_migrations(connection)
+    else:
+        _run_migrations(connection)
+
+
+def _run_migrations(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
