@@ -264,6 +264,28 @@ def test_the_companys_people_outlive_every_downgrade_to_the_first_schema(empty_d
         assert conn.execute(text("SELECT count(*) FROM people")).scalar_one() == 1
 
 
+def test_customer_names_stored_before_0031_read_as_they_show(empty_database):
+    """A nickname of the Braille blank was no name to a reader yet not empty to the code (an
+    SLA card's title began with it); 0031 tidies the names stored before, whatever is inside."""
+    database = empty_database
+    _to(database, "0030")
+    with database.system_session() as s:
+        tenant = _tenant(s)
+        for i, name in enumerate(["\u2800", " 王芳\u200b", "李\u2800四", ""]):
+            s.execute(
+                text(
+                    "INSERT INTO customers (tenant_id, external_userid, name, type, gender, avatar, unionid,"
+                    " corp_name, position, first_added_at, updated_at) VALUES (:t, :e, :n, 1, 0, '', '', '',"
+                    " '', '2026-12-05 12:00:00', '2026-12-05 12:00:00')"
+                ),
+                {"t": tenant.id, "e": f"wm{i}", "n": name},
+            )
+    _to(database, "0031")
+    with database.engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM customers ORDER BY external_userid")).scalars().all()
+    assert names == ["", "王芳", "李\u2800四", ""]
+
+
 def test_customer_groups_stored_before_0023_are_the_ones_whose_members_are_read_again(empty_database):
     """0023 leaves every group stored before it with its members never read: the worker's
     backfill takes the active ones (a dismissed one has nobody left to read)."""

@@ -538,3 +538,25 @@ def test_a_tenant_whose_steps_cannot_fire_does_not_hold_up_the_others(db, settin
     finally:
         with broken.session() as s:
             s.execute(update(SlaEscalation).where(SlaEscalation.status == "pending").values(status="skipped"))
+
+
+def test_a_customer_whose_wechat_name_shows_nothing_is_a_customer_on_the_card_not_a_blank(local):
+    """WeChat users often take the Braille blank (U+2800) as their nickname. Stored as WeCom
+    gave it, the card's title read "⠀ 已等待 2 分钟 未回复" and the board's row was blank."""
+    from siyu.customers.service import upsert_customer
+    from siyu.sla import queries
+    from siyu.sla.tasks import _notice
+
+    w = local
+    with w.session() as s:
+        upsert_customer(s, {"external_userid": "wmcustomer1", "name": "\u2800\u3164"}, w.rt.now())
+    w.policy(steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    w.say("在吗？这款还有货吗", at=0)
+    w.pulled(130)
+    w.clock(121)
+    assert w.fire() == 1
+    card = _notice(w.rt, w.tenant_id, w.outbox()[-1])["textcard"]
+    assert card["title"].startswith("客户 已等待 2 分钟"), card["title"]
+    with w.session() as s:
+        (waiting,) = queries.waiting_now(s, w.rt.now())
+    assert waiting["customer"] == ""  # (the board names them by what WeCom calls them: their id)

@@ -25,6 +25,7 @@ from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import staff_gone
+from siyu.visible_names import tidy_name
 
 
 def from_unix(ts: int | str | None) -> datetime:
@@ -144,7 +145,8 @@ def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Cust
     if created:
         customer = Customer(external_userid=contact["external_userid"], first_added_at=at)
         session.add(customer)
-    customer.name = contact.get("name", customer.name or "")
+    # as it shows: a nickname of the Braille blank WeChat users favour is no name on a card
+    customer.name = tidy_name(contact.get("name", customer.name or ""))
     customer.type = int(contact.get("type", customer.type or 1))
     customer.gender = int(contact.get("gender", customer.gender or 0))
     customer.avatar = contact.get("avatar", customer.avatar or "")
