@@ -439,6 +439,27 @@ def test_a_wrong_archive_secret_points_to_the_archive_page_of_the_console(as_rol
     assert "应用管理 → the app → Secret" not in r.text
 
 
+@pytest.mark.parametrize("which", ["contact_secret", "agent_secret"])
+def test_another_apps_secret_pasted_as_the_archive_secret_is_refused(as_role, world, db, which):
+    """The mistake the refusal above warns of, made with a Secret of the same corp: WeCom gives
+    a token for any of them, so that check passed, the page said 会话存档设置已保存, and WeCom
+    refused every pull (48002)."""
+    admin = as_role("admin", "b")
+    try:
+        r = admin.post(
+            "/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": world.b.corp[which]}
+        )
+        assert r.status_code == 422, (r.status_code, r.headers.get("location"))
+        assert "这不是会话存档的 Secret" in r.text and "「管理工具 → 会话内容存档」" in r.text
+        with db.tenant_session(world.b.id) as s:
+            tenant = s.get(Tenant, world.b.id)
+            assert (tenant.archive_mode, tenant.archive_secret_sealed) == ("off", "")
+    finally:
+        with db.tenant_session(world.b.id) as s:
+            tenant = s.get(Tenant, world.b.id)
+            tenant.archive_mode, tenant.archive_secret_sealed = "off", ""
+
+
 def test_a_key_uploaded_wrong_is_removed_and_replaced_under_its_version(as_role, world, db, box):
     """Every message of a version failed to decrypt: the admin had pasted the wrong private
     key. The version's key is removed (admins only, their own tenant's) and the right one

@@ -30,7 +30,7 @@ from siyu.web.auth import PageViewer, Viewer, require_admin
 from siyu.web.templating import render, wecom_message
 from siyu.wecom import archive, finance_sdk
 from siyu.wecom.client import WeComClient
-from siyu.wecom.errors import WeComFailure, WeComInvalidSecret, WeComRateLimited
+from siyu.wecom.errors import WeComFailure, WeComInvalidSecret, WeComNotPermitted, WeComRateLimited
 
 router = APIRouter(include_in_schema=False)
 
@@ -319,6 +319,9 @@ async def archive_save(request: Request, viewer: PageViewer):
         try:
             async with archive_client(rt, corp_id, checked) as client:
                 await client.get_token()
+                # WeCom gives a token for any of the corp's secrets: only an archive call tells
+                # the 会话存档 Secret from the app's or 客户联系's pasted in its place
+                await archive.permit_users(client)
         except WeComFailure as exc:
             which = "" if secret else "已保存的"
             message = f"{which}会话存档 Secret 未通过企业微信检查：{_archive_secret_problem(exc)}"
@@ -349,6 +352,12 @@ async def archive_save(request: Request, viewer: PageViewer):
 
 
 def _archive_secret_problem(exc: WeComFailure) -> str:
+    if isinstance(exc, WeComNotPermitted):
+        return (
+            "这不是会话存档的 Secret（像是应用或客户联系的）：请在企业微信管理后台「管理工具 → 会话内容存档」"
+            "复制它自己的 Secret / this Secret may not call the archive's APIs: it is another app's;"
+            f" copy the archive's own Secret (errcode {exc.errcode})"
+        )
     if isinstance(exc, WeComInvalidSecret):  # WeCom's own hint names the app's and 客户联系's pages
         return (
             "Secret 不正确：请在企业微信管理后台「管理工具 → 会话内容存档」重新复制"
