@@ -404,6 +404,19 @@ def test_the_sdk_path_must_name_the_sdk_and_tells_nothing_of_other_files(as_role
         assert s.get(Tenant, world.b.id).archive_sdk_path == ""
 
 
+def test_the_sdk_path_must_be_a_full_one(as_role, world, db):
+    """A bare name passed the check for a file (looked for in Siyu's working folder), and the
+    worker then failed every pull: the loader looks for one in the system's library folders."""
+    admin = as_role("admin", "b")
+    for path in ("libWeWorkFinanceSdk_C.so", "sdk/libWeWorkFinanceSdk_C.so"):
+        r = admin.post(
+            "/setup/archive", data={"csrf_token": admin.csrf, "mode": "sdk", "secret": "s", "sdk_path": path}
+        )
+        assert r.status_code == 422 and "请填写 SDK 的完整路径，以 / 开头" in r.text
+    with db.tenant_session(world.b.id) as s:
+        assert s.get(Tenant, world.b.id).archive_sdk_path == ""
+
+
 def test_only_the_key_itself_is_kept_of_what_was_pasted(as_role, world, db, box):
     admin = as_role("admin", "b")
     key = _pem(

@@ -173,8 +173,8 @@ def save_archive_settings(
             "SDK 方式需要填写 libWeWorkFinanceSdk_C.so 的路径"
             " / the path of libWeWorkFinanceSdk_C.so is needed in sdk mode"
         )
-    if mode == "sdk" and not finance_sdk.names_the_sdk(sdk_path):  # nor a probe of other files
-        raise finance_sdk.NotTheSdk(sdk_path)
+    if mode == "sdk":  # the SDK's and a full path: nor a probe of other files
+        finance_sdk.check_path(sdk_path)
     # (where workers run on other machines, the library is theirs to have: `check_file` off)
     if mode == "sdk" and check_file and not Path(sdk_path).is_file():  # else every pull fails to load it
         raise ValueError(

@@ -311,8 +311,11 @@ async def archive_save(request: Request, viewer: PageViewer):
             f"SDK 路径最多 {MAX_SDK_PATH_CHARS} 个字符 / the path is over {MAX_SDK_PATH_CHARS} characters"
         )
         return await _page(request, viewer, message, shown, 422)
-    if mode == "sdk" and sdk_path and not finance_sdk.names_the_sdk(sdk_path):  # before asking WeCom
-        return await _page(request, viewer, str(finance_sdk.NotTheSdk(sdk_path)), shown, 422)
+    if mode == "sdk" and sdk_path:  # before asking WeCom
+        try:
+            finance_sdk.check_path(sdk_path)
+        except ValueError as exc:
+            return await _page(request, viewer, str(exc), shown, 422)
     corp_id, stored = await run_in_threadpool(_corp_and_secret, rt, viewer.tenant_id)
     checked = secret or (stored if mode != "off" else "")
     if checked:

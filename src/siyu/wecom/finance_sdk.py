@@ -110,6 +110,18 @@ def names_the_sdk(path: str | os.PathLike[str]) -> bool:
     return os.path.basename(os.fspath(path)) == LIB_NAME
 
 
+def check_path(path: str) -> None:
+    """NotTheSdk for a path to another file; a ValueError for one not from the root: the loader
+    looks for a bare name in the system's library folders, never in Siyu's own."""
+    if not names_the_sdk(path):
+        raise NotTheSdk(path)
+    if not os.path.isabs(path):
+        raise ValueError(
+            f"请填写 SDK 的完整路径，以 / 开头，如 /opt/wecom/{LIB_NAME} / the full path is needed: a bare"
+            " file name or a relative path is not looked for in Siyu's folder when the worker loads it"
+        )
+
+
 def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
     """Load the SDK (once per path) and declare the function signatures of WeWorkFinanceSdk_C.h.
     NotTheSdk for a file named otherwise."""
