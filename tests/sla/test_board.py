@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from siyu.sla import queries, service
+from tests.sla.test_board_metrics import _get
 
 
 def _noon_tomorrow(w) -> None:
@@ -238,3 +242,40 @@ def test_a_special_date_set_after_a_wait_ended_leaves_its_figures_as_they_were(l
     w.clock(monday_0901 + 3600)
     calendar([])
     assert friday() == before
+
+
+def test_the_boards_next_step_for_a_member_who_left_reaches_nobody_as_firing_resolves_it(local):
+    """王五 left the company (the staff sync marked him inactive, WeCom status 5). A customer of
+    his asks at 10:00 and waits; the first step, due 10:02, is a card to the agent. The README:
+    the board's next step names "the person as firing would resolve them now, or 目前没有可通知的人",
+    and a step whose target is a member who left reaches nobody. Firing does skip it (nobody to
+    reach), but the board said 下一步 10:02 提醒卡片发给负责成员 王五, and the API's next_step_to
+    named wangwu: a supervisor reads that the agent will be reminded, and nobody is."""
+    from siyu.sla.models import SlaEscalation
+    from siyu.tenancy.models import Staff
+
+    w = local
+    w.t0 = datetime(2025, 9, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    w.clock(0)
+    w.policy()  # 2 min card to the agent, 5 min card to the leader, 10 min call to the agent
+    w.customer("wmleft1", "郭哥")
+    w.say("在吗？我的订单怎么还没发货？", at=0, ext="wmleft1", staff="wangwu")
+    with w.session() as s:
+        member = s.scalar(select(Staff).where(Staff.userid == "wangwu"))
+        member.active, member.wecom_status = False, 5
+    w.pulled(3600)
+    w.clock(60)
+
+    [row] = _get(w, "/api/v1/sla/board").json()["waiting"]
+    page = _get(w, "/sla").text
+    listed = re.search(r'<span class="next-step">(.*?)</span>', page, re.S)[1]
+
+    w.clock(130)
+    w.fire()
+    with w.session() as s:  # what firing made of that step: nobody to tell
+        step = s.scalar(select(SlaEscalation).where(SlaEscalation.step == 0))
+        assert (step.status, step.recipient) == ("skipped", ""), (step.status, step.recipient, step.note)
+
+    assert row["next_step_target"] == "agent"
+    assert row["next_step_to"] is None, row["next_step_to"]
+    assert "目前没有可通知的人" in listed and "王五" not in listed, listed

@@ -3,7 +3,8 @@ sent and the call, on the wait's entry (read from the steps that fired)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from siyu.customers import queries
 from siyu.customers.models import Customer
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service
+from tests.sla.test_board_metrics import _get
 
 
 def test_a_waits_entry_names_the_cards_and_the_call_its_steps_sent(local):
@@ -121,3 +123,33 @@ def test_a_waits_entry_says_its_card_left_it_out_when_snoozed_or_answered_first(
     assert went == [("snoozed", "已暂缓，未发")]
     answered = _entry(w, "wmC")["text"]
     assert answered.endswith("；已升级：提醒卡片给负责成员 张三（等待已结束，未发）"), answered
+
+
+def test_timeline_gives_business_time_of_a_reply_after_two_weeks_as_the_board_does(local):
+    """Shifts 09:00-18:00. Asked Friday 2025-09-05 17:59, answered Monday 2025-09-22 09:01:
+    60 s + ten workdays of 9 h + 60 s = 324,120 s (3 天 18 小时) of business time, as the board's
+    first_response_business says. The README: the customer's timeline gives the reply's time
+    "by that clock too, as the board counts it" (response_business_s). It gave null and the
+    page the wall time alone, as waits of over 14 days fall back to the wall clock there."""
+    w = local
+    w.t0 = datetime(2025, 9, 5, 17, 59, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Friday
+    w.clock(0)
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "18:00"]], quiet_hours=[])
+    w.customer("wmcustomer1", "马强")
+    w.say("这款什么时候有货？", at=0)
+    answered = (datetime(2025, 9, 22, 9, 1, tzinfo=ZoneInfo("Asia/Shanghai")) - w.t0).total_seconds()
+    w.reply("今天到货了", at=answered)
+    w.pulled(answered + 60)
+    w.clock(answered + 60)
+
+    board = _get(w, "/api/v1/sla/board?day=2025-09-05").json()
+    assert board["first_response_business"]["median_s"] == 324120  # the board: business time
+
+    with w.session() as s:
+        cid = s.scalar(select(Customer.id).where(Customer.external_userid == "wmcustomer1"))
+    [entry] = [e for e in _get(w, f"/api/v1/customers/{cid}/timeline").json() if e["kind"] == "wait"]
+    assert entry["data"]["response_s"] == 1436520
+    assert entry["data"]["response_business_s"] == 324120, entry["data"]
+    page = _get(w, f"/customers/{cid}").text
+    assert "（工作时间 3 天 18 小时）" in page, re.findall(r"用时[^；<]*", page)

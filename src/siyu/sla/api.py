@@ -162,13 +162,11 @@ def _business_responses(book: service.PolicyBook, answered: list) -> list[float]
     wait of them ran under such a policy."""
     out, counted = [], False
     for response_s, _, policy_id, started in answered:
-        ended = started + timedelta(seconds=float(response_s))
-        policy = book.measured_by(policy_id, ended)
-        counted = counted or policy.business_hours_only
-        if policy.business_hours_only:  # (however long it took: a walk as long as the answer was)
-            out.append(book.calendar(policy, ended).between(started, ended))
-        else:
-            out.append(float(response_s))
+        business_s = book.answered_business_s(
+            policy_id, started, started + timedelta(seconds=float(response_s))
+        )
+        counted = counted or business_s is not None
+        out.append(float(response_s) if business_s is None else business_s)
     return out if counted else None
 
 

@@ -133,10 +133,8 @@ def entries(
 
 def _business_response(book: PolicyBook, w: SlaWait) -> float | None:
     """An answered wait's response time by its policy's clock, as the board's first responses
-    take it (the policy and special dates as they stood when it was answered), where that
-    policy counts business hours only; None where it counts the wall clock."""
-    ended = w.started_at + timedelta(seconds=w.response_s)
-    return book.waited_business_s(book.measured_by(w.policy_id, ended), w.started_at, ended, ended=True)
+    take it; None where that policy counts the wall clock."""
+    return book.answered_business_s(w.policy_id, w.started_at, w.started_at + timedelta(seconds=w.response_s))
 
 
 def _went(

@@ -670,6 +670,16 @@ class PolicyBook:
             return None
         return self.calendar(policy, now if ended else None).between(started_at, now)
 
+    def answered_business_s(
+        self, policy_id: int | None, started_at: datetime, ended: datetime
+    ) -> float | None:
+        """An answered wait's response by its policy's clock, as it and the special dates stood
+        when it was answered, however long it took (the walk is as long as the answer was; a
+        Friday 17:59 question answered Monday 09:01 took 2 minutes); None where that policy
+        counts the wall clock. The board's first responses and the customer's timeline alike."""
+        policy = self.measured_by(policy_id, ended)
+        return self.calendar(policy, ended).between(started_at, ended) if policy.business_hours_only else None
+
     def waited_s(self, policy: PolicyView, started_at: datetime, now: datetime, ended: bool = False) -> float:
         """How long a wait has run by its policy's clock (`ended`: see waited_business_s)."""
         return by_its_clock(self.waited_business_s(policy, started_at, now, ended), started_at, now)
@@ -711,6 +721,8 @@ def next_step_people(session: Session, rows: list[dict]) -> dict[int, str]:
     themselves, only while with the corp), for all the rows at once: the board stays a few
     queries, and a batch of cards too. A row whose step reaches nobody is left out."""
     due = [r for r in rows if r["next_step_at"]]
+    told = {r["staff_userid"] for r in due if r["next_step_target"] == "agent"}
+    gone = members_left(session, told) if told else set()  # reached by nobody, as by firing
     agents = [r["staff_userid"] for r in due if r["next_step_target"] == "leader"]
     leaders = leaders_of(session, agents) if agents else {}
     contacts = sorted({r["escalation_contact"] for r in due if r["next_step_target"] != "agent"} - {""})
@@ -721,7 +733,7 @@ def next_step_people(session: Session, rows: list[dict]) -> dict[int, str]:
     for r in due:
         agent, target = r["staff_userid"], r["next_step_target"]
         contact = r["escalation_contact"] if r["escalation_contact"] in active - {agent} else ""
-        who = agent if target == "agent" else contact
+        who = (agent if agent not in gone else "") if target == "agent" else contact
         if target == "leader":
             who = leaders.get(agent) or contact
         if who:
