@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select, update
 
-from siyu.conversations import service
+from siyu.conversations import groups, service
 from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
@@ -1476,3 +1476,44 @@ def test_the_boards_snooze_and_no_reply_banners_name_the_customer_as_the_row_did
         assert said.startswith(f"已暂缓 {named} 的提醒至 "), said
         said = banner(cid, "dismiss", {})
         assert said == f"已将 {named} 的消息标记为无需回复。", said
+
+
+def _asked_in_a_group(db, world, chats) -> tuple[int, str]:
+    """张三's customer group 团购群 where 王女士 asks a question nobody answered: (its id, room)."""
+    arc = Archive()
+    room = f"wrGone{arc.sfx}"
+    wang = chats.ext["王女士"]
+    arc.text("zhangsan", "", "欢迎进群", 120, roomid=room)
+    arc.text(wang, "", f"团购价什么时候开始？{arc.sfx}", 60, roomid=room)
+    store(db, world.a.id, arc.items)
+    members = [{"userid": "zhangsan", "type": 1}, {"userid": wang, "type": 2}]
+    with db.tenant_session(world.a.id) as s:
+        groups.record(
+            s,
+            {"chat_id": room, "name": f"团购群{arc.sfx}", "owner": "zhangsan", "member_list": members},
+            utcnow(),
+        )
+        cid = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
+    return cid, room
+
+
+def test_a_dismissed_group_no_longer_says_a_customer_waits_for_a_reply_there(as_role, chats, db, world):
+    """王女士 asked in 张三's customer group, then the group was dismissed (WeCom's
+    change_external_chat dismiss). Nobody can answer there any more, and a group's wait has no
+    无需回复 to clear it: yet the group stays listed under 群内有客户等待回复 for good, counted
+    in the list's header and the board's link, its page saying 已解散 above 请在企业微信的群里回复
+    (as a 1:1 chat's wait closes when the two stop being contacts or archiving is declined)."""
+    cid, room = _asked_in_a_group(db, world, chats)
+    agent = as_role("agent")
+    assert agent.get(f"/api/v1/conversations/{cid}").json()["group_wait"] is not None  # shown while it lives
+
+    with db.tenant_session(world.a.id) as s:  # what the change_external_chat dismiss event records
+        groups.record_dismissed(s, room, utcnow())
+
+    got = agent.get(f"/api/v1/conversations/{cid}").json()
+    assert got["group"]["status"] == "dismissed"
+    assert got["group_wait"] is None, f"a dismissed group still owes a reply: {got['group_wait']}"
+    listed = agent.get("/api/v1/conversations", params={"group_waiting": 1, "per_page": 100}).json()
+    assert cid not in [c["id"] for c in listed["items"]]
+    page = agent.get(f"/conversations/{cid}").text
+    assert "已解散" in page and "请在企业微信的群里回复" not in page

@@ -4,7 +4,8 @@ Groups never escalate (1:1 first: no SLA wait, step or card), so nothing here is
 the conversation row, and ingest is unchanged. What a group owes is read from its stored
 messages when it is shown: its first customer message that needs a reply (the needs-reply
 classifier's verdict, stored at ingest, so 好的谢谢 owes nothing), not recalled, sent after
-the last message of any staff member that stands (not recalled).
+the last message of any staff member that stands (not recalled). A dismissed group owes
+nothing: nobody can answer there any more, and a group's wait has no 无需回复 to clear it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from siyu.conversations.models import Conversation, Message
+from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES
 from siyu.db import bulk
 from siyu.db.base import UTCDateTime
@@ -51,6 +52,15 @@ def _last_staff_message(conversation_id) -> ColumnElement:
     )
 
 
+def _open() -> ColumnElement[bool]:
+    """The query's Conversation is not a group WeCom said was dismissed."""
+    return (
+        ~select(GroupChat.id)
+        .where(GroupChat.chat_id == Conversation.roomid, GroupChat.status == "dismissed")
+        .exists()
+    )
+
+
 def _owed(m, answered) -> list[ColumnElement[bool]]:
     """`m` (an alias of Message) is a customer message still owed a reply, staff having last
     written in its group at `answered` (looked up once a group, not once a message)."""
@@ -68,9 +78,11 @@ def waiting() -> ColumnElement[bool]:
     """A group conversation (of the query's Conversation) with a customer message owed a reply."""
     m = aliased(Message)
     owed = _owed(m, _last_staff_message(Conversation.id))
-    return (Conversation.kind == "group") & select(m.id).where(
-        m.conversation_id == Conversation.id, *owed
-    ).exists()
+    return (
+        (Conversation.kind == "group")
+        & _open()
+        & select(m.id).where(m.conversation_id == Conversation.id, *owed).exists()
+    )
 
 
 def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, GroupWait]:
@@ -79,7 +91,7 @@ def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, Grou
         return {}
     groups = (
         select(Conversation.id, _last_staff_message(Conversation.id).label("answered"))
-        .where(bulk.among(session, Conversation.id, conversation_ids))
+        .where(bulk.among(session, Conversation.id, conversation_ids), _open())
         .subquery()
     )
     m = aliased(Message)
