@@ -234,6 +234,9 @@ def _record(rt, tenant_id: int, done: list[tuple[OutboxMessage, tuple]]) -> None
             row.claimed_until = None
             if status == "deferred":  # pending again, due then (the claim does not count as a try)
                 row.due_at, row.attempts = after, max(0, row.attempts - 1)
+                # held now, not retried: an earlier failure's error read as a retry on the board,
+                # and left it out of what editing the quiet hours moves (retime_held_calls)
+                row.last_error = ""
                 continue
             if not error:
                 row.status, row.sent_at, row.last_error = status, now, ""

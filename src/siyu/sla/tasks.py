@@ -52,6 +52,7 @@ from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.voice import VoiceCall, provider_for
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Staff, Tenant, gone_word
+from siyu.tenancy.queries import members_left
 from siyu.wecom.errors import MEMBER_UNKNOWN_ERRCODES, WeComError, WeComNotPermitted
 
 log = logging.getLogger(__name__)
@@ -668,6 +669,9 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
             if call is not None:
                 call.status, call.error = "skipped", queries.CALL_NOT_NEEDED
             return None
+        if members_left(s, [callee]):  # since the step fired: held by quiet hours, or retried
+            call.status, call.error = "skipped", queries.CALLEE_LEFT
+            return None
         call.waits = len(waits)
         # the waits it speaks of: a step whose wait it left out reads so on the board however
         # the wait is snoozed after it rang (queries.deliveries)
@@ -742,7 +746,7 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
         raise Deferred(hold)
     plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
-        raise Skipped("every wait was answered before the call")
+        raise Skipped("no call needed: every wait answered, or the callee left (the call's row says)")
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"

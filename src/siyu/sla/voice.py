@@ -52,7 +52,9 @@ def mainland(phone: str) -> str:
     try:
         return mainland_mobile(phone)
     except ValueError as exc:
-        raise Permanent(str(exc)) from None
+        zh, en = str(exc).split(" / ", 1)
+        fix = "请在「成员」页填写该成员接电话提醒的手机号"
+        raise Permanent(f"{zh}，{fix} / {en}: set the number calls ring on the staff page") from None
 
 
 class EmulatorVoice:

@@ -72,7 +72,7 @@ def list_staff(request: Request, viewer: ApiViewer, include_inactive: bool = Fal
                 "status": STAFF_STATUS[gone_word(m.active, m.wecom_status)],
                 "synced_at": m.synced_at,
                 "call_phone": m.call_phone if viewer.may_set_call_phone(m.userid) else None,
-                "has_call_phone": bool(m.call_phone or m.mobile),
+                "has_call_phone": bool(m.call_phone) or service.rings(m.mobile or ""),
             }
             for m in s.scalars(stmt)
         ]

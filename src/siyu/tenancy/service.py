@@ -335,6 +335,14 @@ def mainland_mobile(phone: str) -> str:
     return digits
 
 
+def rings(phone: str) -> bool:
+    """Whether an escalation call can ring this number (a WeCom mobile abroad cannot)."""
+    try:
+        return bool(mainland_mobile(phone))
+    except ValueError:
+        return False
+
+
 def set_call_phone(session: Session, userid: str, phone: str) -> str:
     """The number escalation calls ring for this member (empty: WeCom's, if WeCom gives one).
     Returns it as stored; UnknownStaff, or ValueError for a number that is no mobile."""

@@ -592,6 +592,7 @@ def _staff_page(
                 "call_phone_masked": _masked_mobile(m.call_phone),
                 "typed": typed[1] if typed and typed[0] == m.userid else None,
                 "wecom_mobile": _masked_mobile(m.mobile),
+                "wecom_mobile_rings": tenancy.rings(m.mobile or ""),
                 "editable": viewer.may_set_call_phone(m.userid),
             }
             for m in members
