@@ -81,6 +81,8 @@ def test_after_the_last_published_year_weekdays_work_and_the_admin_is_warned_in_
     assert official_calendar_gap(date(through, 6, 1)) is None
     assert official_calendar_gap(date(through, 12, 3)) == through + 1
     assert official_calendar_gap(date(through + 1, 3, 1)) == through + 1
+    # late in a year it does not know either: the coming one, not the one nearly over
+    assert official_calendar_gap(date(through + 1, 11, 16)) == through + 2
     # an unpublished year: New Year's Day on a weekday counts as a workday until the admin says
     cal = BusinessCalendar.build("Asia/Shanghai", [["09:00", "18:00"]])
     first_weekday = next(

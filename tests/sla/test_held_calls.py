@@ -1,20 +1,28 @@
 # ruff: noqa: F811 - the fixtures imported are test parameters
 """Calls the sender holds (quiet hours, a retry) and calls that cannot ring: a call refused
 once and then held follows the quiet hours as edited, one held overnight does not ring a
-member who left meanwhile, and a member whose WeCom number no call can ring is flagged."""
+member who left meanwhile, and a member whose WeCom number no call can ring is flagged.
+Under business hours a held call waits for a moment outside quiet hours while the business
+clock runs, whichever holds it first, and the board says so all the while."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service
+from siyu.sla import service, tasks
+from siyu.sla.api import board_for
+from siyu.sla.models import SlaCall
+from siyu.web.auth import Viewer
 from tests.sla.test_delivery import calls, gateway  # noqa: F401 - the fixture
 from tests.sla.test_never_ring import _pending_calls, _send_calls
+from tests.support.signed_in import SignedIn
 
 CALL = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
 
@@ -167,3 +175,155 @@ def test_a_member_whose_wecom_number_no_call_can_ring_is_flagged_not_said_to_hav
     assert "请在「成员」页填写该成员接电话提醒的手机号" in call.error
     page = _get(w, "/staff").text
     assert "企业微信里的 +85****4567 不是大陆手机号：电话提醒打不出" in page
+
+
+# ---------------------------------------------------------------- held under business hours
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def bj(*args) -> datetime:
+    return datetime(*args, tzinfo=SH)
+
+
+def admin_board(w):
+    with w.session() as s:
+        return board_for(s, Viewer(0, w.tenant_id, "admin", None, "管理员", None), w.rt.now())
+
+
+def test_a_held_call_whose_next_shift_opens_inside_quiet_hours_is_promised_when_it_really_rings(local):
+    """Shifts 07:00-22:00 Monday to Friday, quiet hours 21:00-07:30 (nobody is phoned before
+    half past seven). A call due Friday 21:30 is held by quiet hours, which end Saturday 07:30,
+    a day off: the call waits for Monday. Monday's shift opens at 07:00, still inside quiet
+    hours, so the sender holds it again until 07:30. The board promises 07:00 (免打扰时段过后
+    07:00 拨打) for a call that cannot ring until 07:30."""
+    w = local
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["07:00", "22:00"]],
+            quiet_hours=["21:00", "07:30"],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        )
+    w.t0 = bj(2025, 11, 21, 21, 29).astimezone(UTC)  # a Friday; Monday 2025-11-24 is a workday
+    w.clock(0)
+    w.say("还在吗？", at=0)
+    [before] = admin_board(w)["waiting"]
+    assert before["next_step_after_quiet_hours"] is True
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1  # the step fires; its call waits in the outbox
+    board = admin_board(w)
+    [row] = board["waiting"]
+
+    # what the sender does with the call when Monday's shift opens: held again until 07:30
+    w.clock((bj(2025, 11, 24, 7, 0) - w.t0).total_seconds())
+    with w.session() as s:
+        [call] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")).all()
+        s.expunge(call)
+    rings = tasks._call_hold(w.rt, w.tenant_id, call)
+    assert rings is not None and rings.astimezone(SH) == bj(2025, 11, 24, 7, 30)
+
+    # and so the board should say: before the step fired, and once it had
+    assert before["next_step_at"].astimezone(SH) == bj(2025, 11, 24, 7, 30), before["next_step_at"]
+    assert row["fired"][0]["held_until"].astimezone(SH) == bj(2025, 11, 24, 7, 30)
+    assert [at.astimezone(SH) for at in board["calls_held"]] == [bj(2025, 11, 24, 7, 30)]
+
+
+def _send_due_calls(w) -> int:
+    """The outbox's pass over the tenant's calls due by Siyu's clock, as the worker makes it."""
+    from siyu.db import utcnow
+    from siyu.jobs.claim import claim
+    from siyu.notify.tasks import send_batch
+
+    with w.session() as s:  # due by the database's clock too (Siyu's is moved on)
+        s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.kind == "sla_call",
+                OutboxMessage.status == "pending",
+                OutboxMessage.due_at <= w.rt.now(),
+            )
+            .values(due_at=utcnow() - timedelta(seconds=1))
+        )
+    rows = claim(
+        w.rt.db,
+        OutboxMessage,
+        10,
+        where=(OutboxMessage.kind == "sla_call", OutboxMessage.tenant_id == w.tenant_id),
+    )
+
+    async def go():
+        try:
+            await send_batch(w.rt, rows)
+        finally:
+            await w.rt.clients.aclose()
+
+    asyncio.run(go())
+    return len(rows)
+
+
+def _friday_night_call_held(w):
+    """Shifts 09:00-22:00 Monday to Friday, quiet hours 21:00-08:00, a call to the agent a
+    minute after a question. Friday 21:05 a customer asks; the step fires at 21:06 and the
+    sender holds the call for Monday's shift."""
+    with w.session() as s:
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["09:00", "22:00"]],
+            quiet_hours=["21:00", "08:00"],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        )
+    w.t0 = bj(2025, 11, 21, 21, 5).astimezone(UTC)  # a Friday
+    w.clock(0)
+    w.say("还在吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    assert _send_due_calls(w) == 1  # the sender holds it: due Monday 09:00
+    with w.session() as s:
+        [call] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")).all()
+        assert call.due_at.astimezone(SH) == bj(2025, 11, 24, 9, 0)
+    [row] = admin_board(w)["waiting"]
+    assert row["fired"][0]["held_until"].astimezone(SH) == bj(2025, 11, 24, 9, 0)  # (so far, so good)
+
+
+def test_on_saturday_the_board_still_says_a_held_call_rings_on_monday(local):
+    """Saturday 10:00 the call is still held for Monday 09:00 (its outbox row is due then), but
+    the board no longer says so: the fired step reads merely queued, held_until null, and the
+    board's list of calls quiet hours hold (calls_held) is empty, as if it had rung or were
+    ringing now. The hold is worked out at the board's `now`, which quiet hours no longer cover,
+    and business hours, closed all weekend, are only asked once quiet hours hold a call."""
+    w = local
+    _friday_night_call_held(w)
+    w.clock((bj(2025, 11, 22, 10, 0) - w.t0).total_seconds())  # Saturday 10:00
+    board = admin_board(w)
+    [row] = board["waiting"]
+    assert row["fired"][0]["delivery"] == "queued"
+    held = row["fired"][0]["held_until"]
+    assert held is not None and held.astimezone(SH) == bj(2025, 11, 24, 9, 0), held
+    assert [at.astimezone(SH) for at in board["calls_held"]] == [bj(2025, 11, 24, 9, 0)]
+
+
+def test_a_special_date_added_on_saturday_does_not_ring_a_call_held_for_mondays_shift(local):
+    """README: a call quiet hours hold back under a business-hours policy "waits for the policy's
+    next open moment too: Monday's shift, not Saturday 08:00". On Saturday at 10:00 the admin
+    adds next month's team-building day (放假) on the policy page: every held call is retimed
+    (retime_held_calls), and this one, no longer in quiet hours, is made due at once. The sender
+    lets it ring: 张三 is phoned on his day off (here the server has no voice provider, so the
+    call is recorded as tried and skipped rather than placed), instead of Monday at 09:00."""
+    w = local
+    _friday_night_call_held(w)
+    w.clock((bj(2025, 11, 22, 10, 0) - w.t0).total_seconds())  # Saturday 10:00
+    admin = SignedIn(w.rt, w.tenant_id, "admin", name="王五")
+    r = admin("POST", "/sla/policy/days", form={"day": "2025-12-18", "kind": "holiday", "note": "团建"})
+    assert r.status_code == 303, r.text
+    with w.session() as s:
+        [message] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")).all()
+    assert message.due_at.astimezone(SH) == bj(2025, 11, 24, 9, 0), message.due_at.astimezone(SH)
+    _send_due_calls(w)  # the worker's pass on Saturday
+    with w.session() as s:
+        [call] = s.scalars(select(SlaCall)).all()
+        assert (call.status, call.error) == ("queued", ""), (call.status, call.error)

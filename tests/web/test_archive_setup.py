@@ -5,6 +5,9 @@ live permit / agreement lists from the emulator, with a readable error when WeCo
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select, text
 
 from siyu.conversations.models import ArchiveKey
+from siyu.customers import service as customers
 from siyu.customers.models import Customer
 from siyu.db.crypto import SecretBox
 from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Tenant
-from tests.web.conftest import PASSWORD, _make_tenant, login
+from tests.web.conftest import DEPARTMENTS, PASSWORD, _contact, _make_tenant, login
 
 
 @pytest.fixture
@@ -404,6 +408,32 @@ def test_the_sdk_path_must_name_the_sdk_and_tells_nothing_of_other_files(as_role
         assert s.get(Tenant, world.b.id).archive_sdk_path == ""
 
 
+def test_the_archive_secret_is_saved_while_wecom_limits_the_call_that_checks_it(
+    siyu, db, web_settings, emu_url
+):
+    """The permit list tells the 会话存档 Secret from another app's; WeCom limiting that call
+    says nothing of the Secret, and a right one was refused as 未通过企业微信检查."""
+    path = "/cgi-bin/msgaudit/get_permit_user_list"
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        tenant = _make_tenant(db, Runtime.create(web_settings, db), emu, "ding")
+        fault = {"corp_id": tenant.corp["corp_id"], "path": path, "errcode": 45009, "times": 1000}
+        assert emu.post("/_emulator/faults", json=fault).status_code < 300
+        with db.tenant_session(tenant.id) as s:
+            tenancy.add_person(s, f"admin-{tenant.slug}", "丁管理员", "admin", PASSWORD)
+        admin = login(siyu, f"admin-{tenant.slug}")
+        try:
+            secret = tenant.corp["archive_secret"]
+            r = admin.post(
+                "/setup/archive", data={"csrf_token": admin.csrf, "mode": "http", "secret": secret}
+            )
+            assert (r.status_code, r.headers.get("location")) == (303, "/setup/archive?done=saved"), r.text[
+                :300
+            ]
+        finally:
+            admin.close()
+            emu.delete("/_emulator/faults")
+
+
 def test_the_sdk_path_must_be_a_full_one(as_role, world, db):
     """A bare name passed the check for a file (looked for in Siyu's working folder), and the
     worker then failed every pull: the loader looks for one in the system's library folders."""
@@ -544,3 +574,61 @@ def test_the_archive_page_answers_at_once_while_wecom_keeps_limiting_calls(
         finally:
             admin.close()
             emu.delete("/_emulator/faults")
+
+
+PERMIT_STAFF = [
+    {"userid": "zhangsan", "name": "张三", "department": [3]},
+    {"userid": "zhaoliu", "name": "赵六", "department": [4]},
+]
+
+
+def test_a_permitted_members_declining_customer_is_listed_past_a_thousand_unarchived_follows(
+    db, web_settings, siyu, emu_url
+):
+    """赵六 is not on the permit list and holds the corp's oldest 1,000 customers; 张三 is
+    archived and his newest customer says no. The page checks only archived members' pairs,
+    yet spent its budget of 1,000 pairs on 赵六's before leaving them out: it checked none,
+    said every checked customer agreed (0 pairs), and never named the one who said no."""
+    rt = Runtime.create(web_settings, db)
+    sfx = uuid.uuid4().hex[:6]
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        t = _make_tenant(db, rt, emu, "permit", staff=PERMIT_STAFF)
+    now = int(time.time())
+    with db.tenant_session(t.id) as s:
+        tenancy.save_directory(s, DEPARTMENTS, PERMIT_STAFF)
+        admin = f"admin-permit-{sfx}"
+        tenancy.add_person(s, admin, "管理员", "admin", PASSWORD)
+        for i in range(1000):
+            ext = f"wmZ{i:04d}{sfx}"
+            customers.record_added(
+                s,
+                {"UserID": "zhaoliu", "ExternalUserID": ext, "CreateTime": now - 86400, "State": ""},
+                _contact(ext, f"客户{i}", "zhaoliu", now - 86400),
+            )
+        ext_new = f"wmNEW{sfx}"
+        customers.record_added(
+            s,
+            {"UserID": "zhangsan", "ExternalUserID": ext_new, "CreateTime": now - 60, "State": ""},
+            _contact(ext_new, "新客户吴女士", "zhangsan", now - 60),
+        )
+        tenancy.save_archive_settings(s, rt.box, s.get(Tenant, t.id), "http", t.corp["archive_secret"])
+    corp = t.corp["corp_id"]
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        r = emu.put(f"/_emulator/corps/{corp}/archive/permit", json={"userids": ["zhangsan"]})
+        assert r.status_code == 200, r.text
+        r = emu.post(
+            f"/_emulator/corps/{corp}/archive/agree",
+            json={"userid": "zhangsan", "external_userid": ext_new, "agree": False},
+        )
+        assert r.status_code in (200, 201), r.text
+
+    client = login(siyu, admin)
+    try:
+        page = client.get("/setup/archive")
+    finally:
+        client.close()
+    assert page.status_code == 200
+    section = page.text.split('id="permit"', 1)[1]
+    assert "张三" in section.split('id="permit-users"', 1)[1].split("</p>", 1)[0]
+    # 吴女士 said no to 张三, who is archived: the page must say so
+    assert 'id="disagree"' in section and "新客户吴女士" in section, section[:1500]

@@ -120,13 +120,15 @@ def official_calendar_through() -> int | None:
 
 
 def official_calendar_gap(today: date, ahead_days: int = 60) -> int | None:
-    """The first year within `ahead_days` of `today` that the official calendar does not
-    cover (the admin should add its holidays and 调休 workdays), or None."""
+    """The year `ahead_days` from `today` where the official calendar does not cover it (the
+    admin should add its holidays and 调休 workdays), or None: late in a year the package does
+    not know either, the coming one, whose Spring Festival is weeks away, not the one nearly
+    over."""
     through = official_calendar_through()
     if through is None:
         return None
     soon = (today + timedelta(days=ahead_days)).year
-    return through + 1 if soon > through else None
+    return soon if soon > through else None
 
 
 def _local(day: date, minutes: int, tz: ZoneInfo) -> datetime:

@@ -181,14 +181,21 @@ def _snooze_of(w, now: datetime) -> dict:
 def call_held_until(
     policy: PolicyView, at: datetime, timezone: str, calendar_of: Callable[[PolicyView], BusinessCalendar]
 ) -> datetime | None:
-    """When a call that would go at `at` may be placed, if the policy's quiet hours hold it
-    back (under business hours, once the business clock runs again: not on a Saturday morning
-    when the clock runs Monday to Friday); None when it may go at `at`. Firing holds calls by
-    it, and the board shows when a held call will go."""
-    ends = quiet_until(at, policy.quiet_hours, timezone)
-    if ends is not None and policy.business_hours_only:
-        ends = calendar_of(policy).add(ends, 0)
-    return ends
+    """When a call that would go at `at` may be placed: outside the policy's quiet hours and,
+    under business hours, while the business clock runs (not on a Saturday morning when it runs
+    Monday to Friday, nor at a shift's 07:00 inside quiet hours till 07:30, whichever holds it
+    first); None when it may go at `at`. Firing holds calls by it, the sender too, and the
+    board shows when a held call will go."""
+    t = at
+    for _ in range(16):  # each round ends quiet hours or opens a shift; a policy whose every
+        # shift lies in its quiet hours (refused on save, CALL_NEVER) would go round for ever
+        later = quiet_until(t, policy.quiet_hours, timezone) or t
+        if policy.business_hours_only:
+            later = calendar_of(policy).add(later, 0)
+        if later == t:
+            break
+        t = later
+    return t if t != at else None
 
 
 def placed_since(since: datetime):

@@ -21,6 +21,7 @@ from siyu.conversations.models import ArchiveCursor, ArchiveKey
 from siyu.conversations.search import SearchBacklog
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import staff_names
+from siyu.db import bulk
 from siyu.db.base import utcnow
 from siyu.db.crypto import masked
 from siyu.tenancy import service as tenancy
@@ -91,7 +92,8 @@ class State:
     slug: str = ""
     keys: list[dict] = field(default_factory=list)
     cursor: dict | None = None
-    pairs: list[tuple[str, str]] = field(default_factory=list)
+    tenant_id: int = 0
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # (_live's: archived members' only)
     customers: dict[str, dict] = field(default_factory=dict)  # external_userid -> {id, name}
     names: dict[str, str] = field(default_factory=dict)
     active_staff: list[str] = field(default_factory=list)
@@ -116,6 +118,7 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
             sdk_path=tenant.archive_sdk_path or "",
             callback_url=rt.settings.archive_callback_url(tenant.slug),
             slug=tenant.slug,
+            tenant_id=tenant_id,
         )
         pair = tenancy.archive_callback_pair(tenant, rt.box)
         if pair:
@@ -144,22 +147,32 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
                 "search_oldest": oldest,
                 "search_stuck": oldest is not None and oldest < utcnow() - SEARCH_STUCK_AFTER,
             }
-        rows = s.execute(
-            select(Follow.staff_userid, Customer.external_userid, Customer.id, Customer.name)
-            .join(Customer, Customer.id == Follow.customer_id)
-            .where(Follow.status.in_(("active", "half")))
-            .order_by(Follow.id)
-            .limit(MAX_AGREE_PAIRS + 1)
-        ).all()
-        st.truncated = len(rows) > MAX_AGREE_PAIRS
-        for userid, ext, cid, name in rows[:MAX_AGREE_PAIRS]:
-            st.pairs.append((userid, ext))
-            st.customers[ext] = {"id": cid, "name": name}
         st.names = staff_names(s)
         st.active_staff = list(
             s.scalars(select(Staff.userid).where(Staff.active.is_(True)).order_by(Staff.name))
         )
     return st
+
+
+def _agree_pairs(rt, st: State, permitted: set[str]) -> list[tuple[str, str]]:
+    """The archived members' contacts to ask WeCom about, newest first (a customer just added is
+    the one just asked to agree), at most MAX_AGREE_PAIRS; the members WeCom does not archive
+    are not asked about, nor use up the pairs asked."""
+    with rt.db.tenant_session(st.tenant_id) as s:
+        rows = s.execute(
+            select(Follow.staff_userid, Customer.external_userid, Customer.id, Customer.name)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(
+                Follow.status.in_(("active", "half")), bulk.among(s, Follow.staff_userid, sorted(permitted))
+            )
+            .order_by(Follow.id.desc())
+            .limit(MAX_AGREE_PAIRS + 1)
+        ).all()
+    st.truncated = len(rows) > MAX_AGREE_PAIRS
+    for userid, ext, cid, name in rows[:MAX_AGREE_PAIRS]:
+        st.pairs.append((userid, ext))
+        st.customers[ext] = {"id": cid, "name": name}
+    return st.pairs
 
 
 def archive_client(rt, corp_id: str, secret: str) -> WeComClient:
@@ -190,7 +203,7 @@ async def _live(rt, st: State) -> dict:
         async with archive_client(rt, st.corp_id, st.secret) as client:
             permit = await archive.permit_users(client)
             permitted = set(permit)
-            pairs = [(u, e) for u, e in st.pairs if u in permitted]
+            pairs = await run_in_threadpool(_agree_pairs, rt, st, permitted) if permitted else []
             answers = await archive.check_single_agree(client, pairs) if pairs else []
     except WeComRateLimited as exc:
         out["error"] = f"{LIMITED} (errcode {exc.errcode})"
@@ -323,8 +336,14 @@ async def archive_save(request: Request, viewer: PageViewer):
             async with archive_client(rt, corp_id, checked) as client:
                 await client.get_token()
                 # WeCom gives a token for any of the corp's secrets: only an archive call tells
-                # the 会话存档 Secret from the app's or 客户联系's pasted in its place
-                await archive.permit_users(client)
+                # the 会话存档 Secret from the app's or 客户联系's pasted in its place (its other
+                # answers, a rate limit, a timeout, say nothing of the Secret: the page tells them)
+                try:
+                    await archive.permit_users(client)
+                except WeComNotPermitted:
+                    raise
+                except WeComFailure:
+                    pass
         except WeComFailure as exc:
             which = "" if secret else "已保存的"
             message = f"{which}会话存档 Secret 未通过企业微信检查：{_archive_secret_problem(exc)}"
