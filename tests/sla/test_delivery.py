@@ -283,7 +283,8 @@ def test_an_agents_card_promises_no_call_the_cooldown_will_skip(w):
     w.clock(1060)
     assert w.fire() == 1
     [_, card] = wait_for(lambda: cards(w, "zhangsan")[1:] and cards(w, "zhangsan"))
-    assert '<div class="gray">10:18 仍未回复将给你打电话</div>' in card["description"], card["description"]
+    # (the minute it will have come by, as the board says it: due 10:18:40)
+    assert '<div class="gray">10:19 仍未回复将给你打电话</div>' in card["description"], card["description"]
 
 
 def test_a_leaders_card_says_the_agent_held_the_reminders_back(w):
@@ -1077,3 +1078,30 @@ def test_a_card_forwarded_to_a_member_who_may_not_see_the_chat_says_whom_card_li
         assert r.status_code == 404 and re.search(r'role="alert">(.*?)</p>', r.text, re.S)[1] == told, url
     plain = tapped(w, "wangwu", card["url"].replace("%3Fcard%3D", "%3Fx%3D"))  # no card: as it was
     assert plain.status_code == 404 and "提醒" not in plain.text
+
+
+def test_the_agents_card_names_the_same_minute_for_the_next_step_as_the_board(local):
+    """张三's card at 10:02:40 and the board at that moment speak of one step, 李四's card due at
+    10:05:40: the board says 下一步 10:06, the card 10:05 仍未回复将提醒李四 (at 10:05:10 张三 sees
+    on the board that nothing is due till 10:06, his phone said 10:05: seen in the demo)."""
+    from siyu.sla.tasks import _notice
+    from tests.sla.test_board_metrics import _get
+    from tests.sla.test_never_ring import _row
+
+    w = local
+    _at_ten(w)  # 10:00:00 in Shanghai
+    w.policy(
+        steps=[
+            {"delay_s": 120, "action": "app_message", "target": "agent"},
+            {"delay_s": 300, "action": "app_message", "target": "leader"},
+        ]
+    )
+    w.say("今天下单今天能发吗", at=40)  # 10:00:40: the card at 10:02:40, 李四 told at 10:05:40
+    w.pulled(7200)
+    w.clock(161)
+    assert w.fire() == 1
+    said = _notice(w.rt, w.tenant_id, w.outbox("sla_notice")[-1])["textcard"]["description"]
+    row = _row(_get(w, "/sla").text, w.conversation().id)
+    assert '下一步 10:06 <span class="next-step">提醒卡片发给上级 李四</span>' in row, row
+    # the card on 张三's phone names the step's minute as the board does
+    assert '<div class="gray">10:06 仍未回复将提醒李四</div>' in said, said

@@ -465,7 +465,7 @@ def _around(e: dict, touser: str, agent_name: str, zone: str, now: datetime) -> 
         done = (
             f"给{whom}打电话" if action == "voice_call" else "再次提醒你" if who == touser else f"提醒{whom}"
         )
-        return f"{_when(at)} 仍未回复将{done}"
+        return f"{_when(timezones.upcoming(at))} 仍未回复将{done}"
     said = [f"已于 {_when(e['reminded'])} 提醒{agent_name}"] if e.get("reminded") else []
     if e.get("snoozed"):
         by, at, until = e["snoozed"]

@@ -89,6 +89,14 @@ def wall_clock(at: datetime, zone: str | None, fmt: str) -> str:
     return text
 
 
+def upcoming(value: datetime) -> datetime:
+    """A time to come as shown to the minute: the minute it will have come by (a step due at
+    00:15:59 shown as 00:15 looked overdue at 00:15:30; it fires at 00:16). Pages and cards
+    alike: a card said 10:05 of the step the board beside it said 10:06."""
+    whole = value.replace(second=0, microsecond=0)
+    return whole if whole == value else whole + timedelta(minutes=1)
+
+
 def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
     """HH:MM when `at` falls on the zone's today (by `now`, Siyu's clock), else MM-DD HH:MM: how
     every page and card gives a time near now."""

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import re
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from fastapi import Request
@@ -60,17 +60,10 @@ def local(ctx, value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> st
     return local_time(value, ctx.get("tz"), fmt)
 
 
-def upcoming(value: datetime) -> datetime:
-    """A time to come as shown to the minute: the minute it will have come by (a step due at
-    00:15:59 shown as 00:15 looked overdue at 00:15:30; it fires at 00:16)."""
-    whole = value.replace(second=0, microsecond=0)
-    return whole if whole == value else whole + timedelta(minutes=1)
-
-
 def soon(value: datetime, zone: str | None, now: datetime) -> str:
     """A time to come as every page says it: HH:MM when it falls on the tenant's today, MM-DD
     HH:MM on another day (the chat said 12-07 01:49 of the time the board beside it said 01:49)."""
-    return of_the_day(upcoming(value), zone, now)
+    return of_the_day(timezones.upcoming(value), zone, now)
 
 
 def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
