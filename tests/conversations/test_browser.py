@@ -16,6 +16,7 @@ from tests.web.conftest import (  # noqa: F401 - fixtures
     browser_type,
     launch_browser,
     playwright,
+    wecom_page,
 )
 from tests.web.conftest import fits_the_phone as _fits_the_phone
 
@@ -26,7 +27,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_a_pushed_link_opens_the_conversation_and_dismiss_stops_the_wait(page, siyu, world, new_waiting):
+def test_a_pushed_link_opens_the_conversation_and_dismiss_stops_the_wait(
+    wecom_page,  # noqa: F811 - the fixture
+    siyu,
+    world,
+    new_waiting,
+):
+    page = wecom_page
     cid = new_waiting("zhangsan", "请问这个型号还有货吗？我想今天下单，麻烦尽快回复一下，谢谢！" * 3)
     link = f"{siyu}/auth/wecom/{world.a.slug}?next=/conversations/{cid}"
     corp_id = world.a.corp["corp_id"]

@@ -18,11 +18,8 @@ from siyu.db.crypto import SecretBox
 from siyu.tenancy.models import WebSession
 from siyu.web.auth import token_hash
 from tests.support import TEST_SECRET_KEY
+from tests.web.conftest import IN_WECOM
 
-IN_WECOM = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Mobile/15E148 wxwork/4.1.26 MicroMessenger/7.0.1 Language/zh ColorScheme/Light"
-)
 DESKTOP = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/126.0.0.0 Safari/537.36"

@@ -1105,3 +1105,53 @@ def test_the_agents_card_names_the_same_minute_for_the_next_step_as_the_board(lo
     assert '下一步 10:06 <span class="next-step">提醒卡片发给上级 李四</span>' in row, row
     # the card on 张三's phone names the step's minute as the board does
     assert '<div class="gray">10:06 仍未回复将提醒李四</div>' in said, said
+
+
+def test_a_member_renamed_in_wecom_is_named_so_by_what_they_do_from_the_card(w):
+    """张三 signed in from his card once (his Siyu login made then, named 张三), and was then
+    renamed 张三丰 in WeCom (the staff sync brought it). He signs in from the card again and puts
+    the reminders off: his Siyu login is still 张三, whatever WeCom says (person_for_staff updates
+    the role a leader gets, never the name), so the leader's card reads
+    已于 19:04 提醒张三丰；张三 19:04 暂缓提醒至 19:05 under the title 张三丰的客户: a colleague
+    named 张三, who does not exist, held 张三丰's reminders back. The board and the chat said
+    暂缓至 …（张三） likewise. A rename in WeCom now renames the login at the staff sync."""
+    from tests.web.conftest import IN_WECOM
+
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    conversation = w.conversation()
+    w.clock(120)
+    assert w.fire() == 1
+    [card] = wait_for(lambda: cards(w, "zhangsan"))
+    corp = w.stack.corp_id
+
+    def signed_in_from_the_card() -> tuple[httpx.Client, httpx.Response]:
+        phone = httpx.Client(follow_redirects=True, timeout=10, headers={"user-agent": IN_WECOM})
+        r = phone.get(f"{w.stack.emulator}/_emulator/oauth/as/{corp}/zhangsan", params={"next": card["url"]})
+        assert r.status_code == 200 and r.url.path == f"/conversations/{conversation.id}", r.url
+        return phone, r
+
+    phone, _ = signed_in_from_the_card()  # his login is made: 张三
+    phone.close()
+    w.stack.wecom.staff["zhangsan"].name = "张三丰"  # renamed in WeCom's admin console
+    w.stack.sync()
+    phone, r = signed_in_from_the_card()
+    try:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text)[1]
+        w.clock(125)
+        snoozed = phone.post(
+            f"{w.stack.siyu}/conversations/{conversation.id}/snooze",
+            data={"csrf_token": csrf, "minutes": 1, "next": f"/conversations/{conversation.id}"},
+        )
+        assert snoozed.status_code == 200 and "已暂缓提醒" in snoozed.text
+        me = phone.get(f"{w.stack.siyu}/api/v1/me").json()["display_name"]
+    finally:
+        phone.close()
+    w.clock(300)
+    while w.fire():
+        pass
+    [leaders] = wait_for(lambda: cards(w, "lisi"))
+    assert leaders["title"].startswith("张三丰的客户")
+    around = re.search(r'<div class="gray">(已于[^<]*)</div>', leaders["description"])[1]
+    assert re.search(r"；张三丰 \d\d:\d\d 暂缓提醒至", around), around
+    assert me == "张三丰"

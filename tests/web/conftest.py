@@ -53,6 +53,14 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
+# WeCom's own browser on a phone: WeCom's OAuth signs in only there (elsewhere Siyu's WeCom
+# sign-in goes by QR scan)
+IN_WECOM = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Mobile/15E148 wxwork/4.1.26 MicroMessenger/7.0.1 Language/zh ColorScheme/Light"
+)
+
+
 @pytest.fixture(scope="session")
 def browser_context_args():
     # Not built on the plugin's own (it needs the session-wide Playwright; see test_browser.py).
@@ -62,6 +70,14 @@ def browser_context_args():
         "has_touch": True,
         "locale": "zh-CN",
     }
+
+
+@pytest.fixture
+def wecom_page(browser, browser_context_args):
+    """A page in WeCom's own browser on a phone, where a card's link is opened."""
+    context = browser.new_context(**browser_context_args, user_agent=IN_WECOM)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture(scope="package")

@@ -45,7 +45,8 @@ def test_sign_in_and_find_a_customer(page, siyu, world):
     expect(page.get_by_text("王姐-报价")).to_have_count(0)
 
 
-def test_a_pushed_link_opens_signed_in_through_wecom_oauth(page, siyu, world):
+def test_a_pushed_link_opens_signed_in_through_wecom_oauth(wecom_page, siyu, world):
+    page = wecom_page
     cid = world.a.customers["王女士"]
     link = f"{siyu}/auth/wecom/{world.a.slug}?next=/customers/{cid}"
     # The emulator's way to say "this browser is signed in to WeCom as 张三", then the link.

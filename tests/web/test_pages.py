@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from siyu.tenancy.models import Person, Staff, Tenant
+from tests.web.conftest import IN_WECOM
 
 
 def test_staff_page_and_sync_now(as_role, world, db):
@@ -205,7 +206,7 @@ def test_setup_checks_credentials_with_wecom_and_shows_why_not(as_role, world):
 
 
 def test_oauth_start_redirects_to_wecom(siyu, world, web_settings):
-    with httpx.Client(base_url=siyu) as client:
+    with httpx.Client(base_url=siyu, headers={"user-agent": IN_WECOM}) as client:
         r = client.get(f"/auth/wecom/{world.a.slug}", params={"next": "/customers/5"})
         assert r.status_code == 302
         url = urlsplit(r.headers["location"])
@@ -218,6 +219,18 @@ def test_oauth_start_redirects_to_wecom(siyu, world, web_settings):
         assert q["redirect_uri"] == f"{callback}?next=%2Fcustomers%2F5"
         assert q["state"] and q["state"] in client.cookies["siyu_oauth"]
         r = client.get(f"/auth/wecom/{world.a.slug}", params={"desktop": 1})
+        url = urlsplit(r.headers["location"])
+        assert url.path == "/wwlogin/sso/login" and "login_type=CorpApp" in url.query
+
+
+def test_a_card_link_opened_outside_wecom_signs_in_by_qr_scan(siyu, world):
+    """A card's link the desktop client opens in the system browser, or copied to one: WeCom's
+    OAuth signs in only inside its own browser (elsewhere 请在企业微信客户端打开链接), and the
+    link went there whatever the browser."""
+    desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0.0.0 Safari/537.36"
+    with httpx.Client(base_url=siyu, headers={"user-agent": desktop}) as client:
+        r = client.get(f"/auth/wecom/{world.a.slug}", params={"next": "/conversations/5"})
+        assert r.status_code == 302
         url = urlsplit(r.headers["location"])
         assert url.path == "/wwlogin/sso/login" and "login_type=CorpApp" in url.query
         assert client.get("/auth/wecom/no-such-corp").status_code == 404

@@ -18,6 +18,7 @@ from siyu.db.crypto import SecretBox, masked
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
 from siyu.tenancy.queries import members_left
+from siyu.visible_names import tidy_name
 from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import new_encoding_aes_key
@@ -280,13 +281,15 @@ def save_directory(session: Session, departments: list[dict], users: list[dict])
         dept.parent_wecom_id = item.get("parentid", 0)
         dept.leaders = item.get("department_leader", []) or []
     staff = {s.userid: s for s in session.scalars(select(Staff))}
-    seen = set()
+    seen, renamed = set(), {}
     for item in users:
         seen.add(item["userid"])
         member = staff.get(item["userid"])
         if member is None:
             member = Staff(userid=item["userid"], name=item.get("name", item["userid"]))
             session.add(member)
+        if item.get("name", member.name) != member.name:
+            renamed[member.userid] = item["name"]
         member.name = item.get("name", member.name)
         member.departments = item.get("department", []) or []
         member.main_department = item.get("main_department") or (
@@ -303,6 +306,11 @@ def save_directory(session: Session, departments: list[dict], users: list[dict])
             # WeCom lists no member who left (nor one outside the app's visible range, which
             # it does not tell apart): taken as left, what 离职继承 in WeCom calls them too
             member.active, member.wecom_status = False, STAFF_LEFT
+    # a member renamed in WeCom is renamed on their login too (what they do from a card is
+    # told by it): a name an admin gave the login stands until WeCom renames the member
+    for person in session.scalars(select(Person).where(Person.staff_userid.in_(sorted(renamed)))):
+        if tidy_name(renamed[person.staff_userid]):  # (nor to a name that shows nothing)
+            person.display_name = renamed[person.staff_userid]
     session.flush()
     return {"departments": len(departments), "staff": len(seen)}
 

@@ -584,7 +584,10 @@ def _tenant_by_slug(rt, slug: str) -> tuple[int, str, int] | None:
 
 @router.get("/auth/wecom/{slug}")
 async def wecom_start(request: Request, slug: str, next: str = "/", desktop: bool = False):
-    """Start WeCom sign-in: in WeCom's own browser (OAuth2) or, with ?desktop=1, by QR scan."""
+    """Start WeCom sign-in: in WeCom's own browser (OAuth2), else by QR scan (a card's link the
+    desktop client opens in the system browser, or copied to one: WeCom's OAuth signs in only
+    inside its own browser, elsewhere it says 请在企业微信客户端打开链接); ?desktop=1 asks for the
+    QR scan whatever the browser."""
     rt = request.app.state.rt
     found = await run_in_threadpool(_tenant_by_slug, rt, slug)
     if found is None:
@@ -597,7 +600,7 @@ async def wecom_start(request: Request, slug: str, next: str = "/", desktop: boo
     redirect_uri = (
         f"{rt.settings.public_url.rstrip('/')}/auth/wecom/{slug}/callback?next={quote(next_url, safe='')}"
     )
-    if desktop:
+    if desktop or not in_wecom(request):
         url = web_login_url(rt.settings.wecom_login_url, corp_id, agent_id, redirect_uri, state)
     else:
         url = oauth_authorize_url(
