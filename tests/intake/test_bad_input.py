@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from siyu.customers.models import Customer
@@ -108,3 +109,30 @@ def test_an_add_event_timed_past_any_calendar_adds_its_customer(settings, db):
         assert event.status == "done", event.last_error
         with st.session() as s:
             assert s.scalar(select(Customer.id).where(Customer.external_userid == "wmFarAway"))
+
+
+@pytest.mark.parametrize("where", ["envelope", "event"])
+@pytest.mark.parametrize("encoding", ["GBK", "no-such-encoding"])
+def test_xml_declaring_an_encoding_the_parser_cannot_read_is_refused_clearly(
+    siyu,
+    corp,
+    db,
+    encoding,
+    where,  # noqa: F811
+):
+    """XML declaring an encoding the parser cannot read (GBK, common in China, or one made up)
+    is malformed XML like any other: a 400 saying why, not a 500. `envelope`: the POSTed body
+    (anyone may send one, no key needed); `event`: the signed, decrypted event inside it."""
+    slug, tenant_id, crypto = corp
+    declaration = f'<?xml version="1.0" encoding="{encoding}"?>'
+    event = add_event(crypto.receive_id, "wmDeclared")
+    body, params = crypto.encrypt_callback(declaration + event if where == "event" else event)
+    declared = declaration + body if where == "envelope" else body
+    r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=declared.encode())
+    # it was a 500 Internal Server Error (pyexpat's ValueError "multi-byte encodings are not
+    # supported" / LookupError "unknown encoding" escaped the MalformedXML guard)
+    assert r.status_code in (200, 400), f"{r.status_code} {r.text[:100]}"
+    if r.status_code == 400:
+        assert r.text.startswith("bad request:") and stored(db, tenant_id) == 0
+    else:
+        assert stored(db, tenant_id) == 1

@@ -20,6 +20,8 @@ def _parse(xml: str | bytes):
         root = fromstring(xml)
     except (ParseError, DefusedXmlException) as exc:
         raise MalformedXML(f"not well-formed XML: {exc}") from exc
+    except (ValueError, LookupError) as exc:  # a declared encoding expat cannot read (GBK, made up)
+        raise MalformedXML(f"XML in an encoding WeCom does not send (UTF-8 only): {exc}") from exc
     if root.tag != "xml":
         raise MalformedXML("root element is not <xml>")
     return root
