@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -102,6 +103,20 @@ async def archive_callback(request: Request) -> PlainTextResponse:
     return await _callback(request, ARCHIVE)
 
 
+async def _opened(
+    intake, slug: str, body: bytes, signature: str, timestamp: str, nonce: str, channel: Channel
+):
+    """intake.open on the loop while the URL's keys are cached (the hot path: a thread's hop
+    for each callback costs), else in a thread: the keys are read from the database, which may
+    be slow to answer (an outage), and the loop serves every other request meanwhile."""
+    if intake.cached(slug, channel):
+        try:
+            return intake.open(slug, body, signature, timestamp, nonce, channel, reread=False)
+        except CallbackCryptoError:
+            pass  # the keys may have changed elsewhere: read afresh, in a thread
+    return await run_in_threadpool(intake.open, slug, body, signature, timestamp, nonce, channel)
+
+
 async def _callback(request: Request, channel: Channel) -> PlainTextResponse:
     slug = request.path_params["slug"]
     intake = request.app.state.rt.intake
@@ -110,13 +125,16 @@ async def _callback(request: Request, channel: Channel) -> PlainTextResponse:
             signature, timestamp, nonce, echostr = _query(
                 request, "msg_signature", "timestamp", "nonce", "echostr"
             )
-            return PlainTextResponse(intake.verify_url(slug, signature, timestamp, nonce, echostr, channel))
+            echo = await run_in_threadpool(
+                intake.verify_url, slug, signature, timestamp, nonce, echostr, channel
+            )
+            return PlainTextResponse(echo)
         signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
         body = await _capped_body(request)
         if body is None:
             log.warning("callback for %s refused: body over %d bytes", slug, MAX_BODY)
             return PlainTextResponse("callback body too large", status_code=413)
-        row = intake.open(slug, body, signature, timestamp, nonce, channel)
+        row = await _opened(intake, slug, body, signature, timestamp, nonce, channel)
     except (
         UnknownTenant,
         ChannelNotConfigured,

@@ -126,15 +126,25 @@ class CallbackIntake:
             for key in [k for k in self._keys if k[0] == slug]:
                 self._keys.pop(key, None)
 
-    def _verified(self, slug: str, channel: Channel, use: Callable[[WeComCrypto], T]) -> tuple[TenantKeys, T]:
+    def cached(self, slug: str, channel: Channel = MAIN) -> bool:
+        """Whether this URL's keys are at hand without the database (read within the minute)."""
+        key = (slug, channel.name)
+        return key in self._keys and time.monotonic() - self._loaded_at.get(key, 0.0) < KEYS_TTL_S
+
+    def _verified(
+        self, slug: str, channel: Channel, use: Callable[[WeComCrypto], T], reread: bool = True
+    ) -> tuple[TenantKeys, T]:
         """`use(crypto)` with the cached keys; if they fail, once more with keys read afresh:
         another process (`siyu tenant archive-callback`, another server) may have changed
-        them. At most one reread per URL per second, so bad signatures cannot flood the
+        them (not with `reread` off: the caller is on the event loop, where the database is not
+        waited on). At most one reread per URL per second, so bad signatures cannot flood the
         database."""
         keys = self.keys(slug, channel)
         try:
             return keys, use(keys.crypto)
         except CallbackCryptoError:
+            if not reread:
+                raise
             now, cache_key = time.monotonic(), (slug, channel.name)
             with self._lock:
                 if now - self._reloaded_at.get(cache_key, -RELOAD_S) < RELOAD_S:
@@ -154,12 +164,19 @@ class CallbackIntake:
         )[1]
 
     def open(
-        self, slug: str, body: bytes, msg_signature: str, timestamp: str, nonce: str, channel: Channel = MAIN
+        self,
+        slug: str,
+        body: bytes,
+        msg_signature: str,
+        timestamp: str,
+        nonce: str,
+        channel: Channel = MAIN,
+        reread: bool = True,
     ):
         """Verify, decrypt, parse and check the kind; raises before anything is stored."""
         encrypted = envelope_encrypt(body)
         keys, inner = self._verified(
-            slug, channel, lambda c: c.decrypt_callback(encrypted, msg_signature, timestamp, nonce)
+            slug, channel, lambda c: c.decrypt_callback(encrypted, msg_signature, timestamp, nonce), reread
         )
         # Stored as text: bytes that are not UTF-8 had been stored with replacement characters
         # (names garbled; UTF-16 kept NULs, which PostgreSQL refuses) and could not be read back.
