@@ -114,11 +114,11 @@ def test_an_add_event_timed_past_any_calendar_adds_its_customer(settings, db):
 @pytest.mark.parametrize("where", ["envelope", "event"])
 @pytest.mark.parametrize("encoding", ["GBK", "no-such-encoding"])
 def test_xml_declaring_an_encoding_the_parser_cannot_read_is_refused_clearly(
-    siyu,
-    corp,
+    siyu,  # noqa: F811 - the fixtures
+    corp,  # noqa: F811
     db,
     encoding,
-    where,  # noqa: F811
+    where,
 ):
     """XML declaring an encoding the parser cannot read (GBK, common in China, or one made up)
     is malformed XML like any other: a 400 saying why, not a 500. `envelope`: the POSTed body
