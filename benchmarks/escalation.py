@@ -635,8 +635,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.agents is None:
         args.agents = max(1, args.conversations // WAITING_PER_AGENT)
-    if args.conversations < 1 or args.workers < 1:
-        parser.error("--conversations and --workers must be positive")
+    if min(args.conversations, args.workers, args.agents, args.concurrency) < 1:
+        parser.error("--conversations, --workers, --agents and --concurrency must be positive")
+    if args.spread_s < 0 or args.drain_s < 0 or (args.lead_s is not None and args.lead_s < 0):
+        parser.error("--spread-s, --drain-s and --lead-s may not be negative")
     if not args.database and args.workers != 1:
         log("SQLite: one worker process (SQLite has one writer; several workers are for PostgreSQL)")
         args.workers = 1

@@ -533,7 +533,7 @@ def measure(args, settings: Settings, db: Database) -> dict:
         "ingest_s": round(ingest_s, 3),
         "baseline_s": round(baseline_s, 3),
         "rounds": len(bounds),
-        "parts": conversation_tasks.parts_for(db, BATCH, args.parts),
+        "parts": conversation_tasks.parts_for(db, min(BATCH, len(items)), args.parts),
         "goal": goal["goal"],
         "goal_met": goal["met"],
         "stored": counts,
@@ -598,8 +598,8 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (SQLite file)")
     args = parser.parse_args()
-    if args.messages < 1:
-        parser.error("--messages must be positive")
+    if args.messages < 1 or args.rounds < 1 or (args.parts is not None and args.parts < 1):
+        parser.error("--messages, --rounds and --parts must be positive")
 
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         os.sched_setaffinity(0, {0})  # one core for Siyu; the database server has the other

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.finance_sdk import standin_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +80,53 @@ def test_the_reads_benchmark_opens_every_page_of_every_role_and_reports_the_base
                 assert figures["p95_ms"] >= figures["p50_ms"] > 0 and figures["floor_ratio"] > 0
                 ratio = figures["p50_ms"] / result["baseline_p50_ms"]
                 assert abs(figures["ratio"] - ratio) <= 0.01 * ratio + 0.1
+
+
+# ---------------------------------------------------------------- bad arguments
+# refused at once, in a usage line: an operator reads "parts": -2 or "due": 0 in the JSON line
+# as a result, and a crash after minutes of set-up tells nothing
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "benchmarks" / name), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=ROOT)
+
+
+def _last_json(out: str) -> dict | None:
+    lines = out.strip().splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("agents", ["0", "-3"])
+def test_escalation_refuses_a_corp_without_agents(agents):
+    # --agents 0: the conversations go "to the agents in turn" -> i % 0, a ZeroDivisionError
+    # traceback after the emulator, the tenant and the staff sync were set up
+    run = _script("escalation.py", "--conversations", "10", "--agents", agents, "--spread-s", "1")
+    assert run.returncode == 2 and "--agents" in run.stderr and "Traceback" not in run.stderr, (
+        run.returncode,
+        run.stderr[-600:],
+    )
+
+
+def test_escalation_refuses_a_negative_spread():
+    # --spread-s -5: every step is due before the run starts and after its "end" (t_go - 5 s),
+    # so none is counted due: the run exits 0 with due 0, fired 0 and NaN lateness
+    run = _script("escalation.py", "--conversations", "10", "--spread-s", "-5", "--drain-s", "5")
+    result = _last_json(run.stdout)
+    assert run.returncode == 2 and "--spread-s" in run.stderr, (run.returncode, result)
+
+
+@pytest.mark.parametrize("args", [["--parts", "0"], ["--parts", "-2"], ["--rounds", "0"], ["--rounds", "-1"]])
+def test_ingest_refuses_parts_and_rounds_below_one(db, args):
+    # accepted today: --parts -2 stores in one part and reports "parts": -2 on PostgreSQL;
+    # --rounds 0 runs one round (reads.py refuses --rounds 0: "--rounds must be positive")
+    where = ["--database", os.environ["SIYU_TEST_DATABASE_URL"]] if db.is_postgres else []
+    run = _script("ingest.py", "--messages", "100", "--no-phases", *where, *args)
+    result = _last_json(run.stdout)
+    assert run.returncode == 2 and args[0] in run.stderr, (
+        run.returncode,
+        result and {k: result[k] for k in ("rounds", "parts", "messages")},
+    )

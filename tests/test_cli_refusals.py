@@ -242,3 +242,11 @@ def test_set_timezone_refuses_this_machines_localtime(cli):
     if "localtime" not in available_timezones():
         pytest.skip("this machine's zoneinfo has no localtime")
     _one_line_refusal(cli("tenant", "set-timezone", "acme", "localtime"))
+
+
+@pytest.mark.parametrize("concurrency", ["0", "-1"])
+def test_a_worker_running_no_row_at_once_is_refused(cli, concurrency):
+    """A worker started with --concurrency 0 ran, and never claimed a callback event or an
+    urgent message (a welcome) with its limit of none at once: silently."""
+    result = cli("worker", "--concurrency", concurrency)
+    assert result.exit_code == 2 and "--concurrency" in result.output, result.output

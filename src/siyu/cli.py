@@ -255,7 +255,7 @@ def serve(
 @app.command()
 @clear_errors
 def worker(
-    concurrency: Annotated[int, typer.Option(help="rows run at once")] = 32,
+    concurrency: Annotated[int, typer.Option(min=1, help="rows run at once")] = 32,
     wake_fd: Annotated[int | None, typer.Option(hidden=True, help="pipe from `siyu serve`")] = None,
     nice: Annotated[int, typer.Option(help="lower this process's CPU priority by this much")] = 0,
 ) -> None:

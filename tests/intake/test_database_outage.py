@@ -1,7 +1,7 @@
 """WeCom's callbacks during a database outage (PostgreSQL silent, not refusing): a callback
-whose tenant's keys are not cached reads them on the server's event loop, so every other
-request, WeCom's callbacks for every tenant included, waits until the connection's limits
-give up on the silent server."""
+whose tenant's keys are not cached reads them in a thread. On the server's event loop, every
+other request, WeCom's callbacks for every tenant included, waited until the connection's
+limits gave up on the silent server."""
 
 from __future__ import annotations
 

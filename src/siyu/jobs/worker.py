@@ -71,6 +71,8 @@ def settle_collector() -> None:
 
 class Worker:
     def __init__(self, rt, concurrency: int = 32, poll_s: float = 0.5, scheduled: bool = False):
+        if concurrency < 1:  # (none at once: callbacks and urgent messages would never run)
+            raise ValueError(f"a worker runs at least one row at once, not {concurrency}")
         self.rt = rt
         self.concurrency = concurrency
         self.poll_s = poll_s
