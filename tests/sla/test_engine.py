@@ -441,6 +441,38 @@ def test_a_decline_pulled_after_the_customer_agreed_again_and_asked_leaves_that_
     assert _waiting(w) == (later, w.at(60))
 
 
+def test_a_reply_pulled_after_a_later_decline_still_answered_the_question(local):
+    """In order: a question at 0, the agent's answer at 60, the customer declines archiving at
+    200: answered in a minute. Pulled with the answer last (a re-pull, an import of the older
+    file after the newer one), the decline had closed the wait as 客户未同意会话存档 at 200, the
+    answer counted for nothing, and the board counted a first step it never ran past."""
+
+    def consent(kind: str, at: float) -> dict:
+        event = w._message("wmcustomer1", "zhangsan", "", at, None)
+        event.pop("text")
+        event.update({"msgtype": kind, kind: {"userid": "wmcustomer1", f"{kind}_time": 1}})
+        return event
+
+    w = local
+    w.policy()
+    w.ingest(w._message("wmcustomer1", "zhangsan", "退款什么时候到账？", 0, None), consent("disagree", 200))
+    w.ingest(w._message("zhangsan", "wmcustomer1", "今天就到账了", 60, None))
+    assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(60), 60.0)]
+
+
+def test_a_reply_pulled_after_the_customer_deleted_the_agent_still_answered_the_question(local):
+    """The agent answers at 30 and the customer deletes them at 40: WeCom's callback comes at
+    once, the archive lags, so the answer is pulled after the follow ended. The wait had ended
+    as 客户删除了成员 with no response time, a question never answered on the agent's figures."""
+    w = local
+    w.policy()
+    w.say("发票开好了吗？", at=0)
+    with w.session() as s:
+        conversations.follow_ended(s, "wmcustomer1", "zhangsan", w.at(40), "lost")
+    w.reply("开好了，已发到您邮箱", at=30)
+    assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(30), 30.0)]
+
+
 def test_a_reply_recalled_before_it_was_stored_answers_nothing_stored_with_it(local):
     """Two import files, the newer first: Siyu's welcome and the agent's recall of a reply. The
     older then brings the question and that reply: taken for answered by the reply taken back

@@ -88,6 +88,11 @@ ANSWERED_LATER = "answered_later"
 # that one was ended otherwise ("no reply needed", a follow's end; the same wait, folded into
 # it); else it waits again, as the changes that follow this one say.
 REPLY_TAKEN_BACK = "reply_taken_back"
+# A closed change: a reply by hand (`at`, `msgid`) pulled after something settled the chat
+# later than it was sent ("no reply needed", the customer's decline of archiving, the end of
+# the follow: the callback comes at once, the archive lags). The wait open when it was sent,
+# closed so since, was answered by it, as it would have been pulled in order.
+REPLIED_BEFORE_SETTLED = "replied_before_settled"
 
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
@@ -694,6 +699,8 @@ def _apply(
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "replied"))
             _waits_on_after(session, recalls, c, p.sent_at, changes)
+        elif not row["by_siyu"] and c.settled_until is not None and p.sent_at < c.settled_until:
+            changes.append(c.change(False, p.sent_at, p.msgid, REPLIED_BEFORE_SETTLED))
 
 
 def _waits_on_after(session: Session, recalls: _Recalls, c: _State, at: datetime, changes: list) -> None:

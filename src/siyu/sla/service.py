@@ -973,7 +973,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     stored_closed = {(r.conversation_id, r.msgid): r.id for r in _waits_on(session, moving, closed=True)}
     taken = set(stored_closed)
     for change in _as_recorded(changes, closed_here, taken):
-        if change.reason in _LOOK_BACK:
+        if change.reason in _LOOK_BACK or change.reason == conversations.REPLIED_BEFORE_SETTLED:
             later.append(change)
             continue
         held = snoozes.pop(change.conversation_id, None)  # (a recall's to its LATER, a merge's to its open)
@@ -1050,10 +1050,43 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_closed_waits(session, closed)
     _carry_steps(session, book, goes_on)
     for change in later:
-        if change.reason != conversations.ANSWERED_BEFORE:
+        if change.reason == conversations.REPLIED_BEFORE_SETTLED:
+            _store_replied_before_settled(session, change)
+        elif change.reason != conversations.ANSWERED_BEFORE:
             _store_answered_later(session, change)
         else:
             _store_answered_before(session, book, change, policies[change.staff_userid])
+
+
+# How a wait was settled by something other than a reply, which a reply sent before it answered.
+_SETTLED = ("dismissed", "declined", "lost", "removed", "transferred")
+
+
+def _store_replied_before_settled(session: Session, change: conversations.WaitChange) -> None:
+    """A reply pulled after what settled its chat later (REPLIED_BEFORE_SETTLED): the wait open
+    when it was sent, ended so since, was answered by it then. Its steps cancelled stay so, and
+    those that fired meanwhile stand: the on-time shares read it answered in time."""
+    answered = session.execute(
+        select(SlaWait.id, SlaWait.started_at)
+        .where(
+            SlaWait.conversation_id == change.conversation_id,
+            SlaWait.started_at <= change.at,
+            SlaWait.closed_at > change.at,
+            SlaWait.close_reason.in_(_SETTLED),
+        )
+        .order_by(SlaWait.started_at)
+        .limit(1)
+    ).first()
+    if answered is None:
+        return  # (none open then: the reply answered nothing)
+    row = {
+        "id": answered.id,
+        "closed_at": change.at,
+        "close_reason": "replied",
+        "response_s": max(0.0, (change.at - answered.started_at).total_seconds()),
+        "closed_by": "",
+    }
+    bulk.update_by_id(session, SlaWait, [row], ["closed_at", "close_reason", "response_s", "closed_by"])
 
 
 def _store_answered_later(session: Session, change: conversations.WaitChange) -> None:
