@@ -20,7 +20,7 @@ from siyu.db.base import utcnow
 from siyu.sla.models import SlaWait
 from siyu.tenancy.models import Staff, Tenant
 from siyu.web.api_errors import NOT_FOUND_TEXT
-from tests.conversations.conftest import Archive, classify, store
+from tests.conversations.conftest import Archive, Item, classify, store
 from tests.support.statements import statements_matching
 from tests.web.conftest import zhaoliu_left
 
@@ -1517,3 +1517,78 @@ def test_a_dismissed_group_no_longer_says_a_customer_waits_for_a_reply_there(as_
     assert cid not in [c["id"] for c in listed["items"]]
     page = agent.get(f"/conversations/{cid}").text
     assert "已解散" in page and "请在企业微信的群里回复" not in page
+
+
+# ---------------------------------------------------------------- shared links
+
+
+def _send_typed(arc: Archive, sender: str, to: str, msgtype: str, payload: dict, ago: float = 10) -> str:
+    """A message of any type in the archive's shape (REFERENCE 11.3)."""
+    arc.seq += 1
+    msgid = f"h{arc.seq}-{arc.sfx}"
+    message = {
+        "msgid": msgid,
+        "action": "send",
+        "from": sender,
+        "tolist": [to],
+        "roomid": "",
+        "msgtime": arc.now_ms - int(ago * 1000),
+        "msgtype": msgtype,
+        **payload,
+    }
+    arc.items.append(Item(arc.seq, msgid, message))
+    return msgid
+
+
+def _chat_with(db, tenant_id: int, ext: str) -> int:
+    with db.tenant_session(tenant_id) as s:
+        return s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+
+
+def _message_item(page: str, message_id: int) -> str:
+    """The chat page's item of one message: its bubble, and what goes with it."""
+    found = re.search(rf'<li class="msg[^"]*" id="m{message_id}"[^>]*>(.*?)</li>', page, re.S)
+    assert found, f"message {message_id} is not on the chat page"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "payload", "url"),
+    [
+        (
+            "link",
+            {"link": {"title": "夏季新款连衣裙", "description": "限时 5 折",
+                      "link_url": "https://item.example.com/item.htm?id=6453&sku=2",
+                      "image_url": "https://img.example.com/a.jpg"}},
+            "https://item.example.com/item.htm?id=6453&sku=2",
+        ),
+        (
+            "docmsg",
+            {"doc": {"title": "售后登记表", "link_url": "https://doc.weixin.qq.com/sheet/e3_AbCd",
+                     "doc_creator": "wmCustomer"}},
+            "https://doc.weixin.qq.com/sheet/e3_AbCd",
+        ),
+    ],
+)  # fmt: skip
+def test_a_link_the_customer_shares_can_be_opened_from_the_chat(db, world, as_role, msgtype, payload, url):
+    """A customer shares a link card (a product page) or an online document: WeCom's payload
+    carries its address (link_url, REFERENCE 11.3). The chat showed the card's title alone,
+    [链接] 夏季新款连衣裙, and neither the page nor the API gave the address: the agent could not
+    open what the customer asked about, though a typed http(s) address is a link."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    msgid = _send_typed(arc, ext, "zhangsan", msgtype, payload)
+    store(db, world.a.id, arc.items)
+    chat = _chat_with(db, world.a.id, ext)
+    admin = as_role("admin")
+
+    r = admin.get(f"/api/v1/conversations/{chat}/messages")
+    assert r.status_code == 200, r.text
+    item = next(m for m in r.json()["items"] if m["msgid"] == msgid)
+    page = admin.get(f"/conversations/{chat}")
+    assert page.status_code == 200, page.text
+    shown = _message_item(page.text, item["id"])
+    hrefs = [html.unescape(h) for h in re.findall(r'<a[^>]* href="([^"]+)"', shown)]
+    bubble = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", shown)).strip()
+    assert url in hrefs, f"the chat shows {bubble!r}: no link to {url}"
+    assert url in str(item), f"the API gives {item['text']!r} and no address"

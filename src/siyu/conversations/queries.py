@@ -23,7 +23,7 @@ from sqlalchemy.sql import Select
 from siyu.conversations import group_waits
 from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
-from siyu.conversations.render import EVENT_TYPES
+from siyu.conversations.render import EVENT_TYPES, address
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, remarks_on, staff_names
 from siyu.db import bulk, paging
@@ -325,6 +325,7 @@ def message_dict(m: Message, sender_name: str, awaiting_msgid: str, gone: dict[s
         "sent_at": m.sent_at,
         "msgtype": m.msgtype,
         "text": m.text,
+        "url": address(m.body or {}),
         "recalled": m.recalled,
         "needs_reply": m.needs_reply,
         "reply_score": m.reply_score,

@@ -74,6 +74,20 @@ def render(message: dict, depth: int = 0) -> str:
     return LABELS.get(kind, f"[{kind}]" if kind else "")
 
 
+# Where a shared link or online document's address is (REFERENCE 11.3: link_url)
+_ADDRESSED = {"link": "link", "docmsg": "doc"}
+
+
+def address(message: dict) -> str | None:
+    """The http(s) address a shared link or online document opens (a product page, a 腾讯文档
+    the customer asks about), or None: the rendering gives its title only."""
+    body = message.get(_ADDRESSED.get(message.get("msgtype", ""), ""))
+    url = body.get("link_url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+        return None  # (nor javascript: or another scheme a tap would run)
+    return url.strip()
+
+
 def _words(label: str, *values) -> str:
     """`label` and the values that hold text, one space apart."""
     words = (str(v).strip() for v in values if isinstance(v, str | int | float) and not isinstance(v, bool))

@@ -36,6 +36,10 @@ class MessageOut(BaseModel):
     sent_at: datetime
     msgtype: str
     text: str = Field(description="a readable rendering ([图片], [文件] name, ...)")
+    url: str | None = Field(
+        None,
+        description="the http(s) address a shared link or online document (docmsg) opens; null otherwise",
+    )
     recalled: bool = Field(description="the sender recalled it (shown as 已撤回)")
     needs_reply: bool | None = Field(description="inbound only: False for a closing remark (结束语)")
     reply_score: float | None = None
