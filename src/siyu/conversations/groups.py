@@ -89,6 +89,7 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
         row.status = "active"
     row.checked_at, row.problem, row.members_read_at = now, "", now
+    row.member_names = _external_names(listed)
     if row.status == "active":  # (a dismissed group's late answer brings nobody back)
         _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
     if change and change.get("UpdateDetail") == "del_member":  # (one before a dismissal, too)
@@ -285,6 +286,21 @@ def _forget_dismissal(session: Session, group: GroupChat, customer: Customer, me
     for event in told:
         if event.data.get("chat_id") == group.chat_id:
             session.delete(event)
+
+
+# A customer group holds at most 2,000 members (WeCom); names beyond these are not kept.
+MOST_NAMES = 2000
+
+
+def _external_names(listed: list[dict]) -> dict[str, str]:
+    """groupchat/get's names of the group's external members (asked with need_name=1): the
+    nickname they took in the group, else their own name."""
+    names = {}
+    for m in listed:
+        userid, name = m.get("userid"), m.get("group_nickname") or m.get("name")
+        if m.get("type") == 2 and isinstance(userid, str) and userid and name and len(names) < MOST_NAMES:
+            names[userid[:64]] = _text(name, 64)
+    return names
 
 
 def _text(value, longest: int) -> str:

@@ -63,6 +63,9 @@ class GroupChat(TenantOwned, Base):
     # when groupchat/get's member list was last kept (GroupMember); None: never (a group stored
     # before Siyu kept members, read again by the worker: siyu.conversations.groups)
     members_read_at: Mapped[datetime | None]
+    # what groupchat/get names its external members, by external userid (their nickname in the
+    # group first): those who are nobody's contact here are named by it on the chat
+    member_names: Mapped[dict] = mapped_column(default=dict, server_default="{}")
 
 
 class GroupMember(TenantOwned, Base):

@@ -184,16 +184,27 @@ def _customers(session: Session, ids: set[int]) -> dict[int, Customer]:
     return {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
 
 
-def _external_names(session: Session, external_userids: set[str]) -> dict[str, str]:
+def _external_names(
+    session: Session, external_userids: set[str], rooms: set[str] = frozenset()
+) -> dict[str, str]:
+    """Customers' names; a group member who is nobody's customer here by what WeCom names them
+    in one of `rooms` (the groups they wrote in: GroupChat.member_names)."""
     if not external_userids:
         return {}
-    return dict(
+    names = dict(
         session.execute(
             select(Customer.external_userid, Customer.name).where(
                 Customer.external_userid.in_(external_userids)
             )
         ).all()
     )
+    unnamed = {e for e in external_userids if not names.get(e)}
+    if unnamed and rooms:
+        for told in session.scalars(
+            select(GroupChat.member_names).where(GroupChat.chat_id.in_(sorted(rooms)))
+        ):
+            names.update({e: told[e] for e in unnamed & set(told or {}) if not names.get(e)})
+    return names
 
 
 def _remarks(session: Session, conversations: list[Conversation]) -> dict[tuple[int, str], str]:
@@ -343,7 +354,8 @@ def _sender_names(session: Session, messages: list[Message], staff: dict[str, st
     here) by the end of their id, as 未知联系人…4F2X, not its 32 characters. A staff member
     the staff sync has not brought yet is named by their userid (the caller's default)."""
     externals = {m.sender for m in messages if m.sender and m.sender not in staff and m.direction == "in"}
-    known = _external_names(session, externals)
+    rooms = {str(m.body.get("roomid") or "") for m in messages if m.sender in externals and m.body} - {""}
+    known = _external_names(session, externals, rooms)
     return {**{e: known.get(e) or f"未知联系人…{e[-4:]}" for e in externals}, **staff}
 
 
@@ -523,7 +535,8 @@ def _shape(
     asks = waiting_asked(session, {c.id: c.awaiting_since for c in conversations if c.awaiting_since})
     senders = _sender_names(session, list(waiting.values()), names)
     in_groups = group_waits.group_waits(session, [c.id for c in conversations if c.kind == "group"])
-    askers = _external_names(session, {w.sender for w in in_groups.values()})
+    rooms = {c.roomid for c in conversations if c.id in in_groups}
+    askers = _external_names(session, {w.sender for w in in_groups.values()}, rooms)
     remarks = _remarks(session, conversations)
     out = []
     for c in conversations:

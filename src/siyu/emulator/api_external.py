@@ -183,4 +183,8 @@ async def groupchat_get(ctx: Ctx) -> dict:
     chat_id = ctx.json.get("chat_id")
     if not chat_id:
         raise WeComError(40035, "chat_id missing")
-    return {"group_chat": group_chat(corp, chat_id).as_api()}
+    group = group_chat(corp, chat_id)
+    if not ctx.json.get("need_name"):
+        return {"group_chat": group.as_api()}
+    names = {u: s.name for u, s in corp.staff.items()} | {e: c.name for e, c in corp.customers.items()}
+    return {"group_chat": group.as_api(names)}

@@ -186,7 +186,11 @@ class GroupMember:
     join_scene: int = 1  # 1 invited directly, 2 by link, 3 by QR code
     invitor: str = ""
 
-    def as_api(self) -> dict:
+    group_nickname: str = ""  # (the member's name in this group, if they set one)
+
+    def as_api(self, name: str | None = None) -> dict:
+        """`name`: asked with need_name=1 (REFERENCE 10), the member's name (a customer's WeChat
+        name, a staff member's), and their nickname in the group."""
         out = {
             "userid": self.userid,
             "type": self.type,
@@ -195,6 +199,8 @@ class GroupMember:
         }
         if self.invitor:
             out["invitor"] = {"userid": self.invitor}
+        if name is not None:
+            out["name"], out["group_nickname"] = name, self.group_nickname
         return out
 
 
@@ -213,14 +219,17 @@ class GroupChat:
     dismissed: bool = False
     internal: bool = False  # staff only: not a 客户群; msgaudit/groupchat/get tells it
 
-    def as_api(self) -> dict:
+    def as_api(self, names: dict[str, str] | None = None) -> dict:
+        """`names`: asked with need_name=1, each member's name by userid."""
         return {
             "chat_id": self.chat_id,
             "name": self.name,
             "owner": self.owner,
             "create_time": self.create_time,
             "notice": self.notice,
-            "member_list": [m.as_api() for m in self.members],
+            "member_list": [
+                m.as_api(None if names is None else names.get(m.userid, "")) for m in self.members
+            ],
             "admin_list": [{"userid": u} for u in self.admins],
         }
 
