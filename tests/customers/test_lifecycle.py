@@ -135,3 +135,24 @@ def test_events_processed_out_of_order_end_in_the_right_state(db, fresh_tenant):
         sent = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "app_message"))
         [alert] = [m.payload["text"]["content"] for m in sent]
     assert alert.startswith("客户流失提醒：一位客户（…GONE） 已将你从联系人中删除")
+
+
+def test_a_burst_of_loss_alerts_to_one_member_keeps_under_wecoms_30_a_minute(db, fresh_tenant):
+    """35 customers delete 张三 at once (or the worker catches up on them after an outage):
+    WeCom delivers 30 app messages a minute to one member and drops the rest without a word
+    (REFERENCE 17). The alerts all went at once, five lost while recorded as sent. They keep
+    to 10 a minute now, beside the SLA cards' 20."""
+    from datetime import timedelta
+
+    from siyu.customers import service
+
+    for i in range(35):
+        removed = {"UserID": "zhangsan", "ExternalUserID": f"wmBURST{i:02d}", "CreateTime": "1795000005"}
+        with db.tenant_session(fresh_tenant) as s:
+            service.record_follow_ended(s, removed, "lost")
+    with db.tenant_session(fresh_tenant) as s:
+        sent = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "app_message"))
+        dues = sorted(m.due_at for m in sent if m.payload["touser"] == "zhangsan")
+    assert len(dues) == 35  # every customer's alert, none merged away
+    most = max(sum(1 for d in dues if first <= d < first + timedelta(minutes=1)) for first in dues)
+    assert most <= 10, f"{most} alerts to 张三 within a minute"

@@ -478,11 +478,14 @@ def _alert_lost(
         told[leader] = f"客户流失提醒：{label} 已将你团队的 {member} 从联系人中删除（{when}）。{see}"
     for touser, text in told.items():
         role = "agent" if touser == userid else "leader"
+        now = utcnow()
         outbox.enqueue(
             session,
             "app_message",
             f"lost:{follow.id}:{int(at.timestamp())}:{role}",
             {"touser": touser, "msgtype": "text", "text": {"content": text}},
+            recipient=touser,
+            delay=outbox.next_notice_at(session, touser, now) - now,
         )
 
 
