@@ -7,7 +7,7 @@ import html
 import re
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -17,7 +17,7 @@ from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer, Follow
 from siyu.db.base import utcnow
-from siyu.sla.models import SlaWait
+from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.tenancy.models import Staff, Tenant
 from siyu.web.api_errors import NOT_FOUND_TEXT
 from tests.conversations.conftest import Archive, Item, classify, store
@@ -830,6 +830,44 @@ def test_snooze_from_the_conversation_page_and_it_says_until_when(as_role, new_w
     assert r.status_code == 303 and r.headers["location"] == f"/conversations/{cid}?done=snoozed"
     after = agent.get(r.headers["location"]).text
     assert "已暂缓提醒" in after and "提醒已暂缓至" in after
+
+
+def _from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_someone_shortening_their_own_snooze_does_not_cut_the_agents_longer_one_made_before(
+    as_role, new_waiting, db, world
+):
+    """张三 snoozes his customer for 30 minutes (he is calling them). The admin then snoozes it for
+    an hour, and thinks better of it: 15 minutes. The admin's own shorter snooze is allowed to
+    replace the admin's hour, but it also wiped out 张三's 30 minutes, which was never the
+    admin's: the reminders (张三's card, then his leader's) came back 15 minutes on, the chat and
+    the API saying 暂缓至 +15 by the admin. Each person's latest snooze is kept now."""
+    cid = new_waiting("zhangsan")
+    agent, admin = as_role("agent"), as_role("admin")
+    url = f"/api/v1/conversations/{cid}/snooze"
+
+    def snooze(client, minutes: int) -> dict:
+        r = client.post(url, json={"minutes": minutes}, headers={"X-CSRF-Token": client.csrf})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    own = snooze(agent, 30)
+    assert own["kept_until"] is None
+    assert snooze(admin, 60)["kept_until"] is None  # longer: it holds now
+    snooze(admin, 15)  # the admin's own hour, shortened
+    held = _from_iso(agent.get(f"/api/v1/conversations/{cid}").json()["snooze"]["until"])
+    with db.tenant_session(world.a.id) as s:
+        due = s.scalar(
+            select(SlaEscalation.due_at)
+            .where(SlaEscalation.conversation_id == cid, SlaEscalation.status == "pending")
+            .order_by(SlaEscalation.due_at)
+        )
+    agents_end = _from_iso(own["until"])
+    # 张三's own 30 minutes still stand: nothing reminds him before they are over
+    assert held >= agents_end - timedelta(seconds=1), (held, agents_end)
+    assert due.replace(tzinfo=agents_end.tzinfo) >= agents_end - timedelta(seconds=1), (due, agents_end)
 
 
 def test_a_snoozed_wait_says_until_when_in_the_conversation_list(as_role, new_waiting, db, world):

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.sla import service, tasks
 from siyu.sla.api import board_for
-from siyu.sla.models import SlaCall
 from siyu.web.auth import Viewer
 from tests.sla.test_delivery import calls, gateway  # noqa: F401 - the fixture
 from tests.sla.test_never_ring import _pending_calls, _send_calls
@@ -311,9 +311,8 @@ def test_a_special_date_added_on_saturday_does_not_ring_a_call_held_for_mondays_
     """README: a call quiet hours hold back under a business-hours policy "waits for the policy's
     next open moment too: Monday's shift, not Saturday 08:00". On Saturday at 10:00 the admin
     adds next month's team-building day (放假) on the policy page: every held call is retimed
-    (retime_held_calls), and this one, no longer in quiet hours, is made due at once. The sender
-    lets it ring: 张三 is phoned on his day off (here the server has no voice provider, so the
-    call is recorded as tried and skipped rather than placed), instead of Monday at 09:00."""
+    (retime_held_calls), and this one, no longer in quiet hours, was made due at once: 张三 was
+    phoned on his day off instead of Monday at 09:00."""
     w = local
     _friday_night_call_held(w)
     w.clock((bj(2025, 11, 22, 10, 0) - w.t0).total_seconds())  # Saturday 10:00
@@ -323,7 +322,41 @@ def test_a_special_date_added_on_saturday_does_not_ring_a_call_held_for_mondays_
     with w.session() as s:
         [message] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")).all()
     assert message.due_at.astimezone(SH) == bj(2025, 11, 24, 9, 0), message.due_at.astimezone(SH)
-    _send_due_calls(w)  # the worker's pass on Saturday
+
+
+@pytest.mark.parametrize(
+    "asked_s, fired_s",
+    [
+        (59, 62),  # asked 17:58:59, due 17:59:59, the worker's tick at 18:00:01
+        (0, 60),  # asked 17:59:00, due 18:00:00 exactly (BusinessCalendar.add ends at the close)
+    ],
+)
+def test_a_call_step_fired_as_the_shift_closes_rings_then_not_on_monday(
+    local, gateway, monkeypatch, asked_s, fired_s
+):
+    """Only quiet hours hold a call: one whose step fired a second after the 18:00 close on a
+    Friday, quiet hours from 21:00, was put off till Monday 09:00, 63 hours on (a review found
+    the loop asking the business calendar of every call)."""
+    w = local
+    _voice(w, gateway, monkeypatch)
     with w.session() as s:
-        [call] = s.scalars(select(SlaCall)).all()
-        assert (call.status, call.error) == ("queued", ""), (call.status, call.error)
+        service.save_policy(
+            s,
+            business_hours_only=True,
+            shifts=[["09:00", "18:00"]],
+            quiet_hours=["21:00", "08:00"],
+            steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}],
+        )
+    w.t0 = bj(2025, 11, 21, 17, 58 + (asked_s == 0), asked_s).astimezone(UTC)  # a Friday
+    w.clock(0)
+    w.say("还在吗？今天能发货吗", at=0)
+    w.pulled(3600)
+    w.clock(fired_s)
+    assert w.fire() == 1
+    with w.session() as s:
+        [call] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sla_call")).all()
+        s.expunge(call)
+    hold = tasks._call_hold(w.rt, w.tenant_id, call)
+    assert hold is None, f"no quiet hours hold it at 18:00, yet it is put off till {hold.astimezone(SH)}"
+    _send_due_calls(w)
+    assert [c["called_number"] for c in calls(w)] == ["+8613800000002"]

@@ -137,6 +137,10 @@ class SlaWait(TenantOwned, Base):
     # No foreign key: the record stays as it was when the account goes.
     snoozed_by_id: Mapped[int | None] = mapped_column(BigId)
     snoozed_at: Mapped[datetime | None]
+    # each person's latest snooze still running ({key: {until, by, by_id, at}}, ISO times): the
+    # one in force (snoozed_*) is the longest, so one person shortening their own never cuts
+    # another's (siyu.sla.service.snooze)
+    snoozes: Mapped[dict] = mapped_column(default=dict, server_default="{}")
 
 
 class SlaEscalation(TenantOwned, Base):

@@ -179,13 +179,22 @@ def _snooze_of(w, now: datetime) -> dict:
 
 
 def call_held_until(
-    policy: PolicyView, at: datetime, timezone: str, calendar_of: Callable[[PolicyView], BusinessCalendar]
+    policy: PolicyView,
+    at: datetime,
+    timezone: str,
+    calendar_of: Callable[[PolicyView], BusinessCalendar],
+    held: bool = False,
 ) -> datetime | None:
-    """When a call that would go at `at` may be placed: outside the policy's quiet hours and,
-    under business hours, while the business clock runs (not on a Saturday morning when it runs
-    Monday to Friday, nor at a shift's 07:00 inside quiet hours till 07:30, whichever holds it
-    first); None when it may go at `at`. Firing holds calls by it, the sender too, and the
-    board shows when a held call will go."""
+    """When a call that would go at `at` may be placed, if the policy's quiet hours hold it
+    back: once they are over and, under business hours, the business clock runs (not on a
+    Saturday morning when it runs Monday to Friday, nor at a shift's 07:00 inside quiet hours
+    till 07:30); None when it may go at `at`. `held`: the call was put off by them already (its
+    outbox row is due later): on Saturday it still waits for Monday's shift, though quiet hours
+    no longer hold it. A shift's end is no hold of its own: a call whose step came due as the
+    shift closed rings then. Firing holds calls by it, the sender too, and the board shows
+    when a held call will go."""
+    if not held and quiet_until(at, policy.quiet_hours, timezone) is None:
+        return None
     t = at
     for _ in range(16):  # each round ends quiet hours or opens a shift; a policy whose every
         # shift lies in its quiet hours (refused on save, CALL_NEVER) would go round for ever
@@ -254,7 +263,7 @@ def calls_still_to_ring(
             continue
         due_at, last_error = sending[call]
         at = max(due_at, now)
-        held = call_held_until(policy, at, timezone, book.calendar)
+        held = call_held_until(policy, at, timezone, book.calendar, held=due_at > now and not last_error)
         if held is None and due_at > now:
             # put off by the sender till the quiet hours end (due then, which they no longer
             # hold): they still hold it now
@@ -937,8 +946,9 @@ def held_calls(
     book, timezone = book or PolicyBook(session), tenant_timezone(session)
     # nor one whose policy lets no call ring (saved before that was refused): no time to promise
     calls = [e for e in calls if not calls_never_ring(book.by_id(policy_of.get(e.wait_id)))]
-    until = {  # the same for every call under one policy: worked out once a policy
-        policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar)
+    until = {  # the same for every call under one policy: worked out once a policy (still to
+        # ring, it was put off: one just queued goes within the second)
+        policy_id: call_held_until(book.by_id(policy_id), now, timezone, book.calendar, held=True)
         for policy_id in {policy_of.get(e.wait_id) for e in calls}
     }
     held = {e.id: until[policy_of.get(e.wait_id)] for e in calls}

@@ -1524,10 +1524,21 @@ def snooze(
             .order_by(SlaEscalation.due_at)
         )
     )
-    shorter = wait.snoozed_until is not None and until < wait.snoozed_until
-    if shorter and wait.snoozed_until > now and not _same_snoozer(wait, by, by_id):
+    running = _running_snoozes(wait, now)
+    # this person's latest (a snooze kept before its person was, by the name it shows)
+    running.pop(f"name:{by[:200]}", None)
+    mine = f"id:{by_id}" if by_id is not None else f"name:{by[:200]}"
+    running[mine] = {"until": until.isoformat(), "by": by[:200], "by_id": by_id, "at": now.isoformat()}
+    wait.snoozes = running
+    top = max(running.values(), key=lambda e: datetime.fromisoformat(e["until"]))
+    until = datetime.fromisoformat(top["until"])
+    if top is not running[mine] and until == wait.snoozed_until:
+        # another's longer snooze stands (李四's 15 minutes had cut the admin's hour), and
+        # goes on standing once its own person shortens it below this one
         return 0
-    wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by[:200], by_id, now
+    shorter = wait.snoozed_until is not None and until < wait.snoozed_until
+    wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id = until, top["by"], top["by_id"]
+    wait.snoozed_at = datetime.fromisoformat(top["at"])
     if not pending:
         return 0
     book = PolicyBook(session)
@@ -1542,13 +1553,23 @@ def snooze(
     return _move_pending(session, {row.id: row.due_at + shift for row in pending})
 
 
-def _same_snoozer(wait: SlaWait, by: str, by_id: int | None) -> bool:
-    """Whether the snooze in force is this person's: by their person where both are known (two
-    staff may share a name, and a renamed person's own snooze keeps their old one); a snooze
-    kept before its person was (snoozed_by_id NULL) by the name it shows."""
-    if wait.snoozed_by_id is not None and by_id is not None:
-        return wait.snoozed_by_id == by_id
-    return (wait.snoozed_by or "") == by[:200]
+def _running_snoozes(wait: SlaWait, now: datetime) -> dict[str, dict]:
+    """Each person's latest snooze of this wait still running, by person (`id:…`; a snooze kept
+    before its person was, or made by no person, by the name it shows: `name:…`). The one in
+    force is among them, from before they were kept too (or carried to this wait by a recall)."""
+    running = {k: e for k, e in (wait.snoozes or {}).items() if datetime.fromisoformat(e["until"]) > now}
+    if wait.snoozed_until is not None and wait.snoozed_until > now:
+        key = (
+            f"id:{wait.snoozed_by_id}" if wait.snoozed_by_id is not None else f"name:{wait.snoozed_by or ''}"
+        )
+        at = wait.snoozed_at or now
+        held = {
+            "until": wait.snoozed_until.isoformat(),
+            "by": wait.snoozed_by or "",
+            "by_id": wait.snoozed_by_id,
+        }
+        running.setdefault(key, {**held, "at": at.isoformat()})
+    return running
 
 
 def _move_pending(session: Session, due: dict[int, datetime]) -> int:
@@ -1756,7 +1777,8 @@ def retime_held_calls(session: Session, now: datetime) -> int:
     moved = []
     for r in rows:
         step = (r.payload.get("escalations") or [None])[0]
-        held = call_held_until(book.by_id(policy_of.get(step)), now, timezone, book.calendar)
+        # (one due later was put off: on Saturday it still waits for Monday's shift)
+        held = call_held_until(book.by_id(policy_of.get(step)), now, timezone, book.calendar, r.due_at > now)
         due = held if held is not None else min(r.due_at, at_once)
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
