@@ -1205,3 +1205,34 @@ def test_a_reply_recalled_in_the_pull_that_brings_the_real_answer_is_no_quick_an
     w.ingest(_recall(w, dot, 20, by="zhangsan"), answer)
     assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(100), 100.0)]
     assert w.conversation().awaiting_since is None
+
+
+def _settle(w, how: str) -> None:
+    with w.session() as s:
+        if how == "lost":  # the customer deletes the agent at 40 (WeCom's callback, at once)
+            conversations.follow_ended(s, "wmcustomer1", "zhangsan", w.at(40), "lost")
+        else:  # the agent marks the chat 无需回复 at 40
+            cid = w.conversation().id
+            assert conversations.dismiss(s, cid, w.at(40), by="张三")
+
+
+@pytest.mark.parametrize("how", ["lost", "dismissed"])
+@pytest.mark.parametrize("one_pull", [True, False], ids=["reply_and_recall_in_one_pull", "in_two_pulls"])
+def test_a_reply_the_agent_took_back_before_the_chat_was_settled_answered_nothing(local, how, one_pull):
+    """The reply pulled after the chat was settled had been recalled before it: it answered
+    nothing, and the wait ends as it did (a review found it read "replied in 30 s", the
+    agent's 无需回复 gone)."""
+    w = local
+    w.policy()
+    w.say("发票开好了吗？", at=0)
+    _settle(w, how)
+    # the archive lags: the agent's reply at 30, and its recall at 35, come after
+    reply = w._message("zhangsan", "wmcustomer1", "开好了", 30, None)
+    recall = _recall(w, reply["msgid"], 35, by="zhangsan")
+    if one_pull:
+        w.ingest(reply, recall)
+    else:
+        w.ingest(reply)
+        w.ingest(recall)
+    assert w.conversation().awaiting_since is None  # (nothing waits: the chat was settled)
+    assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [(how, w.at(40), None)]

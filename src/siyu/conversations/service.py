@@ -699,7 +699,12 @@ def _apply(
             c.awaiting_since, c.awaiting_msgid = None, ""
             changes.append(c.change(False, p.sent_at, p.msgid, "replied"))
             _waits_on_after(session, recalls, c, p.sent_at, changes)
-        elif not row["by_siyu"] and c.settled_until is not None and p.sent_at < c.settled_until:
+        elif (
+            not row["by_siyu"]
+            and c.kind == "single"
+            and c.settled_until is not None
+            and p.sent_at < c.settled_until
+        ):
             changes.append(c.change(False, p.sent_at, p.msgid, REPLIED_BEFORE_SETTLED))
 
 

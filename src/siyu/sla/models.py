@@ -141,6 +141,10 @@ class SlaWait(TenantOwned, Base):
     # one in force (snoozed_*) is the longest, so one person shortening their own never cuts
     # another's (siyu.sla.service.snooze)
     snoozes: Mapped[dict] = mapped_column(default=dict, server_default="{}")
+    # how it had ended ({at, reason, by}) before a reply pulled late answered it (a reply sent
+    # before what settled the chat: siyu.sla.service._store_replied_before_settled); a recall
+    # of that reply puts it back
+    settled: Mapped[dict | None]
 
 
 class SlaEscalation(TenantOwned, Base):

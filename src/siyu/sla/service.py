@@ -1049,9 +1049,12 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     _store_moved_waits(session, book, list(moved.values()))
     _store_closed_waits(session, closed)
     _carry_steps(session, book, goes_on)
+    settled = _settled_waits(
+        session, {c.conversation_id for c in later if c.reason == REPLIED_BEFORE_SETTLED}
+    )
     for change in later:
-        if change.reason == conversations.REPLIED_BEFORE_SETTLED:
-            _store_replied_before_settled(session, change)
+        if change.reason == REPLIED_BEFORE_SETTLED:
+            _store_replied_before_settled(session, change, settled.get(change.conversation_id, []))
         elif change.reason != conversations.ANSWERED_BEFORE:
             _store_answered_later(session, change)
         else:
@@ -1062,31 +1065,53 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
 _SETTLED = ("dismissed", "declined", "lost", "removed", "transferred")
 
 
-def _store_replied_before_settled(session: Session, change: conversations.WaitChange) -> None:
-    """A reply pulled after what settled its chat later (REPLIED_BEFORE_SETTLED): the wait open
-    when it was sent, ended so since, was answered by it then. Its steps cancelled stay so, and
-    those that fired meanwhile stand: the on-time shares read it answered in time."""
-    answered = session.execute(
-        select(SlaWait.id, SlaWait.started_at)
+REPLIED_BEFORE_SETTLED = conversations.REPLIED_BEFORE_SETTLED
+
+
+def _settled_waits(session: Session, conversation_ids: set[int]) -> dict[int, list]:
+    """These conversations' waits ended otherwise than by a reply (_SETTLED), by conversation,
+    oldest first: one read for a batch's replies pulled late (an import of a settled chat's
+    history brings many)."""
+    if not conversation_ids:
+        return {}
+    out: dict[int, list] = {}
+    for r in session.execute(
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.started_at, SlaWait.closed_at)
+        .add_columns(SlaWait.close_reason, SlaWait.closed_by)
         .where(
-            SlaWait.conversation_id == change.conversation_id,
-            SlaWait.started_at <= change.at,
-            SlaWait.closed_at > change.at,
-            SlaWait.close_reason.in_(_SETTLED),
+            bulk.among(session, SlaWait.conversation_id, conversation_ids), SlaWait.close_reason.in_(_SETTLED)
         )
-        .order_by(SlaWait.started_at)
-        .limit(1)
-    ).first()
+        .order_by(SlaWait.started_at, SlaWait.id)
+    ):
+        out.setdefault(r.conversation_id, []).append(r)
+    return out
+
+
+def _store_replied_before_settled(session: Session, change: conversations.WaitChange, settled: list) -> None:
+    """A reply pulled after what settled its chat later (REPLIED_BEFORE_SETTLED): the wait open
+    when it was sent, ended so since (of `settled`, its chat's: _settled_waits), was answered by
+    it then. Its steps cancelled stay so, and those that fired meanwhile stand: the on-time
+    shares read it answered in time."""
+    answered = next((r for r in settled if r.started_at <= change.at < r.closed_at), None)
     if answered is None:
         return  # (none open then: the reply answered nothing)
+    settled.remove(answered)  # (answered now: a later reply of the batch answers it no more)
     row = {
         "id": answered.id,
         "closed_at": change.at,
         "close_reason": "replied",
         "response_s": max(0.0, (change.at - answered.started_at).total_seconds()),
         "closed_by": "",
+        # (a recall of the reply, pulled with it or after, puts this back: _store_answered_later)
+        "settled": {
+            "at": answered.closed_at.isoformat(),
+            "reason": answered.close_reason,
+            "by": answered.closed_by,
+        },
     }
-    bulk.update_by_id(session, SlaWait, [row], ["closed_at", "close_reason", "response_s", "closed_by"])
+    bulk.update_by_id(
+        session, SlaWait, [row], ["closed_at", "close_reason", "response_s", "closed_by", "settled"]
+    )
 
 
 def _store_answered_later(session: Session, change: conversations.WaitChange) -> None:
@@ -1102,7 +1127,7 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     recalled_at = change.answered_at
     rows = session.execute(
         select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at, SlaWait.close_reason, SlaWait.closed_by)
-        .add_columns(SlaWait.msgid)
+        .add_columns(SlaWait.msgid, SlaWait.settled)
         .where(
             SlaWait.conversation_id == change.conversation_id,
             or_(
@@ -1118,6 +1143,9 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
     # (a question the customer took back while the wait ran was part of it, and owed nothing)
     folded = [r for r in rows if r.started_at > recalled_at and r.close_reason not in _WAS_PART]
     then = folded[0] if folded and folded[0].closed_at is not None else None
+    if then is None and answered.settled:
+        _unsettle(session, answered, change)
+        return
     if then is None and change.reason != conversations.ANSWERED_LATER:
         if not _taken_back(session, change.conversation_id, answered.msgid):
             return  # (it waits again: reopened)
@@ -1148,6 +1176,26 @@ def _store_answered_later(session: Session, change: conversations.WaitChange) ->
             }
         )
     bulk.update_by_id(session, SlaWait, out, ["closed_at", "close_reason", "response_s", "closed_by"])
+
+
+def _unsettle(session: Session, answered, change: conversations.WaitChange) -> None:
+    """The reply pulled late that had answered a settled wait (REPLIED_BEFORE_SETTLED) was
+    taken back: a later reply sent before the chat was settled answered it then, else it ended
+    as it had (the chat settled meanwhile: it waits no more)."""
+    settled = answered.settled
+    ended = datetime.fromisoformat(settled["at"])
+    if change.reason == conversations.ANSWERED_LATER and change.at < ended:
+        row = {"id": answered.id, "closed_at": change.at, "close_reason": "replied", "closed_by": ""}
+        row["response_s"] = max(0.0, (change.at - answered.started_at).total_seconds())
+    else:
+        row = {
+            "id": answered.id,
+            "closed_at": ended,
+            "close_reason": settled["reason"],
+            "closed_by": settled["by"],
+        }
+        row.update(response_s=None, settled=None)
+    bulk.update_by_id(session, SlaWait, [row], list(row.keys() - {"id"}))
 
 
 def _taken_back(session: Session, conversation_id: int, msgid: str) -> bool:
