@@ -268,8 +268,10 @@ def _seed(db, rt, emu: httpx.Client, emu_url: str) -> World:
         a.customers["孙小姐"] = _add(
             s, tenant, "wmA4" + sfx, "孙小姐", "zhangsan", now - 2 * day, state=state
         )
+        # lost 3 h ago, before the question the chats have her waiting on since 2 h ago (a loss
+        # after it settles what she said until then: her question would owe nothing)
         customers.record_follow_ended(
-            s, {"UserID": "zhangsan", "ExternalUserID": "wmA4" + sfx, "CreateTime": now - 60}, "lost"
+            s, {"UserID": "zhangsan", "ExternalUserID": "wmA4" + sfx, "CreateTime": now - 3 * 3600}, "lost"
         )
         for role, (login, name, userid) in {
             "admin": (f"admin-{sfx}", "甲管理员", None),

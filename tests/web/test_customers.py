@@ -275,7 +275,7 @@ def test_profile_and_timeline(as_role, world):
 def test_dashboard_counts_today_within_scope(as_role, db, world):
     """今日流失 counts the day's losses among the viewer's customers: one of 张三's for him, one of
     李四's too for the admin. The losses are the test's own, made today: the world's (孙小姐 lost
-    a minute before the package began) are yesterday's once the run has passed midnight in
+    3 h before the package began) are yesterday's once the run has passed midnight in
     Shanghai, or from the day before if the package began just after it."""
     import re
     import uuid

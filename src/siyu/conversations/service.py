@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Message
 from siyu.conversations.render import EVENT_TYPES, render
-from siyu.customers.models import Customer
+from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
@@ -319,6 +319,7 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
             if externals
             else {}
         )
+        ended = _follows_ended(session, externals)
         now = datetime.now(UTC)
         rows = [
             {
@@ -328,16 +329,45 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
                 "external_userid": p.external_userid if p.kind == "single" else "",
                 "staff_userid": p.staff_userid if p.kind == "single" else "",
                 "customer_id": customers.get(p.external_userid) if p.kind == "single" else None,
+                # the two stopped being contacts before its first message was pulled: what was
+                # said until then owes nothing, as once the chat was there (follow_ended)
+                "settled_until": ended.get((p.external_userid, p.staff_userid))
+                if p.kind == "single"
+                else None,
                 "message_count": 0,
                 "awaiting_msgid": "",
                 "created_at": now,
             }
             for key, p in missing.items()
         ]
-        for row in bulk.insert_rows(session, Conversation, rows, returning=_STATE):
+        for row in bulk.insert_rows(session, Conversation, rows, conflict=["key"], returning=_STATE):
             state = _State(*row)
             found[state.key] = state
+        raced = [key for key in missing if key not in found]
+        if raced:  # another transaction made them since they were looked for (PostgreSQL: an
+            # import beside the pull): theirs, locked as the rest
+            query = select(*_state_columns()).where(bulk.among(session, Conversation.key, raced))
+            found |= {row.key: _State(*row) for row in session.execute(_locked(session, query))}
     return found
+
+
+ENDED_FOLLOWS = ("lost", "deleted", "transferred")  # a follow's statuses once it ended (siyu.customers)
+
+
+def _follows_ended(session: Session, externals: set[str]) -> dict[tuple[str, str], datetime]:
+    """When each of these customers and a member stopped being contacts, where they have."""
+    if not externals:
+        return {}
+    rows = session.execute(
+        select(Customer.external_userid, Follow.staff_userid, Follow.ended_at)
+        .join(Follow, Follow.customer_id == Customer.id)
+        .where(
+            bulk.among(session, Customer.external_userid, externals),
+            Follow.status.in_(ENDED_FOLLOWS),
+            Follow.ended_at.is_not(None),
+        )
+    )
+    return {(ext, userid): at for ext, userid, at in rows}
 
 
 # A welcome attachment's type as the archive records the message (REFERENCE 11.3).
@@ -946,6 +976,7 @@ def dismiss(
     reason: str = "dismissed",
     by: str = "",
     msgid: str | None = None,
+    settles: bool = False,
 ) -> bool:
     """Someone (`by`, the name they were signed in as) marks a conversation "no reply
     needed" at `at`, Siyu's clock; without `by`, Siyu closed the wait itself. False when
@@ -967,6 +998,8 @@ def dismiss(
     if msgid is not None and not _has_message(session, c.id, msgid):
         raise NotItsMessage(msgid)
     if c.awaiting_since is None:
+        if settles:  # (nothing waits now: a question pulled later, sent before, owes nothing)
+            c.settled_until = max(filter(None, [c.settled_until, at or datetime.now(UTC)]))
         return False
     if msgid is not None and (unseen := _unseen(session, c, msgid)) is not None:
         raise WroteAgain(unseen)
@@ -1024,7 +1057,7 @@ def follow_ended(session: Session, external_userid: str, userid: str, at: dateti
     found = session.scalar(
         select(Conversation.id).where(Conversation.key == f"single:{external_userid}:{userid}")
     )
-    return found is not None and dismiss(session, found, at, reason)
+    return found is not None and dismiss(session, found, at, reason, settles=True)
 
 
 def link_customer(session: Session, external_userid: str, customer_id: int) -> int:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -450,23 +451,52 @@ async def import_file(rt, tenant_id: int, path, report=None) -> dict:
 
     items = await asyncio.to_thread(JsonLinesArchiveSource(path).read)
     total = {"stored": 0, "duplicates": 0}
-    size = BATCH * BATCHES_PER_STORE
-    for start in range(0, len(items), size):
+    done = 0
+    for part in _by_chat(items, BATCH * BATCHES_PER_STORE):
         try:
-            counts = await asyncio.to_thread(_store_part, rt, tenant_id, items[start : start + size])
+            counts = await asyncio.to_thread(_store_part, rt, tenant_id, part)
         except Exception as exc:
             if not any(total.values()):
                 raise
             raise ImportStopped(  # (not "nothing imported": the parts before it are stored)
-                f"{total['stored']} messages stored, then the part from message {start + 1} could not be"
+                f"{total['stored']} messages stored, then a part of {len(part)} could not be"
                 f" ({type(exc).__name__}: {exc}); importing the file again stores only the rest"
             ) from exc
         rt.db.wrote(counts["stored"])
         total = {k: total[k] + counts[k] for k in total}
+        done += len(part)
         if report is not None:
-            report(min(start + size, len(items)), len(items))
+            report(done, len(items))
     await asyncio.to_thread(_index, rt.db, tenant_id)  # PostgreSQL's queued search tokens
     return total
+
+
+def _by_chat(items: list, size: int) -> Iterator[list]:
+    """The file's messages in parts of about `size`, each chat's in one part, in the file's order
+    within it: a question at the end of one part was an open wait, escalated by the worker (cards,
+    a call) before the next part brought its answer. A chat longer than a part is split."""
+    chats: dict[tuple, list] = {}
+    for item in items:
+        m = item.message
+        tolist = m.get("tolist") if isinstance(m.get("tolist"), list) else []
+        key = (
+            ("room", m["roomid"])
+            if m.get("roomid")
+            else tuple(sorted([str(m.get("from", "")), *map(str, tolist[:1])]))
+        )
+        chats.setdefault(key, []).append(item)
+    part: list = []
+    for chat in chats.values():
+        if part and len(part) + len(chat) > size:
+            yield part
+            part = []
+        for start in range(0, len(chat), size):
+            part.extend(chat[start : start + size])
+            if len(part) >= size:
+                yield part
+                part = []
+    if part:
+        yield part
 
 
 @dataclass

@@ -22,7 +22,7 @@ from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Customer
 from siyu.sla import queries
 from siyu.sla.models import SlaEscalation, SlaWait
-from siyu.sla.names import ACTION_NAMES, TARGET_NAMES, delivery_name, whole_seconds
+from siyu.sla.names import ACTION_NAMES, DELIVERY_NAMES, TARGET_NAMES, delivery_name, whole_seconds
 from siyu.sla.service import PolicyBook
 from siyu.tenancy import timezones
 
@@ -86,7 +86,8 @@ def entries(
     """The customer's newest `limit` waits (below `below` if given), as timeline entries. Each
     step that fired is told as it went (the board's words): sent, failed and why, not placed
     as the wait was snoozed or ended meanwhile, held by quiet hours until when (by `now`,
-    Siyu's clock)."""
+    Siyu's clock); one that came due and reached nobody, or was skipped as due long ago, says
+    so, as the board's row of the wait does."""
     stmt = _waits(viewer, customer_id)
     if below is not None:
         stmt = stmt.where(wait_order(*below))
@@ -95,13 +96,19 @@ def entries(
         return []
     ids = [w.id for w in waits]
     told: dict[int, list[SlaEscalation]] = {}
+    unsent: dict[int, tuple[str, str]] = {}  # skipped: (the board's reason, its words)
     for e in session.scalars(
         select(SlaEscalation)
-        .where(SlaEscalation.wait_id.in_(ids), SlaEscalation.status == "fired")
+        .where(SlaEscalation.wait_id.in_(ids), SlaEscalation.status.in_(("fired", "skipped")))
         .order_by(SlaEscalation.step)
     ):
+        if e.status == "skipped":
+            if not (e.note or "").startswith((queries.NOBODY_TO_REACH, queries.STALE)):
+                continue  # (skipped as nobody waited any more: no step came due for it)
+            why = "stale" if e.note.startswith(queries.STALE) else "nobody"
+            unsent[e.id] = (why, DELIVERY_NAMES[why])
         told.setdefault(e.wait_id, []).append(e)
-    fired = [e for steps in told.values() for e in steps]
+    fired = [e for steps in told.values() for e in steps if e.id not in unsent]
     reached = queries.deliveries(session, fired) if fired else {}
     queued = [e for e in fired if reached.get(e.id, ("",))[0] == "queued"]
     now = now or datetime.now(UTC)
@@ -113,7 +120,7 @@ def entries(
     said = _said(session, waits)
     repliers = _repliers(session, waits)
     tz = ZoneInfo(getattr(viewer, "timezone", "") or "Asia/Shanghai")
-    went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz, e.action) for e in fired}
+    went = {e.id: _went(reached.get(e.id, ("", "")), held.get(e.id), tz, e.action) for e in fired} | unsent
     business = {w.id: _business_response(book, w) for w in answered}
     return [
         _entry(

@@ -383,7 +383,7 @@ QUIET_HOURS = "quiet hours"
 CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
 CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 # Why a call held (quiet hours, a retry) did not ring: its callee left the corp meanwhile.
-CALLEE_LEFT = "拨打前该成员已离职或停用，电话未拨打：请在企业微信管理后台把客户分配给在职成员"
+CALLEE_LEFT = "拨打前该成员已离职或停用，电话未拨打"
 # Why the board says a call still to ring will not: its wait was snoozed since the step fired.
 CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
 # Why the board says a card did not go for a step: its wait was snoozed before the card was built.

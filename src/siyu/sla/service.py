@@ -1045,8 +1045,11 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                     snoozes[change.conversation_id] = wait
                 if wait.id is not None:
                     closed.append(wait)
-    _store_new_waits(session, book, list(new.values()))
+    # moved first: a wait moved back to an earlier question frees its message for a new wait
+    # (files imported newest first: the newer question's wait, moved to the older, answered
+    # one, then the newer opening its own found its row still there, and never waited)
     _store_moved_waits(session, book, list(moved.values()))
+    _store_new_waits(session, book, list(new.values()))
     _store_closed_waits(session, closed)
     _carry_steps(session, book, goes_on)
     settled = _settled_waits(

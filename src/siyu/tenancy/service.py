@@ -175,7 +175,7 @@ def save_archive_settings(
             " / the path of libWeWorkFinanceSdk_C.so is needed in sdk mode"
         )
     if mode == "sdk":  # the SDK's and a full path: nor a probe of other files
-        finance_sdk.check_path(sdk_path)
+        finance_sdk.check_path(sdk_path, here=check_file)
     # (where workers run on other machines, the library is theirs to have: `check_file` off)
     if mode == "sdk" and check_file and not Path(sdk_path).is_file():  # else every pull fails to load it
         raise ValueError(

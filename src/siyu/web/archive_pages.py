@@ -326,7 +326,7 @@ async def archive_save(request: Request, viewer: PageViewer):
         return await _page(request, viewer, message, shown, 422)
     if mode == "sdk" and sdk_path:  # before asking WeCom
         try:
-            finance_sdk.check_path(sdk_path)
+            finance_sdk.check_path(sdk_path, here=rt.settings.embedded_worker)
         except ValueError as exc:
             return await _page(request, viewer, str(exc), shown, 422)
     corp_id, stored = await run_in_threadpool(_corp_and_secret, rt, viewer.tenant_id)

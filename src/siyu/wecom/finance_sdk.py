@@ -110,15 +110,17 @@ def names_the_sdk(path: str | os.PathLike[str]) -> bool:
     return os.path.basename(os.fspath(path)) == LIB_NAME
 
 
-def check_path(path: str) -> None:
-    """NotTheSdk for a path to another file; a ValueError for one not from the root: the loader
-    looks for a bare name in the system's library folders, never in Siyu's own."""
+def check_path(path: str, here: bool = False) -> None:
+    """NotTheSdk for a path to another file. `here`: the worker that loads it runs in this
+    server, which checks for the file: then a ValueError for a bare file name, which the loader
+    looks for in the system's library folders (LD_LIBRARY_PATH), never in Siyu's own, where a
+    check for the file would find it (workers on other machines may well load it so)."""
     if not names_the_sdk(path):
         raise NotTheSdk(path)
-    if not os.path.isabs(path):
+    if here and os.sep not in path:
         raise ValueError(
-            f"请填写 SDK 的完整路径，以 / 开头，如 /opt/wecom/{LIB_NAME} / the full path is needed: a bare"
-            " file name or a relative path is not looked for in Siyu's folder when the worker loads it"
+            f"请填写 SDK 的完整路径，如 /opt/wecom/{LIB_NAME} / the full path is needed: a bare file name"
+            " is not looked for in Siyu's folder when the worker loads it"
         )
 
 
