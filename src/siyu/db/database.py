@@ -26,14 +26,19 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def sqlite_foreign_keys_off(connection) -> Iterator[None]:
+def sqlite_foreign_keys_off(connection) -> Iterator[list]:
     """For a migration on SQLite. A batch operation copies a table and drops the old one, and
     with foreign keys on, that DROP deletes every row that cascades from the table (a person's
-    API tokens, a conversation's messages). Off for the migration, checked after it, back on
-    once the connection is back in the pool (inside a transaction SQLite ignores the pragma)."""
+    API tokens, a conversation's messages). Off for the migration, checked after it where a
+    revision was applied (the caller adds to the list it is given; the check reads the whole
+    database, and a start with nothing to migrate need not), back on once the connection is
+    back in the pool (inside a transaction SQLite ignores the pragma)."""
     connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     connection.connection.info[FOREIGN_KEYS_OFF] = True
-    yield
+    applied: list = []
+    yield applied
+    if not applied:
+        return
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
     if broken:
         raise RuntimeError(f"the migration left rows that refer to rows no longer there: {broken[:5]}")

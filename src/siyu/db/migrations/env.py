@@ -25,14 +25,15 @@ def run() -> None:
 
 def _migrate(connection) -> None:
     if connection.dialect.name == "sqlite":
-        with sqlite_foreign_keys_off(connection):
-            _run_migrations(connection)
+        with sqlite_foreign_keys_off(connection) as applied:
+            _run_migrations(connection, applied)
     else:
-        _run_migrations(connection)
+        _run_migrations(connection, [])
 
 
-def _run_migrations(connection) -> None:
+def _run_migrations(connection, applied: list) -> None:
     context.configure(
+        on_version_apply=lambda **step: applied.append(step["step"]),
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
