@@ -89,7 +89,10 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
         row.status = "active"
     row.checked_at, row.problem, row.members_read_at = now, "", now
-    row.member_names = _external_names(listed)
+    # (one who left since keeps the name their messages are read by)
+    row.member_names = dict(
+        list({**(row.member_names or {}), **_external_names(listed)}.items())[-MOST_NAMES:]
+    )
     if row.status == "active":  # (a dismissed group's late answer brings nobody back)
         _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
     if change and change.get("UpdateDetail") == "del_member":  # (one before a dismissal, too)

@@ -475,16 +475,10 @@ def _by_chat(items: list, size: int) -> Iterator[list]:
     """The file's messages in parts of about `size`, each chat's in one part, in the file's order
     within it: a question at the end of one part was an open wait, escalated by the worker (cards,
     a call) before the next part brought its answer. A chat longer than a part is split."""
-    chats: dict[tuple, list] = {}
-    for item in items:
-        m = item.message
-        tolist = m.get("tolist") if isinstance(m.get("tolist"), list) else []
-        key = (
-            ("room", m["roomid"])
-            if m.get("roomid")
-            else tuple(sorted([str(m.get("from", "")), *map(str, tolist[:1])]))
-        )
-        chats.setdefault(key, []).append(item)
+    chats: dict[str | None, list] = {}
+    for item in items:  # (ingest's reading of whose chat a message is: a consent event is the
+        # customer's own, addressed to them, its member in its payload)
+        chats.setdefault(service._chat_of(item.message), []).append(item)
     part: list = []
     for chat in chats.values():
         if part and len(part) + len(chat) > size:

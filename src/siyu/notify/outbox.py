@@ -126,34 +126,33 @@ def row(
 # WeCom silently drops app messages to one member past 30 a minute (REFERENCE 17). SLA cards
 # keep to 20 (siyu.sla.firing's bucket); Siyu's other notices to a member (客户流失提醒: 35
 # customers deleting an agent at once lost five alerts, recorded as sent) keep to the other
-# 10: up to NOTICE_BURST at once, then one per NOTICE_SPACING_S.
-NOTICE_BURST = 4
-NOTICE_SPACING_S = 10.0
+# NOTICES_A_MINUTE: each goes no sooner than the one before it, nor than a minute after the
+# one that many before it, so no minute holds more.
+NOTICES_A_MINUTE = 10
+_MINUTE = timedelta(seconds=61)  # (a second to spare: clocks and the window's edges)
 
 
 def next_notice_at(session: Session, recipient: str, now: datetime) -> datetime:
-    """When Siyu's next notice (kind app_message) to `recipient` may go, by the bucket above;
+    """When Siyu's next notice (kind app_message) to `recipient` may go, by the rule above;
     their notices are decided one at a time till the transaction ends (a burst of events
     handled at once would all take the same moment)."""
     locks.hold(session, f"notice:{session.info['siyu_tenant_id']}:{recipient}", "outbox")
-    spacing = timedelta(seconds=NOTICE_SPACING_S)
-    since = now - NOTICE_BURST * spacing  # (the bucket is full again after that long)
-    dues = session.scalars(
-        select(OutboxMessage.due_at)
-        .where(
-            OutboxMessage.kind == "app_message",
-            OutboxMessage.recipient == recipient,
-            OutboxMessage.due_at >= since,
+    dues = list(
+        session.scalars(
+            select(OutboxMessage.due_at)
+            .where(
+                OutboxMessage.kind == "app_message",
+                OutboxMessage.recipient == recipient,
+                OutboxMessage.due_at >= now - _MINUTE,
+            )
+            .order_by(OutboxMessage.due_at.desc())
+            .limit(NOTICES_A_MINUTE)
         )
-        .order_by(OutboxMessage.due_at)
     )
-    tokens, at = float(NOTICE_BURST), since
-    for due in dues:
-        tokens = min(NOTICE_BURST, tokens + (due - at) / spacing) - 1
-        at = max(at, due)
-    tokens = min(NOTICE_BURST, tokens + (max(now, at) - at) / spacing)
-    at = max(now, at)
-    return at if tokens >= 1 else at + (1 - tokens) * spacing
+    at = max([now, *dues[:1]])
+    if len(dues) == NOTICES_A_MINUTE:
+        at = max(at, dues[-1] + _MINUTE)
+    return at
 
 
 def enqueue(session: Session, kind: str, dedupe_key: str, payload: dict, **options) -> bool:

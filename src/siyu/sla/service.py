@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -917,6 +917,7 @@ class _Wait:
     snoozed_by: str = ""
     snoozed_by_id: int | None = None
     snoozed_at: datetime | None = None
+    snoozes: dict = field(default_factory=dict)  # each person's latest (SlaWait.snoozes)
 
     def close(self, at: datetime | None, reason: str, by: str = "") -> None:
         self.closed_at, self.close_reason, self.closed_by = at, reason, by
@@ -938,12 +939,14 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     stored = session.execute(
         select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid, SlaWait.started_at)
         .add_columns(SlaWait.snoozed_until, SlaWait.snoozed_by, SlaWait.snoozed_by_id, SlaWait.snoozed_at)
+        .add_columns(SlaWait.snoozes)
         .where(bulk.among(session, SlaWait.conversation_id, ids), SlaWait.closed_at.is_(None))
     ).all()
     open_now: dict[int, list[_Wait]] = {}
-    for wait_id, conversation_id, msgid, started_at, until, by, by_id, at in stored:
+    for wait_id, conversation_id, msgid, started_at, until, by, by_id, at, snoozes in stored:
         wait = _Wait(conversation_id, msgid, "", None, None, started_at, id=wait_id)
         wait.snoozed_until, wait.snoozed_by, wait.snoozed_by_id, wait.snoozed_at = until, by, by_id, at
+        wait.snoozes = snoozes or {}
         open_now.setdefault(conversation_id, []).append(wait)
     # a snooze outlives a recall: the wait moved on to the customer's next question, for the
     # same customer the agent asked quiet about (the wait it was asked on, who and when); only
@@ -1031,6 +1034,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
             if (snoozed := held) is not None:
                 wait.snoozed_until, wait.snoozed_by = snoozed.snoozed_until, snoozed.snoozed_by
                 wait.snoozed_by_id, wait.snoozed_at = snoozed.snoozed_by_id, snoozed.snoozed_at
+                wait.snoozes = snoozed.snoozes  # (each person's, not the one in force alone)
             new[(change.conversation_id, change.msgid)] = wait
             open_now.setdefault(change.conversation_id, []).append(wait)
         else:
@@ -1363,6 +1367,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
             "snoozed_by": w.snoozed_by,
             "snoozed_by_id": w.snoozed_by_id,
             "snoozed_at": w.snoozed_at,
+            "snoozes": w.snoozes,
         }
         for w in waits
     ]
@@ -1388,6 +1393,7 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
                     snoozed_by=snoozed.snoozed_by,
                     snoozed_by_id=snoozed.snoozed_by_id,
                     snoozed_at=snoozed.snoozed_at,
+                    snoozes=snoozed.snoozes,
                 )
             )
             session.execute(
@@ -1563,8 +1569,10 @@ def snooze(
     changed their mind); another's longer one stands, and nothing changes: 李四's 15 minutes
     had cut the admin's hour, the reminders coming back 45 minutes early. Returns how many
     steps moved (0 or 1)."""
-    wait = session.scalar(
-        select(SlaWait).where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
+    wait = session.scalar(  # (locked: two people snoozing at once each keep their own snooze)
+        select(SlaWait)
+        .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
+        .with_for_update()
     )
     if wait is None or until <= now:
         return 0
