@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 from siyu.conversations import tasks
 from siyu.sla import tasks as sla_tasks
+from tests.conversations.test_import_file import text_line
 from tests.sla.conftest import local, ms  # noqa: F401 - fixture
 
 
 def line(msgid: str, sender: str, to: str, content: str, at) -> str:
-    return json.dumps(
-        {
-            "msgid": msgid,
-            "action": "send",
-            "from": sender,
-            "tolist": [to],
-            "roomid": "",
-            "msgtime": ms(at),
-            "msgtype": "text",
-            "text": {"content": content},
-        },
-        ensure_ascii=False,
-    )
+    return text_line(msgid, sender, to, content, ms(at))
 
 
 def test_a_question_answered_later_in_the_import_file_is_not_escalated_mid_import(local):  # noqa: F811

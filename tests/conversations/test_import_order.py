@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 from siyu.conversations import tasks
 from siyu.sla import queries
+from tests.conversations.test_import_escalation import line
 from tests.sla.conftest import local, ms  # noqa: F401 - fixture
-
-
-def line(msgid: str, sender: str, to: str, content: str, at) -> str:
-    return json.dumps(
-        {
-            "msgid": msgid,
-            "action": "send",
-            "from": sender,
-            "tolist": [to],
-            "roomid": "",
-            "msgtime": ms(at),
-            "msgtype": "text",
-            "text": {"content": content},
-        },
-        ensure_ascii=False,
-    )
 
 
 def test_a_question_still_unanswered_waits_when_the_older_file_is_imported_second(local):  # noqa: F811

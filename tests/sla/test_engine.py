@@ -1235,3 +1235,7 @@ def test_a_reply_the_agent_took_back_before_the_chat_was_settled_answered_nothin
         w.ingest(recall)
     assert w.conversation().awaiting_since is None  # (nothing waits: the chat was settled)
     assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [(how, w.at(40), None)]
+    assert all(status != "pending" for _, status, _ in w.steps()), w.steps()  # its steps stay cancelled
+    w.pulled(7200)
+    w.clock(3600)
+    assert w.fire() == 0

@@ -26,6 +26,7 @@ from siyu.conversations.schemas import (
     SearchPage,
     WroteAgainOut,
 )
+from siyu.db.database import retry_deadlocks
 from siyu.db.paging import BadCursor
 from siyu.tenancy.queries import as_stored
 from siyu.web.api_errors import API_RESPONSES, BIGINT, NOT_FOUND, WRITE, invalid, not_found, out_of_range
@@ -156,25 +157,28 @@ def dismiss(request: Request, viewer: ApiViewer, conversation_id: int, body: Dis
     is a 409 too, while one that is no message of this chat at all is a 422. Without it,
     whatever waits is marked."""
     shown = body.msgid if body is not None else None
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        if queries.get_conversation(s, viewer, conversation_id) is None:
-            raise not_found()
-        at = request.app.state.rt.now()
-        try:
-            dismissed = service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown)
-        except service.WroteAgain as refused:
-            said = queries.message_said(s, conversation_id, refused.newest)
-            wrote_again = {"detail": _wrote_again(said, viewer.timezone, at), "newest_msgid": refused.newest}
-        except service.NotItsMessage:
-            raise HTTPException(
-                422, f"不是这个会话的消息：{shown} / not a message of this conversation: {shown}"
-            ) from None
-        else:
-            wrote_again = None
+
+    def mark() -> tuple[dict | None, bool, dict | None]:
+        with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
+            if queries.get_conversation(s, viewer, conversation_id) is None:
+                raise not_found()
+            at = request.app.state.rt.now()
+            try:
+                dismissed = service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown)
+            except service.WroteAgain as refused:
+                said = queries.message_said(s, conversation_id, refused.newest)
+                detail = _wrote_again(said, viewer.timezone, at)
+                return {"detail": detail, "newest_msgid": refused.newest}, False, None
+            except service.NotItsMessage:
+                raise HTTPException(
+                    422, f"不是这个会话的消息：{shown} / not a message of this conversation: {shown}"
+                ) from None
             s.flush()
             if dismissed:
                 forget_waiting(viewer)
-            found = queries.conversation(s, viewer, conversation_id, at)
+            return None, dismissed, queries.conversation(s, viewer, conversation_id, at)
+
+    wrote_again, dismissed, found = retry_deadlocks(mark)
     if wrote_again is not None:  # (nothing was marked: the session had nothing to keep)
         return JSONResponse(wrote_again, 409)
     return {"dismissed": dismissed, "conversation": found}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.config import DatabaseTimeouts
@@ -20,9 +20,25 @@ from siyu.db import bulk, scoping
 if TYPE_CHECKING:
     from siyu.db.postgres import Patience
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 FOREIGN_KEYS_OFF = "siyu_foreign_keys_off"  # a SQLite connection's, till it is back in the pool
 log = logging.getLogger(__name__)
+
+
+def retry_deadlocks(run: Callable[[], T], tries: int = 3) -> T:
+    """`run()`, a transaction of its own, run again where PostgreSQL ended it as a deadlock's
+    victim (a person's "no reply needed" meeting a step that fires: the step's worker locks
+    the step, then the wait and the conversation; the person's action the other way round).
+    The other transaction goes on, and this one after it, instead of a 500."""
+    for attempt in range(tries):
+        try:
+            return run()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == tries - 1:
+                raise
+            log.info("deadlock: ran again (%d)", attempt + 1)
+    raise AssertionError("unreachable")  # (the loop returns or raises)
 
 
 @contextmanager

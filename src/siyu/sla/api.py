@@ -38,6 +38,7 @@ from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
 from siyu.customers.queries import staff_names
 from siyu.db import bulk
+from siyu.db.database import retry_deadlocks
 from siyu.db.paging import BadCursor
 from siyu.db.versions import version_of
 from siyu.sla import queries, service
@@ -553,8 +554,12 @@ def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: Snoo
     else's longer one: then nothing changes, and `kept_until` says until when it stands (`by`:
     whose). The caller's own shorter snooze replaces theirs."""
     rt = request.app.state.rt
-    with rt.db.tenant_session(viewer.tenant_id) as s:
-        found = snooze_for(s, viewer, conversation_id, body.minutes, rt.now())
+
+    def run() -> dict | None:
+        with rt.db.tenant_session(viewer.tenant_id) as s:
+            return snooze_for(s, viewer, conversation_id, body.minutes, rt.now())
+
+    found = retry_deadlocks(run)
     if found is None:
         raise not_found()
     return found

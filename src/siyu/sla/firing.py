@@ -44,7 +44,7 @@ from siyu.db import bulk, utcnow
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.sla import queries, service
-from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
+from siyu.sla.models import SlaCall, SlaEscalation, SlaPolicy, SlaWait
 from siyu.tenancy.queries import members_left
 
 FIRED = ("fired", "covered")  # outcomes that reached (or will reach) a person
@@ -204,6 +204,11 @@ def _fire_tenant(
     now = rt.now()
     outcomes = dict.fromkeys(ids or (), "lost")
     with rt.db.tenant_session(tenant_id) as s:
+        if s.get_bind().dialect.name == "postgresql":
+            # the policies the next steps are timed by, held till this commits, before the steps
+            # (a save takes them in that order too): business hours turned on while a step fired
+            # left its next step on the wall clock, the save not seeing it to re-time
+            s.execute(select(SlaPolicy.id).with_for_update(read=True))
         loaded = _locked_due(s, now, ids, limit)
         if not loaded:
             return outcomes

@@ -1569,20 +1569,21 @@ def snooze(
     changed their mind); another's longer one stands, and nothing changes: 李四's 15 minutes
     had cut the admin's hour, the reminders coming back 45 minutes early. Returns how many
     steps moved (0 or 1)."""
-    wait = session.scalar(  # (locked: two people snoozing at once each keep their own snooze)
-        select(SlaWait)
-        .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None))
-        .with_for_update()
+    open_wait = select(SlaWait.id).where(
+        SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
     )
-    if wait is None or until <= now:
+    wait_id = session.scalar(open_wait)
+    if wait_id is None or until <= now:
         return 0
-    pending = list(
-        session.scalars(
-            select(SlaEscalation)
-            .where(SlaEscalation.wait_id == wait.id, SlaEscalation.status == "pending")
-            .order_by(SlaEscalation.due_at)
-        )
-    )
+    # Locked, as firing locks them: its pending step first, then the wait (the other way round
+    # deadlocked with a step firing, and the snooze was a 500); two people snoozing at once each
+    # keep their own snooze. The steps read again once locked: one firing meanwhile has put the
+    # next in its place.
+    _pending_steps(session, wait_id)
+    wait = session.scalar(select(SlaWait).where(SlaWait.id == wait_id).with_for_update())
+    if wait is None or wait.closed_at is not None:
+        return 0
+    pending = _pending_steps(session, wait_id)
     running = _running_snoozes(wait, now)
     # this person's latest (a snooze kept before its person was, by the name it shows)
     running.pop(f"name:{by[:200]}", None)
@@ -1610,6 +1611,12 @@ def snooze(
         return _move_pending(session, {pending[0].id: max(ends, scheduled)})
     shift = ends - pending[0].due_at
     return _move_pending(session, {row.id: row.due_at + shift for row in pending})
+
+
+def _pending_steps(session: Session, wait_id: int) -> list[SlaEscalation]:
+    """The wait's pending steps, soonest first, locked (PostgreSQL)."""
+    query = select(SlaEscalation).where(SlaEscalation.wait_id == wait_id, SlaEscalation.status == "pending")
+    return list(session.scalars(query.order_by(SlaEscalation.due_at).with_for_update()))
 
 
 def _running_snoozes(wait: SlaWait, now: datetime) -> dict[str, dict]:

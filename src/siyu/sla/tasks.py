@@ -620,12 +620,21 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
 _UNSET = object()
 
 
+def _gone(rt, tenant_id: int, userid: str) -> bool:
+    with rt.db.tenant_session(tenant_id) as s:
+        return bool(members_left(s, [userid]))
+
+
 @sender("sla_notice", prepare=_notices, writes_as_sent=True)
 async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
     # (a batch's prepare failed: each builds its own, in a thread as the prepare did)
     body = await asyncio.to_thread(_notice, rt, tenant_id, message) if prepared is _UNSET else prepared
     if body is None:
         raise Skipped("every wait was answered meanwhile")
+    if await asyncio.to_thread(_gone, rt, tenant_id, body["touser"]):
+        # (since its step fired: the directory sync found them gone, held for WeCom's pace or the
+        # merge window meanwhile) WeCom would refuse it as 消息接收人全部无效, read as our trouble
+        raise Skipped("its recipient left the corp")
     wecom = await rt.clients.get(tenant_id)
     # a try that may have reached them (no answer, or its outcome not recorded) is sent again
     # as it was (the minutes waited of then), which WeCom's duplicate check drops if it did

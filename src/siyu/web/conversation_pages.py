@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries, service
 from siyu.customers import queries as customer_queries
+from siyu.db.database import retry_deadlocks
 from siyu.db.paging import BadCursor
 from siyu.sla import queries as sla_queries
 from siyu.sla import service as sla_service
@@ -305,6 +306,10 @@ async def conversation_dismiss(request: Request, viewer: PageViewer, conversatio
 
 def _dismiss(request: Request, viewer, conversation_id: int, shown: str | None) -> tuple[str, str]:
     """How marking went (a DONE key) and, refused as the customer wrote again, their newest."""
+    return retry_deadlocks(lambda: _mark(request, viewer, conversation_id, shown))
+
+
+def _mark(request: Request, viewer, conversation_id: int, shown: str | None) -> tuple[str, str]:
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         if queries.get_conversation(s, viewer, conversation_id) is None:
             raise _not_found()

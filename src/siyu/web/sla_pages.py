@@ -23,6 +23,7 @@ from siyu.conversations import queries as conversation_queries
 from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
+from siyu.db.database import retry_deadlocks
 from siyu.db.versions import FORM_NOT_DRAWN, version_of, well_formed
 from siyu.sla import service
 from siyu.sla.api import (
@@ -339,7 +340,7 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
         with rt.db.tenant_session(viewer.tenant_id) as s:
             return snooze_for(s, viewer, conversation_id, minutes, rt.now())
 
-    found = await run_in_threadpool(run)
+    found = await run_in_threadpool(retry_deadlocks, run)
     if found is None:
         raise HTTPException(404, "not found")
     sep = "&" if "?" in back else "?"
