@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations import service as conversations
-from siyu.conversations.models import Message
+from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of, leaders_of
 from siyu.db import bulk, locks
@@ -1569,17 +1569,26 @@ def snooze(
     changed their mind); another's longer one stands, and nothing changes: 李四's 15 minutes
     had cut the admin's hour, the reminders coming back 45 minutes early. Returns how many
     steps moved (0 or 1)."""
+    if until <= now:
+        return 0
+    # Locked: the conversation first, as ingest and 无需回复 lock it (a reply or a recall stored
+    # meanwhile would move or close the wait under the snooze, or kill the pull as a deadlock's
+    # victim); not against the key share a step firing takes on it (FOR NO KEY UPDATE). Then
+    # its pending steps, then the wait, as firing locks those (the other way round deadlocked
+    # with a step firing, and the snooze was a 500). Two people snoozing at once each keep
+    # their own. SQLite: this transaction is the writer from the start.
+    locks.sqlite_writer(session, "sla_waits")
+    session.execute(
+        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(key_share=True)
+    )
     open_wait = select(SlaWait.id).where(
         SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_(None)
     )
     wait_id = session.scalar(open_wait)
-    if wait_id is None or until <= now:
+    if wait_id is None:
         return 0
-    # Locked, as firing locks them: its pending step first, then the wait (the other way round
-    # deadlocked with a step firing, and the snooze was a 500); two people snoozing at once each
-    # keep their own snooze. The steps read again once locked: one firing meanwhile has put the
-    # next in its place.
-    _pending_steps(session, wait_id)
+    _pending_steps(session, wait_id)  # (read again once the wait is locked: a step firing
+    # meanwhile has put the next in its place)
     wait = session.scalar(select(SlaWait).where(SlaWait.id == wait_id).with_for_update())
     if wait is None or wait.closed_at is not None:
         return 0
