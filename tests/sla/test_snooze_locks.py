@@ -5,55 +5,13 @@ answered as taken. A snooze now locks the conversation first, as ingest does."""
 
 from __future__ import annotations
 
-import threading
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from siyu.sla import service
-
-
-def concurrently(db, run, settle_s: float = 10.0) -> threading.Thread:
-    """(tests/sla/test_races.py's, repeated: that file is newer than the commit before.)"""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run()
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.errors = errors
-    thread.start()
-    deadline = time.monotonic() + settle_s
-    while thread.is_alive() and time.monotonic() < deadline:
-        with db.engine.connect() as conn:
-            waiting = conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            )
-        if waiting:
-            break
-        time.sleep(0.02)
-    return thread
-
-
-def joined(thread: threading.Thread) -> None:
-    thread.join(30)
-    assert not thread.is_alive(), "the other transaction never finished"
-    if thread.errors:
-        raise thread.errors[0]
-
-
-def postgres_only(db):
-    if not db.is_postgres:
-        pytest.skip("needs PostgreSQL's row locks")
+from tests.sla.test_races import concurrently, joined, postgres_only
 
 
 @contextmanager
