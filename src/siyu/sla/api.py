@@ -241,14 +241,15 @@ def board_for(
             )
         )
         for e in rows:  # not sent: due long ago when their turn came, or nobody to tell
-            if e.status == "skipped":
+            reason = queries.skip_reason(e.note) if e.status == "skipped" else None
+            if reason is not None:
                 skipped.setdefault(e.conversation_id, []).append(
                     {
                         "step": e.step,
                         "action": e.action,
                         "target": e.target,
                         "skipped_at": e.fired_at,
-                        "reason": "stale" if e.note.startswith(queries.STALE) else "nobody",
+                        "reason": reason,
                     }
                 )
         rows = [e for e in rows if e.status == "fired"]

@@ -103,9 +103,9 @@ def entries(
         .order_by(SlaEscalation.step)
     ):
         if e.status == "skipped":
-            if not (e.note or "").startswith((queries.NOBODY_TO_REACH, queries.STALE)):
+            why = queries.skip_reason(e.note)
+            if why is None:
                 continue  # (skipped as nobody waited any more: no step came due for it)
-            why = "stale" if e.note.startswith(queries.STALE) else "nobody"
             unsent[e.id] = (why, DELIVERY_NAMES[why])
         told.setdefault(e.wait_id, []).append(e)
     fired = [e for steps in told.values() for e in steps if e.id not in unsent]

@@ -395,6 +395,16 @@ CARD_TOLD = "told_waits"
 CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"
 
 
+def skip_reason(note: str | None) -> str | None:
+    """Why firing skipped a step, as the board and the timeline name it: "stale" (due long ago)
+    or "nobody" (nobody to tell); None for a note firing does not write on a skipped step."""
+    if (note or "").startswith(STALE):
+        return "stale"
+    if (note or "").startswith(NOBODY_TO_REACH):
+        return "nobody"
+    return None
+
+
 def delivery_problems(
     session: Session,
     start: datetime,
@@ -525,14 +535,14 @@ def delivery_problems(
     timezone = ZoneInfo(tenant_timezone(session))
     steps = []
     for r in rows(unreached, e.fired_at):
-        is_stale = r.note.startswith(STALE)
-        why = _stale_reason(r, timezone) if is_stale else _nobody_reason(r)
+        kind = skip_reason(r.note)
+        why = _stale_reason(r, timezone) if kind == "stale" else _nobody_reason(r)
         steps.append(
             _problem(
                 "step",
                 r.agent_userid,
                 r.fired_at,
-                "stale" if is_stale else "nobody",
+                kind,
                 why,
                 target=r.target,
                 about=_About(waits=[r.wait_id]),
