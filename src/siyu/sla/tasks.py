@@ -575,12 +575,18 @@ def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
     return _notices(rt, tenant_id, [message])[message.id]
 
 
-def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | None]:
+# A card's body where its recipient left the corp since its step fired (the directory sync
+# found them gone, held for WeCom's pace or the merge window meanwhile): WeCom would refuse it as
+# 消息接收人全部无效, read as our trouble.
+RECIPIENT_LEFT = "its recipient left the corp"
+
+
+def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | str | None]:
     """The message/send bodies of these sla_notice messages (None: every wait was answered
-    meanwhile): the card an earlier try sent where one may have reached them (its outcome not
-    recorded, or no answer), else one built now and written to the row before it goes
-    (notify.outbox.WRITES_AS_SENT): a card built anew says other minutes, and WeCom's duplicate
-    check would not drop it as the second of one card."""
+    meanwhile; RECIPIENT_LEFT, read once for the batch): the card an earlier try sent where one
+    may have reached them (its outcome not recorded, or no answer), else one built now and
+    written to the row before it goes (notify.outbox.WRITES_AS_SENT): a card built anew says
+    other minutes, and WeCom's duplicate check would not drop it as the second of one card."""
     now = rt.now()
     with rt.db.tenant_session(tenant_id) as s:
         entries = _open_entries_many(s, {m.id: list(m.payload.get("escalations", [])) for m in messages}, now)
@@ -590,19 +596,25 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
             found.sort(key=lambda e: -service.by_its_clock(e["business_s"], e["started_at"], now))
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
-        touser = {
-            m.id: m.payload["touser"] for m in messages if entries[m.id] and m.payload.get(AS_SENT) is None
-        }
+        left = members_left(s, {m.payload["touser"] for m in messages if entries[m.id]})
+        bodies: dict[int, dict | str | None] = {}
+        for m in messages:
+            found, before = entries[m.id], m.payload.get(AS_SENT)
+            if not found:
+                bodies[m.id] = None
+            elif m.payload["touser"] in left:
+                bodies[m.id] = RECIPIENT_LEFT
+            elif before is not None:
+                bodies[m.id] = before
+        touser = {m.id: m.payload["touser"] for m in messages if m.id not in bodies}
         building = {card: entries[card] for card in touser}
         _remarks(s, building, touser)
         _steps_around(s, building, touser, now, book, tz)
-        bodies: dict[int, dict | None] = {}
         written = []
         for m in messages:
-            found, before = entries[m.id], m.payload.get(AS_SENT)
-            if not found or before is not None:
-                bodies[m.id] = before if found else None
+            if m.id not in touser:
                 continue
+            found = entries[m.id]
             card = build_card(rt, tenant.slug, tz, m.payload["touser"], found, card=m.id)
             bodies[m.id] = body = {**card, "agentid": tenant.agent_id, **DUPLICATE_CHECK}
             # the waits it speaks of: a step on it whose wait was left out (snoozed or answered
@@ -620,21 +632,14 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
 _UNSET = object()
 
 
-def _gone(rt, tenant_id: int, userid: str) -> bool:
-    with rt.db.tenant_session(tenant_id) as s:
-        return bool(members_left(s, [userid]))
-
-
 @sender("sla_notice", prepare=_notices, writes_as_sent=True)
 async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNSET):
     # (a batch's prepare failed: each builds its own, in a thread as the prepare did)
     body = await asyncio.to_thread(_notice, rt, tenant_id, message) if prepared is _UNSET else prepared
     if body is None:
         raise Skipped("every wait was answered meanwhile")
-    if await asyncio.to_thread(_gone, rt, tenant_id, body["touser"]):
-        # (since its step fired: the directory sync found them gone, held for WeCom's pace or the
-        # merge window meanwhile) WeCom would refuse it as 消息接收人全部无效, read as our trouble
-        raise Skipped("its recipient left the corp")
+    if body == RECIPIENT_LEFT:
+        raise Skipped(RECIPIENT_LEFT)
     wecom = await rt.clients.get(tenant_id)
     # a try that may have reached them (no answer, or its outcome not recorded) is sent again
     # as it was (the minutes waited of then), which WeCom's duplicate check drops if it did
