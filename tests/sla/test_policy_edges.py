@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from siyu.sla import queries, service
 from siyu.sla.api import board_for
-from siyu.sla.models import SlaEscalation
+from siyu.sla.models import SlaEscalation, SlaPolicy
 from siyu.web.auth import Viewer
+from tests.sla.test_engine import _recall
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -168,3 +169,68 @@ def test_a_shift_starting_in_the_hour_skipped_when_clocks_go_forward_starts_when
     w.clock(0)
     w.say("夜班有人吗？", at=0)
     assert _pending_due(w) == datetime(2025, 3, 30, 1, 7, tzinfo=UTC)  # 03:07 CEST
+
+
+CARD_AGENT = {"action": "app_message", "target": "agent"}
+
+
+def test_a_wait_reopened_after_its_department_policy_was_deleted_follows_the_tenants_policy(local):
+    """A wait closed by a reply; the department's policy is removed; the agent recalls the reply,
+    so the customer waits again. The wait must now run under the policy that applies (the
+    tenant's one card), not the built-in default's 2/5/10 minutes with a call."""
+    w = local
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[], steps=[{"delay_s": 60, **CARD_AGENT}])
+        service.save_policy(s, 2, quiet_hours=[], steps=[{"delay_s": 30, **CARD_AGENT}])
+    w.say("请问这个多少钱？", at=0)
+    answer = w.reply("100元", at=10)
+    with w.session() as s:
+        assert service.delete_policy(s, 2, now=w.at(15))
+        tenant_policy_id = s.scalar(select(SlaPolicy.id).where(SlaPolicy.department_wecom_id == 0))
+    w.ingest(_recall(w, answer, 20, by="zhangsan"))
+    [wait] = w.waits()
+    assert wait.closed_at is None  # waiting again
+    w.pulled(3600)
+    for t in (30, 60, 120, 300, 600, 700):
+        w.clock(t)
+        w.fire()
+    with w.session() as s:
+        rows = s.execute(
+            select(
+                SlaEscalation.step, SlaEscalation.delay_s, SlaEscalation.action, SlaEscalation.status
+            ).order_by(SlaEscalation.step)
+        ).all()
+    # under the tenant's policy: nothing beyond its single card, and certainly no call
+    assert [r.action for r in rows if r.status == "fired"].count("voice_call") == 0, rows
+    assert w.waits()[0].policy_id == tenant_policy_id
+
+
+AGENT_CARD = {"delay_s": 120, "action": "app_message", "target": "agent"}
+LEADER_CARD = {"delay_s": 300, "action": "app_message", "target": "leader"}
+CALL_AT_5 = {"delay_s": 300, "action": "voice_call", "target": "agent"}
+
+
+def _fired(w) -> list[tuple[str, str]]:
+    with w.session() as s:
+        rows = s.scalars(select(SlaEscalation).order_by(SlaEscalation.step))
+        return [(e.action, e.recipient) for e in rows if e.status == "fired"]
+
+
+def test_taking_out_the_leaders_card_that_shares_its_delay_with_the_call_still_calls_the_agent(local):
+    """Policy: agent's card at 2 min, then the leader's card and a call to the agent both at
+    5 min. The agent's card went; with the leader's card pending, the admin takes the leader's
+    card out (agent's card at 2, call at 5). The leader's card, already scheduled, goes at 5;
+    the call, which the policy still has at 5 minutes, must still ring (README: a step taken
+    out does not "leave the call out")."""
+    w = local
+    w.policy(steps=[AGENT_CARD, LEADER_CARD, CALL_AT_5])
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(130)
+    w.policy(steps=[AGENT_CARD, CALL_AT_5])
+    for t in (300, 301, 600, 1200):
+        w.clock(t)
+        w.fire()
+    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]

@@ -332,20 +332,41 @@ def _record(s: Session, steps: list[_Step]) -> None:
 def _schedule_next(book: service.PolicyBook, steps: list[_Step], step_policy: dict, now: datetime) -> None:
     """The next step of each wait whose step fired or was skipped: a wait has one pending
     step at a time (siyu.sla.service.next_due)."""
-    rows = []
+    befores = []
     for st in steps:
         policy = step_policy.get(st.id)
         if policy is None or st.status not in ("fired", "skipped"):
             continue  # cancelled (the wait is over), or no policy read
         before_s = service.delay_of(st.delay_s, st.step, policy)
-        before = None if before_s is None else service.Step(before_s, st.action, st.target)
-        found = None if before is None else service.next_due(book, policy, st.started_at, before, st.was_due)
+        if before_s is not None:
+            befores.append((st, policy, service.Step(before_s, st.action, st.target)))
+    had = _steps_had(
+        book.session, [st.wait_id for st, policy, before in befores if before not in policy.steps]
+    )
+    rows = []
+    for st, policy, before in befores:
+        found = service.next_due(book, policy, st.started_at, before, st.was_due, had.get(st.wait_id, ()))
         if found is not None:
             step, due = found
             rows.append(
                 service.step_row(st.wait_id, st.conversation_id, st.agent_userid, st.step + 1, step, due, now)
             )
     bulk.insert_rows(book.session, SlaEscalation, rows, conflict=["wait_id", "step"])
+
+
+def _steps_had(session, wait_ids: list[int]) -> dict[int, set[service.Step]]:
+    """The steps each of these waits has had (their rows), where the one that fired is no
+    longer in its policy: next_due then knows which of its delay's other steps are still to go."""
+    if not wait_ids:
+        return {}
+    e = SlaEscalation
+    had: dict[int, set[service.Step]] = {}
+    query = select(e.wait_id, e.delay_s, e.action, e.target).where(
+        bulk.among(session, e.wait_id, wait_ids), e.delay_s.is_not(None)
+    )
+    for wait_id, delay_s, action, target in session.execute(query):
+        had.setdefault(wait_id, set()).add(service.Step(delay_s, action, target))
+    return had
 
 
 def next_card_at(went: list[datetime], merge_window_s: float) -> datetime | None:

@@ -1216,12 +1216,12 @@ def _taken_back(session: Session, conversation_id: int, msgid: str) -> bool:
 
 def _waits_on(session: Session, messages: set[tuple[int, str]], closed: bool) -> list:
     """The waits stored on these messages, (conversation, msgid), closed or still open: their
-    (id, conversation_id, msgid)."""
+    (id, conversation_id, msgid, policy_id)."""
     if not messages:
         return []
     ended = SlaWait.closed_at.is_not(None) if closed else SlaWait.closed_at.is_(None)
     rows = session.execute(
-        select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid).where(
+        select(SlaWait.id, SlaWait.conversation_id, SlaWait.msgid, SlaWait.policy_id).where(
             bulk.among(session, SlaWait.conversation_id, {c for c, _ in messages}),
             bulk.among(session, SlaWait.msgid, {m for _, m in messages}),
             ended,
@@ -1449,15 +1449,22 @@ def step_row(
 
 
 def next_due(
-    book: PolicyBook, policy: PolicyView, started_at: datetime, before: Step, was_due: datetime
+    book: PolicyBook,
+    policy: PolicyView,
+    started_at: datetime,
+    before: Step,
+    was_due: datetime,
+    had: Iterable[Step] = (),
 ) -> tuple[Step, datetime] | None:
     """A wait's step after `before` (the one that fired, as its row kept it), due at `was_due`,
     and when it comes due (spaced_due). The step after the same step of the policy (two may
     share a delay: a card to the leader and a call at 5 minutes), else, where the policy no
-    longer has it, its first step of a longer delay. Not by number: with a step added before it
-    or taken out since the wait began, the policy's next number was the leader's card again
-    (carded twice) or nothing (the call never rang). None when the policy has no later step,
-    or has since been switched off (the steps after the one scheduled follow the policy as saved)."""
+    longer has it, its first step of that delay the wait has not `had` (the leader's card taken
+    out while pending, the call beside it still rings), else of a longer delay. Not by number:
+    with a step added before it or taken out since the wait began, the policy's next number was
+    the leader's card again (carded twice) or nothing (the call never rang). None when the
+    policy has no later step, or has since been switched off (the steps after the one scheduled
+    follow the policy as saved)."""
     if not policy.enabled:
         return None
     steps = policy.steps
@@ -1465,7 +1472,15 @@ def next_due(
     if same is not None:
         step = steps[same + 1] if same + 1 < len(steps) else None
     else:
-        step = next((s for s in steps if s.delay_s > before.delay_s), None)
+        had = set(had)
+        step = next(
+            (
+                s
+                for s in steps
+                if s.delay_s > before.delay_s or (s.delay_s == before.delay_s and s not in had)
+            ),
+            None,
+        )
     if step is None:
         return None
     return step, spaced_due(book, policy, started_at, before.delay_s, was_due, step.delay_s)
@@ -1524,6 +1539,13 @@ def _reopen(session: Session, waits: list[_Wait]) -> list[tuple[int, int, str]]:
         .values(status="pending", note="reopened", claimed_until=None)
         .execution_options(synchronize_session=False)
     )
+    # one whose department's policy was deleted while it was closed (delete_policy moved only
+    # the open ones) takes the policy that applies now: firing had read the gone policy as the
+    # built-in default and rung a call the tenant's policy has not, the board measuring it by
+    # the tenant's all the while
+    kept = set(session.scalars(select(SlaPolicy.id)))
+    if gone := [r.id for r in found if r.policy_id is not None and r.policy_id not in kept]:
+        _reassign_open_waits(session, SlaWait.id.in_(gone))
     return [(r.id, r.conversation_id, r.msgid) for r in found]
 
 
