@@ -24,6 +24,7 @@ from siyu.notify.outbox import Permanent, Retry
 from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
+from siyu.tenancy.models import Staff
 from siyu.tenancy.tasks import sync_staff
 from tests.notify.test_recording import claimed, run_as_worker
 from tests.sla.conftest import Wait, now_ms
@@ -1155,3 +1156,65 @@ def test_a_member_renamed_in_wecom_is_named_so_by_what_they_do_from_the_card(w):
     around = re.search(r'<div class="gray">(已于[^<]*)</div>', leaders["description"])[1]
     assert re.search(r"；张三丰 \d\d:\d\d 暂缓提醒至", around), around
     assert me == "张三丰"
+
+
+def test_a_leader_step_whose_leaders_all_left_does_not_say_the_member_has_no_leader(local):
+    """张三's direct leader 李四 (also 销售一部's head) and 总部's head 王总 have left (WeCom
+    status 5). His leader step reaches nobody; the board must not tell the admin that he has
+    no direct leader and his department no head, which WeCom's console contradicts: the fix is
+    to name leaders who are still with the company."""
+    w = local
+    w.policy()
+    with w.session() as s:
+        s.execute(
+            update(Staff).where(Staff.userid.in_(["lisi", "boss"])).values(active=False, wecom_status=5)
+        )
+    w.say("有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[1][:2] == (1, "skipped")
+    with w.session() as s:
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert problem["status"] == "nobody"
+    assert "没有直属上级" not in problem["error"], problem["error"]
+
+
+def test_the_boards_next_leader_step_and_firing_agree_for_a_disabled_direct_leader(local):
+    """李四 is disabled (status 2): the board names who the leader's card will reach as firing
+    resolves it (王总 above 销售一部)."""
+    w = local
+    w.policy()
+    with w.session() as s:
+        s.execute(update(Staff).where(Staff.userid == "lisi").values(active=False, wecom_status=2))
+    w.say("有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(150)
+    w.fire()
+    with w.session() as s:
+        rows = queries.waiting_now(s, w.rt.now())
+        told = service.next_step_people(s, rows)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[1] == (1, "fired", "boss")
+    assert told == {w.conversation().id: "boss"}
+
+
+def test_a_card_wecom_answers_82001_all_recipients_invalid_is_given_up_at_once(w):
+    """82001 (WeCom's "All touser & toparty & totag invalid": every recipient empty or invalid)
+    says the same as 81013: the card reached nobody, and retrying twelve times over 35 minutes
+    cannot change that. The board should say so at once, as it does for 81013, not show the
+    card as being retried with an errmsg of no meaning to the admin."""
+    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": 82001, "times": 50}
+    w.stack.control("POST", "/faults", json=fault)
+    try:
+        w.say("这个怎么退货？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        state, error = wait_for(lambda: (r := _reached(w).get(0)) and r[0] in ("retrying", "given_up") and r)
+        assert state == "given_up", (state, error)
+        [problem] = _problems(w)
+        assert (problem["recipient"], problem["status"], problem["attempts"]) == ("zhangsan", "given_up", 1)
+    finally:
+        w.stack.control("DELETE", "/faults")

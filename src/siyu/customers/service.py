@@ -376,6 +376,14 @@ def leaders_of(session: Session, userids: list[str]) -> dict[str, str]:
     return {u: leader for u, leader in found.items() if leader}
 
 
+def leaders_named(session: Session, userid: str) -> list[str]:
+    """Whom leader_of would try for the agent, whether still with the corp or not."""
+    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    if staff is None:
+        return []
+    return _leader_order(staff, _departments_above(session, {_main_department(staff)} - {None}).get)
+
+
 def _departments_above(session: Session, wecom_ids: set[int]) -> dict[int, Row]:
     """These departments and those above them up to the top, by WeCom id, read a level of the
     tree at a time: reading every department of the corp instead cost 130-220 ms a call at

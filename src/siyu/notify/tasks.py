@@ -40,6 +40,9 @@ RECORD_RETRY_S = 0.5  # a tenant's outcomes that failed to record are tried agai
 # equal to one sent that recently tells the member nothing new: each names its event's time
 # (an alert) or, to the minute, how long the customers have waited (a card).
 DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": 4 * 3600}
+# message/send's answers that it reached nobody: 消息接收人全部无效 (81013) and 指定的成员/部门/
+# 标签全部无效 (82001, recipients empty or outside the app's visible range). No retry changes them.
+RECIPIENTS_INVALID = frozenset({81013, 82001})
 
 
 @sender("app_message")
@@ -67,7 +70,7 @@ def _left(db, tenant_id: int, userids: list[str]) -> set[str]:
 
 async def send_app_message(wecom, payload: dict, message: OutboxMessage | None = None) -> dict:
     """`message/send` with WeCom's duplicate check (DUPLICATE_CHECK), given up on at once
-    where WeCom says it reached nobody: every recipient invalid (81013), or the one recipient
+    where WeCom says it reached nobody: every recipient invalid (RECIPIENTS_INVALID), or the one recipient
     listed as invalid or without a license in an answer of errcode 0. Retrying cannot change
     either; the row then says who was not reached. `message`: the outbox row it is sent for,
     whose earlier try got no answer: its body then goes again as it was, not `payload`."""
@@ -81,7 +84,7 @@ async def send_app_message(wecom, payload: dict, message: OutboxMessage | None =
     except WeComTransportError as exc:
         raise Unanswered(exc.describe(), body) from None
     except WeComError as exc:
-        if exc.errcode == 81013:
+        if exc.errcode in RECIPIENTS_INVALID:
             raise Permanent(exc.describe()) from None
         raise
     wanted = {u.lower() for u in str(payload.get("touser", "")).split("|") if u}

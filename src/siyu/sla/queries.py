@@ -19,6 +19,7 @@ from siyu.conversations.models import Conversation
 from siyu.conversations.queries import wait_text
 from siyu.customers.models import Customer
 from siyu.customers.queries import remarks_on
+from siyu.customers.service import leaders_named
 from siyu.db import bulk, paging
 from siyu.db.paging import SortKey
 from siyu.notify.models import UNSENT, OutboxMessage
@@ -696,6 +697,7 @@ def _stale_reason(e, timezone: ZoneInfo) -> str:
     )
 
 
+_LEADERS_LEFT = "; leaders left"
 _CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)
 _AGENT_LEFT = "; the agent left"
 
@@ -703,6 +705,8 @@ _AGENT_LEFT = "; the agent left"
 def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
+    if target == "leader" and agent_userid and leaders_named(session, agent_userid):
+        note += _LEADERS_LEFT  # (WeCom's console shows them: the admin must name ones still here)
     contact = policy.escalation_contact
     if target == "agent" and agent_userid in members_left(session, [agent_userid]):
         note += _AGENT_LEFT
@@ -724,7 +728,12 @@ def _nobody_reason(e) -> str:
     if (e.note or "").endswith(_AGENT_LEFT):
         gone = "该成员已离职或停用"
     if e.target == "leader":
-        why = f"该成员没有直属上级，主部门也没有负责人，{gone or '策略里也没有设升级联系人'}"
+        leaders = (
+            "该成员的直属上级和部门负责人都已离职或停用"
+            if _LEADERS_LEFT in (e.note or "")
+            else "该成员没有直属上级，主部门也没有负责人"
+        )
+        why = f"{leaders}，{gone or '策略里也没有设升级联系人'}"
     else:
         why = gone or "策略里没有设升级联系人"
     return f"第 {e.step + 1} 步没有可通知的人：{why} / nobody to tell ({e.target})"

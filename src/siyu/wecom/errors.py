@@ -361,6 +361,10 @@ _DESCRIPTIONS: dict[int, str] = {
         "消息接收人全部无效 / every recipient of the app message is invalid or outside the app's "
         "visible range."
     ),
+    82001: (
+        "指定的成员/部门/标签全部无效 / every recipient of the app message is empty or invalid (left, or "
+        "outside the app's visible range)."
+    ),
     301002: (
         "无权操作该标签 / this app may not edit, delete or mark a tag another app created: use tags "
         "created in WeCom's admin console or by Siyu."
