@@ -3,7 +3,9 @@ waits longest, role scoping, tenant isolation, labels, and 无需回复 with CSR
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 import time
 import uuid
@@ -160,6 +162,62 @@ def test_a_cursor_the_list_did_not_hand_out_is_refused(as_role, chats):
         assert r.status_code == 422, (params, r.text)
     # in the page's address bar, a mangled cursor opens the top of the list
     assert "孙小姐" in admin.get("/conversations", params={"after": "garbage"}).text
+
+
+def _token(values) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "path,params",
+    [
+        ("/api/v1/messages/search", {"q": "iphone"}),
+        ("/api/v1/sla/board", {}),
+        ("/api/v1/customers", {}),
+    ],
+)
+def test_a_cursor_of_nulls_no_row_could_hold_is_a_422(as_role, chats, path, params):
+    """A message's sent_at and id (a wait's started_at and id, a customer's id) are never null,
+    so [null, null] is a position no row of these lists could hold. The conversation list
+    refuses it (422, after 不是该列表给出的游标); search, the board and the customer list answered
+    200: `after` an empty page whose `prev` leads back to the made-up cursor, `before` the first
+    page, as if the cursor were one they had handed out."""
+    admin = as_role("admin")
+    nulls = _token([None, None])
+    for way in ("after", "before"):
+        r = admin.get(path, params={**params, way: nulls})
+        told = f"{way} 不是该列表给出的游标 / {way} is not a cursor this list handed out"
+        assert (r.status_code, r.json().get("detail")) == (422, told), (path, way, r.text[:200])
+
+
+def test_a_search_hit_says_the_message_was_marked_no_reply_needed_as_the_chat_does(as_role, new_waiting):
+    """An agent marks a question 无需回复; GET /conversations/{id}/messages then gives the
+    message `dismissed_at`, `dismissed_by` and the label 已标记无需回复 (MessageOut declares all
+    three). The same message found by GET /messages/search (whose hits are MessageOut too, and
+    whose page shows `labels` as badges) said dismissed_at null, dismissed_by null and no label:
+    a script (or the search page) reads a question someone settled as one nobody touched."""
+    agent = as_role("agent")
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    cid = new_waiting("zhangsan", f"发票 {word} 怎么开？")
+    shown = agent.get(f"/api/v1/conversations/{cid}").json()["waiting_newest_msgid"]
+    r = agent.post(
+        f"/api/v1/conversations/{cid}/dismiss", json={"msgid": shown}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 200 and r.json()["dismissed"] is True, r.text
+
+    in_chat = next(
+        m for m in agent.get(f"/api/v1/conversations/{cid}/messages").json()["items"] if m["msgid"] == shown
+    )
+    assert in_chat["dismissed_at"] is not None and "已标记无需回复" in in_chat["labels"]  # (the chat says so)
+
+    hits = agent.get("/api/v1/messages/search", params={"q": word}).json()["items"]
+    assert [h["message"]["msgid"] for h in hits] == [shown]
+    found = hits[0]["message"]
+    assert (found["dismissed_at"], found["dismissed_by"], found["labels"]) == (
+        in_chat["dismissed_at"],
+        in_chat["dismissed_by"],
+        in_chat["labels"],
+    )
 
 
 def test_the_list_clears_only_what_was_set_and_says_when_a_page_address_went_stale(as_role, chats):

@@ -781,30 +781,30 @@ def messages(
     if gone is None:
         gone = staff_gone(session, {m.sender for m in rows if m.direction != "in"})
     items = [message_dict(m, senders.get(m.sender, m.sender), found.awaiting_msgid, gone) for m in rows]
-    dismissed = _dismissed(session, found.id, [m.msgid for m in rows if m.direction == "in"])
-    for item in items:
-        if (found_dismissal := dismissed.get(item["msgid"])) is not None:  # the chat says when, and who
-            item["labels"].append("已标记无需回复")
-            item["dismissed_at"], item["dismissed_by"] = found_dismissal
+    _mark_dismissed(session, list(zip(rows, items, strict=True)))
     return MessagePage(items, has_more, rows[0].id if has_more and rows else None)
 
 
-def _dismissed(session: Session, conversation_id: int, msgids: list[str]) -> dict[str, tuple[datetime, str]]:
-    """When, and by whom, the waits these customer messages opened were marked "no reply needed"."""
+def _mark_dismissed(session: Session, shown: list[tuple[Message, dict]]) -> None:
+    """The customer messages among these (each with its message_dict) whose waits were marked
+    "no reply needed" say when, and by whom, with the label: the chat's page and a search hit alike."""
     from siyu.sla.models import SlaWait  # (the SLA domain builds on this one)
 
-    if not msgids:
-        return {}
-    return {
-        msgid: (at, by)
-        for msgid, at, by in session.execute(
-            select(SlaWait.msgid, SlaWait.closed_at, SlaWait.closed_by).where(
-                SlaWait.conversation_id == conversation_id,
-                SlaWait.close_reason == "dismissed",
-                SlaWait.msgid.in_(msgids),
-            )
+    asked = {(m.conversation_id, m.msgid) for m, _ in shown if m.direction == "in"}
+    if not asked:
+        return
+    rows = session.execute(
+        select(SlaWait.conversation_id, SlaWait.msgid, SlaWait.closed_at, SlaWait.closed_by).where(
+            bulk.among(session, SlaWait.conversation_id, {c for c, _ in asked}),
+            bulk.among(session, SlaWait.msgid, {msgid for _, msgid in asked}),
+            SlaWait.close_reason == "dismissed",
         )
-    }
+    )
+    dismissed = {(c, msgid): (at, by) for c, msgid, at, by in rows if (c, msgid) in asked}
+    for m, item in shown:
+        if (found := dismissed.get((m.conversation_id, m.msgid))) is not None:
+            item["labels"].append("已标记无需回复")
+            item["dismissed_at"], item["dismissed_by"] = found
 
 
 def waiting_count(session: Session, viewer: Reader, within: ConversationFilter | None = None) -> int:
@@ -908,13 +908,15 @@ def search_messages(
     group_chats = _group_chats(session, {c.roomid for _, c in rows if c.kind == "group"})
     senders = _sender_names(session, [m for m, _ in rows], names)
     remarks = _remarks(session, [c for _, c in rows])
-    items = []
+    items, shown = [], []
     for m, c in rows:
         text, spans = search_index.snippet(m.text, query)
         customer = customers.get(c.customer_id) if c.customer_id else None
+        message = message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid, gone)
+        shown.append((m, message))
         items.append(
             {
-                "message": message_dict(m, senders.get(m.sender, m.sender), c.awaiting_msgid, gone),
+                "message": message,
                 "conversation": {
                     "id": c.id,
                     "kind": c.kind,
@@ -932,6 +934,7 @@ def search_messages(
                 "parts": search_index.snippet_parts(text, spans),
             }
         )
+    _mark_dismissed(session, shown)
     return SearchPage(
         items,
         q,

@@ -78,6 +78,12 @@ class SortKey:
     def _same(self, value: Any) -> ColumnElement[bool]:
         return self.column.is_(None) if value is None else self.column == value
 
+    @property
+    def may_be_null(self) -> bool:
+        """Whether a row can hold NULL here (a NOT NULL column's cannot: a cursor naming one
+        was made up); an expression may."""
+        return getattr(getattr(self.column, "expression", self.column), "nullable", True) is not False
+
 
 def order_by(keys: tuple[SortKey, ...], backward: bool = False) -> list:
     return [k.order(backward) for k in keys]
@@ -140,6 +146,8 @@ def take(
     number, or after / before a cursor of that list (BadCursor for one it did not hand out).
     Going back to the top gives the first page whole, even if rows moved meanwhile."""
     cursor = read_cursor(after, before, kinds)
+    if cursor is not None and any(v is None and not k.may_be_null for k, v in zip(keys, cursor, strict=True)):
+        raise BadCursor(not_handed_out("before" if before else "after"))  # a position no row holds
     backward = bool(before)
     paged = stmt.where(beyond(keys, cursor, backward)) if cursor is not None else stmt
     paged = paged.order_by(*order_by(keys, backward)).limit(per_page + 1)
