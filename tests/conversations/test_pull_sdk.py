@@ -311,6 +311,33 @@ def test_a_tenant_whose_pull_fails_is_tried_again_later_not_every_round(
     assert pulled == [failing, failing, failing]  # the first round, the notify, the last round
 
 
+def test_a_tenant_failing_for_most_of_a_day_stays_backed_off(rt, sdk_tenants, archive_file, monkeypatch):
+    """The back-off is poll x 2**failures, at most a minute: at the default 5 s poll a tenant
+    failing once a minute (a stuck message over a weekend) comes to its 1,024th failure in about
+    17 hours. 2**1025 is no float: the round then raised OverflowError before recording the
+    failure, the log lost its warning, and the tenant was pulled every round."""
+    monkeypatch.setenv("SIYU_FAKE_SDK_FAIL", "10009:1000")
+    failing = sdk_tenants()
+    pulled = _pulls_counted(monkeypatch)
+    others = _others_aside(rt, [failing])
+    try:
+
+        async def rounds() -> tuple[int, float]:
+            loop = asyncio.get_running_loop()
+            tasks._failing[loop] = {failing: (1024, 0.0)}  # failed 1,024 times, due again now
+            started = time.monotonic()
+            await tasks.pull_all(rt)
+            await tasks.pull_all(rt)  # (backed off: not pulled)
+            failures, again_at = tasks._failing[loop][failing]
+            return failures, again_at - started
+
+        failures, again_in = asyncio.run(rounds())
+    finally:
+        _others_back(rt, others)
+    assert pulled == [failing]
+    assert failures == 1025 and 59 < again_in <= tasks.FAILING_WAIT_MAX_S + 1
+
+
 def _pulls_counted(monkeypatch) -> list[int]:
     """The tenants `tasks.pull` runs for, in order (the real pull, counted)."""
     pulled: list[int] = []

@@ -739,7 +739,9 @@ async def pull_all(rt, wait: bool = True) -> None:
                 stored = (await pull_once(rt, tenant_id))["stored"]
             except Exception as exc:  # noqa: BLE001 - one tenant's archive trouble must not stop the others
                 failures = failing.get(tenant_id, (0, 0.0))[0] + 1
-                wait_s = min(FAILING_WAIT_MAX_S, rt.settings.archive_poll_s * 2**failures)
+                # (the power capped: 2**1024 is no float, and a day's failures had raised there,
+                # the tenant then pulled every round)
+                wait_s = min(FAILING_WAIT_MAX_S, rt.settings.archive_poll_s * 2.0 ** min(failures, 32))
                 failing[tenant_id] = (failures, time.monotonic() + wait_s)
                 log.warning("archive pull for tenant %s failed (again in %.0f s): %s", tenant_id, wait_s, exc)
                 return
