@@ -1140,6 +1140,30 @@ def test_search_results_name_each_customer_with_the_member_s_remark_in_one_read(
     assert "备注" in spec["properties"]["remark"]["description"]
 
 
+def test_a_chat_whose_member_is_off_the_archive_says_so(as_role, db, world):
+    """Siyu read 张三 off 会话存档's permit list (conversations.tasks.read_permit_lists): his
+    chats' pages tell that their messages are no longer archived nor escalated, as a declined
+    customer's do; the API says since when."""
+    arc = Archive()
+    ext = f"wm{arc.sfx}"
+    arc.text(ext, "zhangsan", "你好", 60)
+    off_at = utcnow()
+    with db.tenant_session(world.a.id) as s:
+        service.ingest(s, arc.items, classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+        s.execute(update(Staff).where(Staff.userid == "zhangsan").values(unarchived_since=off_at))
+    try:
+        agent = as_role("agent")
+        page = agent.get(f"/conversations/{cid}").text
+        notice = re.search(r'id="member-unarchived">(.*?)</p>', page, re.S)[1]
+        assert notice.startswith("张三已不在会话存档范围内") and "不会有超时提醒" in notice
+        since = agent.get(f"/api/v1/conversations/{cid}").json()["member_unarchived_since"]
+        assert datetime.fromisoformat(since) == off_at
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(update(Staff).where(Staff.userid == "zhangsan").values(unarchived_since=None))
+
+
 def test_a_customer_who_declined_archiving_is_said_so_in_the_chat(as_role, db, world):
     arc = Archive()
     ext = f"wm{arc.sfx}"

@@ -4,6 +4,7 @@ archive, escalated agent -> leader -> phone call as Siyu's clock moves on."""
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
@@ -88,3 +89,68 @@ def test_a_reply_at_minute_three_stops_the_leader_push(stack):
     stack.control("POST", "/clock", json={"advance_s": 300})
     time.sleep(3)  # a few worker rounds
     assert cards_to(stack, "lisi") == []
+
+
+def test_a_member_taken_off_the_archive_is_not_escalated_for_replies_the_archive_no_longer_shows(stack):
+    """The admin takes 张三 off 会话存档's permit list while a customer waits on him: his reply
+    is not archived, and without a word from WeCom the wait would go on to his leader and a
+    call. Siyu reads the permit list and ends the wait owing nothing, saying why."""
+    from siyu.conversations import queries as conversation_queries
+    from siyu.conversations import tasks as conversation_tasks
+    from siyu.customers import queries as customer_queries
+    from siyu.sla.models import SlaEscalation, SlaWait
+    from siyu.tenancy.models import Staff
+
+    run(sync_staff(stack.rt, stack.tenant_id))
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "卫女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, "zhangsan", "快递到哪了？")
+
+    def waiting():
+        with stack.session() as s:
+            return s.scalar(
+                select(Conversation).where(
+                    Conversation.external_userid == ext, Conversation.awaiting_since.is_not(None)
+                )
+            )
+
+    conversation = wait_for(waiting, timeout=15)
+    permit = stack.corp_path("/archive/permit")
+    stack.control("PUT", permit, json={"userids": ["lisi", "wangwu"]})
+    try:
+        stack.chat("zhangsan", ext, "已经到您楼下了")  # not archived: he is off the list
+        run(conversation_tasks.read_permit_lists(stack.rt))
+    finally:
+        stack.control("PUT", permit, json={"userids": None})
+    with stack.session() as s:
+        wait = s.scalar(select(SlaWait).where(SlaWait.conversation_id == conversation.id))
+        assert (wait.close_reason, s.get(Conversation, conversation.id).awaiting_since) == (
+            "unarchived",
+            None,
+        )
+        steps = s.scalars(select(SlaEscalation.status).where(SlaEscalation.wait_id == wait.id)).all()
+        assert set(steps) <= {"cancelled"}
+    stack.rt.clock.advance(700)  # past every step
+    time.sleep(3)  # a few worker rounds
+    assert not [
+        c for c in cards_to(stack, "zhangsan") + cards_to(stack, "lisi") if "卫女士" in str(c["payload"])
+    ]
+    admin = SimpleNamespace(tenant_id=stack.tenant_id, visible_staff=None, timezone="Asia/Shanghai")
+    with stack.session() as s:
+        timeline = customer_queries.timeline(s, admin, conversation.customer_id, now=stack.rt.now())
+    [entry] = [e for e in timeline if e["kind"] == "wait"]
+    assert entry["data"]["state"] == "unarchived"
+    assert (
+        entry["text"]
+        == "客户发来消息等待回复：「快递到哪了？」；成员已不在会话存档范围内，回复无法看到，不再计时"
+    )
+    # the chat says so, in the page and the API
+    with stack.session() as s:
+        shown = conversation_queries.conversation(s, admin, conversation.id)
+    assert shown["member_unarchived_since"] is not None
+    # back on the list: timed again from his next question
+    run(conversation_tasks.read_permit_lists(stack.rt))
+    with stack.session() as s:
+        assert s.scalar(select(Staff.unarchived_since).where(Staff.userid == "zhangsan")) is None

@@ -473,6 +473,25 @@ def test_a_reply_pulled_after_the_customer_deleted_the_agent_still_answered_the_
     assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(30), 30.0)]
 
 
+def test_a_member_taken_off_the_archive_owes_nothing_yet_a_reply_pulled_late_still_answered(local):
+    """张三 is taken off 会话存档's permit list; Siyu reads the list at 40. His customer's
+    question waits no more (his replies are not archived from then on), another customer's
+    question sent before and pulled after owes nothing, and a reply sent before, pulled after,
+    still answered its question. 李四, still archived, keeps his customer waiting."""
+    w = local
+    w.policy()
+    w.say("发票开好了吗？", at=0)
+    w.say("在吗？", at=5, ext="wmcustomer3", staff="lisi")
+    with w.session() as s:
+        assert conversations.settle_unarchived(s, {"LiSi", "wangwu"}, w.at(40)) == 1
+    assert [(x.close_reason, x.closed_at) for x in w.waits()] == [("unarchived", w.at(40))]
+    w.say("多少钱？", at=20, ext="wmcustomer2")  # sent before, pulled after
+    assert w.waits(ext="wmcustomer2") == []
+    w.reply("开好了，已发到您邮箱", at=30)
+    assert [(x.close_reason, x.closed_at, x.response_s) for x in w.waits()] == [("replied", w.at(30), 30.0)]
+    assert [x.closed_at for x in w.waits(ext="wmcustomer3", staff="lisi")] == [None]
+
+
 def test_a_reply_recalled_before_it_was_stored_answers_nothing_stored_with_it(local):
     """Two import files, the newer first: Siyu's welcome and the agent's recall of a reply. The
     older then brings the question and that reply: taken for answered by the reply taken back

@@ -29,7 +29,7 @@ from siyu.customers.queries import Reader, remarks_on, staff_names
 from siyu.db import bulk, paging
 from siyu.db.paging import Page, SortKey
 from siyu.tenancy import timezones
-from siyu.tenancy.models import STAFF_STATUS
+from siyu.tenancy.models import STAFF_STATUS, Staff
 from siyu.tenancy.queries import staff_gone
 
 MAX_PER_PAGE = 100
@@ -650,9 +650,17 @@ def conversation(
         ).first()
         if row is not None and row.status in ("lost", "deleted", "transferred"):
             ended = {"status": row.status, "at": row.ended_at}
+    unarchived = (
+        session.scalar(
+            select(Staff.unarchived_since).where(Staff.userid == found.staff_userid, Staff.active.is_(True))
+        )
+        if found.kind == "single"
+        else None
+    )
     return {
         **shaped,
         "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or ""),
+        "member_unarchived_since": unarchived,
         "contact_ended": ended,
         "snooze": _snooze(session, found.id, _now(now)),
     }

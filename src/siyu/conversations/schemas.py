@@ -154,6 +154,11 @@ class ConversationOut(BaseModel):
         description="one conversation only: the customer's last word in the chat on archiving it (declined:"
         " later messages are not archived, and nothing escalates); null when none was recorded",
     )
+    member_unarchived_since: datetime | None = Field(
+        None,
+        description="one conversation only: since when its member is off the archive's permit list, as Siyu"
+        " last read it (their messages are not archived, and nothing escalates); null: archived",
+    )
     snooze: SnoozeState | None = Field(
         None, description="its wait's reminders held back (null: not, or no longer)"
     )

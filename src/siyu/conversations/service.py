@@ -320,6 +320,9 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
             else {}
         )
         ended = _follows_ended(session, externals)
+        unarchived = _unarchived_since(
+            session, {p.staff_userid for p in missing.values() if p.kind == "single"}
+        )
         now = datetime.now(UTC)
         rows = [
             {
@@ -329,9 +332,15 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
                 "external_userid": p.external_userid if p.kind == "single" else "",
                 "staff_userid": p.staff_userid if p.kind == "single" else "",
                 "customer_id": customers.get(p.external_userid) if p.kind == "single" else None,
-                # the two stopped being contacts before its first message was pulled: what was
-                # said until then owes nothing, as once the chat was there (follow_ended)
-                "settled_until": ended.get((p.external_userid, p.staff_userid))
+                # the two stopped being contacts before its first message was pulled, or the
+                # member was taken off the archive: what was said until then owes nothing, as
+                # once the chat was there (follow_ended, settle_unarchived)
+                "settled_until": max(
+                    filter(
+                        None, [ended.get((p.external_userid, p.staff_userid)), unarchived.get(p.staff_userid)]
+                    ),
+                    default=None,
+                )
                 if p.kind == "single"
                 else None,
                 "message_count": 0,
@@ -1058,6 +1067,61 @@ def follow_ended(session: Session, external_userid: str, userid: str, at: dateti
         select(Conversation.id).where(Conversation.key == f"single:{external_userid}:{userid}")
     )
     return found is not None and dismiss(session, found, at, reason, settles=True)
+
+
+# How a wait ends whose member WeCom's archive no longer covers (siyu.conversations.tasks
+# read_permit_lists).
+UNARCHIVED = "unarchived"
+
+
+def settle_unarchived(session: Session, permitted: set[str], at: datetime) -> int:
+    """会话存档's permit list read at `at`: a member with the corp who is not among `permitted`
+    has their replies archived no more, and a customer waiting on them would escalate on to a
+    call though answered. From when Siyu first finds them off it (Staff.unarchived_since) their
+    1:1 chats owe nothing, as a chat whose contact ended: what waits ends, a question sent
+    before and pulled later (in a chat stored or not yet) owes nothing, a reply sent before and
+    pulled later still answers. A member back on the list is timed again from their next
+    question. Members who left are not touched: their customers' waits are the board's to show
+    till someone takes the customers over. Returns how many waits ended."""
+    archived = {u.lower() for u in permitted}
+    newly = []
+    for member in session.scalars(select(Staff).where(Staff.active.is_(True))):
+        off = member.userid.lower() not in archived
+        if off and member.unarchived_since is None:
+            member.unarchived_since = at
+            newly.append(member.userid)
+        elif not off and member.unarchived_since is not None:
+            member.unarchived_since = None
+    if newly:
+        session.execute(
+            update(Conversation)
+            .where(
+                Conversation.kind == "single",
+                bulk.among(session, Conversation.staff_userid, newly),
+                or_(Conversation.settled_until.is_(None), Conversation.settled_until < at),
+            )
+            .values(settled_until=at)
+            .execution_options(synchronize_session=False)
+        )
+    off = select(Staff.userid).where(Staff.active.is_(True), Staff.unarchived_since.is_not(None))
+    owing = session.scalars(
+        select(Conversation.id).where(
+            Conversation.kind == "single",
+            Conversation.awaiting_since.is_not(None),
+            Conversation.staff_userid.in_(off),
+        )
+    )
+    return sum(dismiss(session, c, at, UNARCHIVED, settles=True) for c in list(owing))
+
+
+def _unarchived_since(session: Session, userids: set[str]) -> dict[str, datetime]:
+    """Since when each of these members is off the archive's permit list, where they are."""
+    if not userids:
+        return {}
+    query = select(Staff.userid, Staff.unarchived_since).where(
+        bulk.among(session, Staff.userid, userids), Staff.unarchived_since.is_not(None)
+    )
+    return dict(session.execute(query).all())
 
 
 def link_customer(session: Session, external_userid: str, customer_id: int) -> int:

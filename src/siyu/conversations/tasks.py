@@ -704,6 +704,41 @@ def _tenant_ids(s) -> list[int]:
     return list(s.scalars(select(Tenant.id).order_by(Tenant.id)))
 
 
+# How often each tenant's 会话存档 permit list is read: WeCom tells no one when a member is
+# taken off it, and their customers' waits go on escalating meanwhile.
+PERMIT_READ_EVERY_S = 300.0
+
+
+async def read_permit_lists(rt) -> None:
+    """Scheduled: each archiving tenant's permit list (msgaudit/get_permit_user_list, with the
+    会话存档 secret); a member no longer on it has their customers' waits settled
+    (service.settle_unarchived). An empty list is left alone: nobody archived, nothing waits,
+    and a list read wrong must not settle every wait. One tenant's trouble is logged, the
+    others go on."""
+    from siyu.wecom import archive as wecom_archive
+
+    for tenant_id in (await asyncio.to_thread(_to_pull, rt))[0]:
+        try:
+            client = await _archive_client(rt, tenant_id)
+            if client is None:
+                continue
+            try:
+                permitted = await wecom_archive.permit_users(client)
+            finally:
+                await client.aclose()
+            if permitted:
+                settled = await in_tenant(
+                    rt.db, tenant_id, service.settle_unarchived, set(permitted), rt.now()
+                )
+                if settled:
+                    log.info(
+                        "tenant %s: %d waits settled, their members no longer archived", tenant_id, settled
+                    )
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
+            log.warning("reading the archive's permit list of tenant %s failed: %s", tenant_id, why)
+
+
 async def on_group_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     """change_external_chat: a customer group was created, changed (renamed, members came or
     left) or dismissed. A failed lookup raises, so the event is retried with backoff, unless

@@ -105,6 +105,13 @@ class Worker:
                     "reading customer groups' members",
                 )
             )
+            loops.append(
+                self._every(
+                    conversation_tasks.PERMIT_READ_EVERY_S,
+                    conversation_tasks.read_permit_lists,
+                    "reading who the archive covers",
+                )
+            )
         try:
             await asyncio.gather(*loops)
         finally:

@@ -1069,7 +1069,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
 
 
 # How a wait was settled by something other than a reply, which a reply sent before it answered.
-_SETTLED = ("dismissed", "declined", "lost", "removed", "transferred")
+_SETTLED = ("dismissed", "declined", "lost", "removed", "transferred", conversations.UNARCHIVED)
 
 
 REPLIED_BEFORE_SETTLED = conversations.REPLIED_BEFORE_SETTLED

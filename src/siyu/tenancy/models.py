@@ -87,6 +87,10 @@ class Staff(TenantOwned, Base):
     # no longer listed: 5): says why a member is inactive. None: not synced since it was kept.
     wecom_status: Mapped[int | None]
     synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Since when the member is off 会话存档's permit list, as Siyu last read it (None: on it, or
+    # not read): their replies are not archived, so their chats owe nothing from then
+    # (siyu.conversations.service.settle_unarchived).
+    unarchived_since: Mapped[datetime | None]
 
 
 class Person(TenantOwned, Base):
