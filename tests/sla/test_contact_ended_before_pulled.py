@@ -95,3 +95,33 @@ def test_the_wait_ends_when_the_customer_deleted_the_member_not_when_its_step_ca
 
     [first_step] = _get(w, "/api/v1/sla/board").json()["within_steps"][:1]
     assert first_step["outlived"] == 0, first_step
+
+
+def _handed(w, userid: str, at_s: float, how: str) -> None:
+    """A follow of 王女士's to `userid` begins (add_external_contact) or ends (handed over)."""
+    at = int(w.at(at_s).timestamp())
+    with w.session() as s:
+        fields = {"UserID": userid, "ExternalUserID": "wmcustomer1", "CreateTime": at}
+        if how == "added":
+            contact = {"external_userid": "wmcustomer1", "name": "王女士"}
+            follows = [{"userid": userid, "createtime": at}]
+            customers.record_added(s, fields, {"external_contact": contact, "follow_user": follows})
+        else:
+            customers.record_follow_ended(s, fields, "transferred")
+
+
+def test_a_customer_handed_back_to_their_member_is_escalated_again(local):
+    """王女士 is handed from 张三 to 李四 (在职继承) and back. WeCom sends 张三 no add event the
+    second time (REFERENCE 16.1), so his follow stays ended; her question an hour later was
+    taken for one pulled after the contact ended, and its wait closed at its first step."""
+    w = local
+    w.policy(steps=[{"delay_s": 120, "action": "app_message", "target": "agent"}])
+    _handed(w, "zhangsan", -7200, "added")
+    _handed(w, "zhangsan", -3600, "ended")
+    _handed(w, "lisi", -3600, "added")
+    _handed(w, "lisi", -1800, "ended")  # back to 张三: no add event for him
+    w.say("我的订单什么时候发？", at=0)
+    w.pulled(3600)
+    w.clock(120)
+    assert w.fire() == 1, w.steps()
+    assert [x.closed_at for x in w.waits()] == [None]

@@ -244,8 +244,10 @@ def _fire_tenant(
                 st.due_at, st.fired_at = service.snooze_ends(book, book.by_id(policy_id), snoozed_until), None
                 st.outcome, st.status, st.note = "snoozed", "pending", "snoozed"
                 continue
-            gone = ended.get((customer_id, st.agent_userid))
-            if gone is not None:
+            gone, ended_at = ended.get((customer_id, st.agent_userid), (None, None))
+            # (a question sent after the follow ended: they are contacts again, a customer handed
+            # back to the member they were handed away from, which WeCom sends no add event for)
+            if gone is not None and (ended_at is None or ended_at >= st.started_at):
                 # the archive brought the message after they stopped being contacts: nobody
                 # can answer there, so the wait closes as it would have (customers.follow_ended)
                 if st.conversation_id not in closed_conversations:

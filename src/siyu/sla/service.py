@@ -1679,16 +1679,19 @@ def _move_pending(session: Session, due: dict[int, datetime]) -> int:
     )
 
 
-def ended_follows(session: Session, customer_ids: set[int]) -> dict[tuple[int, str], str]:
-    """(customer id, staff userid) -> close reason, for these customers' ended follows."""
+def ended_follows(
+    session: Session, customer_ids: set[int]
+) -> dict[tuple[int, str], tuple[str, datetime | None]]:
+    """(customer id, staff userid) -> (close reason, when it ended), for these customers'
+    ended follows."""
     if not customer_ids:
         return {}
     rows = session.execute(
-        select(Follow.customer_id, Follow.staff_userid, Follow.status).where(
+        select(Follow.customer_id, Follow.staff_userid, Follow.status, Follow.ended_at).where(
             bulk.among(session, Follow.customer_id, customer_ids), Follow.status.in_(list(FOLLOW_ENDED_AS))
         )
     )
-    return {(c, u): FOLLOW_ENDED_AS[status] for c, u, status in rows}
+    return {(c, u): (FOLLOW_ENDED_AS[status], at) for c, u, status, at in rows}
 
 
 @dataclass(frozen=True)
