@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         default="", description="the emulator's base URL; empty = the WeCom base URL"
     )
     voice_play_times: int = 2
+    # how long a call waits for the provider's answer; one that times out may have rung, and is
+    # not placed again (siyu.sla.voice.NoAnswer)
+    voice_timeout_s: float = Field(default=15.0, gt=0, le=120)
     voice_tencent_secret_id: str = ""
     voice_tencent_secret_key: str = ""
     voice_tencent_sdk_app_id: str = ""

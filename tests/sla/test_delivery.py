@@ -1218,3 +1218,26 @@ def test_a_card_wecom_answers_82001_all_recipients_invalid_is_given_up_at_once(w
         assert (problem["recipient"], problem["status"], problem["attempts"]) == ("zhangsan", "given_up", 1)
     finally:
         w.stack.control("DELETE", "/faults")
+
+
+def test_a_call_the_gateway_answered_too_late_is_not_rung_again(w, monkeypatch):
+    """The voice gateway places the call and answers after Siyu stopped waiting (a slow
+    network; the same as a worker killed while it waits). The call was retried, and 张三's
+    phone rang twice for one step: a call that may have rung is not placed again, and the
+    board says its outcome is unknown."""
+    import httpx
+
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update={"voice_timeout_s": 0.5}))
+    with w.session() as s:
+        service.save_policy(s, steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    httpx.post(f"{w.gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 2.0})
+    w.say("急！能改地址吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    failed = wait_for(lambda: (c := _call_row(w)) and c.status == "failed" and c, timeout=30.0)
+    assert failed.error == tasks.CALL_OUTCOME_UNKNOWN
+    time.sleep(2.5)  # the slow answer has come, and the worker has had its chance to ring again
+    assert len(calls(w)) == 1
+    [problem] = _problems(w)
+    assert (problem["kind"], problem["status"]) == ("call", "failed") and "呼叫结果未知" in problem["error"]

@@ -15,13 +15,16 @@ Reading and faults
   GET    /_emulator/voice/calls   [call, ...] oldest first; ?number= filters by callee, ?after=N
            skips the first N
   DELETE /_emulator/voice/calls   forget them
-  POST   /_emulator/voice/faults  {fail: n, status?: 503}: the next n calls fail
+  POST   /_emulator/voice/faults  {fail: n, status?: 503}: the next n calls fail; {slow: n,
+           delay_s}: the next n are placed (recorded) and answered delay_s later, as over a
+           slow network
 
 Mount: app.include_router(voice.build_router(emu)) in create_emulator_app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -36,7 +39,7 @@ MAINLAND = re.compile(r"^\+861\d{10}$")
 def build_router(emu=None) -> APIRouter:
     r = APIRouter(tags=["emulator voice"])
     calls: list[dict] = []
-    faults = {"fail": 0, "status": 503}
+    faults = {"fail": 0, "status": 503, "slow": 0, "delay_s": 0.0}
 
     def now() -> float:
         return emu.state.now() if emu is not None else time.time()
@@ -69,7 +72,7 @@ def build_router(emu=None) -> APIRouter:
         number = str(body.get("called_number") or "")
         if not MAINLAND.match(number):
             raise HTTPException(400, f"not a mainland mobile number: {number!r}")
-        return record(
+        placed = record(
             "emulator",
             number,
             body.get("template_params") or [],
@@ -77,6 +80,10 @@ def build_router(emu=None) -> APIRouter:
             int(body.get("play_times") or 2),
             str(body.get("session_context") or ""),
         )
+        if faults["slow"] > 0:
+            faults["slow"] -= 1
+            await asyncio.sleep(faults["delay_s"])
+        return placed
 
     @r.get("/_emulator/voice/calls")
     async def list_calls(number: str = "", after: int = 0) -> list[dict]:
@@ -91,6 +98,8 @@ def build_router(emu=None) -> APIRouter:
     async def set_faults(body: dict = Body(...)) -> dict:
         faults["fail"] = int(body.get("fail", 0))
         faults["status"] = int(body.get("status", 503))
+        faults["slow"] = int(body.get("slow", 0))
+        faults["delay_s"] = float(body.get("delay_s", 0.0))
         return dict(faults)
 
     @r.post("/", include_in_schema=False)

@@ -44,7 +44,7 @@ from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.notify.models import OutboxMessage
-from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Skipped, sender
+from siyu.notify.outbox import AS_SENT, Deferred, Permanent, Retry, Skipped, sender
 from siyu.notify.tasks import DUPLICATE_CHECK, send_app_message
 from siyu.sla import firing, queries, service
 from siyu.sla.firing import FIRED, fire_batch
@@ -679,6 +679,11 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
             w for w in waits if not queries.left_out(w.snoozed_until, w.snoozed_at, fired_at.get(w.id), now)
         ]
         call = s.get(SlaCall, message.payload["call"])
+        if call is not None and call.status == "queued" and call.provider:
+            # handed to the provider by an earlier try that got no answer (killed meanwhile, or
+            # timed out): it may have rung, and a phone rings at most once for a call
+            call.status, call.error = "failed", CALL_OUTCOME_UNKNOWN
+            return {"call": call.id, "unknown": True}
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
                 call.status, call.error = "skipped", queries.CALL_NOT_NEEDED
@@ -707,6 +712,21 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         # "longest", not "all of them": with several waits, the others are younger
         "text": f"您有{len(waits)}位客户在等待回复，最长已等{minutes}分钟，请尽快处理",
     }
+
+
+CALL_OUTCOME_UNKNOWN = (
+    "呼叫结果未知：上次已交给语音服务商，但没有收到回答（超时或进程中断），可能已经响铃；为免重复响铃不再拨打"
+)
+
+
+def _handed(rt, tenant_id: int, call_id: int, provider: str) -> None:
+    """The call handed to `provider` (committed before it rings): a try that gets no answer
+    leaves it so, and the next try does not ring again (_call_plan); "" when the provider
+    answered that it did not place it."""
+    with rt.db.tenant_session(tenant_id) as s:
+        call = s.get(SlaCall, call_id)
+        if call is not None:
+            call.provider = provider
 
 
 def _call_failed(session: Session, message: OutboxMessage, error: str) -> None:
@@ -761,6 +781,8 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
         raise Skipped("no call needed: every wait answered, or the callee left (the call's row says)")
+    if plan.get("unknown"):
+        raise Permanent(CALL_OUTCOME_UNKNOWN)
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
@@ -784,7 +806,12 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     if not mobile:
         raise Permanent(f"{plan['callee_name']} 没有手机号：请在私域「成员」页填写其接电话提醒的手机号")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
-    call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
+    await asyncio.to_thread(_handed, rt, tenant_id, plan["call"], provider.name)
+    try:
+        call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
+    except (Retry, Permanent):  # the provider answered that it placed nothing
+        await asyncio.to_thread(_handed, rt, tenant_id, plan["call"], "")
+        raise
     placed_at = rt.now()
 
     def record(s: Session) -> None:

@@ -15,7 +15,9 @@
       SIYU_VOICE_PLAY_TIMES (2)
 
 Errors: `Permanent` for what retrying cannot fix (a bad number, an unapproved template, bad
-credentials); anything else is retried with backoff by the outbox.
+credentials); `Retry` where the provider answered that it placed nothing (busy, limits, not
+reached at all); `NoAnswer` where the request may have reached it (a timeout, a connection
+lost midway): the call may have rung, and the sender does not ring it again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ import httpx
 from siyu.config import Settings
 from siyu.notify.outbox import Permanent, Retry
 from siyu.tenancy.service import mainland_mobile  # the rule the 成员 page checks numbers by
+
+
+class NoAnswer(Exception):
+    """The provider may have placed the call: it got the request, and no answer came back."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,10 @@ class EmulatorVoice:
                         "session_context": call.context,
                     },
                 )
-        except httpx.TransportError as exc:  # the admin reads this on the board: in words, not a trace
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the board's words, not a trace
             raise Retry(f"连不上语音网关（{type(exc).__name__}），稍后重试") from exc
+        except httpx.TransportError as exc:
+            raise NoAnswer(f"语音网关没有回答（{type(exc).__name__}），可能已经呼叫") from exc
         if r.status_code == 400:
             raise Permanent(f"语音网关拒绝了这次呼叫：{r.text[:300]}")
         if r.status_code >= 300:
@@ -132,7 +140,9 @@ class TencentVoice:
         from tencentcloud.vms.v20200902 import vms_client
 
         s = self.settings
-        http = HttpProfile(protocol=s.voice_tencent_scheme, endpoint=s.voice_tencent_endpoint, reqTimeout=15)
+        http = HttpProfile(
+            protocol=s.voice_tencent_scheme, endpoint=s.voice_tencent_endpoint, reqTimeout=s.voice_timeout_s
+        )
         profile = ClientProfile(httpProfile=http)
         profile.disable_region_breaker = True
         cred = credential.Credential(s.voice_tencent_secret_id, s.voice_tencent_secret_key)
@@ -155,6 +165,8 @@ class TencentVoice:
             code = exc.get_code() or ""
             if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
                 raise Permanent(f"腾讯云语音 {code}：{exc.get_message()}") from exc
+            if code == "ClientNetworkError":  # (the SDK's for a request that got no answer)
+                raise NoAnswer(f"腾讯云语音没有回答：{exc.get_message()}，可能已经呼叫") from exc
             raise Retry(f"腾讯云语音 {code}：{exc.get_message()}（稍后重试）") from exc
         return response.SendStatus.CallId
 
@@ -170,7 +182,9 @@ def provider_for(rt, settings: Settings | None = None) -> VoiceProvider | None:
         return None
     if name == "emulator":
         return EmulatorVoice(
-            settings.voice_emulator_url or settings.wecom_base_url, settings.voice_play_times
+            settings.voice_emulator_url or settings.wecom_base_url,
+            settings.voice_play_times,
+            settings.voice_timeout_s,
         )
     if name == "tencent":
         return TencentVoice(settings)
