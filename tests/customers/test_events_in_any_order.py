@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from siyu.customers import service, welcome
+from siyu.customers import queries, service, welcome
 from siyu.customers.channels import ChannelSpec, update_channel
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.customers.queries import describe_event
@@ -223,3 +223,104 @@ def test_the_deleted_tag_notice_goes_once_the_admin_chooses_the_channels_tags_ag
     spec = ChannelSpec(name="门店", staff_userids=["zhangsan"], tag_ids=[new], welcome_text="您好")
     run(update_channel(stack.rt, stack.tenant_id, channel.id, spec))
     assert notice() == ""
+
+
+T = 1764900000
+
+
+class _Admin:
+    visible_staff = None
+    timezone = "Asia/Shanghai"
+
+    def __init__(self, tenant_id: int):
+        self.tenant_id = tenant_id
+
+
+def _when(at) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _timeline(db, tenant_id: int, ext: str) -> list[dict]:
+    with db.tenant_session(tenant_id) as s:
+        cid = s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+        return queries.timeline(s, _Admin(tenant_id), cid)
+
+
+def test_an_add_processed_after_the_loss_it_came_before_is_dated_by_its_own_event(db, fresh_tenant):
+    """张三 is added at T; the customer deletes him at T+600. The add's processing failed
+    (externalcontact/get busy) and is retried after the loss was processed: the timeline says
+    添加了客户 at the loss's moment (T+600), the follow's 添加时间 and the customer's 首次添加
+    read T+600, and the retried add's own time T is nowhere."""
+    ext = "wm" + secrets.token_hex(6)
+    info = {"userid": "zhangsan", "createtime": T}
+    contact = {"external_contact": {"external_userid": ext, "name": "周女士"}, "follow_user": [info]}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_follow_ended(s, _event("del_follow_user", ext, T + 600), "lost")
+    with db.tenant_session(fresh_tenant) as s:  # the add, retried
+        service.record_added(s, _event("add_external_contact", ext, T), contact)
+    entries = _timeline(db, fresh_tenant, ext)
+    added = [e for e in entries if e["kind"] == "added"]
+    assert [_when(e["at"]) for e in added] == [datetime.fromtimestamp(T, UTC)], [
+        (e["kind"], e["at"]) for e in entries
+    ]
+    with db.tenant_session(fresh_tenant) as s:
+        follow = s.scalar(select(Follow))
+        customer = s.scalar(select(Customer))
+        assert _when(follow.added_at) == datetime.fromtimestamp(T, UTC)
+        assert _when(customer.first_added_at) == datetime.fromtimestamp(T, UTC)
+
+
+def test_first_added_is_the_earliest_add_whatever_order_the_adds_are_processed_in(db, fresh_tenant):
+    """李四 added the customer a year before 张三 did; 张三's add is processed first (or the
+    customer sync reads 张三's page first): the profile's 首次添加 (and the list's order, its
+    newest first) keeps 张三's date, though WeCom's answer, handed to the same call, lists 李四's
+    createtime a year earlier."""
+    ext = "wm" + secrets.token_hex(6)
+    year = 365 * 86400
+    both = [{"userid": "zhangsan", "createtime": T}, {"userid": "lisi", "createtime": T - year}]
+    contact = {"external_contact": {"external_userid": ext, "name": "吴先生"}, "follow_user": both}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, T), contact)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, T - year, userid="lisi"), contact)
+    with db.tenant_session(fresh_tenant) as s:
+        customer = s.scalar(select(Customer).where(Customer.external_userid == ext))
+        assert _when(customer.first_added_at) == datetime.fromtimestamp(T - year, UTC)
+
+
+def test_the_sync_keeps_the_earliest_add_as_first_added(db, fresh_tenant):
+    """`siyu sync customers` pages member by member: 张三's row (added at T) before 李四's
+    (added a year earlier)."""
+    ext = "wm" + secrets.token_hex(6)
+    year = 365 * 86400
+    person = {"external_userid": ext, "name": "郑先生"}
+    with db.tenant_session(fresh_tenant) as s:
+        service.import_customer(s, person, {"userid": "zhangsan", "createtime": T})
+        service.import_customer(s, person, {"userid": "lisi", "createtime": T - year})
+    with db.tenant_session(fresh_tenant) as s:
+        customer = s.scalar(select(Customer).where(Customer.external_userid == ext))
+        assert _when(customer.first_added_at) == datetime.fromtimestamp(T - year, UTC)
+
+
+def test_a_member_who_had_the_customer_before_siyu_is_on_the_timeline_as_the_sync_puts_them(db, fresh_tenant):
+    """李四 has had the customer since a year ago (before Siyu, no sync run yet); the customer
+    now adds 张三 and WeCom's answer lists both. Siyu makes 李四's follow from that answer (the
+    profile shows 李四, 添加时间 a year ago) but his add is nowhere on the timeline, while his
+    tags read 李四 打上标签 at 张三's add; the sync run later finds the follow made and adds
+    nothing either. The sync itself writes 添加了客户 for such a follow, at its createtime."""
+    ext = "wm" + secrets.token_hex(6)
+    year = 365 * 86400
+    lisi = {"userid": "lisi", "createtime": T - year, "tags": [{"tag_id": "tagVIP", "tag_name": "VIP"}]}
+    both = [{"userid": "zhangsan", "createtime": T}, lisi]
+    contact = {"external_contact": {"external_userid": ext, "name": "冯女士"}, "follow_user": both}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, T), contact)
+    with db.tenant_session(fresh_tenant) as s:  # the customer sync, run afterwards
+        service.import_customer(
+            s, contact["external_contact"], {"userid": "lisi", "createtime": T - year, "tag_id": ["tagVIP"]}
+        )
+    entries = _timeline(db, fresh_tenant, ext)
+    lisi_added = [e for e in entries if e["kind"] == "added" and e["staff_userid"] == "lisi"]
+    assert [_when(e["at"]) for e in lisi_added] == [datetime.fromtimestamp(T - year, UTC)], [
+        (e["kind"], e["staff_userid"], e["at"]) for e in entries
+    ]

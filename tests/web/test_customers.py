@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -445,6 +447,68 @@ def test_the_timeline_pages_on_to_older_events(as_role, world):
         "detail": f"该客户的时间线里没有事件 {foreign} / before: no event {foreign}"
         " in this customer's timeline"
     }
+
+
+def _tagged_often(db, world, edits: int, added_ago: int) -> int:
+    """A customer of 张三's whose VIP tag was put on and taken off `edits` times since the add."""
+    import uuid
+
+    from tests.web.conftest import _contact
+
+    sfx, now = uuid.uuid4().hex[:8], int(time.time())
+    ext, added = f"wmP{sfx}", now - added_ago
+    with db.tenant_session(world.a.id) as s:
+        fields = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": added, "State": ""}
+        cid = customers.record_added(s, fields, _contact(ext, f"常客{sfx}", "zhangsan", added)).id
+        for i in range(edits):
+            at = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": added + 60 * (i + 1)}
+            tags = ["VIP"] if i % 2 == 0 else []
+            customers.record_edited(s, at, _contact(ext, f"常客{sfx}", "zhangsan", added, tags=tags))
+    return cid
+
+
+def test_the_customer_page_pages_on_to_the_older_timeline(as_role, db, world):
+    """A customer whose tags changed 250 times: the page showed the newest 200 entries as the
+    whole timeline, their 添加了客户 gone with nothing saying older entries were left out. It
+    links to the older ones; a link gone stale opens the newest, saying so."""
+    from tests.web.conftest import remove_customers
+
+    cid = _tagged_often(db, world, 250, 30 * 86400)
+    agent = as_role("agent")
+    try:
+        newest = agent.get(f"/customers/{cid}").text
+        assert "添加了客户" not in newest and newest.count('class="ev ') == 200
+        older = re.search(rf'href="/customers/{cid}\?before=(\d+)#timeline" rel="next">更早的记录', newest)
+        rest = agent.get(f"/customers/{cid}", params={"before": older[1]}).text
+        assert "添加了客户" in rest and "更早的记录" not in rest and "回到最新的记录" in rest
+        assert rest.count('class="ev ') == 251 - 200  # (the add and 250 tag changes, less the newest)
+        for stale in ("abc", str(world.a.customers["王女士"] * 10**6), "99999999999999999999999"):
+            page = agent.get(f"/customers/{cid}", params={"before": stale})
+            assert page.status_code == 200 and "翻页链接已失效，已回到最新的记录" in page.text, stale
+    finally:
+        remove_customers(db, world.a.id, [cid])
+
+
+def test_timeline_entries_of_another_year_say_which_year(as_role, db, world):
+    """A customer added 14 months ago, tagged since: each entry read MM-DD HH:MM, last year's
+    add and this year's tag of the same day alike."""
+    from tests.web.conftest import _contact, remove_customers
+
+    cid = _tagged_often(db, world, 0, 425 * 86400)
+    with db.tenant_session(world.a.id) as s:
+        ext = s.get(Customer, cid).external_userid
+        at = {"UserID": "zhangsan", "ExternalUserID": ext, "CreateTime": int(time.time()) - 60}
+        customers.record_edited(
+            s, at, _contact(ext, "常客", "zhangsan", int(time.time()) - 425 * 86400, tags=["VIP"])
+        )
+    try:
+        page = as_role("agent").get(f"/customers/{cid}").text
+        times = re.findall(r'<li class="ev ev-(\w+)"><time>([^<]+)</time>', page)
+        added = (datetime.now(UTC) - timedelta(days=425)).astimezone(ZoneInfo("Asia/Shanghai"))
+        assert dict(times)["added"].startswith(f"{added.year}-{added:%m-%d} ")
+        assert re.fullmatch(r"\d\d-\d\d \d\d:\d\d", dict(times)["tagged"])  # (this year's)
+    finally:
+        remove_customers(db, world.a.id, [cid])
 
 
 def test_the_customer_list_clears_only_filters_and_says_when_a_page_address_went_stale(as_role):

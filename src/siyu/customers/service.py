@@ -145,6 +145,10 @@ def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Cust
     if created:
         customer = Customer(external_userid=contact["external_userid"], first_added_at=at)
         session.add(customer)
+    elif customer.first_added_at is None or at < customer.first_added_at:
+        # an earlier add handled after a later one (a retried add; the sync paging members in its
+        # own order): 首次添加, and the list's order by it, keep the earliest
+        customer.first_added_at = at
     # as it shows: a nickname of the Braille blank WeChat users favour is no name on a card
     customer.name = tidy_name(contact.get("name", customer.name or ""))
     customer.type = int(contact.get("type", customer.type or 1))
@@ -249,15 +253,23 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     userid, ext_id = fields.get("UserID", ""), fields.get("ExternalUserID", "")
     at = from_unix(fields.get("CreateTime"))
     state = fields.get("State", "")
-    customer, _ = upsert_customer(session, contact.get("external_contact") or {"external_userid": ext_id}, at)
     follow_users = contact.get("follow_user") or []
+    # the first add is the earliest of those WeCom lists, whichever is handled first
+    first_add = min([at, *(from_unix(i["createtime"]) for i in follow_users if i.get("createtime"))])
+    external = contact.get("external_contact") or {"external_userid": ext_id}
+    customer, _ = upsert_customer(session, external, first_add)
     for info in follow_users:  # the other staff who have this customer: refresh them too
         if info.get("userid") != userid:
-            other, _ = upsert_follow(session, customer, info, at)
+            other, made = upsert_follow(session, customer, info, at)
+            if made:  # (had since before Siyu, as the customer sync puts them)
+                how = {"add_way": other.add_way, "imported": True}
+                timeline(session, customer, "added", other.added_at, other.staff_userid, **how)
             _set_follow_tags(session, customer, other, info.get("tags", []), at)
     # WeCom's answer may not list this member yet; then the event alone says who added whom.
     info = next((i for i in follow_users if i.get("userid") == userid), {"userid": userid})
     _, before = _follow(session, ext_id, userid)
+    if before is not None and before.ended_at is not None and before.added_at == before.ended_at > at:
+        _add_came_first(session, customer, before, at)
     # a customer who removed the member (or was removed) and adds them again: a new add
     again = before is not None and before.status in FOLLOW_ENDED_AS and (before.ended_at or at) <= at
     follow, is_new = upsert_follow(
@@ -425,6 +437,24 @@ def _leader_order(staff: Staff, department) -> list[str]:
 
 # How a follow ended (its status) as the customer's timeline and a closed wait name it.
 FOLLOW_ENDED_AS = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}
+
+
+def _add_came_first(session: Session, customer: Customer, follow: Follow, at: datetime) -> None:
+    """The add at `at`, handled after the end that followed it (a retried externalcontact/get):
+    that end recorded the add at its own moment, not knowing it (record_follow_ended: added_at
+    = ended_at), and the add's entry and the follow's 添加时间 move back to when it was."""
+    session.execute(
+        update(TimelineEvent)
+        .where(
+            TimelineEvent.customer_id == customer.id,
+            TimelineEvent.kind == "added",
+            TimelineEvent.staff_userid == follow.staff_userid,
+            TimelineEvent.at == follow.added_at,
+        )
+        .values(at=at)
+        .execution_options(synchronize_session=False)
+    )
+    follow.added_at = at
 
 
 def record_follow_ended(session: Session, fields: dict, status: str, public_url: str = "") -> Customer | None:

@@ -193,29 +193,42 @@ def customer_list(request: Request, viewer: PageViewer):
 
 
 WAITS_SHOWN = 30
+EVENTS_SHOWN = 200  # a timeline page's entries; older ones a link away (?before=)
+
+
+def _timeline_page(s, viewer, customer_id: int, before: int | None, now, gone) -> tuple[list[dict], bool]:
+    """A page of the customer's timeline below entry `before` (the newest without it), one
+    more read than shown: whether there are older ones to point to."""
+    found = queries.timeline(
+        s, viewer, customer_id, EVENTS_SHOWN + 1, before, waits=WAITS_SHOWN + 1, now=now, gone=gone
+    )
+    return found or [], bool(found) and len(found) > EVENTS_SHOWN
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def customer_page(request: Request, viewer: PageViewer, customer_id: int):
+def customer_page(request: Request, viewer: PageViewer, customer_id: int, before: str | None = None):
+    now = request.app.state.rt.now()
+    below = int(before) if before and before.lstrip("-").isdigit() and len(before) < 20 else None
+    paging_reset = before is not None and below is None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         # its follows, its 无人跟进 notice, its groups' owners, its timeline and its chats mark them
         gone = staff_gone(s)
         found = queries.profile(s, viewer, customer_id, gone)
-        # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
-        # (one more than shown: whether there are older ones to point to)
-        events = (
-            queries.timeline(
-                s, viewer, customer_id, waits=WAITS_SHOWN + 1, now=request.app.state.rt.now(), gone=gone
-            )
-            if found
-            else None
-        )
-        more_waits = False
-        if events is not None:
+        events, more_waits, older = None, False, None
+        if found:
+            try:
+                events, more = _timeline_page(s, viewer, customer_id, below, now, gone)
+            except queries.UnknownEvent:  # (a link to an entry gone, or of another customer)
+                events, more = _timeline_page(s, viewer, customer_id, None, now, gone)
+                below, paging_reset = None, True
+            # a customer who wrote hundreds of times: their newest waits, the rest on the chat list
             waits = [e for e in events if e["kind"] == "wait"]
             more_waits = len(waits) > WAITS_SHOWN
             if more_waits:
                 events = [e for e in events if e is not waits[-1]]
+            if more:
+                events = events[:EVENTS_SHOWN]
+                older = events[-1]["id"]
         # the chats the viewer may open, waiting ones first (the five at the top of the list)
         # each wait by Siyu's clock, as the conversation list and the cards tell it
         chats = (
@@ -241,6 +254,9 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int):
             "events": events,
             "more_waits": more_waits,
             "waits_shown": WAITS_SHOWN,
+            "older": older,
+            "paged": below is not None,
+            "paging_reset": paging_reset,
             "conversations": chats.items,
             "more_conversations": chats.total > 5,
         },

@@ -84,6 +84,17 @@ def when(ctx, value: datetime | None) -> str:
     return soon(value, ctx.get("tz"), ctx["request"].app.state.rt.now())
 
 
+@pass_context
+def dated(ctx, value: datetime) -> str:
+    """`{{ at|dated }}`: a time past on a list of many years (a customer's timeline): MM-DD HH:MM
+    in the tenant's current year, YYYY-MM-DD HH:MM in another (last year's add and this year's
+    tag of the same day read the same)."""
+    zone = ctx.get("tz")
+    this_year = local_time(ctx["request"].app.state.rt.now(), zone, "%Y")
+    shown = local_time(value, zone, "%Y-%m-%d %H:%M")
+    return shown[5:] if shown.startswith(this_year + "-") else shown
+
+
 def named(name: str | None, unnamed: str = "（未命名）") -> str:
     """`{{ c.name|named }}`: a customer's name as it shows, or （未命名） where it shows nothing (none
     given, or only spaces and invisible characters: the Braille blank many WeChat users take)."""
@@ -139,6 +150,7 @@ def linked(text: str) -> Markup:
 templates.env.filters["local"] = local
 templates.env.filters["linked"] = linked
 templates.env.filters["when"] = when
+templates.env.filters["dated"] = dated
 templates.env.filters["percent"] = percent
 templates.env.filters["named"] = named
 templates.env.globals["STATUS_NAMES"] = STATUS_NAMES
