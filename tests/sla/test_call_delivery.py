@@ -5,6 +5,7 @@ with why, a snooze honoured by a call still to ring, Tencent VMS errors that ret
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import datetime, timedelta
 
 import httpx
@@ -13,9 +14,12 @@ from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
-from siyu.sla import queries, service
+from siyu.notify.outbox import Retry
+from siyu.sla import queries, service, tasks
 from siyu.sla.models import SlaCall
+from siyu.sla.voice import TencentVoice, VoiceCall
 from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
+    _at_ten,
     _problems,
     _reached,
     call_fired_in_quiet_hours,
@@ -25,6 +29,7 @@ from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     tencent_settings,
     w,
 )
+from tests.sla.test_never_ring import PENDING_CALLS, _send_calls
 from tests.support.stack import wait_for
 
 
@@ -504,3 +509,87 @@ def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
     said = _notice(w.rt, w.tenant_id, w.outbox("sla_notice")[-1])["textcard"]["description"]
     assert "问题B" in said, said
     assert '<div class="gray">10:07 仍未回复将给你打电话</div>' in said, said
+
+
+def test_a_call_step_fired_while_a_call_had_no_answer_still_rings(local, gateway, db, settings, monkeypatch):
+    """A's call reached the gateway and got no answer: it may have rung, and is not placed again.
+    B's call step, firing while it waited for its retry, had been joined to it, and never rang."""
+    w = local
+    w.gateway = gateway
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway, "voice_timeout_s": 0.5}
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    _at_ten(w)
+    w.customer("wmA", "甲")
+    w.customer("wmB", "乙")
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    w.say("问题A？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)
+    assert w.fire() == 1
+    # the gateway places A's call but answers after Siyu stopped waiting
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 2.0})
+    [call] = _send_calls(w, db, settings)
+    assert call.status == "queued" and call.provider == "emulator"  # handed, no answer: retried later
+    assert len(calls(w)) == 1
+    # B asks; his call step fires while A's call waits for its retry
+    w.say("问题B？", at=100, ext="wmB")
+    w.clock(160)
+    assert w.fire() == 1
+    with w.session() as s:
+        s.execute(update(OutboxMessage).where(*PENDING_CALLS).values(due_at=utcnow()))
+    rows = _send_calls(w, db, settings)
+    for _ in range(3):  # whatever further tries are due
+        with w.session() as s:
+            s.execute(update(OutboxMessage).where(*PENDING_CALLS).values(due_at=utcnow()))
+        rows = _send_calls(w, db, settings)
+    assert rows[0].error == tasks.CALL_OUTCOME_UNKNOWN  # A's: not rung again (as 81a9f26 wants)
+    # B's step was folded into a call that will never ring again: 张三's phone must still ring
+    # about B (before 81a9f26 the retry rang about both)
+    with w.session() as s:
+        placed = list(s.scalars(select(SlaCall).where(SlaCall.status == "placed")))
+    assert len(calls(w)) == 2 and placed, [(c.status, c.error[:20]) for c in rows]
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens: the connection is refused, nothing sent
+
+
+def test_tencent_not_reachable_is_retried_as_the_emulator_gateway_is():
+    """The SDK's ClientNetworkError is any error of its HTTP layer: a connection refused (nothing
+    sent) is retried, as the emulator gateway's is; only a call that may have rung is not."""
+    provider = TencentVoice(tencent_settings(_closed_port_url()))
+    with pytest.raises(Retry):
+        asyncio.run(provider.call(VoiceCall("13800000002", ["1", "1"], "", "siyu:1:call:1")))
+
+
+def test_a_call_whose_tencent_endpoint_refused_the_connection_still_rings_later(
+    local, db, settings, monkeypatch
+):
+    w = local
+    voice = tencent_settings(_closed_port_url()).model_dump(
+        include={
+            "voice_provider",
+            "voice_tencent_secret_id",
+            "voice_tencent_secret_key",
+            "voice_tencent_sdk_app_id",
+            "voice_tencent_template_id",
+            "voice_tencent_endpoint",
+            "voice_tencent_scheme",
+        }
+    )
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    w.customer("wmcustomer1", "王女士")
+    w.policy(steps=[{"delay_s": 60, "action": "voice_call", "target": "agent"}])
+    w.say("在吗？", at=0)
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    _send_calls(w, db, settings)
+    with w.session() as s:  # its retry comes due (the outbox's clock is the wall's)
+        s.execute(update(OutboxMessage).where(*PENDING_CALLS).values(due_at=utcnow()))
+    [call] = _send_calls(w, db, settings)
+    # nothing reached Tencent: the call is to be tried again, not failed as 结果未知 (may have rung)
+    assert call.status == "queued", (call.status, call.error)

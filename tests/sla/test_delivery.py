@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from siyu.config import Settings
 from siyu.db import utcnow
@@ -24,7 +24,7 @@ from siyu.notify.outbox import Permanent, Retry
 from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall, provider_for
-from siyu.tenancy.models import Staff
+from siyu.tenancy.models import Department, Staff
 from siyu.tenancy.tasks import sync_staff
 from tests.notify.test_recording import claimed, run_as_worker
 from tests.sla.conftest import Wait, now_ms
@@ -1198,6 +1198,29 @@ def test_the_boards_next_leader_step_and_firing_agree_for_a_disabled_direct_lead
     w.fire()
     assert w.steps()[1] == (1, "fired", "boss")
     assert told == {w.conversation().id: "boss"}
+
+
+def test_a_leader_outside_the_apps_visible_range_is_not_said_to_have_left(local):
+    """张三's direct leader is outside the app's visible range (never synced, still with the
+    company): his leader step reaches nobody, and the board says why, not that his leaders left."""
+    w = local
+    w.policy()
+    with w.session() as s:
+        # 张三's direct leader 王总 sits in 总部, outside the app's visible range: never synced,
+        # still with the company; 销售一部 has no head
+        s.execute(update(Staff).where(Staff.userid == "zhangsan").values(direct_leaders=["boss"]))
+        s.execute(update(Department).where(Department.wecom_id == 2).values(leaders=[]))
+        s.execute(delete(Staff).where(Staff.userid.in_(["boss", "lisi"])))
+        s.execute(update(Department).where(Department.wecom_id == 1).values(leaders=[]))
+    w.say("有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[1][:2] == (1, "skipped")
+    with w.session() as s:
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    assert "已离职或停用" not in problem["error"], problem["error"]
+    assert "不在应用的可见范围内" in problem["error"], problem["error"]
 
 
 def test_a_card_wecom_answers_82001_all_recipients_invalid_is_given_up_at_once(w):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation
@@ -219,8 +219,9 @@ def still_to_ring():
     """A call queued and not placed yet: held by quiet hours, or being retried after the voice
     provider refused it. Firing joins a call step to the same person to it rather than place
     another, and it speaks of that step's wait too when it rings (firing._queue_call); the
-    board says so ahead (next_calls_covered)."""
-    return SlaCall.status == "queued"
+    board says so ahead (next_calls_covered). Not one handed to the provider by a try that got
+    no answer: it may have rung and rings no more (tasks._call_plan), a step joined to it never."""
+    return and_(SlaCall.status == "queued", SlaCall.provider == "")
 
 
 def calls_still_to_ring(
@@ -698,6 +699,7 @@ def _stale_reason(e, timezone: ZoneInfo) -> str:
 
 
 _LEADERS_LEFT = "; leaders left"
+_LEADERS_UNSEEN = "; leaders outside the app's visible range"
 _CONTACT_IS_AGENT = "; escalation contact is the agent"  # (not told of their own customer as a leader)
 _AGENT_LEFT = "; the agent left"
 
@@ -705,8 +707,11 @@ _AGENT_LEFT = "; the agent left"
 def nobody_note(session: Session, target: str, policy: PolicyView, agent_userid: str = "") -> str:
     """Why a step reached nobody, as its row keeps it (the board's list of steps not delivered)."""
     note = f"{NOBODY_TO_REACH} for target {target}"
-    if target == "leader" and agent_userid and leaders_named(session, agent_userid):
-        note += _LEADERS_LEFT  # (WeCom's console shows them: the admin must name ones still here)
+    # (WeCom's console shows leaders all the same: the admin must name ones still here, or let
+    # the app see them; the step found none it could reach)
+    named = set(leaders_named(session, agent_userid)) if target == "leader" and agent_userid else set()
+    if named:
+        note += _LEADERS_LEFT if members_left(session, named) == named else _LEADERS_UNSEEN
     contact = policy.escalation_contact
     if target == "agent" and agent_userid in members_left(session, [agent_userid]):
         note += _AGENT_LEFT
@@ -728,11 +733,11 @@ def _nobody_reason(e) -> str:
     if (e.note or "").endswith(_AGENT_LEFT):
         gone = "该成员已离职或停用"
     if e.target == "leader":
-        leaders = (
-            "该成员的直属上级和部门负责人都已离职或停用"
-            if _LEADERS_LEFT in (e.note or "")
-            else "该成员没有直属上级，主部门也没有负责人"
-        )
+        leaders = "该成员没有直属上级，主部门也没有负责人"
+        if _LEADERS_LEFT in (e.note or ""):
+            leaders = "该成员的直属上级和部门负责人都已离职或停用"
+        elif _LEADERS_UNSEEN in (e.note or ""):
+            leaders = "该成员的上级不在应用的可见范围内，Siyu 同步不到他们"
         why = f"{leaders}，{gone or '策略里也没有设升级联系人'}"
     else:
         why = gone or "策略里没有设升级联系人"

@@ -578,10 +578,10 @@ def _notice(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
 # A card's body where its recipient left the corp since its step fired (the directory sync
 # found them gone, held for WeCom's pace or the merge window meanwhile): WeCom would refuse it as
 # 消息接收人全部无效, read as our trouble.
-RECIPIENT_LEFT = "its recipient left the corp"
+RECIPIENT_LEFT = object()
 
 
-def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dict | str | None]:
+def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, object]:
     """The message/send bodies of these sla_notice messages (None: every wait was answered
     meanwhile; RECIPIENT_LEFT, read once for the batch): the card an earlier try sent where one
     may have reached them (its outcome not recorded, or no answer), else one built now and
@@ -597,7 +597,7 @@ def _notices(rt, tenant_id: int, messages: list[OutboxMessage]) -> dict[int, dic
         tenant = s.get(Tenant, tenant_id)
         tz = tenant.timezone or "Asia/Shanghai"
         left = members_left(s, {m.payload["touser"] for m in messages if entries[m.id]})
-        bodies: dict[int, dict | str | None] = {}
+        bodies: dict[int, object] = {}
         for m in messages:
             found, before = entries[m.id], m.payload.get(AS_SENT)
             if not found:
@@ -638,8 +638,8 @@ async def _send_notice(rt, tenant_id: int, message: OutboxMessage, prepared=_UNS
     body = await asyncio.to_thread(_notice, rt, tenant_id, message) if prepared is _UNSET else prepared
     if body is None:
         raise Skipped("every wait was answered meanwhile")
-    if body == RECIPIENT_LEFT:
-        raise Skipped(RECIPIENT_LEFT)
+    if body is RECIPIENT_LEFT:
+        raise Skipped("its recipient left the corp")
     wecom = await rt.clients.get(tenant_id)
     # a try that may have reached them (no answer, or its outcome not recorded) is sent again
     # as it was (the minutes waited of then), which WeCom's duplicate check drops if it did
@@ -719,27 +719,17 @@ CALL_OUTCOME_UNKNOWN = (
 )
 
 
-def _handed(rt, tenant_id: int, call_id: int, provider: str) -> None:
-    """The call handed to `provider` (committed before it rings): a try that gets no answer
-    leaves it so, and the next try does not ring again (_call_plan); "" when the provider
-    answered that it did not place it."""
-    with rt.db.tenant_session(tenant_id) as s:
-        call = s.get(SlaCall, call_id)
-        if call is not None:
-            call.provider = provider
-
-
 def _call_failed(session: Session, message: OutboxMessage, error: str) -> None:
     call = session.get(SlaCall, message.payload.get("call"))
     if call is not None:
         call.status, call.error = "failed", error[:2000]
 
 
-def _mark_call(rt, tenant_id: int, call_id: int, status: str, error: str = "") -> None:
+def _mark_call(rt, tenant_id: int, call_id: int, **fields) -> None:
     with rt.db.tenant_session(tenant_id) as s:
         call = s.get(SlaCall, call_id)
-        if call is not None:
-            call.status, call.error = status, error
+        for name, value in fields.items() if call is not None else ():
+            setattr(call, name, value)
 
 
 NEVER = "never"  # _call_hold's answer for a call its policy lets no call ring
@@ -786,7 +776,7 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
-        await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], "skipped", reason)
+        await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], status="skipped", error=reason)
         raise Skipped("voice calls are off")
     mobile = plan["mobile"]
     if not mobile:  # not in Siyu's profile: ask WeCom (answered for older apps only)
@@ -806,11 +796,13 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     if not mobile:
         raise Permanent(f"{plan['callee_name']} 没有手机号：请在私域「成员」页填写其接电话提醒的手机号")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
-    await asyncio.to_thread(_handed, rt, tenant_id, plan["call"], provider.name)
+    # handed to the provider, committed before it rings: a try that gets no answer leaves it
+    # so, and the next does not ring again (_call_plan)
+    await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], provider=provider.name)
     try:
         call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
     except (Retry, Permanent):  # the provider answered that it placed nothing
-        await asyncio.to_thread(_handed, rt, tenant_id, plan["call"], "")
+        await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], provider="")
         raise
     placed_at = rt.now()
 

@@ -165,13 +165,28 @@ class TencentVoice:
             code = exc.get_code() or ""
             if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
                 raise Permanent(f"腾讯云语音 {code}：{exc.get_message()}") from exc
-            if code == "ClientNetworkError":  # (the SDK's for a request that got no answer)
+            if code == "ClientNetworkError" and not _never_sent(exc.__context__):
                 raise NoAnswer(f"腾讯云语音没有回答：{exc.get_message()}，可能已经呼叫") from exc
             raise Retry(f"腾讯云语音 {code}：{exc.get_message()}（稍后重试）") from exc
         return response.SendStatus.CallId
 
     async def call(self, call: VoiceCall) -> str:
         return await asyncio.to_thread(self._send, call)
+
+
+def _never_sent(error: BaseException | None) -> bool:
+    """Whether the HTTP error under the SDK's ClientNetworkError (any error of its requests
+    session) came before the request went: no connection made, or its name not resolved.
+    A read timeout or a connection lost midway may come after the call was placed."""
+    import requests
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        reason = getattr(error.args[0], "reason", error.args[0])
+        return isinstance(reason, (NewConnectionError, NameResolutionError))
+    return False
 
 
 def provider_for(rt, settings: Settings | None = None) -> VoiceProvider | None:
