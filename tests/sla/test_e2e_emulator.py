@@ -154,3 +154,32 @@ def test_a_member_taken_off_the_archive_is_not_escalated_for_replies_the_archive
     run(conversation_tasks.read_permit_lists(stack.rt))
     with stack.session() as s:
         assert s.scalar(select(Staff.unarchived_since).where(Staff.userid == "zhangsan")) is None
+
+
+def test_a_member_who_left_is_not_taken_for_one_taken_off_the_archive(stack):
+    """张三 leaves the company while a customer waits on him: WeCom's permit list names him no
+    more, and the staff sync has not run since. His customer still waits on the board for
+    someone to take them over (README), not settled as if he were taken off the archive."""
+    from siyu.conversations import tasks as conversation_tasks
+    from siyu.sla.models import SlaWait
+    from siyu.tenancy.models import Staff
+
+    run(sync_staff(stack.rt, stack.tenant_id))
+    stack.enable_archive()
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "蒋先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, "zhangsan", "保修多久？")
+
+    def waiting():
+        with stack.session() as s:
+            query = select(SlaWait).join(Conversation, Conversation.id == SlaWait.conversation_id)
+            return s.scalar(query.where(Conversation.external_userid == ext, SlaWait.closed_at.is_(None)))
+
+    wait_for(waiting, timeout=15)
+    stack.control("DELETE", stack.corp_path("/staff/zhangsan"))
+    run(conversation_tasks.read_permit_lists(stack.rt))
+    with stack.session() as s:
+        member = s.scalar(select(Staff).where(Staff.userid == "zhangsan"))
+        assert (member.active, member.unarchived_since) == (False, None)
+    assert waiting() is not None

@@ -1114,6 +1114,14 @@ def settle_unarchived(session: Session, permitted: set[str], at: datetime) -> in
     return sum(dismiss(session, c, at, UNARCHIVED, settles=True) for c in list(owing))
 
 
+def newly_unarchived(session: Session, permitted: set[str]) -> list[str]:
+    """The members with the corp, as Siyu last synced it, off the permit list since it was last
+    read (settle_unarchived would find them so now)."""
+    archived = {u.lower() for u in permitted}
+    members = select(Staff.userid).where(Staff.active.is_(True), Staff.unarchived_since.is_(None))
+    return [u for u in session.scalars(members) if u.lower() not in archived]
+
+
 def _unarchived_since(session: Session, userids: set[str]) -> dict[str, datetime]:
     """Since when each of these members is off the archive's permit list, where they are."""
     if not userids:

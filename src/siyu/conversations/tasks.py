@@ -33,6 +33,7 @@ from siyu.customers.service import from_unix
 from siyu.db import bulk
 from siyu.db.threads import in_system, in_tenant
 from siyu.intake.service import mark_done
+from siyu.tenancy import tasks as tenancy_tasks
 from siyu.tenancy.models import Tenant
 from siyu.wecom.archive import storable_text
 from siyu.wecom.finance_sdk import ArchiveError
@@ -726,14 +727,16 @@ async def read_permit_lists(rt) -> None:
                 permitted = await wecom_archive.permit_users(client)
             finally:
                 await client.aclose()
-            if permitted:
-                settled = await in_tenant(
-                    rt.db, tenant_id, service.settle_unarchived, set(permitted), rt.now()
-                )
-                if settled:
-                    log.info(
-                        "tenant %s: %d waits settled, their members no longer archived", tenant_id, settled
-                    )
+            if not permitted:
+                continue
+            if await in_tenant(rt.db, tenant_id, service.newly_unarchived, set(permitted)):
+                # a member who left is off the list too, and the staff sync may not know it yet:
+                # no member taken off the archive (their customers still wait, on the board, for
+                # someone to take them over)
+                await tenancy_tasks.sync_staff(rt, tenant_id)
+            settled = await in_tenant(rt.db, tenant_id, service.settle_unarchived, set(permitted), rt.now())
+            if settled:
+                log.info("tenant %s: %d waits settled, their members no longer archived", tenant_id, settled)
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             why = exc.describe() if hasattr(exc, "describe") else f"{type(exc).__name__}: {exc}"
             log.warning("reading the archive's permit list of tenant %s failed: %s", tenant_id, why)
