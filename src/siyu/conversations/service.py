@@ -26,7 +26,7 @@ from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
-from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Message
+from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
@@ -1130,6 +1130,28 @@ def _unarchived_since(session: Session, userids: set[str]) -> dict[str, datetime
         bulk.among(session, Staff.userid, userids), Staff.unarchived_since.is_not(None)
     )
     return dict(session.execute(query).all())
+
+
+def rename_member(session: Session, old: str, new: str) -> None:
+    """A member's userid changed in WeCom (siyu.tenancy.service.rename_member): their 1:1 chats,
+    the messages they sent and the groups they own are theirs under the new one, so the archive's
+    messages under it go on in the same chats. A chat the archive already began under the new
+    userid (pulled before the event was handled) is left as it is, and so is the old one of that
+    customer."""
+    single = Conversation.kind == "single"
+    taken = set(session.scalars(select(Conversation.key).where(single, Conversation.staff_userid == new)))
+    for chat in session.scalars(select(Conversation).where(single, Conversation.staff_userid == old)):
+        key = f"single:{chat.external_userid}:{new}"
+        if key not in taken:
+            chat.staff_userid, chat.key = new, key
+    for table, column in ((Message, Message.sender), (GroupChat, GroupChat.owner_userid)):
+        session.execute(
+            update(table)
+            .where(column == old)
+            .values({column: new})
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
 
 
 def link_customer(session: Session, external_userid: str, customer_id: int) -> int:

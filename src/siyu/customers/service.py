@@ -553,6 +553,25 @@ def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
     return customer
 
 
+def rename_member(session: Session, old: str, new: str) -> None:
+    """A member's userid changed in WeCom (siyu.tenancy.service.rename_member): their customers,
+    their timeline entries and the channels they receive on are theirs under the new one. A
+    follow an event under the new userid made meanwhile is kept, the old one beside it left."""
+    had = select(Follow.customer_id).where(Follow.staff_userid == new)
+    renames = [
+        (Follow, Follow.staff_userid, Follow.customer_id.not_in(had)),
+        (Follow, Follow.oper_userid, None),
+        (TimelineEvent, TimelineEvent.staff_userid, None),
+    ]
+    for table, column, unless in renames:
+        query = update(table).where(column == old, *([unless] if unless is not None else []))
+        session.execute(query.values({column: new}).execution_options(synchronize_session=False))
+    for channel in session.scalars(select(Channel)):
+        if old in (channel.staff_userids or []):
+            channel.staff_userids = [new if u == old else u for u in channel.staff_userids]
+    session.flush()
+
+
 def import_customer(session: Session, contact: dict, follow_info: dict, any_pending: bool = True) -> bool:
     """One `batch/get_by_user` row (sync). Returns True when something changed. `any_pending`:
     see _set_follow_tags."""

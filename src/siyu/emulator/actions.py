@@ -125,6 +125,48 @@ def staff_removes_customer(
     return emu.deliverer.emit(corp, fields)
 
 
+def rename_member(emu, corp: Corp, old: str, new: str) -> Delivery:
+    """The admin console changes a member's 账号 (userid; WeCom allows it once): the same member,
+    leaders, customers, groups and contact ways, named by the new userid from now on; then
+    change_contact update_user with UserID (the old) and NewUserID."""
+    if old not in corp.staff:
+        raise _bad(f"unknown staff {old}", 404)
+    if not new or new in corp.staff:
+        raise _bad(f"userid {new!r} is taken or empty", 409)
+    member = corp.staff.pop(old)
+    member.userid = new
+    corp.staff[new] = member
+
+    def renamed(userids: list[str]) -> list[str]:
+        return [new if u == old else u for u in userids]
+
+    for other in corp.staff.values():
+        other.direct_leader = renamed(other.direct_leader)
+    for dept in corp.departments.values():
+        dept.department_leader = renamed(dept.department_leader)
+    for (userid, ext), follow in list(corp.follows.items()):
+        if userid == old:
+            follow.userid = new
+            corp.follows[(new, ext)] = corp.follows.pop((userid, ext))
+    for way in corp.ways.values():
+        way.user = renamed(way.user)
+    for group in corp.group_chats.values():
+        group.owner = new if group.owner == old else group.owner
+        group.admins = renamed(group.admins)
+        for m in group.members:
+            m.userid = new if m.type == 1 and m.userid == old else m.userid
+    archive = corp.archive
+    if archive is not None and archive.permit is not None:
+        archive.permit = renamed(archive.permit)
+    fields = {
+        **header(corp, emu.state.now(), "change_contact"),
+        "ChangeType": "update_user",
+        "UserID": old,
+        "NewUserID": new,
+    }
+    return emu.deliverer.emit(corp, fields)
+
+
 def staff_edits(emu, corp: Corp, body: dict) -> Delivery:
     follow = _follow(corp, body.get("userid", ""), body.get("external_userid", ""))
     if body.get("remark") is not None:

@@ -39,6 +39,8 @@ Events (each answers its delivery: {id, kind, status, attempt_count, attempts, i
         customer deletes the member -> del_follow_user
   POST /_emulator/corps/{corp_id}/staff/{userid}/remove_customer   {external_userid, by_transfer?, wait?}
         member deletes the customer -> del_external_contact (Source=DELETE_BY_TRANSFER if by_transfer)
+  POST /_emulator/corps/{corp_id}/staff/{userid}/rename   {new_userid, wait?}
+        the console changes the member's userid -> change_contact update_user (UserID, NewUserID)
   POST /_emulator/corps/{corp_id}/remark          {userid, external_userid, remark?, description?,
         add_tags?, remove_tags?, wait?}  member edits in the client -> edit_external_contact
   POST /_emulator/corps/{corp_id}/console/tags    admin console -> change_external_tag:
@@ -308,6 +310,11 @@ def build_router(emu) -> APIRouter:
     @r.post("/corps/{corp_id}/customers/{external_userid}/remove_staff")
     async def remove_staff(corp_id: str, external_userid: str, request: Request, body: dict = Body(...)):
         d = actions.customer_removes_staff(emu, corp_of(corp_id), external_userid, body.get("userid", ""))
+        return (await settle(request, body, [d]))[0]
+
+    @r.post("/corps/{corp_id}/staff/{userid}/rename")
+    async def rename_member(corp_id: str, userid: str, request: Request, body: dict = Body(...)):
+        d = actions.rename_member(emu, corp_of(corp_id), userid, str(body.get("new_userid") or ""))
         return (await settle(request, body, [d]))[0]
 
     @r.post("/corps/{corp_id}/staff/{userid}/remove_customer")

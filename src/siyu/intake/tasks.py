@@ -12,13 +12,17 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from siyu.conversations import service as conversation_service
 from siyu.conversations import tasks as conversation_tasks
+from siyu.customers import service as customer_service
 from siyu.customers import tasks as customer_tasks
 from siyu.db import utcnow
 from siyu.db.threads import in_system, in_tenant
 from siyu.intake.models import CallbackEvent
 from siyu.intake.service import mark_done
 from siyu.jobs.claim import backoff, held
+from siyu.sla import service as sla_service
+from siyu.tenancy import service as tenancy_service
 from siyu.tenancy import tasks as staff_tasks
 from siyu.wecom.events import MalformedXML, parse_event
 
@@ -44,7 +48,20 @@ HANDLERS = {
 }
 
 
+def _renamed(s, old: str, new: str) -> None:
+    """A member's userid changed (update_user with NewUserID): everything of theirs follows,
+    in one transaction, before the sync reads the directory (which names them by the new one
+    only: the old would have left, and a blank member come)."""
+    if tenancy_service.rename_member(s, old, new):
+        conversation_service.rename_member(s, old, new)
+        customer_service.rename_member(s, old, new)
+        sla_service.rename_member(s, old, new)
+
+
 async def _on_directory_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
+    old, new = fields.get("UserID", ""), fields.get("NewUserID", "")
+    if old and new and new != old:
+        await in_tenant(rt.db, tenant_id, _renamed, old, new)
     # by when Siyu had the event (its clock, as the sync's: WeCom's CreateTime may run apart)
     received = await in_tenant(rt.db, tenant_id, lambda s: s.get(CallbackEvent, event_id).received_at)
     await staff_tasks.sync_after(rt, tenant_id, received)

@@ -44,6 +44,7 @@ from siyu.sla.models import (
     DEFAULT_STEPS,
     SlaCalendarChange,
     SlaCalendarDay,
+    SlaCall,
     SlaEscalation,
     SlaPolicy,
     SlaPolicyVersion,
@@ -1677,6 +1678,28 @@ def _move_pending(session: Session, due: dict[int, datetime]) -> int:
     return bulk.update_by_id(
         session, SlaEscalation, rows, ["due_at", "claimed_until"], unless_changed=("status", "pending")
     )
+
+
+def rename_member(session: Session, old: str, new: str) -> None:
+    """A member's userid changed in WeCom (siyu.tenancy.service.rename_member): their waits,
+    steps and calls, the policies naming them as escalation contact, and the cards and calls
+    still to go to them are theirs under the new one (a step to them had reached nobody)."""
+    renames = [
+        (SlaWait, SlaWait.staff_userid),
+        (SlaEscalation, SlaEscalation.agent_userid),
+        (SlaEscalation, SlaEscalation.recipient),
+        (SlaCall, SlaCall.callee_userid),
+        (SlaPolicy, SlaPolicy.escalation_contact),
+    ]
+    for table, column in renames:
+        query = update(table).where(column == old).values({column: new})
+        session.execute(query.execution_options(synchronize_session=False))
+    for message in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == old, OutboxMessage.status == "pending")
+    ):
+        named = {k: new for k in ("touser", "callee") if message.payload.get(k) == old}
+        message.recipient, message.payload = new, {**message.payload, **named}
+    session.flush()
 
 
 def ended_follows(

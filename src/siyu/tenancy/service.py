@@ -467,6 +467,45 @@ def leaders(session: Session) -> set[str]:
     return out
 
 
+# What the staff sync writes of a member (save_directory); the rest is Siyu's own.
+_SYNCED = (
+    "name", "departments", "main_department", "direct_leaders", "mobile", "position",
+    "wecom_status", "active", "synced_at",
+)  # fmt: skip
+
+
+def rename_member(session: Session, old: str, new: str) -> bool:
+    """WeCom changed a member's userid (change_contact update_user with NewUserID; allowed once):
+    the same member, their Siyu-only fields (the number calls ring, their login and role) kept
+    under the new one. A row the sync made for the new userid meanwhile gives way. Lists of
+    leaders follow. False when no member has `old` (done already: the event retried)."""
+    member = session.scalar(select(Staff).where(Staff.userid == old))
+    if member is None or old == new:
+        return False
+    made = session.scalar(select(Staff).where(Staff.userid == new))
+    if made is not None:  # (WeCom's directory as the sync read it since: the member as they are)
+        for field in _SYNCED:
+            setattr(member, field, getattr(made, field))
+        session.delete(made)
+        session.flush()
+    member.userid = new
+    for other in session.scalars(select(Staff)):
+        if old in (other.direct_leaders or []):
+            other.direct_leaders = [new if u == old else u for u in other.direct_leaders]
+    for dept in session.scalars(select(Department)):
+        if old in (dept.leaders or []):
+            dept.leaders = [new if u == old else u for u in dept.leaders]
+    slug = session.get(Tenant, session.info["siyu_tenant_id"]).slug
+    person = session.scalar(select(Person).where(Person.staff_userid == old))
+    if person is not None:
+        person.staff_userid = new
+        taken = session.scalar(select(Person.id).where(Person.login == f"{slug}/{new}"))
+        if person.login == f"{slug}/{old}" and taken is None:  # (a login WeCom sign-in made)
+            person.login = f"{slug}/{new}"
+    session.flush()
+    return True
+
+
 def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
     """The person who signs in as this WeCom member through OAuth; made on first sign-in.
 
