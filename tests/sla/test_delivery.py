@@ -1158,6 +1158,18 @@ def test_a_member_renamed_in_wecom_is_named_so_by_what_they_do_from_the_card(w):
     assert me == "张三丰"
 
 
+def _leader_step_unreached(w) -> dict:
+    """A customer waits past the leader's step, which reaches nobody: the board's entry for it."""
+    w.say("有人吗？", at=0)
+    w.pulled(3600)
+    w.clock(300)
+    w.fire()
+    assert w.steps()[1][:2] == (1, "skipped")
+    with w.session() as s:
+        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    return problem
+
+
 def test_a_leader_step_whose_leaders_all_left_does_not_say_the_member_has_no_leader(local):
     """张三's direct leader 李四 (also 销售一部's head) and 总部's head 王总 have left (WeCom
     status 5). His leader step reaches nobody; the board must not tell the admin that he has
@@ -1169,13 +1181,7 @@ def test_a_leader_step_whose_leaders_all_left_does_not_say_the_member_has_no_lea
         s.execute(
             update(Staff).where(Staff.userid.in_(["lisi", "boss"])).values(active=False, wecom_status=5)
         )
-    w.say("有人吗？", at=0)
-    w.pulled(3600)
-    w.clock(300)
-    w.fire()
-    assert w.steps()[1][:2] == (1, "skipped")
-    with w.session() as s:
-        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    problem = _leader_step_unreached(w)
     assert problem["status"] == "nobody"
     assert "没有直属上级" not in problem["error"], problem["error"]
 
@@ -1212,13 +1218,7 @@ def test_a_leader_outside_the_apps_visible_range_is_not_said_to_have_left(local)
         s.execute(update(Department).where(Department.wecom_id == 2).values(leaders=[]))
         s.execute(delete(Staff).where(Staff.userid.in_(["boss", "lisi"])))
         s.execute(update(Department).where(Department.wecom_id == 1).values(leaders=[]))
-    w.say("有人吗？", at=0)
-    w.pulled(3600)
-    w.clock(300)
-    w.fire()
-    assert w.steps()[1][:2] == (1, "skipped")
-    with w.session() as s:
-        [problem], _ = queries.delivery_problems(s, w.at(0) - timedelta(days=1), w.at(0) + timedelta(days=1))
+    problem = _leader_step_unreached(w)
     assert "已离职或停用" not in problem["error"], problem["error"]
     assert "不在应用的可见范围内" in problem["error"], problem["error"]
 

@@ -91,6 +91,22 @@ def test_a_reply_at_minute_three_stops_the_leader_push(stack):
     assert cards_to(stack, "lisi") == []
 
 
+def _customer_waiting(stack, name: str, question: str) -> tuple[str, Conversation]:
+    """A customer of 张三's by a channel whose question, archived and pulled, waits."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    stack.enable_archive()
+    ext = stack.scan(make_channel(stack).config_id, name)["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, "zhangsan", question)
+
+    def waiting():
+        with stack.session() as s:
+            query = select(Conversation).where(Conversation.external_userid == ext)
+            return s.scalar(query.where(Conversation.awaiting_since.is_not(None)))
+
+    return ext, wait_for(waiting, timeout=15)
+
+
 def test_a_member_taken_off_the_archive_is_not_escalated_for_replies_the_archive_no_longer_shows(stack):
     """The admin takes 张三 off 会话存档's permit list while a customer waits on him: his reply
     is not archived, and without a word from WeCom the wait would go on to his leader and a
@@ -101,22 +117,7 @@ def test_a_member_taken_off_the_archive_is_not_escalated_for_replies_the_archive
     from siyu.sla.models import SlaEscalation, SlaWait
     from siyu.tenancy.models import Staff
 
-    run(sync_staff(stack.rt, stack.tenant_id))
-    stack.enable_archive()
-    channel = make_channel(stack)
-    ext = stack.scan(channel.config_id, "卫女士")["external_userid"]
-    wait_for(lambda: follow_of(stack, ext))
-    stack.chat(ext, "zhangsan", "快递到哪了？")
-
-    def waiting():
-        with stack.session() as s:
-            return s.scalar(
-                select(Conversation).where(
-                    Conversation.external_userid == ext, Conversation.awaiting_since.is_not(None)
-                )
-            )
-
-    conversation = wait_for(waiting, timeout=15)
+    ext, conversation = _customer_waiting(stack, "卫女士", "快递到哪了？")
     permit = stack.corp_path("/archive/permit")
     stack.control("PUT", permit, json={"userids": ["lisi", "wangwu"]})
     try:
@@ -164,22 +165,14 @@ def test_a_member_who_left_is_not_taken_for_one_taken_off_the_archive(stack):
     from siyu.sla.models import SlaWait
     from siyu.tenancy.models import Staff
 
-    run(sync_staff(stack.rt, stack.tenant_id))
-    stack.enable_archive()
-    channel = make_channel(stack)
-    ext = stack.scan(channel.config_id, "蒋先生")["external_userid"]
-    wait_for(lambda: follow_of(stack, ext))
-    stack.chat(ext, "zhangsan", "保修多久？")
-
-    def waiting():
-        with stack.session() as s:
-            query = select(SlaWait).join(Conversation, Conversation.id == SlaWait.conversation_id)
-            return s.scalar(query.where(Conversation.external_userid == ext, SlaWait.closed_at.is_(None)))
-
-    wait_for(waiting, timeout=15)
+    _, conversation = _customer_waiting(stack, "蒋先生", "保修多久？")
     stack.control("DELETE", stack.corp_path("/staff/zhangsan"))
     run(conversation_tasks.read_permit_lists(stack.rt))
     with stack.session() as s:
         member = s.scalar(select(Staff).where(Staff.userid == "zhangsan"))
         assert (member.active, member.unarchived_since) == (False, None)
-    assert waiting() is not None
+        wait = s.scalar(select(SlaWait).where(SlaWait.conversation_id == conversation.id))
+        assert (wait.closed_at, s.get(Conversation, conversation.id).awaiting_since) == (
+            None,
+            wait.started_at,
+        )

@@ -13,7 +13,7 @@ from siyu.sla import queries, service
 from siyu.sla.api import board_for
 from siyu.sla.models import SlaEscalation, SlaPolicy
 from siyu.web.auth import Viewer
-from tests.sla.test_engine import _recall
+from tests.sla.test_engine import AGENT_CARD, LEADER_CARD, _fired, _recall
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -205,15 +205,7 @@ def test_a_wait_reopened_after_its_department_policy_was_deleted_follows_the_ten
     assert w.waits()[0].policy_id == tenant_policy_id
 
 
-AGENT_CARD = {"delay_s": 120, "action": "app_message", "target": "agent"}
-LEADER_CARD = {"delay_s": 300, "action": "app_message", "target": "leader"}
 CALL_AT_5 = {"delay_s": 300, "action": "voice_call", "target": "agent"}
-
-
-def _fired(w) -> list[tuple[str, str]]:
-    with w.session() as s:
-        rows = s.scalars(select(SlaEscalation).order_by(SlaEscalation.step))
-        return [(e.action, e.recipient) for e in rows if e.status == "fired"]
 
 
 def test_taking_out_the_leaders_card_that_shares_its_delay_with_the_call_still_calls_the_agent(local):
