@@ -324,3 +324,31 @@ def test_a_member_who_had_the_customer_before_siyu_is_on_the_timeline_as_the_syn
     assert [_when(e["at"]) for e in lisi_added] == [datetime.fromtimestamp(T - year, UTC)], [
         (e["kind"], e["staff_userid"], e["at"]) for e in entries
     ]
+
+
+def test_a_customer_handed_back_to_the_member_they_were_handed_away_from_is_theirs_again(db, fresh_tenant):
+    """张三's customer is handed to 李四 (在职继承) and back. WeCom sends 张三 no add event the
+    second time (REFERENCE 16.1): only 李四's end, DELETE_BY_TRANSFER. 张三's follow stayed
+    已转接 for good, the customer list counting him so; WeCom's answer about the customer then
+    lists 张三 again, and his follow is active, the timeline saying he has the customer back."""
+    ext = "wm" + secrets.token_hex(6)
+
+    def contact(*userids: str) -> dict:
+        follows = [{"userid": u, "createtime": T} for u in userids]
+        return {"external_contact": {"external_userid": ext, "name": "韩女士"}, "follow_user": follows}
+
+    handed = {"Source": "DELETE_BY_TRANSFER"}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, T), contact("zhangsan"))
+        service.record_handed_over(s, _event("del_external_contact", ext, T + 100, **handed), contact("lisi"))
+        service.record_added(s, _event("add_external_contact", ext, T + 100, "lisi"), contact("lisi"))
+        back = _event("del_external_contact", ext, T + 200, "lisi", **handed)
+        service.record_handed_over(s, back, contact("zhangsan"))
+    with db.tenant_session(fresh_tenant) as s:
+        follows = {f.staff_userid: (f.status, f.ended_at) for f in s.scalars(select(Follow))}
+    assert follows == {
+        "zhangsan": ("active", None),
+        "lisi": ("transferred", datetime.fromtimestamp(T + 200, UTC)),
+    }
+    texts = [(e["staff_userid"], e["text"]) for e in _timeline(db, fresh_tenant, ext)]
+    assert texts[0] == ("zhangsan", "重新接手了客户（客户转接回来）"), texts

@@ -400,6 +400,8 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
         return f"修改了{'；'.join(said)}" if said else "修改了备注"
     if kind == "added" and values.get("again"):  # (removed before: a customer who came back)
         return "再次添加了客户"
+    if kind == "added" and values.get("handed_back"):  # (handed to a colleague before, and back)
+        return "重新接手了客户（客户转接回来）"
     if kind == "lost" and values.get("not_alerted"):
         return f"{template}；成员{values['not_alerted']}，流失提醒没有发给本人"
     if kind.startswith("group_"):  # a scene WeCom did not tell: left out

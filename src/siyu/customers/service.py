@@ -258,13 +258,7 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     first_add = min([at, *(from_unix(i["createtime"]) for i in follow_users if i.get("createtime"))])
     external = contact.get("external_contact") or {"external_userid": ext_id}
     customer, _ = upsert_customer(session, external, first_add)
-    for info in follow_users:  # the other staff who have this customer: refresh them too
-        if info.get("userid") != userid:
-            other, made = upsert_follow(session, customer, info, at)
-            if made:  # (had since before Siyu, as the customer sync puts them)
-                how = {"add_way": other.add_way, "imported": True}
-                timeline(session, customer, "added", other.added_at, other.staff_userid, **how)
-            _set_follow_tags(session, customer, other, info.get("tags", []), at)
+    _refresh_others(session, customer, follow_users, userid, at)
     # WeCom's answer may not list this member yet; then the event alone says who added whom.
     info = next((i for i in follow_users if i.get("userid") == userid), {"userid": userid})
     _, before = _follow(session, ext_id, userid)
@@ -437,6 +431,40 @@ def _leader_order(staff: Staff, department) -> list[str]:
 
 # How a follow ended (its status) as the customer's timeline and a closed wait name it.
 FOLLOW_ENDED_AS = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}
+
+
+def _refresh_others(session: Session, customer: Customer, follow_users: list[dict], userid: str, at) -> None:
+    """The other staff who have this customer, as externalcontact/get lists them: refreshed.
+    One had since before Siyu is added as the customer sync puts them; one whose follow had
+    ended has them again (a customer handed back to a member, which WeCom sends no add for)."""
+    for info in follow_users:
+        if info.get("userid") == userid:
+            continue
+        _, before = _follow(session, customer.external_userid, info["userid"])
+        ended = before is not None and before.status in FOLLOW_ENDED_AS and (before.ended_at or at) <= at
+        other, made = upsert_follow(session, customer, info, at)
+        if made:  # (had since before Siyu, as the customer sync puts them)
+            how = {"add_way": other.add_way, "imported": True}
+            timeline(session, customer, "added", other.added_at, other.staff_userid, **how)
+        elif ended and other.status == "active":
+            timeline(
+                session, customer, "added", at, other.staff_userid, add_way=other.add_way, handed_back=True
+            )
+            other.added_at = at
+        _set_follow_tags(session, customer, other, info.get("tags", []), at)
+
+
+def record_handed_over(
+    session: Session, fields: dict, contact: dict, public_url: str = ""
+) -> Customer | None:
+    """del_external_contact with Source=DELETE_BY_TRANSFER, with externalcontact/get's answer:
+    the member's follow ends as handed over, and the members WeCom now lists have the customer
+    (handed back to one who had them before, WeCom sends that one no add event)."""
+    customer = record_follow_ended(session, fields, "transferred", public_url)
+    if customer is not None:
+        at = from_unix(fields.get("CreateTime"))
+        _refresh_others(session, customer, contact.get("follow_user") or [], fields.get("UserID", ""), at)
+    return customer
 
 
 def _add_came_first(session: Session, customer: Customer, follow: Follow, at: datetime) -> None:

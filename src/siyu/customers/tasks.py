@@ -51,10 +51,15 @@ async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
 
 
 async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -> None:
-    status = "transferred" if fields.get("Source") == "DELETE_BY_TRANSFER" else "deleted"
+    handed_over = fields.get("Source") == "DELETE_BY_TRANSFER"
+    # who has the customer now: one handed back to a member who had them gets no add event
+    contact = await _contact(rt, tenant_id, fields) if handed_over else None
 
     def save(s) -> None:
-        service.record_follow_ended(s, fields, status, rt.settings.public_url)
+        if contact is not None:
+            service.record_handed_over(s, fields, contact, rt.settings.public_url)
+        else:
+            service.record_follow_ended(s, fields, "deleted", rt.settings.public_url)
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
