@@ -156,3 +156,70 @@ def test_callbacks_encrypted_by_wechatpy_are_accepted(siyu, corp, db):
     r = httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=envelope)
     assert r.status_code == 200
     assert stored(db, tenant_id) == 1
+
+
+def edit_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
+    return event_xml(
+        {
+            "ToUserName": corp_id,
+            "FromUserName": "sys",
+            "CreateTime": at,
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": "edit_external_contact",
+            "UserID": "zhangsan",
+            "ExternalUserID": ext,
+        }
+    )
+
+
+def _row(db, tenant_id: int, kind: str) -> CallbackEvent:
+    with db.tenant_session(tenant_id) as s:
+        return s.scalar(select(CallbackEvent).where(CallbackEvent.kind == kind))
+
+
+def test_a_second_change_in_the_same_second_runs_its_event_again_an_add_does_not(siyu, corp, db):
+    """A member edits a customer's remark twice in one second: WeCom sends the same XML twice (the
+    edit names no data; CreateTime is in whole seconds). Stored once by its digest as if it were
+    WeCom retrying, the second change was lost once the first had run. An edit reads WeCom's
+    state, so the repeat runs it again; one arriving while it runs has it run once more when it
+    ends. An add, read once, is stored once whatever comes again (its welcome is sent once)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from siyu.db import utcnow
+    from siyu.intake.service import mark_done
+
+    slug, tenant_id, crypto = corp
+    edit, add = (
+        "change_external_contact/edit_external_contact",
+        "change_external_contact/add_external_contact",
+    )
+
+    def post(xml: str) -> None:
+        body, params = crypto.encrypt_callback(xml)
+        assert httpx.post(f"{siyu}/wecom/callback/{slug}", params=params, content=body).status_code == 200
+
+    for xml in (edit_event(crypto.receive_id, "wmE"), add_event(crypto.receive_id, "wmE")):
+        post(xml)
+    with db.tenant_session(tenant_id) as s:  # both ran
+        for kind in (edit, add):
+            mark_done(s, _row(db, tenant_id, kind).id)
+    for xml in (edit_event(crypto.receive_id, "wmE"), add_event(crypto.receive_id, "wmE")):
+        post(xml)
+    assert stored(db, tenant_id) == 2
+    assert (_row(db, tenant_id, edit).status, _row(db, tenant_id, add).status) == ("pending", "done")
+    # while the edit runs (a worker holds it), it comes once more: it runs again when done
+    with db.tenant_session(tenant_id) as s:
+        lease = utcnow() + timedelta(seconds=60)
+        s.execute(update(CallbackEvent).where(CallbackEvent.kind == edit).values(claimed_until=lease))
+    post(edit_event(crypto.receive_id, "wmE"))
+    assert _row(db, tenant_id, edit).again is True
+    with db.tenant_session(tenant_id) as s:
+        mark_done(s, _row(db, tenant_id, edit).id)
+    row = _row(db, tenant_id, edit)
+    assert (row.status, row.again, row.claimed_until) == ("pending", False, None)
+    with db.tenant_session(tenant_id) as s:
+        mark_done(s, row.id)
+    assert _row(db, tenant_id, edit).status == "done"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db.base import Base, BigId, TenantOwned, utcnow
@@ -31,3 +31,6 @@ class CallbackEvent(TenantOwned, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     processed_at: Mapped[datetime | None]
+    # to run once more when this run ends: the same XML came while it ran, a change of its own
+    # (siyu.intake.service.REREAD)
+    again: Mapped[bool] = mapped_column(default=False, server_default=false())

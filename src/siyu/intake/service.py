@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -212,7 +212,20 @@ class CallbackIntake:
         # Welcome messages are queued with the event itself: WeCom's 20 s window starts now.
         welcomes = [w for tenant_id, _, event in rows if (w := queued_welcome(tenant_id, event.fields))]
         dialect = sqlite if self.db.engine.dialect.name == "sqlite" else postgresql
-        stmt = dialect.insert(CallbackEvent).on_conflict_do_nothing(index_elements=["tenant_id", "digest"])
+        e = CallbackEvent
+        running = and_(e.status == "pending", e.claimed_until.is_not(None), e.claimed_until > now)
+        # the same XML again: a retry of WeCom's, or of a kind that reads WeCom, a change of its own
+        # (REREAD): that one runs again, once more after the run under way if one is
+        stmt = dialect.insert(e).on_conflict_do_update(
+            index_elements=["tenant_id", "digest"],
+            set_={
+                "again": running,
+                "status": "pending",
+                "due_at": case((running, e.due_at), else_=now),
+                "attempts": case((e.status == "pending", e.attempts), else_=0),
+            },
+            where=reread(e.kind),
+        )
         with self.db.engine.begin() as conn:
             conn.execute(stmt, values)
             if welcomes:
@@ -220,12 +233,33 @@ class CallbackIntake:
 
 
 def mark_done(session: Session, event_id: int) -> None:
-    """Called inside a handler's own transaction, so the effect and 'done' commit together."""
+    """Called inside a handler's own transaction, so the effect and 'done' commit together. An
+    event whose XML came again while it ran (`again`) is to run once more, at once."""
+    e, now = CallbackEvent, utcnow()
     session.execute(
-        update(CallbackEvent)
-        .where(CallbackEvent.id == event_id)
-        .values(status="done", processed_at=utcnow(), claimed_until=None, last_error="")
+        update(e)
+        .where(e.id == event_id)
+        .values(
+            status=case((e.again, "pending"), else_="done"),
+            due_at=case((e.again, now), else_=e.due_at),
+            again=False,
+            processed_at=now,
+            claimed_until=None,
+            last_error="",
+        )
     )
+
+
+# Kinds whose handler reads WeCom's state of what changed (the XML names it, no more): two
+# changes in one second come as the same XML, each to be read (edits, a group's update, tags,
+# the directory). The rest run once: an add, a loss, a welcome code, a group's creation.
+REREAD_KINDS = ("change_external_contact/edit_external_contact", "change_external_chat/update")
+REREAD_PREFIXES = ("change_external_tag/", "change_contact/")
+
+
+def reread(kind):
+    """The condition "`kind` is one of REREAD's" on a kind column."""
+    return or_(kind.in_(REREAD_KINDS), *(kind.startswith(p) for p in REREAD_PREFIXES))
 
 
 # ---------------------------------------------------------------- failed events
