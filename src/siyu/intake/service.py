@@ -221,6 +221,7 @@ class CallbackIntake:
             set_={
                 "again": running,
                 "status": "pending",
+                "received_at": now,  # (a directory sync since the first does not cover this one)
                 "due_at": case((running, e.due_at), else_=now),
                 "attempts": case((e.status == "pending", e.attempts), else_=0),
             },
