@@ -352,3 +352,46 @@ def test_a_customer_handed_back_to_the_member_they_were_handed_away_from_is_thei
     }
     texts = [(e["staff_userid"], e["text"]) for e in _timeline(db, fresh_tenant, ext)]
     assert texts[0] == ("zhangsan", "重新接手了客户（客户转接回来）"), texts
+
+
+def test_a_customer_who_came_back_to_a_member_is_not_said_handed_back(db, fresh_tenant):
+    """冯女士 deletes 张三 (流失), then adds him again and adds 李四 too; 李四's add is handled
+    first (its externalcontact/get already lists 张三). Nobody handed her over to anyone: her
+    timeline must not say 张三 重新接手了客户（客户转接回来）."""
+    ext = "wm" + secrets.token_hex(6)
+    t0 = 1_780_000_000
+
+    def contact(*userids_times):
+        return {
+            "external_contact": {"external_userid": ext, "name": "冯女士", "type": 1},
+            "follow_user": [{"userid": u, "createtime": t, "add_way": 1} for u, t in userids_times],
+        }
+
+    def fields(kind, userid, at):
+        return {"ChangeType": kind, "UserID": userid, "ExternalUserID": ext, "CreateTime": str(at)}
+
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, fields("add_external_contact", "zhangsan", t0), contact(("zhangsan", t0)))
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_follow_ended(s, fields("del_follow_user", "zhangsan", t0 + 60), "lost")
+    with db.tenant_session(fresh_tenant) as s:  # 李四's add (t0+200) handled before 张三's re-add (t0+100)
+        service.record_added(
+            s,
+            fields("add_external_contact", "lisi", t0 + 200),
+            contact(("zhangsan", t0 + 100), ("lisi", t0 + 200)),
+        )
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(
+            s,
+            fields("add_external_contact", "zhangsan", t0 + 100),
+            contact(("zhangsan", t0 + 100), ("lisi", t0 + 200)),
+        )
+    with db.tenant_session(fresh_tenant) as s:
+        customer_id = s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+        rows = s.execute(
+            select(TimelineEvent.kind, TimelineEvent.data).where(
+                TimelineEvent.customer_id == customer_id, TimelineEvent.staff_userid == "zhangsan"
+            )
+        ).all()
+    texts = [describe_event(kind, data) for kind, data in rows]
+    assert not [t for t in texts if "转接" in t], texts

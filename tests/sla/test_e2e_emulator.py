@@ -176,3 +176,29 @@ def test_a_member_who_left_is_not_taken_for_one_taken_off_the_archive(stack):
             None,
             wait.started_at,
         )
+
+
+def test_a_member_taken_off_the_archive_is_settled_though_the_staff_sync_fails(stack):
+    """Before ddea5cb a tenant whose directory sync WeCom refuses (60011: the app may not read
+    the directory) still had a member taken off the archive settled at the next permit read.
+    Now the read first syncs the staff, and its failure drops the whole read: the customer goes
+    on escalating to the leader and a call, though answered."""
+    from siyu.conversations import tasks as conversation_tasks
+    from siyu.sla.models import SlaWait
+
+    _, conversation = _customer_waiting(stack, "卫女士", "快递到哪了？")
+    permit = stack.corp_path("/archive/permit")
+    stack.control("PUT", permit, json={"userids": ["lisi", "wangwu"]})
+    fault = {"corp_id": stack.corp_id, "path": "/cgi-bin/department/list", "errcode": 60011, "times": 5}
+    stack.control("POST", "/faults", json=fault)
+    try:
+        run(conversation_tasks.read_permit_lists(stack.rt))
+    finally:
+        stack.control("PUT", permit, json={"userids": None})
+        stack.control("DELETE", "/faults")
+    with stack.session() as s:
+        wait = s.scalar(select(SlaWait).where(SlaWait.conversation_id == conversation.id))
+        assert (wait.close_reason, s.get(Conversation, conversation.id).awaiting_since) == (
+            "unarchived",
+            None,
+        )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer, Follow
 from siyu.intake.models import CallbackEvent
+from siyu.intake.tasks import _renamed
 from siyu.sla.models import SlaWait
 from siyu.sla.service import save_policy
 from siyu.tenancy import api_tokens
@@ -160,8 +161,6 @@ def test_a_rename_handled_after_a_sync_read_the_new_userid_keeps_one_member(stac
     """A directory sync ran between the change and its callback: it found 张三 gone (status 5)
     and made a blank member of the new userid. The rename takes that one's WeCom fields and
     keeps 张三's own; handled again (WeCom retries), it changes nothing."""
-    from siyu.intake.tasks import _renamed
-
     run(sync_staff(stack.rt, stack.tenant_id))
     with stack.session() as s:
         tenancy.set_call_phone(s, OLD, "13911112222")
@@ -177,3 +176,61 @@ def test_a_rename_handled_after_a_sync_read_the_new_userid_keeps_one_member(stac
             for m in s.scalars(select(Staff).where(Staff.name == "张三"))
         ]
     assert rows == [(NEW, True, 1, "13911112222")]
+
+
+def test_rename_after_the_member_signed_in_under_the_new_userid_keeps_their_login(stack):
+    """A sync ran between the change and its callback (every 5 minutes the permit-list read
+    runs one when the list names someone Siyu does not know as archived): it made a member of
+    the new userid, and 张三 opened Siyu from WeCom, whose OAuth names him by it: a Person for
+    the new userid was made. The callback then must still keep 张三 one member, his admin role
+    with him, and not fail on (tenant_id, staff_userid)."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    with stack.session() as s:
+        tenant = s.get(Tenant, stack.tenant_id)
+        admin = tenancy.person_for_staff(s, tenant, OLD)
+        admin.role, admin.role_set_by_hand = "admin", True
+        admin_id = admin.id
+        old = s.scalar(select(Staff).where(Staff.userid == OLD))
+        old.active, old.wecom_status = False, 5  # the sync: gone from WeCom's lists
+        s.add(Staff(userid=NEW, name="张三", active=True, wecom_status=1, departments=[2], main_department=2))
+    with stack.session() as s:  # he signs in through WeCom: OAuth names NEW
+        tenancy.person_for_staff(s, s.get(Tenant, stack.tenant_id), NEW)
+    with stack.session() as s:
+        _renamed(s, OLD, NEW)  # raised IntegrityError: uq (tenant_id, staff_userid)
+    with stack.session() as s:
+        again = tenancy.person_for_staff(s, s.get(Tenant, stack.tenant_id), NEW)
+        assert (again.id, again.role) == (admin_id, "admin")
+
+
+def test_a_channels_tags_still_to_go_to_wecom_follow_the_renamed_member(stack):
+    """A customer of 张三's came by a tagged channel; WeCom was busy, the channel's mark_tag is
+    still to go when 张三's userid is changed. WeCom knows the relation by the new userid only:
+    the mark_tag must name him by it (named by the old it fails for good, the tag never in WeCom,
+    and the tag_failed note cannot find the follow either)."""
+    from siyu.notify.models import OutboxMessage
+    from tests.customers.test_acquisition import corp_tag
+
+    run(sync_staff(stack.rt, stack.tenant_id))
+    tag_id = corp_tag(stack)
+    fault = {
+        "corp_id": stack.corp_id,
+        "path": "/cgi-bin/externalcontact/mark_tag",
+        "errcode": -1,
+        "times": 1000,
+    }
+    stack.control("POST", "/faults", json=fault)
+    try:
+        channel = make_channel(stack, tag_ids=[tag_id])
+        ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
+        wait_for(lambda: follow_of(stack, ext))
+        with stack.session() as s:
+            _renamed(s, OLD, NEW)
+        with stack.session() as s:
+            pending = s.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.kind == "mark_tag", OutboxMessage.status == "pending"
+                )
+            ).all()
+    finally:
+        stack.control("DELETE", "/faults")
+    assert [p["userid"] for p in pending] == [NEW]

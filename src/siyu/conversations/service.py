@@ -30,6 +30,7 @@ from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Gro
 from siyu.conversations.render import EVENT_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
+from siyu.db.renames import rename_in
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 
@@ -1144,13 +1145,8 @@ def rename_member(session: Session, old: str, new: str) -> None:
         key = f"single:{chat.external_userid}:{new}"
         if key not in taken:
             chat.staff_userid, chat.key = new, key
-    for table, column in ((Message, Message.sender), (GroupChat, GroupChat.owner_userid)):
-        session.execute(
-            update(table)
-            .where(column == old)
-            .values({column: new})
-            .execution_options(synchronize_session=False)
-        )
+    for column in (Message.sender, GroupChat.owner_userid):
+        rename_in(session, column, old, new)
     session.flush()
 
 

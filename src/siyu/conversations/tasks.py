@@ -733,7 +733,10 @@ async def read_permit_lists(rt) -> None:
                 # a member who left is off the list too, and the staff sync may not know it yet:
                 # no member taken off the archive (their customers still wait, on the board, for
                 # someone to take them over)
-                await tenancy_tasks.sync_staff(rt, tenant_id)
+                try:
+                    await tenancy_tasks.sync_staff(rt, tenant_id)
+                except Exception as exc:  # noqa: BLE001 - those off the list are settled all the same
+                    log.warning("the staff sync before settling tenant %s's waits failed: %s", tenant_id, exc)
             settled = await in_tenant(rt.db, tenant_id, service.settle_unarchived, set(permitted), rt.now())
             if settled:
                 log.info("tenant %s: %d waits settled, their members no longer archived", tenant_id, settled)

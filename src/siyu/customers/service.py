@@ -20,6 +20,7 @@ from siyu.conversations import service as conversations
 from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
 from siyu.db import bulk, utcnow
+from siyu.db.renames import rename_in, renamed
 from siyu.notify import outbox
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.tenancy import timezones
@@ -265,7 +266,7 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
     if before is not None and before.ended_at is not None and before.added_at == before.ended_at > at:
         _add_came_first(session, customer, before, at)
     # a customer who removed the member (or was removed) and adds them again: a new add
-    again = before is not None and before.status in FOLLOW_ENDED_AS and (before.ended_at or at) <= at
+    again = _ended_by(before, at)
     follow, is_new = upsert_follow(
         session,
         customer,
@@ -433,6 +434,11 @@ def _leader_order(staff: Staff, department) -> list[str]:
 FOLLOW_ENDED_AS = {"lost": "lost", "deleted": "removed", "transferred": "transferred"}
 
 
+def _ended_by(follow: Follow | None, at: datetime) -> bool:
+    """The follow ended (lost, deleted, handed over) no later than `at`."""
+    return follow is not None and follow.status in FOLLOW_ENDED_AS and (follow.ended_at or at) <= at
+
+
 def _refresh_others(session: Session, customer: Customer, follow_users: list[dict], userid: str, at) -> None:
     """The other staff who have this customer, as externalcontact/get lists them: refreshed.
     One had since before Siyu is added as the customer sync puts them; one whose follow had
@@ -441,12 +447,14 @@ def _refresh_others(session: Session, customer: Customer, follow_users: list[dic
         if info.get("userid") == userid:
             continue
         _, before = _follow(session, customer.external_userid, info["userid"])
-        ended = before is not None and before.status in FOLLOW_ENDED_AS and (before.ended_at or at) <= at
+        # (only a handover: a customer who deleted a member, or was deleted, and adds them again
+        # comes with an add event of that member's, 再次添加)
+        handed_back = _ended_by(before, at) and before.status == "transferred"
         other, made = upsert_follow(session, customer, info, at)
         if made:  # (had since before Siyu, as the customer sync puts them)
             how = {"add_way": other.add_way, "imported": True}
             timeline(session, customer, "added", other.added_at, other.staff_userid, **how)
-        elif ended and other.status == "active":
+        elif handed_back and other.status == "active":
             timeline(
                 session, customer, "added", at, other.staff_userid, add_way=other.add_way, handed_back=True
             )
@@ -583,21 +591,26 @@ def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
 
 def rename_member(session: Session, old: str, new: str) -> None:
     """A member's userid changed in WeCom (siyu.tenancy.service.rename_member): their customers,
-    their timeline entries and the channels they receive on are theirs under the new one. A
-    follow an event under the new userid made meanwhile is kept, the old one beside it left."""
-    had = select(Follow.customer_id).where(Follow.staff_userid == new)
-    renames = [
-        (Follow, Follow.staff_userid, Follow.customer_id.not_in(had)),
-        (Follow, Follow.oper_userid, None),
-        (TimelineEvent, TimelineEvent.staff_userid, None),
-    ]
-    for table, column, unless in renames:
-        query = update(table).where(column == old, *([unless] if unless is not None else []))
-        session.execute(query.values({column: new}).execution_options(synchronize_session=False))
+    their timeline entries, the channels they receive on and the channels' tags still to go to
+    WeCom are theirs under the new one. A follow an event under the new userid made meanwhile is
+    kept, the old one beside it left."""
+    rename_in(session, Follow.staff_userid, old, new, Follow.customer_id.not_in(_customers_of(new)))
+    rename_in(session, Follow.oper_userid, old, new)
+    rename_in(session, TimelineEvent.staff_userid, old, new)
     for channel in session.scalars(select(Channel)):
         if old in (channel.staff_userids or []):
-            channel.staff_userids = [new if u == old else u for u in channel.staff_userids]
+            channel.staff_userids = renamed(channel.staff_userids, old, new)
+    pending = select(OutboxMessage).where(
+        OutboxMessage.kind == tag_sync.KIND, OutboxMessage.status == "pending"
+    )
+    for message in session.scalars(pending):
+        if message.payload.get("userid") == old:
+            message.payload = {**message.payload, "userid": new}
     session.flush()
+
+
+def _customers_of(userid: str):
+    return select(Follow.customer_id).where(Follow.staff_userid == userid)
 
 
 def import_customer(session: Session, contact: dict, follow_info: dict, any_pending: bool = True) -> bool:

@@ -260,7 +260,7 @@ REREAD_PREFIXES = ("change_external_tag/", "change_contact/")
 
 def reread(kind):
     """The condition "`kind` is one of REREAD's" on a kind column."""
-    return or_(kind.in_(REREAD_KINDS), *(kind.startswith(p) for p in REREAD_PREFIXES))
+    return or_(kind.in_(REREAD_KINDS), *(kind.startswith(p, autoescape=True) for p in REREAD_PREFIXES))
 
 
 # ---------------------------------------------------------------- failed events

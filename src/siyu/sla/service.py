@@ -30,6 +30,7 @@ from siyu.conversations.models import Conversation, Message
 from siyu.customers.models import Follow
 from siyu.customers.service import FOLLOW_ENDED_AS, leader_of, leaders_of
 from siyu.db import bulk, locks
+from siyu.db.renames import rename_in
 from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import (
     BusinessCalendar,
@@ -1684,16 +1685,15 @@ def rename_member(session: Session, old: str, new: str) -> None:
     """A member's userid changed in WeCom (siyu.tenancy.service.rename_member): their waits,
     steps and calls, the policies naming them as escalation contact, and the cards and calls
     still to go to them are theirs under the new one (a step to them had reached nobody)."""
-    renames = [
-        (SlaWait, SlaWait.staff_userid),
-        (SlaEscalation, SlaEscalation.agent_userid),
-        (SlaEscalation, SlaEscalation.recipient),
-        (SlaCall, SlaCall.callee_userid),
-        (SlaPolicy, SlaPolicy.escalation_contact),
-    ]
-    for table, column in renames:
-        query = update(table).where(column == old).values({column: new})
-        session.execute(query.execution_options(synchronize_session=False))
+    columns = (
+        SlaWait.staff_userid,
+        SlaEscalation.agent_userid,
+        SlaEscalation.recipient,
+        SlaCall.callee_userid,
+        SlaPolicy.escalation_contact,
+    )
+    for column in columns:
+        rename_in(session, column, old, new)
     for message in session.scalars(
         select(OutboxMessage).where(OutboxMessage.recipient == old, OutboxMessage.status == "pending")
     ):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from siyu.db import locks, utcnow
 from siyu.db.crypto import SecretBox, masked
+from siyu.db.renames import renamed
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
 from siyu.tenancy.queries import members_left
@@ -480,7 +481,7 @@ def rename_member(session: Session, old: str, new: str) -> bool:
     under the new one. A row the sync made for the new userid meanwhile gives way. Lists of
     leaders follow. False when no member has `old` (done already: the event retried)."""
     member = session.scalar(select(Staff).where(Staff.userid == old))
-    if member is None or old == new:
+    if member is None:
         return False
     made = session.scalar(select(Staff).where(Staff.userid == new))
     if made is not None:  # (WeCom's directory as the sync read it since: the member as they are)
@@ -491,12 +492,18 @@ def rename_member(session: Session, old: str, new: str) -> bool:
     member.userid = new
     for other in session.scalars(select(Staff)):
         if old in (other.direct_leaders or []):
-            other.direct_leaders = [new if u == old else u for u in other.direct_leaders]
+            other.direct_leaders = renamed(other.direct_leaders, old, new)
     for dept in session.scalars(select(Department)):
         if old in (dept.leaders or []):
-            dept.leaders = [new if u == old else u for u in dept.leaders]
+            dept.leaders = renamed(dept.leaders, old, new)
     slug = session.get(Tenant, session.info["siyu_tenant_id"]).slug
     person = session.scalar(select(Person).where(Person.staff_userid == old))
+    fresh = session.scalar(select(Person).where(Person.staff_userid == new))
+    if person is not None and fresh is not None:
+        # a WeCom sign-in under the new userid since a sync read it made a login of its own: the
+        # member's (their role, password, the tokens they made) is kept, that one goes
+        session.delete(fresh)
+        session.flush()
     if person is not None:
         person.staff_userid = new
         taken = session.scalar(select(Person.id).where(Person.login == f"{slug}/{new}"))
