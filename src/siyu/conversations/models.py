@@ -146,6 +146,9 @@ class ArchiveKey(TenantOwned, Base):
     public_pem: Mapped[str] = mapped_column(Text)
     private_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # when it first decrypted a pulled message (None: never): such a key is kept, its private
+    # half the only copy (siyu.conversations.service.remove_archive_key)
+    used_at: Mapped[datetime | None]
 
 
 class EarlyRecall(TenantOwned, Base):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Row, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
@@ -33,6 +34,7 @@ from siyu.db import bulk, locks
 from siyu.db.renames import rename_in
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
+from siyu.wecom.archive import key_fingerprint, load_private_keys
 
 # A WeCom external user id starts with wm/wo (customers) or wb (robots); staff ids do not. A
 # group robot's post (a report, a reminder) is nobody asking: never classified, never owed a reply
@@ -938,29 +940,62 @@ def _recall(
         changes.append(dataclasses.replace(moved, answered_at=p.sent_at))
 
 
+class KeyVersionTaken(ValueError):
+    """A key pair is kept for this version already (another admin's, a double click)."""
+
+
 def add_archive_key(
     session: Session, box, version: int, private_pem: str, public_pem: str = ""
 ) -> ArchiveKey:
-    """A key pair by version (generated in Siyu or uploaded); the private key sealed at rest."""
-    from siyu.wecom.archive import load_private_keys
-
+    """A key pair by version (generated in Siyu or uploaded); the private key sealed at rest.
+    KeyVersionTaken where one is kept for the version: never overwritten (its private half may
+    be the only copy, its public half pasted into WeCom)."""
     load_private_keys({version: private_pem})  # refuses what is not an RSA private key
-    key = session.scalar(select(ArchiveKey).where(ArchiveKey.version == version))
-    if key is None:
-        key = ArchiveKey(version=version)
-        session.add(key)
-    key.public_pem, key.private_sealed = public_pem, box.seal(private_pem)
-    session.flush()
+    if session.scalar(select(ArchiveKey.id).where(ArchiveKey.version == version)) is not None:
+        raise KeyVersionTaken(version)
+    key = ArchiveKey(version=version, public_pem=public_pem, private_sealed=box.seal(private_pem))
+    try:
+        with session.begin_nested():  # (two at once on PostgreSQL: the later one is refused)
+            session.add(key)
+    except IntegrityError:
+        raise KeyVersionTaken(version) from None
     return key
 
 
-def remove_archive_key(session: Session, version: int) -> bool:
+def keys_used(session: Session, versions: set[int], at: datetime) -> None:
+    """These versions' key pairs decrypted pulled messages: kept from now on."""
+    if versions:
+        session.execute(
+            update(ArchiveKey)
+            .where(ArchiveKey.version.in_(sorted(versions)), ArchiveKey.used_at.is_(None))
+            .values(used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class KeyInUse(ValueError):
+    """The key pair asked to be removed decrypted the archive, or is no longer the one shown."""
+
+
+def remove_archive_key(session: Session, version: int, fingerprint: str | None = None) -> bool:
     """A key pair taken away (a wrong private key uploaded for the version): messages of that
     version pulled from now on stop the pull, naming the version, until a key is added for it.
-    Messages stored before stay as they were decrypted."""
+    Messages stored before stay as they were decrypted. KeyInUse for one that has decrypted
+    messages (its private half the only copy), or, with `fingerprint` (of the public key the
+    page showed), for another key put under the version since. False when there is none."""
     key = session.scalar(select(ArchiveKey).where(ArchiveKey.version == version))
     if key is None:
         return False
+    if key.used_at is not None:
+        raise KeyInUse(
+            f"版本 {version} 的密钥已解密过消息，删除后私钥无法找回，该版本之后的消息都无法拉取：不能删除"
+            f" / the key of version {version} has decrypted messages: it is the only copy, and is kept"
+        )
+    if fingerprint is not None and fingerprint != key_fingerprint(key.public_pem):
+        raise KeyInUse(
+            f"版本 {version} 的密钥在页面打开后已换过：请刷新页面再看 / the key of version {version} was"
+            " replaced since the page was opened: reload it"
+        )
     session.delete(key)
     session.flush()
     return True

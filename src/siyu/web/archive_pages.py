@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
@@ -71,17 +71,6 @@ GENERATED = (
 )
 
 
-def _fingerprint(public_pem: str) -> str:
-    try:
-        key = serialization.load_pem_public_key(public_pem.encode())
-    except ValueError:
-        return ""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(der)
-    return digest.finalize().hex()[:16]
-
-
 @dataclass
 class State:
     corp_id: str = ""
@@ -128,7 +117,8 @@ def _load(rt, tenant_id: int, reveal_key: bool = False) -> State:
             {
                 "version": k.version,
                 "public_pem": k.public_pem,
-                "fingerprint": _fingerprint(k.public_pem) if k.public_pem else "",
+                "fingerprint": archive.key_fingerprint(k.public_pem),
+                "used_at": k.used_at,
                 "created_at": k.created_at,
             }
             for k in s.scalars(select(ArchiveKey).order_by(ArchiveKey.version.desc()))
@@ -281,7 +271,8 @@ def _int(value) -> int | None:
     """A whole number in digits, full width (a Chinese IME's １) as well, else None (int()
     alone also reads ٣ and 1_0, NFKC ² and ⑦)."""
     text = str(value).translate(_FULL_WIDTH_DIGITS).strip() if value is not None else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    # (none of ours has 10 digits; Python refuses to read one of over 4,300 at all)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _error_parts(last_error: str) -> dict:
@@ -469,9 +460,15 @@ def _versions(rt, tenant_id: int) -> set[int]:
         return set(s.scalars(select(ArchiveKey.version)))
 
 
-def _store_key(rt, tenant_id: int, version: int, private_pem: str, public_pem: str) -> None:
-    with rt.db.tenant_session(tenant_id) as s:
-        conversations.add_archive_key(s, rt.box, version, private_pem, public_pem)
+def _store_key(rt, tenant_id: int, version: int, private_pem: str, public_pem: str) -> str:
+    """Stored, or why not: another key was put under the version meanwhile (a double click,
+    another admin), which is kept."""
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            conversations.add_archive_key(s, rt.box, version, private_pem, public_pem)
+    except conversations.KeyVersionTaken:
+        return _version({"version": version}, {version})[1]
+    return ""
 
 
 @router.post("/setup/archive/keys/generate")
@@ -484,7 +481,8 @@ async def key_generate(request: Request, viewer: PageViewer):
         typed = {"generate_version": str(form.get("version", ""))[:20]}
         return await _page(request, viewer, problem, typed, 422, error_at="keys")
     private_pem, public_pem = await run_in_threadpool(archive.generate_key_pair)
-    await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, private_pem, public_pem)
+    if problem := await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, private_pem, public_pem):
+        return await _page(request, viewer, problem, {}, 422, error_at="keys")
     return RedirectResponse(f"/setup/archive?done=generated&ver={version}#key-{version}", 303)
 
 
@@ -543,16 +541,31 @@ async def key_upload(request: Request, viewer: PageViewer):
         return await refused(str(exc))
     if block := _PEM_BLOCK.search(pem):  # the key alone, without what was pasted around it
         pem = block.group(0)
-    await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem)
+    if problem := await run_in_threadpool(_store_key, rt, viewer.tenant_id, version, pem + "\n", public_pem):
+        return await refused(problem)
     return RedirectResponse(f"/setup/archive?done=uploaded&ver={version}#key-{version}", 303)
 
 
+def _remove_key(rt, tenant_id: int, version: int, fingerprint: str | None) -> bool | str:
+    """Removed (False: there was none), or why not (conversations.KeyInUse)."""
+    try:
+        with rt.db.tenant_session(tenant_id) as s:
+            return conversations.remove_archive_key(s, version, fingerprint)
+    except conversations.KeyInUse as exc:
+        return str(exc)
+
+
 @router.post("/setup/archive/keys/{version}/remove")
-def key_remove(request: Request, viewer: PageViewer, version: int):
+async def key_remove(request: Request, viewer: PageViewer, version: int):
     """A key uploaded wrong (every message of its version failed to decrypt) is removed, so
-    that the right one can be added under the same version."""
+    that the right one can be added under the same version: the key the page showed (its
+    fingerprint), never one that decrypted messages."""
     require_admin(viewer)
-    with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
-        if not conversations.remove_archive_key(s, version):
-            raise ClearNotFound(f"没有版本 {version} 的密钥（可能已删除） / no key of version {version}")
+    shown = (await request.form()).get("fingerprint")
+    rt = request.app.state.rt
+    done = await run_in_threadpool(_remove_key, rt, viewer.tenant_id, version, str(shown) if shown else None)
+    if isinstance(done, str):
+        return await _page(request, viewer, done, {}, 409, error_at="keys")
+    if not done:
+        raise ClearNotFound(f"没有版本 {version} 的密钥（可能已删除） / no key of version {version}")
     return RedirectResponse("/setup/archive?done=removed#keys", 303)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import inspect
 import json
@@ -87,6 +88,8 @@ class ArchivedMessage:
     # The same JSON as the source decrypted it, when it came as text: stored verbatim, so
     # that ingest does not serialize every message again ("" when the source gave a dict).
     raw: str = field(default="", compare=False, repr=False)
+    # the key pair version that decrypted it (0: not by key, an import)
+    publickey_ver: int = field(default=0, compare=False)
 
 
 @runtime_checkable
@@ -114,6 +117,24 @@ def _load_private_key(pem: str | bytes | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the archive private key must be an RSA key")
     return key
+
+
+def key_fingerprint(public_pem: str) -> str:
+    """What tells key pairs apart on the archive page: the start of the SHA-256 of the public
+    key (DER); "" for none, or for what is no public key."""
+    try:
+        key = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError:
+        return ""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def _by_key(message: ArchivedMessage, item: Mapping[str, Any]) -> ArchivedMessage:
+    """The message, marked with the key pair version that decrypted it (random_key read it)."""
+    with contextlib.suppress(TypeError, ValueError):
+        message.publickey_ver = int(item.get("publickey_ver") or 0)
+    return message
 
 
 def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPrivateKey]:
@@ -446,7 +467,7 @@ class ChatDataPipeline:
                 )
             except ArchiveError as exc:
                 raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            out.append(_archived(plain, seq, msgid))
+            out.append(_by_key(_archived(plain, seq, msgid), item))
         return out
 
     async def _decrypt_batch_async(self, items: list[dict]) -> list[ArchivedMessage]:
@@ -461,7 +482,7 @@ class ChatDataPipeline:
                     plain = await self._retrying(lambda: fn(key, str(item.get("encrypt_chat_msg") or "")))
                 except ArchiveError as exc:
                     raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            return _archived(plain, seq, msgid)
+            return _by_key(_archived(plain, seq, msgid), item)
 
         return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
 
