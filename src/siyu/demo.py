@@ -130,14 +130,27 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _spawn(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "siyu.cli", *args], env=env, start_new_session=True)
+def _spawn(args: list[str], env: dict, procs: list[subprocess.Popen]) -> subprocess.Popen:
+    """Started and in `procs` before a Ctrl-C can come between: one pressed while Popen waited
+    for the child to start had left it running unseen, holding its port."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "siyu.cli", *args],
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, held),
+        )
+        procs.append(proc)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return proc
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:  # (SIGTERM: one still importing stops without a traceback)
+            proc.send_signal(signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(timeout=10)
@@ -448,11 +461,11 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
     procs: list[subprocess.Popen] = []
     try:
         console.print("starting the WeCom emulator ...")
-        procs.append(_spawn(["emulator", "--port", str(emulator_port), "--log-level", "warning"], env))
+        _spawn(["emulator", "--port", str(emulator_port), "--log-level", "warning"], env, procs)
         _wait_healthy(f"{emulator_url}/_emulator/health", procs[-1], "the emulator")
         corp_id, config_ids = asyncio.run(_seed(settings, emulator_url))
         console.print("starting Siyu ...")
-        procs.append(_spawn(["serve", "--port", str(port)], env))
+        _spawn(["serve", "--port", str(port)], env, procs)
         _wait_healthy(f"{siyu_url}/healthz", procs[-1], "Siyu")
         for line in banner(siyu_url, emulator_url, corp_id, datetime.now(UTC)):
             console.print(line, soft_wrap=True)  # whole lines in a file or pipe too
