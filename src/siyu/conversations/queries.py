@@ -12,6 +12,7 @@ msgtime) and `now`, which callers may pass for a fixed clock.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -657,13 +658,46 @@ def conversation(
         if found.kind == "single"
         else None
     )
-    return {
+    snooze = _snooze(session, found.id, _now(now))
+    shown = {
         **shaped,
         "archiving": {"agree": "agreed", "disagree": "declined"}.get(consent or ""),
         "member_unarchived_since": unarchived,
         "contact_ended": ended,
-        "snooze": _snooze(session, found.id, _now(now)),
+        "snooze": snooze,
     }
+    return {**shown, "version": _version(session, shown)}
+
+
+def _version(session: Session, c: dict) -> str:
+    """What an open chat compares to know it changed: besides the row's (shaped's), what else
+    its page shows: the newest message row (a recall pulled after newer messages moves neither
+    the count nor the last time), the steps gone out, a colleague's snooze, the contact's end,
+    the member off the archive, the title and remark, a group's unanswered customer and state."""
+    from siyu.sla.models import SlaEscalation  # (the SLA domain builds on this one)
+
+    newest, steps = session.execute(
+        select(
+            select(func.max(Message.id)).where(Message.conversation_id == c["id"]).scalar_subquery(),
+            select(func.count())
+            .where(SlaEscalation.conversation_id == c["id"], SlaEscalation.status != "pending")
+            .scalar_subquery(),
+        )
+    ).one()
+    snooze, ended, group, group_wait = c["snooze"], c["contact_ended"], c["group"], c.get("group_wait")
+    shown = [
+        newest,
+        steps,
+        snooze and f"{_ms(snooze['until'])}:{snooze['by']}",
+        ended and ended["status"],
+        c["member_unarchived_since"] and _ms(c["member_unarchived_since"]),
+        c["title"],
+        c["remark"],
+        group and group["status"],
+        group_wait and group_wait["msgid"],
+    ]
+    digest = hashlib.sha256("|".join("" if v is None else str(v) for v in shown).encode()).hexdigest()[:12]
+    return f"{c['version']}|{digest}"
 
 
 def _snooze(session: Session, conversation_id: int, now: datetime) -> dict | None:

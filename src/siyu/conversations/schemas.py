@@ -163,8 +163,9 @@ class ConversationOut(BaseModel):
         None, description="its wait's reminders held back (null: not, or no longer)"
     )
     version: str = Field(
-        description="changes whenever the chat does (a message, a recall, a consent event, a wait opened "
-        "or closed): poll it to know when to reload"
+        description="changes whenever what the chat shows does (a message, a recall, a consent event, a"
+        " wait opened, closed or snoozed, a step gone out, the contact's end, the member off the archive,"
+        " the title or remark, a group's state): poll it to know when to reload"
     )
 
 
