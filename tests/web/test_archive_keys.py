@@ -12,10 +12,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from siyu.conversations import service as conversation_service
 from siyu.conversations import tasks
 from siyu.conversations.models import ArchiveCursor, ArchiveKey, Message
+from siyu.db.crypto import SecretBox
 from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
+from siyu.tenancy.models import Tenant
+from siyu.wecom.archive import generate_key_pair
+from tests.support import TEST_SECRET_KEY, new_tenant
 from tests.web.conftest import PASSWORD, _make_tenant, login
 
 
@@ -209,3 +214,95 @@ def test_generate_sent_twice_at_once_is_no_500_and_leaves_one_key(mine, db):
     assert all(r in (303, 422) for r in results), results
     with db.tenant_session(c.t.id) as s:
         assert s.scalar(select(func.count()).select_from(ArchiveKey)) == 1
+
+
+def test_a_key_added_in_a_transaction_that_fails_is_not_kept(db):
+    """(A savepoint on SQLite had committed it before the caller's transaction ended.)"""
+    tid = new_tenant(db)
+    private_pem, public_pem = generate_key_pair()
+    with pytest.raises(RuntimeError), db.tenant_session(tid) as s:
+        conversation_service.add_archive_key(s, SecretBox(TEST_SECRET_KEY), 1, private_pem, public_pem)
+        raise RuntimeError("a later step of the same transaction fails")
+    with db.tenant_session(tid) as s:
+        kept = s.scalars(select(ArchiveKey.version)).all()
+    assert kept == [], (
+        f"rolled back, yet the key of version(s) {kept} was committed ({db.engine.dialect.name})"
+    )
+
+
+class _AdminActsMeanwhile:
+    """The pull's source: after it has decrypted a batch, and before the pull stores it, the
+    admin replaces the version's key on the archive page."""
+
+    def __init__(self, inner, act):
+        self.inner, self.act, self.done = inner, act, False
+
+    async def fetch(self, after_seq, limit=1000):
+        got = await self.inner.fetch(after_seq, limit)
+        if got and not self.done:
+            self.done = True
+            await asyncio.to_thread(self.act)
+        return got
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def test_a_wrong_key_put_in_during_a_pull_is_not_marked_used(db, web_settings, emu_url, siyu):
+    """A pull loads the keys as it starts; meanwhile the admin swaps the version's (unused) key
+    for another, a wrong one. Marked used by its version, the wrong key could not be removed
+    (409), every later message of the version failing: the key that decrypted is marked."""
+    rt = Runtime.create(web_settings, db)
+    with httpx.Client(base_url=emu_url, timeout=10) as emu:
+        t = _make_tenant(db, rt, emu, "race")
+        with db.tenant_session(t.id) as s:
+            tenancy.add_person(s, f"admin-{t.slug}", "管理员", "admin", PASSWORD)
+        c = login(siyu, f"admin-{t.slug}")
+        corp = t.corp
+        right_private, right_public = generate_key_pair()
+        wrong_private, _ = generate_key_pair()
+        assert (
+            c.post(
+                "/setup/archive",
+                data={"csrf_token": c.csrf, "mode": "http", "secret": corp["archive_secret"]},
+            ).status_code
+            == 303
+        )
+        emu.post(
+            f"/_emulator/corps/{corp['corp_id']}/archive/keys",
+            json={"publickey_ver": 1, "public_key_pem": right_public},
+        )
+        up = {"csrf_token": c.csrf, "version": "1"}
+        assert (
+            c.post("/setup/archive/keys/upload", data={**up, "private_pem": right_private}).status_code == 303
+        )
+        body = {"from": "wmRace1", "tolist": ["zhangsan"], "msgtype": "text", "text": {"content": "你好"}}
+        assert emu.post(f"/_emulator/corps/{corp['corp_id']}/archive/messages", json=body).status_code < 300
+
+        def replace_key():  # the admin, unsure of the key, swaps in another (the wrong one)
+            assert c.post("/setup/archive/keys/1/remove", data={"csrf_token": c.csrf}).status_code == 303
+            r = c.post("/setup/archive/keys/upload", data={**up, "private_pem": wrong_private})
+            assert r.status_code == 303
+
+        with db.tenant_session(t.id) as s:
+            tenant = s.get(Tenant, t.id)
+            source = tasks.source_for(rt, tenant)
+        racing = _AdminActsMeanwhile(source, replace_key)
+
+        async def pull_then_close():
+            try:
+                await tasks.pull(rt, t.id, source=racing)
+            finally:
+                await racing.aclose()
+                await rt.clients.aclose()
+
+        asyncio.run(pull_then_close())
+
+        with db.tenant_session(t.id) as s:
+            key = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 1))
+            kept_pem, used_at = key.public_pem, key.used_at
+        assert kept_pem.strip() != right_public.strip()  # the wrong key is the one kept now
+        # it never decrypted anything, so the README's remedy must still work
+        r = c.post("/setup/archive/keys/1/remove", data={"csrf_token": c.csrf})
+        c.close()
+    assert used_at is None and r.status_code == 303, (used_at, r.status_code)

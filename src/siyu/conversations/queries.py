@@ -671,14 +671,16 @@ def conversation(
 
 def _version(session: Session, c: dict) -> str:
     """What an open chat compares to know it changed: besides the row's (shaped's), what else
-    its page shows: the newest message row (a recall pulled after newer messages moves neither
-    the count nor the last time), the steps gone out, a colleague's snooze, the contact's end,
-    the member off the archive, the title and remark, a group's unanswered customer and state."""
+    its page shows: the rows stored, recalls among them (one pulled after newer messages moves
+    neither the message count nor the last time; counted on the chat's own index, where the
+    newest id had PostgreSQL walk the corp's newer messages), the steps gone out, a
+    colleague's snooze, the contact's end, the member off the archive, the title and remark,
+    a group's unanswered customer and state."""
     from siyu.sla.models import SlaEscalation  # (the SLA domain builds on this one)
 
-    newest, steps = session.execute(
+    stored, steps = session.execute(
         select(
-            select(func.max(Message.id)).where(Message.conversation_id == c["id"]).scalar_subquery(),
+            select(func.count()).where(Message.conversation_id == c["id"]).scalar_subquery(),
             select(func.count())
             .where(SlaEscalation.conversation_id == c["id"], SlaEscalation.status != "pending")
             .scalar_subquery(),
@@ -686,7 +688,7 @@ def _version(session: Session, c: dict) -> str:
     ).one()
     snooze, ended, group, group_wait = c["snooze"], c["contact_ended"], c["group"], c.get("group_wait")
     shown = [
-        newest,
+        stored,
         steps,
         snooze and f"{_ms(snooze['until'])}:{snooze['by']}",
         ended and ended["status"],

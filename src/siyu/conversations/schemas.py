@@ -163,9 +163,10 @@ class ConversationOut(BaseModel):
         None, description="its wait's reminders held back (null: not, or no longer)"
     )
     version: str = Field(
-        description="changes whenever what the chat shows does (a message, a recall, a consent event, a"
-        " wait opened, closed or snoozed, a step gone out, the contact's end, the member off the archive,"
-        " the title or remark, a group's state): poll it to know when to reload"
+        description="changes whenever what the chat shows does: in a list, a message, a recall in order, a"
+        " consent event, a wait opened or closed; of one conversation (GET /conversations/{id}, what an"
+        " open chat polls to know when to reload) also a recall pulled late, a snooze, a step gone out,"
+        " the contact's end, the member off the archive, the title or remark, a group's state"
     )
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Row, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
@@ -949,28 +948,25 @@ def add_archive_key(
 ) -> ArchiveKey:
     """A key pair by version (generated in Siyu or uploaded); the private key sealed at rest.
     KeyVersionTaken where one is kept for the version: never overwritten (its private half may
-    be the only copy, its public half pasted into WeCom)."""
+    be the only copy, its public half pasted into WeCom), two at once storing one."""
     load_private_keys({version: private_pem})  # refuses what is not an RSA private key
-    if session.scalar(select(ArchiveKey.id).where(ArchiveKey.version == version)) is not None:
+    row = {"version": version, "public_pem": public_pem, "private_sealed": box.seal(private_pem)}
+    if not bulk.insert_rows(session, ArchiveKey, [row], conflict=["version"], returning=["id"]):
         raise KeyVersionTaken(version)
-    key = ArchiveKey(version=version, public_pem=public_pem, private_sealed=box.seal(private_pem))
-    try:
-        with session.begin_nested():  # (two at once on PostgreSQL: the later one is refused)
-            session.add(key)
-    except IntegrityError:
-        raise KeyVersionTaken(version) from None
-    return key
+    return session.scalar(select(ArchiveKey).where(ArchiveKey.version == version))
 
 
-def keys_used(session: Session, versions: set[int], at: datetime) -> None:
-    """These versions' key pairs decrypted pulled messages: kept from now on."""
-    if versions:
-        session.execute(
-            update(ArchiveKey)
-            .where(ArchiveKey.version.in_(sorted(versions)), ArchiveKey.used_at.is_(None))
-            .values(used_at=at)
-            .execution_options(synchronize_session=False)
-        )
+def keys_used(session: Session, used: set[tuple[int, str]], at: datetime) -> None:
+    """These key pairs, (version, fingerprint), decrypted pulled messages: kept from now on.
+    By fingerprint too: one put under the version during the pull decrypted nothing."""
+    if not used:
+        return
+    versions = sorted({version for version, _ in used})
+    for key in session.scalars(
+        select(ArchiveKey).where(ArchiveKey.version.in_(versions), ArchiveKey.used_at.is_(None))
+    ):
+        if (key.version, key_fingerprint(key.public_pem)) in used:
+            key.used_at = at
 
 
 class KeyInUse(ValueError):

@@ -178,7 +178,8 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
             counts = {"stored": 0, "duplicates": 0}
         if fresh:
             cursor.seq = max(i.seq for i in fresh)
-            service.keys_used(s, {v for i in fresh if (v := getattr(i, "publickey_ver", 0))}, fetched_at)
+            used = {(i.publickey_ver, i.key_fingerprint) for i in fresh if getattr(i, "key_fingerprint", "")}
+            service.keys_used(s, used, fetched_at)
         newest = max((int(t) for i in fresh if (t := i.message.get("msgtime"))), default=None)
         candidates = [cursor.pulled_until] if cursor.pulled_until is not None else []
         lagged = fetched_at - timedelta(seconds=rt.settings.archive_lag_s)

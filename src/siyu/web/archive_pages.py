@@ -467,7 +467,7 @@ def _store_key(rt, tenant_id: int, version: int, private_pem: str, public_pem: s
         with rt.db.tenant_session(tenant_id) as s:
             conversations.add_archive_key(s, rt.box, version, private_pem, public_pem)
     except conversations.KeyVersionTaken:
-        return _version({"version": version}, {version})[1]
+        return f"版本 {version} 已有密钥（刚由别人或另一次点击加上）/ version {version} already has a key"
     return ""
 
 

@@ -88,8 +88,9 @@ class ArchivedMessage:
     # The same JSON as the source decrypted it, when it came as text: stored verbatim, so
     # that ingest does not serialize every message again ("" when the source gave a dict).
     raw: str = field(default="", compare=False, repr=False)
-    # the key pair version that decrypted it (0: not by key, an import)
+    # the key pair that decrypted it: its version (0: not by key, an import) and fingerprint
     publickey_ver: int = field(default=0, compare=False)
+    key_fingerprint: str = field(default="", compare=False)
 
 
 @runtime_checkable
@@ -126,15 +127,12 @@ def key_fingerprint(public_pem: str) -> str:
         key = serialization.load_pem_public_key(public_pem.encode())
     except ValueError:
         return ""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _spki_digest(key)
+
+
+def _spki_digest(public_key) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()[:16]
-
-
-def _by_key(message: ArchivedMessage, item: Mapping[str, Any]) -> ArchivedMessage:
-    """The message, marked with the key pair version that decrypted it (random_key read it)."""
-    with contextlib.suppress(TypeError, ValueError):
-        message.publickey_ver = int(item.get("publickey_ver") or 0)
-    return message
 
 
 def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPrivateKey]:
@@ -371,6 +369,7 @@ class ChatDataPipeline:
         self._fetch_chatdata = fetch_chatdata
         self._decrypt_data = decrypt_data
         self.private_keys = load_private_keys(private_keys)
+        self._fingerprints: dict[int, str] = {}
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -421,6 +420,19 @@ class ChatDataPipeline:
             raise ArchiveError(10002, f"chatdata item without a numeric seq ({exc})") from None
         return [i for i in items if int(i["seq"]) > after_seq]
 
+    def _by_key(self, message: ArchivedMessage, item: Mapping[str, Any]) -> ArchivedMessage:
+        """The message, marked with the key pair that decrypted it (random_key found it by
+        version): the store marks that very key used, not one put under its version since."""
+        with contextlib.suppress(TypeError, ValueError):
+            message.publickey_ver = int(item.get("publickey_ver") or 0)
+        ver = message.publickey_ver
+        key = self.private_keys.get(ver)
+        if key is not None:
+            if ver not in self._fingerprints:
+                self._fingerprints[ver] = _spki_digest(key.public_key())
+            message.key_fingerprint = self._fingerprints[ver]
+        return message
+
     def random_key(self, item: Mapping[str, Any]) -> str:
         """The RSA-decrypted random key of one chatdata item (ArchiveError 10007 if no key)."""
         seq, msgid = int(item["seq"]), str(item.get("msgid") or "")
@@ -467,7 +479,7 @@ class ChatDataPipeline:
                 )
             except ArchiveError as exc:
                 raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            out.append(_by_key(_archived(plain, seq, msgid), item))
+            out.append(self._by_key(_archived(plain, seq, msgid), item))
         return out
 
     async def _decrypt_batch_async(self, items: list[dict]) -> list[ArchivedMessage]:
@@ -482,7 +494,7 @@ class ChatDataPipeline:
                     plain = await self._retrying(lambda: fn(key, str(item.get("encrypt_chat_msg") or "")))
                 except ArchiveError as exc:
                     raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
-            return _by_key(_archived(plain, seq, msgid), item)
+            return self._by_key(_archived(plain, seq, msgid), item)
 
         return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
 
