@@ -49,7 +49,7 @@ def test_a_recall_pulled_after_a_newer_message_changes_the_version(as_role, db, 
     arc = Archive()
     ext = f"wm{arc.sfx}"
     ok = arc.text(ext, "zhangsan", "好的", 300)
-    arc.text("zhangsan", ext, "那我给您安排发货了", 100)
+    arc.text("zhangsan", ext, "那我这就给您安排", 100)
     store(db, world.a.id, arc.items)
     cid = _cid(db, world, ext)
     admin = as_role("admin")
@@ -147,7 +147,7 @@ def test_a_group_dismissed_changes_the_version(as_role, db, world):
     arc = Archive()
     room = f"wrDIS{arc.sfx}"
     arc.text("zhangsan", "", "大家好", 120, roomid=room)
-    arc.text(f"wm{arc.sfx}", "", "这个团购什么时候发货？", 60, roomid=room)
+    arc.text(f"wm{arc.sfx}", "", "这个团购什么时候到？", 60, roomid=room)
     store(db, world.a.id, arc.items)
     with db.tenant_session(world.a.id) as s:
         cid = s.scalar(select(Conversation.id).where(Conversation.roomid == room))
