@@ -33,6 +33,18 @@ def _cid(db, world, ext: str) -> int:
         return s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
 
 
+def _customers_chat(db, world, name: str) -> tuple[str, int, int]:
+    """A customer of 张三's, added an hour ago, whose 好的谢谢 waits for nothing: (external
+    userid, chat, now in seconds). _forget_customer takes them away again."""
+    arc, now = Archive(), int(time.time())
+    ext = f"wm{arc.sfx}"
+    with db.tenant_session(world.a.id) as s:
+        _add(s, s.get(Tenant, world.a.id), ext, name, "zhangsan", now - 3600)
+    arc.text(ext, "zhangsan", "好的谢谢", 60)
+    store(db, world.a.id, arc.items)
+    return ext, _cid(db, world, ext), now
+
+
 def _forget_customer(db, world, ext: str) -> None:
     """A customer a test added to the world, gone again (their chat then titled by "wm…", as
     the other tests leave out)."""
@@ -82,14 +94,7 @@ def test_a_colleague_snoozing_the_wait_changes_the_version(as_role, new_waiting)
 def test_the_contact_ending_changes_the_version(as_role, db, world):
     """The customer deletes 张三 while no question waits: the chat page says 不再是联系人 after a
     reload, but the open page is not told."""
-    arc = Archive()
-    ext = f"wm{arc.sfx}"
-    now = int(time.time())
-    with db.tenant_session(world.a.id) as s:
-        _add(s, s.get(Tenant, world.a.id), ext, "周先生", "zhangsan", now - 3600)
-    arc.text(ext, "zhangsan", "好的谢谢", 60)
-    store(db, world.a.id, arc.items)
-    cid = _cid(db, world, ext)
+    ext, cid, now = _customers_chat(db, world, "周先生")
     admin = as_role("admin")
     before = _version(admin, cid)
     with db.tenant_session(world.a.id) as s:
@@ -104,14 +109,7 @@ def test_the_contact_ending_changes_the_version(as_role, db, world):
 
 
 def test_a_remark_edited_changes_the_version(as_role, db, world):
-    arc = Archive()
-    ext = f"wm{arc.sfx}"
-    now = int(time.time())
-    with db.tenant_session(world.a.id) as s:
-        _add(s, s.get(Tenant, world.a.id), ext, "吴女士", "zhangsan", now - 3600)
-    arc.text(ext, "zhangsan", "好的谢谢", 60)
-    store(db, world.a.id, arc.items)
-    cid = _cid(db, world, ext)
+    ext, cid, now = _customers_chat(db, world, "吴女士")
     admin = as_role("admin")
     before = _version(admin, cid)
     from tests.web.conftest import _contact
