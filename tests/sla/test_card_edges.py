@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import event
@@ -38,13 +39,15 @@ def waiting(settings, db, **policy):
 
 
 @contextlib.contextmanager
-def before_statement(db, marker: str, run):
-    """`run()` once, just before the first statement whose SQL holds `marker` is executed:
-    what another worker does between two statements of one transaction."""
+def before_statement(db, marker: str | Callable[[str], bool], run):
+    """`run()` once, just before the first statement whose SQL holds `marker` (or that
+    `marker(sql)` picks) is executed: what another worker does between two statements of one
+    transaction."""
     done = []
+    picks = marker if callable(marker) else lambda sql: marker in sql
 
     def hook(conn, cursor, statement, parameters, context, executemany):
-        if marker in statement and not done:
+        if not done and picks(statement):
             done.append(statement)
             run()
 

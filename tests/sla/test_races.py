@@ -61,6 +61,35 @@ def joined(thread: threading.Thread) -> None:
         raise thread.errors[0]
 
 
+def while_a_step_fires(w, db, run) -> None:
+    """The 2-minute step fires, and `run()` goes in another transaction just as firing takes
+    its recipient's lock; back once both are done (what `run` raised, raised)."""
+    other = []
+    start = lambda: other.append(concurrently(db, run))  # noqa: E731
+    with before_statement(db, "pg_advisory_xact_lock", start):
+        assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
+    assert other, "firing no longer locks its recipients"
+    joined(other[0])
+
+
+def zhangsan_posts_as_a_step_fires(w, db, path: str, **kw):
+    """张三's POST to the API, made as the step fires (while_a_step_fires): its answer, which
+    must not be the 500 of a deadlock's victim."""
+    answers = []
+
+    def post() -> None:
+        try:
+            answers.append(_ask(w, "POST", path, "agent", "zhangsan", **kw))
+        except Exception as exc:  # noqa: BLE001 - what the server answers with a 500
+            answers.append(exc)
+
+    while_a_step_fires(w, db, post)
+    [answer] = answers
+    failed = answer if isinstance(answer, Exception) else None
+    assert failed is None, f"张三's POST {path} failed (a 500): {str(failed).splitlines()[0]}"
+    return answer
+
+
 def postgres_only(db):
     if not db.is_postgres:
         pytest.skip("SQLite serialises every writer: the race needs PostgreSQL's row locks")
@@ -91,12 +120,7 @@ def test_business_hours_turned_on_while_a_step_fires_hold_the_next_step_too(loca
             service.hold_policy(s, 0)  # as the policy page and the API save it
             service.save_policy(s, business_hours_only=True, now=w.rt.now(), by="admin")
 
-    other = []
-    start = lambda: other.append(concurrently(db, admin_turns_business_hours_on))  # noqa: E731
-    with before_statement(db, "pg_advisory_xact_lock", start):
-        assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
-    assert other, "firing no longer locks its recipients"
-    joined(other[0])
+    while_a_step_fires(w, db, admin_turns_business_hours_on)
 
     with w.session() as s:
         [(step, due)] = s.execute(
@@ -128,12 +152,7 @@ def test_a_card_to_an_agent_the_directory_sync_found_gone_while_it_fired_is_not_
             st.control("DELETE", f"/corps/{st.corp_id}/staff/zhangsan")
             asyncio.run(sync_staff(st.rt, st.tenant_id))
 
-        other = []
-        start = lambda: other.append(concurrently(db, zhangsan_leaves))  # noqa: E731
-        with before_statement(db, "pg_advisory_xact_lock", start):
-            assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
-        assert other, "firing no longer locks its recipients"
-        joined(other[0])
+        while_a_step_fires(w, db, zhangsan_leaves)
         with w.session() as s:
             assert members_left(s, ["zhangsan"]) == {"zhangsan"}  # the sync's verdict, committed
 
@@ -160,24 +179,9 @@ def test_a_snooze_at_the_moment_a_step_fires_is_taken_and_holds_the_next_step(lo
     w.clock(120)
     cid = w.conversation().id
     now = w.rt.now()
-    answers = []
-
-    def zhangsan_snoozes_an_hour() -> None:
-        path = f"/api/v1/conversations/{cid}/snooze"
-        try:
-            answers.append(_ask(w, "POST", path, "agent", "zhangsan", json={"minutes": 60}))
-        except Exception as exc:  # noqa: BLE001 - what the server answers with a 500
-            answers.append(exc)
-
-    other = []
-    start = lambda: other.append(concurrently(db, zhangsan_snoozes_an_hour))  # noqa: E731
-    with before_statement(db, "pg_advisory_xact_lock", start):
-        assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
-    assert other, "firing no longer locks its recipients"
-    joined(other[0])
-    [answer] = answers
-    failed = answer if isinstance(answer, Exception) else None
-    assert failed is None, f"张三's snooze failed (a 500): {str(failed).splitlines()[0]}"
+    answer = zhangsan_posts_as_a_step_fires(
+        w, db, f"/api/v1/conversations/{cid}/snooze", json={"minutes": 60}
+    )
     assert answer.status_code == 200, f"张三's snooze answered {answer.status_code}: {answer.text[:200]}"
 
     [row] = [r for r in _get(w, "/api/v1/sla/board").json()["waiting"] if r["conversation_id"] == cid]
@@ -205,23 +209,7 @@ def test_no_reply_needed_at_the_moment_a_step_fires_is_taken(local, db):
     w.pulled(3600)
     w.clock(120)
     cid = w.conversation().id
-    answers = []
-
-    def zhangsan_marks_no_reply_needed() -> None:
-        try:
-            answers.append(_ask(w, "POST", f"/api/v1/conversations/{cid}/dismiss", "agent", "zhangsan"))
-        except Exception as exc:  # noqa: BLE001 - what the server answers with a 500
-            answers.append(exc)
-
-    other = []
-    start = lambda: other.append(concurrently(db, zhangsan_marks_no_reply_needed))  # noqa: E731
-    with before_statement(db, "pg_advisory_xact_lock", start):
-        assert list(fire_batch(w.rt, due_steps(w)).values()) == ["fired"]
-    assert other, "firing no longer locks its recipients"
-    joined(other[0])
-    [answer] = answers
-    failed = answer if isinstance(answer, Exception) else None
-    assert failed is None, f"张三's 无需回复 failed (a 500): {str(failed).splitlines()[0]}"
+    answer = zhangsan_posts_as_a_step_fires(w, db, f"/api/v1/conversations/{cid}/dismiss")
     assert answer.status_code == 200 and answer.json()["dismissed"], answer.text[:200]
     [wait] = w.waits()
     assert wait.close_reason == "dismissed"

@@ -5,29 +5,11 @@ answered as taken. A snooze now locks the conversation first, as ingest does."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from siyu.sla import service
+from tests.sla.test_card_edges import before_statement
 from tests.sla.test_races import concurrently, joined, postgres_only
-
-
-@contextmanager
-def before(db, test, run):
-    done = []
-
-    def hook(conn, cursor, statement, parameters, context, executemany):
-        if not done and test(statement):
-            done.append(statement)
-            run()
-
-    event.listen(db.engine, "before_cursor_execute", hook)
-    try:
-        yield done
-    finally:
-        event.remove(db.engine, "before_cursor_execute", hook)
 
 
 def _locks_the_wait(sql: str) -> bool:
@@ -54,7 +36,7 @@ def test_an_agent_reply_pulled_while_someone_snoozes_is_stored(local, db):
     )
     moved = None
     snooze_error = None
-    with before(db, _locks_the_wait, start) as done:
+    with before_statement(db, _locks_the_wait, start) as done:
         try:
             with w.session() as s:
                 moved = service.snooze(s, cid, now + timedelta(hours=1), now, by="李四")
@@ -97,7 +79,7 @@ def test_a_snooze_taken_while_a_recall_moves_the_wait_is_carried(local, db):
     other = []
     start = lambda: other.append(concurrently(db, admin_snoozes))  # noqa: E731
     is_wait_write = lambda sql: sql.lstrip().startswith("UPDATE sla_waits")  # noqa: E731
-    with before(db, is_wait_write, start) as done:
+    with before_statement(db, is_wait_write, start) as done:
         w.recall(answer, at=21, ext="zhangsan", staff="wmcustomer1")
     assert done and other
     joined(other[0])
@@ -129,7 +111,7 @@ def test_a_snooze_answered_as_taken_holds_the_reminders(local, db):
         concurrently(db, lambda: w.recall(answer, at=19, ext="zhangsan", staff="wmcustomer1"))
     )
     steps_locked = lambda sql: "FROM sla_escalations" in sql and "FOR UPDATE" in sql  # noqa: E731
-    with before(db, steps_locked, start) as done:
+    with before_statement(db, steps_locked, start) as done:
         said = _ask(w, "POST", f"/api/v1/conversations/{cid}/snooze", json={"minutes": 60})
     assert done and other
     joined(other[0])

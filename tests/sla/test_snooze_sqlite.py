@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from siyu.sla import service
-from tests.sla.test_snooze_locks import before
+from tests.sla.test_card_edges import before_statement
 
 
 def test_two_people_snoozing_at_once_on_sqlite_each_keep_their_snooze(local, db):
@@ -41,7 +41,7 @@ def test_two_people_snoozing_at_once_on_sqlite_each_keep_their_snooze(local, db)
         t.join(40)
 
     first_write = lambda sql: sql.lstrip().startswith("UPDATE sla_waits")  # noqa: E731
-    with before(db, first_write, run_zhangsan) as done, w.session() as s:
+    with before_statement(db, first_write, run_zhangsan) as done, w.session() as s:
         service.snooze(s, cid, until=now + timedelta(minutes=30), now=now, by="李四", by_id=2)
     assert done
     assert not errors, errors
