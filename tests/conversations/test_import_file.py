@@ -25,10 +25,9 @@ def rt(db, settings: Settings) -> Runtime:
     return Runtime.create(settings, db)
 
 
-def text_line(msgid: str, sender: str, to: str, content: str, msgtime: int) -> str:
-    """One already-decrypted message as JSON (REFERENCE 11.3), written as Python (and most
-    tools) write JSON: non-ASCII characters as they are."""
-    message = {
+def text_message(msgid: str, sender: str, to: str, content: str, msgtime: int) -> dict:
+    """One already-decrypted 1:1 text message (REFERENCE 11.3)."""
+    return {
         "msgid": msgid,
         "action": "send",
         "from": sender,
@@ -38,7 +37,12 @@ def text_line(msgid: str, sender: str, to: str, content: str, msgtime: int) -> s
         "msgtype": "text",
         "text": {"content": content},
     }
-    return json.dumps(message, ensure_ascii=False)
+
+
+def text_line(msgid: str, sender: str, to: str, content: str, msgtime: int) -> str:
+    """text_message as a line of JSON, written as Python (and most tools) write JSON:
+    non-ASCII characters as they are."""
+    return json.dumps(text_message(msgid, sender, to, content, msgtime), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- JSON-lines import

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 
-from siyu.conversations import tasks
-from siyu.sla import tasks as sla_tasks
-from tests.conversations.test_import_escalation import line
+from tests.conversations.test_import_escalation import filler, import_beside_the_worker, line
 from tests.sla.conftest import (
     local,  # noqa: F401 - the fixture
     ms,
@@ -25,12 +22,7 @@ def test_a_decline_addressed_to_the_customer_goes_in_its_chats_part(local):  # n
     w.pulled(0)
     now = w.rt.now()
     asked = now - timedelta(minutes=40)
-    lines = [
-        line(
-            f"fill-{i}", "wangwu", f"wmFill{i % 50}", f"订单{i}已发货", asked - timedelta(seconds=10_000 - i)
-        )
-        for i in range(tasks.BATCH * tasks.BATCHES_PER_STORE - 1)
-    ]
+    lines = filler(asked)
     lines.append(line("q-1", "wmcustomer1", "zhangsan", "请问这款还有现货吗？", asked))
     declined = asked + timedelta(minutes=1)
     lines.append(
@@ -47,15 +39,7 @@ def test_a_decline_addressed_to_the_customer_goes_in_its_chats_part(local):  # n
             }
         )
     )
-    path = w.rt.settings.data_dir / "export.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def worker_meanwhile(done: int, total: int) -> None:
-        for _ in range(4):
-            sla_tasks.claim_and_fire(w.rt, sla_tasks.BATCH)
-
-    counts = asyncio.run(tasks.import_file(w.rt, w.tenant_id, path, worker_meanwhile))
-    assert counts["stored"] == len(lines)
+    import_beside_the_worker(w, lines)
     (wait,) = w.waits()
     assert wait.close_reason == "declined"
     fired = [step for step in w.steps() if step[1] == "fired"]

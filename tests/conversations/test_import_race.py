@@ -15,6 +15,7 @@ from siyu.conversations import service, tasks
 from siyu.conversations.models import Conversation, Message
 from siyu.runtime import Runtime
 from siyu.wecom.archive import ArchivedMessage
+from tests.conversations.test_import_file import text_message
 from tests.conversations.test_ingest import tenant_id  # noqa: F401 - fixture
 
 T = 1764036000000  # 2025-11-25 10:00 in Shanghai, in ms
@@ -23,19 +24,6 @@ T = 1764036000000  # 2025-11-25 10:00 in Shanghai, in ms
 @pytest.fixture
 def rt(db, settings: Settings) -> Runtime:
     return Runtime.create(settings, db)
-
-
-def message(msgid: str, sender: str, to: str, content: str, msgtime: int) -> dict:
-    return {
-        "msgid": msgid,
-        "action": "send",
-        "from": sender,
-        "tolist": [to],
-        "roomid": "",
-        "msgtime": msgtime,
-        "msgtype": "text",
-        "text": {"content": content},
-    }
 
 
 def test_an_import_while_the_pull_stores_the_same_new_chat_is_not_refused(rt, tenant_id):  # noqa: F811
@@ -52,14 +40,14 @@ def test_an_import_while_the_pull_stores_the_same_new_chat_is_not_refused(rt, te
         "\n".join(
             json.dumps(m, ensure_ascii=False)
             for m in (
-                message("old-1", "wmRace", "zhangsan", "上次买的还有吗", T),
-                message("old-2", "zhangsan", "wmRace", "有的", T + 60_000),
+                text_message("old-1", "wmRace", "zhangsan", "上次买的还有吗", T),
+                text_message("old-2", "zhangsan", "wmRace", "有的", T + 60_000),
             )
         )
         + "\n",
         encoding="utf-8",
     )
-    live = ArchivedMessage(1, "live-1", message("live-1", "wmRace", "zhangsan", "在吗", T + 86_400_000))
+    live = ArchivedMessage(1, "live-1", text_message("live-1", "wmRace", "zhangsan", "在吗", T + 86_400_000))
     outcome: dict = {}
 
     def run_import() -> None:
