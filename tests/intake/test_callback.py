@@ -45,7 +45,8 @@ def siyu(settings, db):
         yield url
 
 
-def add_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
+def contact_event(change: str, corp_id: str, ext: str, at: int = 1732500000, **more) -> str:
+    """A 客户联系 event of 张三's about customer `ext`, as WeCom writes its XML."""
     return event_xml(
         {
             "ToUserName": corp_id,
@@ -53,13 +54,16 @@ def add_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
             "CreateTime": at,
             "MsgType": "event",
             "Event": "change_external_contact",
-            "ChangeType": "add_external_contact",
+            "ChangeType": change,
             "UserID": "zhangsan",
             "ExternalUserID": ext,
-            "State": "c1",
-            "WelcomeCode": "W" + ext,
+            **more,
         }
     )
+
+
+def add_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
+    return contact_event("add_external_contact", corp_id, ext, at, State="c1", WelcomeCode="W" + ext)
 
 
 def stored(db, tenant_id: int) -> int:
@@ -159,18 +163,7 @@ def test_callbacks_encrypted_by_wechatpy_are_accepted(siyu, corp, db):
 
 
 def edit_event(corp_id: str, ext: str, at: int = 1732500000) -> str:
-    return event_xml(
-        {
-            "ToUserName": corp_id,
-            "FromUserName": "sys",
-            "CreateTime": at,
-            "MsgType": "event",
-            "Event": "change_external_contact",
-            "ChangeType": "edit_external_contact",
-            "UserID": "zhangsan",
-            "ExternalUserID": ext,
-        }
-    )
+    return contact_event("edit_external_contact", corp_id, ext, at)
 
 
 def _row(db, tenant_id: int, kind: str) -> CallbackEvent:
