@@ -23,7 +23,7 @@ from siyu.tenancy.service import CorpCredentials, save_tenant
 from tests.sla.conftest import Wait, now_ms
 from tests.sla.test_told import _board, _snooze, card_to_four_two_left_out
 from tests.support import TEST_SECRET_KEY
-from tests.support.servers import free_port, serve
+from tests.support.servers import bound_socket, port_of, serve
 from tests.support.stack import DEPARTMENTS, STAFF, forget_pending
 
 
@@ -65,9 +65,9 @@ def test_a_card_sent_by_the_worker_keeps_the_waits_it_spoke_of(db, settings):
     """张三 snoozes 马强 and answers 赵先生 before the card goes, and the worker sends it. Recording
     it as sent wrote back the payload as claimed, before the card was built: the card forgot
     whom it named, and once 马强 was snoozed again, the board said it had reached him (已送达)."""
-    port = free_port()
-    emu_url = f"http://127.0.0.1:{port}"
-    with serve(create_emulator_app(public_url=emu_url, retry_delay_s=0.05), port=port):
+    sock = bound_socket()
+    emu_url = f"http://127.0.0.1:{port_of(sock)}"
+    with serve(create_emulator_app(public_url=emu_url, retry_delay_s=0.05), sock):
         rt, tenant_id, corp = _emulated_tenant(db, settings, emu_url)
         w = Wait(rt, tenant_id, now_ms(rt))
         try:

@@ -26,7 +26,7 @@ from siyu.sla.models import SlaEscalation
 from siyu.tenancy.models import Tenant
 from siyu.tenancy.service import CorpCredentials, save_tenant
 from siyu.wecom.events import event_xml
-from tests.support.servers import free_port, serve
+from tests.support.servers import bound_socket, port_of, serve
 
 DEPARTMENTS = [
     {"id": 1, "name": "总部", "parentid": 0, "department_leader": ["boss"]},
@@ -258,17 +258,21 @@ def stack(
     """`serve_siyu=False`: the emulator and the tenant only, for a test that runs Siyu's
     workers itself (no worker of the stack's own takes its rows first). `departments`, `staff`:
     the corp's directory in WeCom."""
-    emulator_port, siyu_port = free_port(), free_port()
-    emu_url = f"http://127.0.0.1:{emulator_port}"
+    emulator_socket, siyu_socket = bound_socket(), bound_socket()
+    emu_url = f"http://127.0.0.1:{port_of(emulator_socket)}"
     emu_app = create_emulator_app(public_url=emu_url, **{"retry_delay_s": 0.05, **emulator_overrides})
-    with serve(emu_app, port=emulator_port), httpx.Client(base_url=emu_url, timeout=30) as emu:
+    with (
+        serve(emu_app, emulator_socket),
+        contextlib.closing(siyu_socket),  # not served when serve_siyu is False
+        httpx.Client(base_url=emu_url, timeout=30) as emu,
+    ):
         made = {"name": "示例科技", "departments": departments, "staff": staff}
         r = emu.post("/_emulator/corps", json=made)
         assert r.status_code == 201, r.text
         corp = r.json()
         settings = settings.model_copy(
             update={
-                "public_url": f"http://127.0.0.1:{siyu_port}",
+                "public_url": f"http://127.0.0.1:{port_of(siyu_socket)}",
                 "wecom_base_url": emu_url,
                 "wecom_oauth_url": emu_url,
                 "wecom_login_url": emu_url,
@@ -283,7 +287,7 @@ def stack(
             finally:
                 forget_pending(db, tenant_id)
             return
-        with serve(create_app(settings, rt), port=siyu_port) as siyu_url:
+        with serve(create_app(settings, rt), siyu_socket) as siyu_url:
             r = emu.patch(
                 f"/_emulator/corps/{corp['corp_id']}", json={"callback_url": settings.callback_url(slug)}
             )

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Staff, Tenant
 from tests.support import TEST_SECRET_KEY
-from tests.support.servers import free_port, serve
+from tests.support.servers import bound_socket, port_of, serve
 
 PASSWORD = "pass-word-123"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,8 +87,15 @@ def emu_url():
 
 
 @pytest.fixture(scope="package")
-def web_settings(tmp_path_factory, database_url, emu_url) -> Settings:
-    port = free_port()
+def siyu_socket():
+    """Held from before the settings name Siyu's URL until Siyu serves on it."""
+    with closing(bound_socket()) as sock:
+        yield sock
+
+
+@pytest.fixture(scope="package")
+def web_settings(tmp_path_factory, database_url, emu_url, siyu_socket) -> Settings:
+    port = port_of(siyu_socket)
     return Settings(
         data_dir=tmp_path_factory.mktemp("web"),
         database_url=database_url,
@@ -104,11 +111,10 @@ def web_settings(tmp_path_factory, database_url, emu_url) -> Settings:
 
 
 @pytest.fixture(scope="package")
-def siyu(web_settings, db):
+def siyu(web_settings, db, siyu_socket):
     """Siyu's base URL (its public_url)."""
-    port = int(web_settings.public_url.rsplit(":", 1)[1])
     app = create_app(web_settings, Runtime.create(web_settings, db))
-    with serve(app, port=port) as url:
+    with serve(app, siyu_socket) as url:
         yield url
 
 
