@@ -35,6 +35,9 @@ _TITLED = {
 # What WeCom records in a chat that nobody wrote (the customer agreeing to archiving or not):
 # shown as a line of its own, never a message that needs a reply.
 EVENT_TYPES = frozenset({"agree", "disagree"})
+# What a member sends that asks nothing in words: a customer answering just after it answers
+# the staff message before it ("确定要取消吗？" then a sticker, then the customer's bare 好的).
+WORDLESS_TYPES = frozenset({"emotion", "image", "voice", "video"})
 
 
 def render(message: dict, depth: int = 0) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations import search
 from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, GroupChat, Message
-from siyu.conversations.render import EVENT_TYPES, render
+from siyu.conversations.render import EVENT_TYPES, WORDLESS_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
 from siyu.db.renames import rename_in
@@ -483,6 +483,7 @@ def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> d
             Message.direction == "out",
             Message.action == "send",
             Message.recalled.is_(False),
+            Message.msgtype.not_in(sorted(WORDLESS_TYPES)),
         )
         .order_by(Message.sent_at.desc())
         .limit(1)
@@ -509,6 +510,7 @@ def _staff_messages_before(session: Session, wanted: dict[str, tuple[int, dateti
                 Message.direction == "out",
                 Message.action == "send",
                 Message.recalled.is_(False),
+                Message.msgtype.not_in(sorted(WORDLESS_TYPES)),
                 Message.sent_at <= at,
             )
             .order_by(Message.sent_at.desc())
@@ -582,7 +584,8 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         if p.key is None or p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
             continue
         if p.direction == "out":
-            last_out[p.key], out_at[p.key] = p.text, p.sent_at
+            if p.message.get("msgtype") not in WORDLESS_TYPES:
+                last_out[p.key], out_at[p.key] = p.text, p.sent_at
         elif p.direction == "in" and not p.sender.startswith(ROBOT_PREFIX):
             context = last_out[p.key]
             if p.msgid in late:
@@ -732,8 +735,10 @@ def _apply(
                 c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
                 changes.append(c.change(True, p.sent_at, p.msgid, EARLIER))
     elif p.direction == "out":
-        if c.last_outbound_at is None or p.sent_at >= c.last_outbound_at:
-            c.last_outbound_text = p.text
+        if p.message.get("msgtype") not in WORDLESS_TYPES:  # (after a sticker: the words before it)
+            newest = c.last_outbound_at is None or p.sent_at >= c.last_outbound_at
+            # an older one pulled late may still be the newest in words: looked up when needed
+            c.last_outbound_text = p.text if newest else None
         c.last_outbound_at = max(filter(None, [c.last_outbound_at, p.sent_at]))
         waiting = c.awaiting_since
         if not row["by_siyu"] and waiting is not None and p.sent_at >= waiting:
