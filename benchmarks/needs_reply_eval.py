@@ -64,17 +64,22 @@ def load(path: Path) -> list[dict]:
     """The labelled rows, or SystemExit naming the first line that is not one (a BOM is none)."""
     rows = []
     try:
-        with path.open(encoding="utf-8-sig") as f:
-            lines = list(f)
-    except (OSError, UnicodeDecodeError) as exc:
+        raw_lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
         raise SystemExit(f"{path}: cannot be read ({exc})") from None
-    for number, line in enumerate(lines, 1):
+    for number, raw in enumerate(raw_lines, 1):
+        try:  # line by line, so that bytes of another encoding are named by their line
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise SystemExit(f"{path} line {number}: not UTF-8 text ({exc.reason})") from None
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError as exc:
             raise SystemExit(f"{path} line {number}: not JSON ({exc})") from None
+        except RecursionError:  # [[[[... thousands deep
+            raise SystemExit(f"{path} line {number}: not JSON (nested too deeply)") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise SystemExit(f'{path} line {number}: needs a JSON object with a string "text"')
         if not isinstance(row.get("context"), str | None):

@@ -358,16 +358,15 @@ def needs_reply(batch_size: Annotated[int, typer.Option(help="messages classifie
     message being answered), one {"label": "needs_reply" | "closing", "score"} line out each."""
     import sys
 
-    from siyu.insights.needs_reply import run_cli
+    from siyu.insights.needs_reply import lines_as_they_come, run_cli
 
     # UTF-8 whatever the locale, and strictly, a line at a time (so a refusal names the line):
     # GBK bytes are refused, not classified as garbage
     if sys.stdin is None or sys.stdout is None:  # (run with <&- or >&-)
         typer.echo("needs-reply reads standard input and writes standard output: one is closed", err=True)
         raise typer.Exit(1)
-    stdin = (raw.decode("utf-8") for raw in sys.stdin.buffer)
     try:
-        run_cli(stdin, sys.stdout, batch_size=batch_size)
+        run_cli(lines_as_they_come(sys.stdin.buffer), sys.stdout, batch_size=batch_size)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

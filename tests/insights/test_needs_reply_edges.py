@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import select
 import subprocess
 import sys
 import tracemalloc
@@ -109,6 +110,28 @@ def test_the_command_says_in_one_line_when_its_output_cannot_be_written():
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_an_answer_is_written_while_the_input_stays_open():
+    """A program that writes one message and waits for its verdict (a co-process, `tail -f |`)
+    gets it: the answer had been held until 511 more lines or the end of the input came."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "siyu", "needs-reply"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        for text, label in (("在吗", "needs_reply"), ("好的谢谢", "closing")):
+            p.stdin.write(json.dumps({"text": text, "context": None}).encode() + b"\n")
+            p.stdin.flush()
+            ready, _, _ = select.select([p.stdout], [], [], 60)
+            assert ready, f"no verdict on {text} within 60 s though its line was written"
+            assert json.loads(p.stdout.readline())["label"] == label
+    finally:
+        p.kill()
+        p.wait()
+
+
 # ------------------------------------------------------------------ the evaluation script
 
 
@@ -151,6 +174,11 @@ def test_eval_refuses_a_label_it_does_not_know(tmp_path):
         ('\ufeff{"text": "好的", "label": "closing"}\n'.encode(), "a BOM (accepted by siyu needs-reply)"),
         (b'{"text": "\xe5\xa5\xbd", "label": "closing"}\n{"text": "x"}\n', "a row without its label"),
         (b'{"text": "\xe5\xa5\xbd", "label": "closing"}\nnot json\n', "a line that is not JSON"),
+        (b'{"text": "\xe5\xa5\xbd", "label": "closing"}\n' + b"[" * 100_000 + b"\n", "nesting too deep"),
+        (
+            b'{"text": "\xe5\xa5\xbd", "label": "closing"}\n' + '{"text": "在吗"}\n'.encode("gbk"),
+            "GBK among UTF-8 (had been named by its byte position only)",
+        ),
     ],
 )
 def test_eval_names_the_line_it_cannot_read_without_a_traceback(tmp_path, content, why):

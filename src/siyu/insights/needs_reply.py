@@ -98,11 +98,12 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, wraps
-from typing import Literal, Protocol, TextIO
+from typing import BinaryIO, Literal, Protocol, TextIO
 
 from siyu.insights import lexicon as lx
 from siyu.insights.reader import chance, reader
@@ -849,13 +850,14 @@ def _write(out: TextIO, batch: list[tuple[str, str | None]], classifier: NeedsRe
 
 
 def run_cli(
-    stdin: Iterable[str],
+    stdin: Iterable[str | None],
     stdout: TextIO,
     batch_size: int = 1024,
     classifier: NeedsReplyClassifier | None = None,
 ) -> int:
     """`siyu needs-reply`: JSON lines {"text", "context"} in, one {"label", "score"} line out per
-    input line (blank lines are skipped). Returns how many messages were classified; raises
+    input line (blank lines are skipped); a None in `stdin` says nothing more is ready yet, and
+    what came is answered then (see `lines_as_they_come`). Returns how many messages were classified; raises
     ValueError naming the line on input that is not such an object (or not UTF-8), once the
     lines before it are answered: the output always matches the input line for line."""
     classifier = classifier or default_classifier()
@@ -865,6 +867,12 @@ def run_cli(
     while True:
         try:
             lineno, line = next(lines)
+            if line is None:  # the input waits: its writer may be waiting for these answers
+                if batch:
+                    _write(stdout, batch, classifier)
+                    count += len(batch)
+                    batch = []
+                continue
             if not line.strip(_BLANK):
                 continue
             item = _parse(line, lineno)
@@ -890,14 +898,54 @@ def run_cli(
 _BLANK = " \t\r\n"
 
 
-def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def _numbered(lines: Iterable[str | None]) -> Iterator[tuple[int, str | None]]:
     lineno, it = 0, iter(lines)
     while True:
-        lineno += 1
         try:
             line = next(it)
         except StopIteration:
             return
         except UnicodeDecodeError as exc:
-            raise ValueError(f"line {lineno}: not UTF-8 text ({exc.reason})") from None
+            raise ValueError(f"line {lineno + 1}: not UTF-8 text ({exc.reason})") from None
+        if line is None:
+            yield lineno, None
+            continue
+        lineno += 1
         yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line  # (a BOM is no content)
+
+
+def lines_as_they_come(stream: BinaryIO) -> Iterator[str | None]:
+    """The UTF-8 lines of `stream`, strictly decoded one by one (so a refusal names its line),
+    and None whenever the next read would wait. A program that writes a line and waits for
+    its answer (a co-process, `tail -f |`) gets it: answers held for a full batch never came."""
+    fd = _fileno(stream)
+    pending: list[bytes] = []
+    while True:
+        if fd is not None and not _ready(fd):
+            yield None
+        data = stream.read1(1 << 16)  # (what is buffered, else one read: the buffer is left empty)
+        if not data:
+            break
+        *whole, rest = data.split(b"\n")
+        for piece in whole:
+            pending.append(piece)
+            yield (b"".join(pending) + b"\n").decode("utf-8")
+            pending = []
+        if rest:
+            pending.append(rest)
+    if pending:
+        yield b"".join(pending).decode("utf-8")
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError):  # (in memory: never waits)
+        return None
+
+
+def _ready(fd: int) -> bool:
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):  # (Windows selects sockets only: read on, as before)
+        return True
