@@ -117,6 +117,21 @@ def test_a_message_without_any_send_time_is_not_stored_as_one_of_1970(rt, tenant
     assert all(at.year >= 2001 for at in dates.values()), dates
 
 
+def test_a_message_with_a_long_bad_msgtime_is_named_so_it_can_be_skipped(rt, tenant_id):
+    """The refusal quoted its 2,500-digit msgtime in full, and the stored error, cut at 2,000
+    characters, lost the [seq 2] after it: no skip was offered and `siyu archive skip --seq 2`
+    was refused, the archive stuck for good."""
+    odd = text(2, "价格多少", msgtime="1" * 2500)
+    source = Archive([text(1, "在吗"), odd, text(3, "还有货吗")])
+    with pytest.raises(ArchiveError):
+        asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        assert "[seq 2" in s.scalar(select(ArchiveCursor.last_error))
+    tasks.skip_stuck(rt, tenant_id, 2)
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    assert msgids(rt, tenant_id) == ["hunt1", "hunt3"]
+
+
 # ---- `siyu archive import`
 
 

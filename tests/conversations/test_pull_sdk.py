@@ -152,6 +152,8 @@ def test_the_sdk_gets_the_proxys_credentials_apart_and_no_proxy_where_no_proxy_s
     assert sdk_proxy() == (None, None)
     monkeypatch.setenv("https_proxy", "http://ops:p%40ss@10.1.2.3:3128")
     assert sdk_proxy() == ("http://10.1.2.3:3128", "ops:p@ss")
+    monkeypatch.setenv("https_proxy", "http://ops:pw@[fd00::1]:3128")  # had lost its brackets
+    assert sdk_proxy() == ("http://[fd00::1]:3128", "ops:pw")
     monkeypatch.setenv("no_proxy", ".weixin.qq.com")
     assert sdk_proxy() == (None, None)
 

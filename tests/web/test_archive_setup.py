@@ -93,12 +93,8 @@ def test_generate_a_key_pair_shows_the_public_key_and_seals_the_private_one(as_r
         "hello, not a key",
         "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
         _pem(ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.PKCS8),
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
-        .decode(),
     ],
-    ids=["text", "broken", "ec", "public"],
+    ids=["text", "broken", "ec"],
 )
 def test_uploading_what_is_not_an_rsa_private_key_is_refused(as_role, pem, world, db):
     admin = as_role("admin", "b")
@@ -115,13 +111,29 @@ def _rsa(bits: int) -> str:
     return _pem(key, serialization.PrivateFormat.TraditionalOpenSSL)
 
 
+def _public() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()
+
+
+def _with_passphrase(fmt) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, fmt, serialization.BestAvailableEncryption(b"secret")
+    ).decode()
+
+
 @pytest.mark.parametrize(
     ("pem", "says"),
     [
         (lambda: _rsa(1024), "2048 位"),  # what WeCom's admin console takes
         (lambda: _rsa(2048) + _rsa(2048), "一次只能上传一把私钥"),
+        (_public, "这是公钥"),
+        # BEGIN RSA PRIVATE KEY, as asked for: "not an RSA private key" had been the answer
+        (lambda: _with_passphrase(serialization.PrivateFormat.TraditionalOpenSSL), "私钥有密码保护"),
+        (lambda: _with_passphrase(serialization.PrivateFormat.PKCS8), "私钥有密码保护"),
     ],
-    ids=["1024-bit", "two keys"],
+    ids=["1024-bit", "two keys", "public", "passphrase PKCS#1", "passphrase PKCS#8"],
 )
 def test_an_rsa_key_wecom_would_not_take_is_refused(as_role, pem, says, world, db):
     admin = as_role("admin", "b")
@@ -131,6 +143,21 @@ def test_an_rsa_key_wecom_would_not_take_is_refused(as_role, pem, says, world, d
     assert r.status_code == 422 and says in r.text
     with db.tenant_session(world.b.id) as s:
         assert s.scalar(select(ArchiveKey).where(ArchiveKey.version == 51)) is None
+
+
+def test_a_private_key_pasted_after_its_public_key_is_taken_alone(as_role, world, db, box):
+    """What a key tool shows, the public key and then the private one, had been refused as
+    two private keys."""
+    admin = as_role("admin", "b")
+    private = _rsa(2048)
+    r = admin.post(
+        "/setup/archive/keys/upload",
+        data={"csrf_token": admin.csrf, "version": "52", "private_pem": _public() + private},
+    )
+    assert r.status_code == 303, r.text
+    with db.tenant_session(world.b.id) as s:
+        stored = s.scalar(select(ArchiveKey).where(ArchiveKey.version == 52))
+        assert box.open(stored.private_sealed).strip() == private.strip()
 
 
 def test_uploading_an_rsa_private_key_as_a_file(as_role, world, db, box):

@@ -53,6 +53,7 @@ LIMITED = (
 MAX_SECRET_CHARS = 128
 MAX_SDK_PATH_CHARS = 400
 _PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+_PUBLIC_PEM = re.compile(r"-----BEGIN [A-Z ]*PUBLIC KEY-----")
 SEARCH_STUCK_AFTER = timedelta(minutes=5)  # a pull indexes what it stored before it returns
 DONE = {
     "saved": "会话存档设置已保存。",
@@ -488,6 +489,16 @@ async def key_generate(request: Request, viewer: PageViewer):
 
 def public_of(private_pem: str) -> str:
     """The PKCS#1 public PEM of an RSA private key; ValueError (readable) if it is not one."""
+    blocks = _PEM_BLOCK.findall(private_pem)  # (a public key pasted beside it is left out)
+    if len(blocks) > 1:  # only the first would be kept
+        raise ValueError("一次只能上传一把私钥 / one private key at a time")
+    if blocks and "ENCRYPTED" in blocks[0]:  # BEGIN ENCRYPTED PRIVATE KEY, or Proc-Type: 4,ENCRYPTED
+        raise ValueError(
+            "私钥有密码保护，请先去掉密码（openssl rsa -in key.pem -out plain.pem）"
+            " / the key has a passphrase: remove it first (openssl rsa -in key.pem -out plain.pem)"
+        )
+    if not blocks and _PUBLIC_PEM.search(private_pem):
+        raise ValueError("这是公钥，请上传私钥 / this is the public key: upload the private key")
     try:
         keys = archive.load_private_keys({0: private_pem})
     except ValueError:
@@ -495,8 +506,6 @@ def public_of(private_pem: str) -> str:
             "不是 RSA 私钥（需要未加密的 PEM：BEGIN RSA PRIVATE KEY 或 BEGIN PRIVATE KEY）"
             " / not an RSA private key (an unencrypted PEM, PKCS#1 or PKCS#8)"
         ) from None
-    if private_pem.count("-----BEGIN") > 1:  # only the first would be kept
-        raise ValueError("一次只能上传一把私钥 / one private key at a time")
     if keys[0].key_size != 2048:  # what the admin console takes for 会话存档 (REFERENCE 11)
         raise ValueError(
             f"企业微信会话存档要求 2048 位 RSA 密钥，这把是 {keys[0].key_size} 位"

@@ -36,6 +36,7 @@ import math
 import os
 import random
 import re
+import reprlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -234,7 +235,7 @@ def _archived(plain: dict | str | bytes, seq: int, msgid: str) -> ArchivedMessag
     # none, or none a date holds: stored as of 1970 (a wait opened then), or ingest failing with
     # no seq named
     if not _is_ms(at):
-        why = f"消息时间无效 / msgtime {at!r} is no send time in milliseconds"
+        why = f"消息时间无效 / msgtime {reprlib.repr(at)} is no send time in milliseconds"
         raise ArchiveError(10002, why, retryable=False, seq=seq, msgid=msgid)
     return ArchivedMessage(seq, msgid, message, raw)
 
@@ -578,7 +579,7 @@ def sdk_proxy(host: str = "qyapi.weixin.qq.com") -> tuple[str | None, str | None
     parts = urlsplit(proxy)
     if parts.username is None:
         return proxy, None
-    address = parts.hostname + (f":{parts.port}" if parts.port else "")
+    address = parts.netloc.rpartition("@")[2]  # (an IPv6 host keeps its brackets)
     passwd = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
     return urlunsplit(parts._replace(netloc=address)), passwd
 

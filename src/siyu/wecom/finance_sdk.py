@@ -70,8 +70,8 @@ class ArchiveError(Exception):
         """Chinese and English: what went wrong and, where it helps, what to do."""
         zh, en = SDK_ERRORS.get(self.code, ("会话存档调用失败", "conversation archive call failed"))
         text = f"{self.code} {zh} / {en}"
-        if self.detail:
-            text += f" ({self.detail})"
+        if self.detail:  # cut: the seq after it must survive the stored error's own cut (2000)
+            text += f" ({self.detail if len(self.detail) <= 300 else self.detail[:300] + '…'})"
         if self.seq is not None:
             text += f" [seq {self.seq}{', msgid ' + self.msgid if self.msgid else ''}]"
         return text
