@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import platform
 import random
 import secrets
 import string
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,7 +32,7 @@ from siyu.tenancy.service import CorpCredentials, save_archive_settings, save_te
 from siyu.wecom.archive import generate_key_pair
 from siyu.wecom.crypto import new_encoding_aes_key
 from tests.support import TEST_SECRET_KEY
-from tests.support.finance_sdk import standin_encrypt, standin_or_skip
+from tests.support.finance_sdk import HERE, compiler, standin_encrypt, standin_or_skip
 from tests.support.stack import wait_for
 
 
@@ -56,11 +58,11 @@ def sdk_tenants(db, lib, pair):
     made: list[int] = []
     box = SecretBox(TEST_SECRET_KEY)
 
-    def make() -> int:
+    def make(path=lib) -> int:
         creds = CorpCredentials("ww" + secrets.token_hex(8), 1, "a", "c", "t", new_encoding_aes_key())
         with db.system_session() as s:
             tenant = save_tenant(s, box, "t", creds, slug="h" + secrets.token_hex(4))
-            save_archive_settings(s, box, tenant, "sdk", secret="archive-secret", sdk_path=str(lib))
+            save_archive_settings(s, box, tenant, "sdk", secret="archive-secret", sdk_path=str(path))
             tid = tenant.id
         with db.tenant_session(tid) as s:
             s.add(Staff(userid="zhangsan", name="张三"))
@@ -351,3 +353,83 @@ def _pulls_counted(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(tasks, "pull", counted)
     return pulled
+
+
+# ---------------------------------------------------------------- the library file itself
+
+
+def _as_built_for_arm64(lib, path) -> None:
+    """The stand-in as WeCom's arm64 build looks to this machine's loader."""
+    data = bytearray(lib.read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")  # e_machine: EM_AARCH64
+    path.write_bytes(bytes(data))
+
+
+def _pull_error(rt, tenant_id: int) -> str:
+    with pytest.raises(Exception):  # noqa: B017,PT011 - whatever it is, the page shows it
+        asyncio.run(tasks.pull(rt, tenant_id))
+    return cursor_of(rt, tenant_id).last_error
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="an x86_64 loader")
+def test_the_sdk_built_for_another_machine_is_named_so_not_a_missing_file(
+    db, rt, sdk_tenants, archive_file, lib, tmp_path
+):
+    """WeCom offers x86_64 and arm64 builds. The arm64 one on an x86_64 server failed with
+    glibc's "No such file or directory", for a file the setup page had found there."""
+    path = tmp_path / "sdk" / "libWeWorkFinanceSdk_C.so"
+    path.parent.mkdir()
+    path.write_bytes(lib.read_bytes())
+    tenant_id = sdk_tenants(path)
+    _as_built_for_arm64(lib, path)
+    with db.system_session() as s, pytest.raises(ValueError, match="aarch64"):
+        save_archive_settings(s, SecretBox(TEST_SECRET_KEY), s.get(Tenant, tenant_id), "sdk",
+                              secret="archive-secret", sdk_path=str(path))  # fmt: skip
+    archive_file([text(1, "wmCUSTOMER", datetime.now(UTC), "在吗")])
+    error = _pull_error(rt, tenant_id)
+    assert "aarch64" in error and "No such file" not in error, error
+
+
+def test_an_sdk_file_put_right_in_place_is_loaded_by_the_next_pull(
+    rt, sdk_tenants, archive_file, lib, tmp_path
+):
+    """A download lacking DecryptData failed the pull, as it should; the right file then put
+    at the same path was never loaded: glibc handed back the broken one, still open, until
+    the worker restarted."""
+    if compiler() is None:
+        pytest.skip("no C compiler")
+    path = tmp_path / "sdk" / "libWeWorkFinanceSdk_C.so"
+    path.parent.mkdir()
+    build = [compiler(), "-shared", "-fPIC", "-std=gnu11", "-I", str(HERE), "-DDecryptData=Other",
+             "-o", str(path), str(HERE / "standin.c")]  # fmt: skip
+    subprocess.run(build, check=True, capture_output=True)
+    tenant_id = sdk_tenants(path)
+    archive_file([text(1, "wmCUSTOMER", datetime.now(UTC), "在吗")])
+    assert "DecryptData" in _pull_error(rt, tenant_id)
+    fixed = path.with_name(".new")
+    fixed.write_bytes(lib.read_bytes())
+    fixed.replace(path)
+    assert asyncio.run(tasks.pull(rt, tenant_id))["stored"] == 1
+
+
+def test_a_damaged_message_under_a_key_that_works_is_not_blamed_on_the_key(
+    rt, sdk_tenants, archive_file, pair, tmp_path
+):
+    """Key version 1 has decrypted messages (it cannot be removed). One later message's
+    encrypt_random_key is damaged: the page had said there was no private key for version 1
+    and to upload that key pair again, which cannot be done and would not help."""
+    tenant_id = sdk_tenants()
+    now = datetime.now(UTC)
+    archive_file([text(i, "wmCUSTOMER", now, f"第{i}条") for i in range(1, 4)])
+    assert asyncio.run(tasks.pull(rt, tenant_id))["stored"] == 3
+    served = tmp_path / "chatdata.jsonl"
+    items = [json.loads(line) for line in served.read_text().splitlines()]
+    damaged = chatdata_item(4, text(4, "wmCUSTOMER", now, "第4条"), pair[1], random.Random(4))
+    cipher = bytearray(base64.b64decode(damaged["encrypt_random_key"]))
+    cipher[10] ^= 0xFF
+    damaged["encrypt_random_key"] = base64.b64encode(bytes(cipher)).decode()
+    served.write_text("".join(json.dumps(i) + "\n" for i in [*items, damaged]))
+    error = _pull_error(rt, tenant_id)
+    assert "[seq 4," in error and "damaged; skip it" in error, error
+    assert "upload that key pair" not in error
+    tasks.skip_stuck(rt, tenant_id, 4)

@@ -87,6 +87,12 @@ def private_keys(rt, tenant_id: int) -> dict[int, str]:
         return {k.version: rt.box.open(k.private_sealed) for k in s.scalars(select(ArchiveKey))}
 
 
+def proven_versions(rt, tenant_id: int) -> list[int]:
+    """The key versions that have decrypted messages."""
+    with rt.db.tenant_session(tenant_id) as s:
+        return list(s.scalars(select(ArchiveKey.version).where(ArchiveKey.used_at.is_not(None))))
+
+
 def source_for(rt, tenant: Tenant):
     """The tenant's archive source, by configuration; None when archiving is off."""
     from siyu.wecom import archive
@@ -94,13 +100,21 @@ def source_for(rt, tenant: Tenant):
     if tenant.archive_mode == "off" or not tenant.archive_secret_sealed:
         return None
     secret = rt.box.open(tenant.archive_secret_sealed)
-    keys = private_keys(rt, tenant.id)
+    keys, proven = private_keys(rt, tenant.id), proven_versions(rt, tenant.id)
     if tenant.archive_mode == "sdk":
         proxy, passwd = archive.sdk_proxy()
         return archive.SdkArchiveSource(
-            tenant.archive_sdk_path, tenant.corp_id, secret, keys, proxy, passwd=passwd
+            tenant.archive_sdk_path,
+            tenant.corp_id,
+            secret,
+            keys,
+            proxy,
+            passwd=passwd,
+            proven_versions=proven,
         )
-    return archive.HttpArchiveSource(rt.settings.wecom_base_url, tenant.corp_id, secret, keys)
+    return archive.HttpArchiveSource(
+        rt.settings.wecom_base_url, tenant.corp_id, secret, keys, proven_versions=proven
+    )
 
 
 class NotStuckThere(ValueError):

@@ -148,6 +148,11 @@ def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPriv
 
 
 _MIN_RANDOM_KEY = 8
+_DAMAGED = (
+    "publickey_ver {ver} 的私钥解得开其他消息，这条消息的 encrypt_random_key 已损坏，可跳过"
+    " / the key of publickey_ver {ver} decrypts the other messages: this one's encrypt_random_key"
+    " is damaged; skip it"
+)
 
 
 def rsa_decrypt_random_key(
@@ -366,10 +371,14 @@ class ChatDataPipeline:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         concurrency: int = 8,
+        proven_versions: Iterable[int] = (),
     ) -> None:
         self._fetch_chatdata = fetch_chatdata
         self._decrypt_data = decrypt_data
         self.private_keys = load_private_keys(private_keys)
+        # versions whose key has decrypted messages: one of theirs that fails is damaged, and
+        # asking for the key pair again (10007) would send the admin after the wrong thing
+        self.proven_versions = set(proven_versions)
         self._fingerprints: dict[int, str] = {}
         self.retries = retries
         self.backoff_base = backoff_base
@@ -452,10 +461,14 @@ class ChatDataPipeline:
                 msgid=msgid,
             )
         try:
-            return rsa_decrypt_random_key(str(item.get("encrypt_random_key") or ""), key)
+            random_key = rsa_decrypt_random_key(str(item.get("encrypt_random_key") or ""), key)
         except ArchiveError as exc:
-            detail = f"publickey_ver {ver}: {exc.detail}"
-            raise ArchiveError(exc.code, detail, retryable=False, seq=seq, msgid=msgid) from None
+            code, detail = exc.code, f"publickey_ver {ver}: {exc.detail}"
+            if code == 10007 and ver in self.proven_versions:
+                code, detail = 10006, _DAMAGED.format(ver=ver)
+            raise ArchiveError(code, detail, retryable=False, seq=seq, msgid=msgid) from None
+        self.proven_versions.add(ver)
+        return random_key
 
     def random_keys(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
         """The random keys of a batch's items (blocking), decrypted on _RSA_THREADS in
@@ -604,6 +617,7 @@ class SdkArchiveSource:
         passwd: str | None = None,
         retries: int = 3,
         backoff_base: float = 0.5,
+        proven_versions: Iterable[int] = (),
     ) -> None:
         if not corp_id or not secret:
             raise ValueError("corp_id and the 会话存档 secret are required")
@@ -622,6 +636,7 @@ class SdkArchiveSource:
             private_keys,
             retries=retries,
             backoff_base=backoff_base,
+            proven_versions=proven_versions,
         )
 
     def __repr__(self) -> str:
@@ -686,6 +701,7 @@ class HttpArchiveSource:
         retries: int = 3,
         backoff_base: float = 0.5,
         concurrency: int = 8,
+        proven_versions: Iterable[int] = (),
         **client_options: Any,
     ) -> None:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -702,6 +718,7 @@ class HttpArchiveSource:
             retries=retries,
             backoff_base=backoff_base,
             concurrency=concurrency,
+            proven_versions=proven_versions,
         )
 
     def __repr__(self) -> str:

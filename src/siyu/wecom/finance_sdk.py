@@ -13,9 +13,12 @@ before the slice is freed.
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import json
 import os
+import platform
+import sys
 import threading
 from typing import Any
 
@@ -122,6 +125,39 @@ def check_path(path: str, here: bool = False) -> None:
             f"请填写 SDK 的完整路径，如 /opt/wecom/{LIB_NAME} / the full path is needed: a bare file name"
             " is not looked for in Siyu's folder when the worker loads it"
         )
+    if here and (why := unloadable_here(path)):
+        raise ValueError(why)
+
+
+class SdkNotLoaded(OSError):
+    """The SDK file is missing, built for another machine, or lacks a function of WeCom's header."""
+
+
+# ELF e_machine of the SDK builds WeCom offers (x86_64, arm64) and of their 32-bit kin
+_MACHINES = {3: "x86", 40: "arm", 62: "x86_64", 183: "aarch64"}
+_HERE = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+
+
+def unloadable_here(path: str) -> str | None:
+    """Why the file at `path` cannot be loaded on this machine, where its first bytes tell:
+    glibc says "No such file or directory" for a library of another architecture, and the
+    setup page had checked that the file is there."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return None  # (missing: the loader says so itself)
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        if not sys.platform.startswith("linux"):
+            return None  # (a stand-in built for tests on a Mac)
+        return f"这不是 Linux 的共享库（.so）/ {path} is not a Linux shared library"
+    machine = _MACHINES.get(int.from_bytes(head[18:20], "little" if head[5] == 1 else "big"))
+    if machine is not None and machine != _HERE:
+        return (
+            f"这是 {machine} 版的 SDK，本机是 {_HERE}，请换用 {_HERE} 版"
+            f" / {path} is the SDK built for {machine}; this machine is {_HERE}: use that build"
+        )
+    return None
 
 
 def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
@@ -134,7 +170,10 @@ def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
         lib = _libs.get(path)
         if lib is not None:
             return lib
-        lib = ctypes.CDLL(path)
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise SdkNotLoaded(unloadable_here(path) or f"无法加载 SDK / cannot load {path}: {exc}") from None
         vp, cp = ctypes.c_void_p, ctypes.c_char_p
         signatures: dict[str, tuple[Any, list[Any]]] = {
             "NewSdk": (vp, []),
@@ -152,7 +191,16 @@ def load_library(lib_path: str | os.PathLike[str]) -> ctypes.CDLL:
             "GetSliceLen": (ctypes.c_int, [vp]),
         }
         for name, (restype, argtypes) in signatures.items():
-            fn = getattr(lib, name)
+            try:
+                fn = getattr(lib, name)
+            except AttributeError:
+                # unloaded: glibc would hand this very library back for the path, the right
+                # file put there since included, until the worker restarted
+                _ctypes.dlclose(lib._handle)
+                raise SdkNotLoaded(
+                    f"{path} 缺少函数 {name}，不是完整的企业微信会话存档 SDK"
+                    f" / {path} lacks {name}: not (all of) WeCom's finance SDK"
+                ) from None
             fn.restype = restype
             fn.argtypes = argtypes
         _libs[path] = lib
