@@ -6,12 +6,15 @@ alone had taken them for a member who left and a blank newcomer.)"""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from siyu.conversations.models import Conversation
 from siyu.customers.models import Customer, Follow
+from siyu.db import utcnow
 from siyu.intake.models import CallbackEvent
 from siyu.intake.tasks import _renamed
 from siyu.sla.models import SlaWait
@@ -169,7 +172,7 @@ def test_a_rename_handled_after_a_sync_read_the_new_userid_keeps_one_member(stac
         s.add(Staff(userid=NEW, name="张三", active=True, wecom_status=1, departments=[2], main_department=2))
     for _ in range(2):
         with stack.session() as s:
-            _renamed(s, OLD, NEW)
+            _renamed(s, OLD, NEW, utcnow())
     with stack.session() as s:
         rows = [
             (m.userid, m.active, m.wecom_status, m.call_phone)
@@ -196,7 +199,7 @@ def test_rename_after_the_member_signed_in_under_the_new_userid_keeps_their_logi
     with stack.session() as s:  # he signs in through WeCom: OAuth names NEW
         tenancy.person_for_staff(s, s.get(Tenant, stack.tenant_id), NEW)
     with stack.session() as s:
-        _renamed(s, OLD, NEW)  # raised IntegrityError: uq (tenant_id, staff_userid)
+        _renamed(s, OLD, NEW, utcnow())  # raised IntegrityError: uq (tenant_id, staff_userid)
     with stack.session() as s:
         again = tenancy.person_for_staff(s, s.get(Tenant, stack.tenant_id), NEW)
         assert (again.id, again.role) == (admin_id, "admin")
@@ -224,7 +227,7 @@ def test_a_channels_tags_still_to_go_to_wecom_follow_the_renamed_member(stack):
         ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
         wait_for(lambda: follow_of(stack, ext))
         with stack.session() as s:
-            _renamed(s, OLD, NEW)
+            _renamed(s, OLD, NEW, utcnow())
         with stack.session() as s:
             pending = s.scalars(
                 select(OutboxMessage.payload).where(
@@ -234,3 +237,116 @@ def test_a_channels_tags_still_to_go_to_wecom_follow_the_renamed_member(stack):
     finally:
         stack.control("DELETE", "/faults")
     assert [p["userid"] for p in pending] == [NEW]
+
+
+# ---- what WeCom sent before the rename, pulled or handled after it
+
+
+def test_a_message_sent_before_the_rename_and_pulled_after_waits_on_the_member(stack):
+    """冯女士 asks 张三 just before the admin changes his userid; the archive is pulled after the
+    rename was handled (the archive lists a message some time after it was sent). Its record
+    names 张三 by the old userid. His reply (under the new userid) must answer it, and the
+    card must reach him: not a second chat with a member Siyu no longer has."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    with stack.session() as s:
+        save_policy(s, quiet_hours=[])
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.chat(ext, OLD, "请问这个型号多少钱？有现货吗")  # in WeCom's archive, not yet pulled
+    renamed(stack, OLD, NEW)
+    stack.enable_archive()  # now Siyu pulls
+
+    def chats():
+        with stack.session() as s:
+            q = select(Conversation.key, Conversation.awaiting_since).where(
+                Conversation.external_userid == ext
+            )
+            return s.execute(q).all()
+
+    wait_for(lambda: any(a for _, a in chats()), timeout=20)
+    with stack.session() as s:
+        waits = s.scalars(select(SlaWait.staff_userid).where(SlaWait.closed_at.is_(None))).all()
+    assert ([k for k, _ in chats()], waits) == ([f"single:{ext}:{NEW}"], [NEW])
+
+
+def test_a_group_members_invitor_keeps_the_members_name_after_the_rename(stack):
+    """冯女士 joined 张三's group, invited by 张三. After his userid changes her profile's
+    groups must still say 邀请人 张三, not the raw old userid."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    made = stack.control(
+        "POST", stack.corp_path("/group_chats"), json={"owner": OLD, "name": "VIP群", "wait": True}
+    )
+    chat_id = made["group_chat"]["chat_id"]
+    stack.control(
+        "POST",
+        stack.corp_path(f"/group_chats/{chat_id}/members"),
+        json={"members": [ext], "join_scene": 1, "invitor": OLD, "wait": True},
+    )
+    with stack.session() as s:
+        cid = s.scalar(select(Customer.id).where(Customer.external_userid == ext))
+    admin = SignedIn(stack.rt, stack.tenant_id, "admin")
+
+    def groups():
+        return admin("GET", f"/api/v1/customers/{cid}").json().get("groups") or []
+
+    wait_for(lambda: groups(), timeout=20)
+    assert groups()[0]["invitor_name"] == "张三"
+    renamed(stack, OLD, NEW)
+    g = groups()[0]
+    assert (g["owner_name"], g["invitor_userid"], g["invitor_name"]) == ("张三", NEW, "张三")
+
+
+def _deliver_late(st, xml: str, kind: str = "change_contact/update_user") -> None:
+    with st.session() as s:
+        event = CallbackEvent(kind=kind, digest=hashlib.sha256(xml.encode()).hexdigest(), xml=xml)
+        s.add(event)
+        s.flush()
+        event_id = event.id
+    st.rt.wake()
+    assert wait_for(
+        lambda: st.event_statuses([event_id]) != ["pending"] and st.event_statuses([event_id]), timeout=20
+    ) == ["done"]
+
+
+def test_a_loss_from_before_the_rename_handled_after_it_ends_the_members_follow(stack):
+    """冯女士 deletes 张三 a moment before his userid is changed; that del_follow_user (naming
+    him by the old userid) is handled only after the rename (held back, retried). 冯女士 must
+    be 张三's lost customer and 张三 alerted: not still his active customer beside a
+    second, departed 'zhangsan' who lost her."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "冯女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    url = stack.rt.settings.callback_url(stack.slug)
+    stack.control("PATCH", stack.corp_path(""), json={"callback_url": ""})
+    lost = stack.control("POST", stack.corp_path(f"/customers/{ext}/remove_staff"), json={"userid": OLD})
+    stack.control("PATCH", stack.corp_path(""), json={"callback_url": url})
+    renamed(stack, OLD, NEW)
+    _deliver_late(stack, lost["inner_xml"], "change_external_contact/del_follow_user")
+    with stack.session() as s:
+        rows = s.execute(
+            select(Follow.staff_userid, Follow.status)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(Customer.external_userid == ext)
+        ).all()
+    time.sleep(2)
+    alerts = [m["recipients"] for m in stack.app_messages() if "客户流失提醒" in str(m["payload"])]
+    # now: [('zhangsan01', 'active'), ('zhangsan', 'lost')] and no alert to 张三
+    assert (sorted(rows), NEW in sum(alerts, [])) == ([(NEW, "lost")], True), alerts
+
+
+def test_a_userid_is_the_renamed_members_only_for_what_was_sent_before_the_rename():
+    """WeCom frees the old userid: a new member may get it. What was sent under it after the
+    rename is the new member's; a second rename chains."""
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    renames = tenancy.Renames([(OLD, NEW, at), ("zhangsan01", "zs", at + timedelta(days=30))])
+    assert renames.now(OLD, at - timedelta(minutes=1)) == "zs"  # (a message lost for a month)
+    assert renames.now(OLD, at + timedelta(milliseconds=500)) == "zs"  # the same second as the event
+    assert renames.now(OLD, at + timedelta(minutes=1)) == OLD  # the new 张三
+    assert renames.now(NEW, at + timedelta(days=1)) == "zs"
+    assert renames.now("lisi", at - timedelta(minutes=1)) == "lisi"
+    assert not tenancy.Renames([])

@@ -26,13 +26,14 @@ from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
-from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, GroupChat, Message
+from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, GroupChat, GroupMember, Message
 from siyu.conversations.render import EVENT_TYPES, WORDLESS_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
 from siyu.db.renames import rename_in
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
+from siyu.tenancy.service import Renames, renames
 from siyu.wecom.archive import key_fingerprint, load_private_keys
 
 # A WeCom external user id starts with wm/wo (customers) or wb (robots); staff ids do not. A
@@ -138,8 +139,9 @@ def _is_external(user: str, staff: set[str]) -> bool:
     return user not in staff and user.startswith(EXTERNAL_PREFIXES)
 
 
-def _sender_and_to(message: dict) -> tuple[str, list[str]]:
-    """Who sent a message and to whom, as its conversation sees them."""
+def _sender_and_to(message: dict, renames: Renames | None = None) -> tuple[str, list[str]]:
+    """Who sent a message and to whom, as its conversation sees them: a member renamed since
+    by the userid they have now."""
     sender = message.get("from", "") or message.get("user", "")
     tolist = message.get("tolist") or []
     roomid = message.get("roomid", "") or ""
@@ -148,12 +150,15 @@ def _sender_and_to(message: dict) -> tuple[str, list[str]]:
         # is someone else, is the staff member of the chat (WeCom's own example sends it to them)
         staff_of = (message.get(message["msgtype"]) or {}).get("userid")
         tolist = [staff_of] if staff_of and staff_of != sender else tolist
+    if renames:
+        then = ms_to_datetime(message.get("msgtime") or message.get("time"))
+        sender, tolist = renames.now(sender, then), [renames.now(u, then) for u in tolist[:1]] + tolist[1:]
     return sender, tolist
 
 
-def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
+def _parse(seq: int, msgid: str, message: dict, staff: set[str], renames: Renames | None = None) -> _Parsed:
     action = message.get("action", "send")
-    sender, tolist = _sender_and_to(message)
+    sender, tolist = _sender_and_to(message, renames)
     sent_at = ms_to_datetime(message.get("msgtime") or message.get("time"))
     roomid = message.get("roomid", "") or ""
     key, kind, ext, userid, direction = None, "", "", "", "internal"
@@ -176,17 +181,17 @@ def _parse(seq: int, msgid: str, message: dict, staff: set[str]) -> _Parsed:
     )
 
 
-def _chat_of(message: dict) -> str | None:
+def _chat_of(message: dict, renames: Renames | None = None) -> str | None:
     """What a message's conversation is made from: its room, or the pair who chat (the pair,
     unordered, makes a 1:1 conversation's key whichever of them is staff); None if neither."""
     if roomid := message.get("roomid"):
         return roomid
-    sender, tolist = _sender_and_to(message)
+    sender, tolist = _sender_and_to(message, renames)
     other = (tolist or [""])[0]
     return f"{min(sender, other)}|{max(sender, other)}" if sender and other else None
 
 
-def partition(items: Sequence, parts: int) -> list[list]:
+def partition(items: Sequence, parts: int, renames: Renames | None = None) -> list[list]:
     """A batch split into `parts` by conversation, for storing the parts at once in
     transactions of their own (siyu.conversations.tasks.store_batch): every message of a
     conversation in the same part, a recall in the part of its original when that is in
@@ -198,7 +203,7 @@ def partition(items: Sequence, parts: int) -> list[list]:
     part_of_msgid: dict[str, int] = {}
 
     def part_of(message: dict) -> int:
-        chat = _chat_of(message)
+        chat = _chat_of(message, renames)
         return zlib.crc32(chat.encode()) % parts if chat else 0
 
     recalls = []
@@ -212,7 +217,7 @@ def partition(items: Sequence, parts: int) -> list[list]:
         original = ((item.message.get("revoke") or {}).get("pre_msgid")) or ""
         if original in part_of_msgid:
             out[part_of_msgid[original]].append(item)
-        elif _chat_of(item.message) is None:
+        elif _chat_of(item.message, renames) is None:
             return [list(items)]
         else:
             out[part_of(item.message)].append(item)
@@ -546,8 +551,8 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         fresh.setdefault(i.msgid, i)
     if not fresh:
         return {"stored": 0, "duplicates": 0}
-    staff = _staff_among(session, fresh.values())
-    parsed = [_parse(i.seq, i.msgid, i.message, staff) for i in fresh.values()]
+    staff, renamed = _staff_among(session, fresh.values()), renames(session)
+    parsed = [_parse(i.seq, i.msgid, i.message, staff, renamed) for i in fresh.values()]
     parsed.sort(key=lambda p: (p.sent_at, p.item_seq))
     conversations = _conversations(session, parsed)
     echoes = _siyu_sent(session, parsed, conversations)
@@ -1181,7 +1186,7 @@ def rename_member(session: Session, old: str, new: str) -> None:
         key = f"single:{chat.external_userid}:{new}"
         if key not in taken:
             chat.staff_userid, chat.key = new, key
-    for column in (Message.sender, GroupChat.owner_userid):
+    for column in (Message.sender, GroupChat.owner_userid, GroupMember.invitor):
         rename_in(session, column, old, new)
     session.flush()
 

@@ -35,6 +35,7 @@ from siyu.db.threads import in_system, in_tenant
 from siyu.intake.service import mark_done
 from siyu.tenancy import tasks as tenancy_tasks
 from siyu.tenancy.models import Tenant
+from siyu.tenancy.service import renames
 from siyu.wecom.archive import storable_text
 from siyu.wecom.finance_sdk import ArchiveError
 
@@ -183,7 +184,9 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
         cursor = _cursor(s)
         fresh = [i for i in items if i.seq > cursor.seq]  # another worker may have stored some
         parts = parts_for(rt.db, len(fresh), parts)
-        split = [part for part in service.partition(fresh, parts) if part] if parts > 1 else [fresh]
+        split = (
+            [part for part in service.partition(fresh, parts, renames(s)) if part] if parts > 1 else [fresh]
+        )
         if len(split) > 1:
             counts = _store_in_parts(rt, tenant_id, split)
         elif fresh:

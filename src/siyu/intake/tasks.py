@@ -8,7 +8,7 @@ meanwhile."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -48,11 +48,11 @@ HANDLERS = {
 }
 
 
-def _renamed(s, old: str, new: str) -> None:
+def _renamed(s, old: str, new: str, at: datetime) -> None:
     """A member's userid changed (update_user with NewUserID): everything of theirs follows,
     in one transaction, before the sync reads the directory (which names them by the new one
     only: the old would have left, and a blank member come)."""
-    if tenancy_service.rename_member(s, old, new):
+    if tenancy_service.rename_member(s, old, new, at):
         conversation_service.rename_member(s, old, new)
         customer_service.rename_member(s, old, new)
         sla_service.rename_member(s, old, new)
@@ -61,7 +61,9 @@ def _renamed(s, old: str, new: str) -> None:
 async def _on_directory_changed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     old, new = fields.get("UserID", ""), fields.get("NewUserID", "")
     if old and new and new != old:
-        await in_tenant(rt.db, tenant_id, _renamed, old, new)
+        await in_tenant(
+            rt.db, tenant_id, _renamed, old, new, customer_service.from_unix(fields.get("CreateTime"))
+        )
     # by when Siyu had the event (its clock, as the sync's: WeCom's CreateTime may run apart)
     received = await in_tenant(rt.db, tenant_id, lambda s: s.get(CallbackEvent, event_id).received_at)
     await staff_tasks.sync_after(rt, tenant_id, received)

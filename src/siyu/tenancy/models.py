@@ -93,6 +93,20 @@ class Staff(TenantOwned, Base):
     unarchived_since: Mapped[datetime | None]
 
 
+class MemberRename(TenantOwned, Base):
+    """A member's userid WeCom changed (update_user with NewUserID), and when: the archive's
+    messages and the events sent before then name the old one, and are pulled or handled after
+    (siyu.tenancy.service.Renames). The old userid may later be another member's."""
+
+    __tablename__ = "member_renames"
+    __table_args__ = (Index("ix_member_renames_tenant_old", "tenant_id", "old_userid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    old_userid: Mapped[str] = mapped_column(String(64))
+    new_userid: Mapped[str] = mapped_column(String(64))
+    renamed_at: Mapped[datetime]  # the event's CreateTime: WeCom's clock, as msgtime is
+
+
 class Person(TenantOwned, Base):
     """Someone who logs in to Siyu's web UI: an admin, supervisor or agent.
 

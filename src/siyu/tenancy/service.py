@@ -6,6 +6,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -17,7 +18,15 @@ from siyu.db import locks, utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.db.renames import renamed
 from siyu.tenancy import timezones
-from siyu.tenancy.models import STAFF_LEFT, STAFF_NOT_ACTIVATED, Department, Person, Staff, Tenant
+from siyu.tenancy.models import (
+    STAFF_LEFT,
+    STAFF_NOT_ACTIVATED,
+    Department,
+    MemberRename,
+    Person,
+    Staff,
+    Tenant,
+)
 from siyu.tenancy.queries import members_left
 from siyu.visible_names import tidy_name
 from siyu.wecom import finance_sdk
@@ -475,14 +484,17 @@ _SYNCED = (
 )  # fmt: skip
 
 
-def rename_member(session: Session, old: str, new: str) -> bool:
-    """WeCom changed a member's userid (change_contact update_user with NewUserID; allowed once):
-    the same member, their Siyu-only fields (the number calls ring, their login and role) kept
-    under the new one. A row the sync made for the new userid meanwhile gives way. Lists of
-    leaders follow. False when no member has `old` (done already: the event retried)."""
+def rename_member(session: Session, old: str, new: str, at: datetime) -> bool:
+    """WeCom changed a member's userid at `at` (change_contact update_user with NewUserID;
+    allowed once): the same member, their Siyu-only fields (the number calls ring, their login
+    and role) kept under the new one. A row the sync made for the new userid meanwhile gives
+    way. Lists of leaders follow, and what names `old` from before `at`, pulled or handled
+    later, is theirs (`Renames`). False when no member has `old` (done already: the event
+    retried)."""
     member = session.scalar(select(Staff).where(Staff.userid == old))
     if member is None:
         return False
+    session.add(MemberRename(old_userid=old, new_userid=new, renamed_at=at))
     made = session.scalar(select(Staff).where(Staff.userid == new))
     if made is not None:  # (WeCom's directory as the sync read it since: the member as they are)
         for field in _SYNCED:
@@ -511,6 +523,50 @@ def rename_member(session: Session, old: str, new: str) -> bool:
             person.login = f"{slug}/{new}"
     session.flush()
     return True
+
+
+class Renames:
+    """Who a userid named then is now: the member it was renamed to, for what was sent or done
+    before the rename (a message pulled, an event handled, after it)."""
+
+    def __init__(self, rows) -> None:
+        self._by_old: dict[str, list[tuple[datetime, str]]] = {}
+        for old, new, at in sorted(rows, key=lambda row: row[2]):
+            # CreateTime counts whole seconds: a message of the rename's second, under the old
+            # userid, was sent before it
+            self._by_old.setdefault(old, []).append((at + timedelta(seconds=1), new))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_old)
+
+    def now(self, userid: str, then: datetime) -> str:
+        for _ in range(len(self._by_old)):  # (WeCom allows one rename a member: a chain ends)
+            # the first rename after `then`: a userid freed by one may be a new member's since
+            later = next((new for at, new in self._by_old.get(userid, ()) if then < at), None)
+            if later is None:
+                break
+            userid = later
+        return userid
+
+
+def renames(session: Session) -> Renames:
+    rows = session.execute(select(MemberRename.old_userid, MemberRename.new_userid, MemberRename.renamed_at))
+    return Renames(rows.all())
+
+
+def named_now(session: Session, fields: dict) -> dict:
+    """A callback event's fields with its UserID as the member is named now: one WeCom sent
+    before their rename and Siyu handled after it names the old userid, which is nobody's."""
+    userid, sent = fields.get("UserID") or "", _event_time(fields.get("CreateTime"))
+    now = renames(session).now(userid, sent) if userid and sent else userid
+    return fields if now == userid else {**fields, "UserID": now}
+
+
+def _event_time(value) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
