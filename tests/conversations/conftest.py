@@ -24,6 +24,7 @@ from tests.web import conftest as web
 emu_url = web.emu_url
 web_settings = web.web_settings
 siyu = web.siyu
+siyu_socket = web.siyu_socket
 world = web.world
 as_role = web.as_role
 browser_type_launch_args = web.browser_type_launch_args

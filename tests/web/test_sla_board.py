@@ -603,6 +603,28 @@ def test_a_snooze_says_who_held_the_reminders_back_and_when(as_role, db, world):
     assert agent.get(f"/api/v1/conversations/{cid}").json()["snooze"] is None  # nothing waits
 
 
+def test_a_snooze_made_on_another_day_says_its_date(as_role, db, world):
+    """A 24-hour snooze made yesterday, read today: the chat said （你 01:34 暂缓）, as if made
+    a minute ago. A time of another day carries its date, as the board's and the cards' do."""
+    agent = as_role("agent")
+    sfx = uuid.uuid4().hex[:8]
+    with db.tenant_session(world.a.id) as s:
+        asked = _text(sfx, 1, f"wmday{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30)
+        conversations.ingest(s, [asked], default_classifier().classify)
+        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmday{sfx}"))
+    r = agent.post(
+        f"/api/v1/conversations/{cid}/snooze", json={"minutes": 1440}, headers={"X-CSRF-Token": agent.csrf}
+    )
+    assert r.status_code == 200, r.text
+    with db.tenant_session(world.a.id) as s:  # made a day and an hour ago, still running
+        wait = s.scalar(select(SlaWait).where(SlaWait.conversation_id == cid, SlaWait.closed_at.is_(None)))
+        made = wait.snoozed_at - timedelta(hours=25)
+        wait.snoozed_at = made
+        wait.snoozes = {k: {**e, "at": made.isoformat()} for k, e in wait.snoozes.items()}
+    page = agent.get(f"/conversations/{cid}").text
+    assert f"（你 {made.astimezone(SHANGHAI):%m-%d %H:%M} 暂缓）" in page, page
+
+
 def test_the_conversation_list_api_says_which_waits_are_snoozed_as_the_list_page_does(as_role, db, world):
     """The agent snoozes a wait: the list page's row says 提醒已暂缓至 …, while the list API
     gave `snooze: null` for the same row ("not, or no longer"), so an integration listing the

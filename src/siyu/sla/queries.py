@@ -1092,6 +1092,19 @@ def open_wait_call(session: Session, conversation_id: int, now: datetime) -> Ope
     return OpenWaitCall(max(held.values(), default=None), policy)
 
 
+def marked_by(session: Session, conversation_id: int, by: str) -> bool:
+    """Whether the chat's wait to close last was marked 无需回复 by `by` (the name they signed
+    in as): a second tap of the button (a slow network, a form sent again) finds nothing
+    waiting because of their own first."""
+    last = session.execute(
+        select(SlaWait.close_reason, SlaWait.closed_by)
+        .where(SlaWait.conversation_id == conversation_id, SlaWait.closed_at.is_not(None))
+        .order_by(SlaWait.closed_at.desc(), SlaWait.id.desc())
+        .limit(1)
+    ).first()
+    return last is not None and last.close_reason == "dismissed" and last.closed_by == by
+
+
 def board(session: Session, now: datetime) -> dict:
     """The SLA board: who waits now (longest first), today's breaches and response times."""
     start, end = day_bounds(session, now)

@@ -316,7 +316,9 @@ def _mark(request: Request, viewer, conversation_id: int, shown: str | None) -> 
         at = request.app.state.rt.now()
         try:
             if not service.dismiss(s, conversation_id, at, by=viewer.signature, msgid=shown):
-                return "not_waiting", ""
+                # (their own first tap: what they asked for is done)
+                marked = sla_queries.marked_by(s, conversation_id, viewer.signature)
+                return ("dismissed" if marked else "not_waiting"), ""
         except service.WroteAgain as refused:
             return "changed", refused.newest
         except service.NotItsMessage:  # (a form edited by hand: the page's names its own)

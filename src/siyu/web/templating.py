@@ -85,6 +85,15 @@ def when(ctx, value: datetime | None) -> str:
 
 
 @pass_context
+def past(ctx, value: datetime | None) -> str:
+    """`{{ at|past }}`: a time gone by near now (a snooze made): HH:MM today, else MM-DD HH:MM
+    (a 24-hour snooze made yesterday at 01:34 had read as made a minute ago)."""
+    if value is None:
+        return ""
+    return of_the_day(value, ctx.get("tz"), ctx["request"].app.state.rt.now())
+
+
+@pass_context
 def dated(ctx, value: datetime) -> str:
     """`{{ at|dated }}`: a time past on a list of many years (a customer's timeline): MM-DD HH:MM
     in the tenant's current year, YYYY-MM-DD HH:MM in another (last year's add and this year's
@@ -150,6 +159,7 @@ def linked(text: str) -> Markup:
 templates.env.filters["local"] = local
 templates.env.filters["linked"] = linked
 templates.env.filters["when"] = when
+templates.env.filters["past"] = past
 templates.env.filters["dated"] = dated
 templates.env.filters["percent"] = percent
 templates.env.filters["named"] = named
