@@ -83,6 +83,25 @@ def test_a_snippet_does_not_cut_a_latin_word_in_half():
     assert search.snippet("abc" * 40, parse_query("zzz"))[0].startswith("abcabc")  # no word boundary: cut
 
 
+def test_a_longer_term_is_marked_whole_not_only_the_shorter_one_inside_it():
+    """The shorter span came first and the longer, overlapping, was dropped: iPhone of iPhone15."""
+    text, spans = search.snippet("新款 iPhone15 到货了", parse_query("iphone iphone15"))
+    assert [text[s:e] for s, e in spans] == ["iPhone15"]
+    text, spans = search.snippet("能便宜点吧", parse_query("便宜 便宜点"))
+    assert [text[s:e] for s, e in spans] == ["便宜点"]
+
+
+def test_the_snippet_shows_the_word_that_matched_not_letters_inside_another():
+    """The index finds a latin word by its start: the message below is found for its "pro",
+    and the snippet had centred on the "pro" of "approve", cutting the real match away."""
+    text, spans = search.snippet("我想问下 approve 这个" + "的" * 60 + " pro 版本多少钱", parse_query("pro"))
+    assert "pro 版本" in text and "approve" not in text and [text[s:e] for s, e in spans] == ["pro"]
+    text, spans = search.snippet("单号 SF1234567890，尾号 1234", parse_query("1234"))
+    assert [(s, text[s:e]) for s, e in spans] == [(text.rindex("1234"), "1234")]
+    text, spans = search.snippet("订单 20261204123 已发货", parse_query("1204"))  # a number's tail
+    assert [text[s:e] for s, e in spans] == ["1204"]
+
+
 def test_ddl_is_per_engine_and_idempotent(db):
     assert any("fts5" in s for s in search.search_ddl("sqlite"))
     assert any("gin" in s and "to_tsvector" in s for s in search.search_ddl("postgresql"))

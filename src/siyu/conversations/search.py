@@ -521,6 +521,28 @@ def _in_word(text: str, at: int) -> bool:
     return before.isascii() and before.isalnum() and after.isascii() and after.isalnum()
 
 
+def _word_char(c: str) -> bool:
+    return c.isalnum() and not _CJK_ONE.match(c)
+
+
+_CJK_ONE = re.compile(_CJK)
+
+
+def _found_at(folded: str, start: int) -> bool:
+    """Whether the index finds a word at `start` (it matches words as prefixes): at a word's
+    start, or inside a number where one of its tails begins. Not "pro" inside "approve", nor
+    1234 inside SF1234567890: the snippet had centred on those and cut off the real match."""
+    if start == 0 or not _word_char(folded[start - 1]):
+        return True
+    begin, end = start, start
+    while begin > 0 and _word_char(folded[begin - 1]):
+        begin -= 1
+    while end < len(folded) and _word_char(folded[end]):
+        end += 1
+    number = folded[begin:end]
+    return number.isdigit() and 3 < len(number) <= MAX_NUMBER and 3 <= end - start <= TAIL_DIGITS
+
+
 def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     """A window of `text` around the first match, and the matched spans in it."""
     text = " ".join((text or "").split())
@@ -528,13 +550,16 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     terms = sorted({t for t in query.terms if t}, key=len, reverse=True)
     spans: list[tuple[int, int]] = []
     for term in terms:
+        word = _word_char(term[0])
         if len(term) >= 3 and term.isdigit():  # found through its groups too: 138-1234-5678
-            spans += [(m.start(), m.end()) for m in re.finditer("[-, ]?".join(term), folded)]
+            found = re.finditer("[-, ]?".join(term), folded)
+            spans += [(m.start(), m.end()) for m in found if _found_at(folded, m.start())]
             continue
         start = folded.find(term)
         while start >= 0:
-            spans.append((start, start + len(term)))
-            start = folded.find(term, start + len(term))
+            if not word or _found_at(folded, start):
+                spans.append((start, start + len(term)))
+            start = folded.find(term, start + 1)
     first = min((s for s, _ in spans), default=0)
     lo = max(0, first - SNIPPET_BEFORE)
     hi = min(len(text), first + SNIPPET_AFTER)
@@ -553,9 +578,13 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     shift = len(prefix) - lo
     shown: list[tuple[int, int]] = []
     for s, e in sorted(spans):
-        s, e = max(s, lo), min(e, hi)
-        if s < e and not (shown and s < shown[-1][1] - shift):
-            shown.append((s + shift, e + shift))
+        s, e = max(s, lo) + shift, min(e, hi) + shift
+        if s >= e:
+            continue
+        if shown and s <= shown[-1][1]:  # overlapping or touching: one mark (iPhone15 whole)
+            shown[-1] = (shown[-1][0], max(shown[-1][1], e))
+        else:
+            shown.append((s, e))
     return prefix + text[lo:hi] + suffix, shown
 
 
