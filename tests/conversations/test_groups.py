@@ -71,6 +71,20 @@ def test_unknown_rooms_are_asked_about_again_after_a_while(db, tenant_id):  # no
         assert groups.to_look_up(s, later, 20) == ["wrNew", "wrUnknown"]
 
 
+def test_a_staff_group_written_in_is_asked_about_again_for_its_name(db, tenant_id):  # noqa: F811
+    """WeCom calls back about no change of a group of staff only: its new name (销售内部群 →
+    销售一部群) had never been learnt. One written in since it was asked about is asked again."""
+    room = {"roomname": "销售内部群", "creator": "lisi", "members": [{"memid": "lisi"}]}
+    with db.tenant_session(tenant_id) as s:
+        for name, last in (("wrTalking", NOW + timedelta(hours=2)), ("wrQuiet", NOW - timedelta(hours=1))):
+            s.add(Conversation(key=f"group:{name}", kind="group", roomid=name, last_message_at=last))
+            groups.record_internal(s, name, room, NOW)
+    with db.tenant_session(tenant_id) as s:
+        assert groups.to_look_up(s, NOW + timedelta(hours=3), 20) == []
+        later = NOW + groups.RECHECK_AFTER + timedelta(seconds=1)
+        assert groups.to_look_up(s, later, 20) == ["wrTalking"]
+
+
 def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(stack):
     """A customer asks in the group: the list shows the group waiting since that message,
     to its owner (not to another agent), with no SLA wait opened; any staff member's reply
@@ -79,6 +93,7 @@ def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(sta
     from siyu.sla.models import SlaWait
     from tests.conversations.test_archive_e2e import Agent
     from tests.customers.test_acquisition import follow_of, make_channel
+    from tests.customers.test_tag_sync import signed_in
     from tests.support.stack import wait_for
 
     stack.enable_archive()
@@ -128,6 +143,8 @@ def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(sta
     )
     wait_for(lambda: group()["message_count"] == 4, timeout=15)
     assert group()["group_wait"] is None and group(group_waiting=True) is None
+    page = signed_in(stack).get(f"/conversations/{group()['id']}").text
+    assert "群机器人" in page and "未知联系人" not in page  # (had read as an unknown customer)
 
     again = stack.chat(ext, "", "能开发票吗？", roomid=room)
     wait_for(lambda: group()["group_wait"], timeout=15)
@@ -137,3 +154,11 @@ def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(sta
     assert group(group_waiting=True) is None
     with stack.session() as s:
         assert s.scalar(select(SlaWait)) is None
+
+    # asked, then removed from the group: nobody can answer them there any more
+    stack.chat(ext, "", "有优惠券吗？", roomid=room)
+    wait_for(lambda: group()["group_wait"], timeout=15)
+    gone = {"members": [ext], "removed": True, "wait": True}
+    stack.control("POST", stack.corp_path(f"/group_chats/{room}/leave"), json=gone)
+    assert wait_for(lambda: group()["group_wait"] is None, timeout=15)
+    assert group(group_waiting=True) is None

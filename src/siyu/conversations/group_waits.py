@@ -5,7 +5,8 @@ the conversation row, and ingest is unchanged. What a group owes is read from it
 messages when it is shown: its first customer message that needs a reply (the needs-reply
 classifier's verdict, stored at ingest, so 好的谢谢 owes nothing), not recalled, sent after
 the last message of any staff member that stands (not recalled). A dismissed group owes
-nothing: nobody can answer there any more, and a group's wait has no 无需回复 to clear it.
+nothing, nor does a customer who left the group since: nobody can answer there any more, and
+a group's wait has no 无需回复 to clear it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from siyu.conversations.models import Conversation, GroupChat, Message
+from siyu.conversations.models import Conversation, GroupChat, GroupMember, Message
 from siyu.conversations.render import EVENT_TYPES
+from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.db.base import UTCDateTime
 
@@ -61,9 +63,9 @@ def _open() -> ColumnElement[bool]:
     )
 
 
-def _owed(m, answered) -> list[ColumnElement[bool]]:
+def _owed(m, answered, roomid) -> list[ColumnElement[bool]]:
     """`m` (an alias of Message) is a customer message still owed a reply, staff having last
-    written in its group at `answered` (looked up once a group, not once a message)."""
+    written in its group (`roomid`) at `answered` (looked up once a group, not once a message)."""
     return [
         m.direction == "in",
         m.action == "send",
@@ -71,13 +73,29 @@ def _owed(m, answered) -> list[ColumnElement[bool]]:
         m.needs_reply.is_(True),
         # one comparison the (conversation, sent_at) index answers: "never" as the epoch
         m.sent_at > func.coalesce(answered, literal(_NEVER, UTCDateTime())),
+        ~_left_since(m, roomid),
     ]
+
+
+def _left_since(m, roomid) -> ColumnElement[bool]:
+    """The customer who wrote `m` is out of the group now (quit, or removed; back in, their
+    left_at is cleared): nobody can answer them there any more, as in a dismissed group."""
+    return (
+        select(GroupMember.id)
+        .join(Customer, Customer.id == GroupMember.customer_id)
+        .where(
+            GroupMember.chat_id == roomid,
+            Customer.external_userid == m.sender,
+            GroupMember.left_at.is_not(None),
+        )
+        .exists()
+    )
 
 
 def waiting() -> ColumnElement[bool]:
     """A group conversation (of the query's Conversation) with a customer message owed a reply."""
     m = aliased(Message)
-    owed = _owed(m, _last_staff_message(Conversation.id))
+    owed = _owed(m, _last_staff_message(Conversation.id), Conversation.roomid)
     return (
         (Conversation.kind == "group")
         & _open()
@@ -90,7 +108,7 @@ def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, Grou
     if not conversation_ids:
         return {}
     groups = (
-        select(Conversation.id, _last_staff_message(Conversation.id).label("answered"))
+        select(Conversation.id, Conversation.roomid, _last_staff_message(Conversation.id).label("answered"))
         .where(bulk.among(session, Conversation.id, conversation_ids), _open())
         .subquery()
     )
@@ -105,7 +123,7 @@ def group_waits(session: Session, conversation_ids: list[int]) -> dict[int, Grou
             func.row_number().over(partition_by=m.conversation_id, order_by=(m.sent_at, m.id)).label("rn"),
         )
         .join(groups, groups.c.id == m.conversation_id)
-        .where(*_owed(m, groups.c.answered))
+        .where(*_owed(m, groups.c.answered, groups.c.roomid))
         .subquery()
     )
     rows = session.execute(select(ranked).where(ranked.c.rn == 1))

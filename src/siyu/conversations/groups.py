@@ -41,8 +41,12 @@ NAME_LENGTH = 256
 
 def to_look_up(session: Session, now: datetime, limit: int) -> list[str]:
     """Rooms of stored group conversations that have no name yet: never looked up, or
-    unknown to WeCom when last asked over RECHECK_AFTER ago. Oldest conversations first."""
-    stale = and_(GroupChat.status == "unknown", GroupChat.checked_at < now - RECHECK_AFTER)
+    unknown to WeCom when last asked over RECHECK_AFTER ago; and staff-only groups written in
+    since they were asked about that long ago (WeCom calls back about no change of theirs: a
+    new name is learnt only by asking again). Oldest conversations first."""
+    due = GroupChat.checked_at < now - RECHECK_AFTER
+    renamed_maybe = and_(GroupChat.status == "internal", Conversation.last_message_at > GroupChat.checked_at)
+    stale = and_(due, or_(GroupChat.status == "unknown", renamed_maybe))
     rows = session.execute(
         select(Conversation.roomid)
         .outerjoin(

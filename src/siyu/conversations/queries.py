@@ -25,6 +25,7 @@ from siyu.conversations import group_waits
 from siyu.conversations import search as search_index
 from siyu.conversations.models import Conversation, GroupChat, Message
 from siyu.conversations.render import EVENT_TYPES, address
+from siyu.conversations.service import ROBOT_PREFIX
 from siyu.customers.models import Customer, Follow
 from siyu.customers.queries import Reader, remarks_on, staff_names
 from siyu.db import bulk, paging
@@ -357,7 +358,15 @@ def _sender_names(session: Session, messages: list[Message], staff: dict[str, st
     externals = {m.sender for m in messages if m.sender and m.sender not in staff and m.direction == "in"}
     rooms = {str(m.body.get("roomid") or "") for m in messages if m.sender in externals and m.body} - {""}
     known = _external_names(session, externals, rooms)
-    return {**{e: known.get(e) or f"未知联系人…{e[-4:]}" for e in externals}, **staff}
+    return {**{e: known.get(e) or unknown_sender(e) for e in externals}, **staff}
+
+
+def unknown_sender(external_userid: str) -> str:
+    """A sender Siyu has no name for: a group robot (its posts, a report or a reminder, ask
+    nothing), or a group member who is nobody's customer here, by the end of their id."""
+    if external_userid.startswith(ROBOT_PREFIX):
+        return "群机器人"
+    return f"未知联系人…{external_userid[-4:]}"
 
 
 def _messages_by_msgid(session: Session, msgids: set[str]) -> dict[str, Message]:
@@ -566,7 +575,7 @@ def _group_wait_dict(w: group_waits.GroupWait | None, askers: dict[str, str], no
         "waiting_text": wait_text(waited),
         "msgid": w.msgid,
         "text": w.text,
-        "sender_name": askers.get(w.sender) or f"未知联系人…{w.sender[-4:]}",
+        "sender_name": askers.get(w.sender) or unknown_sender(w.sender),
     }
 
 
