@@ -385,6 +385,30 @@ def test_joins_and_leaves_land_from_the_event_when_wecom_refuses_the_lookup_for_
     assert (joined["name"], joined["joined_how"]) == ("会员答疑群", "扫描群二维码")
 
 
+def test_a_join_into_a_group_wecom_never_told_about_is_listed_as_its_timeline_says(stack):
+    """groupchat/get refused from the start (60011: the owner outside the app's range): the
+    add_member event's join lands on the timeline, and the page and API had said the customer
+    was in no group."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "冯先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    stack.control("POST", "/faults", json={"path": GROUPCHAT_GET, "errcode": 60011, "times": 1000})
+    made = stack.control(
+        "POST",
+        stack.corp_path("/group_chats"),
+        json={"owner": "lisi", "name": "老客户群", "members": ["zhangsan"]},
+    )
+    room = made["group_chat"]["chat_id"]
+    joined = {"members": [ext], "join_scene": 3, "wait": True}
+    stack.control("POST", stack.corp_path(f"/group_chats/{room}/members"), json=joined)
+    admin, cid = signed_in(stack), customer_id(stack, ext)
+    timeline = lambda: [e["text"] for e in admin.get(f"/api/v1/customers/{cid}/timeline").json()]  # noqa: E731
+    wait_for(lambda: any(t.startswith("加入客户群") for t in timeline()), 20)
+    [group] = admin.get(f"/api/v1/customers/{cid}").json()["groups"]
+    assert (group["chat_id"], group["name"], group["joined_how"]) == (room, f"群聊 {room}", "扫描群二维码")
+
+
 def test_a_leave_handled_after_the_dismissal_says_they_left_not_that_the_group_was_dismissed(stack):
     """赵 leaves, then the group is dismissed; WeCom is busy when the leave is handled, so the
     dismissal is handled first. The leave is asked again (busy is not for good), and when it

@@ -329,7 +329,8 @@ JOINED_HOW = {1: "由成员邀请", 2: "通过成员分享的群链接", 3: "扫
 def customer_groups(
     session: Session, viewer: Reader, customer_id: int, gone: dict[str, str] | None = None
 ) -> list[dict]:
-    """The customer groups the customer is in now, newest join first: for an agent, those
+    """The customer groups the customer is in now (one WeCom will not tell about included,
+    as its events told the join), newest join first: for an agent, those
     owned by a member they see, as the timeline's group entries (told on the owner's name).
     The group chats an agent may open follow a wider rule (siyu.conversations.queries: also
     those a member they see wrote in), so a chat they may open need not be listed here.
@@ -341,7 +342,8 @@ def customer_groups(
         .where(
             GroupMember.customer_id == customer_id,
             GroupMember.left_at.is_(None),
-            GroupChat.status == "active",
+            # unknown: WeCom refuses groupchat/get for it, and the join came from the event alone
+            GroupChat.status.in_(("active", "unknown")),
         )
         .order_by(GroupMember.joined_at.desc(), GroupMember.id.desc())
     )
@@ -354,7 +356,7 @@ def customer_groups(
     return [
         {
             "chat_id": group.chat_id,
-            "name": group.name,
+            "name": group.name or f"群聊 {group.chat_id}",  # (as its chat is titled)
             "owner_userid": group.owner_userid,
             "owner_name": names.get(group.owner_userid, group.owner_userid),
             "owner_gone": gone.get(group.owner_userid, ""),
