@@ -331,11 +331,11 @@ def test_an_unnamed_group_is_named_on_the_timeline_as_on_the_page(db, tenant_id)
 GROUPCHAT_GET = "/cgi-bin/externalcontact/groupchat/get"
 
 
-def _group_with(stack, name: str, *customers: str) -> str:
+def _group_with(stack, name: str, *customers: str, owner: str = "zhangsan") -> str:
     made = stack.control(
         "POST",
         stack.corp_path("/group_chats"),
-        json={"owner": "zhangsan", "name": name, "members": list(customers), "wait": True},
+        json={"owner": owner, "name": name, "members": list(customers), "wait": True},
     )
     wait_for(lambda: all(group_events(stack, e) for e in customers), 20)
     return made["group_chat"]["chat_id"]
@@ -407,6 +407,25 @@ def test_a_join_into_a_group_wecom_never_told_about_is_listed_as_its_timeline_sa
     wait_for(lambda: any(t.startswith("加入客户群") for t in timeline()), 20)
     [group] = admin.get(f"/api/v1/customers/{cid}").json()["groups"]
     assert (group["chat_id"], group["name"], group["joined_how"]) == (room, f"群聊 {room}", "扫描群二维码")
+
+
+def test_a_group_handed_to_another_member_is_theirs_with_its_past(stack):
+    """王五's group is handed to 张三 (groupchat/transfer, 离职继承): 张三, an agent, saw the
+    group on the customer's page, but not on the timeline that they had joined it, filed
+    under 王五."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    channel = make_channel(stack)
+    ext = stack.scan(channel.config_id, "郑女士")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    room = _group_with(stack, "团购群", ext, owner="wangwu")
+    admin, cid = signed_in(stack), customer_id(stack, ext)
+    wait_for(lambda: admin.get(f"/api/v1/customers/{cid}").json()["groups"], 20)
+    stack.control("PATCH", stack.corp_path(f"/group_chats/{room}"), json={"owner": "zhangsan", "wait": True})
+    agent = signed_in(stack, "agent", userid="zhangsan")
+    groups = lambda: agent.get(f"/api/v1/customers/{cid}").json()["groups"]  # noqa: E731
+    assert [g["owner_name"] for g in wait_for(groups, 20)] == ["张三"]
+    texts = [e["text"] for e in agent.get(f"/api/v1/customers/{cid}/timeline").json()]
+    assert "加入客户群「团购群」（由成员邀请）" in texts, texts
 
 
 def test_a_leave_handled_after_the_dismissal_says_they_left_not_that_the_group_was_dismissed(stack):

@@ -87,7 +87,9 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     members = {m.get("userid"): m.get("type") for m in listed}
     row = _row(session, str(chat["chat_id"]), now)
     row.name = _text(chat.get("name"), NAME_LENGTH)
-    row.owner_userid = _text(chat.get("owner"), 64)
+    before, row.owner_userid = row.owner_userid, _text(chat.get("owner"), 64)
+    if before and row.owner_userid and before != row.owner_userid:
+        _handed_over(session, row, before)
     row.member_count = len(members)  # by userid: a member listed twice is one person
     row.customer_count = sum(1 for kind in members.values() if kind == 2)
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
@@ -168,6 +170,25 @@ def _memberships(session: Session, chat_id: str, customer_ids) -> dict[int, Grou
         select(GroupMember).where(GroupMember.chat_id == chat_id, GroupMember.customer_id.in_(ids))
     )
     return {m.customer_id: m for m in rows}
+
+
+GROUP_KINDS = ("group_joined", "group_left", "group_dismissed")
+
+
+def _handed_over(session: Session, group: GroupChat, before: str) -> None:
+    """The group's timeline entries follow it to its new owner (WeCom hands a member's groups
+    on when they leave): an agent sees the groups of the members they see, with their past."""
+    members = select(GroupMember.customer_id).where(GroupMember.chat_id == group.chat_id)
+    entries = session.scalars(
+        select(TimelineEvent).where(
+            TimelineEvent.customer_id.in_(members),
+            TimelineEvent.kind.in_(GROUP_KINDS),
+            TimelineEvent.staff_userid == before,
+        )
+    )
+    for entry in entries:
+        if (entry.data or {}).get("chat_id") == group.chat_id:
+            entry.staff_userid = group.owner_userid
 
 
 def _event(session: Session, customer: Customer, kind: str, at: datetime, group: GroupChat, **data) -> None:

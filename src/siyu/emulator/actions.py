@@ -297,6 +297,18 @@ def rename_group_chat(emu, corp: Corp, chat_id: str, name: str) -> Delivery | No
     return _chat_event(emu, corp, group, "update", UpdateDetail="change_name")
 
 
+def hand_group_chat(emu, corp: Corp, chat_id: str, owner: str) -> Delivery | None:
+    """The group is handed to another member (groupchat/transfer, or 离职继承 of a leaver's
+    groups): change_external_chat update, UpdateDetail change_owner. The new owner joins if out."""
+    group = _live_group(corp, chat_id)
+    if not isinstance(owner, str) or owner not in corp.staff or corp.staff[owner].status == 5:
+        raise _bad(f"unknown owner {owner!r}: the group's owner is a member of the corp")
+    group.owner = owner
+    if not any(m.userid == owner for m in group.members):
+        group.members.append(GroupMember(owner, 1, int(emu.state.now())))
+    return _chat_event(emu, corp, group, "update", UpdateDetail="change_owner")
+
+
 # groupchat/get's join_scene (1 invited directly, 2 by link, 3 by QR code) as the update
 # event's JoinScene numbers it (0 directly, 1 by link, 3 by QR code; REFERENCE 2.2)
 JOIN_SCENE_IN_EVENT = {1: 0, 2: 1, 3: 3}

@@ -52,7 +52,7 @@ Events (each answers its delivery: {id, kind, status, attempt_count, attempts, i
         create (201, {group_chat, delivery}; its chat_id is the archive's roomid); internal: true,
         a group of staff only (msgaudit/groupchat/get tells it; no callback, delivery null)
   PATCH  /_emulator/corps/{corp_id}/group_chats/{chat_id}   {name, wait?} renamed -> update
-        (UpdateDetail change_name)
+        (UpdateDetail change_name); {owner, wait?} handed to another member -> update (change_owner)
   POST   /_emulator/corps/{corp_id}/group_chats/{chat_id}/members   {members, join_scene?: 1 invited
         | 2 link | 3 QR code, invitor?, wait?} join -> update (UpdateDetail add_member, JoinScene,
         MemChangeList)
@@ -353,7 +353,10 @@ def build_router(emu) -> APIRouter:
 
     @r.patch("/corps/{corp_id}/group_chats/{chat_id}")
     async def rename_group_chat(corp_id: str, chat_id: str, request: Request, body: dict = Body(...)):
-        d = actions.rename_group_chat(emu, corp_of(corp_id), chat_id, body.get("name"))
+        if "owner" in body:  # handed to another member
+            d = actions.hand_group_chat(emu, corp_of(corp_id), chat_id, body["owner"])
+        else:
+            d = actions.rename_group_chat(emu, corp_of(corp_id), chat_id, body.get("name"))
         return (await settle(request, body, [d]))[0] if d else {}
 
     @r.post("/corps/{corp_id}/group_chats/{chat_id}/members")
