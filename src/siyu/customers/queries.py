@@ -356,7 +356,8 @@ def customer_groups(
     return [
         {
             "chat_id": group.chat_id,
-            "name": group.name or f"群聊 {group.chat_id}",  # (as its chat is titled)
+            # unnamed: the page says whose (李四的群聊); of nobody WeCom told, its id, as its chat
+            "name": group.name or ("" if group.owner_userid else f"群聊 {group.chat_id}"),
             "owner_userid": group.owner_userid,
             "owner_name": names.get(group.owner_userid, group.owner_userid),
             "owner_gone": gone.get(group.owner_userid, ""),
