@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from siyu.runtime import Runtime
 from siyu.sla import service as sla_service
@@ -96,6 +96,38 @@ def test_a_stale_policy_form_is_not_saved_and_says_so_and_a_fresh_one_saves(admi
     r = jia.post("/sla/policy", data=policy_form(jia, again, "7", cooldown_min="20"))
     assert r.status_code == 303, r.text
     assert first_step(jia) == 420
+
+
+def test_a_department_form_filled_in_from_the_policy_it_follows_is_stale_once_that_one_changes(admins, db):
+    """销售一组 has no policy of its own: its form is filled in with the one it follows. 乙
+    changes that one (the tenant's), then gives 销售部 above it a policy of its own; 甲's form,
+    drawn before, had been saved as 销售一组's own copy of the old tenant policy, undoing for
+    its members what 乙 had done, with no word."""
+    jia, yi = admins
+    with db.tenant_session(jia.tenant_id) as s:
+        s.execute(delete(SlaPolicy).where(SlaPolicy.department_wecom_id.in_([2, 3])))
+    path = "/sla/policy/departments/3"
+    page = jia.get(path).text
+    assert 'name="follows"' in page
+    form = {**policy_form(jia, _VERSION.search(page)[1], "6"), "follows": "1"}
+    r = yi.post("/sla/policy", data=policy_form(yi, drawn(yi, "/sla/policy"), "3"))
+    assert r.status_code == 303, r.text
+
+    r = jia.post(path, data=form)
+    assert r.status_code == 409 and BY_YI_AT.search(r.text) and NOT_SAVED in r.text
+    assert "现在保存的是：3 分钟" in r.text and 'value="6"' in r.text
+    assert jia.get("/api/v1/sla/policies/3").status_code == 404  # nothing saved
+    again = {**form, "version": _VERSION.search(r.text)[1]}
+    r = yi.put("/api/v1/sla/policies/2", json={"steps": [{"delay_s": 240, "action": "app_message",
+               "target": "agent"}]}, headers={"X-CSRF-Token": yi.csrf})  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = jia.post(path, data=again)  # what it follows now is 销售部's
+    assert r.status_code == 409 and "现在保存的是：4 分钟" in r.text
+    r = jia.post(path, data={**form, "version": _VERSION.search(r.text)[1]})  # after a look: saved
+    assert r.status_code == 303, r.text
+    assert first_step(jia, "/api/v1/sla/policies/3") == 360
+    with db.tenant_session(jia.tenant_id) as s:
+        s.execute(delete(SlaPolicy).where(SlaPolicy.department_wecom_id.in_([2, 3])))
 
 
 def test_the_same_policy_form_sent_twice_is_saved_not_refused_as_stale(admins):

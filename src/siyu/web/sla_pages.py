@@ -24,7 +24,7 @@ from siyu.conversations.queries import wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
 from siyu.db.database import retry_deadlocks
-from siyu.db.versions import FORM_NOT_DRAWN, version_of, well_formed
+from siyu.db.versions import ABSENT, FORM_NOT_DRAWN, version_of, well_formed
 from siyu.sla import service
 from siyu.sla.api import (
     PROBLEMS_LISTED,
@@ -709,10 +709,11 @@ class _Stale(Exception):
     `was`: the policy as stored then (None: removed); `became`: what saving the form would
     have made of it (None for a removal refused)."""
 
-    def __init__(self, kind: str, was: dict | None, became: dict | None = None):
+    def __init__(self, kind: str, was: dict | None, became: dict | None = None, version: str | None = None):
         super().__init__(kind)
         self.kind = kind  # changed | removed | not_removed (a removal refused)
         self.was, self.became = was, became
+        self.version = version  # what the refused form is drawn again with (default: was's)
         self.mine, self.tz = False, ""  # (set by whose(): the viewer's own save, and their zone)
 
     def whose(self, session, viewer: Viewer) -> _Stale:
@@ -748,6 +749,36 @@ def _check_drawn_from(s, viewer: Viewer, drawn: str | None, was: dict | None, be
     raise _Stale("removed" if was is None else "changed", was, became).whose(s, viewer)
 
 
+def _following_version(source: int, policy: dict) -> str:
+    """The version of a department's form filled in from the policy it follows (`source`: the
+    department whose, 0 the tenant's): a change of that policy, or of which one applies, since
+    the form was drawn is a save it would undo (a copy of the old one made its own)."""
+    return version_of({"follows": source, **{k: policy[k] for k in _FORM_FIELDS}})
+
+
+def _followed(s, wecom_id: int) -> tuple[int, dict] | None:
+    """(source, policy) a department without a policy of its own follows now; None if it has one."""
+    here = next((d for d in service.department_policies(s) if d.wecom_id == wecom_id), None)
+    if here is None or here.own:
+        return None
+    source = here.policy_from or 0
+    return source, department_policy_out(s, source)
+
+
+def _check_drawn_following(
+    s, viewer: Viewer, drawn: str | None, followed: tuple[int, dict], became: dict, following: bool
+) -> None:
+    """_check_drawn_from for a department with no policy of its own: a form filled in from
+    the one it follows (`following`: the page says so) is stale once that one changed; any
+    other was drawn from its own, removed since."""
+    now = _following_version(*followed)
+    if drawn is None or drawn in (now, ABSENT):  # (ABSENT: drawn before forms told what they followed)
+        return
+    if following:
+        raise _Stale("changed", followed[1], became, version=now).whose(s, viewer)
+    raise _Stale("removed", None, became).whose(s, viewer)
+
+
 def _drawn_from(
     stored: dict | None, version: str | None, stale: _Stale | None, names: dict[str, str]
 ) -> dict:
@@ -766,7 +797,7 @@ def _drawn_from(
         }
     was, became = stale.was, stale.became
     return {
-        "version": _policy_version(was),
+        "version": stale.version or _policy_version(was),
         "stale": stale.kind,
         "stale_notice": _stale_notice(stale),
         "stored_now": _policy_text(was, names, full=True) if was is not None else "",
@@ -934,10 +965,11 @@ def _department_page(
         synced = next((d for d in listed["departments"] if d["wecom_id"] == wecom_id), None)
         if wecom_id <= 0 or (stored is None and synced is None):
             raise HTTPException(404, "没有这个部门 / no such department")
-        follows = ""
+        follows, following_version = "", None
         if stored is None:  # to add one: what applies now
             source = synced["policy_department_wecom_id"] or 0
             stored_source = department_policy_out(s, source)
+            following_version = _following_version(source, stored_source)
             follows = (
                 f"「{synced['policy_department_name']}」的策略"
                 if synced["policy"] == "inherited"
@@ -974,7 +1006,7 @@ def _department_page(
             "actions": ACTION_NAMES,
             "targets": TARGET_NAMES,
             "error": error,
-            **_drawn_from(stored, version, stale, dict(staff)),
+            **_drawn_from(stored, version or following_version, stale, dict(staff)),
             "done": _done(request),
             "typed": form is not None,  # the form shows what was typed, not a policy filled in
         },
@@ -1007,6 +1039,7 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
     form = await request.form()
     shown, fields = _read_policy_form(form)
     drawn = _drawn_version(form)
+    following = form.get("follows") is not None  # filled in from the policy it follows
     if drawn is not None and not well_formed(drawn):
         page = _department_page
         return await run_in_threadpool(page, request, viewer, wecom_id, FORM_NOT_DRAWN, shown, 400, drawn)
@@ -1023,9 +1056,14 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
             with rt.db.tenant_session(viewer.tenant_id) as s:
                 service.hold_policy(s, wecom_id)
                 stored = _own_policy(s, wecom_id)
+                followed = _followed(s, wecom_id) if stored is None else None
                 was = _members_clock(s, wecom_id)
                 apply_department_policy(s, wecom_id, body, rt.now(), viewer.display_name)
-                _check_drawn_from(s, viewer, drawn, stored, department_policy_out(s, wecom_id))
+                saved = department_policy_out(s, wecom_id)
+                if followed is not None:
+                    _check_drawn_following(s, viewer, drawn, followed, saved, following)
+                else:
+                    _check_drawn_from(s, viewer, drawn, stored, saved)
                 if was is None:
                     return "", "department_added"
                 became = _clock(department_policy_out(s, wecom_id))
