@@ -508,7 +508,7 @@ def test_an_agents_card_tells_when_the_call_being_retried_will_ring(
     assert w.fire() == 1
     said = _notice(w.rt, w.tenant_id, w.outbox("sla_notice")[-1])["textcard"]["description"]
     assert "问题B" in said, said
-    assert '<div class="gray">10:07 仍未回复将给你打电话</div>' in said, said
+    assert '<div class="gray">10:07:00 仍未回复将给你打电话</div>' in said, said
 
 
 def test_a_call_step_fired_while_a_call_had_no_answer_still_rings(local, gateway, db, settings, monkeypatch):

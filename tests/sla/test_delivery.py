@@ -219,7 +219,7 @@ def test_an_agents_card_says_who_is_told_next_and_the_leaders_that_the_agent_was
     assert w.fire() == 1
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     assert card["description"].endswith(
-        '<div class="gray">10:05 仍未回复将提醒李四</div>'
+        '<div class="gray">10:05:00 仍未回复将提醒李四</div>'
         '<div class="highlight">已等待 2 分钟，请尽快回复</div>'
     ), card["description"]
     wait_for(lambda: _statuses(w) == ["sent"])
@@ -249,7 +249,7 @@ def test_a_card_in_the_hour_clocks_go_back_says_which_pass_of_it_each_time_is(w)
     [card] = wait_for(lambda: cards(w, "zhangsan"))
     said = card["description"]
     assert "11-01 01:58（UTC-04:00） 发来" in said, said
-    assert '<div class="gray">01:03（UTC-05:00） 仍未回复将提醒李四</div>' in said, said
+    assert '<div class="gray">01:03:00（UTC-05:00） 仍未回复将提醒李四</div>' in said, said
 
 
 def test_an_agents_card_promises_no_call_the_cooldown_will_skip(w):
@@ -285,7 +285,7 @@ def test_an_agents_card_promises_no_call_the_cooldown_will_skip(w):
     assert w.fire() == 1
     [_, card] = wait_for(lambda: cards(w, "zhangsan")[1:] and cards(w, "zhangsan"))
     # (the minute it will have come by, as the board says it: due 10:18:40)
-    assert '<div class="gray">10:19 仍未回复将给你打电话</div>' in card["description"], card["description"]
+    assert '<div class="gray">10:18:40 仍未回复将给你打电话</div>' in card["description"], card["description"]
 
 
 def test_a_leaders_card_says_the_agent_held_the_reminders_back(w):
@@ -1081,10 +1081,12 @@ def test_a_card_forwarded_to_a_member_who_may_not_see_the_chat_says_whom_card_li
     assert plain.status_code == 404 and "提醒" not in plain.text
 
 
-def test_the_agents_card_names_the_same_minute_for_the_next_step_as_the_board(local):
+def test_the_agents_card_names_the_next_step_to_the_second_within_the_boards_minute(local):
     """张三's card at 10:02:40 and the board at that moment speak of one step, 李四's card due at
-    10:05:40: the board says 下一步 10:06, the card 10:05 仍未回复将提醒李四 (at 10:05:10 张三 sees
-    on the board that nothing is due till 10:06, his phone said 10:05: seen in the demo)."""
+    10:05:40: the board says 下一步 10:06 (it will have come by then). The card had said 10:05
+    仍未回复将提醒李四 (at 10:05:10 the board said nothing was due till 10:06), then 10:06, a
+    deadline after the step (an answer at 10:05:45, "before 10:06", had 李四 told all the same):
+    it says 10:05:40, the deadline as it is."""
     from siyu.sla.tasks import _notice
     from tests.sla.test_board_metrics import _get
     from tests.sla.test_never_ring import _row
@@ -1104,8 +1106,7 @@ def test_the_agents_card_names_the_same_minute_for_the_next_step_as_the_board(lo
     said = _notice(w.rt, w.tenant_id, w.outbox("sla_notice")[-1])["textcard"]["description"]
     row = _row(_get(w, "/sla").text, w.conversation().id)
     assert '下一步 10:06 <span class="next-step">提醒卡片发给上级 李四</span>' in row, row
-    # the card on 张三's phone names the step's minute as the board does
-    assert '<div class="gray">10:06 仍未回复将提醒李四</div>' in said, said
+    assert '<div class="gray">10:05:40 仍未回复将提醒李四</div>' in said, said
 
 
 def test_a_member_renamed_in_wecom_is_named_so_by_what_they_do_from_the_card(w):

@@ -465,7 +465,9 @@ def _around(e: dict, touser: str, agent_name: str, zone: str, now: datetime) -> 
         done = (
             f"给{whom}打电话" if action == "voice_call" else "再次提醒你" if who == touser else f"提醒{whom}"
         )
-        return f"{_when(timezones.upcoming(at))} 仍未回复将{done}"
+        # to the second: a deadline rounded to a minute named one before the step (10:05 for
+        # 10:05:40, read as "already past") or after it (10:06: the leader told at 10:05:40)
+        return f"{timezones.of_the_day(at, zone, now, '%H:%M:%S')} 仍未回复将{done}"
     said = [f"已于 {_when(e['reminded'])} 提醒{agent_name}"] if e.get("reminded") else []
     if e.get("snoozed"):
         by, at, until = e["snoozed"]

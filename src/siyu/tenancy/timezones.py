@@ -97,8 +97,8 @@ def upcoming(value: datetime) -> datetime:
     return whole if whole == value else whole + timedelta(minutes=1)
 
 
-def of_the_day(at: datetime, zone: str | None, now: datetime) -> str:
+def of_the_day(at: datetime, zone: str | None, now: datetime, clock: str = "%H:%M") -> str:
     """HH:MM when `at` falls on the zone's today (by `now`, Siyu's clock), else MM-DD HH:MM: how
-    every page and card gives a time near now."""
+    every page and card gives a time near now (`clock`: "%H:%M:%S" for a deadline)."""
     same_day = at.astimezone(ZoneInfo(zone or DEFAULT)).date() == today(zone, now)
-    return wall_clock(at, zone, "%H:%M" if same_day else "%m-%d %H:%M")
+    return wall_clock(at, zone, clock if same_day else f"%m-%d {clock}")
