@@ -148,10 +148,11 @@ def _spawn(args: list[str], env: dict, procs: list[subprocess.Popen]) -> subproc
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
+    """Siyu first, then the emulator it calls: stopped together, Siyu's last archive pull met
+    the emulator going away and logged a failed call as the demo ended."""
+    for proc in reversed(procs):
         if proc.poll() is None:  # (SIGTERM: one still importing stops without a traceback)
             proc.send_signal(signal.SIGTERM)
-    for proc in procs:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
