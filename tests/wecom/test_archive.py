@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ctypes
+import gzip
 import hashlib
 import json
 import random
@@ -522,6 +523,14 @@ def test_a_json_lines_import_refuses_a_seq_used_twice_and_reads_a_bom(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_text("\ufeff" + json.dumps(message(1)) + "\n", encoding="utf-8")
     assert [m.msgid for m in run(JsonLinesArchiveSource(path).fetch(0))] == ["msg1"]
-    path.write_bytes(json.dumps(message(1)).encode()[:-2] + "好".encode("gbk") + b"}\n")
-    with pytest.raises(ValueError, match="not UTF-8"):
+    # named by its line, as every other refusal (it had been by its byte: "at byte 849049")
+    good = json.dumps(message(2)).encode() + b"\n"
+    path.write_bytes(good * 3 + json.dumps(message(1)).encode()[:-2] + "好".encode("gbk") + b"}\n")
+    with pytest.raises(ValueError, match="line 4: not UTF-8"):
         run(JsonLinesArchiveSource(path).fetch(0))
+    path.write_bytes(gzip.compress(good))
+    with pytest.raises(ValueError, match="gzip-compressed: gunzip it first"):
+        run(JsonLinesArchiveSource(path).fetch(0))
+    mixed = [json.dumps(message(1)), json.dumps({**message(2), "seq": 1})]  # two exports joined
+    with pytest.raises(ValueError, match="line 2: seq 1 is used by line 1 too .a line without a seq takes"):
+        run(JsonLinesArchiveSource(mixed).fetch(0))

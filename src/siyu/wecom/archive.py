@@ -779,10 +779,14 @@ class JsonLinesArchiveSource:
             try:
                 # lines end at "\n" only: JSON holds U+2028, U+0085 and the like unescaped in
                 # strings, and str.splitlines() would break a message there
-                text = Path(source).read_text(encoding="utf-8-sig")
+                data = Path(source).read_bytes()
+                text = data.decode("utf-8-sig")
                 lines: Iterable[str] = [line.removesuffix("\r") for line in text.split("\n")]
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                if data.startswith(b"\x1f\x8b"):
+                    raise ValueError(f"{source}: gzip-compressed: gunzip it first") from None
+                line = data[: exc.start].count(b"\n") + 1  # (by line, as every other refusal)
+                raise ValueError(f"{source} line {line}: not UTF-8 text ({exc.reason})") from None
         else:
             lines = source
         out: list[ArchivedMessage] = []
@@ -794,7 +798,10 @@ class JsonLinesArchiveSource:
             message = _imported(number, line)
             seq = message.seq
             if seq in line_of_seq:
-                raise ValueError(f"line {number}: seq {seq} is used by line {line_of_seq[seq]} too")
+                raise ValueError(
+                    f"line {number}: seq {seq} is used by line {line_of_seq[seq]} too"
+                    " (a line without a seq takes its line number as its seq)"
+                )
             if message.msgid in line_of_msgid:  # which copy would be kept depends on the batches
                 raise ValueError(
                     f"line {number}: msgid {message.msgid} is used by line {line_of_msgid[message.msgid]} too"
