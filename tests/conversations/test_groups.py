@@ -83,6 +83,11 @@ def test_a_staff_group_written_in_is_asked_about_again_for_its_name(db, tenant_i
         assert groups.to_look_up(s, NOW + timedelta(hours=3), 20) == []
         later = NOW + groups.RECHECK_AFTER + timedelta(seconds=1)
         assert groups.to_look_up(s, later, 20) == ["wrTalking"]
+        groups.record_unknown(s, "wrTalking", "refused", later)  # asked again, refused: still known
+    assert (row(db, tenant_id, "wrTalking").status, row(db, tenant_id, "wrTalking").name) == (
+        "internal",
+        "销售内部群",
+    )
 
 
 def test_an_unanswered_question_in_a_customer_group_is_shown_never_escalated(stack):

@@ -100,6 +100,11 @@ def test_the_snippet_shows_the_word_that_matched_not_letters_inside_another():
     assert [(s, text[s:e]) for s, e in spans] == [(text.rindex("1234"), "1234")]
     text, spans = search.snippet("订单 20261204123 已发货", parse_query("1204"))  # a number's tail
     assert [text[s:e] for s, e in spans] == ["1204"]
+    # a grouped number is indexed whole, with its tails: 345678 of 138-1234-5678, across a group
+    long = "您好，" + "这是关于您的订单的一段很长很长的说明文字，" * 4 + "有问题请拨打 138-1234-5678 联系我们"
+    for tail in ("345678", "45678"):
+        text, spans = search.snippet(long, parse_query(tail))
+        assert [text[s:e] for s, e in spans] == [f"{tail[:-4]}-5678"], tail
 
 
 def test_ddl_is_per_engine_and_idempotent(db):

@@ -528,6 +528,9 @@ def test_a_json_lines_import_refuses_a_seq_used_twice_and_reads_a_bom(tmp_path):
     path.write_bytes(good * 3 + json.dumps(message(1)).encode()[:-2] + "好".encode("gbk") + b"}\n")
     with pytest.raises(ValueError, match="line 4: not UTF-8"):
         run(JsonLinesArchiveSource(path).fetch(0))
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\xff" + good)  # counted past the BOM
+    with pytest.raises(ValueError, match="line 2: not UTF-8"):
+        run(JsonLinesArchiveSource(path).fetch(0))
     path.write_bytes(gzip.compress(good))
     with pytest.raises(ValueError, match="gzip-compressed: gunzip it first"):
         run(JsonLinesArchiveSource(path).fetch(0))

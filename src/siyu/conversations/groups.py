@@ -349,9 +349,10 @@ def record_internal(session: Session, chat_id: str, room: dict, now: datetime) -
 
 def record_unknown(session: Session, chat_id: str, problem: str, now: datetime) -> None:
     """WeCom does not know the room as a customer group (a group of staff only, or one
-    dismissed before it was looked up): its room id stays its title."""
+    dismissed before it was looked up): its room id stays its title. A staff group known
+    before (asked again for its name, then refused) keeps what was known."""
     row = _row(session, chat_id, now)
-    if row.status != "dismissed":
+    if row.status not in ("dismissed", "internal"):
         row.status = "unknown"
     row.checked_at, row.problem = now, _text(problem, 300)
 

@@ -549,11 +549,19 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
     folded = _folded(text)
     terms = sorted({t for t in query.terms if t}, key=len, reverse=True)
     spans: list[tuple[int, int]] = []
+    grouped: list[tuple[int, int]] | None = None
     for term in terms:
         word = _word_char(term[0])
         if len(term) >= 3 and term.isdigit():  # found through its groups too: 138-1234-5678
-            found = re.finditer("[-, ]?".join(term), folded)
-            spans += [(m.start(), m.end()) for m in found if _found_at(folded, m.start())]
+            if grouped is None:
+                grouped = (
+                    [m.span() for m in _GROUPED.finditer(folded)] if _SEPARATED_DIGIT.search(folded) else []
+                )
+            for m in re.finditer("[-, ]?".join(term), folded):
+                # a grouped number is indexed whole, with its tails: 345678 of 138-1234-5678
+                whole = any(a <= m.start() and m.end() == b for a, b in grouped)
+                if whole or _found_at(folded, m.start()):
+                    spans.append(m.span())
             continue
         start = folded.find(term)
         while start >= 0:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import codecs
 import contextlib
 import hashlib
 import inspect
@@ -785,7 +786,8 @@ class JsonLinesArchiveSource:
             except UnicodeDecodeError as exc:
                 if data.startswith(b"\x1f\x8b"):
                     raise ValueError(f"{source}: gzip-compressed: gunzip it first") from None
-                line = data[: exc.start].count(b"\n") + 1  # (by line, as every other refusal)
+                at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+                line = data[:at].count(b"\n") + 1  # (by line, as every other refusal)
                 raise ValueError(f"{source} line {line}: not UTF-8 text ({exc.reason})") from None
         else:
             lines = source
