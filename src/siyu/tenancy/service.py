@@ -491,6 +491,12 @@ def rename_member(session: Session, old: str, new: str, at: datetime) -> bool:
     way. Lists of leaders follow, and what names `old` from before `at`, pulled or handled
     later, is theirs (`Renames`). False when no member has `old` (done already: the event
     retried)."""
+    _hold_renames(session, shared=False)
+    done = select(MemberRename.id).where(
+        MemberRename.old_userid == old, MemberRename.new_userid == new, MemberRename.renamed_at == at
+    )
+    if session.scalar(done) is not None:  # (the event retried after `old` went to a new member)
+        return False
     member = session.scalar(select(Staff).where(Staff.userid == old))
     if member is None:
         return False
@@ -550,8 +556,17 @@ class Renames:
 
 
 def renames(session: Session) -> Renames:
+    """The tenant's renames, held (shared) to the end of the transaction: a rename handled
+    meanwhile waits for what is stored under them, and renames that too (PostgreSQL: a batch's
+    new chats under the old userid had been left beside the renamed ones)."""
+    _hold_renames(session, shared=True)
     rows = session.execute(select(MemberRename.old_userid, MemberRename.new_userid, MemberRename.renamed_at))
     return Renames(rows.all())
+
+
+def _hold_renames(session: Session, shared: bool) -> None:
+    tenant_id = session.info.get("siyu_tenant_id")
+    locks.hold(session, f"siyu.member_renames:{tenant_id}", "member_renames", shared=shared)
 
 
 def named_now(session: Session, fields: dict) -> dict:
