@@ -430,49 +430,27 @@ def media(chat: Chat, sender: str, msgtype: str, minute: float) -> Item:
 
 
 @pytest.mark.parametrize("msgtype", ["emotion", "image", "voice", "video"])
+@pytest.mark.parametrize(
+    "scene", ["earlier pull", "same pull", "answer pulled first", "sticker pulled first"]
+)
 def test_a_bare_ok_after_a_sticker_or_picture_answers_the_staffs_question_before_it(
-    db, tenant_id, ingest, msgtype
+    db, tenant_id, ingest, msgtype, scene
 ):
     """确定要取消吗？ then a sticker (or a picture): the customer's 好的 still answers the
-    question, whether the sticker came in the same pull, an earlier one, or after a later
-    answer that arrived first. It had been read against "[表情]", which asks nothing."""
+    question, whichever pull each came in, a later answer pulled first, or the sticker pulled
+    before the question sent before it. It had been read against "[表情]", which asks nothing."""
     chat = Chat()
-    ingest(
-        chat.customer("我想取消订单", 0),
-        chat.staff("确定要取消吗？", 1),
-        media(chat, "zhangsan", msgtype, 1.1),
-    )
-    ok = chat.customer("好的", 2)
-    ingest(ok)
+    start, asked = chat.customer("我想取消订单", 0), chat.staff("确定要取消吗？", 1)
+    sticker, ok = media(chat, "zhangsan", msgtype, 1.1), chat.customer("好的", 2)
+    pulls = {
+        "earlier pull": [[start, asked, sticker], [ok]],
+        "same pull": [[start, asked, sticker, ok]],
+        "answer pulled first": [[start, asked, sticker], [chat.staff("已经给您取消了", 3)], [ok]],
+        "sticker pulled first": [[start, sticker], [asked], [ok]],
+    }[scene]
+    for batch in pulls:
+        ingest(*batch)
     assert needs_reply_of(db, tenant_id, ok) is True
-
-    same_pull = Chat()
-    same = same_pull.customer("好的", 2)
-    ingest(
-        same_pull.customer("我想取消订单", 0),
-        same_pull.staff("确定要取消吗？", 1),
-        media(same_pull, "zhangsan", msgtype, 1.1),
-        same,
-    )
-    assert needs_reply_of(db, tenant_id, same) is True
-
-    late = Chat()
-    pulled_late = late.customer("好的", 2)
-    ingest(
-        late.customer("我想取消订单", 0),
-        late.staff("确定要取消吗？", 1),
-        media(late, "zhangsan", msgtype, 1.1),
-    )
-    ingest(late.staff("已经给您取消了", 3))
-    ingest(pulled_late)
-    assert needs_reply_of(db, tenant_id, pulled_late) is True
-
-    out_of_order = Chat()
-    ingest(out_of_order.customer("我想取消订单", 0), media(out_of_order, "zhangsan", msgtype, 1.1))
-    ingest(out_of_order.staff("确定要取消吗？", 1))  # pulled after the sticker sent after it
-    answer = out_of_order.customer("好的", 2)
-    ingest(answer)
-    assert needs_reply_of(db, tenant_id, answer) is True
 
 
 def test_after_the_staffs_last_message_is_recalled_the_one_before_it_is_the_context(db, tenant_id, ingest):
