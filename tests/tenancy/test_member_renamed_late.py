@@ -138,3 +138,18 @@ def test_a_rename_handled_while_a_pull_stores_waits_for_it_and_renames_what_it_s
     found = [k for k in chats(rt.db, tenant_id) if "wmQ" in k]
     waits = [w for w in open_waits(rt.db, tenant_id) if "wmQ" in w[0]]
     assert (found, waits) == ([f"single:wmQ:{NEW}"], [])
+
+
+def test_a_reply_pulled_before_the_rename_was_handled_answers_the_question_asked_before(rt):
+    """冯女士 asks 张三 (old userid) and that is pulled; WeCom changes his userid; his reply
+    (new userid) is pulled before Siyu handles the update_user callback (a callback held up).
+    Once the rename is handled the question is answered: the wait had stayed open on the old
+    chat, escalating to him about a question he had answered."""
+    tenant_id = new_tenant(rt.db)
+    ext = "wmFeng"
+    pull(rt, tenant_id, [message(ext, OLD, "请问这个型号多少钱？有现货吗", 1)])
+    assert open_waits(rt.db, tenant_id) == [(f"single:{ext}:{OLD}", OLD)]
+    pull(rt, tenant_id, [message(NEW, ext, "有现货，今天下单明天到", 40)], start=2)
+    rename(rt.db, tenant_id)
+    assert open_waits(rt.db, tenant_id) == []
+    assert chats(rt.db, tenant_id)[f"single:{ext}:{OLD}"][0] == ""  # nothing awaited there

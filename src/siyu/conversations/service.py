@@ -1186,9 +1186,33 @@ def rename_member(session: Session, old: str, new: str) -> None:
         key = f"single:{chat.external_userid}:{new}"
         if key not in taken:
             chat.staff_userid, chat.key = new, key
+        elif chat.awaiting_since is not None:
+            _answered_beside(session, chat, key)
     for column in (Message.sender, GroupChat.owner_userid, GroupMember.invitor):
         rename_in(session, column, old, new)
     session.flush()
+
+
+def _answered_beside(session: Session, chat: Conversation, key: str) -> None:
+    """The chat the archive began under the new userid before the rename was handled (their
+    reply pulled first): a reply there after the old chat's question answers it, which had
+    gone on escalating to them about it. (The two chats stay apart.)"""
+    beside = session.scalar(select(Conversation.id).where(Conversation.key == key))
+    replied = _first_reply_after(session, beside, chat.awaiting_since, set()) if beside else None
+    if replied is None:
+        return
+    change = WaitChange(
+        chat.id,
+        chat.kind,
+        chat.staff_userid,
+        chat.customer_id,
+        False,
+        replied,
+        chat.awaiting_msgid,
+        "replied",
+    )
+    chat.awaiting_since, chat.awaiting_msgid = None, ""
+    _announce(session, [change])
 
 
 def link_customer(session: Session, external_userid: str, customer_id: int) -> int:
