@@ -756,9 +756,13 @@ def _following_version(source: int, policy: dict) -> str:
     return version_of({"follows": source, **{k: policy[k] for k in _FORM_FIELDS}})
 
 
-def _followed(s, wecom_id: int) -> tuple[int, dict] | None:
+def _placed(s, wecom_id: int) -> service.DepartmentPolicy | None:
+    """The department among the policies (service.department_policies); None if not synced."""
+    return next((d for d in service.department_policies(s) if d.wecom_id == wecom_id), None)
+
+
+def _followed(s, here: service.DepartmentPolicy | None) -> tuple[int, dict] | None:
     """(source, policy) a department without a policy of its own follows now; None if it has one."""
-    here = next((d for d in service.department_policies(s) if d.wecom_id == wecom_id), None)
     if here is None or here.own:
         return None
     source = here.policy_from or 0
@@ -1056,8 +1060,9 @@ async def department_policy_submit(request: Request, viewer: PageViewer, wecom_i
             with rt.db.tenant_session(viewer.tenant_id) as s:
                 service.hold_policy(s, wecom_id)
                 stored = _own_policy(s, wecom_id)
-                followed = _followed(s, wecom_id) if stored is None else None
-                was = _members_clock(s, wecom_id)
+                here = _placed(s, wecom_id)
+                followed = _followed(s, here) if stored is None else None
+                was = _members_clock(s, wecom_id, here)
                 apply_department_policy(s, wecom_id, body, rt.now(), viewer.display_name)
                 saved = department_policy_out(s, wecom_id)
                 if followed is not None:
@@ -1088,13 +1093,11 @@ def _own_policy(s, wecom_id: int) -> dict | None:
     return department_policy_out(s, wecom_id)
 
 
-def _members_clock(s, wecom_id: int) -> tuple | None:
+def _members_clock(s, wecom_id: int, here: service.DepartmentPolicy | None) -> tuple | None:
     """The clock the department's members' open waits run by before its policy is saved, or
     None when saving leaves those waits on the policy they have: a first policy of its own
     while they follow an ancestor's or the tenant's (service.save_policy moves only waits that
-    ran under no saved policy, the built-in default, or under this one)."""
-    listed = {d.wecom_id: d for d in service.department_policies(s)}
-    here = listed.get(wecom_id)
+    ran under no saved policy, the built-in default, or under this one). `here`: _placed."""
     if here is None or here.own:  # a removed department's policy is its own too
         own = s.scalar(select(SlaPolicy).where(SlaPolicy.department_wecom_id == wecom_id))
         return _clock(department_policy_out(s, wecom_id)) if own is not None else None
