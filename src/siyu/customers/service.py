@@ -26,6 +26,7 @@ from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import staff_gone
+from siyu.tenancy.service import renames
 from siyu.visible_names import tidy_name
 
 
@@ -587,6 +588,16 @@ def record_transfer_failed(session: Session, fields: dict) -> Customer | None:
     )
     timeline(session, customer, "transfer_failed", from_unix(fields.get("CreateTime")), userid, reason=reason)
     return customer
+
+
+def named_now(session: Session, fields: dict) -> dict:
+    """A callback event's fields with its UserID as the member is named now: one WeCom sent
+    before their rename and Siyu handled after it names the old userid, which is nobody's."""
+    userid = fields.get("UserID") or ""
+    if not userid or not fields.get("CreateTime"):
+        return fields
+    now = renames(session).now(userid, from_unix(fields["CreateTime"]))
+    return fields if now == userid else {**fields, "UserID": now}
 
 
 def rename_member(session: Session, old: str, new: str) -> None:

@@ -12,7 +12,6 @@ from siyu.customers import welcome as _welcome  # noqa: F401 - registers the wel
 from siyu.db.threads import OneAtATime, in_tenant
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
-from siyu.tenancy.service import named_now
 from siyu.wecom.errors import WeComError
 
 # WeCom's answers when the relation is gone by the time we ask: the event alone must do.
@@ -34,7 +33,7 @@ async def on_added(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     half = fields.get("ChangeType") == "add_half_external_contact"
 
     def save(s) -> None:
-        service.record_added(s, named_now(s, fields), contact, half=half)
+        service.record_added(s, service.named_now(s, fields), contact, half=half)
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
@@ -45,7 +44,7 @@ async def on_edited(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     contact = await _contact(rt, tenant_id, fields)
 
     def save(s) -> None:
-        service.record_edited(s, named_now(s, fields), contact)
+        service.record_edited(s, service.named_now(s, fields), contact)
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
@@ -58,9 +57,9 @@ async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -
 
     def save(s) -> None:
         if contact is not None:
-            service.record_handed_over(s, named_now(s, fields), contact, rt.settings.public_url)
+            service.record_handed_over(s, service.named_now(s, fields), contact, rt.settings.public_url)
         else:
-            service.record_follow_ended(s, named_now(s, fields), "deleted", rt.settings.public_url)
+            service.record_follow_ended(s, service.named_now(s, fields), "deleted", rt.settings.public_url)
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
@@ -68,7 +67,7 @@ async def on_deleted_by_staff(rt, tenant_id: int, event_id: int, fields: dict) -
 
 async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     def save(s) -> None:
-        service.record_follow_ended(s, named_now(s, fields), "lost", rt.settings.public_url)
+        service.record_follow_ended(s, service.named_now(s, fields), "lost", rt.settings.public_url)
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)
@@ -77,7 +76,7 @@ async def on_lost(rt, tenant_id: int, event_id: int, fields: dict) -> None:
 
 async def on_transfer_failed(rt, tenant_id: int, event_id: int, fields: dict) -> None:
     def save(s) -> None:
-        service.record_transfer_failed(s, named_now(s, fields))
+        service.record_transfer_failed(s, service.named_now(s, fields))
         mark_done(s, event_id)
 
     await in_tenant(rt.db, tenant_id, save, one_at_a_time=_WRITING)

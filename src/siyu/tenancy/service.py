@@ -6,7 +6,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -567,21 +567,6 @@ def renames(session: Session) -> Renames:
 def _hold_renames(session: Session, shared: bool) -> None:
     tenant_id = session.info.get("siyu_tenant_id")
     locks.hold(session, f"siyu.member_renames:{tenant_id}", "member_renames", shared=shared)
-
-
-def named_now(session: Session, fields: dict) -> dict:
-    """A callback event's fields with its UserID as the member is named now: one WeCom sent
-    before their rename and Siyu handled after it names the old userid, which is nobody's."""
-    userid, sent = fields.get("UserID") or "", _event_time(fields.get("CreateTime"))
-    now = renames(session).now(userid, sent) if userid and sent else userid
-    return fields if now == userid else {**fields, "UserID": now}
-
-
-def _event_time(value) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
 
 
 def person_for_staff(session: Session, tenant: Tenant, userid: str) -> Person | None:
