@@ -74,6 +74,24 @@ def _setup_archive(c, emu: httpx.Client, version: int) -> str:
     return public_pem
 
 
+def _archive_with_key(
+    c, emu: httpx.Client, corp: dict, version: int, public_pem: str, private_pem: str
+) -> dict:
+    """HTTP mode with the 会话存档 Secret, `public_pem` put into WeCom's console under `version`
+    and `private_pem` (its pair, or a wrong one) uploaded under it; the upload form's fields."""
+    r = c.post(
+        "/setup/archive", data={"csrf_token": c.csrf, "mode": "http", "secret": corp["archive_secret"]}
+    )
+    assert r.status_code == 303
+    emu.post(
+        f"/_emulator/corps/{corp['corp_id']}/archive/keys",
+        json={"publickey_ver": version, "public_key_pem": public_pem},
+    )
+    up = {"csrf_token": c.csrf, "version": str(version)}
+    assert c.post("/setup/archive/keys/upload", data={**up, "private_pem": private_pem}).status_code == 303
+    return up
+
+
 def _say(emu, corp, sender, to, text):
     body = {"from": sender, "tolist": [to], "msgtype": "text", "text": {"content": text}}
     r = emu.post(f"/_emulator/corps/{corp['corp_id']}/archive/messages", json=body)
@@ -123,18 +141,7 @@ def test_a_wrong_key_replaced_under_its_version_lets_the_pull_go_on(mine, db, em
     right_private, right_public = _pem_pair()
     wrong_private, _ = _pem_pair()
     with httpx.Client(base_url=emu_url, timeout=10) as emu:
-        r = c.post(
-            "/setup/archive", data={"csrf_token": c.csrf, "mode": "http", "secret": corp["archive_secret"]}
-        )
-        assert r.status_code == 303
-        emu.post(
-            f"/_emulator/corps/{corp['corp_id']}/archive/keys",
-            json={"publickey_ver": 3, "public_key_pem": right_public},
-        )
-        up = {"csrf_token": c.csrf, "version": "3"}
-        assert (
-            c.post("/setup/archive/keys/upload", data={**up, "private_pem": wrong_private}).status_code == 303
-        )
+        up = _archive_with_key(c, emu, corp, 3, right_public, wrong_private)
         _say(emu, corp, "wmCust9", "zhangsan", "第一条")
         with pytest.raises(Exception, match="10002|decrypt"):
             asyncio.run(tasks.pull_once(c.rt, c.t.id))
@@ -261,21 +268,7 @@ def test_a_wrong_key_put_in_during_a_pull_is_not_marked_used(db, web_settings, e
         corp = t.corp
         right_private, right_public = generate_key_pair()
         wrong_private, _ = generate_key_pair()
-        assert (
-            c.post(
-                "/setup/archive",
-                data={"csrf_token": c.csrf, "mode": "http", "secret": corp["archive_secret"]},
-            ).status_code
-            == 303
-        )
-        emu.post(
-            f"/_emulator/corps/{corp['corp_id']}/archive/keys",
-            json={"publickey_ver": 1, "public_key_pem": right_public},
-        )
-        up = {"csrf_token": c.csrf, "version": "1"}
-        assert (
-            c.post("/setup/archive/keys/upload", data={**up, "private_pem": right_private}).status_code == 303
-        )
+        up = _archive_with_key(c, emu, corp, 1, right_public, right_private)
         body = {"from": "wmRace1", "tolist": ["zhangsan"], "msgtype": "text", "text": {"content": "你好"}}
         assert emu.post(f"/_emulator/corps/{corp['corp_id']}/archive/messages", json=body).status_code < 300
 

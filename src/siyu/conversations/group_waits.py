@@ -73,11 +73,11 @@ def _owed(m, answered, roomid) -> list[ColumnElement[bool]]:
         m.needs_reply.is_(True),
         # one comparison the (conversation, sent_at) index answers: "never" as the epoch
         m.sent_at > func.coalesce(answered, literal(_NEVER, UTCDateTime())),
-        ~_left_since(m, roomid),
+        ~_out_of_the_group(m, roomid),
     ]
 
 
-def _left_since(m, roomid) -> ColumnElement[bool]:
+def _out_of_the_group(m, roomid) -> ColumnElement[bool]:
     """The customer who wrote `m` is out of the group now (quit, or removed; back in, their
     left_at is cleared): nobody can answer them there any more, as in a dismissed group."""
     return (
