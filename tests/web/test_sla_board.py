@@ -608,10 +608,7 @@ def test_a_snooze_made_on_another_day_says_its_date(as_role, db, world):
     a minute ago. A time of another day carries its date, as the board's and the cards' do."""
     agent = as_role("agent")
     sfx = uuid.uuid4().hex[:8]
-    with db.tenant_session(world.a.id) as s:
-        asked = _text(sfx, 1, f"wmday{sfx}", "zhangsan", f"能开发票吗 {sfx}", 30)
-        conversations.ingest(s, [asked], default_classifier().classify)
-        cid = s.scalar(select(Conversation.id).where(Conversation.external_userid == f"wmday{sfx}"))
+    cid = _waiting(db, world, sfx, f"能开发票吗 {sfx}", ago=30)
     r = agent.post(
         f"/api/v1/conversations/{cid}/snooze", json={"minutes": 1440}, headers={"X-CSRF-Token": agent.csrf}
     )
