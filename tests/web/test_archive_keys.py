@@ -255,17 +255,13 @@ class _AdminActsMeanwhile:
         await self.inner.aclose()
 
 
-def test_a_wrong_key_put_in_during_a_pull_is_not_marked_used(db, web_settings, emu_url, siyu):
+def test_a_wrong_key_put_in_during_a_pull_is_not_marked_used(mine, db, emu_url):
     """A pull loads the keys as it starts; meanwhile the admin swaps the version's (unused) key
     for another, a wrong one. Marked used by its version, the wrong key could not be removed
     (409), every later message of the version failing: the key that decrypted is marked."""
-    rt = Runtime.create(web_settings, db)
+    c = mine
+    rt, t, corp = c.rt, c.t, c.t.corp
     with httpx.Client(base_url=emu_url, timeout=10) as emu:
-        t = _make_tenant(db, rt, emu, "race")
-        with db.tenant_session(t.id) as s:
-            tenancy.add_person(s, f"admin-{t.slug}", "管理员", "admin", PASSWORD)
-        c = login(siyu, f"admin-{t.slug}")
-        corp = t.corp
         right_private, right_public = generate_key_pair()
         wrong_private, _ = generate_key_pair()
         up = _archive_with_key(c, emu, corp, 1, right_public, right_private)
@@ -297,5 +293,4 @@ def test_a_wrong_key_put_in_during_a_pull_is_not_marked_used(db, web_settings, e
         assert kept_pem.strip() != right_public.strip()  # the wrong key is the one kept now
         # it never decrypted anything, so the README's remedy must still work
         r = c.post("/setup/archive/keys/1/remove", data={"csrf_token": c.csrf})
-        c.close()
     assert used_at is None and r.status_code == 303, (used_at, r.status_code)
