@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 import siyu.models
 from siyu.conversations.search import alembic_include_name
 from tests.conftest import PG_URL
+from tests.conversations.conftest import Archive, store
 from tests.support import postgres_database
 
 
@@ -374,3 +375,37 @@ def test_settings_set_before_0027_keep_their_values_and_no_one_is_named_as_chang
         row = s.execute(text("SELECT welcome_text, timezone FROM tenants")).one()
     assert tuple(row) == ("您好", "Asia/Tokyo")
     _to(database, "0025", down=True)
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="PostgreSQL's index never folded accents")
+def test_messages_indexed_before_0039_are_searched_with_their_accents(empty_database):
+    """Before 0039 SQLite's FTS5 table folded é to e; 0039 makes it again and rebuilds it from the
+    tokens already stored, so café is no longer found by cafe."""
+    from siyu.conversations import search
+
+    database = empty_database
+    _to(database, "0038")
+    with database.engine.begin() as conn:  # the index as 0001 had made it
+        for statement in search.search_drop_ddl("sqlite"):
+            conn.exec_driver_sql(statement)
+        old = [
+            s.replace(", tokenize='unicode61 remove_diacritics 0'", "") for s in search.search_ddl("sqlite")
+        ]
+        assert old != search.search_ddl("sqlite")
+        for statement in old:
+            conn.exec_driver_sql(statement)
+    with database.system_session() as s:
+        tenant_id = _tenant(s).id
+    arc = Archive()
+    arc.text("wmcafe", "zhangsan", "想订 café 的位子", 10)
+    store(database, tenant_id, arc.items)
+
+    def matched(conn, word: str) -> list[int]:
+        found = f"SELECT rowid FROM {search.FTS_TABLE} WHERE {search.FTS_TABLE} MATCH ?"
+        return conn.exec_driver_sql(found, (f'"{word}"',)).scalars().all()
+
+    with database.engine.connect() as conn:
+        [indexed] = matched(conn, "cafe")  # the fold, before
+    database.migrate()
+    with database.engine.connect() as conn:
+        assert (matched(conn, "cafe"), matched(conn, "café")) == ([], [indexed])
