@@ -1225,12 +1225,16 @@ def test_a_leader_outside_the_apps_visible_range_is_not_said_to_have_left(local)
     assert "不在应用的可见范围内" in problem["error"], problem["error"]
 
 
-def test_a_card_wecom_answers_82001_all_recipients_invalid_is_given_up_at_once(w):
-    """82001 (WeCom's "All touser & toparty & totag invalid": every recipient empty or invalid)
-    says the same as 81013: the card reached nobody, and retrying twelve times over 35 minutes
-    cannot change that. The board should say so at once, as it does for 81013, not show the
-    card as being retried with an errmsg of no meaning to the admin."""
-    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": 82001, "times": 50}
+@pytest.mark.parametrize(
+    ("errcode", "why"), [(82001, "全部无效"), (40031, "UserID 列表"), (60111, "UserID 不存在")]
+)
+def test_a_card_wecom_answers_all_recipients_invalid_is_given_up_at_once(w, errcode, why):
+    """82001 (WeCom's "All touser & toparty & totag invalid": every recipient empty or invalid),
+    40031 (不合法的UserID列表) and 60111 (UserID not found) say the same as 81013: the card reached
+    nobody, and retrying twelve times over 35 minutes cannot change that. The board should say so
+    at once, as it does for 81013, not show the card as being retried with an errmsg of no
+    meaning to the admin."""
+    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": errcode, "times": 50}
     w.stack.control("POST", "/faults", json=fault)
     try:
         w.say("这个怎么退货？", at=0)
@@ -1241,6 +1245,25 @@ def test_a_card_wecom_answers_82001_all_recipients_invalid_is_given_up_at_once(w
         assert state == "given_up", (state, error)
         [problem] = _problems(w)
         assert (problem["recipient"], problem["status"], problem["attempts"]) == ("zhangsan", "given_up", 1)
+        assert why in problem["error"], problem["error"]
+    finally:
+        w.stack.control("DELETE", "/faults")
+
+
+def test_a_card_wecom_refuses_with_48002_names_the_apps_own_secret(w):
+    """48002 on message/send: the app's secret may not send app messages (a 客户联系 secret pasted
+    as the app's, or the app disabled). The board had told the admin to "use the 客户联系 secret",
+    the advice for the customer-contact APIs, which cannot send an app message."""
+    fault = {"corp_id": w.stack.corp_id, "path": "/cgi-bin/message/send", "errcode": 48002, "times": 50}
+    w.stack.control("POST", "/faults", json=fault)
+    try:
+        w.say("这个怎么退货？", at=0)
+        w.pulled(3600)
+        w.clock(120)
+        assert w.fire() == 1
+        wait_for(lambda: (r := _reached(w).get(0)) and r[0] in ("retrying", "given_up") and r)
+        [problem] = _problems(w)
+        assert "应用无权发送应用消息" in problem["error"] and "use the 客户联系" not in problem["error"]
     finally:
         w.stack.control("DELETE", "/faults")
 

@@ -41,9 +41,10 @@ RECORD_RETRY_S = 0.5  # a tenant's outcomes that failed to record are tried agai
 # equal to one sent that recently tells the member nothing new: each names its event's time
 # (an alert) or, to the minute, how long the customers have waited (a card).
 DUPLICATE_CHECK = {"enable_duplicate_check": 1, "duplicate_check_interval": 4 * 3600}
-# message/send's answers that it reached nobody: 消息接收人全部无效 (81013) and 指定的成员/部门/
-# 标签全部无效 (82001, recipients empty or outside the app's visible range). No retry changes them.
-RECIPIENTS_INVALID = frozenset({81013, 82001})
+# message/send's answers that it reached nobody: 消息接收人全部无效 (81013), 指定的成员/部门/
+# 标签全部无效 (82001, recipients empty or outside the app's visible range), 不合法的UserID列表
+# (40031) and UserID 不存在 (60111). No retry changes them.
+RECIPIENTS_INVALID = frozenset({81013, 82001, 40031, 60111})
 
 
 @sender("app_message")

@@ -249,6 +249,17 @@ class WeComNotPermitted(WeComError):
 
     errcodes = frozenset({48002})
 
+    def describe(self) -> str:
+        if self.path.startswith("/cgi-bin/message/"):
+            # the self-built app's own secret sends app messages; the 客户联系 advice (below)
+            # would have the admin paste the very secret that cannot
+            return (
+                "应用无权发送应用消息 / this app may not send app messages: check that the app Secret in "
+                "Siyu's 设置 is the self-built app's own (not the 客户联系 or 会话存档 Secret) and that "
+                "the app is enabled in WeCom's admin console."
+            )
+        return super().describe()
+
 
 _CLASSES: dict[int, type[WeComError]] = {}
 for _cls in (
@@ -350,6 +361,10 @@ _DESCRIPTIONS: dict[int, str] = {
         "set it (host and port exactly) under the app's 网页授权及JS-SDK / 可信域名 in WeCom's admin console."
     ),
     46004: "成员不存在 / the member does not exist in WeCom's contacts (left, or never there).",
+    40031: (
+        "不合法的 UserID 列表 / the recipients' UserID list is invalid: the member is not in WeCom's "
+        "contacts (left, or their UserID changed); sync the staff again."
+    ),
     60111: (
         "成员 UserID 不存在 / the member is not in WeCom's contacts: they left or their UserID changed; "
         "sync the staff again."
