@@ -106,6 +106,25 @@ def test_bad_shifts_are_refused():
     assert parse_shifts([["00:00", "12:00"], ["12:00", "24:00"]]) == ((0, 720), (720, 1440))  # a whole day
 
 
+def test_shifts_that_make_a_whole_day_are_the_days_own_not_a_night_shift():
+    """Three shifts round the clock on workdays (00:00-08:00, 08:00-16:00, 16:00-24:00), or a day
+    but for lunch (00:00-12:00, 13:00-24:00): the first and the last had been taken for a night
+    shift typed in two parts, so Monday 00:00-08:00 was Sunday's (a day off) and a question at
+    Monday 00:30 under a 2-minute step was due at 08:02, while Saturday 03:00 was Friday's."""
+    for shifts in (
+        [["00:00", "08:00"], ["08:00", "16:00"], ["16:00", "24:00"]],
+        [["00:00", "12:00"], ["13:00", "24:00"]],
+    ):
+        calendar = BusinessCalendar.build("Asia/Shanghai", shifts)
+        assert calendar.add(bj(2025, 9, 22, 0, 30), 120).astimezone(SH) == bj(2025, 9, 22, 0, 32), shifts
+        assert not calendar.is_open(bj(2025, 9, 27, 3, 0)), shifts
+    # a day shift beside a night typed in two parts: the night is still one shift
+    assert parse_shifts([["00:00", "06:00"], ["09:00", "17:00"], ["22:00", "24:00"]]) == (
+        (540, 1020),
+        (1320, 1800),
+    )
+
+
 def test_a_night_shift_belongs_to_the_day_it_starts():
     """22:00-06:00, or the same entered in two parts at midnight (as the form once asked): a
     question at Friday 23:00 under a 2-hour step is due Saturday 01:00 (1 hour before midnight,

@@ -71,7 +71,10 @@ def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]
     before its start runs overnight (22:00-06:00) and belongs to the day it starts: its end is
     given as minutes past that day's midnight (1800 for 06:00 the next morning). A night shift
     entered in two parts at midnight, as the form once asked (22:00-24:00 and 00:00-06:00), is
-    that one shift: Friday's night runs into Saturday morning, and Monday 00:00 is no shift."""
+    that one shift: Friday's night runs into Saturday morning, and Monday 00:00 is no shift. They
+    are read so only when the night they make is shorter than the day between them: 00:00-08:00,
+    08:00-16:00 and 16:00-24:00 (round the clock), or 00:00-12:00 and 13:00-24:00 (a lunch
+    break), are the day's own shifts, Monday's early hours Monday's."""
     parsed = []
     for a, b in shifts:
         start, end = parse_hhmm(a), parse_hhmm(b)
@@ -81,7 +84,12 @@ def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]
             raise ValueError("班次的开始和结束不能相同 / a shift must not end when it starts")
         parsed.append((start, end if end > start else end + DAY))
     parsed.sort()
-    if len(parsed) > 1 and parsed[0][0] == 0 and parsed[-1][1] == DAY and parsed[0][1] < parsed[-1][0]:
+    if (
+        len(parsed) > 1
+        and parsed[0][0] == 0
+        and parsed[-1][1] == DAY
+        and DAY - parsed[-1][0] + parsed[0][1] < parsed[-1][0] - parsed[0][1]
+    ):
         (_, morning), (evening, _) = parsed.pop(0), parsed.pop()
         parsed.append((evening, morning + DAY))
     for (_, end), (start, _) in zip(parsed, parsed[1:], strict=False):
