@@ -17,6 +17,7 @@ leader, 10 min voice call to the agent).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -1474,18 +1475,40 @@ def next_due(
     if same is not None:
         step = steps[same + 1] if same + 1 < len(steps) else None
     else:
-        had = set(had)
+        had, moved = set(had), _moved(book, policy, before)
         step = next(
             (
                 s
                 for s in steps
-                if s.delay_s > before.delay_s or (s.delay_s == before.delay_s and s not in had)
+                if s != moved
+                and (s.delay_s > before.delay_s or (s.delay_s == before.delay_s and s not in had))
             ),
             None,
         )
     if step is None:
         return None
     return step, spaced_due(book, policy, started_at, before.delay_s, was_due, step.delay_s)
+
+
+def _moved(book: PolicyBook, policy: PolicyView, before: Step) -> Step | None:
+    """The policy's step that is `before` given another delay since (the leader's card moved from
+    5 to 7 minutes while it was pending): the policy as last kept with `before` is the policy now
+    but for that one delay. It has been had: the leader had been carded again at 7 minutes."""
+    if policy.id is None:
+        return None
+    kept = next((v for _, v in reversed(book._kept_versions().get(policy.id, [])) if before in v.steps), None)
+    if kept is None or len(kept.steps) != len(policy.steps):
+        return None
+    others = list(kept.steps)
+    others.remove(before)
+    moved = [
+        s
+        for s in policy.steps
+        if (s.action, s.target) == (before.action, before.target) and s not in kept.steps
+    ]
+    if len(moved) == 1 and Counter(others + moved) == Counter(policy.steps):
+        return moved[0]
+    return None
 
 
 def spaced_due(
