@@ -266,3 +266,44 @@ def test_a_leaders_second_card_still_goes_when_the_first_is_taken_out_while_pend
         ("app_message", "lisi"),
         ("voice_call", "zhangsan"),
     ]
+
+
+def test_reminders_switched_back_on_remind_about_a_customer_who_asked_while_they_were_off(local):
+    """Reminders off, a customer asks, the admin switches them back on a minute later. The wait
+    had been stored with no step, and the save scheduled none: nobody was ever told."""
+    w = local
+    w.policy(steps=[{"delay_s": 300, "action": "app_message", "target": "agent"}])
+    with w.session() as s:
+        service.save_policy(s, enabled=False)
+    w.say("在吗", at=0)
+    w.clock(60)
+    with w.session() as s:
+        service.save_policy(s, enabled=True)
+    w.pulled(7200)
+    w.clock(299)
+    assert w.fire() == 0
+    w.clock(300)
+    assert w.fire() == 1
+    assert _fired(w) == [("app_message", "zhangsan")]
+
+
+def test_reminders_switched_back_on_go_on_from_the_step_that_came_while_they_were_off(local):
+    """Switched off after the agent's card: the leader's card already set still goes, and none is
+    set after it. Switched on again after the call's time, the call is due at once, not never."""
+    w = local
+    w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
+    w.say("在吗？", at=0)
+    w.pulled(7200)
+    w.clock(120)
+    assert w.fire() == 1
+    w.clock(130)
+    with w.session() as s:
+        service.save_policy(s, enabled=False)
+    w.clock(300)
+    assert w.fire() == 1
+    w.clock(700)
+    assert w.fire() == 0
+    with w.session() as s:
+        service.save_policy(s, enabled=True, now=w.rt.now())
+    assert w.fire() == 1
+    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]

@@ -228,8 +228,60 @@ def save_policy(
             select(SlaWait.id).where(SlaWait.policy_id == policy.id, SlaWait.closed_at.is_(None))
         )
     _follow_new_clock(session, moved, now)
+    if was is not None and was.get("enabled") is False and policy.enabled:
+        _resume(session, policy, now)
     retime_held_calls(session, now)
     return policy
+
+
+def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
+    """Reminders switched back on: each open wait of the policy with no pending step (begun while
+    they were off, or whose step fired then and scheduled none after it) gets its next step, due
+    on the policy's schedule from the wait's start, or now where that has passed. Those
+    customers had waited for ever, nobody told."""
+    w, e = SlaWait, SlaEscalation
+    waits = session.execute(
+        select(w.id, w.conversation_id, w.staff_userid, w.started_at, w.snoozed_until).where(
+            w.policy_id == policy.id,
+            w.closed_at.is_(None),
+            ~select(e.id).where(e.wait_id == w.id, e.status == "pending").exists(),
+        )
+    ).all()
+    if not waits:
+        return
+    book = PolicyBook(session)
+    view = book.by_id(policy.id)
+    last = {}  # each wait's last step that came due
+    rows = session.execute(
+        select(e.wait_id, e.step, e.delay_s, e.action, e.target, e.due_at)
+        .where(bulk.among(session, e.wait_id, [wait.id for wait in waits]))
+        .order_by(e.wait_id, e.step)
+    )
+    had: dict[int, set[Step]] = {}
+    for r in rows:
+        last[r.wait_id] = r
+        if r.delay_s is not None:
+            had.setdefault(r.wait_id, set()).add(Step(r.delay_s, r.action, r.target))
+    steps = []
+    for wait in waits:
+        r = last.get(wait.id)
+        if r is None:
+            found = (view.steps[0], book.due_times(replace(view, steps=view.steps[:1]), wait.started_at)[0])
+        elif (before_s := delay_of(r.delay_s, r.step, view)) is None:
+            continue  # nothing kept tells where it stood
+        else:
+            before = Step(before_s, r.action, r.target)
+            found = next_due(book, view, wait.started_at, before, r.due_at, had.get(wait.id, ()))
+        if found is None:
+            continue  # its last step has come
+        step, due = found
+        if wait.snoozed_until is not None:
+            due = max(due, snooze_ends(book, view, wait.snoozed_until))
+        index = 0 if r is None else r.step + 1
+        steps.append(
+            step_row(wait.id, wait.conversation_id, wait.staff_userid, index, step, max(due, now), now)
+        )
+    bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
 
 
 def _keep_version(session: Session, policy: SlaPolicy, now: datetime) -> None:
