@@ -183,6 +183,21 @@ def test_a_call_rings_the_number_set_in_siyu_before_wecoms(w):
             tenancy.set_call_phone(s, "boss", "")
 
 
+def test_a_number_typed_in_full_width_is_stored_as_the_digits_a_provider_rings(w):
+    """An input method left in full width: 138０００００００２ was stored as typed (\\d took the
+    full-width digits) and every call handed Tencent a number it refuses. Other scripts' digits
+    are refused; the emulator's gateway refuses such a number, as Tencent does."""
+    from siyu.tenancy import service as tenancy
+
+    with w.session() as s:
+        assert tenancy.set_call_phone(s, "boss", "＋８６ 138０００００００２") == "13800000002"
+        with pytest.raises(ValueError, match="不是中国大陆手机号"):
+            tenancy.set_call_phone(s, "boss", "١٣٨٠٠٠٠٠٠٠٢")  # Arabic-Indic
+        tenancy.set_call_phone(s, "boss", "")
+    call = {"called_number": "+86138０００００００２", "template_params": ["1", "10"], "text": "x"}
+    assert httpx.post(f"{w.gateway}/_emulator/voice/calls", json=call).status_code == 400
+
+
 def test_a_call_to_a_member_with_no_number_anywhere_says_where_to_set_one(w):
     """WeCom gives apps made since mid-2022 no member mobile: with none set in Siyu either, the
     call is given up at once, and the board says whose number is missing and where to set it."""

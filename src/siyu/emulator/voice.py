@@ -33,7 +33,7 @@ import uuid
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-MAINLAND = re.compile(r"^\+861\d{10}$")
+MAINLAND = re.compile(r"^\+861[3-9][0-9]{9}$")
 
 
 def build_router(emu=None) -> APIRouter:

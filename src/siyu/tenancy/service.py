@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -343,12 +344,13 @@ class UnknownStaff(LookupError):
 
 def mainland_mobile(phone: str) -> str:
     """A mainland China mobile number as 11 digits (spaces, dashes, +86 allowed); ValueError
-    saying so otherwise."""
-    digits = re.sub(r"[\s\-()（）]", "", phone)
+    saying so otherwise. Typed in full width (１３８…, an input method's) it is the same number;
+    other scripts' digits are no number a provider rings."""
+    digits = re.sub(r"[\s\-()（）]", "", unicodedata.normalize("NFKC", phone))
     for prefix in ("+86", "0086", "86"):
         if digits.startswith(prefix) and len(digits) == 11 + len(prefix):
             digits = digits[len(prefix) :]
-    if not re.fullmatch(r"1[3-9]\d{9}", digits):
+    if not re.fullmatch(r"1[3-9][0-9]{9}", digits):
         raise ValueError(f"不是中国大陆手机号：{phone[:40]} / not a mainland China mobile number")
     return digits
 
