@@ -20,6 +20,7 @@ from siyu.notify.models import OutboxMessage
 from siyu.sla import service, tasks
 from siyu.sla.api import board_for
 from siyu.web.auth import Viewer
+from tests.sla.test_board_metrics import _get
 from tests.sla.test_delivery import calls, gateway  # noqa: F401 - the fixture
 from tests.sla.test_never_ring import _pending_calls, _send_calls
 from tests.support.signed_in import SignedIn
@@ -360,3 +361,74 @@ def test_a_call_step_fired_as_the_shift_closes_rings_then_not_on_monday(
     assert hold is None, f"no quiet hours hold it at 18:00, yet it is put off till {hold.astimezone(SH)}"
     _send_due_calls(w)
     assert [c["called_number"] for c in calls(w)] == ["+8613800000002"]
+
+
+def test_a_call_that_may_have_rung_keeps_the_cooldown_running(local, gateway, db, settings, monkeypatch):
+    """10:01 张三 is called about 王女士; the gateway places the call (his phone rings) but its
+    answer comes after SIYU_VOICE_TIMEOUT_S: NoAnswer, and the call is recorded failed,
+    呼叫结果未知 ("a call rings at most once ... may have rung"). 30 s later the call step of
+    his other customer fires: the cooldown (15 min, "counted from when the call rang") should
+    cover it. placed_since had counted status 'placed' only, and a second call rang him 30 s
+    after the first."""
+    w = local
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway, "voice_timeout_s": 0.5}
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    w.gateway = gateway
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=[], call_cooldown_s=900)
+    w.say("在吗？", at=0, ext="wmA")
+    w.say("发货了吗？", at=30, ext="wmB")
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 1.5})
+    [call] = _send_calls(w, db, settings)
+    assert call.provider == "emulator" and call.status == "queued"  # handed over, no answer
+    assert len(calls(w)) == 1  # it rang
+    w.clock(90)
+    assert w.fire() == 1
+    _send_calls(w, db, settings)
+    rang = [c["called_number"] for c in calls(w)]
+    assert rang == ["+8613800000002"], f"张三 was rung {len(rang)} times within 30 s: {rang}"
+
+
+def test_a_call_that_may_have_rung_is_not_promised_again_for_the_end_of_quiet_hours(
+    local, gateway, db, settings, monkeypatch
+):
+    """20:59 张三's call step fires (quiet hours 21:00-08:00); the gateway places the call but
+    answers after the timeout: NoAnswer, the call may have rung. Its retry comes at 21:00:30,
+    in the quiet hours. Outside them that retry records the call failed, 呼叫结果未知, and never
+    rings again; here the sender had checked quiet hours first and put the call off till 08:00,
+    clearing its error: all night the board said 免打扰 08:00 拨打 (calls_held, held_until) for
+    a call that already went to the provider and will not ring again."""
+    w = local
+    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway, "voice_timeout_s": 0.5}
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
+    w.gateway = gateway
+    _at_beijing(w, 20, 58)
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=["21:00", "08:00"])
+    w.say("人呢？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)  # 20:59
+    assert w.fire() == 1
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 1.5})
+    [call] = _send_calls(w, db, settings)
+    assert call.provider == "emulator" and call.status == "queued"  # handed over, no answer
+    assert len(calls(w)) == 1  # the gateway placed it
+
+    w.clock(150)  # 21:00:30: the retry comes due, in the quiet hours
+    [message] = _pending_calls(w)
+    with w.session() as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(due_at=utcnow()))
+    [call] = _send_calls(w, db, settings)
+    board = _get(w, "/api/v1/sla/board").json()
+    [row] = board["waiting"]
+    [step] = row["fired"]
+    assert (call.status, call.error) == ("failed", tasks.CALL_OUTCOME_UNKNOWN), (
+        call.status,
+        call.error,
+        step["delivery"],
+        step["held_until"],
+        board["calls_held"],
+    )

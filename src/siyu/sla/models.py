@@ -198,7 +198,7 @@ class SlaCall(TenantOwned, Base):
     # queued | placed | skipped | failed | never (its policy's shifts all lie in its quiet hours)
     status: Mapped[str] = mapped_column(String(12), default="queued")
     # the provider it was handed to, set before it rings: a queued call with one was handed over
-    # by a try that got no answer, and may have rung (siyu.sla.tasks._call_plan)
+    # by a try that got no answer, and may have rung (siyu.sla.tasks._call_hold)
     provider: Mapped[str] = mapped_column(String(16), default="")
     call_id: Mapped[str] = mapped_column(String(128), default="")
     waits: Mapped[int] = mapped_column(default=0)  # how many waits the call was about

@@ -209,10 +209,18 @@ def call_held_until(
 
 
 def placed_since(since: datetime):
-    """A call that keeps the cooldown begun at `since` running: placed, and queued or rung after
-    it (a call placed late, retried, is as recent as its ring). Firing covers a call step to the
-    same person by it (firing._queue_call); the board says so ahead (next_calls_covered)."""
-    return (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since)
+    """A call that keeps the cooldown begun at `since` running: placed, or handed to the provider
+    by a try that got no answer (it may have rung: the phone had rung again 30 s later), and
+    queued or rung after it (a call placed late, retried, is as recent as its ring). Firing
+    covers a call step to the same person by it (firing._queue_call); the board says so ahead
+    (next_calls_covered)."""
+    may_have_rung = (SlaCall.provider != "") & (
+        (SlaCall.status == "queued")
+        | ((SlaCall.status == "failed") & (SlaCall.error == CALL_OUTCOME_UNKNOWN))
+    )
+    return ((SlaCall.status == "placed") | may_have_rung) & or_(
+        SlaCall.created_at > since, SlaCall.placed_at > since
+    )
 
 
 def still_to_ring():
@@ -220,7 +228,7 @@ def still_to_ring():
     provider refused it. Firing joins a call step to the same person to it rather than place
     another, and it speaks of that step's wait too when it rings (firing._queue_call); the
     board says so ahead (next_calls_covered). Not one handed to the provider by a try that got
-    no answer: it may have rung and rings no more (tasks._call_plan), a step joined to it never."""
+    no answer: it may have rung and rings no more (tasks._call_hold), a step joined to it never."""
     return and_(SlaCall.status == "queued", SlaCall.provider == "")
 
 
@@ -382,6 +390,9 @@ STALE = "stale: due long ago"
 QUIET_HOURS = "quiet hours"
 # Why a call was not placed that is no trouble: nobody waited any more (and how calls said so
 # before this was written in Chinese).
+CALL_OUTCOME_UNKNOWN = (
+    "呼叫结果未知：上次已交给语音服务商，但没有收到回答（超时或进程中断），可能已经响铃；为免重复响铃不再拨打"
+)
 CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
 CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
 # Why a call held (quiet hours, a retry) did not ring: its callee left the corp meanwhile.

@@ -681,11 +681,6 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
             w for w in waits if not queries.left_out(w.snoozed_until, w.snoozed_at, fired_at.get(w.id), now)
         ]
         call = s.get(SlaCall, message.payload["call"])
-        if call is not None and call.status == "queued" and call.provider:
-            # handed to the provider by an earlier try that got no answer (killed meanwhile, or
-            # timed out): it may have rung, and a phone rings at most once for a call
-            call.status, call.error = "failed", CALL_OUTCOME_UNKNOWN
-            return {"call": call.id, "unknown": True}
         if not any(w.id in wait_ids for w in waits):
             if call is not None:
                 call.status, call.error = "skipped", queries.CALL_NOT_NEEDED
@@ -716,9 +711,7 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
     }
 
 
-CALL_OUTCOME_UNKNOWN = (
-    "呼叫结果未知：上次已交给语音服务商，但没有收到回答（超时或进程中断），可能已经响铃；为免重复响铃不再拨打"
-)
+CALL_OUTCOME_UNKNOWN = queries.CALL_OUTCOME_UNKNOWN
 
 
 def _call_failed(session: Session, message: OutboxMessage, error: str) -> None:
@@ -735,6 +728,7 @@ def _mark_call(rt, tenant_id: int, call_id: int, **fields) -> None:
 
 
 NEVER = "never"  # _call_hold's answer for a call its policy lets no call ring
+UNKNOWN = "unknown"  # and for one an earlier try handed to the provider, with no answer
 
 
 def _call_hold(rt, tenant_id: int, message: OutboxMessage) -> datetime | str | None:
@@ -743,8 +737,16 @@ def _call_hold(rt, tenant_id: int, message: OutboxMessage) -> datetime | str | N
     may go minutes after its step); None when it may ring now. NEVER, with the call recorded
     so, when the policy lets no call ring (saved before such policies were refused): put off
     to its next shift, which the quiet hours hold again, the call sat pending for ever, and
-    as one still to ring covered every later call step to its callee."""
+    as one still to ring covered every later call step to its callee. UNKNOWN, with the call
+    recorded so, when an earlier try handed it to the provider and got no answer (killed
+    meanwhile, or timed out): it may have rung, and a phone rings at most once for a call; in
+    quiet hours it had been put off till their end, the board promising a call that never
+    rings."""
     with rt.db.tenant_session(tenant_id) as s:
+        call = s.get(SlaCall, message.payload.get("call"))
+        if call is not None and call.status == "queued" and call.provider:
+            call.status, call.error = "failed", CALL_OUTCOME_UNKNOWN
+            return UNKNOWN
         policy_id = s.scalar(
             select(SlaWait.policy_id)
             .join(SlaEscalation, SlaEscalation.wait_id == SlaWait.id)
@@ -756,7 +758,6 @@ def _call_hold(rt, tenant_id: int, message: OutboxMessage) -> datetime | str | N
         until = queries.call_held_until(policy, rt.now(), service.tenant_timezone(s), book.calendar)
         if until is None or not queries.calls_never_ring(policy):
             return until
-        call = s.get(SlaCall, message.payload.get("call"))
         if call is not None:
             call.status, call.error = "never", queries.CALL_NEVER
         return NEVER
@@ -768,13 +769,13 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     hold = await asyncio.to_thread(_call_hold, rt, tenant_id, message)
     if hold == NEVER:
         raise Skipped("its policy's shifts all lie in its quiet hours: no call rings")
+    if hold == UNKNOWN:
+        raise Permanent(CALL_OUTCOME_UNKNOWN)
     if hold is not None:
         raise Deferred(hold)
     plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
         raise Skipped("no call needed: every wait answered, or the callee left (the call's row says)")
-    if plan.get("unknown"):
-        raise Permanent(CALL_OUTCOME_UNKNOWN)
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
@@ -799,7 +800,7 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
         raise Permanent(f"{plan['callee_name']} 没有手机号：请在私域「成员」页填写其接电话提醒的手机号")
     context = f"siyu:{tenant_id}:call:{plan['call']}"
     # handed to the provider, committed before it rings: a try that gets no answer leaves it
-    # so, and the next does not ring again (_call_plan)
+    # so, and the next does not ring again (_call_hold)
     await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], provider=provider.name)
     try:
         call_id = await provider.call(VoiceCall(mobile, plan["params"], plan["text"], context))
