@@ -4,6 +4,8 @@ and a name that differs only by what cannot be seen is a name no list can tell a
 
 import unicodedata
 
+UNNAMED = "（未命名）"  # a customer whose name shows nothing: none given, or only invisible characters
+
 # Unicode's default-ignorable code points that are not Cf: variation selectors (官网首页 +
 # U+FE0F looked like 官网首页), Hangul fillers (U+115F, U+1160, U+3164, U+FFA0, shown as
 # nothing), the combining grapheme joiner, Mongolian free variation selectors, the unassigned

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -16,7 +17,7 @@ from siyu.customers.models import Customer, Follow, TimelineEvent
 from siyu.tenancy.models import Tenant
 from siyu.web import templating
 from tests.conversations.conftest import Archive, store
-from tests.web.conftest import CHROMIUM, _add, fits_the_phone, sign_in
+from tests.web.conftest import CHROMIUM, _add, fits_the_phone, remove_customers, sign_in
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing")
 # 王五's chats, opened by the admin: the other tests count 张三's and 李四's answers of the day
@@ -295,3 +296,37 @@ def test_the_wait_bar_s_buttons_are_thumb_sized_and_no_reply_needed_asks_first(p
     bar.get_by_role("button", name="标记无需回复").click()
     expect(page.locator("#done")).to_have_text("已标记为无需回复。")
     expect(page.locator(".waitbar")).to_have_count(0)
+
+
+@pytest.fixture
+def blank_nickname(db, world):
+    """A customer whose WeChat nickname is the Braille blank ⠀ (shows nothing; Siyu stores it as
+    ""), who asks 张三 something: (customer id, conversation id, external userid)."""
+    ext = "wmBlank" + uuid.uuid4().hex[:10]
+    with db.tenant_session(world.a.id) as s:
+        cid = _add(s, s.get(Tenant, world.a.id), ext, "\u2800", "zhangsan", int(time.time()) - 600)
+    arc = Archive()
+    arc.text(ext, "zhangsan", "请问还有货吗", 120)
+    store(db, world.a.id, arc.items)
+    with db.tenant_session(world.a.id) as s:
+        conv = s.scalar(select(Conversation.id).where(Conversation.external_userid == ext))
+    yield cid, conv, ext
+    remove_customers(db, world.a.id, [cid])
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing")
+def test_a_customer_with_a_blank_nickname_is_not_named_by_their_wecom_id(page, siyu, world, blank_nickname):
+    """The customer page calls them （未命名）; the chat, its wait bar and the conversation list
+    named them by WeCom's external userid (wmBlank…), an id the agent finds nowhere in WeCom,
+    and told them 在企业微信里回复 wmBlank…."""
+    cid, conv, ext = blank_nickname
+    sign_in(page, siyu, world.a.logins["agent"], f"/customers/{cid}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("（未命名）")
+    page.goto(f"{siyu}/conversations/{conv}")
+    expect(page.locator(".waitbar")).to_be_visible()
+    assert ext not in page.locator("h1").inner_text()
+    assert ext not in page.locator(".waitbar").inner_text()
+    page.goto(f"{siyu}/conversations?waiting=1")
+    row = page.locator(f'#conversations a[href="/conversations/{conv}"]')
+    expect(row).to_have_count(1)
+    assert ext not in row.inner_text()

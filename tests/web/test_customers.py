@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -675,3 +676,35 @@ def test_the_page_shows_a_chatty_customers_newest_waits_and_links_to_their_chats
     assert (link in page) == bool(older)
     api = agent.get(f"/api/v1/customers/{cid}/timeline").json()
     assert sum(e["kind"] == "wait" for e in api) == WAITS_SHOWN + older and api[-1]["kind"] == "added"
+
+
+def test_a_timeline_link_with_a_superscript_digit_is_no_500(as_role, world):
+    """?before=² (str.isdigit() is true of ² and ①, int() refuses them): the customer page
+    failed with a 500 where any other bad cursor goes back to the newest entries, said so."""
+    agent = as_role("agent")
+    r = agent.get(f"/customers/{world.a.customers['王女士']}?before=²")
+    assert r.status_code == 200, r.status_code
+    assert "翻页链接已失效" in r.text
+
+
+def test_a_group_whose_owner_wecom_never_told_shows_no_dangling_owner(as_role, db, world):
+    """A group WeCom refuses groupchat/get for (60011) is listed as 群聊 <its id>, its owner
+    unknown (""): the customer page read （…加入，扫描群二维码；群主 ） with nobody after 群主."""
+    from sqlalchemy import delete
+
+    from siyu.conversations.models import GroupChat, GroupMember
+
+    chat_id = "wrUnknown" + uuid.uuid4().hex[:8]
+    cid = world.a.customers["陈先生"]
+    with db.tenant_session(world.a.id) as s:
+        s.add(GroupChat(chat_id=chat_id, status="unknown", owner_userid="", problem="60011"))
+        s.add(GroupMember(chat_id=chat_id, customer_id=cid, joined_at=datetime.now(UTC), join_scene=3))
+    try:
+        page = as_role("admin").get(f"/customers/{cid}").text
+        shown = re.findall(r'<li class="group">(.*?)</li>', page, re.S)
+        assert len(shown) == 1 and f"群聊 {chat_id}" in shown[0], shown
+        assert not re.search(r"群主\s*）", shown[0]), shown[0]
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(GroupMember).where(GroupMember.chat_id == chat_id))
+            s.execute(delete(GroupChat).where(GroupChat.chat_id == chat_id))

@@ -33,6 +33,7 @@ from siyu.db.paging import Page, SortKey
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_STATUS, Staff
 from siyu.tenancy.queries import staff_gone
+from siyu.visible_names import UNNAMED
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -217,6 +218,15 @@ def _remarks(session: Session, conversations: list[Conversation]) -> dict[tuple[
     return {pair: remark for pair, remark in remarks.items() if pair in pairs}
 
 
+def customer_title(customer: Customer | None, external_userid: str) -> str:
+    """How a chat names its customer: by name, （未命名） where the name shows nothing (the Braille
+    blank of a WeChat nickname; WeCom's external userid is no name anyone finds in WeCom), by that
+    userid only where Siyu knows no customer."""
+    if customer is not None:
+        return customer.name or UNNAMED
+    return external_userid or "（未知客户）"
+
+
 def _customer_ref(c: Customer | None) -> dict | None:
     return {"id": c.id, "name": c.name, "avatar": c.avatar} if c else None
 
@@ -238,7 +248,7 @@ def conversation_dict(
     if c.kind == "group":
         title = group_title(c.roomid, group, names)
     else:
-        title = (customer.name if customer else "") or c.external_userid or "（未知客户）"
+        title = customer_title(customer, c.external_userid)
     return {
         "id": c.id,
         "kind": c.kind,
@@ -975,7 +985,7 @@ def search_messages(
                     "kind": c.kind,
                     "title": group_title(c.roomid, group_chats.get(c.roomid), names)
                     if c.kind == "group"
-                    else ((customer.name if customer else "") or c.external_userid),
+                    else customer_title(customer, c.external_userid),
                     "remark": remarks.get((c.customer_id, c.staff_userid)),
                     "customer": _customer_ref(customer),
                     "staff_userid": c.staff_userid,

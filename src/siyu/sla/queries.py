@@ -29,6 +29,7 @@ from siyu.sla.service import PolicyBook, PolicyView, tenant_timezone
 from siyu.sla.told import told_by_text
 from siyu.tenancy import timezones
 from siyu.tenancy.queries import members_left, still_with_the_corp
+from siyu.visible_names import UNNAMED
 
 # ------------------------------------------------------------------------ the SLA board
 
@@ -142,7 +143,7 @@ def _shape_waiting(session: Session, rows: Sequence, now: datetime) -> list[dict
         out.append(
             {
                 "conversation_id": w.conversation_id,
-                "customer": w.name or "",
+                "customer": "" if w.name is None else w.name or UNNAMED,  # (None: no customer known)
                 "remark": remarks.get((w.customer_id, w.staff_userid)),
                 "staff_userid": w.staff_userid,
                 "since": w.started_at,
@@ -695,7 +696,9 @@ def _name_customers(
         named: dict[int, str] = {}
         for r in rows:
             if seen is None or r.staff_userid in seen or (me and p["recipient"] == me):
-                named.setdefault(r.conversation_id, r.name or r.external_userid)
+                # (an outer join: None where the chat has no customer, "" for a name that shows nothing)
+                name = r.external_userid if r.name is None else r.name or UNNAMED
+                named.setdefault(r.conversation_id, name)
         p["customers"] = [{"conversation_id": cid, "name": name} for cid, name in named.items()]
         p["customers_total"] = len({r.conversation_id for r in rows})
 

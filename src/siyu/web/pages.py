@@ -208,7 +208,8 @@ def _timeline_page(s, viewer, customer_id: int, before: int | None, now, gone) -
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(request: Request, viewer: PageViewer, customer_id: int, before: str | None = None):
     now = request.app.state.rt.now()
-    below = int(before) if before and before.lstrip("-").isdigit() and len(before) < 20 else None
+    # (² and ① are digits int() refuses)
+    below = int(before) if before and re.fullmatch(r"-?[0-9]{1,19}", before) else None
     paging_reset = before is not None and below is None
     with request.app.state.rt.db.tenant_session(viewer.tenant_id) as s:
         # its follows, its 无人跟进 notice, its groups' owners, its timeline and its chats mark them

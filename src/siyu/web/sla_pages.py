@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries as conversation_queries
-from siyu.conversations.queries import wait_text
+from siyu.conversations.queries import customer_title, wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
 from siyu.db.database import retry_deadlocks
@@ -292,7 +292,7 @@ def _named(s, viewer: Viewer, typed: str):
     if conversation is None:
         return None
     customer = s.get(Customer, conversation.customer_id) if conversation.customer_id else None
-    name = (customer.name if customer else "") or conversation.external_userid or "客户"
+    name = customer_title(customer, conversation.external_userid)
     remarks = customer_queries.remarks_on(s, {customer.id}) if customer else {}
     return conversation, remarked(name, remarks.get((conversation.customer_id, conversation.staff_userid)))
 

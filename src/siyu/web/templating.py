@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from siyu import __version__
 from siyu.tenancy import timezones
-from siyu.visible_names import tidy_name
+from siyu.visible_names import UNNAMED, tidy_name
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -104,7 +104,7 @@ def dated(ctx, value: datetime) -> str:
     return shown[5:] if shown.startswith(this_year + "-") else shown
 
 
-def named(name: str | None, unnamed: str = "（未命名）") -> str:
+def named(name: str | None, unnamed: str = UNNAMED) -> str:
     """`{{ c.name|named }}`: a customer's name as it shows, or （未命名） where it shows nothing (none
     given, or only spaces and invisible characters: the Braille blank many WeChat users take)."""
     return tidy_name(name or "") or unnamed
