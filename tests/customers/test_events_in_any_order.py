@@ -395,3 +395,28 @@ def test_a_customer_who_came_back_to_a_member_is_not_said_handed_back(db, fresh_
         ).all()
     texts = [describe_event(kind, data) for kind, data in rows]
     assert not [t for t in texts if "转接" in t], texts
+
+
+def _status(db, tenant_id: int, ext: str) -> str:
+    with db.tenant_session(tenant_id) as s:
+        follow = s.scalar(
+            select(Follow)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(Customer.external_userid == ext)
+        )
+        return follow.status
+
+
+def test_a_late_add_half_does_not_put_an_accepted_customer_back_to_awaiting(db, fresh_tenant):
+    """The customer added 张三 without verification (add_half at T0); 张三 accepted at T0+60
+    (add_external_contact). The add_half's first try failed (WeCom busy) and it ran again after
+    the add: the follow went back to 待通过 (half) for good."""
+    ext = "wm" + secrets.token_hex(6)
+    info = {"userid": "zhangsan", "createtime": 1764900000, "add_way": 1}
+    contact = {"external_contact": {"external_userid": ext, "name": "钱女士"}, "follow_user": [info]}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, 1764900060), contact)
+    assert _status(db, fresh_tenant, ext) == "active"
+    with db.tenant_session(fresh_tenant) as s:  # the add_half, retried, handled last
+        service.record_added(s, _event("add_half_external_contact", ext, 1764900000), contact, half=True)
+    assert _status(db, fresh_tenant, ext) == "active"

@@ -200,6 +200,8 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
         follow.state = info["state"]
     if follow.ended_at is not None and follow.ended_at > at:
         pass  # the relation ended after this add (events can be processed out of order)
+    elif status == "half" and follow.status == "active":
+        pass  # accepted already: an add_half retried after the add is older news (it had gone back to 待通过)
     elif status or follow.status not in ("active", "half"):
         follow.status, follow.ended_at = status or "active", None  # added (again)
     session.flush()
