@@ -486,3 +486,22 @@ def test_a_late_answer_stored_after_the_dismissal_still_tells_the_leave(db, tena
         ]
         member = s.scalar(select(GroupMember).where(GroupMember.customer_id == cid))
         assert (member.left_at, member.left_how) == (T0 + timedelta(hours=1), "removed")
+
+
+def test_a_late_del_member_does_not_take_out_a_customer_who_rejoined_since(db, tenant_id):  # noqa: F811
+    """The customer was in the group (T0), left (T1) and rejoined (T2). The del_member event's
+    first try failed (WeCom busy) and it was handled after the add_member: WeCom lists the
+    customer, joined at T2, after their leave, yet Siyu puts them out of the group."""
+    cid = _customer(db, tenant_id, "wmRejoin")
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    with db.tenant_session(tenant_id) as s:  # the create event
+        groups.record(s, _chat(("wmRejoin", T0)), T0)
+    added = {"UpdateDetail": "add_member", "JoinScene": "3", "MemChangeList": "wmRejoin",
+             "CreateTime": str(int(t2.timestamp()))}  # fmt: skip
+    with db.tenant_session(tenant_id) as s:  # the add_member of T2, handled first
+        groups.record(s, _chat(("wmRejoin", t2)), t2 + timedelta(minutes=1), added)
+    with db.tenant_session(tenant_id) as s:  # the del_member of T1, retried, handled last
+        groups.record(s, _chat(("wmRejoin", t2)), t2 + timedelta(minutes=5), _left("wmRejoin", t1))
+    names, kinds = _state(db, tenant_id, cid)
+    # WeCom's own answer lists the customer, joined after the leave: they are in the group
+    assert names == ["老客户群"], kinds

@@ -99,10 +99,12 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     row.member_names = dict(
         list({**(row.member_names or {}), **_external_names(listed)}.items())[-MOST_NAMES:]
     )
-    if row.status == "active":  # (a dismissed group's late answer brings nobody back)
-        _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
+    # the leave first: a del_member handled late (retried) after the customer rejoined, its
+    # listing naming the rejoin, had put them out of the group for good
     if change and change.get("UpdateDetail") == "del_member":  # (one before a dismissal, too)
         _left_by_event(session, row, change, {str(m.get("userid")) for m in listed}, now)
+    if row.status == "active":  # (a dismissed group's late answer brings nobody back)
+        _joined(session, row, [m for m in listed if m.get("type") == 2] + _named_joins(change, members), now)
     return row
 
 
