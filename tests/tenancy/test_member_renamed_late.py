@@ -153,3 +153,35 @@ def test_a_reply_pulled_before_the_rename_was_handled_answers_the_question_asked
     rename(rt.db, tenant_id)
     assert open_waits(rt.db, tenant_id) == []
     assert chats(rt.db, tenant_id)[f"single:{ext}:{OLD}"][0] == ""  # nothing awaited there
+
+
+def test_a_member_renamed_before_any_sync_read_their_first_userid_is_renamed_all_the_same(rt):
+    """A new member, created as zhangsan, adds a customer and is renamed zhangsan01 before a sync
+    read them (the create_user's sync ran after the rename): Siyu knows only zhangsan01. The
+    rename found no member zhangsan and was dropped: the customer stayed with a userid nobody
+    has, and the chat pulled later under the old userid opened beside the member's."""
+    from siyu.customers import service as customers
+    from siyu.customers.models import Customer, Follow
+
+    tenant_id = support.new_tenant(rt.db)
+    with rt.db.tenant_session(tenant_id) as s:
+        s.add(Staff(userid=NEW, name="张三"))
+    ext = "wm" + secrets.token_hex(6)
+    added = {"ChangeType": "add_external_contact", "UserID": OLD, "ExternalUserID": ext,
+             "CreateTime": str(int(at(5).timestamp()))}  # fmt: skip
+    contact = {
+        "external_contact": {"external_userid": ext, "name": "周先生"},
+        "follow_user": [{"userid": OLD}],
+    }
+    with rt.db.tenant_session(tenant_id) as s:
+        customers.record_added(s, customers.named_now(s, added), contact)
+    rename(rt.db, tenant_id)
+    with rt.db.tenant_session(tenant_id) as s:
+        followers = s.scalars(
+            select(Follow.staff_userid)
+            .join(Customer, Customer.id == Follow.customer_id)
+            .where(Customer.external_userid == ext)
+        ).all()
+    assert followers == [NEW]
+    pull(rt, tenant_id, [message(ext, OLD, "在吗？", 10)])
+    assert [staff for *_, staff in chats(rt.db, tenant_id).values()] == [NEW]

@@ -491,18 +491,21 @@ def rename_member(session: Session, old: str, new: str, at: datetime) -> bool:
     allowed once): the same member, their Siyu-only fields (the number calls ring, their login
     and role) kept under the new one. A row the sync made for the new userid meanwhile gives
     way. Lists of leaders follow, and what names `old` from before `at`, pulled or handled
-    later, is theirs (`Renames`). False when no member has `old` (done already: the event
-    retried)."""
+    later, is theirs (`Renames`). False when done already (the event retried). A member no
+    sync read under `old` (created and renamed before one ran) has no row to move, and what
+    names `old` is theirs all the same: a customer they added had stayed with a userid nobody
+    has."""
     _hold_renames(session, shared=False)
     done = select(MemberRename.id).where(
         MemberRename.old_userid == old, MemberRename.new_userid == new, MemberRename.renamed_at == at
     )
     if session.scalar(done) is not None:  # (the event retried after `old` went to a new member)
         return False
+    session.add(MemberRename(old_userid=old, new_userid=new, renamed_at=at))
     member = session.scalar(select(Staff).where(Staff.userid == old))
     if member is None:
-        return False
-    session.add(MemberRename(old_userid=old, new_userid=new, renamed_at=at))
+        session.flush()
+        return True
     made = session.scalar(select(Staff).where(Staff.userid == new))
     if made is not None:  # (WeCom's directory as the sync read it since: the member as they are)
         for field in _SYNCED:
