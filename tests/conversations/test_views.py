@@ -1724,3 +1724,36 @@ def test_a_link_the_customer_shares_can_be_opened_from_the_chat(db, world, as_ro
     bubble = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", shown)).strip()
     assert url in hrefs, f"the chat shows {bubble!r}: no link to {url}"
     assert url in str(item), f"the API gives {item['text']!r} and no address"
+
+
+def _pending_due(db, world, cid):
+    with db.tenant_session(world.a.id) as s:
+        return s.scalar(
+            select(SlaEscalation.due_at)
+            .where(SlaEscalation.conversation_id == cid, SlaEscalation.status == "pending")
+            .order_by(SlaEscalation.due_at)
+        )
+
+
+def test_shortening_ones_own_snooze_answers_the_step_it_moved(as_role, new_waiting, db, world):
+    """张三 snoozes 30 min, the admin 60 min, then the admin thinks better of it: 15 min. The
+    admin's hour goes, 张三's 30 minutes hold again, and the pending step comes back from +60 to
+    +30: it moved. The answer said moved_steps 0 (and `kept_until`, "nothing changes"), so a
+    script reading it believes its call changed nothing while the reminders now come 30 minutes
+    earlier than before it."""
+    cid = new_waiting("zhangsan")
+    agent, admin = as_role("agent"), as_role("admin")
+    url = f"/api/v1/conversations/{cid}/snooze"
+
+    def snooze(client, minutes):
+        r = client.post(url, json={"minutes": minutes}, headers={"X-CSRF-Token": client.csrf})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    snooze(agent, 30)
+    assert snooze(admin, 60)["moved_steps"] == 1
+    before = _pending_due(db, world, cid)
+    said = snooze(admin, 15)
+    after = _pending_due(db, world, cid)
+    assert after < before  # the step did come back (from +60 to 张三's +30)
+    assert said["moved_steps"] == 1, said

@@ -537,8 +537,15 @@ def snooze_for(
         return {"snoozed": False, "until": None, "by": "", "moved_steps": moved, "kept_until": None}
     if held.snoozed_until is not None and held.snoozed_until > until:
         # another's longer snooze stands: theirs, not the caller's, is what holds the reminders
+        # (`moved`: the caller's own longer one it replaced gave way to it, and the step came back)
         kept = held.snoozed_until
-        return {"snoozed": True, "until": kept, "by": held.snoozed_by, "moved_steps": 0, "kept_until": kept}
+        return {
+            "snoozed": True,
+            "until": kept,
+            "by": held.snoozed_by,
+            "moved_steps": moved,
+            "kept_until": kept,
+        }
     by = viewer.signature
     return {"snoozed": True, "until": until, "by": by, "moved_steps": moved, "kept_until": None}
 
