@@ -9,7 +9,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -188,6 +188,21 @@ def test_a_cursor_of_nulls_no_row_could_hold_is_a_422(as_role, chats, path, para
         r = admin.get(path, params={**params, way: nulls})
         told = f"{way} 不是该列表给出的游标 / {way} is not a cursor this list handed out"
         assert (r.status_code, r.json().get("detail")) == (422, told), (path, way, r.text[:200])
+
+
+def test_a_conversation_cursor_waiting_without_a_time_or_not_waiting_with_one_is_a_422(as_role, chats):
+    """The list's first key says whether a chat waits, its second since when: a cursor "waiting
+    since nothing" or "not waiting, since 1 January" is a position no chat holds, and was taken
+    (200, a page from there)."""
+    from siyu.db.paging import encode
+
+    admin = as_role("admin")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for made_up in ((0, None, at, 1), (1, at, at, 1)):
+        for way in ("after", "before"):
+            r = admin.get("/api/v1/conversations", params={way: encode(made_up)})
+            told = f"{way} 不是该列表给出的游标 / {way} is not a cursor this list handed out"
+            assert (r.status_code, r.json().get("detail")) == (422, told), (made_up, way, r.text[:200])
 
 
 def test_a_search_hit_says_the_message_was_marked_no_reply_needed_as_the_chat_does(as_role, new_waiting):

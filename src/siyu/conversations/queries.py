@@ -603,6 +603,11 @@ _LIST_ORDER = (
 _LIST_CURSOR = (int, datetime, datetime, int)
 
 
+def _waiting_or_not(cursor: tuple) -> bool:
+    """A list cursor's first value says whether its chat waits, its second since when."""
+    return (cursor[0] == 1) == (cursor[1] is None)
+
+
 def _list_cursor(c: Conversation) -> str:
     return paging.encode((int(c.awaiting_since is None), c.awaiting_since, c.last_message_at, c.id))
 
@@ -627,7 +632,18 @@ def list_conversations(
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     stmt = readable(viewer, f)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    got = paging.take(session, stmt, _LIST_ORDER, _LIST_CURSOR, page, per_page, after, before, scalars=True)
+    got = paging.take(
+        session,
+        stmt,
+        _LIST_ORDER,
+        _LIST_CURSOR,
+        page,
+        per_page,
+        after,
+        before,
+        scalars=True,
+        holds=_waiting_or_not,
+    )
     rows = got.rows
     return Page(
         _shape(session, rows, _now(now), gone),

@@ -141,12 +141,17 @@ def take(
     before: str | None = None,
     *,
     scalars: bool = False,
+    holds=None,
 ) -> Slice:
     """One page of `stmt` (the list's rows, unordered and unpaged) in the order of `keys`: by
     number, or after / before a cursor of that list (BadCursor for one it did not hand out).
-    Going back to the top gives the first page whole, even if rows moved meanwhile."""
+    Going back to the top gives the first page whole, even if rows moved meanwhile. `holds`:
+    whether a row could hold a cursor's values together, where one key is made from another."""
     cursor = read_cursor(after, before, kinds)
-    if cursor is not None and any(v is None and not k.may_be_null for k, v in zip(keys, cursor, strict=True)):
+    if cursor is not None and (
+        any(v is None and not k.may_be_null for k, v in zip(keys, cursor, strict=True))
+        or (holds is not None and not holds(cursor))
+    ):
         raise BadCursor(not_handed_out("before" if before else "after"))  # a position no row holds
     backward = bool(before)
     paged = stmt.where(beyond(keys, cursor, backward)) if cursor is not None else stmt
