@@ -9,6 +9,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from siyu.customers.models import Channel
 from tests.web.conftest import wecom_fault
@@ -370,3 +371,26 @@ def test_a_single_member_code_given_more_members_is_told_it_cannot_become_a_mult
     )
     assert r.status_code == 422 and html.escape(wanted) in r.text
     admin.post(f"/api/v1/channels/{ch['id']}/disable", headers=csrf)
+
+
+def test_a_welcome_longer_than_wecom_takes_is_refused_in_bytes(as_role, world):
+    """WeCom's send_welcome_msg takes 4000 bytes of text. 1500 Chinese characters (4500 bytes)
+    were saved, and every customer's welcome was refused (40035) until its code expired."""
+    from siyu.customers import welcome
+
+    admin = as_role("admin")
+    csrf = {"X-CSRF-Token": admin.csrf}
+    ways = len(_ways(world))
+    body = {"name": f"长欢迎语 {uuid.uuid4().hex[:6]}", "staff_userids": ["zhangsan"]}
+    long = "您好，欢迎来到示例科技！" * 125
+    r = admin.post("/api/v1/channels", json={**body, "welcome_text": long}, headers=csrf)
+    assert (
+        r.status_code == 422
+        and "欢迎语最多 4000 字节（约 1300 个汉字），现在 4500 字节" in r.json()["detail"]
+    )
+    assert len(_ways(world)) == ways  # nothing made in WeCom
+    with pytest.raises(ValueError, match="4000 字节"):
+        welcome.save_default(None, world.a.id, long, "王五", None)
+    # a name that takes a text near the limit over it: the end is cut, not the whole refused
+    filled = welcome.fill("好" * 1330 + "{name}", "王" * 20)
+    assert len(filled.encode()) <= 4000 and filled.startswith("好" * 1330 + "王")

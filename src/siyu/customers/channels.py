@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Follow
 from siyu.customers.queries import Reader, visible_follow
-from siyu.customers.welcome import placeholder_problem
+from siyu.customers.welcome import placeholder_problem, size_problem
 from siyu.db import locks
 from siyu.db.threads import in_tenant
 from siyu.db.versions import version_of
@@ -88,7 +88,7 @@ class ChannelSpec:
             raise ChannelError("请选择至少一位成员或一个部门 / choose staff or a department")
         if len(self.welcome_text) > 2000:
             raise ChannelError("欢迎语最多 2000 字 / welcome text too long")
-        problem = placeholder_problem(self.welcome_text)
+        problem = size_problem(self.welcome_text) or placeholder_problem(self.welcome_text)
         if problem:
             raise ChannelError(problem)
         url = self.welcome_link.get("url", "")
