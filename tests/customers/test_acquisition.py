@@ -411,3 +411,27 @@ def test_two_admins_making_a_channel_of_one_name_at_once_make_one_and_unmake_the
     with stack.session() as s:
         assert s.scalar(select(func.count()).select_from(Channel).where(Channel.name == spec.name)) == 1
     assert stack.control("GET", stack.corp_path("/contact_ways")) == []
+
+
+async def _delete_in_wecom(stack, config_id: str) -> None:
+    contact = (await stack.rt.clients.get(stack.tenant_id)).contact
+    await contact.del_contact_way(config_id)
+
+
+def test_a_channel_whose_code_is_gone_from_wecom_can_still_be_disabled(stack):
+    """The code was deleted in WeCom already (a 停用 that deleted it and then failed to save,
+    another app of the corp): every 停用 had been a 502, and the channel stayed enabled, handing
+    out a QR code that no longer works."""
+    from siyu.tenancy import service as tenancy
+    from tests.web.conftest import PASSWORD, login
+
+    channel = make_channel(stack, name="旧海报")
+    run(_delete_in_wecom(stack, channel.config_id))
+    with stack.session() as s:
+        tenancy.add_person(s, f"admin-{stack.slug}", "管理员", "admin", PASSWORD)
+    admin = login(stack.siyu, f"admin-{stack.slug}")
+    r = admin.post(f"/api/v1/channels/{channel.id}/disable", headers={"X-CSRF-Token": admin.csrf})
+    admin.close()
+    with stack.session() as s:
+        enabled = s.get(Channel, channel.id).enabled
+    assert (r.status_code, enabled) == (200, False), r.text

@@ -23,7 +23,16 @@ from siyu.db.threads import in_tenant
 from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
 from siyu.visible_names import name_key, tidy_name
-from siyu.wecom.errors import WeComFailure
+from siyu.wecom.errors import (
+    WeComBusy,
+    WeComError,
+    WeComFailure,
+    WeComInvalidCredentials,
+    WeComIPNotAllowed,
+    WeComNotPermitted,
+    WeComRateLimited,
+    WeComTokenError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +344,39 @@ async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
     config_id, enabled = await in_tenant(rt.db, tenant_id, read)
     if enabled and config_id:
         contact = (await rt.clients.get(tenant_id)).contact
-        await contact.del_contact_way(config_id)
+        try:
+            await contact.del_contact_way(config_id)
+        except WeComError:
+            # gone from WeCom already (a 停用 that deleted it and failed to save, another app of
+            # the corp): the channel had stayed enabled for good, every 停用 a 502. Which
+            # errcode WeCom gives for an unknown code is not documented: it is asked for it.
+            if await _in_wecom(contact, config_id):
+                raise
     await in_tenant(rt.db, tenant_id, save)
+
+
+# answers that say nothing of the code itself: it may well be there
+_NOT_ABOUT_THE_CODE = (
+    WeComBusy,
+    WeComRateLimited,
+    WeComTokenError,
+    WeComInvalidCredentials,
+    WeComIPNotAllowed,
+    WeComNotPermitted,
+)
+
+
+async def _in_wecom(contact, config_id: str) -> bool:
+    """Whether WeCom may still have the code: no, where it refuses to describe it."""
+    try:
+        await contact.get_contact_way(config_id)
+    except _NOT_ABOUT_THE_CODE:
+        return True
+    except WeComError:
+        return False
+    except WeComFailure:
+        return True
+    return True
 
 
 def daily_stats(
