@@ -420,3 +420,54 @@ def test_a_late_add_half_does_not_put_an_accepted_customer_back_to_awaiting(db, 
     with db.tenant_session(fresh_tenant) as s:  # the add_half, retried, handled last
         service.record_added(s, _event("add_half_external_contact", ext, 1764900000), contact, half=True)
     assert _status(db, fresh_tenant, ext) == "active"
+
+
+async def _own_code(stack) -> str:
+    contact = (await stack.rt.clients.get(stack.tenant_id)).contact
+    answer = await contact.add_contact_way(1, 2, user=["zhangsan"], remark="张三的名片")
+    return answer["config_id"]
+
+
+def _siyu_tags(stack, follow_id) -> set[str]:
+    with stack.session() as s:
+        return set(
+            s.scalars(
+                select(Tag.wecom_id)
+                .join(FollowTag, FollowTag.tag_id == Tag.id)
+                .where(FollowTag.follow_id == follow_id)
+            )
+        )
+
+
+def _wecom_tags(stack, ext) -> set[str] | None:
+    rel = [
+        c
+        for c in stack.control("GET", stack.corp_path("/customers"))
+        if c["external_contact"]["external_userid"] == ext and c["follow_info"]["userid"] == "zhangsan"
+    ]
+    return set(rel[0]["follow_info"].get("tag_id", []) or []) if rel else None
+
+
+def test_back_through_no_channel_the_tags_siyu_shows_are_wecoms(stack):
+    """A customer who removed the member adds them again through the member's own code (no
+    channel of Siyu's): the relation is no channel's, and carries no channel's tags."""
+    tag_id = corp_tag(stack)
+    channel = make_channel(stack, name="展会", tag_ids=[tag_id])
+    ext = stack.scan(channel.config_id, "回头客")["external_userid"]
+    wait_for(lambda: _wecom_tags(stack, ext) == {tag_id})
+    stack.control(
+        "POST", stack.corp_path(f"/customers/{ext}/remove_staff"), json={"userid": "zhangsan", "wait": True}
+    )
+    wait_for(lambda: (f := follow_of(stack, ext)) and f.status == "lost")
+
+    own = run(_own_code(stack))
+    stack.control(
+        "POST",
+        stack.corp_path("/scan"),
+        json={"config_id": own, "customer": {"name": "回头客", "external_userid": ext}, "wait": True},
+    )
+    follow = wait_for(lambda: (f := follow_of(stack, ext)) and f.status == "active" and f)
+    assert _wecom_tags(stack, ext) == set()  # WeCom dropped the tags with the relation
+    # Siyu had shown 「展会」's tag, which WeCom does not have and was never sent, and counted the
+    # comeback for 展会
+    assert (_siyu_tags(stack, follow.id), follow.channel_id) == (set(), None)

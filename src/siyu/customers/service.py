@@ -216,12 +216,17 @@ def attribute_channel(
     """The channel this follow came through: attributed from `state` the first time, and again
     when the customer comes back (`again`: they had removed the member, or been removed)
     through another channel, which then counts the add (the first channel's add and loss
-    both leave its figures: one relation, one channel)."""
-    if follow.channel_id and not (again and state):
+    both leave its figures: one relation, one channel), or through none of Siyu's (the member's
+    own code: the first channel had counted the comeback, and its tags, which WeCom dropped with
+    the relation, were shown on the customer and never sent again)."""
+    if follow.channel_id and not again:
         return session.get(Channel, follow.channel_id)
     channel = session.scalar(select(Channel).where(Channel.state == state)) if state else None
-    if channel is None or channel.id == follow.channel_id:
-        return channel or (session.get(Channel, follow.channel_id) if follow.channel_id else None)
+    if channel is None:
+        follow.channel_id = None
+        return None
+    if channel.id == follow.channel_id:
+        return channel
     follow.channel_id = channel.id
     timeline(
         session, customer, "channel", at, follow.staff_userid, channel=channel.name, channel_id=channel.id
