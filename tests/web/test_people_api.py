@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
 
 import httpx
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 
+from siyu.db import utcnow
+from siyu.tenancy import people
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import ApiToken, Person
+from siyu.tenancy.models import ApiToken, Person, WebSession
 from tests.support.openapi import problems, response_schema
 from tests.web.conftest import PASSWORD, login
 
@@ -436,3 +439,54 @@ def test_the_people_answers_fit_the_spec(as_role, db, world):
                 wrong.append((method, path, r.status_code, found[:3]))
     assert [r.status_code for _m, _p, r in calls] == [200, 404, 201, 422, 403, 409, 200, 200, 200]
     assert not wrong, wrong
+
+
+def test_a_session_that_has_expired_is_not_shown_as_signed_in(as_role, siyu, db, world):
+    """PersonOut.signed_in_at: "their newest open session began; null: none open"."""
+    admin = as_role("admin")
+    with _by_hand(db, world, "agent") as (person_id, login_name):
+        login(siyu, login_name).close()
+        assert admin.get(f"/api/v1/people/{person_id}").json()["signed_in_at"] is not None
+        with db.tenant_session(world.a.id) as s:  # the session ran out (session_days later)
+            s.execute(
+                update(WebSession)
+                .where(WebSession.person_id == person_id)
+                .values(expires_at=utcnow() - timedelta(minutes=1))
+            )
+        got = admin.get(f"/api/v1/people/{person_id}").json()
+        assert got["signed_in_at"] is None, got
+
+
+def test_a_token_cannot_be_made_acting_as_a_disabled_login(as_role, db, world):
+    """A login an admin disabled is refused as one who left is: a token acting as one who left is
+    refused (422, 已离职或停用); one acting as a disabled login should be too, not made suspended."""
+    admin = as_role("admin")
+    with _by_hand(db, world, "agent") as (person_id, _login):
+        with db.tenant_session(world.a.id) as s:
+            people.disable(s, person_id)
+        r = admin.post(
+            "/api/v1/tokens",
+            json={"name": "CRM", "person_id": person_id},
+            headers={"X-CSRF-Token": admin.csrf},
+        )
+        assert r.status_code == 422, (r.status_code, r.json().get("status"))
+
+
+def test_the_list_is_admins_first_then_by_name(as_role, db, world):
+    """GET /api/v1/people: "The tenant's logins, admins first, then by name"."""
+    admin = as_role("admin")
+    sfx = uuid.uuid4().hex[:6]
+    made = []
+    with db.tenant_session(world.a.id) as s:
+        for login_name, name, role in (
+            (f"hz-{sfx}", "Zz 成员", "agent"),
+            (f"ha-{sfx}", "Aa 主管", "supervisor"),
+        ):
+            made.append(tenancy.add_person(s, login_name, name, role, PASSWORD).id)
+    try:
+        listed = [p for p in admin.get("/api/v1/people").json() if p["id"] in made]
+        names = [p["display_name"] for p in listed]
+        assert names == ["Aa 主管", "Zz 成员"], names
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            s.execute(delete(Person).where(Person.id.in_(made)))

@@ -127,7 +127,7 @@ def acting_choices(session: Session, maker_id: int) -> list[tuple[str, str]]:
     out = [
         (f"p:{p.id}", f"{p.display_name}（{handle(p)} · {names.get(p.role, p.role)}）")
         for p in people
-        if p.staff_userid not in left and (p.role != "admin" or p.id == maker_id)
+        if p.staff_userid not in left and p.disabled_at is None and (p.role != "admin" or p.id == maker_id)
     ]
     taken = {p.staff_userid for p in people if p.staff_userid}
     # the role their person is made with (person_for_staff): a leader acts as a supervisor
@@ -165,8 +165,8 @@ def acting_person(session: Session, tenant_id: int, choice: str, made_by: int | 
         if gone is not None:
             raise TokenRefused(_left(gone))
         raise TokenRefused("找不到这个账号 / no such person in this company")
-    if tenancy.has_left(session, person):
-        raise TokenRefused(_left(person.display_name))
+    if person.disabled_at is not None or tenancy.has_left(session, person):
+        raise TokenRefused(_left(person.display_name))  # (a disabled login's token is suspended from birth)
     if made_by is not None and person.role == "admin" and person.id != made_by:
         raise TokenRefused(OTHER_ADMIN)
     return person

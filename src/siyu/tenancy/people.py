@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import string
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,8 +63,16 @@ def _changed(person: Person, by: str) -> None:
 def listed(session: Session) -> list[dict]:
     """The tenant's people, admins first, with when each last signed in (their newest open
     session; None when none is open) and whether they have left or are disabled."""
-    people = list(session.scalars(select(Person).order_by(Person.role, Person.display_name, Person.id)))
-    newest_of = select(WebSession.person_id, func.max(WebSession.created_at)).group_by(WebSession.person_id)
+    # (by the role's name, supervisors had come after every agent)
+    admins_first = case((Person.role == "admin", 0), else_=1)
+    people = list(session.scalars(select(Person).order_by(admins_first, Person.display_name, Person.id)))
+    # an expired session is deleted only when its cookie comes back: one who never does had
+    # been shown signed in for good
+    newest_of = (
+        select(WebSession.person_id, func.max(WebSession.created_at))
+        .where(WebSession.expires_at > utcnow())
+        .group_by(WebSession.person_id)
+    )
     newest = {person_id: at for person_id, at in session.execute(newest_of)}
     gone = set(session.scalars(select(Staff.userid).where(Staff.active.is_(False))))
     return [
