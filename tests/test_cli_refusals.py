@@ -5,6 +5,7 @@ login the page would refuse, names that look like markup, an in-memory database,
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -250,3 +251,133 @@ def test_a_worker_running_no_row_at_once_is_refused(cli, concurrency):
     urgent message (a welcome) with its limit of none at once: silently."""
     result = cli("worker", "--concurrency", concurrency)
     assert result.exit_code == 2 and "--concurrency" in result.output, result.output
+
+
+# ---------------------------------------------------------------- tenant add, data folder, key, nice
+
+
+def _tenant_add(cli, *extra: str, corp_id: str = "ww87654321", agent_id: str = "1000002", name: str = "Beta"):
+    return cli(
+        "tenant", "add", "--name", name, "--corp-id", corp_id, "--agent-id", agent_id,
+        "--agent-secret", "a", "--contact-secret", "c", "--token", "tok", "--aes-key", AES,
+        "--no-check", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("agent_id", ["0", "-5"])
+def test_tenant_add_refuses_an_agent_id_that_is_not_positive(cli, agent_id):
+    """/setup refuses an AgentId <= 0 ("AgentId 应为数字"); `tenant add` stored it, and every app
+    message (SLA pushes) and the OAuth sign-in then went to an app that cannot exist."""
+    result = _tenant_add(cli, "--slug", "beta", agent_id=agent_id)
+    assert result.exit_code in (1, 2), result.output
+    assert "beta" not in cli("tenant", "list").output
+
+
+def test_tenant_add_with_an_agent_id_too_large_is_one_line_not_a_traceback(cli):
+    runner = CliRunner()
+    get_settings.cache_clear()
+    result = runner.invoke(
+        app,
+        ["tenant", "add", "--name", "Beta", "--corp-id", "ww87654321", "--agent-id", "99999999999999999999",
+         "--agent-secret", "a", "--contact-secret", "c", "--token", "tok", "--aes-key", AES, "--no-check"],
+    )  # fmt: skip
+    get_settings.cache_clear()
+    assert not isinstance(result.exception, OverflowError), repr(result.exception)
+    assert result.exit_code in (1, 2), result.output
+
+
+def test_tenant_add_refuses_a_blank_company_name(cli):
+    """`person add` refuses a blank --name, /setup keeps the stored one for a blank field:
+    `tenant add --name ' '` stored a corp nobody can tell apart in lists and pages."""
+    result = _tenant_add(cli, "--slug", "beta", name="   ")
+    assert result.exit_code == 1, result.output
+    assert "beta" not in cli("tenant", "list").output
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """SIYU_DATA_DIR set to a file (or a folder that cannot be made): every command died with
+    a FileExistsError traceback from Path.mkdir."""
+    afile = tmp_path / "data"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("SIYU_DATA_DIR", str(afile))
+    monkeypatch.delenv("SIYU_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SIYU_PUBLIC_URL", "https://scrm.example.com")
+    monkeypatch.chdir(tmp_path)
+    for args in (["migrate"], ["tenant", "list"]):
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, args)
+        get_settings.cache_clear()
+        assert result.exit_code == 1, (args, result.output)
+        assert not isinstance(result.exception, OSError), (args, repr(result.exception))
+        assert "SIYU_DATA_DIR" in result.output, (args, result.output)
+
+
+def test_events_retry_of_another_tenants_event_does_not_say_failed_is_not_failed(cli, tmp_path):
+    from siyu.db import Database
+    from siyu.intake.models import CallbackEvent
+
+    assert _tenant_add(cli, "--slug", "beta").exit_code == 0
+    db = Database(f"sqlite:///{tmp_path / 'siyu.db'}")
+    from sqlalchemy import select
+
+    from siyu.tenancy.models import Tenant
+
+    with db.system_session() as s:
+        acme = s.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        event = CallbackEvent(
+            tenant_id=acme, digest="d" * 64, kind="change_external_contact/add_external_contact",
+            xml="<xml/>", status="failed", attempts=30, last_error="60011 无权限",
+        )  # fmt: skip
+        s.add(event)
+        s.flush()
+        event_id = event.id
+    assert f"{event_id}  " in cli("events", "failed", "--tenant", "acme").output
+    result = cli("events", "retry", str(event_id), "--tenant", "beta")
+    assert result.exit_code == 1, result.output
+    assert "is failed, not failed" not in result.output, result.output
+
+
+@pytest.mark.skipif(
+    not shutil.which("setpriv") or os.geteuid() != 0, reason="needs setpriv, as root, to drop CAP_SYS_NICE"
+)
+def test_worker_with_a_negative_nice_is_one_line_not_a_traceback(tmp_path):
+    """`--nice` 'lowers this process's CPU priority by this much': a negative value (raising
+    it), run by anyone but root, died with a PermissionError traceback."""
+    env = {**os.environ, "SIYU_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    env.pop("SIYU_DATABASE_URL", None)
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice",
+         sys.executable, "-m", "siyu", "worker", "--nice", "-5"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode in (1, 2), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "PermissionError" not in done.stderr, done.stderr[-2000:]
+
+
+def test_an_empty_secret_key_file_is_not_used_as_the_key(tmp_path, monkeypatch):
+    """data/secret.key left empty (a full disk when it was written, a `touch`): the key became
+    "" and the tenants' WeCom secrets were sealed with sha256(""), which anyone can open."""
+    from sqlalchemy import select
+
+    from siyu.db import Database
+    from siyu.tenancy.models import Tenant
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secret.key").write_text("")
+    monkeypatch.setenv("SIYU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SIYU_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SIYU_SECRET_KEY", raising=False)
+    monkeypatch.setenv("SIYU_PUBLIC_URL", "https://scrm.example.com")
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(
+        app,
+        ["tenant", "add", "--name", "Acme", "--corp-id", "ww12345678", "--agent-id", "1000002",
+         "--agent-secret", "the-agent-secret", "--contact-secret", "c", "--token", "tok", "--aes-key", AES,
+         "--slug", "acme", "--no-check"],
+    )  # fmt: skip
+    get_settings.cache_clear()
+    assert result.exit_code == 1 and "secret.key is empty" in result.output, result.output
+    if (tmp_path / "data" / "siyu.db").exists():  # nothing sealed with the empty key
+        with Database(f"sqlite:///{tmp_path / 'data' / 'siyu.db'}").system_session() as s:
+            assert s.scalar(select(Tenant.id).where(Tenant.slug == "acme")) is None

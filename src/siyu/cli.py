@@ -257,7 +257,9 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="rows run at once")] = 32,
     wake_fd: Annotated[int | None, typer.Option(hidden=True, help="pipe from `siyu serve`")] = None,
-    nice: Annotated[int, typer.Option(help="lower this process's CPU priority by this much")] = 0,
+    nice: Annotated[
+        int, typer.Option(min=0, max=19, help="lower this process's CPU priority by this much")
+    ] = 0,
 ) -> None:
     """Run a worker without the web server (PostgreSQL deployments run any number of these)."""
     from siyu.jobs.child import watch_wake_pipe
@@ -391,7 +393,7 @@ def _secret(help_: str, envvar: str, prompt: str):
 def tenant_add(
     name: Annotated[str, typer.Option(help="company name shown in Siyu")],
     corp_id: Annotated[str, typer.Option(help="企业ID, under 我的企业 → 企业信息")],
-    agent_id: Annotated[int, typer.Option(help="the self-built app's AgentId")],
+    agent_id: Annotated[int, typer.Option(min=1, max=2**31 - 1, help="the self-built app's AgentId")],
     agent_secret: Annotated[str, _secret("the self-built app's Secret", "SIYU_AGENT_SECRET", "应用 Secret")],
     contact_secret: Annotated[
         str, _secret("客户联系 → API → Secret", "SIYU_CONTACT_SECRET", "客户联系 Secret")
@@ -410,7 +412,11 @@ def tenant_add(
 
     from siyu.tenancy import service
     from siyu.tenancy.models import Tenant
+    from siyu.visible_names import tidy_name
 
+    name = " ".join(name.split())  # (one line: lists and pages show it)
+    if not tidy_name(name):
+        _fail("--name must not be blank: the company's name shows on every page")
     if slug is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", slug):
         _fail(f"--slug goes into the callback URL: 1-40 lower-case letters, digits and -, not {slug!r}")
     rt = _runtime(repairing=True)  # connecting a corp again seals its secrets with this key

@@ -147,8 +147,16 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._make_data_dir()
         return f"sqlite:///{(self.data_dir / 'siyu.db').resolve()}"
+
+    def _make_data_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # (a file of that name, no right to make it): one line, not a traceback
+            raise ValueError(
+                f"SIYU_DATA_DIR {self.data_dir} cannot be used as a folder: {exc.strerror}"
+            ) from None
 
     @property
     def key_file(self) -> Path:
@@ -161,10 +169,16 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.key_file
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._make_data_dir()
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        if not key:  # (a full disk when it was written, a touch): secrets sealed with "" open for anyone
+            raise ValueError(
+                f"{path} is empty: restore the key file, or remove it to make a new one if no tenant is"
+                " connected yet (their secrets were sealed with the old key)"
+            )
+        return key
 
     def callback_url(self, tenant_slug: str) -> str:
         return f"{self.public_url.rstrip('/')}/wecom/callback/{tenant_slug}"

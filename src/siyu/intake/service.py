@@ -311,7 +311,10 @@ def retry_failed(session: Session, event_id: int | None = None, tenant_id: int |
         query.values(status="pending", due_at=utcnow(), claimed_until=None, attempts=0)
     ).rowcount
     if event_id is not None and not count:
-        found = session.scalar(select(CallbackEvent.status).where(CallbackEvent.id == event_id))
+        status = select(CallbackEvent.status).where(CallbackEvent.id == event_id)
+        if tenant_id is not None:  # (another tenant's failed event had read "is failed, not failed")
+            status = status.where(CallbackEvent.tenant_id == tenant_id)
+        found = session.scalar(status)
         raise NotFailed(
             f"no callback event {event_id}" if found is None else f"event {event_id} is {found}, not failed",
             found,

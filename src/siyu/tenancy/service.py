@@ -66,6 +66,8 @@ class CorpCredentials:
                 "企业ID 格式不对，见 我的企业 → 企业信息，例如 ww1234567890abcdef"
                 " / the corp id looks wrong: it is shown under 我的企业 → 企业信息"
             )
+        if not 0 < self.agent_id < 2**31:
+            found.append("AgentId 应为正整数，见应用管理 → 自建应用 / the AgentId is a positive number")
         if not self.agent_secret:
             found.append("缺少自建应用的 Secret / the self-built app's Secret is missing")
         if not self.contact_secret:
