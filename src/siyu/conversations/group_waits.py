@@ -78,15 +78,17 @@ def _owed(m, answered, roomid) -> list[ColumnElement[bool]]:
 
 
 def _out_of_the_group(m, roomid) -> ColumnElement[bool]:
-    """The customer who wrote `m` is out of the group now (quit, or removed; back in, their
-    left_at is cleared): nobody can answer them there any more, as in a dismissed group."""
+    """The customer who wrote `m` has been out of the group since (quit, or removed): nobody can
+    answer them there any more, as in a dismissed group. Back in, their left_at is cleared, and
+    their join is after `m`: a question from before they left is not owed again (it had come
+    back, days old, with their rejoin)."""
     return (
         select(GroupMember.id)
         .join(Customer, Customer.id == GroupMember.customer_id)
         .where(
             GroupMember.chat_id == roomid,
             Customer.external_userid == m.sender,
-            GroupMember.left_at.is_not(None),
+            GroupMember.left_at.is_not(None) | (GroupMember.joined_at > m.sent_at),
         )
         .exists()
     )

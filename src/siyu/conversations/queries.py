@@ -138,7 +138,9 @@ def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
     if f is None:
         return []
     conditions = []
-    if f.waiting:
+    if f.waiting and f.group_waiting:  # both ticked: either kind of wait (groups never have awaiting_since)
+        conditions.append(or_(Conversation.awaiting_since.is_not(None), group_waits.waiting()))
+    elif f.waiting:
         conditions.append(Conversation.awaiting_since.is_not(None))
     if f.staff_userid:
         conditions.append(_involves([f.staff_userid]))
@@ -148,7 +150,7 @@ def _matching(f: ConversationFilter | None) -> list[ColumnElement[bool]]:
         conditions.append(Conversation.kind == f.kind)
     if f.among is not None:
         conditions.append(Conversation.id.in_(sorted(f.among)))
-    if f.group_waiting:
+    if f.group_waiting and not f.waiting:
         conditions.append(group_waits.waiting())
     return conditions
 
@@ -887,8 +889,12 @@ def _mark_dismissed(session: Session, shown: list[tuple[Message, dict]]) -> None
 
 
 def waiting_count(session: Session, viewer: Reader, within: ConversationFilter | None = None) -> int:
-    """How many of the viewer's conversations wait for a reply (of those `within` selects)."""
-    stmt = readable(viewer, replace(within or ConversationFilter(), waiting=True))
+    """How many of the viewer's 1:1 conversations wait for a reply (of those `within` selects; a
+    group's customer is counted by groups_waiting_count)."""
+    within = within or ConversationFilter()
+    if within.group_waiting and not within.waiting:
+        return 0  # only groups are listed
+    stmt = readable(viewer, replace(within, waiting=True, group_waiting=False))
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 

@@ -1,0 +1,178 @@
+"""What a customer group owes when its customers leave and come back, and the list's two wait
+filters together."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from siyu.conversations import group_waits, groups, service
+from siyu.conversations.models import Conversation
+from siyu.customers.models import Customer
+from siyu.insights.needs_reply import default_classifier
+from siyu.tenancy.models import Staff
+
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+@dataclass
+class Item:
+    seq: int
+    msgid: str
+    message: dict
+
+
+@dataclass(frozen=True)
+class Viewer:
+    tenant_id: int
+    visible_staff: frozenset[str] | None = None
+    timezone: str = "Asia/Shanghai"
+
+
+class Room:
+    def __init__(self):
+        self.seq = 0
+        self.roomid = "wr" + secrets.token_hex(6)
+
+    def say(self, sender: str, text: str, minute: float, **extra) -> Item:
+        self.seq += 1
+        body = {
+            "msgid": f"g{self.seq}-{secrets.token_hex(4)}",
+            "action": "send",
+            "from": sender,
+            "tolist": [],
+            "roomid": self.roomid,
+            "msgtime": int((T0 + timedelta(minutes=minute)).timestamp() * 1000),
+            "msgtype": "text",
+            "text": {"content": text},
+            **extra,
+        }
+        return Item(self.seq, body["msgid"], body)
+
+
+@pytest.fixture
+def tenant(db, fresh_tenant) -> int:
+    with db.tenant_session(fresh_tenant) as s:
+        s.add(Staff(userid="lisi", name="李四"))
+        s.add(Staff(userid="zhangsan", name="张三"))
+    return fresh_tenant
+
+
+def ingest(db, tenant, items):
+    with db.tenant_session(tenant) as s:
+        return service.ingest(s, items, default_classifier().classify)
+
+
+def conv_id(db, tenant, roomid) -> int:
+    with db.tenant_session(tenant) as s:
+        return s.scalar(select(Conversation.id).where(Conversation.roomid == roomid))
+
+
+def waits(db, tenant, roomid):
+    cid = conv_id(db, tenant, roomid)
+    with db.tenant_session(tenant) as s:
+        return group_waits.group_waits(s, [cid]).get(cid)
+
+
+def chat(room: Room, members: list[dict], **extra) -> dict:
+    return {"chat_id": room.roomid, "name": "团购群", "owner": "lisi", "member_list": members, **extra}
+
+
+def test_a_contact_customer_who_quit_the_group_is_owed_nothing(db, tenant):
+    """(passing control) the same with a customer of ours."""
+    room = Room()
+    ext = "wm" + secrets.token_hex(10)
+    with db.tenant_session(tenant) as s:
+        s.add(Customer(external_userid=ext, name="赵先生"))
+    t = int(T0.timestamp())
+    members = [{"userid": "lisi", "type": 1, "join_time": t}, {"userid": ext, "type": 2, "join_time": t}]
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members), T0)
+    ingest(db, tenant, [room.say(ext, "请问团购价什么时候开始？", 1)])
+    assert waits(db, tenant, room.roomid) is not None
+    quit_at = T0 + timedelta(minutes=5)
+    change = {
+        "UpdateDetail": "del_member",
+        "QuitScene": "0",
+        "MemChangeList": ext,
+        "CreateTime": int(quit_at.timestamp()),
+    }
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members[:1]), quit_at, change)
+    assert waits(db, tenant, room.roomid) is None
+
+
+def recall_of(room: Room, sender: str, original: Item, minute: float) -> Item:
+    room.seq += 1
+    body = {
+        "msgid": f"r{room.seq}-{secrets.token_hex(4)}",
+        "action": "recall",
+        "from": sender,
+        "tolist": [],
+        "roomid": room.roomid,
+        "msgtime": int((T0 + timedelta(minutes=minute)).timestamp() * 1000),
+        "msgtype": "revoke",
+        "revoke": {"pre_msgid": original.msgid},
+    }
+    return Item(room.seq, body["msgid"], body)
+
+
+def test_a_customer_who_left_after_asking_and_came_back_is_not_owed_the_old_question(db, tenant):
+    """README: nor does a customer out of the group since (quit or removed)."""
+    room = Room()
+    ext = "wm" + secrets.token_hex(10)
+    with db.tenant_session(tenant) as s:
+        s.add(Customer(external_userid=ext, name="赵先生"))
+    t = int(T0.timestamp())
+    members = [{"userid": "lisi", "type": 1, "join_time": t}, {"userid": ext, "type": 2, "join_time": t}]
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members), T0)
+    ingest(db, tenant, [room.say(ext, "请问团购价什么时候开始？", 1)])
+    quit_at = T0 + timedelta(days=1)
+    change = {
+        "UpdateDetail": "del_member",
+        "QuitScene": "0",
+        "MemChangeList": ext,
+        "CreateTime": int(quit_at.timestamp()),
+    }
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members[:1]), quit_at, change)
+    assert waits(db, tenant, room.roomid) is None
+    back_at = T0 + timedelta(days=3)
+    members_back = [
+        members[0],
+        {"userid": ext, "type": 2, "join_time": int(back_at.timestamp()), "join_scene": 3},
+    ]
+    change = {
+        "UpdateDetail": "add_member",
+        "JoinScene": "3",
+        "MemChangeList": ext,
+        "CreateTime": int(back_at.timestamp()),
+    }
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members_back), back_at, change)
+    assert waits(db, tenant, room.roomid) is None
+
+
+def test_both_wait_filters_checked_do_not_hide_a_waiting_group(db, tenant, settings):
+    """The list's form offers 只看等待回复 and 只看群内有客户等待回复的客户群 side by side: checked
+    together, a group where a customer waits is neither listed nor counted, and the header says
+    所选条件内没有客户在等待."""
+    from siyu.runtime import Runtime
+    from tests.support.signed_in import SignedIn
+
+    rt = Runtime.create(settings, db)
+    room = Room()
+    ext = "wm" + secrets.token_hex(10)
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, [{"userid": "lisi", "type": 1}], name="周末团购群"), T0)
+    ingest(db, tenant, [room.say(ext, "请问团购价什么时候开始？", 1)])
+    admin = SignedIn(rt, tenant, "admin")
+    only_groups = admin("GET", "/conversations?group_waiting=1").text
+    assert "周末团购群" in only_groups and "1 个客户群内有客户等待回复" in only_groups
+    both = admin("GET", "/conversations?waiting=1&group_waiting=1").text
+    assert "没有客户在等待" not in both
