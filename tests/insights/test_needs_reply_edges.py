@@ -56,7 +56,14 @@ def test_a_question_beside_an_address_or_a_price_is_still_asked(staff):
 
 
 @pytest.mark.parametrize(
-    "staff", ["[链接] 空调清洗怎么预约？", "[小程序] 你的快递到哪了？", "[图文消息] 为什么选择我们？"]
+    "staff",
+    [
+        "[链接] 空调清洗怎么预约？",
+        "[小程序] 你的快递到哪了？",
+        "[图文消息] 为什么选择我们？",
+        # a chat forwarded: the question in it was put to the warehouse, not the customer
+        "[聊天记录] 张三和仓库的聊天记录 这单能发顺丰吗？ 可以的，今天发顺丰",
+    ],
 )
 @pytest.mark.parametrize("text", ["收到", "好的"])
 def test_the_title_of_a_card_the_staff_shared_is_no_question_to_the_customer(staff, text):

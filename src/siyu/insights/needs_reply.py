@@ -508,7 +508,7 @@ ContextKind = Literal[
 # 能打开吗？, is the staff's; a domain ends in letters, so a price, 12.5/个，需要吗？, is none)
 _ADDRESS = re.compile(r"(?:https?://|www\.)[!-~]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/[!-~]*", re.ASCII)
 _CARD_TITLE = re.compile(
-    r"^(\[(?:链接|小程序|图文消息|视频号|文件|文档|微盘文件|投票|日程|会议|待办|填表)\]).*", re.S
+    r"^(\[(?:链接|小程序|图文消息|视频号|文件|文档|微盘文件|投票|日程|会议|待办|填表|聊天记录)\]).*", re.S
 )
 
 
