@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -10,6 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import delete, func, select
 
 from siyu.config import Settings
@@ -18,7 +21,8 @@ from siyu.conversations.models import ArchiveCursor, Message
 from siyu.conversations.search import MessageSearch, SearchBacklog
 from siyu.runtime import Runtime
 from siyu.sla.models import SlaEscalation
-from siyu.wecom.archive import JsonLinesArchiveSource
+from siyu.wecom.archive import ChatDataPipeline, JsonLinesArchiveSource, generate_key_pair
+from siyu.wecom.finance_sdk import ArchiveError
 from tests.conversations.test_ingest import Chat, tenant_id  # noqa: F401 - fixture
 
 
@@ -520,3 +524,67 @@ def test_with_two_bad_messages_the_pull_stops_at_the_first(rt, tenant_id):  # no
     assert stuck.value.seq == 3  # though seq 5 failed first
     with rt.db.tenant_session(tenant_id) as s:
         assert sorted(s.scalars(select(Message.msgid))) == ["bad1", "bad2"]
+
+
+class _NetworkDown:
+    """A ChatDataPipeline over chatdata made with a real key pair; decrypting the message of
+    `down_seq` fails as the network does (10001) while `down` is set."""
+
+    def __init__(self, items, down_seq: int):
+        private, public = generate_key_pair()
+        pub = serialization.load_pem_public_key(public.encode())
+        self.plain, self.down, self.down_seq = {}, True, down_seq
+        self.chatdata = []
+        for it in items:
+            key = f"k{it.seq:031d}"
+            enc = base64.b64encode(pub.encrypt(key.encode(), padding.PKCS1v15())).decode()
+            self.plain[key] = (it.seq, json.dumps(it.message, ensure_ascii=False))
+            self.chatdata.append(
+                {
+                    "seq": it.seq,
+                    "msgid": it.msgid,
+                    "publickey_ver": 1,
+                    "encrypt_random_key": enc,
+                    "encrypt_chat_msg": key,
+                }
+            )
+        self.pipeline = ChatDataPipeline(self._get, self._decrypt, {1: private}, retries=1, backoff_base=0.01)
+
+    async def _get(self, after, limit):
+        return [i for i in self.chatdata if i["seq"] > after][:limit]
+
+    async def _decrypt(self, key, msg):
+        seq, text = self.plain[key]
+        if self.down and seq == self.down_seq:
+            raise ArchiveError(10001, "connection reset")  # WeCom / the decryptor unreachable
+        return text
+
+    async def fetch(self, after, limit=1000):
+        return await self.pipeline.fetch(after, limit)
+
+    async def aclose(self):
+        self.pipeline.stop_reading_ahead()
+
+
+def test_a_network_failure_while_decrypting_is_not_offered_as_a_message_to_skip(rt, tenant_id):  # noqa: F811
+    """WeCom or the decryptor unreachable while message 2 was decrypted (10001, retries spent):
+    the error named seq 2 as a message that cannot be read, `siyu archive skip` took it, and a
+    message that was fine was lost once the network came back."""
+    chat = Chat()
+    items = [chat.customer("在吗？", 1), chat.customer("想问价格", 2), chat.staff("您好", 3)]
+    source = _NetworkDown(items, down_seq=2)
+    with pytest.raises(ArchiveError):
+        asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        error = s.scalar(select(ArchiveCursor.last_error))
+    # the network failed (retryable): nothing is wrong with message 2, it must not be skippable
+    try:
+        tasks.skip_stuck(rt, tenant_id, 2)
+        skipped = True
+    except tasks.NotStuckThere:
+        skipped = False
+    source.down = False  # the network is back
+    asyncio.run(tasks.pull(rt, tenant_id, source))
+    with rt.db.tenant_session(tenant_id) as s:
+        stored = sorted(s.scalars(select(Message.seq)))
+    assert not skipped and stored == [1, 2, 3], (error, stored)

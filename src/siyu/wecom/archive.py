@@ -493,7 +493,7 @@ class ChatDataPipeline:
                     lambda k=key, i=item: self._decrypt_data(k, str(i.get("encrypt_chat_msg") or ""))
                 )
             except ArchiveError as exc:
-                raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
+                raise _at_message(exc, seq, msgid) from None
             out.append(self._by_key(_archived(plain, seq, msgid), item))
         return out
 
@@ -508,7 +508,7 @@ class ChatDataPipeline:
                 try:
                     plain = await self._retrying(lambda: fn(key, str(item.get("encrypt_chat_msg") or "")))
                 except ArchiveError as exc:
-                    raise ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid) from None
+                    raise _at_message(exc, seq, msgid) from None
             return self._by_key(_archived(plain, seq, msgid), item)
 
         return list(await asyncio.gather(*(one(i, k) for i, k in zip(items, keys, strict=True))))
@@ -576,6 +576,16 @@ class ChatDataPipeline:
         ahead, self._ahead = self._ahead, None
         if ahead is not None and _ours(ahead[2]):
             ahead[2].cancel()
+
+
+def _at_message(exc: ArchiveError, seq: int, msgid: str) -> ArchiveError:
+    """A decrypt's error, its retries spent: one of that message (named by seq, so that the
+    messages before it are stored and it may be skipped), or, where the network or WeCom failed
+    (10001-10003), of none: the next pull tries again (named, it had been offered to `siyu
+    archive skip`, and a message that was fine was lost)."""
+    if exc.retryable:
+        return exc
+    return ArchiveError(exc.code, exc.detail, retryable=False, seq=seq, msgid=msgid)
 
 
 # ---------------------------------------------------------------------------- sources
