@@ -559,4 +559,4 @@ def test_a_customer_whose_wechat_name_shows_nothing_is_a_customer_on_the_card_no
     assert card["title"].startswith("客户 已等待 2 分钟"), card["title"]
     with w.session() as s:
         (waiting,) = queries.waiting_now(s, w.rt.now())
-    assert waiting["customer"] == ""  # (the board names them by what WeCom calls them: their id)
+    assert waiting["customer"] == "（未命名）"  # (as the customer's page names them)
