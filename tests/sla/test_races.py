@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, text
 
+from siyu.conversations import tasks as conversation_tasks
 from siyu.sla import service
 from siyu.sla.firing import fire_batch
 from siyu.sla.models import SlaEscalation
 from siyu.tenancy.queries import members_left
 from siyu.tenancy.tasks import sync_staff
 from tests.notify.test_recording import claimed, run_as_worker
+from tests.sla.conftest import items
 from tests.sla.test_board_metrics import _ask, _get
 from tests.sla.test_card_edges import before_statement, waiting
 from tests.sla.test_firing import claimed as due_steps
@@ -215,3 +217,36 @@ def test_no_reply_needed_at_the_moment_a_step_fires_is_taken(local, db):
     assert wait.close_reason == "dismissed"
     w.clock(300)  # the leader's card is due: the chat needs no reply, nobody is carded
     assert w.fire() == 0, w.steps()
+
+
+def test_a_reply_pulled_as_a_step_fires_is_stored_not_a_deadlock(local, db):
+    """At 2 minutes 张三's card fires; in that same moment the archive pull brings 张三's reply
+    (sent at 1:59). Firing holds the step's row, then writes the wait's breached step; the pull
+    had locked the conversation FOR UPDATE (held off the key share the next step's insert takes)
+    and closed the wait before cancelling its pending steps: each waited for the other, and
+    PostgreSQL killed the pull as the deadlock's victim. The archive page showed the pull failed
+    with "deadlock detected", and the reply was not stored until the next pull."""
+    postgres_only(db)
+    w = local
+    w.policy()  # 2 min agent card, 5 min leader card, 10 min call
+    w.say("在吗？我的订单还没发货", at=0)
+    w.pulled(120)
+    w.clock(120)
+    reply = w._message("zhangsan", "wmcustomer1", "您好，马上帮您查", 119, None)
+    errors = []
+
+    def the_pull_stores_the_reply() -> None:
+        try:
+            asyncio.run(
+                conversation_tasks.store_batch(w.rt, w.tenant_id, items(reply), w.rt.now(), drained=True)
+            )
+        except Exception as exc:  # noqa: BLE001 - the pull's failure, asserted below
+            errors.append(exc)
+
+    while_a_step_fires(w, db, the_pull_stores_the_reply)
+    assert not errors, f"the pull storing 张三's reply failed: {str(errors[0]).splitlines()[0]}"
+    [wait] = w.waits()
+    assert wait.close_reason == "replied"
+    with w.session() as s:
+        pending = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "pending")).all()
+    assert pending == [], "the leader's card is still to come for a chat 张三 answered"

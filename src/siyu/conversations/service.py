@@ -295,7 +295,10 @@ def _hold_write_lock(session: Session) -> None:
 
 
 def _locked(session: Session, query):
-    return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
+    # FOR NO KEY UPDATE: a step firing meanwhile inserts the wait's next step, whose foreign key
+    # takes a key share of the conversation; FOR UPDATE held that off while ingest waited for
+    # the step firing had locked, a deadlock that killed the pull
+    return query.with_for_update(key_share=True) if session.get_bind().dialect.name == "postgresql" else query
 
 
 def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]:

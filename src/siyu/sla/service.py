@@ -1401,8 +1401,23 @@ def _store_moved_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -
     if not waits:
         return
     rows = [{"id": w.id, "msgid": w.msgid, "started_at": w.started_at} for w in waits]
+    _lock_pending(session, [w.id for w in waits])  # (in firing's order: _store_closed_waits)
     bulk.update_by_id(session, SlaWait, rows, ["msgid", "started_at"])
     _reschedule_pending(session, book, [w.id for w in waits])
+
+
+def _lock_pending(session: Session, wait_ids: list[int]) -> None:
+    """On PostgreSQL, these waits' pending steps locked (in id order) before the waits are written,
+    as firing locks them: a step firing meanwhile is waited for rather than deadlocked with."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    e = SlaEscalation
+    session.execute(
+        select(e.id)
+        .where(bulk.among(session, e.wait_id, wait_ids), e.status == "pending")
+        .order_by(e.id)
+        .with_for_update()
+    )
 
 
 def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
@@ -1639,6 +1654,10 @@ def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
         }
         for w in waits
     ]
+    # the pending steps locked first, as firing locks a step before it writes its wait (the
+    # other way round, a reply pulled as its step fired deadlocked on PostgreSQL, and the pull
+    # failed); cancelled after, by a statement that sees the next step firing put in its place
+    _lock_pending(session, [w.id for w in waits])
     # (only someone's "no reply needed" names a person: ingest's replies leave the column be)
     by = ["closed_by"] if any(w.closed_by for w in waits) else []
     bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s", *by])
