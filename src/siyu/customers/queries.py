@@ -398,9 +398,14 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
     values = {k: ("、".join(map(str, v)) if isinstance(v, list) else v) for k, v in (data or {}).items()}
     template = EVENT_TEXT.get(kind, kind)
     if kind == "remark":  # a change of the remark, of the description, or of both
-        said = [f"备注：{values['remark']}"] if "remark" in values else []
-        said += [f"描述：{values['description']}"] if "description" in values else []
-        return f"修改了{'；'.join(said)}" if said else "修改了备注"
+        said = [
+            (
+                f"修改了{label}：{values[key]}" if values[key] else f"清空了{label}"
+            )  # (not 修改了备注： and nothing)
+            for key, label in (("remark", "备注"), ("description", "描述"))
+            if key in values
+        ]
+        return "；".join(said) if said else "修改了备注"
     if kind == "added" and values.get("again"):  # (removed before: a customer who came back)
         return "再次添加了客户"
     if kind == "added" and values.get("handed_back"):  # (handed to a colleague before, and back)
@@ -409,7 +414,11 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
         return f"{template}；成员{values['not_alerted']}，流失提醒没有发给本人"
     if kind.startswith("group_"):  # a scene WeCom did not tell: left out
         # an unnamed group is its owner's, as the customer's page and the chat list call it
-        name = values.get("group") or (f"{staff_name}的群聊" if staff_name else "")
+        # (one WeCom never described, its owner unknown too: by its id, as the page lists it)
+        chat_id = values.get("chat_id")
+        name = values.get("group") or (
+            f"{staff_name}的群聊" if staff_name else f"群聊 {chat_id}" if chat_id else ""
+        )
         unknown = "加入时间未知" if values.get("join_unknown") is True else ""
         how = "；".join(filter(None, [values.get("how") or "", unknown]))
         values = {**values, "group": f"「{name}」" if name else "", "how": f"（{how}）" if how else ""}
