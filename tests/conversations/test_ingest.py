@@ -453,6 +453,28 @@ def test_a_bare_ok_after_a_sticker_or_picture_answers_the_staffs_question_before
     assert needs_reply_of(db, tenant_id, ok) is True
 
 
+@pytest.mark.parametrize("emoji", ["[微笑]", "🙂", "[OK][OK]"])
+@pytest.mark.parametrize("scene", ["earlier pull", "same pull"])
+def test_a_bare_ok_after_a_staff_text_of_emoji_alone_answers_the_question_before_it(
+    db, tenant_id, ingest, emoji, scene
+):
+    """WeChat sends its emoji as text ([微笑], 🙂): after 确定要取消吗？ and a smiley, the customer's
+    好的 answers the question, as after a sticker. The smiley had been the context, 好的 a
+    closing remark, and the cancellation waited on nobody. A smiley that asks ([疑问]) is words."""
+    chat = Chat()
+    start, asked, smiley = (
+        chat.customer("我想取消订单", 0),
+        chat.staff("确定要取消吗？", 1),
+        chat.staff(emoji, 1.1),
+    )
+    ok = chat.customer("好的", 2)
+    pulls = {"earlier pull": [[start, asked, smiley], [ok]], "same pull": [[start, asked, smiley, ok]]}[scene]
+    for batch in pulls:
+        ingest(*batch)
+    assert needs_reply_of(db, tenant_id, ok) is True
+    assert conversation(db, tenant_id).awaiting_msgid == ok.msgid
+
+
 def test_after_the_staffs_last_message_is_recalled_the_one_before_it_is_the_context(db, tenant_id, ingest):
     chat = Chat()
     ingest(chat.customer("帮我取消订单", 0), chat.staff("确定要取消吗？", 1))

@@ -31,6 +31,7 @@ from siyu.conversations.render import EVENT_TYPES, WORDLESS_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
 from siyu.db.renames import rename_in
+from siyu.insights.needs_reply import normalize
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.models import Staff
 from siyu.tenancy.service import Renames, renames
@@ -503,6 +504,23 @@ def _last_outbound_texts(session: Session, conversation_ids: Iterable[int]) -> d
     )
 
 
+def _wordless(p) -> bool:
+    """A staff message that asks nothing in words, so the customer answering just after it answers
+    the one before: a sticker, picture, voice or video, or a text of emoji alone ([微笑], 🙂: how
+    WeChat sends its emoji; one that asks, [疑问], is words). Looked up in the stored messages by
+    type only (_last_outbound_texts, _staff_messages_before)."""
+    kind = p.message.get("msgtype")
+    if kind in WORDLESS_TYPES:
+        return True
+    if kind != "text" or len(p.text) > _EMOJI_TEXT_CHARS:
+        return False
+    said = normalize(p.text)
+    return not (said.text or said.question or said.negative)
+
+
+_EMOJI_TEXT_CHARS = 40  # (longer texts are words: not read again here)
+
+
 def _staff_messages_before(session: Session, wanted: dict[str, tuple[int, datetime]]) -> dict[str, tuple]:
     """For customer messages pulled after a later staff message (msgid: their conversation,
     their time), the last staff message stored up to then: (text, sent_at). A statement per
@@ -592,7 +610,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
         if p.key is None or p.action != "send" or p.message.get("msgtype") in EVENT_TYPES:
             continue
         if p.direction == "out":
-            if p.message.get("msgtype") not in WORDLESS_TYPES:
+            if not _wordless(p):
                 last_out[p.key], out_at[p.key] = p.text, p.sent_at
         elif p.direction == "in" and not p.sender.startswith(ROBOT_PREFIX):
             context = last_out[p.key]
@@ -743,7 +761,7 @@ def _apply(
                 c.awaiting_since, c.awaiting_msgid = p.sent_at, p.msgid
                 changes.append(c.change(True, p.sent_at, p.msgid, EARLIER))
     elif p.direction == "out":
-        if p.message.get("msgtype") not in WORDLESS_TYPES:  # (after a sticker: the words before it)
+        if not _wordless(p):  # (after a sticker: the words before it)
             newest = c.last_outbound_at is None or p.sent_at >= c.last_outbound_at
             # an older one pulled late may still be the newest in words: looked up when needed
             c.last_outbound_text = p.text if newest else None
