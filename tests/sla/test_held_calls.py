@@ -363,35 +363,6 @@ def test_a_call_step_fired_as_the_shift_closes_rings_then_not_on_monday(
     assert [c["called_number"] for c in calls(w)] == ["+8613800000002"]
 
 
-def test_a_call_that_may_have_rung_keeps_the_cooldown_running(local, gateway, db, settings, monkeypatch):
-    """10:01 张三 is called about 王女士; the gateway places the call (his phone rings) but its
-    answer comes after SIYU_VOICE_TIMEOUT_S: NoAnswer, and the call is recorded failed,
-    呼叫结果未知 ("a call rings at most once ... may have rung"). 30 s later the call step of
-    his other customer fires: the cooldown (15 min, "counted from when the call rang") should
-    cover it. placed_since had counted status 'placed' only, and a second call rang him 30 s
-    after the first."""
-    w = local
-    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway, "voice_timeout_s": 0.5}
-    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
-    w.gateway = gateway
-    with w.session() as s:
-        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=[], call_cooldown_s=900)
-    w.say("在吗？", at=0, ext="wmA")
-    w.say("发货了吗？", at=30, ext="wmB")
-    w.pulled(3600)
-    w.clock(60)
-    assert w.fire() == 1
-    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 1.5})
-    [call] = _send_calls(w, db, settings)
-    assert call.provider == "emulator" and call.status == "queued"  # handed over, no answer
-    assert len(calls(w)) == 1  # it rang
-    w.clock(90)
-    assert w.fire() == 1
-    _send_calls(w, db, settings)
-    rang = [c["called_number"] for c in calls(w)]
-    assert rang == ["+8613800000002"], f"张三 was rung {len(rang)} times within 30 s: {rang}"
-
-
 def test_a_call_that_may_have_rung_is_not_promised_again_for_the_end_of_quiet_hours(
     local, gateway, db, settings, monkeypatch
 ):

@@ -210,18 +210,12 @@ def call_held_until(
 
 
 def placed_since(since: datetime):
-    """A call that keeps the cooldown begun at `since` running: placed, or handed to the provider
-    by a try that got no answer (it may have rung: the phone had rung again 30 s later), and
-    queued or rung after it (a call placed late, retried, is as recent as its ring). Firing
-    covers a call step to the same person by it (firing._queue_call); the board says so ahead
-    (next_calls_covered)."""
-    may_have_rung = (SlaCall.provider != "") & (
-        (SlaCall.status == "queued")
-        | ((SlaCall.status == "failed") & (SlaCall.error == CALL_OUTCOME_UNKNOWN))
-    )
-    return ((SlaCall.status == "placed") | may_have_rung) & or_(
-        SlaCall.created_at > since, SlaCall.placed_at > since
-    )
+    """A call that keeps the cooldown begun at `since` running: placed, and queued or rung after
+    it (a call placed late, retried, is as recent as its ring). Firing covers a call step to the
+    same person by it (firing._queue_call); the board says so ahead (next_calls_covered). Not
+    one whose outcome is unknown (CALL_OUTCOME_UNKNOWN): it may not have rung, and a step it
+    covered would ring about nobody."""
+    return (SlaCall.status == "placed") & or_(SlaCall.created_at > since, SlaCall.placed_at > since)
 
 
 def still_to_ring():
