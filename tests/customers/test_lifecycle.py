@@ -156,3 +156,28 @@ def test_a_burst_of_loss_alerts_to_one_member_keeps_under_wecoms_30_a_minute(db,
     assert len(dues) == 35  # every customer's alert, none merged away
     most = max(sum(1 for d in dues if first <= d < first + timedelta(minutes=1)) for first in dues)
     assert most <= 10, f"{most} alerts to 张三 within a minute"
+
+
+def test_a_customer_who_came_back_while_siyu_was_down_is_added_again_by_the_sync(settings, db):
+    """Removed (the event handled), then back through the channel's code while Siyu heard nothing:
+    the sync turned the follow active with the timeline still ending in 删除了客户, and counted
+    nothing new."""
+    from tests.support.stack import stack as corp_stack
+
+    with corp_stack(settings, db) as st:
+        channel = make_channel(st)
+        ext = st.scan(channel.config_id, "回头客")["external_userid"]
+        wait_for(lambda: (f := follow_of(st, ext)) and f.status == "active")
+        st.control(
+            "POST",
+            st.corp_path("/staff/zhangsan/remove_customer"),
+            json={"external_userid": ext, "wait": True},
+        )
+        wait_for(lambda: (f := follow_of(st, ext)) and f.status == "deleted")
+        st.control("PATCH", f"/corps/{st.corp_id}", json={"callback_url": ""})  # Siyu down
+        st.scan(channel.config_id, "回头客", customer={"name": "回头客", "external_userid": ext})
+        assert run(sync_customers(st.rt, st.tenant_id))["new"] == 1
+        follow = follow_of(st, ext)
+        assert (follow.status, follow.ended_at, follow.channel_id) == ("active", None, channel.id)
+        told = kinds(st, ext)
+        assert told[told.index("removed") :].count("added") == 1, told

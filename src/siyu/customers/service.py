@@ -636,10 +636,26 @@ def import_customer(session: Session, contact: dict, follow_info: dict, any_pend
     see _set_follow_tags."""
     at = from_unix(follow_info.get("createtime"))
     customer, created = upsert_customer(session, contact, at)
+    _, before = _follow(session, customer.external_userid, follow_info.get("userid", ""))
+    # removed, and back while Siyu heard nothing (it was down): added again, as the add event says
+    # (the follow had turned active with the timeline still ending in 删除了客户)
+    again = _ended_by(before, at)
     follow, new_follow = upsert_follow(session, customer, follow_info, at)
-    if new_follow:
-        timeline(session, customer, "added", at, follow.staff_userid, add_way=follow.add_way, imported=True)
-        attribute_channel(session, customer, follow, follow.state, at)
+    if new_follow or again:
+        extra = {"again": True} if again else {}
+        timeline(
+            session,
+            customer,
+            "added",
+            at,
+            follow.staff_userid,
+            add_way=follow.add_way,
+            imported=True,
+            **extra,
+        )
+        if again:
+            follow.added_at = at
+        attribute_channel(session, customer, follow, follow.state, at, again)
     tags = [{"tag_id": t} for t in follow_info.get("tag_id", []) or []]
     _set_follow_tags(session, customer, follow, tags, at, any_pending)
-    return created or new_follow
+    return created or new_follow or again
