@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from siyu.customers import tag_sync
 from siyu.customers.channels import ChannelSpec, create_channel
-from siyu.customers.models import Channel, Customer, Follow
+from siyu.customers.models import Channel, Customer, Follow, Tag
 from siyu.db import bulk, utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy.service import add_person
@@ -279,3 +279,57 @@ def _many_refused(stack, channel_id: int, other_id: int, tag_id: str, n: int) ->
                 shown[key]["id"] = outbox_id
     assert len(shown) > (65_535 if stack.rt.db.is_postgres else 1_000)
     return list(shown.values())
+
+
+def _mark_row(stack, ext: str) -> OutboxMessage | None:
+    with stack.session() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "mark_tag"))
+        return next((r for r in rows if r.payload.get("external_userid") == ext), None)
+
+
+def _wecom_tags_of(stack, ext: str) -> list[str]:
+    rel = [
+        c
+        for c in stack.control("GET", stack.corp_path("/customers"))
+        if c["external_contact"]["external_userid"] == ext
+    ]
+    return rel[0]["follow_info"].get("tag_id", []) if rel else []
+
+
+def test_a_channel_tag_deleted_in_wecom_while_its_mark_is_retried_does_not_lose_the_other_tags(stack):
+    """A channel marks two tags, 展会 and 官网. WeCom is busy (-1) when the customer scans, so
+    the mark is retried; meanwhile the admin deletes 展会 in WeCom's console. Siyu hears of it
+    (the channel drops 展会 and says so); the queued mark had still named 展会, WeCom refused the
+    whole call (40068), and 官网, which still exists, never reached the customer in WeCom."""
+    doomed, kept = corp_tag(stack, "展会"), corp_tag(stack, "官网")
+
+    def both_known() -> bool:
+        with stack.session() as s:
+            return len(list(s.scalars(select(Tag).where(Tag.wecom_id.in_([doomed, kept]))))) == 2
+
+    wait_for(both_known)
+    channel = make_channel(stack, name="展会二维码", tag_ids=[doomed, kept])
+    busy = {
+        "corp_id": stack.corp_id,
+        "path": "/cgi-bin/externalcontact/mark_tag",
+        "errcode": -1,
+        "times": 1000,
+    }
+    stack.control("POST", "/faults", json=busy)
+    ext = stack.scan(channel.config_id, "吴先生")["external_userid"]
+    wait_for(lambda: follow_of(stack, ext))
+    wait_for(lambda: (r := _mark_row(stack, ext)) and r.last_error, timeout=20)
+
+    stack.control(
+        "POST", stack.corp_path("/console/tags"), json={"action": "delete", "tag_id": [doomed], "wait": True}
+    )
+
+    def channel_told() -> bool:
+        with stack.session() as s:
+            return doomed not in s.get(Channel, channel.id).tag_ids
+
+    wait_for(channel_told)
+    stack.control("DELETE", "/faults")  # WeCom recovers
+    row = wait_for(lambda: (r := _mark_row(stack, ext)) and r.status != "pending" and r, timeout=30)
+    # (the row had died of 40068, 标签 ID 无效, and 官网 never reached the customer in WeCom)
+    assert (row.status, _wecom_tags_of(stack, ext)) == ("sent", [kept]), (row.status, row.last_error)

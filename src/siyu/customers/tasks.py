@@ -7,8 +7,11 @@ had held back every card and step due meanwhile."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from siyu.customers import service, tag_sync
 from siyu.customers import welcome as _welcome  # noqa: F401 - registers the welcome sender
+from siyu.customers.models import Tag
 from siyu.db.threads import OneAtATime, in_tenant
 from siyu.intake.service import mark_done
 from siyu.notify import outbox
@@ -123,15 +126,28 @@ def _why(exc: WeComError) -> str:
 @outbox.sender(tag_sync.KIND, on_dead=service.record_tag_mark_failed)
 async def send_mark_tag(rt, tenant_id: int, message) -> None:
     p = message.payload
+    # a tag deleted in WeCom since the row was queued (the channel dropped it): WeCom refuses the
+    # whole call for it (40068), and the channel's other tags had never reached the customer
+    add = await in_tenant(rt.db, tenant_id, _not_deleted, list(p.get("add_tag", [])))
+    if not add and not p.get("remove_tag"):
+        raise outbox.Skipped("its tags were all deleted in WeCom since")
     contact = (await rt.clients.get(tenant_id)).contact
     try:
         await contact.mark_tag(
             p["userid"],
             p["external_userid"],
-            add_tag=p.get("add_tag", []),
+            add_tag=add,
             remove_tag=p.get("remove_tag", []),
         )
     except WeComError as exc:
         if exc.errcode in TAG_REFUSED or (exc.errcode in GONE and message.attempts >= MARK_TAG_GONE_TRIES):
             raise outbox.Permanent(_why(exc)) from exc
         raise
+
+
+def _not_deleted(s, tag_ids: list[str]) -> list[str]:
+    """These tags, less those Siyu heard were deleted in WeCom."""
+    if not tag_ids:
+        return []
+    deleted = set(s.scalars(select(Tag.wecom_id).where(Tag.wecom_id.in_(tag_ids), Tag.deleted.is_(True))))
+    return [t for t in tag_ids if t not in deleted]
