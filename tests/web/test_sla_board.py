@@ -393,13 +393,17 @@ def test_a_snooze_from_the_board_comes_back_to_its_row(as_role, waits, db, world
         f"/conversations/{answered}/snooze",
         data={"minutes": "15", "csrf_token": sup.csrf, "next": f"/sla#w{answered}", "gone": f"#w{later}"},
     )
-    assert r.headers["location"] == f"/sla?done=not_waiting#w{later}"
+    # and it says so there, above that row (the notice had been at the top, out of sight)
+    assert r.headers["location"] == f"/sla?done=not_waiting&gone={later}#done"
+    board = sup.get(r.headers["location"]).text
+    said = board.index('id="done"')
+    assert board.index('<li class="row-gone">') < said < board.index(f'id="w{later}"')
     for junk in ('#w1"><script>', "#", "w5", "#" + "w" * 60):  # an anchor only, or none
         r = sup.post(
             f"/conversations/{answered}/snooze",
             data={"minutes": "15", "csrf_token": sup.csrf, "next": "/sla", "gone": junk},
         )
-        assert r.headers["location"] == "/sla?done=not_waiting", junk
+        assert r.headers["location"] == "/sla?done=not_waiting#done", junk
 
 
 def _waiting(db, world, sfx: str, what: str, staff: str = "zhangsan", ago: float = 40) -> int:

@@ -216,7 +216,10 @@ def sla_board(request: Request, viewer: PageViewer):
             # was out of sight); at the top where the row is not on the board
             "done_row": _on_board(request, board, "snoozed" if snoozed else "dismissed" if refused else ""),
             # a row marked 无需回复 leaves the board: said where it was, above the row after it
-            "done_before": _on_board(request, board, "gone") if dismissed and not refused else None,
+            # and so does one answered meanwhile (a snooze or 无需回复 on it was too late)
+            "done_before": _on_board(request, board, "gone")
+            if (dismissed and not refused) or request.query_params.get("done") == "not_waiting"
+            else None,
             "done_warns": request.query_params.get("done") in _UNCHANGED,
         },
     )
@@ -309,17 +312,24 @@ def board_dismissed(back: str, gone: str, conversation_id: int, done: str, newes
     it (`gone`, that row's #anchor); refused, in its row (the customer wrote again) or at the top."""
     back, _, row = back.partition("#")
     sep = "&" if "?" in back else "?"
-    if done == "not_waiting":  # answered meanwhile: as a snooze then
-        return f"{back}{sep}done={done}{gone if _ANCHOR.fullmatch(gone) else ''}"
+    if done == "not_waiting":  # answered meanwhile: its row is gone too, said where it was
+        return _said_where_it_was(f"{back}{sep}done={done}", gone)
     said = f"{back}{sep}done={done}&dismissed={conversation_id}"
     if done == "dismissed":
-        after = gone[2:] if re.fullmatch(r"#w\d{1,19}", gone) else ""
-        return f"{said}{f'&gone={after}' if after else ''}#done"
+        return _said_where_it_was(said, gone)
     if newest:
         said += "&" + urlencode({"newest": newest})
     # refused: in its row where the board tells it there (the customer wrote again), else at the
     # top: the page comes back to where it is said, not to a row that says nothing
     return f"{said}#w{conversation_id}" if done == "changed" else f"{said}#done"
+
+
+def _said_where_it_was(address: str, gone: str) -> str:
+    """The board's address for a row that left it (marked 无需回复, or answered meanwhile): the
+    notice above the row after it (`gone`, its #anchor), else at the top (the page had come back
+    to the next row, the notice out of sight at the top of the board)."""
+    after = gone[2:] if re.fullmatch(r"#w\d{1,19}", gone) else ""
+    return f"{address}{f'&gone={after}' if after else ''}#done"
 
 
 @router.post("/conversations/{conversation_id}/snooze")
@@ -348,9 +358,9 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
     if found["snoozed"] and urlsplit(back).path == "/sla":  # the board's banner says whose; the chat shows it
         done += f"&snoozed={conversation_id}"
     # back at the row snoozed (the top of a 200-row board was far from it); answered meanwhile,
-    # its row is gone: the one after it
-    if not found["snoozed"] and _ANCHOR.fullmatch(gone):
-        row = gone[1:]
+    # its row is gone: said where it was, on the board
+    if not found["snoozed"] and urlsplit(back).path == "/sla":
+        return RedirectResponse(_said_where_it_was(f"{back}{sep}done={done}", gone), 303)
     anchor = f"#{row}" if _ANCHOR.fullmatch(f"#{row}") else ""
     return RedirectResponse(f"{back}{sep}done={done}{anchor}", 303)
 
