@@ -699,7 +699,9 @@ def at_first_lock(then):
 
     def listener(conn, cursor, statement, *args):
         locks = (
-            statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) or "FOR UPDATE" in statement
+            statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
+            or "FOR UPDATE" in statement
+            or "FOR NO KEY UPDATE" in statement
         )
         if locks and not called:
             called.append(then())
