@@ -471,3 +471,28 @@ def test_back_through_no_channel_the_tags_siyu_shows_are_wecoms(stack):
     # Siyu had shown 「展会」's tag, which WeCom does not have and was never sent, and counted the
     # comeback for 展会
     assert (_siyu_tags(stack, follow.id), follow.channel_id) == (set(), None)
+
+
+def test_sync_comeback_through_no_channel_is_no_channels(db, fresh_tenant):
+    """Came through 展会 (state), removed, back through the member's own code while Siyu was
+    down: the sync's follow_info has no state; import_customer had passed follow.state, the
+    first channel's, and the comeback stayed 展会's (record_added's path makes it None)."""
+    ext = "wm" + secrets.token_hex(6)
+    state = "ch" + secrets.token_hex(4)
+    with db.tenant_session(fresh_tenant) as s:
+        s.add(Channel(name="展会" + state, state=state, config_id="c" + state))
+    info = {"userid": "zhangsan", "createtime": 1764900000, "add_way": 1, "state": state}
+    contact = {"external_contact": {"external_userid": ext, "name": "钱女士"}, "follow_user": [info]}
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_added(s, _event("add_external_contact", ext, 1764900000, State=state), contact)
+    with db.tenant_session(fresh_tenant) as s:
+        service.record_follow_ended(s, _event("del_follow_user", ext, 1764900100), "lost")
+    with db.tenant_session(fresh_tenant) as s:
+        f = s.scalar(select(Follow).join(Customer).where(Customer.external_userid == ext))
+        assert f.status == "lost" and f.channel_id is not None
+    back = {"userid": "zhangsan", "createtime": 1764900200, "add_way": 1}  # own code: no state
+    with db.tenant_session(fresh_tenant) as s:
+        assert service.import_customer(s, {"external_userid": ext, "name": "钱女士"}, back)
+    with db.tenant_session(fresh_tenant) as s:
+        f = s.scalar(select(Follow).join(Customer).where(Customer.external_userid == ext))
+        assert (f.status, f.channel_id) == ("active", None)

@@ -21,6 +21,8 @@ from siyu.sla.calendar import (
 )
 from siyu.sla.models import SlaEscalation, SlaWait
 from siyu.web.auth import Viewer
+from tests.sla.test_engine import pending_due
+from tests.support.signed_in import SignedIn
 
 SH = ZoneInfo("Asia/Shanghai")
 SHIFTS = [["09:00", "12:00"], ["13:30", "18:00"]]
@@ -106,23 +108,20 @@ def test_bad_shifts_are_refused():
     assert parse_shifts([["00:00", "12:00"], ["12:00", "24:00"]]) == ((0, 720), (720, 1440))  # a whole day
 
 
-def test_shifts_that_make_a_whole_day_are_the_days_own_not_a_night_shift():
-    """Three shifts round the clock on workdays (00:00-08:00, 08:00-16:00, 16:00-24:00), or a day
-    but for lunch (00:00-12:00, 13:00-24:00): the first and the last had been taken for a night
-    shift typed in two parts, so Monday 00:00-08:00 was Sunday's (a day off) and a question at
-    Monday 00:30 under a 2-minute step was due at 08:02, while Saturday 03:00 was Friday's."""
-    for shifts in (
-        [["00:00", "08:00"], ["08:00", "16:00"], ["16:00", "24:00"]],
-        [["00:00", "12:00"], ["13:00", "24:00"]],
-    ):
-        calendar = BusinessCalendar.build("Asia/Shanghai", shifts)
-        assert calendar.add(bj(2025, 9, 22, 0, 30), 120).astimezone(SH) == bj(2025, 9, 22, 0, 32), shifts
-        assert not calendar.is_open(bj(2025, 9, 27, 3, 0)), shifts
-    # a day shift beside a night typed in two parts: the night is still one shift
-    assert parse_shifts([["00:00", "06:00"], ["09:00", "17:00"], ["22:00", "24:00"]]) == (
-        (540, 1020),
-        (1320, 1800),
-    )
+def test_shifts_round_the_clock_are_the_days_own_not_a_night_shift():
+    """Three shifts round the clock on workdays (00:00-08:00, 08:00-16:00, 16:00-24:00): the
+    first and the last had been taken for a night shift typed in two parts, so Monday
+    00:00-08:00 was Sunday's (a day off) and a question at Monday 00:30 under a 2-minute step was
+    due at 08:02, while Saturday 03:00 was Friday's."""
+    shifts = [["00:00", "08:00"], ["08:00", "16:00"], ["16:00", "24:00"]]
+    calendar = BusinessCalendar.build("Asia/Shanghai", shifts)
+    assert calendar.add(bj(2025, 9, 22, 0, 30), 120).astimezone(SH) == bj(2025, 9, 22, 0, 32)
+    assert not calendar.is_open(bj(2025, 9, 27, 3, 0))
+    # nights typed in two parts stay one shift, however long, beside a day shift too
+    assert parse_shifts([["20:00", "24:00"], ["00:00", "08:00"]]) == ((1200, 1920),)
+    assert parse_shifts([["18:00", "24:00"], ["00:00", "09:00"]]) == ((1080, 1980),)
+    day_and_night = [["00:00", "06:00"], ["09:00", "17:00"], ["22:00", "24:00"]]
+    assert parse_shifts(day_and_night) == ((540, 1020), (1320, 1800))
 
 
 def test_a_night_shift_belongs_to_the_day_it_starts():
@@ -714,3 +713,42 @@ def test_a_step_scheduled_before_its_delay_was_kept_still_follows_a_new_clock(lo
             now=w.rt.now(),
         )
     assert pending_step(w) == ("app_message", "agent", bj(2025, 9, 22, 9, 2))
+
+
+def _statuses(w):
+    with w.session() as s:
+        return [
+            (e.step, e.status)
+            for e in s.scalars(
+                select(SlaEscalation)
+                .where(SlaEscalation.conversation_id == w.conversation().id)
+                .order_by(SlaEscalation.step)
+            )
+        ]
+
+
+def test_put_changing_shifts_with_calendar_days_does_not_leave_the_step_overdue_and_stale(local):
+    """Shifts 09:00-10:00; a customer writes on Tuesday at 10:00 (closed): the agent's card is
+    due Wednesday 09:02. At Tuesday 17:00 the admin PUTs shifts 09:00-18:00 together with the
+    calendar_days as GET gave them (the ordinary GET-edit-PUT). By the new shifts the card was due
+    at 10:02, seven hours ago: it is due now (as a PUT without calendar_days made it); the dates'
+    pass had put it back at 10:02, where firing skipped it as stale (过期未发), nobody told."""
+    w = local
+    with w.session() as s:
+        service.save_policy(s, business_hours_only=True, shifts=[["09:00", "10:00"]], quiet_hours=[])
+    w.t0 = bj(2025, 9, 23, 10, 0).astimezone(ZoneInfo("UTC"))  # a Tuesday
+    w.clock(0)
+    w.say("明天能到吗？", at=0)
+    w.pulled(86400)
+    assert pending_due(w).astimezone(SH) == bj(2025, 9, 24, 9, 2)
+    w.clock(7 * 3600)  # 17:00
+    admin = SignedIn(w.rt, w.tenant_id, "admin")
+    got = admin("GET", "/api/v1/sla/policy")
+    body = {"shifts": [["09:00", "18:00"]], "calendar_days": got.json()["calendar_days"]}
+    r = admin("PUT", "/api/v1/sla/policy", json=body, headers={"If-Match": got.headers["etag"]})
+    assert r.status_code == 200, r.text
+    w.fire()
+    assert _statuses(w)[0] == (0, "fired")  # not (0, "skipped"): stale, nobody told
+    with w.session() as s:
+        due = s.scalar(select(SlaEscalation.due_at).where(SlaEscalation.step == 0))
+    assert abs((due - w.at(7 * 3600)).total_seconds()) < 60  # now (17:00), not 10:02

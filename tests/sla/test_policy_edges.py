@@ -307,3 +307,21 @@ def test_reminders_switched_back_on_go_on_from_the_step_that_came_while_they_wer
         service.save_policy(s, enabled=True, now=w.rt.now())
     assert w.fire() == 1
     assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+
+
+def test_reminders_switched_back_on_after_days_do_not_card_about_days_old_waits(local):
+    """Reminders off for two days; a customer asked just after they went off. Switched back on,
+    the wait's first step is due when its schedule says, two days ago: firing's 过期不发 limit
+    (6 h) skips it, as any step that late. Due 'now', every wait of the days off had been carded
+    (and called) at once."""
+    w = local
+    w.policy(steps=[AGENT_CARD])
+    with w.session() as s:
+        service.save_policy(s, enabled=False)
+    w.say("在吗", at=0)
+    w.pulled(3 * 86400)
+    w.clock(2 * 86400)
+    with w.session() as s:
+        service.save_policy(s, enabled=True, now=w.rt.now())
+    w.fire()
+    assert _fired(w) == []  # skipped as stale, as a step due two days ago is

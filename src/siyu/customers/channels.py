@@ -23,16 +23,7 @@ from siyu.db.threads import in_tenant
 from siyu.db.versions import version_of
 from siyu.tenancy.models import Tenant
 from siyu.visible_names import name_key, tidy_name
-from siyu.wecom.errors import (
-    WeComBusy,
-    WeComError,
-    WeComFailure,
-    WeComInvalidCredentials,
-    WeComIPNotAllowed,
-    WeComNotPermitted,
-    WeComRateLimited,
-    WeComTokenError,
-)
+from siyu.wecom.errors import WeComError, WeComFailure
 
 log = logging.getLogger(__name__)
 
@@ -348,32 +339,24 @@ async def disable_channel(rt, tenant_id: int, channel_id: int) -> None:
             await contact.del_contact_way(config_id)
         except WeComError:
             # gone from WeCom already (a 停用 that deleted it and failed to save, another app of
-            # the corp): the channel had stayed enabled for good, every 停用 a 502. Which
-            # errcode WeCom gives for an unknown code is not documented: it is asked for it.
+            # the corp): the channel had stayed enabled for good, every 停用 a 502. WeCom's
+            # errcode for an unknown code is not documented: whether it has it is asked apart.
             if await _in_wecom(contact, config_id):
                 raise
     await in_tenant(rt.db, tenant_id, save)
 
 
-# answers that say nothing of the code itself: it may well be there
-_NOT_ABOUT_THE_CODE = (
-    WeComBusy,
-    WeComRateLimited,
-    WeComTokenError,
-    WeComInvalidCredentials,
-    WeComIPNotAllowed,
-    WeComNotPermitted,
-)
+# get_contact_way's answer for a config_id WeCom does not have: 参数不合法 (the emulator's, and
+# what is known of WeCom's; a refusal for want of rights, 48001 or 60011, says nothing of the code)
+_NO_SUCH_CODE = frozenset({40035})
 
 
 async def _in_wecom(contact, config_id: str) -> bool:
-    """Whether WeCom may still have the code: no, where it refuses to describe it."""
+    """Whether WeCom may still have the code: no only where it says there is no such code."""
     try:
         await contact.get_contact_way(config_id)
-    except _NOT_ABOUT_THE_CODE:
-        return True
-    except WeComError:
-        return False
+    except WeComError as exc:
+        return exc.errcode not in _NO_SUCH_CODE
     except WeComFailure:
         return True
     return True

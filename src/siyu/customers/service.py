@@ -655,7 +655,9 @@ def import_customer(session: Session, contact: dict, follow_info: dict, any_pend
         )
         if again:
             follow.added_at = at
-        attribute_channel(session, customer, follow, follow.state, at, again)
+        # (the relation's own state: none when back through the member's own code, which kept
+        # the first channel's on the follow)
+        attribute_channel(session, customer, follow, follow_info.get("state") or "", at, again)
     tags = [{"tag_id": t} for t in follow_info.get("tag_id", []) or []]
     _set_follow_tags(session, customer, follow, tags, at, any_pending)
     return created or new_follow or again

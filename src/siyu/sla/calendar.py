@@ -71,10 +71,9 @@ def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]
     before its start runs overnight (22:00-06:00) and belongs to the day it starts: its end is
     given as minutes past that day's midnight (1800 for 06:00 the next morning). A night shift
     entered in two parts at midnight, as the form once asked (22:00-24:00 and 00:00-06:00), is
-    that one shift: Friday's night runs into Saturday morning, and Monday 00:00 is no shift. They
-    are read so only when the night they make is shorter than the day between them: 00:00-08:00,
-    08:00-16:00 and 16:00-24:00 (round the clock), or 00:00-12:00 and 13:00-24:00 (a lunch
-    break), are the day's own shifts, Monday's early hours Monday's."""
+    that one shift: Friday's night runs into Saturday morning, and Monday 00:00 is no shift. Not
+    where a part runs on into another shift: 00:00-08:00, 08:00-16:00 and 16:00-24:00 are the
+    day's own, round the clock (Monday's early hours had been Sunday's, a day off)."""
     parsed = []
     for a, b in shifts:
         start, end = parse_hhmm(a), parse_hhmm(b)
@@ -88,7 +87,8 @@ def parse_shifts(shifts: Iterable[Sequence[str]]) -> tuple[tuple[int, int], ...]
         len(parsed) > 1
         and parsed[0][0] == 0
         and parsed[-1][1] == DAY
-        and DAY - parsed[-1][0] + parsed[0][1] < parsed[-1][0] - parsed[0][1]
+        and parsed[0][1] < parsed[1][0]  # (the morning part runs into no shift
+        and parsed[-2][1] < parsed[-1][0]  # nor does one run into the evening part)
     ):
         (_, morning), (evening, _) = parsed.pop(0), parsed.pop()
         parsed.append((evening, morning + DAY))

@@ -237,8 +237,9 @@ def save_policy(
 def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
     """Reminders switched back on: each open wait of the policy with no pending step (begun while
     they were off, or whose step fired then and scheduled none after it) gets its next step, due
-    on the policy's schedule from the wait's start, or now where that has passed. Those
-    customers had waited for ever, nobody told."""
+    on the policy's schedule from the wait's start: overdue, it goes at once, unless older than
+    the policy's stale limit (过期不发: days of waits carded at once). Those customers had waited
+    for ever, nobody told."""
     w, e = SlaWait, SlaEscalation
     waits = session.execute(
         select(w.id, w.conversation_id, w.staff_userid, w.started_at, w.snoozed_until).where(
@@ -266,7 +267,7 @@ def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
     for wait in waits:
         r = last.get(wait.id)
         if r is None:
-            found = (view.steps[0], book.due_times(replace(view, steps=view.steps[:1]), wait.started_at)[0])
+            found = (view.steps[0], book.due_times(view, wait.started_at)[0])
         elif (before_s := delay_of(r.delay_s, r.step, view)) is None:
             continue  # nothing kept tells where it stood
         else:
@@ -278,9 +279,8 @@ def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
         if wait.snoozed_until is not None:
             due = max(due, snooze_ends(book, view, wait.snoozed_until))
         index = 0 if r is None else r.step + 1
-        steps.append(
-            step_row(wait.id, wait.conversation_id, wait.staff_userid, index, step, max(due, now), now)
-        )
+        # (overdue: firing sends it at once, or skips it as stale after stale_after_s, as ever)
+        steps.append(step_row(wait.id, wait.conversation_id, wait.staff_userid, index, step, due, now))
     bulk.insert_rows(session, SlaEscalation, steps, conflict=["wait_id", "step"])
 
 
@@ -543,7 +543,10 @@ def _reschedule_pending(
             if was_due and before_s is not None:
                 spaced = spaced_due(book, policy, r.started_at, before_s, was_due, own.delay_s)
             due = max(due, spaced or due, snooze_ends(book, policy, r.snoozed_until))
-        if changed_at is not None and due < changed_at < r.due_at:
+        if changed_at is not None and due < changed_at <= r.due_at:
+            # (<=: a step an earlier pass of the same save moved to then stays then; put back in
+            # the past by the second, new shifts and calendar_days in one PUT, it was skipped as
+            # stale)
             due = changed_at
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
@@ -1106,7 +1109,10 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
                     closed.append(wait)
     # moved first: a wait moved back to an earlier question frees its message for a new wait
     # (files imported newest first: the newer question's wait, moved to the older, answered
-    # one, then the newer opening its own found its row still there, and never waited)
+    # one, then the newer opening its own found its row still there, and never waited). Before
+    # any wait is written, all their pending steps locked at once, in id order, as firing locks
+    # steps before their waits (two passes, moved then closed, could cross a firing batch's)
+    _lock_pending(session, [w.id for w in [*moved.values(), *closed] if w.id is not None])
     _store_moved_waits(session, book, list(moved.values()))
     _store_new_waits(session, book, list(new.values()))
     _store_closed_waits(session, closed)
@@ -1401,7 +1407,6 @@ def _store_moved_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -
     if not waits:
         return
     rows = [{"id": w.id, "msgid": w.msgid, "started_at": w.started_at} for w in waits]
-    _lock_pending(session, [w.id for w in waits])  # (in firing's order: _store_closed_waits)
     bulk.update_by_id(session, SlaWait, rows, ["msgid", "started_at"])
     _reschedule_pending(session, book, [w.id for w in waits])
 
@@ -1654,10 +1659,9 @@ def _store_closed_waits(session: Session, waits: list[_Wait]) -> None:
         }
         for w in waits
     ]
-    # the pending steps locked first, as firing locks a step before it writes its wait (the
-    # other way round, a reply pulled as its step fired deadlocked on PostgreSQL, and the pull
-    # failed); cancelled after, by a statement that sees the next step firing put in its place
-    _lock_pending(session, [w.id for w in waits])
+    # (their pending steps locked already, record_waits: a reply pulled as its step fired had
+    # deadlocked on PostgreSQL; cancelled after the waits are written, by a statement that sees
+    # the next step firing put in its place meanwhile)
     # (only someone's "no reply needed" names a person: ingest's replies leave the column be)
     by = ["closed_by"] if any(w.closed_by for w in waits) else []
     bulk.update_by_id(session, SlaWait, rows, ["closed_at", "close_reason", "response_s", *by])

@@ -12,19 +12,36 @@ Create Date: 2026-12-07 20:00:00
 
 from alembic import op
 
-from siyu.conversations.search import search_ddl, search_drop_ddl
-
 revision = "0039"
 down_revision = "0038"
 branch_labels = None
 depends_on = None
 
+# As search_ddl("sqlite") made them on 2026-12-07, written out: a later change there must not
+# change what this revision does.
+FTS = "message_search_fts"
+TRIGGERS = ("message_search_ai", "message_search_ad", "message_search_au")
+CREATE = [
+    f"CREATE VIRTUAL TABLE {FTS} USING fts5(tokens, content='message_search', content_rowid='id', "
+    "tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER message_search_ai AFTER INSERT ON message_search BEGIN "
+    f"INSERT INTO {FTS}(rowid, tokens) VALUES (new.id, new.tokens); END",
+    "CREATE TRIGGER message_search_ad AFTER DELETE ON message_search BEGIN "
+    f"INSERT INTO {FTS}({FTS}, rowid, tokens) VALUES ('delete', old.id, old.tokens); END",
+    "CREATE TRIGGER message_search_au AFTER UPDATE ON message_search BEGIN "
+    f"INSERT INTO {FTS}({FTS}, rowid, tokens) VALUES ('delete', old.id, old.tokens); "
+    f"INSERT INTO {FTS}(rowid, tokens) VALUES (new.id, new.tokens); END",
+    f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')",  # from message_search's tokens
+]
+
 
 def upgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect != "sqlite":
+    if op.get_bind().dialect.name != "sqlite":
         return
-    for statement in [*search_drop_ddl(dialect), *search_ddl(dialect)]:  # (search_ddl ends by rebuilding)
+    for trigger in TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    op.execute(f"DROP TABLE IF EXISTS {FTS}")
+    for statement in CREATE:
         op.execute(statement)
 
 
