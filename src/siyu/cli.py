@@ -417,6 +417,8 @@ def tenant_add(
     name = " ".join(name.split())  # (one line: lists and pages show it)
     if not tidy_name(name):
         _fail("--name must not be blank: the company's name shows on every page")
+    if len(name) > 200:
+        _fail("--name is over 200 characters")
     if slug is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", slug):
         _fail(f"--slug goes into the callback URL: 1-40 lower-case letters, digits and -, not {slug!r}")
     rt = _runtime(repairing=True)  # connecting a corp again seals its secrets with this key

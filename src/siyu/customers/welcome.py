@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.customers.models import Channel, Customer, Follow, TimelineEvent
-from siyu.db import utcnow
+from siyu.db import locks, utcnow
 from siyu.db.threads import in_tenant
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
@@ -97,7 +97,11 @@ def save_default(session: Session, tenant_id: int, text: str, by: str, at: datet
     problem = size_problem(text) or placeholder_problem(text)
     if problem:
         raise ValueError(problem)
+    # the text before read once no other save can change it (two admins at once had each
+    # recorded replacing the same old text)
+    locks.hold(session, f"siyu.welcome_text:{tenant_id}", "tenants")
     tenant = session.get(Tenant, tenant_id)
+    session.refresh(tenant)
     setting_changes.record(session, "welcome_text", tenant.welcome_text or "", text, by, at)
     tenant.welcome_text = text
     return text

@@ -58,6 +58,7 @@ DONE = {
     "timezone": "时区已保存：看板和首页的「今天」、工作时间和页面上的时间从现在起按它计算。",
 }
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+NAME_CHARS = 200  # a company's name (Tenant.name)
 # An image URL a refused form carries back (WeCom's media/uploadimg gave it), as the API takes one.
 UPLOADED_IMAGE = re.compile(r"https?://\S{1,490}")
 
@@ -809,6 +810,10 @@ async def setup_submit(request: Request, viewer: PageViewer):
     def refuse(message: str, status: int = 422):
         return _setup_page(request, viewer, message, shown, status)
 
+    if len(shown["name"]) > NAME_CHARS:  # (the column's: PostgreSQL had refused it with a 500)
+        return await run_in_threadpool(
+            refuse, f"企业名称最多 {NAME_CHARS} 个字 / the company name is over {NAME_CHARS} characters"
+        )
     agent_id = _int(shown["agent_id"])
     if agent_id is None or agent_id <= 0:
         return await run_in_threadpool(
