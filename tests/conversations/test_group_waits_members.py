@@ -82,8 +82,9 @@ def chat(room: Room, members: list[dict], **extra) -> dict:
     return {"chat_id": room.roomid, "name": "团购群", "owner": "lisi", "member_list": members, **extra}
 
 
-def test_a_contact_customer_who_quit_the_group_is_owed_nothing(db, tenant):
-    """(passing control) the same with a customer of ours."""
+def _asked_then_quit(db, tenant, quit_at: datetime) -> tuple[Room, str, list[dict]]:
+    """A customer of ours in the group asks at T0 + 1 min, unanswered, and quits at `quit_at`:
+    the room, their external userid, the group's members before they quit."""
     room = Room()
     ext = "wm" + secrets.token_hex(10)
     with db.tenant_session(tenant) as s:
@@ -94,74 +95,36 @@ def test_a_contact_customer_who_quit_the_group_is_owed_nothing(db, tenant):
         groups.record(s, chat(room, members), T0)
     ingest(db, tenant, [room.say(ext, "请问团购价什么时候开始？", 1)])
     assert waits(db, tenant, room.roomid) is not None
-    quit_at = T0 + timedelta(minutes=5)
-    change = {
-        "UpdateDetail": "del_member",
-        "QuitScene": "0",
-        "MemChangeList": ext,
-        "CreateTime": int(quit_at.timestamp()),
-    }
+    at = int(quit_at.timestamp())
+    change = {"UpdateDetail": "del_member", "QuitScene": "0", "MemChangeList": ext, "CreateTime": at}
     with db.tenant_session(tenant) as s:
         groups.record(s, chat(room, members[:1]), quit_at, change)
+    return room, ext, members
+
+
+def test_a_customer_who_quit_the_group_is_owed_nothing(db, tenant):
+    room, _, _ = _asked_then_quit(db, tenant, T0 + timedelta(minutes=5))
     assert waits(db, tenant, room.roomid) is None
-
-
-def recall_of(room: Room, sender: str, original: Item, minute: float) -> Item:
-    room.seq += 1
-    body = {
-        "msgid": f"r{room.seq}-{secrets.token_hex(4)}",
-        "action": "recall",
-        "from": sender,
-        "tolist": [],
-        "roomid": room.roomid,
-        "msgtime": int((T0 + timedelta(minutes=minute)).timestamp() * 1000),
-        "msgtype": "revoke",
-        "revoke": {"pre_msgid": original.msgid},
-    }
-    return Item(room.seq, body["msgid"], body)
 
 
 def test_a_customer_who_left_after_asking_and_came_back_is_not_owed_the_old_question(db, tenant):
-    """README: nor does a customer out of the group since (quit or removed)."""
-    room = Room()
-    ext = "wm" + secrets.token_hex(10)
-    with db.tenant_session(tenant) as s:
-        s.add(Customer(external_userid=ext, name="赵先生"))
-    t = int(T0.timestamp())
-    members = [{"userid": "lisi", "type": 1, "join_time": t}, {"userid": ext, "type": 2, "join_time": t}]
-    with db.tenant_session(tenant) as s:
-        groups.record(s, chat(room, members), T0)
-    ingest(db, tenant, [room.say(ext, "请问团购价什么时候开始？", 1)])
-    quit_at = T0 + timedelta(days=1)
-    change = {
-        "UpdateDetail": "del_member",
-        "QuitScene": "0",
-        "MemChangeList": ext,
-        "CreateTime": int(quit_at.timestamp()),
-    }
-    with db.tenant_session(tenant) as s:
-        groups.record(s, chat(room, members[:1]), quit_at, change)
+    """They asked, left the next day, and came back two days later: the question of before they
+    left had come back with them, 3 days old, though they had been out of the group since."""
+    room, ext, members = _asked_then_quit(db, tenant, T0 + timedelta(days=1))
     assert waits(db, tenant, room.roomid) is None
     back_at = T0 + timedelta(days=3)
-    members_back = [
-        members[0],
-        {"userid": ext, "type": 2, "join_time": int(back_at.timestamp()), "join_scene": 3},
-    ]
-    change = {
-        "UpdateDetail": "add_member",
-        "JoinScene": "3",
-        "MemChangeList": ext,
-        "CreateTime": int(back_at.timestamp()),
-    }
+    at = int(back_at.timestamp())
+    back = {"userid": ext, "type": 2, "join_time": at, "join_scene": 3}
+    change = {"UpdateDetail": "add_member", "JoinScene": "3", "MemChangeList": ext, "CreateTime": at}
     with db.tenant_session(tenant) as s:
-        groups.record(s, chat(room, members_back), back_at, change)
+        groups.record(s, chat(room, [members[0], back]), back_at, change)
     assert waits(db, tenant, room.roomid) is None
 
 
 def test_both_wait_filters_checked_do_not_hide_a_waiting_group(db, tenant, settings):
     """The list's form offers 只看等待回复 and 只看群内有客户等待回复的客户群 side by side: checked
-    together, a group where a customer waits is neither listed nor counted, and the header says
-    所选条件内没有客户在等待."""
+    together, a group where a customer waited had been neither listed nor counted, the header
+    saying 所选条件内没有客户在等待."""
     from siyu.runtime import Runtime
     from tests.support.signed_in import SignedIn
 

@@ -42,6 +42,18 @@ def _at_beijing(w, hour: int, minute: int) -> None:
     w.clock(0)
 
 
+def _call_step_fires_at_2059(w) -> None:
+    """A customer asks at 20:58 Beijing; the call step fires at 20:59, a minute before the quiet
+    hours 21:00-08:00."""
+    _at_beijing(w, 20, 58)
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=["21:00", "08:00"])
+    w.say("人呢？", at=0, ext="wmA")
+    w.pulled(7200)
+    w.clock(60)  # 20:59
+    assert w.fire() == 1
+
+
 def test_a_call_refused_once_then_held_by_quiet_hours_rings_once_the_admin_lifts_them(
     local, gateway, db, settings, monkeypatch
 ):
@@ -54,13 +66,7 @@ def test_a_call_refused_once_then_held_by_quiet_hours_rings_once_the_admin_lifts
     a last_error) and rings eleven hours late."""
     w = local
     _voice(w, gateway, monkeypatch)
-    _at_beijing(w, 20, 58)
-    with w.session() as s:
-        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=["21:00", "08:00"])
-    w.say("人呢？", at=0, ext="wmA")
-    w.pulled(7200)
-    w.clock(60)  # 20:59
-    assert w.fire() == 1
+    _call_step_fires_at_2059(w)
     httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
     [call] = _send_calls(w, db, settings)
     [message] = _pending_calls(w)
@@ -373,16 +379,9 @@ def test_a_call_that_may_have_rung_is_not_promised_again_for_the_end_of_quiet_ho
     clearing its error: all night the board said 免打扰 08:00 拨打 (calls_held, held_until) for
     a call that already went to the provider and will not ring again."""
     w = local
-    voice = {"voice_provider": "emulator", "voice_emulator_url": gateway, "voice_timeout_s": 0.5}
-    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update=voice))
-    w.gateway = gateway
-    _at_beijing(w, 20, 58)
-    with w.session() as s:
-        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=["21:00", "08:00"])
-    w.say("人呢？", at=0, ext="wmA")
-    w.pulled(7200)
-    w.clock(60)  # 20:59
-    assert w.fire() == 1
+    _voice(w, gateway, monkeypatch)
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update={"voice_timeout_s": 0.5}))
+    _call_step_fires_at_2059(w)
     httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 1.5})
     [call] = _send_calls(w, db, settings)
     assert call.provider == "emulator" and call.status == "queued"  # handed over, no answer
