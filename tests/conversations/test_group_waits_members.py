@@ -26,13 +26,6 @@ class Item:
     message: dict
 
 
-@dataclass(frozen=True)
-class Viewer:
-    tenant_id: int
-    visible_staff: frozenset[str] | None = None
-    timezone: str = "Asia/Shanghai"
-
-
 class Room:
     def __init__(self):
         self.seq = 0
