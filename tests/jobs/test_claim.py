@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 
@@ -9,8 +10,10 @@ from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.jobs.claim import claim
+from siyu.jobs.worker import Worker
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
+from siyu.runtime import Runtime
 from tests.support import new_tenant as tenant
 
 
@@ -109,3 +112,39 @@ def test_a_batch_renewal_keeps_only_the_rows_still_this_claims(db):
     assert [r.id for r in claim(db, OutboxMessage, 1000) if r.id in ids] == [taken]
     assert renew_many(db, mine) == ids - {taken}
     assert renew_many(db, []) == set()
+
+
+def test_a_worker_never_runs_more_rows_at_once_than_its_concurrency(db, settings):
+    """`siyu worker --concurrency 2`: "rows run at once". A row that ended while another still
+    ran left room for one more, and the loop had claimed a whole `concurrency` more."""
+    tid = tenant(db)
+    with db.tenant_session(tid) as s:
+        for i in range(8):
+            outbox.enqueue(s, "welcome", f"hunt-conc:{i}", {"i": i}, priority=outbox.URGENT)
+    rt = Runtime.create(settings, db)
+    in_flight, most, done = [0], [0], []
+
+    async def run_one(_rt, row) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            # the first of each pair is quick, the second slow
+            await asyncio.sleep(0.05 if row.payload.get("i", 0) % 2 == 0 else 0.6)
+        finally:
+            in_flight[0] -= 1
+            if row.tenant_id == tid:  # (another test's urgent row may be claimed too)
+                done.append(row.id)
+
+    async def main() -> None:
+        worker = Worker(rt, concurrency=2, poll_s=0.05)
+        loop = asyncio.create_task(worker._loop(worker._claim_urgent, run_one, running=worker._urgent))
+        for _ in range(200):
+            if len(done) >= 8:
+                break
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await loop
+
+    asyncio.run(main())
+    assert len(done) == 8
+    assert most[0] <= 2, f"{most[0]} rows ran at once with concurrency 2"

@@ -118,20 +118,20 @@ class Worker:
             for event in self._wakes:
                 self.rt.forget_wake(event)
 
-    def _claim_urgent(self) -> list:
+    def _claim_urgent(self, room: int) -> list:
         return claim(
             self.rt.db,
             OutboxMessage,
-            self.concurrency,
+            room,
             order_by=(OutboxMessage.deadline_at,),
             where=(OutboxMessage.priority == outbox.URGENT,),
             lease=self.rt.settings.work_lease,
         )
 
-    def _claim_events(self) -> list:
-        return claim(self.rt.db, CallbackEvent, self.concurrency, lease=self.rt.settings.work_lease)
+    def _claim_events(self, room: int) -> list:
+        return claim(self.rt.db, CallbackEvent, room, lease=self.rt.settings.work_lease)
 
-    def _claim_outbox(self) -> list:
+    def _claim_outbox(self, room: int) -> list:  # (a claim of OUTBOX_CLAIM rows, whatever the room)
         return claim(
             self.rt.db,
             OutboxMessage,
@@ -172,10 +172,13 @@ class Worker:
         while not self._stop.is_set():
             waiting.clear()
             rows = []
+            # rows claimed: only as many as there is room for (a row finishing had let a full
+            # claim of `concurrency` more start beside the rest, up to twice as many at once)
+            room = OUTBOX_CLAIM if outbox else limit - len(running)
             if len(running) < limit and not (yields and self._urgent):
                 asked_at = time.monotonic()
                 try:
-                    rows = await asyncio.to_thread(claim_rows)
+                    rows = await asyncio.to_thread(claim_rows, room)
                 except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
                     if not self.outage.failed(exc, "claiming work", asked_at):
                         log.exception("claiming work failed")
@@ -186,7 +189,7 @@ class Worker:
                 running.add(task)
                 task.add_done_callback(running.discard)
                 task.add_done_callback(finished)
-            if rows and len(rows) == (OUTBOX_CLAIM if outbox else self.concurrency):
+            if rows and len(rows) == room:
                 await asyncio.sleep(0)
                 continue
             waiter = asyncio.create_task(waiting.wait())
