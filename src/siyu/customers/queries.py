@@ -398,13 +398,13 @@ def describe_event(kind: str, data: dict, staff_name: str = "") -> str:
     values = {k: ("、".join(map(str, v)) if isinstance(v, list) else v) for k, v in (data or {}).items()}
     template = EVENT_TEXT.get(kind, kind)
     if kind == "remark":  # a change of the remark, of the description, or of both
-        said = [
-            (
-                f"修改了{label}：{values[key]}" if values[key] else f"清空了{label}"
-            )  # (not 修改了备注： and nothing)
+        # a value cleared reads so, not 修改了备注： and nothing
+        fields = [
+            (label, values[key])
             for key, label in (("remark", "备注"), ("description", "描述"))
             if key in values
         ]
+        said = [f"修改了{label}：{value}" if value else f"清空了{label}" for label, value in fields]
         return "；".join(said) if said else "修改了备注"
     if kind == "added" and values.get("again"):  # (removed before: a customer who came back)
         return "再次添加了客户"

@@ -248,10 +248,10 @@ def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
             ~select(e.id).where(e.wait_id == w.id, e.status == "pending").exists(),
         )
     ).all()
-    if not waits:
-        return
     book = PolicyBook(session)
     view = book.by_id(policy.id)
+    if not waits or not view.steps:
+        return
     last = {}  # each wait's last step that came due
     rows = session.execute(
         select(e.wait_id, e.step, e.delay_s, e.action, e.target, e.due_at)
@@ -1414,7 +1414,7 @@ def _store_moved_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -
 def _lock_pending(session: Session, wait_ids: list[int]) -> None:
     """On PostgreSQL, these waits' pending steps locked (in id order) before the waits are written,
     as firing locks them: a step firing meanwhile is waited for rather than deadlocked with."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not wait_ids or session.get_bind().dialect.name != "postgresql":
         return
     e = SlaEscalation
     session.execute(
