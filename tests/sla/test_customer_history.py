@@ -153,3 +153,22 @@ def test_timeline_gives_business_time_of_a_reply_after_two_weeks_as_the_board_do
     assert entry["data"]["response_business_s"] == 324120, entry["data"]
     page = _get(w, f"/customers/{cid}").text
     assert "（工作时间 3 天 18 小时）" in page, re.findall(r"用时[^；<]*", page)
+
+
+def test_a_wait_firing_found_no_longer_awaited_ends_in_words_on_the_timeline(local):
+    """A wait whose chat no longer awaits it, where nothing had closed it, is closed by firing
+    as "closed"; the customer's timeline had shown that English word as its ending."""
+    from siyu.conversations.models import Conversation
+
+    w = local
+    w.policy()
+    w.customer("wmcustomer1", "马强")
+    w.say("你好，这个套餐多少钱？", at=0)
+    w.pulled(3600)
+    with w.session() as s:  # (closed where no SLA listener ran)
+        s.get(Conversation, w.conversation().id).awaiting_msgid = ""
+    w.clock(120)
+    w.fire()
+    entry = _entry(w)
+    assert entry["data"]["state"] == "closed"
+    assert entry["text"].endswith("；会话已不再等待回复，不再计时"), entry["text"]

@@ -37,6 +37,8 @@ ENDINGS = {
     "transferred": "客户已转接给其他成员，不再计时",
     "unarchived": "成员已不在会话存档范围内，回复无法看到，不再计时",
     "merged": "与之前的消息合并计时",
+    # (firing's, for a wait its chat no longer awaits where no listener had closed it)
+    "closed": "会话已不再等待回复，不再计时",
 }
 
 
