@@ -527,3 +527,29 @@ def test_a_word_with_an_accent_is_found_as_written_on_either_engine(db, world, a
     # SQLite had folded é to e: café found by cafe, nothing in it marked (PostgreSQL keeps them apart)
     assert found("cafe") == [(f"cafe 几点开门 {arc.sfx}", ["cafe", arc.sfx])]
     assert found("café") == [(f"想订 café 的位子 {arc.sfx}", ["café", arc.sfx])]
+
+
+def test_a_mobile_number_written_with_its_country_code_in_groups_is_found_typed_whole(db, world, as_role):
+    """+86 138 1234 5678 was found by 13812345678; +86-138-1234-5678 was not (indexed only as
+    8613812345678 and its last eight digits)."""
+    arc = Archive()
+    digits = arc.sfx[:4].translate(str.maketrans("abcdef", "123456"))
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"我的手机 +86-138-{digits}-5678", 10)
+    store(db, world.a.id, arc.items)
+    items = as_role("admin").get("/api/v1/messages/search", params={"q": f"138{digits}5678"}).json()["items"]
+    assert [h["message"]["text"] for h in items] == [f"我的手机 +86-138-{digits}-5678"]
+
+
+def test_a_yen_sign_typed_in_half_width_finds_the_full_width_one(db, world, as_role):
+    """Punctuation alone is looked for in either width: ？ found ? and ? found ？, but ¥ did not
+    find ￥ (U+FFE5, what a Chinese input method types)."""
+    arc = Archive()
+    arc.text(f"wm{arc.sfx}", "zhangsan", f"全场￥99包邮 {arc.sfx}", 10)
+    store(db, world.a.id, arc.items)
+    admin = as_role("admin")
+    for q in ("￥", "¥"):
+        found = [
+            h["message"]["text"]
+            for h in admin.get("/api/v1/messages/search", params={"q": q}).json()["items"]
+        ]
+        assert f"全场￥99包邮 {arc.sfx}" in found, q

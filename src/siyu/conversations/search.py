@@ -135,6 +135,9 @@ _GROUPED = re.compile(  # (after Chinese too: 手机138-1234-5678; not inside a 
 )
 
 
+_COUNTRY_CODE = re.compile(r"(86|852|853|886)[-, ]\d")  # (a number's first group)
+
+
 def normalize(text: str) -> str:
     """NFKC (full width → half width, compatibility ideographs → unified) and lower case."""
     return unicodedata.normalize("NFKC", text or "").lower()
@@ -178,7 +181,9 @@ def tokenize(text: str) -> list[str]:
         have = set(out)  # a last group's tails are there already
         for grouped in _GROUPED.findall(text):
             word = grouped.replace("-", "").replace(",", "").replace(" ", "")
-            for token in (word, *_tails(word)):
+            # +86-138-0446-5678: the mobile number whole as well, typed without its country code
+            local = [word[len(cc[1]) :]] if (cc := _COUNTRY_CODE.match(grouped)) else []
+            for token in (word, *local, *(_tails(local[0]) if local else ()), *_tails(word)):
                 if token not in have:
                     have.add(token)
                     out.append(token)
@@ -270,8 +275,12 @@ def parse_query(q: str) -> Query:
     return query
 
 
+# The full-width signs (￠ ￡ ￢ ￣ ￤ ￥ ￦) by what NFKC makes of them: ¥ typed finds ￥ written
+_FULL_SIGNS = {unicodedata.normalize("NFKC", chr(c)): chr(c) for c in range(0xFFE0, 0xFFE7)}
+
+
 def _full_width(text: str) -> str:
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else _FULL_SIGNS.get(c, c) for c in text)
 
 
 def widths(fragment: str) -> dict[str, None]:
