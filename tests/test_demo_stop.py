@@ -96,9 +96,14 @@ def _ctrl_c_after(line_seen: str, tmp_path: Path, delay_s: float) -> tuple[int, 
         time.sleep(delay_s)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
-        time.sleep(2)  # (a child that was told to stop has had time to)
-        left = _processes_with(f"--port {port}") + _processes_with(f"--port {emulator_port}")
-        return proc.returncode, "".join(lines), left
+        # a child told to stop may take a moment (seconds on a machine busy with other tests,
+        # where a fixed 2 s had once read one still stopping as left running)
+        deadline = time.monotonic() + 20
+        while True:
+            left = _processes_with(f"--port {port}") + _processes_with(f"--port {emulator_port}")
+            if not left or time.monotonic() > deadline:
+                return proc.returncode, "".join(lines), left
+            time.sleep(0.2)
     finally:
         if proc.poll() is None:
             proc.kill()

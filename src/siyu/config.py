@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -170,8 +171,18 @@ class Settings(BaseSettings):
         path = self.key_file
         if not path.exists():
             self._make_data_dir()
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # written whole under another name, then linked in place: a process starting beside
+            # this one (the server and its worker) reads the key or no file, never an empty one,
+            # and the first key made is the one kept
+            made = path.with_name(f".{path.name}.{os.getpid()}")
+            made.write_text(secrets.token_urlsafe(32))
+            made.chmod(0o600)
+            try:
+                os.link(made, path)
+            except FileExistsError:
+                pass
+            finally:
+                made.unlink()
         key = path.read_text().strip()
         if not key:  # (a full disk when it was written, a touch): secrets sealed with "" open for anyone
             raise ValueError(
