@@ -26,21 +26,30 @@ from tests.support.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _processes_with(argument: str) -> list[int]:
-    """Pids of `siyu.cli` processes whose command line has `argument` (such as --port 8712)."""
+def _processes_of(data_dir: Path) -> list[int]:
+    """Pids of the `siyu.cli` processes of the demo whose folder is `data_dir` (its emulator,
+    Siyu's server and the server's worker: their environment names it). By port, another test's
+    server still stopping on a port picked again here had been counted as this demo's."""
     found = []
+    wanted = f"SIYU_DATA_DIR={data_dir}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            cmd = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        words = [w.decode(errors="replace") for w in cmd if w]
-        line = " ".join(words)
-        if "siyu.cli" in line and argument in line:
+        if b"siyu.cli" in cmd and wanted in env:
             found.append(int(entry.name))
     return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _stop_left_over(pids: list[int]) -> None:
@@ -60,6 +69,7 @@ def _ctrl_c_after(line_seen: str, tmp_path: Path, delay_s: float) -> tuple[int, 
     it printed `line_seen`; answer its exit code, what it printed and the siyu processes of its
     ports still running once it has exited."""
     port, emulator_port = free_port(), free_port()
+    data_dir = tmp_path / f"demo-{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
         [
@@ -72,7 +82,7 @@ def _ctrl_c_after(line_seen: str, tmp_path: Path, delay_s: float) -> tuple[int, 
             "--emulator-port",
             str(emulator_port),
             "--data-dir",
-            str(tmp_path / f"demo-{port}"),
+            str(data_dir),
         ],
         cwd=tmp_path,
         env=env,
@@ -100,16 +110,14 @@ def _ctrl_c_after(line_seen: str, tmp_path: Path, delay_s: float) -> tuple[int, 
         # where a fixed 2 s had once read one still stopping as left running)
         deadline = time.monotonic() + 20
         while True:
-            left = _processes_with(f"--port {port}") + _processes_with(f"--port {emulator_port}")
+            left = _processes_of(data_dir)
             if not left or time.monotonic() > deadline:
                 return proc.returncode, "".join(lines), left
             time.sleep(0.2)
     finally:
         if proc.poll() is None:
             proc.kill()
-        _stop_left_over(
-            left or _processes_with(f"--port {port}") + _processes_with(f"--port {emulator_port}")
-        )
+        _stop_left_over(left or _processes_of(data_dir))
 
 
 def test_ctrl_c_as_siyu_starts_leaves_nothing_running_and_no_traceback(tmp_path):
@@ -119,4 +127,5 @@ def test_ctrl_c_as_siyu_starts_leaves_nothing_running_and_no_traceback(tmp_path)
     for delay_s in (0.0, 0.05):
         code, printed, left = _ctrl_c_after("starting Siyu", tmp_path, delay_s)
         assert "demo stopped" in printed and "Traceback" not in printed, printed
-        assert left == [], f"Ctrl-C stopped the demo (exit {code}) but left pids {left} running"
+        running = [_command_line(pid) for pid in left]
+        assert left == [], f"Ctrl-C stopped the demo (exit {code}) but left running: {running}"
