@@ -428,17 +428,6 @@ async def _own_code(stack) -> str:
     return answer["config_id"]
 
 
-def _siyu_tags(stack, follow_id) -> set[str]:
-    with stack.session() as s:
-        return set(
-            s.scalars(
-                select(Tag.wecom_id)
-                .join(FollowTag, FollowTag.tag_id == Tag.id)
-                .where(FollowTag.follow_id == follow_id)
-            )
-        )
-
-
 def _wecom_tags(stack, ext) -> set[str] | None:
     rel = [
         c
@@ -470,7 +459,7 @@ def test_back_through_no_channel_the_tags_siyu_shows_are_wecoms(stack):
     assert _wecom_tags(stack, ext) == set()  # WeCom dropped the tags with the relation
     # Siyu had shown 「展会」's tag, which WeCom does not have and was never sent, and counted the
     # comeback for 展会
-    assert (_siyu_tags(stack, follow.id), follow.channel_id) == (set(), None)
+    assert (_follow_tags(stack, follow.id), follow.channel_id) == (set(), None)
 
 
 def test_sync_comeback_through_no_channel_is_no_channels(db, fresh_tenant):

@@ -228,39 +228,42 @@ def test_taking_out_the_leaders_card_that_shares_its_delay_with_the_call_still_c
     assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
 
 
-def test_the_leaders_card_moved_later_while_pending_goes_once_then_the_call(local):
-    """Default ladder; after the agent's card the admin moves the leader's card from 5 to 7
-    minutes. The pending card goes at 5 as scheduled, and the wait goes on to the call: the step
-    after it had been the moved card itself, and the leader was carded again at 7 minutes."""
-    w = local
-    w.policy(steps=[AGENT_CARD, LEADER_CARD, AGENT_CALL])
+def _edited_after_the_agents_card(w, steps: list, edited: list, times: tuple) -> list:
+    """A customer asks; the agent's card fires at 2 minutes; the admin saves `edited` in place of
+    `steps` while the next step is pending; firing at each of `times`: what fired, in order."""
+    w.policy(steps=steps)
     w.say("在吗？", at=0)
     w.pulled(7200)
     w.clock(120)
     assert w.fire() == 1
     w.clock(130)
-    w.policy(steps=[AGENT_CARD, {**LEADER_CARD, "delay_s": 420}, AGENT_CALL])
-    for t in (300, 420, 600, 900):
+    w.policy(steps=edited)
+    for t in times:
         w.clock(t)
         w.fire()
-    assert _fired(w) == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
+    return _fired(w)
+
+
+def test_the_leaders_card_moved_later_while_pending_goes_once_then_the_call(local):
+    """Default ladder; after the agent's card the admin moves the leader's card from 5 to 7
+    minutes. The pending card goes at 5 as scheduled, and the wait goes on to the call: the step
+    after it had been the moved card itself, and the leader was carded again at 7 minutes."""
+    edited = [AGENT_CARD, {**LEADER_CARD, "delay_s": 420}, AGENT_CALL]
+    fired = _edited_after_the_agents_card(
+        local, [AGENT_CARD, LEADER_CARD, AGENT_CALL], edited, (300, 420, 600, 900)
+    )
+    assert fired == [("app_message", "zhangsan"), ("app_message", "lisi"), ("voice_call", "zhangsan")]
 
 
 def test_a_leaders_second_card_still_goes_when_the_first_is_taken_out_while_pending(local):
     """Two cards to the leader (5 and 8 minutes); the first is taken out while pending. It goes
     as scheduled, and the second is not mistaken for it moved: it goes too, then the call."""
-    w = local
-    w.policy(steps=[AGENT_CARD, LEADER_CARD, {**LEADER_CARD, "delay_s": 480}, AGENT_CALL])
-    w.say("在吗？", at=0)
-    w.pulled(7200)
-    w.clock(120)
-    assert w.fire() == 1
-    w.clock(130)
-    w.policy(steps=[AGENT_CARD, {**LEADER_CARD, "delay_s": 480}, AGENT_CALL])
-    for t in (300, 480, 600, 900):
-        w.clock(t)
-        w.fire()
-    assert _fired(w) == [
+    second = {**LEADER_CARD, "delay_s": 480}
+    steps = [AGENT_CARD, LEADER_CARD, second, AGENT_CALL]
+    fired = _edited_after_the_agents_card(
+        local, steps, [AGENT_CARD, second, AGENT_CALL], (300, 480, 600, 900)
+    )
+    assert fired == [
         ("app_message", "zhangsan"),
         ("app_message", "lisi"),
         ("app_message", "lisi"),
