@@ -15,7 +15,8 @@ from siyu.conversations.models import EarlyRecall, Message
 from siyu.insights.needs_reply import default_classifier
 from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
-from tests.sla.conftest import items
+from tests.sla.conftest import Wait, items, local_tenant
+from tests.support.stack import forget_pending
 
 
 def test_an_unanswered_question_escalates_to_agent_then_leader_then_a_call(local):
@@ -1145,6 +1146,30 @@ def test_two_workers_never_fire_a_step_twice(local):
     assert sorted(c.payload["callee"] for c in calls) == sorted(agents)  # one call each
 
 
+def test_one_companys_burst_of_due_steps_does_not_hold_back_another_companys(local, db, settings):
+    """A company whose customers all came due at once (more than a batch) has its turn, and
+    another company's one waiting customer is told of in the same pass, not once the burst
+    is through: the oldest steps of all companies together had filled every batch."""
+    busy = local
+    busy.policy(merge_window_s=0)
+    busy.ingest(
+        *(busy._message(f"wmb{i}", "zhangsan", f"问题{i}？", 0, None) for i in range(tasks.BATCH + 50))
+    )
+    busy.pulled(3600)
+    _, tenant_id = local_tenant(db, settings)
+    try:
+        quiet = Wait(busy.rt, tenant_id, busy.t0)
+        quiet.say("在吗？能帮我查下订单吗？", at=10)
+        quiet.pulled(3600)
+        busy.clock(200)
+        outcomes = tasks.fire_next(busy.rt)
+        assert quiet.steps()[0] == (0, "fired", "zhangsan")
+        assert busy.fired() == tasks.BATCH  # a batch each: the rest in the next pass
+        assert len(outcomes) >= tasks.BATCH + 1
+    finally:
+        forget_pending(db, tenant_id)
+
+
 def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeypatch):
     w = local
     w.policy()
@@ -1152,7 +1177,7 @@ def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeyp
         w.say(f"问题{i}？", at=0, ext=f"wmk{i}")
     w.pulled(3600)
     w.clock(120)
-    dead = [r for r in tasks.due_steps(w.rt) if r.tenant_id == w.tenant_id]
+    dead = tasks.due_steps(w.rt, w.tenant_id)
     assert len(dead) == 5
 
     # worker A dies mid-transaction, after queueing the card and before commit (a death, not

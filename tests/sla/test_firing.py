@@ -40,7 +40,7 @@ def fire_timed(w, rows) -> tuple[dict, datetime, datetime]:
 def claimed(w, limit: int = 500) -> list:
     """This tenant's due steps, as a worker sees them before firing (the database is
     shared: other tests' rows are left alone)."""
-    return [r for r in tasks.due_steps(w.rt, limit) if r.tenant_id == w.tenant_id]
+    return tasks.due_steps(w.rt, w.tenant_id, limit)
 
 
 def step_ids(w, ext: str, staff: str = "zhangsan") -> list[int]:

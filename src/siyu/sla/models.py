@@ -153,9 +153,11 @@ class SlaEscalation(TenantOwned, Base):
     __tablename__ = "sla_escalations"
     __table_args__ = (
         UniqueConstraint("tenant_id", "wait_id", "step"),
-        # Only pending steps are looked for by due time: fired ones leave this index.
+        # Only pending steps are looked for by due time, a tenant's at a time (each has its
+        # turn): fired ones leave this index.
         Index(
-            "ix_sla_escalations_pending_due",
+            "ix_sla_escalations_tenant_pending_due",
+            "tenant_id",
             "due_at",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),

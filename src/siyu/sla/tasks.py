@@ -60,8 +60,7 @@ BATCH = 200
 POLL_S = 0.5  # the worker looks at least this often (new waits, another process's pulls)
 GATHER_S = 0.1  # and at most this often: steps due close together fire as one batch
 # A tenant whose firing failed (a row it cannot get past) is left out for 1 s, then twice as
-# long each time it fails again, at most this long: its steps, oldest first, had filled every
-# batch, and its error had stopped the batch before the other tenants' turns.
+# long each time it fails again, at most this long, rather than tried (and logged) at every pass.
 FAILING_WAIT_MAX_S = 60.0
 _failing: dict[int, tuple[int, float]] = {}  # tenant: (failures in a row, when to try again)
 
@@ -69,20 +68,46 @@ _failing: dict[int, tuple[int, float]] = {}  # tenant: (failures in a row, when 
 # ------------------------------------------------------------------------------- firing
 
 
-def due_steps(rt, limit: int = BATCH, leaving_out=()) -> list[_Row]:
-    """Up to `limit` due steps (oldest first) whose tenant's archive is pulled past their
-    due time, none of the tenants `leaving_out`: a plain read, no lock (which tenants have
-    work; the firing transaction locks what it fires)."""
+def tenants_due(rt, leaving_out=()) -> list[int]:
+    """The tenants with a pending step due now whose archive is pulled past it, none of
+    `leaving_out`, the one whose oldest such step is oldest first: a plain read, no lock (the
+    firing transaction locks what it fires), one indexed look per tenant with an archive.
+    Each tenant gets a turn of its own: the oldest steps of all tenants taken together had
+    let one tenant's burst of thousands fill every batch while another's customer waited."""
     now = rt.now()
+    e, cursor = SlaEscalation, ArchiveCursor
+    oldest = (
+        select(func.min(e.due_at))
+        .where(
+            e.tenant_id == cursor.tenant_id,
+            e.status == "pending",
+            e.due_at <= now,
+            e.due_at <= cursor.pulled_until,
+        )
+        .correlate(cursor)
+        .scalar_subquery()
+    )
+    query = select(cursor.tenant_id, oldest).where(
+        cursor.source == "archive", cursor.pulled_until.is_not(None)
+    )
+    if leaving_out:
+        query = query.where(cursor.tenant_id.not_in(leaving_out))
+    with rt.db.system_session() as s:
+        rows = [row for row in s.execute(query) if row[1] is not None]
+    return [tenant_id for tenant_id, _ in sorted(rows, key=lambda row: row[1])]
+
+
+def due_steps(rt, tenant_id: int, limit: int = BATCH) -> list[_Row]:
+    """Up to `limit` of the tenant's due steps (oldest first) that its archive is pulled past:
+    a plain read, no lock."""
     e = SlaEscalation
     due = (
         select(e.id, e.tenant_id)
-        .where(e.status == "pending", e.due_at <= now, firing.archive_pulled_past(e))
+        .where(e.tenant_id == tenant_id, e.status == "pending", e.due_at <= rt.now())
+        .where(firing.archive_pulled_past(e))
         .order_by(e.due_at)
         .limit(limit)
     )
-    if leaving_out:
-        due = due.where(e.tenant_id.not_in(leaving_out))
     with rt.db.system_session() as s:
         return [_Row(*row) for row in s.execute(due)]
 
@@ -105,25 +130,18 @@ def fire_next(rt, limit: int = BATCH) -> dict[int, str]:
     tenant; workers running this at once fire disjoint steps. A tenant whose firing fails is
     logged and left out for a while (`_failing`). Returns outcomes by id."""
     outcomes: dict[int, str] = {}
-    tried: set[int] = set()
-    while True:
-        resting = {t for t, (_, until) in list(_failing.items()) if until > time.monotonic()}
-        tenants = dict.fromkeys(row.tenant_id for row in due_steps(rt, limit, resting | tried))
-        failed = False
-        for tenant_id in tenants:
-            tried.add(tenant_id)
-            try:
-                outcomes.update(firing.fire_tenant_due(rt, tenant_id, limit))
-            except Exception:  # noqa: BLE001 - one tenant's bad row must not stop the others' escalations
-                failed = True
-                failures = _failing.get(tenant_id, (0, 0.0))[0] + 1
-                wait_s = min(FAILING_WAIT_MAX_S, 2.0 ** (failures - 1))
-                _failing[tenant_id] = (failures, time.monotonic() + wait_s)
-                log.exception("firing tenant %s's SLA steps failed (again in %.0f s)", tenant_id, wait_s)
-            else:
-                _failing.pop(tenant_id, None)
-        if not failed:  # else the batch the failing tenant took is read again without it
-            return outcomes
+    resting = {t for t, (_, until) in list(_failing.items()) if until > time.monotonic()}
+    for tenant_id in tenants_due(rt, resting):
+        try:
+            outcomes.update(firing.fire_tenant_due(rt, tenant_id, limit))
+        except Exception:  # noqa: BLE001 - one tenant's bad row must not stop the others' escalations
+            failures = _failing.get(tenant_id, (0, 0.0))[0] + 1
+            wait_s = min(FAILING_WAIT_MAX_S, 2.0 ** (failures - 1))
+            _failing[tenant_id] = (failures, time.monotonic() + wait_s)
+            log.exception("firing tenant %s's SLA steps failed (again in %.0f s)", tenant_id, wait_s)
+        else:
+            _failing.pop(tenant_id, None)
+    return outcomes
 
 
 def claim_and_fire(rt, limit: int = BATCH) -> tuple[int, int]:
