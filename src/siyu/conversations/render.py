@@ -19,8 +19,8 @@ LABELS = {
     "agree": "[同意存档聊天内容]",
     "disagree": "[拒绝存档聊天内容]",
 }
-# Payloads named otherwise than their type (docmsg's doc, markdown's and news' info: read below).
-_PAYLOAD = {"external_redpacket": "redpacket"}
+# Payloads named otherwise than their type
+_PAYLOAD = {"external_redpacket": "redpacket", "docmsg": "doc", "markdown": "info", "news": "info"}
 # Types whose payload carries words of their own (REFERENCE 11.3): the label, then those fields.
 _TITLED = {
     "todo": ("[待办]", "title", "content"),
@@ -48,24 +48,21 @@ def render(message: dict, depth: int = 0) -> str:
         return _mixed(body) or LABELS["mixed"]
     if kind == "chatrecord":
         return _chatrecord(body, depth)
-    if kind == "text":
-        return str(body.get("content", ""))
+    if kind in ("text", "markdown"):
+        return _said(body.get("content"))
     if kind == "file":
-        return f"[文件] {body.get('filename', '')}".strip()
+        return _words("[文件]", body.get("filename"))
     if kind == "link":
-        return f"[链接] {body.get('title', '')}".strip()
+        return _words("[链接]", body.get("title"))
     if kind == "location":  # the place's name and its street address, the one without the other
         place = dict.fromkeys(str(body.get(k) or "").strip() for k in ("title", "address"))
         return " ".join(["[位置]", *filter(None, place)])
     if kind == "weapp":
-        return f"[小程序] {body.get('title', '')}".strip()
+        return _words("[小程序]", body.get("title"))
     if kind == "docmsg":
-        return f"[文档] {(message.get('doc') or {}).get('title', '')}".strip()
-    if kind in ("markdown", "news"):
-        info = message.get("info") or {}
-        if kind == "markdown":
-            return str(info.get("content", ""))
-        items = info.get("item") if isinstance(info.get("item"), list) else []
+        return _words("[文档]", body.get("title"))
+    if kind == "news":
+        items = body.get("item") if isinstance(body.get("item"), list) else []
         return _words("[图文消息]", *(i.get("title") for i in items if isinstance(i, dict)))
     if kind in _TITLED:  # what it is, then the words it carries
         return _words(_TITLED[kind][0], *(body.get(name) for name in _TITLED[kind][1:]))
@@ -73,7 +70,7 @@ def render(message: dict, depth: int = 0) -> str:
         info = body.get("info")
         return _words("[微盘文件]", info.get("filename") if isinstance(info, dict) else None)
     if kind == "vote":
-        return f"[投票] {message.get('votetitle', '')}".strip()
+        return _words("[投票]", message.get("votetitle"))
     return LABELS.get(kind, f"[{kind}]" if kind else "")
 
 
@@ -91,10 +88,17 @@ def address(message: dict) -> str | None:
     return url.strip()
 
 
+def _said(value) -> str:
+    """A field's words: a string as it is, a number written out; a null (WeCom leaves a field
+    it has nothing for null), an object or a list says nothing (they had read None, {…})."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
 def _words(label: str, *values) -> str:
     """`label` and the values that hold text, one space apart."""
-    words = (str(v).strip() for v in values if isinstance(v, str | int | float) and not isinstance(v, bool))
-    return " ".join([label, *filter(None, words)])
+    return " ".join([label, *filter(None, (_said(v).strip() for v in values))])
 
 
 def _mixed(body: dict) -> str:
@@ -135,5 +139,5 @@ def _parts(items, kind_of, skipped: set[str], depth: int) -> list[str]:
             content = {}
         if kind in skipped or not isinstance(content, dict):
             continue  # (WeCom nests no mixed in a mixed; a part that is not an object says nothing)
-        parts.append(render({"msgtype": kind, kind: content}, depth))
+        parts.append(render({"msgtype": kind, _PAYLOAD.get(kind, kind): content}, depth))
     return [p for p in parts if p]

@@ -295,13 +295,18 @@ def storable(message: dict, raw: str = "") -> tuple[dict, str]:
         users = tolist if isinstance(tolist, list) else [tolist]
         fixes["tolist"] = [_clipped(str(u), _LONGEST["from"]) for u in users]
     action = message.get("action")
-    if action is not None and (not isinstance(action, str) or len(action) > _LONGEST_ACTION):
+    if action is None and "action" in message:
+        fixes["action"] = "send"  # (a null read as the key left out; the column has to hold something)
+    elif action is not None and (not isinstance(action, str) or len(action) > _LONGEST_ACTION):
         fixes["action"] = str(action)[:_LONGEST_ACTION]  # none WeCom sends: kept for the record only
+    if message.get("msgtype", "") is None:
+        fixes["msgtype"] = ""
     kind = fixes.get("msgtype", message.get("msgtype"))
     for name in (kind, *_BODIES):
         if name and name in message and not isinstance(message[name], dict):
             value = message[name]
-            fixes[name] = {"content": str(value)} if kind == "text" and name == kind else {}
+            text = "" if value is None else str(value)
+            fixes[name] = {"content": text} if kind == "text" and name == kind else {}
     # the ids inside bodies that ingest looks up and stores: the recalled message's (cut as its
     # own msgid was, so that the recall still finds it) and a consent event's staff member
     for name, key, longest in _IDS_IN_BODIES:
