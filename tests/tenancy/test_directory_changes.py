@@ -149,3 +149,22 @@ def test_a_burst_of_directory_changes_syncs_once(make_directory):
     assert sorted(asyncio.run(burst())) == [False, False, False, False, True]
     calls = d.control("GET", f"/corps/{d.corp_id}/calls")
     assert sum(c["path"] == "/cgi-bin/department/list" for c in calls) == 1
+
+
+def test_a_member_wecom_lists_as_their_own_direct_leader_signs_in_as_an_agent(db, fresh_tenant):
+    """WeCom lists 张三 as his own 直属上级: he leads nobody, so he signs in as an agent (he had
+    been a supervisor of a team of himself), as escalation reads it (his leader is the head)."""
+    departments = [
+        {"id": 1, "name": "总部", "parentid": 0, "department_leader": ["boss"]},
+        {"id": 2, "name": "销售一部", "parentid": 1, "department_leader": []},
+    ]
+    users = [
+        {"userid": "boss", "name": "王总", "department": [1], "status": 1},
+        {"userid": "zhangsan", "name": "张三", "department": [2], "direct_leader": ["zhangsan"], "status": 1},
+    ]
+    with db.tenant_session(fresh_tenant) as s:
+        tenancy.save_directory(s, departments, users)
+    with db.tenant_session(fresh_tenant) as s:
+        assert leader_of(s, "zhangsan") == "boss"
+        person = tenancy.person_for_staff(s, s.get(Tenant, fresh_tenant), "zhangsan")
+        assert person.role == "agent"

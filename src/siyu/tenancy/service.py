@@ -476,8 +476,9 @@ def leaders(session: Session) -> set[str]:
     out: set[str] = set()
     for named in session.scalars(select(Department.leaders)):
         out.update(named or [])
-    for named in session.scalars(select(Staff.direct_leaders)):
-        out.update(named or [])
+    for userid, named in session.execute(select(Staff.userid, Staff.direct_leaders)):
+        # (one WeCom lists as their own 直属上级 leads nobody, as escalation reads it)
+        out.update(leader for leader in named or [] if leader != userid)
     return out
 
 
