@@ -105,6 +105,9 @@ class MemberRename(TenantOwned, Base):
     old_userid: Mapped[str] = mapped_column(String(64))
     new_userid: Mapped[str] = mapped_column(String(64))
     renamed_at: Mapped[datetime]  # the event's CreateTime: WeCom's clock, as msgtime is
+    # when Siyu handled it, on its own clock (None: before 0041): a staff sync begun before
+    # then read the directory as it may have been before the rename (siyu.tenancy.tasks)
+    recorded_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
 
 class Person(TenantOwned, Base):

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from siyu.db import utcnow
 from siyu.db.threads import in_system, in_tenant
 from siyu.tenancy import service
-from siyu.tenancy.models import Tenant
+from siyu.tenancy.models import MemberRename, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,11 @@ async def sync_staff(rt, tenant_id: int) -> dict:
         # directory is older than what a sync begun after it saved keeps out of the way (a member
         # deleted meanwhile had come back as active)
         tenant = s.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
-        if tenant.staff_synced_at is not None and tenant.staff_synced_at > started:
+        # nor does one that may have read a member under the userid WeCom changed since: saved,
+        # it had brought the old one back as a second member who left (the rename's own sync,
+        # begun after it was recorded, saves the directory as it is now)
+        renamed = select(MemberRename.id).where(MemberRename.recorded_at > started).limit(1)
+        if (tenant.staff_synced_at is not None and tenant.staff_synced_at > started) or s.scalar(renamed):
             return {"departments": len(departments), "staff": len(users)}
         counts = service.save_directory(s, departments, users)
         tenant.staff_synced_at = started
