@@ -211,11 +211,11 @@ def test_a_date_made_a_workday_or_taken_back_moves_the_steps_of_waits_already_ru
     assert due_times(w)[0] == bj(2025, 12, 8, 9, 2)  # Monday
     with w.session() as s:  # the admin makes the Saturday a workday after the customer wrote
         service.set_calendar_day(s, date(2025, 12, 6), "workday", "调休")
-        assert service.follow_the_calendar(s) == 1
+        assert service.follow_the_calendar(s, w.rt.now()) == 1
     assert due_times(w)[0] == bj(2025, 12, 6, 10, 2)
     with w.session() as s:  # and takes it back
         service.remove_calendar_day(s, date(2025, 12, 6))
-        assert service.follow_the_calendar(s) == 1
+        assert service.follow_the_calendar(s, w.rt.now()) == 1
     assert due_times(w)[0] == bj(2025, 12, 8, 9, 2)
     w.pulled(3600)
     w.clock(300)
@@ -224,7 +224,7 @@ def test_a_date_made_a_workday_or_taken_back_moves_the_steps_of_waits_already_ru
         wait_id = s.scalar(select(SlaEscalation.wait_id).where(SlaEscalation.status == "pending"))
         s.get(SlaWait, wait_id).snoozed_until = bj(2025, 12, 8, 10, 0)
         service.set_calendar_day(s, date(2025, 12, 6), "workday", "调休")
-        service.follow_the_calendar(s)
+        service.follow_the_calendar(s, w.rt.now())
     assert due_times(w)[0] == bj(2025, 12, 8, 10, 0)
 
 

@@ -543,11 +543,12 @@ def _reschedule_pending(
             if was_due and before_s is not None:
                 spaced = spaced_due(book, policy, r.started_at, before_s, was_due, own.delay_s)
             due = max(due, spaced or due, snooze_ends(book, policy, r.snoozed_until))
-        if changed_at is not None and due < changed_at <= r.due_at:
-            # (<=: a step an earlier pass of the same save moved to then stays then; put back in
-            # the past by the second, new shifts and calendar_days in one PUT, it was skipped as
-            # stale)
-            due = changed_at
+        if changed_at is not None and due < changed_at:
+            # (a step an earlier pass of the same save moved to then stays then; put back in the
+            # past by the second, new shifts and calendar_days in one PUT, it was skipped as
+            # stale) One overdue already, held back by the archive, is not put further back:
+            # moved to the day before, it was skipped as stale once the archive caught up.
+            due = max(due, min(r.due_at, changed_at))
         if due != r.due_at:
             moved.append({"id": r.id, "due_at": due})
     # a worker may have fired one since it was read: it keeps the time it was due
@@ -1456,6 +1457,8 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     by_key = {(w.conversation_id, w.msgid): w for w in waits}
     done = {(c, m) for _, c, m in inserted}
     reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
+    if reopened:  # timed by the clock as it is now: a zone or calendar change while it was closed
+        _reschedule_pending(session, book, [wait_id for wait_id, _, _ in reopened])  # passed it by
     for wait_id, conversation_id, msgid in reopened:  # (rare: a recalled reply, a snooze on the wait it ends)
         snoozed = by_key[(conversation_id, msgid)]
         if (until := snoozed.snoozed_until) is not None:
