@@ -7,6 +7,11 @@ once (`Runtime.wake`); work stored by other processes is found at the next poll.
 Urgent outbox messages (welcome messages: WeCom accepts them for 20 s only) have a loop of
 their own, and while any is in flight the other loops claim nothing new, so a burst of
 new customers is greeted first and recorded right after.
+
+Each loop runs at most its share of rows (or claims) of one company at once, and keeps a
+quarter more beside them for the others: one company's backlog sent to a WeCom answering
+slowly (a frequency block, a timeout) had filled every slot, and another company's cards
+waited minutes behind it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections import Counter
 
 from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.search import SearchBacklog
@@ -118,26 +124,34 @@ class Worker:
             for event in self._wakes:
                 self.rt.forget_wake(event)
 
-    def _claim_urgent(self, room: int) -> list:
+    def _claim_urgent(self, room: int, leaving_out: list[int]) -> list:
         return claim(
             self.rt.db,
             OutboxMessage,
             room,
             order_by=(OutboxMessage.deadline_at,),
-            where=(OutboxMessage.priority == outbox.URGENT,),
+            where=(OutboxMessage.priority == outbox.URGENT, *_other_than(OutboxMessage, leaving_out)),
             lease=self.rt.settings.work_lease,
         )
 
-    def _claim_events(self, room: int) -> list:
-        return claim(self.rt.db, CallbackEvent, room, lease=self.rt.settings.work_lease)
+    def _claim_events(self, room: int, leaving_out: list[int]) -> list:
+        return claim(
+            self.rt.db,
+            CallbackEvent,
+            room,
+            where=_other_than(CallbackEvent, leaving_out),
+            lease=self.rt.settings.work_lease,
+        )
 
-    def _claim_outbox(self, room: int) -> list:  # (a claim of OUTBOX_CLAIM rows, whatever the room)
+    def _claim_outbox(
+        self, room: int, leaving_out: list[int]
+    ) -> list:  # (OUTBOX_CLAIM rows, whatever the room)
         return claim(
             self.rt.db,
             OutboxMessage,
             OUTBOX_CLAIM,
             order_by=(OutboxMessage.priority,),
-            where=(OutboxMessage.priority > outbox.URGENT,),
+            where=(OutboxMessage.priority > outbox.URGENT, *_other_than(OutboxMessage, leaving_out)),
             lease=self.rt.settings.work_lease,
         )
 
@@ -153,9 +167,13 @@ class Worker:
     ) -> None:
         """Claim and run rows. `yields`: claim nothing while urgent work runs. `woken`: start
         at once when work is stored (else poll only). `batches`: run each claim's rows as one
-        task, `run_one(rt, rows)`, with at most this many claims in flight. `outbox`: also
-        woken when a queued message comes due (Runtime.wake_after)."""
-        limit = batches or self.concurrency
+        task, `run_one(rt, rows)`, with at most this many claims of one company in flight.
+        `outbox`: also woken when a queued message comes due (Runtime.wake_after). A company
+        has at most its share (`batches`, else the worker's concurrency) running at once; a
+        quarter more is kept for the others beside it (see the module's docstring)."""
+        share = batches or self.concurrency
+        limit = share + max(1, share // 4)
+        load: Counter[int] = Counter()  # tasks running, by company
         if woken:
             waiting = self.rt.new_wake(outbox=outbox)
             self._wakes.append(waiting)
@@ -163,33 +181,43 @@ class Worker:
             waiting = asyncio.Event()
         running = running if running is not None else set()
 
-        def finished(_task) -> None:
+        def finished(tenants: set[int]) -> None:
+            had_share = any(load[t] >= share for t in tenants)
+            load.subtract(tenants)
+            for t in tenants:
+                if load[t] <= 0:
+                    del load[t]
             if running is self._urgent and not running:
                 self.rt.wake()  # urgent work is done: the loops that yielded may claim again
-            elif len(running) == limit - 1:
-                waiting.set()  # this loop was full and has room again
+            elif had_share or len(running) == limit - 1:
+                waiting.set()  # this loop, or a company's share of it, was full and has room again
 
         while not self._stop.is_set():
             waiting.clear()
             rows = []
             # rows claimed: only as many as there is room for (a row finishing had let a full
-            # claim of `concurrency` more start beside the rest, up to twice as many at once)
-            room = OUTBOX_CLAIM if outbox else limit - len(running)
-            if len(running) < limit and not (yields and self._urgent):
+            # claim of `concurrency` more start beside the rest, up to twice as many at once),
+            # none of a company that has its share running, and no more than fills another's
+            full = [t for t, n in load.items() if n >= share]
+            busiest = max((n for n in load.values() if n < share), default=0)
+            room = min(limit - len(running), share - busiest)
+            if room > 0 and not (yields and self._urgent):
                 asked_at = time.monotonic()
                 try:
-                    rows = await asyncio.to_thread(claim_rows, room)
+                    rows = await asyncio.to_thread(claim_rows, room, full)
                 except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the loop
                     if not self.outage.failed(exc, "claiming work", asked_at):
                         log.exception("claiming work failed")
                 else:
                     self.outage.answered(asked_at)
             for work in [rows] if batches and rows else rows:
+                tenants = {row.tenant_id for row in work} if batches else {work.tenant_id}
+                load.update(tenants)
                 task = asyncio.create_task(self._guard(run_one, work))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                task.add_done_callback(finished)
-            if rows and len(rows) == room:
+                task.add_done_callback(lambda _task, tenants=tenants: finished(tenants))
+            if rows and len(rows) == (OUTBOX_CLAIM if batches else room):
                 await asyncio.sleep(0)
                 continue
             waiter = asyncio.create_task(waiting.wait())
@@ -286,3 +314,8 @@ class Worker:
             what = f"job {type(rows[0]).__name__} {[r.id for r in rows]}"
             if not self.outage.failed(exc, what, asked_at):  # (its lease runs out and it is tried again)
                 log.exception("%s failed unexpectedly", what)
+
+
+def _other_than(model, tenants: list[int]) -> tuple:
+    """The claim's condition leaving out these companies' rows (none: no condition)."""
+    return (model.tenant_id.not_in(tenants),) if tenants else ()
