@@ -11,11 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from sqlalchemy import delete, select, update
 
+from siyu.app import create_app
 from siyu.db import utcnow
+from siyu.runtime import Runtime
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.login_throttle import MAX_FAILURES
 from siyu.tenancy.models import Person, Staff, WebSession
 from siyu.web.auth import NOT_SIGNED_IN, safe_next
+from tests.support.servers import serve
 from tests.web.conftest import PASSWORD, login
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -211,3 +214,18 @@ def test_a_member_the_staff_sync_has_not_brought_yet_signs_in_and_one_who_left_i
             )
             s.execute(delete(Person).where(Person.login == login_name))
             s.execute(delete(Staff).where(Staff.userid == userid))
+
+
+def test_the_login_forms_csrf_cookie_is_secure_over_https_and_a_planted_one_is_not_used(web_settings, db):
+    """Served over https, the login form's CSRF cookie is Secure, as the session's is: one set
+    over plain http by someone on the path (a café's Wi-Fi) is a token they know, to sign a
+    member in as themselves. A value Siyu would not have made is not taken up either."""
+    settings = web_settings.model_copy(update={"public_url": "https://siyu.example.test"})
+    with (
+        serve(create_app(settings, Runtime.create(settings, db))) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        page = client.get("/login", headers={"Cookie": "siyu_login_csrf=planted"})
+        [cookie] = [h for h in page.headers.get_list("set-cookie") if h.startswith("siyu_login_csrf=")]
+    assert "; secure" in cookie.lower()
+    assert "planted" not in cookie and 'value="planted"' not in page.text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,6 +45,7 @@ from siyu.wecom.errors import WeComFailure, WeComInvalidCode
 
 SESSION_COOKIE = "siyu_session"
 LOGIN_CSRF_COOKIE = "siyu_login_csrf"
+_LOGIN_CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 OAUTH_COOKIE = "siyu_oauth"
 OAUTH_TTL_S = 600
 # sign-ins one browser may have under way at once (cards tapped quickly, each in its tab), and
@@ -470,11 +472,15 @@ async def _wecom_sign_in(request: Request, next_url: str) -> dict | None:
 
 
 async def _login_page(request: Request, next_url: str, error: str = "", login: str = "", status: int = 200):
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not _LOGIN_CSRF_SHAPE.fullmatch(token):  # (only one Siyu made is used again)
+        token = secrets.token_urlsafe(24)
     context = {"next": next_url, "error": error, "login": login, "login_csrf": token}
     context["wecom"] = await _wecom_sign_in(request, next_url)
     response = render(request, "login.html", context, status_code=status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/")
+    # Secure where Siyu is served over HTTPS, as every cookie of its: one set over plain http
+    # by someone on the path would be a token they know, to sign a staff member in as them
+    _set_cookie(response, request.app.state.rt, LOGIN_CSRF_COOKIE, token, 3600)
     return response
 
 
