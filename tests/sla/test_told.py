@@ -18,6 +18,7 @@ from siyu.sla.api import board_for
 from siyu.sla.models import SlaCall
 from siyu.sla.tasks import _call_plan, _notices
 from siyu.web.auth import Viewer
+from tests.support.signed_in import SignedIn
 
 
 def _board(w) -> dict[str, list[str]]:
@@ -241,3 +242,23 @@ def test_the_timeline_stops_saying_a_wait_is_snoozed_once_the_snooze_is_over(loc
         _timeline(w, "wmA")
     )
     assert "已暂缓" not in _timeline(w, "wmA"), _timeline(w, "wmA")
+
+
+def test_a_merged_card_opens_only_the_customers_it_told_of(local):
+    """One card to 张三 for 王女士, 马强, 赵先生, 钱女士; before it goes he snoozes 马强 and answers
+    赵先生, so the card says "2 位客户等待回复" and names 王女士 and 钱女士 only. Tapping it lists
+    those two, not 马强 the card left out (he still waits, snoozed): the page had said 3 位."""
+    w = local
+    message = card_to_four_two_left_out(w)
+    body = _notices(w.rt, w.tenant_id, [message])[message.id]  # built (and its told waits written) as it goes
+    card = body["textcard"]
+    assert card["title"].startswith("2 位客户等待回复") and "马强" not in card["description"], card
+    with w.session() as s:  # as the sender records it
+        s.get(OutboxMessage, message.id).status = "sent"
+
+    agent = SignedIn(w.rt, w.tenant_id, role="agent", staff="zhangsan")
+    listed = agent("GET", "/api/v1/conversations", params={"waiting": 1, "card": message.id}).json()
+    names = sorted(c["customer"]["name"] for c in listed["items"])
+    page = agent("GET", "/conversations", params={"waiting": 1, "card": message.id}).text
+    heading = page[page.find('id="card-heading">') :][:60]
+    assert names == ["王女士", "钱女士"], (names, heading)

@@ -26,7 +26,7 @@ from siyu.notify.models import UNSENT, OutboxMessage
 from siyu.sla.calendar import BusinessCalendar, quiet_until, shifts_all_quiet
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from siyu.sla.service import PolicyBook, PolicyView, tenant_timezone
-from siyu.sla.told import told_by_text
+from siyu.sla.told import CARD_TOLD, told_by_text
 from siyu.tenancy import timezones
 from siyu.tenancy.queries import members_left, still_with_the_corp
 from siyu.visible_names import UNNAMED
@@ -396,8 +396,6 @@ CALLEE_LEFT = "拨打前该成员已离职或停用，电话未拨打"
 CALL_SNOOZED_OFF = "已暂缓提醒，电话不会再为这位客户打"
 # Why the board says a card did not go for a step: its wait was snoozed before the card was built.
 CARD_SNOOZED_OFF = "已暂缓提醒，卡片没有提这位客户"
-# A card's payload key: the waits it spoke of when it was built (siyu.sla.tasks._notices).
-CARD_TOLD = "told_waits"
 # Why a call did not ring and never will: its policy lets no call ring (the call is recorded
 # so when it comes due, siyu.sla.tasks._call_hold; one still queued reads so till then).
 CALL_NEVER = "策略的班次都在免打扰时段内，电话永远不会拨打：请调整班次或免打扰时段"

@@ -53,6 +53,7 @@ from siyu.sla.models import (
     SlaWait,
 )
 from siyu.sla.names import step_phrase
+from siyu.sla.told import CARD_TOLD
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import members_left, still_with_the_corp
@@ -1849,9 +1850,13 @@ def find_card(session: Session, card_id: int) -> Card | None:
         return None
     recipient, payload = found
     steps = payload.get("escalations") or []
-    if not steps:
+    waits = payload.get(CARD_TOLD)
+    if not steps or waits == []:
         return Card(recipient or payload.get("touser") or "", frozenset())
-    told = select(SlaEscalation.conversation_id).where(bulk.among(session, SlaEscalation.id, steps))
+    if isinstance(waits, list):  # the waits it spoke of: not those snoozed or answered before it went
+        told = select(SlaWait.conversation_id).where(bulk.among(session, SlaWait.id, waits))
+    else:  # (a card built before it kept them)
+        told = select(SlaEscalation.conversation_id).where(bulk.among(session, SlaEscalation.id, steps))
     return Card(recipient or payload.get("touser") or "", frozenset(session.scalars(told)))
 
 

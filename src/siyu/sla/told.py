@@ -23,6 +23,8 @@ from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import AS_SENT
 from siyu.sla.models import SlaEscalation, SlaWait
 
+# A card's payload key: the waits it spoke of when it was built (siyu.sla.tasks._notices).
+CARD_TOLD = "told_waits"
 # a card about several customers: its title counts them (siyu.sla.tasks.build_card)
 _SEVERAL = re.compile(r"^(\d+) 位客户等待回复，最长 ")
 
