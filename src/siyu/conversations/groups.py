@@ -33,6 +33,7 @@ from siyu.customers import service as customers
 from siyu.customers.models import Customer, TimelineEvent
 from siyu.customers.queries import JOINED_HOW
 from siyu.db import bulk
+from siyu.visible_names import tidy_name
 from siyu.wecom.archive import storable_text
 
 RECHECK_AFTER = timedelta(hours=6)
@@ -88,8 +89,10 @@ def record(session: Session, chat: dict, now: datetime, change: dict | None = No
     row = _row(session, str(chat["chat_id"]), now)
     row.name = _text(chat.get("name"), NAME_LENGTH)
     before, row.owner_userid = row.owner_userid, _text(chat.get("owner"), 64)
-    if before and row.owner_userid and before != row.owner_userid:
-        _handed_over(session, row, before)
+    if row.owner_userid and before != row.owner_userid:
+        # (from nobody too: the entries its events made while WeCom would not describe it were
+        # filed under no owner, and every agent saw them)
+        _handed_over(session, row, before or "")
     row.member_count = len(members)  # by userid: a member listed twice is one person
     row.customer_count = sum(1 for kind in members.values() if kind == 2)
     if row.status != "dismissed":  # a dismissal recorded while WeCom was being asked stands
@@ -327,7 +330,9 @@ def _external_names(listed: list[dict]) -> dict[str, str]:
     nickname they took in the group, else their own name."""
     names = {}
     for m in listed:
-        userid, name = m.get("userid"), m.get("group_nickname") or m.get("name")
+        userid = m.get("userid")
+        # (a nickname that shows nothing, WeChat's blank ⠀, is no name: their own, else none)
+        name = next(filter(None, (_shown(m.get(k)) for k in ("group_nickname", "name"))), "")
         if m.get("type") == 2 and isinstance(userid, str) and userid and name and len(names) < MOST_NAMES:
             names[userid[:64]] = _text(name, 64)
     return names
@@ -373,3 +378,7 @@ def record_dismissed(session: Session, chat_id: str, now: datetime, at: datetime
         .where(GroupMember.chat_id == chat_id, GroupMember.left_at.is_(None))
     )
     _leave(session, row, list(in_group), "dismissed", at or now)
+
+
+def _shown(name) -> str:
+    return tidy_name(name) if isinstance(name, str) else ""

@@ -33,7 +33,7 @@ from siyu.db.paging import Page, SortKey
 from siyu.tenancy import timezones
 from siyu.tenancy.models import STAFF_STATUS, Staff
 from siyu.tenancy.queries import staff_gone
-from siyu.visible_names import UNNAMED
+from siyu.visible_names import UNNAMED, tidy_name
 
 MAX_PER_PAGE = 100
 MESSAGES_PER_PAGE = 50
@@ -192,24 +192,29 @@ def _customers(session: Session, ids: set[int]) -> dict[int, Customer]:
 def _external_names(
     session: Session, external_userids: set[str], rooms: set[str] = frozenset()
 ) -> dict[str, str]:
-    """Customers' names; a group member who is nobody's customer here by what WeCom names them
-    in one of `rooms` (the groups they wrote in: GroupChat.member_names)."""
+    """Customers' names; a group member who is nobody's customer here, or a customer whose name
+    shows nothing, by what WeCom names them in one of `rooms` (the groups they wrote in:
+    GroupChat.member_names); a customer named nowhere （未命名）, as everywhere (their messages
+    had read 未知联系人, or the blank itself in a group)."""
     if not external_userids:
         return {}
-    names = dict(
+    customers = dict(
         session.execute(
             select(Customer.external_userid, Customer.name).where(
                 Customer.external_userid.in_(external_userids)
             )
         ).all()
     )
-    unnamed = {e for e in external_userids if not names.get(e)}
+    names = {e: name for e, name in customers.items() if name}
+    unnamed = external_userids - names.keys()
     if unnamed and rooms:
         for told in session.scalars(
             select(GroupChat.member_names).where(GroupChat.chat_id.in_(sorted(rooms)))
         ):
-            names.update({e: told[e] for e in unnamed & set(told or {}) if not names.get(e)})
-    return names
+            for e in unnamed & set(told or {}):
+                if e not in names and (shown := tidy_name(told[e] or "")):
+                    names[e] = shown
+    return {**dict.fromkeys(customers, UNNAMED), **names}
 
 
 def _remarks(session: Session, conversations: list[Conversation]) -> dict[tuple[int, str], str]:
