@@ -289,6 +289,24 @@ def test_a_one_letter_word_is_matched_whole(db, world, as_role):
     assert found("co") == [f"cool 课程什么时候开 {arc.sfx}"]  # two letters and more: still a prefix
 
 
+def test_a_one_letter_words_snippet_marks_it_where_it_stands_whole(db, world, as_role):
+    """In a message that says Chrome long before C++, the snippet of a search for C++ shows and
+    marks the C of C++: it had centred on Chrome, marked its C, and cut away the C++ it was
+    found for."""
+    arc = Archive()
+    text = (
+        "Chrome 浏览器打开后台一直转圈，清了缓存也不行，换了电脑还是一样，麻烦帮忙看看是什么原因。"
+        f"另外想问一下 C++ 课程还有名额吗 {arc.sfx}"
+    )
+    arc.text(f"wm{arc.sfx}", "zhangsan", text, 10)
+    store(db, world.a.id, arc.items)
+    items = as_role("admin").get("/api/v1/messages/search", params={"q": "C++", "per_page": 100}).json()
+    [hit] = [h for h in items["items"] if arc.sfx in h["message"]["text"]]
+    marked = [(a, hit["snippet"][a:b]) for a, b in hit["highlights"]]
+    assert "C++" in hit["snippet"], hit["snippet"]
+    assert marked == [(hit["snippet"].index("C++"), "C")], marked
+
+
 def test_punctuation_alone_is_found_as_typed_in_either_width(db, world, as_role):
     arc = Archive()
     arc.text(f"wm{arc.sfx}", "zhangsan", f"到底发没发?!? {arc.sfx}", 10)

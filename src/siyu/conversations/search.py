@@ -575,9 +575,12 @@ def snippet(text: str, query: Query) -> tuple[str, list[tuple[int, int]]]:
                 if whole or _found_at(folded, m.start()):
                     spans.append(m.span())
             continue
+        # a one-letter word is looked for whole (parse_query): C++ is not the C of Chrome
+        whole = word and len(term) == 1
         start = folded.find(term)
         while start >= 0:
-            if not word or _found_at(folded, start):
+            after = folded[start + 1 : start + 2]
+            if not word or (_found_at(folded, start) and not (whole and after and _word_char(after))):
                 spans.append((start, start + len(term)))
             start = folded.find(term, start + 1)
     first = min((s for s, _ in spans), default=0)
