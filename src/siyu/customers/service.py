@@ -75,10 +75,26 @@ def _tag(session: Session, wecom_id: str, name: str = "", group_name: str = "") 
     return tag
 
 
+def live_tag_ids(groups: list[dict]) -> set[str]:
+    """The ids of the tags and tag groups in a `get_corp_tag_list` answer."""
+    return {t["id"] for g in groups for t in g.get("tag", [])} | {g.get("group_id") for g in groups}
+
+
+def mirror_tags(session: Session, groups: list[dict]) -> None:
+    """WeCom's whole tag list (`get_corp_tag_list`, every group): stored, and a tag it no longer
+    lists marked deleted (deleted while Siyu heard nothing: channels had gone on applying it,
+    and WeCom refused their whole mark_tag)."""
+    upsert_tags(session, groups)
+    mark_tags_deleted(session, tags_not_in(session, live_tag_ids(groups)))
+
+
 def tags_not_in(session: Session, live_ids: set[str]) -> list[str]:
+    """The tags the corp's tag list had, not among `live_ids`. One only seen on a customer (a
+    rule-group tag, 规则组标签, which get_corp_tag_list never lists) has no group here: not
+    counted, else every sync would have it deleted."""
     return [
         t.wecom_id
-        for t in session.scalars(select(Tag).where(Tag.deleted.is_(False)))
+        for t in session.scalars(select(Tag).where(Tag.deleted.is_(False), Tag.group_id != ""))
         if t.wecom_id not in live_ids
     ]
 

@@ -20,7 +20,7 @@ from siyu.db.threads import in_tenant
 async def sync_customers(rt, tenant_id: int, progress: Callable[[int, int], None] = lambda done, total: None):
     contact = (await rt.clients.get(tenant_id)).contact
     groups = (await contact.get_corp_tag_list()).get("tag_group", [])
-    await in_tenant(rt.db, tenant_id, service.upsert_tags, groups)
+    await in_tenant(rt.db, tenant_id, service.mirror_tags, groups)
     userids = (await contact.get_follow_user_list()).get("follow_user", [])
     seen = changed = 0
     page: list[dict] = []

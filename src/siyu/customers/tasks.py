@@ -89,7 +89,7 @@ async def on_tag_changed(rt, tenant_id: int, event_id: int, fields: dict) -> Non
     """change_external_tag: re-read the tag list from WeCom; what is gone was deleted."""
     contact = (await rt.clients.get(tenant_id)).contact
     groups = (await contact.get_corp_tag_list()).get("tag_group", [])
-    live = {t["id"] for g in groups for t in g.get("tag", [])} | {g.get("group_id") for g in groups}
+    live = service.live_tag_ids(groups)
 
     def save(s) -> None:
         service.upsert_tags(s, groups)
