@@ -186,8 +186,16 @@ def _remark_mobiles(info: dict) -> list[str]:
     return [str(m) for m in info.get("remark_mobiles", []) or []]
 
 
-def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime, status: str | None = None):
-    """Create or refresh a follow from a `follow_user` / `follow_info` entry."""
+def upsert_follow(
+    session: Session,
+    customer: Customer,
+    info: dict,
+    at: datetime,
+    status: str | None = None,
+    changed_at: datetime | None = None,
+):
+    """Create or refresh a follow from a `follow_user` / `follow_info` entry. `changed_at`: when
+    a change of remark was seen, where `at` is not that (a sync's: the relation's createtime)."""
     userid = info["userid"]
     follow = session.scalar(
         select(Follow).where(Follow.customer_id == customer.id, Follow.staff_userid == userid)
@@ -222,7 +230,7 @@ def upsert_follow(session: Session, customer: Customer, info: dict, at: datetime
         follow.status, follow.ended_at = status or "active", None  # added (again)
     session.flush()
     if changes:
-        timeline(session, customer, "remark", at, userid, **changes)
+        timeline(session, customer, "remark", changed_at or at, userid, **changes)
     return follow, created
 
 
@@ -656,7 +664,10 @@ def import_customer(session: Session, contact: dict, follow_info: dict, any_pend
     # removed, and back while Siyu heard nothing (it was down): added again, as the add event says
     # (the follow had turned active with the timeline still ending in 删除了客户)
     again = _ended_by(before, at)
-    follow, new_follow = upsert_follow(session, customer, follow_info, at)
+    # a change of remark or tags it finds is dated when it was seen: by the relation's
+    # createtime, one made while Siyu heard nothing sat a month back on the timeline
+    seen = utcnow()
+    follow, new_follow = upsert_follow(session, customer, follow_info, at, changed_at=seen)
     if new_follow or again:
         extra = {"again": True} if again else {}
         timeline(
@@ -675,5 +686,5 @@ def import_customer(session: Session, contact: dict, follow_info: dict, any_pend
         # the first channel's on the follow)
         attribute_channel(session, customer, follow, follow_info.get("state") or "", at, again)
     tags = [{"tag_id": t} for t in follow_info.get("tag_id", []) or []]
-    _set_follow_tags(session, customer, follow, tags, at, any_pending)
+    _set_follow_tags(session, customer, follow, tags, at if new_follow or again else seen, any_pending)
     return created or new_follow or again
