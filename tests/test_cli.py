@@ -831,6 +831,44 @@ def test_the_demo_console_shows_a_loss_alert_as_the_phone_does():
         ]
 
 
+def test_the_demo_console_stamps_its_lines_in_the_companys_zone_as_it_is_now():
+    """An admin sets 设置 → 时区 during the demo: the console says so once and stamps what follows
+    in that zone (the stamps had stayed Shanghai's, an hour off the alert's own time in Tokyo,
+    and a call placed after Tokyo's quiet hours read as one rung inside them)."""
+    from siyu.demo import Received
+
+    with serve(create_emulator_app()) as url, httpx.Client(base_url=url, timeout=10) as emu:
+        corp, _ = _demo_corp(emu)
+        token = emu.get(
+            "/cgi-bin/gettoken", params={"corpid": corp["corp_id"], "corpsecret": corp["agent_secret"]}
+        ).json()["access_token"]
+        zone = ["Asia/Shanghai"]
+        received = Received(corp["corp_id"], lambda: zone[0])
+
+        def alert_and_look(n: int) -> list[str]:
+            alert = {
+                "touser": "zhangsan",
+                "msgtype": "text",
+                "agentid": corp["agent_id"],
+                "text": {"content": f"提醒{n}"},
+            }
+            emu.post("/cgi-bin/message/send", params={"access_token": token}, json=alert)
+
+            async def look() -> list[str]:
+                async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                    return await received.lines(http)
+
+            return asyncio.run(look())
+
+        [before] = alert_and_look(1)
+        zone[0] = "Asia/Tokyo"
+        said, after = alert_and_look(2)
+        assert said == "时区已改为 Asia/Tokyo：此后的时间，与电话的免打扰时段 21:00-08:00，都按该时区"
+        assert after.endswith("企业微信 → 张三：提醒2")
+        assert int(after[:2]) == (int(before[:2]) + 1) % 24  # an hour ahead of Shanghai
+        assert alert_and_look(3)[0].endswith("提醒3")  # said once
+
+
 def _demo_corp(emu: httpx.Client) -> tuple[dict, str]:
     """The demo's corp in the emulator, and a 客户联系 token for it."""
     from siyu.demo import DEPARTMENTS as DEMO_DEPARTMENTS

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -159,7 +160,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
+async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str], int]:
     """The demo corp in the emulator and in Siyu: staff, logins, tags, channels."""
     from siyu.customers import service as customers
     from siyu.customers.channels import ChannelSpec, create_channel
@@ -212,7 +213,7 @@ async def _seed(settings: Settings, emulator_url: str) -> tuple[str, list[str]]:
         )
         await rt.clients.aclose()
         rt.db.dispose()
-        return corp["corp_id"], config_ids
+        return corp["corp_id"], config_ids, tenant_id
 
 
 async def _enable_archive(rt, emu: httpx.AsyncClient, corp: dict, tenant_id: int) -> None:
@@ -249,8 +250,10 @@ class Received:
     the cards and texts its app put on a member's phone (escalations, loss alerts) and the calls
     placed through the voice gateway. Nothing else in the demo shows them."""
 
-    def __init__(self, corp_id: str) -> None:
+    def __init__(self, corp_id: str, zone_of: Callable[[], str] = lambda: ZONE) -> None:
         self.corp_id = corp_id
+        # the company's zone as it is now: an admin may change it during the demo (设置 → 时区)
+        self.zone_of, self.zone = zone_of, ZONE
         self.messages = self.calls = 0  # how many of each were shown
         self.names = {s["userid"]: s["name"] for s in STAFF}
         self.phones = {"+86" + s["mobile"]: s["name"] for s in STAFF}
@@ -260,9 +263,15 @@ class Received:
             await http.get(f"/_emulator/corps/{self.corp_id}/app_messages", params={"after": self.messages})
         ).json()
         calls = (await http.get("/_emulator/voice/calls", params={"after": self.calls})).json()
+        zone, out = await asyncio.to_thread(self.zone_of), []
+        if zone != self.zone:
+            from siyu.sla.models import DEFAULT_QUIET_HOURS
+
+            start, end = DEFAULT_QUIET_HOURS
+            out.append(f"时区已改为 {zone}：此后的时间，与电话的免打扰时段 {start}-{end}，都按该时区")
+            self.zone = zone
         self.messages += len(messages)
         self.calls += len(calls)
-        out = []
         for m in messages:
             link = ""
             if m["msgtype"] == "textcard":
@@ -280,11 +289,11 @@ class Received:
                 late, link = "（与先前一条相同，企业微信查重后未再送达）", ""
             # the link last, after two spaces: a terminal makes it one to click
             out.append(
-                f"{_at(m['received_at'])} 企业微信 → {to}：{said}{late}" + (f"  {link}" if link else "")
+                f"{_at(m['received_at'], zone)} 企业微信 → {to}：{said}{late}" + (f"  {link}" if link else "")
             )
         for c in calls:
             who = self.phones.get(c["called_number"], c["called_number"])
-            out.append(f"{_at(c['received_at'])} 语音电话 → {who}：{c['text']}")
+            out.append(f"{_at(c['received_at'], zone)} 语音电话 → {who}：{c['text']}")
         return out
 
 
@@ -309,8 +318,8 @@ def _page_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{target}"
 
 
-def _at(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, ZoneInfo(ZONE)).strftime("%H:%M:%S")
+def _at(timestamp: float, zone: str) -> str:
+    return datetime.fromtimestamp(timestamp, ZoneInfo(zone)).strftime("%H:%M:%S")
 
 
 SEED = 2026  # the simulated world's: each demo tells the same story
@@ -340,11 +349,13 @@ async def step(world, http: httpx.AsyncClient) -> None:
     await world.step()
 
 
-async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event) -> None:
+async def _world(
+    emulator_url: str, corp_id: str, config_ids: list[str], stop: asyncio.Event, zone_of: Callable[[], str]
+) -> None:
     from siyu.emulator.world import World
 
     world = World(emulator_url, corp_id, seed=SEED, config_ids=config_ids)
-    received = Received(corp_id)
+    received = Received(corp_id, zone_of)
     http = httpx.AsyncClient(base_url=emulator_url, timeout=10)
     try:
         await first_wave(world)
@@ -368,6 +379,20 @@ async def _world(emulator_url: str, corp_id: str, config_ids: list[str], stop: a
     finally:
         await http.aclose()
         await world.close()
+
+
+def _company_zone(settings: Settings, tenant_id: int) -> Callable[[], str]:
+    """Reads the demo company's time zone as it is now (its admin may change it)."""
+    from siyu.db import Database
+    from siyu.sla.service import tenant_timezone
+
+    db = Database(settings.sqlalchemy_url, settings.database_timeouts)
+
+    def zone() -> str:
+        with db.tenant_session(tenant_id) as s:
+            return tenant_timezone(s)
+
+    return zone
 
 
 def banner(siyu_url: str, emulator_url: str, corp_id: str, now: datetime) -> list[str]:
@@ -464,7 +489,7 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
         console.print("starting the WeCom emulator ...")
         _spawn(["emulator", "--port", str(emulator_port), "--log-level", "warning"], env, procs)
         _wait_healthy(f"{emulator_url}/_emulator/health", procs[-1], "the emulator")
-        corp_id, config_ids = asyncio.run(_seed(settings, emulator_url))
+        corp_id, config_ids, tenant_id = asyncio.run(_seed(settings, emulator_url))
         console.print("starting Siyu ...")
         _spawn(["serve", "--port", str(port)], env, procs)
         _wait_healthy(f"{siyu_url}/healthz", procs[-1], "Siyu")
@@ -476,7 +501,7 @@ def run_demo(port: int = 8000, emulator_port: int = 8081, data_dir: str = DEFAUL
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await _world(emulator_url, corp_id, config_ids, stop)
+            await _world(emulator_url, corp_id, config_ids, stop, _company_zone(settings, tenant_id))
 
         asyncio.run(main())
     finally:
