@@ -285,6 +285,18 @@ def test_json_nested_too_deeply_is_a_422_saying_so_not_that_it_is_not_utf8(as_ro
     assert "深渠道" not in admin.get("/api/v1/channels").text
 
 
+def test_a_number_of_too_many_digits_is_a_422_saying_so_not_that_it_is_not_utf8(as_role):
+    """A UTF-8 body holding an integer of 5,000 digits (Python's json takes at most 4,300) had been
+    told 请求体不是 UTF-8 编码的 JSON, sending the caller to look for a charset problem."""
+    admin = as_role("admin")
+    body = ('{"minutes": ' + "1" * 5000 + "}").encode()
+    headers = {"X-CSRF-Token": admin.csrf, "Content-Type": "application/json"}
+    r = admin.post("/api/v1/conversations/1/snooze", content=body, headers=headers)
+    assert r.status_code == 422 and r.json() == {
+        "detail": "请求体的 JSON 里有个数字太长 / a number in the JSON body has too many digits"
+    }, r.text
+
+
 def test_a_body_not_sent_as_json_is_a_415_saying_what_to_send(as_role, siyu):
     """curl's `-d '{"minutes": 15}'` sends the JSON with a form's Content-Type, and FastAPI
     read it as text: 422 "Input should be a valid dictionary or object to extract fields

@@ -150,7 +150,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == UNREADABLE_BODY and request.url.path.startswith("/api/"):
             # a body json.loads cannot decode (GBK), or gives up on (100,000 `[`): a 422 as one
             # that does not parse, after who may call, as for any body (FastAPI reads it first)
-            said = TOO_DEEP_JSON if isinstance(exc.__cause__, RecursionError) else NOT_UTF8_JSON
+            said = NOT_UTF8_JSON
+            if isinstance(exc.__cause__, RecursionError):
+                said = TOO_DEEP_JSON
+            elif isinstance(exc.__cause__, ValueError) and not isinstance(exc.__cause__, UnicodeError):
+                said = TOO_LONG_NUMBER_JSON  # over Python's 4,300 digits: no charset problem to look for
             return await _who_may_call(request) or JSONResponse({"detail": said}, 422)
         if (
             exc.status_code == 404
@@ -240,6 +244,7 @@ def _not_json_type(request: Request) -> str:
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400
 NOT_UTF8_JSON = "请求体不是 UTF-8 编码的 JSON / the body is not JSON in UTF-8"
 TOO_DEEP_JSON = "请求体的 JSON 嵌套太深 / the JSON in the body is nested too deeply"
+TOO_LONG_NUMBER_JSON = "请求体的 JSON 里有个数字太长 / a number in the JSON body has too many digits"
 CSRF_REFUSED = "页面已过期，请刷新后重试 / CSRF token missing or wrong: reload the page and try again"
 
 
