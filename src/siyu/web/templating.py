@@ -21,6 +21,34 @@ from siyu.visible_names import UNNAMED, tidy_name
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
+# Explicit direction marks a value may open (LRE RLE LRO RLO; LRI RLI FSI) and what closes them
+_OPENS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c"}
+_ISOLATES = {"\u2066", "\u2067", "\u2068"}
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def closed_bidi(value):
+    """Every value a page prints, with the direction marks it opened closed at its end. A WeChat
+    nickname holding a right-to-left override (U+202E, the "reversed name" trick, which WeCom
+    passes on) turned round all Siyu wrote after it on the line: the time of its messages
+    (10:05 read 50:01), the wait beside it on the list. The name itself reads as WeChat shows it."""
+    if not isinstance(value, str) or isinstance(value, Markup) or not _BIDI.search(value):
+        return value
+    open_: list[str] = []
+    for c in value:
+        if c in _OPENS:
+            open_.append(_OPENS[c])
+        elif c in _ISOLATES:
+            open_.append("\u2069")
+        elif c == "\u202c" and open_ and open_[-1] == "\u202c":
+            open_.pop()
+        elif c == "\u2069" and "\u2069" in open_:  # (closes the embeddings opened inside it too)
+            del open_[len(open_) - 1 - open_[::-1].index("\u2069") :]
+    return value + "".join(reversed(open_))
+
+
+templates.env.finalize = closed_bidi
+
 
 def static_version() -> str:
     """What pages put after `?v=` on the style and script: a digest of their contents, so a
