@@ -227,6 +227,18 @@ class Database:
                 yield session
 
     @contextmanager
+    def tenant_snapshot(self, tenant_id: int) -> Iterator[Session]:
+        """A tenant_session whose reads all see the database as it was at the first of them:
+        figures read in several statements (the SLA board) agree with each other however much
+        is stored meanwhile. A wait answered between its two reads had dropped out of both."""
+        with self.tenant_session(tenant_id) as session:
+            if self.is_postgres:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            else:  # (pysqlite begins a transaction only before a write: each read had its own)
+                session.connection().exec_driver_sql("BEGIN")
+            yield session
+
+    @contextmanager
     def system_session(self) -> Iterator[Session]:
         """A session that sees every tenant: for intake, the worker and the CLI."""
         with self._sessions() as session:

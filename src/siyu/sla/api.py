@@ -505,7 +505,7 @@ def get_board(
     all who wait. `delivery_problems` lists the newest 100, `delivery_problems_by_status`
     counts them all."""
     rt = request.app.state.rt
-    with rt.db.tenant_session(viewer.tenant_id) as s:
+    with rt.db.tenant_snapshot(viewer.tenant_id) as s:
         try:
             return board_for(s, viewer, rt.now(), day, limit, after, before, problems=PROBLEMS_LISTED)
         except FutureDay as exc:

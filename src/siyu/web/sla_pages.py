@@ -165,7 +165,7 @@ def sla_board(request: Request, viewer: PageViewer):
     except ValueError as exc:
         raise HTTPException(422, f"日期无效：{exc}") from None
     now = rt.now()
-    with rt.db.tenant_session(viewer.tenant_id) as s:
+    with rt.db.tenant_snapshot(viewer.tenant_id) as s:
         try:
             board = board_for(s, viewer, now, day, limit=BOARD_ROWS, problems=PROBLEMS_LISTED)
         except FutureDay as exc:
