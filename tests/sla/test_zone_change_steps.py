@@ -72,3 +72,25 @@ def test_a_step_overdue_but_not_yet_fired_when_the_zone_changes_is_not_skipped_a
     w.clock(at + 20 * 60)
     w.fire()
     assert w.steps()[0][:2] == (0, "fired"), w.steps()
+
+
+def test_a_wait_reopened_long_after_a_zone_change_comes_due_then_not_skipped_as_stale(local):
+    """As above, but 张三 takes the reply back seven hours after the change: by Berlin's hours the
+    step was due hours before, beyond the six hours after which a step is stale. It is due when
+    the wait opened again, and fires (put in the past, it had been skipped as 过期未发)."""
+    w = local
+    w.t0 = datetime(2026, 3, 2, 17, 59, tzinfo=SHANGHAI).astimezone(UTC)
+    w.clock(0)
+    w.policy(business_hours_only=True, shifts=[["09:00", "18:00"]], public_holidays=False)
+    w.say("在吗？", at=0)
+    answer = w.reply("在的", at=60)
+    w.clock(90)
+    admin = SignedIn(w.rt, w.tenant_id, "admin", None, "管理员")
+    assert admin("POST", "/setup/timezone", {"timezone": "Europe/Berlin"}).status_code == 303
+    later = 7 * 3600
+    w.clock(later)
+    w.ingest(_recall(w, answer, later, by="zhangsan"))
+    w.pulled(later + 60)
+    w.clock(later + 60)
+    w.fire()
+    assert w.steps()[0][:2] == (0, "fired"), w.steps()

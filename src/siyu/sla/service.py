@@ -1116,7 +1116,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     # steps before their waits (two passes, moved then closed, could cross a firing batch's)
     _lock_pending(session, [w.id for w in [*moved.values(), *closed] if w.id is not None])
     _store_moved_waits(session, book, list(moved.values()))
-    _store_new_waits(session, book, list(new.values()))
+    # (the batch's latest time stands for now: the moment a wait opened again by it reopened)
+    _store_new_waits(session, book, list(new.values()), max(c.at for c in changes) if changes else None)
     _store_closed_waits(session, closed)
     _carry_steps(session, book, goes_on)
     settled = _settled_waits(
@@ -1427,7 +1428,9 @@ def _lock_pending(session: Session, wait_ids: list[int]) -> None:
     )
 
 
-def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> None:
+def _store_new_waits(
+    session: Session, book: PolicyBook, waits: list[_Wait], reopened_at: datetime | None = None
+) -> None:
     rows = [
         {
             "conversation_id": w.conversation_id,
@@ -1459,7 +1462,8 @@ def _store_new_waits(session: Session, book: PolicyBook, waits: list[_Wait]) -> 
     done = {(c, m) for _, c, m in inserted}
     reopened = _reopen(session, [w for k, w in by_key.items() if k not in done and w.closed_at is None])
     if reopened:  # timed by the clock as it is now: a zone or calendar change while it was closed
-        _reschedule_pending(session, book, [wait_id for wait_id, _, _ in reopened])  # passed it by
+        # passed it by; one the new clock puts before `reopened_at` is due then, not skipped as stale
+        _reschedule_pending(session, book, [wait_id for wait_id, _, _ in reopened], changed_at=reopened_at)
     for wait_id, conversation_id, msgid in reopened:  # (rare: a recalled reply, a snooze on the wait it ends)
         snoozed = by_key[(conversation_id, msgid)]
         if (until := snoozed.snoozed_until) is not None:
