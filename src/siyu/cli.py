@@ -255,7 +255,9 @@ def serve(
 @app.command()
 @clear_errors
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="rows run at once")] = 32,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="rows of one company run at once (a quarter more for the others)")
+    ] = 32,
     wake_fd: Annotated[int | None, typer.Option(hidden=True, help="pipe from `siyu serve`")] = None,
     nice: Annotated[
         int, typer.Option(min=0, max=19, help="lower this process's CPU priority by this much")
@@ -271,7 +273,9 @@ def worker(
     rt = _runtime(serving=True)
     settle_collector()
     where = rt.settings.sqlalchemy_url.split("@")[-1]
-    logging.getLogger("siyu").info("worker started: %d rows at once, database %s", concurrency, where)
+    logging.getLogger("siyu").info(
+        "worker started: %d rows of a company at once, database %s", concurrency, where
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

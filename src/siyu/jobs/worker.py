@@ -37,7 +37,10 @@ from siyu.sla.models import SlaEscalation
 from siyu.tenancy.tasks import sync_due_staff
 
 log = logging.getLogger(__name__)
-OUTBOX_BATCHES = 4  # claims of outbox messages sent at once
+OUTBOX_BATCHES = 4  # claims of one company's outbox messages sent at once (a quarter more for others)
+# How often a loop whose company has its share running looks for other companies' rows, once it
+# found none: that claim reads past the company's backlog (73 ms at 100,000 rows on SQLite).
+OTHERS_LOOK_S = 1.0
 # Rows a claim of outbox messages takes. A claim costs four transactions whatever its size
 # (claim, lease renewal, preparing its texts, recording), and they, not the sends, bound how
 # fast cards go: 100,000 escalation cards to 2,500 agents in 3 minutes reached WeCom with p99
@@ -174,6 +177,7 @@ class Worker:
         share = batches or self.concurrency
         limit = share + max(1, share // 4)
         load: Counter[int] = Counter()  # tasks running, by company
+        others_at = 0.0  # when to look again for other companies' rows beside those with their share
         if woken:
             waiting = self.rt.new_wake(outbox=outbox)
             self._wakes.append(waiting)
@@ -201,7 +205,10 @@ class Worker:
             full = [t for t, n in load.items() if n >= share]
             busiest = max((n for n in load.values() if n < share), default=0)
             room = min(limit - len(running), share - busiest)
-            if room > 0 and not (yields and self._urgent):
+            # (a claim leaving out a company reads past its backlog: where the last found no
+            # other company's rows, looked for again OTHERS_LOOK_S later, not at every wake)
+            others_later = full and time.monotonic() < others_at
+            if room > 0 and not (yields and self._urgent) and not others_later:
                 asked_at = time.monotonic()
                 try:
                     rows = await asyncio.to_thread(claim_rows, room, full)
@@ -210,6 +217,8 @@ class Worker:
                         log.exception("claiming work failed")
                 else:
                     self.outage.answered(asked_at)
+                    if full and not rows:
+                        others_at = time.monotonic() + OTHERS_LOOK_S
             for work in [rows] if batches and rows else rows:
                 tenants = {row.tenant_id for row in work} if batches else {work.tenant_id}
                 load.update(tenants)
