@@ -263,7 +263,11 @@ class Received:
             await http.get(f"/_emulator/corps/{self.corp_id}/app_messages", params={"after": self.messages})
         ).json()
         calls = (await http.get("/_emulator/voice/calls", params={"after": self.calls})).json()
-        zone, out = await asyncio.to_thread(self.zone_of), []
+        try:
+            zone = await asyncio.to_thread(self.zone_of)
+        except Exception:  # noqa: BLE001 - the database busy a moment: the zone as last read
+            zone = self.zone
+        out = []
         if zone != self.zone:
             from siyu.sla.models import DEFAULT_QUIET_HOURS
 

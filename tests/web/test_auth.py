@@ -225,7 +225,24 @@ def test_the_login_forms_csrf_cookie_is_secure_over_https_and_a_planted_one_is_n
         serve(create_app(settings, Runtime.create(settings, db))) as url,
         httpx.Client(base_url=url) as client,
     ):
-        page = client.get("/login", headers={"Cookie": "siyu_login_csrf=planted"})
+        planted = "p" * 32  # the shape of a token, not one this server made
+        page = client.get("/login", headers={"Cookie": f"siyu_login_csrf={planted}"})
         [cookie] = [h for h in page.headers.get_list("set-cookie") if h.startswith("siyu_login_csrf=")]
     assert "; secure" in cookie.lower()
-    assert "planted" not in cookie and 'value="planted"' not in page.text
+    assert planted not in cookie and planted not in page.text
+
+
+def test_a_login_posted_from_another_site_or_with_a_token_siyu_did_not_make_signs_nobody_in(siyu, world):
+    """Login CSRF: a page elsewhere posting the form (its Origin another host), or a token planted
+    in the browser that this server did not make, signs nobody in, even with the right password."""
+    with httpx.Client(base_url=siyu) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        form = {"login": world.a.logins["agent"], "password": PASSWORD, "csrf_token": token, "next": "/"}
+        elsewhere = client.post("/login", data=form, headers={"Origin": "https://evil.example"})
+        assert elsewhere.status_code == 403 and "siyu_session" not in elsewhere.cookies
+        client.cookies.set("siyu_login_csrf", "p" * 32)
+        planted = client.post("/login", data={**form, "csrf_token": "p" * 32})
+        assert planted.status_code == 403 and "siyu_session" not in planted.cookies
+        client.cookies.set("siyu_login_csrf", token)
+        assert client.post("/login", data=form, headers={"Origin": siyu}).status_code == 303

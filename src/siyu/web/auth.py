@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,7 +44,6 @@ from siyu.wecom.errors import WeComFailure, WeComInvalidCode
 
 SESSION_COOKIE = "siyu_session"
 LOGIN_CSRF_COOKIE = "siyu_login_csrf"
-_LOGIN_CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")  # secrets.token_urlsafe(24)
 OAUTH_COOKIE = "siyu_oauth"
 OAUTH_TTL_S = 600
 # sign-ins one browser may have under way at once (cards tapped quickly, each in its tab), and
@@ -472,16 +470,33 @@ async def _wecom_sign_in(request: Request, next_url: str) -> dict | None:
 
 
 async def _login_page(request: Request, next_url: str, error: str = "", login: str = "", status: int = 200):
+    rt = request.app.state.rt
     token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not _LOGIN_CSRF_SHAPE.fullmatch(token):  # (only one Siyu made is used again)
-        token = secrets.token_urlsafe(24)
+    if not _login_token_ours(rt, token):  # (only one this server made is used again)
+        nonce = secrets.token_urlsafe(18)
+        token = f"{nonce}.{rt.box.sign(LOGIN_CSRF_COOKIE, nonce)}"
     context = {"next": next_url, "error": error, "login": login, "login_csrf": token}
     context["wecom"] = await _wecom_sign_in(request, next_url)
     response = render(request, "login.html", context, status_code=status)
     # Secure where Siyu is served over HTTPS, as every cookie of its: one set over plain http
     # by someone on the path would be a token they know, to sign a staff member in as them
-    _set_cookie(response, request.app.state.rt, LOGIN_CSRF_COOKIE, token, 3600)
+    _set_cookie(response, rt, LOGIN_CSRF_COOKIE, token, 3600)
     return response
+
+
+def _login_token_ours(rt, token: str) -> bool:
+    nonce, _, tag = token.partition(".")
+    return bool(nonce) and _same(tag, rt.box.sign(LOGIN_CSRF_COOKIE, nonce))
+
+
+def _from_elsewhere(request: Request) -> bool:
+    """A form posted by a page of another site: the Origin the browser sends names another
+    host than this one's (as the client or the configured public address reach it)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return False  # (not sent, or a privacy setting's: the CSRF token alone decides)
+    ours = {request.headers.get("host", ""), urlsplit(request.app.state.rt.settings.public_url).netloc}
+    return urlsplit(origin).netloc not in ours
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -536,7 +551,10 @@ async def login_submit(request: Request):
     next_url = safe_next(str(form.get("next", "/")))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     sent = str(form.get("csrf_token", ""))
-    if not cookie or not _same(cookie, sent):
+    # (a login posted from another site, or with a token this server did not make, signs nobody
+    # in: someone on the path could otherwise sign a member in as themselves)
+    rt = request.app.state.rt
+    if not cookie or not _login_token_ours(rt, cookie) or not _same(cookie, sent) or _from_elsewhere(request):
         return await _login_page(
             request, next_url, "页面已过期，请重新提交 / the form expired, please retry", login, 403
         )
