@@ -9,6 +9,7 @@ in time, and sends it; the result lands on the customer's timeline.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
 from siyu.tenancy import setting_changes
 from siyu.tenancy.models import Tenant
-from siyu.wecom.errors import WeComFailure, WeComWelcomeCodeError
+from siyu.wecom.errors import WeComFailure, WeComTransportError, WeComWelcomeCodeError, WeComWelcomeCodeUsed
 
 WINDOW = timedelta(seconds=20)
 NAME_PLACEHOLDERS = ("{name}", "{客户名}")
@@ -127,8 +128,8 @@ def placeholder_problem(text: str) -> str:
 
 
 def fill(text: str, name: str) -> str:
-    for placeholder in NAME_PLACEHOLDERS:
-        text = text.replace(placeholder, name)
+    # in one pass: a name holding a placeholder (小{客户名}) is put in whole, not filled again
+    text = re.sub("|".join(map(re.escape, NAME_PLACEHOLDERS)), lambda _: name, text)
     # a long name in a text near the limit: its end cut rather than the whole refused
     return text.encode()[:MAX_BYTES].decode(errors="ignore")
 
@@ -211,25 +212,40 @@ def _composed(s: Session, tenant_id: int, state: str) -> tuple[str, list[dict]] 
     return compose(s.get(Tenant, tenant_id), channel)
 
 
-@outbox.sender("welcome", on_dead=_on_dead)
-async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
+async def _compose(rt, tenant_id: int, message: OutboxMessage, contact) -> tuple[str, list[dict]]:
+    """The welcome's text, with the customer's name where it is known in time, and attachments."""
     p = message.payload
     template = await _template(rt, tenant_id, p.get("state", ""))
     if template is None:
         raise outbox.Skipped("no welcome message is set up for this channel")
     text, attachments = template
-    contact = (await rt.clients.get(tenant_id)).contact
     name = ""
     remaining = (message.deadline_at - utcnow()).total_seconds()
     if any(ph in text for ph in NAME_PLACEHOLDERS) and remaining > NAME_LOOKUP_MIN_REMAINING_S:
         try:  # the name is nice to have; the welcome in time is not negotiable
-            answer = await contact.external_contact_get(
-                p["external_userid"], priority="urgent", max_wait=NAME_LOOKUP_MAX_WAIT_S
+            # (max_wait bounds the waits for a slot and retries, not the call itself: a WeCom
+            # that hung had kept it the client's whole timeout, and the code expired meanwhile)
+            answer = await asyncio.wait_for(
+                contact.external_contact_get(
+                    p["external_userid"], priority="urgent", max_wait=NAME_LOOKUP_MAX_WAIT_S
+                ),
+                NAME_LOOKUP_MAX_WAIT_S,
             )
             name = answer.get("external_contact", {}).get("name", "")
-        except WeComFailure:
+        except (WeComFailure, TimeoutError):
             name = ""
-    sent_text = fill(text, name)
+    return fill(text, name), attachments
+
+
+@outbox.sender("welcome", on_dead=_on_dead)
+async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
+    p = message.payload
+    contact = (await rt.clients.get(tenant_id)).contact
+    unanswered = p.get(outbox.AS_SENT)  # a try before had no answer: it may have gone
+    if isinstance(unanswered, dict):
+        sent_text, attachments = unanswered.get("text", ""), unanswered.get("attachments") or []
+    else:
+        sent_text, attachments = await _compose(rt, tenant_id, message, contact)
     remaining = (message.deadline_at - utcnow()).total_seconds()
     try:
         await contact.send_welcome_msg(
@@ -238,15 +254,22 @@ async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
             attachments=attachments or None,
             max_wait=max(0.0, remaining),
         )
+    except WeComWelcomeCodeUsed as exc:
+        # after a try with no answer, the code used is that try's doing (a code is the add's
+        # own, and Siyu its only user): the customer got it, it had read 欢迎语发送失败
+        if not isinstance(unanswered, dict):
+            raise outbox.Permanent(exc.describe()) from exc
     except WeComWelcomeCodeError as exc:
         raise outbox.Permanent(exc.describe()) from exc
+    except WeComTransportError as exc:
+        raise outbox.Unanswered(exc.describe(), {"text": sent_text, "attachments": attachments}) from exc
 
     def after(session: Session) -> None:
         # keep what was sent, so that the archive's copy is known as Siyu's and not a reply
         # (and its attachments, each archived as a message of its own type)
         sent_kinds = [a.get("msgtype", "") for a in attachments or []]
         session.get(OutboxMessage, message.id).payload = {
-            **p,
+            **{k: v for k, v in p.items() if k != outbox.AS_SENT},
             "sent_text": sent_text,
             "sent_kinds": sent_kinds,
             # a link's or mini program's title tells its copy from one the staff member sends
