@@ -834,3 +834,27 @@ def test_a_date_added_while_a_policy_is_being_saved_waits_for_that_save_and_the_
         assert not saved, "the policy was saved while a date was being added"
     other.join(timeout=30)
     assert saved == [303]
+
+
+def test_deleting_a_department_policy_from_the_policy_pages_list_respects_another_admins_change(admins):
+    """/sla/policy lists each department's own policy in a line (1 分钟 …) with a 删除 button.
+    甲 opens the page and sees 销售一组's 5 minutes; 乙 then changes it to 8 minutes. 甲 clicks
+    删除 beside the 5 minutes he saw: as from the department's page, 乙's policy is not deleted
+    unseen (409). The list's form had carried no version, and it was deleted."""
+    jia, yi = admins
+    path = "/sla/policy/departments/3"  # 销售一组
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "5"))
+    assert r.status_code == 303, r.text
+    listed = jia.get("/sla/policy").text
+    row = re.search(r'<li data-dept="3".*?</li>', listed, re.S)[0]
+    assert "5 分钟" in row
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', row.split("/remove")[1]))
+    r = yi.post(path, data=policy_form(yi, drawn(yi, path), "8"))
+    assert r.status_code == 303, r.text
+
+    r = jia.post(f"{path}/remove", data=form)  # the list's 删除, as the browser posts it
+    still = jia.get("/api/v1/sla/policies/3")
+    assert still.status_code == 200 and first_step(jia, "/api/v1/sla/policies/3") == 480, (
+        f"list form fields {sorted(form)}; remove answered {r.status_code}; policy now {still.status_code}"
+    )
+    assert r.status_code == 409

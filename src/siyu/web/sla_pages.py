@@ -398,6 +398,8 @@ def _policy_page(
     contact_gone = _contact_gone(current, staff)
     top = [d for d in listed["departments"] if d["depth"] == 0]
     own = {p["department_wecom_id"]: _policy_text(p, dict(staff)) for p in listed["policies"][1:]}
+    # what each 删除 beside it deletes: one another admin changed since is not deleted unseen
+    versions = {p["department_wecom_id"]: _policy_version(p) for p in listed["policies"][1:]}
     shown = form or {
         **current,
         "shifts_text": "\n".join(f"{a}-{b}" for a, b in current["shifts"]),
@@ -432,6 +434,7 @@ def _policy_page(
             "who": who,
             "depts": listed["departments"],
             "own": own,
+            "versions": versions,
             "orphans": [p for p in listed["policies"][1:] if p["department_wecom_id"] not in synced],
             "addable": [d for d in listed["departments"] if d["policy"] != "own"],
             # top-level departments with their own policy: the tenant's covers none of their members
