@@ -19,6 +19,7 @@ from tests.sla.conftest import items
 
 LEADER_30S = [{"delay_s": 30, "action": "app_message", "target": "leader"}]
 AGENT_60S = [{"delay_s": 60, "action": "app_message", "target": "agent"}]
+AGENT_120S = [{"delay_s": 120, "action": "app_message", "target": "agent"}]
 LEADER_300S = [{"delay_s": 300, "action": "app_message", "target": "leader"}]
 CALL_600S = [{"delay_s": 600, "action": "voice_call", "target": "agent"}]
 
@@ -119,3 +120,22 @@ def waits_for_a_lock(w, pid: int | None) -> bool:
                 f"SELECT count(*) FROM pg_locks WHERE pid = {int(pid)} AND NOT granted"
             ).scalar()
         )
+
+
+def test_deleting_a_switched_off_department_policy_gives_its_waits_the_tenants_reminders(local):
+    """销售一部 (2) switched its reminders off; a customer of 张三 (its member) waits. The admin
+    deletes the department's policy: 张三 now follows the tenant's policy, whose reminders are on
+    (a card after 2 minutes). As when a policy is switched back on, the waiting customer gets the
+    tenant's step (the wait had had none, and nobody was ever told)."""
+    w = local
+    with w.session() as s:
+        service.save_policy(s, 0, quiet_hours=[], steps=AGENT_120S)
+        service.save_department_policy(s, 2, enabled=False, steps=AGENT_60S)
+    w.say("在吗？我的订单还没发货", at=0)
+    w.pulled(86400)
+    assert w.steps() == []  # reminders off: no step
+    w.clock(30)
+    with w.session() as s:
+        assert service.delete_policy(s, 2, w.rt.now())
+    w.clock(600)
+    assert w.fire() == 1, w.steps()

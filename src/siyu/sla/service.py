@@ -241,16 +241,21 @@ def _resume(session: Session, policy: SlaPolicy, now: datetime) -> None:
     on the policy's schedule from the wait's start: overdue, it goes at once, unless older than
     the policy's stale limit (过期不发: days of waits carded at once). Those customers had waited
     for ever, nobody told."""
+    book = PolicyBook(session)
+    _give_next_steps(session, book, book.by_id(policy.id), SlaWait.policy_id == policy.id, now)
+
+
+def _give_next_steps(session: Session, book: PolicyBook, view: PolicyView, which, now: datetime) -> None:
+    """Each open wait `which` selects that has no pending step gets its next step under `view`
+    (see _resume)."""
     w, e = SlaWait, SlaEscalation
     waits = session.execute(
         select(w.id, w.conversation_id, w.staff_userid, w.started_at, w.snoozed_until).where(
-            w.policy_id == policy.id,
+            which,
             w.closed_at.is_(None),
             ~select(e.id).where(e.wait_id == w.id, e.status == "pending").exists(),
         )
     ).all()
-    book = PolicyBook(session)
-    view = book.by_id(policy.id)
     if not waits or not view.steps:
         return
     last = {}  # each wait's last step that came due
@@ -925,10 +930,26 @@ def delete_policy(session: Session, department_wecom_id: int, now: datetime | No
     if policy is None:
         return False
     policy_id, was = policy.id, PolicyView.of(policy)
+    followed = list(
+        session.scalars(select(SlaWait.id).where(SlaWait.policy_id == policy_id, SlaWait.closed_at.is_(None)))
+    )
     session.delete(policy)
     session.flush()
     now = now or datetime.now(UTC)
     _follow_new_clock(session, _reassign_open_waits(session, SlaWait.policy_id == policy_id, was), now)
+    if not was.enabled and followed:
+        # its reminders were off: under a policy that reminds, each wait gets its next step, as
+        # when they are switched back on (its waiting customers had never been reminded of)
+        book = PolicyBook(session)
+        moved = session.execute(
+            select(SlaWait.id, SlaWait.policy_id).where(bulk.among(session, SlaWait.id, followed))
+        )
+        by_policy: dict[int | None, list[int]] = {}
+        for wait_id, now_policy in moved:
+            by_policy.setdefault(now_policy, []).append(wait_id)
+        for now_policy, ids in by_policy.items():
+            if (view := book.by_id(now_policy)).enabled:
+                _give_next_steps(session, book, view, bulk.among(session, SlaWait.id, ids), now)
     retime_held_calls(session, now)  # their quiet hours are the policy's that now applies
     return True
 
