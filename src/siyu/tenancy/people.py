@@ -17,7 +17,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from siyu.db import utcnow
+from siyu.db import locks, utcnow
 from siyu.tenancy import service as tenancy
 from siyu.tenancy.models import Person, Staff, WebSession
 from siyu.tenancy.queries import member_userid
@@ -183,6 +183,13 @@ def _person(session: Session, person_id: int) -> Person:
     return person
 
 
+def _hold_admins(session: Session) -> None:
+    """Before anything is read: changes that may take an admin away, one at a time. On SQLite,
+    which ignores FOR UPDATE, two admins demoting each other at once had each read the other
+    still there, and left none."""
+    locks.hold(session, f"siyu.admins:{session.info['siyu_tenant_id']}", Person.__tablename__)
+
+
 def _keeps_an_admin(session: Session, person: Person, by: int | None) -> None:
     """Refuses taking `person` out of the admins who may sign in: themselves (`by`), or the last."""
     if person.role != "admin" or not may_sign_in(session, person):
@@ -206,6 +213,8 @@ def set_role(session: Session, person_id: int, role: str, by: int | None = None,
     """`by`: the admin asking (None: the operator's command line); `signed`: their signature."""
     if role not in tenancy.ROLES:
         raise PersonRefused("角色应为管理员、主管或成员 / role must be admin, supervisor or agent")
+    if role != "admin":
+        _hold_admins(session)
     person = _person(session, person_id)
     if role != "admin":
         _keeps_an_admin(session, person, by)
@@ -231,6 +240,7 @@ def reset_password(session: Session, person_id: int, password: str, signed: str 
 
 def disable(session: Session, person_id: int, by: int | None = None, signed: str = "") -> Person:
     """Ends the login: signed out everywhere, refused from now on (its tokens too) until enabled."""
+    _hold_admins(session)
     person = _person(session, person_id)
     _keeps_an_admin(session, person, by)
     if person.disabled_at is None:
