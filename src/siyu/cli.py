@@ -646,7 +646,11 @@ def person_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> Non
     with rt.db.tenant_session(tenant_id) as s:
         rows = people.listed(s)
     for p in rows:
-        state = "disabled" if p["disabled_at"] else "left" if p["left"] else "active"
+        state = "disabled" if p["disabled_at"] else "active"
+        if not p["disabled_at"] and p["left"]:  # (a member WeCom disabled is not said to have left)
+            state = {"已离职": "left", "已禁用": "disabled_in_wecom"}.get(
+                p["gone"], "left_or_disabled_in_wecom"
+            )
         signed_in = f"{p['signed_in_at']:%Y-%m-%d %H:%M}" if p["signed_in_at"] else "not signed in"
         typer.echo(
             f"{p['login']}  {p['role']}  {state}  {p['display_name']!r}"

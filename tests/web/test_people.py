@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 
 from siyu.tenancy import api_tokens
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import ApiToken, Person, WebSession
+from siyu.tenancy.models import STAFF_DISABLED, ApiToken, Person, Staff, WebSession
 from tests.web.conftest import PASSWORD, fits_the_phone, login, sign_in
 
 
@@ -370,3 +370,26 @@ def test_adding_a_login_on_a_phone_fits_the_screen(page, siyu, db, world):
     finally:
         with db.tenant_session(world.a.id) as s:
             s.execute(delete(Person).where(Person.login == login_name))
+
+
+def test_a_member_disabled_in_wecom_is_not_said_to_have_left_on_the_logins_page(as_role, db, world):
+    """A member WeCom disabled (已禁用: they may come back) is marked so on 设置 → 账号, as on the
+    成员 page and in the API's staff status: the login's member had read 已离职 (left)."""
+    admin = as_role("admin")
+    login_name = f"hp-zl-{uuid.uuid4().hex[:6]}"
+    with db.tenant_session(world.a.id) as s:
+        person_id = tenancy.add_person(s, login_name, "赵六", "agent", None, "zhaoliu").id
+        member = s.scalar(select(Staff).where(Staff.userid == "zhaoliu"))
+        member.active, member.wecom_status = False, STAFF_DISABLED
+    try:
+        staff = {m["userid"]: m["status"] for m in admin.get("/api/v1/staff?include_inactive=true").json()}
+        assert staff["zhaoliu"] == "disabled"  # the API (and the 成员 page) say 已禁用
+        page = admin.get("/setup/people").text
+        row = re.search(rf'<tr id="person-{person_id}".*?</tr>', page, re.S).group(0)
+        status = re.search(r'data-label="状态">(.*?)</td>', row, re.S).group(1)
+        assert "已禁用" in status and "已离职" not in status, status
+    finally:
+        with db.tenant_session(world.a.id) as s:
+            member = s.scalar(select(Staff).where(Staff.userid == "zhaoliu"))
+            member.active, member.wecom_status = True, 1
+            s.execute(delete(Person).where(Person.id == person_id))

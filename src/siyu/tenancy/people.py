@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.db import locks, utcnow
 from siyu.tenancy import service as tenancy
-from siyu.tenancy.models import Person, Staff, WebSession
+from siyu.tenancy.models import Person, Staff, WebSession, gone_word
 from siyu.tenancy.queries import member_userid
 from siyu.visible_names import tidy_name
 
@@ -74,7 +74,13 @@ def listed(session: Session) -> list[dict]:
         .group_by(WebSession.person_id)
     )
     newest = {person_id: at for person_id, at in session.execute(newest_of)}
-    gone = set(session.scalars(select(Staff.userid).where(Staff.active.is_(False))))
+    # how each member gone from the corp is marked: 已离职, or 已禁用 (not said to have left)
+    gone = {
+        userid: gone_word(False, status)
+        for userid, status in session.execute(
+            select(Staff.userid, Staff.wecom_status).where(Staff.active.is_(False))
+        )
+    }
     return [
         {
             "id": p.id,
@@ -85,6 +91,7 @@ def listed(session: Session) -> list[dict]:
             "has_password": bool(p.password_hash),
             "signed_in_at": newest.get(p.id),
             "left": bool(p.staff_userid) and p.staff_userid in gone,
+            "gone": gone.get(p.staff_userid, "") if p.staff_userid else "",
             "disabled_at": p.disabled_at,
             "created_at": p.created_at,
             "updated_by": p.updated_by or None,
