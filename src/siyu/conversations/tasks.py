@@ -197,7 +197,12 @@ def _store_batch(rt, tenant_id: int, items: list, fetched_at, drained: bool, par
             cursor.seq = max(i.seq for i in fresh)
             used = {(i.publickey_ver, i.key_fingerprint) for i in fresh if getattr(i, "key_fingerprint", "")}
             service.keys_used(s, used, fetched_at)
-        newest = max((int(t) for i in fresh if (t := i.message.get("msgtime"))), default=None)
+        # what a part of the backlog tells of how far the archive is pulled: not a message
+        # stamped after the fetch (a sender's clock ahead), which had marked it pulled up to now
+        # with the rest of the backlog, replies among it, still in WeCom
+        ahead = int(fetched_at.timestamp() * 1000)
+        times = (int(t) for i in fresh if (t := i.message.get("msgtime")))
+        newest = max((t for t in times if drained or t <= ahead), default=None)
         candidates = [cursor.pulled_until] if cursor.pulled_until is not None else []
         lagged = fetched_at - timedelta(seconds=rt.settings.archive_lag_s)
         if newest is not None:  # a time made once, not once a message
