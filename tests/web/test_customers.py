@@ -672,7 +672,7 @@ def test_the_page_shows_a_chatty_customers_newest_waits_and_links_to_their_chats
     assert page.count("客户发来消息等待回复") == WAITS_SHOWN
     assert f"第{WAITS_SHOWN + older - 1}个问题" in page  # the newest
     assert ("「第1个问题？」" not in page) == bool(older)
-    link = f'<a href="/conversations?customer={cid}">更早的见全部会话 ›</a>'
+    link = f'更早的在下一页，或见<a href="/conversations?customer={cid}">全部会话 ›</a>'
     assert (link in page) == bool(older)
     api = agent.get(f"/api/v1/customers/{cid}/timeline").json()
     assert sum(e["kind"] == "wait" for e in api) == WAITS_SHOWN + older and api[-1]["kind"] == "added"

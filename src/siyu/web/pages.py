@@ -227,7 +227,9 @@ def customer_page(request: Request, viewer: PageViewer, customer_id: int, before
             waits = [e for e in events if e["kind"] == "wait"]
             more_waits = len(waits) > WAITS_SHOWN
             if more_waits:
-                events = [e for e in events if e is not waits[-1]]
+                # the page ends above the wait it leaves out: the next begins with it (ended at
+                # the entry it read last, the waits between had been on no page)
+                events, more = events[: events.index(waits[WAITS_SHOWN])], True
             if more:
                 events = events[:EVENTS_SHOWN]
                 older = events[-1]["id"]

@@ -122,13 +122,13 @@ def past(ctx, value: datetime | None) -> str:
 
 
 @pass_context
-def dated(ctx, value: datetime) -> str:
+def dated(ctx, value: datetime, clock: str = " %H:%M") -> str:
     """`{{ at|dated }}`: a time past on a list of many years (a customer's timeline): MM-DD HH:MM
     in the tenant's current year, YYYY-MM-DD HH:MM in another (last year's add and this year's
-    tag of the same day read the same)."""
+    tag of the same day read the same). `{{ at|dated("") }}`: the day alone (the customer list)."""
     zone = ctx.get("tz")
     this_year = local_time(ctx["request"].app.state.rt.now(), zone, "%Y")
-    shown = local_time(value, zone, "%Y-%m-%d %H:%M")
+    shown = local_time(value, zone, "%Y-%m-%d" + clock)
     return shown[5:] if shown.startswith(this_year + "-") else shown
 
 
