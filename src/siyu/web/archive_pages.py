@@ -192,7 +192,11 @@ async def _live(rt, st: State) -> dict:
         return out
     try:
         async with archive_client(rt, st.corp_id, st.secret) as client:
-            permit = await archive.permit_users(client)
+            # in the directory's own spelling: WeCom takes a userid in any case, and its list may
+            # spell one otherwise than the sync kept it (ZhangSan had read as not archived, his
+            # customers who said no not listed, where the worker counted him archived)
+            spelt = {u.lower(): u for u in st.names}
+            permit = [spelt.get(u.lower(), u) for u in await archive.permit_users(client)]
             permitted = set(permit)
             pairs = await run_in_threadpool(_agree_pairs, rt, st, permitted) if permitted else []
             answers = await archive.check_single_agree(client, pairs) if pairs else []
