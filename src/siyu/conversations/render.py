@@ -19,7 +19,7 @@ LABELS = {
     "agree": "[同意存档聊天内容]",
     "disagree": "[拒绝存档聊天内容]",
 }
-# Payloads named otherwise than their type
+# Payloads named otherwise than their type (REFERENCE 11.3: docmsg's doc, markdown's and news' info)
 _PAYLOAD = {"external_redpacket": "redpacket", "docmsg": "doc", "markdown": "info", "news": "info"}
 # Types whose payload carries words of their own (REFERENCE 11.3): the label, then those fields.
 _TITLED = {

@@ -212,7 +212,7 @@ def _composed(s: Session, tenant_id: int, state: str) -> tuple[str, list[dict]] 
     return compose(s.get(Tenant, tenant_id), channel)
 
 
-async def _compose(rt, tenant_id: int, message: OutboxMessage, contact) -> tuple[str, list[dict]]:
+async def _greeting(rt, tenant_id: int, message: OutboxMessage, contact) -> tuple[str, list[dict]]:
     """The welcome's text, with the customer's name where it is known in time, and attachments."""
     p = message.payload
     template = await _template(rt, tenant_id, p.get("state", ""))
@@ -245,7 +245,7 @@ async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
     if isinstance(unanswered, dict):
         sent_text, attachments = unanswered.get("text", ""), unanswered.get("attachments") or []
     else:
-        sent_text, attachments = await _compose(rt, tenant_id, message, contact)
+        sent_text, attachments = await _greeting(rt, tenant_id, message, contact)
     remaining = (message.deadline_at - utcnow()).total_seconds()
     try:
         await contact.send_welcome_msg(
