@@ -146,9 +146,8 @@ class Worker:
             lease=self.rt.settings.work_lease,
         )
 
-    def _claim_outbox(
-        self, room: int, leaving_out: list[int]
-    ) -> list:  # (OUTBOX_CLAIM rows, whatever the room)
+    def _claim_outbox(self, room: int, leaving_out: list[int]) -> list:
+        """A claim of OUTBOX_CLAIM rows, whatever the room (run as one batch)."""
         return claim(
             self.rt.db,
             OutboxMessage,
