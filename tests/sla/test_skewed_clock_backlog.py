@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from sqlalchemy import select
 from siyu.conversations import tasks as conversation_tasks
 from siyu.conversations.models import ArchiveCursor
 from siyu.wecom.archive import JsonLinesArchiveSource
-from tests.sla.conftest import ms
 
 
 class FailsAfter:
@@ -35,19 +33,6 @@ class FailsAfter:
         await self.source.aclose()
 
 
-def _msg(w, sender, to, text, at_s):
-    return {
-        "msgid": "m" + secrets.token_hex(8),
-        "action": "send",
-        "from": sender,
-        "tolist": [to],
-        "roomid": "",
-        "msgtime": ms(w.at(at_s)),
-        "msgtype": "text",
-        "text": {"content": text},
-    }
-
-
 def test_a_message_stamped_a_day_ahead_mid_backlog_does_not_fire_a_step_whose_reply_is_not_pulled(
     local, monkeypatch
 ):
@@ -56,9 +41,9 @@ def test_a_message_stamped_a_day_ahead_mid_backlog_does_not_fire_a_step_whose_re
     monkeypatch.setattr(conversation_tasks, "BATCH", 2)
     monkeypatch.setattr(conversation_tasks, "BATCHES_PER_STORE", 1)
     backlog = [
-        _msg(w, "wmcustomer1", "zhangsan", "请问这个什么时候发货？", -3600),  # an hour ago
-        _msg(w, "wmskewed", "zhangsan", "在吗", 86400),  # the sender's phone is a day ahead
-        _msg(w, "zhangsan", "wmcustomer1", "明天上午发货", -3590),  # answered 10 s later
+        w._message("wmcustomer1", "zhangsan", "请问这个什么时候发货？", -3600, None),  # an hour ago
+        w._message("wmskewed", "zhangsan", "在吗", 86400, None),  # the sender's phone is a day ahead
+        w._message("zhangsan", "wmcustomer1", "明天上午发货", -3590, None),  # answered 10 s later
     ]
     lines = [json.dumps({"seq": i + 1, "message": m}, ensure_ascii=False) for i, m in enumerate(backlog)]
     source = FailsAfter(JsonLinesArchiveSource(lines), ok=1)  # the first batch (2 messages), then down
