@@ -136,3 +136,14 @@ def test_xml_declaring_an_encoding_the_parser_cannot_read_is_refused_clearly(
         assert r.text.startswith("bad request:") and stored(db, tenant_id) == 0
     else:
         assert stored(db, tenant_id) == 1
+
+
+def test_a_nul_in_the_callback_slug_is_a_404_not_a_500(siyu, corp, db):  # noqa: F811
+    """A callback URL whose slug holds a NUL (%00) is no tenant's: PostgreSQL had refused it in
+    the tenant's lookup, a 500 anyone could cause without a signature."""
+    slug, tenant_id, crypto = corp
+    body, params = crypto.encrypt_callback(add_event(crypto.receive_id, "wmNul"))
+    r = httpx.post(f"{siyu}/wecom/callback/{slug}%00x", params=params, content=body)
+    assert r.status_code == 404, (r.status_code, r.text[:200])
+    r = httpx.get(f"{siyu}/wecom/callback/{slug}%00x/archive", params={**params, "echostr": "abc"})
+    assert r.status_code == 404, (r.status_code, r.text[:200])

@@ -93,6 +93,8 @@ class CallbackIntake:
         # --replace`) stops being accepted here soon, not at this server's next restart
         if found and time.monotonic() - self._loaded_at.get((slug, channel.name), 0.0) < KEYS_TTL_S:
             return found
+        if "\x00" in slug:  # no slug holds one, and PostgreSQL refuses it in a query (a 500)
+            raise UnknownTenant(slug)
         with self.db.system_session() as s:
             tenant = s.scalar(select(Tenant).where(Tenant.slug == slug))
             if tenant is None:
