@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from siyu.db import utcnow
-from siyu.jobs.claim import claim
+from siyu.jobs.claim import backoff, claim
 from siyu.jobs.worker import Worker
 from siyu.notify import outbox
 from siyu.notify.models import OutboxMessage
@@ -148,3 +148,9 @@ def test_a_worker_never_runs_more_rows_at_once_than_its_concurrency(db, settings
     asyncio.run(main())
     assert len(done) == 8
     assert most[0] <= 2, f"{most[0]} rows ran at once with concurrency 2"
+
+
+def test_backoff_never_waits_past_its_cap():
+    """Retries are at most hourly (README): the jitter had taken a capped hour to up to 72 minutes."""
+    waits = [backoff(attempts).total_seconds() for attempts in range(1, 40) for _ in range(50)]
+    assert max(waits) <= 3600 and min(waits) >= 0.8

@@ -133,6 +133,7 @@ async def held(db: Database, rows: list, lease: timedelta = LEASE) -> AsyncItera
 
 
 def backoff(attempts: int, base: float = 1.0, cap: float = 3600.0) -> timedelta:
-    """Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at an hour."""
+    """Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at an hour, the jitter too (it
+    had let a retry wait up to 72 minutes where "at most hourly" is promised)."""
     delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+    return timedelta(seconds=min(cap, delay * random.uniform(0.8, 1.2)))
