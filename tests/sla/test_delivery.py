@@ -1289,3 +1289,19 @@ def test_a_call_the_gateway_answered_too_late_is_not_rung_again(w, monkeypatch):
     assert len(calls(w)) == 1
     [problem] = _problems(w)
     assert (problem["kind"], problem["status"]) == ("call", "failed") and "呼叫结果未知" in problem["error"]
+
+
+def test_a_tencent_gateway_page_is_told_in_words_not_as_python_bytes():
+    """Tencent's endpoint (or a proxy before it) answering with a 502 page: the call is retried,
+    and why reads in words on the board, not as the page's bytes (b'<html>…')."""
+    from fastapi.responses import HTMLResponse
+
+    app = FastAPI()
+
+    @app.post("/")
+    async def bad_gateway():
+        return HTMLResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
+
+    with serve(app) as url, pytest.raises(Retry) as refused:
+        asyncio.run(TencentVoice(tencent_settings(url)).call(VoiceCall("13800000002", ["1", "1"], "", "x")))
+    assert str(refused.value) == "腾讯云语音服务暂时无法访问（网关回了一个错误页），稍后重试"

@@ -162,16 +162,26 @@ class TencentVoice:
         try:
             response = self._client().SendTtsVoice(request)
         except TencentCloudSDKException as exc:
-            code = exc.get_code() or ""
+            code, said = exc.get_code() or "", _words(exc.get_message())
             if code.startswith(TENCENT_PERMANENT) or code.startswith(TENCENT_PERMANENT_FAILED):
-                raise Permanent(f"腾讯云语音 {code}：{exc.get_message()}") from exc
+                raise Permanent(f"腾讯云语音 {code}：{said}") from exc
             if code == "ClientNetworkError" and not _never_sent(exc.__context__):
-                raise NoAnswer(f"腾讯云语音没有回答：{exc.get_message()}，可能已经呼叫") from exc
-            raise Retry(f"腾讯云语音 {code}：{exc.get_message()}（稍后重试）") from exc
+                raise NoAnswer(f"腾讯云语音没有回答：{said}，可能已经呼叫") from exc
+            if code == "ServerNetworkError":  # (its message is the page a gateway answered with)
+                raise Retry("腾讯云语音服务暂时无法访问（网关回了一个错误页），稍后重试") from exc
+            raise Retry(f"腾讯云语音 {code}：{said}（稍后重试）") from exc
         return response.SendStatus.CallId
 
     async def call(self, call: VoiceCall) -> str:
         return await asyncio.to_thread(self._send, call)
+
+
+def _words(message) -> str:
+    """The SDK's message as words: it hands some over as the bytes of a page (b'<html>…' had
+    reached the board), and any may be long."""
+    if isinstance(message, bytes):
+        message = message.decode(errors="replace")
+    return str(message)[:200]
 
 
 def _never_sent(error: BaseException | None) -> bool:
