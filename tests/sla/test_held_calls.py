@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 
 from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
-from siyu.sla import service, tasks
+from siyu.sla import queries, service, tasks
 from siyu.sla.api import board_for
+from siyu.sla.models import SlaEscalation
 from siyu.web.auth import Viewer
 from tests.sla.test_board_metrics import _get
 from tests.sla.test_delivery import calls, gateway  # noqa: F401 - the fixture
@@ -402,3 +403,38 @@ def test_a_call_that_may_have_rung_is_not_promised_again_for_the_end_of_quiet_ho
         step["held_until"],
         board["calls_held"],
     )
+
+
+def _reached_by_wait(w) -> dict[str, tuple[str, str]]:
+    with w.session() as s:
+        fired = list(s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")))
+        out = queries.deliveries(s, fired)
+        return {e.conversation_id: out[e.id] for e in fired}
+
+
+def test_a_step_joined_to_a_call_being_retried_reads_retrying_with_why(
+    local, gateway, db, settings, monkeypatch
+):
+    """Two of 张三's customers wait; the first one's call step fires and the voice gateway
+    refuses the call (503): it is being retried, and the board says 重试中 with why. The second
+    customer's call step fires meanwhile and joins that call (it will speak of both): its row
+    says the same, the call it waits on being retried (it had read 排队中, no reason given)."""
+    w = local
+    _voice(w, gateway, monkeypatch)
+    with w.session() as s:
+        service.save_policy(s, now=w.rt.now(), steps=CALL, quiet_hours=[])
+    w.say("人呢？", at=0, ext="wmA")
+    w.say("在吗？", at=30, ext="wmB")
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 1, "status": 503})
+    [call] = _send_calls(w, db, settings)
+    [message] = _pending_calls(w)
+    assert call.status == "queued" and "503" in message.last_error
+    w.clock(95)
+    assert w.fire() == 1  # the second customer's call step: joined to the call being retried
+    a, b = w.conversation("wmA").id, w.conversation("wmB").id
+    reached = _reached_by_wait(w)
+    assert reached[a][0] == "retrying", reached
+    assert reached[b][0] == "retrying", reached

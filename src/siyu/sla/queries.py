@@ -844,10 +844,9 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
             if call.escalation_id is not None:
                 calls[("step", call.escalation_id)] = (call.status, call.error)
                 own_call[call.escalation_id] = call.id
-    # a call still queued that the voice provider refused so far: being retried, and why
-    queued = [
-        e.id for e in fired if e.action == "voice_call" and calls.get(("step", e.id), ("",))[0] == "queued"
-    ]
+    # a call still queued that the voice provider refused so far: being retried, and why (for
+    # the steps that joined it too: they had read 排队中, no reason given)
+    queued = [step for step, call_id in own_call.items() if calls[call_id][0] == "queued"]
     if queued:
         for key, last_error in session.execute(
             select(OutboxMessage.dedupe_key, OutboxMessage.last_error).where(
@@ -856,7 +855,8 @@ def deliveries(session: Session, fired: Sequence) -> dict[int, tuple[str, str]]:
                 OutboxMessage.last_error != "",
             )
         ):
-            calls[("step", int(key.rsplit(":", 1)[1]))] = ("retrying", last_error)
+            step = int(key.rsplit(":", 1)[1])
+            calls[("step", step)] = calls[own_call[step]] = ("retrying", last_error)
     out = {}
     for e in fired:
         if e.id in card_of:
