@@ -638,3 +638,55 @@ def test_a_call_whose_client_gives_up_during_a_slow_answer_is_still_done(http, m
         return [m["recipients"] for m in msgs]
 
     assert wait_for(sent) == [["zhangsan"]]
+
+
+def _way_to_zhangsan(http, tok) -> str:
+    body = {"type": 1, "scene": 2, "user": ["zhangsan"], "state": "s"}
+    return call(http, "POST", "externalcontact/add_contact_way", tok, body)["config_id"]
+
+
+def _scanned(http, corp, config_id) -> dict:
+    resp = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/scan",
+        json={"config_id": config_id, "customer": {"name": "王女士"}, "wait": True},
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_welcome_code_refused_once_the_pair_has_chatted(http, make_corp):
+    """REFERENCE 3.2 / 7: 41051 "externaluser has started chatting": a WelcomeCode can no
+    longer be used once member and customer chatted (the emulator had taken it all the same)."""
+    corp = make_corp(callback=False)
+    tok = token(http, corp)
+    added = _scanned(http, corp, _way_to_zhangsan(http, tok))
+    assert added["welcome_code"]
+    # the member writes to the new customer first (a 1:1 message the archive records)
+    resp = http.post(
+        f"/_emulator/corps/{corp['corp_id']}/archive/messages",
+        json={"from": "zhangsan", "tolist": [added["external_userid"]], "content": "您好"},
+    )
+    assert resp.status_code in (200, 201) and resp.json()["messages"][0]["archived"], resp.text
+    answer = call(
+        http,
+        "POST",
+        "externalcontact/send_welcome_msg",
+        tok,
+        {"welcome_code": added["welcome_code"], "text": {"content": "欢迎"}},
+    )
+    assert answer["errcode"] == 41051, answer
+
+
+def test_check_single_agree_takes_only_the_official_field_name(http, make_corp):
+    """REFERENCE 11.4: the request item is {userid, exteranalopenid} (WeCom's own misspelling).
+    A client sending `external_userid` is refused, not told its pairs are Default_Agree."""
+    corp = make_corp(callback=False)
+    tok = token(http, corp, "archive_secret")
+    answer = call(
+        http,
+        "POST",
+        "msgaudit/check_single_agree",
+        tok,
+        {"info": [{"userid": "zhangsan", "external_userid": "wmXXXX"}]},
+    )
+    assert answer["errcode"] != 0, answer

@@ -49,8 +49,8 @@ async def send_welcome_msg(ctx: Ctx) -> dict:
     code = corp.welcome_codes.get(str(body.get("welcome_code") or ""))
     if code is None:
         raise WeComError(41050)
-    if code.used:
-        raise WeComError(41051)
+    if code.used or (code.userid, code.external_userid) in corp.chatted_pairs:
+        raise WeComError(41051)  # used, or the pair has chatted since it was issued (REFERENCE 3.2)
     if code.issued_at + ctx.state.config.welcome_code_ttl_s < ctx.state.now():
         raise WeComError(41050)
     text = body.get("text") or {}

@@ -486,7 +486,7 @@ async def check_single_agree(ctx: Ctx) -> dict:
         if not isinstance(item, dict):
             raise WeComError(40035, "invalid info")
         userid = str(item.get("userid") or "")
-        ext = str(item.get("exteranalopenid") or item.get("external_userid") or "")
+        ext = str(item.get("exteranalopenid") or "")  # (WeCom's own spelling, and only it: REFERENCE 11.4)
         if not userid or not ext:
             raise WeComError(40035, "info needs userid and exteranalopenid")
         status, at = arc.agreements.get((userid, ext), ("Default_Agree", 0))
