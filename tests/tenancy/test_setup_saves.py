@@ -116,3 +116,23 @@ def test_a_company_name_longer_than_the_column_is_refused_clearly(corp):
         name = s.get(Tenant, corp.tenant_id).name
     assert r.status_code == 422 and "企业名称" in r.text, (r.status_code, len(name))
     assert name == "甲公司"
+
+
+def test_right_credentials_are_saved_while_wecom_limits_the_follow_list(corp):
+    """/setup re-saved while WeCom limits the call that tells the 客户联系 Secret from the archive's:
+    the limit says nothing of the Secret, and the save goes through (it had been refused)."""
+    admin = corp.admin("王五")
+    path = "/cgi-bin/externalcontact/get_follow_user_list"
+    fault = {"corp_id": corp.corp["corp_id"], "path": path, "errcode": 45009, "times": 1000}
+    assert corp.emu.post("/_emulator/faults", json=fault).status_code < 300
+    try:
+        started = time.monotonic()
+        # the admin only changes the company's name and AgentId stays right: every secret is right
+        r = admin("POST", "/setup", _form(corp, name="甲公司（华东）"))
+        took = time.monotonic() - started
+    finally:
+        corp.emu.delete("/_emulator/faults")
+    with corp.session() as s:
+        name = s.get(Tenant, corp.tenant_id).name
+    shown = r.text.split('id="setup-error">', 1)[-1].split("</p>", 1)[0] if r.status_code != 303 else ""
+    assert (r.status_code, name) == (303, "甲公司（华东）"), (r.status_code, round(took, 1), shown)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import string
@@ -33,7 +34,7 @@ from siyu.visible_names import tidy_name
 from siyu.wecom import finance_sdk
 from siyu.wecom.client import WeComClient
 from siyu.wecom.crypto import new_encoding_aes_key
-from siyu.wecom.errors import WeComFailure
+from siyu.wecom.errors import WeComBusy, WeComFailure, WeComRateLimited, WeComTransportError
 
 ROLES = ("admin", "supervisor", "agent")
 _hasher = PasswordHasher()
@@ -103,9 +104,17 @@ async def check_credentials(creds: CorpCredentials, base_url: str) -> None:
                 if secret is creds.contact_secret:
                     # a token alone proves little: the archive's secret gives one too, and then
                     # every customer call would be refused
-                    await client.get_follow_user_list()
+                    await _may_read_customers(client)
             except WeComFailure as exc:
                 raise ConnectError(f"{label}: {exc.describe()}") from exc
+
+
+async def _may_read_customers(client: WeComClient) -> None:
+    """Raises WeComFailure where the secret may not read customers. WeCom busy or limiting the
+    call, or not answering, says nothing of the secret (its token came): right credentials had
+    been refused for WeCom's frequency limit."""
+    with contextlib.suppress(WeComRateLimited, WeComBusy, WeComTransportError):
+        await client.get_follow_user_list()
 
 
 def sealed_elsewhere(session: Session, box: SecretBox) -> tuple[list[str], int]:
