@@ -376,20 +376,20 @@ def test_a_member_disabled_in_wecom_is_not_said_to_have_left_on_the_logins_page(
     """A member WeCom disabled (已禁用: they may come back) is marked so on 设置 → 账号, as on the
     成员 page and in the API's staff status: the login's member had read 已离职 (left)."""
     admin = as_role("admin")
-    login_name = f"hp-zl-{uuid.uuid4().hex[:6]}"
+    sfx = uuid.uuid4().hex[:6]
+    userid = f"gone{sfx}"  # a member of its own: the shared world's may have a login already
     with db.tenant_session(world.a.id) as s:
-        person_id = tenancy.add_person(s, login_name, "赵六", "agent", None, "zhaoliu").id
-        member = s.scalar(select(Staff).where(Staff.userid == "zhaoliu"))
-        member.active, member.wecom_status = False, STAFF_DISABLED
+        s.add(Staff(userid=userid, name="赵六", departments=[1], active=False, wecom_status=STAFF_DISABLED))
+        s.flush()
+        person_id = tenancy.add_person(s, f"hp-zl-{sfx}", "赵六", "agent", None, userid).id
     try:
         staff = {m["userid"]: m["status"] for m in admin.get("/api/v1/staff?include_inactive=true").json()}
-        assert staff["zhaoliu"] == "disabled"  # the API (and the 成员 page) say 已禁用
+        assert staff[userid] == "disabled"  # the API (and the 成员 page) say 已禁用
         page = admin.get("/setup/people").text
         row = re.search(rf'<tr id="person-{person_id}".*?</tr>', page, re.S).group(0)
         status = re.search(r'data-label="状态">(.*?)</td>', row, re.S).group(1)
         assert "已禁用" in status and "已离职" not in status, status
     finally:
         with db.tenant_session(world.a.id) as s:
-            member = s.scalar(select(Staff).where(Staff.userid == "zhaoliu"))
-            member.active, member.wecom_status = True, 1
             s.execute(delete(Person).where(Person.id == person_id))
+            s.execute(delete(Staff).where(Staff.userid == userid))
