@@ -54,8 +54,9 @@ def test_one_companys_slow_wecom_and_backlog_hold_up_no_other_companys_message(s
             finally:
                 loop.call_soon_threadsafe(worker.stop)
                 thread.join(30)
-            # (it had waited about a minute, until the claims of A's before it had all timed out)
-            assert late < 3.0, f"tenant B's message waited {late:.1f} s behind tenant A's"
+            # (it had waited 30 s and more, until the claims of A's before it had all timed out;
+            # 10 s leaves room for a busy machine)
+            assert late < 10.0, f"tenant B's message waited {late:.1f} s behind tenant A's"
             assert "sent" not in _status(db, a_ids).values()
         finally:
             forget_pending(db, b_id)
