@@ -16,6 +16,7 @@ from siyu.insights.needs_reply import default_classifier
 from siyu.sla import firing, queries, service, tasks
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
 from tests.sla.conftest import Wait, items, local_tenant
+from tests.sla.test_firing import claimed
 from tests.support.stack import forget_pending
 
 
@@ -1177,7 +1178,7 @@ def test_a_worker_killed_mid_escalation_loses_and_doubles_nothing(local, monkeyp
         w.say(f"问题{i}？", at=0, ext=f"wmk{i}")
     w.pulled(3600)
     w.clock(120)
-    dead = tasks.due_steps(w.rt, w.tenant_id)
+    dead = claimed(w)
     assert len(dead) == 5
 
     # worker A dies mid-transaction, after queueing the card and before commit (a death, not

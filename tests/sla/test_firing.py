@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
@@ -38,9 +39,18 @@ def fire_timed(w, rows) -> tuple[dict, datetime, datetime]:
 
 
 def claimed(w, limit: int = 500) -> list:
-    """This tenant's due steps, as a worker sees them before firing (the database is
-    shared: other tests' rows are left alone)."""
-    return tasks.due_steps(w.rt, w.tenant_id, limit)
+    """This tenant's due steps (oldest first) that its archive is pulled past, as a worker sees
+    them before firing (the database is shared: other tests' rows are left alone)."""
+    e = SlaEscalation
+    due = (
+        select(e.id, e.tenant_id)
+        .where(e.tenant_id == w.tenant_id, e.status == "pending", e.due_at <= w.rt.now())
+        .where(firing.archive_pulled_past(e))
+        .order_by(e.due_at)
+        .limit(limit)
+    )
+    with w.rt.db.system_session() as s:
+        return [SimpleNamespace(id=row.id, tenant_id=row.tenant_id) for row in s.execute(due)]
 
 
 def step_ids(w, ext: str, staff: str = "zhangsan") -> list[int]:

@@ -97,21 +97,6 @@ def tenants_due(rt, leaving_out=()) -> list[int]:
     return [tenant_id for tenant_id, _ in sorted(rows, key=lambda row: row[1])]
 
 
-def due_steps(rt, tenant_id: int, limit: int = BATCH) -> list[_Row]:
-    """Up to `limit` of the tenant's due steps (oldest first) that its archive is pulled past:
-    a plain read, no lock."""
-    e = SlaEscalation
-    due = (
-        select(e.id, e.tenant_id)
-        .where(e.tenant_id == tenant_id, e.status == "pending", e.due_at <= rt.now())
-        .where(firing.archive_pulled_past(e))
-        .order_by(e.due_at)
-        .limit(limit)
-    )
-    with rt.db.system_session() as s:
-        return [_Row(*row) for row in s.execute(due)]
-
-
 def fire_one(rt, tenant_id: int, escalation_id: int) -> str:
     """Fire one step exactly once (a batch of one, see siyu.sla.firing). Returns what
     happened: fired | covered | cancelled | skipped | snoozed | lost (another worker fired
