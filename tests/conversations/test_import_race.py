@@ -80,3 +80,54 @@ def test_an_import_while_the_pull_stores_the_same_new_chat_is_not_refused(rt, te
         chats = s.scalar(select(func.count()).select_from(Conversation))
         stored = s.scalar(select(func.count()).select_from(Message))
     assert (chats, stored) == (1, 3)
+
+
+def test_two_stores_making_the_same_new_chats_in_opposite_order_do_not_deadlock(rt, tenant_id):  # noqa: F811
+    """The live pull and an import of the old archive each bring the first messages of the same
+    new chats, in opposite orders (the file is sorted by customer, the pull by time). Each
+    transaction inserts its new conversations in one statement, in the order it met them: each
+    held a row the other was waiting for, and PostgreSQL killed one as a deadlock's victim (the
+    import stopped, or the pull failed until the next try). Conversations are now made in one
+    order whoever makes them."""
+    if not rt.db.is_postgres:
+        pytest.skip("SQLite has one writer: the two never overlap")
+    chats = 400
+    errors: list[Exception] = []
+    for round_ in range(4):
+        pull = [
+            ArchivedMessage(
+                i,
+                f"p{round_}-{i}",
+                text_message(f"p{round_}-{i}", f"wmR{round_}x{i}", "zhangsan", "在吗", T + i),
+            )
+            for i in range(chats)
+        ]
+        old = [
+            ArchivedMessage(
+                i,
+                f"o{round_}-{i}",
+                text_message(
+                    f"o{round_}-{i}", f"wmR{round_}x{i}", "zhangsan", "有货吗", T - 10 * chats + chats - i
+                ),
+            )
+            for i in range(chats)
+        ]
+        start = threading.Barrier(2)
+
+        def store(items, start=start) -> None:
+            try:
+                with rt.db.tenant_session(tenant_id) as s:
+                    start.wait(timeout=10)
+                    service.ingest(s, items, tasks.classifier().classify)
+            except Exception as exc:  # noqa: BLE001 - what the pull or the import would have met
+                errors.append(exc)
+
+        both = [threading.Thread(target=store, args=(batch,)) for batch in (pull, old)]
+        for thread in both:
+            thread.start()
+        for thread in both:
+            thread.join(timeout=60)
+        assert not errors, f"round {round_}: {str(errors[0]).splitlines()[0]}"
+    with rt.db.tenant_session(tenant_id) as s:
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 4 * chats
+        assert s.scalar(select(func.count()).select_from(Message)) == 8 * chats

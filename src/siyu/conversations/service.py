@@ -310,7 +310,12 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
     found = {
         row.key: _State(*row)
         for row in session.execute(
-            _locked(session, select(*_state_columns()).where(bulk.among(session, Conversation.key, keys)))
+            _locked(
+                session,
+                select(*_state_columns())
+                .where(bulk.among(session, Conversation.key, keys))
+                .order_by(Conversation.key),
+            )
         )
     }
     missing: dict[str, _Parsed] = {}
@@ -358,7 +363,9 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
                 "awaiting_msgid": "",
                 "created_at": now,
             }
-            for key, p in missing.items()
+            # in one order whoever inserts: two stores making the same new chats in opposite
+            # orders (an import beside the pull) each held a row the other waited for
+            for key, p in sorted(missing.items())
         ]
         for row in bulk.insert_rows(session, Conversation, rows, conflict=["key"], returning=_STATE):
             state = _State(*row)
@@ -366,7 +373,11 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
         raced = [key for key in missing if key not in found]
         if raced:  # another transaction made them since they were looked for (PostgreSQL: an
             # import beside the pull): theirs, locked as the rest
-            query = select(*_state_columns()).where(bulk.among(session, Conversation.key, raced))
+            query = (
+                select(*_state_columns())
+                .where(bulk.among(session, Conversation.key, raced))
+                .order_by(Conversation.key)
+            )
             found |= {row.key: _State(*row) for row in session.execute(_locked(session, query))}
     return found
 
