@@ -118,3 +118,54 @@ def test_cards_sent_in_the_last_minute_count_against_the_alerts_going_now(settin
         assert len(st.app_messages()) == SENDS_A_MINUTE - 20
         assert len(left) == 15 - (SENDS_A_MINUTE - 20)
         assert all(abs((d - (now + timedelta(seconds=51))).total_seconds()) < 2 for d in left)
+
+
+def test_a_member_sent_nearly_a_thousand_messages_this_hour_gets_the_rest_when_the_hour_allows(settings, db):
+    """张三's supervisor duties brought 975 cards over the last 50 minutes (never 28 in any
+    minute); 15 loss alerts are due now. WeCom delivers at most 1,000 app messages an hour to a
+    member and drops the rest without a word: Siyu had sent all 15 and recorded them sent. Now
+    only what the hour allows goes; the rest wait till the hour's oldest card leaves it."""
+    from siyu.notify.tasks import SENDS_AN_HOUR
+
+    with stack(settings, db, serve_siyu=False) as st:
+        now = utcnow()
+        oldest = now - timedelta(minutes=50)
+        with st.session() as s:
+            cards = [
+                outbox.row(st.tenant_id, "sla_notice", f"card:{i}", {}, recipient="zhangsan")
+                for i in range(975)
+            ]
+            for i, card in enumerate(cards):  # about 20 a minute, the last two minutes ago
+                card.update(status="sent", sent_at=oldest + timedelta(seconds=i * 3))
+            alerts = [
+                outbox.row(
+                    st.tenant_id,
+                    "app_message",
+                    f"lost:{i}",
+                    {"touser": "zhangsan", "msgtype": "text", "text": {"content": f"客户流失提醒 {i}"}},
+                    recipient="zhangsan",
+                )
+                for i in range(15)
+            ]
+            outbox.enqueue_many(s, cards)
+            outbox.enqueue_many(s, alerts)
+        rows = claim(
+            db,
+            OutboxMessage,
+            50,
+            where=(OutboxMessage.kind == "app_message", OutboxMessage.tenant_id == st.tenant_id),
+        )
+        run_as_worker(st.rt, rows)
+        with st.session() as s:
+            left = list(
+                s.scalars(
+                    select(OutboxMessage.due_at).where(
+                        OutboxMessage.kind == "app_message", OutboxMessage.status == "pending"
+                    )
+                )
+            )
+        room = SENDS_AN_HOUR - 975
+        assert len(st.app_messages()) == room, "alerts past the member's thousand an hour were sent"
+        assert len(left) == 15 - room
+        # the oldest card leaves the hour (61 minutes, a minute to spare) 11 minutes from now
+        assert all(abs((d - (oldest + timedelta(minutes=61))).total_seconds()) < 2 for d in left)
