@@ -136,3 +136,42 @@ def test_right_credentials_are_saved_while_wecom_limits_the_follow_list(corp):
         name = s.get(Tenant, corp.tenant_id).name
     shown = r.text.split('id="setup-error">', 1)[-1].split("</p>", 1)[0] if r.status_code != 303 else ""
     assert (r.status_code, name) == (303, "甲公司（华东）"), (r.status_code, round(took, 1), shown)
+
+
+def _drawn_version(page: httpx.Response) -> str:
+    form = page.text.split('action="/setup" class="stack"', 1)[1]
+    return form.split('name="version" value="', 1)[1].split('"', 1)[0]
+
+
+def test_an_old_credentials_form_does_not_undo_another_admins_save(corp):
+    """王五 opens 设置; meanwhile 李四 renames the company. 王五 then saves his form, which still
+    says the old name: it had been saved over 李四's, without a word. Now it is refused and the
+    page shows what is stored; saved again from that page, it goes through."""
+    wang, li = corp.admin("王五"), corp.admin("李四")
+    wangs = _drawn_version(wang("GET", "/setup"))
+    lis = _drawn_version(li("GET", "/setup"))
+    assert li("POST", "/setup", _form(corp, name="甲公司（华东）", version=lis)).status_code == 303
+    r = wang("POST", "/setup", _form(corp, version=wangs))
+    with corp.session() as s:
+        name = s.get(Tenant, corp.tenant_id).name
+    assert name == "甲公司（华东）", "王五's old form undid 李四's new company name"
+    assert r.status_code == 409 and "另一位管理员" in r.text, r.status_code
+    assert 'value="甲公司（华东）"' in r.text  # the page shows what is stored now
+    again = wang("POST", "/setup", _form(corp, name="甲公司（总部）", version=_drawn_version(r)))
+    with corp.session() as s:
+        assert (again.status_code, s.get(Tenant, corp.tenant_id).name) == (303, "甲公司（总部）")
+
+
+def test_a_credentials_form_saved_twice_by_a_double_click_is_saved_not_refused(corp):
+    admin = corp.admin("王五")
+    form = _form(corp, name="甲公司（华东）", version=_drawn_version(admin("GET", "/setup")))
+    assert admin("POST", "/setup", form).status_code == 303
+    assert admin("POST", "/setup", form).status_code == 303  # the same values: nobody's undone
+
+
+def test_a_credentials_form_with_a_version_siyu_never_gave_saves_nothing(corp):
+    r = corp.admin("王五")("POST", "/setup", _form(corp, name="甲公司（华东）", version="drop table"))
+    with corp.session() as s:
+        name = s.get(Tenant, corp.tenant_id).name
+    assert (r.status_code, name) == (422, "甲公司"), r.status_code
+    assert "版本不是 Siyu 给出的" in r.text

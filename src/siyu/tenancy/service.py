@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from siyu.db import locks, utcnow
 from siyu.db.crypto import SecretBox, masked
 from siyu.db.renames import renamed
+from siyu.db.versions import version_of
 from siyu.tenancy import timezones
 from siyu.tenancy.models import (
     STAFF_LEFT,
@@ -166,6 +167,53 @@ def save_tenant(
     tenant.verified_at = utcnow()
     session.flush()
     return tenant
+
+
+class CredentialsChanged(Exception):
+    """Another admin saved the company's credentials after this form was drawn."""
+
+
+def credentials_version(tenant: Tenant) -> str:
+    """What /setup's credentials form was drawn from (db.versions), of the sealed secrets: a
+    page's source must not carry anything a short secret could be guessed back from."""
+    sealed = [
+        tenant.agent_secret_sealed,
+        tenant.contact_secret_sealed,
+        tenant.callback_token_sealed,
+        tenant.encoding_aes_key_sealed,
+    ]
+    return version_of({"name": tenant.name, "agent_id": tenant.agent_id, "sealed": sealed})
+
+
+def save_credentials(
+    session: Session, box: SecretBox, tenant_id: int, name: str, creds: CorpCredentials, drawn: str | None
+) -> Tenant:
+    """/setup's save, made to the version its form was drawn from (`drawn`; None: a form of
+    before versions, saved as it is). Refused (CredentialsChanged) when someone saved since,
+    unless this save leaves everything as it is now (a double click: the first click saved
+    this very form), as an old form's name and AgentId would undo the other admin's."""
+    locks.sqlite_writer(session, "tenants")
+    tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+    if drawn is not None and drawn != credentials_version(tenant):
+        stored = (
+            tenant.name,
+            tenant.agent_id,
+            box.open(tenant.agent_secret_sealed),
+            box.open(tenant.contact_secret_sealed),
+            box.open(tenant.callback_token_sealed),
+            box.open(tenant.encoding_aes_key_sealed),
+        )
+        typed = (
+            name,
+            creds.agent_id,
+            creds.agent_secret,
+            creds.contact_secret,
+            creds.token,
+            creds.encoding_aes_key,
+        )
+        if typed != stored:
+            raise CredentialsChanged
+    return save_tenant(session, box, name, creds, tenant.slug)
 
 
 ARCHIVE_MODES = ("off", "sdk", "http")

@@ -685,6 +685,7 @@ def _setup_page(
         tenant = s.get(Tenant, viewer.tenant_id)
         summary = tenancy.tenant_summary(tenant, rt.box, rt.settings.callback_url(tenant.slug))
         summary.update(verified_at=tenant.verified_at, staff_synced_at=tenant.staff_synced_at)
+        summary["version"] = tenancy.credentials_version(tenant)
         summary["welcome_text"] = tenant.welcome_text
         summary["timezone"] = zone = tenant.timezone or timezones.DEFAULT
         summary["timezone_now"] = timezones.local_now(zone, rt.now())
@@ -797,6 +798,12 @@ def _current_secrets(rt, tenant_id: int) -> dict:
         }
 
 
+CREDENTIALS_CHANGED = (
+    "另一位管理员在你打开本页之后保存了凭据，你的修改没有保存：下面是现在保存的值，请看过后再改"
+    " / another admin saved the credentials after this page was drawn: nothing was saved"
+)
+
+
 @router.post("/setup")
 async def setup_submit(request: Request, viewer: PageViewer):
     """Connect (or re-connect) the corp: a blank secret field keeps the stored secret."""
@@ -804,6 +811,7 @@ async def setup_submit(request: Request, viewer: PageViewer):
     rt = request.app.state.rt
     form = await request.form()
     shown = {k: str(form.get(k, "")).strip() for k in ("name", "corp_id", "agent_id")}
+    drawn = str(form.get("version", "")).strip()[:40] or None
     current = await run_in_threadpool(_current_secrets, rt, viewer.tenant_id)
 
     def field(name: str) -> str:
@@ -812,6 +820,8 @@ async def setup_submit(request: Request, viewer: PageViewer):
     def refuse(message: str, status: int = 422):
         return _setup_page(request, viewer, message, shown, status)
 
+    if drawn is not None and not well_formed(drawn):
+        return await run_in_threadpool(refuse, FORM_NOT_DRAWN)
     if len(shown["name"]) > NAME_CHARS:  # (the column's: PostgreSQL had refused it with a 500)
         return await run_in_threadpool(
             refuse, f"企业名称最多 {NAME_CHARS} 个字 / the company name is over {NAME_CHARS} characters"
@@ -843,9 +853,15 @@ async def setup_submit(request: Request, viewer: PageViewer):
 
     def save() -> None:
         with rt.db.system_session() as s:
-            tenancy.save_tenant(s, rt.box, shown["name"] or current["name"], creds, current["slug"])
+            tenancy.save_credentials(
+                s, rt.box, viewer.tenant_id, shown["name"] or current["name"], creds, drawn
+            )
 
-    await run_in_threadpool(save)
+    try:
+        await run_in_threadpool(save)
+    except tenancy.CredentialsChanged:
+        # drawn again from what is stored now, for the admin to look at before saving theirs
+        return await run_in_threadpool(_setup_page, request, viewer, CREDENTIALS_CHANGED, None, 409)
     rt.clients.forget(viewer.tenant_id)
     rt.intake.forget(current["slug"])
     return RedirectResponse("/setup?done=connected", 303)
