@@ -30,6 +30,7 @@ from siyu.conversations.models import ArchiveKey, Conversation, EarlyRecall, Gro
 from siyu.conversations.render import EVENT_TYPES, WORDLESS_TYPES, render
 from siyu.customers.models import Customer, Follow
 from siyu.db import bulk, locks
+from siyu.db.database import after_commit
 from siyu.db.renames import rename_in
 from siyu.insights.needs_reply import normalize
 from siyu.notify.models import OutboxMessage
@@ -370,6 +371,9 @@ def _conversations(session: Session, parsed: list[_Parsed]) -> dict[str, _State]
         for row in bulk.insert_rows(session, Conversation, rows, conflict=["key"], returning=_STATE):
             state = _State(*row)
             found[state.key] = state
+        link_once_committed(
+            session, (r["external_userid"] for r in rows if r["kind"] == "single" and not r["customer_id"])
+        )
         raced = [key for key in missing if key not in found]
         if raced:  # another transaction made them since they were looked for (PostgreSQL: an
             # import beside the pull): theirs, locked as the rest
@@ -1245,6 +1249,27 @@ def _answered_beside(session: Session, chat: Conversation, key: str) -> None:
     )
     chat.awaiting_since, chat.awaiting_msgid = None, ""
     _announce(session, [change])
+
+
+def link_once_committed(session: Session, external_userids: Iterable[str]) -> None:
+    """PostgreSQL: link these customers' unlinked 1:1 chats again once this transaction has
+    committed. A pull storing a customer's first chat while the add event (or the sync) stores
+    the customer: each looks for the other before the other has committed, so the chat was
+    stored as nobody's and link_customer found no chat, and it stayed nobody's for good. Of the
+    two looks after the commits, the later sees both. (SQLite: one writer at a time.)"""
+    wanted = sorted(set(external_userids))
+    if wanted and session.get_bind().dialect.name == "postgresql":
+        after_commit(session, lambda later: _link_known(later, wanted))
+
+
+def _link_known(session: Session, external_userids: list[str]) -> None:
+    known = session.execute(
+        select(Customer.external_userid, Customer.id).where(
+            bulk.among(session, Customer.external_userid, external_userids)
+        )
+    )
+    for external_userid, customer_id in known.all():
+        link_customer(session, external_userid, customer_id)
 
 
 def link_customer(session: Session, external_userid: str, customer_id: int) -> int:

@@ -178,6 +178,7 @@ def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Cust
     session.flush()
     if created:  # their chat may have come first (the archive pulled before the add event)
         conversations.link_customer(session, customer.external_userid, customer.id)
+        conversations.link_once_committed(session, [customer.external_userid])  # or meanwhile
     return customer, created
 
 

@@ -26,6 +26,15 @@ FOREIGN_KEYS_OFF = "siyu_foreign_keys_off"  # a SQLite connection's, till it is 
 log = logging.getLogger(__name__)
 
 
+AFTER_COMMIT = "siyu_after_commit"
+
+
+def after_commit(session: Session, work: Callable[[Session], object]) -> None:
+    """`work(session)` in a transaction of its own once this tenant_session's has committed
+    (not if it rolls back): for what must see what another transaction commits meanwhile."""
+    session.info.setdefault(AFTER_COMMIT, []).append(work)
+
+
 def retry_deadlocks(run: Callable[[], T], tries: int = 3) -> T:
     """`run()`, a transaction of its own, run again where PostgreSQL ended it as a deadlock's
     victim (a person's "no reply needed" meeting a step that fires: the step's worker locks
@@ -225,6 +234,13 @@ class Database:
             session.info[scoping.TENANT] = tenant_id
             with session.begin():
                 yield session
+            then = session.info.pop(AFTER_COMMIT, [])
+        for work in then:
+            try:
+                with self.tenant_session(tenant_id) as later:
+                    work(later)
+            except Exception:  # noqa: BLE001 - what was committed stands; the work is a repair
+                log.exception("work after tenant %s's commit failed", tenant_id)
 
     @contextmanager
     def tenant_snapshot(self, tenant_id: int) -> Iterator[Session]:
