@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from siyu.customers.channels import ChannelSpec, create_channel
-from siyu.customers.models import Channel, Customer, TimelineEvent
+from siyu.customers.models import Channel, Customer, Follow, TimelineEvent
+from siyu.intake.models import CallbackEvent
 from siyu.notify.models import OutboxMessage
 from tests.customers.test_acquisition import run
 from tests.support.stack import wait_for
@@ -79,3 +80,57 @@ def test_a_name_holding_a_placeholder_is_put_in_whole(stack):
     stack.scan(channel.config_id, "小{客户名}")
     welcome = wait_for(lambda: stack.welcome_messages(), timeout=15)[0]
     assert welcome["payload"]["text"]["content"] == "小{客户名}您好"
+
+
+def _all_done(stack) -> bool:
+    with stack.session() as s:
+        statuses = list(s.scalars(select(CallbackEvent.status)))
+    return bool(statuses) and all(x == "done" for x in statuses)
+
+
+def test_the_first_members_welcome_is_on_the_timeline_when_the_second_add_is_handled_first(stack):
+    """王女士 scans 张三's 海报A, then 李四's 海报B. WeCom answers 张三's add slowly, so his welcome
+    goes out first and 李四's add is handled first: its answer from WeCom lists 张三 too, which
+    made 张三's follow. 张三's own add then found itself not the first, and his welcome, sent,
+    never showed on her timeline."""
+    a = _two("海报A", "zhangsan", stack)
+    b = _two("海报B", "lisi", stack)
+    # WeCom slow to answer the first add's externalcontact/get (its welcome goes out meanwhile)
+    stack.control(
+        "POST",
+        "/faults",
+        json={"corp_id": stack.corp_id, "path": "/cgi-bin/externalcontact/get", "delay_s": 4, "times": 1},
+    )
+    ext = stack.scan(a.config_id, "王女士")["external_userid"]
+    wait_for(lambda: len(stack.welcome_messages()) == 1)
+    stack.control(
+        "POST",
+        stack.corp_path("/scan"),
+        json={"config_id": b.config_id, "customer": {"name": "王女士", "external_userid": ext}, "wait": True},
+    )
+    wait_for(lambda: len(stack.welcome_messages()) == 2)
+    wait_for(lambda: _all_done(stack), timeout=20)
+    with stack.session() as s:
+        customer = s.scalar(select(Customer).where(Customer.external_userid == ext))
+        follows = {
+            f.staff_userid: f for f in s.scalars(select(Follow).where(Follow.customer_id == customer.id))
+        }
+        entries = [
+            (e.staff_userid, e.kind)
+            for e in s.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.customer_id == customer.id)
+                .order_by(TimelineEvent.id)
+            )
+        ]
+    assert follows["zhangsan"].channel_id == a.id and follows["lisi"].channel_id == b.id, entries
+    assert ("lisi", "welcome_sent") in entries, entries
+    assert ("zhangsan", "welcome_sent") in entries, (
+        f"张三's welcome went out but the customer's timeline never says so: {entries}"
+    )
+
+
+def _two(name: str, userid: str, stack) -> Channel:
+    spec = ChannelSpec(name=name, staff_userids=[userid], welcome_text=f"您好，我是{name}的顾问")
+    with stack.session() as s:
+        return s.get(Channel, run(create_channel(stack.rt, stack.tenant_id, spec)))

@@ -340,8 +340,9 @@ def record_added(session: Session, fields: dict, contact: dict, half: bool = Fal
                     sent_at=None,
                 )  # fmt: skip
             )
-    code = fields.get("WelcomeCode", "")
-    if code and (first or again):
+    # whether or not this add is the first recorded: another member's add handled first may
+    # have made this follow from WeCom's answer while this member's welcome went out
+    if code := fields.get("WelcomeCode", ""):
         welcome.record_outcome_for_new_customer(session, customer, code)
     return customer
 
