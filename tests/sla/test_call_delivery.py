@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from datetime import datetime, timedelta
 
 import httpx
@@ -16,7 +17,7 @@ from siyu.db import utcnow
 from siyu.notify.models import OutboxMessage
 from siyu.notify.outbox import Retry
 from siyu.sla import queries, service, tasks
-from siyu.sla.models import SlaCall
+from siyu.sla.models import SlaCall, SlaEscalation
 from siyu.sla.voice import TencentVoice, VoiceCall
 from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     _at_ten,
@@ -29,6 +30,7 @@ from tests.sla.test_delivery import (  # noqa: F401 - the fixtures
     tencent_settings,
     w,
 )
+from tests.sla.test_held_calls import _voice
 from tests.sla.test_never_ring import PENDING_CALLS, _send_calls
 from tests.support.stack import wait_for
 
@@ -544,7 +546,7 @@ def test_a_call_step_fired_while_a_call_had_no_answer_still_rings(local, gateway
     # the gateway places A's call but answers after Siyu stopped waiting
     httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 2.0})
     [call] = _send_calls(w, db, settings)
-    assert call.status == "queued" and call.provider == "emulator"  # handed, no answer: retried later
+    assert call.status == "failed" and call.provider == "emulator"  # handed, no answer: not again
     assert len(calls(w)) == 1
     # B asks; his call step fires while A's call waits for its retry
     w.say("问题B？", at=100, ext="wmB")
@@ -608,3 +610,93 @@ def test_a_call_whose_tencent_endpoint_refused_the_connection_still_rings_later(
     [call] = _send_calls(w, db, settings)
     # nothing reached Tencent: the call is to be tried again, not failed as 结果未知 (may have rung)
     assert call.status == "queued", (call.status, call.error)
+
+
+ONE_CALL = [{"delay_s": 60, "action": "voice_call", "target": "agent"}]
+
+
+def test_a_second_customers_call_step_firing_while_the_call_rings_does_not_ring_the_agent_again(
+    local, gateway, db, settings, monkeypatch
+):
+    """README: "one call covers all of an agent's waits ... with a cooldown counted from when
+    the call rang". 张三's call about 客户A is being placed (the provider has it, its answer
+    a few seconds away); 客户B's call step fires a second later. It is neither covered by the
+    call still to ring (still_to_ring leaves out a call whose provider is set) nor by the
+    cooldown (placed_since wants status placed): a second call is queued, and 张三's phone rings
+    twice within seconds, both calls speaking of the same two customers."""
+    w = local
+    _voice(w, gateway, monkeypatch)
+    w.customer("wmA", "客户A")
+    w.customer("wmB", "客户B")
+    w.policy(steps=ONE_CALL)
+    w.say("在吗？", at=0, ext="wmA")
+    w.say("在吗？", at=1, ext="wmB")
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1  # 客户A's call step: a call queued
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 3.0})
+    sending = threading.Thread(target=_send_calls, args=(w, db, settings))
+    sending.start()
+    try:
+        wait_for(lambda: calls(w))  # the gateway has it: the phone is ringing
+        w.clock(61)
+        assert w.fire() == 1  # 客户B's call step, a second later
+    finally:
+        sending.join()
+    _send_calls(w, db, settings)
+    with w.session() as s:
+        rows = [(c.status, c.waits) for c in s.scalars(select(SlaCall).order_by(SlaCall.id))]
+    rang = [c["template_params"] for c in calls(w)]
+    assert len(rang) == 1, f"张三 was rung {len(rang)} times within seconds: {rang}; calls {rows}"
+    with w.session() as s:
+        second = s.scalars(select(SlaCall).order_by(SlaCall.id.desc())).first()
+    assert (second.status, second.error) == ("skipped", queries.CALL_JUST_RUNG)
+    assert _problems(w) == [], "a call the cooldown covered is listed as not delivered"
+
+
+def _due_now(w) -> None:
+    """The call's retry comes due now (the outbox's clock is the wall's)."""
+    with w.session() as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.kind == "sla_call", OutboxMessage.status == "pending")
+            .values(due_at=utcnow())
+        )
+
+
+def test_a_call_the_provider_got_but_never_answered_is_not_shown_as_being_retried(
+    local, gateway, db, settings, monkeypatch
+):
+    """README: a call "whose provider got it but answered nothing (a timeout,
+    SIYU_VOICE_TIMEOUT_S ...) may have rung, and is shown failed as 呼叫结果未知 rather than
+    placed again". The gateway refused 张三's call four times (HTTP 503, retried), and the fifth
+    try timed out after the gateway had it. The sender lets NoAnswer fall to the outbox as any
+    error: the call is left queued, its row backing off 16 s, and the board and the list of
+    escalations not delivered say it is being retried (next try at …) with 可能已经呼叫 in the
+    error, though no retry will ever ring it: the next try only records it failed."""
+    w = local
+    _voice(w, gateway, monkeypatch)
+    monkeypatch.setattr(w.rt, "settings", w.rt.settings.model_copy(update={"voice_timeout_s": 0.5}))
+    w.customer("wmA", "客户A")
+    w.policy(steps=ONE_CALL)
+    w.say("在吗？", at=0, ext="wmA")
+    w.pulled(3600)
+    w.clock(60)
+    assert w.fire() == 1
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"fail": 4, "status": 503})
+    for _ in range(4):
+        _due_now(w)
+        _send_calls(w, db, settings)
+    httpx.post(f"{gateway}/_emulator/voice/faults", json={"slow": 1, "delay_s": 2.0})
+    _due_now(w)
+    [call] = _send_calls(w, db, settings)
+    assert len(calls(w)) == 1  # the gateway had it: it may well have rung
+    with w.session() as s:
+        [step] = s.scalars(select(SlaEscalation).where(SlaEscalation.status == "fired")).all()
+        state, error = queries.deliveries(s, [step])[step.id]
+        problems = queries.delivery_problems(s, utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))[0]
+    shown = [(p["status"], p.get("next_try_at")) for p in problems]
+    assert state != "retrying" and [status for status, _ in shown] != ["retrying"], (
+        f"the call the provider got and never answered reads {state!r} ({error}); the escalations not "
+        f"delivered list it as {shown}; SlaCall status {call.status!r}"
+    )

@@ -389,7 +389,10 @@ CALL_OUTCOME_UNKNOWN = (
     "呼叫结果未知：上次已交给语音服务商，但没有收到回答（超时或进程中断），可能已经响铃；为免重复响铃不再拨打"
 )
 CALL_NOT_NEEDED = "拨打前客户都已得到回复或暂缓提醒"
-CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call")
+# A call step fired while another call to the same person was being placed: that call rang
+# within the cooldown (tasks._call_plan), as firing covers a step by one placed before it.
+CALL_JUST_RUNG = "拨打前该成员刚接到另一通超时提醒电话（冷却期内），这次不再拨打"
+CALLS_NOT_NEEDED = (CALL_NOT_NEEDED, "拨打前客户都已得到回复", "answered before the call", CALL_JUST_RUNG)
 # Why a call held (quiet hours, a retry) did not ring: its callee left the corp meanwhile.
 CALLEE_LEFT = "拨打前该成员已离职或停用，电话未拨打"
 # Why the board says a call still to ring will not: its wait was snoozed since the step fired.

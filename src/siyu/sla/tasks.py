@@ -32,7 +32,7 @@ import html
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import and_, func, or_, select
@@ -49,7 +49,7 @@ from siyu.notify.tasks import DUPLICATE_CHECK, send_app_message
 from siyu.sla import firing, queries, service
 from siyu.sla.firing import FIRED, fire_batch
 from siyu.sla.models import SlaCall, SlaEscalation, SlaWait
-from siyu.sla.voice import VoiceCall, provider_for
+from siyu.sla.voice import NoAnswer, VoiceCall, provider_for
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Staff, Tenant, gone_word
 from siyu.tenancy.queries import members_left
@@ -691,6 +691,27 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         if members_left(s, [callee]):  # since the step fired: held by quiet hours, or retried
             call.status, call.error = "skipped", queries.CALLEE_LEFT
             return None
+        book = service.PolicyBook(s)
+        cooldown = max(book.by_id(w.policy_id).call_cooldown_s for w in waits if w.id in wait_ids)
+        other = s.execute(
+            select(SlaCall.status)
+            .where(
+                SlaCall.callee_userid == callee,
+                SlaCall.id != call.id,
+                or_(
+                    and_(SlaCall.status == "queued", SlaCall.provider != ""),
+                    queries.placed_since(now - timedelta(seconds=cooldown)),
+                ),
+            )
+            .limit(1)
+        ).scalar()
+        # this step fired while another call to them was being placed (firing could not know
+        # it would ring): once it has, it covers this one; the phone rang twice within seconds
+        if other == "queued":
+            return {"call": call.id, "after": now + timedelta(seconds=rt.settings.voice_timeout_s + 1)}
+        if other == "placed":
+            call.status, call.error = "skipped", queries.CALL_JUST_RUNG
+            return None
         call.waits = len(waits)
         # the waits it speaks of: a step whose wait it left out reads so on the board however
         # the wait is snoozed after it rang (queries.deliveries)
@@ -700,7 +721,6 @@ def _call_plan(rt, tenant_id: int, message: OutboxMessage) -> dict | None:
         mobile = own or synced or ""  # the number set in Siyu first, then WeCom's as synced
         # by each wait's policy clock: business time where it counts that (a call on Monday
         # for Friday evening's question tells the minutes of business time, not 63 hours)
-        book = service.PolicyBook(s)
         longest = max(book.waited_s(book.by_id(w.policy_id), w.started_at, now) for w in waits)
     minutes = max(1, int(longest // 60))
     return {
@@ -778,7 +798,11 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
         raise Deferred(hold)
     plan = await asyncio.to_thread(_call_plan, rt, tenant_id, message)
     if plan is None:
-        raise Skipped("no call needed: every wait answered, or the callee left (the call's row says)")
+        raise Skipped(
+            "no call needed: every wait answered, the callee left or was just rung (the call's row says)"
+        )
+    if "after" in plan:
+        raise Deferred(plan["after"])
     provider = provider_for(rt)
     if provider is None:
         reason = "未开通语音电话（服务器未设置 SIYU_VOICE_PROVIDER）"
@@ -810,6 +834,10 @@ async def _send_call(rt, tenant_id: int, message: OutboxMessage):
     except (Retry, Permanent):  # the provider answered that it placed nothing
         await asyncio.to_thread(_mark_call, rt, tenant_id, plan["call"], provider="")
         raise
+    except NoAnswer:
+        # it may have rung, and no try rings it again (_call_hold): failed now, not shown as
+        # being retried till a next try only to say so
+        raise Permanent(CALL_OUTCOME_UNKNOWN) from None
     placed_at = rt.now()
 
     def record(s: Session) -> None:
