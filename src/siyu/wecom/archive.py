@@ -149,11 +149,19 @@ def load_private_keys(private_keys: PrivateKeys | None) -> dict[int, rsa.RSAPriv
 
 
 _MIN_RANDOM_KEY = 8
+_TRIES_TO_BLAME = 3  # other messages of a version tried before a failing key is called wrong
 _DAMAGED = (
     "publickey_ver {ver} 的私钥解得开其他消息，这条消息的 encrypt_random_key 已损坏，可跳过"
     " / the key of publickey_ver {ver} decrypts the other messages: this one's encrypt_random_key"
     " is damaged; skip it"
 )
+
+
+def _version(item: Mapping[str, Any]) -> int:
+    try:
+        return int(item.get("publickey_ver") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def rsa_decrypt_random_key(
@@ -452,10 +460,7 @@ class ChatDataPipeline:
     def random_key(self, item: Mapping[str, Any]) -> str:
         """The RSA-decrypted random key of one chatdata item (ArchiveError 10007 if no key)."""
         seq, msgid = int(item["seq"]), str(item.get("msgid") or "")
-        try:
-            ver = int(item.get("publickey_ver") or 0)
-        except (TypeError, ValueError):
-            ver = 0
+        ver = _version(item)
         key = self.private_keys.get(ver)
         if key is None:
             raise ArchiveError(
@@ -479,6 +484,31 @@ class ChatDataPipeline:
     def random_keys(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
         """The random keys of a batch's items (blocking), decrypted on _RSA_THREADS in
         slices; the error of the first item that fails, in order, is raised."""
+        try:
+            return self._random_keys(items)
+        except ArchiveError as exc:
+            raise self._blamed(exc, items) from None
+
+    def _blamed(self, exc: ArchiveError, items: Sequence[Mapping[str, Any]]) -> ArchiveError:
+        """A key that fails on the first message of its version may fail on that message alone:
+        where it decrypts another of the batch, the message is damaged (10006), not the key
+        wrong. Blamed on the key, the admin was sent to replace one that works, and a key made
+        anew decrypts nothing WeCom sealed before."""
+        failed = next((i for i in items if exc.code == 10007 and int(i["seq"]) == exc.seq), None)
+        ver = _version(failed) if failed is not None else None
+        if ver not in self.private_keys or ver in self.proven_versions:
+            return exc
+        others = [i for i in items if i is not failed and _version(i) == ver][:_TRIES_TO_BLAME]
+        for other in others:
+            with contextlib.suppress(ArchiveError):
+                rsa_decrypt_random_key(str(other.get("encrypt_random_key") or ""), self.private_keys[ver])
+                self.proven_versions.add(ver)
+                return ArchiveError(
+                    10006, _DAMAGED.format(ver=ver), retryable=False, seq=exc.seq, msgid=exc.msgid
+                )
+        return exc
+
+    def _random_keys(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
         slices = max(1, min(_RSA_THREAD_COUNT, len(items) // _RSA_SLICE))
         if slices == 1:
             return [self.random_key(i) for i in items]
