@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from siyu.conversations import group_waits, groups, service
 from siyu.conversations.models import Conversation
-from siyu.customers.models import Customer
+from siyu.customers import queries as customer_queries
+from siyu.customers import service as customers
+from siyu.customers.models import Customer, TimelineEvent
 from siyu.insights.needs_reply import default_classifier
 from siyu.tenancy.models import Staff
 
@@ -132,3 +134,75 @@ def test_both_wait_filters_checked_do_not_hide_a_waiting_group(db, tenant, setti
     assert "周末团购群" in only_groups and "1 个客户群内有客户等待回复" in only_groups
     both = admin("GET", "/conversations?waiting=1&group_waiting=1").text
     assert "没有客户在等待" not in both
+
+
+def test_a_member_nobody_follows_who_quit_after_asking_is_owed_nothing(db, tenant):
+    """A group member who is nobody's contact here (their question is owed, as the list says)
+    asks, then quits the group: nobody can answer them there any more, as for a customer."""
+    room = Room()
+    stranger = "wm" + secrets.token_hex(10)
+    t = int(T0.timestamp())
+    members = [{"userid": "lisi", "type": 1, "join_time": t}, {"userid": stranger, "type": 2, "join_time": t}]
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members), T0)
+    ingest(db, tenant, [room.say(stranger, "请问团购价什么时候开始？", 1)])
+    assert waits(db, tenant, room.roomid) is not None
+    quit_at = T0 + timedelta(minutes=5)
+    change = {
+        "UpdateDetail": "del_member",
+        "QuitScene": "0",
+        "MemChangeList": stranger,
+        "CreateTime": int(quit_at.timestamp()),
+    }
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members[:1]), quit_at, change)
+    w = waits(db, tenant, room.roomid)
+    assert w is None, f"the group still owes {w and w.sender} who quit it: {w}"
+
+
+def test_a_group_member_who_adds_a_member_afterwards_is_listed_in_the_group(db, tenant):
+    """The common 私域 path: a WeChat user scans the group's QR code (add_member; nobody here
+    follows them yet), then adds the group's owner from the group (add_external_contact). Only
+    customers were kept as members: her page listed no group, and her timeline no join, till
+    the group changed again."""
+    room = Room()
+    x = "wm" + secrets.token_hex(10)
+    t = int(T0.timestamp())
+    members = [
+        {"userid": "lisi", "type": 1, "join_time": t},
+        {"userid": x, "type": 2, "join_time": t + 60, "join_scene": 3, "name": "钱女士"},
+    ]
+    join = {"UpdateDetail": "add_member", "JoinScene": "3", "MemChangeList": x, "CreateTime": t + 60}
+    with db.tenant_session(tenant) as s:
+        groups.record(s, chat(room, members, name="新品体验群"), T0 + timedelta(minutes=1), join)
+    added_at = t + 600
+    fields = {
+        "UserID": "lisi",
+        "ExternalUserID": x,
+        "CreateTime": added_at,
+        "ChangeType": "add_external_contact",
+    }
+    contact = {
+        "external_contact": {"external_userid": x, "name": "钱女士", "type": 1},
+        "follow_user": [{"userid": "lisi", "createtime": added_at}],
+    }
+    with db.tenant_session(tenant) as s:
+        cust = customers.record_added(s, fields, contact)
+        cid = cust.id
+
+    class Admin:
+        visible_staff = None
+
+    with db.tenant_session(tenant) as s:
+        listed = customer_queries.customer_groups(s, Admin(), cid)
+    assert [g["name"] for g in listed] == ["新品体验群"], (
+        f"钱女士 is in 新品体验群 (joined by its QR code, then added its owner), yet her page lists {listed}"
+    )
+    with db.tenant_session(tenant) as s:
+        told = s.execute(
+            select(TimelineEvent.kind, TimelineEvent.at, TimelineEvent.data).where(
+                TimelineEvent.customer_id == cid
+            )
+        ).all()
+    joined = [(at, data["how"]) for kind, at, data in told if kind == "group_joined"]
+    assert joined == [(T0 + timedelta(minutes=1), "扫描群二维码")], told

@@ -162,7 +162,8 @@ def _state(db, tenant_id: int, cid: int):  # noqa: F811
 def test_a_late_or_repeated_answer_never_turns_a_leave_back_into_membership(db, tenant_id):  # noqa: F811
     """WeCom's answer may lag its event, and a lookup may be stored after a later event's: a
     listing no newer than a leave brings nobody back, a retried event writes no second entry,
-    a customer nobody here follows is passed over, and a join after the leave is one again."""
+    a member nobody here follows is kept (nobody's customer yet), and a join after the leave is
+    one again."""
     cid = _customer(db, tenant_id, "wmOrder1")
     with db.tenant_session(tenant_id) as s:
         groups.record(s, _chat(("wmOrder1", T0), ("wmNobodyKnows", T0)), T0)
@@ -175,8 +176,9 @@ def test_a_late_or_repeated_answer_never_turns_a_leave_back_into_membership(db, 
     with db.tenant_session(tenant_id) as s:  # an earlier lookup, stored late
         groups.record(s, _chat(("wmOrder1", T0)), T0 + timedelta(hours=2))
     assert _state(db, tenant_id, cid) == ([], ["group_joined", "group_left"])
-    with db.tenant_session(tenant_id) as s:
-        assert s.scalar(select(func.count()).select_from(GroupMember)) == 1  # the unknown one is not kept
+    with db.tenant_session(tenant_id) as s:  # the one nobody here follows: kept, nobody's customer yet
+        kept = s.execute(select(GroupMember.external_userid, GroupMember.customer_id)).all()
+        assert sorted(kept) == [("wmNobodyKnows", None), ("wmOrder1", cid)]
         groups.record(s, _chat(("wmOrder1", T0 + timedelta(hours=3))), T0 + timedelta(hours=3))
     assert _state(db, tenant_id, cid) == (["老客户群"], ["group_joined", "group_left", "group_joined"])
 

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, aliased
 
 from siyu.conversations.models import Conversation, GroupChat, GroupMember, Message
 from siyu.conversations.render import EVENT_TYPES
-from siyu.customers.models import Customer
 from siyu.db import bulk
 from siyu.db.base import UTCDateTime
 
@@ -84,10 +83,9 @@ def _out_of_the_group(m, roomid) -> ColumnElement[bool]:
     back, days old, with their rejoin)."""
     return (
         select(GroupMember.id)
-        .join(Customer, Customer.id == GroupMember.customer_id)
         .where(
             GroupMember.chat_id == roomid,
-            Customer.external_userid == m.sender,
+            GroupMember.external_userid == m.sender,
             GroupMember.left_at.is_not(None) | (GroupMember.joined_at > m.sent_at),
         )
         .exists()

@@ -10,8 +10,9 @@ group made moments before its first message may not be known yet). A group whose
 never read (stored before Siyu kept them) is read again by the worker, a few at a time
 (`members_unread`).
 
-Which of our customers are in a group (GroupMember) follows the same answers: a customer
-groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
+Who of a group's external members are in it (GroupMember, by external userid: a customer of
+ours, or one nobody here follows yet, linked once they become a customer) follows the same
+answers: one groupchat/get lists is in since their join_time; a customer leaves only as WeCom says so (the
 del_member update names them in MemChangeList; an older event without it: whoever is no
 longer listed) or as the group is dismissed (a leave handled after the dismissal it came
 before is told as the leave, not the dismissal). WeCom refusing the lookup for good (no
@@ -29,10 +30,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation, GroupChat, GroupMember
+from siyu.conversations.service import EXTERNAL_PREFIXES
 from siyu.customers import service as customers
 from siyu.customers.models import Customer, TimelineEvent
-from siyu.customers.queries import JOINED_HOW
+from siyu.customers.queries import JOINED_HOW, LEFT_HOW
 from siyu.db import bulk
+from siyu.tenancy.models import Staff
 from siyu.visible_names import tidy_name
 from siyu.wecom.archive import storable_text
 
@@ -143,7 +146,6 @@ def record_event_only(session: Session, chat_id: str, change: dict, problem: str
 
 # The update event numbers JoinScene otherwise than groupchat/get's join_scene (REFERENCE 2.2).
 JOIN_SCENE_OF_EVENT = {"0": 1, "1": 2, "3": 3}
-LEFT_HOW = {"quit": "自己退群", "removed": "被群主或群管理员移出", "dismissed": "群已解散"}
 LEFT_HOW_OF_EVENT = {"0": "quit", "1": "removed"}
 
 
@@ -158,8 +160,8 @@ def _named_joins(change: dict | None, listed: dict) -> list[dict]:
 
 
 def _customers(session: Session, external_userids) -> dict[str, Customer]:
-    """Our customers among these ids; anyone else in a group (nobody here follows them) is
-    not kept."""
+    """Our customers among these ids (the others are kept as members all the same, to be
+    linked when they become customers)."""
     ids = sorted({e for e in external_userids if e})
     if not ids:
         return {}
@@ -167,14 +169,23 @@ def _customers(session: Session, external_userids) -> dict[str, Customer]:
     return {c.external_userid: c for c in found}
 
 
-def _memberships(session: Session, chat_id: str, customer_ids) -> dict[int, GroupMember]:
-    ids = sorted(set(customer_ids))
+def _externals(session: Session, userids) -> set[str]:
+    """Which of the userids an event names are external members: not our staff, who are not
+    kept (an event names whoever came or left, members of staff too)."""
+    ids = {u for u in userids if u and u.startswith(EXTERNAL_PREFIXES)}
+    if not ids:
+        return set()
+    return ids - set(session.scalars(select(Staff.userid).where(Staff.userid.in_(sorted(ids)))))
+
+
+def _memberships(session: Session, chat_id: str, external_userids) -> dict[str, GroupMember]:
+    ids = sorted(set(external_userids))
     if not ids:
         return {}
     rows = session.scalars(
-        select(GroupMember).where(GroupMember.chat_id == chat_id, GroupMember.customer_id.in_(ids))
+        select(GroupMember).where(GroupMember.chat_id == chat_id, GroupMember.external_userid.in_(ids))
     )
-    return {m.customer_id: m for m in rows}
+    return {m.external_userid: m for m in rows}
 
 
 GROUP_KINDS = ("group_joined", "group_left", "group_dismissed")
@@ -204,16 +215,19 @@ def _event(session: Session, customer: Customer, kind: str, at: datetime, group:
 
 
 def _joined(session: Session, group: GroupChat, listed: list[dict], now: datetime) -> None:
-    """Customers groupchat/get lists: in since their join_time, unless already in, or listed
-    by an answer no newer than their leave."""
-    found = _customers(session, [str(m.get("userid") or "") for m in listed])
-    have = _memberships(session, group.chat_id, [c.id for c in found.values()])
-    for m in listed:
-        customer = found.get(str(m.get("userid") or ""))
-        if customer is None:
+    """The external members groupchat/get lists (type 2), and those an event names: in since
+    their join_time, unless already in, or listed by an answer no newer than their leave."""
+    named = _externals(session, [str(m.get("userid") or "") for m in listed if m.get("type") != 2])
+    listed = [m for m in listed if m.get("type") == 2 or str(m.get("userid") or "") in named]
+    ids = [str(m.get("userid") or "")[:64] for m in listed]
+    found = _customers(session, ids)
+    have = _memberships(session, group.chat_id, ids)
+    for ext, m in zip(ids, listed, strict=True):
+        if not ext:
             continue
+        customer = found.get(ext)
         at = customers.from_unix(m.get("join_time")) if m.get("join_time") else now
-        member = have.get(customer.id)
+        member = have.get(ext)
         if member is not None and member.left_at is None:
             continue  # in already
         if member is not None and member.left_at >= at:
@@ -223,27 +237,34 @@ def _joined(session: Session, group: GroupChat, listed: list[dict], now: datetim
                 _joined_before_leave(session, group, customer, member, m, at)
             continue
         if member is None:
-            member = have[customer.id] = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
+            member = have[ext] = GroupMember(
+                chat_id=group.chat_id, external_userid=ext, customer_id=customer.id if customer else None
+            )
             session.add(member)
         member.left_at, member.left_how = None, ""
         _join(session, group, customer, member, m, at)
 
 
-def _join(session: Session, group: GroupChat, customer: Customer, member: GroupMember, m: dict, at) -> None:
+def _join(
+    session: Session, group: GroupChat, customer: Customer | None, member: GroupMember, m: dict, at
+) -> None:
     scene = m.get("join_scene") if m.get("join_scene") in JOINED_HOW else 0
     invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
     member.joined_at, member.join_scene = at, scene
     member.invitor = _text(invitor.get("userid"), 64)
-    _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
+    if customer is not None:  # (one who is none yet is told when they become one: joined_as_customer)
+        _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
 
 
 def _joined_before_leave(
-    session: Session, group: GroupChat, customer: Customer, member: GroupMember, m: dict, at: datetime
+    session: Session, group: GroupChat, customer: Customer | None, member: GroupMember, m: dict, at: datetime
 ) -> None:
     """A join learnt after the leave that followed it (the add_member event handled after the
     del_member, a lagging answer): on the timeline at its time, and that leave's entry no
     longer says the join is unknown."""
     _join(session, group, customer, member, m, at)
+    if customer is None:
+        return
     left = session.scalars(
         select(TimelineEvent).where(
             TimelineEvent.customer_id == customer.id,
@@ -263,29 +284,42 @@ def _left_by_event(session: Session, group: GroupChat, change: dict, listed: set
     how = LEFT_HOW_OF_EVENT.get(str(change.get("QuitScene", "")), "")
     named = [n for n in str(change.get("MemChangeList") or "").split("|") if n]
     if named:
-        found = _customers(session, named)
+        leaving = sorted(_externals(session, named))
     else:
-        in_group = session.scalars(
-            select(Customer)
-            .join(GroupMember, GroupMember.customer_id == Customer.id)
-            .where(GroupMember.chat_id == group.chat_id, GroupMember.left_at.is_(None))
+        leaving = [e for e in _in_the_group(session, group.chat_id) if e not in listed]
+    _leave(session, group, leaving, how, at)
+
+
+def _in_the_group(session: Session, chat_id: str) -> list[str]:
+    rows = session.scalars(
+        select(GroupMember.external_userid).where(
+            GroupMember.chat_id == chat_id, GroupMember.left_at.is_(None)
         )
-        found = {c.external_userid: c for c in in_group if c.external_userid not in listed}
-    _leave(session, group, list(found.values()), how, at)
+    )
+    return sorted(rows)
 
 
-def _leave(session: Session, group: GroupChat, leaving: list[Customer], how: str, at: datetime) -> None:
-    have = _memberships(session, group.chat_id, [c.id for c in leaving])
-    for customer in leaving:
-        member = have.get(customer.id)
+def _leave(session: Session, group: GroupChat, leaving: list[str], how: str, at: datetime) -> None:
+    """These external members left (a leave kept for one nobody here follows too: a question
+    they asked is owed no more, siyu.conversations.group_waits)."""
+    leaving = [e[:64] for e in leaving if e]
+    found = _customers(session, leaving)
+    have = _memberships(session, group.chat_id, leaving)
+    for ext in leaving:
+        customer, member = found.get(ext), have.get(ext)
         if member is None:  # the join was never seen: the leave still holds off a late listing
-            member = GroupMember(chat_id=group.chat_id, customer_id=customer.id)
+            member = have[ext] = GroupMember(
+                chat_id=group.chat_id, external_userid=ext, customer_id=customer.id if customer else None
+            )
             session.add(member)
         elif _left_before_dismissal(member, how, at):
-            _forget_dismissal(session, group, customer, member)
+            if customer is not None:
+                _forget_dismissal(session, group, customer, member)
         elif member.left_at is not None or (member.joined_at is not None and member.joined_at > at):
             continue  # left already (a retried event), or joined again since this leave
         member.left_at, member.left_how = at, how
+        if customer is None:
+            continue
         kind = "group_dismissed" if how == "dismissed" else "group_left"
         # joined and left before Siyu heard of the group (its answer lists them no more): the
         # leave is all there is to tell (until their add_member event, if it comes late), and
@@ -372,12 +406,7 @@ def record_dismissed(session: Session, chat_id: str, now: datetime, at: datetime
     """The group was dismissed (at `at`, the event's time): our customers in it are no longer."""
     row = _row(session, chat_id, now)
     row.status, row.checked_at = "dismissed", now
-    in_group = session.scalars(
-        select(Customer)
-        .join(GroupMember, GroupMember.customer_id == Customer.id)
-        .where(GroupMember.chat_id == chat_id, GroupMember.left_at.is_(None))
-    )
-    _leave(session, row, list(in_group), "dismissed", at or now)
+    _leave(session, row, _in_the_group(session, chat_id), "dismissed", at or now)
 
 
 def _shown(name) -> str:

@@ -69,21 +69,24 @@ class GroupChat(TenantOwned, Base):
 
 
 class GroupMember(TenantOwned, Base):
-    """A customer of ours in a customer group: since when and how they joined, and when and
+    """An external member of a customer group (a customer of ours, or one nobody here follows
+    yet: customer_id NULL till they become one): since when and how they joined, and when and
     how they left (left_at set; joined_at None where only the leave was ever seen). Staff
-    members and customers nobody here follows are not kept. join_scene: groupchat/get's
-    (1 invited by a member, 2 by a member's link, 3 by the group's QR code, 0 unknown);
-    left_how: quit | removed (by the owner or an admin) | dismissed | "" (unknown)."""
+    members are not kept. join_scene: groupchat/get's (1 invited by a member, 2 by a member's
+    link, 3 by the group's QR code, 0 unknown); left_how: quit | removed (by the owner or an
+    admin) | dismissed | "" (unknown)."""
 
     __tablename__ = "group_members"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "chat_id", "customer_id"),
+        UniqueConstraint("tenant_id", "chat_id", "external_userid"),
         Index("ix_group_members_tenant_customer", "tenant_id", "customer_id"),
+        Index("ix_group_members_tenant_external", "tenant_id", "external_userid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     chat_id: Mapped[str] = mapped_column(String(64))
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"))
+    external_userid: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"))
     joined_at: Mapped[datetime | None]
     join_scene: Mapped[int] = mapped_column(default=0)
     invitor: Mapped[str] = mapped_column(String(64), default="")

@@ -324,6 +324,8 @@ def unattended(session: Session, customer_id: int, gone: dict[str, str] | None =
 
 # groupchat/get's join_scene in words (siyu.conversations.groups keeps it)
 JOINED_HOW = {1: "由成员邀请", 2: "通过成员分享的群链接", 3: "扫描群二维码"}
+# and how they left (GroupMember.left_how)
+LEFT_HOW = {"quit": "自己退群", "removed": "被群主或群管理员移出", "dismissed": "群已解散"}
 
 
 def customer_groups(

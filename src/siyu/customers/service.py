@@ -17,8 +17,10 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from siyu.conversations import service as conversations
+from siyu.conversations.models import GroupChat, GroupMember
 from siyu.customers import tag_sync, welcome
 from siyu.customers.models import Channel, Customer, Follow, FollowTag, Tag, TimelineEvent
+from siyu.customers.queries import JOINED_HOW, LEFT_HOW
 from siyu.db import bulk, utcnow
 from siyu.db.renames import rename_in, renamed
 from siyu.notify import outbox
@@ -179,7 +181,32 @@ def upsert_customer(session: Session, contact: dict, at: datetime) -> tuple[Cust
     if created:  # their chat may have come first (the archive pulled before the add event)
         conversations.link_customer(session, customer.external_userid, customer.id)
         conversations.link_once_committed(session, [customer.external_userid])  # or meanwhile
+        _groups_joined_before(session, customer)
     return customer, created
+
+
+def _groups_joined_before(session: Session, customer: Customer) -> None:
+    """The customer groups they joined (and left) before they were a customer of ours: the
+    usual order in a 私域 group is its QR code first, its owner added after. Theirs now, on
+    their page and timeline as they happened (their page had listed no group till it changed)."""
+    before = session.execute(
+        select(GroupMember, GroupChat)
+        .join(GroupChat, GroupChat.chat_id == GroupMember.chat_id)
+        .where(GroupMember.external_userid == customer.external_userid, GroupMember.customer_id.is_(None))
+        .order_by(GroupMember.id)
+    )
+    for member, group in before.all():
+        member.customer_id = customer.id
+        told = {"group": group.name, "chat_id": group.chat_id}
+        if member.joined_at is not None:
+            how = JOINED_HOW.get(member.join_scene, "")
+            data = {**told, "join_scene": member.join_scene, "how": how}
+            timeline(session, customer, "group_joined", member.joined_at, group.owner_userid, **data)
+        if member.left_at is not None:
+            kind = "group_dismissed" if member.left_how == "dismissed" else "group_left"
+            unknown = {"join_unknown": True} if member.joined_at is None else {}
+            how = LEFT_HOW.get(member.left_how, "")
+            timeline(session, customer, kind, member.left_at, group.owner_userid, **told, how=how, **unknown)
 
 
 def _remark_mobiles(info: dict) -> list[str]:
