@@ -644,12 +644,12 @@ def test_no_reply_needed_said_while_a_pull_is_stored_is_not_undone(local):
 
     agent = threading.Thread(target=dismiss)
 
-    def meanwhile(session, parsed, states):
+    def meanwhile(session, parsed, states, renamed):
         if not agent.is_alive() and not started.is_set():
             agent.start()
             started.wait(5)
             time.sleep(0.3)  # the agent's transaction is under way
-        return real(session, parsed, states)
+        return real(session, parsed, states, renamed)
 
     conversations._siyu_sent = meanwhile
     try:

@@ -410,20 +410,22 @@ ARCHIVED_AS = {"miniprogram": "weapp"}
 
 
 def _siyu_sent(
-    session: Session, parsed: list[_Parsed], conversations: dict[str, _State]
+    session: Session, parsed: list[_Parsed], conversations: dict[str, _State], renamed: Renames
 ) -> Counter[tuple[str, str, str]]:
     """What Siyu itself sent around these messages and the archive has not yet shown: counts of
     (userid, external_userid, text) for a welcome's words and (userid, external_userid,
     msgtype) for its attachments. Each stands for one archived message: a second link the
     staff member sends is their own (it had been taken for the welcome's, and the wait went
-    on), and so is any message of the customer's."""
+    on), and so is any message of the customer's. A welcome sent for a member renamed since is
+    theirs under the new userid, as its archived copy is (_parse): it had been taken for their
+    own reply, and closed the customer's wait."""
     outbound = [p for p in parsed if p.direction == "out" and p.kind == "single"]
     if not outbound:
         return Counter()
     start = min(p.sent_at for p in outbound) - SIYU_ECHO_WINDOW
     end = max(p.sent_at for p in outbound) + SIYU_ECHO_WINDOW
-    rows = session.scalars(
-        select(OutboxMessage.payload).where(
+    rows = session.execute(
+        select(OutboxMessage.payload, OutboxMessage.sent_at).where(
             OutboxMessage.kind == "welcome",
             OutboxMessage.status == "sent",
             OutboxMessage.sent_at >= start,
@@ -431,11 +433,12 @@ def _siyu_sent(
         )
     )
     echoes: Counter[tuple[str, str, str]] = Counter()
-    for p in rows:
-        echoes[(p["userid"], p["external_userid"], p.get("sent_text", ""))] += 1
+    for p, sent_at in rows:
+        userid = renamed.now(p["userid"], sent_at) if renamed else p["userid"]
+        echoes[(userid, p["external_userid"], p.get("sent_text", ""))] += 1
         # the welcome's image, link, mini program (welcomes sent before titles were kept: by type)
         for attachment in p.get("sent_attachments") or [{"msgtype": k} for k in p.get("sent_kinds", ())]:
-            echoes[(p["userid"], p["external_userid"], _echo_of(attachment))] += 1
+            echoes[(userid, p["external_userid"], _echo_of(attachment))] += 1
     keys = {f"single:{e}:{u}" for u, e, _ in echoes}  # the conversations' keys (_parse)
     ids = [c.id for key, c in conversations.items() if key in keys]
     if ids:  # those an earlier batch already matched (through the conversations' own index)
@@ -591,7 +594,7 @@ def ingest(session: Session, items: Sequence, classify) -> dict:
     parsed = [_parse(i.seq, i.msgid, i.message, staff, renamed) for i in fresh.values()]
     parsed.sort(key=lambda p: (p.sent_at, p.item_seq))
     conversations = _conversations(session, parsed)
-    echoes = _siyu_sent(session, parsed, conversations)
+    echoes = _siyu_sent(session, parsed, conversations, renamed)
 
     # Context for the classifier: the staff message each customer message answers.
     answering = {
@@ -755,7 +758,7 @@ def _apply(
         c.last_inbound_at = max(filter(None, [c.last_inbound_at, p.sent_at]))
         # (older than a staff message stored before it: a migration or a late re-pull; answered
         # if one of those is a reply by hand that stands, not Siyu's welcome nor one taken back)
-        answered = c.last_outbound_at is not None and c.last_outbound_at > p.sent_at
+        answered = c.last_outbound_at is not None and c.last_outbound_at >= p.sent_at
         settled = c.settled_until is not None and p.sent_at <= c.settled_until
         if row["needs_reply"] and c.kind == "single" and answered and not settled:
             # (of the batch's recalls, this chat's: the query's limit grows with them)

@@ -1,0 +1,66 @@
+"""Messages pulled in another order than they were sent: a welcome pulled after its member
+was renamed, a question pulled after a reply of its own millisecond."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from siyu.conversations.models import Message
+from siyu.intake.tasks import _renamed
+from siyu.notify.models import OutboxMessage
+
+
+def _welcome_sent(w, text: str, at: float, userid: str = "zhangsan") -> None:
+    payload = {"userid": userid, "external_userid": "wmcustomer1", "sent_text": text}
+    with w.session() as s:
+        s.add(
+            OutboxMessage(
+                kind="welcome",
+                dedupe_key=f"welcome:{w.t0.timestamp()}:{at}",
+                payload=payload,
+                status="sent",
+                sent_at=w.at(at),
+            )
+        )
+
+
+def test_siyus_welcome_pulled_after_the_member_was_renamed_is_no_reply(local):
+    """The customer asks at 1 s, Siyu's welcome goes out for 张三 at 2 s; 张三's userid is
+    changed in WeCom before the archive is pulled. The welcome's copy (from the old userid) is
+    no reply by hand: the question still waits."""
+    w = local
+    w.policy()
+    text = "王女士您好，我是您的专属顾问"
+    _welcome_sent(w, text, 2)
+    with w.session() as s:
+        _renamed(s, "zhangsan", "zhangsan2", w.at(100))
+    question = w._message("wmcustomer1", "zhangsan", "你好，想了解一下你们的课程", 1, None)
+    welcome = w._message("zhangsan", "wmcustomer1", text, 2, None)
+    w.ingest(question, welcome)
+    with w.session() as s:
+        by_siyu = s.scalar(select(Message.by_siyu).where(Message.msgid == welcome["msgid"]))
+    c = w.conversation("wmcustomer1", "zhangsan2")
+    assert (c.awaiting_msgid, by_siyu) == (question["msgid"], True), (
+        f"welcome copy taken for 张三's own reply (by_siyu={by_siyu}): the question's wait closed"
+    )
+
+
+def _same_time_scene(local, ext: str, sticker_after: bool):
+    w = local
+    w.reply("您好，请问想了解哪一门？", at=10, ext=ext)
+    if sticker_after:
+        w.reply("[微笑]", at=50, ext=ext)
+    question = w.say("你好，想了解一下你们的课程", at=10, ext=ext)
+    return w.conversation(ext).awaiting_msgid == question
+
+
+def test_a_question_pulled_after_a_reply_of_its_own_msgtime_is_read_one_way(local):
+    """A question pulled after a staff reply of the very same msgtime: waiting or answered, it
+    should not depend on whether the agent sent a [微笑] afterwards."""
+    alone = _same_time_scene(local, "wmcustomer1", sticker_after=False)
+    with_sticker = _same_time_scene(local, "wmcustomer2", sticker_after=True)
+    # stored in order, the reply of the question's own millisecond answers it: so here too
+    assert (alone, with_sticker) == (False, False), (
+        f"same question, same reply: waiting={alone} without a later staff message, "
+        f"waiting={with_sticker} with one"
+    )
