@@ -17,6 +17,7 @@ from siyu.customers.models import Customer, Follow
 from siyu.db import utcnow
 from siyu.intake.models import CallbackEvent
 from siyu.intake.tasks import _renamed
+from siyu.notify.models import OutboxMessage
 from siyu.sla.models import SlaWait
 from siyu.sla.service import save_policy
 from siyu.tenancy import api_tokens
@@ -350,3 +351,34 @@ def test_a_userid_is_the_renamed_members_only_for_what_was_sent_before_the_renam
     assert renames.now(NEW, at + timedelta(days=1)) == "zs"
     assert renames.now("lisi", at - timedelta(minutes=1)) == "lisi"
     assert not tenancy.Renames([])
+
+
+def test_a_card_sent_before_the_rename_still_opens_for_the_renamed_member(stack):
+    """张三 got a card about 冯女士; then his 账号 is changed in WeCom. The card's row keeps the
+    old userid, and its link had opened for nobody: 找不到，或你无权查看."""
+    run(sync_staff(stack.rt, stack.tenant_id))
+    with stack.session() as s:
+        save_policy(s, quiet_hours=[])
+    stack.enable_archive()
+    channel = make_channel(stack)
+    _, chat = customer_of_zhangsan(stack, channel, "冯女士", "请问这个型号多少钱？有现货吗")
+    stack.rt.clock.advance(130)  # the 2-minute card goes to 张三, still zhangsan
+    wait_for(lambda: cards_about(stack, "冯女士"), timeout=20)
+
+    def card_id():
+        with stack.session() as s:
+            q = select(OutboxMessage.id).where(
+                OutboxMessage.kind == "sla_notice",
+                OutboxMessage.recipient == OLD,
+                OutboxMessage.status == "sent",
+            )
+            return s.scalar(q)
+
+    card = wait_for(card_id, timeout=10)
+    renamed(stack, OLD, NEW)
+    him = SignedIn(stack.rt, stack.tenant_id, "agent", staff=NEW)
+    r = him("GET", f"/api/v1/conversations?card={card}")
+    assert r.status_code == 200, (
+        f"张三 (now {NEW}) taps the card he got before the rename: {r.status_code} {r.text[:200]}"
+    )
+    assert [c["id"] for c in r.json()["items"]] == [chat]

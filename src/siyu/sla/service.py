@@ -57,6 +57,7 @@ from siyu.sla.told import CARD_TOLD
 from siyu.tenancy import timezones
 from siyu.tenancy.models import Department, Staff, Tenant
 from siyu.tenancy.queries import members_left, still_with_the_corp
+from siyu.tenancy.service import renames_as_read
 
 ACTIONS = ("app_message", "voice_call")
 TARGETS = ("agent", "leader", "contact")
@@ -1867,22 +1868,27 @@ def find_card(session: Session, card_id: int) -> Card | None:
     if not 0 < card_id < 2**63:
         return None
     found = session.execute(
-        select(OutboxMessage.recipient, OutboxMessage.payload).where(
+        select(OutboxMessage.recipient, OutboxMessage.payload, OutboxMessage.created_at).where(
             OutboxMessage.id == card_id, OutboxMessage.kind == "sla_notice"
         )
     ).first()
     if found is None:
         return None
-    recipient, payload = found
+    recipient, payload, made_at = found
+    recipient = recipient or payload.get("touser") or ""
+    # a card sent before its recipient's userid changed is the renamed member's (its row keeps
+    # the old userid, which WeCom may give a new member): it had opened for nobody
+    if recipient and (renamed := renames_as_read(session)):
+        recipient = renamed.now(recipient, made_at)
     steps = payload.get("escalations") or []
     waits = payload.get(CARD_TOLD)
     if not steps or waits == []:
-        return Card(recipient or payload.get("touser") or "", frozenset())
+        return Card(recipient, frozenset())
     if isinstance(waits, list):  # the waits it spoke of: not those snoozed or answered before it went
         told = select(SlaWait.conversation_id).where(bulk.among(session, SlaWait.id, waits))
     else:  # (a card built before it kept them)
         told = select(SlaEscalation.conversation_id).where(bulk.among(session, SlaEscalation.id, steps))
-    return Card(recipient or payload.get("touser") or "", frozenset(session.scalars(told)))
+    return Card(recipient, frozenset(session.scalars(told)))
 
 
 def card_wait_closed(session: Session, card_id: int, conversation_id: int) -> SlaWait | None:

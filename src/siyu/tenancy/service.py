@@ -625,6 +625,11 @@ def renames(session: Session) -> Renames:
     meanwhile waits for what is stored under them, and renames that too (PostgreSQL: a batch's
     new chats under the old userid had been left beside the renamed ones)."""
     _hold_renames(session, shared=True)
+    return renames_as_read(session)
+
+
+def renames_as_read(session: Session) -> Renames:
+    """The tenant's renames, not held: for what only reads (on SQLite the hold is the write lock)."""
     rows = session.execute(select(MemberRename.old_userid, MemberRename.new_userid, MemberRename.renamed_at))
     return Renames(rows.all())
 
