@@ -42,9 +42,15 @@ def tidy_name(name: str) -> str:
     start, end = 0, len(name)
     while start < end and _invisible(name[start]):
         start += 1
-    while end > start and _invisible(name[end - 1]):
+    while end > start and _invisible(name[end - 1]) and not _emoji_style(name, start, end - 1):
         end -= 1
     return name[start:end]
+
+
+def _emoji_style(name: str, start: int, at: int) -> bool:
+    """U+FE0F (or U+FE0E) after a symbol: it draws the symbol as an emoji (❤️, not ❤), so the
+    name as WeChat shows it and as it is searched for keeps it; after a letter it shows nothing."""
+    return name[at] in "\ufe0e\ufe0f" and at > start and unicodedata.category(name[at - 1]) in ("So", "Sm")
 
 
 def name_key(name: str) -> str:

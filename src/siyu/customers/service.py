@@ -145,7 +145,9 @@ def _apply_tag_set(session: Session, customer: Customer, follow: Follow, wanted:
         )
     }
     added = [tag for wid, tag in wanted.items() if wid not in current]
-    removed = [(link, tag) for wid, (link, tag) in current.items() if wid not in wanted]
+    # a tag deleted in WeCom's console stays, struck through, as the event left it: WeCom lists
+    # it no more, and its going had been told as the member's 移除标签
+    removed = [(link, tag) for wid, (link, tag) in current.items() if wid not in wanted and not tag.deleted]
     for tag in added:
         session.add(FollowTag(follow_id=follow.id, tag_id=tag.id))
     for link, _tag_row in removed:
@@ -393,9 +395,27 @@ def record_edited(session: Session, fields: dict, contact: dict) -> Customer:
     at = from_unix(fields.get("CreateTime"))
     customer, _ = upsert_customer(session, contact["external_contact"], at)
     for info in contact.get("follow_user", []):
-        follow, _ = upsert_follow(session, customer, info, at)
+        follow, made = upsert_follow(session, customer, info, at)
+        if made:  # (an edit of a customer had since before Siyu, before its first sync)
+            _had_before_siyu(session, customer, follow, info)
         _set_follow_tags(session, customer, follow, info.get("tags", []), at)
     return customer
+
+
+def _had_before_siyu(session: Session, customer: Customer, follow: Follow, info: dict) -> None:
+    """A follow first heard of from WeCom's answer to another event: added as the customer
+    sync puts one, and through the channel its state names. The sync does that only for a
+    follow new to it, and the customer had stayed with no channel and no add for good."""
+    timeline(
+        session,
+        customer,
+        "added",
+        follow.added_at,
+        follow.staff_userid,
+        add_way=follow.add_way,
+        imported=True,
+    )
+    attribute_channel(session, customer, follow, info.get("state") or "", follow.added_at)
 
 
 def _tags_on_their_way(session: Session, follow: Follow) -> dict[str, Tag]:
@@ -512,9 +532,8 @@ def _refresh_others(session: Session, customer: Customer, follow_users: list[dic
         # comes with an add event of that member's, 再次添加)
         handed_back = _ended_by(before, at) and before.status == "transferred"
         other, made = upsert_follow(session, customer, info, at)
-        if made:  # (had since before Siyu, as the customer sync puts them)
-            how = {"add_way": other.add_way, "imported": True}
-            timeline(session, customer, "added", other.added_at, other.staff_userid, **how)
+        if made:  # (had since before Siyu)
+            _had_before_siyu(session, customer, other, info)
         elif handed_back and other.status == "active":
             timeline(
                 session, customer, "added", at, other.staff_userid, add_way=other.add_way, handed_back=True
