@@ -1101,6 +1101,19 @@ def dismiss(
     return True
 
 
+def seen_as_waiting(session: Session, conversation_id: int, msgid: str) -> None:
+    """For another action taken from a page that showed `msgid` as the wait's newest customer
+    message (a snooze): NotItsMessage and WroteAgain as `dismiss` refuses. A snooze from a chat
+    left open had held back the reminders of a question the member never saw."""
+    c = session.scalar(_locked(session, select(Conversation).where(Conversation.id == conversation_id)))
+    if c is None:
+        return
+    if not _has_message(session, c.id, msgid):
+        raise NotItsMessage(msgid)
+    if c.awaiting_since is not None and (unseen := _unseen(session, c, msgid)) is not None:
+        raise WroteAgain(unseen)
+
+
 def _has_message(session: Session, conversation_id: int, msgid: str) -> bool:
     found = select(Message.id).where(Message.conversation_id == conversation_id, Message.msgid == msgid)
     return session.scalar(found.limit(1)) is not None

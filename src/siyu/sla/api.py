@@ -30,12 +30,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import queries as conversation_queries
 from siyu.conversations import service as conversation_service
 from siyu.conversations.models import Conversation, Message
+from siyu.conversations.schemas import WroteAgainOut
 from siyu.customers.queries import staff_names
 from siyu.db import bulk
 from siyu.db.database import retry_deadlocks
@@ -521,11 +523,19 @@ def get_board(
 
 
 def snooze_for(
-    session: Session, viewer: Viewer, conversation_id: int, minutes: int, now: datetime
+    session: Session,
+    viewer: Viewer,
+    conversation_id: int,
+    minutes: int,
+    now: datetime,
+    shown: str | None = None,
 ) -> dict | None:
-    """Snooze the conversation's open wait; None when the viewer may not read it."""
+    """Snooze the conversation's open wait; None when the viewer may not read it. `shown`: the
+    newest customer message the page showed (conversations.service.seen_as_waiting)."""
     if conversation_queries.get_conversation(session, viewer, conversation_id) is None:
         return None
+    if shown is not None:
+        conversation_service.seen_as_waiting(session, conversation_id, shown)
     until = now + timedelta(minutes=minutes)
     moved = service.snooze(session, conversation_id, until, now, by=viewer.signature, by_id=viewer.person_id)
     held = session.execute(
@@ -553,7 +563,11 @@ def snooze_for(
 @router.post(
     "/conversations/{conversation_id}/snooze",
     response_model=SnoozeOut,
-    responses={**NOT_FOUND, **WRITE},
+    responses={
+        **NOT_FOUND,
+        **WRITE,
+        409: {"model": WroteAgainOut, "description": "the customer wrote again (`newest_msgid` names it)"},
+    },
 )
 def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: SnoozeIn):
     """Quiet for `minutes`: the wait's pending escalation step moves so that it fires no
@@ -565,9 +579,17 @@ def snooze(request: Request, viewer: ApiViewer, conversation_id: int, body: Snoo
 
     def run() -> dict | None:
         with rt.db.tenant_session(viewer.tenant_id) as s:
-            return snooze_for(s, viewer, conversation_id, body.minutes, rt.now())
+            return snooze_for(s, viewer, conversation_id, body.minutes, rt.now(), body.msgid)
 
-    found = retry_deadlocks(run)
+    try:
+        found = retry_deadlocks(run)
+    except conversation_service.WroteAgain as refused:
+        detail = "客户又发了消息，没有暂缓 / the customer wrote again: nothing was snoozed"
+        return JSONResponse({"detail": detail, "newest_msgid": refused.newest}, 409)
+    except conversation_service.NotItsMessage:
+        raise HTTPException(
+            422, f"不是这个会话的消息：{body.msgid} / not a message of this conversation"
+        ) from None
     if found is None:
         raise not_found()
     return found

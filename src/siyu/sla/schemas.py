@@ -268,6 +268,15 @@ class SnoozeIn(BaseModel):
     minutes: StrictInt = Field(
         ge=1, le=MAX_SNOOZE_MIN, description="quiet for this many minutes (15, 30, 60 ...)"
     )
+    msgid: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="the customer message of the wait the client showed stored last"
+        " (waiting_newest_msgid): refused with 409 when one that needs a reply was stored after it,"
+        " as for dismiss, so that a stale screen never holds back the reminders of a question it did"
+        " not show. Without it, whatever waits is snoozed.",
+    )
 
     model_config = {"extra": "forbid"}
 

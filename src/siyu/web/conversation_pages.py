@@ -34,9 +34,10 @@ DONE = {
     "not_its_message": "表单里的消息不是这个会话的，没有标记：请看过页面再点一次。",
     "snoozed": "已暂缓提醒。",
     "snooze_kept": "已有人暂缓到更晚，保持不变（见提醒已暂缓至）。",
+    "snooze_changed": "客户在你打开页面后又发了消息，没有暂缓：请看过新消息再决定。",
 }
 # Nothing was done: said in the amber of a warning, not the green of success.
-NOT_DONE = frozenset({"not_waiting", "changed", "snooze_kept"})
+NOT_DONE = frozenset({"not_waiting", "changed", "snooze_kept", "snooze_changed"})
 
 
 FILTERS_BEYOND_WAITING = ("staff", "kind", "customer", "told", "card", "group_waiting")

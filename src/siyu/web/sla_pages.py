@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from siyu.conversations import queries as conversation_queries
+from siyu.conversations import service as conversation_service
 from siyu.conversations.queries import customer_title, wait_text
 from siyu.customers import queries as customer_queries
 from siyu.customers.models import Customer
@@ -69,6 +70,7 @@ DONE = {
     # a row's 无需回复, said as the chat says it (siyu.web.conversation_pages)
     "dismissed": "已标记为无需回复。",
     "changed": "客户在你打开页面后又发了消息，没有标记：请看过新消息再决定。",
+    "snooze_changed": "客户在你打开页面后又发了消息，没有暂缓：请看过新消息再决定。",
     "not_its_message": "表单里的消息不是这个会话的，没有标记：请看过页面再点一次。",
     # the tenant's policy saved: what it means for those waiting, in the one case that applies
     "saved": "策略已保存：新的等待按它计时；正在等待的，已排好的下一步不变，之后各步按新策略。",
@@ -225,7 +227,13 @@ def sla_board(request: Request, viewer: PageViewer):
     )
 
 
-_UNCHANGED = ("not_waiting", "snooze_kept", "changed", "not_its_message")  # said as a warning
+_UNCHANGED = (
+    "not_waiting",
+    "snooze_kept",
+    "changed",
+    "snooze_changed",
+    "not_its_message",
+)  # said as a warning
 
 
 def _on_board(request: Request, board: dict, param: str) -> int | None:
@@ -344,16 +352,23 @@ async def snooze_page(request: Request, viewer: PageViewer, conversation_id: int
         raise HTTPException(422, "暂缓时长无效 / invalid snooze minutes")
     back, _, row = safe_next(str(form.get("next", "")), "/sla").partition("#")
     gone = str(form.get("gone", ""))
+    shown = str(form.get("msgid", "")).strip()[:128] or None  # (a form from before it was carried: none)
     rt = request.app.state.rt
 
     def run() -> dict | None:
         with rt.db.tenant_session(viewer.tenant_id) as s:
-            return snooze_for(s, viewer, conversation_id, minutes, rt.now())
+            return snooze_for(s, viewer, conversation_id, minutes, rt.now(), shown)
 
-    found = await run_in_threadpool(retry_deadlocks, run)
+    sep = "&" if "?" in back else "?"
+    try:
+        found = await run_in_threadpool(retry_deadlocks, run)
+    except (conversation_service.WroteAgain, conversation_service.NotItsMessage) as refused:
+        # the customer wrote again since the page was drawn: nothing held back, said in the
+        # row (the board) or atop the chat, whose new message shows now
+        done = "snooze_changed" if isinstance(refused, conversation_service.WroteAgain) else "not_its_message"
+        return RedirectResponse(f"{back}{sep}done={done}#w{conversation_id}", 303)
     if found is None:
         raise HTTPException(404, "not found")
-    sep = "&" if "?" in back else "?"
     done = ("snooze_kept" if found["kept_until"] else "snoozed") if found["snoozed"] else "not_waiting"
     if found["snoozed"] and urlsplit(back).path == "/sla":  # the board's banner says whose; the chat shows it
         done += f"&snoozed={conversation_id}"
