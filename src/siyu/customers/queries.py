@@ -386,6 +386,8 @@ EVENT_TEXT = {
     "transfer_failed": "转接失败：{reason}",
     "welcome_sent": "已发送欢迎语",
     "welcome_failed": "欢迎语发送失败：{error}",
+    # handed to WeCom, its answer never recorded (no answer came, or the worker stopped meanwhile)
+    "welcome_unknown": "欢迎语发送结果未知：已交给企业微信，没有它的回答，客户可能已收到（{error}）",
     "tag_failed": "渠道标签 {tags} 未能同步到企业微信：{error}",
     # the group's name as it was then (data: group, chat_id, how: the scene in words)
     "group_joined": "加入客户群{group}{how}",

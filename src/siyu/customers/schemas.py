@@ -43,6 +43,7 @@ TimelineKind = Literal[
     "transfer_failed",
     "welcome_sent",
     "welcome_failed",
+    "welcome_unknown",
     "tag_failed",
     "group_joined",
     "group_left",

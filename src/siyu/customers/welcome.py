@@ -161,11 +161,11 @@ def record_outcome_for_new_customer(session: Session, customer: Customer, code: 
     )
     if message is None or message.status not in ("sent", "dead"):
         return
-    kind = "welcome_sent" if message.status == "sent" else "welcome_failed"
+    kind = "welcome_sent" if message.status == "sent" else _given_up_as(message)
     told = select(TimelineEvent.id).where(  # by the send itself (the add's follow made first)
         TimelineEvent.customer_id == customer.id,
         TimelineEvent.staff_userid == message.payload["userid"],
-        TimelineEvent.kind.in_(["welcome_sent", "welcome_failed"]),
+        TimelineEvent.kind.in_(["welcome_sent", "welcome_failed", "welcome_unknown"]),
         TimelineEvent.at >= message.created_at,
     )
     if session.scalar(told.limit(1)) is not None:
@@ -180,7 +180,22 @@ def record_outcome_for_new_customer(session: Session, customer: Customer, code: 
 
 
 def _on_dead(session: Session, message: OutboxMessage, error: str) -> None:
-    _record(session, message, "welcome_failed", error=error)
+    _record(session, message, _given_up_as(message), error=error)
+
+
+def _given_up_as(message: OutboxMessage) -> str:
+    """A welcome given up on after a try that may have reached the customer reads 结果未知, not
+    发送失败: an agent believing the timeline had greeted the customer a second time by hand."""
+    return "welcome_unknown" if _may_have_gone(message) else "welcome_failed"
+
+
+def _may_have_gone(message: OutboxMessage) -> bool:
+    """Whether an earlier try of this claimed row may have reached the customer: it got no
+    answer (payload[AS_SENT]), or its outcome was never recorded (an earlier claim, and no
+    failure written: the database refused the write, or the worker was killed or stopped
+    mid-send; a failure WeCom answered leaves its error)."""
+    unanswered = isinstance(message.payload.get(outbox.AS_SENT), dict)
+    return unanswered or (message.attempts > 1 and not message.last_error)
 
 
 # (tenant_id, state) -> (valid until, template). A burst of adds through one channel reads
@@ -255,9 +270,10 @@ async def send_welcome(rt, tenant_id: int, message: OutboxMessage):
             max_wait=max(0.0, remaining),
         )
     except WeComWelcomeCodeUsed as exc:
-        # after a try with no answer, the code used is that try's doing (a code is the add's
-        # own, and Siyu its only user): the customer got it, it had read 欢迎语发送失败
-        if not isinstance(unanswered, dict):
+        # after a try with no answer, or one whose outcome was never recorded, the code used is
+        # that try's doing (a code is the add's own, and Siyu its only user): the customer got
+        # it, it had read 欢迎语发送失败
+        if not _may_have_gone(message):
             raise outbox.Permanent(exc.describe()) from exc
     except WeComWelcomeCodeError as exc:
         raise outbox.Permanent(exc.describe()) from exc
