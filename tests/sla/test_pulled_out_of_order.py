@@ -1,5 +1,6 @@
-"""Messages pulled in another order than they were sent: a welcome pulled after its member
-was renamed, a question pulled after a reply of its own millisecond."""
+"""Staff messages as the archive brings them late or oddly: a welcome pulled after its member
+was renamed, a question pulled after a reply of its own millisecond, the copy of a welcome
+whose outcome is unknown."""
 
 from __future__ import annotations
 
@@ -64,3 +65,31 @@ def test_a_question_pulled_after_a_reply_of_its_own_msgtime_is_read_one_way(loca
         f"same question, same reply: waiting={alone} without a later staff message, "
         f"waiting={with_sticker} with one"
     )
+
+
+def test_the_copy_of_a_welcome_whose_outcome_is_unknown_is_no_reply(local):
+    """The welcome went to WeCom, no answer came, and past its 20 s it was given up (欢迎语发送
+    结果未知): it may have reached the customer, and its archived copy is Siyu's, not 张三's reply
+    closing the customer's question."""
+    w = local
+    w.policy()
+    text = "王女士您好，我是您的专属顾问"
+    with w.session() as s:
+        s.add(
+            OutboxMessage(
+                kind="welcome",
+                dedupe_key=f"welcome:{w.t0.timestamp()}:unknown",
+                payload={
+                    "userid": "zhangsan",
+                    "external_userid": "wmcustomer1",
+                    "welcome_code": "c",
+                    "as_sent": {"text": text, "attachments": []},
+                },
+                status="dead",
+                created_at=w.at(2),
+            )
+        )
+    question = w._message("wmcustomer1", "zhangsan", "你好，想了解一下你们的课程", 1, None)
+    copy = w._message("zhangsan", "wmcustomer1", text, 2, None)
+    w.ingest(question, copy)
+    assert w.conversation("wmcustomer1").awaiting_msgid == question["msgid"]

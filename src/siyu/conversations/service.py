@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, delete, or_, select, update
+from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.conversations import search
@@ -34,6 +34,7 @@ from siyu.db.database import after_commit
 from siyu.db.renames import rename_in
 from siyu.insights.needs_reply import normalize
 from siyu.notify.models import OutboxMessage
+from siyu.notify.outbox import AS_SENT
 from siyu.tenancy.models import Staff
 from siyu.tenancy.service import Renames, renames
 from siyu.wecom.archive import key_fingerprint, load_private_keys
@@ -424,16 +425,24 @@ def _siyu_sent(
         return Counter()
     start = min(p.sent_at for p in outbound) - SIYU_ECHO_WINDOW
     end = max(p.sent_at for p in outbound) + SIYU_ECHO_WINDOW
+    sent = and_(OutboxMessage.status == "sent", OutboxMessage.sent_at.between(start, end))
+    # given up with its outcome unknown (no answer came: it may have gone, its words kept)
+    unknown = and_(OutboxMessage.status == "dead", OutboxMessage.created_at.between(start, end))
     rows = session.execute(
-        select(OutboxMessage.payload, OutboxMessage.sent_at).where(
-            OutboxMessage.kind == "welcome",
-            OutboxMessage.status == "sent",
-            OutboxMessage.sent_at >= start,
-            OutboxMessage.sent_at <= end,
+        select(OutboxMessage.payload, func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at)).where(
+            OutboxMessage.kind == "welcome", or_(sent, unknown)
         )
     )
     echoes: Counter[tuple[str, str, str]] = Counter()
     for p, sent_at in rows:
+        if "sent_text" not in p and isinstance(p.get(AS_SENT), dict):
+            p = {
+                **p,
+                "sent_text": p[AS_SENT].get("text", ""),
+                "sent_attachments": p[AS_SENT].get("attachments"),
+            }
+        elif "sent_text" not in p and "sent_kinds" not in p:
+            continue  # (given up before anything went)
         userid = renamed.now(p["userid"], sent_at) if renamed else p["userid"]
         echoes[(userid, p["external_userid"], p.get("sent_text", ""))] += 1
         # the welcome's image, link, mini program (welcomes sent before titles were kept: by type)
