@@ -93,3 +93,29 @@ def test_the_copy_of_a_welcome_whose_outcome_is_unknown_is_no_reply(local):
     copy = w._message("zhangsan", "wmcustomer1", text, 2, None)
     w.ingest(question, copy)
     assert w.conversation("wmcustomer1").awaiting_msgid == question["msgid"]
+
+
+def test_a_recall_pulled_after_the_reply_that_followed_it_still_ends_the_wait_recalled(local):
+    """在吗 at 0, recalled by the customer at 20, the agent writes at 30. In order the wait ends
+    recalled at 20 and no response time is counted; with the recall stored after the reply (an
+    import beside the pull) the wait is counted answered in 30 s."""
+    w = local
+    question = w.say("你好，想了解一下你们的课程", at=0)
+    w.reply("您好，请问想了解哪一门？", at=30)
+    w.recall(question, at=20)
+    [wait] = w.waits()
+    assert (wait.close_reason, wait.response_s) == ("recalled", None), (
+        f"question recalled before the reply still counted as answered: {wait.close_reason} {wait.response_s}"
+    )
+
+
+def test_a_recall_pulled_after_the_reply_leaves_the_wait_answered_where_a_later_question_was(local):
+    """The same, but 王女士 asked again at 10: the reply at 30 answered that one, and the wait
+    stays answered (in order, it would have moved to the question at 10)."""
+    w = local
+    question = w.say("你好，想了解一下你们的课程", at=0)
+    w.say("有周末班吗？", at=10)
+    w.reply("您好，有的，周六上午", at=30)
+    w.recall(question, at=20)
+    [wait] = w.waits()
+    assert wait.close_reason == "replied"

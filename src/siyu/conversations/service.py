@@ -99,6 +99,10 @@ REPLY_TAKEN_BACK = "reply_taken_back"
 # the follow: the callback comes at once, the archive lags). The wait open when it was sent,
 # closed so since, was answered by it, as it would have been pulled in order.
 REPLIED_BEFORE_SETTLED = "replied_before_settled"
+# A closed change: the customer recalled (`at`) a question (`msgid`) that is not waiting now: a
+# reply pulled before the recall may have closed its wait (an import beside the pull), which
+# then ended at the recall, unanswered, as it would have pulled in order.
+TAKEN_BACK_BEFORE_ANSWERED = "taken_back_before_answered"
 
 # Listeners get every change of one transaction at once, in the order they happened, so
 # they can write their own rows set-wise (one statement per kind of change, not per message).
@@ -983,6 +987,9 @@ def _recall(
             changes.append(c.change(False, p.sent_at, c.awaiting_msgid, MERGED))
         c.awaiting_since, c.awaiting_msgid = unanswered.sent_at, unanswered.msgid
         changes.append(c.change(True, unanswered.sent_at, unanswered.msgid, "customer_message"))
+        return
+    if c is not None and c.kind == "single" and c.awaiting_msgid != original_id:
+        changes.append(c.change(False, p.sent_at, original_id, TAKEN_BACK_BEFORE_ANSWERED))
         return
     if c is None or c.awaiting_msgid != original_id:
         return

@@ -1058,7 +1058,7 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     stored_closed = {(r.conversation_id, r.msgid): r.id for r in _waits_on(session, moving, closed=True)}
     taken = set(stored_closed)
     for change in _as_recorded(changes, closed_here, taken):
-        if change.reason in _LOOK_BACK or change.reason == conversations.REPLIED_BEFORE_SETTLED:
+        if change.reason in _LOOK_BACK or change.reason in _STORED_ANSWERED:
             later.append(change)
             continue
         held = snoozes.pop(change.conversation_id, None)  # (a recall's to its LATER, a merge's to its open)
@@ -1148,6 +1148,8 @@ def record_waits(session: Session, changes: Sequence[conversations.WaitChange]) 
     for change in later:
         if change.reason == REPLIED_BEFORE_SETTLED:
             _store_replied_before_settled(session, change, settled.get(change.conversation_id, []))
+        elif change.reason == conversations.TAKEN_BACK_BEFORE_ANSWERED:
+            _store_taken_back_before_answered(session, change)
         elif change.reason != conversations.ANSWERED_BEFORE:
             _store_answered_later(session, change)
         else:
@@ -1159,6 +1161,40 @@ _SETTLED = ("dismissed", "declined", "lost", "removed", "transferred", conversat
 
 
 REPLIED_BEFORE_SETTLED = conversations.REPLIED_BEFORE_SETTLED
+# Changes that correct a wait stored closed by a reply, pulled before what came first.
+_STORED_ANSWERED = (REPLIED_BEFORE_SETTLED, conversations.TAKEN_BACK_BEFORE_ANSWERED)
+
+
+def _store_taken_back_before_answered(session: Session, change: conversations.WaitChange) -> None:
+    """A question recalled (TAKEN_BACK_BEFORE_ANSWERED) whose wait a reply sent after the recall
+    had closed, that reply pulled first: the wait ended at the recall, unanswered, where the
+    reply answered nothing else of it. Counted answered, it had made the response times look
+    slower for a question nobody was owed. Where another question of the wait was answered by
+    the reply, the wait stands as stored."""
+    wait = session.execute(
+        select(SlaWait.id, SlaWait.started_at, SlaWait.closed_at).where(
+            SlaWait.conversation_id == change.conversation_id,
+            SlaWait.msgid == change.msgid,
+            SlaWait.close_reason == "replied",
+            SlaWait.closed_at > change.at,
+        )
+    ).first()
+    if wait is None:
+        return
+    other = select(Message.id).where(
+        Message.conversation_id == change.conversation_id,
+        Message.direction == "in",
+        Message.action == "send",
+        Message.needs_reply.is_(True),
+        Message.recalled.is_(False),
+        Message.msgid != change.msgid,
+        Message.sent_at > wait.started_at,
+        Message.sent_at <= wait.closed_at,
+    )
+    if session.scalar(other.limit(1)) is not None:
+        return
+    row = {"id": wait.id, "closed_at": change.at, "close_reason": "recalled", "response_s": None}
+    bulk.update_by_id(session, SlaWait, [row], ["closed_at", "close_reason", "response_s"])
 
 
 def _settled_waits(session: Session, conversation_ids: set[int]) -> dict[int, list]:
