@@ -13,9 +13,15 @@ from siyu.conversations.models import Conversation
 from siyu.customers import service as customers
 from siyu.customers.models import Customer
 from siyu.wecom.archive import ArchivedMessage
+from tests.conversations.test_import_file import text_message
 from tests.conversations.test_ingest import tenant_id  # noqa: F401 - fixture
 
 T = 1764036000000  # 2025-11-25 10:00 in Shanghai, in ms
+
+
+def _hello(msgid: str, customer: str) -> ArchivedMessage:
+    """The customer's first 你好 to 张三, as the pull brings it."""
+    return ArchivedMessage(1, msgid, text_message(msgid, customer, "zhangsan", "你好，在吗？", T))
 
 
 def test_a_chat_stored_while_its_customer_is_added_is_theirs(db, tenant_id):  # noqa: F811
@@ -27,20 +33,7 @@ def test_a_chat_stored_while_its_customer_is_added_is_theirs(db, tenant_id):  # 
     name in the list."""
     if not db.is_postgres:
         pytest.skip("SQLite has one writer: the two never overlap")
-    hello = ArchivedMessage(
-        1,
-        "race-hello",
-        {
-            "msgid": "race-hello",
-            "action": "send",
-            "from": "wmRaceNew",
-            "tolist": ["zhangsan"],
-            "roomid": "",
-            "msgtime": T,
-            "msgtype": "text",
-            "text": {"content": "你好，在吗？"},
-        },
-    )
+    hello = _hello("race-hello", "wmRaceNew")
     added: dict = {}
 
     def add_customer() -> None:  # the add event's handler, in its own transaction
@@ -72,20 +65,7 @@ def test_a_chat_stored_while_its_customer_is_being_added_is_theirs(db, tenant_id
     The pull cannot see the uncommitted customer either."""
     if not db.is_postgres:
         pytest.skip("SQLite has one writer: the two never overlap")
-    hello = ArchivedMessage(
-        1,
-        "race-hello-2",
-        {
-            "msgid": "race-hello-2",
-            "action": "send",
-            "from": "wmRaceLate",
-            "tolist": ["zhangsan"],
-            "roomid": "",
-            "msgtime": T,
-            "msgtype": "text",
-            "text": {"content": "你好，在吗？"},
-        },
-    )
+    hello = _hello("race-hello-2", "wmRaceLate")
     failed: list[Exception] = []
 
     def pull() -> None:  # the pull's store, in its own transaction
