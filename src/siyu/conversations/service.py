@@ -989,7 +989,9 @@ def _recall(
         changes.append(c.change(True, unanswered.sent_at, unanswered.msgid, "customer_message"))
         return
     if c is not None and c.kind == "single" and c.awaiting_msgid != original_id:
-        changes.append(c.change(False, p.sent_at, original_id, TAKEN_BACK_BEFORE_ANSWERED))
+        # (only where a reply sent after the recall is stored already: pulled in order, none is)
+        if c.last_outbound_at is not None and c.last_outbound_at > p.sent_at:
+            changes.append(c.change(False, p.sent_at, original_id, TAKEN_BACK_BEFORE_ANSWERED))
         return
     if c is None or c.awaiting_msgid != original_id:
         return
