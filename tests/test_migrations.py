@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -445,3 +446,34 @@ def test_partial_index_predicates_are_the_models(empty_database):
         for name, predicate in wanted.items():
             for literal in [p.strip(" ()'") for p in predicate.split("'")[1::2]]:
                 assert f"'{literal}'" in stored[name], (name, stored[name])
+
+
+def test_two_processes_migrating_a_new_database_at_once_both_succeed():
+    """Two `siyu serve` started together with SIYU_AUTO_MIGRATE on (a deploy's two replicas):
+    both migrated the new database at once, and the second failed on tables the first had just
+    made. Migrations now take their turn: the second finds the schema at head."""
+    from siyu.db import Database
+
+    if not PG_URL:
+        pytest.skip("SQLite has one writer: its migrations never overlap")
+    with postgres_database(PG_URL, "siyu_twice") as url:
+        errors, results = [], []
+        start = threading.Barrier(2)
+
+        def migrate() -> None:
+            db = Database(url)
+            try:
+                start.wait(timeout=10)
+                results.append(db.migrate())
+            except Exception as exc:  # noqa: BLE001 - what the second process met
+                errors.append(exc)
+            finally:
+                db.dispose()
+
+        both = [threading.Thread(target=migrate) for _ in range(2)]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join(timeout=300)
+        assert not errors, str(errors[0]).splitlines()[0]
+        assert [after for _, after in results] == [results[0][1]] * 2

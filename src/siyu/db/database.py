@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -279,6 +279,11 @@ class Database:
             # (reading the revision may wait on a lock too: a migration elsewhere, an open DDL)
             before, head = self.schema_revisions(engine)
             with engine.begin() as conn:
+                if self.is_postgres:
+                    # one migration at a time (two replicas started together with
+                    # SIYU_AUTO_MIGRATE on: the second failed on the tables the first had just
+                    # made); the second then finds the schema at head
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('siyu.migrate', 0))"))
                 command.upgrade(self._alembic(conn), "head")
         return before, head
 
