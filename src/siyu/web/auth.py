@@ -533,13 +533,19 @@ def _password_login(rt, login: str, password: str, address: str) -> str | None:
         if not tenancy.check_password(person, password) or person.disabled_at is not None:
             return None
         tenant_id, person_id, userid = person.tenant_id, person.id, person.staff_userid
+        checked = person.password_hash
     with rt.db.tenant_session(tenant_id) as s:
         if userid and s.scalar(select(Staff.active).where(Staff.userid == userid)) is False:
             return None  # a member who left the corp loses access with it
     with rt.db.system_session() as s:
         login_throttle.signed_in(s, login, address)
     with rt.db.tenant_session(tenant_id) as s:
-        token, _ = start_session(s, rt, s.get(Person, person_id))
+        # locked, and as it is now: a new password given (or the person disabled) while this
+        # one was checked ended every session before this one was made, and it had outlived it
+        now = s.scalar(select(Person).where(Person.id == person_id).with_for_update())
+        if now is None or now.password_hash != checked or now.disabled_at is not None:
+            return None
+        token, _ = start_session(s, rt, now)
     return token
 
 
@@ -643,7 +649,9 @@ def _pending(request: Request) -> list[tuple[str, str, str, int]]:
     found = []
     for entry in request.cookies.get(OAUTH_COOKIE, "").split("!"):
         parts = entry.split("|")
-        if len(parts) == 4 and parts[3].isascii() and parts[3].isdigit() and int(parts[3]) > now:
+        expiry = parts[3] if len(parts) == 4 else ""
+        # (an edited cookie's thousands of digits: int() refuses past 4,300, a 500)
+        if expiry.isascii() and expiry.isdigit() and len(expiry) <= 12 and int(expiry) > now:
             found.append((parts[0], parts[1], unquote(parts[2]), int(parts[3])))
     return found
 
