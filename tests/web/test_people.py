@@ -393,3 +393,24 @@ def test_a_member_disabled_in_wecom_is_not_said_to_have_left_on_the_logins_page(
         with db.tenant_session(world.a.id) as s:
             s.execute(delete(Person).where(Person.id == person_id))
             s.execute(delete(Staff).where(Staff.userid == userid))
+
+
+def test_a_login_of_yi_spelt_with_other_capitals_is_not_shown_to_jias_admin(as_role, world):
+    """Logins are unique across tenants (so a taken one is refused, by design); but the refusal
+    of one alike but for case quotes the other tenant's login as it is spelt there."""
+    admin = as_role("admin")
+    typed = world.b.logins["admin"].upper()
+    r = admin.post(
+        "/setup/people",
+        data={
+            "csrf_token": admin.csrf,
+            "login": typed,
+            "display_name": "甲新人",
+            "role": "agent",
+            "password": "pass-word-123",
+        },
+    )
+    assert r.status_code == 422 and "已被使用" in r.text
+    assert world.b.logins["admin"] not in r.text, (
+        f"甲's admin was shown 乙's login {world.b.logins['admin']!r} as spelt in 乙"
+    )

@@ -155,6 +155,11 @@ def add(
                 f"成员 {staff_userid} 已有账号，请在列表中修改 / {staff_userid} already has a login"
             )
     if alike := tenancy.login_spelt_alike(session, login):
+        # (another company's login is not quoted: its spelling is theirs)
+        if session.scalar(select(Person.id).where(Person.login == alike)) is None:
+            raise PersonConflict(
+                f"登录名 {login} 已被使用，请换一个 / the login {login} is taken: choose another"
+            )
         raise PersonConflict(
             f"登录名 {login} 与已有的 {alike} 只差大小写，登录时不分大小写：请换一个"
             f" / the login {login} differs from {alike} only by case, which sign-in ignores: choose another"
