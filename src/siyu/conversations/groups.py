@@ -252,7 +252,8 @@ def _join(
     invitor = m.get("invitor") if isinstance(m.get("invitor"), dict) else {}
     member.joined_at, member.join_scene = at, scene
     member.invitor = _text(invitor.get("userid"), 64)
-    if customer is not None:  # (one who is none yet is told when they become one: joined_as_customer)
+    # (one who is no customer yet is told when they become one: customers.service._groups_joined_before)
+    if customer is not None:
         _event(session, customer, "group_joined", at, group, join_scene=scene, how=JOINED_HOW.get(scene, ""))
 
 
