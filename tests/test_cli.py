@@ -453,11 +453,11 @@ def test_commands_refuse_a_schema_behind_the_code_and_migrate_says_what_it_did(s
     # migrated by a newer Siyu (this one rolled back): "run `siyu migrate`" would not help
     ahead = Database(url)
     with ahead.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0042'")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
     ahead.dispose()
     for args in (("tenant", "list"), ("migrate",)):
         code, out = invoke(*args)
-        assert code == 1 and "at 0042, which this Siyu does not know" in out and len(out.splitlines()) == 1
+        assert code == 1 and "at 0999, which this Siyu does not know" in out and len(out.splitlines()) == 1
 
 
 def test_a_key_that_does_not_open_the_tenants_secrets_stops_every_command(siyu, monkeypatch, tmp_path):
