@@ -69,9 +69,11 @@ def upsert_tags(session: Session, groups: list[dict]) -> dict[str, Tag]:
 def _tag(session: Session, wecom_id: str, name: str = "", group_name: str = "") -> Tag:
     tag = session.scalar(select(Tag).where(Tag.wecom_id == wecom_id))
     if tag is None:
-        tag = Tag(wecom_id=wecom_id, name=name or wecom_id, group_name=group_name)
-        session.add(tag)
-        session.flush()
+        # (another transaction may make it meanwhile: a sync beside an edit event, both first to
+        # meet a new tag, had one fail on the unique key)
+        row = {"wecom_id": wecom_id, "name": name or wecom_id, "group_id": "", "group_name": group_name}
+        bulk.insert_rows(session, Tag, [row], conflict=["wecom_id"])
+        tag = session.scalar(select(Tag).where(Tag.wecom_id == wecom_id))
     elif name and tag.name != name:
         tag.name = name
     return tag
